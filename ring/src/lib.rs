@@ -1,0 +1,2 @@
+//! io_uring-compatible rings (placeholder; see SPEC.md).
+pub mod abi;

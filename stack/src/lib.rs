@@ -1,0 +1,1 @@
+//! ringline engine (placeholder while the engine is written).
