@@ -2,6 +2,12 @@
 //! fault-injecting wrapper for tests, and (feature `dpdk`) DPDK poll-mode ports.
 #![warn(missing_docs)]
 
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
+pub mod fault;
+pub mod loopback;
 pub mod nic;
 
+pub use fault::{FaultConfig, FaultFrame, FaultStats, FaultyNic};
+pub use loopback::{LoopbackFrame, LoopbackPort, LoopbackWire, WireConfig};
 pub use nic::{MacAddr, Nic, NicCaps, NicCounters, TxError, RX_BURST};

@@ -1,1 +1,71 @@
-//! ringline engine (placeholder while the engine is written).
+//! # ringline
+//!
+//! A kernel-bypass TCP stack driven through an io_uring-compatible ring.
+//!
+//! An application fills io_uring SQEs (same 64-byte layout, opcode numbers and
+//! flags as Linux) in shared memory; the [`Engine`] consumes them, runs TCP over
+//! smoltcp on a NIC (the in-memory loopback wire, or DPDK), and posts CQEs with
+//! the kernel's semantics: multishot accept and recv with provided buffer rings,
+//! multishot poll, CQ overflow without loss or reordering.
+//!
+//! ```no_run
+//! use ringline::{open, Clock, EngineConfig};
+//! use ringline_dataplane::{LoopbackWire, WireConfig};
+//! use ringline_ring::ring::RingConfig;
+//!
+//! let (a, _b) = LoopbackWire::pair(&WireConfig::default());
+//! let mut ring = open(a, &RingConfig::default(), EngineConfig::default(), Clock::monotonic()).unwrap();
+//! let nop = ringline_ring::opcode::Nop::new().user_data(7).build();
+//! // SAFETY: a NOP names no memory.
+//! unsafe { ring.push(&nop).unwrap() };
+//! ring.submit_and_wait(1).unwrap();
+//! assert_eq!(ring.wait_cqe().unwrap().user_data, 7);
+//! ```
+//!
+//! Sockets are ringline's own small integers, not kernel file descriptors.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod driver;
+pub mod engine;
+pub mod l2;
+pub mod ops;
+pub mod stats;
+pub mod timer;
+mod usermem;
+
+pub use config::EngineConfig;
+pub use driver::{Clock, Inline};
+pub use engine::{Engine, EngineError};
+pub use stats::EngineStats;
+
+use ringline_dataplane::Nic;
+use ringline_ring::app::Ring;
+use ringline_ring::ring::{new_ring, RingConfig, SetupError};
+
+/// A ring whose `io_uring_enter` runs an inline engine on `N`.
+pub type Runtime<N> = Ring<Inline<N>>;
+
+/// Errors opening a runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Ring sizes or memory.
+    #[error("ring setup: {0}")]
+    Ring(#[from] SetupError),
+    /// Engine configuration.
+    #[error("engine: {0}")]
+    Engine(#[from] EngineError),
+}
+
+/// Opens a ring on `nic` with an inline engine: the io_uring_setup of ringline.
+pub fn open<N: Nic>(
+    nic: N,
+    ring: &RingConfig,
+    cfg: EngineConfig,
+    clock: Clock,
+) -> Result<Runtime<N>, OpenError> {
+    let (app, eng) = new_ring(ring)?;
+    let engine = Engine::new(nic, eng, cfg, clock.now_us())?;
+    Ok(Ring::new(app, Inline::new(engine, clock)))
+}

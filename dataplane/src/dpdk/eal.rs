@@ -1,0 +1,144 @@
+//! The EAL: DPDK's process-wide runtime (memory, lcores, buses, drivers).
+
+use std::ffi::{c_char, c_int, CString};
+use std::marker::PhantomData;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use ringline_dpdk_sys as sys;
+
+use super::error::{eal_init_error, last_rte_errno, DpdkError};
+
+/// No `rte_eal_init` has succeeded and none is running.
+const UNINIT: u8 = 0;
+/// One thread is inside `rte_eal_init`.
+const BUSY: u8 = 1;
+/// `rte_eal_init` succeeded (or DPDK said it cannot be called again); final.
+const DONE: u8 = 2;
+
+/// Guards the once-per-process `rte_eal_init`. `Eal::init` compare-exchanges
+/// UNINIT -> BUSY (acquire/release: the winner alone calls into DPDK) and
+/// store-releases DONE or, after a failure DPDK lets us retry, UNINIT.
+static EAL_STATE: AtomicU8 = AtomicU8::new(UNINIT);
+
+/// The program name put in front of the EAL arguments (`argv[0]`).
+const PROGRAM: &str = "ringline";
+
+/// A handle on the initialised EAL. Cheap to clone; every [`super::Mempool`]
+/// and [`super::DpdkPort`] holds one, so `rte_eal_cleanup` runs only when the
+/// last of them is dropped, and never while DPDK memory is still in use.
+///
+/// Not `Send`: DPDK expects its cleanup on the thread that initialised it, and
+/// pools and ports (which hold this handle) are used from one engine thread.
+#[derive(Clone)]
+pub struct Eal {
+    _inner: Rc<EalInner>,
+}
+
+struct EalInner {
+    /// Keeps `Eal` off other threads (see the type's docs).
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for EalInner {
+    fn drop(&mut self) {
+        // SAFETY: the EAL was initialised (an EalInner exists only after a
+        // successful rte_eal_init), and this is the last handle: every pool and
+        // port holds a clone, so none is alive and no DPDK call follows. A pool
+        // that could not be freed (mbufs still out) leaks its clone on purpose,
+        // so cleanup never runs under live mbufs.
+        unsafe {
+            sys::rte_eal_cleanup();
+        }
+    }
+}
+
+impl std::fmt::Debug for Eal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Eal")
+            .field("ports", &self.port_count())
+            .finish()
+    }
+}
+
+impl Eal {
+    /// Initialises the EAL with `args`, the EAL's command-line options without
+    /// the program name (for example `["--no-huge", "-m", "256",
+    /// "--vdev=net_ring0", "--no-pci"]`).
+    ///
+    /// Once per process: a second call, even after the first `Eal` is
+    /// dropped, returns [`DpdkError::AlreadyInitialized`]. A call that failed
+    /// on bad arguments may be retried; DPDK refuses a retry after most other
+    /// failures, which then also reads as `AlreadyInitialized`.
+    pub fn init(args: &[String]) -> Result<Eal, DpdkError> {
+        let mut owned = Vec::with_capacity(args.len() + 1);
+        owned.push(CString::new(PROGRAM).expect("no NUL in the program name"));
+        for arg in args {
+            owned.push(
+                CString::new(arg.as_str()).map_err(|_| DpdkError::NulInArgument(arg.clone()))?,
+            );
+        }
+        let argc = c_int::try_from(owned.len())
+            .map_err(|_| DpdkError::Config("too many EAL arguments"))?;
+        // rte_eal_init may permute argv (getopt), so it gets its own array of
+        // pointers; the strings themselves stay owned by `owned`, which
+        // outlives the call (DPDK does not keep them, per rte_eal.h).
+        let mut argv: Vec<*mut c_char> = owned.iter().map(|s| s.as_ptr().cast_mut()).collect();
+        argv.push(std::ptr::null_mut());
+
+        if EAL_STATE
+            .compare_exchange(UNINIT, BUSY, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return Err(DpdkError::AlreadyInitialized);
+        }
+        // SAFETY: argv holds argc pointers to NUL-terminated strings that live
+        // across the call, followed by NULL; EAL_STATE guarantees no other
+        // thread is in rte_eal_init.
+        let ret = unsafe { sys::rte_eal_init(argc, argv.as_mut_ptr()) };
+        if ret < 0 {
+            let errno = last_rte_errno();
+            let err = eal_init_error(errno, args);
+            // DPDK resets its own run-once flag after some failures (bad
+            // arguments) and not after others; in the latter case it reports
+            // EALREADY next time, which maps to AlreadyInitialized.
+            let next = if err == DpdkError::AlreadyInitialized {
+                DONE
+            } else {
+                UNINIT
+            };
+            EAL_STATE.store(next, Ordering::Release);
+            return Err(err);
+        }
+        EAL_STATE.store(DONE, Ordering::Release);
+        Ok(Eal {
+            _inner: Rc::new(EalInner {
+                _not_send: PhantomData,
+            }),
+        })
+    }
+
+    /// Number of Ethernet ports the EAL found (PCI devices bound to a DPDK
+    /// driver, plus `--vdev` devices).
+    pub fn port_count(&self) -> u16 {
+        // SAFETY: the EAL is initialised (self exists); no other preconditions.
+        unsafe { sys::rte_eth_dev_count_avail() }
+    }
+
+    /// The id of the port called `name` (a vdev name such as `net_ring0`, or a
+    /// PCI address such as `0000:01:00.0`).
+    pub fn port_by_name(&self, name: &str) -> Result<u16, DpdkError> {
+        if self.port_count() == 0 {
+            return Err(DpdkError::NoPorts);
+        }
+        let c_name = CString::new(name).map_err(|_| DpdkError::PortNotFound(name.to_owned()))?;
+        let mut port_id = 0u16;
+        // SAFETY: c_name is NUL-terminated and outlives the call; port_id is a
+        // valid place for the result.
+        let ret = unsafe { sys::rte_eth_dev_get_port_by_name(c_name.as_ptr(), &mut port_id) };
+        if ret != 0 {
+            return Err(DpdkError::PortNotFound(name.to_owned()));
+        }
+        Ok(port_id)
+    }
+}

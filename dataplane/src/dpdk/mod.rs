@@ -1,0 +1,41 @@
+//! DPDK poll-mode ports behind the [`Nic`](crate::Nic) trait (feature `dpdk`).
+//!
+//! Safe wrappers over `ringline-dpdk-sys`:
+//!
+//! * [`Eal`]: the EAL, initialised once per process ([`Eal::init`]); cleaned
+//!   up when the last handle (held by every pool and port) is dropped.
+//! * [`Mempool`]: a pool of packet buffers; [`Mbuf`]: one owned buffer, freed
+//!   on drop, with [`Mbuf::into_raw`] to hand it to the device.
+//! * [`DpdkPort`]: one port, one RX and one TX queue, implementing `Nic` with
+//!   no copies: received frames *are* the mbufs, transmitted frames are built
+//!   in place in fresh mbufs and sent in bursts; a partial burst keeps the
+//!   unsent mbufs for the next flush.
+//!
+//! Everything here is single-threaded (neither `Send` nor `Sync`): one engine
+//! thread owns the EAL handle, its pool and its port. Create them on that
+//! thread.
+//!
+//! Drivers: with a shared DPDK (Debian's `libdpdk-dev`), the EAL loads the
+//! poll-mode drivers from its driver directory at init (Debian:
+//! `/usr/lib/x86_64-linux-gnu/dpdk/pmds-23.0`); pass `-d <dir>` for another.
+//! Virtual devices for tests: `--vdev=net_ring0` (its TX feeds its own RX),
+//! `net_memif`, `net_tap0`, `net_af_packet0,iface=veth0`; `--no-huge -m 256`
+//! runs without hugepages.
+//!
+//! Limits: frames are single-segment (no scatter, no LRO; the pool's data
+//! room must hold MTU + 14). Checksum offload is used only where the device
+//! reports IPv4 + TCP checksum capability (net_ring and net_memif do not);
+//! received frames whose checksum the device marks bad are dropped and
+//! counted in `rx_dropped`.
+
+mod eal;
+mod error;
+mod mempool;
+mod offload;
+mod port;
+
+pub use eal::Eal;
+pub use error::DpdkError;
+pub use mempool::{Mbuf, Mempool, MempoolConfig};
+pub use port::{DpdkPort, LinkStatus, PortConfig, MAX_TX_BATCH};
+pub use ringline_dpdk_sys as sys;

@@ -1,0 +1,474 @@
+//! The liburing-shaped application API.
+//!
+//! [`Ring`] pairs the application half of a ring ([`AppRing`]) with a [`Driver`], the
+//! stand-in for the `io_uring_enter` / `io_uring_register` system calls (the stack's
+//! engine implements it). The method names follow liburing: `get_sqe`, `submit`,
+//! `submit_and_wait`, `peek_cqe`, `wait_cqe`, `cqe_seen`, `cq_advance`, ...
+//!
+//! SQEs are built with the [`opcode`] builders (tokio io-uring style) and pushed with
+//! [`Ring::push`], or filled in place through [`Ring::get_sqe`]. CQE flags are read with
+//! the helpers in [`cqe`].
+
+use core::fmt;
+use std::time::{Duration, Instant};
+
+use crate::abi::{self, Cqe, Sqe};
+use crate::bufring::{BufRing, BufRingConsumer, BufRingError};
+use crate::mem::HugePolicy;
+use crate::ring::AppRing;
+
+pub mod opcode;
+
+/// The system calls of a ring: `io_uring_enter` and the `io_uring_register` opcodes
+/// ringline uses. Implemented by the stack's engine (inline: the engine runs inside
+/// `enter`; SQPOLL: `enter` only waits).
+pub trait Driver {
+    /// `io_uring_enter`: consume up to `to_submit` published SQEs; if `flags` has
+    /// `IORING_ENTER_GETEVENTS`, flush the overflow backlog and run until
+    /// `cq_ready >= min_complete` or `timeout` passes (`None`: no limit; on timeout
+    /// `Err(ETIME)` unless CQEs are ready). Returns the number of SQEs consumed.
+    fn enter(
+        &mut self,
+        to_submit: u32,
+        min_complete: u32,
+        flags: u32,
+        timeout: Option<Duration>,
+    ) -> Result<u32, Errno>;
+
+    /// `IORING_REGISTER_PBUF_RING`: registers the engine half of a buffer ring as group
+    /// `bgid`.
+    fn register_buf_ring(&mut self, bgid: u16, ring: BufRingConsumer) -> Result<(), Errno>;
+
+    /// `IORING_UNREGISTER_PBUF_RING`.
+    fn unregister_buf_ring(&mut self, bgid: u16) -> Result<(), Errno>;
+}
+
+/// A positive errno value (`Errno(libc::ENOBUFS)`); a CQE's negative `res` is `-errno`.
+///
+/// Displays as the symbolic name and number for common values, e.g. `ENOBUFS (105)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Errno(pub i32);
+
+impl Errno {
+    /// `-EINVAL`'s errno.
+    pub const EINVAL: Errno = Errno(libc::EINVAL);
+    /// Timer expired (`wait_cqe_timeout`).
+    pub const ETIME: Errno = Errno(libc::ETIME);
+    /// No provided buffer available.
+    pub const ENOBUFS: Errno = Errno(libc::ENOBUFS);
+    /// Resource temporarily unavailable.
+    pub const EAGAIN: Errno = Errno(libc::EAGAIN);
+    /// Operation canceled.
+    pub const ECANCELED: Errno = Errno(libc::ECANCELED);
+    /// Out of memory.
+    pub const ENOMEM: Errno = Errno(libc::ENOMEM);
+    /// Busy (old kernels: the CQ overflowed).
+    pub const EBUSY: Errno = Errno(libc::EBUSY);
+
+    /// The errno of a CQE result: `Some` if `res < 0`.
+    pub fn from_res(res: i32) -> Option<Errno> {
+        (res < 0).then_some(Errno(res.wrapping_neg()))
+    }
+
+    /// The value as a CQE result (`-errno`).
+    pub fn as_res(self) -> i32 {
+        self.0.wrapping_neg()
+    }
+
+    /// The symbolic name (`"ENOBUFS"`) of common errno values.
+    pub fn name(self) -> Option<&'static str> {
+        Some(match self.0 {
+            libc::EPERM => "EPERM",
+            libc::ENOENT => "ENOENT",
+            libc::EINTR => "EINTR",
+            libc::EIO => "EIO",
+            libc::ENXIO => "ENXIO",
+            libc::E2BIG => "E2BIG",
+            libc::EBADF => "EBADF",
+            libc::EAGAIN => "EAGAIN",
+            libc::ENOMEM => "ENOMEM",
+            libc::EACCES => "EACCES",
+            libc::EFAULT => "EFAULT",
+            libc::EBUSY => "EBUSY",
+            libc::EEXIST => "EEXIST",
+            libc::ENODEV => "ENODEV",
+            libc::EINVAL => "EINVAL",
+            libc::ENFILE => "ENFILE",
+            libc::EMFILE => "EMFILE",
+            libc::ENOSPC => "ENOSPC",
+            libc::EPIPE => "EPIPE",
+            libc::ERANGE => "ERANGE",
+            libc::ENOSYS => "ENOSYS",
+            libc::ETIME => "ETIME",
+            libc::EBADR => "EBADR",
+            libc::EOVERFLOW => "EOVERFLOW",
+            libc::ENOTSOCK => "ENOTSOCK",
+            libc::EDESTADDRREQ => "EDESTADDRREQ",
+            libc::EMSGSIZE => "EMSGSIZE",
+            libc::EPROTOTYPE => "EPROTOTYPE",
+            libc::ENOPROTOOPT => "ENOPROTOOPT",
+            libc::EPROTONOSUPPORT => "EPROTONOSUPPORT",
+            libc::EOPNOTSUPP => "EOPNOTSUPP",
+            libc::EAFNOSUPPORT => "EAFNOSUPPORT",
+            libc::EADDRINUSE => "EADDRINUSE",
+            libc::EADDRNOTAVAIL => "EADDRNOTAVAIL",
+            libc::ENETDOWN => "ENETDOWN",
+            libc::ENETUNREACH => "ENETUNREACH",
+            libc::ECONNABORTED => "ECONNABORTED",
+            libc::ECONNRESET => "ECONNRESET",
+            libc::ENOBUFS => "ENOBUFS",
+            libc::EISCONN => "EISCONN",
+            libc::ENOTCONN => "ENOTCONN",
+            libc::ETIMEDOUT => "ETIMEDOUT",
+            libc::ECONNREFUSED => "ECONNREFUSED",
+            libc::EHOSTUNREACH => "EHOSTUNREACH",
+            libc::EALREADY => "EALREADY",
+            libc::EINPROGRESS => "EINPROGRESS",
+            libc::ECANCELED => "ECANCELED",
+            libc::EOWNERDEAD => "EOWNERDEAD",
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(name) => write!(f, "{name} ({})", self.0),
+            None => write!(f, "errno {}", self.0),
+        }
+    }
+}
+
+impl std::error::Error for Errno {}
+
+impl From<Errno> for std::io::Error {
+    fn from(e: Errno) -> Self {
+        std::io::Error::from_raw_os_error(e.0)
+    }
+}
+
+impl From<BufRingError> for Errno {
+    fn from(e: BufRingError) -> Self {
+        Errno(-e.errno())
+    }
+}
+
+/// [`Ring::push`] found the submission queue full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("submission queue is full")]
+pub struct SqFull;
+
+/// `struct __kernel_timespec` (16 bytes), pointed to by TIMEOUT and LINK_TIMEOUT SQEs.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Timespec {
+    /// Seconds.
+    pub tv_sec: i64,
+    /// Nanoseconds.
+    pub tv_nsec: i64,
+}
+
+const _: () = {
+    assert!(core::mem::size_of::<Timespec>() == 16);
+    assert!(core::mem::offset_of!(Timespec, tv_nsec) == 8);
+};
+
+impl From<Duration> for Timespec {
+    fn from(d: Duration) -> Self {
+        Timespec {
+            tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(d.subsec_nanos()),
+        }
+    }
+}
+
+/// An IPv4 `sockaddr_in` for `ip:port`, in network byte order.
+pub fn sockaddr_in(ip: [u8; 4], port: u16) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            // s_addr is in network order: the address bytes in memory order.
+            s_addr: u32::from_ne_bytes(ip),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
+/// Reading CQEs: flag helpers (as in tokio io-uring's `cqueue`) and the result.
+pub mod cqe {
+    pub use crate::abi::{buffer_id, buffer_select, more, notif, sock_nonempty};
+    use crate::abi::Cqe;
+
+    use super::Errno;
+
+    /// A CQE's result as `Ok(value)` or `Err(errno)`.
+    pub fn result(cqe: &Cqe) -> Result<u32, Errno> {
+        match Errno::from_res(cqe.res) {
+            Some(e) => Err(e),
+            None => Ok(cqe.res as u32),
+        }
+    }
+}
+
+/// A ring as the application sees it: liburing's `struct io_uring` plus its system
+/// calls ([`Driver`]).
+#[derive(Debug)]
+pub struct Ring<D: Driver> {
+    /// The application half of the shared ring.
+    pub app: AppRing,
+    /// The `io_uring_enter` / `io_uring_register` implementation.
+    pub driver: D,
+}
+
+/// The `IORING_SQ_*` flags after which liburing enters with GETEVENTS even when it has
+/// nothing to wait for: CQEs are held back in the engine.
+const NEEDS_GETEVENTS: u32 = abi::IORING_SQ_CQ_OVERFLOW | abi::IORING_SQ_TASKRUN;
+
+impl<D: Driver> Ring<D> {
+    /// Pairs an application ring half with its driver.
+    pub fn new(app: AppRing, driver: D) -> Self {
+        Ring { app, driver }
+    }
+
+    /// The next free SQE, zeroed; `None` when the SQ is full (`io_uring_get_sqe`).
+    ///
+    /// Filling the SQE is safe; submitting it ([`Ring::submit`]) is where the promise of
+    /// [`Ring::push`] about the memory it names is made. Prefer `push` with a builder
+    /// from [`opcode`].
+    #[inline]
+    pub fn get_sqe(&mut self) -> Option<&mut Sqe> {
+        self.app.get_sqe()
+    }
+
+    /// Copies `sqe` into the next free SQ slot (not yet published: see [`Ring::submit`]).
+    ///
+    /// # Safety
+    ///
+    /// Every buffer and address the SQE names must be valid for the access its opcode
+    /// implies and stay valid (and not be accessed in a conflicting way by the
+    /// application) until the request's final CQE, the one without
+    /// `IORING_CQE_F_MORE`. Data only read at submission (a `sockaddr` for CONNECT or
+    /// BIND, a timespec) need only live until the submitting call returns
+    /// (`IORING_FEAT_SUBMIT_STABLE`). See [`crate::user`].
+    #[inline]
+    pub unsafe fn push(&mut self, sqe: &Sqe) -> Result<(), SqFull> {
+        let slot = self.app.get_sqe().ok_or(SqFull)?;
+        *slot = *sqe;
+        Ok(())
+    }
+
+    fn needs_getevents(&self) -> bool {
+        self.app.sq_flags() & NEEDS_GETEVENTS != 0
+    }
+
+    /// Publishes queued SQEs and enters the driver with them (`io_uring_submit`);
+    /// adds `IORING_ENTER_GETEVENTS` when the engine holds back CQEs
+    /// (`IORING_SQ_CQ_OVERFLOW` or `IORING_SQ_TASKRUN`). Returns the SQEs consumed.
+    ///
+    /// Unlike liburing, the driver is entered even with nothing to submit: an inline
+    /// engine makes progress only inside `enter`, and entering costs no system call.
+    pub fn submit(&mut self) -> Result<u32, Errno> {
+        self.app.flush_sq();
+        let to_submit = self.app.sq_pending();
+        let flags = if self.needs_getevents() {
+            abi::IORING_ENTER_GETEVENTS
+        } else {
+            0
+        };
+        self.driver.enter(to_submit, 0, flags, None)
+    }
+
+    /// Publishes queued SQEs, enters with them and waits for `n` CQEs
+    /// (`io_uring_submit_and_wait`).
+    pub fn submit_and_wait(&mut self, n: u32) -> Result<u32, Errno> {
+        self.app.flush_sq();
+        let to_submit = self.app.sq_pending();
+        self.driver
+            .enter(to_submit, n, abi::IORING_ENTER_GETEVENTS, None)
+    }
+
+    /// As [`Ring::submit_and_wait`], waiting at most `timeout`
+    /// (`io_uring_submit_and_wait_timeout`; `Err(ETIME)` if it passes with no CQE).
+    pub fn submit_and_wait_timeout(&mut self, n: u32, timeout: Duration) -> Result<u32, Errno> {
+        self.app.flush_sq();
+        let to_submit = self.app.sq_pending();
+        self.driver
+            .enter(to_submit, n, abi::IORING_ENTER_GETEVENTS, Some(timeout))
+    }
+
+    /// Enters with `IORING_ENTER_GETEVENTS` and nothing to wait for: lets the engine
+    /// flush its backlog and run pending work (`io_uring_get_events`).
+    pub fn get_events(&mut self) -> Result<u32, Errno> {
+        self.driver.enter(0, 0, abi::IORING_ENTER_GETEVENTS, None)
+    }
+
+    /// The CQE at the head, if any, without consuming it (`io_uring_peek_cqe`). Like
+    /// liburing, when the CQ is empty but the engine holds back CQEs it enters once
+    /// (`GETEVENTS`, nothing to wait for) to flush them.
+    #[inline]
+    pub fn peek_cqe(&mut self) -> Option<Cqe> {
+        if let Some(c) = self.app.peek_cqe() {
+            return Some(c);
+        }
+        if self.needs_getevents() {
+            // peek never fails: an error here only means no CQE appeared.
+            let _ = self.get_events();
+            return self.app.peek_cqe();
+        }
+        None
+    }
+
+    /// Waits for a CQE and returns a copy of it, without consuming it
+    /// (`io_uring_wait_cqe`): enters with `GETEVENTS` and `min_complete = 1` until one
+    /// is there.
+    pub fn wait_cqe(&mut self) -> Result<Cqe, Errno> {
+        loop {
+            if let Some(c) = self.app.peek_cqe() {
+                return Ok(c);
+            }
+            self.driver.enter(0, 1, abi::IORING_ENTER_GETEVENTS, None)?;
+        }
+    }
+
+    /// As [`Ring::wait_cqe`], giving up after `timeout` with `Err(ETIME)`
+    /// (`io_uring_wait_cqe_timeout`).
+    pub fn wait_cqe_timeout(&mut self, timeout: Duration) -> Result<Cqe, Errno> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(c) = self.app.peek_cqe() {
+                return Ok(c);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Errno::ETIME);
+            }
+            match self
+                .driver
+                .enter(0, 1, abi::IORING_ENTER_GETEVENTS, Some(left))
+            {
+                Ok(_) => {}
+                Err(Errno::ETIME) => return self.app.peek_cqe().ok_or(Errno::ETIME),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Consumes one CQE (`io_uring_cqe_seen`).
+    #[inline]
+    pub fn cqe_seen(&mut self) {
+        self.app.cqe_seen();
+    }
+
+    /// Consumes `n` CQEs (`io_uring_cq_advance`).
+    #[inline]
+    pub fn cq_advance(&mut self, n: u32) {
+        self.app.cq_advance(n);
+    }
+
+    /// Iterates over (copies of) the CQEs ready now; the CQ head is advanced once, by
+    /// the number of CQEs yielded, when the iterator is dropped
+    /// (`io_uring_for_each_cqe` + `io_uring_cq_advance`).
+    pub fn completions(&mut self) -> Completions<'_> {
+        let remaining = self.app.cq_ready();
+        Completions {
+            app: &mut self.app,
+            remaining,
+            yielded: 0,
+        }
+    }
+
+    /// CQEs ready to be read.
+    #[inline]
+    pub fn cq_ready(&self) -> u32 {
+        self.app.cq_ready()
+    }
+
+    /// Free SQ slots.
+    #[inline]
+    pub fn sq_space_left(&self) -> u32 {
+        self.app.sq_space_left()
+    }
+
+    /// Whether the engine holds CQEs in its overflow backlog (`io_uring_cq_has_overflow`).
+    #[inline]
+    pub fn cq_has_overflow(&self) -> bool {
+        self.app.cq_has_overflow()
+    }
+
+    /// Allocates a provided-buffer ring of `entries` and registers it as group `bgid`
+    /// (`io_uring_setup_buf_ring`). The ring is small (16 B per entry), so it uses normal
+    /// pages.
+    pub fn register_buf_ring(&mut self, entries: u32, bgid: u16) -> Result<BufRing, Errno> {
+        let (ring, consumer) = BufRing::new(entries, HugePolicy::Never)?;
+        self.driver.register_buf_ring(bgid, consumer)?;
+        Ok(ring)
+    }
+
+    /// Unregisters buffer group `bgid` (`io_uring_free_buf_ring`).
+    pub fn unregister_buf_ring(&mut self, bgid: u16) -> Result<(), Errno> {
+        self.driver.unregister_buf_ring(bgid)
+    }
+
+    /// The driver.
+    pub fn driver(&self) -> &D {
+        &self.driver
+    }
+
+    /// The driver, mutably.
+    pub fn driver_mut(&mut self) -> &mut D {
+        &mut self.driver
+    }
+
+    /// The application ring half.
+    pub fn app(&self) -> &AppRing {
+        &self.app
+    }
+
+    /// The application ring half, mutably.
+    pub fn app_mut(&mut self) -> &mut AppRing {
+        &mut self.app
+    }
+}
+
+/// Iterator over the CQEs that were ready when [`Ring::completions`] was called.
+/// Advances the CQ head once, by the number yielded, on drop.
+#[derive(Debug)]
+pub struct Completions<'a> {
+    app: &'a mut AppRing,
+    remaining: u32,
+    yielded: u32,
+}
+
+impl Iterator for Completions<'_> {
+    type Item = Cqe;
+
+    #[inline]
+    fn next(&mut self) -> Option<Cqe> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let c = self.app.peek_cqe_at(self.yielded)?;
+        self.remaining -= 1;
+        self.yielded += 1;
+        Some(c)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining as usize, Some(self.remaining as usize))
+    }
+}
+
+impl ExactSizeIterator for Completions<'_> {}
+
+impl Drop for Completions<'_> {
+    fn drop(&mut self) {
+        if self.yielded != 0 {
+            self.app.cq_advance(self.yielded);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

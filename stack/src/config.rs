@@ -1,0 +1,61 @@
+//! Engine configuration.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use ringline_dataplane::MacAddr;
+
+/// How one engine presents itself on its port and sizes its resources.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// The engine's IPv4 address.
+    pub ip: Ipv4Addr,
+    /// Prefix length of the on-link subnet.
+    pub prefix_len: u8,
+    /// Default gateway for off-link destinations.
+    pub gateway: Option<Ipv4Addr>,
+    /// Neighbours known in advance (IP, MAC); others are resolved with ARP.
+    pub static_neighbors: Vec<(Ipv4Addr, MacAddr)>,
+    /// Receive buffer per connection, bytes.
+    pub rx_buffer: usize,
+    /// Transmit buffer per connection, bytes.
+    pub tx_buffer: usize,
+    /// Connections allocated up front (their buffers too), so the first
+    /// handshakes do not allocate.
+    pub prealloc_connections: usize,
+    /// Most connections (open, queued, half-open and closing) at once.
+    pub max_connections: usize,
+    /// Cap on a listener's backlog (`somaxconn`).
+    pub somaxconn: u32,
+    /// Nagle's algorithm (off = TCP_NODELAY, the RPC default).
+    pub nagle: bool,
+    /// Delayed-ACK time; `None` acknowledges at once.
+    pub ack_delay: Option<Duration>,
+    /// A half-open or connecting socket that hears nothing for this long is dropped.
+    pub handshake_timeout: Duration,
+    /// Most frames taken from the NIC per engine step.
+    pub rx_budget: usize,
+    /// Seed for smoltcp's ISN generator.
+    pub seed: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            ip: Ipv4Addr::new(10, 0, 0, 1),
+            prefix_len: 24,
+            gateway: None,
+            static_neighbors: Vec::new(),
+            rx_buffer: 16 * 1024,
+            tx_buffer: 16 * 1024,
+            prealloc_connections: 0,
+            max_connections: 1 << 20,
+            somaxconn: 65535,
+            nagle: false,
+            ack_delay: Some(Duration::from_millis(10)),
+            handshake_timeout: Duration::from_secs(30),
+            rx_budget: 256,
+            seed: 0x5eed_0f01,
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The inline driver: `io_uring_enter` for a ringline ring. Like io_uring with
+//! `DEFER_TASKRUN`, the engine runs on the application's thread, inside
+//! submit and wait; nothing else touches the NIC.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant as StdInstant};
+
+use ringline_dataplane::Nic;
+use ringline_ring::abi::IORING_ENTER_GETEVENTS;
+use ringline_ring::app::{Driver, Errno};
+use ringline_ring::bufring::BufRingConsumer;
+
+use crate::engine::Engine;
+
+/// Where engine time comes from. Read once per engine step.
+#[derive(Clone, Debug)]
+pub enum Clock {
+    /// `std::time::Instant` (CLOCK_MONOTONIC) since the given origin.
+    Monotonic(StdInstant),
+    /// A virtual clock in µs that tests advance by hand; shared by the engines
+    /// of one deterministic test.
+    Manual(Arc<AtomicU64>),
+}
+
+impl Clock {
+    /// A monotonic clock starting now.
+    pub fn monotonic() -> Self {
+        Clock::Monotonic(StdInstant::now())
+    }
+
+    /// A manual clock at 0 µs, and the handle that advances it.
+    pub fn manual() -> (Self, Arc<AtomicU64>) {
+        let t = Arc::new(AtomicU64::new(0));
+        (Clock::Manual(t.clone()), t)
+    }
+
+    /// Current engine time in µs.
+    pub fn now_us(&self) -> u64 {
+        match self {
+            Clock::Monotonic(origin) => origin.elapsed().as_micros() as u64,
+            // The test thread stores the time; the engine reads it. Both are the
+            // same thread in deterministic tests, so Relaxed suffices.
+            Clock::Manual(t) => t.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// An engine driven from the application's own thread.
+pub struct Inline<N: Nic> {
+    engine: Engine<N>,
+    clock: Clock,
+}
+
+impl<N: Nic> Inline<N> {
+    /// Wraps an engine and its clock.
+    pub fn new(engine: Engine<N>, clock: Clock) -> Self {
+        Inline { engine, clock }
+    }
+    /// The engine.
+    pub fn engine(&self) -> &Engine<N> {
+        &self.engine
+    }
+    /// The engine, mutably.
+    pub fn engine_mut(&mut self) -> &mut Engine<N> {
+        &mut self.engine
+    }
+    /// Runs one engine step now; returns whether anything happened.
+    pub fn step(&mut self) -> bool {
+        let now = self.clock.now_us();
+        self.engine.step(now)
+    }
+}
+
+impl<N: Nic> Driver for Inline<N> {
+    fn enter(
+        &mut self,
+        _to_submit: u32,
+        min_complete: u32,
+        flags: u32,
+        timeout: Option<Duration>,
+    ) -> Result<u32, Errno> {
+        let before = self.engine.stats().sqes;
+        self.step();
+        if flags & IORING_ENTER_GETEVENTS != 0 && self.engine.cq_ready() < min_complete {
+            match &self.clock {
+                Clock::Manual(_) => {
+                    // Virtual time does not move by itself: waiting would spin
+                    // forever. Deterministic tests step explicitly.
+                    if self.engine.cq_ready() < min_complete {
+                        return Err(Errno(libc::ETIME));
+                    }
+                }
+                Clock::Monotonic(_) => {
+                    let start = StdInstant::now();
+                    while self.engine.cq_ready() < min_complete {
+                        if let Some(t) = timeout {
+                            if start.elapsed() >= t {
+                                return Err(Errno(libc::ETIME));
+                            }
+                        }
+                        self.step();
+                    }
+                }
+            }
+        }
+        Ok((self.engine.stats().sqes - before) as u32)
+    }
+
+    fn register_buf_ring(&mut self, bgid: u16, ring: BufRingConsumer) -> Result<(), Errno> {
+        self.engine.register_buf_ring(bgid, ring).map_err(|e| Errno(-e))
+    }
+
+    fn unregister_buf_ring(&mut self, bgid: u16) -> Result<(), Errno> {
+        self.engine.unregister_buf_ring(bgid).map_err(|e| Errno(-e))
+    }
+}

@@ -1,0 +1,2119 @@
+//! The engine: one NIC port, one ring, one smoltcp `Interface`, and one
+//! single-socket `SocketSet` per connection.
+//!
+//! Per step (see [`Engine::step`]):
+//! 1. flush the CQ overflow backlog, then consume SQEs and run their executors;
+//! 2. take up to `rx_budget` frames from the NIC: our L2 (Ethernet, ARP), our
+//!    4-tuple demux, that connection's smoltcp socket only;
+//! 3. service the connections the frames touched (O(ready)): complete accepts,
+//!    receives, sends, polls, connects;
+//! 4. expire per-connection timers (a hashed wheel fed by each socket's `poll_at`);
+//! 5. egress only for dirty connections, then one TX burst.
+//!
+//! Nothing here scans all connections. Time is passed in (`now_us`), read once
+//! per step by the driver.
+
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::net::Ipv4Addr;
+
+use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
+use smoltcp::phy::{Checksum, Device, DeviceCapabilities, Medium, RxToken, TxToken};
+use smoltcp::socket::tcp;
+use smoltcp::time::{Duration as SmolDuration, Instant};
+use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpProtocol, Ipv4Packet, TcpPacket};
+
+use ringline_dataplane::{MacAddr, Nic, TxError, RX_BURST};
+use ringline_ring::abi::*;
+use ringline_ring::bufring::BufRingConsumer;
+use ringline_ring::legacy::LegacyGroup;
+use ringline_ring::ring::{EngineRing, RingStats};
+
+use crate::config::EngineConfig;
+use crate::l2::{self, Arp, ArpTable, ETH_HDR};
+use crate::ops::{OpKind, OpList, Ops, Owner, NIL};
+use crate::stats::EngineStats;
+use crate::timer::TimerWheel;
+use crate::usermem;
+
+// Linux numbers the engine needs (from libc, narrowed to the types used here).
+const POLLIN: u32 = libc::POLLIN as u32;
+const POLLOUT: u32 = libc::POLLOUT as u32;
+const POLLERR: u32 = libc::POLLERR as u32;
+const POLLHUP: u32 = libc::POLLHUP as u32;
+const POLLRDNORM: u32 = libc::POLLRDNORM as u32;
+const POLLWRNORM: u32 = libc::POLLWRNORM as u32;
+const POLLRDHUP: u32 = libc::POLLRDHUP as u32;
+const MSG_PEEK: u32 = libc::MSG_PEEK as u32;
+const MSG_DONTWAIT: u32 = libc::MSG_DONTWAIT as u32;
+const MSG_WAITALL: u32 = libc::MSG_WAITALL as u32;
+const MSG_NOSIGNAL: u32 = libc::MSG_NOSIGNAL as u32;
+/// `msg_flags` the engine understands on RECV/SEND; others are ignored as Linux
+/// ignores flags that do not apply to TCP.
+const SOCK_NONBLOCK: u64 = libc::SOCK_NONBLOCK as u64;
+const SOCK_CLOEXEC: u64 = libc::SOCK_CLOEXEC as u64;
+
+/// Inline rounds a multishot recv may run per event before yielding to other
+/// connections (the kernel's `MULTISHOT_MAX_RETRY`).
+const MULTISHOT_MAX_RETRY: usize = 32;
+/// Ephemeral port range (Linux's default `ip_local_port_range`).
+const EPHEMERAL_LO: u16 = 32768;
+const EPHEMERAL_HI: u16 = 60999;
+/// Bound on egress rounds per connection per step.
+const EGRESS_ROUNDS: usize = 64;
+
+/// A small multiplicative hasher for the 4-tuple map (keys are already
+/// well-mixed integers; SipHash would cost more than the rest of the lookup).
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(*b as u64);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(v as u64)
+    }
+    fn write_u16(&mut self, v: u16) {
+        self.write_u64(v as u64)
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+fn tuple_key(remote: Ipv4Addr, remote_port: u16, local_port: u16) -> u64 {
+    ((u32::from(remote) as u64) << 32) | ((remote_port as u64) << 16) | local_port as u64
+}
+
+/// Where a connection is in its life, from the engine's point of view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Slot unused.
+    Free,
+    /// Passive open in progress (counts against its listener's backlog).
+    Handshake,
+    /// Established, waiting in its listener's accept queue.
+    Queued,
+    /// Active open in progress (CONNECT pending or not).
+    Connecting,
+    /// Has a socket number.
+    Open,
+    /// Socket number closed; TCP is finishing (FIN, TIME-WAIT) or sending RST.
+    Orphan,
+}
+
+struct Conn {
+    set: SocketSet<'static>,
+    h: SocketHandle,
+    phase: Phase,
+    key: Option<u64>,
+    remote_ip: Ipv4Addr,
+    remote_port: u16,
+    local_port: u16,
+    fd: i32,
+    /// Listener index and generation while Handshake/Queued.
+    listener: u32,
+    listener_gen: u32,
+    recv: OpList,
+    send: OpList,
+    poll: OpList,
+    connect_op: u32,
+    in_dirty: bool,
+    in_ready: bool,
+    established: bool,
+    fin: bool,
+    reset: bool,
+    aborted: bool,
+    rd_shut: bool,
+    wr_shut: bool,
+    started_us: u64,
+    last_state: tcp::State,
+}
+
+impl Conn {
+    fn sock(&mut self) -> &mut tcp::Socket<'static> {
+        self.set.get_mut::<tcp::Socket>(self.h)
+    }
+    fn sock_ref(&self) -> &tcp::Socket<'static> {
+        self.set.get::<tcp::Socket>(self.h)
+    }
+}
+
+struct Listener {
+    live: bool,
+    gen: u32,
+    port: u16,
+    backlog: u32,
+    half_open: u32,
+    queue: VecDeque<u32>,
+    accept: OpList,
+    poll: OpList,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fd {
+    Free,
+    /// Created by SOCKET; `port` is the bound port (0 = unbound).
+    Fresh { port: u16 },
+    Listener(u32),
+    Conn(u32),
+}
+
+/// Errors creating an engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The NIC's MTU is too small for IPv4/TCP.
+    #[error("NIC MTU {0} is too small (need at least 576)")]
+    MtuTooSmall(usize),
+    /// A configuration value is out of range.
+    #[error("invalid configuration: {0}")]
+    Config(&'static str),
+}
+
+/// The device smoltcp sees: at most one received IP packet, and transmit
+/// straight into the NIC behind our Ethernet header.
+struct Port<'a, N: Nic> {
+    nic: &'a mut N,
+    rx: Option<&'a [u8]>,
+    dst_mac: MacAddr,
+    src_mac: MacAddr,
+    caps: &'a DeviceCapabilities,
+    scratch: &'a mut [u8],
+    stats: &'a mut EngineStats,
+}
+
+struct RxTok<'a>(&'a [u8]);
+
+impl RxToken for RxTok<'_> {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(self.0)
+    }
+}
+
+struct TxTok<'b, N: Nic> {
+    nic: &'b mut N,
+    dst_mac: MacAddr,
+    src_mac: MacAddr,
+    scratch: &'b mut [u8],
+    stats: &'b mut EngineStats,
+}
+
+impl<N: Nic> TxToken for TxTok<'_, N> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut f = Some(f);
+        let mut out = None;
+        let (dst, src) = (self.dst_mac, self.src_mac);
+        let mut build = |buf: &mut [u8]| {
+            l2::write_eth(buf, dst, src, l2::ETHERTYPE_IPV4);
+            if let Some(f) = f.take() {
+                out = Some(f(&mut buf[ETH_HDR..]));
+            }
+        };
+        let mut r = self.nic.tx_frame(ETH_HDR + len, &mut build);
+        if r == Err(TxError::Full) {
+            self.nic.tx_flush();
+            r = self.nic.tx_frame(ETH_HDR + len, &mut build);
+        }
+        drop(build);
+        match out {
+            Some(v) if r.is_ok() => {
+                self.stats.tx_segments += 1;
+                v
+            }
+            _ => {
+                // The NIC cannot take the frame: smoltcp must still be given a
+                // buffer; the segment is lost and TCP will retransmit it.
+                self.stats.tx_dropped += 1;
+                let f = f.take().expect("builder not called when tx_frame fails");
+                f(&mut self.scratch[..len])
+            }
+        }
+    }
+}
+
+impl<N: Nic> Device for Port<'_, N> {
+    type RxToken<'b>
+        = RxTok<'b>
+    where
+        Self: 'b;
+    type TxToken<'b>
+        = TxTok<'b, N>
+    where
+        Self: 'b;
+
+    fn receive(&mut self, _ts: Instant) -> Option<(RxTok<'_>, TxTok<'_, N>)> {
+        let pkt = self.rx.take()?;
+        Some((
+            RxTok(pkt),
+            TxTok {
+                nic: self.nic,
+                dst_mac: self.dst_mac,
+                src_mac: self.src_mac,
+                scratch: self.scratch,
+                stats: self.stats,
+            },
+        ))
+    }
+
+    fn transmit(&mut self, _ts: Instant) -> Option<TxTok<'_, N>> {
+        Some(TxTok {
+            nic: self.nic,
+            dst_mac: self.dst_mac,
+            src_mac: self.src_mac,
+            scratch: self.scratch,
+            stats: self.stats,
+        })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        self.caps.clone()
+    }
+}
+
+/// The engine. Generic over the NIC; owns the engine half of one ring.
+pub struct Engine<N: Nic> {
+    nic: N,
+    ring: EngineRing,
+    iface: Interface,
+    caps: DeviceCapabilities,
+    cfg: EngineConfig,
+    ip: Ipv4Addr,
+    mac: MacAddr,
+    netmask: u32,
+    now_us: u64,
+    conns: Vec<Conn>,
+    free_conns: Vec<u32>,
+    live_conns: usize,
+    tuples: FxMap<u64, u32>,
+    fds: Vec<Fd>,
+    free_fds: Vec<i32>,
+    listeners: Vec<Listener>,
+    free_listeners: Vec<u32>,
+    listening: FxMap<u16, u32>,
+    bound: FxMap<u16, i32>,
+    ops: Ops,
+    timers: TimerWheel,
+    timeouts: BinaryHeap<Reverse<(u64, u32)>>,
+    dirty: Vec<u32>,
+    dirty_work: Vec<u32>,
+    ready: Vec<u32>,
+    ready_work: Vec<u32>,
+    arp_wait: Vec<u32>,
+    rx_batch: Vec<N::Frame>,
+    scratch: Vec<u8>,
+    empty_set: SocketSet<'static>,
+    bufrings: FxMap<u16, BufRingConsumer>,
+    legacy: FxMap<u16, LegacyGroup>,
+    arp: ArpTable,
+    next_port: u16,
+    stats: EngineStats,
+    found: Vec<u32>,
+}
+
+/// Outcome of trying to advance a parked op.
+enum Progress {
+    /// Completed (final CQE posted, op freed).
+    Done,
+    /// Still waiting.
+    Wait,
+    /// Did its share of work this step; continue next step.
+    Yield,
+}
+
+impl<N: Nic> Engine<N> {
+    /// Creates an engine on `nic`, completing into `ring`, at engine time `now_us`.
+    pub fn new(
+        nic: N,
+        ring: EngineRing,
+        cfg: EngineConfig,
+        now_us: u64,
+    ) -> Result<Self, EngineError> {
+        let nic_caps = nic.caps();
+        if nic_caps.mtu < 576 {
+            return Err(EngineError::MtuTooSmall(nic_caps.mtu));
+        }
+        if cfg.prefix_len > 32 || cfg.rx_buffer < 1024 || cfg.tx_buffer < 1024 {
+            return Err(EngineError::Config("prefix_len <= 32, buffers >= 1024 bytes"));
+        }
+        if cfg.rx_budget == 0 {
+            return Err(EngineError::Config("rx_budget must be > 0"));
+        }
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ip;
+        caps.max_transmission_unit = nic_caps.mtu;
+        caps.max_burst_size = None;
+        if nic_caps.rx_checksum_offload && nic_caps.tx_checksum_offload {
+            caps.checksum.ipv4 = Checksum::None;
+            caps.checksum.tcp = Checksum::None;
+        }
+        let mut scratch = vec![0u8; 65536 + ETH_HDR];
+        let mut stats = EngineStats::default();
+        let mut nic = nic;
+        let mut iface_cfg = IfaceConfig::new(HardwareAddress::Ip);
+        iface_cfg.random_seed = cfg.seed;
+        let iface = {
+            let mut port = Port {
+                nic: &mut nic,
+                rx: None,
+                dst_mac: l2::BROADCAST,
+                src_mac: nic_caps.mac,
+                caps: &caps,
+                scratch: &mut scratch,
+                stats: &mut stats,
+            };
+            let mut iface =
+                Interface::new(iface_cfg, &mut port, Instant::from_micros(now_us as i64));
+            iface.update_ip_addrs(|a| {
+                let _ = a.push(IpCidr::new(IpAddress::Ipv4(cfg.ip), cfg.prefix_len));
+            });
+            if let Some(gw) = cfg.gateway {
+                let _ = iface.routes_mut().add_default_ipv4_route(gw);
+            }
+            iface
+        };
+        let netmask = if cfg.prefix_len == 0 { 0 } else { u32::MAX << (32 - cfg.prefix_len) };
+        let mut arp = ArpTable::default();
+        for (ip, mac) in &cfg.static_neighbors {
+            arp.learn(*ip, *mac);
+        }
+        let sq = ring.sq_entries() as usize;
+        let mut e = Engine {
+            nic,
+            ring,
+            iface,
+            caps,
+            ip: cfg.ip,
+            mac: nic_caps.mac,
+            netmask,
+            now_us,
+            conns: Vec::new(),
+            free_conns: Vec::new(),
+            live_conns: 0,
+            tuples: FxMap::default(),
+            fds: Vec::new(),
+            free_fds: Vec::new(),
+            listeners: Vec::new(),
+            free_listeners: Vec::new(),
+            listening: FxMap::default(),
+            bound: FxMap::default(),
+            ops: Ops::with_capacity(sq * 4),
+            timers: TimerWheel::new(now_us),
+            timeouts: BinaryHeap::new(),
+            dirty: Vec::with_capacity(1024),
+            dirty_work: Vec::with_capacity(1024),
+            ready: Vec::with_capacity(1024),
+            ready_work: Vec::with_capacity(1024),
+            arp_wait: Vec::new(),
+            rx_batch: Vec::with_capacity(RX_BURST),
+            scratch,
+            empty_set: SocketSet::new(Vec::new()),
+            bufrings: FxMap::default(),
+            legacy: FxMap::default(),
+            arp,
+            next_port: EPHEMERAL_LO + (cfg.seed % 1000) as u16,
+            stats,
+            found: Vec::new(),
+            cfg,
+        };
+        let n = e.cfg.prealloc_connections.min(e.cfg.max_connections);
+        e.conns.reserve(n);
+        e.tuples.reserve(n);
+        e.fds.reserve(n);
+        for _ in 0..n {
+            let c = e.new_conn();
+            e.conns.push(c);
+        }
+        e.free_conns.extend((0..n as u32).rev());
+        e.timers.arm(0, 0);
+        e.timers.cancel(0);
+        Ok(e)
+    }
+
+    /// The NIC.
+    pub fn nic(&self) -> &N {
+        &self.nic
+    }
+
+    /// The NIC, mutably (for tests that reach into the wire).
+    pub fn nic_mut(&mut self) -> &mut N {
+        &mut self.nic
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> EngineStats {
+        let mut s = self.stats;
+        s.conns_live = self.live_conns as u64;
+        s.ops_in_flight = self.ops.live() as u64;
+        s
+    }
+
+    /// Ring statistics (memory backing, overflow backlog).
+    pub fn ring_stats(&self) -> RingStats {
+        self.ring.stats()
+    }
+
+    /// The engine half of the ring.
+    pub fn ring(&self) -> &EngineRing {
+        &self.ring
+    }
+
+    /// CQEs posted and not yet consumed by the application.
+    pub fn cq_ready(&self) -> u32 {
+        self.ring.cq_ready()
+    }
+
+    /// Registers a provided-buffer ring for group `bgid`
+    /// (`IORING_REGISTER_PBUF_RING`). `-EEXIST` if the group exists.
+    pub fn register_buf_ring(&mut self, bgid: u16, ring: BufRingConsumer) -> Result<(), i32> {
+        if self.bufrings.contains_key(&bgid) || self.legacy.contains_key(&bgid) {
+            return Err(-libc::EEXIST);
+        }
+        self.bufrings.insert(bgid, ring);
+        Ok(())
+    }
+
+    /// Unregisters group `bgid`'s buffer ring. `-EINVAL` if there is none.
+    pub fn unregister_buf_ring(&mut self, bgid: u16) -> Result<(), i32> {
+        self.bufrings.remove(&bgid).map(|_| ()).ok_or(-libc::EINVAL)
+    }
+
+    /// Runs one iteration at engine time `now_us` (µs, monotonic). Returns
+    /// whether anything happened (SQEs, frames, timers, egress).
+    pub fn step(&mut self, now_us: u64) -> bool {
+        self.now_us = now_us.max(self.now_us);
+        self.stats.steps += 1;
+        self.ring.flush_overflow();
+        let sqes = self.process_sqes();
+        let frames = self.poll_rx();
+        self.run_ready();
+        self.expire_timers();
+        let egressed = self.run_egress();
+        self.run_ready();
+        let sent = self.nic.tx_flush();
+        self.ring.flush_overflow();
+        sqes + frames + egressed + sent > 0 || !self.ready.is_empty() || !self.dirty.is_empty()
+    }
+
+    /// Whether the engine has immediate work queued (ready or dirty connections).
+    pub fn has_pending_work(&self) -> bool {
+        !self.ready.is_empty() || !self.dirty.is_empty()
+    }
+
+    fn instant(&self) -> Instant {
+        Instant::from_micros(self.now_us as i64)
+    }
+
+    // ------------------------------------------------------------------
+    // Connections
+    // ------------------------------------------------------------------
+
+    fn new_conn(&self) -> Conn {
+        let rx = tcp::SocketBuffer::new(vec![0u8; self.cfg.rx_buffer]);
+        let tx = tcp::SocketBuffer::new(vec![0u8; self.cfg.tx_buffer]);
+        let sock = tcp::Socket::new(rx, tx);
+        let mut set = SocketSet::new(Vec::with_capacity(1));
+        let h = set.add(sock);
+        Conn {
+            set,
+            h,
+            phase: Phase::Free,
+            key: None,
+            remote_ip: Ipv4Addr::UNSPECIFIED,
+            remote_port: 0,
+            local_port: 0,
+            fd: -1,
+            listener: NIL,
+            listener_gen: 0,
+            recv: OpList::default(),
+            send: OpList::default(),
+            poll: OpList::default(),
+            connect_op: NIL,
+            in_dirty: false,
+            in_ready: false,
+            established: false,
+            fin: false,
+            reset: false,
+            aborted: false,
+            rd_shut: false,
+            wr_shut: false,
+            started_us: 0,
+            last_state: tcp::State::Closed,
+        }
+    }
+
+    fn alloc_conn(&mut self) -> Option<u32> {
+        if self.live_conns >= self.cfg.max_connections {
+            return None;
+        }
+        let cid = match self.free_conns.pop() {
+            Some(c) => c,
+            None => {
+                let c = self.new_conn();
+                self.conns.push(c);
+                (self.conns.len() - 1) as u32
+            }
+        };
+        self.live_conns += 1;
+        let now = self.now_us;
+        let (nagle, ack_delay, hs) =
+            (self.cfg.nagle, self.cfg.ack_delay, self.cfg.handshake_timeout);
+        let c = &mut self.conns[cid as usize];
+        c.phase = Phase::Handshake;
+        c.key = None;
+        c.fd = -1;
+        c.listener = NIL;
+        c.recv = OpList::default();
+        c.send = OpList::default();
+        c.poll = OpList::default();
+        c.connect_op = NIL;
+        c.established = false;
+        c.fin = false;
+        c.reset = false;
+        c.aborted = false;
+        c.rd_shut = false;
+        c.wr_shut = false;
+        c.started_us = now;
+        c.last_state = tcp::State::Closed;
+        let s = c.sock();
+        // A reused socket keeps its congestion state; re-create it (smoltcp pitfall).
+        s.set_congestion_control(tcp::CongestionControl::Cubic);
+        s.set_nagle_enabled(nagle);
+        s.set_ack_delay(ack_delay.map(|d| SmolDuration::from_micros(d.as_micros() as u64)));
+        s.set_keep_alive(None);
+        s.set_timeout(Some(SmolDuration::from_micros(hs.as_micros() as u64)));
+        self.stats.conns_created += 1;
+        Some(cid)
+    }
+
+    /// Releases a connection slot: its tuple, timer and any ops still parked.
+    fn free_conn(&mut self, cid: u32) {
+        let c = &mut self.conns[cid as usize];
+        if c.phase == Phase::Free {
+            return;
+        }
+        if let Some(k) = c.key.take() {
+            if self.tuples.get(&k) == Some(&cid) {
+                self.tuples.remove(&k);
+            }
+        }
+        if c.sock_ref().state() != tcp::State::Closed {
+            c.sock().abort();
+        }
+        c.phase = Phase::Free;
+        self.timers.cancel(cid);
+        self.cancel_conn_ops(cid, -libc::ECANCELED);
+        self.live_conns -= 1;
+        self.free_conns.push(cid);
+        self.stats.conns_freed += 1;
+    }
+
+    fn mark_dirty(&mut self, cid: u32) {
+        let c = &mut self.conns[cid as usize];
+        if !c.in_dirty {
+            c.in_dirty = true;
+            self.dirty.push(cid);
+        }
+    }
+
+    fn mark_ready(&mut self, cid: u32) {
+        let c = &mut self.conns[cid as usize];
+        if !c.in_ready {
+            c.in_ready = true;
+            self.ready.push(cid);
+        }
+    }
+
+    fn alloc_fd(&mut self, f: Fd) -> i32 {
+        match self.free_fds.pop() {
+            Some(fd) => {
+                self.fds[fd as usize] = f;
+                fd
+            }
+            None => {
+                self.fds.push(f);
+                (self.fds.len() - 1) as i32
+            }
+        }
+    }
+
+    fn free_fd(&mut self, fd: i32) {
+        self.fds[fd as usize] = Fd::Free;
+        self.free_fds.push(fd);
+    }
+
+    fn fd(&self, fd: i32) -> Option<Fd> {
+        if fd < 0 {
+            return None;
+        }
+        match self.fds.get(fd as usize) {
+            Some(Fd::Free) | None => None,
+            Some(f) => Some(*f),
+        }
+    }
+
+    fn on_link(&self, ip: Ipv4Addr) -> bool {
+        (u32::from(ip) & self.netmask) == (u32::from(self.ip) & self.netmask)
+    }
+
+    fn next_hop(&self, ip: Ipv4Addr) -> Ipv4Addr {
+        match self.cfg.gateway {
+            Some(gw) if !self.on_link(ip) => gw,
+            _ => ip,
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Completions
+    // ------------------------------------------------------------------
+
+    fn post(&mut self, user_data: u64, res: i32, flags: u32) {
+        self.ring.post_cqe(user_data, res, flags);
+        self.stats.cqes += 1;
+    }
+
+    /// Unlinks `id` from whatever list owns it.
+    fn unlink(&mut self, id: u32) {
+        let owner = self.ops.get(id).owner;
+        match owner {
+            Owner::None | Owner::Timeout => {
+                self.ops.get_mut(id).owner = Owner::None;
+            }
+            Owner::Recv(c) => self.ops.unlink(&mut self.conns[c as usize].recv, id),
+            Owner::Send(c) => self.ops.unlink(&mut self.conns[c as usize].send, id),
+            Owner::ConnPoll(c) => self.ops.unlink(&mut self.conns[c as usize].poll, id),
+            Owner::Connect(c) => {
+                self.conns[c as usize].connect_op = NIL;
+                self.ops.get_mut(id).owner = Owner::None;
+            }
+            Owner::Accept(l) => self.ops.unlink(&mut self.listeners[l as usize].accept, id),
+            Owner::ListenPoll(l) => self.ops.unlink(&mut self.listeners[l as usize].poll, id),
+        }
+    }
+
+    /// Final CQE of a parked op: unlink, free, post (unless skipped on success).
+    fn finish(&mut self, id: u32, res: i32, flags: u32) {
+        self.unlink(id);
+        let op = self.ops.remove(id);
+        if !(op.skip_success && res >= 0) {
+            self.post(op.user_data, res, flags);
+        }
+    }
+
+    fn cancel_conn_ops(&mut self, cid: u32, res: i32) {
+        loop {
+            let c = &self.conns[cid as usize];
+            let next = c.recv.front().or(c.send.front()).or(c.poll.front()).or(
+                (c.connect_op != NIL).then_some(c.connect_op),
+            );
+            match next {
+                Some(id) => self.finish(id, res, 0),
+                None => break,
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Ingress
+    // ------------------------------------------------------------------
+
+    fn poll_rx(&mut self) -> usize {
+        let mut total = 0;
+        let mut batch = std::mem::take(&mut self.rx_batch);
+        while total < self.cfg.rx_budget {
+            let max = RX_BURST.min(self.cfg.rx_budget - total);
+            let n = self.nic.rx_burst(&mut batch, max);
+            if n == 0 {
+                break;
+            }
+            total += n;
+            for frame in batch.drain(..) {
+                self.on_frame(frame.as_ref());
+                self.nic.rx_release(frame);
+            }
+        }
+        self.rx_batch = batch;
+        self.stats.rx_frames += total as u64;
+        total
+    }
+
+    fn on_frame(&mut self, frame: &[u8]) {
+        let Some(eth) = l2::parse_eth(frame) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        if eth.dst != self.mac && eth.dst != l2::BROADCAST {
+            self.stats.not_for_us += 1;
+            return;
+        }
+        match eth.ethertype {
+            l2::ETHERTYPE_ARP => self.on_arp(&frame[ETH_HDR..]),
+            l2::ETHERTYPE_IPV4 => self.on_ipv4(&frame[ETH_HDR..], eth.src),
+            _ => self.stats.unsupported += 1,
+        }
+    }
+
+    fn on_arp(&mut self, p: &[u8]) {
+        let Some(arp) = l2::parse_arp(p) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        self.stats.arp_rx += 1;
+        if self.on_link(arp.spa) && !arp.spa.is_unspecified() && self.arp.learn(arp.spa, arp.sha) {
+            // Connections waiting for this neighbour can send now.
+            let waiting = std::mem::take(&mut self.arp_wait);
+            for cid in &waiting {
+                self.mark_dirty(*cid);
+            }
+            self.arp_wait = waiting;
+            self.arp_wait.clear();
+        }
+        if arp.op == l2::ARP_REQUEST && arp.tpa == self.ip {
+            let reply =
+                Arp { op: l2::ARP_REPLY, sha: self.mac, spa: self.ip, tha: arp.sha, tpa: arp.spa };
+            self.send_arp(arp.sha, &reply);
+        }
+    }
+
+    fn send_arp(&mut self, dst: MacAddr, arp: &Arp) {
+        let src = self.mac;
+        let mut build = |buf: &mut [u8]| {
+            l2::write_eth(buf, dst, src, l2::ETHERTYPE_ARP);
+            l2::write_arp(&mut buf[ETH_HDR..], arp);
+            buf[ETH_HDR + l2::ARP_LEN..].fill(0);
+        };
+        // Minimum Ethernet payload is 46 bytes; pad the 28-byte ARP.
+        if self.nic.tx_frame(ETH_HDR + 46, &mut build).is_ok() {
+            self.stats.arp_tx += 1;
+        } else {
+            self.stats.tx_dropped += 1;
+        }
+    }
+
+    fn on_ipv4(&mut self, ip: &[u8], src_mac: MacAddr) {
+        let Ok(pkt) = Ipv4Packet::new_checked(ip) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        let total = pkt.total_len() as usize;
+        if !matches!(self.caps.checksum.ipv4, Checksum::None) && !pkt.verify_checksum() {
+            self.stats.malformed += 1;
+            return;
+        }
+        if pkt.dst_addr() != self.ip {
+            self.stats.not_for_us += 1;
+            return;
+        }
+        if pkt.more_frags() || pkt.frag_offset() != 0 {
+            self.stats.unsupported += 1;
+            return;
+        }
+        if pkt.next_header() != IpProtocol::Tcp {
+            self.stats.unsupported += 1;
+            return;
+        }
+        let src = pkt.src_addr();
+        let Ok(tcp) = TcpPacket::new_checked(pkt.payload()) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        let (sport, dport, syn, ack, rst) =
+            (tcp.src_port(), tcp.dst_port(), tcp.syn(), tcp.ack(), tcp.rst());
+        let ip = &ip[..total];
+        if self.on_link(src) && self.arp.lookup(src).is_none() {
+            self.arp.learn(src, src_mac);
+        }
+        let key = tuple_key(src, sport, dport);
+        if let Some(&cid) = self.tuples.get(&key) {
+            self.feed(cid, ip, src_mac);
+            return;
+        }
+        if syn && !ack && !rst {
+            if let Some(&lid) = self.listening.get(&dport) {
+                self.admit(lid, key, src, sport, dport, ip, src_mac);
+                return;
+            }
+        }
+        if rst {
+            self.stats.no_socket += 1;
+            return;
+        }
+        // No socket: an empty set makes smoltcp answer with the right RST.
+        self.stats.no_socket += 1;
+        let mut port = Port {
+            nic: &mut self.nic,
+            rx: Some(ip),
+            dst_mac: src_mac,
+            src_mac: self.mac,
+            caps: &self.caps,
+            scratch: &mut self.scratch,
+            stats: &mut self.stats,
+        };
+        let now = Instant::from_micros(self.now_us as i64);
+        self.iface.poll_ingress_single(now, &mut port, &mut self.empty_set);
+    }
+
+    /// A SYN for a listened port with no socket yet: the backlog decides.
+    #[allow(clippy::too_many_arguments)]
+    fn admit(
+        &mut self,
+        lid: u32,
+        key: u64,
+        src: Ipv4Addr,
+        sport: u16,
+        dport: u16,
+        ip: &[u8],
+        src_mac: MacAddr,
+    ) {
+        let l = &self.listeners[lid as usize];
+        if l.half_open as usize + l.queue.len() >= l.backlog as usize {
+            // Over the backlog: drop silently so the client retransmits.
+            self.stats.syn_dropped += 1;
+            return;
+        }
+        let Some(cid) = self.alloc_conn() else {
+            self.stats.syn_dropped += 1;
+            return;
+        };
+        let gen = self.listeners[lid as usize].gen;
+        self.listeners[lid as usize].half_open += 1;
+        let c = &mut self.conns[cid as usize];
+        c.phase = Phase::Handshake;
+        c.listener = lid;
+        c.listener_gen = gen;
+        c.key = Some(key);
+        c.remote_ip = src;
+        c.remote_port = sport;
+        c.local_port = dport;
+        if c.sock().listen(dport).is_err() {
+            self.listeners[lid as usize].half_open -= 1;
+            self.free_conn(cid);
+            self.stats.syn_dropped += 1;
+            return;
+        }
+        self.conns[cid as usize].last_state = tcp::State::Listen;
+        self.tuples.insert(key, cid);
+        self.feed(cid, ip, src_mac);
+    }
+
+    fn feed(&mut self, cid: u32, ip: &[u8], src_mac: MacAddr) {
+        let now = Instant::from_micros(self.now_us as i64);
+        let c = &mut self.conns[cid as usize];
+        let mut port = Port {
+            nic: &mut self.nic,
+            rx: Some(ip),
+            dst_mac: src_mac,
+            src_mac: self.mac,
+            caps: &self.caps,
+            scratch: &mut self.scratch,
+            stats: &mut self.stats,
+        };
+        self.iface.poll_ingress_single(now, &mut port, &mut c.set);
+        self.mark_ready(cid);
+        self.mark_dirty(cid);
+    }
+
+    // ------------------------------------------------------------------
+    // Servicing connections touched this step
+    // ------------------------------------------------------------------
+
+    fn run_ready(&mut self) {
+        std::mem::swap(&mut self.ready, &mut self.ready_work);
+        let mut work = std::mem::take(&mut self.ready_work);
+        for &cid in &work {
+            self.conns[cid as usize].in_ready = false;
+            if self.conns[cid as usize].phase != Phase::Free {
+                self.service(cid);
+            }
+        }
+        work.clear();
+        self.ready_work = work;
+    }
+
+    /// Reacts to whatever happened to `cid`: state changes, data, space, EOF.
+    fn service(&mut self, cid: u32) {
+        let c = &mut self.conns[cid as usize];
+        let state = c.sock_ref().state();
+        let prev = c.last_state;
+        c.last_state = state;
+        use tcp::State as S;
+        let synchronized =
+            matches!(state, S::Established | S::FinWait1 | S::FinWait2 | S::CloseWait | S::Closing | S::LastAck | S::TimeWait);
+        if synchronized && !c.established {
+            c.established = true;
+            c.sock().set_timeout(None);
+        }
+        if matches!(state, S::CloseWait | S::LastAck | S::Closing | S::TimeWait) {
+            c.fin = true;
+        }
+        if state == S::Closed && prev != S::Closed && c.established && !c.fin && !c.aborted {
+            c.reset = true;
+        }
+        match c.phase {
+            Phase::Free => {}
+            Phase::Handshake => {
+                if c.established {
+                    let (lid, gen) = (c.listener, c.listener_gen);
+                    let l = &mut self.listeners[lid as usize];
+                    l.half_open = l.half_open.saturating_sub(1);
+                    if l.live && l.gen == gen {
+                        self.conns[cid as usize].phase = Phase::Queued;
+                        self.listeners[lid as usize].queue.push_back(cid);
+                        self.service_listener(lid);
+                    } else {
+                        let c = &mut self.conns[cid as usize];
+                        c.aborted = true;
+                        c.sock().abort();
+                        c.phase = Phase::Orphan;
+                        self.mark_dirty(cid);
+                    }
+                } else if state == S::Closed {
+                    let (lid, gen) = (c.listener, c.listener_gen);
+                    let l = &mut self.listeners[lid as usize];
+                    if l.gen == gen {
+                        l.half_open = l.half_open.saturating_sub(1);
+                    }
+                    self.free_conn(cid);
+                }
+            }
+            Phase::Queued => {}
+            Phase::Connecting => {
+                if c.established {
+                    c.phase = Phase::Open;
+                    if c.connect_op != NIL {
+                        let op = c.connect_op;
+                        self.finish(op, 0, 0);
+                    }
+                    self.service_open(cid);
+                } else if state == S::Closed {
+                    let timed_out = self.now_us.saturating_sub(c.started_us)
+                        >= self.cfg.handshake_timeout.as_micros() as u64;
+                    let err = if timed_out { -libc::ETIMEDOUT } else { -libc::ECONNREFUSED };
+                    c.phase = Phase::Open;
+                    c.reset = true;
+                    if let Some(k) = c.key.take() {
+                        self.tuples.remove(&k);
+                    }
+                    self.timers.cancel(cid);
+                    if self.conns[cid as usize].connect_op != NIL {
+                        let op = self.conns[cid as usize].connect_op;
+                        self.finish(op, err, 0);
+                    }
+                    self.service_open(cid);
+                }
+            }
+            Phase::Open => self.service_open(cid),
+            Phase::Orphan => {
+                // Nobody will read: discard what arrives so the window stays open.
+                let s = c.sock();
+                while s.can_recv() {
+                    if s.recv(|b| (b.len(), ())).is_err() {
+                        break;
+                    }
+                }
+                if state == S::Closed {
+                    self.free_conn(cid);
+                }
+            }
+        }
+    }
+
+    fn service_open(&mut self, cid: u32) {
+        // Receives in FIFO order.
+        while let Some(op) = self.conns[cid as usize].recv.front() {
+            match self.try_recv(cid, op) {
+                Progress::Done => continue,
+                Progress::Wait => break,
+                Progress::Yield => {
+                    self.mark_ready(cid);
+                    break;
+                }
+            }
+        }
+        while let Some(op) = self.conns[cid as usize].send.front() {
+            match self.try_send(cid, op) {
+                Progress::Done => continue,
+                _ => break,
+            }
+        }
+        self.wake_polls(cid);
+    }
+
+    fn conn_mask(&mut self, cid: u32) -> u32 {
+        let c = &mut self.conns[cid as usize];
+        let s = c.sock_ref();
+        let mut m = 0;
+        if c.reset {
+            return POLLERR | POLLHUP | POLLIN | POLLRDNORM | POLLRDHUP;
+        }
+        if !c.established {
+            return 0;
+        }
+        if s.can_recv() || c.fin || c.rd_shut {
+            m |= POLLIN | POLLRDNORM;
+        }
+        if c.fin {
+            m |= POLLRDHUP;
+        }
+        if s.can_send() && !c.wr_shut {
+            m |= POLLOUT | POLLWRNORM;
+        }
+        if (c.fin && c.wr_shut) || s.state() == tcp::State::Closed {
+            m |= POLLHUP;
+        }
+        m
+    }
+
+    fn wake_polls(&mut self, cid: u32) {
+        let mut cur = self.conns[cid as usize].poll.front();
+        if cur.is_none() {
+            return;
+        }
+        let mask = self.conn_mask(cid);
+        while let Some(id) = cur {
+            cur = self.ops.next_of(id);
+            self.fire_poll(id, mask);
+        }
+    }
+
+    /// Delivers `mask` to poll op `id` if it is interested.
+    fn fire_poll(&mut self, id: u32, mask: u32) {
+        let op = *self.ops.get(id);
+        let OpKind::Poll { events, multi } = op.kind else { return };
+        let hit = mask & events;
+        if hit == 0 {
+            return;
+        }
+        if multi {
+            if !self.ring.post_aux_cqe(op.user_data, hit as i32, IORING_CQE_F_MORE) {
+                self.finish(id, hit as i32, 0);
+            } else {
+                self.stats.cqes += 1;
+            }
+        } else {
+            self.finish(id, hit as i32, 0);
+        }
+    }
+
+    fn service_listener(&mut self, lid: u32) {
+        self.complete_accepts(lid);
+        let mut cur = self.listeners[lid as usize].poll.front();
+        if cur.is_none() {
+            return;
+        }
+        let mask = if self.listeners[lid as usize].queue.is_empty() { 0 } else { POLLIN | POLLRDNORM };
+        while let Some(id) = cur {
+            cur = self.ops.next_of(id);
+            self.fire_poll(id, mask);
+        }
+    }
+
+    fn complete_accepts(&mut self, lid: u32) {
+        loop {
+            let l = &self.listeners[lid as usize];
+            let (Some(op), Some(&cid)) = (l.accept.front(), l.queue.front()) else { return };
+            let OpKind::Accept { multishot, addr, addrlen } = self.ops.get(op).kind else {
+                return;
+            };
+            self.listeners[lid as usize].queue.pop_front();
+            let fd = self.alloc_fd(Fd::Conn(cid));
+            let c = &mut self.conns[cid as usize];
+            c.fd = fd;
+            c.phase = Phase::Open;
+            let (rip, rport) = (c.remote_ip, c.remote_port);
+            self.stats.accepted += 1;
+            if addr != 0 {
+                if let Err(e) = write_sockaddr(addr, addrlen, rip, rport) {
+                    // The connection is not lost: it stays open under `fd`, as in Linux
+                    // where the fd is installed before the address copy fails.
+                    self.finish(op, e, 0);
+                    continue;
+                }
+            }
+            let more = !self.listeners[lid as usize].queue.is_empty();
+            let flags = if more { IORING_CQE_F_SOCK_NONEMPTY } else { 0 };
+            if multishot {
+                let ud = self.ops.get(op).user_data;
+                if self.ring.post_aux_cqe(ud, fd, flags | IORING_CQE_F_MORE) {
+                    self.stats.cqes += 1;
+                } else {
+                    // CQ full: end the multishot with this connection in its final CQE.
+                    self.finish(op, fd, flags);
+                }
+            } else {
+                self.finish(op, fd, flags);
+            }
+            // Data may have arrived before the accept; pending work is picked up
+            // when ops are submitted on the new socket.
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Receive and send
+    // ------------------------------------------------------------------
+
+    /// Picks the next provided buffer of `group`: (addr, len, bid).
+    fn select_buffer(&self, group: u16) -> Option<(u64, u32, u16)> {
+        if let Some(r) = self.bufrings.get(&group) {
+            return r.peek().map(|b| (b.addr, b.len, b.bid));
+        }
+        self.legacy.get(&group).and_then(|g| g.peek()).map(|b| (b.addr, b.len, b.bid))
+    }
+
+    fn commit_buffer(&mut self, group: u16) {
+        if let Some(r) = self.bufrings.get_mut(&group) {
+            r.consume();
+        } else if let Some(g) = self.legacy.get_mut(&group) {
+            g.consume();
+        }
+    }
+
+    fn try_recv(&mut self, cid: u32, id: u32) -> Progress {
+        let op = *self.ops.get(id);
+        let OpKind::Recv { addr, len, group, multishot, msg_flags, done } = op.kind else {
+            return Progress::Wait;
+        };
+        let mut rounds = 0;
+        loop {
+            let c = &mut self.conns[cid as usize];
+            let avail = c.sock_ref().recv_queue();
+            if avail == 0 || c.rd_shut {
+                if c.reset {
+                    let res = if done > 0 { done as i32 } else { -libc::ECONNRESET };
+                    self.finish(id, res, 0);
+                    return Progress::Done;
+                }
+                if c.fin || c.rd_shut {
+                    self.finish(id, done as i32, 0);
+                    return Progress::Done;
+                }
+                if !c.established && c.phase != Phase::Connecting {
+                    self.finish(id, -libc::ENOTCONN, 0);
+                    return Progress::Done;
+                }
+                if msg_flags & MSG_DONTWAIT != 0 && rounds == 0 {
+                    let res = if done > 0 { done as i32 } else { -libc::EAGAIN };
+                    self.finish(id, res, 0);
+                    return Progress::Done;
+                }
+                return Progress::Wait;
+            }
+            let Some(group) = group else {
+                // Plain buffer.
+                let want = (len - done) as usize;
+                let n = want.min(avail);
+                let dst = match usermem::slice_mut(addr + done as u64, n) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        self.finish(id, e, 0);
+                        return Progress::Done;
+                    }
+                };
+                let s = self.conns[cid as usize].sock();
+                let got = if msg_flags & MSG_PEEK != 0 {
+                    s.peek_slice(dst).unwrap_or(0)
+                } else {
+                    s.recv_slice(dst).unwrap_or(0)
+                };
+                let total = done + got as u32;
+                let rest = s.recv_queue();
+                if got > 0 {
+                    self.mark_dirty(cid);
+                }
+                if msg_flags & MSG_WAITALL != 0 && total < len {
+                    if let OpKind::Recv { done, .. } = &mut self.ops.get_mut(id).kind {
+                        *done = total;
+                    }
+                    continue;
+                }
+                let flags = if rest > 0 { IORING_CQE_F_SOCK_NONEMPTY } else { 0 };
+                self.finish(id, total as i32, flags);
+                return Progress::Done;
+            };
+            // Provided buffers: pick one only when there is data to put in it.
+            let Some((baddr, blen, bid)) = self.select_buffer(group) else {
+                self.finish(id, -libc::ENOBUFS, 0);
+                return Progress::Done;
+            };
+            let mut n = (blen as usize).min(avail);
+            if len > 0 {
+                n = n.min(len as usize);
+            }
+            let dst = match usermem::slice_mut(baddr, n) {
+                Ok(d) => d,
+                Err(e) => {
+                    self.finish(id, e, 0);
+                    return Progress::Done;
+                }
+            };
+            let s = self.conns[cid as usize].sock();
+            let got = s.recv_slice(dst).unwrap_or(0);
+            let rest = s.recv_queue();
+            self.commit_buffer(group);
+            self.mark_dirty(cid);
+            let mut flags = IORING_CQE_F_BUFFER | ((bid as u32) << IORING_CQE_BUFFER_SHIFT);
+            if rest > 0 {
+                flags |= IORING_CQE_F_SOCK_NONEMPTY;
+            }
+            if !multishot {
+                self.finish(id, got as i32, flags);
+                return Progress::Done;
+            }
+            if !self.ring.post_aux_cqe(op.user_data, got as i32, flags | IORING_CQE_F_MORE) {
+                // CQ full or backlog: the bytes travel in the final CQE.
+                self.finish(id, got as i32, flags);
+                return Progress::Done;
+            }
+            self.stats.cqes += 1;
+            rounds += 1;
+            if rounds >= MULTISHOT_MAX_RETRY && rest > 0 {
+                return Progress::Yield;
+            }
+        }
+    }
+
+    fn try_send(&mut self, cid: u32, id: u32) -> Progress {
+        let OpKind::Send { addr, len, done, waitall } = self.ops.get(id).kind else {
+            return Progress::Wait;
+        };
+        let c = &mut self.conns[cid as usize];
+        if c.reset {
+            let res = if done > 0 { done as i32 } else { -libc::ECONNRESET };
+            self.finish(id, res, 0);
+            return Progress::Done;
+        }
+        if c.wr_shut || (c.established && !c.sock_ref().may_send()) {
+            let res = if done > 0 { done as i32 } else { -libc::EPIPE };
+            self.finish(id, res, 0);
+            return Progress::Done;
+        }
+        if !c.established {
+            if c.phase == Phase::Connecting {
+                return Progress::Wait;
+            }
+            self.finish(id, -libc::ENOTCONN, 0);
+            return Progress::Done;
+        }
+        let src = match usermem::slice(addr + done as u64, (len - done) as usize) {
+            Ok(s) => s,
+            Err(e) => {
+                self.finish(id, e, 0);
+                return Progress::Done;
+            }
+        };
+        let n = c.sock().send_slice(src).unwrap_or(0) as u32;
+        if n > 0 {
+            self.mark_dirty(cid);
+        }
+        let total = done + n;
+        if total == len || (!waitall && total > 0) || len == 0 {
+            self.finish(id, total as i32, 0);
+            return Progress::Done;
+        }
+        if let OpKind::Send { done, .. } = &mut self.ops.get_mut(id).kind {
+            *done = total;
+        }
+        Progress::Wait
+    }
+
+    // ------------------------------------------------------------------
+    // Timers and egress
+    // ------------------------------------------------------------------
+
+    fn expire_timers(&mut self) {
+        let mut due = std::mem::take(&mut self.dirty_work);
+        self.timers.expire(self.now_us, |cid| due.push(cid));
+        for &cid in &due {
+            if self.conns[cid as usize].phase != Phase::Free {
+                self.mark_dirty(cid);
+            }
+        }
+        due.clear();
+        self.dirty_work = due;
+        while let Some(&Reverse((at, id))) = self.timeouts.peek() {
+            if at > self.now_us {
+                break;
+            }
+            self.timeouts.pop();
+            let op = self.ops.get(id);
+            if op.owner == Owner::Timeout && op.kind == (OpKind::Timeout { at_us: at }) {
+                self.finish(id, -libc::ETIME, 0);
+            }
+        }
+    }
+
+    fn run_egress(&mut self) -> usize {
+        std::mem::swap(&mut self.dirty, &mut self.dirty_work);
+        let mut work = std::mem::take(&mut self.dirty_work);
+        let n = work.len();
+        for &cid in &work {
+            self.conns[cid as usize].in_dirty = false;
+            if self.conns[cid as usize].phase != Phase::Free {
+                self.egress(cid);
+            }
+        }
+        work.clear();
+        self.dirty_work = work;
+        n
+    }
+
+    fn egress(&mut self, cid: u32) {
+        let now = self.instant();
+        let remote = self.conns[cid as usize].remote_ip;
+        let hop = self.next_hop(remote);
+        let Some(dst_mac) = self.arp.lookup(hop) else {
+            if self.arp.should_ask(hop, self.now_us) {
+                let req = Arp {
+                    op: l2::ARP_REQUEST,
+                    sha: self.mac,
+                    spa: self.ip,
+                    tha: [0; 6],
+                    tpa: hop,
+                };
+                self.send_arp(l2::BROADCAST, &req);
+            }
+            if !self.arp_wait.contains(&cid) {
+                self.arp_wait.push(cid);
+            }
+            // Re-check soon even if no reply comes (the request is rate-limited).
+            self.timers.arm(cid, self.now_us + 100_000);
+            return;
+        };
+        let c = &mut self.conns[cid as usize];
+        let mut port = Port {
+            nic: &mut self.nic,
+            rx: None,
+            dst_mac,
+            src_mac: self.mac,
+            caps: &self.caps,
+            scratch: &mut self.scratch,
+            stats: &mut self.stats,
+        };
+        let mut rounds = 0;
+        while rounds < EGRESS_ROUNDS {
+            rounds += 1;
+            if self.iface.poll_egress(now, &mut port, &mut c.set)
+                == smoltcp::iface::PollResult::None
+            {
+                break;
+            }
+        }
+        let state = c.sock_ref().state();
+        let at = self.iface.poll_at(now, &c.set);
+        match at {
+            Some(t) if t <= now => {
+                // More to send right now (egress budget used up): next step.
+                self.timers.cancel(cid);
+                self.mark_dirty(cid);
+            }
+            Some(t) => self.timers.arm(cid, t.total_micros() as u64),
+            None => self.timers.cancel(cid),
+        }
+        if state != self.conns[cid as usize].last_state {
+            self.mark_ready(cid);
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Submission
+    // ------------------------------------------------------------------
+
+    fn process_sqes(&mut self) -> usize {
+        let mut n = 0;
+        while let Some(sqe) = self.ring.next_sqe() {
+            n += 1;
+            self.issue(&sqe);
+        }
+        if n > 0 {
+            self.ring.sq_commit();
+            self.stats.sqes += n as u64;
+        }
+        n
+    }
+
+    /// Completes `sqe` right away (respecting `IOSQE_CQE_SKIP_SUCCESS`).
+    fn complete(&mut self, sqe: &Sqe, res: i32, flags: u32) {
+        if res >= 0 && sqe.flags & IOSQE_CQE_SKIP_SUCCESS != 0 {
+            return;
+        }
+        if res < 0 {
+            self.stats.op_errors += 1;
+        }
+        self.post(sqe.user_data, res, flags);
+    }
+
+    fn issue(&mut self, sqe: &Sqe) {
+        if let Err(e) = self.check_common(sqe) {
+            self.complete(sqe, e, 0);
+            return;
+        }
+        let r = match sqe.opcode {
+            IORING_OP_NOP => self.op_nop(sqe),
+            IORING_OP_SOCKET => self.op_socket(sqe),
+            IORING_OP_BIND => self.op_bind(sqe),
+            IORING_OP_LISTEN => self.op_listen(sqe),
+            IORING_OP_ACCEPT => self.op_accept(sqe),
+            IORING_OP_CONNECT => self.op_connect(sqe),
+            IORING_OP_RECV | IORING_OP_READ => self.op_recv(sqe),
+            IORING_OP_SEND | IORING_OP_WRITE => self.op_send(sqe),
+            IORING_OP_CLOSE => self.op_close(sqe),
+            IORING_OP_SHUTDOWN => self.op_shutdown(sqe),
+            IORING_OP_POLL_ADD => self.op_poll_add(sqe),
+            IORING_OP_POLL_REMOVE => self.op_poll_remove(sqe),
+            IORING_OP_ASYNC_CANCEL => self.op_cancel(sqe),
+            IORING_OP_PROVIDE_BUFFERS => self.op_provide_buffers(sqe),
+            IORING_OP_REMOVE_BUFFERS => self.op_remove_buffers(sqe),
+            IORING_OP_TIMEOUT => self.op_timeout(sqe),
+            op if op >= IORING_OP_LAST => Err(-libc::EINVAL),
+            _ => Err(-libc::EOPNOTSUPP),
+        };
+        match r {
+            Ok(Some((res, flags))) => self.complete(sqe, res, flags),
+            Ok(None) => {}
+            Err(e) => self.complete(sqe, e, 0),
+        }
+    }
+
+    /// Checks every SQE must pass, whatever its opcode.
+    fn check_common(&self, sqe: &Sqe) -> Result<(), i32> {
+        if sqe.opcode >= IORING_OP_LAST {
+            return Err(-libc::EINVAL);
+        }
+        if sqe.flags & !IOSQE_ALL != 0 {
+            return Err(-libc::EINVAL);
+        }
+        if sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK | IOSQE_IO_DRAIN) != 0 {
+            // Links and drain are not implemented yet; refuse rather than
+            // silently run the chain unordered.
+            return Err(-libc::EINVAL);
+        }
+        if sqe.flags & IOSQE_FIXED_FILE != 0 {
+            // No registered file table.
+            return Err(-libc::EBADF);
+        }
+        if sqe.personality != 0 {
+            return Err(-libc::EINVAL);
+        }
+        if sqe.flags & IOSQE_BUFFER_SELECT != 0
+            && !matches!(sqe.opcode, IORING_OP_RECV | IORING_OP_READ)
+        {
+            return Err(-libc::EOPNOTSUPP);
+        }
+        Ok(())
+    }
+
+    fn park(&mut self, sqe: &Sqe, kind: OpKind) -> u32 {
+        self.ops.insert(sqe.user_data, sqe.fd, sqe.flags & IOSQE_CQE_SKIP_SUCCESS != 0, kind)
+    }
+
+    fn op_nop(&mut self, sqe: &Sqe) -> OpResult {
+        if sqe.op_flags & !IORING_NOP_INJECT_RESULT != 0 {
+            return Err(-libc::EINVAL);
+        }
+        let res = if sqe.op_flags & IORING_NOP_INJECT_RESULT != 0 { sqe.len as i32 } else { 0 };
+        Ok(Some((res, 0)))
+    }
+
+    fn op_socket(&mut self, sqe: &Sqe) -> OpResult {
+        if sqe.op_flags != 0 || sqe.file_index != 0 {
+            return Err(-libc::EINVAL);
+        }
+        if sqe.fd != libc::AF_INET {
+            return Err(-libc::EAFNOSUPPORT);
+        }
+        let ty = sqe.off;
+        if ty & !(0xf | SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
+            return Err(-libc::EINVAL);
+        }
+        if ty & 0xf != libc::SOCK_STREAM as u64 {
+            return Err(-libc::EPROTONOSUPPORT);
+        }
+        if sqe.len != 0 && sqe.len != libc::IPPROTO_TCP as u32 {
+            return Err(-libc::EPROTONOSUPPORT);
+        }
+        Ok(Some((self.alloc_fd(Fd::Fresh { port: 0 }), 0)))
+    }
+
+    fn pick_free_port(&mut self) -> Option<u16> {
+        let span = (EPHEMERAL_HI - EPHEMERAL_LO + 1) as u32;
+        for _ in 0..span {
+            let p = self.advance_port();
+            if !self.listening.contains_key(&p) && !self.bound.contains_key(&p) {
+                return Some(p);
+            }
+        }
+        None
+    }
+
+    fn advance_port(&mut self) -> u16 {
+        let p = self.next_port;
+        self.next_port = if p >= EPHEMERAL_HI { EPHEMERAL_LO } else { p + 1 };
+        p
+    }
+
+    fn op_bind(&mut self, sqe: &Sqe) -> OpResult {
+        let Some(Fd::Fresh { port: cur }) = self.fd(sqe.fd) else {
+            return match self.fd(sqe.fd) {
+                None => Err(-libc::EBADF),
+                Some(_) => Err(-libc::EINVAL),
+            };
+        };
+        if cur != 0 {
+            return Err(-libc::EINVAL);
+        }
+        let (ip, port) = read_sockaddr(sqe.addr, sqe.off)?;
+        if !ip.is_unspecified() && ip != self.ip {
+            return Err(-libc::EADDRNOTAVAIL);
+        }
+        let port = if port == 0 {
+            self.pick_free_port().ok_or(-libc::EADDRINUSE)?
+        } else {
+            if self.bound.contains_key(&port) || self.listening.contains_key(&port) {
+                return Err(-libc::EADDRINUSE);
+            }
+            port
+        };
+        self.bound.insert(port, sqe.fd);
+        self.fds[sqe.fd as usize] = Fd::Fresh { port };
+        Ok(Some((0, 0)))
+    }
+
+    fn op_listen(&mut self, sqe: &Sqe) -> OpResult {
+        let backlog = (sqe.len.max(1)).min(self.cfg.somaxconn);
+        match self.fd(sqe.fd) {
+            None | Some(Fd::Free) => Err(-libc::EBADF),
+            Some(Fd::Listener(lid)) => {
+                self.listeners[lid as usize].backlog = backlog;
+                Ok(Some((0, 0)))
+            }
+            Some(Fd::Conn(_)) => Err(-libc::EINVAL),
+            Some(Fd::Fresh { port }) => {
+                let port = if port == 0 {
+                    let p = self.pick_free_port().ok_or(-libc::EADDRINUSE)?;
+                    self.bound.insert(p, sqe.fd);
+                    p
+                } else {
+                    port
+                };
+                let l = Listener {
+                    live: true,
+                    gen: 0,
+                    port,
+                    backlog,
+                    half_open: 0,
+                    queue: VecDeque::with_capacity((backlog as usize).min(4096)),
+                    accept: OpList::default(),
+                    poll: OpList::default(),
+                };
+                let lid = match self.free_listeners.pop() {
+                    Some(lid) => {
+                        let gen = self.listeners[lid as usize].gen + 1;
+                        self.listeners[lid as usize] = Listener { gen, ..l };
+                        lid
+                    }
+                    None => {
+                        self.listeners.push(l);
+                        (self.listeners.len() - 1) as u32
+                    }
+                };
+                self.listening.insert(port, lid);
+                self.fds[sqe.fd as usize] = Fd::Listener(lid);
+                Ok(Some((0, 0)))
+            }
+        }
+    }
+
+    fn op_accept(&mut self, sqe: &Sqe) -> OpResult {
+        let allowed = IORING_ACCEPT_MULTISHOT | IORING_ACCEPT_DONTWAIT | IORING_ACCEPT_POLL_FIRST;
+        if sqe.ioprio & !allowed != 0 || sqe.len != 0 || sqe.buf_index != 0 {
+            return Err(-libc::EINVAL);
+        }
+        if sqe.op_flags & !((libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) as u32) != 0 {
+            return Err(-libc::EINVAL);
+        }
+        if sqe.file_index != 0 {
+            return Err(-libc::EINVAL);
+        }
+        let lid = match self.fd(sqe.fd) {
+            None => return Err(-libc::EBADF),
+            Some(Fd::Listener(lid)) => lid,
+            Some(_) => return Err(-libc::EINVAL),
+        };
+        let multishot = sqe.ioprio & IORING_ACCEPT_MULTISHOT != 0;
+        if sqe.ioprio & IORING_ACCEPT_DONTWAIT != 0 && self.listeners[lid as usize].queue.is_empty()
+        {
+            return Err(-libc::EAGAIN);
+        }
+        let id = self.park(sqe, OpKind::Accept { multishot, addr: sqe.addr, addrlen: sqe.off });
+        let l = &mut self.listeners[lid as usize];
+        self.ops.push_back(&mut l.accept, id, Owner::Accept(lid));
+        self.complete_accepts(lid);
+        Ok(None)
+    }
+
+    fn op_connect(&mut self, sqe: &Sqe) -> OpResult {
+        let port = match self.fd(sqe.fd) {
+            None | Some(Fd::Free) => return Err(-libc::EBADF),
+            Some(Fd::Fresh { port }) => port,
+            Some(Fd::Conn(cid)) => {
+                let c = &self.conns[cid as usize];
+                return Err(if c.phase == Phase::Connecting {
+                    -libc::EALREADY
+                } else {
+                    -libc::EISCONN
+                });
+            }
+            Some(Fd::Listener(_)) => return Err(-libc::EINVAL),
+        };
+        let (rip, rport) = read_sockaddr(sqe.addr, sqe.off)?;
+        if rip.is_unspecified() || rip == self.ip || rip.is_broadcast() || rip.is_multicast() {
+            return Err(-libc::ENETUNREACH);
+        }
+        if rport == 0 {
+            return Err(-libc::ECONNREFUSED);
+        }
+        if !self.on_link(rip) && self.cfg.gateway.is_none() {
+            return Err(-libc::ENETUNREACH);
+        }
+        let lport = if port != 0 {
+            if self.tuples.contains_key(&tuple_key(rip, rport, port)) {
+                return Err(-libc::EADDRNOTAVAIL);
+            }
+            port
+        } else {
+            let span = (EPHEMERAL_HI - EPHEMERAL_LO + 1) as u32;
+            let mut found = None;
+            for _ in 0..span {
+                let p = self.advance_port();
+                if self.listening.contains_key(&p) || self.bound.contains_key(&p) {
+                    continue;
+                }
+                if !self.tuples.contains_key(&tuple_key(rip, rport, p)) {
+                    found = Some(p);
+                    break;
+                }
+            }
+            found.ok_or(-libc::EADDRNOTAVAIL)?
+        };
+        let cid = self.alloc_conn().ok_or(-libc::ENOBUFS)?;
+        let key = tuple_key(rip, rport, lport);
+        let c = &mut self.conns[cid as usize];
+        c.phase = Phase::Connecting;
+        c.remote_ip = rip;
+        c.remote_port = rport;
+        c.local_port = lport;
+        c.fd = sqe.fd;
+        let s = c.set.get_mut::<tcp::Socket>(c.h);
+        if s.connect(self.iface.context(), (IpAddress::Ipv4(rip), rport), lport).is_err() {
+            self.free_conn(cid);
+            return Err(-libc::EINVAL);
+        }
+        self.conns[cid as usize].key = Some(key);
+        self.conns[cid as usize].last_state = tcp::State::SynSent;
+        self.tuples.insert(key, cid);
+        if port != 0 {
+            self.bound.remove(&port);
+        }
+        self.fds[sqe.fd as usize] = Fd::Conn(cid);
+        let id = self.park(sqe, OpKind::Connect);
+        self.ops.get_mut(id).owner = Owner::Connect(cid);
+        self.conns[cid as usize].connect_op = id;
+        self.stats.connects += 1;
+        self.mark_dirty(cid);
+        Ok(None)
+    }
+
+    fn conn_of(&self, fd: i32) -> Result<u32, i32> {
+        match self.fd(fd) {
+            None => Err(-libc::EBADF),
+            Some(Fd::Conn(cid)) => Ok(cid),
+            Some(_) => Err(-libc::ENOTCONN),
+        }
+    }
+
+    fn op_recv(&mut self, sqe: &Sqe) -> OpResult {
+        let read = sqe.opcode == IORING_OP_READ;
+        let allowed = if read { 0 } else { IORING_RECVSEND_POLL_FIRST | IORING_RECV_MULTISHOT };
+        if sqe.ioprio & !allowed != 0 {
+            return Err(-libc::EINVAL);
+        }
+        let multishot = sqe.ioprio & IORING_RECV_MULTISHOT != 0;
+        let select = sqe.flags & IOSQE_BUFFER_SELECT != 0;
+        let msg_flags = if read { 0 } else { sqe.op_flags };
+        if multishot && (!select || msg_flags & MSG_WAITALL != 0) {
+            return Err(-libc::EINVAL);
+        }
+        if multishot && sqe.file_index != 0 {
+            // optlen (6.17 total cap) is not supported yet.
+            return Err(-libc::EINVAL);
+        }
+        let cid = self.conn_of(sqe.fd)?;
+        let group = select.then_some(sqe.buf_index);
+        if let Some(g) = group {
+            if !self.bufrings.contains_key(&g) && !self.legacy.contains_key(&g) {
+                return Err(-libc::ENOBUFS);
+            }
+        } else {
+            usermem::check(sqe.addr, sqe.len as usize)?;
+        }
+        let kind = OpKind::Recv {
+            addr: if select { 0 } else { sqe.addr },
+            len: sqe.len,
+            group,
+            multishot,
+            msg_flags,
+            done: 0,
+        };
+        let id = self.park(sqe, kind);
+        let c = &mut self.conns[cid as usize];
+        let first = c.recv.is_empty();
+        self.ops.push_back(&mut c.recv, id, Owner::Recv(cid));
+        if !first {
+            return Ok(None);
+        }
+        // Buffer rings are checked at arm time, as the kernel does (-ENOBUFS
+        // even on an empty socket), then data decides.
+        if let Some(g) = group {
+            if self.select_buffer(g).is_none() {
+                self.finish(id, -libc::ENOBUFS, 0);
+                return Ok(None);
+            }
+        }
+        if let Progress::Yield = self.try_recv(cid, id) {
+            self.mark_ready(cid);
+        }
+        Ok(None)
+    }
+
+    fn op_send(&mut self, sqe: &Sqe) -> OpResult {
+        let write = sqe.opcode == IORING_OP_WRITE;
+        let allowed = if write { 0 } else { IORING_RECVSEND_POLL_FIRST };
+        if sqe.ioprio & !allowed != 0 {
+            return Err(-libc::EINVAL);
+        }
+        let msg_flags = if write { 0 } else { sqe.op_flags | MSG_NOSIGNAL };
+        if !write && (sqe.off != 0 || sqe.file_index != 0) {
+            // sendto addresses on a connected TCP socket.
+            return Err(-libc::EISCONN);
+        }
+        // Linux: send on a never-connected or listening TCP socket is -EPIPE.
+        let cid = self.conn_of(sqe.fd).map_err(|e| if e == -libc::ENOTCONN { -libc::EPIPE } else { e })?;
+        usermem::check(sqe.addr, sqe.len as usize)?;
+        let kind = OpKind::Send {
+            addr: sqe.addr,
+            len: sqe.len,
+            done: 0,
+            waitall: msg_flags & MSG_WAITALL != 0,
+        };
+        let id = self.park(sqe, kind);
+        let c = &mut self.conns[cid as usize];
+        let first = c.send.is_empty();
+        self.ops.push_back(&mut c.send, id, Owner::Send(cid));
+        if first {
+            if let Progress::Wait = self.try_send(cid, id) {
+                if msg_flags & MSG_DONTWAIT != 0 {
+                    let done = match self.ops.get(id).kind {
+                        OpKind::Send { done, .. } => done,
+                        _ => 0,
+                    };
+                    let res = if done > 0 { done as i32 } else { -libc::EAGAIN };
+                    self.finish(id, res, 0);
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn op_close(&mut self, sqe: &Sqe) -> OpResult {
+        if sqe.file_index != 0 || sqe.off != 0 || sqe.addr != 0 || sqe.len != 0 {
+            return Err(-libc::EINVAL);
+        }
+        match self.fd(sqe.fd) {
+            None | Some(Fd::Free) => Err(-libc::EBADF),
+            Some(Fd::Fresh { port }) => {
+                if port != 0 {
+                    self.bound.remove(&port);
+                }
+                self.free_fd(sqe.fd);
+                Ok(Some((0, 0)))
+            }
+            Some(Fd::Listener(lid)) => {
+                self.close_listener(lid);
+                self.free_fd(sqe.fd);
+                Ok(Some((0, 0)))
+            }
+            Some(Fd::Conn(cid)) => {
+                self.cancel_conn_ops(cid, -libc::ECANCELED);
+                self.free_fd(sqe.fd);
+                let c = &mut self.conns[cid as usize];
+                c.fd = -1;
+                let state = c.sock_ref().state();
+                if state == tcp::State::Closed || c.key.is_none() {
+                    self.free_conn(cid);
+                } else {
+                    if c.sock_ref().recv_queue() > 0 {
+                        // Unread data at close: reset, as Linux does.
+                        c.aborted = true;
+                        c.sock().abort();
+                    } else {
+                        c.sock().close();
+                    }
+                    c.phase = Phase::Orphan;
+                    self.mark_dirty(cid);
+                }
+                Ok(Some((0, 0)))
+            }
+        }
+    }
+
+    fn close_listener(&mut self, lid: u32) {
+        let port = self.listeners[lid as usize].port;
+        self.listening.remove(&port);
+        self.bound.remove(&port);
+        loop {
+            let l = &self.listeners[lid as usize];
+            let Some(id) = l.accept.front().or(l.poll.front()) else { break };
+            self.finish(id, -libc::ECANCELED, 0);
+        }
+        let l = &mut self.listeners[lid as usize];
+        l.live = false;
+        let mut q = std::mem::take(&mut l.queue);
+        for cid in q.drain(..) {
+            let c = &mut self.conns[cid as usize];
+            c.aborted = true;
+            c.sock().abort();
+            c.phase = Phase::Orphan;
+            self.mark_dirty(cid);
+        }
+        self.listeners[lid as usize].queue = q;
+        self.free_listeners.push(lid);
+    }
+
+    fn op_shutdown(&mut self, sqe: &Sqe) -> OpResult {
+        if sqe.off != 0 || sqe.addr != 0 || sqe.op_flags != 0 || sqe.buf_index != 0 {
+            return Err(-libc::EINVAL);
+        }
+        let how = sqe.len as i32;
+        if !(libc::SHUT_RD..=libc::SHUT_RDWR).contains(&how) {
+            return Err(-libc::EINVAL);
+        }
+        let cid = self.conn_of(sqe.fd)?;
+        let c = &mut self.conns[cid as usize];
+        if !c.established || c.reset {
+            return Err(-libc::ENOTCONN);
+        }
+        if how == libc::SHUT_RD || how == libc::SHUT_RDWR {
+            c.rd_shut = true;
+        }
+        if (how == libc::SHUT_WR || how == libc::SHUT_RDWR) && !c.wr_shut {
+            c.wr_shut = true;
+            c.sock().close();
+        }
+        self.mark_dirty(cid);
+        self.service_open(cid);
+        Ok(Some((0, 0)))
+    }
+
+    fn op_poll_add(&mut self, sqe: &Sqe) -> OpResult {
+        let flags = sqe.len;
+        if flags & !IORING_POLL_ADD_MULTI != 0 {
+            // IORING_POLL_ADD_LEVEL is rejected by Linux too; the coalesced
+            // ringline mode is not implemented yet.
+            return Err(-libc::EINVAL);
+        }
+        if sqe.addr != 0 || sqe.off != 0 || sqe.buf_index != 0 || sqe.ioprio != 0 {
+            return Err(-libc::EINVAL);
+        }
+        let multi = flags & IORING_POLL_ADD_MULTI != 0;
+        if multi && sqe.flags & IOSQE_CQE_SKIP_SUCCESS != 0 {
+            return Err(-libc::EINVAL);
+        }
+        let events = (sqe.op_flags & 0xffff) | POLLERR | POLLHUP;
+        let fd = self.fd(sqe.fd).ok_or(-libc::EBADF)?;
+        let id = self.park(sqe, OpKind::Poll { events, multi });
+        match fd {
+            Fd::Free => unreachable!("fd() never returns Free"),
+            Fd::Fresh { .. } => {
+                // An unconnected TCP socket polls as OUT|HUP and never changes
+                // until it is connected or listened on: report once.
+                let mask = (POLLOUT | POLLWRNORM | POLLHUP) & events;
+                self.finish(id, mask as i32, 0);
+            }
+            Fd::Listener(lid) => {
+                let l = &mut self.listeners[lid as usize];
+                self.ops.push_back(&mut l.poll, id, Owner::ListenPoll(lid));
+                let mask = if self.listeners[lid as usize].queue.is_empty() {
+                    0
+                } else {
+                    POLLIN | POLLRDNORM
+                };
+                self.fire_poll(id, mask);
+            }
+            Fd::Conn(cid) => {
+                let c = &mut self.conns[cid as usize];
+                self.ops.push_back(&mut c.poll, id, Owner::ConnPoll(cid));
+                let mask = self.conn_mask(cid);
+                self.fire_poll(id, mask);
+            }
+        }
+        Ok(None)
+    }
+
+    fn find_poll(&mut self, user_data: u64) -> Option<u32> {
+        self.found.clear();
+        let mut found = std::mem::take(&mut self.found);
+        self.ops.find_all(&mut found, |op| {
+            op.user_data == user_data && matches!(op.kind, OpKind::Poll { .. })
+        });
+        let r = found.first().copied();
+        self.found = found;
+        r
+    }
+
+    fn op_poll_remove(&mut self, sqe: &Sqe) -> OpResult {
+        let flags = sqe.len;
+        let known = IORING_POLL_ADD_MULTI | IORING_POLL_UPDATE_EVENTS | IORING_POLL_UPDATE_USER_DATA;
+        if flags & !known != 0 || sqe.buf_index != 0 {
+            return Err(-libc::EINVAL);
+        }
+        let Some(id) = self.find_poll(sqe.addr) else { return Err(-libc::ENOENT) };
+        if flags & (IORING_POLL_UPDATE_EVENTS | IORING_POLL_UPDATE_USER_DATA) == 0 {
+            self.finish(id, -libc::ECANCELED, 0);
+            return Ok(Some((0, 0)));
+        }
+        let op = self.ops.get_mut(id);
+        if let OpKind::Poll { events, multi } = &mut op.kind {
+            if flags & IORING_POLL_UPDATE_EVENTS != 0 {
+                *events = (sqe.op_flags & 0xffff) | POLLERR | POLLHUP;
+                *multi = flags & IORING_POLL_ADD_MULTI != 0;
+            }
+        }
+        if flags & IORING_POLL_UPDATE_USER_DATA != 0 {
+            op.user_data = sqe.off;
+        }
+        Ok(Some((0, 0)))
+    }
+
+    fn op_cancel(&mut self, sqe: &Sqe) -> OpResult {
+        let flags = sqe.op_flags;
+        let known = IORING_ASYNC_CANCEL_ALL
+            | IORING_ASYNC_CANCEL_FD
+            | IORING_ASYNC_CANCEL_ANY
+            | IORING_ASYNC_CANCEL_USERDATA;
+        if flags & !known != 0 {
+            return Err(-libc::EINVAL);
+        }
+        let any = flags & IORING_ASYNC_CANCEL_ANY != 0;
+        let by_fd = flags & IORING_ASYNC_CANCEL_FD != 0;
+        let by_ud = !any && (!by_fd || flags & IORING_ASYNC_CANCEL_USERDATA != 0);
+        let all = any || flags & IORING_ASYNC_CANCEL_ALL != 0;
+        let (key, fd) = (sqe.addr, sqe.fd);
+        self.found.clear();
+        let mut found = std::mem::take(&mut self.found);
+        self.ops.find_all(&mut found, |op| {
+            (any || !by_fd || op.fd == fd) && (!by_ud || op.user_data == key)
+        });
+        let n = if all { found.len() } else { found.len().min(1) };
+        for &id in &found[..n] {
+            self.finish(id, -libc::ECANCELED, 0);
+        }
+        found.clear();
+        self.found = found;
+        if n == 0 {
+            return Err(-libc::ENOENT);
+        }
+        Ok(Some((if all { n as i32 } else { 0 }, 0)))
+    }
+
+    fn op_provide_buffers(&mut self, sqe: &Sqe) -> OpResult {
+        let bgid = sqe.buf_index;
+        if self.bufrings.contains_key(&bgid) {
+            return Err(-libc::EINVAL);
+        }
+        let count = sqe.fd;
+        if count <= 0 || sqe.off > u16::MAX as u64 {
+            return Err(-libc::EINVAL);
+        }
+        usermem::check(sqe.addr, sqe.len as usize * count as usize)?;
+        let g = self.legacy.entry(bgid).or_default();
+        g.provide(sqe.addr, sqe.len, count as u32, sqe.off as u32)?;
+        Ok(Some((0, 0)))
+    }
+
+    fn op_remove_buffers(&mut self, sqe: &Sqe) -> OpResult {
+        if sqe.fd <= 0 || sqe.addr != 0 || sqe.off != 0 || sqe.len != 0 {
+            return Err(-libc::EINVAL);
+        }
+        let g = self.legacy.get_mut(&sqe.buf_index).ok_or(-libc::ENOENT)?;
+        let n = g.remove(sqe.fd as u32);
+        Ok(Some((n as i32, 0)))
+    }
+
+    fn op_timeout(&mut self, sqe: &Sqe) -> OpResult {
+        if sqe.len != 1 || sqe.off != 0 || sqe.op_flags != 0 || sqe.buf_index != 0 {
+            // Completion counts and absolute/clock flags are not supported yet.
+            return Err(-libc::EINVAL);
+        }
+        let ts: [i64; 2] = usermem::read(sqe.addr)?;
+        if ts[0] < 0 || !(0..1_000_000_000).contains(&ts[1]) {
+            return Err(-libc::EINVAL);
+        }
+        let at = self.now_us + ts[0] as u64 * 1_000_000 + ts[1] as u64 / 1000;
+        let id = self.park(sqe, OpKind::Timeout { at_us: at });
+        self.ops.get_mut(id).owner = Owner::Timeout;
+        self.timeouts.push(Reverse((at, id)));
+        Ok(None)
+    }
+}
+
+/// `Ok(Some((res, flags)))`: complete now; `Ok(None)`: parked or already
+/// completed by the executor; `Err(-errno)`: complete now with the error.
+type OpResult = Result<Option<(i32, u32)>, i32>;
+
+/// Reads a `sockaddr_in` named by `addr`/`addrlen` (value).
+fn read_sockaddr(addr: u64, addrlen: u64) -> Result<(Ipv4Addr, u16), i32> {
+    if addrlen < core::mem::size_of::<libc::sockaddr_in>() as u64 {
+        return Err(-libc::EINVAL);
+    }
+    let sa: libc::sockaddr_in = usermem::read(addr)?;
+    if sa.sin_family != libc::AF_INET as libc::sa_family_t {
+        return Err(-libc::EAFNOSUPPORT);
+    }
+    Ok((Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)), u16::from_be(sa.sin_port)))
+}
+
+/// Writes the peer address for ACCEPT (`addrlen` is a `socklen_t *`, or 0).
+fn write_sockaddr(addr: u64, addrlen: u64, ip: Ipv4Addr, port: u16) -> Result<(), i32> {
+    let full = core::mem::size_of::<libc::sockaddr_in>();
+    let room = if addrlen != 0 { usermem::read::<u32>(addrlen)? as usize } else { full };
+    // SAFETY-free: a plain value copy; sockaddr_in is integers only.
+    let mut sa: libc::sockaddr_in = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr { s_addr: u32::from(ip).to_be() },
+        sin_zero: [0; 8],
+    };
+    let bytes = sockaddr_bytes(&mut sa);
+    let n = room.min(full);
+    usermem::slice_mut(addr, n)?.copy_from_slice(&bytes[..n]);
+    if addrlen != 0 {
+        usermem::write::<u32>(addrlen, full as u32)?;
+    }
+    Ok(())
+}
+
+fn sockaddr_bytes(sa: &mut libc::sockaddr_in) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[0..2].copy_from_slice(&sa.sin_family.to_ne_bytes());
+    b[2..4].copy_from_slice(&sa.sin_port.to_ne_bytes());
+    b[4..8].copy_from_slice(&sa.sin_addr.s_addr.to_ne_bytes());
+    b
+}

@@ -1,0 +1,47 @@
+//! Engine counters. Plain integers owned by the engine thread; read them with
+//! [`crate::Engine::stats`].
+
+/// What the engine has done so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Loop iterations.
+    pub steps: u64,
+    /// SQEs consumed.
+    pub sqes: u64,
+    /// CQEs posted (including multishot aux CQEs).
+    pub cqes: u64,
+    /// Requests completed with a negative errno at submission.
+    pub op_errors: u64,
+    /// Frames received from the NIC.
+    pub rx_frames: u64,
+    /// TCP segments handed to the NIC.
+    pub tx_segments: u64,
+    /// Frames the NIC could not take (retransmitted by TCP later).
+    pub tx_dropped: u64,
+    /// Frames dropped as malformed (bad Ethernet, ARP, IPv4 or TCP header).
+    pub malformed: u64,
+    /// Frames addressed to another MAC or IP.
+    pub not_for_us: u64,
+    /// Frames of a protocol we do not handle (non-TCP, fragments, IPv6).
+    pub unsupported: u64,
+    /// TCP segments with no socket (answered with RST unless they were RSTs).
+    pub no_socket: u64,
+    /// SYNs dropped because the listener's backlog was full.
+    pub syn_dropped: u64,
+    /// ARP packets received.
+    pub arp_rx: u64,
+    /// ARP packets sent.
+    pub arp_tx: u64,
+    /// Connections accepted by the application.
+    pub accepted: u64,
+    /// Active opens started.
+    pub connects: u64,
+    /// Connection slots taken (passive and active).
+    pub conns_created: u64,
+    /// Connection slots released.
+    pub conns_freed: u64,
+    /// Connection slots live now (filled in by `stats()`).
+    pub conns_live: u64,
+    /// Requests in flight now (filled in by `stats()`).
+    pub ops_in_flight: u64,
+}

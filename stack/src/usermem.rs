@@ -1,0 +1,61 @@
+//! The one audited opt-out from `#![deny(unsafe_code)]` in this crate: access
+//! to application memory named by SQE addresses.
+//!
+//! The contract is io_uring's: by submitting an SQE (`Ring::push` is `unsafe`
+//! for this reason) the application promises that every buffer the SQE names
+//! stays valid, and is not otherwise accessed, until the request's final CQE.
+//! The engine runs in the application's address space (inline mode or a
+//! thread of the same process), so an SQE address is a plain pointer. Null
+//! pointers and address-range overflow are rejected here with `-EFAULT`
+//! before any access.
+#![allow(unsafe_code)]
+
+use ringline_ring::user;
+
+/// `-EFAULT` if `addr..addr+len` is null or wraps the address space.
+pub fn check(addr: u64, len: usize) -> Result<(), i32> {
+    if len == 0 {
+        return Ok(());
+    }
+    if addr == 0 || addr.checked_add(len as u64).is_none() || addr > isize::MAX as u64 {
+        return Err(-libc::EFAULT);
+    }
+    Ok(())
+}
+
+/// The application buffer `addr..addr+len`, writable.
+pub fn slice_mut<'a>(addr: u64, len: usize) -> Result<&'a mut [u8], i32> {
+    check(addr, len)?;
+    if len == 0 {
+        return Ok(&mut []);
+    }
+    // SAFETY: non-null and non-wrapping (checked above); validity and exclusive
+    // access until the final CQE are the submitter's promise (see module docs).
+    Ok(unsafe { user::user_slice_mut(addr, len) })
+}
+
+/// The application buffer `addr..addr+len`, read-only.
+pub fn slice<'a>(addr: u64, len: usize) -> Result<&'a [u8], i32> {
+    check(addr, len)?;
+    if len == 0 {
+        return Ok(&[]);
+    }
+    // SAFETY: as for `slice_mut`; the engine only reads.
+    Ok(unsafe { user::user_slice(addr, len) })
+}
+
+/// Reads a `T` (unaligned) from application memory.
+pub fn read<T: Copy>(addr: u64) -> Result<T, i32> {
+    check(addr, core::mem::size_of::<T>())?;
+    // SAFETY: as for `slice`; `T: Copy` has no drop glue and any bit pattern
+    // of the integer-only structs read here (sockaddr_in, socklen_t, timespec) is valid.
+    Ok(unsafe { user::read_user::<T>(addr) })
+}
+
+/// Writes a `T` (unaligned) into application memory.
+pub fn write<T: Copy>(addr: u64, v: T) -> Result<(), i32> {
+    check(addr, core::mem::size_of::<T>())?;
+    // SAFETY: as for `slice_mut`.
+    unsafe { user::write_user::<T>(addr, v) };
+    Ok(())
+}
