@@ -89,17 +89,23 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
     let srv_cfg = engine(SERVER_IP, CLIENT_IP, wire_cfg.mac_b);
     let srv_ring = ring_cfg.clone();
     let srv_stop = stop.clone();
+    let ready = Arc::new(AtomicBool::new(false));
+    let srv_ready = ready.clone();
     let server = std::thread::Builder::new()
         .name("ringline-server".into())
         .spawn(move || -> Result<echo::EchoStats, String> {
             crate::sys::pin_to_cpu(0);
             let mut rt = open(port_a, &srv_ring, srv_cfg, Clock::monotonic()).map_err(|e| e.to_string())?;
-            echo::serve(&mut rt, SERVER_IP, &EchoOpts { port: 7, ..EchoOpts::default() }, &srv_stop)
+            let r = echo::serve(&mut rt, SERVER_IP, &EchoOpts { port: 7, ..EchoOpts::default() }, &srv_ready, &srv_stop);
+            // Unblock the client even if the server failed to start.
+            srv_ready.store(true, Ordering::Release);
+            r
         })
         .map_err(|e| e.to_string())?;
 
     let cli_cfg = engine(CLIENT_IP, SERVER_IP, wire_cfg.mac_a);
     let cli_live = live.clone();
+    let cli_ready = ready.clone();
     let load = LoadOpts {
         server: SERVER_IP,
         port: 7,
@@ -112,9 +118,11 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
         .name("ringline-client".into())
         .spawn(move || -> Result<loadgen::LoadResult, String> {
             crate::sys::pin_to_cpu(1);
-            // Give the server a moment to listen.
-            std::thread::sleep(Duration::from_millis(20));
             let mut rt = open(port_b, &ring_cfg, cli_cfg, Clock::monotonic()).map_err(|e| e.to_string())?;
+            // Start only once the server listens (its Release store pairs with this Acquire).
+            while !cli_ready.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
             Ok(loadgen::run(&mut rt, &load, &cli_live))
         })
         .map_err(|e| e.to_string())?;

@@ -61,11 +61,13 @@ impl Default for EchoOpts {
 }
 
 
-/// Runs the echo server until `stop` is set. Returns its counters.
+/// Runs the echo server until `stop` is set; sets `ready` once it listens.
+/// Returns its counters.
 pub fn serve<N: Nic>(
     rt: &mut Runtime<N>,
     ip: Ipv4Addr,
     opts: &EchoOpts,
+    ready: &AtomicBool,
     stop: &AtomicBool,
 ) -> Result<EchoStats, String> {
     let mut stats = EchoStats::default();
@@ -100,6 +102,8 @@ pub fn serve<N: Nic>(
     )?;
     setup(rt, opcode::Listen::new(lfd, 65535).user_data(ud(T_SETUP, 0, 0)).build())?;
     push(rt, opcode::AcceptMulti::new(lfd).user_data(ud(T_ACCEPT, 0, lfd)).build());
+    // The load may start now (pairs with the Acquire load in the caller).
+    ready.store(true, Ordering::Release);
 
     // Connections whose multishot recv ended for lack of buffers.
     let mut starved: Vec<i32> = Vec::new();

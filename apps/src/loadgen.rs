@@ -199,6 +199,9 @@ pub fn run<N: Nic>(rt: &mut Runtime<N>, opts: &LoadOpts, live: &LiveCounters) ->
                             in_flight += 1;
                         }
                     } else {
+                        if std::env::var_os("RINGLINE_DEBUG").is_some() {
+                            eprintln!("connect {i}: {}", ringline_ring::app::Errno(-c.res));
+                        }
                         errors += 1;
                         conn.st = St::Dead;
                     }

@@ -185,6 +185,16 @@ fn net_ring_round_trip() {
     );
     assert_eq!(pool.in_use(), 0);
 
+    // 5. An mbuf that outlives its pool's last handle keeps the pool (and
+    //    the EAL) alive instead of dangling: it can still be written, read
+    //    and freed.
+    let mut survivor = pool.alloc().expect("an mbuf");
     drop(pool);
+    survivor
+        .append(4)
+        .expect("tailroom")
+        .copy_from_slice(b"live");
+    assert_eq!(survivor.data(), b"live");
+    drop(survivor);
     drop(eal);
 }

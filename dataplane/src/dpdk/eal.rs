@@ -66,6 +66,9 @@ impl Eal {
     /// the program name (for example `["--no-huge", "-m", "256",
     /// "--vdev=net_ring0", "--no-pci"]`).
     ///
+    /// The calling thread becomes the EAL's main lcore: DPDK pins it to that
+    /// lcore's CPU. Call it on the thread that will run the engine.
+    ///
     /// Once per process: a second call, even after the first `Eal` is
     /// dropped, returns [`DpdkError::AlreadyInitialized`]. A call that failed
     /// on bad arguments may be retried; DPDK refuses a retry after most other

@@ -22,6 +22,10 @@
 //! `net_memif`, `net_tap0`, `net_af_packet0,iface=veth0`; `--no-huge -m 256`
 //! runs without hugepages.
 //!
+//! Sizing: a port needs a pool of at least RX + TX descriptors + TX batch
+//! mbufs (the device keeps one posted per descriptor), and a data room of at
+//! least MTU + 14 + headroom; [`DpdkPort::open`] refuses smaller ones.
+//!
 //! Limits: frames are single-segment (no scatter, no LRO; the pool's data
 //! room must hold MTU + 14). Checksum offload is used only where the device
 //! reports IPv4 + TCP checksum capability (net_ring and net_memif do not);
