@@ -279,6 +279,30 @@ impl<N: Nic> Device for Port<'_, N> {
     }
 }
 
+/// Where a link chain is (see `IOSQE_IO_LINK`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ChainState {
+    /// Its current head request is in flight.
+    Running,
+    /// Every request so far succeeded (or was hard-linked); the next may start.
+    Ok,
+    /// A request failed: the rest complete with `-ECANCELED`.
+    Failed,
+}
+
+/// SQEs linked behind a running request.
+struct Chain {
+    pending: VecDeque<Sqe>,
+    state: ChainState,
+    /// Still receiving SQEs from the current submission.
+    building: bool,
+    /// The parked op of the running head (`NIL` if it completed at once).
+    head_op: u32,
+}
+
+/// `IORING_NOTIF_USAGE_ZC_COPIED`: the zero-copy send copied the data.
+const IORING_NOTIF_USAGE_ZC_COPIED: u32 = 1 << 31;
+
 /// The engine. Generic over the NIC; owns the engine half of one ring.
 pub struct Engine<N: Nic> {
     nic: N,
@@ -317,6 +341,16 @@ pub struct Engine<N: Nic> {
     next_port: u16,
     stats: EngineStats,
     found: Vec<u32>,
+    chains: Vec<Chain>,
+    free_chains: Vec<u32>,
+    /// The chain SQEs of the current submission are appended to.
+    building: u32,
+    /// The chain of the SQE being issued (`NIL` if unlinked).
+    issuing_chain: u32,
+    /// Chain heads that completed: (chain, success).
+    chain_events: Vec<(u32, bool)>,
+    /// SQEs held back by `IOSQE_IO_DRAIN`, in submission order.
+    drain_q: VecDeque<Sqe>,
 }
 
 /// Outcome of trying to advance a parked op.
@@ -422,6 +456,12 @@ impl<N: Nic> Engine<N> {
             next_port: EPHEMERAL_LO + (cfg.seed % 1000) as u16,
             stats,
             found: Vec::new(),
+            chains: Vec::new(),
+            free_chains: Vec::new(),
+            building: NIL,
+            issuing_chain: NIL,
+            chain_events: Vec::with_capacity(64),
+            drain_q: VecDeque::new(),
             cfg,
         };
         let n = e.cfg.prealloc_connections.min(e.cfg.max_connections);
@@ -493,11 +533,15 @@ impl<N: Nic> Engine<N> {
         self.stats.steps += 1;
         self.ring.flush_overflow();
         let sqes = self.process_sqes();
+        self.run_drain();
         let frames = self.poll_rx();
         self.run_ready();
         self.expire_timers();
         let egressed = self.run_egress();
         self.run_ready();
+        // Requests completed by traffic or timers may release linked or drained SQEs.
+        self.pump_chains();
+        self.run_drain();
         let sent = self.nic.tx_flush();
         self.ring.flush_overflow();
         sqes + frames + egressed + sent > 0 || !self.ready.is_empty() || !self.dirty.is_empty()
@@ -699,12 +743,35 @@ impl<N: Nic> Engine<N> {
         }
     }
 
-    /// Final CQE of a parked op: unlink, free, post (unless skipped on success).
+    /// Final CQE of a parked op: unlink, free, post (unless skipped on success),
+    /// then settle its LINK_TIMEOUT and its link chain.
     fn finish(&mut self, id: u32, res: i32, flags: u32) {
         self.unlink(id);
         let op = self.ops.remove(id);
-        if !(op.skip_success && res >= 0) {
+        if let OpKind::Send { zc: zc @ 1.., .. } = op.kind {
+            // SEND_ZC: the request CQE says a notification follows; the data
+            // was copied into the socket buffer, so it is free at once.
+            self.post(op.user_data, res, flags | IORING_CQE_F_MORE);
+            let usage = if zc == 2 { IORING_NOTIF_USAGE_ZC_COPIED } else { 0 };
+            self.post(op.user_data, usage as i32, IORING_CQE_F_NOTIF);
+        } else if !(op.skip_success && res >= 0) {
             self.post(op.user_data, res, flags);
+        }
+        if res < 0 {
+            self.stats.op_errors += 1;
+        }
+        let lt = op.link_timeout;
+        if lt != NIL && self.ops.is_live(lt) {
+            if let OpKind::LinkTimeout { target, .. } = self.ops.get(lt).kind {
+                if target == id {
+                    // The request finished first: its timeout is cancelled.
+                    self.finish(lt, -libc::ECANCELED, 0);
+                }
+            }
+        }
+        if op.chain != NIL {
+            let ok = res >= 0 || op.sqe_flags & IOSQE_IO_HARDLINK != 0;
+            self.chain_events.push((op.chain, ok));
         }
     }
 
@@ -1281,7 +1348,7 @@ impl<N: Nic> Engine<N> {
     }
 
     fn try_send(&mut self, cid: u32, id: u32) -> Progress {
-        let OpKind::Send { addr, len, done, waitall } = self.ops.get(id).kind else {
+        let OpKind::Send { addr, len, done, waitall, .. } = self.ops.get(id).kind else {
             return Progress::Wait;
         };
         let c = &mut self.conns[cid as usize];
@@ -1343,9 +1410,23 @@ impl<N: Nic> Engine<N> {
                 break;
             }
             self.timeouts.pop();
-            let op = self.ops.get(id);
-            if op.owner == Owner::Timeout && op.kind == (OpKind::Timeout { at_us: at }) {
-                self.finish(id, -libc::ETIME, 0);
+            if !self.ops.is_live(id) || self.ops.get(id).owner != Owner::Timeout {
+                continue;
+            }
+            match self.ops.get(id).kind {
+                OpKind::Timeout { at_us } if at_us == at => self.finish(id, -libc::ETIME, 0),
+                OpKind::LinkTimeout { at_us, target } if at_us == at => {
+                    let guarded = self.ops.is_live(target) && self.ops.get(target).link_timeout == id;
+                    if guarded {
+                        // Detach first so the target's completion does not cancel us.
+                        self.ops.get_mut(target).link_timeout = NIL;
+                    }
+                    self.finish(id, -libc::ETIME, 0);
+                    if guarded {
+                        self.finish(target, -libc::ECANCELED, 0);
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -1430,24 +1511,208 @@ impl<N: Nic> Engine<N> {
         let mut n = 0;
         while let Some(sqe) = self.ring.next_sqe() {
             n += 1;
-            self.issue(&sqe);
+            self.accept_sqe(sqe);
         }
         if n > 0 {
             self.ring.sq_commit();
             self.stats.sqes += n as u64;
         }
+        self.end_building();
         n
     }
 
-    /// Completes `sqe` right away (respecting `IOSQE_CQE_SKIP_SUCCESS`).
+    /// Completes the SQE being issued right away (respecting
+    /// `IOSQE_CQE_SKIP_SUCCESS`), and settles its link chain.
     fn complete(&mut self, sqe: &Sqe, res: i32, flags: u32) {
-        if res >= 0 && sqe.flags & IOSQE_CQE_SKIP_SUCCESS != 0 {
-            return;
-        }
         if res < 0 {
             self.stats.op_errors += 1;
         }
-        self.post(sqe.user_data, res, flags);
+        if !(res >= 0 && sqe.flags & IOSQE_CQE_SKIP_SUCCESS != 0) {
+            self.post(sqe.user_data, res, flags);
+        }
+        if self.issuing_chain != NIL {
+            let ok = res >= 0 || sqe.flags & IOSQE_IO_HARDLINK != 0;
+            self.chain_events.push((self.issuing_chain, ok));
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Links and drain
+    // ------------------------------------------------------------------
+
+    /// Takes one SQE from the submission: into a chain being built, behind a
+    /// drain barrier, or issued now.
+    fn accept_sqe(&mut self, sqe: Sqe) {
+        if self.building != NIL {
+            self.append_to_chain(sqe);
+        } else if !self.drain_q.is_empty()
+            || (sqe.flags & IOSQE_IO_DRAIN != 0 && self.ops.live() > 0)
+        {
+            self.drain_q.push_back(sqe);
+        } else {
+            self.start(sqe);
+        }
+        self.pump_chains();
+    }
+
+    /// Issues a new request, opening a chain if it links to the next SQE.
+    fn start(&mut self, sqe: Sqe) {
+        if sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK) != 0 {
+            let ch = match self.free_chains.pop() {
+                Some(ch) => ch,
+                None => {
+                    self.chains.push(Chain {
+                        pending: VecDeque::new(),
+                        state: ChainState::Running,
+                        building: false,
+                        head_op: NIL,
+                    });
+                    (self.chains.len() - 1) as u32
+                }
+            };
+            let c = &mut self.chains[ch as usize];
+            c.pending.clear();
+            c.building = true;
+            self.building = ch;
+            self.issue_in_chain(&sqe, ch);
+        } else {
+            self.issue(&sqe);
+        }
+    }
+
+    fn issue_in_chain(&mut self, sqe: &Sqe, ch: u32) {
+        let saved = std::mem::replace(&mut self.issuing_chain, ch);
+        let c = &mut self.chains[ch as usize];
+        c.state = ChainState::Running;
+        c.head_op = NIL;
+        self.issue(sqe);
+        self.issuing_chain = saved;
+    }
+
+    fn append_to_chain(&mut self, sqe: Sqe) {
+        let ch = self.building;
+        let last = sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK) == 0;
+        if last {
+            self.building = NIL;
+            self.chains[ch as usize].building = false;
+        }
+        match self.chains[ch as usize].state {
+            ChainState::Failed => self.post_canceled(&sqe),
+            ChainState::Ok if sqe.opcode == IORING_OP_LINK_TIMEOUT => {
+                // Its request already finished: the timeout never fires.
+                self.post(sqe.user_data, -libc::ECANCELED, 0);
+            }
+            ChainState::Ok => self.issue_in_chain(&sqe, ch),
+            ChainState::Running => {
+                let head = self.chains[ch as usize].head_op;
+                if sqe.opcode == IORING_OP_LINK_TIMEOUT
+                    && self.chains[ch as usize].pending.is_empty()
+                    && head != NIL
+                {
+                    self.arm_link_timeout(&sqe, head);
+                } else {
+                    self.chains[ch as usize].pending.push_back(sqe);
+                }
+            }
+        }
+        if last {
+            self.maybe_free_chain(ch);
+        }
+    }
+
+    fn post_canceled(&mut self, sqe: &Sqe) {
+        self.stats.op_errors += 1;
+        self.post(sqe.user_data, -libc::ECANCELED, 0);
+    }
+
+    fn maybe_free_chain(&mut self, ch: u32) {
+        let c = &self.chains[ch as usize];
+        if !c.building && c.state != ChainState::Running && c.pending.is_empty() {
+            self.free_chains.push(ch);
+        }
+    }
+
+    /// Chains end at the submission boundary.
+    fn end_building(&mut self) {
+        let ch = std::mem::replace(&mut self.building, NIL);
+        if ch != NIL {
+            self.chains[ch as usize].building = false;
+            self.maybe_free_chain(ch);
+        }
+    }
+
+    /// Advances chains whose head completed (iteratively: long chains of
+    /// immediate completions do not recurse).
+    fn pump_chains(&mut self) {
+        while let Some((ch, ok)) = self.chain_events.pop() {
+            let c = &mut self.chains[ch as usize];
+            c.head_op = NIL;
+            if !ok {
+                c.state = ChainState::Failed;
+                while let Some(s) = self.chains[ch as usize].pending.pop_front() {
+                    self.post_canceled(&s);
+                }
+                self.maybe_free_chain(ch);
+                continue;
+            }
+            match c.pending.pop_front() {
+                None => {
+                    c.state = ChainState::Ok;
+                    self.maybe_free_chain(ch);
+                }
+                Some(next) if next.opcode == IORING_OP_LINK_TIMEOUT => {
+                    self.post(next.user_data, -libc::ECANCELED, 0);
+                    self.chain_events.push((ch, true));
+                }
+                Some(next) => self.issue_in_chain(&next, ch),
+            }
+        }
+    }
+
+    /// Issues SQEs held by a drain barrier once everything before it completed.
+    fn run_drain(&mut self) {
+        while let Some(front) = self.drain_q.front() {
+            if self.building == NIL && front.flags & IOSQE_IO_DRAIN != 0 && self.ops.live() > 0 {
+                break;
+            }
+            let sqe = self.drain_q.pop_front().expect("front exists");
+            if self.building != NIL {
+                self.append_to_chain(sqe);
+            } else {
+                self.start(sqe);
+            }
+            self.pump_chains();
+        }
+        self.end_building();
+    }
+
+    /// Arms LINK_TIMEOUT `sqe` on the running request `target`.
+    fn arm_link_timeout(&mut self, sqe: &Sqe, target: u32) {
+        let at = match self.timespec_deadline(sqe) {
+            Ok(at) => at,
+            Err(e) => {
+                self.stats.op_errors += 1;
+                self.post(sqe.user_data, e, 0);
+                return;
+            }
+        };
+        let id = self.ops.insert(sqe.user_data, -1, false, OpKind::LinkTimeout { at_us: at, target });
+        self.ops.get_mut(id).owner = Owner::Timeout;
+        self.ops.get_mut(target).link_timeout = id;
+        self.timeouts.push(Reverse((at, id)));
+    }
+
+    /// The deadline of a relative TIMEOUT / LINK_TIMEOUT SQE.
+    fn timespec_deadline(&self, sqe: &Sqe) -> Result<u64, i32> {
+        if sqe.len != 1 || sqe.op_flags != 0 || sqe.buf_index != 0 {
+            // Absolute and clock-selecting flags are not supported yet.
+            return Err(-libc::EINVAL);
+        }
+        let ts: [i64; 2] = usermem::read(sqe.addr)?;
+        if ts[0] < 0 || !(0..1_000_000_000).contains(&ts[1]) {
+            return Err(-libc::EINVAL);
+        }
+        Ok(self.now_us + ts[0] as u64 * 1_000_000 + ts[1] as u64 / 1000)
     }
 
     fn issue(&mut self, sqe: &Sqe) {
@@ -1463,7 +1728,9 @@ impl<N: Nic> Engine<N> {
             IORING_OP_ACCEPT => self.op_accept(sqe),
             IORING_OP_CONNECT => self.op_connect(sqe),
             IORING_OP_RECV | IORING_OP_READ => self.op_recv(sqe),
-            IORING_OP_SEND | IORING_OP_WRITE => self.op_send(sqe),
+            IORING_OP_SEND | IORING_OP_WRITE | IORING_OP_SEND_ZC => self.op_send(sqe),
+            // A LINK_TIMEOUT must follow a linked request in the same submission.
+            IORING_OP_LINK_TIMEOUT => Err(-libc::EINVAL),
             IORING_OP_CLOSE => self.op_close(sqe),
             IORING_OP_SHUTDOWN => self.op_shutdown(sqe),
             IORING_OP_POLL_ADD => self.op_poll_add(sqe),
@@ -1490,11 +1757,6 @@ impl<N: Nic> Engine<N> {
         if sqe.flags & !IOSQE_ALL != 0 {
             return Err(-libc::EINVAL);
         }
-        if sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK | IOSQE_IO_DRAIN) != 0 {
-            // Links and drain are not implemented yet; refuse rather than
-            // silently run the chain unordered.
-            return Err(-libc::EINVAL);
-        }
         if sqe.flags & IOSQE_FIXED_FILE != 0 {
             // No registered file table.
             return Err(-libc::EBADF);
@@ -1511,7 +1773,15 @@ impl<N: Nic> Engine<N> {
     }
 
     fn park(&mut self, sqe: &Sqe, kind: OpKind) -> u32 {
-        self.ops.insert(sqe.user_data, sqe.fd, sqe.flags & IOSQE_CQE_SKIP_SUCCESS != 0, kind)
+        let id =
+            self.ops.insert(sqe.user_data, sqe.fd, sqe.flags & IOSQE_CQE_SKIP_SUCCESS != 0, kind);
+        let op = self.ops.get_mut(id);
+        op.sqe_flags = sqe.flags;
+        op.chain = self.issuing_chain;
+        if self.issuing_chain != NIL {
+            self.chains[self.issuing_chain as usize].head_op = id;
+        }
+        id
     }
 
     fn op_nop(&mut self, sqe: &Sqe) -> OpResult {
@@ -1795,8 +2065,17 @@ impl<N: Nic> Engine<N> {
 
     fn op_send(&mut self, sqe: &Sqe) -> OpResult {
         let write = sqe.opcode == IORING_OP_WRITE;
-        let allowed = if write { 0 } else { IORING_RECVSEND_POLL_FIRST };
+        let zc = sqe.opcode == IORING_OP_SEND_ZC;
+        let allowed = match (write, zc) {
+            (true, _) => 0,
+            (false, true) => IORING_RECVSEND_POLL_FIRST | IORING_SEND_ZC_REPORT_USAGE,
+            (false, false) => IORING_RECVSEND_POLL_FIRST,
+        };
         if sqe.ioprio & !allowed != 0 {
+            // Includes IORING_RECVSEND_FIXED_BUF: no registered buffers.
+            return Err(-libc::EINVAL);
+        }
+        if zc && sqe.flags & IOSQE_CQE_SKIP_SUCCESS != 0 {
             return Err(-libc::EINVAL);
         }
         let msg_flags = if write { 0 } else { sqe.op_flags | MSG_NOSIGNAL };
@@ -1812,6 +2091,11 @@ impl<N: Nic> Engine<N> {
             len: sqe.len,
             done: 0,
             waitall: msg_flags & MSG_WAITALL != 0,
+            zc: match (zc, sqe.ioprio & IORING_SEND_ZC_REPORT_USAGE != 0) {
+                (false, _) => 0,
+                (true, false) => 1,
+                (true, true) => 2,
+            },
         };
         let id = self.park(sqe, kind);
         let c = &mut self.conns[cid as usize];
@@ -2058,15 +2342,11 @@ impl<N: Nic> Engine<N> {
     }
 
     fn op_timeout(&mut self, sqe: &Sqe) -> OpResult {
-        if sqe.len != 1 || sqe.off != 0 || sqe.op_flags != 0 || sqe.buf_index != 0 {
-            // Completion counts and absolute/clock flags are not supported yet.
+        if sqe.off != 0 {
+            // Completion counts are not supported yet.
             return Err(-libc::EINVAL);
         }
-        let ts: [i64; 2] = usermem::read(sqe.addr)?;
-        if ts[0] < 0 || !(0..1_000_000_000).contains(&ts[1]) {
-            return Err(-libc::EINVAL);
-        }
-        let at = self.now_us + ts[0] as u64 * 1_000_000 + ts[1] as u64 / 1000;
+        let at = self.timespec_deadline(sqe)?;
         let id = self.park(sqe, OpKind::Timeout { at_us: at });
         self.ops.get_mut(id).owner = Owner::Timeout;
         self.timeouts.push(Reverse((at, id)));

@@ -63,6 +63,9 @@ pub enum OpKind {
         done: u32,
         /// `MSG_WAITALL`: complete only when all is queued.
         waitall: bool,
+        /// SEND_ZC: 0 = plain send, 1 = zero-copy send (a notification CQE
+        /// follows), 2 = with `IORING_SEND_ZC_REPORT_USAGE`.
+        zc: u8,
     },
     /// CONNECT in progress.
     Connect,
@@ -77,6 +80,13 @@ pub enum OpKind {
     Timeout {
         /// Deadline, µs of engine time.
         at_us: u64,
+    },
+    /// LINK_TIMEOUT guarding the op `target`.
+    LinkTimeout {
+        /// Deadline, µs of engine time.
+        at_us: u64,
+        /// The linked request it cancels when it fires.
+        target: u32,
     },
 }
 
@@ -93,6 +103,12 @@ pub struct Op {
     pub kind: OpKind,
     /// The list it is on.
     pub owner: Owner,
+    /// The SQE's `IOSQE_*` flags.
+    pub sqe_flags: u8,
+    /// The link chain it heads (`NIL` when not linked).
+    pub chain: u32,
+    /// Its LINK_TIMEOUT op (`NIL` when none).
+    pub link_timeout: u32,
     prev: u32,
     next: u32,
     live: bool,
@@ -149,6 +165,9 @@ impl Ops {
             skip_success,
             kind,
             owner: Owner::None,
+            sqe_flags: 0,
+            chain: NIL,
+            link_timeout: NIL,
             prev: NIL,
             next: NIL,
             live: true,
@@ -164,6 +183,11 @@ impl Ops {
                 (self.slots.len() - 1) as u32
             }
         }
+    }
+
+    /// Whether `id` names a live op.
+    pub fn is_live(&self, id: u32) -> bool {
+        self.slots.get(id as usize).is_some_and(|o| o.live)
     }
 
     /// The op at `id`.

@@ -1,0 +1,190 @@
+//! SQE links, hard links, LINK_TIMEOUT, drain, CQE_SKIP_SUCCESS and SEND_ZC.
+
+mod common;
+
+use common::*;
+use ringline_ring::abi::*;
+use ringline_ring::app::Timespec;
+use ringline_ring::opcode;
+
+fn nop(ud: u64, res: i32, flags: u8) -> Sqe {
+    let mut s = opcode::Nop::new().inject_result(res).user_data(ud).build();
+    s.flags |= flags;
+    s
+}
+
+fn listen_accept_connect(p: &mut Pair) -> (i32, i32) {
+    let sa = sockaddr(SERVER_IP, 7100);
+    let sp = &*sa as *const libc::sockaddr_in as *const libc::sockaddr;
+    push(&mut p.s, opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0).user_data(1).build());
+    p.step();
+    let l = take(&mut p.s_cqes, 1).unwrap().res;
+    push(&mut p.s, opcode::Bind::new(l, sp, 16).user_data(2).build());
+    push(&mut p.s, opcode::Listen::new(l, 8).user_data(3).build());
+    push(&mut p.s, opcode::Accept::new(l, std::ptr::null_mut(), std::ptr::null_mut()).user_data(4).build());
+    push(&mut p.c, opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0).user_data(5).build());
+    p.step();
+    let c = take(&mut p.c_cqes, 5).unwrap().res;
+    push(&mut p.c, opcode::Connect::new(c, sp, 16).user_data(6).build());
+    assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 4)));
+    let s = take(&mut p.s_cqes, 4).unwrap().res;
+    assert!(s >= 0);
+    p.s_cqes.clear();
+    p.c_cqes.clear();
+    (s, c)
+}
+
+fn results(cqes: &[Cqe]) -> Vec<(u64, i32)> {
+    cqes.iter().map(|c| (c.user_data, c.res)).collect()
+}
+
+#[test]
+fn failed_link_cancels_the_rest_in_order() {
+    let mut p = Pair::new();
+    for s in [
+        nop(1, 0, IOSQE_IO_LINK),
+        nop(2, -5, IOSQE_IO_LINK),
+        nop(3, 0, IOSQE_IO_LINK),
+        nop(4, 0, 0),
+        nop(5, 0, 0),
+    ] {
+        push(&mut p.s, s);
+    }
+    p.step();
+    assert_eq!(
+        results(&p.s_cqes),
+        vec![(1, 0), (2, -5), (3, -libc::ECANCELED), (4, -libc::ECANCELED), (5, 0)]
+    );
+}
+
+#[test]
+fn hardlink_continues_after_failure() {
+    let mut p = Pair::new();
+    push(&mut p.s, nop(1, -5, IOSQE_IO_HARDLINK));
+    push(&mut p.s, nop(2, 0, 0));
+    p.step();
+    assert_eq!(results(&p.s_cqes), vec![(1, -5), (2, 0)]);
+}
+
+#[test]
+fn chain_ends_at_submission_boundary() {
+    let mut p = Pair::new();
+    push(&mut p.s, nop(1, 0, IOSQE_IO_LINK));
+    p.step();
+    push(&mut p.s, nop(2, -1, 0));
+    p.step();
+    push(&mut p.s, nop(3, 0, 0));
+    p.step();
+    assert_eq!(results(&p.s_cqes), vec![(1, 0), (2, -1), (3, 0)]);
+}
+
+#[test]
+fn linked_request_waits_for_a_parked_one() {
+    let mut p = Pair::new();
+    let (sfd, cfd) = listen_accept_connect(&mut p);
+    let mut buf = vec![0u8; 64];
+    let mut recv = opcode::Recv::new(sfd, buf.as_mut_ptr(), 64).user_data(10).build();
+    recv.flags |= IOSQE_IO_LINK;
+    push(&mut p.s, recv);
+    push(&mut p.s, nop(11, 0, 0));
+    p.run(20);
+    assert!(p.s_cqes.is_empty(), "the linked NOP must wait: {:?}", p.s_cqes);
+    let msg = b"abc".to_vec();
+    push(&mut p.c, opcode::Send::new(cfd, msg.as_ptr(), 3).user_data(12).build());
+    assert!(p.run_until(10_000, |p| p.s_cqes.len() == 2));
+    assert_eq!(results(&p.s_cqes), vec![(10, 3), (11, 0)]);
+}
+
+#[test]
+fn link_timeout_fires_and_cancels_its_request() {
+    let mut p = Pair::new();
+    let (sfd, _cfd) = listen_accept_connect(&mut p);
+    let mut buf = vec![0u8; 64];
+    let ts = Box::new(Timespec { tv_sec: 0, tv_nsec: 20_000_000 });
+    let mut recv = opcode::Recv::new(sfd, buf.as_mut_ptr(), 64).user_data(20).build();
+    recv.flags |= IOSQE_IO_LINK;
+    push(&mut p.s, recv);
+    push(&mut p.s, opcode::LinkTimeout::new(&*ts).user_data(21).build());
+    let t0 = p.now_us();
+    assert!(p.run_until(100_000, |p| p.s_cqes.len() == 2));
+    assert!(p.now_us() - t0 >= 20_000, "fired early");
+    let mut r = results(&p.s_cqes);
+    r.sort();
+    assert_eq!(r, vec![(20, -libc::ECANCELED), (21, -libc::ETIME)]);
+}
+
+#[test]
+fn link_timeout_cancelled_when_request_finishes_first() {
+    let mut p = Pair::new();
+    let (sfd, cfd) = listen_accept_connect(&mut p);
+    let mut buf = vec![0u8; 64];
+    let ts = Box::new(Timespec { tv_sec: 5, tv_nsec: 0 });
+    let mut recv = opcode::Recv::new(sfd, buf.as_mut_ptr(), 64).user_data(30).build();
+    recv.flags |= IOSQE_IO_LINK;
+    push(&mut p.s, recv);
+    push(&mut p.s, opcode::LinkTimeout::new(&*ts).user_data(31).build());
+    p.run(5);
+    let msg = b"hi".to_vec();
+    push(&mut p.c, opcode::Send::new(cfd, msg.as_ptr(), 2).user_data(32).build());
+    assert!(p.run_until(10_000, |p| p.s_cqes.len() == 2));
+    assert_eq!(results(&p.s_cqes), vec![(30, 2), (31, -libc::ECANCELED)]);
+    // A LINK_TIMEOUT on its own is invalid.
+    push(&mut p.s, opcode::LinkTimeout::new(&*ts).user_data(33).build());
+    p.step();
+    assert_eq!(take(&mut p.s_cqes, 33).unwrap().res, -libc::EINVAL);
+}
+
+#[test]
+fn drain_waits_for_everything_before_it() {
+    let mut p = Pair::new();
+    let (sfd, cfd) = listen_accept_connect(&mut p);
+    let mut buf = vec![0u8; 64];
+    push(&mut p.s, opcode::Recv::new(sfd, buf.as_mut_ptr(), 64).user_data(40).build());
+    push(&mut p.s, nop(41, 0, IOSQE_IO_DRAIN));
+    push(&mut p.s, nop(42, 0, 0));
+    p.run(20);
+    assert!(p.s_cqes.is_empty(), "drain must hold both NOPs: {:?}", p.s_cqes);
+    let msg = b"x".to_vec();
+    push(&mut p.c, opcode::Send::new(cfd, msg.as_ptr(), 1).user_data(43).build());
+    assert!(p.run_until(10_000, |p| p.s_cqes.len() == 3));
+    assert_eq!(results(&p.s_cqes), vec![(40, 1), (41, 0), (42, 0)]);
+}
+
+#[test]
+fn cqe_skip_success_posts_only_failures() {
+    let mut p = Pair::new();
+    push(&mut p.s, nop(50, 0, IOSQE_CQE_SKIP_SUCCESS));
+    push(&mut p.s, nop(51, -3, IOSQE_CQE_SKIP_SUCCESS));
+    push(&mut p.s, nop(52, 0, 0));
+    p.step();
+    assert_eq!(results(&p.s_cqes), vec![(51, -3), (52, 0)]);
+}
+
+#[test]
+fn send_zc_posts_request_then_notification() {
+    let mut p = Pair::new();
+    let (sfd, cfd) = listen_accept_connect(&mut p);
+    let msg = vec![7u8; 1000];
+    let zc = |ud| {
+        let mut s = opcode::Send::new(sfd, msg.as_ptr(), 1000).user_data(ud).build();
+        s.opcode = IORING_OP_SEND_ZC;
+        s
+    };
+    push(&mut p.s, zc(60));
+    let mut rz = zc(61);
+    rz.ioprio |= IORING_SEND_ZC_REPORT_USAGE;
+    push(&mut p.s, rz);
+    p.step();
+    let c: Vec<Cqe> = p.s_cqes.clone();
+    assert_eq!(c.len(), 4);
+    assert_eq!((c[0].user_data, c[0].res), (60, 1000));
+    assert!(more(c[0].flags));
+    assert_eq!((c[1].user_data, c[1].res, c[1].flags), (60, 0, IORING_CQE_F_NOTIF));
+    assert_eq!(c[3].user_data, 61);
+    assert_eq!(c[3].res as u32, 1 << 31, "REPORT_USAGE: data was copied");
+    assert!(notif(c[3].flags) && !more(c[3].flags));
+    let mut got = vec![0u8; 2000];
+    push(&mut p.c, opcode::Recv::new(cfd, got.as_mut_ptr(), 2000).flags(libc::MSG_WAITALL).user_data(62).build());
+    assert!(p.run_until(10_000, |p| p.c_cqes.iter().any(|c| c.user_data == 62)));
+    assert_eq!(take(&mut p.c_cqes, 62).unwrap().res, 2000);
+}
