@@ -39,6 +39,12 @@ const FUNCTIONS: &[&str] = &[
     "rte_mempool_in_use_count",
     "rte_strerror",
     "rte_socket_id",
+    "rte_eth_dev_default_mac_addr_set",
+    // A pair of net_ring ports joined by two rte_rings (two engines in one
+    // process); rte_eth_from_rings lives in the net_ring driver library.
+    "rte_ring_create",
+    "rte_ring_free",
+    "rte_eth_from_rings",
     // The shim (shim/shim.h); re-exported under DPDK's names in lib.rs.
     "ringline_.*",
 ];
@@ -61,6 +67,7 @@ const OPAQUE: &[&str] = &[
     "rte_mempool",
     "rte_device",
     "rte_eth_dev_portconf",
+    "rte_ring",
 ];
 
 /// Constants taken as they are (plain integer macros).
@@ -74,6 +81,8 @@ const VARS: &[&str] = &[
     "RTE_ETH_LINK_DOWN",
     "RTE_ETH_LINK_FULL_DUPLEX",
     "SOCKET_ID_ANY",
+    "RING_F_SP_ENQ",
+    "RING_F_SC_DEQ",
     // errno values rte_eal_init and friends report (via <errno.h>).
     "EACCES",
     "EAGAIN",
@@ -139,6 +148,11 @@ fn main() {
         .atleast_version(MIN_DPDK)
         .probe("libdpdk")
         .expect("libdpdk was found a moment ago");
+    // `rte_eth_from_rings` is exported by the net_ring driver, which
+    // libdpdk.pc does not list (drivers are plugins). Linking it is harmless:
+    // the EAL's later dlopen of the same file from its driver directory finds
+    // it already loaded.
+    println!("cargo:rustc-link-lib=dylib=rte_net_ring");
 
     let include_paths: Vec<String> = lib
         .include_paths

@@ -385,6 +385,10 @@ impl<N: Nic> Nic for FaultyNic<N> {
         self.inner.tx_frame(len, build)
     }
 
+    fn tx_ready(&mut self) -> bool {
+        self.inner.tx_ready()
+    }
+
     fn tx_flush(&mut self) -> usize {
         self.inner.tx_flush()
     }

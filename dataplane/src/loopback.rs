@@ -371,6 +371,13 @@ impl Nic for LoopbackPort {
         Ok(())
     }
 
+    fn tx_ready(&mut self) -> bool {
+        if self.tx_batch.len() == TX_BATCH {
+            self.push_batch();
+        }
+        self.tx_batch.len() < TX_BATCH && !self.tx.free.is_empty()
+    }
+
     fn tx_flush(&mut self) -> usize {
         self.push_batch()
     }

@@ -76,6 +76,15 @@ pub trait Nic {
     /// earlier if the queue fills). On error `build` is not called.
     fn tx_frame(&mut self, len: usize, build: &mut dyn FnMut(&mut [u8])) -> Result<(), TxError>;
 
+    /// Whether [`Nic::tx_frame`] can take a frame now (flushing queued frames
+    /// first if that makes room). The engine asks before it lets smoltcp
+    /// build a segment, so a full NIC leaves the data queued in the socket
+    /// for the next loop instead of losing a segment to a retransmit timeout.
+    /// The default says yes; `tx_frame` may still refuse.
+    fn tx_ready(&mut self) -> bool {
+        true
+    }
+
     /// Sends every queued frame (a TX burst). Frames the NIC cannot take stay
     /// queued for the next call, never leaked. Returns the number sent now.
     fn tx_flush(&mut self) -> usize;

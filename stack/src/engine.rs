@@ -265,6 +265,12 @@ impl<N: Nic> Device for Port<'_, N> {
     }
 
     fn transmit(&mut self, _ts: Instant) -> Option<TxTok<'_, N>> {
+        // A full NIC makes smoltcp stop (Exhausted) with the data still in the
+        // socket; the connection stays dirty and egress resumes next step.
+        if !self.nic.tx_ready() {
+            self.stats.tx_full += 1;
+            return None;
+        }
         Some(TxTok {
             nic: self.nic,
             dst_mac: self.dst_mac,
@@ -1154,9 +1160,21 @@ impl<N: Nic> Engine<N> {
     /// Delivers `mask` to poll op `id` if it is interested.
     fn fire_poll(&mut self, id: u32, mask: u32) {
         let op = *self.ops.get(id);
-        let OpKind::Poll { events, multi } = op.kind else { return };
+        let OpKind::Poll { events, multi, word } = op.kind else { return };
         let hit = mask & events;
         if hit == 0 {
+            return;
+        }
+        if word != 0 {
+            // Coalesced (uepoll): record the bits; queue a CQE only when the
+            // word was clear, i.e. the application has consumed the last one.
+            // At most one CQE per socket is outstanding, so it may take the
+            // normal (never dropped) path and the request stays armed.
+            match usermem::fetch_or_u32(word, hit) {
+                Ok(0) => self.post(op.user_data, hit as i32, IORING_CQE_F_MORE),
+                Ok(_) => self.stats.polls_coalesced += 1,
+                Err(e) => self.finish(id, e, 0),
+            }
             return;
         }
         if multi {
@@ -2208,12 +2226,22 @@ impl<N: Nic> Engine<N> {
 
     fn op_poll_add(&mut self, sqe: &Sqe) -> OpResult {
         let flags = sqe.len;
-        if flags & !IORING_POLL_ADD_MULTI != 0 {
-            // IORING_POLL_ADD_LEVEL is rejected by Linux too; the coalesced
-            // ringline mode is not implemented yet.
+        if flags & !(IORING_POLL_ADD_MULTI | RINGLINE_POLL_COALESCED) != 0 {
+            // IORING_POLL_ADD_LEVEL is rejected by Linux too.
             return Err(-libc::EINVAL);
         }
-        if sqe.addr != 0 || sqe.off != 0 || sqe.buf_index != 0 || sqe.ioprio != 0 {
+        let coalesced = flags & RINGLINE_POLL_COALESCED != 0;
+        // Linux wants addr 0; the coalesced mode uses it for the ready word,
+        // which must be a live, 4-byte aligned u32, and is always persistent.
+        if coalesced {
+            if flags & IORING_POLL_ADD_MULTI == 0 || sqe.addr % 4 != 0 {
+                return Err(-libc::EINVAL);
+            }
+            usermem::check(sqe.addr, 4)?;
+        } else if sqe.addr != 0 {
+            return Err(-libc::EINVAL);
+        }
+        if sqe.off != 0 || sqe.buf_index != 0 || sqe.ioprio != 0 {
             return Err(-libc::EINVAL);
         }
         let multi = flags & IORING_POLL_ADD_MULTI != 0;
@@ -2222,7 +2250,8 @@ impl<N: Nic> Engine<N> {
         }
         let events = (sqe.op_flags & 0xffff) | POLLERR | POLLHUP;
         let fd = self.fd(sqe.fd).ok_or(-libc::EBADF)?;
-        let id = self.park(sqe, OpKind::Poll { events, multi });
+        let word = if coalesced { sqe.addr } else { 0 };
+        let id = self.park(sqe, OpKind::Poll { events, multi, word });
         match fd {
             Fd::Free => unreachable!("fd() never returns Free"),
             Fd::Fresh { .. } => {
@@ -2274,7 +2303,7 @@ impl<N: Nic> Engine<N> {
             return Ok(Some((0, 0)));
         }
         let op = self.ops.get_mut(id);
-        if let OpKind::Poll { events, multi } = &mut op.kind {
+        if let OpKind::Poll { events, multi, .. } = &mut op.kind {
             if flags & IORING_POLL_UPDATE_EVENTS != 0 {
                 *events = (sqe.op_flags & 0xffff) | POLLERR | POLLHUP;
                 *multi = flags & IORING_POLL_ADD_MULTI != 0;

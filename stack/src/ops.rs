@@ -75,6 +75,9 @@ pub enum OpKind {
         events: u32,
         /// `IORING_POLL_ADD_MULTI`.
         multi: bool,
+        /// `RINGLINE_POLL_COALESCED`: address of the application's ready word
+        /// (0 for io_uring's own poll).
+        word: u64,
     },
     /// TIMEOUT (pure timer, count 0).
     Timeout {

@@ -18,6 +18,8 @@ pub struct EngineStats {
     pub tx_segments: u64,
     /// Frames the NIC could not take (retransmitted by TCP later).
     pub tx_dropped: u64,
+    /// Egress attempts deferred because the NIC's transmit queue was full.
+    pub tx_full: u64,
     /// Frames dropped as malformed (bad Ethernet, ARP, IPv4 or TCP header).
     pub malformed: u64,
     /// Frames addressed to another MAC or IP.
@@ -42,6 +44,9 @@ pub struct EngineStats {
     pub conns_freed: u64,
     /// Connection slots live now (filled in by `stats()`).
     pub conns_live: u64,
+    /// Coalesced-poll wake-ups absorbed by a ready word that was already set
+    /// (no CQE queued).
+    pub polls_coalesced: u64,
     /// Requests in flight now (filled in by `stats()`).
     pub ops_in_flight: u64,
 }

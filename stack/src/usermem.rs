@@ -59,3 +59,22 @@ pub fn write<T: Copy>(addr: u64, v: T) -> Result<(), i32> {
     unsafe { user::write_user::<T>(addr, v) };
     Ok(())
 }
+
+/// `fetch_or` on the application's 32-bit ready word at `addr` (4-byte
+/// aligned), returning the previous value. The word is shared with the
+/// application, which clears it with an atomic swap; see
+/// `ringline_ring::app::take_ready`.
+pub fn fetch_or_u32(addr: u64, bits: u32) -> Result<u32, i32> {
+    check(addr, 4)?;
+    if addr % 4 != 0 {
+        return Err(-libc::EINVAL);
+    }
+    // SAFETY: non-null, aligned and in range (checked above); the application
+    // promised the word lives until the poll's final CQE (the push contract)
+    // and only accesses it atomically, so an AtomicU32 view is sound.
+    let word = unsafe { &*(addr as *const core::sync::atomic::AtomicU32) };
+    // AcqRel: the engine publishes readiness (Release) that the app's swap
+    // (AcqRel) observes; Acquire pairs with the app's clearing swap so a
+    // cleared word is seen as 0 and a new CQE is queued.
+    Ok(word.fetch_or(bits, core::sync::atomic::Ordering::AcqRel))
+}

@@ -2,8 +2,9 @@
 
 use std::ffi::{c_char, c_int, CString};
 use std::marker::PhantomData;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::thread::{self, ThreadId};
 
 use ringline_dpdk_sys as sys;
 
@@ -28,25 +29,72 @@ const PROGRAM: &str = "ringline";
 /// and [`super::DpdkPort`] holds one, so `rte_eal_cleanup` runs only when the
 /// last of them is dropped, and never while DPDK memory is still in use.
 ///
-/// Not `Send`: DPDK expects its cleanup on the thread that initialised it, and
-/// pools and ports (which hold this handle) are used from one engine thread.
-#[derive(Clone)]
+/// Not `Send`: pools and ports (which hold this handle) are used from one
+/// engine thread. To run engines on several threads of one process, give
+/// each thread an [`EalShare`] (from [`Eal::share`]) and create that
+/// thread's pool and port there from [`EalShare::attach`].
 pub struct Eal {
-    _inner: Rc<EalInner>,
-}
-
-struct EalInner {
+    inner: Arc<EalInner>,
     /// Keeps `Eal` off other threads (see the type's docs).
     _not_send: PhantomData<*const ()>,
 }
 
+impl Clone for Eal {
+    fn clone(&self) -> Eal {
+        Eal {
+            inner: self.inner.clone(),
+            _not_send: PhantomData,
+        }
+    }
+}
+
+/// A `Send` ticket to the initialised EAL, for another thread of the same
+/// process: [`EalShare::attach`] turns it into an [`Eal`] there. It keeps the
+/// EAL up like any handle.
+#[derive(Clone)]
+pub struct EalShare {
+    inner: Arc<EalInner>,
+}
+
+impl std::fmt::Debug for EalShare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EalShare").finish_non_exhaustive()
+    }
+}
+
+impl EalShare {
+    /// An [`Eal`] handle for the calling thread, on which it may create pools
+    /// and ports. DPDK lets any thread of the process use its own ports and
+    /// queues; such a thread is not an EAL lcore, so its mempool operations
+    /// skip the per-lcore cache (correct, slightly slower).
+    pub fn attach(self) -> Eal {
+        Eal {
+            inner: self.inner,
+            _not_send: PhantomData,
+        }
+    }
+}
+
+struct EalInner {
+    /// The thread that ran `rte_eal_init`; cleanup happens only there.
+    init_thread: ThreadId,
+}
+
 impl Drop for EalInner {
     fn drop(&mut self) {
+        // DPDK expects rte_eal_cleanup on the thread that initialised it
+        // (its main lcore). When the last handle dies elsewhere (a thread
+        // that attached outlived the main one), the EAL is left up until the
+        // process exits, as if cleanup had not been called.
+        if thread::current().id() != self.init_thread {
+            return;
+        }
         // SAFETY: the EAL was initialised (an EalInner exists only after a
-        // successful rte_eal_init), and this is the last handle: every pool and
-        // port holds a clone, so none is alive and no DPDK call follows. A pool
-        // that could not be freed (mbufs still out) leaks its clone on purpose,
-        // so cleanup never runs under live mbufs.
+        // successful rte_eal_init), this is its main thread, and this is the
+        // last handle: every pool and port holds a clone, so none is alive
+        // and no DPDK call follows. A pool that could not be freed (mbufs
+        // still out) leaks its clone on purpose, so cleanup never runs under
+        // live mbufs.
         unsafe {
             sys::rte_eal_cleanup();
         }
@@ -115,10 +163,19 @@ impl Eal {
         }
         EAL_STATE.store(DONE, Ordering::Release);
         Ok(Eal {
-            _inner: Rc::new(EalInner {
-                _not_send: PhantomData,
+            inner: Arc::new(EalInner {
+                init_thread: thread::current().id(),
             }),
+            _not_send: PhantomData,
         })
+    }
+
+    /// A ticket another thread of this process can [`EalShare::attach`] to
+    /// get its own handle (for its own pool and port).
+    pub fn share(&self) -> EalShare {
+        EalShare {
+            inner: self.inner.clone(),
+        }
     }
 
     /// Number of Ethernet ports the EAL found (PCI devices bound to a DPDK

@@ -120,6 +120,18 @@ pub enum DpdkError {
         /// Mbufs the port needs.
         needed: usize,
     },
+    /// Building a [`super::net_ring_pair`] failed.
+    #[error("{op} for {name:?} failed: {message} (rte_errno {errno})")]
+    RingPair {
+        /// The ring or port being created.
+        name: String,
+        /// The DPDK function that failed.
+        op: &'static str,
+        /// `rte_errno` after the call.
+        errno: i32,
+        /// `rte_strerror(errno)`.
+        message: String,
+    },
     /// A configuration value is out of range.
     #[error("invalid DPDK configuration: {0}")]
     Config(&'static str),

@@ -6,14 +6,18 @@
 //!   up when the last handle (held by every pool and port) is dropped.
 //! * [`Mempool`]: a pool of packet buffers; [`Mbuf`]: one owned buffer, freed
 //!   on drop, with [`Mbuf::into_raw`] to hand it to the device.
+//! * [`EalShare`]: a `Send` ticket that lets another thread of the process
+//!   get its own [`Eal`] handle, to run its own pool and port there.
+//! * [`net_ring_pair`]: two `net_ring` ports joined back to back (two
+//!   engines in one process, no device needed).
 //! * [`DpdkPort`]: one port, one RX and one TX queue, implementing `Nic` with
 //!   no copies: received frames *are* the mbufs, transmitted frames are built
 //!   in place in fresh mbufs and sent in bursts; a partial burst keeps the
 //!   unsent mbufs for the next flush.
 //!
 //! Everything here is single-threaded (neither `Send` nor `Sync`): one engine
-//! thread owns the EAL handle, its pool and its port. Create them on that
-//! thread.
+//! thread owns its EAL handle, its pool and its port. Create them on that
+//! thread (other threads get their handle through [`Eal::share`]).
 //!
 //! Drivers: with a shared DPDK (Debian's `libdpdk-dev`), the EAL loads the
 //! poll-mode drivers from its driver directory at init (Debian:
@@ -37,9 +41,11 @@ mod error;
 mod mempool;
 mod offload;
 mod port;
+mod ring_pair;
 
-pub use eal::Eal;
+pub use eal::{Eal, EalShare};
 pub use error::DpdkError;
 pub use mempool::{Mbuf, Mempool, MempoolConfig};
 pub use port::{DpdkPort, LinkStatus, PortConfig, MAX_TX_BATCH};
+pub use ring_pair::{net_ring_pair, MAX_PAIR_NAME};
 pub use ringline_dpdk_sys as sys;

@@ -256,6 +256,29 @@ impl DpdkPort {
         Self::open(eal, port_id, pool, config)
     }
 
+    /// Sets the port's MAC address (`rte_eth_dev_default_mac_addr_set`);
+    /// [`Nic::caps`] reports it from then on. Set it before an engine is
+    /// opened on the port: the engine reads the MAC once.
+    pub fn set_mac(&mut self, mac: MacAddr) -> Result<(), DpdkError> {
+        if mac[0] & 1 != 0 || mac == [0; 6] {
+            return Err(DpdkError::Config(
+                "a port MAC must be a non-zero unicast address",
+            ));
+        }
+        let mut addr = sys::rte_ether_addr { addr_bytes: mac };
+        // SAFETY: the port is valid and started; addr is a live rte_ether_addr.
+        let ret = unsafe { sys::rte_eth_dev_default_mac_addr_set(self.port_id, &mut addr) };
+        if ret != 0 {
+            return Err(port_error(
+                self.port_id,
+                "rte_eth_dev_default_mac_addr_set",
+                ret,
+            ));
+        }
+        self.caps.mac = mac;
+        Ok(())
+    }
+
     /// The NUMA socket of port `port_id`, `None` if unknown (create the port's
     /// pool there for locality).
     pub fn socket_of(port_id: u16) -> Option<u32> {

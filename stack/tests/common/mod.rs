@@ -124,12 +124,18 @@ pub fn reap(r: &mut Rt, out: &mut Vec<Cqe>) {
     out.extend(r.completions());
 }
 
-/// Pushes one SQE. The caller keeps every buffer the SQE names alive until
-/// its final CQE.
+/// Pushes one SQE (submitting first if the SQ is full). The caller keeps
+/// every buffer the SQE names alive until its final CQE.
 pub fn push(r: &mut Rt, sqe: Sqe) {
-    // SAFETY: test SQEs name buffers the test keeps alive (and does not move)
-    // until the request's final CQE; see each caller.
-    unsafe { r.push(&sqe).expect("SQ full") };
+    loop {
+        // SAFETY: test SQEs name buffers the test keeps alive (and does not move)
+        // until the request's final CQE; see each caller.
+        if unsafe { r.push(&sqe) }.is_ok() {
+            return;
+        }
+        // SQ full: let this engine consume it (one step) and retry.
+        r.submit().expect("submit");
+    }
 }
 
 /// Submits and steps until a CQE with `user_data` shows up in `cqes`; returns it.
@@ -141,3 +147,69 @@ pub fn take(cqes: &mut Vec<Cqe>, user_data: u64) -> Option<Cqe> {
 pub fn sockaddr(ip: Ipv4Addr, port: u16) -> Box<libc::sockaddr_in> {
     Box::new(ringline_ring::app::sockaddr_in(ip.octets(), port))
 }
+
+/// Runs a local (no network) op on `r` and returns its CQE.
+pub fn call(p: &mut Pair, server: bool, sqe: Sqe) -> Cqe {
+    let ud = sqe.user_data;
+    if server {
+        push(&mut p.s, sqe);
+    } else {
+        push(&mut p.c, sqe);
+    }
+    for _ in 0..1000 {
+        p.step();
+        let q = if server { &mut p.s_cqes } else { &mut p.c_cqes };
+        if let Some(c) = take(q, ud) {
+            return c;
+        }
+    }
+    panic!("no CQE for user_data {ud}");
+}
+
+/// A listening socket on the server.
+pub fn listen(p: &mut Pair, port: u16, backlog: u32) -> i32 {
+    let fd = call(p, true, ringline_ring::opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0).user_data(9001).build()).res;
+    assert!(fd >= 0, "socket: {fd}");
+    let sa = sockaddr(SERVER_IP, port);
+    let r = call(
+        p,
+        true,
+        ringline_ring::opcode::Bind::new(fd, &*sa as *const libc::sockaddr_in as *const libc::sockaddr, 16)
+            .user_data(9002)
+            .build(),
+    );
+    assert_eq!(r.res, 0, "bind");
+    let r = call(p, true, ringline_ring::opcode::Listen::new(fd, backlog as i32).user_data(9003).build());
+    assert_eq!(r.res, 0, "listen");
+    fd
+}
+
+/// Opens `n` client connections to `port`; returns their fds once all connected.
+pub fn connect_n(p: &mut Pair, port: u16, n: usize, base_ud: u64) -> Vec<i32> {
+    let sa = sockaddr(SERVER_IP, port);
+    let mut fds = Vec::new();
+    for i in 0..n {
+        let fd = call(p, false, ringline_ring::opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0).user_data(base_ud + 50_000 + i as u64).build()).res;
+        assert!(fd >= 0);
+        fds.push(fd);
+        push(
+            &mut p.c,
+            ringline_ring::opcode::Connect::new(fd, &*sa as *const libc::sockaddr_in as *const libc::sockaddr, 16)
+                .user_data(base_ud + i as u64)
+                .build(),
+        );
+        if i % 64 == 63 {
+            p.step();
+        }
+    }
+    let ok = p.run_until(200_000, |p| {
+        p.c_cqes.iter().filter(|c| c.user_data >= base_ud && c.user_data < base_ud + n as u64).count() == n
+    });
+    assert!(ok, "connects did not complete");
+    for i in 0..n {
+        let c = take(&mut p.c_cqes, base_ud + i as u64).unwrap();
+        assert_eq!(c.res, 0, "connect {i}");
+    }
+    fds
+}
+
