@@ -1263,7 +1263,9 @@ impl<N: Nic> Engine<N> {
 
     fn try_recv(&mut self, cid: u32, id: u32) -> Progress {
         let op = *self.ops.get(id);
-        let OpKind::Recv { addr, len, group, multishot, msg_flags, done } = op.kind else {
+        let OpKind::Recv { addr, len, group, multishot, msg_flags, done, iovlen, msg, reserve } =
+            op.kind
+        else {
             return Progress::Wait;
         };
         let mut rounds = 0;
@@ -1276,7 +1278,27 @@ impl<N: Nic> Engine<N> {
                     self.finish(id, res, 0);
                     return Progress::Done;
                 }
+                if (c.fin || c.rd_shut) && reserve > 0 {
+                    // Multishot RECVMSG reports EOF in a buffer: a header with
+                    // payloadlen 0 (io_uring_recvmsg_out), res = header size.
+                    let g = group.expect("multishot recvmsg has a group");
+                    let Some((baddr, blen, bid)) = self.select_buffer(g) else {
+                        self.finish(id, -libc::ENOBUFS, 0);
+                        return Progress::Done;
+                    };
+                    let res = match write_recvmsg_out(baddr, blen, reserve, 0) {
+                        Ok(()) => {
+                            self.commit_buffer(g);
+                            reserve as i32
+                        }
+                        Err(e) => e,
+                    };
+                    let flags = if res >= 0 { buf_flags(bid) } else { 0 };
+                    self.finish(id, res, flags);
+                    return Progress::Done;
+                }
                 if c.fin || c.rd_shut {
+                    finish_msghdr(msg);
                     self.finish(id, done as i32, 0);
                     return Progress::Done;
                 }
@@ -1292,22 +1314,32 @@ impl<N: Nic> Engine<N> {
                 return Progress::Wait;
             }
             let Some(group) = group else {
-                // Plain buffer.
-                let want = (len - done) as usize;
-                let n = want.min(avail);
-                let dst = match usermem::slice_mut(addr + done as u64, n) {
-                    Ok(d) => d,
+                // The application's buffer (or RECVMSG's iovecs).
+                let peek = msg_flags & MSG_PEEK != 0;
+                let s = self.conns[cid as usize].sock();
+                let copied = if iovlen > 0 && !peek {
+                    usermem::for_each_iov(addr, iovlen, done as u64, |seg| {
+                        s.recv_slice(seg).unwrap_or(0)
+                    })
+                } else {
+                    let n = ((len - done) as usize).min(avail);
+                    let base = if iovlen > 0 { first_iov_base(addr) } else { Ok(addr + done as u64) };
+                    base.and_then(|b| usermem::slice_mut(b, n)).map(|dst| {
+                        if peek {
+                            s.peek_slice(dst).unwrap_or(0)
+                        } else {
+                            s.recv_slice(dst).unwrap_or(0)
+                        }
+                    })
+                };
+                let got = match copied {
+                    Ok(n) => n,
                     Err(e) => {
                         self.finish(id, e, 0);
                         return Progress::Done;
                     }
                 };
                 let s = self.conns[cid as usize].sock();
-                let got = if msg_flags & MSG_PEEK != 0 {
-                    s.peek_slice(dst).unwrap_or(0)
-                } else {
-                    s.recv_slice(dst).unwrap_or(0)
-                };
                 let total = done + got as u32;
                 let rest = s.recv_queue();
                 if got > 0 {
@@ -1320,6 +1352,7 @@ impl<N: Nic> Engine<N> {
                     continue;
                 }
                 let flags = if rest > 0 { IORING_CQE_F_SOCK_NONEMPTY } else { 0 };
+                finish_msghdr(msg);
                 self.finish(id, total as i32, flags);
                 return Progress::Done;
             };
@@ -1328,11 +1361,16 @@ impl<N: Nic> Engine<N> {
                 self.finish(id, -libc::ENOBUFS, 0);
                 return Progress::Done;
             };
-            let mut n = (blen as usize).min(avail);
-            if len > 0 {
+            if blen < reserve {
+                // The buffer cannot hold the recvmsg header area.
+                self.finish(id, -libc::EFAULT, 0);
+                return Progress::Done;
+            }
+            let mut n = ((blen - reserve) as usize).min(avail);
+            if len > 0 && reserve == 0 {
                 n = n.min(len as usize);
             }
-            let dst = match usermem::slice_mut(baddr, n) {
+            let dst = match usermem::slice_mut(baddr + reserve as u64, n) {
                 Ok(d) => d,
                 Err(e) => {
                     self.finish(id, e, 0);
@@ -1340,11 +1378,18 @@ impl<N: Nic> Engine<N> {
                 }
             };
             let s = self.conns[cid as usize].sock();
-            let got = s.recv_slice(dst).unwrap_or(0);
+            let mut got = s.recv_slice(dst).unwrap_or(0);
             let rest = s.recv_queue();
+            if reserve > 0 {
+                if let Err(e) = write_recvmsg_out(baddr, blen, reserve, got as u32) {
+                    self.finish(id, e, 0);
+                    return Progress::Done;
+                }
+                got += reserve as usize;
+            }
             self.commit_buffer(group);
             self.mark_dirty(cid);
-            let mut flags = IORING_CQE_F_BUFFER | ((bid as u32) << IORING_CQE_BUFFER_SHIFT);
+            let mut flags = buf_flags(bid);
             if rest > 0 {
                 flags |= IORING_CQE_F_SOCK_NONEMPTY;
             }
@@ -1366,7 +1411,7 @@ impl<N: Nic> Engine<N> {
     }
 
     fn try_send(&mut self, cid: u32, id: u32) -> Progress {
-        let OpKind::Send { addr, len, done, waitall, .. } = self.ops.get(id).kind else {
+        let OpKind::Send { addr, len, done, waitall, iovlen, .. } = self.ops.get(id).kind else {
             return Progress::Wait;
         };
         let c = &mut self.conns[cid as usize];
@@ -1387,14 +1432,20 @@ impl<N: Nic> Engine<N> {
             self.finish(id, -libc::ENOTCONN, 0);
             return Progress::Done;
         }
-        let src = match usermem::slice(addr + done as u64, (len - done) as usize) {
-            Ok(s) => s,
+        let s = c.sock();
+        let sent = if iovlen > 0 {
+            usermem::for_each_iov(addr, iovlen, done as u64, |seg| s.send_slice(seg).unwrap_or(0))
+        } else {
+            usermem::slice(addr + done as u64, (len - done) as usize)
+                .map(|src| s.send_slice(src).unwrap_or(0))
+        };
+        let n = match sent {
+            Ok(n) => n as u32,
             Err(e) => {
                 self.finish(id, e, 0);
                 return Progress::Done;
             }
         };
-        let n = c.sock().send_slice(src).unwrap_or(0) as u32;
         if n > 0 {
             self.mark_dirty(cid);
         }
@@ -1745,8 +1796,12 @@ impl<N: Nic> Engine<N> {
             IORING_OP_LISTEN => self.op_listen(sqe),
             IORING_OP_ACCEPT => self.op_accept(sqe),
             IORING_OP_CONNECT => self.op_connect(sqe),
-            IORING_OP_RECV | IORING_OP_READ => self.op_recv(sqe),
-            IORING_OP_SEND | IORING_OP_WRITE | IORING_OP_SEND_ZC => self.op_send(sqe),
+            IORING_OP_RECV | IORING_OP_READ | IORING_OP_RECVMSG => self.op_recv(sqe),
+            IORING_OP_SEND
+            | IORING_OP_WRITE
+            | IORING_OP_SEND_ZC
+            | IORING_OP_SENDMSG
+            | IORING_OP_SENDMSG_ZC => self.op_send(sqe),
             // A LINK_TIMEOUT must follow a linked request in the same submission.
             IORING_OP_LINK_TIMEOUT => Err(-libc::EINVAL),
             IORING_OP_CLOSE => self.op_close(sqe),
@@ -1783,7 +1838,7 @@ impl<N: Nic> Engine<N> {
             return Err(-libc::EINVAL);
         }
         if sqe.flags & IOSQE_BUFFER_SELECT != 0
-            && !matches!(sqe.opcode, IORING_OP_RECV | IORING_OP_READ)
+            && !matches!(sqe.opcode, IORING_OP_RECV | IORING_OP_READ | IORING_OP_RECVMSG)
         {
             return Err(-libc::EOPNOTSUPP);
         }
@@ -2029,6 +2084,7 @@ impl<N: Nic> Engine<N> {
 
     fn op_recv(&mut self, sqe: &Sqe) -> OpResult {
         let read = sqe.opcode == IORING_OP_READ;
+        let is_msg = sqe.opcode == IORING_OP_RECVMSG;
         let allowed = if read { 0 } else { IORING_RECVSEND_POLL_FIRST | IORING_RECV_MULTISHOT };
         if sqe.ioprio & !allowed != 0 {
             return Err(-libc::EINVAL);
@@ -2045,20 +2101,41 @@ impl<N: Nic> Engine<N> {
         }
         let cid = self.conn_of(sqe.fd)?;
         let group = select.then_some(sqe.buf_index);
+        // RECVMSG: the msghdr is read once, at submission (FEAT_SUBMIT_STABLE).
+        let (mut addr, mut len, mut iovlen, mut reserve) = (sqe.addr, sqe.len, 0, 0);
+        if is_msg {
+            let (iov, n, namelen, controllen) = usermem::read_msghdr(sqe.addr)?;
+            if multishot {
+                reserve = (core::mem::size_of::<RecvmsgOut>() as u32)
+                    .checked_add(namelen)
+                    .and_then(|r| r.checked_add(controllen))
+                    .ok_or(-libc::EINVAL)?;
+            } else if !select {
+                let total = usermem::iov_total(iov, n)?;
+                (addr, len, iovlen) = (iov, total.min(i32::MAX as u64) as u32, n);
+            }
+        }
         if let Some(g) = group {
             if !self.bufrings.contains_key(&g) && !self.legacy.contains_key(&g) {
                 return Err(-libc::ENOBUFS);
             }
-        } else {
-            usermem::check(sqe.addr, sqe.len as usize)?;
+            addr = 0;
+            if is_msg {
+                len = 0;
+            }
+        } else if iovlen == 0 {
+            usermem::check(addr, len as usize)?;
         }
         let kind = OpKind::Recv {
-            addr: if select { 0 } else { sqe.addr },
-            len: sqe.len,
+            addr,
+            len,
             group,
             multishot,
             msg_flags,
             done: 0,
+            iovlen,
+            msg: if is_msg && !select { sqe.addr } else { 0 },
+            reserve,
         };
         let id = self.park(sqe, kind);
         let c = &mut self.conns[cid as usize];
@@ -2083,7 +2160,7 @@ impl<N: Nic> Engine<N> {
 
     fn op_send(&mut self, sqe: &Sqe) -> OpResult {
         let write = sqe.opcode == IORING_OP_WRITE;
-        let zc = sqe.opcode == IORING_OP_SEND_ZC;
+        let zc = matches!(sqe.opcode, IORING_OP_SEND_ZC | IORING_OP_SENDMSG_ZC);
         let allowed = match (write, zc) {
             (true, _) => 0,
             (false, true) => IORING_RECVSEND_POLL_FIRST | IORING_SEND_ZC_REPORT_USAGE,
@@ -2096,17 +2173,27 @@ impl<N: Nic> Engine<N> {
         if zc && sqe.flags & IOSQE_CQE_SKIP_SUCCESS != 0 {
             return Err(-libc::EINVAL);
         }
+        let is_msg = matches!(sqe.opcode, IORING_OP_SENDMSG | IORING_OP_SENDMSG_ZC);
         let msg_flags = if write { 0 } else { sqe.op_flags | MSG_NOSIGNAL };
-        if !write && (sqe.off != 0 || sqe.file_index != 0) {
+        if !write && !is_msg && (sqe.off != 0 || sqe.file_index != 0) {
             // sendto addresses on a connected TCP socket.
             return Err(-libc::EISCONN);
         }
         // Linux: send on a never-connected or listening TCP socket is -EPIPE.
         let cid = self.conn_of(sqe.fd).map_err(|e| if e == -libc::ENOTCONN { -libc::EPIPE } else { e })?;
-        usermem::check(sqe.addr, sqe.len as usize)?;
+        // SENDMSG: gather from the msghdr's iovecs (read once, at submission).
+        let (addr, len, iovlen) = if is_msg {
+            let (iov, n, _, _) = usermem::read_msghdr(sqe.addr)?;
+            let total = usermem::iov_total(iov, n)?;
+            (iov, total.min(i32::MAX as u64) as u32, n)
+        } else {
+            usermem::check(sqe.addr, sqe.len as usize)?;
+            (sqe.addr, sqe.len, 0)
+        };
         let kind = OpKind::Send {
-            addr: sqe.addr,
-            len: sqe.len,
+            addr,
+            len,
+            iovlen,
             done: 0,
             waitall: msg_flags & MSG_WAITALL != 0,
             zc: match (zc, sqe.ioprio & IORING_SEND_ZC_REPORT_USAGE != 0) {
@@ -2425,4 +2512,34 @@ fn sockaddr_bytes(sa: &mut libc::sockaddr_in) -> [u8; 16] {
     b[2..4].copy_from_slice(&sa.sin_port.to_ne_bytes());
     b[4..8].copy_from_slice(&sa.sin_addr.s_addr.to_ne_bytes());
     b
+}
+
+/// CQE flags of a completion that consumed provided buffer `bid`.
+fn buf_flags(bid: u16) -> u32 {
+    IORING_CQE_F_BUFFER | ((bid as u32) << IORING_CQE_BUFFER_SHIFT)
+}
+
+/// The base address of the first iovec at `iov`.
+fn first_iov_base(iov: u64) -> Result<u64, i32> {
+    usermem::read::<libc::iovec>(iov).map(|v| v.iov_base as u64)
+}
+
+/// Writes the `io_uring_recvmsg_out` header of a multishot RECVMSG buffer.
+/// TCP has no source address and ringline no control messages: both are 0.
+fn write_recvmsg_out(baddr: u64, blen: u32, reserve: u32, payload: u32) -> Result<(), i32> {
+    if blen < reserve {
+        return Err(-libc::EFAULT);
+    }
+    usermem::write(baddr, RecvmsgOut { namelen: 0, controllen: 0, payloadlen: payload, flags: 0 })
+}
+
+/// RECVMSG completion: the kernel writes back `msg_flags` (and TCP reports
+/// no name or control data).
+fn finish_msghdr(msg: u64) {
+    if msg == 0 {
+        return;
+    }
+    let _ = usermem::write::<u32>(msg + core::mem::offset_of!(libc::msghdr, msg_namelen) as u64, 0);
+    let _ = usermem::write::<usize>(msg + core::mem::offset_of!(libc::msghdr, msg_controllen) as u64, 0);
+    let _ = usermem::write::<i32>(msg + core::mem::offset_of!(libc::msghdr, msg_flags) as u64, 0);
 }

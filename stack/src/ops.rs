@@ -52,6 +52,13 @@ pub enum OpKind {
         msg_flags: u32,
         /// Bytes already received (MSG_WAITALL).
         done: u32,
+        /// RECVMSG: number of iovecs at `addr` (0 = `addr` is a flat buffer).
+        iovlen: u32,
+        /// RECVMSG: the application's `struct msghdr *` (0 for RECV/READ).
+        msg: u64,
+        /// Multishot RECVMSG: bytes reserved before the payload in each
+        /// buffer (`io_uring_recvmsg_out` + name + control); 0 otherwise.
+        reserve: u32,
     },
     /// SEND / WRITE.
     Send {
@@ -66,6 +73,8 @@ pub enum OpKind {
         /// SEND_ZC: 0 = plain send, 1 = zero-copy send (a notification CQE
         /// follows), 2 = with `IORING_SEND_ZC_REPORT_USAGE`.
         zc: u8,
+        /// SENDMSG: number of iovecs at `addr` (0 = `addr` is a flat buffer).
+        iovlen: u32,
     },
     /// CONNECT in progress.
     Connect,

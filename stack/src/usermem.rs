@@ -78,3 +78,57 @@ pub fn fetch_or_u32(addr: u64, bits: u32) -> Result<u32, i32> {
     // cleared word is seen as 0 and a new CQE is queued.
     Ok(word.fetch_or(bits, core::sync::atomic::Ordering::AcqRel))
 }
+
+/// Most iovecs one SENDMSG/RECVMSG may name (`UIO_MAXIOV`).
+pub const UIO_MAXIOV: u32 = 1024;
+
+/// The application's `struct msghdr` at `addr`: (iov array, iovlen, namelen,
+/// controllen). `-EMSGSIZE` for more than `UIO_MAXIOV` iovecs.
+pub fn read_msghdr(addr: u64) -> Result<(u64, u32, u32, u32), i32> {
+    let m: libc::msghdr = read(addr)?;
+    if m.msg_iovlen > UIO_MAXIOV as usize {
+        return Err(-libc::EMSGSIZE);
+    }
+    let controllen = u32::try_from(m.msg_controllen).map_err(|_| -libc::EINVAL)?;
+    Ok((m.msg_iov as u64, m.msg_iovlen as u32, m.msg_namelen, controllen))
+}
+
+/// Total length of `n` iovecs at `iov`.
+pub fn iov_total(iov: u64, n: u32) -> Result<u64, i32> {
+    let mut total = 0u64;
+    for i in 0..n as u64 {
+        let v: libc::iovec = read(iov + i * core::mem::size_of::<libc::iovec>() as u64)?;
+        check(v.iov_base as u64, v.iov_len)?;
+        total = total.checked_add(v.iov_len as u64).ok_or(-libc::EINVAL)?;
+    }
+    Ok(total)
+}
+
+/// Calls `f` on each application segment of the `n` iovecs at `iov`, after
+/// skipping `skip` bytes, until `f` returns fewer bytes than it was given or
+/// the iovecs end. Returns the bytes `f` reported.
+pub fn for_each_iov(
+    iov: u64,
+    n: u32,
+    mut skip: u64,
+    mut f: impl FnMut(&mut [u8]) -> usize,
+) -> Result<usize, i32> {
+    let mut total = 0;
+    for i in 0..n as u64 {
+        let v: libc::iovec = read(iov + i * core::mem::size_of::<libc::iovec>() as u64)?;
+        let len = v.iov_len as u64;
+        if skip >= len {
+            skip -= len;
+            continue;
+        }
+        let seg = slice_mut(v.iov_base as u64 + skip, (len - skip) as usize)?;
+        skip = 0;
+        let want = seg.len();
+        let got = f(seg);
+        total += got;
+        if got < want {
+            break;
+        }
+    }
+    Ok(total)
+}
