@@ -357,6 +357,8 @@ pub struct Engine<N: Nic> {
     chain_events: Vec<(u32, bool)>,
     /// SQEs held back by `IOSQE_IO_DRAIN`, in submission order.
     drain_q: VecDeque<Sqe>,
+    /// TIMEOUTs with a completion count: (CQE count to reach, op, deadline).
+    count_timeouts: Vec<(u64, u32, u64)>,
 }
 
 /// Outcome of trying to advance a parked op.
@@ -468,6 +470,7 @@ impl<N: Nic> Engine<N> {
             issuing_chain: NIL,
             chain_events: Vec::with_capacity(64),
             drain_q: VecDeque::new(),
+            count_timeouts: Vec::new(),
             cfg,
         };
         let n = e.cfg.prealloc_connections.min(e.cfg.max_connections);
@@ -548,6 +551,10 @@ impl<N: Nic> Engine<N> {
         // Requests completed by traffic or timers may release linked or drained SQEs.
         self.pump_chains();
         self.run_drain();
+        if !self.count_timeouts.is_empty() {
+            self.check_count_timeouts();
+            self.pump_chains();
+        }
         let sent = self.nic.tx_flush();
         self.ring.flush_overflow();
         sqes + frames + egressed + sent > 0 || !self.ready.is_empty() || !self.dirty.is_empty()
@@ -2458,15 +2465,35 @@ impl<N: Nic> Engine<N> {
     }
 
     fn op_timeout(&mut self, sqe: &Sqe) -> OpResult {
-        if sqe.off != 0 {
-            // Completion counts are not supported yet.
-            return Err(-libc::EINVAL);
-        }
         let at = self.timespec_deadline(sqe)?;
         let id = self.park(sqe, OpKind::Timeout { at_us: at });
         self.ops.get_mut(id).owner = Owner::Timeout;
         self.timeouts.push(Reverse((at, id)));
+        if sqe.off != 0 {
+            // Completes with 0 once `off` more CQEs have been posted.
+            self.count_timeouts.push((self.stats.cqes.saturating_add(sqe.off), id, at));
+        }
         Ok(None)
+    }
+
+    /// Completes TIMEOUTs whose completion count was reached (checked once
+    /// per step; there are few of them).
+    fn check_count_timeouts(&mut self) {
+        let mut i = 0;
+        while i < self.count_timeouts.len() {
+            let (target, id, at) = self.count_timeouts[i];
+            let live = self.ops.is_live(id)
+                && self.ops.get(id).kind == (OpKind::Timeout { at_us: at })
+                && self.ops.get(id).owner == Owner::Timeout;
+            if !live {
+                self.count_timeouts.swap_remove(i);
+            } else if self.stats.cqes >= target {
+                self.count_timeouts.swap_remove(i);
+                self.finish(id, 0, 0);
+            } else {
+                i += 1;
+            }
+        }
     }
 }
 

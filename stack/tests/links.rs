@@ -188,3 +188,23 @@ fn send_zc_posts_request_then_notification() {
     assert!(p.run_until(10_000, |p| p.c_cqes.iter().any(|c| c.user_data == 62)));
     assert_eq!(take(&mut p.c_cqes, 62).unwrap().res, 2000);
 }
+
+#[test]
+fn timeout_with_count_completes_after_n_cqes_or_times_out() {
+    let mut p = Pair::new();
+    let ts = Box::new(Timespec { tv_sec: 10, tv_nsec: 0 });
+    push(&mut p.s, opcode::Timeout::new(&*ts).count(3).user_data(70).build());
+    p.step();
+    push(&mut p.s, nop(71, 0, 0));
+    push(&mut p.s, nop(72, 0, 0));
+    p.step();
+    assert!(take(&mut p.s_cqes, 70).is_none(), "two CQEs are not three");
+    push(&mut p.s, nop(73, 0, 0));
+    p.step();
+    assert_eq!(take(&mut p.s_cqes, 70).map(|c| c.res), Some(0));
+    // A pure timer fires with -ETIME.
+    let short = Box::new(Timespec { tv_sec: 0, tv_nsec: 5_000_000 });
+    push(&mut p.s, opcode::Timeout::new(&*short).user_data(74).build());
+    assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 74)));
+    assert_eq!(take(&mut p.s_cqes, 74).unwrap().res, -libc::ETIME);
+}
