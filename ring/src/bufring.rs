@@ -284,7 +284,12 @@ mod tests {
         assert!(c.peek().is_none());
         // liburing style: add several at offsets, then one advance.
         for i in 0..4u16 {
-            r.add(0x1000 * u64::from(i + 1), 100 + u32::from(i), i, u32::from(i));
+            r.add(
+                0x1000 * u64::from(i + 1),
+                100 + u32::from(i),
+                i,
+                u32::from(i),
+            );
         }
         assert_eq!(c.available(), 0, "not published before advance");
         r.advance(4);
@@ -307,7 +312,7 @@ mod tests {
         assert_eq!(raw_tail, 4);
 
         let mut bid = 0u16;
-        for round in 0..20_000u32 {
+        for round in 0..70_000u32 {
             let b = c.peek().unwrap();
             assert_eq!(b.bid, bid, "round {round}");
             c.consume();
@@ -316,8 +321,8 @@ mod tests {
             bid = (bid + 1) % 4;
             assert_eq!(c.available(), 4);
         }
-        assert_eq!(c.head(), (20_000u32 % 65_536) as u16);
-        assert_eq!(r.tail(), ((20_004u32) % 65_536) as u16);
+        assert_eq!(c.head(), (70_000u32 % 65_536) as u16);
+        assert_eq!(r.tail(), (70_004u32 % 65_536) as u16);
         // Drain across the u16 wrap.
         for _ in 0..4 {
             c.consume();

@@ -46,7 +46,7 @@ pub mod sync;
 pub mod user;
 
 pub use abi::{
-    CqringOffsets, Cqe, IoUringBuf, IoUringBufReg, Params, RecvmsgOut, Sqe, SqringOffsets,
+    Cqe, CqringOffsets, IoUringBuf, IoUringBufReg, Params, RecvmsgOut, Sqe, SqringOffsets,
 };
 pub use app::opcode;
 pub use app::{Driver, Errno, Ring};

@@ -462,6 +462,8 @@ pub fn prepare_sleep<F: AtomicFlags, T: Atomic<u32>>(sq_flags: &F, sq_tail: &T, 
     F::fence(Ordering::SeqCst);
     // The app store-releases sq.tail; acquire so that SQEs seen here are complete.
     if sq_tail.load(Ordering::Acquire) != head {
+        // Work arrived: the engine withdraws its own flag (engine-only writer); an app
+        // that already saw it merely makes a spurious wake-up call.
         sq_flags.fetch_and(!IORING_SQ_NEED_WAKEUP, Ordering::SeqCst);
         return false;
     }

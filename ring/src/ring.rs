@@ -48,7 +48,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::abi::{self, CqringOffsets, Cqe, Params, Sqe, SqringOffsets};
+use crate::abi::{self, Cqe, CqringOffsets, Params, Sqe, SqringOffsets};
 use crate::mem::{Backing, HugePolicy, MemError, Region};
 use crate::proto::{self, Consumer, Producer, Slots};
 
@@ -245,7 +245,10 @@ impl Geometry {
         // As the kernel's rings_size(): CQEs, then the SQ array on a cache line; the
         // SQEs (a separate mapping in the kernel) follow on the next cache line.
         let sq_array = align_up(CQES + cq_entries as usize * size_of::<Cqe>(), CACHE_LINE);
-        let sqes = align_up(sq_array + sq_entries as usize * size_of::<u32>(), CACHE_LINE);
+        let sqes = align_up(
+            sq_array + sq_entries as usize * size_of::<u32>(),
+            CACHE_LINE,
+        );
         let size = sqes + sq_entries as usize * size_of::<Sqe>();
         Geometry {
             sq_entries,
@@ -279,7 +282,7 @@ impl Shared {
     /// The `u32` at byte `off` of the header, viewed as an atomic.
     #[inline]
     fn word(&self, off: usize) -> &AtomicU32 {
-        debug_assert!(off < CQES && off % 4 == 0);
+        debug_assert!(off < CQES && off.is_multiple_of(4));
         // SAFETY: `off` is one of the IoRings field offsets (< 320, 4-aligned) and the
         // region is page aligned and at least `geo.size` > 320 bytes, so the pointer is
         // valid and aligned for a u32. The region lives as long as `self`, which bounds
@@ -399,7 +402,10 @@ pub fn new_ring(cfg: &RingConfig) -> Result<(AppRing, EngineRing), SetupError> {
 
 /// [`new_ring`] with all four counters starting at `start` instead of 0 (tests use it
 /// to cross the `u32` wrap quickly).
-pub(crate) fn new_ring_at(cfg: &RingConfig, start: u32) -> Result<(AppRing, EngineRing), SetupError> {
+pub(crate) fn new_ring_at(
+    cfg: &RingConfig,
+    start: u32,
+) -> Result<(AppRing, EngineRing), SetupError> {
     let (sq, cq) = ring_sizes(cfg)?;
     let geo = Geometry::new(sq, cq);
     let region = Region::new(geo.size, cfg.huge)?;
@@ -423,7 +429,12 @@ pub(crate) fn new_ring_at(cfg: &RingConfig, start: u32) -> Result<(AppRing, Engi
     }
     for i in 0..sq {
         // SAFETY: as above; array slot i < sq is inside [sq_array, sqes).
-        unsafe { base.add(geo.sq_array).cast::<u32>().add(i as usize).write(i) };
+        unsafe {
+            base.add(geo.sq_array)
+                .cast::<u32>()
+                .add(i as usize)
+                .write(i)
+        };
     }
 
     let mut flags = 0;
@@ -617,7 +628,10 @@ impl AppRing {
         // SAFETY: the AppRing is the only CQ consumer of this ring (one AppRing per
         // ring, cq.head only released through &mut self) and the EngineRing follows the
         // producer protocol; the slots are the ring's CQE array of cq_entries slots.
-        unsafe { self.cq.peek(self.shared.cq_tail(), &self.shared.cqes(), offset) }
+        unsafe {
+            self.cq
+                .peek(self.shared.cq_tail(), &self.shared.cqes(), offset)
+        }
     }
 
     /// Consumes `n` CQEs: store-release `cq.head += n` (`io_uring_cq_advance`).
@@ -864,7 +878,11 @@ impl EngineRing {
     /// if SQEs arrived (the flag is cleared again). Clear the flag on wake-up with
     /// [`EngineRing::clear_sq_flag`].
     pub fn prepare_sleep(&self) -> bool {
-        proto::prepare_sleep(self.shared.sq_flags(), self.shared.sq_tail(), self.sq.head())
+        proto::prepare_sleep(
+            self.shared.sq_flags(),
+            self.shared.sq_tail(),
+            self.sq.head(),
+        )
     }
 
     /// Ring counters.
@@ -938,12 +956,27 @@ mod tests {
         }
         let s = p.sq_off;
         assert_eq!(
-            (s.head, s.tail, s.ring_mask, s.ring_entries, s.flags, s.dropped),
+            (
+                s.head,
+                s.tail,
+                s.ring_mask,
+                s.ring_entries,
+                s.flags,
+                s.dropped
+            ),
             (0, 64, 256, 264, 276, 272)
         );
         let c = p.cq_off;
         assert_eq!(
-            (c.head, c.tail, c.ring_mask, c.ring_entries, c.overflow, c.cqes, c.flags),
+            (
+                c.head,
+                c.tail,
+                c.ring_mask,
+                c.ring_entries,
+                c.overflow,
+                c.cqes,
+                c.flags
+            ),
             (128, 192, 260, 268, 284, 320, 280)
         );
         // Array follows the 8 CQEs on a cache line; SQEs follow the array.
@@ -1077,7 +1110,10 @@ mod tests {
         assert_eq!(app.copy_cqes(&mut out), 2);
         assert_eq!((out[0].user_data, out[1].user_data), (2, 3));
         assert_eq!(eng.flush_overflow(), 2);
-        assert!(!app.cq_has_overflow(), "flag cleared when the backlog empties");
+        assert!(
+            !app.cq_has_overflow(),
+            "flag cleared when the backlog empties"
+        );
         assert_eq!(eng.backlog_len(), 0);
         assert_eq!(app.copy_cqes(&mut out), 2);
         assert_eq!(

@@ -18,8 +18,8 @@ pub use core::sync::atomic::{fence, AtomicU16, AtomicU32, Ordering};
 
 /// An atomic cell holding a `T` (a ring counter or a flag word).
 ///
-/// Implemented for `core`'s [`AtomicU32`](core::sync::atomic::AtomicU32) and
-/// [`AtomicU16`](core::sync::atomic::AtomicU16), and for loom's under `cfg(loom)`.
+/// Implemented for `core::sync::atomic::{AtomicU32, AtomicU16}`, and for loom's
+/// atomics under `cfg(loom)`.
 pub trait Atomic<T: Copy> {
     /// Atomic load with `order`.
     fn load(&self, order: Ordering) -> T;
@@ -72,13 +72,29 @@ macro_rules! impl_flags {
     };
 }
 
-impl_atomic!(core::sync::atomic::AtomicU32, u32, core::sync::atomic::fence);
-impl_atomic!(core::sync::atomic::AtomicU16, u16, core::sync::atomic::fence);
+impl_atomic!(
+    core::sync::atomic::AtomicU32,
+    u32,
+    core::sync::atomic::fence
+);
+impl_atomic!(
+    core::sync::atomic::AtomicU16,
+    u16,
+    core::sync::atomic::fence
+);
 impl_flags!(core::sync::atomic::AtomicU32);
 
 #[cfg(loom)]
-impl_atomic!(loom::sync::atomic::AtomicU32, u32, loom::sync::atomic::fence);
+impl_atomic!(
+    loom::sync::atomic::AtomicU32,
+    u32,
+    loom::sync::atomic::fence
+);
 #[cfg(loom)]
-impl_atomic!(loom::sync::atomic::AtomicU16, u16, loom::sync::atomic::fence);
+impl_atomic!(
+    loom::sync::atomic::AtomicU16,
+    u16,
+    loom::sync::atomic::fence
+);
 #[cfg(loom)]
 impl_flags!(loom::sync::atomic::AtomicU32);

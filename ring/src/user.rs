@@ -130,6 +130,9 @@ mod tests {
             copy_to_user(0, &[]);
         }
         assert_eq!(&buf[..7], b"<<hello");
-        assert_eq!(u32::from_ne_bytes(buf[9..13].try_into().unwrap()), 0xdead_beef);
+        assert_eq!(
+            u32::from_ne_bytes(buf[9..13].try_into().unwrap()),
+            0xdead_beef
+        );
     }
 }

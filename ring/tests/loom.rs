@@ -23,6 +23,18 @@ use ringline_ring::proto::{
 };
 use ringline_ring::sync::{AtomicU16, AtomicU32, Ordering};
 
+/// Runs a loom model with a preemption bound of 3 unless `LOOM_MAX_PREEMPTIONS` says
+/// otherwise: the spin-with-yield loops of a full/empty ring otherwise make the state
+/// space grow beyond minutes, and bugs in two-thread index protocols need at most a
+/// couple of preemptions to show.
+fn model<F: Fn() + Sync + Send + 'static>(f: F) {
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(3);
+    }
+    b.check(f);
+}
+
 /// Ring slots whose every access loom tracks.
 struct CellSlots<T>(Vec<UnsafeCell<T>>);
 
@@ -75,7 +87,7 @@ fn spsc(entries: u32, start: u32) -> Arc<Spsc> {
 /// the counters one below the u32 wrap.
 #[test]
 fn sq_publish_consume() {
-    loom::model(|| {
+    model(|| {
         const ENTRIES: u32 = 2;
         const N: u64 = 3;
         let start = u32::MAX;
@@ -124,7 +136,7 @@ fn sq_publish_consume() {
 /// the backlog), never overwrite an unread slot.
 #[test]
 fn cq_post_consume_with_full_ring() {
-    loom::model(|| {
+    model(|| {
         const ENTRIES: u32 = 2;
         const N: u64 = 3;
         let ring = spsc(ENTRIES, 0);
@@ -188,7 +200,7 @@ fn cq_post_consume_with_full_ring() {
 /// a slot the app has released (loom would flag the race otherwise).
 #[test]
 fn cq_full_refuses_post() {
-    loom::model(|| {
+    model(|| {
         const ENTRIES: u32 = 2;
         let ring = spsc(ENTRIES, 7);
         let mut p = Producer::new(ENTRIES, 7);
@@ -227,7 +239,7 @@ fn cq_full_refuses_post() {
 /// u16 wrap.
 #[test]
 fn bufring_tail_publish() {
-    loom::model(|| {
+    model(|| {
         const ENTRIES: u32 = 2;
         struct Br {
             tail: AtomicU16,
@@ -275,7 +287,7 @@ fn bufring_tail_publish() {
 /// fences; with weaker ordering loom finds the lost wake-up.
 #[test]
 fn need_wakeup_is_never_lost() {
-    loom::model(|| {
+    model(|| {
         let flags = Arc::new(AtomicU32::new(0));
         let tail = Arc::new(AtomicU32::new(0));
 
@@ -292,7 +304,10 @@ fn need_wakeup_is_never_lost() {
         };
         let slept = prepare_sleep(&*flags, &*tail, 0);
         let woke = app.join().unwrap();
-        assert!(!slept || woke, "engine sleeps but the app did not see NEED_WAKEUP");
+        assert!(
+            !slept || woke,
+            "engine sleeps but the app did not see NEED_WAKEUP"
+        );
         if !slept {
             assert_eq!(flags.load(Ordering::SeqCst) & IORING_SQ_NEED_WAKEUP, 0);
         }

@@ -196,10 +196,23 @@ pub fn sockaddr_in(ip: [u8; 4], port: u16) -> libc::sockaddr_in {
     }
 }
 
+/// App side of a coalesced poll ([`opcode::PollAdd::ready_word`]): takes the ready
+/// events accumulated in `word` and clears it, re-enabling the next CQE for the socket.
+///
+/// Call it when handling the poll's CQE (the CQE's `res` holds the events that set the
+/// word; events that arrived since are returned here too).
+pub fn take_ready(word: &core::sync::atomic::AtomicU32) -> u32 {
+    // The engine fetch_or's readiness into the word (AcqRel) and posts a CQE only when
+    // it saw 0. This swap is AcqRel: Acquire pairs with the engine's release so the
+    // socket state behind the bits is visible; Release pairs with the engine's acquire
+    // so it sees the word cleared and queues the next CQE.
+    word.swap(0, core::sync::atomic::Ordering::AcqRel)
+}
+
 /// Reading CQEs: flag helpers (as in tokio io-uring's `cqueue`) and the result.
 pub mod cqe {
-    pub use crate::abi::{buffer_id, buffer_select, more, notif, sock_nonempty};
     use crate::abi::Cqe;
+    pub use crate::abi::{buffer_id, buffer_select, more, notif, sock_nonempty};
 
     use super::Errno;
 

@@ -10,7 +10,7 @@
 
 use crate::abi::{self, Sqe};
 
-use super::Timespec;
+pub use super::Timespec;
 
 /// A pointer as an SQE address. The provenance is exposed so the engine can turn the
 /// integer back into a pointer ([`crate::user`]).
@@ -325,9 +325,22 @@ impl PollAdd {
     }
 
     /// ringline's coalesced persistent poll (`len |= RINGLINE_POLL_COALESCED`): at most
-    /// one outstanding CQE per socket (uepoll semantics, see the stack's docs).
+    /// one outstanding CQE per socket (uepoll semantics, see the stack's docs). Sets the
+    /// flag bit only; the engine also needs `IORING_POLL_ADD_MULTI` and the ready word
+    /// in `addr`, which [`PollAdd::ready_word`] sets in one go.
     pub fn coalesced(mut self) -> Self {
         self.sqe.len |= abi::RINGLINE_POLL_COALESCED;
+        self
+    }
+
+    /// Coalesced persistent poll with its ready word: `addr = word`,
+    /// `len |= IORING_POLL_ADD_MULTI | RINGLINE_POLL_COALESCED`. The engine `fetch_or`s
+    /// the ready events into `*word` and posts a CQE only when the word was 0; the app
+    /// handles the event and clears the word with [`super::take_ready`]. The word must
+    /// stay valid until the poll's final CQE (the contract of [`super::Ring::push`]).
+    pub fn ready_word(mut self, word: *const core::sync::atomic::AtomicU32) -> Self {
+        self.sqe.addr = addr_of(word);
+        self.sqe.len |= abi::IORING_POLL_ADD_MULTI | abi::RINGLINE_POLL_COALESCED;
         self
     }
 }
@@ -586,10 +599,7 @@ mod tests {
     fn accept_variants() {
         let mut sa: libc::sockaddr_in = zero_sockaddr();
         let mut len: libc::socklen_t = 16;
-        let (pa, pl) = (
-            (&raw mut sa).cast::<libc::sockaddr>(),
-            &raw mut len,
-        );
+        let (pa, pl) = ((&raw mut sa).cast::<libc::sockaddr>(), &raw mut len);
         let b = bytes(&Accept::new(4, pa, pl).flags(libc::SOCK_NONBLOCK).build());
         assert_eq!(u8_at(&b, OPCODE), IORING_OP_ACCEPT);
         assert_eq!(u32_at(&b, FD), 4);
@@ -664,7 +674,19 @@ mod tests {
         let b = bytes(&PollAdd::new(5, ev).multi().build());
         assert_eq!(u32_at(&b, LEN), IORING_POLL_ADD_MULTI);
         let b = bytes(&PollAdd::new(5, ev).multi().coalesced().build());
-        assert_eq!(u32_at(&b, LEN), IORING_POLL_ADD_MULTI | RINGLINE_POLL_COALESCED);
+        assert_eq!(
+            u32_at(&b, LEN),
+            IORING_POLL_ADD_MULTI | RINGLINE_POLL_COALESCED
+        );
+
+        let word = core::sync::atomic::AtomicU32::new(0);
+        let b = bytes(&PollAdd::new(5, ev).ready_word(&word).build());
+        assert_eq!(u64_at(&b, ADDR), (&raw const word) as usize as u64);
+        assert_eq!(
+            u32_at(&b, LEN),
+            IORING_POLL_ADD_MULTI | RINGLINE_POLL_COALESCED
+        );
+        assert_eq!(u32_at(&b, OP_FLAGS), ev);
 
         let b = bytes(&PollRemove::new(77).build());
         assert_eq!(u8_at(&b, OPCODE), IORING_OP_POLL_REMOVE);

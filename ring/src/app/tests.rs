@@ -169,12 +169,7 @@ fn submit_and_wait_enters_with_getevents() {
     );
     assert_eq!(
         r.driver().enters.last(),
-        Some(&(
-            1,
-            1,
-            IORING_ENTER_GETEVENTS,
-            Some(Duration::from_millis(5))
-        ))
+        Some(&(1, 1, IORING_ENTER_GETEVENTS, Some(Duration::from_millis(5))))
     );
     assert_eq!(r.wait_cqe().unwrap().user_data, 9);
 }
@@ -308,4 +303,13 @@ fn sockaddr_in_is_network_order() {
 fn timespec_from_duration() {
     let ts = Timespec::from(Duration::new(3, 7));
     assert_eq!((ts.tv_sec, ts.tv_nsec), (3, 7));
+}
+
+#[test]
+fn take_ready_clears_the_word() {
+    let w = std::sync::atomic::AtomicU32::new(0);
+    w.fetch_or(libc::POLLIN as u32, std::sync::atomic::Ordering::AcqRel);
+    w.fetch_or(libc::POLLOUT as u32, std::sync::atomic::Ordering::AcqRel);
+    assert_eq!(take_ready(&w), (libc::POLLIN | libc::POLLOUT) as u32);
+    assert_eq!(take_ready(&w), 0);
 }
