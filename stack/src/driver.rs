@@ -94,7 +94,9 @@ impl<N: Nic> Driver for Inline<N> {
                 Clock::Monotonic(_) => {
                     // One clock read per step serves both the engine and the timeout.
                     let deadline = timeout.map(|t| {
-                        self.clock.now_us().saturating_add(t.as_micros().min(u64::MAX as u128) as u64)
+                        self.clock
+                            .now_us()
+                            .saturating_add(t.as_micros().min(u64::MAX as u128) as u64)
                     });
                     while self.engine.cq_ready() < min_complete {
                         let now = self.clock.now_us();
@@ -110,7 +112,9 @@ impl<N: Nic> Driver for Inline<N> {
     }
 
     fn register_buf_ring(&mut self, bgid: u16, ring: BufRingConsumer) -> Result<(), Errno> {
-        self.engine.register_buf_ring(bgid, ring).map_err(|e| Errno(-e))
+        self.engine
+            .register_buf_ring(bgid, ring)
+            .map_err(|e| Errno(-e))
     }
 
     fn unregister_buf_ring(&mut self, bgid: u16) -> Result<(), Errno> {

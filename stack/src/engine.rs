@@ -13,8 +13,8 @@
 //! Nothing here scans all connections. Time is passed in (`now_us`), read once
 //! per step by the driver.
 
-use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::Ipv4Addr;
 
@@ -132,6 +132,8 @@ struct Conn {
     established: bool,
     fin: bool,
     reset: bool,
+    /// The reset was reported (`-ECONNRESET`) once; later ops see EOF/EPIPE.
+    reset_reported: bool,
     aborted: bool,
     rd_shut: bool,
     wr_shut: bool,
@@ -163,7 +165,9 @@ struct Listener {
 enum Fd {
     Free,
     /// Created by SOCKET; `port` is the bound port (0 = unbound).
-    Fresh { port: u16 },
+    Fresh {
+        port: u16,
+    },
     Listener(u32),
     Conn(u32),
 }
@@ -223,7 +227,6 @@ impl<N: Nic> TxToken for TxTok<'_, N> {
             self.nic.tx_flush();
             r = self.nic.tx_frame(ETH_HDR + len, &mut build);
         }
-        drop(build);
         match out {
             Some(v) if r.is_ok() => {
                 self.stats.tx_segments += 1;
@@ -384,7 +387,9 @@ impl<N: Nic> Engine<N> {
             return Err(EngineError::MtuTooSmall(nic_caps.mtu));
         }
         if cfg.prefix_len > 32 || cfg.rx_buffer < 1024 || cfg.tx_buffer < 1024 {
-            return Err(EngineError::Config("prefix_len <= 32, buffers >= 1024 bytes"));
+            return Err(EngineError::Config(
+                "prefix_len <= 32, buffers >= 1024 bytes",
+            ));
         }
         if cfg.rx_budget == 0 {
             return Err(EngineError::Config("rx_budget must be > 0"));
@@ -422,7 +427,11 @@ impl<N: Nic> Engine<N> {
             }
             iface
         };
-        let netmask = if cfg.prefix_len == 0 { 0 } else { u32::MAX << (32 - cfg.prefix_len) };
+        let netmask = if cfg.prefix_len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - cfg.prefix_len)
+        };
         let mut arp = ArpTable::default();
         for (ip, mac) in &cfg.static_neighbors {
             arp.learn(*ip, *mac);
@@ -599,6 +608,7 @@ impl<N: Nic> Engine<N> {
             established: false,
             fin: false,
             reset: false,
+            reset_reported: false,
             aborted: false,
             rd_shut: false,
             wr_shut: false,
@@ -621,8 +631,11 @@ impl<N: Nic> Engine<N> {
         };
         self.live_conns += 1;
         let now = self.now_us;
-        let (nagle, ack_delay, hs) =
-            (self.cfg.nagle, self.cfg.ack_delay, self.cfg.handshake_timeout);
+        let (nagle, ack_delay, hs) = (
+            self.cfg.nagle,
+            self.cfg.ack_delay,
+            self.cfg.handshake_timeout,
+        );
         let c = &mut self.conns[cid as usize];
         c.phase = Phase::Handshake;
         c.key = None;
@@ -635,6 +648,7 @@ impl<N: Nic> Engine<N> {
         c.established = false;
         c.fin = false;
         c.reset = false;
+        c.reset_reported = false;
         c.aborted = false;
         c.rd_shut = false;
         c.wr_shut = false;
@@ -765,7 +779,11 @@ impl<N: Nic> Engine<N> {
             // SEND_ZC: the request CQE says a notification follows; the data
             // was copied into the socket buffer, so it is free at once.
             self.post(op.user_data, res, flags | IORING_CQE_F_MORE);
-            let usage = if zc == 2 { IORING_NOTIF_USAGE_ZC_COPIED } else { 0 };
+            let usage = if zc == 2 {
+                IORING_NOTIF_USAGE_ZC_COPIED
+            } else {
+                0
+            };
             self.post(op.user_data, usage as i32, IORING_CQE_F_NOTIF);
         } else if !(op.skip_success && res >= 0) {
             self.post(op.user_data, res, flags);
@@ -783,7 +801,20 @@ impl<N: Nic> Engine<N> {
             }
         }
         if op.chain != NIL {
-            let ok = res >= 0 || op.sqe_flags & IOSQE_IO_HARDLINK != 0;
+            // A MSG_WAITALL transfer that ends short (EOF) fails the link, as in Linux.
+            let short = match op.kind {
+                OpKind::Recv {
+                    len,
+                    group: None,
+                    msg_flags,
+                    ..
+                } => msg_flags & MSG_WAITALL != 0 && res >= 0 && (res as u32) < len,
+                OpKind::Send {
+                    len, waitall: true, ..
+                } => res >= 0 && (res as u32) < len,
+                _ => false,
+            };
+            let ok = (res >= 0 && !short) || op.sqe_flags & IOSQE_IO_HARDLINK != 0;
             self.chain_events.push((op.chain, ok));
         }
     }
@@ -791,9 +822,12 @@ impl<N: Nic> Engine<N> {
     fn cancel_conn_ops(&mut self, cid: u32, res: i32) {
         loop {
             let c = &self.conns[cid as usize];
-            let next = c.recv.front().or(c.send.front()).or(c.poll.front()).or(
-                (c.connect_op != NIL).then_some(c.connect_op),
-            );
+            let next = c
+                .recv
+                .front()
+                .or(c.send.front())
+                .or(c.poll.front())
+                .or((c.connect_op != NIL).then_some(c.connect_op));
             match next {
                 Some(id) => self.finish(id, res, 0),
                 None => break,
@@ -857,8 +891,13 @@ impl<N: Nic> Engine<N> {
             self.arp_wait.clear();
         }
         if arp.op == l2::ARP_REQUEST && arp.tpa == self.ip {
-            let reply =
-                Arp { op: l2::ARP_REPLY, sha: self.mac, spa: self.ip, tha: arp.sha, tpa: arp.spa };
+            let reply = Arp {
+                op: l2::ARP_REPLY,
+                sha: self.mac,
+                spa: self.ip,
+                tha: arp.sha,
+                tpa: arp.spa,
+            };
             self.send_arp(arp.sha, &reply);
         }
     }
@@ -905,8 +944,13 @@ impl<N: Nic> Engine<N> {
             self.stats.malformed += 1;
             return;
         };
-        let (sport, dport, syn, ack, rst) =
-            (tcp.src_port(), tcp.dst_port(), tcp.syn(), tcp.ack(), tcp.rst());
+        let (sport, dport, syn, ack, rst) = (
+            tcp.src_port(),
+            tcp.dst_port(),
+            tcp.syn(),
+            tcp.ack(),
+            tcp.rst(),
+        );
         let ip = &ip[..total];
         if self.on_link(src) && self.arp.lookup(src).is_none() {
             self.arp.learn(src, src_mac);
@@ -938,7 +982,8 @@ impl<N: Nic> Engine<N> {
             stats: &mut self.stats,
         };
         let now = Instant::from_micros(self.now_us as i64);
-        self.iface.poll_ingress_single(now, &mut port, &mut self.empty_set);
+        self.iface
+            .poll_ingress_single(now, &mut port, &mut self.empty_set);
     }
 
     /// A SYN for a listened port with no socket yet: the backlog decides.
@@ -1025,8 +1070,16 @@ impl<N: Nic> Engine<N> {
         let prev = c.last_state;
         c.last_state = state;
         use tcp::State as S;
-        let synchronized =
-            matches!(state, S::Established | S::FinWait1 | S::FinWait2 | S::CloseWait | S::Closing | S::LastAck | S::TimeWait);
+        let synchronized = matches!(
+            state,
+            S::Established
+                | S::FinWait1
+                | S::FinWait2
+                | S::CloseWait
+                | S::Closing
+                | S::LastAck
+                | S::TimeWait
+        );
         if synchronized && !c.established {
             c.established = true;
             c.sock().set_timeout(None);
@@ -1076,7 +1129,11 @@ impl<N: Nic> Engine<N> {
                 } else if state == S::Closed {
                     let timed_out = self.now_us.saturating_sub(c.started_us)
                         >= self.cfg.handshake_timeout.as_micros() as u64;
-                    let err = if timed_out { -libc::ETIMEDOUT } else { -libc::ECONNREFUSED };
+                    let err = if timed_out {
+                        -libc::ETIMEDOUT
+                    } else {
+                        -libc::ECONNREFUSED
+                    };
                     c.phase = Phase::Open;
                     c.reset = true;
                     if let Some(k) = c.key.take() {
@@ -1167,7 +1224,14 @@ impl<N: Nic> Engine<N> {
     /// Delivers `mask` to poll op `id` if it is interested.
     fn fire_poll(&mut self, id: u32, mask: u32) {
         let op = *self.ops.get(id);
-        let OpKind::Poll { events, multi, word } = op.kind else { return };
+        let OpKind::Poll {
+            events,
+            multi,
+            word,
+        } = op.kind
+        else {
+            return;
+        };
         let hit = mask & events;
         if hit == 0 {
             return;
@@ -1185,7 +1249,10 @@ impl<N: Nic> Engine<N> {
             return;
         }
         if multi {
-            if !self.ring.post_aux_cqe(op.user_data, hit as i32, IORING_CQE_F_MORE) {
+            if !self
+                .ring
+                .post_aux_cqe(op.user_data, hit as i32, IORING_CQE_F_MORE)
+            {
                 self.finish(id, hit as i32, 0);
             } else {
                 self.stats.cqes += 1;
@@ -1201,7 +1268,11 @@ impl<N: Nic> Engine<N> {
         if cur.is_none() {
             return;
         }
-        let mask = if self.listeners[lid as usize].queue.is_empty() { 0 } else { POLLIN | POLLRDNORM };
+        let mask = if self.listeners[lid as usize].queue.is_empty() {
+            0
+        } else {
+            POLLIN | POLLRDNORM
+        };
         while let Some(id) = cur {
             cur = self.ops.next_of(id);
             self.fire_poll(id, mask);
@@ -1211,8 +1282,15 @@ impl<N: Nic> Engine<N> {
     fn complete_accepts(&mut self, lid: u32) {
         loop {
             let l = &self.listeners[lid as usize];
-            let (Some(op), Some(&cid)) = (l.accept.front(), l.queue.front()) else { return };
-            let OpKind::Accept { multishot, addr, addrlen } = self.ops.get(op).kind else {
+            let (Some(op), Some(&cid)) = (l.accept.front(), l.queue.front()) else {
+                return;
+            };
+            let OpKind::Accept {
+                multishot,
+                addr,
+                addrlen,
+            } = self.ops.get(op).kind
+            else {
                 return;
             };
             self.listeners[lid as usize].queue.pop_front();
@@ -1257,7 +1335,10 @@ impl<N: Nic> Engine<N> {
         if let Some(r) = self.bufrings.get(&group) {
             return r.peek().map(|b| (b.addr, b.len, b.bid));
         }
-        self.legacy.get(&group).and_then(|g| g.peek()).map(|b| (b.addr, b.len, b.bid))
+        self.legacy
+            .get(&group)
+            .and_then(|g| g.peek())
+            .map(|b| (b.addr, b.len, b.bid))
     }
 
     fn commit_buffer(&mut self, group: u16) {
@@ -1270,8 +1351,17 @@ impl<N: Nic> Engine<N> {
 
     fn try_recv(&mut self, cid: u32, id: u32) -> Progress {
         let op = *self.ops.get(id);
-        let OpKind::Recv { addr, len, group, multishot, msg_flags, done, iovlen, msg, reserve } =
-            op.kind
+        let OpKind::Recv {
+            addr,
+            len,
+            group,
+            multishot,
+            msg_flags,
+            done,
+            iovlen,
+            msg,
+            reserve,
+        } = op.kind
         else {
             return Progress::Wait;
         };
@@ -1280,9 +1370,20 @@ impl<N: Nic> Engine<N> {
             let c = &mut self.conns[cid as usize];
             let avail = c.sock_ref().recv_queue();
             if avail == 0 || c.rd_shut {
-                if c.reset {
-                    let res = if done > 0 { done as i32 } else { -libc::ECONNRESET };
+                if c.reset && !c.reset_reported {
+                    // Linux reports a reset once (sk_err), then EOF.
+                    let res = if done > 0 {
+                        done as i32
+                    } else {
+                        c.reset_reported = true;
+                        -libc::ECONNRESET
+                    };
                     self.finish(id, res, 0);
+                    return Progress::Done;
+                }
+                if c.reset {
+                    finish_msghdr(msg);
+                    self.finish(id, done as i32, 0);
                     return Progress::Done;
                 }
                 if (c.fin || c.rd_shut) && reserve > 0 {
@@ -1330,7 +1431,11 @@ impl<N: Nic> Engine<N> {
                     })
                 } else {
                     let n = ((len - done) as usize).min(avail);
-                    let base = if iovlen > 0 { first_iov_base(addr) } else { Ok(addr + done as u64) };
+                    let base = if iovlen > 0 {
+                        first_iov_base(addr)
+                    } else {
+                        Ok(addr + done as u64)
+                    };
                     base.and_then(|b| usermem::slice_mut(b, n)).map(|dst| {
                         if peek {
                             s.peek_slice(dst).unwrap_or(0)
@@ -1358,7 +1463,11 @@ impl<N: Nic> Engine<N> {
                     }
                     continue;
                 }
-                let flags = if rest > 0 { IORING_CQE_F_SOCK_NONEMPTY } else { 0 };
+                let flags = if rest > 0 {
+                    IORING_CQE_F_SOCK_NONEMPTY
+                } else {
+                    0
+                };
                 finish_msghdr(msg);
                 self.finish(id, total as i32, flags);
                 return Progress::Done;
@@ -1404,7 +1513,10 @@ impl<N: Nic> Engine<N> {
                 self.finish(id, got as i32, flags);
                 return Progress::Done;
             }
-            if !self.ring.post_aux_cqe(op.user_data, got as i32, flags | IORING_CQE_F_MORE) {
+            if !self
+                .ring
+                .post_aux_cqe(op.user_data, got as i32, flags | IORING_CQE_F_MORE)
+            {
                 // CQ full or backlog: the bytes travel in the final CQE.
                 self.finish(id, got as i32, flags);
                 return Progress::Done;
@@ -1418,12 +1530,26 @@ impl<N: Nic> Engine<N> {
     }
 
     fn try_send(&mut self, cid: u32, id: u32) -> Progress {
-        let OpKind::Send { addr, len, done, waitall, iovlen, .. } = self.ops.get(id).kind else {
+        let OpKind::Send {
+            addr,
+            len,
+            done,
+            waitall,
+            iovlen,
+            ..
+        } = self.ops.get(id).kind
+        else {
             return Progress::Wait;
         };
         let c = &mut self.conns[cid as usize];
         if c.reset {
-            let res = if done > 0 { done as i32 } else { -libc::ECONNRESET };
+            // The reset is reported once; after that the socket is just closed.
+            let res = match (done, c.reset_reported) {
+                (1.., _) => done as i32,
+                (0, false) => -libc::ECONNRESET,
+                (0, true) => -libc::EPIPE,
+            };
+            c.reset_reported = true;
             self.finish(id, res, 0);
             return Progress::Done;
         }
@@ -1441,7 +1567,9 @@ impl<N: Nic> Engine<N> {
         }
         let s = c.sock();
         let sent = if iovlen > 0 {
-            usermem::for_each_iov(addr, iovlen, done as u64, |seg| s.send_slice(seg).unwrap_or(0))
+            usermem::for_each_iov(addr, iovlen, done as u64, |seg| {
+                s.send_slice(seg).unwrap_or(0)
+            })
         } else {
             usermem::slice(addr + done as u64, (len - done) as usize)
                 .map(|src| s.send_slice(src).unwrap_or(0))
@@ -1492,7 +1620,8 @@ impl<N: Nic> Engine<N> {
             match self.ops.get(id).kind {
                 OpKind::Timeout { at_us } if at_us == at => self.finish(id, -libc::ETIME, 0),
                 OpKind::LinkTimeout { at_us, target } if at_us == at => {
-                    let guarded = self.ops.is_live(target) && self.ops.get(target).link_timeout == id;
+                    let guarded =
+                        self.ops.is_live(target) && self.ops.get(target).link_timeout == id;
                     if guarded {
                         // Detach first so the target's completion does not cancel us.
                         self.ops.get_mut(target).link_timeout = NIL;
@@ -1772,7 +1901,12 @@ impl<N: Nic> Engine<N> {
                 return;
             }
         };
-        let id = self.ops.insert(sqe.user_data, -1, false, OpKind::LinkTimeout { at_us: at, target });
+        let id = self.ops.insert(
+            sqe.user_data,
+            -1,
+            false,
+            OpKind::LinkTimeout { at_us: at, target },
+        );
         self.ops.get_mut(id).owner = Owner::Timeout;
         self.ops.get_mut(target).link_timeout = id;
         self.timeouts.push(Reverse((at, id)));
@@ -1804,10 +1938,7 @@ impl<N: Nic> Engine<N> {
             IORING_OP_ACCEPT => self.op_accept(sqe),
             IORING_OP_CONNECT => self.op_connect(sqe),
             IORING_OP_RECV | IORING_OP_READ | IORING_OP_RECVMSG => self.op_recv(sqe),
-            IORING_OP_SEND
-            | IORING_OP_WRITE
-            | IORING_OP_SEND_ZC
-            | IORING_OP_SENDMSG
+            IORING_OP_SEND | IORING_OP_WRITE | IORING_OP_SEND_ZC | IORING_OP_SENDMSG
             | IORING_OP_SENDMSG_ZC => self.op_send(sqe),
             // A LINK_TIMEOUT must follow a linked request in the same submission.
             IORING_OP_LINK_TIMEOUT => Err(-libc::EINVAL),
@@ -1819,6 +1950,7 @@ impl<N: Nic> Engine<N> {
             IORING_OP_PROVIDE_BUFFERS => self.op_provide_buffers(sqe),
             IORING_OP_REMOVE_BUFFERS => self.op_remove_buffers(sqe),
             IORING_OP_TIMEOUT => self.op_timeout(sqe),
+            IORING_OP_TIMEOUT_REMOVE => self.op_timeout_remove(sqe),
             op if op >= IORING_OP_LAST => Err(-libc::EINVAL),
             _ => Err(-libc::EOPNOTSUPP),
         };
@@ -1845,7 +1977,10 @@ impl<N: Nic> Engine<N> {
             return Err(-libc::EINVAL);
         }
         if sqe.flags & IOSQE_BUFFER_SELECT != 0
-            && !matches!(sqe.opcode, IORING_OP_RECV | IORING_OP_READ | IORING_OP_RECVMSG)
+            && !matches!(
+                sqe.opcode,
+                IORING_OP_RECV | IORING_OP_READ | IORING_OP_RECVMSG
+            )
         {
             return Err(-libc::EOPNOTSUPP);
         }
@@ -1853,10 +1988,15 @@ impl<N: Nic> Engine<N> {
     }
 
     fn park(&mut self, sqe: &Sqe, kind: OpKind) -> u32 {
-        let id =
-            self.ops.insert(sqe.user_data, sqe.fd, sqe.flags & IOSQE_CQE_SKIP_SUCCESS != 0, kind);
+        let id = self.ops.insert(
+            sqe.user_data,
+            sqe.fd,
+            sqe.flags & IOSQE_CQE_SKIP_SUCCESS != 0,
+            kind,
+        );
         let op = self.ops.get_mut(id);
         op.sqe_flags = sqe.flags;
+        op.opcode = sqe.opcode;
         op.chain = self.issuing_chain;
         if self.issuing_chain != NIL {
             self.chains[self.issuing_chain as usize].head_op = id;
@@ -1868,7 +2008,11 @@ impl<N: Nic> Engine<N> {
         if sqe.op_flags & !IORING_NOP_INJECT_RESULT != 0 {
             return Err(-libc::EINVAL);
         }
-        let res = if sqe.op_flags & IORING_NOP_INJECT_RESULT != 0 { sqe.len as i32 } else { 0 };
+        let res = if sqe.op_flags & IORING_NOP_INJECT_RESULT != 0 {
+            sqe.len as i32
+        } else {
+            0
+        };
         Ok(Some((res, 0)))
     }
 
@@ -1905,7 +2049,11 @@ impl<N: Nic> Engine<N> {
 
     fn advance_port(&mut self) -> u16 {
         let p = self.next_port;
-        self.next_port = if p >= EPHEMERAL_HI { EPHEMERAL_LO } else { p + 1 };
+        self.next_port = if p >= EPHEMERAL_HI {
+            EPHEMERAL_LO
+        } else {
+            p + 1
+        };
         p
     }
 
@@ -2002,7 +2150,14 @@ impl<N: Nic> Engine<N> {
         {
             return Err(-libc::EAGAIN);
         }
-        let id = self.park(sqe, OpKind::Accept { multishot, addr: sqe.addr, addrlen: sqe.off });
+        let id = self.park(
+            sqe,
+            OpKind::Accept {
+                multishot,
+                addr: sqe.addr,
+                addrlen: sqe.off,
+            },
+        );
         let l = &mut self.listeners[lid as usize];
         self.ops.push_back(&mut l.accept, id, Owner::Accept(lid));
         self.complete_accepts(lid);
@@ -2021,7 +2176,7 @@ impl<N: Nic> Engine<N> {
                     -libc::EISCONN
                 });
             }
-            Some(Fd::Listener(_)) => return Err(-libc::EINVAL),
+            Some(Fd::Listener(_)) => return Err(-libc::EISCONN),
         };
         let (rip, rport) = read_sockaddr(sqe.addr, sqe.off)?;
         if rip.is_unspecified() || rip == self.ip || rip.is_broadcast() || rip.is_multicast() {
@@ -2062,7 +2217,9 @@ impl<N: Nic> Engine<N> {
         c.local_port = lport;
         c.fd = sqe.fd;
         let s = c.set.get_mut::<tcp::Socket>(c.h);
-        if s.connect(self.iface.context(), (IpAddress::Ipv4(rip), rport), lport).is_err() {
+        if s.connect(self.iface.context(), (IpAddress::Ipv4(rip), rport), lport)
+            .is_err()
+        {
             self.free_conn(cid);
             return Err(-libc::EINVAL);
         }
@@ -2092,7 +2249,11 @@ impl<N: Nic> Engine<N> {
     fn op_recv(&mut self, sqe: &Sqe) -> OpResult {
         let read = sqe.opcode == IORING_OP_READ;
         let is_msg = sqe.opcode == IORING_OP_RECVMSG;
-        let allowed = if read { 0 } else { IORING_RECVSEND_POLL_FIRST | IORING_RECV_MULTISHOT };
+        let allowed = if read {
+            0
+        } else {
+            IORING_RECVSEND_POLL_FIRST | IORING_RECV_MULTISHOT
+        };
         if sqe.ioprio & !allowed != 0 {
             return Err(-libc::EINVAL);
         }
@@ -2181,13 +2342,23 @@ impl<N: Nic> Engine<N> {
             return Err(-libc::EINVAL);
         }
         let is_msg = matches!(sqe.opcode, IORING_OP_SENDMSG | IORING_OP_SENDMSG_ZC);
-        let msg_flags = if write { 0 } else { sqe.op_flags | MSG_NOSIGNAL };
+        let msg_flags = if write {
+            0
+        } else {
+            sqe.op_flags | MSG_NOSIGNAL
+        };
         if !write && !is_msg && (sqe.off != 0 || sqe.file_index != 0) {
             // sendto addresses on a connected TCP socket.
             return Err(-libc::EISCONN);
         }
         // Linux: send on a never-connected or listening TCP socket is -EPIPE.
-        let cid = self.conn_of(sqe.fd).map_err(|e| if e == -libc::ENOTCONN { -libc::EPIPE } else { e })?;
+        let cid = self.conn_of(sqe.fd).map_err(|e| {
+            if e == -libc::ENOTCONN {
+                -libc::EPIPE
+            } else {
+                e
+            }
+        })?;
         // SENDMSG: gather from the msghdr's iovecs (read once, at submission).
         let (addr, len, iovlen) = if is_msg {
             let (iov, n, _, _) = usermem::read_msghdr(sqe.addr)?;
@@ -2276,7 +2447,9 @@ impl<N: Nic> Engine<N> {
         self.bound.remove(&port);
         loop {
             let l = &self.listeners[lid as usize];
-            let Some(id) = l.accept.front().or(l.poll.front()) else { break };
+            let Some(id) = l.accept.front().or(l.poll.front()) else {
+                break;
+            };
             self.finish(id, -libc::ECANCELED, 0);
         }
         let l = &mut self.listeners[lid as usize];
@@ -2328,7 +2501,7 @@ impl<N: Nic> Engine<N> {
         // Linux wants addr 0; the coalesced mode uses it for the ready word,
         // which must be a live, 4-byte aligned u32, and is always persistent.
         if coalesced {
-            if flags & IORING_POLL_ADD_MULTI == 0 || sqe.addr % 4 != 0 {
+            if flags & IORING_POLL_ADD_MULTI == 0 || !sqe.addr.is_multiple_of(4) {
                 return Err(-libc::EINVAL);
             }
             usermem::check(sqe.addr, 4)?;
@@ -2345,7 +2518,14 @@ impl<N: Nic> Engine<N> {
         let events = (sqe.op_flags & 0xffff) | POLLERR | POLLHUP;
         let fd = self.fd(sqe.fd).ok_or(-libc::EBADF)?;
         let word = if coalesced { sqe.addr } else { 0 };
-        let id = self.park(sqe, OpKind::Poll { events, multi, word });
+        let id = self.park(
+            sqe,
+            OpKind::Poll {
+                events,
+                multi,
+                word,
+            },
+        );
         match fd {
             Fd::Free => unreachable!("fd() never returns Free"),
             Fd::Fresh { .. } => {
@@ -2387,14 +2567,19 @@ impl<N: Nic> Engine<N> {
 
     fn op_poll_remove(&mut self, sqe: &Sqe) -> OpResult {
         let flags = sqe.len;
-        let known = IORING_POLL_ADD_MULTI | IORING_POLL_UPDATE_EVENTS | IORING_POLL_UPDATE_USER_DATA;
+        let known =
+            IORING_POLL_ADD_MULTI | IORING_POLL_UPDATE_EVENTS | IORING_POLL_UPDATE_USER_DATA;
         if flags & !known != 0 || sqe.buf_index != 0 {
             return Err(-libc::EINVAL);
         }
-        let Some(id) = self.find_poll(sqe.addr) else { return Err(-libc::ENOENT) };
+        let Some(id) = self.find_poll(sqe.addr) else {
+            return Err(-libc::ENOENT);
+        };
         if flags & (IORING_POLL_UPDATE_EVENTS | IORING_POLL_UPDATE_USER_DATA) == 0 {
+            // As the kernel: the remover's CQE, then the poll's -ECANCELED.
+            self.complete(sqe, 0, 0);
             self.finish(id, -libc::ECANCELED, 0);
-            return Ok(Some((0, 0)));
+            return Ok(None);
         }
         let op = self.ops.get_mut(id);
         if let OpKind::Poll { events, multi, .. } = &mut op.kind {
@@ -2406,7 +2591,18 @@ impl<N: Nic> Engine<N> {
         if flags & IORING_POLL_UPDATE_USER_DATA != 0 {
             op.user_data = sqe.off;
         }
-        Ok(Some((0, 0)))
+        let owner = op.owner;
+        self.complete(sqe, 0, 0);
+        // The new mask may already be satisfied: re-poll, as the kernel does.
+        let mask = match owner {
+            Owner::ConnPoll(cid) => self.conn_mask(cid),
+            Owner::ListenPoll(lid) if !self.listeners[lid as usize].queue.is_empty() => {
+                POLLIN | POLLRDNORM
+            }
+            _ => 0,
+        };
+        self.fire_poll(id, mask);
+        Ok(None)
     }
 
     fn op_cancel(&mut self, sqe: &Sqe) -> OpResult {
@@ -2414,30 +2610,61 @@ impl<N: Nic> Engine<N> {
         let known = IORING_ASYNC_CANCEL_ALL
             | IORING_ASYNC_CANCEL_FD
             | IORING_ASYNC_CANCEL_ANY
-            | IORING_ASYNC_CANCEL_USERDATA;
+            | IORING_ASYNC_CANCEL_USERDATA
+            | IORING_ASYNC_CANCEL_OP;
         if flags & !known != 0 {
             return Err(-libc::EINVAL);
         }
         let any = flags & IORING_ASYNC_CANCEL_ANY != 0;
         let by_fd = flags & IORING_ASYNC_CANCEL_FD != 0;
-        let by_ud = !any && (!by_fd || flags & IORING_ASYNC_CANCEL_USERDATA != 0);
+        let by_op = flags & IORING_ASYNC_CANCEL_OP != 0;
+        // user_data is the key unless FD or OP say otherwise (USERDATA adds it back).
+        let by_ud = !any && (!(by_fd || by_op) || flags & IORING_ASYNC_CANCEL_USERDATA != 0);
         let all = any || flags & IORING_ASYNC_CANCEL_ALL != 0;
-        let (key, fd) = (sqe.addr, sqe.fd);
+        if by_op && sqe.len >= IORING_OP_LAST as u32 {
+            return Err(-libc::EINVAL);
+        }
+        let (key, fd, opc) = (sqe.addr, sqe.fd, sqe.len as u8);
         self.found.clear();
         let mut found = std::mem::take(&mut self.found);
         self.ops.find_all(&mut found, |op| {
-            (any || !by_fd || op.fd == fd) && (!by_ud || op.user_data == key)
+            (any || !by_fd || op.fd == fd)
+                && (!by_ud || op.user_data == key)
+                && (!by_op || op.opcode == opc)
         });
         let n = if all { found.len() } else { found.len().min(1) };
+        // As the kernel: the canceller's CQE first, then each target's -ECANCELED.
+        match (n, all) {
+            (0, false) => self.complete(sqe, -libc::ENOENT, 0),
+            (_, true) => self.complete(sqe, n as i32, 0),
+            (_, false) => self.complete(sqe, 0, 0),
+        }
         for &id in &found[..n] {
             self.finish(id, -libc::ECANCELED, 0);
         }
         found.clear();
         self.found = found;
-        if n == 0 {
-            return Err(-libc::ENOENT);
+        Ok(None)
+    }
+
+    fn op_timeout_remove(&mut self, sqe: &Sqe) -> OpResult {
+        if sqe.op_flags != 0 || sqe.len != 0 || sqe.buf_index != 0 {
+            // Updates (IORING_TIMEOUT_UPDATE) are not supported yet.
+            return Err(-libc::EINVAL);
         }
-        Ok(Some((if all { n as i32 } else { 0 }, 0)))
+        self.found.clear();
+        let mut found = std::mem::take(&mut self.found);
+        self.ops.find_all(&mut found, |op| {
+            op.user_data == sqe.addr && matches!(op.kind, OpKind::Timeout { .. })
+        });
+        let target = found.first().copied();
+        self.found = found;
+        let Some(id) = target else {
+            return Err(-libc::ENOENT);
+        };
+        self.complete(sqe, 0, 0);
+        self.finish(id, -libc::ECANCELED, 0);
+        Ok(None)
     }
 
     fn op_provide_buffers(&mut self, sqe: &Sqe) -> OpResult {
@@ -2459,6 +2686,10 @@ impl<N: Nic> Engine<N> {
         if sqe.fd <= 0 || sqe.addr != 0 || sqe.off != 0 || sqe.len != 0 {
             return Err(-libc::EINVAL);
         }
+        if self.bufrings.contains_key(&sqe.buf_index) {
+            // A ring-mapped group is not a legacy list.
+            return Err(-libc::EINVAL);
+        }
         let g = self.legacy.get_mut(&sqe.buf_index).ok_or(-libc::ENOENT)?;
         let n = g.remove(sqe.fd as u32);
         Ok(Some((n as i32, 0)))
@@ -2471,7 +2702,8 @@ impl<N: Nic> Engine<N> {
         self.timeouts.push(Reverse((at, id)));
         if sqe.off != 0 {
             // Completes with 0 once `off` more CQEs have been posted.
-            self.count_timeouts.push((self.stats.cqes.saturating_add(sqe.off), id, at));
+            self.count_timeouts
+                .push((self.stats.cqes.saturating_add(sqe.off), id, at));
         }
         Ok(None)
     }
@@ -2510,18 +2742,27 @@ fn read_sockaddr(addr: u64, addrlen: u64) -> Result<(Ipv4Addr, u16), i32> {
     if sa.sin_family != libc::AF_INET as libc::sa_family_t {
         return Err(-libc::EAFNOSUPPORT);
     }
-    Ok((Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)), u16::from_be(sa.sin_port)))
+    Ok((
+        Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)),
+        u16::from_be(sa.sin_port),
+    ))
 }
 
 /// Writes the peer address for ACCEPT (`addrlen` is a `socklen_t *`, or 0).
 fn write_sockaddr(addr: u64, addrlen: u64, ip: Ipv4Addr, port: u16) -> Result<(), i32> {
     let full = core::mem::size_of::<libc::sockaddr_in>();
-    let room = if addrlen != 0 { usermem::read::<u32>(addrlen)? as usize } else { full };
+    let room = if addrlen != 0 {
+        usermem::read::<u32>(addrlen)? as usize
+    } else {
+        full
+    };
     // SAFETY-free: a plain value copy; sockaddr_in is integers only.
     let mut sa: libc::sockaddr_in = libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: port.to_be(),
-        sin_addr: libc::in_addr { s_addr: u32::from(ip).to_be() },
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
         sin_zero: [0; 8],
     };
     let bytes = sockaddr_bytes(&mut sa);
@@ -2557,7 +2798,15 @@ fn write_recvmsg_out(baddr: u64, blen: u32, reserve: u32, payload: u32) -> Resul
     if blen < reserve {
         return Err(-libc::EFAULT);
     }
-    usermem::write(baddr, RecvmsgOut { namelen: 0, controllen: 0, payloadlen: payload, flags: 0 })
+    usermem::write(
+        baddr,
+        RecvmsgOut {
+            namelen: 0,
+            controllen: 0,
+            payloadlen: payload,
+            flags: 0,
+        },
+    )
 }
 
 /// RECVMSG completion: the kernel writes back `msg_flags` (and TCP reports
@@ -2566,7 +2815,16 @@ fn finish_msghdr(msg: u64) {
     if msg == 0 {
         return;
     }
-    let _ = usermem::write::<u32>(msg + core::mem::offset_of!(libc::msghdr, msg_namelen) as u64, 0);
-    let _ = usermem::write::<usize>(msg + core::mem::offset_of!(libc::msghdr, msg_controllen) as u64, 0);
-    let _ = usermem::write::<i32>(msg + core::mem::offset_of!(libc::msghdr, msg_flags) as u64, 0);
+    let _ = usermem::write::<u32>(
+        msg + core::mem::offset_of!(libc::msghdr, msg_namelen) as u64,
+        0,
+    );
+    let _ = usermem::write::<usize>(
+        msg + core::mem::offset_of!(libc::msghdr, msg_controllen) as u64,
+        0,
+    );
+    let _ = usermem::write::<i32>(
+        msg + core::mem::offset_of!(libc::msghdr, msg_flags) as u64,
+        0,
+    );
 }

@@ -35,7 +35,11 @@ pub fn parse_eth(frame: &[u8]) -> Option<EthHdr> {
     let mut src = [0; 6];
     dst.copy_from_slice(&frame[0..6]);
     src.copy_from_slice(&frame[6..12]);
-    Some(EthHdr { dst, src, ethertype: u16::from_be_bytes([frame[12], frame[13]]) })
+    Some(EthHdr {
+        dst,
+        src,
+        ethertype: u16::from_be_bytes([frame[12], frame[13]]),
+    })
 }
 
 /// Writes an Ethernet header into `buf[..14]`.

@@ -117,6 +117,8 @@ pub struct Op {
     pub owner: Owner,
     /// The SQE's `IOSQE_*` flags.
     pub sqe_flags: u8,
+    /// The SQE's opcode (for `IORING_ASYNC_CANCEL_OP`).
+    pub opcode: u8,
     /// The link chain it heads (`NIL` when not linked).
     pub chain: u32,
     /// Its LINK_TIMEOUT op (`NIL` when none).
@@ -135,7 +137,10 @@ pub struct OpList {
 
 impl Default for OpList {
     fn default() -> Self {
-        OpList { head: NIL, tail: NIL }
+        OpList {
+            head: NIL,
+            tail: NIL,
+        }
     }
 }
 
@@ -161,7 +166,11 @@ pub struct Ops {
 impl Ops {
     /// A slab with room for `cap` ops before it grows.
     pub fn with_capacity(cap: usize) -> Self {
-        Ops { slots: Vec::with_capacity(cap), free: Vec::with_capacity(cap), live: 0 }
+        Ops {
+            slots: Vec::with_capacity(cap),
+            free: Vec::with_capacity(cap),
+            live: 0,
+        }
     }
 
     /// Number of in-flight ops.
@@ -178,6 +187,7 @@ impl Ops {
             kind,
             owner: Owner::None,
             sqe_flags: 0,
+            opcode: 0,
             chain: NIL,
             link_timeout: NIL,
             prev: NIL,

@@ -20,7 +20,11 @@ struct Node {
 
 impl Default for Node {
     fn default() -> Self {
-        Node { prev: NIL, next: NIL, at: u64::MAX }
+        Node {
+            prev: NIL,
+            next: NIL,
+            at: u64::MAX,
+        }
     }
 }
 
@@ -35,7 +39,11 @@ pub struct TimerWheel {
 impl TimerWheel {
     /// An empty wheel starting at `now_us`.
     pub fn new(now_us: u64) -> Self {
-        TimerWheel { slots: vec![NIL; SLOTS], nodes: Vec::new(), cur: now_us / TICK_US }
+        TimerWheel {
+            slots: vec![NIL; SLOTS],
+            nodes: Vec::new(),
+            cur: now_us / TICK_US,
+        }
     }
 
     fn ensure(&mut self, id: u32) {
@@ -56,7 +64,11 @@ impl TimerWheel {
         self.cancel(id);
         let slot = (at as usize) & (SLOTS - 1);
         let head = self.slots[slot];
-        self.nodes[id as usize] = Node { prev: NIL, next: head, at };
+        self.nodes[id as usize] = Node {
+            prev: NIL,
+            next: head,
+            at,
+        };
         if head != NIL {
             self.nodes[head as usize].prev = id;
         }
@@ -65,7 +77,9 @@ impl TimerWheel {
 
     /// Disarms `id` if armed.
     pub fn cancel(&mut self, id: u32) {
-        let Some(n) = self.nodes.get(id as usize).copied() else { return };
+        let Some(n) = self.nodes.get(id as usize).copied() else {
+            return;
+        };
         if n.at == u64::MAX {
             return;
         }
@@ -83,7 +97,9 @@ impl TimerWheel {
 
     /// The armed deadline of `id` in µs, if any.
     pub fn deadline_us(&self, id: u32) -> Option<u64> {
-        self.nodes.get(id as usize).and_then(|n| (n.at != u64::MAX).then(|| n.at * TICK_US))
+        self.nodes
+            .get(id as usize)
+            .and_then(|n| (n.at != u64::MAX).then(|| n.at * TICK_US))
     }
 
     /// Pops every timer due at or before `now_us`, calling `f` for each id.

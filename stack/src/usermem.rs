@@ -66,7 +66,7 @@ pub fn write<T: Copy>(addr: u64, v: T) -> Result<(), i32> {
 /// `ringline_ring::app::take_ready`.
 pub fn fetch_or_u32(addr: u64, bits: u32) -> Result<u32, i32> {
     check(addr, 4)?;
-    if addr % 4 != 0 {
+    if !addr.is_multiple_of(4) {
         return Err(-libc::EINVAL);
     }
     // SAFETY: non-null, aligned and in range (checked above); the application
@@ -90,7 +90,12 @@ pub fn read_msghdr(addr: u64) -> Result<(u64, u32, u32, u32), i32> {
         return Err(-libc::EMSGSIZE);
     }
     let controllen = u32::try_from(m.msg_controllen).map_err(|_| -libc::EINVAL)?;
-    Ok((m.msg_iov as u64, m.msg_iovlen as u32, m.msg_namelen, controllen))
+    Ok((
+        m.msg_iov as u64,
+        m.msg_iovlen as u32,
+        m.msg_namelen,
+        controllen,
+    ))
 }
 
 /// Total length of `n` iovecs at `iov`.

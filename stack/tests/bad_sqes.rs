@@ -21,21 +21,43 @@ fn run_one(p: &mut Pair, sqe: Sqe) -> Cqe {
 }
 
 fn raw(opcode: u8, fd: i32) -> Sqe {
-    Sqe { opcode, fd, ..Sqe::default() }
+    Sqe {
+        opcode,
+        fd,
+        ..Sqe::default()
+    }
 }
 
 #[test]
 fn table_of_bad_sqes() {
     let mut p = Pair::new();
     let listener = {
-        let fd = run_one(&mut p, opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0).user_data(1).build()).res;
+        let fd = run_one(
+            &mut p,
+            opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
+                .user_data(1)
+                .build(),
+        )
+        .res;
         let sa = sockaddr(SERVER_IP, 80);
         let ptr = &*sa as *const libc::sockaddr_in as *const libc::sockaddr;
-        assert_eq!(run_one(&mut p, opcode::Bind::new(fd, ptr, 16).user_data(2).build()).res, 0);
-        assert_eq!(run_one(&mut p, opcode::Listen::new(fd, 16).user_data(3).build()).res, 0);
+        assert_eq!(
+            run_one(&mut p, opcode::Bind::new(fd, ptr, 16).user_data(2).build()).res,
+            0
+        );
+        assert_eq!(
+            run_one(&mut p, opcode::Listen::new(fd, 16).user_data(3).build()).res,
+            0
+        );
         fd
     };
-    let fresh = run_one(&mut p, opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0).user_data(4).build()).res;
+    let fresh = run_one(
+        &mut p,
+        opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
+            .user_data(4)
+            .build(),
+    )
+    .res;
     let sa80 = sockaddr(SERVER_IP, 80);
     let sa80p = &*sa80 as *const libc::sockaddr_in as *const libc::sockaddr;
     let mut sa6 = sockaddr(SERVER_IP, 81);
@@ -65,40 +87,148 @@ fn table_of_bad_sqes() {
     select_on_send.flags = IOSQE_BUFFER_SELECT;
 
     let table: Vec<(&str, Sqe, i32)> = vec![
-        ("opcode >= IORING_OP_LAST", raw(IORING_OP_LAST, 0), -libc::EINVAL),
+        (
+            "opcode >= IORING_OP_LAST",
+            raw(IORING_OP_LAST, 0),
+            -libc::EINVAL,
+        ),
         ("opcode 255", raw(255, 0), -libc::EINVAL),
-        ("unsupported opcode (FSYNC)", raw(IORING_OP_FSYNC, fresh), -libc::EOPNOTSUPP),
+        (
+            "unsupported opcode (FSYNC)",
+            raw(IORING_OP_FSYNC, fresh),
+            -libc::EOPNOTSUPP,
+        ),
         ("unknown SQE flag bit", bad_sqe_flag, -libc::EINVAL),
         ("fixed file without a file table", fixed_file, -libc::EBADF),
         ("personality", personality, -libc::EINVAL),
         ("unknown NOP flag", nop_flags, -libc::EINVAL),
-        ("recv on a bad fd", opcode::Recv::new(999, buf.as_mut_ptr(), 64).build(), -libc::EBADF),
-        ("recv on a negative fd", opcode::Recv::new(-1, buf.as_mut_ptr(), 64).build(), -libc::EBADF),
-        ("recv on a listener", opcode::Recv::new(listener, buf.as_mut_ptr(), 64).build(), -libc::ENOTCONN),
-        ("recv on an unconnected socket", opcode::Recv::new(fresh, buf.as_mut_ptr(), 64).build(), -libc::ENOTCONN),
-        ("multishot recv without buffer select", multishot_no_select, -libc::EINVAL),
-        ("multishot recv with MSG_WAITALL", waitall_multishot, -libc::EINVAL),
-        ("recv with unknown ioprio bits", recv_bad_ioprio, -libc::EINVAL),
-        ("send on an unconnected socket", opcode::Send::new(fresh, buf.as_ptr(), 4).build(), -libc::EPIPE),
+        (
+            "recv on a bad fd",
+            opcode::Recv::new(999, buf.as_mut_ptr(), 64).build(),
+            -libc::EBADF,
+        ),
+        (
+            "recv on a negative fd",
+            opcode::Recv::new(-1, buf.as_mut_ptr(), 64).build(),
+            -libc::EBADF,
+        ),
+        (
+            "recv on a listener",
+            opcode::Recv::new(listener, buf.as_mut_ptr(), 64).build(),
+            -libc::ENOTCONN,
+        ),
+        (
+            "recv on an unconnected socket",
+            opcode::Recv::new(fresh, buf.as_mut_ptr(), 64).build(),
+            -libc::ENOTCONN,
+        ),
+        (
+            "multishot recv without buffer select",
+            multishot_no_select,
+            -libc::EINVAL,
+        ),
+        (
+            "multishot recv with MSG_WAITALL",
+            waitall_multishot,
+            -libc::EINVAL,
+        ),
+        (
+            "recv with unknown ioprio bits",
+            recv_bad_ioprio,
+            -libc::EINVAL,
+        ),
+        (
+            "send on an unconnected socket",
+            opcode::Send::new(fresh, buf.as_ptr(), 4).build(),
+            -libc::EPIPE,
+        ),
         ("buffer select on send", select_on_send, -libc::EOPNOTSUPP),
-        ("accept with unknown ioprio bits", accept_bad_ioprio, -libc::EINVAL),
-        ("accept on a non-listening socket", raw(IORING_OP_ACCEPT, fresh), -libc::EINVAL),
-        ("accept on a bad fd", raw(IORING_OP_ACCEPT, 4242), -libc::EBADF),
-        ("socket AF_INET6", opcode::Socket::new(libc::AF_INET6, libc::SOCK_STREAM, 0).build(), -libc::EAFNOSUPPORT),
-        ("socket SOCK_DGRAM", opcode::Socket::new(libc::AF_INET, libc::SOCK_DGRAM, 0).build(), -libc::EPROTONOSUPPORT),
-        ("bind a port in use", opcode::Bind::new(fresh, sa80p, 16).build(), -libc::EADDRINUSE),
-        ("bind with short addrlen", opcode::Bind::new(fresh, sa80p, 8).build(), -libc::EINVAL),
-        ("bind a null address", opcode::Bind::new(fresh, std::ptr::null(), 16).build(), -libc::EFAULT),
-        ("connect AF_INET6 address", opcode::Connect::new(fresh, sa6p, 16).build(), -libc::EAFNOSUPPORT),
-        ("connect on a listener", opcode::Connect::new(listener, sa80p, 16).build(), -libc::EINVAL),
-        ("shutdown unconnected", opcode::Shutdown::new(fresh, libc::SHUT_WR).build(), -libc::ENOTCONN),
-        ("shutdown bad how", opcode::Shutdown::new(fresh, 7).build(), -libc::EINVAL),
+        (
+            "accept with unknown ioprio bits",
+            accept_bad_ioprio,
+            -libc::EINVAL,
+        ),
+        (
+            "accept on a non-listening socket",
+            raw(IORING_OP_ACCEPT, fresh),
+            -libc::EINVAL,
+        ),
+        (
+            "accept on a bad fd",
+            raw(IORING_OP_ACCEPT, 4242),
+            -libc::EBADF,
+        ),
+        (
+            "socket AF_INET6",
+            opcode::Socket::new(libc::AF_INET6, libc::SOCK_STREAM, 0).build(),
+            -libc::EAFNOSUPPORT,
+        ),
+        (
+            "socket SOCK_DGRAM",
+            opcode::Socket::new(libc::AF_INET, libc::SOCK_DGRAM, 0).build(),
+            -libc::EPROTONOSUPPORT,
+        ),
+        (
+            "bind a port in use",
+            opcode::Bind::new(fresh, sa80p, 16).build(),
+            -libc::EADDRINUSE,
+        ),
+        (
+            "bind with short addrlen",
+            opcode::Bind::new(fresh, sa80p, 8).build(),
+            -libc::EINVAL,
+        ),
+        (
+            "bind a null address",
+            opcode::Bind::new(fresh, std::ptr::null(), 16).build(),
+            -libc::EFAULT,
+        ),
+        (
+            "connect AF_INET6 address",
+            opcode::Connect::new(fresh, sa6p, 16).build(),
+            -libc::EAFNOSUPPORT,
+        ),
+        (
+            "connect on a listener",
+            opcode::Connect::new(listener, sa80p, 16).build(),
+            -libc::EISCONN,
+        ),
+        (
+            "shutdown unconnected",
+            opcode::Shutdown::new(fresh, libc::SHUT_WR).build(),
+            -libc::ENOTCONN,
+        ),
+        (
+            "shutdown bad how",
+            opcode::Shutdown::new(fresh, 7).build(),
+            -libc::EINVAL,
+        ),
         ("poll with LEVEL", poll_level, -libc::EINVAL),
-        ("poll_remove unknown", opcode::PollRemove::new(123_456).build(), -libc::ENOENT),
-        ("cancel unknown", opcode::AsyncCancel::new(123_456).build(), -libc::ENOENT),
-        ("provide 0 buffers", opcode::ProvideBuffers::new(buf.as_mut_ptr(), 16, 0, 1, 0).build(), -libc::EINVAL),
-        ("remove from unknown group", opcode::RemoveBuffers::new(1, 77).build(), -libc::ENOENT),
-        ("close a bad fd", opcode::Close::new(31337).build(), -libc::EBADF),
+        (
+            "poll_remove unknown",
+            opcode::PollRemove::new(123_456).build(),
+            -libc::ENOENT,
+        ),
+        (
+            "cancel unknown",
+            opcode::AsyncCancel::new(123_456).build(),
+            -libc::ENOENT,
+        ),
+        (
+            "provide 0 buffers",
+            opcode::ProvideBuffers::new(buf.as_mut_ptr(), 16, 0, 1, 0).build(),
+            -libc::EINVAL,
+        ),
+        (
+            "remove from unknown group",
+            opcode::RemoveBuffers::new(1, 77).build(),
+            -libc::ENOENT,
+        ),
+        (
+            "close a bad fd",
+            opcode::Close::new(31337).build(),
+            -libc::EBADF,
+        ),
     ];
     for (i, (what, mut sqe, want)) in table.into_iter().enumerate() {
         sqe.user_data = 10_000 + i as u64;
@@ -107,7 +237,10 @@ fn table_of_bad_sqes() {
         assert!(!more(c.flags), "{what}: error CQE with F_MORE");
     }
     // Still healthy.
-    let c = run_one(&mut p, opcode::Nop::new().inject_result(5).user_data(99).build());
+    let c = run_one(
+        &mut p,
+        opcode::Nop::new().inject_result(5).user_data(99).build(),
+    );
     assert_eq!(c.res, 5);
 }
 

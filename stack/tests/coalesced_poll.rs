@@ -18,7 +18,10 @@ const T_POLL: u64 = 1 << 40;
 const T_RECV: u64 = 2 << 40;
 
 fn coalesced_poll(fd: i32, word: &AtomicU32, ud: u64) -> Sqe {
-    let mut s = opcode::PollAdd::new(fd, libc::POLLIN as u32).multi().user_data(ud).build();
+    let mut s = opcode::PollAdd::new(fd, libc::POLLIN as u32)
+        .multi()
+        .user_data(ud)
+        .build();
     s.len |= RINGLINE_POLL_COALESCED;
     s.addr = word as *const AtomicU32 as u64;
     s
@@ -26,10 +29,22 @@ fn coalesced_poll(fd: i32, word: &AtomicU32, ud: u64) -> Sqe {
 
 #[test]
 fn ten_thousand_sockets_never_overflow_and_lose_nothing() {
-    let mut o = PairOpts::default();
-    o.server_ring = RingConfig { sq_entries: 4096, cq_entries: Some(16384), ..RingConfig::default() };
-    o.client_ring = RingConfig { sq_entries: 4096, cq_entries: Some(16384), ..RingConfig::default() };
-    let small = |e: EngineConfig| EngineConfig { rx_buffer: 4096, tx_buffer: 4096, rx_budget: 8192, ..e };
+    let ring = RingConfig {
+        sq_entries: 4096,
+        cq_entries: Some(16384),
+        ..RingConfig::default()
+    };
+    let mut o = PairOpts {
+        server_ring: ring.clone(),
+        client_ring: ring,
+        ..PairOpts::default()
+    };
+    let small = |e: EngineConfig| EngineConfig {
+        rx_buffer: 4096,
+        tx_buffer: 4096,
+        rx_budget: 8192,
+        ..e
+    };
     o.server = small(o.server);
     o.client = small(o.client);
     let mut p = Pair::with(o);
@@ -75,7 +90,12 @@ fn ten_thousand_sockets_never_overflow_and_lose_nothing() {
     for round in 0..rounds + 20_000 {
         if round < rounds {
             for i in ((round / 4) % 10..N).step_by(10) {
-                push(&mut p.c, opcode::Send::new(clients[i], payload.as_ptr(), 8).user_data(7).build());
+                push(
+                    &mut p.c,
+                    opcode::Send::new(clients[i], payload.as_ptr(), 8)
+                        .user_data(7)
+                        .build(),
+                );
                 sent[i] += 8;
             }
         }
@@ -139,10 +159,19 @@ fn ten_thousand_sockets_never_overflow_and_lose_nothing() {
         );
     }
     let st = p.s.driver().engine().ring_stats();
-    assert_eq!(st.overflowed_total, 0, "no CQE ever went to the overflow backlog");
+    assert_eq!(
+        st.overflowed_total, 0,
+        "no CQE ever went to the overflow backlog"
+    );
     let cs = p.c.driver().engine().stats();
-    assert_eq!(cs.tx_dropped, 0, "a full wire defers egress instead of dropping: {cs:?}");
+    assert_eq!(
+        cs.tx_dropped, 0,
+        "a full wire defers egress instead of dropping: {cs:?}"
+    );
     let es = p.s.driver().engine().stats();
     assert!(es.polls_coalesced > 0, "wake-ups were coalesced: {es:?}");
-    assert!(poll_cqes < (rounds as u64) * (N as u64) / 10, "fewer CQEs than sends");
+    assert!(
+        poll_cqes < (rounds as u64) * (N as u64) / 10,
+        "fewer CQEs than sends"
+    );
 }

@@ -16,16 +16,34 @@ fn nop(ud: u64, res: i32, flags: u8) -> Sqe {
 fn listen_accept_connect(p: &mut Pair) -> (i32, i32) {
     let sa = sockaddr(SERVER_IP, 7100);
     let sp = &*sa as *const libc::sockaddr_in as *const libc::sockaddr;
-    push(&mut p.s, opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0).user_data(1).build());
+    push(
+        &mut p.s,
+        opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
+            .user_data(1)
+            .build(),
+    );
     p.step();
     let l = take(&mut p.s_cqes, 1).unwrap().res;
     push(&mut p.s, opcode::Bind::new(l, sp, 16).user_data(2).build());
     push(&mut p.s, opcode::Listen::new(l, 8).user_data(3).build());
-    push(&mut p.s, opcode::Accept::new(l, std::ptr::null_mut(), std::ptr::null_mut()).user_data(4).build());
-    push(&mut p.c, opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0).user_data(5).build());
+    push(
+        &mut p.s,
+        opcode::Accept::new(l, std::ptr::null_mut(), std::ptr::null_mut())
+            .user_data(4)
+            .build(),
+    );
+    push(
+        &mut p.c,
+        opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
+            .user_data(5)
+            .build(),
+    );
     p.step();
     let c = take(&mut p.c_cqes, 5).unwrap().res;
-    push(&mut p.c, opcode::Connect::new(c, sp, 16).user_data(6).build());
+    push(
+        &mut p.c,
+        opcode::Connect::new(c, sp, 16).user_data(6).build(),
+    );
     assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 4)));
     let s = take(&mut p.s_cqes, 4).unwrap().res;
     assert!(s >= 0);
@@ -53,7 +71,13 @@ fn failed_link_cancels_the_rest_in_order() {
     p.step();
     assert_eq!(
         results(&p.s_cqes),
-        vec![(1, 0), (2, -5), (3, -libc::ECANCELED), (4, -libc::ECANCELED), (5, 0)]
+        vec![
+            (1, 0),
+            (2, -5),
+            (3, -libc::ECANCELED),
+            (4, -libc::ECANCELED),
+            (5, 0)
+        ]
     );
 }
 
@@ -83,14 +107,25 @@ fn linked_request_waits_for_a_parked_one() {
     let mut p = Pair::new();
     let (sfd, cfd) = listen_accept_connect(&mut p);
     let mut buf = vec![0u8; 64];
-    let mut recv = opcode::Recv::new(sfd, buf.as_mut_ptr(), 64).user_data(10).build();
+    let mut recv = opcode::Recv::new(sfd, buf.as_mut_ptr(), 64)
+        .user_data(10)
+        .build();
     recv.flags |= IOSQE_IO_LINK;
     push(&mut p.s, recv);
     push(&mut p.s, nop(11, 0, 0));
     p.run(20);
-    assert!(p.s_cqes.is_empty(), "the linked NOP must wait: {:?}", p.s_cqes);
+    assert!(
+        p.s_cqes.is_empty(),
+        "the linked NOP must wait: {:?}",
+        p.s_cqes
+    );
     let msg = b"abc".to_vec();
-    push(&mut p.c, opcode::Send::new(cfd, msg.as_ptr(), 3).user_data(12).build());
+    push(
+        &mut p.c,
+        opcode::Send::new(cfd, msg.as_ptr(), 3)
+            .user_data(12)
+            .build(),
+    );
     assert!(p.run_until(10_000, |p| p.s_cqes.len() == 2));
     assert_eq!(results(&p.s_cqes), vec![(10, 3), (11, 0)]);
 }
@@ -100,11 +135,19 @@ fn link_timeout_fires_and_cancels_its_request() {
     let mut p = Pair::new();
     let (sfd, _cfd) = listen_accept_connect(&mut p);
     let mut buf = vec![0u8; 64];
-    let ts = Box::new(Timespec { tv_sec: 0, tv_nsec: 20_000_000 });
-    let mut recv = opcode::Recv::new(sfd, buf.as_mut_ptr(), 64).user_data(20).build();
+    let ts = Box::new(Timespec {
+        tv_sec: 0,
+        tv_nsec: 20_000_000,
+    });
+    let mut recv = opcode::Recv::new(sfd, buf.as_mut_ptr(), 64)
+        .user_data(20)
+        .build();
     recv.flags |= IOSQE_IO_LINK;
     push(&mut p.s, recv);
-    push(&mut p.s, opcode::LinkTimeout::new(&*ts).user_data(21).build());
+    push(
+        &mut p.s,
+        opcode::LinkTimeout::new(&*ts).user_data(21).build(),
+    );
     let t0 = p.now_us();
     assert!(p.run_until(100_000, |p| p.s_cqes.len() == 2));
     assert!(p.now_us() - t0 >= 20_000, "fired early");
@@ -118,18 +161,34 @@ fn link_timeout_cancelled_when_request_finishes_first() {
     let mut p = Pair::new();
     let (sfd, cfd) = listen_accept_connect(&mut p);
     let mut buf = vec![0u8; 64];
-    let ts = Box::new(Timespec { tv_sec: 5, tv_nsec: 0 });
-    let mut recv = opcode::Recv::new(sfd, buf.as_mut_ptr(), 64).user_data(30).build();
+    let ts = Box::new(Timespec {
+        tv_sec: 5,
+        tv_nsec: 0,
+    });
+    let mut recv = opcode::Recv::new(sfd, buf.as_mut_ptr(), 64)
+        .user_data(30)
+        .build();
     recv.flags |= IOSQE_IO_LINK;
     push(&mut p.s, recv);
-    push(&mut p.s, opcode::LinkTimeout::new(&*ts).user_data(31).build());
+    push(
+        &mut p.s,
+        opcode::LinkTimeout::new(&*ts).user_data(31).build(),
+    );
     p.run(5);
     let msg = b"hi".to_vec();
-    push(&mut p.c, opcode::Send::new(cfd, msg.as_ptr(), 2).user_data(32).build());
+    push(
+        &mut p.c,
+        opcode::Send::new(cfd, msg.as_ptr(), 2)
+            .user_data(32)
+            .build(),
+    );
     assert!(p.run_until(10_000, |p| p.s_cqes.len() == 2));
     assert_eq!(results(&p.s_cqes), vec![(30, 2), (31, -libc::ECANCELED)]);
     // A LINK_TIMEOUT on its own is invalid.
-    push(&mut p.s, opcode::LinkTimeout::new(&*ts).user_data(33).build());
+    push(
+        &mut p.s,
+        opcode::LinkTimeout::new(&*ts).user_data(33).build(),
+    );
     p.step();
     assert_eq!(take(&mut p.s_cqes, 33).unwrap().res, -libc::EINVAL);
 }
@@ -139,13 +198,27 @@ fn drain_waits_for_everything_before_it() {
     let mut p = Pair::new();
     let (sfd, cfd) = listen_accept_connect(&mut p);
     let mut buf = vec![0u8; 64];
-    push(&mut p.s, opcode::Recv::new(sfd, buf.as_mut_ptr(), 64).user_data(40).build());
+    push(
+        &mut p.s,
+        opcode::Recv::new(sfd, buf.as_mut_ptr(), 64)
+            .user_data(40)
+            .build(),
+    );
     push(&mut p.s, nop(41, 0, IOSQE_IO_DRAIN));
     push(&mut p.s, nop(42, 0, 0));
     p.run(20);
-    assert!(p.s_cqes.is_empty(), "drain must hold both NOPs: {:?}", p.s_cqes);
+    assert!(
+        p.s_cqes.is_empty(),
+        "drain must hold both NOPs: {:?}",
+        p.s_cqes
+    );
     let msg = b"x".to_vec();
-    push(&mut p.c, opcode::Send::new(cfd, msg.as_ptr(), 1).user_data(43).build());
+    push(
+        &mut p.c,
+        opcode::Send::new(cfd, msg.as_ptr(), 1)
+            .user_data(43)
+            .build(),
+    );
     assert!(p.run_until(10_000, |p| p.s_cqes.len() == 3));
     assert_eq!(results(&p.s_cqes), vec![(40, 1), (41, 0), (42, 0)]);
 }
@@ -166,7 +239,9 @@ fn send_zc_posts_request_then_notification() {
     let (sfd, cfd) = listen_accept_connect(&mut p);
     let msg = vec![7u8; 1000];
     let zc = |ud| {
-        let mut s = opcode::Send::new(sfd, msg.as_ptr(), 1000).user_data(ud).build();
+        let mut s = opcode::Send::new(sfd, msg.as_ptr(), 1000)
+            .user_data(ud)
+            .build();
         s.opcode = IORING_OP_SEND_ZC;
         s
     };
@@ -179,12 +254,21 @@ fn send_zc_posts_request_then_notification() {
     assert_eq!(c.len(), 4);
     assert_eq!((c[0].user_data, c[0].res), (60, 1000));
     assert!(more(c[0].flags));
-    assert_eq!((c[1].user_data, c[1].res, c[1].flags), (60, 0, IORING_CQE_F_NOTIF));
+    assert_eq!(
+        (c[1].user_data, c[1].res, c[1].flags),
+        (60, 0, IORING_CQE_F_NOTIF)
+    );
     assert_eq!(c[3].user_data, 61);
     assert_eq!(c[3].res as u32, 1 << 31, "REPORT_USAGE: data was copied");
     assert!(notif(c[3].flags) && !more(c[3].flags));
     let mut got = vec![0u8; 2000];
-    push(&mut p.c, opcode::Recv::new(cfd, got.as_mut_ptr(), 2000).flags(libc::MSG_WAITALL).user_data(62).build());
+    push(
+        &mut p.c,
+        opcode::Recv::new(cfd, got.as_mut_ptr(), 2000)
+            .flags(libc::MSG_WAITALL)
+            .user_data(62)
+            .build(),
+    );
     assert!(p.run_until(10_000, |p| p.c_cqes.iter().any(|c| c.user_data == 62)));
     assert_eq!(take(&mut p.c_cqes, 62).unwrap().res, 2000);
 }
@@ -192,8 +276,14 @@ fn send_zc_posts_request_then_notification() {
 #[test]
 fn timeout_with_count_completes_after_n_cqes_or_times_out() {
     let mut p = Pair::new();
-    let ts = Box::new(Timespec { tv_sec: 10, tv_nsec: 0 });
-    push(&mut p.s, opcode::Timeout::new(&*ts).count(3).user_data(70).build());
+    let ts = Box::new(Timespec {
+        tv_sec: 10,
+        tv_nsec: 0,
+    });
+    push(
+        &mut p.s,
+        opcode::Timeout::new(&*ts).count(3).user_data(70).build(),
+    );
     p.step();
     push(&mut p.s, nop(71, 0, 0));
     push(&mut p.s, nop(72, 0, 0));
@@ -203,8 +293,14 @@ fn timeout_with_count_completes_after_n_cqes_or_times_out() {
     p.step();
     assert_eq!(take(&mut p.s_cqes, 70).map(|c| c.res), Some(0));
     // A pure timer fires with -ETIME.
-    let short = Box::new(Timespec { tv_sec: 0, tv_nsec: 5_000_000 });
-    push(&mut p.s, opcode::Timeout::new(&*short).user_data(74).build());
+    let short = Box::new(Timespec {
+        tv_sec: 0,
+        tv_nsec: 5_000_000,
+    });
+    push(
+        &mut p.s,
+        opcode::Timeout::new(&*short).user_data(74).build(),
+    );
     assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 74)));
     assert_eq!(take(&mut p.s_cqes, 74).unwrap().res, -libc::ETIME);
 }

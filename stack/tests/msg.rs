@@ -9,14 +9,22 @@ use ringline_ring::opcode;
 
 fn conn(p: &mut Pair) -> (i32, i32) {
     let l = listen(p, 7400, 8);
-    push(&mut p.s, opcode::Accept::new(l, std::ptr::null_mut(), std::ptr::null_mut()).user_data(1).build());
+    push(
+        &mut p.s,
+        opcode::Accept::new(l, std::ptr::null_mut(), std::ptr::null_mut())
+            .user_data(1)
+            .build(),
+    );
     let c = connect_n(p, 7400, 1, 100)[0];
     assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 1)));
     (take(&mut p.s_cqes, 1).unwrap().res, c)
 }
 
 fn iov(b: &mut [u8]) -> libc::iovec {
-    libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: b.len() }
+    libc::iovec {
+        iov_base: b.as_mut_ptr().cast(),
+        iov_len: b.len(),
+    }
 }
 
 fn msghdr(iovs: &mut [libc::iovec], namelen: u32, controllen: usize) -> Box<libc::msghdr> {
@@ -30,7 +38,14 @@ fn msghdr(iovs: &mut [libc::iovec], namelen: u32, controllen: usize) -> Box<libc
 }
 
 fn raw(opcode: u8, fd: i32, msg: &libc::msghdr, ud: u64) -> Sqe {
-    Sqe { opcode, fd, addr: msg as *const libc::msghdr as u64, len: 1, user_data: ud, ..Sqe::default() }
+    Sqe {
+        opcode,
+        fd,
+        addr: msg as *const libc::msghdr as u64,
+        len: 1,
+        user_data: ud,
+        ..Sqe::default()
+    }
 }
 
 #[test]
@@ -41,15 +56,13 @@ fn sendmsg_gathers_and_recvmsg_scatters() {
     let mut out = [iov(&mut a), iov(&mut b), iov(&mut c)];
     let m = msghdr(&mut out, 0, 0);
     push(&mut p.c, raw(IORING_OP_SENDMSG, cfd, &m, 10));
+    // 7 + 13 bytes of iovecs: MSG_WAITALL completes exactly when the 20 sent arrive.
     let (mut x, mut y) = (vec![0u8; 7], vec![0u8; 64]);
-    let mut inn = [iov(&mut x), iov(&mut y)];
+    let mut inn = [iov(&mut x), iov(&mut y[..13])];
     let mut rm = msghdr(&mut inn, 0, 0);
     rm.msg_flags = 0x7777;
     let mut r = raw(IORING_OP_RECVMSG, sfd, &rm, 11);
     r.op_flags = libc::MSG_WAITALL as u32;
-    // WAITALL over 71 bytes of iovecs would wait forever; send exactly 20 and
-    // ask for 20 by shrinking the second iovec.
-    inn[1].iov_len = 13;
     push(&mut p.s, r);
     assert!(p.run_until(10_000, |p| p.c_cqes.iter().any(|c| c.user_data == 10)));
     assert_eq!(take(&mut p.c_cqes, 10).unwrap().res, 20);
@@ -65,7 +78,7 @@ fn multishot_recvmsg_uses_recvmsg_out_layout_and_reports_eof_in_a_buffer() {
     let mut p = Pair::new();
     let (sfd, cfd) = conn(&mut p);
     let mut ring = p.s.register_buf_ring(8, 2).unwrap();
-    let mut bufs = vec![0u8; 8 * 256];
+    let bufs = vec![0u8; 8 * 256];
     for bid in 0..8u16 {
         ring.add_and_advance(bufs.as_ptr() as u64 + bid as u64 * 256, 256, bid);
     }
@@ -77,7 +90,12 @@ fn multishot_recvmsg_uses_recvmsg_out_layout_and_reports_eof_in_a_buffer() {
     r.buf_index = 2;
     push(&mut p.s, r);
     let data = b"abcdefghij".to_vec();
-    push(&mut p.c, opcode::Send::new(cfd, data.as_ptr(), 10).user_data(21).build());
+    push(
+        &mut p.c,
+        opcode::Send::new(cfd, data.as_ptr(), 10)
+            .user_data(21)
+            .build(),
+    );
     assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 20)));
     let c = take(&mut p.s_cqes, 20).unwrap();
     let hdr = 16 + 16 + 8;
@@ -86,16 +104,28 @@ fn multishot_recvmsg_uses_recvmsg_out_layout_and_reports_eof_in_a_buffer() {
     let bid = buffer_id(c.flags).unwrap() as usize;
     let buf = &bufs[bid * 256..];
     let out = |o: usize| u32::from_ne_bytes(buf[o..o + 4].try_into().unwrap());
-    assert_eq!((out(0), out(4), out(8), out(12)), (0, 0, 10, 0), "namelen, controllen, payloadlen, flags");
+    assert_eq!(
+        (out(0), out(4), out(8), out(12)),
+        (0, 0, 10, 0),
+        "namelen, controllen, payloadlen, flags"
+    );
     assert_eq!(&buf[hdr as usize..hdr as usize + 10], b"abcdefghij");
     // EOF: a buffer with an empty header, no F_MORE.
-    push(&mut p.c, opcode::Shutdown::new(cfd, libc::SHUT_WR).user_data(22).build());
+    push(
+        &mut p.c,
+        opcode::Shutdown::new(cfd, libc::SHUT_WR)
+            .user_data(22)
+            .build(),
+    );
     assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 20)));
     let e = take(&mut p.s_cqes, 20).unwrap();
     assert_eq!(e.res, hdr);
     assert!(!more(e.flags));
     let bid = buffer_id(e.flags).expect("EOF carries a buffer") as usize;
-    assert_eq!(u32::from_ne_bytes(bufs[bid * 256 + 8..bid * 256 + 12].try_into().unwrap()), 0);
+    assert_eq!(
+        u32::from_ne_bytes(bufs[bid * 256 + 8..bid * 256 + 12].try_into().unwrap()),
+        0
+    );
 }
 
 #[test]
@@ -103,7 +133,7 @@ fn multishot_recvmsg_buffer_smaller_than_header_is_efault() {
     let mut p = Pair::new();
     let (sfd, cfd) = conn(&mut p);
     let mut ring = p.s.register_buf_ring(2, 3).unwrap();
-    let bufs = vec![0u8; 64];
+    let bufs = [0u8; 64];
     ring.add_and_advance(bufs.as_ptr() as u64, 32, 0);
     let m = msghdr(&mut [], 64, 0);
     let mut r = raw(IORING_OP_RECVMSG, sfd, &m, 30);
@@ -112,7 +142,12 @@ fn multishot_recvmsg_buffer_smaller_than_header_is_efault() {
     r.buf_index = 3;
     push(&mut p.s, r);
     let data = b"x".to_vec();
-    push(&mut p.c, opcode::Send::new(cfd, data.as_ptr(), 1).user_data(31).build());
+    push(
+        &mut p.c,
+        opcode::Send::new(cfd, data.as_ptr(), 1)
+            .user_data(31)
+            .build(),
+    );
     assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 30)));
     assert_eq!(take(&mut p.s_cqes, 30).unwrap().res, -libc::EFAULT);
 }

@@ -14,7 +14,12 @@ const PORT: u16 = 7000;
 /// One connection: (server fd, client fd).
 fn one_conn(p: &mut Pair) -> (i32, i32) {
     let l = listen(p, PORT, 128);
-    push(&mut p.s, opcode::Accept::new(l, std::ptr::null_mut(), std::ptr::null_mut()).user_data(500).build());
+    push(
+        &mut p.s,
+        opcode::Accept::new(l, std::ptr::null_mut(), std::ptr::null_mut())
+            .user_data(500)
+            .build(),
+    );
     let c = connect_n(p, PORT, 1, 600)[0];
     assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 500)));
     let a = take(&mut p.s_cqes, 500).unwrap();
@@ -32,8 +37,18 @@ fn multishot_accept_100_connections() {
     let l = listen(&mut p, PORT, 1024);
     push(&mut p.s, opcode::AcceptMulti::new(l).user_data(100).build());
     let _clients = connect_n(&mut p, PORT, 100, 1000);
-    assert!(p.run_until(10_000, |p| p.s_cqes.iter().filter(|c| c.user_data == 100).count() == 100));
-    let acc: Vec<Cqe> = p.s_cqes.iter().filter(|c| c.user_data == 100).copied().collect();
+    assert!(p.run_until(10_000, |p| p
+        .s_cqes
+        .iter()
+        .filter(|c| c.user_data == 100)
+        .count()
+        == 100));
+    let acc: Vec<Cqe> = p
+        .s_cqes
+        .iter()
+        .filter(|c| c.user_data == 100)
+        .copied()
+        .collect();
     assert_eq!(acc.len(), 100);
     let mut fds: Vec<i32> = acc.iter().map(|c| c.res).collect();
     for c in &acc {
@@ -45,7 +60,12 @@ fn multishot_accept_100_connections() {
     assert_eq!(fds.len(), 100, "duplicate fds");
     // Still armed: one more connection gives one more CQE.
     connect_n(&mut p, PORT, 1, 5000);
-    assert!(p.run_until(10_000, |p| p.s_cqes.iter().filter(|c| c.user_data == 100).count() == 101));
+    assert!(p.run_until(10_000, |p| p
+        .s_cqes
+        .iter()
+        .filter(|c| c.user_data == 100)
+        .count()
+        == 101));
 }
 
 /// Receives with multishot recv into `bufs` (n x size) registered as group `bgid`,
@@ -65,7 +85,9 @@ struct Receiver {
 
 impl Receiver {
     fn new(p: &mut Pair, bgid: u16, n: usize, size: usize) -> Receiver {
-        let ring = p.s.register_buf_ring(n as u32, bgid).expect("register buf ring");
+        let ring =
+            p.s.register_buf_ring(n as u32, bgid)
+                .expect("register buf ring");
         let mut r = Receiver {
             ring,
             bufs: vec![0u8; n * size],
@@ -88,7 +110,10 @@ impl Receiver {
         self.ring.add_and_advance(addr, self.size as u32, bid);
     }
     fn arm(&mut self, p: &mut Pair, fd: i32, bgid: u16, ud: u64) {
-        push(&mut p.s, opcode::RecvMulti::new(fd, bgid).user_data(ud).build());
+        push(
+            &mut p.s,
+            opcode::RecvMulti::new(fd, bgid).user_data(ud).build(),
+        );
         self.rearms += 1;
     }
     /// Consumes CQEs for `ud`; returns true when the request ended (no F_MORE).
@@ -106,7 +131,8 @@ impl Receiver {
                 let bid = buffer_id(c.flags).expect("data CQE without F_BUFFER") as usize;
                 assert!(bid < self.n);
                 let off = bid * self.size;
-                self.got.extend_from_slice(&self.bufs[off..off + c.res as usize]);
+                self.got
+                    .extend_from_slice(&self.bufs[off..off + c.res as usize]);
                 if hold {
                     self.held.push(bid as u16);
                 } else {
@@ -134,7 +160,10 @@ impl Receiver {
 fn send_all(p: &mut Pair, fd: i32, data: &[u8], ud: u64) {
     push(
         &mut p.c,
-        opcode::Send::new(fd, data.as_ptr(), data.len() as u32).flags(libc::MSG_WAITALL).user_data(ud).build(),
+        opcode::Send::new(fd, data.as_ptr(), data.len() as u32)
+            .flags(libc::MSG_WAITALL)
+            .user_data(ud)
+            .build(),
     );
 }
 
@@ -152,7 +181,11 @@ fn stream_1mib_multishot_recv_small_buffers_then_eof() {
             // Ended by -ENOBUFS or a full CQ: re-arm.
             rx.arm(p, sfd, 1, 700);
         }
-        if !closed && take(&mut p.c_cqes, 701).map(|c| assert_eq!(c.res, data.len() as i32)).is_some() {
+        if !closed
+            && take(&mut p.c_cqes, 701)
+                .map(|c| assert_eq!(c.res, data.len() as i32))
+                .is_some()
+        {
             push(&mut p.c, opcode::Close::new(cfd).user_data(702).build());
             closed = true;
         }
@@ -177,7 +210,11 @@ fn empty_buffer_ring_gives_enobufs_then_rearm_completes_stream() {
         rx.enobufs > 0
     });
     assert!(ok, "ring never ran empty");
-    assert_eq!(rx.got.len(), 8 * 512, "exactly the 8 buffers were filled before -ENOBUFS");
+    assert_eq!(
+        rx.got.len(),
+        8 * 512,
+        "exactly the 8 buffers were filled before -ENOBUFS"
+    );
     // Refill and re-arm; the rest of the stream must arrive intact.
     for bid in std::mem::take(&mut rx.held) {
         rx.give(bid);
@@ -198,7 +235,11 @@ fn enobufs_at_arm_time_on_empty_ring() {
     let mut p = Pair::new();
     let (sfd, _cfd) = one_conn(&mut p);
     let _ring = p.s.register_buf_ring(8, 9).unwrap();
-    let c = call(&mut p, true, opcode::RecvMulti::new(sfd, 9).user_data(900).build());
+    let c = call(
+        &mut p,
+        true,
+        opcode::RecvMulti::new(sfd, 9).user_data(900).build(),
+    );
     assert_eq!(c.res, -libc::ENOBUFS);
     assert!(!more(c.flags));
 }
@@ -208,30 +249,59 @@ fn cancel_multishot_accept_and_recv() {
     let mut p = Pair::new();
     let (sfd, _cfd) = one_conn(&mut p);
     let l2 = listen(&mut p, PORT + 1, 16);
-    push(&mut p.s, opcode::AcceptMulti::new(l2).user_data(1100).build());
+    push(
+        &mut p.s,
+        opcode::AcceptMulti::new(l2).user_data(1100).build(),
+    );
     let _rx = Receiver::new(&mut p, 4, 8, 512);
-    push(&mut p.s, opcode::RecvMulti::new(sfd, 4).user_data(1200).build());
+    push(
+        &mut p.s,
+        opcode::RecvMulti::new(sfd, 4).user_data(1200).build(),
+    );
     p.run(5);
-    assert!(p.s_cqes.iter().all(|c| c.user_data != 1100 && c.user_data != 1200), "nothing completed yet");
-    let r = call(&mut p, true, opcode::AsyncCancel::new(1100).user_data(1101).build());
+    assert!(
+        p.s_cqes
+            .iter()
+            .all(|c| c.user_data != 1100 && c.user_data != 1200),
+        "nothing completed yet"
+    );
+    let r = call(
+        &mut p,
+        true,
+        opcode::AsyncCancel::new(1100).user_data(1101).build(),
+    );
     assert_eq!(r.res, 0);
     let a = take(&mut p.s_cqes, 1100).expect("cancelled accept CQE");
     assert_eq!(a.res, -libc::ECANCELED);
     assert!(!more(a.flags));
-    let r = call(&mut p, true, opcode::AsyncCancel::new(1200).user_data(1201).build());
+    let r = call(
+        &mut p,
+        true,
+        opcode::AsyncCancel::new(1200).user_data(1201).build(),
+    );
     assert_eq!(r.res, 0);
     let c = take(&mut p.s_cqes, 1200).expect("cancelled recv CQE");
     assert_eq!(c.res, -libc::ECANCELED);
     assert!(!more(c.flags));
     // Nothing left to cancel.
-    let r = call(&mut p, true, opcode::AsyncCancel::new(1200).user_data(1202).build());
+    let r = call(
+        &mut p,
+        true,
+        opcode::AsyncCancel::new(1200).user_data(1202).build(),
+    );
     assert_eq!(r.res, -libc::ENOENT);
 }
 
 #[test]
 fn overflow_small_cq_loses_nothing_and_keeps_order() {
-    let mut o = PairOpts::default();
-    o.server_ring = RingConfig { sq_entries: 4, cq_entries: Some(8), ..RingConfig::default() };
+    let o = PairOpts {
+        server_ring: RingConfig {
+            sq_entries: 4,
+            cq_entries: Some(8),
+            ..RingConfig::default()
+        },
+        ..PairOpts::default()
+    };
     let mut p = Pair::with(o);
     let l = listen(&mut p, PORT, 1024);
     push(&mut p.s, opcode::AcceptMulti::new(l).user_data(100).build());
@@ -245,7 +315,13 @@ fn overflow_small_cq_loses_nothing_and_keeps_order() {
     while next_nop < total_nops {
         for _ in 0..4 {
             if next_nop < total_nops {
-                push(&mut p.s, opcode::Nop::new().inject_result(next_nop as i32).user_data(200).build());
+                push(
+                    &mut p.s,
+                    opcode::Nop::new()
+                        .inject_result(next_nop as i32)
+                        .user_data(200)
+                        .build(),
+                );
                 next_nop += 1;
             }
         }
@@ -283,18 +359,35 @@ fn overflow_small_cq_loses_nothing_and_keeps_order() {
         nops.len() == total_nops as usize && accepted.len() == clients.len()
     });
     assert!(ok, "nops {} accepted {}", nops.len(), accepted.len());
-    assert_eq!(nops, (0..total_nops as i32).collect::<Vec<_>>(), "NOP CQEs lost or reordered");
+    assert_eq!(
+        nops,
+        (0..total_nops as i32).collect::<Vec<_>>(),
+        "NOP CQEs lost or reordered"
+    );
     accepted.sort();
     accepted.dedup();
-    assert_eq!(accepted.len(), clients.len(), "a connection was lost or duplicated");
-    assert!(accept_finals >= 1, "the full CQ should have ended the multishot accept");
+    assert_eq!(
+        accepted.len(),
+        clients.len(),
+        "a connection was lost or duplicated"
+    );
+    assert!(
+        accept_finals >= 1,
+        "the full CQ should have ended the multishot accept"
+    );
     assert!(!p.s.cq_has_overflow(), "backlog flushed");
 }
 
 #[test]
 fn overflow_ends_multishot_recv_with_bytes_in_final_cqe() {
-    let mut o = PairOpts::default();
-    o.server_ring = RingConfig { sq_entries: 4, cq_entries: Some(8), ..RingConfig::default() };
+    let o = PairOpts {
+        server_ring: RingConfig {
+            sq_entries: 4,
+            cq_entries: Some(8),
+            ..RingConfig::default()
+        },
+        ..PairOpts::default()
+    };
     let mut p = Pair::with(o);
     let (sfd, cfd) = one_conn(&mut p);
     let mut rx = Receiver::new(&mut p, 5, 64, 512);
@@ -318,14 +411,26 @@ fn overflow_ends_multishot_recv_with_bytes_in_final_cqe() {
     });
     assert!(ok, "got {} of {}", rx.got.len(), data.len());
     assert!(rx.got == data, "bytes differ");
-    assert!(rx.finals > 1, "a full CQ should have ended the multishot at least once (finals {})", rx.finals);
+    assert!(
+        rx.finals > 1,
+        "a full CQ should have ended the multishot at least once (finals {})",
+        rx.finals
+    );
     assert_eq!(rx.enobufs, 0);
 }
 
 #[test]
 fn lossy_reordering_wire_delivers_1mib_intact() {
-    let mut o = PairOpts::default();
-    o.faults = FaultConfig { seed: 42, loss: 0.05, duplicate: 0.01, reorder: 0.05, max_delay_polls: 3 };
+    let o = PairOpts {
+        faults: FaultConfig {
+            seed: 42,
+            loss: 0.05,
+            duplicate: 0.01,
+            reorder: 0.05,
+            max_delay_polls: 3,
+        },
+        ..PairOpts::default()
+    };
     let mut p = Pair::with(o);
     let (sfd, cfd) = one_conn(&mut p);
     let mut rx = Receiver::new(&mut p, 6, 64, 2048);
@@ -341,7 +446,10 @@ fn lossy_reordering_wire_delivers_1mib_intact() {
     assert!(ok, "got {} of {}", rx.got.len(), data.len());
     assert!(rx.got == data, "bytes differ");
     let fs = p.s.driver().engine().nic().stats();
-    assert!(fs.dropped > 0 && fs.delayed > 0, "faults were injected: {fs:?}");
+    assert!(
+        fs.dropped > 0 && fs.delayed > 0,
+        "faults were injected: {fs:?}"
+    );
 }
 
 #[test]
@@ -352,13 +460,33 @@ fn echo_round_trips_with_single_recv_and_send() {
     let mut cbuf = vec![0u8; 4096];
     for i in 0..50u32 {
         let msg = format!("hello {i}").into_bytes();
-        push(&mut p.s, opcode::Recv::new(sfd, sbuf.as_mut_ptr(), 4096).user_data(1).build());
-        push(&mut p.c, opcode::Send::new(cfd, msg.as_ptr(), msg.len() as u32).user_data(2).build());
+        push(
+            &mut p.s,
+            opcode::Recv::new(sfd, sbuf.as_mut_ptr(), 4096)
+                .user_data(1)
+                .build(),
+        );
+        push(
+            &mut p.c,
+            opcode::Send::new(cfd, msg.as_ptr(), msg.len() as u32)
+                .user_data(2)
+                .build(),
+        );
         assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 1)));
         let r = take(&mut p.s_cqes, 1).unwrap();
         assert_eq!(r.res as usize, msg.len());
-        push(&mut p.s, opcode::Send::new(sfd, sbuf.as_ptr(), r.res as u32).user_data(3).build());
-        push(&mut p.c, opcode::Recv::new(cfd, cbuf.as_mut_ptr(), 4096).user_data(4).build());
+        push(
+            &mut p.s,
+            opcode::Send::new(sfd, sbuf.as_ptr(), r.res as u32)
+                .user_data(3)
+                .build(),
+        );
+        push(
+            &mut p.c,
+            opcode::Recv::new(cfd, cbuf.as_mut_ptr(), 4096)
+                .user_data(4)
+                .build(),
+        );
         assert!(p.run_until(10_000, |p| p.c_cqes.iter().any(|c| c.user_data == 4)));
         let r = take(&mut p.c_cqes, 4).unwrap();
         assert_eq!(&cbuf[..r.res as usize], &msg[..]);
@@ -371,11 +499,24 @@ fn echo_round_trips_with_single_recv_and_send() {
 fn connect_refused_without_listener() {
     let mut p = Pair::new();
     let sa = sockaddr(SERVER_IP, 9999);
-    let fd = call(&mut p, false, opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0).user_data(1).build()).res;
+    let fd = call(
+        &mut p,
+        false,
+        opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
+            .user_data(1)
+            .build(),
+    )
+    .res;
     let c = call(
         &mut p,
         false,
-        opcode::Connect::new(fd, &*sa as *const libc::sockaddr_in as *const libc::sockaddr, 16).user_data(2).build(),
+        opcode::Connect::new(
+            fd,
+            &*sa as *const libc::sockaddr_in as *const libc::sockaddr,
+            16,
+        )
+        .user_data(2)
+        .build(),
     );
     assert_eq!(c.res, -libc::ECONNREFUSED);
 }
@@ -388,21 +529,56 @@ fn backlog_full_drops_syn_and_client_retries() {
     let sa = sockaddr(SERVER_IP, PORT);
     let mut fds = Vec::new();
     for i in 0..3u64 {
-        let fd = call(&mut p, false, opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0).user_data(10 + i).build()).res;
+        let fd = call(
+            &mut p,
+            false,
+            opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
+                .user_data(10 + i)
+                .build(),
+        )
+        .res;
         push(
             &mut p.c,
-            opcode::Connect::new(fd, &*sa as *const libc::sockaddr_in as *const libc::sockaddr, 16).user_data(20 + i).build(),
+            opcode::Connect::new(
+                fd,
+                &*sa as *const libc::sockaddr_in as *const libc::sockaddr,
+                16,
+            )
+            .user_data(20 + i)
+            .build(),
         );
         fds.push(fd);
     }
     p.run(200);
-    let done: Vec<u64> = p.c_cqes.iter().filter(|c| (20..23).contains(&c.user_data)).map(|c| c.user_data).collect();
-    assert_eq!(done.len(), 2, "two connects complete, the third waits: {:?}", p.c_cqes);
+    let done: Vec<u64> = p
+        .c_cqes
+        .iter()
+        .filter(|c| (20..23).contains(&c.user_data))
+        .map(|c| c.user_data)
+        .collect();
+    assert_eq!(
+        done.len(),
+        2,
+        "two connects complete, the third waits: {:?}",
+        p.c_cqes
+    );
     assert!(p.s.driver().engine().stats().syn_dropped >= 1);
     // Accept one: the retransmitted SYN gets in.
     push(&mut p.s, opcode::AcceptMulti::new(l).user_data(30).build());
-    assert!(p.run_until(200_000, |p| p.c_cqes.iter().filter(|c| (20..23).contains(&c.user_data)).count() == 3));
-    assert!(p.c_cqes.iter().filter(|c| (20..23).contains(&c.user_data)).all(|c| c.res == 0), "no RST: {:?}", p.c_cqes);
+    assert!(p.run_until(200_000, |p| p
+        .c_cqes
+        .iter()
+        .filter(|c| (20..23).contains(&c.user_data))
+        .count()
+        == 3));
+    assert!(
+        p.c_cqes
+            .iter()
+            .filter(|c| (20..23).contains(&c.user_data))
+            .all(|c| c.res == 0),
+        "no RST: {:?}",
+        p.c_cqes
+    );
 }
 
 #[test]
@@ -410,21 +586,46 @@ fn poll_add_oneshot_and_multishot() {
     let mut p = Pair::new();
     let (sfd, cfd) = one_conn(&mut p);
     // Writable at once.
-    let c = call(&mut p, true, opcode::PollAdd::new(sfd, libc::POLLOUT as u32).user_data(1).build());
+    let c = call(
+        &mut p,
+        true,
+        opcode::PollAdd::new(sfd, libc::POLLOUT as u32)
+            .user_data(1)
+            .build(),
+    );
     assert!(c.res as u32 & libc::POLLOUT as u32 != 0);
     // Readable only after data arrives.
-    push(&mut p.s, opcode::PollAdd::new(sfd, libc::POLLIN as u32).multi().user_data(2).build());
+    push(
+        &mut p.s,
+        opcode::PollAdd::new(sfd, libc::POLLIN as u32)
+            .multi()
+            .user_data(2)
+            .build(),
+    );
     p.run(20);
     assert!(take(&mut p.s_cqes, 2).is_none());
     let msg = b"ping".to_vec();
-    push(&mut p.c, opcode::Send::new(cfd, msg.as_ptr(), 4).user_data(3).build());
+    push(
+        &mut p.c,
+        opcode::Send::new(cfd, msg.as_ptr(), 4).user_data(3).build(),
+    );
     assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 2)));
     let e = take(&mut p.s_cqes, 2).unwrap();
     assert!(e.res as u32 & libc::POLLIN as u32 != 0);
     assert!(more(e.flags));
-    let r = call(&mut p, true, opcode::PollRemove::new(2).user_data(4).build());
+    let r = call(
+        &mut p,
+        true,
+        opcode::PollRemove::new(2).user_data(4).build(),
+    );
     assert_eq!(r.res, 0);
-    let f = p.s_cqes.iter().rev().find(|c| c.user_data == 2).copied().expect("removed poll's CQE");
+    let f = p
+        .s_cqes
+        .iter()
+        .rev()
+        .find(|c| c.user_data == 2)
+        .copied()
+        .expect("removed poll's CQE");
     assert_eq!(f.res, -libc::ECANCELED);
 }
 
@@ -433,24 +634,49 @@ fn peer_close_gives_eof_and_reset_gives_econnreset() {
     let mut p = Pair::new();
     let (sfd, cfd) = one_conn(&mut p);
     let mut buf = vec![0u8; 64];
-    push(&mut p.c, opcode::Shutdown::new(cfd, libc::SHUT_WR).user_data(1).build());
-    push(&mut p.s, opcode::Recv::new(sfd, buf.as_mut_ptr(), 64).user_data(2).build());
+    push(
+        &mut p.c,
+        opcode::Shutdown::new(cfd, libc::SHUT_WR)
+            .user_data(1)
+            .build(),
+    );
+    push(
+        &mut p.s,
+        opcode::Recv::new(sfd, buf.as_mut_ptr(), 64)
+            .user_data(2)
+            .build(),
+    );
     assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 2)));
     assert_eq!(take(&mut p.s_cqes, 2).unwrap().res, 0, "EOF");
 
     // Unread data at close makes the closer send RST.
     let (sfd2, cfd2) = {
         let l = listen(&mut p, PORT + 5, 8);
-        push(&mut p.s, opcode::Accept::new(l, std::ptr::null_mut(), std::ptr::null_mut()).user_data(50).build());
+        push(
+            &mut p.s,
+            opcode::Accept::new(l, std::ptr::null_mut(), std::ptr::null_mut())
+                .user_data(50)
+                .build(),
+        );
         let c = connect_n(&mut p, PORT + 5, 1, 60)[0];
         assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 50)));
         (take(&mut p.s_cqes, 50).unwrap().res, c)
     };
     let msg = b"unread".to_vec();
-    push(&mut p.s, opcode::Send::new(sfd2, msg.as_ptr(), 6).user_data(3).build());
+    push(
+        &mut p.s,
+        opcode::Send::new(sfd2, msg.as_ptr(), 6)
+            .user_data(3)
+            .build(),
+    );
     p.run(50);
     push(&mut p.c, opcode::Close::new(cfd2).user_data(4).build());
-    push(&mut p.s, opcode::Recv::new(sfd2, buf.as_mut_ptr(), 64).user_data(5).build());
+    push(
+        &mut p.s,
+        opcode::Recv::new(sfd2, buf.as_mut_ptr(), 64)
+            .user_data(5)
+            .build(),
+    );
     assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 5)));
     assert_eq!(take(&mut p.s_cqes, 5).unwrap().res, -libc::ECONNRESET);
 }

@@ -44,8 +44,14 @@ impl Default for PairOpts {
             ..EngineConfig::default()
         };
         PairOpts {
-            server_ring: RingConfig { sq_entries: 256, ..RingConfig::default() },
-            client_ring: RingConfig { sq_entries: 256, ..RingConfig::default() },
+            server_ring: RingConfig {
+                sq_entries: 256,
+                ..RingConfig::default()
+            },
+            client_ring: RingConfig {
+                sq_entries: 256,
+                ..RingConfig::default()
+            },
             server,
             client,
             faults: FaultConfig::default(),
@@ -74,12 +80,26 @@ impl Pair {
     pub fn with(o: PairOpts) -> Pair {
         let (a, b) = LoopbackWire::pair(&o.wire);
         let (clock, t) = Clock::manual();
-        let mut cf = o.faults.clone();
+        let mut cf = o.faults;
         cf.seed ^= 0x9e37_79b9;
-        let s = open(FaultyNic::new(a, o.faults.clone()), &o.server_ring, o.server, clock.clone())
-            .expect("server runtime");
-        let c = open(FaultyNic::new(b, cf), &o.client_ring, o.client, clock).expect("client runtime");
-        Pair { s, c, clock: t, s_cqes: Vec::new(), c_cqes: Vec::new(), reap_server: true, reap_client: true }
+        let s = open(
+            FaultyNic::new(a, o.faults),
+            &o.server_ring,
+            o.server,
+            clock.clone(),
+        )
+        .expect("server runtime");
+        let c =
+            open(FaultyNic::new(b, cf), &o.client_ring, o.client, clock).expect("client runtime");
+        Pair {
+            s,
+            c,
+            clock: t,
+            s_cqes: Vec::new(),
+            c_cqes: Vec::new(),
+            reap_server: true,
+            reap_client: true,
+        }
     }
 
     pub fn now_us(&self) -> u64 {
@@ -88,7 +108,8 @@ impl Pair {
 
     /// One round: advance the clock, run both engines once, reap CQEs.
     pub fn step(&mut self) {
-        let busy = self.s.driver().engine().has_pending_work() || self.c.driver().engine().has_pending_work();
+        let busy = self.s.driver().engine().has_pending_work()
+            || self.c.driver().engine().has_pending_work();
         // Busy rounds move time a little; idle rounds jump so RTOs fire quickly.
         let dt = if busy { 20 } else { 2_000 };
         self.clock.fetch_add(dt, Ordering::Relaxed);
@@ -168,18 +189,35 @@ pub fn call(p: &mut Pair, server: bool, sqe: Sqe) -> Cqe {
 
 /// A listening socket on the server.
 pub fn listen(p: &mut Pair, port: u16, backlog: u32) -> i32 {
-    let fd = call(p, true, ringline_ring::opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0).user_data(9001).build()).res;
+    let fd = call(
+        p,
+        true,
+        ringline_ring::opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
+            .user_data(9001)
+            .build(),
+    )
+    .res;
     assert!(fd >= 0, "socket: {fd}");
     let sa = sockaddr(SERVER_IP, port);
     let r = call(
         p,
         true,
-        ringline_ring::opcode::Bind::new(fd, &*sa as *const libc::sockaddr_in as *const libc::sockaddr, 16)
-            .user_data(9002)
-            .build(),
+        ringline_ring::opcode::Bind::new(
+            fd,
+            &*sa as *const libc::sockaddr_in as *const libc::sockaddr,
+            16,
+        )
+        .user_data(9002)
+        .build(),
     );
     assert_eq!(r.res, 0, "bind");
-    let r = call(p, true, ringline_ring::opcode::Listen::new(fd, backlog as i32).user_data(9003).build());
+    let r = call(
+        p,
+        true,
+        ringline_ring::opcode::Listen::new(fd, backlog as i32)
+            .user_data(9003)
+            .build(),
+    );
     assert_eq!(r.res, 0, "listen");
     fd
 }
@@ -189,21 +227,36 @@ pub fn connect_n(p: &mut Pair, port: u16, n: usize, base_ud: u64) -> Vec<i32> {
     let sa = sockaddr(SERVER_IP, port);
     let mut fds = Vec::new();
     for i in 0..n {
-        let fd = call(p, false, ringline_ring::opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0).user_data(base_ud + 50_000 + i as u64).build()).res;
+        let fd = call(
+            p,
+            false,
+            ringline_ring::opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
+                .user_data(base_ud + 50_000 + i as u64)
+                .build(),
+        )
+        .res;
         assert!(fd >= 0);
         fds.push(fd);
         push(
             &mut p.c,
-            ringline_ring::opcode::Connect::new(fd, &*sa as *const libc::sockaddr_in as *const libc::sockaddr, 16)
-                .user_data(base_ud + i as u64)
-                .build(),
+            ringline_ring::opcode::Connect::new(
+                fd,
+                &*sa as *const libc::sockaddr_in as *const libc::sockaddr,
+                16,
+            )
+            .user_data(base_ud + i as u64)
+            .build(),
         );
         if i % 64 == 63 {
             p.step();
         }
     }
     let ok = p.run_until(200_000, |p| {
-        p.c_cqes.iter().filter(|c| c.user_data >= base_ud && c.user_data < base_ud + n as u64).count() == n
+        p.c_cqes
+            .iter()
+            .filter(|c| c.user_data >= base_ud && c.user_data < base_ud + n as u64)
+            .count()
+            == n
     });
     assert!(ok, "connects did not complete");
     for i in 0..n {
@@ -212,4 +265,3 @@ pub fn connect_n(p: &mut Pair, port: u16, n: usize, base_ud: u64) -> Vec<i32> {
     }
     fds
 }
-

@@ -1,0 +1,120 @@
+//! ACCEPT: one-shot, multishot, cancel, full CQ, DONTWAIT.
+
+use ringline_ring::abi;
+use ringline_ring::opcode;
+
+use super::{call, R};
+use crate::Ctx;
+
+fn distinct(c: &mut Ctx, ud: u64) {
+    let mut fds: Vec<i32> = c
+        .cqes(ud)
+        .iter()
+        .filter(|x| x.res >= 0)
+        .map(|x| x.res)
+        .collect();
+    let n = fds.len();
+    fds.sort_unstable();
+    fds.dedup();
+    c.line(format!("accepted sockets distinct: {}", fds.len() == n));
+}
+
+pub fn single(c: &mut Ctx) -> R {
+    let l = c.backend().app_listener(16)?;
+    let addr = c.mem(32) as *mut libc::sockaddr;
+    let alen = c.bytes(&32u32.to_ne_bytes()) as *mut libc::socklen_t;
+    c.submit_one(
+        "accept",
+        opcode::Accept::new(l, addr, alen).user_data(1).build(),
+    )?;
+    c.quiet();
+    c.record(1);
+    c.backend().peer_connect(l)?;
+    c.wait_final(1);
+    c.record(1);
+    let sa = c.read_mem(addr as *const u8, 16);
+    let len = u32::from_ne_bytes(
+        c.read_mem(alen as *const u8, 4)
+            .try_into()
+            .unwrap_or([0; 4]),
+    );
+    let family = u16::from_ne_bytes([sa[0], sa[1]]);
+    c.line(format!(
+        "peer address: family AF_INET={} addrlen={len}",
+        family == libc::AF_INET as u16
+    ));
+    Ok(())
+}
+
+pub fn multishot_n(c: &mut Ctx) -> R {
+    let l = c.backend().app_listener(64)?;
+    c.submit_one("accept", opcode::AcceptMulti::new(l).user_data(1).build())?;
+    for _ in 0..5 {
+        c.backend().peer_connect(l)?;
+    }
+    c.wait_n(1, 5);
+    c.record(1);
+    distinct(c, 1);
+    c.backend().peer_connect(l)?;
+    c.wait_n(1, 6);
+    c.line(format!("after a 6th connection: {} CQEs", c.cqes(1).len()));
+    Ok(())
+}
+
+pub fn multishot_queued(c: &mut Ctx) -> R {
+    let l = c.backend().app_listener(64)?;
+    for _ in 0..3 {
+        c.backend().peer_connect(l)?;
+    }
+    c.submit_one("accept", opcode::AcceptMulti::new(l).user_data(1).build())?;
+    c.wait_n(1, 3);
+    c.record(1);
+    distinct(c, 1);
+    Ok(())
+}
+
+pub fn multishot_cancel(c: &mut Ctx) -> R {
+    let l = c.backend().app_listener(64)?;
+    c.submit_one("accept", opcode::AcceptMulti::new(l).user_data(1).build())?;
+    for _ in 0..2 {
+        c.backend().peer_connect(l)?;
+    }
+    c.wait_n(1, 2);
+    c.submit_one("cancel", opcode::AsyncCancel::new(1).user_data(2).build())?;
+    c.wait_finals(&[1, 2]);
+    c.record_order(&[1, 2]);
+    Ok(())
+}
+
+pub fn multishot_full_cq(c: &mut Ctx) -> R {
+    let l = c.backend().app_listener(64)?;
+    c.submit_one("accept", opcode::AcceptMulti::new(l).user_data(1).build())?;
+    for _ in 0..12 {
+        c.backend().peer_connect(l)?;
+    }
+    c.pump();
+    c.record_flags("CQ full, not reaped", true);
+    c.wait_final(1);
+    c.record(1);
+    distinct(c, 1);
+    c.record_flags("after reaping", false);
+    // The 3 connections left in the queue go to a re-armed accept.
+    c.submit_one(
+        "re-armed accept",
+        opcode::AcceptMulti::new(l).user_data(3).build(),
+    )?;
+    c.wait_n(3, 3);
+    c.record(3);
+    Ok(())
+}
+
+pub fn dontwait(c: &mut Ctx) -> R {
+    let l = c.backend().app_listener(16)?;
+    let mut s = opcode::Accept::new(l, std::ptr::null_mut(), std::ptr::null_mut())
+        .user_data(1)
+        .build();
+    s.ioprio |= abi::IORING_ACCEPT_DONTWAIT;
+    call(c, "accept(DONTWAIT)", s)?;
+    c.record(1);
+    Ok(())
+}

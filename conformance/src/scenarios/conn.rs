@@ -1,0 +1,141 @@
+//! CONNECT, SHUTDOWN, CLOSE.
+
+use ringline_ring::opcode;
+
+use super::{call, pattern, socket, R};
+use crate::Ctx;
+
+pub fn refused(c: &mut Ctx) -> R {
+    let fd = socket(c, "socket", 1)?;
+    let sa = c.backend().refused_addr();
+    let sa = c.sockaddr(sa);
+    call(
+        c,
+        "connect",
+        opcode::Connect::new(fd, sa, 16).user_data(2).build(),
+    )?;
+    c.record(2);
+    Ok(())
+}
+
+pub fn ok(c: &mut Ctx) -> R {
+    let (l, sa) = c.backend().peer_listen()?;
+    let fd = socket(c, "socket", 1)?;
+    let sa = c.sockaddr(sa);
+    call(
+        c,
+        "connect",
+        opcode::Connect::new(fd, sa, 16).user_data(2).build(),
+    )?;
+    c.record(2);
+    let mut peer = None;
+    c.pump_until(|b| {
+        peer = b.peer_accept(l);
+        peer.is_some()
+    });
+    let p = peer.ok_or("the peer never accepted")?;
+    c.backend().peer_start_reading(p);
+    let data = pattern(5, 40);
+    let d = c.bytes(&data);
+    call(c, "send", opcode::Send::new(fd, d, 5).user_data(3).build())?;
+    let got = c.peer_wait(p, 5);
+    c.line(format!("peer received what was sent: {}", got.data == data));
+    call(
+        c,
+        "connect again",
+        opcode::Connect::new(fd, sa, 16).user_data(4).build(),
+    )?;
+    c.record_all(&[3, 4]);
+    Ok(())
+}
+
+pub fn shutdown_wr(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    c.backend().peer_start_reading(p);
+    call(
+        c,
+        "shutdown(WR)",
+        opcode::Shutdown::new(fd, libc::SHUT_WR)
+            .user_data(1)
+            .build(),
+    )?;
+    c.record(1);
+    let rx = c.peer_wait_end(p);
+    c.line(format!(
+        "peer: {} B then {}",
+        rx.data.len(),
+        if rx.eof { "EOF" } else { "no EOF" }
+    ));
+    let buf = c.mem(64);
+    c.submit_one("recv", opcode::Recv::new(fd, buf, 64).user_data(2).build())?;
+    c.peer_send(p, &pattern(10, 41))?;
+    c.wait_final(2);
+    c.record(2);
+    Ok(())
+}
+
+pub fn shutdown_rd(c: &mut Ctx) -> R {
+    let (fd, _p) = c.backend().app_conn()?;
+    call(
+        c,
+        "shutdown(RD)",
+        opcode::Shutdown::new(fd, libc::SHUT_RD)
+            .user_data(1)
+            .build(),
+    )?;
+    let buf = c.mem(64);
+    call(
+        c,
+        "recv",
+        opcode::Recv::new(fd, buf, 64).user_data(2).build(),
+    )?;
+    c.record_all(&[1, 2]);
+    Ok(())
+}
+
+pub fn close_twice(c: &mut Ctx) -> R {
+    let fd = socket(c, "socket", 1)?;
+    call(c, "close", opcode::Close::new(fd).user_data(2).build())?;
+    call(
+        c,
+        "close again",
+        opcode::Close::new(fd).user_data(3).build(),
+    )?;
+    c.record_all(&[2, 3]);
+    Ok(())
+}
+
+pub fn close_with_recv(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    let buf = c.mem(64);
+    c.submit_one("recv", opcode::Recv::new(fd, buf, 64).user_data(1).build())?;
+    c.quiet();
+    call(c, "close", opcode::Close::new(fd).user_data(2).build())?;
+    c.quiet();
+    c.record_order(&[1, 2]);
+    c.peer_send(p, &pattern(5, 42))?;
+    c.wait_final(1);
+    c.record(1);
+    Ok(())
+}
+
+pub fn close_listener(c: &mut Ctx) -> R {
+    let l = c.backend().app_listener(16)?;
+    c.submit_one("accept", opcode::AcceptMulti::new(l).user_data(1).build())?;
+    c.quiet();
+    call(
+        c,
+        "close(listener)",
+        opcode::Close::new(l).user_data(2).build(),
+    )?;
+    c.quiet();
+    c.record_order(&[1, 2]);
+    let r = c.backend().peer_connect(l);
+    c.line(format!(
+        "peer connect after close: {}",
+        if r.is_ok() { "connected" } else { "failed" }
+    ));
+    c.quiet();
+    c.record(1);
+    Ok(())
+}

@@ -1,0 +1,233 @@
+//! The scenarios. Each is a function of a [`Ctx`]; [`all`] lists them with their
+//! ring size and what the comparison should show.
+//!
+//! Conventions: user_data values are small integers named at push time; a
+//! scenario records lines with `Ctx::record*` / `Ctx::line`, never anything that
+//! legitimately differs between the backends (raw socket numbers, addresses,
+//! byte splits); helpers (`app_conn`, `app_listener`) create sockets out of band.
+
+use ringline_ring::abi::{Cqe, Sqe};
+use ringline_ring::opcode;
+
+use crate::backend::RingSize;
+use crate::{Ctx, Expect, Scenario};
+
+mod accept;
+mod bufs;
+mod cancel;
+mod conn;
+mod flags;
+mod invalid;
+mod overflow;
+mod poll;
+mod recv;
+mod send;
+mod timeout;
+
+/// A scenario's result.
+pub type R = Result<(), String>;
+
+/// A deterministic byte pattern (distinct per `seed`).
+pub fn pattern(n: usize, seed: u8) -> Vec<u8> {
+    (0..n)
+        .map(|i| ((i * 7 + seed as usize * 31) % 251) as u8)
+        .collect()
+}
+
+/// Pushes, submits and waits for the final CQE of a one-shot request.
+pub fn call(c: &mut Ctx, name: &str, sqe: Sqe) -> Result<Cqe, String> {
+    let ud = sqe.user_data;
+    c.submit_one(name, sqe)?;
+    c.wait_final(ud);
+    c.cqes(ud)
+        .last()
+        .copied()
+        .ok_or_else(|| format!("{name}: no CQE"))
+}
+
+/// A fresh app socket through `IORING_OP_SOCKET` (recorded as `name: fd`).
+pub fn socket(c: &mut Ctx, name: &str, ud: u64) -> Result<i32, String> {
+    let cqe = call(
+        c,
+        name,
+        opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
+            .user_data(ud)
+            .build(),
+    )?;
+    c.record(ud);
+    if cqe.res < 0 {
+        return Err(format!("socket: {}", crate::errno_name(-cqe.res)));
+    }
+    Ok(cqe.res)
+}
+
+/// A raw SQE of `opcode` on `fd`.
+pub fn raw(op: u8, fd: i32, ud: u64) -> Sqe {
+    Sqe {
+        opcode: op,
+        fd,
+        user_data: ud,
+        ..Sqe::default()
+    }
+}
+
+/// Records whether the bytes at `p` equal `want`.
+pub fn record_mem(c: &mut Ctx, label: &str, p: *const u8, want: &[u8], got_len: i32) {
+    let got = c.read_mem(p, want.len());
+    let ok = got_len >= 0
+        && got_len as usize <= want.len()
+        && got[..got_len as usize] == want[..got_len as usize];
+    c.line(format!(
+        "{label}: {}",
+        if ok {
+            "matches what the peer sent"
+        } else {
+            "DIFFERS from what the peer sent"
+        }
+    ));
+}
+
+fn sc(
+    name: &'static str,
+    area: &'static str,
+    about: &'static str,
+    ring: RingSize,
+    expect: Expect,
+    run: fn(&mut Ctx) -> R,
+) -> Scenario {
+    Scenario {
+        name,
+        area,
+        about,
+        ring,
+        expect,
+        run,
+    }
+}
+
+/// A small ring for overflow scenarios: SQ 4, CQ 8.
+pub const SMALL: RingSize = RingSize { sq: 4, cq: 8 };
+
+/// Every scenario, in report order.
+pub fn all() -> Vec<Scenario> {
+    let d = RingSize::default();
+    let m = Expect::Match;
+    let mut v = vec![
+        // accept
+        sc("accept_single", "accept", "one-shot ACCEPT waits for a connection, writes the peer address", d, m, accept::single),
+        sc("accept_multishot_5", "accept", "multishot ACCEPT of 5 connections, still armed after them", d, m, accept::multishot_n),
+        sc("accept_multishot_queued", "accept", "multishot ACCEPT armed after 3 connections queued: all 3 at arm time", d, m, accept::multishot_queued),
+        sc("accept_multishot_cancel", "accept", "multishot ACCEPT of 2 connections, then ASYNC_CANCEL by user_data", d, m, accept::multishot_cancel),
+        sc("accept_multishot_full_cq", "accept", "multishot ACCEPT of 12 connections into a CQ of 8 without reaping: ended by the full CQ, the accepted socket in the final CQE", SMALL, m, accept::multishot_full_cq),
+        sc("accept_dontwait", "accept", "ACCEPT with IORING_ACCEPT_DONTWAIT on an empty queue", d, m, accept::dontwait),
+        // recv
+        sc("recv_multishot_data", "recv", "multishot RECV with a buffer ring (8 x 512 B), 1000 B from the peer", d, m, recv::multishot_data),
+        sc("recv_multishot_small_buffers", "recv", "multishot RECV with 64 x 64 B buffers recycled as they come, 3000 B", d, m, recv::multishot_small_buffers),
+        sc("recv_multishot_len_cap", "recv", "multishot RECV with len 100 over 512 B buffers: every CQE at most 100 B", d, m, recv::multishot_len_cap),
+        sc("recv_multishot_enobufs_at_arm", "recv", "multishot RECV armed on an empty buffer ring and an empty socket", d, m, recv::multishot_enobufs_at_arm),
+        sc("recv_multishot_enobufs_midstream", "recv", "multishot RECV, 4 x 256 B buffers not recycled, 2000 B: -ENOBUFS mid-stream, then refill and re-arm", d, m, recv::multishot_enobufs_midstream),
+        sc("recv_multishot_eof", "recv", "multishot RECV, 100 B then the peer's FIN; then a re-arm at EOF", d, m, recv::multishot_eof),
+        sc("recv_multishot_reset", "recv", "multishot RECV armed when the peer resets the connection", d, m, recv::multishot_reset),
+        sc("recv_multishot_cancel", "recv", "multishot RECV cancelled by user_data", d, m, recv::multishot_cancel),
+        sc("recv_multishot_full_cq", "recv", "multishot RECV, 64 B buffers, 2000 B into a CQ of 8 without reaping: ended by the full CQ with bytes in the final CQE; re-arm gets the rest", SMALL, m, recv::multishot_full_cq),
+        sc("recv_select_oneshot", "recv", "one-shot RECV with buffer select from a ring: buffer ids in ring order", d, m, recv::select_oneshot),
+        sc("recv_plain", "recv", "one-shot RECV into a user buffer", d, m, recv::plain),
+        sc("recv_waitall", "recv", "RECV with MSG_WAITALL completes only when all 100 B are there", d, m, recv::waitall),
+        sc("recv_peek", "recv", "RECV with MSG_PEEK then a normal RECV see the same bytes", d, m, recv::peek),
+        sc("recv_dontwait", "recv", "RECV with MSG_DONTWAIT on an empty socket", d, m, recv::dontwait),
+        sc("recvmsg", "recv", "RECVMSG into one iovec", d, m, recv::recvmsg),
+        sc("sendmsg", "send", "SENDMSG from two iovecs", d, m, send::sendmsg),
+        // legacy provided buffers
+        sc("provide_buffers_recv", "buffers", "PROVIDE_BUFFERS (4 x 128 B, ids 10..13) then multishot RECV takes them in FIFO order", d, m, bufs::provide_recv),
+        sc("remove_buffers", "buffers", "REMOVE_BUFFERS of 3, then of 10 from a group of 8, then from the emptied group", d, m, bufs::remove),
+        sc("provide_buffers_on_ring_group", "buffers", "PROVIDE_BUFFERS into a group that is a registered buffer ring", d, m, bufs::provide_on_ring),
+        sc("legacy_group_empty", "buffers", "one-shot RECV from a legacy group after its only buffer was used", d, m, bufs::legacy_empty),
+        // poll
+        sc("poll_oneshot_ready", "poll", "one-shot POLL_ADD(POLLOUT) on a connected socket completes at once", d, m, poll::oneshot_ready),
+        sc("poll_oneshot_trigger", "poll", "one-shot POLL_ADD(POLLIN) waits, then fires when data arrives", d, m, poll::oneshot_trigger),
+        sc("poll_multishot_triggers", "poll", "multishot POLL_ADD(POLLIN): one CQE per arrival, then POLL_REMOVE", d, m, poll::multishot_triggers),
+        sc("poll_multishot_ready_at_arm", "poll", "multishot POLL_ADD(POLLIN) armed on a readable socket", d, m, poll::multishot_ready_at_arm),
+        sc("poll_update_events", "poll", "POLL_REMOVE with IORING_POLL_UPDATE_EVENTS turns a waiting POLLIN poll into POLLOUT", d, m, poll::update_events),
+        sc("poll_update_user_data", "poll", "POLL_REMOVE with IORING_POLL_UPDATE_USER_DATA: the poll completes under the new user_data", d, m, poll::update_user_data),
+        sc("poll_remove_enoent", "poll", "POLL_REMOVE of an unknown user_data", d, m, poll::remove_enoent),
+        sc("poll_rdhup", "poll", "POLL_ADD(POLLIN|POLLRDHUP) fires on the peer's FIN", d, m, poll::rdhup),
+        sc("poll_listener", "poll", "POLL_ADD(POLLIN) on a listener fires when a connection is queued", d, m, poll::listener),
+        // cancel
+        sc("cancel_by_user_data", "cancel", "ASYNC_CANCEL of one of two pending RECVs by user_data", d, m, cancel::by_user_data),
+        sc("cancel_by_fd", "cancel", "ASYNC_CANCEL with IORING_ASYNC_CANCEL_FD, then _FD|_ALL on a socket with two requests", d, m, cancel::by_fd),
+        sc("cancel_all_user_data", "cancel", "ASYNC_CANCEL with IORING_ASYNC_CANCEL_ALL of three polls sharing a user_data", d, m, cancel::all_user_data),
+        sc("cancel_any", "cancel", "ASYNC_CANCEL with IORING_ASYNC_CANCEL_ANY cancels every request in flight", d, m, cancel::any),
+        sc("cancel_by_opcode", "cancel", "ASYNC_CANCEL with IORING_ASYNC_CANCEL_OP: the pending RECV, not the POLL", d, m, cancel::by_opcode),
+        sc("cancel_all_no_match", "cancel", "ASYNC_CANCEL with _ALL and with _ANY when nothing matches", d, m, cancel::all_no_match),
+        sc("cancel_enoent", "cancel", "ASYNC_CANCEL of an unknown user_data, and of a request that already completed", d, m, cancel::enoent),
+        sc("cancel_ealready", "cancel", "ASYNC_CANCEL of a request running in an io-wq worker (SPLICE from an empty pipe): -EALREADY", d, Expect::Known("-EALREADY means the target is executing in a kernel worker thread; ringline runs every op inside the engine step and has no pipe ops (SPLICE is -EOPNOTSUPP), so no TCP op can ever be \"too late to cancel\""), cancel::ealready),
+        // send
+        sc("send_small", "send", "SEND of 100 B; the peer reads them", d, m, send::small),
+        sc("send_partial", "send", "SEND of 64 MiB without MSG_WAITALL to a peer that does not read: partial progress", d, m, send::partial),
+        sc("send_waitall_large", "send", "SEND of 1 MiB with MSG_WAITALL to a reading peer: all of it", d, m, send::waitall_large),
+        sc("send_after_reset", "send", "two SENDs after the peer reset the connection", d, m, send::after_reset),
+        sc("send_after_shutdown", "send", "SEND after SHUTDOWN(SHUT_WR)", d, m, send::after_shutdown),
+        sc("send_zc", "send", "SEND_ZC of 5 B: the result CQE with F_MORE, then the notification", d, m, send::zc),
+        // connect, shutdown, close
+        sc("connect_refused", "connect", "CONNECT to a port where nothing listens", d, m, conn::refused),
+        sc("connect_ok", "connect", "CONNECT to a listening peer, data to it, then CONNECT again", d, m, conn::ok),
+        sc("shutdown_wr", "shutdown", "SHUTDOWN(SHUT_WR): the peer sees EOF, the app still receives", d, m, conn::shutdown_wr),
+        sc("shutdown_rd", "shutdown", "SHUTDOWN(SHUT_RD), then RECV", d, m, conn::shutdown_rd),
+        sc("close_twice", "close", "CLOSE of a fresh socket, then CLOSE again", d, m, conn::close_twice),
+        sc("close_with_recv_in_flight", "close", "CLOSE of a socket with a RECV pending, then the peer sends", d, Expect::Known("ringline completes requests parked on a closed socket with -ECANCELED; Linux keeps the file alive until they finish, so the RECV still gets the data"), conn::close_with_recv),
+        sc("close_listener_with_accept", "close", "CLOSE of a listener with a multishot ACCEPT pending, then a peer connects", d, Expect::Known("ringline ends the pending ACCEPT with -ECANCELED and stops listening; Linux keeps the listener alive (the request holds the file), so the connection is still accepted"), conn::close_listener),
+        // SQE flags
+        sc("link_chain", "sqe flags", "three NOPs linked with IOSQE_IO_LINK complete in order", d, m, flags::link_chain),
+        sc("link_failure", "sqe flags", "a failed (injected -EINVAL) linked NOP cancels the rest of the chain", d, m, flags::link_failure),
+        sc("link_short_recv", "sqe flags", "a linked RECV with MSG_WAITALL that gets fewer bytes (EOF) breaks the chain", d, m, flags::link_short_recv),
+        sc("link_recv_send", "sqe flags", "RECV linked to a SEND: the SEND starts after the data arrived", d, m, flags::link_recv_send),
+        sc("hardlink", "sqe flags", "IOSQE_IO_HARDLINK: a failed NOP does not cancel the next", d, m, flags::hardlink),
+        sc("drain", "sqe flags", "IOSQE_IO_DRAIN: a NOP waits for an earlier pending RECV", d, m, flags::drain),
+        sc("cqe_skip_success", "sqe flags", "IOSQE_CQE_SKIP_SUCCESS: no CQE on success, a CQE on failure", d, m, flags::cqe_skip),
+        sc("sqe_async", "sqe flags", "IOSQE_ASYNC on NOP and RECV", d, m, flags::async_flag),
+        // timeouts and NOP
+        sc("timeout_fires", "timeout", "TIMEOUT of 20 ms fires with -ETIME", d, m, timeout::fires),
+        sc("timeout_count", "timeout", "TIMEOUT with a completion count of 2, then two NOPs", d, m, timeout::count),
+        sc("timeout_cancel", "timeout", "ASYNC_CANCEL of a pending TIMEOUT", d, m, timeout::cancel),
+        sc("timeout_remove", "timeout", "TIMEOUT_REMOVE of a pending TIMEOUT", d, m, timeout::remove),
+        sc("link_timeout_fires", "timeout", "RECV linked to a LINK_TIMEOUT of 20 ms, no data: the RECV is cancelled", d, m, timeout::link_fires),
+        sc("link_timeout_not_fired", "timeout", "RECV linked to a LINK_TIMEOUT of 10 s, data arrives: the timeout is cancelled", d, m, timeout::link_not_fired),
+        sc("nop", "nop", "NOP, and NOP with IORING_NOP_INJECT_RESULT (42 and -ETIMEDOUT)", d, m, timeout::nop),
+        // invalid SQEs
+        sc("invalid_opcode", "invalid", "opcodes IORING_OP_LAST and 200", d, m, invalid::opcode),
+        sc("invalid_fd", "invalid", "RECV, POLL_ADD, SHUTDOWN and CLOSE on fds that are not open", d, m, invalid::bad_fd),
+        sc("invalid_sqe_flags", "invalid", "unknown SQE flag bit, IOSQE_FIXED_FILE without a file table, unknown personality", d, m, invalid::sqe_flags),
+        sc("invalid_recv_flags", "invalid", "multishot RECV without buffer select, multishot with MSG_WAITALL, unknown ioprio bits on RECV and ACCEPT", d, m, invalid::recv_flags),
+        sc("invalid_misc", "invalid", "POLL_ADD with IORING_POLL_ADD_LEVEL, multishot poll with CQE_SKIP_SUCCESS, unknown NOP flag", d, m, invalid::misc),
+        sc("invalid_unconnected", "invalid", "RECV, SEND, SHUTDOWN and ACCEPT on a socket that is not connected; CONNECT on a listener", d, m, invalid::unconnected),
+        sc("socket_ipv6", "invalid", "SOCKET(AF_INET6, SOCK_STREAM)", d, Expect::Known("ringline is IPv4 only (SOCKET with AF_INET6 is -EAFNOSUPPORT)"), invalid::ipv6),
+        // CQ overflow
+        sc("overflow_in_order", "overflow", "20 NOPs into a CQ of 8 without reaping: backlog, IORING_SQ_CQ_OVERFLOW, then flushed in order", SMALL, m, overflow::in_order),
+        sc("overflow_new_after_backlog", "overflow", "with a backlog, the app reaps 3 without entering, submits 3 more NOPs: they queue behind the backlog", SMALL, m, overflow::new_after_backlog),
+        sc("overflow_multishot_ends", "overflow", "a multishot ACCEPT firing while the CQ is full and backlogged ends with its socket in the final CQE, behind the backlog", SMALL, m, overflow::multishot_ends),
+    ];
+    v.sort_by_key(|s| area_rank(s.area));
+    v
+}
+
+fn area_rank(a: &str) -> usize {
+    [
+        "accept",
+        "recv",
+        "buffers",
+        "poll",
+        "cancel",
+        "send",
+        "connect",
+        "shutdown",
+        "close",
+        "sqe flags",
+        "timeout",
+        "nop",
+        "invalid",
+        "overflow",
+    ]
+    .iter()
+    .position(|x| *x == a)
+    .unwrap_or(99)
+}

@@ -1,0 +1,185 @@
+//! SEND: small, partial progress, MSG_WAITALL, after reset/shutdown, SEND_ZC.
+
+use ringline_ring::abi;
+use ringline_ring::opcode;
+
+use super::{call, pattern, raw, R};
+use crate::Ctx;
+
+/// Records whether the peer got exactly `sent` (with the byte count when `count`).
+fn record_peer(c: &mut Ctx, what: &str, got: &crate::backend::PeerRx, sent: &[u8], count: bool) {
+    let ok = got.data.len() == sent.len() && got.data == sent;
+    let n = if count {
+        format!("{} B, ", got.data.len())
+    } else {
+        String::new()
+    };
+    c.line(format!(
+        "{what}: {n}{}",
+        if ok {
+            "exactly what was sent"
+        } else {
+            "NOT what was sent"
+        }
+    ));
+}
+
+pub fn small(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    c.backend().peer_start_reading(p);
+    let data = pattern(100, 30);
+    let d = c.bytes(&data);
+    call(
+        c,
+        "send",
+        opcode::Send::new(fd, d, 100).user_data(1).build(),
+    )?;
+    c.record(1);
+    let got = c.peer_wait(p, 100);
+    record_peer(c, "peer received", &got, &data, true);
+    Ok(())
+}
+
+pub fn partial(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    let len = 64usize << 20;
+    let data = pattern(len, 31);
+    let d = c.bytes(&data);
+    let r = call(
+        c,
+        "send(64 MiB)",
+        opcode::Send::new(fd, d, len as u32).user_data(1).build(),
+    )?;
+    let class = if r.res < 0 {
+        format!("-{}", crate::errno_name(-r.res))
+    } else if (r.res as usize) < len {
+        "partial (0 < res < len)".to_string()
+    } else {
+        "all of it".to_string()
+    };
+    c.line(format!(
+        "send(64 MiB): {class}{}",
+        crate::ctx::flags_token(r.flags)
+    ));
+    if r.res > 0 {
+        c.backend().peer_start_reading(p);
+        let n = r.res as usize;
+        let got = c.peer_wait(p, n);
+        c.quiet();
+        let got2 = c.backend().peer_rx(p);
+        let extra = got2.data.len().saturating_sub(got.data.len());
+        record_peer(
+            c,
+            "peer received (res bytes expected)",
+            &got2,
+            &data[..n],
+            false,
+        );
+        c.line(format!("bytes beyond res: {extra}"));
+    }
+    Ok(())
+}
+
+pub fn waitall_large(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    c.backend().peer_start_reading(p);
+    let len = 1usize << 20;
+    let data = pattern(len, 32);
+    let d = c.bytes(&data);
+    c.submit_one(
+        "send(1 MiB, WAITALL)",
+        opcode::Send::new(fd, d, len as u32)
+            .flags(libc::MSG_WAITALL)
+            .user_data(1)
+            .build(),
+    )?;
+    let got = c.peer_wait(p, len);
+    c.wait_final(1);
+    c.record(1);
+    record_peer(c, "peer received", &got, &data, true);
+    Ok(())
+}
+
+pub fn after_reset(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    let d = c.bytes(b"unread!!");
+    call(c, "send", opcode::Send::new(fd, d, 8).user_data(1).build())?;
+    c.quiet();
+    // The peer closes with unread data: RST.
+    c.backend().peer_close(p);
+    c.quiet();
+    call(
+        c,
+        "send after reset",
+        opcode::Send::new(fd, d, 8).user_data(2).build(),
+    )?;
+    call(
+        c,
+        "send again",
+        opcode::Send::new(fd, d, 8).user_data(3).build(),
+    )?;
+    c.record_all(&[1, 2, 3]);
+    Ok(())
+}
+
+pub fn after_shutdown(c: &mut Ctx) -> R {
+    let (fd, _p) = c.backend().app_conn()?;
+    call(
+        c,
+        "shutdown(WR)",
+        opcode::Shutdown::new(fd, libc::SHUT_WR)
+            .user_data(1)
+            .build(),
+    )?;
+    let d = c.bytes(b"late");
+    call(c, "send", opcode::Send::new(fd, d, 4).user_data(2).build())?;
+    c.record_all(&[1, 2]);
+    Ok(())
+}
+
+pub fn zc(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    c.backend().peer_start_reading(p);
+    let data = pattern(5, 33);
+    let d = c.bytes(&data);
+    let mut s = raw(abi::IORING_OP_SEND_ZC, fd, 1);
+    s.addr = d as u64;
+    s.len = 5;
+    c.submit_one("send_zc", s)?;
+    c.wait_final(1);
+    c.record(1);
+    let got = c.peer_wait(p, 5);
+    record_peer(c, "peer received", &got, &data, true);
+    Ok(())
+}
+
+pub fn sendmsg(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    c.backend().peer_start_reading(p);
+    let data = pattern(30, 34);
+    let a = c.bytes(&data[..10]);
+    let b = c.bytes(&data[10..]);
+    let iov = c.keep([
+        libc::iovec {
+            iov_base: a as *mut libc::c_void,
+            iov_len: 10,
+        },
+        libc::iovec {
+            iov_base: b as *mut libc::c_void,
+            iov_len: 20,
+        },
+    ]);
+    // SAFETY: an all-zero msghdr is valid (null pointers, zero lengths).
+    let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
+    mh.msg_iov = iov.cast();
+    mh.msg_iovlen = 2;
+    let mh = c.keep(mh);
+    let mut s = raw(abi::IORING_OP_SENDMSG, fd, 1);
+    s.addr = mh as u64;
+    s.len = 1;
+    call(c, "sendmsg", s)?;
+    c.record(1);
+    let got = c.peer_wait(p, 30);
+    record_peer(c, "peer received", &got, &data, true);
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! TIMEOUT, TIMEOUT_REMOVE, LINK_TIMEOUT, NOP.
+
+use ringline_ring::abi::{self, IOSQE_IO_LINK};
+use ringline_ring::opcode;
+
+use super::{call, pattern, raw, R};
+use crate::Ctx;
+
+pub fn fires(c: &mut Ctx) -> R {
+    let ts = c.timespec_ms(20);
+    c.submit_one(
+        "timeout(20 ms)",
+        opcode::Timeout::new(ts).user_data(1).build(),
+    )?;
+    c.wait_final(1);
+    c.record(1);
+    Ok(())
+}
+
+pub fn count(c: &mut Ctx) -> R {
+    let ts = c.timespec_ms(10_000);
+    c.submit_one(
+        "timeout(10 s, count 2)",
+        opcode::Timeout::new(ts).count(2).user_data(1).build(),
+    )?;
+    c.quiet();
+    c.submit_one("nop 1", opcode::Nop::new().user_data(2).build())?;
+    c.submit_one("nop 2", opcode::Nop::new().user_data(3).build())?;
+    c.wait_finals(&[1, 2, 3]);
+    c.record_order(&[1, 2, 3]);
+    Ok(())
+}
+
+pub fn cancel(c: &mut Ctx) -> R {
+    let ts = c.timespec_ms(10_000);
+    c.submit_one(
+        "timeout(10 s)",
+        opcode::Timeout::new(ts).user_data(1).build(),
+    )?;
+    c.quiet();
+    c.submit_one("cancel", opcode::AsyncCancel::new(1).user_data(2).build())?;
+    c.wait_finals(&[1, 2]);
+    c.record_order(&[1, 2]);
+    Ok(())
+}
+
+pub fn remove(c: &mut Ctx) -> R {
+    let ts = c.timespec_ms(10_000);
+    c.submit_one(
+        "timeout(10 s)",
+        opcode::Timeout::new(ts).user_data(1).build(),
+    )?;
+    c.quiet();
+    let mut s = raw(abi::IORING_OP_TIMEOUT_REMOVE, -1, 2);
+    s.addr = 1;
+    c.submit_one("timeout_remove", s)?;
+    c.wait_finals(&[1, 2]);
+    c.record_order(&[1, 2]);
+    Ok(())
+}
+
+pub fn link_fires(c: &mut Ctx) -> R {
+    let (fd, _p) = c.backend().app_conn()?;
+    let buf = c.mem(64);
+    let ts = c.timespec_ms(20);
+    c.push(
+        "recv",
+        opcode::Recv::new(fd, buf, 64)
+            .sqe_flags(IOSQE_IO_LINK)
+            .user_data(1)
+            .build(),
+    )?;
+    c.push(
+        "link_timeout(20 ms)",
+        opcode::LinkTimeout::new(ts).user_data(2).build(),
+    )?;
+    c.submit();
+    c.wait_finals(&[1, 2]);
+    c.record_order(&[1, 2]);
+    Ok(())
+}
+
+pub fn link_not_fired(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    let buf = c.mem(64);
+    let ts = c.timespec_ms(10_000);
+    c.push(
+        "recv",
+        opcode::Recv::new(fd, buf, 64)
+            .sqe_flags(IOSQE_IO_LINK)
+            .user_data(1)
+            .build(),
+    )?;
+    c.push(
+        "link_timeout(10 s)",
+        opcode::LinkTimeout::new(ts).user_data(2).build(),
+    )?;
+    c.submit();
+    c.quiet();
+    c.peer_send(p, &pattern(5, 60))?;
+    c.wait_finals(&[1, 2]);
+    c.record_order(&[1, 2]);
+    Ok(())
+}
+
+pub fn nop(c: &mut Ctx) -> R {
+    call(c, "nop", opcode::Nop::new().user_data(1).build())?;
+    call(
+        c,
+        "nop(inject 42)",
+        opcode::Nop::new().inject_result(42).user_data(2).build(),
+    )?;
+    call(
+        c,
+        "nop(inject -ETIMEDOUT)",
+        opcode::Nop::new()
+            .inject_result(-libc::ETIMEDOUT)
+            .user_data(3)
+            .build(),
+    )?;
+    c.record_all(&[1, 2, 3]);
+    Ok(())
+}
