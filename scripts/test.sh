@@ -5,7 +5,12 @@
 #  2. the loom models of the ring's atomic protocols;
 #  3. the DPDK tests (cargo feature `dpdk`) when the system DPDK is installed
 #     (Debian: libdpdk-dev pkg-config clang libclang-dev); skipped, with a
-#     message, when it is not. CI installs it, so CI runs them all.
+#     message, when it is not. CI installs it, so CI runs them all: the
+#     dataplane's (net_ring, EAL errors, TAP checksums) and the command's
+#     (the echo suite on a net_ring pair and over memif between two
+#     processes, a Linux TCP peer through net_tap in a namespace, bad
+#     configurations). The tests that need root or /dev/net/tun say so and
+#     skip where they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +24,7 @@ RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p ringline-ring 
 if pkg-config --exists libdpdk 2>/dev/null; then
     echo "== DPDK tests (feature dpdk, DPDK $(pkg-config --modversion libdpdk))"
     cargo test -p ringline-dataplane --features dpdk
+    cargo test -p ringline-apps --features dpdk
 else
     echo "== DPDK tests SKIPPED: libdpdk not found by pkg-config"
     echo "   install with: apt-get install -y libdpdk-dev pkg-config clang libclang-dev"

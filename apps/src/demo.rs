@@ -1,20 +1,21 @@
 //! `ringline demo`: the echo server and the load generator on two engines,
-//! two threads, one loopback wire.
+//! two threads, one wire: the in-memory loopback wire by default, or with
+//! `--dpdk "<EAL args>"` a pair of DPDK `net_ring` ports joined back to back
+//! inside the process (the same two engines, over mbufs and the ethdev API).
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use ringline::{open, Clock, EngineConfig};
-use ringline_dataplane::{LoopbackWire, WireConfig};
+use ringline_dataplane::{LoopbackWire, MacAddr, Nic, WireConfig};
 use ringline_ring::ring::RingConfig;
-use serde::Serialize;
 
 use crate::echo::{self, EchoOpts};
 use crate::loadgen::{self, LiveCounters, LoadOpts};
+use crate::report::{self, LoadReport};
 
 /// Options of `ringline demo`.
 #[derive(Args, Clone, Debug)]
@@ -31,29 +32,11 @@ pub struct DemoArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
-}
-
-/// The demo's result, as printed with `--json`.
-#[derive(Serialize, Debug)]
-pub struct DemoReport {
-    /// Always "loopback".
-    pub transport: &'static str,
-    /// Connections that came up.
-    pub connections: usize,
-    /// Measured seconds.
-    pub duration_s: f64,
-    /// Echo round trips completed.
-    pub requests: u64,
-    /// Errors.
-    pub errors: u64,
-    /// Round trips per second.
-    pub req_per_sec: f64,
-    /// Median round trip, µs.
-    pub p50_us: f64,
-    /// 99th percentile, µs.
-    pub p99_us: f64,
-    /// 99.9th percentile, µs.
-    pub p999_us: f64,
+    /// Instead of the loopback wire, join the two engines with a pair of DPDK
+    /// net_ring ports created inside this process, with these EAL arguments,
+    /// e.g. "--no-huge -m 512 --no-pci" (needs --features dpdk).
+    #[arg(long, value_name = "EAL_ARGS", allow_hyphen_values = true)]
+    pub dpdk: Option<String>,
 }
 
 const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -67,26 +50,117 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
     if a.size < 16 || a.size > 65_536 {
         return Err("--size must be between 16 and 65536".into());
     }
-    if !(a.duration > 0.0) {
+    if !a.duration.is_finite() || a.duration <= 0.0 {
         return Err("--duration must be positive".into());
     }
-    let wire_cfg = WireConfig { frames_per_direction: 32768, ..WireConfig::default() };
+    match &a.dpdk {
+        None => loopback(a),
+        Some(line) => dpdk_pair(a, line),
+    }
+}
+
+/// The default: the two engines on the in-memory loopback wire.
+fn loopback(a: &DemoArgs) -> Result<(), String> {
+    let wire_cfg = WireConfig {
+        frames_per_direction: 32768,
+        ..WireConfig::default()
+    };
     let (port_a, port_b) = LoopbackWire::pair(&wire_cfg);
+    run_pair(
+        a,
+        "loopback",
+        move || Ok(port_a),
+        move || Ok(port_b),
+        Some((wire_cfg.mac_a, wire_cfg.mac_b)),
+    )
+}
+
+/// The two engines on a DPDK net_ring pair. The EAL is initialised here, on
+/// the main thread; each engine thread attaches to it and creates its own
+/// pool and port, which never leave that thread.
+#[cfg(feature = "dpdk")]
+fn dpdk_pair(a: &DemoArgs, line: &str) -> Result<(), String> {
+    use ringline_dataplane::dpdk::{
+        net_ring_pair, DpdkPort, Eal, EalShare, Mempool, MempoolConfig, PortConfig,
+    };
+
+    let args = crate::transport::with_default_eal_args(crate::transport::split_eal_args(line));
+    let eal = Eal::init(&args).map_err(|e| e.to_string())?;
+    // Each direction's ring holds a few bursts per connection at most.
+    let [server_port, client_port] =
+        net_ring_pair(&eal, "demo", 16384).map_err(|e| e.to_string())?;
+    let opener = |share: EalShare, port_id: u16, pool_name: &'static str| {
+        move || -> Result<DpdkPort, String> {
+            let eal = share.attach();
+            let pool = Mempool::new(
+                &eal,
+                pool_name,
+                &MempoolConfig {
+                    mbufs: 32767,
+                    // Engine threads are not EAL lcores: no per-lcore cache.
+                    cache_size: 0,
+                    ..MempoolConfig::default()
+                },
+            )
+            .map_err(|e| e.to_string())?;
+            DpdkPort::open(&eal, port_id, &pool, &PortConfig::default()).map_err(|e| e.to_string())
+        }
+    };
+    let r = run_pair(
+        a,
+        "dpdk:net_ring",
+        opener(eal.share(), server_port, "demo_server"),
+        opener(eal.share(), client_port, "demo_client"),
+        // net_ring ports have no MAC of their own (all zero) and filter
+        // nothing: the engines find each other with ARP.
+        None,
+    );
+    // The engine threads have ended, so this is the last handle unless a
+    // pool had to be kept for stray mbufs; the EAL is cleaned up here.
+    drop(eal);
+    r
+}
+
+#[cfg(not(feature = "dpdk"))]
+fn dpdk_pair(_a: &DemoArgs, _line: &str) -> Result<(), String> {
+    Err(crate::transport::TransportError::NoDpdkSupport.to_string())
+}
+
+/// Runs the echo server and the load generator on two threads, each on the
+/// NIC its `make_*` closure creates on that thread, and prints the report.
+/// `macs` are the server's and client's MACs when the engines should use
+/// static neighbours instead of ARP.
+fn run_pair<N, FS, FC>(
+    a: &DemoArgs,
+    transport: &str,
+    make_server: FS,
+    make_client: FC,
+    macs: Option<(MacAddr, MacAddr)>,
+) -> Result<(), String>
+where
+    N: Nic,
+    FS: FnOnce() -> Result<N, String> + Send + 'static,
+    FC: FnOnce() -> Result<N, String> + Send + 'static,
+{
     let stop = Arc::new(AtomicBool::new(false));
     let live = Arc::new(LiveCounters::default());
     let conns = a.connections;
-    let engine = |ip: Ipv4Addr, peer: Ipv4Addr, peer_mac| EngineConfig {
+    let engine = |ip: Ipv4Addr, peer: Ipv4Addr, peer_mac: Option<MacAddr>| EngineConfig {
         ip,
-        static_neighbors: vec![(peer, peer_mac)],
+        static_neighbors: peer_mac.map(|m| vec![(peer, m)]).unwrap_or_default(),
         rx_buffer: 8 * 1024,
         tx_buffer: 8 * 1024,
         prealloc_connections: conns,
         max_connections: conns + 1024,
         ..EngineConfig::default()
     };
-    let ring_cfg = RingConfig { sq_entries: 4096, cq_entries: Some(16384), ..RingConfig::default() };
+    let ring_cfg = RingConfig {
+        sq_entries: 4096,
+        cq_entries: Some(16384),
+        ..RingConfig::default()
+    };
 
-    let srv_cfg = engine(SERVER_IP, CLIENT_IP, wire_cfg.mac_b);
+    let srv_cfg = engine(SERVER_IP, CLIENT_IP, macs.map(|m| m.1));
     let srv_ring = ring_cfg.clone();
     let srv_stop = stop.clone();
     let ready = Arc::new(AtomicBool::new(false));
@@ -95,15 +169,28 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
         .name("ringline-server".into())
         .spawn(move || -> Result<echo::EchoStats, String> {
             crate::sys::pin_to_cpu(0);
-            let mut rt = open(port_a, &srv_ring, srv_cfg, Clock::monotonic()).map_err(|e| e.to_string())?;
-            let r = echo::serve(&mut rt, SERVER_IP, &EchoOpts { port: 7, ..EchoOpts::default() }, &srv_ready, &srv_stop);
+            let r = (|| {
+                let nic = make_server()?;
+                let mut rt =
+                    open(nic, &srv_ring, srv_cfg, Clock::monotonic()).map_err(|e| e.to_string())?;
+                echo::serve(
+                    &mut rt,
+                    SERVER_IP,
+                    &EchoOpts {
+                        port: 7,
+                        ..EchoOpts::default()
+                    },
+                    &srv_ready,
+                    &srv_stop,
+                )
+            })();
             // Unblock the client even if the server failed to start.
             srv_ready.store(true, Ordering::Release);
             r
         })
         .map_err(|e| e.to_string())?;
 
-    let cli_cfg = engine(CLIENT_IP, SERVER_IP, wire_cfg.mac_a);
+    let cli_cfg = engine(CLIENT_IP, SERVER_IP, macs.map(|m| m.0));
     let cli_live = live.clone();
     let cli_ready = ready.clone();
     let load = LoadOpts {
@@ -118,7 +205,9 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
         .name("ringline-client".into())
         .spawn(move || -> Result<loadgen::LoadResult, String> {
             crate::sys::pin_to_cpu(1);
-            let mut rt = open(port_b, &ring_cfg, cli_cfg, Clock::monotonic()).map_err(|e| e.to_string())?;
+            let nic = make_client()?;
+            let mut rt =
+                open(nic, &ring_cfg, cli_cfg, Clock::monotonic()).map_err(|e| e.to_string())?;
             // Start only once the server listens (its Release store pairs with this Acquire).
             while !cli_ready.load(Ordering::Acquire) {
                 std::thread::sleep(Duration::from_millis(1));
@@ -127,68 +216,38 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
         })
         .map_err(|e| e.to_string())?;
 
-    let bar = if a.json { ProgressBar::hidden() } else { ProgressBar::new_spinner() };
-    bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed}] {msg}").expect("template"));
-    let t0 = Instant::now();
-    let mut last = (Instant::now(), 0u64);
-    while !client.is_finished() {
-        std::thread::sleep(Duration::from_millis(100));
-        let req = live.requests.load(Ordering::Relaxed);
-        let now = Instant::now();
-        let rate = (req - last.1) as f64 / now.duration_since(last.0).as_secs_f64();
-        last = (now, req);
-        if live.measuring.load(Ordering::Relaxed) == 0 {
-            bar.set_message(format!(
-                "connecting {}/{}",
-                live.connected.load(Ordering::Relaxed),
-                a.connections
-            ));
-        } else {
-            bar.set_message(format!(
-                "{} round trips, {:.0} req/s, {} errors",
-                req,
-                rate,
-                live.errors.load(Ordering::Relaxed)
-            ));
-        }
-        bar.tick();
-        if t0.elapsed() > Duration::from_secs_f64(a.duration + 120.0) {
-            break;
-        }
-    }
-    bar.finish_and_clear();
-    let res = client.join().map_err(|_| "client thread panicked".to_string())??;
+    report::show_progress(
+        &live,
+        a.connections,
+        a.json,
+        Duration::from_secs_f64(a.duration + 120.0),
+        || client.is_finished(),
+    );
+    let res = client
+        .join()
+        .map_err(|_| "client thread panicked".to_string());
+    // Stop the server whatever happened to the client.
     stop.store(true, Ordering::Relaxed);
-    let srv = server.join().map_err(|_| "server thread panicked".to_string())??;
+    let srv = server
+        .join()
+        .map_err(|_| "server thread panicked".to_string())??;
+    let res = res??;
 
-    let q = |p: f64| res.hist.value_at_quantile(p) as f64 / 1000.0;
-    let report = DemoReport {
-        transport: "loopback",
-        connections: res.connected,
-        duration_s: res.duration_s,
-        requests: res.requests,
-        errors: res.errors + srv.errors,
-        req_per_sec: if res.duration_s > 0.0 { res.requests as f64 / res.duration_s } else { 0.0 },
-        p50_us: q(0.5),
-        p99_us: q(0.99),
-        p999_us: q(0.999),
-    };
-    if a.json {
-        println!("{}", serde_json::to_string(&report).map_err(|e| e.to_string())?);
-    } else {
-        println!("ringline demo: echo over the loopback wire ({} B requests)", a.size);
-        println!("{:<14} {:>14}", "metric", "value");
-        println!("{:<14} {:>14}", "connections", report.connections);
-        println!("{:<14} {:>14.2}", "duration s", report.duration_s);
-        println!("{:<14} {:>14}", "requests", report.requests);
-        println!("{:<14} {:>14}", "errors", report.errors);
-        println!("{:<14} {:>14.0}", "req/s", report.req_per_sec);
-        println!("{:<14} {:>14.1}", "p50 µs", report.p50_us);
-        println!("{:<14} {:>14.1}", "p99 µs", report.p99_us);
-        println!("{:<14} {:>14.1}", "p999 µs", report.p999_us);
-        println!("{:<14} {:>14.2}", "connect s", res.connect_s);
-        println!("{:<14} {:>14}", "server accepts", srv.accepted);
-    }
+    let report = LoadReport::new(transport.to_owned(), &res, srv.errors);
+    report.print(
+        &format!(
+            "ringline demo: echo over {} ({} B requests)",
+            if transport == "loopback" {
+                "the loopback wire"
+            } else {
+                "a DPDK net_ring pair"
+            },
+            a.size
+        ),
+        res.connect_s,
+        Some(srv.accepted),
+        a.json,
+    )?;
     if report.errors > 0 {
         return Err(format!("{} errors", report.errors));
     }

@@ -1,18 +1,21 @@
 //! The load generator: C persistent connections, each sending a request of
 //! `size` bytes and waiting for its echo before the next one; round-trip
-//! latency into an HDR histogram. Runs on any NIC.
+//! latency into an HDR histogram. Runs on any [`Uring`]: ringline on any NIC,
+//! or the kernel's io_uring (the benchmark's `kernel-uring` backend).
+//!
+//! Also the benchmark's other client shapes: [`storm`] (connect, one echo,
+//! close, many clients at once) and [`stream`] (one connection sending as fast
+//! as it can).
 
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use ringline::Runtime;
-use ringline_dataplane::Nic;
 use ringline_ring::abi::Cqe;
 use ringline_ring::opcode;
 
-use crate::sys::push;
+use crate::sys::{push, Uring};
 
 const T_SOCKET: u64 = 1;
 const T_CONNECT: u64 = 2;
@@ -29,7 +32,7 @@ fn ud(tag: u64, conn: usize) -> u64 {
 pub struct LoadOpts {
     /// Server address.
     pub server: Ipv4Addr,
-    /// Server port.
+    /// Server port (the first one, see [`Shape::ports`]).
     pub port: u16,
     /// Concurrent connections.
     pub connections: usize,
@@ -41,17 +44,81 @@ pub struct LoadOpts {
     pub connect_timeout: Duration,
 }
 
+/// How the load spreads over ports and connections (the benchmark's
+/// variations; [`run`] uses the default).
+#[derive(Clone, Debug)]
+pub struct Shape {
+    /// Connection `i` goes to `port + i % ports` (several ports let one
+    /// client address open more connections than there are ephemeral ports).
+    pub ports: u16,
+    /// Most requests in flight at once; `None` means one per connection.
+    /// Fewer than `connections` gives sparse traffic: each finished request
+    /// starts the next on the next idle connection, round robin.
+    pub in_flight: Option<usize>,
+    /// Unmeasured warm-up after the connections are up: at least this long
+    /// and, when non-zero (and one request per connection), until every
+    /// connection has completed a round trip, so the measured phase starts
+    /// in steady state rather than in the first burst of C requests.
+    pub warmup: Duration,
+}
+
+impl Default for Shape {
+    fn default() -> Self {
+        Shape {
+            ports: 1,
+            in_flight: None,
+            warmup: Duration::ZERO,
+        }
+    }
+}
+
 /// Live counters the progress display reads (written by the load thread only).
 #[derive(Default)]
 pub struct LiveCounters {
-    /// Completed round trips.
+    /// Completed round trips (or bytes, for [`stream`]).
     pub requests: AtomicU64,
     /// Errors so far.
     pub errors: AtomicU64,
     /// Connections established.
     pub connected: AtomicU64,
-    /// 1 once the measured phase started.
+    /// 1 once the measured phase started, 2 once it ended.
     pub measuring: AtomicU64,
+    /// Thread CPU clocks to sample at the start and end of the measured
+    /// phase (`crate::sys::thread_cpu_clock`; 0 = none). Set by whoever
+    /// starts the threads, read by the load thread.
+    pub cpu_clocks: [AtomicI32; 2],
+    /// CPU ns of each clock at the start of the measured phase.
+    pub cpu_start_ns: [AtomicU64; 2],
+    /// CPU ns of each clock at the end of the measured phase.
+    pub cpu_end_ns: [AtomicU64; 2],
+}
+
+impl LiveCounters {
+    /// Marks the start (`end == false`) or end of the measured phase and
+    /// samples the registered CPU clocks.
+    pub fn mark(&self, end: bool) {
+        for k in 0..2 {
+            let c = self.cpu_clocks[k].load(Ordering::Acquire);
+            let ns = if c != 0 { crate::sys::clock_ns(c) } else { 0 };
+            if end {
+                self.cpu_end_ns[k].store(ns, Ordering::Relaxed);
+            } else {
+                self.cpu_start_ns[k].store(ns, Ordering::Relaxed);
+            }
+        }
+        self.measuring
+            .store(if end { 2 } else { 1 }, Ordering::Release);
+    }
+
+    /// CPU ns used by each registered thread during the measured phase.
+    pub fn cpu_ns(&self) -> [u64; 2] {
+        let d = |k: usize| {
+            self.cpu_end_ns[k]
+                .load(Ordering::Relaxed)
+                .saturating_sub(self.cpu_start_ns[k].load(Ordering::Relaxed))
+        };
+        [d(0), d(1)]
+    }
 }
 
 /// The outcome of a run.
@@ -70,6 +137,34 @@ pub struct LoadResult {
     pub connect_s: f64,
 }
 
+/// Fills request `seq` of connection `conn`: its identity in the first 16
+/// bytes, then a pattern, so a misdirected or stale echo is detected.
+#[inline]
+pub fn fill_request(buf: &mut [u8], conn: usize, seq: u64) {
+    buf[..8].copy_from_slice(&(conn as u64).to_le_bytes());
+    buf[8..16].copy_from_slice(&seq.to_le_bytes());
+    for (k, b) in buf[16..].iter_mut().enumerate() {
+        *b = (k as u64 + seq) as u8;
+    }
+}
+
+/// How long to wait after the deadline for requests still in flight: they
+/// drain at the rate they were served, so a few of the slowest round trips
+/// seen (at least 2 s, at most 30 s).
+pub fn grace(hist: &Histogram<u64>) -> Duration {
+    let p99 = if hist.is_empty() {
+        0
+    } else {
+        hist.value_at_quantile(0.99)
+    };
+    Duration::from_nanos(3 * p99).clamp(Duration::from_secs(2), Duration::from_secs(30))
+}
+
+/// A latency histogram from 1 ns to 60 s, 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("histogram")
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum St {
     New,
@@ -84,48 +179,76 @@ struct Conn {
     st: St,
     seq: u64,
     t0: Instant,
-    sent: bool,
-    got: bool,
+    /// Completed a round trip (warm-up bookkeeping).
+    warmed: bool,
 }
 
-
 /// Runs the load; `live` is updated as it goes.
-pub fn run<N: Nic>(rt: &mut Runtime<N>, opts: &LoadOpts, live: &LiveCounters) -> LoadResult {
+pub fn run<R: Uring>(rt: &mut R, opts: &LoadOpts, live: &LiveCounters) -> LoadResult {
+    run_shaped(rt, opts, &Shape::default(), live)
+}
+
+/// Runs the load spread as `shape` says; `live` is updated as it goes.
+pub fn run_shaped<R: Uring>(
+    rt: &mut R,
+    opts: &LoadOpts,
+    shape: &Shape,
+    live: &LiveCounters,
+) -> LoadResult {
     let n = opts.connections;
     let size = opts.size.max(16);
+    let ports = shape.ports.max(1) as usize;
+    let cap = shape.in_flight.unwrap_or(n).clamp(1, n.max(1));
     let mut tx = vec![0u8; n * size];
     let mut rx = vec![0u8; n * size];
-    let sa = ringline_ring::app::sockaddr_in(opts.server.octets(), opts.port);
-    let mut conns: Vec<Conn> = (0..n)
-        .map(|_| Conn { fd: -1, st: St::New, seq: 0, t0: Instant::now(), sent: false, got: false })
+    let addrs: Vec<libc::sockaddr_in> = (0..ports)
+        .map(|k| ringline_ring::app::sockaddr_in(opts.server.octets(), opts.port + k as u16))
         .collect();
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("histogram");
+    let mut conns: Vec<Conn> = (0..n)
+        .map(|_| Conn {
+            fd: -1,
+            st: St::New,
+            seq: 0,
+            t0: Instant::now(),
+            warmed: false,
+        })
+        .collect();
+    let mut hist = new_histogram();
     let mut errors = 0u64;
     let mut requests = 0u64;
     let mut cqes: Vec<Cqe> = Vec::with_capacity(8192);
 
     for i in 0..n {
-        push(rt, opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0).user_data(ud(T_SOCKET, i)).build());
+        push(
+            rt,
+            opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
+                .user_data(ud(T_SOCKET, i))
+                .build(),
+        );
     }
     let start = Instant::now();
     let mut connected = 0usize;
     let mut settled = 0usize;
+    // Load starts once every connection settled; measuring after the warm-up.
+    let mut load_start: Option<Instant> = None;
     let mut measure_start: Option<Instant> = None;
     let mut deadline = None;
     let mut in_flight = 0usize;
+    let mut warmed = 0usize;
+    // Round-robin cursor for sparse traffic.
+    let mut cursor = 0usize;
 
-    let start_request = |rt: &mut Runtime<N>, c: &mut Conn, i: usize, tx: &mut [u8], rx: &mut [u8]| {
+    let start_request = |rt: &mut R, c: &mut Conn, i: usize, tx: &mut [u8], rx: &mut [u8]| {
         c.seq += 1;
         let buf = &mut tx[i * size..(i + 1) * size];
-        buf[..8].copy_from_slice(&(i as u64).to_le_bytes());
-        buf[8..16].copy_from_slice(&c.seq.to_le_bytes());
-        for (k, b) in buf[16..].iter_mut().enumerate() {
-            *b = (k as u64 + c.seq) as u8;
-        }
+        fill_request(buf, i, c.seq);
         let rbuf = rx[i * size..(i + 1) * size].as_mut_ptr();
         push(
             rt,
-            opcode::Recv::new(c.fd, rbuf, size as u32).flags(libc::MSG_WAITALL).user_data(ud(T_RECV, i)).build(),
+            opcode::Recv::new(c.fd, rbuf, size as u32)
+                .flags(libc::MSG_WAITALL)
+                .user_data(ud(T_RECV, i))
+                .build(),
         );
         push(
             rt,
@@ -135,38 +258,64 @@ pub fn run<N: Nic>(rt: &mut Runtime<N>, opts: &LoadOpts, live: &LiveCounters) ->
                 .build(),
         );
         c.t0 = Instant::now();
-        c.sent = false;
-        c.got = false;
         c.st = St::Busy;
+    };
+    // The next idle connection after `cursor` (sparse mode); most are idle,
+    // so this is O(1) expected.
+    let next_idle = |conns: &[Conn], cursor: &mut usize| -> Option<usize> {
+        for _ in 0..conns.len() {
+            *cursor = (*cursor + 1) % conns.len();
+            if conns[*cursor].st == St::Idle {
+                return Some(*cursor);
+            }
+        }
+        None
     };
 
     loop {
         let now = Instant::now();
-        if measure_start.is_none()
+        if load_start.is_none()
             && (settled == n || now.duration_since(start) > opts.connect_timeout)
         {
-            measure_start = Some(now);
-            deadline = Some(now + opts.duration);
-            live.measuring.store(1, Ordering::Relaxed);
-            // Start every idle connection.
-            for i in 0..n {
-                if conns[i].st == St::Idle {
-                    start_request(rt, &mut conns[i], i, &mut tx, &mut rx);
+            load_start = Some(now);
+            // Start idle connections, up to the in-flight cap.
+            for (i, c) in conns.iter_mut().enumerate() {
+                if in_flight < cap && c.st == St::Idle {
+                    start_request(rt, c, i, &mut tx, &mut rx);
                     in_flight += 1;
+                    cursor = i;
                 }
             }
         }
+        if let (Some(ls), None) = (load_start, measure_start) {
+            let waited = now.duration_since(ls);
+            let warm = shape.warmup.is_zero()
+                || cap < n
+                || warmed >= connected
+                || waited > 2 * shape.warmup + Duration::from_secs(20);
+            if warm && waited >= shape.warmup {
+                live.mark(false);
+                let now = Instant::now();
+                measure_start = Some(now);
+                deadline = Some(now + opts.duration);
+            }
+        }
         let past = deadline.is_some_and(|d| now >= d);
-        if past && (in_flight == 0 || now > deadline.unwrap() + Duration::from_secs(2)) {
+        if past && live.measuring.load(Ordering::Relaxed) == 1 {
+            live.mark(true);
+        }
+        // Requests in flight at the deadline drain at the rate they were
+        // served: wait a few of the slowest round trips seen.
+        if past && (in_flight == 0 || now > deadline.unwrap() + grace(&hist)) {
             break;
         }
         match rt.submit_and_wait_timeout(1, Duration::from_millis(10)) {
             Ok(_) => {}
-            Err(e) if e.0 == libc::ETIME => {}
+            Err(e) if e.0 == libc::ETIME || e.0 == libc::EINTR || e.0 == libc::EBUSY => {}
             Err(_) => errors += 1,
         }
         cqes.clear();
-        cqes.extend(rt.completions());
+        rt.reap(&mut cqes);
         for c in &cqes {
             let tag = c.user_data >> 56;
             let i = (c.user_data & 0xffff_ffff) as usize;
@@ -181,11 +330,17 @@ pub fn run<N: Nic>(rt: &mut Runtime<N>, opts: &LoadOpts, live: &LiveCounters) ->
                     }
                     conn.fd = c.res;
                     conn.st = St::Connecting;
+                    rt.tune_socket(conn.fd, false);
+                    let sa = &addrs[i % ports];
                     push(
                         rt,
-                        opcode::Connect::new(conn.fd, &sa as *const libc::sockaddr_in as *const libc::sockaddr, 16)
-                            .user_data(ud(T_CONNECT, i))
-                            .build(),
+                        opcode::Connect::new(
+                            conn.fd,
+                            sa as *const libc::sockaddr_in as *const libc::sockaddr,
+                            16,
+                        )
+                        .user_data(ud(T_CONNECT, i))
+                        .build(),
                     );
                 }
                 T_CONNECT => {
@@ -194,7 +349,7 @@ pub fn run<N: Nic>(rt: &mut Runtime<N>, opts: &LoadOpts, live: &LiveCounters) ->
                         connected += 1;
                         live.connected.store(connected as u64, Ordering::Relaxed);
                         conn.st = St::Idle;
-                        if measure_start.is_some() && !past {
+                        if load_start.is_some() && !past && in_flight < cap {
                             start_request(rt, conn, i, &mut tx, &mut rx);
                             in_flight += 1;
                         }
@@ -206,31 +361,35 @@ pub fn run<N: Nic>(rt: &mut Runtime<N>, opts: &LoadOpts, live: &LiveCounters) ->
                         conn.st = St::Dead;
                     }
                 }
-                T_SEND => {
-                    if c.res != size as i32 {
-                        errors += 1;
-                    }
-                    conn.sent = true;
-                }
+                T_SEND if c.res != size as i32 => errors += 1,
                 T_RECV => {
                     let ok = c.res == size as i32
                         && rx[i * size..(i + 1) * size] == tx[i * size..(i + 1) * size];
+                    in_flight -= 1;
                     if !ok {
                         errors += 1;
                         conn.st = St::Dead;
-                        in_flight -= 1;
                         continue;
                     }
-                    conn.got = true;
-                    in_flight -= 1;
-                    if measure_start.is_some() {
+                    if !conn.warmed {
+                        conn.warmed = true;
+                        warmed += 1;
+                    }
+                    if measure_start.is_some() && !past {
                         let _ = hist.record(conn.t0.elapsed().as_nanos() as u64);
                         requests += 1;
                     }
                     conn.st = St::Idle;
                     if !past {
-                        start_request(rt, conn, i, &mut tx, &mut rx);
-                        in_flight += 1;
+                        let next = if cap < n {
+                            next_idle(&conns, &mut cursor)
+                        } else {
+                            Some(i)
+                        };
+                        if let Some(j) = next {
+                            start_request(rt, &mut conns[j], j, &mut tx, &mut rx);
+                            in_flight += 1;
+                        }
                     }
                 }
                 _ => {}
@@ -239,18 +398,30 @@ pub fn run<N: Nic>(rt: &mut Runtime<N>, opts: &LoadOpts, live: &LiveCounters) ->
         live.requests.store(requests, Ordering::Relaxed);
         live.errors.store(errors, Ordering::Relaxed);
     }
-    let measured = measure_start.map(|s| s.elapsed().min(opts.duration)).unwrap_or_default();
+    let measured = measure_start
+        .map(|s| s.elapsed().min(opts.duration))
+        .unwrap_or_default();
     // Requests still in flight after the grace period count as errors.
     errors += in_flight as u64;
     // Cancel anything left, then close every connection.
-    push(rt, opcode::AsyncCancel::new(0).any().user_data(ud(T_CLOSE, 0)).build());
+    push(
+        rt,
+        opcode::AsyncCancel::new(0)
+            .any()
+            .user_data(ud(T_CLOSE, 0))
+            .build(),
+    );
     for c in conns.iter().filter(|c| c.fd >= 0) {
-        push(rt, opcode::Close::new(c.fd).user_data(ud(T_CLOSE, 0)).build());
+        push(
+            rt,
+            opcode::Close::new(c.fd).user_data(ud(T_CLOSE, 0)).build(),
+        );
     }
     let end = Instant::now() + Duration::from_millis(200);
     while Instant::now() < end {
         let _ = rt.submit_and_wait_timeout(1, Duration::from_millis(5));
-        rt.completions().for_each(drop);
+        cqes.clear();
+        rt.reap(&mut cqes);
     }
     drop(tx);
     drop(rx);
@@ -260,6 +431,398 @@ pub fn run<N: Nic>(rt: &mut Runtime<N>, opts: &LoadOpts, live: &LiveCounters) ->
         duration_s: measured.as_secs_f64(),
         hist,
         connected,
-        connect_s: measure_start.map(|m| m.duration_since(start).as_secs_f64()).unwrap_or(0.0),
+        connect_s: load_start
+            .map(|m| m.duration_since(start).as_secs_f64())
+            .unwrap_or(0.0),
+    }
+}
+
+/// Options of [`storm`].
+#[derive(Clone, Debug)]
+pub struct StormOpts {
+    /// Server address.
+    pub server: Ipv4Addr,
+    /// Server port (the first one when `ports > 1`).
+    pub port: u16,
+    /// Client `i` goes to `port + i % ports`.
+    pub ports: u16,
+    /// Clients in all; each connects, sends one request, reads the echo and
+    /// closes.
+    pub clients: usize,
+    /// Clients in progress at once.
+    pub concurrency: usize,
+    /// Request size.
+    pub size: usize,
+    /// Longest run.
+    pub timeout: Duration,
+}
+
+/// The outcome of [`storm`].
+pub struct StormResult {
+    /// Clients whose echo came back intact.
+    pub completed: u64,
+    /// Errors.
+    pub errors: u64,
+    /// Seconds from the first SOCKET to the last CLOSE.
+    pub duration_s: f64,
+    /// Per client: SOCKET submitted to echo received, ns.
+    pub hist: Histogram<u64>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sc {
+    Free,
+    Socket,
+    Connect,
+    Echo,
+    Close,
+}
+
+/// The accept storm: `clients` clients, `concurrency` at a time, each
+/// SOCKET → CONNECT → SEND + RECV(`MSG_WAITALL`) → CLOSE.
+pub fn storm<R: Uring>(rt: &mut R, opts: &StormOpts, live: &LiveCounters) -> StormResult {
+    let slots = opts.concurrency.clamp(1, opts.clients.max(1));
+    let size = opts.size.max(16);
+    let ports = opts.ports.max(1) as usize;
+    let addrs: Vec<libc::sockaddr_in> = (0..ports)
+        .map(|k| ringline_ring::app::sockaddr_in(opts.server.octets(), opts.port + k as u16))
+        .collect();
+    let mut tx = vec![0u8; slots * size];
+    let mut rx = vec![0u8; slots * size];
+    // Per slot: state, fd, client number, start time, pending CQEs of the echo.
+    let mut st = vec![Sc::Free; slots];
+    let mut fds = vec![-1i32; slots];
+    let mut client = vec![0usize; slots];
+    let mut t0 = vec![Instant::now(); slots];
+    let mut pending = vec![0u8; slots];
+    let mut ok = vec![true; slots];
+    let mut hist = new_histogram();
+    let (mut next, mut completed, mut errors, mut closed) = (0usize, 0u64, 0u64, 0usize);
+    let mut cqes: Vec<Cqe> = Vec::with_capacity(8192);
+
+    live.mark(false);
+    let start = Instant::now();
+    let begin = |rt: &mut R,
+                 s: usize,
+                 next: &mut usize,
+                 st: &mut [Sc],
+                 client: &mut [usize],
+                 t0: &mut [Instant]| {
+        client[s] = *next;
+        *next += 1;
+        st[s] = Sc::Socket;
+        t0[s] = Instant::now();
+        push(
+            rt,
+            opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
+                .user_data(ud(T_SOCKET, s))
+                .build(),
+        );
+    };
+    for s in 0..slots.min(opts.clients) {
+        begin(rt, s, &mut next, &mut st, &mut client, &mut t0);
+    }
+    while closed < opts.clients && start.elapsed() < opts.timeout {
+        match rt.submit_and_wait_timeout(1, Duration::from_millis(10)) {
+            Ok(_) => {}
+            Err(e) if e.0 == libc::ETIME || e.0 == libc::EINTR || e.0 == libc::EBUSY => {}
+            Err(_) => errors += 1,
+        }
+        cqes.clear();
+        rt.reap(&mut cqes);
+        for c in &cqes {
+            let tag = c.user_data >> 56;
+            let s = (c.user_data & 0xffff_ffff) as usize;
+            match tag {
+                T_SOCKET => {
+                    if c.res < 0 {
+                        errors += 1;
+                        closed += 1;
+                        st[s] = Sc::Free;
+                        if next < opts.clients {
+                            begin(rt, s, &mut next, &mut st, &mut client, &mut t0);
+                        }
+                        continue;
+                    }
+                    fds[s] = c.res;
+                    st[s] = Sc::Connect;
+                    rt.tune_socket(c.res, false);
+                    let sa = &addrs[client[s] % ports];
+                    push(
+                        rt,
+                        opcode::Connect::new(
+                            c.res,
+                            sa as *const libc::sockaddr_in as *const libc::sockaddr,
+                            16,
+                        )
+                        .user_data(ud(T_CONNECT, s))
+                        .build(),
+                    );
+                }
+                T_CONNECT => {
+                    if c.res != 0 {
+                        errors += 1;
+                        st[s] = Sc::Close;
+                        push(
+                            rt,
+                            opcode::Close::new(fds[s]).user_data(ud(T_CLOSE, s)).build(),
+                        );
+                        continue;
+                    }
+                    st[s] = Sc::Echo;
+                    pending[s] = 2;
+                    ok[s] = true;
+                    let buf = &mut tx[s * size..(s + 1) * size];
+                    fill_request(buf, client[s], 1);
+                    let rbuf = rx[s * size..(s + 1) * size].as_mut_ptr();
+                    push(
+                        rt,
+                        opcode::Recv::new(fds[s], rbuf, size as u32)
+                            .flags(libc::MSG_WAITALL)
+                            .user_data(ud(T_RECV, s))
+                            .build(),
+                    );
+                    push(
+                        rt,
+                        opcode::Send::new(fds[s], buf.as_ptr(), size as u32)
+                            .flags(libc::MSG_WAITALL)
+                            .user_data(ud(T_SEND, s))
+                            .build(),
+                    );
+                }
+                T_SEND | T_RECV => {
+                    let good = c.res == size as i32
+                        && (tag == T_SEND
+                            || rx[s * size..(s + 1) * size] == tx[s * size..(s + 1) * size]);
+                    if !good {
+                        ok[s] = false;
+                    }
+                    if tag == T_RECV && good {
+                        let _ = hist.record(t0[s].elapsed().as_nanos() as u64);
+                    }
+                    pending[s] -= 1;
+                    if pending[s] == 0 {
+                        if ok[s] {
+                            completed += 1;
+                        } else {
+                            errors += 1;
+                        }
+                        st[s] = Sc::Close;
+                        push(
+                            rt,
+                            opcode::Close::new(fds[s]).user_data(ud(T_CLOSE, s)).build(),
+                        );
+                    }
+                }
+                T_CLOSE => {
+                    closed += 1;
+                    st[s] = Sc::Free;
+                    if next < opts.clients {
+                        begin(rt, s, &mut next, &mut st, &mut client, &mut t0);
+                    }
+                }
+                _ => {}
+            }
+        }
+        live.requests.store(completed, Ordering::Relaxed);
+        live.connected.store(closed as u64, Ordering::Relaxed);
+        live.errors.store(errors, Ordering::Relaxed);
+    }
+    let duration = start.elapsed();
+    live.mark(true);
+    // Clients cut off by the timeout are errors; cancel and close them.
+    let stuck: Vec<usize> = (0..slots).filter(|&s| st[s] != Sc::Free).collect();
+    errors += stuck.len() as u64;
+    if !stuck.is_empty() {
+        push(
+            rt,
+            opcode::AsyncCancel::new(0)
+                .any()
+                .user_data(ud(T_CLOSE, 0))
+                .build(),
+        );
+        for s in stuck {
+            if fds[s] >= 0 && st[s] != Sc::Close && st[s] != Sc::Socket {
+                push(
+                    rt,
+                    opcode::Close::new(fds[s]).user_data(ud(T_CLOSE, 0)).build(),
+                );
+            }
+        }
+        let end = Instant::now() + Duration::from_millis(200);
+        while Instant::now() < end {
+            let _ = rt.submit_and_wait_timeout(1, Duration::from_millis(5));
+            cqes.clear();
+            rt.reap(&mut cqes);
+        }
+    }
+    drop(tx);
+    drop(rx);
+    StormResult {
+        completed,
+        errors,
+        duration_s: duration.as_secs_f64(),
+        hist,
+    }
+}
+
+/// Options of [`stream`].
+#[derive(Clone, Debug)]
+pub struct StreamOpts {
+    /// Server address.
+    pub server: Ipv4Addr,
+    /// Server port.
+    pub port: u16,
+    /// Bytes per SEND.
+    pub chunk: usize,
+    /// SENDs in flight at once.
+    pub depth: usize,
+    /// Measured duration.
+    pub duration: Duration,
+}
+
+/// The outcome of [`stream`].
+pub struct StreamResult {
+    /// Bytes sent (SEND completions) in the measured phase.
+    pub bytes: u64,
+    /// Measured seconds.
+    pub duration_s: f64,
+    /// Errors.
+    pub errors: u64,
+    /// SEND latency (submit to completion), ns.
+    pub hist: Histogram<u64>,
+}
+
+/// One connection sending `chunk`-byte SENDs, `depth` in flight, for
+/// `duration`; the server discards.
+pub fn stream<R: Uring>(rt: &mut R, opts: &StreamOpts, live: &LiveCounters) -> StreamResult {
+    let chunk = opts.chunk.max(1);
+    let depth = opts.depth.max(1);
+    let buf: Vec<u8> = (0..chunk * depth).map(|i| i as u8).collect();
+    let sa = ringline_ring::app::sockaddr_in(opts.server.octets(), opts.port);
+    let mut hist = new_histogram();
+    let mut cqes: Vec<Cqe> = Vec::with_capacity(256);
+    let mut errors = 0u64;
+    let wait_one = |rt: &mut R, cqes: &mut Vec<Cqe>, tag: u64| -> i32 {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(10) {
+            let _ = rt.submit_and_wait_timeout(1, Duration::from_millis(10));
+            cqes.clear();
+            rt.reap(cqes);
+            if let Some(c) = cqes.iter().find(|c| c.user_data >> 56 == tag) {
+                return c.res;
+            }
+        }
+        -libc::ETIMEDOUT
+    };
+    push(
+        rt,
+        opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
+            .user_data(ud(T_SOCKET, 0))
+            .build(),
+    );
+    let fd = wait_one(rt, &mut cqes, T_SOCKET);
+    if fd < 0 {
+        return StreamResult {
+            bytes: 0,
+            duration_s: 0.0,
+            errors: 1,
+            hist,
+        };
+    }
+    rt.tune_socket(fd, false);
+    push(
+        rt,
+        opcode::Connect::new(
+            fd,
+            &sa as *const libc::sockaddr_in as *const libc::sockaddr,
+            16,
+        )
+        .user_data(ud(T_CONNECT, 0))
+        .build(),
+    );
+    if wait_one(rt, &mut cqes, T_CONNECT) != 0 {
+        return StreamResult {
+            bytes: 0,
+            duration_s: 0.0,
+            errors: 1,
+            hist,
+        };
+    }
+    live.connected.store(1, Ordering::Relaxed);
+    let mut t0 = vec![Instant::now(); depth];
+    let send = |rt: &mut R, k: usize, t0: &mut [Instant]| {
+        t0[k] = Instant::now();
+        push(
+            rt,
+            opcode::Send::new(fd, buf[k * chunk..].as_ptr(), chunk as u32)
+                .flags(libc::MSG_WAITALL)
+                .user_data(ud(T_SEND, k))
+                .build(),
+        );
+    };
+    live.mark(false);
+    let start = Instant::now();
+    let deadline = start + opts.duration;
+    for k in 0..depth {
+        send(rt, k, &mut t0);
+    }
+    let (mut bytes, mut outstanding) = (0u64, depth);
+    while outstanding > 0 && Instant::now() < deadline + Duration::from_secs(2) {
+        match rt.submit_and_wait_timeout(1, Duration::from_millis(10)) {
+            Ok(_) => {}
+            Err(e) if e.0 == libc::ETIME || e.0 == libc::EINTR || e.0 == libc::EBUSY => {}
+            Err(_) => errors += 1,
+        }
+        cqes.clear();
+        rt.reap(&mut cqes);
+        let now = Instant::now();
+        for c in &cqes {
+            if c.user_data >> 56 != T_SEND {
+                continue;
+            }
+            let k = (c.user_data & 0xffff_ffff) as usize;
+            outstanding -= 1;
+            if c.res != chunk as i32 {
+                errors += 1;
+                continue;
+            }
+            if now <= deadline {
+                bytes += chunk as u64;
+                let _ = hist.record(now.duration_since(t0[k]).as_nanos() as u64);
+                send(rt, k, &mut t0);
+                outstanding += 1;
+            }
+        }
+        live.requests.store(bytes, Ordering::Relaxed);
+        if now > deadline && live.measuring.load(Ordering::Relaxed) == 1 {
+            live.mark(true);
+        }
+    }
+    if live.measuring.load(Ordering::Relaxed) == 1 {
+        live.mark(true);
+    }
+    let duration = start.elapsed().min(opts.duration);
+    errors += outstanding as u64;
+    push(
+        rt,
+        opcode::AsyncCancel::new(0)
+            .any()
+            .user_data(ud(T_CLOSE, 0))
+            .build(),
+    );
+    push(rt, opcode::Close::new(fd).user_data(ud(T_CLOSE, 0)).build());
+    let end = Instant::now() + Duration::from_millis(200);
+    while Instant::now() < end {
+        let _ = rt.submit_and_wait_timeout(1, Duration::from_millis(5));
+        cqes.clear();
+        rt.reap(&mut cqes);
+    }
+    drop(buf);
+    StreamResult {
+        bytes,
+        duration_s: duration.as_secs_f64(),
+        errors,
+        hist,
     }
 }

@@ -1,10 +1,16 @@
 //! The `ringline` command.
 #![deny(unsafe_code)]
 
+mod bench;
 mod demo;
+mod doctor;
 mod echo;
+mod http;
 mod loadgen;
+mod netcmd;
+mod report;
 mod sys;
+mod transport;
 
 use clap::{Parser, Subcommand};
 
@@ -18,14 +24,31 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Echo server and load generator, each on its own engine and thread,
-    /// joined by the in-memory loopback wire (no NIC, no DPDK).
+    /// joined by the in-memory loopback wire (no NIC, no DPDK), or with
+    /// --dpdk by a pair of DPDK net_ring ports.
     Demo(demo::DemoArgs),
+    /// One scenario on ringline and on the kernel (io_uring, epoll), same
+    /// client logic and core pinning; a table, JSON and an SVG plot.
+    Bench(bench::BenchArgs),
+    /// Echo server on one engine and a DPDK port (--dpdk or --config), until SIGINT/SIGTERM.
+    Echo(netcmd::EchoArgs),
+    /// Minimal HTTP/1.1 server (GET / returns a fixed body, keep-alive) on a DPDK port.
+    Http(netcmd::HttpArgs),
+    /// Echo load generator on one engine and a DPDK port, against any echo server.
+    Loadgen(netcmd::LoadgenArgs),
+    /// Checks hugepages, DPDK, IOMMU/vfio, bound NICs and permissions; prints fixes (reports only).
+    Doctor(doctor::DoctorArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Demo(a) => demo::run(&a),
+        Cmd::Bench(a) => bench::run(&a),
+        Cmd::Echo(a) => netcmd::echo(&a),
+        Cmd::Http(a) => netcmd::http(&a),
+        Cmd::Loadgen(a) => netcmd::loadgen(&a),
+        Cmd::Doctor(a) => doctor::run(&a),
     };
     if let Err(e) = r {
         eprintln!("ringline: {e}");

@@ -1,30 +1,112 @@
-//! The command's one audited opt-out from `#![deny(unsafe_code)]`: pushing
-//! SQEs that name application memory, and pinning a thread to a core.
+//! The command's one audited opt-out from `#![deny(unsafe_code)]` outside
+//! the benchmark's kernel backends: pushing SQEs that name application
+//! memory, pinning a thread to a core, and reading thread CPU clocks.
+//!
+//! [`Uring`] is the part of the liburing-shaped API the servers and clients
+//! of this command use. ringline's [`Runtime`] implements it here; the kernel's
+//! io_uring implements it in `bench::kernel_uring`, so the same echo server and
+//! load generator run on both (the SQEs are byte-identical).
 #![allow(unsafe_code)]
+
+use std::time::Duration;
 
 use ringline::Runtime;
 use ringline_dataplane::Nic;
-use ringline_ring::abi::Sqe;
+use ringline_ring::abi::{Cqe, Sqe};
+use ringline_ring::app::{Errno, SqFull};
+use ringline_ring::bufring::BufRing;
+
+/// A submission/completion ring: ringline's, or the kernel's io_uring.
+pub trait Uring {
+    /// Copies `sqe` into the next free SQ slot (not yet submitted).
+    ///
+    /// # Safety
+    ///
+    /// As [`ringline_ring::app::Ring::push`]: every buffer the SQE names stays
+    /// valid, and is not accessed in a conflicting way, until the request's
+    /// final CQE (the one without `IORING_CQE_F_MORE`).
+    unsafe fn push_sqe(&mut self, sqe: &Sqe) -> Result<(), SqFull>;
+
+    /// Submits what is queued (`io_uring_submit`).
+    fn submit(&mut self) -> Result<u32, Errno>;
+
+    /// Submits and waits up to `timeout` for `n` CQEs
+    /// (`io_uring_submit_and_wait_timeout`; `Err(ETIME)` if none came).
+    fn submit_and_wait_timeout(&mut self, n: u32, timeout: Duration) -> Result<u32, Errno>;
+
+    /// Appends every ready CQE to `out` and consumes them.
+    fn reap(&mut self, out: &mut Vec<Cqe>);
+
+    /// Allocates a provided-buffer ring of `entries` and registers it as group
+    /// `bgid` (`io_uring_setup_buf_ring`).
+    fn register_buf_ring(&mut self, entries: u32, bgid: u16) -> Result<BufRing, Errno>;
+
+    /// Unregisters buffer group `bgid`.
+    fn unregister_buf_ring(&mut self, bgid: u16) -> Result<(), Errno>;
+
+    /// Socket options the kernel needs to behave like ringline, applied right
+    /// after SOCKET (`listener`: `SO_REUSEADDR`) or to a connection
+    /// (`TCP_NODELAY`, ringline's default). ringline needs none.
+    fn tune_socket(&mut self, _fd: i32, _listener: bool) {}
+}
+
+impl<N: Nic> Uring for Runtime<N> {
+    #[inline]
+    unsafe fn push_sqe(&mut self, sqe: &Sqe) -> Result<(), SqFull> {
+        // SAFETY: the caller upholds `Ring::push`'s contract (this trait
+        // method's).
+        unsafe { self.push(sqe) }
+    }
+
+    #[inline]
+    fn submit(&mut self) -> Result<u32, Errno> {
+        ringline_ring::app::Ring::submit(self)
+    }
+
+    #[inline]
+    fn submit_and_wait_timeout(&mut self, n: u32, timeout: Duration) -> Result<u32, Errno> {
+        ringline_ring::app::Ring::submit_and_wait_timeout(self, n, timeout)
+    }
+
+    #[inline]
+    fn reap(&mut self, out: &mut Vec<Cqe>) {
+        out.extend(self.completions());
+    }
+
+    fn register_buf_ring(&mut self, entries: u32, bgid: u16) -> Result<BufRing, Errno> {
+        ringline_ring::app::Ring::register_buf_ring(self, entries, bgid)
+    }
+
+    fn unregister_buf_ring(&mut self, bgid: u16) -> Result<(), Errno> {
+        ringline_ring::app::Ring::unregister_buf_ring(self, bgid)
+    }
+}
 
 /// Pushes `sqe`, submitting first whenever the SQ is full.
 ///
 /// Callers in this crate only name memory that outlives the request: the
 /// per-connection buffers and provided-buffer arenas live for the whole run
 /// and are released only after every request was completed or cancelled.
-pub fn push<N: Nic>(rt: &mut Runtime<N>, sqe: Sqe) {
+#[inline]
+pub fn push<R: Uring + ?Sized>(rt: &mut R, sqe: Sqe) {
     loop {
         // SAFETY: see the function docs; every caller upholds the buffer
-        // lifetime contract of `Ring::push`.
-        if unsafe { rt.push(&sqe) }.is_ok() {
+        // lifetime contract of `Uring::push_sqe`.
+        if unsafe { rt.push_sqe(&sqe) }.is_ok() {
             return;
         }
         let _ = rt.submit();
     }
 }
 
-/// Pins the calling thread to `cpu` (modulo the CPU count); best effort.
+/// Pins the calling thread to `cpu` (modulo the number of online CPUs); best
+/// effort. It counts the online CPUs, not the calling thread's current mask:
+/// a thread started by one that DPDK's EAL pinned inherits a one-CPU mask,
+/// and must still be able to move to its own core.
 pub fn pin_to_cpu(cpu: usize) {
-    let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    // SAFETY: sysconf has no preconditions.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    let n = usize::try_from(online).unwrap_or(1);
     if n < 2 {
         return;
     }
@@ -36,4 +118,32 @@ pub fn pin_to_cpu(cpu: usize) {
         libc::CPU_SET(cpu % n, &mut set);
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
     }
+}
+
+/// The CPU-time clock of the calling thread (`pthread_getcpuclockid`), which
+/// any thread of the process may read with [`clock_ns`]. 0 if unavailable.
+pub fn thread_cpu_clock() -> libc::clockid_t {
+    let mut id: libc::clockid_t = 0;
+    // SAFETY: pthread_self() is the calling thread, alive for the call; `id`
+    // is a valid out-pointer.
+    let r = unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut id) };
+    if r == 0 {
+        id
+    } else {
+        0
+    }
+}
+
+/// Reads `clock` in ns (0 if it cannot be read, e.g. the thread has exited).
+pub fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer; an invalid clock id only makes the
+    // call fail with EINVAL.
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }

@@ -7,7 +7,9 @@
 
 use std::sync::mpsc;
 
-use ringline_dataplane::dpdk::{net_ring_pair, DpdkError, DpdkPort, Eal, Mempool, MempoolConfig, PortConfig};
+use ringline_dataplane::dpdk::{
+    net_ring_pair, DpdkError, DpdkPort, Eal, Mempool, MempoolConfig, PortConfig,
+};
 use ringline_dataplane::{Nic, RX_BURST};
 
 fn eal_args() -> Vec<String> {
@@ -58,7 +60,10 @@ fn receive(port: &mut DpdkPort, from: u32, n: u32) {
     let mut next = from;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while next < from + n {
-        assert!(std::time::Instant::now() < deadline, "frame {next} never came");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "frame {next} never came"
+        );
         port.rx_burst(&mut rx, RX_BURST);
         for f in rx.drain(..) {
             let b = f.as_ref();
@@ -75,7 +80,10 @@ fn receive(port: &mut DpdkPort, from: u32, n: u32) {
 fn ring_pair_across_threads() {
     let eal = Eal::init(&eal_args()).expect("EAL init");
     assert!(net_ring_pair(&eal, "", 1024).is_err(), "empty name");
-    assert!(net_ring_pair(&eal, "p", 1000).is_err(), "slots not a power of two");
+    assert!(
+        net_ring_pair(&eal, "p", 1000).is_err(),
+        "slots not a power of two"
+    );
     let [a, b] = net_ring_pair(&eal, "t", 1024).expect("ring pair");
     assert_eq!(eal.port_count(), 2);
     assert_eq!(eal.port_by_name("net_ring_t_b").expect("by name"), b);
@@ -90,10 +98,13 @@ fn ring_pair_across_threads() {
         Err(DpdkError::Port { errno: 95, .. })
     ));
     assert_eq!(port_a.caps().mac, before);
-    assert!(matches!(
-        port_a.set_mac([0x01, 0, 0, 0, 0, 1]),
-        Err(DpdkError::Config(_))
-    ), "multicast refused");
+    assert!(
+        matches!(
+            port_a.set_mac([0x01, 0, 0, 0, 0, 1]),
+            Err(DpdkError::Config(_))
+        ),
+        "multicast refused"
+    );
 
     let share = eal.share();
     let (ready_tx, ready_rx) = mpsc::channel::<()>();

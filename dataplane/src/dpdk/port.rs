@@ -279,10 +279,17 @@ impl DpdkPort {
         Ok(())
     }
 
-    /// The NUMA socket of port `port_id`, `None` if unknown (create the port's
-    /// pool there for locality).
+    /// The NUMA socket of port `port_id`, `None` if unknown or if there is no
+    /// such port (create the port's pool there for locality).
     pub fn socket_of(port_id: u16) -> Option<u32> {
-        // SAFETY: any port id may be asked about; invalid ones return < 0.
+        // SAFETY: any port id may be asked about.
+        if unsafe { sys::rte_eth_dev_is_valid_port(port_id) } == 0 {
+            // DPDK 22.11's rte_eth_dev_socket_id dereferences the port's data
+            // without checking it: on a port id that was never allocated
+            // (e.g. port 0 when the EAL found no device) it crashes.
+            return None;
+        }
+        // SAFETY: the port exists (checked above), so its data is allocated.
         let socket = unsafe { sys::rte_eth_dev_socket_id(port_id) };
         u32::try_from(socket).ok()
     }

@@ -1,0 +1,314 @@
+//! `engine_ingress_per_packet/{1000,10000,100000}`: what one received TCP
+//! data segment costs the server engine while it holds N established
+//! connections.
+//!
+//! Two engines on this thread, joined by the loopback wire. The server
+//! listens on several ports (one client address has 28,232 ephemeral ports
+//! per server port), accepts every connection with a multishot ACCEPT and
+//! keeps a multishot RECV armed on each, as `echo::serve` does. Per
+//! iteration the client sends 128 bytes on each of the next 64 connections,
+//! round robin over all N, and its engine puts the 64 segments on the wire
+//! (untimed); then one server engine step is timed: demux, TCP input, the
+//! receive completion (a multishot RECV CQE), and the egress of the
+//! connections it touched (one pure ACK each: the server does not delay
+//! ACKs here). The server's CQEs and the client's side are handled untimed.
+//! Reported per segment.
+
+use std::hint::black_box;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ringline::{open, Clock, EngineConfig, Runtime};
+use ringline_dataplane::{LoopbackPort, LoopbackWire, WireConfig};
+use ringline_ring::abi::{buffer_id, more, Cqe, Sqe};
+use ringline_ring::bufring::BufRing;
+use ringline_ring::opcode;
+use ringline_ring::ring::RingConfig;
+
+type Rt = Runtime<LoopbackPort>;
+
+const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+const BATCH: usize = 64;
+const MSG: usize = 128;
+const BUFS: u32 = 4096;
+const BUF_LEN: u32 = 2048;
+
+/// Pushes `sqe`, submitting whenever the SQ is full. Every SQE here names
+/// memory owned by `Setup` (or nothing), which outlives both runtimes' use.
+fn push(rt: &mut Rt, sqe: Sqe) {
+    loop {
+        // SAFETY: see the function docs.
+        if unsafe { rt.push(&sqe) }.is_ok() {
+            return;
+        }
+        let _ = rt.submit();
+    }
+}
+
+struct Setup {
+    s: Rt,
+    c: Rt,
+    fds: Vec<i32>,
+    next: usize,
+    ring: BufRing,
+    arena: Vec<u8>,
+    msg: Vec<u8>,
+    cqes: Vec<Cqe>,
+}
+
+impl Setup {
+    fn new(n: usize) -> Setup {
+        let wire = WireConfig {
+            frames_per_direction: 16384,
+            ..WireConfig::default()
+        };
+        let (a, b) = LoopbackWire::pair(&wire);
+        // The server acknowledges at once (its ACK is part of the timed step),
+        // so the client's small send buffers never fill.
+        let engine = |ip, peer, mac, ack_delay| EngineConfig {
+            ip,
+            static_neighbors: vec![(peer, mac)],
+            rx_buffer: 1024,
+            tx_buffer: 1024,
+            prealloc_connections: n,
+            max_connections: n + 1024,
+            ack_delay,
+            ..EngineConfig::default()
+        };
+        let ring_cfg = RingConfig {
+            sq_entries: 4096,
+            cq_entries: Some(16384),
+            ..RingConfig::default()
+        };
+        let mut s = open(
+            a,
+            &ring_cfg,
+            engine(SERVER, CLIENT, wire.mac_b, None),
+            Clock::monotonic(),
+        )
+        .expect("server");
+        let mut c = open(
+            b,
+            &ring_cfg,
+            engine(
+                CLIENT,
+                SERVER,
+                wire.mac_a,
+                EngineConfig::default().ack_delay,
+            ),
+            Clock::monotonic(),
+        )
+        .expect("client");
+        let mut ring = s.register_buf_ring(BUFS, 0).expect("buffer ring");
+        let mut arena = vec![0u8; (BUFS * BUF_LEN) as usize];
+        let base = arena.as_mut_ptr() as u64;
+        for bid in 0..BUFS {
+            ring.add_and_advance(base + (bid * BUF_LEN) as u64, BUF_LEN, bid as u16);
+        }
+        let ports = n.div_ceil(20_000).max(1);
+        let addrs: Vec<libc::sockaddr_in> = (0..ports)
+            .map(|k| ringline_ring::app::sockaddr_in(SERVER.octets(), 7 + k as u16))
+            .collect();
+        let mut cqes: Vec<Cqe> = Vec::with_capacity(32768);
+        let sync = |rt: &mut Rt, sqe: Sqe, cqes: &mut Vec<Cqe>| -> i32 {
+            push(rt, sqe);
+            rt.submit_and_wait(1).expect("submit");
+            cqes.clear();
+            cqes.extend(rt.completions());
+            cqes[0].res
+        };
+        for sa in &addrs {
+            let lfd = sync(
+                &mut s,
+                opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0).build(),
+                &mut cqes,
+            );
+            assert_eq!(
+                sync(
+                    &mut s,
+                    opcode::Bind::new(lfd, (sa as *const libc::sockaddr_in).cast(), 16).build(),
+                    &mut cqes
+                ),
+                0
+            );
+            assert_eq!(
+                sync(&mut s, opcode::Listen::new(lfd, 65535).build(), &mut cqes),
+                0
+            );
+            push(
+                &mut s,
+                opcode::AcceptMulti::new(lfd)
+                    .user_data(1 << 32 | lfd as u64)
+                    .build(),
+            );
+        }
+        let _ = s.submit();
+        // Open the connections in batches.
+        let mut fds = Vec::with_capacity(n);
+        let (mut issued, mut accepted) = (0usize, 0usize);
+        let t0 = Instant::now();
+        while (fds.len() < n || accepted < n) && t0.elapsed() < Duration::from_secs(300) {
+            if issued < n && issued < fds.len() + 2048 {
+                let k = (n - issued).min(1024);
+                for i in issued..issued + k {
+                    push(
+                        &mut c,
+                        opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
+                            .user_data(2 << 32 | i as u64)
+                            .build(),
+                    );
+                }
+                issued += k;
+            }
+            let _ = c.submit();
+            cqes.clear();
+            cqes.extend(c.completions());
+            for q in &cqes {
+                let i = (q.user_data & 0xffff_ffff) as usize;
+                match q.user_data >> 32 {
+                    2 => {
+                        assert!(q.res >= 0, "SOCKET: {}", q.res);
+                        let sa = &addrs[i % ports];
+                        push(
+                            &mut c,
+                            opcode::Connect::new(
+                                q.res,
+                                (sa as *const libc::sockaddr_in).cast(),
+                                16,
+                            )
+                            .user_data(3 << 32 | q.res as u64)
+                            .build(),
+                        );
+                    }
+                    3 => {
+                        assert_eq!(q.res, 0, "CONNECT");
+                        fds.push(i as i32);
+                    }
+                    _ => {}
+                }
+            }
+            let _ = s.submit();
+            cqes.clear();
+            cqes.extend(s.completions());
+            for q in &cqes {
+                if q.user_data >> 32 == 1 {
+                    if q.res >= 0 {
+                        accepted += 1;
+                        push(
+                            &mut s,
+                            opcode::RecvMulti::new(q.res, 0)
+                                .user_data(4 << 32 | q.res as u64)
+                                .build(),
+                        );
+                    }
+                    if !more(q.flags) {
+                        let lfd = (q.user_data & 0xffff_ffff) as i32;
+                        push(
+                            &mut s,
+                            opcode::AcceptMulti::new(lfd)
+                                .user_data(1 << 32 | lfd as u64)
+                                .build(),
+                        );
+                    }
+                }
+            }
+        }
+        assert_eq!((fds.len(), accepted), (n, n), "connections up");
+        let mut st = Setup {
+            s,
+            c,
+            fds,
+            next: 0,
+            ring,
+            arena,
+            msg: vec![0x5a; MSG],
+            cqes,
+        };
+        st.settle();
+        st
+    }
+
+    /// Untimed: lets both engines exchange whatever is pending and recycles
+    /// the server's buffers.
+    fn settle(&mut self) {
+        for _ in 0..4 {
+            let _ = self.c.submit();
+            self.cqes.clear();
+            self.cqes.extend(self.c.completions());
+            let _ = self.s.submit();
+            self.drain_server();
+        }
+    }
+
+    fn drain_server(&mut self) {
+        self.cqes.clear();
+        self.cqes.extend(self.s.completions());
+        let base = self.arena.as_mut_ptr() as u64;
+        for q in &self.cqes {
+            if let Some(bid) = buffer_id(q.flags) {
+                self.ring
+                    .add_and_advance(base + (bid as u32 * BUF_LEN) as u64, BUF_LEN, bid);
+            }
+            if q.user_data >> 32 == 4 && !more(q.flags) && q.res >= 0 {
+                let fd = (q.user_data & 0xffff_ffff) as i32;
+                push(
+                    &mut self.s,
+                    opcode::RecvMulti::new(fd, 0).user_data(q.user_data).build(),
+                );
+            }
+        }
+    }
+
+    /// One iteration: BATCH segments to the server, one timed server step.
+    fn round(&mut self) -> Duration {
+        for _ in 0..BATCH {
+            let fd = self.fds[self.next];
+            self.next = (self.next + 1) % self.fds.len();
+            push(
+                &mut self.c,
+                opcode::Send::new(fd, self.msg.as_ptr(), MSG as u32)
+                    .user_data(5)
+                    .build(),
+            );
+        }
+        let _ = self.c.submit();
+        let t = Instant::now();
+        let _ = self.s.submit();
+        let dt = t.elapsed();
+        self.drain_server();
+        self.cqes.clear();
+        self.cqes.extend(self.c.completions());
+        dt
+    }
+}
+
+fn ingress(c: &mut Criterion) {
+    let mut g = c.benchmark_group("engine_ingress_per_packet");
+    g.sample_size(20)
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
+    g.throughput(Throughput::Elements(BATCH as u64));
+    for n in [1000usize, 10_000, 100_000] {
+        let mut st = Setup::new(n);
+        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    total += st.round();
+                }
+                black_box(total)
+            })
+        });
+        // The runtimes go before the buffer arena they point into.
+        let Setup { s, c, arena, .. } = st;
+        drop(s);
+        drop(c);
+        drop(arena);
+    }
+    g.finish();
+}
+
+criterion_group!(benches, ingress);
+criterion_main!(benches);

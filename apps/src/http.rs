@@ -1,0 +1,678 @@
+//! `ringline http`: a minimal HTTP/1.1 server over the ring API, enough for
+//! curl and wrk. `GET /` (and `HEAD /`) returns a fixed body with
+//! `Content-Length`; other paths are 404, other methods on `/` 405.
+//! Connections are persistent (HTTP/1.1 keep-alive, or HTTP/1.0 with
+//! `Connection: keep-alive`) until the client sends `Connection: close`;
+//! pipelined requests are answered in order, several per SEND. A malformed
+//! request gets 400 (a too long head 431, a body too large 413, a chunked
+//! body 501), then the connection is closed.
+//!
+//! Shape: one multishot ACCEPT; per connection, one operation at a time: a
+//! RECV into the connection's 8 KiB input buffer, or a SEND
+//! (`MSG_WAITALL`) of every response its buffered requests produced. So a
+//! buffer is never touched while the engine may be using it.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use ringline_ring::abi::{more, Cqe};
+use ringline_ring::opcode;
+
+use crate::sys::{push, Uring};
+
+/// Input buffer per connection: the longest request head (plus body) accepted.
+const IN_CAP: usize = 8192;
+/// Stop answering pipelined requests once this much output is waiting; the
+/// rest are answered after the SEND completes.
+const OUT_HIGH: usize = 64 * 1024;
+
+const T_ACCEPT: u64 = 1;
+const T_RECV: u64 = 2;
+const T_SEND: u64 = 3;
+const T_CLOSE: u64 = 4;
+const T_SETUP: u64 = 5;
+
+fn ud(tag: u64, fd: i32) -> u64 {
+    (tag << 56) | fd as u32 as u64
+}
+
+/// Options of the HTTP server.
+#[derive(Clone, Debug)]
+pub struct HttpOpts {
+    /// Port to listen on.
+    pub port: u16,
+    /// The body of `GET /`.
+    pub body: String,
+}
+
+/// Server counters.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HttpStats {
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Requests answered (any status).
+    pub requests: u64,
+    /// 2xx responses.
+    pub ok: u64,
+    /// 4xx/5xx responses for well-formed requests (404, 405).
+    pub not_found: u64,
+    /// Malformed requests (400, 413, 431, 501).
+    pub bad: u64,
+    /// Error CQEs other than resets and cancellations.
+    pub errors: u64,
+}
+
+/// The request methods the server tells apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Method {
+    Get,
+    Head,
+    Other,
+}
+
+/// A complete request at the front of the input buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Request {
+    /// Bytes it occupies (leading empty lines, head, body).
+    len: usize,
+    method: Method,
+    /// The target is `/` (optionally with a query).
+    root: bool,
+    /// The connection stays open after the response.
+    keep_alive: bool,
+    /// An HTTP/1.0 request (whose keep-alive the response must confirm).
+    http10: bool,
+}
+
+/// Why a request cannot be answered normally: the status to send before
+/// closing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Bad(u16);
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Parses the request at the front of `buf`: `Ok(None)` if it is not all
+/// there yet.
+fn parse(buf: &[u8]) -> Result<Option<Request>, Bad> {
+    // RFC 9112 2.2: ignore empty lines before the request line.
+    let mut start = 0;
+    while buf[start..].starts_with(b"\r\n") {
+        start += 2;
+    }
+    let Some(head_len) = find(&buf[start..], b"\r\n\r\n") else {
+        return if buf.len() >= IN_CAP {
+            Err(Bad(431))
+        } else {
+            Ok(None)
+        };
+    };
+    let head = &buf[start..start + head_len];
+    let mut lines = head
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let request_line = lines.next().ok_or(Bad(400))?;
+    let mut parts = request_line.split(|&b| b == b' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(Bad(400));
+    };
+    if method.is_empty() || !method.iter().all(|&b| is_tchar(b)) || target.is_empty() {
+        return Err(Bad(400));
+    }
+    let http11 = match version {
+        b"HTTP/1.1" => true,
+        b"HTTP/1.0" => false,
+        _ => return Err(Bad(400)),
+    };
+    let mut close = false;
+    let mut keep = false;
+    let mut content_length: Option<usize> = None;
+    let mut host = false;
+    for line in lines {
+        if line.first().is_some_and(|&b| b == b' ' || b == b'\t') {
+            // Obsolete line folding.
+            return Err(Bad(400));
+        }
+        let colon = line.iter().position(|&b| b == b':').ok_or(Bad(400))?;
+        let (name, value) = (&line[..colon], line[colon + 1..].trim_ascii());
+        if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+            return Err(Bad(400));
+        }
+        if name.eq_ignore_ascii_case(b"connection") {
+            for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                close |= token.eq_ignore_ascii_case(b"close");
+                keep |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            if value.is_empty() || value.len() > 9 || !value.iter().all(u8::is_ascii_digit) {
+                return Err(Bad(400));
+            }
+            let n = value
+                .iter()
+                .fold(0usize, |n, &d| n * 10 + usize::from(d - b'0'));
+            if content_length.is_some_and(|m| m != n) {
+                return Err(Bad(400));
+            }
+            content_length = Some(n);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            return Err(Bad(501));
+        } else if name.eq_ignore_ascii_case(b"host") {
+            host = true;
+        }
+    }
+    if http11 && !host {
+        // RFC 9112 3.2: a 1.1 request without Host is answered with 400.
+        return Err(Bad(400));
+    }
+    let len = start + head_len + 4 + content_length.unwrap_or(0);
+    if len > IN_CAP {
+        return Err(Bad(413));
+    }
+    if buf.len() < len {
+        return Ok(None);
+    }
+    let method = match method {
+        b"GET" => Method::Get,
+        b"HEAD" => Method::Head,
+        _ => Method::Other,
+    };
+    let root = target == b"/" || target.starts_with(b"/?");
+    let keep_alive = !close && (http11 || keep);
+    Ok(Some(Request {
+        len,
+        method,
+        root,
+        keep_alive,
+        http10: !http11,
+    }))
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        413 => "Content Too Large",
+        431 => "Request Header Fields Too Large",
+        501 => "Not Implemented",
+        _ => "Error",
+    }
+}
+
+/// Appends one response to `out`.
+fn respond(
+    out: &mut Vec<u8>,
+    status: u16,
+    body: &[u8],
+    head_only: bool,
+    close: bool,
+    http10_keep: bool,
+) {
+    use std::io::Write;
+    // Writing to a Vec cannot fail.
+    let _ = write!(
+        out,
+        "HTTP/1.1 {status} {}\r\nServer: ringline\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n",
+        reason(status),
+        body.len()
+    );
+    if status == 405 {
+        out.extend_from_slice(b"Allow: GET, HEAD\r\n");
+    }
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if http10_keep {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if !head_only {
+        out.extend_from_slice(body);
+    }
+}
+
+/// One connection. At most one operation is in flight on it (`busy`), and
+/// its buffers are touched only when none is.
+struct Conn {
+    input: Box<[u8]>,
+    in_len: usize,
+    out: Vec<u8>,
+    close_after_send: bool,
+    busy: bool,
+}
+
+/// What a connection does next.
+enum Next {
+    Send,
+    Recv,
+}
+
+impl Conn {
+    fn new() -> Conn {
+        Conn {
+            input: vec![0u8; IN_CAP].into_boxed_slice(),
+            in_len: 0,
+            out: Vec::with_capacity(4096),
+            close_after_send: false,
+            busy: false,
+        }
+    }
+
+    /// Answers every complete request in the input buffer (up to
+    /// [`OUT_HIGH`] of output) and says whether to send or receive next.
+    fn advance(&mut self, body: &[u8], stats: &mut HttpStats) -> Next {
+        while !self.close_after_send && self.out.len() < OUT_HIGH {
+            match parse(&self.input[..self.in_len]) {
+                Ok(Some(req)) => {
+                    stats.requests += 1;
+                    let http10_keep = req.keep_alive && req.http10;
+                    let (status, payload): (u16, &[u8]) = match (req.root, req.method) {
+                        (true, Method::Get | Method::Head) => (200, body),
+                        (true, Method::Other) => (405, b"method not allowed\n"),
+                        (false, _) => (404, b"not found\n"),
+                    };
+                    if status == 200 {
+                        stats.ok += 1;
+                    } else {
+                        stats.not_found += 1;
+                    }
+                    respond(
+                        &mut self.out,
+                        status,
+                        payload,
+                        req.method == Method::Head,
+                        !req.keep_alive,
+                        http10_keep,
+                    );
+                    self.input.copy_within(req.len..self.in_len, 0);
+                    self.in_len -= req.len;
+                    self.close_after_send = !req.keep_alive;
+                }
+                Ok(None) => break,
+                Err(Bad(status)) => {
+                    stats.requests += 1;
+                    stats.bad += 1;
+                    respond(&mut self.out, status, b"bad request\n", false, true, false);
+                    self.in_len = 0;
+                    self.close_after_send = true;
+                }
+            }
+        }
+        if self.out.is_empty() {
+            Next::Recv
+        } else {
+            Next::Send
+        }
+    }
+}
+
+/// The server's state between completions.
+struct Server<'a> {
+    conns: HashMap<i32, Conn>,
+    body: &'a [u8],
+    stats: HttpStats,
+}
+
+impl Server<'_> {
+    /// Starts the next operation of connection `fd` (which has none in flight).
+    fn next<R: Uring>(&mut self, rt: &mut R, fd: i32) {
+        let Some(c) = self.conns.get_mut(&fd) else {
+            return;
+        };
+        match c.advance(self.body, &mut self.stats) {
+            Next::Send => {
+                c.busy = true;
+                push(
+                    rt,
+                    opcode::Send::new(fd, c.out.as_ptr(), c.out.len() as u32)
+                        .flags(libc::MSG_WAITALL)
+                        .user_data(ud(T_SEND, fd))
+                        .build(),
+                );
+            }
+            Next::Recv => {
+                c.busy = true;
+                let free = &mut c.input[c.in_len..];
+                push(
+                    rt,
+                    opcode::Recv::new(fd, free.as_mut_ptr(), free.len() as u32)
+                        .user_data(ud(T_RECV, fd))
+                        .build(),
+                );
+            }
+        }
+    }
+
+    /// Closes `fd` (no operation is in flight on it) and forgets it.
+    fn close<R: Uring>(&mut self, rt: &mut R, fd: i32) {
+        self.conns.remove(&fd);
+        push(
+            rt,
+            opcode::Close::new(fd).user_data(ud(T_CLOSE, fd)).build(),
+        );
+    }
+
+    fn on_cqe<R: Uring>(&mut self, rt: &mut R, lfd: i32, c: &Cqe) {
+        let tag = c.user_data >> 56;
+        let fd = c.user_data as u32 as i32;
+        match tag {
+            T_ACCEPT => {
+                if c.res >= 0 {
+                    self.stats.accepted += 1;
+                    self.conns.insert(c.res, Conn::new());
+                    self.next(rt, c.res);
+                } else if c.res != -libc::ECANCELED {
+                    self.stats.errors += 1;
+                }
+                if !more(c.flags) && c.res != -libc::ECANCELED {
+                    push(
+                        rt,
+                        opcode::AcceptMulti::new(lfd)
+                            .user_data(ud(T_ACCEPT, lfd))
+                            .build(),
+                    );
+                }
+            }
+            T_RECV => {
+                let Some(conn) = self.conns.get_mut(&fd) else {
+                    return;
+                };
+                conn.busy = false;
+                if c.res > 0 {
+                    conn.in_len += c.res as usize;
+                    self.next(rt, fd);
+                } else {
+                    if c.res < 0 && c.res != -libc::ECONNRESET && c.res != -libc::ECANCELED {
+                        self.stats.errors += 1;
+                    }
+                    self.close(rt, fd);
+                }
+            }
+            T_SEND => {
+                let Some(conn) = self.conns.get_mut(&fd) else {
+                    return;
+                };
+                conn.busy = false;
+                let complete = c.res >= 0 && c.res as usize == conn.out.len();
+                conn.out.clear();
+                if !complete {
+                    if c.res < 0
+                        && c.res != -libc::ECONNRESET
+                        && c.res != -libc::EPIPE
+                        && c.res != -libc::ECANCELED
+                    {
+                        self.stats.errors += 1;
+                    }
+                    self.close(rt, fd);
+                } else if conn.close_after_send {
+                    self.close(rt, fd);
+                } else {
+                    self.next(rt, fd);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Runs the HTTP server on `ip:opts.port` until `stop` is set; sets `ready`
+/// once it listens. Returns its counters.
+pub fn serve<R: Uring>(
+    rt: &mut R,
+    ip: Ipv4Addr,
+    opts: &HttpOpts,
+    ready: &AtomicBool,
+    stop: &AtomicBool,
+) -> Result<HttpStats, String> {
+    let mut cqes: Vec<Cqe> = Vec::with_capacity(4096);
+    let setup = |rt: &mut R, cqes: &mut Vec<Cqe>, sqe| -> Result<i32, String> {
+        push(rt, sqe);
+        let t0 = Instant::now();
+        loop {
+            match rt.submit_and_wait_timeout(1, Duration::from_millis(100)) {
+                Ok(_) => {}
+                Err(e) if e.0 == libc::ETIME || e.0 == libc::EINTR => {}
+                Err(e) => return Err(e.to_string()),
+            }
+            cqes.clear();
+            rt.reap(cqes);
+            if let Some(c) = cqes.first() {
+                if c.res < 0 {
+                    return Err(format!(
+                        "setup op failed: {}",
+                        ringline_ring::app::Errno(-c.res)
+                    ));
+                }
+                return Ok(c.res);
+            }
+            if t0.elapsed() > Duration::from_secs(5) {
+                return Err("setup op timed out".into());
+            }
+        }
+    };
+    let sa = ringline_ring::app::sockaddr_in(ip.octets(), opts.port);
+    let lfd = setup(
+        rt,
+        &mut cqes,
+        opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
+            .user_data(ud(T_SETUP, 0))
+            .build(),
+    )?;
+    rt.tune_socket(lfd, true);
+    setup(
+        rt,
+        &mut cqes,
+        opcode::Bind::new(
+            lfd,
+            &sa as *const libc::sockaddr_in as *const libc::sockaddr,
+            16,
+        )
+        .user_data(ud(T_SETUP, 0))
+        .build(),
+    )?;
+    setup(
+        rt,
+        &mut cqes,
+        opcode::Listen::new(lfd, 4096)
+            .user_data(ud(T_SETUP, 0))
+            .build(),
+    )?;
+    push(
+        rt,
+        opcode::AcceptMulti::new(lfd)
+            .user_data(ud(T_ACCEPT, lfd))
+            .build(),
+    );
+    ready.store(true, Ordering::Release);
+
+    let mut server = Server {
+        conns: HashMap::new(),
+        body: opts.body.as_bytes(),
+        stats: HttpStats::default(),
+    };
+    while !stop.load(Ordering::Relaxed) {
+        match rt.submit_and_wait_timeout(1, Duration::from_millis(5)) {
+            Ok(_) => {}
+            Err(e) if e.0 == libc::ETIME || e.0 == libc::EINTR || e.0 == libc::EBUSY => {}
+            Err(e) => return Err(format!("enter: {e}")),
+        }
+        cqes.clear();
+        rt.reap(&mut cqes);
+        for c in &cqes {
+            server.on_cqe(rt, lfd, c);
+        }
+    }
+
+    // Cancel what is in flight and wait for those completions, so no buffer
+    // is freed while the engine may still write it.
+    push(
+        rt,
+        opcode::AsyncCancel::new(0)
+            .any()
+            .user_data(ud(T_SETUP, 0))
+            .build(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while server.conns.values().any(|c| c.busy) && Instant::now() < deadline {
+        let _ = rt.submit_and_wait_timeout(1, Duration::from_millis(10));
+        cqes.clear();
+        rt.reap(&mut cqes);
+        for c in &cqes {
+            let fd = c.user_data as u32 as i32;
+            if matches!(c.user_data >> 56, T_RECV | T_SEND) {
+                if let Some(conn) = server.conns.get_mut(&fd) {
+                    conn.busy = false;
+                }
+            }
+        }
+    }
+    let stats = server.stats;
+    let fds: Vec<i32> = server.conns.keys().copied().collect();
+    for fd in fds {
+        push(
+            rt,
+            opcode::Close::new(fd).user_data(ud(T_CLOSE, fd)).build(),
+        );
+    }
+    push(
+        rt,
+        opcode::Close::new(lfd).user_data(ud(T_CLOSE, lfd)).build(),
+    );
+    let _ = rt.submit();
+    if server.conns.values().any(|c| c.busy) {
+        // An operation never completed: keep its buffers rather than free
+        // memory the engine may still write.
+        std::mem::forget(server.conns);
+    }
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(s: &str) -> Result<Option<Request>, Bad> {
+        parse(s.as_bytes())
+    }
+
+    #[test]
+    fn parses_get_head_keep_alive_and_close() {
+        let r = req("GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap().unwrap();
+        assert_eq!(
+            (r.method, r.root, r.keep_alive, r.len),
+            (Method::Get, true, true, 27)
+        );
+        let r = req("HEAD /?a=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (r.method, r.root, r.keep_alive),
+            (Method::Head, true, false)
+        );
+        let r = req("GET /x HTTP/1.0\r\n\r\n").unwrap().unwrap();
+        assert_eq!((r.root, r.keep_alive), (false, false));
+        let r = req("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(r.keep_alive);
+        let r = req("\r\nPOST / HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\n\r\nabcGET")
+            .unwrap()
+            .unwrap();
+        assert_eq!((r.method, r.len), (Method::Other, 2 + 47 + 3));
+    }
+
+    #[test]
+    fn incomplete_requests_wait() {
+        assert_eq!(req("GET / HTTP/1.1\r\nHost: x\r\n"), Ok(None));
+        assert_eq!(req(""), Ok(None));
+        assert_eq!(
+            req("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab"),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn malformed_requests_are_refused() {
+        for (s, status) in [
+            ("GET /\r\n\r\n", 400),
+            ("GET  / HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+            ("GET / HTTP/2.0\r\nHost: x\r\n\r\n", 400),
+            ("GET / HTTP/1.1\r\n\r\n", 400),
+            ("GET / HTTP/1.1\r\nHost x\r\n\r\n", 400),
+            ("GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", 400),
+            ("G(T / HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+            (
+                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n",
+                400,
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                400,
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+                501,
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 9000\r\n\r\n",
+                413,
+            ),
+        ] {
+            assert_eq!(req(s), Err(Bad(status)), "{s:?}");
+        }
+        let long = format!("GET / HTTP/1.1\r\nHost: x\r\nX: {}", "a".repeat(IN_CAP));
+        assert_eq!(req(&long), Err(Bad(431)));
+    }
+
+    #[test]
+    fn pipelined_requests_get_responses_in_order_then_close() {
+        let mut c = Conn::new();
+        let input = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\n";
+        c.input[..input.len()].copy_from_slice(input);
+        c.in_len = input.len();
+        let mut stats = HttpStats::default();
+        assert!(matches!(c.advance(b"hi", &mut stats), Next::Send));
+        let out = String::from_utf8(c.out.clone()).unwrap();
+        let statuses: Vec<&str> = out.matches("HTTP/1.1 ").map(|_| "").collect();
+        assert_eq!(statuses.len(), 3, "{out}");
+        assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+        assert!(
+            out.contains("Content-Length: 2\r\n\r\nhiHTTP/1.1 404 Not Found"),
+            "{out}"
+        );
+        assert!(out.ends_with("Connection: close\r\n\r\nhi"), "{out}");
+        assert!(c.close_after_send);
+        assert_eq!((stats.requests, stats.ok, stats.not_found), (3, 2, 1));
+    }
+
+    #[test]
+    fn head_has_length_but_no_body_and_bad_requests_close() {
+        let mut c = Conn::new();
+        let input = b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nBROKEN\r\n\r\n";
+        c.input[..input.len()].copy_from_slice(input);
+        c.in_len = input.len();
+        let mut stats = HttpStats::default();
+        c.advance(b"hello", &mut stats);
+        let out = String::from_utf8(c.out.clone()).unwrap();
+        assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+        assert!(
+            out.contains("Content-Length: 5\r\n\r\nHTTP/1.1 400 Bad Request\r\n"),
+            "{out}"
+        );
+        assert!(
+            out.ends_with("Connection: close\r\n\r\nbad request\n"),
+            "{out}"
+        );
+        assert!(c.close_after_send);
+        assert_eq!(stats.bad, 1);
+    }
+}

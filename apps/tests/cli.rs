@@ -1,0 +1,90 @@
+//! The command's behaviour that needs no DPDK: clear errors for commands
+//! that need a NIC, for `--dpdk` in a build without DPDK support and for bad
+//! config files; `ringline doctor` reports and exits 0.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn servers_and_clients_need_a_nic() {
+    for args in [
+        vec!["echo", "--ip", "10.0.0.1/24"],
+        vec!["http", "--ip", "10.0.0.1/24"],
+        vec!["loadgen", "--ip", "10.0.0.2/24", "--connect", "10.0.0.1:7"],
+    ] {
+        let f = run("no nic", cmd(&args), Duration::from_secs(30));
+        f.assert_clean_failure(&args.join(" "), "needs a NIC: pass --dpdk");
+    }
+}
+
+#[cfg(not(feature = "dpdk"))]
+#[test]
+fn dpdk_without_the_feature_says_how_to_get_it() {
+    for args in [
+        vec![
+            "echo",
+            "--dpdk",
+            "--no-huge --vdev=net_tap0",
+            "--ip",
+            "10.0.0.1/24",
+        ],
+        vec!["demo", "--dpdk", "--no-huge -m 512"],
+    ] {
+        let f = run("no dpdk", cmd(&args), Duration::from_secs(30));
+        f.assert_clean_failure(
+            &args.join(" "),
+            "built without DPDK support; rebuild with --features dpdk",
+        );
+    }
+}
+
+#[test]
+fn bad_config_files_are_clear_errors() {
+    let dir = std::env::temp_dir().join(&*prefix("cli-cfg"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[net]\nip = \"10.0.0.1/24\"\nbogus = 3\n").expect("write");
+    let f = run(
+        "bad config",
+        cmd(&["echo", "--config", bad.to_str().expect("UTF-8")]),
+        Duration::from_secs(30),
+    );
+    if cfg!(feature = "dpdk") {
+        f.assert_clean_failure("unknown key", "unknown field `bogus`");
+    } else {
+        f.assert_clean_failure("no dpdk", "rebuild with --features dpdk");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn doctor_reports_and_exits_zero() {
+    let f = run("doctor", cmd(&["doctor"]), Duration::from_secs(30));
+    f.assert_ok("ringline doctor");
+    for what in [
+        "loopback mode",
+        "hugepages",
+        "hugetlbfs",
+        "DPDK",
+        "IOMMU",
+        "vfio-pci",
+        "privileges",
+    ] {
+        assert!(
+            f.stdout.contains(what),
+            "doctor says nothing about {what}:\n{}",
+            f.stdout
+        );
+    }
+    // The sample config parses, and doctor checks the host against it.
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/ringline.toml");
+    let f = run(
+        "doctor --config",
+        cmd(&["doctor", "--config", sample]),
+        Duration::from_secs(30),
+    );
+    f.assert_ok("ringline doctor --config deploy/ringline.toml");
+}

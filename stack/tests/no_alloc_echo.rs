@@ -1,0 +1,238 @@
+//! The echo path allocates nothing per request in steady state: two engines
+//! on this thread (the deterministic harness), an echo server with multishot
+//! accept and multishot recv over a buffer ring sending straight out of the
+//! provided buffers, and a client with one request in flight per connection,
+//! as `ringline bench echo` runs them. After a warm-up (vectors, tables and
+//! the op slab reach their steady sizes), a counting global allocator
+//! watches this thread for 20,000 more round trips.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use common::{connect_n, listen, push, Pair, PairOpts};
+use ringline::EngineConfig;
+use ringline_ring::abi::{buffer_id, more};
+use ringline_ring::opcode;
+
+thread_local! {
+    /// Allocations (alloc, alloc_zeroed, realloc) made by this thread while
+    /// `WATCHING` is set.
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+    static WATCHING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Forwards to the system allocator, counting the watched thread's calls.
+struct Counting;
+
+// SAFETY: every method forwards to `System` with the caller's arguments
+// unchanged, so `System`'s guarantees carry over; the counting touches only
+// const-initialised thread-locals, which never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count();
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract for `layout`.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count();
+        // SAFETY: as for `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count();
+        // SAFETY: `ptr` came from this allocator, hence from `System`, with
+        // `layout`; the caller upholds the rest of `realloc`'s contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System` with `layout` (see above).
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+fn count() {
+    // `try_with`: during thread teardown the thread-locals may be gone.
+    let _ = WATCHING.try_with(|w| {
+        if w.get() {
+            ALLOCS.with(|a| a.set(a.get() + 1));
+        }
+    });
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const CONNS: usize = 32;
+const SIZE: usize = 128;
+const BUFS: u32 = 256;
+const BUF_LEN: u32 = 2048;
+
+const T_ACCEPT: u64 = 1;
+const T_SRECV: u64 = 2;
+const T_SSEND: u64 = 3;
+const T_CRECV: u64 = 4;
+const T_CSEND: u64 = 5;
+
+fn ud(tag: u64, a: u64) -> u64 {
+    (tag << 48) | a
+}
+
+#[test]
+fn echo_steady_state_allocates_nothing() {
+    let mut o = PairOpts::default();
+    o.server = EngineConfig {
+        prealloc_connections: CONNS,
+        ..o.server
+    };
+    o.client = EngineConfig {
+        prealloc_connections: CONNS,
+        ..o.client
+    };
+    let mut p = Pair::with(o);
+    let lfd = listen(&mut p, 7, 128);
+    let mut ring = p.s.register_buf_ring(BUFS, 0).expect("buffer ring");
+    let mut arena = vec![0u8; (BUFS * BUF_LEN) as usize];
+    let base = arena.as_mut_ptr() as u64;
+    for bid in 0..BUFS {
+        ring.add_and_advance(base + (bid * BUF_LEN) as u64, BUF_LEN, bid as u16);
+    }
+    // SAFETY of every push below: the arena, `tx` and `rx` outlive both
+    // runtimes' use of them (all requests are done or the pair is dropped
+    // before them at the end of the test).
+    push(
+        &mut p.s,
+        opcode::AcceptMulti::new(lfd)
+            .user_data(ud(T_ACCEPT, 0))
+            .build(),
+    );
+    let fds = connect_n(&mut p, 7, CONNS, 1_000);
+    let mut accepted = 0;
+    assert!(p.run_until(10_000, |p| {
+        for c in std::mem::take(&mut p.s_cqes) {
+            if c.user_data == ud(T_ACCEPT, 0) && c.res >= 0 {
+                accepted += 1;
+                push(
+                    &mut p.s,
+                    opcode::RecvMulti::new(c.res, 0)
+                        .user_data(ud(T_SRECV, c.res as u64))
+                        .build(),
+                );
+            }
+        }
+        accepted == CONNS
+    }));
+    p.c_cqes.clear();
+
+    let mut tx = vec![0u8; CONNS * SIZE];
+    let mut rx = vec![0u8; CONNS * SIZE];
+    let mut seq = [0u64; CONNS];
+    let start = |p: &mut Pair, i: usize, seq: &mut [u64; CONNS], tx: &mut [u8], rx: &mut [u8]| {
+        seq[i] += 1;
+        let t = &mut tx[i * SIZE..(i + 1) * SIZE];
+        t.fill(seq[i] as u8);
+        t[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        let r = rx[i * SIZE..(i + 1) * SIZE].as_mut_ptr();
+        push(
+            &mut p.c,
+            opcode::Recv::new(fds[i], r, SIZE as u32)
+                .flags(libc::MSG_WAITALL)
+                .user_data(ud(T_CRECV, i as u64))
+                .build(),
+        );
+        push(
+            &mut p.c,
+            opcode::Send::new(fds[i], t.as_ptr(), SIZE as u32)
+                .user_data(ud(T_CSEND, i as u64))
+                .build(),
+        );
+    };
+    for i in 0..CONNS {
+        start(&mut p, i, &mut seq, &mut tx, &mut rx);
+    }
+
+    let mut done = 0u64;
+    let mut watched = None;
+    let mut rounds = 0u64;
+    let mut s_cqes = Vec::with_capacity(4096);
+    let mut c_cqes = Vec::with_capacity(4096);
+    const WARMUP: u64 = 5_000;
+    const MEASURED: u64 = 20_000;
+    while done < WARMUP + MEASURED {
+        rounds += 1;
+        assert!(rounds < 2_000_000, "echo stalled after {done} round trips");
+        if done >= WARMUP && watched.is_none() {
+            watched = Some(done);
+            WATCHING.with(|w| w.set(true));
+        }
+        p.step();
+        std::mem::swap(&mut s_cqes, &mut p.s_cqes);
+        for c in s_cqes.drain(..) {
+            let tag = c.user_data >> 48;
+            let fd = (c.user_data & 0xffff_ffff) as i32;
+            match tag {
+                T_SRECV => {
+                    if c.res > 0 {
+                        let bid = buffer_id(c.flags).expect("buffer");
+                        let addr = base + (bid as u32 * BUF_LEN) as u64;
+                        push(
+                            &mut p.s,
+                            opcode::Send::new(fd, addr as *const u8, c.res as u32)
+                                .flags(libc::MSG_WAITALL)
+                                .user_data(ud(T_SSEND, (bid as u64) << 32 | fd as u32 as u64))
+                                .build(),
+                        );
+                    }
+                    assert!(c.res >= 0, "server recv: {}", c.res);
+                    if !more(c.flags) {
+                        push(
+                            &mut p.s,
+                            opcode::RecvMulti::new(fd, 0)
+                                .user_data(ud(T_SRECV, fd as u64))
+                                .build(),
+                        );
+                    }
+                }
+                T_SSEND => {
+                    assert!(c.res > 0, "server send: {}", c.res);
+                    let bid = ((c.user_data >> 32) & 0xffff) as u16;
+                    ring.add_and_advance(base + (bid as u32 * BUF_LEN) as u64, BUF_LEN, bid);
+                }
+                _ => {}
+            }
+        }
+        std::mem::swap(&mut c_cqes, &mut p.c_cqes);
+        for c in c_cqes.drain(..) {
+            let tag = c.user_data >> 48;
+            let i = (c.user_data & 0xffff_ffff) as usize;
+            match tag {
+                T_CRECV => {
+                    assert_eq!(c.res, SIZE as i32, "client recv");
+                    assert_eq!(
+                        rx[i * SIZE..(i + 1) * SIZE],
+                        tx[i * SIZE..(i + 1) * SIZE],
+                        "echo of {i}"
+                    );
+                    done += 1;
+                    start(&mut p, i, &mut seq, &mut tx, &mut rx);
+                }
+                T_CSEND => assert_eq!(c.res, SIZE as i32, "client send"),
+                _ => {}
+            }
+        }
+    }
+    WATCHING.with(|w| w.set(false));
+    let allocs = ALLOCS.with(|a| a.get());
+    assert_eq!(
+        allocs,
+        0,
+        "{allocs} heap allocations in {} echo round trips in steady state",
+        done - watched.unwrap_or(0)
+    );
+    drop(p);
+    drop(arena);
+}
