@@ -312,6 +312,22 @@ struct Chain {
 /// `IORING_NOTIF_USAGE_ZC_COPIED`: the zero-copy send copied the data.
 const IORING_NOTIF_USAGE_ZC_COPIED: u32 = 1 << 31;
 
+/// The smoltcp device over the engine's NIC, borrowing only the fields it
+/// needs (so the caller can still borrow a connection's socket set).
+macro_rules! engine_port {
+    ($e:ident, $rx:expr, $dst:expr) => {
+        Port {
+            nic: &mut $e.nic,
+            rx: $rx,
+            dst_mac: $dst,
+            src_mac: $e.mac,
+            caps: &$e.caps,
+            scratch: &mut $e.scratch,
+            stats: &mut $e.stats,
+        }
+    };
+}
+
 /// The engine. Generic over the NIC; owns the engine half of one ring.
 pub struct Engine<N: Nic> {
     nic: N,
@@ -972,15 +988,7 @@ impl<N: Nic> Engine<N> {
         }
         // No socket: an empty set makes smoltcp answer with the right RST.
         self.stats.no_socket += 1;
-        let mut port = Port {
-            nic: &mut self.nic,
-            rx: Some(ip),
-            dst_mac: src_mac,
-            src_mac: self.mac,
-            caps: &self.caps,
-            scratch: &mut self.scratch,
-            stats: &mut self.stats,
-        };
+        let mut port = engine_port!(self, Some(ip), src_mac);
         let now = Instant::from_micros(self.now_us as i64);
         self.iface
             .poll_ingress_single(now, &mut port, &mut self.empty_set);
@@ -1032,15 +1040,7 @@ impl<N: Nic> Engine<N> {
     fn feed(&mut self, cid: u32, ip: &[u8], src_mac: MacAddr) {
         let now = Instant::from_micros(self.now_us as i64);
         let c = &mut self.conns[cid as usize];
-        let mut port = Port {
-            nic: &mut self.nic,
-            rx: Some(ip),
-            dst_mac: src_mac,
-            src_mac: self.mac,
-            caps: &self.caps,
-            scratch: &mut self.scratch,
-            stats: &mut self.stats,
-        };
+        let mut port = engine_port!(self, Some(ip), src_mac);
         self.iface.poll_ingress_single(now, &mut port, &mut c.set);
         self.mark_ready(cid);
         self.mark_dirty(cid);
@@ -1051,16 +1051,39 @@ impl<N: Nic> Engine<N> {
     // ------------------------------------------------------------------
 
     fn run_ready(&mut self) {
-        std::mem::swap(&mut self.ready, &mut self.ready_work);
-        let mut work = std::mem::take(&mut self.ready_work);
+        self.drain_conns(false, Self::service);
+    }
+
+    /// Runs `f` on every connection queued on the ready (`dirty == false`) or
+    /// dirty list, clearing its flag first; connections queued again while
+    /// this runs wait for the next round. Returns how many were queued.
+    fn drain_conns(&mut self, dirty: bool, f: fn(&mut Self, u32)) -> usize {
+        let (list, spare) = if dirty {
+            (&mut self.dirty, &mut self.dirty_work)
+        } else {
+            (&mut self.ready, &mut self.ready_work)
+        };
+        std::mem::swap(list, spare);
+        let mut work = std::mem::take(spare);
         for &cid in &work {
-            self.conns[cid as usize].in_ready = false;
-            if self.conns[cid as usize].phase != Phase::Free {
-                self.service(cid);
+            let c = &mut self.conns[cid as usize];
+            if dirty {
+                c.in_dirty = false;
+            } else {
+                c.in_ready = false;
+            }
+            if c.phase != Phase::Free {
+                f(self, cid);
             }
         }
+        let n = work.len();
         work.clear();
-        self.ready_work = work;
+        if dirty {
+            self.dirty_work = work;
+        } else {
+            self.ready_work = work;
+        }
+        n
     }
 
     /// Reacts to whatever happened to `cid`: state changes, data, space, EOF.
@@ -1637,18 +1660,7 @@ impl<N: Nic> Engine<N> {
     }
 
     fn run_egress(&mut self) -> usize {
-        std::mem::swap(&mut self.dirty, &mut self.dirty_work);
-        let mut work = std::mem::take(&mut self.dirty_work);
-        let n = work.len();
-        for &cid in &work {
-            self.conns[cid as usize].in_dirty = false;
-            if self.conns[cid as usize].phase != Phase::Free {
-                self.egress(cid);
-            }
-        }
-        work.clear();
-        self.dirty_work = work;
-        n
+        self.drain_conns(true, Self::egress)
     }
 
     fn egress(&mut self, cid: u32) {
@@ -1674,15 +1686,7 @@ impl<N: Nic> Engine<N> {
             return;
         };
         let c = &mut self.conns[cid as usize];
-        let mut port = Port {
-            nic: &mut self.nic,
-            rx: None,
-            dst_mac,
-            src_mac: self.mac,
-            caps: &self.caps,
-            scratch: &mut self.scratch,
-            stats: &mut self.stats,
-        };
+        let mut port = engine_port!(self, None, dst_mac);
         let mut rounds = 0;
         while rounds < EGRESS_ROUNDS {
             rounds += 1;
