@@ -82,6 +82,10 @@ pub struct BenchArgs {
     /// First TCP port of the kernel backends' servers (on 127.0.0.1).
     #[arg(long, global = true, default_value_t = 27700)]
     pub port: u16,
+    /// Run every row this many times and keep the run with the median rate
+    /// (the machine may be shared; the note lists every rate).
+    #[arg(long, global = true, default_value_t = 1)]
+    pub repeat: usize,
     /// Frame buffers per direction of ringline's loopback wire (0: C + 16384).
     /// Like a NIC's descriptor ring, a smaller wire makes the engines feel
     /// backpressure sooner.
@@ -752,6 +756,29 @@ fn run_stream(backend: Backend, duration: f64, chunk: usize, port: u16) -> Resul
     })
 }
 
+/// Runs `f` `n` times (at least once) and returns the row with the median
+/// rate, its note listing every rate.
+fn median_of(n: usize, mut f: impl FnMut() -> Result<Row, String>) -> Result<Row, String> {
+    let mut runs = Vec::new();
+    for _ in 0..n.max(1) {
+        runs.push(f()?);
+    }
+    if runs.len() == 1 {
+        return Ok(runs.pop().expect("one run"));
+    }
+    let rates: Vec<String> = runs.iter().map(|r| plot::human(r.rate)).collect();
+    runs.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+    let k = runs.len() / 2;
+    let mut r = runs.swap_remove(k);
+    r.note = format!(
+        "median of {} runs: {}; {}",
+        rates.len(),
+        rates.join(", "),
+        r.note
+    );
+    Ok(r)
+}
+
 fn print_rows(title: &str, rows: &[Row]) {
     println!("{title}");
     println!(
@@ -768,7 +795,7 @@ fn print_rows(title: &str, rows: &[Row]) {
         "errors"
     );
     for r in rows {
-        if r.rate == 0.0 && !r.note.is_empty() && r.count == 0 {
+        if r.unit.is_empty() {
             println!(
                 "{:<13} {:<17} {:>7} {:>12} {}",
                 r.backend, r.variant, r.connections, "n/a", r.note
@@ -863,7 +890,7 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
                         port: a.port,
                         wire_frames: a.wire_frames,
                     };
-                    rows.push(run_echo(b, &run)?);
+                    rows.push(median_of(a.repeat, || run_echo(b, &run))?);
                 }
             }
             print_rows(
@@ -950,15 +977,22 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
                 let line: Vec<String> = rows
                     .iter()
                     .filter(|r| r.backend == b.name())
-                    .map(|r| format!("C={}: {:.0} ns", r.connections, r.ns_per_op))
+                    .map(|r| {
+                        if r.rate > 0.0 {
+                            format!("C={}: {:.0} ns", r.connections, r.ns_per_op)
+                        } else {
+                            format!("C={}: n/a", r.connections)
+                        }
+                    })
                     .collect();
                 println!("  {:<13} {}", b.name(), line.join(", "));
+                // Rows that ran (a run that completed nothing counts, at 0).
                 let pts: Vec<&Row> = rows
                     .iter()
-                    .filter(|r| r.backend == b.name() && r.rate > 0.0)
+                    .filter(|r| r.backend == b.name() && !r.unit.is_empty())
                     .collect();
                 if let (Some(lo), Some(hi)) = (pts.first(), pts.last()) {
-                    if lo.connections < hi.connections {
+                    if lo.connections < hi.connections && lo.rate > 0.0 {
                         let x = hi.rate / lo.rate;
                         checks.push(format!(
                             "scale {}: req/s at C={} = {x:.2} x req/s at C={} (target >= 0.8: {})",
@@ -1001,14 +1035,9 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
                     modes.clone()
                 };
                 for m in ms {
-                    rows.push(run_storm(
-                        b,
-                        *clients,
-                        *concurrency,
-                        *size,
-                        m,
-                        a.port + 100,
-                    )?);
+                    rows.push(median_of(a.repeat, || {
+                        run_storm(b, *clients, *concurrency, *size, m, a.port + 100)
+                    })?);
                 }
             }
             print_rows(
@@ -1077,7 +1106,7 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
                         port: a.port + 200,
                         wire_frames: a.wire_frames,
                     };
-                    rows.push(run_echo(b, &run)?);
+                    rows.push(median_of(a.repeat, || run_echo(b, &run))?);
                 }
                 if b == Backend::KernelUring {
                     rows.push(Row::unavailable(
@@ -1126,7 +1155,9 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
         Scenario::Stream { duration, chunk } => {
             scenario_name = "stream";
             for &b in &a.backends {
-                rows.push(run_stream(b, *duration, *chunk, a.port + 300)?);
+                rows.push(median_of(a.repeat, || {
+                    run_stream(b, *duration, *chunk, a.port + 300)
+                })?);
             }
             print_rows(
                 &format!(

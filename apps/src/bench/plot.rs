@@ -170,7 +170,9 @@ pub fn human(v: f64) -> String {
         format!("{:.2}M", v / 1e6)
     } else if a >= 1e3 {
         format!("{:.1}k", v / 1e3)
-    } else {
+    } else if a >= 100.0 || a == a.trunc() {
         format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
     }
 }
