@@ -1057,40 +1057,19 @@ impl<N: Nic> Engine<N> {
     // Servicing connections touched this step
     // ------------------------------------------------------------------
 
+    /// Services every connection on the ready list, clearing its flag first;
+    /// connections readied again meanwhile wait for the next round.
     fn run_ready(&mut self) {
-        self.drain_conns(false, Self::service);
-    }
-
-    /// Runs `f` on every connection queued on the ready (`dirty == false`) or
-    /// dirty list, clearing its flag first; connections queued again while
-    /// this runs wait for the next round. Returns how many were queued.
-    fn drain_conns(&mut self, dirty: bool, f: fn(&mut Self, u32)) -> usize {
-        let (list, spare) = if dirty {
-            (&mut self.dirty, &mut self.dirty_work)
-        } else {
-            (&mut self.ready, &mut self.ready_work)
-        };
-        std::mem::swap(list, spare);
-        let mut work = std::mem::take(spare);
+        std::mem::swap(&mut self.ready, &mut self.ready_work);
+        let mut work = std::mem::take(&mut self.ready_work);
         for &cid in &work {
-            let c = &mut self.conns[cid as usize];
-            if dirty {
-                c.in_dirty = false;
-            } else {
-                c.in_ready = false;
-            }
-            if c.phase != Phase::Free {
-                f(self, cid);
+            self.conns[cid as usize].in_ready = false;
+            if self.conns[cid as usize].phase != Phase::Free {
+                self.service(cid);
             }
         }
-        let n = work.len();
         work.clear();
-        if dirty {
-            self.dirty_work = work;
-        } else {
-            self.ready_work = work;
-        }
-        n
+        self.ready_work = work;
     }
 
     /// Reacts to whatever happened to `cid`: state changes, data, space, EOF.
@@ -1666,8 +1645,28 @@ impl<N: Nic> Engine<N> {
         }
     }
 
+    /// Egress for the dirty connections, in order, while the NIC can take
+    /// frames. When it fills, the rest stay dirty, in order, for the next
+    /// step: re-polling every blocked connection each step would be work that
+    /// sends nothing (a livelock when a burst meets a full wire).
     fn run_egress(&mut self) -> usize {
-        self.drain_conns(true, Self::egress)
+        std::mem::swap(&mut self.dirty, &mut self.dirty_work);
+        let n = self.dirty_work.len();
+        let mut done = 0;
+        while done < n && self.nic.tx_ready() {
+            let cid = self.dirty_work[done];
+            done += 1;
+            self.conns[cid as usize].in_dirty = false;
+            if self.conns[cid as usize].phase != Phase::Free {
+                self.egress(cid);
+            }
+        }
+        // The blocked ones (flag still set) go first next step, then those
+        // marked dirty during this pass. No allocation once capacity settles.
+        self.dirty_work.drain(..done);
+        self.dirty_work.append(&mut self.dirty);
+        std::mem::swap(&mut self.dirty, &mut self.dirty_work);
+        done
     }
 
     fn egress(&mut self, cid: u32) {

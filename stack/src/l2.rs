@@ -2,6 +2,9 @@
 //! Parsers take untrusted bytes and never panic; anything malformed is `None`.
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
+use crate::engine::FxHasher;
 use std::net::Ipv4Addr;
 
 use ringline_dataplane::MacAddr;
@@ -114,9 +117,10 @@ pub fn write_arp(p: &mut [u8], arp: &Arp) {
 /// The neighbour table: IP to MAC, filled statically and by ARP.
 #[derive(Default)]
 pub struct ArpTable {
-    map: HashMap<Ipv4Addr, MacAddr>,
+    // Looked up on every segment: the engine's integer hasher, not SipHash.
+    map: HashMap<Ipv4Addr, MacAddr, BuildHasherDefault<FxHasher>>,
     /// When each unresolved IP was last asked for (µs), to rate-limit requests.
-    asked: HashMap<Ipv4Addr, u64>,
+    asked: HashMap<Ipv4Addr, u64, BuildHasherDefault<FxHasher>>,
 }
 
 impl ArpTable {
