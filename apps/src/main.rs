@@ -15,7 +15,11 @@ mod transport;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "ringline", version, about = "A kernel-bypass TCP stack driven through an io_uring-compatible ring")]
+#[command(
+    name = "ringline",
+    version,
+    about = "A kernel-bypass TCP stack driven through an io_uring-compatible ring"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
