@@ -141,32 +141,6 @@ pub fn serve<R: Uring>(
     let mut free_bufs = opts.buffers as usize;
     let mut cqes: Vec<Cqe> = Vec::with_capacity(4096);
 
-    // socket / bind / listen, synchronously, for every port.
-    let setup = |rt: &mut R, cqes: &mut Vec<Cqe>, sqe| -> Result<i32, String> {
-        push(rt, sqe);
-        let t0 = Instant::now();
-        loop {
-            match rt.submit_and_wait_timeout(1, Duration::from_millis(100)) {
-                Ok(_) => {}
-                Err(e) if e.0 == libc::ETIME || e.0 == libc::EINTR => {}
-                Err(e) => return Err(e.to_string()),
-            }
-            cqes.clear();
-            rt.reap(cqes);
-            if let Some(c) = cqes.first() {
-                if c.res < 0 {
-                    return Err(format!(
-                        "setup op failed: {}",
-                        ringline_ring::app::Errno(-c.res)
-                    ));
-                }
-                return Ok(c.res);
-            }
-            if t0.elapsed() > Duration::from_secs(5) {
-                return Err("setup op timed out".into());
-            }
-        }
-    };
     let arm_accept = |rt: &mut R, lfd: i32| {
         let sqe = match opts.accept {
             AcceptMode::Multishot => opcode::AcceptMulti::new(lfd)
@@ -182,33 +156,7 @@ pub fn serve<R: Uring>(
     };
     let mut listeners = Vec::with_capacity(opts.ports as usize);
     for k in 0..opts.ports.max(1) {
-        let sa = ringline_ring::app::sockaddr_in(ip.octets(), opts.port + k);
-        let lfd = setup(
-            rt,
-            &mut cqes,
-            opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
-                .user_data(ud(T_SETUP, 0, 0))
-                .build(),
-        )?;
-        rt.tune_socket(lfd, true);
-        setup(
-            rt,
-            &mut cqes,
-            opcode::Bind::new(
-                lfd,
-                &sa as *const libc::sockaddr_in as *const libc::sockaddr,
-                16,
-            )
-            .user_data(ud(T_SETUP, 0, 0))
-            .build(),
-        )?;
-        setup(
-            rt,
-            &mut cqes,
-            opcode::Listen::new(lfd, 65535)
-                .user_data(ud(T_SETUP, 0, 0))
-                .build(),
-        )?;
+        let lfd = listen_on(rt, &mut cqes, ip, opts.port + k, 65535, ud(T_SETUP, 0, 0))?;
         arm_accept(rt, lfd);
         listeners.push(lfd);
     }
@@ -405,4 +353,74 @@ pub fn serve<R: Uring>(
     drop(mem);
     drop(words);
     Ok(stats)
+}
+
+/// Opens a listening socket on `ip:port` synchronously (SOCKET, BIND, LISTEN,
+/// each waited for), tagging the SQEs with `setup_ud`. `cqes` is scratch space.
+/// Shared by the echo and HTTP servers.
+pub fn listen_on<R: Uring + ?Sized>(
+    rt: &mut R,
+    cqes: &mut Vec<Cqe>,
+    ip: Ipv4Addr,
+    port: u16,
+    backlog: i32,
+    setup_ud: u64,
+) -> Result<i32, String> {
+    let sa = ringline_ring::app::sockaddr_in(ip.octets(), port);
+    let lfd = run_setup_op(
+        rt,
+        cqes,
+        opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
+            .user_data(setup_ud)
+            .build(),
+    )?;
+    rt.tune_socket(lfd, true);
+    let sa_ptr = &sa as *const libc::sockaddr_in as *const libc::sockaddr;
+    run_setup_op(
+        rt,
+        cqes,
+        opcode::Bind::new(lfd, sa_ptr, 16)
+            .user_data(setup_ud)
+            .build(),
+    )?;
+    run_setup_op(
+        rt,
+        cqes,
+        opcode::Listen::new(lfd, backlog)
+            .user_data(setup_ud)
+            .build(),
+    )?;
+    Ok(lfd)
+}
+
+/// Submits one setup SQE and waits (at most 5 s) for its CQE; a negative
+/// result is an error. Nothing else may be in flight on `rt`.
+fn run_setup_op<R: Uring + ?Sized>(
+    rt: &mut R,
+    cqes: &mut Vec<Cqe>,
+    sqe: ringline_ring::abi::Sqe,
+) -> Result<i32, String> {
+    push(rt, sqe);
+    let t0 = Instant::now();
+    loop {
+        match rt.submit_and_wait_timeout(1, Duration::from_millis(100)) {
+            Ok(_) => {}
+            Err(e) if e.0 == libc::ETIME || e.0 == libc::EINTR => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        cqes.clear();
+        rt.reap(cqes);
+        if let Some(c) = cqes.first() {
+            if c.res < 0 {
+                return Err(format!(
+                    "setup op failed: {}",
+                    ringline_ring::app::Errno(-c.res)
+                ));
+            }
+            return Ok(c.res);
+        }
+        if t0.elapsed() > Duration::from_secs(5) {
+            return Err("setup op timed out".into());
+        }
+    }
 }

@@ -434,58 +434,7 @@ pub fn serve<R: Uring>(
     stop: &AtomicBool,
 ) -> Result<HttpStats, String> {
     let mut cqes: Vec<Cqe> = Vec::with_capacity(4096);
-    let setup = |rt: &mut R, cqes: &mut Vec<Cqe>, sqe| -> Result<i32, String> {
-        push(rt, sqe);
-        let t0 = Instant::now();
-        loop {
-            match rt.submit_and_wait_timeout(1, Duration::from_millis(100)) {
-                Ok(_) => {}
-                Err(e) if e.0 == libc::ETIME || e.0 == libc::EINTR => {}
-                Err(e) => return Err(e.to_string()),
-            }
-            cqes.clear();
-            rt.reap(cqes);
-            if let Some(c) = cqes.first() {
-                if c.res < 0 {
-                    return Err(format!(
-                        "setup op failed: {}",
-                        ringline_ring::app::Errno(-c.res)
-                    ));
-                }
-                return Ok(c.res);
-            }
-            if t0.elapsed() > Duration::from_secs(5) {
-                return Err("setup op timed out".into());
-            }
-        }
-    };
-    let sa = ringline_ring::app::sockaddr_in(ip.octets(), opts.port);
-    let lfd = setup(
-        rt,
-        &mut cqes,
-        opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
-            .user_data(ud(T_SETUP, 0))
-            .build(),
-    )?;
-    rt.tune_socket(lfd, true);
-    setup(
-        rt,
-        &mut cqes,
-        opcode::Bind::new(
-            lfd,
-            &sa as *const libc::sockaddr_in as *const libc::sockaddr,
-            16,
-        )
-        .user_data(ud(T_SETUP, 0))
-        .build(),
-    )?;
-    setup(
-        rt,
-        &mut cqes,
-        opcode::Listen::new(lfd, 4096)
-            .user_data(ud(T_SETUP, 0))
-            .build(),
-    )?;
+    let lfd = crate::echo::listen_on(rt, &mut cqes, ip, opts.port, 4096, ud(T_SETUP, 0))?;
     push(
         rt,
         opcode::AcceptMulti::new(lfd)
