@@ -330,18 +330,7 @@ pub fn run_shaped<R: Uring>(
                     }
                     conn.fd = c.res;
                     conn.st = St::Connecting;
-                    rt.tune_socket(conn.fd, false);
-                    let sa = &addrs[i % ports];
-                    push(
-                        rt,
-                        opcode::Connect::new(
-                            conn.fd,
-                            sa as *const libc::sockaddr_in as *const libc::sockaddr,
-                            16,
-                        )
-                        .user_data(ud(T_CONNECT, i))
-                        .build(),
-                    );
+                    start_connect(rt, conn.fd, &addrs[i % ports], ud(T_CONNECT, i));
                 }
                 T_CONNECT => {
                     settled += 1;
@@ -546,18 +535,7 @@ pub fn storm<R: Uring>(rt: &mut R, opts: &StormOpts, live: &LiveCounters) -> Sto
                     }
                     fds[s] = c.res;
                     st[s] = Sc::Connect;
-                    rt.tune_socket(c.res, false);
-                    let sa = &addrs[client[s] % ports];
-                    push(
-                        rt,
-                        opcode::Connect::new(
-                            c.res,
-                            sa as *const libc::sockaddr_in as *const libc::sockaddr,
-                            16,
-                        )
-                        .user_data(ud(T_CONNECT, s))
-                        .build(),
-                    );
+                    start_connect(rt, c.res, &addrs[client[s] % ports], ud(T_CONNECT, s));
                 }
                 T_CONNECT => {
                     if c.res != 0 {
@@ -730,17 +708,7 @@ pub fn stream<R: Uring>(rt: &mut R, opts: &StreamOpts, live: &LiveCounters) -> S
             hist,
         };
     }
-    rt.tune_socket(fd, false);
-    push(
-        rt,
-        opcode::Connect::new(
-            fd,
-            &sa as *const libc::sockaddr_in as *const libc::sockaddr,
-            16,
-        )
-        .user_data(ud(T_CONNECT, 0))
-        .build(),
-    );
+    start_connect(rt, fd, &sa, ud(T_CONNECT, 0));
     if wait_one(rt, &mut cqes, T_CONNECT) != 0 {
         return StreamResult {
             bytes: 0,
@@ -825,4 +793,17 @@ pub fn stream<R: Uring>(rt: &mut R, opts: &StreamOpts, live: &LiveCounters) -> S
         errors,
         hist,
     }
+}
+
+/// Tunes a client socket and submits its CONNECT to `sa` (kept alive by the
+/// caller until the CQE; the address is read at submission anyway).
+fn start_connect<R: Uring + ?Sized>(rt: &mut R, fd: i32, sa: &libc::sockaddr_in, user_data: u64) {
+    rt.tune_socket(fd, false);
+    let ptr = sa as *const libc::sockaddr_in as *const libc::sockaddr;
+    push(
+        rt,
+        opcode::Connect::new(fd, ptr, 16)
+            .user_data(user_data)
+            .build(),
+    );
 }
