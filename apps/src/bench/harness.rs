@@ -250,6 +250,31 @@ pub fn kernel_pair() -> (RingSpec, RingSpec) {
     )
 }
 
+/// The ring-backed shape of every scenario: `echo::serve` on the `server`
+/// ring at `ip`, against the client job that `job` builds from the pair's
+/// context on the `client` ring (see [`run_pair`]).
+pub fn serve_pair<J: RingJob>(
+    title: &str,
+    status: impl Fn(&LiveCounters) -> String,
+    (server, client): (RingSpec, RingSpec),
+    ip: Ipv4Addr,
+    opts: EchoOpts,
+    job: impl FnOnce(Ctx) -> J + Send + 'static,
+) -> Result<(EchoStats, J::Out, [u64; 2]), String> {
+    run_pair(
+        title,
+        status,
+        move |ctx| {
+            server.run(ServeJob {
+                ip,
+                opts,
+                ctx: ctx.clone(),
+            })
+        },
+        move |ctx| client.run(job(ctx.clone())),
+    )
+}
+
 /// `echo::serve` as a job.
 pub struct ServeJob {
     /// Listen address.

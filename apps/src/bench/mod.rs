@@ -34,8 +34,8 @@ use crate::loadgen::{LoadOpts, Shape, StormOpts, StreamOpts};
 
 use epoll::{EpollMode, EpollServerOpts};
 use harness::{
-    echo_status, kernel_pair, ringline_pair, run_pair, LoadJob, RinglineShape, ServeJob, StormJob,
-    StreamJob, KERNEL_IP, RL_SERVER_IP,
+    echo_status, kernel_pair, ringline_pair, run_pair, serve_pair, LoadJob, RinglineShape,
+    StormJob, StreamJob, KERNEL_IP, RL_SERVER_IP,
 };
 
 /// A backend under test.
@@ -418,46 +418,24 @@ fn run_echo(backend: Backend, run: &EchoRun) -> Result<Row, String> {
             }
             let (s, cl) = ringline_pair(&rs);
             let (eo, lo, shape) = (echo_opts(7), load(RL_SERVER_IP, 7), shape.clone());
-            run_pair(
-                &title,
-                echo_status,
-                move |ctx| {
-                    s.run(ServeJob {
-                        ip: RL_SERVER_IP,
-                        opts: eo,
-                        ctx: ctx.clone(),
-                    })
-                },
-                move |ctx| {
-                    cl.run(LoadJob {
-                        opts: lo,
-                        shape,
-                        ctx: ctx.clone(),
-                    })
-                },
-            )?
+            serve_pair(&title, echo_status, (s, cl), RL_SERVER_IP, eo, move |ctx| {
+                LoadJob {
+                    opts: lo,
+                    shape,
+                    ctx,
+                }
+            })?
         }
         Backend::KernelUring => {
             let (s, cl) = kernel_pair();
             let (eo, lo, shape) = (echo_opts(port), load(KERNEL_IP, port), shape.clone());
-            run_pair(
-                &title,
-                echo_status,
-                move |ctx| {
-                    s.run(ServeJob {
-                        ip: KERNEL_IP,
-                        opts: eo,
-                        ctx: ctx.clone(),
-                    })
-                },
-                move |ctx| {
-                    cl.run(LoadJob {
-                        opts: lo,
-                        shape,
-                        ctx: ctx.clone(),
-                    })
-                },
-            )?
+            serve_pair(&title, echo_status, (s, cl), KERNEL_IP, eo, move |ctx| {
+                LoadJob {
+                    opts: lo,
+                    shape,
+                    ctx,
+                }
+            })?
         }
         Backend::KernelEpoll => {
             let so = EpollServerOpts {
@@ -553,44 +531,17 @@ fn run_storm(
             shape.frames = 4 * concurrency + 16384;
             let (s, c) = ringline_pair(&shape);
             let (e, o) = (eo(7), so(RL_SERVER_IP, 7));
-            run_pair(
-                &title,
-                status,
-                move |ctx| {
-                    s.run(ServeJob {
-                        ip: RL_SERVER_IP,
-                        opts: e,
-                        ctx: ctx.clone(),
-                    })
-                },
-                move |ctx| {
-                    c.run(StormJob {
-                        opts: o,
-                        ctx: ctx.clone(),
-                    })
-                },
-            )?
+            serve_pair(&title, status, (s, c), RL_SERVER_IP, e, move |ctx| {
+                StormJob { opts: o, ctx }
+            })?
         }
         Backend::KernelUring => {
             let (s, c) = kernel_pair();
             let (e, o) = (eo(port), so(KERNEL_IP, port));
-            run_pair(
-                &title,
-                status,
-                move |ctx| {
-                    s.run(ServeJob {
-                        ip: KERNEL_IP,
-                        opts: e,
-                        ctx: ctx.clone(),
-                    })
-                },
-                move |ctx| {
-                    c.run(StormJob {
-                        opts: o,
-                        ctx: ctx.clone(),
-                    })
-                },
-            )?
+            serve_pair(&title, status, (s, c), KERNEL_IP, e, move |ctx| StormJob {
+                opts: o,
+                ctx,
+            })?
         }
         Backend::KernelEpoll => {
             let e = EpollServerOpts {
@@ -675,44 +626,17 @@ fn run_stream(backend: Backend, duration: f64, chunk: usize, port: u16) -> Resul
             };
             let (s, c) = ringline_pair(&shape);
             let (e, o) = (eo(7), so(RL_SERVER_IP, 7));
-            run_pair(
-                &title,
-                status,
-                move |ctx| {
-                    s.run(ServeJob {
-                        ip: RL_SERVER_IP,
-                        opts: e,
-                        ctx: ctx.clone(),
-                    })
-                },
-                move |ctx| {
-                    c.run(StreamJob {
-                        opts: o,
-                        ctx: ctx.clone(),
-                    })
-                },
-            )?
+            serve_pair(&title, status, (s, c), RL_SERVER_IP, e, move |ctx| {
+                StreamJob { opts: o, ctx }
+            })?
         }
         Backend::KernelUring => {
             let (s, c) = kernel_pair();
             let (e, o) = (eo(port), so(KERNEL_IP, port));
-            run_pair(
-                &title,
-                status,
-                move |ctx| {
-                    s.run(ServeJob {
-                        ip: KERNEL_IP,
-                        opts: e,
-                        ctx: ctx.clone(),
-                    })
-                },
-                move |ctx| {
-                    c.run(StreamJob {
-                        opts: o,
-                        ctx: ctx.clone(),
-                    })
-                },
-            )?
+            serve_pair(&title, status, (s, c), KERNEL_IP, e, move |ctx| StreamJob {
+                opts: o,
+                ctx,
+            })?
         }
         Backend::KernelEpoll => {
             let e = EpollServerOpts {
