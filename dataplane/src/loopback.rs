@@ -4,19 +4,27 @@
 //! # How a frame travels
 //!
 //! Each direction (A→B and B→A) owns every buffer it will ever use, allocated
-//! once by [`LoopbackWire::pair`], and two lock-free bounded queues:
+//! once by [`LoopbackWire::pair`]. The sender keeps the empty ones on a
+//! private stack; two lock-free bounded queues join the ports:
 //!
 //! ```text
-//!            ┌──────────── free list (empty buffers) ◄───────────┐
-//!            ▼                                                   │
-//! A.tx_frame: pop buffer, build ─► A's tx batch ─► A.tx_flush ─► wire queue
-//!                                                                │
-//!                       B.rx_burst: pop filled frames ◄──────────┘
-//!                       B.rx_release: buffer ──────────────► free list
+//!   ┌─► A's spare stack (LIFO) ◄── A.tx_flush: reclaim ◄── return queue ◄─┐
+//!   │                                                                     │
+//! A.tx_frame: pop top buffer, build ─► A's tx batch ─► A.tx_flush ─► wire queue
+//!                                                                     │
+//!                          B.rx_burst: pop filled frames ◄────────────┘
+//!                          B.rx_release: buffer ──────────────► return queue
 //! ```
 //!
-//! Nothing is allocated per frame: buffers only move between the free list,
-//! the sender's batch, the wire queue and the receiver's hands. The queues are
+//! The spare stack is last in, first out, like the per-core cache of a DPDK
+//! mempool: the buffer a frame is built in is the one most recently returned,
+//! still in cache, so a wire with thousands of buffers touches only as many
+//! as are in flight. (A first-in, first-out free list would cycle through
+//! all of them and miss the cache on every frame.)
+//!
+//! Nothing is allocated per frame: buffers only move between the spare
+//! stack, the sender's batch, the wire queue, the receiver's hands and the
+//! return queue. The queues are
 //! [`crossbeam_queue::ArrayQueue`]s, so the two ports may live on two threads
 //! (each port is `Send` and used by one thread at a time), or both on one
 //! thread with two engines stepped in turn.
@@ -137,27 +145,26 @@ impl LoopbackWire {
         );
 
         let buf_len = cfg.mtu + ETH_HEADER_LEN;
-        let a_to_b = Arc::new(Direction::new(
-            buf_len,
-            cfg.frames_per_direction,
-            wire_queue_len,
-        ));
-        let b_to_a = Arc::new(Direction::new(
-            buf_len,
-            cfg.frames_per_direction,
-            wire_queue_len,
-        ));
-        let a = LoopbackPort::new(cfg, cfg.mac_a, cfg.mac_b, a_to_b.clone(), b_to_a.clone());
-        let b = LoopbackPort::new(cfg, cfg.mac_b, cfg.mac_a, b_to_a, a_to_b);
+        let (a_to_b, a_spare) = Direction::new(buf_len, cfg.frames_per_direction, wire_queue_len);
+        let (b_to_a, b_spare) = Direction::new(buf_len, cfg.frames_per_direction, wire_queue_len);
+        let (a_to_b, b_to_a) = (Arc::new(a_to_b), Arc::new(b_to_a));
+        let a = LoopbackPort::new(
+            cfg,
+            (cfg.mac_a, cfg.mac_b),
+            (a_to_b.clone(), b_to_a.clone()),
+            a_spare,
+        );
+        let b = LoopbackPort::new(cfg, (cfg.mac_b, cfg.mac_a), (b_to_a, a_to_b), b_spare);
         (a, b)
     }
 }
 
 /// One direction of the wire, shared by the sending and the receiving port.
 struct Direction {
-    /// Empty buffers, each `buf_len` bytes. The sender pops, the receiver's
-    /// `rx_release` pushes. Its capacity is the number of buffers, so a push
-    /// of one of this direction's buffers always fits.
+    /// Empty buffers on their way back to the sender: the receiver's
+    /// `rx_release` pushes, the sender's reclaim pops them onto its spare
+    /// stack. Its capacity is the number of buffers, so a push of one of this
+    /// direction's buffers always fits.
     free: ArrayQueue<Box<[u8]>>,
     /// Built frames in send order. The sender's `tx_flush` pushes, the
     /// receiver's `rx_burst` pops.
@@ -167,19 +174,22 @@ struct Direction {
 }
 
 impl Direction {
-    fn new(buf_len: usize, frames: usize, wire_queue_len: usize) -> Self {
-        let free = ArrayQueue::new(frames);
-        for _ in 0..frames {
-            // `vec![0; n]` asks the allocator for zeroed memory, which the OS
-            // maps lazily, so a large pool costs address space until used.
-            let pushed = free.push(vec![0u8; buf_len].into_boxed_slice());
-            debug_assert!(pushed.is_ok(), "free list sized for every buffer");
-        }
-        Direction {
-            free,
+    /// The direction and every one of its buffers, for the sender's spare
+    /// stack.
+    fn new(buf_len: usize, frames: usize, wire_queue_len: usize) -> (Self, Vec<Box<[u8]>>) {
+        // `vec![0; n]` asks the allocator for zeroed memory, which the OS maps
+        // lazily, so a large pool costs address space until used; with the
+        // LIFO spare stack, buffers deep in the stack are touched only when
+        // that many frames are in flight at once.
+        let spare = (0..frames)
+            .map(|_| vec![0u8; buf_len].into_boxed_slice())
+            .collect();
+        let d = Direction {
+            free: ArrayQueue::new(frames),
             wire: ArrayQueue::new(wire_queue_len),
             buf_len,
-        }
+        };
+        (d, spare)
     }
 }
 
@@ -228,6 +238,10 @@ pub struct LoopbackPort {
     tx: Arc<Direction>,
     /// Direction this port receives from.
     rx: Arc<Direction>,
+    /// Empty buffers of the `tx` direction, most recently reclaimed on top:
+    /// `tx_frame` builds in the top one. Capacity: every buffer of the
+    /// direction, so reclaiming never allocates.
+    spare: Vec<Box<[u8]>>,
     /// Frames built by `tx_frame` and not yet on the wire, oldest first.
     /// Capacity [`TX_BATCH`], allocated once.
     tx_batch: VecDeque<LoopbackFrame>,
@@ -239,14 +253,14 @@ pub struct LoopbackPort {
 impl LoopbackPort {
     fn new(
         cfg: &WireConfig,
-        mac: MacAddr,
-        peer_mac: MacAddr,
-        tx: Arc<Direction>,
-        rx: Arc<Direction>,
+        (mac, peer_mac): (MacAddr, MacAddr),
+        (tx, rx): (Arc<Direction>, Arc<Direction>),
+        spare: Vec<Box<[u8]>>,
     ) -> Self {
         LoopbackPort {
             tx,
             rx,
+            spare,
             tx_batch: VecDeque::with_capacity(TX_BATCH),
             caps: NicCaps {
                 mtu: cfg.mtu,
@@ -270,6 +284,16 @@ impl LoopbackPort {
     /// [`Nic::tx_flush`] (or for room on the wire).
     pub fn tx_queued(&self) -> usize {
         self.tx_batch.len()
+    }
+
+    /// Moves the buffers the receiver has released onto the spare stack, the
+    /// last released on top. Returns whether any came back.
+    fn reclaim(&mut self) -> bool {
+        let before = self.spare.len();
+        while let Some(buf) = self.tx.free.pop() {
+            self.spare.push(buf);
+        }
+        self.spare.len() > before
     }
 
     /// Moves frames from the batch to the wire, oldest first, until the batch
@@ -358,7 +382,10 @@ impl Nic for LoopbackPort {
                 return Err(TxError::Full);
             }
         }
-        let Some(mut buf) = self.tx.free.pop() else {
+        if self.spare.is_empty() {
+            self.reclaim();
+        }
+        let Some(mut buf) = self.spare.pop() else {
             self.counters.tx_dropped += 1;
             return Err(TxError::Full);
         };
@@ -375,11 +402,15 @@ impl Nic for LoopbackPort {
         if self.tx_batch.len() == TX_BATCH {
             self.push_batch();
         }
-        self.tx_batch.len() < TX_BATCH && !self.tx.free.is_empty()
+        self.tx_batch.len() < TX_BATCH && (!self.spare.is_empty() || self.reclaim())
     }
 
+    /// Pushes the batch to the wire, then reclaims released buffers so the
+    /// next frames are built in the ones most recently used.
     fn tx_flush(&mut self) -> usize {
-        self.push_batch()
+        let sent = self.push_batch();
+        self.reclaim();
+        sent
     }
 
     /// `rx_dropped` stays zero: the wire never drops. `tx_dropped` counts
@@ -494,6 +525,26 @@ mod tests {
         assert_eq!(a.counters().tx_dropped, 1);
         // Exactly MTU + Ethernet header fits.
         a.tx_frame(1514, &mut |b| b.fill(1)).unwrap();
+    }
+
+    #[test]
+    fn reuses_the_most_recently_released_buffer() {
+        // A pool of 1024 buffers with one frame in flight at a time touches
+        // one buffer, not all of them in turn.
+        let (mut a, mut b) = LoopbackWire::pair(&small(1024, None));
+        let mut out = Vec::with_capacity(RX_BURST);
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..100u8 {
+            send(&mut a, &[i; 64]).unwrap();
+            a.tx_flush();
+            assert_eq!(b.rx_burst(&mut out, RX_BURST), 1);
+            let f = out.pop().unwrap();
+            assert_eq!(f.as_ref(), &[i; 64]);
+            seen.insert(f.buf.as_ptr() as usize);
+            b.rx_release(f);
+        }
+        // The one just released waits in the return queue until the next flush.
+        assert!(seen.len() <= 2, "buffers used: {}", seen.len());
     }
 
     #[test]

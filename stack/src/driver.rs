@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant as StdInstant};
+use std::time::Duration;
 
 use ringline_dataplane::Nic;
 use ringline_ring::abi::IORING_ENTER_GETEVENTS;
@@ -16,8 +16,11 @@ use crate::engine::Engine;
 /// Where engine time comes from. Read once per engine step.
 #[derive(Clone, Debug)]
 pub enum Clock {
-    /// `std::time::Instant` (CLOCK_MONOTONIC) since the given origin.
-    Monotonic(StdInstant),
+    /// Monotonic time since an origin, read from the CPU's invariant TSC
+    /// (about 14 ns here, against 40 ns for `clock_gettime`), calibrated
+    /// against CLOCK_MONOTONIC; where the TSC is not usable, CLOCK_MONOTONIC
+    /// itself.
+    Monotonic(Monotonic),
     /// A virtual clock in µs that tests advance by hand; shared by the engines
     /// of one deterministic test.
     Manual(Arc<AtomicU64>),
@@ -26,7 +29,9 @@ pub enum Clock {
 impl Clock {
     /// A monotonic clock starting now.
     pub fn monotonic() -> Self {
-        Clock::Monotonic(StdInstant::now())
+        let clock = quanta::Clock::new();
+        let origin = clock.raw();
+        Clock::Monotonic(Monotonic { clock, origin })
     }
 
     /// A manual clock at 0 µs, and the handle that advances it.
@@ -38,12 +43,19 @@ impl Clock {
     /// Current engine time in µs.
     pub fn now_us(&self) -> u64 {
         match self {
-            Clock::Monotonic(origin) => origin.elapsed().as_micros() as u64,
+            Clock::Monotonic(m) => m.clock.delta_as_nanos(m.origin, m.clock.raw()) / 1000,
             // The test thread stores the time; the engine reads it. Both are the
             // same thread in deterministic tests, so Relaxed suffices.
             Clock::Manual(t) => t.load(Ordering::Relaxed),
         }
     }
+}
+
+/// A calibrated TSC reading and the raw count at the clock's origin.
+#[derive(Clone, Debug)]
+pub struct Monotonic {
+    clock: quanta::Clock,
+    origin: u64,
 }
 
 /// An engine driven from the application's own thread.

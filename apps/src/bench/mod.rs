@@ -878,7 +878,7 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
                         port: a.port,
                         wire_frames: a.wire_frames,
                     };
-                    match run_echo(b, &run) {
+                    match median_of(a.repeat, || run_echo(b, &run)) {
                         Ok(r) => rows.push(r),
                         Err(e) => rows.push(Row::unavailable(
                             "scale",
