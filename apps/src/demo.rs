@@ -37,6 +37,11 @@ pub struct DemoArgs {
     /// e.g. "--no-huge -m 512 --no-pci" (needs --features dpdk).
     #[arg(long, value_name = "EAL_ARGS", allow_hyphen_values = true)]
     pub dpdk: Option<String>,
+    /// Run both engine threads under SCHED_FIFO at this priority (1-99): a
+    /// busy-polling engine preempted by other work on its core loses its
+    /// tail latency (needs CAP_SYS_NICE).
+    #[arg(long, value_name = "PRIO", value_parser = clap::value_parser!(u8).range(1..=99))]
+    pub realtime: Option<u8>,
 }
 
 const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -160,6 +165,7 @@ where
         ..RingConfig::default()
     };
 
+    let realtime = a.realtime;
     let srv_cfg = engine(SERVER_IP, CLIENT_IP, macs.map(|m| m.1));
     let srv_ring = ring_cfg.clone();
     let srv_stop = stop.clone();
@@ -170,6 +176,9 @@ where
         .spawn(move || -> Result<echo::EchoStats, String> {
             crate::sys::pin_to_cpu(0);
             let r = (|| {
+                if let Some(p) = realtime {
+                    crate::sys::set_realtime(p)?;
+                }
                 let nic = make_server()?;
                 let mut rt =
                     open(nic, &srv_ring, srv_cfg, Clock::monotonic()).map_err(|e| e.to_string())?;
@@ -205,6 +214,9 @@ where
         .name("ringline-client".into())
         .spawn(move || -> Result<loadgen::LoadResult, String> {
             crate::sys::pin_to_cpu(1);
+            if let Some(p) = realtime {
+                crate::sys::set_realtime(p)?;
+            }
             let nic = make_client()?;
             let mut rt =
                 open(nic, &ring_cfg, cli_cfg, Clock::monotonic()).map_err(|e| e.to_string())?;

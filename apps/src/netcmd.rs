@@ -139,6 +139,9 @@ fn engine(
     let mut cfg = s.engine.clone();
     tune(&mut cfg);
     let rt = open(dev, &ring_config(), cfg, Clock::monotonic()).map_err(|e| e.to_string())?;
+    if let Some(p) = s.realtime {
+        crate::sys::set_realtime(p)?;
+    }
     Ok((rt, info, driver))
 }
 

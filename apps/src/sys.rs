@@ -120,6 +120,41 @@ pub fn pin_to_cpu(cpu: usize) {
     }
 }
 
+/// Puts the calling thread under `SCHED_FIFO` at `priority` (1..=99), so a
+/// busy-polling engine is not preempted by ordinary threads sharing its core.
+/// The kernel's RT throttling (`kernel.sched_rt_runtime_us`, 95% by default)
+/// still leaves the core's other work a slice. Needs `CAP_SYS_NICE`.
+pub fn set_realtime(priority: u8) -> Result<(), String> {
+    if !(1..=99).contains(&priority) {
+        return Err(format!(
+            "realtime priority {priority} is outside 1..=99 (SCHED_FIFO)"
+        ));
+    }
+    let param = libc::sched_param {
+        sched_priority: i32::from(priority),
+    };
+    // SAFETY: pthread_self() is the calling thread, alive for the call;
+    // `param` is a valid, initialised sched_param the call only reads.
+    let r = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
+    match r {
+        0 => Ok(()),
+        libc::EPERM => Err(format!(
+            "SCHED_FIFO priority {priority}: not permitted (needs root or CAP_SYS_NICE, and an RT budget in the cgroup)"
+        )),
+        e => Err(format!(
+            "SCHED_FIFO priority {priority}: {}",
+            std::io::Error::from_raw_os_error(e)
+        )),
+    }
+}
+
+/// The scheduling policy of the calling thread (`SCHED_*`).
+#[cfg(test)]
+pub fn current_policy() -> i32 {
+    // SAFETY: 0 is the calling thread; sched_getscheduler has no other input.
+    unsafe { libc::sched_getscheduler(0) }
+}
+
 /// The CPU-time clock of the calling thread (`pthread_getcpuclockid`), which
 /// any thread of the process may read with [`clock_ns`]. 0 if unavailable.
 pub fn thread_cpu_clock() -> libc::clockid_t {
@@ -146,4 +181,27 @@ pub fn clock_ns(clock: libc::clockid_t) -> u64 {
         return 0;
     }
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn realtime_refuses_bad_priorities_and_sets_fifo() {
+        assert!(set_realtime(0).unwrap_err().contains("1..=99"));
+        assert!(set_realtime(100).unwrap_err().contains("1..=99"));
+        // On a thread of its own, so the test harness's thread keeps its policy.
+        let r = std::thread::spawn(|| (set_realtime(1), current_policy()))
+            .join()
+            .expect("thread");
+        match r {
+            (Ok(()), policy) => assert_eq!(policy, libc::SCHED_FIFO),
+            // Without CAP_SYS_NICE the error says so.
+            (Err(e), policy) => {
+                assert!(e.contains("not permitted"), "{e}");
+                assert_eq!(policy, libc::SCHED_OTHER);
+            }
+        }
+    }
 }

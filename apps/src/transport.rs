@@ -94,6 +94,11 @@ pub struct NicArgs {
     /// Pin the engine to this CPU (adds `-l CORE` to the EAL arguments unless they choose lcores).
     #[arg(long, value_name = "CPU")]
     pub core: Option<usize>,
+    /// Run the engine thread under SCHED_FIFO at this priority (1-99), so
+    /// ordinary threads on its core cannot preempt the busy poll (needs
+    /// CAP_SYS_NICE; isolate the core for best results, see deploy/README.md).
+    #[arg(long, value_name = "PRIO", value_parser = clap::value_parser!(u8).range(1..=99))]
+    pub realtime: Option<u8>,
 }
 
 /// The config file (`--config`); every section and key is optional.
@@ -188,6 +193,8 @@ pub struct NetSection {
 pub struct EngineSection {
     /// CPU to pin the engine to.
     pub core: Option<usize>,
+    /// SCHED_FIFO priority of the engine thread (1-99).
+    pub realtime: Option<u8>,
     /// Most connections at once.
     pub max_connections: Option<usize>,
     /// Connections allocated up front.
@@ -285,6 +292,8 @@ pub struct Settings {
     pub engine: EngineConfig,
     /// The `[server]` section, for the defaults of `--listen` and `--body`.
     pub server: ServerSection,
+    /// SCHED_FIFO priority for the engine thread, if any.
+    pub realtime: Option<u8>,
 }
 
 /// Splits an EAL argument line at whitespace (no quoting: EAL arguments
@@ -512,6 +521,16 @@ pub fn resolve(args: &NicArgs, cmd: &'static str) -> Result<Settings, TransportE
         somaxconn: e.somaxconn.unwrap_or(base.somaxconn),
         ..base
     };
+    let realtime = args.realtime.or(e.realtime);
+    if let Some(p) = realtime {
+        if !(1..=99).contains(&p) {
+            return Err(TransportError::Invalid {
+                what: "engine.realtime",
+                value: p.to_string(),
+                why: "a SCHED_FIFO priority is 1..=99",
+            });
+        }
+    }
     if engine.prealloc_connections > engine.max_connections {
         return Err(TransportError::Invalid {
             what: "engine.prealloc_connections",
@@ -523,6 +542,7 @@ pub fn resolve(args: &NicArgs, cmd: &'static str) -> Result<Settings, TransportE
         device,
         engine,
         server: file.server,
+        realtime,
     })
 }
 

@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 use ringline_dataplane::{LoopbackWire, Nic, WireConfig, RX_BURST};
 use serde::Serialize;
 
-use super::harness::{CLIENT_CORE, SERVER_CORE};
+use super::harness::{bench_thread, CLIENT_CORE, SERVER_CORE};
 use crate::loadgen::new_histogram;
-use crate::sys::pin_to_cpu;
 
 /// Frame ping-pong latency.
 #[derive(Serialize, Clone, Debug)]
@@ -39,7 +38,7 @@ pub fn measure(round_trips: u64, frame_len: usize) -> Floor {
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();
     let echo = std::thread::spawn(move || {
-        pin_to_cpu(SERVER_CORE);
+        bench_thread(SERVER_CORE);
         let mut out = Vec::with_capacity(RX_BURST);
         while !stop2.load(Ordering::Relaxed) {
             if pong.rx_burst(&mut out, RX_BURST) == 0 {
@@ -55,7 +54,7 @@ pub fn measure(round_trips: u64, frame_len: usize) -> Floor {
         }
     });
     let r = std::thread::spawn(move || {
-        pin_to_cpu(CLIENT_CORE);
+        bench_thread(CLIENT_CORE);
         let mut out = Vec::with_capacity(RX_BURST);
         let mut hist = new_histogram();
         let warmup = round_trips / 10;

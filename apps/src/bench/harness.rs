@@ -3,7 +3,7 @@
 //! each backend's threads drive.
 
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,32 @@ pub const RL_SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 pub const RL_CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 /// Kernel backends: everything on 127.0.0.1.
 pub const KERNEL_IP: Ipv4Addr = Ipv4Addr::LOCALHOST;
+
+/// SCHED_FIFO priority of the bench threads, 0 for none. Written once by
+/// [`set_realtime`] before any bench thread starts, read by those threads
+/// (Relaxed: spawning the thread orders the write before the read).
+static REALTIME: AtomicU8 = AtomicU8::new(0);
+
+/// Makes every bench thread started from now on run under SCHED_FIFO at
+/// `priority`; fails at once (on a throwaway thread) if that is not permitted.
+pub fn set_realtime(priority: u8) -> Result<(), String> {
+    std::thread::spawn(move || crate::sys::set_realtime(priority))
+        .join()
+        .map_err(|_| "realtime probe thread panicked".to_string())??;
+    REALTIME.store(priority, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Pins the calling bench thread to `core` and, if [`set_realtime`] asked
+/// for it, puts it under SCHED_FIFO.
+pub fn bench_thread(core: usize) {
+    pin_to_cpu(core);
+    let p = REALTIME.load(Ordering::Relaxed);
+    if p > 0 {
+        // Checked by `set_realtime`; a failure here leaves the thread as it was.
+        let _ = crate::sys::set_realtime(p);
+    }
+}
 
 /// What the two threads share.
 #[derive(Clone, Default)]
@@ -63,7 +89,7 @@ where
     let server = std::thread::Builder::new()
         .name("bench-server".into())
         .spawn(move || {
-            pin_to_cpu(SERVER_CORE);
+            bench_thread(SERVER_CORE);
             sctx.live.cpu_clocks[0].store(thread_cpu_clock(), Ordering::Release);
             let r = server(&sctx);
             // Unblock the client even if the server failed to start.
@@ -75,7 +101,7 @@ where
     let client = std::thread::Builder::new()
         .name("bench-client".into())
         .spawn(move || {
-            pin_to_cpu(CLIENT_CORE);
+            bench_thread(CLIENT_CORE);
             cctx.live.cpu_clocks[1].store(thread_cpu_clock(), Ordering::Release);
             while !cctx.ready.load(Ordering::Acquire) {
                 std::thread::sleep(Duration::from_millis(1));

@@ -91,6 +91,12 @@ pub struct BenchArgs {
     /// backpressure sooner.
     #[arg(long, global = true, default_value_t = 0)]
     pub wire_frames: usize,
+    /// Run the server and client threads of every backend under SCHED_FIFO
+    /// at this priority (1-99), so nothing else on their cores preempts them
+    /// (needs CAP_SYS_NICE). Busy-polling ringline threads suffer most from
+    /// sharing a core; the kernel backends get the same treatment.
+    #[arg(long, global = true, value_name = "PRIO", value_parser = clap::value_parser!(u8).range(1..=99))]
+    pub realtime: Option<u8>,
 }
 
 /// Which of two modes to run.
@@ -768,6 +774,9 @@ fn verdict(ok: bool) -> &'static str {
 
 /// Runs `ringline bench`.
 pub fn run(a: &BenchArgs) -> Result<(), String> {
+    if let Some(p) = a.realtime {
+        harness::set_realtime(p)?;
+    }
     let machine_before = read_trim("/proc/loadavg");
     let mut rows: Vec<Row> = Vec::new();
     let mut checks: Vec<String> = Vec::new();
