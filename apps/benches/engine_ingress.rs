@@ -13,6 +13,15 @@
 //! connections it touched (one pure ACK each: the server does not delay
 //! ACKs here). The server's CQEs and the client's side are handled untimed.
 //! Reported per segment.
+//!
+//! `engine_echo_round_trip/1`: what one 128-byte echo round trip costs both
+//! engines together, on one connection, with no core between them: the
+//! client's SEND out, the server's input and multishot RECV completion, its
+//! SEND back out of the provided buffer, the client's input and RECV
+//! completion, with delayed ACKs on both sides as `ringline bench echo` runs
+//! them. Set against `bench echo --connections 1` and the frame floor, it
+//! says how much of the round trip is stack work rather than core-to-core
+//! transfer.
 
 use std::hint::black_box;
 use std::net::Ipv4Addr;
@@ -59,7 +68,7 @@ struct Setup {
 }
 
 impl Setup {
-    fn new(n: usize) -> Setup {
+    fn new(n: usize, server_ack_delay: Option<Duration>) -> Setup {
         let wire = WireConfig {
             frames_per_direction: 16384,
             ..WireConfig::default()
@@ -85,7 +94,7 @@ impl Setup {
         let mut s = open(
             a,
             &ring_cfg,
-            engine(SERVER, CLIENT, wire.mac_b, None),
+            engine(SERVER, CLIENT, wire.mac_b, server_ack_delay),
             Clock::monotonic(),
         )
         .expect("server");
@@ -261,6 +270,73 @@ impl Setup {
         }
     }
 
+    /// One echo round trip on the first connection: the client sends and
+    /// waits for the whole echo, the server echoes out of the provided buffer
+    /// and recycles it once the SEND completes. Both engines step in turn.
+    #[inline(never)]
+    fn echo_round_trip(&mut self, rx: &mut [u8; MSG]) {
+        let fd = self.fds[0];
+        push(
+            &mut self.c,
+            opcode::Recv::new(fd, rx.as_mut_ptr(), MSG as u32)
+                .flags(libc::MSG_WAITALL)
+                .user_data(6)
+                .build(),
+        );
+        push(
+            &mut self.c,
+            opcode::Send::new(fd, self.msg.as_ptr(), MSG as u32)
+                .user_data(5)
+                .build(),
+        );
+        let base = self.arena.as_mut_ptr() as u64;
+        loop {
+            let _ = self.c.submit();
+            self.cqes.clear();
+            self.cqes.extend(self.c.completions());
+            if let Some(q) = self.cqes.iter().find(|q| q.user_data == 6) {
+                assert_eq!(q.res, MSG as i32, "echo");
+                return;
+            }
+            let _ = self.s.submit();
+            self.cqes.clear();
+            self.cqes.extend(self.s.completions());
+            for q in &self.cqes {
+                match q.user_data >> 32 {
+                    4 => {
+                        let sfd = (q.user_data & 0xffff_ffff) as i32;
+                        if let (Some(bid), true) = (buffer_id(q.flags), q.res > 0) {
+                            let addr = base + (bid as u32 * BUF_LEN) as u64;
+                            push(
+                                &mut self.s,
+                                opcode::Send::new(sfd, addr as *const u8, q.res as u32)
+                                    .user_data(7 << 32 | bid as u64)
+                                    .build(),
+                            );
+                        }
+                        if !more(q.flags) {
+                            push(
+                                &mut self.s,
+                                opcode::RecvMulti::new(sfd, 0)
+                                    .user_data(q.user_data)
+                                    .build(),
+                            );
+                        }
+                    }
+                    7 => {
+                        let bid = (q.user_data & 0xffff) as u16;
+                        self.ring.add_and_advance(
+                            base + (bid as u32 * BUF_LEN) as u64,
+                            BUF_LEN,
+                            bid,
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
     /// One iteration: BATCH segments to the server, one timed server step.
     fn round(&mut self) -> Duration {
         for _ in 0..BATCH {
@@ -291,7 +367,7 @@ fn ingress(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1));
     g.throughput(Throughput::Elements(BATCH as u64));
     for n in [1000usize, 10_000, 100_000] {
-        let mut st = Setup::new(n);
+        let mut st = Setup::new(n, None);
         g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
@@ -310,5 +386,23 @@ fn ingress(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, ingress);
+fn round_trip(c: &mut Criterion) {
+    let mut g = c.benchmark_group("engine_echo_round_trip");
+    g.sample_size(20)
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
+    let mut st = Setup::new(1, EngineConfig::default().ack_delay);
+    let mut rx = [0u8; MSG];
+    g.bench_function(BenchmarkId::from_parameter(1), |b| {
+        b.iter(|| st.echo_round_trip(&mut rx))
+    });
+    assert_eq!(rx[..], st.msg[..], "the echo carries the request's bytes");
+    let Setup { s, c, arena, .. } = st;
+    drop(s);
+    drop(c);
+    drop(arena);
+    g.finish();
+}
+
+criterion_group!(benches, ingress, round_trip);
 criterion_main!(benches);

@@ -1693,17 +1693,21 @@ impl<N: Nic> Engine<N> {
         };
         let c = &mut self.conns[cid as usize];
         let mut port = engine_port!(self, None, dst_mac);
+        // Dispatch only while smoltcp says something is due now: asking
+        // `poll_at` is cheaper than a `dispatch` that finds nothing to send,
+        // which is the common case after input (a delayed ACK) and after the
+        // one segment of a request.
+        let mut at = self.iface.poll_at(now, &c.set);
         let mut rounds = 0;
-        while rounds < EGRESS_ROUNDS {
+        while rounds < EGRESS_ROUNDS && matches!(at, Some(t) if t <= now) {
             rounds += 1;
-            if self.iface.poll_egress(now, &mut port, &mut c.set)
-                == smoltcp::iface::PollResult::None
-            {
+            let sent = self.iface.poll_egress(now, &mut port, &mut c.set);
+            at = self.iface.poll_at(now, &c.set);
+            if sent == smoltcp::iface::PollResult::None {
                 break;
             }
         }
         let state = c.sock_ref().state();
-        let at = self.iface.poll_at(now, &c.set);
         match at {
             Some(t) if t <= now => {
                 // More to send right now (egress budget used up): next step.
