@@ -171,6 +171,9 @@ where
     let srv_stop = stop.clone();
     let ready = Arc::new(AtomicBool::new(false));
     let srv_ready = ready.clone();
+    // Set by the server thread if it could not start (before `ready`).
+    let failed = Arc::new(AtomicBool::new(false));
+    let srv_failed = failed.clone();
     let server = std::thread::Builder::new()
         .name("ringline-server".into())
         .spawn(move || -> Result<echo::EchoStats, String> {
@@ -193,7 +196,13 @@ where
                     &srv_stop,
                 )
             })();
-            // Unblock the client even if the server failed to start.
+            // Unblock the client even if the server failed to start, and tell
+            // it so (the flag is stored before `ready`, whose Release the
+            // client's Acquire pairs with), so it does not wait out its connect
+            // timeout.
+            if r.is_err() {
+                srv_failed.store(true, Ordering::Relaxed);
+            }
             srv_ready.store(true, Ordering::Release);
             r
         })
@@ -202,6 +211,7 @@ where
     let cli_cfg = engine(CLIENT_IP, SERVER_IP, macs.map(|m| m.0));
     let cli_live = live.clone();
     let cli_ready = ready.clone();
+    let cli_failed = failed;
     let load = LoadOpts {
         server: SERVER_IP,
         port: 7,
@@ -223,6 +233,9 @@ where
             // Start only once the server listens (its Release store pairs with this Acquire).
             while !cli_ready.load(Ordering::Acquire) {
                 std::thread::sleep(Duration::from_millis(1));
+            }
+            if cli_failed.load(Ordering::Relaxed) {
+                return Err("the server did not start".into());
             }
             Ok(loadgen::run(&mut rt, &load, &cli_live))
         })

@@ -88,3 +88,33 @@ fn doctor_reports_and_exits_zero() {
     );
     f.assert_ok("ringline doctor --config deploy/ringline.toml");
 }
+
+#[test]
+fn demo_runs_its_engines_under_sched_fifo_or_says_why_not() {
+    let args = [
+        "demo",
+        "--connections",
+        "10",
+        "--duration",
+        "0.5",
+        "--json",
+        "--realtime",
+        "5",
+    ];
+    let f = run("demo realtime", cmd(&args), Duration::from_secs(60));
+    if f.status.success() {
+        let j = f.json();
+        assert_eq!(j["errors"], 0, "{j}");
+        assert!(j["requests"].as_u64().unwrap_or(0) > 0, "{j}");
+    } else {
+        // Without CAP_SYS_NICE the command refuses cleanly.
+        f.assert_clean_failure("demo --realtime", "not permitted");
+    }
+    let f = run(
+        "bad priority",
+        cmd(&["demo", "--realtime", "0"]),
+        Duration::from_secs(30),
+    );
+    assert!(!f.status.success(), "priority 0 accepted");
+    assert!(f.stderr.contains("--realtime"), "{}", f.stderr);
+}
