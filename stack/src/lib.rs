@@ -29,6 +29,7 @@
 pub mod config;
 pub mod driver;
 pub mod engine;
+mod hint;
 pub mod l2;
 pub mod ops;
 pub mod stats;

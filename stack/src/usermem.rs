@@ -1,4 +1,5 @@
-//! The one audited opt-out from `#![deny(unsafe_code)]` in this crate: access
+//! The main audited opt-out from `#![deny(unsafe_code)]` in this crate (the
+//! other is `hint`, one prefetch instruction): access
 //! to application memory named by SQE addresses.
 //!
 //! The contract is io_uring's: by submitting an SQE (`Ring::push` is `unsafe`
