@@ -131,9 +131,15 @@ fn net_ring_round_trip() {
     // 2. Fill the device's ring until it refuses frames: the TX burst is then
     //    partial, the unsent mbufs stay queued, and tx_frame reports Full once
     //    the batch is full too. Nothing is lost.
+    //    `tx_ready` says so before `tx_frame` has to refuse: the engine asks
+    //    it before every segment, so a segment is never built for a NIC that
+    //    cannot take it (and lost until TCP's retransmission timer).
     let mut refused = false;
     for _ in 0..4 * 1024 {
-        match send(&mut port, next_tx) {
+        let ready = port.tx_ready();
+        let r = send(&mut port, next_tx);
+        assert_eq!(ready, r.is_ok(), "tx_ready said {ready}, tx_frame {r:?}");
+        match r {
             Ok(()) => next_tx += 1,
             Err(TxError::Full) => {
                 refused = true;
@@ -144,6 +150,7 @@ fn net_ring_round_trip() {
     }
     assert!(refused, "a full ring and a full batch must refuse frames");
     assert_eq!(port.pending_tx(), 64, "the unsent frames stay in the batch");
+    assert!(!port.tx_ready(), "full batch, full ring: not ready");
     assert_eq!(port.tx_flush(), 0, "the ring is still full");
     next_rx = drain(&mut port, &mut rx, next_rx);
     assert_eq!(port.tx_flush(), 64, "once drained, the kept frames go out");

@@ -433,6 +433,17 @@ impl Nic for DpdkPort {
         Ok(())
     }
 
+    /// Room for one more frame: the batch has a free slot, after pushing it
+    /// to the device if it was full. (An empty mbuf pool is not checked:
+    /// counting it walks every lcore's cache; the pool is sized well above
+    /// the descriptors and the batch, and `tx_frame` still refuses cleanly.)
+    fn tx_ready(&mut self) -> bool {
+        if self.tx_batch.len() == self.tx_batch_max {
+            self.tx_flush();
+        }
+        self.tx_batch.len() < self.tx_batch_max
+    }
+
     fn tx_flush(&mut self) -> usize {
         if self.tx_batch.is_empty() {
             return 0;
