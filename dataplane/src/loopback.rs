@@ -355,6 +355,12 @@ impl Nic for LoopbackPort {
         n
     }
 
+    /// Whether the wire queue toward this port holds a frame (one load of
+    /// each queue index; nothing is taken).
+    fn rx_pending(&self) -> bool {
+        !self.rx.wire.is_empty()
+    }
+
     /// Returns the frame's buffer to the free list of the direction this port
     /// receives on. Give each port only frames it received itself.
     fn rx_release(&mut self, frame: LoopbackFrame) {

@@ -68,6 +68,14 @@ pub trait Nic {
     /// vector), so this never allocates. Returns the number received.
     fn rx_burst(&mut self, out: &mut Vec<Self::Frame>, max: usize) -> usize;
 
+    /// Whether [`Nic::rx_burst`] may have frames now: a cheap look (no frame
+    /// taken) that lets a waiting driver skip a whole engine step while
+    /// nothing arrives. A wrong `true` only costs a step; the default is
+    /// always `true`.
+    fn rx_pending(&self) -> bool {
+        true
+    }
+
     /// Gives a received frame back (buffer to its pool, or mbuf freed).
     fn rx_release(&mut self, frame: Self::Frame);
 

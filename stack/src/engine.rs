@@ -624,6 +624,18 @@ impl<N: Nic> Engine<N> {
         !self.ready.is_empty() || !self.dirty.is_empty()
     }
 
+    /// Whether a step now would have nothing to do but look at the timers:
+    /// no frame waiting at the NIC (as far as [`Nic::rx_pending`] can tell),
+    /// no SQE, no connection to service or send, no CQE in the overflow
+    /// backlog. A few loads; the driver's wait loop asks it between steps.
+    pub fn quiet(&self) -> bool {
+        self.ready.is_empty()
+            && self.dirty.is_empty()
+            && !self.nic.rx_pending()
+            && self.ring.sq_ready() == 0
+            && self.ring.backlog_len() == 0
+    }
+
     fn instant(&self) -> Instant {
         Instant::from_micros(self.now_us as i64)
     }
