@@ -5,7 +5,8 @@
 //!
 //! Each direction (A→B and B→A) owns every buffer it will ever use, allocated
 //! once by [`LoopbackWire::pair`]. The sender keeps the empty ones on a
-//! private stack; two lock-free bounded queues join the ports:
+//! private stack; two lock-free bounded single-producer, single-consumer
+//! rings join the ports:
 //!
 //! ```text
 //!   ┌─► A's spare stack (LIFO) ◄── A.tx_flush: reclaim ◄── return queue ◄─┐
@@ -24,10 +25,12 @@
 //!
 //! Nothing is allocated per frame: buffers only move between the spare
 //! stack, the sender's batch, the wire queue, the receiver's hands and the
-//! return queue. The queues are
-//! [`crossbeam_queue::ArrayQueue`]s, so the two ports may live on two threads
-//! (each port is `Send` and used by one thread at a time), or both on one
-//! thread with two engines stepped in turn.
+//! return queue. The rings are [`rtrb`]'s: exactly one port writes each and
+//! one reads it, so a whole TX batch is published with one index store and a
+//! whole RX burst consumed with one, and each side caches the other's index
+//! instead of touching its cache line on every frame. The two ports may live
+//! on two threads (each port is `Send` and used by one thread at a time), or
+//! both on one thread with two engines stepped in turn.
 //!
 //! # What the wire does not do
 //!
@@ -43,9 +46,8 @@
 //! until the receiver releases some.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 
-use crossbeam_queue::ArrayQueue;
+use rtrb::{Consumer, Producer, RingBuffer};
 
 use crate::nic::{MacAddr, Nic, NicCaps, NicCounters, TxError, RX_BURST};
 
@@ -145,52 +147,68 @@ impl LoopbackWire {
         );
 
         let buf_len = cfg.mtu + ETH_HEADER_LEN;
-        let (a_to_b, a_spare) = Direction::new(buf_len, cfg.frames_per_direction, wire_queue_len);
-        let (b_to_a, b_spare) = Direction::new(buf_len, cfg.frames_per_direction, wire_queue_len);
-        let (a_to_b, b_to_a) = (Arc::new(a_to_b), Arc::new(b_to_a));
-        let a = LoopbackPort::new(
-            cfg,
-            (cfg.mac_a, cfg.mac_b),
-            (a_to_b.clone(), b_to_a.clone()),
-            a_spare,
-        );
-        let b = LoopbackPort::new(cfg, (cfg.mac_b, cfg.mac_a), (b_to_a, a_to_b), b_spare);
+        let (a_tx, b_rx) = direction(buf_len, cfg.frames_per_direction, wire_queue_len);
+        let (b_tx, a_rx) = direction(buf_len, cfg.frames_per_direction, wire_queue_len);
+        let a = LoopbackPort::new(cfg, (cfg.mac_a, cfg.mac_b), a_tx, a_rx);
+        let b = LoopbackPort::new(cfg, (cfg.mac_b, cfg.mac_a), b_tx, b_rx);
         (a, b)
     }
 }
 
-/// One direction of the wire, shared by the sending and the receiving port.
-struct Direction {
-    /// Empty buffers on their way back to the sender: the receiver's
-    /// `rx_release` pushes, the sender's reclaim pops them onto its spare
-    /// stack. Its capacity is the number of buffers, so a push of one of this
-    /// direction's buffers always fits.
-    free: ArrayQueue<Box<[u8]>>,
-    /// Built frames in send order. The sender's `tx_flush` pushes, the
-    /// receiver's `rx_burst` pops.
-    wire: ArrayQueue<LoopbackFrame>,
+/// The sending port's half of a direction.
+struct TxSide {
+    /// Built frames in send order; `tx_flush` writes a whole batch and
+    /// publishes it with one index store.
+    wire: Producer<LoopbackFrame>,
+    /// Empty buffers coming back from the receiver.
+    returned: Consumer<Box<[u8]>>,
+    /// Empty buffers, most recently reclaimed on top: `tx_frame` builds in
+    /// the top one. Capacity: every buffer of the direction, so reclaiming
+    /// never allocates.
+    spare: Vec<Box<[u8]>>,
     /// Length of every buffer: MTU plus the Ethernet header.
     buf_len: usize,
 }
 
-impl Direction {
-    /// The direction and every one of its buffers, for the sender's spare
-    /// stack.
-    fn new(buf_len: usize, frames: usize, wire_queue_len: usize) -> (Self, Vec<Box<[u8]>>) {
-        // `vec![0; n]` asks the allocator for zeroed memory, which the OS maps
-        // lazily, so a large pool costs address space until used; with the
-        // LIFO spare stack, buffers deep in the stack are touched only when
-        // that many frames are in flight at once.
-        let spare = (0..frames)
-            .map(|_| vec![0u8; buf_len].into_boxed_slice())
-            .collect();
-        let d = Direction {
-            free: ArrayQueue::new(frames),
-            wire: ArrayQueue::new(wire_queue_len),
+/// The receiving port's half of a direction.
+struct RxSide {
+    /// Frames from the sender, in send order.
+    wire: Consumer<LoopbackFrame>,
+    /// Where `rx_release` puts buffers back for the sender. Its capacity is
+    /// the number of buffers, so a push of one of this direction's buffers
+    /// always fits.
+    returned: Producer<Box<[u8]>>,
+    /// Length of every buffer of the direction.
+    buf_len: usize,
+}
+
+/// One direction of the wire: two single-producer, single-consumer rings
+/// (exactly one port sends on a direction and one receives), split into the
+/// sender's half and the receiver's half; all `frames` buffers start on the
+/// sender's spare stack.
+fn direction(buf_len: usize, frames: usize, wire_queue_len: usize) -> (TxSide, RxSide) {
+    // `vec![0; n]` asks the allocator for zeroed memory, which the OS maps
+    // lazily, so a large pool costs address space until used; with the
+    // LIFO spare stack, buffers deep in the stack are touched only when
+    // that many frames are in flight at once.
+    let spare = (0..frames)
+        .map(|_| vec![0u8; buf_len].into_boxed_slice())
+        .collect();
+    let (wire_tx, wire_rx) = RingBuffer::new(wire_queue_len);
+    let (ret_tx, ret_rx) = RingBuffer::new(frames);
+    (
+        TxSide {
+            wire: wire_tx,
+            returned: ret_rx,
+            spare,
             buf_len,
-        };
-        (d, spare)
-    }
+        },
+        RxSide {
+            wire: wire_rx,
+            returned: ret_tx,
+            buf_len,
+        },
+    )
 }
 
 /// A frame received from a [`LoopbackPort`]: a wire buffer and the length of
@@ -234,14 +252,10 @@ impl std::fmt::Debug for LoopbackFrame {
 /// A port is `Send` but not shared: one thread drives it at a time. Its
 /// counters are plain integers for that reason.
 pub struct LoopbackPort {
-    /// Direction this port sends on.
-    tx: Arc<Direction>,
-    /// Direction this port receives from.
-    rx: Arc<Direction>,
-    /// Empty buffers of the `tx` direction, most recently reclaimed on top:
-    /// `tx_frame` builds in the top one. Capacity: every buffer of the
-    /// direction, so reclaiming never allocates.
-    spare: Vec<Box<[u8]>>,
+    /// This port's half of the direction it sends on.
+    tx: TxSide,
+    /// This port's half of the direction it receives from.
+    rx: RxSide,
     /// Frames built by `tx_frame` and not yet on the wire, oldest first.
     /// Capacity [`TX_BATCH`], allocated once.
     tx_batch: VecDeque<LoopbackFrame>,
@@ -251,16 +265,10 @@ pub struct LoopbackPort {
 }
 
 impl LoopbackPort {
-    fn new(
-        cfg: &WireConfig,
-        (mac, peer_mac): (MacAddr, MacAddr),
-        (tx, rx): (Arc<Direction>, Arc<Direction>),
-        spare: Vec<Box<[u8]>>,
-    ) -> Self {
+    fn new(cfg: &WireConfig, (mac, peer_mac): (MacAddr, MacAddr), tx: TxSide, rx: RxSide) -> Self {
         LoopbackPort {
             tx,
             rx,
-            spare,
             tx_batch: VecDeque::with_capacity(TX_BATCH),
             caps: NicCaps {
                 mtu: cfg.mtu,
@@ -289,33 +297,32 @@ impl LoopbackPort {
     /// Moves the buffers the receiver has released onto the spare stack, the
     /// last released on top. Returns whether any came back.
     fn reclaim(&mut self) -> bool {
-        let before = self.spare.len();
-        while let Some(buf) = self.tx.free.pop() {
-            self.spare.push(buf);
+        let n = self.tx.returned.slots();
+        if n == 0 {
+            return false;
         }
-        self.spare.len() > before
+        if let Ok(chunk) = self.tx.returned.read_chunk(n) {
+            self.tx.spare.extend(chunk);
+        }
+        true
     }
 
     /// Moves frames from the batch to the wire, oldest first, until the batch
     /// is empty or the wire queue is full. Returns how many moved.
     fn push_batch(&mut self) -> usize {
-        let mut sent = 0;
-        while let Some(frame) = self.tx_batch.pop_front() {
-            let len = frame.len;
-            match self.tx.wire.push(frame) {
-                Ok(()) => {
-                    sent += 1;
-                    self.counters.tx_frames += 1;
-                    self.counters.tx_bytes += u64::from(len);
-                }
-                Err(frame) => {
-                    // Wire full: the frame goes back to the head of the batch
-                    // (room is certain, it just left it) and keeps its place.
-                    self.tx_batch.push_front(frame);
-                    break;
-                }
-            }
+        let n = self.tx_batch.len().min(self.tx.wire.slots());
+        if n == 0 {
+            return 0;
         }
+        let bytes: u64 = self.tx_batch.iter().take(n).map(|f| u64::from(f.len)).sum();
+        // What does not fit stays at the head of the batch, in order.
+        let sent = match self.tx.wire.write_chunk_uninit(n) {
+            Ok(chunk) => chunk.fill_from_iter(self.tx_batch.drain(..n)),
+            Err(_) => 0,
+        };
+        debug_assert_eq!(sent, n, "slots() promised room for the chunk");
+        self.counters.tx_frames += sent as u64;
+        self.counters.tx_bytes += bytes;
         sent
     }
 }
@@ -341,16 +348,16 @@ impl Nic for LoopbackPort {
     /// Takes up to `max` (capped at [`RX_BURST`]) frames off the wire in the
     /// order they were flushed.
     fn rx_burst(&mut self, out: &mut Vec<LoopbackFrame>, max: usize) -> usize {
-        let max = max.min(RX_BURST);
-        let mut n = 0;
-        while n < max {
-            let Some(frame) = self.rx.wire.pop() else {
-                break;
-            };
-            self.counters.rx_frames += 1;
-            self.counters.rx_bytes += u64::from(frame.len);
-            out.push(frame);
-            n += 1;
+        let n = max.min(RX_BURST).min(self.rx.wire.slots());
+        if n == 0 {
+            return 0;
+        }
+        if let Ok(chunk) = self.rx.wire.read_chunk(n) {
+            for frame in chunk {
+                self.counters.rx_frames += 1;
+                self.counters.rx_bytes += u64::from(frame.len);
+                out.push(frame);
+            }
         }
         n
     }
@@ -367,7 +374,7 @@ impl Nic for LoopbackPort {
         debug_assert_eq!(frame.buf.len(), self.rx.buf_len, "frame from another wire");
         // Only fails if the frame came from another port's direction and this
         // free list is already whole; then the stray buffer is simply freed.
-        let _ = self.rx.free.push(frame.buf);
+        let _ = self.rx.returned.push(frame.buf);
     }
 
     /// Builds the frame in a free buffer of this direction and keeps it in
@@ -388,10 +395,10 @@ impl Nic for LoopbackPort {
                 return Err(TxError::Full);
             }
         }
-        if self.spare.is_empty() {
+        if self.tx.spare.is_empty() {
             self.reclaim();
         }
-        let Some(mut buf) = self.spare.pop() else {
+        let Some(mut buf) = self.tx.spare.pop() else {
             self.counters.tx_dropped += 1;
             return Err(TxError::Full);
         };
@@ -408,7 +415,7 @@ impl Nic for LoopbackPort {
         if self.tx_batch.len() == TX_BATCH {
             self.push_batch();
         }
-        self.tx_batch.len() < TX_BATCH && (!self.spare.is_empty() || self.reclaim())
+        self.tx_batch.len() < TX_BATCH && (!self.tx.spare.is_empty() || self.reclaim())
     }
 
     /// Pushes the batch to the wire, then reclaims released buffers so the
