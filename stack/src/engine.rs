@@ -928,7 +928,8 @@ impl<N: Nic> Engine<N> {
 
     /// Starts the cache misses a burst of frames will take, all at once,
     /// before any of them is processed (as DPDK applications do): first the
-    /// frames' headers, then each frame's connection slot, then its socket.
+    /// frames' headers, then each frame's connection slot and timer node,
+    /// then its socket and the receive op waiting on it.
     /// With thousands of connections these are misses to memory, and
     /// processing the frames one by one would wait for each in turn. Only a
     /// hint: a frame that does not parse here is simply not prefetched.
@@ -946,14 +947,21 @@ impl<N: Nic> Engine<N> {
                     let c = &self.conns[cid as usize] as *const Conn as usize;
                     prefetch(c);
                     prefetch(c + 64);
+                    if let Some(t) = self.timers.node_addr(cid) {
+                        prefetch(t);
+                    }
                 }
             }
         }
         for &cid in cids.iter().take(batch.len()) {
             if cid != NIL {
-                let a = self.conns[cid as usize].sock_addr;
+                let c = &self.conns[cid as usize];
                 for off in (0..std::mem::size_of::<tcp::Socket>()).step_by(64) {
-                    prefetch(a + off);
+                    prefetch(c.sock_addr + off);
+                }
+                // The receive the segment will complete.
+                if let Some(op) = c.recv.first().and_then(|id| self.ops.addr(id)) {
+                    prefetch(op);
                 }
             }
         }

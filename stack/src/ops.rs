@@ -135,6 +135,13 @@ pub struct OpList {
     tail: u32,
 }
 
+impl OpList {
+    /// The first op, if any.
+    pub fn first(&self) -> Option<u32> {
+        (self.head != NIL).then_some(self.head)
+    }
+}
+
 impl Default for OpList {
     fn default() -> Self {
         OpList {
@@ -215,6 +222,11 @@ impl Ops {
     /// The op at `id`.
     pub fn get(&self, id: u32) -> &Op {
         &self.slots[id as usize]
+    }
+
+    /// Address of the op at `id` (for prefetching; `None` if out of range).
+    pub fn addr(&self, id: u32) -> Option<usize> {
+        self.slots.get(id as usize).map(|o| o as *const Op as usize)
     }
 
     /// The op at `id`, mutably.

@@ -95,6 +95,13 @@ impl TimerWheel {
         self.nodes[id as usize] = Node::default();
     }
 
+    /// Address of `id`'s node (for prefetching; `None` if it has none yet).
+    pub fn node_addr(&self, id: u32) -> Option<usize> {
+        self.nodes
+            .get(id as usize)
+            .map(|n| n as *const Node as usize)
+    }
+
     /// The armed deadline of `id` in µs, if any.
     pub fn deadline_us(&self, id: u32) -> Option<u64> {
         self.nodes
