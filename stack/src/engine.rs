@@ -913,11 +913,15 @@ impl<N: Nic> Engine<N> {
                 break;
             }
             total += n;
-            if n > 1 {
-                self.prefetch_burst(&batch);
-            }
-            for frame in batch.drain(..) {
-                self.on_frame(frame.as_ref());
+            // The prefetch pass's demux results serve as hints, so a burst
+            // looks each tuple up once.
+            let hints = if n > 1 {
+                self.prefetch_burst(&batch)
+            } else {
+                [NIL; RX_BURST]
+            };
+            for (i, frame) in batch.drain(..).enumerate() {
+                self.on_frame(frame.as_ref(), hints[i]);
                 self.nic.rx_release(frame);
             }
         }
@@ -933,7 +937,10 @@ impl<N: Nic> Engine<N> {
     /// With thousands of connections these are misses to memory, and
     /// processing the frames one by one would wait for each in turn. Only a
     /// hint: a frame that does not parse here is simply not prefetched.
-    fn prefetch_burst(&self, batch: &[N::Frame]) {
+    /// Returns, per frame, the connection its tuple mapped to (`NIL` for
+    /// none), a hint `on_ipv4` checks before trusting: an earlier frame of
+    /// the burst may close that connection.
+    fn prefetch_burst(&self, batch: &[N::Frame]) -> [u32; RX_BURST] {
         for f in batch {
             let p = f.as_ref().as_ptr() as usize;
             prefetch(p);
@@ -965,9 +972,10 @@ impl<N: Nic> Engine<N> {
                 }
             }
         }
+        cids
     }
 
-    fn on_frame(&mut self, frame: &[u8]) {
+    fn on_frame(&mut self, frame: &[u8], hint: u32) {
         let Some(eth) = l2::parse_eth(frame) else {
             self.stats.malformed += 1;
             return;
@@ -978,7 +986,7 @@ impl<N: Nic> Engine<N> {
         }
         match eth.ethertype {
             l2::ETHERTYPE_ARP => self.on_arp(&frame[ETH_HDR..]),
-            l2::ETHERTYPE_IPV4 => self.on_ipv4(&frame[ETH_HDR..], eth.src),
+            l2::ETHERTYPE_IPV4 => self.on_ipv4(&frame[ETH_HDR..], eth.src, hint),
             _ => self.stats.unsupported += 1,
         }
     }
@@ -1025,7 +1033,7 @@ impl<N: Nic> Engine<N> {
         }
     }
 
-    fn on_ipv4(&mut self, ip: &[u8], src_mac: MacAddr) {
+    fn on_ipv4(&mut self, ip: &[u8], src_mac: MacAddr, hint: u32) {
         let Ok(pkt) = Ipv4Packet::new_checked(ip) else {
             self.stats.malformed += 1;
             return;
@@ -1064,7 +1072,15 @@ impl<N: Nic> Engine<N> {
             self.arp.learn(src, src_mac);
         }
         let key = tuple_key(src, sport, dport);
-        if let Some(&cid) = self.tuples.get(&key) {
+        let known = if hint != NIL
+            && self.conns[hint as usize].key == Some(key)
+            && self.conns[hint as usize].phase != Phase::Free
+        {
+            Some(hint)
+        } else {
+            self.tuples.get(&key).copied()
+        };
+        if let Some(cid) = known {
             self.feed(cid, ip, src_mac);
             return;
         }
