@@ -159,7 +159,11 @@ fn net_ring_round_trip() {
         next_rx, next_tx,
         "no frame lost or reordered across the partial bursts"
     );
-    assert_eq!(pool.available(), 4095);
+    assert_eq!(
+        pool.available(),
+        4094,
+        "every mbuf back but the one tx_ready holds for the next frame"
+    );
 
     // 3. Too big: refused before build runs.
     let mut called = false;
@@ -171,6 +175,38 @@ fn net_ring_round_trip() {
     assert_eq!(counters.tx_frames, u64::from(next_tx));
     assert_eq!(counters.rx_frames, u64::from(next_rx));
     assert_eq!(counters.rx_dropped, 0);
+
+    // 3b. An empty mbuf pool: `tx_ready` says no before `tx_frame` has to
+    //     refuse (it holds the mbuf it promises). Everything but three mbufs
+    //     is taken out of the pool first.
+    let mut held = Vec::new();
+    while let Some(m) = pool.alloc() {
+        held.push(m);
+    }
+    held.truncate(held.len() - 3);
+    let mut accepted = 0;
+    loop {
+        let ready = port.tx_ready();
+        let r = send(&mut port, next_tx);
+        assert_eq!(
+            ready,
+            r.is_ok(),
+            "empty pool: tx_ready {ready}, tx_frame {r:?}"
+        );
+        if r.is_err() {
+            break;
+        }
+        next_tx += 1;
+        accepted += 1;
+    }
+    assert_eq!(
+        accepted, 4,
+        "the three left in the pool and the one tx_ready already held"
+    );
+    assert_eq!(port.tx_flush(), 4);
+    next_rx = drain(&mut port, &mut rx, next_rx);
+    assert_eq!(next_rx, next_tx);
+    drop(held);
 
     // 4. Frames still queued (unflushed) and frames left in the device's ring
     //    are freed when the port is dropped.

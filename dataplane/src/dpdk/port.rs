@@ -78,6 +78,9 @@ pub struct DpdkPort {
     sw_rx_dropped: u64,
     /// `tx_frame` calls refused (batch full, pool empty).
     sw_tx_dropped: u64,
+    /// An mbuf `tx_ready` took from the pool to promise the next
+    /// `tx_frame` one; `tx_frame` uses it first.
+    tx_reserve: Option<Mbuf>,
     /// Keeps the EAL up while the port exists (the pool holds one too, but it
     /// may be leaked; the port's own handle documents the dependency).
     _eal: Eal,
@@ -240,6 +243,7 @@ impl DpdkPort {
             rx_checksum,
             tx_checksum,
             sw_rx_dropped: 0,
+            tx_reserve: None,
             sw_tx_dropped: 0,
             _eal: eal.clone(),
         })
@@ -414,7 +418,7 @@ impl Nic for DpdkPort {
                 return Err(TxError::Full);
             }
         }
-        let Some(mut mbuf) = self.pool.alloc() else {
+        let Some(mut mbuf) = self.tx_reserve.take().or_else(|| self.pool.alloc()) else {
             self.sw_tx_dropped += 1;
             return Err(TxError::Full);
         };
@@ -433,15 +437,18 @@ impl Nic for DpdkPort {
         Ok(())
     }
 
-    /// Room for one more frame: the batch has a free slot, after pushing it
-    /// to the device if it was full. (An empty mbuf pool is not checked:
-    /// counting it walks every lcore's cache; the pool is sized well above
-    /// the descriptors and the batch, and `tx_frame` still refuses cleanly.)
+    /// Room for one more frame: the batch has a free slot (after pushing it
+    /// to the device if it was full) and an mbuf is in hand (taken from the
+    /// pool now and kept for `tx_frame`, so an empty pool says no here
+    /// instead of refusing a segment smoltcp has already built).
     fn tx_ready(&mut self) -> bool {
         if self.tx_batch.len() == self.tx_batch_max {
             self.tx_flush();
         }
-        self.tx_batch.len() < self.tx_batch_max
+        if self.tx_reserve.is_none() {
+            self.tx_reserve = self.pool.alloc();
+        }
+        self.tx_batch.len() < self.tx_batch_max && self.tx_reserve.is_some()
     }
 
     fn tx_flush(&mut self) -> usize {
