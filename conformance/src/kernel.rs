@@ -36,12 +36,9 @@ const QUIET_US: u64 = 60_000;
 /// Copies a ringline SQE into an `io-uring` crate SQ entry, byte for byte.
 fn to_kernel_entry(sqe: &Sqe) -> squeue::Entry {
     const _: () = assert!(size_of::<Sqe>() == size_of::<squeue::Entry>());
-    // SAFETY: `squeue::Entry` is `#[repr(C)]` around the kernel's `io_uring_sqe`
-    // (64 bytes, integers and unions of integers only, so every bit pattern is a
-    // valid value); `Sqe` is ringline's `#[repr(C)]` image of the same struct with
-    // no padding (size and every offset asserted in `ringline_ring::abi`). The sizes
-    // are asserted equal above, and `transmute_copy` reads unaligned-safe from a
-    // reference.
+    // SAFETY: both are `#[repr(C)]` images of the kernel's 64-byte `io_uring_sqe` (integers
+    // only: every bit pattern is valid; sizes asserted equal above, offsets in
+    // `ringline_ring::abi`), and `transmute_copy` reads from a reference.
     unsafe { std::mem::transmute_copy::<Sqe, squeue::Entry>(sqe) }
 }
 
@@ -410,10 +407,8 @@ impl Drop for KernelBackend {
     fn drop(&mut self) {
         self.teardown();
         for &fd in &self.owned {
-            // SAFETY: `fd` was created for this backend (a listener, an accepted
-            // socket, or a SOCKET/ACCEPT result) and no successful CLOSE of it was
-            // seen; scenarios run one at a time on one thread, so the number was
-            // not reused by anyone else.
+            // SAFETY: `fd` was created for this backend and no successful CLOSE of it was seen;
+            // scenarios run one at a time on one thread, so nobody else reused the number.
             unsafe { libc::close(fd) };
         }
     }

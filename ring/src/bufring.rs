@@ -56,10 +56,9 @@ struct Shared {
 impl Shared {
     /// The ring tail, `bufs[0].resv`.
     fn tail(&self) -> &AtomicU16 {
-        // SAFETY: byte 14 of the region is inside the first entry (the region holds at
-        // least one 16-byte entry) and 2-aligned (the region is page aligned). The
-        // region lives as long as `self`. Every access to these two bytes is atomic:
-        // BufSlots never touches `resv`.
+        // SAFETY: byte 14 is inside the first 16-byte entry and 2-aligned (page-aligned region
+        // that lives as long as `self`); every access to these bytes is atomic (BufSlots never
+        // touches `resv`).
         unsafe { AtomicU16::from_ptr(self.region.as_ptr().add(BUF_RING_TAIL_OFFSET).cast()) }
     }
 
@@ -85,10 +84,9 @@ impl BufSlots<'_> {
     ///
     /// `idx` is below the ring's entry count.
     unsafe fn fields(&self, idx: u32) -> (&AtomicU64, &AtomicU32, &AtomicU16) {
-        // SAFETY: idx < entries (caller), so the entry is inside the region; the region
-        // is page aligned and entries are 16 bytes, so addr (offset 0), len (8) and bid
-        // (12) are aligned for their atomics. The region outlives 'self. All accesses to
-        // entry fields go through these atomics.
+        // SAFETY: idx < entries (caller): the entry is inside the page-aligned region, which
+        // outlives 'self, and addr (0), len (8), bid (12) of a 16-byte entry are aligned for
+        // their atomics, through which every access to entry fields goes.
         unsafe {
             let e = self.base.add(idx as usize);
             (

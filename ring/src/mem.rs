@@ -64,10 +64,9 @@ pub struct Region {
     backing: Backing,
 }
 
-// SAFETY: a Region exclusively owns its mapping, like a Box<[u8]>; the pointer is not
-// tied to the creating thread (mappings are process-wide) and munmap may run on any
-// thread. Region itself never reads or writes the memory, it only hands out the raw
-// pointer, so moving it to another thread cannot create a data race.
+// SAFETY: a Region owns its mapping like a Box<[u8]>; mappings are process-wide and munmap may
+// run on any thread, and Region never touches the memory itself (it only hands out the
+// pointer), so moving it to another thread cannot create a data race.
 unsafe impl Send for Region {}
 // SAFETY: &Region only allows reading the pointer, length and backing, all immutable
 // after construction. Accesses through the pointer are governed by the ring protocols

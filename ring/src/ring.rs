@@ -283,12 +283,9 @@ impl Shared {
     #[inline]
     fn word(&self, off: usize) -> &AtomicU32 {
         debug_assert!(off < CQES && off.is_multiple_of(4));
-        // SAFETY: `off` is one of the IoRings field offsets (< 320, 4-aligned) and the
-        // region is page aligned and at least `geo.size` > 320 bytes, so the pointer is
-        // valid and aligned for a u32. The region lives as long as `self`, which bounds
-        // the returned reference. Every access this crate makes to the header words
-        // after setup is atomic (through this function), so there is no mixed
-        // atomic/non-atomic access.
+        // SAFETY: `off` is an IoRings field offset (< 320, 4-aligned) in a page-aligned region of
+        // more than 320 bytes that outlives `self`; after setup every access to header words goes
+        // through this function, so atomic and non-atomic accesses never mix.
         unsafe { AtomicU32::from_ptr(self.region.as_ptr().add(off).cast::<u32>()) }
     }
 
@@ -556,11 +553,9 @@ impl AppRing {
     pub fn get_sqe(&mut self) -> Option<&mut Sqe> {
         let idx = self.sq.reserve(self.shared.sq_head())?;
         let p = self.shared.sqe_ptr(idx);
-        // SAFETY: p points at SQE slot idx inside the region (sqe_ptr). `reserve`
-        // load-acquired an sq.head showing the slot free: the engine finished copying
-        // it and will not read it again until we publish a tail past it, which needs
-        // &mut self and so ends this borrow first. The region outlives the borrow of
-        // self. With the identity SQ array, slot idx is SQE idx.
+        // SAFETY: p is SQE idx in the region (identity SQ array); `reserve` acquired an sq.head
+        // showing it free, and the engine reads it again only after a tail we publish past it,
+        // which needs &mut self and so ends this borrow first.
         unsafe {
             p.write(Sqe::default());
             Some(&mut *p)

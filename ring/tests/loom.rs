@@ -60,10 +60,9 @@ impl<T: Copy> Slots for CellSlots<T> {
     }
 }
 
-// SAFETY: sharing the slots between one producer and one consumer thread is exactly
-// what the ring protocol claims to make sound, and it is what these models verify:
-// loom's UnsafeCell records every access and fails the model on any pair of
-// conflicting accesses that are not ordered by happens-before.
+// SAFETY: one producer and one consumer sharing the slots is what the ring protocol makes sound
+// and what these models verify: loom's UnsafeCell fails the model on any two conflicting
+// accesses not ordered by happens-before.
 unsafe impl<T: Send> Sync for CellSlots<T> {}
 
 /// The shared part of one SPSC ring: head, tail, slots.

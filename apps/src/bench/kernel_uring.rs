@@ -59,11 +59,9 @@ fn errno(e: std::io::Error) -> Errno {
 impl Uring for KernelRing {
     #[inline]
     unsafe fn push_sqe(&mut self, sqe: &Sqe) -> Result<(), SqFull> {
-        // SAFETY: `Sqe` is `#[repr(C)]` with the kernel's `struct
-        // io_uring_sqe` layout (ringline-ring asserts every offset), and
-        // `squeue::Entry` is a `#[repr(C)]` wrapper of the same struct; both
-        // are 64 bytes of integers (sizes asserted above), so any bit pattern
-        // is a valid value of either.
+        // SAFETY: `Sqe` and `squeue::Entry` are both `#[repr(C)]` images of the kernel's 64-byte
+        // `io_uring_sqe` (offsets asserted in ringline-ring, sizes above), integers only, so any
+        // bit pattern of one is a valid value of the other.
         let entry: squeue::Entry = unsafe { std::mem::transmute::<Sqe, squeue::Entry>(*sqe) };
         // SAFETY: the caller upholds the buffer lifetime contract of
         // `Uring::push_sqe`, which is io_uring's.
@@ -99,9 +97,8 @@ impl Uring for KernelRing {
 
     fn register_buf_ring(&mut self, entries: u32, bgid: u16) -> Result<BufRing, Errno> {
         let (ring, consumer) = BufRing::new(entries, HugePolicy::Never)?;
-        // SAFETY: the ring memory is page aligned and holds `entries` 16-byte
-        // `io_uring_buf` entries in the kernel's layout; `consumer` (kept in
-        // `bufrings` until the group is unregistered or this ring is dropped)
+        // SAFETY: the memory is page aligned and holds `entries` kernel-layout `io_uring_buf`s;
+        // `consumer`, kept in `bufrings` until the group is unregistered or this ring dropped,
         // keeps it mapped for as long as the kernel may read it.
         unsafe {
             self.ring.submitter().register_buf_ring_with_flags(

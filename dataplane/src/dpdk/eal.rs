@@ -89,12 +89,11 @@ impl Drop for EalInner {
         if thread::current().id() != self.init_thread {
             return;
         }
-        // SAFETY: the EAL was initialised (an EalInner exists only after a
-        // successful rte_eal_init), this is its main thread, and this is the
-        // last handle: every pool and port holds a clone, so none is alive
-        // and no DPDK call follows. A pool that could not be freed (mbufs
-        // still out) leaks its clone on purpose, so cleanup never runs under
-        // live mbufs.
+        // A pool that could not be freed (mbufs still out) leaks its clone on purpose, so this
+        // never runs under live mbufs.
+        // SAFETY: the EAL was initialised (EalInner exists only after rte_eal_init succeeded),
+        // this is its main thread and the last handle (pools and ports hold clones): no DPDK
+        // call follows.
         unsafe {
             sys::rte_eal_cleanup();
         }

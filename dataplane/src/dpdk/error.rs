@@ -139,10 +139,8 @@ pub enum DpdkError {
 
 /// `rte_strerror(errno)` as an owned string.
 pub(crate) fn strerror(errno: i32) -> String {
-    // SAFETY: rte_strerror accepts any errno value and returns a pointer to a
-    // NUL-terminated string: static for known values, otherwise a per-thread
-    // buffer that stays valid until the next call on this thread. It is copied
-    // out before anything else runs on this thread.
+    // SAFETY: rte_strerror takes any errno and returns a NUL-terminated string, static or in a
+    // per-thread buffer valid until the next call on this thread; it is copied out at once.
     unsafe {
         let msg = sys::rte_strerror(errno);
         if msg.is_null() {

@@ -382,11 +382,10 @@ impl Nic for DpdkPort {
             return 0;
         }
         let mut raw = [ptr::null_mut::<sys::rte_mbuf>(); RX_BURST];
-        // SAFETY: the port is started with RX queue 0; raw has room for
-        // `want` <= RX_BURST pointers. The engine thread is the queue's only
-        // user (DpdkPort is neither Send nor Sync, and &mut self).
-        let n =
-            unsafe { sys::rte_eth_rx_burst(self.port_id, QUEUE, raw.as_mut_ptr(), want as u16) };
+        let (port, dst, want16) = (self.port_id, raw.as_mut_ptr(), want as u16);
+        // SAFETY: the port is started with RX queue 0; `raw` has room for `want` <= RX_BURST
+        // pointers; this thread is the queue's only user (not Send or Sync, and &mut self).
+        let n = unsafe { sys::rte_eth_rx_burst(port, QUEUE, dst, want16) };
         let mut taken = 0;
         for &m in &raw[..usize::from(n)] {
             let Some(m) = NonNull::new(m) else { continue };
@@ -456,11 +455,10 @@ impl Nic for DpdkPort {
             return 0;
         }
         let n = self.tx_batch.len() as u16;
-        // SAFETY: the port is started with TX queue 0; tx_batch holds n owned
-        // mbufs. The device takes ownership of the first `sent`; the rest stay
-        // ours. Only this thread uses the queue (&mut self, not Send).
-        let sent =
-            unsafe { sys::rte_eth_tx_burst(self.port_id, QUEUE, self.tx_batch.as_mut_ptr(), n) };
+        let (port, batch) = (self.port_id, self.tx_batch.as_mut_ptr());
+        // SAFETY: the port is started with TX queue 0; tx_batch holds n owned mbufs, the device
+        // takes the first `sent` and the rest stay ours; only this thread uses the queue.
+        let sent = unsafe { sys::rte_eth_tx_burst(port, QUEUE, batch, n) };
         // Drop the pointers the device now owns and keep the rest in order
         // (a memmove, no allocation).
         self.tx_batch.drain(..usize::from(sent));

@@ -39,10 +39,8 @@ pub fn net_ring_pair(eal: &Eal, name: &str, slots: u32) -> Result<[u16; 2], Dpdk
         let ring_name = format!("{name}_{suffix}");
         let c_name = CString::new(ring_name.as_str())
             .map_err(|_| DpdkError::Config("ring pair name contains NUL"))?;
-        // SAFETY: the EAL is initialised; c_name is NUL-terminated and DPDK
-        // copies it. Single producer / single consumer: each ring is written
-        // by one port's TX queue and read by the other's RX queue, each
-        // driven by one thread.
+        // SAFETY: the EAL is initialised; c_name is NUL-terminated and DPDK copies it. SP/SC: each
+        // ring is written by one port's TX queue and read by the other's RX queue, one thread each.
         let r = unsafe {
             sys::rte_ring_create(
                 c_name.as_ptr(),
