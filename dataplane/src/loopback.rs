@@ -301,7 +301,11 @@ impl LoopbackPort {
         if n == 0 {
             return false;
         }
-        if let Ok(chunk) = self.tx.returned.read_chunk(n) {
+        if n == 1 {
+            if let Ok(buf) = self.tx.returned.pop() {
+                self.tx.spare.push(buf);
+            }
+        } else if let Ok(chunk) = self.tx.returned.read_chunk(n) {
             self.tx.spare.extend(chunk);
         }
         true
@@ -313,6 +317,25 @@ impl LoopbackPort {
         let n = self.tx_batch.len().min(self.tx.wire.slots());
         if n == 0 {
             return 0;
+        }
+        if n == 1 {
+            // One frame (the common case at low load): a plain push is
+            // cheaper than setting up a chunk.
+            let Some(frame) = self.tx_batch.pop_front() else {
+                return 0;
+            };
+            let len = u64::from(frame.len);
+            return match self.tx.wire.push(frame) {
+                Ok(()) => {
+                    self.counters.tx_frames += 1;
+                    self.counters.tx_bytes += len;
+                    1
+                }
+                Err(rtrb::PushError::Full(frame)) => {
+                    self.tx_batch.push_front(frame);
+                    0
+                }
+            };
         }
         let bytes: u64 = self.tx_batch.iter().take(n).map(|f| u64::from(f.len)).sum();
         // What does not fit stays at the head of the batch, in order.
@@ -352,12 +375,17 @@ impl Nic for LoopbackPort {
         if n == 0 {
             return 0;
         }
-        if let Ok(chunk) = self.rx.wire.read_chunk(n) {
-            for frame in chunk {
-                self.counters.rx_frames += 1;
-                self.counters.rx_bytes += u64::from(frame.len);
-                out.push(frame);
+        let mut take = |frame: LoopbackFrame| {
+            self.counters.rx_frames += 1;
+            self.counters.rx_bytes += u64::from(frame.len);
+            out.push(frame);
+        };
+        if n == 1 {
+            if let Ok(frame) = self.rx.wire.pop() {
+                take(frame);
             }
+        } else if let Ok(chunk) = self.rx.wire.read_chunk(n) {
+            chunk.into_iter().for_each(take);
         }
         n
     }
