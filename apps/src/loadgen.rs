@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use ringline_ring::abi::Cqe;
+use ringline_ring::abi::{Cqe, IOSQE_IO_LINK};
 use ringline_ring::opcode;
 
 use crate::sys::{push, Uring};
@@ -20,6 +20,8 @@ use crate::sys::{push, Uring};
 const T_SOCKET: u64 = 1;
 const T_CONNECT: u64 = 2;
 const T_SEND: u64 = 3;
+/// A SEND of a request sent in several pieces, other than the last.
+const T_SEND_PIECE: u64 = 6;
 const T_RECV: u64 = 4;
 const T_CLOSE: u64 = 5;
 
@@ -60,6 +62,10 @@ pub struct Shape {
     /// connection has completed a round trip, so the measured phase starts
     /// in steady state rather than in the first burst of C requests.
     pub warmup: Duration,
+    /// Each request is sent as this many SENDs (linked, in order), so the
+    /// server sees as many segments, and as many readiness events, per
+    /// request. 1 (the default): one SEND.
+    pub segments: usize,
 }
 
 impl Default for Shape {
@@ -68,6 +74,7 @@ impl Default for Shape {
             ports: 1,
             in_flight: None,
             warmup: Duration::ZERO,
+            segments: 1,
         }
     }
 }
@@ -199,6 +206,9 @@ pub fn run_shaped<R: Uring>(
     let size = opts.size.max(16);
     let ports = shape.ports.max(1) as usize;
     let cap = shape.in_flight.unwrap_or(n).clamp(1, n.max(1));
+    // Request pieces: `piece` bytes each, the last `last_piece`.
+    let piece = size.div_ceil(shape.segments.clamp(1, size));
+    let last_piece = size - (size.div_ceil(piece) - 1) * piece;
     let mut tx = vec![0u8; n * size];
     let mut rx = vec![0u8; n * size];
     let addrs: Vec<libc::sockaddr_in> = (0..ports)
@@ -250,13 +260,25 @@ pub fn run_shaped<R: Uring>(
                 .user_data(ud(T_RECV, i))
                 .build(),
         );
-        push(
-            rt,
-            opcode::Send::new(c.fd, buf.as_ptr(), size as u32)
+        // One SEND, or `segments` linked SENDs of the request's pieces (a
+        // short one would break the link and show as a failed echo).
+        let mut off = 0;
+        while off < size {
+            let len = piece.min(size - off);
+            let last = off + len == size;
+            let sqe = opcode::Send::new(c.fd, buf[off..].as_ptr(), len as u32)
                 .flags(libc::MSG_WAITALL)
-                .user_data(ud(T_SEND, i))
-                .build(),
-        );
+                .user_data(ud(if last { T_SEND } else { T_SEND_PIECE }, i));
+            push(
+                rt,
+                if last {
+                    sqe.build()
+                } else {
+                    sqe.sqe_flags(IOSQE_IO_LINK).build()
+                },
+            );
+            off += len;
+        }
         c.t0 = Instant::now();
         c.st = St::Busy;
     };
@@ -350,7 +372,8 @@ pub fn run_shaped<R: Uring>(
                         conn.st = St::Dead;
                     }
                 }
-                T_SEND if c.res != size as i32 => errors += 1,
+                T_SEND if c.res != last_piece as i32 => errors += 1,
+                T_SEND_PIECE if c.res != piece as i32 => errors += 1,
                 T_RECV => {
                     let ok = c.res == size as i32
                         && rx[i * size..(i + 1) * size] == tx[i * size..(i + 1) * size];

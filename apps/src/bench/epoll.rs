@@ -321,6 +321,7 @@ pub fn load(ip: Ipv4Addr, opts: &LoadOpts, shape: &Shape, live: &LiveCounters) -
     let size = opts.size.max(16);
     let ports = shape.ports.max(1) as usize;
     let cap = shape.in_flight.unwrap_or(n).clamp(1, n.max(1));
+    let piece = size.div_ceil(shape.segments.clamp(1, size));
     let mut tx = vec![0u8; n * size];
     let mut rx = vec![0u8; n * size];
     let mut got = vec![0usize; n];
@@ -376,7 +377,8 @@ pub fn load(ip: Ipv4Addr, opts: &LoadOpts, shape: &Shape, live: &LiveCounters) -
         got[i] = 0;
         t0[i] = Instant::now();
         st[i] = St::Busy;
-        write_all(fds[i], buf)
+        // One write per piece: as many segments as the ring clients send.
+        buf.chunks(piece).all(|p| write_all(fds[i], p))
     };
     loop {
         let now = Instant::now();

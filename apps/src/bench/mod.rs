@@ -174,6 +174,11 @@ pub enum Scenario {
         /// Requests in flight at once (spread round robin over the connections).
         #[arg(long, default_value_t = 100)]
         in_flight: usize,
+        /// Send each request as this many linked SENDs (segments): a socket
+        /// then becomes readable several times per request, which is what
+        /// the coalesced poll saves on (the uepoll seed's busy sockets).
+        #[arg(long, default_value_t = 1)]
+        segments: usize,
         /// Request size.
         #[arg(long, default_value_t = 128)]
         size: usize,
@@ -347,6 +352,8 @@ struct EchoRun {
     recv: RecvMode,
     epoll: EpollMode,
     in_flight: Option<usize>,
+    /// SENDs per request (see `Shape::segments`).
+    segments: usize,
     port: u16,
     wire_frames: usize,
 }
@@ -398,6 +405,7 @@ fn run_echo(backend: Backend, run: &EchoRun) -> Result<Row, String> {
         ports,
         in_flight: run.in_flight,
         warmup: Duration::from_millis(500),
+        segments: run.segments,
     };
     let duration = Duration::from_secs_f64(run.duration);
     let load = |server, port| LoadOpts {
@@ -835,6 +843,7 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
                         recv: m,
                         epoll: EpollMode::Level,
                         in_flight: None,
+                        segments: 1,
                         port: a.port,
                         wire_frames: a.wire_frames,
                     };
@@ -909,6 +918,7 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
                         recv: RecvMode::Multishot,
                         epoll: EpollMode::Level,
                         in_flight: None,
+                        segments: 1,
                         port: a.port,
                         wire_frames: a.wire_frames,
                     };
@@ -1028,6 +1038,7 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
         Scenario::Poll {
             connections,
             in_flight,
+            segments,
             size,
             duration,
         } => {
@@ -1063,6 +1074,7 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
                         recv: m,
                         epoll: e,
                         in_flight: Some(*in_flight),
+                        segments: *segments,
                         port: a.port + 200,
                         wire_frames: a.wire_frames,
                     };
@@ -1081,7 +1093,7 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
             }
             rows.extend(interleaved(a.repeat, jobs)?);
             print_rows(
-                &format!("poll: {connections} connections, {in_flight} requests in flight round robin, {size} B, {duration} s per row"),
+                &format!("poll: {connections} connections, {in_flight} requests in flight round robin, {size} B in {segments} SEND(s), {duration} s per row"),
                 &rows,
             );
             for b in ["ringline", "kernel-uring"] {
