@@ -101,7 +101,10 @@ type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 /// The demux key of an Ethernet + IPv4 + TCP frame, read without any
 /// validation (for prefetching; `on_frame` validates).
 fn peek_tuple(f: &[u8]) -> Option<u64> {
-    if f.len() < ETH_HDR + 20 || f[12..14] != [0x08, 0x00] || f[ETH_HDR + 9] != 6 {
+    if f.len() < ETH_HDR + 20
+        || f[12..14] != l2::ETHERTYPE_IPV4.to_be_bytes()
+        || f[ETH_HDR + 9] != u8::from(IpProtocol::Tcp)
+    {
         return None;
     }
     let ihl = (f[ETH_HDR] & 0x0f) as usize * 4;
@@ -629,8 +632,7 @@ impl<N: Nic> Engine<N> {
     /// no SQE, no connection to service or send, no CQE in the overflow
     /// backlog. A few loads; the driver's wait loop asks it between steps.
     pub fn quiet(&self) -> bool {
-        self.ready.is_empty()
-            && self.dirty.is_empty()
+        !self.has_pending_work()
             && !self.nic.rx_pending()
             && self.ring.sq_ready() == 0
             && self.ring.backlog_len() == 0
