@@ -131,7 +131,7 @@ impl<N: Nic> Driver for Inline<N> {
                         if deadline.is_some_and(|d| now >= d) {
                             return Err(Errno(libc::ETIME));
                         }
-                        self.engine.step(now);
+                        self.engine.step_wait(now, min_complete);
                     }
                 }
             }

@@ -600,6 +600,25 @@ impl<N: Nic> Engine<N> {
     /// Runs one iteration at engine time `now_us` (µs, monotonic). Returns
     /// whether anything happened (SQEs, frames, timers, egress).
     pub fn step(&mut self, now_us: u64) -> bool {
+        self.run_step(now_us, None)
+    }
+
+    /// One step for a caller waiting for `want` CQEs (the inline driver's
+    /// wait loop). It takes SQEs, frames and the completions they cause as
+    /// [`Engine::step`] does; if that brings the CQ to `want`, it returns
+    /// there and leaves timers and egress to the next step, which the
+    /// caller's next `enter` runs, as io_uring's `DEFER_TASKRUN` leaves task
+    /// work to the next `io_uring_enter`. Frames that input itself produced
+    /// (replies paired with received frames) still go out now.
+    ///
+    /// The completion reaches the application one egress pass sooner, and the
+    /// egress for the delayed ACK merges with the egress of the reply the
+    /// application is about to send: one pass over the connection, not two.
+    pub fn step_wait(&mut self, now_us: u64, want: u32) -> bool {
+        self.run_step(now_us, Some(want))
+    }
+
+    fn run_step(&mut self, now_us: u64, want: Option<u32>) -> bool {
         self.now_us = now_us.max(self.now_us);
         self.stats.steps += 1;
         self.ring.flush_overflow();
@@ -607,6 +626,17 @@ impl<N: Nic> Engine<N> {
         self.run_drain();
         let frames = self.poll_rx();
         self.run_ready();
+        if let Some(want) = want {
+            // Requests completed by this input may release linked or drained
+            // SQEs; settle them before judging whether the caller has enough.
+            self.pump_chains();
+            self.run_drain();
+            if self.ring.cq_ready() >= want {
+                self.stats.deferred_egress += 1;
+                self.nic.tx_flush();
+                return true;
+            }
+        }
         self.expire_timers();
         let egressed = self.run_egress();
         self.run_ready();

@@ -47,6 +47,9 @@ pub struct EngineStats {
     /// Coalesced-poll wake-ups absorbed by a ready word that was already set
     /// (no CQE queued).
     pub polls_coalesced: u64,
+    /// Wait-loop steps that handed the waiter its completions before timers
+    /// and egress, leaving those to the next step ([`crate::Engine::step_wait`]).
+    pub deferred_egress: u64,
     /// Requests in flight now (filled in by `stats()`).
     pub ops_in_flight: u64,
 }

@@ -680,3 +680,86 @@ fn peer_close_gives_eof_and_reset_gives_econnreset() {
     assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 5)));
     assert_eq!(take(&mut p.s_cqes, 5).unwrap().res, -libc::ECONNRESET);
 }
+
+/// `Engine::step_wait`, the wait loop's step: when input completes what the
+/// caller waits for, the completion is handed over before timers and egress,
+/// the connection stays queued for egress, and the next step sends what was
+/// deferred. An echo run this way loses nothing, and a wait that input does not
+/// satisfy runs the whole step.
+#[test]
+fn step_wait_hands_over_completions_before_egress_and_loses_nothing() {
+    let mut p = Pair::new();
+    let (sfd, cfd) = one_conn(&mut p);
+    p.run(50);
+    p.s_cqes.clear();
+    p.c_cqes.clear();
+    let mut sbuf = vec![0u8; 4096];
+    let mut cbuf = vec![0u8; 4096];
+    let mut deferred = 0;
+    for i in 0..200u32 {
+        let msg = pattern(100 + i as usize);
+        push(
+            &mut p.s,
+            opcode::Recv::new(sfd, sbuf.as_mut_ptr(), 4096)
+                .user_data(1)
+                .build(),
+        );
+        p.s.submit().expect("arm recv");
+        push(
+            &mut p.c,
+            opcode::Send::new(cfd, msg.as_ptr(), msg.len() as u32)
+                .user_data(2)
+                .build(),
+        );
+        // The client's step sends the segment.
+        p.c.submit().expect("client send");
+        let now = p.now_us() + 10;
+        p.clock.store(now, std::sync::atomic::Ordering::Relaxed);
+        let before = p.s.driver().engine().stats();
+        // Waiting for 2 CQEs: the RECV alone does not satisfy it, so the whole
+        // step runs (the delayed ACK is scheduled, nothing stays queued).
+        let want = if i % 2 == 0 { 1 } else { 2 };
+        p.s.driver_mut().engine_mut().step_wait(now, want);
+        let after = p.s.driver().engine().stats();
+        assert_eq!(after.rx_frames, before.rx_frames + 1, "the request segment");
+        if want == 1 {
+            assert_eq!(after.deferred_egress, before.deferred_egress + 1);
+            assert!(
+                p.s.driver().engine().has_pending_work(),
+                "egress left queued for the next step"
+            );
+            deferred += 1;
+        } else {
+            assert_eq!(after.deferred_egress, before.deferred_egress);
+            assert!(!p.s.driver().engine().has_pending_work());
+        }
+        let r: Vec<_> = p.s.completions().collect();
+        assert_eq!(r.len(), 1, "the RECV completed inside the step");
+        assert_eq!((r[0].user_data, r[0].res as usize), (1, msg.len()));
+        assert_eq!(&sbuf[..msg.len()], &msg[..]);
+        // The reply goes out with the next step, together with what was deferred.
+        push(
+            &mut p.s,
+            opcode::Send::new(sfd, sbuf.as_ptr(), msg.len() as u32)
+                .user_data(3)
+                .build(),
+        );
+        push(
+            &mut p.c,
+            opcode::Recv::new(cfd, cbuf.as_mut_ptr(), msg.len() as u32)
+                .flags(libc::MSG_WAITALL)
+                .user_data(4)
+                .build(),
+        );
+        assert!(p.run_until(10_000, |p| p.c_cqes.iter().any(|c| c.user_data == 4)));
+        let r = take(&mut p.c_cqes, 4).unwrap();
+        assert_eq!(r.res as usize, msg.len(), "the whole echo");
+        assert_eq!(&cbuf[..msg.len()], &msg[..]);
+        assert!(p.run_until(1_000, |p| p.s_cqes.iter().any(|c| c.user_data == 3)));
+        p.s_cqes.clear();
+        p.c_cqes.clear();
+    }
+    assert_eq!(deferred, 100);
+    let s = p.s.driver().engine().stats();
+    assert_eq!((s.tx_dropped, s.malformed), (0, 0));
+}
