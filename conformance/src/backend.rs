@@ -97,6 +97,10 @@ pub trait Backend {
     /// A monotonic counter for [`Backend::expired`].
     fn now(&self) -> u64;
 
+    /// Now on the clock an absolute TIMEOUT names, in µs: CLOCK_MONOTONIC for
+    /// the kernel, the engines' virtual clock for ringline.
+    fn timeout_clock_us(&self) -> u64;
+
     /// Copies and consumes every CQE now in the CQ, without entering.
     fn reap(&mut self) -> Vec<Cqe>;
 

@@ -173,6 +173,16 @@ impl Ctx {
         self.keep(sa).cast_const().cast()
     }
 
+    /// A timespec `ms` ms from now on the backend's absolute-timeout clock.
+    pub fn timespec_abs_ms(&mut self, ms: u64) -> *const ringline_ring::app::Timespec {
+        let us = self.backend().timeout_clock_us() + ms * 1000;
+        self.keep(ringline_ring::app::Timespec {
+            tv_sec: (us / 1_000_000) as i64,
+            tv_nsec: ((us % 1_000_000) * 1000) as i64,
+        })
+        .cast_const()
+    }
+
     /// A timespec of `ms` milliseconds that lives until the backend is gone.
     pub fn timespec_ms(&mut self, ms: u64) -> *const ringline_ring::app::Timespec {
         self.keep(ringline_ring::app::Timespec {

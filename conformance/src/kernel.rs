@@ -234,6 +234,16 @@ impl Backend for KernelBackend {
         self.start.elapsed().as_micros() as u64
     }
 
+    fn timeout_clock_us(&self) -> u64 {
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `now` is a valid timespec for clock_gettime to write.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+        now.tv_sec as u64 * 1_000_000 + now.tv_nsec as u64 / 1000
+    }
+
     fn reap(&mut self) -> Vec<Cqe> {
         self.reap_n(usize::MAX)
     }

@@ -35,6 +35,7 @@ use crate::hint::prefetch;
 use crate::l2::{self, Arp, ArpTable, ETH_HDR};
 use crate::ops::{OpKind, OpList, Ops, Owner, NIL};
 use crate::stats::EngineStats;
+use crate::sysclock;
 use crate::timer::TimerWheel;
 use crate::usermem;
 
@@ -97,6 +98,18 @@ impl Hasher for FxHasher {
 }
 
 type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// Reads the application's `__kernel_timespec` at `addr` as µs; `-EFAULT` for
+/// a bad address, `-EINVAL` for a negative or unnormalised time.
+fn read_timespec_us(addr: u64) -> Result<u64, i32> {
+    let ts: [i64; 2] = usermem::read(addr)?;
+    if ts[0] < 0 || !(0..1_000_000_000).contains(&ts[1]) {
+        return Err(-libc::EINVAL);
+    }
+    Ok((ts[0] as u64)
+        .saturating_mul(1_000_000)
+        .saturating_add(ts[1] as u64 / 1000))
+}
 
 /// The demux key of an Ethernet + IPv4 + TCP frame, read without any
 /// validation (for prefetching; `on_frame` validates).
@@ -376,6 +389,9 @@ pub struct Engine<N: Nic> {
     mac: MacAddr,
     netmask: u32,
     now_us: u64,
+    /// Engine time is a test's virtual clock: absolute timeouts are read as
+    /// engine µs on every clock (see [`Engine::set_virtual_time`]).
+    virtual_time: bool,
     conns: Vec<Conn>,
     free_conns: Vec<u32>,
     live_conns: usize,
@@ -499,6 +515,7 @@ impl<N: Nic> Engine<N> {
             mac: nic_caps.mac,
             netmask,
             now_us,
+            virtual_time: false,
             conns: Vec::new(),
             free_conns: Vec::new(),
             live_conns: 0,
@@ -575,6 +592,15 @@ impl<N: Nic> Engine<N> {
     /// The engine half of the ring.
     pub fn ring(&self) -> &EngineRing {
         &self.ring
+    }
+
+    /// Says that the `now_us` given to [`Engine::step`] is a virtual clock
+    /// (a deterministic test's), not the machine's: an absolute TIMEOUT then
+    /// names engine time on every clock (MONOTONIC, BOOTTIME, REALTIME)
+    /// instead of being converted from that clock. [`crate::open`] sets it
+    /// for [`crate::Clock::Manual`].
+    pub fn set_virtual_time(&mut self, virtual_time: bool) {
+        self.virtual_time = virtual_time;
     }
 
     /// CQEs posted and not yet consumed by the application.
@@ -910,7 +936,17 @@ impl<N: Nic> Engine<N> {
                 } => res >= 0 && (res as u32) < len,
                 _ => false,
             };
-            let ok = (res >= 0 && !short) || op.sqe_flags & IOSQE_IO_HARDLINK != 0;
+            // IORING_TIMEOUT_ETIME_SUCCESS: a TIMEOUT that fires does not
+            // break its link.
+            let etime_ok = res == -libc::ETIME
+                && matches!(
+                    op.kind,
+                    OpKind::Timeout {
+                        etime_success: true,
+                        ..
+                    }
+                );
+            let ok = (res >= 0 && !short) || etime_ok || op.sqe_flags & IOSQE_IO_HARDLINK != 0;
             self.chain_events.push((op.chain, ok));
         }
     }
@@ -1760,7 +1796,12 @@ impl<N: Nic> Engine<N> {
                 continue;
             }
             match self.ops.get(id).kind {
-                OpKind::Timeout { at_us } if at_us == at => self.finish(id, -libc::ETIME, 0),
+                OpKind::Timeout {
+                    at_us,
+                    interval_us,
+                    repeats,
+                    ..
+                } if at_us == at => self.fire_timeout(id, interval_us, repeats),
                 OpKind::LinkTimeout { at_us, target } if at_us == at => {
                     let guarded =
                         self.ops.is_live(target) && self.ops.get(target).link_timeout == id;
@@ -2040,7 +2081,13 @@ impl<N: Nic> Engine<N> {
 
     /// Arms LINK_TIMEOUT `sqe` on the running request `target`.
     fn arm_link_timeout(&mut self, sqe: &Sqe, target: u32) {
-        let at = match self.timespec_deadline(sqe) {
+        // A link timeout fires once: multishot makes no sense on it.
+        let at = match self.timeout_deadline(sqe).and_then(|(at, _)| {
+            match sqe.op_flags & IORING_TIMEOUT_MULTISHOT {
+                0 => Ok(at),
+                _ => Err(-libc::EINVAL),
+            }
+        }) {
             Ok(at) => at,
             Err(e) => {
                 self.stats.op_errors += 1;
@@ -2059,17 +2106,49 @@ impl<N: Nic> Engine<N> {
         self.timeouts.push(Reverse((at, id)));
     }
 
-    /// The deadline of a relative TIMEOUT / LINK_TIMEOUT SQE.
-    fn timespec_deadline(&self, sqe: &Sqe) -> Result<u64, i32> {
-        if sqe.len != 1 || sqe.op_flags != 0 || sqe.buf_index != 0 {
-            // Absolute and clock-selecting flags are not supported yet.
+    /// Checks a TIMEOUT / LINK_TIMEOUT SQE as the kernel's prep does and
+    /// returns its deadline (µs of engine time) and, for a relative one, its
+    /// interval (what a multishot TIMEOUT re-arms with).
+    fn timeout_deadline(&self, sqe: &Sqe) -> Result<(u64, u64), i32> {
+        const CLOCKS: u32 = IORING_TIMEOUT_BOOTTIME | IORING_TIMEOUT_REALTIME;
+        let flags = sqe.op_flags;
+        if sqe.len != 1 || sqe.buf_index != 0 || sqe.file_index != 0 {
             return Err(-libc::EINVAL);
         }
-        let ts: [i64; 2] = usermem::read(sqe.addr)?;
-        if ts[0] < 0 || !(0..1_000_000_000).contains(&ts[1]) {
+        let known =
+            IORING_TIMEOUT_ABS | CLOCKS | IORING_TIMEOUT_ETIME_SUCCESS | IORING_TIMEOUT_MULTISHOT;
+        if flags & !known != 0 || flags & CLOCKS == CLOCKS {
             return Err(-libc::EINVAL);
         }
-        Ok(self.now_us + ts[0] as u64 * 1_000_000 + ts[1] as u64 / 1000)
+        // A multishot timer repeats an interval; an absolute time has none.
+        if flags & IORING_TIMEOUT_MULTISHOT != 0 && flags & IORING_TIMEOUT_ABS != 0 {
+            return Err(-libc::EINVAL);
+        }
+        let ts_us = read_timespec_us(sqe.addr)?;
+        if flags & IORING_TIMEOUT_ABS != 0 {
+            Ok((self.abs_deadline(flags, ts_us), 0))
+        } else {
+            Ok((self.now_us.saturating_add(ts_us), ts_us))
+        }
+    }
+
+    /// Engine time of the absolute time `ts_us` on the clock `flags` name
+    /// (CLOCK_MONOTONIC unless BOOTTIME or REALTIME). The clock is read now,
+    /// when the SQE is issued (a vDSO read, off the data path); a time
+    /// already past fires at the next step.
+    fn abs_deadline(&self, flags: u32, ts_us: u64) -> u64 {
+        if self.virtual_time {
+            return ts_us;
+        }
+        let clock = if flags & IORING_TIMEOUT_BOOTTIME != 0 {
+            libc::CLOCK_BOOTTIME
+        } else if flags & IORING_TIMEOUT_REALTIME != 0 {
+            libc::CLOCK_REALTIME
+        } else {
+            libc::CLOCK_MONOTONIC
+        };
+        let now_us = sysclock::now_us(clock);
+        self.now_us.saturating_add(ts_us.saturating_sub(now_us))
     }
 
     fn issue(&mut self, sqe: &Sqe) {
@@ -2795,23 +2874,76 @@ impl<N: Nic> Engine<N> {
     }
 
     fn op_timeout_remove(&mut self, sqe: &Sqe) -> OpResult {
-        if sqe.op_flags != 0 || sqe.len != 0 || sqe.buf_index != 0 {
-            // Updates (IORING_TIMEOUT_UPDATE) are not supported yet.
+        const UPDATES: u32 = IORING_TIMEOUT_UPDATE | IORING_LINK_TIMEOUT_UPDATE;
+        if sqe.len != 0 || sqe.buf_index != 0 || sqe.file_index != 0 {
             return Err(-libc::EINVAL);
         }
+        let flags = sqe.op_flags;
+        if flags & UPDATES == 0 {
+            if flags != 0 {
+                return Err(-libc::EINVAL);
+            }
+            let id = self.find_timeout(sqe.addr, false).ok_or(-libc::ENOENT)?;
+            self.complete(sqe, 0, 0);
+            self.finish(id, -libc::ECANCELED, 0);
+            return Ok(None);
+        }
+        // An update: `addr` names the timeout, `addr2` (the `off` field) the
+        // new time; only ABS may join the update flags (the timer keeps its
+        // clock).
+        if flags & !(UPDATES | IORING_TIMEOUT_ABS) != 0 || flags & UPDATES == UPDATES {
+            return Err(-libc::EINVAL);
+        }
+        let ts_us = read_timespec_us(sqe.off)?;
+        let link = flags & IORING_LINK_TIMEOUT_UPDATE != 0;
+        let id = self.find_timeout(sqe.addr, link).ok_or(-libc::ENOENT)?;
+        let at = match self.ops.get(id).kind {
+            OpKind::Timeout { clock, .. } if flags & IORING_TIMEOUT_ABS != 0 => {
+                self.abs_deadline(clock, ts_us)
+            }
+            OpKind::LinkTimeout { .. } if flags & IORING_TIMEOUT_ABS != 0 => {
+                self.abs_deadline(0, ts_us)
+            }
+            _ => self.now_us.saturating_add(ts_us),
+        };
+        match &mut self.ops.get_mut(id).kind {
+            OpKind::Timeout {
+                at_us, interval_us, ..
+            } => {
+                *at_us = at;
+                // As in Linux, an updated timeout is a plain timer: no more
+                // completion count; a multishot one repeats the new interval.
+                if *interval_us != 0 {
+                    *interval_us = if flags & IORING_TIMEOUT_ABS != 0 {
+                        0
+                    } else {
+                        ts_us.max(1)
+                    };
+                }
+            }
+            OpKind::LinkTimeout { at_us, .. } => *at_us = at,
+            _ => unreachable!("find_timeout returns timeouts"),
+        }
+        self.timeouts.push(Reverse((at, id)));
+        Ok(Some((0, 0)))
+    }
+
+    /// The pending TIMEOUT (or armed LINK_TIMEOUT, with `link`) whose
+    /// user_data is `ud`.
+    fn find_timeout(&mut self, ud: u64, link: bool) -> Option<u32> {
         self.found.clear();
         let mut found = std::mem::take(&mut self.found);
         self.ops.find_all(&mut found, |op| {
-            op.user_data == sqe.addr && matches!(op.kind, OpKind::Timeout { .. })
+            op.user_data == ud
+                && match op.kind {
+                    OpKind::Timeout { .. } => !link,
+                    OpKind::LinkTimeout { .. } => link,
+                    _ => false,
+                }
         });
         let target = found.first().copied();
         self.found = found;
-        let Some(id) = target else {
-            return Err(-libc::ENOENT);
-        };
-        self.complete(sqe, 0, 0);
-        self.finish(id, -libc::ECANCELED, 0);
-        Ok(None)
+        target
     }
 
     fn op_provide_buffers(&mut self, sqe: &Sqe) -> OpResult {
@@ -2843,16 +2975,55 @@ impl<N: Nic> Engine<N> {
     }
 
     fn op_timeout(&mut self, sqe: &Sqe) -> OpResult {
-        let at = self.timespec_deadline(sqe)?;
-        let id = self.park(sqe, OpKind::Timeout { at_us: at });
+        let (at, interval) = self.timeout_deadline(sqe)?;
+        let flags = sqe.op_flags;
+        let multishot = flags & IORING_TIMEOUT_MULTISHOT != 0;
+        let kind = OpKind::Timeout {
+            at_us: at,
+            // A multishot timer needs a period: with 0 it would fire every
+            // step, as the kernel's would spin; the kernel allows it, so do we,
+            // but it re-arms one wheel tick (1 µs of engine time) later.
+            interval_us: if multishot { interval.max(1) } else { 0 },
+            // For a multishot TIMEOUT, `off` counts firings (0: unlimited).
+            repeats: if multishot { sqe.off as u32 } else { 0 },
+            etime_success: flags & IORING_TIMEOUT_ETIME_SUCCESS != 0,
+            clock: flags & (IORING_TIMEOUT_BOOTTIME | IORING_TIMEOUT_REALTIME),
+        };
+        let id = self.park(sqe, kind);
         self.ops.get_mut(id).owner = Owner::Timeout;
         self.timeouts.push(Reverse((at, id)));
-        if sqe.off != 0 {
+        if sqe.off != 0 && !multishot {
             // Completes with 0 once `off` more CQEs have been posted.
             self.count_timeouts
                 .push((self.stats.cqes.saturating_add(sqe.off), id, at));
         }
         Ok(None)
+    }
+
+    /// A TIMEOUT's timer fired. A one-shot TIMEOUT completes with `-ETIME`.
+    /// A multishot one posts `-ETIME` with `F_MORE` and re-arms one interval
+    /// later, until its last firing (`repeats` left, 0 = unlimited) or a CQ
+    /// with no room for the CQE (then, as in Linux, it completes).
+    fn fire_timeout(&mut self, id: u32, interval_us: u64, repeats: u32) {
+        if interval_us == 0 || repeats == 1 {
+            self.finish(id, -libc::ETIME, 0);
+            return;
+        }
+        let ud = self.ops.get(id).user_data;
+        if !self.ring.post_aux_cqe(ud, -libc::ETIME, IORING_CQE_F_MORE) {
+            self.finish(id, -libc::ETIME, 0);
+            return;
+        }
+        self.stats.cqes += 1;
+        let at = self.now_us.saturating_add(interval_us);
+        if let OpKind::Timeout {
+            at_us, repeats: r, ..
+        } = &mut self.ops.get_mut(id).kind
+        {
+            *at_us = at;
+            *r = repeats.saturating_sub(1);
+        }
+        self.timeouts.push(Reverse((at, id)));
     }
 
     /// Completes TIMEOUTs whose completion count was reached (checked once
@@ -2862,7 +3033,7 @@ impl<N: Nic> Engine<N> {
         while i < self.count_timeouts.len() {
             let (target, id, at) = self.count_timeouts[i];
             let live = self.ops.is_live(id)
-                && self.ops.get(id).kind == (OpKind::Timeout { at_us: at })
+                && matches!(self.ops.get(id).kind, OpKind::Timeout { at_us, interval_us: 0, .. } if at_us == at)
                 && self.ops.get(id).owner == Owner::Timeout;
             if !live {
                 self.count_timeouts.swap_remove(i);

@@ -33,6 +33,7 @@ mod hint;
 pub mod l2;
 pub mod ops;
 pub mod stats;
+mod sysclock;
 pub mod timer;
 mod usermem;
 
@@ -67,6 +68,7 @@ pub fn open<N: Nic>(
     clock: Clock,
 ) -> Result<Runtime<N>, OpenError> {
     let (app, eng) = new_ring(ring)?;
-    let engine = Engine::new(nic, eng, cfg, clock.now_us())?;
+    let mut engine = Engine::new(nic, eng, cfg, clock.now_us())?;
+    engine.set_virtual_time(matches!(clock, Clock::Manual(_)));
     Ok(Ring::new(app, Inline::new(engine, clock)))
 }

@@ -88,10 +88,19 @@ pub enum OpKind {
         /// (0 for io_uring's own poll).
         word: u64,
     },
-    /// TIMEOUT (pure timer, count 0).
+    /// TIMEOUT (a timer, maybe with a completion count or multishot).
     Timeout {
         /// Deadline, µs of engine time.
         at_us: u64,
+        /// Multishot: µs between firings; 0 for a one-shot timer.
+        interval_us: u64,
+        /// Multishot: firings left (0 = unlimited).
+        repeats: u32,
+        /// `IORING_TIMEOUT_ETIME_SUCCESS`: firing does not break its link.
+        etime_success: bool,
+        /// Its clock flags (`IORING_TIMEOUT_BOOTTIME` / `_REALTIME`, 0 =
+        /// MONOTONIC), for an absolute update.
+        clock: u32,
     },
     /// LINK_TIMEOUT guarding the op `target`.
     LinkTimeout {

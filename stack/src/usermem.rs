@@ -1,5 +1,6 @@
 //! The main audited opt-out from `#![deny(unsafe_code)]` in this crate (the
-//! other is `hint`, one prefetch instruction): access
+//! others are `hint`, one prefetch instruction, and `sysclock`, one
+//! `clock_gettime`): access
 //! to application memory named by SQE addresses.
 //!
 //! The contract is io_uring's: by submitting an SQE (`Ring::push` is `unsafe`

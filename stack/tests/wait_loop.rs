@@ -47,3 +47,56 @@ fn timers_and_deadlines_advance_while_the_engine_is_quiet() {
         "30 ms deadline returned after {waited:?}"
     );
 }
+
+/// Absolute TIMEOUTs on the real clocks: a deadline 20 ms ahead on
+/// CLOCK_MONOTONIC, CLOCK_BOOTTIME and CLOCK_REALTIME fires after 20 ms (not
+/// before), whatever the engine's own time origin.
+#[test]
+fn absolute_timeouts_follow_the_machine_clocks() {
+    let (a, _b) = LoopbackWire::pair(&WireConfig::default());
+    let mut rt = open(
+        a,
+        &RingConfig::default(),
+        EngineConfig::default(),
+        Clock::monotonic(),
+    )
+    .expect("runtime");
+    for (clock, flag) in [
+        (libc::CLOCK_MONOTONIC, 0),
+        (
+            libc::CLOCK_BOOTTIME,
+            ringline_ring::abi::IORING_TIMEOUT_BOOTTIME,
+        ),
+        (
+            libc::CLOCK_REALTIME,
+            ringline_ring::abi::IORING_TIMEOUT_REALTIME,
+        ),
+    ] {
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `now` is a valid timespec for clock_gettime to write.
+        assert_eq!(unsafe { libc::clock_gettime(clock, &mut now) }, 0);
+        let at_ns = now.tv_sec * 1_000_000_000 + now.tv_nsec + 20_000_000;
+        let ts = Timespec {
+            tv_sec: at_ns / 1_000_000_000,
+            tv_nsec: at_ns % 1_000_000_000,
+        };
+        let sqe = opcode::Timeout::new(&ts)
+            .flags(ringline_ring::abi::IORING_TIMEOUT_ABS | flag)
+            .user_data(9)
+            .build();
+        let t0 = Instant::now();
+        // SAFETY: `ts` outlives the request (it completes inside the wait below).
+        unsafe { rt.push(&sqe) }.expect("SQ room");
+        rt.submit_and_wait(1).expect("wait");
+        let waited = t0.elapsed();
+        let cqes: Vec<_> = rt.completions().collect();
+        assert_eq!((cqes[0].user_data, cqes[0].res), (9, -libc::ETIME));
+        assert!(
+            waited >= Duration::from_millis(19) && waited < Duration::from_millis(500),
+            "clock {clock}: absolute TIMEOUT 20 ms ahead completed after {waited:?}"
+        );
+    }
+}

@@ -121,3 +121,131 @@ pub fn nop(c: &mut Ctx) -> R {
     c.record_all(&[1, 2, 3]);
     Ok(())
 }
+
+pub fn abs(c: &mut Ctx) -> R {
+    let ts = c.timespec_abs_ms(20);
+    c.submit_one(
+        "timeout(abs, now + 20 ms)",
+        opcode::Timeout::new(ts)
+            .flags(abi::IORING_TIMEOUT_ABS)
+            .user_data(1)
+            .build(),
+    )?;
+    c.wait_final(1);
+    c.record(1);
+    Ok(())
+}
+
+pub fn multishot(c: &mut Ctx) -> R {
+    let ts = c.timespec_ms(10);
+    c.submit_one(
+        "timeout(10 ms, multishot, 3)",
+        opcode::Timeout::new(ts)
+            .count(3)
+            .flags(abi::IORING_TIMEOUT_MULTISHOT)
+            .user_data(1)
+            .build(),
+    )?;
+    c.wait_final(1);
+    c.record(1);
+    Ok(())
+}
+
+pub fn update(c: &mut Ctx) -> R {
+    let long = c.timespec_ms(10_000);
+    c.submit_one(
+        "timeout(10 s)",
+        opcode::Timeout::new(long).user_data(1).build(),
+    )?;
+    c.quiet();
+    let short = c.timespec_ms(20);
+    c.submit_one(
+        "timeout_update(20 ms)",
+        opcode::TimeoutUpdate::new(1, short).user_data(2).build(),
+    )?;
+    c.wait_finals(&[1, 2]);
+    c.record_order(&[1, 2]);
+    call(
+        c,
+        "timeout_update(unknown)",
+        opcode::TimeoutUpdate::new(99, short).user_data(3).build(),
+    )?;
+    c.record(3);
+    Ok(())
+}
+
+pub fn link_update(c: &mut Ctx) -> R {
+    let (fd, _p) = c.backend().app_conn()?;
+    let buf = c.mem(64);
+    let long = c.timespec_ms(10_000);
+    c.push(
+        "recv",
+        opcode::Recv::new(fd, buf, 64)
+            .sqe_flags(IOSQE_IO_LINK)
+            .user_data(1)
+            .build(),
+    )?;
+    c.push(
+        "link_timeout(10 s)",
+        opcode::LinkTimeout::new(long).user_data(2).build(),
+    )?;
+    c.submit();
+    c.quiet();
+    let short = c.timespec_ms(20);
+    c.submit_one(
+        "link_timeout_update(20 ms)",
+        opcode::TimeoutUpdate::new(2, short)
+            .link()
+            .user_data(3)
+            .build(),
+    )?;
+    c.wait_finals(&[1, 2, 3]);
+    c.record_order(&[1, 2, 3]);
+    Ok(())
+}
+
+pub fn etime_success(c: &mut Ctx) -> R {
+    let ts = c.timespec_ms(10);
+    c.push(
+        "timeout(10 ms, etime_success)",
+        opcode::Timeout::new(ts)
+            .flags(abi::IORING_TIMEOUT_ETIME_SUCCESS)
+            .sqe_flags(IOSQE_IO_LINK)
+            .user_data(1)
+            .build(),
+    )?;
+    c.push("nop", opcode::Nop::new().user_data(2).build())?;
+    c.submit();
+    c.wait_finals(&[1, 2]);
+    c.record_order(&[1, 2]);
+    Ok(())
+}
+
+pub fn bad_flags(c: &mut Ctx) -> R {
+    let ts = c.timespec_ms(10);
+    let cases = [
+        (
+            "timeout(abs|multishot)",
+            abi::IORING_TIMEOUT_ABS | abi::IORING_TIMEOUT_MULTISHOT,
+        ),
+        (
+            "timeout(boottime|realtime)",
+            abi::IORING_TIMEOUT_BOOTTIME | abi::IORING_TIMEOUT_REALTIME,
+        ),
+        ("timeout(flag 1<<12)", 1 << 12),
+    ];
+    for (i, (name, flags)) in cases.iter().enumerate() {
+        let ud = 10 + i as u64;
+        call(
+            c,
+            name,
+            opcode::Timeout::new(ts).flags(*flags).user_data(ud).build(),
+        )?;
+        c.record(ud);
+    }
+    let mut rm = opcode::TimeoutRemove::new(77).user_data(20).build();
+    rm.op_flags = abi::IORING_TIMEOUT_ABS;
+    call(c, "timeout_remove(abs flag)", rm)?;
+    c.record(20);
+    Ok(())
+}

@@ -507,6 +507,54 @@ impl LinkTimeout {
     }
 }
 
+builder! {
+    /// Removes a pending TIMEOUT (`IORING_OP_TIMEOUT_REMOVE`,
+    /// `io_uring_prep_timeout_remove`): addr = the timeout's user_data.
+    TimeoutRemove = abi::IORING_OP_TIMEOUT_REMOVE
+}
+
+impl TimeoutRemove {
+    /// Removes the timeout submitted with `target` as its user_data.
+    pub fn new(target: u64) -> Self {
+        let mut b = Self::base(-1);
+        b.sqe.addr = target;
+        b
+    }
+}
+
+builder! {
+    /// Re-times a pending TIMEOUT or an armed LINK_TIMEOUT
+    /// (`IORING_OP_TIMEOUT_REMOVE` with `IORING_TIMEOUT_UPDATE`,
+    /// `io_uring_prep_timeout_update` / `_link_timeout_update`): addr = the
+    /// timeout's user_data, addr2 (`off`) = the new timespec.
+    TimeoutUpdate = abi::IORING_OP_TIMEOUT_REMOVE
+}
+
+impl TimeoutUpdate {
+    /// Gives the TIMEOUT submitted with `target` as its user_data the time
+    /// `*ts` (read at submission), relative to now unless [`Self::abs`].
+    pub fn new(target: u64, ts: *const Timespec) -> Self {
+        let mut b = Self::base(-1);
+        b.sqe.addr = target;
+        b.sqe.off = addr_of(ts);
+        b.sqe.op_flags = abi::IORING_TIMEOUT_UPDATE;
+        b
+    }
+
+    /// `*ts` is an absolute time on the timeout's clock (`IORING_TIMEOUT_ABS`).
+    pub fn abs(mut self) -> Self {
+        self.sqe.op_flags |= abi::IORING_TIMEOUT_ABS;
+        self
+    }
+
+    /// The target is a LINK_TIMEOUT (`IORING_LINK_TIMEOUT_UPDATE`).
+    pub fn link(mut self) -> Self {
+        self.sqe.op_flags =
+            (self.sqe.op_flags & !abi::IORING_TIMEOUT_UPDATE) | abi::IORING_LINK_TIMEOUT_UPDATE;
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,301 @@
+//! TIMEOUT beyond the relative one-shot timer, on the deterministic two-engine
+//! harness (virtual clock: absolute times are engine µs): absolute deadlines,
+//! multishot timers, `IORING_TIMEOUT_UPDATE` and `IORING_LINK_TIMEOUT_UPDATE`,
+//! `IORING_TIMEOUT_ETIME_SUCCESS` in a link, and the flag combinations the
+//! kernel refuses. The real-clock side of absolute times is in `wait_loop.rs`,
+//! the comparison with the kernel in the conformance suite.
+
+mod common;
+
+use common::*;
+use ringline_ring::abi::*;
+use ringline_ring::app::Timespec;
+use ringline_ring::opcode;
+
+fn ts_us(us: u64) -> Box<Timespec> {
+    Box::new(Timespec {
+        tv_sec: (us / 1_000_000) as i64,
+        tv_nsec: ((us % 1_000_000) * 1000) as i64,
+    })
+}
+
+/// Steps until a CQE with `ud` arrives; returns it and the clock then.
+fn wait_for(p: &mut Pair, ud: u64) -> (Cqe, u64) {
+    for _ in 0..100_000 {
+        if let Some(c) = take(&mut p.s_cqes, ud) {
+            return (c, p.now_us());
+        }
+        p.step();
+    }
+    panic!("no CQE for {ud}");
+}
+
+#[test]
+fn absolute_timeout_fires_at_its_time_not_before() {
+    let mut p = Pair::new();
+    p.run(3);
+    let at = p.now_us() + 50_000;
+    let ts = ts_us(at);
+    push(
+        &mut p.s,
+        opcode::Timeout::new(&*ts)
+            .flags(IORING_TIMEOUT_ABS)
+            .user_data(1)
+            .build(),
+    );
+    let (c, when) = wait_for(&mut p, 1);
+    assert_eq!(c.res, -libc::ETIME);
+    assert!(when >= at, "fired at {when}, deadline {at}");
+    assert!(when < at + 10_000, "fired late: {when} for {at}");
+
+    // A time already past fires at once.
+    let ts = ts_us(1);
+    push(
+        &mut p.s,
+        opcode::Timeout::new(&*ts)
+            .flags(IORING_TIMEOUT_ABS | IORING_TIMEOUT_REALTIME)
+            .user_data(2)
+            .build(),
+    );
+    let start = p.now_us();
+    let (c, when) = wait_for(&mut p, 2);
+    assert_eq!(c.res, -libc::ETIME);
+    assert!(
+        when - start <= 4_000,
+        "past deadline took {} µs",
+        when - start
+    );
+}
+
+#[test]
+fn multishot_timeout_fires_count_times_then_ends() {
+    let mut p = Pair::new();
+    let ts = ts_us(5_000);
+    push(
+        &mut p.s,
+        opcode::Timeout::new(&*ts)
+            .count(3)
+            .flags(IORING_TIMEOUT_MULTISHOT)
+            .user_data(1)
+            .build(),
+    );
+    let start = p.now_us();
+    let mut times = Vec::new();
+    let mut flags = Vec::new();
+    for _ in 0..3 {
+        let (c, when) = wait_for(&mut p, 1);
+        assert_eq!(c.res, -libc::ETIME);
+        times.push(when - start);
+        flags.push(c.flags & IORING_CQE_F_MORE != 0);
+    }
+    assert_eq!(flags, vec![true, true, false], "F_MORE on all but the last");
+    for (i, t) in times.iter().enumerate() {
+        assert!(*t >= 5_000 * (i as u64 + 1), "firing {i} at {t} µs");
+    }
+    p.run(200);
+    assert!(
+        take(&mut p.s_cqes, 1).is_none(),
+        "nothing after the last firing"
+    );
+    assert_eq!(p.s.driver().engine().stats().ops_in_flight, 0);
+}
+
+#[test]
+fn unlimited_multishot_timeout_runs_until_cancelled() {
+    let mut p = Pair::new();
+    let ts = ts_us(2_000);
+    push(
+        &mut p.s,
+        opcode::Timeout::new(&*ts)
+            .flags(IORING_TIMEOUT_MULTISHOT)
+            .user_data(1)
+            .build(),
+    );
+    for _ in 0..10 {
+        let (c, _) = wait_for(&mut p, 1);
+        assert_eq!(
+            (c.res, c.flags & IORING_CQE_F_MORE),
+            (-libc::ETIME, IORING_CQE_F_MORE)
+        );
+    }
+    push(&mut p.s, opcode::AsyncCancel::new(1).user_data(2).build());
+    let (c, _) = wait_for(&mut p, 2);
+    assert_eq!(c.res, 0);
+    let (c, _) = wait_for(&mut p, 1);
+    assert_eq!((c.res, c.flags & IORING_CQE_F_MORE), (-libc::ECANCELED, 0));
+}
+
+#[test]
+fn update_moves_a_pending_timeout_and_removes_its_count() {
+    let mut p = Pair::new();
+    let long = ts_us(10_000_000);
+    push(
+        &mut p.s,
+        opcode::Timeout::new(&*long).count(100).user_data(1).build(),
+    );
+    p.run(3);
+    let short = ts_us(20_000);
+    let start = p.now_us();
+    push(
+        &mut p.s,
+        opcode::TimeoutUpdate::new(1, &*short).user_data(2).build(),
+    );
+    let (c, _) = wait_for(&mut p, 2);
+    assert_eq!(c.res, 0, "update");
+    // The count is gone: 150 NOPs do not complete it.
+    for i in 0..150 {
+        push(&mut p.s, opcode::Nop::new().user_data(1000 + i).build());
+    }
+    p.step();
+    assert!(!p.s_cqes.iter().any(|c| c.user_data == 1), "count removed");
+    let (c, when) = wait_for(&mut p, 1);
+    assert_eq!(c.res, -libc::ETIME);
+    assert!(
+        when - start >= 20_000 && when - start < 30_000,
+        "{} µs",
+        when - start
+    );
+
+    // Unknown targets.
+    push(
+        &mut p.s,
+        opcode::TimeoutUpdate::new(77, &*short).user_data(3).build(),
+    );
+    assert_eq!(wait_for(&mut p, 3).0.res, -libc::ENOENT);
+    push(
+        &mut p.s,
+        opcode::TimeoutRemove::new(77).user_data(4).build(),
+    );
+    assert_eq!(wait_for(&mut p, 4).0.res, -libc::ENOENT);
+
+    // An absolute update.
+    push(&mut p.s, opcode::Timeout::new(&*long).user_data(5).build());
+    p.step();
+    let at = p.now_us() + 8_000;
+    let abs = ts_us(at);
+    push(
+        &mut p.s,
+        opcode::TimeoutUpdate::new(5, &*abs)
+            .abs()
+            .user_data(6)
+            .build(),
+    );
+    assert_eq!(wait_for(&mut p, 6).0.res, 0);
+    let (c, when) = wait_for(&mut p, 5);
+    assert_eq!(c.res, -libc::ETIME);
+    assert!(when >= at && when < at + 5_000, "{when} for {at}");
+}
+
+#[test]
+fn link_timeout_update_shortens_the_guard() {
+    let mut p = Pair::new();
+    // A TIMEOUT of 10 s guarded by a LINK_TIMEOUT of 10 s; updating the
+    // guard to 5 ms cancels the TIMEOUT then.
+    let long = ts_us(10_000_000);
+    push(
+        &mut p.s,
+        opcode::Timeout::new(&*long)
+            .sqe_flags(IOSQE_IO_LINK)
+            .user_data(1)
+            .build(),
+    );
+    push(
+        &mut p.s,
+        opcode::LinkTimeout::new(&*long).user_data(2).build(),
+    );
+    p.run(3);
+    let short = ts_us(5_000);
+    push(
+        &mut p.s,
+        opcode::TimeoutUpdate::new(2, &*short)
+            .link()
+            .user_data(3)
+            .build(),
+    );
+    assert_eq!(wait_for(&mut p, 3).0.res, 0);
+    assert_eq!(wait_for(&mut p, 2).0.res, -libc::ETIME);
+    assert_eq!(wait_for(&mut p, 1).0.res, -libc::ECANCELED);
+    // A plain update does not find a link timeout, nor a link update a TIMEOUT.
+    push(&mut p.s, opcode::Timeout::new(&*long).user_data(4).build());
+    push(
+        &mut p.s,
+        opcode::TimeoutUpdate::new(4, &*short)
+            .link()
+            .user_data(5)
+            .build(),
+    );
+    assert_eq!(wait_for(&mut p, 5).0.res, -libc::ENOENT);
+}
+
+#[test]
+fn etime_success_keeps_the_link_going() {
+    let mut p = Pair::new();
+    let ts = ts_us(1_000);
+    for (flags, base, want) in [
+        (IORING_TIMEOUT_ETIME_SUCCESS, 10, 0),
+        (0, 20, -libc::ECANCELED),
+    ] {
+        push(
+            &mut p.s,
+            opcode::Timeout::new(&*ts)
+                .flags(flags)
+                .sqe_flags(IOSQE_IO_LINK)
+                .user_data(base)
+                .build(),
+        );
+        push(&mut p.s, opcode::Nop::new().user_data(base + 1).build());
+        assert_eq!(wait_for(&mut p, base).0.res, -libc::ETIME);
+        assert_eq!(wait_for(&mut p, base + 1).0.res, want, "flags {flags:#x}");
+    }
+}
+
+#[test]
+fn bad_timeout_flags_get_einval() {
+    let mut p = Pair::new();
+    let ts = ts_us(1_000);
+    let bad = [
+        IORING_TIMEOUT_ABS | IORING_TIMEOUT_MULTISHOT,
+        IORING_TIMEOUT_BOOTTIME | IORING_TIMEOUT_REALTIME,
+        1 << 8,
+        IORING_TIMEOUT_UPDATE,
+    ];
+    for (i, f) in bad.iter().enumerate() {
+        let ud = 100 + i as u64;
+        push(
+            &mut p.s,
+            opcode::Timeout::new(&*ts).flags(*f).user_data(ud).build(),
+        );
+        assert_eq!(wait_for(&mut p, ud).0.res, -libc::EINVAL, "flags {f:#x}");
+    }
+    // Negative or unnormalised times.
+    for (i, t) in [(-1i64, 0i64), (0, 1_000_000_000), (0, -1)]
+        .iter()
+        .enumerate()
+    {
+        let bad_ts = Box::new(Timespec {
+            tv_sec: t.0,
+            tv_nsec: t.1,
+        });
+        let ud = 200 + i as u64;
+        push(
+            &mut p.s,
+            opcode::Timeout::new(&*bad_ts).user_data(ud).build(),
+        );
+        assert_eq!(wait_for(&mut p, ud).0.res, -libc::EINVAL, "{t:?}");
+    }
+    // Updates: both update kinds at once, a clock flag, and remove with flags.
+    push(&mut p.s, opcode::Timeout::new(&*ts).user_data(300).build());
+    let mut both = opcode::TimeoutUpdate::new(300, &*ts).user_data(301).build();
+    both.op_flags |= IORING_LINK_TIMEOUT_UPDATE;
+    push(&mut p.s, both);
+    assert_eq!(wait_for(&mut p, 301).0.res, -libc::EINVAL);
+    let mut clock = opcode::TimeoutUpdate::new(300, &*ts).user_data(302).build();
+    clock.op_flags |= IORING_TIMEOUT_BOOTTIME;
+    push(&mut p.s, clock);
+    assert_eq!(wait_for(&mut p, 302).0.res, -libc::EINVAL);
+    let mut rm = opcode::TimeoutRemove::new(300).user_data(303).build();
+    rm.op_flags = IORING_TIMEOUT_ABS;
+    push(&mut p.s, rm);
+    assert_eq!(wait_for(&mut p, 303).0.res, -libc::EINVAL);
+    assert_eq!(wait_for(&mut p, 300).0.res, -libc::ETIME, "still armed");
+}
