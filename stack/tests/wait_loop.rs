@@ -11,16 +11,21 @@ use ringline_ring::app::Timespec;
 use ringline_ring::opcode;
 use ringline_ring::ring::RingConfig;
 
-#[test]
-fn timers_and_deadlines_advance_while_the_engine_is_quiet() {
+/// A runtime on the real clock, its wire's other end idle.
+fn runtime() -> ringline::Runtime<ringline_dataplane::LoopbackPort> {
     let (a, _b) = LoopbackWire::pair(&WireConfig::default());
-    let mut rt = open(
+    open(
         a,
         &RingConfig::default(),
         EngineConfig::default(),
         Clock::monotonic(),
     )
-    .expect("runtime");
+    .expect("runtime")
+}
+
+#[test]
+fn timers_and_deadlines_advance_while_the_engine_is_quiet() {
+    let mut rt = runtime();
 
     let ts = Timespec::from(Duration::from_millis(20));
     let sqe = opcode::Timeout::new(&ts).user_data(7).build();
@@ -53,14 +58,7 @@ fn timers_and_deadlines_advance_while_the_engine_is_quiet() {
 /// before), whatever the engine's own time origin.
 #[test]
 fn absolute_timeouts_follow_the_machine_clocks() {
-    let (a, _b) = LoopbackWire::pair(&WireConfig::default());
-    let mut rt = open(
-        a,
-        &RingConfig::default(),
-        EngineConfig::default(),
-        Clock::monotonic(),
-    )
-    .expect("runtime");
+    let mut rt = runtime();
     for (clock, flag) in [
         (libc::CLOCK_MONOTONIC, 0),
         (

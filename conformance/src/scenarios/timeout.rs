@@ -59,10 +59,12 @@ pub fn remove(c: &mut Ctx) -> R {
     Ok(())
 }
 
-pub fn link_fires(c: &mut Ctx) -> R {
-    let (fd, _p) = c.backend().app_conn()?;
+/// A RECV (user_data 1) on a fresh app connection, linked to a LINK_TIMEOUT
+/// of `ms` (user_data 2), submitted; returns the connection's peer.
+fn recv_guarded(c: &mut Ctx, ms: u64, label: &str) -> Result<crate::backend::PeerId, String> {
+    let (fd, p) = c.backend().app_conn()?;
     let buf = c.mem(64);
-    let ts = c.timespec_ms(20);
+    let ts = c.timespec_ms(ms);
     c.push(
         "recv",
         opcode::Recv::new(fd, buf, 64)
@@ -70,32 +72,20 @@ pub fn link_fires(c: &mut Ctx) -> R {
             .user_data(1)
             .build(),
     )?;
-    c.push(
-        "link_timeout(20 ms)",
-        opcode::LinkTimeout::new(ts).user_data(2).build(),
-    )?;
+    c.push(label, opcode::LinkTimeout::new(ts).user_data(2).build())?;
     c.submit();
+    Ok(p)
+}
+
+pub fn link_fires(c: &mut Ctx) -> R {
+    recv_guarded(c, 20, "link_timeout(20 ms)")?;
     c.wait_finals(&[1, 2]);
     c.record_order(&[1, 2]);
     Ok(())
 }
 
 pub fn link_not_fired(c: &mut Ctx) -> R {
-    let (fd, p) = c.backend().app_conn()?;
-    let buf = c.mem(64);
-    let ts = c.timespec_ms(10_000);
-    c.push(
-        "recv",
-        opcode::Recv::new(fd, buf, 64)
-            .sqe_flags(IOSQE_IO_LINK)
-            .user_data(1)
-            .build(),
-    )?;
-    c.push(
-        "link_timeout(10 s)",
-        opcode::LinkTimeout::new(ts).user_data(2).build(),
-    )?;
-    c.submit();
+    let p = recv_guarded(c, 10_000, "link_timeout(10 s)")?;
     c.quiet();
     c.peer_send(p, &pattern(5, 60))?;
     c.wait_finals(&[1, 2]);
@@ -175,21 +165,7 @@ pub fn update(c: &mut Ctx) -> R {
 }
 
 pub fn link_update(c: &mut Ctx) -> R {
-    let (fd, _p) = c.backend().app_conn()?;
-    let buf = c.mem(64);
-    let long = c.timespec_ms(10_000);
-    c.push(
-        "recv",
-        opcode::Recv::new(fd, buf, 64)
-            .sqe_flags(IOSQE_IO_LINK)
-            .user_data(1)
-            .build(),
-    )?;
-    c.push(
-        "link_timeout(10 s)",
-        opcode::LinkTimeout::new(long).user_data(2).build(),
-    )?;
-    c.submit();
+    recv_guarded(c, 10_000, "link_timeout(10 s)")?;
     c.quiet();
     let short = c.timespec_ms(20);
     c.submit_one(
