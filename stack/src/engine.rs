@@ -2125,10 +2125,21 @@ impl<N: Nic> Engine<N> {
             return Err(-libc::EINVAL);
         }
         let ts_us = read_timespec_us(sqe.addr)?;
-        if flags & IORING_TIMEOUT_ABS != 0 {
-            Ok((self.abs_deadline(flags, ts_us), 0))
+        let interval = if flags & IORING_TIMEOUT_ABS != 0 {
+            0
         } else {
-            Ok((self.now_us.saturating_add(ts_us), ts_us))
+            ts_us
+        };
+        Ok((self.deadline(flags, ts_us), interval))
+    }
+
+    /// Engine time of the TIMEOUT time `ts_us`: relative to now, or with
+    /// `IORING_TIMEOUT_ABS` in `flags` absolute on the clock they name.
+    fn deadline(&self, flags: u32, ts_us: u64) -> u64 {
+        if flags & IORING_TIMEOUT_ABS != 0 {
+            self.abs_deadline(flags, ts_us)
+        } else {
+            self.now_us.saturating_add(ts_us)
         }
     }
 
@@ -2897,15 +2908,12 @@ impl<N: Nic> Engine<N> {
         let ts_us = read_timespec_us(sqe.off)?;
         let link = flags & IORING_LINK_TIMEOUT_UPDATE != 0;
         let id = self.find_timeout(sqe.addr, link).ok_or(-libc::ENOENT)?;
-        let at = match self.ops.get(id).kind {
-            OpKind::Timeout { clock, .. } if flags & IORING_TIMEOUT_ABS != 0 => {
-                self.abs_deadline(clock, ts_us)
-            }
-            OpKind::LinkTimeout { .. } if flags & IORING_TIMEOUT_ABS != 0 => {
-                self.abs_deadline(0, ts_us)
-            }
-            _ => self.now_us.saturating_add(ts_us),
+        // The timer keeps its clock (a LINK_TIMEOUT's is not kept: MONOTONIC).
+        let clock = match self.ops.get(id).kind {
+            OpKind::Timeout { clock, .. } => clock,
+            _ => 0,
         };
+        let at = self.deadline(clock | (flags & IORING_TIMEOUT_ABS), ts_us);
         match &mut self.ops.get_mut(id).kind {
             OpKind::Timeout {
                 at_us, interval_us, ..
@@ -2980,9 +2988,8 @@ impl<N: Nic> Engine<N> {
         let multishot = flags & IORING_TIMEOUT_MULTISHOT != 0;
         let kind = OpKind::Timeout {
             at_us: at,
-            // A multishot timer needs a period: with 0 it would fire every
-            // step, as the kernel's would spin; the kernel allows it, so do we,
-            // but it re-arms one wheel tick (1 µs of engine time) later.
+            // 0 marks a one-shot timer, so a multishot one of 0 s (which the
+            // kernel accepts) re-arms 1 µs later.
             interval_us: if multishot { interval.max(1) } else { 0 },
             // For a multishot TIMEOUT, `off` counts firings (0: unlimited).
             repeats: if multishot { sqe.off as u32 } else { 0 },

@@ -31,13 +31,19 @@ pub fn count(c: &mut Ctx) -> R {
     Ok(())
 }
 
-pub fn cancel(c: &mut Ctx) -> R {
+/// A TIMEOUT of 10 s (user_data 1), submitted and settled.
+fn pending_timeout(c: &mut Ctx) -> R {
     let ts = c.timespec_ms(10_000);
     c.submit_one(
         "timeout(10 s)",
         opcode::Timeout::new(ts).user_data(1).build(),
     )?;
     c.quiet();
+    Ok(())
+}
+
+pub fn cancel(c: &mut Ctx) -> R {
+    pending_timeout(c)?;
     c.submit_one("cancel", opcode::AsyncCancel::new(1).user_data(2).build())?;
     c.wait_finals(&[1, 2]);
     c.record_order(&[1, 2]);
@@ -45,12 +51,7 @@ pub fn cancel(c: &mut Ctx) -> R {
 }
 
 pub fn remove(c: &mut Ctx) -> R {
-    let ts = c.timespec_ms(10_000);
-    c.submit_one(
-        "timeout(10 s)",
-        opcode::Timeout::new(ts).user_data(1).build(),
-    )?;
-    c.quiet();
+    pending_timeout(c)?;
     let mut s = raw(abi::IORING_OP_TIMEOUT_REMOVE, -1, 2);
     s.addr = 1;
     c.submit_one("timeout_remove", s)?;
@@ -142,12 +143,7 @@ pub fn multishot(c: &mut Ctx) -> R {
 }
 
 pub fn update(c: &mut Ctx) -> R {
-    let long = c.timespec_ms(10_000);
-    c.submit_one(
-        "timeout(10 s)",
-        opcode::Timeout::new(long).user_data(1).build(),
-    )?;
-    c.quiet();
+    pending_timeout(c)?;
     let short = c.timespec_ms(20);
     c.submit_one(
         "timeout_update(20 ms)",
