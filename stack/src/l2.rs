@@ -1,36 +1,32 @@
 //! Our own L2: Ethernet framing and ARP (smoltcp runs with `Medium::Ip`).
 //! Parsers take untrusted bytes and never panic; anything malformed is `None`.
 
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
-
-use crate::engine::FxHasher;
 use std::net::Ipv4Addr;
 
 use ringline_dataplane::MacAddr;
 
 /// Ethernet header length.
-pub const ETH_HDR: usize = 14;
+pub(crate) const ETH_HDR: usize = 14;
 /// EtherType IPv4.
-pub const ETHERTYPE_IPV4: u16 = 0x0800;
+pub(crate) const ETHERTYPE_IPV4: u16 = 0x0800;
 /// EtherType ARP.
-pub const ETHERTYPE_ARP: u16 = 0x0806;
+pub(crate) const ETHERTYPE_ARP: u16 = 0x0806;
 /// Broadcast MAC.
-pub const BROADCAST: MacAddr = [0xff; 6];
+pub(crate) const BROADCAST: MacAddr = [0xff; 6];
 
 /// A parsed Ethernet header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct EthHdr {
+pub(crate) struct EthHdr {
     /// Destination MAC.
-    pub dst: MacAddr,
+    pub(crate) dst: MacAddr,
     /// Source MAC.
-    pub src: MacAddr,
+    pub(crate) src: MacAddr,
     /// EtherType.
-    pub ethertype: u16,
+    pub(crate) ethertype: u16,
 }
 
 /// Parses the Ethernet header of `frame`.
-pub fn parse_eth(frame: &[u8]) -> Option<EthHdr> {
+pub(crate) fn parse_eth(frame: &[u8]) -> Option<EthHdr> {
     if frame.len() < ETH_HDR {
         return None;
     }
@@ -46,36 +42,36 @@ pub fn parse_eth(frame: &[u8]) -> Option<EthHdr> {
 }
 
 /// Writes an Ethernet header into `buf[..14]`.
-pub fn write_eth(buf: &mut [u8], dst: MacAddr, src: MacAddr, ethertype: u16) {
+pub(crate) fn write_eth(buf: &mut [u8], dst: MacAddr, src: MacAddr, ethertype: u16) {
     buf[0..6].copy_from_slice(&dst);
     buf[6..12].copy_from_slice(&src);
     buf[12..14].copy_from_slice(&ethertype.to_be_bytes());
 }
 
 /// ARP operation codes.
-pub const ARP_REQUEST: u16 = 1;
+pub(crate) const ARP_REQUEST: u16 = 1;
 /// ARP reply.
-pub const ARP_REPLY: u16 = 2;
+pub(crate) const ARP_REPLY: u16 = 2;
 /// Length of an Ethernet/IPv4 ARP packet.
-pub const ARP_LEN: usize = 28;
+pub(crate) const ARP_LEN: usize = 28;
 
 /// An Ethernet/IPv4 ARP packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Arp {
+pub(crate) struct Arp {
     /// Request or reply.
-    pub op: u16,
+    pub(crate) op: u16,
     /// Sender MAC.
-    pub sha: MacAddr,
+    pub(crate) sha: MacAddr,
     /// Sender IP.
-    pub spa: Ipv4Addr,
+    pub(crate) spa: Ipv4Addr,
     /// Target MAC.
-    pub tha: MacAddr,
+    pub(crate) tha: MacAddr,
     /// Target IP.
-    pub tpa: Ipv4Addr,
+    pub(crate) tpa: Ipv4Addr,
 }
 
 /// Parses an ARP payload (after the Ethernet header).
-pub fn parse_arp(p: &[u8]) -> Option<Arp> {
+pub(crate) fn parse_arp(p: &[u8]) -> Option<Arp> {
     if p.len() < ARP_LEN {
         return None;
     }
@@ -102,7 +98,7 @@ pub fn parse_arp(p: &[u8]) -> Option<Arp> {
 }
 
 /// Writes `arp` into `p[..28]`.
-pub fn write_arp(p: &mut [u8], arp: &Arp) {
+pub(crate) fn write_arp(p: &mut [u8], arp: &Arp) {
     p[0..2].copy_from_slice(&1u16.to_be_bytes());
     p[2..4].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
     p[4] = 6;
@@ -112,37 +108,6 @@ pub fn write_arp(p: &mut [u8], arp: &Arp) {
     p[14..18].copy_from_slice(&arp.spa.octets());
     p[18..24].copy_from_slice(&arp.tha);
     p[24..28].copy_from_slice(&arp.tpa.octets());
-}
-
-/// The neighbour table: IP to MAC, filled statically and by ARP.
-#[derive(Default)]
-pub struct ArpTable {
-    // Looked up on every segment: the engine's integer hasher, not SipHash.
-    map: HashMap<Ipv4Addr, MacAddr, BuildHasherDefault<FxHasher>>,
-    /// When each unresolved IP was last asked for (µs), to rate-limit requests.
-    asked: HashMap<Ipv4Addr, u64, BuildHasherDefault<FxHasher>>,
-}
-
-impl ArpTable {
-    /// Looks up a neighbour.
-    pub fn lookup(&self, ip: Ipv4Addr) -> Option<MacAddr> {
-        self.map.get(&ip).copied()
-    }
-    /// Learns (or refreshes) a neighbour. Returns true when it was new.
-    pub fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr) -> bool {
-        self.asked.remove(&ip);
-        self.map.insert(ip, mac) != Some(mac)
-    }
-    /// Whether a request for `ip` may go out now (at most one per 100 ms).
-    pub fn should_ask(&mut self, ip: Ipv4Addr, now_us: u64) -> bool {
-        match self.asked.get(&ip) {
-            Some(&t) if now_us.saturating_sub(t) < 100_000 => false,
-            _ => {
-                self.asked.insert(ip, now_us);
-                true
-            }
-        }
-    }
 }
 
 #[cfg(test)]

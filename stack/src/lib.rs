@@ -3,7 +3,7 @@
 //! A kernel-bypass TCP stack driven through an io_uring-compatible ring.
 //!
 //! An application fills io_uring SQEs (same 64-byte layout, opcode numbers and
-//! flags as Linux) in shared memory; the [`Engine`] consumes them, runs TCP over
+//! flags as Linux) in shared memory; the engine consumes them, runs TCP over
 //! smoltcp on a NIC (the in-memory loopback wire, or DPDK), and posts CQEs with
 //! the kernel's semantics: multishot accept and recv with provided buffer rings,
 //! multishot poll, CQ overflow without loss or reordering.
@@ -23,23 +23,35 @@
 //! ```
 //!
 //! Sockets are ringline's own small integers, not kernel file descriptors.
+//!
+//! Inside (none of it public): [`engine`](crate) orders each step's stages;
+//! `core` holds every table and executor, NIC-independent; `net` is the NIC
+//! pump, the only code compiled per NIC type. `docs/design.md` walks
+//! through them.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod config;
-pub mod driver;
-pub mod engine;
+mod clock;
+mod config;
+mod core;
+mod driver;
+mod engine;
+mod errno;
+mod fxhash;
 mod hint;
-pub mod l2;
-pub mod ops;
-pub mod stats;
-mod sysclock;
-pub mod timer;
+mod ids;
+mod l2;
+mod net;
+mod ops;
+mod slab;
+mod stats;
+mod timer;
 mod usermem;
 
+pub use clock::{Clock, Monotonic};
 pub use config::EngineConfig;
-pub use driver::{Clock, Inline};
-pub use engine::{Engine, EngineError};
+pub use driver::Inline;
+pub use engine::EngineError;
 pub use stats::EngineStats;
 
 use ringline_dataplane::Nic;
@@ -68,7 +80,6 @@ pub fn open<N: Nic>(
     clock: Clock,
 ) -> Result<Runtime<N>, OpenError> {
     let (app, eng) = new_ring(ring)?;
-    let mut engine = Engine::new(nic, eng, cfg, clock.now_us())?;
-    engine.set_virtual_time(matches!(clock, Clock::Manual(_)));
+    let engine = engine::Engine::new(nic, eng, cfg, clock.clone())?;
     Ok(Ring::new(app, Inline::new(engine, clock)))
 }

@@ -1,34 +1,38 @@
-//! In-flight requests: a slab of [`Op`]s and intrusive FIFO lists that hang
-//! them on the socket they wait for. Push, pop and unlink are O(1); the slab
-//! keeps its memory, so steady-state traffic does not allocate.
+//! In-flight requests: a slab of [`Op`]s and the intrusive FIFO lists that
+//! hang them on the socket they wait for. The list heads live here too
+//! (per connection: receives, sends, polls, the connect; per listener:
+//! accepts, polls), so unlinking an op needs nothing but this table: the
+//! completion sink finishes any op without reaching into connections or
+//! listeners. Push, pop and unlink are O(1); the slab keeps its memory, so
+//! steady-state traffic does not allocate.
 
-/// "No op" link value.
-pub const NIL: u32 = u32::MAX;
+use crate::ids::{ChainId, ConnId, OpId};
+use crate::slab::Slab;
 
-/// Where a parked op is linked, so cancel can unlink it in O(1).
+/// Where a parked op is linked, so it can be unlinked in O(1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Owner {
-    /// Not on any list (a multishot poll on a socket that never changes).
+pub(crate) enum Owner {
+    /// Not on any list.
     None,
     /// A connection's receive waiters.
-    Recv(u32),
+    Recv(ConnId),
     /// A connection's send waiters.
-    Send(u32),
+    Send(ConnId),
     /// A connection's pollers.
-    ConnPoll(u32),
+    ConnPoll(ConnId),
     /// A connection's pending connect.
-    Connect(u32),
-    /// A listener's accept waiters (listener index).
+    Connect(ConnId),
+    /// A listener's accept waiters (listener slot).
     Accept(u32),
-    /// A listener's pollers.
+    /// A listener's pollers (listener slot).
     ListenPoll(u32),
-    /// Armed timeouts.
+    /// Armed timeouts (on the timeout heap, not on a list).
     Timeout,
 }
 
 /// What a parked op is waiting to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OpKind {
+pub(crate) enum OpKind {
     /// ACCEPT, single or multishot.
     Accept {
         /// `IORING_ACCEPT_MULTISHOT`.
@@ -38,7 +42,7 @@ pub enum OpKind {
         /// `socklen_t *`, or 0.
         addrlen: u64,
     },
-    /// RECV / READ.
+    /// RECV / READ / RECVMSG.
     Recv {
         /// Buffer (0 with buffer select).
         addr: u64,
@@ -48,7 +52,7 @@ pub enum OpKind {
         group: Option<u16>,
         /// `IORING_RECV_MULTISHOT`.
         multishot: bool,
-        /// `msg_flags` (`MSG_WAITALL`, `MSG_PEEK`).
+        /// `msg_flags` (`MSG_WAITALL`, `MSG_PEEK`, `MSG_DONTWAIT`).
         msg_flags: u32,
         /// Bytes already received (MSG_WAITALL).
         done: u32,
@@ -60,19 +64,18 @@ pub enum OpKind {
         /// buffer (`io_uring_recvmsg_out` + name + control); 0 otherwise.
         reserve: u32,
     },
-    /// SEND / WRITE.
+    /// SEND / WRITE / SENDMSG / SEND_ZC.
     Send {
         /// Data.
         addr: u64,
         /// Length.
         len: u32,
-        /// Bytes already queued (MSG_WAITALL).
+        /// Bytes already queued (MSG_WAITALL, or a send larger than the space).
         done: u32,
         /// `MSG_WAITALL`: complete only when all is queued.
         waitall: bool,
-        /// SEND_ZC: 0 = plain send, 1 = zero-copy send (a notification CQE
-        /// follows), 2 = with `IORING_SEND_ZC_REPORT_USAGE`.
-        zc: u8,
+        /// Zero-copy: whether a notification CQE follows, and what it says.
+        zc: ZeroCopy,
         /// SENDMSG: number of iovecs at `addr` (0 = `addr` is a flat buffer).
         iovlen: u32,
     },
@@ -107,202 +110,285 @@ pub enum OpKind {
         /// Deadline, µs of engine time.
         at_us: u64,
         /// The linked request it cancels when it fires.
-        target: u32,
+        target: OpId,
     },
+}
+
+/// What a SEND_ZC's notification says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ZeroCopy {
+    /// A plain send: no notification.
+    No,
+    /// A zero-copy send: a notification CQE follows the request's.
+    Notify,
+    /// `IORING_SEND_ZC_REPORT_USAGE`: the notification says the data was copied.
+    ReportUsage,
 }
 
 /// One in-flight request.
 #[derive(Clone, Copy, Debug)]
-pub struct Op {
+pub(crate) struct Op {
     /// Echoed in its CQEs.
-    pub user_data: u64,
+    pub(crate) user_data: u64,
     /// The socket number it was submitted on (`-1` when none).
-    pub fd: i32,
-    /// `IOSQE_CQE_SKIP_SUCCESS`.
-    pub skip_success: bool,
+    pub(crate) fd: i32,
     /// What it waits for.
-    pub kind: OpKind,
+    pub(crate) kind: OpKind,
     /// The list it is on.
-    pub owner: Owner,
+    pub(crate) owner: Owner,
     /// The SQE's `IOSQE_*` flags.
-    pub sqe_flags: u8,
+    pub(crate) sqe_flags: u8,
     /// The SQE's opcode (for `IORING_ASYNC_CANCEL_OP`).
-    pub opcode: u8,
-    /// The link chain it heads (`NIL` when not linked).
-    pub chain: u32,
-    /// Its LINK_TIMEOUT op (`NIL` when none).
-    pub link_timeout: u32,
-    prev: u32,
-    next: u32,
+    pub(crate) opcode: u8,
+    /// The link chain it heads.
+    pub(crate) chain: Option<ChainId>,
+    /// Its LINK_TIMEOUT op.
+    pub(crate) link_timeout: Option<OpId>,
+    prev: Option<OpId>,
+    next: Option<OpId>,
     live: bool,
 }
 
 /// Head and tail of an intrusive FIFO of ops.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct OpList {
-    head: u32,
-    tail: u32,
-}
-
-impl OpList {
-    /// The first op, if any.
-    pub fn first(&self) -> Option<u32> {
-        (self.head != NIL).then_some(self.head)
-    }
-}
-
-impl Default for OpList {
-    fn default() -> Self {
-        OpList {
-            head: NIL,
-            tail: NIL,
-        }
-    }
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct OpList {
+    head: Option<OpId>,
+    tail: Option<OpId>,
 }
 
 impl OpList {
     /// Whether no op is on the list.
-    pub fn is_empty(&self) -> bool {
-        self.head == NIL
+    pub(crate) fn is_empty(&self) -> bool {
+        self.head.is_none()
     }
     /// First op, if any.
-    pub fn front(&self) -> Option<u32> {
-        (self.head != NIL).then_some(self.head)
+    pub(crate) fn front(&self) -> Option<OpId> {
+        self.head
     }
 }
 
-/// The slab of ops.
+/// The ops waiting on one connection.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ConnOps {
+    /// Receives, in submission order.
+    pub(crate) recv: OpList,
+    /// Sends, in submission order.
+    pub(crate) send: OpList,
+    /// Polls.
+    pub(crate) poll: OpList,
+    /// The pending CONNECT.
+    pub(crate) connect: Option<OpId>,
+}
+
+impl ConnOps {
+    /// Any op still waiting on the connection.
+    pub(crate) fn any(&self) -> Option<OpId> {
+        self.recv
+            .front()
+            .or(self.send.front())
+            .or(self.poll.front())
+            .or(self.connect)
+    }
+}
+
+/// The ops waiting on one listener.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ListenerOps {
+    /// Accepts, in submission order.
+    pub(crate) accept: OpList,
+    /// Polls.
+    pub(crate) poll: OpList,
+}
+
+/// The op slab and every op list.
 #[derive(Default)]
-pub struct Ops {
-    slots: Vec<Op>,
-    free: Vec<u32>,
-    live: usize,
+pub(crate) struct Ops {
+    slab: Slab<Op>,
+    conns: Vec<ConnOps>,
+    listeners: Vec<ListenerOps>,
 }
 
 impl Ops {
     /// A slab with room for `cap` ops before it grows.
-    pub fn with_capacity(cap: usize) -> Self {
+    pub(crate) fn with_capacity(cap: usize) -> Self {
         Ops {
-            slots: Vec::with_capacity(cap),
-            free: Vec::with_capacity(cap),
-            live: 0,
+            slab: Slab::with_capacity(cap),
+            conns: Vec::new(),
+            listeners: Vec::new(),
         }
     }
 
     /// Number of in-flight ops.
-    pub fn live(&self) -> usize {
-        self.live
+    pub(crate) fn live(&self) -> usize {
+        self.slab.live()
     }
 
     /// Stores a new op (not yet on a list).
-    pub fn insert(&mut self, user_data: u64, fd: i32, skip_success: bool, kind: OpKind) -> u32 {
+    pub(crate) fn insert(&mut self, user_data: u64, fd: i32, kind: OpKind) -> OpId {
         let op = Op {
             user_data,
             fd,
-            skip_success,
             kind,
             owner: Owner::None,
             sqe_flags: 0,
             opcode: 0,
-            chain: NIL,
-            link_timeout: NIL,
-            prev: NIL,
-            next: NIL,
+            chain: None,
+            link_timeout: None,
+            prev: None,
+            next: None,
             live: true,
         };
-        self.live += 1;
-        match self.free.pop() {
-            Some(i) => {
-                self.slots[i as usize] = op;
-                i
-            }
-            None => {
-                self.slots.push(op);
-                (self.slots.len() - 1) as u32
-            }
-        }
+        OpId::from_index(self.slab.insert(op))
     }
 
     /// Whether `id` names a live op.
-    pub fn is_live(&self, id: u32) -> bool {
-        self.slots.get(id as usize).is_some_and(|o| o.live)
+    pub(crate) fn is_live(&self, id: OpId) -> bool {
+        self.slab.get(id.index()).is_some_and(|o| o.live)
     }
 
     /// The op at `id`.
-    pub fn get(&self, id: u32) -> &Op {
-        &self.slots[id as usize]
-    }
-
-    /// Address of the op at `id` (for prefetching; `None` if out of range).
-    pub fn addr(&self, id: u32) -> Option<usize> {
-        self.slots.get(id as usize).map(|o| o as *const Op as usize)
+    #[inline]
+    pub(crate) fn get(&self, id: OpId) -> &Op {
+        self.slab.at(id.index())
     }
 
     /// The op at `id`, mutably.
-    pub fn get_mut(&mut self, id: u32) -> &mut Op {
-        &mut self.slots[id as usize]
+    #[inline]
+    pub(crate) fn get_mut(&mut self, id: OpId) -> &mut Op {
+        self.slab.at_mut(id.index())
     }
 
-    /// Appends `id` to `list`, recording `owner`.
-    pub fn push_back(&mut self, list: &mut OpList, id: u32, owner: Owner) {
-        {
-            let op = &mut self.slots[id as usize];
-            op.owner = owner;
-            op.prev = list.tail;
-            op.next = NIL;
-        }
-        if list.tail != NIL {
-            self.slots[list.tail as usize].next = id;
-        } else {
-            list.head = id;
-        }
-        list.tail = id;
+    /// Address of the op at `id` (for prefetching; `None` if out of range).
+    pub(crate) fn addr(&self, id: OpId) -> Option<usize> {
+        self.slab.get(id.index()).map(|o| o as *const Op as usize)
     }
 
-    /// Unlinks `id` from `list` (which must be the list it is on).
-    pub fn unlink(&mut self, list: &mut OpList, id: u32) {
-        let (prev, next) = {
-            let op = &self.slots[id as usize];
-            (op.prev, op.next)
+    /// The ops waiting on connection `cid`.
+    #[inline]
+    pub(crate) fn conn(&self, cid: ConnId) -> ConnOps {
+        self.conns.get(cid.index()).copied().unwrap_or_default()
+    }
+
+    /// Address of `cid`'s list heads (for prefetching).
+    pub(crate) fn conn_addr(&self, cid: ConnId) -> Option<usize> {
+        self.conns
+            .get(cid.index())
+            .map(|c| c as *const ConnOps as usize)
+    }
+
+    /// The ops waiting on listener slot `slot`.
+    pub(crate) fn listener(&self, slot: u32) -> ListenerOps {
+        self.listeners
+            .get(slot as usize)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    fn conn_mut(&mut self, cid: ConnId) -> &mut ConnOps {
+        let i = cid.index();
+        if self.conns.len() <= i {
+            self.conns.resize(i + 1, ConnOps::default());
+        }
+        &mut self.conns[i]
+    }
+
+    fn listener_mut(&mut self, slot: u32) -> &mut ListenerOps {
+        let i = slot as usize;
+        if self.listeners.len() <= i {
+            self.listeners.resize(i + 1, ListenerOps::default());
+        }
+        &mut self.listeners[i]
+    }
+
+    /// Puts `id` on the list `owner` names (at the back), or records it as
+    /// a connection's connect or an armed timeout.
+    pub(crate) fn push(&mut self, id: OpId, owner: Owner) {
+        let list = match owner {
+            Owner::None | Owner::Timeout => None,
+            Owner::Connect(c) => {
+                self.conn_mut(c).connect = Some(id);
+                None
+            }
+            Owner::Recv(c) => Some(&mut self.conn_mut(c).recv),
+            Owner::Send(c) => Some(&mut self.conn_mut(c).send),
+            Owner::ConnPoll(c) => Some(&mut self.conn_mut(c).poll),
+            Owner::Accept(l) => Some(&mut self.listener_mut(l).accept),
+            Owner::ListenPoll(l) => Some(&mut self.listener_mut(l).poll),
         };
-        if prev != NIL {
-            self.slots[prev as usize].next = next;
-        } else {
-            list.head = next;
+        let prev = list.and_then(|list| {
+            let prev = list.tail;
+            if prev.is_none() {
+                list.head = Some(id);
+            }
+            list.tail = Some(id);
+            prev
+        });
+        if let Some(p) = prev {
+            self.get_mut(p).next = Some(id);
         }
-        if next != NIL {
-            self.slots[next as usize].prev = prev;
-        } else {
-            list.tail = prev;
+        let op = self.get_mut(id);
+        op.owner = owner;
+        op.prev = prev;
+        op.next = None;
+    }
+
+    /// Takes `id` off whatever list owns it.
+    pub(crate) fn unlink(&mut self, id: OpId) {
+        let Op {
+            owner, prev, next, ..
+        } = *self.get(id);
+        let list = match owner {
+            Owner::None | Owner::Timeout => None,
+            Owner::Connect(c) => {
+                self.conn_mut(c).connect = None;
+                None
+            }
+            Owner::Recv(c) => Some(&mut self.conn_mut(c).recv),
+            Owner::Send(c) => Some(&mut self.conn_mut(c).send),
+            Owner::ConnPoll(c) => Some(&mut self.conn_mut(c).poll),
+            Owner::Accept(l) => Some(&mut self.listener_mut(l).accept),
+            Owner::ListenPoll(l) => Some(&mut self.listener_mut(l).poll),
+        };
+        if let Some(list) = list {
+            if prev.is_none() {
+                list.head = next;
+            }
+            if next.is_none() {
+                list.tail = prev;
+            }
+            if let Some(p) = prev {
+                self.get_mut(p).next = next;
+            }
+            if let Some(n) = next {
+                self.get_mut(n).prev = prev;
+            }
         }
-        let op = &mut self.slots[id as usize];
-        op.prev = NIL;
-        op.next = NIL;
+        let op = self.get_mut(id);
+        op.prev = None;
+        op.next = None;
         op.owner = Owner::None;
     }
 
     /// The op after `id` on its list.
-    pub fn next_of(&self, id: u32) -> Option<u32> {
-        let n = self.slots[id as usize].next;
-        (n != NIL).then_some(n)
+    pub(crate) fn next_of(&self, id: OpId) -> Option<OpId> {
+        self.get(id).next
     }
 
     /// Frees `id` (it must be unlinked).
-    pub fn remove(&mut self, id: u32) -> Op {
-        let op = self.slots[id as usize];
+    pub(crate) fn remove(&mut self, id: OpId) -> Op {
+        let op = *self.get(id);
         debug_assert!(op.live && op.owner == Owner::None);
-        self.slots[id as usize].live = false;
-        self.free.push(id);
-        self.live -= 1;
+        self.get_mut(id).live = false;
+        self.slab.release(id.index());
         op
     }
 
     /// Ids of every live op matching `pred`, in slab order, into `out`.
     /// O(slab); used only by cancel, never on the data path.
-    pub fn find_all(&self, out: &mut Vec<u32>, mut pred: impl FnMut(&Op) -> bool) {
-        for (i, op) in self.slots.iter().enumerate() {
+    pub(crate) fn find_all(&self, out: &mut Vec<OpId>, mut pred: impl FnMut(&Op) -> bool) {
+        for (i, op) in self.slab.iter() {
             if op.live && pred(op) {
-                out.push(i as u32);
+                out.push(OpId::from_index(i));
             }
         }
     }
@@ -315,22 +401,56 @@ mod tests {
     #[test]
     fn fifo_and_unlink() {
         let mut ops = Ops::default();
-        let mut l = OpList::default();
-        let a = ops.insert(1, 0, false, OpKind::Connect);
-        let b = ops.insert(2, 0, false, OpKind::Connect);
-        let c = ops.insert(3, 0, false, OpKind::Connect);
-        for id in [a, b, c] {
-            ops.push_back(&mut l, id, Owner::Recv(0));
+        let c = ConnId::from_index(0);
+        let a = ops.insert(1, 0, OpKind::Connect);
+        let b = ops.insert(2, 0, OpKind::Connect);
+        let d = ops.insert(3, 0, OpKind::Connect);
+        for id in [a, b, d] {
+            ops.push(id, Owner::Recv(c));
         }
-        ops.unlink(&mut l, b);
-        assert_eq!(l.front(), Some(a));
-        assert_eq!(ops.next_of(a), Some(c));
-        ops.unlink(&mut l, a);
-        ops.unlink(&mut l, c);
-        assert!(l.is_empty());
+        ops.unlink(b);
+        assert_eq!(ops.conn(c).recv.front(), Some(a));
+        assert_eq!(ops.next_of(a), Some(d));
+        ops.unlink(a);
+        ops.unlink(d);
+        assert!(ops.conn(c).recv.is_empty());
         ops.remove(b);
-        let d = ops.insert(4, 0, false, OpKind::Connect);
-        assert_eq!(d, b, "slot reused");
+        let e = ops.insert(4, 0, OpKind::Connect);
+        assert_eq!(e, b, "slot reused");
         assert_eq!(ops.live(), 3);
+    }
+
+    #[test]
+    fn every_owner_unlinks_without_the_socket() {
+        let mut ops = Ops::default();
+        let c = ConnId::from_index(3);
+        let owners = [
+            Owner::Recv(c),
+            Owner::Send(c),
+            Owner::ConnPoll(c),
+            Owner::Connect(c),
+            Owner::Accept(2),
+            Owner::ListenPoll(2),
+            Owner::Timeout,
+        ];
+        let ids: Vec<_> = owners
+            .iter()
+            .map(|&o| {
+                let id = ops.insert(0, 0, OpKind::Connect);
+                ops.push(id, o);
+                id
+            })
+            .collect();
+        assert_eq!(ops.conn(c).any(), Some(ids[0]));
+        assert_eq!(ops.conn(c).connect, Some(ids[3]));
+        assert_eq!(ops.listener(2).accept.front(), Some(ids[4]));
+        for id in ids {
+            ops.unlink(id);
+            assert_eq!(ops.get(id).owner, Owner::None);
+            ops.remove(id);
+        }
+        assert_eq!(ops.conn(c).any(), None);
+        assert!(ops.listener(2).poll.is_empty());
+        assert_eq!(ops.live(), 0);
     }
 }

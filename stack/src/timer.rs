@@ -29,7 +29,7 @@ impl Default for Node {
 }
 
 /// The wheel. Ids are connection slots; the node table grows with them.
-pub struct TimerWheel {
+pub(crate) struct TimerWheel {
     slots: Vec<u32>,
     nodes: Vec<Node>,
     /// Next tick to examine.
@@ -103,10 +103,32 @@ impl TimerWheel {
     }
 
     /// The armed deadline of `id` in µs, if any.
+    #[cfg(test)]
     pub fn deadline_us(&self, id: u32) -> Option<u64> {
         self.nodes
             .get(id as usize)
             .and_then(|n| (n.at != u64::MAX).then(|| n.at * TICK_US))
+    }
+
+    /// The earliest armed deadline in µs, if any. Scans at most one
+    /// revolution of slots from the current tick (O(slots + armed timers)):
+    /// for a driver deciding how long it may sleep, never per packet.
+    pub fn next_deadline_us(&self) -> Option<u64> {
+        let mut earliest = u64::MAX;
+        for i in 0..SLOTS as u64 {
+            let tick = self.cur + i;
+            let mut id = self.slots[(tick as usize) & (SLOTS - 1)];
+            while id != NIL {
+                let n = self.nodes[id as usize];
+                if n.at <= tick {
+                    // Due by this tick: nothing in a later slot is earlier.
+                    return Some(n.at.max(self.cur) * TICK_US);
+                }
+                earliest = earliest.min(n.at);
+                id = n.next;
+            }
+        }
+        (earliest != u64::MAX).then(|| earliest * TICK_US)
     }
 
     /// Pops every timer due at or before `now_us`, calling `f` for each id.
@@ -157,6 +179,19 @@ mod tests {
         assert_eq!(got, vec![2, 1]);
         w.expire(9_000_000, |id| got.push(id));
         assert_eq!(got, vec![2, 1, 3]);
+    }
+
+    #[test]
+    fn next_deadline_finds_the_earliest_timer() {
+        let mut w = TimerWheel::new(0);
+        assert_eq!(w.next_deadline_us(), None);
+        w.arm(1, 9_000_000); // beyond one revolution
+        assert_eq!(w.next_deadline_us(), Some(9_000_000));
+        w.arm(2, 2_500);
+        assert_eq!(w.next_deadline_us(), Some(3_000), "rounded up to its tick");
+        w.cancel(2);
+        w.expire(5_000, |_| {});
+        assert_eq!(w.next_deadline_us(), Some(9_000_000));
     }
 
     #[test]

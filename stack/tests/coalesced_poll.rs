@@ -158,17 +158,17 @@ fn ten_thousand_sockets_never_overflow_and_lose_nothing() {
             recv_armed[i]
         );
     }
-    let st = p.s.driver().engine().ring_stats();
+    let st = p.s.driver().ring_stats();
     assert_eq!(
         st.overflowed_total, 0,
         "no CQE ever went to the overflow backlog"
     );
-    let cs = p.c.driver().engine().stats();
+    let cs = p.c.driver().stats();
     assert_eq!(
         cs.tx_dropped, 0,
         "a full wire defers egress instead of dropping: {cs:?}"
     );
-    let es = p.s.driver().engine().stats();
+    let es = p.s.driver().stats();
     assert!(es.polls_coalesced > 0, "wake-ups were coalesced: {es:?}");
     assert!(
         poll_cqes < (rounds as u64) * (N as u64) / 10,

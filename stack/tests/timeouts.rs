@@ -97,7 +97,7 @@ fn multishot_timeout_fires_count_times_then_ends() {
         take(&mut p.s_cqes, 1).is_none(),
         "nothing after the last firing"
     );
-    assert_eq!(p.s.driver().engine().stats().ops_in_flight, 0);
+    assert_eq!(p.s.driver().stats().ops_in_flight, 0);
 }
 
 #[test]

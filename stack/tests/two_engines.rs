@@ -445,7 +445,7 @@ fn lossy_reordering_wire_delivers_1mib_intact() {
     });
     assert!(ok, "got {} of {}", rx.got.len(), data.len());
     assert!(rx.got == data, "bytes differ");
-    let fs = p.s.driver().engine().nic().stats();
+    let fs = p.s.driver().nic().stats();
     assert!(
         fs.dropped > 0 && fs.delayed > 0,
         "faults were injected: {fs:?}"
@@ -562,7 +562,7 @@ fn backlog_full_drops_syn_and_client_retries() {
         "two connects complete, the third waits: {:?}",
         p.c_cqes
     );
-    assert!(p.s.driver().engine().stats().syn_dropped >= 1);
+    assert!(p.s.driver().stats().syn_dropped >= 1);
     // Accept one: the retransmitted SYN gets in.
     push(&mut p.s, opcode::AcceptMulti::new(l).user_data(30).build());
     assert!(p.run_until(200_000, |p| p
@@ -715,23 +715,23 @@ fn step_wait_hands_over_completions_before_egress_and_loses_nothing() {
         p.c.submit().expect("client send");
         let now = p.now_us() + 10;
         p.clock.store(now, std::sync::atomic::Ordering::Relaxed);
-        let before = p.s.driver().engine().stats();
+        let before = p.s.driver().stats();
         // Waiting for 2 CQEs: the RECV alone does not satisfy it, so the whole
         // step runs (the delayed ACK is scheduled, nothing stays queued).
         let want = if i % 2 == 0 { 1 } else { 2 };
-        p.s.driver_mut().engine_mut().step_wait(now, want);
-        let after = p.s.driver().engine().stats();
+        p.s.driver_mut().step_wait(want);
+        let after = p.s.driver().stats();
         assert_eq!(after.rx_frames, before.rx_frames + 1, "the request segment");
         if want == 1 {
             assert_eq!(after.deferred_egress, before.deferred_egress + 1);
             assert!(
-                p.s.driver().engine().has_pending_work(),
+                p.s.driver().has_pending_work(),
                 "egress left queued for the next step"
             );
             deferred += 1;
         } else {
             assert_eq!(after.deferred_egress, before.deferred_egress);
-            assert!(!p.s.driver().engine().has_pending_work());
+            assert!(!p.s.driver().has_pending_work());
         }
         let r: Vec<_> = p.s.completions().collect();
         assert_eq!(r.len(), 1, "the RECV completed inside the step");
@@ -760,6 +760,6 @@ fn step_wait_hands_over_completions_before_egress_and_loses_nothing() {
         p.c_cqes.clear();
     }
     assert_eq!(deferred, 100);
-    let s = p.s.driver().engine().stats();
+    let s = p.s.driver().stats();
     assert_eq!((s.tx_dropped, s.malformed), (0, 0));
 }

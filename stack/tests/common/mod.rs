@@ -108,8 +108,8 @@ impl Pair {
 
     /// One round: advance the clock, run both engines once, reap CQEs.
     pub fn step(&mut self) {
-        let busy = self.s.driver().engine().has_pending_work()
-            || self.c.driver().engine().has_pending_work();
+        let busy = self.s.driver().has_pending_work()
+            || self.c.driver().has_pending_work();
         // Busy rounds move time a little; idle rounds jump so RTOs fire quickly.
         let dt = if busy { 20 } else { 2_000 };
         self.clock.fetch_add(dt, Ordering::Relaxed);

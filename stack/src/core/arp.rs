@@ -1,0 +1,162 @@
+//! Neighbours: the IP-to-MAC table (static entries from the configuration,
+//! the rest learned from ARP and from the source of IPv4 segments), the
+//! rate limit on requests, and the connections waiting for an answer. Below
+//! both demux (which learns) and egress (which asks).
+
+use std::net::Ipv4Addr;
+
+use ringline_dataplane::MacAddr;
+
+use crate::fxhash::FxMap;
+use crate::ids::ConnId;
+use crate::l2::{self, Arp};
+
+/// At most one request per neighbour per this many µs.
+const ASK_INTERVAL_US: u64 = 100_000;
+
+/// See the module docs.
+#[derive(Default)]
+pub(crate) struct Neighbors {
+    // Looked up on every segment: the engine's integer hasher, not SipHash.
+    map: FxMap<Ipv4Addr, MacAddr>,
+    /// When each unresolved IP was last asked for (µs), to rate-limit requests.
+    asked: FxMap<Ipv4Addr, u64>,
+    /// Connections whose egress waits for a neighbour.
+    waiting: Vec<ConnId>,
+}
+
+/// What an ARP packet calls for.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct ArpOutcome {
+    /// A neighbour was learned: the waiting connections can send (mark them
+    /// dirty; the list is lent, give it back with [`Neighbors::done_waking`]).
+    pub(crate) wake: Vec<ConnId>,
+    /// A reply to send (to the requester's MAC).
+    pub(crate) reply: Option<(MacAddr, Arp)>,
+}
+
+impl Neighbors {
+    /// A table with the configured static entries.
+    pub(crate) fn new(statics: &[(Ipv4Addr, MacAddr)]) -> Self {
+        let mut n = Neighbors::default();
+        for (ip, mac) in statics {
+            n.learn(*ip, *mac);
+        }
+        n
+    }
+
+    /// Looks up a neighbour.
+    #[inline]
+    pub(crate) fn lookup(&self, ip: Ipv4Addr) -> Option<MacAddr> {
+        self.map.get(&ip).copied()
+    }
+
+    /// Learns (or refreshes) a neighbour. Returns true when it was new.
+    pub(crate) fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr) -> bool {
+        self.asked.remove(&ip);
+        self.map.insert(ip, mac) != Some(mac)
+    }
+
+    /// Whether a request for `ip` may go out now (rate-limited).
+    pub(crate) fn should_ask(&mut self, ip: Ipv4Addr, now_us: u64) -> bool {
+        match self.asked.get(&ip) {
+            Some(&t) if now_us.saturating_sub(t) < ASK_INTERVAL_US => false,
+            _ => {
+                self.asked.insert(ip, now_us);
+                true
+            }
+        }
+    }
+
+    /// `cid` waits for a neighbour.
+    pub(crate) fn wait(&mut self, cid: ConnId) {
+        if !self.waiting.contains(&cid) {
+            self.waiting.push(cid);
+        }
+    }
+
+    /// Takes in an ARP packet for host `ip`/`mac`; `on_link` says whether
+    /// the sender's address is on our subnet (only those are learned).
+    pub(crate) fn on_arp(
+        &mut self,
+        arp: &Arp,
+        ip: Ipv4Addr,
+        mac: MacAddr,
+        on_link: bool,
+    ) -> ArpOutcome {
+        let mut out = ArpOutcome::default();
+        if on_link && !arp.spa.is_unspecified() && self.learn(arp.spa, arp.sha) {
+            out.wake = std::mem::take(&mut self.waiting);
+        }
+        if arp.op == l2::ARP_REQUEST && arp.tpa == ip {
+            let reply = Arp {
+                op: l2::ARP_REPLY,
+                sha: mac,
+                spa: ip,
+                tha: arp.sha,
+                tpa: arp.spa,
+            };
+            out.reply = Some((arp.sha, reply));
+        }
+        out
+    }
+
+    /// Gives back the list [`ArpOutcome::wake`] lent (its memory is kept).
+    pub(crate) fn done_waking(&mut self, mut list: Vec<ConnId>) {
+        list.clear();
+        if self.waiting.is_empty() {
+            self.waiting = list;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ME: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+    const PEER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+
+    fn request(from: Ipv4Addr, to: Ipv4Addr) -> Arp {
+        Arp {
+            op: l2::ARP_REQUEST,
+            sha: [2, 0, 0, 0, 0, 2],
+            spa: from,
+            tha: [0; 6],
+            tpa: to,
+        }
+    }
+
+    #[test]
+    fn a_request_for_us_is_answered_and_learned() {
+        let mut n = Neighbors::default();
+        let cid = ConnId::from_index(4);
+        n.wait(cid);
+        n.wait(cid);
+        let out = n.on_arp(&request(PEER, ME), ME, [2; 6], true);
+        assert_eq!(out.wake, vec![cid], "waiters woken once");
+        let (to, reply) = out.reply.expect("answered");
+        assert_eq!(to, [2, 0, 0, 0, 0, 2]);
+        assert_eq!((reply.op, reply.spa, reply.tpa), (l2::ARP_REPLY, ME, PEER));
+        assert_eq!(n.lookup(PEER), Some([2, 0, 0, 0, 0, 2]));
+        n.done_waking(out.wake);
+    }
+
+    #[test]
+    fn off_link_and_foreign_requests_teach_and_answer_nothing() {
+        let mut n = Neighbors::default();
+        let out = n.on_arp(&request(PEER, Ipv4Addr::new(10, 0, 0, 9)), ME, [2; 6], false);
+        assert_eq!(out, ArpOutcome::default());
+        assert_eq!(n.lookup(PEER), None);
+    }
+
+    #[test]
+    fn requests_are_rate_limited_until_learned() {
+        let mut n = Neighbors::default();
+        assert!(n.should_ask(PEER, 0));
+        assert!(!n.should_ask(PEER, 50_000));
+        assert!(n.should_ask(PEER, 100_000));
+        n.learn(PEER, [1; 6]);
+        assert!(n.should_ask(PEER, 100_001), "learning clears the limit");
+    }
+}

@@ -1,0 +1,101 @@
+//! Provided-buffer groups: ring-mapped (`IORING_REGISTER_PBUF_RING`, shared
+//! with the application) and legacy (`PROVIDE_BUFFERS`, private to the
+//! engine). A receive picks a buffer only when there is data to put in it
+//! ([`BufGroups::select`]) and consumes it only once the data is in
+//! ([`BufGroups::commit`]), as the kernel does.
+
+use ringline_ring::bufring::BufRingConsumer;
+use ringline_ring::legacy::LegacyGroup;
+
+use crate::errno::{self, Errno};
+use crate::fxhash::FxMap;
+
+/// A buffer picked for a receive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Selected {
+    pub(crate) addr: u64,
+    pub(crate) len: u32,
+    pub(crate) bid: u16,
+}
+
+/// See the module docs.
+#[derive(Default)]
+pub(crate) struct BufGroups {
+    rings: FxMap<u16, BufRingConsumer>,
+    legacy: FxMap<u16, LegacyGroup>,
+}
+
+impl BufGroups {
+    /// Registers a buffer ring for group `bgid`; `EEXIST` if the group exists.
+    pub(crate) fn register(&mut self, bgid: u16, ring: BufRingConsumer) -> Result<(), Errno> {
+        if self.exists(bgid) {
+            return Err(errno::EEXIST);
+        }
+        self.rings.insert(bgid, ring);
+        Ok(())
+    }
+
+    /// Unregisters group `bgid`'s ring; `EINVAL` if there is none.
+    pub(crate) fn unregister(&mut self, bgid: u16) -> Result<(), Errno> {
+        self.rings.remove(&bgid).map(|_| ()).ok_or(errno::EINVAL)
+    }
+
+    /// Whether group `bgid` exists (either kind).
+    pub(crate) fn exists(&self, bgid: u16) -> bool {
+        self.rings.contains_key(&bgid) || self.legacy.contains_key(&bgid)
+    }
+
+    /// Whether group `bgid` is ring-mapped.
+    pub(crate) fn is_ring(&self, bgid: u16) -> bool {
+        self.rings.contains_key(&bgid)
+    }
+
+    /// The next buffer of `group`, not yet consumed.
+    #[inline]
+    pub(crate) fn select(&self, group: u16) -> Option<Selected> {
+        if let Some(r) = self.rings.get(&group) {
+            return r.peek().map(|b| Selected {
+                addr: b.addr,
+                len: b.len,
+                bid: b.bid,
+            });
+        }
+        self.legacy
+            .get(&group)
+            .and_then(|g| g.peek())
+            .map(|b| Selected {
+                addr: b.addr,
+                len: b.len,
+                bid: b.bid,
+            })
+    }
+
+    /// Consumes the buffer [`BufGroups::select`] picked.
+    #[inline]
+    pub(crate) fn commit(&mut self, group: u16) {
+        if let Some(r) = self.rings.get_mut(&group) {
+            r.consume();
+        } else if let Some(g) = self.legacy.get_mut(&group) {
+            g.consume();
+        }
+    }
+
+    /// PROVIDE_BUFFERS into legacy group `bgid` (created on first use).
+    pub(crate) fn provide(
+        &mut self,
+        bgid: u16,
+        addr: u64,
+        len: u32,
+        count: u32,
+        bid: u32,
+    ) -> Result<(), Errno> {
+        let g = self.legacy.entry(bgid).or_default();
+        g.provide(addr, len, count, bid).map_err(errno::from_res)
+    }
+
+    /// REMOVE_BUFFERS: up to `count` from legacy group `bgid`; how many went.
+    pub(crate) fn remove(&mut self, bgid: u16, count: u32) -> Result<u32, Errno> {
+        let g = self.legacy.get_mut(&bgid).ok_or(errno::ENOENT)?;
+        Ok(g.remove(count))
+    }
+}

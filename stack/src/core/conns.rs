@@ -1,0 +1,617 @@
+//! The connection table: slots (each one smoltcp socket in its own
+//! single-socket `SocketSet`, reused with its buffers), the 4-tuple map, the
+//! per-connection timer wheel, and the two work sets a step drains: *ready*
+//! (something happened: service its ops) and *dirty* (may have something to
+//! send: run egress). Nothing here scans all connections.
+
+use std::net::Ipv4Addr;
+
+use smoltcp::iface::{SocketHandle, SocketSet};
+use smoltcp::socket::tcp;
+use smoltcp::time::Duration as SmolDuration;
+
+use crate::config::EngineConfig;
+use crate::fxhash::FxMap;
+use crate::ids::{ConnId, ListenerId};
+use crate::slab::Slab;
+use crate::timer::TimerWheel;
+
+/// The demux key of a connection: remote address, remote port, local port.
+#[inline]
+pub(crate) fn tuple_key(remote: Ipv4Addr, remote_port: u16, local_port: u16) -> u64 {
+    ((u32::from(remote) as u64) << 32) | ((remote_port as u64) << 16) | local_port as u64
+}
+
+/// Where a connection is in its life, from the engine's point of view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Slot unused.
+    Free,
+    /// Passive open in progress (counts against its listener's backlog).
+    Handshake(ListenerId),
+    /// Established, waiting in its listener's accept queue.
+    Queued(ListenerId),
+    /// Active open in progress (CONNECT pending or not).
+    Connecting,
+    /// Has a socket number.
+    Open,
+    /// Socket number closed; TCP is finishing (FIN, TIME-WAIT) or sending RST.
+    Orphan,
+}
+
+/// The receive side: the peer's FIN and our `shutdown(SHUT_RD)` are
+/// independent facts (a FIN after SHUT_RD still shows as `POLLRDHUP`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReadSide {
+    /// Data may still arrive.
+    Open,
+    /// The peer sent FIN: what is buffered, then EOF.
+    PeerFin,
+    /// `shutdown(SHUT_RD)`: EOF now, whatever is buffered.
+    Shut,
+    /// Both.
+    ShutPeerFin,
+}
+
+impl ReadSide {
+    /// After the peer's FIN.
+    pub(crate) fn on_fin(self) -> ReadSide {
+        match self {
+            ReadSide::Open | ReadSide::PeerFin => ReadSide::PeerFin,
+            ReadSide::Shut | ReadSide::ShutPeerFin => ReadSide::ShutPeerFin,
+        }
+    }
+    /// After `shutdown(SHUT_RD)`.
+    pub(crate) fn on_shut(self) -> ReadSide {
+        match self {
+            ReadSide::Open | ReadSide::Shut => ReadSide::Shut,
+            ReadSide::PeerFin | ReadSide::ShutPeerFin => ReadSide::ShutPeerFin,
+        }
+    }
+}
+
+/// The send side as the application sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WriteSide {
+    /// Sends are accepted.
+    Open,
+    /// `shutdown(SHUT_WR)`: FIN queued; sends fail with `EPIPE`.
+    Shut,
+}
+
+/// How a connection ended abnormally, if it did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reset {
+    /// No reset.
+    No,
+    /// Reset (RST, or a failed handshake); not yet reported.
+    Pending,
+    /// Reset, and `-ECONNRESET` was reported once (Linux's `sk_err`);
+    /// later requests see EOF or `EPIPE`.
+    Reported,
+}
+
+/// One connection.
+pub(crate) struct Conn {
+    pub(crate) set: SocketSet<'static>,
+    h: SocketHandle,
+    pub(crate) phase: Phase,
+    pub(crate) key: Option<u64>,
+    pub(crate) remote_ip: Ipv4Addr,
+    pub(crate) remote_port: u16,
+    pub(crate) local_port: u16,
+    pub(crate) fd: i32,
+    /// Synchronized (the handshake completed) at some point.
+    pub(crate) established: bool,
+    pub(crate) read: ReadSide,
+    pub(crate) write: WriteSide,
+    pub(crate) reset: Reset,
+    /// We aborted it (close with unread data, listener closed): the RST
+    /// that follows is ours, not the peer's.
+    pub(crate) aborted: bool,
+    in_dirty: bool,
+    in_ready: bool,
+    pub(crate) started_us: u64,
+    pub(crate) last_state: tcp::State,
+    /// Address of the socket inside `set`, for prefetching only (never
+    /// dereferenced): the set holds one socket in a `Vec` of capacity 1, so
+    /// the socket does not move for the life of the `Conn`.
+    pub(crate) sock_addr: usize,
+}
+
+impl Conn {
+    fn new(rx_buffer: usize, tx_buffer: usize) -> Conn {
+        let rx = tcp::SocketBuffer::new(vec![0u8; rx_buffer]);
+        let tx = tcp::SocketBuffer::new(vec![0u8; tx_buffer]);
+        let mut set = SocketSet::new(Vec::with_capacity(1));
+        let h = set.add(tcp::Socket::new(rx, tx));
+        let sock_addr = set.get::<tcp::Socket>(h) as *const tcp::Socket as usize;
+        Conn {
+            sock_addr,
+            set,
+            h,
+            phase: Phase::Free,
+            key: None,
+            remote_ip: Ipv4Addr::UNSPECIFIED,
+            remote_port: 0,
+            local_port: 0,
+            fd: -1,
+            established: false,
+            read: ReadSide::Open,
+            write: WriteSide::Open,
+            reset: Reset::No,
+            aborted: false,
+            in_dirty: false,
+            in_ready: false,
+            started_us: 0,
+            last_state: tcp::State::Closed,
+        }
+    }
+
+    /// Its socket.
+    #[inline]
+    pub(crate) fn sock(&mut self) -> &mut tcp::Socket<'static> {
+        self.set.get_mut::<tcp::Socket>(self.h)
+    }
+
+    /// Its socket, read-only.
+    #[inline]
+    pub(crate) fn sock_ref(&self) -> &tcp::Socket<'static> {
+        self.set.get::<tcp::Socket>(self.h)
+    }
+
+    /// Whether the peer's FIN arrived.
+    pub(crate) fn fin(&self) -> bool {
+        matches!(self.read, ReadSide::PeerFin | ReadSide::ShutPeerFin)
+    }
+
+    /// Whether the application shut the read side.
+    pub(crate) fn rd_shut(&self) -> bool {
+        matches!(self.read, ReadSide::Shut | ReadSide::ShutPeerFin)
+    }
+
+    /// Whether nothing more can be read: the peer's FIN or SHUT_RD.
+    pub(crate) fn read_closed(&self) -> bool {
+        self.read != ReadSide::Open
+    }
+
+    /// Whether the connection was reset.
+    pub(crate) fn is_reset(&self) -> bool {
+        self.reset != Reset::No
+    }
+
+    /// Takes in the socket's TCP state after input or egress: the handshake
+    /// completing, the peer's FIN, a reset. Returns the new state and the
+    /// one before.
+    pub(crate) fn observe(&mut self) -> (tcp::State, tcp::State) {
+        use tcp::State as S;
+        let state = self.sock_ref().state();
+        let prev = std::mem::replace(&mut self.last_state, state);
+        let synchronized = matches!(
+            state,
+            S::Established
+                | S::FinWait1
+                | S::FinWait2
+                | S::CloseWait
+                | S::Closing
+                | S::LastAck
+                | S::TimeWait
+        );
+        if synchronized && !self.established {
+            self.established = true;
+            self.sock().set_timeout(None);
+        }
+        if matches!(state, S::CloseWait | S::LastAck | S::Closing | S::TimeWait) {
+            self.read = self.read.on_fin();
+        }
+        if state == S::Closed
+            && prev != S::Closed
+            && self.established
+            && !self.fin()
+            && !self.aborted
+            && self.reset == Reset::No
+        {
+            self.reset = Reset::Pending;
+        }
+        (state, prev)
+    }
+
+    /// Aborts the connection on our side (RST) and orphans it.
+    pub(crate) fn abort_orphan(&mut self) {
+        self.aborted = true;
+        self.sock().abort();
+        self.phase = Phase::Orphan;
+    }
+}
+
+/// See the module docs.
+pub(crate) struct Conns {
+    slab: Slab<Conn>,
+    tuples: FxMap<u64, ConnId>,
+    pub(crate) timers: TimerWheel,
+    dirty: Vec<ConnId>,
+    dirty_work: Vec<ConnId>,
+    ready: Vec<ConnId>,
+    ready_work: Vec<ConnId>,
+    max: usize,
+    nagle: bool,
+    ack_delay: Option<SmolDuration>,
+    handshake_timeout: SmolDuration,
+    rx_buffer: usize,
+    tx_buffer: usize,
+    /// Connections created (slots taken) and freed.
+    pub(crate) created: u64,
+    pub(crate) freed: u64,
+}
+
+impl Conns {
+    pub(crate) fn new(cfg: &EngineConfig, now_us: u64) -> Self {
+        let n = cfg.prealloc_connections.min(cfg.max_connections);
+        let mut slab = Slab::with_capacity(n);
+        slab.prefill(n, || Conn::new(cfg.rx_buffer, cfg.tx_buffer));
+        let mut tuples = FxMap::default();
+        tuples.reserve(n);
+        let mut timers = TimerWheel::new(now_us);
+        // Size the wheel's node table once.
+        timers.arm(0, 0);
+        timers.cancel(0);
+        Conns {
+            slab,
+            tuples,
+            timers,
+            dirty: Vec::with_capacity(1024),
+            dirty_work: Vec::with_capacity(1024),
+            ready: Vec::with_capacity(1024),
+            ready_work: Vec::with_capacity(1024),
+            max: cfg.max_connections,
+            nagle: cfg.nagle,
+            ack_delay: cfg
+                .ack_delay
+                .map(|d| SmolDuration::from_micros(d.as_micros() as u64)),
+            handshake_timeout: SmolDuration::from_micros(cfg.handshake_timeout.as_micros() as u64),
+            rx_buffer: cfg.rx_buffer,
+            tx_buffer: cfg.tx_buffer,
+            created: 0,
+            freed: 0,
+        }
+    }
+
+    /// Connections in use.
+    pub(crate) fn live(&self) -> usize {
+        self.slab.live()
+    }
+
+    /// The connection `cid`.
+    #[inline]
+    pub(crate) fn get(&self, cid: ConnId) -> &Conn {
+        self.slab.at(cid.index())
+    }
+
+    /// The connection `cid`, mutably.
+    #[inline]
+    pub(crate) fn get_mut(&mut self, cid: ConnId) -> &mut Conn {
+        self.slab.at_mut(cid.index())
+    }
+
+    /// Whether `cid` is in use.
+    pub(crate) fn is_live(&self, cid: ConnId) -> bool {
+        self.get(cid).phase != Phase::Free
+    }
+
+    /// Address of `cid`'s slot (for prefetching).
+    pub(crate) fn addr(&self, cid: ConnId) -> usize {
+        self.get(cid) as *const Conn as usize
+    }
+
+    /// The connection with demux key `key`.
+    #[inline]
+    pub(crate) fn lookup(&self, key: u64) -> Option<ConnId> {
+        self.tuples.get(&key).copied()
+    }
+
+    /// Whether a connection has key `key`.
+    pub(crate) fn has_tuple(&self, key: u64) -> bool {
+        self.tuples.contains_key(&key)
+    }
+
+    /// Gives `cid` its demux key.
+    pub(crate) fn bind_tuple(&mut self, cid: ConnId, key: u64) {
+        self.get_mut(cid).key = Some(key);
+        self.tuples.insert(key, cid);
+    }
+
+    /// Takes `cid` out of the demux (later segments of its tuple find no socket).
+    pub(crate) fn unbind_tuple(&mut self, cid: ConnId) {
+        if let Some(k) = self.get_mut(cid).key.take() {
+            if self.tuples.get(&k) == Some(&cid) {
+                self.tuples.remove(&k);
+            }
+        }
+    }
+
+    /// Takes a slot for a new connection (in `Handshake` of no listener
+    /// until the caller says otherwise), its socket reset and configured.
+    /// `None` at `max_connections`.
+    pub(crate) fn alloc(&mut self, now_us: u64) -> Option<ConnId> {
+        if self.slab.live() >= self.max {
+            return None;
+        }
+        let (rx, tx) = (self.rx_buffer, self.tx_buffer);
+        let i = self.slab.recycle_or(|| Conn::new(rx, tx));
+        let cid = ConnId::from_index(i);
+        let (nagle, ack_delay, hs) = (self.nagle, self.ack_delay, self.handshake_timeout);
+        let c = self.get_mut(cid);
+        c.phase = Phase::Connecting;
+        c.key = None;
+        c.fd = -1;
+        c.established = false;
+        c.read = ReadSide::Open;
+        c.write = WriteSide::Open;
+        c.reset = Reset::No;
+        c.aborted = false;
+        c.started_us = now_us;
+        c.last_state = tcp::State::Closed;
+        let s = c.sock();
+        // A reused socket keeps its congestion state; re-create it (smoltcp pitfall).
+        s.set_congestion_control(tcp::CongestionControl::Cubic);
+        s.set_nagle_enabled(nagle);
+        s.set_ack_delay(ack_delay);
+        s.set_keep_alive(None);
+        s.set_timeout(Some(hs));
+        self.created += 1;
+        Some(cid)
+    }
+
+    /// Releases a connection slot: its tuple, its timer, its socket (aborted
+    /// if still open). The caller has finished its ops already.
+    pub(crate) fn free(&mut self, cid: ConnId) {
+        if self.get(cid).phase == Phase::Free {
+            return;
+        }
+        self.unbind_tuple(cid);
+        let c = self.get_mut(cid);
+        if c.sock_ref().state() != tcp::State::Closed {
+            c.sock().abort();
+        }
+        c.phase = Phase::Free;
+        self.timers.cancel(cid.index() as u32);
+        self.slab.release(cid.index());
+        self.freed += 1;
+    }
+
+    /// Queues `cid` for egress (once).
+    #[inline]
+    pub(crate) fn mark_dirty(&mut self, cid: ConnId) {
+        let c = self.slab.at_mut(cid.index());
+        if !c.in_dirty {
+            c.in_dirty = true;
+            self.dirty.push(cid);
+        }
+    }
+
+    /// Queues `cid` for service (once).
+    #[inline]
+    pub(crate) fn mark_ready(&mut self, cid: ConnId) {
+        let c = self.slab.at_mut(cid.index());
+        if !c.in_ready {
+            c.in_ready = true;
+            self.ready.push(cid);
+        }
+    }
+
+    /// Whether any connection is queued for service or egress.
+    pub(crate) fn has_work(&self) -> bool {
+        !self.ready.is_empty() || !self.dirty.is_empty()
+    }
+
+    /// Takes the ready set for one round of service, clearing each flag
+    /// first (connections readied during the round wait for the next). Give
+    /// the list back with [`Conns::end_ready`].
+    pub(crate) fn take_ready(&mut self) -> Vec<ConnId> {
+        std::mem::swap(&mut self.ready, &mut self.ready_work);
+        let work = std::mem::take(&mut self.ready_work);
+        for &cid in &work {
+            self.slab.at_mut(cid.index()).in_ready = false;
+        }
+        work
+    }
+
+    /// Returns the list [`Conns::take_ready`] lent (its memory is kept).
+    pub(crate) fn end_ready(&mut self, mut work: Vec<ConnId>) {
+        work.clear();
+        self.ready_work = work;
+    }
+
+    /// Starts an egress pass: the dirty connections in order. The caller
+    /// takes them one by one with [`Conns::next_dirty`] while the NIC has
+    /// room, then calls [`Conns::end_egress`].
+    pub(crate) fn begin_egress(&mut self) -> usize {
+        std::mem::swap(&mut self.dirty, &mut self.dirty_work);
+        self.dirty_work.len()
+    }
+
+    /// The `i`-th connection of the pass, its dirty flag cleared, if live.
+    pub(crate) fn next_dirty(&mut self, i: usize) -> Option<ConnId> {
+        let cid = self.dirty_work[i];
+        let c = self.slab.at_mut(cid.index());
+        c.in_dirty = false;
+        (c.phase != Phase::Free).then_some(cid)
+    }
+
+    /// Ends an egress pass that handled the first `done`: the rest (flags
+    /// still set) go first next time, then those marked during the pass. No
+    /// allocation once capacity settles.
+    pub(crate) fn end_egress(&mut self, done: usize) {
+        self.dirty_work.drain(..done);
+        self.dirty_work.append(&mut self.dirty);
+        std::mem::swap(&mut self.dirty, &mut self.dirty_work);
+    }
+
+    /// After egress for `cid`: smoltcp wants to be polled again at `at_us`
+    /// (`None`: nothing pending). A deadline already due means the egress
+    /// budget ran out: the connection stays dirty for the next step instead
+    /// of waiting for the wheel. A state change (a FIN or RST went out)
+    /// readies it for service.
+    pub(crate) fn after_egress(&mut self, cid: ConnId, at_us: Option<u64>, now_us: u64) {
+        let slot = cid.index() as u32;
+        match at_us {
+            Some(t) if t <= now_us => {
+                self.timers.cancel(slot);
+                self.mark_dirty(cid);
+            }
+            Some(t) => self.timers.arm(slot, t),
+            None => self.timers.cancel(slot),
+        }
+        let c = self.get(cid);
+        if c.sock_ref().state() != c.last_state {
+            self.mark_ready(cid);
+        }
+    }
+
+    /// Arms `cid`'s timer for `at_us` (a retry when nothing else wakes it).
+    pub(crate) fn arm_timer(&mut self, cid: ConnId, at_us: u64) {
+        self.timers.arm(cid.index() as u32, at_us);
+    }
+
+    /// Address of `cid`'s timer node (for prefetching).
+    pub(crate) fn timer_addr(&self, cid: ConnId) -> Option<usize> {
+        self.timers.node_addr(cid.index() as u32)
+    }
+
+    /// Marks dirty every live connection whose timer is due at `now_us`.
+    pub(crate) fn expire_timers(&mut self, now_us: u64) {
+        let mut due = std::mem::take(&mut self.dirty_work);
+        self.timers.expire(now_us, |i| due.push(ConnId::from_index(i as usize)));
+        for &cid in &due {
+            if self.get(cid).phase != Phase::Free {
+                self.mark_dirty(cid);
+            }
+        }
+        due.clear();
+        self.dirty_work = due;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conns(max: usize) -> Conns {
+        Conns::new(
+            &EngineConfig {
+                max_connections: max,
+                prealloc_connections: 2,
+                ..EngineConfig::default()
+            },
+            0,
+        )
+    }
+
+    #[test]
+    fn alloc_respects_the_limit_and_free_recycles() {
+        let mut t = conns(2);
+        let a = t.alloc(0).unwrap();
+        let b = t.alloc(0).unwrap();
+        assert_eq!(t.alloc(0), None, "max_connections");
+        t.free(a);
+        assert_eq!(t.live(), 1);
+        assert_eq!(t.alloc(5).unwrap(), a, "freed slot reused");
+        assert_eq!(t.get(a).started_us, 5);
+        assert_ne!(a, b);
+        assert_eq!((t.created, t.freed), (3, 1));
+    }
+
+    #[test]
+    fn read_side_keeps_fin_and_shutdown_apart() {
+        use ReadSide::*;
+        assert_eq!(Open.on_fin(), PeerFin);
+        assert_eq!(Open.on_shut(), Shut);
+        assert_eq!(Shut.on_fin(), ShutPeerFin);
+        assert_eq!(PeerFin.on_shut(), ShutPeerFin);
+        assert_eq!(ShutPeerFin.on_fin(), ShutPeerFin);
+        let mut t = conns(2);
+        let a = t.alloc(0).unwrap();
+        let c = t.get_mut(a);
+        c.read = c.read.on_shut();
+        assert!(c.rd_shut() && !c.fin() && c.read_closed());
+        c.read = c.read.on_fin();
+        assert!(c.rd_shut() && c.fin());
+    }
+
+    #[test]
+    fn tuples_map_and_unmap() {
+        let mut t = conns(4);
+        let a = t.alloc(0).unwrap();
+        let k = tuple_key(Ipv4Addr::new(10, 0, 0, 2), 40000, 80);
+        t.bind_tuple(a, k);
+        assert_eq!(t.lookup(k), Some(a));
+        t.free(a);
+        assert_eq!(t.lookup(k), None, "freeing unmaps the tuple");
+        assert_eq!(t.get(a).phase, Phase::Free);
+    }
+
+    #[test]
+    fn dirty_set_keeps_order_and_blocked_go_first() {
+        let mut t = conns(8);
+        let ids: Vec<_> = (0..3).map(|_| t.alloc(0).unwrap()).collect();
+        for &c in &ids {
+            t.mark_dirty(c);
+            t.mark_dirty(c); // once only
+        }
+        let n = t.begin_egress();
+        assert_eq!(n, 3);
+        assert_eq!(t.next_dirty(0), Some(ids[0]));
+        // The NIC filled after one: the other two stay first.
+        t.mark_dirty(ids[0]);
+        t.end_egress(1);
+        let n = t.begin_egress();
+        let order: Vec<_> = (0..n).map(|i| t.next_dirty(i).unwrap()).collect();
+        assert_eq!(order, vec![ids[1], ids[2], ids[0]]);
+        t.end_egress(n);
+        assert!(!t.has_work());
+    }
+
+    #[test]
+    fn after_egress_arms_retries_or_keeps_dirty() {
+        let mut t = conns(8);
+        let a = t.alloc(0).unwrap();
+        t.after_egress(a, Some(7_000), 1_000);
+        assert_eq!(t.timers.deadline_us(a.index() as u32), Some(7_000));
+        assert!(!t.has_work());
+        t.after_egress(a, Some(1_000), 1_000);
+        assert_eq!(t.timers.deadline_us(a.index() as u32), None);
+        assert!(t.has_work(), "a deadline already due keeps it dirty");
+        let n = t.begin_egress();
+        t.next_dirty(0);
+        t.end_egress(n);
+        t.after_egress(a, None, 1_000);
+        assert!(!t.has_work());
+    }
+
+    #[test]
+    fn ready_round_clears_flags_first() {
+        let mut t = conns(8);
+        let a = t.alloc(0).unwrap();
+        t.mark_ready(a);
+        t.mark_ready(a);
+        let work = t.take_ready();
+        assert_eq!(work, vec![a]);
+        t.mark_ready(a); // readied again during the round: next round
+        t.end_ready(work);
+        assert_eq!(t.take_ready(), vec![a]);
+    }
+
+    #[test]
+    fn timers_mark_live_connections_dirty() {
+        let mut t = conns(8);
+        let a = t.alloc(0).unwrap();
+        let b = t.alloc(0).unwrap();
+        t.timers.arm(a.index() as u32, 2_000);
+        t.timers.arm(b.index() as u32, 2_000);
+        t.free(b);
+        t.expire_timers(5_000);
+        let n = t.begin_egress();
+        assert_eq!(n, 1);
+        assert_eq!(t.next_dirty(0), Some(a));
+    }
+}

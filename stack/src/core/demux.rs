@@ -1,0 +1,231 @@
+//! Ingress, the NIC-independent half: our L2 (Ethernet, ARP), IPv4 checks,
+//! the 4-tuple demux, and SYN admission against a listener's backlog. It
+//! says what a frame is for ([`Ingress`]); the NIC pump then feeds the IP
+//! packet to that connection's smoltcp socket (or to none, for smoltcp's
+//! RST) and sends what ARP calls for.
+
+use ringline_dataplane::MacAddr;
+use smoltcp::socket::tcp;
+use smoltcp::wire::{IpProtocol, Ipv4Packet, TcpPacket};
+
+use super::conns::{tuple_key, Phase};
+use super::Core;
+use crate::ids::{ConnId, ListenerId};
+use crate::l2::{self, Arp, ETH_HDR};
+
+/// What a received frame is for.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Ingress<'a> {
+    /// Feed this IP packet to connection `cid`'s socket.
+    Conn {
+        cid: ConnId,
+        ip: &'a [u8],
+        src_mac: MacAddr,
+    },
+    /// A segment for no socket: let smoltcp answer it (RST) with no socket.
+    NoSocket { ip: &'a [u8], src_mac: MacAddr },
+    /// Send this ARP packet to this MAC.
+    Arp(MacAddr, Arp),
+    /// Handled or dropped (and counted).
+    Done,
+}
+
+/// The demux key of an Ethernet + IPv4 + TCP frame, read without any
+/// validation (for prefetching; [`Core::ingress`] validates).
+pub(crate) fn peek_tuple(f: &[u8]) -> Option<u64> {
+    if f.len() < ETH_HDR + 20
+        || f[12..14] != l2::ETHERTYPE_IPV4.to_be_bytes()
+        || f[ETH_HDR + 9] != u8::from(IpProtocol::Tcp)
+    {
+        return None;
+    }
+    let ihl = (f[ETH_HDR] & 0x0f) as usize * 4;
+    let t = ETH_HDR + ihl;
+    if f.len() < t + 4 {
+        return None;
+    }
+    let src = std::net::Ipv4Addr::new(
+        f[ETH_HDR + 12],
+        f[ETH_HDR + 13],
+        f[ETH_HDR + 14],
+        f[ETH_HDR + 15],
+    );
+    let sport = u16::from_be_bytes([f[t], f[t + 1]]);
+    let dport = u16::from_be_bytes([f[t + 2], f[t + 3]]);
+    Some(tuple_key(src, sport, dport))
+}
+
+impl Core {
+    /// Classifies one received frame. `hint` is the connection the burst's
+    /// prefetch pass found for it (checked before it is trusted: an earlier
+    /// frame of the burst may have closed that connection); `verify_ipv4`
+    /// says whether the IPv4 checksum is ours to check (not offloaded).
+    pub(crate) fn ingress<'a>(
+        &mut self,
+        frame: &'a [u8],
+        hint: Option<ConnId>,
+        verify_ipv4: bool,
+    ) -> Ingress<'a> {
+        let Some(eth) = l2::parse_eth(frame) else {
+            self.stats.malformed += 1;
+            return Ingress::Done;
+        };
+        if eth.dst != self.host.mac && eth.dst != l2::BROADCAST {
+            self.stats.not_for_us += 1;
+            return Ingress::Done;
+        }
+        match eth.ethertype {
+            l2::ETHERTYPE_ARP => self.on_arp(&frame[ETH_HDR..]),
+            l2::ETHERTYPE_IPV4 => self.on_ipv4(&frame[ETH_HDR..], eth.src, hint, verify_ipv4),
+            _ => {
+                self.stats.unsupported += 1;
+                Ingress::Done
+            }
+        }
+    }
+
+    fn on_arp(&mut self, p: &[u8]) -> Ingress<'static> {
+        let Some(arp) = l2::parse_arp(p) else {
+            self.stats.malformed += 1;
+            return Ingress::Done;
+        };
+        self.stats.arp_rx += 1;
+        let on_link = self.host.on_link(arp.spa);
+        let out = self.neigh.on_arp(&arp, self.host.ip, self.host.mac, on_link);
+        // Connections waiting for this neighbour can send now.
+        for &cid in &out.wake {
+            self.conns.mark_dirty(cid);
+        }
+        self.neigh.done_waking(out.wake);
+        match out.reply {
+            Some((to, reply)) => Ingress::Arp(to, reply),
+            None => Ingress::Done,
+        }
+    }
+
+    fn on_ipv4<'a>(
+        &mut self,
+        ip: &'a [u8],
+        src_mac: MacAddr,
+        hint: Option<ConnId>,
+        verify: bool,
+    ) -> Ingress<'a> {
+        let Ok(pkt) = Ipv4Packet::new_checked(ip) else {
+            self.stats.malformed += 1;
+            return Ingress::Done;
+        };
+        let total = pkt.total_len() as usize;
+        if verify && !pkt.verify_checksum() {
+            self.stats.malformed += 1;
+            return Ingress::Done;
+        }
+        if pkt.dst_addr() != self.host.ip {
+            self.stats.not_for_us += 1;
+            return Ingress::Done;
+        }
+        if pkt.more_frags() || pkt.frag_offset() != 0 || pkt.next_header() != IpProtocol::Tcp {
+            self.stats.unsupported += 1;
+            return Ingress::Done;
+        }
+        let src = pkt.src_addr();
+        let Ok(tcp) = TcpPacket::new_checked(pkt.payload()) else {
+            self.stats.malformed += 1;
+            return Ingress::Done;
+        };
+        let (sport, dport, syn, ack, rst) =
+            (tcp.src_port(), tcp.dst_port(), tcp.syn(), tcp.ack(), tcp.rst());
+        let ip = &ip[..total];
+        if self.host.on_link(src) && self.neigh.lookup(src).is_none() {
+            self.neigh.learn(src, src_mac);
+        }
+        let key = tuple_key(src, sport, dport);
+        let known = match hint {
+            Some(h) if self.conns.get(h).key == Some(key) && self.conns.is_live(h) => Some(h),
+            _ => self.conns.lookup(key),
+        };
+        if let Some(cid) = known {
+            return Ingress::Conn { cid, ip, src_mac };
+        }
+        if syn && !ack && !rst {
+            if let Some(lid) = self.listeners.on_port(dport) {
+                return match self.admit(lid, key, src, sport, dport) {
+                    Some(cid) => Ingress::Conn { cid, ip, src_mac },
+                    None => Ingress::Done,
+                };
+            }
+        }
+        self.stats.no_socket += 1;
+        if rst {
+            return Ingress::Done;
+        }
+        // No socket: an empty set makes smoltcp answer with the right RST.
+        Ingress::NoSocket { ip, src_mac }
+    }
+
+    /// A SYN for a listened port with no socket yet: the backlog decides.
+    /// Returns the new connection, listening, for the caller to feed the SYN.
+    fn admit(
+        &mut self,
+        lid: ListenerId,
+        key: u64,
+        src: std::net::Ipv4Addr,
+        sport: u16,
+        dport: u16,
+    ) -> Option<ConnId> {
+        if !self.listeners.has_room(lid) {
+            // Over the backlog: drop silently so the client retransmits.
+            self.stats.syn_dropped += 1;
+            return None;
+        }
+        let Some(cid) = self.conns.alloc(self.now_us) else {
+            self.stats.syn_dropped += 1;
+            return None;
+        };
+        self.listeners.add_half_open(lid);
+        let c = self.conns.get_mut(cid);
+        c.phase = Phase::Handshake(lid);
+        c.remote_ip = src;
+        c.remote_port = sport;
+        c.local_port = dport;
+        if c.sock().listen(dport).is_err() {
+            self.listeners.handshake_failed(lid);
+            self.release_conn(cid);
+            self.stats.syn_dropped += 1;
+            return None;
+        }
+        c.last_state = tcp::State::Listen;
+        self.conns.bind_tuple(cid, key);
+        Some(cid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    /// The prefetch pass finds the same demux key `on_ipv4` uses, including
+    /// past IP options, and gives up on anything that is not IPv4/TCP.
+    #[test]
+    fn peek_tuple_reads_the_demux_key() {
+        let mut f = vec![0u8; ETH_HDR + 24 + 20];
+        l2::write_eth(&mut f, [2; 6], [3; 6], l2::ETHERTYPE_IPV4);
+        f[ETH_HDR] = 0x46; // IPv4, 24-byte header (one option word)
+        f[ETH_HDR + 9] = 6;
+        f[ETH_HDR + 12..ETH_HDR + 16].copy_from_slice(&[10, 0, 0, 2]);
+        let t = ETH_HDR + 24;
+        f[t..t + 2].copy_from_slice(&40000u16.to_be_bytes());
+        f[t + 2..t + 4].copy_from_slice(&7u16.to_be_bytes());
+        assert_eq!(
+            peek_tuple(&f),
+            Some(tuple_key(Ipv4Addr::new(10, 0, 0, 2), 40000, 7))
+        );
+        f[ETH_HDR + 9] = 17; // UDP
+        assert_eq!(peek_tuple(&f), None);
+        f[ETH_HDR + 9] = 6;
+        f[12] = 0x08;
+        f[13] = 0x06; // ARP
+        assert_eq!(peek_tuple(&f), None);
+        assert_eq!(peek_tuple(&f[..20]), None);
+    }
+}

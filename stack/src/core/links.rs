@@ -1,0 +1,359 @@
+//! Links (`IOSQE_IO_LINK`, `IOSQE_IO_HARDLINK`) and drain (`IOSQE_IO_DRAIN`)
+//! as a state machine. It holds the SQEs waiting behind a running request or
+//! a drain barrier and decides what happens to each; the submission side
+//! carries the decisions out (issue, cancel, arm a LINK_TIMEOUT) and reports
+//! back each chain head's completion ([`crate::core::complete::ChainEvent`]).
+//!
+//! A chain is built from consecutive linked SQEs of one submission; it ends
+//! at the first SQE without a link flag or at the submission boundary. Its
+//! head is issued at once; each later SQE waits in `pending` until the one
+//! before completes: on success (or a hard link) the next is issued, on
+//! failure the rest complete with `-ECANCELED`. A LINK_TIMEOUT right behind
+//! a running request is armed on it instead of waiting.
+
+use std::collections::VecDeque;
+
+use ringline_ring::abi::*;
+
+use crate::ids::{ChainId, OpId};
+use crate::slab::Slab;
+
+/// Where a chain is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ChainState {
+    /// Its current head request is in flight.
+    Running,
+    /// Every request so far succeeded (or was hard-linked); the next may start.
+    Ok,
+    /// A request failed: the rest complete with `-ECANCELED`.
+    Failed,
+}
+
+/// SQEs linked behind a running request.
+#[derive(Debug)]
+struct Chain {
+    pending: VecDeque<Sqe>,
+    state: ChainState,
+    /// Still receiving SQEs from the current submission.
+    building: bool,
+    /// The parked op of the running head (`None` if it completed at once).
+    head_op: Option<OpId>,
+}
+
+/// Where an incoming SQE goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// Into the chain being built ([`Links::append`]).
+    Append,
+    /// Behind a drain barrier ([`Links::hold`]).
+    Hold,
+    /// Issued now ([`Links::start`]).
+    Start,
+}
+
+/// What to do with an SQE appended to a chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Appended {
+    /// The chain failed: complete it with `-ECANCELED` (an error).
+    Cancel,
+    /// A LINK_TIMEOUT whose request already finished: it never fires
+    /// (`-ECANCELED`, not counted as an error).
+    Expired,
+    /// Issue it now, in the chain.
+    Issue(ChainId),
+    /// Arm this LINK_TIMEOUT on the running request.
+    ArmTimeout(OpId),
+    /// It waits for the request before it.
+    Queued,
+}
+
+/// What a chain does after its head completed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// Nothing waits: the chain is done (or failed and emptied).
+    Idle,
+    /// A LINK_TIMEOUT whose request finished: complete it with
+    /// `-ECANCELED`, then advance again as if it succeeded.
+    Expired(Sqe),
+    /// Issue it, in the chain.
+    Issue(Sqe, ChainId),
+}
+
+/// See the module docs.
+#[derive(Default)]
+pub(crate) struct Links {
+    chains: Slab<Chain>,
+    /// The chain SQEs of the current submission are appended to.
+    building: Option<ChainId>,
+    /// The chain of the SQE being issued.
+    issuing: Option<ChainId>,
+    /// SQEs held back by `IOSQE_IO_DRAIN`, in submission order.
+    drain_q: VecDeque<Sqe>,
+}
+
+impl Links {
+    /// Where `sqe` goes, with `in_flight` requests outstanding.
+    pub(crate) fn route(&self, sqe: &Sqe, in_flight: usize) -> Route {
+        if self.building.is_some() {
+            Route::Append
+        } else if !self.drain_q.is_empty() || (sqe.flags & IOSQE_IO_DRAIN != 0 && in_flight > 0) {
+            Route::Hold
+        } else {
+            Route::Start
+        }
+    }
+
+    /// Holds `sqe` behind the drain barrier.
+    pub(crate) fn hold(&mut self, sqe: Sqe) {
+        self.drain_q.push_back(sqe);
+    }
+
+    /// A new request is issued: if it links to the next SQE, a chain opens
+    /// and the request runs in it (returned).
+    pub(crate) fn start(&mut self, sqe: &Sqe) -> Option<ChainId> {
+        if sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK) == 0 {
+            return None;
+        }
+        let i = self.chains.recycle_or(|| Chain {
+            pending: VecDeque::new(),
+            state: ChainState::Running,
+            building: false,
+            head_op: None,
+        });
+        let ch = ChainId::from_index(i);
+        let c = self.chains.at_mut(i);
+        c.pending.clear();
+        c.building = true;
+        self.building = Some(ch);
+        self.run(ch);
+        Some(ch)
+    }
+
+    /// The chain's next request is about to be issued.
+    fn run(&mut self, ch: ChainId) {
+        let c = self.chains.at_mut(ch.index());
+        c.state = ChainState::Running;
+        c.head_op = None;
+    }
+
+    /// Sets the chain of the request being issued; returns the one before.
+    pub(crate) fn set_issuing(&mut self, ch: Option<ChainId>) -> Option<ChainId> {
+        std::mem::replace(&mut self.issuing, ch)
+    }
+
+    /// The chain of the request being issued.
+    pub(crate) fn issuing(&self) -> Option<ChainId> {
+        self.issuing
+    }
+
+    /// The request being issued parked as `op`: it is its chain's head.
+    pub(crate) fn parked(&mut self, op: OpId) {
+        if let Some(ch) = self.issuing {
+            self.chains.at_mut(ch.index()).head_op = Some(op);
+        }
+    }
+
+    /// Appends `sqe` to the chain being built.
+    pub(crate) fn append(&mut self, sqe: &Sqe) -> Appended {
+        let ch = self.building.expect("append only while building");
+        let last = sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK) == 0;
+        if last {
+            self.building = None;
+            self.chains.at_mut(ch.index()).building = false;
+        }
+        let c = self.chains.at_mut(ch.index());
+        let r = match c.state {
+            ChainState::Failed => Appended::Cancel,
+            ChainState::Ok if sqe.opcode == IORING_OP_LINK_TIMEOUT => Appended::Expired,
+            ChainState::Ok => {
+                self.run(ch);
+                Appended::Issue(ch)
+            }
+            ChainState::Running => match c.head_op {
+                Some(head) if sqe.opcode == IORING_OP_LINK_TIMEOUT && c.pending.is_empty() => {
+                    Appended::ArmTimeout(head)
+                }
+                _ => {
+                    c.pending.push_back(*sqe);
+                    Appended::Queued
+                }
+            },
+        };
+        if last {
+            self.maybe_free(ch);
+        }
+        r
+    }
+
+    fn maybe_free(&mut self, ch: ChainId) {
+        let c = self.chains.at(ch.index());
+        if !c.building && c.state != ChainState::Running && c.pending.is_empty() {
+            self.chains.release(ch.index());
+        }
+    }
+
+    /// Chains end at the submission boundary.
+    pub(crate) fn end_building(&mut self) {
+        if let Some(ch) = self.building.take() {
+            self.chains.at_mut(ch.index()).building = false;
+            self.maybe_free(ch);
+        }
+    }
+
+    /// Chain `ch`'s head completed (`ok`: the chain goes on). On failure
+    /// every waiting SQE is handed to `cancel` (complete it with
+    /// `-ECANCELED`).
+    pub(crate) fn advance(&mut self, ch: ChainId, ok: bool, mut cancel: impl FnMut(&Sqe)) -> Next {
+        let c = self.chains.at_mut(ch.index());
+        c.head_op = None;
+        if !ok {
+            c.state = ChainState::Failed;
+            while let Some(s) = c.pending.pop_front() {
+                cancel(&s);
+            }
+            self.maybe_free(ch);
+            return Next::Idle;
+        }
+        match c.pending.pop_front() {
+            None => {
+                c.state = ChainState::Ok;
+                self.maybe_free(ch);
+                Next::Idle
+            }
+            Some(next) if next.opcode == IORING_OP_LINK_TIMEOUT => Next::Expired(next),
+            Some(next) => {
+                self.run(ch);
+                Next::Issue(next, ch)
+            }
+        }
+    }
+
+    /// The next SQE the drain barrier releases, with `in_flight` requests
+    /// outstanding (a DRAIN SQE waits until there are none).
+    pub(crate) fn release_drained(&mut self, in_flight: usize) -> Option<Sqe> {
+        let front = self.drain_q.front()?;
+        if self.building.is_none() && front.flags & IOSQE_IO_DRAIN != 0 && in_flight > 0 {
+            return None;
+        }
+        self.drain_q.pop_front()
+    }
+
+    /// Whether a chain is being built (the next SQE appends to it).
+    pub(crate) fn building(&self) -> bool {
+        self.building.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqe(opcode: u8, flags: u8, ud: u64) -> Sqe {
+        Sqe {
+            opcode,
+            flags,
+            user_data: ud,
+            ..Sqe::default()
+        }
+    }
+
+    const LINK: u8 = IOSQE_IO_LINK;
+
+    #[test]
+    fn a_chain_issues_in_order_on_success() {
+        let mut l = Links::default();
+        let head = sqe(IORING_OP_NOP, LINK, 1);
+        let ch = l.start(&head).expect("linked head opens a chain");
+        l.set_issuing(Some(ch));
+        l.parked(OpId::from_index(0));
+        l.set_issuing(None);
+        assert_eq!(l.route(&sqe(IORING_OP_NOP, 0, 2), 1), Route::Append);
+        assert_eq!(l.append(&sqe(IORING_OP_NOP, LINK, 2)), Appended::Queued);
+        assert_eq!(l.append(&sqe(IORING_OP_NOP, 0, 3)), Appended::Queued);
+        assert!(!l.building());
+        match l.advance(ch, true, |_| panic!("nothing cancelled")) {
+            Next::Issue(s, c) => assert_eq!((s.user_data, c), (2, ch)),
+            n => panic!("{n:?}"),
+        }
+        match l.advance(ch, true, |_| panic!()) {
+            Next::Issue(s, _) => assert_eq!(s.user_data, 3),
+            n => panic!("{n:?}"),
+        }
+        assert_eq!(l.advance(ch, true, |_| panic!()), Next::Idle);
+    }
+
+    #[test]
+    fn a_failure_cancels_the_rest() {
+        let mut l = Links::default();
+        let ch = l.start(&sqe(IORING_OP_NOP, LINK, 1)).unwrap();
+        l.append(&sqe(IORING_OP_NOP, LINK, 2));
+        l.append(&sqe(IORING_OP_NOP, 0, 3));
+        let mut cancelled = Vec::new();
+        assert_eq!(
+            l.advance(ch, false, |s| cancelled.push(s.user_data)),
+            Next::Idle
+        );
+        assert_eq!(cancelled, vec![2, 3]);
+    }
+
+    #[test]
+    fn sqes_after_a_failed_chain_head_are_cancelled_as_they_arrive() {
+        let mut l = Links::default();
+        let ch = l.start(&sqe(IORING_OP_NOP, LINK, 1)).unwrap();
+        // The head failed at once, before the next SQE arrived.
+        assert_eq!(l.advance(ch, false, |_| {}), Next::Idle);
+        assert_eq!(l.append(&sqe(IORING_OP_NOP, 0, 2)), Appended::Cancel);
+    }
+
+    #[test]
+    fn link_timeout_behind_a_parked_request_is_armed_on_it() {
+        let mut l = Links::default();
+        let ch = l.start(&sqe(IORING_OP_RECV, LINK, 1)).unwrap();
+        let op = OpId::from_index(7);
+        l.set_issuing(Some(ch));
+        l.parked(op);
+        l.set_issuing(None);
+        assert_eq!(
+            l.append(&sqe(IORING_OP_LINK_TIMEOUT, 0, 2)),
+            Appended::ArmTimeout(op)
+        );
+    }
+
+    #[test]
+    fn link_timeout_behind_a_finished_request_never_fires() {
+        let mut l = Links::default();
+        let ch = l.start(&sqe(IORING_OP_NOP, LINK, 1)).unwrap();
+        // The NOP completed at once: the chain is Ok when the timeout comes.
+        assert_eq!(l.advance(ch, true, |_| {}), Next::Idle);
+        assert_eq!(
+            l.append(&sqe(IORING_OP_LINK_TIMEOUT, 0, 2)),
+            Appended::Expired
+        );
+    }
+
+    #[test]
+    fn a_chain_ends_at_the_submission_boundary() {
+        let mut l = Links::default();
+        l.start(&sqe(IORING_OP_NOP, LINK, 1)).unwrap();
+        assert!(l.building());
+        l.end_building();
+        assert!(!l.building());
+        assert_eq!(l.route(&sqe(IORING_OP_NOP, 0, 2), 1), Route::Start);
+    }
+
+    #[test]
+    fn drain_waits_for_everything_before_it() {
+        let mut l = Links::default();
+        let d = sqe(IORING_OP_NOP, IOSQE_IO_DRAIN, 1);
+        assert_eq!(l.route(&d, 0), Route::Start, "nothing in flight");
+        assert_eq!(l.route(&d, 2), Route::Hold);
+        l.hold(d);
+        let after = sqe(IORING_OP_NOP, 0, 2);
+        assert_eq!(l.route(&after, 0), Route::Hold, "behind the barrier");
+        l.hold(after);
+        assert_eq!(l.release_drained(2), None);
+        assert_eq!(l.release_drained(0).map(|s| s.user_data), Some(1));
+        assert_eq!(l.release_drained(5).map(|s| s.user_data), Some(2));
+        assert_eq!(l.release_drained(0), None);
+    }
+}

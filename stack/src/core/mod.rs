@@ -1,0 +1,248 @@
+//! The NIC-independent core of the engine: every table and every executor,
+//! compiled once whatever the NIC. Its parts own their state and know
+//! nothing of each other's internals:
+//!
+//! - [`conns`]: connection slots, the 4-tuple map, timers, ready and dirty sets;
+//! - [`listen`]: listeners, backlogs, accept queues;
+//! - [`fds`]: socket numbers and ports;
+//! - [`crate::ops`] (in [`complete`]): the op slab and the per-socket op lists;
+//! - [`complete`]: the completion sink, every way a CQE leaves;
+//! - [`links`]: link chains and drain, as a state machine;
+//! - [`timeouts`]: the TIMEOUT/LINK_TIMEOUT heap and counted timeouts;
+//! - [`bufs`]: provided-buffer groups;
+//! - [`arp`]: neighbours.
+//!
+//! The executors (`submit`, `sockets`, `rw`, `poll`, `service`, `demux`,
+//! and the timeout executors) are methods of [`Core`] that take these parts
+//! by field and return outcomes; none calls back into the engine above. The
+//! engine (`crate::engine`) decides the order of a step's stages, and the
+//! NIC pump (`crate::net`) moves frames between the NIC and this core.
+
+pub(crate) mod arp;
+pub(crate) mod bufs;
+pub(crate) mod complete;
+pub(crate) mod conns;
+mod demux;
+pub(crate) mod fds;
+pub(crate) mod links;
+pub(crate) mod listen;
+mod poll;
+mod rw;
+mod service;
+mod sockets;
+mod submit;
+pub(crate) mod timeouts;
+
+use std::net::Ipv4Addr;
+
+use ringline_dataplane::MacAddr;
+use smoltcp::iface::Interface;
+use smoltcp::time::Instant;
+
+use crate::clock::Clock;
+use crate::config::EngineConfig;
+use crate::errno::{self, Errno};
+use crate::ids::{ConnId, OpId};
+use crate::stats::EngineStats;
+
+pub(crate) use demux::{peek_tuple as demux_peek_tuple, Ingress};
+
+/// Our addresses and the route.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Host {
+    pub(crate) ip: Ipv4Addr,
+    pub(crate) mac: MacAddr,
+    netmask: u32,
+    gateway: Option<Ipv4Addr>,
+}
+
+impl Host {
+    pub(crate) fn new(ip: Ipv4Addr, prefix_len: u8, mac: MacAddr, gateway: Option<Ipv4Addr>) -> Self {
+        let netmask = if prefix_len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - prefix_len)
+        };
+        Host {
+            ip,
+            mac,
+            netmask,
+            gateway,
+        }
+    }
+
+    /// Whether `ip` is on our subnet.
+    #[inline]
+    pub(crate) fn on_link(&self, ip: Ipv4Addr) -> bool {
+        (u32::from(ip) & self.netmask) == (u32::from(self.ip) & self.netmask)
+    }
+
+    /// Where a packet for `ip` goes first: itself, or the gateway.
+    #[inline]
+    pub(crate) fn next_hop(&self, ip: Ipv4Addr) -> Ipv4Addr {
+        match self.gateway {
+            Some(gw) if !self.on_link(ip) => gw,
+            _ => ip,
+        }
+    }
+
+    /// Whether a destination off our subnet can be reached.
+    pub(crate) fn has_gateway(&self) -> bool {
+        self.gateway.is_some()
+    }
+}
+
+/// How far a parked op got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Progress {
+    /// Completed (final CQE posted, op freed).
+    Done,
+    /// Still waiting.
+    Wait,
+    /// Did its share of work this step; continue next step.
+    Yield,
+}
+
+/// What an executor did with its request: `Ok(Some((res, flags)))`:
+/// complete now; `Ok(None)`: parked (or completed by the executor itself);
+/// `Err(errno)`: complete now with the error.
+pub(crate) type OpResult = Result<Option<(i32, u32)>, Errno>;
+
+/// See the module docs.
+pub(crate) struct Core {
+    pub(crate) cfg: EngineConfig,
+    /// Engine time of the current step, µs.
+    pub(crate) now_us: u64,
+    /// Where absolute TIMEOUT times are read (the driver's clock).
+    pub(crate) clock: Clock,
+    /// smoltcp's interface: IP configuration and the TCP context.
+    pub(crate) iface: Interface,
+    pub(crate) host: Host,
+    pub(crate) cq: complete::Completer,
+    pub(crate) conns: conns::Conns,
+    pub(crate) listeners: listen::Listeners,
+    pub(crate) fds: fds::Fds,
+    pub(crate) links: links::Links,
+    pub(crate) timeouts: timeouts::Timeouts,
+    pub(crate) bufs: bufs::BufGroups,
+    pub(crate) neigh: arp::Neighbors,
+    /// Counters of the core's own events (the sink and the connection
+    /// table count theirs; [`Core::stats`] adds them up).
+    pub(crate) stats: EngineStats,
+    /// Scratch list for cancel's matches.
+    found: Vec<OpId>,
+}
+
+impl Core {
+    pub(crate) fn new(
+        cfg: EngineConfig,
+        cq: complete::Completer,
+        iface: Interface,
+        mac: MacAddr,
+        clock: Clock,
+        now_us: u64,
+    ) -> Self {
+        let n = cfg.prealloc_connections.min(cfg.max_connections);
+        Core {
+            now_us,
+            clock,
+            iface,
+            host: Host::new(cfg.ip, cfg.prefix_len, mac, cfg.gateway),
+            cq,
+            conns: conns::Conns::new(&cfg, now_us),
+            listeners: listen::Listeners::default(),
+            fds: fds::Fds::new(cfg.seed, n),
+            links: links::Links::default(),
+            timeouts: timeouts::Timeouts::default(),
+            bufs: bufs::BufGroups::default(),
+            neigh: arp::Neighbors::new(&cfg.static_neighbors),
+            stats: EngineStats::default(),
+            found: Vec::new(),
+            cfg,
+        }
+    }
+
+    /// smoltcp's time for this step.
+    #[inline]
+    pub(crate) fn instant(&self) -> Instant {
+        Instant::from_micros(self.now_us as i64)
+    }
+
+    /// All counters.
+    pub(crate) fn stats(&self) -> EngineStats {
+        let mut s = self.stats;
+        s.cqes = self.cq.cqes;
+        s.op_errors = self.cq.op_errors;
+        s.conns_created = self.conns.created;
+        s.conns_freed = self.conns.freed;
+        s.conns_live = self.conns.live() as u64;
+        s.ops_in_flight = self.cq.ops.live() as u64;
+        s
+    }
+
+    /// Whether connections wait for service or egress.
+    pub(crate) fn has_pending_work(&self) -> bool {
+        self.conns.has_work()
+    }
+
+    /// The connection socket number `fd` names.
+    pub(crate) fn conn_of(&self, fd: i32) -> Result<ConnId, Errno> {
+        match self.fds.get(fd) {
+            None => Err(errno::EBADF),
+            Some(fds::Fd::Conn(cid)) => Ok(cid),
+            Some(_) => Err(errno::ENOTCONN),
+        }
+    }
+
+    /// Finishes every op waiting on `cid` with `-errno`.
+    pub(crate) fn cancel_conn_ops(&mut self, cid: ConnId, e: Errno) {
+        while let Some(id) = self.cq.ops.conn(cid).any() {
+            self.cq.fail(id, e);
+        }
+    }
+
+    /// Frees connection `cid`: its ops are cancelled first, then the slot
+    /// (tuple, timer, socket) goes.
+    pub(crate) fn release_conn(&mut self, cid: ConnId) {
+        if !self.conns.is_live(cid) {
+            return;
+        }
+        self.cancel_conn_ops(cid, errno::ECANCELED);
+        self.conns.free(cid);
+    }
+}
+
+impl Core {
+    /// The first live op matching `pred`, in slab order (O(ops): cancel
+    /// and timeout removal only, never the data path).
+    pub(crate) fn find_op(&mut self, pred: impl FnMut(&crate::ops::Op) -> bool) -> Option<OpId> {
+        self.found.clear();
+        self.cq.ops.find_all(&mut self.found, pred);
+        self.found.first().copied()
+    }
+
+    /// Completes the request being issued now (it never became an op).
+    pub(crate) fn complete(&mut self, sqe: &ringline_ring::abi::Sqe, res: i32, flags: u32) {
+        let chain = self.links.issuing();
+        self.cq.complete_now(sqe, chain, res, flags);
+    }
+
+    /// Turns the request being issued into an op waiting on `owner`'s list;
+    /// it heads its chain if it runs in one.
+    pub(crate) fn park(
+        &mut self,
+        sqe: &ringline_ring::abi::Sqe,
+        kind: crate::ops::OpKind,
+        owner: crate::ops::Owner,
+    ) -> OpId {
+        let ops = &mut self.cq.ops;
+        let id = ops.insert(sqe.user_data, sqe.fd, kind);
+        let op = ops.get_mut(id);
+        op.sqe_flags = sqe.flags;
+        op.opcode = sqe.opcode;
+        op.chain = self.links.issuing();
+        ops.push(id, owner);
+        self.links.parked(id);
+        id
+    }
+}

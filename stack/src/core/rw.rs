@@ -1,0 +1,503 @@
+//! The data executors: RECV, READ, RECVMSG (into the application's buffer,
+//! its iovecs, or provided buffers; single or multishot), SEND, WRITE,
+//! SENDMSG, SEND_ZC, and the legacy buffer ops PROVIDE_BUFFERS and
+//! REMOVE_BUFFERS.
+
+use ringline_ring::abi::*;
+
+use super::bufs::Selected;
+use super::conns::{Phase, Reset, WriteSide};
+use super::{Core, OpResult, Progress};
+use crate::errno::{self, Errno};
+use crate::ids::{ConnId, OpId};
+use crate::ops::{OpKind, Owner, ZeroCopy};
+use crate::usermem;
+
+const MSG_PEEK: u32 = libc::MSG_PEEK as u32;
+const MSG_DONTWAIT: u32 = libc::MSG_DONTWAIT as u32;
+const MSG_WAITALL: u32 = libc::MSG_WAITALL as u32;
+const MSG_NOSIGNAL: u32 = libc::MSG_NOSIGNAL as u32;
+
+/// Inline rounds a multishot recv may run per event before yielding to other
+/// connections (the kernel's `MULTISHOT_MAX_RETRY`).
+const MULTISHOT_MAX_RETRY: usize = 32;
+
+impl Core {
+    pub(crate) fn op_recv(&mut self, sqe: &Sqe) -> OpResult {
+        let read = sqe.opcode == IORING_OP_READ;
+        let is_msg = sqe.opcode == IORING_OP_RECVMSG;
+        let allowed = if read {
+            0
+        } else {
+            IORING_RECVSEND_POLL_FIRST | IORING_RECV_MULTISHOT
+        };
+        if sqe.ioprio & !allowed != 0 {
+            return Err(errno::EINVAL);
+        }
+        let multishot = sqe.ioprio & IORING_RECV_MULTISHOT != 0;
+        let select = sqe.flags & IOSQE_BUFFER_SELECT != 0;
+        let msg_flags = if read { 0 } else { sqe.op_flags };
+        if multishot && (!select || msg_flags & MSG_WAITALL != 0) {
+            return Err(errno::EINVAL);
+        }
+        if multishot && sqe.file_index != 0 {
+            // optlen (6.17 total cap) is not supported yet.
+            return Err(errno::EINVAL);
+        }
+        let cid = self.conn_of(sqe.fd)?;
+        let group = select.then_some(sqe.buf_index);
+        // RECVMSG: the msghdr is read once, at submission (FEAT_SUBMIT_STABLE).
+        let (mut addr, mut len, mut iovlen, mut reserve) = (sqe.addr, sqe.len, 0, 0);
+        if is_msg {
+            let (iov, n, namelen, controllen) =
+                usermem::read_msghdr(sqe.addr).map_err(errno::from_res)?;
+            if multishot {
+                reserve = (core::mem::size_of::<RecvmsgOut>() as u32)
+                    .checked_add(namelen)
+                    .and_then(|r| r.checked_add(controllen))
+                    .ok_or(errno::EINVAL)?;
+            } else if !select {
+                let total = usermem::iov_total(iov, n).map_err(errno::from_res)?;
+                (addr, len, iovlen) = (iov, total.min(i32::MAX as u64) as u32, n);
+            }
+        }
+        if let Some(g) = group {
+            if !self.bufs.exists(g) {
+                return Err(errno::ENOBUFS);
+            }
+            addr = 0;
+            if is_msg {
+                len = 0;
+            }
+        } else if iovlen == 0 {
+            usermem::check(addr, len as usize).map_err(errno::from_res)?;
+        }
+        let kind = OpKind::Recv {
+            addr,
+            len,
+            group,
+            multishot,
+            msg_flags,
+            done: 0,
+            iovlen,
+            msg: if is_msg && !select { sqe.addr } else { 0 },
+            reserve,
+        };
+        let first = self.cq.ops.conn(cid).recv.is_empty();
+        let id = self.park(sqe, kind, Owner::Recv(cid));
+        if !first {
+            return Ok(None);
+        }
+        // Buffer rings are checked at arm time, as the kernel does (-ENOBUFS
+        // even on an empty socket), then data decides.
+        if let Some(g) = group {
+            if self.bufs.select(g).is_none() {
+                self.cq.fail(id, errno::ENOBUFS);
+                return Ok(None);
+            }
+        }
+        if let Progress::Yield = self.try_recv(cid, id) {
+            self.conns.mark_ready(cid);
+        }
+        Ok(None)
+    }
+
+    /// Advances receive `id` on `cid`: copies what is buffered, completes
+    /// on data, EOF, reset or error.
+    pub(crate) fn try_recv(&mut self, cid: ConnId, id: OpId) -> Progress {
+        let OpKind::Recv {
+            addr,
+            len,
+            group,
+            multishot,
+            msg_flags,
+            done,
+            iovlen,
+            msg,
+            reserve,
+        } = self.cq.ops.get(id).kind
+        else {
+            return Progress::Wait;
+        };
+        let mut rounds = 0;
+        loop {
+            let c = self.conns.get_mut(cid);
+            let avail = c.sock_ref().recv_queue();
+            if avail == 0 || c.rd_shut() {
+                if c.reset == Reset::Pending {
+                    // Linux reports a reset once (sk_err), then EOF.
+                    let res = if done > 0 {
+                        done as i32
+                    } else {
+                        c.reset = Reset::Reported;
+                        errno::ECONNRESET.as_res()
+                    };
+                    self.cq.finish(id, res, 0);
+                    return Progress::Done;
+                }
+                if c.is_reset() {
+                    finish_msghdr(msg);
+                    self.cq.finish(id, done as i32, 0);
+                    return Progress::Done;
+                }
+                if c.read_closed() && reserve > 0 {
+                    // Multishot RECVMSG reports EOF in a buffer: a header with
+                    // payloadlen 0 (io_uring_recvmsg_out), res = header size.
+                    let g = group.expect("multishot recvmsg has a group");
+                    let Some(b) = self.bufs.select(g) else {
+                        self.cq.fail(id, errno::ENOBUFS);
+                        return Progress::Done;
+                    };
+                    let (res, flags) = match write_recvmsg_out(b, reserve, 0) {
+                        Ok(()) => {
+                            self.bufs.commit(g);
+                            (reserve as i32, buf_flags(b.bid))
+                        }
+                        Err(e) => (e.as_res(), 0),
+                    };
+                    self.cq.finish(id, res, flags);
+                    return Progress::Done;
+                }
+                if c.read_closed() {
+                    finish_msghdr(msg);
+                    self.cq.finish(id, done as i32, 0);
+                    return Progress::Done;
+                }
+                if !c.established && c.phase != Phase::Connecting {
+                    self.cq.fail(id, errno::ENOTCONN);
+                    return Progress::Done;
+                }
+                if msg_flags & MSG_DONTWAIT != 0 && rounds == 0 {
+                    let res = if done > 0 {
+                        done as i32
+                    } else {
+                        errno::EAGAIN.as_res()
+                    };
+                    self.cq.finish(id, res, 0);
+                    return Progress::Done;
+                }
+                return Progress::Wait;
+            }
+            let Some(group) = group else {
+                // The application's buffer (or RECVMSG's iovecs).
+                let peek = msg_flags & MSG_PEEK != 0;
+                let s = self.conns.get_mut(cid).sock();
+                let copied = if iovlen > 0 && !peek {
+                    usermem::for_each_iov(addr, iovlen, done as u64, |seg| {
+                        s.recv_slice(seg).unwrap_or(0)
+                    })
+                } else {
+                    let n = ((len - done) as usize).min(avail);
+                    let base = if iovlen > 0 {
+                        first_iov_base(addr)
+                    } else {
+                        Ok(addr + done as u64)
+                    };
+                    base.and_then(|b| usermem::slice_mut(b, n)).map(|dst| {
+                        if peek {
+                            s.peek_slice(dst).unwrap_or(0)
+                        } else {
+                            s.recv_slice(dst).unwrap_or(0)
+                        }
+                    })
+                };
+                let got = match copied {
+                    Ok(n) => n,
+                    Err(e) => {
+                        self.cq.finish(id, e, 0);
+                        return Progress::Done;
+                    }
+                };
+                let rest = self.conns.get(cid).sock_ref().recv_queue();
+                let total = done + got as u32;
+                if got > 0 {
+                    self.conns.mark_dirty(cid);
+                }
+                if msg_flags & MSG_WAITALL != 0 && total < len {
+                    if let OpKind::Recv { done, .. } = &mut self.cq.ops.get_mut(id).kind {
+                        *done = total;
+                    }
+                    continue;
+                }
+                let flags = if rest > 0 {
+                    IORING_CQE_F_SOCK_NONEMPTY
+                } else {
+                    0
+                };
+                finish_msghdr(msg);
+                self.cq.finish(id, total as i32, flags);
+                return Progress::Done;
+            };
+            // Provided buffers: pick one only when there is data to put in it.
+            let Some(b) = self.bufs.select(group) else {
+                self.cq.fail(id, errno::ENOBUFS);
+                return Progress::Done;
+            };
+            if b.len < reserve {
+                // The buffer cannot hold the recvmsg header area.
+                self.cq.fail(id, errno::EFAULT);
+                return Progress::Done;
+            }
+            let mut n = ((b.len - reserve) as usize).min(avail);
+            if len > 0 && reserve == 0 {
+                n = n.min(len as usize);
+            }
+            let dst = match usermem::slice_mut(b.addr + reserve as u64, n) {
+                Ok(d) => d,
+                Err(e) => {
+                    self.cq.finish(id, e, 0);
+                    return Progress::Done;
+                }
+            };
+            let s = self.conns.get_mut(cid).sock();
+            let mut got = s.recv_slice(dst).unwrap_or(0);
+            let rest = s.recv_queue();
+            if reserve > 0 {
+                if let Err(e) = write_recvmsg_out(b, reserve, got as u32) {
+                    self.cq.fail(id, e);
+                    return Progress::Done;
+                }
+                got += reserve as usize;
+            }
+            self.bufs.commit(group);
+            self.conns.mark_dirty(cid);
+            let mut flags = buf_flags(b.bid);
+            if rest > 0 {
+                flags |= IORING_CQE_F_SOCK_NONEMPTY;
+            }
+            if !multishot {
+                self.cq.finish(id, got as i32, flags);
+                return Progress::Done;
+            }
+            if !self.cq.post_more(id, got as i32, flags) {
+                // CQ full or backlog: the bytes travelled in the final CQE.
+                return Progress::Done;
+            }
+            rounds += 1;
+            if rounds >= MULTISHOT_MAX_RETRY && rest > 0 {
+                return Progress::Yield;
+            }
+        }
+    }
+
+    pub(crate) fn op_send(&mut self, sqe: &Sqe) -> OpResult {
+        let write = sqe.opcode == IORING_OP_WRITE;
+        let zc = matches!(sqe.opcode, IORING_OP_SEND_ZC | IORING_OP_SENDMSG_ZC);
+        let allowed = match (write, zc) {
+            (true, _) => 0,
+            (false, true) => IORING_RECVSEND_POLL_FIRST | IORING_SEND_ZC_REPORT_USAGE,
+            (false, false) => IORING_RECVSEND_POLL_FIRST,
+        };
+        if sqe.ioprio & !allowed != 0 {
+            // Includes IORING_RECVSEND_FIXED_BUF: no registered buffers.
+            return Err(errno::EINVAL);
+        }
+        if zc && sqe.flags & IOSQE_CQE_SKIP_SUCCESS != 0 {
+            return Err(errno::EINVAL);
+        }
+        let is_msg = matches!(sqe.opcode, IORING_OP_SENDMSG | IORING_OP_SENDMSG_ZC);
+        let msg_flags = if write {
+            0
+        } else {
+            sqe.op_flags | MSG_NOSIGNAL
+        };
+        if !write && !is_msg && (sqe.off != 0 || sqe.file_index != 0) {
+            // sendto addresses on a connected TCP socket.
+            return Err(errno::EISCONN);
+        }
+        // Linux: send on a never-connected or listening TCP socket is -EPIPE.
+        let cid = self.conn_of(sqe.fd).map_err(|e| {
+            if e == errno::ENOTCONN {
+                errno::EPIPE
+            } else {
+                e
+            }
+        })?;
+        // SENDMSG: gather from the msghdr's iovecs (read once, at submission).
+        let (addr, len, iovlen) = if is_msg {
+            let (iov, n, _, _) = usermem::read_msghdr(sqe.addr).map_err(errno::from_res)?;
+            let total = usermem::iov_total(iov, n).map_err(errno::from_res)?;
+            (iov, total.min(i32::MAX as u64) as u32, n)
+        } else {
+            usermem::check(sqe.addr, sqe.len as usize).map_err(errno::from_res)?;
+            (sqe.addr, sqe.len, 0)
+        };
+        let kind = OpKind::Send {
+            addr,
+            len,
+            iovlen,
+            done: 0,
+            waitall: msg_flags & MSG_WAITALL != 0,
+            zc: match (zc, sqe.ioprio & IORING_SEND_ZC_REPORT_USAGE != 0) {
+                (false, _) => ZeroCopy::No,
+                (true, false) => ZeroCopy::Notify,
+                (true, true) => ZeroCopy::ReportUsage,
+            },
+        };
+        let first = self.cq.ops.conn(cid).send.is_empty();
+        let id = self.park(sqe, kind, Owner::Send(cid));
+        if first {
+            if let Progress::Wait = self.try_send(cid, id) {
+                if msg_flags & MSG_DONTWAIT != 0 {
+                    let done = match self.cq.ops.get(id).kind {
+                        OpKind::Send { done, .. } => done,
+                        _ => 0,
+                    };
+                    let res = if done > 0 {
+                        done as i32
+                    } else {
+                        errno::EAGAIN.as_res()
+                    };
+                    self.cq.finish(id, res, 0);
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Advances send `id` on `cid`: queues what fits in the socket buffer.
+    pub(crate) fn try_send(&mut self, cid: ConnId, id: OpId) -> Progress {
+        let OpKind::Send {
+            addr,
+            len,
+            done,
+            waitall,
+            iovlen,
+            ..
+        } = self.cq.ops.get(id).kind
+        else {
+            return Progress::Wait;
+        };
+        let c = self.conns.get_mut(cid);
+        if c.is_reset() {
+            // The reset is reported once; after that the socket is just closed.
+            let res = match (done, c.reset) {
+                (1.., _) => done as i32,
+                (0, Reset::Pending) => errno::ECONNRESET.as_res(),
+                (0, _) => errno::EPIPE.as_res(),
+            };
+            c.reset = Reset::Reported;
+            self.cq.finish(id, res, 0);
+            return Progress::Done;
+        }
+        if c.write == WriteSide::Shut || (c.established && !c.sock_ref().may_send()) {
+            let res = if done > 0 {
+                done as i32
+            } else {
+                errno::EPIPE.as_res()
+            };
+            self.cq.finish(id, res, 0);
+            return Progress::Done;
+        }
+        if !c.established {
+            if c.phase == Phase::Connecting {
+                return Progress::Wait;
+            }
+            self.cq.fail(id, errno::ENOTCONN);
+            return Progress::Done;
+        }
+        let s = c.sock();
+        let sent = if iovlen > 0 {
+            usermem::for_each_iov(addr, iovlen, done as u64, |seg| {
+                s.send_slice(seg).unwrap_or(0)
+            })
+        } else {
+            usermem::slice(addr + done as u64, (len - done) as usize)
+                .map(|src| s.send_slice(src).unwrap_or(0))
+        };
+        let n = match sent {
+            Ok(n) => n as u32,
+            Err(e) => {
+                self.cq.finish(id, e, 0);
+                return Progress::Done;
+            }
+        };
+        if n > 0 {
+            self.conns.mark_dirty(cid);
+        }
+        let total = done + n;
+        if total == len || (!waitall && total > 0) || len == 0 {
+            self.cq.finish(id, total as i32, 0);
+            return Progress::Done;
+        }
+        if let OpKind::Send { done, .. } = &mut self.cq.ops.get_mut(id).kind {
+            *done = total;
+        }
+        Progress::Wait
+    }
+
+    pub(crate) fn op_provide_buffers(&mut self, sqe: &Sqe) -> OpResult {
+        let bgid = sqe.buf_index;
+        if self.bufs.is_ring(bgid) {
+            return Err(errno::EINVAL);
+        }
+        let count = sqe.fd;
+        if count <= 0 || sqe.off > u16::MAX as u64 {
+            return Err(errno::EINVAL);
+        }
+        usermem::check(sqe.addr, sqe.len as usize * count as usize).map_err(errno::from_res)?;
+        self.bufs
+            .provide(bgid, sqe.addr, sqe.len, count as u32, sqe.off as u32)?;
+        Ok(Some((0, 0)))
+    }
+
+    pub(crate) fn op_remove_buffers(&mut self, sqe: &Sqe) -> OpResult {
+        if sqe.fd <= 0 || sqe.addr != 0 || sqe.off != 0 || sqe.len != 0 {
+            return Err(errno::EINVAL);
+        }
+        if self.bufs.is_ring(sqe.buf_index) {
+            // A ring-mapped group is not a legacy list.
+            return Err(errno::EINVAL);
+        }
+        let n = self.bufs.remove(sqe.buf_index, sqe.fd as u32)?;
+        Ok(Some((n as i32, 0)))
+    }
+}
+
+/// CQE flags of a completion that consumed provided buffer `bid`.
+fn buf_flags(bid: u16) -> u32 {
+    IORING_CQE_F_BUFFER | ((bid as u32) << IORING_CQE_BUFFER_SHIFT)
+}
+
+/// The base address of the first iovec at `iov`.
+fn first_iov_base(iov: u64) -> Result<u64, i32> {
+    usermem::read::<libc::iovec>(iov).map(|v| v.iov_base as u64)
+}
+
+/// Writes the `io_uring_recvmsg_out` header of a multishot RECVMSG buffer.
+/// TCP has no source address and ringline no control messages: both are 0.
+fn write_recvmsg_out(b: Selected, reserve: u32, payload: u32) -> Result<(), Errno> {
+    if b.len < reserve {
+        return Err(errno::EFAULT);
+    }
+    usermem::write(
+        b.addr,
+        RecvmsgOut {
+            namelen: 0,
+            controllen: 0,
+            payloadlen: payload,
+            flags: 0,
+        },
+    )
+    .map_err(errno::from_res)
+}
+
+/// RECVMSG completion: the kernel writes back `msg_flags` (and TCP reports
+/// no name or control data).
+fn finish_msghdr(msg: u64) {
+    if msg == 0 {
+        return;
+    }
+    let _ = usermem::write::<u32>(
+        msg + core::mem::offset_of!(libc::msghdr, msg_namelen) as u64,
+        0,
+    );
+    let _ = usermem::write::<usize>(
+        msg + core::mem::offset_of!(libc::msghdr, msg_controllen) as u64,
+        0,
+    );
+    let _ = usermem::write::<i32>(
+        msg + core::mem::offset_of!(libc::msghdr, msg_flags) as u64,
+        0,
+    );
+}

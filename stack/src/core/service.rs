@@ -1,0 +1,109 @@
+//! Servicing the connections something happened to (the ready set, O(ready)
+//! per step): the handshake completing or failing, the connection moving to
+//! its listener's accept queue, receives, sends and polls advancing, and
+//! orphans draining until TCP is done.
+
+use smoltcp::socket::tcp::State as S;
+
+use super::conns::{Phase, Reset};
+use super::{Core, Progress};
+use crate::errno;
+use crate::ids::ConnId;
+
+impl Core {
+    /// Services every connection on the ready set once.
+    pub(crate) fn run_ready(&mut self) {
+        let work = self.conns.take_ready();
+        for &cid in &work {
+            if self.conns.is_live(cid) {
+                self.service(cid);
+            }
+        }
+        self.conns.end_ready(work);
+    }
+
+    /// Reacts to whatever happened to `cid`: state changes, data, space, EOF.
+    fn service(&mut self, cid: ConnId) {
+        let c = self.conns.get_mut(cid);
+        let (state, _) = c.observe();
+        match c.phase {
+            Phase::Free | Phase::Queued(_) => {}
+            Phase::Handshake(lid) => {
+                if c.established {
+                    if self.listeners.handshake_done(lid, cid) {
+                        self.conns.get_mut(cid).phase = Phase::Queued(lid);
+                        self.service_listener(lid);
+                    } else {
+                        // Its listener closed meanwhile.
+                        c.abort_orphan();
+                        self.conns.mark_dirty(cid);
+                    }
+                } else if state == S::Closed {
+                    self.listeners.handshake_failed(lid);
+                    self.release_conn(cid);
+                }
+            }
+            Phase::Connecting => {
+                if c.established {
+                    c.phase = Phase::Open;
+                    if let Some(op) = self.cq.ops.conn(cid).connect {
+                        self.cq.finish(op, 0, 0);
+                    }
+                    self.service_open(cid);
+                } else if state == S::Closed {
+                    let timed_out = self.now_us.saturating_sub(c.started_us)
+                        >= self.cfg.handshake_timeout.as_micros() as u64;
+                    let err = if timed_out {
+                        errno::ETIMEDOUT
+                    } else {
+                        errno::ECONNREFUSED
+                    };
+                    c.phase = Phase::Open;
+                    if c.reset == Reset::No {
+                        c.reset = Reset::Pending;
+                    }
+                    self.conns.unbind_tuple(cid);
+                    self.conns.timers.cancel(cid.index() as u32);
+                    if let Some(op) = self.cq.ops.conn(cid).connect {
+                        self.cq.fail(op, err);
+                    }
+                    self.service_open(cid);
+                }
+            }
+            Phase::Open => self.service_open(cid),
+            Phase::Orphan => {
+                // Nobody will read: discard what arrives so the window stays open.
+                let s = c.sock();
+                while s.can_recv() {
+                    if s.recv(|b| (b.len(), ())).is_err() {
+                        break;
+                    }
+                }
+                if state == S::Closed {
+                    self.release_conn(cid);
+                }
+            }
+        }
+    }
+
+    /// Advances an open connection's receives (FIFO), sends, then polls.
+    pub(crate) fn service_open(&mut self, cid: ConnId) {
+        while let Some(op) = self.cq.ops.conn(cid).recv.front() {
+            match self.try_recv(cid, op) {
+                Progress::Done => continue,
+                Progress::Wait => break,
+                Progress::Yield => {
+                    self.conns.mark_ready(cid);
+                    break;
+                }
+            }
+        }
+        while let Some(op) = self.cq.ops.conn(cid).send.front() {
+            match self.try_send(cid, op) {
+                Progress::Done => continue,
+                _ => break,
+            }
+        }
+        self.wake_polls(cid);
+    }
+}

@@ -1,0 +1,419 @@
+//! Socket executors: SOCKET, BIND, LISTEN, ACCEPT, CONNECT, CLOSE, SHUTDOWN
+//! (and NOP), with the accept queue's completion.
+
+use std::net::Ipv4Addr;
+
+use ringline_ring::abi::*;
+use smoltcp::socket::tcp;
+use smoltcp::wire::IpAddress;
+
+use super::conns::{tuple_key, Phase, Reset, WriteSide};
+use super::fds::Fd;
+use super::{Core, OpResult};
+use crate::errno::{self, Errno};
+use crate::ids::{ConnId, ListenerId};
+use crate::ops::{OpKind, Owner};
+use crate::usermem;
+
+const SOCK_NONBLOCK: u64 = libc::SOCK_NONBLOCK as u64;
+const SOCK_CLOEXEC: u64 = libc::SOCK_CLOEXEC as u64;
+
+impl Core {
+    pub(crate) fn op_nop(&mut self, sqe: &Sqe) -> OpResult {
+        if sqe.op_flags & !IORING_NOP_INJECT_RESULT != 0 {
+            return Err(errno::EINVAL);
+        }
+        let res = if sqe.op_flags & IORING_NOP_INJECT_RESULT != 0 {
+            sqe.len as i32
+        } else {
+            0
+        };
+        Ok(Some((res, 0)))
+    }
+
+    pub(crate) fn op_socket(&mut self, sqe: &Sqe) -> OpResult {
+        if sqe.op_flags != 0 || sqe.file_index != 0 {
+            return Err(errno::EINVAL);
+        }
+        if sqe.fd != libc::AF_INET {
+            return Err(errno::EAFNOSUPPORT);
+        }
+        let ty = sqe.off;
+        if ty & !(0xf | SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
+            return Err(errno::EINVAL);
+        }
+        if ty & 0xf != libc::SOCK_STREAM as u64 {
+            return Err(errno::EPROTONOSUPPORT);
+        }
+        if sqe.len != 0 && sqe.len != libc::IPPROTO_TCP as u32 {
+            return Err(errno::EPROTONOSUPPORT);
+        }
+        Ok(Some((self.fds.alloc(Fd::Fresh { port: 0 }), 0)))
+    }
+
+    /// A free ephemeral port (nothing bound or listening on it).
+    fn pick_free_port(&mut self) -> Option<u16> {
+        let listeners = &self.listeners;
+        self.fds.pick_port(|p| listeners.is_listening(p))
+    }
+
+    pub(crate) fn op_bind(&mut self, sqe: &Sqe) -> OpResult {
+        let cur = match self.fds.get(sqe.fd) {
+            None => return Err(errno::EBADF),
+            Some(Fd::Fresh { port }) => port,
+            Some(_) => return Err(errno::EINVAL),
+        };
+        if cur != 0 {
+            return Err(errno::EINVAL);
+        }
+        let (ip, port) = read_sockaddr(sqe.addr, sqe.off)?;
+        if !ip.is_unspecified() && ip != self.host.ip {
+            return Err(errno::EADDRNOTAVAIL);
+        }
+        let port = if port == 0 {
+            self.pick_free_port().ok_or(errno::EADDRINUSE)?
+        } else {
+            if self.fds.is_bound(port) || self.listeners.is_listening(port) {
+                return Err(errno::EADDRINUSE);
+            }
+            port
+        };
+        self.fds.bind(port, sqe.fd);
+        self.fds.set(sqe.fd, Fd::Fresh { port });
+        Ok(Some((0, 0)))
+    }
+
+    pub(crate) fn op_listen(&mut self, sqe: &Sqe) -> OpResult {
+        let backlog = (sqe.len.max(1)).min(self.cfg.somaxconn);
+        match self.fds.get(sqe.fd) {
+            None | Some(Fd::Free) => Err(errno::EBADF),
+            Some(Fd::Listener(lid)) => {
+                if let Some(l) = self.listeners.get_mut(lid) {
+                    l.backlog = backlog;
+                }
+                Ok(Some((0, 0)))
+            }
+            Some(Fd::Conn(_)) => Err(errno::EINVAL),
+            Some(Fd::Fresh { port }) => {
+                let port = if port == 0 {
+                    let p = self.pick_free_port().ok_or(errno::EADDRINUSE)?;
+                    self.fds.bind(p, sqe.fd);
+                    p
+                } else {
+                    port
+                };
+                let lid = self.listeners.open(port, backlog);
+                self.fds.set(sqe.fd, Fd::Listener(lid));
+                Ok(Some((0, 0)))
+            }
+        }
+    }
+
+    pub(crate) fn op_accept(&mut self, sqe: &Sqe) -> OpResult {
+        let allowed = IORING_ACCEPT_MULTISHOT | IORING_ACCEPT_DONTWAIT | IORING_ACCEPT_POLL_FIRST;
+        if sqe.ioprio & !allowed != 0 || sqe.len != 0 || sqe.buf_index != 0 {
+            return Err(errno::EINVAL);
+        }
+        if sqe.op_flags & !((libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) as u32) != 0 {
+            return Err(errno::EINVAL);
+        }
+        if sqe.file_index != 0 {
+            return Err(errno::EINVAL);
+        }
+        let lid = match self.fds.get(sqe.fd) {
+            None => return Err(errno::EBADF),
+            Some(Fd::Listener(lid)) => lid,
+            Some(_) => return Err(errno::EINVAL),
+        };
+        let multishot = sqe.ioprio & IORING_ACCEPT_MULTISHOT != 0;
+        if sqe.ioprio & IORING_ACCEPT_DONTWAIT != 0 && self.listeners.slot(lid.slot).queue.is_empty()
+        {
+            return Err(errno::EAGAIN);
+        }
+        let kind = OpKind::Accept {
+            multishot,
+            addr: sqe.addr,
+            addrlen: sqe.off,
+        };
+        self.park(sqe, kind, Owner::Accept(lid.slot));
+        self.complete_accepts(lid);
+        Ok(None)
+    }
+
+    /// Pairs queued connections with waiting ACCEPTs, then tells the
+    /// listener's polls.
+    pub(crate) fn service_listener(&mut self, lid: ListenerId) {
+        self.complete_accepts(lid);
+        self.wake_listener_polls(lid.slot);
+    }
+
+    fn complete_accepts(&mut self, lid: ListenerId) {
+        loop {
+            let Some(l) = self.listeners.get_mut(lid) else {
+                return;
+            };
+            let (Some(op), Some(&cid)) = (self.cq.ops.listener(lid.slot).accept.front(), l.queue.front())
+            else {
+                return;
+            };
+            let OpKind::Accept {
+                multishot,
+                addr,
+                addrlen,
+            } = self.cq.ops.get(op).kind
+            else {
+                return;
+            };
+            l.queue.pop_front();
+            let more = !l.queue.is_empty();
+            let fd = self.fds.alloc(Fd::Conn(cid));
+            let c = self.conns.get_mut(cid);
+            c.fd = fd;
+            c.phase = Phase::Open;
+            let (rip, rport) = (c.remote_ip, c.remote_port);
+            self.stats.accepted += 1;
+            if addr != 0 {
+                if let Err(e) = write_sockaddr(addr, addrlen, rip, rport) {
+                    // The connection is not lost: it stays open under `fd`, as in Linux
+                    // where the fd is installed before the address copy fails.
+                    self.cq.fail(op, e);
+                    continue;
+                }
+            }
+            let flags = if more { IORING_CQE_F_SOCK_NONEMPTY } else { 0 };
+            if multishot {
+                // CQ full: the multishot ends with this connection in its final CQE.
+                self.cq.post_more(op, fd, flags);
+            } else {
+                self.cq.finish(op, fd, flags);
+            }
+            // Data may have arrived before the accept; pending work is picked up
+            // when ops are submitted on the new socket.
+        }
+    }
+
+    pub(crate) fn op_connect(&mut self, sqe: &Sqe) -> OpResult {
+        let port = match self.fds.get(sqe.fd) {
+            None | Some(Fd::Free) => return Err(errno::EBADF),
+            Some(Fd::Fresh { port }) => port,
+            Some(Fd::Conn(cid)) => {
+                return Err(if self.conns.get(cid).phase == Phase::Connecting {
+                    errno::EALREADY
+                } else {
+                    errno::EISCONN
+                });
+            }
+            Some(Fd::Listener(_)) => return Err(errno::EISCONN),
+        };
+        let (rip, rport) = read_sockaddr(sqe.addr, sqe.off)?;
+        if rip.is_unspecified() || rip == self.host.ip || rip.is_broadcast() || rip.is_multicast() {
+            return Err(errno::ENETUNREACH);
+        }
+        if rport == 0 {
+            return Err(errno::ECONNREFUSED);
+        }
+        if !self.host.on_link(rip) && !self.host.has_gateway() {
+            return Err(errno::ENETUNREACH);
+        }
+        let lport = if port != 0 {
+            if self.conns.has_tuple(tuple_key(rip, rport, port)) {
+                return Err(errno::EADDRNOTAVAIL);
+            }
+            port
+        } else {
+            let (listeners, conns) = (&self.listeners, &self.conns);
+            self.fds
+                .pick_port(|p| {
+                    listeners.is_listening(p) || conns.has_tuple(tuple_key(rip, rport, p))
+                })
+                .ok_or(errno::EADDRNOTAVAIL)?
+        };
+        let cid = self.conns.alloc(self.now_us).ok_or(errno::ENOBUFS)?;
+        let c = self.conns.get_mut(cid);
+        c.phase = Phase::Connecting;
+        c.remote_ip = rip;
+        c.remote_port = rport;
+        c.local_port = lport;
+        c.fd = sqe.fd;
+        if c
+            .sock()
+            .connect(self.iface.context(), (IpAddress::Ipv4(rip), rport), lport)
+            .is_err()
+        {
+            self.release_conn(cid);
+            return Err(errno::EINVAL);
+        }
+        c.last_state = tcp::State::SynSent;
+        self.conns.bind_tuple(cid, tuple_key(rip, rport, lport));
+        if port != 0 {
+            self.fds.unbind(port);
+        }
+        self.fds.set(sqe.fd, Fd::Conn(cid));
+        self.park(sqe, OpKind::Connect, Owner::Connect(cid));
+        self.stats.connects += 1;
+        self.conns.mark_dirty(cid);
+        Ok(None)
+    }
+
+    pub(crate) fn op_close(&mut self, sqe: &Sqe) -> OpResult {
+        if sqe.file_index != 0 || sqe.off != 0 || sqe.addr != 0 || sqe.len != 0 {
+            return Err(errno::EINVAL);
+        }
+        match self.fds.get(sqe.fd) {
+            None | Some(Fd::Free) => Err(errno::EBADF),
+            Some(Fd::Fresh { port }) => {
+                if port != 0 {
+                    self.fds.unbind(port);
+                }
+                self.fds.free(sqe.fd);
+                Ok(Some((0, 0)))
+            }
+            Some(Fd::Listener(lid)) => {
+                self.close_listener(lid);
+                self.fds.free(sqe.fd);
+                Ok(Some((0, 0)))
+            }
+            Some(Fd::Conn(cid)) => {
+                self.cancel_conn_ops(cid, errno::ECANCELED);
+                self.fds.free(sqe.fd);
+                self.close_conn(cid);
+                Ok(Some((0, 0)))
+            }
+        }
+    }
+
+    /// The application let go of connection `cid` (its ops are gone): free
+    /// it if TCP is done, else orphan it to finish (FIN, or RST when unread
+    /// data is left, as Linux does).
+    fn close_conn(&mut self, cid: ConnId) {
+        let c = self.conns.get_mut(cid);
+        c.fd = -1;
+        if c.sock_ref().state() == tcp::State::Closed || c.key.is_none() {
+            self.release_conn(cid);
+            return;
+        }
+        if c.sock_ref().recv_queue() > 0 {
+            c.abort_orphan();
+        } else {
+            c.sock().close();
+            c.phase = Phase::Orphan;
+        }
+        self.conns.mark_dirty(cid);
+    }
+
+    fn close_listener(&mut self, lid: ListenerId) {
+        let port = self.listeners.slot(lid.slot).port;
+        self.fds.unbind(port);
+        loop {
+            let l = self.cq.ops.listener(lid.slot);
+            let Some(id) = l.accept.front().or(l.poll.front()) else {
+                break;
+            };
+            self.cq.fail(id, errno::ECANCELED);
+        }
+        let q = self.listeners.close(lid);
+        for &cid in &q {
+            self.conns.get_mut(cid).abort_orphan();
+            self.conns.mark_dirty(cid);
+        }
+        self.listeners.release(lid, q);
+    }
+
+    pub(crate) fn op_shutdown(&mut self, sqe: &Sqe) -> OpResult {
+        if sqe.off != 0 || sqe.addr != 0 || sqe.op_flags != 0 || sqe.buf_index != 0 {
+            return Err(errno::EINVAL);
+        }
+        let how = sqe.len as i32;
+        if !(libc::SHUT_RD..=libc::SHUT_RDWR).contains(&how) {
+            return Err(errno::EINVAL);
+        }
+        let cid = self.conn_of(sqe.fd)?;
+        let c = self.conns.get_mut(cid);
+        if !c.established || c.reset != Reset::No {
+            return Err(errno::ENOTCONN);
+        }
+        if how == libc::SHUT_RD || how == libc::SHUT_RDWR {
+            c.read = c.read.on_shut();
+        }
+        if (how == libc::SHUT_WR || how == libc::SHUT_RDWR) && c.write == WriteSide::Open {
+            c.write = WriteSide::Shut;
+            c.sock().close();
+        }
+        self.conns.mark_dirty(cid);
+        self.service_open(cid);
+        Ok(Some((0, 0)))
+    }
+}
+
+/// Reads a `sockaddr_in` named by `addr`/`addrlen` (value).
+fn read_sockaddr(addr: u64, addrlen: u64) -> Result<(Ipv4Addr, u16), Errno> {
+    if addrlen < core::mem::size_of::<libc::sockaddr_in>() as u64 {
+        return Err(errno::EINVAL);
+    }
+    let sa: libc::sockaddr_in = usermem::read(addr).map_err(errno::from_res)?;
+    if sa.sin_family != libc::AF_INET as libc::sa_family_t {
+        return Err(errno::EAFNOSUPPORT);
+    }
+    Ok((
+        Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)),
+        u16::from_be(sa.sin_port),
+    ))
+}
+
+/// Writes the peer address for ACCEPT (`addrlen` is a `socklen_t *`, or 0).
+fn write_sockaddr(addr: u64, addrlen: u64, ip: Ipv4Addr, port: u16) -> Result<(), Errno> {
+    let full = core::mem::size_of::<libc::sockaddr_in>();
+    let room = if addrlen != 0 {
+        usermem::read::<u32>(addrlen).map_err(errno::from_res)? as usize
+    } else {
+        full
+    };
+    let bytes = sockaddr_bytes(ip, port);
+    let n = room.min(full);
+    usermem::slice_mut(addr, n)
+        .map_err(errno::from_res)?
+        .copy_from_slice(&bytes[..n]);
+    if addrlen != 0 {
+        usermem::write::<u32>(addrlen, full as u32).map_err(errno::from_res)?;
+    }
+    Ok(())
+}
+
+/// A `sockaddr_in` as bytes, in the machine's layout.
+fn sockaddr_bytes(ip: Ipv4Addr, port: u16) -> [u8; 16] {
+    let family = libc::AF_INET as libc::sa_family_t;
+    let mut b = [0u8; 16];
+    b[0..2].copy_from_slice(&family.to_ne_bytes());
+    b[2..4].copy_from_slice(&port.to_be_bytes());
+    b[4..8].copy_from_slice(&ip.octets());
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sockaddrs_round_trip() {
+        let ip = Ipv4Addr::new(192, 0, 2, 7);
+        let b = sockaddr_bytes(ip, 8080);
+        assert_eq!(read_sockaddr(b.as_ptr() as u64, 16), Ok((ip, 8080)));
+        assert_eq!(read_sockaddr(b.as_ptr() as u64, 15), Err(errno::EINVAL));
+        let mut out = [0u8; 16];
+        let mut len: u32 = 16;
+        write_sockaddr(
+            out.as_mut_ptr() as u64,
+            &mut len as *mut u32 as u64,
+            ip,
+            8080,
+        )
+        .unwrap();
+        assert_eq!((out, len), (b, 16));
+        let mut v6 = b;
+        v6[0..2].copy_from_slice(&(libc::AF_INET6 as libc::sa_family_t).to_ne_bytes());
+        assert_eq!(
+            read_sockaddr(v6.as_ptr() as u64, 16),
+            Err(errno::EAFNOSUPPORT)
+        );
+    }
+}

@@ -1,0 +1,360 @@
+//! TIMEOUT and LINK_TIMEOUT: a min-heap of (deadline, op) with lazy
+//! deletion, and the TIMEOUTs that complete after a number of CQEs.
+//!
+//! Lazy deletion: cancelling, completing or re-timing a timeout does not
+//! search the heap. An entry is only acted on when it comes due AND its op
+//! is still a live, armed timeout whose current deadline equals the entry's;
+//! anything else is a stale entry and is dropped when popped. Re-timing
+//! pushes a new entry (the old one goes stale). So every heap operation is
+//! O(log n), and a stale entry costs one pop later.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use ringline_ring::abi::*;
+
+use super::{Core, OpResult};
+use crate::errno::{self, Errno};
+use crate::ids::OpId;
+use crate::ops::{OpKind, Owner};
+use crate::usermem;
+
+/// A TIMEOUT that completes once the CQE count reaches `target`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Counted {
+    target: u64,
+    op: OpId,
+    /// Its deadline when counted (an update makes it a plain timer).
+    at_us: u64,
+}
+
+/// See the module docs.
+#[derive(Default)]
+pub(crate) struct Timeouts {
+    heap: BinaryHeap<Reverse<(u64, OpId)>>,
+    counted: Vec<Counted>,
+}
+
+impl Timeouts {
+    /// Adds a heap entry for `op` at `at_us`.
+    pub(crate) fn arm(&mut self, at_us: u64, op: OpId) {
+        self.heap.push(Reverse((at_us, op)));
+    }
+
+    /// The next entry due at or before `now_us` (maybe stale: the caller
+    /// checks it against the op).
+    pub(crate) fn pop_due(&mut self, now_us: u64) -> Option<(u64, OpId)> {
+        match self.heap.peek() {
+            Some(&Reverse((at, id))) if at <= now_us => {
+                self.heap.pop();
+                Some((at, id))
+            }
+            _ => None,
+        }
+    }
+
+    /// The earliest entry's time (maybe stale: then an early wake-up).
+    pub(crate) fn next_at(&self) -> Option<u64> {
+        self.heap.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Whether any TIMEOUT waits for a CQE count.
+    pub(crate) fn has_counted(&self) -> bool {
+        !self.counted.is_empty()
+    }
+}
+
+/// Reads the application's `__kernel_timespec` at `addr` as µs: `EFAULT`
+/// for a bad address, `EINVAL` for a negative or unnormalised time.
+fn read_timespec_us(addr: u64) -> Result<u64, Errno> {
+    let ts: [i64; 2] = usermem::read(addr).map_err(errno::from_res)?;
+    if ts[0] < 0 || !(0..1_000_000_000).contains(&ts[1]) {
+        return Err(errno::EINVAL);
+    }
+    Ok((ts[0] as u64)
+        .saturating_mul(1_000_000)
+        .saturating_add(ts[1] as u64 / 1000))
+}
+
+impl Core {
+    /// Checks a TIMEOUT / LINK_TIMEOUT SQE as the kernel's prep does and
+    /// returns its deadline (µs of engine time) and, for a relative one, its
+    /// interval (what a multishot TIMEOUT re-arms with).
+    fn timeout_deadline(&self, sqe: &Sqe) -> Result<(u64, u64), Errno> {
+        const CLOCKS: u32 = IORING_TIMEOUT_BOOTTIME | IORING_TIMEOUT_REALTIME;
+        let flags = sqe.op_flags;
+        if sqe.len != 1 || sqe.buf_index != 0 || sqe.file_index != 0 {
+            return Err(errno::EINVAL);
+        }
+        let known =
+            IORING_TIMEOUT_ABS | CLOCKS | IORING_TIMEOUT_ETIME_SUCCESS | IORING_TIMEOUT_MULTISHOT;
+        if flags & !known != 0 || flags & CLOCKS == CLOCKS {
+            return Err(errno::EINVAL);
+        }
+        // A multishot timer repeats an interval; an absolute time has none.
+        if flags & IORING_TIMEOUT_MULTISHOT != 0 && flags & IORING_TIMEOUT_ABS != 0 {
+            return Err(errno::EINVAL);
+        }
+        let ts_us = read_timespec_us(sqe.addr)?;
+        let interval = if flags & IORING_TIMEOUT_ABS != 0 {
+            0
+        } else {
+            ts_us
+        };
+        Ok((self.deadline(flags, ts_us), interval))
+    }
+
+    /// Engine time of the TIMEOUT time `ts_us`: relative to now, or with
+    /// `IORING_TIMEOUT_ABS` in `flags` absolute on the clock they name
+    /// (CLOCK_MONOTONIC unless BOOTTIME or REALTIME), which the driver's
+    /// clock converts (a virtual clock takes it as engine time).
+    fn deadline(&self, flags: u32, ts_us: u64) -> u64 {
+        if flags & IORING_TIMEOUT_ABS == 0 {
+            return self.now_us.saturating_add(ts_us);
+        }
+        let clock = if flags & IORING_TIMEOUT_BOOTTIME != 0 {
+            libc::CLOCK_BOOTTIME
+        } else if flags & IORING_TIMEOUT_REALTIME != 0 {
+            libc::CLOCK_REALTIME
+        } else {
+            libc::CLOCK_MONOTONIC
+        };
+        self.clock.engine_time_of(clock, ts_us, self.now_us)
+    }
+
+    /// Arms LINK_TIMEOUT `sqe` on the running request `target`.
+    pub(crate) fn arm_link_timeout(&mut self, sqe: &Sqe, target: OpId) {
+        // A link timeout fires once: multishot makes no sense on it.
+        let at = match self.timeout_deadline(sqe).and_then(|(at, _)| {
+            match sqe.op_flags & IORING_TIMEOUT_MULTISHOT {
+                0 => Ok(at),
+                _ => Err(errno::EINVAL),
+            }
+        }) {
+            Ok(at) => at,
+            Err(e) => {
+                self.cq.post_error(sqe.user_data, e);
+                return;
+            }
+        };
+        let ops = &mut self.cq.ops;
+        let id = ops.insert(sqe.user_data, -1, OpKind::LinkTimeout { at_us: at, target });
+        ops.push(id, Owner::Timeout);
+        ops.get_mut(target).link_timeout = Some(id);
+        self.timeouts.arm(at, id);
+    }
+
+    pub(crate) fn op_timeout(&mut self, sqe: &Sqe) -> OpResult {
+        let (at, interval) = self.timeout_deadline(sqe)?;
+        let flags = sqe.op_flags;
+        let multishot = flags & IORING_TIMEOUT_MULTISHOT != 0;
+        let kind = OpKind::Timeout {
+            at_us: at,
+            // 0 marks a one-shot timer, so a multishot one of 0 s (which the
+            // kernel accepts) re-arms 1 µs later.
+            interval_us: if multishot { interval.max(1) } else { 0 },
+            // For a multishot TIMEOUT, `off` counts firings (0: unlimited).
+            repeats: if multishot { sqe.off as u32 } else { 0 },
+            etime_success: flags & IORING_TIMEOUT_ETIME_SUCCESS != 0,
+            clock: flags & (IORING_TIMEOUT_BOOTTIME | IORING_TIMEOUT_REALTIME),
+        };
+        let id = self.park(sqe, kind, Owner::Timeout);
+        self.timeouts.arm(at, id);
+        if sqe.off != 0 && !multishot {
+            // Completes with 0 once `off` more CQEs have been posted.
+            self.timeouts.counted.push(Counted {
+                target: self.cq.cqes.saturating_add(sqe.off),
+                op: id,
+                at_us: at,
+            });
+        }
+        Ok(None)
+    }
+
+    pub(crate) fn op_timeout_remove(&mut self, sqe: &Sqe) -> OpResult {
+        const UPDATES: u32 = IORING_TIMEOUT_UPDATE | IORING_LINK_TIMEOUT_UPDATE;
+        if sqe.len != 0 || sqe.buf_index != 0 || sqe.file_index != 0 {
+            return Err(errno::EINVAL);
+        }
+        let flags = sqe.op_flags;
+        if flags & UPDATES == 0 {
+            if flags != 0 {
+                return Err(errno::EINVAL);
+            }
+            let id = self.find_timeout(sqe.addr, false).ok_or(errno::ENOENT)?;
+            self.complete(sqe, 0, 0);
+            self.cq.fail(id, errno::ECANCELED);
+            return Ok(None);
+        }
+        // An update: `addr` names the timeout, `addr2` (the `off` field) the
+        // new time; only ABS may join the update flags (the timer keeps its
+        // clock).
+        if flags & !(UPDATES | IORING_TIMEOUT_ABS) != 0 || flags & UPDATES == UPDATES {
+            return Err(errno::EINVAL);
+        }
+        let ts_us = read_timespec_us(sqe.off)?;
+        let link = flags & IORING_LINK_TIMEOUT_UPDATE != 0;
+        let id = self.find_timeout(sqe.addr, link).ok_or(errno::ENOENT)?;
+        // The timer keeps its clock (a LINK_TIMEOUT's is not kept: MONOTONIC).
+        let clock = match self.cq.ops.get(id).kind {
+            OpKind::Timeout { clock, .. } => clock,
+            _ => 0,
+        };
+        let at = self.deadline(clock | (flags & IORING_TIMEOUT_ABS), ts_us);
+        match &mut self.cq.ops.get_mut(id).kind {
+            OpKind::Timeout {
+                at_us, interval_us, ..
+            } => {
+                *at_us = at;
+                // As in Linux, an updated timeout is a plain timer: no more
+                // completion count; a multishot one repeats the new interval.
+                if *interval_us != 0 {
+                    *interval_us = if flags & IORING_TIMEOUT_ABS != 0 {
+                        0
+                    } else {
+                        ts_us.max(1)
+                    };
+                }
+            }
+            OpKind::LinkTimeout { at_us, .. } => *at_us = at,
+            _ => unreachable!("find_timeout returns timeouts"),
+        }
+        self.timeouts.arm(at, id);
+        Ok(Some((0, 0)))
+    }
+
+    /// The pending TIMEOUT (or armed LINK_TIMEOUT, with `link`) whose
+    /// user_data is `ud`.
+    fn find_timeout(&mut self, ud: u64, link: bool) -> Option<OpId> {
+        self.find_op(|op| {
+            op.user_data == ud
+                && match op.kind {
+                    OpKind::Timeout { .. } => !link,
+                    OpKind::LinkTimeout { .. } => link,
+                    _ => false,
+                }
+        })
+    }
+
+    /// Fires every TIMEOUT and LINK_TIMEOUT due now.
+    pub(crate) fn expire_timeouts(&mut self) {
+        while let Some((at, id)) = self.timeouts.pop_due(self.now_us) {
+            let ops = &mut self.cq.ops;
+            if !ops.is_live(id) || ops.get(id).owner != Owner::Timeout {
+                continue;
+            }
+            match ops.get(id).kind {
+                OpKind::Timeout {
+                    at_us,
+                    interval_us,
+                    repeats,
+                    ..
+                } if at_us == at => self.fire_timeout(id, interval_us, repeats),
+                OpKind::LinkTimeout { at_us, target } if at_us == at => {
+                    let guarded = ops.is_live(target) && ops.get(target).link_timeout == Some(id);
+                    if guarded {
+                        // Detach first so the target's completion does not cancel us.
+                        ops.get_mut(target).link_timeout = None;
+                    }
+                    self.cq.fail(id, errno::ETIME);
+                    if guarded {
+                        self.cq.fail(target, errno::ECANCELED);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A TIMEOUT's timer fired. A one-shot TIMEOUT completes with `-ETIME`.
+    /// A multishot one posts `-ETIME` with `F_MORE` and re-arms one interval
+    /// later, until its last firing (`repeats` left, 0 = unlimited) or a CQ
+    /// with no room for the CQE (then, as in Linux, it completes).
+    fn fire_timeout(&mut self, id: OpId, interval_us: u64, repeats: u32) {
+        if interval_us == 0 || repeats == 1 {
+            self.cq.fail(id, errno::ETIME);
+            return;
+        }
+        if !self.cq.post_more(id, errno::ETIME.as_res(), 0) {
+            return;
+        }
+        let at = self.now_us.saturating_add(interval_us);
+        if let OpKind::Timeout {
+            at_us, repeats: r, ..
+        } = &mut self.cq.ops.get_mut(id).kind
+        {
+            *at_us = at;
+            *r = repeats.saturating_sub(1);
+        }
+        self.timeouts.arm(at, id);
+    }
+
+    /// Completes TIMEOUTs whose completion count was reached (checked once
+    /// per step; there are few of them).
+    pub(crate) fn check_counted_timeouts(&mut self) {
+        let mut i = 0;
+        while i < self.timeouts.counted.len() {
+            let Counted { target, op, at_us } = self.timeouts.counted[i];
+            let ops = &self.cq.ops;
+            let live = ops.is_live(op)
+                && matches!(ops.get(op).kind, OpKind::Timeout { at_us: at, interval_us: 0, .. } if at == at_us)
+                && ops.get(op).owner == Owner::Timeout;
+            if !live {
+                self.timeouts.counted.swap_remove(i);
+            } else if self.cq.cqes >= target {
+                self.timeouts.counted.swap_remove(i);
+                self.cq.finish(op, 0, 0);
+            } else {
+                i += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(i: usize) -> OpId {
+        OpId::from_index(i)
+    }
+
+    #[test]
+    fn heap_pops_in_deadline_order_and_only_when_due() {
+        let mut t = Timeouts::default();
+        t.arm(300, op(1));
+        t.arm(100, op(2));
+        t.arm(200, op(3));
+        assert_eq!(t.next_at(), Some(100));
+        assert_eq!(t.pop_due(99), None);
+        assert_eq!(t.pop_due(250), Some((100, op(2))));
+        assert_eq!(t.pop_due(250), Some((200, op(3))));
+        assert_eq!(t.pop_due(250), None);
+        assert_eq!(t.next_at(), Some(300));
+    }
+
+    #[test]
+    fn a_retimed_entry_leaves_a_stale_one_behind() {
+        // Re-timing pushes a second entry; the first is popped later and
+        // the caller, seeing the op's deadline differ, drops it.
+        let mut t = Timeouts::default();
+        t.arm(100, op(1));
+        t.arm(500, op(1));
+        assert_eq!(t.pop_due(1_000), Some((100, op(1))));
+        assert_eq!(t.pop_due(1_000), Some((500, op(1))));
+    }
+
+    #[test]
+    fn timespecs_are_checked() {
+        let good: [i64; 2] = [1, 500_000_000];
+        assert_eq!(read_timespec_us(&good as *const _ as u64), Ok(1_500_000));
+        let neg: [i64; 2] = [-1, 0];
+        assert_eq!(read_timespec_us(&neg as *const _ as u64), Err(errno::EINVAL));
+        let unnorm: [i64; 2] = [0, 1_000_000_000];
+        assert_eq!(
+            read_timespec_us(&unnorm as *const _ as u64),
+            Err(errno::EINVAL)
+        );
+        assert_eq!(read_timespec_us(0), Err(errno::EFAULT));
+    }
+}

@@ -1,0 +1,45 @@
+//! Errors as the kernel reports them: the ring crate's positive [`Errno`]
+//! (a CQE carries [`Errno::as_res`], `-errno`), and the values the engine
+//! uses, by name.
+
+pub(crate) use ringline_ring::app::Errno;
+
+macro_rules! errnos {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[doc = concat!("`", stringify!($name), "`")]
+            pub(crate) const $name: Errno = Errno(libc::$name);
+        )*
+    };
+}
+
+errnos!(
+    EADDRINUSE,
+    EADDRNOTAVAIL,
+    EAFNOSUPPORT,
+    EAGAIN,
+    EALREADY,
+    EBADF,
+    ECANCELED,
+    ECONNREFUSED,
+    ECONNRESET,
+    EEXIST,
+    EFAULT,
+    EINVAL,
+    EISCONN,
+    ENETUNREACH,
+    ENOBUFS,
+    ENOENT,
+    ENOTCONN,
+    EOPNOTSUPP,
+    EPIPE,
+    EPROTONOSUPPORT,
+    ETIME,
+    ETIMEDOUT,
+);
+
+/// The errno of a negative result (`-errno`) from the user-memory helpers.
+#[inline]
+pub(crate) fn from_res(res: i32) -> Errno {
+    Errno(res.wrapping_neg())
+}

@@ -1,0 +1,267 @@
+//! The NIC pump: the only part of the engine compiled once per NIC type. It
+//! moves frames between the NIC and the core: a receive burst (prefetched,
+//! classified by the core, fed to one connection's smoltcp socket each),
+//! and egress for the dirty connections (smoltcp dispatch into the NIC's
+//! frame buffers), then the transmit burst.
+
+mod device;
+
+use ringline_dataplane::{MacAddr, Nic, RX_BURST};
+use smoltcp::iface::{Config as IfaceConfig, Interface, PollResult, SocketSet};
+use smoltcp::phy::{Checksum, DeviceCapabilities, Medium};
+use smoltcp::time::Instant;
+use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
+
+use crate::config::EngineConfig;
+use crate::core::demux_peek_tuple;
+use crate::core::{Core, Ingress};
+use crate::hint::prefetch;
+use crate::ids::ConnId;
+use crate::l2::{self, Arp, ETH_HDR};
+pub(crate) use device::TxCounters;
+use device::Port;
+
+/// The device smoltcp sees over a pump, borrowing only the fields it needs
+/// (so the caller can still borrow the pump's empty socket set, and the
+/// core's interface and a connection's socket set).
+macro_rules! port {
+    ($p:expr, $rx:expr, $dst:expr) => {
+        Port {
+            nic: &mut $p.nic,
+            rx: $rx,
+            dst_mac: $dst,
+            src_mac: $p.mac,
+            caps: &$p.caps,
+            scratch: &mut $p.scratch,
+            tx: &mut $p.tx,
+        }
+    };
+}
+
+/// Bound on egress rounds per connection per step.
+const EGRESS_ROUNDS: usize = 64;
+/// How long a connection waits for an ARP answer before egress retries.
+const ARP_RETRY_US: u64 = 100_000;
+
+/// See the module docs.
+pub(crate) struct Pump<N: Nic> {
+    pub(crate) nic: N,
+    caps: DeviceCapabilities,
+    mac: MacAddr,
+    scratch: Vec<u8>,
+    rx_batch: Vec<N::Frame>,
+    /// The socket set of "no socket": smoltcp answers such segments with RST.
+    empty_set: SocketSet<'static>,
+    pub(crate) tx: TxCounters,
+    pub(crate) rx_frames: u64,
+    pub(crate) arp_tx: u64,
+}
+
+impl<N: Nic> Pump<N> {
+    /// A pump on `nic`, and the smoltcp interface configured for it.
+    pub(crate) fn new(nic: N, cfg: &EngineConfig, now_us: u64) -> (Self, Interface) {
+        let nic_caps = nic.caps();
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ip;
+        caps.max_transmission_unit = nic_caps.mtu;
+        caps.max_burst_size = None;
+        if nic_caps.rx_checksum_offload && nic_caps.tx_checksum_offload {
+            caps.checksum.ipv4 = Checksum::None;
+            caps.checksum.tcp = Checksum::None;
+        }
+        let mut pump = Pump {
+            nic,
+            caps,
+            mac: nic_caps.mac,
+            scratch: vec![0u8; 65536 + ETH_HDR],
+            rx_batch: Vec::with_capacity(RX_BURST),
+            empty_set: SocketSet::new(Vec::new()),
+            tx: TxCounters::default(),
+            rx_frames: 0,
+            arp_tx: 0,
+        };
+        let mut iface_cfg = IfaceConfig::new(HardwareAddress::Ip);
+        iface_cfg.random_seed = cfg.seed;
+        let mut port = port!(pump, None, l2::BROADCAST);
+        let mut iface = Interface::new(iface_cfg, &mut port, Instant::from_micros(now_us as i64));
+        iface.update_ip_addrs(|a| {
+            let _ = a.push(IpCidr::new(IpAddress::Ipv4(cfg.ip), cfg.prefix_len));
+        });
+        if let Some(gw) = cfg.gateway {
+            let _ = iface.routes_mut().add_default_ipv4_route(gw);
+        }
+        (pump, iface)
+    }
+
+    /// The NIC's MAC address.
+    pub(crate) fn mac(&self) -> MacAddr {
+        self.mac
+    }
+
+
+    /// Takes up to `rx_budget` frames from the NIC and feeds each where the
+    /// core says it goes. Returns how many.
+    pub(crate) fn poll_rx(&mut self, core: &mut Core) -> usize {
+        let mut total = 0;
+        let mut batch = std::mem::take(&mut self.rx_batch);
+        let budget = core.cfg.rx_budget;
+        let verify_ipv4 = !matches!(self.caps.checksum.ipv4, Checksum::None);
+        while total < budget {
+            let max = RX_BURST.min(budget - total);
+            let n = self.nic.rx_burst(&mut batch, max);
+            if n == 0 {
+                break;
+            }
+            total += n;
+            // The prefetch pass's demux results serve as hints, so a burst
+            // looks each tuple up once.
+            let hints = if n > 1 {
+                prefetch_burst(core, &batch)
+            } else {
+                [None; RX_BURST]
+            };
+            for (i, frame) in batch.drain(..).enumerate() {
+                match core.ingress(frame.as_ref(), hints[i], verify_ipv4) {
+                    Ingress::Conn { cid, ip, src_mac } => self.feed(core, cid, ip, src_mac),
+                    Ingress::NoSocket { ip, src_mac } => {
+                        let now = core.instant();
+                        let mut port = port!(self, Some(ip), src_mac);
+                        core.iface
+                            .poll_ingress_single(now, &mut port, &mut self.empty_set);
+                    }
+                    Ingress::Arp(to, arp) => self.send_arp(to, &arp),
+                    Ingress::Done => {}
+                }
+                self.nic.rx_release(frame);
+            }
+        }
+        self.rx_batch = batch;
+        self.rx_frames += total as u64;
+        total
+    }
+
+    /// Feeds one IP packet to `cid`'s socket; the connection is then due for
+    /// service and maybe egress.
+    fn feed(&mut self, core: &mut Core, cid: ConnId, ip: &[u8], src_mac: MacAddr) {
+        let now = core.instant();
+        let set = &mut core.conns.get_mut(cid).set;
+        let mut port = port!(self, Some(ip), src_mac);
+        core.iface.poll_ingress_single(now, &mut port, set);
+        core.conns.mark_ready(cid);
+        core.conns.mark_dirty(cid);
+    }
+
+    fn send_arp(&mut self, dst: MacAddr, arp: &Arp) {
+        let src = self.mac;
+        let mut build = |buf: &mut [u8]| {
+            l2::write_eth(buf, dst, src, l2::ETHERTYPE_ARP);
+            l2::write_arp(&mut buf[ETH_HDR..], arp);
+            buf[ETH_HDR + l2::ARP_LEN..].fill(0);
+        };
+        // Minimum Ethernet payload is 46 bytes; pad the 28-byte ARP.
+        if self.nic.tx_frame(ETH_HDR + 46, &mut build).is_ok() {
+            self.arp_tx += 1;
+        } else {
+            self.tx.dropped += 1;
+        }
+    }
+
+    /// Egress for the dirty connections, in order, while the NIC can take
+    /// frames. When it fills, the rest stay dirty, in order, for the next
+    /// step: re-polling every blocked connection each step would be work that
+    /// sends nothing (a livelock when a burst meets a full wire).
+    pub(crate) fn run_egress(&mut self, core: &mut Core) -> usize {
+        let n = core.conns.begin_egress();
+        let mut done = 0;
+        while done < n && self.nic.tx_ready() {
+            let next = core.conns.next_dirty(done);
+            done += 1;
+            if let Some(cid) = next {
+                self.egress(core, cid);
+            }
+        }
+        core.conns.end_egress(done);
+        done
+    }
+
+    fn egress(&mut self, core: &mut Core, cid: ConnId) {
+        let now = core.instant();
+        let hop = core.host.next_hop(core.conns.get(cid).remote_ip);
+        let Some(dst_mac) = core.neigh.lookup(hop) else {
+            if core.neigh.should_ask(hop, core.now_us) {
+                let req = Arp {
+                    op: l2::ARP_REQUEST,
+                    sha: self.mac,
+                    spa: core.host.ip,
+                    tha: [0; 6],
+                    tpa: hop,
+                };
+                self.send_arp(l2::BROADCAST, &req);
+            }
+            core.neigh.wait(cid);
+            // Re-check soon even if no reply comes (the request is rate-limited).
+            core.conns.arm_timer(cid, core.now_us + ARP_RETRY_US);
+            return;
+        };
+        let set = &mut core.conns.get_mut(cid).set;
+        let mut port = port!(self, None, dst_mac);
+        // Dispatch only while smoltcp says something is due now: asking
+        // `poll_at` is cheaper than a `dispatch` that finds nothing to send,
+        // which is the common case after input (a delayed ACK) and after the
+        // one segment of a request.
+        let mut at = core.iface.poll_at(now, set);
+        let mut rounds = 0;
+        while rounds < EGRESS_ROUNDS && matches!(at, Some(t) if t <= now) {
+            rounds += 1;
+            let sent = core.iface.poll_egress(now, &mut port, set);
+            at = core.iface.poll_at(now, set);
+            if sent == PollResult::None {
+                break;
+            }
+        }
+        let at_us = at.map(|t| t.total_micros() as u64);
+        core.conns.after_egress(cid, at_us, core.now_us);
+    }
+}
+
+/// Starts the cache misses a burst of frames will take, all at once,
+/// before any of them is processed (as DPDK applications do): first the
+/// frames' headers, then each frame's connection slot, op lists and timer
+/// node, then its socket and the receive op waiting on it. With thousands
+/// of connections these are misses to memory, and processing the frames
+/// one by one would wait for each in turn. Only a hint: a frame that does
+/// not parse here is simply not prefetched. Returns, per frame, the
+/// connection its tuple mapped to, a hint the core checks before trusting.
+fn prefetch_burst<F: AsRef<[u8]>>(core: &Core, batch: &[F]) -> [Option<ConnId>; RX_BURST] {
+    for f in batch {
+        let p = f.as_ref().as_ptr() as usize;
+        prefetch(p);
+        prefetch(p + 64);
+    }
+    let mut cids = [None; RX_BURST];
+    for (slot, f) in cids.iter_mut().zip(batch) {
+        if let Some(cid) = demux_peek_tuple(f.as_ref()).and_then(|k| core.conns.lookup(k)) {
+            *slot = Some(cid);
+            let c = core.conns.addr(cid);
+            prefetch(c);
+            prefetch(c + 64);
+            if let Some(t) = core.conns.timer_addr(cid) {
+                prefetch(t);
+            }
+            if let Some(l) = core.cq.ops.conn_addr(cid) {
+                prefetch(l);
+            }
+        }
+    }
+    for cid in cids.iter().take(batch.len()).flatten() {
+        let sock = core.conns.get(*cid).sock_addr;
+        for off in (0..std::mem::size_of::<smoltcp::socket::tcp::Socket>()).step_by(64) {
+            prefetch(sock + off);
+        }
+        // The receive the segment will complete.
+        if let Some(op) = core.cq.ops.conn(*cid).recv.front().and_then(|id| core.cq.ops.addr(id)) {
+            prefetch(op);
+        }
+    }
+    cids
+}
