@@ -143,8 +143,8 @@ impl RinglineBackend {
 
     /// One round: move the clock, step the app engine, then the peer engine.
     fn round(&mut self) {
-        let busy = self.app.driver().engine().has_pending_work()
-            || self.peer.driver().engine().has_pending_work();
+        let busy = self.app.driver().has_pending_work()
+            || self.peer.driver().has_pending_work();
         self.clock
             .fetch_add(if busy { 20 } else { 2_000 }, Ordering::Relaxed);
         self.rounds += 1;

@@ -72,15 +72,19 @@ const _: () = {
 };
 
 impl Sqe {
-    /// `buf_group`: alias of `buf_index` used with `IOSQE_BUFFER_SELECT`.
+    /// `buf_group`: alias of `buf_index`, the provided-buffer group of
+    /// `IOSQE_BUFFER_SELECT` and of PROVIDE_BUFFERS / REMOVE_BUFFERS.
+    #[inline]
     pub fn buf_group(&self) -> u16 {
         self.buf_index
     }
     /// `poll32_events`: alias of `op_flags` for POLL_ADD / POLL_REMOVE.
+    #[inline]
     pub fn poll32_events(&self) -> u32 {
         self.op_flags
     }
     /// `optlen`: alias of `file_index`; the total byte cap of a multishot recv (6.17+).
+    #[inline]
     pub fn optlen(&self) -> u32 {
         self.file_index
     }

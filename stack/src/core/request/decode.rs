@@ -1,0 +1,490 @@
+//! Each opcode's field and flag checks (see the parent module).
+
+use ringline_ring::abi::*;
+
+use super::*;
+use ringline_ring::legacy::MAX_BIDS_PER_BGID;
+
+impl Request {
+    /// Checks `sqe` as the kernel's submission path and prep functions do and
+    /// returns its request. Reads no memory and no engine state.
+    ///
+    /// Order: the checks every SQE gets (`check_common` in the engine), then
+    /// the opcode's.
+    #[inline]
+    pub(crate) fn decode(sqe: &Sqe) -> Result<Request, Errno> {
+        check_common(sqe)?;
+        match sqe.opcode {
+            IORING_OP_NOP => decode_nop(sqe),
+            IORING_OP_SOCKET => decode_socket(sqe),
+            IORING_OP_BIND => decode_bind(sqe),
+            IORING_OP_LISTEN => Ok(Request::Listen { backlog: sqe.len }),
+            IORING_OP_ACCEPT => decode_accept(sqe),
+            IORING_OP_CONNECT => decode_connect(sqe),
+            IORING_OP_RECV | IORING_OP_READ | IORING_OP_RECVMSG => decode_recv(sqe),
+            IORING_OP_SEND | IORING_OP_WRITE | IORING_OP_SEND_ZC | IORING_OP_SENDMSG
+            | IORING_OP_SENDMSG_ZC => decode_send(sqe),
+            IORING_OP_CLOSE => decode_close(sqe),
+            IORING_OP_SHUTDOWN => decode_shutdown(sqe),
+            IORING_OP_POLL_ADD => decode_poll_add(sqe),
+            IORING_OP_POLL_REMOVE => decode_poll_remove(sqe),
+            IORING_OP_ASYNC_CANCEL => decode_cancel(sqe),
+            IORING_OP_PROVIDE_BUFFERS => decode_provide_buffers(sqe),
+            IORING_OP_REMOVE_BUFFERS => decode_remove_buffers(sqe),
+            IORING_OP_TIMEOUT => decode_timeout(sqe).map(Request::Timeout),
+            IORING_OP_TIMEOUT_REMOVE => decode_timeout_remove(sqe),
+            IORING_OP_LINK_TIMEOUT => decode_link_timeout(sqe),
+            // Unreachable after check_common; kept so the match stands alone.
+            op if op >= IORING_OP_LAST => Err(EINVAL),
+            _ => Err(EOPNOTSUPP),
+        }
+    }
+}
+
+/// The checks every SQE gets, whatever its opcode (the engine's
+/// `check_common`; Linux's `io_init_req`).
+///
+/// Note: the engine's `arm_link_timeout` (a LINK_TIMEOUT armed behind a
+/// running request) does not run `check_common` today; decoding such an SQE
+/// does, as Linux's `io_init_req` does for every SQE.
+#[inline]
+fn check_common(sqe: &Sqe) -> Result<(), Errno> {
+    // io_init_req: opcode >= IORING_OP_LAST is -EINVAL.
+    if sqe.opcode >= IORING_OP_LAST {
+        return Err(EINVAL);
+    }
+    // io_init_req: an SQE flag Linux does not define is -EINVAL.
+    if sqe.flags & !IOSQE_ALL != 0 {
+        return Err(EINVAL);
+    }
+    // No registered file table: every fixed-file index is bad.
+    if sqe.flags & IOSQE_FIXED_FILE != 0 {
+        return Err(EBADF);
+    }
+    // io_init_req: an unknown personality is -EINVAL; ringline registers none.
+    if sqe.personality != 0 {
+        return Err(EINVAL);
+    }
+    // io_init_req: BUFFER_SELECT on an opcode without buffer selection is
+    // -EOPNOTSUPP (ringline selects buffers for the receives only).
+    if sqe.flags & IOSQE_BUFFER_SELECT != 0
+        && !matches!(
+            sqe.opcode,
+            IORING_OP_RECV | IORING_OP_READ | IORING_OP_RECVMSG
+        )
+    {
+        return Err(EOPNOTSUPP);
+    }
+    Ok(())
+}
+
+#[inline]
+fn decode_nop(sqe: &Sqe) -> Result<Request, Errno> {
+    // io_nop_prep: unknown nop_flags.
+    if sqe.op_flags & !IORING_NOP_INJECT_RESULT != 0 {
+        return Err(EINVAL);
+    }
+    let inject = (sqe.op_flags & IORING_NOP_INJECT_RESULT != 0).then_some(sqe.len as i32);
+    Ok(Request::Nop { inject })
+}
+
+fn decode_socket(sqe: &Sqe) -> Result<Request, Errno> {
+    // io_socket_prep rejects rw_flags; no direct descriptors (file_index).
+    if sqe.op_flags != 0 || sqe.file_index != 0 {
+        return Err(EINVAL);
+    }
+    // What socket(2) answers for the domain, type and protocol ringline lacks.
+    if sqe.fd != libc::AF_INET {
+        return Err(EAFNOSUPPORT);
+    }
+    let ty = sqe.off;
+    let type_flags = u64::from(SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if ty & !(0xf | type_flags) != 0 {
+        return Err(EINVAL);
+    }
+    if ty & 0xf != libc::SOCK_STREAM as u64 {
+        return Err(EPROTONOSUPPORT);
+    }
+    if sqe.len != 0 && sqe.len != libc::IPPROTO_TCP as u32 {
+        return Err(EPROTONOSUPPORT);
+    }
+    Ok(Request::Socket {
+        nonblock: ty & u64::from(SOCK_NONBLOCK) != 0,
+        cloexec: ty & u64::from(SOCK_CLOEXEC) != 0,
+    })
+}
+
+/// The `addrlen` check of BIND and CONNECT (the engine's `read_sockaddr`;
+/// `inet_bind` / `tcp_v4_connect` in Linux, at issue): shorter than a
+/// `sockaddr_in` is `-EINVAL`.
+#[inline]
+fn check_addrlen(addrlen: u64) -> Result<(), Errno> {
+    if addrlen < SOCKADDR_IN_LEN {
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
+fn decode_bind(sqe: &Sqe) -> Result<Request, Errno> {
+    // Order: the engine checks the socket (-EBADF, -EINVAL for a non-fresh or
+    // bound one) before this addrlen check.
+    check_addrlen(sqe.off)?;
+    Ok(Request::Bind {
+        addr: sqe.addr,
+        addrlen: sqe.off,
+    })
+}
+
+fn decode_connect(sqe: &Sqe) -> Result<Request, Errno> {
+    // Order: the engine checks the socket (-EBADF, -EALREADY, -EISCONN)
+    // before this addrlen check.
+    check_addrlen(sqe.off)?;
+    Ok(Request::Connect {
+        addr: sqe.addr,
+        addrlen: sqe.off,
+    })
+}
+
+#[inline]
+fn decode_accept(sqe: &Sqe) -> Result<Request, Errno> {
+    let allowed = IORING_ACCEPT_MULTISHOT | IORING_ACCEPT_DONTWAIT | IORING_ACCEPT_POLL_FIRST;
+    // io_accept_prep: len and buf_index must be 0, unknown ioprio flags.
+    if sqe.ioprio & !allowed != 0 || sqe.len != 0 || sqe.buf_index != 0 {
+        return Err(EINVAL);
+    }
+    // io_accept_prep: accept_flags beyond SOCK_NONBLOCK | SOCK_CLOEXEC.
+    if sqe.op_flags & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
+        return Err(EINVAL);
+    }
+    // No direct descriptors.
+    if sqe.file_index != 0 {
+        return Err(EINVAL);
+    }
+    Ok(Request::Accept(Accept {
+        addr: sqe.addr,
+        addrlen: sqe.off,
+        multishot: sqe.ioprio & IORING_ACCEPT_MULTISHOT != 0,
+        dontwait: sqe.ioprio & IORING_ACCEPT_DONTWAIT != 0,
+        poll_first: sqe.ioprio & IORING_ACCEPT_POLL_FIRST != 0,
+        nonblock: sqe.op_flags & SOCK_NONBLOCK != 0,
+        cloexec: sqe.op_flags & SOCK_CLOEXEC != 0,
+    }))
+}
+
+#[inline]
+fn decode_recv(sqe: &Sqe) -> Result<Request, Errno> {
+    let kind = match sqe.opcode {
+        IORING_OP_READ => RecvKind::Read,
+        IORING_OP_RECVMSG => RecvKind::RecvMsg,
+        _ => RecvKind::Recv,
+    };
+    let read = kind == RecvKind::Read;
+    let allowed = if read {
+        0
+    } else {
+        IORING_RECVSEND_POLL_FIRST | IORING_RECV_MULTISHOT
+    };
+    // io_recvmsg_prep: unknown ioprio flags (READ: ringline takes none).
+    if sqe.ioprio & !allowed != 0 {
+        return Err(EINVAL);
+    }
+    let multishot = sqe.ioprio & IORING_RECV_MULTISHOT != 0;
+    let select = sqe.flags & IOSQE_BUFFER_SELECT != 0;
+    let msg_flags = if read { 0 } else { sqe.op_flags };
+    // io_recvmsg_prep: multishot needs buffer selection and excludes MSG_WAITALL.
+    if multishot && (!select || msg_flags & MSG_WAITALL != 0) {
+        return Err(EINVAL);
+    }
+    // The multishot total cap (optlen, Linux 6.17) is not supported yet.
+    if multishot && sqe.optlen() != 0 {
+        return Err(EINVAL);
+    }
+    Ok(Request::Recv(Recv {
+        kind,
+        addr: sqe.addr,
+        len: sqe.len,
+        msg_flags,
+        group: select.then_some(sqe.buf_group()),
+        multishot,
+        poll_first: sqe.ioprio & IORING_RECVSEND_POLL_FIRST != 0,
+    }))
+}
+
+#[inline]
+fn decode_send(sqe: &Sqe) -> Result<Request, Errno> {
+    let kind = match sqe.opcode {
+        IORING_OP_WRITE => SendKind::Write,
+        IORING_OP_SEND_ZC => SendKind::SendZc,
+        IORING_OP_SENDMSG => SendKind::SendMsg,
+        IORING_OP_SENDMSG_ZC => SendKind::SendMsgZc,
+        _ => SendKind::Send,
+    };
+    let write = kind == SendKind::Write;
+    let zc = kind.zero_copy();
+    let allowed = match (write, zc) {
+        (true, _) => 0,
+        (false, true) => IORING_RECVSEND_POLL_FIRST | IORING_SEND_ZC_REPORT_USAGE,
+        (false, false) => IORING_RECVSEND_POLL_FIRST,
+    };
+    // io_sendmsg_prep / io_send_zc_prep: unknown ioprio flags; this includes
+    // IORING_RECVSEND_FIXED_BUF (no registered buffers) and BUNDLE.
+    if sqe.ioprio & !allowed != 0 {
+        return Err(EINVAL);
+    }
+    // io_send_zc_prep: CQE_SKIP_SUCCESS would hide the request CQE before its
+    // notification.
+    if zc && sqe.flags & IOSQE_CQE_SKIP_SUCCESS != 0 {
+        return Err(EINVAL);
+    }
+    // A sendto address (addr2 / addr_len) on a TCP socket: -EISCONN, which
+    // send(2) allows for an address on a connection-mode socket.
+    if !write && !kind.is_msg() && (sqe.off != 0 || sqe.file_index != 0) {
+        return Err(EISCONN);
+    }
+    Ok(Request::Send(Send {
+        kind,
+        addr: sqe.addr,
+        len: sqe.len,
+        msg_flags: if write { 0 } else { sqe.op_flags },
+        poll_first: sqe.ioprio & IORING_RECVSEND_POLL_FIRST != 0,
+        report_usage: sqe.ioprio & IORING_SEND_ZC_REPORT_USAGE != 0,
+    }))
+}
+
+#[inline]
+fn decode_close(sqe: &Sqe) -> Result<Request, Errno> {
+    // io_close_prep: off, addr, len must be 0; no direct descriptors.
+    if sqe.file_index != 0 || sqe.off != 0 || sqe.addr != 0 || sqe.len != 0 {
+        return Err(EINVAL);
+    }
+    Ok(Request::Close)
+}
+
+fn decode_shutdown(sqe: &Sqe) -> Result<Request, Errno> {
+    // io_shutdown_prep: off, addr, rw_flags, buf_index must be 0.
+    if sqe.off != 0 || sqe.addr != 0 || sqe.op_flags != 0 || sqe.buf_index != 0 {
+        return Err(EINVAL);
+    }
+    // shutdown(2)'s check of `how`.
+    let how = match sqe.len as i32 {
+        libc::SHUT_RD => ShutdownHow::Read,
+        libc::SHUT_WR => ShutdownHow::Write,
+        libc::SHUT_RDWR => ShutdownHow::Both,
+        _ => return Err(EINVAL),
+    };
+    Ok(Request::Shutdown { how })
+}
+
+#[inline]
+fn decode_poll_add(sqe: &Sqe) -> Result<Request, Errno> {
+    let flags = sqe.len;
+    // io_poll_add_prep: unknown flags (IORING_POLL_ADD_LEVEL included).
+    if flags & !(IORING_POLL_ADD_MULTI | RINGLINE_POLL_COALESCED) != 0 {
+        return Err(EINVAL);
+    }
+    let coalesced = flags & RINGLINE_POLL_COALESCED != 0;
+    let multi = flags & IORING_POLL_ADD_MULTI != 0;
+    // Linux wants addr 0 (io_poll_add_prep); the coalesced mode uses it for
+    // the ready word, a 4-byte aligned u32, and is always persistent.
+    let mode = if coalesced {
+        if !multi || !sqe.addr.is_multiple_of(4) {
+            return Err(EINVAL);
+        }
+        // Order: the engine checks that the word is mapped (usermem::check,
+        // -EFAULT) here, before the off/buf_index/ioprio and
+        // CQE_SKIP_SUCCESS checks below; that check stays in the executor.
+        PollMode::Coalesced { word: sqe.addr }
+    } else if sqe.addr != 0 {
+        return Err(EINVAL);
+    } else if multi {
+        PollMode::Multi
+    } else {
+        PollMode::OneShot
+    };
+    // io_poll_add_prep: off, buf_index must be 0 (ioprio: ringline's check).
+    if sqe.off != 0 || sqe.buf_index != 0 || sqe.ioprio != 0 {
+        return Err(EINVAL);
+    }
+    // io_poll_add_prep: a multishot poll cannot skip its CQEs.
+    if multi && sqe.flags & IOSQE_CQE_SKIP_SUCCESS != 0 {
+        return Err(EINVAL);
+    }
+    Ok(Request::PollAdd {
+        events: sqe.poll32_events(),
+        mode,
+    })
+}
+
+fn decode_poll_remove(sqe: &Sqe) -> Result<Request, Errno> {
+    let flags = sqe.len;
+    let known = IORING_POLL_ADD_MULTI | IORING_POLL_UPDATE_EVENTS | IORING_POLL_UPDATE_USER_DATA;
+    // io_poll_remove_prep: unknown flags, buf_index must be 0.
+    if flags & !known != 0 || sqe.buf_index != 0 {
+        return Err(EINVAL);
+    }
+    let new_events = (flags & IORING_POLL_UPDATE_EVENTS != 0).then_some(PollEvents {
+        events: sqe.poll32_events(),
+        multi: flags & IORING_POLL_ADD_MULTI != 0,
+    });
+    let new_user_data = (flags & IORING_POLL_UPDATE_USER_DATA != 0).then_some(sqe.off);
+    Ok(Request::PollRemove {
+        target: sqe.addr,
+        new_events,
+        new_user_data,
+    })
+}
+
+fn decode_cancel(sqe: &Sqe) -> Result<Request, Errno> {
+    let flags = sqe.op_flags;
+    let known = IORING_ASYNC_CANCEL_ALL
+        | IORING_ASYNC_CANCEL_FD
+        | IORING_ASYNC_CANCEL_ANY
+        | IORING_ASYNC_CANCEL_USERDATA
+        | IORING_ASYNC_CANCEL_OP;
+    // io_async_cancel_prep: unknown cancel_flags (FD_FIXED: no file table).
+    if flags & !known != 0 {
+        return Err(EINVAL);
+    }
+    let any = flags & IORING_ASYNC_CANCEL_ANY != 0;
+    let by_fd = flags & IORING_ASYNC_CANCEL_FD != 0;
+    let by_op = flags & IORING_ASYNC_CANCEL_OP != 0;
+    // user_data is the key unless FD or OP say otherwise (USERDATA adds it back).
+    let by_ud = !any && (!(by_fd || by_op) || flags & IORING_ASYNC_CANCEL_USERDATA != 0);
+    // The OP key must be an opcode (ringline's check).
+    if by_op && sqe.len >= u32::from(IORING_OP_LAST) {
+        return Err(EINVAL);
+    }
+    Ok(Request::Cancel(CancelMatch {
+        user_data: by_ud.then_some(sqe.addr),
+        fd: (by_fd && !any).then_some(sqe.fd),
+        opcode: by_op.then_some(sqe.len as u8),
+        any,
+        all: any || flags & IORING_ASYNC_CANCEL_ALL != 0,
+    }))
+}
+
+fn decode_provide_buffers(sqe: &Sqe) -> Result<Request, Errno> {
+    // Order: the engine first rejects a group that is a registered buffer
+    // ring (-EINVAL, engine state), then makes these checks.
+    let count = sqe.fd;
+    if count <= 0 || sqe.off > u64::from(u16::MAX) {
+        return Err(EINVAL);
+    }
+    let (count, len, first_bid) = (count as u32, sqe.len, sqe.off as u32);
+    // LegacyGroup::provide's checks (io_provide_buffers_prep's), in its
+    // order. Order: the engine makes them after the executor's check that the
+    // buffers are mapped (usermem::check, -EFAULT).
+    if count > MAX_BIDS_PER_BGID {
+        return Err(E2BIG);
+    }
+    if len == 0 {
+        return Err(EINVAL);
+    }
+    let size = u64::from(len) * u64::from(count);
+    if sqe.addr.checked_add(size).is_none() {
+        return Err(EOVERFLOW);
+    }
+    if first_bid + count > MAX_BIDS_PER_BGID {
+        return Err(EINVAL);
+    }
+    Ok(Request::ProvideBuffers {
+        addr: sqe.addr,
+        len,
+        count,
+        group: sqe.buf_group(),
+        first_bid: first_bid as u16,
+    })
+}
+
+fn decode_remove_buffers(sqe: &Sqe) -> Result<Request, Errno> {
+    // io_remove_buffers_prep: a positive count; addr, off, len must be 0.
+    if sqe.fd <= 0 || sqe.addr != 0 || sqe.off != 0 || sqe.len != 0 {
+        return Err(EINVAL);
+    }
+    Ok(Request::RemoveBuffers {
+        count: sqe.fd as u32,
+        group: sqe.buf_group(),
+    })
+}
+
+/// The checks shared by TIMEOUT and LINK_TIMEOUT (the engine's
+/// `timeout_deadline`, Linux's `__io_timeout_prep`); all come before the
+/// executor reads the timespec.
+#[inline]
+fn decode_timeout(sqe: &Sqe) -> Result<TimeoutSpec, Errno> {
+    const CLOCKS: u32 = IORING_TIMEOUT_BOOTTIME | IORING_TIMEOUT_REALTIME;
+    let flags = sqe.op_flags;
+    // __io_timeout_prep: len must be 1 (one timespec); buf_index, file_index 0.
+    if sqe.len != 1 || sqe.buf_index != 0 || sqe.file_index != 0 {
+        return Err(EINVAL);
+    }
+    let known =
+        IORING_TIMEOUT_ABS | CLOCKS | IORING_TIMEOUT_ETIME_SUCCESS | IORING_TIMEOUT_MULTISHOT;
+    // __io_timeout_prep: unknown flags, or two clocks at once.
+    if flags & !known != 0 || flags & CLOCKS == CLOCKS {
+        return Err(EINVAL);
+    }
+    // __io_timeout_prep: a multishot timer repeats an interval; an absolute
+    // time has none.
+    if flags & IORING_TIMEOUT_MULTISHOT != 0 && flags & IORING_TIMEOUT_ABS != 0 {
+        return Err(EINVAL);
+    }
+    let clock = if flags & IORING_TIMEOUT_BOOTTIME != 0 {
+        TimeoutClock::Boottime
+    } else if flags & IORING_TIMEOUT_REALTIME != 0 {
+        TimeoutClock::Realtime
+    } else {
+        TimeoutClock::Monotonic
+    };
+    Ok(TimeoutSpec {
+        ts_addr: sqe.addr,
+        abs: flags & IORING_TIMEOUT_ABS != 0,
+        clock,
+        multishot: flags & IORING_TIMEOUT_MULTISHOT != 0,
+        etime_success: flags & IORING_TIMEOUT_ETIME_SUCCESS != 0,
+        count: sqe.off,
+    })
+}
+
+fn decode_link_timeout(sqe: &Sqe) -> Result<Request, Errno> {
+    let spec = decode_timeout(sqe)?;
+    // A link timeout fires once. Order: the engine's arm_link_timeout makes
+    // this check after reading the timespec (-EFAULT, -EINVAL).
+    if spec.multishot {
+        return Err(EINVAL);
+    }
+    Ok(Request::LinkTimeout(spec))
+}
+
+fn decode_timeout_remove(sqe: &Sqe) -> Result<Request, Errno> {
+    const UPDATES: u32 = IORING_TIMEOUT_UPDATE | IORING_LINK_TIMEOUT_UPDATE;
+    // io_timeout_remove_prep: len, buf_index, file_index must be 0.
+    if sqe.len != 0 || sqe.buf_index != 0 || sqe.file_index != 0 {
+        return Err(EINVAL);
+    }
+    let flags = sqe.op_flags;
+    if flags & UPDATES == 0 {
+        // io_timeout_remove_prep: a plain remove takes no flags.
+        if flags != 0 {
+            return Err(EINVAL);
+        }
+        return Ok(Request::TimeoutRemove {
+            target: sqe.addr,
+            update: None,
+        });
+    }
+    // io_timeout_remove_prep: only ABS may join an update flag (the timer
+    // keeps its clock); ringline also rejects both update kinds at once.
+    if flags & !(UPDATES | IORING_TIMEOUT_ABS) != 0 || flags & UPDATES == UPDATES {
+        return Err(EINVAL);
+    }
+    Ok(Request::TimeoutRemove {
+        target: sqe.addr,
+        update: Some(TimeoutUpdate {
+            ts_addr: sqe.off,
+            abs: flags & IORING_TIMEOUT_ABS != 0,
+            link: flags & IORING_LINK_TIMEOUT_UPDATE != 0,
+        }),
+    })
+}
+

@@ -1,0 +1,408 @@
+//! Typed requests: an SQE's fields checked once, as the kernel's `io_*_prep`
+//! functions check them, and turned into a [`Request`] the executors consume.
+//!
+//! [`Request::decode`] looks at the 64 bytes of the SQE and nothing else: it
+//! reads no application memory (sockaddrs, msghdrs, timespecs stay with the
+//! executors, which read them once at issue) and consults no engine state
+//! (socket table, listeners, buffer groups, configuration). It is pure, `Copy`
+//! in and `Copy` out, allocation-free, and runs once per SQE on the hot path.
+//!
+//! Every check here is one the engine already made, with the same errno and in
+//! the same relative order; a comment names the Linux prep function it
+//! mirrors. Where the engine made an engine-state or memory check *before* a
+//! field check, decoding first moves the field check earlier; that only changes
+//! which errno an SQE with two faults at once gets, and each such place says so
+//! ("Order:").
+//!
+//! Errors are [`Errno`] (positive); a CQE carries `-errno` ([`Errno::as_res`]).
+
+use ringline_ring::abi::*;
+use ringline_ring::app::Errno;
+
+const EINVAL: Errno = Errno(libc::EINVAL);
+const EBADF: Errno = Errno(libc::EBADF);
+const EOPNOTSUPP: Errno = Errno(libc::EOPNOTSUPP);
+const EAFNOSUPPORT: Errno = Errno(libc::EAFNOSUPPORT);
+const EPROTONOSUPPORT: Errno = Errno(libc::EPROTONOSUPPORT);
+const EISCONN: Errno = Errno(libc::EISCONN);
+const E2BIG: Errno = Errno(libc::E2BIG);
+const EOVERFLOW: Errno = Errno(libc::EOVERFLOW);
+
+const MSG_WAITALL: u32 = libc::MSG_WAITALL as u32;
+const SOCK_NONBLOCK: u32 = libc::SOCK_NONBLOCK as u32;
+const SOCK_CLOEXEC: u32 = libc::SOCK_CLOEXEC as u32;
+/// Smallest address BIND and CONNECT accept (`sizeof(struct sockaddr_in)`).
+const SOCKADDR_IN_LEN: u64 = core::mem::size_of::<libc::sockaddr_in>() as u64;
+
+/// An SQE after decoding: the header every request has, and the typed request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Submission {
+    /// Echoed in every CQE of the request.
+    pub user_data: u64,
+    /// The SQE's `fd` field, as submitted. The engine records it with every
+    /// parked op (`IORING_ASYNC_CANCEL_FD` matches on it), whatever the opcode
+    /// makes of it; for the ops that name a socket it is that socket.
+    pub fd: i32,
+    /// `IORING_OP_*` (recorded for `IORING_ASYNC_CANCEL_OP`).
+    pub opcode: u8,
+    /// `IOSQE_*` flags, already checked (no unknown bit, no FIXED_FILE).
+    pub flags: u8,
+    /// What to do.
+    pub req: Request,
+}
+
+// Smaller than the SQE it comes from.
+const _: () = assert!(core::mem::size_of::<Request>() <= 40);
+const _: () = assert!(core::mem::size_of::<Submission>() <= 56);
+
+impl Submission {
+    /// Decodes `sqe` (see [`Request::decode`]).
+    #[inline]
+    pub(crate) fn decode(sqe: &Sqe) -> Result<Submission, Errno> {
+        Ok(Submission {
+            user_data: sqe.user_data,
+            fd: sqe.fd,
+            opcode: sqe.opcode,
+            flags: sqe.flags,
+            req: Request::decode(sqe)?,
+        })
+    }
+
+    /// `IOSQE_CQE_SKIP_SUCCESS`: no CQE if the request succeeds.
+    #[inline]
+    pub(crate) fn skip_success(&self) -> bool {
+        self.flags & IOSQE_CQE_SKIP_SUCCESS != 0
+    }
+
+    /// `IOSQE_IO_LINK` or `IOSQE_IO_HARDLINK`: the next SQE is linked to this one.
+    #[inline]
+    pub(crate) fn links_next(&self) -> bool {
+        self.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK) != 0
+    }
+
+    /// `IOSQE_IO_HARDLINK`: a failure does not sever the chain.
+    #[inline]
+    pub(crate) fn hardlink(&self) -> bool {
+        self.flags & IOSQE_IO_HARDLINK != 0
+    }
+
+    /// `IOSQE_IO_DRAIN`: start after everything before it completed.
+    #[inline]
+    pub(crate) fn drain(&self) -> bool {
+        self.flags & IOSQE_IO_DRAIN != 0
+    }
+}
+
+/// One request, per opcode the engine supports. The socket an op acts on is
+/// [`Submission::fd`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Request {
+    /// `IORING_OP_NOP`: completes with 0, or with `inject`
+    /// (`IORING_NOP_INJECT_RESULT`, the result in `len`).
+    Nop { inject: Option<i32> },
+    /// `IORING_OP_SOCKET`: an `AF_INET`, `SOCK_STREAM`, TCP socket.
+    Socket { nonblock: bool, cloexec: bool },
+    /// `IORING_OP_BIND`: `addr` is a `sockaddr *` of `addrlen` bytes (>= 16),
+    /// read by the executor.
+    Bind { addr: u64, addrlen: u64 },
+    /// `IORING_OP_LISTEN`: `backlog` as submitted (the executor clamps it to
+    /// at least 1 and at most `somaxconn`).
+    Listen { backlog: u32 },
+    /// `IORING_OP_ACCEPT`.
+    Accept(Accept),
+    /// `IORING_OP_CONNECT`: as [`Request::Bind`].
+    Connect { addr: u64, addrlen: u64 },
+    /// `IORING_OP_RECV`, `IORING_OP_READ`, `IORING_OP_RECVMSG`.
+    Recv(Recv),
+    /// `IORING_OP_SEND`, `IORING_OP_WRITE`, `IORING_OP_SEND_ZC`,
+    /// `IORING_OP_SENDMSG`, `IORING_OP_SENDMSG_ZC`.
+    Send(Send),
+    /// `IORING_OP_CLOSE`.
+    Close,
+    /// `IORING_OP_SHUTDOWN`.
+    Shutdown { how: ShutdownHow },
+    /// `IORING_OP_POLL_ADD`: `events` is the submitted `poll32_events`
+    /// (see [`poll_interest`]).
+    PollAdd { events: u32, mode: PollMode },
+    /// `IORING_OP_POLL_REMOVE`: removes the poll whose user_data is `target`,
+    /// or, if either update is present, updates it.
+    PollRemove {
+        target: u64,
+        new_events: Option<PollEvents>,
+        new_user_data: Option<u64>,
+    },
+    /// `IORING_OP_ASYNC_CANCEL`.
+    Cancel(CancelMatch),
+    /// `IORING_OP_PROVIDE_BUFFERS`: `count` buffers of `len` bytes from `addr`,
+    /// ids `first_bid..`, into legacy group `group`.
+    ProvideBuffers {
+        addr: u64,
+        len: u32,
+        count: u32,
+        group: u16,
+        first_bid: u16,
+    },
+    /// `IORING_OP_REMOVE_BUFFERS`: up to `count` buffers of group `group`.
+    RemoveBuffers { count: u32, group: u16 },
+    /// `IORING_OP_TIMEOUT`.
+    Timeout(TimeoutSpec),
+    /// `IORING_OP_TIMEOUT_REMOVE`: removes the TIMEOUT whose user_data is
+    /// `target`, or re-times it (or an armed LINK_TIMEOUT) with `update`.
+    TimeoutRemove {
+        target: u64,
+        update: Option<TimeoutUpdate>,
+    },
+    /// `IORING_OP_LINK_TIMEOUT`, decoded in full (`multishot` is always
+    /// false: it is rejected). Whether it may run is the engine's call: one
+    /// that does not follow a linked request in the same submission completes
+    /// with `-EINVAL` there (`issue`), as in Linux. Decode does not reject it,
+    /// so a standalone LINK_TIMEOUT with bad fields still gets `-EINVAL`, the
+    /// errno it gets today.
+    LinkTimeout(TimeoutSpec),
+}
+
+/// `IORING_OP_ACCEPT`'s fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Accept {
+    /// `sockaddr *` for the peer address, or 0.
+    pub addr: u64,
+    /// `socklen_t *` (the `addr2`/`off` field), or 0.
+    pub addrlen: u64,
+    /// `IORING_ACCEPT_MULTISHOT`.
+    pub multishot: bool,
+    /// `IORING_ACCEPT_DONTWAIT`: `-EAGAIN` instead of waiting.
+    pub dontwait: bool,
+    /// `IORING_ACCEPT_POLL_FIRST`.
+    pub poll_first: bool,
+    /// `SOCK_NONBLOCK` in `accept_flags`.
+    pub nonblock: bool,
+    /// `SOCK_CLOEXEC` in `accept_flags`.
+    pub cloexec: bool,
+}
+
+/// Which receive opcode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RecvKind {
+    /// `IORING_OP_RECV`: `addr`/`len` is the buffer.
+    Recv,
+    /// `IORING_OP_READ`: a recv with no flags.
+    Read,
+    /// `IORING_OP_RECVMSG`: `addr` is a `msghdr *`.
+    RecvMsg,
+}
+
+/// A receive's fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Recv {
+    pub kind: RecvKind,
+    /// Buffer (RECV, READ) or `msghdr *` (RECVMSG), as submitted; ignored by
+    /// RECV with a buffer group.
+    pub addr: u64,
+    /// Buffer length (RECV, READ; with a group, a cap), as submitted.
+    pub len: u32,
+    /// recv `msg_flags` (0 for READ, whose `rw_flags` are ignored).
+    pub msg_flags: u32,
+    /// `IOSQE_BUFFER_SELECT`: the provided-buffer group (`buf_group`).
+    pub group: Option<u16>,
+    /// `IORING_RECV_MULTISHOT` (implies a group and no `MSG_WAITALL`).
+    pub multishot: bool,
+    /// `IORING_RECVSEND_POLL_FIRST`.
+    pub poll_first: bool,
+}
+
+/// Which send opcode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SendKind {
+    /// `IORING_OP_SEND`.
+    Send,
+    /// `IORING_OP_WRITE`: a send with no flags.
+    Write,
+    /// `IORING_OP_SEND_ZC`.
+    SendZc,
+    /// `IORING_OP_SENDMSG`: `addr` is a `msghdr *`.
+    SendMsg,
+    /// `IORING_OP_SENDMSG_ZC`.
+    SendMsgZc,
+}
+
+impl SendKind {
+    /// Whether `addr` is a `msghdr *`.
+    #[inline]
+    pub(crate) fn is_msg(self) -> bool {
+        matches!(self, SendKind::SendMsg | SendKind::SendMsgZc)
+    }
+
+    /// Whether the send posts a zero-copy notification CQE.
+    #[inline]
+    pub(crate) fn zero_copy(self) -> bool {
+        matches!(self, SendKind::SendZc | SendKind::SendMsgZc)
+    }
+}
+
+/// A send's fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Send {
+    pub kind: SendKind,
+    /// Buffer (SEND, WRITE, SEND_ZC) or `msghdr *` (SENDMSG, SENDMSG_ZC).
+    pub addr: u64,
+    /// Buffer length, as submitted (SENDMSG: unused).
+    pub len: u32,
+    /// send `msg_flags` as submitted (0 for WRITE); the executor adds
+    /// `MSG_NOSIGNAL`, as Linux does for io_uring sends.
+    pub msg_flags: u32,
+    /// `IORING_RECVSEND_POLL_FIRST`.
+    pub poll_first: bool,
+    /// `IORING_SEND_ZC_REPORT_USAGE` (zero-copy kinds only).
+    pub report_usage: bool,
+}
+
+/// `shutdown(2)`'s `how`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ShutdownHow {
+    /// `SHUT_RD`.
+    Read,
+    /// `SHUT_WR`.
+    Write,
+    /// `SHUT_RDWR`.
+    Both,
+}
+
+impl ShutdownHow {
+    /// Whether receiving is shut.
+    #[inline]
+    pub(crate) fn read(self) -> bool {
+        !matches!(self, ShutdownHow::Write)
+    }
+
+    /// Whether sending is shut.
+    #[inline]
+    pub(crate) fn write(self) -> bool {
+        !matches!(self, ShutdownHow::Read)
+    }
+}
+
+/// How a POLL_ADD reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PollMode {
+    /// One CQE, then done.
+    OneShot,
+    /// `IORING_POLL_ADD_MULTI`: a CQE with `F_MORE` per wake-up.
+    Multi,
+    /// ringline's `RINGLINE_POLL_COALESCED` (with `IORING_POLL_ADD_MULTI`):
+    /// events are OR-ed into the 4-byte aligned ready word at `word`, one CQE
+    /// while the word is non-zero. The executor checks that the word is
+    /// mapped.
+    Coalesced { word: u64 },
+}
+
+/// A POLL_REMOVE update of the event mask (`IORING_POLL_UPDATE_EVENTS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PollEvents {
+    /// The new `poll32_events` (see [`poll_interest`]).
+    pub events: u32,
+    /// `IORING_POLL_ADD_MULTI` in the update's flags.
+    pub multi: bool,
+}
+
+/// The interest mask of submitted `poll32_events`: the 16 bits of `poll(2)`
+/// events, plus `POLLERR | POLLHUP`, which are always reported.
+#[inline]
+pub(crate) fn poll_interest(events: u32) -> u32 {
+    (events & 0xffff) | (libc::POLLERR | libc::POLLHUP) as u32
+}
+
+/// Which requests an ASYNC_CANCEL matches: a request matches if it matches
+/// every key that is present (none present: every request).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CancelMatch {
+    /// The user_data key (`addr`): present unless `IORING_ASYNC_CANCEL_ANY`,
+    /// or FD or OP without `IORING_ASYNC_CANCEL_USERDATA`.
+    pub user_data: Option<u64>,
+    /// `IORING_ASYNC_CANCEL_FD` (not with ANY): the submission's `fd`.
+    pub fd: Option<i32>,
+    /// `IORING_ASYNC_CANCEL_OP`: the opcode in `len` (< `IORING_OP_LAST`).
+    pub opcode: Option<u8>,
+    /// `IORING_ASYNC_CANCEL_ANY`.
+    pub any: bool,
+    /// `IORING_ASYNC_CANCEL_ALL` or ANY: cancel every match, `res` = count.
+    pub all: bool,
+}
+
+impl CancelMatch {
+    /// Whether a request with this fd, user_data and opcode matches.
+    #[inline]
+    pub(crate) fn matches(&self, fd: i32, user_data: u64, opcode: u8) -> bool {
+        self.fd.is_none_or(|f| f == fd)
+            && self.user_data.is_none_or(|u| u == user_data)
+            && self.opcode.is_none_or(|o| o == opcode)
+    }
+}
+
+/// The clock a TIMEOUT's absolute time is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TimeoutClock {
+    /// `CLOCK_MONOTONIC` (no clock flag).
+    Monotonic,
+    /// `IORING_TIMEOUT_BOOTTIME`.
+    Boottime,
+    /// `IORING_TIMEOUT_REALTIME`.
+    Realtime,
+}
+
+impl TimeoutClock {
+    /// The `IORING_TIMEOUT_*` clock flag (0 for MONOTONIC).
+    #[inline]
+    pub(crate) fn flags(self) -> u32 {
+        match self {
+            TimeoutClock::Monotonic => 0,
+            TimeoutClock::Boottime => IORING_TIMEOUT_BOOTTIME,
+            TimeoutClock::Realtime => IORING_TIMEOUT_REALTIME,
+        }
+    }
+
+    /// The `clockid_t`.
+    #[inline]
+    pub(crate) fn clock_id(self) -> libc::clockid_t {
+        match self {
+            TimeoutClock::Monotonic => libc::CLOCK_MONOTONIC,
+            TimeoutClock::Boottime => libc::CLOCK_BOOTTIME,
+            TimeoutClock::Realtime => libc::CLOCK_REALTIME,
+        }
+    }
+}
+
+/// A TIMEOUT or LINK_TIMEOUT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TimeoutSpec {
+    /// `__kernel_timespec *`, read by the executor.
+    pub ts_addr: u64,
+    /// `IORING_TIMEOUT_ABS`: an absolute time on `clock` (never with `multishot`).
+    pub abs: bool,
+    pub clock: TimeoutClock,
+    /// `IORING_TIMEOUT_MULTISHOT`: fires every interval.
+    pub multishot: bool,
+    /// `IORING_TIMEOUT_ETIME_SUCCESS`: expiry does not sever a link chain.
+    pub etime_success: bool,
+    /// `off`: TIMEOUT's completion count (0: a pure timer), or with
+    /// `multishot` the number of firings (0: unlimited). LINK_TIMEOUT ignores
+    /// it (Linux rejects a non-zero one; ringline never did).
+    pub count: u64,
+}
+
+/// A TIMEOUT_REMOVE that re-times its target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TimeoutUpdate {
+    /// The new time, a `__kernel_timespec *` (`addr2`), read by the executor.
+    pub ts_addr: u64,
+    /// `IORING_TIMEOUT_ABS`: absolute on the target's clock.
+    pub abs: bool,
+    /// `IORING_LINK_TIMEOUT_UPDATE`: the target is an armed LINK_TIMEOUT
+    /// (else `IORING_TIMEOUT_UPDATE`: a TIMEOUT).
+    pub link: bool,
+}
+
+mod decode;
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;

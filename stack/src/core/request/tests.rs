@@ -1,0 +1,663 @@
+//! Decoding, opcode by opcode: what each SQE becomes and every rejection.
+
+use super::*;
+use proptest::prelude::*;
+use ringline_ring::opcode;
+use ringline_ring::opcode::Timespec;
+use std::ptr::{without_provenance, without_provenance_mut};
+
+fn sqe(opcode: u8) -> Sqe {
+    Sqe {
+        opcode,
+        ..Sqe::default()
+    }
+}
+
+/// The negative errno decoding `s` gives, as the engine would post it.
+fn res(s: Sqe) -> i32 {
+    Request::decode(&s)
+        .expect_err("should be rejected")
+        .as_res()
+}
+
+fn ok(s: Sqe) -> Request {
+    Request::decode(&s).expect("should decode")
+}
+
+// ---- each opcode decodes ----
+
+#[test]
+fn each_opcode_decodes() {
+    assert_eq!(ok(sqe(IORING_OP_NOP)), Request::Nop { inject: None });
+    let s = Sqe {
+        fd: libc::AF_INET,
+        off: libc::SOCK_STREAM as u64,
+        ..sqe(IORING_OP_SOCKET)
+    };
+    assert_eq!(
+        ok(s),
+        Request::Socket {
+            nonblock: false,
+            cloexec: false
+        }
+    );
+    let s = Sqe {
+        addr: 0x1000,
+        off: 16,
+        ..sqe(IORING_OP_BIND)
+    };
+    assert_eq!(
+        ok(s),
+        Request::Bind {
+            addr: 0x1000,
+            addrlen: 16
+        }
+    );
+    let s = Sqe {
+        opcode: IORING_OP_CONNECT,
+        ..s
+    };
+    assert_eq!(
+        ok(s),
+        Request::Connect {
+            addr: 0x1000,
+            addrlen: 16
+        }
+    );
+    let s = Sqe {
+        len: 0,
+        ..sqe(IORING_OP_LISTEN)
+    };
+    assert_eq!(ok(s), Request::Listen { backlog: 0 });
+    assert!(matches!(ok(sqe(IORING_OP_ACCEPT)), Request::Accept(_)));
+    for (op, kind) in [
+        (IORING_OP_RECV, RecvKind::Recv),
+        (IORING_OP_READ, RecvKind::Read),
+        (IORING_OP_RECVMSG, RecvKind::RecvMsg),
+    ] {
+        assert!(matches!(ok(sqe(op)), Request::Recv(r) if r.kind == kind));
+    }
+    for (op, kind) in [
+        (IORING_OP_SEND, SendKind::Send),
+        (IORING_OP_WRITE, SendKind::Write),
+        (IORING_OP_SEND_ZC, SendKind::SendZc),
+        (IORING_OP_SENDMSG, SendKind::SendMsg),
+        (IORING_OP_SENDMSG_ZC, SendKind::SendMsgZc),
+    ] {
+        assert!(matches!(ok(sqe(op)), Request::Send(r) if r.kind == kind));
+    }
+    assert_eq!(ok(sqe(IORING_OP_CLOSE)), Request::Close);
+    assert_eq!(
+        ok(sqe(IORING_OP_SHUTDOWN)),
+        Request::Shutdown {
+            how: ShutdownHow::Read
+        }
+    );
+    assert_eq!(
+        ok(sqe(IORING_OP_POLL_ADD)),
+        Request::PollAdd {
+            events: 0,
+            mode: PollMode::OneShot
+        }
+    );
+    assert_eq!(
+        ok(sqe(IORING_OP_POLL_REMOVE)),
+        Request::PollRemove {
+            target: 0,
+            new_events: None,
+            new_user_data: None
+        }
+    );
+    assert!(matches!(
+        ok(sqe(IORING_OP_ASYNC_CANCEL)),
+        Request::Cancel(_)
+    ));
+    let s = Sqe {
+        fd: 4,
+        len: 64,
+        addr: 0x1000,
+        buf_index: 3,
+        ..sqe(IORING_OP_PROVIDE_BUFFERS)
+    };
+    assert!(matches!(ok(s), Request::ProvideBuffers { count: 4, .. }));
+    let s = Sqe {
+        fd: 4,
+        buf_index: 3,
+        ..sqe(IORING_OP_REMOVE_BUFFERS)
+    };
+    assert_eq!(ok(s), Request::RemoveBuffers { count: 4, group: 3 });
+    let s = Sqe {
+        len: 1,
+        ..sqe(IORING_OP_TIMEOUT)
+    };
+    assert!(matches!(ok(s), Request::Timeout(_)));
+    let s = Sqe {
+        opcode: IORING_OP_LINK_TIMEOUT,
+        ..s
+    };
+    assert!(matches!(ok(s), Request::LinkTimeout(_)));
+    assert!(matches!(
+        ok(sqe(IORING_OP_TIMEOUT_REMOVE)),
+        Request::TimeoutRemove { update: None, .. }
+    ));
+}
+
+#[test]
+fn submission_header() {
+    let s = Sqe {
+        user_data: 99,
+        fd: 7,
+        flags: IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS | IOSQE_IO_DRAIN,
+        ..sqe(IORING_OP_CLOSE)
+    };
+    let d = Submission::decode(&s).unwrap();
+    assert_eq!((d.user_data, d.fd, d.opcode), (99, 7, IORING_OP_CLOSE));
+    assert!(d.skip_success() && d.links_next() && d.hardlink() && d.drain());
+    assert_eq!(d.req, Request::Close);
+}
+
+// ---- rejections, with the engine's errno and order ----
+
+#[test]
+fn common_checks_in_order() {
+    // Opcode beyond the table.
+    assert_eq!(res(sqe(IORING_OP_LAST)), -libc::EINVAL);
+    assert_eq!(res(sqe(u8::MAX)), -libc::EINVAL);
+    // Unknown SQE flag, before FIXED_FILE's -EBADF.
+    let s = Sqe {
+        flags: 0x80 | IOSQE_FIXED_FILE,
+        ..sqe(IORING_OP_NOP)
+    };
+    assert_eq!(res(s), -libc::EINVAL);
+    // FIXED_FILE before personality.
+    let s = Sqe {
+        flags: IOSQE_FIXED_FILE,
+        personality: 1,
+        ..sqe(IORING_OP_NOP)
+    };
+    assert_eq!(res(s), -libc::EBADF);
+    // Personality before BUFFER_SELECT's -EOPNOTSUPP.
+    let s = Sqe {
+        flags: IOSQE_BUFFER_SELECT,
+        personality: 1,
+        ..sqe(IORING_OP_SEND)
+    };
+    assert_eq!(res(s), -libc::EINVAL);
+    // BUFFER_SELECT on a send, and on an unsupported opcode.
+    let s = Sqe {
+        flags: IOSQE_BUFFER_SELECT,
+        ..sqe(IORING_OP_SEND)
+    };
+    assert_eq!(res(s), -libc::EOPNOTSUPP);
+    // Known but unsupported opcodes.
+    for op in [IORING_OP_READV, IORING_OP_FSYNC, IORING_OP_OPENAT, 64] {
+        assert_eq!(res(sqe(op)), -libc::EOPNOTSUPP, "opcode {op}");
+    }
+    // Common checks come before the opcode's: a bad NOP flag loses to
+    // FIXED_FILE.
+    let s = Sqe {
+        flags: IOSQE_FIXED_FILE,
+        op_flags: 2,
+        ..sqe(IORING_OP_NOP)
+    };
+    assert_eq!(res(s), -libc::EBADF);
+}
+
+#[test]
+fn nop_and_socket() {
+    let s = Sqe {
+        op_flags: 2,
+        ..sqe(IORING_OP_NOP)
+    };
+    assert_eq!(res(s), -libc::EINVAL);
+    let good = Sqe {
+        fd: libc::AF_INET,
+        off: libc::SOCK_STREAM as u64,
+        ..sqe(IORING_OP_SOCKET)
+    };
+    // rw_flags before the domain.
+    let s = Sqe {
+        op_flags: 1,
+        fd: libc::AF_INET6,
+        ..good
+    };
+    assert_eq!(res(s), -libc::EINVAL);
+    let s = Sqe {
+        file_index: 1,
+        ..good
+    };
+    assert_eq!(res(s), -libc::EINVAL);
+    let s = Sqe {
+        fd: libc::AF_INET6,
+        off: 0x100,
+        ..good
+    };
+    assert_eq!(res(s), -libc::EAFNOSUPPORT);
+    let s = Sqe {
+        off: 0x100 | libc::SOCK_DGRAM as u64,
+        ..good
+    };
+    assert_eq!(res(s), -libc::EINVAL);
+    let s = Sqe {
+        off: libc::SOCK_DGRAM as u64,
+        ..good
+    };
+    assert_eq!(res(s), -libc::EPROTONOSUPPORT);
+    let s = Sqe {
+        len: libc::IPPROTO_UDP as u32,
+        ..good
+    };
+    assert_eq!(res(s), -libc::EPROTONOSUPPORT);
+}
+
+#[test]
+fn bind_connect_addrlen() {
+    for op in [IORING_OP_BIND, IORING_OP_CONNECT] {
+        let s = Sqe { off: 15, ..sqe(op) };
+        assert_eq!(res(s), -libc::EINVAL);
+    }
+}
+
+#[test]
+fn accept_rejections() {
+    let a = sqe(IORING_OP_ACCEPT);
+    for s in [
+        Sqe {
+            ioprio: 1 << 5,
+            ..a
+        },
+        Sqe { len: 1, ..a },
+        Sqe { buf_index: 1, ..a },
+        Sqe {
+            op_flags: libc::O_APPEND as u32,
+            ..a
+        },
+        Sqe { file_index: 1, ..a },
+    ] {
+        assert_eq!(res(s), -libc::EINVAL, "{s:?}");
+    }
+}
+
+#[test]
+fn recv_rejections() {
+    let r = sqe(IORING_OP_RECV);
+    // Unknown ioprio; BUNDLE is not supported on receives.
+    let s = Sqe {
+        ioprio: IORING_RECVSEND_BUNDLE,
+        ..r
+    };
+    assert_eq!(res(s), -libc::EINVAL);
+    // READ takes no ioprio flags at all.
+    let s = Sqe {
+        ioprio: IORING_RECVSEND_POLL_FIRST,
+        ..sqe(IORING_OP_READ)
+    };
+    assert_eq!(res(s), -libc::EINVAL);
+    // Multishot without a buffer group.
+    let s = Sqe {
+        ioprio: IORING_RECV_MULTISHOT,
+        ..r
+    };
+    assert_eq!(res(s), -libc::EINVAL);
+    let m = Sqe {
+        ioprio: IORING_RECV_MULTISHOT,
+        flags: IOSQE_BUFFER_SELECT,
+        ..r
+    };
+    assert!(ok(m) != Request::Close);
+    // Multishot with MSG_WAITALL, and with an optlen cap.
+    let s = Sqe {
+        op_flags: MSG_WAITALL,
+        ..m
+    };
+    assert_eq!(res(s), -libc::EINVAL);
+    let s = Sqe {
+        file_index: 64,
+        ..m
+    };
+    assert_eq!(res(s), -libc::EINVAL);
+    // READ's rw_flags are not msg_flags: no WAITALL check, no flags kept.
+    let s = Sqe {
+        op_flags: MSG_WAITALL,
+        ..sqe(IORING_OP_READ)
+    };
+    assert!(matches!(ok(s), Request::Recv(Recv { msg_flags: 0, .. })));
+}
+
+#[test]
+fn send_rejections() {
+    // FIXED_BUF (no registered buffers), on every send kind.
+    for op in [
+        IORING_OP_SEND,
+        IORING_OP_SEND_ZC,
+        IORING_OP_SENDMSG,
+        IORING_OP_WRITE,
+    ] {
+        let s = Sqe {
+            ioprio: IORING_RECVSEND_FIXED_BUF,
+            ..sqe(op)
+        };
+        assert_eq!(res(s), -libc::EINVAL, "opcode {op}");
+    }
+    // REPORT_USAGE is zero-copy only.
+    let s = Sqe {
+        ioprio: IORING_SEND_ZC_REPORT_USAGE,
+        ..sqe(IORING_OP_SEND)
+    };
+    assert_eq!(res(s), -libc::EINVAL);
+    // Zero-copy cannot skip its CQE.
+    let s = Sqe {
+        flags: IOSQE_CQE_SKIP_SUCCESS,
+        ..sqe(IORING_OP_SENDMSG_ZC)
+    };
+    assert_eq!(res(s), -libc::EINVAL);
+    // A sendto address: -EISCONN, after the ioprio check.
+    let s = Sqe {
+        off: 0x1000,
+        ..sqe(IORING_OP_SEND)
+    };
+    assert_eq!(res(s), -libc::EISCONN);
+    let s = Sqe {
+        file_index: 16,
+        ..sqe(IORING_OP_SEND_ZC)
+    };
+    assert_eq!(res(s), -libc::EISCONN);
+    let s = Sqe {
+        off: 0x1000,
+        ioprio: 1 << 7,
+        ..sqe(IORING_OP_SEND)
+    };
+    assert_eq!(res(s), -libc::EINVAL);
+    // SENDMSG ignores off.
+    let s = Sqe {
+        off: 0x1000,
+        ..sqe(IORING_OP_SENDMSG)
+    };
+    assert!(matches!(ok(s), Request::Send(_)));
+}
+
+#[test]
+fn close_shutdown_rejections() {
+    let c = sqe(IORING_OP_CLOSE);
+    for s in [
+        Sqe { file_index: 1, ..c },
+        Sqe { off: 1, ..c },
+        Sqe { addr: 1, ..c },
+        Sqe { len: 1, ..c },
+    ] {
+        assert_eq!(res(s), -libc::EINVAL, "{s:?}");
+    }
+    let sh = sqe(IORING_OP_SHUTDOWN);
+    for s in [
+        Sqe { off: 1, ..sh },
+        Sqe { addr: 1, ..sh },
+        Sqe { op_flags: 1, ..sh },
+        Sqe { buf_index: 1, ..sh },
+        Sqe { len: 3, ..sh },
+        Sqe {
+            len: u32::MAX,
+            ..sh
+        },
+    ] {
+        assert_eq!(res(s), -libc::EINVAL, "{s:?}");
+    }
+}
+
+#[test]
+fn poll_rejections() {
+    let p = sqe(IORING_OP_POLL_ADD);
+    for s in [
+        Sqe {
+            len: IORING_POLL_ADD_LEVEL,
+            ..p
+        },
+        // Coalesced needs MULTI and an aligned word.
+        Sqe {
+            len: RINGLINE_POLL_COALESCED,
+            addr: 0x1000,
+            ..p
+        },
+        Sqe {
+            len: RINGLINE_POLL_COALESCED | IORING_POLL_ADD_MULTI,
+            addr: 0x1002,
+            ..p
+        },
+        // A plain poll takes no address.
+        Sqe { addr: 0x1000, ..p },
+        Sqe { off: 1, ..p },
+        Sqe { buf_index: 1, ..p },
+        Sqe { ioprio: 1, ..p },
+        Sqe {
+            len: IORING_POLL_ADD_MULTI,
+            flags: IOSQE_CQE_SKIP_SUCCESS,
+            ..p
+        },
+    ] {
+        assert_eq!(res(s), -libc::EINVAL, "{s:?}");
+    }
+    // A one-shot poll may skip its CQE.
+    let s = Sqe {
+        flags: IOSQE_CQE_SKIP_SUCCESS,
+        ..p
+    };
+    assert!(matches!(ok(s), Request::PollAdd { .. }));
+    let r = sqe(IORING_OP_POLL_REMOVE);
+    for s in [Sqe { len: 1 << 3, ..r }, Sqe { buf_index: 1, ..r }] {
+        assert_eq!(res(s), -libc::EINVAL, "{s:?}");
+    }
+    // MULTI without an events update is a plain remove.
+    let s = Sqe {
+        len: IORING_POLL_ADD_MULTI,
+        addr: 5,
+        ..r
+    };
+    assert_eq!(
+        ok(s),
+        Request::PollRemove {
+            target: 5,
+            new_events: None,
+            new_user_data: None
+        }
+    );
+}
+
+#[test]
+fn cancel_rejections_and_keys() {
+    let c = sqe(IORING_OP_ASYNC_CANCEL);
+    let s = Sqe {
+        op_flags: IORING_ASYNC_CANCEL_FD_FIXED | IORING_ASYNC_CANCEL_FD,
+        ..c
+    };
+    assert_eq!(res(s), -libc::EINVAL);
+    let s = Sqe {
+        op_flags: IORING_ASYNC_CANCEL_OP,
+        len: u32::from(IORING_OP_LAST),
+        ..c
+    };
+    assert_eq!(res(s), -libc::EINVAL);
+    // Without OP, len is not checked.
+    let s = Sqe {
+        len: u32::MAX,
+        addr: 3,
+        ..c
+    };
+    let Request::Cancel(m) = ok(s) else { panic!() };
+    assert_eq!(
+        (m.user_data, m.fd, m.opcode, m.all),
+        (Some(3), None, None, false)
+    );
+    // FD + OP + USERDATA: all three keys.
+    let s = Sqe {
+        op_flags: IORING_ASYNC_CANCEL_FD
+            | IORING_ASYNC_CANCEL_OP
+            | IORING_ASYNC_CANCEL_USERDATA,
+        fd: 9,
+        len: u32::from(IORING_OP_RECV),
+        addr: 3,
+        ..c
+    };
+    let Request::Cancel(m) = ok(s) else { panic!() };
+    assert!(m.matches(9, 3, IORING_OP_RECV));
+    assert!(!m.matches(8, 3, IORING_OP_RECV));
+    assert!(!m.matches(9, 4, IORING_OP_RECV));
+    assert!(!m.matches(9, 3, IORING_OP_SEND));
+    // ANY drops the fd and user_data keys (and implies ALL); OP stays.
+    let s = Sqe {
+        op_flags: IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_OP,
+        fd: 9,
+        len: u32::from(IORING_OP_RECV),
+        ..c
+    };
+    let Request::Cancel(m) = ok(s) else { panic!() };
+    assert!(m.any && m.all);
+    assert!(m.matches(1, 2, IORING_OP_RECV) && !m.matches(9, 0, IORING_OP_SEND));
+}
+
+#[test]
+fn buffer_rejections() {
+    let p = Sqe {
+        fd: 4,
+        len: 64,
+        addr: 0x1000,
+        ..sqe(IORING_OP_PROVIDE_BUFFERS)
+    };
+    assert_eq!(res(Sqe { fd: 0, ..p }), -libc::EINVAL);
+    assert_eq!(res(Sqe { fd: -1, ..p }), -libc::EINVAL);
+    assert_eq!(res(Sqe { off: 65536, ..p }), -libc::EINVAL);
+    // The engine's checks before LegacyGroup::provide's: count 0 is
+    // -EINVAL, not provide's -E2BIG.
+    assert_eq!(
+        res(Sqe {
+            fd: 1 << 17,
+            off: 65536,
+            ..p
+        }),
+        -libc::EINVAL
+    );
+    assert_eq!(res(Sqe { fd: 1 << 17, ..p }), -libc::E2BIG);
+    assert_eq!(res(Sqe { len: 0, ..p }), -libc::EINVAL);
+    assert_eq!(
+        res(Sqe {
+            addr: u64::MAX - 100,
+            ..p
+        }),
+        -libc::EOVERFLOW
+    );
+    assert_eq!(res(Sqe { off: 65533, ..p }), -libc::EINVAL);
+    assert!(matches!(
+        ok(Sqe { off: 65532, ..p }),
+        Request::ProvideBuffers {
+            first_bid: 65532,
+            ..
+        }
+    ));
+    let r = Sqe {
+        fd: 1,
+        ..sqe(IORING_OP_REMOVE_BUFFERS)
+    };
+    for s in [
+        Sqe { fd: 0, ..r },
+        Sqe { addr: 1, ..r },
+        Sqe { off: 1, ..r },
+        Sqe { len: 1, ..r },
+    ] {
+        assert_eq!(res(s), -libc::EINVAL, "{s:?}");
+    }
+}
+
+#[test]
+fn timeout_rejections() {
+    let t = Sqe {
+        len: 1,
+        ..sqe(IORING_OP_TIMEOUT)
+    };
+    for op in [IORING_OP_TIMEOUT, IORING_OP_LINK_TIMEOUT] {
+        let t = Sqe { opcode: op, ..t };
+        for s in [
+            Sqe { len: 0, ..t },
+            Sqe { len: 2, ..t },
+            Sqe { buf_index: 1, ..t },
+            Sqe { file_index: 1, ..t },
+            Sqe {
+                op_flags: IORING_TIMEOUT_UPDATE,
+                ..t
+            },
+            Sqe {
+                op_flags: IORING_TIMEOUT_BOOTTIME | IORING_TIMEOUT_REALTIME,
+                ..t
+            },
+            Sqe {
+                op_flags: IORING_TIMEOUT_MULTISHOT | IORING_TIMEOUT_ABS,
+                ..t
+            },
+        ] {
+            assert_eq!(res(s), -libc::EINVAL, "{s:?}");
+        }
+    }
+    // Multishot is fine on a TIMEOUT, not on a LINK_TIMEOUT.
+    let m = Sqe {
+        op_flags: IORING_TIMEOUT_MULTISHOT,
+        ..t
+    };
+    assert!(matches!(
+        ok(m),
+        Request::Timeout(TimeoutSpec {
+            multishot: true,
+            ..
+        })
+    ));
+    let m = Sqe {
+        opcode: IORING_OP_LINK_TIMEOUT,
+        ..m
+    };
+    assert_eq!(res(m), -libc::EINVAL);
+
+    let r = sqe(IORING_OP_TIMEOUT_REMOVE);
+    for s in [
+        Sqe { len: 1, ..r },
+        Sqe { buf_index: 1, ..r },
+        Sqe { file_index: 1, ..r },
+        // A plain remove takes no flags.
+        Sqe {
+            op_flags: IORING_TIMEOUT_ABS,
+            ..r
+        },
+        // Both update kinds at once.
+        Sqe {
+            op_flags: IORING_TIMEOUT_UPDATE | IORING_LINK_TIMEOUT_UPDATE,
+            ..r
+        },
+        // An update keeps its timer's clock.
+        Sqe {
+            op_flags: IORING_TIMEOUT_UPDATE | IORING_TIMEOUT_BOOTTIME,
+            ..r
+        },
+    ] {
+        assert_eq!(res(s), -libc::EINVAL, "{s:?}");
+    }
+}
+
+#[test]
+fn timeout_clocks() {
+    for (f, c) in [
+        (0, TimeoutClock::Monotonic),
+        (IORING_TIMEOUT_BOOTTIME, TimeoutClock::Boottime),
+        (IORING_TIMEOUT_REALTIME, TimeoutClock::Realtime),
+    ] {
+        let s = Sqe {
+            len: 1,
+            op_flags: f | IORING_TIMEOUT_ABS,
+            ..sqe(IORING_OP_TIMEOUT)
+        };
+        let Request::Timeout(t) = ok(s) else { panic!() };
+        assert_eq!((t.clock, t.clock.flags(), t.abs), (c, f, true));
+    }
+    assert_eq!(TimeoutClock::Boottime.clock_id(), libc::CLOCK_BOOTTIME);
+    assert!(ShutdownHow::Both.read() && ShutdownHow::Both.write());
+    assert!(!ShutdownHow::Write.read() && !ShutdownHow::Read.write());
+    assert_eq!(
+        poll_interest(0xdead_0001),
+        1 | (libc::POLLERR | libc::POLLHUP) as u32
+    );
+}
+
