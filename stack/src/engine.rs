@@ -27,12 +27,12 @@ use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpProtocol, Ipv4Packet, 
 use ringline_dataplane::{MacAddr, Nic, TxError, RX_BURST};
 use ringline_ring::abi::*;
 use ringline_ring::bufring::BufRingConsumer;
-use ringline_ring::legacy::LegacyGroup;
 use ringline_ring::ring::{EngineRing, RingStats};
 
 use crate::config::EngineConfig;
 use crate::hint::prefetch;
 use crate::l2::{self, Arp, ArpTable, ETH_HDR};
+use crate::legacy::LegacyGroup;
 use crate::ops::{OpKind, OpList, Ops, Owner, NIL};
 use crate::stats::EngineStats;
 use crate::sysclock;

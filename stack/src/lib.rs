@@ -31,6 +31,7 @@ pub mod driver;
 pub mod engine;
 mod hint;
 pub mod l2;
+pub(crate) mod legacy;
 pub mod ops;
 pub mod stats;
 mod sysclock;
