@@ -268,6 +268,11 @@ pub fn reap<N: Nic>(r: &mut Runtime<N>, out: &mut Vec<Cqe>) {
 
 /// Pushes one SQE (submitting first if the SQ is full). The caller keeps
 /// every buffer the SQE names alive until its final CQE.
+///
+/// A test convenience: `Ring::push`'s contract is the caller's, as in the
+/// unsafe call it wraps, though this function is not marked `unsafe` (tests
+/// push hundreds of SQEs; each test states where its buffers live). Code
+/// outside tests calls `Ring::push` itself.
 pub fn push<N: Nic>(r: &mut Runtime<N>, sqe: Sqe) {
     loop {
         // SAFETY: test SQEs name buffers the test keeps alive (and does not move)
