@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== cargo test (default members: ring, dataplane, stack, apps; no DPDK)"
+echo "== cargo test (default members: ring, dataplane, stack, apps, conformance, testkit; no DPDK)"
 # Not --workspace: that would also build dataplane/dpdk-sys, which needs libdpdk.
 cargo test
 

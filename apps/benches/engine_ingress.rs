@@ -24,21 +24,19 @@
 //! transfer.
 
 use std::hint::black_box;
-use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ringline::{open, Clock, EngineConfig, Runtime};
-use ringline_dataplane::{LoopbackPort, LoopbackWire, WireConfig};
+use ringline::{Clock, EngineConfig, Runtime};
+use ringline_dataplane::{LoopbackPort, WireConfig};
 use ringline_ring::abi::{buffer_id, more, Cqe, Sqe};
 use ringline_ring::bufring::BufRing;
 use ringline_ring::opcode;
 use ringline_ring::ring::RingConfig;
+use ringline_testkit::pair::{open_engines, PairOpts, CLIENT_IP as CLIENT, SERVER_IP as SERVER};
 
 type Rt = Runtime<LoopbackPort>;
 
-const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
-const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const BATCH: usize = 64;
 const MSG: usize = 128;
 const BUFS: u32 = 4096;
@@ -73,7 +71,6 @@ impl Setup {
             frames_per_direction: 16384,
             ..WireConfig::default()
         };
-        let (a, b) = LoopbackWire::pair(&wire);
         // The server acknowledges at once (its ACK is part of the timed step),
         // so the client's small send buffers never fill.
         let engine = |ip, peer, mac, ack_delay| EngineConfig {
@@ -91,25 +88,22 @@ impl Setup {
             cq_entries: Some(16384),
             ..RingConfig::default()
         };
-        let mut s = open(
-            a,
-            &ring_cfg,
-            engine(SERVER, CLIENT, wire.mac_b, server_ack_delay),
-            Clock::monotonic(),
-        )
-        .expect("server");
-        let mut c = open(
-            b,
-            &ring_cfg,
-            engine(
+        // Timed on the real clock, straight on the wire (no fault injector).
+        let opts = PairOpts {
+            server: engine(SERVER, CLIENT, wire.mac_b, server_ack_delay),
+            client: engine(
                 CLIENT,
                 SERVER,
                 wire.mac_a,
                 EngineConfig::default().ack_delay,
             ),
-            Clock::monotonic(),
-        )
-        .expect("client");
+            server_ring: ring_cfg.clone(),
+            client_ring: ring_cfg,
+            wire,
+            ..PairOpts::default()
+        };
+        let (mut s, mut c) =
+            open_engines::<LoopbackPort>(opts, Clock::monotonic()).expect("engines");
         let mut ring = s.register_buf_ring(BUFS, 0).expect("buffer ring");
         let mut arena = vec![0u8; (BUFS * BUF_LEN) as usize];
         let base = arena.as_mut_ptr() as u64;

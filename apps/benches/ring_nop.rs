@@ -7,25 +7,17 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use ringline::{open, Clock, EngineConfig};
-use ringline_dataplane::{LoopbackWire, WireConfig};
+use ringline_dataplane::WireConfig;
 use ringline_ring::opcode;
-use ringline_ring::ring::RingConfig;
+use ringline_testkit::pair::lone_runtime;
 
 fn nop_roundtrip(c: &mut Criterion) {
     let mut g = c.benchmark_group("ring_nop_roundtrip");
 
-    let (nic, _peer) = LoopbackWire::pair(&WireConfig {
+    let (mut rt, _peer) = lone_runtime(&WireConfig {
         frames_per_direction: 64,
         ..WireConfig::default()
     });
-    let mut rt = open(
-        nic,
-        &RingConfig::default(),
-        EngineConfig::default(),
-        Clock::monotonic(),
-    )
-    .expect("ringline runtime");
     let nop = opcode::Nop::new().user_data(7).build();
     g.bench_function("ringline", |b| {
         b.iter(|| {

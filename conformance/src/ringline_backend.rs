@@ -8,23 +8,21 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
-use ringline::{open, Clock, EngineConfig, Runtime};
-use ringline_dataplane::{LoopbackPort, LoopbackWire, WireConfig};
+use ringline_dataplane::{LoopbackPort, WireConfig};
 use ringline_ring::abi::{self, Cqe, Sqe};
 use ringline_ring::bufring::BufRing;
 use ringline_ring::mem::HugePolicy;
 use ringline_ring::opcode;
 use ringline_ring::ring::RingConfig;
+use ringline_testkit::pair::{Pair, PairOpts, CLIENT_IP, SERVER_IP};
 
 use crate::backend::{Backend, Budget, Kind, PeerId, PeerListenerId, PeerRx, RingSize};
 
 /// The app engine's address.
-pub const APP_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+pub const APP_IP: Ipv4Addr = SERVER_IP;
 /// The peer engine's address.
-pub const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+pub const PEER_IP: Ipv4Addr = CLIENT_IP;
 
 /// user_data of the harness's own app-ring SQEs (helpers); never shown to scenarios.
 const HIDDEN: u64 = 0xfff0_0000_0000_0000;
@@ -32,8 +30,6 @@ const HIDDEN: u64 = 0xfff0_0000_0000_0000;
 const EXPECT_ROUNDS: u64 = 300_000;
 /// Rounds of a quiet period (up to ~200 ms of virtual time when idle).
 const QUIET_ROUNDS: u64 = 100;
-
-type Rt = Runtime<LoopbackPort>;
 
 /// What a peer-ring request was for.
 enum POp {
@@ -65,9 +61,8 @@ struct RListener {
 
 /// ringline (two engines on the loopback wire) as a [`Backend`].
 pub struct RinglineBackend {
-    app: Rt,
-    peer: Rt,
-    clock: Arc<AtomicU64>,
+    /// `pair.s` is the app engine, `pair.c` the peer; no fault injector.
+    pair: Pair<LoopbackPort>,
     rounds: u64,
     /// App CQEs reaped by helpers, handed out by the next `reap`.
     pending: VecDeque<Cqe>,
@@ -91,37 +86,26 @@ impl RinglineBackend {
             frames_per_direction: 2048,
             ..WireConfig::default()
         };
-        let (a, b) = LoopbackWire::pair(&wire);
-        let (clock, t) = Clock::manual();
-        let app_cfg = EngineConfig {
-            ip: APP_IP,
-            static_neighbors: vec![(PEER_IP, wire.mac_b)],
-            ..EngineConfig::default()
+        // The app engine is the pair's server (APP_IP), the peer its client
+        // (PEER_IP, seeded differently); both know each other's MAC.
+        let opts = PairOpts {
+            server_ring: RingConfig {
+                sq_entries: size.sq,
+                cq_entries: Some(size.cq),
+                huge: HugePolicy::Never,
+                ..RingConfig::default()
+            },
+            client_ring: RingConfig {
+                sq_entries: 256,
+                huge: HugePolicy::Never,
+                ..RingConfig::default()
+            },
+            wire,
+            ..PairOpts::default()
         };
-        let peer_cfg = EngineConfig {
-            ip: PEER_IP,
-            static_neighbors: vec![(APP_IP, wire.mac_a)],
-            seed: 77,
-            ..EngineConfig::default()
-        };
-        let app_ring = RingConfig {
-            sq_entries: size.sq,
-            cq_entries: Some(size.cq),
-            huge: HugePolicy::Never,
-            ..RingConfig::default()
-        };
-        let peer_ring = RingConfig {
-            sq_entries: 256,
-            huge: HugePolicy::Never,
-            ..RingConfig::default()
-        };
-        let app =
-            open(a, &app_ring, app_cfg, clock.clone()).map_err(|e| format!("app engine: {e}"))?;
-        let peer = open(b, &peer_ring, peer_cfg, clock).map_err(|e| format!("peer engine: {e}"))?;
+        let pair = Pair::plain(opts)?;
         Ok(RinglineBackend {
-            app,
-            peer,
-            clock: t,
+            pair,
             rounds: 0,
             pending: VecDeque::new(),
             peer_ops: HashMap::new(),
@@ -143,15 +127,12 @@ impl RinglineBackend {
 
     /// One round: move the clock, step the app engine, then the peer engine.
     fn round(&mut self) {
-        let busy = self.app.driver().has_pending_work()
-            || self.peer.driver().has_pending_work();
-        self.clock
-            .fetch_add(if busy { 20 } else { 2_000 }, Ordering::Relaxed);
+        self.pair.advance_clock();
         self.rounds += 1;
-        let _ = self.app.submit();
+        let _ = self.pair.s.submit();
         self.service_peers();
-        let _ = self.peer.submit();
-        let cqes: Vec<Cqe> = self.peer.completions().collect();
+        let _ = self.pair.c.submit();
+        let cqes: Vec<Cqe> = self.pair.c.completions().collect();
         for c in cqes {
             self.on_peer_cqe(c);
         }
@@ -163,12 +144,12 @@ impl RinglineBackend {
         // SAFETY: every buffer a peer SQE names (send data, receive buffers,
         // sockaddrs) is owned by this backend and kept until the request's final
         // CQE, or until the backend (and with it the peer engine) is dropped.
-        let r = unsafe { self.peer.push(&sqe) };
+        let r = unsafe { self.pair.c.push(&sqe) };
         if r.is_err() {
             // The peer SQ (256) only fills if a scenario floods it; submit and retry.
-            let _ = self.peer.submit();
+            let _ = self.pair.c.submit();
             // SAFETY: as above.
-            let _ = unsafe { self.peer.push(&sqe) };
+            let _ = unsafe { self.pair.c.push(&sqe) };
         }
     }
 
@@ -273,12 +254,12 @@ impl RinglineBackend {
         let ud = HIDDEN | self.ud();
         sqe.user_data = ud;
         // SAFETY: helper SQEs name only sockaddrs owned by `self.addrs` (or nothing).
-        unsafe { self.app.push(&sqe) }.map_err(|_| "app SQ full".to_string())?;
+        unsafe { self.pair.s.push(&sqe) }.map_err(|_| "app SQ full".to_string())?;
         let start = self.rounds;
         while !self.expired(start, Budget::Expect) {
             self.round();
             let mut found = None;
-            for c in self.app.completions().collect::<Vec<_>>() {
+            for c in self.pair.s.completions().collect::<Vec<_>>() {
                 if c.user_data == ud {
                     found = Some(c);
                 } else {
@@ -331,11 +312,11 @@ impl Backend for RinglineBackend {
     fn push(&mut self, sqe: &Sqe) -> Result<(), String> {
         // SAFETY: every buffer the SQE names is owned by the harness (`Ctx`), which
         // drops this backend (and the engine that could touch the memory) first.
-        unsafe { self.app.push(sqe) }.map_err(|_| "SQ full".to_string())
+        unsafe { self.pair.s.push(sqe) }.map_err(|_| "SQ full".to_string())
     }
 
     fn submit(&mut self) {
-        let _ = self.app.submit();
+        let _ = self.pair.s.submit();
     }
 
     fn tick(&mut self) {
@@ -356,7 +337,7 @@ impl Backend for RinglineBackend {
 
     fn timeout_clock_us(&self) -> u64 {
         // The engines' virtual clock, which they read absolute times against.
-        self.clock.load(Ordering::Relaxed)
+        self.pair.now_us()
     }
 
     fn reap(&mut self) -> Vec<Cqe> {
@@ -372,21 +353,22 @@ impl Backend for RinglineBackend {
             }
         }
         let left = n - v.len();
-        v.extend(self.app.completions().take(left));
+        v.extend(self.pair.s.completions().take(left));
         v.retain(|c| c.user_data < HIDDEN);
         v
     }
 
     fn sq_flags(&mut self) -> u32 {
-        self.app.app().sq_flags()
+        self.pair.s.app().sq_flags()
     }
 
     fn cq_ready(&mut self) -> u32 {
-        self.app.cq_ready() + self.pending.len() as u32
+        self.pair.s.cq_ready() + self.pending.len() as u32
     }
 
     fn register_buf_ring(&mut self, entries: u32, bgid: u16) -> Result<BufRing, i32> {
-        self.app
+        self.pair
+            .s
             .register_buf_ring(entries, bgid)
             .map_err(|e| e.as_res())
     }

@@ -16,8 +16,9 @@
 //!   the loom tests model-check.
 //! * [`ring`] — the SQ/CQ ring: setup and sizing per `io_uring_setup`, the app half and
 //!   the engine half, the ordered CQ overflow backlog (`IORING_FEAT_NODROP`).
-//! * [`bufring`] and [`legacy`] — ring-mapped and legacy (`PROVIDE_BUFFERS`) buffer groups.
-//! * [`user`] — access to application memory named by SQE addresses.
+//! * [`bufring`] — ring-mapped provided-buffer groups (`io_uring_buf_ring`). Legacy
+//!   (`PROVIDE_BUFFERS`) groups are engine-private (no shared memory) and live in the
+//!   `ringline` crate, as does its access to application memory named by SQE addresses.
 //! * [`app`] — the liburing-shaped API, opcode builders and CQE helpers.
 //!
 //! # Invariants
@@ -38,12 +39,10 @@
 pub mod abi;
 pub mod app;
 pub mod bufring;
-pub mod legacy;
 pub mod mem;
 pub mod proto;
 pub mod ring;
 pub mod sync;
-pub mod user;
 
 pub use abi::{
     Cqe, CqringOffsets, IoUringBuf, IoUringBufReg, Params, RecvmsgOut, Sqe, SqringOffsets,
@@ -51,6 +50,5 @@ pub use abi::{
 pub use app::opcode;
 pub use app::{Driver, Errno, Ring};
 pub use bufring::{BufRing, BufRingConsumer, BufRingError};
-pub use legacy::LegacyGroup;
 pub use mem::{Backing, HugePolicy, MemError, Region};
 pub use ring::{new_ring, AppRing, EngineRing, RingConfig, RingStats, SetupError};

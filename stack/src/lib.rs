@@ -41,6 +41,7 @@ mod fxhash;
 mod hint;
 mod ids;
 mod l2;
+mod legacy;
 mod net;
 mod ops;
 mod slab;

@@ -1,18 +1,31 @@
 //! The main audited opt-out from `#![deny(unsafe_code)]` in this crate (the
 //! others are `hint`, one prefetch instruction, and `sysclock`, one
-//! `clock_gettime`): access
-//! to application memory named by SQE addresses.
+//! `clock_gettime`): access to application memory named by SQE addresses.
+//!
+//! SQEs carry raw addresses (`addr`, `off`/`addr2`, buffer-ring entries). The
+//! engine reads and writes the memory they name only through this module,
+//! exactly as the kernel's `copy_from_user` / `copy_to_user` would: the safe
+//! functions check the address range, then call one of the raw accessors at
+//! the bottom (`user_slice`, `user_slice_mut`, `read_user`, `write_user`),
+//! thin wrappers over raw pointer operations with one safety contract.
+//!
+//! # The contract (that of `ringline_ring::app::Ring::push`)
 //!
 //! The contract is io_uring's: by submitting an SQE (`Ring::push` is `unsafe`
-//! for this reason) the application promises that every buffer the SQE names
-//! stays valid, and is not otherwise accessed, until the request's final CQE.
-//! The engine runs in the application's address space (inline mode or a
-//! thread of the same process), so an SQE address is a plain pointer. Null
-//! pointers and address-range overflow are rejected here with `-EFAULT`
-//! before any access.
+//! for this reason) the application promises that every buffer or address it
+//! names is valid for the access the operation implies (readable for sends and
+//! addresses it passes in, writable for receives and addresses it gets back)
+//! and stays valid, and is not accessed by the application in a conflicting
+//! way, until the request's final CQE (the one without `IORING_CQE_F_MORE`).
+//! Data read at submission time (a `sockaddr` passed to CONNECT or BIND, a
+//! timespec) need only live until submission returns
+//! (`IORING_FEAT_SUBMIT_STABLE`). The engine runs in the application's address
+//! space (inline mode or a thread of the same process), so an SQE address is a
+//! plain pointer. Null pointers and address-range overflow are rejected here
+//! with `-EFAULT` before any access.
 #![allow(unsafe_code)]
 
-use ringline_ring::user;
+use core::ptr;
 
 /// `-EFAULT` if `addr..addr+len` is null or wraps the address space.
 pub fn check(addr: u64, len: usize) -> Result<(), i32> {
@@ -33,7 +46,7 @@ pub fn slice_mut<'a>(addr: u64, len: usize) -> Result<&'a mut [u8], i32> {
     }
     // SAFETY: non-null and non-wrapping (checked above); validity and exclusive
     // access until the final CQE are the submitter's promise (see module docs).
-    Ok(unsafe { user::user_slice_mut(addr, len) })
+    Ok(unsafe { user_slice_mut(addr, len) })
 }
 
 /// The application buffer `addr..addr+len`, read-only.
@@ -43,7 +56,7 @@ pub fn slice<'a>(addr: u64, len: usize) -> Result<&'a [u8], i32> {
         return Ok(&[]);
     }
     // SAFETY: as for `slice_mut`; the engine only reads.
-    Ok(unsafe { user::user_slice(addr, len) })
+    Ok(unsafe { user_slice(addr, len) })
 }
 
 /// Reads a `T` (unaligned) from application memory.
@@ -51,14 +64,14 @@ pub fn read<T: Copy>(addr: u64) -> Result<T, i32> {
     check(addr, core::mem::size_of::<T>())?;
     // SAFETY: as for `slice`; `T: Copy` has no drop glue and any bit pattern
     // of the integer-only structs read here (sockaddr_in, socklen_t, timespec) is valid.
-    Ok(unsafe { user::read_user::<T>(addr) })
+    Ok(unsafe { read_user::<T>(addr) })
 }
 
 /// Writes a `T` (unaligned) into application memory.
 pub fn write<T: Copy>(addr: u64, v: T) -> Result<(), i32> {
     check(addr, core::mem::size_of::<T>())?;
     // SAFETY: as for `slice_mut`.
-    unsafe { user::write_user::<T>(addr, v) };
+    unsafe { write_user::<T>(addr, v) };
     Ok(())
 }
 
@@ -138,4 +151,122 @@ pub fn for_each_iov(
         }
     }
     Ok(total)
+}
+
+// The raw accessors: every access to application memory goes through one of
+// these, after the checks above.
+
+/// Turns an SQE address into a pointer.
+#[inline]
+fn ptr_from(addr: u64) -> *mut u8 {
+    // The address came from the application as an integer (an SQE field); it was
+    // produced by a pointer-to-integer cast on the application side, so take the
+    // exposed provenance back.
+    ptr::with_exposed_provenance_mut(addr as usize)
+}
+
+/// A shared view of `len` bytes of application memory at `addr`.
+///
+/// # Safety
+///
+/// `addr .. addr + len` is readable application memory under the contract of the
+/// module docs, not written by anyone for `'a`, and `'a` does not outlive the request.
+/// For `len == 0` any `addr` is accepted (an empty slice is returned).
+#[inline]
+unsafe fn user_slice<'a>(addr: u64, len: usize) -> &'a [u8] {
+    if len == 0 {
+        return &[];
+    }
+    // SAFETY: non-null (caller checked), valid for reads of len bytes and not mutated
+    // for 'a (caller's contract); u8 is always aligned.
+    unsafe { core::slice::from_raw_parts(ptr_from(addr), len) }
+}
+
+/// An exclusive view of `len` bytes of application memory at `addr`.
+///
+/// # Safety
+///
+/// `addr .. addr + len` is writable application memory under the contract of the
+/// module docs, not accessed by anyone else for `'a`, and `'a` does not outlive the
+/// request. For `len == 0` any `addr` is accepted (an empty slice is returned).
+#[inline]
+unsafe fn user_slice_mut<'a>(addr: u64, len: usize) -> &'a mut [u8] {
+    if len == 0 {
+        return &mut [];
+    }
+    // SAFETY: non-null (caller checked), valid for reads and writes of len bytes and
+    // exclusively ours for 'a (caller's contract); u8 is always aligned.
+    unsafe { core::slice::from_raw_parts_mut(ptr_from(addr), len) }
+}
+
+/// Reads a `T` from application memory at `addr` (no alignment required).
+///
+/// # Safety
+///
+/// `addr .. addr + size_of::<T>()` is readable application memory under the contract
+/// of the module docs, and any bit pattern there is a valid `T` (use plain-old-data
+/// types: integers, `#[repr(C)]` structs of integers).
+#[inline]
+unsafe fn read_user<T: Copy>(addr: u64) -> T {
+    // SAFETY: valid for reads of size_of::<T>() bytes holding a valid T (caller's
+    // contract); read_unaligned has no alignment requirement.
+    unsafe { ptr_from(addr).cast::<T>().read_unaligned() }
+}
+
+/// Writes `v` to application memory at `addr` (no alignment required).
+///
+/// # Safety
+///
+/// `addr .. addr + size_of::<T>()` is writable application memory under the contract
+/// of the module docs.
+#[inline]
+unsafe fn write_user<T: Copy>(addr: u64, v: T) {
+    // SAFETY: valid for writes of size_of::<T>() bytes (caller's contract);
+    // write_unaligned has no alignment requirement.
+    unsafe { ptr_from(addr).cast::<T>().write_unaligned(v) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr_of<T: ?Sized>(p: *const T) -> u64 {
+        p.cast::<u8>().expose_provenance() as u64
+    }
+
+    #[test]
+    fn round_trips_through_raw_addresses() {
+        let mut buf = [0u8; 16];
+        let a = addr_of(buf.as_mut_ptr());
+        // SAFETY: buf is live, 16 bytes, and not otherwise borrowed during each call.
+        unsafe {
+            user_slice_mut(a + 2, 5).copy_from_slice(b"hello");
+            assert_eq!(user_slice(a + 2, 5), b"hello");
+            user_slice_mut(a, 2).copy_from_slice(b"<<");
+            write_user::<u32>(a + 9, 0xdead_beef); // unaligned
+            assert_eq!(read_user::<u32>(a + 9), 0xdead_beef);
+            assert!(user_slice(0, 0).is_empty());
+            assert!(user_slice_mut(0, 0).is_empty());
+        }
+        assert_eq!(&buf[..7], b"<<hello");
+        assert_eq!(
+            u32::from_ne_bytes(buf[9..13].try_into().unwrap()),
+            0xdead_beef
+        );
+    }
+
+    #[test]
+    fn checked_accessors_reject_null_and_wrapping_ranges() {
+        let mut word = 0u32;
+        let a = addr_of(&mut word as *mut u32);
+        assert_eq!(check(0, 1), Err(-libc::EFAULT));
+        assert_eq!(check(u64::MAX, 2), Err(-libc::EFAULT));
+        assert_eq!(check(0, 0), Ok(()));
+        assert_eq!(read::<u32>(0), Err(-libc::EFAULT));
+        write::<u32>(a, 7).unwrap();
+        assert_eq!(read::<u32>(a), Ok(7));
+        assert_eq!(fetch_or_u32(a, 8), Ok(7));
+        assert_eq!(fetch_or_u32(a + 1, 8), Err(-libc::EINVAL));
+        assert_eq!(word, 15);
+    }
 }

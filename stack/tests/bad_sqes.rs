@@ -1,12 +1,10 @@
 //! Bad SQEs complete with the kernel's negative errno; nothing panics, and the
 //! engine keeps working afterwards.
 
-mod common;
-
-use common::*;
 use proptest::prelude::*;
 use ringline_ring::abi::*;
 use ringline_ring::opcode;
+use ringline_testkit::pair::*;
 
 fn run_one(p: &mut Pair, sqe: Sqe) -> Cqe {
     let ud = sqe.user_data;

@@ -2,15 +2,13 @@
 //! sockets under continuous traffic with a CQ of 16,384 entries never
 //! overflow, and no readiness is lost.
 
-mod common;
-
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use common::*;
 use ringline::EngineConfig;
 use ringline_ring::abi::*;
 use ringline_ring::opcode;
 use ringline_ring::ring::RingConfig;
+use ringline_testkit::pair::*;
 
 const N: usize = 10_000;
 const PORT: u16 = 7300;

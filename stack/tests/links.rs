@@ -1,11 +1,9 @@
 //! SQE links, hard links, LINK_TIMEOUT, drain, CQE_SKIP_SUCCESS and SEND_ZC.
 
-mod common;
-
-use common::*;
 use ringline_ring::abi::*;
 use ringline_ring::app::Timespec;
 use ringline_ring::opcode;
+use ringline_testkit::pair::*;
 
 fn nop(ud: u64, res: i32, flags: u8) -> Sqe {
     let mut s = opcode::Nop::new().inject_result(res).user_data(ud).build();

@@ -1,11 +1,9 @@
 //! SENDMSG / RECVMSG: gather and scatter over iovecs, and multishot RECVMSG
 //! with the `io_uring_recvmsg_out` buffer layout.
 
-mod common;
-
-use common::*;
 use ringline_ring::abi::*;
 use ringline_ring::opcode;
+use ringline_testkit::pair::*;
 
 fn conn(p: &mut Pair) -> (i32, i32) {
     let l = listen(p, 7400, 8);

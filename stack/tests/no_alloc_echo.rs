@@ -6,63 +6,11 @@
 //! the op slab reach their steady sizes), a counting global allocator
 //! watches this thread for 20,000 more round trips.
 
-mod common;
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
-use common::{connect_n, listen, push, Pair, PairOpts};
 use ringline::EngineConfig;
 use ringline_ring::abi::{buffer_id, more};
 use ringline_ring::opcode;
-
-thread_local! {
-    /// Allocations (alloc, alloc_zeroed, realloc) made by this thread while
-    /// `WATCHING` is set.
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-    static WATCHING: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Forwards to the system allocator, counting the watched thread's calls.
-struct Counting;
-
-// SAFETY: every method forwards to `System` with the caller's arguments
-// unchanged, so `System`'s guarantees carry over; the counting touches only
-// const-initialised thread-locals, which never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract for `layout`.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: as for `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: `ptr` came from this allocator, hence from `System`, with
-        // `layout`; the caller upholds the rest of `realloc`'s contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System` with `layout` (see above).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-fn count() {
-    // `try_with`: during thread teardown the thread-locals may be gone.
-    let _ = WATCHING.try_with(|w| {
-        if w.get() {
-            ALLOCS.with(|a| a.set(a.get() + 1));
-        }
-    });
-}
+use ringline_testkit::counting::{self, Counting};
+use ringline_testkit::pair::{connect_n, listen, push, Pair, PairOpts};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -167,7 +115,7 @@ fn echo_steady_state_allocates_nothing() {
         assert!(rounds < 2_000_000, "echo stalled after {done} round trips");
         if done >= WARMUP && watched.is_none() {
             watched = Some(done);
-            WATCHING.with(|w| w.set(true));
+            counting::watch();
         }
         p.step();
         std::mem::swap(&mut s_cqes, &mut p.s_cqes);
@@ -225,8 +173,8 @@ fn echo_steady_state_allocates_nothing() {
             }
         }
     }
-    WATCHING.with(|w| w.set(false));
-    let allocs = ALLOCS.with(|a| a.get());
+    counting::unwatch();
+    let allocs = counting::allocations();
     assert_eq!(
         allocs,
         0,

@@ -5,12 +5,10 @@
 //! kernel refuses. The real-clock side of absolute times is in `wait_loop.rs`,
 //! the comparison with the kernel in the conformance suite.
 
-mod common;
-
-use common::*;
 use ringline_ring::abi::*;
 use ringline_ring::app::Timespec;
 use ringline_ring::opcode;
+use ringline_testkit::pair::*;
 
 fn ts_us(us: u64) -> Box<Timespec> {
     Box::new(Timespec {

@@ -1,13 +1,11 @@
 //! Deterministic two-engine tests over the loopback wire (issue: foundation).
 
-mod common;
-
-use common::*;
 use ringline_dataplane::FaultConfig;
 use ringline_ring::abi::*;
 use ringline_ring::bufring::BufRing;
 use ringline_ring::opcode;
 use ringline_ring::ring::RingConfig;
+use ringline_testkit::pair::*;
 
 const PORT: u16 = 7000;
 
@@ -403,7 +401,7 @@ fn overflow_ends_multishot_recv_with_bytes_in_final_cqe() {
             return false;
         }
         p.reap_server = true;
-        common::reap(&mut p.s, &mut p.s_cqes);
+        reap(&mut p.s, &mut p.s_cqes);
         if rx.drain(p, 1300, false) && rx.got.len() < data.len() {
             rx.arm(p, sfd, 5, 1300);
         }

@@ -5,22 +5,15 @@
 
 use std::time::{Duration, Instant};
 
-use ringline::{open, Clock, EngineConfig};
-use ringline_dataplane::{LoopbackWire, WireConfig};
+use ringline_dataplane::WireConfig;
 use ringline_ring::app::Timespec;
 use ringline_ring::opcode;
-use ringline_ring::ring::RingConfig;
+use ringline_testkit::pair::lone_runtime;
 
 /// A runtime on the real clock, its wire's other end idle.
 fn runtime() -> ringline::Runtime<ringline_dataplane::LoopbackPort> {
-    let (a, _b) = LoopbackWire::pair(&WireConfig::default());
-    open(
-        a,
-        &RingConfig::default(),
-        EngineConfig::default(),
-        Clock::monotonic(),
-    )
-    .expect("runtime")
+    let (rt, _peer) = lone_runtime(&WireConfig::default());
+    rt
 }
 
 #[test]

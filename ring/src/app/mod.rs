@@ -264,7 +264,8 @@ impl<D: Driver> Ring<D> {
     /// application) until the request's final CQE, the one without
     /// `IORING_CQE_F_MORE`. Data only read at submission (a `sockaddr` for CONNECT or
     /// BIND, a timespec) need only live until the submitting call returns
-    /// (`IORING_FEAT_SUBMIT_STABLE`). See [`crate::user`].
+    /// (`IORING_FEAT_SUBMIT_STABLE`). The engine reads and writes that memory only
+    /// through the `ringline` crate's audited `usermem` module.
     #[inline]
     pub unsafe fn push(&mut self, sqe: &Sqe) -> Result<(), SqFull> {
         let slot = self.app.get_sqe().ok_or(SqFull)?;

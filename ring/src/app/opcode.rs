@@ -13,7 +13,7 @@ use crate::abi::{self, Sqe};
 pub use super::Timespec;
 
 /// A pointer as an SQE address. The provenance is exposed so the engine can turn the
-/// integer back into a pointer ([`crate::user`]).
+/// integer back into a pointer (the `ringline` crate's `usermem` module).
 fn addr_of<T>(p: *const T) -> u64 {
     p.expose_provenance() as u64
 }

@@ -5,7 +5,7 @@
 //! ([`BufGroups::commit`]), as the kernel does.
 
 use ringline_ring::bufring::BufRingConsumer;
-use ringline_ring::legacy::LegacyGroup;
+use crate::legacy::LegacyGroup;
 
 use crate::errno::{self, Errno};
 use crate::fxhash::FxMap;

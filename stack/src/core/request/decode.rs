@@ -3,7 +3,7 @@
 use ringline_ring::abi::*;
 
 use super::*;
-use ringline_ring::legacy::MAX_BIDS_PER_BGID;
+use crate::legacy::MAX_BIDS_PER_BGID;
 
 impl Request {
     /// Checks `sqe` as the kernel's submission path and prep functions do and

@@ -3,10 +3,13 @@
 //! One group is a FIFO of buffers private to the engine: no shared memory, the app
 //! hands buffers over with one SQE (and gets one CQE) per refill. A buffer picked for an
 //! attempt that got no data stays at the front (`peek` without `consume`).
+//!
+//! Engine-private: unlike ring-mapped groups (`ringline_ring::bufring`) nothing here is
+//! shared with the application, so it lives beside the engine, not in the ABI crate.
 
 use std::collections::VecDeque;
 
-use crate::abi::IoUringBuf;
+use ringline_ring::abi::IoUringBuf;
 
 /// Buffer ids are 16 bits wide in the CQE flags (`MAX_BIDS_PER_BGID`).
 pub const MAX_BIDS_PER_BGID: u32 = 1 << 16;
@@ -21,11 +24,6 @@ pub struct LegacyGroup {
 }
 
 impl LegacyGroup {
-    /// An empty group.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// Adds `count` buffers of `len` bytes: buffer `i` is `base + i * len` with id
     /// `first_bid + i` (`IORING_OP_PROVIDE_BUFFERS`).
     ///
@@ -82,16 +80,6 @@ impl LegacyGroup {
     pub fn consume(&mut self) {
         self.bufs.pop_front();
     }
-
-    /// Buffers in the group.
-    pub fn len(&self) -> usize {
-        self.bufs.len()
-    }
-
-    /// Whether the group has no buffers (a transfer would fail with `-ENOBUFS`).
-    pub fn is_empty(&self) -> bool {
-        self.bufs.is_empty()
-    }
 }
 
 #[cfg(test)]
@@ -100,11 +88,11 @@ mod tests {
 
     #[test]
     fn provide_splits_and_numbers_buffers() {
-        let mut g = LegacyGroup::new();
-        assert!(g.is_empty());
+        let mut g = LegacyGroup::default();
+        assert!(g.bufs.is_empty());
         g.provide(0x10_000, 512, 3, 7).unwrap();
         g.provide(0x90_000, 64, 1, 100).unwrap();
-        assert_eq!(g.len(), 4);
+        assert_eq!(g.bufs.len(), 4);
         let mut got = vec![];
         while let Some(b) = g.peek() {
             got.push((b.addr, b.len, b.bid));
@@ -123,25 +111,25 @@ mod tests {
 
     #[test]
     fn provide_rejects_like_the_kernel() {
-        let mut g = LegacyGroup::new();
+        let mut g = LegacyGroup::default();
         assert_eq!(g.provide(0x1000, 16, 0, 0), Err(-libc::E2BIG));
         assert_eq!(g.provide(0x1000, 16, 65537, 0), Err(-libc::E2BIG));
         assert_eq!(g.provide(0x1000, 0, 1, 0), Err(-libc::EINVAL));
         assert_eq!(g.provide(0x1000, 16, 1, 65536), Err(-libc::E2BIG));
         assert_eq!(g.provide(0x1000, 16, 2, 65535), Err(-libc::EINVAL));
         assert_eq!(g.provide(u64::MAX - 10, 16, 1, 0), Err(-libc::EOVERFLOW));
-        assert!(g.is_empty(), "nothing added on error");
+        assert!(g.bufs.is_empty(), "nothing added on error");
         // Limits themselves are fine.
         assert_eq!(g.provide(0x1000, 1, 1, 65535), Ok(()));
         assert_eq!(g.peek().unwrap().bid, 65535);
         assert_eq!(g.provide(0x1000, 1, 65536, 0), Ok(()));
-        assert_eq!(g.len(), 65537);
+        assert_eq!(g.bufs.len(), 65537);
         assert_eq!(g.provide(0, u32::MAX, 1, 0), Ok(()));
     }
 
     #[test]
     fn len_is_capped_at_max_rw_count() {
-        let mut g = LegacyGroup::new();
+        let mut g = LegacyGroup::default();
         g.provide(0, u32::MAX, 2, 0).unwrap();
         assert_eq!(g.peek().unwrap().len, MAX_RW_COUNT);
         g.consume();
@@ -150,7 +138,7 @@ mod tests {
 
     #[test]
     fn remove_takes_from_the_front() {
-        let mut g = LegacyGroup::new();
+        let mut g = LegacyGroup::default();
         g.provide(0, 8, 5, 0).unwrap();
         assert_eq!(g.remove(2), 2);
         assert_eq!(g.peek().unwrap().bid, 2);
