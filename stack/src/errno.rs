@@ -14,6 +14,7 @@ macro_rules! errnos {
 }
 
 errnos!(
+    E2BIG,
     EADDRINUSE,
     EADDRNOTAVAIL,
     EAFNOSUPPORT,
@@ -31,6 +32,7 @@ errnos!(
     ENOBUFS,
     ENOENT,
     ENOTCONN,
+    EOVERFLOW,
     EOPNOTSUPP,
     EPIPE,
     EPROTONOSUPPORT,

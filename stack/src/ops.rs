@@ -101,9 +101,8 @@ pub(crate) enum OpKind {
         repeats: u32,
         /// `IORING_TIMEOUT_ETIME_SUCCESS`: firing does not break its link.
         etime_success: bool,
-        /// Its clock flags (`IORING_TIMEOUT_BOOTTIME` / `_REALTIME`, 0 =
-        /// MONOTONIC), for an absolute update.
-        clock: u32,
+        /// Its clock, for an absolute update.
+        clock: crate::core::request::TimeoutClock,
     },
     /// LINK_TIMEOUT guarding the op `target`.
     LinkTimeout {

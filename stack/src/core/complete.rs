@@ -78,7 +78,8 @@ impl Completer {
     /// (respecting `IOSQE_CQE_SKIP_SUCCESS`), and reports to its chain.
     pub(crate) fn complete_now(
         &mut self,
-        sqe: &Sqe,
+        user_data: u64,
+        sqe_flags: u8,
         chain: Option<ChainId>,
         res: i32,
         flags: u32,
@@ -86,11 +87,11 @@ impl Completer {
         if res < 0 {
             self.op_errors += 1;
         }
-        if !(res >= 0 && sqe.flags & IOSQE_CQE_SKIP_SUCCESS != 0) {
-            self.post(sqe.user_data, res, flags);
+        if !(res >= 0 && sqe_flags & IOSQE_CQE_SKIP_SUCCESS != 0) {
+            self.post(user_data, res, flags);
         }
         if let Some(chain) = chain {
-            let ok = res >= 0 || sqe.flags & IOSQE_IO_HARDLINK != 0;
+            let ok = res >= 0 || sqe_flags & IOSQE_IO_HARDLINK != 0;
             self.events.push(ChainEvent { chain, ok });
         }
     }

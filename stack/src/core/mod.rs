@@ -27,6 +27,7 @@ pub(crate) mod fds;
 pub(crate) mod links;
 pub(crate) mod listen;
 mod poll;
+pub(crate) mod request;
 mod rw;
 mod service;
 mod sockets;
@@ -45,6 +46,7 @@ use crate::errno::{self, Errno};
 use crate::ids::{ConnId, OpId};
 use crate::stats::EngineStats;
 
+use request::Submission;
 pub(crate) use demux::{peek_tuple as demux_peek_tuple, Ingress};
 
 /// Our addresses and the route.
@@ -222,24 +224,25 @@ impl Core {
     }
 
     /// Completes the request being issued now (it never became an op).
-    pub(crate) fn complete(&mut self, sqe: &ringline_ring::abi::Sqe, res: i32, flags: u32) {
+    pub(crate) fn complete(&mut self, sub: &Submission, res: i32, flags: u32) {
         let chain = self.links.issuing();
-        self.cq.complete_now(sqe, chain, res, flags);
+        self.cq
+            .complete_now(sub.user_data, sub.flags, chain, res, flags);
     }
 
     /// Turns the request being issued into an op waiting on `owner`'s list;
     /// it heads its chain if it runs in one.
     pub(crate) fn park(
         &mut self,
-        sqe: &ringline_ring::abi::Sqe,
+        sub: &Submission,
         kind: crate::ops::OpKind,
         owner: crate::ops::Owner,
     ) -> OpId {
         let ops = &mut self.cq.ops;
-        let id = ops.insert(sqe.user_data, sqe.fd, kind);
+        let id = ops.insert(sub.user_data, sub.fd, kind);
         let op = ops.get_mut(id);
-        op.sqe_flags = sqe.flags;
-        op.opcode = sqe.opcode;
+        op.sqe_flags = sub.flags;
+        op.opcode = sub.opcode;
         op.chain = self.links.issuing();
         ops.push(id, owner);
         self.links.parked(id);

@@ -5,6 +5,7 @@
 use ringline_ring::abi::*;
 
 use super::fds::Fd;
+use super::request::{poll_interest, CancelMatch, PollEvents, PollMode, Submission};
 use super::{Core, OpResult};
 use crate::errno;
 use crate::ids::{ConnId, OpId};
@@ -116,53 +117,39 @@ impl Core {
         }
     }
 
-    pub(crate) fn op_poll_add(&mut self, sqe: &Sqe) -> OpResult {
-        let flags = sqe.len;
-        if flags & !(IORING_POLL_ADD_MULTI | RINGLINE_POLL_COALESCED) != 0 {
-            // IORING_POLL_ADD_LEVEL is rejected by Linux too.
-            return Err(errno::EINVAL);
-        }
-        let coalesced = flags & RINGLINE_POLL_COALESCED != 0;
-        // Linux wants addr 0; the coalesced mode uses it for the ready word,
-        // which must be a live, 4-byte aligned u32, and is always persistent.
-        if coalesced {
-            if flags & IORING_POLL_ADD_MULTI == 0 || !sqe.addr.is_multiple_of(4) {
-                return Err(errno::EINVAL);
+    pub(crate) fn op_poll_add(&mut self, sub: &Submission, events: u32, mode: PollMode) -> OpResult {
+        let (multi, word) = match mode {
+            PollMode::OneShot => (false, 0),
+            PollMode::Multi => (true, 0),
+            PollMode::Coalesced { word } => {
+                // The ready word must be live (decode checked its alignment).
+                usermem::check(word, 4).map_err(errno::from_res)?;
+                (true, word)
             }
-            usermem::check(sqe.addr, 4).map_err(errno::from_res)?;
-        } else if sqe.addr != 0 {
-            return Err(errno::EINVAL);
-        }
-        if sqe.off != 0 || sqe.buf_index != 0 || sqe.ioprio != 0 {
-            return Err(errno::EINVAL);
-        }
-        let multi = flags & IORING_POLL_ADD_MULTI != 0;
-        if multi && sqe.flags & IOSQE_CQE_SKIP_SUCCESS != 0 {
-            return Err(errno::EINVAL);
-        }
-        let events = (sqe.op_flags & 0xffff) | POLLERR | POLLHUP;
-        let fd = self.fds.get(sqe.fd).ok_or(errno::EBADF)?;
+        };
+        let events = poll_interest(events);
+        let fd = self.fds.get(sub.fd).ok_or(errno::EBADF)?;
         let kind = OpKind::Poll {
             events,
             multi,
-            word: if coalesced { sqe.addr } else { 0 },
+            word,
         };
         match fd {
             Fd::Free => unreachable!("Fds::get never returns Free"),
             Fd::Fresh { .. } => {
                 // An unconnected TCP socket polls as OUT|HUP and never changes
                 // until it is connected or listened on: report once.
-                let id = self.park(sqe, kind, Owner::None);
+                let id = self.park(sub, kind, Owner::None);
                 let mask = (POLLOUT | POLLWRNORM | POLLHUP) & events;
                 self.cq.finish(id, mask as i32, 0);
             }
             Fd::Listener(lid) => {
-                let id = self.park(sqe, kind, Owner::ListenPoll(lid.slot));
+                let id = self.park(sub, kind, Owner::ListenPoll(lid.slot));
                 let mask = self.listener_mask(lid.slot);
                 self.fire_poll(id, mask);
             }
             Fd::Conn(cid) => {
-                let id = self.park(sqe, kind, Owner::ConnPoll(cid));
+                let id = self.park(sub, kind, Owner::ConnPoll(cid));
                 let mask = self.conn_mask(cid);
                 self.fire_poll(id, mask);
             }
@@ -170,35 +157,32 @@ impl Core {
         Ok(None)
     }
 
-    pub(crate) fn op_poll_remove(&mut self, sqe: &Sqe) -> OpResult {
-        let flags = sqe.len;
-        let known =
-            IORING_POLL_ADD_MULTI | IORING_POLL_UPDATE_EVENTS | IORING_POLL_UPDATE_USER_DATA;
-        if flags & !known != 0 || sqe.buf_index != 0 {
-            return Err(errno::EINVAL);
-        }
-        let ud = sqe.addr;
+    pub(crate) fn op_poll_remove(
+        &mut self,
+        sub: &Submission,
+        target: u64,
+        new_events: Option<PollEvents>,
+        new_user_data: Option<u64>,
+    ) -> OpResult {
         let id = self
-            .find_op(|op| op.user_data == ud && matches!(op.kind, OpKind::Poll { .. }))
+            .find_op(|op| op.user_data == target && matches!(op.kind, OpKind::Poll { .. }))
             .ok_or(errno::ENOENT)?;
-        if flags & (IORING_POLL_UPDATE_EVENTS | IORING_POLL_UPDATE_USER_DATA) == 0 {
+        if new_events.is_none() && new_user_data.is_none() {
             // As the kernel: the remover's CQE, then the poll's -ECANCELED.
-            self.complete(sqe, 0, 0);
+            self.complete(sub, 0, 0);
             self.cq.fail(id, errno::ECANCELED);
             return Ok(None);
         }
         let op = self.cq.ops.get_mut(id);
-        if let OpKind::Poll { events, multi, .. } = &mut op.kind {
-            if flags & IORING_POLL_UPDATE_EVENTS != 0 {
-                *events = (sqe.op_flags & 0xffff) | POLLERR | POLLHUP;
-                *multi = flags & IORING_POLL_ADD_MULTI != 0;
-            }
+        if let (OpKind::Poll { events, multi, .. }, Some(new)) = (&mut op.kind, new_events) {
+            *events = poll_interest(new.events);
+            *multi = new.multi;
         }
-        if flags & IORING_POLL_UPDATE_USER_DATA != 0 {
-            op.user_data = sqe.off;
+        if let Some(ud) = new_user_data {
+            op.user_data = ud;
         }
         let owner = op.owner;
-        self.complete(sqe, 0, 0);
+        self.complete(sub, 0, 0);
         // The new mask may already be satisfied: re-poll, as the kernel does.
         let mask = match owner {
             Owner::ConnPoll(cid) => self.conn_mask(cid),
@@ -209,38 +193,15 @@ impl Core {
         Ok(None)
     }
 
-    pub(crate) fn op_cancel(&mut self, sqe: &Sqe) -> OpResult {
-        let flags = sqe.op_flags;
-        let known = IORING_ASYNC_CANCEL_ALL
-            | IORING_ASYNC_CANCEL_FD
-            | IORING_ASYNC_CANCEL_ANY
-            | IORING_ASYNC_CANCEL_USERDATA
-            | IORING_ASYNC_CANCEL_OP;
-        if flags & !known != 0 {
-            return Err(errno::EINVAL);
-        }
-        let any = flags & IORING_ASYNC_CANCEL_ANY != 0;
-        let by_fd = flags & IORING_ASYNC_CANCEL_FD != 0;
-        let by_op = flags & IORING_ASYNC_CANCEL_OP != 0;
-        // user_data is the key unless FD or OP say otherwise (USERDATA adds it back).
-        let by_ud = !any && (!(by_fd || by_op) || flags & IORING_ASYNC_CANCEL_USERDATA != 0);
-        let all = any || flags & IORING_ASYNC_CANCEL_ALL != 0;
-        if by_op && sqe.len >= IORING_OP_LAST as u32 {
-            return Err(errno::EINVAL);
-        }
-        let (key, fd, opc) = (sqe.addr, sqe.fd, sqe.len as u8);
-        self.find_op(|op| {
-            (any || !by_fd || op.fd == fd)
-                && (!by_ud || op.user_data == key)
-                && (!by_op || op.opcode == opc)
-        });
+    pub(crate) fn op_cancel(&mut self, sub: &Submission, m: CancelMatch) -> OpResult {
+        self.find_op(|op| m.matches(op.fd, op.user_data, op.opcode));
         let mut found = std::mem::take(&mut self.found);
-        let n = if all { found.len() } else { found.len().min(1) };
+        let n = if m.all { found.len() } else { found.len().min(1) };
         // As the kernel: the canceller's CQE first, then each target's -ECANCELED.
-        match (n, all) {
-            (0, false) => self.complete(sqe, errno::ENOENT.as_res(), 0),
-            (_, true) => self.complete(sqe, n as i32, 0),
-            (_, false) => self.complete(sqe, 0, 0),
+        match (n, m.all) {
+            (0, false) => self.complete(sub, errno::ENOENT.as_res(), 0),
+            (_, true) => self.complete(sub, n as i32, 0),
+            (_, false) => self.complete(sub, 0, 0),
         }
         for &id in &found[..n] {
             self.cq.fail(id, errno::ECANCELED);

@@ -7,6 +7,7 @@ use ringline_ring::abi::*;
 
 use super::bufs::Selected;
 use super::conns::{Phase, Reset, WriteSide};
+use super::request::{Recv, RecvKind, Send, SendKind, Submission};
 use super::{Core, OpResult, Progress};
 use crate::errno::{self, Errno};
 use crate::ids::{ConnId, OpId};
@@ -23,34 +24,16 @@ const MSG_NOSIGNAL: u32 = libc::MSG_NOSIGNAL as u32;
 const MULTISHOT_MAX_RETRY: usize = 32;
 
 impl Core {
-    pub(crate) fn op_recv(&mut self, sqe: &Sqe) -> OpResult {
-        let read = sqe.opcode == IORING_OP_READ;
-        let is_msg = sqe.opcode == IORING_OP_RECVMSG;
-        let allowed = if read {
-            0
-        } else {
-            IORING_RECVSEND_POLL_FIRST | IORING_RECV_MULTISHOT
-        };
-        if sqe.ioprio & !allowed != 0 {
-            return Err(errno::EINVAL);
-        }
-        let multishot = sqe.ioprio & IORING_RECV_MULTISHOT != 0;
-        let select = sqe.flags & IOSQE_BUFFER_SELECT != 0;
-        let msg_flags = if read { 0 } else { sqe.op_flags };
-        if multishot && (!select || msg_flags & MSG_WAITALL != 0) {
-            return Err(errno::EINVAL);
-        }
-        if multishot && sqe.file_index != 0 {
-            // optlen (6.17 total cap) is not supported yet.
-            return Err(errno::EINVAL);
-        }
-        let cid = self.conn_of(sqe.fd)?;
-        let group = select.then_some(sqe.buf_index);
+    pub(crate) fn op_recv(&mut self, sub: &Submission, r: Recv) -> OpResult {
+        let is_msg = r.kind == RecvKind::RecvMsg;
+        let (multishot, msg_flags, group) = (r.multishot, r.msg_flags, r.group);
+        let select = group.is_some();
+        let cid = self.conn_of(sub.fd)?;
         // RECVMSG: the msghdr is read once, at submission (FEAT_SUBMIT_STABLE).
-        let (mut addr, mut len, mut iovlen, mut reserve) = (sqe.addr, sqe.len, 0, 0);
+        let (mut addr, mut len, mut iovlen, mut reserve) = (r.addr, r.len, 0, 0);
         if is_msg {
             let (iov, n, namelen, controllen) =
-                usermem::read_msghdr(sqe.addr).map_err(errno::from_res)?;
+                usermem::read_msghdr(r.addr).map_err(errno::from_res)?;
             if multishot {
                 reserve = (core::mem::size_of::<RecvmsgOut>() as u32)
                     .checked_add(namelen)
@@ -80,11 +63,11 @@ impl Core {
             msg_flags,
             done: 0,
             iovlen,
-            msg: if is_msg && !select { sqe.addr } else { 0 },
+            msg: if is_msg && !select { r.addr } else { 0 },
             reserve,
         };
         let first = self.cq.ops.conn(cid).recv.is_empty();
-        let id = self.park(sqe, kind, Owner::Recv(cid));
+        let id = self.park(sub, kind, Owner::Recv(cid));
         if !first {
             return Ok(None);
         }
@@ -280,33 +263,14 @@ impl Core {
         }
     }
 
-    pub(crate) fn op_send(&mut self, sqe: &Sqe) -> OpResult {
-        let write = sqe.opcode == IORING_OP_WRITE;
-        let zc = matches!(sqe.opcode, IORING_OP_SEND_ZC | IORING_OP_SENDMSG_ZC);
-        let allowed = match (write, zc) {
-            (true, _) => 0,
-            (false, true) => IORING_RECVSEND_POLL_FIRST | IORING_SEND_ZC_REPORT_USAGE,
-            (false, false) => IORING_RECVSEND_POLL_FIRST,
+    pub(crate) fn op_send(&mut self, sub: &Submission, r: Send) -> OpResult {
+        let is_msg = r.kind.is_msg();
+        let msg_flags = match r.kind {
+            SendKind::Write => 0,
+            _ => r.msg_flags | MSG_NOSIGNAL,
         };
-        if sqe.ioprio & !allowed != 0 {
-            // Includes IORING_RECVSEND_FIXED_BUF: no registered buffers.
-            return Err(errno::EINVAL);
-        }
-        if zc && sqe.flags & IOSQE_CQE_SKIP_SUCCESS != 0 {
-            return Err(errno::EINVAL);
-        }
-        let is_msg = matches!(sqe.opcode, IORING_OP_SENDMSG | IORING_OP_SENDMSG_ZC);
-        let msg_flags = if write {
-            0
-        } else {
-            sqe.op_flags | MSG_NOSIGNAL
-        };
-        if !write && !is_msg && (sqe.off != 0 || sqe.file_index != 0) {
-            // sendto addresses on a connected TCP socket.
-            return Err(errno::EISCONN);
-        }
         // Linux: send on a never-connected or listening TCP socket is -EPIPE.
-        let cid = self.conn_of(sqe.fd).map_err(|e| {
+        let cid = self.conn_of(sub.fd).map_err(|e| {
             if e == errno::ENOTCONN {
                 errno::EPIPE
             } else {
@@ -315,12 +279,12 @@ impl Core {
         })?;
         // SENDMSG: gather from the msghdr's iovecs (read once, at submission).
         let (addr, len, iovlen) = if is_msg {
-            let (iov, n, _, _) = usermem::read_msghdr(sqe.addr).map_err(errno::from_res)?;
+            let (iov, n, _, _) = usermem::read_msghdr(r.addr).map_err(errno::from_res)?;
             let total = usermem::iov_total(iov, n).map_err(errno::from_res)?;
             (iov, total.min(i32::MAX as u64) as u32, n)
         } else {
-            usermem::check(sqe.addr, sqe.len as usize).map_err(errno::from_res)?;
-            (sqe.addr, sqe.len, 0)
+            usermem::check(r.addr, r.len as usize).map_err(errno::from_res)?;
+            (r.addr, r.len, 0)
         };
         let kind = OpKind::Send {
             addr,
@@ -328,14 +292,14 @@ impl Core {
             iovlen,
             done: 0,
             waitall: msg_flags & MSG_WAITALL != 0,
-            zc: match (zc, sqe.ioprio & IORING_SEND_ZC_REPORT_USAGE != 0) {
+            zc: match (r.kind.zero_copy(), r.report_usage) {
                 (false, _) => ZeroCopy::No,
                 (true, false) => ZeroCopy::Notify,
                 (true, true) => ZeroCopy::ReportUsage,
             },
         };
         let first = self.cq.ops.conn(cid).send.is_empty();
-        let id = self.park(sqe, kind, Owner::Send(cid));
+        let id = self.park(sub, kind, Owner::Send(cid));
         if first {
             if let Progress::Wait = self.try_send(cid, id) {
                 if msg_flags & MSG_DONTWAIT != 0 {
@@ -426,30 +390,30 @@ impl Core {
         Progress::Wait
     }
 
-    pub(crate) fn op_provide_buffers(&mut self, sqe: &Sqe) -> OpResult {
-        let bgid = sqe.buf_index;
-        if self.bufs.is_ring(bgid) {
-            return Err(errno::EINVAL);
-        }
-        let count = sqe.fd;
-        if count <= 0 || sqe.off > u16::MAX as u64 {
-            return Err(errno::EINVAL);
-        }
-        usermem::check(sqe.addr, sqe.len as usize * count as usize).map_err(errno::from_res)?;
-        self.bufs
-            .provide(bgid, sqe.addr, sqe.len, count as u32, sqe.off as u32)?;
-        Ok(Some((0, 0)))
-    }
-
-    pub(crate) fn op_remove_buffers(&mut self, sqe: &Sqe) -> OpResult {
-        if sqe.fd <= 0 || sqe.addr != 0 || sqe.off != 0 || sqe.len != 0 {
-            return Err(errno::EINVAL);
-        }
-        if self.bufs.is_ring(sqe.buf_index) {
+    pub(crate) fn op_provide_buffers(
+        &mut self,
+        addr: u64,
+        len: u32,
+        count: u32,
+        group: u16,
+        first_bid: u16,
+    ) -> OpResult {
+        if self.bufs.is_ring(group) {
             // A ring-mapped group is not a legacy list.
             return Err(errno::EINVAL);
         }
-        let n = self.bufs.remove(sqe.buf_index, sqe.fd as u32)?;
+        usermem::check(addr, len as usize * count as usize).map_err(errno::from_res)?;
+        self.bufs
+            .provide(group, addr, len, count, first_bid as u32)?;
+        Ok(Some((0, 0)))
+    }
+
+    pub(crate) fn op_remove_buffers(&mut self, count: u32, group: u16) -> OpResult {
+        if self.bufs.is_ring(group) {
+            // A ring-mapped group is not a legacy list.
+            return Err(errno::EINVAL);
+        }
+        let n = self.bufs.remove(group, count)?;
         Ok(Some((n as i32, 0)))
     }
 }

@@ -1,5 +1,5 @@
-//! Socket executors: SOCKET, BIND, LISTEN, ACCEPT, CONNECT, CLOSE, SHUTDOWN
-//! (and NOP), with the accept queue's completion.
+//! Socket executors: SOCKET, BIND, LISTEN, ACCEPT, CONNECT, CLOSE, SHUTDOWN,
+//! with the accept queue's completion.
 
 use std::net::Ipv4Addr;
 
@@ -9,45 +9,16 @@ use smoltcp::wire::IpAddress;
 
 use super::conns::{tuple_key, Phase, Reset, WriteSide};
 use super::fds::Fd;
+use super::request::{Accept, ShutdownHow, Submission};
 use super::{Core, OpResult};
 use crate::errno::{self, Errno};
 use crate::ids::{ConnId, ListenerId};
 use crate::ops::{OpKind, Owner};
 use crate::usermem;
 
-const SOCK_NONBLOCK: u64 = libc::SOCK_NONBLOCK as u64;
-const SOCK_CLOEXEC: u64 = libc::SOCK_CLOEXEC as u64;
-
 impl Core {
-    pub(crate) fn op_nop(&mut self, sqe: &Sqe) -> OpResult {
-        if sqe.op_flags & !IORING_NOP_INJECT_RESULT != 0 {
-            return Err(errno::EINVAL);
-        }
-        let res = if sqe.op_flags & IORING_NOP_INJECT_RESULT != 0 {
-            sqe.len as i32
-        } else {
-            0
-        };
-        Ok(Some((res, 0)))
-    }
 
-    pub(crate) fn op_socket(&mut self, sqe: &Sqe) -> OpResult {
-        if sqe.op_flags != 0 || sqe.file_index != 0 {
-            return Err(errno::EINVAL);
-        }
-        if sqe.fd != libc::AF_INET {
-            return Err(errno::EAFNOSUPPORT);
-        }
-        let ty = sqe.off;
-        if ty & !(0xf | SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
-            return Err(errno::EINVAL);
-        }
-        if ty & 0xf != libc::SOCK_STREAM as u64 {
-            return Err(errno::EPROTONOSUPPORT);
-        }
-        if sqe.len != 0 && sqe.len != libc::IPPROTO_TCP as u32 {
-            return Err(errno::EPROTONOSUPPORT);
-        }
+    pub(crate) fn op_socket(&mut self) -> OpResult {
         Ok(Some((self.fds.alloc(Fd::Fresh { port: 0 }), 0)))
     }
 
@@ -57,8 +28,8 @@ impl Core {
         self.fds.pick_port(|p| listeners.is_listening(p))
     }
 
-    pub(crate) fn op_bind(&mut self, sqe: &Sqe) -> OpResult {
-        let cur = match self.fds.get(sqe.fd) {
+    pub(crate) fn op_bind(&mut self, sub: &Submission, addr: u64, addrlen: u64) -> OpResult {
+        let cur = match self.fds.get(sub.fd) {
             None => return Err(errno::EBADF),
             Some(Fd::Fresh { port }) => port,
             Some(_) => return Err(errno::EINVAL),
@@ -66,7 +37,7 @@ impl Core {
         if cur != 0 {
             return Err(errno::EINVAL);
         }
-        let (ip, port) = read_sockaddr(sqe.addr, sqe.off)?;
+        let (ip, port) = read_sockaddr(addr, addrlen)?;
         if !ip.is_unspecified() && ip != self.host.ip {
             return Err(errno::EADDRNOTAVAIL);
         }
@@ -78,14 +49,14 @@ impl Core {
             }
             port
         };
-        self.fds.bind(port, sqe.fd);
-        self.fds.set(sqe.fd, Fd::Fresh { port });
+        self.fds.bind(port, sub.fd);
+        self.fds.set(sub.fd, Fd::Fresh { port });
         Ok(Some((0, 0)))
     }
 
-    pub(crate) fn op_listen(&mut self, sqe: &Sqe) -> OpResult {
-        let backlog = (sqe.len.max(1)).min(self.cfg.somaxconn);
-        match self.fds.get(sqe.fd) {
+    pub(crate) fn op_listen(&mut self, sub: &Submission, backlog: u32) -> OpResult {
+        let backlog = backlog.max(1).min(self.cfg.somaxconn);
+        match self.fds.get(sub.fd) {
             None | Some(Fd::Free) => Err(errno::EBADF),
             Some(Fd::Listener(lid)) => {
                 if let Some(l) = self.listeners.get_mut(lid) {
@@ -97,45 +68,33 @@ impl Core {
             Some(Fd::Fresh { port }) => {
                 let port = if port == 0 {
                     let p = self.pick_free_port().ok_or(errno::EADDRINUSE)?;
-                    self.fds.bind(p, sqe.fd);
+                    self.fds.bind(p, sub.fd);
                     p
                 } else {
                     port
                 };
                 let lid = self.listeners.open(port, backlog);
-                self.fds.set(sqe.fd, Fd::Listener(lid));
+                self.fds.set(sub.fd, Fd::Listener(lid));
                 Ok(Some((0, 0)))
             }
         }
     }
 
-    pub(crate) fn op_accept(&mut self, sqe: &Sqe) -> OpResult {
-        let allowed = IORING_ACCEPT_MULTISHOT | IORING_ACCEPT_DONTWAIT | IORING_ACCEPT_POLL_FIRST;
-        if sqe.ioprio & !allowed != 0 || sqe.len != 0 || sqe.buf_index != 0 {
-            return Err(errno::EINVAL);
-        }
-        if sqe.op_flags & !((libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) as u32) != 0 {
-            return Err(errno::EINVAL);
-        }
-        if sqe.file_index != 0 {
-            return Err(errno::EINVAL);
-        }
-        let lid = match self.fds.get(sqe.fd) {
+    pub(crate) fn op_accept(&mut self, sub: &Submission, a: Accept) -> OpResult {
+        let lid = match self.fds.get(sub.fd) {
             None => return Err(errno::EBADF),
             Some(Fd::Listener(lid)) => lid,
             Some(_) => return Err(errno::EINVAL),
         };
-        let multishot = sqe.ioprio & IORING_ACCEPT_MULTISHOT != 0;
-        if sqe.ioprio & IORING_ACCEPT_DONTWAIT != 0 && self.listeners.slot(lid.slot).queue.is_empty()
-        {
+        if a.dontwait && self.listeners.slot(lid.slot).queue.is_empty() {
             return Err(errno::EAGAIN);
         }
         let kind = OpKind::Accept {
-            multishot,
-            addr: sqe.addr,
-            addrlen: sqe.off,
+            multishot: a.multishot,
+            addr: a.addr,
+            addrlen: a.addrlen,
         };
-        self.park(sqe, kind, Owner::Accept(lid.slot));
+        self.park(sub, kind, Owner::Accept(lid.slot));
         self.complete_accepts(lid);
         Ok(None)
     }
@@ -192,8 +151,8 @@ impl Core {
         }
     }
 
-    pub(crate) fn op_connect(&mut self, sqe: &Sqe) -> OpResult {
-        let port = match self.fds.get(sqe.fd) {
+    pub(crate) fn op_connect(&mut self, sub: &Submission, addr: u64, addrlen: u64) -> OpResult {
+        let port = match self.fds.get(sub.fd) {
             None | Some(Fd::Free) => return Err(errno::EBADF),
             Some(Fd::Fresh { port }) => port,
             Some(Fd::Conn(cid)) => {
@@ -205,7 +164,7 @@ impl Core {
             }
             Some(Fd::Listener(_)) => return Err(errno::EISCONN),
         };
-        let (rip, rport) = read_sockaddr(sqe.addr, sqe.off)?;
+        let (rip, rport) = read_sockaddr(addr, addrlen)?;
         if rip.is_unspecified() || rip == self.host.ip || rip.is_broadcast() || rip.is_multicast() {
             return Err(errno::ENETUNREACH);
         }
@@ -234,7 +193,7 @@ impl Core {
         c.remote_ip = rip;
         c.remote_port = rport;
         c.local_port = lport;
-        c.fd = sqe.fd;
+        c.fd = sub.fd;
         if c
             .sock()
             .connect(self.iface.context(), (IpAddress::Ipv4(rip), rport), lport)
@@ -248,34 +207,32 @@ impl Core {
         if port != 0 {
             self.fds.unbind(port);
         }
-        self.fds.set(sqe.fd, Fd::Conn(cid));
-        self.park(sqe, OpKind::Connect, Owner::Connect(cid));
+        self.fds.set(sub.fd, Fd::Conn(cid));
+        self.park(sub, OpKind::Connect, Owner::Connect(cid));
         self.stats.connects += 1;
         self.conns.mark_dirty(cid);
         Ok(None)
     }
 
-    pub(crate) fn op_close(&mut self, sqe: &Sqe) -> OpResult {
-        if sqe.file_index != 0 || sqe.off != 0 || sqe.addr != 0 || sqe.len != 0 {
-            return Err(errno::EINVAL);
-        }
-        match self.fds.get(sqe.fd) {
+    pub(crate) fn op_close(&mut self, sub: &Submission) -> OpResult {
+        let fd = sub.fd;
+        match self.fds.get(fd) {
             None | Some(Fd::Free) => Err(errno::EBADF),
             Some(Fd::Fresh { port }) => {
                 if port != 0 {
                     self.fds.unbind(port);
                 }
-                self.fds.free(sqe.fd);
+                self.fds.free(fd);
                 Ok(Some((0, 0)))
             }
             Some(Fd::Listener(lid)) => {
                 self.close_listener(lid);
-                self.fds.free(sqe.fd);
+                self.fds.free(fd);
                 Ok(Some((0, 0)))
             }
             Some(Fd::Conn(cid)) => {
                 self.cancel_conn_ops(cid, errno::ECANCELED);
-                self.fds.free(sqe.fd);
+                self.fds.free(fd);
                 self.close_conn(cid);
                 Ok(Some((0, 0)))
             }
@@ -319,23 +276,16 @@ impl Core {
         self.listeners.release(lid, q);
     }
 
-    pub(crate) fn op_shutdown(&mut self, sqe: &Sqe) -> OpResult {
-        if sqe.off != 0 || sqe.addr != 0 || sqe.op_flags != 0 || sqe.buf_index != 0 {
-            return Err(errno::EINVAL);
-        }
-        let how = sqe.len as i32;
-        if !(libc::SHUT_RD..=libc::SHUT_RDWR).contains(&how) {
-            return Err(errno::EINVAL);
-        }
-        let cid = self.conn_of(sqe.fd)?;
+    pub(crate) fn op_shutdown(&mut self, sub: &Submission, how: ShutdownHow) -> OpResult {
+        let cid = self.conn_of(sub.fd)?;
         let c = self.conns.get_mut(cid);
         if !c.established || c.reset != Reset::No {
             return Err(errno::ENOTCONN);
         }
-        if how == libc::SHUT_RD || how == libc::SHUT_RDWR {
+        if how.read() {
             c.read = c.read.on_shut();
         }
-        if (how == libc::SHUT_WR || how == libc::SHUT_RDWR) && c.write == WriteSide::Open {
+        if how.write() && c.write == WriteSide::Open {
             c.write = WriteSide::Shut;
             c.sock().close();
         }

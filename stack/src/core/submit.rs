@@ -6,8 +6,9 @@
 use ringline_ring::abi::*;
 
 use super::links::{Appended, Next, Route};
+use super::request::{Request, Submission};
 use super::Core;
-use crate::errno::{self, Errno};
+use crate::errno;
 
 impl Core {
     /// Takes every SQE the application published. Returns how many.
@@ -49,7 +50,7 @@ impl Core {
                 .cq
                 .post(sqe.user_data, errno::ECANCELED.as_res(), 0),
             Appended::Issue(ch) => self.issue_in(sqe, Some(ch)),
-            Appended::ArmTimeout(head) => self.arm_link_timeout(sqe, head),
+            Appended::ArmTimeout(head) => self.link_timeout(sqe, head),
             Appended::Queued => {}
         }
     }
@@ -96,64 +97,64 @@ impl Core {
         self.links.set_issuing(saved);
     }
 
-    /// Runs `sqe`'s executor and completes it now if it did not park.
+    /// Decodes `sqe`, runs its executor, and completes it now unless it
+    /// parked.
     fn issue(&mut self, sqe: &Sqe) {
-        let r = match check_common(sqe) {
-            Err(e) => Err(e),
-            Ok(()) => match sqe.opcode {
-                IORING_OP_NOP => self.op_nop(sqe),
-                IORING_OP_SOCKET => self.op_socket(sqe),
-                IORING_OP_BIND => self.op_bind(sqe),
-                IORING_OP_LISTEN => self.op_listen(sqe),
-                IORING_OP_ACCEPT => self.op_accept(sqe),
-                IORING_OP_CONNECT => self.op_connect(sqe),
-                IORING_OP_RECV | IORING_OP_READ | IORING_OP_RECVMSG => self.op_recv(sqe),
-                IORING_OP_SEND | IORING_OP_WRITE | IORING_OP_SEND_ZC | IORING_OP_SENDMSG
-                | IORING_OP_SENDMSG_ZC => self.op_send(sqe),
-                // A LINK_TIMEOUT must follow a linked request in the same submission.
-                IORING_OP_LINK_TIMEOUT => Err(errno::EINVAL),
-                IORING_OP_CLOSE => self.op_close(sqe),
-                IORING_OP_SHUTDOWN => self.op_shutdown(sqe),
-                IORING_OP_POLL_ADD => self.op_poll_add(sqe),
-                IORING_OP_POLL_REMOVE => self.op_poll_remove(sqe),
-                IORING_OP_ASYNC_CANCEL => self.op_cancel(sqe),
-                IORING_OP_PROVIDE_BUFFERS => self.op_provide_buffers(sqe),
-                IORING_OP_REMOVE_BUFFERS => self.op_remove_buffers(sqe),
-                IORING_OP_TIMEOUT => self.op_timeout(sqe),
-                IORING_OP_TIMEOUT_REMOVE => self.op_timeout_remove(sqe),
-                _ => Err(errno::EOPNOTSUPP),
-            },
+        let sub = match Submission::decode(sqe) {
+            Ok(sub) => sub,
+            Err(e) => {
+                let chain = self.links.issuing();
+                self.cq
+                    .complete_now(sqe.user_data, sqe.flags, chain, e.as_res(), 0);
+                return;
+            }
+        };
+        let r = match sub.req {
+            Request::Nop { inject } => Ok(Some((inject.unwrap_or(0), 0))),
+            Request::Socket { .. } => self.op_socket(),
+            Request::Bind { addr, addrlen } => self.op_bind(&sub, addr, addrlen),
+            Request::Listen { backlog } => self.op_listen(&sub, backlog),
+            Request::Accept(a) => self.op_accept(&sub, a),
+            Request::Connect { addr, addrlen } => self.op_connect(&sub, addr, addrlen),
+            Request::Recv(r) => self.op_recv(&sub, r),
+            Request::Send(s) => self.op_send(&sub, s),
+            Request::Close => self.op_close(&sub),
+            Request::Shutdown { how } => self.op_shutdown(&sub, how),
+            Request::PollAdd { events, mode } => self.op_poll_add(&sub, events, mode),
+            Request::PollRemove {
+                target,
+                new_events,
+                new_user_data,
+            } => self.op_poll_remove(&sub, target, new_events, new_user_data),
+            Request::Cancel(m) => self.op_cancel(&sub, m),
+            Request::ProvideBuffers {
+                addr,
+                len,
+                count,
+                group,
+                first_bid,
+            } => self.op_provide_buffers(addr, len, count, group, first_bid),
+            Request::RemoveBuffers { count, group } => self.op_remove_buffers(count, group),
+            Request::Timeout(spec) => self.op_timeout(&sub, spec),
+            Request::TimeoutRemove { target, update } => {
+                self.op_timeout_remove(&sub, target, update)
+            }
+            // A LINK_TIMEOUT must follow a linked request in the same submission.
+            Request::LinkTimeout(_) => Err(errno::EINVAL),
         };
         match r {
-            Ok(Some((res, flags))) => self.complete(sqe, res, flags),
+            Ok(Some((res, flags))) => self.complete(&sub, res, flags),
             Ok(None) => {}
-            Err(e) => self.complete(sqe, e.as_res(), 0),
+            Err(e) => self.complete(&sub, e.as_res(), 0),
         }
     }
-}
 
-/// Checks every SQE must pass, whatever its opcode.
-fn check_common(sqe: &Sqe) -> Result<(), Errno> {
-    if sqe.opcode >= IORING_OP_LAST {
-        return Err(errno::EINVAL);
+    /// Arms LINK_TIMEOUT `sqe` on the running request `target`, or fails it.
+    fn link_timeout(&mut self, sqe: &Sqe, target: crate::ids::OpId) {
+        match Request::decode(sqe) {
+            Ok(Request::LinkTimeout(spec)) => self.arm_link_timeout(sqe.user_data, spec, target),
+            Ok(_) => unreachable!("a LINK_TIMEOUT SQE decodes to one"),
+            Err(e) => self.cq.post_error(sqe.user_data, e),
+        }
     }
-    if sqe.flags & !IOSQE_ALL != 0 {
-        return Err(errno::EINVAL);
-    }
-    if sqe.flags & IOSQE_FIXED_FILE != 0 {
-        // No registered file table.
-        return Err(errno::EBADF);
-    }
-    if sqe.personality != 0 {
-        return Err(errno::EINVAL);
-    }
-    if sqe.flags & IOSQE_BUFFER_SELECT != 0
-        && !matches!(
-            sqe.opcode,
-            IORING_OP_RECV | IORING_OP_READ | IORING_OP_RECVMSG
-        )
-    {
-        return Err(errno::EOPNOTSUPP);
-    }
-    Ok(())
 }

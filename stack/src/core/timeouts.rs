@@ -11,8 +11,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use ringline_ring::abi::*;
-
+use super::request::{Submission, TimeoutClock, TimeoutSpec, TimeoutUpdate};
 use super::{Core, OpResult};
 use crate::errno::{self, Errno};
 use crate::ids::OpId;
@@ -77,93 +76,61 @@ fn read_timespec_us(addr: u64) -> Result<u64, Errno> {
 }
 
 impl Core {
-    /// Checks a TIMEOUT / LINK_TIMEOUT SQE as the kernel's prep does and
-    /// returns its deadline (µs of engine time) and, for a relative one, its
-    /// interval (what a multishot TIMEOUT re-arms with).
-    fn timeout_deadline(&self, sqe: &Sqe) -> Result<(u64, u64), Errno> {
-        const CLOCKS: u32 = IORING_TIMEOUT_BOOTTIME | IORING_TIMEOUT_REALTIME;
-        let flags = sqe.op_flags;
-        if sqe.len != 1 || sqe.buf_index != 0 || sqe.file_index != 0 {
-            return Err(errno::EINVAL);
-        }
-        let known =
-            IORING_TIMEOUT_ABS | CLOCKS | IORING_TIMEOUT_ETIME_SUCCESS | IORING_TIMEOUT_MULTISHOT;
-        if flags & !known != 0 || flags & CLOCKS == CLOCKS {
-            return Err(errno::EINVAL);
-        }
-        // A multishot timer repeats an interval; an absolute time has none.
-        if flags & IORING_TIMEOUT_MULTISHOT != 0 && flags & IORING_TIMEOUT_ABS != 0 {
-            return Err(errno::EINVAL);
-        }
-        let ts_us = read_timespec_us(sqe.addr)?;
-        let interval = if flags & IORING_TIMEOUT_ABS != 0 {
-            0
-        } else {
-            ts_us
-        };
-        Ok((self.deadline(flags, ts_us), interval))
+    /// A TIMEOUT / LINK_TIMEOUT's deadline (µs of engine time) and, for a
+    /// relative one, its interval (what a multishot TIMEOUT re-arms with).
+    /// Reads the timespec (decode checked the fields).
+    fn timeout_deadline(&self, spec: &TimeoutSpec) -> Result<(u64, u64), Errno> {
+        let ts_us = read_timespec_us(spec.ts_addr)?;
+        let interval = if spec.abs { 0 } else { ts_us };
+        Ok((self.deadline(spec.abs, spec.clock, ts_us), interval))
     }
 
-    /// Engine time of the TIMEOUT time `ts_us`: relative to now, or with
-    /// `IORING_TIMEOUT_ABS` in `flags` absolute on the clock they name
-    /// (CLOCK_MONOTONIC unless BOOTTIME or REALTIME), which the driver's
-    /// clock converts (a virtual clock takes it as engine time).
-    fn deadline(&self, flags: u32, ts_us: u64) -> u64 {
-        if flags & IORING_TIMEOUT_ABS == 0 {
+    /// Engine time of the TIMEOUT time `ts_us`: relative to now, or
+    /// (`abs`) absolute on `clock`, which the driver's clock converts (a
+    /// virtual clock takes it as engine time).
+    fn deadline(&self, abs: bool, clock: TimeoutClock, ts_us: u64) -> u64 {
+        if !abs {
             return self.now_us.saturating_add(ts_us);
         }
-        let clock = if flags & IORING_TIMEOUT_BOOTTIME != 0 {
-            libc::CLOCK_BOOTTIME
-        } else if flags & IORING_TIMEOUT_REALTIME != 0 {
-            libc::CLOCK_REALTIME
-        } else {
-            libc::CLOCK_MONOTONIC
-        };
-        self.clock.engine_time_of(clock, ts_us, self.now_us)
+        self.clock
+            .engine_time_of(clock.clock_id(), ts_us, self.now_us)
     }
 
-    /// Arms LINK_TIMEOUT `sqe` on the running request `target`.
-    pub(crate) fn arm_link_timeout(&mut self, sqe: &Sqe, target: OpId) {
-        // A link timeout fires once: multishot makes no sense on it.
-        let at = match self.timeout_deadline(sqe).and_then(|(at, _)| {
-            match sqe.op_flags & IORING_TIMEOUT_MULTISHOT {
-                0 => Ok(at),
-                _ => Err(errno::EINVAL),
-            }
-        }) {
-            Ok(at) => at,
+    /// Arms a LINK_TIMEOUT (user_data `ud`) on the running request `target`.
+    pub(crate) fn arm_link_timeout(&mut self, ud: u64, spec: TimeoutSpec, target: OpId) {
+        let at = match self.timeout_deadline(&spec) {
+            Ok((at, _)) => at,
             Err(e) => {
-                self.cq.post_error(sqe.user_data, e);
+                self.cq.post_error(ud, e);
                 return;
             }
         };
         let ops = &mut self.cq.ops;
-        let id = ops.insert(sqe.user_data, -1, OpKind::LinkTimeout { at_us: at, target });
+        let id = ops.insert(ud, -1, OpKind::LinkTimeout { at_us: at, target });
         ops.push(id, Owner::Timeout);
         ops.get_mut(target).link_timeout = Some(id);
         self.timeouts.arm(at, id);
     }
 
-    pub(crate) fn op_timeout(&mut self, sqe: &Sqe) -> OpResult {
-        let (at, interval) = self.timeout_deadline(sqe)?;
-        let flags = sqe.op_flags;
-        let multishot = flags & IORING_TIMEOUT_MULTISHOT != 0;
+    pub(crate) fn op_timeout(&mut self, sub: &Submission, spec: TimeoutSpec) -> OpResult {
+        let (at, interval) = self.timeout_deadline(&spec)?;
+        let multishot = spec.multishot;
         let kind = OpKind::Timeout {
             at_us: at,
             // 0 marks a one-shot timer, so a multishot one of 0 s (which the
             // kernel accepts) re-arms 1 µs later.
             interval_us: if multishot { interval.max(1) } else { 0 },
             // For a multishot TIMEOUT, `off` counts firings (0: unlimited).
-            repeats: if multishot { sqe.off as u32 } else { 0 },
-            etime_success: flags & IORING_TIMEOUT_ETIME_SUCCESS != 0,
-            clock: flags & (IORING_TIMEOUT_BOOTTIME | IORING_TIMEOUT_REALTIME),
+            repeats: if multishot { spec.count as u32 } else { 0 },
+            etime_success: spec.etime_success,
+            clock: spec.clock,
         };
-        let id = self.park(sqe, kind, Owner::Timeout);
+        let id = self.park(sub, kind, Owner::Timeout);
         self.timeouts.arm(at, id);
-        if sqe.off != 0 && !multishot {
+        if spec.count != 0 && !multishot {
             // Completes with 0 once `off` more CQEs have been posted.
             self.timeouts.counted.push(Counted {
-                target: self.cq.cqes.saturating_add(sqe.off),
+                target: self.cq.cqes.saturating_add(spec.count),
                 op: id,
                 at_us: at,
             });
@@ -171,36 +138,27 @@ impl Core {
         Ok(None)
     }
 
-    pub(crate) fn op_timeout_remove(&mut self, sqe: &Sqe) -> OpResult {
-        const UPDATES: u32 = IORING_TIMEOUT_UPDATE | IORING_LINK_TIMEOUT_UPDATE;
-        if sqe.len != 0 || sqe.buf_index != 0 || sqe.file_index != 0 {
-            return Err(errno::EINVAL);
-        }
-        let flags = sqe.op_flags;
-        if flags & UPDATES == 0 {
-            if flags != 0 {
-                return Err(errno::EINVAL);
-            }
-            let id = self.find_timeout(sqe.addr, false).ok_or(errno::ENOENT)?;
-            self.complete(sqe, 0, 0);
+    pub(crate) fn op_timeout_remove(
+        &mut self,
+        sub: &Submission,
+        target: u64,
+        update: Option<TimeoutUpdate>,
+    ) -> OpResult {
+        let Some(up) = update else {
+            let id = self.find_timeout(target, false).ok_or(errno::ENOENT)?;
+            self.complete(sub, 0, 0);
             self.cq.fail(id, errno::ECANCELED);
             return Ok(None);
-        }
-        // An update: `addr` names the timeout, `addr2` (the `off` field) the
-        // new time; only ABS may join the update flags (the timer keeps its
-        // clock).
-        if flags & !(UPDATES | IORING_TIMEOUT_ABS) != 0 || flags & UPDATES == UPDATES {
-            return Err(errno::EINVAL);
-        }
-        let ts_us = read_timespec_us(sqe.off)?;
-        let link = flags & IORING_LINK_TIMEOUT_UPDATE != 0;
-        let id = self.find_timeout(sqe.addr, link).ok_or(errno::ENOENT)?;
+        };
+        // An update: `target` names the timeout, `addr2` the new time.
+        let ts_us = read_timespec_us(up.ts_addr)?;
+        let id = self.find_timeout(target, up.link).ok_or(errno::ENOENT)?;
         // The timer keeps its clock (a LINK_TIMEOUT's is not kept: MONOTONIC).
         let clock = match self.cq.ops.get(id).kind {
             OpKind::Timeout { clock, .. } => clock,
-            _ => 0,
+            _ => TimeoutClock::Monotonic,
         };
-        let at = self.deadline(clock | (flags & IORING_TIMEOUT_ABS), ts_us);
+        let at = self.deadline(up.abs, clock, ts_us);
         match &mut self.cq.ops.get_mut(id).kind {
             OpKind::Timeout {
                 at_us, interval_us, ..
@@ -209,11 +167,7 @@ impl Core {
                 // As in Linux, an updated timeout is a plain timer: no more
                 // completion count; a multishot one repeats the new interval.
                 if *interval_us != 0 {
-                    *interval_us = if flags & IORING_TIMEOUT_ABS != 0 {
-                        0
-                    } else {
-                        ts_us.max(1)
-                    };
+                    *interval_us = if up.abs { 0 } else { ts_us.max(1) };
                 }
             }
             OpKind::LinkTimeout { at_us, .. } => *at_us = at,

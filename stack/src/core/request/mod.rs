@@ -17,16 +17,11 @@
 //! Errors are [`Errno`] (positive); a CQE carries `-errno` ([`Errno::as_res`]).
 
 use ringline_ring::abi::*;
-use ringline_ring::app::Errno;
+pub(crate) use crate::errno::Errno;
+use crate::errno::{
+    E2BIG, EAFNOSUPPORT, EBADF, EINVAL, EISCONN, EOPNOTSUPP, EOVERFLOW, EPROTONOSUPPORT,
+};
 
-const EINVAL: Errno = Errno(libc::EINVAL);
-const EBADF: Errno = Errno(libc::EBADF);
-const EOPNOTSUPP: Errno = Errno(libc::EOPNOTSUPP);
-const EAFNOSUPPORT: Errno = Errno(libc::EAFNOSUPPORT);
-const EPROTONOSUPPORT: Errno = Errno(libc::EPROTONOSUPPORT);
-const EISCONN: Errno = Errno(libc::EISCONN);
-const E2BIG: Errno = Errno(libc::E2BIG);
-const EOVERFLOW: Errno = Errno(libc::EOVERFLOW);
 
 const MSG_WAITALL: u32 = libc::MSG_WAITALL as u32;
 const SOCK_NONBLOCK: u32 = libc::SOCK_NONBLOCK as u32;
@@ -66,30 +61,6 @@ impl Submission {
             flags: sqe.flags,
             req: Request::decode(sqe)?,
         })
-    }
-
-    /// `IOSQE_CQE_SKIP_SUCCESS`: no CQE if the request succeeds.
-    #[inline]
-    pub(crate) fn skip_success(&self) -> bool {
-        self.flags & IOSQE_CQE_SKIP_SUCCESS != 0
-    }
-
-    /// `IOSQE_IO_LINK` or `IOSQE_IO_HARDLINK`: the next SQE is linked to this one.
-    #[inline]
-    pub(crate) fn links_next(&self) -> bool {
-        self.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK) != 0
-    }
-
-    /// `IOSQE_IO_HARDLINK`: a failure does not sever the chain.
-    #[inline]
-    pub(crate) fn hardlink(&self) -> bool {
-        self.flags & IOSQE_IO_HARDLINK != 0
-    }
-
-    /// `IOSQE_IO_DRAIN`: start after everything before it completed.
-    #[inline]
-    pub(crate) fn drain(&self) -> bool {
-        self.flags & IOSQE_IO_DRAIN != 0
     }
 }
 
@@ -351,7 +322,7 @@ pub(crate) enum TimeoutClock {
 
 impl TimeoutClock {
     /// The `IORING_TIMEOUT_*` clock flag (0 for MONOTONIC).
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn flags(self) -> u32 {
         match self {
             TimeoutClock::Monotonic => 0,
