@@ -28,6 +28,7 @@ errnos!(
     EFAULT,
     EINVAL,
     EISCONN,
+    EMSGSIZE,
     ENETUNREACH,
     ENOBUFS,
     ENOENT,
@@ -39,9 +40,3 @@ errnos!(
     ETIME,
     ETIMEDOUT,
 );
-
-/// The errno of a negative result (`-errno`) from the user-memory helpers.
-#[inline]
-pub(crate) fn from_res(res: i32) -> Errno {
-    Errno(res.wrapping_neg())
-}

@@ -9,6 +9,8 @@
 
 use std::collections::VecDeque;
 
+use crate::errno::{self, Errno};
+
 use ringline_ring::abi::IoUringBuf;
 
 /// Buffer ids are 16 bits wide in the CQE flags (`MAX_BIDS_PER_BGID`).
@@ -31,22 +33,22 @@ impl LegacyGroup {
     /// `count` 0 or above 65536 → `-E2BIG`; `len` 0 → `-EINVAL`; `len * count` or
     /// `base + len * count` overflowing → `-EOVERFLOW`; `first_bid` above 65535 →
     /// `-E2BIG`; `first_bid + count` above 65536 → `-EINVAL`. On error nothing is added.
-    pub fn provide(&mut self, base: u64, len: u32, count: u32, first_bid: u32) -> Result<(), i32> {
+    pub fn provide(&mut self, base: u64, len: u32, count: u32, first_bid: u32) -> Result<(), Errno> {
         if count == 0 || count > MAX_BIDS_PER_BGID {
-            return Err(-libc::E2BIG);
+            return Err(errno::E2BIG);
         }
         if len == 0 {
-            return Err(-libc::EINVAL);
+            return Err(errno::EINVAL);
         }
         let size = u64::from(len)
             .checked_mul(u64::from(count))
-            .ok_or(-libc::EOVERFLOW)?;
-        base.checked_add(size).ok_or(-libc::EOVERFLOW)?;
+            .ok_or(errno::EOVERFLOW)?;
+        base.checked_add(size).ok_or(errno::EOVERFLOW)?;
         if first_bid > u32::from(u16::MAX) {
-            return Err(-libc::E2BIG);
+            return Err(errno::E2BIG);
         }
         if first_bid + count > MAX_BIDS_PER_BGID {
-            return Err(-libc::EINVAL);
+            return Err(errno::EINVAL);
         }
         let buf_len = len.min(MAX_RW_COUNT);
         self.bufs.reserve(count as usize);
@@ -112,12 +114,12 @@ mod tests {
     #[test]
     fn provide_rejects_like_the_kernel() {
         let mut g = LegacyGroup::default();
-        assert_eq!(g.provide(0x1000, 16, 0, 0), Err(-libc::E2BIG));
-        assert_eq!(g.provide(0x1000, 16, 65537, 0), Err(-libc::E2BIG));
-        assert_eq!(g.provide(0x1000, 0, 1, 0), Err(-libc::EINVAL));
-        assert_eq!(g.provide(0x1000, 16, 1, 65536), Err(-libc::E2BIG));
-        assert_eq!(g.provide(0x1000, 16, 2, 65535), Err(-libc::EINVAL));
-        assert_eq!(g.provide(u64::MAX - 10, 16, 1, 0), Err(-libc::EOVERFLOW));
+        assert_eq!(g.provide(0x1000, 16, 0, 0), Err(errno::E2BIG));
+        assert_eq!(g.provide(0x1000, 16, 65537, 0), Err(errno::E2BIG));
+        assert_eq!(g.provide(0x1000, 0, 1, 0), Err(errno::EINVAL));
+        assert_eq!(g.provide(0x1000, 16, 1, 65536), Err(errno::E2BIG));
+        assert_eq!(g.provide(0x1000, 16, 2, 65535), Err(errno::EINVAL));
+        assert_eq!(g.provide(u64::MAX - 10, 16, 1, 0), Err(errno::EOVERFLOW));
         assert!(g.bufs.is_empty(), "nothing added on error");
         // Limits themselves are fine.
         assert_eq!(g.provide(0x1000, 1, 1, 65535), Ok(()));

@@ -264,8 +264,23 @@ impl Ops {
 
     /// The ops waiting on connection `cid`.
     #[inline]
-    pub(crate) fn conn(&self, cid: ConnId) -> ConnOps {
-        self.conns.get(cid.index()).copied().unwrap_or_default()
+    pub(crate) fn conn(&self, cid: ConnId) -> &ConnOps {
+        const NONE: ConnOps = ConnOps {
+            recv: OpList {
+                head: None,
+                tail: None,
+            },
+            send: OpList {
+                head: None,
+                tail: None,
+            },
+            poll: OpList {
+                head: None,
+                tail: None,
+            },
+            connect: None,
+        };
+        self.conns.get(cid.index()).unwrap_or(&NONE)
     }
 
     /// Address of `cid`'s list heads (for prefetching).
@@ -283,12 +298,20 @@ impl Ops {
             .unwrap_or_default()
     }
 
+    #[inline]
     fn conn_mut(&mut self, cid: ConnId) -> &mut ConnOps {
         let i = cid.index();
         if self.conns.len() <= i {
-            self.conns.resize(i + 1, ConnOps::default());
+            self.grow_conns(i);
         }
         &mut self.conns[i]
+    }
+
+    /// Grows the per-connection list heads to cover slot `i` (a new
+    /// connection slot; not on the data path).
+    #[cold]
+    fn grow_conns(&mut self, i: usize) {
+        self.conns.resize(i + 1, ConnOps::default());
     }
 
     fn listener_mut(&mut self, slot: u32) -> &mut ListenerOps {

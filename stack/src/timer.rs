@@ -131,6 +131,14 @@ impl TimerWheel {
         (earliest != u64::MAX).then(|| earliest * TICK_US)
     }
 
+    /// Whether [`TimerWheel::expire`] at `now_us` has a tick to examine
+    /// (false within the tick already examined: the common case between
+    /// steps less than a millisecond apart).
+    #[inline]
+    pub fn may_expire(&self, now_us: u64) -> bool {
+        now_us / TICK_US >= self.cur
+    }
+
     /// Pops every timer due at or before `now_us`, calling `f` for each id.
     pub fn expire(&mut self, now_us: u64, mut f: impl FnMut(u32)) {
         let now = now_us / TICK_US;

@@ -25,21 +25,23 @@
 //! with `-EFAULT` before any access.
 #![allow(unsafe_code)]
 
+use crate::errno::{self, Errno};
+
 use core::ptr;
 
 /// `-EFAULT` if `addr..addr+len` is null or wraps the address space.
-pub fn check(addr: u64, len: usize) -> Result<(), i32> {
+pub fn check(addr: u64, len: usize) -> Result<(), Errno> {
     if len == 0 {
         return Ok(());
     }
     if addr == 0 || addr.checked_add(len as u64).is_none() || addr > isize::MAX as u64 {
-        return Err(-libc::EFAULT);
+        return Err(errno::EFAULT);
     }
     Ok(())
 }
 
 /// The application buffer `addr..addr+len`, writable.
-pub fn slice_mut<'a>(addr: u64, len: usize) -> Result<&'a mut [u8], i32> {
+pub fn slice_mut<'a>(addr: u64, len: usize) -> Result<&'a mut [u8], Errno> {
     check(addr, len)?;
     if len == 0 {
         return Ok(&mut []);
@@ -50,7 +52,7 @@ pub fn slice_mut<'a>(addr: u64, len: usize) -> Result<&'a mut [u8], i32> {
 }
 
 /// The application buffer `addr..addr+len`, read-only.
-pub fn slice<'a>(addr: u64, len: usize) -> Result<&'a [u8], i32> {
+pub fn slice<'a>(addr: u64, len: usize) -> Result<&'a [u8], Errno> {
     check(addr, len)?;
     if len == 0 {
         return Ok(&[]);
@@ -60,7 +62,7 @@ pub fn slice<'a>(addr: u64, len: usize) -> Result<&'a [u8], i32> {
 }
 
 /// Reads a `T` (unaligned) from application memory.
-pub fn read<T: Copy>(addr: u64) -> Result<T, i32> {
+pub fn read<T: Copy>(addr: u64) -> Result<T, Errno> {
     check(addr, core::mem::size_of::<T>())?;
     // SAFETY: as for `slice`; `T: Copy` has no drop glue and any bit pattern
     // of the integer-only structs read here (sockaddr_in, socklen_t, timespec) is valid.
@@ -68,7 +70,7 @@ pub fn read<T: Copy>(addr: u64) -> Result<T, i32> {
 }
 
 /// Writes a `T` (unaligned) into application memory.
-pub fn write<T: Copy>(addr: u64, v: T) -> Result<(), i32> {
+pub fn write<T: Copy>(addr: u64, v: T) -> Result<(), Errno> {
     check(addr, core::mem::size_of::<T>())?;
     // SAFETY: as for `slice_mut`.
     unsafe { write_user::<T>(addr, v) };
@@ -79,10 +81,10 @@ pub fn write<T: Copy>(addr: u64, v: T) -> Result<(), i32> {
 /// aligned), returning the previous value. The word is shared with the
 /// application, which clears it with an atomic swap; see
 /// `ringline_ring::app::take_ready`.
-pub fn fetch_or_u32(addr: u64, bits: u32) -> Result<u32, i32> {
+pub fn fetch_or_u32(addr: u64, bits: u32) -> Result<u32, Errno> {
     check(addr, 4)?;
     if !addr.is_multiple_of(4) {
-        return Err(-libc::EINVAL);
+        return Err(errno::EINVAL);
     }
     // SAFETY: non-null, aligned and in range (checked above); the application
     // promised the word lives until the poll's final CQE (the push contract)
@@ -97,29 +99,42 @@ pub fn fetch_or_u32(addr: u64, bits: u32) -> Result<u32, i32> {
 /// Most iovecs one SENDMSG/RECVMSG may name (`UIO_MAXIOV`).
 pub const UIO_MAXIOV: u32 = 1024;
 
-/// The application's `struct msghdr` at `addr`: (iov array, iovlen, namelen,
-/// controllen). `-EMSGSIZE` for more than `UIO_MAXIOV` iovecs.
-pub fn read_msghdr(addr: u64) -> Result<(u64, u32, u32, u32), i32> {
+/// The fields of an application's `struct msghdr` the engine uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MsgHdr {
+    /// The iovec array.
+    pub iov: u64,
+    /// How many iovecs.
+    pub iovlen: u32,
+    /// `msg_namelen`.
+    pub namelen: u32,
+    /// `msg_controllen`.
+    pub controllen: u32,
+}
+
+/// The application's `struct msghdr` at `addr`. `EMSGSIZE` for more than
+/// `UIO_MAXIOV` iovecs.
+pub fn read_msghdr(addr: u64) -> Result<MsgHdr, Errno> {
     let m: libc::msghdr = read(addr)?;
     if m.msg_iovlen > UIO_MAXIOV as usize {
-        return Err(-libc::EMSGSIZE);
+        return Err(errno::EMSGSIZE);
     }
-    let controllen = u32::try_from(m.msg_controllen).map_err(|_| -libc::EINVAL)?;
-    Ok((
-        m.msg_iov as u64,
-        m.msg_iovlen as u32,
-        m.msg_namelen,
+    let controllen = u32::try_from(m.msg_controllen).map_err(|_| errno::EINVAL)?;
+    Ok(MsgHdr {
+        iov: m.msg_iov as u64,
+        iovlen: m.msg_iovlen as u32,
+        namelen: m.msg_namelen,
         controllen,
-    ))
+    })
 }
 
 /// Total length of `n` iovecs at `iov`.
-pub fn iov_total(iov: u64, n: u32) -> Result<u64, i32> {
+pub fn iov_total(iov: u64, n: u32) -> Result<u64, Errno> {
     let mut total = 0u64;
     for i in 0..n as u64 {
         let v: libc::iovec = read(iov + i * core::mem::size_of::<libc::iovec>() as u64)?;
         check(v.iov_base as u64, v.iov_len)?;
-        total = total.checked_add(v.iov_len as u64).ok_or(-libc::EINVAL)?;
+        total = total.checked_add(v.iov_len as u64).ok_or(errno::EINVAL)?;
     }
     Ok(total)
 }
@@ -132,7 +147,7 @@ pub fn for_each_iov(
     n: u32,
     mut skip: u64,
     mut f: impl FnMut(&mut [u8]) -> usize,
-) -> Result<usize, i32> {
+) -> Result<usize, Errno> {
     let mut total = 0;
     for i in 0..n as u64 {
         let v: libc::iovec = read(iov + i * core::mem::size_of::<libc::iovec>() as u64)?;
@@ -259,14 +274,14 @@ mod tests {
     fn checked_accessors_reject_null_and_wrapping_ranges() {
         let mut word = 0u32;
         let a = addr_of(&mut word as *mut u32);
-        assert_eq!(check(0, 1), Err(-libc::EFAULT));
-        assert_eq!(check(u64::MAX, 2), Err(-libc::EFAULT));
+        assert_eq!(check(0, 1), Err(errno::EFAULT));
+        assert_eq!(check(u64::MAX, 2), Err(errno::EFAULT));
         assert_eq!(check(0, 0), Ok(()));
-        assert_eq!(read::<u32>(0), Err(-libc::EFAULT));
+        assert_eq!(read::<u32>(0), Err(errno::EFAULT));
         write::<u32>(a, 7).unwrap();
         assert_eq!(read::<u32>(a), Ok(7));
         assert_eq!(fetch_or_u32(a, 8), Ok(7));
-        assert_eq!(fetch_or_u32(a + 1, 8), Err(-libc::EINVAL));
+        assert_eq!(fetch_or_u32(a + 1, 8), Err(errno::EINVAL));
         assert_eq!(word, 15);
     }
 }

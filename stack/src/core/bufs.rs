@@ -90,7 +90,7 @@ impl BufGroups {
         bid: u32,
     ) -> Result<(), Errno> {
         let g = self.legacy.entry(bgid).or_default();
-        g.provide(addr, len, count, bid).map_err(errno::from_res)
+        g.provide(addr, len, count, bid)
     }
 
     /// REMOVE_BUFFERS: up to `count` from legacy group `bgid`; how many went.

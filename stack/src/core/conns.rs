@@ -442,6 +442,12 @@ impl Conns {
     /// still set) go first next time, then those marked during the pass. No
     /// allocation once capacity settles.
     pub(crate) fn end_egress(&mut self, done: usize) {
+        if done == self.dirty_work.len() {
+            // All handled (the common case): what was marked meanwhile is
+            // already in `dirty`, in order.
+            self.dirty_work.clear();
+            return;
+        }
         self.dirty_work.drain(..done);
         self.dirty_work.append(&mut self.dirty);
         std::mem::swap(&mut self.dirty, &mut self.dirty_work);
@@ -480,6 +486,9 @@ impl Conns {
 
     /// Marks dirty every live connection whose timer is due at `now_us`.
     pub(crate) fn expire_timers(&mut self, now_us: u64) {
+        if !self.timers.may_expire(now_us) {
+            return;
+        }
         let mut due = std::mem::take(&mut self.dirty_work);
         self.timers.expire(now_us, |i| due.push(ConnId::from_index(i as usize)));
         for &cid in &due {

@@ -228,6 +228,12 @@ impl Links {
         }
     }
 
+    /// Whether nothing is held (no drain queue) and no chain is being built.
+    #[inline]
+    pub(crate) fn idle(&self) -> bool {
+        self.drain_q.is_empty() && self.building.is_none()
+    }
+
     /// The next SQE the drain barrier releases, with `in_flight` requests
     /// outstanding (a DRAIN SQE waits until there are none).
     pub(crate) fn release_drained(&mut self, in_flight: usize) -> Option<Sqe> {

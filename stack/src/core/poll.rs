@@ -106,7 +106,7 @@ impl Core {
             match usermem::fetch_or_u32(word, hit) {
                 Ok(0) => self.cq.post(op.user_data, hit as i32, IORING_CQE_F_MORE),
                 Ok(_) => self.stats.polls_coalesced += 1,
-                Err(e) => self.cq.finish(id, e, 0),
+                Err(e) => self.cq.fail(id, e),
             }
             return;
         }
@@ -123,7 +123,7 @@ impl Core {
             PollMode::Multi => (true, 0),
             PollMode::Coalesced { word } => {
                 // The ready word must be live (decode checked its alignment).
-                usermem::check(word, 4).map_err(errno::from_res)?;
+                usermem::check(word, 4)?;
                 (true, word)
             }
         };

@@ -32,16 +32,15 @@ impl Core {
         // RECVMSG: the msghdr is read once, at submission (FEAT_SUBMIT_STABLE).
         let (mut addr, mut len, mut iovlen, mut reserve) = (r.addr, r.len, 0, 0);
         if is_msg {
-            let (iov, n, namelen, controllen) =
-                usermem::read_msghdr(r.addr).map_err(errno::from_res)?;
+            let m = usermem::read_msghdr(r.addr)?;
             if multishot {
                 reserve = (core::mem::size_of::<RecvmsgOut>() as u32)
-                    .checked_add(namelen)
-                    .and_then(|r| r.checked_add(controllen))
+                    .checked_add(m.namelen)
+                    .and_then(|r| r.checked_add(m.controllen))
                     .ok_or(errno::EINVAL)?;
             } else if !select {
-                let total = usermem::iov_total(iov, n).map_err(errno::from_res)?;
-                (addr, len, iovlen) = (iov, total.min(i32::MAX as u64) as u32, n);
+                let total = usermem::iov_total(m.iov, m.iovlen)?;
+                (addr, len, iovlen) = (m.iov, total.min(i32::MAX as u64) as u32, m.iovlen);
             }
         }
         if let Some(g) = group {
@@ -53,7 +52,7 @@ impl Core {
                 len = 0;
             }
         } else if iovlen == 0 {
-            usermem::check(addr, len as usize).map_err(errno::from_res)?;
+            usermem::check(addr, len as usize)?;
         }
         let kind = OpKind::Recv {
             addr,
@@ -187,7 +186,7 @@ impl Core {
                 let got = match copied {
                     Ok(n) => n,
                     Err(e) => {
-                        self.cq.finish(id, e, 0);
+                        self.cq.fail(id, e);
                         return Progress::Done;
                     }
                 };
@@ -228,7 +227,7 @@ impl Core {
             let dst = match usermem::slice_mut(b.addr + reserve as u64, n) {
                 Ok(d) => d,
                 Err(e) => {
-                    self.cq.finish(id, e, 0);
+                    self.cq.fail(id, e);
                     return Progress::Done;
                 }
             };
@@ -279,11 +278,11 @@ impl Core {
         })?;
         // SENDMSG: gather from the msghdr's iovecs (read once, at submission).
         let (addr, len, iovlen) = if is_msg {
-            let (iov, n, _, _) = usermem::read_msghdr(r.addr).map_err(errno::from_res)?;
-            let total = usermem::iov_total(iov, n).map_err(errno::from_res)?;
-            (iov, total.min(i32::MAX as u64) as u32, n)
+            let m = usermem::read_msghdr(r.addr)?;
+            let total = usermem::iov_total(m.iov, m.iovlen)?;
+            (m.iov, total.min(i32::MAX as u64) as u32, m.iovlen)
         } else {
-            usermem::check(r.addr, r.len as usize).map_err(errno::from_res)?;
+            usermem::check(r.addr, r.len as usize)?;
             (r.addr, r.len, 0)
         };
         let kind = OpKind::Send {
@@ -372,7 +371,7 @@ impl Core {
         let n = match sent {
             Ok(n) => n as u32,
             Err(e) => {
-                self.cq.finish(id, e, 0);
+                self.cq.fail(id, e);
                 return Progress::Done;
             }
         };
@@ -402,7 +401,7 @@ impl Core {
             // A ring-mapped group is not a legacy list.
             return Err(errno::EINVAL);
         }
-        usermem::check(addr, len as usize * count as usize).map_err(errno::from_res)?;
+        usermem::check(addr, len as usize * count as usize)?;
         self.bufs
             .provide(group, addr, len, count, first_bid as u32)?;
         Ok(Some((0, 0)))
@@ -424,7 +423,7 @@ fn buf_flags(bid: u16) -> u32 {
 }
 
 /// The base address of the first iovec at `iov`.
-fn first_iov_base(iov: u64) -> Result<u64, i32> {
+fn first_iov_base(iov: u64) -> Result<u64, Errno> {
     usermem::read::<libc::iovec>(iov).map(|v| v.iov_base as u64)
 }
 
@@ -443,7 +442,6 @@ fn write_recvmsg_out(b: Selected, reserve: u32, payload: u32) -> Result<(), Errn
             flags: 0,
         },
     )
-    .map_err(errno::from_res)
 }
 
 /// RECVMSG completion: the kernel writes back `msg_flags` (and TCP reports

@@ -300,7 +300,7 @@ fn read_sockaddr(addr: u64, addrlen: u64) -> Result<(Ipv4Addr, u16), Errno> {
     if addrlen < core::mem::size_of::<libc::sockaddr_in>() as u64 {
         return Err(errno::EINVAL);
     }
-    let sa: libc::sockaddr_in = usermem::read(addr).map_err(errno::from_res)?;
+    let sa: libc::sockaddr_in = usermem::read(addr)?;
     if sa.sin_family != libc::AF_INET as libc::sa_family_t {
         return Err(errno::EAFNOSUPPORT);
     }
@@ -314,17 +314,16 @@ fn read_sockaddr(addr: u64, addrlen: u64) -> Result<(Ipv4Addr, u16), Errno> {
 fn write_sockaddr(addr: u64, addrlen: u64, ip: Ipv4Addr, port: u16) -> Result<(), Errno> {
     let full = core::mem::size_of::<libc::sockaddr_in>();
     let room = if addrlen != 0 {
-        usermem::read::<u32>(addrlen).map_err(errno::from_res)? as usize
+        usermem::read::<u32>(addrlen)? as usize
     } else {
         full
     };
     let bytes = sockaddr_bytes(ip, port);
     let n = room.min(full);
-    usermem::slice_mut(addr, n)
-        .map_err(errno::from_res)?
+    usermem::slice_mut(addr, n)?
         .copy_from_slice(&bytes[..n]);
     if addrlen != 0 {
-        usermem::write::<u32>(addrlen, full as u32).map_err(errno::from_res)?;
+        usermem::write::<u32>(addrlen, full as u32)?;
     }
     Ok(())
 }

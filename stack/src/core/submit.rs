@@ -57,7 +57,14 @@ impl Core {
 
     /// Advances chains whose head completed (iteratively: long chains of
     /// immediate completions do not recurse).
+    #[inline]
     pub(crate) fn pump_chains(&mut self) {
+        if !self.cq.events.is_empty() {
+            self.advance_chains();
+        }
+    }
+
+    fn advance_chains(&mut self) {
         while let Some(ev) = self.cq.events.pop() {
             let cq = &mut self.cq;
             let next = self.links.advance(ev.chain, ev.ok, |s| {
@@ -78,7 +85,15 @@ impl Core {
     }
 
     /// Issues SQEs a drain barrier held once everything before it completed.
+    #[inline]
     pub(crate) fn run_drain(&mut self) {
+        if self.links.idle() {
+            return;
+        }
+        self.drain_held();
+    }
+
+    fn drain_held(&mut self) {
         while let Some(sqe) = self.links.release_drained(self.cq.ops.live()) {
             if self.links.building() {
                 self.append(&sqe);

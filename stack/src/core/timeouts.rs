@@ -66,7 +66,7 @@ impl Timeouts {
 /// Reads the application's `__kernel_timespec` at `addr` as µs: `EFAULT`
 /// for a bad address, `EINVAL` for a negative or unnormalised time.
 fn read_timespec_us(addr: u64) -> Result<u64, Errno> {
-    let ts: [i64; 2] = usermem::read(addr).map_err(errno::from_res)?;
+    let ts: [i64; 2] = usermem::read(addr)?;
     if ts[0] < 0 || !(0..1_000_000_000).contains(&ts[1]) {
         return Err(errno::EINVAL);
     }

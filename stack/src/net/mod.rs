@@ -26,14 +26,17 @@ use device::Port;
 /// core's interface and a connection's socket set).
 macro_rules! port {
     ($p:expr, $rx:expr, $dst:expr) => {
+        port!(&mut $p.nic, &$p.caps, $p.mac, &mut $p.scratch, &mut $p.tx, $rx, $dst)
+    };
+    ($nic:expr, $caps:expr, $mac:expr, $scratch:expr, $tx:expr, $rx:expr, $dst:expr) => {
         Port {
-            nic: &mut $p.nic,
+            nic: $nic,
             rx: $rx,
             dst_mac: $dst,
-            src_mac: $p.mac,
-            caps: &$p.caps,
-            scratch: &mut $p.scratch,
-            tx: &mut $p.tx,
+            src_mac: $mac,
+            caps: $caps,
+            scratch: $scratch,
+            tx: $tx,
         }
     };
 }
@@ -103,12 +106,24 @@ impl<N: Nic> Pump<N> {
     /// core says it goes. Returns how many.
     pub(crate) fn poll_rx(&mut self, core: &mut Core) -> usize {
         let mut total = 0;
-        let mut batch = std::mem::take(&mut self.rx_batch);
         let budget = core.cfg.rx_budget;
         let verify_ipv4 = !matches!(self.caps.checksum.ipv4, Checksum::None);
+        // Borrow the fields apart: the burst is drained while the device
+        // (NIC, scratch, counters) feeds each frame.
+        let Pump {
+            nic,
+            caps,
+            mac,
+            scratch,
+            rx_batch,
+            empty_set,
+            tx,
+            arp_tx,
+            ..
+        } = self;
         while total < budget {
             let max = RX_BURST.min(budget - total);
-            let n = self.nic.rx_burst(&mut batch, max);
+            let n = nic.rx_burst(rx_batch, max);
             if n == 0 {
                 break;
             }
@@ -116,54 +131,32 @@ impl<N: Nic> Pump<N> {
             // The prefetch pass's demux results serve as hints, so a burst
             // looks each tuple up once.
             let hints = if n > 1 {
-                prefetch_burst(core, &batch)
+                prefetch_burst(core, rx_batch)
             } else {
                 [None; RX_BURST]
             };
-            for (i, frame) in batch.drain(..).enumerate() {
+            for (i, frame) in rx_batch.drain(..).enumerate() {
+                let now = core.instant();
                 match core.ingress(frame.as_ref(), hints[i], verify_ipv4) {
-                    Ingress::Conn { cid, ip, src_mac } => self.feed(core, cid, ip, src_mac),
-                    Ingress::NoSocket { ip, src_mac } => {
-                        let now = core.instant();
-                        let mut port = port!(self, Some(ip), src_mac);
-                        core.iface
-                            .poll_ingress_single(now, &mut port, &mut self.empty_set);
+                    Ingress::Conn { cid, ip, src_mac } => {
+                        let set = &mut core.conns.get_mut(cid).set;
+                        let mut port = port!(nic, caps, *mac, scratch, tx, Some(ip), src_mac);
+                        core.iface.poll_ingress_single(now, &mut port, set);
+                        core.conns.mark_ready(cid);
+                        core.conns.mark_dirty(cid);
                     }
-                    Ingress::Arp(to, arp) => self.send_arp(to, &arp),
+                    Ingress::NoSocket { ip, src_mac } => {
+                        let mut port = port!(nic, caps, *mac, scratch, tx, Some(ip), src_mac);
+                        core.iface.poll_ingress_single(now, &mut port, empty_set);
+                    }
+                    Ingress::Arp(to, arp) => send_arp(nic, *mac, to, &arp, tx, arp_tx),
                     Ingress::Done => {}
                 }
-                self.nic.rx_release(frame);
+                nic.rx_release(frame);
             }
         }
-        self.rx_batch = batch;
         self.rx_frames += total as u64;
         total
-    }
-
-    /// Feeds one IP packet to `cid`'s socket; the connection is then due for
-    /// service and maybe egress.
-    fn feed(&mut self, core: &mut Core, cid: ConnId, ip: &[u8], src_mac: MacAddr) {
-        let now = core.instant();
-        let set = &mut core.conns.get_mut(cid).set;
-        let mut port = port!(self, Some(ip), src_mac);
-        core.iface.poll_ingress_single(now, &mut port, set);
-        core.conns.mark_ready(cid);
-        core.conns.mark_dirty(cid);
-    }
-
-    fn send_arp(&mut self, dst: MacAddr, arp: &Arp) {
-        let src = self.mac;
-        let mut build = |buf: &mut [u8]| {
-            l2::write_eth(buf, dst, src, l2::ETHERTYPE_ARP);
-            l2::write_arp(&mut buf[ETH_HDR..], arp);
-            buf[ETH_HDR + l2::ARP_LEN..].fill(0);
-        };
-        // Minimum Ethernet payload is 46 bytes; pad the 28-byte ARP.
-        if self.nic.tx_frame(ETH_HDR + 46, &mut build).is_ok() {
-            self.arp_tx += 1;
-        } else {
-            self.tx.dropped += 1;
-        }
     }
 
     /// Egress for the dirty connections, in order, while the NIC can take
@@ -196,7 +189,14 @@ impl<N: Nic> Pump<N> {
                     tha: [0; 6],
                     tpa: hop,
                 };
-                self.send_arp(l2::BROADCAST, &req);
+                send_arp(
+                    &mut self.nic,
+                    self.mac,
+                    l2::BROADCAST,
+                    &req,
+                    &mut self.tx,
+                    &mut self.arp_tx,
+                );
             }
             core.neigh.wait(cid);
             // Re-check soon even if no reply comes (the request is rate-limited).
@@ -221,6 +221,28 @@ impl<N: Nic> Pump<N> {
         }
         let at_us = at.map(|t| t.total_micros() as u64);
         core.conns.after_egress(cid, at_us, core.now_us);
+    }
+}
+
+/// Sends ARP packet `arp` from `src` to `dst`.
+fn send_arp<N: Nic>(
+    nic: &mut N,
+    src: MacAddr,
+    dst: MacAddr,
+    arp: &Arp,
+    tx: &mut TxCounters,
+    arp_tx: &mut u64,
+) {
+    let mut build = |buf: &mut [u8]| {
+        l2::write_eth(buf, dst, src, l2::ETHERTYPE_ARP);
+        l2::write_arp(&mut buf[ETH_HDR..], arp);
+        buf[ETH_HDR + l2::ARP_LEN..].fill(0);
+    };
+    // Minimum Ethernet payload is 46 bytes; pad the 28-byte ARP.
+    if nic.tx_frame(ETH_HDR + 46, &mut build).is_ok() {
+        *arp_tx += 1;
+    } else {
+        tx.dropped += 1;
     }
 }
 
