@@ -58,7 +58,9 @@ impl Clock {
     pub(crate) fn engine_time_of(&self, clock: libc::clockid_t, abs_us: u64, now_us: u64) -> u64 {
         match self {
             Clock::Manual(_) => abs_us,
-            Clock::Monotonic(_) => now_us.saturating_add(abs_us.saturating_sub(sysclock::now_us(clock))),
+            Clock::Monotonic(_) => {
+                now_us.saturating_add(abs_us.saturating_sub(sysclock::now_us(clock)))
+            }
         }
     }
 }
@@ -124,6 +126,10 @@ mod tests {
         let now = sysclock::now_us(libc::CLOCK_MONOTONIC);
         let t = mono.engine_time_of(libc::CLOCK_MONOTONIC, now + 1_000_000, 50);
         assert!((50 + 900_000..=50 + 1_000_000).contains(&t), "{t}");
-        assert_eq!(mono.engine_time_of(libc::CLOCK_MONOTONIC, 1, 50), 50, "past: now");
+        assert_eq!(
+            mono.engine_time_of(libc::CLOCK_MONOTONIC, 1, 50),
+            50,
+            "past: now"
+        );
     }
 }

@@ -99,7 +99,11 @@ impl<N: Nic> Engine<N> {
 
     /// Registers a provided-buffer ring for group `bgid`
     /// (`IORING_REGISTER_PBUF_RING`). `EEXIST` if the group exists.
-    pub(crate) fn register_buf_ring(&mut self, bgid: u16, ring: BufRingConsumer) -> Result<(), Errno> {
+    pub(crate) fn register_buf_ring(
+        &mut self,
+        bgid: u16,
+        ring: BufRingConsumer,
+    ) -> Result<(), Errno> {
         self.core.bufs.register(bgid, ring)
     }
 

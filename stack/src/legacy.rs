@@ -33,7 +33,13 @@ impl LegacyGroup {
     /// `count` 0 or above 65536 → `-E2BIG`; `len` 0 → `-EINVAL`; `len * count` or
     /// `base + len * count` overflowing → `-EOVERFLOW`; `first_bid` above 65535 →
     /// `-E2BIG`; `first_bid + count` above 65536 → `-EINVAL`. On error nothing is added.
-    pub fn provide(&mut self, base: u64, len: u32, count: u32, first_bid: u32) -> Result<(), Errno> {
+    pub fn provide(
+        &mut self,
+        base: u64,
+        len: u32,
+        count: u32,
+        first_bid: u32,
+    ) -> Result<(), Errno> {
         if count == 0 || count > MAX_BIDS_PER_BGID {
             return Err(errno::E2BIG);
         }

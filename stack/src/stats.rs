@@ -1,5 +1,5 @@
 //! Engine counters. Plain integers owned by the engine thread; read them with
-//! [`crate::Engine::stats`].
+//! [`crate::Inline::stats`].
 
 /// What the engine has done so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -48,7 +48,7 @@ pub struct EngineStats {
     /// (no CQE queued).
     pub polls_coalesced: u64,
     /// Wait-loop steps that handed the waiter its completions before timers
-    /// and egress, leaving those to the next step ([`crate::Engine::step_wait`]).
+    /// and egress, leaving those to the next step ([`crate::Inline::step_wait`]).
     pub deferred_egress: u64,
     /// Requests in flight now (filled in by `stats()`).
     pub ops_in_flight: u64,

@@ -223,8 +223,7 @@ impl<N: Nic> Pair<N> {
     /// Moves the clock for the next round: busy rounds move time a little,
     /// idle rounds jump so RTOs fire quickly.
     pub fn advance_clock(&mut self) {
-        let busy = self.s.driver().has_pending_work()
-            || self.c.driver().has_pending_work();
+        let busy = self.s.driver().has_pending_work() || self.c.driver().has_pending_work();
         let dt = if busy { 20 } else { 2_000 };
         self.clock.fetch_add(dt, Ordering::Relaxed);
     }

@@ -145,7 +145,12 @@ mod tests {
     #[test]
     fn off_link_and_foreign_requests_teach_and_answer_nothing() {
         let mut n = Neighbors::default();
-        let out = n.on_arp(&request(PEER, Ipv4Addr::new(10, 0, 0, 9)), ME, [2; 6], false);
+        let out = n.on_arp(
+            &request(PEER, Ipv4Addr::new(10, 0, 0, 9)),
+            ME,
+            [2; 6],
+            false,
+        );
         assert_eq!(out, ArpOutcome::default());
         assert_eq!(n.lookup(PEER), None);
     }

@@ -4,8 +4,8 @@
 //! ([`BufGroups::select`]) and consumes it only once the data is in
 //! ([`BufGroups::commit`]), as the kernel does.
 
-use ringline_ring::bufring::BufRingConsumer;
 use crate::legacy::LegacyGroup;
+use ringline_ring::bufring::BufRingConsumer;
 
 use crate::errno::{self, Errno};
 use crate::fxhash::FxMap;

@@ -490,7 +490,8 @@ impl Conns {
             return;
         }
         let mut due = std::mem::take(&mut self.dirty_work);
-        self.timers.expire(now_us, |i| due.push(ConnId::from_index(i as usize)));
+        self.timers
+            .expire(now_us, |i| due.push(ConnId::from_index(i as usize)));
         for &cid in &due {
             if self.get(cid).phase != Phase::Free {
                 self.mark_dirty(cid);

@@ -91,7 +91,9 @@ impl Core {
         };
         self.stats.arp_rx += 1;
         let on_link = self.host.on_link(arp.spa);
-        let out = self.neigh.on_arp(&arp, self.host.ip, self.host.mac, on_link);
+        let out = self
+            .neigh
+            .on_arp(&arp, self.host.ip, self.host.mac, on_link);
         // Connections waiting for this neighbour can send now.
         for &cid in &out.wake {
             self.conns.mark_dirty(cid);
@@ -132,8 +134,13 @@ impl Core {
             self.stats.malformed += 1;
             return Ingress::Done;
         };
-        let (sport, dport, syn, ack, rst) =
-            (tcp.src_port(), tcp.dst_port(), tcp.syn(), tcp.ack(), tcp.rst());
+        let (sport, dport, syn, ack, rst) = (
+            tcp.src_port(),
+            tcp.dst_port(),
+            tcp.syn(),
+            tcp.ack(),
+            tcp.rst(),
+        );
         let ip = &ip[..total];
         if self.host.on_link(src) && self.neigh.lookup(src).is_none() {
             self.neigh.learn(src, src_mac);

@@ -2,15 +2,16 @@
 //! compiled once whatever the NIC. Its parts own their state and know
 //! nothing of each other's internals:
 //!
-//! - [`conns`]: connection slots, the 4-tuple map, timers, ready and dirty sets;
-//! - [`listen`]: listeners, backlogs, accept queues;
-//! - [`fds`]: socket numbers and ports;
-//! - [`crate::ops`] (in [`complete`]): the op slab and the per-socket op lists;
-//! - [`complete`]: the completion sink, every way a CQE leaves;
-//! - [`links`]: link chains and drain, as a state machine;
-//! - [`timeouts`]: the TIMEOUT/LINK_TIMEOUT heap and counted timeouts;
-//! - [`bufs`]: provided-buffer groups;
-//! - [`arp`]: neighbours.
+//! - connection slots, the 4-tuple map, timers, ready and dirty sets ([`conns`]);
+//! - listeners, backlogs, accept queues ([`listen`]);
+//! - socket numbers and ports ([`fds`]);
+//! - the op slab and the per-socket op lists ([`crate::ops`], owned by the sink);
+//! - the completion sink, every way a CQE leaves ([`complete`]);
+//! - link chains and drain, as a state machine ([`links`]);
+//! - the TIMEOUT/LINK_TIMEOUT heap and counted timeouts ([`timeouts`]);
+//! - provided-buffer groups ([`bufs`]);
+//! - neighbours ([`arp`]);
+//! - typed requests: every SQE field check, once ([`request`]).
 //!
 //! The executors (`submit`, `sockets`, `rw`, `poll`, `service`, `demux`,
 //! and the timeout executors) are methods of [`Core`] that take these parts
@@ -46,8 +47,8 @@ use crate::errno::{self, Errno};
 use crate::ids::{ConnId, OpId};
 use crate::stats::EngineStats;
 
-use request::Submission;
 pub(crate) use demux::{peek_tuple as demux_peek_tuple, Ingress};
+use request::Submission;
 
 /// Our addresses and the route.
 #[derive(Clone, Copy, Debug)]
@@ -59,7 +60,12 @@ pub(crate) struct Host {
 }
 
 impl Host {
-    pub(crate) fn new(ip: Ipv4Addr, prefix_len: u8, mac: MacAddr, gateway: Option<Ipv4Addr>) -> Self {
+    pub(crate) fn new(
+        ip: Ipv4Addr,
+        prefix_len: u8,
+        mac: MacAddr,
+        gateway: Option<Ipv4Addr>,
+    ) -> Self {
         let netmask = if prefix_len == 0 {
             0
         } else {

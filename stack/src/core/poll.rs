@@ -117,7 +117,12 @@ impl Core {
         }
     }
 
-    pub(crate) fn op_poll_add(&mut self, sub: &Submission, events: u32, mode: PollMode) -> OpResult {
+    pub(crate) fn op_poll_add(
+        &mut self,
+        sub: &Submission,
+        events: u32,
+        mode: PollMode,
+    ) -> OpResult {
         let (multi, word) = match mode {
             PollMode::OneShot => (false, 0),
             PollMode::Multi => (true, 0),
@@ -196,7 +201,11 @@ impl Core {
     pub(crate) fn op_cancel(&mut self, sub: &Submission, m: CancelMatch) -> OpResult {
         self.find_op(|op| m.matches(op.fd, op.user_data, op.opcode));
         let mut found = std::mem::take(&mut self.found);
-        let n = if m.all { found.len() } else { found.len().min(1) };
+        let n = if m.all {
+            found.len()
+        } else {
+            found.len().min(1)
+        };
         // As the kernel: the canceller's CQE first, then each target's -ECANCELED.
         match (n, m.all) {
             (0, false) => self.complete(sub, errno::ENOENT.as_res(), 0),

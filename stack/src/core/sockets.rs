@@ -17,7 +17,6 @@ use crate::ops::{OpKind, Owner};
 use crate::usermem;
 
 impl Core {
-
     pub(crate) fn op_socket(&mut self) -> OpResult {
         Ok(Some((self.fds.alloc(Fd::Fresh { port: 0 }), 0)))
     }
@@ -111,8 +110,10 @@ impl Core {
             let Some(l) = self.listeners.get_mut(lid) else {
                 return;
             };
-            let (Some(op), Some(&cid)) = (self.cq.ops.listener(lid.slot).accept.front(), l.queue.front())
-            else {
+            let (Some(op), Some(&cid)) = (
+                self.cq.ops.listener(lid.slot).accept.front(),
+                l.queue.front(),
+            ) else {
                 return;
             };
             let OpKind::Accept {
@@ -194,8 +195,7 @@ impl Core {
         c.remote_port = rport;
         c.local_port = lport;
         c.fd = sub.fd;
-        if c
-            .sock()
+        if c.sock()
             .connect(self.iface.context(), (IpAddress::Ipv4(rip), rport), lport)
             .is_err()
         {
@@ -320,8 +320,7 @@ fn write_sockaddr(addr: u64, addrlen: u64, ip: Ipv4Addr, port: u16) -> Result<()
     };
     let bytes = sockaddr_bytes(ip, port);
     let n = room.min(full);
-    usermem::slice_mut(addr, n)?
-        .copy_from_slice(&bytes[..n]);
+    usermem::slice_mut(addr, n)?.copy_from_slice(&bytes[..n]);
     if addrlen != 0 {
         usermem::write::<u32>(addrlen, full as u32)?;
     }

@@ -46,9 +46,7 @@ impl Core {
     fn append(&mut self, sqe: &Sqe) {
         match self.links.append(sqe) {
             Appended::Cancel => self.cq.post_error(sqe.user_data, errno::ECANCELED),
-            Appended::Expired => self
-                .cq
-                .post(sqe.user_data, errno::ECANCELED.as_res(), 0),
+            Appended::Expired => self.cq.post(sqe.user_data, errno::ECANCELED.as_res(), 0),
             Appended::Issue(ch) => self.issue_in(sqe, Some(ch)),
             Appended::ArmTimeout(head) => self.link_timeout(sqe, head),
             Appended::Queued => {}

@@ -303,7 +303,10 @@ mod tests {
         let good: [i64; 2] = [1, 500_000_000];
         assert_eq!(read_timespec_us(&good as *const _ as u64), Ok(1_500_000));
         let neg: [i64; 2] = [-1, 0];
-        assert_eq!(read_timespec_us(&neg as *const _ as u64), Err(errno::EINVAL));
+        assert_eq!(
+            read_timespec_us(&neg as *const _ as u64),
+            Err(errno::EINVAL)
+        );
         let unnorm: [i64; 2] = [0, 1_000_000_000];
         assert_eq!(
             read_timespec_us(&unnorm as *const _ as u64),

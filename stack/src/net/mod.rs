@@ -18,15 +18,23 @@ use crate::core::{Core, Ingress};
 use crate::hint::prefetch;
 use crate::ids::ConnId;
 use crate::l2::{self, Arp, ETH_HDR};
-pub(crate) use device::TxCounters;
 use device::Port;
+pub(crate) use device::TxCounters;
 
 /// The device smoltcp sees over a pump, borrowing only the fields it needs
 /// (so the caller can still borrow the pump's empty socket set, and the
 /// core's interface and a connection's socket set).
 macro_rules! port {
     ($p:expr, $rx:expr, $dst:expr) => {
-        port!(&mut $p.nic, &$p.caps, $p.mac, &mut $p.scratch, &mut $p.tx, $rx, $dst)
+        port!(
+            &mut $p.nic,
+            &$p.caps,
+            $p.mac,
+            &mut $p.scratch,
+            &mut $p.tx,
+            $rx,
+            $dst
+        )
     };
     ($nic:expr, $caps:expr, $mac:expr, $scratch:expr, $tx:expr, $rx:expr, $dst:expr) => {
         Port {
@@ -100,7 +108,6 @@ impl<N: Nic> Pump<N> {
     pub(crate) fn mac(&self) -> MacAddr {
         self.mac
     }
-
 
     /// Takes up to `rx_budget` frames from the NIC and feeds each where the
     /// core says it goes. Returns how many.
@@ -281,7 +288,14 @@ fn prefetch_burst<F: AsRef<[u8]>>(core: &Core, batch: &[F]) -> [Option<ConnId>; 
             prefetch(sock + off);
         }
         // The receive the segment will complete.
-        if let Some(op) = core.cq.ops.conn(*cid).recv.front().and_then(|id| core.cq.ops.addr(id)) {
+        if let Some(op) = core
+            .cq
+            .ops
+            .conn(*cid)
+            .recv
+            .front()
+            .and_then(|id| core.cq.ops.addr(id))
+        {
             prefetch(op);
         }
     }

@@ -487,4 +487,3 @@ fn decode_timeout_remove(sqe: &Sqe) -> Result<Request, Errno> {
         }),
     })
 }
-

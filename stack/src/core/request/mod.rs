@@ -16,12 +16,11 @@
 //!
 //! Errors are [`Errno`] (positive); a CQE carries `-errno` ([`Errno::as_res`]).
 
-use ringline_ring::abi::*;
 pub(crate) use crate::errno::Errno;
 use crate::errno::{
     E2BIG, EAFNOSUPPORT, EBADF, EINVAL, EISCONN, EOPNOTSUPP, EOVERFLOW, EPROTONOSUPPORT,
 };
-
+use ringline_ring::abi::*;
 
 const MSG_WAITALL: u32 = libc::MSG_WAITALL as u32;
 const SOCK_NONBLOCK: u32 = libc::SOCK_NONBLOCK as u32;

@@ -484,9 +484,7 @@ fn cancel_rejections_and_keys() {
     );
     // FD + OP + USERDATA: all three keys.
     let s = Sqe {
-        op_flags: IORING_ASYNC_CANCEL_FD
-            | IORING_ASYNC_CANCEL_OP
-            | IORING_ASYNC_CANCEL_USERDATA,
+        op_flags: IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_OP | IORING_ASYNC_CANCEL_USERDATA,
         fd: 9,
         len: u32::from(IORING_OP_RECV),
         addr: 3,
@@ -656,4 +654,3 @@ fn timeout_clocks() {
         1 | (libc::POLLERR | libc::POLLHUP) as u32
     );
 }
-
