@@ -372,6 +372,12 @@ impl<N: Nic> Nic for FaultyNic<N> {
         delivered
     }
 
+    /// A frame may be waiting: one is ready or held here (held copies come
+    /// due only as `rx_burst` is called), or the inner NIC has one.
+    fn rx_pending(&self) -> bool {
+        self.pending_rx() > 0 || self.inner.rx_pending()
+    }
+
     /// Returns the copy's buffer to the wrapper's pool.
     fn rx_release(&mut self, frame: FaultFrame) {
         // A frame from another wrapper is freed rather than adopted, so the
@@ -480,6 +486,30 @@ mod tests {
             DEFAULT_POOL_FRAMES,
             "every buffer back in the pool"
         );
+    }
+
+    #[test]
+    fn rx_pending_sees_the_wire_and_held_copies() {
+        let (mut a, b) = wire(8);
+        let mut b = FaultyNic::new(
+            b,
+            FaultConfig {
+                seed: 3,
+                reorder: 1.0,
+                max_delay_polls: 3,
+                ..FaultConfig::default()
+            },
+        );
+        assert!(!b.rx_pending(), "nothing sent");
+        send_seq(&mut a, 0);
+        a.tx_flush();
+        assert!(b.rx_pending(), "on the wire");
+        let mut out = Vec::new();
+        b.rx_burst(&mut out, RX_BURST);
+        assert!(out.is_empty() && b.rx_pending(), "held, still pending");
+        let got = drain(&mut b, 1);
+        assert_eq!(got, vec![0]);
+        assert!(!b.rx_pending(), "all delivered");
     }
 
     #[test]

@@ -297,3 +297,31 @@ fn bad_timeout_flags_get_einval() {
     assert_eq!(wait_for(&mut p, 303).0.res, -libc::EINVAL);
     assert_eq!(wait_for(&mut p, 300).0.res, -libc::ETIME, "still armed");
 }
+
+/// `next_deadline_us` says when the engine next has timer work, so a driver
+/// can sleep until then: nothing (only a frame or an SQE can wake a fresh
+/// engine), the TIMEOUT's time once one is armed, a connection's timer (the
+/// delayed ACK) while it is earlier, and the current time while work waits.
+#[test]
+fn next_deadline_names_the_next_timer() {
+    let mut p = Pair::new();
+    p.run(3);
+    assert_eq!(p.s.driver().next_deadline_us(), None, "idle, nothing armed");
+    let now = p.now_us();
+    let at = now + 400_000;
+    let ts = ts_us(400_000);
+    push(&mut p.s, opcode::Timeout::new(&*ts).user_data(9).build());
+    p.s.submit().expect("submit");
+    assert_eq!(p.s.driver().next_deadline_us(), Some(at));
+
+    // Connections: the server's per-connection timers join in; the
+    // earliest deadline is never later than the TIMEOUT's.
+    listen(&mut p, 7000, 8);
+    connect_n(&mut p, 7000, 1, 100);
+    let d = p.s.driver().next_deadline_us().expect("a deadline");
+    assert!(d <= at, "{d} after the TIMEOUT's {at}");
+
+    let (c, when) = wait_for(&mut p, 9);
+    assert_eq!(c.res, -libc::ETIME);
+    assert!(when >= at);
+}
