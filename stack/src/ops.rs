@@ -146,6 +146,9 @@ pub(crate) struct Op {
     prev: Option<OpId>,
     next: Option<OpId>,
     live: bool,
+    /// Bumped each time the slot is reused, so a record that outlives its op
+    /// (a counted TIMEOUT's entry) cannot mistake the slot's next op for it.
+    gen: u32,
 }
 
 /// Head and tail of an intrusive FIFO of ops.
@@ -236,8 +239,18 @@ impl Ops {
             prev: None,
             next: None,
             live: true,
+            gen: 0,
         };
-        OpId::from_index(self.slab.insert(op))
+        let i = self.slab.recycle_or(|| op);
+        let slot = self.slab.at_mut(i);
+        let gen = slot.gen.wrapping_add(u32::from(!slot.live));
+        *slot = Op { gen, ..op };
+        OpId::from_index(i)
+    }
+
+    /// The generation of `id`'s slot: with the id, it names one op for good.
+    pub(crate) fn gen(&self, id: OpId) -> u32 {
+        self.get(id).gen
     }
 
     /// Whether `id` names a live op.
@@ -440,6 +453,17 @@ mod tests {
         let e = ops.insert(4, 0, OpKind::Connect);
         assert_eq!(e, b, "slot reused");
         assert_eq!(ops.live(), 3);
+    }
+
+    #[test]
+    fn a_reused_slot_has_a_new_generation() {
+        let mut ops = Ops::default();
+        let a = ops.insert(1, 0, OpKind::Connect);
+        let g = ops.gen(a);
+        ops.remove(a);
+        let b = ops.insert(2, 0, OpKind::Connect);
+        assert_eq!(a, b);
+        assert_ne!(ops.gen(b), g);
     }
 
     #[test]

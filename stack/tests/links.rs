@@ -154,6 +154,51 @@ fn link_timeout_fires_and_cancels_its_request() {
     assert_eq!(r, vec![(20, -libc::ECANCELED), (21, -libc::ETIME)]);
 }
 
+/// A LINK_TIMEOUT guards the request right before it, even when that request
+/// starts later in the chain (as in Linux, it is armed when its request is
+/// issued): RECV -> RECV -> LINK_TIMEOUT, the first RECV completes, the
+/// second waits, and the timeout cancels it.
+#[test]
+fn link_timeout_guards_a_request_that_starts_later_in_the_chain() {
+    let mut p = Pair::new();
+    let (sfd, cfd) = listen_accept_connect(&mut p);
+    let mut a = vec![0u8; 64];
+    let mut b = vec![0u8; 64];
+    let ts = Box::new(Timespec {
+        tv_sec: 0,
+        tv_nsec: 20_000_000,
+    });
+    let mut first = opcode::Recv::new(sfd, a.as_mut_ptr(), 64)
+        .user_data(40)
+        .build();
+    first.flags |= IOSQE_IO_LINK;
+    let mut second = opcode::Recv::new(sfd, b.as_mut_ptr(), 64)
+        .user_data(41)
+        .build();
+    second.flags |= IOSQE_IO_LINK;
+    push(&mut p.s, first);
+    push(&mut p.s, second);
+    push(
+        &mut p.s,
+        opcode::LinkTimeout::new(&*ts).user_data(42).build(),
+    );
+    p.run(5);
+    let msg = b"abc".to_vec();
+    push(
+        &mut p.c,
+        opcode::Send::new(cfd, msg.as_ptr(), 3)
+            .user_data(43)
+            .build(),
+    );
+    assert!(p.run_until(10_000, |p| take(&mut p.s_cqes, 40).is_some()));
+    let t0 = p.now_us();
+    assert!(p.run_until(100_000, |p| p.s_cqes.len() == 2));
+    assert!(p.now_us() - t0 >= 20_000, "fired early");
+    let mut r = results(&p.s_cqes);
+    r.sort();
+    assert_eq!(r, vec![(41, -libc::ECANCELED), (42, -libc::ETIME)]);
+}
+
 #[test]
 fn link_timeout_cancelled_when_request_finishes_first() {
     let mut p = Pair::new();

@@ -325,3 +325,33 @@ fn next_deadline_names_the_next_timer() {
     assert_eq!(c.res, -libc::ETIME);
     assert!(when >= at);
 }
+
+/// A counted TIMEOUT removed before its count is reached leaves no trace: a
+/// new counted TIMEOUT that reuses its op slot, with the same deadline,
+/// completes after its own count, not the removed one's.
+#[test]
+fn a_removed_counted_timeout_does_not_complete_its_successor() {
+    let mut p = Pair::new();
+    p.run(3);
+    let ts = ts_us(1_000_000);
+    push(
+        &mut p.s,
+        opcode::Timeout::new(&*ts).count(5).user_data(1).build(),
+    );
+    push(&mut p.s, opcode::TimeoutRemove::new(1).user_data(2).build());
+    push(
+        &mut p.s,
+        opcode::Timeout::new(&*ts).count(100).user_data(3).build(),
+    );
+    p.step();
+    assert_eq!(take(&mut p.s_cqes, 2).map(|c| c.res), Some(0));
+    assert_eq!(take(&mut p.s_cqes, 1).map(|c| c.res), Some(-libc::ECANCELED));
+    for i in 0..10 {
+        push(&mut p.s, opcode::Nop::new().user_data(100 + i).build());
+        p.step();
+    }
+    assert!(
+        take(&mut p.s_cqes, 3).is_none(),
+        "completed after 10 of its 100 CQEs"
+    );
+}

@@ -191,6 +191,7 @@ pub fn all() -> Vec<Scenario> {
         sc("timeout_cancel", "timeout", "ASYNC_CANCEL of a pending TIMEOUT", d, m, timeout::cancel),
         sc("timeout_remove", "timeout", "TIMEOUT_REMOVE of a pending TIMEOUT", d, m, timeout::remove),
         sc("link_timeout_fires", "timeout", "RECV linked to a LINK_TIMEOUT of 20 ms, no data: the RECV is cancelled", d, m, timeout::link_fires),
+        sc("link_timeout_later_in_chain", "timeout", "RECV -> RECV -> LINK_TIMEOUT of 20 ms, data for the first only: the timeout guards the second", d, m, timeout::link_later),
         sc("link_timeout_not_fired", "timeout", "RECV linked to a LINK_TIMEOUT of 10 s, data arrives: the timeout is cancelled", d, m, timeout::link_not_fired),
         sc("timeout_abs", "timeout", "TIMEOUT with IORING_TIMEOUT_ABS, 20 ms ahead on CLOCK_MONOTONIC", d, m, timeout::abs),
         sc("timeout_multishot", "timeout", "IORING_TIMEOUT_MULTISHOT every 10 ms, 3 firings", d, m, timeout::multishot),

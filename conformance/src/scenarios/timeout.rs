@@ -94,6 +94,38 @@ pub fn link_not_fired(c: &mut Ctx) -> R {
     Ok(())
 }
 
+/// RECV -> RECV -> LINK_TIMEOUT(20 ms): the timeout guards the second RECV,
+/// which starts only when data completes the first.
+pub fn link_later(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    let (a, b) = (c.mem(64), c.mem(64));
+    let ts = c.timespec_ms(20);
+    c.push(
+        "recv 1",
+        opcode::Recv::new(fd, a, 64)
+            .sqe_flags(IOSQE_IO_LINK)
+            .user_data(1)
+            .build(),
+    )?;
+    c.push(
+        "recv 2",
+        opcode::Recv::new(fd, b, 64)
+            .sqe_flags(IOSQE_IO_LINK)
+            .user_data(2)
+            .build(),
+    )?;
+    c.push(
+        "link_timeout(20 ms)",
+        opcode::LinkTimeout::new(ts).user_data(3).build(),
+    )?;
+    c.submit();
+    c.quiet();
+    c.peer_send(p, &pattern(5, 60))?;
+    c.wait_finals(&[1, 2, 3]);
+    c.record_order(&[1, 2, 3]);
+    Ok(())
+}
+
 pub fn nop(c: &mut Ctx) -> R {
     call(c, "nop", opcode::Nop::new().user_data(1).build())?;
     call(

@@ -101,10 +101,19 @@ impl Neighbors {
         out
     }
 
+    /// Learns `ip` from the source of a received IPv4 frame, if it is not
+    /// known yet. Returns the connections it wakes (as [`ArpOutcome::wake`]).
+    pub(crate) fn learn_from_ip(&mut self, ip: Ipv4Addr, mac: MacAddr) -> Vec<ConnId> {
+        if self.lookup(ip).is_some() || !self.learn(ip, mac) {
+            return Vec::new();
+        }
+        std::mem::take(&mut self.waiting)
+    }
+
     /// Gives back the list [`ArpOutcome::wake`] lent (its memory is kept).
     pub(crate) fn done_waking(&mut self, mut list: Vec<ConnId>) {
         list.clear();
-        if self.waiting.is_empty() {
+        if self.waiting.is_empty() && list.capacity() > self.waiting.capacity() {
             self.waiting = list;
         }
     }
@@ -153,6 +162,18 @@ mod tests {
         );
         assert_eq!(out, ArpOutcome::default());
         assert_eq!(n.lookup(PEER), None);
+    }
+
+    #[test]
+    fn learning_from_a_segment_wakes_the_waiters_once() {
+        let mut n = Neighbors::default();
+        let cid = ConnId::from_index(1);
+        n.wait(cid);
+        assert_eq!(n.learn_from_ip(PEER, [5; 6]), vec![cid]);
+        assert_eq!(n.lookup(PEER), Some([5; 6]));
+        n.wait(cid);
+        assert!(n.learn_from_ip(PEER, [6; 6]).is_empty(), "known: not relearned");
+        assert_eq!(n.lookup(PEER), Some([5; 6]));
     }
 
     #[test]

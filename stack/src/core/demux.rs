@@ -142,8 +142,16 @@ impl Core {
             tcp.rst(),
         );
         let ip = &ip[..total];
-        if self.host.on_link(src) && self.neigh.lookup(src).is_none() {
-            self.neigh.learn(src, src_mac);
+        if self.host.on_link(src) {
+            // A neighbour first heard from by a segment: connections waiting
+            // for it can send now.
+            let wake = self.neigh.learn_from_ip(src, src_mac);
+            if !wake.is_empty() {
+                for &cid in &wake {
+                    self.conns.mark_dirty(cid);
+                }
+                self.neigh.done_waking(wake);
+            }
         }
         let key = tuple_key(src, sport, dport);
         let known = match hint {

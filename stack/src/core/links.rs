@@ -192,6 +192,22 @@ impl Links {
         }
     }
 
+    /// After chain `ch`'s next request was issued from `pending`: if it
+    /// parked and a LINK_TIMEOUT waits right behind it, that timeout guards
+    /// it now (take it and arm it on the op returned). A request that
+    /// completed at once leaves the timeout to [`Next::Expired`].
+    pub(crate) fn take_link_timeout(&mut self, ch: ChainId) -> Option<(Sqe, OpId)> {
+        let c = self.chains.at_mut(ch.index());
+        let head = c.head_op?;
+        if c.state != ChainState::Running
+            || c.pending.front()?.opcode != IORING_OP_LINK_TIMEOUT
+        {
+            return None;
+        }
+        let sqe = c.pending.pop_front()?;
+        Some((sqe, head))
+    }
+
     /// Chains end at the submission boundary.
     pub(crate) fn end_building(&mut self) {
         if let Some(ch) = self.building.take() {
@@ -323,6 +339,33 @@ mod tests {
             l.append(&sqe(IORING_OP_LINK_TIMEOUT, 0, 2)),
             Appended::ArmTimeout(op)
         );
+    }
+
+    #[test]
+    fn link_timeout_behind_a_later_request_is_armed_when_it_runs() {
+        let mut l = Links::default();
+        let ch = l.start(&sqe(IORING_OP_RECV, LINK, 1)).unwrap();
+        l.set_issuing(Some(ch));
+        l.parked(OpId::from_index(0));
+        l.set_issuing(None);
+        assert_eq!(l.append(&sqe(IORING_OP_RECV, LINK, 2)), Appended::Queued);
+        assert_eq!(
+            l.append(&sqe(IORING_OP_LINK_TIMEOUT, 0, 3)),
+            Appended::Queued,
+            "behind the second request, not the running one"
+        );
+        assert_eq!(l.take_link_timeout(ch), None, "the first has no timeout");
+        let Next::Issue(s, _) = l.advance(ch, true, |_| panic!()) else {
+            panic!("the second request runs");
+        };
+        assert_eq!(s.user_data, 2);
+        let op = OpId::from_index(5);
+        l.set_issuing(Some(ch));
+        l.parked(op);
+        l.set_issuing(None);
+        let (t, target) = l.take_link_timeout(ch).expect("armed on it");
+        assert_eq!((t.user_data, target), (3, op));
+        assert_eq!(l.advance(ch, true, |_| panic!()), Next::Idle);
     }
 
     #[test]

@@ -77,7 +77,12 @@ impl Core {
                         ok: true,
                     });
                 }
-                Next::Issue(sqe, ch) => self.issue_in(&sqe, Some(ch)),
+                Next::Issue(sqe, ch) => {
+                    self.issue_in(&sqe, Some(ch));
+                    if let Some((lt, target)) = self.links.take_link_timeout(ch) {
+                        self.link_timeout(&lt, target);
+                    }
+                }
             }
         }
     }
@@ -104,7 +109,7 @@ impl Core {
     }
 
     /// Issues `sqe` as a request of `chain` (if any).
-    fn issue_in(&mut self, sqe: &Sqe, chain: Option<super::super::ids::ChainId>) {
+    fn issue_in(&mut self, sqe: &Sqe, chain: Option<crate::ids::ChainId>) {
         let saved = self.links.set_issuing(chain);
         self.issue(sqe);
         self.links.set_issuing(saved);

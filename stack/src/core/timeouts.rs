@@ -23,6 +23,8 @@ use crate::usermem;
 struct Counted {
     target: u64,
     op: OpId,
+    /// The op's generation: its slot may be reused by another TIMEOUT.
+    gen: u32,
     /// Its deadline when counted (an update makes it a plain timer).
     at_us: u64,
 }
@@ -132,6 +134,7 @@ impl Core {
             self.timeouts.counted.push(Counted {
                 target: self.cq.cqes.saturating_add(spec.count),
                 op: id,
+                gen: self.cq.ops.gen(id),
                 at_us: at,
             });
         }
@@ -248,9 +251,15 @@ impl Core {
     pub(crate) fn check_counted_timeouts(&mut self) {
         let mut i = 0;
         while i < self.timeouts.counted.len() {
-            let Counted { target, op, at_us } = self.timeouts.counted[i];
+            let Counted {
+                target,
+                op,
+                gen,
+                at_us,
+            } = self.timeouts.counted[i];
             let ops = &self.cq.ops;
             let live = ops.is_live(op)
+                && ops.gen(op) == gen
                 && matches!(ops.get(op).kind, OpKind::Timeout { at_us: at, interval_us: 0, .. } if at == at_us)
                 && ops.get(op).owner == Owner::Timeout;
             if !live {
