@@ -9,10 +9,10 @@ use ringline_ring::ring::{EngineRing, RingStats};
 use crate::clock::Clock;
 use crate::config::EngineConfig;
 use crate::core::complete::Completer;
+use crate::core::ops::Ops;
 use crate::core::Core;
 use crate::errno::Errno;
 use crate::net::Pump;
-use crate::ops::Ops;
 use crate::stats::EngineStats;
 
 /// Errors creating an engine.
@@ -113,7 +113,8 @@ impl<N: Nic> Engine<N> {
     }
 
     /// Runs one iteration at engine time `now_us` (µs, monotonic). Returns
-    /// whether anything happened (SQEs, frames, timers, egress).
+    /// whether anything happened (SQEs taken, frames received or sent,
+    /// connections sent for) or work is still queued.
     pub(crate) fn step(&mut self, now_us: u64) -> bool {
         self.run_step(now_us, None)
     }
@@ -141,8 +142,9 @@ impl<N: Nic> Engine<N> {
     ///    connection's socket (`Pump::poll_rx`);
     /// 3. service the connections the frames touched (`Core::run_ready`:
     ///    accepts, receives, sends, polls, connects);
-    /// 4. (waiting for `want` CQEs and have them: stop here, flushing what
-    ///    input produced; see [`Engine::step_wait`]);
+    /// 4. (waiting for `want` CQEs: advance chains and drain, and if the CQ
+    ///    now has `want`, stop here, flushing what input produced; see
+    ///    [`Engine::step_wait`]);
     /// 5. fire due timers: per-connection (the wheel) and TIMEOUTs;
     /// 6. egress for the dirty connections (`Pump::run_egress`), service
     ///    what egress changed;

@@ -24,7 +24,7 @@
 //!
 //! Sockets are ringline's own small integers, not kernel file descriptors.
 //!
-//! Inside (none of it public): [`engine`](crate) orders each step's stages;
+//! Inside (none of it public): `engine` orders each step's stages;
 //! `core` holds every table and executor, NIC-independent; `net` is the NIC
 //! pump, the only code compiled per NIC type. `docs/design.md` walks
 //! through them.
@@ -43,7 +43,6 @@ mod ids;
 mod l2;
 mod legacy;
 mod net;
-mod ops;
 mod slab;
 mod stats;
 mod timer;

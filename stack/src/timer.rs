@@ -4,7 +4,7 @@
 
 const NIL: u32 = u32::MAX;
 
-/// Wheel geometry: 4096 slots of 1 ms cover 4 s in one revolution (the TCP RTO
+/// Wheel geometry: 4096 slots of 1 ms cover 4.096 s in one revolution (the TCP RTO
 /// floor is 1 s, delayed ACK 10 ms); longer deadlines (TIME-WAIT, keep-alive)
 /// stay in their slot until a later revolution reaches them.
 const SLOTS: usize = 4096;

@@ -18,8 +18,10 @@
 //! and stays valid, and is not accessed by the application in a conflicting
 //! way, until the request's final CQE (the one without `IORING_CQE_F_MORE`).
 //! Data read at submission time (a `sockaddr` passed to CONNECT or BIND, a
-//! timespec) need only live until submission returns
-//! (`IORING_FEAT_SUBMIT_STABLE`). The engine runs in the application's address
+//! timespec, the `msghdr` itself) need only live until submission returns
+//! (`IORING_FEAT_SUBMIT_STABLE`). Unlike Linux, which copies a msghdr's
+//! iovec array at submission, the engine reads the iovecs when it moves the
+//! data: they stay in use, like the buffers, until the final CQE. The engine runs in the application's address
 //! space (inline mode or a thread of the same process), so an SQE address is a
 //! plain pointer. Null pointers and address-range overflow are rejected here
 //! with `-EFAULT` before any access.
@@ -61,11 +63,35 @@ pub fn slice<'a>(addr: u64, len: usize) -> Result<&'a [u8], Errno> {
     Ok(unsafe { user_slice(addr, len) })
 }
 
+/// Types any bit pattern of which is a valid value: what may be read out of
+/// application memory.
+///
+/// # Safety
+///
+/// An implementor is `Copy`, has no padding-dependent invariants and accepts
+/// every bit pattern (integers, arrays of them, `#[repr(C)]` structs of
+/// integers and raw pointers: a raw pointer read here is never dereferenced
+/// without the checks of this module).
+pub unsafe trait Plain: Copy {}
+
+// SAFETY: integers accept every bit pattern.
+unsafe impl Plain for u32 {}
+// SAFETY: a pair of integers (`__kernel_timespec`) accepts every bit pattern.
+unsafe impl Plain for [i64; 2] {}
+// SAFETY: `sockaddr_in` is integers only (family, port, address, zero padding bytes).
+unsafe impl Plain for libc::sockaddr_in {}
+// SAFETY: `iovec` is a raw pointer and a length; the pointer is only used
+// through `check`/`slice_mut` here.
+unsafe impl Plain for libc::iovec {}
+// SAFETY: `msghdr` is raw pointers and integers; its pointers are only used
+// through this module's checked accessors.
+unsafe impl Plain for libc::msghdr {}
+
 /// Reads a `T` (unaligned) from application memory.
-pub fn read<T: Copy>(addr: u64) -> Result<T, Errno> {
+pub fn read<T: Plain>(addr: u64) -> Result<T, Errno> {
     check(addr, core::mem::size_of::<T>())?;
-    // SAFETY: as for `slice`; `T: Copy` has no drop glue and any bit pattern
-    // of the integer-only structs read here (sockaddr_in, socklen_t, timespec) is valid.
+    // SAFETY: as for `slice`; `T: Plain` has no drop glue and accepts any bit
+    // pattern (see the trait).
     Ok(unsafe { read_user::<T>(addr) })
 }
 

@@ -345,7 +345,10 @@ fn a_removed_counted_timeout_does_not_complete_its_successor() {
     );
     p.step();
     assert_eq!(take(&mut p.s_cqes, 2).map(|c| c.res), Some(0));
-    assert_eq!(take(&mut p.s_cqes, 1).map(|c| c.res), Some(-libc::ECANCELED));
+    assert_eq!(
+        take(&mut p.s_cqes, 1).map(|c| c.res),
+        Some(-libc::ECANCELED)
+    );
     for i in 0..10 {
         push(&mut p.s, opcode::Nop::new().user_data(100 + i).build());
         p.step();

@@ -172,7 +172,10 @@ mod tests {
         assert_eq!(n.learn_from_ip(PEER, [5; 6]), vec![cid]);
         assert_eq!(n.lookup(PEER), Some([5; 6]));
         n.wait(cid);
-        assert!(n.learn_from_ip(PEER, [6; 6]).is_empty(), "known: not relearned");
+        assert!(
+            n.learn_from_ip(PEER, [6; 6]).is_empty(),
+            "known: not relearned"
+        );
         assert_eq!(n.lookup(PEER), Some([5; 6]));
     }
 

@@ -6,9 +6,9 @@
 use ringline_ring::abi::*;
 use ringline_ring::ring::EngineRing;
 
+use super::ops::{OpKind, Ops, ZeroCopy};
 use crate::errno::{self, Errno};
 use crate::ids::{ChainId, OpId};
-use crate::ops::{OpKind, Ops, ZeroCopy};
 
 const MSG_WAITALL: u32 = libc::MSG_WAITALL as u32;
 

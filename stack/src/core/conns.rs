@@ -329,8 +329,9 @@ impl Conns {
         }
     }
 
-    /// Takes a slot for a new connection (in `Handshake` of no listener
-    /// until the caller says otherwise), its socket reset and configured.
+    /// Takes a slot for a new connection (in `Connecting` until the caller
+    /// says otherwise: admission makes it `Handshake`), its socket reset and
+    /// configured.
     /// `None` at `max_connections`.
     pub(crate) fn alloc(&mut self, now_us: u64) -> Option<ConnId> {
         if self.slab.live() >= self.max {

@@ -1,5 +1,5 @@
-//! Socket numbers (ringline's own small integers, handed out lowest-reused
-//! first like the op slab: LIFO) and the ports they hold: bound ports and the
+//! Socket numbers (ringline's own small integers; a freed number is reused
+//! last-freed-first, like every slab here, not lowest-first as Linux does) and the ports they hold: bound ports and the
 //! ephemeral-port cursor (Linux's default `ip_local_port_range`).
 
 use crate::fxhash::FxMap;

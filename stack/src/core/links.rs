@@ -199,9 +199,7 @@ impl Links {
     pub(crate) fn take_link_timeout(&mut self, ch: ChainId) -> Option<(Sqe, OpId)> {
         let c = self.chains.at_mut(ch.index());
         let head = c.head_op?;
-        if c.state != ChainState::Running
-            || c.pending.front()?.opcode != IORING_OP_LINK_TIMEOUT
-        {
+        if c.state != ChainState::Running || c.pending.front()?.opcode != IORING_OP_LINK_TIMEOUT {
             return None;
         }
         let sqe = c.pending.pop_front()?;

@@ -5,7 +5,7 @@
 //! - connection slots, the 4-tuple map, timers, ready and dirty sets ([`conns`]);
 //! - listeners, backlogs, accept queues ([`listen`]);
 //! - socket numbers and ports ([`fds`]);
-//! - the op slab and the per-socket op lists ([`crate::ops`], owned by the sink);
+//! - the op slab and the per-socket op lists ([`ops`], owned by the sink);
 //! - the completion sink, every way a CQE leaves ([`complete`]);
 //! - link chains and drain, as a state machine ([`links`]);
 //! - the TIMEOUT/LINK_TIMEOUT heap and counted timeouts ([`timeouts`]);
@@ -27,6 +27,7 @@ mod demux;
 pub(crate) mod fds;
 pub(crate) mod links;
 pub(crate) mod listen;
+pub(crate) mod ops;
 mod poll;
 pub(crate) mod request;
 mod rw;
@@ -223,7 +224,7 @@ impl Core {
 impl Core {
     /// The first live op matching `pred`, in slab order (O(ops): cancel
     /// and timeout removal only, never the data path).
-    pub(crate) fn find_op(&mut self, pred: impl FnMut(&crate::ops::Op) -> bool) -> Option<OpId> {
+    pub(crate) fn find_op(&mut self, pred: impl FnMut(&ops::Op) -> bool) -> Option<OpId> {
         self.found.clear();
         self.cq.ops.find_all(&mut self.found, pred);
         self.found.first().copied()
@@ -238,12 +239,7 @@ impl Core {
 
     /// Turns the request being issued into an op waiting on `owner`'s list;
     /// it heads its chain if it runs in one.
-    pub(crate) fn park(
-        &mut self,
-        sub: &Submission,
-        kind: crate::ops::OpKind,
-        owner: crate::ops::Owner,
-    ) -> OpId {
+    pub(crate) fn park(&mut self, sub: &Submission, kind: ops::OpKind, owner: ops::Owner) -> OpId {
         let ops = &mut self.cq.ops;
         let id = ops.insert(sub.user_data, sub.fd, kind);
         let op = ops.get_mut(id);

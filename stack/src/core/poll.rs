@@ -5,11 +5,11 @@
 use ringline_ring::abi::*;
 
 use super::fds::Fd;
+use super::ops::{OpKind, Owner};
 use super::request::{poll_interest, CancelMatch, PollEvents, PollMode, Submission};
 use super::{Core, OpResult};
 use crate::errno;
 use crate::ids::{ConnId, OpId};
-use crate::ops::{OpKind, Owner};
 use crate::usermem;
 
 pub(crate) const POLLIN: u32 = libc::POLLIN as u32;

@@ -7,11 +7,11 @@ use ringline_ring::abi::*;
 
 use super::bufs::Selected;
 use super::conns::{Phase, Reset, WriteSide};
+use super::ops::{OpKind, Owner, ZeroCopy};
 use super::request::{Recv, RecvKind, Send, SendKind, Submission};
 use super::{Core, OpResult, Progress};
 use crate::errno::{self, Errno};
 use crate::ids::{ConnId, OpId};
-use crate::ops::{OpKind, Owner, ZeroCopy};
 use crate::usermem;
 
 const MSG_PEEK: u32 = libc::MSG_PEEK as u32;

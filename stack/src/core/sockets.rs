@@ -9,11 +9,11 @@ use smoltcp::wire::IpAddress;
 
 use super::conns::{tuple_key, Phase, Reset, WriteSide};
 use super::fds::Fd;
+use super::ops::{OpKind, Owner};
 use super::request::{Accept, ShutdownHow, Submission};
 use super::{Core, OpResult};
 use crate::errno::{self, Errno};
 use crate::ids::{ConnId, ListenerId};
-use crate::ops::{OpKind, Owner};
 use crate::usermem;
 
 impl Core {

@@ -11,11 +11,11 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use super::ops::{OpKind, Owner};
 use super::request::{Submission, TimeoutClock, TimeoutSpec, TimeoutUpdate};
 use super::{Core, OpResult};
 use crate::errno::{self, Errno};
 use crate::ids::OpId;
-use crate::ops::{OpKind, Owner};
 use crate::usermem;
 
 /// A TIMEOUT that completes once the CQE count reaches `target`.

@@ -9,7 +9,7 @@ impl Request {
     /// Checks `sqe` as the kernel's submission path and prep functions do and
     /// returns its request. Reads no memory and no engine state.
     ///
-    /// Order: the checks every SQE gets (`check_common` in the engine), then
+    /// Order: the checks every SQE gets (`check_common`), then
     /// the opcode's.
     #[inline]
     pub(crate) fn decode(sqe: &Sqe) -> Result<Request, Errno> {
@@ -42,11 +42,8 @@ impl Request {
 }
 
 /// The checks every SQE gets, whatever its opcode (the engine's
-/// `check_common`; Linux's `io_init_req`).
-///
-/// Note: the engine's `arm_link_timeout` (a LINK_TIMEOUT armed behind a
-/// running request) does not run `check_common` today; decoding such an SQE
-/// does, as Linux's `io_init_req` does for every SQE.
+/// Linux's `io_init_req`). A LINK_TIMEOUT armed behind a running request is
+/// decoded too, so it gets them as well, as every SQE does in Linux.
 #[inline]
 fn check_common(sqe: &Sqe) -> Result<(), Errno> {
     // io_init_req: opcode >= IORING_OP_LAST is -EINVAL.
@@ -126,7 +123,7 @@ fn check_addrlen(addrlen: u64) -> Result<(), Errno> {
 }
 
 fn decode_bind(sqe: &Sqe) -> Result<Request, Errno> {
-    // Order: the engine checks the socket (-EBADF, -EINVAL for a non-fresh or
+    // Order: before the request layer, the socket check (-EBADF, -EINVAL for a non-fresh or
     // bound one) before this addrlen check.
     check_addrlen(sqe.off)?;
     Ok(Request::Bind {
@@ -136,7 +133,7 @@ fn decode_bind(sqe: &Sqe) -> Result<Request, Errno> {
 }
 
 fn decode_connect(sqe: &Sqe) -> Result<Request, Errno> {
-    // Order: the engine checks the socket (-EBADF, -EALREADY, -EISCONN)
+    // Order: before the request layer, the socket check (-EBADF, -EALREADY, -EISCONN)
     // before this addrlen check.
     check_addrlen(sqe.off)?;
     Ok(Request::Connect {
@@ -290,7 +287,7 @@ fn decode_poll_add(sqe: &Sqe) -> Result<Request, Errno> {
         if !multi || !sqe.addr.is_multiple_of(4) {
             return Err(EINVAL);
         }
-        // Order: the engine checks that the word is mapped (usermem::check,
+        // Order: before the request layer, the check that the word is mapped (usermem::check,
         // -EFAULT) here, before the off/buf_index/ioprio and
         // CQE_SKIP_SUCCESS checks below; that check stays in the executor.
         PollMode::Coalesced { word: sqe.addr }
@@ -364,7 +361,7 @@ fn decode_cancel(sqe: &Sqe) -> Result<Request, Errno> {
 }
 
 fn decode_provide_buffers(sqe: &Sqe) -> Result<Request, Errno> {
-    // Order: the engine first rejects a group that is a registered buffer
+    // Order: before the request layer, a group that is a registered buffer
     // ring (-EINVAL, engine state), then makes these checks.
     let count = sqe.fd;
     if count <= 0 || sqe.off > u64::from(u16::MAX) {
@@ -372,7 +369,7 @@ fn decode_provide_buffers(sqe: &Sqe) -> Result<Request, Errno> {
     }
     let (count, len, first_bid) = (count as u32, sqe.len, sqe.off as u32);
     // LegacyGroup::provide's checks (io_provide_buffers_prep's), in its
-    // order. Order: the engine makes them after the executor's check that the
+    // order. Order: before the request layer they came after the check that the
     // buffers are mapped (usermem::check, -EFAULT).
     if count > MAX_BIDS_PER_BGID {
         return Err(E2BIG);
@@ -408,7 +405,7 @@ fn decode_remove_buffers(sqe: &Sqe) -> Result<Request, Errno> {
 }
 
 /// The checks shared by TIMEOUT and LINK_TIMEOUT (the engine's
-/// `timeout_deadline`, Linux's `__io_timeout_prep`); all come before the
+/// Linux's `__io_timeout_prep`); all come before the
 /// executor reads the timespec.
 #[inline]
 fn decode_timeout(sqe: &Sqe) -> Result<TimeoutSpec, Errno> {
@@ -448,7 +445,7 @@ fn decode_timeout(sqe: &Sqe) -> Result<TimeoutSpec, Errno> {
 
 fn decode_link_timeout(sqe: &Sqe) -> Result<Request, Errno> {
     let spec = decode_timeout(sqe)?;
-    // A link timeout fires once. Order: the engine's arm_link_timeout makes
+    // A link timeout fires once. Order: before the request layer this came
     // this check after reading the timespec (-EFAULT, -EINVAL).
     if spec.multishot {
         return Err(EINVAL);

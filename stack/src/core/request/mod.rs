@@ -7,12 +7,13 @@
 //! (socket table, listeners, buffer groups, configuration). It is pure, `Copy`
 //! in and `Copy` out, allocation-free, and runs once per SQE on the hot path.
 //!
-//! Every check here is one the engine already made, with the same errno and in
-//! the same relative order; a comment names the Linux prep function it
-//! mirrors. Where the engine made an engine-state or memory check *before* a
-//! field check, decoding first moves the field check earlier; that only changes
-//! which errno an SQE with two faults at once gets, and each such place says so
-//! ("Order:").
+//! It is the engine's only check of SQE fields: the executors check engine
+//! state and application memory afterwards, so every field fault is reported
+//! before any state or memory fault, as Linux's prep runs before issue. A
+//! comment names the Linux prep function each check mirrors. (Before the
+//! request layer, a few executors looked at state or memory first; the
+//! "Order:" notes mark where an SQE with two faults at once now gets the
+//! field's errno.)
 //!
 //! Errors are [`Errno`] (positive); a CQE carries `-errno` ([`Errno::as_res`]).
 
@@ -125,9 +126,7 @@ pub(crate) enum Request {
     /// `IORING_OP_LINK_TIMEOUT`, decoded in full (`multishot` is always
     /// false: it is rejected). Whether it may run is the engine's call: one
     /// that does not follow a linked request in the same submission completes
-    /// with `-EINVAL` there (`issue`), as in Linux. Decode does not reject it,
-    /// so a standalone LINK_TIMEOUT with bad fields still gets `-EINVAL`, the
-    /// errno it gets today.
+    /// with `-EINVAL` there (`issue`), as in Linux; field faults come first.
     LinkTimeout(TimeoutSpec),
 }
 

@@ -102,7 +102,7 @@ pub(crate) enum OpKind {
         /// `IORING_TIMEOUT_ETIME_SUCCESS`: firing does not break its link.
         etime_success: bool,
         /// Its clock, for an absolute update.
-        clock: crate::core::request::TimeoutClock,
+        clock: super::request::TimeoutClock,
     },
     /// LINK_TIMEOUT guarding the op `target`.
     LinkTimeout {
@@ -419,7 +419,8 @@ impl Ops {
     }
 
     /// Ids of every live op matching `pred`, in slab order, into `out`.
-    /// O(slab); used only by cancel, never on the data path.
+    /// O(slab); for cancel, POLL_REMOVE and TIMEOUT_REMOVE, never on the
+    /// data path.
     pub(crate) fn find_all(&self, out: &mut Vec<OpId>, mut pred: impl FnMut(&Op) -> bool) {
         for (i, op) in self.slab.iter() {
             if op.live && pred(op) {
