@@ -58,6 +58,24 @@ impl<T> Slab<T> {
         }
     }
 
+    /// Stores `make(previous)` in a free slot, where `previous` is what the
+    /// slot held, or `make(None)` in a new slot: one write either way.
+    #[inline]
+    pub(crate) fn insert_with(&mut self, make: impl FnOnce(Option<&T>) -> T) -> usize {
+        self.live += 1;
+        match self.free.pop() {
+            Some(i) => {
+                let slot = &mut self.items[i as usize];
+                *slot = make(Some(slot));
+                i as usize
+            }
+            None => {
+                self.items.push(make(None));
+                self.items.len() - 1
+            }
+        }
+    }
+
     /// Takes a free slot keeping what it holds, or a new slot made by `make`.
     pub(crate) fn recycle_or(&mut self, make: impl FnOnce() -> T) -> usize {
         self.live += 1;
@@ -120,6 +138,17 @@ mod tests {
         assert_eq!(s.live(), 1);
         assert_eq!(s.insert('c'), a, "the freed slot first");
         assert_eq!(*s.at(a), 'c');
+    }
+
+    #[test]
+    fn insert_with_sees_what_the_reused_slot_held() {
+        let mut s = Slab::default();
+        assert_eq!(s.insert_with(|old| old.copied().unwrap_or(0) + 1), 0);
+        assert_eq!(*s.at(0), 1);
+        s.release(0);
+        assert_eq!(s.insert_with(|old| old.copied().unwrap_or(0) + 1), 0);
+        assert_eq!(*s.at(0), 2, "made from the freed value");
+        assert_eq!(s.live(), 1);
     }
 
     #[test]

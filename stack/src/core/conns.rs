@@ -400,6 +400,12 @@ impl Conns {
         }
     }
 
+    /// Whether no connection is queued for service.
+    #[inline]
+    pub(crate) fn none_ready(&self) -> bool {
+        self.ready.is_empty()
+    }
+
     /// Whether any connection is queued for service or egress.
     pub(crate) fn has_work(&self) -> bool {
         !self.ready.is_empty() || !self.dirty.is_empty()
@@ -486,10 +492,15 @@ impl Conns {
     }
 
     /// Marks dirty every live connection whose timer is due at `now_us`.
+    #[inline]
     pub(crate) fn expire_timers(&mut self, now_us: u64) {
-        if !self.timers.may_expire(now_us) {
-            return;
+        if self.timers.may_expire(now_us) {
+            self.expire_due(now_us);
         }
+    }
+
+    #[inline(never)]
+    fn expire_due(&mut self, now_us: u64) {
         let mut due = std::mem::take(&mut self.dirty_work);
         self.timers
             .expire(now_us, |i| due.push(ConnId::from_index(i as usize)));

@@ -241,10 +241,10 @@ impl Ops {
             live: true,
             gen: 0,
         };
-        let i = self.slab.recycle_or(|| op);
-        let slot = self.slab.at_mut(i);
-        let gen = slot.gen.wrapping_add(u32::from(!slot.live));
-        *slot = Op { gen, ..op };
+        let i = self.slab.insert_with(|old| Op {
+            gen: old.map_or(0, |o| o.gen.wrapping_add(1)),
+            ..op
+        });
         OpId::from_index(i)
     }
 

@@ -12,7 +12,14 @@ use crate::ids::ConnId;
 
 impl Core {
     /// Services every connection on the ready set once.
+    #[inline]
     pub(crate) fn run_ready(&mut self) {
+        if !self.conns.none_ready() {
+            self.service_ready();
+        }
+    }
+
+    fn service_ready(&mut self) {
         let work = self.conns.take_ready();
         for &cid in &work {
             if self.conns.is_live(cid) {

@@ -55,6 +55,7 @@ impl Timeouts {
     }
 
     /// The earliest entry's time (maybe stale: then an early wake-up).
+    #[inline]
     pub(crate) fn next_at(&self) -> Option<u64> {
         self.heap.peek().map(|Reverse((at, _))| *at)
     }
@@ -194,7 +195,14 @@ impl Core {
     }
 
     /// Fires every TIMEOUT and LINK_TIMEOUT due now.
+    #[inline]
     pub(crate) fn expire_timeouts(&mut self) {
+        if self.timeouts.next_at().is_some_and(|at| at <= self.now_us) {
+            self.fire_due();
+        }
+    }
+
+    fn fire_due(&mut self) {
         while let Some((at, id)) = self.timeouts.pop_due(self.now_us) {
             let ops = &mut self.cq.ops;
             if !ops.is_live(id) || ops.get(id).owner != Owner::Timeout {
