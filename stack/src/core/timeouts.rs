@@ -29,26 +29,34 @@ struct Counted {
     at_us: u64,
 }
 
+/// A heap entry: `op` is due at `at_us` (engine µs), if the op still says so.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Deadline {
+    /// First, so entries order by time (then by op, for a total order).
+    pub(crate) at_us: u64,
+    pub(crate) op: OpId,
+}
+
 /// See the module docs.
 #[derive(Default)]
 pub(crate) struct Timeouts {
-    heap: BinaryHeap<Reverse<(u64, OpId)>>,
+    heap: BinaryHeap<Reverse<Deadline>>,
     counted: Vec<Counted>,
 }
 
 impl Timeouts {
     /// Adds a heap entry for `op` at `at_us`.
     pub(crate) fn arm(&mut self, at_us: u64, op: OpId) {
-        self.heap.push(Reverse((at_us, op)));
+        self.heap.push(Reverse(Deadline { at_us, op }));
     }
 
     /// The next entry due at or before `now_us` (maybe stale: the caller
     /// checks it against the op).
-    pub(crate) fn pop_due(&mut self, now_us: u64) -> Option<(u64, OpId)> {
+    pub(crate) fn pop_due(&mut self, now_us: u64) -> Option<Deadline> {
         match self.heap.peek() {
-            Some(&Reverse((at, id))) if at <= now_us => {
+            Some(&Reverse(d)) if d.at_us <= now_us => {
                 self.heap.pop();
-                Some((at, id))
+                Some(d)
             }
             _ => None,
         }
@@ -57,7 +65,7 @@ impl Timeouts {
     /// The earliest entry's time (maybe stale: then an early wake-up).
     #[inline]
     pub(crate) fn next_at(&self) -> Option<u64> {
-        self.heap.peek().map(|Reverse((at, _))| *at)
+        self.heap.peek().map(|Reverse(d)| d.at_us)
     }
 
     /// Whether any TIMEOUT waits for a CQE count.
@@ -203,7 +211,7 @@ impl Core {
     }
 
     fn fire_due(&mut self) {
-        while let Some((at, id)) = self.timeouts.pop_due(self.now_us) {
+        while let Some(Deadline { at_us: at, op: id }) = self.timeouts.pop_due(self.now_us) {
             let ops = &mut self.cq.ops;
             if !ops.is_live(id) || ops.get(id).owner != Owner::Timeout {
                 continue;
@@ -298,8 +306,9 @@ mod tests {
         t.arm(200, op(3));
         assert_eq!(t.next_at(), Some(100));
         assert_eq!(t.pop_due(99), None);
-        assert_eq!(t.pop_due(250), Some((100, op(2))));
-        assert_eq!(t.pop_due(250), Some((200, op(3))));
+        let d = |at_us, i| Some(Deadline { at_us, op: op(i) });
+        assert_eq!(t.pop_due(250), d(100, 2));
+        assert_eq!(t.pop_due(250), d(200, 3));
         assert_eq!(t.pop_due(250), None);
         assert_eq!(t.next_at(), Some(300));
     }
@@ -311,8 +320,9 @@ mod tests {
         let mut t = Timeouts::default();
         t.arm(100, op(1));
         t.arm(500, op(1));
-        assert_eq!(t.pop_due(1_000), Some((100, op(1))));
-        assert_eq!(t.pop_due(1_000), Some((500, op(1))));
+        let d = |at_us| Some(Deadline { at_us, op: op(1) });
+        assert_eq!(t.pop_due(1_000), d(100));
+        assert_eq!(t.pop_due(1_000), d(500));
     }
 
     #[test]
