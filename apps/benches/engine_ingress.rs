@@ -332,6 +332,8 @@ impl Setup {
     }
 
     /// One iteration: BATCH segments to the server, one timed server step.
+    /// Not inlined, so callgrind can collect exactly this.
+    #[inline(never)]
     fn round(&mut self) -> Duration {
         for _ in 0..BATCH {
             let fd = self.fds[self.next];

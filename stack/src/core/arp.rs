@@ -17,10 +17,12 @@ const ASK_INTERVAL_US: u64 = 100_000;
 /// See the module docs.
 #[derive(Default)]
 pub(crate) struct Neighbors {
-    // Looked up on every segment: the engine's integer hasher, not SipHash.
-    map: FxMap<Ipv4Addr, MacAddr>,
+    // Looked up on every segment: the engine's integer hasher, not SipHash,
+    // keyed by the address as one u32 (an `Ipv4Addr` hashes as a byte slice:
+    // a length and four bytes, five rounds of the hasher instead of one).
+    map: FxMap<u32, MacAddr>,
     /// When each unresolved IP was last asked for (µs), to rate-limit requests.
-    asked: FxMap<Ipv4Addr, u64>,
+    asked: FxMap<u32, u64>,
     /// Connections whose egress waits for a neighbour.
     waiting: Vec<ConnId>,
 }
@@ -48,21 +50,23 @@ impl Neighbors {
     /// Looks up a neighbour.
     #[inline]
     pub(crate) fn lookup(&self, ip: Ipv4Addr) -> Option<MacAddr> {
-        self.map.get(&ip).copied()
+        self.map.get(&u32::from(ip)).copied()
     }
 
     /// Learns (or refreshes) a neighbour. Returns true when it was new.
     pub(crate) fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr) -> bool {
-        self.asked.remove(&ip);
-        self.map.insert(ip, mac) != Some(mac)
+        let key = u32::from(ip);
+        self.asked.remove(&key);
+        self.map.insert(key, mac) != Some(mac)
     }
 
     /// Whether a request for `ip` may go out now (rate-limited).
     pub(crate) fn should_ask(&mut self, ip: Ipv4Addr, now_us: u64) -> bool {
-        match self.asked.get(&ip) {
+        let key = u32::from(ip);
+        match self.asked.get(&key) {
             Some(&t) if now_us.saturating_sub(t) < ASK_INTERVAL_US => false,
             _ => {
-                self.asked.insert(ip, now_us);
+                self.asked.insert(key, now_us);
                 true
             }
         }
@@ -86,7 +90,7 @@ impl Neighbors {
     ) -> ArpOutcome {
         let mut out = ArpOutcome::default();
         if on_link && !arp.spa.is_unspecified() && self.learn(arp.spa, arp.sha) {
-            out.wake = std::mem::take(&mut self.waiting);
+            out.wake = self.take_waiting();
         }
         if arp.op == l2::ARP_REQUEST && arp.tpa == ip {
             let reply = Arp {
@@ -102,11 +106,16 @@ impl Neighbors {
     }
 
     /// Learns `ip` from the source of a received IPv4 frame, if it is not
-    /// known yet. Returns the connections it wakes (as [`ArpOutcome::wake`]).
-    pub(crate) fn learn_from_ip(&mut self, ip: Ipv4Addr, mac: MacAddr) -> Vec<ConnId> {
-        if self.lookup(ip).is_some() || !self.learn(ip, mac) {
-            return Vec::new();
-        }
+    /// known yet. Returns whether connections wait to be woken
+    /// ([`Neighbors::take_waiting`]).
+    #[inline]
+    pub(crate) fn learn_from_ip(&mut self, ip: Ipv4Addr, mac: MacAddr) -> bool {
+        self.lookup(ip).is_none() && self.learn(ip, mac) && !self.waiting.is_empty()
+    }
+
+    /// The connections waiting for a neighbour (lent: give the list back
+    /// with [`Neighbors::done_waking`]).
+    pub(crate) fn take_waiting(&mut self) -> Vec<ConnId> {
         std::mem::take(&mut self.waiting)
     }
 

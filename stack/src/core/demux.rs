@@ -145,8 +145,8 @@ impl Core {
         if self.host.on_link(src) {
             // A neighbour first heard from by a segment: connections waiting
             // for it can send now.
-            let wake = self.neigh.learn_from_ip(src, src_mac);
-            if !wake.is_empty() {
+            if self.neigh.learn_from_ip(src, src_mac) {
+                let wake = self.neigh.take_waiting();
                 for &cid in &wake {
                     self.conns.mark_dirty(cid);
                 }

@@ -239,6 +239,7 @@ impl Core {
 
     /// Turns the request being issued into an op waiting on `owner`'s list;
     /// it heads its chain if it runs in one.
+    #[inline]
     pub(crate) fn park(&mut self, sub: &Submission, kind: ops::OpKind, owner: ops::Owner) -> OpId {
         let ops = &mut self.cq.ops;
         let id = ops.insert(sub.user_data, sub.fd, kind);

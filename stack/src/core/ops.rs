@@ -226,6 +226,7 @@ impl Ops {
     }
 
     /// Stores a new op (not yet on a list).
+    #[inline]
     pub(crate) fn insert(&mut self, user_data: u64, fd: i32, kind: OpKind) -> OpId {
         let op = Op {
             user_data,
@@ -337,6 +338,7 @@ impl Ops {
 
     /// Puts `id` on the list `owner` names (at the back), or records it as
     /// a connection's connect or an armed timeout.
+    #[inline]
     pub(crate) fn push(&mut self, id: OpId, owner: Owner) {
         let list = match owner {
             Owner::None | Owner::Timeout => None,

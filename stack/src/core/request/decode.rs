@@ -11,7 +11,7 @@ impl Request {
     ///
     /// Order: the checks every SQE gets (`check_common`), then
     /// the opcode's.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn decode(sqe: &Sqe) -> Result<Request, Errno> {
         check_common(sqe)?;
         match sqe.opcode {
@@ -44,7 +44,7 @@ impl Request {
 /// The checks every SQE gets, whatever its opcode (the engine's
 /// Linux's `io_init_req`). A LINK_TIMEOUT armed behind a running request is
 /// decoded too, so it gets them as well, as every SQE does in Linux.
-#[inline]
+#[inline(always)]
 fn check_common(sqe: &Sqe) -> Result<(), Errno> {
     // io_init_req: opcode >= IORING_OP_LAST is -EINVAL.
     if sqe.opcode >= IORING_OP_LAST {
@@ -75,7 +75,7 @@ fn check_common(sqe: &Sqe) -> Result<(), Errno> {
     Ok(())
 }
 
-#[inline]
+#[inline(always)]
 fn decode_nop(sqe: &Sqe) -> Result<Request, Errno> {
     // io_nop_prep: unknown nop_flags.
     if sqe.op_flags & !IORING_NOP_INJECT_RESULT != 0 {
@@ -142,7 +142,7 @@ fn decode_connect(sqe: &Sqe) -> Result<Request, Errno> {
     })
 }
 
-#[inline]
+#[inline(always)]
 fn decode_accept(sqe: &Sqe) -> Result<Request, Errno> {
     let allowed = IORING_ACCEPT_MULTISHOT | IORING_ACCEPT_DONTWAIT | IORING_ACCEPT_POLL_FIRST;
     // io_accept_prep: len and buf_index must be 0, unknown ioprio flags.
@@ -168,7 +168,7 @@ fn decode_accept(sqe: &Sqe) -> Result<Request, Errno> {
     }))
 }
 
-#[inline]
+#[inline(always)]
 fn decode_recv(sqe: &Sqe) -> Result<Request, Errno> {
     let kind = match sqe.opcode {
         IORING_OP_READ => RecvKind::Read,
@@ -207,7 +207,7 @@ fn decode_recv(sqe: &Sqe) -> Result<Request, Errno> {
     }))
 }
 
-#[inline]
+#[inline(always)]
 fn decode_send(sqe: &Sqe) -> Result<Request, Errno> {
     let kind = match sqe.opcode {
         IORING_OP_WRITE => SendKind::Write,
@@ -248,7 +248,7 @@ fn decode_send(sqe: &Sqe) -> Result<Request, Errno> {
     }))
 }
 
-#[inline]
+#[inline(always)]
 fn decode_close(sqe: &Sqe) -> Result<Request, Errno> {
     // io_close_prep: off, addr, len must be 0; no direct descriptors.
     if sqe.file_index != 0 || sqe.off != 0 || sqe.addr != 0 || sqe.len != 0 {
@@ -272,7 +272,7 @@ fn decode_shutdown(sqe: &Sqe) -> Result<Request, Errno> {
     Ok(Request::Shutdown { how })
 }
 
-#[inline]
+#[inline(always)]
 fn decode_poll_add(sqe: &Sqe) -> Result<Request, Errno> {
     let flags = sqe.len;
     // io_poll_add_prep: unknown flags (IORING_POLL_ADD_LEVEL included).

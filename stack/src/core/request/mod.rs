@@ -52,7 +52,7 @@ const _: () = assert!(core::mem::size_of::<Submission>() <= 56);
 
 impl Submission {
     /// Decodes `sqe` (see [`Request::decode`]).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn decode(sqe: &Sqe) -> Result<Submission, Errno> {
         Ok(Submission {
             user_data: sqe.user_data,
