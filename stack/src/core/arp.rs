@@ -178,13 +178,13 @@ mod tests {
         let mut n = Neighbors::default();
         let cid = ConnId::from_index(1);
         n.wait(cid);
-        assert_eq!(n.learn_from_ip(PEER, [5; 6]), vec![cid]);
+        assert!(n.learn_from_ip(PEER, [5; 6]));
+        let w = n.take_waiting();
+        assert_eq!(w, vec![cid]);
+        n.done_waking(w);
         assert_eq!(n.lookup(PEER), Some([5; 6]));
         n.wait(cid);
-        assert!(
-            n.learn_from_ip(PEER, [6; 6]).is_empty(),
-            "known: not relearned"
-        );
+        assert!(!n.learn_from_ip(PEER, [6; 6]), "known: not relearned");
         assert_eq!(n.lookup(PEER), Some([5; 6]));
     }
 
