@@ -1,8 +1,8 @@
-//! A hashed timer wheel over connection ids: O(1) arm, re-arm and cancel,
+//! A hashed timer wheel over connections: O(1) arm, re-arm and cancel,
 //! O(expired + slot occupancy) per tick. One timer per connection, fed from
 //! smoltcp's per-socket `poll_at`.
 
-const NIL: u32 = u32::MAX;
+use crate::ids::ConnId;
 
 /// Wheel geometry: 4096 slots of 1 ms cover 4.096 s in one revolution (the TCP RTO
 /// floor is 1 s, delayed ACK 10 ms); longer deadlines (TIME-WAIT, keep-alive)
@@ -10,27 +10,18 @@ const NIL: u32 = u32::MAX;
 const SLOTS: usize = 4096;
 const TICK_US: u64 = 1000;
 
-#[derive(Clone, Copy, Debug)]
+/// A connection's place in its slot's list.
+#[derive(Clone, Copy, Debug, Default)]
 struct Node {
-    prev: u32,
-    next: u32,
-    /// Deadline in ticks; `u64::MAX` when not armed.
-    at: u64,
+    prev: Option<ConnId>,
+    next: Option<ConnId>,
+    /// Deadline in ticks; `None` when not armed.
+    at: Option<u64>,
 }
 
-impl Default for Node {
-    fn default() -> Self {
-        Node {
-            prev: NIL,
-            next: NIL,
-            at: u64::MAX,
-        }
-    }
-}
-
-/// The wheel. Ids are connection slots; the node table grows with them.
+/// The wheel. The node table is indexed by connection slot and grows with it.
 pub(crate) struct TimerWheel {
-    slots: Vec<u32>,
+    slots: Vec<Option<ConnId>>,
     nodes: Vec<Node>,
     /// Next tick to examine.
     cur: u64,
@@ -40,95 +31,97 @@ impl TimerWheel {
     /// An empty wheel starting at `now_us`.
     pub fn new(now_us: u64) -> Self {
         TimerWheel {
-            slots: vec![NIL; SLOTS],
+            slots: vec![None; SLOTS],
             nodes: Vec::new(),
             cur: now_us / TICK_US,
         }
     }
 
-    fn ensure(&mut self, id: u32) {
-        let need = id as usize + 1;
-        if self.nodes.len() < need {
-            self.nodes.resize(need, Node::default());
-        }
+    #[inline]
+    fn node(&mut self, id: ConnId) -> &mut Node {
+        &mut self.nodes[id.index()]
     }
 
     /// Arms (or re-arms) `id` for `at_us`, rounded up to the next tick so a
     /// timer never fires before smoltcp's deadline.
-    pub fn arm(&mut self, id: u32, at_us: u64) {
-        self.ensure(id);
+    pub fn arm(&mut self, id: ConnId, at_us: u64) {
+        if self.nodes.len() <= id.index() {
+            self.nodes.resize(id.index() + 1, Node::default());
+        }
         let at = at_us.div_ceil(TICK_US).max(self.cur);
-        if self.nodes[id as usize].at == at {
+        if self.node(id).at == Some(at) {
             return;
         }
         self.cancel(id);
         let slot = (at as usize) & (SLOTS - 1);
         let head = self.slots[slot];
-        self.nodes[id as usize] = Node {
-            prev: NIL,
+        *self.node(id) = Node {
+            prev: None,
             next: head,
-            at,
+            at: Some(at),
         };
-        if head != NIL {
-            self.nodes[head as usize].prev = id;
+        if let Some(h) = head {
+            self.node(h).prev = Some(id);
         }
-        self.slots[slot] = id;
+        self.slots[slot] = Some(id);
     }
 
     /// Disarms `id` if armed.
-    pub fn cancel(&mut self, id: u32) {
-        let Some(n) = self.nodes.get(id as usize).copied() else {
+    pub fn cancel(&mut self, id: ConnId) {
+        let Some(&Node {
+            prev,
+            next,
+            at: Some(at),
+        }) = self.nodes.get(id.index())
+        else {
             return;
         };
-        if n.at == u64::MAX {
-            return;
+        match prev {
+            Some(p) => self.node(p).next = next,
+            None => self.slots[(at as usize) & (SLOTS - 1)] = next,
         }
-        if n.prev != NIL {
-            self.nodes[n.prev as usize].next = n.next;
-        } else {
-            let slot = (n.at as usize) & (SLOTS - 1);
-            self.slots[slot] = n.next;
+        if let Some(n) = next {
+            self.node(n).prev = prev;
         }
-        if n.next != NIL {
-            self.nodes[n.next as usize].prev = n.prev;
-        }
-        self.nodes[id as usize] = Node::default();
+        *self.node(id) = Node::default();
     }
 
     /// Address of `id`'s node (for prefetching; `None` if it has none yet).
-    pub fn node_addr(&self, id: u32) -> Option<usize> {
+    pub fn node_addr(&self, id: ConnId) -> Option<usize> {
         self.nodes
-            .get(id as usize)
+            .get(id.index())
             .map(|n| n as *const Node as usize)
     }
 
     /// The armed deadline of `id` in µs, if any.
     #[cfg(test)]
-    pub fn deadline_us(&self, id: u32) -> Option<u64> {
+    pub fn deadline_us(&self, id: ConnId) -> Option<u64> {
         self.nodes
-            .get(id as usize)
-            .and_then(|n| (n.at != u64::MAX).then(|| n.at * TICK_US))
+            .get(id.index())
+            .and_then(|n| n.at)
+            .map(|at| at * TICK_US)
     }
 
     /// The earliest armed deadline in µs, if any. Scans at most one
     /// revolution of slots from the current tick (O(slots + armed timers)):
     /// for a driver deciding how long it may sleep, never per packet.
     pub fn next_deadline_us(&self) -> Option<u64> {
-        let mut earliest = u64::MAX;
+        let mut earliest: Option<u64> = None;
         for i in 0..SLOTS as u64 {
             let tick = self.cur + i;
-            let mut id = self.slots[(tick as usize) & (SLOTS - 1)];
-            while id != NIL {
-                let n = self.nodes[id as usize];
-                if n.at <= tick {
+            let mut cur = self.slots[(tick as usize) & (SLOTS - 1)];
+            while let Some(id) = cur {
+                let n = self.nodes[id.index()];
+                let at = n.at.expect("a listed node is armed");
+                if at <= tick {
                     // Due by this tick: nothing in a later slot is earlier.
-                    return Some(n.at.max(self.cur) * TICK_US);
+                    return Some(at.max(self.cur) * TICK_US);
                 }
-                earliest = earliest.min(n.at);
-                id = n.next;
+                earliest = Some(earliest.map_or(at, |e| e.min(at)));
+                cur = n.next;
             }
         }
-        (earliest != u64::MAX).then(|| earliest * TICK_US)
+        earliest.map(|at| at * TICK_US)
     }
 
     /// Whether [`TimerWheel::expire`] at `now_us` has a tick to examine
@@ -139,8 +132,8 @@ impl TimerWheel {
         now_us / TICK_US >= self.cur
     }
 
-    /// Pops every timer due at or before `now_us`, calling `f` for each id.
-    pub fn expire(&mut self, now_us: u64, mut f: impl FnMut(u32)) {
+    /// Pops every timer due at or before `now_us`, calling `f` for each.
+    pub fn expire(&mut self, now_us: u64, mut f: impl FnMut(ConnId)) {
         let now = now_us / TICK_US;
         if now < self.cur {
             return;
@@ -149,15 +142,14 @@ impl TimerWheel {
         let span = (now - self.cur + 1).min(SLOTS as u64);
         let start = now + 1 - span;
         for tick in start..=now {
-            let slot = (tick as usize) & (SLOTS - 1);
-            let mut id = self.slots[slot];
-            while id != NIL {
-                let n = self.nodes[id as usize];
-                if n.at <= now {
+            let mut cur = self.slots[(tick as usize) & (SLOTS - 1)];
+            while let Some(id) = cur {
+                let n = self.nodes[id.index()];
+                if n.at.is_some_and(|at| at <= now) {
                     self.cancel(id);
                     f(id);
                 }
-                id = n.next;
+                cur = n.next;
             }
         }
         self.cur = now + 1;
@@ -168,24 +160,28 @@ impl TimerWheel {
 mod tests {
     use super::*;
 
+    fn c(i: usize) -> ConnId {
+        ConnId::from_index(i)
+    }
+
     #[test]
     fn fires_in_order_and_not_early() {
         let mut w = TimerWheel::new(0);
-        w.arm(1, 5_500);
-        w.arm(2, 1_000);
-        w.arm(3, 9_000_000); // beyond one revolution
+        w.arm(c(1), 5_500);
+        w.arm(c(2), 1_000);
+        w.arm(c(3), 9_000_000); // beyond one revolution
         let mut got = Vec::new();
-        w.expire(999, |id| got.push(id));
+        w.expire(999, |id| got.push(id.index()));
         assert!(got.is_empty());
-        w.expire(1_000, |id| got.push(id));
+        w.expire(1_000, |id| got.push(id.index()));
         assert_eq!(got, vec![2]);
-        w.expire(5_999, |id| got.push(id));
+        w.expire(5_999, |id| got.push(id.index()));
         assert_eq!(got, vec![2], "5.5 ms rounds up to the 6 ms tick");
-        w.expire(6_000, |id| got.push(id));
+        w.expire(6_000, |id| got.push(id.index()));
         assert_eq!(got, vec![2, 1]);
-        w.expire(8_999_000, |id| got.push(id));
+        w.expire(8_999_000, |id| got.push(id.index()));
         assert_eq!(got, vec![2, 1]);
-        w.expire(9_000_000, |id| got.push(id));
+        w.expire(9_000_000, |id| got.push(id.index()));
         assert_eq!(got, vec![2, 1, 3]);
     }
 
@@ -193,11 +189,11 @@ mod tests {
     fn next_deadline_finds_the_earliest_timer() {
         let mut w = TimerWheel::new(0);
         assert_eq!(w.next_deadline_us(), None);
-        w.arm(1, 9_000_000); // beyond one revolution
+        w.arm(c(1), 9_000_000); // beyond one revolution
         assert_eq!(w.next_deadline_us(), Some(9_000_000));
-        w.arm(2, 2_500);
+        w.arm(c(2), 2_500);
         assert_eq!(w.next_deadline_us(), Some(3_000), "rounded up to its tick");
-        w.cancel(2);
+        w.cancel(c(2));
         w.expire(5_000, |_| {});
         assert_eq!(w.next_deadline_us(), Some(9_000_000));
     }
@@ -205,16 +201,16 @@ mod tests {
     #[test]
     fn rearm_and_cancel() {
         let mut w = TimerWheel::new(0);
-        w.arm(7, 2_000);
-        w.arm(7, 50_000);
-        w.arm(8, 2_000);
-        w.cancel(8);
+        w.arm(c(7), 2_000);
+        w.arm(c(7), 50_000);
+        w.arm(c(8), 2_000);
+        w.cancel(c(8));
         let mut got = Vec::new();
-        w.expire(10_000, |id| got.push(id));
+        w.expire(10_000, |id| got.push(id.index()));
         assert!(got.is_empty());
-        assert_eq!(w.deadline_us(7), Some(50_000));
-        w.expire(50_000, |id| got.push(id));
+        assert_eq!(w.deadline_us(c(7)), Some(50_000));
+        w.expire(50_000, |id| got.push(id.index()));
         assert_eq!(got, vec![7]);
-        assert_eq!(w.deadline_us(7), None);
+        assert_eq!(w.deadline_us(c(7)), None);
     }
 }

@@ -252,9 +252,9 @@ impl Conns {
         let mut tuples = FxMap::default();
         tuples.reserve(n);
         let mut timers = TimerWheel::new(now_us);
-        // Size the wheel's node table once.
-        timers.arm(0, 0);
-        timers.cancel(0);
+        // Size the wheel's node table for the preallocated connections.
+        timers.arm(ConnId::from_index(n.max(1) - 1), 0);
+        timers.cancel(ConnId::from_index(n.max(1) - 1));
         Conns {
             slab,
             tuples,
@@ -375,7 +375,7 @@ impl Conns {
             c.sock().abort();
         }
         c.phase = Phase::Free;
-        self.timers.cancel(cid.index() as u32);
+        self.timers.cancel(cid);
         self.slab.release(cid.index());
         self.freed += 1;
     }
@@ -466,7 +466,7 @@ impl Conns {
     /// of waiting for the wheel. A state change (a FIN or RST went out)
     /// readies it for service.
     pub(crate) fn after_egress(&mut self, cid: ConnId, at_us: Option<u64>, now_us: u64) {
-        let slot = cid.index() as u32;
+        let slot = cid;
         match at_us {
             Some(t) if t <= now_us => {
                 self.timers.cancel(slot);
@@ -483,12 +483,12 @@ impl Conns {
 
     /// Arms `cid`'s timer for `at_us` (a retry when nothing else wakes it).
     pub(crate) fn arm_timer(&mut self, cid: ConnId, at_us: u64) {
-        self.timers.arm(cid.index() as u32, at_us);
+        self.timers.arm(cid, at_us);
     }
 
     /// Address of `cid`'s timer node (for prefetching).
     pub(crate) fn timer_addr(&self, cid: ConnId) -> Option<usize> {
-        self.timers.node_addr(cid.index() as u32)
+        self.timers.node_addr(cid)
     }
 
     /// Marks dirty every live connection whose timer is due at `now_us`.
@@ -502,8 +502,7 @@ impl Conns {
     #[inline(never)]
     fn expire_due(&mut self, now_us: u64) {
         let mut due = std::mem::take(&mut self.dirty_work);
-        self.timers
-            .expire(now_us, |i| due.push(ConnId::from_index(i as usize)));
+        self.timers.expire(now_us, |cid| due.push(cid));
         for &cid in &due {
             if self.get(cid).phase != Phase::Free {
                 self.mark_dirty(cid);
@@ -598,10 +597,10 @@ mod tests {
         let mut t = conns(8);
         let a = t.alloc(0).unwrap();
         t.after_egress(a, Some(7_000), 1_000);
-        assert_eq!(t.timers.deadline_us(a.index() as u32), Some(7_000));
+        assert_eq!(t.timers.deadline_us(a), Some(7_000));
         assert!(!t.has_work());
         t.after_egress(a, Some(1_000), 1_000);
-        assert_eq!(t.timers.deadline_us(a.index() as u32), None);
+        assert_eq!(t.timers.deadline_us(a), None);
         assert!(t.has_work(), "a deadline already due keeps it dirty");
         let n = t.begin_egress();
         t.next_dirty(0);
@@ -628,8 +627,8 @@ mod tests {
         let mut t = conns(8);
         let a = t.alloc(0).unwrap();
         let b = t.alloc(0).unwrap();
-        t.timers.arm(a.index() as u32, 2_000);
-        t.timers.arm(b.index() as u32, 2_000);
+        t.timers.arm(a, 2_000);
+        t.timers.arm(b, 2_000);
         t.free(b);
         t.expire_timers(5_000);
         let n = t.begin_egress();

@@ -70,7 +70,7 @@ impl Core {
                         c.reset = Reset::Pending;
                     }
                     self.conns.unbind_tuple(cid);
-                    self.conns.timers.cancel(cid.index() as u32);
+                    self.conns.timers.cancel(cid);
                     if let Some(op) = self.cq.ops.conn(cid).connect {
                         self.cq.fail(op, err);
                     }
