@@ -336,22 +336,28 @@ impl Ops {
         &mut self.listeners[i]
     }
 
-    /// Puts `id` on the list `owner` names (at the back), or records it as
-    /// a connection's connect or an armed timeout.
+    /// The list `owner` names (none for a connect, an armed timeout or no
+    /// owner).
     #[inline]
-    pub(crate) fn push(&mut self, id: OpId, owner: Owner) {
-        let list = match owner {
-            Owner::None | Owner::Timeout => None,
-            Owner::Connect(c) => {
-                self.conn_mut(c).connect = Some(id);
-                None
-            }
+    fn list_mut(&mut self, owner: Owner) -> Option<&mut OpList> {
+        match owner {
+            Owner::None | Owner::Timeout | Owner::Connect(_) => None,
             Owner::Recv(c) => Some(&mut self.conn_mut(c).recv),
             Owner::Send(c) => Some(&mut self.conn_mut(c).send),
             Owner::ConnPoll(c) => Some(&mut self.conn_mut(c).poll),
             Owner::Accept(l) => Some(&mut self.listener_mut(l).accept),
             Owner::ListenPoll(l) => Some(&mut self.listener_mut(l).poll),
-        };
+        }
+    }
+
+    /// Puts `id` on the list `owner` names (at the back), or records it as
+    /// a connection's connect or an armed timeout.
+    #[inline]
+    pub(crate) fn push(&mut self, id: OpId, owner: Owner) {
+        if let Owner::Connect(c) = owner {
+            self.conn_mut(c).connect = Some(id);
+        }
+        let list = self.list_mut(owner);
         let prev = list.and_then(|list| {
             let prev = list.tail;
             if prev.is_none() {
@@ -374,19 +380,10 @@ impl Ops {
         let Op {
             owner, prev, next, ..
         } = *self.get(id);
-        let list = match owner {
-            Owner::None | Owner::Timeout => None,
-            Owner::Connect(c) => {
-                self.conn_mut(c).connect = None;
-                None
-            }
-            Owner::Recv(c) => Some(&mut self.conn_mut(c).recv),
-            Owner::Send(c) => Some(&mut self.conn_mut(c).send),
-            Owner::ConnPoll(c) => Some(&mut self.conn_mut(c).poll),
-            Owner::Accept(l) => Some(&mut self.listener_mut(l).accept),
-            Owner::ListenPoll(l) => Some(&mut self.listener_mut(l).poll),
-        };
-        if let Some(list) = list {
+        if let Owner::Connect(c) = owner {
+            self.conn_mut(c).connect = None;
+        }
+        if let Some(list) = self.list_mut(owner) {
             if prev.is_none() {
                 list.head = next;
             }

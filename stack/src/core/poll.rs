@@ -59,24 +59,24 @@ impl Core {
 
     /// Delivers the connection's mask to each of its polls.
     pub(crate) fn wake_polls(&mut self, cid: ConnId) {
-        let mut cur = self.cq.ops.conn(cid).poll.front();
-        if cur.is_none() {
-            return;
-        }
-        let mask = self.conn_mask(cid);
-        while let Some(id) = cur {
-            cur = self.cq.ops.next_of(id);
-            self.fire_poll(id, mask);
+        if let Some(first) = self.cq.ops.conn(cid).poll.front() {
+            let mask = self.conn_mask(cid);
+            self.fire_polls(first, mask);
         }
     }
 
     /// Delivers the listener's mask to each of its polls.
     pub(crate) fn wake_listener_polls(&mut self, slot: u32) {
-        let mut cur = self.cq.ops.listener(slot).poll.front();
-        if cur.is_none() {
-            return;
+        if let Some(first) = self.cq.ops.listener(slot).poll.front() {
+            let mask = self.listener_mask(slot);
+            self.fire_polls(first, mask);
         }
-        let mask = self.listener_mask(slot);
+    }
+
+    /// Delivers `mask` to the polls on a list, from `first` on (each may
+    /// finish and leave the list: the next is read before).
+    fn fire_polls(&mut self, first: OpId, mask: u32) {
+        let mut cur = Some(first);
         while let Some(id) = cur {
             cur = self.cq.ops.next_of(id);
             self.fire_poll(id, mask);
