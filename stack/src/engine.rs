@@ -145,7 +145,8 @@ impl<N: Nic> Engine<N> {
     /// 4. (waiting for `want` CQEs: advance chains and drain, and if the CQ
     ///    now has `want`, stop here, flushing what input produced; see
     ///    [`Engine::step_wait`]);
-    /// 5. fire due timers: per-connection (the wheel) and TIMEOUTs;
+    /// 5. fire due timers: per-connection (the wheel) and TIMEOUTs; close
+    ///    the sockets CLOSE left open whose last request has completed;
     /// 6. egress for the dirty connections (`Pump::run_egress`), service
     ///    what egress changed;
     /// 7. advance link chains and drain, counted TIMEOUTs;
@@ -172,6 +173,7 @@ impl<N: Nic> Engine<N> {
         }
         core.conns.expire_timers(core.now_us);
         core.expire_timeouts();
+        core.finish_closes();
         let egressed = pump.run_egress(core);
         core.run_ready();
         core.pump_chains();

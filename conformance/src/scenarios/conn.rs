@@ -119,6 +119,68 @@ pub fn close_with_recv(c: &mut Ctx) -> R {
     Ok(())
 }
 
+/// CLOSE while a 16 MiB `MSG_WAITALL` SEND still waits for the peer to read:
+/// the request keeps the socket open, every byte arrives, then EOF.
+pub fn close_with_send(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    // More than the socket buffers of both sides hold while the peer is not
+    // reading, on Linux's loopback as on the loopback wire.
+    let len = 16usize << 20;
+    let data = pattern(len, 77);
+    let d = c.bytes(&data);
+    c.submit_one(
+        "send(16 MiB, WAITALL)",
+        opcode::Send::new(fd, d, len as u32)
+            .flags(libc::MSG_WAITALL)
+            .user_data(1)
+            .build(),
+    )?;
+    c.quiet();
+    call(c, "close", opcode::Close::new(fd).user_data(2).build())?;
+    c.quiet();
+    c.record_order(&[1, 2]);
+    c.backend().peer_start_reading(p);
+    let rx = c.peer_wait_end(p);
+    c.wait_final(1);
+    c.record(1);
+    let exact = rx.data.len() == len && rx.data == data;
+    c.line(format!(
+        "peer received: {} B, {}, then {}",
+        rx.data.len(),
+        if exact {
+            "exactly what was sent"
+        } else {
+            "NOT what was sent"
+        },
+        match (rx.eof, rx.error) {
+            (true, _) => "EOF".to_string(),
+            (_, Some(e)) => format!("error {e}"),
+            _ => "nothing".to_string(),
+        }
+    ));
+    Ok(())
+}
+
+/// CLOSE with a POLL_ADD(POLLIN) pending: the poll stays armed and fires
+/// when the peer sends.
+pub fn close_with_poll(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    c.submit_one(
+        "poll(POLLIN)",
+        opcode::PollAdd::new(fd, libc::POLLIN as u32)
+            .user_data(1)
+            .build(),
+    )?;
+    c.quiet();
+    call(c, "close", opcode::Close::new(fd).user_data(2).build())?;
+    c.quiet();
+    c.record_order(&[1, 2]);
+    c.peer_send(p, &pattern(5, 9))?;
+    c.wait_final(1);
+    c.record(1);
+    Ok(())
+}
+
 pub fn close_listener(c: &mut Ctx) -> R {
     let l = c.backend().app_listener(16)?;
     c.submit_one("accept", opcode::AcceptMulti::new(l).user_data(1).build())?;

@@ -174,8 +174,10 @@ pub fn all() -> Vec<Scenario> {
         sc("shutdown_wr", "shutdown", "SHUTDOWN(SHUT_WR): the peer sees EOF, the app still receives", d, m, conn::shutdown_wr),
         sc("shutdown_rd", "shutdown", "SHUTDOWN(SHUT_RD), then RECV", d, m, conn::shutdown_rd),
         sc("close_twice", "close", "CLOSE of a fresh socket, then CLOSE again", d, m, conn::close_twice),
-        sc("close_with_recv_in_flight", "close", "CLOSE of a socket with a RECV pending, then the peer sends", d, Expect::Known("ringline completes requests parked on a closed socket with -ECANCELED; Linux keeps the file alive until they finish, so the RECV still gets the data"), conn::close_with_recv),
-        sc("close_listener_with_accept", "close", "CLOSE of a listener with a multishot ACCEPT pending, then a peer connects", d, Expect::Known("ringline ends the pending ACCEPT with -ECANCELED and stops listening; Linux keeps the listener alive (the request holds the file), so the connection is still accepted"), conn::close_listener),
+        sc("close_with_recv_in_flight", "close", "CLOSE of a socket with a RECV pending, then the peer sends: the RECV keeps the socket open and gets the data", d, m, conn::close_with_recv),
+        sc("close_listener_with_accept", "close", "CLOSE of a listener with a multishot ACCEPT pending, then a peer connects: the ACCEPT keeps the listener open and accepts it", d, m, conn::close_listener),
+        sc("close_with_send_in_flight", "close", "CLOSE while a 16 MiB MSG_WAITALL SEND waits for the peer to read: every byte arrives, then EOF", d, m, conn::close_with_send),
+        sc("close_with_poll_in_flight", "close", "CLOSE with a POLL_ADD(POLLIN) pending, then the peer sends: the poll fires", d, m, conn::close_with_poll),
         // SQE flags
         sc("link_chain", "sqe flags", "three NOPs linked with IOSQE_IO_LINK complete in order", d, m, flags::link_chain),
         sc("link_failure", "sqe flags", "a failed (injected -EINVAL) linked NOP cancels the rest of the chain", d, m, flags::link_failure),

@@ -109,6 +109,9 @@ pub(crate) struct Conn {
     /// We aborted it (close with unread data, listener closed): the RST
     /// that follows is ours, not the peer's.
     pub(crate) aborted: bool,
+    /// The application closed its socket number while requests were still
+    /// in flight on it: it closes when the last one completes.
+    pub(crate) close_pending: bool,
     in_dirty: bool,
     in_ready: bool,
     pub(crate) started_us: u64,
@@ -141,6 +144,7 @@ impl Conn {
             write: WriteSide::Open,
             reset: Reset::No,
             aborted: false,
+            close_pending: false,
             in_dirty: false,
             in_ready: false,
             started_us: 0,
@@ -350,6 +354,7 @@ impl Conns {
         c.write = WriteSide::Open;
         c.reset = Reset::No;
         c.aborted = false;
+        c.close_pending = false;
         c.started_us = now_us;
         c.last_state = tcp::State::Closed;
         let s = c.sock();

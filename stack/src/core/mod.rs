@@ -140,6 +140,11 @@ pub(crate) struct Core {
     pub(crate) stats: EngineStats,
     /// Scratch list for cancel's matches.
     found: Vec<OpId>,
+    /// Connections and listeners whose socket numbers were closed with
+    /// requests still in flight: closed when their last request completes
+    /// (as Linux keeps a file open while io_uring requests hold it).
+    closing: Vec<ConnId>,
+    closing_listeners: Vec<crate::ids::ListenerId>,
 }
 
 impl Core {
@@ -167,6 +172,8 @@ impl Core {
             neigh: arp::Neighbors::new(&cfg.static_neighbors),
             stats: EngineStats::default(),
             found: Vec::new(),
+            closing: Vec::new(),
+            closing_listeners: Vec::new(),
             cfg,
         }
     }

@@ -225,15 +225,28 @@ impl Core {
                 self.fds.free(fd);
                 Ok(Some((0, 0)))
             }
+            // As in Linux, requests in flight hold the socket open: it
+            // closes when the last of them completes (`finish_closes`).
             Some(Fd::Listener(lid)) => {
-                self.close_listener(lid);
                 self.fds.free(fd);
+                let ops = self.cq.ops.listener(lid.slot);
+                if ops.accept.is_empty() && ops.poll.is_empty() {
+                    self.close_listener(lid);
+                } else {
+                    self.closing_listeners.push(lid);
+                }
                 Ok(Some((0, 0)))
             }
             Some(Fd::Conn(cid)) => {
-                self.cancel_conn_ops(cid, errno::ECANCELED);
                 self.fds.free(fd);
-                self.close_conn(cid);
+                let c = self.conns.get_mut(cid);
+                c.fd = -1;
+                if self.cq.ops.conn(cid).any().is_none() {
+                    self.close_conn(cid);
+                } else {
+                    c.close_pending = true;
+                    self.closing.push(cid);
+                }
                 Ok(Some((0, 0)))
             }
         }
@@ -256,6 +269,45 @@ impl Core {
             c.phase = Phase::Orphan;
         }
         self.conns.mark_dirty(cid);
+    }
+
+    /// Closes what CLOSE left open for requests in flight, once they have
+    /// all completed. O(sockets closing), nothing when none is.
+    #[inline]
+    pub(crate) fn finish_closes(&mut self) {
+        if !self.closing.is_empty() || !self.closing_listeners.is_empty() {
+            self.finish_closes_now();
+        }
+    }
+
+    fn finish_closes_now(&mut self) {
+        let mut i = 0;
+        while i < self.closing.len() {
+            let cid = self.closing[i];
+            let c = self.conns.get(cid);
+            if !c.close_pending || !self.conns.is_live(cid) {
+                self.closing.swap_remove(i);
+            } else if self.cq.ops.conn(cid).any().is_none() {
+                self.closing.swap_remove(i);
+                self.conns.get_mut(cid).close_pending = false;
+                self.close_conn(cid);
+            } else {
+                i += 1;
+            }
+        }
+        let mut i = 0;
+        while i < self.closing_listeners.len() {
+            let lid = self.closing_listeners[i];
+            let ops = self.cq.ops.listener(lid.slot);
+            if self.listeners.get(lid).is_none() {
+                self.closing_listeners.swap_remove(i);
+            } else if ops.accept.is_empty() && ops.poll.is_empty() {
+                self.closing_listeners.swap_remove(i);
+                self.close_listener(lid);
+            } else {
+                i += 1;
+            }
+        }
     }
 
     fn close_listener(&mut self, lid: ListenerId) {
