@@ -20,12 +20,27 @@ pub(crate) struct Neighbors {
     // Looked up on every segment: the engine's integer hasher, not SipHash,
     // keyed by the address as one u32 (an `Ipv4Addr` hashes as a byte slice:
     // a length and four bytes, five rounds of the hasher instead of one).
-    map: FxMap<u32, MacAddr>,
+    map: FxMap<u32, Entry>,
     /// When each unresolved IP was last asked for (µs), to rate-limit requests.
     asked: FxMap<u32, u64>,
     /// Connections whose egress waits for a neighbour.
     waiting: Vec<ConnId>,
 }
+
+/// A neighbour's MAC and whether it came from the configuration (static
+/// entries are never changed from the wire: one forged ARP reply must not
+/// redirect traffic).
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    mac: MacAddr,
+    fixed: bool,
+}
+
+/// At most this many learned neighbours; past it, nothing new is learned
+/// from the wire (static entries do not count). A subnet of this engine's
+/// size rarely has more hosts talking to it at once; the cap keeps a flood
+/// of forged sources from growing the table without bound.
+const MAX_LEARNED: usize = 65_536;
 
 /// What an ARP packet calls for.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -42,7 +57,13 @@ impl Neighbors {
     pub(crate) fn new(statics: &[(Ipv4Addr, MacAddr)]) -> Self {
         let mut n = Neighbors::default();
         for (ip, mac) in statics {
-            n.learn(*ip, *mac);
+            n.map.insert(
+                u32::from(*ip),
+                Entry {
+                    mac: *mac,
+                    fixed: true,
+                },
+            );
         }
         n
     }
@@ -50,14 +71,26 @@ impl Neighbors {
     /// Looks up a neighbour.
     #[inline]
     pub(crate) fn lookup(&self, ip: Ipv4Addr) -> Option<MacAddr> {
-        self.map.get(&u32::from(ip)).copied()
+        self.map.get(&u32::from(ip)).map(|e| e.mac)
     }
 
-    /// Learns (or refreshes) a neighbour. Returns true when it was new.
+    /// Learns (or refreshes) a neighbour from the wire. Returns true when
+    /// it was new or changed. A static entry is never changed, and past
+    /// `MAX_LEARNED` entries nothing new is learned.
     pub(crate) fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr) -> bool {
         let key = u32::from(ip);
+        let full = self.map.len() >= MAX_LEARNED;
+        let learned = match self.map.get_mut(&key) {
+            Some(e) if e.fixed => return false,
+            Some(e) => std::mem::replace(&mut e.mac, mac) != mac,
+            None if full => return false,
+            None => {
+                self.map.insert(key, Entry { mac, fixed: false });
+                true
+            }
+        };
         self.asked.remove(&key);
-        self.map.insert(key, mac) != Some(mac)
+        learned
     }
 
     /// Whether a request for `ip` may go out now (rate-limited).
@@ -186,6 +219,28 @@ mod tests {
         n.wait(cid);
         assert!(!n.learn_from_ip(PEER, [6; 6]), "known: not relearned");
         assert_eq!(n.lookup(PEER), Some([5; 6]));
+    }
+
+    #[test]
+    fn a_static_neighbour_is_never_overwritten_from_the_wire() {
+        let mut n = Neighbors::new(&[(PEER, [7; 6])]);
+        // A forged reply for the peer's address.
+        let forged = Arp {
+            op: l2::ARP_REPLY,
+            sha: [0xee; 6],
+            spa: PEER,
+            tha: [2; 6],
+            tpa: ME,
+        };
+        let out = n.on_arp(&forged, ME, [2; 6], true);
+        assert!(out.wake.is_empty() && out.reply.is_none());
+        assert!(!n.learn_from_ip(PEER, [0xee; 6]));
+        assert_eq!(n.lookup(PEER), Some([7; 6]), "still the configured MAC");
+        // A learned one does follow the wire.
+        let other = Ipv4Addr::new(10, 0, 0, 3);
+        assert!(n.learn(other, [1; 6]));
+        assert!(n.learn(other, [3; 6]));
+        assert_eq!(n.lookup(other), Some([3; 6]));
     }
 
     #[test]
