@@ -26,6 +26,7 @@ errnos!(
     ECONNRESET,
     EEXIST,
     EFAULT,
+    EHOSTUNREACH,
     EINVAL,
     EISCONN,
     EMSGSIZE,

@@ -52,4 +52,6 @@ pub struct EngineStats {
     pub deferred_egress: u64,
     /// Requests in flight now (filled in by `stats()`).
     pub ops_in_flight: u64,
+    /// Connections failed because their next hop never answered ARP.
+    pub unreachable: u64,
 }

@@ -761,3 +761,42 @@ fn step_wait_hands_over_completions_before_egress_and_loses_nothing() {
     let s = p.s.driver().stats();
     assert_eq!((s.tx_dropped, s.malformed), (0, 0));
 }
+
+/// A CONNECT to an on-link address nobody answers ARP for fails with
+/// `-EHOSTUNREACH` after about 3 s of probes, as in Linux, instead of
+/// waiting forever.
+#[test]
+fn connect_to_a_silent_neighbour_fails_with_ehostunreach() {
+    let mut p = Pair::new();
+    let sa = sockaddr(std::net::Ipv4Addr::new(10, 0, 0, 77), 80);
+    let fd = call(
+        &mut p,
+        false,
+        opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
+            .user_data(1)
+            .build(),
+    )
+    .res;
+    push(
+        &mut p.c,
+        opcode::Connect::new(
+            fd,
+            &*sa as *const libc::sockaddr_in as *const libc::sockaddr,
+            16,
+        )
+        .user_data(2)
+        .build(),
+    );
+    let t0 = p.now_us();
+    assert!(p.run_until(100_000, |p| p.c_cqes.iter().any(|c| c.user_data == 2)));
+    let waited = p.now_us() - t0;
+    let c = take(&mut p.c_cqes, 2).unwrap();
+    assert_eq!(c.res, -libc::EHOSTUNREACH);
+    assert!(
+        (3_000_000..4_000_000).contains(&waited),
+        "gave up after {waited} µs"
+    );
+    assert_eq!(p.c.driver().stats().unreachable, 1);
+    let r = call(&mut p, false, opcode::Close::new(fd).user_data(3).build());
+    assert_eq!(r.res, 0);
+}

@@ -109,6 +109,8 @@ pub(crate) struct Conn {
     /// We aborted it (close with unread data, listener closed): the RST
     /// that follows is ours, not the peer's.
     pub(crate) aborted: bool,
+    /// Since when (engine µs) egress has found no MAC for the next hop.
+    pub(crate) arp_since: Option<u64>,
     /// The application closed its socket number while requests were still
     /// in flight on it: it closes when the last one completes.
     pub(crate) close_pending: bool,
@@ -145,6 +147,7 @@ impl Conn {
             reset: Reset::No,
             aborted: false,
             close_pending: false,
+            arp_since: None,
             in_dirty: false,
             in_ready: false,
             started_us: 0,
@@ -355,6 +358,7 @@ impl Conns {
         c.reset = Reset::No;
         c.aborted = false;
         c.close_pending = false;
+        c.arp_since = None;
         c.started_us = now_us;
         c.last_state = tcp::State::Closed;
         let s = c.sock();

@@ -93,6 +93,45 @@ impl Core {
         }
     }
 
+    /// `cid`'s next hop never answered ARP: the connection fails, as Linux
+    /// fails it with `EHOSTUNREACH`. A CONNECT completes with it and later
+    /// requests see the reset; a half-open connection is freed (its backlog
+    /// slot with it); anything else is aborted.
+    pub(crate) fn unreachable(&mut self, cid: ConnId) {
+        self.stats.unreachable += 1;
+        let c = self.conns.get_mut(cid);
+        c.arp_since = None;
+        c.aborted = true;
+        c.sock().abort();
+        match c.phase {
+            Phase::Free => {}
+            Phase::Handshake(lid) => {
+                self.listeners.handshake_failed(lid);
+                self.release_conn(cid);
+            }
+            Phase::Connecting => {
+                c.phase = Phase::Open;
+                c.reset = Reset::Pending;
+                c.last_state = smoltcp::socket::tcp::State::Closed;
+                self.conns.unbind_tuple(cid);
+                self.conns.timers.cancel(cid);
+                if let Some(op) = self.cq.ops.conn(cid).connect {
+                    self.cq.fail(op, errno::EHOSTUNREACH);
+                }
+                self.service_open(cid);
+            }
+            Phase::Queued(_) | Phase::Open => {
+                if c.reset == Reset::No {
+                    c.reset = Reset::Pending;
+                }
+                c.last_state = smoltcp::socket::tcp::State::Closed;
+                self.conns.timers.cancel(cid);
+                self.service_open(cid);
+            }
+            Phase::Orphan => self.release_conn(cid),
+        }
+    }
+
     /// Advances an open connection's receives (FIFO), sends, then polls.
     pub(crate) fn service_open(&mut self, cid: ConnId) {
         while let Some(op) = self.cq.ops.conn(cid).recv.front() {

@@ -53,6 +53,10 @@ macro_rules! port {
 const EGRESS_ROUNDS: usize = 64;
 /// How long a connection waits for an ARP answer before egress retries.
 const ARP_RETRY_US: u64 = 100_000;
+/// How long a connection's next hop may stay unresolved before the
+/// connection fails with `EHOSTUNREACH` (Linux gives up after about 3 s of
+/// ARP probes).
+const ARP_GIVE_UP_US: u64 = 3_000_000;
 
 /// See the module docs.
 pub(crate) struct Pump<N: Nic> {
@@ -188,6 +192,11 @@ impl<N: Nic> Pump<N> {
         let now = core.instant();
         let hop = core.host.next_hop(core.conns.get(cid).remote_ip);
         let Some(dst_mac) = core.neigh.lookup(hop) else {
+            let since = *core.conns.get_mut(cid).arp_since.get_or_insert(core.now_us);
+            if core.now_us.saturating_sub(since) >= ARP_GIVE_UP_US {
+                core.unreachable(cid);
+                return;
+            }
             if core.neigh.should_ask(hop, core.now_us) {
                 let req = Arp {
                     op: l2::ARP_REQUEST,
@@ -210,7 +219,11 @@ impl<N: Nic> Pump<N> {
             core.conns.arm_timer(cid, core.now_us + ARP_RETRY_US);
             return;
         };
-        let set = &mut core.conns.get_mut(cid).set;
+        let c = core.conns.get_mut(cid);
+        if c.arp_since.is_some() {
+            c.arp_since = None;
+        }
+        let set = &mut c.set;
         let mut port = port!(self, None, dst_mac);
         // Dispatch only while smoltcp says something is due now: asking
         // `poll_at` is cheaper than a `dispatch` that finds nothing to send,
