@@ -121,6 +121,7 @@ pub fn all() -> Vec<Scenario> {
         sc("accept_multishot_full_cq", "accept", "multishot ACCEPT of 12 connections into a CQ of 8 without reaping: ended by the full CQ, the accepted socket in the final CQE", SMALL, m, accept::multishot_full_cq),
         sc("accept_dontwait", "accept", "ACCEPT with IORING_ACCEPT_DONTWAIT on an empty queue", d, m, accept::dontwait),
         // recv
+        sc("read_nowait", "recv", "READ with RWF_NOWAIT on an empty socket, then with data there", d, m, recv::read_nowait),
         sc("recv_multishot_data", "recv", "multishot RECV with a buffer ring (8 x 512 B), 1000 B from the peer", d, m, recv::multishot_data),
         sc("recv_multishot_small_buffers", "recv", "multishot RECV with 64 x 64 B buffers recycled as they come, 3000 B", d, m, recv::multishot_small_buffers),
         sc("recv_multishot_len_cap", "recv", "multishot RECV with len 100 over 512 B buffers: every CQE at most 100 B", d, m, recv::multishot_len_cap),

@@ -18,6 +18,30 @@ pub fn multishot_data(c: &mut Ctx) -> R {
     Ok(())
 }
 
+/// READ with `RWF_NOWAIT` on a connected socket with nothing to read: `-EAGAIN`
+/// at once; then, with data there, the data.
+pub fn read_nowait(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    let buf = c.mem(64);
+    let read = |ud| ringline_ring::abi::Sqe {
+        opcode: ringline_ring::abi::IORING_OP_READ,
+        fd,
+        addr: buf as u64,
+        len: 64,
+        off: u64::MAX,
+        op_flags: 0x8, // RWF_NOWAIT
+        user_data: ud,
+        ..Default::default()
+    };
+    call(c, "read(RWF_NOWAIT), empty", read(1))?;
+    c.record(1);
+    c.peer_send(p, &pattern(7, 4))?;
+    c.quiet();
+    call(c, "read(RWF_NOWAIT), 7 B there", read(2))?;
+    c.record(2);
+    Ok(())
+}
+
 pub fn multishot_small_buffers(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
     c.buf_ring(1, 64, 64, 64)

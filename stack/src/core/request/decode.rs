@@ -3,6 +3,9 @@
 use ringline_ring::abi::*;
 
 use super::*;
+
+/// `RWF_NOWAIT` (`<linux/fs.h>`).
+const RWF_NOWAIT: u32 = 0x0000_0008;
 use crate::legacy::MAX_BIDS_PER_BGID;
 
 impl Request {
@@ -168,6 +171,16 @@ fn decode_accept(sqe: &Sqe) -> Result<Request, Errno> {
     }))
 }
 
+/// READ/WRITE `rw_flags` as the recv/send flags they amount to on a socket.
+#[inline(always)]
+fn nowait(rw_flags: u32) -> u32 {
+    if rw_flags & RWF_NOWAIT != 0 {
+        libc::MSG_DONTWAIT as u32
+    } else {
+        0
+    }
+}
+
 #[inline(always)]
 fn decode_recv(sqe: &Sqe) -> Result<Request, Errno> {
     let kind = match sqe.opcode {
@@ -187,7 +200,13 @@ fn decode_recv(sqe: &Sqe) -> Result<Request, Errno> {
     }
     let multishot = sqe.ioprio & IORING_RECV_MULTISHOT != 0;
     let select = sqe.flags & IOSQE_BUFFER_SELECT != 0;
-    let msg_flags = if read { 0 } else { sqe.op_flags };
+    // READ: of the `rw_flags`, `RWF_NOWAIT` means what `MSG_DONTWAIT` means
+    // to RECV (nothing there: `-EAGAIN` at once); the others are ignored.
+    let msg_flags = if read {
+        nowait(sqe.op_flags)
+    } else {
+        sqe.op_flags
+    };
     // io_recvmsg_prep: multishot needs buffer selection and excludes MSG_WAITALL.
     if multishot && (!select || msg_flags & MSG_WAITALL != 0) {
         return Err(EINVAL);
@@ -242,7 +261,12 @@ fn decode_send(sqe: &Sqe) -> Result<Request, Errno> {
         kind,
         addr: sqe.addr,
         len: sqe.len,
-        msg_flags: if write { 0 } else { sqe.op_flags },
+        // WRITE: `RWF_NOWAIT` as MSG_DONTWAIT (no room: `-EAGAIN` at once).
+        msg_flags: if write {
+            nowait(sqe.op_flags)
+        } else {
+            sqe.op_flags
+        },
         poll_first: sqe.ioprio & IORING_RECVSEND_POLL_FIRST != 0,
         report_usage: sqe.ioprio & IORING_SEND_ZC_REPORT_USAGE != 0,
     }))
