@@ -844,6 +844,11 @@ impl EngineRing {
         }
         if self.backlog.is_empty() {
             self.clear_sq_flag(abi::IORING_SQ_CQ_OVERFLOW);
+            // Give back what a long overflow grew, keeping the setup size.
+            let keep = self.cq_entries() as usize;
+            if self.backlog.capacity() > 4 * keep {
+                self.backlog = VecDeque::with_capacity(keep);
+            }
         }
         self.publish_counters();
         moved
@@ -1077,6 +1082,26 @@ mod tests {
         assert_eq!(eng.next_sqe().unwrap().user_data, 2);
         assert!(eng.next_sqe().is_none());
         assert_eq!(app.stats().sq_dropped, 1);
+    }
+
+    #[test]
+    fn a_drained_backlog_gives_its_memory_back() {
+        let (mut app, mut eng) = small(2, 2);
+        for i in 0..10_000 {
+            eng.post_cqe(i, 0, 0);
+        }
+        assert!(eng.backlog.capacity() >= 9_998);
+        let mut out = [Cqe::default(); 2];
+        while eng.backlog_len() > 0 {
+            while app.copy_cqes(&mut out) > 0 {}
+            eng.flush_overflow();
+        }
+        while app.copy_cqes(&mut out) > 0 {}
+        assert!(
+            eng.backlog.capacity() <= 4 * eng.cq_entries() as usize,
+            "capacity {} after draining",
+            eng.backlog.capacity()
+        );
     }
 
     #[test]

@@ -37,6 +37,11 @@ pub struct EngineConfig {
     pub rx_budget: usize,
     /// Seed for smoltcp's ISN generator.
     pub seed: u64,
+    /// Most CQEs held in the CQ overflow backlog before submission is
+    /// refused: past it the engine takes no new SQE and `submit` answers
+    /// `EBUSY` until the application reaps (requests already in flight
+    /// still complete into the backlog: nothing is dropped).
+    pub max_cq_backlog: usize,
 }
 
 impl Default for EngineConfig {
@@ -56,6 +61,7 @@ impl Default for EngineConfig {
             handshake_timeout: Duration::from_secs(30),
             rx_budget: 256,
             seed: 0x5eed_0f01,
+            max_cq_backlog: 1 << 20,
         }
     }
 }

@@ -88,6 +88,11 @@ impl<N: Nic> Driver for Inline<N> {
     ) -> Result<u32, Errno> {
         let before = self.engine.sqes();
         self.step();
+        if self.engine.submit_refused() {
+            // The overflow backlog is full: as io_uring answers when its
+            // overflowed CQ cannot take more, the application must reap first.
+            return Err(Errno(libc::EBUSY));
+        }
         if flags & IORING_ENTER_GETEVENTS != 0 && self.engine.cq_ready() < min_complete {
             if self.clock.is_manual() {
                 // Virtual time does not move by itself: waiting would spin

@@ -81,6 +81,12 @@ impl<N: Nic> Engine<N> {
         s
     }
 
+    /// Whether submission is refused: the CQ overflow backlog is at its cap
+    /// and SQEs wait.
+    pub(crate) fn submit_refused(&self) -> bool {
+        self.core.backlog_full() && self.core.cq.ring.sq_ready() > 0
+    }
+
     /// SQEs consumed so far.
     #[inline]
     pub(crate) fn sqes(&self) -> u64 {

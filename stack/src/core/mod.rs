@@ -196,6 +196,12 @@ impl Core {
         s
     }
 
+    /// Whether the CQ overflow backlog reached `max_cq_backlog`.
+    #[inline]
+    pub(crate) fn backlog_full(&self) -> bool {
+        self.cq.ring.backlog_len() >= self.cfg.max_cq_backlog
+    }
+
     /// Whether connections wait for service or egress.
     pub(crate) fn has_pending_work(&self) -> bool {
         self.conns.has_work()

@@ -13,6 +13,10 @@ use crate::errno;
 impl Core {
     /// Takes every SQE the application published. Returns how many.
     pub(crate) fn process_sqes(&mut self) -> usize {
+        if self.backlog_full() {
+            // No new work until the application reaps (see `max_cq_backlog`).
+            return 0;
+        }
         let mut n = 0;
         while let Some(sqe) = self.cq.ring.next_sqe() {
             n += 1;
