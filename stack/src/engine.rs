@@ -52,6 +52,16 @@ impl<N: Nic> Engine<N> {
         if cfg.rx_budget == 0 {
             return Err(EngineError::Config("rx_budget must be > 0"));
         }
+        if let Some(gw) = cfg.gateway {
+            let host = crate::core::Host::new(cfg.ip, cfg.prefix_len, [0; 6], None);
+            if !host.on_link(gw) || gw == cfg.ip {
+                // Linux refuses such a route too (`ip route add default via`
+                // an unreachable address: "Nexthop has invalid gateway").
+                return Err(EngineError::Config(
+                    "the gateway must be another address on the engine's subnet",
+                ));
+            }
+        }
         let now_us = clock.now_us();
         let (pump, iface) = Pump::new(nic, &cfg, now_us);
         let ops = Ops::with_capacity(ring.sq_entries() as usize * 4);

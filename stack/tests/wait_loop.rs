@@ -91,3 +91,34 @@ fn absolute_timeouts_follow_the_machine_clocks() {
         );
     }
 }
+
+/// A gateway outside the engine's subnet (or the engine's own address) is
+/// refused at open, with a message that says why.
+#[test]
+fn a_gateway_off_the_subnet_is_refused() {
+    use ringline::{open, Clock, EngineConfig};
+    use ringline_dataplane::LoopbackWire;
+    use ringline_ring::ring::RingConfig;
+    for gw in [
+        std::net::Ipv4Addr::new(192, 0, 2, 1),
+        std::net::Ipv4Addr::new(10, 0, 0, 1),
+    ] {
+        let (nic, _peer) = LoopbackWire::pair(&WireConfig::default());
+        let cfg = EngineConfig {
+            ip: std::net::Ipv4Addr::new(10, 0, 0, 1),
+            prefix_len: 24,
+            gateway: Some(gw),
+            ..EngineConfig::default()
+        };
+        let err = open(nic, &RingConfig::default(), cfg, Clock::monotonic())
+            .err()
+            .unwrap_or_else(|| panic!("gateway {gw} accepted"));
+        assert!(err.to_string().contains("gateway"), "{err}");
+    }
+    let (nic, _peer) = LoopbackWire::pair(&WireConfig::default());
+    let cfg = EngineConfig {
+        gateway: Some(std::net::Ipv4Addr::new(10, 0, 0, 254)),
+        ..EngineConfig::default()
+    };
+    assert!(open(nic, &RingConfig::default(), cfg, Clock::monotonic()).is_ok());
+}
