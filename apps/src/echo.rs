@@ -210,6 +210,9 @@ pub fn serve<R: Uring>(
 
     // Connections whose receive ended for lack of buffers.
     let mut starved: Vec<i32> = Vec::new();
+    // Accepted connections not yet closed (by socket number), so shutdown
+    // can close them: their clients then see FIN (or RST), not silence.
+    let mut open: Vec<bool> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         match rt.submit_and_wait_timeout(1, Duration::from_millis(5)) {
             Ok(_) => {}
@@ -224,6 +227,11 @@ pub fn serve<R: Uring>(
                 T_ACCEPT => {
                     if c.res >= 0 {
                         stats.accepted += 1;
+                        let i = c.res as usize;
+                        if open.len() <= i {
+                            open.resize(i + 1, false);
+                        }
+                        open[i] = true;
                         rt.tune_socket(c.res, false);
                         if poll_mode {
                             arm_poll(rt, c.res);
@@ -286,6 +294,9 @@ pub fn serve<R: Uring>(
                                     .build(),
                             );
                         }
+                        if let Some(o) = open.get_mut(fd as usize) {
+                            *o = false;
+                        }
                         push(
                             rt,
                             opcode::Close::new(fd).user_data(ud(T_CLOSE, 0, fd)).build(),
@@ -308,11 +319,10 @@ pub fn serve<R: Uring>(
                     // The buffer is free again: back to the ring.
                     ring.add_and_advance(base + bid as u64 * size as u64, opts.buffer_size, bid);
                     free_bufs += 1;
-                    if c.res < 0
-                        && c.res != -libc::ECONNRESET
-                        && c.res != -libc::EPIPE
-                        && c.res != -libc::ECANCELED
-                    {
+                    // A SEND that fails loses echoed bytes: an error, unless the
+                    // client reset or closed its side (ECONNRESET, EPIPE). CLOSE
+                    // no longer cancels SENDs in flight, so ECANCELED counts.
+                    if c.res < 0 && c.res != -libc::ECONNRESET && c.res != -libc::EPIPE {
                         stats.errors += 1;
                     }
                 }
@@ -340,6 +350,15 @@ pub fn serve<R: Uring>(
             rt,
             opcode::Close::new(lfd)
                 .user_data(ud(T_CLOSE, 0, lfd))
+                .build(),
+        );
+    }
+    // Close the accepted connections too, so their clients see the end.
+    for (fd, _) in open.iter().enumerate().filter(|(_, o)| **o) {
+        push(
+            rt,
+            opcode::Close::new(fd as i32)
+                .user_data(ud(T_CLOSE, 0, fd as i32))
                 .build(),
         );
     }

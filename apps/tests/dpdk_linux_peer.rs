@@ -185,6 +185,33 @@ fn echo_client(addr: &str, rounds: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// A `std::net` client that echoes once, says so, then waits for the
+/// server to end the connection (EOF or reset) within 30 s.
+fn echo_hold(addr: &str) -> Result<(), String> {
+    let mut s = TcpStream::connect_timeout(
+        &addr.parse().map_err(|e| format!("{e}"))?,
+        Duration::from_secs(10),
+    )
+    .map_err(|e| format!("connect {addr}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(b"ping").map_err(|e| format!("write: {e}"))?;
+    let mut got = [0u8; 4];
+    s.read_exact(&mut got).map_err(|e| format!("read: {e}"))?;
+    println!("PEER CONNECTED");
+    let _ = std::io::stdout().flush();
+    let mut buf = [0u8; 64];
+    match s.read(&mut buf) {
+        Ok(0) => println!("PEER SAW END: EOF"),
+        Ok(n) => return Err(format!("{n} unexpected bytes")),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+            println!("PEER SAW END: reset")
+        }
+        Err(e) => return Err(format!("no end of the connection: {e}")),
+    }
+    Ok(())
+}
+
 /// A `std::net` echo server, run inside the namespace by
 /// `ringline_loadgen_against_linux`; it ends by itself after `life`.
 fn echo_server(port: u16, life: Duration) -> Result<(), String> {
@@ -226,6 +253,7 @@ fn peer() {
     let r = match role.as_str() {
         "echo-client" => echo_client("10.77.1.2:7", 10_000),
         "echo-server" => echo_server(7007, Duration::from_secs(60)),
+        "echo-hold" => echo_hold("10.77.1.2:7"),
         other => Err(format!("unknown role {other}")),
     };
     match r {
@@ -292,6 +320,50 @@ fn linux_client_echoes_10000_round_trips() {
     assert!(f.stdout.contains(" 0 errors"), "{}", f.stdout);
     assert_eq!(huge_files(&p), Vec::<String>::new());
     eprintln!("std::net client: 10,000 echo round trips in {took:?}");
+}
+
+/// `ringline echo` stopped by SIGTERM closes the connections it accepted:
+/// a Linux client holding one open sees the end (FIN), not silence.
+#[test]
+fn echo_closes_its_connections_on_shutdown() {
+    if !usable("ringline echo shutdown with a Linux client") {
+        return;
+    }
+    let _g = serial();
+    let ns = Netns::new("echoend").expect("namespace");
+    let (eal, p) = eal("echoend", "rle2");
+    let mut server = Proc::spawn(
+        "ringline echo",
+        ns.cmd(
+            ringline(),
+            &[
+                "echo",
+                "--dpdk",
+                &eal,
+                "--ip",
+                "10.77.1.2/24",
+                "--listen",
+                "7",
+            ],
+        ),
+    );
+    server.wait_line("listening on 10.77.1.2:7", Duration::from_secs(60));
+    ns.configure("rle2", "10.77.1.1/24", Duration::from_secs(10))
+        .expect("configure the TAP");
+    let mut client = Proc::spawn("std::net client", peer_in(&ns, "echo-hold"));
+    client.wait_line("PEER CONNECTED", Duration::from_secs(60));
+    server.term();
+    let f = server.wait(Duration::from_secs(30));
+    f.assert_ok("ringline echo");
+    let c = client.wait(Duration::from_secs(60));
+    assert!(
+        c.stdout.contains("PEER SAW END"),
+        "{}\n{}",
+        c.stdout,
+        c.stderr
+    );
+    assert!(f.stdout.contains(" 0 errors"), "{}", f.stdout);
+    assert_eq!(huge_files(&p), Vec::<String>::new());
 }
 
 #[test]
