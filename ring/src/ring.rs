@@ -825,10 +825,16 @@ impl EngineRing {
 
     /// Moves backlog CQEs into the CQ, in order, while space allows; clears
     /// `IORING_SQ_CQ_OVERFLOW` once the backlog is empty. Returns the number moved.
+    #[inline]
     pub fn flush_overflow(&mut self) -> usize {
         if self.backlog.is_empty() {
             return 0;
         }
+        self.flush_backlog()
+    }
+
+    #[inline(never)]
+    fn flush_backlog(&mut self) -> usize {
         let slots = self.shared.cqes();
         let mut moved = 0;
         while let Some(&cqe) = self.backlog.front() {

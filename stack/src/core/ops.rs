@@ -338,7 +338,7 @@ impl Ops {
 
     /// The list `owner` names (none for a connect, an armed timeout or no
     /// owner).
-    #[inline]
+    #[inline(always)]
     fn list_mut(&mut self, owner: Owner) -> Option<&mut OpList> {
         match owner {
             Owner::None | Owner::Timeout | Owner::Connect(_) => None,
