@@ -159,6 +159,27 @@ fn curl_fetches_from_ringline_http() {
     );
 }
 
+/// `ringline echo` on 10.77.1.2:7 inside `ns`, up and listening.
+fn spawn_echo(ns: &Netns, eal: &str) -> Proc {
+    let mut server = Proc::spawn(
+        "ringline echo",
+        ns.cmd(
+            ringline(),
+            &[
+                "echo",
+                "--dpdk",
+                eal,
+                "--ip",
+                "10.77.1.2/24",
+                "--listen",
+                "7",
+            ],
+        ),
+    );
+    server.wait_line("listening on 10.77.1.2:7", Duration::from_secs(60));
+    server
+}
+
 /// The `std::net` echo client, run inside the namespace by `linux_client_echoes`.
 fn echo_client(addr: &str, rounds: usize) -> Result<(), String> {
     let mut s = TcpStream::connect_timeout(
@@ -281,22 +302,7 @@ fn linux_client_echoes_10000_round_trips() {
     let _g = serial();
     let ns = Netns::new("echo").expect("namespace");
     let (eal, p) = eal("echo", "rle0");
-    let mut server = Proc::spawn(
-        "ringline echo",
-        ns.cmd(
-            ringline(),
-            &[
-                "echo",
-                "--dpdk",
-                &eal,
-                "--ip",
-                "10.77.1.2/24",
-                "--listen",
-                "7",
-            ],
-        ),
-    );
-    server.wait_line("listening on 10.77.1.2:7", Duration::from_secs(60));
+    let mut server = spawn_echo(&ns, &eal);
     ns.configure("rle0", "10.77.1.1/24", Duration::from_secs(10))
         .expect("configure the TAP");
     let t0 = Instant::now();
@@ -332,22 +338,7 @@ fn echo_closes_its_connections_on_shutdown() {
     let _g = serial();
     let ns = Netns::new("echoend").expect("namespace");
     let (eal, p) = eal("echoend", "rle2");
-    let mut server = Proc::spawn(
-        "ringline echo",
-        ns.cmd(
-            ringline(),
-            &[
-                "echo",
-                "--dpdk",
-                &eal,
-                "--ip",
-                "10.77.1.2/24",
-                "--listen",
-                "7",
-            ],
-        ),
-    );
-    server.wait_line("listening on 10.77.1.2:7", Duration::from_secs(60));
+    let mut server = spawn_echo(&ns, &eal);
     ns.configure("rle2", "10.77.1.1/24", Duration::from_secs(10))
         .expect("configure the TAP");
     let mut client = Proc::spawn("std::net client", peer_in(&ns, "echo-hold"));

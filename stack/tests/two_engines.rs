@@ -493,29 +493,37 @@ fn echo_round_trips_with_single_recv_and_send() {
     }
 }
 
+/// A client socket (SOCKET with user_data `sock_ud`) and its CONNECT to
+/// `sa` pushed (user_data `connect_ud`); returns the socket number.
+fn client_connect(p: &mut Pair, sa: &libc::sockaddr_in, sock_ud: u64, connect_ud: u64) -> i32 {
+    let fd = call(
+        p,
+        false,
+        opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
+            .user_data(sock_ud)
+            .build(),
+    )
+    .res;
+    push(
+        &mut p.c,
+        opcode::Connect::new(
+            fd,
+            sa as *const libc::sockaddr_in as *const libc::sockaddr,
+            16,
+        )
+        .user_data(connect_ud)
+        .build(),
+    );
+    fd
+}
+
 #[test]
 fn connect_refused_without_listener() {
     let mut p = Pair::new();
     let sa = sockaddr(SERVER_IP, 9999);
-    let fd = call(
-        &mut p,
-        false,
-        opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
-            .user_data(1)
-            .build(),
-    )
-    .res;
-    let c = call(
-        &mut p,
-        false,
-        opcode::Connect::new(
-            fd,
-            &*sa as *const libc::sockaddr_in as *const libc::sockaddr,
-            16,
-        )
-        .user_data(2)
-        .build(),
-    );
+    client_connect(&mut p, &sa, 1, 2);
+    assert!(p.run_until(1000, |p| p.c_cqes.iter().any(|c| c.user_data == 2)));
+    let c = take(&mut p.c_cqes, 2).unwrap();
     assert_eq!(c.res, -libc::ECONNREFUSED);
 }
 
@@ -769,24 +777,7 @@ fn step_wait_hands_over_completions_before_egress_and_loses_nothing() {
 fn connect_to_a_silent_neighbour_fails_with_ehostunreach() {
     let mut p = Pair::new();
     let sa = sockaddr(std::net::Ipv4Addr::new(10, 0, 0, 77), 80);
-    let fd = call(
-        &mut p,
-        false,
-        opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
-            .user_data(1)
-            .build(),
-    )
-    .res;
-    push(
-        &mut p.c,
-        opcode::Connect::new(
-            fd,
-            &*sa as *const libc::sockaddr_in as *const libc::sockaddr,
-            16,
-        )
-        .user_data(2)
-        .build(),
-    );
+    let fd = client_connect(&mut p, &sa, 1, 2);
     let t0 = p.now_us();
     assert!(p.run_until(100_000, |p| p.c_cqes.iter().any(|c| c.user_data == 2)));
     let waited = p.now_us() - t0;
