@@ -181,6 +181,27 @@ pub fn close_with_poll(c: &mut Ctx) -> R {
     Ok(())
 }
 
+/// CLOSE with a multishot RECV armed: the RECV stays armed, delivers what
+/// the peer sends, and ends with EOF when the peer closes.
+pub fn close_with_multishot_recv(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    c.buf_ring(1, 16, 512, 16)
+        .map_err(|e| format!("buf ring {e}"))?;
+    c.submit_one("recv", opcode::RecvMulti::new(fd, 1).user_data(1).build())?;
+    c.stream(1, 1, true);
+    c.quiet();
+    call(c, "close", opcode::Close::new(fd).user_data(2).build())?;
+    c.quiet();
+    c.record(2);
+    let data = pattern(3000, 11);
+    c.peer_send(p, &data)?;
+    c.wait_stream(1, data.len());
+    c.backend().peer_close(p);
+    c.wait_final(1);
+    c.record_stream(1, &data, false);
+    Ok(())
+}
+
 pub fn close_listener(c: &mut Ctx) -> R {
     let l = c.backend().app_listener(16)?;
     c.submit_one("accept", opcode::AcceptMulti::new(l).user_data(1).build())?;
