@@ -791,3 +791,52 @@ fn connect_to_a_silent_neighbour_fails_with_ehostunreach() {
     let r = call(&mut p, false, opcode::Close::new(fd).user_data(3).build());
     assert_eq!(r.res, 0);
 }
+
+/// A RECV in flight on a closed socket keeps running, but no longer answers
+/// to the closed socket number: `IORING_ASYNC_CANCEL_FD` on a new socket that
+/// reuses the number does not cancel it (Linux matches the file, not the
+/// number), and the RECV still gets the data that arrives.
+#[test]
+fn ops_of_a_closed_socket_forget_its_number() {
+    let mut p = Pair::new();
+    let (sfd, cfd) = one_conn(&mut p);
+    let mut buf = vec![0u8; 64];
+    push(
+        &mut p.s,
+        opcode::Recv::new(sfd, buf.as_mut_ptr(), 64)
+            .user_data(1)
+            .build(),
+    );
+    p.run(3);
+    assert_eq!(
+        call(&mut p, true, opcode::Close::new(sfd).user_data(2).build()).res,
+        0
+    );
+    let new = call(
+        &mut p,
+        true,
+        opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
+            .user_data(3)
+            .build(),
+    )
+    .res;
+    assert_eq!(new, sfd, "the freed number is reused");
+    let r = call(
+        &mut p,
+        true,
+        opcode::AsyncCancelFd::new(new).user_data(4).build(),
+    );
+    assert_eq!(
+        r.res,
+        -libc::ENOENT,
+        "nothing of the new socket's to cancel"
+    );
+    let msg = b"abc".to_vec();
+    push(
+        &mut p.c,
+        opcode::Send::new(cfd, msg.as_ptr(), 3).user_data(5).build(),
+    );
+    assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 1)));
+    assert_eq!(take(&mut p.s_cqes, 1).unwrap().res, 3);
+    assert_eq!(&buf[..3], b"abc");
+}

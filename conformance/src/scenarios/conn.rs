@@ -105,13 +105,20 @@ pub fn close_twice(c: &mut Ctx) -> R {
     Ok(())
 }
 
+/// Lets what was submitted settle, CLOSEs `fd` (user_data 2, waited for),
+/// and lets that settle too.
+fn close_settled(c: &mut Ctx, fd: i32) -> R {
+    c.quiet();
+    call(c, "close", opcode::Close::new(fd).user_data(2).build())?;
+    c.quiet();
+    Ok(())
+}
+
 pub fn close_with_recv(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
     let buf = c.mem(64);
     c.submit_one("recv", opcode::Recv::new(fd, buf, 64).user_data(1).build())?;
-    c.quiet();
-    call(c, "close", opcode::Close::new(fd).user_data(2).build())?;
-    c.quiet();
+    close_settled(c, fd)?;
     c.record_order(&[1, 2]);
     c.peer_send(p, &pattern(5, 42))?;
     c.wait_final(1);
@@ -135,9 +142,7 @@ pub fn close_with_send(c: &mut Ctx) -> R {
             .user_data(1)
             .build(),
     )?;
-    c.quiet();
-    call(c, "close", opcode::Close::new(fd).user_data(2).build())?;
-    c.quiet();
+    close_settled(c, fd)?;
     c.record_order(&[1, 2]);
     c.backend().peer_start_reading(p);
     let rx = c.peer_wait_end(p);
@@ -171,9 +176,7 @@ pub fn close_with_poll(c: &mut Ctx) -> R {
             .user_data(1)
             .build(),
     )?;
-    c.quiet();
-    call(c, "close", opcode::Close::new(fd).user_data(2).build())?;
-    c.quiet();
+    close_settled(c, fd)?;
     c.record_order(&[1, 2]);
     c.peer_send(p, &pattern(5, 9))?;
     c.wait_final(1);
@@ -189,9 +192,7 @@ pub fn close_with_multishot_recv(c: &mut Ctx) -> R {
         .map_err(|e| format!("buf ring {e}"))?;
     c.submit_one("recv", opcode::RecvMulti::new(fd, 1).user_data(1).build())?;
     c.stream(1, 1, true);
-    c.quiet();
-    call(c, "close", opcode::Close::new(fd).user_data(2).build())?;
-    c.quiet();
+    close_settled(c, fd)?;
     c.record(2);
     let data = pattern(3000, 11);
     c.peer_send(p, &data)?;
@@ -199,6 +200,29 @@ pub fn close_with_multishot_recv(c: &mut Ctx) -> R {
     c.backend().peer_close(p);
     c.wait_final(1);
     c.record_stream(1, &data, false);
+    Ok(())
+}
+
+/// CLOSE with a RECV pending, then a new socket (which may reuse the
+/// number) and ASYNC_CANCEL by that number: the closed socket's RECV is not
+/// found, and still gets the peer's data.
+pub fn close_then_cancel_fd(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    let buf = c.mem(64);
+    c.submit_one("recv", opcode::Recv::new(fd, buf, 64).user_data(1).build())?;
+    close_settled(c, fd)?;
+    // Whether the number is reused depends on the process's other files
+    // (the kernel backend's peer sockets share its table): not recorded.
+    let new = socket(c, "socket", 3)?;
+    call(
+        c,
+        "cancel(fd of the new socket)",
+        opcode::AsyncCancelFd::new(new).user_data(4).build(),
+    )?;
+    c.record(4);
+    c.peer_send(p, &pattern(5, 13))?;
+    c.wait_final(1);
+    c.record(1);
     Ok(())
 }
 

@@ -179,6 +179,7 @@ pub fn all() -> Vec<Scenario> {
         sc("close_listener_with_accept", "close", "CLOSE of a listener with a multishot ACCEPT pending, then a peer connects: the ACCEPT keeps the listener open and accepts it", d, m, conn::close_listener),
         sc("close_with_send_in_flight", "close", "CLOSE while a 16 MiB MSG_WAITALL SEND waits for the peer to read: every byte arrives, then EOF", d, m, conn::close_with_send),
         sc("close_with_multishot_recv", "close", "CLOSE with a multishot RECV armed: it still delivers what the peer sends, then EOF when the peer closes", d, m, conn::close_with_multishot_recv),
+        sc("close_then_cancel_fd", "close", "CLOSE with a RECV pending, a new socket, ASYNC_CANCEL by its number: the old RECV is not found and still gets the data", d, m, conn::close_then_cancel_fd),
         sc("close_with_poll_in_flight", "close", "CLOSE with a POLL_ADD(POLLIN) pending, then the peer sends: the poll fires", d, m, conn::close_with_poll),
         // SQE flags
         sc("link_chain", "sqe flags", "three NOPs linked with IOSQE_IO_LINK complete in order", d, m, flags::link_chain),

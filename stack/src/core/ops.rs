@@ -403,6 +403,36 @@ impl Ops {
         op.owner = Owner::None;
     }
 
+    /// The application closed the socket number the ops waiting on `cid`
+    /// were submitted on: they keep running, but forget the number, so a
+    /// later `IORING_ASYNC_CANCEL_FD` on it (perhaps a new socket by then)
+    /// does not find them, as Linux matches the file, not the number.
+    pub(crate) fn forget_fd_of_conn(&mut self, cid: ConnId) {
+        let c = self.conn(cid);
+        let (heads, connect) = ([c.recv.head, c.send.head, c.poll.head], c.connect);
+        for head in heads {
+            self.forget_fd_from(head);
+        }
+        if let Some(id) = connect {
+            self.get_mut(id).fd = -1;
+        }
+    }
+
+    /// As [`Ops::forget_fd_of_conn`], for a listener's ops.
+    pub(crate) fn forget_fd_of_listener(&mut self, slot: u32) {
+        let l = self.listener(slot);
+        self.forget_fd_from(l.accept.head);
+        self.forget_fd_from(l.poll.head);
+    }
+
+    fn forget_fd_from(&mut self, mut cur: Option<OpId>) {
+        while let Some(id) = cur {
+            let op = self.get_mut(id);
+            op.fd = -1;
+            cur = op.next;
+        }
+    }
+
     /// The op after `id` on its list.
     pub(crate) fn next_of(&self, id: OpId) -> Option<OpId> {
         self.get(id).next

@@ -233,6 +233,7 @@ impl Core {
                 if ops.accept.is_empty() && ops.poll.is_empty() {
                     self.close_listener(lid);
                 } else {
+                    self.cq.ops.forget_fd_of_listener(lid.slot);
                     self.closing_listeners.push(lid);
                 }
                 Ok(Some((0, 0)))
@@ -245,6 +246,7 @@ impl Core {
                     self.close_conn(cid);
                 } else {
                     c.close_pending = true;
+                    self.cq.ops.forget_fd_of_conn(cid);
                     self.closing.push(cid);
                 }
                 Ok(Some((0, 0)))
