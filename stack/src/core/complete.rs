@@ -99,8 +99,7 @@ impl Completer {
     /// Final CQE of a parked op: unlink, free, post (unless skipped on
     /// success), then cancel its LINK_TIMEOUT and report to its chain.
     pub(crate) fn finish(&mut self, id: OpId, res: i32, flags: u32) {
-        self.ops.unlink(id);
-        let op = self.ops.remove(id);
+        let op = self.ops.take(id);
         match op.kind {
             OpKind::Send { zc, .. } if zc != ZeroCopy::No => {
                 // SEND_ZC: the request CQE says a notification follows; the
