@@ -493,30 +493,6 @@ fn echo_round_trips_with_single_recv_and_send() {
     }
 }
 
-/// A client socket (SOCKET with user_data `sock_ud`) and its CONNECT to
-/// `sa` pushed (user_data `connect_ud`); returns the socket number.
-fn client_connect(p: &mut Pair, sa: &libc::sockaddr_in, sock_ud: u64, connect_ud: u64) -> i32 {
-    let fd = call(
-        p,
-        false,
-        opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
-            .user_data(sock_ud)
-            .build(),
-    )
-    .res;
-    push(
-        &mut p.c,
-        opcode::Connect::new(
-            fd,
-            sa as *const libc::sockaddr_in as *const libc::sockaddr,
-            16,
-        )
-        .user_data(connect_ud)
-        .build(),
-    );
-    fd
-}
-
 #[test]
 fn connect_refused_without_listener() {
     let mut p = Pair::new();

@@ -353,31 +353,38 @@ pub fn listen(p: &mut Pair, port: u16, backlog: u32) -> i32 {
     fd
 }
 
+/// A client socket (SOCKET with user_data `sock_ud`, waited for) and its
+/// CONNECT to `sa` pushed (user_data `connect_ud`); returns the socket.
+pub fn client_connect(p: &mut Pair, sa: &libc::sockaddr_in, sock_ud: u64, connect_ud: u64) -> i32 {
+    let fd = call(
+        p,
+        false,
+        opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
+            .user_data(sock_ud)
+            .build(),
+    )
+    .res;
+    assert!(fd >= 0, "socket: {fd}");
+    push(
+        &mut p.c,
+        opcode::Connect::new(
+            fd,
+            sa as *const libc::sockaddr_in as *const libc::sockaddr,
+            16,
+        )
+        .user_data(connect_ud)
+        .build(),
+    );
+    fd
+}
+
 /// Opens `n` client connections to `port`; returns their fds once all connected.
 pub fn connect_n(p: &mut Pair, port: u16, n: usize, base_ud: u64) -> Vec<i32> {
     let sa = sockaddr(SERVER_IP, port);
     let mut fds = Vec::new();
     for i in 0..n {
-        let fd = call(
-            p,
-            false,
-            opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
-                .user_data(base_ud + 50_000 + i as u64)
-                .build(),
-        )
-        .res;
-        assert!(fd >= 0);
+        let fd = client_connect(p, &sa, base_ud + 50_000 + i as u64, base_ud + i as u64);
         fds.push(fd);
-        push(
-            &mut p.c,
-            opcode::Connect::new(
-                fd,
-                &*sa as *const libc::sockaddr_in as *const libc::sockaddr,
-                16,
-            )
-            .user_data(base_ud + i as u64)
-            .build(),
-        );
         if i % 64 == 63 {
             p.step();
         }
