@@ -54,4 +54,12 @@ pub struct EngineStats {
     pub ops_in_flight: u64,
     /// Connections failed because their next hop never answered ARP.
     pub unreachable: u64,
+    /// Data segments sent again (any cause: fast retransmit, probe, RTO).
+    pub retransmits: u64,
+    /// Fast retransmits the engine started from the peer's SACK blocks.
+    pub fast_retransmits: u64,
+    /// Tail-loss probes (a timeout of about two round trips without progress).
+    pub tlp_probes: u64,
+    /// Retransmission timeouts the engine fired (its 200 ms floor, not smoltcp's 1 s).
+    pub rto_fired: u64,
 }

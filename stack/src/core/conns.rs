@@ -11,6 +11,7 @@ use smoltcp::socket::tcp;
 use smoltcp::time::Duration as SmolDuration;
 
 use crate::config::EngineConfig;
+use crate::core::recovery::Recovery;
 use crate::fxhash::FxMap;
 use crate::ids::{ConnId, ListenerId};
 use crate::slab::Slab;
@@ -114,6 +115,8 @@ pub(crate) struct Conn {
     /// The application closed its socket number while requests were still
     /// in flight on it: it closes when the last one completes.
     pub(crate) close_pending: bool,
+    /// Loss recovery's view of the send side, and the socket's clock offset.
+    pub(crate) rec: Recovery,
     in_dirty: bool,
     in_ready: bool,
     pub(crate) started_us: u64,
@@ -148,6 +151,7 @@ impl Conn {
             aborted: false,
             close_pending: false,
             arp_since: None,
+            rec: Recovery::default(),
             in_dirty: false,
             in_ready: false,
             started_us: 0,
@@ -359,6 +363,7 @@ impl Conns {
         c.aborted = false;
         c.close_pending = false;
         c.arp_since = None;
+        c.rec.reset();
         c.started_us = now_us;
         c.last_state = tcp::State::Closed;
         let s = c.sock();

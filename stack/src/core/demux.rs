@@ -9,6 +9,7 @@ use smoltcp::socket::tcp;
 use smoltcp::wire::{IpProtocol, Ipv4Packet, TcpPacket};
 
 use super::conns::{tuple_key, Phase};
+use super::recovery::{read_sack, Heard, Repair};
 use super::Core;
 use crate::ids::{ConnId, ListenerId};
 use crate::l2::{self, Arp, ETH_HDR};
@@ -16,11 +17,13 @@ use crate::l2::{self, Arp, ETH_HDR};
 /// What a received frame is for.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Ingress<'a> {
-    /// Feed this IP packet to connection `cid`'s socket.
+    /// Feed this IP packet to connection `cid`'s socket, then make the
+    /// repair loss recovery asks for, if any.
     Conn {
         cid: ConnId,
         ip: &'a [u8],
         src_mac: MacAddr,
+        repair: Option<Repair>,
     },
     /// A segment for no socket: let smoltcp answer it (RST) with no socket.
     NoSocket { ip: &'a [u8], src_mac: MacAddr },
@@ -159,12 +162,44 @@ impl Core {
             _ => self.conns.lookup(key),
         };
         if let Some(cid) = known {
-            return Ingress::Conn { cid, ip, src_mac };
+            let c = self.conns.get_mut(cid);
+            let repair = if c.established {
+                let mut h = Heard {
+                    seq: tcp.seq_number().0 as u32,
+                    len: (tcp.payload().len() + usize::from(tcp.fin())) as u32,
+                    ack: tcp.ack_number().0 as u32,
+                    win: tcp.window_len(),
+                    control: syn || rst || !ack,
+                    ..Heard::default()
+                };
+                if tcp.header_len() > 32 {
+                    // More than timestamps: maybe SACK blocks.
+                    read_sack(tcp.options(), &mut h);
+                }
+                let r = c.rec.on_heard(&h, self.now_us);
+                if r.is_some() {
+                    self.stats.fast_retransmits += 1;
+                }
+                r
+            } else {
+                None
+            };
+            return Ingress::Conn {
+                cid,
+                ip,
+                src_mac,
+                repair,
+            };
         }
         if syn && !ack && !rst {
             if let Some(lid) = self.listeners.on_port(dport) {
                 return match self.admit(lid, key, src, sport, dport) {
-                    Some(cid) => Ingress::Conn { cid, ip, src_mac },
+                    Some(cid) => Ingress::Conn {
+                        cid,
+                        ip,
+                        src_mac,
+                        repair: None,
+                    },
                     None => Ingress::Done,
                 };
             }

@@ -29,6 +29,7 @@ pub(crate) mod links;
 pub(crate) mod listen;
 pub(crate) mod ops;
 mod poll;
+pub(crate) mod recovery;
 pub(crate) mod request;
 mod rw;
 mod service;

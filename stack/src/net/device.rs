@@ -6,6 +6,7 @@ use ringline_dataplane::{MacAddr, Nic, TxError};
 use smoltcp::phy::{Device, DeviceCapabilities, RxToken, TxToken};
 use smoltcp::time::Instant;
 
+use crate::core::recovery::Sent;
 use crate::l2::{self, ETH_HDR};
 
 /// Transmit counters of the device.
@@ -28,6 +29,8 @@ pub(crate) struct Port<'a, N: Nic> {
     pub(crate) caps: &'a DeviceCapabilities,
     pub(crate) scratch: &'a mut [u8],
     pub(crate) tx: &'a mut TxCounters,
+    /// The data segments sent, for loss recovery.
+    pub(crate) sent: &'a mut Sent,
 }
 
 pub(crate) struct RxTok<'a>(&'a [u8]);
@@ -44,6 +47,30 @@ pub(crate) struct TxTok<'b, N: Nic> {
     src_mac: MacAddr,
     scratch: &'b mut [u8],
     tx: &'b mut TxCounters,
+    sent: &'b mut Sent,
+}
+
+/// Records the data segment (if it is one) in IP packet `ip` into `sent`.
+#[inline]
+fn note_sent(ip: &[u8], sent: &mut Sent) {
+    if ip.len() < 40 {
+        return;
+    }
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let Some(t) = ip.get(ihl..total) else { return };
+    if t.len() < 20 {
+        return;
+    }
+    let doff = usize::from(t[12] >> 4) * 4;
+    let flags = t[13];
+    let payload = t.len().saturating_sub(doff) as u32;
+    // FIN counts one in sequence space; SYNs are not tracked.
+    let len = payload + u32::from(flags & 0x01);
+    if len > 0 && flags & 0x02 == 0 {
+        let seq = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
+        sent.record(seq, len, payload);
+    }
 }
 
 impl<N: Nic> TxToken for TxTok<'_, N> {
@@ -51,10 +78,12 @@ impl<N: Nic> TxToken for TxTok<'_, N> {
         let mut f = Some(f);
         let mut out = None;
         let (dst, src) = (self.dst_mac, self.src_mac);
+        let sent = self.sent;
         let mut build = |buf: &mut [u8]| {
             l2::write_eth(buf, dst, src, l2::ETHERTYPE_IPV4);
             if let Some(f) = f.take() {
                 out = Some(f(&mut buf[ETH_HDR..]));
+                note_sent(&buf[ETH_HDR..], sent);
             }
         };
         let mut r = self.nic.tx_frame(ETH_HDR + len, &mut build);
@@ -72,7 +101,9 @@ impl<N: Nic> TxToken for TxTok<'_, N> {
                 // buffer; the segment is lost and TCP will retransmit it.
                 self.tx.dropped += 1;
                 let f = f.take().expect("builder not called when tx_frame fails");
-                f(&mut self.scratch[..len])
+                let v = f(&mut self.scratch[..len]);
+                note_sent(&self.scratch[..len], sent);
+                v
             }
         }
     }
@@ -98,6 +129,7 @@ impl<N: Nic> Device for Port<'_, N> {
                 src_mac: self.src_mac,
                 scratch: self.scratch,
                 tx: self.tx,
+                sent: self.sent,
             },
         ))
     }
@@ -115,6 +147,7 @@ impl<N: Nic> Device for Port<'_, N> {
             src_mac: self.src_mac,
             scratch: self.scratch,
             tx: self.tx,
+            sent: self.sent,
         })
     }
 

@@ -8,12 +8,19 @@ mod device;
 
 use ringline_dataplane::{MacAddr, Nic, RX_BURST};
 use smoltcp::iface::{Config as IfaceConfig, Interface, PollResult, SocketSet};
-use smoltcp::phy::{Checksum, DeviceCapabilities, Medium};
+use std::net::Ipv4Addr;
+
+use smoltcp::phy::{Checksum, ChecksumCapabilities, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
-use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
+use smoltcp::wire::{
+    HardwareAddress, IpAddress, IpCidr, IpProtocol, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket,
+    TcpRepr, TcpSeqNumber,
+};
 
 use crate::config::EngineConfig;
+use crate::core::conns::Conn;
 use crate::core::demux_peek_tuple;
+use crate::core::recovery::{Repair, Sent};
 use crate::core::{Core, Ingress};
 use crate::hint::prefetch;
 use crate::ids::ConnId;
@@ -25,7 +32,7 @@ pub(crate) use device::TxCounters;
 /// (so the caller can still borrow the pump's empty socket set, and the
 /// core's interface and a connection's socket set).
 macro_rules! port {
-    ($p:expr, $rx:expr, $dst:expr) => {
+    ($p:expr, $rx:expr, $dst:expr, $sent:expr) => {
         port!(
             &mut $p.nic,
             &$p.caps,
@@ -33,10 +40,11 @@ macro_rules! port {
             &mut $p.scratch,
             &mut $p.tx,
             $rx,
-            $dst
+            $dst,
+            $sent
         )
     };
-    ($nic:expr, $caps:expr, $mac:expr, $scratch:expr, $tx:expr, $rx:expr, $dst:expr) => {
+    ($nic:expr, $caps:expr, $mac:expr, $scratch:expr, $tx:expr, $rx:expr, $dst:expr, $sent:expr) => {
         Port {
             nic: $nic,
             rx: $rx,
@@ -45,6 +53,7 @@ macro_rules! port {
             caps: $caps,
             scratch: $scratch,
             tx: $tx,
+            sent: $sent,
         }
     };
 }
@@ -97,7 +106,8 @@ impl<N: Nic> Pump<N> {
         };
         let mut iface_cfg = IfaceConfig::new(HardwareAddress::Ip);
         iface_cfg.random_seed = cfg.seed;
-        let mut port = port!(pump, None, l2::BROADCAST);
+        let mut sent = Sent::default();
+        let mut port = port!(pump, None, l2::BROADCAST, &mut sent);
         let mut iface = Interface::new(iface_cfg, &mut port, Instant::from_micros(now_us as i64));
         iface.update_ip_addrs(|a| {
             let _ = a.push(IpCidr::new(IpAddress::Ipv4(cfg.ip), cfg.prefix_len));
@@ -147,17 +157,43 @@ impl<N: Nic> Pump<N> {
                 [None; RX_BURST]
             };
             for (i, frame) in rx_batch.drain(..).enumerate() {
-                let now = core.instant();
+                // Replies to input carry no data: nothing for recovery.
+                let mut sent = Sent::default();
                 match core.ingress(frame.as_ref(), hints[i], verify_ipv4) {
-                    Ingress::Conn { cid, ip, src_mac } => {
-                        let set = &mut core.conns.get_mut(cid).set;
-                        let mut port = port!(nic, caps, *mac, scratch, tx, Some(ip), src_mac);
-                        core.iface.poll_ingress_single(now, &mut port, set);
+                    Ingress::Conn {
+                        cid,
+                        ip,
+                        src_mac,
+                        repair,
+                    } => {
+                        let c = core.conns.get_mut(cid);
+                        let now = Instant::from_micros(c.rec.socket_time(core.now_us) as i64);
+                        let mut port =
+                            port!(nic, caps, *mac, scratch, tx, Some(ip), src_mac, &mut sent);
+                        core.iface.poll_ingress_single(now, &mut port, &mut c.set);
+                        if let Some(Repair::DupAcks { seq, ack, win }) = repair {
+                            let pkt = dup_ack(core.host.ip, c, seq, ack, win);
+                            for _ in 0..3 {
+                                let mut port = port!(
+                                    nic,
+                                    caps,
+                                    *mac,
+                                    scratch,
+                                    tx,
+                                    Some(&pkt[..]),
+                                    src_mac,
+                                    &mut sent
+                                );
+                                core.iface.poll_ingress_single(now, &mut port, &mut c.set);
+                            }
+                        }
                         core.conns.mark_ready(cid);
                         core.conns.mark_dirty(cid);
                     }
                     Ingress::NoSocket { ip, src_mac } => {
-                        let mut port = port!(nic, caps, *mac, scratch, tx, Some(ip), src_mac);
+                        let now = core.instant();
+                        let mut port =
+                            port!(nic, caps, *mac, scratch, tx, Some(ip), src_mac, &mut sent);
                         core.iface.poll_ingress_single(now, &mut port, empty_set);
                     }
                     Ingress::Arp(to, arp) => send_arp(nic, *mac, to, &arp, tx, arp_tx),
@@ -189,7 +225,6 @@ impl<N: Nic> Pump<N> {
     }
 
     fn egress(&mut self, core: &mut Core, cid: ConnId) {
-        let now = core.instant();
         let hop = core.host.next_hop(core.conns.get(cid).remote_ip);
         let Some(dst_mac) = core.neigh.lookup(hop) else {
             let since = *core.conns.get_mut(cid).arp_since.get_or_insert(core.now_us);
@@ -219,29 +254,108 @@ impl<N: Nic> Pump<N> {
             core.conns.arm_timer(cid, core.now_us + ARP_RETRY_US);
             return;
         };
+        let now_us = core.now_us;
         let c = core.conns.get_mut(cid);
         if c.arp_since.is_some() {
             c.arp_since = None;
         }
+        let repair = c.rec.on_timeout(now_us, &mut core.stats);
+        let mut now = Instant::from_micros(c.rec.socket_time(now_us) as i64);
+        let mut sent = c.rec.begin();
+        if let Some(Repair::DupAcks { seq, ack, win }) = repair {
+            // The tail-loss probe: the socket resends the segment at `ack`.
+            let pkt = dup_ack(core.host.ip, c, seq, ack, win);
+            for _ in 0..3 {
+                let mut port = port!(self, Some(&pkt[..]), dst_mac, &mut sent);
+                core.iface.poll_ingress_single(now, &mut port, &mut c.set);
+            }
+        }
         let set = &mut c.set;
-        let mut port = port!(self, None, dst_mac);
-        // Dispatch only while smoltcp says something is due now: asking
-        // `poll_at` is cheaper than a `dispatch` that finds nothing to send,
-        // which is the common case after input (a delayed ACK) and after the
-        // one segment of a request.
-        let mut at = core.iface.poll_at(now, set);
-        let mut rounds = 0;
-        while rounds < EGRESS_ROUNDS && matches!(at, Some(t) if t <= now) {
-            rounds += 1;
-            let sent = core.iface.poll_egress(now, &mut port, set);
-            at = core.iface.poll_at(now, set);
-            if sent == PollResult::None {
+        let mut at = None;
+        // An RTO: move the socket's clock to its own retransmission deadline
+        // (another of its timers may come first: then again, a few times).
+        let jumps = if repair == Some(Repair::Rto) { 3 } else { 1 };
+        for _ in 0..jumps {
+            let mut port = port!(self, None, dst_mac, &mut sent);
+            if jumps > 1 {
+                if let Some(t) = core.iface.poll_at(now, set) {
+                    if t > now {
+                        c.rec.off_us += (t - now).total_micros();
+                        now = t;
+                    }
+                }
+            }
+            at = dispatch(&mut core.iface, &mut port, set, now);
+            if port.sent.resent > 0 {
                 break;
             }
         }
-        let at_us = at.map(|t| t.total_micros() as u64);
-        core.conns.after_egress(cid, at_us, core.now_us);
+        let off = c.rec.off_us;
+        c.rec.on_sent(&sent, now_us, &mut core.stats);
+        let smol_at = at.map(|t| (t.total_micros() as u64).saturating_sub(off));
+        let at_us = match (smol_at, c.rec.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        core.conns.after_egress(cid, at_us, now_us);
     }
+}
+
+/// Dispatches `set`'s socket at `now` while smoltcp says something is due:
+/// asking `poll_at` is cheaper than a `dispatch` that finds nothing to send,
+/// which is the common case after input (a delayed ACK) and after the one
+/// segment of a request. Returns the socket's next deadline.
+fn dispatch<N: Nic>(
+    iface: &mut Interface,
+    port: &mut Port<'_, N>,
+    set: &mut SocketSet<'static>,
+    now: Instant,
+) -> Option<Instant> {
+    let mut at = iface.poll_at(now, set);
+    let mut rounds = 0;
+    while rounds < EGRESS_ROUNDS && matches!(at, Some(t) if t <= now) {
+        rounds += 1;
+        let sent = iface.poll_egress(now, port, set);
+        at = iface.poll_at(now, set);
+        if sent == PollResult::None {
+            break;
+        }
+    }
+    at
+}
+
+/// Three of these make a connection's socket fast-retransmit (see
+/// [`crate::core::recovery`]): an ACK from the peer `c` to `us` with no
+/// payload, ACK number `ack`, window field `win` and sequence number `seq`.
+fn dup_ack(us: Ipv4Addr, c: &Conn, seq: u32, ack: u32, win: u16) -> [u8; 40] {
+    let mut pkt = [0u8; 40];
+    let (src, dst) = (IpAddress::Ipv4(c.remote_ip), IpAddress::Ipv4(us));
+    let tcp = TcpRepr {
+        src_port: c.remote_port,
+        dst_port: c.local_port,
+        control: TcpControl::None,
+        seq_number: TcpSeqNumber(seq as i32),
+        ack_number: Some(TcpSeqNumber(ack as i32)),
+        window_len: win,
+        window_scale: None,
+        max_seg_size: None,
+        sack_permitted: false,
+        sack_ranges: [None; 3],
+        timestamp: None,
+        payload: &[],
+    };
+    let ip = Ipv4Repr {
+        src_addr: c.remote_ip,
+        dst_addr: us,
+        next_header: IpProtocol::Tcp,
+        payload_len: tcp.buffer_len(),
+        hop_limit: 64,
+    };
+    let caps = ChecksumCapabilities::default();
+    let (ip_part, tcp_part) = pkt.split_at_mut(20);
+    ip.emit(&mut Ipv4Packet::new_unchecked(ip_part), &caps);
+    tcp.emit(&mut TcpPacket::new_unchecked(tcp_part), &src, &dst, &caps);
+    pkt
 }
 
 /// Sends ARP packet `arp` from `src` to `dst`.
