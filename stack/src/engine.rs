@@ -6,6 +6,7 @@ use ringline_dataplane::Nic;
 use ringline_ring::bufring::BufRingConsumer;
 use ringline_ring::ring::{EngineRing, RingStats};
 
+use crate::bufmem::BufArena;
 use crate::clock::Clock;
 use crate::config::EngineConfig;
 use crate::core::complete::Completer;
@@ -24,7 +25,20 @@ pub enum EngineError {
     /// A configuration value is out of range.
     #[error("invalid configuration: {0}")]
     Config(&'static str),
+    /// The socket buffers' address space could not be reserved.
+    #[error("cannot reserve socket buffers ({max} connections x {per} bytes): {err}")]
+    Buffers {
+        /// `max_connections`.
+        max: usize,
+        /// `rx_buffer + tx_buffer`.
+        per: usize,
+        /// The `mmap` error.
+        err: String,
+    },
 }
+
+/// Largest socket buffer a connection may have (each way).
+const MAX_BUFFER: usize = 64 << 20;
 
 /// The engine. Generic over the NIC only through its pump.
 pub(crate) struct Engine<N: Nic> {
@@ -44,9 +58,13 @@ impl<N: Nic> Engine<N> {
         if mtu < 576 {
             return Err(EngineError::MtuTooSmall(mtu));
         }
-        if cfg.prefix_len > 32 || cfg.rx_buffer < 1024 || cfg.tx_buffer < 1024 {
+        let buffers = 1024..=MAX_BUFFER;
+        if cfg.prefix_len > 32
+            || !buffers.contains(&cfg.rx_buffer)
+            || !buffers.contains(&cfg.tx_buffer)
+        {
             return Err(EngineError::Config(
-                "prefix_len <= 32, buffers >= 1024 bytes",
+                "prefix_len <= 32, buffers of 1024 bytes to 64 MiB",
             ));
         }
         if cfg.rx_budget == 0 {
@@ -62,11 +80,19 @@ impl<N: Nic> Engine<N> {
                 ));
             }
         }
+        let arena =
+            BufArena::new(cfg.max_connections, cfg.rx_buffer, cfg.tx_buffer).map_err(|e| {
+                EngineError::Buffers {
+                    max: cfg.max_connections,
+                    per: cfg.rx_buffer + cfg.tx_buffer,
+                    err: e.to_string(),
+                }
+            })?;
         let now_us = clock.now_us();
         let (pump, iface) = Pump::new(nic, &cfg, now_us);
         let ops = Ops::with_capacity(ring.sq_entries() as usize * 4);
         let cq = Completer::new(ring, ops);
-        let core = Core::new(cfg, cq, iface, pump.mac(), clock, now_us);
+        let core = Core::new(cfg, cq, iface, pump.mac(), clock, now_us, arena);
         Ok(Engine { core, pump })
     }
 

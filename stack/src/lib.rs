@@ -31,6 +31,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod bufmem;
 mod clock;
 mod config;
 mod core;

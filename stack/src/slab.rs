@@ -34,11 +34,11 @@ impl<T> Slab<T> {
     }
 
     /// Adds `n` free slots made by `make`, handed out lowest first.
-    pub(crate) fn prefill(&mut self, n: usize, mut make: impl FnMut() -> T) {
+    pub(crate) fn prefill(&mut self, n: usize, mut make: impl FnMut(usize) -> T) {
         let base = self.items.len();
         self.items.reserve(n);
-        for _ in 0..n {
-            self.items.push(make());
+        for i in base..base + n {
+            self.items.push(make(i));
         }
         self.free.extend((base..base + n).rev().map(|i| i as u32));
     }
@@ -77,12 +77,12 @@ impl<T> Slab<T> {
     }
 
     /// Takes a free slot keeping what it holds, or a new slot made by `make`.
-    pub(crate) fn recycle_or(&mut self, make: impl FnOnce() -> T) -> usize {
+    pub(crate) fn recycle_or(&mut self, make: impl FnOnce(usize) -> T) -> usize {
         self.live += 1;
         match self.free.pop() {
             Some(i) => i as usize,
             None => {
-                self.items.push(make());
+                self.items.push(make(self.items.len()));
                 self.items.len() - 1
             }
         }
@@ -155,16 +155,16 @@ mod tests {
     fn prefill_hands_out_lowest_first_and_recycle_keeps_values() {
         let mut s = Slab::default();
         let mut n = 0;
-        s.prefill(3, || {
+        s.prefill(3, |_| {
             n += 1;
             n
         });
         assert_eq!(s.live(), 0);
-        assert_eq!(s.recycle_or(|| 99), 0);
+        assert_eq!(s.recycle_or(|_| 99), 0);
         assert_eq!(*s.at(0), 1, "recycled slot keeps its value");
-        assert_eq!(s.recycle_or(|| 99), 1);
-        assert_eq!(s.recycle_or(|| 99), 2);
-        assert_eq!(s.recycle_or(|| 99), 3);
+        assert_eq!(s.recycle_or(|_| 99), 1);
+        assert_eq!(s.recycle_or(|_| 99), 2);
+        assert_eq!(s.recycle_or(|_| 99), 3);
         assert_eq!(*s.at(3), 99);
         assert_eq!(s.live(), 4);
     }

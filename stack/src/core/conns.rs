@@ -10,6 +10,7 @@ use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::time::Duration as SmolDuration;
 
+use crate::bufmem::{BufArena, KEEP};
 use crate::config::EngineConfig;
 use crate::core::recovery::Recovery;
 use crate::fxhash::FxMap;
@@ -128,9 +129,14 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    fn new(rx_buffer: usize, tx_buffer: usize) -> Conn {
-        let rx = tcp::SocketBuffer::new(vec![0u8; rx_buffer]);
-        let tx = tcp::SocketBuffer::new(vec![0u8; tx_buffer]);
+    // The one unsafe call outside the audited modules: taking the slot's
+    // buffers from the arena (see `bufmem` for the contract).
+    #[allow(unsafe_code)]
+    fn new(arena: &BufArena, slot: usize, rx_buffer: usize, tx_buffer: usize) -> Conn {
+        // SAFETY: each slot is made once (the slab creates a slot's value
+        // once and recycles it), and `Conns` drops its slab before its arena.
+        let (rx, tx) = unsafe { arena.take(slot, rx_buffer, tx_buffer) };
+        let (rx, tx) = (tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
         let mut set = SocketSet::new(Vec::with_capacity(1));
         let h = set.add(tcp::Socket::new(rx, tx));
         let sock_addr = set.get::<tcp::Socket>(h) as *const tcp::Socket as usize;
@@ -253,13 +259,16 @@ pub(crate) struct Conns {
     /// Connections created (slots taken) and freed.
     pub(crate) created: u64,
     pub(crate) freed: u64,
+    /// The sockets' buffer memory. Declared after `slab`: dropped after
+    /// every socket built on it (see `bufmem`).
+    arena: BufArena,
 }
 
 impl Conns {
-    pub(crate) fn new(cfg: &EngineConfig, now_us: u64) -> Self {
+    pub(crate) fn new(cfg: &EngineConfig, now_us: u64, arena: BufArena) -> Self {
         let n = cfg.prealloc_connections.min(cfg.max_connections);
         let mut slab = Slab::with_capacity(n);
-        slab.prefill(n, || Conn::new(cfg.rx_buffer, cfg.tx_buffer));
+        slab.prefill(n, |i| Conn::new(&arena, i, cfg.rx_buffer, cfg.tx_buffer));
         let mut tuples = FxMap::default();
         tuples.reserve(n);
         let mut timers = TimerWheel::new(now_us);
@@ -284,6 +293,7 @@ impl Conns {
             tx_buffer: cfg.tx_buffer,
             created: 0,
             freed: 0,
+            arena,
         }
     }
 
@@ -349,7 +359,8 @@ impl Conns {
             return None;
         }
         let (rx, tx) = (self.rx_buffer, self.tx_buffer);
-        let i = self.slab.recycle_or(|| Conn::new(rx, tx));
+        let arena = &self.arena;
+        let i = self.slab.recycle_or(|i| Conn::new(arena, i, rx, tx));
         let cid = ConnId::from_index(i);
         let (nagle, ack_delay, hs) = (self.nagle, self.ack_delay, self.handshake_timeout);
         let c = self.get_mut(cid);
@@ -389,6 +400,11 @@ impl Conns {
             c.sock().abort();
         }
         c.phase = Phase::Free;
+        if c.rec.moved(KEEP as u32) {
+            // Its buffers may have touched pages past the part every
+            // connection uses: give those back.
+            self.arena.trim(cid.index());
+        }
         self.timers.cancel(cid);
         self.slab.release(cid.index());
         self.freed += 1;
@@ -532,14 +548,13 @@ mod tests {
     use super::*;
 
     fn conns(max: usize) -> Conns {
-        Conns::new(
-            &EngineConfig {
-                max_connections: max,
-                prealloc_connections: 2,
-                ..EngineConfig::default()
-            },
-            0,
-        )
+        let cfg = EngineConfig {
+            max_connections: max,
+            prealloc_connections: 2,
+            ..EngineConfig::default()
+        };
+        let arena = BufArena::new(max, cfg.rx_buffer, cfg.tx_buffer).unwrap();
+        Conns::new(&cfg, 0, arena)
     }
 
     #[test]

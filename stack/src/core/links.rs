@@ -114,7 +114,7 @@ impl Links {
         if sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK) == 0 {
             return None;
         }
-        let i = self.chains.recycle_or(|| Chain {
+        let i = self.chains.recycle_or(|_| Chain {
             pending: VecDeque::new(),
             state: ChainState::Running,
             building: false,

@@ -33,7 +33,7 @@ impl Listeners {
     /// Starts listening on `port` (free: the caller checked).
     pub(crate) fn open(&mut self, port: u16, backlog: u32) -> ListenerId {
         let queue = VecDeque::with_capacity((backlog as usize).min(4096));
-        let slot = self.slab.recycle_or(|| Listener {
+        let slot = self.slab.recycle_or(|_| Listener {
             live: false,
             gen: u32::MAX,
             port: 0,

@@ -156,6 +156,7 @@ impl Core {
         mac: MacAddr,
         clock: Clock,
         now_us: u64,
+        arena: crate::bufmem::BufArena,
     ) -> Self {
         let n = cfg.prealloc_connections.min(cfg.max_connections);
         Core {
@@ -164,7 +165,7 @@ impl Core {
             iface,
             host: Host::new(cfg.ip, cfg.prefix_len, mac, cfg.gateway),
             cq,
-            conns: conns::Conns::new(&cfg, now_us),
+            conns: conns::Conns::new(&cfg, now_us, arena),
             listeners: listen::Listeners::default(),
             fds: fds::Fds::new(cfg.seed, n),
             links: links::Links::default(),

@@ -172,6 +172,9 @@ pub(crate) struct Recovery {
     recover: u32,
     /// The `una` a fast retransmit was last asked for (once per `una`).
     repaired: Option<u32>,
+    /// The first sequence numbers seen each way, for [`Recovery::moved`].
+    tx_base: u32,
+    rx_base: Option<u32>,
 }
 
 impl Recovery {
@@ -185,6 +188,17 @@ impl Recovery {
     #[inline]
     pub(crate) fn socket_time(&self, now_us: u64) -> u64 {
         now_us + self.off_us
+    }
+
+    /// Whether more than `n` bytes went through the connection either way
+    /// (counted from the first segments seen; its buffers' positions never
+    /// passed `n` otherwise). Saturates after 2 GiB each way: then true.
+    pub(crate) fn moved(&self, n: u32) -> bool {
+        let rx = self
+            .rx_base
+            .map_or(0, |b| self.peer_end.wrapping_sub(b) as i32);
+        let tx = self.nxt.wrapping_sub(self.tx_base) as i32;
+        rx < 0 || tx < 0 || rx as u32 > n || tx as u32 > n
     }
 
     /// Data outstanding (sent, not acknowledged).
@@ -211,6 +225,7 @@ impl Recovery {
             self.active = true;
             self.una = s.lo;
             self.nxt = s.lo;
+            self.tx_base = s.lo;
         }
         self.mss = self.mss.max(s.max_len);
         if after(self.nxt, s.lo) {
@@ -238,6 +253,9 @@ impl Recovery {
             return None;
         }
         let end = h.seq.wrapping_add(h.len);
+        if self.rx_base.is_none() {
+            self.rx_base = Some(h.seq);
+        }
         if after(end, self.peer_end) || self.peer_end == 0 {
             self.peer_end = end;
         }

@@ -1,0 +1,184 @@
+//! Socket buffer memory: one lazily committed mapping holding every
+//! connection slot's receive and transmit buffers.
+//!
+//! A connection's buffers decide its window (smoltcp advertises the receive
+//! buffer's free space and negotiates window scaling from its capacity), so
+//! a path with a large bandwidth-delay product needs large buffers: 1 MiB
+//! fills about 8 Gbit/s over a 1 ms round trip. Giving 100k connections
+//! that much committed memory would not fit, so the buffers are reserved,
+//! not committed: one anonymous `MAP_NORESERVE` mapping for all slots,
+//! whose pages the kernel backs only when first written. smoltcp's ring
+//! buffers start again at offset 0 whenever they empty, so a request/response
+//! connection touches only the first pages of its buffers, and a bulk
+//! transfer touches as many as its window needed. When a slot is freed after
+//! using more than [`KEEP`] bytes, [`BufArena::trim`] gives the pages past
+//! that back to the kernel (`MADV_DONTNEED`, which also zeroes them): a
+//! system call per closed bulk connection, never per packet.
+//!
+//! The one opt-out from `#![deny(unsafe_code)]` here: the mapping and the
+//! `'static` slices smoltcp's `SocketSet<'static>` needs. Contract: the
+//! arena is dropped after every socket built on its slices (the connection
+//! table declares it after its slab, so fields drop in that order), and each
+//! slot's slices are handed out once.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::ptr::NonNull;
+
+/// Bytes of each buffer a freed slot keeps committed (the part every
+/// connection uses).
+pub(crate) const KEEP: usize = 64 * 1024;
+
+/// See the module docs.
+pub(crate) struct BufArena {
+    base: NonNull<u8>,
+    len: usize,
+    rx: usize,
+    tx: usize,
+    slots: usize,
+}
+
+// SAFETY: the arena is plain memory owned by one engine; moving it to
+// another thread moves that ownership (the engine runs on one thread).
+unsafe impl Send for BufArena {}
+
+impl BufArena {
+    /// Reserves `slots` slots of `rx + tx` bytes (page-rounded each).
+    pub(crate) fn new(slots: usize, rx: usize, tx: usize) -> io::Result<Self> {
+        let page = 4096;
+        let (rx_r, tx_r) = (rx.next_multiple_of(page), tx.next_multiple_of(page));
+        let len = slots
+            .max(1)
+            .checked_mul(rx_r + tx_r)
+            .ok_or_else(|| io::Error::other("socket buffer arena size overflows"))?;
+        // SAFETY: an anonymous private mapping at an address of the kernel's
+        // choosing; no existing memory is touched. MAP_NORESERVE: pages are
+        // committed on first write only.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let base = NonNull::new(p.cast::<u8>()).expect("mmap returned null");
+        Ok(BufArena {
+            base,
+            len,
+            rx: rx_r,
+            tx: tx_r,
+            slots: slots.max(1),
+        })
+    }
+
+    fn offset(&self, slot: usize) -> usize {
+        assert!(slot < self.slots, "slot {slot} outside the arena");
+        slot * (self.rx + self.tx)
+    }
+
+    /// Slot `slot`'s receive and transmit buffers, `rx` and `tx` bytes long.
+    ///
+    /// # Safety
+    ///
+    /// Called at most once per slot for the arena's life, and everything
+    /// built on the slices is dropped before the arena.
+    pub(crate) unsafe fn take(
+        &self,
+        slot: usize,
+        rx: usize,
+        tx: usize,
+    ) -> (&'static mut [u8], &'static mut [u8]) {
+        assert!(rx <= self.rx && tx <= self.tx);
+        let off = self.offset(slot);
+        // SAFETY: off + self.rx + self.tx <= len (offset asserts slot <
+        // slots), the two ranges are disjoint and inside the live mapping,
+        // and the caller takes each slot once and drops its users first, so
+        // no other reference to these bytes exists while they live.
+        unsafe {
+            let p = self.base.as_ptr().add(off);
+            (
+                std::slice::from_raw_parts_mut(p, rx),
+                std::slice::from_raw_parts_mut(p.add(self.rx), tx),
+            )
+        }
+    }
+
+    /// Gives back to the kernel the pages of `slot`'s buffers past the
+    /// first [`KEEP`] bytes of each (they read as zeros afterwards). The
+    /// slot's buffers must be empty (its socket is closed and cleared).
+    pub(crate) fn trim(&self, slot: usize) {
+        let off = self.offset(slot);
+        for (start, len) in [(off, self.rx), (off + self.rx, self.tx)] {
+            if len > KEEP {
+                // SAFETY: the range lies inside the mapping (see `take`);
+                // MADV_DONTNEED only drops page contents, which the empty
+                // socket no longer holds, and keeps the mapping valid.
+                unsafe {
+                    libc::madvise(
+                        self.base.as_ptr().add(start + KEEP).cast(),
+                        len - KEEP,
+                        libc::MADV_DONTNEED,
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl Drop for BufArena {
+    fn drop(&mut self) {
+        // SAFETY: base/len are the mapping made in `new`; by the type's
+        // contract nothing built on it outlives the arena.
+        unsafe {
+            libc::munmap(self.base.as_ptr().cast(), self.len);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Resident pages of `len` bytes at `p` (mincore: exact, unlike RSS,
+    /// which other tests running in parallel move).
+    fn resident_pages(p: *const u8, len: usize) -> usize {
+        let mut v = vec![0u8; len.div_ceil(4096)];
+        // SAFETY: p..p+len is inside a live mapping; v holds a byte per page.
+        let r = unsafe { libc::mincore(p as *mut _, len, v.as_mut_ptr()) };
+        assert_eq!(r, 0);
+        v.iter().filter(|&&b| b & 1 != 0).count()
+    }
+
+    #[test]
+    fn slots_are_disjoint_lazily_committed_and_trimmed() {
+        // 4096 slots of 2 x 1 MiB: 8 GiB reserved.
+        let a = BufArena::new(4096, 1 << 20, 1 << 20).unwrap();
+        // SAFETY: each slot once; the slices die before `a`.
+        let (r0, t0) = unsafe { a.take(0, 1 << 20, 1 << 20) };
+        let (r1, _t1) = unsafe { a.take(1, 1 << 20, 1 << 20) };
+        r0.fill(1);
+        t0[..100].fill(2);
+        assert!(r1[0] == 0 && r1[(1 << 20) - 1] == 0, "slots do not overlap");
+        let (base, len) = (a.base.as_ptr(), a.len);
+        // r0's 256 pages, t0's first, and the two of r1 read (zero pages).
+        assert_eq!(resident_pages(base, len), 256 + 1 + 2, "only used pages");
+        a.trim(0);
+        assert_eq!(resident_pages(base, len), KEEP / 4096 + 1 + 2);
+        // Volatile reads: the kernel changed the bytes, not this slice.
+        // SAFETY: both indexes are inside r0.
+        let (kept, dropped) = unsafe {
+            (
+                std::ptr::read_volatile(r0.as_ptr().add(KEEP - 1)),
+                std::ptr::read_volatile(r0.as_ptr().add(KEEP)),
+            )
+        };
+        assert_eq!(kept, 1, "the first KEEP bytes stay");
+        assert_eq!(dropped, 0, "the rest was given back");
+    }
+}
