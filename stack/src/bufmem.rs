@@ -161,6 +161,7 @@ mod tests {
         let a = BufArena::new(4096, 1 << 20, 1 << 20).unwrap();
         // SAFETY: each slot once; the slices die before `a`.
         let (r0, t0) = unsafe { a.take(0, 1 << 20, 1 << 20) };
+        // SAFETY: as above, slot 1 once.
         let (r1, _t1) = unsafe { a.take(1, 1 << 20, 1 << 20) };
         r0.fill(1);
         t0[..100].fill(2);
