@@ -33,6 +33,17 @@ pub struct EngineConfig {
     pub ack_delay: Option<Duration>,
     /// A half-open or connecting socket that hears nothing for this long is dropped.
     pub handshake_timeout: Duration,
+    /// TCP keep-alive: an established connection idle this long sends a
+    /// probe, and again at this interval while it stays idle; `None`: off.
+    /// Linux leaves it off unless the application turns it on; servers that
+    /// must not be held by vanished clients turn it on, so the default is on.
+    pub keepalive: Option<Duration>,
+    /// An established connection from which nothing (data, ACK, or an answer
+    /// to a keep-alive) is heard for this long is dropped, and its requests
+    /// fail with `-ETIMEDOUT`, as Linux's do when keep-alive or
+    /// retransmission gives up. Bounds every wait on a dead peer, a SEND
+    /// waiting for buffer space included. `None`: never.
+    pub idle_timeout: Option<Duration>,
     /// Most frames taken from the NIC per engine step.
     pub rx_budget: usize,
     /// Seed for smoltcp's ISN generator.
@@ -59,6 +70,8 @@ impl Default for EngineConfig {
             nagle: false,
             ack_delay: Some(Duration::from_millis(10)),
             handshake_timeout: Duration::from_secs(30),
+            keepalive: Some(Duration::from_secs(60)),
+            idle_timeout: Some(Duration::from_secs(180)),
             rx_budget: 256,
             seed: 0x5eed_0f01,
             max_cq_backlog: 1 << 20,

@@ -869,3 +869,55 @@ fn two_percent_loss_is_repaired_in_round_trips_not_seconds() {
         p.now_us() - start
     );
 }
+
+/// Keep-alive and the idle timeout (issue 11): an idle connection whose
+/// peer still answers stays up for as long as it likes; one whose peer
+/// vanished (never answers again) is dropped after `idle_timeout` and its
+/// pending RECV fails with `-ETIMEDOUT`, as Linux's does when keep-alive
+/// gives up. Without them, the RECV would wait forever.
+#[test]
+fn keepalive_keeps_live_peers_and_the_idle_timeout_drops_vanished_ones() {
+    use std::sync::atomic::Ordering;
+    let mut p = Pair::new();
+    let (sfd, _cfd) = one_conn(&mut p);
+    let mut buf = vec![0u8; 64];
+    push(
+        &mut p.s,
+        opcode::Recv::new(sfd, buf.as_mut_ptr(), buf.len() as u32)
+            .user_data(900)
+            .build(),
+    );
+    // Ten idle minutes, both engines running: keep-alives are answered.
+    let sent = p.s.driver().stats().tx_segments;
+    for _ in 0..600 {
+        p.clock.fetch_add(1_000_000, Ordering::Relaxed);
+        p.step();
+    }
+    assert!(
+        take(&mut p.s_cqes, 900).is_none(),
+        "a live idle peer is kept"
+    );
+    let probes = p.s.driver().stats().tx_segments - sent;
+    assert!(probes >= 5, "keep-alive probes went out: {probes}");
+    // The client vanishes: only the server runs from now on.
+    let start = p.now_us();
+    let mut done = None;
+    for _ in 0..400 {
+        p.clock.fetch_add(1_000_000, Ordering::Relaxed);
+        p.s.submit().unwrap();
+        reap(&mut p.s, &mut p.s_cqes);
+        if let Some(c) = take(&mut p.s_cqes, 900) {
+            done = Some((c.res, p.now_us() - start));
+            break;
+        }
+    }
+    let (res, after) = done.expect("the RECV on a vanished peer never completed");
+    assert_eq!(res, -libc::ETIMEDOUT);
+    // 180 s after the peer was last heard: its last keep-alive answer came
+    // up to one keep-alive interval (60 s) before it vanished.
+    assert!(
+        (115_000_000..=185_000_000).contains(&after),
+        "dropped after {after} µs (idle timeout 180 s)"
+    );
+    drop(buf);
+}

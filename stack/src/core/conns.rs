@@ -13,6 +13,7 @@ use smoltcp::time::Duration as SmolDuration;
 use crate::bufmem::{BufArena, KEEP};
 use crate::config::EngineConfig;
 use crate::core::recovery::Recovery;
+use crate::errno::{self, Errno};
 use crate::fxhash::FxMap;
 use crate::ids::{ConnId, ListenerId};
 use crate::slab::Slab;
@@ -118,6 +119,9 @@ pub(crate) struct Conn {
     pub(crate) close_pending: bool,
     /// Loss recovery's view of the send side, and the socket's clock offset.
     pub(crate) rec: Recovery,
+    /// What a reset reports: `ECONNRESET`, or `ETIMEDOUT` after the idle
+    /// timeout.
+    pub(crate) reset_err: Errno,
     in_dirty: bool,
     in_ready: bool,
     pub(crate) started_us: u64,
@@ -158,6 +162,7 @@ impl Conn {
             close_pending: false,
             arp_since: None,
             rec: Recovery::default(),
+            reset_err: errno::ECONNRESET,
             in_dirty: false,
             in_ready: false,
             started_us: 0,
@@ -200,7 +205,10 @@ impl Conn {
     /// Takes in the socket's TCP state after input or egress: the handshake
     /// completing, the peer's FIN, a reset. Returns the new state and the
     /// one before.
-    pub(crate) fn observe(&mut self) -> (tcp::State, tcp::State) {
+    ///
+    /// Once synchronized, the socket gets the connection's keep-alive and
+    /// idle timeout (`alive`) in place of the handshake timeout.
+    pub(crate) fn observe(&mut self, alive: Alive, now_us: u64) -> (tcp::State, tcp::State) {
         use tcp::State as S;
         let state = self.sock_ref().state();
         let prev = std::mem::replace(&mut self.last_state, state);
@@ -216,7 +224,9 @@ impl Conn {
         );
         if synchronized && !self.established {
             self.established = true;
-            self.sock().set_timeout(None);
+            let s = self.sock();
+            s.set_timeout(alive.timeout);
+            s.set_keep_alive(alive.keepalive);
         }
         if matches!(state, S::CloseWait | S::LastAck | S::Closing | S::TimeWait) {
             self.read = self.read.on_fin();
@@ -229,6 +239,12 @@ impl Conn {
             && self.reset == Reset::No
         {
             self.reset = Reset::Pending;
+            if let Some(t) = alive.timeout {
+                // smoltcp closed it for hearing nothing: Linux says ETIMEDOUT.
+                if self.rec.silent_for(now_us) >= t.total_micros() {
+                    self.reset_err = errno::ETIMEDOUT;
+                }
+            }
         }
         (state, prev)
     }
@@ -239,6 +255,14 @@ impl Conn {
         self.sock().abort();
         self.phase = Phase::Orphan;
     }
+}
+
+/// What an established connection's socket gets: keep-alive interval and
+/// idle timeout.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Alive {
+    pub(crate) keepalive: Option<SmolDuration>,
+    pub(crate) timeout: Option<SmolDuration>,
 }
 
 /// See the module docs.
@@ -254,6 +278,7 @@ pub(crate) struct Conns {
     nagle: bool,
     ack_delay: Option<SmolDuration>,
     handshake_timeout: SmolDuration,
+    pub(crate) alive: Alive,
     rx_buffer: usize,
     tx_buffer: usize,
     /// Connections created (slots taken) and freed.
@@ -262,6 +287,10 @@ pub(crate) struct Conns {
     /// The sockets' buffer memory. Declared after `slab`: dropped after
     /// every socket built on it (see `bufmem`).
     arena: BufArena,
+}
+
+fn smol_duration(d: std::time::Duration) -> SmolDuration {
+    SmolDuration::from_micros(d.as_micros() as u64)
 }
 
 impl Conns {
@@ -289,6 +318,10 @@ impl Conns {
                 .ack_delay
                 .map(|d| SmolDuration::from_micros(d.as_micros() as u64)),
             handshake_timeout: SmolDuration::from_micros(cfg.handshake_timeout.as_micros() as u64),
+            alive: Alive {
+                keepalive: cfg.keepalive.map(smol_duration),
+                timeout: cfg.idle_timeout.map(smol_duration),
+            },
             rx_buffer: cfg.rx_buffer,
             tx_buffer: cfg.tx_buffer,
             created: 0,
@@ -375,6 +408,7 @@ impl Conns {
         c.close_pending = false;
         c.arp_since = None;
         c.rec.reset();
+        c.reset_err = errno::ECONNRESET;
         c.started_us = now_us;
         c.last_state = tcp::State::Closed;
         let s = c.sock();

@@ -172,6 +172,8 @@ pub(crate) struct Recovery {
     recover: u32,
     /// The `una` a fast retransmit was last asked for (once per `una`).
     repaired: Option<u32>,
+    /// When the peer was last heard from, in the socket's time.
+    heard_us: u64,
     /// The first sequence numbers seen each way, for [`Recovery::moved`].
     tx_base: u32,
     rx_base: Option<u32>,
@@ -199,6 +201,12 @@ impl Recovery {
             .map_or(0, |b| self.peer_end.wrapping_sub(b) as i32);
         let tx = self.nxt.wrapping_sub(self.tx_base) as i32;
         rx < 0 || tx < 0 || rx as u32 > n || tx as u32 > n
+    }
+
+    /// How long (µs, in the socket's time, which smoltcp's timeout uses)
+    /// the peer has been silent at engine time `now_us`.
+    pub(crate) fn silent_for(&self, now_us: u64) -> u64 {
+        self.socket_time(now_us).saturating_sub(self.heard_us)
     }
 
     /// Data outstanding (sent, not acknowledged).
@@ -249,6 +257,7 @@ impl Recovery {
     /// Takes in a segment from the peer (before the socket processes it)
     /// and says which repair, if any, follows it.
     pub(crate) fn on_heard(&mut self, h: &Heard, now_us: u64) -> Option<Repair> {
+        self.heard_us = self.socket_time(now_us);
         if h.control {
             return None;
         }

@@ -112,7 +112,7 @@ impl Core {
                         done as i32
                     } else {
                         c.reset = Reset::Reported;
-                        errno::ECONNRESET.as_res()
+                        c.reset_err.as_res()
                     };
                     self.cq.finish(id, res, 0);
                     return Progress::Done;
@@ -336,7 +336,7 @@ impl Core {
             // The reset is reported once; after that the socket is just closed.
             let res = match (done, c.reset) {
                 (1.., _) => done as i32,
-                (0, Reset::Pending) => errno::ECONNRESET.as_res(),
+                (0, Reset::Pending) => c.reset_err.as_res(),
                 (0, _) => errno::EPIPE.as_res(),
             };
             c.reset = Reset::Reported;

@@ -31,8 +31,9 @@ impl Core {
 
     /// Reacts to whatever happened to `cid`: state changes, data, space, EOF.
     fn service(&mut self, cid: ConnId) {
+        let alive = self.conns.alive;
         let c = self.conns.get_mut(cid);
-        let (state, _) = c.observe();
+        let (state, _) = c.observe(alive, self.now_us);
         match c.phase {
             Phase::Free | Phase::Queued(_) => {}
             Phase::Handshake(lid) => {
