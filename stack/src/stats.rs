@@ -28,8 +28,13 @@ pub struct EngineStats {
     pub unsupported: u64,
     /// TCP segments with no socket (answered with RST unless they were RSTs).
     pub no_socket: u64,
-    /// SYNs dropped because the listener's backlog was full.
+    /// SYNs dropped: the listener's accept queue was full (or a cookie's
+    /// ACK found it full).
     pub syn_dropped: u64,
+    /// SYNs answered with a SYN cookie (the SYN queue was full).
+    pub syn_cookies_sent: u64,
+    /// Connections set up from a returning SYN cookie.
+    pub syn_cookies_ok: u64,
     /// ARP packets received.
     pub arp_rx: u64,
     /// ARP packets sent.

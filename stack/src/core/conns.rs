@@ -119,6 +119,10 @@ pub(crate) struct Conn {
     pub(crate) close_pending: bool,
     /// Loss recovery's view of the send side, and the socket's clock offset.
     pub(crate) rec: Recovery,
+    /// Our sequence numbers on the wire are the socket's minus this (a SYN
+    /// cookie connection: the cookie was our ISN, smoltcp chose another;
+    /// see `cookies`). 0 for every other connection.
+    pub(crate) seq_off: u32,
     /// What a reset reports: `ECONNRESET`, or `ETIMEDOUT` after the idle
     /// timeout.
     pub(crate) reset_err: Errno,
@@ -163,6 +167,7 @@ impl Conn {
             arp_since: None,
             rec: Recovery::default(),
             reset_err: errno::ECONNRESET,
+            seq_off: 0,
             in_dirty: false,
             in_ready: false,
             started_us: 0,
@@ -206,8 +211,8 @@ impl Conn {
     /// completing, the peer's FIN, a reset. Returns the new state and the
     /// one before.
     ///
-    /// Once synchronized, the socket gets the connection's keep-alive and
-    /// idle timeout (`alive`) in place of the handshake timeout.
+    /// Once synchronized, the socket gets the connection's idle timeout
+    /// (`alive`) in place of the handshake timeout.
     pub(crate) fn observe(&mut self, alive: Alive, now_us: u64) -> (tcp::State, tcp::State) {
         use tcp::State as S;
         let state = self.sock_ref().state();
@@ -224,9 +229,7 @@ impl Conn {
         );
         if synchronized && !self.established {
             self.established = true;
-            let s = self.sock();
-            s.set_timeout(alive.timeout);
-            s.set_keep_alive(alive.keepalive);
+            self.sock().set_timeout(alive.timeout);
         }
         if matches!(state, S::CloseWait | S::LastAck | S::Closing | S::TimeWait) {
             self.read = self.read.on_fin();
@@ -396,6 +399,7 @@ impl Conns {
         let i = self.slab.recycle_or(|i| Conn::new(arena, i, rx, tx));
         let cid = ConnId::from_index(i);
         let (nagle, ack_delay, hs) = (self.nagle, self.ack_delay, self.handshake_timeout);
+        let alive = self.alive;
         let c = self.get_mut(cid);
         c.phase = Phase::Connecting;
         c.key = None;
@@ -409,6 +413,7 @@ impl Conns {
         c.arp_since = None;
         c.rec.reset();
         c.reset_err = errno::ECONNRESET;
+        c.seq_off = 0;
         c.started_us = now_us;
         c.last_state = tcp::State::Closed;
         let s = c.sock();
@@ -416,7 +421,10 @@ impl Conns {
         s.set_congestion_control(tcp::CongestionControl::Cubic);
         s.set_nagle_enabled(nagle);
         s.set_ack_delay(ack_delay);
-        s.set_keep_alive(None);
+        // Keep-alive is set before the handshake: set on an idle socket,
+        // smoltcp would send a probe at once (a cookie connection's first
+        // segment would then not carry the cookie).
+        s.set_keep_alive(alive.keepalive);
         s.set_timeout(Some(hs));
         self.created += 1;
         Some(cid)

@@ -5,6 +5,8 @@
 //! RST) and sends what ARP calls for.
 
 use ringline_dataplane::MacAddr;
+use std::net::Ipv4Addr;
+
 use smoltcp::socket::tcp;
 use smoltcp::wire::{IpProtocol, Ipv4Packet, TcpPacket};
 
@@ -27,10 +29,69 @@ pub(crate) enum Ingress<'a> {
     },
     /// A segment for no socket: let smoltcp answer it (RST) with no socket.
     NoSocket { ip: &'a [u8], src_mac: MacAddr },
+    /// A SYN the listener's SYN queue has no room for: answer it, with no
+    /// state kept, by this SYN cookie SYN-ACK.
+    Cookie(CookieSynAck),
+    /// An ACK returning a valid SYN cookie: build connection `cid`'s socket
+    /// from the SYN the cookie stands for (`syn`), then feed it this packet.
+    CookieConn {
+        cid: ConnId,
+        ip: &'a [u8],
+        src_mac: MacAddr,
+        syn: CookieSyn,
+    },
     /// Send this ARP packet to this MAC.
     Arp(MacAddr, Arp),
     /// Handled or dropped (and counted).
     Done,
+}
+
+/// A SYN cookie SYN-ACK to send.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub(crate) struct CookieSynAck {
+    pub(crate) to: MacAddr,
+    pub(crate) src: Ipv4Addr,
+    pub(crate) sport: u16,
+    pub(crate) dport: u16,
+    /// The cookie: our ISN.
+    pub(crate) cookie: u32,
+    /// The client's ISN.
+    pub(crate) isn: u32,
+    pub(crate) mss: u16,
+}
+
+/// The SYN a returning cookie stands for.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub(crate) struct CookieSyn {
+    /// The client's ISN.
+    pub(crate) isn: u32,
+    /// Our ISN (the cookie).
+    pub(crate) cookie: u32,
+    pub(crate) mss: u16,
+    /// The ACK's window field (no scaling on a cookie connection).
+    pub(crate) win: u16,
+}
+
+/// The MSS option of a SYN's options, if any.
+fn syn_mss(opts: &[u8]) -> Option<u16> {
+    let mut i = 0;
+    while i < opts.len() {
+        match opts[i] {
+            0 => break,
+            1 => i += 1,
+            kind => {
+                let len = *opts.get(i + 1)? as usize;
+                if len < 2 || i + len > opts.len() {
+                    return None;
+                }
+                if kind == 2 && len == 4 {
+                    return Some(u16::from_be_bytes([opts[i + 2], opts[i + 3]]));
+                }
+                i += len;
+            }
+        }
+    }
+    None
 }
 
 /// The demux key of an Ethernet + IPv4 + TCP frame, read without any
@@ -193,15 +254,64 @@ impl Core {
         }
         if syn && !ack && !rst {
             if let Some(lid) = self.listeners.on_port(dport) {
-                return match self.admit(lid, key, src, sport, dport) {
-                    Some(cid) => Ingress::Conn {
+                if self.listeners.accept_full(lid) {
+                    // Linux drops SYNs while the accept queue is full.
+                    self.stats.syn_dropped += 1;
+                    return Ingress::Done;
+                }
+                if let Some(cid) = self.admit(lid, key, src, sport, dport) {
+                    return Ingress::Conn {
                         cid,
                         ip,
                         src_mac,
                         repair: None,
-                    },
-                    None => Ingress::Done,
-                };
+                    };
+                }
+                // The SYN queue (or the connection table) is full.
+                let isn = tcp.seq_number().0 as u32;
+                let mss = syn_mss(tcp.options()).unwrap_or(536);
+                self.stats.syn_cookies_sent += 1;
+                return Ingress::Cookie(CookieSynAck {
+                    to: src_mac,
+                    src,
+                    sport,
+                    dport,
+                    cookie: self.cookies.make(src, sport, dport, isn, mss, self.now_us),
+                    isn,
+                    mss,
+                });
+            }
+        }
+        if ack && !syn && !rst {
+            if let Some(lid) = self.listeners.on_port(dport) {
+                let isn = (tcp.seq_number().0 as u32).wrapping_sub(1);
+                let cookie = (tcp.ack_number().0 as u32).wrapping_sub(1);
+                let checked = self
+                    .cookies
+                    .check(src, sport, dport, isn, cookie, self.now_us);
+                if let Some(mss) = checked {
+                    if self.listeners.accept_full(lid) {
+                        self.stats.syn_dropped += 1;
+                        return Ingress::Done;
+                    }
+                    if let Some(cid) = self.open_half(lid, key, src, sport, dport) {
+                        self.stats.syn_cookies_ok += 1;
+                        let win = tcp.window_len();
+                        return Ingress::CookieConn {
+                            cid,
+                            ip,
+                            src_mac,
+                            syn: CookieSyn {
+                                isn,
+                                cookie,
+                                mss,
+                                win,
+                            },
+                        };
+                    }
+                    self.stats.syn_dropped += 1;
+                    return Ingress::Done;
+                }
             }
         }
         self.stats.no_socket += 1;
@@ -212,8 +322,9 @@ impl Core {
         Ingress::NoSocket { ip, src_mac }
     }
 
-    /// A SYN for a listened port with no socket yet: the backlog decides.
-    /// Returns the new connection, listening, for the caller to feed the SYN.
+    /// A SYN for a listened port with no socket yet: the SYN queue decides.
+    /// Returns the new connection, listening, for the caller to feed the
+    /// SYN; `None` when there is no room for it (the caller sends a cookie).
     fn admit(
         &mut self,
         lid: ListenerId,
@@ -223,14 +334,23 @@ impl Core {
         dport: u16,
     ) -> Option<ConnId> {
         if !self.listeners.has_room(lid) {
-            // Over the backlog: drop silently so the client retransmits.
-            self.stats.syn_dropped += 1;
+            // The SYN queue is full: the caller answers with a cookie.
             return None;
         }
-        let Some(cid) = self.conns.alloc(self.now_us) else {
-            self.stats.syn_dropped += 1;
-            return None;
-        };
+        self.open_half(lid, key, src, sport, dport)
+    }
+
+    /// A connection for listener `lid`, listening, bound to `key`, counted
+    /// as half-open; `None` when the table is full.
+    fn open_half(
+        &mut self,
+        lid: ListenerId,
+        key: u64,
+        src: std::net::Ipv4Addr,
+        sport: u16,
+        dport: u16,
+    ) -> Option<ConnId> {
+        let cid = self.conns.alloc(self.now_us)?;
         self.listeners.add_half_open(lid);
         let c = self.conns.get_mut(cid);
         c.phase = Phase::Handshake(lid);

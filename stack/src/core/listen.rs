@@ -96,6 +96,14 @@ impl Listeners {
             .is_some_and(|l| (l.half_open as usize + l.queue.len()) < l.backlog as usize)
     }
 
+    /// Whether `id`'s accept queue is full (completed connections the
+    /// application has not accepted): Linux drops SYNs then, cookies or
+    /// not. As Linux's `sk_acceptq_is_full`, it holds `backlog + 1`.
+    pub(crate) fn accept_full(&self, id: ListenerId) -> bool {
+        self.get(id)
+            .is_none_or(|l| l.queue.len() > l.backlog as usize)
+    }
+
     /// A handshake for `id` started.
     pub(crate) fn add_half_open(&mut self, id: ListenerId) {
         if let Some(l) = self.get_mut(id) {

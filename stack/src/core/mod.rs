@@ -23,6 +23,7 @@ pub(crate) mod arp;
 pub(crate) mod bufs;
 pub(crate) mod complete;
 pub(crate) mod conns;
+pub(crate) mod cookies;
 mod demux;
 pub(crate) mod fds;
 pub(crate) mod links;
@@ -49,7 +50,7 @@ use crate::errno::{self, Errno};
 use crate::ids::{ConnId, OpId};
 use crate::stats::EngineStats;
 
-pub(crate) use demux::{peek_tuple as demux_peek_tuple, Ingress};
+pub(crate) use demux::{peek_tuple as demux_peek_tuple, CookieSyn, CookieSynAck, Ingress};
 use request::Submission;
 
 /// Our addresses and the route.
@@ -136,6 +137,8 @@ pub(crate) struct Core {
     pub(crate) timeouts: timeouts::Timeouts,
     pub(crate) bufs: bufs::BufGroups,
     pub(crate) neigh: arp::Neighbors,
+    /// The SYN cookie key.
+    pub(crate) cookies: cookies::SynCookies,
     /// Counters of the core's own events (the sink and the connection
     /// table count theirs; [`Core::stats`] adds them up).
     pub(crate) stats: EngineStats,
@@ -172,6 +175,7 @@ impl Core {
             timeouts: timeouts::Timeouts::default(),
             bufs: bufs::BufGroups::default(),
             neigh: arp::Neighbors::new(&cfg.static_neighbors),
+            cookies: cookies::SynCookies::default(),
             stats: EngineStats::default(),
             found: Vec::new(),
             closing: Vec::new(),

@@ -61,6 +61,8 @@ pub(crate) struct Sent {
     pub(crate) resent: u32,
     /// `snd.nxt` before the call, when tracking had started.
     base: Option<u32>,
+    /// The sequence number of a SYN sent, if one was.
+    pub(crate) syn: Option<u32>,
 }
 
 impl Sent {

@@ -6,6 +6,10 @@ use ringline_dataplane::{MacAddr, Nic, TxError};
 use smoltcp::phy::{Device, DeviceCapabilities, RxToken, TxToken};
 use smoltcp::time::Instant;
 
+use std::net::Ipv4Addr;
+
+use smoltcp::wire::{IpAddress, TcpPacket};
+
 use crate::core::recovery::Sent;
 use crate::l2::{self, ETH_HDR};
 
@@ -31,6 +35,12 @@ pub(crate) struct Port<'a, N: Nic> {
     pub(crate) tx: &'a mut TxCounters,
     /// The data segments sent, for loss recovery.
     pub(crate) sent: &'a mut Sent,
+    /// Subtract this from our sequence numbers on the way out (a SYN
+    /// cookie connection; 0 otherwise).
+    pub(crate) seq_off: u32,
+    /// Build segments but send none (recording them in `sent`): a cookie
+    /// connection's socket answering the SYN it is built from.
+    pub(crate) discard: bool,
 }
 
 pub(crate) struct RxTok<'a>(&'a [u8]);
@@ -48,6 +58,80 @@ pub(crate) struct TxTok<'b, N: Nic> {
     scratch: &'b mut [u8],
     tx: &'b mut TxCounters,
     sent: &'b mut Sent,
+    seq_off: u32,
+    discard: bool,
+    /// Fill TCP checksums (not offloaded).
+    csum: bool,
+}
+
+/// IPv4 packet `ip`'s header length and its TCP segment's range, if it
+/// holds a whole TCP header.
+fn tcp_range(ip: &[u8]) -> Option<(usize, usize)> {
+    if ip.len() < 40 {
+        return None;
+    }
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]])).min(ip.len());
+    (total >= ihl + 20).then_some((ihl, total))
+}
+
+/// Refills the TCP checksum of IPv4 packet `ip` (whose TCP header is at
+/// `ihl..total`).
+fn refill_tcp_checksum(ip: &mut [u8], ihl: usize, total: usize) {
+    let src = IpAddress::Ipv4(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]));
+    let dst = IpAddress::Ipv4(Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]));
+    TcpPacket::new_unchecked(&mut ip[ihl..total]).fill_checksum(&src, &dst);
+}
+
+/// Our sequence number in segment `ip` minus `off` (socket to wire, for a
+/// SYN cookie connection), the checksum refilled when `csum`.
+pub(crate) fn shift_seq(ip: &mut [u8], off: u32, csum: bool) {
+    let Some((ihl, total)) = tcp_range(ip) else {
+        return;
+    };
+    let t = &mut ip[ihl..total];
+    let seq = u32::from_be_bytes([t[4], t[5], t[6], t[7]]).wrapping_sub(off);
+    t[4..8].copy_from_slice(&seq.to_be_bytes());
+    if csum {
+        refill_tcp_checksum(ip, ihl, total);
+    }
+}
+
+/// The peer's ACK number and SACK edges in segment `ip` plus `off` (wire to
+/// socket, for a SYN cookie connection), the checksum refilled when `csum`.
+pub(crate) fn shift_acks(ip: &mut [u8], off: u32, csum: bool) {
+    let Some((ihl, total)) = tcp_range(ip) else {
+        return;
+    };
+    let t = &mut ip[ihl..total];
+    let ack = u32::from_be_bytes([t[8], t[9], t[10], t[11]]).wrapping_add(off);
+    t[8..12].copy_from_slice(&ack.to_be_bytes());
+    let doff = (usize::from(t[12] >> 4) * 4).clamp(20, t.len());
+    let opts = &mut t[20..doff];
+    let mut i = 0;
+    while i < opts.len() {
+        match opts[i] {
+            0 => break,
+            1 => i += 1,
+            kind => {
+                let Some(&len) = opts.get(i + 1) else { break };
+                let len = usize::from(len);
+                if len < 2 || i + len > opts.len() {
+                    break;
+                }
+                if kind == 5 {
+                    for edge in opts[i + 2..i + len].chunks_exact_mut(4) {
+                        let v = u32::from_be_bytes([edge[0], edge[1], edge[2], edge[3]]);
+                        edge.copy_from_slice(&v.wrapping_add(off).to_be_bytes());
+                    }
+                }
+                i += len;
+            }
+        }
+    }
+    if csum {
+        refill_tcp_checksum(ip, ihl, total);
+    }
 }
 
 /// Records the data segment (if it is one) in IP packet `ip` into `sent`.
@@ -65,24 +149,34 @@ fn note_sent(ip: &[u8], sent: &mut Sent) {
     let doff = usize::from(t[12] >> 4) * 4;
     let flags = t[13];
     let payload = t.len().saturating_sub(doff) as u32;
-    // FIN counts one in sequence space; SYNs are not tracked.
+    // FIN counts one in sequence space; SYNs are only noted.
     let len = payload + u32::from(flags & 0x01);
-    if len > 0 && flags & 0x02 == 0 {
-        let seq = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
+    let seq = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
+    if flags & 0x02 != 0 {
+        sent.syn = Some(seq);
+    } else if len > 0 {
         sent.record(seq, len, payload);
     }
 }
 
 impl<N: Nic> TxToken for TxTok<'_, N> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let (sent, off, csum) = (self.sent, self.seq_off, self.csum);
+        if self.discard {
+            let v = f(&mut self.scratch[..len]);
+            note_sent(&self.scratch[..len], sent);
+            return v;
+        }
         let mut f = Some(f);
         let mut out = None;
         let (dst, src) = (self.dst_mac, self.src_mac);
-        let sent = self.sent;
         let mut build = |buf: &mut [u8]| {
             l2::write_eth(buf, dst, src, l2::ETHERTYPE_IPV4);
             if let Some(f) = f.take() {
                 out = Some(f(&mut buf[ETH_HDR..]));
+                if off != 0 {
+                    shift_seq(&mut buf[ETH_HDR..], off, csum);
+                }
                 note_sent(&buf[ETH_HDR..], sent);
             }
         };
@@ -102,6 +196,9 @@ impl<N: Nic> TxToken for TxTok<'_, N> {
                 self.tx.dropped += 1;
                 let f = f.take().expect("builder not called when tx_frame fails");
                 let v = f(&mut self.scratch[..len]);
+                if off != 0 {
+                    shift_seq(&mut self.scratch[..len], off, csum);
+                }
                 note_sent(&self.scratch[..len], sent);
                 v
             }
@@ -130,6 +227,9 @@ impl<N: Nic> Device for Port<'_, N> {
                 scratch: self.scratch,
                 tx: self.tx,
                 sent: self.sent,
+                seq_off: self.seq_off,
+                discard: self.discard,
+                csum: self.caps.checksum.tcp.tx(),
             },
         ))
     }
@@ -148,6 +248,9 @@ impl<N: Nic> Device for Port<'_, N> {
             scratch: self.scratch,
             tx: self.tx,
             sent: self.sent,
+            seq_off: self.seq_off,
+            discard: self.discard,
+            csum: self.caps.checksum.tcp.tx(),
         })
     }
 

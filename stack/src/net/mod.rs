@@ -21,12 +21,12 @@ use crate::config::EngineConfig;
 use crate::core::conns::Conn;
 use crate::core::demux_peek_tuple;
 use crate::core::recovery::{Repair, Sent};
-use crate::core::{Core, Ingress};
+use crate::core::{CookieSyn, CookieSynAck, Core, Ingress};
 use crate::hint::prefetch;
 use crate::ids::ConnId;
 use crate::l2::{self, Arp, ETH_HDR};
-use device::Port;
 pub(crate) use device::TxCounters;
+use device::{shift_acks, Port};
 
 /// The device smoltcp sees over a pump, borrowing only the fields it needs
 /// (so the caller can still borrow the pump's empty socket set, and the
@@ -54,6 +54,8 @@ macro_rules! port {
             scratch: $scratch,
             tx: $tx,
             sent: $sent,
+            seq_off: 0,
+            discard: false,
         }
     };
 }
@@ -74,6 +76,8 @@ pub(crate) struct Pump<N: Nic> {
     mac: MacAddr,
     scratch: Vec<u8>,
     rx_batch: Vec<N::Frame>,
+    /// A received packet of a SYN cookie connection, translated.
+    fix: Vec<u8>,
     /// The socket set of "no socket": smoltcp answers such segments with RST.
     empty_set: SocketSet<'static>,
     pub(crate) tx: TxCounters,
@@ -99,6 +103,7 @@ impl<N: Nic> Pump<N> {
             mac: nic_caps.mac,
             scratch: vec![0u8; 65536 + ETH_HDR],
             rx_batch: Vec::with_capacity(RX_BURST),
+            fix: vec![0u8; 65536],
             empty_set: SocketSet::new(Vec::new()),
             tx: TxCounters::default(),
             rx_frames: 0,
@@ -137,6 +142,7 @@ impl<N: Nic> Pump<N> {
             mac,
             scratch,
             rx_batch,
+            fix,
             empty_set,
             tx,
             arp_tx,
@@ -168,11 +174,22 @@ impl<N: Nic> Pump<N> {
                     } => {
                         let c = core.conns.get_mut(cid);
                         let now = Instant::from_micros(c.rec.socket_time(core.now_us) as i64);
+                        let off = c.seq_off;
+                        let ip = if off != 0 {
+                            // A SYN cookie connection: into the socket's space.
+                            let fixed = &mut fix[..ip.len()];
+                            fixed.copy_from_slice(ip);
+                            shift_acks(fixed, off, caps.checksum.tcp.rx());
+                            &fix[..ip.len()]
+                        } else {
+                            ip
+                        };
                         let mut port =
                             port!(nic, caps, *mac, scratch, tx, Some(ip), src_mac, &mut sent);
+                        port.seq_off = off;
                         core.iface.poll_ingress_single(now, &mut port, &mut c.set);
                         if let Some(Repair::DupAcks { seq, ack, win }) = repair {
-                            let pkt = dup_ack(core.host.ip, c, seq, ack, win);
+                            let pkt = dup_ack(core.host.ip, c, seq, ack.wrapping_add(off), win);
                             for _ in 0..3 {
                                 let mut port = port!(
                                     nic,
@@ -184,11 +201,56 @@ impl<N: Nic> Pump<N> {
                                     src_mac,
                                     &mut sent
                                 );
+                                port.seq_off = off;
                                 core.iface.poll_ingress_single(now, &mut port, &mut c.set);
                             }
                         }
                         core.conns.mark_ready(cid);
                         core.conns.mark_dirty(cid);
+                    }
+                    Ingress::CookieConn {
+                        cid,
+                        ip,
+                        src_mac,
+                        syn,
+                    } => {
+                        let c = core.conns.get_mut(cid);
+                        let now = Instant::from_micros(c.rec.socket_time(core.now_us) as i64);
+                        // The SYN the cookie stands for, and the socket's
+                        // SYN-ACK, which only tells its ISN.
+                        let pkt = cookie_syn(core.host.ip, c, &syn);
+                        let mut port = port!(
+                            nic,
+                            caps,
+                            *mac,
+                            scratch,
+                            tx,
+                            Some(&pkt[..]),
+                            src_mac,
+                            &mut sent
+                        );
+                        port.discard = true;
+                        core.iface.poll_ingress_single(now, &mut port, &mut c.set);
+                        core.iface.poll_egress(now, &mut port, &mut c.set);
+                        if let Some(isn) = sent.syn {
+                            let off = isn.wrapping_sub(syn.cookie);
+                            c.seq_off = off;
+                            let fixed = &mut fix[..ip.len()];
+                            fixed.copy_from_slice(ip);
+                            shift_acks(fixed, off, caps.checksum.tcp.rx());
+                            let ip = &fix[..ip.len()];
+                            let mut port =
+                                port!(nic, caps, *mac, scratch, tx, Some(ip), src_mac, &mut sent);
+                            port.seq_off = off;
+                            core.iface.poll_ingress_single(now, &mut port, &mut c.set);
+                        }
+                        // Established, or (no SYN-ACK) closed: service decides.
+                        core.conns.mark_ready(cid);
+                        core.conns.mark_dirty(cid);
+                    }
+                    Ingress::Cookie(sa) => {
+                        let pkt = cookie_syn_ack(core.host.ip, &sa);
+                        send_ip(nic, *mac, sa.to, &pkt, tx);
                     }
                     Ingress::NoSocket { ip, src_mac } => {
                         let now = core.instant();
@@ -262,11 +324,13 @@ impl<N: Nic> Pump<N> {
         let repair = c.rec.on_timeout(now_us, &mut core.stats);
         let mut now = Instant::from_micros(c.rec.socket_time(now_us) as i64);
         let mut sent = c.rec.begin();
+        let off = c.seq_off;
         if let Some(Repair::DupAcks { seq, ack, win }) = repair {
             // The tail-loss probe: the socket resends the segment at `ack`.
-            let pkt = dup_ack(core.host.ip, c, seq, ack, win);
+            let pkt = dup_ack(core.host.ip, c, seq, ack.wrapping_add(off), win);
             for _ in 0..3 {
                 let mut port = port!(self, Some(&pkt[..]), dst_mac, &mut sent);
+                port.seq_off = off;
                 core.iface.poll_ingress_single(now, &mut port, &mut c.set);
             }
         }
@@ -277,6 +341,7 @@ impl<N: Nic> Pump<N> {
         let jumps = if repair == Some(Repair::Rto) { 3 } else { 1 };
         for _ in 0..jumps {
             let mut port = port!(self, None, dst_mac, &mut sent);
+            port.seq_off = off;
             if jumps > 1 {
                 if let Some(t) = core.iface.poll_at(now, set) {
                     if t > now {
@@ -290,9 +355,9 @@ impl<N: Nic> Pump<N> {
                 break;
             }
         }
-        let off = c.rec.off_us;
+        let clock_off = c.rec.off_us;
         c.rec.on_sent(&sent, now_us, &mut core.stats);
-        let smol_at = at.map(|t| (t.total_micros() as u64).saturating_sub(off));
+        let smol_at = at.map(|t| (t.total_micros() as u64).saturating_sub(clock_off));
         let at_us = match (smol_at, c.rec.deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -328,25 +393,68 @@ fn dispatch<N: Nic>(
 /// [`crate::core::recovery`]): an ACK from the peer `c` to `us` with no
 /// payload, ACK number `ack`, window field `win` and sequence number `seq`.
 fn dup_ack(us: Ipv4Addr, c: &Conn, seq: u32, ack: u32, win: u16) -> [u8; 40] {
-    let mut pkt = [0u8; 40];
-    let (src, dst) = (IpAddress::Ipv4(c.remote_ip), IpAddress::Ipv4(us));
     let tcp = TcpRepr {
-        src_port: c.remote_port,
-        dst_port: c.local_port,
-        control: TcpControl::None,
         seq_number: TcpSeqNumber(seq as i32),
         ack_number: Some(TcpSeqNumber(ack as i32)),
         window_len: win,
+        ..bare_tcp(c.remote_port, c.local_port)
+    };
+    emit_ip_tcp(c.remote_ip, us, &tcp)
+}
+
+/// The SYN a returning cookie stands for, from the peer of `c` to `us`:
+/// the client's ISN, the cookie's MSS, no window scaling, no SACK.
+fn cookie_syn(us: Ipv4Addr, c: &Conn, syn: &CookieSyn) -> [u8; 44] {
+    let tcp = TcpRepr {
+        control: TcpControl::Syn,
+        seq_number: TcpSeqNumber(syn.isn as i32),
+        ack_number: None,
+        window_len: syn.win,
+        max_seg_size: Some(syn.mss),
+        ..bare_tcp(c.remote_port, c.local_port)
+    };
+    emit_ip_tcp(c.remote_ip, us, &tcp)
+}
+
+/// Our SYN cookie SYN-ACK for `sa` (MSS option only: no scaling, no SACK).
+fn cookie_syn_ack(us: Ipv4Addr, sa: &CookieSynAck) -> [u8; 44] {
+    let tcp = TcpRepr {
+        control: TcpControl::Syn,
+        seq_number: TcpSeqNumber(sa.cookie as i32),
+        ack_number: Some(TcpSeqNumber(sa.isn.wrapping_add(1) as i32)),
+        window_len: u16::MAX,
+        max_seg_size: Some(sa.mss),
+        ..bare_tcp(sa.dport, sa.sport)
+    };
+    emit_ip_tcp(us, sa.src, &tcp)
+}
+
+/// A TCP header from `sport` to `dport` with no flags, options or payload.
+fn bare_tcp(sport: u16, dport: u16) -> TcpRepr<'static> {
+    TcpRepr {
+        src_port: sport,
+        dst_port: dport,
+        control: TcpControl::None,
+        seq_number: TcpSeqNumber(0),
+        ack_number: None,
+        window_len: 0,
         window_scale: None,
         max_seg_size: None,
         sack_permitted: false,
         sack_ranges: [None; 3],
         timestamp: None,
         payload: &[],
-    };
+    }
+}
+
+/// IPv4 + `tcp` from `src` to `dst`, checksums filled, into `N` bytes
+/// (exactly the header lengths: 40, or 44 with an MSS option).
+fn emit_ip_tcp<const N: usize>(src: Ipv4Addr, dst: Ipv4Addr, tcp: &TcpRepr) -> [u8; N] {
+    let mut pkt = [0u8; N];
+    debug_assert_eq!(20 + tcp.buffer_len(), N);
     let ip = Ipv4Repr {
-        src_addr: c.remote_ip,
-        dst_addr: us,
+        src_addr: src,
+        dst_addr: dst,
         next_header: IpProtocol::Tcp,
         payload_len: tcp.buffer_len(),
         hop_limit: 64,
@@ -354,8 +462,22 @@ fn dup_ack(us: Ipv4Addr, c: &Conn, seq: u32, ack: u32, win: u16) -> [u8; 40] {
     let caps = ChecksumCapabilities::default();
     let (ip_part, tcp_part) = pkt.split_at_mut(20);
     ip.emit(&mut Ipv4Packet::new_unchecked(ip_part), &caps);
-    tcp.emit(&mut TcpPacket::new_unchecked(tcp_part), &src, &dst, &caps);
+    let (s, d) = (IpAddress::Ipv4(src), IpAddress::Ipv4(dst));
+    tcp.emit(&mut TcpPacket::new_unchecked(tcp_part), &s, &d, &caps);
     pkt
+}
+
+/// Sends IP packet `ip` from `src` to `dst` (a frame the engine built).
+fn send_ip<N: Nic>(nic: &mut N, src: MacAddr, dst: MacAddr, ip: &[u8], tx: &mut TxCounters) {
+    let mut build = |buf: &mut [u8]| {
+        l2::write_eth(buf, dst, src, l2::ETHERTYPE_IPV4);
+        buf[ETH_HDR..ETH_HDR + ip.len()].copy_from_slice(ip);
+    };
+    if nic.tx_frame(ETH_HDR + ip.len(), &mut build).is_ok() {
+        tx.segments += 1;
+    } else {
+        tx.dropped += 1;
+    }
 }
 
 /// Sends ARP packet `arp` from `src` to `dst`.

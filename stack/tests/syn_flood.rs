@@ -1,0 +1,166 @@
+//! SYN cookies (issue 11): SYNs from sources that never complete fill a
+//! listener's SYN queue; a valid client still connects (through a SYN
+//! cookie) and its connection carries data both ways, byte for byte.
+
+use ringline_dataplane::Nic;
+use ringline_ring::opcode;
+use ringline_testkit::pair::*;
+use smoltcp::phy::ChecksumCapabilities;
+use smoltcp::wire::{
+    IpAddress, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr,
+    TcpSeqNumber,
+};
+
+const PORT: u16 = 7100;
+
+/// A SYN from `src:sport` to the server, put on the wire from the client's
+/// port (as if from a host that then never answers ARP or the SYN-ACK).
+fn forged_syn(p: &mut Pair, src: Ipv4Address, sport: u16, isn: u32) {
+    let tcp = TcpRepr {
+        src_port: sport,
+        dst_port: PORT,
+        control: TcpControl::Syn,
+        seq_number: TcpSeqNumber(isn as i32),
+        ack_number: None,
+        window_len: 64240,
+        window_scale: Some(7),
+        max_seg_size: Some(1460),
+        sack_permitted: true,
+        sack_ranges: [None; 3],
+        timestamp: None,
+        payload: &[],
+    };
+    let ip = Ipv4Repr {
+        src_addr: src,
+        dst_addr: SERVER_IP,
+        next_header: IpProtocol::Tcp,
+        payload_len: tcp.buffer_len(),
+        hop_limit: 64,
+    };
+    let wire = PairOpts::default().wire;
+    let len = 14 + 20 + tcp.buffer_len();
+    let mut build = |f: &mut [u8]| {
+        f[0..6].copy_from_slice(&wire.mac_a);
+        f[6..12].copy_from_slice(&wire.mac_b);
+        f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+        let caps = ChecksumCapabilities::default();
+        let (ip_part, tcp_part) = f[14..].split_at_mut(20);
+        ip.emit(&mut Ipv4Packet::new_unchecked(ip_part), &caps);
+        tcp.emit(
+            &mut TcpPacket::new_unchecked(tcp_part),
+            &IpAddress::Ipv4(src),
+            &IpAddress::Ipv4(SERVER_IP),
+            &caps,
+        );
+    };
+    let nic = p.c.driver_mut().nic_mut().inner_mut();
+    nic.tx_frame(len, &mut build).expect("wire full");
+    nic.tx_flush();
+}
+
+#[test]
+fn a_full_syn_queue_answers_with_cookies_and_valid_clients_still_connect() {
+    let mut p = Pair::new();
+    let l = listen(&mut p, PORT, 4);
+    // 16 SYNs from on-link addresses that never answer: 4 fill the SYN
+    // queue (their SYN-ACKs wait for ARP), 12 get cookies nobody returns.
+    for i in 0..16u16 {
+        forged_syn(
+            &mut p,
+            Ipv4Address::new(10, 0, 0, 100 + i as u8),
+            2000 + i,
+            7 * u32::from(i),
+        );
+    }
+    p.run(20);
+    let st = p.s.driver().stats();
+    assert_eq!(st.conns_live, 4, "the SYN queue holds 4: {st:?}");
+    assert_eq!(st.syn_cookies_sent, 12, "{st:?}");
+    // A real client connects through a cookie, and is accepted.
+    push(
+        &mut p.s,
+        opcode::Accept::new(l, std::ptr::null_mut(), std::ptr::null_mut())
+            .user_data(1)
+            .build(),
+    );
+    let cfd = connect_n(&mut p, PORT, 1, 10)[0];
+    assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 1)));
+    let sfd = take(&mut p.s_cqes, 1).unwrap().res;
+    assert!(sfd >= 0, "accept: {sfd}");
+    let st = p.s.driver().stats();
+    assert_eq!(st.syn_cookies_ok, 1, "{st:?}");
+    // Data both ways across the translated sequence numbers.
+    let up: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    let down: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
+    let mut got_up = vec![0u8; up.len()];
+    let mut got_down = vec![0u8; down.len()];
+    push(
+        &mut p.c,
+        opcode::Send::new(cfd, up.as_ptr(), up.len() as u32)
+            .flags(libc::MSG_WAITALL)
+            .user_data(2)
+            .build(),
+    );
+    push(
+        &mut p.s,
+        opcode::Send::new(sfd, down.as_ptr(), down.len() as u32)
+            .flags(libc::MSG_WAITALL)
+            .user_data(3)
+            .build(),
+    );
+    push(
+        &mut p.s,
+        opcode::Recv::new(sfd, got_up.as_mut_ptr(), got_up.len() as u32)
+            .flags(libc::MSG_WAITALL)
+            .user_data(4)
+            .build(),
+    );
+    push(
+        &mut p.c,
+        opcode::Recv::new(cfd, got_down.as_mut_ptr(), got_down.len() as u32)
+            .flags(libc::MSG_WAITALL)
+            .user_data(5)
+            .build(),
+    );
+    let ok = p.run_until(200_000, |p| {
+        p.s_cqes
+            .iter()
+            .filter(|c| c.user_data == 3 || c.user_data == 4)
+            .count()
+            == 2
+            && p.c_cqes
+                .iter()
+                .filter(|c| c.user_data == 2 || c.user_data == 5)
+                .count()
+                == 2
+    });
+    assert!(
+        ok,
+        "transfers did not finish: {:?} {:?}",
+        p.s_cqes, p.c_cqes
+    );
+    for (cqes, ud, n) in [(&mut p.s_cqes, 4, up.len()), (&mut p.c_cqes, 5, down.len())] {
+        assert_eq!(take(cqes, ud).unwrap().res, n as i32);
+    }
+    assert!(got_up == up, "client to server bytes differ");
+    assert!(got_down == down, "server to client bytes differ");
+    // After the flood's half-open entries time out (the handshake timeout:
+    // their SYN-ACKs went to the MAC the SYNs came from, and nobody
+    // answered), the queue is free again and a SYN is answered statefully.
+    let before = p.s.driver().stats().syn_cookies_sent;
+    p.clock
+        .fetch_add(31_000_000, std::sync::atomic::Ordering::Relaxed);
+    p.run(100);
+    assert_eq!(
+        p.s.driver().stats().conns_live,
+        1,
+        "half-open entries freed"
+    );
+    let c2 = connect_n(&mut p, PORT, 1, 20)[0];
+    assert!(c2 >= 0);
+    assert_eq!(
+        p.s.driver().stats().syn_cookies_sent,
+        before,
+        "no cookie needed"
+    );
+}
