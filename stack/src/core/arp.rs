@@ -25,6 +25,8 @@ pub(crate) struct Neighbors {
     asked: FxMap<u32, u64>,
     /// Connections whose egress waits for a neighbour.
     waiting: Vec<ConnId>,
+    /// When learned entries were last swept for age.
+    swept_us: u64,
 }
 
 /// A neighbour's MAC and whether it came from the configuration (static
@@ -34,7 +36,20 @@ pub(crate) struct Neighbors {
 struct Entry {
     mac: MacAddr,
     fixed: bool,
+    /// When the neighbour was last heard from (µs; refreshed at most once
+    /// per [`REFRESH_US`]).
+    seen_us: u64,
 }
+
+/// A learned neighbour not heard from for this long is forgotten at the
+/// next sweep (Linux's `gc_stale_time`); the next packet to it asks again.
+const MAX_AGE_US: u64 = 60_000_000;
+/// Entries are refreshed at most this often (a store per second, not per
+/// packet).
+const REFRESH_US: u64 = 1_000_000;
+/// At most this many addresses are remembered as asked for; past it, the
+/// ones whose rate limit has run out are dropped.
+const MAX_ASKED: usize = 4096;
 
 /// At most this many learned neighbours; past it, nothing new is learned
 /// from the wire (static entries do not count). A subnet of this engine's
@@ -62,6 +77,7 @@ impl Neighbors {
                 Entry {
                     mac: *mac,
                     fixed: true,
+                    seen_us: 0,
                 },
             );
         }
@@ -74,18 +90,33 @@ impl Neighbors {
         self.map.get(&u32::from(ip)).map(|e| e.mac)
     }
 
-    /// Learns (or refreshes) a neighbour from the wire. Returns true when
-    /// it was new or changed. A static entry is never changed, and past
-    /// `MAX_LEARNED` entries nothing new is learned.
-    pub(crate) fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr) -> bool {
+    /// Learns (or refreshes) a neighbour from the wire at `now_us`. Returns
+    /// true when it was new or changed. A static entry is never changed;
+    /// past `MAX_LEARNED` entries, learned ones not heard from for
+    /// `MAX_AGE_US` are forgotten first (at most one sweep a second), and if
+    /// none is, nothing new is learned.
+    pub(crate) fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr, now_us: u64) -> bool {
         let key = u32::from(ip);
+        if !self.map.contains_key(&key)
+            && (self.map.len() >= MAX_LEARNED || now_us.saturating_sub(self.swept_us) >= MAX_AGE_US)
+        {
+            self.sweep(now_us);
+        }
         let full = self.map.len() >= MAX_LEARNED;
         let learned = match self.map.get_mut(&key) {
             Some(e) if e.fixed => return false,
-            Some(e) => std::mem::replace(&mut e.mac, mac) != mac,
+            Some(e) => {
+                e.seen_us = now_us;
+                std::mem::replace(&mut e.mac, mac) != mac
+            }
             None if full => return false,
             None => {
-                self.map.insert(key, Entry { mac, fixed: false });
+                let e = Entry {
+                    mac,
+                    fixed: false,
+                    seen_us: now_us,
+                };
+                self.map.insert(key, e);
                 true
             }
         };
@@ -93,9 +124,24 @@ impl Neighbors {
         learned
     }
 
+    /// Forgets learned entries not heard from for `MAX_AGE_US` (at most once
+    /// a second: a scan of the table, on a learn only).
+    fn sweep(&mut self, now_us: u64) {
+        if now_us.saturating_sub(self.swept_us) < REFRESH_US && self.swept_us != 0 {
+            return;
+        }
+        self.swept_us = now_us;
+        self.map
+            .retain(|_, e| e.fixed || now_us.saturating_sub(e.seen_us) < MAX_AGE_US);
+    }
+
     /// Whether a request for `ip` may go out now (rate-limited).
     pub(crate) fn should_ask(&mut self, ip: Ipv4Addr, now_us: u64) -> bool {
         let key = u32::from(ip);
+        if self.asked.len() >= MAX_ASKED {
+            self.asked
+                .retain(|_, t| now_us.saturating_sub(*t) < ASK_INTERVAL_US);
+        }
         match self.asked.get(&key) {
             Some(&t) if now_us.saturating_sub(t) < ASK_INTERVAL_US => false,
             _ => {
@@ -120,9 +166,10 @@ impl Neighbors {
         ip: Ipv4Addr,
         mac: MacAddr,
         on_link: bool,
+        now_us: u64,
     ) -> ArpOutcome {
         let mut out = ArpOutcome::default();
-        if on_link && !arp.spa.is_unspecified() && self.learn(arp.spa, arp.sha) {
+        if on_link && !arp.spa.is_unspecified() && self.learn(arp.spa, arp.sha, now_us) {
             out.wake = self.take_waiting();
         }
         if arp.op == l2::ARP_REQUEST && arp.tpa == ip {
@@ -138,12 +185,21 @@ impl Neighbors {
         out
     }
 
-    /// Learns `ip` from the source of a received IPv4 frame, if it is not
-    /// known yet. Returns whether connections wait to be woken
+    /// Learns `ip` from the source of a received IPv4 frame if it is not
+    /// known yet, or refreshes its age (a known MAC is not changed: ARP
+    /// does that). Returns whether connections wait to be woken
     /// ([`Neighbors::take_waiting`]).
     #[inline]
-    pub(crate) fn learn_from_ip(&mut self, ip: Ipv4Addr, mac: MacAddr) -> bool {
-        self.lookup(ip).is_none() && self.learn(ip, mac) && !self.waiting.is_empty()
+    pub(crate) fn learn_from_ip(&mut self, ip: Ipv4Addr, mac: MacAddr, now_us: u64) -> bool {
+        match self.map.get_mut(&u32::from(ip)) {
+            Some(e) => {
+                if now_us.saturating_sub(e.seen_us) >= REFRESH_US {
+                    e.seen_us = now_us;
+                }
+                false
+            }
+            None => self.learn(ip, mac, now_us) && !self.waiting.is_empty(),
+        }
     }
 
     /// The connections waiting for a neighbour (lent: give the list back
@@ -184,7 +240,7 @@ mod tests {
         let cid = ConnId::from_index(4);
         n.wait(cid);
         n.wait(cid);
-        let out = n.on_arp(&request(PEER, ME), ME, [2; 6], true);
+        let out = n.on_arp(&request(PEER, ME), ME, [2; 6], true, 0);
         assert_eq!(out.wake, vec![cid], "waiters woken once");
         let (to, reply) = out.reply.expect("answered");
         assert_eq!(to, [2, 0, 0, 0, 0, 2]);
@@ -201,6 +257,7 @@ mod tests {
             ME,
             [2; 6],
             false,
+            0,
         );
         assert_eq!(out, ArpOutcome::default());
         assert_eq!(n.lookup(PEER), None);
@@ -211,13 +268,13 @@ mod tests {
         let mut n = Neighbors::default();
         let cid = ConnId::from_index(1);
         n.wait(cid);
-        assert!(n.learn_from_ip(PEER, [5; 6]));
+        assert!(n.learn_from_ip(PEER, [5; 6], 0));
         let w = n.take_waiting();
         assert_eq!(w, vec![cid]);
         n.done_waking(w);
         assert_eq!(n.lookup(PEER), Some([5; 6]));
         n.wait(cid);
-        assert!(!n.learn_from_ip(PEER, [6; 6]), "known: not relearned");
+        assert!(!n.learn_from_ip(PEER, [6; 6], 0), "known: not relearned");
         assert_eq!(n.lookup(PEER), Some([5; 6]));
     }
 
@@ -232,14 +289,14 @@ mod tests {
             tha: [2; 6],
             tpa: ME,
         };
-        let out = n.on_arp(&forged, ME, [2; 6], true);
+        let out = n.on_arp(&forged, ME, [2; 6], true, 0);
         assert!(out.wake.is_empty() && out.reply.is_none());
-        assert!(!n.learn_from_ip(PEER, [0xee; 6]));
+        assert!(!n.learn_from_ip(PEER, [0xee; 6], 0));
         assert_eq!(n.lookup(PEER), Some([7; 6]), "still the configured MAC");
         // A learned one does follow the wire.
         let other = Ipv4Addr::new(10, 0, 0, 3);
-        assert!(n.learn(other, [1; 6]));
-        assert!(n.learn(other, [3; 6]));
+        assert!(n.learn(other, [1; 6], 0));
+        assert!(n.learn(other, [3; 6], 0));
         assert_eq!(n.lookup(other), Some([3; 6]));
     }
 
@@ -249,7 +306,35 @@ mod tests {
         assert!(n.should_ask(PEER, 0));
         assert!(!n.should_ask(PEER, 50_000));
         assert!(n.should_ask(PEER, 100_000));
-        n.learn(PEER, [1; 6]);
+        n.learn(PEER, [1; 6], 0);
         assert!(n.should_ask(PEER, 100_001), "learning clears the limit");
+    }
+
+    #[test]
+    fn learned_neighbours_age_and_a_full_table_makes_room() {
+        let mut n = Neighbors::new(&[(PEER, [7; 6])]);
+        let ip = |i: u32| Ipv4Addr::from(0x0a00_0000 + 10 + i);
+        // A flood of sources fills the table.
+        for i in 0..MAX_LEARNED as u32 {
+            n.learn(ip(i), [1; 6], 1_000);
+        }
+        let fresh = Ipv4Addr::new(10, 9, 9, 9);
+        assert!(!n.learn(fresh, [9; 6], 2_000), "full: nothing new");
+        // One of them keeps talking (refreshed by its segments).
+        n.learn_from_ip(ip(5), [1; 6], 30_000_000);
+        // A minute later the silent ones are forgotten: there is room.
+        assert!(n.learn(fresh, [9; 6], 61_000_000));
+        assert_eq!(n.lookup(fresh), Some([9; 6]));
+        assert_eq!(n.lookup(ip(5)), Some([1; 6]), "refreshed: kept");
+        assert_eq!(n.lookup(ip(6)), None, "aged out");
+        assert_eq!(n.lookup(PEER), Some([7; 6]), "static entries never age");
+        // The asked-for list is bounded too.
+        for i in 0..3 * MAX_ASKED as u32 {
+            n.should_ask(
+                Ipv4Addr::from(0x0b00_0000 + i),
+                100_000_000 + u64::from(i) * 1_000,
+            );
+        }
+        assert!(n.asked.len() <= MAX_ASKED + 1);
     }
 }

@@ -157,7 +157,7 @@ impl Core {
         let on_link = self.host.on_link(arp.spa);
         let out = self
             .neigh
-            .on_arp(&arp, self.host.ip, self.host.mac, on_link);
+            .on_arp(&arp, self.host.ip, self.host.mac, on_link, self.now_us);
         // Connections waiting for this neighbour can send now.
         for &cid in &out.wake {
             self.conns.mark_dirty(cid);
@@ -209,7 +209,7 @@ impl Core {
         if self.host.on_link(src) {
             // A neighbour first heard from by a segment: connections waiting
             // for it can send now.
-            if self.neigh.learn_from_ip(src, src_mac) {
+            if self.neigh.learn_from_ip(src, src_mac, self.now_us) {
                 let wake = self.neigh.take_waiting();
                 for &cid in &wake {
                     self.conns.mark_dirty(cid);
