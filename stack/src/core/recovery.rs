@@ -176,6 +176,9 @@ pub(crate) struct Recovery {
     repaired: Option<u32>,
     /// When the peer was last heard from, in the socket's time.
     heard_us: u64,
+    /// The next timeout (engine µs), kept by [`Recovery::rearm`] whenever
+    /// what it depends on changes, so egress reads one field.
+    due_us: Option<u64>,
     /// The first sequence numbers seen each way, for [`Recovery::moved`].
     tx_base: u32,
     rx_base: Option<u32>,
@@ -254,6 +257,7 @@ impl Recovery {
             }
             self.nxt = s.hi;
         }
+        self.rearm();
     }
 
     /// Takes in a segment from the peer (before the socket processes it)
@@ -288,6 +292,7 @@ impl Recovery {
             if self.in_recovery && !after(self.recover, ack) {
                 self.in_recovery = false;
             }
+            self.rearm();
         }
         if ack != self.una || !self.outstanding() {
             return None;
@@ -310,6 +315,7 @@ impl Recovery {
         }
         self.repaired = Some(self.una);
         self.since_us = now_us;
+        self.rearm();
         Some(Repair::DupAcks {
             seq: end,
             ack: self.una,
@@ -331,7 +337,16 @@ impl Recovery {
 
     /// When the next timeout fires (engine µs), if one is armed. None until
     /// the first RTT sample: smoltcp's own timer covers that.
+    #[inline]
     pub(crate) fn deadline(&self) -> Option<u64> {
+        self.due_us
+    }
+
+    fn rearm(&mut self) {
+        self.due_us = self.compute_deadline();
+    }
+
+    fn compute_deadline(&self) -> Option<u64> {
         if !self.outstanding() || self.srtt_us == 0 || self.backoff >= MAX_BACKOFF {
             return None;
         }
@@ -350,15 +365,21 @@ impl Recovery {
 
     /// The repair due at `now_us`, if the timeout expired: a probe first
     /// (unless this `una` was already fast-retransmitted), then RTOs.
+    #[inline]
     pub(crate) fn on_timeout(&mut self, now_us: u64, stats: &mut EngineStats) -> Option<Repair> {
-        let due = self.deadline()?;
-        if now_us < due {
-            return None;
+        match self.due_us {
+            Some(due) if now_us >= due => self.timeout(now_us, stats),
+            _ => None,
         }
+    }
+
+    #[cold]
+    fn timeout(&mut self, now_us: u64, stats: &mut EngineStats) -> Option<Repair> {
         let probe = self.backoff == 0 && self.repaired != Some(self.una);
         self.backoff += 1;
         self.since_us = now_us;
         self.timed = None;
+        self.rearm();
         if probe {
             stats.tlp_probes += 1;
             self.repaired = Some(self.una);
