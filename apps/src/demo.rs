@@ -15,7 +15,7 @@ use ringline_ring::ring::RingConfig;
 
 use crate::echo::{self, EchoOpts};
 use crate::loadgen::{self, LiveCounters, LoadOpts};
-use crate::report::{self, LoadReport};
+use crate::report::{self, EngineReport, Engines, LoadReport};
 
 /// Options of `ringline demo`.
 #[derive(Args, Clone, Debug)]
@@ -148,6 +148,9 @@ where
     FC: FnOnce() -> Result<N, String> + Send + 'static,
 {
     let stop = Arc::new(AtomicBool::new(false));
+    // SIGINT or SIGTERM end the load early; the server stops after it, so
+    // the engines (and a DPDK EAL) shut down cleanly.
+    let signalled = crate::netcmd::stop_flag(None)?;
     let live = Arc::new(LiveCounters::default());
     let conns = a.connections;
     let engine = |ip: Ipv4Addr, peer: Ipv4Addr, peer_mac: Option<MacAddr>| EngineConfig {
@@ -176,7 +179,7 @@ where
     let srv_failed = failed.clone();
     let server = std::thread::Builder::new()
         .name("ringline-server".into())
-        .spawn(move || -> Result<echo::EchoStats, String> {
+        .spawn(move || -> Result<(echo::EchoStats, EngineReport), String> {
             crate::sys::pin_to_cpu(0);
             let r = (|| {
                 if let Some(p) = realtime {
@@ -185,7 +188,7 @@ where
                 let nic = make_server()?;
                 let mut rt =
                     open(nic, &srv_ring, srv_cfg, Clock::monotonic()).map_err(|e| e.to_string())?;
-                echo::serve(
+                let stats = echo::serve(
                     &mut rt,
                     SERVER_IP,
                     &EchoOpts {
@@ -194,7 +197,8 @@ where
                     },
                     &srv_ready,
                     &srv_stop,
-                )
+                )?;
+                Ok((stats, EngineReport::of(&rt)))
             })();
             // Unblock the client even if the server failed to start, and tell
             // it so (the flag is stored before `ready`, whose Release the
@@ -219,26 +223,30 @@ where
         duration: Duration::from_secs_f64(a.duration),
         size: a.size,
         connect_timeout: Duration::from_secs(60),
+        stop: Some(signalled),
     };
     let client = std::thread::Builder::new()
         .name("ringline-client".into())
-        .spawn(move || -> Result<loadgen::LoadResult, String> {
-            crate::sys::pin_to_cpu(1);
-            if let Some(p) = realtime {
-                crate::sys::set_realtime(p)?;
-            }
-            let nic = make_client()?;
-            let mut rt =
-                open(nic, &ring_cfg, cli_cfg, Clock::monotonic()).map_err(|e| e.to_string())?;
-            // Start only once the server listens (its Release store pairs with this Acquire).
-            while !cli_ready.load(Ordering::Acquire) {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            if cli_failed.load(Ordering::Relaxed) {
-                return Err("the server did not start".into());
-            }
-            Ok(loadgen::run(&mut rt, &load, &cli_live))
-        })
+        .spawn(
+            move || -> Result<(loadgen::LoadResult, EngineReport), String> {
+                crate::sys::pin_to_cpu(1);
+                if let Some(p) = realtime {
+                    crate::sys::set_realtime(p)?;
+                }
+                let nic = make_client()?;
+                let mut rt =
+                    open(nic, &ring_cfg, cli_cfg, Clock::monotonic()).map_err(|e| e.to_string())?;
+                // Start only once the server listens (its Release store pairs with this Acquire).
+                while !cli_ready.load(Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                if cli_failed.load(Ordering::Relaxed) {
+                    return Err("the server did not start".into());
+                }
+                let res = loadgen::run(&mut rt, &load, &cli_live);
+                Ok((res, EngineReport::of(&rt)))
+            },
+        )
         .map_err(|e| e.to_string())?;
 
     report::show_progress(
@@ -253,12 +261,13 @@ where
         .map_err(|_| "client thread panicked".to_string());
     // Stop the server whatever happened to the client.
     stop.store(true, Ordering::Relaxed);
-    let srv = server
+    let (srv, srv_engine) = server
         .join()
         .map_err(|_| "server thread panicked".to_string())??;
-    let res = res??;
+    let (res, cli_engine) = res??;
 
-    let report = LoadReport::new(transport.to_owned(), &res, srv.errors);
+    let engines = Engines(vec![("server", srv_engine), ("client", cli_engine)]);
+    let report = LoadReport::new(transport.to_owned(), &res, srv.errors, engines);
     report.print(
         &format!(
             "ringline demo: echo over {} ({} B requests)",
@@ -274,7 +283,11 @@ where
         a.json,
     )?;
     if report.errors > 0 {
-        return Err(format!("{} errors", report.errors));
+        return Err(format!(
+            "{} errors: {}",
+            report.errors,
+            report.causes_line()
+        ));
     }
     Ok(())
 }

@@ -38,7 +38,7 @@ fn split(ud: u64) -> (u64, u16, i32) {
 }
 
 /// Server counters.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
 pub struct EchoStats {
     /// Connections accepted.
     pub accepted: u64,

@@ -48,7 +48,7 @@ pub struct HttpOpts {
 }
 
 /// Server counters.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
 pub struct HttpStats {
     /// Connections accepted.
     pub accepted: u64,

@@ -7,8 +7,10 @@
 //! close, many clients at once) and [`stream`] (one connection sending as fast
 //! as it can).
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -42,8 +44,12 @@ pub struct LoadOpts {
     pub duration: Duration,
     /// Request size in bytes.
     pub size: usize,
-    /// Longest wait for the connections to come up.
+    /// Longest wait for the connections to come up; one still connecting
+    /// at the end counts as an error (`connect ETIMEDOUT`).
     pub connect_timeout: Duration,
+    /// Ends the run early when set (SIGINT, SIGTERM): what was measured so
+    /// far is reported, requests and connects cut short are not errors.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 /// How the load spreads over ports and connections (the benchmark's
@@ -134,6 +140,9 @@ pub struct LoadResult {
     pub requests: u64,
     /// Errors (failed connects, error CQEs, short or wrong echoes).
     pub errors: u64,
+    /// `errors` by cause: `"connect ECONNREFUSED (Connection refused)"`,
+    /// `"echo short or wrong"`, ... (they add up to `errors`).
+    pub error_causes: BTreeMap<String, u64>,
     /// Measured seconds.
     pub duration_s: f64,
     /// Round-trip latency in ns.
@@ -142,6 +151,52 @@ pub struct LoadResult {
     pub connected: usize,
     /// Time to bring all connections up.
     pub connect_s: f64,
+    /// The run was ended early by [`LoadOpts::stop`].
+    pub interrupted: bool,
+}
+
+/// Counts errors by cause; the total is what the result reports.
+#[derive(Default)]
+pub struct Errors {
+    total: u64,
+    causes: BTreeMap<String, u64>,
+}
+
+impl Errors {
+    /// Counts `n` errors of `cause`.
+    pub fn add(&mut self, cause: impl Into<String>, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.total += n;
+        *self.causes.entry(cause.into()).or_default() += n;
+    }
+
+    /// Counts one failed `op` by its CQE result (`-errno`), as
+    /// `"op ENAME (description)"`.
+    pub fn failed(&mut self, op: &str, res: i32) {
+        self.add(format!("{op} {}", errno_text(res.wrapping_neg())), 1);
+    }
+
+    /// Errors so far.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+}
+
+/// `ECONNREFUSED (Connection refused)`: an errno's name and description.
+pub fn errno_text(errno: i32) -> String {
+    let text = std::io::Error::from_raw_os_error(errno).to_string();
+    // Display adds " (os error N)".
+    let text = text
+        .split(" (os error")
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    match ringline_ring::app::Errno(errno).name() {
+        Some(name) => format!("{name} ({text})"),
+        None => format!("errno {errno} ({text})"),
+    }
 }
 
 /// Fills request `seq` of connection `conn`: its identity in the first 16
@@ -224,9 +279,10 @@ pub fn run_shaped<R: Uring>(
         })
         .collect();
     let mut hist = new_histogram();
-    let mut errors = 0u64;
+    let mut errors = Errors::default();
     let mut requests = 0u64;
     let mut cqes: Vec<Cqe> = Vec::with_capacity(8192);
+    let mut interrupted = false;
 
     for i in 0..n {
         push(
@@ -295,6 +351,17 @@ pub fn run_shaped<R: Uring>(
     };
 
     loop {
+        if opts
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+        {
+            interrupted = true;
+            if live.measuring.load(Ordering::Relaxed) == 1 {
+                live.mark(true);
+            }
+            break;
+        }
         let now = Instant::now();
         if load_start.is_none()
             && (settled == n || now.duration_since(start) > opts.connect_timeout)
@@ -334,7 +401,7 @@ pub fn run_shaped<R: Uring>(
         match rt.submit_and_wait_timeout(1, Duration::from_millis(10)) {
             Ok(_) => {}
             Err(e) if e.0 == libc::ETIME || e.0 == libc::EINTR || e.0 == libc::EBUSY => {}
-            Err(_) => errors += 1,
+            Err(e) => errors.failed("submit", e.as_res()),
         }
         cqes.clear();
         rt.reap(&mut cqes);
@@ -345,7 +412,7 @@ pub fn run_shaped<R: Uring>(
             match tag {
                 T_SOCKET => {
                     if c.res < 0 {
-                        errors += 1;
+                        errors.failed("socket", c.res);
                         conn.st = St::Dead;
                         settled += 1;
                         continue;
@@ -365,21 +432,29 @@ pub fn run_shaped<R: Uring>(
                             in_flight += 1;
                         }
                     } else {
-                        if std::env::var_os("RINGLINE_DEBUG").is_some() {
-                            eprintln!("connect {i}: {}", ringline_ring::app::Errno(-c.res));
-                        }
-                        errors += 1;
+                        errors.failed("connect", c.res);
                         conn.st = St::Dead;
                     }
                 }
-                T_SEND if c.res != last_piece as i32 => errors += 1,
-                T_SEND_PIECE if c.res != piece as i32 => errors += 1,
+                T_SEND if c.res < 0 => errors.failed("send", c.res),
+                T_SEND if c.res != last_piece as i32 => errors.add("send short", 1),
+                T_SEND_PIECE if c.res < 0 => errors.failed("send", c.res),
+                T_SEND_PIECE if c.res != piece as i32 => errors.add("send short", 1),
                 T_RECV => {
-                    let ok = c.res == size as i32
-                        && rx[i * size..(i + 1) * size] == tx[i * size..(i + 1) * size];
                     in_flight -= 1;
-                    if !ok {
-                        errors += 1;
+                    let bad = if c.res < 0 {
+                        Some(format!("recv {}", errno_text(-c.res)))
+                    } else if c.res == 0 {
+                        Some("recv EOF (the server closed the connection)".to_owned())
+                    } else if c.res != size as i32 {
+                        Some("echo short".to_owned())
+                    } else if rx[i * size..(i + 1) * size] != tx[i * size..(i + 1) * size] {
+                        Some("echo differs from the request".to_owned())
+                    } else {
+                        None
+                    };
+                    if let Some(cause) = bad {
+                        errors.add(cause, 1);
                         conn.st = St::Dead;
                         continue;
                     }
@@ -408,13 +483,22 @@ pub fn run_shaped<R: Uring>(
             }
         }
         live.requests.store(requests, Ordering::Relaxed);
-        live.errors.store(errors, Ordering::Relaxed);
+        live.errors.store(errors.total(), Ordering::Relaxed);
     }
     let measured = measure_start
         .map(|s| s.elapsed().min(opts.duration))
         .unwrap_or_default();
-    // Requests still in flight after the grace period count as errors.
-    errors += in_flight as u64;
+    if !interrupted {
+        // Requests still in flight after the grace period count as errors,
+        // and so do connections that never came up nor failed.
+        errors.add("echo not back by the end", in_flight as u64);
+        let waiting = conns.iter().filter(|c| c.st == St::Connecting).count();
+        errors.add(
+            "connect ETIMEDOUT (no answer by the end of the run)",
+            waiting as u64,
+        );
+        live.errors.store(errors.total(), Ordering::Relaxed);
+    }
     // Cancel anything left, then close every connection.
     push(
         rt,
@@ -439,13 +523,15 @@ pub fn run_shaped<R: Uring>(
     drop(rx);
     LoadResult {
         requests,
-        errors,
+        errors: errors.total,
+        error_causes: errors.causes,
         duration_s: measured.as_secs_f64(),
         hist,
         connected,
         connect_s: load_start
             .map(|m| m.duration_since(start).as_secs_f64())
             .unwrap_or(0.0),
+        interrupted,
     }
 }
 
@@ -829,4 +915,123 @@ fn start_connect<R: Uring + ?Sized>(rt: &mut R, fd: i32, sa: &libc::sockaddr_in,
             .user_data(user_data)
             .build(),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::thread;
+
+    use ringline::{open, Clock, EngineConfig, Runtime};
+    use ringline_dataplane::{LoopbackPort, LoopbackWire, MacAddr, WireConfig};
+    use ringline_ring::ring::RingConfig;
+
+    use super::*;
+
+    const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+    const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+
+    fn engine(
+        nic: LoopbackPort,
+        ip: Ipv4Addr,
+        peer: Ipv4Addr,
+        mac: MacAddr,
+    ) -> Runtime<LoopbackPort> {
+        let cfg = EngineConfig {
+            ip,
+            static_neighbors: vec![(peer, mac)],
+            ..EngineConfig::default()
+        };
+        open(nic, &RingConfig::default(), cfg, Clock::monotonic()).expect("engine")
+    }
+
+    fn load(connections: usize, connect_timeout: Duration) -> LoadOpts {
+        LoadOpts {
+            server: SERVER,
+            port: 7,
+            connections,
+            duration: Duration::from_millis(100),
+            size: 64,
+            connect_timeout,
+            stop: None,
+        }
+    }
+
+    #[test]
+    fn refused_connects_are_errors_by_cause() {
+        let wire = WireConfig::default();
+        let (a, b) = LoopbackWire::pair(&wire);
+        // The server's engine listens on nothing: it answers every SYN with a RST.
+        let stop = Arc::new(AtomicBool::new(false));
+        let server = {
+            let stop = stop.clone();
+            let mac = wire.mac_a;
+            thread::spawn(move || {
+                let mut rt = engine(b, SERVER, CLIENT, mac);
+                while !stop.load(Ordering::Relaxed) {
+                    rt.driver_mut().step();
+                }
+            })
+        };
+        let mut rt = engine(a, CLIENT, SERVER, wire.mac_b);
+        let res = run(
+            &mut rt,
+            &load(3, Duration::from_secs(10)),
+            &LiveCounters::default(),
+        );
+        stop.store(true, Ordering::Relaxed);
+        server.join().expect("server thread");
+        assert_eq!(res.connected, 0);
+        assert_eq!(res.errors, 3);
+        assert_eq!(
+            res.error_causes,
+            BTreeMap::from([("connect ECONNREFUSED (Connection refused)".to_owned(), 3)])
+        );
+    }
+
+    #[test]
+    fn unanswered_connects_are_errors_too() {
+        let wire = WireConfig::default();
+        // Nothing ever reads the server's end: the SYNs go unanswered.
+        let (a, _silent) = LoopbackWire::pair(&wire);
+        let mut rt = engine(a, CLIENT, SERVER, wire.mac_b);
+        let res = run(
+            &mut rt,
+            &load(2, Duration::from_millis(200)),
+            &LiveCounters::default(),
+        );
+        assert_eq!(res.connected, 0);
+        assert_eq!(res.errors, 2, "{:?}", res.error_causes);
+        assert_eq!(
+            res.error_causes,
+            BTreeMap::from([(
+                "connect ETIMEDOUT (no answer by the end of the run)".to_owned(),
+                2
+            )])
+        );
+        assert!(!res.interrupted);
+    }
+
+    #[test]
+    fn a_stopped_run_is_not_an_error() {
+        let wire = WireConfig::default();
+        let (a, _silent) = LoopbackWire::pair(&wire);
+        let mut rt = engine(a, CLIENT, SERVER, wire.mac_b);
+        let stop = Arc::new(AtomicBool::new(true));
+        let opts = LoadOpts {
+            stop: Some(stop),
+            ..load(2, Duration::from_secs(10))
+        };
+        let res = run(&mut rt, &opts, &LiveCounters::default());
+        assert!(res.interrupted);
+        assert_eq!(res.errors, 0, "{:?}", res.error_causes);
+    }
+
+    #[test]
+    fn errno_text_names_and_describes() {
+        assert_eq!(
+            errno_text(libc::ECONNREFUSED),
+            "ECONNREFUSED (Connection refused)"
+        );
+        assert!(errno_text(4000).starts_with("errno 4000 ("));
+    }
 }

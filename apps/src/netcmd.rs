@@ -2,8 +2,11 @@
 //! DPDK port (see [`crate::transport`]), whose peer is a Linux host or
 //! another ringline process. The engine runs on the main thread, which the
 //! EAL pins to its first lcore. Servers run until SIGINT or SIGTERM (or
-//! `--duration`), then shut down cleanly: the port is stopped and the EAL
-//! cleaned up, so no hugepage file outlives the process.
+//! `--duration`), the load generator until its run ends or one of those
+//! signals; then each shuts down cleanly: the port is stopped and the EAL
+//! cleaned up, so no hugepage file and no EAL runtime directory outlives the
+//! process. Every command prints the engine's counters on exit (and puts
+//! them in its `--json` report).
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,11 +16,12 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use ringline::{open, Clock, EngineConfig, Runtime};
 use ringline_ring::ring::RingConfig;
+use serde::Serialize;
 
-use crate::echo::{self, EchoOpts};
-use crate::http::{self, HttpOpts};
+use crate::echo::{self, EchoOpts, EchoStats};
+use crate::http::{self, HttpOpts, HttpStats};
 use crate::loadgen::{self, LiveCounters, LoadOpts};
-use crate::report::{self, LoadReport};
+use crate::report::{self, EngineReport, Engines, LoadReport};
 use crate::transport::{self, Device, NicArgs, Settings};
 
 /// Options of `ringline echo`.
@@ -31,6 +35,10 @@ pub struct EchoArgs {
     /// Stop after this many seconds [default: run until SIGINT/SIGTERM].
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
+    /// Print the final report (counts and the engine's counters) as one JSON
+    /// object on stdout; the "listening" line goes to stderr.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of `ringline http`.
@@ -47,6 +55,10 @@ pub struct HttpArgs {
     /// Stop after this many seconds [default: run until SIGINT/SIGTERM].
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
+    /// Print the final report (counts and the engine's counters) as one JSON
+    /// object on stdout; the "listening" line goes to stderr.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of `ringline loadgen`.
@@ -66,6 +78,11 @@ pub struct LoadgenArgs {
     /// Request (and echo) size in bytes (at least 16).
     #[arg(long, default_value_t = 128)]
     pub size: usize,
+    /// Longest wait for the connections to come up before the measured run
+    /// starts; a connection still without an answer at the end is an error
+    /// (connect ETIMEDOUT).
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    pub connect_timeout: f64,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -81,7 +98,7 @@ fn ring_config() -> RingConfig {
 
 /// A flag set by SIGINT or SIGTERM (a second SIGINT exits at once), or when
 /// `duration` has passed.
-fn stop_flag(duration: Option<f64>) -> Result<Arc<AtomicBool>, String> {
+pub(crate) fn stop_flag(duration: Option<f64>) -> Result<Arc<AtomicBool>, String> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [SIGINT, SIGTERM] {
@@ -107,9 +124,15 @@ fn stop_flag(duration: Option<f64>) -> Result<Arc<AtomicBool>, String> {
     Ok(stop)
 }
 
-/// Prints `line` on stdout once `ready` is set (the server listens); gives
-/// up when `stop` is set first.
-fn announce(ready: Arc<AtomicBool>, stop: Arc<AtomicBool>, line: String) -> Result<(), String> {
+/// Prints `line` once `ready` is set (the server listens), on stdout, or on
+/// stderr when stdout is for the JSON report; gives up when `stop` is set
+/// first.
+fn announce(
+    ready: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    line: String,
+    to_stderr: bool,
+) -> Result<(), String> {
     std::thread::Builder::new()
         .name("ringline-announce".into())
         .spawn(move || {
@@ -118,6 +141,10 @@ fn announce(ready: Arc<AtomicBool>, stop: Arc<AtomicBool>, line: String) -> Resu
                     return;
                 }
                 std::thread::sleep(Duration::from_millis(5));
+            }
+            if to_stderr {
+                eprintln!("{line}");
+                return;
             }
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{line}");
@@ -167,8 +194,9 @@ pub fn echo(a: &EchoArgs) -> Result<(), String> {
         ready.clone(),
         stop.clone(),
         format!("ringline echo: listening on {ip}:{port} ({info})"),
+        a.json,
     )?;
-    let stats = echo::serve(
+    let r = echo::serve(
         &mut rt,
         ip,
         &EchoOpts {
@@ -177,11 +205,48 @@ pub fn echo(a: &EchoArgs) -> Result<(), String> {
         },
         &ready,
         &stop,
-    )?;
+    );
+    let engines = Engines::one("server", EngineReport::of(&rt));
     drop(rt);
+    let stats: EchoStats = finish(r, &engines, a.json)?;
+    if a.json {
+        return print_json(&ServerReport {
+            command: "echo",
+            stats,
+            engines,
+        });
+    }
     println!(
         "ringline echo: stopped; {} connections, {} bytes echoed, {} errors",
         stats.accepted, stats.bytes, stats.errors
+    );
+    engines.print();
+    Ok(())
+}
+
+/// What `ringline echo --json` and `ringline http --json` print: the
+/// server's counts, then its engine's counters.
+#[derive(Serialize)]
+struct ServerReport<S: Serialize> {
+    command: &'static str,
+    #[serde(flatten)]
+    stats: S,
+    engines: Engines,
+}
+
+/// A server's result, with the engine's counters printed first if it
+/// failed (the JSON report is only for a clean stop).
+fn finish<T>(r: Result<T, String>, engines: &Engines, json: bool) -> Result<T, String> {
+    if r.is_err() && !json {
+        engines.print();
+    }
+    r
+}
+
+fn print_json<T: Serialize>(report: &T) -> Result<(), String> {
+    println!(
+        "{}",
+        serde_json::to_string(report).map_err(|e| e.to_string())?
     );
     Ok(())
 }
@@ -203,13 +268,24 @@ pub fn http(a: &HttpArgs) -> Result<(), String> {
         ready.clone(),
         stop.clone(),
         format!("ringline http: listening on {ip}:{port} ({info})"),
+        a.json,
     )?;
-    let stats = http::serve(&mut rt, ip, &HttpOpts { port, body }, &ready, &stop)?;
+    let r = http::serve(&mut rt, ip, &HttpOpts { port, body }, &ready, &stop);
+    let engines = Engines::one("server", EngineReport::of(&rt));
     drop(rt);
+    let stats: HttpStats = finish(r, &engines, a.json)?;
+    if a.json {
+        return print_json(&ServerReport {
+            command: "http",
+            stats,
+            engines,
+        });
+    }
     println!(
         "ringline http: stopped; {} connections, {} requests ({} ok, {} not found, {} bad), {} errors",
         stats.accepted, stats.requests, stats.ok, stats.not_found, stats.bad, stats.errors
     );
+    engines.print();
     Ok(())
 }
 
@@ -224,7 +300,12 @@ pub fn loadgen(a: &LoadgenArgs) -> Result<(), String> {
     if !a.duration.is_finite() || a.duration <= 0.0 {
         return Err("--duration must be positive".into());
     }
+    if !a.connect_timeout.is_finite() || a.connect_timeout <= 0.0 {
+        return Err("--connect-timeout must be positive".into());
+    }
     let s = transport::resolve(&a.nic, "loadgen").map_err(|e| e.to_string())?;
+    // SIGINT or SIGTERM end the run early, and the EAL is still cleaned up.
+    let stop = stop_flag(None)?;
     let server = transport::parse_connect(&a.connect).map_err(|e| e.to_string())?;
     let conns = a.connections;
     let (mut rt, info, driver) = engine(&s, |cfg| {
@@ -256,29 +337,39 @@ pub fn loadgen(a: &LoadgenArgs) -> Result<(), String> {
             connections: a.connections,
             duration: Duration::from_secs_f64(a.duration),
             size: a.size,
-            connect_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs_f64(a.connect_timeout),
+            stop: Some(stop),
         },
         &live,
     );
     done.store(true, Ordering::Relaxed);
     let _ = progress.join();
+    let engines = Engines::one("client", EngineReport::of(&rt));
     drop(rt);
-    let report = LoadReport::new(transport_name, &res, 0);
+    let report = LoadReport::new(transport_name, &res, 0, engines);
     report.print(
         &format!(
-            "ringline loadgen: echo against {server} ({} B requests, {:.1} s in all)",
+            "ringline loadgen: echo against {server} ({} B requests, {:.1} s in all{})",
             a.size,
-            t0.elapsed().as_secs_f64()
+            t0.elapsed().as_secs_f64(),
+            if res.interrupted { ", interrupted" } else { "" }
         ),
         res.connect_s,
         None,
         a.json,
     )?;
-    if res.connected == 0 {
-        return Err(format!("no connection to {server} came up"));
+    if res.connected == 0 && !res.interrupted {
+        return Err(format!(
+            "no connection to {server} came up: {}",
+            report.causes_line()
+        ));
     }
     if report.errors > 0 {
-        return Err(format!("{} errors", report.errors));
+        return Err(format!(
+            "{} errors: {}",
+            report.errors,
+            report.causes_line()
+        ));
     }
     Ok(())
 }

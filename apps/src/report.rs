@@ -1,13 +1,105 @@
 //! The load generator's report (a table, or one JSON object) and its live
-//! progress line; shared by `ringline demo` and `ringline loadgen`.
+//! progress line, shared by `ringline demo` and `ringline loadgen`; and the
+//! engines' counters every command prints on exit and puts in its JSON.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
+use ringline::Runtime;
+use ringline_dataplane::Nic;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
 
 use crate::loadgen::{LiveCounters, LoadResult};
+
+/// Named counters in a fixed order, serialised as one JSON object in that
+/// order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters(pub Vec<(&'static str, u64)>);
+
+impl Serialize for Counters {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+/// One engine's counters at the end of a run: every field of
+/// [`ringline::EngineStats`] (by [`ringline::EngineStats::fields`], so a new
+/// counter appears here by itself) and its NIC's counters.
+#[derive(Serialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct EngineReport {
+    /// The engine's counters: frames dropped by cause (`malformed`,
+    /// `not_for_us`, `unsupported`, `no_socket`, `tx_dropped`), SYNs
+    /// dropped, ARP failures (`unreachable`), ...
+    pub stats: Counters,
+    /// The NIC's counters (`rx_dropped` includes frames the device found
+    /// with a bad checksum).
+    pub nic: Counters,
+}
+
+impl EngineReport {
+    /// The counters of `rt`'s engine and NIC now.
+    pub fn of<N: Nic>(rt: &Runtime<N>) -> EngineReport {
+        let d = rt.driver();
+        EngineReport {
+            stats: Counters(d.stats().fields()),
+            nic: Counters(d.nic().counters().fields().to_vec()),
+        }
+    }
+}
+
+/// The engines of a run by role (`"server"`, `"client"`), serialised as one
+/// JSON object: `{"server": {"stats": {...}, "nic": {...}}}`.
+#[derive(Clone, Debug, Default)]
+pub struct Engines(pub Vec<(&'static str, EngineReport)>);
+
+impl Serialize for Engines {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+impl Engines {
+    /// One engine.
+    pub fn one(role: &'static str, report: EngineReport) -> Engines {
+        Engines(vec![(role, report)])
+    }
+
+    /// Prints the counters as a table: a row per counter (the NIC's
+    /// prefixed `nic.`), a column per engine. Nothing if there is no engine.
+    pub fn print(&self) {
+        let Some((_, first)) = self.0.first() else {
+            return;
+        };
+        print!("{:<22}", "engine counters");
+        for (role, _) in &self.0 {
+            print!(" {role:>14}");
+        }
+        println!();
+        let rows = |part: fn(&EngineReport) -> &Counters, prefix: &str| {
+            for (i, (name, _)) in part(first).0.iter().enumerate() {
+                print!("{:<22}", format!("{prefix}{name}"));
+                for (_, e) in &self.0 {
+                    let v = part(e).0.get(i).map_or(0, |c| c.1);
+                    print!(" {v:>14}");
+                }
+                println!();
+            }
+        };
+        rows(|e| &e.stats, "");
+        rows(|e| &e.nic, "nic.");
+    }
+}
 
 /// The result of an echo load run, as printed with `--json`.
 #[derive(Serialize, Debug)]
@@ -22,6 +114,8 @@ pub struct LoadReport {
     pub requests: u64,
     /// Errors.
     pub errors: u64,
+    /// The errors by cause (`"connect ECONNREFUSED"`, `"echo short or wrong"`, ...).
+    pub error_causes: BTreeMap<String, u64>,
     /// Round trips per second.
     pub req_per_sec: f64,
     /// Median round trip, µs.
@@ -30,18 +124,32 @@ pub struct LoadReport {
     pub p99_us: f64,
     /// 99.9th percentile, µs.
     pub p999_us: f64,
+    /// The engines' counters at the end, by role.
+    pub engines: Engines,
 }
 
 impl LoadReport {
-    /// Summarises `res`; `other_errors` are errors seen elsewhere (the server's).
-    pub fn new(transport: String, res: &LoadResult, other_errors: u64) -> LoadReport {
+    /// Summarises `res`; `other_errors` are errors seen elsewhere (the
+    /// server's, counted under the cause `"server"`); `engines` the engines'
+    /// counters.
+    pub fn new(
+        transport: String,
+        res: &LoadResult,
+        other_errors: u64,
+        engines: Engines,
+    ) -> LoadReport {
         let q = |p: f64| res.hist.value_at_quantile(p) as f64 / 1000.0;
+        let mut error_causes = res.error_causes.clone();
+        if other_errors > 0 {
+            *error_causes.entry("server".to_owned()).or_default() += other_errors;
+        }
         LoadReport {
             transport,
             connections: res.connected,
             duration_s: res.duration_s,
             requests: res.requests,
             errors: res.errors + other_errors,
+            error_causes,
             req_per_sec: if res.duration_s > 0.0 {
                 res.requests as f64 / res.duration_s
             } else {
@@ -50,7 +158,18 @@ impl LoadReport {
             p50_us: q(0.5),
             p99_us: q(0.99),
             p999_us: q(0.999),
+            engines,
         }
+    }
+
+    /// The errors by cause in one line: `"5 connect ECONNREFUSED
+    /// (Connection refused)"`, several joined by `", "`.
+    pub fn causes_line(&self) -> String {
+        self.error_causes
+            .iter()
+            .map(|(cause, n)| format!("{n} {cause}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// Prints the report: one JSON object, or a table under `title`, with
@@ -76,6 +195,9 @@ impl LoadReport {
         println!("{:<14} {:>14.2}", "duration s", self.duration_s);
         println!("{:<14} {:>14}", "requests", self.requests);
         println!("{:<14} {:>14}", "errors", self.errors);
+        for (cause, n) in &self.error_causes {
+            println!("  {n:>12} {cause}");
+        }
         println!("{:<14} {:>14.0}", "req/s", self.req_per_sec);
         println!("{:<14} {:>14.1}", "p50 µs", self.p50_us);
         println!("{:<14} {:>14.1}", "p99 µs", self.p99_us);
@@ -84,6 +206,7 @@ impl LoadReport {
         if let Some(a) = server_accepts {
             println!("{:<14} {:>14}", "server accepts", a);
         }
+        self.engines.print();
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! The command's behaviour that needs no DPDK: clear errors for commands
 //! that need a NIC, for `--dpdk` in a build without DPDK support and for bad
-//! config files; `ringline doctor` reports and exits 0.
+//! config files; `ringline doctor` reports and exits 0; `ringline demo`
+//! reports both engines' counters.
 
 mod common;
 
@@ -117,4 +118,42 @@ fn demo_runs_its_engines_under_sched_fifo_or_says_why_not() {
     );
     assert!(!f.status.success(), "priority 0 accepted");
     assert!(f.stderr.contains("--realtime"), "{}", f.stderr);
+}
+
+#[test]
+fn demo_reports_every_counter_of_both_engines() {
+    let args = ["demo", "--connections", "8", "--duration", "0.3", "--json"];
+    let f = run("demo --json", cmd(&args), Duration::from_secs(120));
+    f.assert_ok("demo --json");
+    let j = f.json();
+    assert_eq!(j["errors"], 0, "{j}");
+    assert_eq!(j["error_causes"], serde_json::json!({}), "{j}");
+    for role in ["server", "client"] {
+        let e = &j["engines"][role];
+        for (name, _) in ringline::EngineStats::default().fields() {
+            assert!(e["stats"][name].is_u64(), "{role}: {name} missing: {j}");
+        }
+        for (name, _) in ringline_dataplane::NicCounters::default().fields() {
+            assert!(e["nic"][name].is_u64(), "{role}: nic {name} missing: {j}");
+        }
+    }
+    assert_eq!(j["engines"]["server"]["stats"]["accepted"], 8, "{j}");
+    assert_eq!(j["engines"]["client"]["stats"]["connects"], 8, "{j}");
+    // Without --json: the same counters as a table, a column per engine.
+    let f = run(
+        "demo",
+        cmd(&["demo", "--connections", "8", "--duration", "0.3"]),
+        Duration::from_secs(120),
+    );
+    f.assert_ok("demo");
+    let header = f
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("engine counters"))
+        .unwrap_or_else(|| panic!("no counters table:\n{}", f.stdout));
+    assert!(
+        header.contains("server") && header.contains("client"),
+        "{header}"
+    );
+    assert!(f.stdout.contains("\nsyn_dropped "), "{}", f.stdout);
 }

@@ -324,6 +324,20 @@ fn linux_client_echoes_10000_round_trips() {
     f.assert_ok("ringline echo");
     assert!(f.stdout.contains("stopped; 1 connections"), "{}", f.stdout);
     assert!(f.stdout.contains(" 0 errors"), "{}", f.stdout);
+    // The engine's counters, printed on exit: ARP went both ways.
+    let counter = |name: &str| -> u64 {
+        f.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no counter {name}:\n{}", f.stdout))
+    };
+    assert!(
+        counter("arp_rx") >= 1 && counter("arp_tx") >= 1,
+        "{}",
+        f.stdout
+    );
+    assert_eq!(counter("accepted"), 1, "{}", f.stdout);
+    assert_eq!(counter("malformed"), 0, "{}", f.stdout);
     assert_eq!(huge_files(&p), Vec::<String>::new());
     eprintln!("std::net client: 10,000 echo round trips in {took:?}");
 }

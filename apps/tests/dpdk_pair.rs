@@ -23,6 +23,13 @@ fn check_report(f: &Finished, transport: &str, connections: u64) {
     assert_eq!(j["connections"], connections, "{j}");
     assert_eq!(j["errors"], 0, "{j}");
     assert!(j["requests"].as_u64().unwrap_or(0) > connections, "{j}");
+    // The client engine's counters: every one, and its connects.
+    let client = &j["engines"]["client"];
+    for (name, _) in ringline::EngineStats::default().fields() {
+        assert!(client["stats"][name].is_u64(), "{name} missing: {j}");
+    }
+    assert_eq!(client["stats"]["connects"], connections, "{j}");
+    assert_eq!(client["stats"]["malformed"], 0, "{j}");
     eprintln!("{transport}: {j}");
 }
 
@@ -121,6 +128,10 @@ fn memif_two_processes(huge: bool) {
     s.assert_ok("echo over memif");
     assert!(s.stdout.contains("stopped; 32 connections"), "{}", s.stdout);
     assert!(s.stdout.contains(" 0 errors"), "{}", s.stdout);
+    // On exit the server prints its engine's counters.
+    for counter in ["engine counters", "syn_dropped", "nic.rx_dropped"] {
+        assert!(s.stdout.contains(counter), "{counter}: {}", s.stdout);
+    }
     assert_eq!(
         huge_files(&ps),
         Vec::<String>::new(),

@@ -16,6 +16,7 @@ const MIN_DPDK: &str = "22.11";
 const FUNCTIONS: &[&str] = &[
     "rte_eal_init",
     "rte_eal_cleanup",
+    "rte_eal_get_runtime_dir",
     "rte_eth_dev_count_avail",
     "rte_eth_dev_configure",
     "rte_eth_dev_adjust_nb_rx_tx_desc",

@@ -38,6 +38,30 @@ pub struct NicCounters {
     pub tx_dropped: u64,
 }
 
+impl NicCounters {
+    /// Every counter with its field name, in declaration order (for
+    /// reports; the pattern names every field, so one added above and not
+    /// here is a compile error).
+    pub fn fields(&self) -> [(&'static str, u64); 6] {
+        let NicCounters {
+            rx_frames,
+            rx_bytes,
+            tx_frames,
+            tx_bytes,
+            rx_dropped,
+            tx_dropped,
+        } = *self;
+        [
+            ("rx_frames", rx_frames),
+            ("rx_bytes", rx_bytes),
+            ("tx_frames", tx_frames),
+            ("tx_bytes", tx_bytes),
+            ("rx_dropped", rx_dropped),
+            ("tx_dropped", tx_dropped),
+        ]
+    }
+}
+
 /// Why a transmit did not happen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TxError {

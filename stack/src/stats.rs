@@ -68,3 +68,71 @@ pub struct EngineStats {
     /// Retransmission timeouts the engine fired (its 200 ms floor, not smoltcp's 1 s).
     pub rto_fired: u64,
 }
+
+impl EngineStats {
+    /// Every counter with its field name, in declaration order: what the
+    /// `ringline` command prints and puts in its JSON, so a counter added to
+    /// the struct shows up there without touching the command. The pattern
+    /// below names every field: a field added above and not to the list is
+    /// a compile error (which rustc words, through the macro, as "pattern
+    /// requires `..` due to inaccessible fields").
+    pub fn fields(&self) -> Vec<(&'static str, u64)> {
+        macro_rules! named {
+            ($($f:ident),* $(,)?) => {{
+                let EngineStats { $($f),* } = *self;
+                vec![$((stringify!($f), $f)),*]
+            }};
+        }
+        named!(
+            steps,
+            sqes,
+            cqes,
+            op_errors,
+            rx_frames,
+            tx_segments,
+            tx_dropped,
+            tx_full,
+            malformed,
+            not_for_us,
+            unsupported,
+            no_socket,
+            syn_dropped,
+            syn_cookies_sent,
+            syn_cookies_ok,
+            arp_rx,
+            arp_tx,
+            accepted,
+            connects,
+            conns_created,
+            conns_freed,
+            conns_live,
+            polls_coalesced,
+            deferred_egress,
+            ops_in_flight,
+            unreachable,
+            retransmits,
+            fast_retransmits,
+            tlp_probes,
+            rto_fired,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EngineStats;
+
+    #[test]
+    fn fields_name_every_counter_in_order() {
+        let s = EngineStats {
+            steps: 1,
+            syn_dropped: 7,
+            ..EngineStats::default()
+        };
+        let f = s.fields();
+        assert_eq!(f.first(), Some(&("steps", 1)));
+        assert!(f.contains(&("syn_dropped", 7)));
+        // One entry per field (all of them u64).
+        assert_eq!(f.len() * 8, std::mem::size_of::<EngineStats>());
+    }
+}

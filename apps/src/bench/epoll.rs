@@ -336,10 +336,12 @@ pub fn load(ip: Ipv4Addr, opts: &LoadOpts, shape: &Shape, live: &LiveCounters) -
         return LoadResult {
             requests: 0,
             errors: 1,
+            error_causes: [("epoll_create failed".to_owned(), 1)].into(),
             duration_s: 0.0,
             hist,
             connected: 0,
             connect_s: 0.0,
+            interrupted: false,
         };
     };
     let addrs: Vec<libc::sockaddr_in> = (0..ports)
@@ -530,12 +532,18 @@ pub fn load(ip: Ipv4Addr, opts: &LoadOpts, shape: &Shape, live: &LiveCounters) -
     LoadResult {
         requests,
         errors,
+        // The kernel backends of the benchmark count errors without causes.
+        error_causes: [("kernel-epoll client".to_owned(), errors)]
+            .into_iter()
+            .filter(|e| e.1 > 0)
+            .collect(),
         duration_s: measured.as_secs_f64(),
         hist,
         connected,
         connect_s: load_start
             .map(|m| m.duration_since(start).as_secs_f64())
             .unwrap_or(0.0),
+        interrupted: false,
     }
 }
 

@@ -17,6 +17,7 @@ use crate::loadgen::{
     self, LiveCounters, LoadOpts, LoadResult, Shape, StormOpts, StormResult, StreamOpts,
     StreamResult,
 };
+use crate::report::{EngineReport, Engines};
 use crate::sys::{pin_to_cpu, thread_cpu_clock, Uring};
 
 use super::kernel_uring::KernelRing;
@@ -183,18 +184,20 @@ pub trait RingJob: Send + 'static {
 }
 
 impl RingSpec {
-    /// Builds the ring and runs `job` on it.
-    pub fn run<J: RingJob>(self, job: J) -> Result<J::Out, String> {
+    /// Builds the ring and runs `job` on it; with the engine's counters at
+    /// the end for a ringline ring.
+    pub fn run<J: RingJob>(self, job: J) -> Result<(J::Out, Option<EngineReport>), String> {
         match self {
             RingSpec::Ringline(side) => {
                 let RinglineSide { nic, engine, ring } = *side;
                 let mut rt =
                     open(nic, &ring, engine, Clock::monotonic()).map_err(|e| e.to_string())?;
-                job.run(&mut rt)
+                let out = job.run(&mut rt)?;
+                Ok((out, Some(EngineReport::of(&rt))))
             }
             RingSpec::Kernel { sq, cq } => {
                 let mut rt = KernelRing::new(sq, cq)?;
-                job.run(&mut rt)
+                Ok((job.run(&mut rt)?, None))
             }
         }
     }
@@ -278,7 +281,8 @@ pub fn kernel_pair() -> (RingSpec, RingSpec) {
 
 /// The ring-backed shape of every scenario: `echo::serve` on the `server`
 /// ring at `ip`, against the client job that `job` builds from the pair's
-/// context on the `client` ring (see [`run_pair`]).
+/// context on the `client` ring (see [`run_pair`]). Also returns the
+/// engines' counters (none for the kernel).
 pub fn serve_pair<J: RingJob>(
     title: &str,
     status: impl Fn(&LiveCounters) -> String,
@@ -286,8 +290,8 @@ pub fn serve_pair<J: RingJob>(
     ip: Ipv4Addr,
     opts: EchoOpts,
     job: impl FnOnce(Ctx) -> J + Send + 'static,
-) -> Result<(EchoStats, J::Out, [u64; 2]), String> {
-    run_pair(
+) -> Result<(EchoStats, J::Out, [u64; 2], Engines), String> {
+    let ((srv, srv_engine), (out, cli_engine), cpu) = run_pair(
         title,
         status,
         move |ctx| {
@@ -298,7 +302,12 @@ pub fn serve_pair<J: RingJob>(
             })
         },
         move |ctx| client.run(job(ctx.clone())),
-    )
+    )?;
+    let engines = [("server", srv_engine), ("client", cli_engine)]
+        .into_iter()
+        .filter_map(|(role, e)| Some((role, e?)))
+        .collect();
+    Ok((srv, out, cpu, Engines(engines)))
 }
 
 /// `echo::serve` as a job.

@@ -31,6 +31,7 @@ use serde::Serialize;
 
 use crate::echo::{AcceptMode, EchoOpts, RecvMode};
 use crate::loadgen::{LoadOpts, Shape, StormOpts, StreamOpts};
+use crate::report::Engines;
 
 use epoll::{EpollMode, EpollServerOpts};
 use harness::{
@@ -242,6 +243,9 @@ pub struct Row {
     pub op: String,
     /// Errors.
     pub errors: u64,
+    /// The ringline engines' counters at the end of the row (server and
+    /// client), empty for the kernel backends.
+    pub engines: Engines,
     /// Why a row has no numbers, or a remark.
     pub note: String,
 }
@@ -270,6 +274,7 @@ impl Row {
             ns_per_op: 0.0,
             op: String::new(),
             errors: 0,
+            engines: Engines::default(),
             note: note.into(),
         }
     }
@@ -431,6 +436,7 @@ fn run_echo(backend: Backend, run: &EchoRun) -> Result<Row, String> {
         duration,
         size: run.size,
         connect_timeout: Duration::from_secs(120),
+        stop: None,
     };
     let echo_opts = |port| EchoOpts {
         port,
@@ -440,7 +446,7 @@ fn run_echo(backend: Backend, run: &EchoRun) -> Result<Row, String> {
         ..EchoOpts::default()
     };
     let title = format!("{} {} C={}", run.scenario, backend.name(), c);
-    let (srv, res, cpu) = match backend {
+    let (srv, res, cpu, engines) = match backend {
         Backend::Ringline => {
             let mut rs = RinglineShape::echo(c);
             if run.wire_frames > 0 {
@@ -475,12 +481,13 @@ fn run_echo(backend: Backend, run: &EchoRun) -> Result<Row, String> {
                 discard: false,
             };
             let lo = load(KERNEL_IP, port);
-            run_pair(
+            let (srv_out, load_out, cpu_out) = run_pair(
                 &title,
                 echo_status,
                 move |ctx| epoll::serve(KERNEL_IP, &so, &ctx.ready, &ctx.stop),
                 move |ctx| Ok(epoll::load(KERNEL_IP, &lo, &shape, &ctx.live)),
-            )?
+            )?;
+            (srv_out, load_out, cpu_out, Engines::default())
         }
     };
     let rate = if res.duration_s > 0.0 {
@@ -516,6 +523,7 @@ fn run_echo(backend: Backend, run: &EchoRun) -> Result<Row, String> {
         ns_per_op: if rate > 0.0 { 1e9 / rate } else { 0.0 },
         op: "req".into(),
         errors: res.errors + srv.errors,
+        engines,
         note,
     })
 }
@@ -554,7 +562,7 @@ fn run_storm(
         )
     };
     let title = format!("accept-storm {}", backend.name());
-    let (srv, res, cpu) = match backend {
+    let (srv, res, cpu, engines) = match backend {
         Backend::Ringline => {
             // Client slots stay in TIME-WAIT after closing: room for all of them.
             let mut shape = RinglineShape::echo(clients + concurrency);
@@ -581,12 +589,13 @@ fn run_storm(
                 discard: false,
             };
             let o = so(KERNEL_IP, port);
-            run_pair(
+            let (srv_out, load_out, cpu_out) = run_pair(
                 &title,
                 status,
                 move |ctx| epoll::serve(KERNEL_IP, &e, &ctx.ready, &ctx.stop),
                 move |ctx| Ok(epoll::storm(KERNEL_IP, &o, &ctx.live)),
-            )?
+            )?;
+            (srv_out, load_out, cpu_out, Engines::default())
         }
     };
     let rate = if res.duration_s > 0.0 {
@@ -614,6 +623,7 @@ fn run_storm(
         ns_per_op: if rate > 0.0 { 1e9 / rate } else { 0.0 },
         op: "conn".into(),
         errors: res.errors + srv.errors,
+        engines,
         note: format!(
             "{concurrency} clients at a time; server accepted {}",
             srv.accepted
@@ -645,7 +655,7 @@ fn run_stream(backend: Backend, duration: f64, chunk: usize, port: u16) -> Resul
         )
     };
     let title = format!("stream {}", backend.name());
-    let (srv, res, cpu) = match backend {
+    let (srv, res, cpu, engines) = match backend {
         Backend::Ringline => {
             // Large segments, as Linux's loopback (MTU 65536) carries them.
             let shape = RinglineShape {
@@ -676,12 +686,13 @@ fn run_stream(backend: Backend, duration: f64, chunk: usize, port: u16) -> Resul
                 discard: true,
             };
             let o = so(KERNEL_IP, port);
-            run_pair(
+            let (srv_out, load_out, cpu_out) = run_pair(
                 &title,
                 status,
                 move |ctx| epoll::serve(KERNEL_IP, &e, &ctx.ready, &ctx.stop),
                 move |ctx| Ok(epoll::stream(KERNEL_IP, &o, &ctx.live)),
-            )?
+            )?;
+            (srv_out, load_out, cpu_out, Engines::default())
         }
     };
     let gbit = if res.duration_s > 0.0 {
@@ -706,6 +717,7 @@ fn run_stream(backend: Backend, duration: f64, chunk: usize, port: u16) -> Resul
         ns_per_op: res.duration_s * 1e9 / chunks as f64,
         op: "chunk".into(),
         errors: res.errors + srv.errors,
+        engines,
         note: format!("server received {:.1} MB", srv.bytes as f64 / 1e6),
     })
 }
@@ -793,6 +805,19 @@ fn print_rows(title: &str, rows: &[Row]) {
                 format!("  ({})", r.note)
             }
         );
+    }
+    for r in rows.iter().filter(|r| !r.engines.0.is_empty()) {
+        println!(
+            "\n{} {} C={}:",
+            r.backend,
+            if r.variant.is_empty() {
+                &r.scenario
+            } else {
+                &r.variant
+            },
+            r.connections
+        );
+        r.engines.print();
     }
 }
 

@@ -3,7 +3,7 @@
 //! namespaces, and skips with a printed reason.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -86,9 +86,10 @@ impl Finished {
     }
 }
 
-/// A running child with its output collected by reader threads; stdout
-/// lines are also sent to a channel so a test can wait for one. Killed
-/// (SIGKILL) if dropped while running.
+/// A running child with its output collected by reader threads; stdout and
+/// stderr lines are also sent to a channel so a test can wait for one
+/// (`--json` moves a server's "listening" line to stderr). Killed (SIGKILL)
+/// if dropped while running.
 pub struct Proc {
     name: String,
     child: Option<Child>,
@@ -109,6 +110,7 @@ impl Proc {
         let stdout = Arc::new(Mutex::new(String::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
         let (tx, lines) = mpsc::channel();
+        let tx_err = tx.clone();
         let out_pipe = child.stdout.take().expect("stdout piped");
         let err_pipe = child.stderr.take().expect("stderr piped");
         let out = stdout.clone();
@@ -121,15 +123,17 @@ impl Proc {
         });
         let err = stderr.clone();
         let r2 = std::thread::spawn(move || {
+            // Line by line, but not `lines()`: the EAL's output need not be UTF-8.
             let mut r = BufReader::new(err_pipe);
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = r.read(&mut buf) {
+            let mut buf = Vec::new();
+            while let Ok(n) = r.read_until(b'\n', &mut buf) {
                 if n == 0 {
                     break;
                 }
-                err.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+                let line = String::from_utf8_lossy(&buf).into_owned();
+                err.lock().unwrap().push_str(&line);
+                let _ = tx_err.send(line.trim_end().to_owned());
+                buf.clear();
             }
         });
         Proc {
@@ -146,8 +150,8 @@ impl Proc {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
 
-    /// Waits for a stdout line containing `pat`; panics (with the output so
-    /// far) if the process exits or `timeout` passes first.
+    /// Waits for a stdout or stderr line containing `pat`; panics (with the
+    /// output so far) if the process exits or `timeout` passes first.
     pub fn wait_line(&mut self, pat: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
         loop {
@@ -182,8 +186,13 @@ impl Proc {
 
     /// Sends SIGTERM (a clean stop for ringline's servers).
     pub fn term(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends signal `name` (`"INT"`, `"TERM"`, ...).
+    pub fn signal(&self, name: &str) {
         let _ = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
+            .args([&format!("-{name}"), &self.pid().to_string()])
             .status();
     }
 
@@ -313,8 +322,9 @@ pub fn huge_files(prefix: &str) -> Vec<String> {
 }
 
 /// A unique EAL file prefix for this test process. The EAL's runtime
-/// directory for it (`/var/run/dpdk/<prefix>`, which DPDK leaves behind) is
-/// removed when the returned guard is dropped.
+/// directory for it (`/var/run/dpdk/<prefix>`: ringline removes it on exit,
+/// DPDK alone would leave it behind) is removed when the returned guard is
+/// dropped, should a failed test leave it.
 pub fn prefix(tag: &str) -> EalPrefix {
     EalPrefix(format!("rlt{}-{tag}", std::process::id()))
 }
@@ -335,15 +345,25 @@ impl std::fmt::Display for EalPrefix {
     }
 }
 
+impl EalPrefix {
+    /// Where DPDK puts this prefix's runtime directory (as
+    /// `eal_create_runtime_dir`: `/var/run` for root, else
+    /// `$XDG_RUNTIME_DIR` or `/tmp`, then `dpdk/<prefix>`).
+    pub fn runtime_dir(&self) -> std::path::PathBuf {
+        let base = if is_root() {
+            std::path::PathBuf::from("/var/run")
+        } else {
+            std::env::var_os("XDG_RUNTIME_DIR")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| std::path::PathBuf::from("/tmp"))
+        };
+        base.join("dpdk").join(&self.0)
+    }
+}
+
 impl Drop for EalPrefix {
     fn drop(&mut self) {
-        let mut dirs = vec![std::path::PathBuf::from("/var/run/dpdk")];
-        if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR") {
-            dirs.push(std::path::PathBuf::from(x).join("dpdk"));
-        }
-        for d in dirs {
-            let _ = std::fs::remove_dir_all(d.join(&self.0));
-        }
+        let _ = std::fs::remove_dir_all(self.runtime_dir());
     }
 }
 

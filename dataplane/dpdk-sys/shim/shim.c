@@ -98,3 +98,8 @@ int ringline_rte_errno(void)
 {
 	return rte_errno;
 }
+
+void ringline_rte_errno_set(int value)
+{
+	rte_errno = value;
+}

@@ -33,6 +33,11 @@ void ringline_rte_mbuf_set_ol_flags(struct rte_mbuf *m, uint64_t ol_flags);
 void ringline_rte_mbuf_set_l2_len(struct rte_mbuf *m, uint16_t l2_len);
 void ringline_rte_mbuf_set_l3_len(struct rte_mbuf *m, uint16_t l3_len);
 
+/*
+ * rte_errno is a per-lcore (thread-local) variable, per_lcore__rte_errno,
+ * behind a macro: C code reads and writes it for the calling thread.
+ */
 int ringline_rte_errno(void);
+void ringline_rte_errno_set(int value);
 
 #endif

@@ -7,6 +7,9 @@
 //!   `static inline` functions with no symbol to link to. A small C shim
 //!   (`shim/shim.c`) wraps each one as `ringline_<name>`; they are re-exported
 //!   here under their DPDK names, so `rte_eth_rx_burst` means what it does in C.
+//!   `rte_errno` is a thread-local variable behind a macro
+//!   (`per_lcore__rte_errno`), so it is read (`rte_errno()`) and written
+//!   (`rte_errno_set()`) through the shim as well.
 //! * Flag bits DPDK defines with `RTE_BIT64()` (which bindgen cannot evaluate)
 //!   are written out below; the shim asserts each value at compile time.
 //!
@@ -32,8 +35,9 @@ mod bindings {
 pub use bindings::*;
 
 pub use bindings::{
-    ringline_rte_errno as rte_errno, ringline_rte_eth_rx_burst as rte_eth_rx_burst,
-    ringline_rte_eth_tx_burst as rte_eth_tx_burst, ringline_rte_mbuf_ol_flags as rte_mbuf_ol_flags,
+    ringline_rte_errno as rte_errno, ringline_rte_errno_set as rte_errno_set,
+    ringline_rte_eth_rx_burst as rte_eth_rx_burst, ringline_rte_eth_tx_burst as rte_eth_tx_burst,
+    ringline_rte_mbuf_ol_flags as rte_mbuf_ol_flags,
     ringline_rte_mbuf_set_l2_len as rte_mbuf_set_l2_len,
     ringline_rte_mbuf_set_l3_len as rte_mbuf_set_l3_len,
     ringline_rte_mbuf_set_ol_flags as rte_mbuf_set_ol_flags,

@@ -2,13 +2,16 @@
 
 use std::ffi::{c_char, c_int, CString};
 use std::marker::PhantomData;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::{self, ThreadId};
 
 use ringline_dpdk_sys as sys;
 
+use super::claim::{claim_all, Claim};
 use super::error::{eal_init_error, last_rte_errno, DpdkError};
+use super::runtime_dir;
 
 /// No `rte_eal_init` has succeeded and none is running.
 const UNINIT: u8 = 0;
@@ -24,6 +27,21 @@ static EAL_STATE: AtomicU8 = AtomicU8::new(UNINIT);
 
 /// The program name put in front of the EAL arguments (`argv[0]`).
 const PROGRAM: &str = "ringline";
+
+/// The runtime directory of the EAL this process initialised; set once, by
+/// the `Eal::init` that succeeded, and read by the exit hook.
+static RUNTIME_DIR: OnceLock<PathBuf> = OnceLock::new();
+
+/// Process-exit backstop for the runtime directory: the EAL of a process
+/// whose last handle was never dropped on the main thread (a pool kept
+/// alive for stray mbufs, `std::process::exit` with a handle alive) is never
+/// cleaned up, but its directory still goes. Registered with `atexit`, so
+/// it runs on a normal exit, not when a signal kills the process.
+extern "C" fn remove_runtime_dir_at_exit() {
+    if let Some(dir) = RUNTIME_DIR.get() {
+        runtime_dir::remove(dir);
+    }
+}
 
 /// A handle on the initialised EAL. Cheap to clone; every [`super::Mempool`]
 /// and [`super::DpdkPort`] holds one, so `rte_eal_cleanup` runs only when the
@@ -78,6 +96,11 @@ impl EalShare {
 struct EalInner {
     /// The thread that ran `rte_eal_init`; cleanup happens only there.
     init_thread: ThreadId,
+    /// The EAL's runtime directory, removed after cleanup.
+    runtime_dir: Option<PathBuf>,
+    /// The devices the EAL arguments name, claimed for this process until
+    /// the EAL is gone (dropped after `drop` has run).
+    _claims: Vec<Claim>,
 }
 
 impl Drop for EalInner {
@@ -97,7 +120,37 @@ impl Drop for EalInner {
         unsafe {
             sys::rte_eal_cleanup();
         }
+        // rte_eal_cleanup leaves the runtime directory (the config file,
+        // the fbarray files, the multi-process socket) behind.
+        if let Some(dir) = &self.runtime_dir {
+            runtime_dir::remove(dir);
+        }
     }
+}
+
+/// Why `rte_eal_init` failed, just after it did: a file prefix another
+/// process holds (DPDK says only "Cannot create lock" in its log, and sets
+/// no rte_errno), or what rte_errno says. The runtime directory the attempt
+/// created is of no use to anyone and is removed (one another process holds
+/// is left alone; a retry in this process creates it again).
+fn init_failure(args: &[String]) -> DpdkError {
+    let errno = last_rte_errno();
+    let Some(dir) = runtime_dir::current() else {
+        return eal_init_error(errno, args);
+    };
+    let err = match runtime_dir::prefix_owner(&dir) {
+        Ok(Some(pid)) => DpdkError::PrefixInUse {
+            prefix: dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            pid: u32::try_from(pid).ok().filter(|&p| p > 0),
+            dir: dir.clone(),
+        },
+        _ => eal_init_error(errno, args),
+    };
+    runtime_dir::remove(&dir);
+    err
 }
 
 impl std::fmt::Debug for Eal {
@@ -120,6 +173,15 @@ impl Eal {
     /// dropped, returns [`DpdkError::AlreadyInitialized`]. A call that failed
     /// on bad arguments may be retried; DPDK refuses a retry after most other
     /// failures, which then also reads as `AlreadyInitialized`.
+    ///
+    /// Before DPDK starts, the host devices the arguments name (a TAP
+    /// interface by `iface=`, a memif end, a PCI address given with `-a`)
+    /// are claimed for this process; one another ringline process holds is
+    /// refused with [`DpdkError::DeviceInUse`] (see `claim.rs`). A file
+    /// prefix another DPDK process uses is refused with
+    /// [`DpdkError::PrefixInUse`]. The EAL's runtime directory
+    /// (`/var/run/dpdk/<prefix>`) is removed again when the EAL is cleaned
+    /// up, when init fails, and at process exit.
     pub fn init(args: &[String]) -> Result<Eal, DpdkError> {
         let mut owned = Vec::with_capacity(args.len() + 1);
         owned.push(CString::new(PROGRAM).expect("no NUL in the program name"));
@@ -142,13 +204,24 @@ impl Eal {
         {
             return Err(DpdkError::AlreadyInitialized);
         }
+        let claims = match claim_all(args) {
+            Ok(c) => c,
+            Err(e) => {
+                EAL_STATE.store(UNINIT, Ordering::Release);
+                return Err(e);
+            }
+        };
+        // Some failures of rte_eal_init leave rte_errno untouched (a prefix
+        // another process holds, for one): start from 0, so a stale value
+        // from an earlier call on this thread is never reported as the cause.
+        // SAFETY: writes the calling thread's rte_errno; no preconditions.
+        unsafe { sys::rte_errno_set(0) };
         // SAFETY: argv holds argc pointers to NUL-terminated strings that live
         // across the call, followed by NULL; EAL_STATE guarantees no other
         // thread is in rte_eal_init.
         let ret = unsafe { sys::rte_eal_init(argc, argv.as_mut_ptr()) };
         if ret < 0 {
-            let errno = last_rte_errno();
-            let err = eal_init_error(errno, args);
+            let err = init_failure(args);
             // DPDK resets its own run-once flag after some failures (bad
             // arguments) and not after others; in the latter case it reports
             // EALREADY next time, which maps to AlreadyInitialized.
@@ -161,9 +234,22 @@ impl Eal {
             return Err(err);
         }
         EAL_STATE.store(DONE, Ordering::Release);
+        let runtime_dir = runtime_dir::current();
+        if let Some(dir) = &runtime_dir {
+            // Only the one successful init gets here, so the hook is
+            // registered once.
+            if RUNTIME_DIR.set(dir.clone()).is_ok() {
+                // SAFETY: the hook is an `extern "C" fn()` that does not
+                // unwind (it only removes files, ignoring errors) and stays
+                // valid for the life of the process.
+                unsafe { libc::atexit(remove_runtime_dir_at_exit) };
+            }
+        }
         Ok(Eal {
             inner: Arc::new(EalInner {
                 init_thread: thread::current().id(),
+                runtime_dir,
+                _claims: claims,
             }),
             _not_send: PhantomData,
         })

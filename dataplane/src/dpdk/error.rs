@@ -1,6 +1,7 @@
 //! Typed errors for the DPDK layer, with the EAL's errno turned into advice.
 
 use std::ffi::CStr;
+use std::path::PathBuf;
 
 use ringline_dpdk_sys as sys;
 
@@ -49,6 +50,53 @@ pub enum DpdkError {
          name right, and is its driver installed?) and the EAL log above"
     )]
     DeviceSetup,
+    /// Another DPDK process runs with this file prefix: it holds the lock
+    /// on the prefix's `config` file in its runtime directory.
+    #[error(
+        "EAL file prefix {prefix:?} is in use by another DPDK process ({}; runtime directory \
+         {}): give this process its own --file-prefix, or stop that one",
+        owner(.pid),
+        .dir.display()
+    )]
+    PrefixInUse {
+        /// The file prefix (the runtime directory's name).
+        prefix: String,
+        /// The process holding it, if the kernel tells.
+        pid: Option<u32>,
+        /// The prefix's runtime directory (`/var/run/dpdk/<prefix>`).
+        dir: PathBuf,
+    },
+    /// Another ringline process drives a device these EAL arguments name
+    /// (a TAP interface, a memif end, a PCI device); see `claim.rs`.
+    #[error(
+        "{device} is in use by another ringline process ({}; lock file {}): stop that one, \
+         or give this process another device",
+        owner(.pid),
+        .lock.display()
+    )]
+    DeviceInUse {
+        /// The device, for people ("the TAP interface rl0").
+        device: String,
+        /// The owner's pid, as written in its lock file.
+        pid: Option<u32>,
+        /// The lock file.
+        lock: PathBuf,
+    },
+    /// A device's lock file could not be created or locked.
+    #[error("cannot claim a device through {}: {message}", .path.display())]
+    Claim {
+        /// The lock file (or its directory).
+        path: PathBuf,
+        /// The system's error.
+        message: String,
+    },
+    /// `rte_eal_init` could not probe the devices it found (`ENOTSUP`): a
+    /// driver refused a `--vdev` or `-a` device.
+    #[error(
+        "the EAL could not start its devices (a --vdev / -a device failed to probe): the EAL \
+         log above names the device and why"
+    )]
+    ProbeFailed,
     /// Any other `rte_eal_init` failure.
     #[error("rte_eal_init failed: {message} (rte_errno {errno})")]
     Eal {
@@ -137,6 +185,14 @@ pub enum DpdkError {
     Config(&'static str),
 }
 
+/// "pid 1234", or "pid unknown".
+fn owner(pid: &Option<u32>) -> String {
+    match pid {
+        Some(p) => format!("pid {p}"),
+        None => "pid unknown".to_owned(),
+    }
+}
+
 /// `rte_strerror(errno)` as an owned string.
 pub(crate) fn strerror(errno: i32) -> String {
     // SAFETY: rte_strerror takes any errno and returns a NUL-terminated string, static or in a
@@ -181,6 +237,14 @@ pub(crate) fn eal_init_error(errno: i32, args: &[String]) -> DpdkError {
             message: strerror(errno),
         },
         sys::ENODEV => DpdkError::DeviceSetup,
+        sys::ENOTSUP => DpdkError::ProbeFailed,
+        // Some failures set no rte_errno (rte_errno_set(0) ran before the
+        // call): rte_strerror(0) would say "Success".
+        0 => DpdkError::Eal {
+            errno,
+            message: "the EAL gave no error code; its log above names the step that failed"
+                .to_owned(),
+        },
         _ => DpdkError::Eal {
             errno,
             message: strerror(errno),

@@ -3,7 +3,11 @@
 //! Safe wrappers over `ringline-dpdk-sys`:
 //!
 //! * [`Eal`]: the EAL, initialised once per process ([`Eal::init`]); cleaned
-//!   up when the last handle (held by every pool and port) is dropped.
+//!   up when the last handle (held by every pool and port) is dropped, and
+//!   its runtime directory (`/var/run/dpdk/<file-prefix>`) removed. Before it
+//!   starts, the host devices its arguments name are claimed for this
+//!   process (a lock file each in [`lock_dir`]), so a second ringline
+//!   process on the same TAP interface, memif end or PCI device is refused.
 //! * [`Mempool`]: a pool of packet buffers; [`Mbuf`]: one owned buffer, freed
 //!   on drop, with [`Mbuf::into_raw`] to hand it to the device.
 //! * [`EalShare`]: a `Send` ticket that lets another thread of the process
@@ -36,13 +40,16 @@
 //! received frames whose checksum the device marks bad are dropped and
 //! counted in `rx_dropped`.
 
+mod claim;
 mod eal;
 mod error;
 mod mempool;
 mod offload;
 mod port;
 mod ring_pair;
+mod runtime_dir;
 
+pub use claim::lock_dir;
 pub use eal::{Eal, EalShare};
 pub use error::DpdkError;
 pub use mempool::{Mbuf, Mempool, MempoolConfig};

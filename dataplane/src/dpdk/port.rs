@@ -480,6 +480,10 @@ impl Nic for DpdkPort {
 
 impl Drop for DpdkPort {
     fn drop(&mut self) {
+        // Back to the pool now: fields drop in declaration order, `pool`
+        // before `tx_reserve`, and a pool that finds an mbuf still out
+        // keeps itself, and the EAL, alive for good (no rte_eal_cleanup).
+        drop(self.tx_reserve.take());
         for m in self.tx_batch.drain(..) {
             // SAFETY: every pointer in tx_batch is an mbuf this port owns and
             // the device never took; each is freed once.
