@@ -17,7 +17,8 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use ringline_ring::abi::{more, Cqe};
+use ringline_ring::abi::{more, Cqe, IOSQE_IO_LINK};
+use ringline_ring::app::Timespec;
 use ringline_ring::opcode;
 
 use crate::sys::{push, Uring};
@@ -33,6 +34,7 @@ const T_RECV: u64 = 2;
 const T_SEND: u64 = 3;
 const T_CLOSE: u64 = 4;
 const T_SETUP: u64 = 5;
+const T_TIMEOUT: u64 = 6;
 
 fn ud(tag: u64, fd: i32) -> u64 {
     (tag << 56) | fd as u32 as u64
@@ -45,6 +47,24 @@ pub struct HttpOpts {
     pub port: u16,
     /// The body of `GET /`.
     pub body: String,
+    /// Most time a request's head may take to arrive, from its first byte
+    /// (a client sending slowly, byte by byte, cannot hold a connection).
+    pub header_timeout: Duration,
+    /// Most time a connection may wait for the next request with nothing
+    /// received (keep-alive idle).
+    pub idle_timeout: Duration,
+}
+
+impl HttpOpts {
+    /// The defaults of `ringline http`: 10 s for a request head, 60 s idle.
+    pub fn new(port: u16, body: String) -> Self {
+        HttpOpts {
+            port,
+            body,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 /// Server counters.
@@ -62,6 +82,9 @@ pub struct HttpStats {
     pub bad: u64,
     /// Error CQEs other than resets and cancellations.
     pub errors: u64,
+    /// Connections closed because a request head did not arrive in time
+    /// (`header_timeout`) or nothing arrived while idle (`idle_timeout`).
+    pub timeouts: u64,
 }
 
 /// The request methods the server tells apart.
@@ -248,6 +271,11 @@ struct Conn {
     out: Vec<u8>,
     close_after_send: bool,
     busy: bool,
+    /// When the first byte of the request being read arrived.
+    head_since: Option<Instant>,
+    /// The timeout of the RECV in flight (read at submission; boxed, so it
+    /// stays put when the connection table grows before that).
+    ts: Box<Timespec>,
 }
 
 /// What a connection does next.
@@ -264,7 +292,22 @@ impl Conn {
             out: Vec::with_capacity(4096),
             close_after_send: false,
             busy: false,
+            head_since: None,
+            ts: Box::default(),
         }
+    }
+
+    /// How long the next RECV may wait: what is left of the head's time if
+    /// part of a request is in, else the idle time.
+    fn recv_timeout(&mut self, opts: &Timeouts) -> Duration {
+        if self.in_len == 0 {
+            self.head_since = None;
+            return opts.idle;
+        }
+        let since = *self.head_since.get_or_insert_with(Instant::now);
+        opts.header
+            .saturating_sub(since.elapsed())
+            .max(Duration::from_millis(1))
     }
 
     /// Answers every complete request in the input buffer (up to
@@ -315,11 +358,18 @@ impl Conn {
     }
 }
 
+/// The two timeouts of [`HttpOpts`].
+struct Timeouts {
+    header: Duration,
+    idle: Duration,
+}
+
 /// The server's state between completions.
 struct Server<'a> {
     conns: HashMap<i32, Conn>,
     body: &'a [u8],
     stats: HttpStats,
+    timeouts: Timeouts,
 }
 
 impl Server<'_> {
@@ -341,11 +391,21 @@ impl Server<'_> {
             }
             Next::Recv => {
                 c.busy = true;
+                // The RECV is linked to a LINK_TIMEOUT: a client that sends
+                // nothing, or a request head too slowly, is closed.
+                *c.ts = Timespec::from(c.recv_timeout(&self.timeouts));
                 let free = &mut c.input[c.in_len..];
                 push(
                     rt,
                     opcode::Recv::new(fd, free.as_mut_ptr(), free.len() as u32)
                         .user_data(ud(T_RECV, fd))
+                        .sqe_flags(IOSQE_IO_LINK)
+                        .build(),
+                );
+                push(
+                    rt,
+                    opcode::LinkTimeout::new(&*c.ts)
+                        .user_data(ud(T_TIMEOUT, fd))
                         .build(),
                 );
             }
@@ -391,7 +451,10 @@ impl Server<'_> {
                     conn.in_len += c.res as usize;
                     self.next(rt, fd);
                 } else {
-                    if c.res < 0 && c.res != -libc::ECONNRESET && c.res != -libc::ECANCELED {
+                    if c.res == -libc::ECANCELED {
+                        // Its LINK_TIMEOUT fired.
+                        self.stats.timeouts += 1;
+                    } else if c.res < 0 && c.res != -libc::ECONNRESET {
                         self.stats.errors += 1;
                     }
                     self.close(rt, fd);
@@ -447,6 +510,10 @@ pub fn serve<R: Uring>(
         conns: HashMap::new(),
         body: opts.body.as_bytes(),
         stats: HttpStats::default(),
+        timeouts: Timeouts {
+            header: opts.header_timeout,
+            idle: opts.idle_timeout,
+        },
     };
     while !stop.load(Ordering::Relaxed) {
         match rt.submit_and_wait_timeout(1, Duration::from_millis(5)) {
@@ -623,5 +690,111 @@ mod tests {
         );
         assert!(c.close_after_send);
         assert_eq!(stats.bad, 1);
+    }
+}
+
+/// The header and idle timeouts, end to end on the loopback wire: a client
+/// that sends half a request head and stops, and one that sends nothing,
+/// are both closed (the server counts them), while a prompt request is
+/// answered.
+#[cfg(test)]
+mod timeout_tests {
+    use super::*;
+    use ringline::{Clock, Runtime};
+    use ringline_dataplane::LoopbackPort;
+    use ringline_testkit::pair::{
+        open_engines, push as tpush, reap, sockaddr, take, PairOpts, SERVER_IP,
+    };
+    use std::sync::Arc;
+
+    type Rt = Runtime<LoopbackPort>;
+
+    /// Runs `cli` until the CQE `ud` arrives; its result and the wait.
+    fn wait(cli: &mut Rt, ud: u64, cqes: &mut Vec<Cqe>) -> (i32, Duration) {
+        let t = Instant::now();
+        loop {
+            let _ = cli.submit();
+            reap(cli, cqes);
+            if let Some(c) = take(cqes, ud) {
+                return (c.res, t.elapsed());
+            }
+            assert!(t.elapsed() < Duration::from_secs(10), "no CQE {ud}");
+        }
+    }
+
+    fn connect(cli: &mut Rt, sa: &libc::sockaddr_in, ud: u64, cqes: &mut Vec<Cqe>) -> i32 {
+        tpush(
+            cli,
+            opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
+                .user_data(ud)
+                .build(),
+        );
+        let fd = wait(cli, ud, cqes).0;
+        assert!(fd >= 0);
+        let p = sa as *const libc::sockaddr_in as *const libc::sockaddr;
+        tpush(cli, opcode::Connect::new(fd, p, 16).user_data(ud).build());
+        assert_eq!(wait(cli, ud, cqes).0, 0, "connect");
+        fd
+    }
+
+    #[test]
+    fn slow_and_idle_clients_are_closed_prompt_ones_answered() {
+        let (mut srv, mut cli) =
+            open_engines::<LoopbackPort>(PairOpts::default(), Clock::monotonic()).expect("engines");
+        let ready = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (r2, s2) = (ready.clone(), stop.clone());
+        let server = std::thread::spawn(move || {
+            let opts = HttpOpts {
+                header_timeout: Duration::from_millis(300),
+                idle_timeout: Duration::from_millis(600),
+                ..HttpOpts::new(80, "hi\n".into())
+            };
+            serve(&mut srv, SERVER_IP, &opts, &r2, &s2)
+        });
+        while !ready.load(Ordering::Acquire) {
+            std::thread::yield_now();
+        }
+        let mut cqes = Vec::new();
+        let sa = sockaddr(SERVER_IP, 80);
+        let slow = connect(&mut cli, &sa, 1, &mut cqes);
+        let idle = connect(&mut cli, &sa, 2, &mut cqes);
+        let prompt = connect(&mut cli, &sa, 3, &mut cqes);
+        let half = b"GET / HTTP/1.1\r\nHo";
+        let full = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        tpush(
+            &mut cli,
+            opcode::Send::new(slow, half.as_ptr(), half.len() as u32)
+                .user_data(10)
+                .build(),
+        );
+        tpush(
+            &mut cli,
+            opcode::Send::new(prompt, full.as_ptr(), full.len() as u32)
+                .user_data(11)
+                .build(),
+        );
+        let mut bufs = vec![[0u8; 256]; 3];
+        for (i, fd) in [slow, idle, prompt].into_iter().enumerate() {
+            tpush(
+                &mut cli,
+                opcode::Recv::new(fd, bufs[i].as_mut_ptr(), 256)
+                    .user_data(20 + i as u64)
+                    .build(),
+            );
+        }
+        let (res, _) = wait(&mut cli, 22, &mut cqes);
+        assert!(res > 0 && bufs[2].starts_with(b"HTTP/1.1 200"), "answered");
+        let (res, slow_t) = wait(&mut cli, 20, &mut cqes);
+        assert_eq!(res, 0, "the slow client is closed (EOF)");
+        let (res, idle_t) = wait(&mut cli, 21, &mut cqes);
+        assert_eq!(res, 0, "the idle client is closed (EOF)");
+        assert!(slow_t < Duration::from_secs(2) && idle_t < Duration::from_secs(3));
+        stop.store(true, Ordering::Release);
+        let stats = server.join().unwrap().expect("serve");
+        // The slow and the idle one; the prompt one too if its own idle
+        // time ran out before the server stopped.
+        assert!((2..=3).contains(&stats.timeouts), "{stats:?}");
+        assert_eq!(stats.ok, 1, "{stats:?}");
     }
 }

@@ -52,6 +52,13 @@ pub struct HttpArgs {
     /// The body served on `GET /` [default: "hello from ringline\n", or server.body].
     #[arg(long)]
     pub body: Option<String>,
+    /// Seconds a request head may take from its first byte; slower clients
+    /// are closed.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub header_timeout: f64,
+    /// Seconds a connection may sit idle between requests before it is closed.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub idle_timeout: f64,
     /// Stop after this many seconds [default: run until SIGINT/SIGTERM].
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
@@ -270,7 +277,12 @@ pub fn http(a: &HttpArgs) -> Result<(), String> {
         format!("ringline http: listening on {ip}:{port} ({info})"),
         a.json,
     )?;
-    let r = http::serve(&mut rt, ip, &HttpOpts { port, body }, &ready, &stop);
+    let opts = HttpOpts {
+        header_timeout: Duration::from_secs_f64(a.header_timeout),
+        idle_timeout: Duration::from_secs_f64(a.idle_timeout),
+        ..HttpOpts::new(port, body)
+    };
+    let r = http::serve(&mut rt, ip, &opts, &ready, &stop);
     let engines = Engines::one("server", EngineReport::of(&rt));
     drop(rt);
     let stats: HttpStats = finish(r, &engines, a.json)?;
@@ -282,8 +294,8 @@ pub fn http(a: &HttpArgs) -> Result<(), String> {
         });
     }
     println!(
-        "ringline http: stopped; {} connections, {} requests ({} ok, {} not found, {} bad), {} errors",
-        stats.accepted, stats.requests, stats.ok, stats.not_found, stats.bad, stats.errors
+        "ringline http: stopped; {} connections, {} requests ({} ok, {} not found, {} bad), {} timeouts, {} errors",
+        stats.accepted, stats.requests, stats.ok, stats.not_found, stats.bad, stats.timeouts, stats.errors
     );
     engines.print();
     Ok(())

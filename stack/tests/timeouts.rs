@@ -358,3 +358,42 @@ fn a_removed_counted_timeout_does_not_complete_its_successor() {
         "completed after 10 of its 100 CQEs"
     );
 }
+
+/// ASYNC_CANCEL with `IORING_ASYNC_CANCEL_ANY` over a request guarded by a
+/// LINK_TIMEOUT: cancelling the request ends its timeout too, and the
+/// cancel must not complete that timeout a second time (it did: the op
+/// slot was freed twice, a panic in debug builds and a corrupted op table
+/// in release ones). Found by `ringline http`'s shutdown, which cancels
+/// every RECV it guards with a LINK_TIMEOUT.
+#[test]
+fn cancel_any_over_a_link_timeout_completes_each_request_once() {
+    let mut p = Pair::new();
+    let long = ts_us(10_000_000);
+    let guard = ts_us(5_000_000);
+    for i in 0..3u64 {
+        push(
+            &mut p.s,
+            opcode::Timeout::new(&*long)
+                .user_data(10 + i)
+                .sqe_flags(IOSQE_IO_LINK)
+                .build(),
+        );
+        push(
+            &mut p.s,
+            opcode::LinkTimeout::new(&*guard).user_data(20 + i).build(),
+        );
+    }
+    p.run(3);
+    push(
+        &mut p.s,
+        opcode::AsyncCancel::new(0).any().user_data(99).build(),
+    );
+    p.run(10);
+    let (c, _) = wait_for(&mut p, 99);
+    assert!(c.res >= 3, "cancelled {}", c.res);
+    for ud in (10..13).chain(20..23) {
+        let n = p.s_cqes.iter().filter(|c| c.user_data == ud).count();
+        assert_eq!(n, 1, "one CQE for {ud}: {:?}", p.s_cqes);
+    }
+    assert_eq!(p.s.driver().stats().ops_in_flight, 0);
+}

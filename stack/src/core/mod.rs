@@ -144,6 +144,10 @@ pub(crate) struct Core {
     pub(crate) stats: EngineStats,
     /// Scratch list for cancel's matches.
     found: Vec<OpId>,
+    /// The generations of `found`'s ops, for a caller that completes them
+    /// one by one (completing one can end others: a linked timeout, the
+    /// rest of a chain; their slots may even be reused meanwhile).
+    found_gen: Vec<u32>,
     /// Connections and listeners whose socket numbers were closed with
     /// requests still in flight: closed when their last request completes
     /// (as Linux keeps a file open while io_uring requests hold it).
@@ -178,6 +182,7 @@ impl Core {
             cookies: cookies::SynCookies::default(),
             stats: EngineStats::default(),
             found: Vec::new(),
+            found_gen: Vec::new(),
             closing: Vec::new(),
             closing_listeners: Vec::new(),
             cfg,

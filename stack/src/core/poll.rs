@@ -212,11 +212,19 @@ impl Core {
             (_, true) => self.complete(sub, n as i32, 0),
             (_, false) => self.complete(sub, 0, 0),
         }
-        for &id in &found[..n] {
-            self.cq.fail(id, errno::ECANCELED);
+        let mut gens = std::mem::take(&mut self.found_gen);
+        gens.clear();
+        gens.extend(found[..n].iter().map(|&id| self.cq.ops.gen(id)));
+        for (&id, &g) in found[..n].iter().zip(&gens) {
+            // Cancelling an earlier one may have ended this one already (a
+            // RECV ends its LINK_TIMEOUT; a chain's head ends the rest).
+            if self.cq.ops.is_live(id) && self.cq.ops.gen(id) == g {
+                self.cq.fail(id, errno::ECANCELED);
+            }
         }
         found.clear();
         self.found = found;
+        self.found_gen = gens;
         Ok(None)
     }
 }
