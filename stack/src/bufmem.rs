@@ -51,9 +51,9 @@ impl BufArena {
             .max(1)
             .checked_mul(rx_r + tx_r)
             .ok_or_else(|| io::Error::other("socket buffer arena size overflows"))?;
+        // MAP_NORESERVE: pages are committed on first write only.
         // SAFETY: an anonymous private mapping at an address of the kernel's
-        // choosing; no existing memory is touched. MAP_NORESERVE: pages are
-        // committed on first write only.
+        // choosing; no existing memory is touched.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -95,11 +95,10 @@ impl BufArena {
         tx: usize,
     ) -> (&'static mut [u8], &'static mut [u8]) {
         assert!(rx <= self.rx && tx <= self.tx);
+        // off + self.rx + self.tx <= len: `offset` asserts slot < slots.
         let off = self.offset(slot);
-        // SAFETY: off + self.rx + self.tx <= len (offset asserts slot <
-        // slots), the two ranges are disjoint and inside the live mapping,
-        // and the caller takes each slot once and drops its users first, so
-        // no other reference to these bytes exists while they live.
+        // SAFETY: the two ranges are disjoint, inside the live mapping, and
+        // (the caller's contract) taken once, their users dropped first.
         unsafe {
             let p = self.base.as_ptr().add(off);
             (
@@ -116,9 +115,9 @@ impl BufArena {
         let off = self.offset(slot);
         for (start, len) in [(off, self.rx), (off + self.rx, self.tx)] {
             if len > KEEP {
-                // SAFETY: the range lies inside the mapping (see `take`);
-                // MADV_DONTNEED only drops page contents, which the empty
-                // socket no longer holds, and keeps the mapping valid.
+                // MADV_DONTNEED only drops page contents (the empty socket
+                // holds none) and keeps the mapping valid.
+                // SAFETY: the range lies inside the mapping (see `take`).
                 unsafe {
                     libc::madvise(
                         self.base.as_ptr().add(start + KEEP).cast(),

@@ -46,6 +46,7 @@ mod legacy;
 mod net;
 mod slab;
 mod stats;
+mod tcpopt;
 mod timer;
 mod usermem;
 

@@ -15,6 +15,7 @@ use super::recovery::{read_sack, Heard, Repair};
 use super::Core;
 use crate::ids::{ConnId, ListenerId};
 use crate::l2::{self, Arp, ETH_HDR};
+use crate::tcpopt;
 
 /// What a received frame is for.
 #[derive(Debug, PartialEq, Eq)]
@@ -74,24 +75,9 @@ pub(crate) struct CookieSyn {
 
 /// The MSS option of a SYN's options, if any.
 fn syn_mss(opts: &[u8]) -> Option<u16> {
-    let mut i = 0;
-    while i < opts.len() {
-        match opts[i] {
-            0 => break,
-            1 => i += 1,
-            kind => {
-                let len = *opts.get(i + 1)? as usize;
-                if len < 2 || i + len > opts.len() {
-                    return None;
-                }
-                if kind == 2 && len == 4 {
-                    return Some(u16::from_be_bytes([opts[i + 2], opts[i + 3]]));
-                }
-                i += len;
-            }
-        }
-    }
-    None
+    let r = tcpopt::find(opts, tcpopt::MSS)?;
+    let b = opts.get(r)?;
+    (b.len() == 2).then(|| u16::from_be_bytes([b[0], b[1]]))
 }
 
 /// The demux key of an Ethernet + IPv4 + TCP frame, read without any
@@ -259,7 +245,12 @@ impl Core {
                     self.stats.syn_dropped += 1;
                     return Ingress::Done;
                 }
-                if let Some(cid) = self.admit(lid, key, src, sport, dport) {
+                // Room in the SYN queue: a half-open connection.
+                let half = self.listeners.has_room(lid);
+                if let Some(cid) = half
+                    .then(|| self.open_half(lid, key, src, sport, dport))
+                    .flatten()
+                {
                     return Ingress::Conn {
                         cid,
                         ip,
@@ -320,24 +311,6 @@ impl Core {
         }
         // No socket: an empty set makes smoltcp answer with the right RST.
         Ingress::NoSocket { ip, src_mac }
-    }
-
-    /// A SYN for a listened port with no socket yet: the SYN queue decides.
-    /// Returns the new connection, listening, for the caller to feed the
-    /// SYN; `None` when there is no room for it (the caller sends a cookie).
-    fn admit(
-        &mut self,
-        lid: ListenerId,
-        key: u64,
-        src: std::net::Ipv4Addr,
-        sport: u16,
-        dport: u16,
-    ) -> Option<ConnId> {
-        if !self.listeners.has_room(lid) {
-            // The SYN queue is full: the caller answers with a cookie.
-            return None;
-        }
-        self.open_half(lid, key, src, sport, dport)
     }
 
     /// A connection for listener `lid`, listening, bound to `key`, counted

@@ -28,6 +28,7 @@
 //! O(1) per segment and allocates nothing.
 
 use crate::stats::EngineStats;
+use crate::tcpopt;
 
 /// Floor of the engine's retransmission timeout (Linux's `TCP_RTO_MIN`).
 const RTO_MIN_US: u64 = 200_000;
@@ -105,33 +106,16 @@ pub(crate) struct Heard {
     pub(crate) nsack: u8,
 }
 
-/// Reads a TCP header's SACK blocks into `h` (up to four). Malformed
-/// options end the scan; smoltcp judges the segment itself.
+/// Reads a TCP header's SACK blocks into `h` (up to four).
 pub(crate) fn read_sack(opts: &[u8], h: &mut Heard) {
-    let mut i = 0;
-    while i < opts.len() {
-        match opts[i] {
-            0 => break,
-            1 => i += 1,
-            kind => {
-                let Some(&len) = opts.get(i + 1) else { break };
-                let len = len as usize;
-                if len < 2 || i + len > opts.len() {
-                    break;
-                }
-                if kind == 5 {
-                    for b in opts[i + 2..i + len].chunks_exact(8) {
-                        if (h.nsack as usize) < h.sack.len() {
-                            let l = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
-                            let r = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
-                            h.sack[h.nsack as usize] = (l, r);
-                            h.nsack += 1;
-                        }
-                    }
-                }
-                i += len;
-            }
-        }
+    let Some(r) = tcpopt::find(opts, tcpopt::SACK) else {
+        return;
+    };
+    for b in opts[r].chunks_exact(8).take(h.sack.len()) {
+        let l = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        let r = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+        h.sack[h.nsack as usize] = (l, r);
+        h.nsack += 1;
     }
 }
 

@@ -12,6 +12,7 @@ use smoltcp::wire::{IpAddress, TcpPacket};
 
 use crate::core::recovery::Sent;
 use crate::l2::{self, ETH_HDR};
+use crate::tcpopt;
 
 /// Transmit counters of the device.
 #[derive(Clone, Copy, Debug, Default)]
@@ -108,25 +109,10 @@ pub(crate) fn shift_acks(ip: &mut [u8], off: u32, csum: bool) {
     t[8..12].copy_from_slice(&ack.to_be_bytes());
     let doff = (usize::from(t[12] >> 4) * 4).clamp(20, t.len());
     let opts = &mut t[20..doff];
-    let mut i = 0;
-    while i < opts.len() {
-        match opts[i] {
-            0 => break,
-            1 => i += 1,
-            kind => {
-                let Some(&len) = opts.get(i + 1) else { break };
-                let len = usize::from(len);
-                if len < 2 || i + len > opts.len() {
-                    break;
-                }
-                if kind == 5 {
-                    for edge in opts[i + 2..i + len].chunks_exact_mut(4) {
-                        let v = u32::from_be_bytes([edge[0], edge[1], edge[2], edge[3]]);
-                        edge.copy_from_slice(&v.wrapping_add(off).to_be_bytes());
-                    }
-                }
-                i += len;
-            }
+    if let Some(r) = tcpopt::find(opts, tcpopt::SACK) {
+        for edge in opts[r].chunks_exact_mut(4) {
+            let v = u32::from_be_bytes([edge[0], edge[1], edge[2], edge[3]]);
+            edge.copy_from_slice(&v.wrapping_add(off).to_be_bytes());
         }
     }
     if csum {

@@ -176,11 +176,7 @@ impl<N: Nic> Pump<N> {
                         let now = Instant::from_micros(c.rec.socket_time(core.now_us) as i64);
                         let off = c.seq_off;
                         let ip = if off != 0 {
-                            // A SYN cookie connection: into the socket's space.
-                            let fixed = &mut fix[..ip.len()];
-                            fixed.copy_from_slice(ip);
-                            shift_acks(fixed, off, caps.checksum.tcp.rx());
-                            &fix[..ip.len()]
+                            to_socket_space(fix, ip, off, caps.checksum.tcp.rx())
                         } else {
                             ip
                         };
@@ -235,10 +231,7 @@ impl<N: Nic> Pump<N> {
                         if let Some(isn) = sent.syn {
                             let off = isn.wrapping_sub(syn.cookie);
                             c.seq_off = off;
-                            let fixed = &mut fix[..ip.len()];
-                            fixed.copy_from_slice(ip);
-                            shift_acks(fixed, off, caps.checksum.tcp.rx());
-                            let ip = &fix[..ip.len()];
+                            let ip = to_socket_space(fix, ip, off, caps.checksum.tcp.rx());
                             let mut port =
                                 port!(nic, caps, *mac, scratch, tx, Some(ip), src_mac, &mut sent);
                             port.seq_off = off;
@@ -400,6 +393,16 @@ fn dup_ack(us: Ipv4Addr, c: &Conn, seq: u32, ack: u32, win: u16) -> [u8; 40] {
         ..bare_tcp(c.remote_port, c.local_port)
     };
     emit_ip_tcp(c.remote_ip, us, &tcp)
+}
+
+/// Received packet `ip` of a SYN cookie connection in its socket's
+/// sequence space (see `core::cookies`): copied into `fix`, the peer's ACK
+/// and SACK edges moved by `off`, the checksum refilled when `csum`.
+fn to_socket_space<'f>(fix: &'f mut [u8], ip: &[u8], off: u32, csum: bool) -> &'f [u8] {
+    let f = &mut fix[..ip.len()];
+    f.copy_from_slice(ip);
+    shift_acks(f, off, csum);
+    f
 }
 
 /// The SYN a returning cookie stands for, from the peer of `c` to `us`:
