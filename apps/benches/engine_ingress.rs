@@ -31,7 +31,7 @@ use ringline::{Clock, EngineConfig, Runtime};
 use ringline_dataplane::{LoopbackPort, WireConfig};
 use ringline_ring::abi::{buffer_id, more, Cqe, Sqe};
 use ringline_ring::bufring::BufRing;
-use ringline_ring::opcode;
+use ringline_ring::opcode::{self, SafeSqe};
 use ringline_ring::ring::RingConfig;
 use ringline_testkit::pair::{open_engines, PairOpts, CLIENT_IP as CLIENT, SERVER_IP as SERVER};
 
@@ -42,16 +42,41 @@ const MSG: usize = 128;
 const BUFS: u32 = 4096;
 const BUF_LEN: u32 = 2048;
 
-/// Pushes `sqe`, submitting whenever the SQ is full. Every SQE here names
-/// memory owned by `Setup` (or nothing), which outlives both runtimes' use.
-fn push(rt: &mut Rt, sqe: Sqe) {
+/// Pushes `sqe`, submitting whenever the SQ is full.
+///
+/// # Safety
+///
+/// `Ring::push`'s contract: the memory `sqe` names stays valid until the
+/// request's final CQE.
+unsafe fn push(rt: &mut Rt, sqe: Sqe) {
     loop {
-        // SAFETY: see the function docs.
+        // SAFETY: the caller upholds the push contract (this function's).
         if unsafe { rt.push(&sqe) }.is_ok() {
             return;
         }
         let _ = rt.submit();
     }
+}
+
+/// Pushes `sqe`, which names no memory, submitting whenever the SQ is full.
+fn push_safe(rt: &mut Rt, sqe: SafeSqe) {
+    while rt.push_safe(&sqe).is_err() {
+        let _ = rt.submit();
+    }
+}
+
+/// Pushes `sqe` on an idle runtime, submits, and returns its CQE's result.
+///
+/// # Safety
+///
+/// As [`push`]; the CQE has come when this returns.
+unsafe fn sync(rt: &mut Rt, sqe: Sqe, cqes: &mut Vec<Cqe>) -> i32 {
+    // SAFETY: the caller upholds the push contract (this function's).
+    unsafe { push(rt, sqe) };
+    rt.submit_and_wait(1).expect("submit");
+    cqes.clear();
+    cqes.extend(rt.completions());
+    cqes[0].res
 }
 
 struct Setup {
@@ -108,39 +133,27 @@ impl Setup {
         let mut arena = vec![0u8; (BUFS * BUF_LEN) as usize];
         let base = arena.as_mut_ptr() as u64;
         for bid in 0..BUFS {
-            ring.add_and_advance(base + (bid * BUF_LEN) as u64, BUF_LEN, bid as u16);
+            // SAFETY: `arena` moves into the Setup (its heap block stays put),
+            // whose runtimes drop before it (field order); a buffer is read
+            // (by a SEND) only after a CQE handed it back.
+            unsafe { ring.add_and_advance(base + (bid * BUF_LEN) as u64, BUF_LEN, bid as u16) };
         }
         let ports = n.div_ceil(20_000).max(1);
         let addrs: Vec<libc::sockaddr_in> = (0..ports)
             .map(|k| ringline_ring::app::sockaddr_in(SERVER.octets(), 7 + k as u16))
             .collect();
         let mut cqes: Vec<Cqe> = Vec::with_capacity(32768);
-        let sync = |rt: &mut Rt, sqe: Sqe, cqes: &mut Vec<Cqe>| -> i32 {
-            push(rt, sqe);
-            rt.submit_and_wait(1).expect("submit");
-            cqes.clear();
-            cqes.extend(rt.completions());
-            cqes[0].res
-        };
         for sa in &addrs {
-            let lfd = sync(
-                &mut s,
-                opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0).build(),
-                &mut cqes,
-            );
-            assert_eq!(
-                sync(
-                    &mut s,
-                    opcode::Bind::new(lfd, (sa as *const libc::sockaddr_in).cast(), 16).build(),
-                    &mut cqes
-                ),
-                0
-            );
-            assert_eq!(
-                sync(&mut s, opcode::Listen::new(lfd, 65535).build(), &mut cqes),
-                0
-            );
-            push(
+            let socket = opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0).build();
+            // SAFETY: a SOCKET names no memory.
+            let lfd = unsafe { sync(&mut s, socket.into_sqe(), &mut cqes) };
+            let bind = opcode::Bind::new(lfd, (sa as *const libc::sockaddr_in).cast(), 16);
+            // SAFETY: `addrs` outlives the call, which waits for the BIND's CQE.
+            assert_eq!(unsafe { sync(&mut s, bind.build(), &mut cqes) }, 0);
+            let listen = opcode::Listen::new(lfd, 65535).build();
+            // SAFETY: a LISTEN names no memory.
+            assert_eq!(unsafe { sync(&mut s, listen.into_sqe(), &mut cqes) }, 0);
+            push_safe(
                 &mut s,
                 opcode::AcceptMulti::new(lfd)
                     .user_data(1 << 32 | lfd as u64)
@@ -156,7 +169,7 @@ impl Setup {
             if issued < n && issued < fds.len() + 2048 {
                 let k = (n - issued).min(1024);
                 for i in issued..issued + k {
-                    push(
+                    push_safe(
                         &mut c,
                         opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
                             .user_data(2 << 32 | i as u64)
@@ -174,16 +187,15 @@ impl Setup {
                     2 => {
                         assert!(q.res >= 0, "SOCKET: {}", q.res);
                         let sa = &addrs[i % ports];
-                        push(
-                            &mut c,
-                            opcode::Connect::new(
-                                q.res,
-                                (sa as *const libc::sockaddr_in).cast(),
-                                16,
-                            )
-                            .user_data(3 << 32 | q.res as u64)
-                            .build(),
-                        );
+                        let connect = opcode::Connect::new(
+                            q.res,
+                            (sa as *const libc::sockaddr_in).cast(),
+                            16,
+                        )
+                        .user_data(3 << 32 | q.res as u64);
+                        // SAFETY: `addrs` lives to the end of `new`, which returns
+                        // only once every CONNECT completed.
+                        unsafe { push(&mut c, connect.build()) };
                     }
                     3 => {
                         assert_eq!(q.res, 0, "CONNECT");
@@ -199,7 +211,7 @@ impl Setup {
                 if q.user_data >> 32 == 1 {
                     if q.res >= 0 {
                         accepted += 1;
-                        push(
+                        push_safe(
                             &mut s,
                             opcode::RecvMulti::new(q.res, 0)
                                 .user_data(4 << 32 | q.res as u64)
@@ -208,7 +220,7 @@ impl Setup {
                     }
                     if !more(q.flags) {
                         let lfd = (q.user_data & 0xffff_ffff) as i32;
-                        push(
+                        push_safe(
                             &mut s,
                             opcode::AcceptMulti::new(lfd)
                                 .user_data(1 << 32 | lfd as u64)
@@ -251,12 +263,16 @@ impl Setup {
         let base = self.arena.as_mut_ptr() as u64;
         for q in &self.cqes {
             if let Some(bid) = buffer_id(q.flags) {
-                self.ring
-                    .add_and_advance(base + (bid as u32 * BUF_LEN) as u64, BUF_LEN, bid);
+                // SAFETY: the CQE handed buffer `bid` back and the data is not
+                // read; `arena` outlives the runtimes (field order).
+                unsafe {
+                    self.ring
+                        .add_and_advance(base + (bid as u32 * BUF_LEN) as u64, BUF_LEN, bid)
+                };
             }
             if q.user_data >> 32 == 4 && !more(q.flags) && q.res >= 0 {
                 let fd = (q.user_data & 0xffff_ffff) as i32;
-                push(
+                push_safe(
                     &mut self.s,
                     opcode::RecvMulti::new(fd, 0).user_data(q.user_data).build(),
                 );
@@ -270,19 +286,15 @@ impl Setup {
     #[inline(never)]
     fn echo_round_trip(&mut self, rx: &mut [u8; MSG]) {
         let fd = self.fds[0];
-        push(
-            &mut self.c,
-            opcode::Recv::new(fd, rx.as_mut_ptr(), MSG as u32)
-                .flags(libc::MSG_WAITALL)
-                .user_data(6)
-                .build(),
-        );
-        push(
-            &mut self.c,
-            opcode::Send::new(fd, self.msg.as_ptr(), MSG as u32)
-                .user_data(5)
-                .build(),
-        );
+        let recv = opcode::Recv::new(fd, rx.as_mut_ptr(), MSG as u32)
+            .flags(libc::MSG_WAITALL)
+            .user_data(6);
+        // SAFETY: this function returns only after the RECV's CQE, and `rx` is
+        // borrowed for all of it.
+        unsafe { push(&mut self.c, recv.build()) };
+        let send = opcode::Send::new(fd, self.msg.as_ptr(), MSG as u32).user_data(5);
+        // SAFETY: `msg` is never written and outlives the runtimes (field order).
+        unsafe { push(&mut self.c, send.build()) };
         let base = self.arena.as_mut_ptr() as u64;
         loop {
             let _ = self.c.submit();
@@ -301,15 +313,15 @@ impl Setup {
                         let sfd = (q.user_data & 0xffff_ffff) as i32;
                         if let (Some(bid), true) = (buffer_id(q.flags), q.res > 0) {
                             let addr = base + (bid as u32 * BUF_LEN) as u64;
-                            push(
-                                &mut self.s,
-                                opcode::Send::new(sfd, addr as *const u8, q.res as u32)
-                                    .user_data(7 << 32 | bid as u64)
-                                    .build(),
-                            );
+                            let send = opcode::Send::new(sfd, addr as *const u8, q.res as u32)
+                                .user_data(7 << 32 | bid as u64);
+                            // SAFETY: the CQE handed buffer `bid` back; it returns
+                            // to the ring only after this SEND's CQE (tag 7), and
+                            // `arena` outlives the runtimes (field order).
+                            unsafe { push(&mut self.s, send.build()) };
                         }
                         if !more(q.flags) {
-                            push(
+                            push_safe(
                                 &mut self.s,
                                 opcode::RecvMulti::new(sfd, 0)
                                     .user_data(q.user_data)
@@ -319,11 +331,15 @@ impl Setup {
                     }
                     7 => {
                         let bid = (q.user_data & 0xffff) as u16;
-                        self.ring.add_and_advance(
-                            base + (bid as u32 * BUF_LEN) as u64,
-                            BUF_LEN,
-                            bid,
-                        );
+                        // SAFETY: the SEND of buffer `bid` completed; `arena`
+                        // outlives the runtimes (field order).
+                        unsafe {
+                            self.ring.add_and_advance(
+                                base + (bid as u32 * BUF_LEN) as u64,
+                                BUF_LEN,
+                                bid,
+                            )
+                        };
                     }
                     _ => {}
                 }
@@ -338,12 +354,10 @@ impl Setup {
         for _ in 0..BATCH {
             let fd = self.fds[self.next];
             self.next = (self.next + 1) % self.fds.len();
-            push(
-                &mut self.c,
-                opcode::Send::new(fd, self.msg.as_ptr(), MSG as u32)
-                    .user_data(5)
-                    .build(),
-            );
+            let send = opcode::Send::new(fd, self.msg.as_ptr(), MSG as u32).user_data(5);
+            // SAFETY: `msg` is never written and outlives the runtimes (field
+            // order).
+            unsafe { push(&mut self.c, send.build()) };
         }
         let _ = self.c.submit();
         let t = Instant::now();

@@ -21,8 +21,7 @@ fn nop_roundtrip(c: &mut Criterion) {
     let nop = opcode::Nop::new().user_data(7).build();
     g.bench_function("ringline", |b| {
         b.iter(|| {
-            // SAFETY: a NOP names no memory.
-            unsafe { rt.push(&nop).expect("SQ space") };
+            rt.push_safe(&nop).expect("SQ space");
             rt.submit_and_wait(1).expect("submit");
             let cqe = rt.wait_cqe().expect("cqe");
             rt.cqe_seen();

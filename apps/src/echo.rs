@@ -7,6 +7,13 @@
 //! receives re-armed after every CQE, readiness through POLL_ADD (multishot or
 //! one-shot) followed by a non-blocking receive, several listening ports, and
 //! a discard mode (receive only) for bulk transfer.
+//!
+//! Opts out of `#![deny(unsafe_code)]` for the SQEs and provided buffers that
+//! name the server's buffer arena and ready words (each `unsafe` block says
+//! why the memory outlives the request): the arena lives until `serve` has
+//! cancelled every request, reaped the completions and unregistered the
+//! buffer ring.
+#![allow(unsafe_code)]
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -16,7 +23,7 @@ use ringline_ring::abi::{buffer_id, more, sock_nonempty, Cqe};
 use ringline_ring::bufring::BufRing;
 use ringline_ring::opcode;
 
-use crate::sys::{push, Uring};
+use crate::sys::{push, push_safe, Uring};
 
 /// Buffer group the server's receives draw from.
 const BGID: u16 = 0;
@@ -132,11 +139,16 @@ pub fn serve<R: Uring>(
     let mut mem = vec![0u8; opts.buffers as usize * size];
     let base = mem.as_mut_ptr() as u64;
     for bid in 0..opts.buffers {
-        ring.add_and_advance(
-            base + bid as u64 * size as u64,
-            opts.buffer_size,
-            bid as u16,
-        );
+        // SAFETY: `mem` is freed only at the end of `serve`, after every request
+        // was cancelled and the ring unregistered; the server reads a buffer (by
+        // a SEND of it) only after a CQE handed it back.
+        unsafe {
+            ring.add_and_advance(
+                base + bid as u64 * size as u64,
+                opts.buffer_size,
+                bid as u16,
+            )
+        };
     }
     let mut free_bufs = opts.buffers as usize;
     let mut cqes: Vec<Cqe> = Vec::with_capacity(4096);
@@ -146,13 +158,11 @@ pub fn serve<R: Uring>(
             AcceptMode::Multishot => opcode::AcceptMulti::new(lfd)
                 .user_data(ud(T_ACCEPT, 0, lfd))
                 .build(),
-            AcceptMode::Single => {
-                opcode::Accept::new(lfd, std::ptr::null_mut(), std::ptr::null_mut())
-                    .user_data(ud(T_ACCEPT, 0, lfd))
-                    .build()
-            }
+            AcceptMode::Single => opcode::AcceptNoAddr::new(lfd)
+                .user_data(ud(T_ACCEPT, 0, lfd))
+                .build(),
         };
-        push(rt, sqe);
+        push_safe(rt, sqe);
     };
     let mut listeners = Vec::with_capacity(opts.ports as usize);
     for k in 0..opts.ports.max(1) {
@@ -169,19 +179,17 @@ pub fn serve<R: Uring>(
             RecvMode::Multishot => opcode::RecvMulti::new(fd, BGID)
                 .user_data(ud(T_RECV, 0, fd))
                 .build(),
-            RecvMode::Rearm => opcode::Recv::new(fd, std::ptr::null_mut(), 0)
-                .buf_group(BGID)
+            RecvMode::Rearm => opcode::RecvSelect::new(fd, BGID, 0)
                 .user_data(ud(T_RECV, 0, fd))
                 .build(),
             RecvMode::PollMulti | RecvMode::PollOneshot | RecvMode::PollCoalesced => {
-                opcode::Recv::new(fd, std::ptr::null_mut(), 0)
-                    .buf_group(BGID)
+                opcode::RecvSelect::new(fd, BGID, 0)
                     .flags(libc::MSG_DONTWAIT)
                     .user_data(ud(T_RECV, 0, fd))
                     .build()
             }
         };
-        push(rt, sqe);
+        push_safe(rt, sqe);
     };
     // Ready words live until after every request is cancelled (below).
     let words: Vec<AtomicU32> = if opts.recv == RecvMode::PollCoalesced {
@@ -190,20 +198,24 @@ pub fn serve<R: Uring>(
         Vec::new()
     };
     let arm_poll = |rt: &mut R, fd: i32| {
-        let p = opcode::PollAdd::new(fd, libc::POLLIN as u32);
+        let p = opcode::PollAdd::new(fd, libc::POLLIN as u32).user_data(ud(T_POLL, 0, fd));
         let p = match opts.recv {
             RecvMode::PollMulti => p.multi(),
             RecvMode::PollCoalesced => match words.get(fd as usize) {
                 Some(w) => {
                     w.store(0, Ordering::Relaxed);
-                    p.ready_word(w)
+                    // SAFETY: `words` is never resized and is freed only at the
+                    // end of `serve`, after every request was cancelled; the
+                    // server touches a word only atomically (`take_ready`).
+                    unsafe { push(rt, p.ready_word(w).build()) };
+                    return;
                 }
                 // Out of words: a plain multishot poll.
                 None => p.multi(),
             },
             _ => p,
         };
-        push(rt, p.user_data(ud(T_POLL, 0, fd)).build());
+        push_safe(rt, p.build());
     };
     let persistent_poll = matches!(opts.recv, RecvMode::PollMulti | RecvMode::PollCoalesced);
     let poll_mode = persistent_poll || opts.recv == RecvMode::PollOneshot;
@@ -265,16 +277,18 @@ pub fn serve<R: Uring>(
                         let addr = base + b as u64 * size as u64;
                         stats.bytes += c.res as u64;
                         if opts.discard {
-                            ring.add_and_advance(addr, opts.buffer_size, b);
+                            // SAFETY: the CQE handed buffer `b` back and discard
+                            // mode does not read it; `mem` outlives the ring (above).
+                            unsafe { ring.add_and_advance(addr, opts.buffer_size, b) };
                         } else {
                             free_bufs -= 1;
-                            push(
-                                rt,
-                                opcode::Send::new(fd, addr as *const u8, c.res as u32)
-                                    .flags(libc::MSG_WAITALL)
-                                    .user_data(ud(T_SEND, b, fd))
-                                    .build(),
-                            );
+                            let send = opcode::Send::new(fd, addr as *const u8, c.res as u32)
+                                .flags(libc::MSG_WAITALL)
+                                .user_data(ud(T_SEND, b, fd));
+                            // SAFETY: the CQE handed buffer `b` back; it returns to
+                            // the ring only when this SEND completes (T_SEND), and
+                            // `mem` outlives every request (end of `serve`).
+                            unsafe { push(rt, send.build()) };
                         }
                     }
                     if more(c.flags) {
@@ -287,7 +301,7 @@ pub fn serve<R: Uring>(
                             stats.errors += 1;
                         }
                         if persistent_poll {
-                            push(
+                            push_safe(
                                 rt,
                                 opcode::PollRemove::new(ud(T_POLL, 0, fd))
                                     .user_data(ud(T_SETUP, 0, fd))
@@ -297,7 +311,7 @@ pub fn serve<R: Uring>(
                         if let Some(o) = open.get_mut(fd as usize) {
                             *o = false;
                         }
-                        push(
+                        push_safe(
                             rt,
                             opcode::Close::new(fd).user_data(ud(T_CLOSE, 0, fd)).build(),
                         );
@@ -317,7 +331,11 @@ pub fn serve<R: Uring>(
                 }
                 T_SEND => {
                     // The buffer is free again: back to the ring.
-                    ring.add_and_advance(base + bid as u64 * size as u64, opts.buffer_size, bid);
+                    // SAFETY: the SEND of buffer `bid` completed, so nothing uses
+                    // it; `mem` outlives the ring (above).
+                    unsafe {
+                        ring.add_and_advance(base + bid as u64 * size as u64, opts.buffer_size, bid)
+                    };
                     free_bufs += 1;
                     // A SEND that fails loses echoed bytes: an error, unless the
                     // client reset or closed its side (ECONNRESET, EPIPE). CLOSE
@@ -338,7 +356,7 @@ pub fn serve<R: Uring>(
     // Nothing may reference `mem` after it is freed: cancel every request in
     // flight (parked SENDs point into it), let the cancellations complete,
     // and take the ring away.
-    push(
+    push_safe(
         rt,
         opcode::AsyncCancel::new(0)
             .any()
@@ -346,7 +364,7 @@ pub fn serve<R: Uring>(
             .build(),
     );
     for lfd in listeners {
-        push(
+        push_safe(
             rt,
             opcode::Close::new(lfd)
                 .user_data(ud(T_CLOSE, 0, lfd))
@@ -355,7 +373,7 @@ pub fn serve<R: Uring>(
     }
     // Close the accepted connections too, so their clients see the end.
     for (fd, _) in open.iter().enumerate().filter(|(_, o)| **o) {
-        push(
+        push_safe(
             rt,
             opcode::Close::new(fd as i32)
                 .user_data(ud(T_CLOSE, 0, fd as i32))
@@ -385,41 +403,42 @@ pub fn listen_on<R: Uring + ?Sized>(
     backlog: i32,
     setup_ud: u64,
 ) -> Result<i32, String> {
-    let sa = ringline_ring::app::sockaddr_in(ip.octets(), port);
-    let lfd = run_setup_op(
-        rt,
-        cqes,
-        opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
-            .user_data(setup_ud)
-            .build(),
-    )?;
+    let socket = opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0).user_data(setup_ud);
+    // SAFETY: a SOCKET names no memory.
+    let lfd = unsafe { run_setup_op(rt, cqes, socket.build().into_sqe()) }?;
     rt.tune_socket(lfd, true);
-    let sa_ptr = &sa as *const libc::sockaddr_in as *const libc::sockaddr;
-    run_setup_op(
-        rt,
-        cqes,
-        opcode::Bind::new(lfd, sa_ptr, 16)
-            .user_data(setup_ud)
-            .build(),
-    )?;
-    run_setup_op(
-        rt,
-        cqes,
-        opcode::Listen::new(lfd, backlog)
-            .user_data(setup_ud)
-            .build(),
-    )?;
+    let sa = Box::new(ringline_ring::app::sockaddr_in(ip.octets(), port));
+    let sa_ptr = &*sa as *const libc::sockaddr_in as *const libc::sockaddr;
+    let bind = opcode::Bind::new(lfd, sa_ptr, 16).user_data(setup_ud);
+    // SAFETY: `sa` is boxed and freed only once the BIND is done: when
+    // run_setup_op returns `Ok` its CQE came; on an error it may not have, and
+    // `sa` is leaked instead (below).
+    let bound = unsafe { run_setup_op(rt, cqes, bind.build()) };
+    if bound.is_err() {
+        // The engine may not have read the address yet: keep it.
+        std::mem::forget(sa);
+    }
+    bound?;
+    let listen = opcode::Listen::new(lfd, backlog).user_data(setup_ud);
+    // SAFETY: a LISTEN names no memory.
+    unsafe { run_setup_op(rt, cqes, listen.build().into_sqe()) }?;
     Ok(lfd)
 }
 
 /// Submits one setup SQE and waits (at most 5 s) for its CQE; a negative
 /// result is an error. Nothing else may be in flight on `rt`.
-fn run_setup_op<R: Uring + ?Sized>(
+///
+/// # Safety
+///
+/// As [`push`]: the memory `sqe` names stays valid until its CQE, which has
+/// come when this returns `Ok` (and may not have on an error).
+unsafe fn run_setup_op<R: Uring + ?Sized>(
     rt: &mut R,
     cqes: &mut Vec<Cqe>,
     sqe: ringline_ring::abi::Sqe,
 ) -> Result<i32, String> {
-    push(rt, sqe);
+    // SAFETY: the caller upholds the push contract (this function's).
+    unsafe { push(rt, sqe) };
     let t0 = Instant::now();
     loop {
         match rt.submit_and_wait_timeout(1, Duration::from_millis(100)) {

@@ -11,6 +11,12 @@
 //! RECV into the connection's 8 KiB input buffer, or a SEND
 //! (`MSG_WAITALL`) of every response its buffered requests produced. So a
 //! buffer is never touched while the engine may be using it.
+//!
+//! Opts out of `#![deny(unsafe_code)]` for the two SQEs that name a
+//! connection's buffers (each `unsafe` block says why they outlive the
+//! request): a connection is dropped only with nothing in flight, and at
+//! shutdown buffers still in use are leaked rather than freed.
+#![allow(unsafe_code)]
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -21,7 +27,7 @@ use ringline_ring::abi::{more, Cqe, IOSQE_IO_LINK};
 use ringline_ring::app::Timespec;
 use ringline_ring::opcode;
 
-use crate::sys::{push, Uring};
+use crate::sys::{push, push_safe, Uring};
 
 /// Input buffer per connection: the longest request head (plus body) accepted.
 const IN_CAP: usize = 8192;
@@ -381,13 +387,13 @@ impl Server<'_> {
         match c.advance(self.body, &mut self.stats) {
             Next::Send => {
                 c.busy = true;
-                push(
-                    rt,
-                    opcode::Send::new(fd, c.out.as_ptr(), c.out.len() as u32)
-                        .flags(libc::MSG_WAITALL)
-                        .user_data(ud(T_SEND, fd))
-                        .build(),
-                );
+                let send = opcode::Send::new(fd, c.out.as_ptr(), c.out.len() as u32)
+                    .flags(libc::MSG_WAITALL)
+                    .user_data(ud(T_SEND, fd));
+                // SAFETY: `out` is not touched while `busy` (until the SEND's
+                // CQE), and the connection (with its buffers) is dropped only
+                // with nothing in flight, or leaked at shutdown (`serve`).
+                unsafe { push(rt, send.build()) };
             }
             Next::Recv => {
                 c.busy = true;
@@ -395,19 +401,18 @@ impl Server<'_> {
                 // nothing, or a request head too slowly, is closed.
                 *c.ts = Timespec::from(c.recv_timeout(&self.timeouts));
                 let free = &mut c.input[c.in_len..];
-                push(
-                    rt,
-                    opcode::Recv::new(fd, free.as_mut_ptr(), free.len() as u32)
-                        .user_data(ud(T_RECV, fd))
-                        .sqe_flags(IOSQE_IO_LINK)
-                        .build(),
-                );
-                push(
-                    rt,
-                    opcode::LinkTimeout::new(&*c.ts)
-                        .user_data(ud(T_TIMEOUT, fd))
-                        .build(),
-                );
+                let recv = opcode::Recv::new(fd, free.as_mut_ptr(), free.len() as u32)
+                    .user_data(ud(T_RECV, fd))
+                    .sqe_flags(IOSQE_IO_LINK);
+                let guard = opcode::LinkTimeout::new(&*c.ts).user_data(ud(T_TIMEOUT, fd));
+                // SAFETY: `input` is boxed, not touched while `busy` (until the
+                // RECV's CQE), and dropped only with nothing in flight, or
+                // leaked at shutdown (`serve`). The timespec is boxed too and
+                // read when the RECV starts; it lives as long as the connection.
+                unsafe {
+                    push(rt, recv.build());
+                    push(rt, guard.build());
+                }
             }
         }
     }
@@ -415,7 +420,7 @@ impl Server<'_> {
     /// Closes `fd` (no operation is in flight on it) and forgets it.
     fn close<R: Uring>(&mut self, rt: &mut R, fd: i32) {
         self.conns.remove(&fd);
-        push(
+        push_safe(
             rt,
             opcode::Close::new(fd).user_data(ud(T_CLOSE, fd)).build(),
         );
@@ -434,7 +439,7 @@ impl Server<'_> {
                     self.stats.errors += 1;
                 }
                 if !more(c.flags) && c.res != -libc::ECANCELED {
-                    push(
+                    push_safe(
                         rt,
                         opcode::AcceptMulti::new(lfd)
                             .user_data(ud(T_ACCEPT, lfd))
@@ -498,7 +503,7 @@ pub fn serve<R: Uring>(
 ) -> Result<HttpStats, String> {
     let mut cqes: Vec<Cqe> = Vec::with_capacity(4096);
     let lfd = crate::echo::listen_on(rt, &mut cqes, ip, opts.port, 4096, ud(T_SETUP, 0))?;
-    push(
+    push_safe(
         rt,
         opcode::AcceptMulti::new(lfd)
             .user_data(ud(T_ACCEPT, lfd))
@@ -530,7 +535,7 @@ pub fn serve<R: Uring>(
 
     // Cancel what is in flight and wait for those completions, so no buffer
     // is freed while the engine may still write it.
-    push(
+    push_safe(
         rt,
         opcode::AsyncCancel::new(0)
             .any()
@@ -554,12 +559,12 @@ pub fn serve<R: Uring>(
     let stats = server.stats;
     let fds: Vec<i32> = server.conns.keys().copied().collect();
     for fd in fds {
-        push(
+        push_safe(
             rt,
             opcode::Close::new(fd).user_data(ud(T_CLOSE, fd)).build(),
         );
     }
-    push(
+    push_safe(
         rt,
         opcode::Close::new(lfd).user_data(ud(T_CLOSE, lfd)).build(),
     );
@@ -703,7 +708,8 @@ mod timeout_tests {
     use ringline::{Clock, Runtime};
     use ringline_dataplane::LoopbackPort;
     use ringline_testkit::pair::{
-        open_engines, push as tpush, reap, sockaddr, take, PairOpts, SERVER_IP,
+        open_engines, push as tpush, push_safe as push_safe_t, reap, sockaddr, take, PairOpts,
+        SERVER_IP,
     };
     use std::sync::Arc;
 
@@ -723,7 +729,7 @@ mod timeout_tests {
     }
 
     fn connect(cli: &mut Rt, sa: &libc::sockaddr_in, ud: u64, cqes: &mut Vec<Cqe>) -> i32 {
-        tpush(
+        push_safe_t(
             cli,
             opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
                 .user_data(ud)
@@ -732,7 +738,9 @@ mod timeout_tests {
         let fd = wait(cli, ud, cqes).0;
         assert!(fd >= 0);
         let p = sa as *const libc::sockaddr_in as *const libc::sockaddr;
-        tpush(cli, opcode::Connect::new(fd, p, 16).user_data(ud).build());
+        // SAFETY: the address is read when the CONNECT starts, before the
+        // wait below returns; `sa` outlives it.
+        unsafe { tpush(cli, opcode::Connect::new(fd, p, 16).user_data(ud).build()) };
         assert_eq!(wait(cli, ud, cqes).0, 0, "connect");
         fd
     }
@@ -762,26 +770,30 @@ mod timeout_tests {
         let prompt = connect(&mut cli, &sa, 3, &mut cqes);
         let half = b"GET / HTTP/1.1\r\nHo";
         let full = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-        tpush(
-            &mut cli,
-            opcode::Send::new(slow, half.as_ptr(), half.len() as u32)
-                .user_data(10)
-                .build(),
-        );
-        tpush(
-            &mut cli,
-            opcode::Send::new(prompt, full.as_ptr(), full.len() as u32)
-                .user_data(11)
-                .build(),
-        );
         let mut bufs = vec![[0u8; 256]; 3];
-        for (i, fd) in [slow, idle, prompt].into_iter().enumerate() {
+        // SAFETY: the requests are static strings; `bufs` is not resized and
+        // outlives the RECVs, whose CQEs the test waits for below.
+        unsafe {
             tpush(
                 &mut cli,
-                opcode::Recv::new(fd, bufs[i].as_mut_ptr(), 256)
-                    .user_data(20 + i as u64)
+                opcode::Send::new(slow, half.as_ptr(), half.len() as u32)
+                    .user_data(10)
                     .build(),
             );
+            tpush(
+                &mut cli,
+                opcode::Send::new(prompt, full.as_ptr(), full.len() as u32)
+                    .user_data(11)
+                    .build(),
+            );
+            for (i, fd) in [slow, idle, prompt].into_iter().enumerate() {
+                tpush(
+                    &mut cli,
+                    opcode::Recv::new(fd, bufs[i].as_mut_ptr(), 256)
+                        .user_data(20 + i as u64)
+                        .build(),
+                );
+            }
         }
         let (res, _) = wait(&mut cli, 22, &mut cqes);
         assert!(res > 0 && bufs[2].starts_with(b"HTTP/1.1 200"), "answered");

@@ -6,6 +6,12 @@
 //! Also the benchmark's other client shapes: [`storm`] (connect, one echo,
 //! close, many clients at once) and [`stream`] (one connection sending as fast
 //! as it can).
+//!
+//! Opts out of `#![deny(unsafe_code)]` for the SQEs that name the request
+//! and response buffers and the server addresses (each `unsafe` block says
+//! why the memory outlives the request): every client frees them only after
+//! cancelling what is in flight and reaping the completions.
+#![allow(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -17,7 +23,7 @@ use hdrhistogram::Histogram;
 use ringline_ring::abi::{Cqe, IOSQE_IO_LINK};
 use ringline_ring::opcode;
 
-use crate::sys::{push, Uring};
+use crate::sys::{push, push_safe, Uring};
 
 const T_SOCKET: u64 = 1;
 const T_CONNECT: u64 = 2;
@@ -285,7 +291,7 @@ pub fn run_shaped<R: Uring>(
     let mut interrupted = false;
 
     for i in 0..n {
-        push(
+        push_safe(
             rt,
             opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
                 .user_data(ud(T_SOCKET, i))
@@ -309,13 +315,13 @@ pub fn run_shaped<R: Uring>(
         let buf = &mut tx[i * size..(i + 1) * size];
         fill_request(buf, i, c.seq);
         let rbuf = rx[i * size..(i + 1) * size].as_mut_ptr();
-        push(
-            rt,
-            opcode::Recv::new(c.fd, rbuf, size as u32)
-                .flags(libc::MSG_WAITALL)
-                .user_data(ud(T_RECV, i))
-                .build(),
-        );
+        let recv = opcode::Recv::new(c.fd, rbuf, size as u32)
+            .flags(libc::MSG_WAITALL)
+            .user_data(ud(T_RECV, i));
+        // SAFETY: connection i's slice of `rx` is read only after this RECV's
+        // CQE and rearmed only by the next request, which waits for it (St::Busy);
+        // `rx` is freed only after the final cancel and drain of `run`.
+        unsafe { push(rt, recv.build()) };
         // One SEND, or `segments` linked SENDs of the request's pieces (a
         // short one would break the link and show as a failed echo).
         let mut off = 0;
@@ -325,14 +331,15 @@ pub fn run_shaped<R: Uring>(
             let sqe = opcode::Send::new(c.fd, buf[off..].as_ptr(), len as u32)
                 .flags(libc::MSG_WAITALL)
                 .user_data(ud(if last { T_SEND } else { T_SEND_PIECE }, i));
-            push(
-                rt,
-                if last {
-                    sqe.build()
-                } else {
-                    sqe.sqe_flags(IOSQE_IO_LINK).build()
-                },
-            );
+            let sqe = if last {
+                sqe.build()
+            } else {
+                sqe.sqe_flags(IOSQE_IO_LINK).build()
+            };
+            // SAFETY: connection i's slice of `tx` is rewritten only by its next
+            // request, after this one's echo came back in full (so every SEND of
+            // it is done); `tx` is freed only after the final cancel and drain.
+            unsafe { push(rt, sqe) };
             off += len;
         }
         c.t0 = Instant::now();
@@ -419,7 +426,9 @@ pub fn run_shaped<R: Uring>(
                     }
                     conn.fd = c.res;
                     conn.st = St::Connecting;
-                    start_connect(rt, conn.fd, &addrs[i % ports], ud(T_CONNECT, i));
+                    // SAFETY: `addrs` lives to the end of `run`, after the final
+                    // cancel and drain.
+                    unsafe { start_connect(rt, conn.fd, &addrs[i % ports], ud(T_CONNECT, i)) };
                 }
                 T_CONNECT => {
                     settled += 1;
@@ -500,7 +509,7 @@ pub fn run_shaped<R: Uring>(
         live.errors.store(errors.total(), Ordering::Relaxed);
     }
     // Cancel anything left, then close every connection.
-    push(
+    push_safe(
         rt,
         opcode::AsyncCancel::new(0)
             .any()
@@ -508,7 +517,7 @@ pub fn run_shaped<R: Uring>(
             .build(),
     );
     for c in conns.iter().filter(|c| c.fd >= 0) {
-        push(
+        push_safe(
             rt,
             opcode::Close::new(c.fd).user_data(ud(T_CLOSE, 0)).build(),
         );
@@ -610,7 +619,7 @@ pub fn storm<R: Uring>(rt: &mut R, opts: &StormOpts, live: &LiveCounters) -> Sto
         *next += 1;
         st[s] = Sc::Socket;
         t0[s] = Instant::now();
-        push(
+        push_safe(
             rt,
             opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
                 .user_data(ud(T_SOCKET, s))
@@ -644,13 +653,16 @@ pub fn storm<R: Uring>(rt: &mut R, opts: &StormOpts, live: &LiveCounters) -> Sto
                     }
                     fds[s] = c.res;
                     st[s] = Sc::Connect;
-                    start_connect(rt, c.res, &addrs[client[s] % ports], ud(T_CONNECT, s));
+                    let sa = &addrs[client[s] % ports];
+                    // SAFETY: `addrs` lives to the end of `storm`, after the final
+                    // cancel and drain.
+                    unsafe { start_connect(rt, c.res, sa, ud(T_CONNECT, s)) };
                 }
                 T_CONNECT => {
                     if c.res != 0 {
                         errors += 1;
                         st[s] = Sc::Close;
-                        push(
+                        push_safe(
                             rt,
                             opcode::Close::new(fds[s]).user_data(ud(T_CLOSE, s)).build(),
                         );
@@ -662,20 +674,19 @@ pub fn storm<R: Uring>(rt: &mut R, opts: &StormOpts, live: &LiveCounters) -> Sto
                     let buf = &mut tx[s * size..(s + 1) * size];
                     fill_request(buf, client[s], 1);
                     let rbuf = rx[s * size..(s + 1) * size].as_mut_ptr();
-                    push(
-                        rt,
-                        opcode::Recv::new(fds[s], rbuf, size as u32)
-                            .flags(libc::MSG_WAITALL)
-                            .user_data(ud(T_RECV, s))
-                            .build(),
-                    );
-                    push(
-                        rt,
-                        opcode::Send::new(fds[s], buf.as_ptr(), size as u32)
-                            .flags(libc::MSG_WAITALL)
-                            .user_data(ud(T_SEND, s))
-                            .build(),
-                    );
+                    let recv = opcode::Recv::new(fds[s], rbuf, size as u32)
+                        .flags(libc::MSG_WAITALL)
+                        .user_data(ud(T_RECV, s));
+                    let send = opcode::Send::new(fds[s], buf.as_ptr(), size as u32)
+                        .flags(libc::MSG_WAITALL)
+                        .user_data(ud(T_SEND, s));
+                    // SAFETY: slot s's slices of `rx` and `tx` are used again only
+                    // after both CQEs (`pending`), by the slot's next client; both
+                    // are freed only after the final cancel and drain of `storm`.
+                    unsafe {
+                        push(rt, recv.build());
+                        push(rt, send.build());
+                    }
                 }
                 T_SEND | T_RECV => {
                     let good = c.res == size as i32
@@ -695,7 +706,7 @@ pub fn storm<R: Uring>(rt: &mut R, opts: &StormOpts, live: &LiveCounters) -> Sto
                             errors += 1;
                         }
                         st[s] = Sc::Close;
-                        push(
+                        push_safe(
                             rt,
                             opcode::Close::new(fds[s]).user_data(ud(T_CLOSE, s)).build(),
                         );
@@ -721,7 +732,7 @@ pub fn storm<R: Uring>(rt: &mut R, opts: &StormOpts, live: &LiveCounters) -> Sto
     let stuck: Vec<usize> = (0..slots).filter(|&s| st[s] != Sc::Free).collect();
     errors += stuck.len() as u64;
     if !stuck.is_empty() {
-        push(
+        push_safe(
             rt,
             opcode::AsyncCancel::new(0)
                 .any()
@@ -730,7 +741,7 @@ pub fn storm<R: Uring>(rt: &mut R, opts: &StormOpts, live: &LiveCounters) -> Sto
         );
         for s in stuck {
             if fds[s] >= 0 && st[s] != Sc::Close && st[s] != Sc::Socket {
-                push(
+                push_safe(
                     rt,
                     opcode::Close::new(fds[s]).user_data(ud(T_CLOSE, 0)).build(),
                 );
@@ -786,7 +797,10 @@ pub fn stream<R: Uring>(rt: &mut R, opts: &StreamOpts, live: &LiveCounters) -> S
     let chunk = opts.chunk.max(1);
     let depth = opts.depth.max(1);
     let buf: Vec<u8> = (0..chunk * depth).map(|i| i as u8).collect();
-    let sa = ringline_ring::app::sockaddr_in(opts.server.octets(), opts.port);
+    let sa = Box::new(ringline_ring::app::sockaddr_in(
+        opts.server.octets(),
+        opts.port,
+    ));
     let mut hist = new_histogram();
     let mut cqes: Vec<Cqe> = Vec::with_capacity(256);
     let mut errors = 0u64;
@@ -802,7 +816,7 @@ pub fn stream<R: Uring>(rt: &mut R, opts: &StreamOpts, live: &LiveCounters) -> S
         }
         -libc::ETIMEDOUT
     };
-    push(
+    push_safe(
         rt,
         opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
             .user_data(ud(T_SOCKET, 0))
@@ -817,8 +831,13 @@ pub fn stream<R: Uring>(rt: &mut R, opts: &StreamOpts, live: &LiveCounters) -> S
             hist,
         };
     }
-    start_connect(rt, fd, &sa, ud(T_CONNECT, 0));
+    // SAFETY: `sa` is boxed and lives to the end of `stream` once wait_one
+    // below has seen the CONNECT's CQE; if it has not (or the CONNECT failed),
+    // `sa` is leaked instead.
+    unsafe { start_connect(rt, fd, &sa, ud(T_CONNECT, 0)) };
     if wait_one(rt, &mut cqes, T_CONNECT) != 0 {
+        // A timeout leaves the CONNECT maybe not yet started: keep its address.
+        std::mem::forget(sa);
         return StreamResult {
             bytes: 0,
             duration_s: 0.0,
@@ -830,13 +849,12 @@ pub fn stream<R: Uring>(rt: &mut R, opts: &StreamOpts, live: &LiveCounters) -> S
     let mut t0 = vec![Instant::now(); depth];
     let send = |rt: &mut R, k: usize, t0: &mut [Instant]| {
         t0[k] = Instant::now();
-        push(
-            rt,
-            opcode::Send::new(fd, buf[k * chunk..].as_ptr(), chunk as u32)
-                .flags(libc::MSG_WAITALL)
-                .user_data(ud(T_SEND, k))
-                .build(),
-        );
+        let sqe = opcode::Send::new(fd, buf[k * chunk..].as_ptr(), chunk as u32)
+            .flags(libc::MSG_WAITALL)
+            .user_data(ud(T_SEND, k));
+        // SAFETY: `buf` is never written and is freed only after the final
+        // cancel and drain of `stream`.
+        unsafe { push(rt, sqe.build()) };
     };
     live.mark(false);
     let start = Instant::now();
@@ -881,14 +899,14 @@ pub fn stream<R: Uring>(rt: &mut R, opts: &StreamOpts, live: &LiveCounters) -> S
     }
     let duration = start.elapsed().min(opts.duration);
     errors += outstanding as u64;
-    push(
+    push_safe(
         rt,
         opcode::AsyncCancel::new(0)
             .any()
             .user_data(ud(T_CLOSE, 0))
             .build(),
     );
-    push(rt, opcode::Close::new(fd).user_data(ud(T_CLOSE, 0)).build());
+    push_safe(rt, opcode::Close::new(fd).user_data(ud(T_CLOSE, 0)).build());
     let end = Instant::now() + Duration::from_millis(200);
     while Instant::now() < end {
         let _ = rt.submit_and_wait_timeout(1, Duration::from_millis(5));
@@ -904,17 +922,24 @@ pub fn stream<R: Uring>(rt: &mut R, opts: &StreamOpts, live: &LiveCounters) -> S
     }
 }
 
-/// Tunes a client socket and submits its CONNECT to `sa` (kept alive by the
-/// caller until the CQE; the address is read at submission anyway).
-fn start_connect<R: Uring + ?Sized>(rt: &mut R, fd: i32, sa: &libc::sockaddr_in, user_data: u64) {
+/// Tunes a client socket and queues its CONNECT to `sa`.
+///
+/// # Safety
+///
+/// `sa` stays valid until the CONNECT's CQE (the engine reads it when the
+/// request starts, at the next enter).
+unsafe fn start_connect<R: Uring + ?Sized>(
+    rt: &mut R,
+    fd: i32,
+    sa: &libc::sockaddr_in,
+    user_data: u64,
+) {
     rt.tune_socket(fd, false);
     let ptr = sa as *const libc::sockaddr_in as *const libc::sockaddr;
-    push(
-        rt,
-        opcode::Connect::new(fd, ptr, 16)
-            .user_data(user_data)
-            .build(),
-    );
+    let connect = opcode::Connect::new(fd, ptr, 16).user_data(user_data);
+    // SAFETY: the caller keeps `sa` valid until the CQE (this function's
+    // contract).
+    unsafe { push(rt, connect.build()) };
 }
 
 #[cfg(test)]

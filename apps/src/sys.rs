@@ -1,6 +1,8 @@
-//! The command's one audited opt-out from `#![deny(unsafe_code)]` outside
-//! the benchmark's kernel backends: pushing SQEs that name application
-//! memory, pinning a thread to a core, and reading thread CPU clocks.
+//! An audited opt-out from `#![deny(unsafe_code)]`: the SQE hand-over of the
+//! [`Uring`] implementations, pinning a thread to a core, and reading thread
+//! CPU clocks. Callers that push SQEs naming memory (the servers and clients)
+//! use [`push`], which is `unsafe`, each with its own reasoning; SQEs that
+//! name no memory go through the safe [`push_safe`].
 //!
 //! [`Uring`] is the part of the liburing-shaped API the servers and clients
 //! of this command use. ringline's [`Runtime`] implements it here; the kernel's
@@ -15,6 +17,7 @@ use ringline_dataplane::Nic;
 use ringline_ring::abi::{Cqe, Sqe};
 use ringline_ring::app::{Errno, SqFull};
 use ringline_ring::bufring::BufRing;
+use ringline_ring::opcode::SafeSqe;
 
 /// A submission/completion ring: ringline's, or the kernel's io_uring.
 pub trait Uring {
@@ -26,6 +29,16 @@ pub trait Uring {
     /// valid, and is not accessed in a conflicting way, until the request's
     /// final CQE (the one without `IORING_CQE_F_MORE`).
     unsafe fn push_sqe(&mut self, sqe: &Sqe) -> Result<(), SqFull>;
+
+    /// Copies `sqe`, which names no memory, into the next free SQ slot.
+    ///
+    /// On the kernel's io_uring an SQE without memory still names kernel file
+    /// descriptors (CLOSE, SHUTDOWN, ...): as everywhere in this command, only
+    /// sockets opened through this ring are named.
+    fn push_safe_sqe(&mut self, sqe: &SafeSqe) -> Result<(), SqFull> {
+        // SAFETY: a SafeSqe names no memory, so the push contract holds.
+        unsafe { self.push_sqe(sqe) }
+    }
 
     /// Submits what is queued (`io_uring_submit`).
     fn submit(&mut self) -> Result<u32, Errno>;
@@ -59,6 +72,11 @@ impl<N: Nic> Uring for Runtime<N> {
     }
 
     #[inline]
+    fn push_safe_sqe(&mut self, sqe: &SafeSqe) -> Result<(), SqFull> {
+        self.push_safe(sqe)
+    }
+
+    #[inline]
     fn submit(&mut self) -> Result<u32, Errno> {
         ringline_ring::app::Ring::submit(self)
     }
@@ -82,19 +100,30 @@ impl<N: Nic> Uring for Runtime<N> {
     }
 }
 
-/// Pushes `sqe`, submitting first whenever the SQ is full.
+/// Pushes `sqe`, submitting first whenever the SQ is full. For SQEs that
+/// name no memory, [`push_safe`] needs no `unsafe`.
 ///
-/// Callers in this crate only name memory that outlives the request: the
-/// per-connection buffers and provided-buffer arenas live for the whole run
-/// and are released only after every request was completed or cancelled.
+/// # Safety
+///
+/// The contract of [`Uring::push_sqe`] (`Ring::push`'s): every buffer and
+/// address `sqe` names stays valid, and is not accessed in a conflicting way,
+/// until the request's final CQE.
 #[inline]
-pub fn push<R: Uring + ?Sized>(rt: &mut R, sqe: Sqe) {
+pub unsafe fn push<R: Uring + ?Sized>(rt: &mut R, sqe: Sqe) {
     loop {
-        // SAFETY: see the function docs; every caller upholds the buffer
-        // lifetime contract of `Uring::push_sqe`.
+        // SAFETY: the caller upholds the push contract (this function's).
         if unsafe { rt.push_sqe(&sqe) }.is_ok() {
             return;
         }
+        let _ = rt.submit();
+    }
+}
+
+/// Pushes `sqe`, which names no memory, submitting first whenever the SQ is
+/// full.
+#[inline]
+pub fn push_safe<R: Uring + ?Sized>(rt: &mut R, sqe: SafeSqe) {
+    while rt.push_safe_sqe(&sqe).is_err() {
         let _ = rt.submit();
     }
 }

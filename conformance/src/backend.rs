@@ -76,9 +76,13 @@ pub trait Backend {
 
     /// Copies one SQE into the app's SQ (not yet submitted). `Err` if the SQ is full.
     ///
-    /// The caller keeps every buffer the SQE names alive until the backend is
-    /// dropped (the harness owns all scenario memory and drops it after the backend).
-    fn push(&mut self, sqe: &Sqe) -> Result<(), String>;
+    /// # Safety
+    ///
+    /// Every buffer and address the SQE names stays valid until the backend is
+    /// dropped (a superset of `Ring::push`'s contract, and of the kernel's):
+    /// the harness ([`crate::Ctx`]) owns all scenario memory and drops it after
+    /// the backend.
+    unsafe fn push(&mut self, sqe: &Sqe) -> Result<(), String>;
 
     /// Publishes the queued SQEs and enters once, without waiting
     /// (`io_uring_submit`; with `GETEVENTS` when `IORING_SQ_CQ_OVERFLOW` is set, as

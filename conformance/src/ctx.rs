@@ -20,6 +20,7 @@ use std::collections::{HashMap, VecDeque};
 
 use ringline_ring::abi::{self, Cqe, Sqe};
 use ringline_ring::bufring::BufRing;
+use ringline_ring::opcode::SafeSqe;
 
 use crate::backend::{Backend, Budget, Kind, PeerId, PeerRx};
 use crate::errno_name;
@@ -108,10 +109,25 @@ impl Ctx {
     // ------------------------------------------------------------------
 
     /// Queues `sqe` under `name` (its user_data names the request in the record).
-    pub fn push(&mut self, name: &str, sqe: Sqe) -> Result<(), String> {
+    ///
+    /// # Safety
+    ///
+    /// Every buffer and address `sqe` names stays valid until the context is
+    /// dropped: memory from [`Ctx::mem`], [`Ctx::bytes`], [`Ctx::keep`],
+    /// [`Ctx::sockaddr`] and the `timespec_*` helpers does (the context drops
+    /// it after the backend), as does a buffer group's.
+    pub unsafe fn push(&mut self, name: &str, sqe: Sqe) -> Result<(), String> {
         self.names
             .insert(sqe.user_data, (name.to_string(), sqe.opcode));
-        self.b.push(&sqe)
+        // SAFETY: the memory `sqe` names lives until this context drops, after
+        // the backend (this function's contract and the field order).
+        unsafe { self.b.push(&sqe) }
+    }
+
+    /// [`Ctx::push`] for an SQE that names no memory.
+    pub fn push_safe(&mut self, name: &str, sqe: SafeSqe) -> Result<(), String> {
+        // SAFETY: a SafeSqe names no memory.
+        unsafe { self.push(name, sqe.into_sqe()) }
     }
 
     /// Names a user_data that only appears in CQEs (e.g. after a poll update).
@@ -120,8 +136,20 @@ impl Ctx {
     }
 
     /// [`Ctx::push`] then [`Ctx::submit`].
-    pub fn submit_one(&mut self, name: &str, sqe: Sqe) -> Result<(), String> {
-        self.push(name, sqe)?;
+    ///
+    /// # Safety
+    ///
+    /// As [`Ctx::push`].
+    pub unsafe fn submit_one(&mut self, name: &str, sqe: Sqe) -> Result<(), String> {
+        // SAFETY: the caller upholds `push`'s contract (this function's).
+        unsafe { self.push(name, sqe) }?;
+        self.submit();
+        Ok(())
+    }
+
+    /// [`Ctx::push_safe`] then [`Ctx::submit`].
+    pub fn submit_one_safe(&mut self, name: &str, sqe: SafeSqe) -> Result<(), String> {
+        self.push_safe(name, sqe)?;
         self.submit();
         Ok(())
     }
@@ -217,10 +245,13 @@ impl Ctx {
     /// Adds buffer `bid` of ring group `bgid` (back) to its ring.
     pub fn give(&mut self, bgid: u16, bid: u16) {
         let g = self.groups.get_mut(&bgid).expect("unknown group");
-        let addr = g.mem.as_ptr() as u64 + u64::from(bid) * g.size as u64;
+        let addr = g.mem.as_mut_ptr() as u64 + u64::from(bid) * g.size as u64;
         let size = g.size as u32;
         if let Some(r) = g.ring.as_mut() {
-            r.add_and_advance(addr, size, bid);
+            // SAFETY: the group's memory lives until this context drops, after
+            // the backend; the harness reads a buffer only after a CQE hands it
+            // back (`service_streams`), and gives it again only after that.
+            unsafe { r.add_and_advance(addr, size, bid) };
         }
         g.order.push_back(bid);
     }

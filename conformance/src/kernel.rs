@@ -188,12 +188,12 @@ impl Backend for KernelBackend {
         Kind::Kernel
     }
 
-    fn push(&mut self, sqe: &Sqe) -> Result<(), String> {
+    unsafe fn push(&mut self, sqe: &Sqe) -> Result<(), String> {
         self.ops.insert(sqe.user_data, (sqe.opcode, sqe.fd));
         let e = to_kernel_entry(sqe);
-        // SAFETY: every buffer the SQE names is owned by the harness (`Ctx`) and
-        // outlives this backend: the harness drops the backend, which cancels all
-        // requests and closes the ring, before it frees scenario memory.
+        // SAFETY: the caller keeps every buffer the SQE names valid until this
+        // backend drops (the trait method's contract); dropping it cancels all
+        // requests and closes the ring.
         unsafe { self.ring.submission().push(&e) }.map_err(|_| "SQ full".to_string())
     }
 
@@ -401,7 +401,8 @@ impl Backend for KernelBackend {
         c.flags = 0;
         // Make room in the CQ first (the backlog is dropped with the ring).
         let _ = self.reap();
-        if self.push(&c).is_ok() {
+        // SAFETY: an ASYNC_CANCEL names no memory (its addr would be a user_data).
+        if unsafe { self.push(&c) }.is_ok() {
             let start = self.now();
             while !self.expired(start, Budget::Quiet) {
                 self.tick();

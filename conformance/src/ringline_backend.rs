@@ -13,7 +13,7 @@ use ringline_dataplane::{LoopbackPort, WireConfig};
 use ringline_ring::abi::{self, Cqe, Sqe};
 use ringline_ring::bufring::BufRing;
 use ringline_ring::mem::HugePolicy;
-use ringline_ring::opcode;
+use ringline_ring::opcode::{self, SafeSqe};
 use ringline_ring::ring::RingConfig;
 use ringline_testkit::pair::{Pair, PairOpts, CLIENT_IP, SERVER_IP};
 
@@ -139,11 +139,16 @@ impl RinglineBackend {
         self.service_peers();
     }
 
-    fn peer_push(&mut self, sqe: Sqe, op: POp) {
+    /// Pushes a peer SQE; `op` says what its CQE means.
+    ///
+    /// # Safety
+    ///
+    /// Every buffer `sqe` names (send data, a receive buffer, a sockaddr) is
+    /// owned by this backend, which keeps it until the request's final CQE or
+    /// until the backend drops (the pair, and with it both engines, first).
+    unsafe fn peer_push(&mut self, sqe: Sqe, op: POp) {
         self.peer_ops.insert(sqe.user_data, op);
-        // SAFETY: every buffer a peer SQE names (send data, receive buffers,
-        // sockaddrs) is owned by this backend and kept until the request's final
-        // CQE, or until the backend (and with it the peer engine) is dropped.
+        // SAFETY: the caller upholds the push contract (this function's).
         let r = unsafe { self.pair.c.push(&sqe) };
         if r.is_err() {
             // The peer SQ (256) only fills if a scenario floods it; submit and retry.
@@ -151,6 +156,12 @@ impl RinglineBackend {
             // SAFETY: as above.
             let _ = unsafe { self.pair.c.push(&sqe) };
         }
+    }
+
+    /// [`Self::peer_push`] for an SQE that names no memory.
+    fn peer_push_safe(&mut self, sqe: SafeSqe, op: POp) {
+        // SAFETY: a SafeSqe names no memory.
+        unsafe { self.peer_push(sqe.into_sqe(), op) }
     }
 
     fn on_peer_cqe(&mut self, c: Cqe) {
@@ -192,10 +203,8 @@ impl RinglineBackend {
                 }
                 let fd = self.listeners[i].fd;
                 let ud = self.ud();
-                self.peer_push(
-                    opcode::Accept::new(fd, std::ptr::null_mut(), std::ptr::null_mut())
-                        .user_data(ud)
-                        .build(),
+                self.peer_push_safe(
+                    opcode::AcceptNoAddr::new(fd).user_data(ud).build(),
                     POp::Accept(i),
                 );
             }
@@ -218,7 +227,9 @@ impl RinglineBackend {
                         .user_data(ud)
                         .build();
                     self.peers[i].inflight = Some(d);
-                    self.peer_push(sqe, POp::Send(i));
+                    // SAFETY: the data is boxed and kept in `inflight` until the
+                    // SEND's CQE (or until the backend drops, engines first).
+                    unsafe { self.peer_push(sqe, POp::Send(i)) };
                 }
             }
             let p = &self.peers[i];
@@ -229,15 +240,23 @@ impl RinglineBackend {
                 let sqe = opcode::Recv::new(p.fd, p.recv_buf.as_mut_ptr(), p.recv_buf.len() as u32)
                     .user_data(ud)
                     .build();
-                self.peer_push(sqe, POp::Recv(i));
+                // SAFETY: the peer's boxed `recv_buf` is read only after this
+                // RECV's CQE (`recv_armed` allows one at a time) and lives until
+                // the backend drops, engines first.
+                unsafe { self.peer_push(sqe, POp::Recv(i)) };
             }
         }
     }
 
     /// Runs a peer-ring request to completion.
-    fn peer_call(&mut self, sqe: Sqe) -> Result<Cqe, String> {
+    ///
+    /// # Safety
+    ///
+    /// As [`Self::peer_push`].
+    unsafe fn peer_call(&mut self, sqe: Sqe) -> Result<Cqe, String> {
         let ud = sqe.user_data;
-        self.peer_push(sqe, POp::Sync);
+        // SAFETY: the caller upholds the contract (this function's).
+        unsafe { self.peer_push(sqe, POp::Sync) };
         let start = self.rounds;
         while !self.expired(start, Budget::Expect) {
             self.round();
@@ -248,12 +267,23 @@ impl RinglineBackend {
         Err(format!("peer op {} never completed", sqe.opcode))
     }
 
+    /// [`Self::peer_call`] for an SQE that names no memory.
+    fn peer_call_safe(&mut self, sqe: SafeSqe) -> Result<Cqe, String> {
+        // SAFETY: a SafeSqe names no memory.
+        unsafe { self.peer_call(sqe.into_sqe()) }
+    }
+
     /// Runs a hidden app-ring request to completion; other app CQEs are kept for
     /// the scenario.
-    fn app_call(&mut self, mut sqe: Sqe) -> Result<Cqe, String> {
+    ///
+    /// # Safety
+    ///
+    /// Every buffer `sqe` names is owned by this backend (a sockaddr in
+    /// `self.addrs`), which keeps it until the backend drops, engines first.
+    unsafe fn app_call(&mut self, mut sqe: Sqe) -> Result<Cqe, String> {
         let ud = HIDDEN | self.ud();
         sqe.user_data = ud;
-        // SAFETY: helper SQEs name only sockaddrs owned by `self.addrs` (or nothing).
+        // SAFETY: the caller upholds the push contract (this function's).
         unsafe { self.pair.s.push(&sqe) }.map_err(|_| "app SQ full".to_string())?;
         let start = self.rounds;
         while !self.expired(start, Budget::Expect) {
@@ -271,6 +301,13 @@ impl RinglineBackend {
             }
         }
         Err(format!("app helper op {} never completed", sqe.opcode))
+    }
+
+    /// [`Self::app_call`] for an SQE that names no memory.
+    fn app_call_safe(&mut self, sqe: SafeSqe) -> Result<Cqe, String> {
+        // SAFETY: a SafeSqe names no memory (the user_data app_call sets does not
+        // change that).
+        unsafe { self.app_call(sqe.into_sqe()) }
     }
 
     fn sockaddr(&mut self, ip: Ipv4Addr, port: u16) -> *const libc::sockaddr {
@@ -309,9 +346,8 @@ impl Backend for RinglineBackend {
         Kind::Ringline
     }
 
-    fn push(&mut self, sqe: &Sqe) -> Result<(), String> {
-        // SAFETY: every buffer the SQE names is owned by the harness (`Ctx`), which
-        // drops this backend (and the engine that could touch the memory) first.
+    unsafe fn push(&mut self, sqe: &Sqe) -> Result<(), String> {
+        // SAFETY: the caller upholds the push contract (the trait method's).
         unsafe { self.pair.s.push(sqe) }.map_err(|_| "SQ full".to_string())
     }
 
@@ -375,18 +411,17 @@ impl Backend for RinglineBackend {
 
     fn app_listener(&mut self, backlog: i32) -> Result<i32, String> {
         let fd = check(
-            self.app_call(opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0).build())?,
+            self.app_call_safe(opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0).build())?,
             "socket",
         )?;
         let port = self.next_app_port;
         self.next_app_port += 1;
         let sa = self.sockaddr(APP_IP, port);
+        // SAFETY: `sa` is boxed in `self.addrs`, kept until the backend drops.
+        let bound = unsafe { self.app_call(opcode::Bind::new(fd, sa, 16).build()) };
+        check(bound?, "bind")?;
         check(
-            self.app_call(opcode::Bind::new(fd, sa, 16).build())?,
-            "bind",
-        )?;
-        check(
-            self.app_call(opcode::Listen::new(fd, backlog).build())?,
+            self.app_call_safe(opcode::Listen::new(fd, backlog).build())?,
             "listen",
         )?;
         self.ports.insert(fd, port);
@@ -396,8 +431,7 @@ impl Backend for RinglineBackend {
     fn app_conn(&mut self) -> Result<(i32, PeerId), String> {
         let l = self.app_listener(16)?;
         let p = self.peer_connect(l)?;
-        let a = self
-            .app_call(opcode::Accept::new(l, std::ptr::null_mut(), std::ptr::null_mut()).build())?;
+        let a = self.app_call_safe(opcode::AcceptNoAddr::new(l).build())?;
         Ok((check(a, "accept")?, p))
     }
 
@@ -408,7 +442,7 @@ impl Backend for RinglineBackend {
             .ok_or("peer_connect: not an app listener")?;
         let ud = self.ud();
         let fd = check(
-            self.peer_call(
+            self.peer_call_safe(
                 opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
                     .user_data(ud)
                     .build(),
@@ -419,10 +453,9 @@ impl Backend for RinglineBackend {
         self.peers[id.0].connected = None;
         let sa = self.sockaddr(APP_IP, port);
         let ud = self.ud();
-        self.peer_push(
-            opcode::Connect::new(fd, sa, 16).user_data(ud).build(),
-            POp::Connect(id.0),
-        );
+        let connect = opcode::Connect::new(fd, sa, 16).user_data(ud).build();
+        // SAFETY: `sa` is boxed in `self.addrs`, kept until the backend drops.
+        unsafe { self.peer_push(connect, POp::Connect(id.0)) };
         let start = self.rounds;
         while self.peers[id.0].connected.is_none() {
             if self.expired(start, Budget::Expect) {
@@ -461,7 +494,7 @@ impl Backend for RinglineBackend {
     fn peer_shutdown_write(&mut self, p: PeerId) {
         let fd = self.peers[p.0].fd;
         let ud = self.ud();
-        self.peer_push(
+        self.peer_push_safe(
             opcode::Shutdown::new(fd, libc::SHUT_WR)
                 .user_data(ud)
                 .build(),
@@ -473,13 +506,13 @@ impl Backend for RinglineBackend {
         let fd = self.peers[p.0].fd;
         self.peers[p.0].closed = true;
         let ud = self.ud();
-        self.peer_push(opcode::Close::new(fd).user_data(ud).build(), POp::Ignore);
+        self.peer_push_safe(opcode::Close::new(fd).user_data(ud).build(), POp::Ignore);
     }
 
     fn peer_listen(&mut self) -> Result<(PeerListenerId, libc::sockaddr_in), String> {
         let ud = self.ud();
         let fd = check(
-            self.peer_call(
+            self.peer_call_safe(
                 opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
                     .user_data(ud)
                     .build(),
@@ -490,13 +523,12 @@ impl Backend for RinglineBackend {
         self.next_peer_port += 1;
         let sa = self.sockaddr(PEER_IP, port);
         let ud = self.ud();
-        check(
-            self.peer_call(opcode::Bind::new(fd, sa, 16).user_data(ud).build())?,
-            "peer bind",
-        )?;
+        // SAFETY: `sa` is boxed in `self.addrs`, kept until the backend drops.
+        let bound = unsafe { self.peer_call(opcode::Bind::new(fd, sa, 16).user_data(ud).build()) };
+        check(bound?, "peer bind")?;
         let ud = self.ud();
         check(
-            self.peer_call(opcode::Listen::new(fd, 16).user_data(ud).build())?,
+            self.peer_call_safe(opcode::Listen::new(fd, 16).user_data(ud).build())?,
             "peer listen",
         )?;
         self.listeners.push(RListener {
@@ -505,10 +537,8 @@ impl Backend for RinglineBackend {
         });
         let i = self.listeners.len() - 1;
         let ud = self.ud();
-        self.peer_push(
-            opcode::Accept::new(fd, std::ptr::null_mut(), std::ptr::null_mut())
-                .user_data(ud)
-                .build(),
+        self.peer_push_safe(
+            opcode::AcceptNoAddr::new(fd).user_data(ud).build(),
             POp::Accept(i),
         );
         Ok((

@@ -183,9 +183,18 @@ impl BufRing {
     ///
     /// As with liburing, the app must only refill slots whose previous buffer it has
     /// seen consumed (in a CQE); overwriting a published, unconsumed entry hands the
-    /// engine a different buffer than intended (but is memory safe here).
+    /// engine a different buffer than intended.
+    ///
+    /// # Safety
+    ///
+    /// Once an [`advance`](BufRing::advance) publishes this entry, `addr .. addr + len`
+    /// is the engine's: it must be valid for writes and not accessed by the application
+    /// until the engine hands the buffer back (a CQE with `IORING_CQE_F_BUFFER` and
+    /// this `bid`; the data it received is then the application's to read) or the
+    /// group is unregistered (`Ring::unregister_buf_ring` returned). An entry
+    /// overwritten before it is published promises nothing.
     #[inline]
-    pub fn add(&mut self, addr: u64, len: u32, bid: u16, offset: u32) {
+    pub unsafe fn add(&mut self, addr: u64, len: u32, bid: u16, offset: u32) {
         let buf = IoUringBuf {
             addr,
             len,
@@ -199,16 +208,31 @@ impl BufRing {
     }
 
     /// Publishes `n` added buffers: store-release `tail += n` (`io_uring_buf_ring_advance`).
+    ///
+    /// # Safety
+    ///
+    /// Each of the `n` entries from the tail on must have been written by
+    /// [`add`](BufRing::add) since the previous `advance` (whose contract then holds
+    /// for its buffer). An entry left from an earlier lap names a buffer the engine
+    /// already handed back, which the application may have reused or freed.
     #[inline]
-    pub fn advance(&mut self, n: u16) {
+    pub unsafe fn advance(&mut self, n: u16) {
         self.prod.advance(self.shared.tail(), n);
     }
 
     /// [`BufRing::add`] at offset 0, then [`BufRing::advance`] by 1.
+    ///
+    /// # Safety
+    ///
+    /// The contract of [`add`](BufRing::add) for `addr .. addr + len`.
     #[inline]
-    pub fn add_and_advance(&mut self, addr: u64, len: u32, bid: u16) {
-        self.add(addr, len, bid, 0);
-        self.advance(1);
+    pub unsafe fn add_and_advance(&mut self, addr: u64, len: u32, bid: u16) {
+        // SAFETY: the caller upholds `add`'s contract for this buffer, and the one entry
+        // published is the one just written, as `advance` requires.
+        unsafe {
+            self.add(addr, len, bid, 0);
+            self.advance(1);
+        }
     }
 
     /// The tail (private copy; the app is its only writer).
@@ -282,15 +306,20 @@ mod tests {
         assert!(c.peek().is_none());
         // liburing style: add several at offsets, then one advance.
         for i in 0..4u16 {
-            r.add(
-                0x1000 * u64::from(i + 1),
-                100 + u32::from(i),
-                i,
-                u32::from(i),
-            );
+            // SAFETY: the addresses are never dereferenced: no engine consumes this
+            // ring, the test's consumer only reads the entries back.
+            unsafe {
+                r.add(
+                    0x1000 * u64::from(i + 1),
+                    100 + u32::from(i),
+                    i,
+                    u32::from(i),
+                )
+            };
         }
         assert_eq!(c.available(), 0, "not published before advance");
-        r.advance(4);
+        // SAFETY: as above; the four entries were just added.
+        unsafe { r.advance(4) };
         assert_eq!(r.tail(), 4);
         assert_eq!(c.available(), 4);
         // The tail lives in bufs[0].resv; entry 0's fields are intact.
@@ -315,7 +344,8 @@ mod tests {
             assert_eq!(b.bid, bid, "round {round}");
             c.consume();
             // Recycle it (the app saw its CQE).
-            r.add_and_advance(b.addr, b.len, b.bid);
+            // SAFETY: as above, the address is never dereferenced.
+            unsafe { r.add_and_advance(b.addr, b.len, b.bid) };
             bid = (bid + 1) % 4;
             assert_eq!(c.available(), 4);
         }

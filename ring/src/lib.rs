@@ -33,6 +33,12 @@
 //!   application cannot make the engine read or write outside the rings.
 //! * A completion is never dropped and never reordered: a CQE that does not fit goes to
 //!   an ordered backlog, and nothing bypasses a non-empty backlog.
+//! * Safe code cannot make the engine touch memory it does not own: every call that
+//!   hands the engine an address ([`Ring::push`], [`Ring::get_sqe`],
+//!   [`BufRing::add`] and [`BufRing::advance`]) is `unsafe`, with the io_uring
+//!   contract that the memory outlives its use; requests that name no memory go
+//!   through the safe [`Ring::push_safe`] as a [`SafeSqe`] (see [`app`] and
+//!   [`opcode`]).
 
 #![warn(missing_docs)]
 
@@ -48,7 +54,7 @@ pub use abi::{
     Cqe, CqringOffsets, IoUringBuf, IoUringBufReg, Params, RecvmsgOut, Sqe, SqringOffsets,
 };
 pub use app::opcode;
-pub use app::{Driver, Errno, Ring};
+pub use app::{Driver, Errno, Ring, SafeSqe};
 pub use bufring::{BufRing, BufRingConsumer, BufRingError};
 pub use mem::{Backing, HugePolicy, MemError, Region};
 pub use ring::{new_ring, AppRing, EngineRing, RingConfig, RingStats, SetupError};

@@ -49,6 +49,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::abi::{self, Cqe, CqringOffsets, Params, Sqe, SqringOffsets};
+use crate::app::{SafeSqe, SqFull};
 use crate::mem::{Backing, HugePolicy, MemError, Region};
 use crate::proto::{self, Consumer, Producer, Slots};
 
@@ -549,8 +550,14 @@ impl AppRing {
 
     /// The next free SQE, zeroed, or `None` when the SQ is full. Advances the private
     /// `sqe_tail` only; [`AppRing::flush_sq`] publishes it (`io_uring_get_sqe`).
+    ///
+    /// # Safety
+    ///
+    /// Whatever the caller writes into the SQE is submitted at the next flush, so the
+    /// contract of [`Ring::push`](crate::app::Ring::push) applies to it: the memory it
+    /// names must stay valid until the engine is done with it.
     #[inline]
-    pub fn get_sqe(&mut self) -> Option<&mut Sqe> {
+    pub unsafe fn get_sqe(&mut self) -> Option<&mut Sqe> {
         let idx = self.sq.reserve(self.shared.sq_head())?;
         let p = self.shared.sqe_ptr(idx);
         // SAFETY: p is SQE idx in the region (identity SQ array); `reserve` acquired an sq.head
@@ -560,6 +567,17 @@ impl AppRing {
             p.write(Sqe::default());
             Some(&mut *p)
         }
+    }
+
+    /// Copies `sqe`, which names no application memory, into the next free SQ slot (not
+    /// yet published: see [`AppRing::flush_sq`]).
+    #[inline]
+    pub fn push_safe(&mut self, sqe: &SafeSqe) -> Result<(), SqFull> {
+        // SAFETY: a SafeSqe names no memory (only the opcode builders of requests
+        // without addresses make one), so the push contract holds trivially.
+        let slot = unsafe { self.get_sqe() }.ok_or(SqFull)?;
+        *slot = *sqe.sqe();
+        Ok(())
     }
 
     /// Free SQ slots: `entries - (sqe_tail - acquire(sq.head))`.
@@ -901,6 +919,13 @@ impl EngineRing {
 mod tests {
     use super::*;
     use crate::abi::*;
+    use crate::app::opcode::Nop;
+
+    /// Queues a NOP carrying `user_data` (the engine half in these tests only copies
+    /// SQEs; the safe path is enough).
+    fn nop(app: &mut AppRing, user_data: u64) -> Result<(), SqFull> {
+        app.push_safe(&Nop::new().user_data(user_data).build())
+    }
 
     fn cfg(sq: u32, cq: Option<u32>, clamp: bool) -> RingConfig {
         RingConfig {
@@ -1015,11 +1040,15 @@ mod tests {
         let (mut app, mut eng) = small(4, 8);
         assert_eq!(app.sq_space_left(), 4);
         for i in 0..4u64 {
-            let sqe = app.get_sqe().unwrap();
+            // SAFETY: nothing executes these SQEs (the engine half only copies them),
+            // and the one written names no memory.
+            let sqe = unsafe { app.get_sqe() }.unwrap();
             assert_eq!(*sqe, Sqe::default());
             sqe.user_data = i;
         }
-        assert!(app.get_sqe().is_none());
+        // SAFETY: as above (and no slot is handed out).
+        assert!(unsafe { app.get_sqe() }.is_none());
+        assert_eq!(nop(&mut app, 9), Err(SqFull));
         assert_eq!(app.sq_pending(), 4);
         assert_eq!(eng.sq_ready(), 0, "nothing published yet");
         assert_eq!(app.flush_sq(), 4);
@@ -1047,7 +1076,7 @@ mod tests {
         let mut expect = 0u64;
         for _ in 0..8 {
             for _ in 0..3 {
-                app.get_sqe().unwrap().user_data = next;
+                nop(&mut app, next).unwrap();
                 next += 1;
             }
             app.flush_sq();
@@ -1073,7 +1102,7 @@ mod tests {
     fn out_of_range_sq_index_is_dropped() {
         let (mut app, mut eng) = small(4, 8);
         for i in 0..3 {
-            app.get_sqe().unwrap().user_data = i;
+            nop(&mut app, i).unwrap();
         }
         app.flush_sq();
         // SAFETY: SQ array slot 1 is inside the region; the engine has not started
@@ -1208,7 +1237,7 @@ mod tests {
         assert!(eng.prepare_sleep());
         assert!(app.needs_wakeup());
         eng.clear_sq_flag(IORING_SQ_NEED_WAKEUP);
-        app.get_sqe().unwrap();
+        nop(&mut app, 0).unwrap();
         app.flush_sq();
         assert!(!eng.prepare_sleep(), "an SQE is pending");
         assert!(!app.needs_wakeup());
@@ -1272,8 +1301,9 @@ mod tests {
                     match op {
                         Op::Submit(n) => {
                             for _ in 0..n {
-                                let Some(s) = app.get_sqe() else { break };
-                                s.user_data = next_sqe;
+                                if nop(&mut app, next_sqe).is_err() {
+                                    break;
+                                }
                                 next_sqe += 1;
                             }
                             app.flush_sq();

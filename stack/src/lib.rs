@@ -16,11 +16,16 @@
 //! let (a, _b) = LoopbackWire::pair(&WireConfig::default());
 //! let mut ring = open(a, &RingConfig::default(), EngineConfig::default(), Clock::monotonic()).unwrap();
 //! let nop = ringline_ring::opcode::Nop::new().user_data(7).build();
-//! // SAFETY: a NOP names no memory.
-//! unsafe { ring.push(&nop).unwrap() };
+//! ring.push_safe(&nop).unwrap(); // a NOP names no memory: no `unsafe`
 //! ring.submit_and_wait(1).unwrap();
 //! assert_eq!(ring.wait_cqe().unwrap().user_data, 7);
 //! ```
+//!
+//! Requests that name application memory (a receive buffer, a `sockaddr`, a
+//! timespec) are pushed with the `unsafe` `Ring::push`, whose contract is
+//! io_uring's: the memory outlives the engine's use of it. Safe code cannot
+//! make the engine read or write memory it does not own; see
+//! `ringline_ring::app`.
 //!
 //! Sockets are ringline's own small integers, not kernel file descriptors.
 //!

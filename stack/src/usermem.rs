@@ -11,23 +11,33 @@
 //!
 //! # The contract (that of `ringline_ring::app::Ring::push`)
 //!
-//! The contract is io_uring's: by submitting an SQE (`Ring::push` is `unsafe`
-//! for this reason) the application promises that every buffer or address it
-//! names is valid for the access the operation implies (readable for sends and
-//! addresses it passes in, writable for receives and addresses it gets back)
-//! and stays valid, and is not accessed by the application in a conflicting
-//! way, until the request's final CQE (the one without `IORING_CQE_F_MORE`).
-//! Data read at submission time (a `sockaddr` passed to CONNECT or BIND, a
-//! timespec, the `msghdr` itself) need only live until submission returns
-//! (`IORING_FEAT_SUBMIT_STABLE`). Unlike Linux, which copies a msghdr's
-//! iovec array at submission, the engine reads the iovecs when it moves the
-//! data: they stay in use, like the buffers, until the final CQE. The engine runs in the application's address
-//! space (inline mode or a thread of the same process), so an SQE address is a
-//! plain pointer. Null pointers and address-range overflow are rejected here
-//! with `-EFAULT` before any access.
+//! The contract is io_uring's: by submitting an SQE (`Ring::push` and
+//! `Ring::get_sqe` are `unsafe` for this reason; only SQEs that name no memory
+//! go through the safe `Ring::push_safe`) the application promises that every
+//! buffer or address it names is valid for the access the operation implies
+//! (readable for sends and addresses it passes in, writable for receives and
+//! addresses it gets back) and stays valid, and is not accessed by the
+//! application in a conflicting way, until the request's final CQE (the one
+//! without `IORING_CQE_F_MORE`). Provided buffers (a buffer ring's entries,
+//! PROVIDE_BUFFERS) are the engine's from the `unsafe` call that hands them
+//! over until a CQE hands each back. Data the engine reads once, when the
+//! request starts (a `sockaddr` passed to CONNECT or BIND, a timespec), need
+//! only live until the engine takes the SQE for a request that starts at once;
+//! a request that waits behind a link or a drain reads it when it starts, so it
+//! must live until that request's CQE (Linux copies it at submission in both
+//! cases, `IORING_FEAT_SUBMIT_STABLE`). A `msghdr` stays in use until the final
+//! CQE: RECVMSG writes `msg_flags` and the lengths back at completion, and
+//! unlike Linux, which copies the iovec array at submission, the engine reads
+//! the iovecs when it moves the data.
+//!
+//! The engine runs in the application's address space (inline mode or a
+//! thread of the same process), so an SQE address is a plain pointer. Null
+//! pointers and address-range overflow are rejected here with `-EFAULT` before
+//! any access.
 #![allow(unsafe_code)]
 
 use crate::errno::{self, Errno};
+use ringline_ring::abi::RecvmsgOut;
 
 use core::ptr;
 
@@ -66,13 +76,17 @@ pub fn slice<'a>(addr: u64, len: usize) -> Result<&'a [u8], Errno> {
 /// Types any bit pattern of which is a valid value: what may be read out of
 /// application memory.
 ///
+/// Sealed twice over: it is `unsafe` to implement, and crate-private in a
+/// private module, so no code outside this crate can name it, let alone
+/// implement it for a type with invariants (`bool`, `&T`, an enum).
+///
 /// # Safety
 ///
 /// An implementor is `Copy`, has no padding-dependent invariants and accepts
 /// every bit pattern (integers, arrays of them, `#[repr(C)]` structs of
 /// integers and raw pointers: a raw pointer read here is never dereferenced
 /// without the checks of this module).
-pub unsafe trait Plain: Copy {}
+pub(crate) unsafe trait Plain: Copy {}
 
 // SAFETY: integers accept every bit pattern.
 unsafe impl Plain for u32 {}
@@ -95,10 +109,31 @@ pub fn read<T: Plain>(addr: u64) -> Result<T, Errno> {
     Ok(unsafe { read_user::<T>(addr) })
 }
 
+/// Types with no padding: every byte of a value is initialised, so writing
+/// one into application memory hands the application no uninitialised bytes.
+/// Sealed as [`Plain`] is.
+///
+/// # Safety
+///
+/// An implementor is `Copy` and has no padding bytes.
+pub(crate) unsafe trait NoPadding: Copy {}
+
+// SAFETY: integers have no padding.
+unsafe impl NoPadding for u32 {}
+// SAFETY: integers have no padding.
+unsafe impl NoPadding for i32 {}
+// SAFETY: integers have no padding.
+unsafe impl NoPadding for usize {}
+// SAFETY: four `u32`s, 16 bytes (asserted below), so no padding.
+unsafe impl NoPadding for RecvmsgOut {}
+
+const _: () = assert!(core::mem::size_of::<RecvmsgOut>() == 16);
+
 /// Writes a `T` (unaligned) into application memory.
-pub fn write<T: Copy>(addr: u64, v: T) -> Result<(), Errno> {
+pub fn write<T: NoPadding>(addr: u64, v: T) -> Result<(), Errno> {
     check(addr, core::mem::size_of::<T>())?;
-    // SAFETY: as for `slice_mut`.
+    // SAFETY: as for `slice_mut`; `T: NoPadding` hands the application only
+    // initialised bytes.
     unsafe { write_user::<T>(addr, v) };
     Ok(())
 }

@@ -3,12 +3,29 @@
 
 use proptest::prelude::*;
 use ringline_ring::abi::*;
-use ringline_ring::opcode;
+use ringline_ring::opcode::{self, SafeSqe};
 use ringline_testkit::pair::*;
 
-fn run_one(p: &mut Pair, sqe: Sqe) -> Cqe {
+/// Pushes `sqe` on the server and waits for its CQE.
+///
+/// # Safety
+///
+/// As `push`: the memory `sqe` names stays valid until its final CQE.
+unsafe fn run_one(p: &mut Pair, sqe: Sqe) -> Cqe {
     let ud = sqe.user_data;
-    push(&mut p.s, sqe);
+    // SAFETY: the caller upholds the push contract (this function's).
+    unsafe { push(&mut p.s, sqe) };
+    wait(p, ud)
+}
+
+/// [`run_one`] for an SQE that names no memory.
+fn run_safe(p: &mut Pair, sqe: SafeSqe) -> Cqe {
+    let ud = sqe.user_data;
+    push_safe(&mut p.s, sqe);
+    wait(p, ud)
+}
+
+fn wait(p: &mut Pair, ud: u64) -> Cqe {
     for _ in 0..100 {
         p.step();
         if let Some(c) = take(&mut p.s_cqes, ud) {
@@ -30,7 +47,7 @@ fn raw(opcode: u8, fd: i32) -> Sqe {
 fn table_of_bad_sqes() {
     let mut p = Pair::new();
     let listener = {
-        let fd = run_one(
+        let fd = run_safe(
             &mut p,
             opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
                 .user_data(1)
@@ -39,17 +56,16 @@ fn table_of_bad_sqes() {
         .res;
         let sa = sockaddr(SERVER_IP, 80);
         let ptr = &*sa as *const libc::sockaddr_in as *const libc::sockaddr;
+        let bind = opcode::Bind::new(fd, ptr, 16).user_data(2).build();
+        // SAFETY: `sa` lives until after the BIND's CQE (run_one waits for it).
+        assert_eq!(unsafe { run_one(&mut p, bind) }.res, 0);
         assert_eq!(
-            run_one(&mut p, opcode::Bind::new(fd, ptr, 16).user_data(2).build()).res,
-            0
-        );
-        assert_eq!(
-            run_one(&mut p, opcode::Listen::new(fd, 16).user_data(3).build()).res,
+            run_safe(&mut p, opcode::Listen::new(fd, 16).user_data(3).build()).res,
             0
         );
         fd
     };
-    let fresh = run_one(
+    let fresh = run_safe(
         &mut p,
         opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
             .user_data(4)
@@ -65,21 +81,23 @@ fn table_of_bad_sqes() {
 
     let mut multishot_no_select = raw(IORING_OP_RECV, listener);
     multishot_no_select.ioprio = IORING_RECV_MULTISHOT;
-    let mut waitall_multishot = opcode::RecvMulti::new(listener, 1).build();
+    let mut waitall_multishot = opcode::RecvMulti::new(listener, 1).build().into_sqe();
     waitall_multishot.op_flags = libc::MSG_WAITALL as u32;
     let mut recv_bad_ioprio = opcode::Recv::new(fresh, buf.as_mut_ptr(), 64).build();
     recv_bad_ioprio.ioprio = 1 << 7;
     let mut accept_bad_ioprio = raw(IORING_OP_ACCEPT, listener);
     accept_bad_ioprio.ioprio = 1 << 5;
-    let mut bad_sqe_flag = opcode::Nop::new().build();
+    let mut bad_sqe_flag = opcode::Nop::new().build().into_sqe();
     bad_sqe_flag.flags = 0x80;
-    let mut fixed_file = opcode::Nop::new().build();
+    let mut fixed_file = opcode::Nop::new().build().into_sqe();
     fixed_file.flags = IOSQE_FIXED_FILE;
-    let mut personality = opcode::Nop::new().build();
+    let mut personality = opcode::Nop::new().build().into_sqe();
     personality.personality = 3;
-    let mut nop_flags = opcode::Nop::new().build();
+    let mut nop_flags = opcode::Nop::new().build().into_sqe();
     nop_flags.op_flags = 1 << 4;
-    let mut poll_level = opcode::PollAdd::new(listener, libc::POLLIN as u32).build();
+    let mut poll_level = opcode::PollAdd::new(listener, libc::POLLIN as u32)
+        .build()
+        .into_sqe();
     poll_level.len = IORING_POLL_ADD_LEVEL;
     let mut select_on_send = opcode::Send::new(fresh, buf.as_ptr(), 4).build();
     select_on_send.flags = IOSQE_BUFFER_SELECT;
@@ -158,12 +176,16 @@ fn table_of_bad_sqes() {
         ),
         (
             "socket AF_INET6",
-            opcode::Socket::new(libc::AF_INET6, libc::SOCK_STREAM, 0).build(),
+            opcode::Socket::new(libc::AF_INET6, libc::SOCK_STREAM, 0)
+                .build()
+                .into(),
             -libc::EAFNOSUPPORT,
         ),
         (
             "socket SOCK_DGRAM",
-            opcode::Socket::new(libc::AF_INET, libc::SOCK_DGRAM, 0).build(),
+            opcode::Socket::new(libc::AF_INET, libc::SOCK_DGRAM, 0)
+                .build()
+                .into(),
             -libc::EPROTONOSUPPORT,
         ),
         (
@@ -193,23 +215,23 @@ fn table_of_bad_sqes() {
         ),
         (
             "shutdown unconnected",
-            opcode::Shutdown::new(fresh, libc::SHUT_WR).build(),
+            opcode::Shutdown::new(fresh, libc::SHUT_WR).build().into(),
             -libc::ENOTCONN,
         ),
         (
             "shutdown bad how",
-            opcode::Shutdown::new(fresh, 7).build(),
+            opcode::Shutdown::new(fresh, 7).build().into(),
             -libc::EINVAL,
         ),
         ("poll with LEVEL", poll_level, -libc::EINVAL),
         (
             "poll_remove unknown",
-            opcode::PollRemove::new(123_456).build(),
+            opcode::PollRemove::new(123_456).build().into(),
             -libc::ENOENT,
         ),
         (
             "cancel unknown",
-            opcode::AsyncCancel::new(123_456).build(),
+            opcode::AsyncCancel::new(123_456).build().into(),
             -libc::ENOENT,
         ),
         (
@@ -219,23 +241,25 @@ fn table_of_bad_sqes() {
         ),
         (
             "remove from unknown group",
-            opcode::RemoveBuffers::new(1, 77).build(),
+            opcode::RemoveBuffers::new(1, 77).build().into(),
             -libc::ENOENT,
         ),
         (
             "close a bad fd",
-            opcode::Close::new(31337).build(),
+            opcode::Close::new(31337).build().into(),
             -libc::EBADF,
         ),
     ];
     for (i, (what, mut sqe, want)) in table.into_iter().enumerate() {
         sqe.user_data = 10_000 + i as u64;
-        let c = run_one(&mut p, sqe);
+        // SAFETY: the table's SQEs name `buf`, `sa80` and `sa6` (or nothing),
+        // which live to the end of the test, past every CQE.
+        let c = unsafe { run_one(&mut p, sqe) };
         assert_eq!(c.res, want, "{what}: got {} want {}", c.res, want);
         assert!(!more(c.flags), "{what}: error CQE with F_MORE");
     }
     // Still healthy.
-    let c = run_one(
+    let c = run_safe(
         &mut p,
         opcode::Nop::new().inject_result(5).user_data(99).build(),
     );
@@ -273,12 +297,15 @@ proptest! {
                 buf_index,
                 ..Sqe::default()
             };
-            push(&mut p.s, sqe);
+            // SAFETY: `sqe` names only null or `mem`, capped to its size. The
+            // engine runs only while `mem` lives: `mem` is dropped after the
+            // last step below and the pair never runs again.
+            unsafe { push(&mut p.s, sqe) };
             p.step();
         }
         p.run(10);
         p.s_cqes.clear();
-        let c = run_one(&mut p, opcode::Nop::new().user_data(u64::MAX).build());
+        let c = run_safe(&mut p, opcode::Nop::new().user_data(u64::MAX).build());
         prop_assert_eq!(c.res, 0);
         drop(mem);
     }

@@ -2,19 +2,21 @@
 
 use ringline_ring::abi::*;
 use ringline_ring::app::Timespec;
-use ringline_ring::opcode;
+use ringline_ring::opcode::{self, SafeSqe};
 use ringline_testkit::pair::*;
 
-fn nop(ud: u64, res: i32, flags: u8) -> Sqe {
-    let mut s = opcode::Nop::new().inject_result(res).user_data(ud).build();
-    s.flags |= flags;
-    s
+fn nop(ud: u64, res: i32, flags: u8) -> SafeSqe {
+    opcode::Nop::new()
+        .inject_result(res)
+        .user_data(ud)
+        .sqe_flags(flags)
+        .build()
 }
 
 fn listen_accept_connect(p: &mut Pair) -> (i32, i32) {
     let sa = sockaddr(SERVER_IP, 7100);
     let sp = &*sa as *const libc::sockaddr_in as *const libc::sockaddr;
-    push(
+    push_safe(
         &mut p.s,
         opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
             .user_data(1)
@@ -22,15 +24,12 @@ fn listen_accept_connect(p: &mut Pair) -> (i32, i32) {
     );
     p.step();
     let l = take(&mut p.s_cqes, 1).unwrap().res;
-    push(&mut p.s, opcode::Bind::new(l, sp, 16).user_data(2).build());
-    push(&mut p.s, opcode::Listen::new(l, 8).user_data(3).build());
-    push(
-        &mut p.s,
-        opcode::Accept::new(l, std::ptr::null_mut(), std::ptr::null_mut())
-            .user_data(4)
-            .build(),
-    );
-    push(
+    // SAFETY: `sa` lives to the end of this function, after the steps below
+    // that consume the BIND (it reads the address when it starts, at once).
+    unsafe { push(&mut p.s, opcode::Bind::new(l, sp, 16).user_data(2).build()) };
+    push_safe(&mut p.s, opcode::Listen::new(l, 8).user_data(3).build());
+    push_safe(&mut p.s, opcode::AcceptNoAddr::new(l).user_data(4).build());
+    push_safe(
         &mut p.c,
         opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
             .user_data(5)
@@ -38,10 +37,13 @@ fn listen_accept_connect(p: &mut Pair) -> (i32, i32) {
     );
     p.step();
     let c = take(&mut p.c_cqes, 5).unwrap().res;
-    push(
-        &mut p.c,
-        opcode::Connect::new(c, sp, 16).user_data(6).build(),
-    );
+    // SAFETY: as for the BIND: the CONNECT starts in the first step below.
+    unsafe {
+        push(
+            &mut p.c,
+            opcode::Connect::new(c, sp, 16).user_data(6).build(),
+        )
+    };
     assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 4)));
     let s = take(&mut p.s_cqes, 4).unwrap().res;
     assert!(s >= 0);
@@ -64,7 +66,7 @@ fn failed_link_cancels_the_rest_in_order() {
         nop(4, 0, 0),
         nop(5, 0, 0),
     ] {
-        push(&mut p.s, s);
+        push_safe(&mut p.s, s);
     }
     p.step();
     assert_eq!(
@@ -82,8 +84,8 @@ fn failed_link_cancels_the_rest_in_order() {
 #[test]
 fn hardlink_continues_after_failure() {
     let mut p = Pair::new();
-    push(&mut p.s, nop(1, -5, IOSQE_IO_HARDLINK));
-    push(&mut p.s, nop(2, 0, 0));
+    push_safe(&mut p.s, nop(1, -5, IOSQE_IO_HARDLINK));
+    push_safe(&mut p.s, nop(2, 0, 0));
     p.step();
     assert_eq!(results(&p.s_cqes), vec![(1, -5), (2, 0)]);
 }
@@ -91,11 +93,11 @@ fn hardlink_continues_after_failure() {
 #[test]
 fn chain_ends_at_submission_boundary() {
     let mut p = Pair::new();
-    push(&mut p.s, nop(1, 0, IOSQE_IO_LINK));
+    push_safe(&mut p.s, nop(1, 0, IOSQE_IO_LINK));
     p.step();
-    push(&mut p.s, nop(2, -1, 0));
+    push_safe(&mut p.s, nop(2, -1, 0));
     p.step();
-    push(&mut p.s, nop(3, 0, 0));
+    push_safe(&mut p.s, nop(3, 0, 0));
     p.step();
     assert_eq!(results(&p.s_cqes), vec![(1, 0), (2, -1), (3, 0)]);
 }
@@ -105,12 +107,13 @@ fn linked_request_waits_for_a_parked_one() {
     let mut p = Pair::new();
     let (sfd, cfd) = listen_accept_connect(&mut p);
     let mut buf = vec![0u8; 64];
-    let mut recv = opcode::Recv::new(sfd, buf.as_mut_ptr(), 64)
+    let recv = opcode::Recv::new(sfd, buf.as_mut_ptr(), 64)
         .user_data(10)
-        .build();
-    recv.flags |= IOSQE_IO_LINK;
-    push(&mut p.s, recv);
-    push(&mut p.s, nop(11, 0, 0));
+        .sqe_flags(IOSQE_IO_LINK);
+    // SAFETY: `buf` lives to the end of the test, after the last engine step,
+    // and is not touched.
+    unsafe { push(&mut p.s, recv.build()) };
+    push_safe(&mut p.s, nop(11, 0, 0));
     p.run(20);
     assert!(
         p.s_cqes.is_empty(),
@@ -118,12 +121,9 @@ fn linked_request_waits_for_a_parked_one() {
         p.s_cqes
     );
     let msg = b"abc".to_vec();
-    push(
-        &mut p.c,
-        opcode::Send::new(cfd, msg.as_ptr(), 3)
-            .user_data(12)
-            .build(),
-    );
+    let send = opcode::Send::new(cfd, msg.as_ptr(), 3).user_data(12);
+    // SAFETY: `msg` lives to the end of the test, after the last engine step.
+    unsafe { push(&mut p.c, send.build()) };
     assert!(p.run_until(10_000, |p| p.s_cqes.len() == 2));
     assert_eq!(results(&p.s_cqes), vec![(10, 3), (11, 0)]);
 }
@@ -137,15 +137,18 @@ fn link_timeout_fires_and_cancels_its_request() {
         tv_sec: 0,
         tv_nsec: 20_000_000,
     });
-    let mut recv = opcode::Recv::new(sfd, buf.as_mut_ptr(), 64)
+    let recv = opcode::Recv::new(sfd, buf.as_mut_ptr(), 64)
         .user_data(20)
-        .build();
-    recv.flags |= IOSQE_IO_LINK;
-    push(&mut p.s, recv);
-    push(
-        &mut p.s,
-        opcode::LinkTimeout::new(&*ts).user_data(21).build(),
-    );
+        .sqe_flags(IOSQE_IO_LINK);
+    // SAFETY: `buf` and `ts` live to the end of the test, after the last engine
+    // step, and are not touched.
+    unsafe {
+        push(&mut p.s, recv.build());
+        push(
+            &mut p.s,
+            opcode::LinkTimeout::new(&*ts).user_data(21).build(),
+        );
+    }
     let t0 = p.now_us();
     assert!(p.run_until(100_000, |p| p.s_cqes.len() == 2));
     assert!(p.now_us() - t0 >= 20_000, "fired early");
@@ -168,28 +171,28 @@ fn link_timeout_guards_a_request_that_starts_later_in_the_chain() {
         tv_sec: 0,
         tv_nsec: 20_000_000,
     });
-    let mut first = opcode::Recv::new(sfd, a.as_mut_ptr(), 64)
+    let first = opcode::Recv::new(sfd, a.as_mut_ptr(), 64)
         .user_data(40)
-        .build();
-    first.flags |= IOSQE_IO_LINK;
-    let mut second = opcode::Recv::new(sfd, b.as_mut_ptr(), 64)
+        .sqe_flags(IOSQE_IO_LINK);
+    let second = opcode::Recv::new(sfd, b.as_mut_ptr(), 64)
         .user_data(41)
-        .build();
-    second.flags |= IOSQE_IO_LINK;
-    push(&mut p.s, first);
-    push(&mut p.s, second);
-    push(
-        &mut p.s,
-        opcode::LinkTimeout::new(&*ts).user_data(42).build(),
-    );
+        .sqe_flags(IOSQE_IO_LINK);
+    // SAFETY: `a`, `b` and `ts` live to the end of the test, after the last
+    // engine step, and are not touched (the timeout reads `ts` when the
+    // second RECV starts, well before that).
+    unsafe {
+        push(&mut p.s, first.build());
+        push(&mut p.s, second.build());
+        push(
+            &mut p.s,
+            opcode::LinkTimeout::new(&*ts).user_data(42).build(),
+        );
+    }
     p.run(5);
     let msg = b"abc".to_vec();
-    push(
-        &mut p.c,
-        opcode::Send::new(cfd, msg.as_ptr(), 3)
-            .user_data(43)
-            .build(),
-    );
+    let send = opcode::Send::new(cfd, msg.as_ptr(), 3).user_data(43);
+    // SAFETY: `msg` lives to the end of the test, after the last engine step.
+    unsafe { push(&mut p.c, send.build()) };
     assert!(p.run_until(10_000, |p| take(&mut p.s_cqes, 40).is_some()));
     let t0 = p.now_us();
     assert!(p.run_until(100_000, |p| p.s_cqes.len() == 2));
@@ -208,30 +211,33 @@ fn link_timeout_cancelled_when_request_finishes_first() {
         tv_sec: 5,
         tv_nsec: 0,
     });
-    let mut recv = opcode::Recv::new(sfd, buf.as_mut_ptr(), 64)
+    let recv = opcode::Recv::new(sfd, buf.as_mut_ptr(), 64)
         .user_data(30)
-        .build();
-    recv.flags |= IOSQE_IO_LINK;
-    push(&mut p.s, recv);
-    push(
-        &mut p.s,
-        opcode::LinkTimeout::new(&*ts).user_data(31).build(),
-    );
+        .sqe_flags(IOSQE_IO_LINK);
+    // SAFETY: `buf` and `ts` live to the end of the test, after the last engine
+    // step, and are not touched.
+    unsafe {
+        push(&mut p.s, recv.build());
+        push(
+            &mut p.s,
+            opcode::LinkTimeout::new(&*ts).user_data(31).build(),
+        );
+    }
     p.run(5);
     let msg = b"hi".to_vec();
-    push(
-        &mut p.c,
-        opcode::Send::new(cfd, msg.as_ptr(), 2)
-            .user_data(32)
-            .build(),
-    );
+    let send = opcode::Send::new(cfd, msg.as_ptr(), 2).user_data(32);
+    // SAFETY: `msg` lives to the end of the test, after the last engine step.
+    unsafe { push(&mut p.c, send.build()) };
     assert!(p.run_until(10_000, |p| p.s_cqes.len() == 2));
     assert_eq!(results(&p.s_cqes), vec![(30, 2), (31, -libc::ECANCELED)]);
     // A LINK_TIMEOUT on its own is invalid.
-    push(
-        &mut p.s,
-        opcode::LinkTimeout::new(&*ts).user_data(33).build(),
-    );
+    // SAFETY: as above, `ts` lives to the end of the test.
+    unsafe {
+        push(
+            &mut p.s,
+            opcode::LinkTimeout::new(&*ts).user_data(33).build(),
+        )
+    };
     p.step();
     assert_eq!(take(&mut p.s_cqes, 33).unwrap().res, -libc::EINVAL);
 }
@@ -241,14 +247,12 @@ fn drain_waits_for_everything_before_it() {
     let mut p = Pair::new();
     let (sfd, cfd) = listen_accept_connect(&mut p);
     let mut buf = vec![0u8; 64];
-    push(
-        &mut p.s,
-        opcode::Recv::new(sfd, buf.as_mut_ptr(), 64)
-            .user_data(40)
-            .build(),
-    );
-    push(&mut p.s, nop(41, 0, IOSQE_IO_DRAIN));
-    push(&mut p.s, nop(42, 0, 0));
+    let recv = opcode::Recv::new(sfd, buf.as_mut_ptr(), 64).user_data(40);
+    // SAFETY: `buf` lives to the end of the test, after the last engine step,
+    // and is not touched.
+    unsafe { push(&mut p.s, recv.build()) };
+    push_safe(&mut p.s, nop(41, 0, IOSQE_IO_DRAIN));
+    push_safe(&mut p.s, nop(42, 0, 0));
     p.run(20);
     assert!(
         p.s_cqes.is_empty(),
@@ -256,12 +260,9 @@ fn drain_waits_for_everything_before_it() {
         p.s_cqes
     );
     let msg = b"x".to_vec();
-    push(
-        &mut p.c,
-        opcode::Send::new(cfd, msg.as_ptr(), 1)
-            .user_data(43)
-            .build(),
-    );
+    let send = opcode::Send::new(cfd, msg.as_ptr(), 1).user_data(43);
+    // SAFETY: `msg` lives to the end of the test, after the last engine step.
+    unsafe { push(&mut p.c, send.build()) };
     assert!(p.run_until(10_000, |p| p.s_cqes.len() == 3));
     assert_eq!(results(&p.s_cqes), vec![(40, 1), (41, 0), (42, 0)]);
 }
@@ -269,9 +270,9 @@ fn drain_waits_for_everything_before_it() {
 #[test]
 fn cqe_skip_success_posts_only_failures() {
     let mut p = Pair::new();
-    push(&mut p.s, nop(50, 0, IOSQE_CQE_SKIP_SUCCESS));
-    push(&mut p.s, nop(51, -3, IOSQE_CQE_SKIP_SUCCESS));
-    push(&mut p.s, nop(52, 0, 0));
+    push_safe(&mut p.s, nop(50, 0, IOSQE_CQE_SKIP_SUCCESS));
+    push_safe(&mut p.s, nop(51, -3, IOSQE_CQE_SKIP_SUCCESS));
+    push_safe(&mut p.s, nop(52, 0, 0));
     p.step();
     assert_eq!(results(&p.s_cqes), vec![(51, -3), (52, 0)]);
 }
@@ -288,10 +289,14 @@ fn send_zc_posts_request_then_notification() {
         s.opcode = IORING_OP_SEND_ZC;
         s
     };
-    push(&mut p.s, zc(60));
     let mut rz = zc(61);
     rz.ioprio |= IORING_SEND_ZC_REPORT_USAGE;
-    push(&mut p.s, rz);
+    // SAFETY: `msg` lives to the end of the test, after the last engine step,
+    // and is never written.
+    unsafe {
+        push(&mut p.s, zc(60));
+        push(&mut p.s, rz);
+    }
     p.step();
     let c: Vec<Cqe> = p.s_cqes.clone();
     assert_eq!(c.len(), 4);
@@ -305,13 +310,12 @@ fn send_zc_posts_request_then_notification() {
     assert_eq!(c[3].res as u32, 1 << 31, "REPORT_USAGE: data was copied");
     assert!(notif(c[3].flags) && !more(c[3].flags));
     let mut got = vec![0u8; 2000];
-    push(
-        &mut p.c,
-        opcode::Recv::new(cfd, got.as_mut_ptr(), 2000)
-            .flags(libc::MSG_WAITALL)
-            .user_data(62)
-            .build(),
-    );
+    let recv = opcode::Recv::new(cfd, got.as_mut_ptr(), 2000)
+        .flags(libc::MSG_WAITALL)
+        .user_data(62);
+    // SAFETY: `got` lives to the end of the test, after the last engine step,
+    // and is not touched.
+    unsafe { push(&mut p.c, recv.build()) };
     assert!(p.run_until(10_000, |p| p.c_cqes.iter().any(|c| c.user_data == 62)));
     assert_eq!(take(&mut p.c_cqes, 62).unwrap().res, 2000);
 }
@@ -323,16 +327,19 @@ fn timeout_with_count_completes_after_n_cqes_or_times_out() {
         tv_sec: 10,
         tv_nsec: 0,
     });
-    push(
-        &mut p.s,
-        opcode::Timeout::new(&*ts).count(3).user_data(70).build(),
-    );
+    // SAFETY: `ts` lives to the end of the test, after the last engine step.
+    unsafe {
+        push(
+            &mut p.s,
+            opcode::Timeout::new(&*ts).count(3).user_data(70).build(),
+        )
+    };
     p.step();
-    push(&mut p.s, nop(71, 0, 0));
-    push(&mut p.s, nop(72, 0, 0));
+    push_safe(&mut p.s, nop(71, 0, 0));
+    push_safe(&mut p.s, nop(72, 0, 0));
     p.step();
     assert!(take(&mut p.s_cqes, 70).is_none(), "two CQEs are not three");
-    push(&mut p.s, nop(73, 0, 0));
+    push_safe(&mut p.s, nop(73, 0, 0));
     p.step();
     assert_eq!(take(&mut p.s_cqes, 70).map(|c| c.res), Some(0));
     // A pure timer fires with -ETIME.
@@ -340,10 +347,13 @@ fn timeout_with_count_completes_after_n_cqes_or_times_out() {
         tv_sec: 0,
         tv_nsec: 5_000_000,
     });
-    push(
-        &mut p.s,
-        opcode::Timeout::new(&*short).user_data(74).build(),
-    );
+    // SAFETY: `short` lives to the end of the test, after the last engine step.
+    unsafe {
+        push(
+            &mut p.s,
+            opcode::Timeout::new(&*short).user_data(74).build(),
+        )
+    };
     assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 74)));
     assert_eq!(take(&mut p.s_cqes, 74).unwrap().res, -libc::ETIME);
 }

@@ -7,12 +7,7 @@ use ringline_testkit::pair::*;
 
 fn conn(p: &mut Pair) -> (i32, i32) {
     let l = listen(p, 7400, 8);
-    push(
-        &mut p.s,
-        opcode::Accept::new(l, std::ptr::null_mut(), std::ptr::null_mut())
-            .user_data(1)
-            .build(),
-    );
+    push_safe(&mut p.s, opcode::AcceptNoAddr::new(l).user_data(1).build());
     let c = connect_n(p, 7400, 1, 100)[0];
     assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 1)));
     (take(&mut p.s_cqes, 1).unwrap().res, c)
@@ -53,7 +48,9 @@ fn sendmsg_gathers_and_recvmsg_scatters() {
     let (mut a, mut b, mut c) = (b"hello ".to_vec(), b"io_uring ".to_vec(), b"world".to_vec());
     let mut out = [iov(&mut a), iov(&mut b), iov(&mut c)];
     let m = msghdr(&mut out, 0, 0);
-    push(&mut p.c, raw(IORING_OP_SENDMSG, cfd, &m, 10));
+    // SAFETY: the msghdr, its iovecs and their buffers live to the end of the
+    // test, after the SENDMSG's CQE, and are not touched until then.
+    unsafe { push(&mut p.c, raw(IORING_OP_SENDMSG, cfd, &m, 10)) };
     // 7 + 13 bytes of iovecs: MSG_WAITALL completes exactly when the 20 sent arrive.
     let (mut x, mut y) = (vec![0u8; 7], vec![0u8; 64]);
     let mut inn = [iov(&mut x), iov(&mut y[..13])];
@@ -61,7 +58,9 @@ fn sendmsg_gathers_and_recvmsg_scatters() {
     rm.msg_flags = 0x7777;
     let mut r = raw(IORING_OP_RECVMSG, sfd, &rm, 11);
     r.op_flags = libc::MSG_WAITALL as u32;
-    push(&mut p.s, r);
+    // SAFETY: as for the SENDMSG: `rm`, `inn`, `x` and `y` live to the end of
+    // the test and are read only after the RECVMSG's CQE.
+    unsafe { push(&mut p.s, r) };
     assert!(p.run_until(10_000, |p| p.c_cqes.iter().any(|c| c.user_data == 10)));
     assert_eq!(take(&mut p.c_cqes, 10).unwrap().res, 20);
     assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 11)));
@@ -76,9 +75,12 @@ fn multishot_recvmsg_uses_recvmsg_out_layout_and_reports_eof_in_a_buffer() {
     let mut p = Pair::new();
     let (sfd, cfd) = conn(&mut p);
     let mut ring = p.s.register_buf_ring(8, 2).unwrap();
-    let bufs = vec![0u8; 8 * 256];
+    let mut bufs = vec![0u8; 8 * 256];
+    let base = bufs.as_mut_ptr() as u64;
     for bid in 0..8u16 {
-        ring.add_and_advance(bufs.as_ptr() as u64 + bid as u64 * 256, 256, bid);
+        // SAFETY: `bufs` lives to the end of the test, after the last engine
+        // step, and the test reads a buffer only once a CQE handed it back.
+        unsafe { ring.add_and_advance(base + bid as u64 * 256, 256, bid) };
     }
     // Reserve 16 bytes of name and 8 of control in every buffer.
     let m = msghdr(&mut [], 16, 8);
@@ -86,21 +88,20 @@ fn multishot_recvmsg_uses_recvmsg_out_layout_and_reports_eof_in_a_buffer() {
     r.ioprio = IORING_RECV_MULTISHOT;
     r.flags = IOSQE_BUFFER_SELECT;
     r.buf_index = 2;
-    push(&mut p.s, r);
+    // SAFETY: the msghdr lives to the end of the test, after the last engine
+    // step (it names no iovecs).
+    unsafe { push(&mut p.s, r) };
     let data = b"abcdefghij".to_vec();
-    push(
-        &mut p.c,
-        opcode::Send::new(cfd, data.as_ptr(), 10)
-            .user_data(21)
-            .build(),
-    );
+    let send = opcode::Send::new(cfd, data.as_ptr(), 10).user_data(21);
+    // SAFETY: `data` lives to the end of the test, after the last engine step.
+    unsafe { push(&mut p.c, send.build()) };
     assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 20)));
     let c = take(&mut p.s_cqes, 20).unwrap();
     let hdr = 16 + 16 + 8;
     assert_eq!(c.res, hdr + 10);
     assert!(more(c.flags));
     let bid = buffer_id(c.flags).unwrap() as usize;
-    let buf = &bufs[bid * 256..];
+    let buf = &bufs[bid * 256..(bid + 1) * 256];
     let out = |o: usize| u32::from_ne_bytes(buf[o..o + 4].try_into().unwrap());
     assert_eq!(
         (out(0), out(4), out(8), out(12)),
@@ -109,7 +110,7 @@ fn multishot_recvmsg_uses_recvmsg_out_layout_and_reports_eof_in_a_buffer() {
     );
     assert_eq!(&buf[hdr as usize..hdr as usize + 10], b"abcdefghij");
     // EOF: a buffer with an empty header, no F_MORE.
-    push(
+    push_safe(
         &mut p.c,
         opcode::Shutdown::new(cfd, libc::SHUT_WR)
             .user_data(22)
@@ -131,21 +132,22 @@ fn multishot_recvmsg_buffer_smaller_than_header_is_efault() {
     let mut p = Pair::new();
     let (sfd, cfd) = conn(&mut p);
     let mut ring = p.s.register_buf_ring(2, 3).unwrap();
-    let bufs = [0u8; 64];
-    ring.add_and_advance(bufs.as_ptr() as u64, 32, 0);
+    let mut bufs = [0u8; 64];
+    // SAFETY: `bufs` lives to the end of the test, after the last engine step,
+    // and is not read.
+    unsafe { ring.add_and_advance(bufs.as_mut_ptr() as u64, 32, 0) };
     let m = msghdr(&mut [], 64, 0);
     let mut r = raw(IORING_OP_RECVMSG, sfd, &m, 30);
     r.ioprio = IORING_RECV_MULTISHOT;
     r.flags = IOSQE_BUFFER_SELECT;
     r.buf_index = 3;
-    push(&mut p.s, r);
+    // SAFETY: the msghdr lives to the end of the test, after the last engine
+    // step (it names no iovecs).
+    unsafe { push(&mut p.s, r) };
     let data = b"x".to_vec();
-    push(
-        &mut p.c,
-        opcode::Send::new(cfd, data.as_ptr(), 1)
-            .user_data(31)
-            .build(),
-    );
+    let send = opcode::Send::new(cfd, data.as_ptr(), 1).user_data(31);
+    // SAFETY: `data` lives to the end of the test, after the last engine step.
+    unsafe { push(&mut p.c, send.build()) };
     assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 30)));
     assert_eq!(take(&mut p.s_cqes, 30).unwrap().res, -libc::EFAULT);
 }

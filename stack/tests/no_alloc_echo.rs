@@ -10,7 +10,7 @@ use ringline::EngineConfig;
 use ringline_ring::abi::{buffer_id, more};
 use ringline_ring::opcode;
 use ringline_testkit::counting::{self, Counting};
-use ringline_testkit::pair::{connect_n, listen, push, Pair, PairOpts};
+use ringline_testkit::pair::{connect_n, listen, push, push_safe, Pair, PairOpts};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -46,13 +46,15 @@ fn echo_steady_state_allocates_nothing() {
     let mut ring = p.s.register_buf_ring(BUFS, 0).expect("buffer ring");
     let mut arena = vec![0u8; (BUFS * BUF_LEN) as usize];
     let base = arena.as_mut_ptr() as u64;
+    // The arena, `tx` and `rx` outlive both runtimes' use of them: the pair is
+    // dropped before them at the end of the test. The SAFETY comments below
+    // say why no request's memory is touched while it is in flight.
     for bid in 0..BUFS {
-        ring.add_and_advance(base + (bid * BUF_LEN) as u64, BUF_LEN, bid as u16);
+        // SAFETY: the arena outlives the pair (above); the test reads a buffer
+        // only through the SEND it makes of it after a CQE handed it back.
+        unsafe { ring.add_and_advance(base + (bid * BUF_LEN) as u64, BUF_LEN, bid as u16) };
     }
-    // SAFETY of every push below: the arena, `tx` and `rx` outlive both
-    // runtimes' use of them (all requests are done or the pair is dropped
-    // before them at the end of the test).
-    push(
+    push_safe(
         &mut p.s,
         opcode::AcceptMulti::new(lfd)
             .user_data(ud(T_ACCEPT, 0))
@@ -64,7 +66,7 @@ fn echo_steady_state_allocates_nothing() {
         for c in std::mem::take(&mut p.s_cqes) {
             if c.user_data == ud(T_ACCEPT, 0) && c.res >= 0 {
                 accepted += 1;
-                push(
+                push_safe(
                     &mut p.s,
                     opcode::RecvMulti::new(c.res, 0)
                         .user_data(ud(T_SRECV, c.res as u64))
@@ -85,19 +87,18 @@ fn echo_steady_state_allocates_nothing() {
         t.fill(seq[i] as u8);
         t[..8].copy_from_slice(&(i as u64).to_le_bytes());
         let r = rx[i * SIZE..(i + 1) * SIZE].as_mut_ptr();
-        push(
-            &mut p.c,
-            opcode::Recv::new(fds[i], r, SIZE as u32)
-                .flags(libc::MSG_WAITALL)
-                .user_data(ud(T_CRECV, i as u64))
-                .build(),
-        );
-        push(
-            &mut p.c,
-            opcode::Send::new(fds[i], t.as_ptr(), SIZE as u32)
-                .user_data(ud(T_CSEND, i as u64))
-                .build(),
-        );
+        let recv = opcode::Recv::new(fds[i], r, SIZE as u32)
+            .flags(libc::MSG_WAITALL)
+            .user_data(ud(T_CRECV, i as u64));
+        // SAFETY: connection i's slice of `rx` is this RECV's until its CQE
+        // (start runs again for i only after that CQE); `rx` outlives the pair.
+        unsafe { push(&mut p.c, recv.build()) };
+        let send =
+            opcode::Send::new(fds[i], t.as_ptr(), SIZE as u32).user_data(ud(T_CSEND, i as u64));
+        // SAFETY: connection i's slice of `tx` is rewritten only by the next
+        // start for i, after the echo of these bytes came back (so this SEND
+        // has read them all); `tx` outlives the pair.
+        unsafe { push(&mut p.c, send.build()) };
     };
     for i in 0..CONNS {
         start(&mut p, i, &mut seq, &mut tx, &mut rx);
@@ -127,17 +128,17 @@ fn echo_steady_state_allocates_nothing() {
                     if c.res > 0 {
                         let bid = buffer_id(c.flags).expect("buffer");
                         let addr = base + (bid as u32 * BUF_LEN) as u64;
-                        push(
-                            &mut p.s,
-                            opcode::Send::new(fd, addr as *const u8, c.res as u32)
-                                .flags(libc::MSG_WAITALL)
-                                .user_data(ud(T_SSEND, (bid as u64) << 32 | fd as u32 as u64))
-                                .build(),
-                        );
+                        let send = opcode::Send::new(fd, addr as *const u8, c.res as u32)
+                            .flags(libc::MSG_WAITALL)
+                            .user_data(ud(T_SSEND, (bid as u64) << 32 | fd as u32 as u64));
+                        // SAFETY: the CQE handed buffer `bid` back; it goes back to
+                        // the ring only after this SEND's CQE (T_SSEND below), and
+                        // the arena outlives the pair.
+                        unsafe { push(&mut p.s, send.build()) };
                     }
                     assert!(c.res >= 0, "server recv: {}", c.res);
                     if !more(c.flags) {
-                        push(
+                        push_safe(
                             &mut p.s,
                             opcode::RecvMulti::new(fd, 0)
                                 .user_data(ud(T_SRECV, fd as u64))
@@ -148,7 +149,11 @@ fn echo_steady_state_allocates_nothing() {
                 T_SSEND => {
                     assert!(c.res > 0, "server send: {}", c.res);
                     let bid = ((c.user_data >> 32) & 0xffff) as u16;
-                    ring.add_and_advance(base + (bid as u32 * BUF_LEN) as u64, BUF_LEN, bid);
+                    // SAFETY: the SEND of buffer `bid` completed, so the test
+                    // no longer uses it; the arena outlives the pair.
+                    unsafe {
+                        ring.add_and_advance(base + (bid as u32 * BUF_LEN) as u64, BUF_LEN, bid)
+                    };
                 }
                 _ => {}
             }

@@ -29,8 +29,7 @@ fn a_full_backlog_refuses_submission_until_the_application_reaps() {
     while pushed < TOTAL && !refused {
         while pushed < TOTAL && rt.sq_space_left() > 0 {
             let nop = opcode::Nop::new().user_data(pushed).build();
-            // SAFETY: a NOP names no memory.
-            unsafe { rt.push(&nop).expect("SQ has room") };
+            rt.push_safe(&nop).expect("SQ has room");
             pushed += 1;
         }
         match rt.submit() {
@@ -54,8 +53,7 @@ fn a_full_backlog_refuses_submission_until_the_application_reaps() {
         got.extend(rt.completions());
         while pushed < TOTAL && rt.sq_space_left() > 0 {
             let nop = opcode::Nop::new().user_data(pushed).build();
-            // SAFETY: a NOP names no memory.
-            unsafe { rt.push(&nop).expect("SQ has room") };
+            rt.push_safe(&nop).expect("SQ has room");
             pushed += 1;
         }
         rt.submit().expect("reaped: submission accepted");

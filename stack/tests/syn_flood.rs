@@ -77,12 +77,7 @@ fn a_full_syn_queue_answers_with_cookies_and_valid_clients_still_connect() {
     assert_eq!(st.conns_live, 4, "the SYN queue holds 4: {st:?}");
     assert_eq!(st.syn_cookies_sent, 12, "{st:?}");
     // A real client connects through a cookie, and is accepted.
-    push(
-        &mut p.s,
-        opcode::Accept::new(l, std::ptr::null_mut(), std::ptr::null_mut())
-            .user_data(1)
-            .build(),
-    );
+    push_safe(&mut p.s, opcode::AcceptNoAddr::new(l).user_data(1).build());
     let cfd = connect_n(&mut p, PORT, 1, 10)[0];
     assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 1)));
     let sfd = take(&mut p.s_cqes, 1).unwrap().res;
@@ -94,34 +89,38 @@ fn a_full_syn_queue_answers_with_cookies_and_valid_clients_still_connect() {
     let down: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
     let mut got_up = vec![0u8; up.len()];
     let mut got_down = vec![0u8; down.len()];
-    push(
-        &mut p.c,
-        opcode::Send::new(cfd, up.as_ptr(), up.len() as u32)
-            .flags(libc::MSG_WAITALL)
-            .user_data(2)
-            .build(),
-    );
-    push(
-        &mut p.s,
-        opcode::Send::new(sfd, down.as_ptr(), down.len() as u32)
-            .flags(libc::MSG_WAITALL)
-            .user_data(3)
-            .build(),
-    );
-    push(
-        &mut p.s,
-        opcode::Recv::new(sfd, got_up.as_mut_ptr(), got_up.len() as u32)
-            .flags(libc::MSG_WAITALL)
-            .user_data(4)
-            .build(),
-    );
-    push(
-        &mut p.c,
-        opcode::Recv::new(cfd, got_down.as_mut_ptr(), got_down.len() as u32)
-            .flags(libc::MSG_WAITALL)
-            .user_data(5)
-            .build(),
-    );
+    // SAFETY: the four buffers outlive the transfers: the test waits for
+    // all four CQEs below before they go out of scope.
+    unsafe {
+        push(
+            &mut p.c,
+            opcode::Send::new(cfd, up.as_ptr(), up.len() as u32)
+                .flags(libc::MSG_WAITALL)
+                .user_data(2)
+                .build(),
+        );
+        push(
+            &mut p.s,
+            opcode::Send::new(sfd, down.as_ptr(), down.len() as u32)
+                .flags(libc::MSG_WAITALL)
+                .user_data(3)
+                .build(),
+        );
+        push(
+            &mut p.s,
+            opcode::Recv::new(sfd, got_up.as_mut_ptr(), got_up.len() as u32)
+                .flags(libc::MSG_WAITALL)
+                .user_data(4)
+                .build(),
+        );
+        push(
+            &mut p.c,
+            opcode::Recv::new(cfd, got_down.as_mut_ptr(), got_down.len() as u32)
+                .flags(libc::MSG_WAITALL)
+                .user_data(5)
+                .build(),
+        );
+    }
     let ok = p.run_until(200_000, |p| {
         p.s_cqes
             .iter()

@@ -34,13 +34,12 @@ fn absolute_timeout_fires_at_its_time_not_before() {
     p.run(3);
     let at = p.now_us() + 50_000;
     let ts = ts_us(at);
-    push(
-        &mut p.s,
-        opcode::Timeout::new(&*ts)
-            .flags(IORING_TIMEOUT_ABS)
-            .user_data(1)
-            .build(),
-    );
+    let sqe = opcode::Timeout::new(&*ts)
+        .flags(IORING_TIMEOUT_ABS)
+        .user_data(1)
+        .build();
+    // SAFETY: the timespec is boxed and lives to the end of the test, after the last engine step.
+    unsafe { push(&mut p.s, sqe) };
     let (c, when) = wait_for(&mut p, 1);
     assert_eq!(c.res, -libc::ETIME);
     assert!(when >= at, "fired at {when}, deadline {at}");
@@ -48,13 +47,12 @@ fn absolute_timeout_fires_at_its_time_not_before() {
 
     // A time already past fires at once.
     let ts = ts_us(1);
-    push(
-        &mut p.s,
-        opcode::Timeout::new(&*ts)
-            .flags(IORING_TIMEOUT_ABS | IORING_TIMEOUT_REALTIME)
-            .user_data(2)
-            .build(),
-    );
+    let sqe = opcode::Timeout::new(&*ts)
+        .flags(IORING_TIMEOUT_ABS | IORING_TIMEOUT_REALTIME)
+        .user_data(2)
+        .build();
+    // SAFETY: the timespec is boxed and lives to the end of the test, after the last engine step.
+    unsafe { push(&mut p.s, sqe) };
     let start = p.now_us();
     let (c, when) = wait_for(&mut p, 2);
     assert_eq!(c.res, -libc::ETIME);
@@ -69,14 +67,13 @@ fn absolute_timeout_fires_at_its_time_not_before() {
 fn multishot_timeout_fires_count_times_then_ends() {
     let mut p = Pair::new();
     let ts = ts_us(5_000);
-    push(
-        &mut p.s,
-        opcode::Timeout::new(&*ts)
-            .count(3)
-            .flags(IORING_TIMEOUT_MULTISHOT)
-            .user_data(1)
-            .build(),
-    );
+    let sqe = opcode::Timeout::new(&*ts)
+        .count(3)
+        .flags(IORING_TIMEOUT_MULTISHOT)
+        .user_data(1)
+        .build();
+    // SAFETY: the timespec is boxed and lives to the end of the test, after the last engine step.
+    unsafe { push(&mut p.s, sqe) };
     let start = p.now_us();
     let mut times = Vec::new();
     let mut flags = Vec::new();
@@ -102,13 +99,12 @@ fn multishot_timeout_fires_count_times_then_ends() {
 fn unlimited_multishot_timeout_runs_until_cancelled() {
     let mut p = Pair::new();
     let ts = ts_us(2_000);
-    push(
-        &mut p.s,
-        opcode::Timeout::new(&*ts)
-            .flags(IORING_TIMEOUT_MULTISHOT)
-            .user_data(1)
-            .build(),
-    );
+    let sqe = opcode::Timeout::new(&*ts)
+        .flags(IORING_TIMEOUT_MULTISHOT)
+        .user_data(1)
+        .build();
+    // SAFETY: the timespec is boxed and lives to the end of the test, after the last engine step.
+    unsafe { push(&mut p.s, sqe) };
     for _ in 0..10 {
         let (c, _) = wait_for(&mut p, 1);
         assert_eq!(
@@ -116,7 +112,7 @@ fn unlimited_multishot_timeout_runs_until_cancelled() {
             (-libc::ETIME, IORING_CQE_F_MORE)
         );
     }
-    push(&mut p.s, opcode::AsyncCancel::new(1).user_data(2).build());
+    push_safe(&mut p.s, opcode::AsyncCancel::new(1).user_data(2).build());
     let (c, _) = wait_for(&mut p, 2);
     assert_eq!(c.res, 0);
     let (c, _) = wait_for(&mut p, 1);
@@ -127,22 +123,20 @@ fn unlimited_multishot_timeout_runs_until_cancelled() {
 fn update_moves_a_pending_timeout_and_removes_its_count() {
     let mut p = Pair::new();
     let long = ts_us(10_000_000);
-    push(
-        &mut p.s,
-        opcode::Timeout::new(&*long).count(100).user_data(1).build(),
-    );
+    let sqe = opcode::Timeout::new(&*long).count(100).user_data(1).build();
+    // SAFETY: the timespec is boxed and lives to the end of the test, after the last engine step.
+    unsafe { push(&mut p.s, sqe) };
     p.run(3);
     let short = ts_us(20_000);
     let start = p.now_us();
-    push(
-        &mut p.s,
-        opcode::TimeoutUpdate::new(1, &*short).user_data(2).build(),
-    );
+    let sqe = opcode::TimeoutUpdate::new(1, &*short).user_data(2).build();
+    // SAFETY: the timespec is boxed and lives to the end of the test, after the last engine step.
+    unsafe { push(&mut p.s, sqe) };
     let (c, _) = wait_for(&mut p, 2);
     assert_eq!(c.res, 0, "update");
     // The count is gone: 150 NOPs do not complete it.
     for i in 0..150 {
-        push(&mut p.s, opcode::Nop::new().user_data(1000 + i).build());
+        push_safe(&mut p.s, opcode::Nop::new().user_data(1000 + i).build());
     }
     p.step();
     assert!(!p.s_cqes.iter().any(|c| c.user_data == 1), "count removed");
@@ -155,29 +149,29 @@ fn update_moves_a_pending_timeout_and_removes_its_count() {
     );
 
     // Unknown targets.
-    push(
-        &mut p.s,
-        opcode::TimeoutUpdate::new(77, &*short).user_data(3).build(),
-    );
+    let sqe = opcode::TimeoutUpdate::new(77, &*short).user_data(3).build();
+    // SAFETY: the timespec is boxed and lives to the end of the test, after the last engine step.
+    unsafe { push(&mut p.s, sqe) };
     assert_eq!(wait_for(&mut p, 3).0.res, -libc::ENOENT);
-    push(
+    push_safe(
         &mut p.s,
         opcode::TimeoutRemove::new(77).user_data(4).build(),
     );
     assert_eq!(wait_for(&mut p, 4).0.res, -libc::ENOENT);
 
     // An absolute update.
-    push(&mut p.s, opcode::Timeout::new(&*long).user_data(5).build());
+    let sqe = opcode::Timeout::new(&*long).user_data(5).build();
+    // SAFETY: the timespec is boxed and lives to the end of the test, after the last engine step.
+    unsafe { push(&mut p.s, sqe) };
     p.step();
     let at = p.now_us() + 8_000;
     let abs = ts_us(at);
-    push(
-        &mut p.s,
-        opcode::TimeoutUpdate::new(5, &*abs)
-            .abs()
-            .user_data(6)
-            .build(),
-    );
+    let sqe = opcode::TimeoutUpdate::new(5, &*abs)
+        .abs()
+        .user_data(6)
+        .build();
+    // SAFETY: the timespec is boxed and lives to the end of the test, after the last engine step.
+    unsafe { push(&mut p.s, sqe) };
     assert_eq!(wait_for(&mut p, 6).0.res, 0);
     let (c, when) = wait_for(&mut p, 5);
     assert_eq!(c.res, -libc::ETIME);
@@ -190,38 +184,36 @@ fn link_timeout_update_shortens_the_guard() {
     // A TIMEOUT of 10 s guarded by a LINK_TIMEOUT of 10 s; updating the
     // guard to 5 ms cancels the TIMEOUT then.
     let long = ts_us(10_000_000);
-    push(
-        &mut p.s,
-        opcode::Timeout::new(&*long)
-            .sqe_flags(IOSQE_IO_LINK)
-            .user_data(1)
-            .build(),
-    );
-    push(
-        &mut p.s,
-        opcode::LinkTimeout::new(&*long).user_data(2).build(),
-    );
+    let sqe = opcode::Timeout::new(&*long)
+        .sqe_flags(IOSQE_IO_LINK)
+        .user_data(1)
+        .build();
+    // SAFETY: the timespec is boxed and lives to the end of the test, after the last engine step.
+    unsafe { push(&mut p.s, sqe) };
+    let sqe = opcode::LinkTimeout::new(&*long).user_data(2).build();
+    // SAFETY: the timespec is boxed and lives to the end of the test, after the last engine step.
+    unsafe { push(&mut p.s, sqe) };
     p.run(3);
     let short = ts_us(5_000);
-    push(
-        &mut p.s,
-        opcode::TimeoutUpdate::new(2, &*short)
-            .link()
-            .user_data(3)
-            .build(),
-    );
+    let sqe = opcode::TimeoutUpdate::new(2, &*short)
+        .link()
+        .user_data(3)
+        .build();
+    // SAFETY: the timespec is boxed and lives to the end of the test, after the last engine step.
+    unsafe { push(&mut p.s, sqe) };
     assert_eq!(wait_for(&mut p, 3).0.res, 0);
     assert_eq!(wait_for(&mut p, 2).0.res, -libc::ETIME);
     assert_eq!(wait_for(&mut p, 1).0.res, -libc::ECANCELED);
     // A plain update does not find a link timeout, nor a link update a TIMEOUT.
-    push(&mut p.s, opcode::Timeout::new(&*long).user_data(4).build());
-    push(
-        &mut p.s,
-        opcode::TimeoutUpdate::new(4, &*short)
-            .link()
-            .user_data(5)
-            .build(),
-    );
+    let sqe = opcode::Timeout::new(&*long).user_data(4).build();
+    // SAFETY: the timespec is boxed and lives to the end of the test, after the last engine step.
+    unsafe { push(&mut p.s, sqe) };
+    let sqe = opcode::TimeoutUpdate::new(4, &*short)
+        .link()
+        .user_data(5)
+        .build();
+    // SAFETY: the timespec is boxed and lives to the end of the test, after the last engine step.
+    unsafe { push(&mut p.s, sqe) };
     assert_eq!(wait_for(&mut p, 5).0.res, -libc::ENOENT);
 }
 
@@ -233,15 +225,15 @@ fn etime_success_keeps_the_link_going() {
         (IORING_TIMEOUT_ETIME_SUCCESS, 10, 0),
         (0, 20, -libc::ECANCELED),
     ] {
-        push(
-            &mut p.s,
-            opcode::Timeout::new(&*ts)
-                .flags(flags)
-                .sqe_flags(IOSQE_IO_LINK)
-                .user_data(base)
-                .build(),
-        );
-        push(&mut p.s, opcode::Nop::new().user_data(base + 1).build());
+        let sqe = opcode::Timeout::new(&*ts)
+            .flags(flags)
+            .sqe_flags(IOSQE_IO_LINK)
+            .user_data(base)
+            .build();
+        // SAFETY: the timespec is boxed and lives to the end of the test, after the last
+        // engine step.
+        unsafe { push(&mut p.s, sqe) };
+        push_safe(&mut p.s, opcode::Nop::new().user_data(base + 1).build());
         assert_eq!(wait_for(&mut p, base).0.res, -libc::ETIME);
         assert_eq!(wait_for(&mut p, base + 1).0.res, want, "flags {flags:#x}");
     }
@@ -259,10 +251,10 @@ fn bad_timeout_flags_get_einval() {
     ];
     for (i, f) in bad.iter().enumerate() {
         let ud = 100 + i as u64;
-        push(
-            &mut p.s,
-            opcode::Timeout::new(&*ts).flags(*f).user_data(ud).build(),
-        );
+        let sqe = opcode::Timeout::new(&*ts).flags(*f).user_data(ud).build();
+        // SAFETY: the timespec is boxed and lives to the end of the test, after the last
+        // engine step.
+        unsafe { push(&mut p.s, sqe) };
         assert_eq!(wait_for(&mut p, ud).0.res, -libc::EINVAL, "flags {f:#x}");
     }
     // Negative or unnormalised times.
@@ -275,25 +267,32 @@ fn bad_timeout_flags_get_einval() {
             tv_nsec: t.1,
         });
         let ud = 200 + i as u64;
-        push(
-            &mut p.s,
-            opcode::Timeout::new(&*bad_ts).user_data(ud).build(),
-        );
+        let sqe = opcode::Timeout::new(&*bad_ts).user_data(ud).build();
+        // SAFETY: `bad_ts` is boxed and lives until after this TIMEOUT's CQE (wait_for below).
+        unsafe { push(&mut p.s, sqe) };
         assert_eq!(wait_for(&mut p, ud).0.res, -libc::EINVAL, "{t:?}");
     }
     // Updates: both update kinds at once, a clock flag, and remove with flags.
-    push(&mut p.s, opcode::Timeout::new(&*ts).user_data(300).build());
+    let sqe = opcode::Timeout::new(&*ts).user_data(300).build();
+    // SAFETY: the timespec is boxed and lives to the end of the test, after the last engine step.
+    unsafe { push(&mut p.s, sqe) };
     let mut both = opcode::TimeoutUpdate::new(300, &*ts).user_data(301).build();
     both.op_flags |= IORING_LINK_TIMEOUT_UPDATE;
-    push(&mut p.s, both);
+    // SAFETY: the timespec is boxed and lives to the end of the test, after the last engine step.
+    unsafe { push(&mut p.s, both) };
     assert_eq!(wait_for(&mut p, 301).0.res, -libc::EINVAL);
     let mut clock = opcode::TimeoutUpdate::new(300, &*ts).user_data(302).build();
     clock.op_flags |= IORING_TIMEOUT_BOOTTIME;
-    push(&mut p.s, clock);
+    // SAFETY: the timespec is boxed and lives to the end of the test, after the last engine step.
+    unsafe { push(&mut p.s, clock) };
     assert_eq!(wait_for(&mut p, 302).0.res, -libc::EINVAL);
-    let mut rm = opcode::TimeoutRemove::new(300).user_data(303).build();
+    let mut rm = opcode::TimeoutRemove::new(300)
+        .user_data(303)
+        .build()
+        .into_sqe();
     rm.op_flags = IORING_TIMEOUT_ABS;
-    push(&mut p.s, rm);
+    // SAFETY: a TIMEOUT_REMOVE names no memory (its addr is a user_data).
+    unsafe { push(&mut p.s, rm) };
     assert_eq!(wait_for(&mut p, 303).0.res, -libc::EINVAL);
     assert_eq!(wait_for(&mut p, 300).0.res, -libc::ETIME, "still armed");
 }
@@ -310,7 +309,9 @@ fn next_deadline_names_the_next_timer() {
     let now = p.now_us();
     let at = now + 400_000;
     let ts = ts_us(400_000);
-    push(&mut p.s, opcode::Timeout::new(&*ts).user_data(9).build());
+    let sqe = opcode::Timeout::new(&*ts).user_data(9).build();
+    // SAFETY: the timespec is boxed and lives to the end of the test, after the last engine step.
+    unsafe { push(&mut p.s, sqe) };
     p.s.submit().expect("submit");
     assert_eq!(p.s.driver().next_deadline_us(), Some(at));
 
@@ -334,15 +335,13 @@ fn a_removed_counted_timeout_does_not_complete_its_successor() {
     let mut p = Pair::new();
     p.run(3);
     let ts = ts_us(1_000_000);
-    push(
-        &mut p.s,
-        opcode::Timeout::new(&*ts).count(5).user_data(1).build(),
-    );
-    push(&mut p.s, opcode::TimeoutRemove::new(1).user_data(2).build());
-    push(
-        &mut p.s,
-        opcode::Timeout::new(&*ts).count(100).user_data(3).build(),
-    );
+    let sqe = opcode::Timeout::new(&*ts).count(5).user_data(1).build();
+    // SAFETY: the timespec is boxed and lives to the end of the test, after the last engine step.
+    unsafe { push(&mut p.s, sqe) };
+    push_safe(&mut p.s, opcode::TimeoutRemove::new(1).user_data(2).build());
+    let sqe = opcode::Timeout::new(&*ts).count(100).user_data(3).build();
+    // SAFETY: the timespec is boxed and lives to the end of the test, after the last engine step.
+    unsafe { push(&mut p.s, sqe) };
     p.step();
     assert_eq!(take(&mut p.s_cqes, 2).map(|c| c.res), Some(0));
     assert_eq!(
@@ -350,7 +349,7 @@ fn a_removed_counted_timeout_does_not_complete_its_successor() {
         Some(-libc::ECANCELED)
     );
     for i in 0..10 {
-        push(&mut p.s, opcode::Nop::new().user_data(100 + i).build());
+        push_safe(&mut p.s, opcode::Nop::new().user_data(100 + i).build());
         p.step();
     }
     assert!(
@@ -371,20 +370,23 @@ fn cancel_any_over_a_link_timeout_completes_each_request_once() {
     let long = ts_us(10_000_000);
     let guard = ts_us(5_000_000);
     for i in 0..3u64 {
-        push(
-            &mut p.s,
-            opcode::Timeout::new(&*long)
-                .user_data(10 + i)
-                .sqe_flags(IOSQE_IO_LINK)
-                .build(),
-        );
-        push(
-            &mut p.s,
-            opcode::LinkTimeout::new(&*guard).user_data(20 + i).build(),
-        );
+        // SAFETY: both timespecs live to the end of the test.
+        unsafe {
+            push(
+                &mut p.s,
+                opcode::Timeout::new(&*long)
+                    .user_data(10 + i)
+                    .sqe_flags(IOSQE_IO_LINK)
+                    .build(),
+            );
+            push(
+                &mut p.s,
+                opcode::LinkTimeout::new(&*guard).user_data(20 + i).build(),
+            );
+        }
     }
     p.run(3);
-    push(
+    push_safe(
         &mut p.s,
         opcode::AsyncCancel::new(0).any().user_data(99).build(),
     );

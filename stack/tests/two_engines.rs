@@ -12,11 +12,9 @@ const PORT: u16 = 7000;
 /// One connection: (server fd, client fd).
 fn one_conn(p: &mut Pair) -> (i32, i32) {
     let l = listen(p, PORT, 128);
-    push(
+    push_safe(
         &mut p.s,
-        opcode::Accept::new(l, std::ptr::null_mut(), std::ptr::null_mut())
-            .user_data(500)
-            .build(),
+        opcode::AcceptNoAddr::new(l).user_data(500).build(),
     );
     let c = connect_n(p, PORT, 1, 600)[0];
     assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 500)));
@@ -33,7 +31,7 @@ fn pattern(n: usize) -> Vec<u8> {
 fn multishot_accept_100_connections() {
     let mut p = Pair::new();
     let l = listen(&mut p, PORT, 1024);
-    push(&mut p.s, opcode::AcceptMulti::new(l).user_data(100).build());
+    push_safe(&mut p.s, opcode::AcceptMulti::new(l).user_data(100).build());
     let _clients = connect_n(&mut p, PORT, 100, 1000);
     assert!(p.run_until(10_000, |p| p
         .s_cqes
@@ -82,7 +80,14 @@ struct Receiver {
 }
 
 impl Receiver {
-    fn new(p: &mut Pair, bgid: u16, n: usize, size: usize) -> Receiver {
+    /// Registers a buffer ring of `n` buffers of `size` bytes as group `bgid`
+    /// and gives the engine every buffer.
+    ///
+    /// # Safety
+    ///
+    /// The Receiver owns the buffers: keep it until after the pair's last step
+    /// (the engine may write to any buffer it holds until then).
+    unsafe fn new(p: &mut Pair, bgid: u16, n: usize, size: usize) -> Receiver {
         let ring =
             p.s.register_buf_ring(n as u32, bgid)
                 .expect("register buf ring");
@@ -103,12 +108,16 @@ impl Receiver {
         }
         r
     }
+    /// Gives buffer `bid` (never given, or handed back by a CQE) to the engine.
     fn give(&mut self, bid: u16) {
-        let addr = self.bufs.as_ptr() as u64 + bid as u64 * self.size as u64;
-        self.ring.add_and_advance(addr, self.size as u32, bid);
+        let addr = self.bufs.as_mut_ptr() as u64 + bid as u64 * self.size as u64;
+        // SAFETY: `bufs` is never resized and lives as long as the Receiver,
+        // which outlives the pair's last step (`new`'s contract); the test
+        // reads buffer `bid` only after a CQE hands it back.
+        unsafe { self.ring.add_and_advance(addr, self.size as u32, bid) };
     }
     fn arm(&mut self, p: &mut Pair, fd: i32, bgid: u16, ud: u64) {
-        push(
+        push_safe(
             &mut p.s,
             opcode::RecvMulti::new(fd, bgid).user_data(ud).build(),
         );
@@ -155,24 +164,30 @@ impl Receiver {
     }
 }
 
-fn send_all(p: &mut Pair, fd: i32, data: &[u8], ud: u64) {
-    push(
-        &mut p.c,
-        opcode::Send::new(fd, data.as_ptr(), data.len() as u32)
-            .flags(libc::MSG_WAITALL)
-            .user_data(ud)
-            .build(),
-    );
+/// Sends all of `data` from the client (one WAITALL SEND).
+///
+/// # Safety
+///
+/// `data` stays valid until the SEND's CQE (`ud`).
+unsafe fn send_all(p: &mut Pair, fd: i32, data: &[u8], ud: u64) {
+    let send = opcode::Send::new(fd, data.as_ptr(), data.len() as u32)
+        .flags(libc::MSG_WAITALL)
+        .user_data(ud);
+    // SAFETY: the caller keeps `data` valid until the SEND's CQE (this
+    // function's contract).
+    unsafe { push(&mut p.c, send.build()) };
 }
 
 #[test]
 fn stream_1mib_multishot_recv_small_buffers_then_eof() {
     let mut p = Pair::new();
     let (sfd, cfd) = one_conn(&mut p);
-    let mut rx = Receiver::new(&mut p, 1, 8, 512);
+    // SAFETY: the Receiver lives to the end of the test, after the last engine step.
+    let mut rx = unsafe { Receiver::new(&mut p, 1, 8, 512) };
     rx.arm(&mut p, sfd, 1, 700);
     let data = pattern(1 << 20);
-    send_all(&mut p, cfd, &data, 701);
+    // SAFETY: `data` lives to the end of the test, after the last engine step.
+    unsafe { send_all(&mut p, cfd, &data, 701) };
     let mut closed = false;
     let ok = p.run_until(2_000_000, |p| {
         if rx.drain(p, 700, false) && !rx.eof {
@@ -184,7 +199,7 @@ fn stream_1mib_multishot_recv_small_buffers_then_eof() {
                 .map(|c| assert_eq!(c.res, data.len() as i32))
                 .is_some()
         {
-            push(&mut p.c, opcode::Close::new(cfd).user_data(702).build());
+            push_safe(&mut p.c, opcode::Close::new(cfd).user_data(702).build());
             closed = true;
         }
         rx.eof
@@ -198,10 +213,12 @@ fn stream_1mib_multishot_recv_small_buffers_then_eof() {
 fn empty_buffer_ring_gives_enobufs_then_rearm_completes_stream() {
     let mut p = Pair::new();
     let (sfd, cfd) = one_conn(&mut p);
-    let mut rx = Receiver::new(&mut p, 3, 8, 512);
+    // SAFETY: the Receiver lives to the end of the test, after the last engine step.
+    let mut rx = unsafe { Receiver::new(&mut p, 3, 8, 512) };
     rx.arm(&mut p, sfd, 3, 800);
     let data = pattern(256 * 1024);
-    send_all(&mut p, cfd, &data, 801);
+    // SAFETY: `data` lives to the end of the test, after the last engine step.
+    unsafe { send_all(&mut p, cfd, &data, 801) };
     // Hold buffers (do not recycle) until the ring runs dry.
     let ok = p.run_until(100_000, |p| {
         rx.drain(p, 800, true);
@@ -233,7 +250,7 @@ fn enobufs_at_arm_time_on_empty_ring() {
     let mut p = Pair::new();
     let (sfd, _cfd) = one_conn(&mut p);
     let _ring = p.s.register_buf_ring(8, 9).unwrap();
-    let c = call(
+    let c = call_safe(
         &mut p,
         true,
         opcode::RecvMulti::new(sfd, 9).user_data(900).build(),
@@ -247,12 +264,13 @@ fn cancel_multishot_accept_and_recv() {
     let mut p = Pair::new();
     let (sfd, _cfd) = one_conn(&mut p);
     let l2 = listen(&mut p, PORT + 1, 16);
-    push(
+    push_safe(
         &mut p.s,
         opcode::AcceptMulti::new(l2).user_data(1100).build(),
     );
-    let _rx = Receiver::new(&mut p, 4, 8, 512);
-    push(
+    // SAFETY: the Receiver lives to the end of the test, after the last engine step.
+    let _rx = unsafe { Receiver::new(&mut p, 4, 8, 512) };
+    push_safe(
         &mut p.s,
         opcode::RecvMulti::new(sfd, 4).user_data(1200).build(),
     );
@@ -263,7 +281,7 @@ fn cancel_multishot_accept_and_recv() {
             .all(|c| c.user_data != 1100 && c.user_data != 1200),
         "nothing completed yet"
     );
-    let r = call(
+    let r = call_safe(
         &mut p,
         true,
         opcode::AsyncCancel::new(1100).user_data(1101).build(),
@@ -272,7 +290,7 @@ fn cancel_multishot_accept_and_recv() {
     let a = take(&mut p.s_cqes, 1100).expect("cancelled accept CQE");
     assert_eq!(a.res, -libc::ECANCELED);
     assert!(!more(a.flags));
-    let r = call(
+    let r = call_safe(
         &mut p,
         true,
         opcode::AsyncCancel::new(1200).user_data(1201).build(),
@@ -282,7 +300,7 @@ fn cancel_multishot_accept_and_recv() {
     assert_eq!(c.res, -libc::ECANCELED);
     assert!(!more(c.flags));
     // Nothing left to cancel.
-    let r = call(
+    let r = call_safe(
         &mut p,
         true,
         opcode::AsyncCancel::new(1200).user_data(1202).build(),
@@ -302,7 +320,7 @@ fn overflow_small_cq_loses_nothing_and_keeps_order() {
     };
     let mut p = Pair::with(o);
     let l = listen(&mut p, PORT, 1024);
-    push(&mut p.s, opcode::AcceptMulti::new(l).user_data(100).build());
+    push_safe(&mut p.s, opcode::AcceptMulti::new(l).user_data(100).build());
     p.step();
     // Stop reaping: everything from now on must survive a CQ of 8.
     p.reap_server = false;
@@ -313,7 +331,7 @@ fn overflow_small_cq_loses_nothing_and_keeps_order() {
     while next_nop < total_nops {
         for _ in 0..4 {
             if next_nop < total_nops {
-                push(
+                push_safe(
                     &mut p.s,
                     opcode::Nop::new()
                         .inject_result(next_nop as i32)
@@ -351,7 +369,7 @@ fn overflow_small_cq_loses_nothing_and_keeps_order() {
             }
         }
         if !armed && accepted.len() < clients.len() {
-            push(&mut p.s, opcode::AcceptMulti::new(l).user_data(100).build());
+            push_safe(&mut p.s, opcode::AcceptMulti::new(l).user_data(100).build());
             armed = true;
         }
         nops.len() == total_nops as usize && accepted.len() == clients.len()
@@ -388,10 +406,12 @@ fn overflow_ends_multishot_recv_with_bytes_in_final_cqe() {
     };
     let mut p = Pair::with(o);
     let (sfd, cfd) = one_conn(&mut p);
-    let mut rx = Receiver::new(&mut p, 5, 64, 512);
+    // SAFETY: the Receiver lives to the end of the test, after the last engine step.
+    let mut rx = unsafe { Receiver::new(&mut p, 5, 64, 512) };
     rx.arm(&mut p, sfd, 5, 1300);
     let data = pattern(200 * 1024);
-    send_all(&mut p, cfd, &data, 1301);
+    // SAFETY: `data` lives to the end of the test, after the last engine step.
+    unsafe { send_all(&mut p, cfd, &data, 1301) };
     let mut idle_rounds = 0;
     let ok = p.run_until(2_000_000, |p| {
         // Reap only every 20th round so the CQ of 8 fills up repeatedly.
@@ -431,10 +451,12 @@ fn lossy_reordering_wire_delivers_1mib_intact() {
     };
     let mut p = Pair::with(o);
     let (sfd, cfd) = one_conn(&mut p);
-    let mut rx = Receiver::new(&mut p, 6, 64, 2048);
+    // SAFETY: the Receiver lives to the end of the test, after the last engine step.
+    let mut rx = unsafe { Receiver::new(&mut p, 6, 64, 2048) };
     rx.arm(&mut p, sfd, 6, 1400);
     let data = pattern(1 << 20);
-    send_all(&mut p, cfd, &data, 1401);
+    // SAFETY: `data` lives to the end of the test, after the last engine step.
+    unsafe { send_all(&mut p, cfd, &data, 1401) };
     let ok = p.run_until(5_000_000, |p| {
         if rx.drain(p, 1400, false) && rx.got.len() < data.len() {
             rx.arm(p, sfd, 6, 1400);
@@ -458,33 +480,32 @@ fn echo_round_trips_with_single_recv_and_send() {
     let mut cbuf = vec![0u8; 4096];
     for i in 0..50u32 {
         let msg = format!("hello {i}").into_bytes();
-        push(
-            &mut p.s,
-            opcode::Recv::new(sfd, sbuf.as_mut_ptr(), 4096)
-                .user_data(1)
-                .build(),
-        );
-        push(
-            &mut p.c,
-            opcode::Send::new(cfd, msg.as_ptr(), msg.len() as u32)
-                .user_data(2)
-                .build(),
-        );
+        let sqe = opcode::Recv::new(sfd, sbuf.as_mut_ptr(), 4096)
+            .user_data(1)
+            .build();
+        // SAFETY: `sbuf` lives to the end of the test and is read only after this RECV's CQE; the
+        // last SEND from it is done (its bytes came back to the client before this iteration).
+        unsafe { push(&mut p.s, sqe) };
+        let sqe = opcode::Send::new(cfd, msg.as_ptr(), msg.len() as u32)
+            .user_data(2)
+            .build();
+        // SAFETY: `msg` lives to the end of this iteration, by which time the server has received
+        // all of it, so this SEND is done with it.
+        unsafe { push(&mut p.c, sqe) };
         assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 1)));
         let r = take(&mut p.s_cqes, 1).unwrap();
         assert_eq!(r.res as usize, msg.len());
-        push(
-            &mut p.s,
-            opcode::Send::new(sfd, sbuf.as_ptr(), r.res as u32)
-                .user_data(3)
-                .build(),
-        );
-        push(
-            &mut p.c,
-            opcode::Recv::new(cfd, cbuf.as_mut_ptr(), 4096)
-                .user_data(4)
-                .build(),
-        );
+        let sqe = opcode::Send::new(sfd, sbuf.as_ptr(), r.res as u32)
+            .user_data(3)
+            .build();
+        // SAFETY: `sbuf` is written again only by the next iteration's RECV, after this SEND's
+        // bytes came back to the client; it lives to the end of the test.
+        unsafe { push(&mut p.s, sqe) };
+        let sqe = opcode::Recv::new(cfd, cbuf.as_mut_ptr(), 4096)
+            .user_data(4)
+            .build();
+        // SAFETY: `cbuf` lives to the end of the test and is read only after this RECV's CQE.
+        unsafe { push(&mut p.c, sqe) };
         assert!(p.run_until(10_000, |p| p.c_cqes.iter().any(|c| c.user_data == 4)));
         let r = take(&mut p.c_cqes, 4).unwrap();
         assert_eq!(&cbuf[..r.res as usize], &msg[..]);
@@ -512,7 +533,7 @@ fn a_full_syn_queue_answers_with_cookies_and_every_connection_is_accepted() {
     let sa = sockaddr(SERVER_IP, PORT);
     let mut fds = Vec::new();
     for i in 0..4u64 {
-        let fd = call(
+        let fd = call_safe(
             &mut p,
             false,
             opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
@@ -520,16 +541,15 @@ fn a_full_syn_queue_answers_with_cookies_and_every_connection_is_accepted() {
                 .build(),
         )
         .res;
-        push(
-            &mut p.c,
-            opcode::Connect::new(
-                fd,
-                &*sa as *const libc::sockaddr_in as *const libc::sockaddr,
-                16,
-            )
-            .user_data(20 + i)
-            .build(),
-        );
+        let sqe = opcode::Connect::new(
+            fd,
+            &*sa as *const libc::sockaddr_in as *const libc::sockaddr,
+            16,
+        )
+        .user_data(20 + i)
+        .build();
+        // SAFETY: `sa` is boxed and lives to the end of the test, after the last engine step.
+        unsafe { push(&mut p.c, sqe) };
         fds.push(fd);
     }
     p.run(200);
@@ -547,15 +567,19 @@ fn a_full_syn_queue_answers_with_cookies_and_every_connection_is_accepted() {
     // The server accepts all four. A cookie ACK that found the accept queue
     // full was dropped, as Linux drops it; the client's first data segment
     // carries the cookie again and sets the connection up then.
-    push(&mut p.s, opcode::AcceptMulti::new(l).user_data(30).build());
+    push_safe(&mut p.s, opcode::AcceptMulti::new(l).user_data(30).build());
     let byte = [7u8];
     for (i, &fd) in fds.iter().enumerate() {
-        push(
-            &mut p.c,
-            opcode::Send::new(fd, byte.as_ptr(), 1)
-                .user_data(40 + i as u64)
-                .build(),
-        );
+        // SAFETY: `byte` lives until the end of the test, after the sends
+        // complete (the run below waits for every accept, after the data).
+        unsafe {
+            push(
+                &mut p.c,
+                opcode::Send::new(fd, byte.as_ptr(), 1)
+                    .user_data(40 + i as u64)
+                    .build(),
+            )
+        };
     }
     assert!(
         p.run_until(200_000, |p| p
@@ -575,7 +599,7 @@ fn poll_add_oneshot_and_multishot() {
     let mut p = Pair::new();
     let (sfd, cfd) = one_conn(&mut p);
     // Writable at once.
-    let c = call(
+    let c = call_safe(
         &mut p,
         true,
         opcode::PollAdd::new(sfd, libc::POLLOUT as u32)
@@ -584,7 +608,7 @@ fn poll_add_oneshot_and_multishot() {
     );
     assert!(c.res as u32 & libc::POLLOUT as u32 != 0);
     // Readable only after data arrives.
-    push(
+    push_safe(
         &mut p.s,
         opcode::PollAdd::new(sfd, libc::POLLIN as u32)
             .multi()
@@ -594,15 +618,14 @@ fn poll_add_oneshot_and_multishot() {
     p.run(20);
     assert!(take(&mut p.s_cqes, 2).is_none());
     let msg = b"ping".to_vec();
-    push(
-        &mut p.c,
-        opcode::Send::new(cfd, msg.as_ptr(), 4).user_data(3).build(),
-    );
+    let sqe = opcode::Send::new(cfd, msg.as_ptr(), 4).user_data(3).build();
+    // SAFETY: `msg` lives to the end of the test, after the last engine step.
+    unsafe { push(&mut p.c, sqe) };
     assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 2)));
     let e = take(&mut p.s_cqes, 2).unwrap();
     assert!(e.res as u32 & libc::POLLIN as u32 != 0);
     assert!(more(e.flags));
-    let r = call(
+    let r = call_safe(
         &mut p,
         true,
         opcode::PollRemove::new(2).user_data(4).build(),
@@ -623,49 +646,42 @@ fn peer_close_gives_eof_and_reset_gives_econnreset() {
     let mut p = Pair::new();
     let (sfd, cfd) = one_conn(&mut p);
     let mut buf = vec![0u8; 64];
-    push(
+    push_safe(
         &mut p.c,
         opcode::Shutdown::new(cfd, libc::SHUT_WR)
             .user_data(1)
             .build(),
     );
-    push(
-        &mut p.s,
-        opcode::Recv::new(sfd, buf.as_mut_ptr(), 64)
-            .user_data(2)
-            .build(),
-    );
+    let sqe = opcode::Recv::new(sfd, buf.as_mut_ptr(), 64)
+        .user_data(2)
+        .build();
+    // SAFETY: `buf` lives to the end of the test; it is used again only after this RECV's CQE (EOF,
+    // below).
+    unsafe { push(&mut p.s, sqe) };
     assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 2)));
     assert_eq!(take(&mut p.s_cqes, 2).unwrap().res, 0, "EOF");
 
     // Unread data at close makes the closer send RST.
     let (sfd2, cfd2) = {
         let l = listen(&mut p, PORT + 5, 8);
-        push(
-            &mut p.s,
-            opcode::Accept::new(l, std::ptr::null_mut(), std::ptr::null_mut())
-                .user_data(50)
-                .build(),
-        );
+        push_safe(&mut p.s, opcode::AcceptNoAddr::new(l).user_data(50).build());
         let c = connect_n(&mut p, PORT + 5, 1, 60)[0];
         assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 50)));
         (take(&mut p.s_cqes, 50).unwrap().res, c)
     };
     let msg = b"unread".to_vec();
-    push(
-        &mut p.s,
-        opcode::Send::new(sfd2, msg.as_ptr(), 6)
-            .user_data(3)
-            .build(),
-    );
+    let sqe = opcode::Send::new(sfd2, msg.as_ptr(), 6)
+        .user_data(3)
+        .build();
+    // SAFETY: `msg` lives to the end of the test, after the last engine step.
+    unsafe { push(&mut p.s, sqe) };
     p.run(50);
-    push(&mut p.c, opcode::Close::new(cfd2).user_data(4).build());
-    push(
-        &mut p.s,
-        opcode::Recv::new(sfd2, buf.as_mut_ptr(), 64)
-            .user_data(5)
-            .build(),
-    );
+    push_safe(&mut p.c, opcode::Close::new(cfd2).user_data(4).build());
+    let sqe = opcode::Recv::new(sfd2, buf.as_mut_ptr(), 64)
+        .user_data(5)
+        .build();
+    // SAFETY: `buf` lives to the end of the test; the RECV before this one completed (EOF, above).
+    unsafe { push(&mut p.s, sqe) };
     assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 5)));
     assert_eq!(take(&mut p.s_cqes, 5).unwrap().res, -libc::ECONNRESET);
 }
@@ -687,19 +703,19 @@ fn step_wait_hands_over_completions_before_egress_and_loses_nothing() {
     let mut deferred = 0;
     for i in 0..200u32 {
         let msg = pattern(100 + i as usize);
-        push(
-            &mut p.s,
-            opcode::Recv::new(sfd, sbuf.as_mut_ptr(), 4096)
-                .user_data(1)
-                .build(),
-        );
+        let sqe = opcode::Recv::new(sfd, sbuf.as_mut_ptr(), 4096)
+            .user_data(1)
+            .build();
+        // SAFETY: `sbuf` lives to the end of the test and is read only after this RECV's CQE; the
+        // last SEND from it is done (the previous iteration waited for its CQE).
+        unsafe { push(&mut p.s, sqe) };
         p.s.submit().expect("arm recv");
-        push(
-            &mut p.c,
-            opcode::Send::new(cfd, msg.as_ptr(), msg.len() as u32)
-                .user_data(2)
-                .build(),
-        );
+        let sqe = opcode::Send::new(cfd, msg.as_ptr(), msg.len() as u32)
+            .user_data(2)
+            .build();
+        // SAFETY: `msg` lives to the end of this iteration, by which time the server has received
+        // all of it, so this SEND is done with it.
+        unsafe { push(&mut p.c, sqe) };
         // The client's step sends the segment.
         p.c.submit().expect("client send");
         let now = p.now_us() + 10;
@@ -727,19 +743,18 @@ fn step_wait_hands_over_completions_before_egress_and_loses_nothing() {
         assert_eq!((r[0].user_data, r[0].res as usize), (1, msg.len()));
         assert_eq!(&sbuf[..msg.len()], &msg[..]);
         // The reply goes out with the next step, together with what was deferred.
-        push(
-            &mut p.s,
-            opcode::Send::new(sfd, sbuf.as_ptr(), msg.len() as u32)
-                .user_data(3)
-                .build(),
-        );
-        push(
-            &mut p.c,
-            opcode::Recv::new(cfd, cbuf.as_mut_ptr(), msg.len() as u32)
-                .flags(libc::MSG_WAITALL)
-                .user_data(4)
-                .build(),
-        );
+        let sqe = opcode::Send::new(sfd, sbuf.as_ptr(), msg.len() as u32)
+            .user_data(3)
+            .build();
+        // SAFETY: `sbuf` is written again only by the next iteration's RECV, after this SEND's CQE
+        // (waited for below); it lives to the end of the test.
+        unsafe { push(&mut p.s, sqe) };
+        let sqe = opcode::Recv::new(cfd, cbuf.as_mut_ptr(), msg.len() as u32)
+            .flags(libc::MSG_WAITALL)
+            .user_data(4)
+            .build();
+        // SAFETY: `cbuf` lives to the end of the test and is read only after this RECV's CQE.
+        unsafe { push(&mut p.c, sqe) };
         assert!(p.run_until(10_000, |p| p.c_cqes.iter().any(|c| c.user_data == 4)));
         let r = take(&mut p.c_cqes, 4).unwrap();
         assert_eq!(r.res as usize, msg.len(), "the whole echo");
@@ -771,7 +786,7 @@ fn connect_to_a_silent_neighbour_fails_with_ehostunreach() {
         "gave up after {waited} µs"
     );
     assert_eq!(p.c.driver().stats().unreachable, 1);
-    let r = call(&mut p, false, opcode::Close::new(fd).user_data(3).build());
+    let r = call_safe(&mut p, false, opcode::Close::new(fd).user_data(3).build());
     assert_eq!(r.res, 0);
 }
 
@@ -784,18 +799,18 @@ fn ops_of_a_closed_socket_forget_its_number() {
     let mut p = Pair::new();
     let (sfd, cfd) = one_conn(&mut p);
     let mut buf = vec![0u8; 64];
-    push(
-        &mut p.s,
-        opcode::Recv::new(sfd, buf.as_mut_ptr(), 64)
-            .user_data(1)
-            .build(),
-    );
+    let sqe = opcode::Recv::new(sfd, buf.as_mut_ptr(), 64)
+        .user_data(1)
+        .build();
+    // SAFETY: `buf` lives to the end of the test, after the last engine step, and is read only
+    // after this RECV's CQE.
+    unsafe { push(&mut p.s, sqe) };
     p.run(3);
     assert_eq!(
-        call(&mut p, true, opcode::Close::new(sfd).user_data(2).build()).res,
+        call_safe(&mut p, true, opcode::Close::new(sfd).user_data(2).build()).res,
         0
     );
-    let new = call(
+    let new = call_safe(
         &mut p,
         true,
         opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
@@ -804,7 +819,7 @@ fn ops_of_a_closed_socket_forget_its_number() {
     )
     .res;
     assert_eq!(new, sfd, "the freed number is reused");
-    let r = call(
+    let r = call_safe(
         &mut p,
         true,
         opcode::AsyncCancelFd::new(new).user_data(4).build(),
@@ -815,10 +830,9 @@ fn ops_of_a_closed_socket_forget_its_number() {
         "nothing of the new socket's to cancel"
     );
     let msg = b"abc".to_vec();
-    push(
-        &mut p.c,
-        opcode::Send::new(cfd, msg.as_ptr(), 3).user_data(5).build(),
-    );
+    let sqe = opcode::Send::new(cfd, msg.as_ptr(), 3).user_data(5).build();
+    // SAFETY: `msg` lives to the end of the test, after the last engine step.
+    unsafe { push(&mut p.c, sqe) };
     assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 1)));
     assert_eq!(take(&mut p.s_cqes, 1).unwrap().res, 3);
     assert_eq!(&buf[..3], b"abc");
@@ -840,10 +854,12 @@ fn two_percent_loss_is_repaired_in_round_trips_not_seconds() {
     };
     let mut p = Pair::with(o);
     let (sfd, cfd) = one_conn(&mut p);
-    let mut rx = Receiver::new(&mut p, 6, 64, 2048);
+    // SAFETY: the Receiver lives to the end of the test, after the last engine step.
+    let mut rx = unsafe { Receiver::new(&mut p, 6, 64, 2048) };
     rx.arm(&mut p, sfd, 6, 1400);
     let data = pattern(2 << 20);
-    send_all(&mut p, cfd, &data, 1401);
+    // SAFETY: `data` lives to the end of the test, after the last engine step.
+    unsafe { send_all(&mut p, cfd, &data, 1401) };
     let start = p.now_us();
     let (mut last_len, mut last_t, mut worst) = (0, start, 0);
     let ok = p.run_until(5_000_000, |p| {
@@ -888,12 +904,15 @@ fn keepalive_keeps_live_peers_and_the_idle_timeout_drops_vanished_ones() {
     let mut p = Pair::new();
     let (sfd, _cfd) = one_conn(&mut p);
     let mut buf = vec![0u8; 64];
-    push(
-        &mut p.s,
-        opcode::Recv::new(sfd, buf.as_mut_ptr(), buf.len() as u32)
-            .user_data(900)
-            .build(),
-    );
+    // SAFETY: `buf` lives until after the RECV's CQE (dropped at the end).
+    unsafe {
+        push(
+            &mut p.s,
+            opcode::Recv::new(sfd, buf.as_mut_ptr(), buf.len() as u32)
+                .user_data(900)
+                .build(),
+        )
+    };
     // Ten idle minutes, both engines running: keep-alives are answered.
     let sent = p.s.driver().stats().tx_segments;
     for _ in 0..600 {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use ringline::{open, Clock, EngineConfig, Runtime};
 use ringline_dataplane::{FaultConfig, FaultyNic, LoopbackPort, LoopbackWire, Nic, WireConfig};
 use ringline_ring::abi::{Cqe, Sqe};
-use ringline_ring::opcode;
+use ringline_ring::opcode::{self, SafeSqe};
 use ringline_ring::ring::RingConfig;
 
 /// The port each engine of a [`Pair::with`] pair drives: its end of the wire
@@ -166,6 +166,11 @@ pub struct Pair<N: Nic = FaultyPort> {
     pub reap_server: bool,
     /// Reap the client's CQEs after every step.
     pub reap_client: bool,
+    /// Addresses [`client_connect`] handed to CONNECTs: kept until the pair
+    /// drops, after both runtimes (field order), so a CONNECT may read its
+    /// address whenever it starts. Boxed so they stay put as the Vec grows.
+    #[allow(clippy::vec_box)]
+    addrs: Vec<Box<libc::sockaddr_in>>,
 }
 
 impl Pair {
@@ -210,6 +215,7 @@ impl<N: PairPort> Pair<N> {
             c_cqes: Vec::new(),
             reap_server: true,
             reap_client: true,
+            addrs: Vec::new(),
         })
     }
 }
@@ -265,17 +271,26 @@ pub fn reap<N: Nic>(r: &mut Runtime<N>, out: &mut Vec<Cqe>) {
     out.extend(r.completions());
 }
 
-/// Pushes one SQE (submitting first if the SQ is full). The caller keeps
-/// every buffer the SQE names alive until its final CQE.
+/// Pushes one SQE that names no memory (submitting first if the SQ is full).
+pub fn push_safe<N: Nic>(r: &mut Runtime<N>, sqe: SafeSqe) {
+    while r.push_safe(&sqe).is_err() {
+        // SQ full: let this engine consume it (one step) and retry.
+        r.submit().expect("submit");
+    }
+}
+
+/// Pushes one SQE (submitting first if the SQ is full). For SQEs that name
+/// no memory, [`push_safe`] needs no `unsafe`.
 ///
-/// A test convenience: `Ring::push`'s contract is the caller's, as in the
-/// unsafe call it wraps, though this function is not marked `unsafe` (tests
-/// push hundreds of SQEs; each test states where its buffers live). Code
-/// outside tests calls `Ring::push` itself.
-pub fn push<N: Nic>(r: &mut Runtime<N>, sqe: Sqe) {
+/// # Safety
+///
+/// The contract of `ringline_ring::app::Ring::push` for `sqe`: every buffer
+/// and address it names stays valid, and is not accessed in a conflicting
+/// way, until the request's final CQE (or as that contract relaxes it).
+pub unsafe fn push<N: Nic>(r: &mut Runtime<N>, sqe: Sqe) {
     loop {
-        // SAFETY: test SQEs name buffers the test keeps alive (and does not move)
-        // until the request's final CQE; see each caller.
+        // SAFETY: the caller upholds the push contract for `sqe` (this
+        // function's).
         if unsafe { r.push(&sqe) }.is_ok() {
             return;
         }
@@ -295,19 +310,42 @@ pub fn sockaddr(ip: Ipv4Addr, port: u16) -> Box<libc::sockaddr_in> {
     Box::new(ringline_ring::app::sockaddr_in(ip.octets(), port))
 }
 
-/// Runs a local (no network) op on the server (`server`) or the client and
-/// returns its CQE.
+/// Runs a local (no network) op that names no memory on the server
+/// (`server`) or the client and returns its CQE.
 ///
 /// # Panics
 ///
 /// If no CQE arrives within 1,000 rounds.
-pub fn call(p: &mut Pair, server: bool, sqe: Sqe) -> Cqe {
+pub fn call_safe(p: &mut Pair, server: bool, sqe: SafeSqe) -> Cqe {
     let ud = sqe.user_data;
     if server {
-        push(&mut p.s, sqe);
+        push_safe(&mut p.s, sqe);
     } else {
-        push(&mut p.c, sqe);
+        push_safe(&mut p.c, sqe);
     }
+    wait_for(p, server, ud)
+}
+
+/// Runs a local (no network) op on the server (`server`) or the client and
+/// returns its (first) CQE.
+///
+/// # Safety
+///
+/// As [`push`]: the memory `sqe` names stays valid until the request's
+/// final CQE, which for a one-shot request is the CQE this returns.
+///
+/// # Panics
+///
+/// If no CQE arrives within 1,000 rounds.
+pub unsafe fn call(p: &mut Pair, server: bool, sqe: Sqe) -> Cqe {
+    let ud = sqe.user_data;
+    // SAFETY: the caller upholds the push contract (this function's).
+    unsafe { push(if server { &mut p.s } else { &mut p.c }, sqe) };
+    wait_for(p, server, ud)
+}
+
+/// Steps until a CQE for `ud` arrives on the server or the client; takes it.
+fn wait_for(p: &mut Pair, server: bool, ud: u64) -> Cqe {
     for _ in 0..1000 {
         p.step();
         let q = if server { &mut p.s_cqes } else { &mut p.c_cqes };
@@ -320,7 +358,7 @@ pub fn call(p: &mut Pair, server: bool, sqe: Sqe) -> Cqe {
 
 /// A listening socket on the server, bound to `port`.
 pub fn listen(p: &mut Pair, port: u16, backlog: u32) -> i32 {
-    let fd = call(
+    let fd = call_safe(
         p,
         true,
         opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
@@ -330,19 +368,15 @@ pub fn listen(p: &mut Pair, port: u16, backlog: u32) -> i32 {
     .res;
     assert!(fd >= 0, "socket: {fd}");
     let sa = sockaddr(SERVER_IP, port);
-    let r = call(
-        p,
-        true,
-        opcode::Bind::new(
-            fd,
-            &*sa as *const libc::sockaddr_in as *const libc::sockaddr,
-            16,
-        )
-        .user_data(9002)
-        .build(),
+    let bind = opcode::Bind::new(
+        fd,
+        &*sa as *const libc::sockaddr_in as *const libc::sockaddr,
+        16,
     );
+    // SAFETY: `sa` lives until after `call` returned the BIND's (only) CQE.
+    let r = unsafe { call(p, true, bind.user_data(9002).build()) };
     assert_eq!(r.res, 0, "bind");
-    let r = call(
+    let r = call_safe(
         p,
         true,
         opcode::Listen::new(fd, backlog as i32)
@@ -354,9 +388,10 @@ pub fn listen(p: &mut Pair, port: u16, backlog: u32) -> i32 {
 }
 
 /// A client socket (SOCKET with user_data `sock_ud`, waited for) and its
-/// CONNECT to `sa` pushed (user_data `connect_ud`); returns the socket.
+/// CONNECT to `sa` pushed (user_data `connect_ud`); returns the socket. The
+/// CONNECT names a copy of `sa` that the pair keeps.
 pub fn client_connect(p: &mut Pair, sa: &libc::sockaddr_in, sock_ud: u64, connect_ud: u64) -> i32 {
-    let fd = call(
+    let fd = call_safe(
         p,
         false,
         opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
@@ -365,16 +400,16 @@ pub fn client_connect(p: &mut Pair, sa: &libc::sockaddr_in, sock_ud: u64, connec
     )
     .res;
     assert!(fd >= 0, "socket: {fd}");
-    push(
-        &mut p.c,
-        opcode::Connect::new(
-            fd,
-            sa as *const libc::sockaddr_in as *const libc::sockaddr,
-            16,
-        )
-        .user_data(connect_ud)
-        .build(),
+    let sa = Box::new(*sa);
+    let connect = opcode::Connect::new(
+        fd,
+        &*sa as *const libc::sockaddr_in as *const libc::sockaddr,
+        16,
     );
+    // SAFETY: the address is boxed (it does not move) and kept in `p.addrs`
+    // until the pair drops, after both runtimes.
+    unsafe { push(&mut p.c, connect.user_data(connect_ud).build()) };
+    p.addrs.push(sa);
     fd
 }
 

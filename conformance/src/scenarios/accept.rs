@@ -23,10 +23,13 @@ pub fn single(c: &mut Ctx) -> R {
     let l = c.backend().app_listener(16)?;
     let addr = c.mem(32) as *mut libc::sockaddr;
     let alen = c.bytes(&32u32.to_ne_bytes()) as *mut libc::socklen_t;
-    c.submit_one(
-        "accept",
-        opcode::Accept::new(l, addr, alen).user_data(1).build(),
-    )?;
+    // SAFETY: `addr`, `alen` are context memory, alive until the context drops, after the backend.
+    unsafe {
+        c.submit_one(
+            "accept",
+            opcode::Accept::new(l, addr, alen).user_data(1).build(),
+        )
+    }?;
     c.quiet();
     c.record(1);
     c.backend().peer_connect(l)?;
@@ -48,7 +51,7 @@ pub fn single(c: &mut Ctx) -> R {
 
 pub fn multishot_n(c: &mut Ctx) -> R {
     let l = c.backend().app_listener(64)?;
-    c.submit_one("accept", opcode::AcceptMulti::new(l).user_data(1).build())?;
+    c.submit_one_safe("accept", opcode::AcceptMulti::new(l).user_data(1).build())?;
     for _ in 0..5 {
         c.backend().peer_connect(l)?;
     }
@@ -66,7 +69,7 @@ pub fn multishot_queued(c: &mut Ctx) -> R {
     for _ in 0..3 {
         c.backend().peer_connect(l)?;
     }
-    c.submit_one("accept", opcode::AcceptMulti::new(l).user_data(1).build())?;
+    c.submit_one_safe("accept", opcode::AcceptMulti::new(l).user_data(1).build())?;
     c.wait_n(1, 3);
     c.record(1);
     distinct(c, 1);
@@ -75,12 +78,12 @@ pub fn multishot_queued(c: &mut Ctx) -> R {
 
 pub fn multishot_cancel(c: &mut Ctx) -> R {
     let l = c.backend().app_listener(64)?;
-    c.submit_one("accept", opcode::AcceptMulti::new(l).user_data(1).build())?;
+    c.submit_one_safe("accept", opcode::AcceptMulti::new(l).user_data(1).build())?;
     for _ in 0..2 {
         c.backend().peer_connect(l)?;
     }
     c.wait_n(1, 2);
-    c.submit_one("cancel", opcode::AsyncCancel::new(1).user_data(2).build())?;
+    c.submit_one_safe("cancel", opcode::AsyncCancel::new(1).user_data(2).build())?;
     c.wait_finals(&[1, 2]);
     c.record_order(&[1, 2]);
     Ok(())
@@ -88,7 +91,7 @@ pub fn multishot_cancel(c: &mut Ctx) -> R {
 
 pub fn multishot_full_cq(c: &mut Ctx) -> R {
     let l = c.backend().app_listener(64)?;
-    c.submit_one("accept", opcode::AcceptMulti::new(l).user_data(1).build())?;
+    c.submit_one_safe("accept", opcode::AcceptMulti::new(l).user_data(1).build())?;
     for _ in 0..12 {
         c.backend().peer_connect(l)?;
     }
@@ -99,7 +102,7 @@ pub fn multishot_full_cq(c: &mut Ctx) -> R {
     distinct(c, 1);
     c.record_flags("after reaping", false);
     // The 3 connections left in the queue go to a re-armed accept.
-    c.submit_one(
+    c.submit_one_safe(
         "re-armed accept",
         opcode::AcceptMulti::new(l).user_data(3).build(),
     )?;
@@ -110,11 +113,10 @@ pub fn multishot_full_cq(c: &mut Ctx) -> R {
 
 pub fn dontwait(c: &mut Ctx) -> R {
     let l = c.backend().app_listener(16)?;
-    let mut s = opcode::Accept::new(l, std::ptr::null_mut(), std::ptr::null_mut())
-        .user_data(1)
-        .build();
+    let mut s = opcode::AcceptNoAddr::new(l).user_data(1).build().into_sqe();
     s.ioprio |= abi::IORING_ACCEPT_DONTWAIT;
-    call(c, "accept(DONTWAIT)", s)?;
+    // SAFETY: an ACCEPT without an address names no memory.
+    unsafe { call(c, "accept(DONTWAIT)", s) }?;
     c.record(1);
     Ok(())
 }

@@ -3,7 +3,7 @@
 use ringline_ring::abi;
 use ringline_ring::opcode;
 
-use super::{call, raw, R};
+use super::{call_safe, raw, R};
 use crate::Ctx;
 
 const POLLIN: u32 = libc::POLLIN as u32;
@@ -12,11 +12,13 @@ pub fn by_user_data(c: &mut Ctx) -> R {
     let (fd, _p) = c.backend().app_conn()?;
     let a = c.mem(64);
     let b = c.mem(64);
-    c.push("recv 1", opcode::Recv::new(fd, a, 64).user_data(1).build())?;
-    c.push("recv 2", opcode::Recv::new(fd, b, 64).user_data(2).build())?;
+    // SAFETY: `a` is context memory, alive until the context drops, after the backend.
+    unsafe { c.push("recv 1", opcode::Recv::new(fd, a, 64).user_data(1).build()) }?;
+    // SAFETY: `b` is context memory, alive until the context drops, after the backend.
+    unsafe { c.push("recv 2", opcode::Recv::new(fd, b, 64).user_data(2).build()) }?;
     c.submit();
     c.quiet();
-    c.submit_one(
+    c.submit_one_safe(
         "cancel(recv 1)",
         opcode::AsyncCancel::new(1).user_data(3).build(),
     )?;
@@ -30,26 +32,32 @@ pub fn by_fd(c: &mut Ctx) -> R {
     let (b, _pb) = c.backend().app_conn()?;
     let m1 = c.mem(64);
     let m2 = c.mem(64);
-    c.push(
-        "recv on A",
-        opcode::Recv::new(a, m1, 64).user_data(1).build(),
-    )?;
-    c.push(
-        "recv on B",
-        opcode::Recv::new(b, m2, 64).user_data(2).build(),
-    )?;
-    c.push(
+    // SAFETY: `a`, `m1` are context memory, alive until the context drops, after the backend.
+    unsafe {
+        c.push(
+            "recv on A",
+            opcode::Recv::new(a, m1, 64).user_data(1).build(),
+        )
+    }?;
+    // SAFETY: `b`, `m2` are context memory, alive until the context drops, after the backend.
+    unsafe {
+        c.push(
+            "recv on B",
+            opcode::Recv::new(b, m2, 64).user_data(2).build(),
+        )
+    }?;
+    c.push_safe(
         "poll on B",
         opcode::PollAdd::new(b, POLLIN).user_data(3).build(),
     )?;
     c.submit();
     c.quiet();
-    c.submit_one(
+    c.submit_one_safe(
         "cancel(fd A)",
         opcode::AsyncCancelFd::new(a).user_data(10).build(),
     )?;
     c.wait_final(10);
-    c.submit_one(
+    c.submit_one_safe(
         "cancel(fd B, ALL)",
         opcode::AsyncCancelFd::new(b).all().user_data(11).build(),
     )?;
@@ -62,14 +70,14 @@ pub fn by_fd(c: &mut Ctx) -> R {
 pub fn all_user_data(c: &mut Ctx) -> R {
     let (fd, _p) = c.backend().app_conn()?;
     for _ in 0..3 {
-        c.push(
+        c.push_safe(
             "poll(ud 5)",
             opcode::PollAdd::new(fd, POLLIN).user_data(5).build(),
         )?;
     }
     c.submit();
     c.quiet();
-    c.submit_one(
+    c.submit_one_safe(
         "cancel(ud 5, ALL)",
         opcode::AsyncCancel::new(5).all().user_data(6).build(),
     )?;
@@ -82,15 +90,16 @@ pub fn any(c: &mut Ctx) -> R {
     let (fd, _p) = c.backend().app_conn()?;
     let l = c.backend().app_listener(16)?;
     let m = c.mem(64);
-    c.push("recv", opcode::Recv::new(fd, m, 64).user_data(1).build())?;
-    c.push(
+    // SAFETY: `m` is context memory, alive until the context drops, after the backend.
+    unsafe { c.push("recv", opcode::Recv::new(fd, m, 64).user_data(1).build()) }?;
+    c.push_safe(
         "poll",
         opcode::PollAdd::new(fd, POLLIN).user_data(2).build(),
     )?;
-    c.push("accept", opcode::AcceptMulti::new(l).user_data(3).build())?;
+    c.push_safe("accept", opcode::AcceptMulti::new(l).user_data(3).build())?;
     c.submit();
     c.quiet();
-    c.submit_one(
+    c.submit_one_safe(
         "cancel(ANY)",
         opcode::AsyncCancel::new(0).any().user_data(9).build(),
     )?;
@@ -100,12 +109,12 @@ pub fn any(c: &mut Ctx) -> R {
 }
 
 pub fn all_no_match(c: &mut Ctx) -> R {
-    call(
+    call_safe(
         c,
         "cancel(ud 777, ALL)",
         opcode::AsyncCancel::new(777).all().user_data(1).build(),
     )?;
-    call(
+    call_safe(
         c,
         "cancel(ANY)",
         opcode::AsyncCancel::new(0).any().user_data(2).build(),
@@ -115,13 +124,13 @@ pub fn all_no_match(c: &mut Ctx) -> R {
 }
 
 pub fn enoent(c: &mut Ctx) -> R {
-    call(
+    call_safe(
         c,
         "cancel(unknown)",
         opcode::AsyncCancel::new(777).user_data(1).build(),
     )?;
-    call(c, "nop", opcode::Nop::new().user_data(2).build())?;
-    call(
+    call_safe(c, "nop", opcode::Nop::new().user_data(2).build())?;
+    call_safe(
         c,
         "cancel(completed nop)",
         opcode::AsyncCancel::new(2).user_data(3).build(),
@@ -148,9 +157,11 @@ pub fn ealready(c: &mut Ctx) -> R {
     s.addr = u64::MAX; // splice_off_in -1
     s.len = 1;
     s.file_index = src[0] as u32; // splice_fd_in
-    c.submit_one("splice(empty pipe)", s)?;
+
+    // SAFETY: SPLICE names no memory: its fields are fds and -1 offsets.
+    unsafe { c.submit_one("splice(empty pipe)", s) }?;
     c.quiet();
-    c.submit_one(
+    c.submit_one_safe(
         "cancel(splice)",
         opcode::AsyncCancel::new(1).user_data(2).build(),
     )?;
@@ -171,18 +182,20 @@ pub fn ealready(c: &mut Ctx) -> R {
 pub fn by_opcode(c: &mut Ctx) -> R {
     let (fd, _p) = c.backend().app_conn()?;
     let m = c.mem(64);
-    c.push("recv", opcode::Recv::new(fd, m, 64).user_data(1).build())?;
-    c.push(
+    // SAFETY: `m` is context memory, alive until the context drops, after the backend.
+    unsafe { c.push("recv", opcode::Recv::new(fd, m, 64).user_data(1).build()) }?;
+    c.push_safe(
         "poll",
         opcode::PollAdd::new(fd, POLLIN).user_data(2).build(),
     )?;
     c.submit();
     c.quiet();
     // IORING_ASYNC_CANCEL_OP (6.6): match on the opcode (in `len`) instead of user_data.
-    let mut s = opcode::AsyncCancel::new(0).user_data(3).build();
+    let mut s = opcode::AsyncCancel::new(0).user_data(3).build().into_sqe();
     s.op_flags = abi::IORING_ASYNC_CANCEL_OP;
     s.len = u32::from(abi::IORING_OP_RECV);
-    c.submit_one("cancel(op RECV)", s)?;
+    // SAFETY: an ASYNC_CANCEL names no memory (it matches by opcode here).
+    unsafe { c.submit_one("cancel(op RECV)", s) }?;
     c.wait_final(3);
     c.record_all(&[1, 2, 3]);
     Ok(())

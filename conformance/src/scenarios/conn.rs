@@ -2,18 +2,21 @@
 
 use ringline_ring::opcode;
 
-use super::{call, pattern, socket, R};
+use super::{call, call_safe, pattern, socket, R};
 use crate::Ctx;
 
 pub fn refused(c: &mut Ctx) -> R {
     let fd = socket(c, "socket", 1)?;
     let sa = c.backend().refused_addr();
     let sa = c.sockaddr(sa);
-    call(
-        c,
-        "connect",
-        opcode::Connect::new(fd, sa, 16).user_data(2).build(),
-    )?;
+    // SAFETY: `sa` is context memory, alive until the context drops, after the backend.
+    unsafe {
+        call(
+            c,
+            "connect",
+            opcode::Connect::new(fd, sa, 16).user_data(2).build(),
+        )
+    }?;
     c.record(2);
     Ok(())
 }
@@ -22,11 +25,14 @@ pub fn ok(c: &mut Ctx) -> R {
     let (l, sa) = c.backend().peer_listen()?;
     let fd = socket(c, "socket", 1)?;
     let sa = c.sockaddr(sa);
-    call(
-        c,
-        "connect",
-        opcode::Connect::new(fd, sa, 16).user_data(2).build(),
-    )?;
+    // SAFETY: `sa` is context memory, alive until the context drops, after the backend.
+    unsafe {
+        call(
+            c,
+            "connect",
+            opcode::Connect::new(fd, sa, 16).user_data(2).build(),
+        )
+    }?;
     c.record(2);
     let mut peer = None;
     c.pump_until(|b| {
@@ -37,14 +43,18 @@ pub fn ok(c: &mut Ctx) -> R {
     c.backend().peer_start_reading(p);
     let data = pattern(5, 40);
     let d = c.bytes(&data);
-    call(c, "send", opcode::Send::new(fd, d, 5).user_data(3).build())?;
+    // SAFETY: `d` is context memory, alive until the context drops, after the backend.
+    unsafe { call(c, "send", opcode::Send::new(fd, d, 5).user_data(3).build()) }?;
     let got = c.peer_wait(p, 5);
     c.line(format!("peer received what was sent: {}", got.data == data));
-    call(
-        c,
-        "connect again",
-        opcode::Connect::new(fd, sa, 16).user_data(4).build(),
-    )?;
+    // SAFETY: `sa` is context memory, alive until the context drops, after the backend.
+    unsafe {
+        call(
+            c,
+            "connect again",
+            opcode::Connect::new(fd, sa, 16).user_data(4).build(),
+        )
+    }?;
     c.record_all(&[3, 4]);
     Ok(())
 }
@@ -52,7 +62,7 @@ pub fn ok(c: &mut Ctx) -> R {
 pub fn shutdown_wr(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
     c.backend().peer_start_reading(p);
-    call(
+    call_safe(
         c,
         "shutdown(WR)",
         opcode::Shutdown::new(fd, libc::SHUT_WR)
@@ -67,7 +77,8 @@ pub fn shutdown_wr(c: &mut Ctx) -> R {
         if rx.eof { "EOF" } else { "no EOF" }
     ));
     let buf = c.mem(64);
-    c.submit_one("recv", opcode::Recv::new(fd, buf, 64).user_data(2).build())?;
+    // SAFETY: `buf` is context memory, alive until the context drops, after the backend.
+    unsafe { c.submit_one("recv", opcode::Recv::new(fd, buf, 64).user_data(2).build()) }?;
     c.peer_send(p, &pattern(10, 41))?;
     c.wait_final(2);
     c.record(2);
@@ -76,7 +87,7 @@ pub fn shutdown_wr(c: &mut Ctx) -> R {
 
 pub fn shutdown_rd(c: &mut Ctx) -> R {
     let (fd, _p) = c.backend().app_conn()?;
-    call(
+    call_safe(
         c,
         "shutdown(RD)",
         opcode::Shutdown::new(fd, libc::SHUT_RD)
@@ -84,19 +95,22 @@ pub fn shutdown_rd(c: &mut Ctx) -> R {
             .build(),
     )?;
     let buf = c.mem(64);
-    call(
-        c,
-        "recv",
-        opcode::Recv::new(fd, buf, 64).user_data(2).build(),
-    )?;
+    // SAFETY: `buf` is context memory, alive until the context drops, after the backend.
+    unsafe {
+        call(
+            c,
+            "recv",
+            opcode::Recv::new(fd, buf, 64).user_data(2).build(),
+        )
+    }?;
     c.record_all(&[1, 2]);
     Ok(())
 }
 
 pub fn close_twice(c: &mut Ctx) -> R {
     let fd = socket(c, "socket", 1)?;
-    call(c, "close", opcode::Close::new(fd).user_data(2).build())?;
-    call(
+    call_safe(c, "close", opcode::Close::new(fd).user_data(2).build())?;
+    call_safe(
         c,
         "close again",
         opcode::Close::new(fd).user_data(3).build(),
@@ -109,7 +123,7 @@ pub fn close_twice(c: &mut Ctx) -> R {
 /// and lets that settle too.
 fn close_settled(c: &mut Ctx, fd: i32) -> R {
     c.quiet();
-    call(c, "close", opcode::Close::new(fd).user_data(2).build())?;
+    call_safe(c, "close", opcode::Close::new(fd).user_data(2).build())?;
     c.quiet();
     Ok(())
 }
@@ -117,7 +131,8 @@ fn close_settled(c: &mut Ctx, fd: i32) -> R {
 pub fn close_with_recv(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
     let buf = c.mem(64);
-    c.submit_one("recv", opcode::Recv::new(fd, buf, 64).user_data(1).build())?;
+    // SAFETY: `buf` is context memory, alive until the context drops, after the backend.
+    unsafe { c.submit_one("recv", opcode::Recv::new(fd, buf, 64).user_data(1).build()) }?;
     close_settled(c, fd)?;
     c.record_order(&[1, 2]);
     c.peer_send(p, &pattern(5, 42))?;
@@ -135,13 +150,16 @@ pub fn close_with_send(c: &mut Ctx) -> R {
     let len = 16usize << 20;
     let data = pattern(len, 77);
     let d = c.bytes(&data);
-    c.submit_one(
-        "send(16 MiB, WAITALL)",
-        opcode::Send::new(fd, d, len as u32)
-            .flags(libc::MSG_WAITALL)
-            .user_data(1)
-            .build(),
-    )?;
+    // SAFETY: `d` is context memory, alive until the context drops, after the backend.
+    unsafe {
+        c.submit_one(
+            "send(16 MiB, WAITALL)",
+            opcode::Send::new(fd, d, len as u32)
+                .flags(libc::MSG_WAITALL)
+                .user_data(1)
+                .build(),
+        )
+    }?;
     close_settled(c, fd)?;
     c.record_order(&[1, 2]);
     c.backend().peer_start_reading(p);
@@ -170,7 +188,7 @@ pub fn close_with_send(c: &mut Ctx) -> R {
 /// when the peer sends.
 pub fn close_with_poll(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
-    c.submit_one(
+    c.submit_one_safe(
         "poll(POLLIN)",
         opcode::PollAdd::new(fd, libc::POLLIN as u32)
             .user_data(1)
@@ -190,7 +208,7 @@ pub fn close_with_multishot_recv(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
     c.buf_ring(1, 16, 512, 16)
         .map_err(|e| format!("buf ring {e}"))?;
-    c.submit_one("recv", opcode::RecvMulti::new(fd, 1).user_data(1).build())?;
+    c.submit_one_safe("recv", opcode::RecvMulti::new(fd, 1).user_data(1).build())?;
     c.stream(1, 1, true);
     close_settled(c, fd)?;
     c.record(2);
@@ -209,12 +227,13 @@ pub fn close_with_multishot_recv(c: &mut Ctx) -> R {
 pub fn close_then_cancel_fd(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
     let buf = c.mem(64);
-    c.submit_one("recv", opcode::Recv::new(fd, buf, 64).user_data(1).build())?;
+    // SAFETY: `buf` is context memory, alive until the context drops, after the backend.
+    unsafe { c.submit_one("recv", opcode::Recv::new(fd, buf, 64).user_data(1).build()) }?;
     close_settled(c, fd)?;
     // Whether the number is reused depends on the process's other files
     // (the kernel backend's peer sockets share its table): not recorded.
     let new = socket(c, "socket", 3)?;
-    call(
+    call_safe(
         c,
         "cancel(fd of the new socket)",
         opcode::AsyncCancelFd::new(new).user_data(4).build(),
@@ -228,9 +247,9 @@ pub fn close_then_cancel_fd(c: &mut Ctx) -> R {
 
 pub fn close_listener(c: &mut Ctx) -> R {
     let l = c.backend().app_listener(16)?;
-    c.submit_one("accept", opcode::AcceptMulti::new(l).user_data(1).build())?;
+    c.submit_one_safe("accept", opcode::AcceptMulti::new(l).user_data(1).build())?;
     c.quiet();
-    call(
+    call_safe(
         c,
         "close(listener)",
         opcode::Close::new(l).user_data(2).build(),

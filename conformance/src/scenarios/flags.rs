@@ -9,21 +9,21 @@ use super::{pattern, R};
 use crate::Ctx;
 
 pub fn link_chain(c: &mut Ctx) -> R {
-    c.push(
+    c.push_safe(
         "nop 1",
         opcode::Nop::new()
             .sqe_flags(IOSQE_IO_LINK)
             .user_data(1)
             .build(),
     )?;
-    c.push(
+    c.push_safe(
         "nop 2",
         opcode::Nop::new()
             .sqe_flags(IOSQE_IO_LINK)
             .user_data(2)
             .build(),
     )?;
-    c.push("nop 3", opcode::Nop::new().user_data(3).build())?;
+    c.push_safe("nop 3", opcode::Nop::new().user_data(3).build())?;
     c.submit();
     c.wait_finals(&[1, 2, 3]);
     c.record_order(&[1, 2, 3]);
@@ -31,7 +31,7 @@ pub fn link_chain(c: &mut Ctx) -> R {
 }
 
 pub fn link_failure(c: &mut Ctx) -> R {
-    c.push(
+    c.push_safe(
         "nop(-EINVAL)",
         opcode::Nop::new()
             .inject_result(-libc::EINVAL)
@@ -39,14 +39,14 @@ pub fn link_failure(c: &mut Ctx) -> R {
             .user_data(1)
             .build(),
     )?;
-    c.push(
+    c.push_safe(
         "nop 2",
         opcode::Nop::new()
             .sqe_flags(IOSQE_IO_LINK)
             .user_data(2)
             .build(),
     )?;
-    c.push("nop 3", opcode::Nop::new().user_data(3).build())?;
+    c.push_safe("nop 3", opcode::Nop::new().user_data(3).build())?;
     c.submit();
     c.wait_finals(&[1, 2, 3]);
     c.record_order(&[1, 2, 3]);
@@ -56,15 +56,18 @@ pub fn link_failure(c: &mut Ctx) -> R {
 pub fn link_short_recv(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
     let buf = c.mem(10);
-    c.push(
-        "recv(10, WAITALL)",
-        opcode::Recv::new(fd, buf, 10)
-            .flags(libc::MSG_WAITALL)
-            .sqe_flags(IOSQE_IO_LINK)
-            .user_data(1)
-            .build(),
-    )?;
-    c.push("nop", opcode::Nop::new().user_data(2).build())?;
+    // SAFETY: `buf` is context memory, alive until the context drops, after the backend.
+    unsafe {
+        c.push(
+            "recv(10, WAITALL)",
+            opcode::Recv::new(fd, buf, 10)
+                .flags(libc::MSG_WAITALL)
+                .sqe_flags(IOSQE_IO_LINK)
+                .user_data(1)
+                .build(),
+        )
+    }?;
+    c.push_safe("nop", opcode::Nop::new().user_data(2).build())?;
     c.submit();
     c.quiet();
     c.record_order(&[1, 2]);
@@ -79,18 +82,24 @@ pub fn link_recv_send(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
     c.backend().peer_start_reading(p);
     let buf = c.mem(16);
-    c.push(
-        "recv(16, WAITALL)",
-        opcode::Recv::new(fd, buf, 16)
-            .flags(libc::MSG_WAITALL)
-            .sqe_flags(IOSQE_IO_LINK)
-            .user_data(1)
-            .build(),
-    )?;
-    c.push(
-        "send(echo)",
-        opcode::Send::new(fd, buf, 16).user_data(2).build(),
-    )?;
+    // SAFETY: `buf` is context memory, alive until the context drops, after the backend.
+    unsafe {
+        c.push(
+            "recv(16, WAITALL)",
+            opcode::Recv::new(fd, buf, 16)
+                .flags(libc::MSG_WAITALL)
+                .sqe_flags(IOSQE_IO_LINK)
+                .user_data(1)
+                .build(),
+        )
+    }?;
+    // SAFETY: `buf` is context memory, alive until the context drops, after the backend.
+    unsafe {
+        c.push(
+            "send(echo)",
+            opcode::Send::new(fd, buf, 16).user_data(2).build(),
+        )
+    }?;
     c.submit();
     c.quiet();
     c.record_order(&[1, 2]);
@@ -104,7 +113,7 @@ pub fn link_recv_send(c: &mut Ctx) -> R {
 }
 
 pub fn hardlink(c: &mut Ctx) -> R {
-    c.push(
+    c.push_safe(
         "nop(-EINVAL)",
         opcode::Nop::new()
             .inject_result(-libc::EINVAL)
@@ -112,7 +121,7 @@ pub fn hardlink(c: &mut Ctx) -> R {
             .user_data(1)
             .build(),
     )?;
-    c.push("nop 2", opcode::Nop::new().user_data(2).build())?;
+    c.push_safe("nop 2", opcode::Nop::new().user_data(2).build())?;
     c.submit();
     c.wait_finals(&[1, 2]);
     c.record_order(&[1, 2]);
@@ -122,15 +131,16 @@ pub fn hardlink(c: &mut Ctx) -> R {
 pub fn drain(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
     let buf = c.mem(64);
-    c.submit_one("recv", opcode::Recv::new(fd, buf, 64).user_data(1).build())?;
-    c.submit_one(
+    // SAFETY: `buf` is context memory, alive until the context drops, after the backend.
+    unsafe { c.submit_one("recv", opcode::Recv::new(fd, buf, 64).user_data(1).build()) }?;
+    c.submit_one_safe(
         "nop(DRAIN)",
         opcode::Nop::new()
             .sqe_flags(IOSQE_IO_DRAIN)
             .user_data(2)
             .build(),
     )?;
-    c.submit_one("nop after", opcode::Nop::new().user_data(3).build())?;
+    c.submit_one_safe("nop after", opcode::Nop::new().user_data(3).build())?;
     c.quiet();
     c.record_order(&[1, 2, 3]);
     c.peer_send(p, &pattern(5, 52))?;
@@ -140,14 +150,14 @@ pub fn drain(c: &mut Ctx) -> R {
 }
 
 pub fn cqe_skip(c: &mut Ctx) -> R {
-    c.push(
+    c.push_safe(
         "nop(SKIP)",
         opcode::Nop::new()
             .sqe_flags(IOSQE_CQE_SKIP_SUCCESS)
             .user_data(1)
             .build(),
     )?;
-    c.push(
+    c.push_safe(
         "nop(-EIO, SKIP)",
         opcode::Nop::new()
             .inject_result(-libc::EIO)
@@ -155,7 +165,7 @@ pub fn cqe_skip(c: &mut Ctx) -> R {
             .user_data(2)
             .build(),
     )?;
-    c.push("nop", opcode::Nop::new().user_data(3).build())?;
+    c.push_safe("nop", opcode::Nop::new().user_data(3).build())?;
     c.submit();
     c.wait_finals(&[2, 3]);
     c.record_order(&[1, 2, 3]);
@@ -165,20 +175,23 @@ pub fn cqe_skip(c: &mut Ctx) -> R {
 pub fn async_flag(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
     let buf = c.mem(64);
-    c.submit_one(
+    c.submit_one_safe(
         "nop(ASYNC)",
         opcode::Nop::new()
             .sqe_flags(IOSQE_ASYNC)
             .user_data(1)
             .build(),
     )?;
-    c.submit_one(
-        "recv(ASYNC)",
-        opcode::Recv::new(fd, buf, 64)
-            .sqe_flags(IOSQE_ASYNC)
-            .user_data(2)
-            .build(),
-    )?;
+    // SAFETY: `buf` is context memory, alive until the context drops, after the backend.
+    unsafe {
+        c.submit_one(
+            "recv(ASYNC)",
+            opcode::Recv::new(fd, buf, 64)
+                .sqe_flags(IOSQE_ASYNC)
+                .user_data(2)
+                .build(),
+        )
+    }?;
     c.peer_send(p, &pattern(7, 53))?;
     c.wait_finals(&[1, 2]);
     c.record_all(&[1, 2]);

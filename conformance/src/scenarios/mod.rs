@@ -7,7 +7,7 @@
 //! byte splits); helpers (`app_conn`, `app_listener`) create sockets out of band.
 
 use ringline_ring::abi::{Cqe, Sqe};
-use ringline_ring::opcode;
+use ringline_ring::opcode::{self, SafeSqe};
 
 use crate::backend::RingSize;
 use crate::{Ctx, Expect, Scenario};
@@ -35,9 +35,25 @@ pub fn pattern(n: usize, seed: u8) -> Vec<u8> {
 }
 
 /// Pushes, submits and waits for the final CQE of a one-shot request.
-pub fn call(c: &mut Ctx, name: &str, sqe: Sqe) -> Result<Cqe, String> {
+///
+/// # Safety
+///
+/// As [`Ctx::push`]: the memory `sqe` names lives until the context drops.
+pub unsafe fn call(c: &mut Ctx, name: &str, sqe: Sqe) -> Result<Cqe, String> {
     let ud = sqe.user_data;
-    c.submit_one(name, sqe)?;
+    // SAFETY: the caller upholds `push`'s contract (this function's).
+    unsafe { c.submit_one(name, sqe) }?;
+    finish_call(c, name, ud)
+}
+
+/// [`call`] for an SQE that names no memory.
+pub fn call_safe(c: &mut Ctx, name: &str, sqe: SafeSqe) -> Result<Cqe, String> {
+    let ud = sqe.user_data;
+    c.submit_one_safe(name, sqe)?;
+    finish_call(c, name, ud)
+}
+
+fn finish_call(c: &mut Ctx, name: &str, ud: u64) -> Result<Cqe, String> {
     c.wait_final(ud);
     c.cqes(ud)
         .last()
@@ -47,7 +63,7 @@ pub fn call(c: &mut Ctx, name: &str, sqe: Sqe) -> Result<Cqe, String> {
 
 /// A fresh app socket through `IORING_OP_SOCKET` (recorded as `name: fd`).
 pub fn socket(c: &mut Ctx, name: &str, ud: u64) -> Result<i32, String> {
-    let cqe = call(
+    let cqe = call_safe(
         c,
         name,
         opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)

@@ -11,7 +11,7 @@ fn nops(c: &mut Ctx, from: i32, to: i32) -> R {
     while i < to {
         for _ in 0..4 {
             if i < to {
-                c.push(
+                c.push_safe(
                     "nop",
                     opcode::Nop::new().inject_result(i).user_data(200).build(),
                 )?;
@@ -54,7 +54,7 @@ pub fn new_after_backlog(c: &mut Ctx) -> R {
 
 pub fn multishot_ends(c: &mut Ctx) -> R {
     let l = c.backend().app_listener(16)?;
-    c.submit_one("accept", opcode::AcceptMulti::new(l).user_data(1).build())?;
+    c.submit_one_safe("accept", opcode::AcceptMulti::new(l).user_data(1).build())?;
     c.quiet();
     nops(c, 0, 10)?;
     c.pump();

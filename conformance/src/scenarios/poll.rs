@@ -3,7 +3,7 @@
 use ringline_ring::abi;
 use ringline_ring::opcode;
 
-use super::{call, R};
+use super::{call_safe, R};
 use crate::Ctx;
 
 const POLLIN: u32 = libc::POLLIN as u32;
@@ -11,7 +11,7 @@ const POLLOUT: u32 = libc::POLLOUT as u32;
 
 pub fn oneshot_ready(c: &mut Ctx) -> R {
     let (fd, _p) = c.backend().app_conn()?;
-    call(
+    call_safe(
         c,
         "poll(POLLOUT)",
         opcode::PollAdd::new(fd, POLLOUT).user_data(1).build(),
@@ -22,7 +22,7 @@ pub fn oneshot_ready(c: &mut Ctx) -> R {
 
 pub fn oneshot_trigger(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
-    c.submit_one(
+    c.submit_one_safe(
         "poll(POLLIN)",
         opcode::PollAdd::new(fd, POLLIN).user_data(1).build(),
     )?;
@@ -36,7 +36,7 @@ pub fn oneshot_trigger(c: &mut Ctx) -> R {
 
 pub fn multishot_triggers(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
-    c.submit_one(
+    c.submit_one_safe(
         "poll(POLLIN, multi)",
         opcode::PollAdd::new(fd, POLLIN)
             .multi()
@@ -50,7 +50,7 @@ pub fn multishot_triggers(c: &mut Ctx) -> R {
         c.wait_n(1, k);
     }
     c.record(1);
-    c.submit_one(
+    c.submit_one_safe(
         "poll_remove",
         opcode::PollRemove::new(1).user_data(2).build(),
     )?;
@@ -63,7 +63,7 @@ pub fn multishot_ready_at_arm(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
     c.peer_send(p, b"ping")?;
     c.quiet();
-    c.submit_one(
+    c.submit_one_safe(
         "poll(POLLIN, multi)",
         opcode::PollAdd::new(fd, POLLIN)
             .multi()
@@ -80,12 +80,12 @@ pub fn multishot_ready_at_arm(c: &mut Ctx) -> R {
 
 pub fn update_events(c: &mut Ctx) -> R {
     let (fd, _p) = c.backend().app_conn()?;
-    c.submit_one(
+    c.submit_one_safe(
         "poll(POLLIN)",
         opcode::PollAdd::new(fd, POLLIN).user_data(1).build(),
     )?;
     c.quiet();
-    c.submit_one(
+    c.submit_one_safe(
         "poll_update(events=POLLOUT)",
         opcode::PollRemove::new(1)
             .update_events(POLLOUT)
@@ -100,13 +100,13 @@ pub fn update_events(c: &mut Ctx) -> R {
 
 pub fn update_user_data(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
-    c.submit_one(
+    c.submit_one_safe(
         "poll(POLLIN)",
         opcode::PollAdd::new(fd, POLLIN).user_data(1).build(),
     )?;
     c.alias(11, "poll(new user_data)", abi::IORING_OP_POLL_ADD);
     c.quiet();
-    c.submit_one(
+    c.submit_one_safe(
         "poll_update(user_data)",
         opcode::PollRemove::new(1)
             .update_user_data(11)
@@ -121,7 +121,7 @@ pub fn update_user_data(c: &mut Ctx) -> R {
 }
 
 pub fn remove_enoent(c: &mut Ctx) -> R {
-    call(
+    call_safe(
         c,
         "poll_remove(unknown)",
         opcode::PollRemove::new(12345).user_data(1).build(),
@@ -133,7 +133,7 @@ pub fn remove_enoent(c: &mut Ctx) -> R {
 pub fn rdhup(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
     let ev = (libc::POLLIN | libc::POLLRDHUP) as u32;
-    c.submit_one(
+    c.submit_one_safe(
         "poll(POLLIN|POLLRDHUP)",
         opcode::PollAdd::new(fd, ev).user_data(1).build(),
     )?;
@@ -146,7 +146,7 @@ pub fn rdhup(c: &mut Ctx) -> R {
 
 pub fn listener(c: &mut Ctx) -> R {
     let l = c.backend().app_listener(16)?;
-    c.submit_one(
+    c.submit_one_safe(
         "poll(listener, POLLIN)",
         opcode::PollAdd::new(l, POLLIN).user_data(1).build(),
     )?;

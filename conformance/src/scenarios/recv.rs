@@ -2,14 +2,14 @@
 
 use ringline_ring::opcode;
 
-use super::{call, pattern, raw, record_mem, R};
+use super::{call, call_safe, pattern, raw, record_mem, R};
 use crate::Ctx;
 
 pub fn multishot_data(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
     c.buf_ring(1, 8, 512, 8)
         .map_err(|e| format!("buf ring {e}"))?;
-    c.submit_one("recv", opcode::RecvMulti::new(fd, 1).user_data(1).build())?;
+    c.submit_one_safe("recv", opcode::RecvMulti::new(fd, 1).user_data(1).build())?;
     c.stream(1, 1, true);
     let data = pattern(1000, 1);
     c.peer_send(p, &data)?;
@@ -33,11 +33,15 @@ pub fn read_nowait(c: &mut Ctx) -> R {
         user_data: ud,
         ..Default::default()
     };
-    call(c, "read(RWF_NOWAIT), empty", read(1))?;
+    // SAFETY: the READ names `buf`, context memory alive until the context drops, after the
+    // backend.
+    unsafe { call(c, "read(RWF_NOWAIT), empty", read(1)) }?;
     c.record(1);
     c.peer_send(p, &pattern(7, 4))?;
     c.quiet();
-    call(c, "read(RWF_NOWAIT), 7 B there", read(2))?;
+    // SAFETY: the READ names `buf`, context memory alive until the context drops, after the
+    // backend.
+    unsafe { call(c, "read(RWF_NOWAIT), 7 B there", read(2)) }?;
     c.record(2);
     Ok(())
 }
@@ -46,7 +50,7 @@ pub fn multishot_small_buffers(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
     c.buf_ring(1, 64, 64, 64)
         .map_err(|e| format!("buf ring {e}"))?;
-    c.submit_one("recv", opcode::RecvMulti::new(fd, 1).user_data(1).build())?;
+    c.submit_one_safe("recv", opcode::RecvMulti::new(fd, 1).user_data(1).build())?;
     c.stream(1, 1, true);
     let data = pattern(3000, 2);
     c.peer_send(p, &data)?;
@@ -59,9 +63,13 @@ pub fn multishot_len_cap(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
     c.buf_ring(1, 32, 512, 32)
         .map_err(|e| format!("buf ring {e}"))?;
-    let mut s = opcode::RecvMulti::new(fd, 1).user_data(1).build();
+    let mut s = opcode::RecvMulti::new(fd, 1)
+        .user_data(1)
+        .build()
+        .into_sqe();
     s.len = 100;
-    c.submit_one("recv(len 100)", s)?;
+    // SAFETY: a receive into provided buffers names no memory.
+    unsafe { c.submit_one("recv(len 100)", s) }?;
     c.stream(1, 1, true);
     let data = pattern(1000, 3);
     c.peer_send(p, &data)?;
@@ -76,7 +84,7 @@ pub fn multishot_enobufs_at_arm(c: &mut Ctx) -> R {
     let (fd, _p) = c.backend().app_conn()?;
     c.buf_ring(2, 8, 512, 0)
         .map_err(|e| format!("buf ring {e}"))?;
-    call(
+    call_safe(
         c,
         "recv",
         opcode::RecvMulti::new(fd, 2).user_data(1).build(),
@@ -89,7 +97,7 @@ pub fn multishot_enobufs_midstream(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
     c.buf_ring(2, 4, 256, 4)
         .map_err(|e| format!("buf ring {e}"))?;
-    c.submit_one("recv", opcode::RecvMulti::new(fd, 2).user_data(1).build())?;
+    c.submit_one_safe("recv", opcode::RecvMulti::new(fd, 2).user_data(1).build())?;
     c.stream(1, 2, false);
     let data = pattern(2000, 4);
     c.peer_send(p, &data)?;
@@ -99,7 +107,7 @@ pub fn multishot_enobufs_midstream(c: &mut Ctx) -> R {
     for bid in 0..4 {
         c.give(2, bid);
     }
-    c.submit_one(
+    c.submit_one_safe(
         "re-armed recv",
         opcode::RecvMulti::new(fd, 2).user_data(2).build(),
     )?;
@@ -114,7 +122,7 @@ pub fn multishot_eof(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
     c.buf_ring(1, 8, 512, 8)
         .map_err(|e| format!("buf ring {e}"))?;
-    c.submit_one("recv", opcode::RecvMulti::new(fd, 1).user_data(1).build())?;
+    c.submit_one_safe("recv", opcode::RecvMulti::new(fd, 1).user_data(1).build())?;
     c.stream(1, 1, true);
     let data = pattern(100, 5);
     c.peer_send(p, &data)?;
@@ -122,7 +130,7 @@ pub fn multishot_eof(c: &mut Ctx) -> R {
     c.backend().peer_shutdown_write(p);
     c.wait_final(1);
     c.record_stream(1, &data, false);
-    call(
+    call_safe(
         c,
         "re-armed recv at EOF",
         opcode::RecvMulti::new(fd, 1).user_data(2).build(),
@@ -135,14 +143,17 @@ pub fn multishot_reset(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
     c.buf_ring(1, 8, 512, 8)
         .map_err(|e| format!("buf ring {e}"))?;
-    c.submit_one("recv", opcode::RecvMulti::new(fd, 1).user_data(1).build())?;
+    c.submit_one_safe("recv", opcode::RecvMulti::new(fd, 1).user_data(1).build())?;
     // Data the peer never reads makes its close a reset (Linux and ringline alike).
     let msg = c.bytes(b"unread!!");
-    call(
-        c,
-        "send",
-        opcode::Send::new(fd, msg, 8).user_data(2).build(),
-    )?;
+    // SAFETY: `msg` is context memory, alive until the context drops, after the backend.
+    unsafe {
+        call(
+            c,
+            "send",
+            opcode::Send::new(fd, msg, 8).user_data(2).build(),
+        )
+    }?;
     c.quiet();
     c.backend().peer_close(p);
     c.wait_final(1);
@@ -154,9 +165,9 @@ pub fn multishot_cancel(c: &mut Ctx) -> R {
     let (fd, _p) = c.backend().app_conn()?;
     c.buf_ring(1, 8, 512, 8)
         .map_err(|e| format!("buf ring {e}"))?;
-    c.submit_one("recv", opcode::RecvMulti::new(fd, 1).user_data(1).build())?;
+    c.submit_one_safe("recv", opcode::RecvMulti::new(fd, 1).user_data(1).build())?;
     c.quiet();
-    c.submit_one("cancel", opcode::AsyncCancel::new(1).user_data(2).build())?;
+    c.submit_one_safe("cancel", opcode::AsyncCancel::new(1).user_data(2).build())?;
     c.wait_finals(&[1, 2]);
     c.record_order(&[1, 2]);
     Ok(())
@@ -166,7 +177,7 @@ pub fn multishot_full_cq(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
     c.buf_ring(1, 64, 64, 64)
         .map_err(|e| format!("buf ring {e}"))?;
-    c.submit_one("recv", opcode::RecvMulti::new(fd, 1).user_data(1).build())?;
+    c.submit_one_safe("recv", opcode::RecvMulti::new(fd, 1).user_data(1).build())?;
     c.stream(1, 1, false);
     let data = pattern(2000, 6);
     // Send without reaping: the CQ of 8 fills up.
@@ -182,7 +193,7 @@ pub fn multishot_full_cq(c: &mut Ctx) -> R {
     let mut got = c.stream_data(1);
     let mut ud = 2;
     while got.len() < data.len() && ud < 50 {
-        c.submit_one(
+        c.submit_one_safe(
             "re-armed recv",
             opcode::RecvMulti::new(fd, 1).user_data(ud).build(),
         )?;
@@ -212,7 +223,7 @@ pub fn select_oneshot(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
     c.buf_ring(3, 4, 128, 4)
         .map_err(|e| format!("buf ring {e}"))?;
-    c.submit_one(
+    c.submit_one_safe(
         "recv 1",
         opcode::Recv::new(fd, std::ptr::null_mut(), 128)
             .buf_group(3)
@@ -221,7 +232,7 @@ pub fn select_oneshot(c: &mut Ctx) -> R {
     )?;
     c.peer_send(p, &pattern(50, 7))?;
     c.wait_final(1);
-    c.submit_one(
+    c.submit_one_safe(
         "recv 2",
         opcode::Recv::new(fd, std::ptr::null_mut(), 128)
             .buf_group(3)
@@ -237,7 +248,8 @@ pub fn select_oneshot(c: &mut Ctx) -> R {
 pub fn plain(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
     let buf = c.mem(64);
-    c.submit_one("recv", opcode::Recv::new(fd, buf, 64).user_data(1).build())?;
+    // SAFETY: `buf` is context memory, alive until the context drops, after the backend.
+    unsafe { c.submit_one("recv", opcode::Recv::new(fd, buf, 64).user_data(1).build()) }?;
     let data = pattern(10, 9);
     c.peer_send(p, &data)?;
     c.wait_final(1);
@@ -250,13 +262,16 @@ pub fn plain(c: &mut Ctx) -> R {
 pub fn waitall(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
     let buf = c.mem(100);
-    c.submit_one(
-        "recv(WAITALL)",
-        opcode::Recv::new(fd, buf, 100)
-            .flags(libc::MSG_WAITALL)
-            .user_data(1)
-            .build(),
-    )?;
+    // SAFETY: `buf` is context memory, alive until the context drops, after the backend.
+    unsafe {
+        c.submit_one(
+            "recv(WAITALL)",
+            opcode::Recv::new(fd, buf, 100)
+                .flags(libc::MSG_WAITALL)
+                .user_data(1)
+                .build(),
+        )
+    }?;
     let data = pattern(100, 10);
     c.peer_send(p, &data[..40])?;
     c.quiet();
@@ -276,15 +291,19 @@ pub fn peek(c: &mut Ctx) -> R {
     c.quiet();
     let a = c.mem(64);
     let b = c.mem(64);
-    call(
-        c,
-        "recv(PEEK)",
-        opcode::Recv::new(fd, a, 64)
-            .flags(libc::MSG_PEEK)
-            .user_data(1)
-            .build(),
-    )?;
-    call(c, "recv", opcode::Recv::new(fd, b, 64).user_data(2).build())?;
+    // SAFETY: `a` is context memory, alive until the context drops, after the backend.
+    unsafe {
+        call(
+            c,
+            "recv(PEEK)",
+            opcode::Recv::new(fd, a, 64)
+                .flags(libc::MSG_PEEK)
+                .user_data(1)
+                .build(),
+        )
+    }?;
+    // SAFETY: `b` is context memory, alive until the context drops, after the backend.
+    unsafe { call(c, "recv", opcode::Recv::new(fd, b, 64).user_data(2).build()) }?;
     c.record_all(&[1, 2]);
     let n1 = c.first(1).map_or(-1, |x| x.res);
     let n2 = c.first(2).map_or(-1, |x| x.res);
@@ -296,14 +315,17 @@ pub fn peek(c: &mut Ctx) -> R {
 pub fn dontwait(c: &mut Ctx) -> R {
     let (fd, _p) = c.backend().app_conn()?;
     let buf = c.mem(64);
-    call(
-        c,
-        "recv(DONTWAIT)",
-        opcode::Recv::new(fd, buf, 64)
-            .flags(libc::MSG_DONTWAIT)
-            .user_data(1)
-            .build(),
-    )?;
+    // SAFETY: `buf` is context memory, alive until the context drops, after the backend.
+    unsafe {
+        call(
+            c,
+            "recv(DONTWAIT)",
+            opcode::Recv::new(fd, buf, 64)
+                .flags(libc::MSG_DONTWAIT)
+                .user_data(1)
+                .build(),
+        )
+    }?;
     c.record(1);
     Ok(())
 }
@@ -323,7 +345,9 @@ pub fn recvmsg(c: &mut Ctx) -> R {
     let mut s = raw(ringline_ring::abi::IORING_OP_RECVMSG, fd, 1);
     s.addr = mh_p as u64;
     s.len = 1;
-    c.submit_one("recvmsg", s)?;
+    // SAFETY: the msghdr (`mh_p`), its iovec (`iov`) and `buf` are context memory, alive until the
+    // context drops, after the backend.
+    unsafe { c.submit_one("recvmsg", s) }?;
     let data = pattern(10, 12);
     c.peer_send(p, &data)?;
     c.wait_final(1);

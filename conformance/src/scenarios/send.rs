@@ -3,7 +3,7 @@
 use ringline_ring::abi;
 use ringline_ring::opcode;
 
-use super::{call, pattern, raw, R};
+use super::{call, call_safe, pattern, raw, R};
 use crate::Ctx;
 
 /// Records whether the peer got exactly `sent` (with the byte count when `count`).
@@ -29,11 +29,14 @@ pub fn small(c: &mut Ctx) -> R {
     c.backend().peer_start_reading(p);
     let data = pattern(100, 30);
     let d = c.bytes(&data);
-    call(
-        c,
-        "send",
-        opcode::Send::new(fd, d, 100).user_data(1).build(),
-    )?;
+    // SAFETY: `d` is context memory, alive until the context drops, after the backend.
+    unsafe {
+        call(
+            c,
+            "send",
+            opcode::Send::new(fd, d, 100).user_data(1).build(),
+        )
+    }?;
     c.record(1);
     let got = c.peer_wait(p, 100);
     record_peer(c, "peer received", &got, &data, true);
@@ -45,11 +48,14 @@ pub fn partial(c: &mut Ctx) -> R {
     let len = 64usize << 20;
     let data = pattern(len, 31);
     let d = c.bytes(&data);
-    let r = call(
-        c,
-        "send(64 MiB)",
-        opcode::Send::new(fd, d, len as u32).user_data(1).build(),
-    )?;
+    // SAFETY: `d` is context memory, alive until the context drops, after the backend.
+    let r = unsafe {
+        call(
+            c,
+            "send(64 MiB)",
+            opcode::Send::new(fd, d, len as u32).user_data(1).build(),
+        )
+    }?;
     let class = if r.res < 0 {
         format!("-{}", crate::errno_name(-r.res))
     } else if (r.res as usize) < len {
@@ -86,13 +92,16 @@ pub fn waitall_large(c: &mut Ctx) -> R {
     let len = 1usize << 20;
     let data = pattern(len, 32);
     let d = c.bytes(&data);
-    c.submit_one(
-        "send(1 MiB, WAITALL)",
-        opcode::Send::new(fd, d, len as u32)
-            .flags(libc::MSG_WAITALL)
-            .user_data(1)
-            .build(),
-    )?;
+    // SAFETY: `d` is context memory, alive until the context drops, after the backend.
+    unsafe {
+        c.submit_one(
+            "send(1 MiB, WAITALL)",
+            opcode::Send::new(fd, d, len as u32)
+                .flags(libc::MSG_WAITALL)
+                .user_data(1)
+                .build(),
+        )
+    }?;
     let got = c.peer_wait(p, len);
     c.wait_final(1);
     c.record(1);
@@ -103,28 +112,35 @@ pub fn waitall_large(c: &mut Ctx) -> R {
 pub fn after_reset(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
     let d = c.bytes(b"unread!!");
-    call(c, "send", opcode::Send::new(fd, d, 8).user_data(1).build())?;
+    // SAFETY: `d` is context memory, alive until the context drops, after the backend.
+    unsafe { call(c, "send", opcode::Send::new(fd, d, 8).user_data(1).build()) }?;
     c.quiet();
     // The peer closes with unread data: RST.
     c.backend().peer_close(p);
     c.quiet();
-    call(
-        c,
-        "send after reset",
-        opcode::Send::new(fd, d, 8).user_data(2).build(),
-    )?;
-    call(
-        c,
-        "send again",
-        opcode::Send::new(fd, d, 8).user_data(3).build(),
-    )?;
+    // SAFETY: `d` is context memory, alive until the context drops, after the backend.
+    unsafe {
+        call(
+            c,
+            "send after reset",
+            opcode::Send::new(fd, d, 8).user_data(2).build(),
+        )
+    }?;
+    // SAFETY: `d` is context memory, alive until the context drops, after the backend.
+    unsafe {
+        call(
+            c,
+            "send again",
+            opcode::Send::new(fd, d, 8).user_data(3).build(),
+        )
+    }?;
     c.record_all(&[1, 2, 3]);
     Ok(())
 }
 
 pub fn after_shutdown(c: &mut Ctx) -> R {
     let (fd, _p) = c.backend().app_conn()?;
-    call(
+    call_safe(
         c,
         "shutdown(WR)",
         opcode::Shutdown::new(fd, libc::SHUT_WR)
@@ -132,7 +148,8 @@ pub fn after_shutdown(c: &mut Ctx) -> R {
             .build(),
     )?;
     let d = c.bytes(b"late");
-    call(c, "send", opcode::Send::new(fd, d, 4).user_data(2).build())?;
+    // SAFETY: `d` is context memory, alive until the context drops, after the backend.
+    unsafe { call(c, "send", opcode::Send::new(fd, d, 4).user_data(2).build()) }?;
     c.record_all(&[1, 2]);
     Ok(())
 }
@@ -145,7 +162,8 @@ pub fn zc(c: &mut Ctx) -> R {
     let mut s = raw(abi::IORING_OP_SEND_ZC, fd, 1);
     s.addr = d as u64;
     s.len = 5;
-    c.submit_one("send_zc", s)?;
+    // SAFETY: `d` is context memory, alive until the context drops, after the backend.
+    unsafe { c.submit_one("send_zc", s) }?;
     c.wait_final(1);
     c.record(1);
     let got = c.peer_wait(p, 5);
@@ -177,7 +195,9 @@ pub fn sendmsg(c: &mut Ctx) -> R {
     let mut s = raw(abi::IORING_OP_SENDMSG, fd, 1);
     s.addr = mh as u64;
     s.len = 1;
-    call(c, "sendmsg", s)?;
+    // SAFETY: the msghdr (`mh`), its iovecs (`iov`) and their buffers (`a`, `b`) are context
+    // memory, alive until the context drops, after the backend.
+    unsafe { call(c, "sendmsg", s) }?;
     c.record(1);
     let got = c.peer_wait(p, 30);
     record_peer(c, "peer received", &got, &data, true);

@@ -3,15 +3,18 @@
 use ringline_ring::abi::{self, IOSQE_IO_LINK};
 use ringline_ring::opcode;
 
-use super::{call, pattern, raw, R};
+use super::{call, call_safe, pattern, raw, R};
 use crate::Ctx;
 
 pub fn fires(c: &mut Ctx) -> R {
     let ts = c.timespec_ms(20);
-    c.submit_one(
-        "timeout(20 ms)",
-        opcode::Timeout::new(ts).user_data(1).build(),
-    )?;
+    // SAFETY: `ts` is context memory, alive until the context drops, after the backend.
+    unsafe {
+        c.submit_one(
+            "timeout(20 ms)",
+            opcode::Timeout::new(ts).user_data(1).build(),
+        )
+    }?;
     c.wait_final(1);
     c.record(1);
     Ok(())
@@ -19,13 +22,16 @@ pub fn fires(c: &mut Ctx) -> R {
 
 pub fn count(c: &mut Ctx) -> R {
     let ts = c.timespec_ms(10_000);
-    c.submit_one(
-        "timeout(10 s, count 2)",
-        opcode::Timeout::new(ts).count(2).user_data(1).build(),
-    )?;
+    // SAFETY: `ts` is context memory, alive until the context drops, after the backend.
+    unsafe {
+        c.submit_one(
+            "timeout(10 s, count 2)",
+            opcode::Timeout::new(ts).count(2).user_data(1).build(),
+        )
+    }?;
     c.quiet();
-    c.submit_one("nop 1", opcode::Nop::new().user_data(2).build())?;
-    c.submit_one("nop 2", opcode::Nop::new().user_data(3).build())?;
+    c.submit_one_safe("nop 1", opcode::Nop::new().user_data(2).build())?;
+    c.submit_one_safe("nop 2", opcode::Nop::new().user_data(3).build())?;
     c.wait_finals(&[1, 2, 3]);
     c.record_order(&[1, 2, 3]);
     Ok(())
@@ -34,17 +40,20 @@ pub fn count(c: &mut Ctx) -> R {
 /// A TIMEOUT of 10 s (user_data 1), submitted and settled.
 fn pending_timeout(c: &mut Ctx) -> R {
     let ts = c.timespec_ms(10_000);
-    c.submit_one(
-        "timeout(10 s)",
-        opcode::Timeout::new(ts).user_data(1).build(),
-    )?;
+    // SAFETY: `ts` is context memory, alive until the context drops, after the backend.
+    unsafe {
+        c.submit_one(
+            "timeout(10 s)",
+            opcode::Timeout::new(ts).user_data(1).build(),
+        )
+    }?;
     c.quiet();
     Ok(())
 }
 
 pub fn cancel(c: &mut Ctx) -> R {
     pending_timeout(c)?;
-    c.submit_one("cancel", opcode::AsyncCancel::new(1).user_data(2).build())?;
+    c.submit_one_safe("cancel", opcode::AsyncCancel::new(1).user_data(2).build())?;
     c.wait_finals(&[1, 2]);
     c.record_order(&[1, 2]);
     Ok(())
@@ -54,7 +63,8 @@ pub fn remove(c: &mut Ctx) -> R {
     pending_timeout(c)?;
     let mut s = raw(abi::IORING_OP_TIMEOUT_REMOVE, -1, 2);
     s.addr = 1;
-    c.submit_one("timeout_remove", s)?;
+    // SAFETY: a TIMEOUT_REMOVE names no memory (its addr is a user_data).
+    unsafe { c.submit_one("timeout_remove", s) }?;
     c.wait_finals(&[1, 2]);
     c.record_order(&[1, 2]);
     Ok(())
@@ -66,14 +76,18 @@ fn recv_guarded(c: &mut Ctx, ms: u64, label: &str) -> Result<crate::backend::Pee
     let (fd, p) = c.backend().app_conn()?;
     let buf = c.mem(64);
     let ts = c.timespec_ms(ms);
-    c.push(
-        "recv",
-        opcode::Recv::new(fd, buf, 64)
-            .sqe_flags(IOSQE_IO_LINK)
-            .user_data(1)
-            .build(),
-    )?;
-    c.push(label, opcode::LinkTimeout::new(ts).user_data(2).build())?;
+    // SAFETY: `buf` is context memory, alive until the context drops, after the backend.
+    unsafe {
+        c.push(
+            "recv",
+            opcode::Recv::new(fd, buf, 64)
+                .sqe_flags(IOSQE_IO_LINK)
+                .user_data(1)
+                .build(),
+        )
+    }?;
+    // SAFETY: `ts` is context memory, alive until the context drops, after the backend.
+    unsafe { c.push(label, opcode::LinkTimeout::new(ts).user_data(2).build()) }?;
     c.submit();
     Ok(p)
 }
@@ -100,24 +114,33 @@ pub fn link_later(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
     let (a, b) = (c.mem(64), c.mem(64));
     let ts = c.timespec_ms(20);
-    c.push(
-        "recv 1",
-        opcode::Recv::new(fd, a, 64)
-            .sqe_flags(IOSQE_IO_LINK)
-            .user_data(1)
-            .build(),
-    )?;
-    c.push(
-        "recv 2",
-        opcode::Recv::new(fd, b, 64)
-            .sqe_flags(IOSQE_IO_LINK)
-            .user_data(2)
-            .build(),
-    )?;
-    c.push(
-        "link_timeout(20 ms)",
-        opcode::LinkTimeout::new(ts).user_data(3).build(),
-    )?;
+    // SAFETY: `a` is context memory, alive until the context drops, after the backend.
+    unsafe {
+        c.push(
+            "recv 1",
+            opcode::Recv::new(fd, a, 64)
+                .sqe_flags(IOSQE_IO_LINK)
+                .user_data(1)
+                .build(),
+        )
+    }?;
+    // SAFETY: `b` is context memory, alive until the context drops, after the backend.
+    unsafe {
+        c.push(
+            "recv 2",
+            opcode::Recv::new(fd, b, 64)
+                .sqe_flags(IOSQE_IO_LINK)
+                .user_data(2)
+                .build(),
+        )
+    }?;
+    // SAFETY: `ts` is context memory, alive until the context drops, after the backend.
+    unsafe {
+        c.push(
+            "link_timeout(20 ms)",
+            opcode::LinkTimeout::new(ts).user_data(3).build(),
+        )
+    }?;
     c.submit();
     c.quiet();
     c.peer_send(p, &pattern(5, 60))?;
@@ -127,13 +150,13 @@ pub fn link_later(c: &mut Ctx) -> R {
 }
 
 pub fn nop(c: &mut Ctx) -> R {
-    call(c, "nop", opcode::Nop::new().user_data(1).build())?;
-    call(
+    call_safe(c, "nop", opcode::Nop::new().user_data(1).build())?;
+    call_safe(
         c,
         "nop(inject 42)",
         opcode::Nop::new().inject_result(42).user_data(2).build(),
     )?;
-    call(
+    call_safe(
         c,
         "nop(inject -ETIMEDOUT)",
         opcode::Nop::new()
@@ -147,13 +170,16 @@ pub fn nop(c: &mut Ctx) -> R {
 
 pub fn abs(c: &mut Ctx) -> R {
     let ts = c.timespec_abs_ms(20);
-    c.submit_one(
-        "timeout(abs, now + 20 ms)",
-        opcode::Timeout::new(ts)
-            .flags(abi::IORING_TIMEOUT_ABS)
-            .user_data(1)
-            .build(),
-    )?;
+    // SAFETY: `ts` is context memory, alive until the context drops, after the backend.
+    unsafe {
+        c.submit_one(
+            "timeout(abs, now + 20 ms)",
+            opcode::Timeout::new(ts)
+                .flags(abi::IORING_TIMEOUT_ABS)
+                .user_data(1)
+                .build(),
+        )
+    }?;
     c.wait_final(1);
     c.record(1);
     Ok(())
@@ -161,14 +187,17 @@ pub fn abs(c: &mut Ctx) -> R {
 
 pub fn multishot(c: &mut Ctx) -> R {
     let ts = c.timespec_ms(10);
-    c.submit_one(
-        "timeout(10 ms, multishot, 3)",
-        opcode::Timeout::new(ts)
-            .count(3)
-            .flags(abi::IORING_TIMEOUT_MULTISHOT)
-            .user_data(1)
-            .build(),
-    )?;
+    // SAFETY: `ts` is context memory, alive until the context drops, after the backend.
+    unsafe {
+        c.submit_one(
+            "timeout(10 ms, multishot, 3)",
+            opcode::Timeout::new(ts)
+                .count(3)
+                .flags(abi::IORING_TIMEOUT_MULTISHOT)
+                .user_data(1)
+                .build(),
+        )
+    }?;
     c.wait_final(1);
     c.record(1);
     Ok(())
@@ -177,17 +206,23 @@ pub fn multishot(c: &mut Ctx) -> R {
 pub fn update(c: &mut Ctx) -> R {
     pending_timeout(c)?;
     let short = c.timespec_ms(20);
-    c.submit_one(
-        "timeout_update(20 ms)",
-        opcode::TimeoutUpdate::new(1, short).user_data(2).build(),
-    )?;
+    // SAFETY: `short` is context memory, alive until the context drops, after the backend.
+    unsafe {
+        c.submit_one(
+            "timeout_update(20 ms)",
+            opcode::TimeoutUpdate::new(1, short).user_data(2).build(),
+        )
+    }?;
     c.wait_finals(&[1, 2]);
     c.record_order(&[1, 2]);
-    call(
-        c,
-        "timeout_update(unknown)",
-        opcode::TimeoutUpdate::new(99, short).user_data(3).build(),
-    )?;
+    // SAFETY: `short` is context memory, alive until the context drops, after the backend.
+    unsafe {
+        call(
+            c,
+            "timeout_update(unknown)",
+            opcode::TimeoutUpdate::new(99, short).user_data(3).build(),
+        )
+    }?;
     c.record(3);
     Ok(())
 }
@@ -196,13 +231,16 @@ pub fn link_update(c: &mut Ctx) -> R {
     recv_guarded(c, 10_000, "link_timeout(10 s)")?;
     c.quiet();
     let short = c.timespec_ms(20);
-    c.submit_one(
-        "link_timeout_update(20 ms)",
-        opcode::TimeoutUpdate::new(2, short)
-            .link()
-            .user_data(3)
-            .build(),
-    )?;
+    // SAFETY: `short` is context memory, alive until the context drops, after the backend.
+    unsafe {
+        c.submit_one(
+            "link_timeout_update(20 ms)",
+            opcode::TimeoutUpdate::new(2, short)
+                .link()
+                .user_data(3)
+                .build(),
+        )
+    }?;
     c.wait_finals(&[1, 2, 3]);
     c.record_order(&[1, 2, 3]);
     Ok(())
@@ -210,15 +248,18 @@ pub fn link_update(c: &mut Ctx) -> R {
 
 pub fn etime_success(c: &mut Ctx) -> R {
     let ts = c.timespec_ms(10);
-    c.push(
-        "timeout(10 ms, etime_success)",
-        opcode::Timeout::new(ts)
-            .flags(abi::IORING_TIMEOUT_ETIME_SUCCESS)
-            .sqe_flags(IOSQE_IO_LINK)
-            .user_data(1)
-            .build(),
-    )?;
-    c.push("nop", opcode::Nop::new().user_data(2).build())?;
+    // SAFETY: `ts` is context memory, alive until the context drops, after the backend.
+    unsafe {
+        c.push(
+            "timeout(10 ms, etime_success)",
+            opcode::Timeout::new(ts)
+                .flags(abi::IORING_TIMEOUT_ETIME_SUCCESS)
+                .sqe_flags(IOSQE_IO_LINK)
+                .user_data(1)
+                .build(),
+        )
+    }?;
+    c.push_safe("nop", opcode::Nop::new().user_data(2).build())?;
     c.submit();
     c.wait_finals(&[1, 2]);
     c.record_order(&[1, 2]);
@@ -240,16 +281,23 @@ pub fn bad_flags(c: &mut Ctx) -> R {
     ];
     for (i, (name, flags)) in cases.iter().enumerate() {
         let ud = 10 + i as u64;
-        call(
-            c,
-            name,
-            opcode::Timeout::new(ts).flags(*flags).user_data(ud).build(),
-        )?;
+        // SAFETY: `ts` is context memory, alive until the context drops, after the backend.
+        unsafe {
+            call(
+                c,
+                name,
+                opcode::Timeout::new(ts).flags(*flags).user_data(ud).build(),
+            )
+        }?;
         c.record(ud);
     }
-    let mut rm = opcode::TimeoutRemove::new(77).user_data(20).build();
+    let mut rm = opcode::TimeoutRemove::new(77)
+        .user_data(20)
+        .build()
+        .into_sqe();
     rm.op_flags = abi::IORING_TIMEOUT_ABS;
-    call(c, "timeout_remove(abs flag)", rm)?;
+    // SAFETY: a TIMEOUT_REMOVE names no memory (its addr is a user_data).
+    unsafe { call(c, "timeout_remove(abs flag)", rm) }?;
     c.record(20);
     Ok(())
 }

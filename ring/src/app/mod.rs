@@ -6,13 +6,36 @@
 //! `submit_and_wait`, `peek_cqe`, `wait_cqe`, `cqe_seen`, `cq_advance`, ...
 //!
 //! SQEs are built with the [`opcode`] builders (tokio io-uring style) and pushed with
-//! [`Ring::push`], or filled in place through [`Ring::get_sqe`]. CQE flags are read with
-//! the helpers in [`cqe`].
+//! [`Ring::push_safe`] or [`Ring::push`], or filled in place through [`Ring::get_sqe`].
+//! CQE flags are read with the helpers in [`cqe`].
+//!
+//! # Soundness: who keeps the memory an SQE names alive
+//!
+//! The engine reads and writes the memory an SQE names (a receive buffer, a
+//! `sockaddr`, a timespec, a poll's ready word) long after the call that queued it, so
+//! the borrow checker cannot see that use. As in the `io-uring` crate, the application
+//! promises it instead, by calling an `unsafe` function:
+//!
+//! * [`Ring::push`] (any [`Sqe`]) and [`Ring::get_sqe`] (an SQE filled in place) are
+//!   `unsafe`; their contract is stated on [`Ring::push`].
+//! * [`Ring::push_safe`] is safe: it takes only a [`SafeSqe`], which only the builders
+//!   of requests that name no memory return (NOP, SOCKET, LISTEN, CLOSE, SHUTDOWN,
+//!   POLL_ADD without ready word, POLL_REMOVE, ASYNC_CANCEL, TIMEOUT_REMOVE,
+//!   REMOVE_BUFFERS, ACCEPT without address, receives into provided buffers); see
+//!   [`opcode`].
+//! * Provided buffers are handed to the engine through the `unsafe`
+//!   [`BufRing::add`](crate::bufring::BufRing::add) /
+//!   [`advance`](crate::bufring::BufRing::advance), or a PROVIDE_BUFFERS SQE (which
+//!   names memory); a receive that selects one therefore names no memory itself.
+//!
+//! So a program with `#![forbid(unsafe_code)]` can drive the ring, but cannot make the
+//! engine read or write memory it does not own.
 
 use core::fmt;
 use std::time::{Duration, Instant};
 
 use crate::abi::{self, Cqe, Sqe};
+pub use crate::app::opcode::SafeSqe;
 use crate::bufring::{BufRing, BufRingConsumer, BufRingError};
 use crate::mem::HugePolicy;
 use crate::ring::AppRing;
@@ -154,7 +177,7 @@ impl From<BufRingError> for Errno {
     }
 }
 
-/// [`Ring::push`] found the submission queue full.
+/// [`Ring::push`] or [`Ring::push_safe`] found the submission queue full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("submission queue is full")]
 pub struct SqFull;
@@ -246,31 +269,70 @@ impl<D: Driver> Ring<D> {
     }
 
     /// The next free SQE, zeroed; `None` when the SQ is full (`io_uring_get_sqe`).
-    ///
-    /// Filling the SQE is safe; submitting it ([`Ring::submit`]) is where the promise of
-    /// [`Ring::push`] about the memory it names is made. Prefer `push` with a builder
-    /// from [`opcode`].
-    #[inline]
-    pub fn get_sqe(&mut self) -> Option<&mut Sqe> {
-        self.app.get_sqe()
-    }
-
-    /// Copies `sqe` into the next free SQ slot (not yet published: see [`Ring::submit`]).
+    /// Whatever the caller writes there is submitted by the next [`Ring::submit`] (or
+    /// any call that enters), like an SQE given to [`Ring::push`]. Prefer `push_safe` or
+    /// `push` with a builder from [`opcode`].
     ///
     /// # Safety
     ///
-    /// Every buffer and address the SQE names must be valid for the access its opcode
-    /// implies and stay valid (and not be accessed in a conflicting way by the
-    /// application) until the request's final CQE, the one without
-    /// `IORING_CQE_F_MORE`. Data only read at submission (a `sockaddr` for CONNECT or
-    /// BIND, a timespec) need only live until the submitting call returns
-    /// (`IORING_FEAT_SUBMIT_STABLE`). The engine reads and writes that memory only
-    /// through the `ringline` crate's audited `usermem` module.
+    /// The SQE as the caller leaves it is submitted, so the contract of [`Ring::push`]
+    /// applies to it: every buffer and address it names must stay valid as that
+    /// contract says.
+    #[inline]
+    pub unsafe fn get_sqe(&mut self) -> Option<&mut Sqe> {
+        // SAFETY: the caller takes on the push contract for what it writes (this
+        // function's).
+        unsafe { self.app.get_sqe() }
+    }
+
+    /// Copies `sqe` into the next free SQ slot (not yet published: see [`Ring::submit`]).
+    /// For requests that name no memory, [`Ring::push_safe`] needs no `unsafe`.
+    ///
+    /// # Safety
+    ///
+    /// The contract is io_uring's. Every buffer and address the SQE names must be valid
+    /// for the access its opcode implies (readable for what the engine sends or reads,
+    /// writable for what it receives or writes back) and stay valid, and not be accessed
+    /// by the application in a conflicting way, until the engine is done with it.
+    /// Keeping it so until the request's final CQE (the one without
+    /// `IORING_CQE_F_MORE`) is always enough. In detail:
+    ///
+    /// * buffers of RECV, SEND, READ, WRITE; the `msghdr` of RECVMSG and SENDMSG, its
+    ///   iovec array and the iovecs' buffers; ACCEPT's `sockaddr` and `socklen_t`; a
+    ///   coalesced poll's ready word: until the request's final CQE (for a zero-copy
+    ///   send, its notification);
+    /// * PROVIDE_BUFFERS' buffers: until the engine hands each one back in a CQE with
+    ///   `IORING_CQE_F_BUFFER` and its id, or REMOVE_BUFFERS removes it;
+    /// * data the engine reads once, when the request starts (BIND's and CONNECT's
+    ///   `sockaddr`, the timespec of TIMEOUT, LINK_TIMEOUT and a timeout update): for a
+    ///   request that starts as soon as it is submitted, until the engine has taken the
+    ///   SQE from the SQ (the submitting call returned `Ok` and [`Ring::sq_space_left`]
+    ///   counts the slot free again); for one that waits behind a link (any SQE after
+    ///   the first of an `IOSQE_IO_LINK` / `IOSQE_IO_HARDLINK` chain, every
+    ///   LINK_TIMEOUT among them) or a drain (`IOSQE_IO_DRAIN` on it or on an earlier
+    ///   request still in flight), until its CQE. Linux copies such data at
+    ///   submission in every case (`IORING_FEAT_SUBMIT_STABLE`); ringline reads it when
+    ///   the request starts.
+    ///
+    /// An SQE that names no memory (a null address, or an opcode without one) has
+    /// nothing to promise. The engine touches the memory only through the `ringline`
+    /// crate's audited `usermem` module, which also rejects null and wrapping ranges
+    /// with `-EFAULT`.
     #[inline]
     pub unsafe fn push(&mut self, sqe: &Sqe) -> Result<(), SqFull> {
-        let slot = self.app.get_sqe().ok_or(SqFull)?;
+        // SAFETY: the caller upholds the push contract for `sqe` (this function's),
+        // and the slot is overwritten whole.
+        let slot = unsafe { self.app.get_sqe() }.ok_or(SqFull)?;
         *slot = *sqe;
         Ok(())
+    }
+
+    /// Copies `sqe`, an SQE that names no application memory, into the next free SQ slot
+    /// (not yet published: see [`Ring::submit`]). Safe: only the [`opcode`] builders of
+    /// requests without addresses make a [`SafeSqe`].
+    #[inline]
+    pub fn push_safe(&mut self, sqe: &SafeSqe) -> Result<(), SqFull> {
+        self.app.push_safe(sqe)
     }
 
     fn needs_getevents(&self) -> bool {

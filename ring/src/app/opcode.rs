@@ -5,12 +5,74 @@
 //! are placed exactly where liburing's `io_uring_prep_*` puts them, so an SQE built here
 //! is byte-identical to the one a C program would submit.
 //!
-//! Building an SQE is safe; submitting one that names memory is not (see
-//! [`super::Ring::push`]).
+//! # Which requests are safe to submit
+//!
+//! Building an SQE is always safe; what `build` returns says whether submitting it is:
+//!
+//! * Requests that name no application memory build a [`SafeSqe`], which
+//!   [`Ring::push_safe`](super::Ring::push_safe) submits from safe code: NOP, SOCKET,
+//!   LISTEN, ACCEPT without a peer address ([`AcceptNoAddr`], [`AcceptMulti`]),
+//!   receives into provided buffers ([`RecvSelect`], [`RecvMulti`]), CLOSE, SHUTDOWN,
+//!   POLL_ADD without a ready word, POLL_REMOVE, ASYNC_CANCEL, REMOVE_BUFFERS and
+//!   TIMEOUT_REMOVE. Their address fields hold only `user_data` values or zero. A
+//!   receive into provided buffers writes to memory the application handed over
+//!   earlier through an `unsafe` call (`BufRing::add` or a PROVIDE_BUFFERS SQE), whose
+//!   contract covers it.
+//! * Requests that name memory build a plain [`Sqe`], which only the `unsafe`
+//!   [`Ring::push`](super::Ring::push) accepts: BIND and CONNECT (a `sockaddr`), ACCEPT
+//!   with an address ([`Accept`]), RECV and SEND with a buffer, POLL_ADD with a ready
+//!   word ([`PollAddWord`]), PROVIDE_BUFFERS, and TIMEOUT, LINK_TIMEOUT and the
+//!   timeout update (a timespec). The caller promises the memory outlives its use; see
+//!   `Ring::push`.
 
 use crate::abi::{self, Sqe};
 
 pub use super::Timespec;
+
+/// An SQE that names no application memory, so safe code may submit it
+/// ([`Ring::push_safe`](super::Ring::push_safe)).
+///
+/// Only the builders of this module make one (the field is private and there is no
+/// other constructor), and only for requests whose SQE carries no address: its address
+/// fields hold zero or `user_data` values, which the engine never dereferences. It
+/// reads as an [`Sqe`] (`Deref`, `AsRef`) and converts into one, but cannot be changed:
+/// a changed SQE might name memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "an SQE does nothing until pushed"]
+pub struct SafeSqe(Sqe);
+
+impl SafeSqe {
+    /// The SQE.
+    pub fn sqe(&self) -> &Sqe {
+        &self.0
+    }
+
+    /// The SQE, by value (for the `unsafe` path or to inspect or change it; a changed
+    /// copy is an ordinary `Sqe`).
+    pub fn into_sqe(self) -> Sqe {
+        self.0
+    }
+}
+
+impl core::ops::Deref for SafeSqe {
+    type Target = Sqe;
+
+    fn deref(&self) -> &Sqe {
+        &self.0
+    }
+}
+
+impl AsRef<Sqe> for SafeSqe {
+    fn as_ref(&self) -> &Sqe {
+        &self.0
+    }
+}
+
+impl From<SafeSqe> for Sqe {
+    fn from(s: SafeSqe) -> Sqe {
+        s.0
+    }
+}
 
 /// A pointer as an SQE address. The provenance is exposed so the engine can turn the
 /// integer back into a pointer (the `ringline` crate's `usermem` module).
@@ -19,7 +81,33 @@ fn addr_of<T>(p: *const T) -> u64 {
 }
 
 macro_rules! builder {
+    // A request that names no memory: `build` returns a `SafeSqe`.
     ($(#[$doc:meta])* $name:ident = $code:path) => {
+        builder!(@common $(#[$doc])* $name = $code);
+
+        impl $name {
+            /// The SQE; it names no application memory, so safe code may submit it
+            /// ([`Ring::push_safe`](super::Ring::push_safe)).
+            pub fn build(self) -> SafeSqe {
+                SafeSqe(self.sqe)
+            }
+        }
+    };
+    // A request that names memory: `build` returns a plain `Sqe`, for the
+    // unsafe `Ring::push`.
+    ($(#[$doc:meta])* $name:ident = $code:path, names_memory) => {
+        builder!(@common $(#[$doc])* $name = $code);
+
+        impl $name {
+            /// The SQE. It names application memory: submit it with the `unsafe`
+            /// [`Ring::push`](super::Ring::push), whose contract says how long that
+            /// memory must stay valid.
+            pub fn build(self) -> Sqe {
+                self.sqe
+            }
+        }
+    };
+    (@common $(#[$doc:meta])* $name:ident = $code:path) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         #[must_use = "an SQE builder does nothing until built and pushed"]
@@ -48,15 +136,13 @@ macro_rules! builder {
             }
 
             /// Adds `IOSQE_*` flags (`IOSQE_IO_LINK`, `IOSQE_CQE_SKIP_SUCCESS`, ...),
-            /// OR-ed with any the builder set itself.
+            /// OR-ed with any the builder set itself. No flag makes the engine
+            /// dereference a field: `IOSQE_BUFFER_SELECT` takes a provided buffer
+            /// (memory handed over under `BufRing::add`'s or PROVIDE_BUFFERS'
+            /// contract), `IOSQE_FIXED_FILE` is refused.
             pub fn sqe_flags(mut self, flags: u8) -> Self {
                 self.sqe.flags |= flags;
                 self
-            }
-
-            /// The SQE.
-            pub fn build(self) -> Sqe {
-                self.sqe
             }
         }
     };
@@ -106,7 +192,8 @@ impl Socket {
 builder! {
     /// Bind a socket (`IORING_OP_BIND`, `io_uring_prep_bind`): addr = sockaddr,
     /// off = addrlen.
-    Bind = abi::IORING_OP_BIND
+    Bind = abi::IORING_OP_BIND,
+    names_memory
 }
 
 impl Bind {
@@ -137,11 +224,14 @@ builder! {
     /// Accept a connection (`IORING_OP_ACCEPT`, `io_uring_prep_accept`): addr =
     /// `sockaddr *`, off = `socklen_t *`, accept_flags in `op_flags`. `res` is the new
     /// socket.
-    Accept = abi::IORING_OP_ACCEPT
+    Accept = abi::IORING_OP_ACCEPT,
+    names_memory
 }
 
 impl Accept {
-    /// `accept4(fd, addr, addrlen, 0)`; `addr`/`addrlen` may be null.
+    /// `accept4(fd, addr, addrlen, 0)`: the peer address is written to `*addr` (up to
+    /// `*addrlen` bytes) and its length to `*addrlen` when the connection is accepted.
+    /// Without an address, [`AcceptNoAddr`] builds the same SQE safely.
     pub fn new(fd: i32, addr: *mut libc::sockaddr, addrlen: *mut libc::socklen_t) -> Self {
         let mut b = Self::base(fd);
         b.sqe.addr = addr_of(addr);
@@ -151,6 +241,33 @@ impl Accept {
 
     /// Multishot (`ioprio |= IORING_ACCEPT_MULTISHOT`,
     /// `io_uring_prep_multishot_accept`): one CQE with `F_MORE` per connection.
+    pub fn multishot(mut self) -> Self {
+        self.sqe.ioprio |= abi::IORING_ACCEPT_MULTISHOT;
+        self
+    }
+
+    /// accept4 flags (`SOCK_NONBLOCK`, `SOCK_CLOEXEC`).
+    pub fn flags(mut self, flags: i32) -> Self {
+        self.sqe.op_flags = flags as u32;
+        self
+    }
+}
+
+builder! {
+    /// Accept a connection without its peer address (`IORING_OP_ACCEPT`,
+    /// `io_uring_prep_accept(sqe, fd, NULL, NULL, 0)`): names no memory. `res` is the
+    /// new socket.
+    AcceptNoAddr = abi::IORING_OP_ACCEPT
+}
+
+impl AcceptNoAddr {
+    /// `accept4(fd, NULL, NULL, 0)`.
+    pub fn new(fd: i32) -> Self {
+        Self::base(fd)
+    }
+
+    /// Multishot (`ioprio |= IORING_ACCEPT_MULTISHOT`): one CQE with `F_MORE` per
+    /// connection, as [`AcceptMulti`].
     pub fn multishot(mut self) -> Self {
         self.sqe.ioprio |= abi::IORING_ACCEPT_MULTISHOT;
         self
@@ -187,7 +304,8 @@ impl AcceptMulti {
 builder! {
     /// Connect a socket (`IORING_OP_CONNECT`, `io_uring_prep_connect`): addr =
     /// sockaddr, off = addrlen.
-    Connect = abi::IORING_OP_CONNECT
+    Connect = abi::IORING_OP_CONNECT,
+    names_memory
 }
 
 impl Connect {
@@ -203,7 +321,8 @@ impl Connect {
 builder! {
     /// Receive (`IORING_OP_RECV`, `io_uring_prep_recv`): addr/len = buffer, msg_flags
     /// in `op_flags`; or from a provided-buffer group with [`Recv::buf_group`].
-    Recv = abi::IORING_OP_RECV
+    Recv = abi::IORING_OP_RECV,
+    names_memory
 }
 
 impl Recv {
@@ -221,12 +340,40 @@ impl Recv {
         self
     }
 
-    /// Take the buffer from provided-buffer group `bgid` (`IOSQE_BUFFER_SELECT`,
-    /// addr 0, `buf_group = bgid`; `len` caps the bytes received).
-    pub fn buf_group(mut self, bgid: u16) -> Self {
-        self.sqe.addr = 0;
-        self.sqe.flags |= abi::IOSQE_BUFFER_SELECT;
-        self.sqe.buf_index = bgid;
+    /// Take the buffer from provided-buffer group `bgid` instead (`IOSQE_BUFFER_SELECT`,
+    /// addr 0, `buf_group = bgid`; `len` caps the bytes received): the buffer given to
+    /// [`Recv::new`] is dropped from the SQE, which then names no memory.
+    pub fn buf_group(self, bgid: u16) -> RecvSelect {
+        let mut b = RecvSelect { sqe: self.sqe };
+        b.sqe.addr = 0;
+        b.sqe.flags |= abi::IOSQE_BUFFER_SELECT;
+        b.sqe.buf_index = bgid;
+        b
+    }
+}
+
+builder! {
+    /// Receive into a buffer the engine takes from a provided-buffer group
+    /// (`IORING_OP_RECV` with `IOSQE_BUFFER_SELECT`, `io_uring_prep_recv(sqe, fd, NULL,
+    /// len, 0)` + `buf_group`): addr 0, so the SQE names no memory; the CQE carries
+    /// `IORING_CQE_F_BUFFER` and the buffer id. Also made by [`Recv::buf_group`].
+    RecvSelect = abi::IORING_OP_RECV
+}
+
+impl RecvSelect {
+    /// One receive on `fd` of at most `len` bytes (0: the buffer's size) into a
+    /// buffer from group `bgid`.
+    pub fn new(fd: i32, bgid: u16, len: u32) -> Self {
+        let mut b = Self::base(fd);
+        b.sqe.len = len;
+        b.sqe.flags = abi::IOSQE_BUFFER_SELECT;
+        b.sqe.buf_index = bgid;
+        b
+    }
+
+    /// recv flags (`MSG_WAITALL`, `MSG_DONTWAIT`, ...).
+    pub fn flags(mut self, msg_flags: i32) -> Self {
+        self.sqe.op_flags = msg_flags as u32;
         self
     }
 }
@@ -257,7 +404,8 @@ impl RecvMulti {
 builder! {
     /// Send (`IORING_OP_SEND`, `io_uring_prep_send`): addr/len = buffer, msg_flags in
     /// `op_flags`.
-    Send = abi::IORING_OP_SEND
+    Send = abi::IORING_OP_SEND,
+    names_memory
 }
 
 impl Send {
@@ -327,7 +475,8 @@ impl PollAdd {
     /// ringline's coalesced persistent poll (`len |= RINGLINE_POLL_COALESCED`): at most
     /// one outstanding CQE per socket (uepoll semantics, see the stack's docs). Sets the
     /// flag bit only; the engine also needs `IORING_POLL_ADD_MULTI` and the ready word
-    /// in `addr`, which [`PollAdd::ready_word`] sets in one go.
+    /// in `addr`, which [`PollAdd::ready_word`] sets in one go (without the word the
+    /// engine answers `-EFAULT`).
     pub fn coalesced(mut self) -> Self {
         self.sqe.len |= abi::RINGLINE_POLL_COALESCED;
         self
@@ -336,12 +485,33 @@ impl PollAdd {
     /// Coalesced persistent poll with its ready word: `addr = word`,
     /// `len |= IORING_POLL_ADD_MULTI | RINGLINE_POLL_COALESCED`. The engine `fetch_or`s
     /// the ready events into `*word` and posts a CQE only when the word was 0; the app
-    /// handles the event and clears the word with [`super::take_ready`]. The word must
-    /// stay valid until the poll's final CQE (the contract of [`super::Ring::push`]).
-    pub fn ready_word(mut self, word: *const core::sync::atomic::AtomicU32) -> Self {
-        self.sqe.addr = addr_of(word);
-        self.sqe.len |= abi::IORING_POLL_ADD_MULTI | abi::RINGLINE_POLL_COALESCED;
-        self
+    /// handles the event and clears the word with [`super::take_ready`]. The SQE now
+    /// names the word, which must stay valid until the poll's final CQE (the contract
+    /// of [`super::Ring::push`]).
+    pub fn ready_word(self, word: *const core::sync::atomic::AtomicU32) -> PollAddWord {
+        let mut b = PollAddWord { sqe: self.sqe };
+        b.sqe.addr = addr_of(word);
+        b.sqe.len |= abi::IORING_POLL_ADD_MULTI | abi::RINGLINE_POLL_COALESCED;
+        b
+    }
+}
+
+builder! {
+    /// ringline's coalesced persistent poll with its ready word (`IORING_OP_POLL_ADD`,
+    /// `addr` = the word, `len = IORING_POLL_ADD_MULTI | RINGLINE_POLL_COALESCED`; see
+    /// [`PollAdd::ready_word`], which also makes one). Names the word.
+    PollAddWord = abi::IORING_OP_POLL_ADD,
+    names_memory
+}
+
+impl PollAddWord {
+    /// Coalesced persistent poll of `fd` for `events`, accumulating them in `*word`.
+    pub fn new(fd: i32, events: u32, word: *const core::sync::atomic::AtomicU32) -> Self {
+        let mut b = Self::base(fd);
+        b.sqe.op_flags = events;
+        b.sqe.addr = addr_of(word);
+        b.sqe.len = abi::IORING_POLL_ADD_MULTI | abi::RINGLINE_POLL_COALESCED;
+        b
     }
 }
 
@@ -427,7 +597,8 @@ builder! {
     /// Provide legacy buffers (`IORING_OP_PROVIDE_BUFFERS`,
     /// `io_uring_prep_provide_buffers`): fd = count, addr = base, len = size of each,
     /// off = first bid, buf_group = bgid.
-    ProvideBuffers = abi::IORING_OP_PROVIDE_BUFFERS
+    ProvideBuffers = abi::IORING_OP_PROVIDE_BUFFERS,
+    names_memory
 }
 
 impl ProvideBuffers {
@@ -460,7 +631,8 @@ impl RemoveBuffers {
 builder! {
     /// A timeout (`IORING_OP_TIMEOUT`, `io_uring_prep_timeout`): addr = timespec,
     /// len 1, off = completion count, timeout flags in `op_flags`.
-    Timeout = abi::IORING_OP_TIMEOUT
+    Timeout = abi::IORING_OP_TIMEOUT,
+    names_memory
 }
 
 impl Timeout {
@@ -488,7 +660,8 @@ impl Timeout {
 builder! {
     /// A timeout on the previous linked SQE (`IORING_OP_LINK_TIMEOUT`,
     /// `io_uring_prep_link_timeout`): addr = timespec, len 1.
-    LinkTimeout = abi::IORING_OP_LINK_TIMEOUT
+    LinkTimeout = abi::IORING_OP_LINK_TIMEOUT,
+    names_memory
 }
 
 impl LinkTimeout {
@@ -527,7 +700,8 @@ builder! {
     /// (`IORING_OP_TIMEOUT_REMOVE` with `IORING_TIMEOUT_UPDATE`,
     /// `io_uring_prep_timeout_update` / `_link_timeout_update`): addr = the
     /// timeout's user_data, addr2 (`off`) = the new timespec.
-    TimeoutUpdate = abi::IORING_OP_TIMEOUT_REMOVE
+    TimeoutUpdate = abi::IORING_OP_TIMEOUT_REMOVE,
+    names_memory
 }
 
 impl TimeoutUpdate {
@@ -609,6 +783,17 @@ mod tests {
     }
 
     #[test]
+    fn safe_sqe_reads_as_its_sqe() {
+        let safe = Close::new(3).user_data(4).build();
+        let sqe: Sqe = safe.into();
+        assert_eq!(*safe, sqe);
+        assert_eq!(safe.sqe(), &sqe);
+        assert_eq!(safe.as_ref(), &sqe);
+        assert_eq!(safe.into_sqe(), sqe);
+        assert_eq!((sqe.opcode, sqe.fd, sqe.user_data), (IORING_OP_CLOSE, 3, 4));
+    }
+
+    #[test]
     fn nop_inject_result() {
         let b = bytes(&Nop::new().inject_result(-105).build());
         assert_eq!(u32_at(&b, OP_FLAGS), IORING_NOP_INJECT_RESULT);
@@ -663,6 +848,22 @@ mod tests {
         assert_eq!(u8_at(&b, OPCODE), IORING_OP_ACCEPT);
         assert_eq!(u16_at(&b, IOPRIO), IORING_ACCEPT_MULTISHOT);
         assert_eq!((u64_at(&b, ADDR), u64_at(&b, OFF)), (0, 0));
+
+        // Without an address: the same bytes as Accept with null pointers.
+        let null = (core::ptr::null_mut(), core::ptr::null_mut());
+        assert_eq!(
+            AcceptNoAddr::new(4)
+                .flags(libc::SOCK_CLOEXEC)
+                .build()
+                .into_sqe(),
+            Accept::new(4, null.0, null.1)
+                .flags(libc::SOCK_CLOEXEC)
+                .build()
+        );
+        assert_eq!(
+            AcceptNoAddr::new(4).multishot().user_data(9).build(),
+            AcceptMulti::new(4).user_data(9).build()
+        );
     }
 
     fn zero_sockaddr() -> libc::sockaddr_in {
@@ -686,6 +887,15 @@ mod tests {
         assert_eq!(u8_at(&b, FLAGS), IOSQE_BUFFER_SELECT);
         assert_eq!(u16_at(&b, BUF_INDEX), 9);
         assert_eq!(u32_at(&b, LEN), 64);
+
+        // RecvSelect::new is Recv::buf_group without the buffer.
+        assert_eq!(
+            RecvSelect::new(7, 9, 64).flags(libc::MSG_WAITALL).build(),
+            Recv::new(7, p, 64)
+                .flags(libc::MSG_WAITALL)
+                .buf_group(9)
+                .build()
+        );
 
         let b = bytes(&RecvMulti::new(7, 3).sqe_flags(IOSQE_IO_LINK).build());
         assert_eq!(u8_at(&b, OPCODE), IORING_OP_RECV);
@@ -735,6 +945,10 @@ mod tests {
             IORING_POLL_ADD_MULTI | RINGLINE_POLL_COALESCED
         );
         assert_eq!(u32_at(&b, OP_FLAGS), ev);
+        assert_eq!(
+            PollAddWord::new(5, ev, &word).user_data(3).build(),
+            PollAdd::new(5, ev).user_data(3).ready_word(&word).build()
+        );
 
         let b = bytes(&PollRemove::new(77).build());
         assert_eq!(u8_at(&b, OPCODE), IORING_OP_POLL_REMOVE);

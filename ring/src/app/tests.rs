@@ -95,8 +95,7 @@ fn ring(sq: u32, cq: u32, defer: bool) -> Ring<Fake> {
 }
 
 fn push_nop(r: &mut Ring<Fake>, ud: u64) {
-    // SAFETY: a NOP names no memory.
-    unsafe { r.push(&Nop::new().user_data(ud).build()) }.unwrap();
+    r.push_safe(&Nop::new().user_data(ud).build()).unwrap();
 }
 
 #[test]
@@ -105,9 +104,10 @@ fn submit_then_completions() {
     for ud in 1..=3 {
         push_nop(&mut r, ud);
     }
-    // SAFETY: a NOP names no memory.
-    unsafe { r.push(&Nop::new().inject_result(-105).user_data(4).build()) }.unwrap();
-    // SAFETY: a NOP names no memory.
+    r.push_safe(&Nop::new().inject_result(-105).user_data(4).build())
+        .unwrap();
+    assert_eq!(r.push_safe(&Nop::new().build()), Err(SqFull));
+    // SAFETY: a NOP names no memory (the unsafe path takes any SQE).
     assert_eq!(unsafe { r.push(&Nop::new().build()) }, Err(SqFull));
     assert_eq!(r.sq_space_left(), 0);
     assert_eq!(r.submit(), Ok(4));
@@ -252,7 +252,9 @@ fn overflow_makes_submit_and_peek_enter_with_getevents() {
 fn unknown_opcode_result_and_get_sqe() {
     let mut r = ring(2, 4, false);
     let mut buf = [0u8; 8];
-    let sqe = r.get_sqe().unwrap();
+    // SAFETY: `buf` outlives the request: it lives to the end of the test, and the
+    // fake engine completes the RECV (with -EINVAL) inside this submit.
+    let sqe = unsafe { r.get_sqe() }.unwrap();
     *sqe = Recv::new(3, buf.as_mut_ptr(), 8).user_data(3).build();
     r.submit().unwrap();
     let c = r.wait_cqe().unwrap();
@@ -268,7 +270,9 @@ fn buf_ring_registration() {
     assert_eq!(br.entries(), 8);
     assert_eq!(r.register_buf_ring(8, 1).unwrap_err(), Errno(libc::EEXIST));
     assert_eq!(r.register_buf_ring(3, 2).unwrap_err(), Errno::EINVAL);
-    br.add_and_advance(0x1000, 64, 5);
+    // SAFETY: the address is never dereferenced: the fake engine only peeks at the
+    // entry.
+    unsafe { br.add_and_advance(0x1000, 64, 5) };
     let c = r.driver_mut().bufs.get_mut(&1).unwrap();
     assert_eq!(c.available(), 1);
     assert_eq!(c.peek().unwrap().bid, 5);

@@ -1,10 +1,11 @@
-//! Properties: every builder's SQE decodes to what it built, and the
-//! engine answers every SQE decode rejects with decode's errno.
+//! Properties: every builder's SQE decodes to what it built (and one a
+//! builder calls safe, a `SafeSqe`, to a request that names no memory), and
+//! the engine answers every SQE decode rejects with decode's errno.
 
 use super::*;
 use proptest::prelude::*;
 use ringline_ring::opcode;
-use ringline_ring::opcode::Timespec;
+use ringline_ring::opcode::{SafeSqe, Timespec};
 use std::ptr::{without_provenance, without_provenance_mut};
 
 // ---- decode against the engine ----
@@ -102,6 +103,9 @@ fn arb_sqe() -> impl Strategy<Value = Sqe> {
 }
 
 /// What a fresh engine answers to `sqe` alone (`None`: no CQE).
+///
+/// `sqe` must name no memory the engine would touch (as `arb_sqe`'s do).
+#[allow(unsafe_code)] // Any SQE: only the unsafe path takes one.
 fn engine_res(sqe: Sqe) -> Option<i32> {
     use ringline_dataplane::{LoopbackWire, WireConfig};
     use ringline_ring::ring::{new_ring, RingConfig};
@@ -110,7 +114,11 @@ fn engine_res(sqe: Sqe) -> Option<i32> {
     let clock = crate::Clock::manual().0;
     let mut e =
         crate::engine::Engine::new(nic, eng, crate::EngineConfig::default(), clock).unwrap();
-    *app.get_sqe().unwrap() = sqe;
+    // SAFETY: `arb_sqe` SQEs make the engine touch no memory (see there): this
+    // engine has no sockets, so socket ops stop at the fd lookup; the pointers it
+    // would read at once are null; PROVIDE_BUFFERS only records its addresses, and
+    // no receive can take a buffer without a socket.
+    *unsafe { app.get_sqe() }.unwrap() = sqe;
     app.flush_sq();
     e.step(0);
     app.peek_cqe().map(|c| c.res)
@@ -164,16 +172,83 @@ fn ptr<T>(a: u64) -> *const T {
     without_provenance(a as usize)
 }
 
-/// Decodes `built` and checks it against the expected header and request.
-fn check(built: Sqe, ud: u64, fd: i32, flags: u8, req: Request) -> Result<(), TestCaseError> {
+/// What a builder returns: a [`SafeSqe`] (the builder says the request names no
+/// memory; `Ring::push_safe` takes it) or a plain [`Sqe`] (`Ring::push` only).
+trait Built {
+    fn sqe(&self) -> Sqe;
+    fn says_safe(&self) -> bool;
+}
+
+impl Built for Sqe {
+    fn sqe(&self) -> Sqe {
+        *self
+    }
+    fn says_safe(&self) -> bool {
+        false
+    }
+}
+
+impl Built for SafeSqe {
+    fn sqe(&self) -> Sqe {
+        *self.sqe()
+    }
+    fn says_safe(&self) -> bool {
+        true
+    }
+}
+
+/// The application addresses executing `req` may make the engine read or write
+/// (through `usermem`), zeros left out. Exhaustive, so a new request kind has to
+/// say what it names.
+fn memory_named(req: &Request) -> Vec<u64> {
+    let addrs = match req {
+        Request::Nop { .. }
+        | Request::Socket { .. }
+        | Request::Listen { .. }
+        | Request::Close
+        | Request::Shutdown { .. }
+        | Request::PollRemove { .. }
+        | Request::Cancel(_)
+        | Request::RemoveBuffers { .. } => vec![],
+        Request::Bind { addr, .. } | Request::Connect { addr, .. } => vec![*addr],
+        Request::Accept(a) => vec![a.addr, a.addrlen],
+        // With a group the buffer is a provided one (handed over by an unsafe
+        // call), but `addr` still matters to RECVMSG (its msghdr): list it.
+        Request::Recv(r) => vec![r.addr],
+        Request::Send(s) => vec![s.addr],
+        Request::PollAdd { mode, .. } => match mode {
+            PollMode::Coalesced { word } => vec![*word],
+            PollMode::OneShot | PollMode::Multi => vec![],
+        },
+        Request::ProvideBuffers { addr, .. } => vec![*addr],
+        Request::Timeout(t) | Request::LinkTimeout(t) => vec![t.ts_addr],
+        Request::TimeoutRemove { update, .. } => update.iter().map(|u| u.ts_addr).collect(),
+    };
+    addrs.into_iter().filter(|&a| a != 0).collect()
+}
+
+/// Decodes `built` and checks it against the expected header and request; a
+/// [`SafeSqe`] must also decode to a request that names no memory.
+fn check(
+    built: impl Built,
+    ud: u64,
+    fd: i32,
+    flags: u8,
+    req: Request,
+) -> Result<(), TestCaseError> {
+    let sqe = built.sqe();
     let want = Submission {
         user_data: ud,
         fd,
-        opcode: built.opcode,
+        opcode: sqe.opcode,
         flags,
         req,
     };
-    prop_assert_eq!(Submission::decode(&built), Ok(want));
+    let got = Submission::decode(&sqe);
+    prop_assert_eq!(got, Ok(want));
+    if built.says_safe() {
+        prop_assert_eq!(memory_named(&want.req), vec![], "a SafeSqe names memory");
+    }
     Ok(())
 }
 
@@ -226,8 +301,12 @@ proptest! {
             nonblock: nb, cloexec: ce,
         };
         check(b.build(), ud, fd, f, Request::Accept(want))?;
+        let b = opcode::AcceptNoAddr::new(fd).flags(af).user_data(ud).sqe_flags(f);
+        let b = if multi { b.multishot() } else { b };
+        let want = Accept { addr: 0, addrlen: 0, ..want };
+        check(b.build(), ud, fd, f, Request::Accept(want))?;
         let b = opcode::AcceptMulti::new(fd).flags(af).user_data(ud).sqe_flags(f);
-        let want = Accept { addr: 0, addrlen: 0, multishot: true, ..want };
+        let want = Accept { multishot: true, ..want };
         check(b.build(), ud, fd, f, Request::Accept(want))?;
     }
 
@@ -237,15 +316,20 @@ proptest! {
         len in any::<u32>(), mf in any::<i32>(), group in proptest::option::of(any::<u16>()),
     ) {
         let b = opcode::Recv::new(fd, mut_ptr(a), len).flags(mf).user_data(ud).sqe_flags(f);
-        let (b, addr, sf) = match group {
-            Some(g) => (b.buf_group(g), 0, f | IOSQE_BUFFER_SELECT),
-            None => (b, a, f),
-        };
         let want = Recv {
-            kind: RecvKind::Recv, addr, len, msg_flags: mf as u32, group,
+            kind: RecvKind::Recv, addr: a, len, msg_flags: mf as u32, group,
             multishot: false, poll_first: false,
         };
-        check(b.build(), ud, fd, sf, Request::Recv(want))?;
+        match group {
+            Some(g) => {
+                let want = Recv { addr: 0, ..want };
+                let sf = f | IOSQE_BUFFER_SELECT;
+                check(b.buf_group(g).build(), ud, fd, sf, Request::Recv(want))?;
+                let b = opcode::RecvSelect::new(fd, g, len).flags(mf).user_data(ud).sqe_flags(f);
+                check(b.build(), ud, fd, sf, Request::Recv(want))?;
+            }
+            None => check(b.build(), ud, fd, f, Request::Recv(want))?,
+        }
 
         let g = group.unwrap_or(0);
         let mf = mf & !libc::MSG_WAITALL;
@@ -279,21 +363,21 @@ proptest! {
         let word = word & !3;
         let b = opcode::PollAdd::new(fd, ev).user_data(ud);
         // A persistent poll may not skip its CQEs.
-        let (b, mode, f) = match mode {
-            0 => (b, PollMode::OneShot, f),
-            1 => (b.multi(), PollMode::Multi, f & !IOSQE_CQE_SKIP_SUCCESS),
-            2 => (
-                b.ready_word(ptr(word)),
-                PollMode::Coalesced { word },
-                f & !IOSQE_CQE_SKIP_SUCCESS,
-            ),
-            _ => (
-                b.multi().coalesced(),
-                PollMode::Coalesced { word: 0 },
-                f & !IOSQE_CQE_SKIP_SUCCESS,
-            ),
-        };
-        check(b.sqe_flags(f).build(), ud, fd, f, Request::PollAdd { events: ev, mode })?;
+        let pf = f & !IOSQE_CQE_SKIP_SUCCESS;
+        let add = |mode| Request::PollAdd { events: ev, mode };
+        match mode {
+            0 => check(b.sqe_flags(f).build(), ud, fd, f, add(PollMode::OneShot))?,
+            1 => check(b.multi().sqe_flags(pf).build(), ud, fd, pf, add(PollMode::Multi))?,
+            2 => {
+                let b = b.ready_word(ptr(word)).sqe_flags(pf);
+                check(b.build(), ud, fd, pf, add(PollMode::Coalesced { word }))?;
+            }
+            // Coalesced without its word: safe, the engine answers -EFAULT.
+            _ => {
+                let b = b.multi().coalesced().sqe_flags(pf);
+                check(b.build(), ud, fd, pf, add(PollMode::Coalesced { word: 0 }))?;
+            }
+        }
     }
 
     #[test]
