@@ -2,12 +2,15 @@
 #![deny(unsafe_code)]
 
 mod bench;
+mod bulk;
 mod demo;
 mod doctor;
 mod echo;
 mod http;
+mod kecho;
 mod loadgen;
 mod netcmd;
+mod relay;
 mod report;
 mod sys;
 mod transport;
@@ -42,6 +45,15 @@ enum Cmd {
     Loadgen(netcmd::LoadgenArgs),
     /// Checks hugepages, DPDK, IOMMU/vfio, bound NICs and permissions; prints fixes (reports only).
     Doctor(doctor::DoctorArgs),
+    /// Impairing Ethernet bridge between two Linux interfaces (AF_PACKET):
+    /// loss, delay, reordering, duplication, corruption, per direction, seeded.
+    Relay(relay::RelayArgs),
+    /// Bulk-transfer client on the kernel's TCP: sends a pattern, half-closes,
+    /// checks every byte echoed back; throughput and longest stall.
+    Bulk(bulk::BulkArgs),
+    /// Echo server on the kernel's TCP (std::net, a thread per connection),
+    /// the Linux side of side-by-side measurements.
+    KernelEcho(kecho::KernelEchoArgs),
 }
 
 fn main() {
@@ -53,6 +65,9 @@ fn main() {
         Cmd::Http(a) => netcmd::http(&a),
         Cmd::Loadgen(a) => netcmd::loadgen(&a),
         Cmd::Doctor(a) => doctor::run(&a),
+        Cmd::Relay(a) => relay::run(&a),
+        Cmd::Bulk(a) => bulk::run(&a),
+        Cmd::KernelEcho(a) => kecho::run(&a),
     };
     if let Err(e) = r {
         eprintln!("ringline: {e}");
