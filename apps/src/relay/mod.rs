@@ -71,11 +71,16 @@ pub struct RelayArgs {
     /// Print the counters as one JSON object.
     #[arg(long)]
     pub json: bool,
-    /// Write every frame the relay sends (both directions, after impairment,
-    /// so lost frames are missing) to this pcap file.
+    /// Write the first 128 bytes (all the headers) of every frame the relay
+    /// sends, both directions, after impairment (lost frames are missing) to
+    /// this pcap file.
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<std::path::PathBuf>,
 }
+
+/// Bytes of each frame kept in the pcap: Ethernet, IPv4 and TCP headers with
+/// options, a little payload.
+const PCAP_SNAPLEN: usize = 128;
 
 /// A pcap file (the classic format, microsecond timestamps, Ethernet).
 struct Pcap {
@@ -94,7 +99,7 @@ impl Pcap {
         hdr.extend_from_slice(&4u16.to_le_bytes());
         hdr.extend_from_slice(&0i32.to_le_bytes());
         hdr.extend_from_slice(&0u32.to_le_bytes());
-        hdr.extend_from_slice(&65_535u32.to_le_bytes());
+        hdr.extend_from_slice(&(PCAP_SNAPLEN as u32).to_le_bytes());
         hdr.extend_from_slice(&1u32.to_le_bytes()); // LINKTYPE_ETHERNET
         out.write_all(&hdr).map_err(|e| e.to_string())?;
         let epoch_us = std::time::SystemTime::now()
@@ -109,13 +114,14 @@ impl Pcap {
         let mut rec = [0u8; 16];
         rec[0..4].copy_from_slice(&((t / 1_000_000) as u32).to_le_bytes());
         rec[4..8].copy_from_slice(&((t % 1_000_000) as u32).to_le_bytes());
-        rec[8..12].copy_from_slice(&(frame.len() as u32).to_le_bytes());
+        let kept = &frame[..frame.len().min(PCAP_SNAPLEN)];
+        rec[8..12].copy_from_slice(&(kept.len() as u32).to_le_bytes());
         rec[12..16].copy_from_slice(&(frame.len() as u32).to_le_bytes());
         // A capture that cannot be written is not worth stopping the relay.
         let _ = self
             .out
             .write_all(&rec)
-            .and_then(|_| self.out.write_all(frame));
+            .and_then(|_| self.out.write_all(kept));
     }
 }
 
@@ -127,6 +133,9 @@ struct DirReport {
     spec: Spec,
     #[serde(flatten)]
     counters: Counters,
+    /// Frames the ingress interface dropped before the relay could see them
+    /// (its `rx_dropped` grew: a full backlog queue).
+    ingress_dropped: u64,
     /// Frames the egress interface itself dropped (its `tx_dropped` grew):
     /// a receiver that did not keep up.
     egress_dropped: u64,
@@ -150,12 +159,15 @@ const RX_BURST: usize = 256;
 /// while the relay is busy with the other side.
 const SOCKET_BUFFER: usize = 16 << 20;
 
-/// An interface's `tx_dropped` (0 if unreadable).
-fn tx_dropped(iface: &str) -> u64 {
-    std::fs::read_to_string(format!("/sys/class/net/{iface}/statistics/tx_dropped"))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
+/// An interface's `rx_dropped` and `tx_dropped` (0 if unreadable).
+fn iface_drops(iface: &str) -> (u64, u64) {
+    let read = |c: &str| {
+        std::fs::read_to_string(format!("/sys/class/net/{iface}/statistics/{c}"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (read("rx_dropped"), read("tx_dropped"))
 }
 
 /// Writes out every frame of `dir` due at `now_us`.
@@ -237,7 +249,7 @@ pub fn run(a: &RelayArgs) -> Result<(), String> {
     let mut seeds = Rng::new(a.seed);
     let mut ab = Impairer::new(spec_ab, seeds.next_u64(), a.limit, a.impair_arp);
     let mut ba = Impairer::new(spec_ba, seeds.next_u64(), a.limit, a.impair_arp);
-    let (txd_a, txd_b) = (tx_dropped(&a.a), tx_dropped(&a.b));
+    let (drops_a, drops_b) = (iface_drops(&a.a), iface_drops(&a.b));
     let mut pcap = a.pcap.as_deref().map(Pcap::create).transpose()?;
     {
         let mut out = std::io::stdout().lock();
@@ -292,6 +304,7 @@ pub fn run(a: &RelayArgs) -> Result<(), String> {
     let seconds = t0.elapsed().as_secs_f64();
     ab.counters.socket_drops = sa.drops().unwrap_or(0);
     ba.counters.socket_drops = sb.drops().unwrap_or(0);
+    let (now_a, now_b) = (iface_drops(&a.a), iface_drops(&a.b));
     let report = Report {
         seed: a.seed,
         seconds,
@@ -300,14 +313,16 @@ pub fn run(a: &RelayArgs) -> Result<(), String> {
             to: a.b.clone(),
             spec: spec_ab,
             counters: ab.counters,
-            egress_dropped: tx_dropped(&a.b).saturating_sub(txd_b),
+            ingress_dropped: now_a.0.saturating_sub(drops_a.0),
+            egress_dropped: now_b.1.saturating_sub(drops_b.1),
         },
         b_to_a: DirReport {
             from: a.b.clone(),
             to: a.a.clone(),
             spec: spec_ba,
             counters: ba.counters,
-            egress_dropped: tx_dropped(&a.a).saturating_sub(txd_a),
+            ingress_dropped: now_b.0.saturating_sub(drops_b.0),
+            egress_dropped: now_a.1.saturating_sub(drops_a.1),
         },
     };
     if a.json {
@@ -322,7 +337,7 @@ pub fn run(a: &RelayArgs) -> Result<(), String> {
             println!(
                 "relay: {} -> {}: received {}, forwarded {}, dropped {}, duplicated {}, \
                  reordered {} (held back {}), corrupted {}, arp {}, queue full {}, \
-                 truncated {}, send errors {}, socket drops {}, egress drops {}",
+                 truncated {}, send errors {}, socket drops {}, ingress drops {}, egress drops {}",
                 d.from,
                 d.to,
                 c.received,
@@ -337,6 +352,7 @@ pub fn run(a: &RelayArgs) -> Result<(), String> {
                 c.truncated,
                 c.send_errors,
                 c.socket_drops,
+                d.ingress_dropped,
                 d.egress_dropped
             );
         }
