@@ -8,8 +8,8 @@
 #     message, when it is not. CI installs it, so CI runs them all: the
 #     dataplane's (net_ring, EAL errors, TAP checksums) and the command's
 #     (the echo suite on a net_ring pair and over memif between two
-#     processes, a Linux TCP peer through net_tap in a namespace, bad
-#     configurations). The tests that need root or /dev/net/tun say so and
+#     processes, a Linux TCP peer through net_tap in a namespace, bulk
+#     transfers through the impairing relay, bad configurations). The tests that need root or /dev/net/tun say so and
 #     skip where they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
