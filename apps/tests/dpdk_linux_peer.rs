@@ -149,7 +149,7 @@ fn curl_fetches_from_ringline_http() {
     f.assert_ok("ringline http");
     assert!(
         f.stdout
-            .contains("201 requests (200 ok, 1 not found, 0 bad), 0 errors"),
+            .contains("201 requests (200 ok, 1 not found, 0 bad), 0 timeouts, 0 errors"),
         "{}",
         f.stdout
     );
