@@ -219,8 +219,9 @@ impl Core {
                     control: syn || rst || !ack,
                     ..Heard::default()
                 };
-                if tcp.header_len() > 32 {
-                    // More than timestamps: maybe SACK blocks.
+                if tcp.header_len() > 20 {
+                    // Options: maybe SACK blocks (one block alone makes a
+                    // 32-byte header, the size timestamps alone make too).
                     read_sack(tcp.options(), &mut h);
                 }
                 let r = c.rec.on_heard(&h, self.now_us);

@@ -289,7 +289,13 @@ impl Recovery {
                 sacked = sacked.saturating_add(r.wrapping_sub(from));
             }
         }
-        let lost = sacked > 0 && (self.in_recovery || sacked >= 3 * self.mss.max(1));
+        // Three segments' worth SACKed above the hole (RFC 6675's DupThresh),
+        // or, when fewer are in flight, everything above it (early
+        // retransmit, RFC 5827): a small flight never gets three.
+        let mss = self.mss.max(1);
+        let flight = self.nxt.wrapping_sub(self.una);
+        let thresh = (3 * mss).min(flight.saturating_sub(mss)).max(1);
+        let lost = sacked > 0 && (self.in_recovery || sacked >= thresh);
         if !lost || self.repaired == Some(self.una) {
             return None;
         }
@@ -441,6 +447,18 @@ mod tests {
         assert_eq!(r.on_heard(&ack(2000, &[]), 16), None);
         assert!(!r.in_recovery());
         assert_eq!(st.retransmits, 0);
+    }
+
+    #[test]
+    fn a_small_flight_repairs_when_everything_above_the_hole_is_sacked() {
+        let mut r = Recovery::default();
+        let mut st = EngineStats::default();
+        r.on_sent(&sent(1000, 3, 100), 0, &mut st);
+        // 1000..1100 lost; 1100..1200 SACKed: one more still out, wait.
+        assert_eq!(r.on_heard(&ack(1000, &[(1100, 1200)]), 1), None);
+        // All of the rest SACKed: the hole is lost (early retransmit).
+        let rep = r.on_heard(&ack(1000, &[(1100, 1300)]), 2);
+        assert!(matches!(rep, Some(Repair::DupAcks { ack: 1000, .. })));
     }
 
     #[test]
