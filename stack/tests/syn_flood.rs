@@ -163,3 +163,69 @@ fn a_full_syn_queue_answers_with_cookies_and_valid_clients_still_connect() {
         "no cookie needed"
     );
 }
+
+/// A flood of SYNs from ever-new sources (20,000 here; each answered by a
+/// cookie once the SYN queue is full, and no state kept for it): a valid
+/// client connects in the middle of it and moves data, and the engine's
+/// tables stay bounded (connection slots at the SYN queue's size).
+#[test]
+fn a_flood_from_random_sources_keeps_state_bounded_and_lets_clients_in() {
+    let mut p = Pair::new();
+    let l = listen(&mut p, PORT, 64);
+    push_safe(&mut p.s, opcode::AcceptNoAddr::new(l).user_data(1).build());
+    let mut x: u32 = 0x9e37_79b9;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x
+    };
+    let mut cfd = None;
+    for burst in 0..40 {
+        for _ in 0..500 {
+            let r = next();
+            // On-link sources only (the pair has no gateway): every address
+            // of 10.0.0.0/24 but ours and the client's, many ports each.
+            let host = 3 + (r % 250) as u8;
+            forged_syn(
+                &mut p,
+                Ipv4Address::new(10, 0, 0, host),
+                1024 + (r >> 16) as u16 % 60000,
+                next(),
+            );
+        }
+        p.run(3);
+        if burst == 20 {
+            cfd = Some(connect_n(&mut p, PORT, 1, 10)[0]);
+        }
+    }
+    let cfd = cfd.unwrap();
+    assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 1)));
+    let sfd = take(&mut p.s_cqes, 1).unwrap().res;
+    assert!(sfd >= 0, "accept: {sfd}");
+    let st = p.s.driver().stats();
+    assert!(st.syn_cookies_sent >= 19_000, "{st:?}");
+    assert!(st.conns_live <= 64 + 1, "state stays bounded: {st:?}");
+    // The client's connection works.
+    let msg = b"through the flood";
+    let mut got = [0u8; 17];
+    // SAFETY: `msg` is static; `got` outlives the RECV, whose CQE is awaited.
+    unsafe {
+        push(
+            &mut p.c,
+            opcode::Send::new(cfd, msg.as_ptr(), msg.len() as u32)
+                .user_data(2)
+                .build(),
+        );
+        push(
+            &mut p.s,
+            opcode::Recv::new(sfd, got.as_mut_ptr(), got.len() as u32)
+                .flags(libc::MSG_WAITALL)
+                .user_data(3)
+                .build(),
+        );
+    }
+    assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 3)));
+    assert_eq!(take(&mut p.s_cqes, 3).unwrap().res, 17);
+    assert_eq!(&got, msg);
+}
