@@ -1,6 +1,7 @@
 //! ASYNC_CANCEL: by user_data, by fd, ALL, ANY, -ENOENT, -EALREADY.
 
 use ringline_ring::abi;
+use ringline_ring::abi::IOSQE_IO_LINK;
 use ringline_ring::opcode;
 
 use super::{call_safe, raw, R};
@@ -105,6 +106,42 @@ pub fn any(c: &mut Ctx) -> R {
     )?;
     c.wait_final(9);
     c.record_all(&[1, 2, 3, 9]);
+    Ok(())
+}
+
+/// ASYNC_CANCEL with `_ANY` over two RECVs each guarded by a LINK_TIMEOUT:
+/// what the canceller counts, and one final CQE per request (a RECV that is
+/// cancelled ends its timeout; the cancel must not end it a second time).
+pub fn any_link_timeout(c: &mut Ctx) -> R {
+    for i in 0..2u64 {
+        let (fd, _p) = c.backend().app_conn()?;
+        let buf = c.mem(64);
+        let ts = c.timespec_ms(10_000);
+        // SAFETY: `buf` and `ts` are context memory, alive until the context
+        // drops, after the backend.
+        unsafe {
+            c.push(
+                "recv",
+                opcode::Recv::new(fd, buf, 64)
+                    .sqe_flags(IOSQE_IO_LINK)
+                    .user_data(1 + 2 * i)
+                    .build(),
+            )?;
+            c.push(
+                "link_timeout(10 s)",
+                opcode::LinkTimeout::new(ts).user_data(2 + 2 * i).build(),
+            )?;
+        }
+    }
+    c.submit();
+    c.quiet();
+    c.submit_one_safe(
+        "cancel(ANY)",
+        opcode::AsyncCancel::new(0).any().user_data(9).build(),
+    )?;
+    c.wait_finals(&[1, 2, 3, 4, 9]);
+    c.quiet();
+    c.record_all(&[1, 2, 3, 4, 9]);
     Ok(())
 }
 

@@ -174,6 +174,7 @@ pub fn all() -> Vec<Scenario> {
         sc("cancel_by_fd", "cancel", "ASYNC_CANCEL with IORING_ASYNC_CANCEL_FD, then _FD|_ALL on a socket with two requests", d, m, cancel::by_fd),
         sc("cancel_all_user_data", "cancel", "ASYNC_CANCEL with IORING_ASYNC_CANCEL_ALL of three polls sharing a user_data", d, m, cancel::all_user_data),
         sc("cancel_any", "cancel", "ASYNC_CANCEL with IORING_ASYNC_CANCEL_ANY cancels every request in flight", d, m, cancel::any),
+        sc("cancel_any_link_timeout", "cancel", "ASYNC_CANCEL with _ANY over two RECVs each guarded by a LINK_TIMEOUT: the count, one final CQE per request", d, m, cancel::any_link_timeout),
         sc("cancel_by_opcode", "cancel", "ASYNC_CANCEL with IORING_ASYNC_CANCEL_OP: the pending RECV, not the POLL", d, m, cancel::by_opcode),
         sc("cancel_all_no_match", "cancel", "ASYNC_CANCEL with _ALL and with _ANY when nothing matches", d, m, cancel::all_no_match),
         sc("cancel_enoent", "cancel", "ASYNC_CANCEL of an unknown user_data, and of a request that already completed", d, m, cancel::enoent),

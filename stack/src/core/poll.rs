@@ -199,7 +199,12 @@ impl Core {
     }
 
     pub(crate) fn op_cancel(&mut self, sub: &Submission, m: CancelMatch) -> OpResult {
-        self.find_op(|op| m.matches(op.fd, op.user_data, op.opcode));
+        // As the kernel: a LINK_TIMEOUT is not a target (it ends with the
+        // request it guards; IORING_LINK_TIMEOUT_UPDATE is how to reach it).
+        self.find_op(|op| {
+            !matches!(op.kind, OpKind::LinkTimeout { .. })
+                && m.matches(op.fd, op.user_data, op.opcode)
+        });
         let mut found = std::mem::take(&mut self.found);
         let n = if m.all {
             found.len()
