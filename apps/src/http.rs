@@ -405,10 +405,10 @@ impl Server<'_> {
                     .user_data(ud(T_RECV, fd))
                     .sqe_flags(IOSQE_IO_LINK);
                 let guard = opcode::LinkTimeout::new(&*c.ts).user_data(ud(T_TIMEOUT, fd));
-                // SAFETY: `input` is boxed, not touched while `busy` (until the
-                // RECV's CQE), and dropped only with nothing in flight, or
-                // leaked at shutdown (`serve`). The timespec is boxed too and
-                // read when the RECV starts; it lives as long as the connection.
+                // `input` is boxed, not touched while `busy` (until the RECV's
+                // CQE), and dropped only with nothing in flight, or leaked at
+                // shutdown (`serve`); the timespec is boxed too, read when the
+                // RECV starts. SAFETY: both outlive the requests naming them.
                 unsafe {
                     push(rt, recv.build());
                     push(rt, guard.build());

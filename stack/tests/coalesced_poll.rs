@@ -123,10 +123,9 @@ fn ten_thousand_sockets_never_overflow_and_lose_nothing() {
                         let recv = opcode::Recv::new(servers[i], b, 512)
                             .flags(libc::MSG_DONTWAIT)
                             .user_data(T_RECV | i as u64);
-                        // SAFETY: socket i's 512 bytes of `bufs` are this
-                        // RECV's alone (one in flight per socket, recv_armed),
-                        // and `bufs` lives to the end of the test, after the
-                        // last engine step.
+                        // Socket i's 512 bytes of `bufs` are this RECV's alone
+                        // (one in flight per socket, recv_armed). SAFETY: and
+                        // `bufs` lives past the last engine step.
                         unsafe { push(&mut p.s, recv.build()) };
                         recv_armed[i] = true;
                     }

@@ -98,10 +98,10 @@ pub fn measure(n: usize, socket_buffer: usize) -> Result<IdleMemory, String> {
     let mut arena = vec![0u8; 1024 * 2048];
     let base = arena.as_mut_ptr() as u64;
     for bid in 0..1024u32 {
-        // SAFETY: the engines run only inside this function's steps; `arena` is
-        // freed after the receives are cancelled and the ring unregistered (or on
-        // an early error return, after which the runtimes are dropped unrun). The
-        // data received is never read.
+        // The engines run only inside this function's steps; `arena` is freed
+        // after the receives are cancelled and the ring unregistered (or on an
+        // early error return, after which the runtimes are dropped unrun).
+        // SAFETY: so the buffers outlive every use; the data is never read.
         unsafe { bufs.add_and_advance(base + bid as u64 * 2048, 2048, bid as u16) };
     }
     let sa = ringline_ring::app::sockaddr_in(RL_SERVER_IP.octets(), 7);

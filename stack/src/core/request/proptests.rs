@@ -114,10 +114,10 @@ fn engine_res(sqe: Sqe) -> Option<i32> {
     let clock = crate::Clock::manual().0;
     let mut e =
         crate::engine::Engine::new(nic, eng, crate::EngineConfig::default(), clock).unwrap();
-    // SAFETY: `arb_sqe` SQEs make the engine touch no memory (see there): this
-    // engine has no sockets, so socket ops stop at the fd lookup; the pointers it
-    // would read at once are null; PROVIDE_BUFFERS only records its addresses, and
-    // no receive can take a buffer without a socket.
+    // This engine has no sockets, so socket ops stop at the fd lookup; the
+    // pointers it would read at once are null; PROVIDE_BUFFERS only records its
+    // addresses, and no receive can take a buffer without a socket.
+    // SAFETY: so `arb_sqe` SQEs make the engine touch no memory (see there).
     *unsafe { app.get_sqe() }.unwrap() = sqe;
     app.flush_sq();
     e.step(0);
