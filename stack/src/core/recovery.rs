@@ -225,7 +225,7 @@ impl Recovery {
             self.tx_base = s.lo;
         }
         self.mss = self.mss.max(s.max_len);
-        if after(self.nxt, s.lo) {
+        if s.resent > 0 {
             // Some of it went out before: a retransmission (Karn: a sample
             // spanning it would be ambiguous).
             stats.retransmits += u64::from(s.resent);
@@ -252,10 +252,11 @@ impl Recovery {
             return None;
         }
         let end = h.seq.wrapping_add(h.len);
-        if self.rx_base.is_none() {
+        let first = self.rx_base.is_none();
+        if first {
             self.rx_base = Some(h.seq);
         }
-        if after(end, self.peer_end) || self.peer_end == 0 {
+        if first || after(end, self.peer_end) {
             self.peer_end = end;
         }
         self.win = h.win;
@@ -387,7 +388,7 @@ impl Recovery {
         }
     }
 
-    /// Whether `una` has a fast retransmit pending from a repair.
+    /// Whether a recovery episode is open (until `una` passes `recover`).
     #[cfg(test)]
     fn in_recovery(&self) -> bool {
         self.in_recovery

@@ -32,7 +32,7 @@ use device::{shift_acks, Port};
 /// (so the caller can still borrow the pump's empty socket set, and the
 /// core's interface and a connection's socket set).
 macro_rules! port {
-    ($p:expr, $rx:expr, $dst:expr, $sent:expr) => {
+    ($p:expr, $rx:expr, $dst:expr, $sent:expr, $off:expr) => {
         port!(
             &mut $p.nic,
             &$p.caps,
@@ -41,10 +41,21 @@ macro_rules! port {
             &mut $p.tx,
             $rx,
             $dst,
-            $sent
+            $sent,
+            $off
         )
     };
-    ($nic:expr, $caps:expr, $mac:expr, $scratch:expr, $tx:expr, $rx:expr, $dst:expr, $sent:expr) => {
+    (
+        $nic:expr,
+        $caps:expr,
+        $mac:expr,
+        $scratch:expr,
+        $tx:expr,
+        $rx:expr,
+        $dst:expr,
+        $sent:expr,
+        $off:expr
+    ) => {
         Port {
             nic: $nic,
             rx: $rx,
@@ -54,7 +65,7 @@ macro_rules! port {
             scratch: $scratch,
             tx: $tx,
             sent: $sent,
-            seq_off: 0,
+            seq_off: $off,
             discard: false,
         }
     };
@@ -112,7 +123,7 @@ impl<N: Nic> Pump<N> {
         let mut iface_cfg = IfaceConfig::new(HardwareAddress::Ip);
         iface_cfg.random_seed = cfg.seed;
         let mut sent = Sent::default();
-        let mut port = port!(pump, None, l2::BROADCAST, &mut sent);
+        let mut port = port!(pump, None, l2::BROADCAST, &mut sent, 0);
         let mut iface = Interface::new(iface_cfg, &mut port, Instant::from_micros(now_us as i64));
         iface.update_ip_addrs(|a| {
             let _ = a.push(IpCidr::new(IpAddress::Ipv4(cfg.ip), cfg.prefix_len));
@@ -180,26 +191,21 @@ impl<N: Nic> Pump<N> {
                         } else {
                             ip
                         };
-                        let mut port =
-                            port!(nic, caps, *mac, scratch, tx, Some(ip), src_mac, &mut sent);
-                        port.seq_off = off;
+                        let dups = repair.and_then(|r| dup_acks_for(core.host.ip, c, r));
+                        let mut port = port!(
+                            nic,
+                            caps,
+                            *mac,
+                            scratch,
+                            tx,
+                            Some(ip),
+                            src_mac,
+                            &mut sent,
+                            off
+                        );
                         core.iface.poll_ingress_single(now, &mut port, &mut c.set);
-                        if let Some(Repair::DupAcks { seq, ack, win }) = repair {
-                            let pkt = dup_ack(core.host.ip, c, seq, ack.wrapping_add(off), win);
-                            for _ in 0..3 {
-                                let mut port = port!(
-                                    nic,
-                                    caps,
-                                    *mac,
-                                    scratch,
-                                    tx,
-                                    Some(&pkt[..]),
-                                    src_mac,
-                                    &mut sent
-                                );
-                                port.seq_off = off;
-                                core.iface.poll_ingress_single(now, &mut port, &mut c.set);
-                            }
+                        if let Some(pkt) = &dups {
+                            feed_dup_acks(&mut core.iface, &mut port, &mut c.set, now, pkt);
                         }
                         core.conns.mark_ready(cid);
                         core.conns.mark_dirty(cid);
@@ -213,28 +219,20 @@ impl<N: Nic> Pump<N> {
                         let c = core.conns.get_mut(cid);
                         let now = Instant::from_micros(c.rec.socket_time(core.now_us) as i64);
                         // The SYN the cookie stands for, and the socket's
-                        // SYN-ACK, which only tells its ISN.
+                        // SYN-ACK, which only tells its ISN; then the ACK.
                         let pkt = cookie_syn(core.host.ip, c, &syn);
-                        let mut port = port!(
-                            nic,
-                            caps,
-                            *mac,
-                            scratch,
-                            tx,
-                            Some(&pkt[..]),
-                            src_mac,
-                            &mut sent
-                        );
+                        let rx = Some(&pkt[..]);
+                        let mut port =
+                            port!(nic, caps, *mac, scratch, tx, rx, src_mac, &mut sent, 0);
                         port.discard = true;
                         core.iface.poll_ingress_single(now, &mut port, &mut c.set);
                         core.iface.poll_egress(now, &mut port, &mut c.set);
-                        if let Some(isn) = sent.syn {
+                        if let Some(isn) = port.sent.syn {
                             let off = isn.wrapping_sub(syn.cookie);
                             c.seq_off = off;
-                            let ip = to_socket_space(fix, ip, off, caps.checksum.tcp.rx());
-                            let mut port =
-                                port!(nic, caps, *mac, scratch, tx, Some(ip), src_mac, &mut sent);
+                            port.discard = false;
                             port.seq_off = off;
+                            port.rx = Some(to_socket_space(fix, ip, off, caps.checksum.tcp.rx()));
                             core.iface.poll_ingress_single(now, &mut port, &mut c.set);
                         }
                         // Established, or (no SYN-ACK) closed: service decides.
@@ -247,8 +245,17 @@ impl<N: Nic> Pump<N> {
                     }
                     Ingress::NoSocket { ip, src_mac } => {
                         let now = core.instant();
-                        let mut port =
-                            port!(nic, caps, *mac, scratch, tx, Some(ip), src_mac, &mut sent);
+                        let mut port = port!(
+                            nic,
+                            caps,
+                            *mac,
+                            scratch,
+                            tx,
+                            Some(ip),
+                            src_mac,
+                            &mut sent,
+                            0
+                        );
                         core.iface.poll_ingress_single(now, &mut port, empty_set);
                     }
                     Ingress::Arp(to, arp) => send_arp(nic, *mac, to, &arp, tx, arp_tx),
@@ -318,23 +325,18 @@ impl<N: Nic> Pump<N> {
         let mut now = Instant::from_micros(c.rec.socket_time(now_us) as i64);
         let mut sent = c.rec.begin();
         let off = c.seq_off;
-        if let Some(Repair::DupAcks { seq, ack, win }) = repair {
-            // The tail-loss probe: the socket resends the segment at `ack`.
-            let pkt = dup_ack(core.host.ip, c, seq, ack.wrapping_add(off), win);
-            for _ in 0..3 {
-                let mut port = port!(self, Some(&pkt[..]), dst_mac, &mut sent);
-                port.seq_off = off;
-                core.iface.poll_ingress_single(now, &mut port, &mut c.set);
-            }
-        }
+        // The tail-loss probe: the socket resends the segment at `ack`.
+        let probe = repair.and_then(|r| dup_acks_for(core.host.ip, c, r));
         let set = &mut c.set;
+        let mut port = port!(self, None, dst_mac, &mut sent, off);
+        if let Some(pkt) = &probe {
+            feed_dup_acks(&mut core.iface, &mut port, set, now, pkt);
+        }
         let mut at = None;
         // An RTO: move the socket's clock to its own retransmission deadline
         // (another of its timers may come first: then again, a few times).
         let jumps = if repair == Some(Repair::Rto) { 3 } else { 1 };
         for _ in 0..jumps {
-            let mut port = port!(self, None, dst_mac, &mut sent);
-            port.seq_off = off;
             if jumps > 1 {
                 if let Some(t) = core.iface.poll_at(now, set) {
                     if t > now {
@@ -356,6 +358,32 @@ impl<N: Nic> Pump<N> {
             (a, b) => a.or(b),
         };
         core.conns.after_egress(cid, at_us, now_us);
+    }
+}
+
+/// The duplicate ACK to feed `c`'s socket for `repair`, if it is one (in
+/// the socket's sequence space: a cookie connection's offset added).
+fn dup_acks_for(us: Ipv4Addr, c: &Conn, repair: Repair) -> Option<[u8; 40]> {
+    match repair {
+        Repair::DupAcks { seq, ack, win } => {
+            Some(dup_ack(us, c, seq, ack.wrapping_add(c.seq_off), win))
+        }
+        Repair::Rto => None,
+    }
+}
+
+/// Feeds the socket in `set` three copies of `pkt` (a [`dup_ack`]) through
+/// `port`: it fast-retransmits the segment they name.
+fn feed_dup_acks<'a, N: Nic>(
+    iface: &mut Interface,
+    port: &mut Port<'a, N>,
+    set: &mut SocketSet<'static>,
+    now: Instant,
+    pkt: &'a [u8],
+) {
+    for _ in 0..3 {
+        port.rx = Some(pkt);
+        iface.poll_ingress_single(now, port, set);
     }
 }
 
