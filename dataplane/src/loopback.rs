@@ -238,6 +238,13 @@ impl AsRef<[u8]> for LoopbackFrame {
     }
 }
 
+/// The engine rewrites a received segment's window field in place.
+impl AsMut<[u8]> for LoopbackFrame {
+    fn as_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[..self.len as usize]
+    }
+}
+
 impl std::fmt::Debug for LoopbackFrame {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoopbackFrame")

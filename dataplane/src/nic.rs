@@ -82,7 +82,7 @@ pub enum TxError {
 /// returns to its pool; for DPDK the mbuf is freed). No method allocates.
 pub trait Nic {
     /// A received frame, starting at the Ethernet header.
-    type Frame: AsRef<[u8]>;
+    type Frame: AsRef<[u8]> + AsMut<[u8]>;
 
     /// Capabilities; constant for the life of the port.
     fn caps(&self) -> NicCaps;

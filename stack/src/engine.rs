@@ -113,6 +113,7 @@ impl<N: Nic> Engine<N> {
         s.tx_segments = self.pump.tx.segments;
         s.tx_dropped = self.pump.tx.dropped;
         s.tx_full = self.pump.tx.full;
+        s.resends_skipped = self.pump.tx.skipped;
         s.arp_tx = self.pump.arp_tx;
         s
     }

@@ -61,12 +61,16 @@ pub struct EngineStats {
     pub unreachable: u64,
     /// Data segments sent again (any cause: fast retransmit, probe, RTO).
     pub retransmits: u64,
-    /// Fast retransmits the engine started from the peer's SACK blocks.
+    /// Repairs the engine started from the peer's SACK blocks (the socket
+    /// sent back to the holes the scoreboard marks lost).
     pub fast_retransmits: u64,
     /// Tail-loss probes (a timeout of about two round trips without progress).
     pub tlp_probes: u64,
     /// Retransmission timeouts the engine fired (its 200 ms floor, not smoltcp's 1 s).
     pub rto_fired: u64,
+    /// Segments of a repair the socket rebuilt and the engine did not send:
+    /// the peer had them (SACKed) or they were still in flight.
+    pub resends_skipped: u64,
 }
 
 impl EngineStats {
@@ -114,6 +118,7 @@ impl EngineStats {
             fast_retransmits,
             tlp_probes,
             rto_fired,
+            resends_skipped,
         )
     }
 }

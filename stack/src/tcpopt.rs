@@ -1,11 +1,12 @@
 //! TCP header options, read without allocating: one walker for the engine's
-//! three readers (the SYN's MSS for a cookie, the peer's SACK blocks for
+//! readers (the SYN's MSS and window scale, the peer's SACK blocks for
 //! loss recovery, and the SACK edges a cookie connection translates).
 
 use std::ops::Range;
 
 /// Option kinds the engine reads.
 pub(crate) const MSS: u8 = 2;
+pub(crate) const WSCALE: u8 = 3;
 pub(crate) const SACK: u8 = 5;
 
 /// The options in `opts` (a TCP header's bytes past the fixed 20), each as

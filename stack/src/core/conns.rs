@@ -417,8 +417,10 @@ impl Conns {
         c.started_us = now_us;
         c.last_state = tcp::State::Closed;
         let s = c.sock();
-        // A reused socket keeps its congestion state; re-create it (smoltcp pitfall).
-        s.set_congestion_control(tcp::CongestionControl::Cubic);
+        // The engine owns congestion control (`core::recovery`: it steers
+        // the socket through the window it feeds it). Set on every reuse: a
+        // reused socket keeps its controller state.
+        s.set_congestion_control(tcp::CongestionControl::None);
         s.set_nagle_enabled(nagle);
         s.set_ack_delay(ack_delay);
         // Keep-alive is set before the handshake: set on an idle socket,
@@ -428,6 +430,17 @@ impl Conns {
         s.set_timeout(Some(hs));
         self.created += 1;
         Some(cid)
+    }
+
+    /// The idle timeout `cid`'s socket runs with, stretched by how far its
+    /// clock was moved since the peer was last heard (loss recovery moves
+    /// it; the timeout is meant in real time).
+    pub(crate) fn fit_timeout(&mut self, cid: ConnId) {
+        let (alive, hs) = (self.alive.timeout, self.handshake_timeout);
+        let c = self.get_mut(cid);
+        let base = if c.established { alive } else { Some(hs) };
+        let extra = SmolDuration::from_micros(c.rec.jumped_us);
+        c.sock().set_timeout(base.map(|t| t + extra));
     }
 
     /// Releases a connection slot: its tuple, its timer, its socket (aborted

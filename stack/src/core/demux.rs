@@ -210,6 +210,10 @@ impl Core {
         };
         if let Some(cid) = known {
             let c = self.conns.get_mut(cid);
+            if syn && tcp.header_len() > 20 {
+                // The peer's window scale and MSS (a SYN-ACK, or a SYN again).
+                c.rec.on_syn(tcp.options());
+            }
             let repair = if c.established {
                 let mut h = Heard {
                     seq: tcp.seq_number().0 as u32,
@@ -252,6 +256,7 @@ impl Core {
                     .then(|| self.open_half(lid, key, src, sport, dport))
                     .flatten()
                 {
+                    self.conns.get_mut(cid).rec.on_syn(tcp.options());
                     return Ingress::Conn {
                         cid,
                         ip,

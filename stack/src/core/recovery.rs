@@ -1,31 +1,43 @@
-//! Loss recovery beside smoltcp, in the spirit of RACK-TLP (RFC 8985).
+//! Loss recovery and congestion control beside smoltcp, in the spirit of
+//! RACK-TLP (RFC 8985) and SACK-based recovery (RFC 6675).
 //!
 //! smoltcp 0.14 stays unmodified. Its own recovery is slow on a lossy path:
 //! a 1 s minimum RTO, fast retransmit only after three *pure* duplicate ACKs
-//! (never when data flows both ways), and the peer's SACK blocks ignored.
-//! The engine sees every segment in both directions, so this module keeps a
-//! small per-connection view of the send side (`snd.una`, `snd.nxt`, an RTT
-//! estimate, the peer's SACK blocks) and decides, from what the wire shows,
-//! when a segment is lost. It then makes the socket repair it through two
-//! levers that need no change to smoltcp:
+//! (never when data flows both ways), the peer's SACK blocks ignored, and a
+//! congestion window cut on every retransmission. The engine sees every
+//! segment in both directions, so this module keeps a small per-connection
+//! view of the send side (`snd.una`, `snd.nxt`, an RTT estimate, a SACK
+//! scoreboard, a congestion window) and decides, from what the wire shows,
+//! when a segment is lost and how much may be in flight. smoltcp runs with
+//! `CongestionControl::None`; the engine steers it through three levers that
+//! need no change to smoltcp:
 //!
-//! - **What the socket hears** ([`Repair::DupAcks`]): three synthetic
-//!   duplicate ACKs, built exactly to smoltcp's duplicate rule (no payload,
-//!   the ACK number it last accepted, the same window, an in-window
-//!   sequence number), put it into fast retransmit: it resends the segment
-//!   at `snd.una` at once and enters fast recovery (CUBIC's `on_loss`).
-//!   Used when SACK shows data above a hole (three segments' worth, or any
-//!   during recovery, RFC 6675's rule), and as the tail-loss probe.
-//! - **What time the socket sees** ([`Repair::Rto`]): each connection's
-//!   socket runs on the engine's time plus an offset that only grows. When
-//!   the engine's retransmission timeout (RFC 6298 with Linux's 200 ms
-//!   floor, not smoltcp's 1 s) expires, the pump moves that offset to the
-//!   socket's own retransmission deadline, so it retransmits now.
+//! - **The window the socket hears** ([`Recovery::window_field`]): every
+//!   segment fed to the socket carries `min(peer's window, cwnd + SACKed
+//!   bytes)`, so the socket keeps what is in the network (RFC 6675's pipe)
+//!   within the engine's congestion window. Slow start, congestion avoidance
+//!   and one reduction (β = 0.7, as CUBIC) per recovery episode, not one
+//!   per lost segment.
+//! - **What time the socket sees** ([`Repair::Walk`], [`Repair::Rto`]): each
+//!   connection's socket runs on the engine's time plus an offset that only
+//!   grows. Moving the offset to the socket's retransmission deadline makes
+//!   it go back to `snd.una` and resend what is in its window. On the way
+//!   out, the egress [`Filter`] drops the segments of that walk the peer
+//!   has (SACKed) or that are still in flight (not deemed lost), so only
+//!   the holes go on the wire: several holes repaired in one round trip.
+//!   Used when SACK marks data lost (RFC 6675's DupThresh: three segments'
+//!   worth SACKed above it, or everything above it in a small flight), when
+//!   a retransmission itself is lost (still missing 5/4 SRTT after it was
+//!   resent), and for the retransmission timeout (RFC 6298 with Linux's
+//!   200 ms floor, not smoltcp's 1 s), after which every unSACKed segment
+//!   is lost and the window restarts from one segment.
+//! - **What the socket hears, made up** ([`Repair::DupAcks`]): three
+//!   duplicate ACKs built to smoltcp's duplicate rule make it resend the
+//!   segment at `snd.una`: the tail-loss probe, after `max(2·SRTT, 10 ms)`
+//!   without progress outside recovery.
 //!
-//! The timers: a probe after `max(2·SRTT, 10 ms)` without progress (more
-//! when a single segment is in flight, for the peer's delayed ACK), then
-//! RTOs backing off from `max(200 ms, SRTT + 4·RTTVAR)`. Everything here is
-//! O(1) per segment and allocates nothing.
+//! Everything here is O(1) per segment (the scoreboard has a fixed number of
+//! blocks) and allocates nothing.
 
 use crate::stats::EngineStats;
 use crate::tcpopt;
@@ -40,6 +52,15 @@ const DELACK_MAX_US: u64 = 200_000;
 /// Timeouts the engine drives before it leaves a dead path to smoltcp's own
 /// backed-off timer.
 const MAX_BACKOFF: u8 = 6;
+/// Initial congestion window, in segments (RFC 6928).
+const IW_SEGS: u32 = 10;
+/// Congestion window cap (bytes): the socket's own buffers bound it anyway.
+const CWND_MAX: u32 = 1 << 30;
+/// SACK blocks the scoreboard keeps (the peer sends at most four per ACK;
+/// past this the highest are forgotten, which only delays marking).
+const SB_BLOCKS: usize = 6;
+/// Segment size assumed until the peer's SYN or our first segment says.
+const MSS_DEFAULT: u32 = 1460;
 
 /// `a` is after `b` in sequence space.
 #[inline]
@@ -47,10 +68,20 @@ fn after(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) > 0
 }
 
+/// The later of two sequence numbers.
+#[inline]
+fn seq_max(a: u32, b: u32) -> u32 {
+    if after(a, b) {
+        a
+    } else {
+        b
+    }
+}
+
 /// What one egress call sent, read from the segments as they were built.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Sent {
-    /// Segments carrying data (or FIN).
+    /// Segments carrying data (or FIN) that went out.
     pub(crate) segs: u32,
     /// Lowest sequence number among them.
     pub(crate) lo: u32,
@@ -58,19 +89,86 @@ pub(crate) struct Sent {
     pub(crate) hi: u32,
     /// Largest payload (an MSS estimate).
     pub(crate) max_len: u32,
-    /// Segments that started below `base`: resent.
+    /// Segments that started below `base` and went out: resent.
     pub(crate) resent: u32,
+    /// Segments the socket built below `base`, sent or not: it went back.
+    pub(crate) rewound: u32,
     /// `snd.nxt` before the call, when tracking had started.
     base: Option<u32>,
     /// The sequence number of a SYN sent, if one was.
     pub(crate) syn: Option<u32>,
+    /// During recovery: which of the socket's resends go on the wire.
+    pub(crate) filter: Option<Filter>,
+}
+
+/// Which resent segments go out during recovery (see the module docs): a
+/// copy of the scoreboard taken before the egress call, and how far this
+/// round of retransmissions got, handed back after it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Filter {
+    /// `snd.una` and `snd.nxt` before the call.
+    una: u32,
+    nxt: u32,
+    /// UnSACKed data below this is lost.
+    lost_below: u32,
+    /// Resent in this round up to here: not again.
+    rxt_high: u32,
+    /// The socket's send pointer (end of the last segment it built).
+    ptr: u32,
+    /// The segment at `una` goes out even if not deemed lost (a probe).
+    force_una: bool,
+    sb: [(u32, u32); SB_BLOCKS],
+    nsb: u8,
+}
+
+impl Filter {
+    /// Whether `[seq, end)` is SACKed whole.
+    fn sacked(&self, seq: u32, end: u32) -> bool {
+        self.sb[..self.nsb as usize]
+            .iter()
+            .any(|&(l, r)| !after(l, seq) && !after(end, r))
+    }
+
+    /// Whether the socket's segment `[seq, end)` goes on the wire, noting
+    /// it as built either way.
+    fn keep(&mut self, seq: u32, end: u32) -> bool {
+        if after(end, self.ptr) {
+            self.ptr = end;
+        }
+        if after(end, self.nxt) {
+            // New data (or partly): always.
+            return true;
+        }
+        if self.force_una && seq == self.una {
+            self.force_una = false;
+            self.rxt_high = seq_max(self.rxt_high, end);
+            return true;
+        }
+        let keep =
+            !self.sacked(seq, end) && after(self.lost_below, seq) && !after(self.rxt_high, seq);
+        if keep {
+            self.rxt_high = seq_max(self.rxt_high, end);
+        }
+        keep
+    }
 }
 
 impl Sent {
-    /// Records one data segment `[seq, seq + len)` (`len` counts FIN).
+    /// Takes in one data segment `[seq, seq + len)` (`len` counts FIN) the
+    /// socket built; says whether it goes on the wire (the [`Filter`]'s
+    /// word during recovery; always otherwise), and records it if so.
     #[inline]
-    pub(crate) fn record(&mut self, seq: u32, len: u32, payload: u32) {
+    pub(crate) fn record(&mut self, seq: u32, len: u32, payload: u32) -> bool {
         let end = seq.wrapping_add(len);
+        let old = matches!(self.base, Some(b) if after(b, seq));
+        if old {
+            self.rewound += 1;
+        }
+        if let Some(f) = &mut self.filter {
+            if !f.keep(seq, end) {
+                return false;
+            }
+        }
         if self.segs == 0 {
             self.lo = seq;
             self.hi = end;
@@ -84,9 +182,10 @@ impl Sent {
         }
         self.segs += 1;
         self.max_len = self.max_len.max(payload);
-        if matches!(self.base, Some(b) if after(b, seq)) {
+        if old {
             self.resent += 1;
         }
+        true
     }
 }
 
@@ -125,7 +224,10 @@ pub(crate) enum Repair {
     /// Feed it three duplicate ACKs of `ack` with window field `win` and
     /// sequence number `seq`: it fast-retransmits the segment at `ack`.
     DupAcks { seq: u32, ack: u32, win: u16 },
-    /// Move its clock to its retransmission deadline.
+    /// Move its clock to its retransmission deadline: it goes back to
+    /// `snd.una`, and the egress filter lets the lost segments out.
+    Walk,
+    /// The same after a retransmission timeout (everything unSACKed lost).
     Rto,
 }
 
@@ -135,6 +237,9 @@ pub(crate) struct Recovery {
     /// Offset (µs) added to the engine's time for this connection's
     /// socket. Only grows.
     pub(crate) off_us: u64,
+    /// How much of the offset was added since the peer was last heard
+    /// (the socket's idle timeout is stretched by it; see the pump).
+    pub(crate) jumped_us: u64,
     /// Tracking started: data was sent since the connection was set up.
     active: bool,
     una: u32,
@@ -143,6 +248,25 @@ pub(crate) struct Recovery {
     /// The peer's latest window field and sequence end (for synthetic ACKs).
     win: u16,
     peer_end: u32,
+    /// The window field last fed to the socket (synthetic duplicates repeat
+    /// it: smoltcp counts no duplicate that changes the window).
+    fed_win: u16,
+    /// The peer's window scale (from its SYN) and MSS option.
+    wscale: u8,
+    peer_mss: u32,
+    /// Congestion window and slow-start threshold, bytes (0: not set yet).
+    cwnd: u32,
+    ssthresh: u32,
+    /// Bytes acknowledged in congestion avoidance toward the next segment.
+    ca_acc: u32,
+    /// The smallest RTT sample (µs), the bandwidth estimate (bytes/s), and
+    /// the delivery count of the round being measured: bytes delivered
+    /// since it started, when, and `una + sacked` when last counted.
+    min_rtt_us: u64,
+    bwe: u64,
+    dlv_acc: u32,
+    dlv_start_us: u64,
+    dlv_mark: u32,
     /// SRTT and RTTVAR in µs; `srtt_us == 0` until the first sample.
     srtt_us: u64,
     rttvar_us: u64,
@@ -156,8 +280,24 @@ pub(crate) struct Recovery {
     /// In recovery until `una` reaches `recover`.
     in_recovery: bool,
     recover: u32,
-    /// The `una` a fast retransmit was last asked for (once per `una`).
+    /// After a timeout: every unSACKed segment below `recover` is lost.
+    rto_lost: bool,
+    /// The `una` a probe was last made for (once per `una`).
     repaired: Option<u32>,
+    /// The SACK scoreboard: blocks above `una`, sorted, disjoint.
+    sb: [(u32, u32); SB_BLOCKS],
+    nsb: u8,
+    /// Bytes in the scoreboard.
+    sacked: u32,
+    /// Resent in this round up to here, and when the round started.
+    rxt_high: u32,
+    round_us: u64,
+    /// The socket's send pointer as the engine last saw it.
+    ptr: u32,
+    /// The segment at `una` goes out in the next walk (a probe in recovery).
+    force_una: bool,
+    /// A walk is due at the next egress.
+    walk: bool,
     /// When the peer was last heard from, in the socket's time.
     heard_us: u64,
     /// The next timeout (engine µs), kept by [`Recovery::rearm`] whenever
@@ -198,23 +338,101 @@ impl Recovery {
         self.socket_time(now_us).saturating_sub(self.heard_us)
     }
 
+    /// Takes in the options of the peer's SYN (or SYN-ACK): its window
+    /// scale and MSS.
+    pub(crate) fn on_syn(&mut self, opts: &[u8]) {
+        if let Some(r) = tcpopt::find(opts, tcpopt::WSCALE) {
+            if let Some(&s) = opts[r].first() {
+                // RFC 7323: larger shifts are taken as 14.
+                self.wscale = s.min(14);
+            }
+        }
+        if let Some(r) = tcpopt::find(opts, tcpopt::MSS) {
+            if let [a, b] = opts[r] {
+                self.peer_mss = u32::from(u16::from_be_bytes([a, b]));
+            }
+        }
+    }
+
+    /// The segment size the window counts in.
+    #[inline]
+    fn smss(&self) -> u32 {
+        if self.mss > 0 {
+            self.mss
+        } else if self.peer_mss > 0 {
+            self.peer_mss.clamp(64, MSS_DEFAULT)
+        } else {
+            MSS_DEFAULT
+        }
+    }
+
+    /// The congestion window (bytes).
+    #[inline]
+    fn cwnd(&self) -> u32 {
+        if self.cwnd == 0 {
+            IW_SEGS * self.smss()
+        } else {
+            self.cwnd
+        }
+    }
+
+    /// The window field to feed the socket for a segment from the peer
+    /// whose field is `field` (`syn`: a SYN segment, whose window is never
+    /// scaled): at most what the congestion window allows beyond `una`,
+    /// counting SACKed bytes as out of the network. Remembered for the
+    /// synthetic duplicates.
+    #[inline]
+    pub(crate) fn window_field(&mut self, field: u16, syn: bool) -> u16 {
+        let allowed = u64::from(self.cwnd()) + u64::from(self.sacked);
+        let shift = if syn { 0 } else { self.wscale };
+        // Rounded up, so the socket never sees less than the window.
+        let units = (allowed + (1u64 << shift) - 1) >> shift;
+        let w = units.min(u64::from(field)) as u16;
+        self.fed_win = w;
+        w
+    }
+
     /// Data outstanding (sent, not acknowledged).
     #[inline]
     fn outstanding(&self) -> bool {
         self.active && self.una != self.nxt
     }
 
-    /// A record for the next egress call's segments.
+    /// A record for the next egress call's segments, with the recovery
+    /// filter when an episode is open.
     #[inline]
-    pub(crate) fn begin(&self) -> Sent {
+    pub(crate) fn begin(&mut self) -> Sent {
+        let filter = self.in_recovery.then(|| Filter {
+            una: self.una,
+            nxt: self.nxt,
+            lost_below: self.lost_below(),
+            rxt_high: seq_max(self.rxt_high, self.una),
+            ptr: self.ptr,
+            force_una: std::mem::take(&mut self.force_una),
+            sb: self.sb,
+            nsb: self.nsb,
+        });
         Sent {
             base: self.active.then_some(self.nxt),
+            filter,
             ..Sent::default()
+        }
+    }
+
+    /// Notes that the socket goes back to `una` (a walk or its RTO).
+    pub(crate) fn rewind(&mut self, sent: &mut Sent) {
+        self.ptr = self.una;
+        if let Some(f) = &mut sent.filter {
+            f.ptr = self.una;
         }
     }
 
     /// Takes in an egress call's data segments, sent at `now_us`.
     pub(crate) fn on_sent(&mut self, s: &Sent, now_us: u64, stats: &mut EngineStats) {
+        if let Some(f) = &s.filter {
+            self.rxt_high = f.rxt_high;
+            self.ptr = f.ptr;
+        }
         if s.segs == 0 {
             return;
         }
@@ -223,8 +441,12 @@ impl Recovery {
             self.una = s.lo;
             self.nxt = s.lo;
             self.tx_base = s.lo;
+            self.ptr = s.lo;
         }
         self.mss = self.mss.max(s.max_len);
+        if s.filter.is_none() && after(s.hi, self.ptr) {
+            self.ptr = s.hi;
+        }
         if s.resent > 0 {
             // Some of it went out before: a retransmission (Karn: a sample
             // spanning it would be ambiguous).
@@ -265,6 +487,12 @@ impl Recovery {
         }
         let ack = h.ack;
         if after(ack, self.una) && !after(ack, self.nxt) {
+            // Growth continues in recovery for what is delivered in order
+            // (congestion avoidance, as after the reduction; slow start
+            // again after a timeout).
+            let may_grow = true;
+            let acked = ack.wrapping_sub(self.una);
+            let flight = self.nxt.wrapping_sub(self.una);
             self.una = ack;
             self.since_us = now_us;
             self.backoff = 0;
@@ -274,48 +502,254 @@ impl Recovery {
                     self.timed = None;
                 }
             }
+            if after(ack, self.ptr) {
+                self.ptr = ack;
+            }
+            self.trim_scoreboard();
             if self.in_recovery && !after(self.recover, ack) {
                 self.in_recovery = false;
+                self.rto_lost = false;
+            }
+            if may_grow {
+                self.grow(acked, flight);
             }
             self.rearm();
         }
-        if ack != self.una || !self.outstanding() {
-            return None;
-        }
-        // SACKed octets above the hole at `una`.
-        let mut sacked: u32 = 0;
         for &(l, r) in &h.sack[..h.nsack as usize] {
-            if after(r, self.una) && !after(r, self.nxt) && after(r, l) {
-                let from = if after(l, self.una) { l } else { self.una };
-                sacked = sacked.saturating_add(r.wrapping_sub(from));
-            }
+            self.add_sack(l, r);
         }
-        // Three segments' worth SACKed above the hole (RFC 6675's DupThresh),
-        // or, when fewer are in flight, everything above it (early
-        // retransmit, RFC 5827): a small flight never gets three.
-        let mss = self.mss.max(1);
-        let flight = self.nxt.wrapping_sub(self.una);
-        let thresh = (3 * mss).min(flight.saturating_sub(mss)).max(1);
-        let lost = sacked > 0 && (self.in_recovery || sacked >= thresh);
-        if !lost || self.repaired == Some(self.una) {
+        self.measure_delivery(now_us);
+        if !self.outstanding() {
             return None;
+        }
+        let lost = self.lost_below();
+        if !self.in_recovery && after(lost, self.una) {
+            // Loss: one reduction for the episode (β = 0.7, as CUBIC).
+            let flight = self.nxt.wrapping_sub(self.una);
+            self.enter_recovery(now_us);
+            // Westwood+: the window falls to the path's measured
+            // bandwidth-delay product, not to a fixed fraction of itself.
+            self.ssthresh = self.loss_threshold(flight);
+            self.cwnd = self.cwnd().min(self.ssthresh);
+            self.ca_acc = 0;
         }
         if !self.in_recovery {
-            self.in_recovery = true;
-            self.recover = self.nxt;
+            return None;
         }
-        self.repaired = Some(self.una);
-        self.since_us = now_us;
-        self.rearm();
-        Some(Repair::DupAcks {
-            seq: end,
-            ack: self.una,
-            win: h.win,
-        })
+        // A retransmission still missing 5/4 SRTT after it went out is lost
+        // too (RACK's rule for retransmissions): a new round.
+        if after(self.rxt_high, self.una)
+            && now_us.saturating_sub(self.round_us) > self.srtt_us * 5 / 4 + 1_000
+        {
+            self.rxt_high = self.una;
+            self.round_us = now_us;
+        }
+        // A lost segment not resent this round that the socket's send
+        // pointer has passed: walk back to it.
+        let from = seq_max(self.rxt_high, self.una);
+        let hole = self.first_unsacked(from);
+        if after(lost, hole) && after(self.ptr, hole) {
+            self.walk = true;
+            return Some(Repair::Walk);
+        }
+        None
+    }
+
+    /// A walk asked for by the segments heard since the last egress.
+    #[inline]
+    pub(crate) fn take_walk(&mut self) -> Option<Repair> {
+        std::mem::take(&mut self.walk).then_some(Repair::Walk)
+    }
+
+    /// Counts what the peer has newly received (cumulatively acknowledged
+    /// or SACKed) and, once per round trip, folds the delivery rate of the
+    /// round into the bandwidth estimate (Westwood+'s filter).
+    fn measure_delivery(&mut self, now_us: u64) {
+        let mark = self.una.wrapping_add(self.sacked);
+        let d = mark.wrapping_sub(self.dlv_mark) as i32;
+        if d > 0 {
+            self.dlv_acc = self.dlv_acc.saturating_add(d as u32);
+            self.dlv_mark = mark;
+        } else if d < 0 && self.dlv_acc == 0 {
+            self.dlv_mark = mark;
+        }
+        if self.dlv_start_us == 0 {
+            self.dlv_start_us = now_us.max(1);
+            self.dlv_acc = 0;
+            return;
+        }
+        let span = now_us.saturating_sub(self.dlv_start_us);
+        if self.srtt_us == 0 || span < self.srtt_us.max(1_000) {
+            return;
+        }
+        let rate = u64::from(self.dlv_acc) * 1_000_000 / span;
+        self.bwe = if self.bwe == 0 {
+            rate
+        } else {
+            (7 * self.bwe + rate) / 8
+        };
+        self.dlv_acc = 0;
+        self.dlv_start_us = now_us;
+    }
+
+    /// The slow-start threshold after a loss out of `flight`: the estimated
+    /// bandwidth times the smallest RTT seen (Westwood+), or 0.7 of the
+    /// flight before there is an estimate; at least two segments.
+    fn loss_threshold(&self, flight: u32) -> u32 {
+        let bdp = self.bwe.saturating_mul(self.min_rtt_us) / 1_000_000;
+        let t = if self.bwe == 0 || self.min_rtt_us == 0 {
+            u64::from(flight / 10 * 7)
+        } else {
+            bdp
+        };
+        (t.min(u64::from(CWND_MAX)) as u32).max(2 * self.smss())
+    }
+
+    /// Opens a recovery episode over the current flight.
+    fn enter_recovery(&mut self, now_us: u64) {
+        self.in_recovery = true;
+        self.recover = self.nxt;
+        self.rxt_high = self.una;
+        self.round_us = now_us;
+    }
+
+    /// Grows the congestion window for `acked` new bytes acknowledged out
+    /// of a flight of `flight` (only while the window is what limits it).
+    fn grow(&mut self, acked: u32, flight: u32) {
+        let cwnd = self.cwnd();
+        if 2 * u64::from(flight) < u64::from(cwnd) {
+            return;
+        }
+        let mss = self.smss();
+        let ssthresh = if self.ssthresh == 0 {
+            u32::MAX
+        } else {
+            self.ssthresh
+        };
+        let next = if cwnd < ssthresh {
+            // Slow start, at most two segments per ACK (RFC 3465, L = 2).
+            cwnd.saturating_add(acked.min(2 * mss))
+        } else {
+            // Congestion avoidance: one segment per window.
+            self.ca_acc = self.ca_acc.saturating_add(acked);
+            if self.ca_acc >= cwnd {
+                self.ca_acc -= cwnd;
+                cwnd.saturating_add(mss)
+            } else {
+                cwnd
+            }
+        };
+        self.cwnd = next.min(CWND_MAX);
+    }
+
+    /// Drops scoreboard blocks (and parts) at or below `una`.
+    fn trim_scoreboard(&mut self) {
+        let una = self.una;
+        let mut n = 0;
+        let mut sacked = 0u32;
+        for i in 0..self.nsb as usize {
+            let (l, r) = self.sb[i];
+            if !after(r, una) {
+                continue;
+            }
+            let l = seq_max(l, una);
+            self.sb[n] = (l, r);
+            sacked += r.wrapping_sub(l);
+            n += 1;
+        }
+        self.nsb = n as u8;
+        self.sacked = sacked;
+    }
+
+    /// Merges SACK block `[l, r)` into the scoreboard (parts outside
+    /// `(una, nxt]` ignored: D-SACKs and nonsense).
+    fn add_sack(&mut self, l: u32, r: u32) {
+        if !after(r, l) || !after(r, self.una) || after(r, self.nxt) {
+            return;
+        }
+        let mut l = seq_max(l, self.una);
+        let mut r = r;
+        // Absorb every block touching [l, r), keep the rest in order.
+        let mut out = [(0u32, 0u32); SB_BLOCKS + 1];
+        let mut n = 0;
+        let mut placed = false;
+        for &(bl, br) in &self.sb[..self.nsb as usize] {
+            if after(bl, r) {
+                if !placed {
+                    out[n] = (l, r);
+                    n += 1;
+                    placed = true;
+                }
+                out[n] = (bl, br);
+                n += 1;
+            } else if after(l, br) {
+                out[n] = (bl, br);
+                n += 1;
+            } else {
+                if after(l, bl) {
+                    l = bl;
+                }
+                if after(br, r) {
+                    r = br;
+                }
+            }
+        }
+        if !placed {
+            out[n] = (l, r);
+            n += 1;
+        }
+        // Full: the highest block is forgotten (it only delays marking).
+        let n = n.min(SB_BLOCKS);
+        self.sb[..n].copy_from_slice(&out[..n]);
+        self.nsb = n as u8;
+        self.sacked = self.sb[..n]
+            .iter()
+            .fold(0u32, |a, &(l, r)| a.wrapping_add(r.wrapping_sub(l)));
+    }
+
+    /// The first sequence number at or after `from` the scoreboard does not
+    /// cover.
+    fn first_unsacked(&self, from: u32) -> u32 {
+        let mut x = from;
+        for &(l, r) in &self.sb[..self.nsb as usize] {
+            if !after(l, x) && after(r, x) {
+                x = r;
+            }
+        }
+        x
+    }
+
+    /// UnSACKed data below the returned sequence number is lost: everything
+    /// outstanding after a timeout; otherwise up to where three segments'
+    /// worth is SACKed above (RFC 6675's DupThresh), or, in a flight too
+    /// small for that, where everything above is SACKed (RFC 5827).
+    fn lost_below(&self) -> u32 {
+        if self.rto_lost {
+            return self.recover;
+        }
+        if self.nsb == 0 {
+            return self.una;
+        }
+        let mss = self.smss();
+        let flight = self.nxt.wrapping_sub(self.una);
+        let thresh = (3 * mss).min(flight.saturating_sub(mss)).max(1);
+        let mut above = 0u32;
+        for &(l, r) in self.sb[..self.nsb as usize].iter().rev() {
+            let len = r.wrapping_sub(l);
+            if above + len >= thresh {
+                // Data below the point in this block where `thresh` is met.
+                return r.wrapping_sub(thresh - above);
+            }
+            above += len;
+        }
+        self.una
     }
 
     fn sample(&mut self, rtt: u64) {
         let rtt = rtt.max(1);
+        if self.min_rtt_us == 0 || rtt < self.min_rtt_us {
+            self.min_rtt_us = rtt;
+        }
         if self.srtt_us == 0 {
             self.srtt_us = rtt;
             self.rttvar_us = rtt / 2;
@@ -355,7 +789,7 @@ impl Recovery {
     }
 
     /// The repair due at `now_us`, if the timeout expired: a probe first
-    /// (unless this `una` was already fast-retransmitted), then RTOs.
+    /// (unless this `una` was already probed), then RTOs.
     #[inline]
     pub(crate) fn on_timeout(&mut self, now_us: u64, stats: &mut EngineStats) -> Option<Repair> {
         match self.due_us {
@@ -370,22 +804,38 @@ impl Recovery {
         self.backoff += 1;
         self.since_us = now_us;
         self.timed = None;
-        self.rearm();
         if probe {
             stats.tlp_probes += 1;
             self.repaired = Some(self.una);
-            Some(Repair::DupAcks {
+            self.rearm();
+            if self.in_recovery {
+                // In recovery the socket's send pointer is the engine's to
+                // steer: a new round, starting with the segment at `una`.
+                self.rxt_high = self.una;
+                self.round_us = now_us;
+                self.force_una = true;
+                return Some(Repair::Walk);
+            }
+            return Some(Repair::DupAcks {
                 seq: self.peer_end,
                 ack: self.una,
-                win: self.win,
-            })
-        } else {
-            stats.rto_fired += 1;
-            // Go-back-N from `una` (smoltcp's RTO): recovery starts over.
-            self.in_recovery = false;
-            self.repaired = None;
-            Some(Repair::Rto)
+                win: self.fed_win,
+            });
         }
+        stats.rto_fired += 1;
+        // Everything unSACKed is lost; the window starts over from one
+        // segment (RFC 5681), once per episode for the threshold.
+        let flight = self.nxt.wrapping_sub(self.una);
+        if !self.in_recovery {
+            self.ssthresh = self.loss_threshold(flight);
+        }
+        self.enter_recovery(now_us);
+        self.rto_lost = true;
+        self.cwnd = self.smss();
+        self.ca_acc = 0;
+        self.repaired = None;
+        self.rearm();
+        Some(Repair::Rto)
     }
 
     /// Whether a recovery episode is open (until `una` passes `recover`).
@@ -421,33 +871,53 @@ mod tests {
         h
     }
 
+    /// The segments of a walk over `[lo, lo + n·mss)` the filter lets out.
+    fn walk(r: &mut Recovery, lo: u32, n: u32, mss: u32) -> Vec<u32> {
+        let mut s = r.begin();
+        r.rewind(&mut s);
+        let mut out = vec![];
+        for i in 0..n {
+            let seq = lo + i * mss;
+            if s.record(seq, mss, mss) {
+                out.push(seq);
+            }
+        }
+        let mut st = EngineStats::default();
+        r.on_sent(&s, 0, &mut st);
+        out
+    }
+
     #[test]
-    fn three_segments_sacked_above_a_hole_repair_it_once() {
+    fn three_segments_sacked_above_a_hole_start_one_reduction_and_a_walk_to_it() {
         let mut r = Recovery::default();
         let mut st = EngineStats::default();
         r.on_sent(&sent(1000, 10, 100), 0, &mut st);
         assert_eq!(r.on_heard(&ack(1100, &[]), 10), None);
+        let before = r.cwnd();
         // 1100..1200 lost; 1200.. arrive.
         assert_eq!(r.on_heard(&ack(1100, &[(1200, 1300)]), 11), None);
         assert_eq!(r.on_heard(&ack(1100, &[(1200, 1400)]), 12), None);
+        assert!(!r.in_recovery());
         let rep = r.on_heard(&ack(1100, &[(1200, 1500)]), 13);
-        assert_eq!(
-            rep,
-            Some(Repair::DupAcks {
-                seq: 7,
-                ack: 1100,
-                win: 1000
-            })
-        );
+        assert_eq!(rep, Some(Repair::Walk));
         assert!(r.in_recovery());
-        assert_eq!(r.on_heard(&ack(1100, &[(1200, 1600)]), 14), None, "once");
-        // A partial ACK with SACKed data above: the next hole is lost too.
-        let rep = r.on_heard(&ack(1600, &[(1700, 1800)]), 15);
-        assert!(matches!(rep, Some(Repair::DupAcks { ack: 1600, .. })));
+        let cut = r.cwnd();
+        assert!(cut < before, "one reduction: {before} -> {cut}");
+        // The walk resends the hole only: 1200..1500 SACKed, 1500.. in flight.
+        assert_eq!(r.take_walk(), Some(Repair::Walk));
+        assert_eq!(walk(&mut r, 1100, 9, 100), vec![1100]);
+        // More SACKs above the same hole: nothing new is lost, no walk.
+        assert_eq!(r.on_heard(&ack(1100, &[(1200, 1600)]), 14), None);
+        // A second hole (1600..1700) with three segments SACKed above it:
+        // walked to in the same round trip, no second reduction.
+        let rep = r.on_heard(&ack(1100, &[(1700, 2000), (1200, 1600)]), 15);
+        assert_eq!(rep, Some(Repair::Walk));
+        assert_eq!(walk(&mut r, 1100, 9, 100), vec![1600]);
+        assert_eq!(r.cwnd(), cut);
         // The whole flight acknowledged: recovery ends.
         assert_eq!(r.on_heard(&ack(2000, &[]), 16), None);
         assert!(!r.in_recovery());
-        assert_eq!(st.retransmits, 0);
+        assert!(r.cwnd() >= cut, "no second reduction");
     }
 
     #[test]
@@ -459,7 +929,70 @@ mod tests {
         assert_eq!(r.on_heard(&ack(1000, &[(1100, 1200)]), 1), None);
         // All of the rest SACKed: the hole is lost (early retransmit).
         let rep = r.on_heard(&ack(1000, &[(1100, 1300)]), 2);
-        assert!(matches!(rep, Some(Repair::DupAcks { ack: 1000, .. })));
+        assert_eq!(rep, Some(Repair::Walk));
+        assert_eq!(walk(&mut r, 1000, 3, 100), vec![1000]);
+    }
+
+    #[test]
+    fn a_lost_retransmission_is_resent_after_five_quarters_of_srtt() {
+        let mut r = Recovery::default();
+        let mut st = EngineStats::default();
+        r.on_sent(&sent(0, 1, 100), 0, &mut st);
+        r.on_sent(&sent(100, 9, 100), 5_000, &mut st);
+        r.on_heard(&ack(100, &[]), 10_000);
+        assert_eq!(r.srtt_us, 10_000);
+        let rep = r.on_heard(&ack(100, &[(200, 500)]), 10_100);
+        assert_eq!(rep, Some(Repair::Walk));
+        assert_eq!(walk(&mut r, 100, 9, 100), vec![100]);
+        // Still missing soon after: nothing.
+        assert_eq!(r.on_heard(&ack(100, &[(200, 600)]), 15_000), None);
+        // Missing 5/4 SRTT after: a new round resends it.
+        let rep = r.on_heard(&ack(100, &[(200, 700)]), 10_100 + 14_000);
+        assert_eq!(rep, Some(Repair::Walk));
+        assert_eq!(walk(&mut r, 100, 9, 100), vec![100]);
+    }
+
+    #[test]
+    fn the_window_fed_to_the_socket_is_the_congestion_window_plus_sacked_bytes() {
+        let mut r = Recovery::default();
+        let mut opts = vec![3, 3, 7, 2, 4];
+        opts.extend_from_slice(&1000u16.to_be_bytes());
+        r.on_syn(&opts);
+        assert_eq!((r.wscale, r.peer_mss), (7, 1000));
+        // Initial window: 10 segments, in 128-byte units, rounded up.
+        assert_eq!(r.window_field(u16::MAX, false), 10_000u16.div_ceil(128));
+        assert_eq!(r.window_field(u16::MAX, true), 10_000, "SYNs unscaled");
+        assert_eq!(r.window_field(20, false), 20, "never above the peer's");
+        let mut st = EngineStats::default();
+        r.on_sent(&sent(0, 10, 1000), 0, &mut st);
+        r.on_heard(&ack(0, &[(1000, 3000)]), 10);
+        assert_eq!(r.window_field(u16::MAX, false), 12_000u16.div_ceil(128));
+        // Slow start: a whole window acknowledged doubles it (two segments
+        // per ACK at most).
+        let mut r = Recovery::default();
+        r.on_sent(&sent(0, 10, 1000), 0, &mut st);
+        for i in 1..=10 {
+            r.on_heard(&ack(i * 1000, &[]), 10);
+            // The window is what limits the sender: it refills it.
+            r.on_sent(&sent(8000 + i * 2000, 2, 1000), 10, &mut st);
+        }
+        assert_eq!(r.cwnd(), 20_000);
+    }
+
+    #[test]
+    fn a_timeout_probes_then_resends_everything_unsacked_from_one_segment() {
+        let mut r = Recovery::default();
+        let mut st = EngineStats::default();
+        r.on_sent(&sent(0, 1, 100), 0, &mut st);
+        r.on_sent(&sent(100, 3, 100), 1, &mut st);
+        r.on_heard(&ack(100, &[]), 20_000);
+        r.on_heard(&ack(100, &[(300, 400)]), 20_001);
+        let probe = r.on_timeout(r.deadline().unwrap(), &mut st);
+        assert!(matches!(probe, Some(Repair::DupAcks { ack: 100, .. })));
+        let rto = r.on_timeout(r.deadline().unwrap(), &mut st);
+        assert_eq!(rto, Some(Repair::Rto));
+        assert_eq!(r.cwnd(), 100);
+        assert_eq!(walk(&mut r, 100, 3, 100), vec![100, 200], "300.. SACKed");
     }
 
     #[test]
@@ -526,7 +1059,7 @@ mod tests {
         let una = base.wrapping_add(100);
         let sack = |k: u32| (base.wrapping_add(200), base.wrapping_add(200 + k * 100));
         assert_eq!(r.on_heard(&ack(una, &[sack(2)]), 1), None);
-        assert!(r.on_heard(&ack(una, &[sack(3)]), 2).is_some());
+        assert_eq!(r.on_heard(&ack(una, &[sack(3)]), 2), Some(Repair::Walk));
     }
 
     #[test]

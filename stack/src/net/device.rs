@@ -23,6 +23,9 @@ pub(crate) struct TxCounters {
     pub(crate) dropped: u64,
     /// Times egress stopped because the NIC was full.
     pub(crate) full: u64,
+    /// Resends of a recovery walk not put on the wire: the peer has them
+    /// (SACKed) or they are still in flight.
+    pub(crate) skipped: u64,
 }
 
 /// The device smoltcp sees, borrowing the pump's parts for one call.
@@ -67,7 +70,7 @@ pub(crate) struct TxTok<'b, N: Nic> {
 
 /// IPv4 packet `ip`'s header length and its TCP segment's range, if it
 /// holds a whole TCP header.
-fn tcp_range(ip: &[u8]) -> Option<(usize, usize)> {
+pub(crate) fn tcp_range(ip: &[u8]) -> Option<(usize, usize)> {
     if ip.len() < 40 {
         return None;
     }
@@ -120,17 +123,21 @@ pub(crate) fn shift_acks(ip: &mut [u8], off: u32, csum: bool) {
     }
 }
 
-/// Records the data segment (if it is one) in IP packet `ip` into `sent`.
+/// Records the data segment (if it is one) in IP packet `ip` into `sent`;
+/// says whether the packet goes on the wire (during recovery, a resend the
+/// peer has or that is still in flight does not).
 #[inline]
-fn note_sent(ip: &[u8], sent: &mut Sent) {
+fn note_sent(ip: &[u8], sent: &mut Sent) -> bool {
     if ip.len() < 40 {
-        return;
+        return true;
     }
     let ihl = usize::from(ip[0] & 0x0f) * 4;
     let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-    let Some(t) = ip.get(ihl..total) else { return };
+    let Some(t) = ip.get(ihl..total) else {
+        return true;
+    };
     if t.len() < 20 {
-        return;
+        return true;
     }
     let doff = usize::from(t[12] >> 4) * 4;
     let flags = t[13];
@@ -140,8 +147,11 @@ fn note_sent(ip: &[u8], sent: &mut Sent) {
     let seq = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
     if flags & 0x02 != 0 {
         sent.syn = Some(seq);
+        true
     } else if len > 0 {
-        sent.record(seq, len, payload);
+        sent.record(seq, len, payload)
+    } else {
+        true
     }
 }
 
@@ -151,6 +161,34 @@ impl<N: Nic> TxToken for TxTok<'_, N> {
         if self.discard {
             let v = f(&mut self.scratch[..len]);
             note_sent(&self.scratch[..len], sent);
+            return v;
+        }
+        if sent.filter.is_some() {
+            // Recovery: the segment is built aside and goes out only if the
+            // filter keeps it (a copy, only while repairing).
+            let v = f(&mut self.scratch[..len]);
+            if off != 0 {
+                shift_seq(&mut self.scratch[..len], off, csum);
+            }
+            if !note_sent(&self.scratch[..len], sent) {
+                self.tx.skipped += 1;
+                return v;
+            }
+            let (dst, src, ip) = (self.dst_mac, self.src_mac, &self.scratch[..len]);
+            let mut build = |buf: &mut [u8]| {
+                l2::write_eth(buf, dst, src, l2::ETHERTYPE_IPV4);
+                buf[ETH_HDR..ETH_HDR + ip.len()].copy_from_slice(ip);
+            };
+            let mut r = self.nic.tx_frame(ETH_HDR + len, &mut build);
+            if r == Err(TxError::Full) {
+                self.nic.tx_flush();
+                r = self.nic.tx_frame(ETH_HDR + len, &mut build);
+            }
+            if r.is_ok() {
+                self.tx.segments += 1;
+            } else {
+                self.tx.dropped += 1;
+            }
             return v;
         }
         let mut f = Some(f);

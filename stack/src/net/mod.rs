@@ -173,7 +173,7 @@ impl<N: Nic> Pump<N> {
             } else {
                 [None; RX_BURST]
             };
-            for (i, frame) in rx_batch.drain(..).enumerate() {
+            for (i, mut frame) in rx_batch.drain(..).enumerate() {
                 // Replies to input carry no data: nothing for recovery.
                 let mut sent = Sent::default();
                 match core.ingress(frame.as_ref(), hints[i], verify_ipv4) {
@@ -183,14 +183,26 @@ impl<N: Nic> Pump<N> {
                         src_mac,
                         repair,
                     } => {
+                        let at = ip.as_ptr() as usize - frame.as_ref().as_ptr() as usize;
+                        let len = ip.len();
+                        if core.conns.get(cid).rec.jumped_us > 0 {
+                            // Heard from: the idle timeout counts from now.
+                            core.conns.get_mut(cid).rec.jumped_us = 0;
+                            core.conns.fit_timeout(cid);
+                        }
                         let c = core.conns.get_mut(cid);
                         let now = Instant::from_micros(c.rec.socket_time(core.now_us) as i64);
                         let off = c.seq_off;
-                        let ip = if off != 0 {
-                            to_socket_space(fix, ip, off, caps.checksum.tcp.rx())
+                        let csum = caps.checksum.tcp.rx();
+                        let ip: &mut [u8] = if off != 0 {
+                            to_socket_space(fix, &frame.as_ref()[at..at + len], off, csum)
                         } else {
-                            ip
+                            &mut frame.as_mut()[at..at + len]
                         };
+                        // The window the socket hears is the engine's
+                        // congestion window (see core::recovery).
+                        fit_window(ip, &mut c.rec);
+                        let ip: &[u8] = ip;
                         let dups = repair.and_then(|r| dup_acks_for(core.host.ip, c, r));
                         let mut port = port!(
                             nic,
@@ -232,7 +244,9 @@ impl<N: Nic> Pump<N> {
                             c.seq_off = off;
                             port.discard = false;
                             port.seq_off = off;
-                            port.rx = Some(to_socket_space(fix, ip, off, caps.checksum.tcp.rx()));
+                            let ip = to_socket_space(fix, ip, off, caps.checksum.tcp.rx());
+                            fit_window(ip, &mut c.rec);
+                            port.rx = Some(ip);
                             core.iface.poll_ingress_single(now, &mut port, &mut c.set);
                         }
                         // Established, or (no SYN-ACK) closed: service decides.
@@ -321,23 +335,33 @@ impl<N: Nic> Pump<N> {
         if c.arp_since.is_some() {
             c.arp_since = None;
         }
-        let repair = c.rec.on_timeout(now_us, &mut core.stats);
+        let repair = c
+            .rec
+            .on_timeout(now_us, &mut core.stats)
+            .or_else(|| c.rec.take_walk());
         let mut now = Instant::from_micros(c.rec.socket_time(now_us) as i64);
         let mut sent = c.rec.begin();
         let off = c.seq_off;
         // The tail-loss probe: the socket resends the segment at `ack`.
         let probe = repair.and_then(|r| dup_acks_for(core.host.ip, c, r));
+        // A walk or an RTO: move the socket's clock to its own retransmission
+        // deadline, so it goes back to `snd.una` (another of its timers may
+        // come first: then again, a few times). The filter in `sent` keeps
+        // what goes on the wire to the holes.
+        let walk = matches!(repair, Some(Repair::Walk | Repair::Rto));
+        if walk {
+            c.rec.rewind(&mut sent);
+        }
         let set = &mut c.set;
         let mut port = port!(self, None, dst_mac, &mut sent, off);
         if let Some(pkt) = &probe {
             feed_dup_acks(&mut core.iface, &mut port, set, now, pkt);
         }
         let mut at = None;
-        // An RTO: move the socket's clock to its own retransmission deadline
-        // (another of its timers may come first: then again, a few times).
-        let jumps = if repair == Some(Repair::Rto) { 3 } else { 1 };
+        let off_before = c.rec.off_us;
+        let jumps = if walk { 3 } else { 1 };
         for _ in 0..jumps {
-            if jumps > 1 {
+            if walk {
                 if let Some(t) = core.iface.poll_at(now, set) {
                     if t > now {
                         c.rec.off_us += (t - now).total_micros();
@@ -346,19 +370,55 @@ impl<N: Nic> Pump<N> {
                 }
             }
             at = dispatch(&mut core.iface, &mut port, set, now);
-            if port.sent.resent > 0 {
+            if port.sent.rewound > 0 {
                 break;
             }
         }
         let clock_off = c.rec.off_us;
         c.rec.on_sent(&sent, now_us, &mut core.stats);
+        if clock_off > off_before {
+            // The idle timeout is meant in real time: stretch it by the jump.
+            c.rec.jumped_us += clock_off - off_before;
+            core.conns.fit_timeout(cid);
+        }
         let smol_at = at.map(|t| (t.total_micros() as u64).saturating_sub(clock_off));
-        let at_us = match (smol_at, c.rec.deadline()) {
+        let at_us = match (smol_at, core.conns.get(cid).rec.deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
         core.conns.after_egress(cid, at_us, now_us);
     }
+}
+
+/// Feeds recovery's window into received segment `ip` (IPv4 + TCP, of
+/// `rec`'s connection) in place: the window field becomes the smaller of
+/// the peer's and the congestion window's, the TCP checksum updated to
+/// match (RFC 1624). RSTs and segments without ACK are left alone.
+fn fit_window(ip: &mut [u8], rec: &mut crate::core::recovery::Recovery) {
+    let Some((ihl, total)) = device::tcp_range(ip) else {
+        return;
+    };
+    let t = &mut ip[ihl..total];
+    let flags = t[13];
+    if flags & 0x10 == 0 || flags & 0x04 != 0 {
+        return;
+    }
+    let field = u16::from_be_bytes([t[14], t[15]]);
+    let w = rec.window_field(field, flags & 0x02 != 0);
+    if w != field {
+        t[14..16].copy_from_slice(&w.to_be_bytes());
+        let c = u16::from_be_bytes([t[16], t[17]]);
+        t[16..18].copy_from_slice(&csum_replace16(c, field, w).to_be_bytes());
+    }
+}
+
+/// Checksum `c` with one 16-bit word changed from `old` to `new` (RFC 1624,
+/// eqn. 3: `HC' = ~(~HC + ~m + m')`).
+fn csum_replace16(c: u16, old: u16, new: u16) -> u16 {
+    let mut sum = u32::from(!c) + u32::from(!old) + u32::from(new);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    !(sum as u16)
 }
 
 /// The duplicate ACK to feed `c`'s socket for `repair`, if it is one (in
@@ -368,7 +428,7 @@ fn dup_acks_for(us: Ipv4Addr, c: &Conn, repair: Repair) -> Option<[u8; 40]> {
         Repair::DupAcks { seq, ack, win } => {
             Some(dup_ack(us, c, seq, ack.wrapping_add(c.seq_off), win))
         }
-        Repair::Rto => None,
+        Repair::Walk | Repair::Rto => None,
     }
 }
 
@@ -426,7 +486,7 @@ fn dup_ack(us: Ipv4Addr, c: &Conn, seq: u32, ack: u32, win: u16) -> [u8; 40] {
 /// Received packet `ip` of a SYN cookie connection in its socket's
 /// sequence space (see `core::cookies`): copied into `fix`, the peer's ACK
 /// and SACK edges moved by `off`, the checksum refilled when `csum`.
-fn to_socket_space<'f>(fix: &'f mut [u8], ip: &[u8], off: u32, csum: bool) -> &'f [u8] {
+fn to_socket_space<'f>(fix: &'f mut [u8], ip: &[u8], off: u32, csum: bool) -> &'f mut [u8] {
     let f = &mut fix[..ip.len()];
     f.copy_from_slice(ip);
     shift_acks(f, off, csum);
