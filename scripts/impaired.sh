@@ -42,6 +42,9 @@ STACKS=${STACKS:-"ringline linux"}
 LCORE=${LCORE:-0}
 # Where to keep every run's output (kept after the run); a temp dir by default.
 LOGDIR=${LOGDIR:-}
+# The Linux echo server's congestion control (e.g. cubic); the host's default
+# when empty (this host's is bbr).
+SERVER_CC=${SERVER_CC:-}
 RINGLINE=${RINGLINE:-}
 
 die() { echo "impaired.sh: $*" >&2; exit 1; }
@@ -144,6 +147,15 @@ for l in "$NS_C c1" "$NS_C c2" "$NS_S s3" "$NS_M m1" "$NS_M m2" "$NS_M m3"; do
 done
 
 # The Linux echo server, for the whole script.
+# The Linux server's congestion control (SERVER_CC; the host's default
+# otherwise, which namespaces inherit). The client's stays the host's: it is
+# the same sender for both stacks.
+if [ -n "$SERVER_CC" ]; then
+    ip netns exec "$NS_S" sysctl -qw net.ipv4.tcp_congestion_control="$SERVER_CC" \
+        || die "the kernel has no congestion control $SERVER_CC"
+fi
+SERVER_CC=$(ip netns exec "$NS_S" sysctl -n net.ipv4.tcp_congestion_control)
+CLIENT_CC=$(ip netns exec "$NS_C" sysctl -n net.ipv4.tcp_congestion_control)
 ip netns exec "$NS_S" "$RINGLINE" kernel-echo --listen 0.0.0.0:7 >"$LOGDIR/kernel-echo.log" 2>&1 &
 KECHO=$!
 PIDS+=("$KECHO")
@@ -233,6 +245,7 @@ run_one() {
 }
 
 printf '== %s, seed %s, run timeout %s s, logs in %s\n' "$(git rev-parse --short HEAD 2>/dev/null || echo '?')" "$SEED" "$RUN_TIMEOUT" "$LOGDIR"
+printf '== Linux congestion control: server %s, client %s\n' "$SERVER_CC" "$CLIENT_CC"
 ROWS=()
 for scen in $SCENARIOS; do
     spec=$(spec_of "$scen")

@@ -53,6 +53,26 @@ pub struct EngineConfig {
     /// `EBUSY` until the application reaps (requests already in flight
     /// still complete into the backlog: nothing is dropped).
     pub max_cq_backlog: usize,
+    /// How each connection decides how much it may have in flight (see
+    /// [`Congestion`]).
+    pub congestion: Congestion,
+}
+
+/// The congestion controller of every connection (the engine's, beside
+/// smoltcp: see `docs/design.md`, "Loss recovery and congestion control").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Congestion {
+    /// A rate model, as BBR's (and Linux's default where BBR is chosen):
+    /// the window is twice the measured bottleneck bandwidth times the
+    /// smallest RTT, found by slow start and kept by the measurements; loss
+    /// alone does not shrink it (a timeout does). Fills lossy paths.
+    #[default]
+    Rate,
+    /// Loss-based, Westwood+: slow start, congestion avoidance, and on loss
+    /// a window cut to the measured bandwidth times the smallest RTT, once
+    /// per recovery episode. Yields to loss-based flows that share a
+    /// bottleneck; slow on paths with random loss.
+    Westwood,
 }
 
 impl Default for EngineConfig {
@@ -75,6 +95,7 @@ impl Default for EngineConfig {
             rx_budget: 256,
             seed: 0x5eed_0f01,
             max_cq_backlog: 1 << 20,
+            congestion: Congestion::default(),
         }
     }
 }

@@ -56,7 +56,7 @@ mod timer;
 mod usermem;
 
 pub use clock::{Clock, Monotonic};
-pub use config::EngineConfig;
+pub use config::{Congestion, EngineConfig};
 pub use driver::Inline;
 pub use engine::EngineError;
 pub use stats::EngineStats;

@@ -97,7 +97,7 @@ pub(crate) enum Reset {
 /// One connection.
 pub(crate) struct Conn {
     pub(crate) set: SocketSet<'static>,
-    h: SocketHandle,
+    pub(crate) h: SocketHandle,
     pub(crate) phase: Phase,
     pub(crate) key: Option<u64>,
     pub(crate) remote_ip: Ipv4Addr,
@@ -282,6 +282,7 @@ pub(crate) struct Conns {
     ack_delay: Option<SmolDuration>,
     handshake_timeout: SmolDuration,
     pub(crate) alive: Alive,
+    congestion: crate::config::Congestion,
     rx_buffer: usize,
     tx_buffer: usize,
     /// Connections created (slots taken) and freed.
@@ -321,6 +322,7 @@ impl Conns {
                 .ack_delay
                 .map(|d| SmolDuration::from_micros(d.as_micros() as u64)),
             handshake_timeout: SmolDuration::from_micros(cfg.handshake_timeout.as_micros() as u64),
+            congestion: cfg.congestion,
             alive: Alive {
                 keepalive: cfg.keepalive.map(smol_duration),
                 timeout: cfg.idle_timeout.map(smol_duration),
@@ -399,7 +401,7 @@ impl Conns {
         let i = self.slab.recycle_or(|i| Conn::new(arena, i, rx, tx));
         let cid = ConnId::from_index(i);
         let (nagle, ack_delay, hs) = (self.nagle, self.ack_delay, self.handshake_timeout);
-        let alive = self.alive;
+        let (alive, cc) = (self.alive, self.congestion);
         let c = self.get_mut(cid);
         c.phase = Phase::Connecting;
         c.key = None;
@@ -411,7 +413,7 @@ impl Conns {
         c.aborted = false;
         c.close_pending = false;
         c.arp_since = None;
-        c.rec.reset();
+        c.rec.reset(cc);
         c.reset_err = errno::ECONNRESET;
         c.seq_off = 0;
         c.started_us = now_us;
@@ -432,13 +434,22 @@ impl Conns {
         Some(cid)
     }
 
-    /// The idle timeout `cid`'s socket runs with, stretched by how far its
-    /// clock was moved since the peer was last heard (loss recovery moves
-    /// it; the timeout is meant in real time).
+    /// The timeout `cid`'s socket runs with before any clock jump: the idle
+    /// timeout once established, the handshake timeout before.
+    pub(crate) fn base_timeout(&self, cid: ConnId) -> Option<SmolDuration> {
+        if self.get(cid).established {
+            self.alive.timeout
+        } else {
+            Some(self.handshake_timeout)
+        }
+    }
+
+    /// Sets `cid`'s socket timeout to its base stretched by how far its
+    /// clock was moved since the peer last made progress (loss recovery
+    /// moves it; the timeout is meant in real time).
     pub(crate) fn fit_timeout(&mut self, cid: ConnId) {
-        let (alive, hs) = (self.alive.timeout, self.handshake_timeout);
+        let base = self.base_timeout(cid);
         let c = self.get_mut(cid);
-        let base = if c.established { alive } else { Some(hs) };
         let extra = SmolDuration::from_micros(c.rec.jumped_us);
         c.sock().set_timeout(base.map(|t| t + extra));
     }

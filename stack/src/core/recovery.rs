@@ -39,6 +39,7 @@
 //! Everything here is O(1) per segment (the scoreboard has a fixed number of
 //! blocks) and allocates nothing.
 
+use crate::config::Congestion;
 use crate::stats::EngineStats;
 use crate::tcpopt;
 
@@ -254,6 +255,17 @@ pub(crate) struct Recovery {
     /// The peer's window scale (from its SYN) and MSS option.
     wscale: u8,
     peer_mss: u32,
+    /// The controller, and the rate model's state: the bandwidth maximum
+    /// of the current and the previous ten rounds, rounds measured, and
+    /// startup's test for a full pipe (the best bandwidth of startup, and
+    /// rounds since it last grew by a quarter).
+    cc: Congestion,
+    bw_hi: u64,
+    bw_prev: u64,
+    rounds: u32,
+    full_bw: u64,
+    full_cnt: u8,
+    filled: bool,
     /// Congestion window and slow-start threshold, bytes (0: not set yet).
     cwnd: u32,
     ssthresh: u32,
@@ -298,6 +310,8 @@ pub(crate) struct Recovery {
     force_una: bool,
     /// A walk is due at the next egress.
     walk: bool,
+    /// The peer acknowledged new data since the pump last asked.
+    progress: bool,
     /// When the peer was last heard from, in the socket's time.
     heard_us: u64,
     /// The next timeout (engine µs), kept by [`Recovery::rearm`] whenever
@@ -311,8 +325,11 @@ pub(crate) struct Recovery {
 impl Recovery {
     /// Forgets everything (a new connection in the slot). The clock offset
     /// goes back to zero too: the new socket has no timers yet.
-    pub(crate) fn reset(&mut self) {
-        *self = Recovery::default();
+    pub(crate) fn reset(&mut self, cc: Congestion) {
+        *self = Recovery {
+            cc,
+            ..Recovery::default()
+        };
     }
 
     /// The socket's time for engine time `now_us`.
@@ -494,6 +511,7 @@ impl Recovery {
             let acked = ack.wrapping_sub(self.una);
             let flight = self.nxt.wrapping_sub(self.una);
             self.una = ack;
+            self.progress = true;
             self.since_us = now_us;
             self.backoff = 0;
             if let Some((e, sent)) = self.timed {
@@ -527,11 +545,13 @@ impl Recovery {
             // Loss: one reduction for the episode (β = 0.7, as CUBIC).
             let flight = self.nxt.wrapping_sub(self.una);
             self.enter_recovery(now_us);
-            // Westwood+: the window falls to the path's measured
-            // bandwidth-delay product, not to a fixed fraction of itself.
-            self.ssthresh = self.loss_threshold(flight);
-            self.cwnd = self.cwnd().min(self.ssthresh);
-            self.ca_acc = 0;
+            if self.cc == Congestion::Westwood {
+                // Westwood+: the window falls to the path's measured
+                // bandwidth-delay product, not to a fixed fraction of itself.
+                self.ssthresh = self.loss_threshold(flight);
+                self.cwnd = self.cwnd().min(self.ssthresh);
+                self.ca_acc = 0;
+            }
         }
         if !self.in_recovery {
             return None;
@@ -553,6 +573,12 @@ impl Recovery {
             return Some(Repair::Walk);
         }
         None
+    }
+
+    /// Whether the peer acknowledged new data since the last call.
+    #[inline]
+    pub(crate) fn take_progress(&mut self) -> bool {
+        std::mem::take(&mut self.progress)
     }
 
     /// A walk asked for by the segments heard since the last egress.
@@ -583,13 +609,52 @@ impl Recovery {
             return;
         }
         let rate = u64::from(self.dlv_acc) * 1_000_000 / span;
-        self.bwe = if self.bwe == 0 {
-            rate
-        } else {
-            (7 * self.bwe + rate) / 8
-        };
         self.dlv_acc = 0;
         self.dlv_start_us = now_us;
+        match self.cc {
+            Congestion::Westwood => {
+                self.bwe = if self.bwe == 0 {
+                    rate
+                } else {
+                    (7 * self.bwe + rate) / 8
+                };
+            }
+            Congestion::Rate => {
+                // BBR's windowed maximum (about ten rounds, in two halves).
+                self.bw_hi = self.bw_hi.max(rate);
+                self.rounds = self.rounds.wrapping_add(1);
+                if self.rounds % 10 == 0 {
+                    self.bw_prev = self.bw_hi;
+                    self.bw_hi = 0;
+                }
+                let bw = self.bw();
+                if !self.filled {
+                    // Startup ends when three rounds no longer grow the
+                    // bandwidth by a quarter.
+                    if bw >= self.full_bw + self.full_bw / 4 {
+                        self.full_bw = bw;
+                        self.full_cnt = 0;
+                    } else {
+                        self.full_cnt += 1;
+                        self.filled = self.full_cnt >= 3;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The rate model's bottleneck bandwidth (bytes/s).
+    #[inline]
+    fn bw(&self) -> u64 {
+        self.bw_hi.max(self.bw_prev)
+    }
+
+    /// The rate model's window: twice the bandwidth-delay product (BBR's
+    /// `cwnd_gain`), never below the initial window.
+    fn rate_target(&self) -> u32 {
+        let bdp = self.bw().saturating_mul(self.min_rtt_us) / 1_000_000;
+        let t = (2 * bdp).min(u64::from(CWND_MAX)) as u32;
+        t.max(IW_SEGS * self.smss())
     }
 
     /// The slow-start threshold after a loss out of `flight`: the estimated
@@ -617,6 +682,17 @@ impl Recovery {
     /// of a flight of `flight` (only while the window is what limits it).
     fn grow(&mut self, acked: u32, flight: u32) {
         let cwnd = self.cwnd();
+        if self.cc == Congestion::Rate {
+            // BBR: grow by what is delivered; once the pipe is full, up to
+            // (and down to) the model's window.
+            let next = cwnd.saturating_add(acked);
+            self.cwnd = if self.filled {
+                next.min(self.rate_target())
+            } else {
+                next.min(CWND_MAX)
+            };
+            return;
+        }
         if 2 * u64::from(flight) < u64::from(cwnd) {
             return;
         }
@@ -890,6 +966,7 @@ mod tests {
     #[test]
     fn three_segments_sacked_above_a_hole_start_one_reduction_and_a_walk_to_it() {
         let mut r = Recovery::default();
+        r.reset(Congestion::Westwood);
         let mut st = EngineStats::default();
         r.on_sent(&sent(1000, 10, 100), 0, &mut st);
         assert_eq!(r.on_heard(&ack(1100, &[]), 10), None);
@@ -918,6 +995,46 @@ mod tests {
         assert_eq!(r.on_heard(&ack(2000, &[]), 16), None);
         assert!(!r.in_recovery());
         assert!(r.cwnd() >= cut, "no second reduction");
+    }
+
+    #[test]
+    fn the_rate_model_ignores_random_loss_and_settles_at_twice_the_bdp() {
+        let mut r = Recovery::default();
+        let mut st = EngineStats::default();
+        // A path of 10 ms that delivers 100 segments of 1000 bytes a round
+        // trip (10 MB/s): the sender keeps 100 in flight.
+        let mut t = 0u64;
+        let mut next = 0u32;
+        r.on_sent(&sent(next, 100, 1000), t, &mut st);
+        next += 100_000;
+        for round in 0..12u32 {
+            for k in 1..=100u32 {
+                let a = round * 100_000 + k * 1000;
+                t += 100;
+                // One segment in fifty lost and SACKed around (then repaired).
+                let sack = if k % 50 == 0 {
+                    vec![(a + 1000, a + 2000)]
+                } else {
+                    vec![]
+                };
+                r.on_heard(&ack(a, &sack), t);
+                r.on_sent(&sent(next, 1, 1000), t, &mut st);
+                next += 1000;
+            }
+        }
+        assert!(r.filled, "startup ended when the bandwidth stopped growing");
+        assert_eq!(r.min_rtt_us, 10_000);
+        let bw = r.bw();
+        assert!((9_000_000..=11_000_000).contains(&bw), "bw {bw}");
+        // Twice the BDP (2 x 10 MB/s x 10 ms = 200 kB), loss or not.
+        let cwnd = r.cwnd();
+        assert!((180_000..=220_000).contains(&cwnd), "cwnd {cwnd}");
+        // A timeout restarts from one segment.
+        let mut r2 = r;
+        r2.backoff = 1;
+        r2.repaired = Some(r2.una);
+        assert_eq!(r2.timeout(t, &mut st), Some(Repair::Rto));
+        assert_eq!(r2.cwnd(), 1000);
     }
 
     #[test]

@@ -11,7 +11,8 @@ use smoltcp::iface::{Config as IfaceConfig, Interface, PollResult, SocketSet};
 use std::net::Ipv4Addr;
 
 use smoltcp::phy::{Checksum, ChecksumCapabilities, DeviceCapabilities, Medium};
-use smoltcp::time::Instant;
+use smoltcp::socket::tcp;
+use smoltcp::time::{Duration as SmolDuration, Instant};
 use smoltcp::wire::{
     HardwareAddress, IpAddress, IpCidr, IpProtocol, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket,
     TcpRepr, TcpSeqNumber,
@@ -185,8 +186,10 @@ impl<N: Nic> Pump<N> {
                     } => {
                         let at = ip.as_ptr() as usize - frame.as_ref().as_ptr() as usize;
                         let len = ip.len();
-                        if core.conns.get(cid).rec.jumped_us > 0 {
-                            // Heard from: the idle timeout counts from now.
+                        if core.conns.get_mut(cid).rec.take_progress() {
+                            // The peer acknowledged new data (smoltcp takes
+                            // the segment as heard): the idle timeout counts
+                            // from now again, unstretched.
                             core.conns.get_mut(cid).rec.jumped_us = 0;
                             core.conns.fit_timeout(cid);
                         }
@@ -331,6 +334,7 @@ impl<N: Nic> Pump<N> {
             return;
         };
         let now_us = core.now_us;
+        let base_timeout = core.conns.base_timeout(cid);
         let c = core.conns.get_mut(cid);
         if c.arp_since.is_some() {
             c.arp_since = None;
@@ -352,20 +356,26 @@ impl<N: Nic> Pump<N> {
         if walk {
             c.rec.rewind(&mut sent);
         }
-        let set = &mut c.set;
+        let (set, h) = (&mut c.set, c.h);
         let mut port = port!(self, None, dst_mac, &mut sent, off);
         if let Some(pkt) = &probe {
             feed_dup_acks(&mut core.iface, &mut port, set, now, pkt);
         }
         let mut at = None;
-        let off_before = c.rec.off_us;
         let jumps = if walk { 3 } else { 1 };
         for _ in 0..jumps {
             if walk {
                 if let Some(t) = core.iface.poll_at(now, set) {
                     if t > now {
-                        c.rec.off_us += (t - now).total_micros();
+                        let d = (t - now).total_micros();
+                        c.rec.off_us += d;
                         now = t;
+                        // The timeouts are meant in real time: stretched by
+                        // the jump before the socket checks them.
+                        c.rec.jumped_us += d;
+                        let extra = SmolDuration::from_micros(c.rec.jumped_us);
+                        set.get_mut::<tcp::Socket>(h)
+                            .set_timeout(base_timeout.map(|t| t + extra));
                     }
                 }
             }
@@ -376,11 +386,6 @@ impl<N: Nic> Pump<N> {
         }
         let clock_off = c.rec.off_us;
         c.rec.on_sent(&sent, now_us, &mut core.stats);
-        if clock_off > off_before {
-            // The idle timeout is meant in real time: stretch it by the jump.
-            c.rec.jumped_us += clock_off - off_before;
-            core.conns.fit_timeout(cid);
-        }
         let smol_at = at.map(|t| (t.total_micros() as u64).saturating_sub(clock_off));
         let at_us = match (smol_at, core.conns.get(cid).rec.deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
