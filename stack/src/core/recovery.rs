@@ -623,7 +623,7 @@ impl Recovery {
                 // BBR's windowed maximum (about ten rounds, in two halves).
                 self.bw_hi = self.bw_hi.max(rate);
                 self.rounds = self.rounds.wrapping_add(1);
-                if self.rounds % 10 == 0 {
+                if self.rounds.is_multiple_of(10) {
                     self.bw_prev = self.bw_hi;
                     self.bw_hi = 0;
                 }
