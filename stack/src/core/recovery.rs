@@ -255,17 +255,12 @@ pub(crate) struct Recovery {
     /// The peer's window scale (from its SYN) and MSS option.
     wscale: u8,
     peer_mss: u32,
-    /// The controller, and the rate model's state: the bandwidth maximum
-    /// of the current and the previous ten rounds, rounds measured, and
-    /// startup's test for a full pipe (the best bandwidth of startup, and
-    /// rounds since it last grew by a quarter).
+    /// The controller, and the rate model's bandwidth maximum of the
+    /// current and the previous ten rounds, and rounds measured.
     cc: Congestion,
     bw_hi: u64,
     bw_prev: u64,
     rounds: u32,
-    full_bw: u64,
-    full_cnt: u8,
-    filled: bool,
     /// Congestion window and slow-start threshold, bytes (0: not set yet).
     cwnd: u32,
     ssthresh: u32,
@@ -545,13 +540,10 @@ impl Recovery {
             // Loss: one reduction for the episode (β = 0.7, as CUBIC).
             let flight = self.nxt.wrapping_sub(self.una);
             self.enter_recovery(now_us);
-            if self.cc == Congestion::Westwood {
-                // Westwood+: the window falls to the path's measured
-                // bandwidth-delay product, not to a fixed fraction of itself.
-                self.ssthresh = self.loss_threshold(flight);
-                self.cwnd = self.cwnd().min(self.ssthresh);
-                self.ca_acc = 0;
-            }
+            // One reduction for the episode, to the controller's threshold.
+            self.ssthresh = self.loss_threshold(flight);
+            self.cwnd = self.cwnd().min(self.ssthresh);
+            self.ca_acc = 0;
         }
         if !self.in_recovery {
             return None;
@@ -627,18 +619,6 @@ impl Recovery {
                     self.bw_prev = self.bw_hi;
                     self.bw_hi = 0;
                 }
-                let bw = self.bw();
-                if !self.filled {
-                    // Startup ends when three rounds no longer grow the
-                    // bandwidth by a quarter.
-                    if bw >= self.full_bw + self.full_bw / 4 {
-                        self.full_bw = bw;
-                        self.full_cnt = 0;
-                    } else {
-                        self.full_cnt += 1;
-                        self.filled = self.full_cnt >= 3;
-                    }
-                }
             }
         }
     }
@@ -649,23 +629,21 @@ impl Recovery {
         self.bw_hi.max(self.bw_prev)
     }
 
-    /// The rate model's window: twice the bandwidth-delay product (BBR's
-    /// `cwnd_gain`), never below the initial window.
-    fn rate_target(&self) -> u32 {
-        let bdp = self.bw().saturating_mul(self.min_rtt_us) / 1_000_000;
-        let t = (2 * bdp).min(u64::from(CWND_MAX)) as u32;
-        t.max(IW_SEGS * self.smss())
-    }
-
-    /// The slow-start threshold after a loss out of `flight`: the estimated
-    /// bandwidth times the smallest RTT seen (Westwood+), or 0.7 of the
-    /// flight before there is an estimate; at least two segments.
+    /// The slow-start threshold after a loss out of `flight`, at least two
+    /// segments. Westwood+: the estimated bandwidth times the smallest RTT
+    /// (0.7 of the flight before there is an estimate). Rate: the larger of
+    /// 0.7 of the flight and twice the bandwidth-delay product measured
+    /// with BBR's max filter, so random loss on a path the flight does not
+    /// fill takes nothing away, and a full bottleneck keeps at most about
+    /// one BDP queued.
     fn loss_threshold(&self, flight: u32) -> u32 {
-        let bdp = self.bwe.saturating_mul(self.min_rtt_us) / 1_000_000;
-        let t = if self.bwe == 0 || self.min_rtt_us == 0 {
-            u64::from(flight / 10 * 7)
-        } else {
-            bdp
+        let cut = u64::from(flight / 10 * 7);
+        let t = match self.cc {
+            Congestion::Westwood if self.bwe > 0 && self.min_rtt_us > 0 => {
+                self.bwe.saturating_mul(self.min_rtt_us) / 1_000_000
+            }
+            Congestion::Westwood => cut,
+            Congestion::Rate => cut.max(2 * self.bw().saturating_mul(self.min_rtt_us) / 1_000_000),
         };
         (t.min(u64::from(CWND_MAX)) as u32).max(2 * self.smss())
     }
@@ -682,17 +660,6 @@ impl Recovery {
     /// of a flight of `flight` (only while the window is what limits it).
     fn grow(&mut self, acked: u32, flight: u32) {
         let cwnd = self.cwnd();
-        if self.cc == Congestion::Rate {
-            // BBR: grow by what is delivered; once the pipe is full, up to
-            // (and down to) the model's window.
-            let next = cwnd.saturating_add(acked);
-            self.cwnd = if self.filled {
-                next.min(self.rate_target())
-            } else {
-                next.min(CWND_MAX)
-            };
-            return;
-        }
         if 2 * u64::from(flight) < u64::from(cwnd) {
             return;
         }
@@ -998,7 +965,7 @@ mod tests {
     }
 
     #[test]
-    fn the_rate_model_ignores_random_loss_and_settles_at_twice_the_bdp() {
+    fn the_rate_model_keeps_twice_the_measured_bdp_through_random_loss() {
         let mut r = Recovery::default();
         let mut st = EngineStats::default();
         // A path of 10 ms that delivers 100 segments of 1000 bytes a round
@@ -1007,13 +974,14 @@ mod tests {
         let mut next = 0u32;
         r.on_sent(&sent(next, 100, 1000), t, &mut st);
         next += 100_000;
+        let mut after_two = 0;
         for round in 0..12u32 {
             for k in 1..=100u32 {
                 let a = round * 100_000 + k * 1000;
                 t += 100;
                 // One segment in fifty lost and SACKed around (then repaired).
                 let sack = if k % 50 == 0 {
-                    vec![(a + 1000, a + 2000)]
+                    vec![(a + 1000, a + 5000)]
                 } else {
                     vec![]
                 };
@@ -1021,14 +989,23 @@ mod tests {
                 r.on_sent(&sent(next, 1, 1000), t, &mut st);
                 next += 1000;
             }
+            if round == 2 {
+                after_two = r.cwnd();
+            }
         }
-        assert!(r.filled, "startup ended when the bandwidth stopped growing");
         assert_eq!(r.min_rtt_us, 10_000);
         let bw = r.bw();
         assert!((9_000_000..=11_000_000).contains(&bw), "bw {bw}");
-        // Twice the BDP (2 x 10 MB/s x 10 ms = 200 kB), loss or not.
-        let cwnd = r.cwnd();
-        assert!((180_000..=220_000).contains(&cwnd), "cwnd {cwnd}");
+        // Once the bandwidth is known, losses do not cut below twice the
+        // BDP (2 x 10 MB/s x 10 ms = 200 kB): the window only grew.
+        assert!(r.cwnd() >= after_two, "{} < {after_two}", r.cwnd());
+        assert!(r.ssthresh >= 180_000, "ssthresh {}", r.ssthresh);
+        // Westwood+ on the same path cuts to one BDP at each episode.
+        let mut w = Recovery::default();
+        w.reset(Congestion::Westwood);
+        w.bwe = bw;
+        w.min_rtt_us = 10_000;
+        assert_eq!(w.loss_threshold(150_000), (bw / 100) as u32);
         // A timeout restarts from one segment.
         let mut r2 = r;
         r2.backoff = 1;
