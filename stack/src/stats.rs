@@ -67,6 +67,9 @@ pub struct EngineStats {
     pub tlp_probes: u64,
     /// Retransmission timeouts the engine fired (its 200 ms floor, not smoltcp's 1 s).
     pub rto_fired: u64,
+    /// Neighbours taken from sibling engines of a group (learned by
+    /// another queue's engine; filled in by `stats()`).
+    pub arp_shared: u64,
 }
 
 impl EngineStats {
@@ -114,6 +117,7 @@ impl EngineStats {
             fast_retransmits,
             tlp_probes,
             rto_fired,
+            arp_shared,
         )
     }
 }
