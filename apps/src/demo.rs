@@ -1,7 +1,9 @@
-//! `ringline demo`: the echo server and the load generator on two engines,
-//! two threads, one wire: the in-memory loopback wire by default, or with
-//! `--dpdk "<EAL args>"` a pair of DPDK `net_ring` ports joined back to back
-//! inside the process (the same two engines, over mbufs and the ethdev API).
+//! `ringline demo`: the echo server and the load generator, each on one
+//! engine (or with `--engines N`, on N engines, one per queue pair, each on
+//! its own thread), over one wire: the in-memory loopback wire by default
+//! (with N queue pairs a side and symmetric RSS), or with `--dpdk "<EAL
+//! args>"` a pair of DPDK `net_ring` ports joined back to back inside the
+//! process (one engine a side, over mbufs and the ethdev API).
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,13 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use ringline::{open, Clock, EngineConfig};
+use ringline::{engine_group, open_in_group, Clock, EngineConfig};
 use ringline_dataplane::{LoopbackWire, MacAddr, Nic, WireConfig};
 use ringline_ring::ring::RingConfig;
 
 use crate::echo::{self, EchoOpts};
 use crate::loadgen::{self, LiveCounters, LoadOpts};
-use crate::report::{self, EngineReport, Engines, LoadReport};
+use crate::report::{self, EngineLoad, EngineReport, Engines, LoadReport};
 
 /// Options of `ringline demo`.
 #[derive(Args, Clone, Debug)]
@@ -42,6 +44,50 @@ pub struct DemoArgs {
     /// tail latency (needs CAP_SYS_NICE).
     #[arg(long, value_name = "PRIO", value_parser = clap::value_parser!(u8).range(1..=99))]
     pub realtime: Option<u8>,
+    /// Engines on each side (server and load generator), one per queue pair
+    /// of the loopback wire, each on its own thread with its own ring; the
+    /// wire spreads connections over them by a symmetric RSS hash.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub engines: u16,
+    /// CPUs to pin the engine threads to, e.g. "0,1" or "0-3": the server's
+    /// engines first, then the load generator's, reusing the list from its
+    /// start if it is shorter [default: CPU i for the i-th thread, modulo
+    /// the CPUs online].
+    #[arg(long, value_name = "LIST")]
+    pub cores: Option<String>,
+}
+
+/// Parses a CPU list: numbers and ranges joined by commas ("0,2,4-7").
+pub fn parse_cores(s: &str) -> Result<Vec<usize>, String> {
+    let bad = || format!("invalid CPU list {s:?} (expected e.g. 0,1 or 0-3)");
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        let part = part.trim();
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (usize, usize) = (
+                    a.trim().parse().map_err(|_| bad())?,
+                    b.trim().parse().map_err(|_| bad())?,
+                );
+                if a > b || b - a >= 1024 {
+                    return Err(bad());
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(part.parse().map_err(|_| bad())?),
+        }
+    }
+    if out.is_empty() {
+        return Err(bad());
+    }
+    let online = crate::sys::online_cpus();
+    if let Some(c) = out.iter().find(|&&c| c >= online) {
+        return Err(format!(
+            "CPU {c} in {s:?} is not online (CPUs 0-{} are)",
+            online - 1
+        ));
+    }
+    Ok(out)
 }
 
 const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -58,24 +104,42 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
     if !a.duration.is_finite() || a.duration <= 0.0 {
         return Err("--duration must be positive".into());
     }
+    if a.connections < usize::from(a.engines) {
+        return Err("--connections must be at least --engines".into());
+    }
+    if let Some(c) = &a.cores {
+        parse_cores(c)?;
+    }
     match &a.dpdk {
         None => loopback(a),
+        Some(_) if a.engines > 1 => Err(
+            "--engines above 1 runs on the loopback wire only (the net_ring pair has one queue a side)"
+                .into(),
+        ),
         Some(line) => dpdk_pair(a, line),
     }
 }
 
 /// The default: the two engines on the in-memory loopback wire.
 fn loopback(a: &DemoArgs) -> Result<(), String> {
+    let n = a.engines;
     let wire_cfg = WireConfig {
-        frames_per_direction: 32768,
+        // Each queue's port owns its buffers: the same total as one queue.
+        frames_per_direction: (32768 / usize::from(n)).max(4096),
         ..WireConfig::default()
     };
-    let (port_a, port_b) = LoopbackWire::pair(&wire_cfg);
-    run_pair(
+    let (ports_a, ports_b) = LoopbackWire::multi(&wire_cfg, n, n);
+    let makers = |ports: Vec<_>| {
+        ports
+            .into_iter()
+            .map(|p| move || -> Result<_, String> { Ok(p) })
+            .collect::<Vec<_>>()
+    };
+    run_group(
         a,
         "loopback",
-        move || Ok(port_a),
-        move || Ok(port_b),
+        makers(ports_a),
+        makers(ports_b),
         Some((wire_cfg.mac_a, wire_cfg.mac_b)),
     )
 }
@@ -111,11 +175,11 @@ fn dpdk_pair(a: &DemoArgs, line: &str) -> Result<(), String> {
             DpdkPort::open(&eal, port_id, &pool, &PortConfig::default()).map_err(|e| e.to_string())
         }
     };
-    let r = run_pair(
+    let r = run_group(
         a,
         "dpdk:net_ring",
-        opener(eal.share(), server_port, "demo_server"),
-        opener(eal.share(), client_port, "demo_client"),
+        vec![opener(eal.share(), server_port, "demo_server")],
+        vec![opener(eal.share(), client_port, "demo_client")],
         // net_ring ports have no MAC of their own (all zero) and filter
         // nothing: the engines find each other with ARP.
         None,
@@ -131,15 +195,16 @@ fn dpdk_pair(_a: &DemoArgs, _line: &str) -> Result<(), String> {
     Err(crate::transport::TransportError::NoDpdkSupport.to_string())
 }
 
-/// Runs the echo server and the load generator on two threads, each on the
-/// NIC its `make_*` closure creates on that thread, and prints the report.
-/// `macs` are the server's and client's MACs when the engines should use
-/// static neighbours instead of ARP.
-fn run_pair<N, FS, FC>(
+/// Runs the echo server's engines and the load generator's engines, one
+/// thread each, each on the NIC its `make_*` closure creates on that thread
+/// (one closure per engine: the queue pairs of one port, in queue order),
+/// and prints the report. `macs` are the server's and client's MACs when the
+/// engines should use static neighbours instead of ARP.
+fn run_group<N, FS, FC>(
     a: &DemoArgs,
     transport: &str,
-    make_server: FS,
-    make_client: FC,
+    make_servers: Vec<FS>,
+    make_clients: Vec<FC>,
     macs: Option<(MacAddr, MacAddr)>,
 ) -> Result<(), String>
 where
@@ -147,139 +212,219 @@ where
     FS: FnOnce() -> Result<N, String> + Send + 'static,
     FC: FnOnce() -> Result<N, String> + Send + 'static,
 {
+    let n = make_servers.len();
+    debug_assert_eq!(n, make_clients.len());
     let stop = Arc::new(AtomicBool::new(false));
     // SIGINT or SIGTERM end the load early; the server stops after it, so
     // the engines (and a DPDK EAL) shut down cleanly.
     let signalled = crate::netcmd::stop_flag(None)?;
-    let live = Arc::new(LiveCounters::default());
-    let conns = a.connections;
-    let engine = |ip: Ipv4Addr, peer: Ipv4Addr, peer_mac: Option<MacAddr>| EngineConfig {
-        ip,
-        static_neighbors: peer_mac.map(|m| vec![(peer, m)]).unwrap_or_default(),
-        rx_buffer: 8 * 1024,
-        tx_buffer: 8 * 1024,
-        prealloc_connections: conns,
-        max_connections: conns + 1024,
-        ..EngineConfig::default()
-    };
+    // One set of live counters per load thread (each writes its own).
+    let lives: Vec<Arc<LiveCounters>> = (0..n).map(|_| Arc::default()).collect();
+    // The connections, spread evenly over the load generator's engines.
+    let share = |i: usize| a.connections / n + usize::from(i < a.connections % n);
+    let engine =
+        |ip: Ipv4Addr, peer: Ipv4Addr, peer_mac: Option<MacAddr>, conns: usize| EngineConfig {
+            ip,
+            static_neighbors: peer_mac.map(|m| vec![(peer, m)]).unwrap_or_default(),
+            rx_buffer: 8 * 1024,
+            tx_buffer: 8 * 1024,
+            prealloc_connections: conns,
+            max_connections: conns + 1024,
+            ..EngineConfig::default()
+        };
     let ring_cfg = RingConfig {
         sq_entries: 4096,
         cq_entries: Some(16384),
         ..RingConfig::default()
     };
-
-    let realtime = a.realtime;
-    let srv_cfg = engine(SERVER_IP, CLIENT_IP, macs.map(|m| m.1));
-    let srv_ring = ring_cfg.clone();
-    let srv_stop = stop.clone();
-    let ready = Arc::new(AtomicBool::new(false));
-    let srv_ready = ready.clone();
-    // Set by the server thread if it could not start (before `ready`).
-    let failed = Arc::new(AtomicBool::new(false));
-    let srv_failed = failed.clone();
-    let server = std::thread::Builder::new()
-        .name("ringline-server".into())
-        .spawn(move || -> Result<(echo::EchoStats, EngineReport), String> {
-            crate::sys::pin_to_cpu(0);
-            let r = (|| {
-                if let Some(p) = realtime {
-                    crate::sys::set_realtime(p)?;
-                }
-                let nic = make_server()?;
-                let mut rt =
-                    open(nic, &srv_ring, srv_cfg, Clock::monotonic()).map_err(|e| e.to_string())?;
-                let stats = echo::serve(
-                    &mut rt,
-                    SERVER_IP,
-                    &EchoOpts {
-                        port: 7,
-                        ..EchoOpts::default()
-                    },
-                    &srv_ready,
-                    &srv_stop,
-                )?;
-                Ok((stats, EngineReport::of(&rt)))
-            })();
-            // Unblock the client even if the server failed to start, and tell
-            // it so (the flag is stored before `ready`, whose Release the
-            // client's Acquire pairs with), so it does not wait out its connect
-            // timeout.
-            if r.is_err() {
-                srv_failed.store(true, Ordering::Relaxed);
-            }
-            srv_ready.store(true, Ordering::Release);
-            r
-        })
-        .map_err(|e| e.to_string())?;
-
-    let cli_cfg = engine(CLIENT_IP, SERVER_IP, macs.map(|m| m.0));
-    let cli_live = live.clone();
-    let cli_ready = ready.clone();
-    let cli_failed = failed;
-    let load = LoadOpts {
-        server: SERVER_IP,
-        port: 7,
-        connections: a.connections,
-        duration: Duration::from_secs_f64(a.duration),
-        size: a.size,
-        connect_timeout: Duration::from_secs(60),
-        stop: Some(signalled),
+    // The i-th engine thread's CPU: servers 0..n, then clients n..2n.
+    let cores = match &a.cores {
+        Some(c) => Some(parse_cores(c)?),
+        None => None,
     };
-    let client = std::thread::Builder::new()
-        .name("ringline-client".into())
-        .spawn(
-            move || -> Result<(loadgen::LoadResult, EngineReport), String> {
-                crate::sys::pin_to_cpu(1);
-                if let Some(p) = realtime {
-                    crate::sys::set_realtime(p)?;
-                }
-                let nic = make_client()?;
-                let mut rt =
-                    open(nic, &ring_cfg, cli_cfg, Clock::monotonic()).map_err(|e| e.to_string())?;
-                // Start only once the server listens (its Release store pairs with this Acquire).
-                while !cli_ready.load(Ordering::Acquire) {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                if cli_failed.load(Ordering::Relaxed) {
-                    return Err("the server did not start".into());
-                }
-                let res = loadgen::run(&mut rt, &load, &cli_live);
-                Ok((res, EngineReport::of(&rt)))
-            },
-        )
-        .map_err(|e| e.to_string())?;
+    let online = crate::sys::online_cpus();
+    let core_of = |t: usize| cores.as_ref().map_or(t % online, |c| c[t % c.len()]);
+    let realtime = a.realtime;
 
-    report::show_progress(
-        &live,
+    // Each server's flag: set once it listens (or failed to start); the load
+    // starts once all are set.
+    let ready: Arc<Vec<AtomicBool>> = Arc::new((0..n).map(|_| AtomicBool::new(false)).collect());
+    // Set by a server thread that could not start (before its `ready`).
+    let failed = Arc::new(AtomicBool::new(false));
+    let mut servers = Vec::with_capacity(n);
+    let members = engine_group(n as u16);
+    for (i, (make, member)) in make_servers.into_iter().zip(members).enumerate() {
+        // Each server engine may be sent up to every connection (a peer
+        // that does not pick its ports by queue): size for all.
+        let cfg = engine(SERVER_IP, CLIENT_IP, macs.map(|m| m.1), a.connections);
+        let ring = ring_cfg.clone();
+        let (stop, ready, failed) = (stop.clone(), ready.clone(), failed.clone());
+        let live = lives[i].clone();
+        let core = core_of(i);
+        let t = std::thread::Builder::new()
+            .name(format!("ringline-server-{i}"))
+            .spawn(move || -> Result<(echo::EchoStats, EngineReport), String> {
+                crate::sys::pin_to_cpu(core);
+                // Its CPU time over the matching load thread's measured phase.
+                live.cpu_clocks[0].store(crate::sys::thread_cpu_clock(), Ordering::Release);
+                let r = (|| {
+                    if let Some(p) = realtime {
+                        crate::sys::set_realtime(p)?;
+                    }
+                    let nic = make()?;
+                    let mut rt = open_in_group(nic, &ring, cfg, Clock::monotonic(), member)
+                        .map_err(|e| e.to_string())?;
+                    let stats = echo::serve(
+                        &mut rt,
+                        SERVER_IP,
+                        &EchoOpts {
+                            port: 7,
+                            ..EchoOpts::default()
+                        },
+                        &ready[i],
+                        &stop,
+                    )?;
+                    Ok((stats, EngineReport::of(&rt)))
+                })();
+                // Unblock the clients even if this server failed to start,
+                // and tell them so (the flag is stored before `ready`, whose
+                // Release the clients' Acquire pairs with), so they do not
+                // wait out their connect timeout.
+                if r.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                ready[i].store(true, Ordering::Release);
+                r
+            })
+            .map_err(|e| e.to_string())?;
+        servers.push(t);
+    }
+
+    let mut clients = Vec::with_capacity(n);
+    let members = engine_group(n as u16);
+    for (i, (make, member)) in make_clients.into_iter().zip(members).enumerate() {
+        let conns = share(i);
+        let cfg = engine(CLIENT_IP, SERVER_IP, macs.map(|m| m.0), conns);
+        let ring = ring_cfg.clone();
+        let (ready, failed) = (ready.clone(), failed.clone());
+        let live = lives[i].clone();
+        let core = core_of(n + i);
+        let load = LoadOpts {
+            server: SERVER_IP,
+            port: 7,
+            connections: conns,
+            duration: Duration::from_secs_f64(a.duration),
+            size: a.size,
+            connect_timeout: Duration::from_secs(60),
+            stop: Some(signalled.clone()),
+        };
+        let t = std::thread::Builder::new()
+            .name(format!("ringline-client-{i}"))
+            .spawn(
+                move || -> Result<(loadgen::LoadResult, EngineReport), String> {
+                    crate::sys::pin_to_cpu(core);
+                    live.cpu_clocks[1].store(crate::sys::thread_cpu_clock(), Ordering::Release);
+                    if let Some(p) = realtime {
+                        crate::sys::set_realtime(p)?;
+                    }
+                    let nic = make()?;
+                    let mut rt = open_in_group(nic, &ring, cfg, Clock::monotonic(), member)
+                        .map_err(|e| e.to_string())?;
+                    // Start only once every server listens (their Release
+                    // increments pair with this Acquire).
+                    while !ready.iter().all(|r| r.load(Ordering::Acquire)) {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    if failed.load(Ordering::Relaxed) {
+                        return Err("the server did not start".into());
+                    }
+                    let res = loadgen::run(&mut rt, &load, &live);
+                    Ok((res, EngineReport::of(&rt)))
+                },
+            )
+            .map_err(|e| e.to_string())?;
+        clients.push(t);
+    }
+
+    let live_refs: Vec<&LiveCounters> = lives.iter().map(|l| &**l).collect();
+    report::show_progress_all(
+        &live_refs,
         a.connections,
         a.json,
         Duration::from_secs_f64(a.duration + 120.0),
-        || client.is_finished(),
+        || clients.iter().all(|c| c.is_finished()),
     );
-    let res = client
-        .join()
-        .map_err(|_| "client thread panicked".to_string());
-    // Stop the server whatever happened to the client.
+    let results: Vec<Result<(loadgen::LoadResult, EngineReport), String>> = clients
+        .into_iter()
+        .map(|c| {
+            c.join()
+                .map_err(|_| "client thread panicked".to_string())
+                .and_then(|r| r)
+        })
+        .collect();
+    // Stop the servers whatever happened to the clients.
     stop.store(true, Ordering::Relaxed);
-    let (srv, srv_engine) = server
-        .join()
-        .map_err(|_| "server thread panicked".to_string())??;
-    let (res, cli_engine) = res??;
+    let mut srv_stats = Vec::with_capacity(n);
+    for s in servers {
+        srv_stats.push(
+            s.join()
+                .map_err(|_| "server thread panicked".to_string())??,
+        );
+    }
+    let mut cli = Vec::with_capacity(n);
+    for r in results {
+        cli.push(r?);
+    }
 
-    let engines = Engines(vec![("server", srv_engine), ("client", cli_engine)]);
-    let report = LoadReport::new(transport.to_owned(), &res, srv.errors, engines);
+    let mut per_engine = Vec::with_capacity(2 * n);
+    for (i, (st, _)) in srv_stats.iter().enumerate() {
+        per_engine.push(EngineLoad {
+            role: "server",
+            engine: i,
+            core: Some(core_of(i)),
+            connections: st.accepted,
+            requests: st.bytes / a.size as u64,
+            cpu_s: lives[i].cpu_ns()[0] as f64 / 1e9,
+        });
+    }
+    for (i, (res, _)) in cli.iter().enumerate() {
+        per_engine.push(EngineLoad {
+            role: "client",
+            engine: i,
+            core: Some(core_of(n + i)),
+            connections: res.connected as u64,
+            requests: res.requests,
+            cpu_s: lives[i].cpu_ns()[1] as f64 / 1e9,
+        });
+    }
+    let srv_errors: u64 = srv_stats.iter().map(|(s, _)| s.errors).sum();
+    let accepted: u64 = srv_stats.iter().map(|(s, _)| s.accepted).sum();
+    let mut engines = Engines::default();
+    engines.add_role("server", srv_stats.into_iter().map(|(_, e)| e).collect());
+    let mut results = Vec::with_capacity(n);
+    let mut cli_engines = Vec::with_capacity(n);
+    for (r, e) in cli {
+        results.push(r);
+        cli_engines.push(e);
+    }
+    engines.add_role("client", cli_engines);
+    let res = loadgen::LoadResult::merge(results);
+    let mut report = LoadReport::new(transport.to_owned(), &res, srv_errors, engines);
+    report.per_engine = per_engine;
     report.print(
         &format!(
-            "ringline demo: echo over {} ({} B requests)",
+            "ringline demo: echo over {} ({} B requests, {} engine{} a side)",
             if transport == "loopback" {
                 "the loopback wire"
             } else {
                 "a DPDK net_ring pair"
             },
-            a.size
+            a.size,
+            n,
+            if n == 1 { "" } else { "s" }
         ),
         res.connect_s,
-        Some(srv.accepted),
+        Some(accepted),
         a.json,
     )?;
     if report.errors > 0 {
