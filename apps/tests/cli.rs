@@ -189,7 +189,15 @@ fn demo_with_two_engines_serves_on_both_and_each_gets_its_own_connections() {
     // A CPU that is not online is a clear error.
     let f = run(
         "demo --cores",
-        cmd(&["demo", "--engines", "2", "--cores", "0,4096", "--duration", "0.1"]),
+        cmd(&[
+            "demo",
+            "--engines",
+            "2",
+            "--cores",
+            "0,4096",
+            "--duration",
+            "0.1",
+        ]),
         Duration::from_secs(60),
     );
     f.assert_clean_failure("demo --cores 0,4096", "not online");
