@@ -891,7 +891,24 @@ listen = 8080
 
         std::fs::write(&path, "[dpdk]\nqueues = 4\n").unwrap();
         let e = resolve(&args, "http").unwrap_err();
-        assert!(e.to_string().contains("only 1 is supported"), "{e}");
+        assert!(
+            e.to_string().contains("must equal the number of engines"),
+            "{e}"
+        );
+        // engine.cores: one engine (and queue pair) per CPU, the first the
+        // EAL's main lcore.
+        std::fs::write(
+            &path,
+            "[dpdk]\neal_args = \"--no-huge\"\nqueues = 2\n[net]\nip = \"10.0.0.1\"\n[engine]\ncores = [1, 0]\n",
+        )
+        .unwrap();
+        let s = resolve(&args, "echo").unwrap();
+        assert_eq!(s.cores, [1, 0]);
+        assert_eq!(s.device.queues, 2);
+        assert_eq!(&s.device.eal_args[..2], ["-l", "1"]);
+        std::fs::write(&path, "[engine]\ncores = []\n").unwrap();
+        let e = resolve(&args, "echo").unwrap_err();
+        assert!(e.to_string().contains("at least one CPU"), "{e}");
         std::fs::write(&path, "[dpdk]\nunknown_key = 1\n").unwrap();
         let e = resolve(&args, "http").unwrap_err();
         assert!(e.to_string().contains("unknown"), "{e}");
