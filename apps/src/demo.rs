@@ -265,7 +265,9 @@ where
             .name(format!("ringline-server-{i}"))
             .spawn(move || -> Result<(echo::EchoStats, EngineReport), String> {
                 crate::sys::pin_to_cpu(core);
-                // Its CPU time over the matching load thread's measured phase.
+                // Its CPU time over the matching load thread's measured phase:
+                // written once here (Release), read by that thread's `mark`
+                // (Acquire).
                 live.cpu_clocks[0].store(crate::sys::thread_cpu_clock(), Ordering::Release);
                 let r = (|| {
                     if let Some(p) = realtime {
@@ -323,6 +325,8 @@ where
             .spawn(
                 move || -> Result<(loadgen::LoadResult, EngineReport), String> {
                     crate::sys::pin_to_cpu(core);
+                    // Written once by this thread (Release); read by its own
+                    // load run's `mark` (Acquire).
                     live.cpu_clocks[1].store(crate::sys::thread_cpu_clock(), Ordering::Release);
                     if let Some(p) = realtime {
                         crate::sys::set_realtime(p)?;
@@ -331,7 +335,7 @@ where
                     let mut rt = open_in_group(nic, &ring, cfg, Clock::monotonic(), member)
                         .map_err(|e| e.to_string())?;
                     // Start only once every server listens (their Release
-                    // increments pair with this Acquire).
+                    // stores of `ready` pair with these Acquire loads).
                     while !ready.iter().all(|r| r.load(Ordering::Acquire)) {
                         std::thread::sleep(Duration::from_millis(1));
                     }

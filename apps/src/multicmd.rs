@@ -48,6 +48,9 @@ mod imp {
     use crate::report::{self, EngineLoad, EngineReport, Engines, LoadReport};
     use crate::transport::{self, DpdkQueue};
 
+    /// Each engine's result and counters, the port's description, its driver.
+    type Ran<T> = (Vec<(T, EngineReport)>, String, String);
+
     /// Opens the port with a queue pair per CPU of `s.cores` and runs
     /// `f(i, runtime)` on engine i's thread for every engine; returns each
     /// engine's result and counters, the port's description and driver.
@@ -55,7 +58,7 @@ mod imp {
         s: &Settings,
         tune: impl Fn(usize, &mut EngineConfig) + Sync,
         f: impl for<'a> Fn(usize, &mut Runtime<DpdkQueue<'a>>) -> Result<T, String> + Sync,
-    ) -> Result<(Vec<(T, EngineReport)>, String, String), String> {
+    ) -> Result<Ran<T>, String> {
         let mut port = transport::open_multi(&s.device).map_err(|e| e.to_string())?;
         let n = s.cores.len();
         let info = format!(
@@ -117,7 +120,9 @@ mod imp {
         Ok((ok, info, driver))
     }
 
-    /// A flag set once every flag of `flags` is.
+    /// A flag set once every flag of `flags` is (its Release store pairs
+    /// with `announce`'s Acquire load; the loads of `flags` are Acquire,
+    /// pairing with their setters' Release stores). Gives up if `stop` is set.
     fn all_set(flags: &Arc<Vec<AtomicBool>>, stop: &Arc<AtomicBool>) -> Arc<AtomicBool> {
         let all = Arc::new(AtomicBool::new(false));
         let (flags, stop, out) = (flags.clone(), stop.clone(), all.clone());
@@ -292,6 +297,8 @@ mod imp {
                 cfg.max_connections = cfg.max_connections.max(share(i) + 1024);
             },
             |i, rt| {
+                // This engine thread's CPU clock, written once here (Release)
+                // and read by its own load run's `mark` (Acquire).
                 lives[i].cpu_clocks[0].store(crate::sys::thread_cpu_clock(), Ordering::Release);
                 let opts = LoadOpts {
                     server: *server.ip(),

@@ -60,12 +60,12 @@ pub fn engine_group(queues: u16) -> Vec<GroupMember> {
     let n = usize::from(queues);
     let mut outs: Vec<Vec<Producer<Shared>>> = (0..n).map(|_| Vec::with_capacity(n - 1)).collect();
     let mut ins: Vec<Vec<Consumer<Shared>>> = (0..n).map(|_| Vec::with_capacity(n - 1)).collect();
-    for from in 0..n {
-        for to in 0..n {
+    for (from, outs) in outs.iter_mut().enumerate() {
+        for (to, ins) in ins.iter_mut().enumerate() {
             if from != to {
                 let (p, c) = RingBuffer::new(SHARE_QUEUE);
-                outs[from].push(p);
-                ins[to].push(c);
+                outs.push(p);
+                ins.push(c);
             }
         }
     }
