@@ -54,8 +54,11 @@ mod imp {
     /// Opens the port with a queue pair per CPU of `s.cores` and runs
     /// `f(i, runtime)` on engine i's thread for every engine; returns each
     /// engine's result and counters, the port's description and driver.
+    /// An engine that fails (to open, or while it runs) sets `stop`, so the
+    /// others end too instead of serving on alone.
     fn run_engines<T: Send>(
         s: &Settings,
+        stop: &AtomicBool,
         tune: impl Fn(usize, &mut EngineConfig) + Sync,
         f: impl for<'a> Fn(usize, &mut Runtime<DpdkQueue<'a>>) -> Result<T, String> + Sync,
     ) -> Result<Ran<T>, String> {
@@ -86,6 +89,15 @@ mod imp {
                 .map_err(|e| e.to_string())?;
             let r = f(i, &mut rt)?;
             Ok((r, EngineReport::of(&rt)))
+        };
+        let run_one = |i: usize, q: DpdkQueue<'_>, m| {
+            let r = run_one(i, q, m);
+            if r.is_err() {
+                // Read by the other engines' loops (Relaxed: a plain flag,
+                // nothing is published with it).
+                stop.store(true, Ordering::Relaxed);
+            }
+            r
         };
         let results: Vec<Result<(T, EngineReport), String>> = std::thread::scope(|sc| {
             let mut it = queues.into_iter().zip(members).enumerate();
@@ -158,6 +170,7 @@ mod imp {
         };
         let r = run_engines(
             s,
+            &stop,
             |_, _| {},
             |i, rt| echo::serve(rt, ip, &opts, &ready[i], &stop),
         );
@@ -223,6 +236,7 @@ mod imp {
         };
         let (per, _, _) = run_engines(
             s,
+            &stop,
             |_, _| {},
             |i, rt| http::serve(rt, ip, &opts, &ready[i], &stop),
         )?;
@@ -292,6 +306,7 @@ mod imp {
         let t0 = Instant::now();
         let r = run_engines(
             s,
+            &stop,
             |i, cfg| {
                 cfg.prealloc_connections = cfg.prealloc_connections.max(share(i));
                 cfg.max_connections = cfg.max_connections.max(share(i) + 1024);

@@ -11,7 +11,9 @@
 //!   it), frames were handed over between the queues, engine 1 knows the
 //!   kernel's MAC from engine 0 (ARP arrives on queue 0), 0 errors;
 //! * `ringline loadgen --cores 0,1` against a Linux echo server: both
-//!   engines' active opens come back to them, both complete requests.
+//!   engines' active opens come back to them, both complete requests;
+//! * `ringline http --cores 0,1`: 30 curl processes, every one answered,
+//!   both engines answering some.
 //!
 //! Needs root, /dev/net/tun and iproute2; skipped otherwise.
 #![cfg(feature = "dpdk")]
@@ -282,4 +284,77 @@ fn two_load_engines_get_their_own_connections_back_from_linux() {
     }
     assert_eq!(huge_files(&p), Vec::<String>::new());
     drop(peer);
+}
+
+#[test]
+fn curl_is_answered_by_both_http_engines() {
+    if !usable("http --cores 0,1 on a two-queue TAP") {
+        return;
+    }
+    if Command::new("curl").arg("--version").output().is_err() {
+        return skip(
+            "http --cores 0,1 on a two-queue TAP",
+            "curl is not installed",
+        );
+    }
+    let _g = serial();
+    let ns = Netns::new("mqhttp").expect("namespace");
+    let (eal, p) = eal("mqhttp", "rlq2");
+    let mut server = Proc::spawn(
+        "ringline http --cores 0,1",
+        ns.cmd(
+            ringline(),
+            &[
+                "http",
+                "--dpdk",
+                &eal,
+                "--cores",
+                "0,1",
+                "--ip",
+                "10.77.7.2/24",
+                "--listen",
+                "80",
+                "--json",
+            ],
+        ),
+    );
+    server.wait_line(
+        "listening on 10.77.7.2:80 (2 engines)",
+        Duration::from_secs(60),
+    );
+    ns.configure("rlq2", "10.77.7.1/24", Duration::from_secs(10))
+        .expect("configure the TAP");
+    // 30 curl processes: 30 connections from the kernel's ephemeral ports.
+    for i in 0..30 {
+        let out = ns
+            .cmd("curl", &["-sS", "--fail", "-m", "10", "http://10.77.7.2/"])
+            .output()
+            .expect("run curl");
+        assert!(
+            out.status.success(),
+            "curl #{i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "hello from ringline\n",
+            "curl #{i}"
+        );
+    }
+    server.term();
+    let f = server.wait(Duration::from_secs(30));
+    f.assert_ok("ringline http --cores 0,1");
+    let j = f.json();
+    assert_eq!(j["requests"], 30, "{j}");
+    assert_eq!(j["ok"], 30, "{j}");
+    assert_eq!(j["errors"], 0, "{j}");
+    let per = j["per_engine"].as_array().expect("per_engine");
+    assert_eq!(per.len(), 2, "{j}");
+    for e in per {
+        assert!(
+            e["requests"].as_u64().unwrap() > 0,
+            "an engine answered nothing: {j}"
+        );
+    }
+    assert_eq!(huge_files(&p), Vec::<String>::new());
 }
