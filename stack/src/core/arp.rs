@@ -208,8 +208,19 @@ impl Neighbors {
         now_us: u64,
     ) -> ArpOutcome {
         let mut out = ArpOutcome::default();
-        if on_link && !arp.spa.is_unspecified() && self.learn(arp.spa, arp.sha, now_us) {
-            out.wake = self.take_waiting();
+        if on_link && !arp.spa.is_unspecified() {
+            let learned = self.insert(arp.spa, arp.sha, now_us);
+            // Every ARP packet heard goes to the siblings, changed or not: ARP
+            // arrives on queue 0 only, so a sibling whose own entry aged out
+            // (or never existed) and that asked again gets its answer only
+            // this way. ARP is rare; segments (`learn_from_ip`) share only
+            // what is new.
+            if self.lookup(arp.spa) == Some(arp.sha) {
+                self.share.publish(arp.spa, arp.sha);
+            }
+            if learned {
+                out.wake = self.take_waiting();
+            }
         }
         if arp.op == l2::ARP_REQUEST && arp.tpa == ip {
             let reply = Arp {
@@ -401,10 +412,21 @@ mod tests {
         assert_eq!(n1.lookup(PEER), Some([4; 6]));
         assert_eq!(n1.take_waiting(), vec![cid]);
         assert_eq!(n1.shared_in, 1);
-        // Not echoed back: engine 0 gets nothing, and a known entry taken
-        // again changes nothing.
+        // Not echoed back: engine 0 gets nothing; a segment from a known
+        // neighbour shares nothing.
         assert!(!n0.shared_pending());
         n0.learn_from_ip(PEER, [4; 6], 10);
         assert!(!n1.shared_pending());
+        // Engine 1's entry ages out while engine 0 keeps it fresh; engine 1
+        // asks again, and the (unchanged) reply, heard by engine 0, still
+        // reaches it.
+        let later = MAX_AGE_US + 2 * REFRESH_US;
+        n0.learn_from_ip(PEER, [4; 6], later - REFRESH_US);
+        n1.sweep(later);
+        assert_eq!(n1.lookup(PEER), None, "aged out on engine 1");
+        n1.wait(cid);
+        n0.on_arp(&reply, ME, [2; 6], true, later);
+        assert!(n1.take_shared(later), "woken again");
+        assert_eq!(n1.lookup(PEER), Some([4; 6]));
     }
 }
