@@ -112,10 +112,9 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
     }
     match &a.dpdk {
         None => loopback(a),
-        Some(_) if a.engines > 1 => Err(
-            "--engines above 1 runs on the loopback wire only (the net_ring pair has one queue a side)"
-                .into(),
-        ),
+        Some(_) if a.engines > 10 => {
+            Err("--engines with --dpdk: at most 10 (queues of a net_ring pair)".into())
+        }
         Some(line) => dpdk_pair(a, line),
     }
 }
@@ -155,6 +154,11 @@ fn dpdk_pair(a: &DemoArgs, line: &str) -> Result<(), String> {
 
     let args = crate::transport::with_default_eal_args(crate::transport::split_eal_args(line));
     let eal = Eal::init(&args).map_err(|e| e.to_string())?;
+    if a.engines > 1 {
+        let r = dpdk_multi(a, &eal);
+        drop(eal);
+        return r;
+    }
     // Each direction's ring holds a few bursts per connection at most.
     let [server_port, client_port] =
         net_ring_pair(&eal, "demo", 16384).map_err(|e| e.to_string())?;
@@ -190,6 +194,60 @@ fn dpdk_pair(a: &DemoArgs, line: &str) -> Result<(), String> {
     r
 }
 
+/// `--engines N` on DPDK: a `net_ring` pair with N queue pairs a port
+/// (TX queue i of one feeds RX queue i of the other), each port a
+/// [`MultiPort`](ringline_dataplane::dpdk::MultiPort) opened here, on the
+/// EAL's thread, whose queues the engine threads borrow. The net_ring ports
+/// have no MAC: the engines find each other with ARP, which arrives on
+/// whatever queue the sender used and is handed to queue 0.
+#[cfg(feature = "dpdk")]
+fn dpdk_multi(a: &DemoArgs, eal: &ringline_dataplane::dpdk::Eal) -> Result<(), String> {
+    use ringline_dataplane::dpdk::{
+        net_ring_pair_queues, Mempool, MempoolConfig, MultiPort, PortConfig, HANDOFF_SLOTS,
+    };
+
+    let n = a.engines;
+    const SLOTS: u32 = 4096;
+    let [server_port, client_port] =
+        net_ring_pair_queues(eal, "demo", SLOTS, n).map_err(|e| e.to_string())?;
+    let config = PortConfig::default();
+    let q = u32::from(n);
+    // A port's mbufs: its rings toward the peer full, every queue's
+    // descriptors and batch, the hand-over queues, and room.
+    let needed = q * SLOTS
+        + (u32::from(config.rx_descriptors)
+            + u32::from(config.tx_descriptors)
+            + config.tx_batch as u32)
+            * q
+        + q * (q - 1) * HANDOFF_SLOTS as u32
+        + 8192;
+    let pool = |name: &str| {
+        Mempool::new(
+            eal,
+            name,
+            &MempoolConfig {
+                mbufs: needed.next_power_of_two() - 1,
+                // Engine threads are not EAL lcores: no per-lcore cache.
+                cache_size: 0,
+                ..MempoolConfig::default()
+            },
+        )
+        .map_err(|e| e.to_string())
+    };
+    let (spool, cpool) = (pool("demo_server")?, pool("demo_client")?);
+    let mut sport =
+        MultiPort::open(eal, server_port, &spool, &config, n).map_err(|e| e.to_string())?;
+    let mut cport =
+        MultiPort::open(eal, client_port, &cpool, &config, n).map_err(|e| e.to_string())?;
+    fn makers<'p>(
+        qs: Vec<ringline_dataplane::dpdk::DpdkQueue<'p>>,
+    ) -> Vec<impl FnOnce() -> Result<ringline_dataplane::dpdk::DpdkQueue<'p>, String> + Send> {
+        qs.into_iter().map(|q| move || Ok(q)).collect()
+    }
+    let (sq, cq) = (sport.queues(), cport.queues());
+    run_group(a, "dpdk:net_ring", makers(sq), makers(cq), None)
+}
+
 #[cfg(not(feature = "dpdk"))]
 fn dpdk_pair(_a: &DemoArgs, _line: &str) -> Result<(), String> {
     Err(crate::transport::TransportError::NoDpdkSupport.to_string())
@@ -209,8 +267,8 @@ fn run_group<N, FS, FC>(
 ) -> Result<(), String>
 where
     N: Nic,
-    FS: FnOnce() -> Result<N, String> + Send + 'static,
-    FC: FnOnce() -> Result<N, String> + Send + 'static,
+    FS: FnOnce() -> Result<N, String> + Send,
+    FC: FnOnce() -> Result<N, String> + Send,
 {
     let n = make_servers.len();
     debug_assert_eq!(n, make_clients.len());
@@ -251,134 +309,155 @@ where
     let ready: Arc<Vec<AtomicBool>> = Arc::new((0..n).map(|_| AtomicBool::new(false)).collect());
     // Set by a server thread that could not start (before its `ready`).
     let failed = Arc::new(AtomicBool::new(false));
-    let mut servers = Vec::with_capacity(n);
-    let members = engine_group(n as u16);
-    for (i, (make, member)) in make_servers.into_iter().zip(members).enumerate() {
-        // Each server engine may be sent up to every connection (a peer
-        // that does not pick its ports by queue): size for all.
-        let cfg = engine(SERVER_IP, CLIENT_IP, macs.map(|m| m.1), a.connections);
-        let ring = ring_cfg.clone();
-        let (stop, ready, failed) = (stop.clone(), ready.clone(), failed.clone());
-        let live = lives[i].clone();
-        let core = core_of(i);
-        let t = std::thread::Builder::new()
-            .name(format!("ringline-server-{i}"))
-            .spawn(move || -> Result<(echo::EchoStats, EngineReport), String> {
-                crate::sys::pin_to_cpu(core);
-                // Its CPU time over the matching load thread's measured phase:
-                // written once here (Release), read by that thread's `mark`
-                // (Acquire).
-                live.cpu_clocks[0].store(crate::sys::thread_cpu_clock(), Ordering::Release);
-                let r = (|| {
-                    if let Some(p) = realtime {
-                        crate::sys::set_realtime(p)?;
-                    }
-                    let nic = make()?;
-                    let mut rt = open_in_group(nic, &ring, cfg, Clock::monotonic(), member)
-                        .map_err(|e| e.to_string())?;
-                    let stats = echo::serve(
-                        &mut rt,
-                        SERVER_IP,
-                        &EchoOpts {
-                            port: 7,
-                            ..EchoOpts::default()
+    // Every engine thread is scoped: the NICs may borrow from this frame
+    // (the queues of a multi-queue DPDK port). An error before the servers
+    // are told to stop sets `stop` first, or the scope would wait for them.
+    let stop_all = stop.clone();
+    let fail = |e: std::io::Error| {
+        stop_all.store(true, Ordering::Relaxed);
+        e.to_string()
+    };
+    type Served = (echo::EchoStats, EngineReport);
+    type Loaded = (loadgen::LoadResult, EngineReport);
+    let (srv_stats, cli) =
+        std::thread::scope(|sc| -> Result<(Vec<Served>, Vec<Loaded>), String> {
+            let mut servers = Vec::with_capacity(n);
+            let members = engine_group(n as u16);
+            for (i, (make, member)) in make_servers.into_iter().zip(members).enumerate() {
+                // Each server engine may be sent up to every connection (a peer
+                // that does not pick its ports by queue): size for all.
+                let cfg = engine(SERVER_IP, CLIENT_IP, macs.map(|m| m.1), a.connections);
+                let ring = ring_cfg.clone();
+                let (stop, ready, failed) = (stop.clone(), ready.clone(), failed.clone());
+                let live = lives[i].clone();
+                let core = core_of(i);
+                let t = std::thread::Builder::new()
+                    .name(format!("ringline-server-{i}"))
+                    .spawn_scoped(
+                        sc,
+                        move || -> Result<(echo::EchoStats, EngineReport), String> {
+                            crate::sys::pin_to_cpu(core);
+                            // Its CPU time over the matching load thread's measured phase:
+                            // written once here (Release), read by that thread's `mark`
+                            // (Acquire).
+                            live.cpu_clocks[0]
+                                .store(crate::sys::thread_cpu_clock(), Ordering::Release);
+                            let r = (|| {
+                                if let Some(p) = realtime {
+                                    crate::sys::set_realtime(p)?;
+                                }
+                                let nic = make()?;
+                                let mut rt =
+                                    open_in_group(nic, &ring, cfg, Clock::monotonic(), member)
+                                        .map_err(|e| e.to_string())?;
+                                let stats = echo::serve(
+                                    &mut rt,
+                                    SERVER_IP,
+                                    &EchoOpts {
+                                        port: 7,
+                                        ..EchoOpts::default()
+                                    },
+                                    &ready[i],
+                                    &stop,
+                                )?;
+                                Ok((stats, EngineReport::of(&rt)))
+                            })();
+                            // Unblock the clients even if this server failed to start,
+                            // and tell them so (the flag is stored before `ready`, whose
+                            // Release the clients' Acquire pairs with), so they do not
+                            // wait out their connect timeout.
+                            if r.is_err() {
+                                failed.store(true, Ordering::Relaxed);
+                            }
+                            ready[i].store(true, Ordering::Release);
+                            r
                         },
-                        &ready[i],
-                        &stop,
-                    )?;
-                    Ok((stats, EngineReport::of(&rt)))
-                })();
-                // Unblock the clients even if this server failed to start,
-                // and tell them so (the flag is stored before `ready`, whose
-                // Release the clients' Acquire pairs with), so they do not
-                // wait out their connect timeout.
-                if r.is_err() {
-                    failed.store(true, Ordering::Relaxed);
-                }
-                ready[i].store(true, Ordering::Release);
-                r
-            })
-            .map_err(|e| e.to_string())?;
-        servers.push(t);
-    }
+                    )
+                    .map_err(fail)?;
+                servers.push(t);
+            }
 
-    let mut clients = Vec::with_capacity(n);
-    let members = engine_group(n as u16);
-    for (i, (make, member)) in make_clients.into_iter().zip(members).enumerate() {
-        let conns = share(i);
-        let cfg = engine(CLIENT_IP, SERVER_IP, macs.map(|m| m.0), conns);
-        let ring = ring_cfg.clone();
-        let (ready, failed) = (ready.clone(), failed.clone());
-        let live = lives[i].clone();
-        let core = core_of(n + i);
-        let load = LoadOpts {
-            server: SERVER_IP,
-            port: 7,
-            connections: conns,
-            duration: Duration::from_secs_f64(a.duration),
-            size: a.size,
-            connect_timeout: Duration::from_secs(60),
-            stop: Some(signalled.clone()),
-        };
-        let t = std::thread::Builder::new()
-            .name(format!("ringline-client-{i}"))
-            .spawn(
-                move || -> Result<(loadgen::LoadResult, EngineReport), String> {
-                    crate::sys::pin_to_cpu(core);
-                    // Written once by this thread (Release); read by its own
-                    // load run's `mark` (Acquire).
-                    live.cpu_clocks[1].store(crate::sys::thread_cpu_clock(), Ordering::Release);
-                    if let Some(p) = realtime {
-                        crate::sys::set_realtime(p)?;
-                    }
-                    let nic = make()?;
-                    let mut rt = open_in_group(nic, &ring, cfg, Clock::monotonic(), member)
-                        .map_err(|e| e.to_string())?;
-                    // Start only once every server listens (their Release
-                    // stores of `ready` pair with these Acquire loads).
-                    while !ready.iter().all(|r| r.load(Ordering::Acquire)) {
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    if failed.load(Ordering::Relaxed) {
-                        return Err("the server did not start".into());
-                    }
-                    let res = loadgen::run(&mut rt, &load, &live);
-                    Ok((res, EngineReport::of(&rt)))
-                },
-            )
-            .map_err(|e| e.to_string())?;
-        clients.push(t);
-    }
+            let mut clients = Vec::with_capacity(n);
+            let members = engine_group(n as u16);
+            for (i, (make, member)) in make_clients.into_iter().zip(members).enumerate() {
+                let conns = share(i);
+                let cfg = engine(CLIENT_IP, SERVER_IP, macs.map(|m| m.0), conns);
+                let ring = ring_cfg.clone();
+                let (ready, failed) = (ready.clone(), failed.clone());
+                let live = lives[i].clone();
+                let core = core_of(n + i);
+                let load = LoadOpts {
+                    server: SERVER_IP,
+                    port: 7,
+                    connections: conns,
+                    duration: Duration::from_secs_f64(a.duration),
+                    size: a.size,
+                    connect_timeout: Duration::from_secs(60),
+                    stop: Some(signalled.clone()),
+                };
+                let t = std::thread::Builder::new()
+                    .name(format!("ringline-client-{i}"))
+                    .spawn_scoped(
+                        sc,
+                        move || -> Result<(loadgen::LoadResult, EngineReport), String> {
+                            crate::sys::pin_to_cpu(core);
+                            // Written once by this thread (Release); read by its own
+                            // load run's `mark` (Acquire).
+                            live.cpu_clocks[1]
+                                .store(crate::sys::thread_cpu_clock(), Ordering::Release);
+                            if let Some(p) = realtime {
+                                crate::sys::set_realtime(p)?;
+                            }
+                            let nic = make()?;
+                            let mut rt = open_in_group(nic, &ring, cfg, Clock::monotonic(), member)
+                                .map_err(|e| e.to_string())?;
+                            // Start only once every server listens (their Release
+                            // stores of `ready` pair with these Acquire loads).
+                            while !ready.iter().all(|r| r.load(Ordering::Acquire)) {
+                                std::thread::sleep(Duration::from_millis(1));
+                            }
+                            if failed.load(Ordering::Relaxed) {
+                                return Err("the server did not start".into());
+                            }
+                            let res = loadgen::run(&mut rt, &load, &live);
+                            Ok((res, EngineReport::of(&rt)))
+                        },
+                    )
+                    .map_err(fail)?;
+                clients.push(t);
+            }
 
-    let live_refs: Vec<&LiveCounters> = lives.iter().map(|l| &**l).collect();
-    report::show_progress_all(
-        &live_refs,
-        a.connections,
-        a.json,
-        Duration::from_secs_f64(a.duration + 120.0),
-        || clients.iter().all(|c| c.is_finished()),
-    );
-    let results: Vec<Result<(loadgen::LoadResult, EngineReport), String>> = clients
-        .into_iter()
-        .map(|c| {
-            c.join()
-                .map_err(|_| "client thread panicked".to_string())
-                .and_then(|r| r)
-        })
-        .collect();
-    // Stop the servers whatever happened to the clients.
-    stop.store(true, Ordering::Relaxed);
-    let mut srv_stats = Vec::with_capacity(n);
-    for s in servers {
-        srv_stats.push(
-            s.join()
-                .map_err(|_| "server thread panicked".to_string())??,
-        );
-    }
-    let mut cli = Vec::with_capacity(n);
-    for r in results {
-        cli.push(r?);
-    }
+            let live_refs: Vec<&LiveCounters> = lives.iter().map(|l| &**l).collect();
+            report::show_progress_all(
+                &live_refs,
+                a.connections,
+                a.json,
+                Duration::from_secs_f64(a.duration + 120.0),
+                || clients.iter().all(|c| c.is_finished()),
+            );
+            let results: Vec<Result<(loadgen::LoadResult, EngineReport), String>> = clients
+                .into_iter()
+                .map(|c| {
+                    c.join()
+                        .map_err(|_| "client thread panicked".to_string())
+                        .and_then(|r| r)
+                })
+                .collect();
+            // Stop the servers whatever happened to the clients.
+            stop.store(true, Ordering::Relaxed);
+            let mut srv_stats = Vec::with_capacity(n);
+            for s in servers {
+                srv_stats.push(
+                    s.join()
+                        .map_err(|_| "server thread panicked".to_string())??,
+                );
+            }
+            let mut cli = Vec::with_capacity(n);
+            for r in results {
+                cli.push(r?);
+            }
+            Ok((srv_stats, cli))
+        })?;
 
     let mut per_engine = Vec::with_capacity(2 * n);
     for (i, (st, _)) in srv_stats.iter().enumerate() {

@@ -15,7 +15,9 @@
 //! * `ringline http --cores 0,1`: 30 curl processes, every one answered,
 //!   both engines answering some.
 //!
-//! Needs root, /dev/net/tun and iproute2; skipped otherwise.
+//! The TAP tests need root, /dev/net/tun and iproute2 (skipped otherwise).
+//! `demo --dpdk --engines 2` runs two engines a side on a `net_ring` pair
+//! with two queue pairs a port, in one process, without root.
 #![cfg(feature = "dpdk")]
 
 mod common;
@@ -356,5 +358,55 @@ fn curl_is_answered_by_both_http_engines() {
             "an engine answered nothing: {j}"
         );
     }
+    assert_eq!(huge_files(&p), Vec::<String>::new());
+}
+
+/// `demo --dpdk --engines 2`: a `net_ring` pair with two queue pairs a
+/// port, two server and two load generator engines in one process, no
+/// static neighbours: every engine serves, ARP requests from queue 1 are
+/// handed to queue 0, and the engines of queue 1 learn the peer's MAC from
+/// their sibling. No root needed.
+#[test]
+fn demo_with_two_engines_a_side_on_a_two_queue_net_ring_pair() {
+    let p = prefix("ring-mq");
+    let eal = format!("--no-huge -m 768 --no-pci --no-telemetry --file-prefix={p}");
+    let f = run(
+        "demo --dpdk --engines 2",
+        cmd(&[
+            "demo",
+            "--dpdk",
+            &eal,
+            "--engines",
+            "2",
+            "--connections",
+            "64",
+            "--duration",
+            "1",
+            "--json",
+        ]),
+        Duration::from_secs(180),
+    );
+    f.assert_ok("demo --dpdk --engines 2");
+    let j = f.json();
+    assert_eq!(j["transport"], "dpdk:net_ring", "{j}");
+    assert_eq!(j["errors"], 0, "{j}");
+    assert_eq!(j["connections"], 64, "{j}");
+    let per = j["per_engine"].as_array().expect("per_engine");
+    assert_eq!(per.len(), 4, "{j}");
+    for e in per {
+        assert!(e["requests"].as_u64().unwrap() > 0, "an idle engine: {e}");
+    }
+    for i in 0..2 {
+        let (s, c) = (format!("server.{i}"), format!("client.{i}"));
+        assert_eq!(
+            stat(&j, &s, "stats", "accepted"),
+            stat(&j, &c, "stats", "connects"),
+            "{j}"
+        );
+        assert_eq!(stat(&j, &s, "stats", "no_socket"), 0, "{j}");
+    }
+    assert!(stat(&j, "server.1", "nic", "rx_handed_over") >= 1, "{j}");
+    assert!(stat(&j, "client.1", "stats", "arp_shared") >= 1, "{j}");
+    assert_eq!(stat(&j, "client.1", "stats", "arp_rx"), 0, "{j}");
     assert_eq!(huge_files(&p), Vec::<String>::new());
 }

@@ -56,5 +56,5 @@ pub use error::DpdkError;
 pub use mempool::{Mbuf, Mempool, MempoolConfig};
 pub use multi::{DpdkQueue, MultiPort, HANDOFF_SLOTS};
 pub use port::{DpdkPort, LinkStatus, PortConfig, MAX_TX_BATCH};
-pub use ring_pair::{net_ring_pair, MAX_PAIR_NAME};
+pub use ring_pair::{net_ring_pair, net_ring_pair_queues, MAX_PAIR_NAME};
 pub use ringline_dpdk_sys as sys;
