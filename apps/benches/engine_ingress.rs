@@ -14,6 +14,10 @@
 //! ACKs here). The server's CQEs and the client's side are handled untimed.
 //! Reported per segment.
 //!
+//! `engine_ingress_in_group/{1,2}`: the same at 1,000 connections, for a
+//! server engine alone and for one engine of a group of two on a two-queue
+//! wire (`LoopbackWire::multi`, `open_in_group`).
+//!
 //! `engine_echo_round_trip/1`: what one 128-byte echo round trip costs both
 //! engines together, on one connection, with no core between them: the
 //! client's SEND out, the server's input and multishot RECV completion, its
@@ -27,8 +31,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ringline::{Clock, EngineConfig, Runtime};
-use ringline_dataplane::{LoopbackPort, WireConfig};
+use ringline::{engine_group, open_in_group, Clock, EngineConfig, Runtime};
+use ringline_dataplane::{LoopbackPort, LoopbackWire, WireConfig};
 use ringline_ring::abi::{buffer_id, more, Cqe, Sqe};
 use ringline_ring::bufring::BufRing;
 use ringline_ring::opcode::{self, SafeSqe};
@@ -82,6 +86,9 @@ unsafe fn sync(rt: &mut Rt, sqe: Sqe, cqes: &mut Vec<Cqe>) -> i32 {
 struct Setup {
     s: Rt,
     c: Rt,
+    /// With a group of engines: the siblings of `s` and `c` (queue 1 and
+    /// up), open but idle (every connection hashes to queue 0).
+    _siblings: Vec<Rt>,
     fds: Vec<i32>,
     next: usize,
     ring: BufRing,
@@ -92,6 +99,15 @@ struct Setup {
 
 impl Setup {
     fn new(n: usize, server_ack_delay: Option<Duration>) -> Setup {
+        Setup::with_queues(n, server_ack_delay, 1)
+    }
+
+    /// `new` with `queues` engines a side on a `LoopbackWire::multi` wire:
+    /// the measured server engine is engine 0 of a group (its client engine
+    /// 0 picks ports that hash to queue 0), so its per-segment cost includes
+    /// what being one engine of several adds (the wire's dispatch hash on
+    /// transmit, a receive from several queues, the neighbour-share check).
+    fn with_queues(n: usize, server_ack_delay: Option<Duration>, queues: u16) -> Setup {
         let wire = WireConfig {
             frames_per_direction: 16384,
             ..WireConfig::default()
@@ -127,8 +143,26 @@ impl Setup {
             wire,
             ..PairOpts::default()
         };
-        let (mut s, mut c) =
-            open_engines::<LoopbackPort>(opts, Clock::monotonic()).expect("engines");
+        let (mut s, mut c, siblings) = if queues == 1 {
+            let (s, c) = open_engines::<LoopbackPort>(opts, Clock::monotonic()).expect("engines");
+            (s, c, Vec::new())
+        } else {
+            let (a, b) = LoopbackWire::multi(&opts.wire, queues, queues);
+            let open_side = |ports: Vec<LoopbackPort>, cfg: &EngineConfig, ring: &RingConfig| {
+                ports
+                    .into_iter()
+                    .zip(engine_group(queues))
+                    .map(|(p, m)| {
+                        open_in_group(p, ring, cfg.clone(), Clock::monotonic(), m).expect("engine")
+                    })
+                    .collect::<Vec<Rt>>()
+            };
+            let mut servers = open_side(a, &opts.server, &opts.server_ring);
+            let mut clients = open_side(b, &opts.client, &opts.client_ring);
+            let (s, c) = (servers.remove(0), clients.remove(0));
+            servers.append(&mut clients);
+            (s, c, servers)
+        };
         let mut ring = s.register_buf_ring(BUFS, 0).expect("buffer ring");
         let mut arena = vec![0u8; (BUFS * BUF_LEN) as usize];
         let base = arena.as_mut_ptr() as u64;
@@ -234,6 +268,7 @@ impl Setup {
         let mut st = Setup {
             s,
             c,
+            _siblings: siblings,
             fds,
             next: 0,
             ring,
@@ -403,6 +438,9 @@ fn round_trip(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1));
     let mut st = Setup::new(1, EngineConfig::default().ack_delay);
     let mut rx = [0u8; MSG];
+    // Once before timing, so the check below holds even when a filter
+    // leaves this benchmark out.
+    st.echo_round_trip(&mut rx);
     g.bench_function(BenchmarkId::from_parameter(1), |b| {
         b.iter(|| st.echo_round_trip(&mut rx))
     });
@@ -414,5 +452,41 @@ fn round_trip(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, ingress, round_trip);
+/// `engine_ingress_in_group/{1,2}`: the per-segment cost of `ingress` at
+/// 1,000 connections for a server engine alone (1) and for engine 0 of a
+/// group of 2 on a two-queue wire (2): one engine's cost per request, which
+/// must not grow when engines are added (each runs on its own core).
+fn ingress_in_group(c: &mut Criterion) {
+    let mut g = c.benchmark_group("engine_ingress_in_group");
+    g.sample_size(20)
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
+    g.throughput(Throughput::Elements(BATCH as u64));
+    for queues in [1u16, 2] {
+        let mut st = Setup::with_queues(1000, None, queues);
+        g.bench_with_input(BenchmarkId::from_parameter(queues), &queues, |b, _| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    total += st.round();
+                }
+                black_box(total)
+            })
+        });
+        let Setup {
+            s,
+            c,
+            _siblings,
+            arena,
+            ..
+        } = st;
+        drop(s);
+        drop(c);
+        drop(_siblings);
+        drop(arena);
+    }
+    g.finish();
+}
+
+criterion_group!(benches, ingress, round_trip, ingress_in_group);
 criterion_main!(benches);

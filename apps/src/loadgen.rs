@@ -161,6 +161,34 @@ pub struct LoadResult {
     pub interrupted: bool,
 }
 
+impl LoadResult {
+    /// The results of several load threads run side by side, as one:
+    /// counts, causes and latencies added up; the measured time and the
+    /// connect time are the longest of them (the threads ran at once).
+    ///
+    /// # Panics
+    ///
+    /// If `parts` is empty.
+    pub fn merge(parts: Vec<LoadResult>) -> LoadResult {
+        let mut it = parts.into_iter();
+        let mut out = it.next().expect("at least one load result");
+        for p in it {
+            out.requests += p.requests;
+            out.errors += p.errors;
+            for (cause, n) in p.error_causes {
+                *out.error_causes.entry(cause).or_default() += n;
+            }
+            out.duration_s = out.duration_s.max(p.duration_s);
+            // Both were made by `run` with the same bounds.
+            let _ = out.hist.add(&p.hist);
+            out.connected += p.connected;
+            out.connect_s = out.connect_s.max(p.connect_s);
+            out.interrupted |= p.interrupted;
+        }
+        out
+    }
+}
+
 /// Counts errors by cause; the total is what the result reports.
 #[derive(Default)]
 pub struct Errors {

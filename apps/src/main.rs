@@ -9,6 +9,7 @@ mod echo;
 mod http;
 mod kecho;
 mod loadgen;
+mod multicmd;
 mod netcmd;
 mod relay;
 mod report;

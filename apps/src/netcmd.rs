@@ -95,7 +95,7 @@ pub struct LoadgenArgs {
     pub json: bool,
 }
 
-fn ring_config() -> RingConfig {
+pub(crate) fn ring_config() -> RingConfig {
     RingConfig {
         sq_entries: 4096,
         cq_entries: Some(16384),
@@ -134,7 +134,7 @@ pub(crate) fn stop_flag(duration: Option<f64>) -> Result<Arc<AtomicBool>, String
 /// Prints `line` once `ready` is set (the server listens), on stdout, or on
 /// stderr when stdout is for the JSON report; gives up when `stop` is set
 /// first.
-fn announce(
+pub(crate) fn announce(
     ready: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     line: String,
@@ -179,7 +179,7 @@ fn engine(
     Ok((rt, info, driver))
 }
 
-fn listen_port(arg: &Option<String>, s: &Settings, default: u16) -> Result<u16, String> {
+pub(crate) fn listen_port(arg: &Option<String>, s: &Settings, default: u16) -> Result<u16, String> {
     let given = arg
         .clone()
         .or_else(|| s.server.listen.as_ref().map(transport::ListenRef::as_arg));
@@ -192,6 +192,9 @@ fn listen_port(arg: &Option<String>, s: &Settings, default: u16) -> Result<u16, 
 /// `ringline echo`
 pub fn echo(a: &EchoArgs) -> Result<(), String> {
     let s = transport::resolve(&a.nic, "echo").map_err(|e| e.to_string())?;
+    if s.cores.len() > 1 {
+        return crate::multicmd::echo(a, &s);
+    }
     let port = listen_port(&a.listen, &s, 7)?;
     let stop = stop_flag(a.duration)?;
     let ip = s.engine.ip;
@@ -220,6 +223,7 @@ pub fn echo(a: &EchoArgs) -> Result<(), String> {
         return print_json(&ServerReport {
             command: "echo",
             stats,
+            per_engine: Vec::new(),
             engines,
         });
     }
@@ -234,23 +238,26 @@ pub fn echo(a: &EchoArgs) -> Result<(), String> {
 /// What `ringline echo --json` and `ringline http --json` print: the
 /// server's counts, then its engine's counters.
 #[derive(Serialize)]
-struct ServerReport<S: Serialize> {
-    command: &'static str,
+pub(crate) struct ServerReport<S: Serialize> {
+    pub(crate) command: &'static str,
     #[serde(flatten)]
-    stats: S,
-    engines: Engines,
+    pub(crate) stats: S,
+    /// Each engine's counts, with several engines (`--cores`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) per_engine: Vec<S>,
+    pub(crate) engines: Engines,
 }
 
 /// A server's result, with the engine's counters printed first if it
 /// failed (the JSON report is only for a clean stop).
-fn finish<T>(r: Result<T, String>, engines: &Engines, json: bool) -> Result<T, String> {
+pub(crate) fn finish<T>(r: Result<T, String>, engines: &Engines, json: bool) -> Result<T, String> {
     if r.is_err() && !json {
         engines.print();
     }
     r
 }
 
-fn print_json<T: Serialize>(report: &T) -> Result<(), String> {
+pub(crate) fn print_json<T: Serialize>(report: &T) -> Result<(), String> {
     println!(
         "{}",
         serde_json::to_string(report).map_err(|e| e.to_string())?
@@ -261,6 +268,9 @@ fn print_json<T: Serialize>(report: &T) -> Result<(), String> {
 /// `ringline http`
 pub fn http(a: &HttpArgs) -> Result<(), String> {
     let s = transport::resolve(&a.nic, "http").map_err(|e| e.to_string())?;
+    if s.cores.len() > 1 {
+        return crate::multicmd::http(a, &s);
+    }
     let port = listen_port(&a.listen, &s, 80)?;
     let body = a
         .body
@@ -290,6 +300,7 @@ pub fn http(a: &HttpArgs) -> Result<(), String> {
         return print_json(&ServerReport {
             command: "http",
             stats,
+            per_engine: Vec::new(),
             engines,
         });
     }
@@ -316,6 +327,9 @@ pub fn loadgen(a: &LoadgenArgs) -> Result<(), String> {
         return Err("--connect-timeout must be positive".into());
     }
     let s = transport::resolve(&a.nic, "loadgen").map_err(|e| e.to_string())?;
+    if s.cores.len() > 1 {
+        return crate::multicmd::loadgen(a, &s);
+    }
     // SIGINT or SIGTERM end the run early, and the EAL is still cleaned up.
     let stop = stop_flag(None)?;
     let server = transport::parse_connect(&a.connect).map_err(|e| e.to_string())?;

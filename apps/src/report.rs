@@ -54,10 +54,34 @@ impl EngineReport {
     }
 }
 
-/// The engines of a run by role (`"server"`, `"client"`), serialised as one
-/// JSON object: `{"server": {"stats": {...}, "nic": {...}}}`.
+impl EngineReport {
+    /// The counters of several engines added up, counter by counter (every
+    /// report lists the same counters in the same order).
+    pub fn sum<'a>(reports: impl IntoIterator<Item = &'a EngineReport>) -> EngineReport {
+        let add = |acc: &mut Counters, c: &Counters| {
+            if acc.0.is_empty() {
+                acc.0 = c.0.clone();
+            } else {
+                for (a, b) in acc.0.iter_mut().zip(&c.0) {
+                    a.1 += b.1;
+                }
+            }
+        };
+        let mut out = EngineReport::default();
+        for r in reports {
+            add(&mut out.stats, &r.stats);
+            add(&mut out.nic, &r.nic);
+        }
+        out
+    }
+}
+
+/// The engines of a run by role (`"server"`, `"client"`; with several
+/// engines a role, their sum under the role and each engine apart as
+/// `"server.0"`, `"server.1"`, ...), serialised as one JSON object:
+/// `{"server": {"stats": {...}, "nic": {...}}, "server.0": {...}}`.
 #[derive(Clone, Debug, Default)]
-pub struct Engines(pub Vec<(&'static str, EngineReport)>);
+pub struct Engines(pub Vec<(String, EngineReport)>);
 
 impl Serialize for Engines {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -71,8 +95,22 @@ impl Serialize for Engines {
 
 impl Engines {
     /// One engine.
-    pub fn one(role: &'static str, report: EngineReport) -> Engines {
-        Engines(vec![(role, report)])
+    pub fn one(role: &str, report: EngineReport) -> Engines {
+        Engines(vec![(role.to_owned(), report)])
+    }
+
+    /// Adds the engines of `role`: one is listed under the role; several
+    /// are listed summed under the role, then each as `role.i`.
+    pub fn add_role(&mut self, role: &str, reports: Vec<EngineReport>) {
+        if reports.len() == 1 {
+            self.0
+                .extend(reports.into_iter().map(|r| (role.to_owned(), r)));
+            return;
+        }
+        self.0.push((role.to_owned(), EngineReport::sum(&reports)));
+        for (i, r) in reports.into_iter().enumerate() {
+            self.0.push((format!("{role}.{i}"), r));
+        }
     }
 
     /// Prints the counters as a table: a row per counter (the NIC's
@@ -124,8 +162,28 @@ pub struct LoadReport {
     pub p99_us: f64,
     /// 99.9th percentile, µs.
     pub p999_us: f64,
+    /// What each engine did (one entry per engine, servers first).
+    pub per_engine: Vec<EngineLoad>,
     /// The engines' counters at the end, by role.
     pub engines: Engines,
+}
+
+/// One engine's share of a load run.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct EngineLoad {
+    /// `"server"` or `"client"`.
+    pub role: &'static str,
+    /// The engine's queue index.
+    pub engine: usize,
+    /// The CPU its thread was pinned to, if any.
+    pub core: Option<usize>,
+    /// Connections it accepted (server) or opened (client).
+    pub connections: u64,
+    /// Requests it served (server: bytes echoed / request size) or
+    /// completed round trips (client).
+    pub requests: u64,
+    /// CPU seconds its thread used over the whole run (0 if unknown).
+    pub cpu_s: f64,
 }
 
 impl LoadReport {
@@ -158,6 +216,7 @@ impl LoadReport {
             p50_us: q(0.5),
             p99_us: q(0.99),
             p999_us: q(0.999),
+            per_engine: Vec::new(),
             engines,
         }
     }
@@ -206,6 +265,23 @@ impl LoadReport {
         if let Some(a) = server_accepts {
             println!("{:<14} {:>14}", "server accepts", a);
         }
+        if self.per_engine.len() > 2 {
+            println!(
+                "{:<8} {:>6} {:>5} {:>12} {:>12} {:>8}",
+                "role", "engine", "core", "connections", "requests", "cpu s"
+            );
+            for e in &self.per_engine {
+                println!(
+                    "{:<8} {:>6} {:>5} {:>12} {:>12} {:>8.2}",
+                    e.role,
+                    e.engine,
+                    e.core.map_or("-".to_owned(), |c| c.to_string()),
+                    e.connections,
+                    e.requests,
+                    e.cpu_s
+                );
+            }
+        }
         self.engines.print();
         Ok(())
     }
@@ -220,6 +296,21 @@ pub fn show_progress(
     max: Duration,
     finished: impl Fn() -> bool,
 ) {
+    show_progress_all(&[live], connections, hidden, max, finished)
+}
+
+/// [`show_progress`] for several load threads, each with its own counters
+/// (added up for the line).
+pub fn show_progress_all(
+    lives: &[&LiveCounters],
+    connections: usize,
+    hidden: bool,
+    max: Duration,
+    finished: impl Fn() -> bool,
+) {
+    let sum = |f: fn(&LiveCounters) -> &std::sync::atomic::AtomicU64| -> u64 {
+        lives.iter().map(|l| f(l).load(Ordering::Relaxed)).sum()
+    };
     let bar = if hidden {
         ProgressBar::hidden()
     } else {
@@ -232,14 +323,17 @@ pub fn show_progress(
     let mut last = (Instant::now(), 0u64);
     while !finished() && t0.elapsed() < max {
         std::thread::sleep(Duration::from_millis(100));
-        let req = live.requests.load(Ordering::Relaxed);
+        let req = sum(|l| &l.requests);
         let now = Instant::now();
         let rate = req.saturating_sub(last.1) as f64 / now.duration_since(last.0).as_secs_f64();
         last = (now, req);
-        if live.measuring.load(Ordering::Relaxed) == 0 {
+        if lives
+            .iter()
+            .any(|l| l.measuring.load(Ordering::Relaxed) == 0)
+        {
             bar.set_message(format!(
                 "connecting {}/{}",
-                live.connected.load(Ordering::Relaxed),
+                sum(|l| &l.connected),
                 connections
             ));
         } else {
@@ -247,7 +341,7 @@ pub fn show_progress(
                 "{} round trips, {:.0} req/s, {} errors",
                 req,
                 rate,
-                live.errors.load(Ordering::Relaxed)
+                sum(|l| &l.errors)
             ));
         }
         bar.tick();

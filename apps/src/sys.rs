@@ -128,6 +128,13 @@ pub fn push_safe<R: Uring + ?Sized>(rt: &mut R, sqe: SafeSqe) {
     }
 }
 
+/// The number of CPUs online (at least 1).
+pub fn online_cpus() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(online).unwrap_or(1).max(1)
+}
+
 /// Pins the calling thread to `cpu` (modulo the number of online CPUs); best
 /// effort. It counts the online CPUs, not the calling thread's current mask:
 /// a thread started by one that DPDK's EAL pinned inherits a one-CPU mask,

@@ -92,8 +92,14 @@ pub struct NicArgs {
     #[arg(long, value_name = "MAC")]
     pub mac: Option<String>,
     /// Pin the engine to this CPU (adds `-l CORE` to the EAL arguments unless they choose lcores).
-    #[arg(long, value_name = "CPU")]
+    #[arg(long, value_name = "CPU", conflicts_with = "cores")]
     pub core: Option<usize>,
+    /// One engine per CPU listed ("0,1" or "2-5"), each on its own thread
+    /// with its own ring and its own RX/TX queue pair of the port (frames
+    /// reach their flow's engine by the symmetric RSS hash, dispatched in
+    /// software); the first CPU is the EAL's main lcore.
+    #[arg(long, value_name = "LIST")]
+    pub cores: Option<String>,
     /// Run the engine thread under SCHED_FIFO at this priority (1-99), so
     /// ordinary threads on its core cannot preempt the busy poll (needs
     /// CAP_SYS_NICE; isolate the core for best results, see deploy/README.md).
@@ -149,7 +155,8 @@ pub struct DpdkSection {
     pub eal_args: Option<EalArgs>,
     /// Port name or id.
     pub port: Option<PortRef>,
-    /// RX/TX queue pairs; only 1 is supported (one engine per port).
+    /// RX/TX queue pairs: one per engine, so as many as `engine.cores`
+    /// lists (1 without it).
     pub queues: Option<u16>,
     /// Mbufs in the port's pool (2^n - 1 is best).
     pub mbufs: Option<u32>,
@@ -193,6 +200,8 @@ pub struct NetSection {
 pub struct EngineSection {
     /// CPU to pin the engine to.
     pub core: Option<usize>,
+    /// One engine per CPU listed, each on its own queue pair (`--cores`).
+    pub cores: Option<Vec<usize>>,
     /// SCHED_FIFO priority of the engine thread (1-99).
     pub realtime: Option<u8>,
     /// Most connections at once.
@@ -266,6 +275,8 @@ pub struct DeviceSettings {
     pub promiscuous: bool,
     /// Checksum offload where available.
     pub checksum_offload: bool,
+    /// RX/TX queue pairs (engines).
+    pub queues: u16,
 }
 
 impl Default for DeviceSettings {
@@ -279,6 +290,7 @@ impl Default for DeviceSettings {
             tx_descriptors: 1024,
             promiscuous: false,
             checksum_offload: true,
+            queues: 1,
         }
     }
 }
@@ -294,6 +306,18 @@ pub struct Settings {
     pub server: ServerSection,
     /// SCHED_FIFO priority for the engine thread, if any.
     pub realtime: Option<u8>,
+    /// One engine per CPU (`--cores`, `engine.cores`); empty: one engine,
+    /// on the EAL's main lcore.
+    pub cores: Vec<usize>,
+}
+
+/// Parses a CPU list (`--cores`): numbers and ranges joined by commas.
+pub fn parse_cores(s: &str) -> Result<Vec<usize>, TransportError> {
+    crate::demo::parse_cores(s).map_err(|_| TransportError::Invalid {
+        what: "--cores",
+        value: s.to_owned(),
+        why: "expected online CPUs, e.g. 0,1 or 0-3",
+    })
 }
 
 /// Splits an EAL argument line at whitespace (no quoting: EAL arguments
@@ -453,12 +477,32 @@ pub fn resolve(args: &NicArgs, cmd: &'static str) -> Result<Settings, TransportE
         None => FileConfig::default(),
     };
     let d = &file.dpdk;
+    let cores = match (&args.cores, &file.engine.cores) {
+        (Some(list), _) => parse_cores(list)?,
+        (None, Some(list)) => list.clone(),
+        (None, None) => Vec::new(),
+    };
+    if args.cores.is_none() && file.engine.cores.as_ref().is_some_and(Vec::is_empty) {
+        return Err(TransportError::Invalid {
+            what: "engine.cores",
+            value: "[]".into(),
+            why: "list at least one CPU",
+        });
+    }
+    if cores.len() > usize::from(ringline_dataplane::rss::MAX_QUEUES) {
+        return Err(TransportError::Invalid {
+            what: "--cores",
+            value: format!("{cores:?}"),
+            why: "at most 64 engines",
+        });
+    }
+    let queues = cores.len().max(1) as u16;
     if let Some(q) = d.queues {
-        if q != 1 {
+        if q != queues {
             return Err(TransportError::Invalid {
                 what: "dpdk.queues",
                 value: q.to_string(),
-                why: "only 1 is supported (one engine per port; multi-queue RSS is future work)",
+                why: "must equal the number of engines (the CPUs in --cores / engine.cores, 1 without)",
             });
         }
     }
@@ -468,7 +512,7 @@ pub fn resolve(args: &NicArgs, cmd: &'static str) -> Result<Settings, TransportE
         (None, None) => Vec::new(),
     };
     let mut eal_args = with_default_eal_args(eal_args);
-    let core = args.core.or(file.engine.core);
+    let core = args.core.or(cores.first().copied()).or(file.engine.core);
     if let Some(core) = core {
         if !chooses_lcores(&eal_args) {
             eal_args.insert(0, core.to_string());
@@ -496,6 +540,7 @@ pub fn resolve(args: &NicArgs, cmd: &'static str) -> Result<Settings, TransportE
         tx_descriptors: d.tx_descriptors.unwrap_or(defaults.tx_descriptors),
         promiscuous: d.promiscuous.unwrap_or(defaults.promiscuous),
         checksum_offload: d.checksum_offload.unwrap_or(defaults.checksum_offload),
+        queues,
     };
     let ip_arg = args
         .ip
@@ -543,6 +588,7 @@ pub fn resolve(args: &NicArgs, cmd: &'static str) -> Result<Settings, TransportE
         engine,
         server: file.server,
         realtime,
+        cores,
     })
 }
 
@@ -677,6 +723,55 @@ pub fn open_device(s: &DeviceSettings) -> Result<Device, TransportError> {
     Ok(port)
 }
 
+/// Like [`open_device`], for `s.queues` engines: the port with one RX/TX
+/// queue pair per engine ([`MultiPort`]), its pool sized for all of them.
+#[cfg(feature = "dpdk")]
+pub fn open_multi(s: &DeviceSettings) -> Result<MultiPort, TransportError> {
+    use ringline_dataplane::dpdk::{DpdkPort, Eal, Mempool, MempoolConfig, PortConfig};
+
+    let eal = Eal::init(&s.eal_args)?;
+    let port_id = match &s.port {
+        Some(PortRef::Id(id)) => *id,
+        Some(PortRef::Name(name)) => eal.port_by_name(name)?,
+        None => 0,
+    };
+    let q = u32::from(s.queues);
+    let config = PortConfig {
+        rx_descriptors: s.rx_descriptors,
+        tx_descriptors: s.tx_descriptors,
+        promiscuous: s.promiscuous,
+        checksum_offload: s.checksum_offload,
+        ..PortConfig::default()
+    };
+    // Every queue's descriptors and batch, the hand-over queues, and room.
+    let needed =
+        (u32::from(s.rx_descriptors) + u32::from(s.tx_descriptors) + config.tx_batch as u32) * q
+            + q * q.saturating_sub(1) * ringline_dataplane::dpdk::HANDOFF_SLOTS as u32
+            + 2048;
+    let mbufs = s.mbufs.max(needed.next_power_of_two() - 1);
+    let pool = Mempool::new(
+        &eal,
+        "ringline",
+        &MempoolConfig {
+            mbufs,
+            // Engine threads other than the main one are not EAL lcores and
+            // get no cache; the main lcore's is not shared.
+            cache_size: (mbufs / 3 * 2).min(256),
+            socket: DpdkPort::socket_of(port_id),
+            ..MempoolConfig::default()
+        },
+    )?;
+    let mut port = MultiPort::open(&eal, port_id, &pool, &config, s.queues)?;
+    if let Some(mac) = s.mac {
+        port.set_mac(mac)?;
+    }
+    Ok(port)
+}
+
+/// The multi-queue port (DPDK builds only).
+#[cfg(feature = "dpdk")]
+pub use ringline_dataplane::dpdk::{DpdkQueue, MultiPort};
+
 /// Without DPDK support there is no device to open.
 #[cfg(not(feature = "dpdk"))]
 pub fn open_device(_s: &DeviceSettings) -> Result<Device, TransportError> {
@@ -796,7 +891,24 @@ listen = 8080
 
         std::fs::write(&path, "[dpdk]\nqueues = 4\n").unwrap();
         let e = resolve(&args, "http").unwrap_err();
-        assert!(e.to_string().contains("only 1 is supported"), "{e}");
+        assert!(
+            e.to_string().contains("must equal the number of engines"),
+            "{e}"
+        );
+        // engine.cores: one engine (and queue pair) per CPU, the first the
+        // EAL's main lcore.
+        std::fs::write(
+            &path,
+            "[dpdk]\neal_args = \"--no-huge\"\nqueues = 2\n[net]\nip = \"10.0.0.1\"\n[engine]\ncores = [1, 0]\n",
+        )
+        .unwrap();
+        let s = resolve(&args, "echo").unwrap();
+        assert_eq!(s.cores, [1, 0]);
+        assert_eq!(s.device.queues, 2);
+        assert_eq!(&s.device.eal_args[..2], ["-l", "1"]);
+        std::fs::write(&path, "[engine]\ncores = []\n").unwrap();
+        let e = resolve(&args, "echo").unwrap_err();
+        assert!(e.to_string().contains("at least one CPU"), "{e}");
         std::fs::write(&path, "[dpdk]\nunknown_key = 1\n").unwrap();
         let e = resolve(&args, "http").unwrap_err();
         assert!(e.to_string().contains("unknown"), "{e}");

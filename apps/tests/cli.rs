@@ -157,3 +157,48 @@ fn demo_reports_every_counter_of_both_engines() {
     );
     assert!(f.stdout.contains("\nsyn_dropped "), "{}", f.stdout);
 }
+
+#[test]
+fn demo_with_two_engines_serves_on_both_and_each_gets_its_own_connections() {
+    let args = ["demo", "--engines", "2", "--duration", "3", "--json"];
+    let f = run("demo --engines 2", cmd(&args), Duration::from_secs(180));
+    f.assert_ok("demo --engines 2");
+    let j = f.json();
+    assert_eq!(j["errors"], 0, "{j}");
+    let per = j["per_engine"].as_array().expect("per_engine");
+    assert_eq!(per.len(), 4, "{j}");
+    for e in per {
+        assert!(e["requests"].as_u64().unwrap() > 0, "an idle engine: {e}");
+        assert!(e["connections"].as_u64().unwrap() > 0, "{e}");
+    }
+    let stat = |role: &str, name: &str| j["engines"][role]["stats"][name].as_u64().unwrap();
+    for i in 0..2 {
+        let (s, c) = (format!("server.{i}"), format!("client.{i}"));
+        // The load generator's engine i picked ports that hash to queue i,
+        // so server engine i accepted exactly its connections, and nothing
+        // reached an engine without its connection.
+        assert_eq!(stat(&s, "accepted"), stat(&c, "connects"), "{j}");
+        assert_eq!(stat(&s, "no_socket") + stat(&c, "no_socket"), 0, "{j}");
+    }
+    // The role's row is the sum of its engines.
+    assert_eq!(
+        stat("server", "accepted"),
+        stat("server.0", "accepted") + stat("server.1", "accepted")
+    );
+    assert_eq!(stat("server", "accepted"), 1000);
+    // A CPU that is not online is a clear error.
+    let f = run(
+        "demo --cores",
+        cmd(&[
+            "demo",
+            "--engines",
+            "2",
+            "--cores",
+            "0,4096",
+            "--duration",
+            "0.1",
+        ]),
+        Duration::from_secs(60),
+    );
+    f.assert_clean_failure("demo --cores 0,4096", "not online");
+}

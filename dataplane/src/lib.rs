@@ -7,6 +7,7 @@ pub mod dpdk;
 pub mod fault;
 pub mod loopback;
 pub mod nic;
+pub mod rss;
 
 pub use fault::{FaultConfig, FaultFrame, FaultStats, FaultyNic};
 pub use loopback::{LoopbackFrame, LoopbackPort, LoopbackWire, WireConfig};

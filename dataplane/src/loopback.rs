@@ -131,6 +131,35 @@ impl LoopbackWire {
     /// If `cfg.mtu` is outside [`MIN_MTU`]`..=`[`MAX_MTU`], or
     /// `cfg.frames_per_direction` or `cfg.wire_queue_len` is zero.
     pub fn pair(cfg: &WireConfig) -> (LoopbackPort, LoopbackPort) {
+        let (mut a, mut b) = LoopbackWire::multi(cfg, 1, 1);
+        match (a.pop(), b.pop()) {
+            (Some(a), Some(b)) => (a, b),
+            _ => unreachable!("multi(1, 1) makes one port a side"),
+        }
+    }
+
+    /// Makes a wire whose side A has `queues_a` queue pairs and side B
+    /// `queues_b`, each queue pair a port of its own (for one engine each).
+    /// A frame sent by any port of one side arrives at the port of the other
+    /// side that [`crate::rss::dispatch`] picks for it: both directions of a
+    /// TCP flow land on the same queue index, and anything that is not
+    /// IPv4/TCP (ARP) on queue 0, as a NIC with symmetric RSS does. Every
+    /// port owns `cfg.frames_per_direction` buffers for what it sends; each
+    /// (sending port, receiving port) pair has its own wire queue of
+    /// `cfg.wire_queue_len` slots and its own return queue, all
+    /// single-producer single-consumer, so the ports of one side can run on
+    /// as many threads with no lock and no shared cache line between them.
+    /// Both sides use the same MACs as [`LoopbackWire::pair`].
+    ///
+    /// # Panics
+    ///
+    /// As [`LoopbackWire::pair`], and if a side has no queue or more than
+    /// [`crate::rss::MAX_QUEUES`].
+    pub fn multi(
+        cfg: &WireConfig,
+        queues_a: u16,
+        queues_b: u16,
+    ) -> (Vec<LoopbackPort>, Vec<LoopbackPort>) {
         assert!(
             (MIN_MTU..=MAX_MTU).contains(&cfg.mtu),
             "loopback MTU {} is outside {MIN_MTU}..={MAX_MTU}",
@@ -140,6 +169,13 @@ impl LoopbackWire {
             cfg.frames_per_direction > 0,
             "loopback wire needs at least one frame buffer"
         );
+        for q in [queues_a, queues_b] {
+            assert!(
+                (1..=crate::rss::MAX_QUEUES).contains(&q),
+                "loopback queues {q} outside 1..={}",
+                crate::rss::MAX_QUEUES
+            );
+        }
         let wire_queue_len = cfg.wire_queue_len.unwrap_or(cfg.frames_per_direction);
         assert!(
             wire_queue_len > 0,
@@ -147,23 +183,47 @@ impl LoopbackWire {
         );
 
         let buf_len = cfg.mtu + ETH_HEADER_LEN;
-        let (a_tx, b_rx) = direction(buf_len, cfg.frames_per_direction, wire_queue_len);
-        let (b_tx, a_rx) = direction(buf_len, cfg.frames_per_direction, wire_queue_len);
-        let a = LoopbackPort::new(cfg, (cfg.mac_a, cfg.mac_b), a_tx, a_rx);
-        let b = LoopbackPort::new(cfg, (cfg.mac_b, cfg.mac_a), b_tx, b_rx);
+        let (a_tx, b_rx) = direction(
+            buf_len,
+            cfg.frames_per_direction,
+            wire_queue_len,
+            queues_a,
+            queues_b,
+        );
+        let (b_tx, a_rx) = direction(
+            buf_len,
+            cfg.frames_per_direction,
+            wire_queue_len,
+            queues_b,
+            queues_a,
+        );
+        let side =
+            |txs: Vec<TxSide>, rxs: Vec<RxSide>, macs: (MacAddr, MacAddr), peer_queues: u16| {
+                let n = txs.len() as u16;
+                txs.into_iter()
+                    .zip(rxs)
+                    .enumerate()
+                    .map(|(q, (tx, rx))| {
+                        LoopbackPort::new(cfg, macs, tx, rx, (q as u16, n), peer_queues)
+                    })
+                    .collect::<Vec<_>>()
+            };
+        let a = side(a_tx, a_rx, (cfg.mac_a, cfg.mac_b), queues_b);
+        let b = side(b_tx, b_rx, (cfg.mac_b, cfg.mac_a), queues_a);
         (a, b)
     }
 }
 
 /// The sending port's half of a direction.
 struct TxSide {
-    /// Built frames in send order; `tx_flush` writes a whole batch and
-    /// publishes it with one index store.
-    wire: Producer<LoopbackFrame>,
-    /// Empty buffers coming back from the receiver.
-    returned: Consumer<Box<[u8]>>,
+    /// Built frames in send order, one queue per receiving port (indexed by
+    /// the receiver's queue); `tx_flush` writes a run of frames for one
+    /// receiver and publishes it with one index store.
+    wires: Vec<Producer<LoopbackFrame>>,
+    /// Empty buffers coming back, one queue per receiving port.
+    returned: Vec<Consumer<Box<[u8]>>>,
     /// Empty buffers, most recently reclaimed on top: `tx_frame` builds in
-    /// the top one. Capacity: every buffer of the direction, so reclaiming
+    /// the top one. Capacity: every buffer of the port, so reclaiming
     /// never allocates.
     spare: Vec<Box<[u8]>>,
     /// Length of every buffer: MTU plus the Ethernet header.
@@ -172,43 +232,66 @@ struct TxSide {
 
 /// The receiving port's half of a direction.
 struct RxSide {
-    /// Frames from the sender, in send order.
-    wire: Consumer<LoopbackFrame>,
-    /// Where `rx_release` puts buffers back for the sender. Its capacity is
-    /// the number of buffers, so a push of one of this direction's buffers
-    /// always fits.
-    returned: Producer<Box<[u8]>>,
+    /// Frames from each sending port (indexed by the sender's queue), each
+    /// queue in send order.
+    wires: Vec<Consumer<LoopbackFrame>>,
+    /// Where `rx_release` puts buffers back for each sender. Each one's
+    /// capacity is the sender's number of buffers, so a push of one of its
+    /// buffers always fits.
+    returned: Vec<Producer<Box<[u8]>>>,
     /// Length of every buffer of the direction.
     buf_len: usize,
+    /// The sender `rx_burst` looks at first (turns, so no sender starves
+    /// the others).
+    next: usize,
 }
 
-/// One direction of the wire: two single-producer, single-consumer rings
-/// (exactly one port sends on a direction and one receives), split into the
-/// sender's half and the receiver's half; all `frames` buffers start on the
-/// sender's spare stack.
-fn direction(buf_len: usize, frames: usize, wire_queue_len: usize) -> (TxSide, RxSide) {
-    // `vec![0; n]` asks the allocator for zeroed memory, which the OS maps
-    // lazily, so a large pool costs address space until used; with the
-    // LIFO spare stack, buffers deep in the stack are touched only when
-    // that many frames are in flight at once.
-    let spare = (0..frames)
-        .map(|_| vec![0u8; buf_len].into_boxed_slice())
+/// One direction of the wire from `senders` ports to `receivers` ports: a
+/// wire queue and a return queue for every (sender, receiver) pair, each
+/// single-producer single-consumer; each sender's `frames` buffers start on
+/// its spare stack.
+fn direction(
+    buf_len: usize,
+    frames: usize,
+    wire_queue_len: usize,
+    senders: u16,
+    receivers: u16,
+) -> (Vec<TxSide>, Vec<RxSide>) {
+    let mut rx: Vec<RxSide> = (0..receivers)
+        .map(|_| RxSide {
+            wires: Vec::with_capacity(usize::from(senders)),
+            returned: Vec::with_capacity(usize::from(senders)),
+            buf_len,
+            next: 0,
+        })
         .collect();
-    let (wire_tx, wire_rx) = RingBuffer::new(wire_queue_len);
-    let (ret_tx, ret_rx) = RingBuffer::new(frames);
-    (
-        TxSide {
-            wire: wire_tx,
-            returned: ret_rx,
-            spare,
-            buf_len,
-        },
-        RxSide {
-            wire: wire_rx,
-            returned: ret_tx,
-            buf_len,
-        },
-    )
+    let tx = (0..senders)
+        .map(|_| {
+            // `vec![0; n]` asks the allocator for zeroed memory, which the OS
+            // maps lazily, so a large pool costs address space until used;
+            // with the LIFO spare stack, buffers deep in the stack are
+            // touched only when that many frames are in flight at once.
+            let spare = (0..frames)
+                .map(|_| vec![0u8; buf_len].into_boxed_slice())
+                .collect();
+            let mut side = TxSide {
+                wires: Vec::with_capacity(usize::from(receivers)),
+                returned: Vec::with_capacity(usize::from(receivers)),
+                spare,
+                buf_len,
+            };
+            for r in rx.iter_mut() {
+                let (wire_tx, wire_rx) = RingBuffer::new(wire_queue_len);
+                let (ret_tx, ret_rx) = RingBuffer::new(frames);
+                side.wires.push(wire_tx);
+                side.returned.push(ret_rx);
+                r.wires.push(wire_rx);
+                r.returned.push(ret_tx);
+            }
+            side
+        })
+        .collect();
+    (tx, rx)
 }
 
 /// A frame received from a [`LoopbackPort`]: a wire buffer and the length of
@@ -218,6 +301,10 @@ fn direction(buf_len: usize, frames: usize, wire_queue_len: usize) -> (TxSide, R
 pub struct LoopbackFrame {
     buf: Box<[u8]>,
     len: u32,
+    /// The queue of the port that sent it (where its buffer goes back).
+    from: u16,
+    /// The queue of the port it goes to.
+    to: u16,
 }
 
 impl LoopbackFrame {
@@ -269,13 +356,27 @@ pub struct LoopbackPort {
     caps: NicCaps,
     peer_mac: MacAddr,
     counters: NicCounters,
+    /// This port's queue and the number of queues on its side.
+    queue: (u16, u16),
+    /// Queues on the other side: more than one means every frame sent is
+    /// dispatched ([`crate::rss::dispatch`]).
+    peer_queues: u16,
 }
 
 impl LoopbackPort {
-    fn new(cfg: &WireConfig, (mac, peer_mac): (MacAddr, MacAddr), tx: TxSide, rx: RxSide) -> Self {
+    fn new(
+        cfg: &WireConfig,
+        (mac, peer_mac): (MacAddr, MacAddr),
+        tx: TxSide,
+        rx: RxSide,
+        queue: (u16, u16),
+        peer_queues: u16,
+    ) -> Self {
         LoopbackPort {
             tx,
             rx,
+            queue,
+            peer_queues,
             tx_batch: VecDeque::with_capacity(TX_BATCH),
             caps: NicCaps {
                 mtu: cfg.mtu,
@@ -295,6 +396,12 @@ impl LoopbackPort {
         self.peer_mac
     }
 
+    /// This port's queue index and the number of queue pairs on its side of
+    /// the wire (`(0, 1)` for [`LoopbackWire::pair`]).
+    pub fn queue(&self) -> (u16, u16) {
+        self.queue
+    }
+
     /// Frames built by [`Nic::tx_frame`] that are waiting for
     /// [`Nic::tx_flush`] (or for room on the wire).
     pub fn tx_queued(&self) -> usize {
@@ -304,24 +411,32 @@ impl LoopbackPort {
     /// Moves the buffers the receiver has released onto the spare stack, the
     /// last released on top. Returns whether any came back.
     fn reclaim(&mut self) -> bool {
-        let n = self.tx.returned.slots();
-        if n == 0 {
-            return false;
-        }
-        if n == 1 {
-            if let Ok(buf) = self.tx.returned.pop() {
-                self.tx.spare.push(buf);
+        let mut any = false;
+        for returned in &mut self.tx.returned {
+            let n = returned.slots();
+            if n == 0 {
+                continue;
             }
-        } else if let Ok(chunk) = self.tx.returned.read_chunk(n) {
-            self.tx.spare.extend(chunk);
+            any = true;
+            if n == 1 {
+                if let Ok(buf) = returned.pop() {
+                    self.tx.spare.push(buf);
+                }
+            } else if let Ok(chunk) = returned.read_chunk(n) {
+                self.tx.spare.extend(chunk);
+            }
         }
-        true
+        any
     }
 
     /// Moves frames from the batch to the wire, oldest first, until the batch
     /// is empty or the wire queue is full. Returns how many moved.
     fn push_batch(&mut self) -> usize {
-        let n = self.tx_batch.len().min(self.tx.wire.slots());
+        if self.tx.wires.len() > 1 {
+            return self.push_batch_spread();
+        }
+        let wire = &mut self.tx.wires[0];
+        let n = self.tx_batch.len().min(wire.slots());
         if n == 0 {
             return 0;
         }
@@ -333,7 +448,7 @@ impl LoopbackPort {
         // frame (the common case at low load) is a plain push, cheaper than
         // setting up a chunk.
         let sent = if n == 1 {
-            match self.tx_batch.pop_front().map(|f| self.tx.wire.push(f)) {
+            match self.tx_batch.pop_front().map(|f| wire.push(f)) {
                 Some(Ok(())) => 1,
                 Some(Err(rtrb::PushError::Full(f))) => {
                     self.tx_batch.push_front(f);
@@ -342,7 +457,7 @@ impl LoopbackPort {
                 None => 0,
             }
         } else {
-            match self.tx.wire.write_chunk_uninit(n) {
+            match wire.write_chunk_uninit(n) {
                 Ok(chunk) => chunk.fill_from_iter(self.tx_batch.drain(..n)),
                 Err(_) => 0,
             }
@@ -352,6 +467,29 @@ impl LoopbackPort {
         if sent == n {
             self.counters.tx_frames += sent as u64;
             self.counters.tx_bytes += bytes;
+        }
+        sent
+    }
+
+    /// `push_batch` toward several receiving queues: each frame to the wire
+    /// queue of the port it was dispatched to, oldest first, stopping at the
+    /// first that does not fit (so the frames of a flow, which all go to one
+    /// queue, keep their order, and so does the batch).
+    fn push_batch_spread(&mut self) -> usize {
+        let mut sent = 0;
+        while let Some(f) = self.tx_batch.pop_front() {
+            let len = u64::from(f.len);
+            match self.tx.wires[usize::from(f.to)].push(f) {
+                Ok(()) => {
+                    sent += 1;
+                    self.counters.tx_frames += 1;
+                    self.counters.tx_bytes += len;
+                }
+                Err(rtrb::PushError::Full(f)) => {
+                    self.tx_batch.push_front(f);
+                    break;
+                }
+            }
         }
         sent
     }
@@ -378,38 +516,55 @@ impl Nic for LoopbackPort {
     /// Takes up to `max` (capped at [`RX_BURST`]) frames off the wire in the
     /// order they were flushed.
     fn rx_burst(&mut self, out: &mut Vec<LoopbackFrame>, max: usize) -> usize {
-        let n = max.min(RX_BURST).min(self.rx.wire.slots());
-        if n == 0 {
-            return 0;
-        }
-        let mut take = |frame: LoopbackFrame| {
-            self.counters.rx_frames += 1;
-            self.counters.rx_bytes += u64::from(frame.len);
-            out.push(frame);
-        };
-        if n == 1 {
-            if let Ok(frame) = self.rx.wire.pop() {
-                take(frame);
+        let senders = self.rx.wires.len();
+        let mut budget = max.min(RX_BURST);
+        let mut got = 0;
+        for i in 0..senders {
+            if budget == 0 {
+                break;
             }
-        } else if let Ok(chunk) = self.rx.wire.read_chunk(n) {
-            chunk.into_iter().for_each(take);
+            let s = (self.rx.next + i) % senders;
+            let wire = &mut self.rx.wires[s];
+            let n = budget.min(wire.slots());
+            if n == 0 {
+                continue;
+            }
+            let mut take = |frame: LoopbackFrame| {
+                self.counters.rx_frames += 1;
+                self.counters.rx_bytes += u64::from(frame.len);
+                out.push(frame);
+            };
+            if n == 1 {
+                if let Ok(frame) = wire.pop() {
+                    take(frame);
+                }
+            } else if let Ok(chunk) = wire.read_chunk(n) {
+                chunk.into_iter().for_each(take);
+            }
+            budget -= n;
+            got += n;
         }
-        n
+        if senders > 1 {
+            self.rx.next = (self.rx.next + 1) % senders;
+        }
+        got
     }
 
-    /// Whether the wire queue toward this port holds a frame (one load of
+    /// Whether a wire queue toward this port holds a frame (one load of
     /// each queue index; nothing is taken).
     fn rx_pending(&self) -> bool {
-        !self.rx.wire.is_empty()
+        self.rx.wires.iter().any(|w| !w.is_empty())
     }
 
-    /// Returns the frame's buffer to the free list of the direction this port
-    /// receives on. Give each port only frames it received itself.
+    /// Returns the frame's buffer to the free list of the port that sent
+    /// it. Give each port only frames it received itself.
     fn rx_release(&mut self, frame: LoopbackFrame) {
         debug_assert_eq!(frame.buf.len(), self.rx.buf_len, "frame from another wire");
         // Only fails if the frame came from another port's direction and this
         // free list is already whole; then the stray buffer is simply freed.
-        let _ = self.rx.returned.push(frame.buf);
+        if let Some(returned) = self.rx.returned.get_mut(usize::from(frame.from)) {
+            let _ = returned.push(frame.buf);
+        }
     }
 
     /// Builds the frame in a free buffer of this direction and keeps it in
@@ -438,10 +593,13 @@ impl Nic for LoopbackPort {
             return Err(TxError::Full);
         };
         build(&mut buf[..len]);
+        let to = crate::rss::dispatch(&buf[..len], self.peer_queues);
         // `len <= buf_len <= MAX_MTU + 14`, so it fits in a u32.
         self.tx_batch.push_back(LoopbackFrame {
             buf,
             len: len as u32,
+            from: self.queue.0,
+            to,
         });
         Ok(())
     }
@@ -725,5 +883,77 @@ mod tests {
             last = n;
         }
         assert_eq!(last, 999);
+    }
+
+    fn tcp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 40];
+        f[12] = 0x08;
+        f[14] = 0x45;
+        f[14 + 9] = 6;
+        f[26..30].copy_from_slice(&src);
+        f[30..34].copy_from_slice(&dst);
+        f[34..36].copy_from_slice(&sport.to_be_bytes());
+        f[36..38].copy_from_slice(&dport.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn multi_queue_frames_land_on_their_flows_queue_both_ways() {
+        let (c, s) = ([10, 0, 0, 2], [10, 0, 0, 1]);
+        let (mut a, mut b) = LoopbackWire::multi(&small(256, None), 2, 2);
+        assert_eq!((a[1].queue(), b[0].queue()), ((1, 2), (0, 2)));
+        let mut per_queue = [0usize; 2];
+        for round in 0..4 {
+            // Every A port sends frames of many flows (and one ARP frame).
+            for (qa, port) in a.iter_mut().enumerate() {
+                for p in 0..32u16 {
+                    send(port, &tcp(c, s, 40000 + p + 100 * qa as u16, 80)).unwrap();
+                }
+                let mut arp = tcp(c, s, 0, 0);
+                arp[12..14].copy_from_slice(&[0x08, 0x06]);
+                send(port, &arp).unwrap();
+                port.tx_flush();
+            }
+            for (qb, port) in b.iter_mut().enumerate() {
+                for f in recv_all(port) {
+                    if f[12..14] == [0x08, 0x06] {
+                        assert_eq!(qb, 0, "ARP goes to queue 0");
+                        continue;
+                    }
+                    let sport = u16::from_be_bytes([f[34], f[35]]);
+                    assert_eq!(
+                        usize::from(crate::rss::queue_of_flow(c, s, sport, 80, 2)),
+                        qb
+                    );
+                    per_queue[qb] += 1;
+                    // The answer, sent back from this queue, reaches A's port
+                    // of the same index.
+                    if round == 0 {
+                        send(port, &tcp(s, c, 80, sport)).unwrap();
+                    }
+                }
+                port.tx_flush();
+            }
+            for (qa, port) in a.iter_mut().enumerate() {
+                for f in recv_all(port) {
+                    let dport = u16::from_be_bytes([f[36], f[37]]);
+                    assert_eq!(
+                        usize::from(crate::rss::queue_of_flow(c, s, dport, 80, 2)),
+                        qa
+                    );
+                }
+            }
+        }
+        assert_eq!(per_queue[0] + per_queue[1], 4 * 64);
+        assert!(per_queue[0] > 0 && per_queue[1] > 0, "{per_queue:?}");
+        // Every buffer went back to the port that sent it: each A port can
+        // again have all 256 of its buffers in flight at once.
+        for port in a.iter_mut() {
+            port.tx_flush();
+            for _ in 0..256 {
+                send(port, &[0; 60]).unwrap();
+            }
+            assert_eq!(send(port, &[0; 60]), Err(TxError::Full));
+        }
     }
 }

@@ -36,13 +36,18 @@ pub struct NicCounters {
     pub rx_dropped: u64,
     /// Frames that could not be transmitted (TX ring full, no buffer).
     pub tx_dropped: u64,
+    /// Frames received on this queue that belonged to another queue's flow
+    /// and were handed over to that queue's engine (a multi-queue port's
+    /// software dispatch; 0 elsewhere). Counted by the queue that received
+    /// them; the queue they went to counts them in `rx_frames`.
+    pub rx_handed_over: u64,
 }
 
 impl NicCounters {
     /// Every counter with its field name, in declaration order (for
     /// reports; the pattern names every field, so one added above and not
     /// here is a compile error).
-    pub fn fields(&self) -> [(&'static str, u64); 6] {
+    pub fn fields(&self) -> [(&'static str, u64); 7] {
         let NicCounters {
             rx_frames,
             rx_bytes,
@@ -50,6 +55,7 @@ impl NicCounters {
             tx_bytes,
             rx_dropped,
             tx_dropped,
+            rx_handed_over,
         } = *self;
         [
             ("rx_frames", rx_frames),
@@ -58,6 +64,7 @@ impl NicCounters {
             ("tx_bytes", tx_bytes),
             ("rx_dropped", rx_dropped),
             ("tx_dropped", tx_dropped),
+            ("rx_handed_over", rx_handed_over),
         ]
     }
 }

@@ -96,6 +96,12 @@ impl<N: Nic> Engine<N> {
         Ok(Engine { core, pump })
     }
 
+    /// Joins a group of engines sharing a port ([`crate::open_in_group`]).
+    pub(crate) fn join(&mut self, member: crate::group::GroupMember) {
+        self.core.rss = (member.queue, member.queues);
+        self.core.neigh.join(member.share);
+    }
+
     /// The NIC.
     pub(crate) fn nic(&self) -> &N {
         &self.pump.nic
@@ -199,6 +205,9 @@ impl<N: Nic> Engine<N> {
         core.now_us = now_us.max(core.now_us);
         core.stats.steps += 1;
         core.cq.ring.flush_overflow();
+        if core.neigh.shared_pending() {
+            core.take_shared_neighbors();
+        }
         let sqes = core.process_sqes();
         core.run_drain();
         let frames = pump.poll_rx(core);
@@ -245,6 +254,7 @@ impl<N: Nic> Engine<N> {
             && !self.pump.nic.rx_pending()
             && ring.sq_ready() == 0
             && ring.backlog_len() == 0
+            && !self.core.neigh.shared_pending()
     }
 
     /// When the engine next has timer work (engine µs), if it is quiet:

@@ -44,6 +44,7 @@ mod driver;
 mod engine;
 mod errno;
 mod fxhash;
+mod group;
 mod hint;
 mod ids;
 mod l2;
@@ -59,6 +60,7 @@ pub use clock::{Clock, Monotonic};
 pub use config::{Congestion, EngineConfig};
 pub use driver::Inline;
 pub use engine::EngineError;
+pub use group::{engine_group, GroupMember};
 pub use stats::EngineStats;
 
 use ringline_dataplane::Nic;
@@ -88,5 +90,23 @@ pub fn open<N: Nic>(
 ) -> Result<Runtime<N>, OpenError> {
     let (app, eng) = new_ring(ring)?;
     let engine = engine::Engine::new(nic, eng, cfg, clock.clone())?;
+    Ok(Ring::new(app, Inline::new(engine, clock)))
+}
+
+/// Like [`open`], for one engine of a group sharing a port, one engine per
+/// queue pair ([`engine_group`]): `nic` is the queue pair `member` names.
+/// The engine picks the source port of an active open so that its flow
+/// hashes back to this queue, and shares the neighbours it learns with its
+/// siblings.
+pub fn open_in_group<N: Nic>(
+    nic: N,
+    ring: &RingConfig,
+    cfg: EngineConfig,
+    clock: Clock,
+    member: GroupMember,
+) -> Result<Runtime<N>, OpenError> {
+    let (app, eng) = new_ring(ring)?;
+    let mut engine = engine::Engine::new(nic, eng, cfg, clock.clone())?;
+    engine.join(member);
     Ok(Ring::new(app, Inline::new(engine, clock)))
 }

@@ -71,6 +71,9 @@ pub struct EngineStats {
     /// Segments of a repair the socket rebuilt and the engine did not send:
     /// the peer had them (SACKed) or they were still in flight.
     pub resends_skipped: u64,
+    /// Neighbours taken from sibling engines of a group (learned by
+    /// another queue's engine; filled in by `stats()`).
+    pub arp_shared: u64,
 }
 
 impl EngineStats {
@@ -119,6 +122,7 @@ impl EngineStats {
             tlp_probes,
             rto_fired,
             resends_skipped,
+            arp_shared,
         )
     }
 }

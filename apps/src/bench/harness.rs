@@ -303,10 +303,13 @@ pub fn serve_pair<J: RingJob>(
         },
         move |ctx| client.run(job(ctx.clone())),
     )?;
-    let engines = [("server", srv_engine), ("client", cli_engine)]
-        .into_iter()
-        .filter_map(|(role, e)| Some((role, e?)))
-        .collect();
+    let engines = [
+        ("server".to_owned(), srv_engine),
+        ("client".to_owned(), cli_engine),
+    ]
+    .into_iter()
+    .filter_map(|(role, e)| Some((role, e?)))
+    .collect();
     Ok((srv, out, cpu, Engines(engines)))
 }
 

@@ -106,142 +106,16 @@ impl DpdkPort {
         pool: &Mempool,
         config: &PortConfig,
     ) -> Result<DpdkPort, DpdkError> {
-        if config.tx_batch == 0 || config.tx_batch > MAX_TX_BATCH {
-            return Err(DpdkError::Config("tx_batch must be in 1..=1024"));
-        }
-        if eal.port_count() == 0 {
-            return Err(DpdkError::NoPorts);
-        }
-        // SAFETY: the EAL is initialised; any port id may be asked about.
-        if unsafe { sys::rte_eth_dev_is_valid_port(port_id) } == 0 {
-            return Err(DpdkError::InvalidPort(port_id));
-        }
-
-        let mut info = sys::rte_eth_dev_info::default();
-        // SAFETY: port_id is valid; info is a writable rte_eth_dev_info.
-        let ret = unsafe { sys::rte_eth_dev_info_get(port_id, &mut info) };
-        if ret != 0 {
-            return Err(port_error(port_id, "rte_eth_dev_info_get", ret));
-        }
-        let driver = if info.driver_name.is_null() {
-            String::new()
-        } else {
-            // SAFETY: a non-null driver_name is a NUL-terminated string owned
-            // by the driver, alive while the EAL is; copied out at once.
-            unsafe { CStr::from_ptr(info.driver_name) }
-                .to_string_lossy()
-                .into_owned()
-        };
-
-        // The MTU is known before configuration (RTE_ETHER_MTU unless set),
-        // so a pool too small for it is refused before the device is touched.
-        let mut mtu = 0u16;
-        // SAFETY: port_id is valid; mtu is writable.
-        let ret = unsafe { sys::rte_eth_dev_get_mtu(port_id, &mut mtu) };
-        let mtu = if ret == 0 && mtu != 0 {
-            usize::from(mtu)
-        } else {
-            sys::RTE_ETHER_MTU as usize
-        };
-        let data_room = u32::from(pool.data_room());
-        let frame = mtu + ETH_HLEN;
-        if (data_room.saturating_sub(sys::RTE_PKTMBUF_HEADROOM) as usize) < frame {
-            return Err(DpdkError::BufferTooSmall {
-                data_room,
-                headroom: sys::RTE_PKTMBUF_HEADROOM,
-                frame,
-                mtu,
-            });
-        }
-
-        let rx_csum = sys::RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | sys::RTE_ETH_RX_OFFLOAD_TCP_CKSUM;
-        let tx_csum = sys::RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | sys::RTE_ETH_TX_OFFLOAD_TCP_CKSUM;
-        let rx_checksum = config.checksum_offload && info.rx_offload_capa & rx_csum == rx_csum;
-        let tx_checksum = config.checksum_offload && info.tx_offload_capa & tx_csum == tx_csum;
-
-        let mut conf = sys::rte_eth_conf::default();
-        if rx_checksum {
-            conf.rxmode.offloads |= rx_csum;
-        }
-        if tx_checksum {
-            conf.txmode.offloads |= tx_csum;
-        }
-        // SAFETY: port_id is valid; conf is a fully initialised rte_eth_conf
-        // (zeroed = defaults) that DPDK copies.
-        let ret = unsafe { sys::rte_eth_dev_configure(port_id, 1, 1, &conf) };
-        if ret != 0 {
-            return Err(port_error(port_id, "rte_eth_dev_configure", ret));
-        }
-
-        let (mut rxd, mut txd) = (config.rx_descriptors, config.tx_descriptors);
-        // SAFETY: port_id is valid and configured; rxd/txd are writable.
-        let ret = unsafe { sys::rte_eth_dev_adjust_nb_rx_tx_desc(port_id, &mut rxd, &mut txd) };
-        if ret != 0 {
-            return Err(port_error(port_id, "rte_eth_dev_adjust_nb_rx_tx_desc", ret));
-        }
-        // The device keeps an mbuf posted in every RX descriptor and may hold
-        // one per TX descriptor until it reclaims them; with fewer mbufs than
-        // that plus a full TX batch, transmit would starve for good.
-        let needed = usize::from(rxd) + usize::from(txd) + config.tx_batch;
-        if (pool.capacity() as usize) < needed {
-            return Err(DpdkError::PoolTooSmall {
-                mbufs: pool.capacity(),
-                needed,
-            });
-        }
-        let socket = Self::socket_of(port_id).unwrap_or(sys::SOCKET_ID_ANY as u32);
-        // SAFETY: port_id is valid and configured with one RX queue; NULL
-        // rxconf selects the driver's defaults; the pool is a live pktmbuf
-        // pool that outlives the queue (the port holds a handle to it).
-        let ret = unsafe {
-            sys::rte_eth_rx_queue_setup(port_id, QUEUE, rxd, socket, ptr::null(), pool.as_ptr())
-        };
-        if ret != 0 {
-            return Err(port_error(port_id, "rte_eth_rx_queue_setup", ret));
-        }
-        // SAFETY: as above, for the one TX queue; NULL txconf = defaults.
-        let ret = unsafe { sys::rte_eth_tx_queue_setup(port_id, QUEUE, txd, socket, ptr::null()) };
-        if ret != 0 {
-            return Err(port_error(port_id, "rte_eth_tx_queue_setup", ret));
-        }
-
-        if config.promiscuous {
-            // SAFETY: port_id is valid.
-            let ret = unsafe { sys::rte_eth_promiscuous_enable(port_id) };
-            if ret != 0 {
-                return Err(port_error(port_id, "rte_eth_promiscuous_enable", ret));
-            }
-        }
-
-        // SAFETY: port_id is valid, configured, with both queues set up.
-        let ret = unsafe { sys::rte_eth_dev_start(port_id) };
-        if ret != 0 {
-            return Err(port_error(port_id, "rte_eth_dev_start", ret));
-        }
-
-        let mut mac = sys::rte_ether_addr::default();
-        // SAFETY: port_id is valid; mac is writable.
-        let ret = unsafe { sys::rte_eth_macaddr_get(port_id, &mut mac) };
-        if ret != 0 {
-            // SAFETY: the port was started just above and is not used after.
-            unsafe { sys::rte_eth_dev_stop(port_id) };
-            return Err(port_error(port_id, "rte_eth_macaddr_get", ret));
-        }
-
+        let started = start_port(eal, port_id, pool, config, 1, 0)?;
         Ok(DpdkPort {
             port_id,
             pool: pool.clone(),
-            caps: NicCaps {
-                mtu,
-                mac: mac.addr_bytes,
-                rx_checksum_offload: rx_checksum,
-                tx_checksum_offload: tx_checksum,
-            },
-            driver,
+            caps: started.caps,
+            driver: started.driver,
             tx_batch: Vec::with_capacity(config.tx_batch),
             tx_batch_max: config.tx_batch,
-            rx_checksum,
-            tx_checksum,
+            rx_checksum: started.rx_checksum,
+            tx_checksum: started.tx_checksum,
             sw_rx_dropped: 0,
             tx_reserve: None,
             sw_tx_dropped: 0,
@@ -474,6 +348,7 @@ impl Nic for DpdkPort {
             tx_bytes: hw.obytes,
             rx_dropped: hw.imissed + hw.ierrors + hw.rx_nombuf + self.sw_rx_dropped,
             tx_dropped: hw.oerrors + self.sw_tx_dropped,
+            rx_handed_over: 0,
         }
     }
 }
@@ -513,4 +388,169 @@ impl Drop for DpdkPort {
             sys::rte_eth_dev_close(self.port_id);
         }
     }
+}
+
+/// What [`start_port`] found out about the port it started.
+pub(crate) struct Started {
+    pub(crate) caps: NicCaps,
+    pub(crate) driver: String,
+    pub(crate) rx_checksum: bool,
+    pub(crate) tx_checksum: bool,
+}
+
+/// Configures port `port_id` with `queues` RX and TX queue pairs (each RX
+/// queue receiving into `pool`), and starts it. `extra_mbufs` are mbufs the
+/// caller may hold beyond the device's descriptors and the TX batches (the
+/// multi-queue port's hand-over queues), for the pool size check.
+pub(crate) fn start_port(
+    eal: &Eal,
+    port_id: u16,
+    pool: &Mempool,
+    config: &PortConfig,
+    queues: u16,
+    extra_mbufs: usize,
+) -> Result<Started, DpdkError> {
+    if config.tx_batch == 0 || config.tx_batch > MAX_TX_BATCH {
+        return Err(DpdkError::Config("tx_batch must be in 1..=1024"));
+    }
+    if eal.port_count() == 0 {
+        return Err(DpdkError::NoPorts);
+    }
+    // SAFETY: the EAL is initialised; any port id may be asked about.
+    if unsafe { sys::rte_eth_dev_is_valid_port(port_id) } == 0 {
+        return Err(DpdkError::InvalidPort(port_id));
+    }
+
+    let mut info = sys::rte_eth_dev_info::default();
+    // SAFETY: port_id is valid; info is a writable rte_eth_dev_info.
+    let ret = unsafe { sys::rte_eth_dev_info_get(port_id, &mut info) };
+    if ret != 0 {
+        return Err(port_error(port_id, "rte_eth_dev_info_get", ret));
+    }
+    let driver = if info.driver_name.is_null() {
+        String::new()
+    } else {
+        // SAFETY: a non-null driver_name is a NUL-terminated string owned
+        // by the driver, alive while the EAL is; copied out at once.
+        unsafe { CStr::from_ptr(info.driver_name) }
+            .to_string_lossy()
+            .into_owned()
+    };
+
+    if queues == 0 || queues > info.max_rx_queues || queues > info.max_tx_queues {
+        return Err(DpdkError::Config(
+            "the device has fewer RX/TX queue pairs than engines were asked for",
+        ));
+    }
+
+    // The MTU is known before configuration (RTE_ETHER_MTU unless set),
+    // so a pool too small for it is refused before the device is touched.
+    let mut mtu = 0u16;
+    // SAFETY: port_id is valid; mtu is writable.
+    let ret = unsafe { sys::rte_eth_dev_get_mtu(port_id, &mut mtu) };
+    let mtu = if ret == 0 && mtu != 0 {
+        usize::from(mtu)
+    } else {
+        sys::RTE_ETHER_MTU as usize
+    };
+    let data_room = u32::from(pool.data_room());
+    let frame = mtu + ETH_HLEN;
+    if (data_room.saturating_sub(sys::RTE_PKTMBUF_HEADROOM) as usize) < frame {
+        return Err(DpdkError::BufferTooSmall {
+            data_room,
+            headroom: sys::RTE_PKTMBUF_HEADROOM,
+            frame,
+            mtu,
+        });
+    }
+
+    let rx_csum = sys::RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | sys::RTE_ETH_RX_OFFLOAD_TCP_CKSUM;
+    let tx_csum = sys::RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | sys::RTE_ETH_TX_OFFLOAD_TCP_CKSUM;
+    let rx_checksum = config.checksum_offload && info.rx_offload_capa & rx_csum == rx_csum;
+    let tx_checksum = config.checksum_offload && info.tx_offload_capa & tx_csum == tx_csum;
+
+    let mut conf = sys::rte_eth_conf::default();
+    if rx_checksum {
+        conf.rxmode.offloads |= rx_csum;
+    }
+    if tx_checksum {
+        conf.txmode.offloads |= tx_csum;
+    }
+    // SAFETY: port_id is valid; conf is a fully initialised rte_eth_conf
+    // (zeroed = defaults) that DPDK copies.
+    let ret = unsafe { sys::rte_eth_dev_configure(port_id, queues, queues, &conf) };
+    if ret != 0 {
+        return Err(port_error(port_id, "rte_eth_dev_configure", ret));
+    }
+
+    let (mut rxd, mut txd) = (config.rx_descriptors, config.tx_descriptors);
+    // SAFETY: port_id is valid and configured; rxd/txd are writable.
+    let ret = unsafe { sys::rte_eth_dev_adjust_nb_rx_tx_desc(port_id, &mut rxd, &mut txd) };
+    if ret != 0 {
+        return Err(port_error(port_id, "rte_eth_dev_adjust_nb_rx_tx_desc", ret));
+    }
+    // The device keeps an mbuf posted in every RX descriptor and may hold
+    // one per TX descriptor until it reclaims them; with fewer mbufs than
+    // that plus a full TX batch, transmit would starve for good.
+    let needed =
+        (usize::from(rxd) + usize::from(txd) + config.tx_batch) * usize::from(queues) + extra_mbufs;
+    if (pool.capacity() as usize) < needed {
+        return Err(DpdkError::PoolTooSmall {
+            mbufs: pool.capacity(),
+            needed,
+        });
+    }
+    let socket = DpdkPort::socket_of(port_id).unwrap_or(sys::SOCKET_ID_ANY as u32);
+    for queue in 0..queues {
+        // SAFETY: port_id is valid and configured with `queues` RX
+        // queues; NULL rxconf selects the driver's defaults; the pool is
+        // a live pktmbuf pool that outlives the queue (the port, or the
+        // multi-queue port, holds a handle to it).
+        let ret = unsafe {
+            sys::rte_eth_rx_queue_setup(port_id, queue, rxd, socket, ptr::null(), pool.as_ptr())
+        };
+        if ret != 0 {
+            return Err(port_error(port_id, "rte_eth_rx_queue_setup", ret));
+        }
+        // SAFETY: as above, for the TX queue of the pair; NULL txconf = defaults.
+        let ret = unsafe { sys::rte_eth_tx_queue_setup(port_id, queue, txd, socket, ptr::null()) };
+        if ret != 0 {
+            return Err(port_error(port_id, "rte_eth_tx_queue_setup", ret));
+        }
+    }
+
+    if config.promiscuous {
+        // SAFETY: port_id is valid.
+        let ret = unsafe { sys::rte_eth_promiscuous_enable(port_id) };
+        if ret != 0 {
+            return Err(port_error(port_id, "rte_eth_promiscuous_enable", ret));
+        }
+    }
+
+    // SAFETY: port_id is valid, configured, with both queues set up.
+    let ret = unsafe { sys::rte_eth_dev_start(port_id) };
+    if ret != 0 {
+        return Err(port_error(port_id, "rte_eth_dev_start", ret));
+    }
+
+    let mut mac = sys::rte_ether_addr::default();
+    // SAFETY: port_id is valid; mac is writable.
+    let ret = unsafe { sys::rte_eth_macaddr_get(port_id, &mut mac) };
+    if ret != 0 {
+        // SAFETY: the port was started just above and is not used after.
+        unsafe { sys::rte_eth_dev_stop(port_id) };
+        return Err(port_error(port_id, "rte_eth_macaddr_get", ret));
+    }
+
+    Ok(Started {
+        caps: NicCaps {
+            mtu,
+            mac: mac.addr_bytes,
+            rx_checksum_offload: rx_checksum,
+            tx_checksum_offload: tx_checksum,
+        },
+        driver,
+        rx_checksum,
+        tx_checksum,
+    })
 }

@@ -8,6 +8,7 @@ use std::net::Ipv4Addr;
 use ringline_dataplane::MacAddr;
 
 use crate::fxhash::FxMap;
+use crate::group::NeighborShare;
 use crate::ids::ConnId;
 use crate::l2::{self, Arp};
 
@@ -27,6 +28,11 @@ pub(crate) struct Neighbors {
     waiting: Vec<ConnId>,
     /// When learned entries were last swept for age.
     swept_us: u64,
+    /// The sibling engines of a group ([`crate::group`]): what this engine
+    /// learns from the wire goes to them, what they learn comes here.
+    share: NeighborShare,
+    /// Entries taken from siblings.
+    pub(crate) shared_in: u64,
 }
 
 /// A neighbour's MAC and whether it came from the configuration (static
@@ -95,7 +101,40 @@ impl Neighbors {
     /// past `MAX_LEARNED` entries, learned ones not heard from for
     /// `MAX_AGE_US` are forgotten first (at most one sweep a second), and if
     /// none is, nothing new is learned.
+    /// What it learns goes to the sibling engines of its group, if any.
     pub(crate) fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr, now_us: u64) -> bool {
+        let learned = self.insert(ip, mac, now_us);
+        if learned {
+            self.share.publish(ip, mac);
+        }
+        learned
+    }
+
+    /// Joins a group: from now on entries learned from the wire go to the
+    /// siblings, and theirs come here ([`Neighbors::take_shared`]).
+    pub(crate) fn join(&mut self, share: NeighborShare) {
+        self.share = share;
+    }
+
+    /// Whether a sibling has sent entries ([`Neighbors::take_shared`]).
+    #[inline]
+    pub(crate) fn shared_pending(&self) -> bool {
+        self.share.pending()
+    }
+
+    /// Takes the entries siblings learned (not sent back out). Returns
+    /// whether connections wait to be woken ([`Neighbors::take_waiting`]).
+    pub(crate) fn take_shared(&mut self, now_us: u64) -> bool {
+        let mut learned = false;
+        while let Some((ip, mac)) = self.share.take() {
+            self.shared_in += 1;
+            learned |= self.insert(ip, mac, now_us);
+        }
+        learned && !self.waiting.is_empty()
+    }
+
+    /// `learn` without telling the siblings.
+    fn insert(&mut self, ip: Ipv4Addr, mac: MacAddr, now_us: u64) -> bool {
         let key = u32::from(ip);
         if !self.map.contains_key(&key)
             && (self.map.len() >= MAX_LEARNED || now_us.saturating_sub(self.swept_us) >= MAX_AGE_US)
@@ -169,8 +208,19 @@ impl Neighbors {
         now_us: u64,
     ) -> ArpOutcome {
         let mut out = ArpOutcome::default();
-        if on_link && !arp.spa.is_unspecified() && self.learn(arp.spa, arp.sha, now_us) {
-            out.wake = self.take_waiting();
+        if on_link && !arp.spa.is_unspecified() {
+            let learned = self.insert(arp.spa, arp.sha, now_us);
+            // Every ARP packet heard goes to the siblings, changed or not: ARP
+            // arrives on queue 0 only, so a sibling whose own entry aged out
+            // (or never existed) and that asked again gets its answer only
+            // this way. ARP is rare; segments (`learn_from_ip`) share only
+            // what is new.
+            if self.lookup(arp.spa) == Some(arp.sha) {
+                self.share.publish(arp.spa, arp.sha);
+            }
+            if learned {
+                out.wake = self.take_waiting();
+            }
         }
         if arp.op == l2::ARP_REQUEST && arp.tpa == ip {
             let reply = Arp {
@@ -336,5 +386,47 @@ mod tests {
             );
         }
         assert!(n.asked.len() <= MAX_ASKED + 1);
+    }
+
+    #[test]
+    fn a_group_shares_what_the_wire_teaches_and_wakes_the_waiters() {
+        let mut g = crate::group::engine_group(2).into_iter();
+        let (m0, m1) = (g.next().unwrap(), g.next().unwrap());
+        let (mut n0, mut n1) = (Neighbors::default(), Neighbors::default());
+        n0.join(m0.share);
+        n1.join(m1.share);
+        let cid = ConnId::from_index(3);
+        n1.wait(cid);
+        assert!(!n1.shared_pending());
+        // Engine 0 hears the reply to engine 1's request.
+        let reply = Arp {
+            op: l2::ARP_REPLY,
+            sha: [4; 6],
+            spa: PEER,
+            tha: [2; 6],
+            tpa: ME,
+        };
+        n0.on_arp(&reply, ME, [2; 6], true, 0);
+        assert!(n1.shared_pending());
+        assert!(n1.take_shared(0), "a waiter to wake");
+        assert_eq!(n1.lookup(PEER), Some([4; 6]));
+        assert_eq!(n1.take_waiting(), vec![cid]);
+        assert_eq!(n1.shared_in, 1);
+        // Not echoed back: engine 0 gets nothing; a segment from a known
+        // neighbour shares nothing.
+        assert!(!n0.shared_pending());
+        n0.learn_from_ip(PEER, [4; 6], 10);
+        assert!(!n1.shared_pending());
+        // Engine 1's entry ages out while engine 0 keeps it fresh; engine 1
+        // asks again, and the (unchanged) reply, heard by engine 0, still
+        // reaches it.
+        let later = MAX_AGE_US + 2 * REFRESH_US;
+        n0.learn_from_ip(PEER, [4; 6], later - REFRESH_US);
+        n1.sweep(later);
+        assert_eq!(n1.lookup(PEER), None, "aged out on engine 1");
+        n1.wait(cid);
+        n0.on_arp(&reply, ME, [2; 6], true, later);
+        assert!(n1.take_shared(later), "woken again");
+        assert_eq!(n1.lookup(PEER), Some([4; 6]));
     }
 }

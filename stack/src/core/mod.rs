@@ -137,6 +137,10 @@ pub(crate) struct Core {
     pub(crate) timeouts: timeouts::Timeouts,
     pub(crate) bufs: bufs::BufGroups,
     pub(crate) neigh: arp::Neighbors,
+    /// This engine's queue and the number of queues (engines) on its port:
+    /// `(0, 1)` alone, else set by `Engine::join`. An active open's source
+    /// port is picked so its flow hashes to this queue.
+    pub(crate) rss: (u16, u16),
     /// The SYN cookie key.
     pub(crate) cookies: cookies::SynCookies,
     /// Counters of the core's own events (the sink and the connection
@@ -179,6 +183,7 @@ impl Core {
             timeouts: timeouts::Timeouts::default(),
             bufs: bufs::BufGroups::default(),
             neigh: arp::Neighbors::new(&cfg.static_neighbors),
+            rss: (0, 1),
             cookies: cookies::SynCookies::default(),
             stats: EngineStats::default(),
             found: Vec::new(),
@@ -204,7 +209,20 @@ impl Core {
         s.conns_freed = self.conns.freed;
         s.conns_live = self.conns.live() as u64;
         s.ops_in_flight = self.cq.ops.live() as u64;
+        s.arp_shared = self.neigh.shared_in;
         s
+    }
+
+    /// Takes the neighbours sibling engines learned, waking the connections
+    /// that waited for one.
+    pub(crate) fn take_shared_neighbors(&mut self) {
+        if self.neigh.take_shared(self.now_us) {
+            let wake = self.neigh.take_waiting();
+            for &cid in &wake {
+                self.conns.mark_dirty(cid);
+            }
+            self.neigh.done_waking(wake);
+        }
     }
 
     /// Whether the CQ overflow backlog reached `max_cq_backlog`.

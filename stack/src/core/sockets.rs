@@ -182,9 +182,18 @@ impl Core {
             port
         } else {
             let (listeners, conns) = (&self.listeners, &self.conns);
+            // One engine of several on a port: only a port whose flow hashes
+            // to this engine's queue, so the replies come back here (about
+            // one port in `queues`; F-Stack and mTCP pick theirs the same way).
+            let (queue, queues) = self.rss;
+            let (lip, rip4) = (self.host.ip.octets(), rip.octets());
             self.fds
                 .pick_port(|p| {
-                    listeners.is_listening(p) || conns.has_tuple(tuple_key(rip, rport, p))
+                    listeners.is_listening(p)
+                        || conns.has_tuple(tuple_key(rip, rport, p))
+                        || (queues > 1
+                            && ringline_dataplane::rss::queue_of_flow(rip4, lip, rport, p, queues)
+                                != queue)
                 })
                 .ok_or(errno::EADDRNOTAVAIL)?
         };
