@@ -7,7 +7,13 @@ use super::{call, call_safe, pattern, raw, R};
 use crate::Ctx;
 
 /// Records whether the peer got exactly `sent` (with the byte count when `count`).
-fn record_peer(c: &mut Ctx, what: &str, got: &crate::backend::PeerRx, sent: &[u8], count: bool) {
+pub(super) fn record_peer(
+    c: &mut Ctx,
+    what: &str,
+    got: &crate::backend::PeerRx,
+    sent: &[u8],
+    count: bool,
+) {
     let ok = got.data.len() == sent.len() && got.data == sent;
     let n = if count {
         format!("{} B, ", got.data.len())

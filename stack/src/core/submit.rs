@@ -133,7 +133,7 @@ impl Core {
         };
         let r = match sub.req {
             Request::Nop { inject } => Ok(Some((inject.unwrap_or(0), 0))),
-            Request::Socket { .. } => self.op_socket(),
+            Request::Socket { direct, .. } => self.op_socket(direct),
             Request::Bind { addr, addrlen } => self.op_bind(&sub, addr, addrlen),
             Request::Listen { backlog } => self.op_listen(&sub, backlog),
             Request::Accept(a) => self.op_accept(&sub, a),
