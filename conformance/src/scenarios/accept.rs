@@ -264,3 +264,19 @@ pub fn direct_multishot_no_table(c: &mut Ctx) -> R {
     c.record(3);
     Ok(())
 }
+
+/// A listener with backlog 2: 3 peers connect before any ACCEPT (Linux's
+/// accept queue holds backlog + 1); a multishot ACCEPT then takes them all.
+pub fn backlog_2(c: &mut Ctx) -> R {
+    let l = c.backend().app_listener(2)?;
+    for _ in 0..3 {
+        c.backend().peer_connect(l)?;
+        c.quiet();
+    }
+    c.submit_one_safe("accept", opcode::AcceptMulti::new(l).user_data(1).build())?;
+    c.wait_n(1, 3);
+    c.quiet();
+    c.record(1);
+    distinct(c, 1);
+    Ok(())
+}

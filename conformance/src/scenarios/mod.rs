@@ -141,6 +141,7 @@ pub fn all() -> Vec<Scenario> {
         sc("accept_multishot_dontwait_queued", "accept", "multishot ACCEPT with IORING_ACCEPT_DONTWAIT armed with 2 connections queued, then a third connects", d, m, accept::multishot_dontwait_queued),
         sc("accept_direct_no_table", "accept", "ACCEPT with IORING_FILE_INDEX_ALLOC, then into slot 0, with no file table: the connections are taken and closed; then a plain ACCEPT", d, m, accept::direct_no_table),
         sc("accept_direct_multishot_no_table", "accept", "multishot ACCEPT with IORING_FILE_INDEX_ALLOC and no file table; multishot into a fixed slot; direct with SOCK_CLOEXEC", d, m, accept::direct_multishot_no_table),
+        sc("accept_backlog_2", "accept", "listener with backlog 2: 3 peers connect before any ACCEPT, then a multishot ACCEPT", d, m, accept::backlog_2),
         sc("accept_poll_first", "accept", "ACCEPT with IORING_ACCEPT_POLL_FIRST: a connection queued; an empty queue, then a connection; POLL_FIRST|DONTWAIT on an empty queue", d, m, accept::poll_first),
         // recv
         sc("read_nowait", "recv", "READ with RWF_NOWAIT on an empty socket, then with data there", d, m, recv::read_nowait),
@@ -160,6 +161,7 @@ pub fn all() -> Vec<Scenario> {
         sc("recv_dontwait", "recv", "RECV with MSG_DONTWAIT on an empty socket", d, m, recv::dontwait),
         sc("recvmsg", "recv", "RECVMSG into one iovec", d, m, recv::recvmsg),
         sc("recv_multishot_dontwait", "recv", "multishot RECV with MSG_DONTWAIT on an empty socket, then with 300 B there", d, m, recv::multishot_dontwait),
+        sc("recv_multishot_shared_group", "recv", "two connections' multishot RECVs share a buffer ring; the peers send in turn, then the CQEs are examined: buffer ids in ring order across both", d, m, recv::multishot_shared_group),
         sc("recv_trunc", "recv", "RECV and RECVMSG with MSG_TRUNC on TCP discard the bytes; the next RECV gets what follows", d, m, recv::trunc),
         // read/write family on sockets
         sc("read_offset", "read/write", "READ on a socket at offsets 5 (also with len 0), -2, 0 and -1: which are -ESPIPE; no byte lost", d, m, rw::read_offset),
@@ -172,6 +174,7 @@ pub fn all() -> Vec<Scenario> {
         sc("readv_errors", "read/write", "READV with 1025 iovecs, a null array, an unmapped base, an offset, 0 iovecs; then a good one; then RWF_NOWAIT on the emptied socket", d, m, rw::readv_errors),
         sc("read_multishot_data", "read/write", "READ_MULTISHOT over a buffer ring, 1000 B then the peer's FIN; a re-arm at EOF", d, m, rw::read_multishot_data),
         sc("read_multishot_fields", "read/write", "READ_MULTISHOT without buffer select, with addr, off 5, RWF_NOWAIT, an empty ring, len 100; a good one, cancelled; RWF_NOWAIT with data there; on a listener", d, m, rw::read_multishot_fields),
+        sc("fixed_buffers_unregistered", "read/write", "READ_FIXED, WRITE_FIXED, SEND and SEND_ZC with FIXED_BUF and no registered buffers; then a READ gets every byte", d, m, rw::fixed_buffers_unregistered),
         sc("writev_errors", "read/write", "WRITEV with 1025 iovecs, a null array, an unmapped base, an offset; then a good one", d, m, rw::writev_errors),
         sc("sendmsg", "send", "SENDMSG from two iovecs", d, m, send::sendmsg),
         // legacy provided buffers
@@ -209,6 +212,8 @@ pub fn all() -> Vec<Scenario> {
         sc("send_after_reset", "send", "two SENDs after the peer reset the connection", d, m, send::after_reset),
         sc("send_after_shutdown", "send", "SEND after SHUTDOWN(SHUT_WR)", d, m, send::after_shutdown),
         sc("send_zc", "send", "SEND_ZC of 5 B: the result CQE with F_MORE, then the notification", d, m, send::zc),
+        sc("send_zc_errors", "send", "SEND_ZC failing once issued (fd not open, never connected, FIXED_BUF with none registered, unmapped buffer) and at its field checks; then a good one", d, m, send::zc_errors),
+        sc("send_sendto_address", "send", "SEND and SEND_ZC with a sendto address (16 B, and addr_len 0) on a connected socket", d, m, send::sendto_address),
         // connect, shutdown, close
         sc("connect_refused", "connect", "CONNECT to a port where nothing listens", d, m, conn::refused),
         sc("connect_ok", "connect", "CONNECT to a listening peer, data to it, then CONNECT again", d, m, conn::ok),

@@ -431,3 +431,29 @@ pub fn multishot_dontwait(c: &mut Ctx) -> R {
     c.record_stream(2, &data, false);
     Ok(())
 }
+
+/// Two connections' multishot RECVs share one buffer ring (16 x 512 B):
+/// the peers send in turn, and only then are the CQEs examined: each stream
+/// gets its bytes and the buffer ids come in ring order across both
+/// (checked in true CQE order, not stream by stream).
+pub fn multishot_shared_group(c: &mut Ctx) -> R {
+    let (fa, pa) = c.backend().app_conn()?;
+    let (fb, pb) = c.backend().app_conn()?;
+    c.buf_ring(1, 16, 512, 16)
+        .map_err(|e| format!("buf ring {e}"))?;
+    c.submit_one_safe("recv A", opcode::RecvMulti::new(fa, 1).user_data(1).build())?;
+    c.submit_one_safe("recv B", opcode::RecvMulti::new(fb, 1).user_data(2).build())?;
+    let (da, db) = (pattern(1500, 59), pattern(1500, 60));
+    for k in 0..3 {
+        c.peer_send(pa, &da[k * 500..k * 500 + 500])?;
+        c.quiet();
+        c.peer_send(pb, &db[k * 500..k * 500 + 500])?;
+        c.quiet();
+    }
+    c.streams_of(&[1, 2], 1, false);
+    c.wait_stream(1, da.len());
+    c.wait_stream(2, db.len());
+    c.record_stream(1, &da, false);
+    c.record_stream(2, &db, false);
+    Ok(())
+}

@@ -23,6 +23,18 @@ const fn ioprio(class: u16, level: u16) -> u16 {
     (class << 13) | level
 }
 
+/// Records whether `got` (copied out of context memory) equals `want`.
+fn record_bytes(c: &mut Ctx, label: &str, got: &[u8], want: &[u8]) {
+    c.line(format!(
+        "{label}: {}",
+        if got == want {
+            "matches what the peer sent"
+        } else {
+            "DIFFERS from what the peer sent"
+        }
+    ));
+}
+
 fn rw(op: u8, fd: i32, buf: *const u8, len: u32, off: u64, ud: u64) -> Sqe {
     Sqe {
         opcode: op,
@@ -259,7 +271,7 @@ pub fn readv_scatter(c: &mut Ctx) -> R {
     let mut got = c.read_mem(a, 5);
     got.extend(c.read_mem(b, 10));
     got.extend(c.read_mem(d, 15));
-    record_mem(c, "readv content, iovec by iovec", got.as_ptr(), &data, 30);
+    record_bytes(c, "readv content, iovec by iovec", &got, &data);
     let (e, f) = (c.mem(8), c.mem(8));
     let iov2 = iovecs(c, &[(e, 8), (f, 8)]);
     let mut s = raw(abi::IORING_OP_READV, fd, 2);
@@ -275,7 +287,12 @@ pub fn readv_scatter(c: &mut Ctx) -> R {
     let mut got = c.read_mem(e, 8);
     got.extend(c.read_mem(f, 8));
     got.truncate(n);
-    record_mem(c, "second readv content", got.as_ptr(), &data2, n as i32);
+    record_bytes(
+        c,
+        "second readv content",
+        &got,
+        &data2[..n.min(data2.len())],
+    );
     Ok(())
 }
 
@@ -491,5 +508,46 @@ pub fn read_multishot_fields(c: &mut Ctx) -> R {
     // SAFETY: a read into provided buffers names no memory.
     unsafe { call(c, "read_multishot(listener)", read_multi(l, 1, 7)) }?;
     c.record(7);
+    Ok(())
+}
+
+/// Registered-buffer requests with no buffers registered, on a connected
+/// socket with data there: READ_FIXED, WRITE_FIXED, SEND and SEND_ZC with
+/// `IORING_RECVSEND_FIXED_BUF`; then a plain READ gets every byte.
+pub fn fixed_buffers_unregistered(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    let data = pattern(16, 56);
+    c.peer_send(p, &data)?;
+    c.quiet();
+    let buf = c.mem(64);
+    let cases: [(&str, u8, u16); 4] = [
+        ("read_fixed", abi::IORING_OP_READ_FIXED, 0),
+        ("write_fixed", abi::IORING_OP_WRITE_FIXED, 0),
+        (
+            "send(FIXED_BUF)",
+            abi::IORING_OP_SEND,
+            abi::IORING_RECVSEND_FIXED_BUF,
+        ),
+        (
+            "send_zc(FIXED_BUF)",
+            abi::IORING_OP_SEND_ZC,
+            abi::IORING_RECVSEND_FIXED_BUF,
+        ),
+    ];
+    for (i, (name, op, prio)) in cases.into_iter().enumerate() {
+        let ud = i as u64 + 1;
+        let mut s = rw(op, fd, buf, 8, 0, ud);
+        s.ioprio = prio;
+        // SAFETY: `buf` is context memory, alive until the context drops, after the backend.
+        unsafe { c.submit_one(name, s) }?;
+        c.wait_final(ud);
+        c.quiet();
+        c.record(ud);
+    }
+    let s = rw(abi::IORING_OP_READ, fd, buf, 64, 0, 10);
+    // SAFETY: as above.
+    let cqe = unsafe { call(c, "read", s) }?;
+    c.record(10);
+    record_mem(c, "read content", buf, &data, cqe.res);
     Ok(())
 }

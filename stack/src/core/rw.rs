@@ -38,7 +38,7 @@ impl Core {
                 let total = usermem::iov_total(r.addr, r.len)?;
                 (len, iovlen) = (total.min(i32::MAX as u64) as u32, r.len);
             }
-            if let Some(e) = r.rw_err {
+            if let Some(e) = r.issue_err {
                 return Err(e);
             }
         }
@@ -288,6 +288,34 @@ impl Core {
     }
 
     pub(crate) fn op_send(&mut self, sub: &Submission, r: Send) -> OpResult {
+        if !r.kind.zero_copy() {
+            return self.send(sub, r);
+        }
+        match self.send(sub, r) {
+            Err(e) => {
+                // A zero-copy send that failed once issued still posts its
+                // notification, as in Linux: -errno with F_MORE, then it.
+                let kind = OpKind::Send {
+                    addr: 0,
+                    len: 0,
+                    iovlen: 0,
+                    done: 0,
+                    waitall: false,
+                    zc: if r.report_usage {
+                        ZeroCopy::ReportUsage
+                    } else {
+                        ZeroCopy::Notify
+                    },
+                };
+                let id = self.park(sub, kind, Owner::None);
+                self.cq.fail(id, e);
+                Ok(None)
+            }
+            ok => ok,
+        }
+    }
+
+    fn send(&mut self, sub: &Submission, r: Send) -> OpResult {
         let is_msg = r.kind.is_msg();
         let msg_flags = if r.kind.is_rw() {
             r.msg_flags
@@ -303,9 +331,13 @@ impl Core {
                 let total = usermem::iov_total(r.addr, r.len)?;
                 writev = Some((r.addr, total.min(i32::MAX as u64) as u32, r.len));
             }
-            if let Some(e) = r.rw_err {
+            if let Some(e) = r.issue_err {
                 return Err(e);
             }
+        } else if let Some(e) = r.issue_err {
+            // SEND_ZC, SENDMSG_ZC: once the socket is found.
+            self.fds.get(sub.fd).ok_or(errno::EBADF)?;
+            return Err(e);
         }
         // Linux: send on a never-connected or listening TCP socket is -EPIPE.
         let cid = self.conn_of(sub.fd).map_err(|e| {

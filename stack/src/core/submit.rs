@@ -141,6 +141,11 @@ impl Core {
             Request::Recv(r) => self.op_recv(&sub, r),
             Request::Send(s) => self.op_send(&sub, s),
             Request::Close => self.op_close(&sub),
+            Request::RwFixed => self
+                .fds
+                .get(sub.fd)
+                .ok_or(errno::EBADF)
+                .and(Err(errno::EFAULT)),
             Request::Shutdown { how } => self.op_shutdown(&sub, how),
             Request::PollAdd { events, mode } => self.op_poll_add(&sub, events, mode),
             Request::PollRemove {

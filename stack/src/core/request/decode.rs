@@ -4,9 +4,12 @@ use ringline_ring::abi::*;
 
 use super::*;
 
-use crate::errno::{ENFILE, ENXIO, ESPIPE};
+use crate::errno::{EFAULT, ENFILE, ENXIO, ESPIPE};
 use crate::legacy::MAX_BIDS_PER_BGID;
 use crate::usermem::UIO_MAXIOV;
+
+/// `sizeof(struct sockaddr_storage)`: the longest address a sendto takes.
+const SOCKADDR_STORAGE_LEN: u32 = 128;
 
 /// `file_index` asking for any free direct-descriptor slot.
 const IORING_FILE_INDEX_ALLOC: u32 = u32::MAX;
@@ -44,6 +47,11 @@ impl Request {
             IORING_OP_SEND | IORING_OP_WRITE | IORING_OP_WRITEV | IORING_OP_SEND_ZC
             | IORING_OP_SENDMSG | IORING_OP_SENDMSG_ZC => decode_send(sqe),
             IORING_OP_CLOSE => decode_close(sqe),
+            IORING_OP_READ_FIXED | IORING_OP_WRITE_FIXED => {
+                // io_prep_rw's ioprio check; the buffer is looked up at issue.
+                check_ioprio(sqe.ioprio)?;
+                Ok(Request::RwFixed)
+            }
             IORING_OP_SHUTDOWN => decode_shutdown(sqe),
             IORING_OP_POLL_ADD => decode_poll_add(sqe),
             IORING_OP_POLL_REMOVE => decode_poll_remove(sqe),
@@ -272,7 +280,7 @@ fn decode_recv(sqe: &Sqe) -> Result<Request, Errno> {
         group: select.then_some(sqe.buf_group()),
         multishot,
         poll_first: !read && sqe.ioprio & IORING_RECVSEND_POLL_FIRST != 0,
-        rw_err: if read {
+        issue_err: if read {
             rw_issue_error(sqe.op_flags, sqe.off)
         } else {
             None
@@ -329,6 +337,14 @@ fn decode_send(sqe: &Sqe) -> Result<Request, Errno> {
     };
     let write = kind.is_rw();
     let zc = kind.zero_copy();
+    // io_send_zc_prep: CQE_SKIP_SUCCESS would hide the request CQE before its
+    // notification. The only zero-copy check before the notification exists:
+    // every later failure is posted with F_MORE, then the notification
+    // (`issue_err`).
+    if zc && sqe.flags & IOSQE_CQE_SKIP_SUCCESS != 0 {
+        return Err(EINVAL);
+    }
+    let mut issue_err = None;
     if write {
         // io_prep_rw: ioprio is an I/O priority, not flags.
         check_ioprio(sqe.ioprio)?;
@@ -336,27 +352,48 @@ fn decode_send(sqe: &Sqe) -> Result<Request, Errno> {
         if kind == SendKind::Writev && sqe.len > UIO_MAXIOV {
             return Err(EINVAL);
         }
+        issue_err = rw_issue_error(sqe.op_flags, sqe.off);
     } else {
-        let allowed = if zc {
-            IORING_RECVSEND_POLL_FIRST | IORING_SEND_ZC_REPORT_USAGE
-        } else {
-            IORING_RECVSEND_POLL_FIRST
+        let allowed = match kind {
+            SendKind::SendZc => {
+                IORING_RECVSEND_POLL_FIRST | IORING_SEND_ZC_REPORT_USAGE | IORING_RECVSEND_FIXED_BUF
+            }
+            SendKind::SendMsgZc => {
+                IORING_RECVSEND_POLL_FIRST | IORING_SEND_ZC_REPORT_USAGE | IORING_RECVSEND_FIXED_BUF
+            }
+            _ => IORING_RECVSEND_POLL_FIRST,
         };
         // io_sendmsg_prep / io_send_zc_prep: unknown ioprio flags; this
-        // includes IORING_RECVSEND_FIXED_BUF (no registered buffers) and BUNDLE.
+        // includes IORING_RECVSEND_FIXED_BUF (SEND_ZC aside) and BUNDLE.
         if sqe.ioprio & !allowed != 0 {
-            return Err(EINVAL);
+            if !zc {
+                return Err(EINVAL);
+            }
+            issue_err = Some(EINVAL);
         }
-    }
-    // io_send_zc_prep: CQE_SKIP_SUCCESS would hide the request CQE before its
-    // notification.
-    if zc && sqe.flags & IOSQE_CQE_SKIP_SUCCESS != 0 {
-        return Err(EINVAL);
-    }
-    // A sendto address (addr2 / addr_len) on a TCP socket: -EISCONN, which
-    // send(2) allows for an address on a connection-mode socket.
-    if !write && !kind.is_msg() && (sqe.off != 0 || sqe.file_index != 0) {
-        return Err(EISCONN);
+        // A sendto address (addr2, addr_len): io_sendmsg_prep copies it in
+        // (move_addr_to_kernel: longer than a sockaddr_storage -EINVAL, an
+        // address that cannot be read -EFAULT), and TCP then ignores it on a
+        // connected socket.
+        if !kind.is_msg() && sqe.off != 0 {
+            let alen = sqe.file_index & 0xffff;
+            let bad = if alen > SOCKADDR_STORAGE_LEN {
+                Some(EINVAL)
+            } else {
+                crate::usermem::check(sqe.off, alen as usize).err()
+            };
+            if let Some(e) = bad {
+                if !zc {
+                    return Err(e);
+                }
+                issue_err = issue_err.or(Some(e));
+            }
+        }
+        // Zero-copy from a registered buffer: there are none to import from
+        // (io_import_reg_buf, at issue).
+        if zc && sqe.ioprio & IORING_RECVSEND_FIXED_BUF != 0 {
+            issue_err = issue_err.or(Some(EFAULT));
+        }
     }
     Ok(Request::Send(Send {
         kind,
@@ -371,11 +408,7 @@ fn decode_send(sqe: &Sqe) -> Result<Request, Errno> {
         },
         poll_first: !write && sqe.ioprio & IORING_RECVSEND_POLL_FIRST != 0,
         report_usage: zc && sqe.ioprio & IORING_SEND_ZC_REPORT_USAGE != 0,
-        rw_err: if write {
-            rw_issue_error(sqe.op_flags, sqe.off)
-        } else {
-            None
-        },
+        issue_err,
     }))
 }
 

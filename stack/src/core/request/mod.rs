@@ -18,9 +18,7 @@
 //! Errors are [`Errno`] (positive); a CQE carries `-errno` ([`Errno::as_res`]).
 
 pub(crate) use crate::errno::Errno;
-use crate::errno::{
-    E2BIG, EAFNOSUPPORT, EBADF, EINVAL, EISCONN, EOPNOTSUPP, EOVERFLOW, EPROTONOSUPPORT,
-};
+use crate::errno::{E2BIG, EAFNOSUPPORT, EBADF, EINVAL, EOPNOTSUPP, EOVERFLOW, EPROTONOSUPPORT};
 use ringline_ring::abi::*;
 
 const MSG_WAITALL: u32 = libc::MSG_WAITALL as u32;
@@ -98,6 +96,10 @@ pub(crate) enum Request {
     Send(Send),
     /// `IORING_OP_CLOSE`.
     Close,
+    /// `IORING_OP_READ_FIXED`, `IORING_OP_WRITE_FIXED`: ringline has no
+    /// registered buffers, so, as Linux with none registered, the buffer
+    /// lookup fails (`-EFAULT`) once the socket is found.
+    RwFixed,
     /// `IORING_OP_SHUTDOWN`.
     Shutdown { how: ShutdownHow },
     /// `IORING_OP_POLL_ADD`: `events` is the submitted `poll32_events`
@@ -195,7 +197,7 @@ pub(crate) struct Recv {
     pub poll_first: bool,
     /// READ, READV: what the kernel reports at issue, once the socket is
     /// found, for the SQE's `rw_flags` and offset (see [`rw_issue_error`]).
-    pub rw_err: Option<Errno>,
+    pub issue_err: Option<Errno>,
 }
 
 impl RecvKind {
@@ -259,8 +261,12 @@ pub(crate) struct Send {
     pub poll_first: bool,
     /// `IORING_SEND_ZC_REPORT_USAGE` (zero-copy kinds only).
     pub report_usage: bool,
-    /// WRITE, WRITEV: as [`Recv::rw_err`].
-    pub rw_err: Option<Errno>,
+    /// WRITE, WRITEV: as [`Recv::issue_err`]. SEND_ZC, SENDMSG_ZC: a check
+    /// that failed after Linux allocated the notification (unknown ioprio
+    /// bits, a sendto address, `IORING_RECVSEND_FIXED_BUF` with no
+    /// registered buffers), reported once the socket is found, with
+    /// `F_MORE` and then the notification as every zero-copy failure.
+    pub issue_err: Option<Errno>,
 }
 
 /// `shutdown(2)`'s `how`.

@@ -206,6 +206,7 @@ fn memory_named(req: &Request) -> Vec<u64> {
         | Request::Socket { .. }
         | Request::Listen { .. }
         | Request::Close
+        | Request::RwFixed
         | Request::Shutdown { .. }
         | Request::PollRemove { .. }
         | Request::Cancel(_)
@@ -318,7 +319,7 @@ proptest! {
         let b = opcode::Recv::new(fd, mut_ptr(a), len).flags(mf).user_data(ud).sqe_flags(f);
         let want = Recv {
             kind: RecvKind::Recv, addr: a, len, msg_flags: mf as u32, group,
-            multishot: false, poll_first: false, rw_err: None,
+            multishot: false, poll_first: false, issue_err: None,
         };
         match group {
             Some(g) => {
@@ -336,14 +337,14 @@ proptest! {
         let b = opcode::RecvMulti::new(fd, g).flags(mf).user_data(ud).sqe_flags(f);
         let want = Recv {
             kind: RecvKind::Recv, addr: 0, len: 0, msg_flags: mf as u32, group: Some(g),
-            multishot: true, poll_first: false, rw_err: None,
+            multishot: true, poll_first: false, issue_err: None,
         };
         check(b.build(), ud, fd, f | IOSQE_BUFFER_SELECT, Request::Recv(want))?;
 
         let b = opcode::Send::new(fd, ptr(a), len).flags(mf).user_data(ud).sqe_flags(f);
         let want = Send {
             kind: SendKind::Send, addr: a, len, msg_flags: mf as u32,
-            poll_first: false, report_usage: false, rw_err: None,
+            poll_first: false, report_usage: false, issue_err: None,
         };
         check(b.build(), ud, fd, f, Request::Send(want))?;
     }

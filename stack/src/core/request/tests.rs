@@ -187,7 +187,7 @@ fn common_checks_in_order() {
     };
     assert_eq!(res(s), -libc::EOPNOTSUPP);
     // Known but unsupported opcodes.
-    for op in [IORING_OP_READ_FIXED, IORING_OP_FSYNC, IORING_OP_OPENAT, 64] {
+    for op in [IORING_OP_SPLICE, IORING_OP_FSYNC, IORING_OP_OPENAT, 64] {
         assert_eq!(res(sqe(op)), -libc::EOPNOTSUPP, "opcode {op}");
     }
     // Common checks come before the opcode's: a bad NOP flag loses to
@@ -354,9 +354,9 @@ fn recv_rejections() {
 /// once the socket is found.
 #[test]
 fn read_write_rules() {
-    let rw_err = |s: Sqe| match ok(s) {
-        Request::Recv(r) => r.rw_err,
-        Request::Send(w) => w.rw_err,
+    let issue_err = |s: Sqe| match ok(s) {
+        Request::Recv(r) => r.issue_err,
+        Request::Send(w) => w.issue_err,
         other => panic!("{other:?}"),
     };
     for op in [
@@ -366,11 +366,11 @@ fn read_write_rules() {
         IORING_OP_WRITEV,
     ] {
         let b = sqe(op);
-        assert_eq!(rw_err(b), None, "opcode {op}");
-        assert_eq!(rw_err(Sqe { off: u64::MAX, ..b }), None, "offset -1");
-        assert_eq!(rw_err(Sqe { off: 5, ..b }), Some(crate::errno::ESPIPE));
+        assert_eq!(issue_err(b), None, "opcode {op}");
+        assert_eq!(issue_err(Sqe { off: u64::MAX, ..b }), None, "offset -1");
+        assert_eq!(issue_err(Sqe { off: 5, ..b }), Some(crate::errno::ESPIPE));
         assert_eq!(
-            rw_err(Sqe {
+            issue_err(Sqe {
                 off: -2i64 as u64,
                 ..b
             }),
@@ -386,7 +386,7 @@ fn read_write_rules() {
             (0x41, Some(EOPNOTSUPP)),  // the flags before HIPRI
         ] {
             assert_eq!(
-                rw_err(Sqe { op_flags: f, ..b }),
+                issue_err(Sqe { op_flags: f, ..b }),
                 e,
                 "opcode {op} flags {f:#x}"
             );
@@ -432,18 +432,21 @@ fn read_write_rules() {
 #[test]
 fn send_rejections() {
     // FIXED_BUF (no registered buffers), on every send kind.
-    for op in [
-        IORING_OP_SEND,
-        IORING_OP_SEND_ZC,
-        IORING_OP_SENDMSG,
-        IORING_OP_WRITE,
-    ] {
+    for op in [IORING_OP_SEND, IORING_OP_SENDMSG, IORING_OP_WRITE] {
         let s = Sqe {
             ioprio: IORING_RECVSEND_FIXED_BUF,
             ..sqe(op)
         };
         assert_eq!(res(s), -libc::EINVAL, "opcode {op}");
     }
+    // SEND_ZC takes it, and fails the import of a registered buffer.
+    let s = Sqe {
+        ioprio: IORING_RECVSEND_FIXED_BUF,
+        ..sqe(IORING_OP_SEND_ZC)
+    };
+    assert!(
+        matches!(ok(s), Request::Send(Send { issue_err: Some(e), .. }) if e == crate::errno::EFAULT)
+    );
     // REPORT_USAGE is zero-copy only.
     let s = Sqe {
         ioprio: IORING_SEND_ZC_REPORT_USAGE,
@@ -456,23 +459,60 @@ fn send_rejections() {
         ..sqe(IORING_OP_SENDMSG_ZC)
     };
     assert_eq!(res(s), -libc::EINVAL);
-    // A sendto address: -EISCONN, after the ioprio check.
+    // A sendto address is copied in (TCP then ignores it): too long
+    // -EINVAL, unreadable -EFAULT, after the ioprio check; fine otherwise.
     let s = Sqe {
-        off: 0x1000,
+        off: 0x10000,
+        file_index: 16,
         ..sqe(IORING_OP_SEND)
     };
-    assert_eq!(res(s), -libc::EISCONN);
+    assert!(matches!(ok(s), Request::Send(_)));
     let s = Sqe {
-        file_index: 16,
-        ..sqe(IORING_OP_SEND_ZC)
+        off: 0x10000,
+        file_index: 129,
+        ..sqe(IORING_OP_SEND)
     };
-    assert_eq!(res(s), -libc::EISCONN);
+    assert_eq!(res(s), -libc::EINVAL);
+    let s = Sqe {
+        off: 0x10,
+        file_index: 16,
+        ..sqe(IORING_OP_SEND)
+    };
+    assert_eq!(res(s), -libc::EFAULT);
+    let s = Sqe {
+        off: 0x10,
+        ..sqe(IORING_OP_SEND)
+    };
+    assert!(
+        matches!(ok(s), Request::Send(_)),
+        "addr_len 0: nothing copied"
+    );
     let s = Sqe {
         off: 0x1000,
         ioprio: 1 << 7,
         ..sqe(IORING_OP_SEND)
     };
     assert_eq!(res(s), -libc::EINVAL);
+    // Zero-copy: the same faults after the notification exists.
+    let s = Sqe {
+        off: 0x10,
+        file_index: 16,
+        ..sqe(IORING_OP_SEND_ZC)
+    };
+    assert!(
+        matches!(ok(s), Request::Send(Send { issue_err: Some(e), .. }) if e == crate::errno::EFAULT)
+    );
+    let s = Sqe {
+        ioprio: 1 << 7,
+        ..sqe(IORING_OP_SEND_ZC)
+    };
+    assert!(matches!(
+        ok(s),
+        Request::Send(Send {
+            issue_err: Some(EINVAL),
+            ..
+        })
+    ));
     // SENDMSG ignores off.
     let s = Sqe {
         off: 0x1000,
