@@ -164,7 +164,7 @@ pub fn all() -> Vec<Scenario> {
         sc("recv_multishot_shared_group", "recv", "two connections' multishot RECVs share a buffer ring; the peers send in turn, then the CQEs are examined: buffer ids in ring order across both", d, m, recv::multishot_shared_group),
         sc("recv_trunc", "recv", "RECV and RECVMSG with MSG_TRUNC on TCP discard the bytes; the next RECV gets what follows", d, m, recv::trunc),
         // read/write family on sockets
-        sc("read_offset", "read/write", "READ on a socket at offsets 5 (also with len 0), -2, 0 and -1: which are -ESPIPE; no byte lost", d, m, rw::read_offset),
+        sc("read_offset", "read/write", "READ on a socket at offsets 5 (also with len 0), -2, 0 and -1: which are -ESPIPE; no byte lost; then on a listener at offset 5, with len 0, plain", d, m, rw::read_offset),
         sc("write_offset", "read/write", "WRITE on a socket at offsets 5, 0 and -1; the peer gets only the accepted WRITEs' bytes", d, m, rw::write_offset),
         sc("read_rw_flags", "read/write", "READ with each RWF_* flag and unknown bits on a socket with data; then the rest", d, m, rw::read_rw_flags),
         sc("write_rw_flags", "read/write", "WRITE with each RWF_* flag and unknown bits; the peer gets the accepted WRITEs' bytes", d, m, rw::write_rw_flags),

@@ -80,6 +80,19 @@ pub fn read_offset(c: &mut Ctx) -> R {
             "NOT the stream"
         }
     ));
+    // On a listener: the offset rules come before the socket's state.
+    let l = c.backend().app_listener(4)?;
+    let cases: [(&str, u32, u64); 3] = [
+        ("read(listener, off 5)", 8, 5),
+        ("read(listener, len 0)", 0, 0),
+        ("read(listener)", 8, 0),
+    ];
+    for (i, (name, len, off)) in cases.into_iter().enumerate() {
+        let ud = i as u64 + 10;
+        // SAFETY: `buf` is context memory, alive until the context drops, after the backend.
+        unsafe { call(c, name, rw(abi::IORING_OP_READ, l, buf, len, off, ud)) }?;
+        c.record(ud);
+    }
     Ok(())
 }
 

@@ -41,12 +41,13 @@ impl Core {
             if let Some(e) = r.issue_err {
                 return Err(e);
             }
+            if len == 0 && !select {
+                // sock_read_iter: nothing asked, nothing to wait for (before
+                // the socket's state is looked at).
+                return Ok(Some((0, 0)));
+            }
         }
         let cid = self.conn_of(sub.fd)?;
-        if r.kind.is_rw() && len == 0 && !select {
-            // sock_read_iter: nothing asked, nothing to wait for.
-            return Ok(Some((0, 0)));
-        }
         // RECVMSG: the msghdr is read once, at submission (FEAT_SUBMIT_STABLE).
         if is_msg {
             let m = usermem::read_msghdr(r.addr)?;
