@@ -257,19 +257,19 @@ pub fn multishot_pollout_space(c: &mut Ctx) -> R {
     c.wait_n(1, 1);
     c.quiet();
     c.record(1);
-    let len = 64usize << 20;
+    let len = 16usize << 20;
     let data = super::pattern(len, 52);
     let d = c.bytes(&data);
     // SAFETY: `d` is context memory, alive until the context drops, after the backend.
     let r = unsafe {
         super::call(
             c,
-            "send(64 MiB)",
+            "send(16 MiB)",
             opcode::Send::new(fd, d, len as u32).user_data(2).build(),
         )
     }?;
     let partial = r.res > 0 && (r.res as usize) < len;
-    c.line(format!("send(64 MiB): partial={partial}"));
+    c.line(format!("send(16 MiB): partial={partial}"));
     c.backend().peer_start_reading(p);
     c.peer_wait(p, r.res.max(0) as usize);
     c.quiet();
