@@ -194,6 +194,7 @@ pub fn all() -> Vec<Scenario> {
         sc("poll_fin_masks", "poll", "POLL_ADD without POLLRDHUP and the peer's FIN: POLLIN and POLLPRI armed before, POLLIN, POLLOUT and IN|OUT|PRI|RDHUP armed after", d, m, poll::fin_masks),
         sc("poll_multishot_pollout_quiet", "poll", "multishot POLLOUT on an idle connection, then peer data and a small app write (no write-space wake-up), then the peer's FIN (a wake-up)", d, m, poll::multishot_pollout_quiet),
         sc("poll_multishot_pollout_space", "poll", "multishot POLLOUT, a SEND that fills the send buffer, the peer drains it: one write-space wake-up", d, m, poll::multishot_pollout_space),
+        sc("poll_multishot_pollin_unread", "poll", "multishot POLLIN with the data left unread: a CQE per arrival, none for the ACKs of the app's own sends", d, m, poll::multishot_pollin_unread),
         sc("poll_listener", "poll", "POLL_ADD(POLLIN) on a listener fires when a connection is queued", d, m, poll::listener),
         // cancel
         sc("cancel_by_user_data", "cancel", "ASYNC_CANCEL of one of two pending RECVs by user_data", d, m, cancel::by_user_data),

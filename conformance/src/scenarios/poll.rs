@@ -283,3 +283,41 @@ pub fn multishot_pollout_space(c: &mut Ctx) -> R {
     c.record_order(&[1, 3]);
     Ok(())
 }
+
+/// A multishot POLLIN on a socket whose data the app leaves unread: one CQE
+/// per arrival, none for the ACKs of what the app sends meanwhile.
+pub fn multishot_pollin_unread(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    c.backend().peer_start_reading(p);
+    c.submit_one_safe(
+        "poll(POLLIN, multi)",
+        opcode::PollAdd::new(fd, POLLIN)
+            .multi()
+            .user_data(1)
+            .build(),
+    )?;
+    c.quiet();
+    c.peer_send(p, b"ping")?;
+    c.wait_n(1, 1);
+    c.quiet();
+    c.record(1);
+    let d = c.bytes(b"hello");
+    for k in 0..3u64 {
+        // SAFETY: `d` is context memory, alive until the context drops, after the backend.
+        unsafe {
+            super::call(
+                c,
+                "send",
+                opcode::Send::new(fd, d, 5).user_data(10 + k).build(),
+            )
+        }?;
+        c.peer_wait(p, 5 * (k as usize + 1));
+        c.quiet();
+    }
+    c.record(1);
+    c.peer_send(p, b"pong")?;
+    c.wait_n(1, 2);
+    c.quiet();
+    c.record(1);
+    Ok(())
+}

@@ -126,6 +126,10 @@ pub(crate) struct Conn {
     /// FIN, reset, close): that wakes every poll, as Linux's
     /// `sk_state_change` does.
     pub(crate) state_woke: bool,
+    /// Received bytes queued when the polls last looked (lowered as the
+    /// application takes them): more queued than this is an arrival, which
+    /// wakes POLLIN polls (Linux's `sk_data_ready`); an ACK is not.
+    pub(crate) rx_seen: usize,
     /// Loss recovery's view of the send side, and the socket's clock offset.
     pub(crate) rec: Recovery,
     /// Our sequence numbers on the wire are the socket's minus this (a SYN
@@ -175,6 +179,7 @@ impl Conn {
             close_pending: false,
             nospace: false,
             state_woke: false,
+            rx_seen: 0,
             arp_since: None,
             rec: Recovery::default(),
             reset_err: errno::ECONNRESET,
@@ -264,6 +269,13 @@ impl Conn {
             }
         }
         (state, prev)
+    }
+
+    /// After receives ran: what the application took is no arrival to wake
+    /// polls for, and what arrives next is.
+    #[inline]
+    pub(crate) fn taken_by_app(&mut self) {
+        self.rx_seen = self.rx_seen.min(self.sock_ref().recv_queue());
     }
 
     /// Aborts the connection on our side (RST) and orphans it.
@@ -426,6 +438,7 @@ impl Conns {
         c.close_pending = false;
         c.nospace = false;
         c.state_woke = false;
+        c.rx_seen = 0;
         c.arp_since = None;
         c.rec.reset();
         c.reset_err = errno::ECONNRESET;

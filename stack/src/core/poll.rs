@@ -68,15 +68,22 @@ impl Core {
     /// Linux's socket callbacks do: a wake-up carries a key, and a poll
     /// whose events miss the key stays asleep; one that wakes reports the
     /// whole mask (its events' part). The key: a state change (handshake,
-    /// FIN, reset) wakes every poll; a readable socket wakes POLLIN polls
-    /// (on every event, where Linux wakes them on each arrival); POLLOUT wakes only on write space, i.e. when the socket turns
+    /// FIN, reset) wakes every poll; an arrival of data wakes POLLIN polls
+    /// (not an ACK, while unread data waits); POLLOUT wakes only on write space, i.e. when the socket turns
     /// writable after a send found it full or a poll found it not writable
     /// (`SOCK_NOSPACE`), not on every ACK while space is free.
     pub(crate) fn wake_polls(&mut self, cid: ConnId) {
         let mask = self.conn_mask(cid);
         let first = self.cq.ops.conn(cid).poll.front();
         let c = self.conns.get_mut(cid);
-        let mut key = mask & (POLLIN | POLLRDNORM);
+        let queued = c.sock_ref().recv_queue();
+        let arrived = queued > c.rx_seen;
+        c.rx_seen = queued;
+        let mut key = if arrived {
+            mask & (POLLIN | POLLRDNORM)
+        } else {
+            0
+        };
         if std::mem::take(&mut c.state_woke) {
             key = u32::MAX;
         }

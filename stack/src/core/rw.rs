@@ -99,6 +99,7 @@ impl Core {
         if let Progress::Yield = self.try_recv(cid, id) {
             self.conns.mark_ready(cid);
         }
+        self.conns.get_mut(cid).taken_by_app();
         Ok(None)
     }
 

@@ -147,6 +147,7 @@ impl Core {
                 }
             }
         }
+        self.conns.get_mut(cid).taken_by_app();
         while let Some(op) = self.cq.ops.conn(cid).send.front() {
             match self.try_send(cid, op) {
                 Progress::Done => continue,

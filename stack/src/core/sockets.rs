@@ -148,8 +148,9 @@ impl Core {
             c.fd = fd;
             c.phase = Phase::Open;
             // No poll could watch it before it had a number: the handshake's
-            // state changes wake nobody.
+            // state changes, and data that came before the accept, wake nobody.
             c.state_woke = false;
+            c.rx_seen = c.sock_ref().recv_queue();
             let (rip, rport) = (c.remote_ip, c.remote_port);
             self.stats.accepted += 1;
             if addr != 0 {
