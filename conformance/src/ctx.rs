@@ -11,7 +11,8 @@
 //! - stream data: consecutive data CQEs of one request with the same flags are
 //!   merged into one `data(N B)` token (total bytes exact, split not compared);
 //!   the content is checked against what the peer sent, every CQE against its
-//!   buffer size, and buffer ids against the order the buffers were provided;
+//!   buffer size, and buffer ids against the order the buffers were provided
+//!   (in CQE order across the requests sharing a group);
 //! - poll results are shown as `POLL*` names; everything else (results, errnos,
 //!   `F_MORE`, `F_BUFFER` + buffer id, which CQE is final, CQE order when asked,
 //!   `IORING_SQ_CQ_OVERFLOW`) is compared exactly.
@@ -42,6 +43,7 @@ struct Group {
 /// Per-request stream bookkeeping (see [`Ctx::stream`]).
 #[derive(Default)]
 struct Stream {
+    /// Index in the CQE log of the first entry not yet looked at.
     processed: usize,
     bytes: Vec<u8>,
     tokens: Vec<String>,
@@ -531,31 +533,37 @@ impl Ctx {
     /// are copied out of the buffers as they are reaped and, if `recycle`, each
     /// buffer goes straight back to the ring.
     pub fn stream(&mut self, ud: u64, bgid: u16, recycle: bool) {
-        let s = self.streams.entry(ud).or_default();
-        s.recycle = recycle;
-        s.group = bgid;
+        self.streams_of(&[ud], bgid, recycle);
+    }
+
+    /// [`Ctx::stream`] for several requests sharing group `bgid`, registered
+    /// together so that the CQEs they already have are taken in CQE order.
+    pub fn streams_of(&mut self, uds: &[u64], bgid: u16, recycle: bool) {
+        for &ud in uds {
+            let s = self.streams.entry(ud).or_default();
+            s.recycle = recycle;
+            s.group = bgid;
+        }
         self.service_streams();
     }
 
+    /// Takes the streams' new CQEs in true CQE order across every stream (a
+    /// buffer group's id order is checked as the CQEs arrived, even when
+    /// several requests share the group).
     fn service_streams(&mut self) {
-        if self.streams.is_empty() {
+        let Some(start) = self.streams.values().map(|s| s.processed).min() else {
             return;
-        }
-        let uds: Vec<u64> = self.streams.keys().copied().collect();
-        for ud in uds {
-            let cqes: Vec<Cqe> = self
-                .log
-                .iter()
-                .filter(|c| c.user_data == ud)
-                .copied()
-                .collect();
-            let mut s = self.streams.remove(&ud).expect("stream");
-            while s.processed < cqes.len() {
-                let c = cqes[s.processed];
-                s.processed += 1;
+        };
+        for i in start..self.log.len() {
+            let c = self.log[i];
+            let Some(mut s) = self.streams.remove(&c.user_data) else {
+                continue;
+            };
+            if i >= s.processed {
+                s.processed = i + 1;
                 self.stream_cqe(&mut s, &c);
             }
-            self.streams.insert(ud, s);
+            self.streams.insert(c.user_data, s);
         }
     }
 

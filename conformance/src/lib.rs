@@ -37,6 +37,8 @@ pub fn errno_name(errno: i32) -> String {
             libc::EIO => "EIO".into(),
             libc::EBADMSG => "EBADMSG".into(),
             libc::E2BIG => "E2BIG".into(),
+            libc::ESPIPE => "ESPIPE".into(),
+            libc::EPERM => "EPERM".into(),
             // Kernel-internal (include/linux/errno.h), not meant to reach userspace.
             512 => "ERESTARTSYS".into(),
             _ => format!("errno{errno}"),

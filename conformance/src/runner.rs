@@ -284,7 +284,7 @@ pub fn markdown(reports: &[Report], kernel_release: &str) -> String {
         "Normalised before comparing: socket numbers (`fd`); `IORING_CQE_F_SOCK_NONEMPTY` (masked: it \
          depends on how loopback batched the data); the split of a byte stream across CQEs (consecutive data \
          CQEs with equal flags merge into one `data(N B)`; the content is checked against what the peer sent, \
-         every CQE against its buffer size, and buffer ids against the order the buffers were provided). \
+         every CQE against its buffer size, and buffer ids against the order the buffers were provided, in CQE order across every request that shares the group). \
          Compared exactly: results and errnos per request, `F_MORE`, `F_BUFFER` with the buffer id, which CQE \
          ends a request, CQE order where a scenario records it (`order:`), and `IORING_SQ_CQ_OVERFLOW`. \
          Tokens: `+M` = `F_MORE`, `+B3` = `F_BUFFER` with buffer id 3, `+NOTIF` = `F_NOTIF`.\n"

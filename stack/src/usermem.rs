@@ -41,12 +41,19 @@ use ringline_ring::abi::RecvmsgOut;
 
 use core::ptr;
 
-/// `-EFAULT` if `addr..addr+len` is null or wraps the address space.
+/// Below this, nothing is ever mapped: Linux refuses to map the first page
+/// whatever `vm.mmap_min_addr` says (its smallest value is one page), so an
+/// address there is a fault, as `copy_from_user` would find.
+pub const LOWEST_MAPPABLE: u64 = 4096;
+
+/// `-EFAULT` if `addr..addr+len` is null, lies in the never-mapped first
+/// page, or wraps the address space.
 pub fn check(addr: u64, len: usize) -> Result<(), Errno> {
     if len == 0 {
         return Ok(());
     }
-    if addr == 0 || addr.checked_add(len as u64).is_none() || addr > isize::MAX as u64 {
+    if addr < LOWEST_MAPPABLE || addr.checked_add(len as u64).is_none() || addr > isize::MAX as u64
+    {
         return Err(errno::EFAULT);
     }
     Ok(())
@@ -336,6 +343,12 @@ mod tests {
         let mut word = 0u32;
         let a = addr_of(&mut word as *mut u32);
         assert_eq!(check(0, 1), Err(errno::EFAULT));
+        assert_eq!(
+            check(16, 8),
+            Err(errno::EFAULT),
+            "the first page is never mapped"
+        );
+        assert_eq!(check(LOWEST_MAPPABLE - 1, 1), Err(errno::EFAULT));
         assert_eq!(check(u64::MAX, 2), Err(errno::EFAULT));
         assert_eq!(check(0, 0), Ok(()));
         assert_eq!(read::<u32>(0), Err(errno::EFAULT));

@@ -265,3 +265,61 @@ pub fn close_listener(c: &mut Ctx) -> R {
     c.record(1);
     Ok(())
 }
+
+/// CLOSE with `rw_flags`, `buf_index` or `ioprio` set (as a program that
+/// reuses an SQE without clearing it would): each refused, the socket still
+/// open (a RECV gets the peer's bytes), then a clean CLOSE.
+pub fn close_bad_fields(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    let base = opcode::Close::new(fd).build().into_sqe();
+    let cases: [(&str, u32, u16, u16); 3] = [
+        ("close(rw_flags 1)", 1, 0, 0),
+        ("close(buf_index 1)", 0, 1, 0),
+        ("close(ioprio 1)", 0, 0, 1),
+    ];
+    for (i, (name, rw, bi, prio)) in cases.into_iter().enumerate() {
+        let ud = i as u64 + 1;
+        let mut s = base;
+        s.user_data = ud;
+        s.op_flags = rw;
+        s.buf_index = bi;
+        s.ioprio = prio;
+        // SAFETY: a CLOSE names no memory.
+        unsafe { call(c, name, s) }?;
+        c.record(ud);
+    }
+    let buf = c.mem(64);
+    // SAFETY: `buf` is context memory, alive until the context drops, after the backend.
+    unsafe { c.submit_one("recv", opcode::Recv::new(fd, buf, 64).user_data(10).build()) }?;
+    c.peer_send(p, &pattern(5, 50))?;
+    c.wait_final(10);
+    c.record(10);
+    call_safe(c, "close", opcode::Close::new(fd).user_data(11).build())?;
+    c.record(11);
+    Ok(())
+}
+
+/// SOCKET into a direct descriptor with no registered file table:
+/// `IORING_FILE_INDEX_ALLOC`, fixed slot 0, and slot 0 with SOCK_CLOEXEC;
+/// then a plain SOCKET works.
+pub fn socket_direct_no_table(c: &mut Ctx) -> R {
+    let cases: [(&str, u32, u64); 3] = [
+        ("socket(FILE_INDEX_ALLOC)", u32::MAX, 0),
+        ("socket(slot 0)", 1, 0),
+        ("socket(slot 0, SOCK_CLOEXEC)", 1, libc::SOCK_CLOEXEC as u64),
+    ];
+    for (i, (name, fi, ty)) in cases.into_iter().enumerate() {
+        let ud = i as u64 + 1;
+        let mut s = opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
+            .user_data(ud)
+            .build()
+            .into_sqe();
+        s.file_index = fi;
+        s.off |= ty;
+        // SAFETY: a SOCKET names no memory.
+        unsafe { call(c, name, s) }?;
+        c.record(ud);
+    }
+    socket(c, "socket", 10)?;
+    Ok(())
+}

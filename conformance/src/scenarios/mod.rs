@@ -21,6 +21,7 @@ mod invalid;
 mod overflow;
 mod poll;
 mod recv;
+mod rw;
 mod send;
 mod timeout;
 
@@ -136,6 +137,12 @@ pub fn all() -> Vec<Scenario> {
         sc("accept_multishot_cancel", "accept", "multishot ACCEPT of 2 connections, then ASYNC_CANCEL by user_data", d, m, accept::multishot_cancel),
         sc("accept_multishot_full_cq", "accept", "multishot ACCEPT of 12 connections into a CQ of 8 without reaping: ended by the full CQ, the accepted socket in the final CQE", SMALL, m, accept::multishot_full_cq),
         sc("accept_dontwait", "accept", "ACCEPT with IORING_ACCEPT_DONTWAIT on an empty queue", d, m, accept::dontwait),
+        sc("accept_multishot_dontwait_empty", "accept", "multishot ACCEPT with IORING_ACCEPT_DONTWAIT on an empty queue", d, m, accept::multishot_dontwait_empty),
+        sc("accept_multishot_dontwait_queued", "accept", "multishot ACCEPT with IORING_ACCEPT_DONTWAIT armed with 2 connections queued, then a third connects", d, m, accept::multishot_dontwait_queued),
+        sc("accept_direct_no_table", "accept", "ACCEPT with IORING_FILE_INDEX_ALLOC, then into slot 0, with no file table: the connections are taken and closed; then a plain ACCEPT", d, m, accept::direct_no_table),
+        sc("accept_direct_multishot_no_table", "accept", "multishot ACCEPT with IORING_FILE_INDEX_ALLOC and no file table; multishot into a fixed slot; direct with SOCK_CLOEXEC", d, m, accept::direct_multishot_no_table),
+        sc("accept_backlog_2", "accept", "listener with backlog 2: 3 peers connect before any ACCEPT, then a multishot ACCEPT", d, m, accept::backlog_2),
+        sc("accept_poll_first", "accept", "ACCEPT with IORING_ACCEPT_POLL_FIRST: a connection queued; an empty queue, then a connection; POLL_FIRST|DONTWAIT on an empty queue", d, m, accept::poll_first),
         // recv
         sc("read_nowait", "recv", "READ with RWF_NOWAIT on an empty socket, then with data there", d, m, recv::read_nowait),
         sc("recv_multishot_data", "recv", "multishot RECV with a buffer ring (8 x 512 B), 1000 B from the peer", d, m, recv::multishot_data),
@@ -153,6 +160,22 @@ pub fn all() -> Vec<Scenario> {
         sc("recv_peek", "recv", "RECV with MSG_PEEK then a normal RECV see the same bytes", d, m, recv::peek),
         sc("recv_dontwait", "recv", "RECV with MSG_DONTWAIT on an empty socket", d, m, recv::dontwait),
         sc("recvmsg", "recv", "RECVMSG into one iovec", d, m, recv::recvmsg),
+        sc("recv_multishot_dontwait", "recv", "multishot RECV with MSG_DONTWAIT on an empty socket, then with 300 B there", d, m, recv::multishot_dontwait),
+        sc("recv_multishot_shared_group", "recv", "two connections' multishot RECVs share a buffer ring; the peers send in turn, then the CQEs are examined: buffer ids in ring order across both", d, m, recv::multishot_shared_group),
+        sc("recv_trunc", "recv", "RECV and RECVMSG with MSG_TRUNC on TCP discard the bytes; the next RECV gets what follows", d, m, recv::trunc),
+        // read/write family on sockets
+        sc("read_offset", "read/write", "READ on a socket at offsets 5 (also with len 0), -2, 0 and -1: which are -ESPIPE; no byte lost; then on a listener at offset 5, with len 0, plain", d, m, rw::read_offset),
+        sc("write_offset", "read/write", "WRITE on a socket at offsets 5, 0 and -1; the peer gets only the accepted WRITEs' bytes", d, m, rw::write_offset),
+        sc("read_rw_flags", "read/write", "READ with each RWF_* flag and unknown bits on a socket with data; then the rest", d, m, rw::read_rw_flags),
+        sc("write_rw_flags", "read/write", "WRITE with each RWF_* flag and unknown bits; the peer gets the accepted WRITEs' bytes", d, m, rw::write_rw_flags),
+        sc("read_ioprio", "read/write", "READ and WRITE with an I/O priority in ioprio (valid and invalid classes and levels)", d, m, rw::read_ioprio),
+        sc("readv_scatter", "read/write", "READV over iovecs of 5, 10 and 15 B; then 10 B into 8+8", d, m, rw::readv_scatter),
+        sc("writev_gather", "read/write", "WRITEV from 4 iovecs (one empty): the peer gets them in order", d, m, rw::writev_gather),
+        sc("readv_errors", "read/write", "READV with 1025 iovecs, a null array, an unmapped base, an offset, 0 iovecs; then a good one; then RWF_NOWAIT on the emptied socket", d, m, rw::readv_errors),
+        sc("read_multishot_data", "read/write", "READ_MULTISHOT over a buffer ring, 1000 B then the peer's FIN; a re-arm at EOF", d, m, rw::read_multishot_data),
+        sc("read_multishot_fields", "read/write", "READ_MULTISHOT without buffer select, with addr, off 5, RWF_NOWAIT, an empty ring, len 100; a good one, cancelled; RWF_NOWAIT with data there; on a listener", d, m, rw::read_multishot_fields),
+        sc("fixed_buffers_unregistered", "read/write", "READ_FIXED, WRITE_FIXED, SEND and SEND_ZC with FIXED_BUF and no registered buffers; then a READ gets every byte", d, m, rw::fixed_buffers_unregistered),
+        sc("writev_errors", "read/write", "WRITEV with 1025 iovecs, a null array, an unmapped base, an offset; then a good one", d, m, rw::writev_errors),
         sc("sendmsg", "send", "SENDMSG from two iovecs", d, m, send::sendmsg),
         // legacy provided buffers
         sc("provide_buffers_recv", "buffers", "PROVIDE_BUFFERS (4 x 128 B, ids 10..13) then multishot RECV takes them in FIFO order", d, m, bufs::provide_recv),
@@ -168,6 +191,10 @@ pub fn all() -> Vec<Scenario> {
         sc("poll_update_user_data", "poll", "POLL_REMOVE with IORING_POLL_UPDATE_USER_DATA: the poll completes under the new user_data", d, m, poll::update_user_data),
         sc("poll_remove_enoent", "poll", "POLL_REMOVE of an unknown user_data", d, m, poll::remove_enoent),
         sc("poll_rdhup", "poll", "POLL_ADD(POLLIN|POLLRDHUP) fires on the peer's FIN", d, m, poll::rdhup),
+        sc("poll_fin_masks", "poll", "POLL_ADD without POLLRDHUP and the peer's FIN: POLLIN and POLLPRI armed before, POLLIN, POLLOUT and IN|OUT|PRI|RDHUP armed after", d, m, poll::fin_masks),
+        sc("poll_multishot_pollout_quiet", "poll", "multishot POLLOUT on an idle connection, then peer data and a small app write (no write-space wake-up), then the peer's FIN (a wake-up)", d, m, poll::multishot_pollout_quiet),
+        sc("poll_multishot_pollout_space", "poll", "multishot POLLOUT, a SEND that fills the send buffer, the peer drains it: one write-space wake-up", d, m, poll::multishot_pollout_space),
+        sc("poll_multishot_pollin_unread", "poll", "multishot POLLIN with the data left unread: a CQE per arrival, none for the ACKs of the app's own sends", d, m, poll::multishot_pollin_unread),
         sc("poll_listener", "poll", "POLL_ADD(POLLIN) on a listener fires when a connection is queued", d, m, poll::listener),
         // cancel
         sc("cancel_by_user_data", "cancel", "ASYNC_CANCEL of one of two pending RECVs by user_data", d, m, cancel::by_user_data),
@@ -186,12 +213,16 @@ pub fn all() -> Vec<Scenario> {
         sc("send_after_reset", "send", "two SENDs after the peer reset the connection", d, m, send::after_reset),
         sc("send_after_shutdown", "send", "SEND after SHUTDOWN(SHUT_WR)", d, m, send::after_shutdown),
         sc("send_zc", "send", "SEND_ZC of 5 B: the result CQE with F_MORE, then the notification", d, m, send::zc),
+        sc("send_zc_errors", "send", "SEND_ZC failing once issued (fd not open, never connected, FIXED_BUF with none registered, unmapped buffer) and at its field checks; then a good one", d, m, send::zc_errors),
+        sc("send_sendto_address", "send", "SEND and SEND_ZC with a sendto address (16 B, and addr_len 0) on a connected socket", d, m, send::sendto_address),
         // connect, shutdown, close
         sc("connect_refused", "connect", "CONNECT to a port where nothing listens", d, m, conn::refused),
         sc("connect_ok", "connect", "CONNECT to a listening peer, data to it, then CONNECT again", d, m, conn::ok),
         sc("shutdown_wr", "shutdown", "SHUTDOWN(SHUT_WR): the peer sees EOF, the app still receives", d, m, conn::shutdown_wr),
         sc("shutdown_rd", "shutdown", "SHUTDOWN(SHUT_RD), then RECV", d, m, conn::shutdown_rd),
+        sc("socket_direct_no_table", "connect", "SOCKET with IORING_FILE_INDEX_ALLOC, into slot 0, slot 0 with SOCK_CLOEXEC, with no file table; then a plain SOCKET", d, m, conn::socket_direct_no_table),
         sc("close_twice", "close", "CLOSE of a fresh socket, then CLOSE again", d, m, conn::close_twice),
+        sc("close_bad_fields", "close", "CLOSE with rw_flags, buf_index or ioprio set; the socket stays open (a RECV works), then a clean CLOSE", d, m, conn::close_bad_fields),
         sc("close_with_recv_in_flight", "close", "CLOSE of a socket with a RECV pending, then the peer sends: the RECV keeps the socket open and gets the data", d, m, conn::close_with_recv),
         sc("close_listener_with_accept", "close", "CLOSE of a listener with a multishot ACCEPT pending, then a peer connects: the ACCEPT keeps the listener open and accepts it", d, m, conn::close_listener),
         sc("close_with_send_in_flight", "close", "CLOSE while a 16 MiB MSG_WAITALL SEND waits for the peer to read: every byte arrives, then EOF", d, m, conn::close_with_send),
@@ -243,6 +274,7 @@ fn area_rank(a: &str) -> usize {
     [
         "accept",
         "recv",
+        "read/write",
         "buffers",
         "poll",
         "cancel",

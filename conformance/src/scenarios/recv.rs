@@ -356,3 +356,104 @@ pub fn recvmsg(c: &mut Ctx) -> R {
     record_mem(c, "recvmsg content", buf, &data, n);
     Ok(())
 }
+
+/// RECV and RECVMSG with `MSG_TRUNC` on TCP: the bytes are discarded (the
+/// result counts them, the buffer is untouched); the next RECV gets what
+/// follows them.
+pub fn trunc(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    let data = pattern(30, 51);
+    c.peer_send(p, &data)?;
+    c.quiet();
+    let trunc = libc::MSG_TRUNC as u32;
+    let buf = c.mem(64);
+    // SAFETY: `buf` is context memory, alive until the context drops, after the backend.
+    unsafe { std::ptr::write_bytes(buf, 0xaa, 64) };
+    let mut s = opcode::Recv::new(fd, buf, 8).user_data(1).build();
+    s.op_flags = trunc;
+    // SAFETY: as above.
+    unsafe { call(c, "recv(8, MSG_TRUNC)", s) }?;
+    c.record(1);
+    let iov = c.keep(libc::iovec {
+        iov_base: buf.cast(),
+        iov_len: 8,
+    });
+    // SAFETY: an all-zero msghdr is valid (null pointers, zero lengths).
+    let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
+    mh.msg_iov = iov;
+    mh.msg_iovlen = 1;
+    let mh_p = c.keep(mh);
+    let mut s = raw(ringline_ring::abi::IORING_OP_RECVMSG, fd, 2);
+    s.addr = mh_p as u64;
+    s.len = 1;
+    s.op_flags = trunc;
+    // SAFETY: the msghdr, its iovec and `buf` are context memory, alive until the context
+    // drops, after the backend.
+    unsafe { call(c, "recvmsg(8, MSG_TRUNC)", s) }?;
+    c.record(2);
+    let untouched = c.read_mem(buf, 64).iter().all(|&b| b == 0xaa);
+    c.line(format!("buffer untouched: {untouched}"));
+    // SAFETY: as above.
+    let r = unsafe {
+        call(
+            c,
+            "recv",
+            opcode::Recv::new(fd, buf, 64).user_data(3).build(),
+        )
+    }?;
+    c.record(3);
+    record_mem(c, "recv content (bytes 16..30)", buf, &data[16..], r.res);
+    Ok(())
+}
+
+/// Multishot RECV with MSG_DONTWAIT: on an empty socket; then with 300 B
+/// there (it takes them, then ends).
+pub fn multishot_dontwait(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    c.buf_ring(1, 8, 512, 8)
+        .map_err(|e| format!("buf ring {e}"))?;
+    let dw = libc::MSG_DONTWAIT;
+    call_safe(
+        c,
+        "recv(multi, DONTWAIT), empty",
+        opcode::RecvMulti::new(fd, 1).flags(dw).user_data(1).build(),
+    )?;
+    c.record(1);
+    let data = pattern(300, 55);
+    c.peer_send(p, &data)?;
+    c.quiet();
+    c.submit_one_safe(
+        "recv(multi, DONTWAIT), 300 B there",
+        opcode::RecvMulti::new(fd, 1).flags(dw).user_data(2).build(),
+    )?;
+    c.stream(2, 1, true);
+    c.wait_final(2);
+    c.record_stream(2, &data, false);
+    Ok(())
+}
+
+/// Two connections' multishot RECVs share one buffer ring (16 x 512 B):
+/// the peers send in turn, and only then are the CQEs examined: each stream
+/// gets its bytes and the buffer ids come in ring order across both
+/// (checked in true CQE order, not stream by stream).
+pub fn multishot_shared_group(c: &mut Ctx) -> R {
+    let (fa, pa) = c.backend().app_conn()?;
+    let (fb, pb) = c.backend().app_conn()?;
+    c.buf_ring(1, 16, 512, 16)
+        .map_err(|e| format!("buf ring {e}"))?;
+    c.submit_one_safe("recv A", opcode::RecvMulti::new(fa, 1).user_data(1).build())?;
+    c.submit_one_safe("recv B", opcode::RecvMulti::new(fb, 1).user_data(2).build())?;
+    let (da, db) = (pattern(1500, 59), pattern(1500, 60));
+    for k in 0..3 {
+        c.peer_send(pa, &da[k * 500..k * 500 + 500])?;
+        c.quiet();
+        c.peer_send(pb, &db[k * 500..k * 500 + 500])?;
+        c.quiet();
+    }
+    c.streams_of(&[1, 2], 1, false);
+    c.wait_stream(1, da.len());
+    c.wait_stream(2, db.len());
+    c.record_stream(1, &da, false);
+    c.record_stream(2, &db, false);
+    Ok(())
+}

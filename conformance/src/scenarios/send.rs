@@ -7,7 +7,13 @@ use super::{call, call_safe, pattern, raw, R};
 use crate::Ctx;
 
 /// Records whether the peer got exactly `sent` (with the byte count when `count`).
-fn record_peer(c: &mut Ctx, what: &str, got: &crate::backend::PeerRx, sent: &[u8], count: bool) {
+pub(super) fn record_peer(
+    c: &mut Ctx,
+    what: &str,
+    got: &crate::backend::PeerRx,
+    sent: &[u8],
+    count: bool,
+) {
     let ok = got.data.len() == sent.len() && got.data == sent;
     let n = if count {
         format!("{} B, ", got.data.len())
@@ -201,5 +207,114 @@ pub fn sendmsg(c: &mut Ctx) -> R {
     c.record(1);
     let got = c.peer_wait(p, 30);
     record_peer(c, "peer received", &got, &data, true);
+    Ok(())
+}
+
+/// SEND_ZC and SENDMSG_ZC that fail once issued: on a socket number that is
+/// not open, on a socket never connected, with `IORING_RECVSEND_FIXED_BUF`
+/// and no registered buffers, with an unmapped buffer; and one that fails
+/// its field checks (an unknown ioprio bit). Then a good SEND_ZC.
+pub fn zc_errors(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    c.backend().peer_start_reading(p);
+    let fresh = super::socket(c, "socket", 20)?;
+    let data = pattern(5, 57);
+    let d = c.bytes(&data);
+    let zc = |fd: i32, ud: u64| {
+        let mut s = raw(abi::IORING_OP_SEND_ZC, fd, ud);
+        s.addr = d as u64;
+        s.len = 5;
+        s
+    };
+    let mut cases = vec![
+        ("send_zc(fd not open)", zc(999, 1)),
+        ("send_zc(never connected)", zc(fresh, 2)),
+    ];
+    let mut s = zc(fd, 3);
+    s.ioprio = abi::IORING_RECVSEND_FIXED_BUF;
+    cases.push(("send_zc(FIXED_BUF, none registered)", s));
+    let mut s = zc(fd, 4);
+    s.addr = 16;
+    cases.push(("send_zc(unmapped buffer)", s));
+    let mut s = zc(fd, 5);
+    s.ioprio = 1 << 6;
+    cases.push(("send_zc(unknown ioprio bit)", s));
+    let mut s = zc(fd, 7);
+    s.opcode = abi::IORING_OP_SENDMSG_ZC;
+    s.ioprio = abi::IORING_RECVSEND_FIXED_BUF;
+    cases.push(("sendmsg_zc(FIXED_BUF)", s));
+    let mut s = zc(fd, 8);
+    s.flags = abi::IOSQE_CQE_SKIP_SUCCESS;
+    cases.push(("send_zc(CQE_SKIP_SUCCESS)", s));
+    for (name, s) in cases {
+        let ud = s.user_data;
+        // SAFETY: `d` is context memory, alive until the context drops, after the
+        // backend; address 16 is never mapped (a fault to report, not to touch).
+        unsafe { c.submit_one(name, s) }?;
+        c.wait_final(ud);
+        c.quiet();
+        c.record(ud);
+    }
+    // SAFETY: as above.
+    unsafe { c.submit_one("send_zc", zc(fd, 10)) }?;
+    c.wait_final(10);
+    c.record(10);
+    let got = c.peer_wait(p, 5);
+    record_peer(c, "peer received", &got, &data, true);
+    Ok(())
+}
+
+/// SEND and SEND_ZC with a sendto address (`addr2`, `addr_len`) on a
+/// connected TCP socket: a valid `sockaddr_in` of 16 B; an address with
+/// `addr_len` 0. The peer gets what the accepted ones sent.
+pub fn sendto_address(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    c.backend().peer_start_reading(p);
+    let data = pattern(5, 58);
+    let d = c.bytes(&data);
+    // SAFETY: an all-zero sockaddr_in is valid.
+    let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    sa.sin_family = libc::AF_INET as u16;
+    sa.sin_port = 9u16.to_be();
+    sa.sin_addr.s_addr = u32::from_be_bytes([127, 0, 0, 1]).to_be();
+    let sa = c.sockaddr(sa);
+    let mut sent = Vec::new();
+    let cases: [(&str, u8, u64, u32); 4] = [
+        ("send(address, 16 B)", abi::IORING_OP_SEND, sa as u64, 16),
+        ("send(address, len 0)", abi::IORING_OP_SEND, sa as u64, 0),
+        (
+            "send_zc(address, 16 B)",
+            abi::IORING_OP_SEND_ZC,
+            sa as u64,
+            16,
+        ),
+        (
+            "send_zc(address, len 0)",
+            abi::IORING_OP_SEND_ZC,
+            sa as u64,
+            0,
+        ),
+    ];
+    for (i, (name, op, a2, alen)) in cases.into_iter().enumerate() {
+        let ud = i as u64 + 1;
+        let mut s = raw(op, fd, ud);
+        s.addr = d as u64;
+        s.len = 5;
+        s.off = a2;
+        s.file_index = alen;
+        // SAFETY: `d` and `sa` are context memory, alive until the context drops, after
+        // the backend.
+        unsafe { c.submit_one(name, s) }?;
+        c.wait_final(ud);
+        c.quiet();
+        c.record(ud);
+        if c.first(ud).is_some_and(|x| x.res == 5) {
+            sent.extend_from_slice(&data);
+        }
+    }
+    c.peer_wait(p, sent.len());
+    c.quiet();
+    let got = c.backend().peer_rx(p);
+    record_peer(c, "peer received", &got, &sent, true);
     Ok(())
 }

@@ -117,6 +117,19 @@ pub(crate) struct Conn {
     /// The application closed its socket number while requests were still
     /// in flight on it: it closes when the last one completes.
     pub(crate) close_pending: bool,
+    /// Linux's `SOCK_NOSPACE`: a send found the send buffer full, or a poll
+    /// found the socket not writable. Its next becoming writable is a
+    /// write-space wake-up (POLLOUT), and clears it; no other change in
+    /// send space wakes a poll.
+    pub(crate) nospace: bool,
+    /// The TCP state changed since the polls last looked (handshake done,
+    /// FIN, reset, close): that wakes every poll, as Linux's
+    /// `sk_state_change` does.
+    pub(crate) state_woke: bool,
+    /// Received bytes queued when the polls last looked (lowered as the
+    /// application takes them): more queued than this is an arrival, which
+    /// wakes POLLIN polls (Linux's `sk_data_ready`); an ACK is not.
+    pub(crate) rx_seen: usize,
     /// Loss recovery's view of the send side, and the socket's clock offset.
     pub(crate) rec: Recovery,
     /// Our sequence numbers on the wire are the socket's minus this (a SYN
@@ -164,6 +177,9 @@ impl Conn {
             reset: Reset::No,
             aborted: false,
             close_pending: false,
+            nospace: false,
+            state_woke: false,
+            rx_seen: 0,
             arp_since: None,
             rec: Recovery::default(),
             reset_err: errno::ECONNRESET,
@@ -217,6 +233,9 @@ impl Conn {
         use tcp::State as S;
         let state = self.sock_ref().state();
         let prev = std::mem::replace(&mut self.last_state, state);
+        if prev != state {
+            self.state_woke = true;
+        }
         let synchronized = matches!(
             state,
             S::Established
@@ -250,6 +269,13 @@ impl Conn {
             }
         }
         (state, prev)
+    }
+
+    /// After receives ran: what the application took is no arrival to wake
+    /// polls for, and what arrives next is.
+    #[inline]
+    pub(crate) fn taken_by_app(&mut self) {
+        self.rx_seen = self.rx_seen.min(self.sock_ref().recv_queue());
     }
 
     /// Aborts the connection on our side (RST) and orphans it.
@@ -412,6 +438,9 @@ impl Conns {
         c.reset = Reset::No;
         c.aborted = false;
         c.close_pending = false;
+        c.nospace = false;
+        c.state_woke = false;
+        c.rx_seen = 0;
         c.arp_since = None;
         c.rec.reset(cc);
         c.reset_err = errno::ECONNRESET;

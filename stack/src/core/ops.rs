@@ -37,12 +37,18 @@ pub(crate) enum OpKind {
     Accept {
         /// `IORING_ACCEPT_MULTISHOT`.
         multishot: bool,
+        /// `IORING_ACCEPT_DONTWAIT`: a multishot ends with `-EAGAIN` once it
+        /// has emptied the queue.
+        dontwait: bool,
+        /// A direct descriptor that cannot be installed: the connection is
+        /// closed and the request fails with this.
+        direct: Option<crate::errno::Errno>,
         /// `struct sockaddr *` to fill, or 0.
         addr: u64,
         /// `socklen_t *`, or 0.
         addrlen: u64,
     },
-    /// RECV / READ / RECVMSG.
+    /// RECV / READ / READV / RECVMSG.
     Recv {
         /// Buffer (0 with buffer select).
         addr: u64,

@@ -18,6 +18,9 @@ pub(crate) const POLLERR: u32 = libc::POLLERR as u32;
 pub(crate) const POLLHUP: u32 = libc::POLLHUP as u32;
 pub(crate) const POLLRDNORM: u32 = libc::POLLRDNORM as u32;
 pub(crate) const POLLWRNORM: u32 = libc::POLLWRNORM as u32;
+pub(crate) const POLLWRBAND: u32 = libc::POLLWRBAND as u32;
+/// What a write-space wake-up carries (Linux's `sk_stream_write_space`).
+const WRITE_SPACE: u32 = POLLOUT | POLLWRNORM | POLLWRBAND;
 pub(crate) const POLLRDHUP: u32 = libc::POLLRDHUP as u32;
 
 impl Core {
@@ -39,7 +42,11 @@ impl Core {
             m |= POLLRDHUP;
         }
         let wr_shut = c.write == super::conns::WriteSide::Shut;
-        if s.can_send() && !wr_shut {
+        // Linux's __sk_stream_is_writeable: free space at least half of
+        // what is queued (a third of the buffer once it is full).
+        let queued = s.send_queue();
+        let free = s.send_capacity().saturating_sub(queued);
+        if s.can_send() && !wr_shut && free >= queued / 2 {
             m |= POLLOUT | POLLWRNORM;
         }
         if (c.fin() && wr_shut) || s.state() == smoltcp::socket::tcp::State::Closed {
@@ -57,11 +64,41 @@ impl Core {
         }
     }
 
-    /// Delivers the connection's mask to each of its polls.
+    /// Wakes the connection's polls after something happened to it, as
+    /// Linux's socket callbacks do: a wake-up carries a key, and a poll
+    /// whose events miss the key stays asleep; one that wakes reports the
+    /// whole mask (its events' part). The key: a state change (handshake,
+    /// FIN, reset) wakes every poll; an arrival of data wakes POLLIN polls
+    /// (not an ACK, while unread data waits); POLLOUT wakes only on write space, i.e. when the socket turns
+    /// writable after a send found it full or a poll found it not writable
+    /// (`SOCK_NOSPACE`), not on every ACK while space is free.
     pub(crate) fn wake_polls(&mut self, cid: ConnId) {
-        if let Some(first) = self.cq.ops.conn(cid).poll.front() {
-            let mask = self.conn_mask(cid);
-            self.fire_polls(first, mask);
+        let mask = self.conn_mask(cid);
+        let first = self.cq.ops.conn(cid).poll.front();
+        let c = self.conns.get_mut(cid);
+        let queued = c.sock_ref().recv_queue();
+        let arrived = queued > c.rx_seen;
+        c.rx_seen = queued;
+        let mut key = if arrived {
+            mask & (POLLIN | POLLRDNORM)
+        } else {
+            0
+        };
+        if std::mem::take(&mut c.state_woke) {
+            key = u32::MAX;
+        }
+        if mask & POLLOUT != 0 {
+            if std::mem::take(&mut c.nospace) {
+                key |= WRITE_SPACE;
+            }
+        } else if first.is_some() && c.established {
+            // Each poll that looks and finds no room asks for the wake-up.
+            c.nospace = true;
+        }
+        if let Some(first) = first {
+            if key != 0 {
+                self.fire_polls(first, mask, key);
+            }
         }
     }
 
@@ -69,17 +106,22 @@ impl Core {
     pub(crate) fn wake_listener_polls(&mut self, slot: u32) {
         if let Some(first) = self.cq.ops.listener(slot).poll.front() {
             let mask = self.listener_mask(slot);
-            self.fire_polls(first, mask);
+            self.fire_polls(first, mask, mask);
         }
     }
 
-    /// Delivers `mask` to the polls on a list, from `first` on (each may
-    /// finish and leave the list: the next is read before).
-    fn fire_polls(&mut self, first: OpId, mask: u32) {
+    /// Delivers `mask` to the polls on a list whose events meet the
+    /// wake-up `key`, from `first` on (each may finish and leave the list:
+    /// the next is read before).
+    fn fire_polls(&mut self, first: OpId, mask: u32, key: u32) {
         let mut cur = Some(first);
         while let Some(id) = cur {
             cur = self.cq.ops.next_of(id);
-            self.fire_poll(id, mask);
+            if let OpKind::Poll { events, .. } = self.cq.ops.get(id).kind {
+                if events & key != 0 {
+                    self.fire_poll(id, mask);
+                }
+            }
         }
     }
 
@@ -156,6 +198,11 @@ impl Core {
             Fd::Conn(cid) => {
                 let id = self.park(sub, kind, Owner::ConnPoll(cid));
                 let mask = self.conn_mask(cid);
+                let c = self.conns.get_mut(cid);
+                if mask & POLLOUT == 0 && c.established {
+                    // tcp_poll found no room: the next room is a wake-up.
+                    c.nospace = true;
+                }
                 self.fire_poll(id, mask);
             }
         }

@@ -18,6 +18,7 @@ const MSG_PEEK: u32 = libc::MSG_PEEK as u32;
 const MSG_DONTWAIT: u32 = libc::MSG_DONTWAIT as u32;
 const MSG_WAITALL: u32 = libc::MSG_WAITALL as u32;
 const MSG_NOSIGNAL: u32 = libc::MSG_NOSIGNAL as u32;
+const MSG_TRUNC: u32 = libc::MSG_TRUNC as u32;
 
 /// Inline rounds a multishot recv may run per event before yielding to other
 /// connections (the kernel's `MULTISHOT_MAX_RETRY`).
@@ -28,9 +29,26 @@ impl Core {
         let is_msg = r.kind == RecvKind::RecvMsg;
         let (multishot, msg_flags, group) = (r.multishot, r.msg_flags, r.group);
         let select = group.is_some();
+        let (mut addr, mut len, mut iovlen, mut reserve) = (r.addr, r.len, 0, 0);
+        if r.kind.is_rw() {
+            // READ, READV: the socket, then (READV) the iovecs, then the
+            // rw_flags and offset, then the connection's state.
+            self.fds.get(sub.fd).ok_or(errno::EBADF)?;
+            if r.kind == RecvKind::Readv {
+                let total = usermem::iov_total(r.addr, r.len)?;
+                (len, iovlen) = (total.min(i32::MAX as u64) as u32, r.len);
+            }
+            if let Some(e) = r.issue_err {
+                return Err(e);
+            }
+            if len == 0 && !select {
+                // sock_read_iter: nothing asked, nothing to wait for (before
+                // the socket's state is looked at).
+                return Ok(Some((0, 0)));
+            }
+        }
         let cid = self.conn_of(sub.fd)?;
         // RECVMSG: the msghdr is read once, at submission (FEAT_SUBMIT_STABLE).
-        let (mut addr, mut len, mut iovlen, mut reserve) = (r.addr, r.len, 0, 0);
         if is_msg {
             let m = usermem::read_msghdr(r.addr)?;
             if multishot {
@@ -81,6 +99,7 @@ impl Core {
         if let Progress::Yield = self.try_recv(cid, id) {
             self.conns.mark_ready(cid);
         }
+        self.conns.get_mut(cid).taken_by_app();
         Ok(None)
     }
 
@@ -149,7 +168,10 @@ impl Core {
                     self.cq.fail(id, errno::ENOTCONN);
                     return Progress::Done;
                 }
-                if msg_flags & MSG_DONTWAIT != 0 && rounds == 0 {
+                // MSG_DONTWAIT (RWF_NOWAIT): an empty socket ends the request
+                // (a multishot too, once it has taken what was there), as
+                // Linux's REQ_F_NOWAIT does.
+                if msg_flags & MSG_DONTWAIT != 0 && (rounds == 0 || multishot) {
                     let res = if done > 0 {
                         done as i32
                     } else {
@@ -164,7 +186,12 @@ impl Core {
                 // The application's buffer (or RECVMSG's iovecs).
                 let peek = msg_flags & MSG_PEEK != 0;
                 let s = self.conns.get_mut(cid).sock();
-                let copied = if iovlen > 0 && !peek {
+                let copied = if msg_flags & MSG_TRUNC != 0 {
+                    // TCP's MSG_TRUNC: the bytes are counted and dropped
+                    // (or, with MSG_PEEK, counted and left), never copied.
+                    let n = ((len - done) as usize).min(avail);
+                    Ok(if peek { n } else { discard(s, n) })
+                } else if iovlen > 0 && !peek {
                     usermem::for_each_iov(addr, iovlen, done as u64, |seg| {
                         s.recv_slice(seg).unwrap_or(0)
                     })
@@ -263,11 +290,57 @@ impl Core {
     }
 
     pub(crate) fn op_send(&mut self, sub: &Submission, r: Send) -> OpResult {
+        if !r.kind.zero_copy() {
+            return self.send(sub, r);
+        }
+        match self.send(sub, r) {
+            Err(e) => {
+                // A zero-copy send that failed once issued still posts its
+                // notification, as in Linux: -errno with F_MORE, then it.
+                let kind = OpKind::Send {
+                    addr: 0,
+                    len: 0,
+                    iovlen: 0,
+                    done: 0,
+                    waitall: false,
+                    zc: if r.report_usage {
+                        ZeroCopy::ReportUsage
+                    } else {
+                        ZeroCopy::Notify
+                    },
+                };
+                let id = self.park(sub, kind, Owner::None);
+                self.cq.fail(id, e);
+                Ok(None)
+            }
+            ok => ok,
+        }
+    }
+
+    fn send(&mut self, sub: &Submission, r: Send) -> OpResult {
         let is_msg = r.kind.is_msg();
-        let msg_flags = match r.kind {
-            SendKind::Write => 0,
-            _ => r.msg_flags | MSG_NOSIGNAL,
+        let msg_flags = if r.kind.is_rw() {
+            r.msg_flags
+        } else {
+            r.msg_flags | MSG_NOSIGNAL
         };
+        let mut writev = None;
+        if r.kind.is_rw() {
+            // WRITE, WRITEV: the socket, then (WRITEV) the iovecs, then the
+            // rw_flags and offset, then the connection's state.
+            self.fds.get(sub.fd).ok_or(errno::EBADF)?;
+            if r.kind == SendKind::Writev {
+                let total = usermem::iov_total(r.addr, r.len)?;
+                writev = Some((r.addr, total.min(i32::MAX as u64) as u32, r.len));
+            }
+            if let Some(e) = r.issue_err {
+                return Err(e);
+            }
+        } else if let Some(e) = r.issue_err {
+            // SEND_ZC, SENDMSG_ZC: once the socket is found.
+            self.fds.get(sub.fd).ok_or(errno::EBADF)?;
+            return Err(e);
+        }
         // Linux: send on a never-connected or listening TCP socket is -EPIPE.
         let cid = self.conn_of(sub.fd).map_err(|e| {
             if e == errno::ENOTCONN {
@@ -277,7 +350,9 @@ impl Core {
             }
         })?;
         // SENDMSG: gather from the msghdr's iovecs (read once, at submission).
-        let (addr, len, iovlen) = if is_msg {
+        let (addr, len, iovlen) = if let Some(v) = writev {
+            v
+        } else if is_msg {
             let m = usermem::read_msghdr(r.addr)?;
             let total = usermem::iov_total(m.iov, m.iovlen)?;
             (m.iov, total.min(i32::MAX as u64) as u32, m.iovlen)
@@ -379,6 +454,10 @@ impl Core {
             self.conns.mark_dirty(cid);
         }
         let total = done + n;
+        if total < len {
+            // The send buffer is full: its draining is a write-space wake-up.
+            self.conns.get_mut(cid).nospace = true;
+        }
         if total == len || (!waitall && total > 0) || len == 0 {
             self.cq.finish(id, total as i32, 0);
             return Progress::Done;
@@ -415,6 +494,22 @@ impl Core {
         let n = self.bufs.remove(group, count)?;
         Ok(Some((n as i32, 0)))
     }
+}
+
+/// Drops the next `n` received bytes of `s` (at most what is queued).
+/// Returns how many it dropped.
+fn discard(s: &mut smoltcp::socket::tcp::Socket<'static>, n: usize) -> usize {
+    let mut gone = 0;
+    while gone < n {
+        match s.recv(|b| {
+            let k = b.len().min(n - gone);
+            (k, k)
+        }) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => gone += k,
+        }
+    }
+    gone
 }
 
 /// CQE flags of a completion that consumed provided buffer `bid`.

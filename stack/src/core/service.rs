@@ -114,6 +114,7 @@ impl Core {
                 c.phase = Phase::Open;
                 c.reset = Reset::Pending;
                 c.last_state = smoltcp::socket::tcp::State::Closed;
+                c.state_woke = true;
                 self.conns.unbind_tuple(cid);
                 self.conns.timers.cancel(cid);
                 if let Some(op) = self.cq.ops.conn(cid).connect {
@@ -126,6 +127,7 @@ impl Core {
                     c.reset = Reset::Pending;
                 }
                 c.last_state = smoltcp::socket::tcp::State::Closed;
+                c.state_woke = true;
                 self.conns.timers.cancel(cid);
                 self.service_open(cid);
             }
@@ -145,6 +147,7 @@ impl Core {
                 }
             }
         }
+        self.conns.get_mut(cid).taken_by_app();
         while let Some(op) = self.cq.ops.conn(cid).send.front() {
             match self.try_send(cid, op) {
                 Progress::Done => continue,

@@ -17,7 +17,11 @@ use crate::ids::{ConnId, ListenerId};
 use crate::usermem;
 
 impl Core {
-    pub(crate) fn op_socket(&mut self) -> OpResult {
+    pub(crate) fn op_socket(&mut self, direct: Option<Errno>) -> OpResult {
+        if let Some(e) = direct {
+            // The socket was made and could not be installed: it is gone.
+            return Err(e);
+        }
         Ok(Some((self.fds.alloc(Fd::Fresh { port: 0 }), 0)))
     }
 
@@ -90,6 +94,8 @@ impl Core {
         }
         let kind = OpKind::Accept {
             multishot: a.multishot,
+            dontwait: a.dontwait,
+            direct: a.direct,
             addr: a.addr,
             addrlen: a.addrlen,
         };
@@ -118,6 +124,8 @@ impl Core {
             };
             let OpKind::Accept {
                 multishot,
+                dontwait,
+                direct,
                 addr,
                 addrlen,
             } = self.cq.ops.get(op).kind
@@ -126,10 +134,23 @@ impl Core {
             };
             l.queue.pop_front();
             let more = !l.queue.is_empty();
+            if let Some(e) = direct {
+                // Accepted, not installable (no file table): closed at once,
+                // and the request fails (a multishot ends), as in Linux.
+                self.stats.accepted += 1;
+                self.conns.get_mut(cid).phase = Phase::Open;
+                self.close_conn(cid);
+                self.cq.fail(op, e);
+                continue;
+            }
             let fd = self.fds.alloc(Fd::Conn(cid));
             let c = self.conns.get_mut(cid);
             c.fd = fd;
             c.phase = Phase::Open;
+            // No poll could watch it before it had a number: the handshake's
+            // state changes, and data that came before the accept, wake nobody.
+            c.state_woke = false;
+            c.rx_seen = c.sock_ref().recv_queue();
             let (rip, rport) = (c.remote_ip, c.remote_port);
             self.stats.accepted += 1;
             if addr != 0 {
@@ -143,7 +164,11 @@ impl Core {
             let flags = if more { IORING_CQE_F_SOCK_NONEMPTY } else { 0 };
             if multishot {
                 // CQ full: the multishot ends with this connection in its final CQE.
-                self.cq.post_more(op, fd, flags);
+                if self.cq.post_more(op, fd, flags) && dontwait && !more {
+                    // As Linux's io_accept: the retry on the emptied queue
+                    // gets -EAGAIN, which DONTWAIT does not wait out.
+                    self.cq.fail(op, errno::EAGAIN);
+                }
             } else {
                 self.cq.finish(op, fd, flags);
             }

@@ -133,7 +133,7 @@ impl Core {
         };
         let r = match sub.req {
             Request::Nop { inject } => Ok(Some((inject.unwrap_or(0), 0))),
-            Request::Socket { .. } => self.op_socket(),
+            Request::Socket { direct, .. } => self.op_socket(direct),
             Request::Bind { addr, addrlen } => self.op_bind(&sub, addr, addrlen),
             Request::Listen { backlog } => self.op_listen(&sub, backlog),
             Request::Accept(a) => self.op_accept(&sub, a),
@@ -141,6 +141,11 @@ impl Core {
             Request::Recv(r) => self.op_recv(&sub, r),
             Request::Send(s) => self.op_send(&sub, s),
             Request::Close => self.op_close(&sub),
+            Request::RwFixed => self
+                .fds
+                .get(sub.fd)
+                .ok_or(errno::EBADF)
+                .and(Err(errno::EFAULT)),
             Request::Shutdown { how } => self.op_shutdown(&sub, how),
             Request::PollAdd { events, mode } => self.op_poll_add(&sub, events, mode),
             Request::PollRemove {

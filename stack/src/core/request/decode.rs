@@ -4,9 +4,24 @@ use ringline_ring::abi::*;
 
 use super::*;
 
-/// `RWF_NOWAIT` (`<linux/fs.h>`).
-const RWF_NOWAIT: u32 = 0x0000_0008;
+use crate::errno::{EFAULT, ENFILE, ENXIO, ESPIPE};
 use crate::legacy::MAX_BIDS_PER_BGID;
+use crate::usermem::UIO_MAXIOV;
+
+/// `sizeof(struct sockaddr_storage)`: the longest address a sendto takes.
+const SOCKADDR_STORAGE_LEN: u32 = 128;
+
+/// `file_index` asking for any free direct-descriptor slot.
+const IORING_FILE_INDEX_ALLOC: u32 = u32::MAX;
+
+/// `RWF_*` (`<linux/fs.h>`).
+const RWF_HIPRI: u32 = 0x0000_0001;
+const RWF_NOWAIT: u32 = 0x0000_0008;
+const RWF_ATOMIC: u32 = 0x0000_0040;
+const RWF_DONTCACHE: u32 = 0x0000_0080;
+/// Every `RWF_*` flag Linux 6.18 defines (`RWF_SUPPORTED`: HIPRI, DSYNC,
+/// SYNC, NOWAIT, APPEND, NOAPPEND, ATOMIC, DONTCACHE, NOSIGNAL).
+const RWF_SUPPORTED: u32 = 0x0000_01ff;
 
 impl Request {
     /// Checks `sqe` as the kernel's submission path and prep functions do and
@@ -24,10 +39,19 @@ impl Request {
             IORING_OP_LISTEN => Ok(Request::Listen { backlog: sqe.len }),
             IORING_OP_ACCEPT => decode_accept(sqe),
             IORING_OP_CONNECT => decode_connect(sqe),
-            IORING_OP_RECV | IORING_OP_READ | IORING_OP_RECVMSG => decode_recv(sqe),
-            IORING_OP_SEND | IORING_OP_WRITE | IORING_OP_SEND_ZC | IORING_OP_SENDMSG
-            | IORING_OP_SENDMSG_ZC => decode_send(sqe),
+            IORING_OP_RECV
+            | IORING_OP_READ
+            | IORING_OP_READV
+            | IORING_OP_RECVMSG
+            | IORING_OP_READ_MULTISHOT => decode_recv(sqe),
+            IORING_OP_SEND | IORING_OP_WRITE | IORING_OP_WRITEV | IORING_OP_SEND_ZC
+            | IORING_OP_SENDMSG | IORING_OP_SENDMSG_ZC => decode_send(sqe),
             IORING_OP_CLOSE => decode_close(sqe),
+            IORING_OP_READ_FIXED | IORING_OP_WRITE_FIXED => {
+                // io_prep_rw's ioprio check; the buffer is looked up at issue.
+                check_ioprio(sqe.ioprio)?;
+                Ok(Request::RwFixed)
+            }
             IORING_OP_SHUTDOWN => decode_shutdown(sqe),
             IORING_OP_POLL_ADD => decode_poll_add(sqe),
             IORING_OP_POLL_REMOVE => decode_poll_remove(sqe),
@@ -70,7 +94,7 @@ fn check_common(sqe: &Sqe) -> Result<(), Errno> {
     if sqe.flags & IOSQE_BUFFER_SELECT != 0
         && !matches!(
             sqe.opcode,
-            IORING_OP_RECV | IORING_OP_READ | IORING_OP_RECVMSG
+            IORING_OP_RECV | IORING_OP_READ | IORING_OP_RECVMSG | IORING_OP_READ_MULTISHOT
         )
     {
         return Err(EOPNOTSUPP);
@@ -88,9 +112,25 @@ fn decode_nop(sqe: &Sqe) -> Result<Request, Errno> {
     Ok(Request::Nop { inject })
 }
 
+/// What installing into a direct descriptor answers without a registered
+/// file table: `IORING_FILE_INDEX_ALLOC` finds no free slot (`-ENFILE`), a
+/// slot does not exist (`-ENXIO`); `None` for no direct descriptor.
+#[inline]
+fn direct_error(file_index: u32) -> Option<Errno> {
+    match file_index {
+        0 => None,
+        IORING_FILE_INDEX_ALLOC => Some(ENFILE),
+        _ => Some(ENXIO),
+    }
+}
+
 fn decode_socket(sqe: &Sqe) -> Result<Request, Errno> {
-    // io_socket_prep rejects rw_flags; no direct descriptors (file_index).
-    if sqe.op_flags != 0 || sqe.file_index != 0 {
+    // io_socket_prep: addr, rw_flags, buf_index must be 0.
+    if sqe.addr != 0 || sqe.op_flags != 0 || sqe.buf_index != 0 {
+        return Err(EINVAL);
+    }
+    // io_socket_prep: a direct descriptor cannot be close-on-exec.
+    if sqe.file_index != 0 && sqe.off & u64::from(SOCK_CLOEXEC) != 0 {
         return Err(EINVAL);
     }
     // What socket(2) answers for the domain, type and protocol ringline lacks.
@@ -111,6 +151,7 @@ fn decode_socket(sqe: &Sqe) -> Result<Request, Errno> {
     Ok(Request::Socket {
         nonblock: ty & u64::from(SOCK_NONBLOCK) != 0,
         cloexec: ty & u64::from(SOCK_CLOEXEC) != 0,
+        direct: direct_error(sqe.file_index),
     })
 }
 
@@ -152,12 +193,17 @@ fn decode_accept(sqe: &Sqe) -> Result<Request, Errno> {
     if sqe.ioprio & !allowed != 0 || sqe.len != 0 || sqe.buf_index != 0 {
         return Err(EINVAL);
     }
-    // io_accept_prep: accept_flags beyond SOCK_NONBLOCK | SOCK_CLOEXEC.
-    if sqe.op_flags & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
+    // io_accept_prep: a direct descriptor cannot be close-on-exec, and a
+    // multishot can only allocate its slots.
+    if sqe.file_index != 0
+        && (sqe.op_flags & SOCK_CLOEXEC != 0
+            || (sqe.ioprio & IORING_ACCEPT_MULTISHOT != 0
+                && sqe.file_index != IORING_FILE_INDEX_ALLOC))
+    {
         return Err(EINVAL);
     }
-    // No direct descriptors.
-    if sqe.file_index != 0 {
+    // io_accept_prep: accept_flags beyond SOCK_NONBLOCK | SOCK_CLOEXEC.
+    if sqe.op_flags & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
         return Err(EINVAL);
     }
     Ok(Request::Accept(Accept {
@@ -168,6 +214,7 @@ fn decode_accept(sqe: &Sqe) -> Result<Request, Errno> {
         poll_first: sqe.ioprio & IORING_ACCEPT_POLL_FIRST != 0,
         nonblock: sqe.op_flags & SOCK_NONBLOCK != 0,
         cloexec: sqe.op_flags & SOCK_CLOEXEC != 0,
+        direct: direct_error(sqe.file_index),
     }))
 }
 
@@ -184,24 +231,34 @@ fn nowait(rw_flags: u32) -> u32 {
 #[inline(always)]
 fn decode_recv(sqe: &Sqe) -> Result<Request, Errno> {
     let kind = match sqe.opcode {
-        IORING_OP_READ => RecvKind::Read,
+        IORING_OP_READ | IORING_OP_READ_MULTISHOT => RecvKind::Read,
+        IORING_OP_READV => RecvKind::Readv,
         IORING_OP_RECVMSG => RecvKind::RecvMsg,
         _ => RecvKind::Recv,
     };
-    let read = kind == RecvKind::Read;
-    let allowed = if read {
-        0
-    } else {
-        IORING_RECVSEND_POLL_FIRST | IORING_RECV_MULTISHOT
-    };
-    // io_recvmsg_prep: unknown ioprio flags (READ: ringline takes none).
-    if sqe.ioprio & !allowed != 0 {
+    let read = kind.is_rw();
+    if read {
+        // io_prep_rw: ioprio is an I/O priority, not flags.
+        check_ioprio(sqe.ioprio)?;
+        // io_prep_rwv's iovec import: more than UIO_MAXIOV iovecs.
+        if kind == RecvKind::Readv && sqe.len > UIO_MAXIOV {
+            return Err(EINVAL);
+        }
+    } else if sqe.ioprio & !(IORING_RECVSEND_POLL_FIRST | IORING_RECV_MULTISHOT) != 0 {
+        // io_recvmsg_prep: unknown ioprio flags.
         return Err(EINVAL);
     }
-    let multishot = sqe.ioprio & IORING_RECV_MULTISHOT != 0;
     let select = sqe.flags & IOSQE_BUFFER_SELECT != 0;
-    // READ: of the `rw_flags`, `RWF_NOWAIT` means what `MSG_DONTWAIT` means
-    // to RECV (nothing there: `-EAGAIN` at once); the others are ignored.
+    let read_multishot = sqe.opcode == IORING_OP_READ_MULTISHOT;
+    // io_read_mshot_prep: provided buffers only, and neither a buffer nor a
+    // length (each read fills a whole buffer).
+    if read_multishot && (!select || sqe.addr != 0 || sqe.len != 0) {
+        return Err(EINVAL);
+    }
+    let multishot = read_multishot || (!read && sqe.ioprio & IORING_RECV_MULTISHOT != 0);
+    // READ, READV: of the `rw_flags`, `RWF_NOWAIT` means what `MSG_DONTWAIT`
+    // means to RECV (nothing there: `-EAGAIN` at once); the others are
+    // refused or have no effect on a socket (`rw_issue_error`).
     let msg_flags = if read {
         nowait(sqe.op_flags)
     } else {
@@ -212,7 +269,7 @@ fn decode_recv(sqe: &Sqe) -> Result<Request, Errno> {
         return Err(EINVAL);
     }
     // The multishot total cap (optlen, Linux 6.17) is not supported yet.
-    if multishot && sqe.optlen() != 0 {
+    if multishot && !read && sqe.optlen() != 0 {
         return Err(EINVAL);
     }
     Ok(Request::Recv(Recv {
@@ -222,60 +279,151 @@ fn decode_recv(sqe: &Sqe) -> Result<Request, Errno> {
         msg_flags,
         group: select.then_some(sqe.buf_group()),
         multishot,
-        poll_first: sqe.ioprio & IORING_RECVSEND_POLL_FIRST != 0,
+        poll_first: !read && sqe.ioprio & IORING_RECVSEND_POLL_FIRST != 0,
+        issue_err: if read {
+            rw_issue_error(sqe.op_flags, sqe.off)
+        } else {
+            None
+        },
     }))
+}
+
+/// `ioprio_check_cap`, as io_prep_rw runs it on a non-zero `ioprio`: class
+/// NONE takes no level, classes above IDLE do not exist. The hint bits
+/// (3..=12) are not checked. Class RT needs `CAP_SYS_NICE` in Linux;
+/// ringline has no privilege model and takes it.
+#[inline]
+fn check_ioprio(ioprio: u16) -> Result<(), Errno> {
+    let (class, level) = (ioprio >> 13, ioprio & 0x7);
+    match class {
+        0 if level != 0 => Err(EINVAL),
+        0..=3 => Ok(()),
+        _ => Err(EINVAL),
+    }
+}
+
+/// What Linux reports at issue, once the file is found, for a READ, WRITE,
+/// READV or WRITEV on a socket with these `rw_flags` and offset
+/// (`kiocb_set_rw_flags`, io_rw_init_file, rw_verify_area, then
+/// `sock_read_iter`/`sock_write_iter`), in that order:
+/// an unknown flag, `RWF_ATOMIC` or `RWF_DONTCACHE` (no socket supports them)
+/// is `-EOPNOTSUPP`; `RWF_HIPRI` is `-EINVAL` on a ring without IOPOLL; an
+/// offset below -1 is `-EINVAL`; any other offset but 0 and -1 (the file
+/// position, always 0 for a socket) is `-ESPIPE`.
+#[inline]
+fn rw_issue_error(flags: u32, off: u64) -> Option<Errno> {
+    if flags & (!RWF_SUPPORTED | RWF_ATOMIC | RWF_DONTCACHE) != 0 {
+        return Some(EOPNOTSUPP);
+    }
+    if flags & RWF_HIPRI != 0 {
+        return Some(EINVAL);
+    }
+    match off as i64 {
+        0 | -1 => None,
+        o if o < -1 => Some(EINVAL),
+        _ => Some(ESPIPE),
+    }
 }
 
 #[inline(always)]
 fn decode_send(sqe: &Sqe) -> Result<Request, Errno> {
     let kind = match sqe.opcode {
         IORING_OP_WRITE => SendKind::Write,
+        IORING_OP_WRITEV => SendKind::Writev,
         IORING_OP_SEND_ZC => SendKind::SendZc,
         IORING_OP_SENDMSG => SendKind::SendMsg,
         IORING_OP_SENDMSG_ZC => SendKind::SendMsgZc,
         _ => SendKind::Send,
     };
-    let write = kind == SendKind::Write;
+    let write = kind.is_rw();
     let zc = kind.zero_copy();
-    let allowed = match (write, zc) {
-        (true, _) => 0,
-        (false, true) => IORING_RECVSEND_POLL_FIRST | IORING_SEND_ZC_REPORT_USAGE,
-        (false, false) => IORING_RECVSEND_POLL_FIRST,
-    };
-    // io_sendmsg_prep / io_send_zc_prep: unknown ioprio flags; this includes
-    // IORING_RECVSEND_FIXED_BUF (no registered buffers) and BUNDLE.
-    if sqe.ioprio & !allowed != 0 {
-        return Err(EINVAL);
-    }
     // io_send_zc_prep: CQE_SKIP_SUCCESS would hide the request CQE before its
-    // notification.
+    // notification. The only zero-copy check before the notification exists:
+    // every later failure is posted with F_MORE, then the notification
+    // (`issue_err`).
     if zc && sqe.flags & IOSQE_CQE_SKIP_SUCCESS != 0 {
         return Err(EINVAL);
     }
-    // A sendto address (addr2 / addr_len) on a TCP socket: -EISCONN, which
-    // send(2) allows for an address on a connection-mode socket.
-    if !write && !kind.is_msg() && (sqe.off != 0 || sqe.file_index != 0) {
-        return Err(EISCONN);
+    let mut issue_err = None;
+    if write {
+        // io_prep_rw: ioprio is an I/O priority, not flags.
+        check_ioprio(sqe.ioprio)?;
+        // io_prep_rwv's iovec import: more than UIO_MAXIOV iovecs.
+        if kind == SendKind::Writev && sqe.len > UIO_MAXIOV {
+            return Err(EINVAL);
+        }
+        issue_err = rw_issue_error(sqe.op_flags, sqe.off);
+    } else {
+        let allowed = match kind {
+            SendKind::SendZc => {
+                IORING_RECVSEND_POLL_FIRST | IORING_SEND_ZC_REPORT_USAGE | IORING_RECVSEND_FIXED_BUF
+            }
+            SendKind::SendMsgZc => {
+                IORING_RECVSEND_POLL_FIRST | IORING_SEND_ZC_REPORT_USAGE | IORING_RECVSEND_FIXED_BUF
+            }
+            _ => IORING_RECVSEND_POLL_FIRST,
+        };
+        // io_sendmsg_prep / io_send_zc_prep: unknown ioprio flags; this
+        // includes IORING_RECVSEND_FIXED_BUF (SEND_ZC aside) and BUNDLE.
+        if sqe.ioprio & !allowed != 0 {
+            if !zc {
+                return Err(EINVAL);
+            }
+            issue_err = Some(EINVAL);
+        }
+        // A sendto address (addr2, addr_len): io_sendmsg_prep copies it in
+        // (move_addr_to_kernel: longer than a sockaddr_storage -EINVAL, an
+        // address that cannot be read -EFAULT), and TCP then ignores it on a
+        // connected socket.
+        if !kind.is_msg() && sqe.off != 0 {
+            let alen = sqe.file_index & 0xffff;
+            let bad = if alen > SOCKADDR_STORAGE_LEN {
+                Some(EINVAL)
+            } else {
+                crate::usermem::check(sqe.off, alen as usize).err()
+            };
+            if let Some(e) = bad {
+                if !zc {
+                    return Err(e);
+                }
+                issue_err = issue_err.or(Some(e));
+            }
+        }
+        // Zero-copy from a registered buffer: there are none to import from
+        // (io_import_reg_buf, at issue).
+        if zc && sqe.ioprio & IORING_RECVSEND_FIXED_BUF != 0 {
+            issue_err = issue_err.or(Some(EFAULT));
+        }
     }
     Ok(Request::Send(Send {
         kind,
         addr: sqe.addr,
         len: sqe.len,
-        // WRITE: `RWF_NOWAIT` as MSG_DONTWAIT (no room: `-EAGAIN` at once).
+        // WRITE, WRITEV: `RWF_NOWAIT` as MSG_DONTWAIT (no room: `-EAGAIN` at
+        // once).
         msg_flags: if write {
             nowait(sqe.op_flags)
         } else {
             sqe.op_flags
         },
-        poll_first: sqe.ioprio & IORING_RECVSEND_POLL_FIRST != 0,
-        report_usage: sqe.ioprio & IORING_SEND_ZC_REPORT_USAGE != 0,
+        poll_first: !write && sqe.ioprio & IORING_RECVSEND_POLL_FIRST != 0,
+        report_usage: zc && sqe.ioprio & IORING_SEND_ZC_REPORT_USAGE != 0,
+        issue_err,
     }))
 }
 
 #[inline(always)]
 fn decode_close(sqe: &Sqe) -> Result<Request, Errno> {
-    // io_close_prep: off, addr, len must be 0; no direct descriptors.
-    if sqe.file_index != 0 || sqe.off != 0 || sqe.addr != 0 || sqe.len != 0 {
+    // io_close_prep: off, addr, len, rw_flags, buf_index must be 0 (and, as
+    // Linux 6.18 answers, ioprio); no direct descriptors.
+    if sqe.file_index != 0
+        || sqe.off != 0
+        || sqe.addr != 0
+        || sqe.len != 0
+        || sqe.op_flags != 0
+        || sqe.buf_index != 0
+        || sqe.ioprio != 0
+    {
         return Err(EINVAL);
     }
     Ok(Request::Close)

@@ -18,9 +18,7 @@
 //! Errors are [`Errno`] (positive); a CQE carries `-errno` ([`Errno::as_res`]).
 
 pub(crate) use crate::errno::Errno;
-use crate::errno::{
-    E2BIG, EAFNOSUPPORT, EBADF, EINVAL, EISCONN, EOPNOTSUPP, EOVERFLOW, EPROTONOSUPPORT,
-};
+use crate::errno::{E2BIG, EAFNOSUPPORT, EBADF, EINVAL, EOPNOTSUPP, EOVERFLOW, EPROTONOSUPPORT};
 use ringline_ring::abi::*;
 
 const MSG_WAITALL: u32 = libc::MSG_WAITALL as u32;
@@ -72,7 +70,14 @@ pub(crate) enum Request {
     /// (`IORING_NOP_INJECT_RESULT`, the result in `len`).
     Nop { inject: Option<i32> },
     /// `IORING_OP_SOCKET`: an `AF_INET`, `SOCK_STREAM`, TCP socket.
-    Socket { nonblock: bool, cloexec: bool },
+    /// `direct`: a direct descriptor was asked for (`file_index`), which
+    /// cannot be installed without a registered file table (see
+    /// [`Accept::direct`]).
+    Socket {
+        nonblock: bool,
+        cloexec: bool,
+        direct: Option<Errno>,
+    },
     /// `IORING_OP_BIND`: `addr` is a `sockaddr *` of `addrlen` bytes (>= 16),
     /// read by the executor.
     Bind { addr: u64, addrlen: u64 },
@@ -83,13 +88,18 @@ pub(crate) enum Request {
     Accept(Accept),
     /// `IORING_OP_CONNECT`: as [`Request::Bind`].
     Connect { addr: u64, addrlen: u64 },
-    /// `IORING_OP_RECV`, `IORING_OP_READ`, `IORING_OP_RECVMSG`.
+    /// `IORING_OP_RECV`, `IORING_OP_READ`, `IORING_OP_READV`,
+    /// `IORING_OP_RECVMSG`, `IORING_OP_READ_MULTISHOT` (a multishot READ).
     Recv(Recv),
-    /// `IORING_OP_SEND`, `IORING_OP_WRITE`, `IORING_OP_SEND_ZC`,
-    /// `IORING_OP_SENDMSG`, `IORING_OP_SENDMSG_ZC`.
+    /// `IORING_OP_SEND`, `IORING_OP_WRITE`, `IORING_OP_WRITEV`,
+    /// `IORING_OP_SEND_ZC`, `IORING_OP_SENDMSG`, `IORING_OP_SENDMSG_ZC`.
     Send(Send),
     /// `IORING_OP_CLOSE`.
     Close,
+    /// `IORING_OP_READ_FIXED`, `IORING_OP_WRITE_FIXED`: ringline has no
+    /// registered buffers, so, as Linux with none registered, the buffer
+    /// lookup fails (`-EFAULT`) once the socket is found.
+    RwFixed,
     /// `IORING_OP_SHUTDOWN`.
     Shutdown { how: ShutdownHow },
     /// `IORING_OP_POLL_ADD`: `events` is the submitted `poll32_events`
@@ -147,6 +157,11 @@ pub(crate) struct Accept {
     pub nonblock: bool,
     /// `SOCK_CLOEXEC` in `accept_flags`.
     pub cloexec: bool,
+    /// A direct descriptor was asked for (`file_index`): ringline has no
+    /// registered file table, so, as Linux without one, the connection is
+    /// accepted, cannot be installed, and is closed; the request fails with
+    /// this (`-ENFILE` for `IORING_FILE_INDEX_ALLOC`, `-ENXIO` for a slot).
+    pub direct: Option<Errno>,
 }
 
 /// Which receive opcode.
@@ -154,8 +169,11 @@ pub(crate) struct Accept {
 pub(crate) enum RecvKind {
     /// `IORING_OP_RECV`: `addr`/`len` is the buffer.
     Recv,
-    /// `IORING_OP_READ`: a recv with no flags.
+    /// `IORING_OP_READ`: a recv with no flags; `IORING_OP_READ_MULTISHOT`
+    /// is one with `multishot` and a group.
     Read,
+    /// `IORING_OP_READV`: `addr` is an iovec array of `len` entries.
+    Readv,
     /// `IORING_OP_RECVMSG`: `addr` is a `msghdr *`.
     RecvMsg,
 }
@@ -177,6 +195,18 @@ pub(crate) struct Recv {
     pub multishot: bool,
     /// `IORING_RECVSEND_POLL_FIRST`.
     pub poll_first: bool,
+    /// READ, READV: what the kernel reports at issue, once the socket is
+    /// found, for the SQE's `rw_flags` and offset (see [`rw_issue_error`]).
+    pub issue_err: Option<Errno>,
+}
+
+impl RecvKind {
+    /// Whether this is one of the file ops (READ, READV), whose `rw_flags`,
+    /// offset and `ioprio` follow the read/write rules.
+    #[inline]
+    pub(crate) fn is_rw(self) -> bool {
+        matches!(self, RecvKind::Read | RecvKind::Readv)
+    }
 }
 
 /// Which send opcode.
@@ -186,6 +216,8 @@ pub(crate) enum SendKind {
     Send,
     /// `IORING_OP_WRITE`: a send with no flags.
     Write,
+    /// `IORING_OP_WRITEV`: `addr` is an iovec array of `len` entries.
+    Writev,
     /// `IORING_OP_SEND_ZC`.
     SendZc,
     /// `IORING_OP_SENDMSG`: `addr` is a `msghdr *`.
@@ -199,6 +231,12 @@ impl SendKind {
     #[inline]
     pub(crate) fn is_msg(self) -> bool {
         matches!(self, SendKind::SendMsg | SendKind::SendMsgZc)
+    }
+
+    /// Whether this is one of the file ops (WRITE, WRITEV).
+    #[inline]
+    pub(crate) fn is_rw(self) -> bool {
+        matches!(self, SendKind::Write | SendKind::Writev)
     }
 
     /// Whether the send posts a zero-copy notification CQE.
@@ -223,6 +261,12 @@ pub(crate) struct Send {
     pub poll_first: bool,
     /// `IORING_SEND_ZC_REPORT_USAGE` (zero-copy kinds only).
     pub report_usage: bool,
+    /// WRITE, WRITEV: as [`Recv::issue_err`]. SEND_ZC, SENDMSG_ZC: a check
+    /// that failed after Linux allocated the notification (unknown ioprio
+    /// bits, a sendto address, `IORING_RECVSEND_FIXED_BUF` with no
+    /// registered buffers), reported once the socket is found, with
+    /// `F_MORE` and then the notification as every zero-copy failure.
+    pub issue_err: Option<Errno>,
 }
 
 /// `shutdown(2)`'s `how`.
@@ -274,10 +318,12 @@ pub(crate) struct PollEvents {
 }
 
 /// The interest mask of submitted `poll32_events`: the 16 bits of `poll(2)`
-/// events, plus `POLLERR | POLLHUP`, which are always reported.
+/// events, plus `POLLERR | POLLHUP | POLLRDHUP`, which io_uring always
+/// reports (Linux's `IO_POLL_UNMASK`; it holds `EPOLLNVAL` too, which a
+/// socket never reports).
 #[inline]
 pub(crate) fn poll_interest(events: u32) -> u32 {
-    (events & 0xffff) | (libc::POLLERR | libc::POLLHUP) as u32
+    (events & 0xffff) | (libc::POLLERR | libc::POLLHUP | libc::POLLRDHUP) as u32
 }
 
 /// Which requests an ASYNC_CANCEL matches: a request matches if it matches

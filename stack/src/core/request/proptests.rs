@@ -206,6 +206,7 @@ fn memory_named(req: &Request) -> Vec<u64> {
         | Request::Socket { .. }
         | Request::Listen { .. }
         | Request::Close
+        | Request::RwFixed
         | Request::Shutdown { .. }
         | Request::PollRemove { .. }
         | Request::Cancel(_)
@@ -268,7 +269,7 @@ proptest! {
             | if ce { libc::SOCK_CLOEXEC } else { 0 };
         let proto = if tcp { libc::IPPROTO_TCP } else { 0 };
         let s = opcode::Socket::new(libc::AF_INET, ty, proto).user_data(ud).sqe_flags(f);
-        check(s.build(), ud, libc::AF_INET, f, Request::Socket { nonblock: nb, cloexec: ce })?;
+        check(s.build(), ud, libc::AF_INET, f, Request::Socket { nonblock: nb, cloexec: ce, direct: None })?;
 
         let s = opcode::Listen::new(fd, v).user_data(ud).sqe_flags(f);
         check(s.build(), ud, fd, f, Request::Listen { backlog: v as u32 })?;
@@ -298,7 +299,7 @@ proptest! {
         let b = if multi { b.multishot() } else { b };
         let want = Accept {
             addr: a, addrlen: l, multishot: multi, dontwait: false, poll_first: false,
-            nonblock: nb, cloexec: ce,
+            nonblock: nb, cloexec: ce, direct: None,
         };
         check(b.build(), ud, fd, f, Request::Accept(want))?;
         let b = opcode::AcceptNoAddr::new(fd).flags(af).user_data(ud).sqe_flags(f);
@@ -318,7 +319,7 @@ proptest! {
         let b = opcode::Recv::new(fd, mut_ptr(a), len).flags(mf).user_data(ud).sqe_flags(f);
         let want = Recv {
             kind: RecvKind::Recv, addr: a, len, msg_flags: mf as u32, group,
-            multishot: false, poll_first: false,
+            multishot: false, poll_first: false, issue_err: None,
         };
         match group {
             Some(g) => {
@@ -336,14 +337,14 @@ proptest! {
         let b = opcode::RecvMulti::new(fd, g).flags(mf).user_data(ud).sqe_flags(f);
         let want = Recv {
             kind: RecvKind::Recv, addr: 0, len: 0, msg_flags: mf as u32, group: Some(g),
-            multishot: true, poll_first: false,
+            multishot: true, poll_first: false, issue_err: None,
         };
         check(b.build(), ud, fd, f | IOSQE_BUFFER_SELECT, Request::Recv(want))?;
 
         let b = opcode::Send::new(fd, ptr(a), len).flags(mf).user_data(ud).sqe_flags(f);
         let want = Send {
             kind: SendKind::Send, addr: a, len, msg_flags: mf as u32,
-            poll_first: false, report_usage: false,
+            poll_first: false, report_usage: false, issue_err: None,
         };
         check(b.build(), ud, fd, f, Request::Send(want))?;
     }
