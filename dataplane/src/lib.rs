@@ -10,4 +10,4 @@ pub mod nic;
 
 pub use fault::{FaultConfig, FaultFrame, FaultStats, FaultyNic};
 pub use loopback::{LoopbackFrame, LoopbackPort, LoopbackWire, WireConfig};
-pub use nic::{MacAddr, Nic, NicCaps, NicCounters, TxError, RX_BURST};
+pub use nic::{MacAddr, Nic, NicCaps, NicCounters, RxArm, TxError, RX_BURST};

@@ -1,7 +1,12 @@
 //! The inline driver: `io_uring_enter` for a ringline ring. Like io_uring with
 //! `DEFER_TASKRUN`, the engine runs on the application's thread, inside
 //! submit and wait; nothing else touches the NIC. It owns the clock: time
-//! is read here, once per step, and passed to the engine.
+//! is read here, once per step, and passed to the engine. (The other driver,
+//! [`crate::Sqpoll`], runs the engine on a thread of its own.)
+//!
+//! A wait for completions polls for `busy_poll_us` after the engine last had
+//! work, then blocks the thread until a frame, the next timer or the wait's
+//! timeout ([`crate::idle`]).
 
 use std::time::Duration;
 
@@ -13,6 +18,7 @@ use ringline_ring::ring::RingStats;
 
 use crate::clock::Clock;
 use crate::engine::Engine;
+use crate::idle::Idle;
 use crate::stats::EngineStats;
 
 /// Quiet checks between full engine steps in the wait loop: a few hundred
@@ -22,14 +28,20 @@ const IDLE_SPINS: u32 = 32;
 /// An engine driven from the application's own thread (the driver of a
 /// [`crate::Runtime`]).
 pub struct Inline<N: Nic> {
-    engine: Engine<N>,
-    clock: Clock,
+    pub(crate) engine: Engine<N>,
+    pub(crate) clock: Clock,
+    pub(crate) idle: Idle,
 }
 
 impl<N: Nic> Inline<N> {
-    pub(crate) fn new(engine: Engine<N>, clock: Clock) -> Self {
-        Inline { engine, clock }
+    pub(crate) fn new(engine: Engine<N>, clock: Clock, busy_poll_us: u64) -> Self {
+        Inline {
+            engine,
+            clock,
+            idle: Idle::new(busy_poll_us),
+        }
     }
+
 
     /// Runs one engine step now; returns whether anything happened.
     pub fn step(&mut self) -> bool {
@@ -110,7 +122,12 @@ impl<N: Nic> Driver for Inline<N> {
             // steps, which gets to an arriving frame sooner; every
             // IDLE_SPINS spins a full step still runs for the timers and the
             // deadline.
+            //
+            // Once `busy_poll_us` has passed since the engine last had work,
+            // the thread blocks instead (see `crate::idle`): only a frame or
+            // time can bring work to an inline engine, and both wake it.
             let mut idle = 0;
+            let mut last_work = self.clock.now_us();
             while self.engine.cq_ready() < min_complete {
                 if idle < IDLE_SPINS && self.engine.quiet() {
                     idle += 1;
@@ -122,7 +139,13 @@ impl<N: Nic> Driver for Inline<N> {
                 if deadline.is_some_and(|d| now >= d) {
                     return Err(Errno(libc::ETIME));
                 }
-                self.engine.step_wait(now, min_complete);
+                if self.engine.step_wait(now, min_complete) || !self.engine.sleepable() {
+                    last_work = now;
+                    self.idle.reset();
+                } else if self.idle.should_block(last_work, now) {
+                    self.idle
+                        .sleep(&mut self.engine, &self.clock, deadline, true);
+                }
             }
         }
         Ok((self.engine.sqes() - before) as u32)

@@ -246,6 +246,46 @@ impl<N: Nic> Engine<N> {
             && ring.backlog_len() == 0
     }
 
+    /// Whether a driver may block now: as [`Engine::quiet`], except that CQEs
+    /// waiting in the overflow backlog for a full CQ do not count (only the
+    /// application's reaping can move them, and it enters to do so).
+    pub(crate) fn sleepable(&self) -> bool {
+        let ring = &self.core.cq.ring;
+        !self.has_pending_work()
+            && !self.pump.nic.rx_pending()
+            && ring.sq_ready() == 0
+            && (ring.backlog_len() == 0 || ring.cq_space() == 0)
+    }
+
+    /// CQEs published to the CQ so far (free-running): a driver compares two
+    /// readings to learn whether a step completed anything.
+    #[inline]
+    pub(crate) fn cq_posted(&self) -> u32 {
+        self.core.cq.ring.cq_posted()
+    }
+
+    /// SQPOLL, before sleeping: sets `IORING_SQ_NEED_WAKEUP` and re-checks the
+    /// SQ (the ring's Dekker handshake); `false` if SQEs arrived meanwhile.
+    pub(crate) fn prepare_sleep(&self) -> bool {
+        self.core.cq.ring.prepare_sleep()
+    }
+
+    /// SQPOLL, on waking: clears `IORING_SQ_NEED_WAKEUP`.
+    pub(crate) fn clear_need_wakeup(&self) {
+        self.core
+            .cq
+            .ring
+            .clear_sq_flag(ringline_ring::abi::IORING_SQ_NEED_WAKEUP);
+    }
+
+    /// Counts one blocked sleep of `us` µs, `woken` early or not.
+    pub(crate) fn note_sleep(&mut self, us: u64, woken: bool) {
+        let s = &mut self.core.stats;
+        s.idle_sleeps += 1;
+        s.idle_sleep_us += us;
+        s.idle_wakeups += u64::from(woken);
+    }
+
     /// When the engine next has timer work (engine µs), if it is quiet:
     /// the earliest connection timer or TIMEOUT; the current time if it has
     /// work now; `None` if only a frame or an SQE can wake it. A driver may

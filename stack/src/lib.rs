@@ -36,6 +36,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod affinity;
 mod bufmem;
 mod clock;
 mod config;
@@ -45,19 +46,22 @@ mod engine;
 mod errno;
 mod fxhash;
 mod hint;
+mod idle;
 mod ids;
 mod l2;
 mod legacy;
 mod net;
 mod slab;
+mod sqpoll;
 mod stats;
 mod tcpopt;
 mod timer;
 mod usermem;
 
 pub use clock::{Clock, Monotonic};
-pub use config::EngineConfig;
+pub use config::{EngineConfig, DEFAULT_BUSY_POLL_US};
 pub use driver::Inline;
+pub use sqpoll::{open_sqpoll, Snapshot, Sqpoll, SqpollConfig, SqpollRuntime};
 pub use engine::EngineError;
 pub use stats::EngineStats;
 
@@ -77,6 +81,9 @@ pub enum OpenError {
     /// Engine configuration.
     #[error("engine: {0}")]
     Engine(#[from] EngineError),
+    /// The SQPOLL thread could not be started or pinned.
+    #[error("SQPOLL thread: {0}")]
+    Thread(String),
 }
 
 /// Opens a ring on `nic` with an inline engine: the io_uring_setup of ringline.
@@ -87,6 +94,7 @@ pub fn open<N: Nic>(
     clock: Clock,
 ) -> Result<Runtime<N>, OpenError> {
     let (app, eng) = new_ring(ring)?;
+    let busy_poll_us = cfg.busy_poll_us;
     let engine = engine::Engine::new(nic, eng, cfg, clock.clone())?;
-    Ok(Ring::new(app, Inline::new(engine, clock)))
+    Ok(Ring::new(app, Inline::new(engine, clock, busy_poll_us)))
 }

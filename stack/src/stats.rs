@@ -67,6 +67,14 @@ pub struct EngineStats {
     pub tlp_probes: u64,
     /// Retransmission timeouts the engine fired (its 200 ms floor, not smoltcp's 1 s).
     pub rto_fired: u64,
+    /// Times the driver blocked an idle engine (after `busy_poll_us`), for
+    /// the next timer, a frame or the application.
+    pub idle_sleeps: u64,
+    /// Of those, the sleeps ended early by a wake-up (a frame from the
+    /// NIC's notification, or the application) rather than by time.
+    pub idle_wakeups: u64,
+    /// Total time spent blocked, µs.
+    pub idle_sleep_us: u64,
 }
 
 impl EngineStats {
@@ -114,6 +122,9 @@ impl EngineStats {
             fast_retransmits,
             tlp_probes,
             rto_fired,
+            idle_sleeps,
+            idle_wakeups,
+            idle_sleep_us,
         )
     }
 }
