@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use ringline::{open, Clock, EngineConfig};
-use ringline_dataplane::{LoopbackWire, MacAddr, Nic, WireConfig};
+use ringline::{open, open_sqpoll, Clock, EngineConfig, SqpollConfig};
+use ringline_dataplane::{LoopbackPort, LoopbackWire, MacAddr, Nic, WireConfig};
 use ringline_ring::ring::RingConfig;
 
 use crate::echo::{self, EchoOpts};
@@ -42,6 +42,62 @@ pub struct DemoArgs {
     /// tail latency (needs CAP_SYS_NICE).
     #[arg(long, value_name = "PRIO", value_parser = clap::value_parser!(u8).range(1..=99))]
     pub realtime: Option<u8>,
+    /// Run the server's engine in SQPOLL mode: on a thread of its own, the
+    /// echo server submitting by publishing SQEs (loopback wire only).
+    #[arg(long)]
+    pub sqpoll: bool,
+    /// With --sqpoll: pin the server's engine thread to this CPU
+    /// (`sq_thread_cpu`); by default the scheduler places it.
+    #[arg(long, value_name = "CPU", requires = "sqpoll")]
+    pub sq_thread_cpu: Option<usize>,
+    /// With --sqpoll: ms without work before the engine sets
+    /// IORING_SQ_NEED_WAKEUP and sleeps (`sq_thread_idle`).
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub sq_thread_idle: u64,
+    /// µs an idle engine keeps polling before it blocks (both engines).
+    #[arg(long, value_name = "US", default_value_t = ringline::DEFAULT_BUSY_POLL_US)]
+    pub busy_poll_us: u64,
+}
+
+/// Opens the demo's server engine in SQPOLL mode, where the NIC can move to
+/// the engine's thread, and serves on it.
+trait SqpollNic: Nic + Sized {
+    /// Serves echo on an SQPOLL runtime on `self`.
+    fn serve_sqpoll(self, s: SqpollServer<'_>) -> Result<(echo::EchoStats, EngineReport), String>;
+}
+
+/// What the SQPOLL server needs.
+struct SqpollServer<'a> {
+    ring: &'a RingConfig,
+    cfg: EngineConfig,
+    sq: SqpollConfig,
+    ready: &'a AtomicBool,
+    stop: &'a AtomicBool,
+}
+
+impl SqpollNic for LoopbackPort {
+    fn serve_sqpoll(self, s: SqpollServer<'_>) -> Result<(echo::EchoStats, EngineReport), String> {
+        let mut rt = open_sqpoll(self, s.ring, s.cfg, &s.sq, Clock::monotonic())
+            .map_err(|e| e.to_string())?;
+        let stats = echo::serve(
+            &mut rt,
+            SERVER_IP,
+            &EchoOpts {
+                port: 7,
+                ..EchoOpts::default()
+            },
+            s.ready,
+            s.stop,
+        )?;
+        Ok((stats, EngineReport::of_sqpoll(&mut rt)))
+    }
+}
+
+#[cfg(feature = "dpdk")]
+impl SqpollNic for ringline_dataplane::dpdk::DpdkPort {
+    fn serve_sqpoll(self, _: SqpollServer<'_>) -> Result<(echo::EchoStats, EngineReport), String> {
+        Err("--sqpoll runs on the loopback wire (a DPDK port stays on the thread that opened it)".into())
+    }
 }
 
 const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -143,7 +199,7 @@ fn run_pair<N, FS, FC>(
     macs: Option<(MacAddr, MacAddr)>,
 ) -> Result<(), String>
 where
-    N: Nic,
+    N: SqpollNic,
     FS: FnOnce() -> Result<N, String> + Send + 'static,
     FC: FnOnce() -> Result<N, String> + Send + 'static,
 {
@@ -160,8 +216,13 @@ where
         tx_buffer: 8 * 1024,
         prealloc_connections: conns,
         max_connections: conns + 1024,
+        busy_poll_us: a.busy_poll_us,
         ..EngineConfig::default()
     };
+    let sqpoll = a.sqpoll.then(|| SqpollConfig {
+        cpu: a.sq_thread_cpu,
+        idle: Duration::from_millis(a.sq_thread_idle),
+    });
     let ring_cfg = RingConfig {
         sq_entries: 4096,
         cq_entries: Some(16384),
@@ -186,6 +247,15 @@ where
                     crate::sys::set_realtime(p)?;
                 }
                 let nic = make_server()?;
+                if let Some(sq) = sqpoll {
+                    return nic.serve_sqpoll(SqpollServer {
+                        ring: &srv_ring,
+                        cfg: srv_cfg,
+                        sq,
+                        ready: &srv_ready,
+                        stop: &srv_stop,
+                    });
+                }
                 let mut rt =
                     open(nic, &srv_ring, srv_cfg, Clock::monotonic()).map_err(|e| e.to_string())?;
                 let stats = echo::serve(
@@ -270,13 +340,18 @@ where
     let report = LoadReport::new(transport.to_owned(), &res, srv.errors, engines);
     report.print(
         &format!(
-            "ringline demo: echo over {} ({} B requests)",
+            "ringline demo: echo over {} ({} B requests{})",
             if transport == "loopback" {
                 "the loopback wire"
             } else {
                 "a DPDK net_ring pair"
             },
-            a.size
+            a.size,
+            if a.sqpoll {
+                ", server engine in SQPOLL mode"
+            } else {
+                ""
+            }
         ),
         res.connect_s,
         Some(srv.accepted),
