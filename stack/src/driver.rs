@@ -31,14 +31,21 @@ pub struct Inline<N: Nic> {
     pub(crate) engine: Engine<N>,
     pub(crate) clock: Clock,
     pub(crate) idle: Idle,
+    /// When (engine µs) the engine last had work, across calls: an
+    /// application that waits in short slices (5 ms) still lets an idle
+    /// engine block after `busy_poll_us`, instead of spinning at the start
+    /// of every slice.
+    last_work_us: u64,
 }
 
 impl<N: Nic> Inline<N> {
     pub(crate) fn new(engine: Engine<N>, clock: Clock, busy_poll_us: u64) -> Self {
+        let last_work_us = clock.now_us();
         Inline {
             engine,
             clock,
             idle: Idle::new(busy_poll_us),
+            last_work_us,
         }
     }
 
@@ -93,13 +100,16 @@ impl<N: Nic> Inline<N> {
 impl<N: Nic> Driver for Inline<N> {
     fn enter(
         &mut self,
-        _to_submit: u32,
+        to_submit: u32,
         min_complete: u32,
         flags: u32,
         timeout: Option<Duration>,
     ) -> Result<u32, Errno> {
         let before = self.engine.sqes();
-        self.step();
+        let now = self.clock.now_us();
+        if self.engine.step(now) || to_submit > 0 {
+            self.last_work_us = now;
+        }
         if self.engine.submit_refused() {
             // The overflow backlog is full: as io_uring answers when its
             // overflowed CQ cannot take more, the application must reap first.
@@ -127,7 +137,6 @@ impl<N: Nic> Driver for Inline<N> {
             // the thread blocks instead (see `crate::idle`): only a frame or
             // time can bring work to an inline engine, and both wake it.
             let mut idle = 0;
-            let mut last_work = self.clock.now_us();
             while self.engine.cq_ready() < min_complete {
                 if idle < IDLE_SPINS && self.engine.quiet() {
                     idle += 1;
@@ -140,9 +149,9 @@ impl<N: Nic> Driver for Inline<N> {
                     return Err(Errno(libc::ETIME));
                 }
                 if self.engine.step_wait(now, min_complete) || !self.engine.sleepable() {
-                    last_work = now;
+                    self.last_work_us = now;
                     self.idle.reset();
-                } else if self.idle.should_block(last_work, now) {
+                } else if self.idle.should_block(self.last_work_us, now) {
                     self.idle
                         .sleep(&mut self.engine, &self.clock, deadline, true);
                 }

@@ -165,6 +165,10 @@ where
     busy_poll_us: u64,
     /// The application thread last registered in `Shared::app_thread`.
     app_id: Option<ThreadId>,
+    /// When the application last submitted or had a wait satisfied: a wait
+    /// polls only within `busy_poll_us` of it, so an application waiting in
+    /// short slices blocks at once when nothing has come for a while.
+    last_progress: Instant,
 }
 
 impl<N: Nic + Send + 'static> std::fmt::Debug for Sqpoll<N>
@@ -249,6 +253,7 @@ where
             cmds,
             busy_poll_us,
             app_id: None,
+            last_progress: Instant::now(),
         };
         match started_rx.recv_timeout(Duration::from_secs(10)) {
             Ok(Ok(())) => Ok(driver),
@@ -329,10 +334,11 @@ where
         if cond(&self.view) {
             return Ok(());
         }
-        let start = Instant::now();
+        let start = self.last_progress;
         let spin = (self.busy_poll_us != u64::MAX).then(|| Duration::from_micros(self.busy_poll_us));
         loop {
             if cond(&self.view) {
+                self.last_progress = Instant::now();
                 return Ok(());
             }
             if self.is_dead() {
@@ -355,6 +361,7 @@ where
                 // Our own flag; an engine that swapped it meanwhile only made
                 // a spurious unpark.
                 self.shared.app_sleeping.store(false, Ordering::Relaxed);
+                self.last_progress = Instant::now();
                 return Ok(());
             }
             let mut nap = Duration::from_micros(MAX_SLEEP_US);
@@ -402,6 +409,9 @@ where
     ) -> Result<u32, Errno> {
         if self.is_dead() {
             return Err(Errno(libc::EOWNERDEAD));
+        }
+        if to_submit > 0 {
+            self.last_progress = Instant::now();
         }
         // The engine set NEED_WAKEUP (and the application saw it), or it naps
         // between SQ polls: unpark it.
@@ -465,6 +475,7 @@ fn run<N: Nic>(inline: &mut Inline<N>, shared: &Shared, cmds: &Receiver<Cmd>, id
         engine,
         clock,
         idle,
+        ..
     } = inline;
     let mut last_work = clock.now_us();
     let mut posted = engine.cq_posted();
