@@ -51,14 +51,19 @@ impl EngineReport {
     }
 
     /// The counters of an SQPOLL runtime's engine and NIC now (read by the
-    /// engine thread; zero if it is gone).
+    /// engine thread; zero if it is gone), and the CPU time of the engine
+    /// thread so far (`sqpoll_thread_cpu_us`, among the engine's counters).
     pub fn of_sqpoll<N>(rt: &mut ringline::SqpollRuntime<N>) -> EngineReport
     where
         N: Nic + Send + 'static,
         N::Frame: Send,
     {
         match rt.driver_mut().snapshot() {
-            Ok(s) => EngineReport::from_parts(s.stats, s.nic),
+            Ok(s) => {
+                let mut r = EngineReport::from_parts(s.stats, s.nic);
+                r.stats.0.push(("sqpoll_thread_cpu_us", s.thread_cpu_us));
+                r
+            }
             Err(_) => EngineReport::default(),
         }
     }

@@ -65,6 +65,11 @@ impl Clock {
     }
 }
 
+/// CPU time of the calling thread, µs (`CLOCK_THREAD_CPUTIME_ID`).
+pub(crate) fn thread_cpu_us() -> u64 {
+    sysclock::now_us(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
 /// A calibrated TSC reading and the raw count at the clock's origin.
 #[derive(Clone, Debug)]
 pub struct Monotonic {

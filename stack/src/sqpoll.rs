@@ -83,6 +83,8 @@ pub struct Snapshot {
     pub nic: NicCounters,
     /// Its ring's statistics.
     pub ring: RingStats,
+    /// CPU time the engine thread has used since it started, µs.
+    pub thread_cpu_us: u64,
 }
 
 /// What the engine thread runs for the application between steps.
@@ -540,6 +542,7 @@ fn run_command<N: Nic>(engine: &mut Engine<N>, cmd: Cmd) {
                 stats: engine.stats(),
                 nic: engine.nic().counters(),
                 ring: engine.ring_stats(),
+                thread_cpu_us: crate::clock::thread_cpu_us(),
             });
         }
     }
