@@ -187,6 +187,16 @@ pub trait RingJob: Send + 'static {
 }
 
 impl RingSpec {
+    /// Sets a ringline spec's `busy_poll_us` (nothing for the kernel).
+    pub fn set_busy_poll_us(&mut self, us: u64) {
+        match self {
+            RingSpec::Ringline(side) | RingSpec::RinglineSqpoll(side, _) => {
+                side.engine.busy_poll_us = us;
+            }
+            RingSpec::Kernel { .. } => {}
+        }
+    }
+
     /// This spec with its engine on its own thread pinned to `cpu` (SQPOLL),
     /// if it is a ringline spec.
     pub fn sqpoll(self, cpu: usize) -> RingSpec {

@@ -219,6 +219,11 @@ pub enum Scenario {
         /// CPU of the SQPOLL engine thread (the client's core on two cores).
         #[arg(long, default_value_t = 1)]
         sq_thread_cpu: usize,
+        /// `busy_poll_us` of the client's engine in the SQPOLL rows: it shares
+        /// its core with the SQPOLL thread, so by default it blocks as soon
+        /// as it waits instead of spinning the engine thread off the core.
+        #[arg(long, default_value_t = 0)]
+        client_busy_poll_us: u64,
         /// Seconds of each idle period.
         #[arg(long, default_value_t = 3.0)]
         idle: f64,
@@ -401,8 +406,10 @@ struct EchoRun {
     segments: usize,
     port: u16,
     wire_frames: usize,
-    /// ringline: the server's engine in SQPOLL mode on this CPU.
-    sqpoll: Option<usize>,
+    /// ringline: the server's engine in SQPOLL mode on this CPU, and the
+    /// client engine's `busy_poll_us` for that row (the client shares the
+    /// engine thread's core on a 2-core machine).
+    sqpoll: Option<(usize, u64)>,
 }
 
 fn variant_name(backend: Backend, run: &EchoRun) -> String {
@@ -487,9 +494,10 @@ fn run_echo(backend: Backend, run: &EchoRun) -> Result<Row, String> {
             if run.wire_frames > 0 {
                 rs.frames = run.wire_frames;
             }
-            let (mut s, cl) = ringline_pair(&rs);
-            if let Some(cpu) = run.sqpoll {
+            let (mut s, mut cl) = ringline_pair(&rs);
+            if let Some((cpu, client_busy_poll_us)) = run.sqpoll {
                 s = s.sqpoll(cpu);
+                cl.set_busy_poll_us(client_busy_poll_us);
             }
             let (eo, lo, shape) = (echo_opts(7), load(RL_SERVER_IP, 7), shape.clone());
             serve_pair(&title, echo_status, (s, cl), RL_SERVER_IP, eo, move |ctx| {
@@ -1308,6 +1316,7 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
             size,
             duration,
             sq_thread_cpu,
+            client_busy_poll_us,
             idle,
             rounds,
         } => {
@@ -1317,7 +1326,7 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
             }
             let mut jobs: Vec<Job> = Vec::new();
             for &c in counts {
-                for sq in [None, Some(*sq_thread_cpu)] {
+                for sq in [None, Some((*sq_thread_cpu, *client_busy_poll_us))] {
                     let run = EchoRun {
                         scenario: "sqpoll",
                         connections: c,
