@@ -96,7 +96,10 @@ impl SqpollNic for LoopbackPort {
 #[cfg(feature = "dpdk")]
 impl SqpollNic for ringline_dataplane::dpdk::DpdkPort {
     fn serve_sqpoll(self, _: SqpollServer<'_>) -> Result<(echo::EchoStats, EngineReport), String> {
-        Err("--sqpoll runs on the loopback wire (a DPDK port stays on the thread that opened it)".into())
+        Err(
+            "--sqpoll runs on the loopback wire (a DPDK port stays on the thread that opened it)"
+                .into(),
+        )
     }
 }
 

@@ -13,8 +13,8 @@
 
 use std::time::Duration;
 
-use ringline_ring::app::{Driver, Ring};
 use ringline_ring::abi::{Cqe, Sqe};
+use ringline_ring::app::{Driver, Ring};
 use ringline_ring::app::{Errno, SqFull};
 use ringline_ring::bufring::BufRing;
 use ringline_ring::opcode::SafeSqe;

@@ -49,7 +49,6 @@ impl<N: Nic> Inline<N> {
         }
     }
 
-
     /// Runs one engine step now; returns whether anything happened.
     pub fn step(&mut self) -> bool {
         let now = self.clock.now_us();

@@ -61,8 +61,8 @@ mod usermem;
 pub use clock::{Clock, Monotonic};
 pub use config::{EngineConfig, DEFAULT_BUSY_POLL_US};
 pub use driver::Inline;
-pub use sqpoll::{open_sqpoll, Snapshot, Sqpoll, SqpollConfig, SqpollRuntime};
 pub use engine::EngineError;
+pub use sqpoll::{open_sqpoll, Snapshot, Sqpoll, SqpollConfig, SqpollRuntime};
 pub use stats::EngineStats;
 
 use ringline_dataplane::Nic;

@@ -5,9 +5,10 @@
 //! The engine thread's loop, each iteration one engine step:
 //!
 //! 1. while work comes (SQEs, frames, timers, connections to serve) it spins;
-//! 2. after `busy_poll_us` without work it naps: bounded sleeps (50 µs doubling
-//!    to 1 ms) that a frame ([`ringline_dataplane::Nic::rx_arm`]), the next timer
-//!    or the application's next `enter` with SQEs cut short;
+//! 2. after `busy_poll_us` without work it naps: sleeps (at most 10 ms; on a
+//!    NIC that cannot notify 50 µs doubling to 1 ms) that a frame
+//!    ([`ringline_dataplane::Nic::rx_arm`]), the next timer or the
+//!    application's next `enter` with SQEs cut short (`Shared::napping`);
 //! 3. after `sq_thread_idle` without work it sets `IORING_SQ_NEED_WAKEUP`
 //!    (the ring's Dekker handshake, `EngineRing::prepare_sleep`) and blocks
 //!    until a frame, its next timer, or the application's `enter` with
@@ -102,9 +103,11 @@ struct Shared {
     /// Set (release) by the engine thread as it exits, panics included (a
     /// drop guard); the driver loads it (acquire) and answers `EOWNERDEAD`.
     dead: AtomicBool,
-    /// Set by the engine thread (SeqCst) while it naps without
-    /// `NEED_WAKEUP`; the driver loads it after publishing SQEs and unparks
-    /// the thread. No Dekker pair: a missed unpark costs one bounded nap.
+    /// Set by the engine thread while it naps without `NEED_WAKEUP`, then
+    /// it fences and re-checks the SQ; the driver loads it after publishing
+    /// SQEs and the full fence `Ring::submit` issues before reading the SQ
+    /// flags (`AppRing::needs_wakeup`), and unparks the thread (a Dekker
+    /// pair, like NEED_WAKEUP's, invisible to the application).
     napping: AtomicBool,
     /// Set by an application thread about to block for CQEs or SQ space,
     /// then it fences and re-checks the ring; the engine fences after a step
@@ -337,7 +340,8 @@ where
             return Ok(());
         }
         let start = self.last_progress;
-        let spin = (self.busy_poll_us != u64::MAX).then(|| Duration::from_micros(self.busy_poll_us));
+        let spin =
+            (self.busy_poll_us != u64::MAX).then(|| Duration::from_micros(self.busy_poll_us));
         loop {
             if cond(&self.view) {
                 self.last_progress = Instant::now();
@@ -417,9 +421,14 @@ where
         }
         // The engine set NEED_WAKEUP (and the application saw it), or it naps
         // between SQ polls: unpark it.
-        if flags & IORING_ENTER_SQ_WAKEUP != 0
-            || (to_submit > 0 && self.shared.napping.load(Ordering::SeqCst))
-        {
+        let napping = to_submit > 0 && {
+            // Full fence between the application's sq.tail store and this
+            // load (Ring::submit already issued one; a caller of enter may
+            // not have); pairs with the engine's fence after it sets napping.
+            fence(Ordering::SeqCst);
+            self.shared.napping.load(Ordering::Relaxed)
+        };
+        if flags & IORING_ENTER_SQ_WAKEUP != 0 || napping {
             self.engine_thread.unpark();
         }
         let deadline = timeout.map(|t| Instant::now() + t);
@@ -518,8 +527,11 @@ fn run<N: Nic>(inline: &mut Inline<N>, shared: &Shared, cmds: &Receiver<Cmd>, id
             // Engine-only writer; the driver's load after publishing SQEs
             // decides whether to unpark (see Shared::napping).
             shared.napping.store(true, Ordering::SeqCst);
+            // Pairs with the application's fence between its tail store and
+            // its load of `napping`: either it sees the flag, or we see its SQEs.
+            fence(Ordering::SeqCst);
             if engine.sleepable() {
-                idle.sleep(engine, clock, None, false);
+                idle.sleep(engine, clock, None, true);
             }
             shared.napping.store(false, Ordering::Relaxed);
         } else {

@@ -28,6 +28,10 @@ const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const PORT: u16 = 7;
 /// Longest any step of these tests waits.
 const PATIENCE: Duration = Duration::from_secs(20);
+/// Idle time before each request of the inline idle test, ms.
+const IDLE_MS: u64 = 50;
+/// Requests after idle in the inline idle test.
+const ROUNDS: usize = 3;
 
 fn engines(busy_poll_us: u64) -> (EngineConfig, EngineConfig, LoopbackPort, LoopbackPort) {
     let wire = WireConfig::default();
@@ -88,7 +92,12 @@ fn take<D: Driver>(r: &mut Ring<D>, ud: u64, mut poke: impl FnMut()) -> Cqe {
 
 /// SOCKET + BIND + LISTEN on `r`; returns the listener.
 fn listen<D: Driver>(r: &mut Ring<D>) -> i32 {
-    push_safe(r, opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0).user_data(1).build());
+    push_safe(
+        r,
+        opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
+            .user_data(1)
+            .build(),
+    );
     let fd = take(r, 1, || {}).res;
     assert!(fd >= 0, "socket: {fd}");
     let sa = sockaddr_in(SERVER_IP.octets(), PORT);
@@ -106,7 +115,12 @@ fn listen<D: Driver>(r: &mut Ring<D>) -> i32 {
 /// SOCKET + CONNECT on the inline client `c` (the server's engine runs by
 /// itself); returns the socket.
 fn connect(c: &mut Runtime<LoopbackPort>) -> i32 {
-    push_safe(c, opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0).user_data(11).build());
+    push_safe(
+        c,
+        opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
+            .user_data(11)
+            .build(),
+    );
     let fd = take(c, 11, || {}).res;
     assert!(fd >= 0, "socket: {fd}");
     let sa = sockaddr_in(SERVER_IP.octets(), PORT);
@@ -231,12 +245,16 @@ fn sqpoll_echo_sleeps_with_need_wakeup_and_wakes_on_enter_and_frames() {
     let (t0, cpu0) = (Instant::now(), thread_cpu());
     s.submit_and_wait(1).unwrap();
     let (wall, cpu) = (t0.elapsed(), thread_cpu() - cpu0);
-    assert!(wall >= Duration::from_millis(190), "TIMEOUT fired after {wall:?}");
+    assert!(
+        wall >= Duration::from_millis(190),
+        "TIMEOUT fired after {wall:?}"
+    );
     assert!(cpu < wall / 2, "waiting cost {cpu:?} of CPU in {wall:?}");
     assert_eq!(take(&mut s, 41, || {}).res, -libc::ETIME);
     // A wait with a timeout and nothing coming ends with ETIME.
     assert_eq!(
-        s.submit_and_wait_timeout(1, Duration::from_millis(20)).map_err(|e| e.0),
+        s.submit_and_wait_timeout(1, Duration::from_millis(20))
+            .map_err(|e| e.0),
         Err(libc::ETIME)
     );
 
@@ -274,7 +292,8 @@ fn sqpoll_sq_wait_and_buffer_rings() {
         done += s.completions().count();
     }
     while done < 64 {
-        s.submit_and_wait_timeout(1, PATIENCE).expect("NOPs complete");
+        s.submit_and_wait_timeout(1, PATIENCE)
+            .expect("NOPs complete");
         done += s.completions().count();
     }
     let br = s.register_buf_ring(8, 3).expect("register");
@@ -284,10 +303,7 @@ fn sqpoll_sq_wait_and_buffer_rings() {
     );
     s.unregister_buf_ring(3).expect("unregister");
     drop(br);
-    assert_eq!(
-        s.unregister_buf_ring(3).map_err(|e| e.0),
-        Err(libc::EINVAL)
-    );
+    assert_eq!(s.unregister_buf_ring(3).map_err(|e| e.0), Err(libc::EINVAL));
     // A CPU that does not exist is refused at open with a clear error.
     let (scfg, _, a, _b) = engines(100);
     let bad = SqpollConfig {
@@ -313,7 +329,7 @@ fn idle_inline_engine_blocks_and_serves_the_request_after_idle() {
         assert!(sfd >= 0, "accept: {sfd}");
         let mut buf = vec![0u8; 256];
         let (mut cpu, mut wall) = (Duration::ZERO, Duration::ZERO);
-        for _ in 0..3 {
+        for _ in 0..ROUNDS {
             let sqe = opcode::Recv::new(sfd, buf.as_mut_ptr(), 256)
                 .user_data(20)
                 .build();
@@ -337,7 +353,12 @@ fn idle_inline_engine_blocks_and_serves_the_request_after_idle() {
     let end = Instant::now() + PATIENCE;
     let cfd = loop {
         // The server thread may not listen yet: retry refused connects.
-        push_safe(&mut c, opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0).user_data(11).build());
+        push_safe(
+            &mut c,
+            opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
+                .user_data(11)
+                .build(),
+        );
         let fd = take(&mut c, 11, || {}).res;
         let sa = sockaddr_in(SERVER_IP.octets(), PORT);
         let sqe = opcode::Connect::new(fd, (&raw const sa).cast(), size_of_val(&sa) as u32)
@@ -353,9 +374,9 @@ fn idle_inline_engine_blocks_and_serves_the_request_after_idle() {
         assert!(Instant::now() < end, "never connected");
         std::thread::sleep(Duration::from_millis(5));
     };
-    for i in 0..3 {
+    for i in 0..ROUNDS {
         // Let the server go idle (well past its 100 µs busy poll).
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(IDLE_MS));
         let msg = format!("after idle {i}").into_bytes();
         let sqe = opcode::Send::new(cfd, msg.as_ptr(), msg.len() as u32)
             .user_data(30)
@@ -374,7 +395,10 @@ fn idle_inline_engine_blocks_and_serves_the_request_after_idle() {
     }
     let (stats, cpu, wall) = server.join().expect("server thread");
     assert!(stats.idle_sleeps > 0, "{stats:?}");
-    assert!(stats.idle_wakeups > 0, "no frame woke the engine: {stats:?}");
+    assert!(
+        stats.idle_wakeups > 0,
+        "no frame woke the engine: {stats:?}"
+    );
     assert!(
         stats.idle_sleep_us > 0 && cpu < wall / 2,
         "waiting for requests cost {cpu:?} of CPU in {wall:?}"

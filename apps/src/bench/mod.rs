@@ -224,6 +224,10 @@ pub enum Scenario {
         /// as it waits instead of spinning the engine thread off the core.
         #[arg(long, default_value_t = 0)]
         client_busy_poll_us: u64,
+        /// `busy_poll_us` of the server's engine in the idle rows (default:
+        /// the engine's default; 18446744073709551615 spins forever).
+        #[arg(long)]
+        server_busy_poll_us: Option<u64>,
         /// Seconds of each idle period.
         #[arg(long, default_value_t = 3.0)]
         idle: f64,
@@ -1317,6 +1321,7 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
             duration,
             sq_thread_cpu,
             client_busy_poll_us,
+            server_busy_poll_us,
             idle,
             rounds,
         } => {
@@ -1343,14 +1348,18 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
                     jobs.push(Box::new(move || run_echo(Backend::Ringline, &run)));
                 }
             }
-            let (idle, rounds, size, cpu) = (
+            let (idle, rounds, size, cpu, cbp, sbp) = (
                 Duration::from_secs_f64(*idle),
                 (*rounds).max(1),
                 *size,
                 *sq_thread_cpu,
+                *client_busy_poll_us,
+                *server_busy_poll_us,
             );
             for sq in [None, Some(cpu)] {
-                jobs.push(Box::new(move || sqpoll::idle_row(sq, idle, rounds, size)));
+                jobs.push(Box::new(move || {
+                    sqpoll::idle_row(sq, sbp, cbp, idle, rounds, size)
+                }));
             }
             rows.extend(interleaved(a.repeat, jobs)?);
             print_rows(
@@ -1358,8 +1367,12 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
                 &rows,
             );
             for &c in counts {
-                let inline = rows.iter().find(|r| r.connections == c && r.variant == "recv-multishot");
-                let sq = rows.iter().find(|r| r.connections == c && r.variant == "recv-multishot sqpoll");
+                let inline = rows
+                    .iter()
+                    .find(|r| r.connections == c && r.variant == "recv-multishot");
+                let sq = rows
+                    .iter()
+                    .find(|r| r.connections == c && r.variant == "recv-multishot sqpoll");
                 if let (Some(i), Some(s)) = (inline, sq) {
                     checks.push(format!(
                         "sqpoll C={c}: SQPOLL / inline req/s = {:.2}, p50 {:.1} µs vs {:.1} µs",

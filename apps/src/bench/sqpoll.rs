@@ -24,8 +24,8 @@ use ringline_ring::app::sockaddr_in;
 use ringline_ring::opcode;
 
 use super::harness::{
-    bench_thread, ringline_pair, Ctx, RingJob, RinglineShape, ServeJob, CLIENT_CORE,
-    RL_SERVER_IP, SERVER_CORE,
+    bench_thread, ringline_pair, Ctx, RingJob, RinglineShape, ServeJob, CLIENT_CORE, RL_SERVER_IP,
+    SERVER_CORE,
 };
 use super::Row;
 use crate::echo::EchoOpts;
@@ -141,7 +141,12 @@ impl RingJob for IdleJob {
             cpu_pct: Vec::new(),
             first_us: Vec::new(),
         };
-        for _ in 0..self.rounds {
+        for round in 0..self.rounds {
+            // Let the client's engine send its delayed ACK (10 ms) before its
+            // thread sleeps: an idle client that is alive acknowledges, so
+            // the server has nothing outstanding and is truly idle.
+            let _ = rt.submit_and_wait_timeout(1, Duration::from_millis(30));
+            rt.reap(&mut seen);
             let (t0, c0) = (Instant::now(), clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID));
             std::thread::sleep(self.idle);
             let (wall, cpu) = (
@@ -151,7 +156,8 @@ impl RingJob for IdleJob {
             out.cpu_pct
                 .push(cpu as f64 / wall.as_nanos().max(1) as f64 * 100.0);
             let t = Instant::now();
-            round_trip(rt, fd, &msg, &mut buf, &mut seen)?;
+            round_trip(rt, fd, &msg, &mut buf, &mut seen)
+                .map_err(|e| format!("{e} (after idle period {})", round + 1))?;
             out.first_us.push(t.elapsed().as_nanos() as f64 / 1000.0);
         }
         Ok(out)
@@ -166,13 +172,21 @@ fn median(v: &mut [f64]) -> f64 {
 /// One idle row: the server's engine inline, or SQPOLL on `sqpoll`'s CPU.
 pub fn idle_row(
     sqpoll: Option<usize>,
+    server_busy_poll_us: Option<u64>,
+    client_busy_poll_us: u64,
     idle: Duration,
     rounds: usize,
     size: usize,
 ) -> Result<Row, String> {
-    let (mut server, client) = ringline_pair(&RinglineShape::echo(1));
+    let (mut server, mut client) = ringline_pair(&RinglineShape::echo(1));
+    if let Some(us) = server_busy_poll_us {
+        server.set_busy_poll_us(us);
+    }
     if let Some(cpu) = sqpoll {
         server = server.sqpoll(cpu);
+        // The client shares the engine thread's core: it blocks as soon as
+        // it waits rather than spin the engine off the core.
+        client.set_busy_poll_us(client_busy_poll_us);
     }
     let ctx = Ctx {
         ready: Arc::new(AtomicBool::new(false)),
@@ -218,7 +232,15 @@ pub fn idle_row(
     let (srv_stats, srv_engine) = srv
         .join()
         .map_err(|_| "idle server panicked".to_string())??;
-    let (mut out, _) = res??;
+    let (mut out, _) = match res? {
+        Ok(o) => o,
+        Err(e) => {
+            if let Some(r) = &srv_engine {
+                Engines::one("server", r.clone()).print();
+            }
+            return Err(format!("{e}; server: {srv_stats:?}"));
+        }
+    };
     let engines = Engines(srv_engine.map(|e| vec![("server", e)]).unwrap_or_default());
     let cpu = median(&mut out.cpu_pct);
     let max_first = out.first_us.iter().copied().fold(0.0, f64::max);

@@ -268,7 +268,9 @@ fn res_line(r: Result<u32, i32>) -> String {
 pub fn setup(c: &mut Ctx) -> R {
     let ring = SqRing::open(c.kind(), 8, 16, 50)?;
     let (sqpoll, idle, nonfixed) = ring.params();
-    c.line(format!("params: IORING_SETUP_SQPOLL {sqpoll}, sq_thread_idle {idle} ms"));
+    c.line(format!(
+        "params: IORING_SETUP_SQPOLL {sqpoll}, sq_thread_idle {idle} ms"
+    ));
     c.line(format!("features: IORING_FEAT_SQPOLL_NONFIXED {nonfixed}"));
     Ok(())
 }
@@ -298,15 +300,24 @@ pub fn need_wakeup(c: &mut Ctx) -> R {
     let mut ring = SqRing::open(c.kind(), 8, 16, 20)?;
     ring.push(nop(1));
     let first = ring.reap_until(1);
-    c.line(format!("first NOP: {}", first.iter().map(cqe_line).collect::<Vec<_>>().join(", ")));
+    c.line(format!(
+        "first NOP: {}",
+        first.iter().map(cqe_line).collect::<Vec<_>>().join(", ")
+    ));
     c.line(format!(
         "IORING_SQ_NEED_WAKEUP after sq_thread_idle: {}",
         ring.wait_need_wakeup()
     ));
     ring.push(nop(2));
-    c.line(format!("submit (enters with SQ_WAKEUP): {}", res_line(ring.submit())));
+    c.line(format!(
+        "submit (enters with SQ_WAKEUP): {}",
+        res_line(ring.submit())
+    ));
     let got = ring.reap_until(1);
-    c.line(format!("woken NOP: {}", got.iter().map(cqe_line).collect::<Vec<_>>().join(", ")));
+    c.line(format!(
+        "woken NOP: {}",
+        got.iter().map(cqe_line).collect::<Vec<_>>().join(", ")
+    ));
     c.line(format!(
         "IORING_SQ_NEED_WAKEUP once the engine ran: {}",
         ring.need_wakeup()
@@ -322,9 +333,15 @@ pub fn need_wakeup(c: &mut Ctx) -> R {
     // is reaped below (or the ring is dropped, which stops the engine).
     unsafe { ring.push_timeout(&ts, 3) };
     let r = ring.submit_and_wait_timeout(1, PATIENCE);
-    c.line(format!("submit_and_wait(1) for a 20 ms TIMEOUT: {}", res_line(r)));
+    c.line(format!(
+        "submit_and_wait(1) for a 20 ms TIMEOUT: {}",
+        res_line(r)
+    ));
     let got = ring.reap_until(1);
-    c.line(format!("TIMEOUT: {}", got.iter().map(cqe_line).collect::<Vec<_>>().join(", ")));
+    c.line(format!(
+        "TIMEOUT: {}",
+        got.iter().map(cqe_line).collect::<Vec<_>>().join(", ")
+    ));
     Ok(())
 }
 
@@ -332,7 +349,10 @@ pub fn need_wakeup(c: &mut Ctx) -> R {
 pub fn wait_timeout(c: &mut Ctx) -> R {
     let mut ring = SqRing::open(c.kind(), 8, 16, 1000)?;
     let r = ring.submit_and_wait_timeout(1, Duration::from_millis(20));
-    c.line(format!("submit_and_wait_timeout(1, 20 ms), nothing in flight: {}", res_line(r)));
+    c.line(format!(
+        "submit_and_wait_timeout(1, 20 ms), nothing in flight: {}",
+        res_line(r)
+    ));
     c.line(format!("CQEs: {}", ring.cq_ready()));
     Ok(())
 }
@@ -352,7 +372,13 @@ pub fn sq_wait(c: &mut Ctx) -> R {
         ring.sq_space() > 0
     ));
     let got = ring.reap_until(4);
-    c.line(format!("CQEs: {}", got.iter().map(|c| c.user_data.to_string()).collect::<Vec<_>>().join(" ")));
+    c.line(format!(
+        "CQEs: {}",
+        got.iter()
+            .map(|c| c.user_data.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
     Ok(())
 }
 
@@ -394,6 +420,9 @@ pub fn overflow(c: &mut Ctx) -> R {
         "reaped in order 1..=20: {}",
         order == (1..=20).collect::<Vec<u64>>()
     ));
-    c.line(format!("IORING_SQ_CQ_OVERFLOW at the end: {}", ring.cq_overflow()));
+    c.line(format!(
+        "IORING_SQ_CQ_OVERFLOW at the end: {}",
+        ring.cq_overflow()
+    ));
     Ok(())
 }

@@ -339,13 +339,15 @@ impl<D: Driver> Ring<D> {
         self.app.sq_flags() & NEEDS_GETEVENTS != 0
     }
 
-    /// The enter flags liburing adds after publishing SQEs: on an SQPOLL ring,
-    /// `IORING_ENTER_SQ_WAKEUP` when the engine has set `IORING_SQ_NEED_WAKEUP` (read after
-    /// the full fence of [`AppRing::needs_wakeup`], which pairs with the engine's fence
-    /// before it sleeps). Nothing on other rings.
+    /// The enter flags liburing adds after publishing SQEs (`sq_ring_needs_enter`): on
+    /// an SQPOLL ring with SQEs to submit, `IORING_ENTER_SQ_WAKEUP` when the engine has
+    /// set `IORING_SQ_NEED_WAKEUP` (read after the full fence of
+    /// [`AppRing::needs_wakeup`], which pairs with the engine's fence before it sleeps).
+    /// Nothing on other rings, and nothing when there is nothing to submit (a wait alone
+    /// does not wake a sleeping engine, as in liburing).
     #[inline]
-    fn wakeup_flags(&self) -> u32 {
-        if self.app.is_sqpoll() && self.app.needs_wakeup() {
+    fn wakeup_flags(&self, to_submit: u32) -> u32 {
+        if to_submit > 0 && self.app.is_sqpoll() && self.app.needs_wakeup() {
             abi::IORING_ENTER_SQ_WAKEUP
         } else {
             0
@@ -365,7 +367,7 @@ impl<D: Driver> Ring<D> {
             abi::IORING_ENTER_GETEVENTS
         } else {
             0
-        } | self.wakeup_flags();
+        } | self.wakeup_flags(to_submit);
         self.driver.enter(to_submit, 0, flags, None)
     }
 
@@ -374,7 +376,7 @@ impl<D: Driver> Ring<D> {
     pub fn submit_and_wait(&mut self, n: u32) -> Result<u32, Errno> {
         self.app.flush_sq();
         let to_submit = self.app.sq_pending();
-        let flags = abi::IORING_ENTER_GETEVENTS | self.wakeup_flags();
+        let flags = abi::IORING_ENTER_GETEVENTS | self.wakeup_flags(to_submit);
         self.driver.enter(to_submit, n, flags, None)
     }
 
@@ -383,7 +385,7 @@ impl<D: Driver> Ring<D> {
     pub fn submit_and_wait_timeout(&mut self, n: u32, timeout: Duration) -> Result<u32, Errno> {
         self.app.flush_sq();
         let to_submit = self.app.sq_pending();
-        let flags = abi::IORING_ENTER_GETEVENTS | self.wakeup_flags();
+        let flags = abi::IORING_ENTER_GETEVENTS | self.wakeup_flags(to_submit);
         self.driver.enter(to_submit, n, flags, Some(timeout))
     }
 
@@ -395,7 +397,7 @@ impl<D: Driver> Ring<D> {
             return Ok(());
         }
         self.app.flush_sq();
-        let flags = abi::IORING_ENTER_SQ_WAIT | self.wakeup_flags();
+        let flags = abi::IORING_ENTER_SQ_WAIT | self.wakeup_flags(self.app.sq_pending());
         self.driver.enter(0, 0, flags, None).map(|_| ())
     }
 
