@@ -29,7 +29,7 @@ const PATIENCE: Duration = Duration::from_secs(5);
 
 /// An SQPOLL ring of either kind.
 enum SqRing {
-    Kernel(IoUring),
+    Kernel(Box<IoUring>),
     /// The runtime (NOPs and TIMEOUTs only: the wire's other end is dropped).
     Ringline(Box<SqpollRuntime<LoopbackPort>>),
 }
@@ -45,7 +45,7 @@ impl SqRing {
                 .setup_sqpoll(idle_ms)
                 .setup_cqsize(cq)
                 .build(sq)
-                .map(SqRing::Kernel)
+                .map(|r| SqRing::Kernel(Box::new(r)))
                 .map_err(|e| format!("io_uring_setup(SQPOLL): {e}")),
             Kind::Ringline => {
                 let (a, _peer) = LoopbackWire::pair(&WireConfig {
