@@ -246,13 +246,15 @@ impl<N: Nic> Engine<N> {
             && ring.backlog_len() == 0
     }
 
-    /// Whether a driver may block now: as [`Engine::quiet`], except that CQEs
-    /// waiting in the overflow backlog for a full CQ do not count (only the
-    /// application's reaping can move them, and it enters to do so).
+    /// Whether a driver may block now, right after a step that did nothing:
+    /// no connection to serve or send for, no SQE, and no CQE in the overflow
+    /// backlog unless the CQ is full (only the application's reaping can
+    /// move those, and it enters to do so). The NIC is not asked
+    /// ([`Nic::rx_pending`] says "maybe" on a NIC that cannot tell, DPDK's):
+    /// the step just found no frame, and [`Nic::rx_arm`] checks again.
     pub(crate) fn sleepable(&self) -> bool {
         let ring = &self.core.cq.ring;
         !self.has_pending_work()
-            && !self.pump.nic.rx_pending()
             && ring.sq_ready() == 0
             && (ring.backlog_len() == 0 || ring.cq_space() == 0)
     }
@@ -286,13 +288,15 @@ impl<N: Nic> Engine<N> {
         s.idle_wakeups += u64::from(woken);
     }
 
-    /// When the engine next has timer work (engine µs), if it is quiet:
-    /// the earliest connection timer or TIMEOUT; the current time if it has
-    /// work now; `None` if only a frame or an SQE can wake it. A driver may
-    /// sleep (or block on the NIC) until then. Not for the hot path: it scans
-    /// the timer wheel's slots.
+    /// When the engine next has timer work (engine µs), if it has nothing to
+    /// do now: the earliest connection timer or TIMEOUT; the current time if
+    /// it has work now (connections to serve or send for, SQEs; see
+    /// [`Engine::sleepable`]: whether a frame waits at the NIC is the NIC's
+    /// to say when the driver arms it); `None` if only a frame or an SQE can
+    /// wake it. A driver may sleep (or block on the NIC) until then. Not for
+    /// the hot path: it scans the timer wheel's slots.
     pub(crate) fn next_deadline(&self) -> Option<u64> {
-        if !self.quiet() {
+        if !self.sleepable() {
             return Some(self.core.now_us);
         }
         let wheel = self.core.conns.timers.next_deadline_us();

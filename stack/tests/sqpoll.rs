@@ -404,3 +404,57 @@ fn idle_inline_engine_blocks_and_serves_the_request_after_idle() {
         "waiting for requests cost {cpu:?} of CPU in {wall:?}"
     );
 }
+
+/// A NIC like DPDK's: it cannot say whether a frame waits (`rx_pending` is
+/// always "maybe") nor notify (`rx_arm` unsupported).
+struct Deaf(LoopbackPort);
+
+impl ringline_dataplane::Nic for Deaf {
+    type Frame = <LoopbackPort as ringline_dataplane::Nic>::Frame;
+    fn caps(&self) -> ringline_dataplane::NicCaps {
+        self.0.caps()
+    }
+    fn rx_burst(&mut self, out: &mut Vec<Self::Frame>, max: usize) -> usize {
+        self.0.rx_burst(out, max)
+    }
+    fn rx_release(&mut self, frame: Self::Frame) {
+        self.0.rx_release(frame)
+    }
+    fn tx_frame(
+        &mut self,
+        len: usize,
+        build: &mut dyn FnMut(&mut [u8]),
+    ) -> Result<(), ringline_dataplane::TxError> {
+        self.0.tx_frame(len, build)
+    }
+    fn tx_flush(&mut self) -> usize {
+        self.0.tx_flush()
+    }
+    fn counters(&self) -> ringline_dataplane::NicCounters {
+        self.0.counters()
+    }
+}
+
+/// On a NIC that can neither tell nor notify, an idle engine still sleeps
+/// (in backed-off steps) and its timer still fires: a 100 ms TIMEOUT waited
+/// for costs the thread well under half its wall time.
+#[test]
+fn idle_engine_on_a_nic_without_notification_backs_off() {
+    let (cfg, _, a, _b) = engines(100);
+    let mut rt = open(Deaf(a), &RingConfig::default(), cfg, Clock::monotonic()).unwrap();
+    let ts = Timespec::from(Duration::from_millis(100));
+    let sqe = opcode::Timeout::new(&ts).user_data(1).build();
+    // SAFETY: `ts` outlives the TIMEOUT, whose CQE is taken inside the wait below.
+    unsafe { rt.push(&sqe) }.expect("SQ room");
+    let (t0, cpu0) = (Instant::now(), thread_cpu());
+    rt.submit_and_wait(1).unwrap();
+    let (wall, cpu) = (t0.elapsed(), thread_cpu() - cpu0);
+    assert_eq!(take(&mut rt, 1, || {}).res, -libc::ETIME);
+    assert!(
+        wall >= Duration::from_millis(99),
+        "TIMEOUT fired after {wall:?}"
+    );
+    let s = rt.driver().stats();
+    assert!(s.idle_sleeps > 0, "{s:?}");
+    assert!(cpu < wall / 2, "waiting cost {cpu:?} of CPU in {wall:?}");
+}
