@@ -78,7 +78,7 @@ pub struct Monotonic {
 }
 
 mod sysclock {
-    //! Reading the machine's clocks by id. One of the crate's three opt-outs
+    //! Reading the machine's clocks by id. One of the crate's opt-outs
     //! from `#![deny(unsafe_code)]` (with `usermem` and `hint`): one
     //! `clock_gettime` call, which std offers for no clock but through
     //! `Instant` (opaque) and `SystemTime` (REALTIME only).
