@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use ringline::{engine_group, open_in_group, Clock, EngineConfig};
-use ringline_dataplane::{LoopbackWire, MacAddr, Nic, WireConfig};
+use ringline::{engine_group, open_in_group, open_sqpoll, Clock, EngineConfig, SqpollConfig};
+use ringline_dataplane::{LoopbackPort, LoopbackWire, MacAddr, Nic, WireConfig};
 use ringline_ring::ring::RingConfig;
 
 use crate::echo::{self, EchoOpts};
@@ -55,6 +55,72 @@ pub struct DemoArgs {
     /// the CPUs online].
     #[arg(long, value_name = "LIST")]
     pub cores: Option<String>,
+    /// Run the server's engine in SQPOLL mode: on a thread of its own, the
+    /// echo server submitting by publishing SQEs (loopback wire only).
+    #[arg(long)]
+    pub sqpoll: bool,
+    /// With --sqpoll: pin the server's engine thread to this CPU
+    /// (`sq_thread_cpu`); by default the scheduler places it.
+    #[arg(long, value_name = "CPU", requires = "sqpoll")]
+    pub sq_thread_cpu: Option<usize>,
+    /// With --sqpoll: ms without work before the engine sets
+    /// IORING_SQ_NEED_WAKEUP and sleeps (`sq_thread_idle`).
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub sq_thread_idle: u64,
+    /// µs an idle engine keeps polling before it blocks (both engines).
+    #[arg(long, value_name = "US", default_value_t = ringline::DEFAULT_BUSY_POLL_US)]
+    pub busy_poll_us: u64,
+}
+
+/// Opens the demo's server engine in SQPOLL mode, where the NIC can move to
+/// the engine's thread, and serves on it.
+trait SqpollNic: Nic + Sized {
+    /// Serves echo on an SQPOLL runtime on `self`.
+    fn serve_sqpoll(self, s: SqpollServer<'_>) -> Result<(echo::EchoStats, EngineReport), String>;
+}
+
+/// What the SQPOLL server needs.
+struct SqpollServer<'a> {
+    ring: &'a RingConfig,
+    cfg: EngineConfig,
+    sq: SqpollConfig,
+    ready: &'a AtomicBool,
+    stop: &'a AtomicBool,
+}
+
+impl SqpollNic for LoopbackPort {
+    fn serve_sqpoll(self, s: SqpollServer<'_>) -> Result<(echo::EchoStats, EngineReport), String> {
+        let mut rt = open_sqpoll(self, s.ring, s.cfg, &s.sq, Clock::monotonic())
+            .map_err(|e| e.to_string())?;
+        let stats = echo::serve(
+            &mut rt,
+            SERVER_IP,
+            &EchoOpts {
+                port: 7,
+                ..EchoOpts::default()
+            },
+            s.ready,
+            s.stop,
+        )?;
+        Ok((stats, EngineReport::of_sqpoll(&mut rt)))
+    }
+}
+
+#[cfg(feature = "dpdk")]
+impl SqpollNic for ringline_dataplane::dpdk::DpdkPort {
+    fn serve_sqpoll(self, _: SqpollServer<'_>) -> Result<(echo::EchoStats, EngineReport), String> {
+        Err(
+            "--sqpoll runs on the loopback wire (a DPDK port stays on the thread that opened it)"
+                .into(),
+        )
+    }
+}
+
+#[cfg(feature = "dpdk")]
+impl SqpollNic for ringline_dataplane::dpdk::DpdkQueue<'_> {
+    fn serve_sqpoll(self, _: SqpollServer<'_>) -> Result<(echo::EchoStats, EngineReport), String> {
+        Err("--sqpoll runs on the loopback wire (a DPDK queue stays on the thread that opened it)".into())
+    }
 }
 
 /// Parses a CPU list: numbers and ranges joined by commas ("0,2,4-7").
@@ -266,11 +332,18 @@ fn run_group<N, FS, FC>(
     macs: Option<(MacAddr, MacAddr)>,
 ) -> Result<(), String>
 where
-    N: Nic,
+    N: SqpollNic,
     FS: FnOnce() -> Result<N, String> + Send,
     FC: FnOnce() -> Result<N, String> + Send,
 {
     let n = make_servers.len();
+    if a.sqpoll && n > 1 {
+        return Err("--sqpoll runs one engine a side (drop --engines)".into());
+    }
+    let sqpoll = a.sqpoll.then(|| SqpollConfig {
+        cpu: a.sq_thread_cpu,
+        idle: Duration::from_millis(a.sq_thread_idle),
+    });
     debug_assert_eq!(n, make_clients.len());
     let stop = Arc::new(AtomicBool::new(false));
     // SIGINT or SIGTERM end the load early; the server stops after it, so
@@ -288,6 +361,7 @@ where
             tx_buffer: 8 * 1024,
             prealloc_connections: conns,
             max_connections: conns + 1024,
+            busy_poll_us: a.busy_poll_us,
             ..EngineConfig::default()
         };
     let ring_cfg = RingConfig {
@@ -331,6 +405,7 @@ where
                 let (stop, ready, failed) = (stop.clone(), ready.clone(), failed.clone());
                 let live = lives[i].clone();
                 let core = core_of(i);
+                let sqpoll = sqpoll.clone();
                 let t = std::thread::Builder::new()
                     .name(format!("ringline-server-{i}"))
                     .spawn_scoped(
@@ -347,6 +422,15 @@ where
                                     crate::sys::set_realtime(p)?;
                                 }
                                 let nic = make()?;
+                                if let Some(sq) = sqpoll {
+                                    return nic.serve_sqpoll(SqpollServer {
+                                        ring: &ring,
+                                        cfg,
+                                        sq,
+                                        ready: &ready[i],
+                                        stop: &stop,
+                                    });
+                                }
                                 let mut rt =
                                     open_in_group(nic, &ring, cfg, Clock::monotonic(), member)
                                         .map_err(|e| e.to_string())?;
@@ -496,7 +580,7 @@ where
     report.per_engine = per_engine;
     report.print(
         &format!(
-            "ringline demo: echo over {} ({} B requests, {} engine{} a side)",
+            "ringline demo: echo over {} ({} B requests, {} engine{} a side{})",
             if transport == "loopback" {
                 "the loopback wire"
             } else {
@@ -504,7 +588,12 @@ where
             },
             a.size,
             n,
-            if n == 1 { "" } else { "s" }
+            if n == 1 { "" } else { "s" },
+            if a.sqpoll {
+                ", server engine in SQPOLL mode"
+            } else {
+                ""
+            }
         ),
         res.connect_s,
         Some(accepted),

@@ -47,9 +47,32 @@ impl EngineReport {
     /// The counters of `rt`'s engine and NIC now.
     pub fn of<N: Nic>(rt: &Runtime<N>) -> EngineReport {
         let d = rt.driver();
+        EngineReport::from_parts(d.stats(), d.nic().counters())
+    }
+
+    /// The counters of an SQPOLL runtime's engine and NIC now (read by the
+    /// engine thread; zero if it is gone), and the CPU time of the engine
+    /// thread so far (`sqpoll_thread_cpu_us`, among the engine's counters).
+    pub fn of_sqpoll<N>(rt: &mut ringline::SqpollRuntime<N>) -> EngineReport
+    where
+        N: Nic + Send + 'static,
+        N::Frame: Send,
+    {
+        match rt.driver_mut().snapshot() {
+            Ok(s) => {
+                let mut r = EngineReport::from_parts(s.stats, s.nic);
+                r.stats.0.push(("sqpoll_thread_cpu_us", s.thread_cpu_us));
+                r
+            }
+            Err(_) => EngineReport::default(),
+        }
+    }
+
+    /// From an engine's and a NIC's counters.
+    pub fn from_parts(stats: ringline::EngineStats, nic: ringline_dataplane::NicCounters) -> Self {
         EngineReport {
-            stats: Counters(d.stats().fields()),
-            nic: Counters(d.nic().counters().fields().to_vec()),
+            stats: Counters(stats.fields()),
+            nic: Counters(nic.fields().to_vec()),
         }
     }
 }

@@ -5,16 +5,16 @@
 //! name no memory go through the safe [`push_safe`].
 //!
 //! [`Uring`] is the part of the liburing-shaped API the servers and clients
-//! of this command use. ringline's [`Runtime`] implements it here; the kernel's
+//! of this command use. ringline's rings (`Ring<D>` with the inline or the
+//! SQPOLL driver) implement it here; the kernel's
 //! io_uring implements it in `bench::kernel_uring`, so the same echo server and
 //! load generator run on both (the SQEs are byte-identical).
 #![allow(unsafe_code)]
 
 use std::time::Duration;
 
-use ringline::Runtime;
-use ringline_dataplane::Nic;
 use ringline_ring::abi::{Cqe, Sqe};
+use ringline_ring::app::{Driver, Ring};
 use ringline_ring::app::{Errno, SqFull};
 use ringline_ring::bufring::BufRing;
 use ringline_ring::opcode::SafeSqe;
@@ -63,7 +63,7 @@ pub trait Uring {
     fn tune_socket(&mut self, _fd: i32, _listener: bool) {}
 }
 
-impl<N: Nic> Uring for Runtime<N> {
+impl<D: Driver> Uring for Ring<D> {
     #[inline]
     unsafe fn push_sqe(&mut self, sqe: &Sqe) -> Result<(), SqFull> {
         // SAFETY: the caller upholds `Ring::push`'s contract (this trait

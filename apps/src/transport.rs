@@ -105,6 +105,10 @@ pub struct NicArgs {
     /// CAP_SYS_NICE; isolate the core for best results, see deploy/README.md).
     #[arg(long, value_name = "PRIO", value_parser = clap::value_parser!(u8).range(1..=99))]
     pub realtime: Option<u8>,
+    /// Microseconds an idle engine keeps polling before it blocks
+    /// (`engine.busy_poll_us`; default 1000; 18446744073709551615: always spin).
+    #[arg(long, value_name = "US")]
+    pub busy_poll_us: Option<u64>,
 }
 
 /// The config file (`--config`); every section and key is optional.
@@ -214,6 +218,8 @@ pub struct EngineSection {
     pub tx_buffer: Option<usize>,
     /// Cap on a listener's backlog.
     pub somaxconn: Option<u32>,
+    /// µs an idle engine polls before it blocks.
+    pub busy_poll_us: Option<u64>,
 }
 
 /// `[hugepages]`
@@ -564,6 +570,10 @@ pub fn resolve(args: &NicArgs, cmd: &'static str) -> Result<Settings, TransportE
         rx_buffer: e.rx_buffer.unwrap_or(base.rx_buffer),
         tx_buffer: e.tx_buffer.unwrap_or(base.tx_buffer),
         somaxconn: e.somaxconn.unwrap_or(base.somaxconn),
+        busy_poll_us: args
+            .busy_poll_us
+            .or(e.busy_poll_us)
+            .unwrap_or(base.busy_poll_us),
         ..base
     };
     let realtime = args.realtime.or(e.realtime);

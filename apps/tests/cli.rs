@@ -202,3 +202,30 @@ fn demo_with_two_engines_serves_on_both_and_each_gets_its_own_connections() {
     );
     f.assert_clean_failure("demo --cores 0,4096", "not online");
 }
+
+/// `demo --sqpoll`: the server's engine on its own thread (SQPOLL), echo with
+/// 0 errors, and the SQPOLL engine's counters (and its thread's CPU time) in
+/// the JSON.
+#[test]
+fn demo_sqpoll_serves_without_errors() {
+    let args = [
+        "demo",
+        "--sqpoll",
+        "--sq-thread-idle",
+        "5",
+        "--connections",
+        "8",
+        "--duration",
+        "0.3",
+        "--json",
+    ];
+    let f = run("demo --sqpoll", cmd(&args), Duration::from_secs(120));
+    f.assert_ok("demo --sqpoll");
+    let j = f.json();
+    assert_eq!(j["errors"], 0, "{j}");
+    assert!(j["requests"].as_u64().is_some_and(|n| n > 0), "{j}");
+    let s = &j["engines"]["server"]["stats"];
+    assert_eq!(s["accepted"], 8, "{j}");
+    assert!(s["sqpoll_thread_cpu_us"].is_u64(), "{j}");
+    assert!(s["idle_sleeps"].is_u64(), "{j}");
+}

@@ -34,7 +34,7 @@ const EXPECT_US: u64 = 5_000_000;
 const QUIET_US: u64 = 60_000;
 
 /// Copies a ringline SQE into an `io-uring` crate SQ entry, byte for byte.
-fn to_kernel_entry(sqe: &Sqe) -> squeue::Entry {
+pub(crate) fn to_kernel_entry(sqe: &Sqe) -> squeue::Entry {
     const _: () = assert!(size_of::<Sqe>() == size_of::<squeue::Entry>());
     // SAFETY: both are `#[repr(C)]` images of the kernel's 64-byte `io_uring_sqe` (integers
     // only: every bit pattern is valid; sizes asserted equal above, offsets in

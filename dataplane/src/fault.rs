@@ -406,6 +406,20 @@ impl<N: Nic> Nic for FaultyNic<N> {
         self.inner.tx_flush()
     }
 
+    /// Pending while a copy is ready or held here (held copies come due only
+    /// as `rx_burst` ticks, so a driver must keep polling); otherwise the
+    /// inner NIC's arming.
+    fn rx_arm(&mut self, waker: &std::task::Waker) -> crate::nic::RxArm {
+        if self.pending_rx() > 0 {
+            return crate::nic::RxArm::Pending;
+        }
+        self.inner.rx_arm(waker)
+    }
+
+    fn rx_disarm(&mut self) {
+        self.inner.rx_disarm();
+    }
+
     fn counters(&self) -> NicCounters {
         let mut c = self.inner.counters();
         c.rx_frames = self.rx_frames;

@@ -11,4 +11,4 @@ pub mod rss;
 
 pub use fault::{FaultConfig, FaultFrame, FaultStats, FaultyNic};
 pub use loopback::{LoopbackFrame, LoopbackPort, LoopbackWire, WireConfig};
-pub use nic::{MacAddr, Nic, NicCaps, NicCounters, TxError, RX_BURST};
+pub use nic::{MacAddr, Nic, NicCaps, NicCounters, RxArm, TxError, RX_BURST};

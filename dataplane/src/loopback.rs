@@ -44,12 +44,22 @@
 //! the batch for the next flush (backpressure, never loss). When every buffer
 //! of a direction is in flight, [`Nic::tx_frame`] returns [`TxError::Full`]
 //! until the receiver releases some.
+//!
+//! # Waking a sleeping receiver
+//!
+//! A receiver that wants to block ([`Nic::rx_arm`]) leaves a waker on its
+//! receiving port's [`Bell`]; a sender rings it when it publishes frames. The
+//! sender pays one full fence and one load per published burst, and takes
+//! the bell's lock only when the receiver is armed.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Waker;
 
 use rtrb::{Consumer, Producer, RingBuffer};
 
-use crate::nic::{MacAddr, Nic, NicCaps, NicCounters, TxError, RX_BURST};
+use crate::nic::{MacAddr, Nic, NicCaps, NicCounters, RxArm, TxError, RX_BURST};
 
 /// Length of the Ethernet header every frame starts with (no VLAN tag).
 const ETH_HEADER_LEN: usize = 14;
@@ -214,6 +224,59 @@ impl LoopbackWire {
     }
 }
 
+/// The receiver's doorbell on one direction: how the sender wakes a receiver
+/// that blocks (see [`Nic::rx_arm`]).
+#[derive(Default)]
+struct Bell {
+    /// Set by the receiver when it arms, then it fences and re-checks the
+    /// wire queue; the sender fences after publishing frames and then loads
+    /// it (a Dekker pair: either the receiver sees the frames, or the sender
+    /// sees the flag). Cleared by whoever takes the wake-up: the sender's
+    /// `swap`, or the receiver's `rx_disarm` / `Pending` answer.
+    armed: AtomicBool,
+    /// The receiver's waker, left when it arms (locked only then, and by a
+    /// sender that saw `armed`).
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Bell {
+    /// The sender's side, after publishing frames.
+    #[inline]
+    fn ring(&self) {
+        // Full fence between the wire queue's tail store (rtrb publishes with
+        // release) and the load of `armed`; pairs with the fence in `arm`.
+        fence(Ordering::SeqCst);
+        // Ordering comes from the fences; relaxed for the cheap look, and the
+        // swap makes one waker call per arming.
+        if self.armed.load(Ordering::Relaxed) && self.armed.swap(false, Ordering::AcqRel) {
+            let waker = self.waker.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(w) = waker.as_ref() {
+                w.wake_by_ref();
+            }
+        }
+    }
+
+    /// The receiver's side: leaves `waker`, sets `armed`, fences; the caller
+    /// then re-checks its queue.
+    fn arm(&self, waker: &Waker) {
+        {
+            let mut slot = self.waker.lock().unwrap_or_else(|e| e.into_inner());
+            if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                *slot = Some(waker.clone());
+            }
+        }
+        // Receiver-only setter; pairs with the sender's fence in `ring`.
+        self.armed.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+    }
+
+    fn disarm(&self) {
+        // Receiver withdraws its own request; a sender that already swapped it
+        // merely made one spurious wake-up.
+        self.armed.store(false, Ordering::Relaxed);
+    }
+}
+
 /// The sending port's half of a direction.
 struct TxSide {
     /// Built frames in send order, one queue per receiving port (indexed by
@@ -228,6 +291,8 @@ struct TxSide {
     spare: Vec<Box<[u8]>>,
     /// Length of every buffer: MTU plus the Ethernet header.
     buf_len: usize,
+    /// Each receiving port's doorbell (indexed as `wires`).
+    bells: Vec<Arc<Bell>>,
 }
 
 /// The receiving port's half of a direction.
@@ -244,6 +309,8 @@ struct RxSide {
     /// The sender `rx_burst` looks at first (turns, so no sender starves
     /// the others).
     next: usize,
+    /// This port's doorbell, rung by its senders.
+    bell: Arc<Bell>,
 }
 
 /// One direction of the wire from `senders` ports to `receivers` ports: a
@@ -263,6 +330,7 @@ fn direction(
             returned: Vec::with_capacity(usize::from(senders)),
             buf_len,
             next: 0,
+            bell: Arc::new(Bell::default()),
         })
         .collect();
     let tx = (0..senders)
@@ -279,12 +347,14 @@ fn direction(
                 returned: Vec::with_capacity(usize::from(receivers)),
                 spare,
                 buf_len,
+                bells: Vec::with_capacity(usize::from(receivers)),
             };
             for r in rx.iter_mut() {
                 let (wire_tx, wire_rx) = RingBuffer::new(wire_queue_len);
                 let (ret_tx, ret_rx) = RingBuffer::new(frames);
                 side.wires.push(wire_tx);
                 side.returned.push(ret_rx);
+                side.bells.push(r.bell.clone());
                 r.wires.push(wire_rx);
                 r.returned.push(ret_tx);
             }
@@ -468,6 +538,9 @@ impl LoopbackPort {
             self.counters.tx_frames += sent as u64;
             self.counters.tx_bytes += bytes;
         }
+        if sent > 0 {
+            self.tx.bells[0].ring();
+        }
         sent
     }
 
@@ -477,10 +550,14 @@ impl LoopbackPort {
     /// queue, keep their order, and so does the batch).
     fn push_batch_spread(&mut self) -> usize {
         let mut sent = 0;
+        // The receivers that got frames: each bell rung once, after.
+        let mut rung = 0u64;
         while let Some(f) = self.tx_batch.pop_front() {
             let len = u64::from(f.len);
-            match self.tx.wires[usize::from(f.to)].push(f) {
+            let to = usize::from(f.to);
+            match self.tx.wires[to].push(f) {
                 Ok(()) => {
+                    rung |= 1u64 << (to % 64);
                     sent += 1;
                     self.counters.tx_frames += 1;
                     self.counters.tx_bytes += len;
@@ -489,6 +566,11 @@ impl LoopbackPort {
                     self.tx_batch.push_front(f);
                     break;
                 }
+            }
+        }
+        for (i, bell) in self.tx.bells.iter().enumerate() {
+            if rung & (1u64 << (i % 64)) != 0 {
+                bell.ring();
             }
         }
         sent
@@ -624,6 +706,22 @@ impl Nic for LoopbackPort {
     fn counters(&self) -> NicCounters {
         self.counters
     }
+
+    /// Leaves `waker` on this port's doorbell: the peer's next published
+    /// frames call it. `Pending` if a frame is already on the wire.
+    fn rx_arm(&mut self, waker: &Waker) -> RxArm {
+        self.rx.bell.arm(waker);
+        if self.rx.wires.iter().all(|w| w.is_empty()) {
+            RxArm::Armed
+        } else {
+            self.rx.bell.disarm();
+            RxArm::Pending
+        }
+    }
+
+    fn rx_disarm(&mut self) {
+        self.rx.bell.disarm();
+    }
 }
 
 #[cfg(test)]
@@ -652,6 +750,46 @@ mod tests {
             wire_queue_len: wire,
             ..WireConfig::default()
         }
+    }
+
+    /// Counts its wake-ups.
+    struct Count(std::sync::atomic::AtomicUsize);
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn armed_receiver_is_woken_once_by_the_sender() {
+        let (mut a, mut b) = LoopbackWire::pair(&WireConfig::default());
+        let count = Arc::new(Count(Default::default()));
+        let waker = Waker::from(count.clone());
+        assert_eq!(b.rx_arm(&waker), RxArm::Armed);
+        send(&mut a, &[1; 60]).unwrap();
+        assert_eq!(count.0.load(Ordering::SeqCst), 0, "not flushed yet");
+        a.tx_flush();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        send(&mut a, &[2; 60]).unwrap();
+        a.tx_flush();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "one call per arming");
+        // Frames waiting: arming answers Pending and leaves nothing armed.
+        assert_eq!(b.rx_arm(&waker), RxArm::Pending);
+        let mut out = Vec::with_capacity(RX_BURST);
+        assert_eq!(b.rx_burst(&mut out, RX_BURST), 2);
+        assert_eq!(b.rx_arm(&waker), RxArm::Armed);
+        b.rx_disarm();
+        send(&mut a, &[3; 60]).unwrap();
+        a.tx_flush();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "disarmed");
+        // The other direction has its own bell.
+        assert_eq!(a.rx_arm(&waker), RxArm::Armed);
+        send(&mut b, &[4; 60]).unwrap();
+        b.tx_flush();
+        assert_eq!(count.0.load(Ordering::SeqCst), 2);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! capabilities and counters. Implemented by the loopback wire, the fault
 //! injector and (feature `dpdk`) DPDK ports.
 
+use std::task::Waker;
+
 /// Most frames one `rx_burst` call returns (DPDK's customary burst).
 pub const RX_BURST: usize = 32;
 
@@ -81,6 +83,20 @@ pub enum TxError {
     TooBig(usize),
 }
 
+/// What [`Nic::rx_arm`] did: whether a driver that wants to block until a
+/// frame arrives can count on being woken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RxArm {
+    /// Armed: the waker is called (once) when the next frame arrives, until
+    /// [`Nic::rx_disarm`]. The caller may block (still for a bounded time).
+    Armed,
+    /// A frame is already waiting: do not block, poll.
+    Pending,
+    /// This NIC cannot notify: a driver that wants to idle sleeps in short
+    /// bounded steps and polls between them.
+    Unsupported,
+}
+
 /// A network port in poll mode.
 ///
 /// Received frames are handed out as owned [`Nic::Frame`]s, so the engine can
@@ -130,4 +146,20 @@ pub trait Nic {
 
     /// Counters so far.
     fn counters(&self) -> NicCounters;
+
+    /// Asks to be told when a frame arrives, before a driver blocks: from
+    /// now until [`Nic::rx_disarm`], the arrival of a frame calls
+    /// `waker.wake_by_ref()` (at most once per arming). The implementation
+    /// checks for a frame after arming (so one that arrived just before is
+    /// not missed) and then answers [`RxArm::Pending`]. Not for the hot path:
+    /// a driver arms only when it is about to sleep. The default cannot
+    /// notify ([`RxArm::Unsupported`]).
+    fn rx_arm(&mut self, waker: &Waker) -> RxArm {
+        let _ = waker;
+        RxArm::Unsupported
+    }
+
+    /// Withdraws [`Nic::rx_arm`] after the driver wakes (a frame that arrives
+    /// later no longer calls the waker).
+    fn rx_disarm(&mut self) {}
 }

@@ -57,4 +57,6 @@ pub use app::opcode;
 pub use app::{Driver, Errno, Ring, SafeSqe};
 pub use bufring::{BufRing, BufRingConsumer, BufRingError};
 pub use mem::{Backing, HugePolicy, MemError, Region};
-pub use ring::{new_ring, AppRing, EngineRing, RingConfig, RingStats, SetupError};
+pub use ring::{
+    new_ring, new_ring_sqpoll, AppRing, EngineRing, RingConfig, RingStats, RingView, SetupError,
+};

@@ -398,11 +398,40 @@ pub fn new_ring(cfg: &RingConfig) -> Result<(AppRing, EngineRing), SetupError> {
     new_ring_at(cfg, 0)
 }
 
+/// [`new_ring`] for an engine that polls the SQ on its own thread: the params report
+/// `IORING_SETUP_SQPOLL` (and `IORING_SETUP_SQ_AFF` with `sq_thread_cpu` when `cpu` is
+/// given), `sq_thread_idle` in ms, and `IORING_FEAT_SQPOLL_NONFIXED`. The application
+/// half then follows liburing's SQPOLL rules ([`AppRing::is_sqpoll`]).
+pub fn new_ring_sqpoll(
+    cfg: &RingConfig,
+    cpu: Option<u32>,
+    idle_ms: u32,
+) -> Result<(AppRing, EngineRing), SetupError> {
+    new_ring_with(cfg, 0, |p| {
+        p.flags |= abi::IORING_SETUP_SQPOLL;
+        if let Some(cpu) = cpu {
+            p.flags |= abi::IORING_SETUP_SQ_AFF;
+            p.sq_thread_cpu = cpu;
+        }
+        p.sq_thread_idle = idle_ms;
+        p.features |= abi::IORING_FEAT_SQPOLL_NONFIXED;
+    })
+}
+
 /// [`new_ring`] with all four counters starting at `start` instead of 0 (tests use it
 /// to cross the `u32` wrap quickly).
 pub(crate) fn new_ring_at(
     cfg: &RingConfig,
     start: u32,
+) -> Result<(AppRing, EngineRing), SetupError> {
+    new_ring_with(cfg, start, |_| {})
+}
+
+/// [`new_ring_at`], letting `adjust` add to the reported params (SQPOLL's).
+fn new_ring_with(
+    cfg: &RingConfig,
+    start: u32,
+    adjust: impl FnOnce(&mut Params),
 ) -> Result<(AppRing, EngineRing), SetupError> {
     let (sq, cq) = ring_sizes(cfg)?;
     let geo = Geometry::new(sq, cq);
@@ -442,7 +471,7 @@ pub(crate) fn new_ring_at(
     if cfg.clamp {
         flags |= abi::IORING_SETUP_CLAMP;
     }
-    let params = Params {
+    let mut params = Params {
         sq_entries: sq,
         cq_entries: cq,
         flags,
@@ -471,6 +500,7 @@ pub(crate) fn new_ring_at(
         },
         ..Params::default()
     };
+    adjust(&mut params);
 
     let shared = Arc::new(Shared {
         region,
@@ -616,6 +646,21 @@ impl AppRing {
         self.sq_flags() & abi::IORING_SQ_CQ_OVERFLOW != 0
     }
 
+    /// Whether the ring was set up for an engine polling on its own thread
+    /// (`IORING_SETUP_SQPOLL`, [`new_ring_sqpoll`]).
+    #[inline]
+    pub fn is_sqpoll(&self) -> bool {
+        self.shared.params.flags & abi::IORING_SETUP_SQPOLL != 0
+    }
+
+    /// A read-only view of the shared counters and flags, for a driver that waits on the
+    /// application's behalf ([`RingView`]).
+    pub fn view(&self) -> RingView {
+        RingView {
+            shared: self.shared.clone(),
+        }
+    }
+
     /// Whether a polling engine asked to be woken up (`IORING_SQ_NEED_WAKEUP`), with the
     /// full fence liburing places between its sq.tail store and this read. Call after
     /// [`AppRing::flush_sq`].
@@ -687,6 +732,54 @@ impl AppRing {
 
 /// The engine half of a ring: SQ consumer and CQ producer, owner of the overflow backlog.
 ///
+/// What a driver on the application's side may read of a ring without owning either
+/// half: CQEs ready, SQ space, the SQ flags. Only loads of the shared words; the SQPOLL
+/// driver's `io_uring_enter` waits on them.
+#[derive(Debug, Clone)]
+pub struct RingView {
+    shared: Arc<Shared>,
+}
+
+impl RingView {
+    /// CQEs posted and not yet consumed: `acquire(cq.tail) - acquire(cq.head)`, at most
+    /// `cq_entries`.
+    #[inline]
+    pub fn cq_ready(&self) -> u32 {
+        // The engine store-releases cq.tail after writing CQEs and the app store-releases
+        // cq.head after reading them; these load-acquires pair with those stores (only a
+        // count is derived, no slot is read here).
+        let tail = self.shared.cq_tail().load(Ordering::Acquire);
+        let head = self.shared.cq_head().load(Ordering::Acquire);
+        tail.wrapping_sub(head).min(self.shared.geo.cq_entries)
+    }
+
+    /// Free SQ slots as the engine sees them: `entries - (sq.tail - acquire(sq.head))`.
+    #[inline]
+    pub fn sq_space(&self) -> u32 {
+        // sq.tail is written by the app (whose thread calls this; relaxed reads its own
+        // store); sq.head is store-released by the engine after copying SQEs, acquire
+        // pairs with it.
+        let tail = self.shared.sq_tail().load(Ordering::Relaxed);
+        let head = self.shared.sq_head().load(Ordering::Acquire);
+        self.shared
+            .geo
+            .sq_entries
+            .saturating_sub(tail.wrapping_sub(head))
+    }
+
+    /// CQ size.
+    pub fn cq_entries(&self) -> u32 {
+        self.shared.geo.cq_entries
+    }
+
+    /// The SQ ring flags (`IORING_SQ_*`).
+    #[inline]
+    pub fn sq_flags(&self) -> u32 {
+        // Engine-written with fetch_or/fetch_and; acquire as in AppRing::sq_flags.
+        self.shared.sq_flags().load(Ordering::Acquire)
+    }
+}
+
 /// `Send`. The engine is the only SQ consumer and CQ producer of its ring.
 #[derive(Debug)]
 pub struct EngineRing {
@@ -876,6 +969,13 @@ impl EngineRing {
         }
         self.publish_counters();
         moved
+    }
+
+    /// CQEs published so far (the private tail, free-running): a driver compares two
+    /// readings to learn whether a step posted any.
+    #[inline]
+    pub fn cq_posted(&self) -> u32 {
+        self.cq.tail()
     }
 
     /// CQEs posted and not yet consumed by the app: `tail - acquire(cq.head)`.

@@ -65,6 +65,11 @@ impl Clock {
     }
 }
 
+/// CPU time of the calling thread, µs (`CLOCK_THREAD_CPUTIME_ID`).
+pub(crate) fn thread_cpu_us() -> u64 {
+    sysclock::now_us(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
 /// A calibrated TSC reading and the raw count at the clock's origin.
 #[derive(Clone, Debug)]
 pub struct Monotonic {
@@ -73,7 +78,7 @@ pub struct Monotonic {
 }
 
 mod sysclock {
-    //! Reading the machine's clocks by id. One of the crate's three opt-outs
+    //! Reading the machine's clocks by id. One of the crate's opt-outs
     //! from `#![deny(unsafe_code)]` (with `usermem` and `hint`): one
     //! `clock_gettime` call, which std offers for no clock but through
     //! `Instant` (opaque) and `SystemTime` (REALTIME only).

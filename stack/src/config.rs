@@ -5,6 +5,12 @@ use std::time::Duration;
 
 use ringline_dataplane::MacAddr;
 
+/// Default [`EngineConfig::busy_poll_us`]: 1 ms, far longer than the gap
+/// between requests of a loaded connection (so a busy engine never blocks
+/// and keeps its throughput) and short enough that an idle engine costs
+/// nearly nothing.
+pub const DEFAULT_BUSY_POLL_US: u64 = 1000;
+
 /// How one engine presents itself on its port and sizes its resources.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -53,6 +59,14 @@ pub struct EngineConfig {
     /// `EBUSY` until the application reaps (requests already in flight
     /// still complete into the backlog: nothing is dropped).
     pub max_cq_backlog: usize,
+    /// How long (µs) a driver keeps polling an idle engine before it blocks:
+    /// the inline driver inside a wait for completions, the SQPOLL thread
+    /// between steps. While blocked, a frame (on a NIC that can notify, such
+    /// as the loopback wire), the application (SQPOLL: an SQE after
+    /// `IORING_SQ_NEED_WAKEUP`) or the next timer wakes it; on a NIC that
+    /// cannot notify (DPDK), it sleeps in steps of 50 µs doubling to 1 ms and
+    /// polls between them. `u64::MAX`: never block (always spin).
+    pub busy_poll_us: u64,
     /// How each connection decides how much it may have in flight (see
     /// [`Congestion`]).
     pub congestion: Congestion,
@@ -96,6 +110,7 @@ impl Default for EngineConfig {
             seed: 0x5eed_0f01,
             max_cq_backlog: 1 << 20,
             congestion: Congestion::default(),
+            busy_poll_us: DEFAULT_BUSY_POLL_US,
         }
     }
 }

@@ -1,7 +1,12 @@
 //! The inline driver: `io_uring_enter` for a ringline ring. Like io_uring with
 //! `DEFER_TASKRUN`, the engine runs on the application's thread, inside
 //! submit and wait; nothing else touches the NIC. It owns the clock: time
-//! is read here, once per step, and passed to the engine.
+//! is read here, once per step, and passed to the engine. (The other driver,
+//! [`crate::Sqpoll`], runs the engine on a thread of its own.)
+//!
+//! A wait for completions polls for `busy_poll_us` after the engine last had
+//! work, then blocks the thread until a frame, the next timer or the wait's
+//! timeout ([`crate::idle`]).
 
 use std::time::Duration;
 
@@ -13,6 +18,7 @@ use ringline_ring::ring::RingStats;
 
 use crate::clock::Clock;
 use crate::engine::Engine;
+use crate::idle::Idle;
 use crate::stats::EngineStats;
 
 /// Quiet checks between full engine steps in the wait loop: a few hundred
@@ -22,13 +28,25 @@ const IDLE_SPINS: u32 = 32;
 /// An engine driven from the application's own thread (the driver of a
 /// [`crate::Runtime`]).
 pub struct Inline<N: Nic> {
-    engine: Engine<N>,
-    clock: Clock,
+    pub(crate) engine: Engine<N>,
+    pub(crate) clock: Clock,
+    pub(crate) idle: Idle,
+    /// When (engine µs) the engine last had work, across calls: an
+    /// application that waits in short slices (5 ms) still lets an idle
+    /// engine block after `busy_poll_us`, instead of spinning at the start
+    /// of every slice.
+    last_work_us: u64,
 }
 
 impl<N: Nic> Inline<N> {
-    pub(crate) fn new(engine: Engine<N>, clock: Clock) -> Self {
-        Inline { engine, clock }
+    pub(crate) fn new(engine: Engine<N>, clock: Clock, busy_poll_us: u64) -> Self {
+        let last_work_us = clock.now_us();
+        Inline {
+            engine,
+            clock,
+            idle: Idle::new(busy_poll_us),
+            last_work_us,
+        }
     }
 
     /// Runs one engine step now; returns whether anything happened.
@@ -81,13 +99,16 @@ impl<N: Nic> Inline<N> {
 impl<N: Nic> Driver for Inline<N> {
     fn enter(
         &mut self,
-        _to_submit: u32,
+        to_submit: u32,
         min_complete: u32,
         flags: u32,
         timeout: Option<Duration>,
     ) -> Result<u32, Errno> {
         let before = self.engine.sqes();
-        self.step();
+        let now = self.clock.now_us();
+        if self.engine.step(now) || to_submit > 0 {
+            self.last_work_us = now;
+        }
         if self.engine.submit_refused() {
             // The overflow backlog is full: as io_uring answers when its
             // overflowed CQ cannot take more, the application must reap first.
@@ -110,6 +131,10 @@ impl<N: Nic> Driver for Inline<N> {
             // steps, which gets to an arriving frame sooner; every
             // IDLE_SPINS spins a full step still runs for the timers and the
             // deadline.
+            //
+            // Once `busy_poll_us` has passed since the engine last had work,
+            // the thread blocks instead (see `crate::idle`): only a frame or
+            // time can bring work to an inline engine, and both wake it.
             let mut idle = 0;
             while self.engine.cq_ready() < min_complete {
                 if idle < IDLE_SPINS && self.engine.quiet() {
@@ -122,7 +147,13 @@ impl<N: Nic> Driver for Inline<N> {
                 if deadline.is_some_and(|d| now >= d) {
                     return Err(Errno(libc::ETIME));
                 }
-                self.engine.step_wait(now, min_complete);
+                if self.engine.step_wait(now, min_complete) || !self.engine.sleepable() {
+                    self.last_work_us = now;
+                    self.idle.reset();
+                } else if self.idle.should_block(self.last_work_us, now) {
+                    self.idle
+                        .sleep(&mut self.engine, &self.clock, deadline, true);
+                }
             }
         }
         Ok((self.engine.sqes() - before) as u32)

@@ -257,13 +257,57 @@ impl<N: Nic> Engine<N> {
             && !self.core.neigh.shared_pending()
     }
 
-    /// When the engine next has timer work (engine µs), if it is quiet:
-    /// the earliest connection timer or TIMEOUT; the current time if it has
-    /// work now; `None` if only a frame or an SQE can wake it. A driver may
-    /// sleep (or block on the NIC) until then. Not for the hot path: it scans
-    /// the timer wheel's slots.
+    /// Whether a driver may block now, right after a step that did nothing:
+    /// no connection to serve or send for, no SQE, and no CQE in the overflow
+    /// backlog unless the CQ is full (only the application's reaping can
+    /// move those, and it enters to do so). The NIC is not asked
+    /// ([`Nic::rx_pending`] says "maybe" on a NIC that cannot tell, DPDK's):
+    /// the step just found no frame, and [`Nic::rx_arm`] checks again.
+    pub(crate) fn sleepable(&self) -> bool {
+        let ring = &self.core.cq.ring;
+        !self.has_pending_work()
+            && ring.sq_ready() == 0
+            && (ring.backlog_len() == 0 || ring.cq_space() == 0)
+    }
+
+    /// CQEs published to the CQ so far (free-running): a driver compares two
+    /// readings to learn whether a step completed anything.
+    #[inline]
+    pub(crate) fn cq_posted(&self) -> u32 {
+        self.core.cq.ring.cq_posted()
+    }
+
+    /// SQPOLL, before sleeping: sets `IORING_SQ_NEED_WAKEUP` and re-checks the
+    /// SQ (the ring's Dekker handshake); `false` if SQEs arrived meanwhile.
+    pub(crate) fn prepare_sleep(&self) -> bool {
+        self.core.cq.ring.prepare_sleep()
+    }
+
+    /// SQPOLL, on waking: clears `IORING_SQ_NEED_WAKEUP`.
+    pub(crate) fn clear_need_wakeup(&self) {
+        self.core
+            .cq
+            .ring
+            .clear_sq_flag(ringline_ring::abi::IORING_SQ_NEED_WAKEUP);
+    }
+
+    /// Counts one blocked sleep of `us` µs, `woken` early or not.
+    pub(crate) fn note_sleep(&mut self, us: u64, woken: bool) {
+        let s = &mut self.core.stats;
+        s.idle_sleeps += 1;
+        s.idle_sleep_us += us;
+        s.idle_wakeups += u64::from(woken);
+    }
+
+    /// When the engine next has timer work (engine µs), if it has nothing to
+    /// do now: the earliest connection timer or TIMEOUT; the current time if
+    /// it has work now (connections to serve or send for, SQEs; see
+    /// [`Engine::sleepable`]: whether a frame waits at the NIC is the NIC's
+    /// to say when the driver arms it); `None` if only a frame or an SQE can
+    /// wake it. A driver may sleep (or block on the NIC) until then. Not for
+    /// the hot path: it scans the timer wheel's slots.
     pub(crate) fn next_deadline(&self) -> Option<u64> {
-        if !self.quiet() {
+        if !self.sleepable() {
             return Some(self.core.now_us);
         }
         let wheel = self.core.conns.timers.next_deadline_us();

@@ -1,4 +1,4 @@
-//! CPU hints. One of the crate's three opt-outs from `#![deny(unsafe_code)]`, for
+//! CPU hints. One of the crate's opt-outs from `#![deny(unsafe_code)]`, for
 //! one instruction: a prefetch, which reads nothing the program can see and
 //! cannot fault, whatever the address.
 #![allow(unsafe_code)]

@@ -36,6 +36,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod affinity;
 mod bufmem;
 mod clock;
 mod config;
@@ -46,21 +47,24 @@ mod errno;
 mod fxhash;
 mod group;
 mod hint;
+mod idle;
 mod ids;
 mod l2;
 mod legacy;
 mod net;
 mod slab;
+mod sqpoll;
 mod stats;
 mod tcpopt;
 mod timer;
 mod usermem;
 
 pub use clock::{Clock, Monotonic};
-pub use config::{Congestion, EngineConfig};
+pub use config::{Congestion, EngineConfig, DEFAULT_BUSY_POLL_US};
 pub use driver::Inline;
 pub use engine::EngineError;
 pub use group::{engine_group, GroupMember};
+pub use sqpoll::{open_sqpoll, Snapshot, Sqpoll, SqpollConfig, SqpollRuntime};
 pub use stats::EngineStats;
 
 use ringline_dataplane::Nic;
@@ -79,6 +83,9 @@ pub enum OpenError {
     /// Engine configuration.
     #[error("engine: {0}")]
     Engine(#[from] EngineError),
+    /// The SQPOLL thread could not be started or pinned.
+    #[error("SQPOLL thread: {0}")]
+    Thread(String),
 }
 
 /// Opens a ring on `nic` with an inline engine: the io_uring_setup of ringline.
@@ -89,8 +96,9 @@ pub fn open<N: Nic>(
     clock: Clock,
 ) -> Result<Runtime<N>, OpenError> {
     let (app, eng) = new_ring(ring)?;
+    let busy_poll_us = cfg.busy_poll_us;
     let engine = engine::Engine::new(nic, eng, cfg, clock.clone())?;
-    Ok(Ring::new(app, Inline::new(engine, clock)))
+    Ok(Ring::new(app, Inline::new(engine, clock, busy_poll_us)))
 }
 
 /// Like [`open`], for one engine of a group sharing a port, one engine per
@@ -106,7 +114,8 @@ pub fn open_in_group<N: Nic>(
     member: GroupMember,
 ) -> Result<Runtime<N>, OpenError> {
     let (app, eng) = new_ring(ring)?;
+    let busy_poll_us = cfg.busy_poll_us;
     let mut engine = engine::Engine::new(nic, eng, cfg, clock.clone())?;
     engine.join(member);
-    Ok(Ring::new(app, Inline::new(engine, clock)))
+    Ok(Ring::new(app, Inline::new(engine, clock, busy_poll_us)))
 }

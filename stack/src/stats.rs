@@ -74,6 +74,14 @@ pub struct EngineStats {
     /// Neighbours taken from sibling engines of a group (learned by
     /// another queue's engine; filled in by `stats()`).
     pub arp_shared: u64,
+    /// Times the driver blocked an idle engine (after `busy_poll_us`), for
+    /// the next timer, a frame or the application.
+    pub idle_sleeps: u64,
+    /// Of those, the sleeps ended early by a wake-up (a frame from the
+    /// NIC's notification, or the application) rather than by time.
+    pub idle_wakeups: u64,
+    /// Total time spent blocked, µs.
+    pub idle_sleep_us: u64,
 }
 
 impl EngineStats {
@@ -123,6 +131,9 @@ impl EngineStats {
             rto_fired,
             resends_skipped,
             arp_shared,
+            idle_sleeps,
+            idle_wakeups,
+            idle_sleep_us,
         )
     }
 }

@@ -156,6 +156,9 @@ pub fn echo_status(l: &LiveCounters) -> String {
 pub enum RingSpec {
     /// ringline: an inline engine on one end of the loopback wire.
     Ringline(Box<RinglineSide>),
+    /// ringline with the engine on its own thread (SQPOLL), pinned to the
+    /// CPU given.
+    RinglineSqpoll(Box<RinglineSide>, usize),
     /// The kernel's io_uring.
     Kernel {
         /// SQ entries.
@@ -184,6 +187,25 @@ pub trait RingJob: Send + 'static {
 }
 
 impl RingSpec {
+    /// Sets a ringline spec's `busy_poll_us` (nothing for the kernel).
+    pub fn set_busy_poll_us(&mut self, us: u64) {
+        match self {
+            RingSpec::Ringline(side) | RingSpec::RinglineSqpoll(side, _) => {
+                side.engine.busy_poll_us = us;
+            }
+            RingSpec::Kernel { .. } => {}
+        }
+    }
+
+    /// This spec with its engine on its own thread pinned to `cpu` (SQPOLL),
+    /// if it is a ringline spec.
+    pub fn sqpoll(self, cpu: usize) -> RingSpec {
+        match self {
+            RingSpec::Ringline(side) => RingSpec::RinglineSqpoll(side, cpu),
+            other => other,
+        }
+    }
+
     /// Builds the ring and runs `job` on it; with the engine's counters at
     /// the end for a ringline ring.
     pub fn run<J: RingJob>(self, job: J) -> Result<(J::Out, Option<EngineReport>), String> {
@@ -194,6 +216,17 @@ impl RingSpec {
                     open(nic, &ring, engine, Clock::monotonic()).map_err(|e| e.to_string())?;
                 let out = job.run(&mut rt)?;
                 Ok((out, Some(EngineReport::of(&rt))))
+            }
+            RingSpec::RinglineSqpoll(side, cpu) => {
+                let RinglineSide { nic, engine, ring } = *side;
+                let sq = ringline::SqpollConfig {
+                    cpu: Some(cpu),
+                    ..ringline::SqpollConfig::default()
+                };
+                let mut rt = ringline::open_sqpoll(nic, &ring, engine, &sq, Clock::monotonic())
+                    .map_err(|e| e.to_string())?;
+                let out = job.run(&mut rt)?;
+                Ok((out, Some(EngineReport::of_sqpoll(&mut rt))))
             }
             RingSpec::Kernel { sq, cq } => {
                 let mut rt = KernelRing::new(sq, cq)?;

@@ -21,6 +21,7 @@ pub mod harness;
 pub mod kernel_uring;
 pub mod memory;
 pub mod plot;
+pub mod sqpoll;
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -202,6 +203,38 @@ pub enum Scenario {
         #[arg(long, default_value_t = 200_000)]
         round_trips: u64,
     },
+    /// The server's engine inline against SQPOLL (its own thread): echo at
+    /// each connection count; then the CPU of an idle engine and the first
+    /// request's latency after idle (ringline only).
+    Sqpoll {
+        /// Connection counts of the echo rows.
+        #[arg(long, value_delimiter = ',', default_values_t = [1usize, 1000])]
+        counts: Vec<usize>,
+        /// Request size in bytes.
+        #[arg(long, default_value_t = 128)]
+        size: usize,
+        /// Measured seconds per echo row.
+        #[arg(long, default_value_t = 3.0)]
+        duration: f64,
+        /// CPU of the SQPOLL engine thread (the client's core on two cores).
+        #[arg(long, default_value_t = 1)]
+        sq_thread_cpu: usize,
+        /// `busy_poll_us` of the client's engine in the SQPOLL rows: it shares
+        /// its core with the SQPOLL thread, so by default it blocks as soon
+        /// as it waits instead of spinning the engine thread off the core.
+        #[arg(long, default_value_t = 0)]
+        client_busy_poll_us: u64,
+        /// `busy_poll_us` of the server's engine in the idle rows (default:
+        /// the engine's default; 18446744073709551615 spins forever).
+        #[arg(long)]
+        server_busy_poll_us: Option<u64>,
+        /// Seconds of each idle period.
+        #[arg(long, default_value_t = 3.0)]
+        idle: f64,
+        /// Idle periods (each followed by one timed request) per mode.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
     /// Memory per idle established ringline connection.
     Memory {
         /// Idle connections.
@@ -377,9 +410,22 @@ struct EchoRun {
     segments: usize,
     port: u16,
     wire_frames: usize,
+    /// ringline: the server's engine in SQPOLL mode on this CPU, and the
+    /// client engine's `busy_poll_us` for that row (the client shares the
+    /// engine thread's core on a 2-core machine).
+    sqpoll: Option<(usize, u64)>,
 }
 
 fn variant_name(backend: Backend, run: &EchoRun) -> String {
+    let v = variant_base(backend, run);
+    if backend == Backend::Ringline && run.sqpoll.is_some() {
+        format!("{v} sqpoll")
+    } else {
+        v
+    }
+}
+
+fn variant_base(backend: Backend, run: &EchoRun) -> String {
     match backend {
         Backend::KernelEpoll => match run.epoll {
             EpollMode::Level => "level".into(),
@@ -452,7 +498,11 @@ fn run_echo(backend: Backend, run: &EchoRun) -> Result<Row, String> {
             if run.wire_frames > 0 {
                 rs.frames = run.wire_frames;
             }
-            let (s, cl) = ringline_pair(&rs);
+            let (mut s, mut cl) = ringline_pair(&rs);
+            if let Some((cpu, client_busy_poll_us)) = run.sqpoll {
+                s = s.sqpoll(cpu);
+                cl.set_busy_poll_us(client_busy_poll_us);
+            }
             let (eo, lo, shape) = (echo_opts(7), load(RL_SERVER_IP, 7), shape.clone());
             serve_pair(&title, echo_status, (s, cl), RL_SERVER_IP, eo, move |ctx| {
                 LoadJob {
@@ -519,13 +569,26 @@ fn run_echo(backend: Backend, run: &EchoRun) -> Result<Row, String> {
         p50_us: q(&res.hist, 0.5),
         p99_us: q(&res.hist, 0.99),
         p999_us: q(&res.hist, 0.999),
-        cpu_us_per_op: (cpu[0] + cpu[1]) as f64 / 1000.0 / res.requests.max(1) as f64,
+        cpu_us_per_op: (cpu[0] + cpu[1]) as f64 / 1000.0 / res.requests.max(1) as f64
+            + sqpoll_thread_cpu_us(&engines) / res.requests.max(1) as f64,
         ns_per_op: if rate > 0.0 { 1e9 / rate } else { 0.0 },
         op: "req".into(),
         errors: res.errors + srv.errors,
         engines,
         note,
     })
+}
+
+/// CPU of the server's SQPOLL engine thread over its whole life (setup and
+/// warm-up included), µs; 0 without one.
+fn sqpoll_thread_cpu_us(engines: &Engines) -> f64 {
+    engines
+        .0
+        .iter()
+        .flat_map(|(_, e)| e.stats.0.iter())
+        .filter(|(k, _)| *k == "sqpoll_thread_cpu_us")
+        .map(|(_, v)| *v as f64)
+        .sum()
 }
 
 fn run_storm(
@@ -890,6 +953,7 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
                         segments: 1,
                         port: a.port,
                         wire_frames: a.wire_frames,
+                        sqpoll: None,
                     };
                     if paired {
                         // The host moves the vCPUs over seconds, and the floor
@@ -1007,6 +1071,7 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
                         segments: 1,
                         port: a.port,
                         wire_frames: a.wire_frames,
+                        sqpoll: None,
                     };
                     // A point that cannot run is a row saying so, not the end of the curve.
                     jobs.push(Box::new(move || {
@@ -1163,6 +1228,7 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
                         segments: *segments,
                         port: a.port + 200,
                         wire_frames: a.wire_frames,
+                        sqpoll: None,
                     };
                     jobs.push(Box::new(move || run_echo(b, &run)));
                 }
@@ -1248,6 +1314,83 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
                 f.frame_len, f.round_trips, f.p50_us, f.p99_us, f.mean_us
             );
             floor_res = Some(f);
+        }
+        Scenario::Sqpoll {
+            counts,
+            size,
+            duration,
+            sq_thread_cpu,
+            client_busy_poll_us,
+            server_busy_poll_us,
+            idle,
+            rounds,
+        } => {
+            scenario_name = "sqpoll";
+            if counts.contains(&0) || *size < 16 || *duration <= 0.0 || *idle <= 0.0 {
+                return Err("--counts >= 1, --size >= 16, --duration > 0, --idle > 0".into());
+            }
+            let mut jobs: Vec<Job> = Vec::new();
+            for &c in counts {
+                for sq in [None, Some((*sq_thread_cpu, *client_busy_poll_us))] {
+                    let run = EchoRun {
+                        scenario: "sqpoll",
+                        connections: c,
+                        size: *size,
+                        duration: *duration,
+                        recv: RecvMode::Multishot,
+                        epoll: EpollMode::Level,
+                        in_flight: None,
+                        segments: 1,
+                        port: a.port,
+                        wire_frames: a.wire_frames,
+                        sqpoll: sq,
+                    };
+                    jobs.push(Box::new(move || run_echo(Backend::Ringline, &run)));
+                }
+            }
+            let (idle, rounds, size, cpu, cbp, sbp) = (
+                Duration::from_secs_f64(*idle),
+                (*rounds).max(1),
+                *size,
+                *sq_thread_cpu,
+                *client_busy_poll_us,
+                *server_busy_poll_us,
+            );
+            for sq in [None, Some(cpu)] {
+                jobs.push(Box::new(move || {
+                    sqpoll::idle_row(sq, sbp, cbp, idle, rounds, size)
+                }));
+            }
+            rows.extend(interleaved(a.repeat, jobs)?);
+            print_rows(
+                &format!("sqpoll: server engine inline vs SQPOLL (engine thread on CPU {cpu}), {size} B; idle rows: rate = % of a core while idle, p50/p99 = first request after idle (µs)"),
+                &rows,
+            );
+            for &c in counts {
+                let inline = rows
+                    .iter()
+                    .find(|r| r.connections == c && r.variant == "recv-multishot");
+                let sq = rows
+                    .iter()
+                    .find(|r| r.connections == c && r.variant == "recv-multishot sqpoll");
+                if let (Some(i), Some(s)) = (inline, sq) {
+                    checks.push(format!(
+                        "sqpoll C={c}: SQPOLL / inline req/s = {:.2}, p50 {:.1} µs vs {:.1} µs",
+                        s.rate / i.rate.max(1e-9),
+                        s.p50_us,
+                        i.p50_us
+                    ));
+                }
+            }
+            for r in rows.iter().filter(|r| r.op == "idle") {
+                checks.push(format!(
+                    "{}: {:.2}% of a core while idle (target < 2%: {}), first request after idle {:.0} µs",
+                    r.variant,
+                    r.rate,
+                    verdict(r.rate < 2.0),
+                    r.p50_us
+                ));
+            }
         }
         Scenario::Memory { connections } => {
             scenario_name = "memory";

@@ -23,6 +23,7 @@ mod poll;
 mod recv;
 mod rw;
 mod send;
+mod sqpoll;
 mod timeout;
 
 /// A scenario's result.
@@ -264,6 +265,13 @@ pub fn all() -> Vec<Scenario> {
         // CQ overflow
         sc("overflow_in_order", "overflow", "20 NOPs into a CQ of 8 without reaping: backlog, IORING_SQ_CQ_OVERFLOW, then flushed in order", SMALL, m, overflow::in_order),
         sc("overflow_new_after_backlog", "overflow", "with a backlog, the app reaps 3 without entering, submits 3 more NOPs: they queue behind the backlog", SMALL, m, overflow::new_after_backlog),
+        // SQPOLL
+        sc("sqpoll_setup", "sqpoll", "an IORING_SETUP_SQPOLL ring: the flags and features setup reports", d, m, sqpoll::setup),
+        sc("sqpoll_submit_without_enter", "sqpoll", "4 NOPs published while the SQPOLL engine polls complete without io_uring_enter", d, m, sqpoll::submit_without_enter),
+        sc("sqpoll_need_wakeup", "sqpoll", "after sq_thread_idle the engine sets IORING_SQ_NEED_WAKEUP; submit enters with SQ_WAKEUP and the NOP completes; a wait for a TIMEOUT wakes it again", d, m, sqpoll::need_wakeup),
+        sc("sqpoll_wait_timeout", "sqpoll", "SQPOLL: submit_and_wait_timeout(1, 20 ms) with nothing in flight", d, m, sqpoll::wait_timeout),
+        sc("sqpoll_sq_wait", "sqpoll", "SQPOLL: 4 NOPs fill an SQ of 4, io_uring_sqring_wait (IORING_ENTER_SQ_WAIT) returns with space", d, m, sqpoll::sq_wait),
+        sc("sqpoll_overflow", "sqpoll", "SQPOLL: 20 NOPs into a CQ of 8 without reaping: IORING_SQ_CQ_OVERFLOW, then all 20 in order as the app reaps and enters", d, m, sqpoll::overflow),
         sc("overflow_multishot_ends", "overflow", "a multishot ACCEPT firing while the CQ is full and backlogged ends with its socket in the final CQE, behind the backlog", SMALL, m, overflow::multishot_ends),
     ];
     v.sort_by_key(|s| area_rank(s.area));
@@ -287,6 +295,7 @@ fn area_rank(a: &str) -> usize {
         "nop",
         "invalid",
         "overflow",
+        "sqpoll",
     ]
     .iter()
     .position(|x| *x == a)

@@ -339,6 +339,21 @@ impl<D: Driver> Ring<D> {
         self.app.sq_flags() & NEEDS_GETEVENTS != 0
     }
 
+    /// The enter flags liburing adds after publishing SQEs (`sq_ring_needs_enter`): on
+    /// an SQPOLL ring with SQEs to submit, `IORING_ENTER_SQ_WAKEUP` when the engine has
+    /// set `IORING_SQ_NEED_WAKEUP` (read after the full fence of
+    /// [`AppRing::needs_wakeup`], which pairs with the engine's fence before it sleeps).
+    /// Nothing on other rings, and nothing when there is nothing to submit (a wait alone
+    /// does not wake a sleeping engine, as in liburing).
+    #[inline]
+    fn wakeup_flags(&self, to_submit: u32) -> u32 {
+        if to_submit > 0 && self.app.is_sqpoll() && self.app.needs_wakeup() {
+            abi::IORING_ENTER_SQ_WAKEUP
+        } else {
+            0
+        }
+    }
+
     /// Publishes queued SQEs and enters the driver with them (`io_uring_submit`);
     /// adds `IORING_ENTER_GETEVENTS` when the engine holds back CQEs
     /// (`IORING_SQ_CQ_OVERFLOW` or `IORING_SQ_TASKRUN`). Returns the SQEs consumed.
@@ -352,7 +367,7 @@ impl<D: Driver> Ring<D> {
             abi::IORING_ENTER_GETEVENTS
         } else {
             0
-        };
+        } | self.wakeup_flags(to_submit);
         self.driver.enter(to_submit, 0, flags, None)
     }
 
@@ -361,8 +376,8 @@ impl<D: Driver> Ring<D> {
     pub fn submit_and_wait(&mut self, n: u32) -> Result<u32, Errno> {
         self.app.flush_sq();
         let to_submit = self.app.sq_pending();
-        self.driver
-            .enter(to_submit, n, abi::IORING_ENTER_GETEVENTS, None)
+        let flags = abi::IORING_ENTER_GETEVENTS | self.wakeup_flags(to_submit);
+        self.driver.enter(to_submit, n, flags, None)
     }
 
     /// As [`Ring::submit_and_wait`], waiting at most `timeout`
@@ -370,8 +385,20 @@ impl<D: Driver> Ring<D> {
     pub fn submit_and_wait_timeout(&mut self, n: u32, timeout: Duration) -> Result<u32, Errno> {
         self.app.flush_sq();
         let to_submit = self.app.sq_pending();
-        self.driver
-            .enter(to_submit, n, abi::IORING_ENTER_GETEVENTS, Some(timeout))
+        let flags = abi::IORING_ENTER_GETEVENTS | self.wakeup_flags(to_submit);
+        self.driver.enter(to_submit, n, flags, Some(timeout))
+    }
+
+    /// Waits until the SQ has a free slot (`io_uring_sqring_wait`): on an SQPOLL ring,
+    /// enters with `IORING_ENTER_SQ_WAIT` (waking the engine first if it sleeps); on other
+    /// rings the SQ frees only when the application submits, so it returns at once.
+    pub fn sqring_wait(&mut self) -> Result<(), Errno> {
+        if !self.app.is_sqpoll() || self.app.sq_space_left() > 0 {
+            return Ok(());
+        }
+        self.app.flush_sq();
+        let flags = abi::IORING_ENTER_SQ_WAIT | self.wakeup_flags(self.app.sq_pending());
+        self.driver.enter(0, 0, flags, None).map(|_| ())
     }
 
     /// Enters with `IORING_ENTER_GETEVENTS` and nothing to wait for: lets the engine
