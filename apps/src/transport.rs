@@ -220,6 +220,9 @@ pub struct EngineSection {
     pub somaxconn: Option<u32>,
     /// µs an idle engine polls before it blocks.
     pub busy_poll_us: Option<u64>,
+    /// Congestion control of every connection: "rate" (the default) or
+    /// "westwood".
+    pub congestion: Option<String>,
 }
 
 /// `[hugepages]`
@@ -574,6 +577,17 @@ pub fn resolve(args: &NicArgs, cmd: &'static str) -> Result<Settings, TransportE
             .busy_poll_us
             .or(e.busy_poll_us)
             .unwrap_or(base.busy_poll_us),
+        congestion: match e.congestion.as_deref() {
+            None | Some("rate") => ringline::Congestion::Rate,
+            Some("westwood") => ringline::Congestion::Westwood,
+            Some(other) => {
+                return Err(TransportError::Invalid {
+                    what: "engine.congestion",
+                    value: other.to_owned(),
+                    why: "expected \"rate\" or \"westwood\"",
+                })
+            }
+        },
         ..base
     };
     let realtime = args.realtime.or(e.realtime);
@@ -919,6 +933,21 @@ listen = 8080
         std::fs::write(&path, "[engine]\ncores = []\n").unwrap();
         let e = resolve(&args, "echo").unwrap_err();
         assert!(e.to_string().contains("at least one CPU"), "{e}");
+        // engine.congestion: the controller, and a clear error otherwise.
+        std::fs::write(
+            &path,
+            "[net]\nip = \"10.0.0.1\"\n[engine]\ncongestion = \"westwood\"\n",
+        )
+        .unwrap();
+        let s = resolve(&args, "echo").unwrap();
+        assert_eq!(s.engine.congestion, ringline::Congestion::Westwood);
+        std::fs::write(
+            &path,
+            "[net]\nip = \"10.0.0.1\"\n[engine]\ncongestion = \"cubic\"\n",
+        )
+        .unwrap();
+        let e = resolve(&args, "echo").unwrap_err();
+        assert!(e.to_string().contains("engine.congestion"), "{e}");
         std::fs::write(&path, "[dpdk]\nunknown_key = 1\n").unwrap();
         let e = resolve(&args, "http").unwrap_err();
         assert!(e.to_string().contains("unknown"), "{e}");

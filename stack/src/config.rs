@@ -76,10 +76,13 @@ pub struct EngineConfig {
 /// smoltcp: see `docs/design.md`, "Loss recovery and congestion control").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Congestion {
-    /// A rate model, as BBR's (and Linux's default where BBR is chosen):
-    /// the window is twice the measured bottleneck bandwidth times the
-    /// smallest RTT, found by slow start and kept by the measurements; loss
-    /// alone does not shrink it (a timeout does). Fills lossy paths.
+    /// Slow start and congestion avoidance as Reno's, with BBR's model as
+    /// the loss response: after a loss the window keeps the larger of 0.7
+    /// of the flight and twice the measured bottleneck bandwidth (a max
+    /// filter over about ten round trips) times the smallest RTT. Random
+    /// loss on a path the flight does not fill costs nothing; a full
+    /// bottleneck keeps about one BDP queued; a timeout restarts from one
+    /// segment. Fills lossy paths, as Linux's `bbr` does.
     #[default]
     Rate,
     /// Loss-based, Westwood+: slow start, congestion avoidance, and on loss
