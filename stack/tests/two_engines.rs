@@ -947,3 +947,47 @@ fn keepalive_keeps_live_peers_and_the_idle_timeout_drops_vanished_ones() {
     );
     drop(buf);
 }
+
+/// A peer that stops acknowledging for 3 s (its engine not running) three
+/// times in a row, with data outstanding toward it, is not given up on:
+/// the sender backs off (probe, then RTOs) and, when the peer answers
+/// again, the transfer completes. Linux keeps retransmitting for about
+/// 15 minutes (`tcp_retries2`); the clock jumps of loss recovery must not
+/// time the connection out either.
+#[test]
+fn a_peer_silent_for_three_seconds_three_times_is_not_given_up_on() {
+    use std::sync::atomic::Ordering;
+    let mut p = Pair::new();
+    let (sfd, cfd) = one_conn(&mut p);
+    // SAFETY: the Receiver lives to the end of the test, after the last engine step.
+    let mut rx = unsafe { Receiver::new(&mut p, 6, 64, 2048) };
+    rx.arm(&mut p, sfd, 6, 1400);
+    let data = pattern(3 << 20);
+    // SAFETY: `data` lives to the end of the test, after the last engine step.
+    unsafe { send_all(&mut p, cfd, &data, 1401) };
+    for round in 0..3 {
+        // Both run a little: data in flight.
+        p.run(20);
+        // The receiver (the server) vanishes for 3 s; only the sender runs.
+        for _ in 0..300 {
+            p.clock.fetch_add(10_000, Ordering::Relaxed);
+            p.c.submit().unwrap();
+            reap(&mut p.c, &mut p.c_cqes);
+        }
+        assert!(
+            p.c_cqes.iter().all(|c| c.res >= 0),
+            "round {round}: {:?}",
+            p.c_cqes.iter().filter(|c| c.res < 0).collect::<Vec<_>>()
+        );
+    }
+    let ok = p.run_until(200_000, |p| {
+        if rx.drain(p, 1400, false) && rx.got.len() < data.len() {
+            rx.arm(p, sfd, 6, 1400);
+        }
+        rx.got.len() == data.len()
+    });
+    assert!(ok, "got {} of {}", rx.got.len(), data.len());
+    assert!(rx.got == data, "bytes differ");
+    assert!(p.c_cqes.iter().all(|c| c.res >= 0), "{:?}", p.c_cqes);
+    assert!(p.c.driver().stats().rto_fired > 0);
+}
