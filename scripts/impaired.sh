@@ -42,8 +42,9 @@ STACKS=${STACKS:-"ringline linux"}
 LCORE=${LCORE:-0}
 # Where to keep every run's output (kept after the run); a temp dir by default.
 LOGDIR=${LOGDIR:-}
-# The Linux echo server's congestion control (e.g. cubic); the host's default
-# when empty (this host's is bbr).
+# The Linux echo server's congestion control (e.g. reno); the host's default
+# when empty (this host's is bbr). A namespace may only choose from the host's
+# net.ipv4.tcp_allowed_congestion_control.
 SERVER_CC=${SERVER_CC:-}
 RINGLINE=${RINGLINE:-}
 
