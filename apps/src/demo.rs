@@ -119,7 +119,10 @@ impl SqpollNic for ringline_dataplane::dpdk::DpdkPort {
 #[cfg(feature = "dpdk")]
 impl SqpollNic for ringline_dataplane::dpdk::DpdkQueue<'_> {
     fn serve_sqpoll(self, _: SqpollServer<'_>) -> Result<(echo::EchoStats, EngineReport), String> {
-        Err("--sqpoll runs on the loopback wire (a DPDK queue stays on the thread that opened it)".into())
+        Err(
+            "--sqpoll runs on the loopback wire (a DPDK queue stays on the thread that opened it)"
+                .into(),
+        )
     }
 }
 

@@ -371,7 +371,6 @@ pub fn loadgen(a: &LoadgenArgs) -> Result<(), String> {
     done.store(true, Ordering::Relaxed);
     let _ = progress.join();
     let engines = Engines::one("client", EngineReport::of(&rt));
-    drop(rt);
     let report = LoadReport::new(transport_name, &res, 0, engines);
     report.print(
         &format!(
@@ -384,6 +383,10 @@ pub fn loadgen(a: &LoadgenArgs) -> Result<(), String> {
         None,
         a.json,
     )?;
+    // The report is out; on net_memif, let the peer close its end first
+    // (see `transport::wait_for_memif_peer`), then close ours.
+    transport::wait_for_memif_peer(rt.driver().nic());
+    drop(rt);
     if res.connected == 0 && !res.interrupted {
         return Err(format!(
             "no connection to {server} came up: {}",
