@@ -6,7 +6,9 @@
 //! signals; then each shuts down cleanly: the port is stopped and the EAL
 //! cleaned up, so no hugepage file and no EAL runtime directory outlives the
 //! process. Every command prints the engine's counters on exit (and puts
-//! them in its `--json` report).
+//! them in its `--json` report). On `net_memif` the load generator, which
+//! finishes first, closes its end only after the peer has closed its own
+//! (at most 10 s; see [`transport::wait_for_memif_peer`]).
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
