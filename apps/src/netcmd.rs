@@ -6,7 +6,9 @@
 //! signals; then each shuts down cleanly: the port is stopped and the EAL
 //! cleaned up, so no hugepage file and no EAL runtime directory outlives the
 //! process. Every command prints the engine's counters on exit (and puts
-//! them in its `--json` report).
+//! them in its `--json` report). On `net_memif` the load generator, which
+//! finishes first, closes its end only after the peer has closed its own
+//! (at most 10 s; see [`transport::wait_for_memif_peer`]).
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -371,7 +373,6 @@ pub fn loadgen(a: &LoadgenArgs) -> Result<(), String> {
     done.store(true, Ordering::Relaxed);
     let _ = progress.join();
     let engines = Engines::one("client", EngineReport::of(&rt));
-    drop(rt);
     let report = LoadReport::new(transport_name, &res, 0, engines);
     report.print(
         &format!(
@@ -384,6 +385,10 @@ pub fn loadgen(a: &LoadgenArgs) -> Result<(), String> {
         None,
         a.json,
     )?;
+    // The report is out; on net_memif, let the peer close its end first
+    // (see `transport::wait_for_memif_peer`), then close ours.
+    transport::wait_for_memif_peer(rt.driver().nic());
+    drop(rt);
     if res.connected == 0 && !res.interrupted {
         return Err(format!(
             "no connection to {server} came up: {}",

@@ -792,6 +792,54 @@ pub fn open_multi(s: &DeviceSettings) -> Result<MultiPort, TransportError> {
     Ok(port)
 }
 
+/// Longest wait of [`wait_for_memif_peer`] for the peer to close its end.
+#[cfg(feature = "dpdk")]
+pub const MEMIF_PEER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// On a `net_memif` port whose link is up, waits (without polling the port)
+/// until the peer has closed its end, at most [`MEMIF_PEER_WAIT`]; returns
+/// at once on any other device. Call it after the engine's last step and
+/// before the port is dropped, on the side that finishes first.
+///
+/// Why: DPDK's memif driver handles the peer's disconnect on the EAL's
+/// interrupt thread, which unmaps the shared rings and buffers with no
+/// lock against `rte_eth_rx_burst`/`tx_burst` on the engine thread. A peer
+/// that closes while this side still polls can make this side read
+/// unmapped memory (SIGSEGV in the driver's receive path); so the side
+/// that finishes first stops polling and keeps its end open until the
+/// other side, no longer polling either, has closed. Our own close then
+/// runs the driver's disconnect a second time, which must not overlap the
+/// interrupt thread's: the link goes down at the start of that handler,
+/// so we give it a moment to finish.
+#[cfg(feature = "dpdk")]
+pub fn wait_for_memif_peer(dev: &Device) -> bool {
+    use std::time::{Duration, Instant};
+    if !dev.driver().starts_with("net_memif") || !dev.link().up {
+        return true;
+    }
+    let deadline = Instant::now() + MEMIF_PEER_WAIT;
+    while dev.link().up {
+        if Instant::now() >= deadline {
+            eprintln!(
+                "ringline: the memif peer is still connected after {} s; closing anyway",
+                MEMIF_PEER_WAIT.as_secs()
+            );
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // The interrupt thread's disconnect (close the control channel and the
+    // queues' event fds, unmap the regions) takes microseconds.
+    std::thread::sleep(Duration::from_millis(100));
+    true
+}
+
+/// Without DPDK support there is no device.
+#[cfg(not(feature = "dpdk"))]
+pub fn wait_for_memif_peer(dev: &Device) -> bool {
+    match *dev {}
+}
+
 /// The multi-queue port (DPDK builds only).
 #[cfg(feature = "dpdk")]
 pub use ringline_dataplane::dpdk::{DpdkQueue, MultiPort};

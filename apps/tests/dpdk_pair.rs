@@ -103,7 +103,7 @@ fn memif_two_processes(huge: bool) {
         ]),
     );
     server.wait_line("listening on 10.0.0.1:7", Duration::from_secs(60));
-    let f = run(
+    let mut client = Proc::spawn(
         "loadgen (memif client)",
         cmd(&[
             "loadgen",
@@ -119,10 +119,16 @@ fn memif_two_processes(huge: bool) {
             "1",
             "--json",
         ]),
-        Duration::from_secs(180),
     );
+    // An orderly stop: DPDK's memif driver unmaps the shared memory when
+    // the peer disconnects, without a lock against a burst in progress, so
+    // neither side may poll while the other closes. The load generator
+    // prints its report, stops polling and keeps its end open until the
+    // server, stopped now, has closed its own (`wait_for_memif_peer`).
+    client.wait_line("\"transport\"", Duration::from_secs(180));
     server.term();
     let s = server.wait(Duration::from_secs(30));
+    let f = client.wait(Duration::from_secs(30));
     f.assert_ok("loadgen over memif");
     check_report(&f, "dpdk:net_memif", 32);
     s.assert_ok("echo over memif");
