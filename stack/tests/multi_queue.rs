@@ -223,10 +223,10 @@ fn accept_all(n: &mut Net, listeners: &[i32], total: usize) -> Vec<Vec<(i32, u16
             let sqe = opcode::Accept::new(l, &mut a.0 as *mut _ as *mut libc::sockaddr, &mut a.1)
                 .user_data(77)
                 .build();
-            // SAFETY: the boxed address and length stay put and are not touched
-            // until this ACCEPT's only CQE (read below before re-arming); an
-            // ACCEPT still armed at the end is cancelled, and its CQE waited
-            // for, before the boxes drop.
+            // An ACCEPT still armed at the end is cancelled, and its CQE
+            // waited for, before the boxes drop.
+            // SAFETY: the boxed address and length stay put and are not
+            // touched until this ACCEPT's only CQE (read before re-arming).
             unsafe { rt.push(&sqe) }.expect("sq");
         };
     for i in 0..ns {

@@ -55,10 +55,11 @@ struct Shared {
     tx_batch: usize,
 }
 
-// SAFETY: `pool` points to a DPDK mempool with multi-producer,
-// multi-consumer operations, which any thread may allocate from and free to
+// `pool` is a DPDK mempool with multi-producer, multi-consumer operations
 // (the MultiPort keeps it alive while any queue borrows this); the rest is
-// plain data. Per-queue device calls are made only by the queue's owner.
+// plain data.
+// SAFETY: any thread may allocate from and free to such a pool, and
+// per-queue device calls are made only by the queue's owner.
 unsafe impl Sync for Shared {}
 
 /// An mbuf on its way from one queue's thread to another's (see the module

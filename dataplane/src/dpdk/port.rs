@@ -502,10 +502,10 @@ pub(crate) fn start_port(
     }
     let socket = DpdkPort::socket_of(port_id).unwrap_or(sys::SOCKET_ID_ANY as u32);
     for queue in 0..queues {
-        // SAFETY: port_id is valid and configured with `queues` RX
-        // queues; NULL rxconf selects the driver's defaults; the pool is
-        // a live pktmbuf pool that outlives the queue (the port, or the
-        // multi-queue port, holds a handle to it).
+        // The pool outlives the queue: the port, or the multi-queue port,
+        // holds a handle to it.
+        // SAFETY: port_id is valid and configured with `queues` RX queues;
+        // NULL rxconf selects the driver's defaults; the pool is live.
         let ret = unsafe {
             sys::rte_eth_rx_queue_setup(port_id, queue, rxd, socket, ptr::null(), pool.as_ptr())
         };

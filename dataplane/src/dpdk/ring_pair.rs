@@ -114,10 +114,9 @@ pub fn net_ring_pair_queues(
         let port_name = format!("{name}_{suffix}");
         let c_name = CString::new(port_name.as_str())
             .map_err(|_| DpdkError::Config("ring pair name contains NUL"))?;
+        // The driver copies the ring pointers; the rings live as long as the EAL.
         // SAFETY: the EAL is initialised; c_name is NUL-terminated; the two
-        // slices each hold `queues` live rings and outlive the call (the
-        // driver copies the ring pointers, and the rings live as long as the
-        // EAL).
+        // slices each hold `queues` live rings and outlive the call.
         let id = unsafe {
             sys::rte_eth_from_rings(
                 c_name.as_ptr(),
