@@ -268,10 +268,10 @@ pub struct DpdkQueue<'a> {
     handed_over: u64,
 }
 
-// SAFETY: a queue owns its mbufs (tx_batch, tx_reserve, the hand-over
-// queues' contents) and is the only user of its RX/TX queue pair; the pool
-// may be used from any thread and the shared part is Sync (see `Shared`).
-// Moving it to another thread moves all of that with it.
+// A queue owns its mbufs (tx_batch, tx_reserve, the hand-over queues'
+// contents); moving it to another thread moves all of that with it.
+// SAFETY: it is the only user of its RX/TX queue pair; the pool may be
+// used from any thread and the shared part is Sync (see `Shared`).
 unsafe impl Send for DpdkQueue<'_> {}
 
 impl std::fmt::Debug for DpdkQueue<'_> {
