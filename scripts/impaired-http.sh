@@ -41,6 +41,8 @@ LCORE=${LCORE:-0}
 LOGDIR=${LOGDIR:-}
 # nginx's congestion control (e.g. cubic); the host's default when empty.
 SERVER_CC=${SERVER_CC:-}
+# More options for `ringline http`, e.g. "--busy-poll-us 18446744073709551615".
+HTTP_ARGS=${HTTP_ARGS:-}
 RINGLINE=${RINGLINE:-}
 
 SCRIPT=impaired-http.sh
@@ -124,7 +126,7 @@ run_one() {
         ip netns exec "$NS_M" "$RINGLINE" http \
             --dpdk "-l $LCORE --no-huge -m 256 --no-pci --no-telemetry --file-prefix=$EAL_PREFIX --vdev=net_tap0,iface=rl0" \
             --ip 10.88.1.2/24 --mac 02:00:00:88:01:02 --listen 80 --body "$BODY
-" >"$log.server" 2>&1 &
+" $HTTP_ARGS >"$log.server" 2>&1 &
         srv_pid=$!
         PIDS+=("$srv_pid")
         wait_for "$log.server" "listening on" 60
@@ -175,6 +177,7 @@ run_one() {
 
 printf '== %s, impairment %s each way, seed %s, wrk -c%s -t%s -d%s --latency --timeout %s, logs in %s\n' \
     "$(git rev-parse --short HEAD 2>/dev/null || echo '?')" "$SPEC" "$SEED" "$CONNS" "$THREADS" "$DURATION" "$WRK_TIMEOUT" "$LOGDIR"
+[ -n "$HTTP_ARGS" ] && printf '== ringline http %s\n' "$HTTP_ARGS"
 printf '== Linux congestion control: nginx (server ns) %s, wrk (client ns) %s\n' "$SERVER_CC" "$CLIENT_CC"
 ROWS=()
 for ((run = 1; run <= RUNS; run++)); do
