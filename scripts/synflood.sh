@@ -21,8 +21,8 @@
 # fresh 1 KiB echo connection (`bulk --bytes 1K --timeout PROBE_TIMEOUT`)
 # every second; (3) one more after the flood. Random sources are off-subnet,
 # so each server answers through its gateway (the client namespace, which
-# drops the SYN-ACKs: nobody completes a flooded handshake). SYNs sent are
-# counted on the client's interface.
+# drops the SYN-ACKs: nobody completes a flooded handshake). SYNs sent: as
+# hping3 counts them.
 #
 #   sudo bash scripts/synflood.sh
 #   sudo RUNS=1 BYTES=64M STACKS=ringline bash scripts/synflood.sh
@@ -78,7 +78,7 @@ probe() {
     out=$(timeout $((PROBE_TIMEOUT + 5)) ip netns exec "$NS_C" "$RINGLINE" bulk --connect "$1" --bytes 1K \
         --timeout "$PROBE_TIMEOUT" --json 2>&1 || true)
     if grep -q '"pass":true' <<<"$out"; then echo ok; else
-        echo "failed: $(grep -o '"error":"[^"]*"' <<<"$out" | head -1 | cut -d: -f2- | tr -d '"')${out:+}"
+        echo "failed: $(grep -o '"error":"[^"]*"' <<<"$out" | head -1 | cut -d: -f2- | tr -d '"')"
     fi
 }
 
@@ -131,7 +131,11 @@ run_one() {
     local flood_s=$((SECONDS - t0))
     kill -0 "$flood_pid" 2>/dev/null || flood_s="$FLOOD_SECS (ended before the transfer)"
     stop "$flood_pid" 5
-    local sent=$(($(tx_packets "$dev") - tx0))
+    # hping3's own count (it prints it when stopped); the interface's
+    # (which includes the transfer's frames) if it printed none.
+    local sent
+    sent=$(awk '/packets transmitted/ {print $1}' "$log.hping" | tail -1)
+    [ -n "$sent" ] || sent="$(($(tx_packets "$dev") - tx0)) (frames on $dev)"
     flood=$(bulk_result "$log.flooded")
     sleep 1
     local after
