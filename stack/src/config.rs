@@ -33,6 +33,12 @@ pub struct EngineConfig {
     pub max_connections: usize,
     /// Cap on a listener's backlog (`somaxconn`).
     pub somaxconn: u32,
+    /// Most connections in handshake per listener (Linux's
+    /// `tcp_max_syn_backlog`): SYNs past it, or past the listener's
+    /// backlog, are answered with SYN cookies and take no connection slot.
+    /// Keep it well below `max_connections`, so that a SYN flood leaves
+    /// slots for the connections its cookies let in.
+    pub max_syn_backlog: u32,
     /// Nagle's algorithm (off = TCP_NODELAY, the RPC default).
     pub nagle: bool,
     /// Delayed-ACK time; `None` acknowledges at once.
@@ -104,6 +110,7 @@ impl Default for EngineConfig {
             prealloc_connections: 0,
             max_connections: 1 << 20,
             somaxconn: 65535,
+            max_syn_backlog: 2048,
             nagle: false,
             ack_delay: Some(Duration::from_millis(10)),
             handshake_timeout: Duration::from_secs(30),

@@ -229,3 +229,47 @@ fn a_flood_from_random_sources_keeps_state_bounded_and_lets_clients_in() {
     assert_eq!(take(&mut p.s_cqes, 3).unwrap().res, 17);
     assert_eq!(&got, msg);
 }
+
+/// A listener whose backlog is as large as the connection table (as
+/// `ringline echo`'s, 65535, with 65536 connections): the SYN queue's own
+/// cap (`max_syn_backlog`, at most half the table) answers the flood with
+/// cookies before it fills the table, so a valid client's returning cookie
+/// ACK still finds a slot. Before the cap, half-open connections took
+/// every slot and the client's cookie ACK was dropped.
+#[test]
+fn a_flood_against_a_huge_backlog_leaves_slots_for_cookie_connections() {
+    let mut o = PairOpts::default();
+    o.server.max_connections = 256;
+    o.server.max_syn_backlog = 2048;
+    let mut p = Pair::with(o);
+    let l = listen(&mut p, PORT, 65535);
+    push_safe(&mut p.s, opcode::AcceptNoAddr::new(l).user_data(1).build());
+    let mut x: u32 = 0x1234_5678;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x
+    };
+    for _ in 0..10 {
+        for _ in 0..200 {
+            let r = next();
+            let host = 3 + (r % 250) as u8;
+            forged_syn(
+                &mut p,
+                Ipv4Address::new(10, 0, 0, host),
+                1024 + (r >> 16) as u16 % 60000,
+                next(),
+            );
+        }
+        p.run(3);
+    }
+    let st = p.s.driver().stats();
+    assert!(st.conns_live <= 128, "half-open capped at half the table: {st:?}");
+    assert!(st.syn_cookies_sent >= 1_800, "{st:?}");
+    let cfd = connect_n(&mut p, PORT, 1, 10)[0];
+    assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 1)));
+    let sfd = take(&mut p.s_cqes, 1).unwrap().res;
+    assert!(sfd >= 0, "accept: {sfd}");
+    assert!(cfd >= 0);
+}

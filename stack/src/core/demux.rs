@@ -251,7 +251,11 @@ impl Core {
                     return Ingress::Done;
                 }
                 // Room in the SYN queue: a half-open connection.
-                let half = self.listeners.has_room(lid);
+                let cap = self
+                    .cfg
+                    .max_syn_backlog
+                    .min((self.cfg.max_connections / 2) as u32);
+                let half = self.listeners.has_room(lid, cap);
                 if let Some(cid) = half
                     .then(|| self.open_half(lid, key, src, sport, dport))
                     .flatten()

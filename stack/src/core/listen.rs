@@ -90,10 +90,14 @@ impl Listeners {
         self.by_port.contains_key(&port)
     }
 
-    /// Whether a SYN for `id` fits in its backlog.
-    pub(crate) fn has_room(&self, id: ListenerId) -> bool {
-        self.get(id)
-            .is_some_and(|l| (l.half_open as usize + l.queue.len()) < l.backlog as usize)
+    /// Whether a SYN for `id` fits in its backlog, with at most `syn_cap`
+    /// connections in handshake (Linux's `tcp_max_syn_backlog`): past it a
+    /// SYN is answered with a cookie, so a flood cannot fill the connection
+    /// table and leave no slot for the cookies' returning ACKs.
+    pub(crate) fn has_room(&self, id: ListenerId, syn_cap: u32) -> bool {
+        self.get(id).is_some_and(|l| {
+            l.half_open < syn_cap && (l.half_open as usize + l.queue.len()) < l.backlog as usize
+        })
     }
 
     /// Whether `id`'s accept queue is full (completed connections the
@@ -166,14 +170,18 @@ mod tests {
         let mut ls = Listeners::default();
         let l = ls.open(80, 2);
         assert_eq!(ls.on_port(80), Some(l));
-        assert!(ls.has_room(l));
+        assert!(ls.has_room(l, u32::MAX));
+        assert!(!ls.has_room(l, 0), "the SYN queue's cap");
         ls.add_half_open(l);
         ls.add_half_open(l);
-        assert!(!ls.has_room(l), "two in handshake fill a backlog of 2");
+        assert!(
+            !ls.has_room(l, u32::MAX),
+            "two in handshake fill a backlog of 2"
+        );
         assert!(ls.handshake_done(l, cid(0)));
-        assert!(!ls.has_room(l), "one queued, one half-open");
+        assert!(!ls.has_room(l, u32::MAX), "one queued, one half-open");
         ls.handshake_failed(l);
-        assert!(ls.has_room(l));
+        assert!(ls.has_room(l, u32::MAX));
         assert_eq!(ls.get(l).unwrap().queue, [cid(0)]);
     }
 
@@ -208,6 +216,6 @@ mod tests {
         assert!(ls.on_port(7).is_none());
         ls.release(l, q);
         let again = ls.open(7, 1);
-        assert!(ls.has_room(again));
+        assert!(ls.has_room(again, u32::MAX));
     }
 }
