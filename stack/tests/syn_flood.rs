@@ -265,7 +265,10 @@ fn a_flood_against_a_huge_backlog_leaves_slots_for_cookie_connections() {
         p.run(3);
     }
     let st = p.s.driver().stats();
-    assert!(st.conns_live <= 128, "half-open capped at half the table: {st:?}");
+    assert!(
+        st.conns_live <= 128,
+        "half-open capped at half the table: {st:?}"
+    );
     assert!(st.syn_cookies_sent >= 1_800, "{st:?}");
     let cfd = connect_n(&mut p, PORT, 1, 10)[0];
     assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 1)));

@@ -357,7 +357,8 @@ pub fn wait_timeout(c: &mut Ctx) -> R {
     Ok(())
 }
 
-/// SQ_WAIT returns once the engine has taken SQEs from a full SQ.
+/// SQ_WAIT returns once the engine has taken SQEs from a full SQ (after
+/// the submit that publishes them, as liburing programs do).
 pub fn sq_wait(c: &mut Ctx) -> R {
     let mut ring = SqRing::open(c.kind(), 4, 16, 1000)?;
     let mut pushed = 0;
@@ -365,6 +366,10 @@ pub fn sq_wait(c: &mut Ctx) -> R {
         pushed += u32::from(ring.push(nop(ud)));
     }
     c.line(format!("NOPs pushed into an SQ of 4: {pushed}"));
+    // As a program does: io_uring_submit publishes them (and wakes the
+    // poller if it sleeps: the kernel's may not have started polling yet
+    // on a loaded machine), then waits for SQ space.
+    ring.submit().map_err(|e| format!("submit: {e}"))?;
     let r = ring.sq_wait();
     c.line(format!(
         "io_uring_sqring_wait: {}, SQ space after it: {}",
@@ -393,6 +398,8 @@ pub fn overflow(c: &mut Ctx) -> R {
         if ring.push(nop(next)) {
             next += 1;
         } else {
+            // Published (and the poller woken if it sleeps), then wait.
+            let _ = ring.submit();
             let _ = ring.sq_wait();
         }
     }
