@@ -45,6 +45,8 @@ use crate::tcpopt;
 
 /// Floor of the engine's retransmission timeout (Linux's `TCP_RTO_MIN`).
 const RTO_MIN_US: u64 = 200_000;
+/// The retransmission timeout before the first RTT sample (RFC 6298).
+const INITIAL_RTO_US: u64 = 1_000_000;
 /// Floor of the probe timeout.
 const PTO_MIN_US: u64 = 10_000;
 /// Allowance for a peer delaying its ACK of a lone segment (Linux's
@@ -803,8 +805,8 @@ impl Recovery {
         }
     }
 
-    /// When the next timeout fires (engine µs), if one is armed. None until
-    /// the first RTT sample: smoltcp's own timer covers that.
+    /// When the next timeout fires (engine µs), if one is armed: data is
+    /// outstanding and fewer than `MAX_BACKOFF` timeouts fired in a row.
     #[inline]
     pub(crate) fn deadline(&self) -> Option<u64> {
         self.due_us
@@ -815,10 +817,14 @@ impl Recovery {
     }
 
     fn compute_deadline(&self) -> Option<u64> {
-        if !self.outstanding() || self.srtt_us == 0 || self.backoff >= MAX_BACKOFF {
+        if !self.outstanding() || self.backoff >= MAX_BACKOFF {
             return None;
         }
-        let wait = if self.backoff == 0 {
+        let wait = if self.srtt_us == 0 {
+            // No RTT sample yet (the first flight, or every sample so far
+            // spanned a retransmission): RFC 6298's initial RTO, no probe.
+            INITIAL_RTO_US << self.backoff
+        } else if self.backoff == 0 {
             let mut pto = (2 * self.srtt_us).max(PTO_MIN_US);
             if self.nxt.wrapping_sub(self.una) <= self.mss {
                 pto = pto.max(self.srtt_us * 3 / 2 + DELACK_MAX_US);
@@ -843,7 +849,7 @@ impl Recovery {
 
     #[cold]
     fn timeout(&mut self, now_us: u64, stats: &mut EngineStats) -> Option<Repair> {
-        let probe = self.backoff == 0 && self.repaired != Some(self.una);
+        let probe = self.backoff == 0 && self.srtt_us > 0 && self.repaired != Some(self.una);
         self.backoff += 1;
         self.since_us = now_us;
         self.timed = None;
@@ -1103,7 +1109,7 @@ mod tests {
         let mut r = Recovery::default();
         let mut st = EngineStats::default();
         r.on_sent(&sent(0, 4, 100), 0, &mut st);
-        assert_eq!(r.deadline(), None, "no RTT sample yet: smoltcp's timer");
+        assert_eq!(r.deadline(), Some(1_000_000), "no RTT sample yet: 1 s");
         r.on_heard(&ack(400, &[]), 20_000);
         assert_eq!(r.srtt_us, 20_000);
         r.on_sent(&sent(400, 4, 100), 20_000, &mut st);
@@ -1126,6 +1132,22 @@ mod tests {
         r.on_heard(&ack(800, &[]), 700_000);
         assert_eq!(r.srtt_us, 20_000, "no sample across a retransmission");
         assert_eq!(r.deadline(), None, "nothing outstanding");
+    }
+
+    #[test]
+    fn without_an_rtt_sample_the_engine_still_times_out_from_one_second() {
+        let mut r = Recovery::default();
+        let mut st = EngineStats::default();
+        r.on_sent(&sent(0, 4, 100), 5, &mut st);
+        assert_eq!(r.deadline(), Some(1_000_005));
+        // No probe without an RTT: an RTO, everything unSACKed lost.
+        assert_eq!(r.on_timeout(1_000_005, &mut st), Some(Repair::Rto));
+        // All lost; the window fed to the socket (one segment) decides how
+        // many it builds at once.
+        assert_eq!(r.cwnd(), 100);
+        assert_eq!(walk(&mut r, 0, 4, 100), vec![0, 100, 200, 300]);
+        assert_eq!(r.deadline(), Some(1_000_005 + 2_000_000), "doubling");
+        assert_eq!((st.tlp_probes, st.rto_fired), (0, 1));
     }
 
     #[test]
