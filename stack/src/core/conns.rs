@@ -473,14 +473,10 @@ impl Conns {
         }
     }
 
-    /// Sets `cid`'s socket timeout to its base stretched by how far its
-    /// clock was moved since the peer last made progress (loss recovery
-    /// moves it; the timeout is meant in real time).
-    pub(crate) fn fit_timeout(&mut self, cid: ConnId) {
+    /// Sets `cid`'s socket timeout back to its base (a stretch ended).
+    pub(crate) fn refit_timeout(&mut self, cid: ConnId) {
         let base = self.base_timeout(cid);
-        let c = self.get_mut(cid);
-        let extra = SmolDuration::from_micros(c.rec.jumped_us);
-        c.sock().set_timeout(base.map(|t| t + extra));
+        self.get_mut(cid).sock().set_timeout(base);
     }
 
     /// Releases a connection slot: its tuple, its timer, its socket (aborted

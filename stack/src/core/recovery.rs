@@ -240,9 +240,9 @@ pub(crate) struct Recovery {
     /// Offset (µs) added to the engine's time for this connection's
     /// socket. Only grows.
     pub(crate) off_us: u64,
-    /// How much of the offset was added since the peer was last heard
-    /// (the socket's idle timeout is stretched by it; see the pump).
-    pub(crate) jumped_us: u64,
+    /// How much of the offset was added since the peer last acknowledged
+    /// new data (the socket's timeouts are stretched by it).
+    jumped_us: u64,
     /// Tracking started: data was sent since the connection was set up.
     active: bool,
     una: u32,
@@ -307,8 +307,9 @@ pub(crate) struct Recovery {
     force_una: bool,
     /// A walk is due at the next egress.
     walk: bool,
-    /// The peer acknowledged new data since the pump last asked.
-    progress: bool,
+    /// The socket's timeouts must be set back to their base (a stretch
+    /// ended by the peer acknowledging new data).
+    refit: bool,
     /// When the peer was last heard from, in the socket's time.
     heard_us: u64,
     /// The next timeout (engine µs), kept by [`Recovery::rearm`] whenever
@@ -508,7 +509,12 @@ impl Recovery {
             let acked = ack.wrapping_sub(self.una);
             let flight = self.nxt.wrapping_sub(self.una);
             self.una = ack;
-            self.progress = true;
+            if self.jumped_us > 0 {
+                // Heard from (smoltcp takes an ACK of new data as heard):
+                // its timeouts count from now again, unstretched.
+                self.jumped_us = 0;
+                self.refit = true;
+            }
             self.since_us = now_us;
             self.backoff = 0;
             if let Some((e, sent)) = self.timed {
@@ -569,10 +575,20 @@ impl Recovery {
         None
     }
 
-    /// Whether the peer acknowledged new data since the last call.
+    /// Whether the socket's timeouts must be set back to their base, once.
     #[inline]
-    pub(crate) fn take_progress(&mut self) -> bool {
-        std::mem::take(&mut self.progress)
+    pub(crate) fn take_refit(&mut self) -> bool {
+        std::mem::take(&mut self.refit)
+    }
+
+    /// Moves the socket's clock forward by `d_us` (a walk or an RTO); its
+    /// timeouts are meant in real time, so they stretch by as much until
+    /// the peer is heard from. Returns the stretch.
+    pub(crate) fn jump(&mut self, d_us: u64) -> u64 {
+        self.off_us += d_us;
+        self.jumped_us += d_us;
+        self.refit = false;
+        self.jumped_us
     }
 
     /// A walk asked for by the segments heard since the last egress.

@@ -186,12 +186,8 @@ impl<N: Nic> Pump<N> {
                     } => {
                         let at = ip.as_ptr() as usize - frame.as_ref().as_ptr() as usize;
                         let len = ip.len();
-                        if core.conns.get_mut(cid).rec.take_progress() {
-                            // The peer acknowledged new data (smoltcp takes
-                            // the segment as heard): the idle timeout counts
-                            // from now again, unstretched.
-                            core.conns.get_mut(cid).rec.jumped_us = 0;
-                            core.conns.fit_timeout(cid);
+                        if core.conns.get_mut(cid).rec.take_refit() {
+                            core.conns.refit_timeout(cid);
                         }
                         let c = core.conns.get_mut(cid);
                         let now = Instant::from_micros(c.rec.socket_time(core.now_us) as i64);
@@ -367,13 +363,10 @@ impl<N: Nic> Pump<N> {
             if walk {
                 if let Some(t) = core.iface.poll_at(now, set) {
                     if t > now {
-                        let d = (t - now).total_micros();
-                        c.rec.off_us += d;
+                        // Stretched before the socket checks its timeouts.
+                        let extra = c.rec.jump((t - now).total_micros());
                         now = t;
-                        // The timeouts are meant in real time: stretched by
-                        // the jump before the socket checks them.
-                        c.rec.jumped_us += d;
-                        let extra = SmolDuration::from_micros(c.rec.jumped_us);
+                        let extra = SmolDuration::from_micros(extra);
                         set.get_mut::<tcp::Socket>(h)
                             .set_timeout(base_timeout.map(|t| t + extra));
                     }
