@@ -58,6 +58,36 @@ fn forged_syn(p: &mut Pair, src: Ipv4Address, sport: u16, isn: u32) {
     nic.tx_flush();
 }
 
+/// `bursts` bursts of `per_burst` SYNs from random on-link sources (every
+/// address of 10.0.0.0/24 but ours and the client's, many ports each: the
+/// pair has no gateway), seeded by `seed`; after each burst both engines run
+/// three rounds and `after` is called with the burst's number.
+fn flood(
+    p: &mut Pair,
+    seed: u32,
+    bursts: usize,
+    per_burst: usize,
+    mut after: impl FnMut(&mut Pair, usize),
+) {
+    let mut x = seed;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x
+    };
+    for burst in 0..bursts {
+        for _ in 0..per_burst {
+            let r = next();
+            let host = 3 + (r % 250) as u8;
+            let sport = 1024 + (r >> 16) as u16 % 60000;
+            forged_syn(p, Ipv4Address::new(10, 0, 0, host), sport, next());
+        }
+        p.run(3);
+        after(p, burst);
+    }
+}
+
 #[test]
 fn a_full_syn_queue_answers_with_cookies_and_valid_clients_still_connect() {
     let mut p = Pair::new();
@@ -173,32 +203,12 @@ fn a_flood_from_random_sources_keeps_state_bounded_and_lets_clients_in() {
     let mut p = Pair::new();
     let l = listen(&mut p, PORT, 64);
     push_safe(&mut p.s, opcode::AcceptNoAddr::new(l).user_data(1).build());
-    let mut x: u32 = 0x9e37_79b9;
-    let mut next = || {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        x
-    };
     let mut cfd = None;
-    for burst in 0..40 {
-        for _ in 0..500 {
-            let r = next();
-            // On-link sources only (the pair has no gateway): every address
-            // of 10.0.0.0/24 but ours and the client's, many ports each.
-            let host = 3 + (r % 250) as u8;
-            forged_syn(
-                &mut p,
-                Ipv4Address::new(10, 0, 0, host),
-                1024 + (r >> 16) as u16 % 60000,
-                next(),
-            );
-        }
-        p.run(3);
+    flood(&mut p, 0x9e37_79b9, 40, 500, |p, burst| {
         if burst == 20 {
-            cfd = Some(connect_n(&mut p, PORT, 1, 10)[0]);
+            cfd = Some(connect_n(p, PORT, 1, 10)[0]);
         }
-    }
+    });
     let cfd = cfd.unwrap();
     assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 1)));
     let sfd = take(&mut p.s_cqes, 1).unwrap().res;
@@ -244,26 +254,7 @@ fn a_flood_against_a_huge_backlog_leaves_slots_for_cookie_connections() {
     let mut p = Pair::with(o);
     let l = listen(&mut p, PORT, 65535);
     push_safe(&mut p.s, opcode::AcceptNoAddr::new(l).user_data(1).build());
-    let mut x: u32 = 0x1234_5678;
-    let mut next = || {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        x
-    };
-    for _ in 0..10 {
-        for _ in 0..200 {
-            let r = next();
-            let host = 3 + (r % 250) as u8;
-            forged_syn(
-                &mut p,
-                Ipv4Address::new(10, 0, 0, host),
-                1024 + (r >> 16) as u16 % 60000,
-                next(),
-            );
-        }
-        p.run(3);
-    }
+    flood(&mut p, 0x1234_5678, 10, 200, |_, _| {});
     let st = p.s.driver().stats();
     assert!(
         st.conns_live <= 128,
