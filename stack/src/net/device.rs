@@ -155,6 +155,32 @@ fn note_sent(ip: &[u8], sent: &mut Sent) -> bool {
     }
 }
 
+/// Sends IP packet `ip` from `src` to `dst` (a packet built aside: a
+/// cookie's SYN-ACK, a resend the recovery filter kept), flushing the NIC's
+/// batch once if it is full.
+pub(crate) fn send_ip<N: Nic>(
+    nic: &mut N,
+    src: MacAddr,
+    dst: MacAddr,
+    ip: &[u8],
+    tx: &mut TxCounters,
+) {
+    let mut build = |buf: &mut [u8]| {
+        l2::write_eth(buf, dst, src, l2::ETHERTYPE_IPV4);
+        buf[ETH_HDR..ETH_HDR + ip.len()].copy_from_slice(ip);
+    };
+    let mut r = nic.tx_frame(ETH_HDR + ip.len(), &mut build);
+    if r == Err(TxError::Full) {
+        nic.tx_flush();
+        r = nic.tx_frame(ETH_HDR + ip.len(), &mut build);
+    }
+    if r.is_ok() {
+        tx.segments += 1;
+    } else {
+        tx.dropped += 1;
+    }
+}
+
 impl<N: Nic> TxToken for TxTok<'_, N> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let (sent, off, csum) = (self.sent, self.seq_off, self.csum);
@@ -174,21 +200,8 @@ impl<N: Nic> TxToken for TxTok<'_, N> {
                 self.tx.skipped += 1;
                 return v;
             }
-            let (dst, src, ip) = (self.dst_mac, self.src_mac, &self.scratch[..len]);
-            let mut build = |buf: &mut [u8]| {
-                l2::write_eth(buf, dst, src, l2::ETHERTYPE_IPV4);
-                buf[ETH_HDR..ETH_HDR + ip.len()].copy_from_slice(ip);
-            };
-            let mut r = self.nic.tx_frame(ETH_HDR + len, &mut build);
-            if r == Err(TxError::Full) {
-                self.nic.tx_flush();
-                r = self.nic.tx_frame(ETH_HDR + len, &mut build);
-            }
-            if r.is_ok() {
-                self.tx.segments += 1;
-            } else {
-                self.tx.dropped += 1;
-            }
+            let ip = &self.scratch[..len];
+            send_ip(self.nic, self.src_mac, self.dst_mac, ip, self.tx);
             return v;
         }
         let mut f = Some(f);

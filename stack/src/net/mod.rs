@@ -27,7 +27,7 @@ use crate::hint::prefetch;
 use crate::ids::ConnId;
 use crate::l2::{self, Arp, ETH_HDR};
 pub(crate) use device::TxCounters;
-use device::{shift_acks, Port};
+use device::{send_ip, shift_acks, Port};
 
 /// The device smoltcp sees over a pump, borrowing only the fields it needs
 /// (so the caller can still borrow the pump's empty socket set, and the
@@ -554,19 +554,6 @@ fn emit_ip_tcp<const N: usize>(src: Ipv4Addr, dst: Ipv4Addr, tcp: &TcpRepr) -> [
     let (s, d) = (IpAddress::Ipv4(src), IpAddress::Ipv4(dst));
     tcp.emit(&mut TcpPacket::new_unchecked(tcp_part), &s, &d, &caps);
     pkt
-}
-
-/// Sends IP packet `ip` from `src` to `dst` (a frame the engine built).
-fn send_ip<N: Nic>(nic: &mut N, src: MacAddr, dst: MacAddr, ip: &[u8], tx: &mut TxCounters) {
-    let mut build = |buf: &mut [u8]| {
-        l2::write_eth(buf, dst, src, l2::ETHERTYPE_IPV4);
-        buf[ETH_HDR..ETH_HDR + ip.len()].copy_from_slice(ip);
-    };
-    if nic.tx_frame(ETH_HDR + ip.len(), &mut build).is_ok() {
-        tx.segments += 1;
-    } else {
-        tx.dropped += 1;
-    }
 }
 
 /// Sends ARP packet `arp` from `src` to `dst`.
