@@ -126,6 +126,23 @@ impl SqpollNic for ringline_dataplane::dpdk::DpdkQueue<'_> {
     }
 }
 
+/// The start of an engine thread: pinned to `core`, its CPU clock published
+/// in `clock` for the load report, under SCHED_FIFO at `realtime` if given.
+fn start_engine_thread(
+    core: usize,
+    clock: &std::sync::atomic::AtomicI32,
+    realtime: Option<u8>,
+) -> Result<(), String> {
+    crate::sys::pin_to_cpu(core);
+    // Written once by this thread (Release); read by the load run's `mark`
+    // (Acquire).
+    clock.store(crate::sys::thread_cpu_clock(), Ordering::Release);
+    if let Some(p) = realtime {
+        crate::sys::set_realtime(p)?;
+    }
+    Ok(())
+}
+
 /// Parses a CPU list: numbers and ranges joined by commas ("0,2,4-7").
 pub fn parse_cores(s: &str) -> Result<Vec<usize>, String> {
     let bad = || format!("invalid CPU list {s:?} (expected e.g. 0,1 or 0-3)");
@@ -414,16 +431,10 @@ where
                     .spawn_scoped(
                         sc,
                         move || -> Result<(echo::EchoStats, EngineReport), String> {
-                            crate::sys::pin_to_cpu(core);
-                            // Its CPU time over the matching load thread's measured phase:
-                            // written once here (Release), read by that thread's `mark`
-                            // (Acquire).
-                            live.cpu_clocks[0]
-                                .store(crate::sys::thread_cpu_clock(), Ordering::Release);
                             let r = (|| {
-                                if let Some(p) = realtime {
-                                    crate::sys::set_realtime(p)?;
-                                }
+                                // Its CPU time over the matching load thread's measured
+                                // phase.
+                                start_engine_thread(core, &live.cpu_clocks[0], realtime)?;
                                 let nic = make()?;
                                 if let Some(sq) = sqpoll {
                                     return nic.serve_sqpoll(SqpollServer {
@@ -487,14 +498,7 @@ where
                     .spawn_scoped(
                         sc,
                         move || -> Result<(loadgen::LoadResult, EngineReport), String> {
-                            crate::sys::pin_to_cpu(core);
-                            // Written once by this thread (Release); read by its own
-                            // load run's `mark` (Acquire).
-                            live.cpu_clocks[1]
-                                .store(crate::sys::thread_cpu_clock(), Ordering::Release);
-                            if let Some(p) = realtime {
-                                crate::sys::set_realtime(p)?;
-                            }
+                            start_engine_thread(core, &live.cpu_clocks[1], realtime)?;
                             let nic = make()?;
                             let mut rt = open_in_group(nic, &ring, cfg, Clock::monotonic(), member)
                                 .map_err(|e| e.to_string())?;
