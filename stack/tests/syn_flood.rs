@@ -267,3 +267,18 @@ fn a_flood_against_a_huge_backlog_leaves_slots_for_cookie_connections() {
     assert!(sfd >= 0, "accept: {sfd}");
     assert!(cfd >= 0);
 }
+
+/// Not a check: a workload for `valgrind --tool=callgrind` (the engine's
+/// per-SYN cost in the cookie path). Run with `--ignored flood_cost`.
+#[test]
+#[ignore]
+fn flood_cost() {
+    let mut o = PairOpts::default();
+    o.server.max_connections = 4096; // valgrind cannot reserve the default arena
+    o.client.max_connections = 4096;
+    let mut p = Pair::with(o);
+    let _l = listen(&mut p, PORT, 16);
+    flood(&mut p, 0x9e37_79b9, 50, 400, |_, _| {});
+    let st = p.s.driver().stats();
+    eprintln!("{st:?}");
+}

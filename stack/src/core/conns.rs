@@ -149,6 +149,13 @@ pub(crate) struct Conn {
     pub(crate) sock_addr: usize,
 }
 
+// Per-connection memory is part of the 100k-connection budget
+// (docs/performance.md): a connection is this struct in the slab, plus its
+// smoltcp socket (about 960 bytes, in the `SocketSet`), plus the pages its
+// buffers touched. Growth here is a decision, not an accident.
+const _: () = assert!(core::mem::size_of::<Conn>() <= 448);
+const _: () = assert!(core::mem::size_of::<crate::core::recovery::Recovery>() <= 288);
+
 impl Conn {
     // The one unsafe call outside the audited modules: taking the slot's
     // buffers from the arena (see `bufmem` for the contract).
@@ -756,3 +763,4 @@ mod tests {
         assert_eq!(t.next_dirty(0), Some(a));
     }
 }
+
