@@ -154,7 +154,7 @@ pub(crate) struct Conn {
 // smoltcp socket (about 960 bytes, in the `SocketSet`), plus the pages its
 // buffers touched. Growth here is a decision, not an accident.
 const _: () = assert!(core::mem::size_of::<Conn>() <= 448);
-const _: () = assert!(core::mem::size_of::<crate::core::recovery::Recovery>() <= 288);
+const _: () = assert!(core::mem::size_of::<crate::core::recovery::Recovery>() <= 312);
 
 impl Conn {
     // The one unsafe call outside the audited modules: taking the slot's

@@ -295,7 +295,22 @@ pub(crate) struct Recovery {
     repaired: Option<u32>,
     /// The SACK scoreboard: blocks above `una`, sorted, disjoint.
     sb: [(u32, u32); SB_BLOCKS],
+    /// When each block was first SACKed (engine µs, low 32 bits; a merged
+    /// block keeps the earliest): the hole below it has been a hole since.
+    sb_t: [u32; SB_BLOCKS],
     nsb: u8,
+    /// Reordering seen on this path (a D-SACK, or a hole that filled
+    /// without a retransmission): loss is then judged by time, RACK's
+    /// reordering window, instead of by three segments SACKed above.
+    reo_seen: bool,
+    /// The reordering window in quarters of the smallest RTT (RFC 8985's
+    /// `reo_wnd_mult`), raised once per round trip by D-SACKs.
+    reo_mult: u8,
+    /// Recovery episodes since `reo_mult` was last raised (after 16 it
+    /// starts over at 1).
+    reo_quiet: u8,
+    /// When `reo_mult` was last raised (engine µs, low 32 bits).
+    reo_bump_us: u32,
     /// Bytes in the scoreboard.
     sacked: u32,
     /// Resent in this round up to here, and when the round started.
@@ -416,11 +431,11 @@ impl Recovery {
     /// A record for the next egress call's segments, with the recovery
     /// filter when an episode is open.
     #[inline]
-    pub(crate) fn begin(&mut self) -> Sent {
+    pub(crate) fn begin(&mut self, now_us: u64) -> Sent {
         let filter = self.in_recovery.then(|| Filter {
             una: self.una,
             nxt: self.nxt,
-            lost_below: self.lost_below(),
+            lost_below: self.lost_below(now_us),
             rxt_high: seq_max(self.rxt_high, self.una),
             ptr: self.ptr,
             force_una: std::mem::take(&mut self.force_una),
@@ -508,6 +523,11 @@ impl Recovery {
             let may_grow = true;
             let acked = ack.wrapping_sub(self.una);
             let flight = self.nxt.wrapping_sub(self.una);
+            if !self.in_recovery && self.nsb > 0 && self.repaired != Some(self.una) {
+                // The hole at `una` filled with SACKed data above it, and
+                // nothing was resent: it was late, not lost.
+                self.reo_seen = true;
+            }
             self.una = ack;
             if self.jumped_us > 0 {
                 // Heard from (smoltcp takes an ACK of new data as heard):
@@ -536,14 +556,25 @@ impl Recovery {
             }
             self.rearm();
         }
-        for &(l, r) in &h.sack[..h.nsack as usize] {
-            self.add_sack(l, r);
+        let sacks = &h.sack[..h.nsack as usize];
+        if let Some(&(l, r)) = sacks.first() {
+            // RFC 2883: a first block below the cumulative ACK, or inside
+            // the second, reports a duplicate: a resend that was not needed.
+            let inside = sacks
+                .get(1)
+                .is_some_and(|&(l2, r2)| !after(l2, l) && !after(r, r2));
+            if !after(r, ack) || inside {
+                self.on_dsack(now_us);
+            }
+        }
+        for &(l, r) in sacks {
+            self.add_sack(l, r, now_us);
         }
         self.measure_delivery(now_us);
         if !self.outstanding() {
             return None;
         }
-        let lost = self.lost_below();
+        let lost = self.lost_below(now_us);
         if !self.in_recovery && after(lost, self.una) {
             // Loss: one reduction for the episode (β = 0.7, as CUBIC).
             let flight = self.nxt.wrapping_sub(self.una);
@@ -668,6 +699,11 @@ impl Recovery {
 
     /// Opens a recovery episode over the current flight.
     fn enter_recovery(&mut self, now_us: u64) {
+        self.reo_quiet = self.reo_quiet.saturating_add(1);
+        if self.reo_quiet >= 16 {
+            self.reo_mult = 1;
+            self.reo_quiet = 0;
+        }
         self.in_recovery = true;
         self.recover = self.nxt;
         self.rxt_high = self.una;
@@ -715,6 +751,7 @@ impl Recovery {
             }
             let l = seq_max(l, una);
             self.sb[n] = (l, r);
+            self.sb_t[n] = self.sb_t[i];
             sacked += r.wrapping_sub(l);
             n += 1;
         }
@@ -724,27 +761,30 @@ impl Recovery {
 
     /// Merges SACK block `[l, r)` into the scoreboard (parts outside
     /// `(una, nxt]` ignored: D-SACKs and nonsense).
-    fn add_sack(&mut self, l: u32, r: u32) {
+    fn add_sack(&mut self, l: u32, r: u32, now_us: u64) {
         if !after(r, l) || !after(r, self.una) || after(r, self.nxt) {
             return;
         }
+        let now = now_us as u32;
         let mut l = seq_max(l, self.una);
         let mut r = r;
+        let mut t = now;
         // Absorb every block touching [l, r), keep the rest in order.
         let mut out = [(0u32, 0u32); SB_BLOCKS + 1];
+        let mut out_t = [0u32; SB_BLOCKS + 1];
         let mut n = 0;
         let mut placed = false;
-        for &(bl, br) in &self.sb[..self.nsb as usize] {
+        for (&(bl, br), &bt) in self.sb[..self.nsb as usize].iter().zip(&self.sb_t) {
             if after(bl, r) {
                 if !placed {
-                    out[n] = (l, r);
+                    (out[n], out_t[n]) = ((l, r), t);
                     n += 1;
                     placed = true;
                 }
-                out[n] = (bl, br);
+                (out[n], out_t[n]) = ((bl, br), bt);
                 n += 1;
             } else if after(l, br) {
-                out[n] = (bl, br);
+                (out[n], out_t[n]) = ((bl, br), bt);
                 n += 1;
             } else {
                 if after(l, bl) {
@@ -753,15 +793,20 @@ impl Recovery {
                 if after(br, r) {
                     r = br;
                 }
+                // The merged block is as old as its oldest part.
+                if now.wrapping_sub(bt) > now.wrapping_sub(t) {
+                    t = bt;
+                }
             }
         }
         if !placed {
-            out[n] = (l, r);
+            (out[n], out_t[n]) = ((l, r), t);
             n += 1;
         }
         // Full: the highest block is forgotten (it only delays marking).
         let n = n.min(SB_BLOCKS);
         self.sb[..n].copy_from_slice(&out[..n]);
+        self.sb_t[..n].copy_from_slice(&out_t[..n]);
         self.nsb = n as u8;
         self.sacked = self.sb[..n]
             .iter()
@@ -780,16 +825,52 @@ impl Recovery {
         x
     }
 
+    /// A D-SACK arrived: a resend was not needed, so the path reorders.
+    /// The reordering window grows by a quarter of the smallest RTT, at most
+    /// once per round trip (RFC 8985, 6.2).
+    fn on_dsack(&mut self, now_us: u64) {
+        self.reo_seen = true;
+        if self.reo_mult == 0 {
+            self.reo_mult = 1;
+        }
+        let since = (now_us as u32).wrapping_sub(self.reo_bump_us);
+        if self.reo_mult == 1 || u64::from(since) >= self.srtt_us.max(1) {
+            self.reo_mult = self.reo_mult.saturating_add(1);
+            self.reo_bump_us = now_us as u32;
+            self.reo_quiet = 0;
+        }
+    }
+
+    /// RACK's reordering window (µs): `reo_mult` quarters of the smallest
+    /// RTT, at most SRTT.
+    fn reo_wnd(&self) -> u64 {
+        (u64::from(self.reo_mult.max(1)) * self.min_rtt_us / 4).min(self.srtt_us)
+    }
+
     /// UnSACKed data below the returned sequence number is lost: everything
-    /// outstanding after a timeout; otherwise up to where three segments'
-    /// worth is SACKed above (RFC 6675's DupThresh), or, in a flight too
-    /// small for that, where everything above is SACKed (RFC 5827).
-    fn lost_below(&self) -> u32 {
+    /// outstanding after a timeout. Otherwise, on a path not seen to
+    /// reorder, up to where three segments' worth is SACKed above (RFC
+    /// 6675's DupThresh), or, in a flight too small for that, where
+    /// everything above is SACKed (RFC 5827); on a path that reorders,
+    /// below every block SACKed longer ago than the reordering window (RACK,
+    /// RFC 8985: a segment is lost once one sent after it was delivered and
+    /// the window passed without it).
+    fn lost_below(&self, now_us: u64) -> u32 {
         if self.rto_lost {
             return self.recover;
         }
         if self.nsb == 0 {
             return self.una;
+        }
+        if self.reo_seen {
+            let now = now_us as u32;
+            let wnd = self.reo_wnd().min(u64::from(u32::MAX >> 1)) as u32;
+            return self.sb[..self.nsb as usize]
+                .iter()
+                .zip(&self.sb_t)
+                .rev()
+                .find(|&(_, &t)| now.wrapping_sub(t) >= wnd)
+                .map_or(self.una, |(&(l, _), _)| l);
         }
         let mss = self.smss();
         let flight = self.nxt.wrapping_sub(self.una);
@@ -938,7 +1019,7 @@ mod tests {
 
     /// The segments of a walk over `[lo, lo + n·mss)` the filter lets out.
     fn walk(r: &mut Recovery, lo: u32, n: u32, mss: u32) -> Vec<u32> {
-        let mut s = r.begin();
+        let mut s = r.begin(0);
         r.rewind(&mut s);
         let mut out = vec![];
         for i in 0..n {
@@ -984,6 +1065,48 @@ mod tests {
         assert_eq!(r.on_heard(&ack(2000, &[]), 16), None);
         assert!(!r.in_recovery());
         assert!(r.cwnd() >= cut, "no second reduction");
+    }
+
+    #[test]
+    fn after_a_dsack_a_hole_is_lost_only_once_the_reordering_window_passed() {
+        let mut r = Recovery::default();
+        r.reset(Congestion::Rate);
+        let mut st = EngineStats::default();
+        // RTT 4 ms (µs clock): first flight, acknowledged whole.
+        r.on_sent(&sent(1000, 10, 100), 0, &mut st);
+        assert_eq!(r.on_heard(&ack(2000, &[]), 4_000), None);
+        assert!(!r.reo_seen);
+        // A D-SACK (a block below the cumulative ACK): the path reorders.
+        r.on_sent(&sent(2000, 10, 100), 4_000, &mut st);
+        assert_eq!(r.on_heard(&ack(2000, &[(1500, 1600)]), 5_000), None);
+        assert!(r.reo_seen);
+        let wnd = r.reo_wnd();
+        assert!(wnd >= 1_000 && wnd <= 4_000, "{wnd}");
+        // 2000..2100 late; five segments SACKed above it at once: not lost
+        // yet (DupThresh alone would say lost).
+        assert_eq!(r.on_heard(&ack(2000, &[(2100, 2600)]), 6_000), None);
+        assert!(!r.in_recovery());
+        // It arrives within the window: no recovery, no resend.
+        assert_eq!(r.on_heard(&ack(2600, &[]), 6_000 + wnd / 2), None);
+        assert!(!r.in_recovery());
+        // 2600..2700 really lost: SACKs above it, then the window passes.
+        assert_eq!(r.on_heard(&ack(2600, &[(2700, 2900)]), 7_000), None);
+        assert!(!r.in_recovery());
+        let rep = r.on_heard(&ack(2600, &[(2700, 3000)]), 7_000 + wnd);
+        assert_eq!(rep, Some(Repair::Walk));
+        assert!(r.in_recovery());
+        assert_eq!(walk(&mut r, 2600, 4, 100), vec![2600]);
+    }
+
+    #[test]
+    fn a_hole_that_fills_by_itself_marks_the_path_as_reordering() {
+        let mut r = Recovery::default();
+        r.reset(Congestion::Rate);
+        let mut st = EngineStats::default();
+        r.on_sent(&sent(1000, 10, 100), 0, &mut st);
+        assert_eq!(r.on_heard(&ack(1000, &[(1100, 1200)]), 1_000), None);
+        assert_eq!(r.on_heard(&ack(1300, &[]), 1_100), None);
+        assert!(r.reo_seen);
     }
 
     #[test]
@@ -1141,7 +1264,7 @@ mod tests {
         assert_eq!(r.deadline(), Some(661_000));
         assert_eq!((st.tlp_probes, st.rto_fired), (1, 1));
         // The resend is counted and not timed; the ACK of everything disarms.
-        let mut s = r.begin();
+        let mut s = r.begin(0);
         s.record(500, 100, 100);
         r.on_sent(&s, 661_000, &mut st);
         assert_eq!(st.retransmits, 1);

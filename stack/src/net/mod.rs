@@ -340,7 +340,7 @@ impl<N: Nic> Pump<N> {
             .on_timeout(now_us, &mut core.stats)
             .or_else(|| c.rec.take_walk());
         let mut now = Instant::from_micros(c.rec.socket_time(now_us) as i64);
-        let mut sent = c.rec.begin();
+        let mut sent = c.rec.begin(now_us);
         let off = c.seq_off;
         // The tail-loss probe: the socket resends the segment at `ack`.
         let probe = repair.and_then(|r| dup_acks_for(core.host.ip, c, r));
