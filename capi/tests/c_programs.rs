@@ -1,0 +1,223 @@
+//! C programs written against liburing's API (tests/c/*.c), compiled with gcc
+//! against the system's liburing headers (Debian's `liburing-dev`) and linked to
+//! libringline, and the same sources linked to the kernel's liburing (`-luring`):
+//! both must print the same lines. Skipped, with a message, where gcc or the
+//! headers are missing; the kernel runs are skipped where io_uring is not
+//! permitted (a sandbox, `io_uring_disabled`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[allow(dead_code, missing_docs)]
+#[path = "../src/uring.rs"]
+mod uring;
+
+/// Every program must finish within this (they take well under a second).
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn src(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c").join(name)
+}
+
+/// Where cargo put libringline.so: the test binary is target/<profile>/deps/x.
+fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+fn have_toolchain() -> bool {
+    let gcc = Command::new("gcc").arg("--version").stdout(Stdio::null()).status();
+    if !matches!(gcc, Ok(s) if s.success()) {
+        eprintln!("SKIP: gcc not found (apt-get install gcc)");
+        return false;
+    }
+    if !Path::new("/usr/include/liburing.h").exists() {
+        eprintln!("SKIP: /usr/include/liburing.h missing (apt-get install liburing-dev)");
+        return false;
+    }
+    true
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Link {
+    Ringline,
+    Kernel,
+}
+
+/// Compiles `file` into an executable linked to `link`.
+fn build(file: &str, link: Link) -> PathBuf {
+    let tag = match link {
+        Link::Ringline => "rl",
+        Link::Kernel => "k",
+    };
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{file}.{tag}"));
+    let mut cmd = Command::new("gcc");
+    cmd.args(["-Wall", "-Werror", "-O1", "-pthread", "-o"])
+        .arg(&out)
+        .arg(src(file));
+    match link {
+        Link::Ringline => {
+            let dir = lib_dir();
+            assert!(
+                dir.join("libringline.so").exists(),
+                "{} has no libringline.so (cargo build -p ringline-capi)",
+                dir.display()
+            );
+            cmd.arg(format!("-L{}", dir.display()))
+                .arg("-lringline")
+                .arg(format!("-Wl,-rpath,{}", dir.display()));
+        }
+        Link::Kernel => {
+            cmd.arg("-luring");
+        }
+    }
+    let o = cmd.output().expect("run gcc");
+    assert!(
+        o.status.success(),
+        "gcc {file}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+/// Runs `exe args`, killed after [`LIMIT`]; returns (success, stdout, stderr).
+fn run(exe: &Path, args: &[&str]) -> (bool, String, String) {
+    let mut child = Command::new(exe)
+        .args(args)
+        .env_remove("RINGLINE_CONFIG")
+        .env_remove("RINGLINE_DPDK")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if start.elapsed() > LIMIT {
+            child.kill().ok();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let o = child.wait_with_output().unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Whether this machine lets a process use the kernel's io_uring.
+fn kernel_io_uring() -> bool {
+    let exe = build("nop.c", Link::Kernel);
+    let (ok, out, err) = run(&exe, &[]);
+    if !ok && out.is_empty() {
+        eprintln!("SKIP kernel runs: io_uring unavailable here ({})", err.trim());
+        return false;
+    }
+    true
+}
+
+#[test]
+fn struct_io_uring_layout_matches_the_header() {
+    if !have_toolchain() {
+        return;
+    }
+    use core::mem::{offset_of, size_of};
+    use uring::*;
+    // layout.c needs no library: link it to nothing but libc.
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("layout");
+    let o = Command::new("gcc")
+        .arg("-o")
+        .arg(&out)
+        .arg(src("layout.c"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (ok, text, err) = run(&out, &[]);
+    assert!(ok, "{err}");
+    let want: &[(&str, usize)] = &[
+        ("sq.size", size_of::<IoUringSq>()),
+        ("sq.sqes", offset_of!(IoUringSq, sqes)),
+        ("sq.sqe_head", offset_of!(IoUringSq, sqe_head)),
+        ("sq.sqe_tail", offset_of!(IoUringSq, sqe_tail)),
+        ("sq.ring_sz", offset_of!(IoUringSq, ring_sz)),
+        ("sq.ring_ptr", offset_of!(IoUringSq, ring_ptr)),
+        ("sq.ring_mask", offset_of!(IoUringSq, ring_mask)),
+        ("sq.pad", offset_of!(IoUringSq, pad)),
+        ("cq.size", size_of::<IoUringCq>()),
+        ("cq.cqes", offset_of!(IoUringCq, cqes)),
+        ("cq.ring_mask", offset_of!(IoUringCq, ring_mask)),
+        ("cq.pad", offset_of!(IoUringCq, pad)),
+        ("ring.size", size_of::<IoUring>()),
+        ("ring.cq", offset_of!(IoUring, cq)),
+        ("ring.flags", offset_of!(IoUring, flags)),
+        ("ring.ring_fd", offset_of!(IoUring, ring_fd)),
+        ("ring.features", offset_of!(IoUring, features)),
+        ("ring.enter_ring_fd", offset_of!(IoUring, enter_ring_fd)),
+        ("ring.int_flags", offset_of!(IoUring, int_flags)),
+        ("ring.pad2", offset_of!(IoUring, pad2)),
+        ("probe_op.size", size_of::<ProbeOp>()),
+        ("probe.size", size_of::<Probe>()),
+    ];
+    let got: Vec<(String, usize)> = text
+        .lines()
+        .map(|l| {
+            let (k, v) = l.split_once(' ').unwrap();
+            (k.to_string(), v.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(got.len(), want.len(), "{text}");
+    for ((gk, gv), (wk, wv)) in got.iter().zip(want) {
+        assert_eq!((gk.as_str(), *gv), (*wk, *wv), "C header vs capi/src/uring.rs");
+    }
+}
+
+#[test]
+fn nop_batches_timeouts_probe_and_fds() {
+    if !have_toolchain() {
+        return;
+    }
+    let (ok, out, err) = run(&build("nop.c", Link::Ringline), &[]);
+    assert!(ok, "ringline: {out}{err}");
+    assert!(out.ends_with("exit ok\n"), "{out}");
+    if kernel_io_uring() {
+        let (kok, kout, kerr) = run(&build("nop.c", Link::Kernel), &[]);
+        assert!(kok, "kernel: {kout}{kerr}");
+        assert_eq!(out, kout, "same program, same lines on ringline and on the kernel");
+    }
+}
+
+#[test]
+fn echo_is_byte_identical_on_ringline_and_on_the_kernel() {
+    if !have_toolchain() {
+        return;
+    }
+    let (ok, out, err) = run(&build("echo.c", Link::Ringline), &["10.0.0.1", "8", "60"]);
+    assert!(ok, "ringline: {out}{err}");
+    assert!(out.starts_with("echo ok conns=8 msgs=60 "), "{out}");
+    if kernel_io_uring() {
+        let (kok, kout, kerr) = run(&build("echo.c", Link::Kernel), &["127.0.0.1", "8", "60"]);
+        assert!(kok, "kernel: {kout}{kerr}");
+        assert_eq!(out, kout, "the same echoes (bytes and checksum) on both");
+    }
+}
+
+#[test]
+fn a_configuration_this_build_cannot_serve_is_a_clear_error() {
+    if !have_toolchain() {
+        return;
+    }
+    let exe = build("nop.c", Link::Ringline);
+    let o = Command::new(&exe)
+        .env("RINGLINE_DPDK", "-l 0 --vdev=net_tap0")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("libringline: RINGLINE_DPDK="), "{err}");
+    assert!(err.contains("without DPDK"), "{err}");
+}
