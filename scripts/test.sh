@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== cargo test (default members: ring, dataplane, stack, apps, conformance, testkit; no DPDK)"
+echo "== cargo test (default members: ring, dataplane, stack, apps, conformance, testkit, capi; no DPDK; capi's C tests need gcc and liburing-dev)"
 # Not --workspace: that would also build dataplane/dpdk-sys, which needs libdpdk.
 cargo test
 

@@ -80,7 +80,13 @@ impl CRing {
         let Backend::Inline(rt) = &mut self.backend else {
             return;
         };
-        let fds = std::mem::take(&mut *self.mailbox.closes.lock().unwrap_or_else(|e| e.into_inner()));
+        let fds = std::mem::take(
+            &mut *self
+                .mailbox
+                .closes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
         for fd in fds {
             // EBADF: the engine already closed it (an IORING_OP_CLOSE first).
             let _ = rt.driver.close_socket(fd);
@@ -88,7 +94,13 @@ impl CRing {
     }
 
     /// `io_uring_enter`: returns SQEs consumed or `-errno`.
-    fn enter(&mut self, to_submit: u32, min_complete: u32, flags: u32, timeout: Option<Duration>) -> i32 {
+    fn enter(
+        &mut self,
+        to_submit: u32,
+        min_complete: u32,
+        flags: u32,
+        timeout: Option<Duration>,
+    ) -> i32 {
         self.run_mailbox();
         match self.driver().enter(to_submit, min_complete, flags, timeout) {
             Ok(n) => n as i32,
@@ -175,7 +187,10 @@ unsafe fn peek(ring: *mut IoUring) -> (*mut Cqe, u32) {
 fn duration(ts: *const KernelTimespec) -> Option<Duration> {
     // SAFETY: the callers pass the application's timespec pointer or null.
     let ts = unsafe { ts.as_ref() }?;
-    Some(Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.clamp(0, 999_999_999) as u32))
+    Some(Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    ))
 }
 
 /// liburing's `_io_uring_get_cqe`: submit `submit`, then wait until `wait_nr`
@@ -250,7 +265,11 @@ static NEXT_RING: AtomicU64 = AtomicU64::new(1);
 ///
 /// `ring` and `p` point to writable structs of liburing 2.x's layout.
 #[no_mangle]
-pub unsafe extern "C" fn io_uring_queue_init_params(entries: u32, ring: *mut IoUring, p: *mut Params) -> i32 {
+pub unsafe extern "C" fn io_uring_queue_init_params(
+    entries: u32,
+    ring: *mut IoUring,
+    p: *mut Params,
+) -> i32 {
     if ring.is_null() || p.is_null() {
         return -libc::EFAULT;
     }
@@ -266,7 +285,10 @@ pub unsafe extern "C" fn io_uring_queue_init_params(entries: u32, ring: *mut IoU
         | abi::IORING_SETUP_SINGLE_ISSUER
         | abi::IORING_SETUP_DEFER_TASKRUN;
     if params.flags & !accepted != 0 {
-        eprintln!("libringline: unsupported io_uring setup flags {:#x}", params.flags & !accepted);
+        eprintln!(
+            "libringline: unsupported io_uring setup flags {:#x}",
+            params.flags & !accepted
+        );
         return -libc::EINVAL;
     }
     let cfg = RingConfig {
@@ -286,8 +308,13 @@ pub unsafe extern "C" fn io_uring_queue_init_params(entries: u32, ring: *mut IoU
     ecfg.socket_numbers = Some(SocketNumbersHook(Arc::new(Hook { ring: id })));
     let backend = if params.flags & abi::IORING_SETUP_SQPOLL != 0 {
         let sq = SqpollConfig {
-            cpu: (params.flags & abi::IORING_SETUP_SQ_AFF != 0).then_some(params.sq_thread_cpu as usize),
-            idle: Duration::from_millis(if params.sq_thread_idle == 0 { 1000 } else { u64::from(params.sq_thread_idle) }),
+            cpu: (params.flags & abi::IORING_SETUP_SQ_AFF != 0)
+                .then_some(params.sq_thread_cpu as usize),
+            idle: Duration::from_millis(if params.sq_thread_idle == 0 {
+                1000
+            } else {
+                u64::from(params.sq_thread_idle)
+            }),
         };
         stack::open_sqpoll(port, &cfg, ecfg, &sq, Clock::monotonic()).map(Backend::Sqpoll)
     } else {
@@ -443,7 +470,11 @@ pub unsafe extern "C" fn io_uring_submit_and_wait(ring: *mut IoUring, wait_nr: u
     let Some(st) = (unsafe { state(ring) }) else {
         return -libc::EBADF;
     };
-    let flags = if wait_nr > 0 { abi::IORING_ENTER_GETEVENTS } else { 0 };
+    let flags = if wait_nr > 0 {
+        abi::IORING_ENTER_GETEVENTS
+    } else {
+        0
+    };
     st.enter(n, wait_nr, flags, None)
 }
 
@@ -563,7 +594,11 @@ pub unsafe extern "C" fn io_uring_wait_cqe_timeout(
 ///
 /// `ring` was filled by ringline; `cqes` has room for `count` pointers.
 #[no_mangle]
-pub unsafe extern "C" fn io_uring_peek_batch_cqe(ring: *mut IoUring, cqes: *mut *mut Cqe, count: u32) -> u32 {
+pub unsafe extern "C" fn io_uring_peek_batch_cqe(
+    ring: *mut IoUring,
+    cqes: *mut *mut Cqe,
+    count: u32,
+) -> u32 {
     for attempt in 0..2 {
         // SAFETY: the caller's contract.
         let (first, avail) = unsafe { peek(ring) };
@@ -574,7 +609,8 @@ pub unsafe extern "C" fn io_uring_peek_batch_cqe(ring: *mut IoUring, cqes: *mut 
                 let head = word(cq.khead).load(Ordering::Relaxed);
                 let n = avail.min(count);
                 for i in 0..n {
-                    *cqes.add(i as usize) = cq.cqes.add((head.wrapping_add(i) & cq.ring_mask) as usize);
+                    *cqes.add(i as usize) =
+                        cq.cqes.add((head.wrapping_add(i) & cq.ring_mask) as usize);
                 }
                 return n;
             }
@@ -633,7 +669,11 @@ pub unsafe extern "C" fn __io_uring_sqring_wait(ring: *mut IoUring) -> i32 {
 /// `reg` is readable; the ring memory it names stays mapped until the group is
 /// unregistered or the ring exits (io_uring's contract).
 #[no_mangle]
-pub unsafe extern "C" fn io_uring_register_buf_ring(ring: *mut IoUring, reg: *const IoUringBufReg, _flags: u32) -> i32 {
+pub unsafe extern "C" fn io_uring_register_buf_ring(
+    ring: *mut IoUring,
+    reg: *const IoUringBufReg,
+    _flags: u32,
+) -> i32 {
     // SAFETY: the caller's contract.
     let (Some(st), Some(reg)) = (unsafe { state(ring) }, unsafe { reg.as_ref() }) else {
         return -libc::EFAULT;
@@ -643,7 +683,9 @@ pub unsafe extern "C" fn io_uring_register_buf_ring(ring: *mut IoUring, reg: *co
     }
     // SAFETY: the caller's contract: ring_addr is ring_entries * 16 mapped bytes used
     // as a buffer ring for as long as the group is registered.
-    let c = match unsafe { BufRingConsumer::from_raw(reg.ring_addr as usize as *mut u8, reg.ring_entries) } {
+    let c = match unsafe {
+        BufRingConsumer::from_raw(reg.ring_addr as usize as *mut u8, reg.ring_entries)
+    } {
         Ok(c) => c,
         Err(e) => return e.errno(),
     };
@@ -730,7 +772,11 @@ pub extern "C" fn io_uring_get_probe() -> *mut Probe {
     for op in 0..abi::IORING_OP_LAST {
         probe.ops[op as usize] = ProbeOp {
             op,
-            flags: if SUPPORTED_OPS.contains(&op) { IO_URING_OP_SUPPORTED } else { 0 },
+            flags: if SUPPORTED_OPS.contains(&op) {
+                IO_URING_OP_SUPPORTED
+            } else {
+                0
+            },
             ..ProbeOp::default()
         };
     }

@@ -114,9 +114,7 @@ pub(crate) struct Hook {
 impl SocketNumbers for Hook {
     fn reserve(&self) -> Option<i32> {
         let fd = reserve_number()?;
-        table()
-            .entries
-            .insert(fd, Entry::Owned { ring: self.ring });
+        table().entries.insert(fd, Entry::Owned { ring: self.ring });
         Some(fd)
     }
 
@@ -188,7 +186,11 @@ fn pick_port(t: &mut Table) -> u16 {
     }
     loop {
         let p = t.next_port;
-        t.next_port = if p >= EPHEMERAL_HI { EPHEMERAL_LO } else { p + 1 };
+        t.next_port = if p >= EPHEMERAL_HI {
+            EPHEMERAL_LO
+        } else {
+            p + 1
+        };
         if !used.contains(&p) {
             return p;
         }
@@ -247,9 +249,10 @@ pub unsafe extern "C" fn bind(fd: i32, addr: *const libc::sockaddr, len: libc::s
                 return -1;
             }
             let mut port = u16::from_be(sin.sin_port);
-            let taken = t.entries.values().any(|e| {
-                matches!(e, Entry::Pending { port: p, .. } if *p == port && port != 0)
-            });
+            let taken = t
+                .entries
+                .values()
+                .any(|e| matches!(e, Entry::Pending { port: p, .. } if *p == port && port != 0));
             if taken {
                 drop(t);
                 set_errno(libc::EADDRINUSE);
@@ -386,7 +389,11 @@ pub unsafe extern "C" fn getsockname(
             // SAFETY: len points to the caller's buffer size; addr to that many bytes.
             unsafe {
                 let n = (*len as usize).min(core::mem::size_of::<libc::sockaddr_in>());
-                core::ptr::copy_nonoverlapping((&sin as *const libc::sockaddr_in).cast::<u8>(), addr.cast::<u8>(), n);
+                core::ptr::copy_nonoverlapping(
+                    (&sin as *const libc::sockaddr_in).cast::<u8>(),
+                    addr.cast::<u8>(),
+                    n,
+                );
                 *len = core::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
             }
             0

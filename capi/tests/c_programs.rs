@@ -17,7 +17,9 @@ mod uring;
 const LIMIT: Duration = Duration::from_secs(60);
 
 fn src(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/c")
+        .join(name)
 }
 
 /// Where cargo put libringline.so: the test binary is target/<profile>/deps/x.
@@ -27,7 +29,10 @@ fn lib_dir() -> PathBuf {
 }
 
 fn have_toolchain() -> bool {
-    let gcc = Command::new("gcc").arg("--version").stdout(Stdio::null()).status();
+    let gcc = Command::new("gcc")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status();
     if !matches!(gcc, Ok(s) if s.success()) {
         eprintln!("SKIP: gcc not found (apt-get install gcc)");
         return false;
@@ -115,7 +120,10 @@ fn kernel_io_uring() -> bool {
     let exe = build("nop.c", Link::Kernel);
     let (ok, out, err) = run(&exe, &[]);
     if !ok && out.is_empty() {
-        eprintln!("SKIP kernel runs: io_uring unavailable here ({})", err.trim());
+        eprintln!(
+            "SKIP kernel runs: io_uring unavailable here ({})",
+            err.trim()
+        );
         return false;
     }
     true
@@ -172,7 +180,11 @@ fn struct_io_uring_layout_matches_the_header() {
         .collect();
     assert_eq!(got.len(), want.len(), "{text}");
     for ((gk, gv), (wk, wv)) in got.iter().zip(want) {
-        assert_eq!((gk.as_str(), *gv), (*wk, *wv), "C header vs capi/src/uring.rs");
+        assert_eq!(
+            (gk.as_str(), *gv),
+            (*wk, *wv),
+            "C header vs capi/src/uring.rs"
+        );
     }
 }
 
@@ -187,7 +199,10 @@ fn nop_batches_timeouts_probe_and_fds() {
     if kernel_io_uring() {
         let (kok, kout, kerr) = run(&build("nop.c", Link::Kernel), &[]);
         assert!(kok, "kernel: {kout}{kerr}");
-        assert_eq!(out, kout, "same program, same lines on ringline and on the kernel");
+        assert_eq!(
+            out, kout,
+            "same program, same lines on ringline and on the kernel"
+        );
     }
 }
 

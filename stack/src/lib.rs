@@ -64,8 +64,8 @@ pub use clock::{Clock, Monotonic};
 pub use config::{Congestion, EngineConfig, DEFAULT_BUSY_POLL_US};
 pub use driver::Inline;
 pub use engine::EngineError;
-pub use numbers::{Adopted, SocketNumbers, SocketNumbersHook};
 pub use group::{engine_group, GroupMember};
+pub use numbers::{Adopted, SocketNumbers, SocketNumbersHook};
 pub use sqpoll::{open_sqpoll, Snapshot, Sqpoll, SqpollConfig, SqpollRuntime};
 pub use stats::EngineStats;
 
