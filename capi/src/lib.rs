@@ -902,3 +902,95 @@ pub extern "C" fn io_uring_mlock_size(_entries: u32, _flags: u32) -> isize {
 pub unsafe extern "C" fn io_uring_mlock_size_params(_entries: u32, _p: *mut Params) -> isize {
     0
 }
+
+/// `struct ringline_stats` of `include/ringline.h`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct RinglineStats {
+    /// Engine loop iterations.
+    pub steps: u64,
+    /// SQEs consumed.
+    pub sqes: u64,
+    /// CQEs posted.
+    pub cqes: u64,
+    /// Requests failed at submission.
+    pub op_errors: u64,
+    /// Frames received.
+    pub rx_frames: u64,
+    /// TCP segments sent.
+    pub tx_segments: u64,
+    /// Frames the NIC could not take.
+    pub tx_dropped: u64,
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Connections opened.
+    pub connects: u64,
+    /// Connections open now.
+    pub conns_live: u64,
+    /// Segments sent again.
+    pub retransmits: u64,
+    /// Requests waiting now.
+    pub ops_in_flight: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<RinglineStats>() == 12 * 8);
+
+/// `ringline_get_stats` (`include/ringline.h`): the engine's counters into
+/// `out` (at most `size` bytes). 0, `-EBADF` (not a ringline ring) or `-EINVAL`.
+///
+/// # Safety
+///
+/// `ring` is a `struct io_uring` (any); `out` is null or writable for `size` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn ringline_get_stats(
+    ring: *mut IoUring,
+    out: *mut RinglineStats,
+    size: usize,
+) -> i32 {
+    // SAFETY: the caller's contract.
+    let Some(st) = (unsafe { state(ring) }) else {
+        return -libc::EBADF;
+    };
+    if out.is_null() {
+        return -libc::EINVAL;
+    }
+    let s = match &mut st.backend {
+        Backend::Inline(r) => r.driver.stats(),
+        Backend::Sqpoll(r) => r.driver.stats(),
+    };
+    let c = RinglineStats {
+        steps: s.steps,
+        sqes: s.sqes,
+        cqes: s.cqes,
+        op_errors: s.op_errors,
+        rx_frames: s.rx_frames,
+        tx_segments: s.tx_segments,
+        tx_dropped: s.tx_dropped,
+        accepted: s.accepted,
+        connects: s.connects,
+        conns_live: s.conns_live,
+        retransmits: s.retransmits,
+        ops_in_flight: s.ops_in_flight,
+    };
+    let n = size.min(core::mem::size_of::<RinglineStats>());
+    // SAFETY: out is writable for size >= n bytes (caller's contract); c is a local.
+    unsafe {
+        ptr::copy_nonoverlapping(
+            (&c as *const RinglineStats).cast::<u8>(),
+            out.cast::<u8>(),
+            n,
+        )
+    };
+    0
+}
+
+/// `ringline_is_ringline` (`include/ringline.h`): 1 if ringline set `ring` up.
+///
+/// # Safety
+///
+/// `ring` is null or a readable `struct io_uring`.
+#[no_mangle]
+pub unsafe extern "C" fn ringline_is_ringline(ring: *mut IoUring) -> i32 {
+    // SAFETY: the caller's contract.
+    i32::from(unsafe { state(ring) }.is_some())
+}

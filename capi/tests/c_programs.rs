@@ -28,6 +28,29 @@ fn lib_dir() -> PathBuf {
     exe.parent().unwrap().parent().unwrap().to_path_buf()
 }
 
+/// A directory with libringline.so and its SONAME link (libringline.so.0)
+/// pointing at cargo's build, for -L and the run path.
+fn linked_lib_dir() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let built = lib_dir().join("libringline.so");
+        assert!(
+            built.exists(),
+            "{} missing (cargo build -p ringline-capi)",
+            built.display()
+        );
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lib");
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in ["libringline.so", "libringline.so.0"] {
+            let link = dir.join(name);
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(&built, &link).unwrap();
+        }
+        dir
+    })
+    .clone()
+}
+
 fn have_toolchain() -> bool {
     let gcc = Command::new("gcc")
         .arg("--version")
@@ -63,12 +86,7 @@ fn build(file: &str, link: Link) -> PathBuf {
         .arg(src(file));
     match link {
         Link::Ringline => {
-            let dir = lib_dir();
-            assert!(
-                dir.join("libringline.so").exists(),
-                "{} has no libringline.so (cargo build -p ringline-capi)",
-                dir.display()
-            );
+            let dir = linked_lib_dir();
             cmd.arg(format!("-L{}", dir.display()))
                 .arg("-lringline")
                 .arg(format!("-Wl,-rpath,{}", dir.display()));
@@ -235,4 +253,62 @@ fn a_configuration_this_build_cannot_serve_is_a_clear_error() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("libringline: RINGLINE_DPDK="), "{err}");
     assert!(err.contains("without DPDK"), "{err}");
+}
+
+#[test]
+fn install_script_and_pkg_config() {
+    if !have_toolchain() {
+        return;
+    }
+    if !matches!(Command::new("pkg-config").arg("--version").output(), Ok(o) if o.status.success())
+    {
+        eprintln!("SKIP: pkg-config not found");
+        return;
+    }
+    let prefix = Path::new(env!("CARGO_TARGET_TMPDIR")).join("prefix");
+    let _ = std::fs::remove_dir_all(&prefix);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/install-capi.sh");
+    let o = Command::new("bash")
+        .arg(script)
+        .env("PREFIX", &prefix)
+        .env("BUILT_DIR", lib_dir())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let pc = Command::new("pkg-config")
+        .args(["--cflags", "--libs", "ringline"])
+        .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig"))
+        .output()
+        .unwrap();
+    assert!(
+        pc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pc.stderr)
+    );
+    let flags = String::from_utf8(pc.stdout).unwrap();
+    assert!(flags.contains("-lringline"), "{flags}");
+    let exe = Path::new(env!("CARGO_TARGET_TMPDIR")).join("stats");
+    let o = Command::new("gcc")
+        .arg("-o")
+        .arg(&exe)
+        .arg(src("stats.c"))
+        .args(flags.split_whitespace())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "gcc: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = Command::new(&exe)
+        .env("LD_LIBRARY_PATH", prefix.join("lib"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(out, "stats ok sqes=3 cqes=3\n");
 }
