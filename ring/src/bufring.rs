@@ -275,7 +275,7 @@ impl BufRingConsumer {
             return Err(BufRingError::InvalidEntries);
         }
         let base = match core::ptr::NonNull::new(addr) {
-            Some(b) if (addr as usize) % 16 == 0 => b,
+            Some(b) if (addr as usize).is_multiple_of(16) => b,
             _ => return Err(BufRingError::InvalidEntries),
         };
         Ok(BufRingConsumer {
