@@ -72,17 +72,13 @@ impl CRing {
         }
     }
 
-    /// Closes the sockets `close()` handed to this ring (inline engines; an
-    /// SQPOLL engine's thread owns its tables, so they stay open until
-    /// `io_uring_queue_exit`).
+    /// Closes the sockets `close()` handed to this ring (an SQPOLL engine
+    /// through its thread's command queue).
     fn run_mailbox(&mut self) {
         // Acquire: pairs with close()'s release store after it pushed.
         if !self.mailbox.pending.swap(false, Ordering::Acquire) {
             return;
         }
-        let Backend::Inline(rt) = &mut self.backend else {
-            return;
-        };
         let fds = std::mem::take(
             &mut *self
                 .mailbox
@@ -92,7 +88,10 @@ impl CRing {
         );
         for fd in fds {
             // EBADF: the engine already closed it (an IORING_OP_CLOSE first).
-            let _ = rt.driver.close_socket(fd);
+            let _ = match &mut self.backend {
+                Backend::Inline(rt) => rt.driver.close_socket(fd),
+                Backend::Sqpoll(rt) => rt.driver.close_socket(fd),
+            };
         }
     }
 

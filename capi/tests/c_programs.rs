@@ -312,3 +312,49 @@ fn install_script_and_pkg_config() {
     );
     assert_eq!(out, "stats ok sqes=3 cqes=3\n");
 }
+
+#[test]
+fn echo_with_sqpoll_rings() {
+    if !have_toolchain() {
+        return;
+    }
+    let args = ["10.0.0.1", "4", "40", "sqpoll"];
+    let (ok, out, err) = run(&build("echo.c", Link::Ringline), &args);
+    assert!(ok, "ringline SQPOLL: {out}{err}");
+    assert!(out.starts_with("echo ok conns=4 msgs=40 "), "{out}");
+    if kernel_io_uring() {
+        let kargs = ["127.0.0.1", "4", "40", "sqpoll"];
+        let (kok, kout, kerr) = run(&build("echo.c", Link::Kernel), &kargs);
+        assert!(kok, "kernel SQPOLL: {kout}{kerr}");
+        assert_eq!(out, kout);
+    }
+}
+
+/// A binary linked to the kernel's liburing (`-luring`, NEEDED
+/// liburing.so.2) runs on ringline when the loader finds libringline under
+/// that name.
+#[test]
+fn a_binary_linked_to_liburing_runs_on_ringline_through_the_loader() {
+    if !have_toolchain() {
+        return;
+    }
+    let exe = build("echo.c", Link::Kernel);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dropin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = dir.join("liburing.so.2");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(lib_dir().join("libringline.so"), &link).unwrap();
+    let o = Command::new(&exe)
+        .args(["10.0.0.1", "2", "20"])
+        .env("LD_LIBRARY_PATH", &dir)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    // 10.0.0.1 exists only on ringline's loopback wire: an echo there ran on ringline.
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.starts_with("echo ok conns=2 msgs=20 "), "{out}");
+}

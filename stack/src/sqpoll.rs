@@ -93,6 +93,7 @@ enum Cmd {
     Register(u16, BufRingConsumer, Sender<Result<(), Errno>>),
     Unregister(u16, Sender<Result<(), Errno>>),
     Snapshot(Sender<Snapshot>),
+    Close(i32, Sender<Result<(), Errno>>),
 }
 
 /// What the application's driver and the engine thread share.
@@ -292,6 +293,14 @@ where
     pub fn snapshot(&mut self) -> Result<Snapshot, Errno> {
         let (tx, rx) = mpsc::channel();
         self.command(Cmd::Snapshot(tx), rx)
+    }
+
+    /// Closes socket number `fd` on the engine thread, as IORING_OP_CLOSE
+    /// would, without a request (`close()` in `libringline`). `EBADF` if it
+    /// is not a socket of this engine, `EOWNERDEAD` if the thread is gone.
+    pub fn close_socket(&mut self, fd: i32) -> Result<(), Errno> {
+        let (tx, rx) = mpsc::channel();
+        self.command(Cmd::Close(fd, tx), rx)?
     }
 
     /// The engine's counters ([`Sqpoll::snapshot`]); zero if the engine
@@ -548,6 +557,9 @@ fn run_command<N: Nic>(engine: &mut Engine<N>, cmd: Cmd) {
         }
         Cmd::Unregister(bgid, reply) => {
             let _ = reply.send(engine.unregister_buf_ring(bgid));
+        }
+        Cmd::Close(fd, reply) => {
+            let _ = reply.send(engine.close_socket(fd));
         }
         Cmd::Snapshot(reply) => {
             let _ = reply.send(Snapshot {

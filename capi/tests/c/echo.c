@@ -3,8 +3,10 @@
  * ring, send. The server and the client each have a ring and a thread; the
  * server ring is made first (on ringline's loopback wire that makes it side A).
  *
- *   echo ADDR CONNS MSGS      (e.g. echo 127.0.0.1 4 50 on the kernel,
+ *   echo ADDR CONNS MSGS [sqpoll]   (e.g. echo 127.0.0.1 4 50 on the kernel,
  *                              echo 10.0.0.1 4 50 on ringline's loopback wire)
+ *
+ * With "sqpoll" both rings are set up with IORING_SETUP_SQPOLL.
  *
  * Each client connection sends MSGS messages of sizes 1..~16 KiB with a
  * pattern derived from (connection, message), waits for each echo and checks it
@@ -261,16 +263,24 @@ static void *client(void *arg)
 
 int main(int argc, char **argv)
 {
-	CHECK(argc == 4, "usage: echo ADDR CONNS MSGS");
+	CHECK(argc == 4 || argc == 5, "usage: echo ADDR CONNS MSGS [sqpoll]");
+	unsigned flags = argc == 5 && strcmp(argv[4], "sqpoll") == 0 ? IORING_SETUP_SQPOLL : 0;
 	nconns = atoi(argv[2]);
 	nmsgs = atoi(argv[3]);
 	CHECK(nconns > 0 && nconns <= MAXCONNS && nmsgs > 0, "bad counts");
 
 	struct io_uring_params p;
+	int ret;
 	memset(&p, 0, sizeof(p));
-	CHECK(io_uring_queue_init_params(256, &srv_ring, &p) == 0, "server ring");
+	p.flags = flags;
+	p.sq_thread_idle = 100;
+	ret = io_uring_queue_init_params(256, &srv_ring, &p);
+	CHECK(ret == 0, "server ring: %d", ret);
 	memset(&p, 0, sizeof(p));
-	CHECK(io_uring_queue_init_params(256, &cli_ring, &p) == 0, "client ring");
+	p.flags = flags;
+	p.sq_thread_idle = 100;
+	ret = io_uring_queue_init_params(256, &cli_ring, &p);
+	CHECK(ret == 0, "client ring: %d", ret);
 
 	listen_fd = socket(AF_INET, SOCK_STREAM, 0);
 	CHECK(listen_fd >= 0, "socket");
