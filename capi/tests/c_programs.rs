@@ -358,3 +358,23 @@ fn a_binary_linked_to_liburing_runs_on_ringline_through_the_loader() {
     );
     assert!(out.starts_with("echo ok conns=2 msgs=20 "), "{out}");
 }
+
+#[test]
+fn sockets_made_through_the_ring() {
+    if !have_toolchain() {
+        return;
+    }
+    let port = (40000 + std::process::id() % 20000).to_string();
+    let (ok, out, err) = run(&build("socket_ops.c", Link::Ringline), &["10.0.0.1", &port]);
+    assert!(ok, "ringline: {out}{err}");
+    assert!(out.ends_with("close ok\n"), "{out}");
+    if kernel_io_uring() {
+        let (kok, kout, kerr) = run(&build("socket_ops.c", Link::Kernel), &["127.0.0.1", &port]);
+        if !kok && !kout.starts_with("socket bind listen ok") && kerr.contains("BIND: -22") {
+            eprintln!("SKIP kernel run: IORING_OP_BIND needs Linux 6.11");
+            return;
+        }
+        assert!(kok, "kernel: {kout}{kerr}");
+        assert_eq!(out, kout);
+    }
+}
