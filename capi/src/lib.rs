@@ -18,6 +18,7 @@
 //! The socket calls for ringline's sockets are in [`sockets`]; the NIC and
 //! addresses in [`nic`]. `docs/capi.md` describes the whole library.
 
+mod backend;
 pub mod nic;
 pub mod sockets;
 pub mod uring;
@@ -27,14 +28,14 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ringline_dataplane::LoopbackPort;
 use ringline_ring::abi::{self, Params};
 use ringline_ring::app::Driver;
 use ringline_ring::bufring::BufRingConsumer;
 use ringline_ring::ring::RingConfig;
 use ringline_ring::{Cqe, IoUringBufReg, Sqe};
-use stack::{Clock, SocketNumbersHook, SqpollConfig};
+use stack::{SocketNumbersHook, SqpollConfig};
 
+use backend::Backend;
 use sockets::{Hook, Mailbox};
 use uring::{IoUring, Probe, ProbeOp, IO_URING_OP_SUPPORTED, MAGIC};
 
@@ -47,29 +48,17 @@ pub struct KernelTimespec {
     pub tv_nsec: i64,
 }
 
-/// The engine behind a ring.
-// The CRing holding it is boxed once per ring; boxing the inline runtime too
-// would only add a pointer chase to every submit.
-#[allow(clippy::large_enum_variant)]
-enum Backend {
-    Inline(stack::Runtime<LoopbackPort>),
-    Sqpoll(stack::SqpollRuntime<LoopbackPort>),
-}
-
 /// What `struct io_uring`'s `sq.pad` points to.
 struct CRing {
     id: u64,
     ring_fd: i32,
-    backend: Backend,
+    backend: Box<dyn Backend>,
     mailbox: Arc<Mailbox>,
 }
 
 impl CRing {
     fn driver(&mut self) -> &mut dyn Driver {
-        match &mut self.backend {
-            Backend::Inline(r) => &mut r.driver,
-            Backend::Sqpoll(r) => &mut r.driver,
-        }
+        self.backend.driver()
     }
 
     /// Closes the sockets `close()` handed to this ring (an SQPOLL engine
@@ -88,10 +77,7 @@ impl CRing {
         );
         for fd in fds {
             // EBADF: the engine already closed it (an IORING_OP_CLOSE first).
-            let _ = match &mut self.backend {
-                Backend::Inline(rt) => rt.driver.close_socket(fd),
-                Backend::Sqpoll(rt) => rt.driver.close_socket(fd),
-            };
+            let _ = self.backend.close_socket(fd);
         }
     }
 
@@ -318,9 +304,20 @@ pub unsafe extern "C" fn io_uring_queue_init_params(
                 u64::from(params.sq_thread_idle)
             }),
         };
-        stack::open_sqpoll(port, &cfg, ecfg, &sq, Clock::monotonic()).map(Backend::Sqpoll)
+        match port {
+            nic::Port::Loopback(p) => backend::sqpoll(p, &cfg, ecfg, &sq),
+            #[cfg(feature = "dpdk")]
+            nic::Port::Dpdk(_) => {
+                eprintln!("libringline: IORING_SETUP_SQPOLL is not supported on a DPDK port");
+                return -libc::EINVAL;
+            }
+        }
     } else {
-        stack::open(port, &cfg, ecfg, Clock::monotonic()).map(Backend::Inline)
+        match port {
+            nic::Port::Loopback(p) => backend::inline(p, &cfg, ecfg),
+            #[cfg(feature = "dpdk")]
+            nic::Port::Dpdk(p) => backend::inline(*p, &cfg, ecfg),
+        }
     };
     let backend = match backend {
         Ok(b) => b,
@@ -332,10 +329,7 @@ pub unsafe extern "C" fn io_uring_queue_init_params(
             };
         }
     };
-    let app = match &backend {
-        Backend::Inline(r) => &r.app,
-        Backend::Sqpoll(r) => &r.app,
-    };
+    let app = backend.app();
     let out = app.params();
     let base = app.region_ptr();
     let len = app.region_len();
@@ -956,10 +950,7 @@ pub unsafe extern "C" fn ringline_get_stats(
     if out.is_null() {
         return -libc::EINVAL;
     }
-    let s = match &mut st.backend {
-        Backend::Inline(r) => r.driver.stats(),
-        Backend::Sqpoll(r) => r.driver.stats(),
-    };
+    let s = st.backend.stats();
     let c = RinglineStats {
         steps: s.steps,
         sqes: s.sqes,

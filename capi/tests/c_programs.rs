@@ -73,8 +73,27 @@ enum Link {
     Kernel,
 }
 
-/// Compiles `file` into an executable linked to `link`.
+/// Compiles `file` into an executable linked to `link`, once per test run
+/// (tests run in parallel and share the executables: building one while
+/// another test runs it would fail with ETXTBSY).
 fn build(file: &str, link: Link) -> PathBuf {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static BUILT: OnceLock<Mutex<HashMap<(String, bool), PathBuf>>> = OnceLock::new();
+    let mut built = BUILT
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let key = (file.to_string(), link == Link::Kernel);
+    if let Some(p) = built.get(&key) {
+        return p.clone();
+    }
+    let p = compile(file, link);
+    built.insert(key, p.clone());
+    p
+}
+
+fn compile(file: &str, link: Link) -> PathBuf {
     let tag = match link {
         Link::Ringline => "rl",
         Link::Kernel => "k",
@@ -133,8 +152,14 @@ fn run(exe: &Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
-/// Whether this machine lets a process use the kernel's io_uring.
+/// Whether this machine lets a process use the kernel's io_uring (checked
+/// once).
 fn kernel_io_uring() -> bool {
+    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OK.get_or_init(probe_kernel_io_uring)
+}
+
+fn probe_kernel_io_uring() -> bool {
     let exe = build("nop.c", Link::Kernel);
     let (ok, out, err) = run(&exe, &[]);
     if !ok && out.is_empty() {

@@ -6,7 +6,10 @@
  *   echo ADDR CONNS MSGS [sqpoll]   (e.g. echo 127.0.0.1 4 50 on the kernel,
  *                              echo 10.0.0.1 4 50 on ringline's loopback wire)
  *
- * With "sqpoll" both rings are set up with IORING_SETUP_SQPOLL.
+ * With "sqpoll" both rings are set up with IORING_SETUP_SQPOLL. With MSGS
+ * written as a duration ("5s"), a benchmark: 64-byte messages, one in flight
+ * per connection, for that long; prints requests/s and the round-trip
+ * latency percentiles (scripts/bench-capi.sh).
  *
  * Each client connection sends MSGS messages of sizes 1..~16 KiB with a
  * pattern derived from (connection, message), waits for each echo and checks it
@@ -24,6 +27,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CHECK(cond, ...) do { if (!(cond)) { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); exit(1); } } while (0)
@@ -42,6 +46,19 @@ enum { T_ACCEPT = 1, T_RECV = 2, T_SEND = 3, T_CONNECT = 4, T_CSEND = 5, T_CRECV
 
 static struct io_uring srv_ring, cli_ring;
 static int listen_fd, nconns, nmsgs;
+/* Benchmark mode: run for bench_s seconds with 64-byte messages. */
+static double bench_s;
+static double bench_end;
+#define MAXSAMPLES (1 << 22)
+static float *lat_us;
+static long nsamples;
+
+static double now_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec / 1e9;
+}
 static struct sockaddr_in srv_addr;
 /* The client starts once the server's accept is submitted (on ringline a
  * listening socket starts accepting when its ring first sees it). */
@@ -175,10 +192,12 @@ static void fill(unsigned char *b, int len, int c, int m)
 
 static int msg_len(int c, int m)
 {
+	if (bench_s > 0)
+		return 64;
 	return 1 + (int)((uint32_t)(c * 7919 + m * 104729) % MAXMSG);
 }
 
-struct conn { int fd, msg, got, len; unsigned char tx[MAXMSG], rx[MAXMSG]; };
+struct conn { int fd, msg, got, len; double sent; unsigned char tx[MAXMSG], rx[MAXMSG]; };
 
 static unsigned long long total_bytes, sum;
 
@@ -187,6 +206,8 @@ static void client_send(struct io_uring *ring, struct conn *k, int c)
 	k->len = msg_len(c, k->msg);
 	k->got = 0;
 	fill(k->tx, k->len, c, k->msg);
+	if (bench_s > 0)
+		k->sent = now_s();
 	struct io_uring_sqe *sqe = sqe_of(ring);
 	io_uring_prep_send(sqe, k->fd, k->tx, k->len, MSG_NOSIGNAL);
 	io_uring_sqe_set_data64(sqe, TAG(T_CSEND, c, 0));
@@ -236,6 +257,19 @@ static void *client(void *arg)
 					break;
 				}
 				CHECK(memcmp(k->tx, k->rx, k->len) == 0, "echo differs: conn %d msg %d", c, k->msg);
+				if (bench_s > 0) {
+					double t = now_s();
+					if (nsamples < MAXSAMPLES)
+						lat_us[nsamples++] = (float)((t - k->sent) * 1e6);
+					if (t < bench_end) {
+						k->msg++;
+						client_send(ring, k, c);
+					} else {
+						close(k->fd);
+						done++;
+					}
+					break;
+				}
 				total_bytes += k->len;
 				/* Order-independent across connections: a sum of per-message hashes. */
 				unsigned long long h = 0;
@@ -261,12 +295,23 @@ static void *client(void *arg)
 	return NULL;
 }
 
+static int cmp_float(const void *a, const void *b)
+{
+	float x = *(const float *)a, y = *(const float *)b;
+	return (x > y) - (x < y);
+}
+
 int main(int argc, char **argv)
 {
 	CHECK(argc == 4 || argc == 5, "usage: echo ADDR CONNS MSGS [sqpoll]");
 	unsigned flags = argc == 5 && strcmp(argv[4], "sqpoll") == 0 ? IORING_SETUP_SQPOLL : 0;
 	nconns = atoi(argv[2]);
 	nmsgs = atoi(argv[3]);
+	if (argv[3][strlen(argv[3]) - 1] == 's') {
+		bench_s = atof(argv[3]);
+		nmsgs = 1;
+		lat_us = malloc(sizeof(float) * MAXSAMPLES);
+	}
 	CHECK(nconns > 0 && nconns <= MAXCONNS && nmsgs > 0, "bad counts");
 
 	struct io_uring_params p;
@@ -298,12 +343,21 @@ int main(int argc, char **argv)
 	pthread_t st, ct;
 	pthread_barrier_init(&accept_armed, NULL, 2);
 	pthread_create(&st, NULL, server, NULL);
+	double t0 = now_s();
+	bench_end = t0 + bench_s;
 	pthread_create(&ct, NULL, client, NULL);
 	pthread_join(ct, NULL);
 	pthread_join(st, NULL);
 	close(listen_fd);
 	io_uring_queue_exit(&cli_ring);
 	io_uring_queue_exit(&srv_ring);
+	if (bench_s > 0) {
+		double el = now_s() - t0;
+		qsort(lat_us, nsamples, sizeof(float), cmp_float);
+		printf("bench conns=%d seconds=%.2f requests=%ld req_per_s=%.0f p50_us=%.1f p99_us=%.1f\n",
+		       nconns, el, nsamples, nsamples / el, lat_us[nsamples / 2], lat_us[nsamples * 99 / 100]);
+		return 0;
+	}
 	printf("echo ok conns=%d msgs=%d bytes=%llu sum=%llx\n", nconns, nmsgs, total_bytes, sum);
 	return 0;
 }
