@@ -46,8 +46,27 @@ pub enum Port {
     Dpdk(Box<ringline_dataplane::dpdk::DpdkPort>),
 }
 
-/// The NIC and engine configuration for a new ring.
+/// The NIC and engine configuration for a new ring (with
+/// [`engine_tuning`] applied).
 pub fn next_nic() -> Result<(Port, EngineConfig), NicError> {
+    let (port, mut cfg) = pick_nic()?;
+    engine_tuning(&mut cfg)?;
+    Ok((port, cfg))
+}
+
+/// `RINGLINE_BUSY_POLL_US`: how long an idle engine polls before it blocks
+/// ([`EngineConfig::busy_poll_us`], default 1000; 0 blocks at once, which
+/// suits machines with fewer cores than busy threads).
+fn engine_tuning(cfg: &mut EngineConfig) -> Result<(), NicError> {
+    if let Ok(v) = std::env::var("RINGLINE_BUSY_POLL_US") {
+        cfg.busy_poll_us = v.parse().map_err(|_| {
+            NicError::Config(format!("RINGLINE_BUSY_POLL_US={v}: expected microseconds (an integer)"))
+        })?;
+    }
+    Ok(())
+}
+
+fn pick_nic() -> Result<(Port, EngineConfig), NicError> {
     if let Ok(v) = std::env::var("RINGLINE_CONFIG") {
         return Err(NicError::Config(format!(
             "RINGLINE_CONFIG={v}: not supported by libringline; set RINGLINE_DPDK, RINGLINE_IP \
