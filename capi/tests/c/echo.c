@@ -6,6 +6,10 @@
  *   echo ADDR CONNS MSGS [sqpoll]   (e.g. echo 127.0.0.1 4 50 on the kernel,
  *                              echo 10.0.0.1 4 50 on ringline's loopback wire)
  *
+ *   echo serve PORT CONNS         the server alone: serves until CONNS
+ *                                  connections have closed
+ *   echo connect ADDR PORT CONNS MSGS   the client alone, against any server
+ *
  * With "sqpoll" both rings are set up with IORING_SETUP_SQPOLL. With MSGS
  * written as a duration ("5s"), a benchmark: 64-byte messages, one in flight
  * per connection, for that long; prints requests/s and the round-trip
@@ -301,8 +305,55 @@ static int cmp_float(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+static void listen_on(int port)
+{
+	listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(listen_fd >= 0, "socket");
+	int one = 1;
+	CHECK(setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0, "setsockopt");
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr = { htonl(INADDR_ANY) } };
+	CHECK(bind(listen_fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "bind: %s", strerror(errno));
+	CHECK(listen(listen_fd, 128) == 0, "listen");
+}
+
+/* `echo serve` and `echo connect`: one side alone, on one ring. */
+static int one_side(int argc, char **argv)
+{
+	int ret;
+	pthread_barrier_init(&accept_armed, NULL, 1);
+	if (strcmp(argv[1], "serve") == 0) {
+		CHECK(argc == 4, "usage: echo serve PORT CONNS");
+		nconns = atoi(argv[3]);
+		ret = io_uring_queue_init(256, &srv_ring, 0);
+		CHECK(ret == 0, "server ring: %d", ret);
+		listen_on(atoi(argv[2]));
+		printf("listening on %s\n", argv[2]);
+		fflush(stdout);
+		server(NULL);
+		close(listen_fd);
+		io_uring_queue_exit(&srv_ring);
+		printf("served conns=%d\n", nconns);
+		return 0;
+	}
+	CHECK(argc == 6, "usage: echo connect ADDR PORT CONNS MSGS");
+	nconns = atoi(argv[4]);
+	nmsgs = atoi(argv[5]);
+	CHECK(nconns > 0 && nconns <= MAXCONNS && nmsgs > 0, "bad counts");
+	srv_addr.sin_family = AF_INET;
+	srv_addr.sin_port = htons(atoi(argv[3]));
+	CHECK(inet_pton(AF_INET, argv[2], &srv_addr.sin_addr) == 1, "address %s", argv[2]);
+	ret = io_uring_queue_init(256, &cli_ring, 0);
+	CHECK(ret == 0, "client ring: %d", ret);
+	client(NULL);
+	io_uring_queue_exit(&cli_ring);
+	printf("echo ok conns=%d msgs=%d bytes=%llu sum=%llx\n", nconns, nmsgs, total_bytes, sum);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc > 1 && (strcmp(argv[1], "serve") == 0 || strcmp(argv[1], "connect") == 0))
+		return one_side(argc, argv);
 	CHECK(argc == 4 || argc == 5, "usage: echo ADDR CONNS MSGS [sqpoll]");
 	unsigned flags = argc == 5 && strcmp(argv[4], "sqpoll") == 0 ? IORING_SETUP_SQPOLL : 0;
 	nconns = atoi(argv[2]);
@@ -327,13 +378,8 @@ int main(int argc, char **argv)
 	ret = io_uring_queue_init_params(256, &cli_ring, &p);
 	CHECK(ret == 0, "client ring: %d", ret);
 
-	listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-	CHECK(listen_fd >= 0, "socket");
-	int one = 1;
-	CHECK(setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0, "setsockopt");
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = 0, .sin_addr = { htonl(INADDR_ANY) } };
-	CHECK(bind(listen_fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "bind: %s", strerror(errno));
-	CHECK(listen(listen_fd, 128) == 0, "listen");
+	listen_on(0);
+	struct sockaddr_in sa;
 	socklen_t sl = sizeof(sa);
 	CHECK(getsockname(listen_fd, (struct sockaddr *)&sa, &sl) == 0, "getsockname");
 	srv_addr.sin_family = AF_INET;
