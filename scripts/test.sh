@@ -25,6 +25,7 @@ if pkg-config --exists libdpdk 2>/dev/null; then
     echo "== DPDK tests (feature dpdk, DPDK $(pkg-config --modversion libdpdk))"
     cargo test -p ringline-dataplane --features dpdk
     cargo test -p ringline-apps --features dpdk
+    cargo test -p ringline-capi --features dpdk
 else
     echo "== DPDK tests SKIPPED: libdpdk not found by pkg-config"
     echo "   install with: apt-get install -y libdpdk-dev pkg-config clang libclang-dev"

@@ -60,7 +60,9 @@ pub fn next_nic() -> Result<(Port, EngineConfig), NicError> {
 fn engine_tuning(cfg: &mut EngineConfig) -> Result<(), NicError> {
     if let Ok(v) = std::env::var("RINGLINE_BUSY_POLL_US") {
         cfg.busy_poll_us = v.parse().map_err(|_| {
-            NicError::Config(format!("RINGLINE_BUSY_POLL_US={v}: expected microseconds (an integer)"))
+            NicError::Config(format!(
+                "RINGLINE_BUSY_POLL_US={v}: expected microseconds (an integer)"
+            ))
         })?;
     }
     Ok(())

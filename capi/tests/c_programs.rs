@@ -276,8 +276,39 @@ fn a_configuration_this_build_cannot_serve_is_a_clear_error() {
         .unwrap();
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("libringline: RINGLINE_DPDK="), "{err}");
-    assert!(err.contains("without DPDK"), "{err}");
+    if cfg!(feature = "dpdk") {
+        assert!(
+            err.contains("RINGLINE_DPDK is set but RINGLINE_IP is not"),
+            "{err}"
+        );
+    } else {
+        assert!(err.contains("libringline: RINGLINE_DPDK="), "{err}");
+        assert!(err.contains("without DPDK"), "{err}");
+    }
+    // A malformed address is refused before DPDK starts.
+    let o = Command::new(&exe)
+        .env("RINGLINE_DPDK", "-l 0")
+        .env("RINGLINE_IP", "10.0.0.300/24")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    if cfg!(feature = "dpdk") {
+        assert!(
+            err.contains("RINGLINE_IP=10.0.0.300/24: expected an IPv4 address"),
+            "{err}"
+        );
+    }
+    let o = Command::new(&exe)
+        .env("RINGLINE_BUSY_POLL_US", "soon")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("RINGLINE_BUSY_POLL_US=soon: expected microseconds"),
+        "{err}"
+    );
 }
 
 #[test]
