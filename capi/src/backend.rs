@@ -4,7 +4,7 @@
 use ringline_dataplane::Nic;
 use ringline_ring::app::{Driver, Errno};
 use ringline_ring::ring::{AppRing, RingConfig};
-use stack::{Clock, EngineConfig, EngineStats, OpenError, SqpollConfig};
+use stack::{Clock, EngineConfig, EngineStats, OpenError, SocketCloser, SqpollConfig};
 
 /// What libringline needs of a ring's engine.
 pub(crate) trait Backend {
@@ -16,6 +16,11 @@ pub(crate) trait Backend {
     fn close_socket(&mut self, fd: i32) -> Result<(), Errno>;
     /// The engine's counters.
     fn stats(&mut self) -> EngineStats;
+    /// For an engine on its own thread: a handle that closes its sockets
+    /// from any thread at once.
+    fn closer(&self) -> Option<SocketCloser> {
+        None
+    }
 }
 
 impl<N: Nic> Backend for stack::Runtime<N> {
@@ -37,6 +42,9 @@ impl<N: Nic + Send + 'static> Backend for stack::SqpollRuntime<N>
 where
     N::Frame: Send,
 {
+    fn closer(&self) -> Option<SocketCloser> {
+        Some(self.driver.closer())
+    }
     fn driver(&mut self) -> &mut dyn Driver {
         &mut self.driver
     }

@@ -64,8 +64,12 @@ impl CRing {
     /// Closes the sockets `close()` handed to this ring (an SQPOLL engine
     /// through its thread's command queue).
     fn run_mailbox(&mut self) {
-        // Acquire: pairs with close()'s release store after it pushed.
-        if !self.mailbox.pending.swap(false, Ordering::Acquire) {
+        // A plain load first: every submit and wait passes here, and a close() is rare.
+        // Relaxed suffices for the check; the acquire swap below pairs with close()'s
+        // release store after it pushed.
+        if !self.mailbox.pending.load(Ordering::Relaxed)
+            || !self.mailbox.pending.swap(false, Ordering::Acquire)
+        {
             return;
         }
         let fds = std::mem::take(
@@ -334,7 +338,10 @@ pub unsafe extern "C" fn io_uring_queue_init_params(
     let base = app.region_ptr();
     let len = app.region_len();
     let sqes = app.sqes_offset();
-    let mailbox = Arc::new(Mailbox::default());
+    let mailbox = Arc::new(Mailbox {
+        closer: backend.closer(),
+        ..Mailbox::default()
+    });
     let Some(ring_fd) = sockets::reserve_ring_fd(id, mailbox.clone()) else {
         return -libc::EMFILE;
     };

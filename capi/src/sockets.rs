@@ -13,7 +13,8 @@
 //! port and backlog here. The first ring whose engine sees its number in a
 //! request (CONNECT, ACCEPT, RECV, ...) adopts it ([`stack::SocketNumbers::adopt`]);
 //! from then on it belongs to that engine, and `close()` asks that engine to close
-//! it at the ring's next submit or wait.
+//! it: an SQPOLL engine's thread at once, an inline engine (which runs only
+//! inside its ring's calls) at the ring's next submit or wait.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,6 +41,8 @@ enum Entry {
 /// Work for a ring from other calls: sockets `close()`d that its engine owns.
 #[derive(Default)]
 pub(crate) struct Mailbox {
+    /// An SQPOLL engine's: `close()` goes straight to its thread.
+    pub(crate) closer: Option<stack::SocketCloser>,
     /// Set (release) by `close()` after pushing to `closes`; the ring's next
     /// submit or wait swaps it to false (acquire) before draining.
     pub(crate) pending: AtomicBool,
@@ -434,6 +437,10 @@ pub unsafe extern "C" fn close(fd: i32) -> i32 {
         Some(Entry::Owned { ring }) => {
             if let Some(m) = t.rings.get(&ring).cloned() {
                 drop(t);
+                if let Some(c) = &m.closer {
+                    c.close(fd);
+                    return 0;
+                }
                 m.closes.lock().unwrap_or_else(|e| e.into_inner()).push(fd);
                 // Release: pairs with the ring's acquire swap before it drains `closes`.
                 m.pending.store(true, Ordering::Release);

@@ -434,3 +434,24 @@ fn sockets_made_through_the_ring() {
         assert_eq!(out, kout);
     }
 }
+
+#[test]
+fn proxy_relays_byte_identical_inline_and_sqpoll() {
+    if !have_toolchain() {
+        return;
+    }
+    for mode in [None, Some("sqpoll")] {
+        let mut args = vec!["10.0.0.1", "10.0.0.2", "4", "40"];
+        args.extend(mode);
+        let (ok, out, err) = run(&build("proxy.c", Link::Ringline), &args);
+        assert!(ok, "ringline {mode:?}: {out}{err}");
+        assert!(out.starts_with("proxy ok conns=4 msgs=40 "), "{out}");
+        if kernel_io_uring() {
+            let mut kargs = vec!["127.0.0.1", "127.0.0.1", "4", "40"];
+            kargs.extend(mode);
+            let (kok, kout, kerr) = run(&build("proxy.c", Link::Kernel), &kargs);
+            assert!(kok, "kernel {mode:?}: {kout}{kerr}");
+            assert_eq!(out, kout, "{mode:?}");
+        }
+    }
+}

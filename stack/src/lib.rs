@@ -66,7 +66,7 @@ pub use driver::Inline;
 pub use engine::EngineError;
 pub use group::{engine_group, GroupMember};
 pub use numbers::{Adopted, SocketNumbers, SocketNumbersHook};
-pub use sqpoll::{open_sqpoll, Snapshot, Sqpoll, SqpollConfig, SqpollRuntime};
+pub use sqpoll::{open_sqpoll, Snapshot, SocketCloser, Sqpoll, SqpollConfig, SqpollRuntime};
 pub use stats::EngineStats;
 
 use ringline_dataplane::Nic;

@@ -93,7 +93,8 @@ enum Cmd {
     Register(u16, BufRingConsumer, Sender<Result<(), Errno>>),
     Unregister(u16, Sender<Result<(), Errno>>),
     Snapshot(Sender<Snapshot>),
-    Close(i32, Sender<Result<(), Errno>>),
+    /// Close a socket; answer on the sender if there is one.
+    Close(i32, Option<Sender<Result<(), Errno>>>),
 }
 
 /// What the application's driver and the engine thread share.
@@ -300,7 +301,17 @@ where
     /// is not a socket of this engine, `EOWNERDEAD` if the thread is gone.
     pub fn close_socket(&mut self, fd: i32) -> Result<(), Errno> {
         let (tx, rx) = mpsc::channel();
-        self.command(Cmd::Close(fd, tx), rx)?
+        self.command(Cmd::Close(fd, Some(tx)), rx)?
+    }
+
+    /// A handle that closes this engine's sockets from any thread without
+    /// waiting ([`SocketCloser`]).
+    pub fn closer(&self) -> SocketCloser {
+        SocketCloser {
+            shared: self.shared.clone(),
+            cmds: self.cmds.clone(),
+            engine_thread: self.engine_thread.clone(),
+        }
     }
 
     /// The engine's counters ([`Sqpoll::snapshot`]); zero if the engine
@@ -549,6 +560,31 @@ fn run<N: Nic>(inline: &mut Inline<N>, shared: &Shared, cmds: &Receiver<Cmd>, id
     }
 }
 
+/// Closes sockets of an SQPOLL engine from any thread, without waiting for
+/// the engine thread (`close()` in `libringline`, which the kernel does at
+/// once): the engine thread closes the socket between two steps, as
+/// IORING_OP_CLOSE would. `Send + Sync + Clone`.
+#[derive(Clone)]
+pub struct SocketCloser {
+    shared: Arc<Shared>,
+    cmds: Sender<Cmd>,
+    engine_thread: Thread,
+}
+
+impl SocketCloser {
+    /// Asks the engine thread to close socket number `fd`; `false` if the
+    /// thread is gone.
+    pub fn close(&self, fd: i32) -> bool {
+        if self.cmds.send(Cmd::Close(fd, None)).is_err() {
+            return false;
+        }
+        // The engine thread swaps it (acquire) before draining the queue.
+        self.shared.cmd_pending.store(true, Ordering::Release);
+        self.engine_thread.unpark();
+        true
+    }
+}
+
 fn run_command<N: Nic>(engine: &mut Engine<N>, cmd: Cmd) {
     // A requester that gave up (its receiver dropped) is simply not answered.
     match cmd {
@@ -559,7 +595,10 @@ fn run_command<N: Nic>(engine: &mut Engine<N>, cmd: Cmd) {
             let _ = reply.send(engine.unregister_buf_ring(bgid));
         }
         Cmd::Close(fd, reply) => {
-            let _ = reply.send(engine.close_socket(fd));
+            let r = engine.close_socket(fd);
+            if let Some(reply) = reply {
+                let _ = reply.send(r);
+            }
         }
         Cmd::Snapshot(reply) => {
             let _ = reply.send(Snapshot {
