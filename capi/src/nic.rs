@@ -37,7 +37,9 @@ pub enum NicError {
     Config(String),
 }
 
-/// A ring's NIC.
+/// A ring's NIC. Made once per ring and moved into its engine: the size of
+/// the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Port {
     /// One end of a loopback wire.
     Loopback(LoopbackPort),
