@@ -20,6 +20,7 @@
  * byte for byte. Prints "echo ok conns=C msgs=M bytes=B sum=S"; any failure
  * or a wait longer than 5 s exits non-zero. */
 #include <liburing.h>
+#include "common.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -34,7 +35,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CHECK(cond, ...) do { if (!(cond)) { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); exit(1); } } while (0)
 
 #define NBUFS 256
 #define BUFSZ 4096
@@ -76,15 +76,14 @@ static int wait_one(struct io_uring *ring, struct io_uring_cqe **cqe)
 	return 0;
 }
 
-static struct io_uring_sqe *sqe_of(struct io_uring *ring)
+/* Multishot recv on fd over the buffer ring (again after an ending CQE). */
+static void arm_recv(struct io_uring *ring, int fd)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
-	if (!sqe) {
-		io_uring_submit(ring);
-		sqe = io_uring_get_sqe(ring);
-	}
-	CHECK(sqe, "SQ full");
-	return sqe;
+	struct io_uring_sqe *sqe = sqe_of(ring);
+	io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = BGID;
+	io_uring_sqe_set_data64(sqe, TAG(T_RECV, fd, 0));
 }
 
 /* ---- server ---- */
@@ -125,22 +124,14 @@ static void *server(void *arg)
 			case T_ACCEPT:
 				CHECK(res >= 0, "accept: %d", res);
 				CHECK(cqe->flags & IORING_CQE_F_MORE, "accept multishot ended");
-				sqe = sqe_of(ring);
-				io_uring_prep_recv_multishot(sqe, res, NULL, 0, 0);
-				sqe->flags |= IOSQE_BUFFER_SELECT;
-				sqe->buf_group = BGID;
-				io_uring_sqe_set_data64(sqe, TAG(T_RECV, res, 0));
+				arm_recv(ring, res);
 				break;
 			case T_RECV: {
 				int fd = TAG_FD(u);
 				if (res == -ENOBUFS) {
 					/* All buffers out (with sends): re-arm after they come back. */
 					CHECK(sends > 0, "ENOBUFS with nothing in flight");
-					sqe = sqe_of(ring);
-					io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
-					sqe->flags |= IOSQE_BUFFER_SELECT;
-					sqe->buf_group = BGID;
-					io_uring_sqe_set_data64(sqe, TAG(T_RECV, fd, 0));
+					arm_recv(ring, fd);
 					break;
 				}
 				CHECK(res >= 0, "recv: %d", res);
@@ -157,11 +148,7 @@ static void *server(void *arg)
 				io_uring_sqe_set_data64(sqe, TAG(T_SEND, fd, bid));
 				sends++;
 				if (!(cqe->flags & IORING_CQE_F_MORE)) {
-					sqe = sqe_of(ring);
-					io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
-					sqe->flags |= IOSQE_BUFFER_SELECT;
-					sqe->buf_group = BGID;
-					io_uring_sqe_set_data64(sqe, TAG(T_RECV, fd, 0));
+					arm_recv(ring, fd);
 				}
 				break;
 			}
@@ -185,20 +172,11 @@ static void *server(void *arg)
 
 /* ---- client ---- */
 
-static void fill(unsigned char *b, int len, int c, int m)
-{
-	uint32_t x = 0x9e3779b9u * (uint32_t)(c * 1000 + m + 1);
-	for (int i = 0; i < len; i++) {
-		x ^= x << 13; x ^= x >> 17; x ^= x << 5;
-		b[i] = (unsigned char)x;
-	}
-}
-
 static int msg_len(int c, int m)
 {
 	if (bench_s > 0)
 		return 64;
-	return 1 + (int)((uint32_t)(c * 7919 + m * 104729) % MAXMSG);
+	return pattern_len(c, m, MAXMSG);
 }
 
 struct conn { int fd, msg, got, len; double sent; unsigned char tx[MAXMSG], rx[MAXMSG]; };
@@ -276,10 +254,7 @@ static void *client(void *arg)
 				}
 				total_bytes += k->len;
 				/* Order-independent across connections: a sum of per-message hashes. */
-				unsigned long long h = 0;
-				for (int i = 0; i < k->len; i++)
-					h = h * 31 + k->rx[i];
-				sum += h;
+				sum += hash(k->rx, k->len);
 				if (++k->msg < nmsgs) {
 					client_send(ring, k, c);
 				} else {

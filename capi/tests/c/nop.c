@@ -4,6 +4,7 @@
  * out, the probe, and kernel fds (a pipe, stdout) beside ring sockets.
  * Prints one line per check; exits non-zero on the first failure. */
 #include <liburing.h>
+#include "common.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CHECK(cond, ...) do { if (!(cond)) { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); exit(1); } } while (0)
 
 static double now_s(void)
 {

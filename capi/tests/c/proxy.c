@@ -17,6 +17,7 @@
  * the ring's calls (as completions do with DEFER_TASKRUN), so a thread that
  * stopped entering its ring would leave its last close() unsent. */
 #include <liburing.h>
+#include "common.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -29,7 +30,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define CHECK(cond, ...) do { if (!(cond)) { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); exit(1); } } while (0)
 
 #define MAXC 32
 #define BUF 8192
@@ -44,16 +44,6 @@ static int proxy_lfd, echo_lfd;
 static pthread_barrier_t ready;
 static atomic_int proxy_done;
 
-static struct io_uring_sqe *get(struct io_uring *r)
-{
-	struct io_uring_sqe *s = io_uring_get_sqe(r);
-	if (!s) {
-		io_uring_submit(r);
-		s = io_uring_get_sqe(r);
-	}
-	CHECK(s, "SQ full");
-	return s;
-}
 
 static void wait_cqe(struct io_uring *r)
 {
@@ -100,7 +90,7 @@ struct pair { int c, u, open; char cu[BUF], uc[BUF]; };
 
 static void relay_recv(struct io_uring *r, struct pair *p, int i, int from_client)
 {
-	struct io_uring_sqe *s = get(r);
+	struct io_uring_sqe *s = sqe_of(r);
 	if (from_client)
 		io_uring_prep_recv(s, p->c, p->cu, BUF, 0);
 	else
@@ -114,7 +104,7 @@ static void *proxy(void *arg)
 	struct io_uring *r = &pring;
 	struct pair *pairs = calloc(MAXC, sizeof(*pairs));
 	int npairs = 0, closed = 0;
-	struct io_uring_sqe *s = get(r);
+	struct io_uring_sqe *s = sqe_of(r);
 	io_uring_prep_multishot_accept(s, proxy_lfd, NULL, NULL, 0);
 	io_uring_sqe_set_data64(s, TAG(P_ACCEPT, 0));
 	io_uring_submit(r);
@@ -134,7 +124,7 @@ static void *proxy(void *arg)
 				p->c = res;
 				p->u = socket(AF_INET, SOCK_STREAM, 0);
 				CHECK(p->u >= 0, "upstream socket");
-				s = get(r);
+				s = sqe_of(r);
 				io_uring_prep_connect(s, p->u, (struct sockaddr *)&upstream_addr, sizeof(upstream_addr));
 				io_uring_sqe_set_data64(s, TAG(P_CONNECT, npairs));
 				npairs++;
@@ -151,7 +141,7 @@ static void *proxy(void *arg)
 				CHECK(res >= 0, "relay recv: %d", res);
 				if (res == 0) {
 					/* EOF one way: pass it on (shutdown), count the direction. */
-					s = get(r);
+					s = sqe_of(r);
 					io_uring_prep_shutdown(s, from_client ? p->u : p->c, SHUT_WR);
 					io_uring_sqe_set_data64(s, TAG(99, i));
 					closed++;
@@ -161,7 +151,7 @@ static void *proxy(void *arg)
 					}
 					break;
 				}
-				s = get(r);
+				s = sqe_of(r);
 				if (from_client)
 					io_uring_prep_send(s, p->u, p->cu, res, MSG_WAITALL);
 				else
@@ -191,26 +181,17 @@ enum { E_ACCEPT = 10, E_RECV, E_SEND, C_CONNECT, C_SEND, C_RECV };
 struct econn { int fd; char buf[BUF]; };
 struct cconn { int fd, msg, len, got; unsigned char tx[BUF], rx[BUF]; };
 
-static int msg_len(int c, int m) { return 1 + (int)((uint32_t)(c * 7919 + m * 104729) % BUF); }
-
-static void fill(unsigned char *b, int len, int c, int m)
-{
-	uint32_t x = 0x9e3779b9u * (uint32_t)(c * 1000 + m + 1);
-	for (int i = 0; i < len; i++) {
-		x ^= x << 13; x ^= x >> 17; x ^= x << 5;
-		b[i] = (unsigned char)x;
-	}
-}
+static int msg_len(int c, int m) { return pattern_len(c, m, BUF); }
 
 static void csend(struct io_uring *r, struct cconn *k, int c)
 {
 	k->len = msg_len(c, k->msg);
 	k->got = 0;
 	fill(k->tx, k->len, c, k->msg);
-	struct io_uring_sqe *s = get(r);
+	struct io_uring_sqe *s = sqe_of(r);
 	io_uring_prep_send(s, k->fd, k->tx, k->len, MSG_WAITALL);
 	io_uring_sqe_set_data64(s, TAG(C_SEND, c));
-	s = get(r);
+	s = sqe_of(r);
 	io_uring_prep_recv(s, k->fd, k->rx, k->len, 0);
 	io_uring_sqe_set_data64(s, TAG(C_RECV, c));
 }
@@ -224,14 +205,14 @@ static void *backend(void *arg)
 	struct econn *ec = calloc(MAXC, sizeof(*ec));
 	struct cconn *cc = calloc(MAXC, sizeof(*cc));
 	int naccepted = 0, eclosed = 0, cdone = 0;
-	struct io_uring_sqe *s = get(r);
+	struct io_uring_sqe *s = sqe_of(r);
 	io_uring_prep_multishot_accept(s, echo_lfd, NULL, NULL, 0);
 	io_uring_sqe_set_data64(s, TAG(E_ACCEPT, 0));
 	io_uring_submit(r);
 	pthread_barrier_wait(&ready);
 	for (int c = 0; c < nconns; c++) {
 		cc[c].fd = socket(AF_INET, SOCK_STREAM, 0);
-		s = get(r);
+		s = sqe_of(r);
 		io_uring_prep_connect(s, cc[c].fd, (struct sockaddr *)&proxy_addr, sizeof(proxy_addr));
 		io_uring_sqe_set_data64(s, TAG(C_CONNECT, c));
 	}
@@ -249,7 +230,7 @@ static void *backend(void *arg)
 			case E_ACCEPT:
 				CHECK(res >= 0 && naccepted < MAXC, "echo accept: %d", res);
 				ec[naccepted].fd = res;
-				s = get(r);
+				s = sqe_of(r);
 				io_uring_prep_recv(s, res, ec[naccepted].buf, BUF, 0);
 				io_uring_sqe_set_data64(s, TAG(E_RECV, naccepted));
 				naccepted++;
@@ -261,13 +242,13 @@ static void *backend(void *arg)
 					eclosed++;
 					break;
 				}
-				s = get(r);
+				s = sqe_of(r);
 				io_uring_prep_send(s, ec[i].fd, ec[i].buf, res, MSG_WAITALL);
 				io_uring_sqe_set_data64(s, TAG(E_SEND, i));
 				break;
 			case E_SEND:
 				CHECK(res > 0, "echo send: %d", res);
-				s = get(r);
+				s = sqe_of(r);
 				io_uring_prep_recv(s, ec[i].fd, ec[i].buf, BUF, 0);
 				io_uring_sqe_set_data64(s, TAG(E_RECV, i));
 				break;
@@ -283,16 +264,13 @@ static void *backend(void *arg)
 				CHECK(res > 0, "client recv: %d", res);
 				k->got += res;
 				if (k->got < k->len) {
-					s = get(r);
+					s = sqe_of(r);
 					io_uring_prep_recv(s, k->fd, k->rx + k->got, k->len - k->got, 0);
 					io_uring_sqe_set_data64(s, TAG(C_RECV, i));
 					break;
 				}
 				CHECK(memcmp(k->tx, k->rx, k->len) == 0, "echo differs: conn %d msg %d", i, k->msg);
-				unsigned long long h = 0;
-				for (int b = 0; b < k->len; b++)
-					h = h * 31 + k->rx[b];
-				sum += h;
+				sum += hash(k->rx, k->len);
 				total += k->len;
 				if (++k->msg < nmsgs) {
 					csend(r, k, i);

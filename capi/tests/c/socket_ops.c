@@ -8,6 +8,7 @@
  *   socket_ops ADDR PORT     (127.0.0.1 on the kernel, 10.0.0.1 on ringline)
  */
 #include <liburing.h>
+#include "common.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -19,7 +20,6 @@
 #define OP_BIND 56
 #define OP_LISTEN 57
 
-#define CHECK(cond, ...) do { if (!(cond)) { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); exit(1); } } while (0)
 
 static struct io_uring srv, cli;
 
