@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== cargo test (default members: ring, dataplane, stack, apps, conformance, testkit; no DPDK)"
+echo "== cargo test (default members: ring, dataplane, stack, apps, conformance, testkit, capi; no DPDK; capi's C tests need gcc and liburing-dev)"
 # Not --workspace: that would also build dataplane/dpdk-sys, which needs libdpdk.
 cargo test
 
@@ -25,6 +25,7 @@ if pkg-config --exists libdpdk 2>/dev/null; then
     echo "== DPDK tests (feature dpdk, DPDK $(pkg-config --modversion libdpdk))"
     cargo test -p ringline-dataplane --features dpdk
     cargo test -p ringline-apps --features dpdk
+    cargo test -p ringline-capi --features dpdk
 else
     echo "== DPDK tests SKIPPED: libdpdk not found by pkg-config"
     echo "   install with: apt-get install -y libdpdk-dev pkg-config clang libclang-dev"

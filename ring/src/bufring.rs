@@ -49,22 +49,34 @@ impl BufRingError {
 
 #[derive(Debug)]
 struct Shared {
-    region: Region,
+    /// The mapping, when the ring owns its memory ([`BufRing::new`]); `None` for a
+    /// ring in application memory ([`BufRingConsumer::from_raw`]).
+    _region: Option<Region>,
+    /// Start of the entries: the region's start, or the application's pointer.
+    base: core::ptr::NonNull<u8>,
     entries: u32,
 }
+
+// SAFETY: Shared only hands out `base` to the atomic accessors below; the memory is
+// either the owned Region (Send + Sync) or application memory whose validity for the
+// ring's lifetime is the contract of BufRingConsumer::from_raw. All accesses through
+// it are atomic, so sharing the pointer between threads cannot create a data race.
+unsafe impl Send for Shared {}
+// SAFETY: as for Send: &Shared gives only atomic access to the memory.
+unsafe impl Sync for Shared {}
 
 impl Shared {
     /// The ring tail, `bufs[0].resv`.
     fn tail(&self) -> &AtomicU16 {
-        // SAFETY: byte 14 is inside the first 16-byte entry and 2-aligned (page-aligned region
+        // SAFETY: byte 14 is inside the first 16-byte entry and 2-aligned (16-aligned base
         // that lives as long as `self`); every access to these bytes is atomic (BufSlots never
         // touches `resv`).
-        unsafe { AtomicU16::from_ptr(self.region.as_ptr().add(BUF_RING_TAIL_OFFSET).cast()) }
+        unsafe { AtomicU16::from_ptr(self.base.as_ptr().add(BUF_RING_TAIL_OFFSET).cast()) }
     }
 
     fn slots(&self) -> BufSlots<'_> {
         BufSlots {
-            base: self.region.as_ptr().cast::<IoUringBuf>(),
+            base: self.base.as_ptr().cast::<IoUringBuf>(),
             _region: PhantomData,
         }
     }
@@ -150,7 +162,12 @@ impl BufRing {
             return Err(BufRingError::InvalidEntries);
         }
         let region = Region::new(entries as usize * size_of::<IoUringBuf>(), huge)?;
-        let shared = Arc::new(Shared { region, entries });
+        let base = core::ptr::NonNull::new(region.as_ptr()).expect("mmap never returns null");
+        let shared = Arc::new(Shared {
+            _region: Some(region),
+            base,
+            entries,
+        });
         Ok((
             BufRing {
                 shared: shared.clone(),
@@ -175,7 +192,7 @@ impl BufRing {
 
     /// Address of the ring (`ring_addr` of `struct io_uring_buf_reg`).
     pub fn as_ptr(&self) -> *mut IoUringBuf {
-        self.shared.region.as_ptr().cast()
+        self.shared.base.as_ptr().cast()
     }
 
     /// Writes buffer `(addr, len, bid)` at `bufs[(tail + offset) & mask]`, without
@@ -242,6 +259,35 @@ impl BufRing {
 }
 
 impl BufRingConsumer {
+    /// The engine half of a buffer ring the application mapped itself
+    /// (`io_uring_register_buf_ring` with `ring_addr`, as liburing 2.3 programs do).
+    /// The consumer starts at head 0, as the kernel does at registration.
+    ///
+    /// # Safety
+    ///
+    /// `addr` points to `entries * 16` bytes, 16-byte aligned, that stay mapped and
+    /// are accessed by others only as a buffer ring (entry writes, then a
+    /// store-release of the `u16` tail at byte 14) until the consumer and every
+    /// clone of its state are dropped (the ring is unregistered and its engine
+    /// gone), as `IORING_REGISTER_PBUF_RING` requires of an application.
+    pub unsafe fn from_raw(addr: *mut u8, entries: u32) -> Result<Self, BufRingError> {
+        if entries == 0 || !entries.is_power_of_two() || entries > MAX_BUF_RING_ENTRIES {
+            return Err(BufRingError::InvalidEntries);
+        }
+        let base = match core::ptr::NonNull::new(addr) {
+            Some(b) if (addr as usize).is_multiple_of(16) => b,
+            _ => return Err(BufRingError::InvalidEntries),
+        };
+        Ok(BufRingConsumer {
+            shared: Arc::new(Shared {
+                _region: None,
+                base,
+                entries,
+            }),
+            cons: BufConsumer::new(entries),
+        })
+    }
+
     /// Number of entries.
     pub fn entries(&self) -> u32 {
         self.shared.entries

@@ -76,6 +76,10 @@ pub struct EngineConfig {
     /// How each connection decides how much it may have in flight (see
     /// [`Congestion`]).
     pub congestion: Congestion,
+    /// Where socket numbers come from (`None`: the engine's own small
+    /// integers). `libringline` sets it so that socket numbers are reserved
+    /// file descriptors of the process (see [`crate::SocketNumbers`]).
+    pub socket_numbers: Option<crate::SocketNumbersHook>,
 }
 
 /// The congestion controller of every connection (the engine's, beside
@@ -121,6 +125,7 @@ impl Default for EngineConfig {
             max_cq_backlog: 1 << 20,
             congestion: Congestion::default(),
             busy_poll_us: DEFAULT_BUSY_POLL_US,
+            socket_numbers: None,
         }
     }
 }

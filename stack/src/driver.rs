@@ -63,6 +63,13 @@ impl<N: Nic> Inline<N> {
         self.engine.step_wait(now, want)
     }
 
+    /// Closes socket number `fd` as IORING_OP_CLOSE would, without a
+    /// request: `close()` of a socket in `libringline`. `EBADF` if `fd` is
+    /// not a socket of this engine.
+    pub fn close_socket(&mut self, fd: i32) -> Result<(), Errno> {
+        self.engine.close_socket(fd)
+    }
+
     /// The engine's counters.
     pub fn stats(&self) -> EngineStats {
         self.engine.stats()

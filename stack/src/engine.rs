@@ -37,6 +37,14 @@ pub enum EngineError {
     },
 }
 
+impl<N: Nic> Drop for Engine<N> {
+    /// Gives the socket numbers back to the hook, if there is one: the
+    /// sockets go with the engine.
+    fn drop(&mut self) {
+        self.core.fds.release_all();
+    }
+}
+
 /// Largest socket buffer a connection may have (each way).
 const MAX_BUFFER: usize = 64 << 20;
 
@@ -154,6 +162,13 @@ impl<N: Nic> Engine<N> {
         ring: BufRingConsumer,
     ) -> Result<(), Errno> {
         self.core.bufs.register(bgid, ring)
+    }
+
+    /// Closes socket number `fd` as IORING_OP_CLOSE would (the socket
+    /// closes once its requests in flight complete). `EBADF` if it is not
+    /// a socket of this engine.
+    pub(crate) fn close_socket(&mut self, fd: i32) -> Result<(), Errno> {
+        self.core.close_fd(fd).map(|_| ())
     }
 
     /// Unregisters group `bgid`'s buffer ring. `EINVAL` if there is none.

@@ -29,6 +29,7 @@ errnos!(
     EHOSTUNREACH,
     EINVAL,
     EISCONN,
+    EMFILE,
     EMSGSIZE,
     ENETUNREACH,
     ENFILE,

@@ -52,6 +52,7 @@ mod ids;
 mod l2;
 mod legacy;
 mod net;
+mod numbers;
 mod slab;
 mod sqpoll;
 mod stats;
@@ -64,7 +65,8 @@ pub use config::{Congestion, EngineConfig, DEFAULT_BUSY_POLL_US};
 pub use driver::Inline;
 pub use engine::EngineError;
 pub use group::{engine_group, GroupMember};
-pub use sqpoll::{open_sqpoll, Snapshot, Sqpoll, SqpollConfig, SqpollRuntime};
+pub use numbers::{Adopted, SocketNumbers, SocketNumbersHook};
+pub use sqpoll::{open_sqpoll, Snapshot, SocketCloser, Sqpoll, SqpollConfig, SqpollRuntime};
 pub use stats::EngineStats;
 
 use ringline_dataplane::Nic;

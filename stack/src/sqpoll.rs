@@ -93,6 +93,8 @@ enum Cmd {
     Register(u16, BufRingConsumer, Sender<Result<(), Errno>>),
     Unregister(u16, Sender<Result<(), Errno>>),
     Snapshot(Sender<Snapshot>),
+    /// Close a socket; answer on the sender if there is one.
+    Close(i32, Option<Sender<Result<(), Errno>>>),
 }
 
 /// What the application's driver and the engine thread share.
@@ -292,6 +294,24 @@ where
     pub fn snapshot(&mut self) -> Result<Snapshot, Errno> {
         let (tx, rx) = mpsc::channel();
         self.command(Cmd::Snapshot(tx), rx)
+    }
+
+    /// Closes socket number `fd` on the engine thread, as IORING_OP_CLOSE
+    /// would, without a request (`close()` in `libringline`). `EBADF` if it
+    /// is not a socket of this engine, `EOWNERDEAD` if the thread is gone.
+    pub fn close_socket(&mut self, fd: i32) -> Result<(), Errno> {
+        let (tx, rx) = mpsc::channel();
+        self.command(Cmd::Close(fd, Some(tx)), rx)?
+    }
+
+    /// A handle that closes this engine's sockets from any thread without
+    /// waiting ([`SocketCloser`]).
+    pub fn closer(&self) -> SocketCloser {
+        SocketCloser {
+            shared: self.shared.clone(),
+            cmds: self.cmds.clone(),
+            engine_thread: self.engine_thread.clone(),
+        }
     }
 
     /// The engine's counters ([`Sqpoll::snapshot`]); zero if the engine
@@ -540,6 +560,31 @@ fn run<N: Nic>(inline: &mut Inline<N>, shared: &Shared, cmds: &Receiver<Cmd>, id
     }
 }
 
+/// Closes sockets of an SQPOLL engine from any thread, without waiting for
+/// the engine thread (`close()` in `libringline`, which the kernel does at
+/// once): the engine thread closes the socket between two steps, as
+/// IORING_OP_CLOSE would. `Send + Sync + Clone`.
+#[derive(Clone)]
+pub struct SocketCloser {
+    shared: Arc<Shared>,
+    cmds: Sender<Cmd>,
+    engine_thread: Thread,
+}
+
+impl SocketCloser {
+    /// Asks the engine thread to close socket number `fd`; `false` if the
+    /// thread is gone.
+    pub fn close(&self, fd: i32) -> bool {
+        if self.cmds.send(Cmd::Close(fd, None)).is_err() {
+            return false;
+        }
+        // The engine thread swaps it (acquire) before draining the queue.
+        self.shared.cmd_pending.store(true, Ordering::Release);
+        self.engine_thread.unpark();
+        true
+    }
+}
+
 fn run_command<N: Nic>(engine: &mut Engine<N>, cmd: Cmd) {
     // A requester that gave up (its receiver dropped) is simply not answered.
     match cmd {
@@ -548,6 +593,12 @@ fn run_command<N: Nic>(engine: &mut Engine<N>, cmd: Cmd) {
         }
         Cmd::Unregister(bgid, reply) => {
             let _ = reply.send(engine.unregister_buf_ring(bgid));
+        }
+        Cmd::Close(fd, reply) => {
+            let r = engine.close_socket(fd);
+            if let Some(reply) = reply {
+                let _ = reply.send(r);
+            }
         }
         Cmd::Snapshot(reply) => {
             let _ = reply.send(Snapshot {

@@ -1,10 +1,17 @@
 //! Socket numbers (ringline's own small integers; a freed number is reused
 //! last-freed-first, like every slab here, not lowest-first as Linux does) and the ports they hold: bound ports and the
 //! ephemeral-port cursor (Linux's default `ip_local_port_range`).
+//!
+//! With a [`SocketNumbers`] hook the numbers handed out are the hook's (real
+//! reserved fds of the process); the slab index behind each is kept in a dense
+//! table indexed by number (fd numbers are small, bounded by `RLIMIT_NOFILE`), so
+//! a lookup stays one array index.
 
 use crate::fxhash::FxMap;
 use crate::ids::{ConnId, ListenerId};
+use crate::numbers::{SocketNumbers, SocketNumbersHook};
 use crate::slab::Slab;
+use std::sync::Arc;
 
 /// Ephemeral port range (Linux's default `ip_local_port_range`).
 pub(crate) const EPHEMERAL_LO: u16 = 32768;
@@ -28,36 +35,104 @@ pub(crate) struct Fds {
     slab: Slab<Fd>,
     bound: FxMap<u16, i32>,
     next_port: u16,
+    /// The hook numbers come from, if any.
+    numbers: Option<Arc<dyn SocketNumbers>>,
+    /// With a hook: number -> slab index + 1 (0: not ours).
+    slot_of: Vec<u32>,
+    /// With a hook: slab index -> number.
+    number_of: Vec<i32>,
 }
 
 impl Fds {
     /// A table whose ephemeral cursor starts at a point derived from `seed`.
-    pub(crate) fn new(seed: u64, cap: usize) -> Self {
+    pub(crate) fn new(seed: u64, cap: usize, numbers: Option<&SocketNumbersHook>) -> Self {
         Fds {
             slab: Slab::with_capacity(cap),
             bound: FxMap::default(),
             next_port: EPHEMERAL_LO + (seed % 1000) as u16,
+            numbers: numbers.map(|h| h.0.clone()),
+            slot_of: Vec::new(),
+            number_of: Vec::new(),
         }
     }
 
-    /// A new socket number for `f`.
-    pub(crate) fn alloc(&mut self, f: Fd) -> i32 {
-        self.slab.insert(f) as i32
+    /// Whether numbers come from a hook (which may hand over sockets made
+    /// outside the engine: see [`Fds::adopt`]).
+    pub(crate) fn has_hook(&self) -> bool {
+        self.numbers.is_some()
     }
 
-    /// Frees socket number `fd`.
+    /// A new socket number for `f`; `None` when the hook has none left.
+    pub(crate) fn alloc(&mut self, f: Fd) -> Option<i32> {
+        match &self.numbers {
+            None => Some(self.slab.insert(f) as i32),
+            Some(h) => {
+                let fd = h.reserve()?;
+                self.install(fd, f);
+                Some(fd)
+            }
+        }
+    }
+
+    /// Records hook number `fd` (>= 0, not in use here) as standing for `f`.
+    fn install(&mut self, fd: i32, f: Fd) {
+        let slot = self.slab.insert(f);
+        let n = fd as usize;
+        if self.slot_of.len() <= n {
+            self.slot_of.resize(n + 1, 0);
+        }
+        self.slot_of[n] = slot as u32 + 1;
+        if self.number_of.len() <= slot {
+            self.number_of.resize(slot + 1, -1);
+        }
+        self.number_of[slot] = fd;
+    }
+
+    /// Asks the hook whether `fd`, unknown here, is a socket made outside the
+    /// engine; if so, installs it (as `Fresh` with its port, the caller binds
+    /// and listens as the answer says).
+    pub(crate) fn adopt(&mut self, fd: i32) -> Option<crate::numbers::Adopted> {
+        if fd < 0 || self.get(fd).is_some() {
+            return None;
+        }
+        let a = self.numbers.as_ref()?.adopt(fd)?;
+        self.install(fd, Fd::Fresh { port: 0 });
+        Some(a)
+    }
+
+    /// The slab index of number `fd`.
+    #[inline]
+    fn slot(&self, fd: i32) -> Option<usize> {
+        if fd < 0 {
+            return None;
+        }
+        if self.numbers.is_none() {
+            return Some(fd as usize);
+        }
+        match self.slot_of.get(fd as usize) {
+            Some(&s) if s != 0 => Some(s as usize - 1),
+            _ => None,
+        }
+    }
+
+    /// Frees socket number `fd` (in use).
     pub(crate) fn free(&mut self, fd: i32) {
-        *self.slab.at_mut(fd as usize) = Fd::Free;
-        self.slab.release(fd as usize);
+        let Some(slot) = self.slot(fd) else {
+            return;
+        };
+        *self.slab.at_mut(slot) = Fd::Free;
+        self.slab.release(slot);
+        if let Some(h) = &self.numbers {
+            self.slot_of[fd as usize] = 0;
+            self.number_of[slot] = -1;
+            h.release(fd);
+        }
     }
 
     /// What `fd` stands for (`None`: not a socket number in use).
     #[inline]
     pub(crate) fn get(&self, fd: i32) -> Option<Fd> {
-        if fd < 0 {
-            return None;
-        }
-        match self.slab.get(fd as usize) {
+        match self.slab.get(self.slot(fd)?) {
             Some(Fd::Free) | None => None,
             Some(f) => Some(*f),
         }
@@ -65,7 +140,23 @@ impl Fds {
 
     /// Makes `fd` (in use) stand for `f`.
     pub(crate) fn set(&mut self, fd: i32, f: Fd) {
-        *self.slab.at_mut(fd as usize) = f;
+        if let Some(slot) = self.slot(fd) {
+            *self.slab.at_mut(slot) = f;
+        }
+    }
+
+    /// Every number in use (for giving them all back when the engine goes).
+    pub(crate) fn numbers_in_use(&self) -> Vec<i32> {
+        self.number_of.iter().copied().filter(|&n| n >= 0).collect()
+    }
+
+    /// Gives every number back to the hook (the engine is going away).
+    pub(crate) fn release_all(&mut self) {
+        if let Some(h) = self.numbers.take() {
+            for fd in self.numbers_in_use() {
+                h.release(fd);
+            }
+        }
     }
 
     /// Records that `fd` holds `port`.
@@ -113,21 +204,21 @@ mod tests {
 
     #[test]
     fn numbers_are_reused_last_freed_first() {
-        let mut f = Fds::new(0, 4);
-        let a = f.alloc(Fd::Fresh { port: 0 });
-        let b = f.alloc(Fd::Fresh { port: 0 });
+        let mut f = Fds::new(0, 4, None);
+        let a = f.alloc(Fd::Fresh { port: 0 }).unwrap();
+        let b = f.alloc(Fd::Fresh { port: 0 }).unwrap();
         assert_eq!((a, b), (0, 1));
         f.free(a);
         assert_eq!(f.get(a), None);
         assert_eq!(f.get(-1), None);
         assert_eq!(f.get(99), None);
-        assert_eq!(f.alloc(Fd::Fresh { port: 5 }), a);
+        assert_eq!(f.alloc(Fd::Fresh { port: 5 }), Some(a));
         assert_eq!(f.get(a), Some(Fd::Fresh { port: 5 }));
     }
 
     #[test]
     fn ephemeral_ports_wrap_and_skip_taken_ones() {
-        let mut f = Fds::new(0, 0);
+        let mut f = Fds::new(0, 0, None);
         f.next_port = EPHEMERAL_HI;
         assert_eq!(f.next_ephemeral(), EPHEMERAL_HI);
         assert_eq!(f.next_ephemeral(), EPHEMERAL_LO, "wraps");

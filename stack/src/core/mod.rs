@@ -178,7 +178,7 @@ impl Core {
             cq,
             conns: conns::Conns::new(&cfg, now_us, arena),
             listeners: listen::Listeners::default(),
-            fds: fds::Fds::new(cfg.seed, n),
+            fds: fds::Fds::new(cfg.seed, n, cfg.socket_numbers.as_ref()),
             links: links::Links::default(),
             timeouts: timeouts::Timeouts::default(),
             bufs: bufs::BufGroups::default(),

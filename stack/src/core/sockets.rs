@@ -22,7 +22,8 @@ impl Core {
             // The socket was made and could not be installed: it is gone.
             return Err(e);
         }
-        Ok(Some((self.fds.alloc(Fd::Fresh { port: 0 }), 0)))
+        let fd = self.fds.alloc(Fd::Fresh { port: 0 }).ok_or(errno::EMFILE)?;
+        Ok(Some((fd, 0)))
     }
 
     /// A free ephemeral port (nothing bound or listening on it).
@@ -143,7 +144,15 @@ impl Core {
                 self.cq.fail(op, e);
                 continue;
             }
-            let fd = self.fds.alloc(Fd::Conn(cid));
+            let Some(fd) = self.fds.alloc(Fd::Conn(cid)) else {
+                // No number left: as Linux when the fd table is full, the
+                // connection is closed and the request fails.
+                self.stats.accepted += 1;
+                self.conns.get_mut(cid).phase = Phase::Open;
+                self.close_conn(cid);
+                self.cq.fail(op, errno::EMFILE);
+                continue;
+            };
             let c = self.conns.get_mut(cid);
             c.fd = fd;
             c.phase = Phase::Open;
@@ -249,7 +258,40 @@ impl Core {
     }
 
     pub(crate) fn op_close(&mut self, sub: &Submission) -> OpResult {
-        let fd = sub.fd;
+        self.close_fd(sub.fd)
+    }
+
+    /// A socket made outside the engine (`socket()`/`bind()`/`listen()` in
+    /// `libringline`) that a request names for the first time: installed
+    /// under its number, bound and listening as it was. Errors as BIND and
+    /// LISTEN would give them (the port taken: `-EADDRINUSE`).
+    pub(crate) fn adopt_fd(&mut self, fd: i32) -> Result<(), Errno> {
+        let Some(a) = self.fds.adopt(fd) else {
+            return Ok(());
+        };
+        let (port, backlog) = match a {
+            crate::Adopted::Socket { port } => (port, None),
+            crate::Adopted::Listener { port, backlog } => (port, Some(backlog)),
+        };
+        if port != 0 {
+            if self.fds.is_bound(port) || self.listeners.is_listening(port) {
+                self.fds.free(fd);
+                return Err(errno::EADDRINUSE);
+            }
+            self.fds.bind(port, fd);
+            self.fds.set(fd, Fd::Fresh { port });
+        }
+        if let Some(backlog) = backlog {
+            let backlog = backlog.max(1).min(self.cfg.somaxconn);
+            let lid = self.listeners.open(port, backlog);
+            self.fds.set(fd, Fd::Listener(lid));
+        }
+        Ok(())
+    }
+
+    /// Closes socket number `fd` (IORING_OP_CLOSE, or `close()` in
+    /// `libringline`).
+    pub(crate) fn close_fd(&mut self, fd: i32) -> OpResult {
         match self.fds.get(fd) {
             None | Some(Fd::Free) => Err(errno::EBADF),
             Some(Fd::Fresh { port }) => {

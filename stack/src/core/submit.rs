@@ -131,6 +131,12 @@ impl Core {
                 return;
             }
         };
+        if self.fds.has_hook() && names_socket(&sub.req) && self.fds.get(sub.fd).is_none() {
+            if let Err(e) = self.adopt_fd(sub.fd) {
+                self.complete(&sub, e.as_res(), 0);
+                return;
+            }
+        }
         let r = match sub.req {
             Request::Nop { inject } => Ok(Some((inject.unwrap_or(0), 0))),
             Request::Socket { direct, .. } => self.op_socket(direct),
@@ -184,4 +190,21 @@ impl Core {
             Err(e) => self.cq.post_error(sqe.user_data, e),
         }
     }
+}
+
+/// Whether `req` names a socket by its number (and so may be the first
+/// request to name a socket made outside the engine).
+fn names_socket(req: &Request) -> bool {
+    matches!(
+        req,
+        Request::Bind { .. }
+            | Request::Listen { .. }
+            | Request::Accept(_)
+            | Request::Connect { .. }
+            | Request::Recv(_)
+            | Request::Send(_)
+            | Request::Close
+            | Request::Shutdown { .. }
+            | Request::PollAdd { .. }
+    )
 }

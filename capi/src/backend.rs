@@ -1,0 +1,88 @@
+//! The engine behind a ring, whatever its NIC and driver: an inline
+//! [`stack::Runtime`] or an SQPOLL [`stack::SqpollRuntime`], as one trait object.
+
+use ringline_dataplane::Nic;
+use ringline_ring::app::{Driver, Errno};
+use ringline_ring::ring::{AppRing, RingConfig};
+use stack::{Clock, EngineConfig, EngineStats, OpenError, SocketCloser, SqpollConfig};
+
+/// What libringline needs of a ring's engine.
+pub(crate) trait Backend {
+    /// `io_uring_enter` and the register calls.
+    fn driver(&mut self) -> &mut dyn Driver;
+    /// The application half: the params and the ring memory.
+    fn app(&self) -> &AppRing;
+    /// Closes socket number `fd` (libringline's `close()`).
+    fn close_socket(&mut self, fd: i32) -> Result<(), Errno>;
+    /// The engine's counters.
+    fn stats(&mut self) -> EngineStats;
+    /// For an engine on its own thread: a handle that closes its sockets
+    /// from any thread at once.
+    fn closer(&self) -> Option<SocketCloser> {
+        None
+    }
+}
+
+impl<N: Nic> Backend for stack::Runtime<N> {
+    fn driver(&mut self) -> &mut dyn Driver {
+        &mut self.driver
+    }
+    fn app(&self) -> &AppRing {
+        &self.app
+    }
+    fn close_socket(&mut self, fd: i32) -> Result<(), Errno> {
+        self.driver.close_socket(fd)
+    }
+    fn stats(&mut self) -> EngineStats {
+        self.driver.stats()
+    }
+}
+
+impl<N: Nic + Send + 'static> Backend for stack::SqpollRuntime<N>
+where
+    N::Frame: Send,
+{
+    fn closer(&self) -> Option<SocketCloser> {
+        Some(self.driver.closer())
+    }
+    fn driver(&mut self) -> &mut dyn Driver {
+        &mut self.driver
+    }
+    fn app(&self) -> &AppRing {
+        &self.app
+    }
+    fn close_socket(&mut self, fd: i32) -> Result<(), Errno> {
+        self.driver.close_socket(fd)
+    }
+    fn stats(&mut self) -> EngineStats {
+        self.driver.stats()
+    }
+}
+
+/// An inline engine on `nic`.
+pub(crate) fn inline<N: Nic + 'static>(
+    nic: N,
+    ring: &RingConfig,
+    cfg: EngineConfig,
+) -> Result<Box<dyn Backend>, OpenError> {
+    Ok(Box::new(stack::open(nic, ring, cfg, Clock::monotonic())?))
+}
+
+/// An engine on its own thread on `nic` (`IORING_SETUP_SQPOLL`).
+pub(crate) fn sqpoll<N: Nic + Send + 'static>(
+    nic: N,
+    ring: &RingConfig,
+    cfg: EngineConfig,
+    sq: &SqpollConfig,
+) -> Result<Box<dyn Backend>, OpenError>
+where
+    N::Frame: Send,
+{
+    Ok(Box::new(stack::open_sqpoll(
+        nic,
+        ring,
+        cfg,
+        sq,
+        Clock::monotonic(),
+    )?))
+}

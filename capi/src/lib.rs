@@ -1,0 +1,996 @@
+//! # libringline: liburing's API and ABI over ringline
+//!
+//! A C library (`libringline.so`, `libringline.a`) exporting the functions of
+//! liburing 2.x that an application links (the rest of liburing is `static
+//! inline` in `liburing.h` and compiled into the application). A program built
+//! against Debian's `liburing-dev` headers runs on ringline by linking
+//! `-lringline` instead of `-luring`: [`io_uring_queue_init`] fills its
+//! `struct io_uring` ([`uring::IoUring`]) with pointers into a ringline ring,
+//! whose memory has the kernel's layout and index protocol, so liburing's inline
+//! `io_uring_get_sqe`, `io_uring_prep_*`, `io_uring_peek_cqe`, `io_uring_cqe_seen`,
+//! `io_uring_buf_ring_add`/`_advance` work on it unchanged.
+//!
+//! The engine runs inline, on the caller's thread, inside the submit and wait
+//! functions (as io_uring with `DEFER_TASKRUN`), or on its own thread when the
+//! ring is set up with `IORING_SETUP_SQPOLL`. Every wait is bounded by the
+//! caller's timeout.
+//!
+//! The socket calls for ringline's sockets are in [`sockets`]; the NIC and
+//! addresses in [`nic`]. `docs/capi.md` describes the whole library.
+
+mod backend;
+pub mod nic;
+pub mod sockets;
+pub mod uring;
+
+use core::ptr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ringline_ring::abi::{self, Params};
+use ringline_ring::app::Driver;
+use ringline_ring::bufring::BufRingConsumer;
+use ringline_ring::ring::RingConfig;
+use ringline_ring::{Cqe, IoUringBufReg, Sqe};
+use stack::{SocketNumbersHook, SqpollConfig};
+
+use backend::Backend;
+use sockets::{Hook, Mailbox};
+use uring::{IoUring, Probe, ProbeOp, IO_URING_OP_SUPPORTED, MAGIC};
+
+/// `struct __kernel_timespec`.
+#[repr(C)]
+pub struct KernelTimespec {
+    /// Seconds.
+    pub tv_sec: i64,
+    /// Nanoseconds.
+    pub tv_nsec: i64,
+}
+
+/// What `struct io_uring`'s `sq.pad` points to.
+struct CRing {
+    id: u64,
+    ring_fd: i32,
+    backend: Box<dyn Backend>,
+    mailbox: Arc<Mailbox>,
+}
+
+impl CRing {
+    fn driver(&mut self) -> &mut dyn Driver {
+        self.backend.driver()
+    }
+
+    /// Closes the sockets `close()` handed to this ring (an SQPOLL engine
+    /// through its thread's command queue).
+    fn run_mailbox(&mut self) {
+        // A plain load first: every submit and wait passes here, and a close() is rare.
+        // Relaxed suffices for the check; the acquire swap below pairs with close()'s
+        // release store after it pushed.
+        if !self.mailbox.pending.load(Ordering::Relaxed)
+            || !self.mailbox.pending.swap(false, Ordering::Acquire)
+        {
+            return;
+        }
+        let fds = std::mem::take(
+            &mut *self
+                .mailbox
+                .closes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for fd in fds {
+            // EBADF: the engine already closed it (an IORING_OP_CLOSE first).
+            let _ = self.backend.close_socket(fd);
+        }
+    }
+
+    /// `io_uring_enter`: returns SQEs consumed or `-errno`.
+    fn enter(
+        &mut self,
+        to_submit: u32,
+        min_complete: u32,
+        flags: u32,
+        timeout: Option<Duration>,
+    ) -> i32 {
+        self.run_mailbox();
+        match self.driver().enter(to_submit, min_complete, flags, timeout) {
+            Ok(n) => n as i32,
+            Err(e) => -e.0,
+        }
+    }
+}
+
+/// The ringline state behind `ring`, if ringline filled it.
+///
+/// # Safety
+///
+/// `ring` is null or points to a `struct io_uring` that is not accessed
+/// concurrently (liburing's rule: one thread per ring).
+unsafe fn state<'a>(ring: *mut IoUring) -> Option<&'a mut CRing> {
+    if ring.is_null() {
+        return None;
+    }
+    // SAFETY: non-null, and the caller's contract makes it a valid, exclusive io_uring.
+    let r = unsafe { &*ring };
+    if r.cq.pad[0] != MAGIC {
+        return None;
+    }
+    let p = (u64::from(r.sq.pad[1]) << 32 | u64::from(r.sq.pad[0])) as usize as *mut CRing;
+    // SAFETY: MAGIC marks a struct filled by io_uring_queue_init_params, which stored a
+    // Box<CRing> pointer here; io_uring_queue_exit clears MAGIC before freeing it.
+    unsafe { p.as_mut() }
+}
+
+/// The u32 at `p`, viewed as an atomic.
+///
+/// # Safety
+///
+/// `p` is an aligned ring word that stays mapped for `'a` and is accessed atomically
+/// by everyone else (the engine, liburing's inline helpers).
+unsafe fn word<'a>(p: *mut u32) -> &'a AtomicU32 {
+    // SAFETY: the caller's contract.
+    unsafe { AtomicU32::from_ptr(p) }
+}
+
+/// liburing's `__io_uring_flush_sq`: publishes the SQEs `io_uring_get_sqe` handed
+/// out; returns how many are published and not yet consumed.
+///
+/// # Safety
+///
+/// `ring` was filled by ringline and is used by one thread.
+unsafe fn flush_sq(ring: *mut IoUring) -> u32 {
+    // SAFETY: the caller's contract; the sq pointers point into the ring memory.
+    unsafe {
+        let sq = &mut (*ring).sq;
+        let tail = sq.sqe_tail;
+        if sq.sqe_head != tail {
+            sq.sqe_head = tail;
+            // The application writes sq.tail; release publishes the SQEs it filled
+            // (pairs with the engine's acquire load of sq.tail).
+            word(sq.ktail).store(tail, Ordering::Release);
+        }
+        // Engine store-releases sq.head after copying SQEs; acquire pairs with it.
+        tail.wrapping_sub(word(sq.khead).load(Ordering::Acquire))
+    }
+}
+
+/// liburing's peek: the CQE at the head and how many are ready.
+///
+/// # Safety
+///
+/// As [`flush_sq`].
+unsafe fn peek(ring: *mut IoUring) -> (*mut Cqe, u32) {
+    // SAFETY: the caller's contract; the cq pointers point into the ring memory.
+    unsafe {
+        let cq = &(*ring).cq;
+        // Engine store-releases cq.tail after writing CQEs; acquire pairs with it.
+        let tail = word(cq.ktail).load(Ordering::Acquire);
+        // Only the application writes cq.head.
+        let head = word(cq.khead).load(Ordering::Relaxed);
+        let avail = tail.wrapping_sub(head);
+        if avail == 0 {
+            return (ptr::null_mut(), 0);
+        }
+        (cq.cqes.add((head & cq.ring_mask) as usize), avail)
+    }
+}
+
+fn duration(ts: *const KernelTimespec) -> Option<Duration> {
+    // SAFETY: the callers pass the application's timespec pointer or null.
+    let ts = unsafe { ts.as_ref() }?;
+    Some(Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    ))
+}
+
+/// liburing's `_io_uring_get_cqe`: submit `submit`, then wait until `wait_nr`
+/// CQEs are ready (at most `timeout`) and point `*cqe_ptr` at the first.
+///
+/// # Safety
+///
+/// As [`flush_sq`]; `cqe_ptr` is writable.
+unsafe fn get_cqe(
+    ring: *mut IoUring,
+    cqe_ptr: *mut *mut Cqe,
+    mut submit: u32,
+    wait_nr: u32,
+    timeout: Option<Duration>,
+) -> i32 {
+    // SAFETY: the caller's contract.
+    let Some(st) = (unsafe { state(ring) }) else {
+        return -libc::EBADF;
+    };
+    let start = std::time::Instant::now();
+    let mut stepped = false;
+    loop {
+        // SAFETY: the caller's contract.
+        let (cqe, avail) = unsafe { peek(ring) };
+        if !cqe.is_null() && avail >= wait_nr && submit == 0 {
+            // SAFETY: the caller's contract: cqe_ptr is writable.
+            unsafe { *cqe_ptr = cqe };
+            return 0;
+        }
+        if cqe.is_null() && wait_nr == 0 && submit == 0 {
+            if stepped {
+                // SAFETY: as above.
+                unsafe { *cqe_ptr = ptr::null_mut() };
+                return -libc::EAGAIN;
+            }
+            // A peek of an inline ring runs the engine once: nothing else would.
+            stepped = true;
+            st.enter(0, 0, abi::IORING_ENTER_GETEVENTS, None);
+            continue;
+        }
+        let left = match timeout {
+            Some(t) => match t.checked_sub(start.elapsed()) {
+                Some(l) => Some(l),
+                None => return -libc::ETIME,
+            },
+            None => None,
+        };
+        let r = st.enter(submit, wait_nr, abi::IORING_ENTER_GETEVENTS, left);
+        if r < 0 {
+            // SAFETY: the caller's contract.
+            let (cqe, avail) = unsafe { peek(ring) };
+            if r == -libc::ETIME && !cqe.is_null() && avail >= wait_nr.max(1) {
+                // SAFETY: as above.
+                unsafe { *cqe_ptr = cqe };
+                return 0;
+            }
+            return r;
+        }
+        submit = 0;
+    }
+}
+
+static NEXT_RING: AtomicU64 = AtomicU64::new(1);
+
+/// `io_uring_queue_init_params`: sets up a ring of `entries` SQEs on ringline and
+/// fills `*ring`; `p` in/out as io_uring_setup(2)'s params (`IORING_SETUP_CQSIZE`,
+/// `CLAMP`, `SQPOLL` with `sq_thread_cpu`/`sq_thread_idle` are honoured;
+/// `SINGLE_ISSUER`, `COOP_TASKRUN`, `TASKRUN_FLAG`, `DEFER_TASKRUN`, `SUBMIT_ALL`
+/// are accepted: ringline behaves so already). Returns 0 or `-errno`.
+///
+/// # Safety
+///
+/// `ring` and `p` point to writable structs of liburing 2.x's layout.
+#[no_mangle]
+pub unsafe extern "C" fn io_uring_queue_init_params(
+    entries: u32,
+    ring: *mut IoUring,
+    p: *mut Params,
+) -> i32 {
+    if ring.is_null() || p.is_null() {
+        return -libc::EFAULT;
+    }
+    // SAFETY: the caller's contract.
+    let params = unsafe { &mut *p };
+    let accepted = abi::IORING_SETUP_CQSIZE
+        | abi::IORING_SETUP_CLAMP
+        | abi::IORING_SETUP_SQPOLL
+        | abi::IORING_SETUP_SQ_AFF
+        | abi::IORING_SETUP_SUBMIT_ALL
+        | abi::IORING_SETUP_COOP_TASKRUN
+        | abi::IORING_SETUP_TASKRUN_FLAG
+        | abi::IORING_SETUP_SINGLE_ISSUER
+        | abi::IORING_SETUP_DEFER_TASKRUN;
+    if params.flags & !accepted != 0 {
+        eprintln!(
+            "libringline: unsupported io_uring setup flags {:#x}",
+            params.flags & !accepted
+        );
+        return -libc::EINVAL;
+    }
+    let cfg = RingConfig {
+        sq_entries: entries,
+        cq_entries: (params.flags & abi::IORING_SETUP_CQSIZE != 0).then_some(params.cq_entries),
+        clamp: params.flags & abi::IORING_SETUP_CLAMP != 0,
+        ..RingConfig::default()
+    };
+    let (port, mut ecfg) = match nic::next_nic() {
+        Ok(x) => x,
+        Err(nic::NicError::Config(msg)) => {
+            eprintln!("libringline: {msg}");
+            return -libc::EINVAL;
+        }
+    };
+    let id = NEXT_RING.fetch_add(1, Ordering::Relaxed);
+    ecfg.socket_numbers = Some(SocketNumbersHook(Arc::new(Hook { ring: id })));
+    let backend = if params.flags & abi::IORING_SETUP_SQPOLL != 0 {
+        let sq = SqpollConfig {
+            cpu: (params.flags & abi::IORING_SETUP_SQ_AFF != 0)
+                .then_some(params.sq_thread_cpu as usize),
+            idle: Duration::from_millis(if params.sq_thread_idle == 0 {
+                1000
+            } else {
+                u64::from(params.sq_thread_idle)
+            }),
+        };
+        match port {
+            nic::Port::Loopback(p) => backend::sqpoll(p, &cfg, ecfg, &sq),
+            #[cfg(feature = "dpdk")]
+            nic::Port::Dpdk(_) => {
+                eprintln!("libringline: IORING_SETUP_SQPOLL is not supported on a DPDK port");
+                return -libc::EINVAL;
+            }
+        }
+    } else {
+        match port {
+            nic::Port::Loopback(p) => backend::inline(p, &cfg, ecfg),
+            #[cfg(feature = "dpdk")]
+            nic::Port::Dpdk(p) => backend::inline(*p, &cfg, ecfg),
+        }
+    };
+    let backend = match backend {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("libringline: {e}");
+            return match e {
+                stack::OpenError::Ring(s) => s.errno(),
+                _ => -libc::EINVAL,
+            };
+        }
+    };
+    let app = backend.app();
+    let out = app.params();
+    let base = app.region_ptr();
+    let len = app.region_len();
+    let sqes = app.sqes_offset();
+    let mailbox = Arc::new(Mailbox {
+        closer: backend.closer(),
+        ..Mailbox::default()
+    });
+    let Some(ring_fd) = sockets::reserve_ring_fd(id, mailbox.clone()) else {
+        return -libc::EMFILE;
+    };
+    let st = Box::into_raw(Box::new(CRing {
+        id,
+        ring_fd,
+        backend,
+        mailbox,
+    }));
+    let flags_in = params.flags;
+    *params = Params {
+        flags: out.flags | (flags_in & !abi::IORING_SETUP_CQSIZE),
+        ..out
+    };
+    let at = |off: u32| -> *mut u32 {
+        // SAFETY: every ring offset in the params is inside the region.
+        unsafe { base.add(off as usize).cast::<u32>() }
+    };
+    let so = out.sq_off;
+    let co = out.cq_off;
+    let addr = st as usize as u64;
+    // SAFETY: the caller's contract: ring points to a writable struct io_uring.
+    unsafe {
+        ring.write(IoUring {
+            sq: uring::IoUringSq {
+                khead: at(so.head),
+                ktail: at(so.tail),
+                kring_mask: at(so.ring_mask),
+                kring_entries: at(so.ring_entries),
+                kflags: at(so.flags),
+                kdropped: at(so.dropped),
+                array: at(so.array),
+                // SAFETY (inside): the SQE array is inside the region.
+                sqes: base.add(sqes).cast::<Sqe>(),
+                sqe_head: 0,
+                sqe_tail: 0,
+                ring_sz: len,
+                ring_ptr: base.cast(),
+                ring_mask: out.sq_entries - 1,
+                ring_entries: out.sq_entries,
+                pad: [addr as u32, (addr >> 32) as u32],
+            },
+            cq: uring::IoUringCq {
+                khead: at(co.head),
+                ktail: at(co.tail),
+                kring_mask: at(co.ring_mask),
+                kring_entries: at(co.ring_entries),
+                kflags: at(co.flags),
+                koverflow: at(co.overflow),
+                cqes: base.add(co.cqes as usize).cast::<Cqe>(),
+                ring_sz: len,
+                ring_ptr: base.cast(),
+                ring_mask: out.cq_entries - 1,
+                ring_entries: out.cq_entries,
+                pad: [MAGIC, 0],
+            },
+            flags: params.flags,
+            ring_fd,
+            features: out.features,
+            enter_ring_fd: ring_fd,
+            int_flags: 0,
+            pad: [0; 3],
+            pad2: 0,
+        })
+    };
+    0
+}
+
+/// `io_uring_queue_init`: [`io_uring_queue_init_params`] with only `flags`.
+///
+/// # Safety
+///
+/// `ring` points to a writable `struct io_uring`.
+#[no_mangle]
+pub unsafe extern "C" fn io_uring_queue_init(entries: u32, ring: *mut IoUring, flags: u32) -> i32 {
+    let mut p = Params {
+        flags,
+        ..Params::default()
+    };
+    // SAFETY: the caller's contract; p is a local.
+    unsafe { io_uring_queue_init_params(entries, ring, &mut p) }
+}
+
+/// `io_uring_queue_exit`: stops the engine, closes its sockets, frees the ring.
+///
+/// # Safety
+///
+/// `ring` was filled by [`io_uring_queue_init_params`] and is not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn io_uring_queue_exit(ring: *mut IoUring) {
+    // SAFETY: the caller's contract.
+    let Some(st) = (unsafe { state(ring) }) else {
+        return;
+    };
+    // SAFETY: ring is valid (state() checked it); clear MAGIC before freeing so a
+    // second exit is a no-op.
+    unsafe { (*ring).cq.pad[0] = 0 };
+    // SAFETY: the pointer came from Box::into_raw in queue_init and MAGIC was set,
+    // so it has not been freed.
+    let st = unsafe { Box::from_raw(st as *mut CRing) };
+    let (id, fd) = (st.id, st.ring_fd);
+    drop(st);
+    sockets::forget_ring(id, fd);
+}
+
+/// `io_uring_submit`: publishes the SQEs from `io_uring_get_sqe` and runs the
+/// engine on them. Returns how many were consumed, or `-errno`.
+///
+/// # Safety
+///
+/// `ring` was filled by ringline; every SQE follows io_uring's memory contract.
+#[no_mangle]
+pub unsafe extern "C" fn io_uring_submit(ring: *mut IoUring) -> i32 {
+    // SAFETY: the caller's contract.
+    unsafe { io_uring_submit_and_wait(ring, 0) }
+}
+
+/// `io_uring_submit_and_wait`: submits, then waits (unbounded, as liburing) for
+/// `wait_nr` CQEs.
+///
+/// # Safety
+///
+/// As [`io_uring_submit`].
+#[no_mangle]
+pub unsafe extern "C" fn io_uring_submit_and_wait(ring: *mut IoUring, wait_nr: u32) -> i32 {
+    // SAFETY: the caller's contract.
+    let n = unsafe { flush_sq(ring) };
+    // SAFETY: the caller's contract.
+    let Some(st) = (unsafe { state(ring) }) else {
+        return -libc::EBADF;
+    };
+    let flags = if wait_nr > 0 {
+        abi::IORING_ENTER_GETEVENTS
+    } else {
+        0
+    };
+    st.enter(n, wait_nr, flags, None)
+}
+
+/// `io_uring_submit_and_wait_timeout`: submits, then waits up to `ts` (null: no
+/// limit) for `wait_nr` CQEs; `*cqe_ptr` is the first. Returns SQEs submitted,
+/// or `-ETIME` / `-errno`.
+///
+/// # Safety
+///
+/// As [`io_uring_submit`]; `cqe_ptr` writable, `ts` null or readable.
+#[no_mangle]
+pub unsafe extern "C" fn io_uring_submit_and_wait_timeout(
+    ring: *mut IoUring,
+    cqe_ptr: *mut *mut Cqe,
+    wait_nr: u32,
+    ts: *const KernelTimespec,
+    _sigmask: *const libc::sigset_t,
+) -> i32 {
+    // SAFETY: the caller's contract.
+    let n = unsafe { flush_sq(ring) };
+    // SAFETY: the caller's contract.
+    let r = unsafe { get_cqe(ring, cqe_ptr, n, wait_nr, duration(ts)) };
+    if r < 0 {
+        r
+    } else {
+        n as i32
+    }
+}
+
+/// `io_uring_submit_and_get_events`: submits and flushes completions.
+///
+/// # Safety
+///
+/// As [`io_uring_submit`].
+#[no_mangle]
+pub unsafe extern "C" fn io_uring_submit_and_get_events(ring: *mut IoUring) -> i32 {
+    // SAFETY: the caller's contract.
+    let n = unsafe { flush_sq(ring) };
+    // SAFETY: the caller's contract.
+    let Some(st) = (unsafe { state(ring) }) else {
+        return -libc::EBADF;
+    };
+    st.enter(n, 0, abi::IORING_ENTER_GETEVENTS, None)
+}
+
+/// `io_uring_get_events`: runs the engine once (flushes completions).
+///
+/// # Safety
+///
+/// `ring` was filled by ringline.
+#[no_mangle]
+pub unsafe extern "C" fn io_uring_get_events(ring: *mut IoUring) -> i32 {
+    // SAFETY: the caller's contract.
+    let Some(st) = (unsafe { state(ring) }) else {
+        return -libc::EBADF;
+    };
+    st.enter(0, 0, abi::IORING_ENTER_GETEVENTS, None).min(0)
+}
+
+/// `__io_uring_get_cqe`, called by liburing's inline `io_uring_wait_cqe`,
+/// `io_uring_peek_cqe` and `io_uring_wait_cqe_nr` when the CQ does not hold
+/// enough: submits `submit`, waits (unbounded) for `wait_nr` CQEs (0: runs the
+/// engine once, `-EAGAIN` if still none).
+///
+/// # Safety
+///
+/// `ring` was filled by ringline; `cqe_ptr` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn __io_uring_get_cqe(
+    ring: *mut IoUring,
+    cqe_ptr: *mut *mut Cqe,
+    submit: u32,
+    wait_nr: u32,
+    _sigmask: *const libc::sigset_t,
+) -> i32 {
+    // SAFETY: the caller's contract.
+    unsafe { get_cqe(ring, cqe_ptr, submit, wait_nr, None) }
+}
+
+/// `io_uring_wait_cqes`: waits up to `ts` (null: no limit) for `wait_nr` CQEs.
+/// Returns 0 with `*cqe_ptr` set, `-ETIME` or `-errno`.
+///
+/// # Safety
+///
+/// As [`__io_uring_get_cqe`]; `ts` null or readable.
+#[no_mangle]
+pub unsafe extern "C" fn io_uring_wait_cqes(
+    ring: *mut IoUring,
+    cqe_ptr: *mut *mut Cqe,
+    wait_nr: u32,
+    ts: *const KernelTimespec,
+    _sigmask: *const libc::sigset_t,
+) -> i32 {
+    // SAFETY: the caller's contract.
+    unsafe { get_cqe(ring, cqe_ptr, 0, wait_nr, duration(ts)) }
+}
+
+/// `io_uring_wait_cqe_timeout`: one CQE within `ts` (null: no limit).
+///
+/// # Safety
+///
+/// As [`io_uring_wait_cqes`].
+#[no_mangle]
+pub unsafe extern "C" fn io_uring_wait_cqe_timeout(
+    ring: *mut IoUring,
+    cqe_ptr: *mut *mut Cqe,
+    ts: *const KernelTimespec,
+) -> i32 {
+    // SAFETY: the caller's contract.
+    unsafe { get_cqe(ring, cqe_ptr, 0, 1, duration(ts)) }
+}
+
+/// `io_uring_peek_batch_cqe`: up to `count` ready CQEs into `cqes` (not
+/// consumed: the caller advances). Runs the engine once if none is ready.
+///
+/// # Safety
+///
+/// `ring` was filled by ringline; `cqes` has room for `count` pointers.
+#[no_mangle]
+pub unsafe extern "C" fn io_uring_peek_batch_cqe(
+    ring: *mut IoUring,
+    cqes: *mut *mut Cqe,
+    count: u32,
+) -> u32 {
+    for attempt in 0..2 {
+        // SAFETY: the caller's contract.
+        let (first, avail) = unsafe { peek(ring) };
+        if !first.is_null() {
+            // SAFETY: the caller's contract; the CQ pointers are the ring's.
+            unsafe {
+                let cq = &(*ring).cq;
+                let head = word(cq.khead).load(Ordering::Relaxed);
+                let n = avail.min(count);
+                for i in 0..n {
+                    *cqes.add(i as usize) =
+                        cq.cqes.add((head.wrapping_add(i) & cq.ring_mask) as usize);
+                }
+                return n;
+            }
+        }
+        if attempt == 0 {
+            // SAFETY: the caller's contract.
+            if let Some(st) = unsafe { state(ring) } {
+                st.enter(0, 0, abi::IORING_ENTER_GETEVENTS, None);
+            }
+        }
+    }
+    0
+}
+
+/// `io_uring_get_sqe` (liburing 2.3 has it inline; this copy serves binaries
+/// that call the symbol). The next free SQE, or null when the SQ is full.
+///
+/// # Safety
+///
+/// `ring` was filled by ringline.
+#[no_mangle]
+pub unsafe extern "C" fn io_uring_get_sqe(ring: *mut IoUring) -> *mut Sqe {
+    // SAFETY: the caller's contract; sq pointers are the ring's.
+    unsafe {
+        let sq = &mut (*ring).sq;
+        let head = word(sq.khead).load(Ordering::Acquire);
+        let next = sq.sqe_tail.wrapping_add(1);
+        if next.wrapping_sub(head) > sq.ring_entries {
+            return ptr::null_mut();
+        }
+        let sqe = sq.sqes.add((sq.sqe_tail & sq.ring_mask) as usize);
+        sq.sqe_tail = next;
+        sqe
+    }
+}
+
+/// `__io_uring_sqring_wait`: waits until the SQ has a free slot.
+///
+/// # Safety
+///
+/// `ring` was filled by ringline.
+#[no_mangle]
+pub unsafe extern "C" fn __io_uring_sqring_wait(ring: *mut IoUring) -> i32 {
+    // SAFETY: the caller's contract.
+    let Some(st) = (unsafe { state(ring) }) else {
+        return -libc::EBADF;
+    };
+    st.enter(0, 0, abi::IORING_ENTER_SQ_WAIT, None)
+}
+
+/// `io_uring_register_buf_ring`: registers the provided-buffer ring the
+/// application mapped at `reg->ring_addr` as group `reg->bgid`.
+///
+/// # Safety
+///
+/// `reg` is readable; the ring memory it names stays mapped until the group is
+/// unregistered or the ring exits (io_uring's contract).
+#[no_mangle]
+pub unsafe extern "C" fn io_uring_register_buf_ring(
+    ring: *mut IoUring,
+    reg: *const IoUringBufReg,
+    _flags: u32,
+) -> i32 {
+    // SAFETY: the caller's contract.
+    let (Some(st), Some(reg)) = (unsafe { state(ring) }, unsafe { reg.as_ref() }) else {
+        return -libc::EFAULT;
+    };
+    if reg.flags != 0 || reg.ring_addr % 4096 != 0 {
+        return -libc::EINVAL;
+    }
+    // SAFETY: the caller's contract: ring_addr is ring_entries * 16 mapped bytes used
+    // as a buffer ring for as long as the group is registered.
+    let c = match unsafe {
+        BufRingConsumer::from_raw(reg.ring_addr as usize as *mut u8, reg.ring_entries)
+    } {
+        Ok(c) => c,
+        Err(e) => return e.errno(),
+    };
+    match st.driver().register_buf_ring(reg.bgid, c) {
+        Ok(()) => 0,
+        Err(e) => -e.0,
+    }
+}
+
+/// `io_uring_unregister_buf_ring`.
+///
+/// # Safety
+///
+/// `ring` was filled by ringline.
+#[no_mangle]
+pub unsafe extern "C" fn io_uring_unregister_buf_ring(ring: *mut IoUring, bgid: i32) -> i32 {
+    // SAFETY: the caller's contract.
+    let Some(st) = (unsafe { state(ring) }) else {
+        return -libc::EFAULT;
+    };
+    let Ok(bgid) = u16::try_from(bgid) else {
+        return -libc::EINVAL;
+    };
+    match st.driver().unregister_buf_ring(bgid) {
+        Ok(()) => 0,
+        Err(e) => -e.0,
+    }
+}
+
+/// The opcodes ringline's engine executes (its decoder's list).
+const SUPPORTED_OPS: &[u8] = &[
+    abi::IORING_OP_NOP,
+    abi::IORING_OP_READV,
+    abi::IORING_OP_WRITEV,
+    abi::IORING_OP_POLL_ADD,
+    abi::IORING_OP_POLL_REMOVE,
+    abi::IORING_OP_SENDMSG,
+    abi::IORING_OP_RECVMSG,
+    abi::IORING_OP_TIMEOUT,
+    abi::IORING_OP_TIMEOUT_REMOVE,
+    abi::IORING_OP_ACCEPT,
+    abi::IORING_OP_ASYNC_CANCEL,
+    abi::IORING_OP_LINK_TIMEOUT,
+    abi::IORING_OP_CONNECT,
+    abi::IORING_OP_CLOSE,
+    abi::IORING_OP_READ,
+    abi::IORING_OP_WRITE,
+    abi::IORING_OP_SEND,
+    abi::IORING_OP_RECV,
+    abi::IORING_OP_PROVIDE_BUFFERS,
+    abi::IORING_OP_REMOVE_BUFFERS,
+    abi::IORING_OP_SHUTDOWN,
+    abi::IORING_OP_SOCKET,
+    abi::IORING_OP_SEND_ZC,
+    abi::IORING_OP_SENDMSG_ZC,
+    abi::IORING_OP_READ_MULTISHOT,
+    abi::IORING_OP_BIND,
+    abi::IORING_OP_LISTEN,
+];
+
+/// `io_uring_get_probe_ring`: which opcodes ringline supports. Free with
+/// [`io_uring_free_probe`]. Null if out of memory.
+///
+/// # Safety
+///
+/// `ring` was filled by ringline (it is not otherwise used).
+#[no_mangle]
+pub unsafe extern "C" fn io_uring_get_probe_ring(_ring: *mut IoUring) -> *mut Probe {
+    io_uring_get_probe()
+}
+
+/// `io_uring_get_probe`: as [`io_uring_get_probe_ring`], without a ring.
+#[no_mangle]
+pub extern "C" fn io_uring_get_probe() -> *mut Probe {
+    // SAFETY: calloc has no preconditions; the result is checked for null.
+    let p = unsafe { libc::calloc(1, core::mem::size_of::<Probe>()) }.cast::<Probe>();
+    if p.is_null() {
+        return p;
+    }
+    // SAFETY: p is a fresh, zeroed, suitably aligned (malloc) Probe.
+    let probe = unsafe { &mut *p };
+    probe.last_op = abi::IORING_OP_LAST - 1;
+    probe.ops_len = abi::IORING_OP_LAST;
+    for op in 0..abi::IORING_OP_LAST {
+        probe.ops[op as usize] = ProbeOp {
+            op,
+            flags: if SUPPORTED_OPS.contains(&op) {
+                IO_URING_OP_SUPPORTED
+            } else {
+                0
+            },
+            ..ProbeOp::default()
+        };
+    }
+    p
+}
+
+/// `io_uring_free_probe`.
+///
+/// # Safety
+///
+/// `probe` came from [`io_uring_get_probe`] (or is null).
+#[no_mangle]
+pub unsafe extern "C" fn io_uring_free_probe(probe: *mut Probe) {
+    // SAFETY: the caller's contract: calloc'd by io_uring_get_probe.
+    unsafe { libc::free(probe.cast()) }
+}
+
+/// Registered files and buffers, eventfds, personalities, restrictions, the
+/// io-wq knobs and the raw system calls: ringline's engine has none, so these
+/// fail with the errno a kernel without the feature gives (listed in
+/// docs/capi.md).
+macro_rules! unsupported {
+    ($($(#[$m:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $err:expr;)*) => {$(
+        $(#[$m])*
+        ///
+        /// # Safety
+        ///
+        /// None: the arguments are not read.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($(_: $ty),*) -> i32 { -$err }
+    )*};
+}
+
+unsupported! {
+    /// `io_uring_register_buffers`: no registered buffers (`-EOPNOTSUPP`).
+    fn io_uring_register_buffers(r: *mut IoUring, v: *const libc::iovec, n: u32) -> libc::EOPNOTSUPP;
+    /// `io_uring_register_buffers_tags`.
+    fn io_uring_register_buffers_tags(r: *mut IoUring, v: *const libc::iovec, t: *const u64, n: u32) -> libc::EOPNOTSUPP;
+    /// `io_uring_register_buffers_sparse`.
+    fn io_uring_register_buffers_sparse(r: *mut IoUring, n: u32) -> libc::EOPNOTSUPP;
+    /// `io_uring_register_buffers_update_tag`.
+    fn io_uring_register_buffers_update_tag(r: *mut IoUring, o: u32, v: *const libc::iovec, t: *const u64, n: u32) -> libc::EOPNOTSUPP;
+    /// `io_uring_unregister_buffers`: none registered (`-ENXIO`).
+    fn io_uring_unregister_buffers(r: *mut IoUring) -> libc::ENXIO;
+    /// `io_uring_register_files`: no registered files (`-EOPNOTSUPP`).
+    fn io_uring_register_files(r: *mut IoUring, f: *const i32, n: u32) -> libc::EOPNOTSUPP;
+    /// `io_uring_register_files_tags`.
+    fn io_uring_register_files_tags(r: *mut IoUring, f: *const i32, t: *const u64, n: u32) -> libc::EOPNOTSUPP;
+    /// `io_uring_register_files_sparse`.
+    fn io_uring_register_files_sparse(r: *mut IoUring, n: u32) -> libc::EOPNOTSUPP;
+    /// `io_uring_register_files_update_tag`.
+    fn io_uring_register_files_update_tag(r: *mut IoUring, o: u32, f: *const i32, t: *const u64, n: u32) -> libc::EOPNOTSUPP;
+    /// `io_uring_register_files_update`.
+    fn io_uring_register_files_update(r: *mut IoUring, o: u32, f: *const i32, n: u32) -> libc::EOPNOTSUPP;
+    /// `io_uring_unregister_files`: none registered (`-ENXIO`).
+    fn io_uring_unregister_files(r: *mut IoUring) -> libc::ENXIO;
+    /// `io_uring_register_file_alloc_range`.
+    fn io_uring_register_file_alloc_range(r: *mut IoUring, o: u32, n: u32) -> libc::EOPNOTSUPP;
+    /// `io_uring_register_eventfd`.
+    fn io_uring_register_eventfd(r: *mut IoUring, fd: i32) -> libc::EOPNOTSUPP;
+    /// `io_uring_register_eventfd_async`.
+    fn io_uring_register_eventfd_async(r: *mut IoUring, fd: i32) -> libc::EOPNOTSUPP;
+    /// `io_uring_unregister_eventfd`.
+    fn io_uring_unregister_eventfd(r: *mut IoUring) -> libc::ENXIO;
+    /// `io_uring_register_probe`: use `io_uring_get_probe_ring`.
+    fn io_uring_register_probe(r: *mut IoUring, p: *mut Probe, n: u32) -> libc::EOPNOTSUPP;
+    /// `io_uring_register_personality`.
+    fn io_uring_register_personality(r: *mut IoUring) -> libc::EOPNOTSUPP;
+    /// `io_uring_unregister_personality`.
+    fn io_uring_unregister_personality(r: *mut IoUring, id: i32) -> libc::EINVAL;
+    /// `io_uring_register_restrictions`.
+    fn io_uring_register_restrictions(r: *mut IoUring, p: *mut libc::c_void, n: u32) -> libc::EOPNOTSUPP;
+    /// `io_uring_enable_rings`: rings are never disabled (`R_DISABLED` is refused).
+    fn io_uring_enable_rings(r: *mut IoUring) -> libc::EINVAL;
+    /// `io_uring_register_iowq_aff`: no io-wq.
+    fn io_uring_register_iowq_aff(r: *mut IoUring, n: usize, m: *const libc::cpu_set_t) -> libc::EOPNOTSUPP;
+    /// `io_uring_unregister_iowq_aff`.
+    fn io_uring_unregister_iowq_aff(r: *mut IoUring) -> libc::EOPNOTSUPP;
+    /// `io_uring_register_iowq_max_workers`.
+    fn io_uring_register_iowq_max_workers(r: *mut IoUring, v: *mut u32) -> libc::EOPNOTSUPP;
+    /// `io_uring_register_ring_fd`: the ring fd is not a kernel ring (`-EINVAL`,
+    /// as a kernel before 5.18; liburing programs fall back to the plain fd).
+    fn io_uring_register_ring_fd(r: *mut IoUring) -> libc::EINVAL;
+    /// `io_uring_unregister_ring_fd`.
+    fn io_uring_unregister_ring_fd(r: *mut IoUring) -> libc::EINVAL;
+    /// `io_uring_register_sync_cancel`.
+    fn io_uring_register_sync_cancel(r: *mut IoUring, c: *mut libc::c_void) -> libc::EOPNOTSUPP;
+    /// `io_uring_queue_mmap`: ringline rings are not made from a kernel fd.
+    fn io_uring_queue_mmap(fd: i32, p: *mut Params, r: *mut IoUring) -> libc::EOPNOTSUPP;
+    /// `io_uring_setup`: the raw system call (`-ENOSYS`): use `io_uring_queue_init`.
+    fn io_uring_setup(e: u32, p: *mut Params) -> libc::ENOSYS;
+    /// `io_uring_enter`: the raw system call (`-ENOSYS`).
+    fn io_uring_enter(fd: u32, s: u32, m: u32, f: u32, sig: *mut libc::sigset_t) -> libc::ENOSYS;
+    /// `io_uring_enter2`: the raw system call (`-ENOSYS`).
+    fn io_uring_enter2(fd: u32, s: u32, m: u32, f: u32, sig: *mut libc::sigset_t, sz: usize) -> libc::ENOSYS;
+    /// `io_uring_register`: the raw system call (`-ENOSYS`).
+    fn io_uring_register(fd: u32, op: u32, a: *const libc::c_void, n: u32) -> libc::ENOSYS;
+}
+
+/// `io_uring_ring_dontfork`: ringline's ring memory is ordinary process memory;
+/// nothing to do.
+///
+/// # Safety
+///
+/// None: the ring is not read.
+#[no_mangle]
+pub unsafe extern "C" fn io_uring_ring_dontfork(_ring: *mut IoUring) -> i32 {
+    0
+}
+
+/// `io_uring_mlock_size`: ringline's rings need no locked memory (0).
+#[no_mangle]
+pub extern "C" fn io_uring_mlock_size(_entries: u32, _flags: u32) -> isize {
+    0
+}
+
+/// `io_uring_mlock_size_params`: 0, as [`io_uring_mlock_size`].
+///
+/// # Safety
+///
+/// None: `p` is not read.
+#[no_mangle]
+pub unsafe extern "C" fn io_uring_mlock_size_params(_entries: u32, _p: *mut Params) -> isize {
+    0
+}
+
+/// `struct ringline_stats` of `include/ringline.h`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct RinglineStats {
+    /// Engine loop iterations.
+    pub steps: u64,
+    /// SQEs consumed.
+    pub sqes: u64,
+    /// CQEs posted.
+    pub cqes: u64,
+    /// Requests failed at submission.
+    pub op_errors: u64,
+    /// Frames received.
+    pub rx_frames: u64,
+    /// TCP segments sent.
+    pub tx_segments: u64,
+    /// Frames the NIC could not take.
+    pub tx_dropped: u64,
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Connections opened.
+    pub connects: u64,
+    /// Connections open now.
+    pub conns_live: u64,
+    /// Segments sent again.
+    pub retransmits: u64,
+    /// Requests waiting now.
+    pub ops_in_flight: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<RinglineStats>() == 12 * 8);
+
+/// `ringline_get_stats` (`include/ringline.h`): the engine's counters into
+/// `out` (at most `size` bytes). 0, `-EBADF` (not a ringline ring) or `-EINVAL`.
+///
+/// # Safety
+///
+/// `ring` is a `struct io_uring` (any); `out` is null or writable for `size` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn ringline_get_stats(
+    ring: *mut IoUring,
+    out: *mut RinglineStats,
+    size: usize,
+) -> i32 {
+    // SAFETY: the caller's contract.
+    let Some(st) = (unsafe { state(ring) }) else {
+        return -libc::EBADF;
+    };
+    if out.is_null() {
+        return -libc::EINVAL;
+    }
+    let s = st.backend.stats();
+    let c = RinglineStats {
+        steps: s.steps,
+        sqes: s.sqes,
+        cqes: s.cqes,
+        op_errors: s.op_errors,
+        rx_frames: s.rx_frames,
+        tx_segments: s.tx_segments,
+        tx_dropped: s.tx_dropped,
+        accepted: s.accepted,
+        connects: s.connects,
+        conns_live: s.conns_live,
+        retransmits: s.retransmits,
+        ops_in_flight: s.ops_in_flight,
+    };
+    let n = size.min(core::mem::size_of::<RinglineStats>());
+    // SAFETY: out is writable for size >= n bytes (caller's contract); c is a local.
+    unsafe {
+        ptr::copy_nonoverlapping(
+            (&c as *const RinglineStats).cast::<u8>(),
+            out.cast::<u8>(),
+            n,
+        )
+    };
+    0
+}
+
+/// `ringline_is_ringline` (`include/ringline.h`): 1 if ringline set `ring` up.
+///
+/// # Safety
+///
+/// `ring` is null or a readable `struct io_uring`.
+#[no_mangle]
+pub unsafe extern "C" fn ringline_is_ringline(ring: *mut IoUring) -> i32 {
+    // SAFETY: the caller's contract.
+    i32::from(unsafe { state(ring) }.is_some())
+}

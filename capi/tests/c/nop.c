@@ -1,0 +1,128 @@
+/* The basics through liburing's API: queue init with params, NOP through the
+ * inline get_sqe/prep/submit/wait_cqe/cqe_seen path, a batch with
+ * io_uring_peek_batch_cqe and io_uring_cq_advance, a bounded wait that times
+ * out, the probe, and kernel fds (a pipe, stdout) beside ring sockets.
+ * Prints one line per check; exits non-zero on the first failure. */
+#include <liburing.h>
+#include "common.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <time.h>
+#include <unistd.h>
+
+
+static double now_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+int main(void)
+{
+	struct io_uring ring;
+	struct io_uring_params p;
+	struct io_uring_cqe *cqe;
+	int ret;
+
+	memset(&p, 0, sizeof(p));
+	ret = io_uring_queue_init_params(64, &ring, &p);
+	CHECK(ret == 0, "queue_init_params: %d", ret);
+	CHECK(p.sq_entries == 64 && p.cq_entries == 128, "sizes %u %u", p.sq_entries, p.cq_entries);
+	CHECK(p.features & IORING_FEAT_NODROP, "features %#x", p.features);
+	printf("init sq=%u cq=%u\n", p.sq_entries, p.cq_entries);
+
+	/* One NOP, through the inline fast path. */
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+	CHECK(sqe, "get_sqe");
+	io_uring_prep_nop(sqe);
+	io_uring_sqe_set_data64(sqe, 0xfeed);
+	ret = io_uring_submit(&ring);
+	CHECK(ret == 1, "submit: %d", ret);
+	ret = io_uring_wait_cqe(&ring, &cqe);
+	CHECK(ret == 0, "wait_cqe: %d", ret);
+	CHECK(cqe->user_data == 0xfeed && cqe->res == 0, "cqe %llu %d", (unsigned long long)cqe->user_data, cqe->res);
+	io_uring_cqe_seen(&ring, cqe);
+	printf("nop ok\n");
+
+	/* A batch of 40 (wraps nothing yet; the next loop does). */
+	for (int round = 0; round < 5; round++) {
+		for (int i = 0; i < 40; i++) {
+			sqe = io_uring_get_sqe(&ring);
+			CHECK(sqe, "get_sqe %d", i);
+			io_uring_prep_nop(sqe);
+			io_uring_sqe_set_data64(sqe, round * 100 + i);
+		}
+		ret = io_uring_submit_and_wait(&ring, 40);
+		CHECK(ret == 40, "submit_and_wait: %d", ret);
+		struct io_uring_cqe *cqes[64];
+		unsigned n = io_uring_peek_batch_cqe(&ring, cqes, 64);
+		CHECK(n == 40, "peek_batch %u", n);
+		for (unsigned i = 0; i < n; i++)
+			CHECK(cqes[i]->user_data == (unsigned long long)(round * 100 + i), "order %u", i);
+		io_uring_cq_advance(&ring, n);
+		CHECK(io_uring_cq_ready(&ring) == 0, "cq empty");
+	}
+	printf("batches ok\n");
+
+	/* Nothing in flight: a bounded wait returns -ETIME on time. */
+	struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 50 * 1000 * 1000 };
+	double t0 = now_s();
+	ret = io_uring_wait_cqe_timeout(&ring, &cqe, &ts);
+	double dt = now_s() - t0;
+	CHECK(ret == -ETIME, "wait timeout: %d", ret);
+	CHECK(dt >= 0.045 && dt < 2.0, "waited %.3f s", dt);
+	printf("timeout ok\n");
+
+	/* peek with nothing ready. */
+	ret = io_uring_peek_cqe(&ring, &cqe);
+	CHECK(ret == -EAGAIN, "peek: %d", ret);
+
+	/* A timeout request completes with -ETIME. */
+	sqe = io_uring_get_sqe(&ring);
+	struct __kernel_timespec ts2 = { .tv_sec = 0, .tv_nsec = 20 * 1000 * 1000 };
+	io_uring_prep_timeout(sqe, &ts2, 0, 0);
+	io_uring_sqe_set_data64(sqe, 77);
+	io_uring_submit(&ring);
+	ret = io_uring_wait_cqe(&ring, &cqe);
+	CHECK(ret == 0 && cqe->user_data == 77 && cqe->res == -ETIME, "timeout op: %d %d", ret, cqe->res);
+	io_uring_cqe_seen(&ring, cqe);
+	printf("timeout op ok\n");
+
+	/* The probe. */
+	struct io_uring_probe *probe = io_uring_get_probe_ring(&ring);
+	CHECK(probe, "probe");
+	CHECK(io_uring_opcode_supported(probe, IORING_OP_NOP), "NOP supported");
+	CHECK(io_uring_opcode_supported(probe, IORING_OP_RECV), "RECV supported");
+	CHECK(io_uring_opcode_supported(probe, IORING_OP_ACCEPT), "ACCEPT supported");
+	io_uring_free_probe(probe);
+	printf("probe ok\n");
+
+	/* Kernel fds keep working next to sockets: a pipe, and stdout. */
+	int pfd[2];
+	CHECK(pipe(pfd) == 0, "pipe");
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(s >= 0, "socket: %d", s);
+	CHECK(s != pfd[0] && s != pfd[1] && s > 2 && s != ring.ring_fd, "socket %d collides", s);
+	CHECK(write(pfd[1], "hi", 2) == 2, "pipe write");
+	char b[2];
+	CHECK(read(pfd[0], b, 2) == 2 && b[0] == 'h', "pipe read");
+	int one = 1;
+	CHECK(setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0, "setsockopt");
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = 0, .sin_addr = { htonl(INADDR_ANY) } };
+	CHECK(bind(s, (struct sockaddr *)&sa, sizeof(sa)) == 0, "bind");
+	CHECK(listen(s, 16) == 0, "listen");
+	socklen_t sl = sizeof(sa);
+	CHECK(getsockname(s, (struct sockaddr *)&sa, &sl) == 0 && ntohs(sa.sin_port) != 0, "getsockname");
+	CHECK(close(s) == 0, "close socket");
+	CHECK(close(pfd[0]) == 0 && close(pfd[1]) == 0, "close pipe");
+	printf("fds ok\n");
+
+	io_uring_queue_exit(&ring);
+	printf("exit ok\n");
+	return 0;
+}

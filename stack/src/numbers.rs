@@ -1,0 +1,52 @@
+//! Socket numbers chosen outside the engine: the hook a C library (ringline's
+//! liburing-compatible `libringline`) uses so that every socket number is a real,
+//! reserved file-descriptor number of the process and never collides with a kernel
+//! fd, and so that sockets made with `socket()`/`bind()`/`listen()` before any ring
+//! saw them can be taken over by the engine whose ring first names them.
+//!
+//! Without a hook ([`EngineConfig::socket_numbers`](crate::EngineConfig) `None`),
+//! socket numbers are the engine's own small integers, as before.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// What a socket made outside the engine was when a request first named it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Adopted {
+    /// Created (`socket()`), bound to `port` (0: not bound).
+    Socket {
+        /// Bound port, 0 if none.
+        port: u16,
+    },
+    /// Listening on `port` with `backlog`.
+    Listener {
+        /// The port (never 0: the library picks one at `listen()`).
+        port: u16,
+        /// `listen()`'s backlog.
+        backlog: u32,
+    },
+}
+
+/// Where socket numbers come from and go back to. Called by the engine on its own
+/// thread, outside the per-packet path: once per socket created (SOCKET, ACCEPT),
+/// closed, or adopted.
+pub trait SocketNumbers: Send + Sync {
+    /// A new number for a socket of the engine; `None` fails the request with
+    /// `-EMFILE`. Must be `>= 0` and not in use by any other socket of any engine.
+    fn reserve(&self) -> Option<i32>;
+    /// The engine closed the socket behind `fd`; the number is free again.
+    fn release(&self, fd: i32);
+    /// A request named `fd`, which this engine does not know: if it is a socket made
+    /// outside the engine (and not yet adopted by another engine), hand it over.
+    fn adopt(&self, fd: i32) -> Option<Adopted>;
+}
+
+/// A shared [`SocketNumbers`] for [`EngineConfig::socket_numbers`](crate::EngineConfig).
+#[derive(Clone)]
+pub struct SocketNumbersHook(pub Arc<dyn SocketNumbers>);
+
+impl fmt::Debug for SocketNumbersHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SocketNumbersHook")
+    }
+}
