@@ -23,9 +23,25 @@ pub(crate) enum Fd {
     Conn(ConnId),
 }
 
+/// Who holds a socket besides its number: the registered file table's slots
+/// ([`crate::core::rsrc`]). A socket that slots hold outlives a CLOSE of its
+/// number (the number is then `hidden`: no SQE without `IOSQE_FIXED_FILE`
+/// can name it), as a Linux file outlives its fd while a fixed slot holds
+/// it; one made straight into a slot (a direct descriptor) is hidden from
+/// the start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Hold {
+    /// No fd names the socket (closed, or a direct descriptor).
+    pub hidden: bool,
+    /// Slots of the file table that hold it.
+    pub slots: u32,
+}
+
 /// See the module docs.
 pub(crate) struct Fds {
     slab: Slab<Fd>,
+    /// Per socket number, its [`Hold`] (grown with the slab).
+    holds: Vec<Hold>,
     bound: FxMap<u16, i32>,
     next_port: u16,
 }
@@ -35,6 +51,7 @@ impl Fds {
     pub(crate) fn new(seed: u64, cap: usize) -> Self {
         Fds {
             slab: Slab::with_capacity(cap),
+            holds: Vec::with_capacity(cap),
             bound: FxMap::default(),
             next_port: EPHEMERAL_LO + (seed % 1000) as u16,
         }
@@ -42,13 +59,37 @@ impl Fds {
 
     /// A new socket number for `f`.
     pub(crate) fn alloc(&mut self, f: Fd) -> i32 {
-        self.slab.insert(f) as i32
+        let fd = self.slab.insert(f);
+        if fd >= self.holds.len() {
+            self.holds.resize(fd + 1, Hold::default());
+        }
+        self.holds[fd] = Hold::default();
+        fd as i32
     }
 
     /// Frees socket number `fd`.
     pub(crate) fn free(&mut self, fd: i32) {
         *self.slab.at_mut(fd as usize) = Fd::Free;
+        self.holds[fd as usize] = Hold::default();
         self.slab.release(fd as usize);
+    }
+
+    /// Whether `fd` is a socket an fd names (in use and not hidden).
+    #[inline]
+    pub(crate) fn visible(&self, fd: i32) -> bool {
+        self.get(fd).is_some() && !self.holds[fd as usize].hidden
+    }
+
+    /// Whether `fd` is a socket only file-table slots name.
+    #[inline]
+    pub(crate) fn hidden(&self, fd: i32) -> bool {
+        self.get(fd).is_some() && self.holds[fd as usize].hidden
+    }
+
+    /// The holds of `fd` (in use), to change.
+    #[inline]
+    pub(crate) fn hold_mut(&mut self, fd: i32) -> &mut Hold {
+        &mut self.holds[fd as usize]
     }
 
     /// What `fd` stands for (`None`: not a socket number in use).

@@ -40,9 +40,8 @@ pub(crate) enum OpKind {
         /// `IORING_ACCEPT_DONTWAIT`: a multishot ends with `-EAGAIN` once it
         /// has emptied the queue.
         dontwait: bool,
-        /// A direct descriptor that cannot be installed: the connection is
-        /// closed and the request fails with this.
-        direct: Option<crate::errno::Errno>,
+        /// Into a direct descriptor (see [`super::request::Accept::direct`]).
+        direct: Option<super::request::Direct>,
         /// `struct sockaddr *` to fill, or 0.
         addr: u64,
         /// `socklen_t *`, or 0.

@@ -205,14 +205,14 @@ fn memory_named(req: &Request) -> Vec<u64> {
         Request::Nop { .. }
         | Request::Socket { .. }
         | Request::Listen { .. }
-        | Request::Close
-        | Request::RwFixed
+        | Request::Close { .. }
         | Request::Shutdown { .. }
         | Request::PollRemove { .. }
         | Request::Cancel(_)
         | Request::RemoveBuffers { .. } => vec![],
         Request::Bind { addr, .. } | Request::Connect { addr, .. } => vec![*addr],
         Request::Accept(a) => vec![a.addr, a.addrlen],
+        Request::RwFixed(f) => vec![f.addr],
         // With a group the buffer is a provided one (handed over by an unsafe
         // call), but `addr` still matters to RECVMSG (its msghdr): list it.
         Request::Recv(r) => vec![r.addr],
@@ -275,7 +275,7 @@ proptest! {
         check(s.build(), ud, fd, f, Request::Listen { backlog: v as u32 })?;
 
         let s = opcode::Close::new(fd).user_data(ud).sqe_flags(f);
-        check(s.build(), ud, fd, f, Request::Close)?;
+        check(s.build(), ud, fd, f, Request::Close { slot: 0 })?;
     }
 
     #[test]
@@ -344,7 +344,7 @@ proptest! {
         let b = opcode::Send::new(fd, ptr(a), len).flags(mf).user_data(ud).sqe_flags(f);
         let want = Send {
             kind: SendKind::Send, addr: a, len, msg_flags: mf as u32,
-            poll_first: false, report_usage: false, issue_err: None,
+            poll_first: false, report_usage: false, fixed_buf: false, issue_err: None,
         };
         check(b.build(), ud, fd, f, Request::Send(want))?;
     }
