@@ -123,6 +123,15 @@ pub trait Backend {
     /// the ring memory ringline's code writes.
     fn register_buf_ring(&mut self, entries: u32, bgid: u16) -> Result<BufRing, i32>;
 
+    /// `io_uring_register(2)` on the app ring: the result, or `-errno`.
+    ///
+    /// # Safety
+    ///
+    /// `arg` is what the opcode's UAPI says, valid for the call; for
+    /// `IORING_REGISTER_BUFFERS` the buffers stay valid until the backend is
+    /// dropped (the harness owns them, as it owns all scenario memory).
+    unsafe fn register(&mut self, opcode: u32, arg: u64, nr_args: u32) -> i32;
+
     /// A listening app socket with `backlog`. Not through the recorded CQEs.
     fn app_listener(&mut self, backlog: i32) -> Result<i32, String>;
 

@@ -189,7 +189,11 @@ impl Backend for KernelBackend {
     }
 
     unsafe fn push(&mut self, sqe: &Sqe) -> Result<(), String> {
-        self.ops.insert(sqe.user_data, (sqe.opcode, sqe.fd));
+        // A direct descriptor's result (SOCKET, ACCEPT with file_index) and
+        // a fixed file's fd are slots, not fds: not the backend's to close.
+        let direct = sqe.file_index != 0 || sqe.flags & abi::IOSQE_FIXED_FILE != 0;
+        let op = if direct { abi::IORING_OP_NOP } else { sqe.opcode };
+        self.ops.insert(sqe.user_data, (op, sqe.fd));
         let e = to_kernel_entry(sqe);
         // SAFETY: the caller keeps every buffer the SQE names valid until this
         // backend drops (the trait method's contract); dropping it cancels all
@@ -297,6 +301,25 @@ impl Backend for KernelBackend {
         r.map_err(|e| -e.raw_os_error().unwrap_or(libc::EINVAL))?;
         self.bufrings.push(consumer);
         Ok(ring)
+    }
+
+    unsafe fn register(&mut self, opcode: u32, arg: u64, nr_args: u32) -> i32 {
+        // SAFETY: io_uring_register on our ring fd; `arg` is valid as the
+        // caller promised (this method's contract). The kernel checks the rest.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_io_uring_register,
+                self.ring.as_raw_fd(),
+                opcode,
+                arg,
+                nr_args,
+            )
+        };
+        if r < 0 {
+            -std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL)
+        } else {
+            r as i32
+        }
     }
 
     fn app_listener(&mut self, backlog: i32) -> Result<i32, String> {

@@ -96,10 +96,15 @@ impl Files {
     }
 
     /// A free slot for `IORING_FILE_INDEX_ALLOC` (`io_file_bitmap_get`): from
-    /// the hint to the range's end, then from its start to the hint.
+    /// the hint to the range's end, then from its start to the hint. A hint
+    /// outside the range (a slot below it was freed) starts at the range's
+    /// start, as Linux 6.18 answers.
     fn alloc(&mut self) -> Result<u32, Errno> {
         if self.slots.is_empty() {
             return Err(errno::ENFILE);
+        }
+        if self.hint < self.start || self.hint >= self.end {
+            self.hint = self.start;
         }
         let mut to = self.end;
         loop {
