@@ -122,7 +122,11 @@ impl Ctx {
         // A direct descriptor's result is a slot (or 0), shown as a number.
         let direct = sqe.file_index != 0
             && matches!(sqe.opcode, abi::IORING_OP_ACCEPT | abi::IORING_OP_SOCKET);
-        let op = if direct { abi::IORING_OP_NOP } else { sqe.opcode };
+        let op = if direct {
+            abi::IORING_OP_NOP
+        } else {
+            sqe.opcode
+        };
         self.names.insert(sqe.user_data, (name.to_string(), op));
         // SAFETY: the memory `sqe` names lives until this context drops, after
         // the backend (this function's contract and the field order).

@@ -192,7 +192,11 @@ impl Backend for KernelBackend {
         // A direct descriptor's result (SOCKET, ACCEPT with file_index) and
         // a fixed file's fd are slots, not fds: not the backend's to close.
         let direct = sqe.file_index != 0 || sqe.flags & abi::IOSQE_FIXED_FILE != 0;
-        let op = if direct { abi::IORING_OP_NOP } else { sqe.opcode };
+        let op = if direct {
+            abi::IORING_OP_NOP
+        } else {
+            sqe.opcode
+        };
         self.ops.insert(sqe.user_data, (op, sqe.fd));
         let e = to_kernel_entry(sqe);
         // SAFETY: the caller keeps every buffer the SQE names valid until this
@@ -316,7 +320,9 @@ impl Backend for KernelBackend {
             )
         };
         if r < 0 {
-            -std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL)
+            -std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EINVAL)
         } else {
             r as i32
         }

@@ -463,6 +463,17 @@ pub const IORING_ACCEPT_MULTISHOT: u16 = 1 << 0;
 pub const IORING_ACCEPT_DONTWAIT: u16 = 1 << 1;
 pub const IORING_ACCEPT_POLL_FIRST: u16 = 1 << 2;
 
+// ---- URING_CMD (`uring_cmd_flags` in `op_flags`; `cmd_op` in the low half of `off`) ----
+pub const IORING_URING_CMD_FIXED: u32 = 1 << 0;
+pub const IORING_URING_CMD_MULTISHOT: u32 = 1 << 1;
+/// Socket commands (`cmd_op` of a URING_CMD on a socket). GETSOCKOPT and
+/// SETSOCKOPT read `level` (low half of `addr`), `optname` (high half),
+/// `optlen` (`file_index`) and `optval` (`addr3`).
+pub const SOCKET_URING_OP_SIOCINQ: u32 = 0;
+pub const SOCKET_URING_OP_SIOCOUTQ: u32 = 1;
+pub const SOCKET_URING_OP_GETSOCKOPT: u32 = 2;
+pub const SOCKET_URING_OP_SETSOCKOPT: u32 = 3;
+
 // ---- POLL_ADD / POLL_REMOVE flags (in `len`) ----
 pub const IORING_POLL_ADD_MULTI: u32 = 1 << 0;
 pub const IORING_POLL_UPDATE_EVENTS: u32 = 1 << 1;

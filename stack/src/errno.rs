@@ -36,6 +36,7 @@ errnos!(
     ENFILE,
     ENOBUFS,
     ENOENT,
+    ENOPROTOOPT,
     ENOTCONN,
     ENXIO,
     EOVERFLOW,

@@ -281,6 +281,8 @@ pub fn all() -> Vec<Scenario> {
         sc("files_direct_accept", "registered", "ACCEPT into direct descriptors: ALLOC, a slot, multishot ALLOC until the table is full (the connection without a slot is closed, the multishot ends); data both ways through the slots", d, m, regs::files_direct_accept),
         sc("bufs_registered", "registered", "IORING_REGISTER_BUFFERS and its checks; READ_FIXED / WRITE_FIXED on a socket; SEND_ZC with IORING_RECVSEND_FIXED_BUF; bad buf_index, empty entry, out-of-range address; SEND with FIXED_BUF; unregistering", d, m, regs::bufs_registered),
         sc("probe", "registered", "IORING_REGISTER_PROBE: header, numbered entries, every opcode ringline implements reported supported; a short probe; memory not zeroed, 257 entries, null", d, m, regs::probe),
+        sc("sockcmd_queues", "uring_cmd", "URING_CMD SOCKET_URING_OP_SIOCINQ / SIOCOUTQ as the peer sends, on a fresh socket and a listener; fd not open, unknown command, __pad1, unknown uring_cmd_flags", d, m, regs::sockcmd_queues),
+        sc("sockcmd_sockopt", "uring_cmd", "URING_CMD GETSOCKOPT / SETSOCKOPT: SOL_SOCKET options set and read back (doubled buffer sizes), read-only options, optlen rules; TCP_NODELAY, TCP_KEEPIDLE/INTVL/CNT and their ranges; unknown level/option, short optlen, null optval, GETSOCKOPT off SOL_SOCKET; a listener's options inherited by the accepted socket", d, m, regs::sockcmd_sockopt),
         sc("overflow_multishot_ends", "overflow", "a multishot ACCEPT firing while the CQ is full and backlogged ends with its socket in the final CQE, behind the backlog", SMALL, m, overflow::multishot_ends),
     ];
     v.sort_by_key(|s| area_rank(s.area));
@@ -301,6 +303,7 @@ fn area_rank(a: &str) -> usize {
         "close",
         "sqe flags",
         "registered",
+        "uring_cmd",
         "timeout",
         "nop",
         "invalid",

@@ -29,7 +29,14 @@ fn sparse(c: &mut Ctx, n: u32) -> i32 {
     };
     let a = arg(c, rr);
     // SAFETY: `a` is context memory, alive until the context drops.
-    unsafe { c.register_line("register_files2(sparse)", abi::IORING_REGISTER_FILES2, a, 32) }
+    unsafe {
+        c.register_line(
+            "register_files2(sparse)",
+            abi::IORING_REGISTER_FILES2,
+            a,
+            32,
+        )
+    }
 }
 
 /// `IORING_REGISTER_FILES_UPDATE` of `fds` from slot `off`, recorded.
@@ -45,7 +52,14 @@ fn update(c: &mut Ctx, label: &str, off: u32, fds: &[i32]) -> i32 {
         },
     );
     // SAFETY: the struct and the fds are context memory.
-    unsafe { c.register_line(label, abi::IORING_REGISTER_FILES_UPDATE, up, fds.len() as u32) }
+    unsafe {
+        c.register_line(
+            label,
+            abi::IORING_REGISTER_FILES_UPDATE,
+            up,
+            fds.len() as u32,
+        )
+    }
 }
 
 /// An SQE of `op` on slot `slot` (`IOSQE_FIXED_FILE`).
@@ -83,13 +97,43 @@ pub fn files_register_errors(c: &mut Ctx) -> R {
     };
     r(c, "register_files(null)", abi::IORING_REGISTER_FILES, 0, 1);
     let fds = arg(c, [fd, -1, NOT_OPEN]);
-    r(c, "register_files(0 slots)", abi::IORING_REGISTER_FILES, fds, 0);
-    r(c, "unregister_files(none)", abi::IORING_UNREGISTER_FILES, 0, 0);
+    r(
+        c,
+        "register_files(0 slots)",
+        abi::IORING_REGISTER_FILES,
+        fds,
+        0,
+    );
+    r(
+        c,
+        "unregister_files(none)",
+        abi::IORING_UNREGISTER_FILES,
+        0,
+        0,
+    );
     update(c, "files_update(no table)", 0, &[fd]);
-    r(c, "register_files(fd not open)", abi::IORING_REGISTER_FILES, fds, 3);
+    r(
+        c,
+        "register_files(fd not open)",
+        abi::IORING_REGISTER_FILES,
+        fds,
+        3,
+    );
     // The failed call left no table: a good one now registers.
-    r(c, "register_files([fd, -1])", abi::IORING_REGISTER_FILES, fds, 2);
-    r(c, "register_files(again)", abi::IORING_REGISTER_FILES, fds, 2);
+    r(
+        c,
+        "register_files([fd, -1])",
+        abi::IORING_REGISTER_FILES,
+        fds,
+        2,
+    );
+    r(
+        c,
+        "register_files(again)",
+        abi::IORING_REGISTER_FILES,
+        fds,
+        2,
+    );
     update(c, "files_update(past the end)", 1, &[-1, -1]);
     let bad = arg(
         c,
@@ -99,12 +143,36 @@ pub fn files_register_errors(c: &mut Ctx) -> R {
             data: fds,
         },
     );
-    r(c, "files_update(resv)", abi::IORING_REGISTER_FILES_UPDATE, bad, 1);
+    r(
+        c,
+        "files_update(resv)",
+        abi::IORING_REGISTER_FILES_UPDATE,
+        bad,
+        1,
+    );
     let up = arg(c, abi::RsrcUpdate::default());
-    r(c, "files_update(0 fds)", abi::IORING_REGISTER_FILES_UPDATE, up, 0);
-    r(c, "unregister_files(arg)", abi::IORING_UNREGISTER_FILES, fds, 0);
+    r(
+        c,
+        "files_update(0 fds)",
+        abi::IORING_REGISTER_FILES_UPDATE,
+        up,
+        0,
+    );
+    r(
+        c,
+        "unregister_files(arg)",
+        abi::IORING_UNREGISTER_FILES,
+        fds,
+        0,
+    );
     r(c, "unregister_files", abi::IORING_UNREGISTER_FILES, 0, 0);
-    r(c, "unregister_files(again)", abi::IORING_UNREGISTER_FILES, 0, 0);
+    r(
+        c,
+        "unregister_files(again)",
+        abi::IORING_UNREGISTER_FILES,
+        0,
+        0,
+    );
     let rr = abi::RsrcRegister {
         nr: 2,
         flags: abi::IORING_RSRC_REGISTER_SPARSE,
@@ -112,29 +180,59 @@ pub fn files_register_errors(c: &mut Ctx) -> R {
         ..Default::default()
     };
     let a = arg(c, rr);
-    r(c, "register_files2(sparse with data)", abi::IORING_REGISTER_FILES2, a, 32);
-    r(c, "register_files2(size 16)", abi::IORING_REGISTER_FILES2, a, 16);
+    r(
+        c,
+        "register_files2(sparse with data)",
+        abi::IORING_REGISTER_FILES2,
+        a,
+        32,
+    );
+    r(
+        c,
+        "register_files2(size 16)",
+        abi::IORING_REGISTER_FILES2,
+        a,
+        16,
+    );
     let rr = abi::RsrcRegister {
         nr: 2,
         flags: 2,
         ..Default::default()
     };
     let a = arg(c, rr);
-    r(c, "register_files2(unknown flag)", abi::IORING_REGISTER_FILES2, a, 32);
+    r(
+        c,
+        "register_files2(unknown flag)",
+        abi::IORING_REGISTER_FILES2,
+        a,
+        32,
+    );
     let rr = abi::RsrcRegister {
         nr: 0,
         flags: abi::IORING_RSRC_REGISTER_SPARSE,
         ..Default::default()
     };
     let a = arg(c, rr);
-    r(c, "register_files2(0 slots)", abi::IORING_REGISTER_FILES2, a, 32);
+    r(
+        c,
+        "register_files2(0 slots)",
+        abi::IORING_REGISTER_FILES2,
+        a,
+        32,
+    );
     let rr = abi::RsrcRegister {
         nr: 2,
         data: fds,
         ..Default::default()
     };
     let a = arg(c, rr);
-    r(c, "register_files2([fd, -1])", abi::IORING_REGISTER_FILES2, a, 32);
+    r(
+        c,
+        "register_files2([fd, -1])",
+        abi::IORING_REGISTER_FILES2,
+        a,
+        32,
+    );
     r(c, "unregister_files", abi::IORING_UNREGISTER_FILES, 0, 0);
     r(c, "unknown register opcode", 255, 0, 0);
     Ok(())
@@ -147,7 +245,12 @@ pub fn files_update(c: &mut Ctx) -> R {
     c.backend().peer_start_reading(p);
     sparse(c, 4);
     update(c, "files_update(slot 1 = fd)", 1, &[fd]);
-    update(c, "files_update(skip, -1)", 1, &[abi::IORING_REGISTER_FILES_SKIP, -1]);
+    update(
+        c,
+        "files_update(skip, -1)",
+        1,
+        &[abi::IORING_REGISTER_FILES_SKIP, -1],
+    );
     update(c, "files_update(fd, fd not open)", 2, &[fd, NOT_OPEN]);
     let data = pattern(8, 61);
     let d = c.bytes(&data);
@@ -204,12 +307,20 @@ pub fn files_fixed_ops(c: &mut Ctx) -> R {
     let mut s = fixed(abi::IORING_OP_POLL_ADD, 2, 2);
     s.op_flags = libc::POLLOUT as u32;
     run(c, "poll_add(slot 2, POLLOUT)", s)?;
-    for (name, slot, ud) in [("send(slot 0, empty)", 0, 3), ("send(slot 99)", 99, 4), ("send(slot -1)", -1, 5)] {
+    for (name, slot, ud) in [
+        ("send(slot 0, empty)", 0, 3),
+        ("send(slot 99)", 99, 4),
+        ("send(slot -1)", -1, 5),
+    ] {
         let mut s = fixed(abi::IORING_OP_SEND, slot, ud);
         (s.addr, s.len) = (buf as u64, 4);
         run(c, name, s)?;
     }
-    run(c, "nop(FIXED_FILE, slot 99)", fixed(abi::IORING_OP_NOP, 99, 6))?;
+    run(
+        c,
+        "nop(FIXED_FILE, slot 99)",
+        fixed(abi::IORING_OP_NOP, 99, 6),
+    )?;
     run(c, "close(fd)", raw(abi::IORING_OP_CLOSE, fd, 7))?;
     let out = pattern(10, 63);
     let o = c.bytes(&out);
@@ -282,9 +393,8 @@ pub fn files_direct_socket(c: &mut Ctx) -> R {
         // SAFETY: `a` is 0 or context memory.
         unsafe { c.register_line(label, abi::IORING_REGISTER_FILE_ALLOC_RANGE, a, n) };
     };
-    let range = |c: &mut Ctx, off: u32, len: u32, resv: u64| {
-        arg(c, abi::FileIndexRange { off, len, resv })
-    };
+    let range =
+        |c: &mut Ctx, off: u32, len: u32, resv: u64| arg(c, abi::FileIndexRange { off, len, resv });
     let a = range(c, 1, 2, 1);
     r(c, "alloc_range(resv)", a, 0);
     let a = range(c, 2, 2, 0);
@@ -316,7 +426,10 @@ pub fn files_direct_accept(c: &mut Ctx) -> R {
         let mut s = if multi {
             opcode::AcceptMulti::new(l).user_data(ud).build().into_sqe()
         } else {
-            opcode::AcceptNoAddr::new(l).user_data(ud).build().into_sqe()
+            opcode::AcceptNoAddr::new(l)
+                .user_data(ud)
+                .build()
+                .into_sqe()
         };
         s.file_index = fi;
         s
@@ -349,7 +462,13 @@ pub fn files_direct_accept(c: &mut Ctx) -> R {
             unsafe { call(c, &format!("recv(slot {slot})"), s) }?
         };
         c.record(ud);
-        record_mem(c, &format!("recv(slot {slot}) content"), buf, &data[..5 + i], cqe.res);
+        record_mem(
+            c,
+            &format!("recv(slot {slot}) content"),
+            buf,
+            &data[..5 + i],
+            cqe.res,
+        );
     }
     let d = c.bytes(&data);
     c.backend().peer_start_reading(p2);
@@ -381,18 +500,66 @@ pub fn bufs_registered(c: &mut Ctx) -> R {
         unsafe { c.register_line(label, op, arg, n) };
     };
     let null = std::ptr::null::<u8>();
-    r(c, "register_buffers(null)", abi::IORING_REGISTER_BUFFERS, 0, 1);
+    r(
+        c,
+        "register_buffers(null)",
+        abi::IORING_REGISTER_BUFFERS,
+        0,
+        1,
+    );
     let bad = arg(c, [iov(null, 5)]);
-    r(c, "register_buffers({NULL, 5})", abi::IORING_REGISTER_BUFFERS, bad, 1);
+    r(
+        c,
+        "register_buffers({NULL, 5})",
+        abi::IORING_REGISTER_BUFFERS,
+        bad,
+        1,
+    );
     let bad = arg(c, [iov(a, 0)]);
-    r(c, "register_buffers({buf, 0})", abi::IORING_REGISTER_BUFFERS, bad, 1);
+    r(
+        c,
+        "register_buffers({buf, 0})",
+        abi::IORING_REGISTER_BUFFERS,
+        bad,
+        1,
+    );
     let bad = arg(c, [iov(a, (1 << 30) + 1)]);
-    r(c, "register_buffers(over 1 GiB)", abi::IORING_REGISTER_BUFFERS, bad, 1);
+    r(
+        c,
+        "register_buffers(over 1 GiB)",
+        abi::IORING_REGISTER_BUFFERS,
+        bad,
+        1,
+    );
     let good = arg(c, [iov(a, 64), iov(null, 0), iov(b, 48)]);
-    r(c, "register_buffers(0 bufs)", abi::IORING_REGISTER_BUFFERS, good, 0);
-    r(c, "unregister_buffers(none)", abi::IORING_UNREGISTER_BUFFERS, 0, 0);
-    r(c, "register_buffers([a, empty, b])", abi::IORING_REGISTER_BUFFERS, good, 3);
-    r(c, "register_buffers(again)", abi::IORING_REGISTER_BUFFERS, good, 3);
+    r(
+        c,
+        "register_buffers(0 bufs)",
+        abi::IORING_REGISTER_BUFFERS,
+        good,
+        0,
+    );
+    r(
+        c,
+        "unregister_buffers(none)",
+        abi::IORING_UNREGISTER_BUFFERS,
+        0,
+        0,
+    );
+    r(
+        c,
+        "register_buffers([a, empty, b])",
+        abi::IORING_REGISTER_BUFFERS,
+        good,
+        3,
+    );
+    r(
+        c,
+        "register_buffers(again)",
+        abi::IORING_REGISTER_BUFFERS,
+        good,
+        3,
+    );
     let data = pattern(16, 66);
     c.peer_send(p, &data)?;
     c.quiet();
@@ -404,8 +571,16 @@ pub fn bufs_registered(c: &mut Ctx) -> R {
     let read = abi::IORING_OP_READ_FIXED;
     run(c, "read_fixed(buf 1, empty)", rwf(read, 1, 1, a, 8))?;
     run(c, "read_fixed(buf 3, none)", rwf(read, 2, 3, a, 8))?;
-    run(c, "read_fixed(buf 0, past its end)", rwf(read, 3, 0, a.wrapping_add(60), 8))?;
-    run(c, "read_fixed(buf 0, before it)", rwf(read, 4, 0, a.wrapping_sub(1), 8))?;
+    run(
+        c,
+        "read_fixed(buf 0, past its end)",
+        rwf(read, 3, 0, a.wrapping_add(60), 8),
+    )?;
+    run(
+        c,
+        "read_fixed(buf 0, before it)",
+        rwf(read, 4, 0, a.wrapping_sub(1), 8),
+    )?;
     run(c, "read_fixed(fd not open)", {
         let mut s = rwf(read, 5, 0, a, 8);
         s.fd = NOT_OPEN;
@@ -413,13 +588,23 @@ pub fn bufs_registered(c: &mut Ctx) -> R {
     })?;
     let cqe = {
         // SAFETY: `a` is context memory.
-        unsafe { call(c, "read_fixed(buf 0)", rwf(read, 6, 0, a.wrapping_add(8), 56)) }?
+        unsafe {
+            call(
+                c,
+                "read_fixed(buf 0)",
+                rwf(read, 6, 0, a.wrapping_add(8), 56),
+            )
+        }?
     };
     c.record(6);
     record_mem(c, "read_fixed content", a.wrapping_add(8), &data, cqe.res);
     let write = abi::IORING_OP_WRITE_FIXED;
     run(c, "write_fixed(buf 2)", rwf(write, 7, 2, b, 16))?;
-    run(c, "write_fixed(buf 0, b's address)", rwf(write, 8, 0, b, 16))?;
+    run(
+        c,
+        "write_fixed(buf 0, b's address)",
+        rwf(write, 8, 0, b, 16),
+    )?;
     let mut s = rwf(write, 9, 2, b, 16);
     s.off = 5;
     run(c, "write_fixed(buf 2, offset 5)", s)?;
@@ -430,9 +615,15 @@ pub fn bufs_registered(c: &mut Ctx) -> R {
         s
     };
     for (name, s) in [
-        ("send_zc(FIXED_BUF, buf 2)", zc(10, 2, b.wrapping_add(16), 16)),
+        (
+            "send_zc(FIXED_BUF, buf 2)",
+            zc(10, 2, b.wrapping_add(16), 16),
+        ),
         ("send_zc(FIXED_BUF, buf 1, empty)", zc(11, 1, b, 8)),
-        ("send_zc(FIXED_BUF, buf 2, past its end)", zc(12, 2, b.wrapping_add(40), 16)),
+        (
+            "send_zc(FIXED_BUF, buf 2, past its end)",
+            zc(12, 2, b.wrapping_add(40), 16),
+        ),
         ("send_zc(FIXED_BUF, buf 7)", zc(13, 7, b, 8)),
     ] {
         let ud = s.user_data;
@@ -449,9 +640,27 @@ pub fn bufs_registered(c: &mut Ctx) -> R {
     want.extend_from_slice(&out[16..32]);
     let got = c.peer_wait(p, 32);
     record_peer(c, "peer received", &got, &want, true);
-    r(c, "unregister_buffers(arg)", abi::IORING_UNREGISTER_BUFFERS, good, 0);
-    r(c, "unregister_buffers", abi::IORING_UNREGISTER_BUFFERS, 0, 0);
-    r(c, "unregister_buffers(again)", abi::IORING_UNREGISTER_BUFFERS, 0, 0);
+    r(
+        c,
+        "unregister_buffers(arg)",
+        abi::IORING_UNREGISTER_BUFFERS,
+        good,
+        0,
+    );
+    r(
+        c,
+        "unregister_buffers",
+        abi::IORING_UNREGISTER_BUFFERS,
+        0,
+        0,
+    );
+    r(
+        c,
+        "unregister_buffers(again)",
+        abi::IORING_UNREGISTER_BUFFERS,
+        0,
+        0,
+    );
     run(c, "write_fixed(unregistered)", rwf(write, 15, 2, b, 16))?;
     Ok(())
 }
@@ -498,5 +707,283 @@ pub fn probe(c: &mut Ctx) -> R {
     r(c, "probe(not zeroed)", p2 as u64, 4);
     r(c, "probe(257)", p as u64, 257);
     r(c, "probe(null)", 0, 4);
+    Ok(())
+}
+
+/// A URING_CMD socket command SQE.
+fn sock_cmd(
+    fd: i32,
+    ud: u64,
+    cmd_op: u32,
+    level: i32,
+    optname: i32,
+    optval: u64,
+    optlen: u32,
+) -> Sqe {
+    let mut s = raw(abi::IORING_OP_URING_CMD, fd, ud);
+    s.off = u64::from(cmd_op);
+    s.addr = u64::from(level as u32) | (u64::from(optname as u32) << 32);
+    s.file_index = optlen;
+    s.addr3 = optval;
+    s
+}
+
+/// `SOCKET_URING_OP_SIOCINQ` / `SIOCOUTQ`: unread bytes as the peer sends,
+/// on a fresh socket and a listener; an fd not open, an unknown command,
+/// the prep checks (`__pad1`, `uring_cmd_flags`).
+pub fn sockcmd_queues(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    let inq = |fd: i32, ud: u64| sock_cmd(fd, ud, abi::SOCKET_URING_OP_SIOCINQ, 0, 0, 0, 0);
+    let outq = |fd: i32, ud: u64| sock_cmd(fd, ud, abi::SOCKET_URING_OP_SIOCOUTQ, 0, 0, 0, 0);
+    run(c, "siocinq(empty)", inq(fd, 1))?;
+    c.peer_send(p, &pattern(10, 70))?;
+    c.quiet();
+    run(c, "siocinq(10 B sent)", inq(fd, 2))?;
+    c.peer_send(p, &pattern(5, 71))?;
+    c.quiet();
+    run(c, "siocinq(15 B sent)", inq(fd, 3))?;
+    let d = c.bytes(&pattern(20, 72));
+    let mut s = raw(abi::IORING_OP_SEND, fd, 4);
+    (s.addr, s.len) = (d as u64, 20);
+    run(c, "send", s)?;
+    c.quiet();
+    run(c, "siocoutq(sent and acknowledged)", outq(fd, 5))?;
+    let fresh = super::socket(c, "socket", 6)?;
+    run(c, "siocinq(fresh socket)", inq(fresh, 7))?;
+    run(c, "siocoutq(fresh socket)", outq(fresh, 8))?;
+    let l = c.backend().app_listener(4)?;
+    run(c, "siocinq(listener)", inq(l, 9))?;
+    run(c, "siocoutq(listener)", outq(l, 10))?;
+    run(c, "siocinq(fd not open)", inq(NOT_OPEN, 11))?;
+    run(c, "uring_cmd(op 99)", sock_cmd(fd, 12, 99, 0, 0, 0, 0))?;
+    let mut s = inq(fd, 13);
+    s.off |= 1 << 32;
+    run(c, "uring_cmd(__pad1)", s)?;
+    let mut s = inq(fd, 14);
+    s.op_flags = 1 << 5;
+    run(c, "uring_cmd(unknown flag)", s)?;
+    Ok(())
+}
+
+/// `SOCKET_URING_OP_GETSOCKOPT` / `SETSOCKOPT`: SOL_SOCKET options set and
+/// read back (SO_KEEPALIVE, SO_REUSEADDR, SO_RCVBUF and SO_SNDBUF with
+/// Linux's doubling), read-only ones (SO_TYPE, SO_ERROR, SO_ACCEPTCONN),
+/// short and long optlen; IPPROTO_TCP options (TCP_NODELAY, TCP_KEEPIDLE,
+/// TCP_KEEPINTVL, TCP_KEEPCNT) and their ranges; the errnos for an unknown
+/// level or option, a short optlen, a null optval, GETSOCKOPT off
+/// SOL_SOCKET; options a listener passes to the connection it accepts; data
+/// still flows.
+pub fn sockcmd_sockopt(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    c.backend().peer_start_reading(p);
+    let val = c.mem(8) as u64;
+    let mut ud = 0;
+    let mut set = |c: &mut Ctx, name: &str, fd: i32, level: i32, opt: i32, v: i32, len: u32| -> R {
+        ud += 1;
+        let p = c.bytes(&v.to_ne_bytes()) as u64;
+        run(
+            c,
+            name,
+            sock_cmd(fd, ud, abi::SOCKET_URING_OP_SETSOCKOPT, level, opt, p, len),
+        )
+    };
+    let sol = libc::SOL_SOCKET;
+    let tcp = libc::IPPROTO_TCP;
+    set(c, "set SO_KEEPALIVE 1", fd, sol, libc::SO_KEEPALIVE, 1, 4)?;
+    set(c, "set SO_REUSEADDR 1", fd, sol, libc::SO_REUSEADDR, 1, 4)?;
+    set(c, "set SO_RCVBUF 65536", fd, sol, libc::SO_RCVBUF, 65536, 4)?;
+    set(c, "set SO_SNDBUF 32768", fd, sol, libc::SO_SNDBUF, 32768, 8)?;
+    set(c, "set SO_ERROR", fd, sol, libc::SO_ERROR, 1, 4)?;
+    set(
+        c,
+        "set SO_KEEPALIVE, optlen 2",
+        fd,
+        sol,
+        libc::SO_KEEPALIVE,
+        1,
+        2,
+    )?;
+    set(c, "set SOL_SOCKET 9999", fd, sol, 9999, 1, 4)?;
+    set(c, "set TCP_NODELAY 1", fd, tcp, libc::TCP_NODELAY, 1, 4)?;
+    set(c, "set TCP_KEEPIDLE 30", fd, tcp, libc::TCP_KEEPIDLE, 30, 4)?;
+    set(c, "set TCP_KEEPIDLE 0", fd, tcp, libc::TCP_KEEPIDLE, 0, 4)?;
+    set(
+        c,
+        "set TCP_KEEPIDLE 40000",
+        fd,
+        tcp,
+        libc::TCP_KEEPIDLE,
+        40000,
+        4,
+    )?;
+    set(
+        c,
+        "set TCP_KEEPINTVL 10",
+        fd,
+        tcp,
+        libc::TCP_KEEPINTVL,
+        10,
+        4,
+    )?;
+    set(
+        c,
+        "set TCP_KEEPINTVL -1",
+        fd,
+        tcp,
+        libc::TCP_KEEPINTVL,
+        -1,
+        4,
+    )?;
+    set(c, "set TCP_KEEPCNT 5", fd, tcp, libc::TCP_KEEPCNT, 5, 4)?;
+    set(c, "set TCP_KEEPCNT 200", fd, tcp, libc::TCP_KEEPCNT, 200, 4)?;
+    set(
+        c,
+        "set TCP_NODELAY, optlen 1",
+        fd,
+        tcp,
+        libc::TCP_NODELAY,
+        1,
+        1,
+    )?;
+    set(c, "set IPPROTO_TCP 9999", fd, tcp, 9999, 1, 4)?;
+    set(c, "set level 999", fd, 999, 1, 1, 4)?;
+    set(c, "set level 999, optlen 0", fd, 999, 1, 1, 0)?;
+    set(
+        c,
+        "set fd not open",
+        NOT_OPEN,
+        sol,
+        libc::SO_KEEPALIVE,
+        1,
+        4,
+    )?;
+    run(
+        c,
+        "set SO_KEEPALIVE, null optval",
+        sock_cmd(
+            fd,
+            100,
+            abi::SOCKET_URING_OP_SETSOCKOPT,
+            sol,
+            libc::SO_KEEPALIVE,
+            0,
+            4,
+        ),
+    )?;
+    let mut gud = 200;
+    let mut get = |c: &mut Ctx, name: &str, fd: i32, level: i32, opt: i32, len: u32| -> R {
+        gud += 1;
+        // SAFETY: `val` is context memory; zero it before each read.
+        unsafe { std::ptr::write_bytes(val as *mut u8, 0, 8) };
+        let s = sock_cmd(
+            fd,
+            gud,
+            abi::SOCKET_URING_OP_GETSOCKOPT,
+            level,
+            opt,
+            val,
+            len,
+        );
+        // SAFETY: `val` is context memory.
+        let cqe = unsafe { call(c, name, s) }?;
+        c.record(gud);
+        if cqe.res > 0 {
+            let b = c.read_mem(val as *const u8, 8);
+            c.line(format!("  value bytes {:?}", b));
+        }
+        Ok(())
+    };
+    get(c, "get SO_KEEPALIVE", fd, sol, libc::SO_KEEPALIVE, 4)?;
+    get(c, "get SO_REUSEADDR", fd, sol, libc::SO_REUSEADDR, 4)?;
+    get(c, "get SO_RCVBUF", fd, sol, libc::SO_RCVBUF, 4)?;
+    get(c, "get SO_SNDBUF", fd, sol, libc::SO_SNDBUF, 4)?;
+    get(c, "get SO_TYPE", fd, sol, libc::SO_TYPE, 4)?;
+    get(c, "get SO_PROTOCOL", fd, sol, libc::SO_PROTOCOL, 4)?;
+    get(c, "get SO_DOMAIN", fd, sol, libc::SO_DOMAIN, 4)?;
+    get(c, "get SO_ERROR", fd, sol, libc::SO_ERROR, 4)?;
+    get(c, "get SO_ACCEPTCONN", fd, sol, libc::SO_ACCEPTCONN, 4)?;
+    get(c, "get SO_RCVBUF, optlen 2", fd, sol, libc::SO_RCVBUF, 2)?;
+    get(c, "get SO_RCVBUF, optlen 8", fd, sol, libc::SO_RCVBUF, 8)?;
+    get(c, "get SO_RCVBUF, optlen 0", fd, sol, libc::SO_RCVBUF, 0)?;
+    get(
+        c,
+        "get SO_RCVBUF, optlen -1",
+        fd,
+        sol,
+        libc::SO_RCVBUF,
+        u32::MAX,
+    )?;
+    get(c, "get SOL_SOCKET 9999", fd, sol, 9999, 4)?;
+    get(c, "get TCP_NODELAY", fd, tcp, libc::TCP_NODELAY, 4)?;
+    get(c, "get fd not open", NOT_OPEN, sol, libc::SO_TYPE, 4)?;
+    run(
+        c,
+        "get SO_TYPE, null optval",
+        sock_cmd(
+            fd,
+            300,
+            abi::SOCKET_URING_OP_GETSOCKOPT,
+            sol,
+            libc::SO_TYPE,
+            0,
+            4,
+        ),
+    )?;
+    // A listener's options pass to the connection it accepts.
+    let l = c.backend().app_listener(4)?;
+    set(
+        c,
+        "listener: set SO_KEEPALIVE 1",
+        l,
+        sol,
+        libc::SO_KEEPALIVE,
+        1,
+        4,
+    )?;
+    set(
+        c,
+        "listener: set SO_RCVBUF 20000",
+        l,
+        sol,
+        libc::SO_RCVBUF,
+        20000,
+        4,
+    )?;
+    get(
+        c,
+        "listener: get SO_ACCEPTCONN",
+        l,
+        sol,
+        libc::SO_ACCEPTCONN,
+        4,
+    )?;
+    c.backend().peer_connect(l)?;
+    c.quiet();
+    let acc = opcode::AcceptNoAddr::new(l).user_data(400).build();
+    let cqe = super::call_safe(c, "accept", acc)?;
+    c.record(400);
+    get(
+        c,
+        "accepted: get SO_KEEPALIVE",
+        cqe.res,
+        sol,
+        libc::SO_KEEPALIVE,
+        4,
+    )?;
+    get(
+        c,
+        "accepted: get SO_RCVBUF",
+        cqe.res,
+        sol,
+        libc::SO_RCVBUF,
+        4,
+    )?;
+    let data = pattern(12, 73);
+    let d = c.bytes(&data);
+    let mut s = raw(abi::IORING_OP_SEND, fd, 500);
+    (s.addr, s.len) = (d as u64, 12);
+    run(c, "send", s)?;
+    let got = c.peer_wait(p, 12);
+    record_peer(c, "peer received", &got, &data, true);
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! last-freed-first, like every slab here, not lowest-first as Linux does) and the ports they hold: bound ports and the
 //! ephemeral-port cursor (Linux's default `ip_local_port_range`).
 
+use super::sockopt::SockOpts;
 use crate::fxhash::FxMap;
 use crate::ids::{ConnId, ListenerId};
 use crate::slab::Slab;
@@ -42,6 +43,10 @@ pub(crate) struct Fds {
     slab: Slab<Fd>,
     /// Per socket number, its [`Hold`] (grown with the slab).
     holds: Vec<Hold>,
+    /// Per socket number, its options (grown with the slab).
+    opts: Vec<SockOpts>,
+    /// A new socket's options (the engine's configuration).
+    pub(crate) default_opts: SockOpts,
     bound: FxMap<u16, i32>,
     next_port: u16,
 }
@@ -52,6 +57,8 @@ impl Fds {
         Fds {
             slab: Slab::with_capacity(cap),
             holds: Vec::with_capacity(cap),
+            opts: Vec::with_capacity(cap),
+            default_opts: SockOpts::from_config(&crate::config::EngineConfig::default()),
             bound: FxMap::default(),
             next_port: EPHEMERAL_LO + (seed % 1000) as u16,
         }
@@ -62,9 +69,23 @@ impl Fds {
         let fd = self.slab.insert(f);
         if fd >= self.holds.len() {
             self.holds.resize(fd + 1, Hold::default());
+            self.opts.resize(fd + 1, self.default_opts);
         }
         self.holds[fd] = Hold::default();
+        self.opts[fd] = self.default_opts;
         fd as i32
+    }
+
+    /// The options of `fd` (in use).
+    #[inline]
+    pub(crate) fn opts(&self, fd: i32) -> SockOpts {
+        self.opts[fd as usize]
+    }
+
+    /// The options of `fd` (in use), to change.
+    #[inline]
+    pub(crate) fn opts_mut(&mut self, fd: i32) -> &mut SockOpts {
+        &mut self.opts[fd as usize]
     }
 
     /// Frees socket number `fd`.

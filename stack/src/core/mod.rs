@@ -37,6 +37,7 @@ pub(crate) mod rsrc;
 mod rw;
 mod service;
 mod sockets;
+pub(crate) mod sockopt;
 mod submit;
 pub(crate) mod timeouts;
 
@@ -182,7 +183,11 @@ impl Core {
             cq,
             conns: conns::Conns::new(&cfg, now_us, arena),
             listeners: listen::Listeners::default(),
-            fds: fds::Fds::new(cfg.seed, n),
+            fds: {
+                let mut f = fds::Fds::new(cfg.seed, n);
+                f.default_opts = sockopt::SockOpts::from_config(&cfg);
+                f
+            },
             files: rsrc::Files::default(),
             regbufs: rsrc::RegBufs::default(),
             links: links::Links::default(),

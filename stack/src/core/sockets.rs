@@ -83,7 +83,7 @@ impl Core {
                 } else {
                     port
                 };
-                let lid = self.listeners.open(port, backlog);
+                let lid = self.listeners.open(port, backlog, self.fds.opts(sub.fd));
                 self.fds.set(sub.fd, Fd::Listener(lid));
                 Ok(Some((0, 0)))
             }
@@ -141,7 +141,12 @@ impl Core {
             };
             l.queue.pop_front();
             let more = !l.queue.is_empty();
+            let l_opts = l.opts;
             let fd = self.fds.alloc(Fd::Conn(cid));
+            // The accepted socket inherits the listener's options.
+            let opts = l_opts;
+            *self.fds.opts_mut(fd) = opts;
+            opts.apply(self.conns.get_mut(cid).sock());
             // The CQE's result: the fd, or the direct descriptor's.
             let mut res = fd;
             if let Some(d) = direct {
@@ -244,6 +249,7 @@ impl Core {
         c.remote_port = rport;
         c.local_port = lport;
         c.fd = sub.fd;
+        self.fds.opts(sub.fd).apply(c.sock());
         if c.sock()
             .connect(self.iface.context(), (IpAddress::Ipv4(rip), rport), lport)
             .is_err()

@@ -151,6 +151,7 @@ impl Core {
             }
             Request::Close { slot } => self.op_close(&sub, slot),
             Request::RwFixed(f) => self.op_rw_fixed(&sub, f),
+            Request::SockCmd(c) => self.op_sock_cmd(&sub, c),
             Request::Shutdown { how } => self.op_shutdown(&sub, how),
             Request::PollAdd { events, mode } => self.op_poll_add(&sub, events, mode),
             Request::PollRemove {

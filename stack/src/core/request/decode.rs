@@ -45,6 +45,7 @@ impl Request {
             | IORING_OP_SENDMSG | IORING_OP_SENDMSG_ZC => decode_send(sqe),
             IORING_OP_CLOSE => decode_close(sqe),
             IORING_OP_READ_FIXED | IORING_OP_WRITE_FIXED => decode_rw_fixed(sqe),
+            IORING_OP_URING_CMD => decode_uring_cmd(sqe),
             IORING_OP_SHUTDOWN => decode_shutdown(sqe),
             IORING_OP_POLL_ADD => decode_poll_add(sqe),
             IORING_OP_POLL_REMOVE => decode_poll_remove(sqe),
@@ -312,6 +313,23 @@ fn rw_issue_error(flags: u32, off: u64) -> Option<Errno> {
         o if o < -1 => Some(EINVAL),
         _ => Some(ESPIPE),
     }
+}
+
+/// URING_CMD (io_uring_cmd_prep): `__pad1` (the high half of `off`) must be
+/// 0 and `uring_cmd_flags` known; `cmd_op` is the command, checked at issue.
+fn decode_uring_cmd(sqe: &Sqe) -> Result<Request, Errno> {
+    if sqe.off >> 32 != 0
+        || sqe.op_flags & !(IORING_URING_CMD_FIXED | IORING_URING_CMD_MULTISHOT) != 0
+    {
+        return Err(EINVAL);
+    }
+    Ok(Request::SockCmd(SockCmd {
+        cmd_op: sqe.off as u32,
+        level: sqe.addr as u32,
+        optname: (sqe.addr >> 32) as u32,
+        optlen: sqe.file_index,
+        optval: sqe.addr3,
+    }))
 }
 
 /// READ_FIXED, WRITE_FIXED: READ's and WRITE's checks (io_prep_rw); the

@@ -99,6 +99,8 @@ pub(crate) enum Request {
     Close { slot: u32 },
     /// `IORING_OP_READ_FIXED`, `IORING_OP_WRITE_FIXED`.
     RwFixed(RwFixed),
+    /// `IORING_OP_URING_CMD` on a socket (`SOCKET_URING_OP_*`).
+    SockCmd(SockCmd),
     /// `IORING_OP_SHUTDOWN`.
     Shutdown { how: ShutdownHow },
     /// `IORING_OP_POLL_ADD`: `events` is the submitted `poll32_events`
@@ -187,6 +189,20 @@ pub(crate) struct RwFixed {
     pub issue_err: Option<Errno>,
 }
 
+/// A socket command's fields (the executor checks `cmd_op`, as Linux does at
+/// issue).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SockCmd {
+    /// `SOCKET_URING_OP_*`.
+    pub cmd_op: u32,
+    /// GETSOCKOPT / SETSOCKOPT: `level`, `optname`, `optlen` (as submitted,
+    /// an `int` in Linux), `optval` (the value's address).
+    pub level: u32,
+    pub optname: u32,
+    pub optlen: u32,
+    pub optval: u64,
+}
+
 /// Whether `opcode` acts on a file (Linux's `needs_file`): its `fd` is
 /// resolved at issue, through the file table with `IOSQE_FIXED_FILE`. Other
 /// opcodes ignore that flag (CLOSE refuses it at prep).
@@ -213,6 +229,7 @@ pub(crate) fn needs_file(opcode: u8) -> bool {
             | IORING_OP_WRITE_FIXED
             | IORING_OP_SHUTDOWN
             | IORING_OP_POLL_ADD
+            | IORING_OP_URING_CMD
     )
 }
 

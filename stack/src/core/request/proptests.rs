@@ -213,6 +213,7 @@ fn memory_named(req: &Request) -> Vec<u64> {
         Request::Bind { addr, .. } | Request::Connect { addr, .. } => vec![*addr],
         Request::Accept(a) => vec![a.addr, a.addrlen],
         Request::RwFixed(f) => vec![f.addr],
+        Request::SockCmd(c) => vec![c.optval],
         // With a group the buffer is a provided one (handed over by an unsafe
         // call), but `addr` still matters to RECVMSG (its msghdr): list it.
         Request::Recv(r) => vec![r.addr],
