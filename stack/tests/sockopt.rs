@@ -74,7 +74,11 @@ fn tcp_nodelay_is_per_socket() {
     p.run(200);
     set_nodelay(&mut p, false, c, false, 20);
     p.run(50);
-    assert_eq!(second_send_segments(&mut p, false, c, 30), 0, "Nagle holds it");
+    assert_eq!(
+        second_send_segments(&mut p, false, c, 30),
+        0,
+        "Nagle holds it"
+    );
     p.run(200);
     // The other end is untouched.
     assert_eq!(second_send_segments(&mut p, true, s, 40), 1);
@@ -93,5 +97,9 @@ fn an_accepted_socket_inherits_the_listeners_options() {
     assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 1)));
     let s = take(&mut p.s_cqes, 1).unwrap().res;
     p.run(50);
-    assert_eq!(second_send_segments(&mut p, true, s, 10), 0, "Nagle, from the listener");
+    assert_eq!(
+        second_send_segments(&mut p, true, s, 10),
+        0,
+        "Nagle, from the listener"
+    );
 }
