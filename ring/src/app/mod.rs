@@ -531,6 +531,29 @@ impl<D: Driver> Ring<D> {
         Ok(ring)
     }
 
+    /// As [`Ring::register_buf_ring`] with `IOU_PBUF_RING_*` flags
+    /// (`io_uring_setup_buf_ring`'s `flags`): `IOU_PBUF_RING_INC` makes the
+    /// ring incremental (a receive uses a buffer a part at a time, CQEs carry
+    /// `IORING_CQE_F_BUF_MORE` while it has room left); any other flag
+    /// (`IOU_PBUF_RING_MMAP`: ringline's rings are always the application's
+    /// memory) is `EINVAL`.
+    pub fn register_buf_ring_with_flags(
+        &mut self,
+        entries: u32,
+        bgid: u16,
+        flags: u16,
+    ) -> Result<BufRing, Errno> {
+        if flags & !abi::IOU_PBUF_RING_INC != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let (ring, mut consumer) = BufRing::new(entries, HugePolicy::Never)?;
+        if flags & abi::IOU_PBUF_RING_INC != 0 {
+            consumer.set_incremental();
+        }
+        self.driver.register_buf_ring(bgid, consumer)?;
+        Ok(ring)
+    }
+
     /// Unregisters buffer group `bgid` (`io_uring_free_buf_ring`).
     pub fn unregister_buf_ring(&mut self, bgid: u16) -> Result<(), Errno> {
         self.driver.unregister_buf_ring(bgid)

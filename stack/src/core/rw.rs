@@ -151,8 +151,8 @@ impl Core {
                     };
                     let (res, flags) = match write_recvmsg_out(b, reserve, 0) {
                         Ok(()) => {
-                            self.bufs.commit(g);
-                            (reserve as i32, buf_flags(b.bid))
+                            let more = self.bufs.commit(g, reserve);
+                            (reserve as i32, buf_flags(b.bid) | more)
                         }
                         Err(e) => (e.as_res(), 0),
                     };
@@ -268,9 +268,9 @@ impl Core {
                 }
                 got += reserve as usize;
             }
-            self.bufs.commit(group);
+            let more = self.bufs.commit(group, got as u32);
             self.conns.mark_dirty(cid);
-            let mut flags = buf_flags(b.bid);
+            let mut flags = buf_flags(b.bid) | more;
             if rest > 0 {
                 flags |= IORING_CQE_F_SOCK_NONEMPTY;
             }
