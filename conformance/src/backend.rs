@@ -121,7 +121,17 @@ pub trait Backend {
     /// (`IORING_REGISTER_PBUF_RING`) and returns its application half. The same
     /// [`BufRing`] type (ringline's app code) drives both backends: the kernel reads
     /// the ring memory ringline's code writes.
-    fn register_buf_ring(&mut self, entries: u32, bgid: u16) -> Result<BufRing, i32>;
+    fn register_buf_ring(&mut self, entries: u32, bgid: u16) -> Result<BufRing, i32> {
+        self.register_buf_ring_flags(entries, bgid, 0)
+    }
+
+    /// As [`Backend::register_buf_ring`] with `IOU_PBUF_RING_*` flags.
+    fn register_buf_ring_flags(
+        &mut self,
+        entries: u32,
+        bgid: u16,
+        flags: u16,
+    ) -> Result<BufRing, i32>;
 
     /// `io_uring_register(2)` on the app ring: the result, or `-errno`.
     ///

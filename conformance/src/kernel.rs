@@ -289,7 +289,12 @@ impl Backend for KernelBackend {
         self.ring.completion().len() as u32
     }
 
-    fn register_buf_ring(&mut self, entries: u32, bgid: u16) -> Result<BufRing, i32> {
+    fn register_buf_ring_flags(
+        &mut self,
+        entries: u32,
+        bgid: u16,
+        flags: u16,
+    ) -> Result<BufRing, i32> {
         let (ring, consumer) = BufRing::new(entries, HugePolicy::Never).map_err(|e| e.errno())?;
         // SAFETY: the ring memory (entries × 16 bytes, page aligned) stays mapped
         // while `consumer` (which shares it) lives in `self.bufrings`, i.e. until
@@ -299,7 +304,7 @@ impl Backend for KernelBackend {
                 ring.as_ptr() as u64,
                 entries as u16,
                 bgid,
-                0,
+                flags,
             )
         };
         r.map_err(|e| -e.raw_os_error().unwrap_or(libc::EINVAL))?;

@@ -411,10 +411,15 @@ impl Backend for RinglineBackend {
         self.pair.s.cq_ready() + self.pending.len() as u32
     }
 
-    fn register_buf_ring(&mut self, entries: u32, bgid: u16) -> Result<BufRing, i32> {
+    fn register_buf_ring_flags(
+        &mut self,
+        entries: u32,
+        bgid: u16,
+        flags: u16,
+    ) -> Result<BufRing, i32> {
         self.pair
             .s
-            .register_buf_ring(entries, bgid)
+            .register_buf_ring_with_flags(entries, bgid, flags)
             .map_err(|e| e.as_res())
     }
 

@@ -312,7 +312,10 @@ impl BufRingConsumer {
         let this = used.min(buf_len);
         let left = buf_len - this;
         if left != 0 || this == 0 {
-            addr.store(addr.load(Ordering::Relaxed).wrapping_add(u64::from(this)), Ordering::Relaxed);
+            addr.store(
+                addr.load(Ordering::Relaxed).wrapping_add(u64::from(this)),
+                Ordering::Relaxed,
+            );
             len.store(left, Ordering::Relaxed);
             return true;
         }
