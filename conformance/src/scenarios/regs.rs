@@ -1064,3 +1064,118 @@ pub fn bufring_incremental(c: &mut Ctx) -> R {
     c.line(format!("buffers hold the stream in order: {ok}"));
     Ok(())
 }
+
+/// A direct socket connects through its slot (CONNECT with
+/// `IOSQE_FIXED_FILE`) and sends; a listener registered into a slot accepts
+/// through it (ACCEPT with `IOSQE_FIXED_FILE`), into an fd and into a direct
+/// descriptor; SHUTDOWN and CANCEL-free teardown through the slots.
+pub fn files_fixed_connect_accept(c: &mut Ctx) -> R {
+    sparse(c, 4);
+    let mut s = opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
+        .user_data(1)
+        .build()
+        .into_sqe();
+    s.file_index = ALLOC;
+    run(c, "socket(ALLOC)", s)?;
+    let (pl, sa) = c.backend().peer_listen()?;
+    let sa = c.sockaddr(sa);
+    let mut s = fixed(abi::IORING_OP_CONNECT, 0, 2);
+    (s.addr, s.off) = (sa as u64, 16);
+    run(c, "connect(slot 0)", s)?;
+    let mut peer = None;
+    c.pump_until(|b| {
+        peer = b.peer_accept(pl);
+        peer.is_some()
+    });
+    let p = peer.ok_or("the peer never accepted")?;
+    c.backend().peer_start_reading(p);
+    let data = pattern(9, 75);
+    let d = c.bytes(&data);
+    let mut s = fixed(abi::IORING_OP_SEND, 0, 3);
+    (s.addr, s.len) = (d as u64, 9);
+    run(c, "send(slot 0)", s)?;
+    let got = c.peer_wait(p, 9);
+    record_peer(c, "peer received", &got, &data, true);
+    let mut s = fixed(abi::IORING_OP_SHUTDOWN, 0, 4);
+    s.len = libc::SHUT_WR as u32;
+    run(c, "shutdown(slot 0, SHUT_WR)", s)?;
+    let rx = c.peer_wait_end(p);
+    c.line(format!("peer: eof={}", rx.eof));
+    // A listener in slot 2 accepts through it.
+    let l = c.backend().app_listener(8)?;
+    update(c, "files_update(slot 2 = listener)", 2, &[l]);
+    let p1 = c.backend().peer_connect(l)?;
+    let p2 = c.backend().peer_connect(l)?;
+    c.quiet();
+    let mut s = fixed(abi::IORING_OP_ACCEPT, 2, 5);
+    s.ioprio = 0;
+    run(c, "accept(slot 2)", s)?;
+    let mut s = fixed(abi::IORING_OP_ACCEPT, 2, 6);
+    s.file_index = ALLOC;
+    let ud = s.user_data;
+    // SAFETY: an ACCEPT without an address names no memory.
+    unsafe { call(c, "accept(slot 2, into ALLOC)", s) }?;
+    c.record(ud);
+    let accepted = c.first(ud).map(|q| q.res).unwrap_or(-1);
+    c.peer_send(p2, &data[..4])?;
+    c.quiet();
+    let buf = c.mem(16);
+    let mut s = fixed(abi::IORING_OP_RECV, accepted, 7);
+    (s.addr, s.len) = (buf as u64, 16);
+    run(c, "recv(the direct accepted slot)", s)?;
+    record_mem(c, "recv content", buf, &data[..4], 4);
+    let _ = p1;
+    Ok(())
+}
+
+/// ASYNC_CANCEL by file with `IORING_ASYNC_CANCEL_FD_FIXED`: a slot names the
+/// socket, and requests on it match however they named it (through the
+/// slot or its fd); an empty slot, an fd not open (`-EBADF`); the SQE flag
+/// `IOSQE_FIXED_FILE` means the same.
+pub fn files_cancel_fd_fixed(c: &mut Ctx) -> R {
+    let (fd, _p) = c.backend().app_conn()?;
+    let fds = arg(c, [fd, -1]);
+    // SAFETY: `fds` is context memory.
+    unsafe {
+        c.register_line(
+            "register_files([fd, -1])",
+            abi::IORING_REGISTER_FILES,
+            fds,
+            2,
+        )
+    };
+    let buf = c.mem(64);
+    let mut s = fixed(abi::IORING_OP_RECV, 0, 1);
+    (s.addr, s.len) = (buf as u64, 32);
+    // SAFETY: `buf` is context memory.
+    unsafe { c.submit_one("recv(slot 0)", s) }?;
+    let mut s = raw(abi::IORING_OP_RECV, fd, 2);
+    (s.addr, s.len) = (buf.wrapping_add(32) as u64, 32);
+    // SAFETY: as above.
+    unsafe { c.submit_one("recv(fd)", s) }?;
+    c.quiet();
+    let cancel = |ud: u64, fd: i32, flags: u32| {
+        let mut s = raw(abi::IORING_OP_ASYNC_CANCEL, fd, ud);
+        s.op_flags = flags;
+        s
+    };
+    let fdf = abi::IORING_ASYNC_CANCEL_FD | abi::IORING_ASYNC_CANCEL_FD_FIXED;
+    run(c, "cancel(FD_FIXED, slot 1, empty)", cancel(3, 1, fdf))?;
+    run(c, "cancel(FD_FIXED, slot 5)", cancel(4, 5, fdf))?;
+    run(
+        c,
+        "cancel(FD, fd not open)",
+        cancel(5, NOT_OPEN, abi::IORING_ASYNC_CANCEL_FD),
+    )?;
+    run(
+        c,
+        "cancel(FD_FIXED|ALL, slot 0)",
+        cancel(6, 0, fdf | abi::IORING_ASYNC_CANCEL_ALL),
+    )?;
+    c.quiet();
+    c.record_all(&[1, 2]);
+    let mut s = cancel(7, 0, abi::IORING_ASYNC_CANCEL_FD);
+    s.flags = abi::IOSQE_FIXED_FILE;
+    run(c, "cancel(FD + IOSQE_FIXED_FILE, slot 0, nothing left)", s)?;
+    Ok(())
+}

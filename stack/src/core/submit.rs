@@ -159,7 +159,10 @@ impl Core {
                 new_events,
                 new_user_data,
             } => self.op_poll_remove(&sub, target, new_events, new_user_data),
-            Request::Cancel(m) => self.op_cancel(&sub, m),
+            Request::Cancel(m) => match self.cancel_file(m) {
+                Ok(m) => self.op_cancel(&sub, m),
+                Err(e) => Err(e),
+            },
             Request::ProvideBuffers {
                 addr,
                 len,
@@ -196,6 +199,24 @@ impl Core {
             sub.fd = -1;
         }
         Ok(sub)
+    }
+
+    /// `IORING_ASYNC_CANCEL_FD`'s file, as `io_async_cancel` looks it up at
+    /// issue: a slot with `FD_FIXED` (or `IOSQE_FIXED_FILE`), else an fd;
+    /// none `-EBADF`. Requests match on the socket, however they named it.
+    fn cancel_file(
+        &self,
+        mut m: super::request::CancelMatch,
+    ) -> Result<super::request::CancelMatch, errno::Errno> {
+        if let Some(fd) = m.fd {
+            let sock = if m.fd_fixed {
+                self.files.get(fd as u32)
+            } else {
+                self.fds.visible(fd).then_some(fd)
+            };
+            m.fd = Some(sock.ok_or(errno::EBADF)?);
+        }
+        Ok(m)
     }
 
     /// READ_FIXED / WRITE_FIXED: the socket, then the registered buffer

@@ -540,9 +540,10 @@ fn decode_cancel(sqe: &Sqe) -> Result<Request, Errno> {
     let known = IORING_ASYNC_CANCEL_ALL
         | IORING_ASYNC_CANCEL_FD
         | IORING_ASYNC_CANCEL_ANY
+        | IORING_ASYNC_CANCEL_FD_FIXED
         | IORING_ASYNC_CANCEL_USERDATA
         | IORING_ASYNC_CANCEL_OP;
-    // io_async_cancel_prep: unknown cancel_flags (FD_FIXED: no file table).
+    // io_async_cancel_prep: unknown cancel_flags.
     if flags & !known != 0 {
         return Err(EINVAL);
     }
@@ -558,6 +559,9 @@ fn decode_cancel(sqe: &Sqe) -> Result<Request, Errno> {
     Ok(Request::Cancel(CancelMatch {
         user_data: by_ud.then_some(sqe.addr),
         fd: (by_fd && !any).then_some(sqe.fd),
+        fd_fixed: by_fd
+            && !any
+            && (flags & IORING_ASYNC_CANCEL_FD_FIXED != 0 || sqe.flags & IOSQE_FIXED_FILE != 0),
         opcode: by_op.then_some(sqe.len as u8),
         any,
         all: any || flags & IORING_ASYNC_CANCEL_ALL != 0,

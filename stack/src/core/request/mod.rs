@@ -427,6 +427,9 @@ pub(crate) struct CancelMatch {
     pub user_data: Option<u64>,
     /// `IORING_ASYNC_CANCEL_FD` (not with ANY): the submission's `fd`.
     pub fd: Option<i32>,
+    /// `fd` is a file-table slot (`IORING_ASYNC_CANCEL_FD_FIXED`, or
+    /// `IOSQE_FIXED_FILE` on the SQE), resolved at issue.
+    pub fd_fixed: bool,
     /// `IORING_ASYNC_CANCEL_OP`: the opcode in `len` (< `IORING_OP_LAST`).
     pub opcode: Option<u8>,
     /// `IORING_ASYNC_CANCEL_ANY`.

@@ -415,14 +415,16 @@ proptest! {
             b = b.any();
         }
         let want = CancelMatch {
-            user_data: (!anyf).then_some(key), fd: None, opcode: None,
+            user_data: (!anyf).then_some(key), fd: None, fd_fixed: false, opcode: None,
             any: anyf, all: all || anyf,
         };
         check(b.build(), ud, -1, f, Request::Cancel(want))?;
 
         let b = opcode::AsyncCancelFd::new(fd).user_data(ud).sqe_flags(f);
         let b = if all { b.all() } else { b };
-        let want = CancelMatch { user_data: None, fd: Some(fd), opcode: None, any: false, all };
+        let want = CancelMatch {
+            user_data: None, fd: Some(fd), fd_fixed: false, opcode: None, any: false, all,
+        };
         check(b.build(), ud, fd, f, Request::Cancel(want))?;
     }
 

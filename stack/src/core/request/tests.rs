@@ -656,8 +656,22 @@ fn poll_rejections() {
 #[test]
 fn cancel_rejections_and_keys() {
     let c = sqe(IORING_OP_ASYNC_CANCEL);
+    // FD_FIXED: the fd is a slot, looked up at issue.
     let s = Sqe {
         op_flags: IORING_ASYNC_CANCEL_FD_FIXED | IORING_ASYNC_CANCEL_FD,
+        fd: 3,
+        ..c
+    };
+    assert!(matches!(
+        ok(s),
+        Request::Cancel(CancelMatch {
+            fd: Some(3),
+            fd_fixed: true,
+            ..
+        })
+    ));
+    let s = Sqe {
+        op_flags: 1 << 9,
         ..c
     };
     assert_eq!(res(s), -libc::EINVAL);
