@@ -9,6 +9,7 @@ use ringline_ring::opcode;
 
 use super::send::record_peer;
 use super::{call, pattern, raw, record_mem, R};
+use crate::backend::PeerId;
 use crate::Ctx;
 
 const ALLOC: u32 = abi::IORING_FILE_INDEX_ALLOC;
@@ -74,6 +75,17 @@ fn close_slot(slot: u32, ud: u64) -> Sqe {
     let mut s = raw(abi::IORING_OP_CLOSE, 0, ud);
     s.file_index = slot + 1;
     s
+}
+
+/// Sends `data` with `s` (a SEND or WRITE whose buffer this sets), records
+/// it, and records what peer `p` received (`label`).
+fn send_to_peer(c: &mut Ctx, name: &str, mut s: Sqe, p: PeerId, data: &[u8], label: &str) -> R {
+    let d = c.bytes(data);
+    (s.addr, s.len) = (d as u64, data.len() as u32);
+    run(c, name, s)?;
+    let got = c.peer_wait(p, data.len());
+    record_peer(c, label, &got, data, true);
+    Ok(())
 }
 
 /// Submits `s` (naming no memory, or only context memory) and records it.
@@ -173,66 +185,27 @@ pub fn files_register_errors(c: &mut Ctx) -> R {
         0,
         0,
     );
-    let rr = abi::RsrcRegister {
-        nr: 2,
-        flags: abi::IORING_RSRC_REGISTER_SPARSE,
-        data: fds,
+    let sparse_flag = abi::IORING_RSRC_REGISTER_SPARSE;
+    let files2 = |nr, flags, data| abi::RsrcRegister {
+        nr,
+        flags,
+        data,
         ..Default::default()
     };
-    let a = arg(c, rr);
-    r(
-        c,
-        "register_files2(sparse with data)",
-        abi::IORING_REGISTER_FILES2,
-        a,
-        32,
-    );
-    r(
-        c,
-        "register_files2(size 16)",
-        abi::IORING_REGISTER_FILES2,
-        a,
-        16,
-    );
-    let rr = abi::RsrcRegister {
-        nr: 2,
-        flags: 2,
-        ..Default::default()
-    };
-    let a = arg(c, rr);
-    r(
-        c,
-        "register_files2(unknown flag)",
-        abi::IORING_REGISTER_FILES2,
-        a,
-        32,
-    );
-    let rr = abi::RsrcRegister {
-        nr: 0,
-        flags: abi::IORING_RSRC_REGISTER_SPARSE,
-        ..Default::default()
-    };
-    let a = arg(c, rr);
-    r(
-        c,
-        "register_files2(0 slots)",
-        abi::IORING_REGISTER_FILES2,
-        a,
-        32,
-    );
-    let rr = abi::RsrcRegister {
-        nr: 2,
-        data: fds,
-        ..Default::default()
-    };
-    let a = arg(c, rr);
-    r(
-        c,
-        "register_files2([fd, -1])",
-        abi::IORING_REGISTER_FILES2,
-        a,
-        32,
-    );
+    for (label, rr, size) in [
+        (
+            "register_files2(sparse with data)",
+            files2(2, sparse_flag, fds),
+            32,
+        ),
+        ("register_files2(size 16)", files2(2, sparse_flag, fds), 16),
+        ("register_files2(unknown flag)", files2(2, 2, 0), 32),
+        ("register_files2(0 slots)", files2(0, sparse_flag, 0), 32),
+        ("register_files2([fd, -1])", files2(2, 0, fds), 32),
+    ] {
+        let a = arg(c, rr);
+        r(c, label, abi::IORING_REGISTER_FILES2, a, size);
+    }
     r(c, "unregister_files", abi::IORING_UNREGISTER_FILES, 0, 0);
     r(c, "unknown register opcode", 255, 0, 0);
     Ok(())
@@ -322,13 +295,9 @@ pub fn files_fixed_ops(c: &mut Ctx) -> R {
         fixed(abi::IORING_OP_NOP, 99, 6),
     )?;
     run(c, "close(fd)", raw(abi::IORING_OP_CLOSE, fd, 7))?;
+    let s = fixed(abi::IORING_OP_WRITE, 2, 8);
     let out = pattern(10, 63);
-    let o = c.bytes(&out);
-    let mut s = fixed(abi::IORING_OP_WRITE, 2, 8);
-    (s.addr, s.len) = (o as u64, 10);
-    run(c, "write(slot 2, fd closed)", s)?;
-    let got = c.peer_wait(p, 10);
-    record_peer(c, "peer received", &got, &out, true);
+    send_to_peer(c, "write(slot 2, fd closed)", s, p, &out, "peer received")?;
     c.peer_send(p, &data[12..])?;
     c.quiet();
     let mut s = fixed(abi::IORING_OP_READ, 2, 9);
@@ -470,14 +439,9 @@ pub fn files_direct_accept(c: &mut Ctx) -> R {
             cqe.res,
         );
     }
-    let d = c.bytes(&data);
     c.backend().peer_start_reading(p2);
-    let mut s = fixed(abi::IORING_OP_SEND, 3, 20);
-    (s.addr, s.len) = (d as u64, 20);
-    run(c, "send(slot 3)", s)?;
-    let got = c.peer_wait(p2, 20);
-    record_peer(c, "second peer received", &got, &data, true);
-    Ok(())
+    let s = fixed(abi::IORING_OP_SEND, 3, 20);
+    send_to_peer(c, "send(slot 3)", s, p2, &data, "second peer received")
 }
 
 /// `IORING_REGISTER_BUFFERS` and its checks; READ_FIXED and WRITE_FIXED on a
@@ -978,14 +942,8 @@ pub fn sockcmd_sockopt(c: &mut Ctx) -> R {
         libc::SO_RCVBUF,
         4,
     )?;
-    let data = pattern(12, 73);
-    let d = c.bytes(&data);
-    let mut s = raw(abi::IORING_OP_SEND, fd, 500);
-    (s.addr, s.len) = (d as u64, 12);
-    run(c, "send", s)?;
-    let got = c.peer_wait(p, 12);
-    record_peer(c, "peer received", &got, &data, true);
-    Ok(())
+    let s = raw(abi::IORING_OP_SEND, fd, 500);
+    send_to_peer(c, "send", s, p, &pattern(12, 73), "peer received")
 }
 
 /// An incremental buffer ring (`IOU_PBUF_RING_INC`) of two 64-byte buffers:
@@ -1090,12 +1048,8 @@ pub fn files_fixed_connect_accept(c: &mut Ctx) -> R {
     let p = peer.ok_or("the peer never accepted")?;
     c.backend().peer_start_reading(p);
     let data = pattern(9, 75);
-    let d = c.bytes(&data);
-    let mut s = fixed(abi::IORING_OP_SEND, 0, 3);
-    (s.addr, s.len) = (d as u64, 9);
-    run(c, "send(slot 0)", s)?;
-    let got = c.peer_wait(p, 9);
-    record_peer(c, "peer received", &got, &data, true);
+    let s = fixed(abi::IORING_OP_SEND, 0, 3);
+    send_to_peer(c, "send(slot 0)", s, p, &data, "peer received")?;
     let mut s = fixed(abi::IORING_OP_SHUTDOWN, 0, 4);
     s.len = libc::SHUT_WR as u32;
     run(c, "shutdown(slot 0, SHUT_WR)", s)?;
