@@ -1133,3 +1133,92 @@ pub fn files_cancel_fd_fixed(c: &mut Ctx) -> R {
     run(c, "cancel(FD + IOSQE_FIXED_FILE, slot 0, nothing left)", s)?;
     Ok(())
 }
+
+/// RECV with `IORING_RECVSEND_BUNDLE` from a ring of 8 × 16-byte buffers:
+/// one CQE may fill several consecutive buffers (the first id in the CQE);
+/// single-shot, with a `len` cap, and multishot; RECVMSG refuses the flag.
+/// How many buffers one CQE takes is the kernel's choice (it sizes a bundle
+/// from what it last saw queued, `msg_inq`), so, as for any stream split, what
+/// is compared is the stream: every byte in order, each CQE's bytes
+/// contiguous across its buffers, each CQE starting at the buffer after the
+/// previous one's last, the cap kept, every buffer used once.
+pub fn recv_bundle(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    let ring = c
+        .backend()
+        .register_buf_ring_flags(8, 9, 0)
+        .map_err(|e| format!("register_buf_ring: {e}"))?;
+    let mem = c.mem(8 * 16);
+    let ring = c.keep(ring);
+    // SAFETY: `ring` is kept by the context; `mem` (8 buffers of 16 bytes)
+    // is context memory, alive until the context drops, after the backend.
+    unsafe {
+        for i in 0..8u16 {
+            (*ring).add(mem as u64 + u64::from(i) * 16, 16, i, u32::from(i));
+        }
+        (*ring).advance(8);
+    }
+    let data = pattern(130, 76);
+    let recv = |ud: u64, len: u32, multi: bool| {
+        let mut s = raw(abi::IORING_OP_RECV, fd, ud);
+        s.flags = abi::IOSQE_BUFFER_SELECT;
+        s.buf_index = 9;
+        s.len = len;
+        s.ioprio = abi::IORING_RECVSEND_BUNDLE;
+        if multi {
+            s.ioprio |= abi::IORING_RECV_MULTISHOT;
+        }
+        s
+    };
+    let mut cqes = Vec::new();
+    let mut sent = 0;
+    let mut capped = true;
+    for (i, (n, cap)) in [(40, 0), (10, 0), (50, 20)].into_iter().enumerate() {
+        c.peer_send(p, &data[sent..sent + n])?;
+        sent += n;
+        c.quiet();
+        let ud = i as u64 + 1;
+        // SAFETY: names no memory beyond the group's.
+        let cqe = unsafe { call(c, &format!("recv(bundle) #{ud}"), recv(ud, cap, false)) }?;
+        if cap > 0 {
+            capped = cqe.res > 0 && cqe.res as u32 <= cap;
+        }
+        cqes.push(cqe);
+    }
+    // What is left: a multishot bundle.
+    // SAFETY: names no memory beyond the group's.
+    unsafe { c.submit_one("recv(multishot bundle)", recv(10, 0, true)) }?;
+    c.quiet();
+    let multi = c.cqes(10);
+    let armed = multi.iter().all(|q| abi::more(q.flags));
+    cqes.extend(multi);
+    let (mut at, mut next, mut in_order, mut from_next) = (0usize, 0u16, true, true);
+    for q in &cqes {
+        let Some(bid) = abi::buffer_id(q.flags) else {
+            in_order = false;
+            continue;
+        };
+        from_next &= bid == next;
+        let n = q.res.max(0) as usize;
+        let got = c.read_mem(mem.wrapping_add(usize::from(bid) * 16), n);
+        in_order &= data.get(at..at + n) == Some(&got[..]);
+        at += n;
+        next = bid + n.div_ceil(16) as u16;
+    }
+    c.line(format!(
+        "all CQEs with a buffer, bytes in order across their buffers: {in_order}"
+    ));
+    c.line(format!(
+        "each CQE starts at the buffer after the previous one's last: {from_next}"
+    ));
+    c.line(format!(
+        "bytes received: {at} of {sent}; buffers used: {next}"
+    ));
+    c.line(format!(
+        "the len cap kept: {capped}; the multishot still armed: {armed}"
+    ));
+    let mut s = recv(11, 0, false);
+    s.opcode = abi::IORING_OP_RECVMSG;
+    run(c, "recvmsg(bundle)", s)?;
+    Ok(())
+}

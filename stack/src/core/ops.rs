@@ -57,6 +57,8 @@ pub(crate) enum OpKind {
         group: Option<u16>,
         /// `IORING_RECV_MULTISHOT`.
         multishot: bool,
+        /// `IORING_RECVSEND_BUNDLE`: a CQE may fill several ring buffers.
+        bundle: bool,
         /// `msg_flags` (`MSG_WAITALL`, `MSG_PEEK`, `MSG_DONTWAIT`).
         msg_flags: u32,
         /// Bytes already received (MSG_WAITALL).

@@ -248,6 +248,7 @@ impl Core {
                     msg_flags: f.msg_flags,
                     group: None,
                     multishot: false,
+                    bundle: false,
                     poll_first: false,
                     issue_err: f.issue_err,
                 },

@@ -234,8 +234,12 @@ fn decode_recv(sqe: &Sqe) -> Result<Request, Errno> {
         if kind == RecvKind::Readv && sqe.len > UIO_MAXIOV {
             return Err(EINVAL);
         }
-    } else if sqe.ioprio & !(IORING_RECVSEND_POLL_FIRST | IORING_RECV_MULTISHOT) != 0 {
-        // io_recvmsg_prep: unknown ioprio flags.
+    } else if sqe.ioprio
+        & !(IORING_RECVSEND_POLL_FIRST | IORING_RECV_MULTISHOT | IORING_RECVSEND_BUNDLE)
+        != 0
+        || (kind == RecvKind::RecvMsg && sqe.ioprio & IORING_RECVSEND_BUNDLE != 0)
+    {
+        // io_recvmsg_prep: unknown ioprio flags; RECVMSG takes no bundle.
         return Err(EINVAL);
     }
     let select = sqe.flags & IOSQE_BUFFER_SELECT != 0;
@@ -269,6 +273,7 @@ fn decode_recv(sqe: &Sqe) -> Result<Request, Errno> {
         msg_flags,
         group: select.then_some(sqe.buf_group()),
         multishot,
+        bundle: !read && sqe.ioprio & IORING_RECVSEND_BUNDLE != 0,
         poll_first: !read && sqe.ioprio & IORING_RECVSEND_POLL_FIRST != 0,
         issue_err: if read {
             rw_issue_error(sqe.op_flags, sqe.off)

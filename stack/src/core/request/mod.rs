@@ -282,6 +282,9 @@ pub(crate) struct Recv {
     pub group: Option<u16>,
     /// `IORING_RECV_MULTISHOT` (implies a group and no `MSG_WAITALL`).
     pub multishot: bool,
+    /// `IORING_RECVSEND_BUNDLE` (RECV only): one CQE may fill several
+    /// buffers of a ring group, consecutive ids, the first in the CQE.
+    pub bundle: bool,
     /// `IORING_RECVSEND_POLL_FIRST`.
     pub poll_first: bool,
     /// READ, READV: what the kernel reports at issue, once the socket is

@@ -328,10 +328,20 @@ fn accept_rejections() {
 #[test]
 fn recv_rejections() {
     let r = sqe(IORING_OP_RECV);
-    // Unknown ioprio; BUNDLE is not supported on receives.
+    // Unknown ioprio; BUNDLE on RECV, not on RECVMSG.
+    let s = Sqe {
+        ioprio: 1 << 7,
+        ..r
+    };
+    assert_eq!(res(s), -libc::EINVAL);
     let s = Sqe {
         ioprio: IORING_RECVSEND_BUNDLE,
         ..r
+    };
+    assert!(matches!(ok(s), Request::Recv(Recv { bundle: true, .. })));
+    let s = Sqe {
+        ioprio: IORING_RECVSEND_BUNDLE,
+        ..sqe(IORING_OP_RECVMSG)
     };
     assert_eq!(res(s), -libc::EINVAL);
     // READ takes no ioprio flags at all.
