@@ -16,6 +16,9 @@ cd "$(dirname "$0")/.."
 
 echo "== cargo test (default members: ring, dataplane, stack, apps, conformance, testkit, capi; no DPDK; capi's C tests need gcc and liburing-dev)"
 # Not --workspace: that would also build dataplane/dpdk-sys, which needs libdpdk.
+# capi's tests link C programs to libringline.so, which `cargo test` does not
+# build (a cdylib is not a test dependency): build it first.
+cargo build -p ringline-capi
 cargo test
 
 echo "== loom models (ring)"
@@ -25,6 +28,7 @@ if pkg-config --exists libdpdk 2>/dev/null; then
     echo "== DPDK tests (feature dpdk, DPDK $(pkg-config --modversion libdpdk))"
     cargo test -p ringline-dataplane --features dpdk
     cargo test -p ringline-apps --features dpdk
+    cargo build -p ringline-capi --features dpdk
     cargo test -p ringline-capi --features dpdk
 else
     echo "== DPDK tests SKIPPED: libdpdk not found by pkg-config"

@@ -36,7 +36,7 @@ fn linked_lib_dir() -> PathBuf {
         let built = lib_dir().join("libringline.so");
         assert!(
             built.exists(),
-            "{} missing (cargo build -p ringline-capi)",
+            "{} missing: `cargo test` does not build the C library; run `cargo build -p ringline-capi` first (scripts/test.sh does)",
             built.display()
         );
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lib");

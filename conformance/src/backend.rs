@@ -121,7 +121,26 @@ pub trait Backend {
     /// (`IORING_REGISTER_PBUF_RING`) and returns its application half. The same
     /// [`BufRing`] type (ringline's app code) drives both backends: the kernel reads
     /// the ring memory ringline's code writes.
-    fn register_buf_ring(&mut self, entries: u32, bgid: u16) -> Result<BufRing, i32>;
+    fn register_buf_ring(&mut self, entries: u32, bgid: u16) -> Result<BufRing, i32> {
+        self.register_buf_ring_flags(entries, bgid, 0)
+    }
+
+    /// As [`Backend::register_buf_ring`] with `IOU_PBUF_RING_*` flags.
+    fn register_buf_ring_flags(
+        &mut self,
+        entries: u32,
+        bgid: u16,
+        flags: u16,
+    ) -> Result<BufRing, i32>;
+
+    /// `io_uring_register(2)` on the app ring: the result, or `-errno`.
+    ///
+    /// # Safety
+    ///
+    /// `arg` is what the opcode's UAPI says, valid for the call; for
+    /// `IORING_REGISTER_BUFFERS` the buffers stay valid until the backend is
+    /// dropped (the harness owns them, as it owns all scenario memory).
+    unsafe fn register(&mut self, opcode: u32, arg: u64, nr_args: u32) -> i32;
 
     /// A listening app socket with `backlog`. Not through the recorded CQEs.
     fn app_listener(&mut self, backlog: i32) -> Result<i32, String>;

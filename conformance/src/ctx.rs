@@ -119,8 +119,15 @@ impl Ctx {
     /// [`Ctx::sockaddr`] and the `timespec_*` helpers does (the context drops
     /// it after the backend), as does a buffer group's.
     pub unsafe fn push(&mut self, name: &str, sqe: Sqe) -> Result<(), String> {
-        self.names
-            .insert(sqe.user_data, (name.to_string(), sqe.opcode));
+        // A direct descriptor's result is a slot (or 0), shown as a number.
+        let direct = sqe.file_index != 0
+            && matches!(sqe.opcode, abi::IORING_OP_ACCEPT | abi::IORING_OP_SOCKET);
+        let op = if direct {
+            abi::IORING_OP_NOP
+        } else {
+            sqe.opcode
+        };
+        self.names.insert(sqe.user_data, (name.to_string(), op));
         // SAFETY: the memory `sqe` names lives until this context drops, after
         // the backend (this function's contract and the field order).
         unsafe { self.b.push(&sqe) }
@@ -135,6 +142,34 @@ impl Ctx {
     /// Names a user_data that only appears in CQEs (e.g. after a poll update).
     pub fn alias(&mut self, user_data: u64, name: &str, opcode: u8) {
         self.names.insert(user_data, (name.to_string(), opcode));
+    }
+
+    /// `io_uring_register(2)` on the app ring (the result or `-errno`).
+    ///
+    /// # Safety
+    ///
+    /// As [`Backend::register`]: `arg` from [`Ctx::mem`], [`Ctx::keep`] or
+    /// [`Ctx::bytes`] (living until the context drops) always qualifies.
+    pub unsafe fn register(&mut self, opcode: u32, arg: u64, nr_args: u32) -> i32 {
+        // SAFETY: the caller upholds the register contract (this function's).
+        unsafe { self.b.register(opcode, arg, nr_args) }
+    }
+
+    /// Registers, and records `label: result` (errno names for failures).
+    ///
+    /// # Safety
+    ///
+    /// As [`Ctx::register`].
+    pub unsafe fn register_line(&mut self, label: &str, opcode: u32, arg: u64, nr: u32) -> i32 {
+        // SAFETY: as this function's contract.
+        let r = unsafe { self.register(opcode, arg, nr) };
+        let tok = if r < 0 {
+            format!("-{}", errno_name(-r))
+        } else {
+            r.to_string()
+        };
+        self.lines.push(format!("{label}: {tok}"));
+        r
     }
 
     /// [`Ctx::push`] then [`Ctx::submit`].

@@ -189,7 +189,15 @@ impl Backend for KernelBackend {
     }
 
     unsafe fn push(&mut self, sqe: &Sqe) -> Result<(), String> {
-        self.ops.insert(sqe.user_data, (sqe.opcode, sqe.fd));
+        // A direct descriptor's result (SOCKET, ACCEPT with file_index) and
+        // a fixed file's fd are slots, not fds: not the backend's to close.
+        let direct = sqe.file_index != 0 || sqe.flags & abi::IOSQE_FIXED_FILE != 0;
+        let op = if direct {
+            abi::IORING_OP_NOP
+        } else {
+            sqe.opcode
+        };
+        self.ops.insert(sqe.user_data, (op, sqe.fd));
         let e = to_kernel_entry(sqe);
         // SAFETY: the caller keeps every buffer the SQE names valid until this
         // backend drops (the trait method's contract); dropping it cancels all
@@ -281,7 +289,12 @@ impl Backend for KernelBackend {
         self.ring.completion().len() as u32
     }
 
-    fn register_buf_ring(&mut self, entries: u32, bgid: u16) -> Result<BufRing, i32> {
+    fn register_buf_ring_flags(
+        &mut self,
+        entries: u32,
+        bgid: u16,
+        flags: u16,
+    ) -> Result<BufRing, i32> {
         let (ring, consumer) = BufRing::new(entries, HugePolicy::Never).map_err(|e| e.errno())?;
         // SAFETY: the ring memory (entries × 16 bytes, page aligned) stays mapped
         // while `consumer` (which shares it) lives in `self.bufrings`, i.e. until
@@ -291,12 +304,33 @@ impl Backend for KernelBackend {
                 ring.as_ptr() as u64,
                 entries as u16,
                 bgid,
-                0,
+                flags,
             )
         };
         r.map_err(|e| -e.raw_os_error().unwrap_or(libc::EINVAL))?;
         self.bufrings.push(consumer);
         Ok(ring)
+    }
+
+    unsafe fn register(&mut self, opcode: u32, arg: u64, nr_args: u32) -> i32 {
+        // SAFETY: io_uring_register on our ring fd; `arg` is valid as the
+        // caller promised (this method's contract). The kernel checks the rest.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_io_uring_register,
+                self.ring.as_raw_fd(),
+                opcode,
+                arg,
+                nr_args,
+            )
+        };
+        if r < 0 {
+            -std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EINVAL)
+        } else {
+            r as i32
+        }
     }
 
     fn app_listener(&mut self, backlog: i32) -> Result<i32, String> {

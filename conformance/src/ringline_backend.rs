@@ -359,6 +359,15 @@ impl Backend for RinglineBackend {
         self.round();
     }
 
+    unsafe fn register(&mut self, opcode: u32, arg: u64, nr_args: u32) -> i32 {
+        use ringline_ring::app::Driver;
+        // SAFETY: the caller upholds the register contract (this method's).
+        match unsafe { self.pair.s.driver_mut().register(opcode, arg, nr_args) } {
+            Ok(n) => n as i32,
+            Err(e) => e.as_res(),
+        }
+    }
+
     fn expired(&self, start: u64, budget: Budget) -> bool {
         let limit = match budget {
             Budget::Expect => EXPECT_ROUNDS,
@@ -402,10 +411,15 @@ impl Backend for RinglineBackend {
         self.pair.s.cq_ready() + self.pending.len() as u32
     }
 
-    fn register_buf_ring(&mut self, entries: u32, bgid: u16) -> Result<BufRing, i32> {
+    fn register_buf_ring_flags(
+        &mut self,
+        entries: u32,
+        bgid: u16,
+        flags: u16,
+    ) -> Result<BufRing, i32> {
         self.pair
             .s
-            .register_buf_ring(entries, bgid)
+            .register_buf_ring_with_flags(entries, bgid, flags)
             .map_err(|e| e.as_res())
     }
 

@@ -463,6 +463,17 @@ pub const IORING_ACCEPT_MULTISHOT: u16 = 1 << 0;
 pub const IORING_ACCEPT_DONTWAIT: u16 = 1 << 1;
 pub const IORING_ACCEPT_POLL_FIRST: u16 = 1 << 2;
 
+// ---- URING_CMD (`uring_cmd_flags` in `op_flags`; `cmd_op` in the low half of `off`) ----
+pub const IORING_URING_CMD_FIXED: u32 = 1 << 0;
+pub const IORING_URING_CMD_MULTISHOT: u32 = 1 << 1;
+/// Socket commands (`cmd_op` of a URING_CMD on a socket). GETSOCKOPT and
+/// SETSOCKOPT read `level` (low half of `addr`), `optname` (high half),
+/// `optlen` (`file_index`) and `optval` (`addr3`).
+pub const SOCKET_URING_OP_SIOCINQ: u32 = 0;
+pub const SOCKET_URING_OP_SIOCOUTQ: u32 = 1;
+pub const SOCKET_URING_OP_GETSOCKOPT: u32 = 2;
+pub const SOCKET_URING_OP_SETSOCKOPT: u32 = 3;
+
 // ---- POLL_ADD / POLL_REMOVE flags (in `len`) ----
 pub const IORING_POLL_ADD_MULTI: u32 = 1 << 0;
 pub const IORING_POLL_UPDATE_EVENTS: u32 = 1 << 1;
@@ -497,9 +508,187 @@ pub const IOU_PBUF_RING_MMAP: u16 = 1;
 pub const IOU_PBUF_RING_INC: u16 = 2;
 
 // ---- register opcodes used by ringline ----
+pub const IORING_REGISTER_BUFFERS: u32 = 0;
+pub const IORING_UNREGISTER_BUFFERS: u32 = 1;
+pub const IORING_REGISTER_FILES: u32 = 2;
+pub const IORING_UNREGISTER_FILES: u32 = 3;
+pub const IORING_REGISTER_FILES_UPDATE: u32 = 6;
+pub const IORING_REGISTER_PROBE: u32 = 8;
+pub const IORING_REGISTER_FILES2: u32 = 13;
+pub const IORING_REGISTER_FILES_UPDATE2: u32 = 14;
 pub const IORING_REGISTER_PBUF_RING: u32 = 22;
 pub const IORING_UNREGISTER_PBUF_RING: u32 = 23;
+pub const IORING_REGISTER_FILE_ALLOC_RANGE: u32 = 25;
 pub const IORING_REGISTER_PBUF_STATUS: u32 = 26;
+
+// ---- registered resources ----
+/// `file_index` of SOCKET / ACCEPT asking for any free direct-descriptor slot.
+pub const IORING_FILE_INDEX_ALLOC: u32 = u32::MAX;
+/// An fd of a files update that leaves its slot as it is.
+pub const IORING_REGISTER_FILES_SKIP: i32 = -2;
+/// `io_uring_rsrc_register.flags`: a table of empty slots (`data` must be 0).
+pub const IORING_RSRC_REGISTER_SPARSE: u32 = 1 << 0;
+/// Largest registered file table (`IORING_MAX_FIXED_FILES`).
+pub const IORING_MAX_FIXED_FILES: u32 = 1 << 20;
+/// Most registered buffers (`IORING_MAX_REG_BUFFERS`).
+pub const IORING_MAX_REG_BUFFERS: u32 = 1 << 14;
+/// `io_uring_probe_op.flags`: the opcode is supported.
+pub const IO_URING_OP_SUPPORTED: u16 = 1 << 0;
+
+/// `struct io_uring_rsrc_register` (32 bytes): the argument of
+/// `IORING_REGISTER_FILES2` / `IORING_REGISTER_BUFFERS2`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RsrcRegister {
+    /// Table size.
+    pub nr: u32,
+    /// `IORING_RSRC_REGISTER_*`.
+    pub flags: u32,
+    /// Reserved, zero.
+    pub resv2: u64,
+    /// Pointer to the `nr` fds (or iovecs); 0 with `IORING_RSRC_REGISTER_SPARSE`.
+    pub data: u64,
+    /// Pointer to `nr` u64 tags, or 0.
+    pub tags: u64,
+}
+
+const _: () = {
+    assert!(size_of::<RsrcRegister>() == 32);
+    assert!(offset_of!(RsrcRegister, flags) == 4);
+    assert!(offset_of!(RsrcRegister, resv2) == 8);
+    assert!(offset_of!(RsrcRegister, data) == 16);
+    assert!(offset_of!(RsrcRegister, tags) == 24);
+};
+
+/// `struct io_uring_rsrc_update` (16 bytes; also `io_uring_files_update`): the
+/// argument of `IORING_REGISTER_FILES_UPDATE`, whose `nr_args` is the count.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RsrcUpdate {
+    /// First slot.
+    pub offset: u32,
+    /// Reserved, zero.
+    pub resv: u32,
+    /// Pointer to the fds.
+    pub data: u64,
+}
+
+const _: () = {
+    assert!(size_of::<RsrcUpdate>() == 16);
+    assert!(offset_of!(RsrcUpdate, resv) == 4);
+    assert!(offset_of!(RsrcUpdate, data) == 8);
+};
+
+/// `struct io_uring_rsrc_update2` (32 bytes): the argument of
+/// `IORING_REGISTER_FILES_UPDATE2`, whose `nr_args` is this struct's size.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RsrcUpdate2 {
+    /// First slot.
+    pub offset: u32,
+    /// Reserved, zero.
+    pub resv: u32,
+    /// Pointer to the fds.
+    pub data: u64,
+    /// Pointer to u64 tags, or 0.
+    pub tags: u64,
+    /// How many slots.
+    pub nr: u32,
+    /// Reserved, zero.
+    pub resv2: u32,
+}
+
+const _: () = {
+    assert!(size_of::<RsrcUpdate2>() == 32);
+    assert!(offset_of!(RsrcUpdate2, data) == 8);
+    assert!(offset_of!(RsrcUpdate2, tags) == 16);
+    assert!(offset_of!(RsrcUpdate2, nr) == 24);
+    assert!(offset_of!(RsrcUpdate2, resv2) == 28);
+};
+
+/// `struct io_uring_file_index_range` (16 bytes): `IORING_REGISTER_FILE_ALLOC_RANGE`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileIndexRange {
+    /// First slot `IORING_FILE_INDEX_ALLOC` may pick.
+    pub off: u32,
+    /// How many slots from `off`.
+    pub len: u32,
+    /// Reserved, zero.
+    pub resv: u64,
+}
+
+const _: () = {
+    assert!(size_of::<FileIndexRange>() == 16);
+    assert!(offset_of!(FileIndexRange, len) == 4);
+    assert!(offset_of!(FileIndexRange, resv) == 8);
+};
+
+/// `struct io_uring_probe_op` (8 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProbeOp {
+    /// The opcode.
+    pub op: u8,
+    /// Reserved.
+    pub resv: u8,
+    /// `IO_URING_OP_SUPPORTED` if supported.
+    pub flags: u16,
+    /// Reserved.
+    pub resv2: u32,
+}
+
+const _: () = {
+    assert!(size_of::<ProbeOp>() == 8);
+    assert!(offset_of!(ProbeOp, flags) == 2);
+    assert!(offset_of!(ProbeOp, resv2) == 4);
+};
+
+/// `struct io_uring_probe` with room for 256 ops (the header is 16 bytes, then
+/// `ops[]`). `IORING_REGISTER_PROBE` fills `ops_len` = min(`nr_args`,
+/// `IORING_OP_LAST`) entries.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probe {
+    /// The last opcode the ring knows (`IORING_OP_LAST - 1`).
+    pub last_op: u8,
+    /// Entries filled in `ops`.
+    pub ops_len: u8,
+    /// Reserved.
+    pub resv: u16,
+    /// Reserved.
+    pub resv2: [u32; 3],
+    /// One entry per opcode, `ops[i].op == i`.
+    pub ops: [ProbeOp; 256],
+}
+
+const _: () = {
+    assert!(size_of::<Probe>() == 16 + 256 * 8);
+    assert!(offset_of!(Probe, ops_len) == 1);
+    assert!(offset_of!(Probe, resv2) == 4);
+    assert!(offset_of!(Probe, ops) == 16);
+};
+
+impl Default for Probe {
+    fn default() -> Self {
+        Probe {
+            last_op: 0,
+            ops_len: 0,
+            resv: 0,
+            resv2: [0; 3],
+            ops: [ProbeOp::default(); 256],
+        }
+    }
+}
+
+impl Probe {
+    /// Whether the probe reports `op` as supported (`io_uring_opcode_supported`).
+    pub fn supported(&self, op: u8) -> bool {
+        op <= self.last_op
+            && op < self.ops_len
+            && self.ops[op as usize].flags & IO_URING_OP_SUPPORTED != 0
+    }
+}
 
 /// Whether a CQE says more CQEs follow for the same request (`IORING_CQE_F_MORE`).
 pub fn more(flags: u32) -> bool {

@@ -152,6 +152,8 @@ pub struct BufRing {
 pub struct BufRingConsumer {
     shared: Arc<Shared>,
     cons: BufConsumer,
+    /// `IOU_PBUF_RING_INC`: buffers are consumed a part at a time.
+    inc: bool,
 }
 
 impl BufRing {
@@ -176,6 +178,7 @@ impl BufRing {
             BufRingConsumer {
                 shared,
                 cons: BufConsumer::new(entries),
+                inc: false,
             },
         ))
     }
@@ -285,6 +288,7 @@ impl BufRingConsumer {
                 entries,
             }),
             cons: BufConsumer::new(entries),
+            inc: false,
         })
     }
 
@@ -317,6 +321,54 @@ impl BufRingConsumer {
     /// The private head (what `IORING_REGISTER_PBUF_STATUS` reports).
     pub fn head(&self) -> u16 {
         self.cons.head()
+    }
+
+    /// Makes the ring incremental (`IOU_PBUF_RING_INC`): see
+    /// [`BufRingConsumer::consume_bytes`].
+    pub fn set_incremental(&mut self) {
+        self.inc = true;
+    }
+
+    /// Whether the ring is incremental.
+    pub fn incremental(&self) -> bool {
+        self.inc
+    }
+
+    /// Consumes `used` bytes of the buffer at the head (which must be
+    /// available). An ordinary ring consumes the whole buffer. An incremental
+    /// one (Linux's `io_kbuf_inc_commit`) moves the entry's `addr` past the
+    /// bytes used and shrinks its `len`, in the shared entry, and keeps the
+    /// buffer at the head while bytes are left (or nothing was used); it
+    /// advances the head once the buffer is used up. Returns whether the
+    /// buffer stays at the head (the CQE's `IORING_CQE_F_BUF_MORE`).
+    #[inline]
+    pub fn consume_bytes(&mut self, used: u32) -> bool {
+        if !self.inc {
+            self.consume();
+            return false;
+        }
+        debug_assert!(self.available() > 0, "consume on an empty buffer ring");
+        let idx = u32::from(self.cons.head()) & (self.shared.entries - 1);
+        let slots = self.shared.slots();
+        // SAFETY: idx is masked below the entry count.
+        let (addr, len, _) = unsafe { slots.fields(idx) };
+        // Relaxed: the entry was published by the app's release of the tail
+        // (acquired in `available`/`peek`); the app reads these fields back
+        // only after the CQE that reports them, which the CQ's release orders.
+        let buf_len = len.load(Ordering::Relaxed);
+        let this = used.min(buf_len);
+        let left = buf_len - this;
+        if left != 0 || this == 0 {
+            addr.store(
+                addr.load(Ordering::Relaxed).wrapping_add(u64::from(this)),
+                Ordering::Relaxed,
+            );
+            len.store(left, Ordering::Relaxed);
+            return true;
+        }
+        len.store(0, Ordering::Relaxed);
+        self.cons.consume();
+        false
     }
 }
 

@@ -173,4 +173,11 @@ impl<N: Nic> Driver for Inline<N> {
     fn unregister_buf_ring(&mut self, bgid: u16) -> Result<(), Errno> {
         self.engine.unregister_buf_ring(bgid)
     }
+
+    // The trait method is `unsafe` (the caller vouches for `arg`); this body
+    // does nothing unsafe: the engine reads `arg` through `usermem` only.
+    #[allow(unsafe_code)]
+    unsafe fn register(&mut self, opcode: u32, arg: u64, nr_args: u32) -> Result<u32, Errno> {
+        self.engine.register(opcode, arg, nr_args)
+    }
 }

@@ -171,6 +171,13 @@ impl<N: Nic> Engine<N> {
         self.core.close_fd(fd).map(|_| ())
     }
 
+    /// `io_uring_register(2)` for registered files and buffers and the
+    /// probe (see `Driver::register`; `arg` is application memory, read
+    /// through `usermem`).
+    pub(crate) fn register(&mut self, opcode: u32, arg: u64, nr_args: u32) -> Result<u32, Errno> {
+        self.core.register(opcode, arg, nr_args)
+    }
+
     /// Unregisters group `bgid`'s buffer ring. `EINVAL` if there is none.
     pub(crate) fn unregister_buf_ring(&mut self, bgid: u16) -> Result<(), Errno> {
         self.core.bufs.unregister(bgid)

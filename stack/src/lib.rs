@@ -69,6 +69,12 @@ pub use numbers::{Adopted, SocketNumbers, SocketNumbersHook};
 pub use sqpoll::{open_sqpoll, Snapshot, SocketCloser, Sqpoll, SqpollConfig, SqpollRuntime};
 pub use stats::EngineStats;
 
+/// Whether the engine implements io_uring opcode `op` (what
+/// `IORING_REGISTER_PROBE` reports as `IO_URING_OP_SUPPORTED`).
+pub fn opcode_supported(op: u8) -> bool {
+    crate::core::request::supported(op)
+}
+
 use ringline_dataplane::Nic;
 use ringline_ring::app::Ring;
 use ringline_ring::ring::{new_ring, RingConfig, SetupError};

@@ -92,6 +92,9 @@ pub struct Snapshot {
 enum Cmd {
     Register(u16, BufRingConsumer, Sender<Result<(), Errno>>),
     Unregister(u16, Sender<Result<(), Errno>>),
+    /// `io_uring_register` with an argument in application memory
+    /// (opcode, arg, nr_args); see `Driver::register`.
+    RegisterRaw(u32, u64, u32, Sender<Result<u32, Errno>>),
     Snapshot(Sender<Snapshot>),
     /// Close a socket; answer on the sender if there is one.
     Close(i32, Option<Sender<Result<(), Errno>>>),
@@ -498,6 +501,29 @@ where
         let (tx, rx) = mpsc::channel();
         self.command(Cmd::Unregister(bgid, tx), rx)?
     }
+
+    // The trait method is `unsafe` (the caller vouches for `arg`); this body
+    // does nothing unsafe: the engine thread reads `arg` through `usermem`
+    // only, before this call returns.
+    #[allow(unsafe_code)]
+    unsafe fn register(&mut self, opcode: u32, arg: u64, nr_args: u32) -> Result<u32, Errno> {
+        let (tx, rx) = mpsc::channel();
+        if self.is_dead()
+            || self
+                .cmds
+                .send(Cmd::RegisterRaw(opcode, arg, nr_args, tx))
+                .is_err()
+        {
+            return Err(Errno(libc::EOWNERDEAD));
+        }
+        // The engine thread swaps it (acquire) before draining the queue.
+        self.shared.cmd_pending.store(true, Ordering::Release);
+        self.engine_thread.unpark();
+        // No timeout, unlike `command`: `arg` is valid only during this call,
+        // so the call must not return before the engine is done with it. The
+        // reply comes, or the engine thread ended and dropped the sender.
+        rx.recv().map_err(|_| Errno(libc::EOWNERDEAD))?
+    }
 }
 
 /// The engine thread's loop (see the module docs), until `stop`.
@@ -599,6 +625,9 @@ fn run_command<N: Nic>(engine: &mut Engine<N>, cmd: Cmd) {
             if let Some(reply) = reply {
                 let _ = reply.send(r);
             }
+        }
+        Cmd::RegisterRaw(opcode, arg, nr_args, reply) => {
+            let _ = reply.send(engine.register(opcode, arg, nr_args));
         }
         Cmd::Snapshot(reply) => {
             let _ = reply.send(Snapshot {

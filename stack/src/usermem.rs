@@ -97,6 +97,19 @@ pub(crate) unsafe trait Plain: Copy {}
 
 // SAFETY: integers accept every bit pattern.
 unsafe impl Plain for u32 {}
+// SAFETY: integers accept every bit pattern.
+unsafe impl Plain for i32 {}
+// SAFETY: integers accept every bit pattern.
+unsafe impl Plain for u64 {}
+// SAFETY: the register arguments are `#[repr(C)]` structs of integers only
+// (their layouts are asserted in `ringline_ring::abi`).
+unsafe impl Plain for ringline_ring::abi::RsrcRegister {}
+// SAFETY: as above.
+unsafe impl Plain for ringline_ring::abi::RsrcUpdate {}
+// SAFETY: as above.
+unsafe impl Plain for ringline_ring::abi::RsrcUpdate2 {}
+// SAFETY: as above.
+unsafe impl Plain for ringline_ring::abi::FileIndexRange {}
 // SAFETY: a pair of integers (`__kernel_timespec`) accepts every bit pattern.
 unsafe impl Plain for [i64; 2] {}
 // SAFETY: `sockaddr_in` is integers only (family, port, address, zero padding bytes).

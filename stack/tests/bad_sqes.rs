@@ -89,7 +89,8 @@ fn table_of_bad_sqes() {
     accept_bad_ioprio.ioprio = 1 << 5;
     let mut bad_sqe_flag = opcode::Nop::new().build().into_sqe();
     bad_sqe_flag.flags = 0x80;
-    let mut fixed_file = opcode::Nop::new().build().into_sqe();
+    // A socket op naming slot 0 with no file table (a NOP ignores the flag).
+    let mut fixed_file = opcode::Shutdown::new(0, libc::SHUT_WR).build().into_sqe();
     fixed_file.flags = IOSQE_FIXED_FILE;
     let mut personality = opcode::Nop::new().build().into_sqe();
     personality.personality = 3;

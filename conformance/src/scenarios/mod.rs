@@ -21,6 +21,7 @@ mod invalid;
 mod overflow;
 mod poll;
 mod recv;
+mod regs;
 mod rw;
 mod send;
 mod sqpoll;
@@ -272,6 +273,20 @@ pub fn all() -> Vec<Scenario> {
         sc("sqpoll_wait_timeout", "sqpoll", "SQPOLL: submit_and_wait_timeout(1, 20 ms) with nothing in flight", d, m, sqpoll::wait_timeout),
         sc("sqpoll_sq_wait", "sqpoll", "SQPOLL: 4 NOPs fill an SQ of 4, io_uring_sqring_wait (IORING_ENTER_SQ_WAIT) returns with space", d, m, sqpoll::sq_wait),
         sc("sqpoll_overflow", "sqpoll", "SQPOLL: 20 NOPs into a CQ of 8 without reaping: IORING_SQ_CQ_OVERFLOW, then all 20 in order as the app reaps and enters", d, m, sqpoll::overflow),
+        // registered resources
+        sc("files_register_errors", "registered", "IORING_REGISTER_FILES / FILES2 / FILES_UPDATE / UNREGISTER_FILES argument checks: null, 0 slots, an fd not open (all or nothing), a second table, past the end, resv, sparse with data, unknown flag; an unknown register opcode", d, m, regs::files_register_errors),
+        sc("files_update", "registered", "FILES_UPDATE of an fd, SKIP and -1, a bad fd midway (the count done), FILES_UPDATE2 and its checks; SENDs through the slots", d, m, regs::files_update),
+        sc("files_fixed_ops", "registered", "IOSQE_FIXED_FILE on RECV, POLL_ADD, WRITE, READ, SHUTDOWN, an empty slot, past the table, ignored by NOP; the socket outlives CLOSE of its fd while a slot holds it; CLOSE of the slot (peer reads EOF) and CLOSE's slot checks", d, m, regs::files_fixed_ops),
+        sc("files_direct_socket", "registered", "SOCKET into direct descriptors: no table, a slot, IORING_FILE_INDEX_ALLOC until full (the hint's order), past the end, replacing; BIND and LISTEN through a slot; IORING_REGISTER_FILE_ALLOC_RANGE and its checks", d, m, regs::files_direct_socket),
+        sc("files_direct_accept", "registered", "ACCEPT into direct descriptors: ALLOC, a slot, multishot ALLOC until the table is full (the connection without a slot is closed, the multishot ends); data both ways through the slots", d, m, regs::files_direct_accept),
+        sc("files_fixed_connect_accept", "registered", "a direct socket connects (CONNECT with IOSQE_FIXED_FILE), sends and shuts down through its slot; a listener put in a slot accepts through it, into an fd and into a direct descriptor that then receives", d, m, regs::files_fixed_connect_accept),
+        sc("files_cancel_fd_fixed", "registered", "ASYNC_CANCEL with IORING_ASYNC_CANCEL_FD_FIXED: a slot names the socket and requests on it match however they named it; an empty slot, a slot past the table, an fd not open; IOSQE_FIXED_FILE on the cancel", d, m, regs::files_cancel_fd_fixed),
+        sc("bufs_registered", "registered", "IORING_REGISTER_BUFFERS and its checks; READ_FIXED / WRITE_FIXED on a socket; SEND_ZC with IORING_RECVSEND_FIXED_BUF; bad buf_index, empty entry, out-of-range address; SEND with FIXED_BUF; unregistering", d, m, regs::bufs_registered),
+        sc("probe", "registered", "IORING_REGISTER_PROBE: header, numbered entries, every opcode ringline implements reported supported; a short probe; memory not zeroed, 257 entries, null", d, m, regs::probe),
+        sc("recv_bundle", "buffers", "RECV with IORING_RECVSEND_BUNDLE over 8 x 16 B ring buffers: one CQE fills consecutive buffers while data is there; a len cap; a multishot bundle; RECVMSG refuses the flag", d, m, regs::recv_bundle),
+        sc("bufring_incremental", "buffers", "an incremental buffer ring (IOU_PBUF_RING_INC): receives use a buffer a part at a time (IORING_CQE_F_BUF_MORE, the entry's addr/len moved), the head moves on when it is full; a len cap; a multishot receive", d, m, regs::bufring_incremental),
+        sc("sockcmd_queues", "uring_cmd", "URING_CMD SOCKET_URING_OP_SIOCINQ / SIOCOUTQ as the peer sends, on a fresh socket and a listener; fd not open, unknown command, __pad1, unknown uring_cmd_flags", d, m, regs::sockcmd_queues),
+        sc("sockcmd_sockopt", "uring_cmd", "URING_CMD GETSOCKOPT / SETSOCKOPT: SOL_SOCKET options set and read back (doubled buffer sizes), read-only options, optlen rules; TCP_NODELAY, TCP_KEEPIDLE/INTVL/CNT and their ranges; unknown level/option, short optlen, null optval, GETSOCKOPT off SOL_SOCKET; a listener's options inherited by the accepted socket", d, m, regs::sockcmd_sockopt),
         sc("overflow_multishot_ends", "overflow", "a multishot ACCEPT firing while the CQ is full and backlogged ends with its socket in the final CQE, behind the backlog", SMALL, m, overflow::multishot_ends),
     ];
     v.sort_by_key(|s| area_rank(s.area));
@@ -291,6 +306,8 @@ fn area_rank(a: &str) -> usize {
         "shutdown",
         "close",
         "sqe flags",
+        "registered",
+        "uring_cmd",
         "timeout",
         "nop",
         "invalid",

@@ -64,6 +64,28 @@ pub trait Driver {
 
     /// `IORING_UNREGISTER_PBUF_RING`.
     fn unregister_buf_ring(&mut self, bgid: u16) -> Result<(), Errno>;
+
+    /// `io_uring_register(2)` for the opcodes whose argument is application
+    /// memory: the registered files (`IORING_REGISTER_FILES`, `FILES2`,
+    /// `FILES_UPDATE`, `FILES_UPDATE2`, `UNREGISTER_FILES`,
+    /// `FILE_ALLOC_RANGE`), registered buffers (`IORING_REGISTER_BUFFERS`,
+    /// `UNREGISTER_BUFFERS`) and `IORING_REGISTER_PROBE`, with the kernel's
+    /// argument layout and errnos. Returns the call's non-negative result.
+    /// A driver without them answers `EINVAL`, as the kernel does for an
+    /// opcode it does not know.
+    ///
+    /// # Safety
+    ///
+    /// `arg` (with `nr_args`) must be what the opcode's UAPI says: readable
+    /// (and for PROBE writable) for the length it implies, for the duration
+    /// of the call. For `IORING_REGISTER_BUFFERS`, every buffer the iovecs
+    /// name must in addition stay valid, and be accessed by the application
+    /// only as [`Ring::push`]'s contract allows for the requests that use it,
+    /// until `IORING_UNREGISTER_BUFFERS` returns or the driver is dropped.
+    unsafe fn register(&mut self, opcode: u32, arg: u64, nr_args: u32) -> Result<u32, Errno> {
+        let _ = (opcode, arg, nr_args);
+        Err(Errno::EINVAL)
+    }
 }
 
 /// A positive errno value (`Errno(libc::ENOBUFS)`); a CQE's negative `res` is `-errno`.
@@ -509,9 +531,148 @@ impl<D: Driver> Ring<D> {
         Ok(ring)
     }
 
+    /// As [`Ring::register_buf_ring`] with `IOU_PBUF_RING_*` flags
+    /// (`io_uring_setup_buf_ring`'s `flags`): `IOU_PBUF_RING_INC` makes the
+    /// ring incremental (a receive uses a buffer a part at a time, CQEs carry
+    /// `IORING_CQE_F_BUF_MORE` while it has room left); any other flag
+    /// (`IOU_PBUF_RING_MMAP`: ringline's rings are always the application's
+    /// memory) is `EINVAL`.
+    pub fn register_buf_ring_with_flags(
+        &mut self,
+        entries: u32,
+        bgid: u16,
+        flags: u16,
+    ) -> Result<BufRing, Errno> {
+        if flags & !abi::IOU_PBUF_RING_INC != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let (ring, mut consumer) = BufRing::new(entries, HugePolicy::Never)?;
+        if flags & abi::IOU_PBUF_RING_INC != 0 {
+            consumer.set_incremental();
+        }
+        self.driver.register_buf_ring(bgid, consumer)?;
+        Ok(ring)
+    }
+
     /// Unregisters buffer group `bgid` (`io_uring_free_buf_ring`).
     pub fn unregister_buf_ring(&mut self, bgid: u16) -> Result<(), Errno> {
         self.driver.unregister_buf_ring(bgid)
+    }
+
+    /// Registers a file table holding `fds` (`io_uring_register_files`); an fd
+    /// of -1 leaves its slot empty. SQEs with `IOSQE_FIXED_FILE` then name a
+    /// slot instead of an fd.
+    pub fn register_files(&mut self, fds: &[i32]) -> Result<(), Errno> {
+        let n = u32::try_from(fds.len()).map_err(|_| Errno::EINVAL)?;
+        // SAFETY: the array is read during the call only.
+        unsafe {
+            self.driver
+                .register(abi::IORING_REGISTER_FILES, fds.as_ptr() as u64, n)
+        }
+        .map(drop)
+    }
+
+    /// Registers a file table of `n` empty slots
+    /// (`io_uring_register_files_sparse`: `IORING_REGISTER_FILES2` with
+    /// `IORING_RSRC_REGISTER_SPARSE`).
+    pub fn register_files_sparse(&mut self, n: u32) -> Result<(), Errno> {
+        let rr = abi::RsrcRegister {
+            nr: n,
+            flags: abi::IORING_RSRC_REGISTER_SPARSE,
+            ..Default::default()
+        };
+        let size = core::mem::size_of::<abi::RsrcRegister>() as u32;
+        // SAFETY: the struct is read during the call only.
+        unsafe {
+            self.driver.register(
+                abi::IORING_REGISTER_FILES2,
+                &rr as *const abi::RsrcRegister as u64,
+                size,
+            )
+        }
+        .map(drop)
+    }
+
+    /// Replaces slots `off..off + fds.len()` (`io_uring_register_files_update`):
+    /// -1 empties a slot, `IORING_REGISTER_FILES_SKIP` leaves it. Returns how
+    /// many slots were updated.
+    pub fn register_files_update(&mut self, off: u32, fds: &[i32]) -> Result<u32, Errno> {
+        let n = u32::try_from(fds.len()).map_err(|_| Errno::EINVAL)?;
+        let up = abi::RsrcUpdate {
+            offset: off,
+            resv: 0,
+            data: fds.as_ptr() as u64,
+        };
+        // SAFETY: the struct and the array are read during the call only.
+        unsafe {
+            self.driver.register(
+                abi::IORING_REGISTER_FILES_UPDATE,
+                &up as *const abi::RsrcUpdate as u64,
+                n,
+            )
+        }
+    }
+
+    /// Drops the file table (`io_uring_unregister_files`); sockets only a slot
+    /// held are closed.
+    pub fn unregister_files(&mut self) -> Result<(), Errno> {
+        // SAFETY: no memory is named.
+        unsafe { self.driver.register(abi::IORING_UNREGISTER_FILES, 0, 0) }.map(drop)
+    }
+
+    /// Limits the slots `IORING_FILE_INDEX_ALLOC` picks from to `off..off + len`
+    /// (`io_uring_register_file_alloc_range`).
+    pub fn register_file_alloc_range(&mut self, off: u32, len: u32) -> Result<(), Errno> {
+        let r = abi::FileIndexRange { off, len, resv: 0 };
+        // SAFETY: the struct is read during the call only.
+        unsafe {
+            self.driver.register(
+                abi::IORING_REGISTER_FILE_ALLOC_RANGE,
+                &r as *const abi::FileIndexRange as u64,
+                0,
+            )
+        }
+        .map(drop)
+    }
+
+    /// Registers `iovs` as fixed buffers 0.. (`io_uring_register_buffers`), for
+    /// READ_FIXED, WRITE_FIXED and SEND_ZC with `IORING_RECVSEND_FIXED_BUF`.
+    ///
+    /// # Safety
+    ///
+    /// Every buffer the iovecs name must stay valid until
+    /// [`Ring::unregister_buffers`] returns or the ring is dropped, and be
+    /// accessed by the application only as [`Ring::push`]'s contract allows
+    /// for the requests that use it.
+    pub unsafe fn register_buffers(&mut self, iovs: &[libc::iovec]) -> Result<(), Errno> {
+        let n = u32::try_from(iovs.len()).map_err(|_| Errno::EINVAL)?;
+        // SAFETY: the array is read during the call; the buffers' lifetime is
+        // the caller's promise (this function's contract).
+        unsafe {
+            self.driver
+                .register(abi::IORING_REGISTER_BUFFERS, iovs.as_ptr() as u64, n)
+        }
+        .map(drop)
+    }
+
+    /// Drops the registered buffers (`io_uring_unregister_buffers`).
+    pub fn unregister_buffers(&mut self) -> Result<(), Errno> {
+        // SAFETY: no memory is named.
+        unsafe { self.driver.register(abi::IORING_UNREGISTER_BUFFERS, 0, 0) }.map(drop)
+    }
+
+    /// The opcodes the engine supports (`io_uring_get_probe_ring`).
+    pub fn register_probe(&mut self) -> Result<Box<abi::Probe>, Errno> {
+        let mut p = Box::<abi::Probe>::default();
+        // SAFETY: `p` is writable for 256 entries during the call.
+        unsafe {
+            self.driver.register(
+                abi::IORING_REGISTER_PROBE,
+                &mut *p as *mut abi::Probe as u64,
+                256,
+            )
+        }?;
+        Ok(p)
     }
 
     /// The driver.

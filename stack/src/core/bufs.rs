@@ -70,14 +70,19 @@ impl BufGroups {
             })
     }
 
-    /// Consumes the buffer [`BufGroups::select`] picked.
+    /// Consumes the buffer [`BufGroups::select`] picked, `used` bytes of
+    /// which were filled; the CQE flag `IORING_CQE_F_BUF_MORE` if an
+    /// incremental ring (`IOU_PBUF_RING_INC`) keeps it for more, else 0.
     #[inline]
-    pub(crate) fn commit(&mut self, group: u16) {
+    pub(crate) fn commit(&mut self, group: u16, used: u32) -> u32 {
         if let Some(r) = self.rings.get_mut(&group) {
-            r.consume();
+            if r.consume_bytes(used) {
+                return ringline_ring::abi::IORING_CQE_F_BUF_MORE;
+            }
         } else if let Some(g) = self.legacy.get_mut(&group) {
             g.consume();
         }
+        0
     }
 
     /// PROVIDE_BUFFERS into legacy group `bgid` (created on first use).

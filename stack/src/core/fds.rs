@@ -7,6 +7,7 @@
 //! table indexed by number (fd numbers are small, bounded by `RLIMIT_NOFILE`), so
 //! a lookup stays one array index.
 
+use super::sockopt::SockOpts;
 use crate::fxhash::FxMap;
 use crate::ids::{ConnId, ListenerId};
 use crate::numbers::{SocketNumbers, SocketNumbersHook};
@@ -30,9 +31,29 @@ pub(crate) enum Fd {
     Conn(ConnId),
 }
 
+/// Who holds a socket besides its number: the registered file table's slots
+/// ([`crate::core::rsrc`]). A socket that slots hold outlives a CLOSE of its
+/// number (the number is then `hidden`: no SQE without `IOSQE_FIXED_FILE`
+/// can name it), as a Linux file outlives its fd while a fixed slot holds
+/// it; one made straight into a slot (a direct descriptor) is hidden from
+/// the start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Hold {
+    /// No fd names the socket (closed, or a direct descriptor).
+    pub hidden: bool,
+    /// Slots of the file table that hold it.
+    pub slots: u32,
+}
+
 /// See the module docs.
 pub(crate) struct Fds {
     slab: Slab<Fd>,
+    /// Per slot (slab index), its socket's [`Hold`] (grown with the slab).
+    holds: Vec<Hold>,
+    /// Per slot, its socket's options (grown with the slab).
+    opts: Vec<SockOpts>,
+    /// A new socket's options (the engine's configuration).
+    pub(crate) default_opts: SockOpts,
     bound: FxMap<u16, i32>,
     next_port: u16,
     /// The hook numbers come from, if any.
@@ -48,6 +69,9 @@ impl Fds {
     pub(crate) fn new(seed: u64, cap: usize, numbers: Option<&SocketNumbersHook>) -> Self {
         Fds {
             slab: Slab::with_capacity(cap),
+            holds: Vec::with_capacity(cap),
+            opts: Vec::with_capacity(cap),
+            default_opts: SockOpts::from_config(&crate::config::EngineConfig::default()),
             bound: FxMap::default(),
             next_port: EPHEMERAL_LO + (seed % 1000) as u16,
             numbers: numbers.map(|h| h.0.clone()),
@@ -65,7 +89,10 @@ impl Fds {
     /// A new socket number for `f`; `None` when the hook has none left.
     pub(crate) fn alloc(&mut self, f: Fd) -> Option<i32> {
         match &self.numbers {
-            None => Some(self.slab.insert(f) as i32),
+            None => {
+                let slot = self.insert(f);
+                Some(slot as i32)
+            }
             Some(h) => {
                 let fd = h.reserve()?;
                 self.install(fd, f);
@@ -74,9 +101,59 @@ impl Fds {
         }
     }
 
+    /// Takes a slot for `f`, with a fresh hold and the default options.
+    fn insert(&mut self, f: Fd) -> usize {
+        let slot = self.slab.insert(f);
+        if slot >= self.holds.len() {
+            self.holds.resize(slot + 1, Hold::default());
+            self.opts.resize(slot + 1, self.default_opts);
+        }
+        self.holds[slot] = Hold::default();
+        self.opts[slot] = self.default_opts;
+        slot
+    }
+
+    /// The options of `fd` (in use).
+    #[inline]
+    pub(crate) fn opts(&self, fd: i32) -> SockOpts {
+        self.opts[self.slot_in_use(fd)]
+    }
+
+    /// The options of `fd` (in use), to change.
+    #[inline]
+    pub(crate) fn opts_mut(&mut self, fd: i32) -> &mut SockOpts {
+        let slot = self.slot_in_use(fd);
+        &mut self.opts[slot]
+    }
+
+    /// Whether `fd` is a socket an fd names (in use and not hidden).
+    #[inline]
+    pub(crate) fn visible(&self, fd: i32) -> bool {
+        self.get(fd).is_some() && !self.holds[self.slot_in_use(fd)].hidden
+    }
+
+    /// Whether `fd` is a socket only file-table slots name.
+    #[inline]
+    pub(crate) fn hidden(&self, fd: i32) -> bool {
+        self.get(fd).is_some() && self.holds[self.slot_in_use(fd)].hidden
+    }
+
+    /// The holds of `fd` (in use), to change.
+    #[inline]
+    pub(crate) fn hold_mut(&mut self, fd: i32) -> &mut Hold {
+        let slot = self.slot_in_use(fd);
+        &mut self.holds[slot]
+    }
+
+    /// The slot of `fd`, which the caller knows is in use.
+    #[inline]
+    fn slot_in_use(&self, fd: i32) -> usize {
+        self.slot(fd).expect("socket number in use")
+    }
+
     /// Records hook number `fd` (>= 0, not in use here) as standing for `f`.
     fn install(&mut self, fd: i32, f: Fd) {
-        let slot = self.slab.insert(f);
+        let slot = self.insert(f);
         let n = fd as usize;
         if self.slot_of.len() <= n {
             self.slot_of.resize(n + 1, 0);
@@ -121,6 +198,7 @@ impl Fds {
             return;
         };
         *self.slab.at_mut(slot) = Fd::Free;
+        self.holds[slot] = Hold::default();
         self.slab.release(slot);
         if let Some(h) = &self.numbers {
             self.slot_of[fd as usize] = 0;

@@ -20,6 +20,8 @@ pub(crate) struct Listener {
     pub(crate) half_open: u32,
     /// Established connections waiting for ACCEPT.
     pub(crate) queue: VecDeque<ConnId>,
+    /// The listening socket's options, which accepted connections inherit.
+    pub(crate) opts: super::sockopt::SockOpts,
 }
 
 /// See the module docs.
@@ -31,7 +33,12 @@ pub(crate) struct Listeners {
 
 impl Listeners {
     /// Starts listening on `port` (free: the caller checked).
-    pub(crate) fn open(&mut self, port: u16, backlog: u32) -> ListenerId {
+    pub(crate) fn open(
+        &mut self,
+        port: u16,
+        backlog: u32,
+        opts: super::sockopt::SockOpts,
+    ) -> ListenerId {
         let queue = VecDeque::with_capacity((backlog as usize).min(4096));
         let slot = self.slab.recycle_or(|_| Listener {
             live: false,
@@ -40,6 +47,7 @@ impl Listeners {
             backlog: 0,
             half_open: 0,
             queue: VecDeque::new(),
+            opts,
         });
         let l = self.slab.at_mut(slot);
         *l = Listener {
@@ -49,6 +57,7 @@ impl Listeners {
             backlog,
             half_open: 0,
             queue,
+            opts,
         };
         let id = ListenerId {
             slot: slot as u32,
@@ -161,6 +170,10 @@ impl Listeners {
 mod tests {
     use super::*;
 
+    fn opts() -> crate::core::sockopt::SockOpts {
+        crate::core::sockopt::SockOpts::from_config(&crate::config::EngineConfig::default())
+    }
+
     fn cid(i: usize) -> ConnId {
         ConnId::from_index(i)
     }
@@ -168,7 +181,7 @@ mod tests {
     #[test]
     fn backlog_counts_half_open_and_queued() {
         let mut ls = Listeners::default();
-        let l = ls.open(80, 2);
+        let l = ls.open(80, 2, opts());
         assert_eq!(ls.on_port(80), Some(l));
         assert!(ls.has_room(l, u32::MAX));
         assert!(!ls.has_room(l, 0), "the SYN queue's cap");
@@ -188,12 +201,12 @@ mod tests {
     #[test]
     fn a_reused_slot_does_not_take_the_old_listeners_connections() {
         let mut ls = Listeners::default();
-        let old = ls.open(80, 8);
+        let old = ls.open(80, 8, opts());
         ls.add_half_open(old);
         let q = ls.close(old);
         ls.release(old, q);
         assert!(!ls.is_listening(80));
-        let new = ls.open(81, 8);
+        let new = ls.open(81, 8, opts());
         assert_eq!(new.slot, old.slot, "slot reused");
         assert_ne!(new.gen, old.gen);
         assert!(!ls.handshake_done(old, cid(3)), "old handshake is refused");
@@ -205,7 +218,7 @@ mod tests {
     #[test]
     fn close_returns_the_queue_and_frees_the_port() {
         let mut ls = Listeners::default();
-        let l = ls.open(7, 4);
+        let l = ls.open(7, 4, opts());
         ls.add_half_open(l);
         ls.handshake_done(l, cid(1));
         ls.add_half_open(l);
@@ -215,7 +228,7 @@ mod tests {
         assert!(ls.get(l).is_none());
         assert!(ls.on_port(7).is_none());
         ls.release(l, q);
-        let again = ls.open(7, 1);
+        let again = ls.open(7, 1, opts());
         assert!(ls.has_room(again, u32::MAX));
     }
 }

@@ -5,6 +5,7 @@
 //! - connection slots, the 4-tuple map, timers, ready and dirty sets ([`conns`]);
 //! - listeners, backlogs, accept queues ([`listen`]);
 //! - socket numbers and ports ([`fds`]);
+//! - registered files and buffers, `io_uring_register` ([`rsrc`]);
 //! - the op slab and the per-socket op lists ([`ops`], owned by the sink);
 //! - the completion sink, every way a CQE leaves ([`complete`]);
 //! - link chains and drain, as a state machine ([`links`]);
@@ -32,9 +33,11 @@ pub(crate) mod ops;
 mod poll;
 pub(crate) mod recovery;
 pub(crate) mod request;
+pub(crate) mod rsrc;
 mod rw;
 mod service;
 mod sockets;
+pub(crate) mod sockopt;
 mod submit;
 pub(crate) mod timeouts;
 
@@ -133,6 +136,8 @@ pub(crate) struct Core {
     pub(crate) conns: conns::Conns,
     pub(crate) listeners: listen::Listeners,
     pub(crate) fds: fds::Fds,
+    pub(crate) files: rsrc::Files,
+    pub(crate) regbufs: rsrc::RegBufs,
     pub(crate) links: links::Links,
     pub(crate) timeouts: timeouts::Timeouts,
     pub(crate) bufs: bufs::BufGroups,
@@ -178,7 +183,13 @@ impl Core {
             cq,
             conns: conns::Conns::new(&cfg, now_us, arena),
             listeners: listen::Listeners::default(),
-            fds: fds::Fds::new(cfg.seed, n, cfg.socket_numbers.as_ref()),
+            fds: {
+                let mut f = fds::Fds::new(cfg.seed, n, cfg.socket_numbers.as_ref());
+                f.default_opts = sockopt::SockOpts::from_config(&cfg);
+                f
+            },
+            files: rsrc::Files::default(),
+            regbufs: rsrc::RegBufs::default(),
             links: links::Links::default(),
             timeouts: timeouts::Timeouts::default(),
             bufs: bufs::BufGroups::default(),

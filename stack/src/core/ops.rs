@@ -40,9 +40,8 @@ pub(crate) enum OpKind {
         /// `IORING_ACCEPT_DONTWAIT`: a multishot ends with `-EAGAIN` once it
         /// has emptied the queue.
         dontwait: bool,
-        /// A direct descriptor that cannot be installed: the connection is
-        /// closed and the request fails with this.
-        direct: Option<crate::errno::Errno>,
+        /// Into a direct descriptor (see [`super::request::Accept::direct`]).
+        direct: Option<super::request::Direct>,
         /// `struct sockaddr *` to fill, or 0.
         addr: u64,
         /// `socklen_t *`, or 0.
@@ -58,6 +57,8 @@ pub(crate) enum OpKind {
         group: Option<u16>,
         /// `IORING_RECV_MULTISHOT`.
         multishot: bool,
+        /// `IORING_RECVSEND_BUNDLE`: a CQE may fill several ring buffers.
+        bundle: bool,
         /// `msg_flags` (`MSG_WAITALL`, `MSG_PEEK`, `MSG_DONTWAIT`).
         msg_flags: u32,
         /// Bytes already received (MSG_WAITALL).

@@ -77,6 +77,7 @@ impl Core {
             len,
             group,
             multishot,
+            bundle: r.bundle && group.is_some_and(|g| self.bufs.is_ring(g)),
             msg_flags,
             done: 0,
             iovlen,
@@ -111,6 +112,7 @@ impl Core {
             len,
             group,
             multishot,
+            bundle,
             msg_flags,
             done,
             iovlen,
@@ -151,8 +153,8 @@ impl Core {
                     };
                     let (res, flags) = match write_recvmsg_out(b, reserve, 0) {
                         Ok(()) => {
-                            self.bufs.commit(g);
-                            (reserve as i32, buf_flags(b.bid))
+                            let more = self.bufs.commit(g, reserve);
+                            (reserve as i32, buf_flags(b.bid) | more)
                         }
                         Err(e) => (e.as_res(), 0),
                     };
@@ -260,7 +262,7 @@ impl Core {
             };
             let s = self.conns.get_mut(cid).sock();
             let mut got = s.recv_slice(dst).unwrap_or(0);
-            let rest = s.recv_queue();
+            let mut rest = s.recv_queue();
             if reserve > 0 {
                 if let Err(e) = write_recvmsg_out(b, reserve, got as u32) {
                     self.cq.fail(id, e);
@@ -268,9 +270,21 @@ impl Core {
                 }
                 got += reserve as usize;
             }
-            self.bufs.commit(group);
+            let mut more = self.bufs.commit(group, got as u32);
+            if bundle && more == 0 {
+                // A bundle goes on into the next buffers while data is
+                // there and the cap (`len`) allows (io_buffers_peek: every
+                // buffer the data fills, consumed whole).
+                (got, rest, more) = match self.recv_bundle_rest(cid, group, got, len) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.cq.fail(id, e);
+                        return Progress::Done;
+                    }
+                };
+            }
             self.conns.mark_dirty(cid);
-            let mut flags = buf_flags(b.bid);
+            let mut flags = buf_flags(b.bid) | more;
             if rest > 0 {
                 flags |= IORING_CQE_F_SOCK_NONEMPTY;
             }
@@ -513,6 +527,42 @@ fn discard(s: &mut smoltcp::socket::tcp::Socket<'static>, n: usize) -> usize {
 }
 
 /// CQE flags of a completion that consumed provided buffer `bid`.
+impl Core {
+    /// The rest of a bundle receive after its first buffer took `got`
+    /// bytes: fills the next buffers of ring `group` in order while data is
+    /// there (and under the cap `len`, 0 = none). Returns the bundle's bytes,
+    /// what the socket still holds, and the last commit's `F_BUF_MORE`.
+    fn recv_bundle_rest(
+        &mut self,
+        cid: ConnId,
+        group: u16,
+        mut got: usize,
+        len: u32,
+    ) -> Result<(usize, usize, u32), Errno> {
+        let cap = if len == 0 {
+            i32::MAX as usize
+        } else {
+            len as usize
+        };
+        let mut more = 0;
+        loop {
+            let rest = self.conns.get(cid).sock_ref().recv_queue();
+            if rest == 0 || got >= cap || more != 0 {
+                return Ok((got, rest, more));
+            }
+            let Some(b) = self.bufs.select(group) else {
+                return Ok((got, rest, more));
+            };
+            let n = (b.len as usize).min(rest).min(cap - got);
+            let dst = usermem::slice_mut(b.addr, n)?;
+            let s = self.conns.get_mut(cid).sock();
+            let n = s.recv_slice(dst).unwrap_or(0);
+            more = self.bufs.commit(group, n as u32);
+            got += n;
+        }
+    }
+}
+
 fn buf_flags(bid: u16) -> u32 {
     IORING_CQE_F_BUFFER | ((bid as u32) << IORING_CQE_BUFFER_SHIFT)
 }

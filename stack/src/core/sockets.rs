@@ -10,20 +10,26 @@ use smoltcp::wire::IpAddress;
 use super::conns::{tuple_key, Phase, Reset, WriteSide};
 use super::fds::Fd;
 use super::ops::{OpKind, Owner};
-use super::request::{Accept, ShutdownHow, Submission};
+use super::request::{Accept, Direct, ShutdownHow, Submission};
 use super::{Core, OpResult};
 use crate::errno::{self, Errno};
 use crate::ids::{ConnId, ListenerId};
 use crate::usermem;
 
 impl Core {
-    pub(crate) fn op_socket(&mut self, direct: Option<Errno>) -> OpResult {
-        if let Some(e) = direct {
-            // The socket was made and could not be installed: it is gone.
-            return Err(e);
-        }
+    pub(crate) fn op_socket(&mut self, direct: Option<Direct>) -> OpResult {
         let fd = self.fds.alloc(Fd::Fresh { port: 0 }).ok_or(errno::EMFILE)?;
-        Ok(Some((fd, 0)))
+        let Some(d) = direct else {
+            return Ok(Some((fd, 0)));
+        };
+        match self.install_direct(d, fd) {
+            Ok(res) => Ok(Some((res, 0))),
+            Err(e) => {
+                // The socket was made and could not be installed: it is gone.
+                self.fds.free(fd);
+                Err(e)
+            }
+        }
     }
 
     /// A free ephemeral port (nothing bound or listening on it).
@@ -77,7 +83,7 @@ impl Core {
                 } else {
                     port
                 };
-                let lid = self.listeners.open(port, backlog);
+                let lid = self.listeners.open(port, backlog, self.fds.opts(sub.fd));
                 self.fds.set(sub.fd, Fd::Listener(lid));
                 Ok(Some((0, 0)))
             }
@@ -135,15 +141,7 @@ impl Core {
             };
             l.queue.pop_front();
             let more = !l.queue.is_empty();
-            if let Some(e) = direct {
-                // Accepted, not installable (no file table): closed at once,
-                // and the request fails (a multishot ends), as in Linux.
-                self.stats.accepted += 1;
-                self.conns.get_mut(cid).phase = Phase::Open;
-                self.close_conn(cid);
-                self.cq.fail(op, e);
-                continue;
-            }
+            let l_opts = l.opts;
             let Some(fd) = self.fds.alloc(Fd::Conn(cid)) else {
                 // No number left: as Linux when the fd table is full, the
                 // connection is closed and the request fails.
@@ -153,6 +151,27 @@ impl Core {
                 self.cq.fail(op, errno::EMFILE);
                 continue;
             };
+            // The accepted socket inherits the listener's options.
+            let opts = l_opts;
+            *self.fds.opts_mut(fd) = opts;
+            opts.apply(self.conns.get_mut(cid).sock());
+            // The CQE's result: the fd, or the direct descriptor's.
+            let mut res = fd;
+            if let Some(d) = direct {
+                match self.install_direct(d, fd) {
+                    Ok(r) => res = r,
+                    Err(e) => {
+                        // Accepted, not installable: closed at once, and the
+                        // request fails (a multishot ends), as in Linux.
+                        self.fds.free(fd);
+                        self.stats.accepted += 1;
+                        self.conns.get_mut(cid).phase = Phase::Open;
+                        self.close_conn(cid);
+                        self.cq.fail(op, e);
+                        continue;
+                    }
+                }
+            }
             let c = self.conns.get_mut(cid);
             c.fd = fd;
             c.phase = Phase::Open;
@@ -173,13 +192,13 @@ impl Core {
             let flags = if more { IORING_CQE_F_SOCK_NONEMPTY } else { 0 };
             if multishot {
                 // CQ full: the multishot ends with this connection in its final CQE.
-                if self.cq.post_more(op, fd, flags) && dontwait && !more {
+                if self.cq.post_more(op, res, flags) && dontwait && !more {
                     // As Linux's io_accept: the retry on the emptied queue
                     // gets -EAGAIN, which DONTWAIT does not wait out.
                     self.cq.fail(op, errno::EAGAIN);
                 }
             } else {
-                self.cq.finish(op, fd, flags);
+                self.cq.finish(op, res, flags);
             }
             // Data may have arrived before the accept; pending work is picked up
             // when ops are submitted on the new socket.
@@ -238,6 +257,7 @@ impl Core {
         c.remote_port = rport;
         c.local_port = lport;
         c.fd = sub.fd;
+        self.fds.opts(sub.fd).apply(c.sock());
         if c.sock()
             .connect(self.iface.context(), (IpAddress::Ipv4(rip), rport), lport)
             .is_err()
@@ -257,7 +277,10 @@ impl Core {
         Ok(None)
     }
 
-    pub(crate) fn op_close(&mut self, sub: &Submission) -> OpResult {
+    pub(crate) fn op_close(&mut self, sub: &Submission, slot: u32) -> OpResult {
+        if slot != 0 {
+            return self.close_slot(slot - 1).map(|()| Some((0, 0)));
+        }
         self.close_fd(sub.fd)
     }
 
@@ -283,15 +306,31 @@ impl Core {
         }
         if let Some(backlog) = backlog {
             let backlog = backlog.max(1).min(self.cfg.somaxconn);
-            let lid = self.listeners.open(port, backlog);
+            let lid = self.listeners.open(port, backlog, self.fds.opts(fd));
             self.fds.set(fd, Fd::Listener(lid));
         }
         Ok(())
     }
 
     /// Closes socket number `fd` (IORING_OP_CLOSE, or `close()` in
-    /// `libringline`).
+    /// `libringline`): if a file-table slot holds the socket, only the
+    /// number goes.
     pub(crate) fn close_fd(&mut self, fd: i32) -> OpResult {
+        if !self.fds.visible(fd) {
+            return Err(errno::EBADF);
+        }
+        let h = self.fds.hold_mut(fd);
+        if h.slots > 0 {
+            // A file-table slot holds the socket: only the fd goes.
+            h.hidden = true;
+            return Ok(Some((0, 0)));
+        }
+        self.close_socket(fd)
+    }
+
+    /// Closes socket `fd` (no slot holds it and its fd, if it had one, is
+    /// gone): at once, or once its last request in flight completes.
+    pub(crate) fn close_socket(&mut self, fd: i32) -> OpResult {
         match self.fds.get(fd) {
             None | Some(Fd::Free) => Err(errno::EBADF),
             Some(Fd::Fresh { port }) => {

@@ -6,7 +6,7 @@
 use ringline_ring::abi::*;
 
 use super::links::{Appended, Next, Route};
-use super::request::{Request, Submission};
+use super::request::{needs_file, Recv, RecvKind, Request, RwFixed, Send, SendKind, Submission};
 use super::Core;
 use crate::errno;
 
@@ -122,7 +122,7 @@ impl Core {
     /// Decodes `sqe`, runs its executor, and completes it now unless it
     /// parked.
     fn issue(&mut self, sqe: &Sqe) {
-        let sub = match Submission::decode(sqe) {
+        let sub = match Submission::decode(sqe).and_then(|s| self.resolve_file(s)) {
             Ok(sub) => sub,
             Err(e) => {
                 let chain = self.links.issuing();
@@ -145,13 +145,19 @@ impl Core {
             Request::Accept(a) => self.op_accept(&sub, a),
             Request::Connect { addr, addrlen } => self.op_connect(&sub, addr, addrlen),
             Request::Recv(r) => self.op_recv(&sub, r),
-            Request::Send(s) => self.op_send(&sub, s),
-            Request::Close => self.op_close(&sub),
-            Request::RwFixed => self
-                .fds
-                .get(sub.fd)
-                .ok_or(errno::EBADF)
-                .and(Err(errno::EFAULT)),
+            Request::Send(mut s) => {
+                if s.fixed_buf {
+                    // io_send_zc_import: a fault there is posted as every
+                    // zero-copy failure, once the socket is found.
+                    if let Err(e) = self.regbufs.check(sqe.buf_index, s.addr, s.len) {
+                        s.issue_err = s.issue_err.or(Some(e));
+                    }
+                }
+                self.op_send(&sub, s)
+            }
+            Request::Close { slot } => self.op_close(&sub, slot),
+            Request::RwFixed(f) => self.op_rw_fixed(&sub, f),
+            Request::SockCmd(c) => self.op_sock_cmd(&sub, c),
             Request::Shutdown { how } => self.op_shutdown(&sub, how),
             Request::PollAdd { events, mode } => self.op_poll_add(&sub, events, mode),
             Request::PollRemove {
@@ -159,7 +165,10 @@ impl Core {
                 new_events,
                 new_user_data,
             } => self.op_poll_remove(&sub, target, new_events, new_user_data),
-            Request::Cancel(m) => self.op_cancel(&sub, m),
+            Request::Cancel(m) => match self.cancel_file(m) {
+                Ok(m) => self.op_cancel(&sub, m),
+                Err(e) => Err(e),
+            },
             Request::ProvideBuffers {
                 addr,
                 len,
@@ -179,6 +188,77 @@ impl Core {
             Ok(Some((res, flags))) => self.complete(&sub, res, flags),
             Ok(None) => {}
             Err(e) => self.complete(&sub, e.as_res(), 0),
+        }
+    }
+
+    /// The socket a file op names (`io_assign_file`, at issue): with
+    /// `IOSQE_FIXED_FILE` the socket in that file-table slot (none:
+    /// `-EBADF`); without, a socket only slots name is no fd's.
+    #[inline]
+    fn resolve_file(&self, mut sub: Submission) -> Result<Submission, errno::Errno> {
+        if !needs_file(sub.opcode) {
+            return Ok(sub);
+        }
+        if sub.flags & IOSQE_FIXED_FILE != 0 {
+            sub.fd = self.files.get(sub.fd as u32).ok_or(errno::EBADF)?;
+        } else if self.fds.hidden(sub.fd) {
+            sub.fd = -1;
+        }
+        Ok(sub)
+    }
+
+    /// `IORING_ASYNC_CANCEL_FD`'s file, as `io_async_cancel` looks it up at
+    /// issue: a slot with `FD_FIXED` (or `IOSQE_FIXED_FILE`), else an fd;
+    /// none `-EBADF`. Requests match on the socket, however they named it.
+    fn cancel_file(
+        &self,
+        mut m: super::request::CancelMatch,
+    ) -> Result<super::request::CancelMatch, errno::Errno> {
+        if let Some(fd) = m.fd {
+            let sock = if m.fd_fixed {
+                self.files.get(fd as u32)
+            } else {
+                self.fds.visible(fd).then_some(fd)
+            };
+            m.fd = Some(sock.ok_or(errno::EBADF)?);
+        }
+        Ok(m)
+    }
+
+    /// READ_FIXED / WRITE_FIXED: the socket, then the registered buffer
+    /// (`io_import_reg_buf`: `-EFAULT`), then a READ / WRITE of it.
+    fn op_rw_fixed(&mut self, sub: &Submission, f: RwFixed) -> super::OpResult {
+        self.fds.get(sub.fd).ok_or(errno::EBADF)?;
+        self.regbufs.check(f.buf, f.addr, f.len)?;
+        if f.write {
+            self.op_send(
+                sub,
+                Send {
+                    kind: SendKind::Write,
+                    addr: f.addr,
+                    len: f.len,
+                    msg_flags: f.msg_flags,
+                    poll_first: false,
+                    report_usage: false,
+                    fixed_buf: false,
+                    issue_err: f.issue_err,
+                },
+            )
+        } else {
+            self.op_recv(
+                sub,
+                Recv {
+                    kind: RecvKind::Read,
+                    addr: f.addr,
+                    len: f.len,
+                    msg_flags: f.msg_flags,
+                    group: None,
+                    multishot: false,
+                    bundle: false,
+                    poll_first: false,
+                    issue_err: f.issue_err,
+                },
+            )
         }
     }
 
@@ -203,7 +283,9 @@ fn names_socket(req: &Request) -> bool {
             | Request::Connect { .. }
             | Request::Recv(_)
             | Request::Send(_)
-            | Request::Close
+            | Request::Close { .. }
+            | Request::RwFixed(_)
+            | Request::SockCmd(_)
             | Request::Shutdown { .. }
             | Request::PollAdd { .. }
     )

@@ -4,15 +4,12 @@ use ringline_ring::abi::*;
 
 use super::*;
 
-use crate::errno::{EFAULT, ENFILE, ENXIO, ESPIPE};
+use crate::errno::{EFAULT, ESPIPE};
 use crate::legacy::MAX_BIDS_PER_BGID;
 use crate::usermem::UIO_MAXIOV;
 
 /// `sizeof(struct sockaddr_storage)`: the longest address a sendto takes.
 const SOCKADDR_STORAGE_LEN: u32 = 128;
-
-/// `file_index` asking for any free direct-descriptor slot.
-const IORING_FILE_INDEX_ALLOC: u32 = u32::MAX;
 
 /// `RWF_*` (`<linux/fs.h>`).
 const RWF_HIPRI: u32 = 0x0000_0001;
@@ -47,11 +44,8 @@ impl Request {
             IORING_OP_SEND | IORING_OP_WRITE | IORING_OP_WRITEV | IORING_OP_SEND_ZC
             | IORING_OP_SENDMSG | IORING_OP_SENDMSG_ZC => decode_send(sqe),
             IORING_OP_CLOSE => decode_close(sqe),
-            IORING_OP_READ_FIXED | IORING_OP_WRITE_FIXED => {
-                // io_prep_rw's ioprio check; the buffer is looked up at issue.
-                check_ioprio(sqe.ioprio)?;
-                Ok(Request::RwFixed)
-            }
+            IORING_OP_READ_FIXED | IORING_OP_WRITE_FIXED => decode_rw_fixed(sqe),
+            IORING_OP_URING_CMD => decode_uring_cmd(sqe),
             IORING_OP_SHUTDOWN => decode_shutdown(sqe),
             IORING_OP_POLL_ADD => decode_poll_add(sqe),
             IORING_OP_POLL_REMOVE => decode_poll_remove(sqe),
@@ -81,10 +75,8 @@ fn check_common(sqe: &Sqe) -> Result<(), Errno> {
     if sqe.flags & !IOSQE_ALL != 0 {
         return Err(EINVAL);
     }
-    // No registered file table: every fixed-file index is bad.
-    if sqe.flags & IOSQE_FIXED_FILE != 0 {
-        return Err(EBADF);
-    }
+    // IOSQE_FIXED_FILE: the slot is looked up at issue (io_assign_file),
+    // after the opcode's prep.
     // io_init_req: an unknown personality is -EINVAL; ringline registers none.
     if sqe.personality != 0 {
         return Err(EINVAL);
@@ -112,15 +104,13 @@ fn decode_nop(sqe: &Sqe) -> Result<Request, Errno> {
     Ok(Request::Nop { inject })
 }
 
-/// What installing into a direct descriptor answers without a registered
-/// file table: `IORING_FILE_INDEX_ALLOC` finds no free slot (`-ENFILE`), a
-/// slot does not exist (`-ENXIO`); `None` for no direct descriptor.
+/// The direct descriptor `file_index` asks for (0: none).
 #[inline]
-fn direct_error(file_index: u32) -> Option<Errno> {
+fn direct(file_index: u32) -> Option<Direct> {
     match file_index {
         0 => None,
-        IORING_FILE_INDEX_ALLOC => Some(ENFILE),
-        _ => Some(ENXIO),
+        IORING_FILE_INDEX_ALLOC => Some(Direct::Alloc),
+        i => Some(Direct::Slot(i - 1)),
     }
 }
 
@@ -151,7 +141,7 @@ fn decode_socket(sqe: &Sqe) -> Result<Request, Errno> {
     Ok(Request::Socket {
         nonblock: ty & u64::from(SOCK_NONBLOCK) != 0,
         cloexec: ty & u64::from(SOCK_CLOEXEC) != 0,
-        direct: direct_error(sqe.file_index),
+        direct: direct(sqe.file_index),
     })
 }
 
@@ -214,7 +204,7 @@ fn decode_accept(sqe: &Sqe) -> Result<Request, Errno> {
         poll_first: sqe.ioprio & IORING_ACCEPT_POLL_FIRST != 0,
         nonblock: sqe.op_flags & SOCK_NONBLOCK != 0,
         cloexec: sqe.op_flags & SOCK_CLOEXEC != 0,
-        direct: direct_error(sqe.file_index),
+        direct: direct(sqe.file_index),
     }))
 }
 
@@ -244,8 +234,12 @@ fn decode_recv(sqe: &Sqe) -> Result<Request, Errno> {
         if kind == RecvKind::Readv && sqe.len > UIO_MAXIOV {
             return Err(EINVAL);
         }
-    } else if sqe.ioprio & !(IORING_RECVSEND_POLL_FIRST | IORING_RECV_MULTISHOT) != 0 {
-        // io_recvmsg_prep: unknown ioprio flags.
+    } else if sqe.ioprio
+        & !(IORING_RECVSEND_POLL_FIRST | IORING_RECV_MULTISHOT | IORING_RECVSEND_BUNDLE)
+        != 0
+        || (kind == RecvKind::RecvMsg && sqe.ioprio & IORING_RECVSEND_BUNDLE != 0)
+    {
+        // io_recvmsg_prep: unknown ioprio flags; RECVMSG takes no bundle.
         return Err(EINVAL);
     }
     let select = sqe.flags & IOSQE_BUFFER_SELECT != 0;
@@ -279,6 +273,7 @@ fn decode_recv(sqe: &Sqe) -> Result<Request, Errno> {
         msg_flags,
         group: select.then_some(sqe.buf_group()),
         multishot,
+        bundle: !read && sqe.ioprio & IORING_RECVSEND_BUNDLE != 0,
         poll_first: !read && sqe.ioprio & IORING_RECVSEND_POLL_FIRST != 0,
         issue_err: if read {
             rw_issue_error(sqe.op_flags, sqe.off)
@@ -323,6 +318,37 @@ fn rw_issue_error(flags: u32, off: u64) -> Option<Errno> {
         o if o < -1 => Some(EINVAL),
         _ => Some(ESPIPE),
     }
+}
+
+/// URING_CMD (io_uring_cmd_prep): `__pad1` (the high half of `off`) must be
+/// 0 and `uring_cmd_flags` known; `cmd_op` is the command, checked at issue.
+fn decode_uring_cmd(sqe: &Sqe) -> Result<Request, Errno> {
+    if sqe.off >> 32 != 0
+        || sqe.op_flags & !(IORING_URING_CMD_FIXED | IORING_URING_CMD_MULTISHOT) != 0
+    {
+        return Err(EINVAL);
+    }
+    Ok(Request::SockCmd(SockCmd {
+        cmd_op: sqe.off as u32,
+        level: sqe.addr as u32,
+        optname: (sqe.addr >> 32) as u32,
+        optlen: sqe.file_index,
+        optval: sqe.addr3,
+    }))
+}
+
+/// READ_FIXED, WRITE_FIXED: READ's and WRITE's checks (io_prep_rw); the
+/// registered buffer is looked up at issue (io_import_reg_buf).
+fn decode_rw_fixed(sqe: &Sqe) -> Result<Request, Errno> {
+    check_ioprio(sqe.ioprio)?;
+    Ok(Request::RwFixed(RwFixed {
+        write: sqe.opcode == IORING_OP_WRITE_FIXED,
+        buf: sqe.buf_index,
+        addr: sqe.addr,
+        len: sqe.len,
+        msg_flags: nowait(sqe.op_flags),
+        issue_err: rw_issue_error(sqe.op_flags, sqe.off),
+    }))
 }
 
 #[inline(always)]
@@ -389,9 +415,9 @@ fn decode_send(sqe: &Sqe) -> Result<Request, Errno> {
                 issue_err = issue_err.or(Some(e));
             }
         }
-        // Zero-copy from a registered buffer: there are none to import from
-        // (io_import_reg_buf, at issue).
-        if zc && sqe.ioprio & IORING_RECVSEND_FIXED_BUF != 0 {
+        // SENDMSG_ZC from registered buffers (its iovecs within them):
+        // not supported, refused at issue as an import failure.
+        if kind == SendKind::SendMsgZc && sqe.ioprio & IORING_RECVSEND_FIXED_BUF != 0 {
             issue_err = issue_err.or(Some(EFAULT));
         }
     }
@@ -408,6 +434,8 @@ fn decode_send(sqe: &Sqe) -> Result<Request, Errno> {
         },
         poll_first: !write && sqe.ioprio & IORING_RECVSEND_POLL_FIRST != 0,
         report_usage: zc && sqe.ioprio & IORING_SEND_ZC_REPORT_USAGE != 0,
+        // SEND_ZC: the buffer is looked up at issue (io_send_zc_import).
+        fixed_buf: kind == SendKind::SendZc && sqe.ioprio & IORING_RECVSEND_FIXED_BUF != 0,
         issue_err,
     }))
 }
@@ -415,9 +443,8 @@ fn decode_send(sqe: &Sqe) -> Result<Request, Errno> {
 #[inline(always)]
 fn decode_close(sqe: &Sqe) -> Result<Request, Errno> {
     // io_close_prep: off, addr, len, rw_flags, buf_index must be 0 (and, as
-    // Linux 6.18 answers, ioprio); no direct descriptors.
-    if sqe.file_index != 0
-        || sqe.off != 0
+    // Linux 6.18 answers, ioprio).
+    if sqe.off != 0
         || sqe.addr != 0
         || sqe.len != 0
         || sqe.op_flags != 0
@@ -426,7 +453,17 @@ fn decode_close(sqe: &Sqe) -> Result<Request, Errno> {
     {
         return Err(EINVAL);
     }
-    Ok(Request::Close)
+    // io_close_prep: the fd to close cannot be a fixed one (a slot is closed
+    // with file_index), and not both an fd and a slot.
+    if sqe.flags & IOSQE_FIXED_FILE != 0 {
+        return Err(EBADF);
+    }
+    if sqe.file_index != 0 && sqe.fd != 0 {
+        return Err(EINVAL);
+    }
+    Ok(Request::Close {
+        slot: sqe.file_index,
+    })
 }
 
 fn decode_shutdown(sqe: &Sqe) -> Result<Request, Errno> {
@@ -508,9 +545,10 @@ fn decode_cancel(sqe: &Sqe) -> Result<Request, Errno> {
     let known = IORING_ASYNC_CANCEL_ALL
         | IORING_ASYNC_CANCEL_FD
         | IORING_ASYNC_CANCEL_ANY
+        | IORING_ASYNC_CANCEL_FD_FIXED
         | IORING_ASYNC_CANCEL_USERDATA
         | IORING_ASYNC_CANCEL_OP;
-    // io_async_cancel_prep: unknown cancel_flags (FD_FIXED: no file table).
+    // io_async_cancel_prep: unknown cancel_flags.
     if flags & !known != 0 {
         return Err(EINVAL);
     }
@@ -526,6 +564,9 @@ fn decode_cancel(sqe: &Sqe) -> Result<Request, Errno> {
     Ok(Request::Cancel(CancelMatch {
         user_data: by_ud.then_some(sqe.addr),
         fd: (by_fd && !any).then_some(sqe.fd),
+        fd_fixed: by_fd
+            && !any
+            && (flags & IORING_ASYNC_CANCEL_FD_FIXED != 0 || sqe.flags & IOSQE_FIXED_FILE != 0),
         opcode: by_op.then_some(sqe.len as u8),
         any,
         all: any || flags & IORING_ASYNC_CANCEL_ALL != 0,

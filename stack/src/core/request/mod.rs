@@ -38,7 +38,9 @@ pub(crate) struct Submission {
     pub fd: i32,
     /// `IORING_OP_*` (recorded for `IORING_ASYNC_CANCEL_OP`).
     pub opcode: u8,
-    /// `IOSQE_*` flags, already checked (no unknown bit, no FIXED_FILE).
+    /// `IOSQE_*` flags, already checked (no unknown bit). With
+    /// `IOSQE_FIXED_FILE`, `fd` names a slot of the registered file table
+    /// until the engine resolves it at issue ([`needs_file`]).
     pub flags: u8,
     /// What to do.
     pub req: Request,
@@ -69,14 +71,12 @@ pub(crate) enum Request {
     /// `IORING_OP_NOP`: completes with 0, or with `inject`
     /// (`IORING_NOP_INJECT_RESULT`, the result in `len`).
     Nop { inject: Option<i32> },
-    /// `IORING_OP_SOCKET`: an `AF_INET`, `SOCK_STREAM`, TCP socket.
-    /// `direct`: a direct descriptor was asked for (`file_index`), which
-    /// cannot be installed without a registered file table (see
-    /// [`Accept::direct`]).
+    /// `IORING_OP_SOCKET`: an `AF_INET`, `SOCK_STREAM`, TCP socket, into a
+    /// direct descriptor with `direct` (`file_index`).
     Socket {
         nonblock: bool,
         cloexec: bool,
-        direct: Option<Errno>,
+        direct: Option<Direct>,
     },
     /// `IORING_OP_BIND`: `addr` is a `sockaddr *` of `addrlen` bytes (>= 16),
     /// read by the executor.
@@ -94,12 +94,13 @@ pub(crate) enum Request {
     /// `IORING_OP_SEND`, `IORING_OP_WRITE`, `IORING_OP_WRITEV`,
     /// `IORING_OP_SEND_ZC`, `IORING_OP_SENDMSG`, `IORING_OP_SENDMSG_ZC`.
     Send(Send),
-    /// `IORING_OP_CLOSE`.
-    Close,
-    /// `IORING_OP_READ_FIXED`, `IORING_OP_WRITE_FIXED`: ringline has no
-    /// registered buffers, so, as Linux with none registered, the buffer
-    /// lookup fails (`-EFAULT`) once the socket is found.
-    RwFixed,
+    /// `IORING_OP_CLOSE`: of the fd, or with `slot` (`file_index`, 1-based)
+    /// of that file-table slot.
+    Close { slot: u32 },
+    /// `IORING_OP_READ_FIXED`, `IORING_OP_WRITE_FIXED`.
+    RwFixed(RwFixed),
+    /// `IORING_OP_URING_CMD` on a socket (`SOCKET_URING_OP_*`).
+    SockCmd(SockCmd),
     /// `IORING_OP_SHUTDOWN`.
     Shutdown { how: ShutdownHow },
     /// `IORING_OP_POLL_ADD`: `events` is the submitted `poll32_events`
@@ -157,11 +158,99 @@ pub(crate) struct Accept {
     pub nonblock: bool,
     /// `SOCK_CLOEXEC` in `accept_flags`.
     pub cloexec: bool,
-    /// A direct descriptor was asked for (`file_index`): ringline has no
-    /// registered file table, so, as Linux without one, the connection is
-    /// accepted, cannot be installed, and is closed; the request fails with
-    /// this (`-ENFILE` for `IORING_FILE_INDEX_ALLOC`, `-ENXIO` for a slot).
-    pub direct: Option<Errno>,
+    /// Into a direct descriptor (`file_index`): if it cannot be installed,
+    /// the connection is accepted and closed and the request fails, as in
+    /// Linux.
+    pub direct: Option<Direct>,
+}
+
+/// Where SOCKET and ACCEPT install a direct descriptor (`file_index`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direct {
+    /// `IORING_FILE_INDEX_ALLOC`: any free slot in the allocation range; the
+    /// CQE's result is the slot.
+    Alloc,
+    /// Slot `file_index - 1` (replacing what it holds); the result is 0.
+    Slot(u32),
+}
+
+/// READ_FIXED / WRITE_FIXED: a READ / WRITE from a registered buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RwFixed {
+    /// WRITE_FIXED.
+    pub write: bool,
+    /// `buf_index`: the registered buffer `addr..addr + len` must lie in.
+    pub buf: u16,
+    pub addr: u64,
+    pub len: u32,
+    /// `RWF_NOWAIT` as `MSG_DONTWAIT` (see READ).
+    pub msg_flags: u32,
+    /// As [`Recv::issue_err`].
+    pub issue_err: Option<Errno>,
+}
+
+/// A socket command's fields (the executor checks `cmd_op`, as Linux does at
+/// issue).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SockCmd {
+    /// `SOCKET_URING_OP_*`.
+    pub cmd_op: u32,
+    /// GETSOCKOPT / SETSOCKOPT: `level`, `optname`, `optlen` (as submitted,
+    /// an `int` in Linux), `optval` (the value's address).
+    pub level: u32,
+    pub optname: u32,
+    pub optlen: u32,
+    pub optval: u64,
+}
+
+/// Whether `opcode` acts on a file (Linux's `needs_file`): its `fd` is
+/// resolved at issue, through the file table with `IOSQE_FIXED_FILE`. Other
+/// opcodes ignore that flag (CLOSE refuses it at prep).
+#[inline]
+pub(crate) fn needs_file(opcode: u8) -> bool {
+    matches!(
+        opcode,
+        IORING_OP_BIND
+            | IORING_OP_LISTEN
+            | IORING_OP_ACCEPT
+            | IORING_OP_CONNECT
+            | IORING_OP_RECV
+            | IORING_OP_READ
+            | IORING_OP_READV
+            | IORING_OP_RECVMSG
+            | IORING_OP_READ_MULTISHOT
+            | IORING_OP_SEND
+            | IORING_OP_WRITE
+            | IORING_OP_WRITEV
+            | IORING_OP_SEND_ZC
+            | IORING_OP_SENDMSG
+            | IORING_OP_SENDMSG_ZC
+            | IORING_OP_READ_FIXED
+            | IORING_OP_WRITE_FIXED
+            | IORING_OP_SHUTDOWN
+            | IORING_OP_POLL_ADD
+            | IORING_OP_URING_CMD
+    )
+}
+
+/// Whether the engine implements `opcode` (what `IORING_REGISTER_PROBE`
+/// reports as `IO_URING_OP_SUPPORTED`); every other opcode completes with
+/// `-EOPNOTSUPP` (or `-EINVAL` past `IORING_OP_LAST`).
+pub(crate) fn supported(opcode: u8) -> bool {
+    needs_file(opcode)
+        || matches!(
+            opcode,
+            IORING_OP_NOP
+                | IORING_OP_SOCKET
+                | IORING_OP_CLOSE
+                | IORING_OP_POLL_REMOVE
+                | IORING_OP_ASYNC_CANCEL
+                | IORING_OP_PROVIDE_BUFFERS
+                | IORING_OP_REMOVE_BUFFERS
+                | IORING_OP_TIMEOUT
+                | IORING_OP_TIMEOUT_REMOVE
+                | IORING_OP_LINK_TIMEOUT
+        )
 }
 
 /// Which receive opcode.
@@ -193,6 +282,9 @@ pub(crate) struct Recv {
     pub group: Option<u16>,
     /// `IORING_RECV_MULTISHOT` (implies a group and no `MSG_WAITALL`).
     pub multishot: bool,
+    /// `IORING_RECVSEND_BUNDLE` (RECV only): one CQE may fill several
+    /// buffers of a ring group, consecutive ids, the first in the CQE.
+    pub bundle: bool,
     /// `IORING_RECVSEND_POLL_FIRST`.
     pub poll_first: bool,
     /// READ, READV: what the kernel reports at issue, once the socket is
@@ -261,10 +353,13 @@ pub(crate) struct Send {
     pub poll_first: bool,
     /// `IORING_SEND_ZC_REPORT_USAGE` (zero-copy kinds only).
     pub report_usage: bool,
+    /// SEND_ZC with `IORING_RECVSEND_FIXED_BUF`: the buffer must lie in
+    /// registered buffer `buf_index`, checked at issue.
+    pub fixed_buf: bool,
     /// WRITE, WRITEV: as [`Recv::issue_err`]. SEND_ZC, SENDMSG_ZC: a check
     /// that failed after Linux allocated the notification (unknown ioprio
-    /// bits, a sendto address, `IORING_RECVSEND_FIXED_BUF` with no
-    /// registered buffers), reported once the socket is found, with
+    /// bits, a sendto address; SENDMSG_ZC with `IORING_RECVSEND_FIXED_BUF`),
+    /// reported once the socket is found, with
     /// `F_MORE` and then the notification as every zero-copy failure.
     pub issue_err: Option<Errno>,
 }
@@ -335,6 +430,9 @@ pub(crate) struct CancelMatch {
     pub user_data: Option<u64>,
     /// `IORING_ASYNC_CANCEL_FD` (not with ANY): the submission's `fd`.
     pub fd: Option<i32>,
+    /// `fd` is a file-table slot (`IORING_ASYNC_CANCEL_FD_FIXED`, or
+    /// `IOSQE_FIXED_FILE` on the SQE), resolved at issue.
+    pub fd_fixed: bool,
     /// `IORING_ASYNC_CANCEL_OP`: the opcode in `len` (< `IORING_OP_LAST`).
     pub opcode: Option<u8>,
     /// `IORING_ASYNC_CANCEL_ANY`.

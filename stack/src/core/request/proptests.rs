@@ -205,14 +205,15 @@ fn memory_named(req: &Request) -> Vec<u64> {
         Request::Nop { .. }
         | Request::Socket { .. }
         | Request::Listen { .. }
-        | Request::Close
-        | Request::RwFixed
+        | Request::Close { .. }
         | Request::Shutdown { .. }
         | Request::PollRemove { .. }
         | Request::Cancel(_)
         | Request::RemoveBuffers { .. } => vec![],
         Request::Bind { addr, .. } | Request::Connect { addr, .. } => vec![*addr],
         Request::Accept(a) => vec![a.addr, a.addrlen],
+        Request::RwFixed(f) => vec![f.addr],
+        Request::SockCmd(c) => vec![c.optval],
         // With a group the buffer is a provided one (handed over by an unsafe
         // call), but `addr` still matters to RECVMSG (its msghdr): list it.
         Request::Recv(r) => vec![r.addr],
@@ -275,7 +276,7 @@ proptest! {
         check(s.build(), ud, fd, f, Request::Listen { backlog: v as u32 })?;
 
         let s = opcode::Close::new(fd).user_data(ud).sqe_flags(f);
-        check(s.build(), ud, fd, f, Request::Close)?;
+        check(s.build(), ud, fd, f, Request::Close { slot: 0 })?;
     }
 
     #[test]
@@ -319,7 +320,7 @@ proptest! {
         let b = opcode::Recv::new(fd, mut_ptr(a), len).flags(mf).user_data(ud).sqe_flags(f);
         let want = Recv {
             kind: RecvKind::Recv, addr: a, len, msg_flags: mf as u32, group,
-            multishot: false, poll_first: false, issue_err: None,
+            multishot: false, bundle: false, poll_first: false, issue_err: None,
         };
         match group {
             Some(g) => {
@@ -337,14 +338,14 @@ proptest! {
         let b = opcode::RecvMulti::new(fd, g).flags(mf).user_data(ud).sqe_flags(f);
         let want = Recv {
             kind: RecvKind::Recv, addr: 0, len: 0, msg_flags: mf as u32, group: Some(g),
-            multishot: true, poll_first: false, issue_err: None,
+            multishot: true, bundle: false, poll_first: false, issue_err: None,
         };
         check(b.build(), ud, fd, f | IOSQE_BUFFER_SELECT, Request::Recv(want))?;
 
         let b = opcode::Send::new(fd, ptr(a), len).flags(mf).user_data(ud).sqe_flags(f);
         let want = Send {
             kind: SendKind::Send, addr: a, len, msg_flags: mf as u32,
-            poll_first: false, report_usage: false, issue_err: None,
+            poll_first: false, report_usage: false, fixed_buf: false, issue_err: None,
         };
         check(b.build(), ud, fd, f, Request::Send(want))?;
     }
@@ -414,14 +415,16 @@ proptest! {
             b = b.any();
         }
         let want = CancelMatch {
-            user_data: (!anyf).then_some(key), fd: None, opcode: None,
+            user_data: (!anyf).then_some(key), fd: None, fd_fixed: false, opcode: None,
             any: anyf, all: all || anyf,
         };
         check(b.build(), ud, -1, f, Request::Cancel(want))?;
 
         let b = opcode::AsyncCancelFd::new(fd).user_data(ud).sqe_flags(f);
         let b = if all { b.all() } else { b };
-        let want = CancelMatch { user_data: None, fd: Some(fd), opcode: None, any: false, all };
+        let want = CancelMatch {
+            user_data: None, fd: Some(fd), fd_fixed: false, opcode: None, any: false, all,
+        };
         check(b.build(), ud, fd, f, Request::Cancel(want))?;
     }
 
