@@ -54,6 +54,7 @@ mod legacy;
 mod net;
 mod slab;
 mod sqpoll;
+pub mod statpage;
 mod stats;
 mod tcpopt;
 mod timer;
