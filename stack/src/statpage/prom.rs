@@ -165,7 +165,7 @@ pub fn check_exposition(text: &str) -> Result<usize, String> {
             continue;
         }
         let name_end = line
-            .find(|c: char| c == '{' || c == ' ')
+            .find(['{', ' '])
             .ok_or_else(|| err("no value"))?;
         let name = &line[..name_end];
         if !is_metric_name(name) {
