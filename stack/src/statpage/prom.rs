@@ -3,8 +3,9 @@
 //! with (`Content-Type: text/plain; version=0.0.4`).
 //!
 //! Every counter becomes one metric family, `ringline_<group>_<name>`
-//! (counters get `_total`), with a `# HELP` and a `# TYPE` line and one
-//! sample per engine, labelled `pid`, `process`, `engine` and `queue`.
+//! (counters get `_total`; microsecond counters become `_seconds`), with a
+//! `# HELP` and a `# TYPE` line and one sample per engine, labelled `pid`,
+//! `process`, `engine` and `queue`.
 
 use std::fmt::Write;
 
@@ -41,15 +42,19 @@ pub fn render(snaps: &[EngineSnapshot]) -> String {
         for s in snaps {
             for c in &s.counters {
                 if metric_name(c.group.name(), &c.name, c.kind) == *name {
-                    let _ = writeln!(
+                    let _ = write!(
                         out,
-                        "{name}{{pid=\"{}\",process=\"{}\",engine=\"{}\",queue=\"{}\"}} {}",
+                        "{name}{{pid=\"{}\",process=\"{}\",engine=\"{}\",queue=\"{}\"}} ",
                         s.pid,
                         escape(&s.process),
                         s.engine,
                         s.queue,
-                        c.value
                     );
+                    if c.name.ends_with("_us") {
+                        let _ = writeln!(out, "{}", c.value as f64 / 1e6);
+                    } else {
+                        let _ = writeln!(out, "{}", c.value);
+                    }
                 }
             }
         }
@@ -77,8 +82,15 @@ pub fn render(snaps: &[EngineSnapshot]) -> String {
 }
 
 /// `ringline_<group>_<name>[_total]`, with any character a metric name may
-/// not hold replaced by `_`.
+/// not hold replaced by `_`. Microseconds are given in seconds, as the
+/// format's conventions (and `promtool check metrics`) want: `_us` becomes
+/// `_seconds`, and `not_for_us` (not a unit) `not_for_this_host`.
 fn metric_name(group: &str, name: &str, kind: Kind) -> String {
+    let name = match name.strip_suffix("_us") {
+        Some("not_for") => "not_for_this_host".to_owned(),
+        Some(stem) => format!("{stem}_seconds"),
+        None => name.to_owned(),
+    };
     let mut m: String = format!("ringline_{group}_{name}")
         .chars()
         .map(|c| {
@@ -164,9 +176,7 @@ pub fn check_exposition(text: &str) -> Result<usize, String> {
         if line.starts_with('#') {
             continue;
         }
-        let name_end = line
-            .find(['{', ' '])
-            .ok_or_else(|| err("no value"))?;
+        let name_end = line.find(['{', ' ']).ok_or_else(|| err("no value"))?;
         let name = &line[..name_end];
         if !is_metric_name(name) {
             return Err(err("bad metric name"));
@@ -307,6 +317,12 @@ mod tests {
                     kind: Kind::Counter,
                     value: 0,
                 },
+                Counter {
+                    group: Group::Thread,
+                    name: "cpu_us".into(),
+                    kind: Kind::Counter,
+                    value: 1_500_000,
+                },
             ],
         }
     }
@@ -314,8 +330,10 @@ mod tests {
     #[test]
     fn rendered_text_passes_the_format_check() {
         let text = render(&[snap(7, 0, "echo"), snap(7, 1, "we\"ird\\na\nme")]);
-        // 3 families x 2 engines, and the age of each.
-        assert_eq!(check_exposition(&text), Ok(8), "{text}");
+        // 4 families x 2 engines, and the age of each.
+        assert_eq!(check_exposition(&text), Ok(10), "{text}");
+        assert!(text.contains("# TYPE ringline_thread_cpu_seconds_total counter"));
+        assert!(text.contains("queue=\"0\"} 1.5\n"), "{text}");
         assert!(text.contains("# TYPE ringline_engine_rx_frames_total counter"));
         assert!(text.contains("# TYPE ringline_engine_conns_live gauge"));
         assert!(text.contains(
