@@ -42,14 +42,7 @@ pub fn render(snaps: &[EngineSnapshot]) -> String {
         for s in snaps {
             for c in &s.counters {
                 if metric_name(c.group.name(), &c.name, c.kind) == *name {
-                    let _ = write!(
-                        out,
-                        "{name}{{pid=\"{}\",process=\"{}\",engine=\"{}\",queue=\"{}\"}} ",
-                        s.pid,
-                        escape(&s.process),
-                        s.engine,
-                        s.queue,
-                    );
+                    let _ = write!(out, "{name}{} ", labels(s));
                     if c.name.ends_with("_us") {
                         let _ = writeln!(out, "{}", c.value as f64 / 1e6);
                     } else {
@@ -69,16 +62,20 @@ pub fn render(snaps: &[EngineSnapshot]) -> String {
         .map_or(0, |d| d.as_micros() as u64);
     for s in snaps {
         let age = now.saturating_sub(s.wall_us) as f64 / 1e6;
-        let _ = writeln!(
-            out,
-            "ringline_stat_age_seconds{{pid=\"{}\",process=\"{}\",engine=\"{}\",queue=\"{}\"}} {age:.3}",
-            s.pid,
-            escape(&s.process),
-            s.engine,
-            s.queue,
-        );
+        let _ = writeln!(out, "ringline_stat_age_seconds{} {age:.3}", labels(s));
     }
     out
+}
+
+/// An engine's labels, `{pid="..",process="..",engine="..",queue=".."}`.
+fn labels(s: &EngineSnapshot) -> String {
+    format!(
+        "{{pid=\"{}\",process=\"{}\",engine=\"{}\",queue=\"{}\"}}",
+        s.pid,
+        escape(&s.process),
+        s.engine,
+        s.queue
+    )
 }
 
 /// `ringline_<group>_<name>[_total]`, with any character a metric name may

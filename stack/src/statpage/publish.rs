@@ -161,15 +161,7 @@ impl Publisher {
         let zero = (
             EngineStats::default(),
             NicCounters::default(),
-            RingStats {
-                backing: ringline_ring::mem::Backing::Normal,
-                sq_entries: 0,
-                cq_entries: 0,
-                overflowed_total: 0,
-                backlog_len: 0,
-                backlog_high_water: 0,
-                sq_dropped: 0,
-            },
+            ring_with_overflows(0),
         );
         each_counter(&zero.0, &zero.1, &zero.2, 0, |group, name, kind, _| {
             // More counters than slots: the rest are not published (the
@@ -330,6 +322,20 @@ fn name_slot(slot: &CounterSlot, group: Group, name: &str, kind: Kind) {
         .store(group as u64 | (kind << 8), Ordering::Relaxed);
 }
 
+/// Ring statistics of zeros but for `overflowed_total` (the slots' names
+/// at creation; tests).
+fn ring_with_overflows(overflowed_total: u64) -> RingStats {
+    RingStats {
+        backing: ringline_ring::mem::Backing::Normal,
+        sq_entries: 0,
+        cq_entries: 0,
+        overflowed_total,
+        backlog_len: 0,
+        backlog_high_water: 0,
+        sq_dropped: 0,
+    }
+}
+
 /// Wall-clock µs since the Unix epoch (read at most every `stat_interval`:
 /// a vDSO call).
 fn wall_us() -> u64 {
@@ -348,15 +354,7 @@ mod tests {
     #[test]
     fn every_counter_fits_in_the_page() {
         let mut n = 0;
-        let zero = RingStats {
-            backing: ringline_ring::mem::Backing::Normal,
-            sq_entries: 0,
-            cq_entries: 0,
-            overflowed_total: 0,
-            backlog_len: 0,
-            backlog_high_water: 0,
-            sq_dropped: 0,
-        };
+        let zero = ring_with_overflows(0);
         each_counter(
             &EngineStats::default(),
             &NicCounters::default(),
@@ -405,15 +403,6 @@ mod tests {
             }
             ok
         });
-        let ring = |v: u64| RingStats {
-            backing: ringline_ring::mem::Backing::Normal,
-            sq_entries: 0,
-            cq_entries: 0,
-            overflowed_total: v,
-            backlog_len: 0,
-            backlog_high_water: 0,
-            sq_dropped: 0,
-        };
         for v in 1..=200_000u64 {
             let stats = EngineStats {
                 steps: v,
@@ -426,7 +415,7 @@ mod tests {
                 tx_bytes: v,
                 ..NicCounters::default()
             };
-            let ring = ring(v);
+            let ring = ring_with_overflows(v);
             let values = Values {
                 stats: &stats,
                 nic: &nic,
