@@ -122,6 +122,9 @@ impl Setup {
             prealloc_connections: n,
             max_connections: n + 1024,
             ack_delay,
+            // RINGLINE_BENCH_STAT=1: both engines publish their stat page
+            // (what every `ringline` command does), to measure its cost.
+            stat: std::env::var_os("RINGLINE_BENCH_STAT").is_some(),
             ..EngineConfig::default()
         };
         let ring_cfg = RingConfig {

@@ -70,6 +70,10 @@ pub struct DemoArgs {
     /// µs an idle engine keeps polling before it blocks (both engines).
     #[arg(long, value_name = "US", default_value_t = ringline::DEFAULT_BUSY_POLL_US)]
     pub busy_poll_us: u64,
+    /// Do not publish the engines' counters for `ringline stat` (on by
+    /// default: a page per engine in /dev/shm, removed on exit).
+    #[arg(long)]
+    pub no_stat: bool,
 }
 
 /// Opens the demo's server engine in SQPOLL mode, where the NIC can move to
@@ -382,6 +386,8 @@ where
             prealloc_connections: conns,
             max_connections: conns + 1024,
             busy_poll_us: a.busy_poll_us,
+            // Both sides publish for `ringline stat` unless told not to.
+            stat: !a.no_stat,
             ..EngineConfig::default()
         };
     let ring_cfg = RingConfig {

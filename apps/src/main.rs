@@ -13,6 +13,7 @@ mod multicmd;
 mod netcmd;
 mod relay;
 mod report;
+mod stat;
 mod sys;
 mod transport;
 
@@ -55,6 +56,11 @@ enum Cmd {
     /// Echo server on the kernel's TCP (std::net, a thread per connection),
     /// the Linux side of side-by-side measurements.
     KernelEcho(kecho::KernelEchoArgs),
+    /// Reads the counters of running engines (any ringline command, or an
+    /// application with `EngineConfig::stat`) without stopping them: lists
+    /// them, or prints one's counters, connections (--conns), rates
+    /// (--watch), JSON or Prometheus text.
+    Stat(stat::StatArgs),
 }
 
 fn main() {
@@ -69,6 +75,7 @@ fn main() {
         Cmd::Relay(a) => relay::run(&a),
         Cmd::Bulk(a) => bulk::run(&a),
         Cmd::KernelEcho(a) => kecho::run(&a),
+        Cmd::Stat(a) => stat::run(&a),
     };
     if let Err(e) = r {
         eprintln!("ringline: {e}");

@@ -223,6 +223,13 @@ pub struct EngineSection {
     /// Congestion control of every connection: "rate" (the default) or
     /// "westwood".
     pub congestion: Option<String>,
+    /// Publish the engine's counters for `ringline stat` (a page in
+    /// /dev/shm per engine; default true).
+    pub stat: Option<bool>,
+    /// Most connections `ringline stat --conns` shows per engine (default 256).
+    pub stat_connections: Option<usize>,
+    /// How often the counters are published, ms (default 100).
+    pub stat_interval_ms: Option<u64>,
 }
 
 /// `[hugepages]`
@@ -588,8 +595,25 @@ pub fn resolve(args: &NicArgs, cmd: &'static str) -> Result<Settings, TransportE
                 })
             }
         },
+        stat: e.stat.unwrap_or(true),
+        stat_connections: e.stat_connections.unwrap_or(base.stat_connections),
+        stat_interval: e
+            .stat_interval_ms
+            .map_or(base.stat_interval, std::time::Duration::from_millis),
         ..base
     };
+    if engine.stat_interval.is_zero() || engine.stat_connections > ringline::statpage::MAX_CONN_ROWS
+    {
+        return Err(TransportError::Invalid {
+            what: "engine.stat_interval_ms / engine.stat_connections",
+            value: format!(
+                "{} ms / {}",
+                engine.stat_interval.as_millis(),
+                engine.stat_connections
+            ),
+            why: "the interval must be > 0 and at most 65536 connections shown",
+        });
+    }
     let realtime = args.realtime.or(e.realtime);
     if let Some(p) = realtime {
         if !(1..=99).contains(&p) {

@@ -229,3 +229,211 @@ fn demo_sqpoll_serves_without_errors() {
     assert!(s["sqpoll_thread_cpu_us"].is_u64(), "{j}");
     assert!(s["idle_sleeps"].is_u64(), "{j}");
 }
+
+/// `ringline stat` on a running `ringline demo` (two engines, loopback
+/// wire): the instance is listed; `--json --conns --watch` twice shows every
+/// engine's frame counters and the connections' bytes moving between the
+/// reads; `--prometheus` passes the exposition-format check; the pages go
+/// when the demo exits; a page of a dead process is removed by the listing.
+#[test]
+fn stat_reads_a_running_demo_while_it_serves() {
+    const CONNS: u64 = 8;
+    // A page of a process that does not exist (pids stop far below this).
+    let stale = std::path::Path::new(ringline::statpage::STAT_DIR).join("ringline.4000000000.0");
+    std::fs::write(&stale, b"junk").expect("write a stale page");
+    let mut demo = Proc::spawn(
+        "demo",
+        cmd(&[
+            "demo",
+            "--connections",
+            &CONNS.to_string(),
+            "--duration",
+            "10",
+            "--json",
+        ]),
+    );
+    let pid = demo.pid().to_string();
+    let read = |args: &[&str]| {
+        let mut a = vec!["stat", pid.as_str()];
+        a.extend_from_slice(args);
+        run("stat", cmd(&a), Duration::from_secs(60))
+    };
+    // Wait for both engines to have every connection up.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let f = read(&["--json"]);
+        if f.status.success() {
+            let j = f.json();
+            let e = j["engines"].as_array().expect("engines").clone();
+            if e.len() == 2
+                && e.iter()
+                    .all(|e| e["counters"]["engine"]["conns_live"] == CONNS)
+            {
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no engines up: {}",
+            f.stdout
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!stale.exists(), "the listing left a dead process's page");
+    let list = run("stat list", cmd(&["stat"]), Duration::from_secs(30));
+    list.assert_ok("stat");
+    assert!(
+        list.stdout.contains(&format!("ringline.{pid}.0")),
+        "{}",
+        list.stdout
+    );
+    assert!(
+        list.stdout.contains(&format!("ringline.{pid}.1")),
+        "{}",
+        list.stdout
+    );
+
+    let f = read(&["--json", "--conns", "--watch=0.5", "--count", "2"]);
+    f.assert_ok("stat --json --conns --watch");
+    let reads: Vec<serde_json::Value> = f
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(reads.len(), 2, "{}", f.stdout);
+    for (e, (a, b)) in [0, 1]
+        .map(|e| (&reads[0]["engines"][e], &reads[1]["engines"][e]))
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(a["engine"], b["engine"]);
+        for (g, c) in [
+            ("engine", "rx_frames"),
+            ("engine", "tx_segments"),
+            ("nic", "rx_bytes"),
+        ] {
+            let (x, y) = (
+                a["counters"][g][c].as_u64().expect("counter"),
+                b["counters"][g][c].as_u64().expect("counter"),
+            );
+            assert!(y > x, "engine {e} {g}.{c}: {x} -> {y}");
+        }
+        assert!(
+            b["rates"]["engine"]["rx_frames"]
+                .as_f64()
+                .is_some_and(|r| r > 0.0),
+            "{b}"
+        );
+        let rows =
+            |v: &serde_json::Value| v["connections"]["rows"].as_array().expect("rows").clone();
+        let (ra, rb) = (rows(a), rows(b));
+        assert_eq!(ra.len() as u64, CONNS, "{a}");
+        assert_eq!(a["connections"]["live"], CONNS);
+        // The same connection (by its remote address) moved bytes both ways.
+        let mut moved = 0;
+        for r in &ra {
+            let later = rb
+                .iter()
+                .find(|x| x["remote"] == r["remote"] && x["local"] == r["local"]);
+            let later = later.expect("the connection in the second read");
+            assert_eq!(r["state"], "ESTAB", "{r}");
+            if later["bytes_in"].as_u64() > r["bytes_in"].as_u64()
+                && later["bytes_out"].as_u64() > r["bytes_out"].as_u64()
+            {
+                moved += 1;
+            }
+        }
+        assert!(moved > 0, "no connection of engine {e} moved:\n{a}\n{b}");
+    }
+
+    let p = read(&["--prometheus"]);
+    p.assert_ok("stat --prometheus");
+    let samples = ringline::statpage::prom::check_exposition(&p.stdout)
+        .unwrap_or_else(|e| panic!("{e}\n{}", p.stdout));
+    assert!(samples > 100, "{samples} samples");
+    assert!(
+        p.stdout.contains(&format!(
+            "ringline_engine_rx_frames_total{{pid=\"{pid}\",process=\"ringline\",engine=\"0\""
+        )),
+        "{}",
+        p.stdout
+    );
+    // promtool's own check (lint included) where Prometheus is installed.
+    match std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        Ok(mut child) => {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(p.stdout.as_bytes())
+                .expect("feed promtool");
+            let out = child.wait_with_output().expect("promtool");
+            assert!(
+                out.status.success(),
+                "promtool check metrics: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Err(_) => skip(
+            "promtool check",
+            "promtool not installed (apt-get install prometheus)",
+        ),
+    }
+    // The same text over HTTP for a scraper (one request, then it exits).
+    let mut server = Proc::spawn(
+        "stat --listen",
+        cmd(&["stat", &pid, "--listen", "127.0.0.1:0", "--count", "1"]),
+    );
+    let line = server.wait_line("serving Prometheus metrics on", Duration::from_secs(30));
+    let addr = line
+        .rsplit("http://")
+        .next()
+        .and_then(|a| a.strip_suffix("/metrics"))
+        .expect("the address")
+        .to_owned();
+    let mut conn = std::net::TcpStream::connect(&addr).expect("connect to stat --listen");
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    {
+        use std::io::{Read, Write};
+        conn.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut resp = String::new();
+        conn.read_to_string(&mut resp).expect("response");
+        let (head, body) = resp.split_once("\r\n\r\n").expect("a head");
+        assert!(head.starts_with("HTTP/1.0 200"), "{head}");
+        assert!(head.contains("version=0.0.4"), "{head}");
+        ringline::statpage::prom::check_exposition(body).unwrap_or_else(|e| panic!("{e}"));
+    }
+    server
+        .wait(Duration::from_secs(30))
+        .assert_ok("stat --listen --count 1");
+
+    let human = read(&["--conns"]);
+    human.assert_ok("stat --conns");
+    for what in [
+        "rx_frames",
+        "bad_checksum",
+        "cq_overflowed",
+        "bufring_empty",
+        "ESTAB",
+    ] {
+        assert!(human.stdout.contains(what), "no {what}:\n{}", human.stdout);
+    }
+
+    let done = demo.wait(Duration::from_secs(120));
+    done.assert_ok("demo");
+    for e in 0..2 {
+        let page =
+            std::path::Path::new(ringline::statpage::STAT_DIR).join(format!("ringline.{pid}.{e}"));
+        assert!(!page.exists(), "{} outlived the demo", page.display());
+    }
+    read(&[]).assert_clean_failure("stat of an exited demo", "no running ringline engine");
+}

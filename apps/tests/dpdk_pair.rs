@@ -116,9 +116,49 @@ fn memif_two_processes(huge: bool) {
             "--connections",
             "32",
             "--duration",
-            "1",
+            "2",
             "--json",
         ]),
+    );
+    // While the load runs, `ringline stat` reads the server's engine live:
+    // once its 32 connections are up, frames and a connection's bytes move
+    // between two reads.
+    let spid = server.pid().to_string();
+    let stat = |args: &[&str]| {
+        let mut a = vec!["stat", spid.as_str(), "--json"];
+        a.extend_from_slice(args);
+        let f = run("stat", cmd(&a), Duration::from_secs(30));
+        f.assert_ok("stat of the echo server");
+        f
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while stat(&[]).json()["engines"][0]["counters"]["engine"]["conns_live"] != 32 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the connections never came up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let f = stat(&["--conns", "--watch=0.3", "--count", "2"]);
+    let reads: Vec<serde_json::Value> = f
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    let (a, b) = (&reads[0]["engines"][0], &reads[1]["engines"][0]);
+    let frames = |e: &serde_json::Value| e["counters"]["engine"]["rx_frames"].as_u64().unwrap();
+    assert!(frames(b) > frames(a), "rx_frames did not move:\n{a}\n{b}");
+    let bytes = |e: &serde_json::Value| -> u64 {
+        e["connections"]["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| r["bytes_in"].as_u64().unwrap())
+            .sum()
+    };
+    assert!(
+        bytes(b) > bytes(a),
+        "no connection's bytes moved:\n{a}\n{b}"
     );
     // An orderly stop: DPDK's memif driver unmaps the shared memory when
     // the peer disconnects, without a lock against a burst in progress, so
@@ -132,6 +172,11 @@ fn memif_two_processes(huge: bool) {
     f.assert_ok("loadgen over memif");
     check_report(&f, "dpdk:net_memif", 32);
     s.assert_ok("echo over memif");
+    let page = format!("{}/ringline.{spid}.0", ringline::statpage::STAT_DIR);
+    assert!(
+        !std::path::Path::new(&page).exists(),
+        "{page} outlived echo"
+    );
     assert!(s.stdout.contains("stopped; 32 connections"), "{}", s.stdout);
     assert!(s.stdout.contains(" 0 errors"), "{}", s.stdout);
     // On exit the server prints its engine's counters.

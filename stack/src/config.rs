@@ -80,6 +80,18 @@ pub struct EngineConfig {
     /// integers). `libringline` sets it so that socket numbers are reserved
     /// file descriptors of the process (see [`crate::SocketNumbers`]).
     pub socket_numbers: Option<crate::SocketNumbersHook>,
+    /// Publish the engine's counters in a shared-memory page,
+    /// `/dev/shm/ringline.<pid>.<engine>`, that `ringline stat` (or any
+    /// [`crate::statpage::StatReader`]) reads while the engine runs; the
+    /// file is removed when the engine is dropped. A step pays one
+    /// comparison; see [`crate::statpage`]. Off by default in the library;
+    /// the `ringline` commands turn it on.
+    pub stat: bool,
+    /// How often (engine time) the counters are published.
+    pub stat_interval: Duration,
+    /// Most connections the page's connection table shows (`ringline stat
+    /// --conns`), at most [`crate::statpage::MAX_CONN_ROWS`].
+    pub stat_connections: usize,
 }
 
 /// The congestion controller of every connection (the engine's, beside
@@ -126,6 +138,9 @@ impl Default for EngineConfig {
             congestion: Congestion::default(),
             busy_poll_us: DEFAULT_BUSY_POLL_US,
             socket_numbers: None,
+            stat: false,
+            stat_interval: Duration::from_millis(100),
+            stat_connections: 256,
         }
     }
 }

@@ -75,6 +75,12 @@ impl<N: Nic> Inline<N> {
         self.engine.stats()
     }
 
+    /// The engine's shared-memory counters page
+    /// ([`crate::EngineConfig::stat`]), if it publishes one.
+    pub fn stat_path(&self) -> Option<&std::path::Path> {
+        self.engine.stat_path()
+    }
+
     /// The ring's statistics (memory backing, overflow backlog).
     pub fn ring_stats(&self) -> RingStats {
         self.engine.ring_stats()

@@ -14,6 +14,7 @@ use crate::core::ops::Ops;
 use crate::core::Core;
 use crate::errno::Errno;
 use crate::net::Pump;
+use crate::statpage::publish::{Publisher, Values};
 use crate::stats::EngineStats;
 
 /// Errors creating an engine.
@@ -35,6 +36,10 @@ pub enum EngineError {
         /// The `mmap` error.
         err: String,
     },
+    /// The shared-memory counters page (`EngineConfig::stat`) could not be
+    /// created.
+    #[error("cannot create the stat page in /dev/shm: {0}")]
+    StatPage(String),
 }
 
 impl<N: Nic> Drop for Engine<N> {
@@ -52,6 +57,8 @@ const MAX_BUFFER: usize = 64 << 20;
 pub(crate) struct Engine<N: Nic> {
     core: Core,
     pump: Pump<N>,
+    /// The shared-memory counters page (`EngineConfig::stat`).
+    stat: Option<Box<Publisher>>,
 }
 
 impl<N: Nic> Engine<N> {
@@ -75,6 +82,14 @@ impl<N: Nic> Engine<N> {
                 "prefix_len <= 32, buffers of 1024 bytes to 64 MiB",
             ));
         }
+        if cfg.stat
+            && (cfg.stat_interval.is_zero()
+                || cfg.stat_connections > crate::statpage::MAX_CONN_ROWS)
+        {
+            return Err(EngineError::Config(
+                "stat_interval must be > 0 and stat_connections at most 65536",
+            ));
+        }
         if cfg.rx_budget == 0 {
             return Err(EngineError::Config("rx_budget must be > 0"));
         }
@@ -96,17 +111,28 @@ impl<N: Nic> Engine<N> {
                     err: e.to_string(),
                 }
             })?;
+        let stat = if cfg.stat {
+            let interval = u64::try_from(cfg.stat_interval.as_micros()).unwrap_or(u64::MAX);
+            let p = Publisher::create(cfg.stat_connections, interval, (0, 1))
+                .map_err(|e| EngineError::StatPage(e.to_string()))?;
+            Some(Box::new(p))
+        } else {
+            None
+        };
         let now_us = clock.now_us();
         let (pump, iface) = Pump::new(nic, &cfg, now_us);
         let ops = Ops::with_capacity(ring.sq_entries() as usize * 4);
         let cq = Completer::new(ring, ops);
         let core = Core::new(cfg, cq, iface, pump.mac(), clock, now_us, arena);
-        Ok(Engine { core, pump })
+        Ok(Engine { core, pump, stat })
     }
 
     /// Joins a group of engines sharing a port ([`crate::open_in_group`]).
     pub(crate) fn join(&mut self, member: crate::group::GroupMember) {
         self.core.rss = (member.queue, member.queues);
+        if let Some(p) = &self.stat {
+            p.set_queue(member.queue, member.queues);
+        }
         self.core.neigh.join(member.share);
     }
 
@@ -122,14 +148,12 @@ impl<N: Nic> Engine<N> {
 
     /// Counters so far.
     pub(crate) fn stats(&self) -> EngineStats {
-        let mut s = self.core.stats();
-        s.rx_frames = self.pump.rx_frames;
-        s.tx_segments = self.pump.tx.segments;
-        s.tx_dropped = self.pump.tx.dropped;
-        s.tx_full = self.pump.tx.full;
-        s.resends_skipped = self.pump.tx.skipped;
-        s.arp_tx = self.pump.arp_tx;
-        s
+        stats_of(&self.core, &self.pump)
+    }
+
+    /// The shared-memory counters page, if the engine publishes one.
+    pub(crate) fn stat_path(&self) -> Option<&std::path::Path> {
+        self.stat.as_deref().map(Publisher::path)
     }
 
     /// Whether submission is refused: the CQ overflow backlog is at its cap
@@ -223,9 +247,15 @@ impl<N: Nic> Engine<N> {
     /// 7. advance link chains and drain, counted TIMEOUTs;
     /// 8. one TX burst; flush the overflow backlog again.
     fn run_step(&mut self, now_us: u64, want: Option<u32>) -> bool {
-        let Engine { core, pump } = self;
+        let Engine { core, pump, stat } = self;
         core.now_us = now_us.max(core.now_us);
         core.stats.steps += 1;
+        // The only per-step cost of the stat page: one comparison.
+        if let Some(p) = stat {
+            if core.now_us >= p.due_us {
+                publish_stat(p, core, pump);
+            }
+        }
         core.cq.ring.flush_overflow();
         if core.neigh.shared_pending() {
             core.take_shared_neighbors();
@@ -339,4 +369,44 @@ impl<N: Nic> Engine<N> {
             (a, b) => a.or(b),
         }
     }
+}
+
+/// The engine's counters from its core and its pump.
+fn stats_of<N: Nic>(core: &Core, pump: &Pump<N>) -> EngineStats {
+    let mut s = core.stats();
+    s.rx_frames = pump.rx_frames;
+    s.tx_segments = pump.tx.segments;
+    s.tx_dropped = pump.tx.dropped;
+    s.tx_full = pump.tx.full;
+    s.resends_skipped = pump.tx.skipped;
+    s.arp_tx = pump.arp_tx;
+    s
+}
+
+/// The stat page's work when due (see `statpage::publish`): the counters
+/// every `stat_interval`, a look for a connection-table request every
+/// millisecond, and while a walk is on, up to `WALK_PER_STEP` connection
+/// slots. Out of line: most steps only compare the due time.
+#[cold]
+#[inline(never)]
+fn publish_stat<N: Nic>(p: &mut Publisher, core: &Core, pump: &Pump<N>) {
+    let now = core.now_us;
+    if p.counters_due(now) {
+        let stats = stats_of(core, pump);
+        let nic = pump.nic.counters();
+        let ring = core.cq.ring.stats();
+        let values = Values {
+            stats: &stats,
+            nic: &nic,
+            ring: &ring,
+        };
+        p.publish_counters(&values, now, crate::clock::thread_cpu_us());
+    }
+    if p.poll_request(now) {
+        let ip = core.host.ip;
+        p.walk(core.conns.slots(), core.conns.live(), now, |slot| {
+            core.conns.describe(slot, ip, now)
+        });
+    }
+    p.reschedule(now);
 }

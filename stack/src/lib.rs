@@ -29,6 +29,10 @@
 //!
 //! Sockets are ringline's own small integers, not kernel file descriptors.
 //!
+//! Operators read a running engine's counters and connections from another
+//! process through [`statpage`] (`EngineConfig::stat`; the `ringline stat`
+//! command), without stopping it.
+//!
 //! Inside (none of it public): `engine` orders each step's stages;
 //! `core` holds every table and executor, NIC-independent; `net` is the NIC
 //! pump, the only code compiled per NIC type. `docs/design.md` walks
@@ -55,6 +59,7 @@ mod net;
 mod numbers;
 mod slab;
 mod sqpoll;
+pub mod statpage;
 mod stats;
 mod tcpopt;
 mod timer;

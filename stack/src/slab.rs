@@ -100,6 +100,11 @@ impl<T> Slab<T> {
         self.live
     }
 
+    /// Slots made so far, occupied or free.
+    pub(crate) fn slots(&self) -> usize {
+        self.items.len()
+    }
+
     /// The value at `i` (occupied or not).
     #[inline]
     pub(crate) fn get(&self, i: usize) -> Option<&T> {

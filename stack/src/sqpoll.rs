@@ -179,6 +179,8 @@ where
     /// polls only within `busy_poll_us` of it, so an application waiting in
     /// short slices blocks at once when nothing has come for a while.
     last_progress: Instant,
+    /// The engine's stat page, if it publishes one.
+    stat_path: Option<std::path::PathBuf>,
 }
 
 impl<N: Nic + Send + 'static> std::fmt::Debug for Sqpoll<N>
@@ -214,9 +216,11 @@ where
     let (app, eng) = new_ring_sqpoll(ring, cpu, idle_ms)?;
     let busy_poll_us = cfg.busy_poll_us;
     let engine = Engine::new(nic, eng, cfg, clock.clone())?;
+    let stat_path = engine.stat_path().map(std::path::Path::to_owned);
     let inline = Inline::new(engine, clock, busy_poll_us);
     let view = app.view();
-    let driver = Sqpoll::start(inline, sq, view)?;
+    let mut driver = Sqpoll::start(inline, sq, view)?;
+    driver.stat_path = stat_path;
     Ok(Ring::new(app, driver))
 }
 
@@ -264,6 +268,7 @@ where
             busy_poll_us,
             app_id: None,
             last_progress: Instant::now(),
+            stat_path: None,
         };
         match started_rx.recv_timeout(Duration::from_secs(10)) {
             Ok(Ok(())) => Ok(driver),
@@ -315,6 +320,12 @@ where
             cmds: self.cmds.clone(),
             engine_thread: self.engine_thread.clone(),
         }
+    }
+
+    /// The engine's shared-memory counters page
+    /// ([`crate::EngineConfig::stat`]), if it publishes one.
+    pub fn stat_path(&self) -> Option<&std::path::Path> {
+        self.stat_path.as_deref()
     }
 
     /// The engine's counters ([`Sqpoll::snapshot`]); zero if the engine

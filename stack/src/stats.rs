@@ -1,5 +1,6 @@
 //! Engine counters. Plain integers owned by the engine thread; read them with
-//! [`crate::Inline::stats`].
+//! [`crate::Inline::stats`], or from another process in the engine's
+//! shared-memory page ([`crate::statpage`]).
 
 /// What the engine has done so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -22,6 +23,9 @@ pub struct EngineStats {
     pub tx_full: u64,
     /// Frames dropped as malformed (bad Ethernet, ARP, IPv4 or TCP header).
     pub malformed: u64,
+    /// Of `malformed`, IPv4 headers whose checksum was wrong (checked
+    /// unless offloaded to the NIC).
+    pub bad_checksum: u64,
     /// Frames addressed to another MAC or IP.
     pub not_for_us: u64,
     /// Frames of a protocol we do not handle (non-TCP, fragments, IPv6).
@@ -57,6 +61,9 @@ pub struct EngineStats {
     pub deferred_egress: u64,
     /// Requests in flight now (filled in by `stats()`).
     pub ops_in_flight: u64,
+    /// Receives that found their provided-buffer ring empty and completed
+    /// with `-ENOBUFS` (buffer-ring exhaustion).
+    pub bufring_empty: u64,
     /// Connections failed because their next hop never answered ARP.
     pub unreachable: u64,
     /// Data segments sent again (any cause: fast retransmit, probe, RTO).
@@ -92,10 +99,26 @@ impl EngineStats {
     /// a compile error (which rustc words, through the macro, as "pattern
     /// requires `..` due to inaccessible fields").
     pub fn fields(&self) -> Vec<(&'static str, u64)> {
+        let mut v = Vec::with_capacity(Self::COUNT);
+        self.visit(|name, value| v.push((name, value)));
+        v
+    }
+
+    /// How many counters [`EngineStats::fields`] gives.
+    pub const COUNT: usize = std::mem::size_of::<EngineStats>() / 8;
+
+    /// The counters that are levels, not running totals (a rate of them
+    /// means nothing): Prometheus gauges.
+    pub const GAUGES: &'static [&'static str] = &["conns_live", "ops_in_flight"];
+
+    /// Calls `f` with every counter's name and value, in declaration order,
+    /// without allocating ([`EngineStats::fields`] collects them; the
+    /// shared-memory publisher writes them into its page).
+    pub fn visit(&self, mut f: impl FnMut(&'static str, u64)) {
         macro_rules! named {
             ($($f:ident),* $(,)?) => {{
                 let EngineStats { $($f),* } = *self;
-                vec![$((stringify!($f), $f)),*]
+                $(f(stringify!($f), $f);)*
             }};
         }
         named!(
@@ -108,6 +131,7 @@ impl EngineStats {
             tx_dropped,
             tx_full,
             malformed,
+            bad_checksum,
             not_for_us,
             unsupported,
             no_socket,
@@ -124,6 +148,7 @@ impl EngineStats {
             polls_coalesced,
             deferred_egress,
             ops_in_flight,
+            bufring_empty,
             unreachable,
             retransmits,
             fast_retransmits,

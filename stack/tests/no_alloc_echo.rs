@@ -33,12 +33,18 @@ fn ud(tag: u64, a: u64) -> u64 {
 #[test]
 fn echo_steady_state_allocates_nothing() {
     let mut o = PairOpts::default();
+    // Both engines publish their stat page (every 10 ms of the pair's
+    // clock), and the server answers connection-table requests: neither
+    // may allocate either.
     o.server = EngineConfig {
         prealloc_connections: CONNS,
+        stat: true,
+        stat_interval: std::time::Duration::from_millis(10),
         ..o.server
     };
     o.client = EngineConfig {
         prealloc_connections: CONNS,
+        stat: true,
         ..o.client
     };
     let mut p = Pair::with(o);
@@ -104,6 +110,24 @@ fn echo_steady_state_allocates_nothing() {
         start(&mut p, i, &mut seq, &mut tx, &mut rx);
     }
 
+    // A reader on another thread asks for the server's connection table
+    // over and over while the engines run (its allocations are its own
+    // thread's, not counted).
+    let page = p.s.driver().stat_path().expect("stat page").to_owned();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let r = ringline::statpage::StatReader::open(&page).expect("open");
+            let mut tables = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if r.connections(std::time::Duration::from_millis(200)).is_ok() {
+                    tables += 1;
+                }
+            }
+            tables
+        })
+    };
     let mut done = 0u64;
     let mut watched = None;
     let mut rounds = 0u64;
@@ -179,6 +203,12 @@ fn echo_steady_state_allocates_nothing() {
         }
     }
     counting::unwatch();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let tables = reader.join().expect("reader");
+    assert!(
+        tables > 0,
+        "the engine answered no connection-table request"
+    );
     let allocs = counting::allocations();
     assert_eq!(
         allocs,

@@ -153,8 +153,8 @@ pub(crate) struct Conn {
 // (docs/performance.md): a connection is this struct in the slab, plus its
 // smoltcp socket (about 960 bytes, in the `SocketSet`), plus the pages its
 // buffers touched. Growth here is a decision, not an accident.
-const _: () = assert!(core::mem::size_of::<Conn>() <= 448);
-const _: () = assert!(core::mem::size_of::<crate::core::recovery::Recovery>() <= 312);
+const _: () = assert!(core::mem::size_of::<Conn>() <= 456);
+const _: () = assert!(core::mem::size_of::<crate::core::recovery::Recovery>() <= 320);
 
 impl Conn {
     // The one unsafe call outside the audited modules: taking the slot's
@@ -366,6 +366,46 @@ impl Conns {
             freed: 0,
             arena,
         }
+    }
+
+    /// Connection slots ever made (free or not): a table walk's end.
+    pub(crate) fn slots(&self) -> usize {
+        self.slab.slots()
+    }
+
+    /// The connection in slot `slot` as an operator sees it (`ringline stat
+    /// --conns`); `None` if the slot is free or was never made. `ip`: the
+    /// engine's address. Not for the hot path (the stat page's walk).
+    pub(crate) fn describe(
+        &self,
+        slot: usize,
+        ip: Ipv4Addr,
+        now_us: u64,
+    ) -> Option<crate::statpage::ConnInfo> {
+        let c = self.slab.get(slot)?;
+        if c.phase == Phase::Free {
+            return None;
+        }
+        let s = c.sock_ref();
+        let r = c.rec.report();
+        Some(crate::statpage::ConnInfo {
+            state: crate::statpage::linux_state(s.state()),
+            local_ip: u64::from(u32::from(ip)),
+            local_port: u64::from(c.local_port),
+            remote_ip: u64::from(u32::from(c.remote_ip)),
+            remote_port: u64::from(c.remote_port),
+            fd: c.fd as i64 as u64,
+            bytes_out: u64::from(r.bytes_out),
+            bytes_in: u64::from(r.bytes_in),
+            srtt_us: r.srtt_us,
+            rttvar_us: r.rttvar_us,
+            min_rtt_us: r.min_rtt_us,
+            cwnd: u64::from(r.cwnd),
+            retransmits: u64::from(r.retransmits),
+            send_queue: s.send_queue() as u64,
+            recv_queue: s.recv_queue() as u64,
+            age_us: now_us.saturating_sub(c.started_us),
+        })
     }
 
     /// Connections in use.

@@ -169,6 +169,7 @@ impl Core {
         let total = pkt.total_len() as usize;
         if verify && !pkt.verify_checksum() {
             self.stats.malformed += 1;
+            self.stats.bad_checksum += 1;
             return Ingress::Done;
         }
         if pkt.dst_addr() != self.host.ip {

@@ -333,6 +333,27 @@ pub(crate) struct Recovery {
     /// The first sequence numbers seen each way, for [`Recovery::moved`].
     tx_base: u32,
     rx_base: Option<u32>,
+    /// Data segments this connection sent again (its share of
+    /// `EngineStats::retransmits`).
+    resent: u32,
+}
+
+/// A connection's send-side numbers for an operator (`ringline stat
+/// --conns`, like `ss -ti`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct RecoveryReport {
+    /// Bytes sent and received, counted in sequence space from the first
+    /// segment each way: modulo 2^32.
+    pub(crate) bytes_out: u32,
+    pub(crate) bytes_in: u32,
+    /// Smoothed RTT, its variation and the smallest sample, µs (0: none yet).
+    pub(crate) srtt_us: u64,
+    pub(crate) rttvar_us: u64,
+    pub(crate) min_rtt_us: u64,
+    /// Congestion window, bytes (0: not set yet).
+    pub(crate) cwnd: u32,
+    /// Data segments sent again.
+    pub(crate) retransmits: u32,
 }
 
 impl Recovery {
@@ -360,6 +381,27 @@ impl Recovery {
             .map_or(0, |b| self.peer_end.wrapping_sub(b) as i32);
         let tx = self.nxt.wrapping_sub(self.tx_base) as i32;
         rx < 0 || tx < 0 || rx as u32 > n || tx as u32 > n
+    }
+
+    /// The numbers an operator reads (see [`RecoveryReport`]).
+    pub(crate) fn report(&self) -> RecoveryReport {
+        RecoveryReport {
+            bytes_out: if self.active {
+                self.nxt.wrapping_sub(self.tx_base)
+            } else {
+                0
+            },
+            bytes_in: self.rx_base.map_or(0, |b| self.peer_end.wrapping_sub(b)),
+            srtt_us: self.srtt_us,
+            rttvar_us: self.rttvar_us,
+            min_rtt_us: if self.min_rtt_us == u64::MAX {
+                0
+            } else {
+                self.min_rtt_us
+            },
+            cwnd: self.cwnd,
+            retransmits: self.resent,
+        }
     }
 
     /// How long (µs, in the socket's time, which smoltcp's timeout uses)
@@ -481,6 +523,7 @@ impl Recovery {
             // Some of it went out before: a retransmission (Karn: a sample
             // spanning it would be ambiguous).
             stats.retransmits += u64::from(s.resent);
+            self.resent = self.resent.wrapping_add(s.resent);
             self.timed = None;
         }
         if after(s.hi, self.nxt) {

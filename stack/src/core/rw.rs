@@ -93,6 +93,7 @@ impl Core {
         // even on an empty socket), then data decides.
         if let Some(g) = group {
             if self.bufs.select(g).is_none() {
+                self.stats.bufring_empty += 1;
                 self.cq.fail(id, errno::ENOBUFS);
                 return Ok(None);
             }
@@ -148,6 +149,7 @@ impl Core {
                     // payloadlen 0 (io_uring_recvmsg_out), res = header size.
                     let g = group.expect("multishot recvmsg has a group");
                     let Some(b) = self.bufs.select(g) else {
+                        self.stats.bufring_empty += 1;
                         self.cq.fail(id, errno::ENOBUFS);
                         return Progress::Done;
                     };
@@ -241,6 +243,7 @@ impl Core {
             };
             // Provided buffers: pick one only when there is data to put in it.
             let Some(b) = self.bufs.select(group) else {
+                self.stats.bufring_empty += 1;
                 self.cq.fail(id, errno::ENOBUFS);
                 return Progress::Done;
             };
