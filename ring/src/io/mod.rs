@@ -64,22 +64,22 @@
 //! See the `ringline` crate's documentation for an echo server and its client on the
 //! loopback wire, compiled and run as a doctest.
 
-use core::cell::RefCell;
+use core::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::abi::{self, Cqe, Sqe};
-use crate::app::opcode::{self, SafeSqe};
+use crate::app::opcode::{self, SafeSqe, Timespec};
 use crate::app::{Driver, Errno, Ring, SqFull};
 use crate::bufring::BufRing;
 
 pub mod op;
 mod pool;
 
-pub use op::Op;
-pub use pool::{Buf, BufPool, PoolBuf};
+pub use op::{Op, ReadyWords};
 use op::{Owned, Prepared};
 use pool::PoolInner;
+pub use pool::{Buf, BufPool, PoolBuf};
 
 /// The raw ring a [`Io`] drives: liburing's submission and completion calls, with
 /// the `unsafe` SQE hand-over of [`Ring::push`].
@@ -335,9 +335,16 @@ struct Slot<T> {
     state: State<T>,
 }
 
+/// Op slots per timespec chunk.
+const TIME_CHUNK: usize = 1024;
+
 /// The op slots and the queues both halves of a split touch.
 struct OpTable<T> {
     slots: Vec<Slot<T>>,
+    /// The timespec cell of each slot (TIMEOUT, LINK_TIMEOUT), in boxed chunks that
+    /// never move when the table grows: the engine may read a cell until the
+    /// request's final CQE. Written only while the slot is being filled.
+    times: Vec<Box<[Cell<Timespec>]>>,
     free: u32,
     /// Requests in the engine (not parked).
     live: u32,
@@ -356,6 +363,7 @@ impl<T: Copy> OpTable<T> {
     fn new(slots: u32) -> Self {
         let mut t = OpTable {
             slots: Vec::new(),
+            times: Vec::new(),
             free: NO_SLOT,
             live: 0,
             rearm: Vec::with_capacity(64),
@@ -382,6 +390,19 @@ impl<T: Copy> OpTable<T> {
         if to > from {
             self.free = from;
         }
+        while self.times.len() * TIME_CHUNK < to as usize {
+            self.times.push(
+                (0..TIME_CHUNK)
+                    .map(|_| Cell::new(Timespec::default()))
+                    .collect(),
+            );
+        }
+    }
+
+    /// The timespec cell of slot `idx`.
+    fn time(&self, idx: u32) -> &Cell<Timespec> {
+        let i = idx as usize;
+        &self.times[i / TIME_CHUNK][i % TIME_CHUNK]
     }
 
     fn alloc(&mut self, busy: Busy<T>) -> Option<(u32, u32)> {
@@ -681,6 +702,7 @@ impl<B: Backend, T: Copy> Io<B, T> {
             sqe,
             safe: None,
             owned: Owned::None,
+            timespec: None,
         };
         // SAFETY: the caller upholds the push contract for what `sqe` names.
         unsafe { push_prepared(&mut self.backend, &self.table, &self.pools, prepared, data) }
@@ -736,7 +758,12 @@ impl<B: Backend, T: Copy> Io<B, T> {
     /// returns; other completions that arrive meanwhile stay in the batch for
     /// [`Io::next`]. `Err(ETIME)` if it did not complete in time (the request stays in
     /// flight and its completion will come through [`Io::next`]).
-    pub fn call(&mut self, op: impl Op, data: T, timeout: Duration) -> Result<Completion<T>, Errno> {
+    pub fn call(
+        &mut self,
+        op: impl Op,
+        data: T,
+        timeout: Duration,
+    ) -> Result<Completion<T>, Errno> {
         let token = self.push(op, data).map_err(|_| Errno::EBUSY)?;
         let mut it = self.op_completions(token, timeout);
         while let Some(c) = it.next() {
@@ -820,11 +847,20 @@ impl<B: Backend, T: Copy> Io<B, T> {
         {
             let mut t = self.table.borrow_mut();
             for slot in t.slots.iter_mut() {
-                if let State::Busy(b) = core::mem::replace(&mut slot.state, State::Free { next: NO_SLOT }) {
+                if let State::Busy(b) =
+                    core::mem::replace(&mut slot.state, State::Free { next: NO_SLOT })
+                {
                     // The engine may still use it: leak, never free.
                     core::mem::forget(b.owned);
                     leaked += 1;
                 }
+            }
+            if leaked > 0 {
+                // A leaked TIMEOUT may still have its timespec read: keep the cells.
+                let times = core::mem::take(&mut t.times);
+                core::mem::forget(times);
+                let len = t.slots.len() as u32;
+                t.grow(len);
             }
             let n = t.slots.len() as u32;
             // Rebuild the free list (the generations stay, so old CQEs stay stale).
@@ -935,7 +971,11 @@ impl<B: Backend, T: Copy> Iterator for OpCompletions<'_, B, T> {
                 self.done = true;
                 return None;
             }
-            if self.io.wait(1, left.min(Duration::from_millis(10))).is_err() {
+            if self
+                .io
+                .wait(1, left.min(Duration::from_millis(10)))
+                .is_err()
+            {
                 self.done = true;
                 return None;
             }
@@ -1010,7 +1050,12 @@ unsafe fn push_prepared<B: Backend + ?Sized, T: Copy>(
     prepared: Prepared,
     data: T,
 ) -> Result<Token, PushError> {
-    let Prepared { sqe, safe, owned } = prepared;
+    let Prepared {
+        mut sqe,
+        safe,
+        owned,
+        timespec,
+    } = prepared;
     let pool = pool_tag(pools, &sqe);
     let multishot = safe.filter(|s| is_multishot(s));
     let mut t = table.borrow_mut();
@@ -1024,6 +1069,13 @@ unsafe fn push_prepared<B: Backend + ?Sized, T: Copy>(
         })
         .ok_or(PushError::NoSlot)?;
     let token = Token::new(idx, pool, generation);
+    if let Some(ts) = timespec {
+        // The slot is ours and not in flight: nothing reads the cell now. The
+        // boxed chunk stays put until the table drops (after shutdown).
+        let cell = t.time(idx);
+        cell.set(ts);
+        sqe.addr = cell.as_ptr().expose_provenance() as u64;
+    }
     drop(t);
     let pushed = match safe {
         Some(s) => {
@@ -1105,7 +1157,9 @@ fn flush_rearms<B: Backend + ?Sized, T: Copy>(
     }
     while let Some(idx) = t.rearm.pop() {
         let slot = &t.slots[idx as usize];
-        let State::Busy(b) = &slot.state else { continue };
+        let State::Busy(b) = &slot.state else {
+            continue;
+        };
         let Some(sqe) = b.multishot else { continue };
         let s = sqe.with_user_data(Token::new(idx, pool_tag(pools, &sqe), slot.generation).0);
         let _ = push_retry(backend, |b| b.push_safe_sqe(&s));

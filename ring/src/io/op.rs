@@ -7,13 +7,16 @@
 //!   ASYNC_CANCEL, ...) is a request as it is.
 //! * [`Send`] owns the bytes it sends ([`Buf`]: a `Vec<u8>`, a `Box<[u8]>` or a
 //!   received [`PoolBuf`](super::PoolBuf)); [`Recv`] owns the `Vec<u8>` it fills;
-//!   [`Bind`] and [`Connect`] own their `sockaddr`; [`Timeout`] its timespec. The
+//!   [`Bind`] and [`Connect`] own their `sockaddr`; [`Timeout`] and [`LinkTimeout`]
+//!   keep their timespec in the op slot; [`PollAddWord`] holds its [`ReadyWords`]. The
 //!   completion gives the buffer back ([`Completion::take_buf`](super::Completion::take_buf)).
 //!
 //! The trait [`Op`] is sealed: only this module's types (and `SafeSqe`) implement it,
 //! so safe code cannot make a request that names memory nobody owns.
 
+use core::sync::atomic::AtomicU32;
 use std::net::SocketAddrV4;
+use std::rc::Rc;
 use std::time::Duration;
 
 use crate::abi::Sqe;
@@ -33,9 +36,9 @@ pub(crate) enum Owned {
     /// A `sockaddr_in` read when the request starts (held, never read here).
     #[allow(dead_code)]
     Addr(Box<libc::sockaddr_in>),
-    /// A timespec read when the request starts (held, never read here).
+    /// The ready words of coalesced polls (held, never read here).
     #[allow(dead_code)]
-    Time(Box<Timespec>),
+    Words(std::rc::Rc<[AtomicU32]>),
 }
 
 /// A request ready to be pushed: its SQE (all but `user_data`) and what it owns.
@@ -44,6 +47,9 @@ pub struct Prepared {
     /// `Some` when the SQE names no memory (then `owned` is `None`).
     pub(crate) safe: Option<SafeSqe>,
     pub(crate) owned: Owned,
+    /// A timespec for the SQE's `addr`: the layer stores it in the op slot's timespec
+    /// cell (stable memory, no allocation) and points `addr` there.
+    pub(crate) timespec: Option<Timespec>,
 }
 
 mod sealed {
@@ -68,6 +74,7 @@ impl sealed::Sealed for SafeSqe {
             sqe: *self.sqe(),
             safe: Some(self),
             owned: Owned::None,
+            timespec: None,
         }
     }
 }
@@ -78,6 +85,7 @@ fn owning(sqe: Sqe, owned: Owned) -> Prepared {
         sqe,
         safe: None,
         owned,
+        timespec: None,
     }
 }
 
@@ -91,6 +99,7 @@ pub struct Send {
     start: usize,
     end: usize,
     flags: i32,
+    sqe_flags: u8,
 }
 
 impl Send {
@@ -104,6 +113,7 @@ impl Send {
             start: 0,
             end,
             flags: 0,
+            sqe_flags: 0,
         }
     }
 
@@ -120,6 +130,12 @@ impl Send {
         self.flags = msg_flags;
         self
     }
+
+    /// `IOSQE_*` flags (`IOSQE_IO_LINK`, ...).
+    pub fn sqe_flags(mut self, flags: u8) -> Self {
+        self.sqe_flags |= flags;
+        self
+    }
 }
 
 impl sealed::Sealed for Send {
@@ -128,6 +144,7 @@ impl sealed::Sealed for Send {
         let len = u32::try_from(self.end - self.start).unwrap_or(u32::MAX);
         let sqe = opcode::Send::new(self.fd, ptr.wrapping_add(self.start), len)
             .flags(self.flags)
+            .sqe_flags(self.sqe_flags)
             .build();
         owning(sqe, Owned::Buf(self.buf))
     }
@@ -135,20 +152,39 @@ impl sealed::Sealed for Send {
 impl Op for Send {}
 
 /// Receive into a `Vec<u8>` the request owns (`IORING_OP_RECV`, `io_uring_prep_recv`):
-/// at most `buf.len()` bytes at its start. The final completion hands the `Vec` back
-/// (unchanged length; `res` bytes were written).
+/// at most `buf.len()` bytes at its start, or into [`Recv::range`]. The final
+/// completion hands the `Vec` back (unchanged length; `res` bytes were written).
 #[derive(Debug)]
 #[must_use = "a request does nothing until pushed"]
 pub struct Recv {
     fd: i32,
     buf: Vec<u8>,
+    start: usize,
+    end: usize,
     flags: i32,
+    sqe_flags: u8,
 }
 
 impl Recv {
     /// `recv(fd, &mut buf[..], 0)`.
     pub fn new(fd: i32, buf: Vec<u8>) -> Self {
-        Recv { fd, buf, flags: 0 }
+        let end = buf.len();
+        Recv {
+            fd,
+            buf,
+            start: 0,
+            end,
+            flags: 0,
+            sqe_flags: 0,
+        }
+    }
+
+    /// Receive into `buf[start..end]` only (clamped to the buffer), e.g. after the
+    /// bytes already there.
+    pub fn range(mut self, range: core::ops::Range<usize>) -> Self {
+        self.end = range.end.min(self.buf.len());
+        self.start = range.start.min(self.end);
+        self
     }
 
     /// recv flags (`MSG_WAITALL`, `MSG_DONTWAIT`, ...).
@@ -156,13 +192,21 @@ impl Recv {
         self.flags = msg_flags;
         self
     }
+
+    /// `IOSQE_*` flags (`IOSQE_IO_LINK` before a [`LinkTimeout`], ...).
+    pub fn sqe_flags(mut self, flags: u8) -> Self {
+        self.sqe_flags |= flags;
+        self
+    }
 }
 
 impl sealed::Sealed for Recv {
     fn prepare(mut self) -> Prepared {
-        let len = u32::try_from(self.buf.len()).unwrap_or(u32::MAX);
-        let sqe = opcode::Recv::new(self.fd, self.buf.as_mut_ptr(), len)
+        let len = u32::try_from(self.end - self.start).unwrap_or(u32::MAX);
+        let ptr = self.buf.as_mut_ptr().wrapping_add(self.start);
+        let sqe = opcode::Recv::new(self.fd, ptr, len)
             .flags(self.flags)
+            .sqe_flags(self.sqe_flags)
             .build();
         owning(sqe, Owned::Buf(Buf::Vec(self.buf)))
     }
@@ -193,8 +237,12 @@ impl Bind {
 impl sealed::Sealed for Bind {
     fn prepare(self) -> Prepared {
         let sa = boxed_addr(self.addr);
-        let sqe = opcode::Bind::new(self.fd, (&*sa as *const libc::sockaddr_in).cast(), SOCKADDR_IN_LEN)
-            .build();
+        let sqe = opcode::Bind::new(
+            self.fd,
+            (&*sa as *const libc::sockaddr_in).cast(),
+            SOCKADDR_IN_LEN,
+        )
+        .build();
         owning(sqe, Owned::Addr(sa))
     }
 }
@@ -229,7 +277,8 @@ impl sealed::Sealed for Connect {
 }
 impl Op for Connect {}
 
-/// A timer (`IORING_OP_TIMEOUT`, `io_uring_prep_timeout`); owns its timespec.
+/// A timer (`IORING_OP_TIMEOUT`, `io_uring_prep_timeout`); its timespec lives in
+/// the request's op slot.
 /// Completes with `-ETIME` when it fires.
 #[derive(Debug, Clone, Copy)]
 #[must_use = "a request does nothing until pushed"]
@@ -264,12 +313,112 @@ impl Timeout {
 
 impl sealed::Sealed for Timeout {
     fn prepare(self) -> Prepared {
-        let ts = Box::new(Timespec::from(self.after));
-        let sqe = opcode::Timeout::new(&*ts)
+        // The address is the op slot's timespec cell, set by the layer.
+        let sqe = opcode::Timeout::new(core::ptr::null())
             .count(self.count)
             .flags(self.flags)
             .build();
-        owning(sqe, Owned::Time(ts))
+        Prepared {
+            timespec: Some(Timespec::from(self.after)),
+            ..owning(sqe, Owned::None)
+        }
     }
 }
 impl Op for Timeout {}
+
+/// A timeout for the request before it (`IORING_OP_LINK_TIMEOUT`,
+/// `io_uring_prep_link_timeout`; that request has `IOSQE_IO_LINK`): cancels it if it
+/// has not completed after `after`. Its timespec lives in the request's op slot.
+#[derive(Debug, Clone, Copy)]
+#[must_use = "a request does nothing until pushed"]
+pub struct LinkTimeout {
+    after: Duration,
+}
+
+impl LinkTimeout {
+    /// Cancel the linked request after `after`.
+    pub fn new(after: Duration) -> Self {
+        LinkTimeout { after }
+    }
+}
+
+impl sealed::Sealed for LinkTimeout {
+    fn prepare(self) -> Prepared {
+        let sqe = opcode::LinkTimeout::new(core::ptr::null()).build();
+        Prepared {
+            timespec: Some(Timespec::from(self.after)),
+            ..owning(sqe, Owned::None)
+        }
+    }
+}
+impl Op for LinkTimeout {}
+
+/// The ready words of ringline's coalesced persistent polls ([`PollAddWord`]), one
+/// per index (e.g. per socket number), allocated once. Cheap to clone; a poll in
+/// flight holds a clone, so the words outlive every poll that names them.
+#[derive(Debug, Clone)]
+pub struct ReadyWords(Rc<[AtomicU32]>);
+
+impl ReadyWords {
+    /// `n` words, all clear.
+    pub fn new(n: usize) -> Self {
+        ReadyWords((0..n).map(|_| AtomicU32::new(0)).collect())
+    }
+
+    /// Number of words.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Takes the events accumulated in word `i` and clears it, re-enabling the next
+    /// CQE of its poll ([`crate::app::take_ready`]). 0 if `i` is out of range.
+    pub fn take(&self, i: usize) -> u32 {
+        self.0.get(i).map_or(0, crate::app::take_ready)
+    }
+}
+
+/// ringline's coalesced persistent poll (`IORING_OP_POLL_ADD` with
+/// `IORING_POLL_ADD_MULTI | RINGLINE_POLL_COALESCED`, see
+/// [`opcode::PollAdd::ready_word`]): the engine accumulates events in word `index` of
+/// a [`ReadyWords`] and posts a CQE only when the word was clear; clear it with
+/// [`ReadyWords::take`]. The request holds the words until its final completion.
+#[derive(Debug)]
+#[must_use = "a request does nothing until pushed"]
+pub struct PollAddWord {
+    fd: i32,
+    events: u32,
+    words: ReadyWords,
+    index: usize,
+}
+
+impl PollAddWord {
+    /// Poll `fd` for `events` into word `index` (cleared first). `None` if `index` is
+    /// out of range.
+    pub fn new(fd: i32, events: u32, words: &ReadyWords, index: usize) -> Option<Self> {
+        let w = words.0.get(index)?;
+        // Relaxed: no poll names the word yet; the push publishes it to the engine.
+        w.store(0, core::sync::atomic::Ordering::Relaxed);
+        Some(PollAddWord {
+            fd,
+            events,
+            words: words.clone(),
+            index,
+        })
+    }
+}
+
+impl sealed::Sealed for PollAddWord {
+    fn prepare(self) -> Prepared {
+        let word: *const AtomicU32 = &self.words.0[self.index];
+        let sqe = opcode::PollAdd::new(self.fd, self.events)
+            .ready_word(word)
+            .build();
+        owning(sqe, Owned::Words(self.words.0))
+    }
+}
+impl Op for PollAddWord {}

@@ -31,7 +31,12 @@ pub(crate) struct PoolInner {
 }
 
 impl PoolInner {
-    pub(crate) fn new(ring: BufRing, bgid: u16, count: u32, size: u32) -> Result<Self, crate::app::Errno> {
+    pub(crate) fn new(
+        ring: BufRing,
+        bgid: u16,
+        count: u32,
+        size: u32,
+    ) -> Result<Self, crate::app::Errno> {
         use crate::app::Errno;
         let len = (count as usize)
             .checked_mul(size as usize)

@@ -87,13 +87,19 @@ fn send_owns_its_buffer_until_the_final_completion() {
     let ptr = v.as_ptr() as u64;
     let t = io.push(op::Send::new(3, v).range(1..5), 7).unwrap();
     let sqe = *io.backend().sqes.last().unwrap();
-    assert_eq!((sqe.opcode, sqe.fd, sqe.addr, sqe.len), (abi::IORING_OP_SEND, 3, ptr + 1, 4));
+    assert_eq!(
+        (sqe.opcode, sqe.fd, sqe.addr, sqe.len),
+        (abi::IORING_OP_SEND, 3, ptr + 1, 4)
+    );
     assert_eq!(sqe.user_data, t.user_data());
     assert_eq!(io.in_flight(), 1);
     io.backend_mut().post(t.user_data(), 4, 0);
     wait(&mut io);
     let mut c = io.next().unwrap();
-    assert_eq!((c.data(), c.token(), c.result(), c.more()), (7, t, Ok(4), false));
+    assert_eq!(
+        (c.data(), c.token(), c.result(), c.more()),
+        (7, t, Ok(4), false)
+    );
     assert_eq!(c.take_buf().unwrap().into_vec().unwrap(), b"hello");
     assert_eq!(io.in_flight(), 0);
     assert!(io.next().is_none());
@@ -131,7 +137,9 @@ fn the_slab_grows_when_every_slot_is_busy() {
         io.backend_mut().post(t.user_data(), 0, 0);
     }
     wait(&mut io);
-    let got: Vec<u32> = core::iter::from_fn(|| io.next()).map(|c| c.data()).collect();
+    let got: Vec<u32> = core::iter::from_fn(|| io.next())
+        .map(|c| c.data())
+        .collect();
     assert_eq!(got, (0..10).collect::<Vec<_>>());
 }
 
@@ -140,7 +148,9 @@ fn pool_buffers_go_back_to_the_ring_when_dropped() {
     let mut io = io();
     let pool = io.register_pool(4, 4, 64).unwrap();
     assert_eq!(pool.available(), 4);
-    let t = io.push(opcode::RecvMulti::new(5, pool.bgid()).build(), 9).unwrap();
+    let t = io
+        .push(opcode::RecvMulti::new(5, pool.bgid()).build(), 9)
+        .unwrap();
     io.backend_mut().recv(t.user_data(), 4, b"abc", true);
     io.backend_mut().recv(t.user_data(), 4, b"defg", true);
     wait(&mut io);
@@ -314,4 +324,39 @@ fn unregisters_pools_on_drop() {
     io.shutdown(Duration::ZERO);
     assert_eq!(io.backend().unregistered, vec![7]);
     drop(pool);
+}
+
+#[test]
+fn timeouts_point_into_their_slot_and_receives_into_their_range() {
+    let mut io = io();
+    let t = io
+        .push(op::LinkTimeout::new(Duration::from_millis(1500)), 0)
+        .unwrap();
+    let sqe = *io.backend().sqes.last().unwrap();
+    assert_eq!(sqe.opcode, abi::IORING_OP_LINK_TIMEOUT);
+    // Grow the table while the timeout is in flight: its timespec must not move.
+    for i in 0..8 {
+        io.push(opcode::Nop::new().build(), i).unwrap();
+    }
+    // SAFETY: the test is the engine reading the timespec the SQE names; the slot's
+    // cell lives in a chunk that the table never moves or frees while the request
+    // is in flight.
+    let ts = unsafe { (sqe.addr as *const Timespec).read() };
+    assert_eq!((ts.tv_sec, ts.tv_nsec), (1, 500_000_000));
+    io.backend_mut().post(t.user_data(), -libc::ETIME, 0);
+
+    let v = vec![0u8; 100];
+    let base = v.as_ptr() as u64;
+    io.push(
+        op::Recv::new(3, v)
+            .range(40..100)
+            .sqe_flags(abi::IOSQE_IO_LINK),
+        9,
+    )
+    .unwrap();
+    let sqe = *io.backend().sqes.last().unwrap();
+    assert_eq!(
+        (sqe.addr, sqe.len, sqe.flags),
+        (base + 40, 60, abi::IOSQE_IO_LINK)
+    );
 }
