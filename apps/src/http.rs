@@ -646,11 +646,14 @@ mod tests {
 /// The header and idle timeouts, end to end on the loopback wire: a client
 /// that sends half a request head and stops, and one that sends nothing,
 /// are both closed (the server counts them), while a prompt request is
-/// answered.
+/// answered. The test's client names its buffers in raw SQEs (audited
+/// `unsafe`, as in the testkit); the server under test is safe.
 #[cfg(test)]
+#[allow(unsafe_code)]
 mod timeout_tests {
     use super::*;
     use ringline::{Clock, Runtime};
+    use ringline_ring::abi::Cqe;
     use ringline_dataplane::LoopbackPort;
     use ringline_testkit::pair::{
         open_engines, push as tpush, push_safe as push_safe_t, reap, sockaddr, take, PairOpts,
