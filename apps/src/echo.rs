@@ -319,7 +319,7 @@ pub fn serve<R: Uring>(
     let end = Instant::now() + Duration::from_millis(100);
     while Instant::now() < end {
         let _ = io.wait(1, Duration::from_millis(5));
-        while io.next().is_some() {}
+        while io.next_completion().is_some() {}
     }
     Ok(stats)
 }

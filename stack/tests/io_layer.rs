@@ -139,7 +139,7 @@ fn io_echo_steady_state_allocates_nothing() {
             }
         }
         cli.wait(0, Duration::ZERO).unwrap();
-        while let Some(mut c) = cli.next() {
+        while let Some(mut c) = cli.next_completion() {
             match c.data() {
                 Cli::Setup => {
                     assert_eq!(c.res(), 0, "connect");

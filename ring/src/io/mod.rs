@@ -714,7 +714,7 @@ impl<B: Backend, T: Copy> Io<B, T> {
     }
 
     /// Submits, waits up to `timeout` for `min` CQEs, and takes the CQEs that are
-    /// ready into the batch [`Io::next`] and [`Io::split`] read. A timeout or an
+    /// ready into the batch [`Io::next_completion`] and [`Io::split`] read. A timeout or an
     /// interrupted wait is not an error. Returns the completions waiting in the batch.
     pub fn wait(&mut self, min: u32, timeout: Duration) -> Result<usize, Errno> {
         flush_rearms(&mut self.backend, &self.table, &self.pools);
@@ -733,7 +733,7 @@ impl<B: Backend, T: Copy> Io<B, T> {
 
     /// The next completion of the batch [`Io::wait`] took, if any.
     #[inline]
-    pub fn next(&mut self) -> Option<Completion<T>> {
+    pub fn next_completion(&mut self) -> Option<Completion<T>> {
         next_completion(&mut self.batch, &self.table, &self.pools)
     }
 
@@ -756,8 +756,8 @@ impl<B: Backend, T: Copy> Io<B, T> {
 
     /// Pushes `op` and waits (at most `timeout`) for its final completion, which it
     /// returns; other completions that arrive meanwhile stay in the batch for
-    /// [`Io::next`]. `Err(ETIME)` if it did not complete in time (the request stays in
-    /// flight and its completion will come through [`Io::next`]).
+    /// [`Io::next_completion`]. `Err(ETIME)` if it did not complete in time (the request stays in
+    /// flight and its completion will come through [`Io::next_completion`]).
     pub fn call(
         &mut self,
         op: impl Op,
@@ -777,7 +777,7 @@ impl<B: Backend, T: Copy> Io<B, T> {
     /// A blocking iterator over the completions of the request `token` (a multishot
     /// accept or receive as a stream), ended by its final completion or when
     /// `timeout` passes without one. Completions of other requests stay in the batch
-    /// for [`Io::next`].
+    /// for [`Io::next_completion`].
     pub fn op_completions(&mut self, token: Token, timeout: Duration) -> OpCompletions<'_, B, T> {
         OpCompletions {
             io: self,
@@ -836,13 +836,13 @@ impl<B: Backend, T: Copy> Io<B, T> {
             loop {
                 let left = end.saturating_duration_since(Instant::now());
                 let _ = self.wait(1, left.min(Duration::from_millis(5)));
-                while self.next().is_some() {}
+                while self.next_completion().is_some() {}
                 if self.table.borrow().live == 0 || left.is_zero() {
                     break;
                 }
             }
         }
-        while self.next().is_some() {}
+        while self.next_completion().is_some() {}
         let mut leaked = 0;
         {
             let mut t = self.table.borrow_mut();

@@ -95,14 +95,14 @@ fn send_owns_its_buffer_until_the_final_completion() {
     assert_eq!(io.in_flight(), 1);
     io.backend_mut().post(t.user_data(), 4, 0);
     wait(&mut io);
-    let mut c = io.next().unwrap();
+    let mut c = io.next_completion().unwrap();
     assert_eq!(
         (c.data(), c.token(), c.result(), c.more()),
         (7, t, Ok(4), false)
     );
     assert_eq!(c.take_buf().unwrap().into_vec().unwrap(), b"hello");
     assert_eq!(io.in_flight(), 0);
-    assert!(io.next().is_none());
+    assert!(io.next_completion().is_none());
 }
 
 #[test]
@@ -112,7 +112,7 @@ fn a_stale_cqe_is_not_taken_for_the_slots_next_request() {
     let old = io.push(nop(), 1).unwrap();
     io.backend_mut().post(old.user_data(), 0, 0);
     wait(&mut io);
-    assert_eq!(io.next().unwrap().data(), 1);
+    assert_eq!(io.next_completion().unwrap().data(), 1);
     // Same slot, next generation.
     let new = io.push(nop(), 2).unwrap();
     assert_ne!(old, new);
@@ -120,9 +120,9 @@ fn a_stale_cqe_is_not_taken_for_the_slots_next_request() {
     io.backend_mut().post(old.user_data(), 0, 0);
     io.backend_mut().post(new.user_data(), 5, 0);
     wait(&mut io);
-    let c = io.next().unwrap();
+    let c = io.next_completion().unwrap();
     assert_eq!((c.data(), c.res()), (2, 5));
-    assert!(io.next().is_none());
+    assert!(io.next_completion().is_none());
     assert_eq!(io.stats().stale, 1);
 }
 
@@ -137,7 +137,7 @@ fn the_slab_grows_when_every_slot_is_busy() {
         io.backend_mut().post(t.user_data(), 0, 0);
     }
     wait(&mut io);
-    let got: Vec<u32> = core::iter::from_fn(|| io.next())
+    let got: Vec<u32> = core::iter::from_fn(|| io.next_completion())
         .map(|c| c.data())
         .collect();
     assert_eq!(got, (0..10).collect::<Vec<_>>());
@@ -154,8 +154,8 @@ fn pool_buffers_go_back_to_the_ring_when_dropped() {
     io.backend_mut().recv(t.user_data(), 4, b"abc", true);
     io.backend_mut().recv(t.user_data(), 4, b"defg", true);
     wait(&mut io);
-    let a = io.next().unwrap();
-    let b = io.next().unwrap();
+    let a = io.next_completion().unwrap();
+    let b = io.next_completion().unwrap();
     assert!(a.more() && b.more());
     assert_eq!(&a.buf().unwrap()[..], b"abc");
     assert_eq!(&b.buf().unwrap()[..], b"defg");
@@ -165,11 +165,11 @@ fn pool_buffers_go_back_to_the_ring_when_dropped() {
     // A late CQE after the stream ended (a closed connection) still returns its buffer.
     io.backend_mut().post(t.user_data(), 0, 0);
     wait(&mut io);
-    let end = io.next().unwrap();
+    let end = io.next_completion().unwrap();
     assert!(!end.more());
     io.backend_mut().recv(t.user_data(), 4, b"late", true);
     wait(&mut io);
-    assert!(io.next().is_none());
+    assert!(io.next_completion().is_none());
     assert_eq!(io.stats().stale, 1);
     drop(b);
     assert_eq!(pool.available(), 4);
@@ -186,8 +186,8 @@ fn a_buffer_handed_back_twice_makes_no_second_handle() {
     let dup = *io.backend().cq.back().unwrap();
     io.backend_mut().cq.push_back(dup);
     wait(&mut io);
-    let a = io.next().unwrap();
-    let b = io.next().unwrap();
+    let a = io.next_completion().unwrap();
+    let b = io.next_completion().unwrap();
     assert!(a.buf().is_some());
     assert!(b.buf().is_none());
     assert_eq!(io.stats().bad_buffers, 1);
@@ -203,7 +203,7 @@ fn multishot_is_rearmed_when_the_engine_ends_it_early() {
     // Ended by a full CQ: a connection, no F_MORE.
     io.backend_mut().post(acc.user_data(), 8, 0);
     wait(&mut io);
-    let c = io.next().unwrap();
+    let c = io.next_completion().unwrap();
     assert_eq!((c.res(), c.more()), (8, true));
     io.submit().unwrap();
     assert_eq!(io.backend().sqes.len(), pushed + 1, "re-armed");
@@ -215,7 +215,7 @@ fn multishot_is_rearmed_when_the_engine_ends_it_early() {
     io.cancel(acc);
     io.backend_mut().post(acc.user_data(), -libc::ECANCELED, 0);
     wait(&mut io);
-    let c = io.next().unwrap();
+    let c = io.next_completion().unwrap();
     assert_eq!((c.res(), c.more()), (-libc::ECANCELED, false));
     io.submit().unwrap();
     assert_eq!(io.in_flight(), 0);
@@ -231,7 +231,7 @@ fn a_starved_receive_waits_for_buffers_then_resumes() {
     }
     io.backend_mut().recv(t.user_data(), 0, b"z", true); // ENOBUFS, final
     wait(&mut io);
-    let held: Vec<_> = core::iter::from_fn(|| io.next()).collect();
+    let held: Vec<_> = core::iter::from_fn(|| io.next_completion()).collect();
     assert_eq!(held.len(), 4, "the ENOBUFS end is not shown");
     assert!(held.iter().all(|c| c.more()));
     assert_eq!(io.stats().starved, 1);
@@ -253,10 +253,10 @@ fn cancelling_a_starved_receive_ends_it() {
     io.backend_mut().recv(t.user_data(), 0, b"z", true);
     io.backend_mut().recv(t.user_data(), 0, b"z", true);
     wait(&mut io);
-    let first = io.next().unwrap();
-    assert!(io.next().is_none());
+    let first = io.next_completion().unwrap();
+    assert!(io.next_completion().is_none());
     io.cancel(t);
-    let c = io.next().unwrap();
+    let c = io.next_completion().unwrap();
     assert_eq!((c.res(), c.more()), (-libc::ECANCELED, false));
     assert_eq!(io.in_flight(), 0);
     drop(first);
@@ -281,7 +281,7 @@ fn split_pushes_while_reading_completions() {
     assert_eq!(send.len, 4);
     io.backend_mut().post(sends[0].user_data(), 4, 0);
     wait(&mut io);
-    let c = io.next().unwrap();
+    let c = io.next_completion().unwrap();
     assert_eq!(c.data(), 1);
     drop(c);
     assert_eq!(pool.available(), 4);
@@ -313,7 +313,7 @@ fn call_waits_for_its_own_completion() {
         .call(opcode::Nop::new().build(), 2, Duration::from_millis(10))
         .unwrap();
     assert_eq!((c.data(), c.res()), (2, 42));
-    assert_eq!(io.next().unwrap().data(), 1, "the other completion waits");
+    assert_eq!(io.next_completion().unwrap().data(), 1, "the other completion waits");
 }
 
 #[test]
