@@ -225,10 +225,11 @@ pub fn serve<R: Uring>(
                         stats.errors += 1;
                     }
                     // A multishot accept is re-armed by the layer.
-                    if !c.more() && c.res() != -libc::ECANCELED {
-                        if sub.push(accept(lfd), Ev::Accept(lfd)).is_err() {
-                            stats.errors += 1;
-                        }
+                    if !c.more()
+                        && c.res() != -libc::ECANCELED
+                        && sub.push(accept(lfd), Ev::Accept(lfd)).is_err()
+                    {
+                        stats.errors += 1;
                     }
                 }
                 Ev::Poll(fd) => {
@@ -265,11 +266,10 @@ pub fn serve<R: Uring>(
                         if res < 0 && res != -libc::ECONNRESET && res != -libc::ECANCELED {
                             stats.errors += 1;
                         }
-                        if let Some(conn) = conns.get_mut(fd as usize).and_then(Option::take) {
-                            if let Some(poll) = conn {
-                                let remove = opcode::PollRemove::new(poll.user_data());
-                                sub.push_detached(remove.build());
-                            }
+                        if let Some(Some(poll)) = conns.get_mut(fd as usize).and_then(Option::take)
+                        {
+                            let remove = opcode::PollRemove::new(poll.user_data());
+                            sub.push_detached(remove.build());
                         }
                         sub.push_detached(opcode::Close::new(fd).build());
                     } else if res == -libc::ENOBUFS {

@@ -219,29 +219,6 @@ pub fn clock_ns(clock: libc::clockid_t) -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn realtime_refuses_bad_priorities_and_sets_fifo() {
-        assert!(set_realtime(0).unwrap_err().contains("1..=99"));
-        assert!(set_realtime(100).unwrap_err().contains("1..=99"));
-        // On a thread of its own, so the test harness's thread keeps its policy.
-        let r = std::thread::spawn(|| (set_realtime(1), current_policy()))
-            .join()
-            .expect("thread");
-        match r {
-            (Ok(()), policy) => assert_eq!(policy, libc::SCHED_FIFO),
-            // Without CAP_SYS_NICE the error says so.
-            (Err(e), policy) => {
-                assert!(e.contains("not permitted"), "{e}");
-                assert_eq!(policy, libc::SCHED_OTHER);
-            }
-        }
-    }
-}
-
 /// Any [`Uring`] as a backend of the safe layer (`ringline_ring::io::Io`), so
 /// the servers and clients ported to the layer run on ringline and on the
 /// kernel's io_uring alike.
@@ -275,5 +252,28 @@ impl<R: Uring + ?Sized> ringline_ring::io::Backend for Layer<'_, R> {
     }
     fn unregister_buf_ring(&mut self, bgid: u16) -> Result<(), Errno> {
         self.0.unregister_buf_ring(bgid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn realtime_refuses_bad_priorities_and_sets_fifo() {
+        assert!(set_realtime(0).unwrap_err().contains("1..=99"));
+        assert!(set_realtime(100).unwrap_err().contains("1..=99"));
+        // On a thread of its own, so the test harness's thread keeps its policy.
+        let r = std::thread::spawn(|| (set_realtime(1), current_policy()))
+            .join()
+            .expect("thread");
+        match r {
+            (Ok(()), policy) => assert_eq!(policy, libc::SCHED_FIFO),
+            // Without CAP_SYS_NICE the error says so.
+            (Err(e), policy) => {
+                assert!(e.contains("not permitted"), "{e}");
+                assert_eq!(policy, libc::SCHED_OTHER);
+            }
+        }
     }
 }

@@ -765,13 +765,9 @@ impl<B: Backend, T: Copy> Io<B, T> {
         timeout: Duration,
     ) -> Result<Completion<T>, Errno> {
         let token = self.push(op, data).map_err(|_| Errno::EBUSY)?;
-        let mut it = self.op_completions(token, timeout);
-        while let Some(c) = it.next() {
-            if !c.more() {
-                return Ok(c);
-            }
-        }
-        Err(Errno::ETIME)
+        self.op_completions(token, timeout)
+            .find(|c| !c.more())
+            .ok_or(Errno::ETIME)
     }
 
     /// A blocking iterator over the completions of the request `token` (a multishot

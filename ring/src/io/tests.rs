@@ -313,7 +313,11 @@ fn call_waits_for_its_own_completion() {
         .call(opcode::Nop::new().build(), 2, Duration::from_millis(10))
         .unwrap();
     assert_eq!((c.data(), c.res()), (2, 42));
-    assert_eq!(io.next_completion().unwrap().data(), 1, "the other completion waits");
+    assert_eq!(
+        io.next_completion().unwrap().data(),
+        1,
+        "the other completion waits"
+    );
 }
 
 #[test]
