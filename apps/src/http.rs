@@ -653,8 +653,8 @@ mod tests {
 mod timeout_tests {
     use super::*;
     use ringline::{Clock, Runtime};
-    use ringline_ring::abi::Cqe;
     use ringline_dataplane::LoopbackPort;
+    use ringline_ring::abi::Cqe;
     use ringline_testkit::pair::{
         open_engines, push as tpush, push_safe as push_safe_t, reap, sockaddr, take, PairOpts,
         SERVER_IP,
