@@ -1,47 +1,43 @@
-//! The echo server: multishot accept, multishot recv into a shared buffer
-//! ring, and a SEND straight out of each received buffer (the buffer goes back
-//! to the ring when its SEND completes). Runs on any [`Uring`]: ringline on any
-//! NIC, or the kernel's io_uring (the benchmark's `kernel-uring` backend).
+//! The echo server: multishot accept, multishot recv into a buffer pool, and
+//! a SEND of each received buffer itself (the buffer goes back to the pool
+//! when its SEND completes). Written on the safe layer (`ringline_ring::io`):
+//! requests own their buffers, the pool's buffers are handles, completions
+//! carry an [`Ev`] instead of packed `user_data`. Runs on any [`Uring`]:
+//! ringline on any NIC, or the kernel's io_uring (the benchmark's
+//! `kernel-uring` backend).
 //!
 //! The benchmark's variants are options: single-shot accept, single-shot
-//! receives re-armed after every CQE, readiness through POLL_ADD (multishot or
-//! one-shot) followed by a non-blocking receive, several listening ports, and
-//! a discard mode (receive only) for bulk transfer.
-//!
-//! Opts out of `#![deny(unsafe_code)]` for the SQEs and provided buffers that
-//! name the server's buffer arena and ready words (each `unsafe` block says
-//! why the memory outlives the request): the arena lives until `serve` has
-//! cancelled every request, reaped the completions and unregistered the
-//! buffer ring.
-#![allow(unsafe_code)]
+//! receives re-armed after every CQE, readiness through POLL_ADD (multishot,
+//! one-shot or coalesced) followed by a non-blocking receive, several
+//! listening ports, and a discard mode (receive only) for bulk transfer.
 
-use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use ringline_ring::abi::{buffer_id, more, sock_nonempty, Cqe};
-use ringline_ring::bufring::BufRing;
-use ringline_ring::opcode;
+use ringline_ring::abi::sock_nonempty;
+use ringline_ring::io::{op, Io, ReadyWords, Token};
+use ringline_ring::opcode::{self, SafeSqe};
 
-use crate::sys::{push, push_safe, Uring};
+use crate::sys::{Layer, Uring};
 
 /// Buffer group the server's receives draw from.
 const BGID: u16 = 0;
 
-/// User-data tags (top byte).
-const T_ACCEPT: u64 = 1;
-const T_RECV: u64 = 2;
-const T_SEND: u64 = 3;
-const T_CLOSE: u64 = 4;
-const T_SETUP: u64 = 5;
-const T_POLL: u64 = 6;
-
-fn ud(tag: u64, bid: u16, fd: i32) -> u64 {
-    (tag << 56) | ((bid as u64) << 32) | fd as u32 as u64
-}
-
-fn split(ud: u64) -> (u64, u16, i32) {
-    (ud >> 56, (ud >> 32) as u16, ud as u32 as i32)
+/// What a request of the server was for (the token of its completions).
+#[derive(Clone, Copy, Debug, Default)]
+enum Ev {
+    /// SOCKET, BIND, LISTEN.
+    #[default]
+    Setup,
+    /// An ACCEPT on this listener.
+    Accept(i32),
+    /// A receive on this connection.
+    Recv(i32),
+    /// A readiness poll on this connection.
+    Poll(i32),
+    /// A SEND of echoed bytes.
+    Send,
 }
 
 /// Server counters.
@@ -132,333 +128,224 @@ pub fn serve<R: Uring>(
     stop: &AtomicBool,
 ) -> Result<EchoStats, String> {
     let mut stats = EchoStats::default();
-    let mut ring: BufRing = rt
-        .register_buf_ring(opts.buffers, BGID)
+    // A slot per buffer (a SEND holds one) and room for connections.
+    let mut io: Io<_, Ev> = Io::with_capacity(Layer(rt), opts.buffers + 4096, 4096);
+    let pool = io
+        .register_pool(BGID, opts.buffers, opts.buffer_size)
         .map_err(|e| format!("buffer ring: {e}"))?;
-    let size = opts.buffer_size as usize;
-    let mut mem = vec![0u8; opts.buffers as usize * size];
-    let base = mem.as_mut_ptr() as u64;
-    for bid in 0..opts.buffers {
-        // SAFETY: `mem` is freed only at the end of `serve`, after every request
-        // was cancelled and the ring unregistered; the server reads a buffer (by
-        // a SEND of it) only after a CQE handed it back.
-        unsafe {
-            ring.add_and_advance(
-                base + bid as u64 * size as u64,
-                opts.buffer_size,
-                bid as u16,
-            )
-        };
-    }
-    let mut free_bufs = opts.buffers as usize;
-    let mut cqes: Vec<Cqe> = Vec::with_capacity(4096);
 
-    let arm_accept = |rt: &mut R, lfd: i32| {
-        let sqe = match opts.accept {
-            AcceptMode::Multishot => opcode::AcceptMulti::new(lfd)
-                .user_data(ud(T_ACCEPT, 0, lfd))
-                .build(),
-            AcceptMode::Single => opcode::AcceptNoAddr::new(lfd)
-                .user_data(ud(T_ACCEPT, 0, lfd))
-                .build(),
-        };
-        push_safe(rt, sqe);
+    let accept = |lfd: i32| match opts.accept {
+        AcceptMode::Multishot => opcode::AcceptMulti::new(lfd).build(),
+        AcceptMode::Single => opcode::AcceptNoAddr::new(lfd).build(),
     };
     let mut listeners = Vec::with_capacity(opts.ports as usize);
     for k in 0..opts.ports.max(1) {
-        let lfd = listen_on(rt, &mut cqes, ip, opts.port + k, 65535, ud(T_SETUP, 0, 0))?;
-        arm_accept(rt, lfd);
+        let lfd = listen(&mut io, ip, opts.port + k, 65535)?;
+        io.push(accept(lfd), Ev::Accept(lfd))
+            .map_err(|e| format!("accept: {e}"))?;
         listeners.push(lfd);
     }
     // The load may start now (pairs with the Acquire load in the caller).
     ready.store(true, Ordering::Release);
 
-    // Arms (or re-arms) the receive side of a connection.
-    let arm_recv = |rt: &mut R, fd: i32| {
-        let sqe = match opts.recv {
-            RecvMode::Multishot => opcode::RecvMulti::new(fd, BGID)
-                .user_data(ud(T_RECV, 0, fd))
-                .build(),
-            RecvMode::Rearm => opcode::RecvSelect::new(fd, BGID, 0)
-                .user_data(ud(T_RECV, 0, fd))
-                .build(),
+    // The receive of a connection, armed (or re-armed) by its events.
+    let recv = |fd: i32| -> SafeSqe {
+        match opts.recv {
+            RecvMode::Multishot => opcode::RecvMulti::new(fd, BGID).build(),
+            RecvMode::Rearm => opcode::RecvSelect::new(fd, BGID, 0).build(),
             RecvMode::PollMulti | RecvMode::PollOneshot | RecvMode::PollCoalesced => {
                 opcode::RecvSelect::new(fd, BGID, 0)
                     .flags(libc::MSG_DONTWAIT)
-                    .user_data(ud(T_RECV, 0, fd))
                     .build()
             }
-        };
-        push_safe(rt, sqe);
+        }
     };
-    // Ready words live until after every request is cancelled (below).
-    let words: Vec<AtomicU32> = if opts.recv == RecvMode::PollCoalesced {
-        (0..READY_WORDS).map(|_| AtomicU32::new(0)).collect()
+    let words = ReadyWords::new(if opts.recv == RecvMode::PollCoalesced {
+        READY_WORDS
     } else {
-        Vec::new()
-    };
-    let arm_poll = |rt: &mut R, fd: i32| {
-        let p = opcode::PollAdd::new(fd, libc::POLLIN as u32).user_data(ud(T_POLL, 0, fd));
-        let p = match opts.recv {
-            RecvMode::PollMulti => p.multi(),
-            RecvMode::PollCoalesced => match words.get(fd as usize) {
-                Some(w) => {
-                    w.store(0, Ordering::Relaxed);
-                    // SAFETY: `words` is never resized and is freed only at the
-                    // end of `serve`, after every request was cancelled; the
-                    // server touches a word only atomically (`take_ready`).
-                    unsafe { push(rt, p.ready_word(w).build()) };
-                    return;
-                }
-                // Out of words: a plain multishot poll.
-                None => p.multi(),
-            },
-            _ => p,
-        };
-        push_safe(rt, p.build());
-    };
+        0
+    });
     let persistent_poll = matches!(opts.recv, RecvMode::PollMulti | RecvMode::PollCoalesced);
     let poll_mode = persistent_poll || opts.recv == RecvMode::PollOneshot;
 
-    // Connections whose receive ended for lack of buffers.
+    // Connections whose single-shot receive ended for lack of buffers (a
+    // multishot receive waits for buffers inside the layer).
     let mut starved: Vec<i32> = Vec::new();
-    // Accepted connections not yet closed (by socket number), so shutdown
-    // can close them: their clients then see FIN (or RST), not silence.
-    let mut open: Vec<bool> = Vec::new();
+    // Accepted connections not yet closed, by socket number, with their
+    // persistent poll: shutdown closes them, so their clients see FIN (or
+    // RST), not silence.
+    let mut conns: Vec<Option<Option<Token>>> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
-        match rt.submit_and_wait_timeout(1, Duration::from_millis(5)) {
-            Ok(_) => {}
-            Err(e) if e.0 == libc::ETIME || e.0 == libc::EINTR || e.0 == libc::EBUSY => {}
-            Err(e) => return Err(format!("enter: {e}")),
-        }
-        cqes.clear();
-        rt.reap(&mut cqes);
-        for c in &cqes {
-            let (tag, bid, fd) = split(c.user_data);
-            match tag {
-                T_ACCEPT => {
-                    if c.res >= 0 {
+        io.wait(1, Duration::from_millis(5))
+            .map_err(|e| format!("enter: {e}"))?;
+        let (mut sub, completions) = io.split();
+        // Every push below either succeeds or the layer's slot table is at its
+        // limit: counted as an error (the connection stalls, the server goes on).
+        let arm = |sub: &mut ringline_ring::io::Submitter<'_, _, Ev>,
+                   conns: &mut Vec<Option<Option<Token>>>,
+                   stats: &mut EchoStats,
+                   fd: i32,
+                   poll: bool| {
+            let pushed = if !poll {
+                sub.push(recv(fd), Ev::Recv(fd))
+            } else if let Some(p) =
+                op::PollAddWord::new(fd, libc::POLLIN as u32, &words, fd as usize)
+                    .filter(|_| opts.recv == RecvMode::PollCoalesced)
+            {
+                sub.push(p, Ev::Poll(fd))
+            } else {
+                let p = opcode::PollAdd::new(fd, libc::POLLIN as u32);
+                let p = if persistent_poll { p.multi() } else { p };
+                sub.push(p.build(), Ev::Poll(fd))
+            };
+            match pushed {
+                Ok(t) if poll && persistent_poll => {
+                    if let Some(Some(c)) = conns.get_mut(fd as usize) {
+                        *c = Some(t);
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => stats.errors += 1,
+            }
+        };
+        for mut c in completions {
+            match c.data() {
+                Ev::Accept(lfd) => {
+                    if c.res() >= 0 {
                         stats.accepted += 1;
-                        let i = c.res as usize;
-                        if open.len() <= i {
-                            open.resize(i + 1, false);
+                        let fd = c.res();
+                        let i = fd as usize;
+                        if conns.len() <= i {
+                            conns.resize(i + 1, None);
                         }
-                        open[i] = true;
-                        rt.tune_socket(c.res, false);
-                        if poll_mode {
-                            arm_poll(rt, c.res);
-                        } else {
-                            arm_recv(rt, c.res);
-                        }
-                    } else if c.res != -libc::ECANCELED {
+                        conns[i] = Some(None);
+                        sub.backend().0.tune_socket(fd, false);
+                        arm(&mut sub, &mut conns, &mut stats, fd, poll_mode);
+                    } else if c.res() != -libc::ECANCELED {
                         stats.errors += 1;
                     }
-                    if !more(c.flags) && c.res != -libc::ECANCELED {
-                        arm_accept(rt, fd);
+                    // A multishot accept is re-armed by the layer.
+                    if !c.more()
+                        && c.res() != -libc::ECANCELED
+                        && sub.push(accept(lfd), Ev::Accept(lfd)).is_err()
+                    {
+                        stats.errors += 1;
                     }
                 }
-                T_POLL => {
-                    if c.res > 0 {
-                        if let Some(w) = words.get(fd as usize) {
-                            // Clearing the word re-enables the next CQE; events
-                            // since the CQE are in what it held.
-                            ringline_ring::app::take_ready(w);
-                        }
-                        arm_recv(rt, fd);
+                Ev::Poll(fd) => {
+                    if c.res() > 0 {
+                        // Clearing the word re-enables the next CQE; events
+                        // since the CQE are in what it held.
+                        words.take(fd as usize);
+                        arm(&mut sub, &mut conns, &mut stats, fd, false);
                     }
-                    if persistent_poll && !more(c.flags) && c.res > 0 {
-                        // Ended by a full CQ: re-arm.
-                        arm_poll(rt, fd);
+                    if persistent_poll && !c.more() && c.res() > 0 {
+                        // A coalesced poll ended by a full CQ: re-arm (a
+                        // multishot poll is re-armed by the layer).
+                        arm(&mut sub, &mut conns, &mut stats, fd, true);
                     }
                 }
-                T_RECV => {
-                    if c.res > 0 {
-                        let b = buffer_id(c.flags).expect("recv CQE with data has a buffer");
-                        let addr = base + b as u64 * size as u64;
-                        stats.bytes += c.res as u64;
-                        if opts.discard {
-                            // SAFETY: the CQE handed buffer `b` back and discard
-                            // mode does not read it; `mem` outlives the ring (above).
-                            unsafe { ring.add_and_advance(addr, opts.buffer_size, b) };
-                        } else {
-                            free_bufs -= 1;
-                            let send = opcode::Send::new(fd, addr as *const u8, c.res as u32)
-                                .flags(libc::MSG_WAITALL)
-                                .user_data(ud(T_SEND, b, fd));
-                            // SAFETY: the CQE handed buffer `b` back; it returns to
-                            // the ring only when this SEND completes (T_SEND), and
-                            // `mem` outlives every request (end of `serve`).
-                            unsafe { push(rt, send.build()) };
+                Ev::Recv(fd) => {
+                    let res = c.res();
+                    if res > 0 {
+                        stats.bytes += res as u64;
+                        // Discard mode drops the buffer: back to the pool.
+                        if let Some(data) = c.take_buf().filter(|_| !opts.discard) {
+                            let send = op::Send::new(fd, data).flags(libc::MSG_WAITALL);
+                            if sub.push(send, Ev::Send).is_err() {
+                                stats.errors += 1;
+                            }
                         }
                     }
-                    if more(c.flags) {
+                    if c.more() {
                         continue;
                     }
-                    let eof_or_error = c.res == 0
-                        || (c.res < 0 && c.res != -libc::ENOBUFS && c.res != -libc::EAGAIN);
+                    let eof_or_error =
+                        res == 0 || (res < 0 && res != -libc::ENOBUFS && res != -libc::EAGAIN);
                     if eof_or_error {
-                        if c.res < 0 && c.res != -libc::ECONNRESET && c.res != -libc::ECANCELED {
+                        if res < 0 && res != -libc::ECONNRESET && res != -libc::ECANCELED {
                             stats.errors += 1;
                         }
-                        if persistent_poll {
-                            push_safe(
-                                rt,
-                                opcode::PollRemove::new(ud(T_POLL, 0, fd))
-                                    .user_data(ud(T_SETUP, 0, fd))
-                                    .build(),
-                            );
+                        if let Some(Some(poll)) = conns.get_mut(fd as usize).and_then(Option::take)
+                        {
+                            let remove = opcode::PollRemove::new(poll.user_data());
+                            sub.push_detached(remove.build());
                         }
-                        if let Some(o) = open.get_mut(fd as usize) {
-                            *o = false;
-                        }
-                        push_safe(
-                            rt,
-                            opcode::Close::new(fd).user_data(ud(T_CLOSE, 0, fd)).build(),
-                        );
-                    } else if c.res == -libc::ENOBUFS {
+                        sub.push_detached(opcode::Close::new(fd).build());
+                    } else if res == -libc::ENOBUFS {
                         starved.push(fd);
                     } else if poll_mode {
                         // Drain what is left, else wait for the next wake-up.
-                        if c.res > 0 && sock_nonempty(c.flags) {
-                            arm_recv(rt, fd);
+                        if res > 0 && sock_nonempty(c.flags()) {
+                            arm(&mut sub, &mut conns, &mut stats, fd, false);
                         } else if opts.recv == RecvMode::PollOneshot {
-                            arm_poll(rt, fd);
+                            arm(&mut sub, &mut conns, &mut stats, fd, true);
                         }
                     } else {
-                        // Multishot ended by a full CQ, or a single-shot receive.
-                        arm_recv(rt, fd);
+                        // A single-shot receive (a multishot one is re-armed by
+                        // the layer).
+                        arm(&mut sub, &mut conns, &mut stats, fd, false);
                     }
                 }
-                T_SEND => {
-                    // The buffer is free again: back to the ring.
-                    // SAFETY: the SEND of buffer `bid` completed, so nothing uses
-                    // it; `mem` outlives the ring (above).
-                    unsafe {
-                        ring.add_and_advance(base + bid as u64 * size as u64, opts.buffer_size, bid)
-                    };
-                    free_bufs += 1;
+                Ev::Send => {
+                    // Dropping the completion gives the buffer back to the pool.
                     // A SEND that fails loses echoed bytes: an error, unless the
                     // client reset or closed its side (ECONNRESET, EPIPE). CLOSE
                     // no longer cancels SENDs in flight, so ECANCELED counts.
-                    if c.res < 0 && c.res != -libc::ECONNRESET && c.res != -libc::EPIPE {
+                    let res = c.res();
+                    if res < 0 && res != -libc::ECONNRESET && res != -libc::EPIPE {
                         stats.errors += 1;
                     }
                 }
-                _ => {}
+                Ev::Setup => {}
             }
         }
-        if !starved.is_empty() && free_bufs > opts.buffers as usize / 4 {
+        if !starved.is_empty() && pool.available() > opts.buffers / 4 {
             for fd in starved.drain(..) {
-                arm_recv(rt, fd);
+                arm(&mut sub, &mut conns, &mut stats, fd, false);
             }
         }
     }
-    // Nothing may reference `mem` after it is freed: cancel every request in
-    // flight (parked SENDs point into it), let the cancellations complete,
-    // and take the ring away.
-    push_safe(
-        rt,
-        opcode::AsyncCancel::new(0)
-            .any()
-            .user_data(ud(T_SETUP, 0, 0))
-            .build(),
-    );
+    // Close the listeners and the accepted connections, so clients see the
+    // end, and give the engine a moment to send the FINs. Dropping `io` then
+    // cancels what is left in flight and waits for it (memory the engine
+    // may still use is the layer's to keep, not this function's).
     for lfd in listeners {
-        push_safe(
-            rt,
-            opcode::Close::new(lfd)
-                .user_data(ud(T_CLOSE, 0, lfd))
-                .build(),
-        );
+        io.push_detached(opcode::Close::new(lfd).build());
     }
-    // Close the accepted connections too, so their clients see the end.
-    for (fd, _) in open.iter().enumerate().filter(|(_, o)| **o) {
-        push_safe(
-            rt,
-            opcode::Close::new(fd as i32)
-                .user_data(ud(T_CLOSE, 0, fd as i32))
-                .build(),
-        );
+    for (fd, _) in conns.iter().enumerate().filter(|(_, c)| c.is_some()) {
+        io.push_detached(opcode::Close::new(fd as i32).build());
     }
     let end = Instant::now() + Duration::from_millis(100);
     while Instant::now() < end {
-        let _ = rt.submit_and_wait_timeout(1, Duration::from_millis(5));
-        cqes.clear();
-        rt.reap(&mut cqes);
+        let _ = io.wait(1, Duration::from_millis(5));
+        while io.next_completion().is_some() {}
     }
-    let _ = rt.unregister_buf_ring(BGID);
-    drop(mem);
-    drop(words);
     Ok(stats)
 }
 
-/// Opens a listening socket on `ip:port` synchronously (SOCKET, BIND, LISTEN,
-/// each waited for), tagging the SQEs with `setup_ud`. `cqes` is scratch space.
-/// Shared by the echo and HTTP servers.
-pub fn listen_on<R: Uring + ?Sized>(
-    rt: &mut R,
-    cqes: &mut Vec<Cqe>,
+/// Opens a listening socket on `ip:port` through the safe layer (SOCKET, BIND,
+/// LISTEN, each waited for at most 5 s). Other requests may be in flight.
+pub fn listen<R: Uring + ?Sized, T: Copy + Default>(
+    io: &mut Io<Layer<'_, R>, T>,
     ip: Ipv4Addr,
     port: u16,
     backlog: i32,
-    setup_ud: u64,
 ) -> Result<i32, String> {
-    let socket = opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0).user_data(setup_ud);
-    // SAFETY: a SOCKET names no memory.
-    let lfd = unsafe { run_setup_op(rt, cqes, socket.build().into_sqe()) }?;
-    rt.tune_socket(lfd, true);
-    let sa = Box::new(ringline_ring::app::sockaddr_in(ip.octets(), port));
-    let sa_ptr = &*sa as *const libc::sockaddr_in as *const libc::sockaddr;
-    let bind = opcode::Bind::new(lfd, sa_ptr, 16).user_data(setup_ud);
-    // SAFETY: `sa` is boxed and freed only once the BIND is done: when
-    // run_setup_op returns `Ok` its CQE came; on an error it may not have, and
-    // `sa` is leaked instead (below).
-    let bound = unsafe { run_setup_op(rt, cqes, bind.build()) };
-    if bound.is_err() {
-        // The engine may not have read the address yet: keep it.
-        std::mem::forget(sa);
-    }
-    bound?;
-    let listen = opcode::Listen::new(lfd, backlog).user_data(setup_ud);
-    // SAFETY: a LISTEN names no memory.
-    unsafe { run_setup_op(rt, cqes, listen.build().into_sqe()) }?;
+    let wait = Duration::from_secs(5);
+    let socket = opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0).build();
+    let lfd = io
+        .call(socket, T::default(), wait)
+        .and_then(|c| c.result())
+        .map_err(|e| format!("socket: {e}"))? as i32;
+    io.backend_mut().0.tune_socket(lfd, true);
+    let bind = op::Bind::new(lfd, SocketAddrV4::new(ip, port));
+    io.call(bind, T::default(), wait)
+        .and_then(|c| c.result())
+        .map_err(|e| format!("bind {ip}:{port}: {e}"))?;
+    let listen = opcode::Listen::new(lfd, backlog).build();
+    io.call(listen, T::default(), wait)
+        .and_then(|c| c.result())
+        .map_err(|e| format!("listen: {e}"))?;
     Ok(lfd)
-}
-
-/// Submits one setup SQE and waits (at most 5 s) for its CQE; a negative
-/// result is an error. Nothing else may be in flight on `rt`.
-///
-/// # Safety
-///
-/// As [`push`]: the memory `sqe` names stays valid until its CQE, which has
-/// come when this returns `Ok` (and may not have on an error).
-unsafe fn run_setup_op<R: Uring + ?Sized>(
-    rt: &mut R,
-    cqes: &mut Vec<Cqe>,
-    sqe: ringline_ring::abi::Sqe,
-) -> Result<i32, String> {
-    // SAFETY: the caller upholds the push contract (this function's).
-    unsafe { push(rt, sqe) };
-    let t0 = Instant::now();
-    loop {
-        match rt.submit_and_wait_timeout(1, Duration::from_millis(100)) {
-            Ok(_) => {}
-            Err(e) if e.0 == libc::ETIME || e.0 == libc::EINTR => {}
-            Err(e) => return Err(e.to_string()),
-        }
-        cqes.clear();
-        rt.reap(cqes);
-        if let Some(c) = cqes.first() {
-            if c.res < 0 {
-                return Err(format!(
-                    "setup op failed: {}",
-                    ringline_ring::app::Errno(-c.res)
-                ));
-            }
-            return Ok(c.res);
-        }
-        if t0.elapsed() > Duration::from_secs(5) {
-            return Err("setup op timed out".into());
-        }
-    }
 }

@@ -219,6 +219,42 @@ pub fn clock_ns(clock: libc::clockid_t) -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// Any [`Uring`] as a backend of the safe layer (`ringline_ring::io::Io`), so
+/// the servers and clients ported to the layer run on ringline and on the
+/// kernel's io_uring alike.
+pub struct Layer<'a, R: Uring + ?Sized>(pub &'a mut R);
+
+impl<R: Uring + ?Sized> ringline_ring::io::Backend for Layer<'_, R> {
+    #[inline]
+    unsafe fn push_sqe(&mut self, sqe: &Sqe) -> Result<(), SqFull> {
+        // SAFETY: the caller upholds the push contract (this method's), which is
+        // `Uring::push_sqe`'s.
+        unsafe { self.0.push_sqe(sqe) }
+    }
+    #[inline]
+    fn push_safe_sqe(&mut self, sqe: &SafeSqe) -> Result<(), SqFull> {
+        self.0.push_safe_sqe(sqe)
+    }
+    #[inline]
+    fn submit(&mut self) -> Result<u32, Errno> {
+        self.0.submit()
+    }
+    #[inline]
+    fn submit_and_wait_timeout(&mut self, n: u32, timeout: Duration) -> Result<u32, Errno> {
+        self.0.submit_and_wait_timeout(n, timeout)
+    }
+    #[inline]
+    fn reap(&mut self, out: &mut Vec<Cqe>) {
+        self.0.reap(out)
+    }
+    fn register_buf_ring(&mut self, entries: u32, bgid: u16) -> Result<BufRing, Errno> {
+        self.0.register_buf_ring(entries, bgid)
+    }
+    fn unregister_buf_ring(&mut self, bgid: u16) -> Result<(), Errno> {
+        self.0.unregister_buf_ring(bgid)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,6 +20,9 @@
 //!   (`PROVIDE_BUFFERS`) groups are engine-private (no shared memory) and live in the
 //!   `ringline` crate, as does its access to application memory named by SQE addresses.
 //! * [`app`] — the liburing-shaped API, opcode builders and CQE helpers.
+//! * [`io`] — the safe, owning layer above [`Ring`]: requests that own their memory,
+//!   a provided-buffer pool with RAII handles, typed completion tokens, multishot
+//!   streams re-armed by the layer, and a split submitter / completion borrow.
 //!
 //! # Invariants
 //!
@@ -45,6 +48,7 @@
 pub mod abi;
 pub mod app;
 pub mod bufring;
+pub mod io;
 pub mod mem;
 pub mod proto;
 pub mod ring;

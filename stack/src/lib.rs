@@ -22,10 +22,123 @@
 //! ```
 //!
 //! Requests that name application memory (a receive buffer, a `sockaddr`, a
-//! timespec) are pushed with the `unsafe` `Ring::push`, whose contract is
+//! timespec) are pushed with the `unsafe` [`Ring::push`], whose contract is
 //! io_uring's: the memory outlives the engine's use of it. Safe code cannot
 //! make the engine read or write memory it does not own; see
 //! `ringline_ring::app`.
+//!
+//! # The safe layer: an echo server
+//!
+//! Most programs should use [`io`] (`ringline_ring::io`, re-exported) instead of
+//! raw SQEs: requests own their memory until their final completion, received
+//! data comes in [`io::PoolBuf`] handles that go back to the buffer ring when
+//! dropped, completions carry the program's own token type, multishot requests
+//! are re-armed by the layer, and [`io::Io::split`] reads completions while
+//! pushing. No `unsafe` anywhere. An echo server and its client, on the two ends
+//! of the loopback wire:
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! #![forbid(unsafe_code)]
+//! use std::net::{Ipv4Addr, SocketAddrV4};
+//! use std::time::{Duration, Instant};
+//!
+//! use ringline::io::{op, Io};
+//! use ringline::{open, Clock, EngineConfig};
+//! use ringline_dataplane::{LoopbackWire, WireConfig};
+//! use ringline_ring::opcode;
+//! use ringline_ring::ring::RingConfig;
+//!
+//! /// What each request was for: the token every completion carries.
+//! #[derive(Clone, Copy, Debug)]
+//! enum Ev {
+//!     Setup,
+//!     Accept,
+//!     Recv(i32),
+//!     Sent,
+//! }
+//!
+//! let wire = WireConfig::default();
+//! let (a, b) = LoopbackWire::pair(&wire);
+//! let (server_ip, client_ip) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+//! let engine = |ip, peer, peer_mac| EngineConfig {
+//!     ip,
+//!     static_neighbors: vec![(peer, peer_mac)],
+//!     ..EngineConfig::default()
+//! };
+//! let (server_cfg, client_cfg) = (
+//!     engine(server_ip, client_ip, wire.mac_b),
+//!     engine(client_ip, server_ip, wire.mac_a),
+//! );
+//! let second = Duration::from_secs(1);
+//! let tcp = || opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0).build();
+//! let (listening, wait_listening) = std::sync::mpsc::channel();
+//!
+//! let server = std::thread::spawn(move || -> Result<usize, ringline_ring::Errno> {
+//!     let rt = open(a, &RingConfig::default(), server_cfg, Clock::monotonic()).unwrap();
+//!     let mut io = Io::new(rt);
+//!     let pool = io.register_pool(0, 64, 2048)?; // 64 provided buffers of 2 KiB
+//!     let lfd = io.call(tcp(), Ev::Setup, second)?.result()? as i32;
+//!     io.call(op::Bind::new(lfd, SocketAddrV4::new(server_ip, 7)), Ev::Setup, second)?.result()?;
+//!     io.call(opcode::Listen::new(lfd, 16).build(), Ev::Setup, second)?.result()?;
+//!     listening.send(()).unwrap();
+//!     io.push(opcode::AcceptMulti::new(lfd).build(), Ev::Accept).unwrap();
+//!     let (mut echoed, mut done) = (0, false);
+//!     let deadline = Instant::now() + 10 * second;
+//!     while !done && Instant::now() < deadline {
+//!         io.wait(1, Duration::from_millis(10))?;
+//!         let (mut submit, completions) = io.split();
+//!         for mut c in completions {
+//!             match c.data() {
+//!                 Ev::Accept => {
+//!                     let fd = c.result()? as i32;
+//!                     let recv = opcode::RecvMulti::new(fd, pool.bgid()).build();
+//!                     submit.push(recv, Ev::Recv(fd)).unwrap();
+//!                 }
+//!                 // Data: send the very buffer back. It belongs to the SEND until
+//!                 // its completion, and returns to the pool when that is dropped.
+//!                 Ev::Recv(fd) => match c.take_buf() {
+//!                     Some(data) => {
+//!                         echoed += data.len();
+//!                         submit.push(op::Send::new(fd, data), Ev::Sent).unwrap();
+//!                     }
+//!                     None if !c.more() => {
+//!                         // EOF (or an error): the stream ended.
+//!                         submit.push_detached(opcode::Close::new(fd).build());
+//!                         done = true;
+//!                     }
+//!                     None => {}
+//!                 },
+//!                 Ev::Sent | Ev::Setup => {}
+//!             }
+//!         }
+//!     }
+//!     Ok(echoed)
+//! });
+//!
+//! let rt = open(b, &RingConfig::default(), client_cfg, Clock::monotonic())?;
+//! let mut io = Io::new(rt);
+//! let fd = io.call(tcp(), (), second)?.result()? as i32;
+//! wait_listening.recv_timeout(10 * second)?;
+//! let server_addr = SocketAddrV4::new(server_ip, 7);
+//! io.call(op::Connect::new(fd, server_addr), (), second)?.result()?;
+//! io.call(op::Send::new(fd, b"hello, ring".to_vec()), (), second)?.result()?;
+//! let mut reply = io.call(op::Recv::new(fd, vec![0; 64]), (), second)?;
+//! let n = reply.result()? as usize;
+//! assert_eq!(&reply.take_buf().unwrap()[..n], b"hello, ring");
+//! io.call(opcode::Close::new(fd).build(), (), second)?;
+//! assert_eq!(server.join().unwrap()?, 11);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Statistics
+//!
+//! The engine's counters (connections, segments, drops, CQ backlog, ...) are
+//! read with [`Inline::stats`] (`ring.driver().stats()`, an [`EngineStats`]),
+//! the ring's with [`Inline::ring_stats`]; an SQPOLL engine's with
+//! [`SqpollRuntime`]'s snapshot. The safe layer's own counters (re-arms,
+//! stale completions, leaked requests) are [`io::Io::stats`].
 //!
 //! Sockets are ringline's own small integers, not kernel file descriptors.
 //!
@@ -81,10 +194,16 @@ pub fn opcode_supported(op: u8) -> bool {
 }
 
 use ringline_dataplane::Nic;
-use ringline_ring::app::Ring;
+pub use ringline_ring::app::Ring;
+/// The safe, owning layer above a [`Ring`] (`ringline_ring::io`).
+pub use ringline_ring::io;
 use ringline_ring::ring::{new_ring, RingConfig, SetupError};
 
-/// A ring whose `io_uring_enter` runs an inline engine on `N`.
+/// A ring whose `io_uring_enter` runs an inline engine on `N`: a [`Ring`]
+/// (liburing's calls: `push_safe`, `push`, `submit`, `submit_and_wait`,
+/// `wait_cqe`, `completions`, `register_buf_ring`, ...) with the [`Inline`]
+/// driver ([`Ring::driver`] gives its [`Inline::stats`]). For safe, owning
+/// requests wrap it in an [`io::Io`].
 pub type Runtime<N> = Ring<Inline<N>>;
 
 /// Errors opening a runtime.

@@ -52,6 +52,14 @@ impl SafeSqe {
     pub fn into_sqe(self) -> Sqe {
         self.0
     }
+
+    /// This SQE with another `user_data` (the engine never dereferences it, so the copy
+    /// names no memory either). Used by the safe layer ([`crate::io`]) to stamp its
+    /// completion tokens.
+    pub fn with_user_data(mut self, user_data: u64) -> SafeSqe {
+        self.0.user_data = user_data;
+        self
+    }
 }
 
 impl core::ops::Deref for SafeSqe {
