@@ -37,6 +37,7 @@
 #![warn(missing_docs)]
 
 mod affinity;
+mod attach;
 mod bufmem;
 mod clock;
 mod config;
@@ -49,9 +50,11 @@ mod group;
 mod hint;
 mod idle;
 mod ids;
+mod ipc;
 mod l2;
 mod legacy;
 mod net;
+pub mod serve;
 mod slab;
 mod sqpoll;
 mod stats;
@@ -59,6 +62,7 @@ mod tcpopt;
 mod timer;
 mod usermem;
 
+pub use attach::{attach, AppRegion, AttachConfig, AttachError, Attached, AttachedRing};
 pub use clock::{Clock, Monotonic};
 pub use config::{Congestion, EngineConfig, DEFAULT_BUSY_POLL_US};
 pub use driver::Inline;
