@@ -407,10 +407,11 @@ pub fn listen_on<R: Uring + ?Sized>(
     // SAFETY: a SOCKET names no memory.
     let lfd = unsafe { run_setup_op(rt, cqes, socket.build().into_sqe()) }?;
     rt.tune_socket(lfd, true);
-    let sa = Box::new(ringline_ring::app::sockaddr_in(ip.octets(), port));
-    let sa_ptr = &*sa as *const libc::sockaddr_in as *const libc::sockaddr;
+    let mut sa = rt.mem(size_of::<libc::sockaddr_in>());
+    sa.sockaddrs()[0] = ringline_ring::app::sockaddr_in(ip.octets(), port);
+    let sa_ptr = sa.as_ptr() as *const libc::sockaddr;
     let bind = opcode::Bind::new(lfd, sa_ptr, 16).user_data(setup_ud);
-    // SAFETY: `sa` is boxed and freed only once the BIND is done: when
+    // SAFETY: `sa` is the ring's memory and freed only once the BIND is done: when
     // run_setup_op returns `Ok` its CQE came; on an error it may not have, and
     // `sa` is leaked instead (below).
     let bound = unsafe { run_setup_op(rt, cqes, bind.build()) };

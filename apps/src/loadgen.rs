@@ -298,11 +298,14 @@ pub fn run_shaped<R: Uring>(
     // Request pieces: `piece` bytes each, the last `last_piece`.
     let piece = size.div_ceil(shape.segments.clamp(1, size));
     let last_piece = size - (size.div_ceil(piece) - 1) * piece;
-    let mut tx = vec![0u8; n * size];
-    let mut rx = vec![0u8; n * size];
-    let addrs: Vec<libc::sockaddr_in> = (0..ports)
-        .map(|k| ringline_ring::app::sockaddr_in(opts.server.octets(), opts.port + k as u16))
-        .collect();
+    // The ring's memory (an attached ring may name only its region).
+    let mut tx = rt.mem(n * size);
+    let mut rx = rt.mem(n * size);
+    let mut addr_mem = rt.mem(ports * size_of::<libc::sockaddr_in>());
+    for (k, a) in addr_mem.sockaddrs().iter_mut().enumerate() {
+        *a = ringline_ring::app::sockaddr_in(opts.server.octets(), opts.port + k as u16);
+    }
+    let addrs: &[libc::sockaddr_in] = addr_mem.sockaddrs();
     let mut conns: Vec<Conn> = (0..n)
         .map(|_| Conn {
             fd: -1,

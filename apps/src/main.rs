@@ -13,6 +13,7 @@ mod multicmd;
 mod netcmd;
 mod relay;
 mod report;
+mod serve;
 mod sys;
 mod transport;
 
@@ -55,6 +56,23 @@ enum Cmd {
     /// Echo server on the kernel's TCP (std::net, a thread per connection),
     /// the Linux side of side-by-side measurements.
     KernelEcho(kecho::KernelEchoArgs),
+    /// Daemon that owns the NIC (loopback wire, or DPDK with --dpdk/--config)
+    /// and runs the engines of applications in other processes, which attach
+    /// by name over a unix socket and drive rings in shared memory.
+    Serve(serve::ServeArgs),
+    /// Echo server attached to a running `ringline serve`.
+    ServeEcho(serve::ServeEchoArgs),
+    /// Echo load generator attached to a running `ringline serve`; checks
+    /// every echo byte for byte; JSON line with req/s, p50, p99, errors.
+    ServeLoad(serve::ServeLoadArgs),
+    /// The same echo linked in-process vs attached to `ringline serve`:
+    /// req/s and latency at each connection count.
+    ServeBench(serve::ServeBenchArgs),
+    /// A hostile application for tests: attaches to `ringline serve` and
+    /// submits requests naming memory outside its region; each must fail
+    /// with -EFAULT and touch nothing.
+    #[command(hide = true)]
+    ServeFault(serve::ServeFaultArgs),
 }
 
 fn main() {
@@ -69,6 +87,11 @@ fn main() {
         Cmd::Relay(a) => relay::run(&a),
         Cmd::Bulk(a) => bulk::run(&a),
         Cmd::KernelEcho(a) => kecho::run(&a),
+        Cmd::Serve(a) => serve::serve(&a),
+        Cmd::ServeEcho(a) => serve::echo(&a),
+        Cmd::ServeLoad(a) => serve::serve_load(&a),
+        Cmd::ServeBench(a) => serve::serve_bench(&a),
+        Cmd::ServeFault(a) => serve::serve_fault(&a),
     };
     if let Err(e) = r {
         eprintln!("ringline: {e}");
