@@ -362,15 +362,22 @@ pub fn serve_echo<R: Uring>(
 pub fn echo(a: &ServeEchoArgs) -> Result<(), String> {
     let stop = crate::netcmd::stop_flag(a.duration)?;
     let mut rt = attach_to(&a.attach, 1024)?;
-    let ready = AtomicBool::new(false);
-    let ip = Ipv4Addr::UNSPECIFIED;
+    let ready = Arc::new(AtomicBool::new(false));
     let port = a.listen;
-    eprintln!(
+    let line = format!(
         "serve-echo: attached to {} (slot {}), listening on port {port}",
         a.attach.name,
         rt.ring.driver().slot()
     );
-    let c = serve_echo(&mut rt, ip, port, a.connections, &ready, &stop)?;
+    crate::netcmd::announce(ready.clone(), stop.clone(), line, true)?;
+    let c = serve_echo(
+        &mut rt,
+        Ipv4Addr::UNSPECIFIED,
+        port,
+        a.connections,
+        &ready,
+        &stop,
+    )?;
     println!("{}", serde_json::to_string(&c).map_err(|e| e.to_string())?);
     Ok(())
 }
