@@ -189,3 +189,87 @@ fn attach_without_a_daemon_is_a_clear_error() {
     );
     f.assert_clean_failure("attach with no daemon", "attach t:");
 }
+
+#[test]
+fn limits_refuse_applications_clearly() {
+    let _g = serial();
+    let dir = run_dir("limits");
+    let mut d = Proc::spawn(
+        "serve",
+        with_dir(
+            cmd(&[
+                "serve",
+                "--name",
+                "t",
+                "--duration",
+                "30",
+                "--max-apps",
+                "1",
+                "--max-buffer-mb",
+                "8",
+            ]),
+            &dir,
+        ),
+    );
+    d.wait_line("ringline serve:", Duration::from_secs(30));
+    // More memory than the limit: ENOMEM.
+    let f = run(
+        "serve-echo big",
+        with_dir(
+            cmd(&[
+                "serve-echo",
+                "--name",
+                "t",
+                "--buffer-mb",
+                "16",
+                "--duration",
+                "1",
+            ]),
+            &dir,
+        ),
+        Duration::from_secs(30),
+    );
+    f.assert_clean_failure("a region over max_buffer_mb", "ENOMEM");
+    // The one slot taken: EBUSY for the next.
+    let mut a = Proc::spawn(
+        "serve-echo",
+        with_dir(
+            cmd(&[
+                "serve-echo",
+                "--name",
+                "t",
+                "--buffer-mb",
+                "4",
+                "--connections",
+                "16",
+                "--duration",
+                "20",
+            ]),
+            &dir,
+        ),
+    );
+    a.wait_line("listening on port", Duration::from_secs(30));
+    let f = run(
+        "serve-echo second",
+        with_dir(
+            cmd(&[
+                "serve-echo",
+                "--name",
+                "t",
+                "--buffer-mb",
+                "4",
+                "--listen",
+                "8",
+                "--duration",
+                "1",
+            ]),
+            &dir,
+        ),
+        Duration::from_secs(30),
+    );
+    f.assert_clean_failure("a second application with max_apps 1", "EBUSY");
+    a.term();
+    a.wait(Duration::from_secs(30)).assert_ok("serve-echo");
+    d.term();
+    d.wait(Duration::from_secs(30)).assert_ok("serve");
+}
