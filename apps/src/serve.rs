@@ -474,7 +474,7 @@ pub fn bench_row(
         };
         let rcfg = crate::netcmd::ring_config();
         let sq = ringline::SqpollConfig::default();
-        let mut srv = ringline::open_sqpoll(
+        let srv = ringline::open_sqpoll(
             pa,
             &rcfg,
             cfg(SIDE_A, SIDE_B, wire.mac_b),
@@ -490,56 +490,51 @@ pub fn bench_row(
             Clock::monotonic(),
         )
         .map_err(|e| e.to_string())?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let ready = Arc::new(AtomicBool::new(false));
-        let (st, rd) = (stop.clone(), ready.clone());
-        let h = std::thread::spawn(move || {
-            serve_echo(&mut srv, Ipv4Addr::UNSPECIFIED, 7, 2048, &rd, &st).map(|_| ())
-        });
-        while !ready.load(Ordering::Acquire) {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let line = load(
-            &mut cli,
-            std::net::SocketAddrV4::new(SIDE_A, 7),
-            n,
-            secs,
-            64,
-        );
-        stop.store(true, Ordering::Relaxed);
-        h.join().map_err(|_| "echo panicked")??;
-        out.push(("in-process".to_string(), line));
+        out.push((
+            "in-process".to_string(),
+            echo_and_load(srv, &mut cli, n, secs)?,
+        ));
         if let Some(name) = name {
             let a = AttachArgs {
                 name: name.to_string(),
                 nic_port: 0,
                 buffer_mb: 64,
             };
-            let mut srv = attach_to(&a, 1024)?;
+            let srv = attach_to(&a, 1024)?;
             let b = AttachArgs { nic_port: 1, ..a };
             let mut cli = attach_to(&b, 4096)?;
-            let stop = Arc::new(AtomicBool::new(false));
-            let ready = Arc::new(AtomicBool::new(false));
-            let (st, rd) = (stop.clone(), ready.clone());
-            let h = std::thread::spawn(move || {
-                serve_echo(&mut srv, Ipv4Addr::UNSPECIFIED, 7, 2048, &rd, &st).map(|_| ())
-            });
-            while !ready.load(Ordering::Acquire) {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            let line = load(
-                &mut cli,
-                std::net::SocketAddrV4::new(SIDE_A, 7),
-                n,
-                secs,
-                64,
-            );
-            stop.store(true, Ordering::Relaxed);
-            h.join().map_err(|_| "echo panicked")??;
-            out.push(("attached".to_string(), line));
+            out.push((
+                "attached".to_string(),
+                echo_and_load(srv, &mut cli, n, secs)?,
+            ));
         }
     }
     Ok(out)
+}
+
+/// [`serve_echo`] on `srv` (on a thread of its own) on port 7 of 10.0.0.1,
+/// [`load`] on `cli` against it with `n` connections for `secs`.
+fn echo_and_load<S: Uring + Send + 'static, C: Uring>(
+    mut srv: S,
+    cli: &mut C,
+    n: usize,
+    secs: f64,
+) -> Result<LoadLine, String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let ready = Arc::new(AtomicBool::new(false));
+    let (st, rd) = (stop.clone(), ready.clone());
+    let h = std::thread::spawn(move || {
+        serve_echo(&mut srv, Ipv4Addr::UNSPECIFIED, 7, 2048, &rd, &st).map(|_| ())
+    });
+    while !ready.load(Ordering::Acquire) && !h.is_finished() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let line = ready
+        .load(Ordering::Acquire)
+        .then(|| load(cli, std::net::SocketAddrV4::new(SIDE_A, 7), n, secs, 64));
+    stop.store(true, Ordering::Relaxed);
+    h.join().map_err(|_| "echo panicked")??;
+    line.ok_or_else(|| "the echo did not start".into())
 }
 
 /// Options of `ringline serve-bench`.

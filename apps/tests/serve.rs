@@ -35,21 +35,17 @@ fn echo(dir: &str, port: u16, secs: &str) -> Proc {
     let p = port.to_string();
     let mut e = Proc::spawn(
         "serve-echo",
-        with_dir(
-            cmd(&[
-                "serve-echo",
-                "--name",
-                "t",
-                "--listen",
-                &p,
-                "--duration",
-                secs,
-            ]),
-            dir,
-        ),
+        echo_cmd(dir, &["--listen", &p, "--duration", secs]),
     );
     e.wait_line("listening on port", Duration::from_secs(30));
     e
+}
+
+/// `ringline serve-echo --name t ARGS`.
+fn echo_cmd(dir: &str, args: &[&str]) -> std::process::Command {
+    let mut all = vec!["serve-echo", "--name", "t"];
+    all.extend_from_slice(args);
+    with_dir(cmd(&all), dir)
 }
 
 fn load(dir: &str, port: u16, conns: usize, secs: &str) -> Proc {
@@ -87,18 +83,7 @@ fn two_apps_serve_their_ports_and_a_killed_one_leaves_the_other_unharmed() {
     // A port another application holds: -EADDRINUSE.
     let third = run(
         "serve-echo 7 again",
-        with_dir(
-            cmd(&[
-                "serve-echo",
-                "--name",
-                "t",
-                "--listen",
-                "7",
-                "--duration",
-                "5",
-            ]),
-            &dir,
-        ),
+        echo_cmd(&dir, &["--listen", "7", "--duration", "5"]),
         Duration::from_secs(30),
     );
     third.assert_clean_failure("a second listener on 7", "EADDRINUSE");
@@ -184,7 +169,7 @@ fn attach_without_a_daemon_is_a_clear_error() {
     let dir = run_dir("none");
     let f = run(
         "serve-echo alone",
-        with_dir(cmd(&["serve-echo", "--name", "t", "--duration", "1"]), &dir),
+        echo_cmd(&dir, &["--duration", "1"]),
         Duration::from_secs(30),
     );
     f.assert_clean_failure("attach with no daemon", "attach t:");
@@ -215,55 +200,31 @@ fn limits_refuse_applications_clearly() {
     // More memory than the limit: ENOMEM.
     let f = run(
         "serve-echo big",
-        with_dir(
-            cmd(&[
-                "serve-echo",
-                "--name",
-                "t",
-                "--buffer-mb",
-                "16",
-                "--duration",
-                "1",
-            ]),
-            &dir,
-        ),
+        echo_cmd(&dir, &["--buffer-mb", "16", "--duration", "1"]),
         Duration::from_secs(30),
     );
     f.assert_clean_failure("a region over max_buffer_mb", "ENOMEM");
     // The one slot taken: EBUSY for the next.
     let mut a = Proc::spawn(
         "serve-echo",
-        with_dir(
-            cmd(&[
-                "serve-echo",
-                "--name",
-                "t",
+        echo_cmd(
+            &dir,
+            &[
                 "--buffer-mb",
                 "4",
                 "--connections",
                 "16",
                 "--duration",
                 "20",
-            ]),
-            &dir,
+            ],
         ),
     );
     a.wait_line("listening on port", Duration::from_secs(30));
     let f = run(
         "serve-echo second",
-        with_dir(
-            cmd(&[
-                "serve-echo",
-                "--name",
-                "t",
-                "--buffer-mb",
-                "4",
-                "--listen",
-                "8",
-                "--duration",
-                "1",
-            ]),
+        echo_cmd(
             &dir,
+            &["--buffer-mb", "4", "--listen", "8", "--duration", "1"],
         ),
         Duration::from_secs(30),
     );
