@@ -160,7 +160,7 @@ pub fn serve(a: &ServeArgs) -> Result<(), String> {
             "ringline serve: {} on the loopback wire (port 0 = {SIDE_A}, port 1 = {SIDE_B})",
             d.socket().display()
         );
-        d.run(&stop);
+        d.run(&stop, &mut |l| eprintln!("ringline serve: {l}"));
         return Ok(());
     }
     serve_dpdk(a, &stop)
@@ -183,7 +183,7 @@ fn serve_dpdk(a: &ServeArgs, stop: &AtomicBool) -> Result<(), String> {
     let mut d =
         Daemon::new(vec![(dev, ecfg)], cfg, Clock::monotonic()).map_err(|e| e.to_string())?;
     println!("ringline serve: {} on {info}, {ip}", d.socket().display());
-    d.run(stop);
+    d.run(stop, &mut |l| eprintln!("ringline serve: {l}"));
     Ok(())
 }
 

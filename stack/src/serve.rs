@@ -510,8 +510,9 @@ impl<N: Nic> Daemon<N> {
     }
 
     /// Runs until `stop` is set (checked every iteration), then tells every
-    /// application the daemon is gone.
-    pub fn run(&mut self, stop: &AtomicBool) {
+    /// application the daemon is gone. `log` hears of every application
+    /// attached, refused, gone and released (never called on the data path).
+    pub fn run(&mut self, stop: &AtomicBool, log: &mut dyn FnMut(String)) {
         let mut last_work = self.clock.now_us();
         let mut last_admin = 0;
         let mut nap_us = 50;
@@ -530,7 +531,7 @@ impl<N: Nic> Daemon<N> {
             }
             if !work || now.saturating_sub(last_admin) >= 1000 {
                 last_admin = now;
-                self.admin(now);
+                self.admin(now, log);
             }
             if !work && now.saturating_sub(last_work) >= self.cfg.busy_poll_us {
                 std::thread::sleep(Duration::from_micros(nap_us));
@@ -554,12 +555,24 @@ impl<N: Nic> Daemon<N> {
     }
 
     /// Between steps: new applications, departed ones, finished drains.
-    fn admin(&mut self, now_us: u64) {
+    fn admin(&mut self, now_us: u64, log: &mut dyn FnMut(String)) {
         loop {
             match self.listener.accept() {
                 Ok((sock, _)) => {
-                    if self.attach(sock, now_us).is_err() {
-                        self.refused += 1;
+                    let pid = peer_pid(&sock);
+                    match self.attach(sock, now_us) {
+                        Ok((p, s)) => {
+                            let a = self.ports[p].apps[s].as_ref().expect("just attached");
+                            log(format!(
+                                "attached: pid {pid} on port {p} slot {s} (SQ {}, region {} KiB)",
+                                a.sq_entries,
+                                (a.buf.len() - CONTROL_LEN) >> 10
+                            ));
+                        }
+                        Err(e) => {
+                            self.refused += 1;
+                            log(format!("refused: pid {pid}: {e}"));
+                        }
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -573,6 +586,11 @@ impl<N: Nic> Daemon<N> {
                     continue;
                 };
                 if app.state == AppState::Live && ipc::peer_gone(&app.sock) {
+                    log(format!(
+                        "gone: pid {} (slot {s}): closing its {} connections",
+                        app.pid,
+                        app.engine.live_conns()
+                    ));
                     app.state = AppState::Draining;
                     app.drain_until_us = now_us + drain_us;
                     let engine = &mut app.engine;
@@ -583,6 +601,11 @@ impl<N: Nic> Daemon<N> {
                     && (app.engine.live_conns() == 0 || now_us >= app.drain_until_us)
                 {
                     let mut app = port.apps[s].take().expect("checked above");
+                    log(format!(
+                        "released: slot {s} of pid {} ({} connections left)",
+                        app.pid,
+                        app.engine.live_conns()
+                    ));
                     port.members[s] = Some(app.engine.leave());
                     let mut d = port.demux.borrow_mut();
                     d.live[s] = false;
@@ -597,7 +620,7 @@ impl<N: Nic> Daemon<N> {
     }
 
     /// The attach handshake on a new connection (bounded: 1 s per read).
-    fn attach(&mut self, sock: UnixStream, now_us: u64) -> io::Result<()> {
+    fn attach(&mut self, sock: UnixStream, now_us: u64) -> io::Result<(usize, usize)> {
         sock.set_nonblocking(false)?;
         sock.set_read_timeout(Some(Duration::from_secs(1)))?;
         sock.set_write_timeout(Some(Duration::from_secs(1)))?;
@@ -611,7 +634,7 @@ impl<N: Nic> Daemon<N> {
                 ..AttachReply::default()
             };
             let _ = (&sock).write_all(ipc::as_bytes(&r));
-            Err(io::Error::from_raw_os_error(errno))
+            Err::<(usize, usize), _>(io::Error::from_raw_os_error(errno))
         };
         if req.magic != MAGIC || req.version != VERSION {
             return refuse(libc::EPROTO);
@@ -705,7 +728,7 @@ impl<N: Nic> Daemon<N> {
             drain_until_us: now_us,
             sq_entries: params.sq_entries,
         });
-        Ok(())
+        Ok((req.port as usize, slot))
     }
 }
 
