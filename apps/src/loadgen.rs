@@ -7,32 +7,29 @@
 //! close, many clients at once) and [`stream`] (one connection sending as fast
 //! as it can).
 //!
-//! [`run_shaped`] (the load of `ringline loadgen`, `demo` and `bench echo`) is
-//! written on the safe layer (`ringline_ring::io`): each connection's request
-//! pieces and echo buffer move into its SENDs and RECV and come back with
-//! their completions. [`storm`] and [`stream`] still use raw SQEs and opt
-//! out of `#![deny(unsafe_code)]` for those that name their buffers and the
-//! server addresses (each `unsafe` block says why the memory outlives the
-//! request): they free them only after cancelling what is in flight and
-//! reaping the completions.
+//! Opts out of `#![deny(unsafe_code)]` for the SQEs that name the request
+//! and response buffers and the server addresses (each `unsafe` block says
+//! why the memory outlives the request): every client frees them only after
+//! cancelling what is in flight and reaping the completions.
 #![allow(unsafe_code)]
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use ringline_ring::abi::{Cqe, IOSQE_IO_LINK};
-use ringline_ring::io::{op, Io, Submitter};
 use ringline_ring::opcode;
 
-use crate::sys::{push, push_safe, Layer, Uring};
+use crate::sys::{push, push_safe, Uring};
 
 const T_SOCKET: u64 = 1;
 const T_CONNECT: u64 = 2;
 const T_SEND: u64 = 3;
+/// A SEND of a request sent in several pieces, other than the last.
+const T_SEND_PIECE: u64 = 6;
 const T_RECV: u64 = 4;
 const T_CLOSE: u64 = 5;
 
@@ -273,37 +270,18 @@ enum St {
     Dead,
 }
 
-/// Runs the load; `live` is updated as it goes.
-pub fn run<R: Uring>(rt: &mut R, opts: &LoadOpts, live: &LiveCounters) -> LoadResult {
-    run_shaped(rt, opts, &Shape::default(), live)
-}
-
-/// What a request of [`run_shaped`] was for (the token of its completions).
-#[derive(Clone, Copy, Debug)]
-enum Ev {
-    /// The SOCKET of connection `i`.
-    Socket(usize),
-    /// Its CONNECT.
-    Connect(usize),
-    /// A SEND of piece `piece` of its request.
-    Send(usize, usize),
-    /// Its RECV of the echo.
-    Recv(usize),
-}
-
-/// A connection of [`run_shaped`]: its request pieces and echo buffer are
-/// here when no request holds them (the SEND or RECV owns them in flight).
 struct Conn {
     fd: i32,
     st: St,
     seq: u64,
     t0: Instant,
+    /// Completed a round trip (warm-up bookkeeping).
     warmed: bool,
-    tx: Vec<Option<Vec<u8>>>,
-    rx: Option<Vec<u8>>,
-    /// The next request was started before every piece of the previous one
-    /// came back from its SEND: push it when they have.
-    pending: bool,
+}
+
+/// Runs the load; `live` is updated as it goes.
+pub fn run<R: Uring>(rt: &mut R, opts: &LoadOpts, live: &LiveCounters) -> LoadResult {
+    run_shaped(rt, opts, &Shape::default(), live)
 }
 
 /// Runs the load spread as `shape` says; `live` is updated as it goes.
@@ -319,9 +297,15 @@ pub fn run_shaped<R: Uring>(
     let cap = shape.in_flight.unwrap_or(n).clamp(1, n.max(1));
     // Request pieces: `piece` bytes each, the last `last_piece`.
     let piece = size.div_ceil(shape.segments.clamp(1, size));
-    let pieces = size.div_ceil(piece);
-    let last_piece = size - (pieces - 1) * piece;
-    let piece_len = |k: usize| if k + 1 == pieces { last_piece } else { piece };
+    let last_piece = size - (size.div_ceil(piece) - 1) * piece;
+    // The ring's memory (an attached ring may name only its region).
+    let mut tx = rt.mem(n * size);
+    let mut rx = rt.mem(n * size);
+    let mut addr_mem = rt.mem(ports * size_of::<libc::sockaddr_in>());
+    for (k, a) in addr_mem.sockaddrs().iter_mut().enumerate() {
+        *a = ringline_ring::app::sockaddr_in(opts.server.octets(), opts.port + k as u16);
+    }
+    let addrs: &[libc::sockaddr_in] = addr_mem.sockaddrs();
     let mut conns: Vec<Conn> = (0..n)
         .map(|_| Conn {
             fd: -1,
@@ -329,25 +313,21 @@ pub fn run_shaped<R: Uring>(
             seq: 0,
             t0: Instant::now(),
             warmed: false,
-            tx: (0..pieces).map(|k| Some(vec![0u8; piece_len(k)])).collect(),
-            rx: Some(vec![0u8; size]),
-            pending: false,
         })
         .collect();
-    // A slot per SOCKET/CONNECT, RECV and SEND piece in flight.
-    let slots = (n * (pieces + 2)).min(1 << 22) as u32;
-    let mut io: Io<_, Ev> = Io::with_capacity(Layer(rt), slots, 8192);
-    let mut scratch = vec![0u8; size];
     let mut hist = new_histogram();
     let mut errors = Errors::default();
     let mut requests = 0u64;
+    let mut cqes: Vec<Cqe> = Vec::with_capacity(8192);
     let mut interrupted = false;
 
     for i in 0..n {
-        let socket = opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0).build();
-        if io.push(socket, Ev::Socket(i)).is_err() {
-            errors.add("socket: too many requests in flight", 1);
-        }
+        push_safe(
+            rt,
+            opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
+                .user_data(ud(T_SOCKET, i))
+                .build(),
+        );
     }
     let start = Instant::now();
     let mut connected = 0usize;
@@ -361,44 +341,40 @@ pub fn run_shaped<R: Uring>(
     // Round-robin cursor for sparse traffic.
     let mut cursor = 0usize;
 
-    // Pushes connection i's next request: the RECV of its echo, then one
-    // SEND, or `segments` linked SENDs of the request's pieces (a short one
-    // would break the link and show as a failed echo).
-    let push_request =
-        |sub: &mut Submitter<'_, Layer<'_, R>, Ev>, c: &mut Conn, i: usize, scratch: &mut [u8]| {
-            c.seq += 1;
-            fill_request(scratch, i, c.seq);
-            let rx = c.rx.take().expect("the echo buffer is back");
-            let recv = op::Recv::new(c.fd, rx).flags(libc::MSG_WAITALL);
-            let mut ok = sub.push(recv, Ev::Recv(i)).is_ok();
-            for (k, slot) in c.tx.iter_mut().enumerate() {
-                let mut buf = slot.take().expect("every piece is back");
-                let len = buf.len();
-                buf.copy_from_slice(&scratch[k * piece..k * piece + len]);
-                let send = op::Send::new(c.fd, buf).flags(libc::MSG_WAITALL);
-                let send = if k + 1 < pieces {
-                    send.sqe_flags(IOSQE_IO_LINK)
-                } else {
-                    send
-                };
-                ok &= sub.push(send, Ev::Send(i, k)).is_ok();
-            }
-            c.t0 = Instant::now();
-            ok
-        };
-    // Starts connection i's next request, or defers it until the SENDs of
-    // the previous one gave their pieces back.
-    let start_request = |sub: &mut Submitter<'_, Layer<'_, R>, Ev>,
-                         c: &mut Conn,
-                         i: usize,
-                         scratch: &mut [u8],
-                         errors: &mut Errors| {
-        c.st = St::Busy;
-        if c.tx.iter().any(Option::is_none) {
-            c.pending = true;
-        } else if !push_request(sub, c, i, scratch) {
-            errors.add("request: too many requests in flight", 1);
+    let start_request = |rt: &mut R, c: &mut Conn, i: usize, tx: &mut [u8], rx: &mut [u8]| {
+        c.seq += 1;
+        let buf = &mut tx[i * size..(i + 1) * size];
+        fill_request(buf, i, c.seq);
+        let rbuf = rx[i * size..(i + 1) * size].as_mut_ptr();
+        let recv = opcode::Recv::new(c.fd, rbuf, size as u32)
+            .flags(libc::MSG_WAITALL)
+            .user_data(ud(T_RECV, i));
+        // SAFETY: connection i's slice of `rx` is read only after this RECV's
+        // CQE and rearmed only by the next request, which waits for it (St::Busy);
+        // `rx` is freed only after the final cancel and drain of `run`.
+        unsafe { push(rt, recv.build()) };
+        // One SEND, or `segments` linked SENDs of the request's pieces (a
+        // short one would break the link and show as a failed echo).
+        let mut off = 0;
+        while off < size {
+            let len = piece.min(size - off);
+            let last = off + len == size;
+            let sqe = opcode::Send::new(c.fd, buf[off..].as_ptr(), len as u32)
+                .flags(libc::MSG_WAITALL)
+                .user_data(ud(if last { T_SEND } else { T_SEND_PIECE }, i));
+            let sqe = if last {
+                sqe.build()
+            } else {
+                sqe.sqe_flags(IOSQE_IO_LINK).build()
+            };
+            // SAFETY: connection i's slice of `tx` is rewritten only by its next
+            // request, after this one's echo came back in full (so every SEND of
+            // it is done); `tx` is freed only after the final cancel and drain.
+            unsafe { push(rt, sqe) };
+            off += len;
         }
+        c.t0 = Instant::now();
+        c.st = St::Busy;
     };
     // The next idle connection after `cursor` (sparse mode); most are idle,
     // so this is O(1) expected.
@@ -430,10 +406,9 @@ pub fn run_shaped<R: Uring>(
         {
             load_start = Some(now);
             // Start idle connections, up to the in-flight cap.
-            let (mut sub, _) = io.split();
             for (i, c) in conns.iter_mut().enumerate() {
                 if in_flight < cap && c.st == St::Idle {
-                    start_request(&mut sub, c, i, &mut scratch, &mut errors);
+                    start_request(rt, c, i, &mut tx, &mut rx);
                     in_flight += 1;
                     cursor = i;
                 }
@@ -461,79 +436,63 @@ pub fn run_shaped<R: Uring>(
         if past && (in_flight == 0 || now > deadline.unwrap() + grace(&hist)) {
             break;
         }
-        if let Err(e) = io.wait(1, Duration::from_millis(10)) {
-            errors.failed("submit", e.as_res());
+        match rt.submit_and_wait_timeout(1, Duration::from_millis(10)) {
+            Ok(_) => {}
+            Err(e) if e.0 == libc::ETIME || e.0 == libc::EINTR || e.0 == libc::EBUSY => {}
+            Err(e) => errors.failed("submit", e.as_res()),
         }
-        let (mut sub, completions) = io.split();
-        for mut c in completions {
-            let res = c.res();
-            match c.data() {
-                Ev::Socket(i) => {
-                    let conn = &mut conns[i];
-                    if res < 0 {
-                        errors.failed("socket", res);
+        cqes.clear();
+        rt.reap(&mut cqes);
+        for c in &cqes {
+            let tag = c.user_data >> 56;
+            let i = (c.user_data & 0xffff_ffff) as usize;
+            let conn = &mut conns[i];
+            match tag {
+                T_SOCKET => {
+                    if c.res < 0 {
+                        errors.failed("socket", c.res);
                         conn.st = St::Dead;
                         settled += 1;
                         continue;
                     }
-                    conn.fd = res;
+                    conn.fd = c.res;
                     conn.st = St::Connecting;
-                    sub.backend().0.tune_socket(res, false);
-                    let server = SocketAddrV4::new(opts.server, opts.port + (i % ports) as u16);
-                    if sub
-                        .push(op::Connect::new(res, server), Ev::Connect(i))
-                        .is_err()
-                    {
-                        errors.add("connect: too many requests in flight", 1);
-                    }
+                    // SAFETY: `addrs` lives to the end of `run`, after the final
+                    // cancel and drain.
+                    unsafe { start_connect(rt, conn.fd, &addrs[i % ports], ud(T_CONNECT, i)) };
                 }
-                Ev::Connect(i) => {
-                    let conn = &mut conns[i];
+                T_CONNECT => {
                     settled += 1;
-                    if res == 0 {
+                    if c.res == 0 {
                         connected += 1;
                         live.connected.store(connected as u64, Ordering::Relaxed);
                         conn.st = St::Idle;
                         if load_start.is_some() && !past && in_flight < cap {
-                            start_request(&mut sub, conn, i, &mut scratch, &mut errors);
+                            start_request(rt, conn, i, &mut tx, &mut rx);
                             in_flight += 1;
                         }
                     } else {
-                        errors.failed("connect", res);
+                        errors.failed("connect", c.res);
                         conn.st = St::Dead;
                     }
                 }
-                Ev::Send(i, k) => {
-                    let conn = &mut conns[i];
-                    conn.tx[k] = c.take_buf().and_then(|b| b.into_vec());
-                    if res < 0 {
-                        errors.failed("send", res);
-                    } else if res != piece_len(k) as i32 {
-                        errors.add("send short", 1);
-                    }
-                    if conn.pending && conn.tx.iter().all(Option::is_some) {
-                        conn.pending = false;
-                        if !push_request(&mut sub, conn, i, &mut scratch) {
-                            errors.add("request: too many requests in flight", 1);
-                        }
-                    }
-                }
-                Ev::Recv(i) => {
+                T_SEND if c.res < 0 => errors.failed("send", c.res),
+                T_SEND if c.res != last_piece as i32 => errors.add("send short", 1),
+                T_SEND_PIECE if c.res < 0 => errors.failed("send", c.res),
+                T_SEND_PIECE if c.res != piece as i32 => errors.add("send short", 1),
+                T_RECV => {
                     in_flight -= 1;
-                    let rx = c.take_buf().and_then(|b| b.into_vec());
-                    let bad = if res < 0 {
-                        Some(format!("recv {}", errno_text(-res)))
-                    } else if res == 0 {
+                    let bad = if c.res < 0 {
+                        Some(format!("recv {}", errno_text(-c.res)))
+                    } else if c.res == 0 {
                         Some("recv EOF (the server closed the connection)".to_owned())
-                    } else if res != size as i32 {
+                    } else if c.res != size as i32 {
                         Some("echo short".to_owned())
+                    } else if rx[i * size..(i + 1) * size] != tx[i * size..(i + 1) * size] {
+                        Some("echo differs from the request".to_owned())
                     } else {
-                        fill_request(&mut scratch, i, conns[i].seq);
-                        (rx.as_deref() != Some(&scratch[..]))
-                            .then(|| "echo differs from the request".to_owned())
+                        None
                     };
-                    let conn = &mut conns[i];
-                    conn.rx = rx;
                     if let Some(cause) = bad {
                         errors.add(cause, 1);
                         conn.st = St::Dead;
@@ -555,11 +514,12 @@ pub fn run_shaped<R: Uring>(
                             Some(i)
                         };
                         if let Some(j) = next {
-                            start_request(&mut sub, &mut conns[j], j, &mut scratch, &mut errors);
+                            start_request(rt, &mut conns[j], j, &mut tx, &mut rx);
                             in_flight += 1;
                         }
                     }
                 }
+                _ => {}
             }
         }
         live.requests.store(requests, Ordering::Relaxed);
@@ -579,12 +539,28 @@ pub fn run_shaped<R: Uring>(
         );
         live.errors.store(errors.total(), Ordering::Relaxed);
     }
-    // Close every connection; dropping `io` cancels what is left in flight
-    // and keeps (leaks) any buffer the engine may still use.
+    // Cancel anything left, then close every connection.
+    push_safe(
+        rt,
+        opcode::AsyncCancel::new(0)
+            .any()
+            .user_data(ud(T_CLOSE, 0))
+            .build(),
+    );
     for c in conns.iter().filter(|c| c.fd >= 0) {
-        io.push_detached(opcode::Close::new(c.fd).build());
+        push_safe(
+            rt,
+            opcode::Close::new(c.fd).user_data(ud(T_CLOSE, 0)).build(),
+        );
     }
-    io.shutdown(Duration::from_millis(200));
+    let end = Instant::now() + Duration::from_millis(200);
+    while Instant::now() < end {
+        let _ = rt.submit_and_wait_timeout(1, Duration::from_millis(5));
+        cqes.clear();
+        rt.reap(&mut cqes);
+    }
+    drop(tx);
+    drop(rx);
     LoadResult {
         requests,
         errors: errors.total,

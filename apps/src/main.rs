@@ -14,6 +14,7 @@ mod netcmd;
 mod relay;
 mod report;
 mod stat;
+mod serve;
 mod sys;
 mod transport;
 
@@ -61,6 +62,23 @@ enum Cmd {
     /// them, or prints one's counters, connections (--conns), rates
     /// (--watch), JSON or Prometheus text.
     Stat(stat::StatArgs),
+    /// Daemon that owns the NIC (loopback wire, or DPDK with --dpdk/--config)
+    /// and runs the engines of applications in other processes, which attach
+    /// by name over a unix socket and drive rings in shared memory.
+    Serve(serve::ServeArgs),
+    /// Echo server attached to a running `ringline serve`.
+    ServeEcho(serve::ServeEchoArgs),
+    /// Echo load generator attached to a running `ringline serve`; checks
+    /// every echo byte for byte; JSON line with req/s, p50, p99, errors.
+    ServeLoad(serve::ServeLoadArgs),
+    /// The same echo linked in-process vs attached to `ringline serve`:
+    /// req/s and latency at each connection count.
+    ServeBench(serve::ServeBenchArgs),
+    /// A hostile application for tests: attaches to `ringline serve` and
+    /// submits requests naming memory outside its region; each must fail
+    /// with -EFAULT and touch nothing.
+    #[command(hide = true)]
+    ServeFault(serve::ServeFaultArgs),
 }
 
 fn main() {
@@ -76,6 +94,11 @@ fn main() {
         Cmd::Bulk(a) => bulk::run(&a),
         Cmd::KernelEcho(a) => kecho::run(&a),
         Cmd::Stat(a) => stat::run(&a),
+        Cmd::Serve(a) => serve::serve(&a),
+        Cmd::ServeEcho(a) => serve::echo(&a),
+        Cmd::ServeLoad(a) => serve::serve_load(&a),
+        Cmd::ServeBench(a) => serve::serve_bench(&a),
+        Cmd::ServeFault(a) => serve::serve_fault(&a),
     };
     if let Err(e) = r {
         eprintln!("ringline: {e}");

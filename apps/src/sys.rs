@@ -57,6 +57,13 @@ pub trait Uring {
     /// Unregisters buffer group `bgid`.
     fn unregister_buf_ring(&mut self, bgid: u16) -> Result<(), Errno>;
 
+    /// `len` zeroed bytes (8-byte aligned) this ring's SQEs may name: the
+    /// heap in-process; an attached ring's region for `ringline serve`
+    /// ([`AttachedUring`]), where memory outside it is `-EFAULT`.
+    fn mem(&mut self, len: usize) -> Mem {
+        Mem::heap(len)
+    }
+
     /// Socket options the kernel needs to behave like ringline, applied right
     /// after SOCKET (`listener`: `SO_REUSEADDR`) or to a connection
     /// (`TCP_NODELAY`, ringline's default). ringline needs none.
@@ -97,6 +104,101 @@ impl<D: Driver> Uring for Ring<D> {
 
     fn unregister_buf_ring(&mut self, bgid: u16) -> Result<(), Errno> {
         ringline_ring::app::Ring::unregister_buf_ring(self, bgid)
+    }
+}
+
+/// Memory from [`Uring::mem`]: a heap block (freed on drop) or a piece of an
+/// attached ring's region (freed with the region).
+pub struct Mem {
+    ptr: *mut u8,
+    len: usize,
+    _heap: Option<Vec<u64>>,
+}
+
+impl Mem {
+    /// `len` zeroed bytes on the heap, 8-byte aligned.
+    pub fn heap(len: usize) -> Mem {
+        let mut v = vec![0u64; len.div_ceil(8).max(1)];
+        Mem {
+            ptr: v.as_mut_ptr().cast(),
+            len,
+            _heap: Some(v),
+        }
+    }
+
+    /// The block as `sockaddr_in`s (16 bytes each; the block is 8-aligned).
+    pub fn sockaddrs(&mut self) -> &mut [libc::sockaddr_in] {
+        let n = self.len / size_of::<libc::sockaddr_in>();
+        // SAFETY: the block is 8-aligned (sockaddr_in needs 4), n * 16 <= len bytes,
+        // initialised (zeroed at allocation), exclusively borrowed through &mut self;
+        // sockaddr_in is integers only, valid for any bit pattern.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr.cast(), n) }
+    }
+}
+
+impl core::ops::Deref for Mem {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: ptr..ptr+len is a live, initialised block owned by self (heap) or
+        // by the region that outlives the ring that handed it out.
+        unsafe { core::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl core::ops::DerefMut for Mem {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in deref; &mut self makes the borrow exclusive.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+/// A ring attached to `ringline serve` and its region, as a [`Uring`]: the
+/// memory [`Uring::mem`] hands out comes from the region.
+pub struct AttachedUring {
+    /// The ring.
+    pub ring: ringline::AttachedRing,
+    /// Its region (outlives every [`Mem`] taken from it while the ring lives).
+    pub region: ringline::AppRegion,
+}
+
+impl Uring for AttachedUring {
+    #[inline]
+    unsafe fn push_sqe(&mut self, sqe: &Sqe) -> Result<(), SqFull> {
+        // SAFETY: the caller upholds the push contract (this method's).
+        unsafe { self.ring.push_sqe(sqe) }
+    }
+    #[inline]
+    fn push_safe_sqe(&mut self, sqe: &SafeSqe) -> Result<(), SqFull> {
+        self.ring.push_safe(sqe)
+    }
+    #[inline]
+    fn submit(&mut self) -> Result<u32, Errno> {
+        Uring::submit(&mut self.ring)
+    }
+    #[inline]
+    fn submit_and_wait_timeout(&mut self, n: u32, timeout: Duration) -> Result<u32, Errno> {
+        Uring::submit_and_wait_timeout(&mut self.ring, n, timeout)
+    }
+    #[inline]
+    fn reap(&mut self, out: &mut Vec<Cqe>) {
+        self.ring.reap(out)
+    }
+    fn register_buf_ring(&mut self, entries: u32, bgid: u16) -> Result<BufRing, Errno> {
+        Uring::register_buf_ring(&mut self.ring, entries, bgid)
+    }
+    fn unregister_buf_ring(&mut self, bgid: u16) -> Result<(), Errno> {
+        Uring::unregister_buf_ring(&mut self.ring, bgid)
+    }
+    fn mem(&mut self, len: usize) -> Mem {
+        let ptr = self
+            .region
+            .alloc(len.max(1), 64)
+            .expect("the attached region is too small for this run (raise --buffer-mb)");
+        Mem {
+            ptr,
+            len,
+            _heap: None,
+        }
     }
 }
 

@@ -130,6 +130,27 @@ pub struct FileConfig {
     /// The server (`ringline echo` / `ringline http`).
     #[serde(default)]
     pub server: ServerSection,
+    /// `ringline serve`: limits per attached application.
+    #[serde(default)]
+    // Read only by the DPDK build's `serve` (the loopback wire takes no file).
+    #[cfg_attr(not(feature = "dpdk"), allow(dead_code))]
+    pub serve: ServeSection,
+}
+
+/// `[serve]`
+#[derive(Deserialize, Debug, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ServeSection {
+    /// Application slots per NIC port (1-64).
+    pub max_apps: Option<u16>,
+    /// Most sockets (connections) per application.
+    pub max_sockets: Option<usize>,
+    /// Largest buffer region per application, MiB.
+    pub max_buffer_mb: Option<usize>,
+    /// Largest SQ per application.
+    pub max_sq_entries: Option<u32>,
+    /// How long a departed application's connections may take to close, ms.
+    pub drain_ms: Option<u64>,
 }
 
 /// EAL arguments as a list or as one line split at whitespace.

@@ -80,14 +80,18 @@ fn doctor_reports_and_exits_zero() {
             f.stdout
         );
     }
-    // The sample config parses, and doctor checks the host against it.
-    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/ringline.toml");
-    let f = run(
-        "doctor --config",
-        cmd(&["doctor", "--config", sample]),
-        Duration::from_secs(30),
-    );
-    f.assert_ok("ringline doctor --config deploy/ringline.toml");
+    // The sample configs parse, and doctor checks the host against them.
+    for sample in [
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/ringline.toml"),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/serve.toml"),
+    ] {
+        let f = run(
+            "doctor --config",
+            cmd(&["doctor", "--config", sample]),
+            Duration::from_secs(30),
+        );
+        f.assert_ok(&format!("ringline doctor --config {sample}"));
+    }
 }
 
 #[test]

@@ -62,5 +62,6 @@ pub use app::{Driver, Errno, Ring, SafeSqe};
 pub use bufring::{BufRing, BufRingConsumer, BufRingError};
 pub use mem::{Backing, HugePolicy, MemError, Region};
 pub use ring::{
-    new_ring, new_ring_sqpoll, AppRing, EngineRing, RingConfig, RingStats, RingView, SetupError,
+    new_ring, new_ring_shared, new_ring_sqpoll, AppRing, EngineRing, RingConfig, RingStats,
+    RingView, SetupError,
 };

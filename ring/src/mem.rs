@@ -1,9 +1,11 @@
 //! Shared memory regions: anonymous `MAP_SHARED` mappings, optionally on 2 MiB huge pages.
 //!
-//! Rings live in a [`Region`]. The mapping is shared (not private) so that a later
-//! cross-process mode can hand the same pages to another process, zero-filled by the
+//! Rings live in a [`Region`]. The mapping is shared (not private), zero-filled by the
 //! kernel, and prefaulted (`MAP_POPULATE`) so the hot path never takes a page fault on
-//! ring memory.
+//! ring memory. For an application in another process (`ringline serve`) the region is
+//! a file instead ([`Region::new_file`]: a `memfd`, on hugetlbfs when huge pages are
+//! available) whose descriptor is passed over a unix socket and mapped again on the
+//! other side ([`Region::map_fd`]): the same pages at two addresses.
 
 use core::fmt;
 use core::ptr::NonNull;
@@ -107,7 +109,135 @@ fn mmap_anon(len: usize, extra_flags: libc::c_int) -> Result<NonNull<u8>, std::i
     NonNull::new(p.cast::<u8>()).ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENOMEM))
 }
 
+fn mmap_fd(len: usize, fd: libc::c_int) -> Result<NonNull<u8>, std::io::Error> {
+    // SAFETY: a shared mapping of `fd` at a kernel-chosen address (addr = NULL) cannot alias
+    // any existing Rust object; the result is checked for MAP_FAILED.
+    let p = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_POPULATE,
+            fd,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(std::io::Error::last_os_error());
+    }
+    NonNull::new(p.cast::<u8>()).ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENOMEM))
+}
+
+/// A `memfd` of `len` bytes (`MFD_HUGETLB` with `huge`), sealed against shrinking so the
+/// other side's mapping can never lose its pages (a truncated file would `SIGBUS` it).
+fn memfd(len: usize, huge: bool) -> Result<std::os::fd::OwnedFd, std::io::Error> {
+    use std::os::fd::FromRawFd;
+    let mut flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+    if huge {
+        flags |= libc::MFD_HUGETLB;
+    }
+    // SAFETY: the name is a NUL-terminated static string; memfd_create has no other
+    // memory-safety precondition.
+    let fd = unsafe { libc::memfd_create(c"ringline".as_ptr(), flags) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd was just returned by memfd_create and is owned by nobody else.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    use std::os::fd::AsRawFd;
+    let raw = fd.as_raw_fd();
+    // SAFETY: plain syscalls on a descriptor we own.
+    if unsafe { libc::ftruncate(raw, len as libc::off_t) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // Hugetlbfs files cannot be sealed (EINVAL); they cannot be truncated by another
+    // process either without the descriptor, which only the two parties hold.
+    // SAFETY: as above.
+    let sealed = unsafe {
+        libc::fcntl(
+            raw,
+            libc::F_ADD_SEALS,
+            libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL,
+        )
+    };
+    if sealed != 0 && !huge {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
 impl Region {
+    /// A region backed by a new `memfd` of `len` bytes (rounded as in [`Region::new`]),
+    /// on hugetlbfs if the policy allows and huge pages are reserved, sealed against
+    /// resizing. Returns the mapping and the descriptor, which another process maps
+    /// with [`Region::map_fd`].
+    pub fn new_file(
+        len: usize,
+        policy: HugePolicy,
+    ) -> Result<(Region, std::os::fd::OwnedFd), MemError> {
+        use std::os::fd::AsRawFd;
+        let invalid = || MemError::Mmap(std::io::Error::from_raw_os_error(libc::EINVAL));
+        if len == 0 {
+            return Err(invalid());
+        }
+        if policy != HugePolicy::Never {
+            let huge_len = round_up(len, HUGE_PAGE_SIZE).ok_or_else(invalid)?;
+            let made = memfd(huge_len, true)
+                .and_then(|fd| mmap_fd(huge_len, fd.as_raw_fd()).map(|p| (p, fd)));
+            match made {
+                Ok((ptr, fd)) => {
+                    let r = Region {
+                        ptr,
+                        len: huge_len,
+                        backing: Backing::HugePages,
+                    };
+                    return Ok((r, fd));
+                }
+                Err(_) if policy == HugePolicy::Require => {
+                    return Err(MemError::HugePagesUnavailable)
+                }
+                Err(_) => {}
+            }
+        }
+        let len = round_up(len, page_size()).ok_or_else(invalid)?;
+        let fd = memfd(len, false).map_err(MemError::Mmap)?;
+        let ptr = mmap_fd(len, fd.as_raw_fd()).map_err(MemError::Mmap)?;
+        Ok((
+            Region {
+                ptr,
+                len,
+                backing: Backing::Normal,
+            },
+            fd,
+        ))
+    }
+
+    /// Maps the file `fd` (made by [`Region::new_file`], received from another
+    /// process) whole. Its length is the file's size (`fstat`), a multiple of the
+    /// page size; `EINVAL` for an empty or oddly sized file.
+    pub fn map_fd(fd: std::os::fd::BorrowedFd<'_>) -> Result<Region, MemError> {
+        use std::os::fd::AsRawFd;
+        let invalid = || MemError::Mmap(std::io::Error::from_raw_os_error(libc::EINVAL));
+        // SAFETY: an all-zero stat is a valid value; fstat fills it.
+        let mut st: libc::stat = unsafe { core::mem::zeroed() };
+        // SAFETY: `st` is a valid, writable stat buffer.
+        if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+            return Err(MemError::Mmap(std::io::Error::last_os_error()));
+        }
+        let len = usize::try_from(st.st_size).map_err(|_| invalid())?;
+        if len == 0 || !len.is_multiple_of(page_size()) {
+            return Err(invalid());
+        }
+        let ptr = mmap_fd(len, fd.as_raw_fd()).map_err(MemError::Mmap)?;
+        let backing =
+            if len.is_multiple_of(HUGE_PAGE_SIZE) && st.st_blksize as usize == HUGE_PAGE_SIZE {
+                Backing::HugePages
+            } else {
+                Backing::Normal
+            };
+        Ok(Region { ptr, len, backing })
+    }
+
     /// Maps `len` bytes (rounded up to the page size, or to 2 MiB for huge pages).
     ///
     /// With [`HugePolicy::Auto`] a huge page mapping is tried first and normal pages
@@ -189,6 +319,26 @@ mod tests {
         assert!(bytes.iter().all(|&b| b == 0));
         bytes[r.len() - 1] = 7;
         assert_eq!(bytes[r.len() - 1], 7);
+    }
+
+    #[test]
+    fn a_file_region_maps_the_same_pages_twice() {
+        use std::os::fd::AsFd;
+        let (a, fd) = Region::new_file(5000, HugePolicy::Never).unwrap();
+        let b = Region::map_fd(fd.as_fd()).unwrap();
+        assert_eq!(a.len(), b.len());
+        assert_ne!(a.as_ptr(), b.as_ptr());
+        // SAFETY: both mappings are a.len() bytes of the same file, owned by this test.
+        unsafe {
+            a.as_ptr().add(4097).write(42);
+            assert_eq!(b.as_ptr().add(4097).read(), 42);
+        }
+        // Sealed: the other side's mapping cannot lose its pages.
+        use std::os::fd::AsRawFd;
+        // SAFETY: a plain syscall on our descriptor.
+        assert_ne!(unsafe { libc::ftruncate(fd.as_raw_fd(), 0) }, 0);
+        let auto = Region::new_file(4096, HugePolicy::Auto).unwrap().0;
+        assert!(auto.len() >= 4096);
     }
 
     #[test]

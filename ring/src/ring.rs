@@ -427,15 +427,53 @@ pub(crate) fn new_ring_at(
     new_ring_with(cfg, start, |_| {})
 }
 
+/// [`new_ring_sqpoll`] on a ring for an application in another process: the region is
+/// a file ([`Region::new_file`]) whose descriptor is returned with the two halves; the
+/// other process maps it and rebuilds its application half with [`AppRing::attach`],
+/// given [`AppRing::params`]. The daemon keeps the engine half (and may drop this
+/// process's application half).
+pub fn new_ring_shared(
+    cfg: &RingConfig,
+    idle_ms: u32,
+) -> Result<(AppRing, EngineRing, std::os::fd::OwnedFd), SetupError> {
+    let mut fd = None;
+    let (app, eng) = new_ring_in(
+        cfg,
+        0,
+        |len| {
+            let (r, f) = Region::new_file(len, cfg.huge)?;
+            fd = Some(f);
+            Ok(r)
+        },
+        |p| {
+            p.flags |= abi::IORING_SETUP_SQPOLL;
+            p.sq_thread_idle = idle_ms;
+            p.features |= abi::IORING_FEAT_SQPOLL_NONFIXED;
+        },
+    )?;
+    let fd = fd.ok_or(SetupError::InvalidEntries)?;
+    Ok((app, eng, fd))
+}
+
 /// [`new_ring_at`], letting `adjust` add to the reported params (SQPOLL's).
 fn new_ring_with(
     cfg: &RingConfig,
     start: u32,
     adjust: impl FnOnce(&mut Params),
 ) -> Result<(AppRing, EngineRing), SetupError> {
+    new_ring_in(cfg, start, |len| Region::new(len, cfg.huge), adjust)
+}
+
+/// [`new_ring_with`] on the region `map` makes for a length.
+fn new_ring_in(
+    cfg: &RingConfig,
+    start: u32,
+    map: impl FnOnce(usize) -> Result<Region, MemError>,
+    adjust: impl FnOnce(&mut Params),
+) -> Result<(AppRing, EngineRing), SetupError> {
     let (sq, cq) = ring_sizes(cfg)?;
     let geo = Geometry::new(sq, cq);
-    let region = Region::new(geo.size, cfg.huge)?;
+    let region = map(geo.size)?;
 
     let base = region.as_ptr();
     let init: [(usize, u32); 8] = [
@@ -545,6 +583,49 @@ pub struct AppRing {
 }
 
 impl AppRing {
+    /// The application half of a ring another process set up ([`new_ring_shared`]),
+    /// on `region`, this process's mapping of its file, with the params that process
+    /// reported. The params are checked against the region (sizes as the kernel's,
+    /// offsets as this layout's, the whole ring inside the mapping); the counters
+    /// start where the shared header has them.
+    pub fn attach(region: Region, params: &Params) -> Result<AppRing, SetupError> {
+        let (sq, cq) = ring_sizes(&RingConfig {
+            sq_entries: params.sq_entries,
+            cq_entries: Some(params.cq_entries),
+            clamp: false,
+            huge: HugePolicy::Never,
+        })?;
+        let geo = Geometry::new(sq, cq);
+        if sq != params.sq_entries
+            || cq != params.cq_entries
+            || geo.size > region.len()
+            || params.sq_off.array as usize != geo.sq_array
+            || params.cq_off.cqes as usize != CQES
+        {
+            return Err(SetupError::InvalidEntries);
+        }
+        let shared = Arc::new(Shared {
+            region,
+            geo,
+            params: *params,
+            counters: Counters::default(),
+        });
+        let word = |w: &AtomicU32| w.load(Ordering::Acquire);
+        // The engine published the header before the descriptor was sent; the app is the
+        // only writer of sq.tail and cq.head, so these are its own starting values.
+        let (sq_tail, cq_head) = (word(shared.sq_tail()), word(shared.cq_head()));
+        if word(shared.word(SQ_ENTRIES)) != sq || word(shared.word(CQ_ENTRIES)) != cq {
+            return Err(SetupError::InvalidEntries);
+        }
+        Ok(AppRing {
+            shared,
+            sq: Producer::new(sq, sq_tail),
+            sq_published: sq_tail,
+            cq: Consumer::new(cq, cq_head),
+            _not_sync: PhantomData,
+        })
+    }
+
     /// The `io_uring_params` of this ring: sizes, setup flags, features
     /// (`NODROP | SUBMIT_STABLE | SINGLE_MMAP | CQE_SKIP | EXT_ARG`) and the offsets of
     /// every field in the region.

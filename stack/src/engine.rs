@@ -136,6 +136,44 @@ impl<N: Nic> Engine<N> {
         self.core.neigh.join(member.share);
     }
 
+    /// Joins the engines of other applications on one port (`ringline
+    /// serve`): a group member as [`Engine::join`], and the port's table of
+    /// listening ports, in which this engine is `slot`.
+    pub(crate) fn join_shared(
+        &mut self,
+        member: crate::group::GroupMember,
+        table: std::sync::Arc<crate::core::claims::PortClaims>,
+        slot: u8,
+    ) {
+        self.join(member);
+        self.core.claim = Some(crate::core::claims::Claim { table, slot });
+    }
+
+    /// Leaves the group (hands back its member, for the slot's next engine)
+    /// and releases every port this engine listened on.
+    pub(crate) fn leave(&mut self) -> crate::group::GroupMember {
+        if let Some(c) = self.core.claim.take() {
+            c.table.release_all(c.slot);
+        }
+        let (queue, queues) = self.core.rss;
+        crate::group::GroupMember {
+            queue,
+            queues,
+            share: self.core.neigh.leave(),
+        }
+    }
+
+    /// Closes everything the application had open, as Linux does when a
+    /// process exits ([`Core::exit_all`]).
+    pub(crate) fn exit_all(&mut self) {
+        self.core.exit_all();
+    }
+
+    /// Connections still in a slot (open, closing, orphaned).
+    pub(crate) fn live_conns(&self) -> usize {
+        self.core.conns.live()
+    }
+
     /// The NIC.
     pub(crate) fn nic(&self) -> &N {
         &self.pump.nic

@@ -154,6 +154,7 @@
 #![warn(missing_docs)]
 
 mod affinity;
+mod attach;
 mod bufmem;
 mod clock;
 mod config;
@@ -166,10 +167,12 @@ mod group;
 mod hint;
 mod idle;
 mod ids;
+mod ipc;
 mod l2;
 mod legacy;
 mod net;
 mod numbers;
+pub mod serve;
 mod slab;
 mod sqpoll;
 pub mod statpage;
@@ -178,6 +181,7 @@ mod tcpopt;
 mod timer;
 mod usermem;
 
+pub use attach::{attach, AppRegion, AttachConfig, AttachError, Attached, AttachedRing};
 pub use clock::{Clock, Monotonic};
 pub use config::{Congestion, EngineConfig, DEFAULT_BUSY_POLL_US};
 pub use driver::Inline;

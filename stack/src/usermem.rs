@@ -30,16 +30,95 @@
 //! unlike Linux, which copies the iovec array at submission, the engine reads
 //! the iovecs when it moves the data.
 //!
-//! The engine runs in the application's address space (inline mode or a
-//! thread of the same process), so an SQE address is a plain pointer. Null
-//! pointers and address-range overflow are rejected here with `-EFAULT` before
-//! any access.
+//! In-process (inline mode or an SQPOLL thread of the same process) the
+//! engine runs in the application's address space, so an SQE address is a
+//! plain pointer. Null pointers and address-range overflow are rejected here
+//! with `-EFAULT` before any access.
+//!
+//! # Applications in another process (`ringline serve`)
+//!
+//! An attached application's addresses are in *its* address space. While the
+//! daemon steps that application's engine it installs a [`Window`] (see
+//! [`with_window`]): the one range of the application's mapping of its buffer
+//! region, and the daemon's own mapping of the same file. Every access then
+//! resolves `addr..addr+len` inside the window, or fails with `-EFAULT` and
+//! touches nothing: nothing outside that application's region (another
+//! application's memory, the daemon's, its own ring) can be named. The window
+//! is a thread-local read once per access: in-process engines pay one TLS load
+//! and a branch that always goes the same way.
 #![allow(unsafe_code)]
 
 use crate::errno::{self, Errno};
 use ringline_ring::abi::RecvmsgOut;
 
+use core::cell::Cell;
 use core::ptr;
+
+/// An attached application's buffer region: its addresses `lo..hi`, mapped in
+/// this process at `base` (`hi - lo` bytes).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Window {
+    /// First application address of the region.
+    pub(crate) lo: u64,
+    /// One past the last.
+    pub(crate) hi: u64,
+    /// The daemon's mapping of the same bytes.
+    pub(crate) base: *mut u8,
+}
+
+std::thread_local! {
+    /// The window of the engine being stepped on this thread; `None`
+    /// in-process. Set only by [`with_window`].
+    static WINDOW: Cell<Option<Window>> = const { Cell::new(None) };
+}
+
+/// Runs `f` (one step of an attached application's engine) with every
+/// application address resolved through `w`.
+///
+/// # Safety
+///
+/// `w.base .. w.base + (w.hi - w.lo)` is a live mapping of the application's
+/// buffer region for the whole of `f`, which stays mapped while any request
+/// that names it may run (the daemon keeps its mapping until it drops the
+/// engine). The application may write those bytes at any time (it is another
+/// process): the engine only copies to and from them and never keeps a
+/// reference past the access.
+pub(crate) unsafe fn with_window<R>(w: Window, f: impl FnOnce() -> R) -> R {
+    struct Reset(Option<Window>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            WINDOW.with(|c| c.set(self.0));
+        }
+    }
+    let _reset = Reset(WINDOW.with(|c| c.replace(Some(w))));
+    f()
+}
+
+/// Where the engine reaches `addr..addr+len`: the address itself in-process,
+/// the daemon's mapping of it for an attached application. `-EFAULT` outside
+/// the window (or null, first page, wrapping).
+#[inline]
+fn resolve(addr: u64, len: usize) -> Result<*mut u8, Errno> {
+    if addr < LOWEST_MAPPABLE || addr.checked_add(len as u64).is_none() || addr > isize::MAX as u64
+    {
+        return Err(errno::EFAULT);
+    }
+    match WINDOW.with(Cell::get) {
+        None => Ok(ptr_from(addr)),
+        Some(w) => resolve_in(w, addr, len),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn resolve_in(w: Window, addr: u64, len: usize) -> Result<*mut u8, Errno> {
+    // addr + len does not wrap (checked by the caller).
+    if addr < w.lo || addr + len as u64 > w.hi {
+        return Err(errno::EFAULT);
+    }
+    // SAFETY: addr - lo + len <= hi - lo, the length of the mapping at base.
+    Ok(unsafe { w.base.add((addr - w.lo) as usize) })
+}
 
 /// Below this, nothing is ever mapped: Linux refuses to map the first page
 /// whatever `vm.mmap_min_addr` says (its smallest value is one page), so an
@@ -48,36 +127,34 @@ pub const LOWEST_MAPPABLE: u64 = 4096;
 
 /// `-EFAULT` if `addr..addr+len` is null, lies in the never-mapped first
 /// page, or wraps the address space.
+/// (Attached application: or falls outside its buffer region.)
 pub fn check(addr: u64, len: usize) -> Result<(), Errno> {
     if len == 0 {
         return Ok(());
     }
-    if addr < LOWEST_MAPPABLE || addr.checked_add(len as u64).is_none() || addr > isize::MAX as u64
-    {
-        return Err(errno::EFAULT);
-    }
-    Ok(())
+    resolve(addr, len).map(|_| ())
 }
 
 /// The application buffer `addr..addr+len`, writable.
 pub fn slice_mut<'a>(addr: u64, len: usize) -> Result<&'a mut [u8], Errno> {
-    check(addr, len)?;
     if len == 0 {
         return Ok(&mut []);
     }
-    // SAFETY: non-null and non-wrapping (checked above); validity and exclusive
-    // access until the final CQE are the submitter's promise (see module docs).
-    Ok(unsafe { user_slice_mut(addr, len) })
+    let p = resolve(addr, len)?;
+    // SAFETY: non-null, non-wrapping and (attached) inside the window (resolved
+    // above); validity and exclusive access until the final CQE are the
+    // submitter's promise (see module docs).
+    Ok(unsafe { user_slice_mut(p, len) })
 }
 
 /// The application buffer `addr..addr+len`, read-only.
 pub fn slice<'a>(addr: u64, len: usize) -> Result<&'a [u8], Errno> {
-    check(addr, len)?;
     if len == 0 {
         return Ok(&[]);
     }
+    let p = resolve(addr, len)?;
     // SAFETY: as for `slice_mut`; the engine only reads.
-    Ok(unsafe { user_slice(addr, len) })
+    Ok(unsafe { user_slice(p, len) })
 }
 
 /// Types any bit pattern of which is a valid value: what may be read out of
@@ -123,10 +200,10 @@ unsafe impl Plain for libc::msghdr {}
 
 /// Reads a `T` (unaligned) from application memory.
 pub fn read<T: Plain>(addr: u64) -> Result<T, Errno> {
-    check(addr, core::mem::size_of::<T>())?;
+    let p = resolve(addr, core::mem::size_of::<T>())?;
     // SAFETY: as for `slice`; `T: Plain` has no drop glue and accepts any bit
     // pattern (see the trait).
-    Ok(unsafe { read_user::<T>(addr) })
+    Ok(unsafe { read_user::<T>(p) })
 }
 
 /// Types with no padding: every byte of a value is initialised, so writing
@@ -151,10 +228,10 @@ const _: () = assert!(core::mem::size_of::<RecvmsgOut>() == 16);
 
 /// Writes a `T` (unaligned) into application memory.
 pub fn write<T: NoPadding>(addr: u64, v: T) -> Result<(), Errno> {
-    check(addr, core::mem::size_of::<T>())?;
+    let p = resolve(addr, core::mem::size_of::<T>())?;
     // SAFETY: as for `slice_mut`; `T: NoPadding` hands the application only
     // initialised bytes.
-    unsafe { write_user::<T>(addr, v) };
+    unsafe { write_user::<T>(p, v) };
     Ok(())
 }
 
@@ -163,14 +240,16 @@ pub fn write<T: NoPadding>(addr: u64, v: T) -> Result<(), Errno> {
 /// application, which clears it with an atomic swap; see
 /// `ringline_ring::app::take_ready`.
 pub fn fetch_or_u32(addr: u64, bits: u32) -> Result<u32, Errno> {
-    check(addr, 4)?;
+    let p = resolve(addr, 4)?;
     if !addr.is_multiple_of(4) {
         return Err(errno::EINVAL);
     }
-    // SAFETY: non-null, aligned and in range (checked above); the application
-    // promised the word lives until the poll's final CQE (the push contract)
-    // and only accesses it atomically, so an AtomicU32 view is sound.
-    let word = unsafe { &*(addr as *const core::sync::atomic::AtomicU32) };
+    // SAFETY: non-null, aligned (the window's base is page aligned, so the
+    // resolved pointer keeps addr's alignment) and in range (resolved above);
+    // the application promised the word lives until the poll's final CQE (the
+    // push contract) and only accesses it atomically, so an AtomicU32 view is
+    // sound.
+    let word = unsafe { &*(p as *const core::sync::atomic::AtomicU32) };
     // AcqRel: the engine publishes readiness (Release) that the app's swap
     // (AcqRel) observes; Acquire pairs with the app's clearing swap so a
     // cleared word is seen as 0 and a new CQE is queued.
@@ -269,13 +348,13 @@ fn ptr_from(addr: u64) -> *mut u8 {
 /// module docs, not written by anyone for `'a`, and `'a` does not outlive the request.
 /// For `len == 0` any `addr` is accepted (an empty slice is returned).
 #[inline]
-unsafe fn user_slice<'a>(addr: u64, len: usize) -> &'a [u8] {
+unsafe fn user_slice<'a>(addr: *mut u8, len: usize) -> &'a [u8] {
     if len == 0 {
         return &[];
     }
     // SAFETY: non-null (caller checked), valid for reads of len bytes and not mutated
     // for 'a (caller's contract); u8 is always aligned.
-    unsafe { core::slice::from_raw_parts(ptr_from(addr), len) }
+    unsafe { core::slice::from_raw_parts(addr, len) }
 }
 
 /// An exclusive view of `len` bytes of application memory at `addr`.
@@ -286,13 +365,13 @@ unsafe fn user_slice<'a>(addr: u64, len: usize) -> &'a [u8] {
 /// module docs, not accessed by anyone else for `'a`, and `'a` does not outlive the
 /// request. For `len == 0` any `addr` is accepted (an empty slice is returned).
 #[inline]
-unsafe fn user_slice_mut<'a>(addr: u64, len: usize) -> &'a mut [u8] {
+unsafe fn user_slice_mut<'a>(addr: *mut u8, len: usize) -> &'a mut [u8] {
     if len == 0 {
         return &mut [];
     }
     // SAFETY: non-null (caller checked), valid for reads and writes of len bytes and
     // exclusively ours for 'a (caller's contract); u8 is always aligned.
-    unsafe { core::slice::from_raw_parts_mut(ptr_from(addr), len) }
+    unsafe { core::slice::from_raw_parts_mut(addr, len) }
 }
 
 /// Reads a `T` from application memory at `addr` (no alignment required).
@@ -303,10 +382,10 @@ unsafe fn user_slice_mut<'a>(addr: u64, len: usize) -> &'a mut [u8] {
 /// of the module docs, and any bit pattern there is a valid `T` (use plain-old-data
 /// types: integers, `#[repr(C)]` structs of integers).
 #[inline]
-unsafe fn read_user<T: Copy>(addr: u64) -> T {
+unsafe fn read_user<T: Copy>(addr: *mut u8) -> T {
     // SAFETY: valid for reads of size_of::<T>() bytes holding a valid T (caller's
     // contract); read_unaligned has no alignment requirement.
-    unsafe { ptr_from(addr).cast::<T>().read_unaligned() }
+    unsafe { addr.cast::<T>().read_unaligned() }
 }
 
 /// Writes `v` to application memory at `addr` (no alignment required).
@@ -316,10 +395,10 @@ unsafe fn read_user<T: Copy>(addr: u64) -> T {
 /// `addr .. addr + size_of::<T>()` is writable application memory under the contract
 /// of the module docs.
 #[inline]
-unsafe fn write_user<T: Copy>(addr: u64, v: T) {
+unsafe fn write_user<T: Copy>(addr: *mut u8, v: T) {
     // SAFETY: valid for writes of size_of::<T>() bytes (caller's contract);
     // write_unaligned has no alignment requirement.
-    unsafe { ptr_from(addr).cast::<T>().write_unaligned(v) }
+    unsafe { addr.cast::<T>().write_unaligned(v) }
 }
 
 #[cfg(test)]
@@ -334,15 +413,16 @@ mod tests {
     fn round_trips_through_raw_addresses() {
         let mut buf = [0u8; 16];
         let a = addr_of(buf.as_mut_ptr());
+        let p = |off: u64| ptr_from(a + off);
         // SAFETY: buf is live, 16 bytes, and not otherwise borrowed during each call.
         unsafe {
-            user_slice_mut(a + 2, 5).copy_from_slice(b"hello");
-            assert_eq!(user_slice(a + 2, 5), b"hello");
-            user_slice_mut(a, 2).copy_from_slice(b"<<");
-            write_user::<u32>(a + 9, 0xdead_beef); // unaligned
-            assert_eq!(read_user::<u32>(a + 9), 0xdead_beef);
-            assert!(user_slice(0, 0).is_empty());
-            assert!(user_slice_mut(0, 0).is_empty());
+            user_slice_mut(p(2), 5).copy_from_slice(b"hello");
+            assert_eq!(user_slice(p(2), 5), b"hello");
+            user_slice_mut(p(0), 2).copy_from_slice(b"<<");
+            write_user::<u32>(p(9), 0xdead_beef); // unaligned
+            assert_eq!(read_user::<u32>(p(9)), 0xdead_beef);
+            assert!(user_slice(ptr_from(0), 0).is_empty());
+            assert!(user_slice_mut(ptr_from(0), 0).is_empty());
         }
         assert_eq!(&buf[..7], b"<<hello");
         assert_eq!(
@@ -370,5 +450,42 @@ mod tests {
         assert_eq!(fetch_or_u32(a, 8), Ok(7));
         assert_eq!(fetch_or_u32(a + 1, 8), Err(errno::EINVAL));
         assert_eq!(word, 15);
+    }
+
+    #[test]
+    fn a_window_translates_and_refuses_everything_outside_it() {
+        let mut daemon = [0u8; 64];
+        let base = daemon.as_mut_ptr();
+        let w = Window {
+            lo: 0x10_0000,
+            hi: 0x10_0040,
+            base,
+        };
+        let mut outside = 5u32;
+        let o = addr_of(&mut outside as *mut u32);
+        // SAFETY: `daemon` is live and 64 bytes for the whole call.
+        unsafe {
+            with_window(w, || {
+                write::<u32>(0x10_0004, 0xabcd).unwrap();
+                assert_eq!(read::<u32>(0x10_0004), Ok(0xabcd));
+                slice_mut(0x10_0038, 8)
+                    .unwrap()
+                    .copy_from_slice(b"12345678");
+                assert_eq!(slice(0x10_003c, 4).unwrap(), b"5678");
+                assert_eq!(slice(0x10_003c, 5), Err(errno::EFAULT), "past hi");
+                assert_eq!(slice(0x0f_ffff, 2), Err(errno::EFAULT), "before lo");
+                assert_eq!(read::<u32>(o), Err(errno::EFAULT), "own memory");
+                assert_eq!(write::<u32>(o, 9), Err(errno::EFAULT));
+                assert_eq!(check(o, 4), Err(errno::EFAULT));
+                assert_eq!(fetch_or_u32(0x10_0004, 1), Ok(0xabcd));
+            })
+        };
+        assert_eq!(outside, 5, "nothing outside the window was written");
+        assert_eq!(
+            u32::from_ne_bytes(daemon[4..8].try_into().unwrap()),
+            0xabcd | 1
+        );
+        assert_eq!(&daemon[56..64], b"12345678");
+        assert_eq!(read::<u32>(o), Ok(5), "the window is gone after the step");
     }
 }

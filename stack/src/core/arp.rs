@@ -116,6 +116,11 @@ impl Neighbors {
         self.share = share;
     }
 
+    /// Leaves the group: hands back the queues [`Neighbors::join`] took.
+    pub(crate) fn leave(&mut self) -> NeighborShare {
+        std::mem::take(&mut self.share)
+    }
+
     /// Whether a sibling has sent entries ([`Neighbors::take_shared`]).
     #[inline]
     pub(crate) fn shared_pending(&self) -> bool {

@@ -216,6 +216,14 @@ impl Fds {
         }
     }
 
+    /// Every socket number in use.
+    pub(crate) fn in_use(&self) -> impl Iterator<Item = i32> + '_ {
+        self.slab
+            .iter()
+            .filter(|(_, f)| **f != Fd::Free)
+            .map(|(i, _)| i as i32)
+    }
+
     /// Makes `fd` (in use) stand for `f`.
     pub(crate) fn set(&mut self, fd: i32, f: Fd) {
         if let Some(slot) = self.slot(fd) {

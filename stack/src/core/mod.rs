@@ -22,6 +22,7 @@
 
 pub(crate) mod arp;
 pub(crate) mod bufs;
+pub(crate) mod claims;
 pub(crate) mod complete;
 pub(crate) mod conns;
 pub(crate) mod cookies;
@@ -146,6 +147,9 @@ pub(crate) struct Core {
     /// `(0, 1)` alone, else set by `Engine::join`. An active open's source
     /// port is picked so its flow hashes to this queue.
     pub(crate) rss: (u16, u16),
+    /// Engines sharing a port with other applications' (`ringline serve`):
+    /// the table of listening ports across them. `None` alone.
+    pub(crate) claim: Option<claims::Claim>,
     /// The SYN cookie key.
     pub(crate) cookies: cookies::SynCookies,
     /// Counters of the core's own events (the sink and the connection
@@ -195,6 +199,7 @@ impl Core {
             bufs: bufs::BufGroups::default(),
             neigh: arp::Neighbors::new(&cfg.static_neighbors),
             rss: (0, 1),
+            claim: None,
             cookies: cookies::SynCookies::default(),
             stats: EngineStats::default(),
             found: Vec::new(),

@@ -34,8 +34,9 @@ impl Core {
 
     /// A free ephemeral port (nothing bound or listening on it).
     fn pick_free_port(&mut self) -> Option<u16> {
-        let listeners = &self.listeners;
-        self.fds.pick_port(|p| listeners.is_listening(p))
+        let (listeners, claim) = (&self.listeners, &self.claim);
+        self.fds
+            .pick_port(|p| listeners.is_listening(p) || claimed(claim, p))
     }
 
     pub(crate) fn op_bind(&mut self, sub: &Submission, addr: u64, addrlen: u64) -> OpResult {
@@ -54,7 +55,10 @@ impl Core {
         let port = if port == 0 {
             self.pick_free_port().ok_or(errno::EADDRINUSE)?
         } else {
-            if self.fds.is_bound(port) || self.listeners.is_listening(port) {
+            if self.fds.is_bound(port)
+                || self.listeners.is_listening(port)
+                || claimed(&self.claim, port)
+            {
                 return Err(errno::EADDRINUSE);
             }
             port
@@ -83,6 +87,9 @@ impl Core {
                 } else {
                     port
                 };
+                if self.claim.as_ref().is_some_and(|c| !c.claim(port)) {
+                    return Err(errno::EADDRINUSE);
+                }
                 let lid = self.listeners.open(port, backlog, self.fds.opts(sub.fd));
                 self.fds.set(sub.fd, Fd::Listener(lid));
                 Ok(Some((0, 0)))
@@ -234,7 +241,7 @@ impl Core {
             }
             port
         } else {
-            let (listeners, conns) = (&self.listeners, &self.conns);
+            let (listeners, conns, claim) = (&self.listeners, &self.conns, &self.claim);
             // One engine of several on a port: only a port whose flow hashes
             // to this engine's queue, so the replies come back here (about
             // one port in `queues`; F-Stack and mTCP pick theirs the same way).
@@ -243,6 +250,7 @@ impl Core {
             self.fds
                 .pick_port(|p| {
                     listeners.is_listening(p)
+                        || claimed(claim, p)
                         || conns.has_tuple(tuple_key(rip, rport, p))
                         || (queues > 1
                             && ringline_dataplane::rss::queue_of_flow(rip4, lip, rport, p, queues)
@@ -427,9 +435,33 @@ impl Core {
         }
     }
 
+    /// What Linux does to the sockets of a process that exits: every request
+    /// in flight ends with `-ECANCELED`, then every socket number is closed
+    /// (a connection with unread data is reset, others get a FIN; a
+    /// listener's unaccepted connections are reset). For `ringline serve`
+    /// when an application goes away. O(requests + sockets), once.
+    pub(crate) fn exit_all(&mut self) {
+        self.find_op(|_| true);
+        let found = std::mem::take(&mut self.found);
+        for &id in &found {
+            if self.cq.ops.is_live(id) {
+                self.cq.fail(id, errno::ECANCELED);
+            }
+        }
+        self.found = found;
+        let fds: Vec<i32> = self.fds.in_use().collect();
+        for fd in fds {
+            let _ = self.close_fd(fd);
+        }
+        self.finish_closes();
+    }
+
     fn close_listener(&mut self, lid: ListenerId) {
         let port = self.listeners.slot(lid.slot).port;
         self.fds.unbind(port);
+        if let Some(c) = &self.claim {
+            c.release(port);
+        }
         loop {
             let l = self.cq.ops.listener(lid.slot);
             let Some(id) = l.accept.front().or(l.poll.front()) else {
@@ -462,6 +494,12 @@ impl Core {
         self.service_open(cid);
         Ok(Some((0, 0)))
     }
+}
+
+/// Whether another application's engine listens on `port` (`ringline serve`).
+#[inline]
+fn claimed(claim: &Option<super::claims::Claim>, port: u16) -> bool {
+    claim.as_ref().is_some_and(|c| c.taken_by_other(port))
 }
 
 /// Reads a `sockaddr_in` named by `addr`/`addrlen` (value).

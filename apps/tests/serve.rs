@@ -1,0 +1,236 @@
+//! `ringline serve` end to end, on the loopback wire (no DPDK, no root):
+//! applications in other processes attach to the daemon, serve their own
+//! ports and are isolated from one another; one killed mid-stream closes
+//! its connections and the others keep serving; a daemon that dies is
+//! noticed by its applications. Every process is bounded in time.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+/// A private run directory (the daemon's socket lives there) for one test.
+fn run_dir(tag: &str) -> String {
+    let d = std::env::temp_dir().join(format!("ringline-serve-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d.to_string_lossy().into_owned()
+}
+
+fn with_dir(mut c: std::process::Command, dir: &str) -> std::process::Command {
+    c.env("RINGLINE_RUN_DIR", dir);
+    c
+}
+
+fn daemon(dir: &str, secs: &str) -> Proc {
+    let mut d = Proc::spawn(
+        "serve",
+        with_dir(cmd(&["serve", "--name", "t", "--duration", secs]), dir),
+    );
+    d.wait_line("ringline serve:", Duration::from_secs(30));
+    d
+}
+
+fn echo(dir: &str, port: u16, secs: &str) -> Proc {
+    let p = port.to_string();
+    let mut e = Proc::spawn(
+        "serve-echo",
+        echo_cmd(dir, &["--listen", &p, "--duration", secs]),
+    );
+    e.wait_line("listening on port", Duration::from_secs(30));
+    e
+}
+
+/// `ringline serve-echo --name t ARGS`.
+fn echo_cmd(dir: &str, args: &[&str]) -> std::process::Command {
+    let mut all = vec!["serve-echo", "--name", "t"];
+    all.extend_from_slice(args);
+    with_dir(cmd(&all), dir)
+}
+
+fn load(dir: &str, port: u16, conns: usize, secs: &str) -> Proc {
+    let to = format!("10.0.0.1:{port}");
+    let c = conns.to_string();
+    Proc::spawn(
+        "serve-load",
+        with_dir(
+            cmd(&[
+                "serve-load",
+                "--name",
+                "t",
+                "--nic-port",
+                "1",
+                "--connect",
+                &to,
+                "--connections",
+                &c,
+                "--duration",
+                secs,
+            ]),
+            dir,
+        ),
+    )
+}
+
+#[test]
+fn two_apps_serve_their_ports_and_a_killed_one_leaves_the_other_unharmed() {
+    let _g = serial();
+    let dir = run_dir("two");
+    let mut d = daemon(&dir, "60");
+    let mut a = echo(&dir, 7, "50");
+    let mut b = echo(&dir, 8, "50");
+
+    // A port another application holds: -EADDRINUSE.
+    let third = run(
+        "serve-echo 7 again",
+        echo_cmd(&dir, &["--listen", "7", "--duration", "5"]),
+        Duration::from_secs(30),
+    );
+    third.assert_clean_failure("a second listener on 7", "EADDRINUSE");
+
+    // Both serve; every echo byte-identical (serve-load checks each).
+    for port in [7, 8] {
+        let f = load(&dir, port, 8, "1").wait(Duration::from_secs(60));
+        f.assert_ok(&format!("load on {port}"));
+        let j = f.json();
+        assert_eq!(j["errors"], 0, "{j}");
+        assert!(j["requests"].as_u64().unwrap() > 0, "{j}");
+    }
+
+    // A hostile third application: every out-of-region address is -EFAULT.
+    let f = run(
+        "serve-fault",
+        with_dir(cmd(&["serve-fault", "--name", "t", "--port", "9"]), &dir),
+        Duration::from_secs(60),
+    );
+    f.assert_ok("serve-fault");
+    let j = f.json();
+    assert_eq!(j["efault"], 14, "{j}");
+
+    // Kill B mid-stream: its clients see the connections end; A's see nothing.
+    let la = load(&dir, 7, 8, "4");
+    let lb = load(&dir, 8, 8, "4");
+    std::thread::sleep(Duration::from_millis(2500));
+    b.signal("KILL");
+    let fb = b.wait(Duration::from_secs(10));
+    assert!(!fb.status.success(), "B was killed");
+    let mut la = la;
+    let fa = la.wait(Duration::from_secs(90));
+    fa.assert_ok("load on A while B died");
+    let ja = fa.json();
+    assert_eq!(ja["errors"], 0, "A's clients saw errors: {ja}");
+    let mut lb = lb;
+    let fbl = lb.wait(Duration::from_secs(90));
+    let jb = fbl.json();
+    assert!(
+        jb["errors"].as_u64().unwrap() > 0,
+        "B's clients did not see their connections end: {jb}"
+    );
+
+    // B's port and slot are released: a new application takes port 8.
+    std::thread::sleep(Duration::from_secs(3));
+    let mut b2 = echo(&dir, 8, "30");
+    let f = load(&dir, 8, 4, "1").wait(Duration::from_secs(60));
+    f.assert_ok("load on the new B");
+    assert_eq!(f.json()["errors"], 0);
+
+    // A and the new B counted no errors of their own.
+    a.term();
+    b2.term();
+    for (name, p) in [("A", &mut a), ("new B", &mut b2)] {
+        let f = p.wait(Duration::from_secs(30));
+        f.assert_ok(name);
+        assert_eq!(f.json()["errors"], 0, "{name}: {}", f.stdout);
+    }
+    d.term();
+    d.wait(Duration::from_secs(30)).assert_ok("serve");
+}
+
+#[test]
+fn applications_notice_the_daemon_dying() {
+    let _g = serial();
+    let dir = run_dir("dies");
+    let mut d = daemon(&dir, "60");
+    let mut a = echo(&dir, 7, "60");
+    d.signal("KILL");
+    let _ = d.wait(Duration::from_secs(10));
+    let t0 = std::time::Instant::now();
+    let f = a.wait(Duration::from_secs(20));
+    f.assert_clean_failure("echo after the daemon died", "EOWNERDEAD");
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "noticed in {:?}",
+        t0.elapsed()
+    );
+}
+
+#[test]
+fn attach_without_a_daemon_is_a_clear_error() {
+    let dir = run_dir("none");
+    let f = run(
+        "serve-echo alone",
+        echo_cmd(&dir, &["--duration", "1"]),
+        Duration::from_secs(30),
+    );
+    f.assert_clean_failure("attach with no daemon", "attach t:");
+}
+
+#[test]
+fn limits_refuse_applications_clearly() {
+    let _g = serial();
+    let dir = run_dir("limits");
+    let mut d = Proc::spawn(
+        "serve",
+        with_dir(
+            cmd(&[
+                "serve",
+                "--name",
+                "t",
+                "--duration",
+                "30",
+                "--max-apps",
+                "1",
+                "--max-buffer-mb",
+                "8",
+            ]),
+            &dir,
+        ),
+    );
+    d.wait_line("ringline serve:", Duration::from_secs(30));
+    // More memory than the limit: ENOMEM.
+    let f = run(
+        "serve-echo big",
+        echo_cmd(&dir, &["--buffer-mb", "16", "--duration", "1"]),
+        Duration::from_secs(30),
+    );
+    f.assert_clean_failure("a region over max_buffer_mb", "ENOMEM");
+    // The one slot taken: EBUSY for the next.
+    let mut a = Proc::spawn(
+        "serve-echo",
+        echo_cmd(
+            &dir,
+            &[
+                "--buffer-mb",
+                "4",
+                "--connections",
+                "16",
+                "--duration",
+                "20",
+            ],
+        ),
+    );
+    a.wait_line("listening on port", Duration::from_secs(30));
+    let f = run(
+        "serve-echo second",
+        echo_cmd(
+            &dir,
+            &["--buffer-mb", "4", "--listen", "8", "--duration", "1"],
+        ),
+        Duration::from_secs(30),
+    );
+    f.assert_clean_failure("a second application with max_apps 1", "EBUSY");
+    a.term();
+    a.wait(Duration::from_secs(30)).assert_ok("serve-echo");
+    d.term();
+    d.wait(Duration::from_secs(30)).assert_ok("serve");
+}
