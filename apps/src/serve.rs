@@ -149,6 +149,9 @@ pub fn serve(a: &ServeArgs) -> Result<(), String> {
             prealloc_connections: 0,
             rx_buffer: 256 << 10,
             tx_buffer: 256 << 10,
+            // Each attached application's engine publishes its page for
+            // `ringline stat` (as the DPDK path does from the config).
+            stat: true,
             ..EngineConfig::default()
         };
         let ports = vec![
