@@ -797,8 +797,173 @@ pub unsafe extern "C" fn io_uring_free_probe(probe: *mut Probe) {
     unsafe { libc::free(probe.cast()) }
 }
 
-/// Registered files and buffers, eventfds, personalities, restrictions, the
-/// io-wq knobs and the raw system calls: ringline's engine has none, so these
+/// `io_uring_register(2)` on ringline's engine (registered files and
+/// buffers, the probe): the engine reads `arg` during the call, with the
+/// kernel's layouts and errnos. Returns the call's result or `-errno`.
+///
+/// # Safety
+///
+/// `arg` is what `opcode` expects, readable (and writable for the probe)
+/// for the call's duration.
+unsafe fn register_raw(ring: *mut IoUring, opcode: u32, arg: u64, nr_args: u32) -> i32 {
+    // SAFETY: the caller's contract (`ring` filled by ringline).
+    let Some(st) = (unsafe { state(ring) }) else {
+        return -libc::EFAULT;
+    };
+    // SAFETY: the caller's contract: `arg` is valid for `opcode` during the call.
+    match unsafe { st.driver().register(opcode, arg, nr_args) } {
+        Ok(n) => n as i32,
+        Err(e) => -e.0,
+    }
+}
+
+/// `io_uring_register_files`: a file table holding `fds` (ringline sockets;
+/// `-1` for an empty slot).
+///
+/// # Safety
+///
+/// `fds` points to `n` readable ints.
+#[no_mangle]
+pub unsafe extern "C" fn io_uring_register_files(
+    ring: *mut IoUring,
+    fds: *const i32,
+    n: u32,
+) -> i32 {
+    // SAFETY: the caller's contract.
+    unsafe { register_raw(ring, abi::IORING_REGISTER_FILES, fds as u64, n) }
+}
+
+/// `io_uring_register_files_sparse`: a file table of `n` empty slots.
+///
+/// # Safety
+///
+/// `ring` was filled by ringline.
+#[no_mangle]
+pub unsafe extern "C" fn io_uring_register_files_sparse(ring: *mut IoUring, n: u32) -> i32 {
+    let reg = abi::RsrcRegister {
+        nr: n,
+        flags: abi::IORING_RSRC_REGISTER_SPARSE,
+        resv2: 0,
+        data: 0,
+        tags: 0,
+    };
+    let len = core::mem::size_of::<abi::RsrcRegister>() as u32;
+    // SAFETY: `reg` lives for the call.
+    unsafe {
+        register_raw(
+            ring,
+            abi::IORING_REGISTER_FILES2,
+            &reg as *const _ as u64,
+            len,
+        )
+    }
+}
+
+/// `io_uring_register_files_update`: replaces `n` slots from `off`; returns
+/// how many were updated.
+///
+/// # Safety
+///
+/// `fds` points to `n` readable ints.
+#[no_mangle]
+pub unsafe extern "C" fn io_uring_register_files_update(
+    ring: *mut IoUring,
+    off: u32,
+    fds: *const i32,
+    n: u32,
+) -> i32 {
+    let upd = abi::RsrcUpdate {
+        offset: off,
+        resv: 0,
+        data: fds as u64,
+    };
+    // SAFETY: `upd` lives for the call; the caller's contract covers `fds`.
+    unsafe {
+        register_raw(
+            ring,
+            abi::IORING_REGISTER_FILES_UPDATE,
+            &upd as *const _ as u64,
+            n,
+        )
+    }
+}
+
+/// `io_uring_unregister_files`.
+///
+/// # Safety
+///
+/// `ring` was filled by ringline.
+#[no_mangle]
+pub unsafe extern "C" fn io_uring_unregister_files(ring: *mut IoUring) -> i32 {
+    // SAFETY: no argument is read.
+    unsafe { register_raw(ring, abi::IORING_UNREGISTER_FILES, 0, 0) }
+}
+
+/// `io_uring_register_file_alloc_range`: where `IORING_FILE_INDEX_ALLOC`
+/// allocates.
+///
+/// # Safety
+///
+/// `ring` was filled by ringline.
+#[no_mangle]
+pub unsafe extern "C" fn io_uring_register_file_alloc_range(
+    ring: *mut IoUring,
+    off: u32,
+    len: u32,
+) -> i32 {
+    let range = abi::FileIndexRange { off, len, resv: 0 };
+    // SAFETY: `range` lives for the call.
+    unsafe {
+        register_raw(
+            ring,
+            abi::IORING_REGISTER_FILE_ALLOC_RANGE,
+            &range as *const _ as u64,
+            0,
+        )
+    }
+}
+
+/// `io_uring_register_buffers`: registered buffers for READ_FIXED,
+/// WRITE_FIXED and `IORING_RECVSEND_FIXED_BUF`.
+///
+/// # Safety
+///
+/// `iovecs` points to `n` readable iovecs whose memory stays valid (and is
+/// used by the engine) until the buffers are unregistered or the ring exits.
+#[no_mangle]
+pub unsafe extern "C" fn io_uring_register_buffers(
+    ring: *mut IoUring,
+    iovecs: *const libc::iovec,
+    n: u32,
+) -> i32 {
+    // SAFETY: the caller's contract.
+    unsafe { register_raw(ring, abi::IORING_REGISTER_BUFFERS, iovecs as u64, n) }
+}
+
+/// `io_uring_unregister_buffers`.
+///
+/// # Safety
+///
+/// `ring` was filled by ringline.
+#[no_mangle]
+pub unsafe extern "C" fn io_uring_unregister_buffers(ring: *mut IoUring) -> i32 {
+    // SAFETY: no argument is read.
+    unsafe { register_raw(ring, abi::IORING_UNREGISTER_BUFFERS, 0, 0) }
+}
+
+/// `io_uring_register_probe`: fills `p` with the ops ringline supports.
+///
+/// # Safety
+///
+/// `p` points to a probe with room for `n` ops.
+#[no_mangle]
+pub unsafe extern "C" fn io_uring_register_probe(ring: *mut IoUring, p: *mut Probe, n: u32) -> i32 {
+    // SAFETY: the caller's contract.
+    unsafe { register_raw(ring, abi::IORING_REGISTER_PROBE, p as u64, n) }
+}
+
+/// Resource tags, eventfds, personalities, restrictions, the io-wq knobs and
+/// the raw system calls: ringline's engine has none, so these
 /// fail with the errno a kernel without the feature gives (listed in
 /// docs/capi.md).
 macro_rules! unsupported {
@@ -814,38 +979,20 @@ macro_rules! unsupported {
 }
 
 unsupported! {
-    /// `io_uring_register_buffers`: no registered buffers (`-EOPNOTSUPP`).
-    fn io_uring_register_buffers(r: *mut IoUring, v: *const libc::iovec, n: u32) -> libc::EOPNOTSUPP;
     /// `io_uring_register_buffers_tags`.
     fn io_uring_register_buffers_tags(r: *mut IoUring, v: *const libc::iovec, t: *const u64, n: u32) -> libc::EOPNOTSUPP;
-    /// `io_uring_register_buffers_sparse`.
-    fn io_uring_register_buffers_sparse(r: *mut IoUring, n: u32) -> libc::EOPNOTSUPP;
     /// `io_uring_register_buffers_update_tag`.
     fn io_uring_register_buffers_update_tag(r: *mut IoUring, o: u32, v: *const libc::iovec, t: *const u64, n: u32) -> libc::EOPNOTSUPP;
-    /// `io_uring_unregister_buffers`: none registered (`-ENXIO`).
-    fn io_uring_unregister_buffers(r: *mut IoUring) -> libc::ENXIO;
-    /// `io_uring_register_files`: no registered files (`-EOPNOTSUPP`).
-    fn io_uring_register_files(r: *mut IoUring, f: *const i32, n: u32) -> libc::EOPNOTSUPP;
     /// `io_uring_register_files_tags`.
     fn io_uring_register_files_tags(r: *mut IoUring, f: *const i32, t: *const u64, n: u32) -> libc::EOPNOTSUPP;
-    /// `io_uring_register_files_sparse`.
-    fn io_uring_register_files_sparse(r: *mut IoUring, n: u32) -> libc::EOPNOTSUPP;
     /// `io_uring_register_files_update_tag`.
     fn io_uring_register_files_update_tag(r: *mut IoUring, o: u32, f: *const i32, t: *const u64, n: u32) -> libc::EOPNOTSUPP;
-    /// `io_uring_register_files_update`.
-    fn io_uring_register_files_update(r: *mut IoUring, o: u32, f: *const i32, n: u32) -> libc::EOPNOTSUPP;
-    /// `io_uring_unregister_files`: none registered (`-ENXIO`).
-    fn io_uring_unregister_files(r: *mut IoUring) -> libc::ENXIO;
-    /// `io_uring_register_file_alloc_range`.
-    fn io_uring_register_file_alloc_range(r: *mut IoUring, o: u32, n: u32) -> libc::EOPNOTSUPP;
     /// `io_uring_register_eventfd`.
     fn io_uring_register_eventfd(r: *mut IoUring, fd: i32) -> libc::EOPNOTSUPP;
     /// `io_uring_register_eventfd_async`.
     fn io_uring_register_eventfd_async(r: *mut IoUring, fd: i32) -> libc::EOPNOTSUPP;
     /// `io_uring_unregister_eventfd`.
     fn io_uring_unregister_eventfd(r: *mut IoUring) -> libc::ENXIO;
-    /// `io_uring_register_probe`: use `io_uring_get_probe_ring`.
-    fn io_uring_register_probe(r: *mut IoUring, p: *mut Probe, n: u32) -> libc::EOPNOTSUPP;
     /// `io_uring_register_personality`.
     fn io_uring_register_personality(r: *mut IoUring) -> libc::EOPNOTSUPP;
     /// `io_uring_unregister_personality`.

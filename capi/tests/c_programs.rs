@@ -250,6 +250,17 @@ fn struct_io_uring_layout_matches_the_header() {
     }
 }
 
+/// Registered files and buffers and the probe through liburing's register
+/// calls: the same answers on ringline and on the kernel.
+#[test]
+fn registered_files_buffers_and_probe() {
+    if !have_toolchain() {
+        return;
+    }
+    let out = same_on_both("register.c", &[], &[], "unregister files, none: ");
+    assert!(out.ends_with("exit ok\n"), "{out}");
+}
+
 #[test]
 fn nop_batches_timeouts_probe_and_fds() {
     if !have_toolchain() {

@@ -803,4 +803,3 @@ mod tests {
         assert_eq!(t.next_dirty(0), Some(a));
     }
 }
-

@@ -259,6 +259,10 @@ impl Core {
             usermem::check(data, n as usize * 4)?;
             for i in 0..n {
                 let fd: i32 = usermem::read(data + u64::from(i) * 4)?;
+                // A socket made outside the engine (libringline's `socket()`)
+                // becomes this engine's when a registration names it, as when
+                // a request does; one it cannot take stays unknown: EBADF.
+                let _ = self.adopt_fd(fd);
                 if fd != -1 && !self.fds.visible(fd) {
                     return Err(errno::EBADF);
                 }
@@ -303,6 +307,7 @@ impl Core {
             };
             if fd != IORING_REGISTER_FILES_SKIP {
                 let slot = off + i;
+                let _ = self.adopt_fd(fd);
                 if fd != -1 && !self.fds.visible(fd) {
                     // Linux empties the slot before it looks the new fd up.
                     self.clear_slot(slot);
