@@ -13,8 +13,8 @@ mod multicmd;
 mod netcmd;
 mod relay;
 mod report;
-mod stat;
 mod serve;
+mod stat;
 mod sys;
 mod transport;
 

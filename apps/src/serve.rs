@@ -308,17 +308,15 @@ pub fn serve_echo<R: Uring>(
                     }
                 }
                 T_RECV if cqe.res > 0 => {
-                    // SAFETY: the RECV's CQE came: `res` bytes of the slot's buffer are
-                    // the data; the SEND reads them until its CQE, before which no RECV
-                    // of this slot is armed.
-                    let sqe = opcode::Send::new(
-                        fds[slot],
-                        unsafe { base.add(slot * BUF) },
-                        cqe.res as u32,
-                    )
-                    .flags(libc::MSG_WAITALL)
-                    .user_data(ud(T_SEND, slot));
-                    // SAFETY: as above.
+                    // The RECV's CQE came: `res` bytes of the slot's buffer are the data;
+                    // the SEND reads them until its CQE, before which no RECV of this slot
+                    // is armed.
+                    let sqe =
+                        opcode::Send::new(fds[slot], base.wrapping_add(slot * BUF), cqe.res as u32)
+                            .flags(libc::MSG_WAITALL)
+                            .user_data(ud(T_SEND, slot));
+                    // SAFETY: the SEND names `res` received bytes of the slot's buffer (ring
+                    // memory, which outlives the ring's use), read until its CQE.
                     unsafe { push(rt, sqe.build()) };
                 }
                 T_RECV | T_SEND => {

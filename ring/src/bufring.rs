@@ -57,10 +57,9 @@ struct Shared {
     entries: u32,
 }
 
-// SAFETY: Shared only hands out `base` to the atomic accessors below; the memory is
-// either the owned Region (Send + Sync) or application memory whose validity for the
-// ring's lifetime is the contract of BufRingConsumer::from_raw. All accesses through
-// it are atomic, so sharing the pointer between threads cannot create a data race.
+// SAFETY: `base` goes only to the atomic accessors below; the memory is the owned Region
+// or application memory valid for the ring's lifetime (BufRingConsumer::from_raw's
+// contract); atomic accesses only, so sharing the pointer cannot make a data race.
 unsafe impl Send for Shared {}
 // SAFETY: as for Send: &Shared gives only atomic access to the memory.
 unsafe impl Sync for Shared {}

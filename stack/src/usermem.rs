@@ -244,11 +244,9 @@ pub fn fetch_or_u32(addr: u64, bits: u32) -> Result<u32, Errno> {
     if !addr.is_multiple_of(4) {
         return Err(errno::EINVAL);
     }
-    // SAFETY: non-null, aligned (the window's base is page aligned, so the
-    // resolved pointer keeps addr's alignment) and in range (resolved above);
-    // the application promised the word lives until the poll's final CQE (the
-    // push contract) and only accesses it atomically, so an AtomicU32 view is
-    // sound.
+    // SAFETY: non-null, aligned (a window's base is page aligned) and in range (resolved
+    // above); the word lives until the poll's final CQE and the application accesses it
+    // only atomically (the push contract), so an AtomicU32 view is sound.
     let word = unsafe { &*(p as *const core::sync::atomic::AtomicU32) };
     // AcqRel: the engine publishes readiness (Release) that the app's swap
     // (AcqRel) observes; Acquire pairs with the app's clearing swap so a

@@ -82,13 +82,12 @@ impl PoolInner {
         debug_assert!(out[usize::from(bid)], "buffer {bid} returned twice");
         out[usize::from(bid)] = false;
         drop(out);
-        // SAFETY: `bid < count`, so `addr .. addr + size` is inside the region, which
-        // lives as long as this PoolInner, and this PoolInner outlives the group's
-        // registration (the `Io` drops its reference only after unregistering it, or
-        // leaks it). The application gave up the buffer: its only handle was dropped
-        // (or it was never handed out), so nothing accesses it until a CQE hands it
-        // back. The slot refilled is the one at the tail, which the engine consumed
-        // (every buffer is in the ring at most once: `out` tracks it).
+        // The application gave up the buffer (its only handle dropped, or never handed
+        // out); every buffer is in the ring at most once (`out` tracks it), so the slot
+        // refilled is the one at the tail, which the engine consumed.
+        // SAFETY: `bid < count`: inside the region, which outlives the group's registration
+        // (the `Io` unregisters before dropping its reference, or leaks it); nothing
+        // accesses the buffer until a CQE hands it back.
         unsafe {
             self.ring
                 .borrow_mut()
@@ -194,11 +193,10 @@ impl Deref for PoolBuf {
 
     fn deref(&self) -> &[u8] {
         let (ptr, len) = self.raw();
-        // SAFETY: the buffer is inside the pool's region (bid < count, len <= size),
-        // which the Rc keeps mapped; the CQE that made this handle handed the buffer
-        // back and it returns to the ring only when this handle drops, so the engine
-        // does not write it meanwhile, and this handle is the only one (the pool's
-        // `out` flags refuse a second).
+        // The CQE that made this handle handed the buffer back; it returns to the ring
+        // only when this handle drops, and the pool's `out` flags refuse a second handle.
+        // SAFETY: inside the pool's region (bid < count, len <= size), which the Rc keeps
+        // mapped; the engine does not write it while this only handle lives.
         unsafe { core::slice::from_raw_parts(ptr, len as usize) }
     }
 }

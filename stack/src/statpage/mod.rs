@@ -440,10 +440,9 @@ impl Mapping {
 
     /// The fixed part.
     pub(crate) fn header(&self) -> &Header {
-        // SAFETY: the mapping is at least `page_len(0)` bytes (checked in
-        // `map`), page-aligned (so aligned for `Header`), lives as long as
-        // `self`, and `Header` is made of atomics only: any bit pattern is
-        // valid and concurrent writes by another process are atomic ones.
+        // SAFETY: the mapping is >= `page_len(0)` bytes (checked in `map`), page-aligned,
+        // lives as long as `self`; `Header` is atomics only: any bit pattern is valid and
+        // another process's concurrent writes are atomic ones.
         unsafe { &*self.ptr.as_ptr().cast::<Header>() }
     }
 
