@@ -25,6 +25,7 @@ pub mod kernel;
 pub mod ringline_backend;
 pub mod runner;
 pub mod scenarios;
+pub mod sweep;
 
 pub use backend::{Backend, Kind, PeerId, RingSize};
 pub use ctx::Ctx;
