@@ -54,6 +54,9 @@ pub struct Spec {
 
 /// `len` values for a byte count into a [`DATA_LEN`] buffer.
 const LEN_BYTES: &[u32] = &[0, 1, 2];
+/// For a receive: also past INT_MAX (only the 64 bytes waiting are ever
+/// written).
+const LEN_RECV: &[u32] = &[0, 1, 2, 0x8000_0000];
 /// `len` values for an iovec count (the array has 2 entries; above 1024 is
 /// refused before any is read).
 const LEN_IOVECS: &[u32] = &[0, 2, 1025, u32::MAX];
@@ -315,7 +318,7 @@ pub fn specs() -> Vec<Spec> {
             fx,
             true
         )),
-        spec!("RECV", IORING_OP_RECV, Conn, Yes, LEN_BYTES, |c, fx| rw(
+        spec!("RECV", IORING_OP_RECV, Conn, Yes, LEN_RECV, |c, fx| rw(
             IORING_OP_RECV,
             c,
             fx,

@@ -246,6 +246,12 @@ impl Core {
     }
 
     pub(crate) fn op_cancel(&mut self, sub: &Submission, m: CancelMatch) -> OpResult {
+        if let Some(e) = m.fd_error {
+            return Err(e);
+        }
+        if m.lookup_fd {
+            self.fds.get(sub.fd).ok_or(errno::EBADF)?;
+        }
         // As the kernel: a LINK_TIMEOUT is not a target (it ends with the
         // request it guards; IORING_LINK_TIMEOUT_UPDATE is how to reach it).
         self.find_op(|op| {

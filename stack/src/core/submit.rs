@@ -132,7 +132,15 @@ impl Core {
             }
         };
         let r = match sub.req {
-            Request::Nop { inject } => Ok(Some((inject.unwrap_or(0), 0))),
+            Request::Nop {
+                inject,
+                file,
+                fixed_error,
+            } => match (fixed_error, file && self.fds.get(sub.fd).is_none()) {
+                (Some(e), _) => Err(e),
+                (None, true) => Err(errno::EBADF),
+                (None, false) => Ok(Some((inject.unwrap_or(0), 0))),
+            },
             Request::Socket { direct, .. } => self.op_socket(direct),
             Request::Bind { addr, addrlen } => self.op_bind(&sub, addr, addrlen),
             Request::Listen { backlog } => self.op_listen(&sub, backlog),
@@ -166,8 +174,12 @@ impl Core {
             Request::TimeoutRemove { target, update } => {
                 self.op_timeout_remove(&sub, target, update)
             }
-            // A LINK_TIMEOUT must follow a linked request in the same submission.
-            Request::LinkTimeout(_) => Err(errno::EINVAL),
+            // A LINK_TIMEOUT must follow a linked request in the same
+            // submission; as in Linux's prep, its timespec is read first
+            // (-EFAULT).
+            Request::LinkTimeout(spec) => {
+                crate::usermem::check(spec.ts_addr, 16).and(Err(errno::EINVAL))
+            }
         };
         match r {
             Ok(Some((res, flags))) => self.complete(&sub, res, flags),

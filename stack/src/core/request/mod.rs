@@ -68,7 +68,14 @@ impl Submission {
 pub(crate) enum Request {
     /// `IORING_OP_NOP`: completes with 0, or with `inject`
     /// (`IORING_NOP_INJECT_RESULT`, the result in `len`).
-    Nop { inject: Option<i32> },
+    /// `file`: `IORING_NOP_FILE`, the fd must be a socket (else `-EBADF`);
+    /// `fixed_error`: what the registered-file or -buffer lookup of
+    /// `IORING_NOP_FIXED_FILE` / `_FIXED_BUFFER` answers (none registered).
+    Nop {
+        inject: Option<i32>,
+        file: bool,
+        fixed_error: Option<Errno>,
+    },
     /// `IORING_OP_SOCKET`: an `AF_INET`, `SOCK_STREAM`, TCP socket.
     /// `direct`: a direct descriptor was asked for (`file_index`), which
     /// cannot be installed without a registered file table (see
@@ -330,6 +337,12 @@ pub(crate) fn poll_interest(events: u32) -> u32 {
 /// every key that is present (none present: every request).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct CancelMatch {
+    /// `IORING_ASYNC_CANCEL_FD`: the fd must be open (`-EBADF`), with or
+    /// without ANY.
+    pub lookup_fd: bool,
+    /// `IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_FD_FIXED`: the
+    /// registered-file lookup's answer (there are none).
+    pub fd_error: Option<Errno>,
     /// The user_data key (`addr`): present unless `IORING_ASYNC_CANCEL_ANY`,
     /// or FD or OP without `IORING_ASYNC_CANCEL_USERDATA`.
     pub user_data: Option<u64>,
