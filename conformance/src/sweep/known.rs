@@ -5,6 +5,30 @@ use super::Perturb;
 
 /// The reason ringline differs on `spec` with `p`, if it does on purpose.
 pub fn known(spec: &str, p: Perturb) -> Option<&'static str> {
-    let _ = (spec, p);
-    None
+    Some(match (spec, p) {
+        ("READV", Perturb::Flag(5)) => {
+            "READV with IOSQE_BUFFER_SELECT (Linux: one iovec whose length caps the read, the \
+             buffer taken from the group) is not implemented: -EOPNOTSUPP, as for the other ops \
+             without buffer selection; use READ or RECV with a group"
+        }
+        ("SOCKET", Perturb::Off(2)) => {
+            "SOCK_DGRAM: ringline has TCP only; a UDP socket is -EPROTONOSUPPORT (Linux creates one)"
+        }
+        ("RECV multishot", Perturb::OpFlag(1)) => {
+            "multishot RECV with MSG_PEEK: Linux peeks the same bytes again into every buffer of \
+             the group until it is empty (-ENOBUFS); ringline posts one CQE per arrival of data \
+             (a multishot peek that re-reads the same bytes has no use)"
+        }
+        ("RECV multishot", Perturb::OpFlag(13)) => {
+            "multishot RECV with MSG_ERRQUEUE: Linux waits on the (always empty for TCP) error \
+             queue until cancelled; ringline ignores the flag on a multishot receive and \
+             delivers the data (a one-shot one answers -EAGAIN, as Linux)"
+        }
+        ("SEND_ZC" | "SENDMSG_ZC", Perturb::Flag(1)) => {
+            "IO_DRAIN on a zero-copy send: Linux 6.18 never starts it (its drain counts posted \
+             CQEs, and the notification CQE of zero-copy sends makes the count never match), \
+             so it and every later SQE wait forever; ringline sends, posts both CQEs, and goes on"
+        }
+        _ => return None,
+    })
 }

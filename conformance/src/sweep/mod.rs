@@ -149,9 +149,7 @@ const BAD_PTRS: [u64; 3] = [1, 1 << 63, u64::MAX];
 
 /// Every case of `spec` (index `i`).
 fn cases_of(i: usize, s: &Spec) -> Vec<Case> {
-    // IO_DRAIN first: Linux's drain counts the CQEs the ring posted before
-    // (a zero-copy notification is one it does not expect), so it runs on a
-    // ring with no history.
+    // IO_DRAIN first (it runs on rings of its own, see `run`).
     let mut v = vec![];
     if s.op < abi::IORING_OP_LAST {
         v.push(Perturb::Flag(1));
@@ -562,12 +560,33 @@ pub fn run(o: &Options) -> Sweep {
             .enumerate()
             .map(|(n, c)| (n, c.perturb))
             .collect();
-        let r = run_spec(Kind::Ringline, s, &cs);
+        // IO_DRAIN alone on its own rings: a drained request holds every
+        // later SQE until it completes, and a multishot one never does.
+        let (alone, rest): (Vec<_>, Vec<_>) =
+            cs.iter().partition(|(_, p)| *p == Perturb::Flag(1));
+        let both = |kind: Kind| -> Vec<Outcome> {
+            let mut a = run_spec(kind, s, &alone);
+            a.extend(run_spec(kind, s, &rest));
+            a
+        };
+        let cs: Vec<(usize, Perturb)> = alone.iter().chain(&rest).copied().collect();
+        let t = Instant::now();
+        let r = both(Kind::Ringline);
+        let tr = t.elapsed();
         let k: Vec<Option<Outcome>> = if o.no_kernel {
             cs.iter().map(|_| None).collect()
         } else {
-            run_spec(Kind::Kernel, s, &cs).into_iter().map(Some).collect()
+            both(Kind::Kernel).into_iter().map(Some).collect()
         };
+        if std::env::var_os("RINGLINE_SWEEP_TIMES").is_some() {
+            eprintln!(
+                "sweep: {:<28} {:>3} cases: ringline {:>6.0} ms, kernel {:>6.0} ms",
+                s.name,
+                cs.len(),
+                tr.as_secs_f64() * 1e3,
+                (t.elapsed() - tr).as_secs_f64() * 1e3
+            );
+        }
         for (j, &(n, p)) in cs.iter().enumerate() {
             let (ro, ko) = (&r[j], &k[j]);
             // Not counted: the perturbation left the SQE as the baseline.

@@ -46,6 +46,11 @@ impl Core {
                 // the socket's state is looked at).
                 return Ok(Some((0, 0)));
             }
+        } else if let Some(e) = r.issue_err {
+            // RECV, RECVMSG: msg_flags TCP answers at once (MSG_OOB,
+            // MSG_ERRQUEUE), once the socket is found.
+            self.fds.get(sub.fd).ok_or(errno::EBADF)?;
+            return Err(e);
         }
         let cid = self.conn_of(sub.fd)?;
         // RECVMSG: the msghdr is read once, at submission (FEAT_SUBMIT_STABLE).

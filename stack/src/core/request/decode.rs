@@ -499,7 +499,8 @@ fn decode_send(sqe: &Sqe) -> Result<Request, Errno> {
     // notification. The only zero-copy check before the notification exists:
     // every later failure is posted with F_MORE, then the notification
     // (`issue_err`).
-    if zc && sqe.flags & IOSQE_CQE_SKIP_SUCCESS != 0 {
+    // io_send_zc_prep: addr3 and the pad must be 0, also before it.
+    if zc && (sqe.flags & IOSQE_CQE_SKIP_SUCCESS != 0 || sqe.addr3 != 0 || sqe.pad2 != 0) {
         return Err(EINVAL);
     }
     let mut issue_err = None;
@@ -518,7 +519,10 @@ fn decode_send(sqe: &Sqe) -> Result<Request, Errno> {
                 IORING_RECVSEND_POLL_FIRST | IORING_SEND_ZC_REPORT_USAGE | IORING_RECVSEND_FIXED_BUF
             }
             SendKind::SendMsgZc => {
-                IORING_RECVSEND_POLL_FIRST | IORING_SEND_ZC_REPORT_USAGE | IORING_RECVSEND_FIXED_BUF
+                IORING_RECVSEND_POLL_FIRST
+                    | IORING_SEND_ZC_REPORT_USAGE
+                    | IORING_RECVSEND_FIXED_BUF
+                    | IORING_SEND_VECTORIZED
             }
             // SENDMSG_FLAGS: SEND_VECTORIZED is taken (SENDMSG is vectored).
             SendKind::SendMsg => IORING_RECVSEND_POLL_FIRST | IORING_SEND_VECTORIZED,
@@ -552,9 +556,9 @@ fn decode_send(sqe: &Sqe) -> Result<Request, Errno> {
         }
         // io_sendmsg_prep, io_send_zc_prep: SENDMSG takes neither `addr2`
         // nor `file_index`; SEND's `file_index` is `addr_len` and a pad
-        // that must be 0; a length past INT_MAX.
+        // that must be 0; SENDMSG's length (unused) not past INT_MAX.
         let bad = if kind.is_msg() {
-            sqe.off != 0 || sqe.file_index != 0 || sqe.len > i32::MAX as u32
+            sqe.off != 0 || sqe.file_index != 0 || (!zc && sqe.len > i32::MAX as u32)
         } else {
             sqe.file_index >> 16 != 0
         };

@@ -24,7 +24,7 @@ fn ok(s: Sqe) -> Request {
 
 #[test]
 fn each_opcode_decodes() {
-    assert_eq!(ok(sqe(IORING_OP_NOP)), Request::Nop { inject: None });
+    assert_eq!(ok(sqe(IORING_OP_NOP)), Request::Nop { inject: None, file: false, fixed_error: None });
     let s = Sqe {
         fd: libc::AF_INET,
         off: libc::SOCK_STREAM as u64,
@@ -187,9 +187,24 @@ fn common_checks_in_order() {
     };
     assert_eq!(res(s), -libc::EOPNOTSUPP);
     // Known but unsupported opcodes.
-    for op in [IORING_OP_SPLICE, IORING_OP_FSYNC, IORING_OP_OPENAT, 64] {
+    for op in [IORING_OP_SPLICE, IORING_OP_FSYNC, IORING_OP_OPENAT, IORING_OP_PIPE] {
         assert_eq!(res(sqe(op)), -libc::EOPNOTSUPP, "opcode {op}");
     }
+    // 128-byte SQE ops on a ring of 64-byte SQEs.
+    for op in [IORING_OP_NOP128, IORING_OP_URING_CMD128] {
+        assert_eq!(res(sqe(op)), -libc::EINVAL, "opcode {op}");
+    }
+    // ioprio on an op without one (and not on one with).
+    let s = Sqe {
+        ioprio: 1,
+        ..sqe(IORING_OP_NOP)
+    };
+    assert_eq!(res(s), -libc::EINVAL);
+    let s = Sqe {
+        ioprio: IORING_RECVSEND_POLL_FIRST,
+        ..sqe(IORING_OP_RECV)
+    };
+    assert!(matches!(ok(s), Request::Recv(_)));
     // Common checks come before the opcode's: a bad NOP flag loses to
     // FIXED_FILE.
     let s = Sqe {
@@ -202,11 +217,27 @@ fn common_checks_in_order() {
 
 #[test]
 fn nop_and_socket() {
-    let s = Sqe {
-        op_flags: 2,
-        ..sqe(IORING_OP_NOP)
+    // IORING_NOP_CQE32 (no 32-byte CQEs) and unknown bits.
+    for f in [IORING_NOP_CQE32, 1 << 6] {
+        let s = Sqe {
+            op_flags: f,
+            ..sqe(IORING_OP_NOP)
+        };
+        assert_eq!(res(s), -libc::EINVAL);
+    }
+    // NOP_FILE looks the fd up at issue; the registered lookups fail.
+    let nop = |f| {
+        ok(Sqe {
+            op_flags: f,
+            ..sqe(IORING_OP_NOP)
+        })
     };
-    assert_eq!(res(s), -libc::EINVAL);
+    assert!(matches!(nop(IORING_NOP_FILE), Request::Nop { file: true, fixed_error: None, .. }));
+    let e = Some(crate::errno::EBADF);
+    assert!(matches!(nop(IORING_NOP_FILE | IORING_NOP_FIXED_FILE), Request::Nop { file: false, fixed_error, .. } if fixed_error == e));
+    let e = Some(crate::errno::EFAULT);
+    assert!(matches!(nop(IORING_NOP_FIXED_BUFFER), Request::Nop { fixed_error, .. } if fixed_error == e));
+    assert!(matches!(nop(IORING_NOP_FIXED_FILE | IORING_NOP_TW), Request::Nop { file: false, fixed_error: None, .. }));
     let good = Sqe {
         fd: libc::AF_INET,
         off: libc::SOCK_STREAM as u64,
@@ -513,12 +544,35 @@ fn send_rejections() {
             ..
         })
     ));
-    // SENDMSG ignores off.
+    // SENDMSG takes neither addr2 nor file_index; SEND's pad must be 0.
+    for s in [
+        Sqe {
+            off: 0x1000,
+            ..sqe(IORING_OP_SENDMSG)
+        },
+        Sqe {
+            file_index: 1,
+            ..sqe(IORING_OP_SENDMSG)
+        },
+        Sqe {
+            file_index: 1 << 16,
+            ..sqe(IORING_OP_SEND)
+        },
+        Sqe {
+            len: 1 << 31,
+            ..sqe(IORING_OP_SENDMSG)
+        },
+    ] {
+        assert_eq!(res(s), -libc::EINVAL, "{s:?}");
+    }
+    // MSG_FASTOPEN on a TCP socket: -EISCONN once the socket is found.
     let s = Sqe {
-        off: 0x1000,
-        ..sqe(IORING_OP_SENDMSG)
+        op_flags: 0x2000_0000,
+        ..sqe(IORING_OP_SEND)
     };
-    assert!(matches!(ok(s), Request::Send(_)));
+    assert!(
+        matches!(ok(s), Request::Send(Send { issue_err: Some(e), .. }) if e == crate::errno::EISCONN)
+    );
 }
 
 #[test]
@@ -541,6 +595,7 @@ fn close_shutdown_rejections() {
         Sqe { addr: 1, ..sh },
         Sqe { op_flags: 1, ..sh },
         Sqe { buf_index: 1, ..sh },
+        Sqe { file_index: 1, ..sh },
         Sqe { len: 3, ..sh },
         Sqe {
             len: u32::MAX,
@@ -589,13 +644,32 @@ fn poll_rejections() {
         ..p
     };
     assert!(matches!(ok(s), Request::PollAdd { .. }));
-    let r = sqe(IORING_OP_POLL_REMOVE);
-    for s in [Sqe { len: 1 << 3, ..r }, Sqe { buf_index: 1, ..r }] {
-        assert_eq!(res(s), -libc::EINVAL, "{s:?}");
-    }
-    // MULTI without an events update is a plain remove.
+    // EPOLLONESHOT in the events makes a MULTI poll one-shot.
     let s = Sqe {
         len: IORING_POLL_ADD_MULTI,
+        op_flags: 1 << 30,
+        ..p
+    };
+    assert!(matches!(ok(s), Request::PollAdd { mode: PollMode::OneShot, .. }));
+    let r = sqe(IORING_OP_POLL_REMOVE);
+    // Unknown flags, buf_index, file_index; MULTI without an events update;
+    // a new user_data or events without their update flag.
+    for s in [
+        Sqe { len: 1 << 3, ..r },
+        Sqe { buf_index: 1, ..r },
+        Sqe { file_index: 1, ..r },
+        Sqe {
+            len: IORING_POLL_ADD_MULTI,
+            ..r
+        },
+        Sqe { off: 1, ..r },
+        Sqe { op_flags: 1, ..r },
+    ] {
+        assert_eq!(res(s), -libc::EINVAL, "{s:?}");
+    }
+    let s = Sqe {
+        len: IORING_POLL_UPDATE_USER_DATA,
+        off: 7,
         addr: 5,
         ..r
     };
@@ -604,7 +678,7 @@ fn poll_rejections() {
         Request::PollRemove {
             target: 5,
             new_events: None,
-            new_user_data: None
+            new_user_data: Some(7)
         }
     );
 }
@@ -612,11 +686,22 @@ fn poll_rejections() {
 #[test]
 fn cancel_rejections_and_keys() {
     let c = sqe(IORING_OP_ASYNC_CANCEL);
+    // A registered fd: none exist (-EBADF at issue); FD_FIXED alone is no key.
     let s = Sqe {
         op_flags: IORING_ASYNC_CANCEL_FD_FIXED | IORING_ASYNC_CANCEL_FD,
         ..c
     };
-    assert_eq!(res(s), -libc::EINVAL);
+    let Request::Cancel(m) = ok(s) else { panic!() };
+    assert_eq!((m.fd_error, m.lookup_fd), (Some(crate::errno::EBADF), false));
+    let s = Sqe {
+        op_flags: IORING_ASYNC_CANCEL_FD_FIXED,
+        ..c
+    };
+    let Request::Cancel(m) = ok(s) else { panic!() };
+    assert_eq!((m.fd_error, m.lookup_fd, m.fd), (None, false, None));
+    for s in [Sqe { off: 1, ..c }, Sqe { file_index: 1, ..c }] {
+        assert_eq!(res(s), -libc::EINVAL, "{s:?}");
+    }
     let s = Sqe {
         op_flags: IORING_ASYNC_CANCEL_OP,
         len: u32::from(IORING_OP_LAST),
@@ -667,20 +752,27 @@ fn buffer_rejections() {
         addr: 0x1000,
         ..sqe(IORING_OP_PROVIDE_BUFFERS)
     };
-    assert_eq!(res(Sqe { fd: 0, ..p }), -libc::EINVAL);
-    assert_eq!(res(Sqe { fd: -1, ..p }), -libc::EINVAL);
-    assert_eq!(res(Sqe { off: 65536, ..p }), -libc::EINVAL);
-    // The engine's checks before LegacyGroup::provide's: count 0 is
-    // -EINVAL, not provide's -E2BIG.
+    // io_provide_buffers_prep's order: the count (fd widened with its sign)
+    // first, -E2BIG; the first id past 65535 -E2BIG too.
+    assert_eq!(res(Sqe { fd: 0, ..p }), -libc::E2BIG);
+    assert_eq!(res(Sqe { fd: -1, ..p }), -libc::E2BIG);
+    assert_eq!(res(Sqe { off: 65536, ..p }), -libc::E2BIG);
     assert_eq!(
         res(Sqe {
             fd: 1 << 17,
-            off: 65536,
+            len: 0,
             ..p
         }),
-        -libc::EINVAL
+        -libc::E2BIG
     );
     assert_eq!(res(Sqe { fd: 1 << 17, ..p }), -libc::E2BIG);
+    // rw_flags, splice_fd_in; a range past user space (access_ok); an
+    // address in the first page is taken (nothing is read yet).
+    for s in [Sqe { op_flags: 1, ..p }, Sqe { file_index: 1, ..p }] {
+        assert_eq!(res(s), -libc::EINVAL, "{s:?}");
+    }
+    assert_eq!(res(Sqe { addr: 1 << 47, ..p }), -libc::EFAULT);
+    assert!(matches!(ok(Sqe { addr: 0, ..p }), Request::ProvideBuffers { .. }));
     assert_eq!(res(Sqe { len: 0, ..p }), -libc::EINVAL);
     assert_eq!(
         res(Sqe {
@@ -703,9 +795,13 @@ fn buffer_rejections() {
     };
     for s in [
         Sqe { fd: 0, ..r },
+        Sqe { fd: -1, ..r },
+        Sqe { fd: 65537, ..r },
         Sqe { addr: 1, ..r },
         Sqe { off: 1, ..r },
         Sqe { len: 1, ..r },
+        Sqe { op_flags: 1, ..r },
+        Sqe { file_index: 1, ..r },
     ] {
         assert_eq!(res(s), -libc::EINVAL, "{s:?}");
     }
