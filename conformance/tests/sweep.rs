@@ -15,14 +15,25 @@ use ringline_conformance::sweep::{self, Class, Options};
 #[test]
 fn prep_check_sweep() {
     let only: Vec<String> = std::env::var("RINGLINE_SWEEP_ONLY")
-        .map(|s| s.split(',').filter(|x| !x.is_empty()).map(String::from).collect())
+        .map(|s| {
+            s.split(',')
+                .filter(|x| !x.is_empty())
+                .map(String::from)
+                .collect()
+        })
         .unwrap_or_default();
     let mut err = std::io::stderr();
     let no_kernel = if std::env::var_os("RINGLINE_CONFORMANCE_NO_KERNEL").is_some() {
-        let _ = writeln!(err, "sweep: SKIPPING the kernel side (RINGLINE_CONFORMANCE_NO_KERNEL)");
+        let _ = writeln!(
+            err,
+            "sweep: SKIPPING the kernel side (RINGLINE_CONFORMANCE_NO_KERNEL)"
+        );
         true
     } else if let Err(e) = KernelBackend::probe() {
-        let _ = writeln!(err, "sweep: SKIPPING the kernel side: io_uring is unavailable here ({e})");
+        let _ = writeln!(
+            err,
+            "sweep: SKIPPING the kernel side: io_uring is unavailable here ({e})"
+        );
         true
     } else {
         false
@@ -47,5 +58,9 @@ fn prep_check_sweep() {
     for b in &bad {
         let _ = writeln!(err, "  MISMATCH {b}");
     }
-    assert!(bad.is_empty(), "{} sweep mismatches (listed above)", bad.len());
+    assert!(
+        bad.is_empty(),
+        "{} sweep mismatches (listed above)",
+        bad.len()
+    );
 }

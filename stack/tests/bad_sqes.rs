@@ -94,7 +94,7 @@ fn table_of_bad_sqes() {
     let mut personality = opcode::Nop::new().build().into_sqe();
     personality.personality = 3;
     let mut nop_flags = opcode::Nop::new().build().into_sqe();
-    nop_flags.op_flags = 1 << 4;
+    nop_flags.op_flags = 1 << 6; // bits 1..=4 are NOP_FILE, _FIXED_FILE, _FIXED_BUFFER, _TW
     let mut poll_level = opcode::PollAdd::new(listener, libc::POLLIN as u32)
         .build()
         .into_sqe();

@@ -37,8 +37,8 @@ use crate::Ctx;
 
 pub use known::known;
 pub use report::{markdown, summary, totals_markdown, Totals};
-pub use specs::{specs, Fix, Spec, Support};
 use specs::Fix as FixKind;
+pub use specs::{specs, Fix, Spec, Support};
 
 /// user_data of the case's request.
 const CASE_UD: u64 = 0x5_0000;
@@ -173,9 +173,15 @@ fn cases_of(i: usize, s: &Spec) -> Vec<Case> {
         v.push(Perturb::Addr3(1));
         v.push(Perturb::Pad2(1));
     } else {
-        v.extend([0x80, 0x7f].iter().map(|&f: &u8| Perturb::Flag(f.trailing_zeros() as u8)));
+        v.extend(
+            [0x80, 0x7f]
+                .iter()
+                .map(|&f: &u8| Perturb::Flag(f.trailing_zeros() as u8)),
+        );
     }
-    v.into_iter().map(|perturb| Case { spec: i, perturb }).collect()
+    v.into_iter()
+        .map(|perturb| Case { spec: i, perturb })
+        .collect()
 }
 
 /// Every case of the sweep, spec by spec.
@@ -339,7 +345,7 @@ fn perturb(c: &mut Ctx, fix: Fix, sqe: &mut Sqe, p: Perturb) -> Result<(), Strin
 /// Runs one case on `c`.
 fn run_case(c: &mut Ctx, s: &Spec, p: Perturb, n: u16) -> Result<Outcome, String> {
     let fx = fixture(c, s.fixture, n)?;
-    let base = (s.build)(c, &fx);
+    let base = (s.build)(c, &fx, s.op);
     let mut sqe = base;
     perturb(c, s.fixture, &mut sqe, p)?;
     if p != Perturb::Base && sqe == base {
@@ -414,18 +420,29 @@ fn run_spec(kind: Kind, s: &Spec, cases: &[(usize, Perturb)]) -> Vec<Outcome> {
     let b: Box<dyn crate::Backend> = match kind {
         Kind::Kernel => match KernelBackend::new(size) {
             Ok(b) => Box::new(b),
-            Err(e) => return cases.iter().map(|_| Some(format!("SCRIPT ERROR: {e}"))).collect(),
+            Err(e) => {
+                return cases
+                    .iter()
+                    .map(|_| Some(format!("SCRIPT ERROR: {e}")))
+                    .collect()
+            }
         },
         Kind::Ringline => match RinglineBackend::new(size) {
             Ok(b) => Box::new(b),
-            Err(e) => return cases.iter().map(|_| Some(format!("SCRIPT ERROR: {e}"))).collect(),
+            Err(e) => {
+                return cases
+                    .iter()
+                    .map(|_| Some(format!("SCRIPT ERROR: {e}")))
+                    .collect()
+            }
         },
     };
     let mut c = Ctx::new(b);
     let mut out = Vec::with_capacity(cases.len());
     let r = catch_unwind(AssertUnwindSafe(|| {
         for &(n, p) in cases {
-            let o = run_case(&mut c, s, p, n as u16).unwrap_or_else(|e| Some(format!("SCRIPT ERROR: {e}")));
+            let o = run_case(&mut c, s, p, n as u16)
+                .unwrap_or_else(|e| Some(format!("SCRIPT ERROR: {e}")));
             out.push(o);
         }
     }));
@@ -562,8 +579,7 @@ pub fn run(o: &Options) -> Sweep {
             .collect();
         // IO_DRAIN alone on its own rings: a drained request holds every
         // later SQE until it completes, and a multishot one never does.
-        let (alone, rest): (Vec<_>, Vec<_>) =
-            cs.iter().partition(|(_, p)| *p == Perturb::Flag(1));
+        let (alone, rest): (Vec<_>, Vec<_>) = cs.iter().partition(|(_, p)| *p == Perturb::Flag(1));
         let both = |kind: Kind| -> Vec<Outcome> {
             let mut a = run_spec(kind, s, &alone);
             a.extend(run_spec(kind, s, &rest));
@@ -606,7 +622,10 @@ pub fn run(o: &Options) -> Sweep {
                     kern = Some(a);
                 }
             }
-            let case = Case { spec: i, perturb: p };
+            let case = Case {
+                spec: i,
+                perturb: p,
+            };
             let class = classify(s, p, &kern, &ring);
             results.push(CaseResult {
                 case,

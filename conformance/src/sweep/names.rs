@@ -44,8 +44,13 @@ pub fn ioprio(op: u8, n: u8) -> String {
             2 => "ACCEPT_POLL_FIRST",
             _ => "",
         },
-        IORING_OP_READ | IORING_OP_WRITE | IORING_OP_READV | IORING_OP_WRITEV
-        | IORING_OP_READ_FIXED | IORING_OP_WRITE_FIXED | IORING_OP_READ_MULTISHOT => match n {
+        IORING_OP_READ
+        | IORING_OP_WRITE
+        | IORING_OP_READV
+        | IORING_OP_WRITEV
+        | IORING_OP_READ_FIXED
+        | IORING_OP_WRITE_FIXED
+        | IORING_OP_READ_MULTISHOT => match n {
             13..=15 => "I/O priority class",
             0..=2 => "I/O priority level",
             _ => "I/O priority hint",
@@ -127,9 +132,15 @@ pub fn op_flag(op: u8, n: u8) -> String {
     wrap(match op {
         IORING_OP_SEND | IORING_OP_RECV | IORING_OP_SENDMSG | IORING_OP_RECVMSG
         | IORING_OP_SEND_ZC | IORING_OP_SENDMSG_ZC => MSG[i],
-        IORING_OP_READ | IORING_OP_WRITE | IORING_OP_READV | IORING_OP_WRITEV
-        | IORING_OP_READ_FIXED | IORING_OP_WRITE_FIXED | IORING_OP_READ_MULTISHOT
-        | IORING_OP_READV_FIXED | IORING_OP_WRITEV_FIXED => RWF.get(i).copied().unwrap_or(""),
+        IORING_OP_READ
+        | IORING_OP_WRITE
+        | IORING_OP_READV
+        | IORING_OP_WRITEV
+        | IORING_OP_READ_FIXED
+        | IORING_OP_WRITE_FIXED
+        | IORING_OP_READ_MULTISHOT
+        | IORING_OP_READV_FIXED
+        | IORING_OP_WRITEV_FIXED => RWF.get(i).copied().unwrap_or(""),
         IORING_OP_POLL_ADD | IORING_OP_POLL_REMOVE => match n {
             28 => "EPOLLEXCLUSIVE",
             29 => "EPOLLWAKEUP",

@@ -187,10 +187,16 @@ pub fn markdown(s: &Sweep, kernel_release: &str) -> String {
         "ringline answers these ops `-EOPNOTSUPP` (after the checks every SQE gets); the kernel's \
          answers to the same cases, counted:\n"
     );
-    let _ = writeln!(o, "| opcode | differing cases | kernel's answers | ringline's answers |");
+    let _ = writeln!(
+        o,
+        "| opcode | differing cases | kernel's answers | ringline's answers |"
+    );
     let _ = writeln!(o, "|---|---|---|---|");
     for (&i, rs) in &by {
-        let un: Vec<&&CaseResult> = rs.iter().filter(|r| r.class == Class::Unsupported).collect();
+        let un: Vec<&&CaseResult> = rs
+            .iter()
+            .filter(|r| r.class == Class::Unsupported)
+            .collect();
         if un.is_empty() {
             continue;
         }

@@ -48,8 +48,9 @@ pub struct Spec {
     pub support: Support,
     /// The `len` values tried (within any buffer the baseline names).
     pub lens: &'static [u32],
-    /// Builds the baseline SQE on the fixture (context memory only).
-    pub build: fn(&mut Ctx, &Fx) -> Sqe,
+    /// Builds the baseline SQE of opcode `op` on the fixture (context
+    /// memory only).
+    pub build: fn(&mut Ctx, &Fx, u8) -> Sqe,
 }
 
 /// `len` values for a byte count into a [`DATA_LEN`] buffer.
@@ -103,14 +104,14 @@ fn msghdr(c: &mut Ctx, base: u64) -> u64 {
     c.keep(mh) as u64
 }
 
-fn rw(op: u8, c: &mut Ctx, fx: &Fx, write: bool) -> Sqe {
+fn rw(c: &mut Ctx, fx: &Fx, op: u8, write: bool) -> Sqe {
     let mut s = sqe(op, fx.fd);
     s.addr = if write { data(c) } else { buf(c) };
     s.len = DATA_LEN as u32;
     s
 }
 
-fn rwv(op: u8, c: &mut Ctx, fx: &Fx, write: bool) -> Sqe {
+fn rwv(c: &mut Ctx, fx: &Fx, op: u8, write: bool) -> Sqe {
     let mut s = sqe(op, fx.fd);
     let b = if write { data(c) } else { buf(c) };
     s.addr = iovecs(c, b);
@@ -118,7 +119,7 @@ fn rwv(op: u8, c: &mut Ctx, fx: &Fx, write: bool) -> Sqe {
     s
 }
 
-fn msg(op: u8, c: &mut Ctx, fx: &Fx, write: bool) -> Sqe {
+fn msg(c: &mut Ctx, fx: &Fx, op: u8, write: bool) -> Sqe {
     let mut s = sqe(op, fx.fd);
     let b = if write { data(c) } else { buf(c) };
     s.addr = msghdr(c, b);
@@ -132,60 +133,66 @@ fn timespec(c: &mut Ctx) -> u64 {
 /// The baseline of an op ringline does not implement: its fd (a fresh
 /// socket) and nothing else; path ops get a null path (`-EFAULT` in Linux,
 /// before any path is looked up).
-fn plain(op: u8) -> fn(&mut Ctx, &Fx) -> Sqe {
-    macro_rules! f {
-        ($op:expr) => {
-            |_c: &mut Ctx, fx: &Fx| sqe($op, fx.fd)
-        };
-    }
-    match op {
-        abi::IORING_OP_FSYNC => f!(abi::IORING_OP_FSYNC),
-        abi::IORING_OP_SYNC_FILE_RANGE => f!(abi::IORING_OP_SYNC_FILE_RANGE),
-        abi::IORING_OP_FALLOCATE => f!(abi::IORING_OP_FALLOCATE),
-        abi::IORING_OP_OPENAT => f!(abi::IORING_OP_OPENAT),
-        abi::IORING_OP_FILES_UPDATE => f!(abi::IORING_OP_FILES_UPDATE),
-        abi::IORING_OP_STATX => f!(abi::IORING_OP_STATX),
-        abi::IORING_OP_FADVISE => f!(abi::IORING_OP_FADVISE),
-        abi::IORING_OP_MADVISE => f!(abi::IORING_OP_MADVISE),
-        abi::IORING_OP_OPENAT2 => f!(abi::IORING_OP_OPENAT2),
-        abi::IORING_OP_EPOLL_CTL => f!(abi::IORING_OP_EPOLL_CTL),
-        abi::IORING_OP_RENAMEAT => f!(abi::IORING_OP_RENAMEAT),
-        abi::IORING_OP_UNLINKAT => f!(abi::IORING_OP_UNLINKAT),
-        abi::IORING_OP_MKDIRAT => f!(abi::IORING_OP_MKDIRAT),
-        abi::IORING_OP_SYMLINKAT => f!(abi::IORING_OP_SYMLINKAT),
-        abi::IORING_OP_LINKAT => f!(abi::IORING_OP_LINKAT),
-        abi::IORING_OP_MSG_RING => f!(abi::IORING_OP_MSG_RING),
-        abi::IORING_OP_FSETXATTR => f!(abi::IORING_OP_FSETXATTR),
-        abi::IORING_OP_SETXATTR => f!(abi::IORING_OP_SETXATTR),
-        abi::IORING_OP_FGETXATTR => f!(abi::IORING_OP_FGETXATTR),
-        abi::IORING_OP_GETXATTR => f!(abi::IORING_OP_GETXATTR),
-        abi::IORING_OP_WAITID => f!(abi::IORING_OP_WAITID),
-        abi::IORING_OP_FIXED_FD_INSTALL => f!(abi::IORING_OP_FIXED_FD_INSTALL),
-        abi::IORING_OP_FTRUNCATE => f!(abi::IORING_OP_FTRUNCATE),
-        abi::IORING_OP_RECV_ZC => f!(abi::IORING_OP_RECV_ZC),
-        abi::IORING_OP_EPOLL_WAIT => f!(abi::IORING_OP_EPOLL_WAIT),
-        abi::IORING_OP_PIPE => f!(abi::IORING_OP_PIPE),
-        abi::IORING_OP_NOP128 => f!(abi::IORING_OP_NOP128),
-        abi::IORING_OP_URING_CMD128 => f!(abi::IORING_OP_URING_CMD128),
-        65 => f!(65),
-        66 => f!(66),
-        200 => f!(200),
-        255 => f!(255),
-        _ => unreachable!("no plain baseline for opcode {op}"),
+fn plain(_: &mut Ctx, fx: &Fx, op: u8) -> Sqe {
+    sqe(op, fx.fd)
+}
+
+/// An fd-less baseline: the SQE is all zero but for `fd`.
+fn fd_only<const FD: i32>(_: &mut Ctx, _: &Fx, op: u8) -> Sqe {
+    sqe(op, FD)
+}
+
+/// A baseline whose `addr` is a user_data nothing has (the remove and
+/// cancel ops: `-ENOENT`).
+fn no_target(_: &mut Ctx, _: &Fx, op: u8) -> Sqe {
+    Sqe {
+        addr: 0x1234,
+        ..sqe(op, -1)
     }
 }
 
-macro_rules! spec {
-    ($name:expr, $op:expr, $fix:expr, $sup:expr, $lens:expr, $build:expr) => {
-        Spec {
-            name: $name,
-            op: $op,
-            fixture: $fix,
-            support: $sup,
-            lens: $lens,
-            build: $build,
-        }
-    };
+/// A 1 ms TIMEOUT or LINK_TIMEOUT.
+fn timer(c: &mut Ctx, _: &Fx, op: u8) -> Sqe {
+    Sqe {
+        addr: timespec(c),
+        len: 1,
+        ..sqe(op, -1)
+    }
+}
+
+/// SPLICE and TEE: both ends the fresh socket (neither is a pipe).
+fn two_fds(_: &mut Ctx, fx: &Fx, op: u8) -> Sqe {
+    Sqe {
+        file_index: fx.fd as u32,
+        ..sqe(op, fx.fd)
+    }
+}
+
+fn poll(fx: &Fx, op: u8, flags: u32) -> Sqe {
+    Sqe {
+        op_flags: libc::POLLIN as u32,
+        len: flags,
+        ..sqe(op, fx.fd)
+    }
+}
+
+/// A group's multishot receive.
+fn mshot(fx: &Fx, op: u8, ioprio: u16) -> Sqe {
+    Sqe {
+        flags: abi::IOSQE_BUFFER_SELECT,
+        ioprio,
+        buf_index: fx.group,
+        ..sqe(op, fx.fd)
+    }
+}
+
+/// BIND and CONNECT: a sockaddr_in.
+fn addr(fx: &Fx, op: u8, sa: *const libc::sockaddr) -> Sqe {
+    Sqe {
+        addr: sa as u64,
+        off: 16,
+        ..sqe(op, fx.fd)
+    }
 }
 
 /// Every baseline, in opcode order.
@@ -193,258 +200,307 @@ pub fn specs() -> Vec<Spec> {
     use abi::*;
     use Fix::*;
     use Support::{InProgress, Unsupported, Yes};
-    let un = |name, op| spec!(name, op, Fresh, Unsupported, LEN_ANY, plain(op));
+    type Build = fn(&mut Ctx, &Fx, u8) -> Sqe;
+    let spec = |name: &'static str,
+                op: u8,
+                fixture: Fix,
+                support: Support,
+                lens: &'static [u32],
+                build: Build| Spec {
+        name,
+        op,
+        fixture,
+        support,
+        lens,
+        build,
+    };
+    let un = |name, op| spec(name, op, Fresh, Unsupported, LEN_ANY, plain);
+    let regs = |name, op| spec(name, op, Fresh, InProgress, LEN_ANY, plain);
+    let rd: Build = |c, fx, op| rw(c, fx, op, false);
+    let wr: Build = |c, fx, op| rw(c, fx, op, true);
+    let rdv: Build = |c, fx, op| rwv(c, fx, op, false);
+    let wrv: Build = |c, fx, op| rwv(c, fx, op, true);
+    let rdm: Build = |c, fx, op| msg(c, fx, op, false);
+    let wrm: Build = |c, fx, op| msg(c, fx, op, true);
     vec![
-        spec!("NOP", IORING_OP_NOP, None, Yes, LEN_ANY, |_, _| sqe(
-            IORING_OP_NOP,
-            -1
-        )),
-        spec!("READV", IORING_OP_READV, Conn, Yes, LEN_IOVECS, |c, fx| rwv(
-            IORING_OP_READV,
-            c,
-            fx,
-            false
-        )),
-        spec!("WRITEV", IORING_OP_WRITEV, Conn, Yes, LEN_IOVECS, |c, fx| rwv(
-            IORING_OP_WRITEV,
-            c,
-            fx,
-            true
-        )),
+        spec("NOP", IORING_OP_NOP, None, Yes, LEN_ANY, fd_only::<-1>),
+        spec("READV", IORING_OP_READV, Conn, Yes, LEN_IOVECS, rdv),
+        spec("WRITEV", IORING_OP_WRITEV, Conn, Yes, LEN_IOVECS, wrv),
         un("FSYNC", IORING_OP_FSYNC),
-        spec!("READ_FIXED", IORING_OP_READ_FIXED, Conn, InProgress, LEN_BYTES, |c, fx| rw(
+        spec(
+            "READ_FIXED",
             IORING_OP_READ_FIXED,
-            c,
-            fx,
-            false
-        )),
-        spec!("WRITE_FIXED", IORING_OP_WRITE_FIXED, Conn, InProgress, LEN_BYTES, |c, fx| rw(
+            Conn,
+            InProgress,
+            LEN_BYTES,
+            rd,
+        ),
+        spec(
+            "WRITE_FIXED",
             IORING_OP_WRITE_FIXED,
-            c,
-            fx,
-            true
-        )),
-        spec!("POLL_ADD", IORING_OP_POLL_ADD, Conn, Yes, LEN_ANY, |_, fx| {
-            let mut s = sqe(IORING_OP_POLL_ADD, fx.fd);
-            s.op_flags = libc::POLLIN as u32;
-            s
-        }),
-        spec!("POLL_ADD multishot", IORING_OP_POLL_ADD, Conn, Yes, LEN_ANY, |_, fx| {
-            let mut s = sqe(IORING_OP_POLL_ADD, fx.fd);
-            s.op_flags = libc::POLLIN as u32;
-            s.len = IORING_POLL_ADD_MULTI;
-            s
-        }),
-        spec!("POLL_REMOVE", IORING_OP_POLL_REMOVE, None, Yes, LEN_ANY, |_, _| {
-            let mut s = sqe(IORING_OP_POLL_REMOVE, -1);
-            s.addr = 0x1234;
-            s
-        }),
+            Conn,
+            InProgress,
+            LEN_BYTES,
+            wr,
+        ),
+        spec(
+            "POLL_ADD",
+            IORING_OP_POLL_ADD,
+            Conn,
+            Yes,
+            LEN_ANY,
+            |_, fx, op| poll(fx, op, 0),
+        ),
+        spec(
+            "POLL_ADD multishot",
+            IORING_OP_POLL_ADD,
+            Conn,
+            Yes,
+            LEN_ANY,
+            |_, fx, op| poll(fx, op, IORING_POLL_ADD_MULTI),
+        ),
+        spec(
+            "POLL_REMOVE",
+            IORING_OP_POLL_REMOVE,
+            None,
+            Yes,
+            LEN_ANY,
+            no_target,
+        ),
         un("SYNC_FILE_RANGE", IORING_OP_SYNC_FILE_RANGE),
-        spec!("SENDMSG", IORING_OP_SENDMSG, Conn, Yes, LEN_ANY, |c, fx| msg(
-            IORING_OP_SENDMSG,
-            c,
-            fx,
-            true
-        )),
-        spec!("RECVMSG", IORING_OP_RECVMSG, Conn, Yes, LEN_ANY, |c, fx| msg(
-            IORING_OP_RECVMSG,
-            c,
-            fx,
-            false
-        )),
-        spec!("TIMEOUT", IORING_OP_TIMEOUT, None, Yes, LEN_ANY, |c, _| {
-            let mut s = sqe(IORING_OP_TIMEOUT, -1);
-            s.addr = timespec(c);
-            s.len = 1;
-            s
-        }),
-        spec!("TIMEOUT_REMOVE", IORING_OP_TIMEOUT_REMOVE, None, Yes, LEN_ANY, |_, _| {
-            let mut s = sqe(IORING_OP_TIMEOUT_REMOVE, -1);
-            s.addr = 0x1234;
-            s
-        }),
-        spec!("ACCEPT", IORING_OP_ACCEPT, Listener, Yes, LEN_ANY, |_, fx| sqe(
+        spec("SENDMSG", IORING_OP_SENDMSG, Conn, Yes, LEN_ANY, wrm),
+        spec("RECVMSG", IORING_OP_RECVMSG, Conn, Yes, LEN_ANY, rdm),
+        spec("TIMEOUT", IORING_OP_TIMEOUT, None, Yes, LEN_ANY, timer),
+        spec(
+            "TIMEOUT_REMOVE",
+            IORING_OP_TIMEOUT_REMOVE,
+            None,
+            Yes,
+            LEN_ANY,
+            no_target,
+        ),
+        spec("ACCEPT", IORING_OP_ACCEPT, Listener, Yes, LEN_ANY, plain),
+        spec(
+            "ACCEPT multishot",
             IORING_OP_ACCEPT,
-            fx.fd
-        )),
-        spec!("ACCEPT multishot", IORING_OP_ACCEPT, Listener, Yes, LEN_ANY, |_, fx| {
-            let mut s = sqe(IORING_OP_ACCEPT, fx.fd);
-            s.ioprio = IORING_ACCEPT_MULTISHOT;
-            s
-        }),
-        spec!("ASYNC_CANCEL", IORING_OP_ASYNC_CANCEL, None, Yes, LEN_ANY, |_, _| {
-            let mut s = sqe(IORING_OP_ASYNC_CANCEL, -1);
-            s.addr = 0x1234;
-            s
-        }),
-        spec!("LINK_TIMEOUT", IORING_OP_LINK_TIMEOUT, None, Yes, LEN_ANY, |c, _| {
-            let mut s = sqe(IORING_OP_LINK_TIMEOUT, -1);
-            s.addr = timespec(c);
-            s.len = 1;
-            s
-        }),
-        spec!("CONNECT", IORING_OP_CONNECT, Connect, Yes, LEN_ANY, |_, fx| {
-            let mut s = sqe(IORING_OP_CONNECT, fx.fd);
-            s.addr = fx.peer as u64;
-            s.off = 16;
-            s
-        }),
+            Listener,
+            Yes,
+            LEN_ANY,
+            |_, fx, op| Sqe {
+                ioprio: IORING_ACCEPT_MULTISHOT,
+                ..sqe(op, fx.fd)
+            },
+        ),
+        spec(
+            "ASYNC_CANCEL",
+            IORING_OP_ASYNC_CANCEL,
+            None,
+            Yes,
+            LEN_ANY,
+            no_target,
+        ),
+        spec(
+            "LINK_TIMEOUT",
+            IORING_OP_LINK_TIMEOUT,
+            None,
+            Yes,
+            LEN_ANY,
+            timer,
+        ),
+        spec(
+            "CONNECT",
+            IORING_OP_CONNECT,
+            Connect,
+            Yes,
+            LEN_ANY,
+            |_, fx, op| addr(fx, op, fx.peer),
+        ),
         un("FALLOCATE", IORING_OP_FALLOCATE),
         un("OPENAT", IORING_OP_OPENAT),
-        spec!("CLOSE", IORING_OP_CLOSE, Fresh, Yes, LEN_ANY, |_, fx| sqe(
-            IORING_OP_CLOSE,
-            fx.fd
-        )),
-        spec!("FILES_UPDATE", IORING_OP_FILES_UPDATE, Fresh, InProgress, LEN_ANY, plain(IORING_OP_FILES_UPDATE)),
+        spec("CLOSE", IORING_OP_CLOSE, Fresh, Yes, LEN_ANY, plain),
+        regs("FILES_UPDATE", IORING_OP_FILES_UPDATE),
         un("STATX", IORING_OP_STATX),
-        spec!("READ", IORING_OP_READ, Conn, Yes, LEN_BYTES, |c, fx| rw(
-            IORING_OP_READ,
-            c,
-            fx,
-            false
-        )),
-        spec!("WRITE", IORING_OP_WRITE, Conn, Yes, LEN_BYTES, |c, fx| rw(
-            IORING_OP_WRITE,
-            c,
-            fx,
-            true
-        )),
+        spec("READ", IORING_OP_READ, Conn, Yes, LEN_BYTES, rd),
+        spec("WRITE", IORING_OP_WRITE, Conn, Yes, LEN_BYTES, wr),
         un("FADVISE", IORING_OP_FADVISE),
         un("MADVISE", IORING_OP_MADVISE),
-        spec!("SEND", IORING_OP_SEND, Conn, Yes, LEN_BYTES, |c, fx| rw(
-            IORING_OP_SEND,
-            c,
-            fx,
-            true
-        )),
-        spec!("RECV", IORING_OP_RECV, Conn, Yes, LEN_RECV, |c, fx| rw(
+        spec("SEND", IORING_OP_SEND, Conn, Yes, LEN_BYTES, wr),
+        spec("RECV", IORING_OP_RECV, Conn, Yes, LEN_RECV, rd),
+        spec(
+            "RECV multishot",
             IORING_OP_RECV,
-            c,
-            fx,
-            false
-        )),
-        spec!("RECV multishot", IORING_OP_RECV, ConnGroup, Yes, LEN_ANY, |_, fx| {
-            let mut s = sqe(IORING_OP_RECV, fx.fd);
-            s.flags = IOSQE_BUFFER_SELECT;
-            s.ioprio = IORING_RECV_MULTISHOT;
-            s.buf_index = fx.group;
-            s
-        }),
+            ConnGroup,
+            Yes,
+            LEN_ANY,
+            |_, fx, op| mshot(fx, op, IORING_RECV_MULTISHOT),
+        ),
         un("OPENAT2", IORING_OP_OPENAT2),
         un("EPOLL_CTL", IORING_OP_EPOLL_CTL),
-        spec!("SPLICE", IORING_OP_SPLICE, Fresh, Unsupported, LEN_ANY, |_, fx| {
-            let mut s = sqe(IORING_OP_SPLICE, fx.fd);
-            s.file_index = fx.fd as u32;
-            s
-        }),
-        spec!("PROVIDE_BUFFERS", IORING_OP_PROVIDE_BUFFERS, None, Yes, LEN_ANY, |c, fx| {
-            let mut s = sqe(IORING_OP_PROVIDE_BUFFERS, 4);
-            s.addr = c.mem(4 * DATA_LEN) as u64;
-            s.len = DATA_LEN as u32;
-            s.buf_index = 1000 + fx.n;
-            s
-        }),
-        spec!("REMOVE_BUFFERS", IORING_OP_REMOVE_BUFFERS, None, Yes, LEN_ANY, |_, _| {
-            let mut s = sqe(IORING_OP_REMOVE_BUFFERS, 1);
-            s.buf_index = 77;
-            s
-        }),
-        spec!("TEE", IORING_OP_TEE, Fresh, Unsupported, LEN_ANY, |_, fx| {
-            let mut s = sqe(IORING_OP_TEE, fx.fd);
-            s.file_index = fx.fd as u32;
-            s
-        }),
-        spec!("SHUTDOWN", IORING_OP_SHUTDOWN, Conn, Yes, LEN_ANY, |_, fx| {
-            let mut s = sqe(IORING_OP_SHUTDOWN, fx.fd);
-            s.len = libc::SHUT_WR as u32;
-            s
-        }),
+        spec(
+            "SPLICE",
+            IORING_OP_SPLICE,
+            Fresh,
+            Unsupported,
+            LEN_ANY,
+            two_fds,
+        ),
+        spec(
+            "PROVIDE_BUFFERS",
+            IORING_OP_PROVIDE_BUFFERS,
+            None,
+            Yes,
+            LEN_ANY,
+            |c, fx, op| Sqe {
+                addr: c.mem(4 * DATA_LEN) as u64,
+                len: DATA_LEN as u32,
+                buf_index: 1000 + fx.n,
+                ..sqe(op, 4)
+            },
+        ),
+        spec(
+            "REMOVE_BUFFERS",
+            IORING_OP_REMOVE_BUFFERS,
+            None,
+            Yes,
+            LEN_ANY,
+            |_, _, op| Sqe {
+                buf_index: 77,
+                ..sqe(op, 1)
+            },
+        ),
+        spec("TEE", IORING_OP_TEE, Fresh, Unsupported, LEN_ANY, two_fds),
+        spec(
+            "SHUTDOWN",
+            IORING_OP_SHUTDOWN,
+            Conn,
+            Yes,
+            LEN_ANY,
+            |_, fx, op| Sqe {
+                len: libc::SHUT_WR as u32,
+                ..sqe(op, fx.fd)
+            },
+        ),
         un("RENAMEAT", IORING_OP_RENAMEAT),
         un("UNLINKAT", IORING_OP_UNLINKAT),
         un("MKDIRAT", IORING_OP_MKDIRAT),
         un("SYMLINKAT", IORING_OP_SYMLINKAT),
         un("LINKAT", IORING_OP_LINKAT),
-        spec!("MSG_RING", IORING_OP_MSG_RING, Fresh, InProgress, LEN_ANY, plain(IORING_OP_MSG_RING)),
+        regs("MSG_RING", IORING_OP_MSG_RING),
         un("FSETXATTR", IORING_OP_FSETXATTR),
         un("SETXATTR", IORING_OP_SETXATTR),
         un("FGETXATTR", IORING_OP_FGETXATTR),
         un("GETXATTR", IORING_OP_GETXATTR),
-        spec!("SOCKET", IORING_OP_SOCKET, None, Yes, LEN_ANY, |_, _| {
-            let mut s = sqe(IORING_OP_SOCKET, libc::AF_INET);
-            s.off = libc::SOCK_STREAM as u64;
-            s
-        }),
-        spec!("URING_CMD", IORING_OP_URING_CMD, Conn, InProgress, LEN_ANY, |_, fx| sqe(
+        spec(
+            "SOCKET",
+            IORING_OP_SOCKET,
+            None,
+            Yes,
+            LEN_ANY,
+            |_, _, op| Sqe {
+                off: libc::SOCK_STREAM as u64,
+                ..sqe(op, libc::AF_INET)
+            },
+        ),
+        // cmd_op 0: SOCKET_URING_OP_SIOCINQ.
+        spec(
+            "URING_CMD",
             IORING_OP_URING_CMD,
-            fx.fd
-        )),
-        spec!("SEND_ZC", IORING_OP_SEND_ZC, Conn, Yes, LEN_BYTES, |c, fx| rw(
-            IORING_OP_SEND_ZC,
-            c,
-            fx,
-            true
-        )),
-        spec!("SENDMSG_ZC", IORING_OP_SENDMSG_ZC, Conn, Yes, LEN_ANY, |c, fx| msg(
-            IORING_OP_SENDMSG_ZC,
-            c,
-            fx,
-            true
-        )),
-        spec!("READ_MULTISHOT", IORING_OP_READ_MULTISHOT, ConnGroup, Yes, LEN_ANY, |_, fx| {
-            let mut s = sqe(IORING_OP_READ_MULTISHOT, fx.fd);
-            s.flags = IOSQE_BUFFER_SELECT;
-            s.buf_index = fx.group;
-            s
-        }),
+            Conn,
+            InProgress,
+            LEN_ANY,
+            plain,
+        ),
+        spec("SEND_ZC", IORING_OP_SEND_ZC, Conn, Yes, LEN_BYTES, wr),
+        spec("SENDMSG_ZC", IORING_OP_SENDMSG_ZC, Conn, Yes, LEN_ANY, wrm),
+        spec(
+            "READ_MULTISHOT",
+            IORING_OP_READ_MULTISHOT,
+            ConnGroup,
+            Yes,
+            LEN_ANY,
+            |_, fx, op| mshot(fx, op, 0),
+        ),
         un("WAITID", IORING_OP_WAITID),
         // The futex ops take their flags in `fd`: FUTEX2_SIZE_U32, with a null
         // futex address (-EFAULT, never a wait).
-        spec!("FUTEX_WAIT", IORING_OP_FUTEX_WAIT, None, Unsupported, LEN_ANY, |_, _| sqe(
+        spec(
+            "FUTEX_WAIT",
             IORING_OP_FUTEX_WAIT,
-            2
-        )),
-        spec!("FUTEX_WAKE", IORING_OP_FUTEX_WAKE, None, Unsupported, LEN_ANY, |_, _| sqe(
+            None,
+            Unsupported,
+            LEN_ANY,
+            fd_only::<2>,
+        ),
+        spec(
+            "FUTEX_WAKE",
             IORING_OP_FUTEX_WAKE,
-            2
-        )),
-        spec!("FUTEX_WAITV", IORING_OP_FUTEX_WAITV, None, Unsupported, LEN_ANY, |_, _| sqe(
+            None,
+            Unsupported,
+            LEN_ANY,
+            fd_only::<2>,
+        ),
+        spec(
+            "FUTEX_WAITV",
             IORING_OP_FUTEX_WAITV,
-            0
-        )),
-        spec!("FIXED_FD_INSTALL", IORING_OP_FIXED_FD_INSTALL, Fresh, InProgress, LEN_ANY, plain(IORING_OP_FIXED_FD_INSTALL)),
+            None,
+            Unsupported,
+            LEN_ANY,
+            fd_only::<0>,
+        ),
+        regs("FIXED_FD_INSTALL", IORING_OP_FIXED_FD_INSTALL),
         un("FTRUNCATE", IORING_OP_FTRUNCATE),
-        spec!("BIND", IORING_OP_BIND, Fresh, Yes, LEN_ANY, |_, fx| {
-            let mut s = sqe(IORING_OP_BIND, fx.fd);
-            s.addr = fx.local as u64;
-            s.off = 16;
-            s
+        spec("BIND", IORING_OP_BIND, Fresh, Yes, LEN_ANY, |_, fx, op| {
+            addr(fx, op, fx.local)
         }),
-        spec!("LISTEN", IORING_OP_LISTEN, Fresh, Yes, LEN_ANY, |_, fx| {
-            let mut s = sqe(IORING_OP_LISTEN, fx.fd);
-            s.len = 16;
-            s
-        }),
+        spec(
+            "LISTEN",
+            IORING_OP_LISTEN,
+            Fresh,
+            Yes,
+            LEN_ANY,
+            |_, fx, op| Sqe {
+                len: 16,
+                ..sqe(op, fx.fd)
+            },
+        ),
         un("RECV_ZC", IORING_OP_RECV_ZC),
         un("EPOLL_WAIT", IORING_OP_EPOLL_WAIT),
-        spec!("READV_FIXED", IORING_OP_READV_FIXED, Conn, InProgress, LEN_IOVECS, |c, fx| rwv(
+        spec(
+            "READV_FIXED",
             IORING_OP_READV_FIXED,
-            c,
-            fx,
-            false
-        )),
-        spec!("WRITEV_FIXED", IORING_OP_WRITEV_FIXED, Conn, InProgress, LEN_IOVECS, |c, fx| rwv(
+            Conn,
+            InProgress,
+            LEN_IOVECS,
+            rdv,
+        ),
+        spec(
+            "WRITEV_FIXED",
             IORING_OP_WRITEV_FIXED,
-            c,
-            fx,
-            true
-        )),
+            Conn,
+            InProgress,
+            LEN_IOVECS,
+            wrv,
+        ),
         un("PIPE", IORING_OP_PIPE),
-        spec!("NOP128", IORING_OP_NOP128, None, Yes, LEN_ANY, plain(IORING_OP_NOP128)),
-        spec!("URING_CMD128", IORING_OP_URING_CMD128, Fresh, Yes, LEN_ANY, plain(IORING_OP_URING_CMD128)),
-        spec!("opcode 65 (IORING_OP_LAST)", 65, None, Yes, LEN_ANY, plain(65)),
-        spec!("opcode 66", 66, None, Yes, LEN_ANY, plain(66)),
-        spec!("opcode 200", 200, None, Yes, LEN_ANY, plain(200)),
-        spec!("opcode 255", 255, None, Yes, LEN_ANY, plain(255)),
+        spec("NOP128", IORING_OP_NOP128, None, Yes, LEN_ANY, fd_only::<0>),
+        spec(
+            "URING_CMD128",
+            IORING_OP_URING_CMD128,
+            Fresh,
+            Yes,
+            LEN_ANY,
+            plain,
+        ),
+        spec(
+            "opcode 65 (IORING_OP_LAST)",
+            65,
+            None,
+            Yes,
+            LEN_ANY,
+            fd_only::<0>,
+        ),
+        spec("opcode 66", 66, None, Yes, LEN_ANY, fd_only::<0>),
+        spec("opcode 200", 200, None, Yes, LEN_ANY, fd_only::<0>),
+        spec("opcode 255", 255, None, Yes, LEN_ANY, fd_only::<0>),
     ]
 }

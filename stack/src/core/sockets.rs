@@ -368,7 +368,8 @@ impl Core {
         // inet_shutdown on a listener: SHUT_WR changes nothing (0); SHUT_RD and
         // SHUT_RDWR disconnect it in Linux, which ringline does not do (-ENOTCONN,
         // a documented difference).
-        if let (Some(super::fds::Fd::Listener(_)), ShutdownHow::Write) = (self.fds.get(sub.fd), how) {
+        if let (Some(super::fds::Fd::Listener(_)), ShutdownHow::Write) = (self.fds.get(sub.fd), how)
+        {
             return Ok(Some((0, 0)));
         }
         let cid = self.conn_of(sub.fd)?;

@@ -358,8 +358,7 @@ fn decode_recv(sqe: &Sqe) -> Result<Request, Errno> {
         }
     } else {
         // io_recvmsg_prep: addr2 must be 0; unknown ioprio flags.
-        if sqe.off != 0 || sqe.ioprio & !(IORING_RECVSEND_POLL_FIRST | IORING_RECV_MULTISHOT) != 0
-        {
+        if sqe.off != 0 || sqe.ioprio & !(IORING_RECVSEND_POLL_FIRST | IORING_RECV_MULTISHOT) != 0 {
             return Err(EINVAL);
         }
         // A length past INT_MAX.

@@ -24,7 +24,14 @@ fn ok(s: Sqe) -> Request {
 
 #[test]
 fn each_opcode_decodes() {
-    assert_eq!(ok(sqe(IORING_OP_NOP)), Request::Nop { inject: None, file: false, fixed_error: None });
+    assert_eq!(
+        ok(sqe(IORING_OP_NOP)),
+        Request::Nop {
+            inject: None,
+            file: false,
+            fixed_error: None
+        }
+    );
     let s = Sqe {
         fd: libc::AF_INET,
         off: libc::SOCK_STREAM as u64,
@@ -187,7 +194,12 @@ fn common_checks_in_order() {
     };
     assert_eq!(res(s), -libc::EOPNOTSUPP);
     // Known but unsupported opcodes.
-    for op in [IORING_OP_SPLICE, IORING_OP_FSYNC, IORING_OP_OPENAT, IORING_OP_PIPE] {
+    for op in [
+        IORING_OP_SPLICE,
+        IORING_OP_FSYNC,
+        IORING_OP_OPENAT,
+        IORING_OP_PIPE,
+    ] {
         assert_eq!(res(sqe(op)), -libc::EOPNOTSUPP, "opcode {op}");
     }
     // 128-byte SQE ops on a ring of 64-byte SQEs.
@@ -232,12 +244,30 @@ fn nop_and_socket() {
             ..sqe(IORING_OP_NOP)
         })
     };
-    assert!(matches!(nop(IORING_NOP_FILE), Request::Nop { file: true, fixed_error: None, .. }));
+    assert!(matches!(
+        nop(IORING_NOP_FILE),
+        Request::Nop {
+            file: true,
+            fixed_error: None,
+            ..
+        }
+    ));
     let e = Some(crate::errno::EBADF);
-    assert!(matches!(nop(IORING_NOP_FILE | IORING_NOP_FIXED_FILE), Request::Nop { file: false, fixed_error, .. } if fixed_error == e));
+    assert!(
+        matches!(nop(IORING_NOP_FILE | IORING_NOP_FIXED_FILE), Request::Nop { file: false, fixed_error, .. } if fixed_error == e)
+    );
     let e = Some(crate::errno::EFAULT);
-    assert!(matches!(nop(IORING_NOP_FIXED_BUFFER), Request::Nop { fixed_error, .. } if fixed_error == e));
-    assert!(matches!(nop(IORING_NOP_FIXED_FILE | IORING_NOP_TW), Request::Nop { file: false, fixed_error: None, .. }));
+    assert!(
+        matches!(nop(IORING_NOP_FIXED_BUFFER), Request::Nop { fixed_error, .. } if fixed_error == e)
+    );
+    assert!(matches!(
+        nop(IORING_NOP_FIXED_FILE | IORING_NOP_TW),
+        Request::Nop {
+            file: false,
+            fixed_error: None,
+            ..
+        }
+    ));
     let good = Sqe {
         fd: libc::AF_INET,
         off: libc::SOCK_STREAM as u64,
@@ -595,7 +625,10 @@ fn close_shutdown_rejections() {
         Sqe { addr: 1, ..sh },
         Sqe { op_flags: 1, ..sh },
         Sqe { buf_index: 1, ..sh },
-        Sqe { file_index: 1, ..sh },
+        Sqe {
+            file_index: 1,
+            ..sh
+        },
         Sqe { len: 3, ..sh },
         Sqe {
             len: u32::MAX,
@@ -650,7 +683,13 @@ fn poll_rejections() {
         op_flags: 1 << 30,
         ..p
     };
-    assert!(matches!(ok(s), Request::PollAdd { mode: PollMode::OneShot, .. }));
+    assert!(matches!(
+        ok(s),
+        Request::PollAdd {
+            mode: PollMode::OneShot,
+            ..
+        }
+    ));
     let r = sqe(IORING_OP_POLL_REMOVE);
     // Unknown flags, buf_index, file_index; MULTI without an events update;
     // a new user_data or events without their update flag.
@@ -692,7 +731,10 @@ fn cancel_rejections_and_keys() {
         ..c
     };
     let Request::Cancel(m) = ok(s) else { panic!() };
-    assert_eq!((m.fd_error, m.lookup_fd), (Some(crate::errno::EBADF), false));
+    assert_eq!(
+        (m.fd_error, m.lookup_fd),
+        (Some(crate::errno::EBADF), false)
+    );
     let s = Sqe {
         op_flags: IORING_ASYNC_CANCEL_FD_FIXED,
         ..c
@@ -772,7 +814,10 @@ fn buffer_rejections() {
         assert_eq!(res(s), -libc::EINVAL, "{s:?}");
     }
     assert_eq!(res(Sqe { addr: 1 << 47, ..p }), -libc::EFAULT);
-    assert!(matches!(ok(Sqe { addr: 0, ..p }), Request::ProvideBuffers { .. }));
+    assert!(matches!(
+        ok(Sqe { addr: 0, ..p }),
+        Request::ProvideBuffers { .. }
+    ));
     assert_eq!(res(Sqe { len: 0, ..p }), -libc::EINVAL);
     assert_eq!(
         res(Sqe {
