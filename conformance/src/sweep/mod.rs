@@ -22,6 +22,7 @@
 //! progress elsewhere), and [`markdown`] writes `docs/sweep.md`.
 
 mod known;
+mod names;
 mod report;
 mod specs;
 
@@ -37,7 +38,6 @@ use crate::Ctx;
 
 pub use known::known;
 pub use report::{markdown, summary, totals_markdown, Totals};
-use specs::Fix as FixKind;
 pub use specs::{specs, Fix, Spec, Support};
 
 /// user_data of the case's request.
@@ -132,8 +132,6 @@ fn hex(v: u64) -> String {
     }
 }
 
-mod names;
-
 /// One case: a spec and a perturbation.
 #[derive(Clone, Copy)]
 pub struct Case {
@@ -161,7 +159,7 @@ fn cases_of(i: usize, s: &Spec) -> Vec<Case> {
         v.extend((0..32).map(Perturb::OpFlag));
         v.extend([BadFd::Minus1, BadFd::Unused].map(Perturb::Fd));
         // A socket of the other kind, where the op names a socket.
-        if s.fixture != FixKind::None {
+        if s.fixture != Fix::None {
             v.push(Perturb::Fd(BadFd::Other));
         }
         v.extend([2, 1 << 63, u64::MAX].map(Perturb::Off));
