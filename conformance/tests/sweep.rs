@@ -9,35 +9,13 @@
 
 use std::io::Write as _;
 
-use ringline_conformance::kernel::KernelBackend;
 use ringline_conformance::sweep::{self, Class, Options};
 
 #[test]
 fn prep_check_sweep() {
-    let only: Vec<String> = std::env::var("RINGLINE_SWEEP_ONLY")
-        .map(|s| {
-            s.split(',')
-                .filter(|x| !x.is_empty())
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default();
+    let only = ringline_conformance::env_list("RINGLINE_SWEEP_ONLY");
+    let no_kernel = !ringline_conformance::kernel_side("sweep");
     let mut err = std::io::stderr();
-    let no_kernel = if std::env::var_os("RINGLINE_CONFORMANCE_NO_KERNEL").is_some() {
-        let _ = writeln!(
-            err,
-            "sweep: SKIPPING the kernel side (RINGLINE_CONFORMANCE_NO_KERNEL)"
-        );
-        true
-    } else if let Err(e) = KernelBackend::probe() {
-        let _ = writeln!(
-            err,
-            "sweep: SKIPPING the kernel side: io_uring is unavailable here ({e})"
-        );
-        true
-    } else {
-        false
-    };
     let s = sweep::run(&Options { only, no_kernel });
     let _ = writeln!(err, "sweep: {}", sweep::summary(&s));
     let bad: Vec<String> = s

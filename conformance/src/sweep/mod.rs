@@ -415,25 +415,18 @@ fn collapse(v: Vec<String>) -> Vec<String> {
 /// the spec's remaining cases.
 fn run_spec(kind: Kind, s: &Spec, cases: &[(usize, Perturb)]) -> Vec<Outcome> {
     let size = RingSize { sq: 64, cq: 256 };
-    let b: Box<dyn crate::Backend> = match kind {
-        Kind::Kernel => match KernelBackend::new(size) {
-            Ok(b) => Box::new(b),
-            Err(e) => {
-                return cases
-                    .iter()
-                    .map(|_| Some(format!("SCRIPT ERROR: {e}")))
-                    .collect()
-            }
-        },
-        Kind::Ringline => match RinglineBackend::new(size) {
-            Ok(b) => Box::new(b),
-            Err(e) => {
-                return cases
-                    .iter()
-                    .map(|_| Some(format!("SCRIPT ERROR: {e}")))
-                    .collect()
-            }
-        },
+    let made: Result<Box<dyn crate::Backend>, String> = match kind {
+        Kind::Kernel => KernelBackend::new(size).map(|b| Box::new(b) as _),
+        Kind::Ringline => RinglineBackend::new(size).map(|b| Box::new(b) as _),
+    };
+    let b = match made {
+        Ok(b) => b,
+        Err(e) => {
+            return cases
+                .iter()
+                .map(|_| Some(format!("SCRIPT ERROR: {e}")))
+                .collect()
+        }
     };
     let mut c = Ctx::new(b);
     let mut out = Vec::with_capacity(cases.len());
@@ -495,15 +488,7 @@ fn in_progress(s: &Spec, p: Perturb) -> bool {
     if s.support == Support::InProgress {
         return true;
     }
-    let netop = matches!(
-        s.op,
-        abi::IORING_OP_SEND
-            | abi::IORING_OP_RECV
-            | abi::IORING_OP_SENDMSG
-            | abi::IORING_OP_RECVMSG
-            | abi::IORING_OP_SEND_ZC
-            | abi::IORING_OP_SENDMSG_ZC
-    );
+    let netop = names::net_op(s.op);
     match p {
         // IOSQE_FIXED_FILE: registered files.
         Perturb::Flag(0) => true,

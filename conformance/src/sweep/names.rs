@@ -10,6 +10,37 @@ fn wrap(s: &str) -> String {
     }
 }
 
+/// The socket ops whose `ioprio` and `op_flags` are send/recv flags.
+pub fn net_op(op: u8) -> bool {
+    use abi::*;
+    matches!(
+        op,
+        IORING_OP_SEND
+            | IORING_OP_RECV
+            | IORING_OP_SENDMSG
+            | IORING_OP_RECVMSG
+            | IORING_OP_SEND_ZC
+            | IORING_OP_SENDMSG_ZC
+    )
+}
+
+/// The file read/write ops (an I/O priority in `ioprio`, `rw_flags`).
+fn rw_op(op: u8) -> bool {
+    use abi::*;
+    matches!(
+        op,
+        IORING_OP_READ
+            | IORING_OP_WRITE
+            | IORING_OP_READV
+            | IORING_OP_WRITEV
+            | IORING_OP_READ_FIXED
+            | IORING_OP_WRITE_FIXED
+            | IORING_OP_READ_MULTISHOT
+            | IORING_OP_READV_FIXED
+            | IORING_OP_WRITEV_FIXED
+    )
+}
+
 /// An `IOSQE_*` bit.
 pub fn sqe_flag(n: u8) -> String {
     wrap(match n {
@@ -26,10 +57,8 @@ pub fn sqe_flag(n: u8) -> String {
 
 /// An `ioprio` bit as the op reads it.
 pub fn ioprio(op: u8, n: u8) -> String {
-    use abi::*;
-    wrap(match op {
-        IORING_OP_SEND | IORING_OP_RECV | IORING_OP_SENDMSG | IORING_OP_RECVMSG
-        | IORING_OP_SEND_ZC | IORING_OP_SENDMSG_ZC => match n {
+    wrap(if net_op(op) {
+        match n {
             0 => "RECVSEND_POLL_FIRST",
             1 => "RECV_MULTISHOT",
             2 => "RECVSEND_FIXED_BUF",
@@ -37,25 +66,22 @@ pub fn ioprio(op: u8, n: u8) -> String {
             4 => "RECVSEND_BUNDLE",
             5 => "SEND_VECTORIZED",
             _ => "",
-        },
-        IORING_OP_ACCEPT => match n {
+        }
+    } else if op == abi::IORING_OP_ACCEPT {
+        match n {
             0 => "ACCEPT_MULTISHOT",
             1 => "ACCEPT_DONTWAIT",
             2 => "ACCEPT_POLL_FIRST",
             _ => "",
-        },
-        IORING_OP_READ
-        | IORING_OP_WRITE
-        | IORING_OP_READV
-        | IORING_OP_WRITEV
-        | IORING_OP_READ_FIXED
-        | IORING_OP_WRITE_FIXED
-        | IORING_OP_READ_MULTISHOT => match n {
+        }
+    } else if rw_op(op) {
+        match n {
             13..=15 => "I/O priority class",
             0..=2 => "I/O priority level",
             _ => "I/O priority hint",
-        },
-        _ => "",
+        }
+    } else {
+        ""
     })
 }
 
@@ -129,18 +155,13 @@ const POLL: [&str; 16] = [
 pub fn op_flag(op: u8, n: u8) -> String {
     use abi::*;
     let i = n as usize;
+    if net_op(op) {
+        return wrap(MSG[i]);
+    }
+    if rw_op(op) {
+        return wrap(RWF.get(i).copied().unwrap_or(""));
+    }
     wrap(match op {
-        IORING_OP_SEND | IORING_OP_RECV | IORING_OP_SENDMSG | IORING_OP_RECVMSG
-        | IORING_OP_SEND_ZC | IORING_OP_SENDMSG_ZC => MSG[i],
-        IORING_OP_READ
-        | IORING_OP_WRITE
-        | IORING_OP_READV
-        | IORING_OP_WRITEV
-        | IORING_OP_READ_FIXED
-        | IORING_OP_WRITE_FIXED
-        | IORING_OP_READ_MULTISHOT
-        | IORING_OP_READV_FIXED
-        | IORING_OP_WRITEV_FIXED => RWF.get(i).copied().unwrap_or(""),
         IORING_OP_POLL_ADD | IORING_OP_POLL_REMOVE => match n {
             28 => "EPOLLEXCLUSIVE",
             29 => "EPOLLWAKEUP",
