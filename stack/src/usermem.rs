@@ -46,6 +46,10 @@ use core::ptr;
 /// address there is a fault, as `copy_from_user` would find.
 pub const LOWEST_MAPPABLE: u64 = 4096;
 
+/// The end of user space on x86-64 (`TASK_SIZE_MAX`): `access_ok` refuses a
+/// range that ends past it.
+pub const USER_SPACE_END: u64 = (1 << 47) - 4096;
+
 /// `-EFAULT` if `addr..addr+len` is null, lies in the never-mapped first
 /// page, or wraps the address space.
 pub fn check(addr: u64, len: usize) -> Result<(), Errno> {

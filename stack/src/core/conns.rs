@@ -763,4 +763,3 @@ mod tests {
         assert_eq!(t.next_dirty(0), Some(a));
     }
 }
-
