@@ -496,7 +496,10 @@ impl Ctx {
     /// The normalised token of one CQE.
     pub fn token(&self, c: &Cqe) -> String {
         let op = self.names.get(&c.user_data).map(|n| n.1);
-        let mut s = if c.res < 0 {
+        let mut s = if c.flags & abi::IORING_CQE_F_NOTIF != 0 && c.res != 0 {
+            // A notification's res is flags (IORING_NOTIF_USAGE_ZC_COPIED).
+            format!("{:#x}", c.res as u32)
+        } else if c.res < 0 {
             format!("-{}", errno_name(-c.res))
         } else if matches!(op, Some(abi::IORING_OP_ACCEPT | abi::IORING_OP_SOCKET)) {
             "fd".to_string()

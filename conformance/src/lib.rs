@@ -25,6 +25,7 @@ pub mod kernel;
 pub mod ringline_backend;
 pub mod runner;
 pub mod scenarios;
+pub mod sweep;
 
 pub use backend::{Backend, Kind, PeerId, RingSize};
 pub use ctx::Ctx;
@@ -72,4 +73,40 @@ pub struct Scenario {
     pub expect: Expect,
     /// The script.
     pub run: fn(&mut Ctx) -> Result<(), String>,
+}
+
+/// Whether to run the kernel side: not when `RINGLINE_CONFORMANCE_NO_KERNEL`
+/// is set or io_uring is unavailable (each says so on stderr, prefixed with
+/// `tag`).
+pub fn kernel_side(tag: &str) -> bool {
+    use std::io::Write as _;
+    if std::env::var_os("RINGLINE_CONFORMANCE_NO_KERNEL").is_some() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "{tag}: SKIPPING the kernel side (RINGLINE_CONFORMANCE_NO_KERNEL)"
+        );
+        return false;
+    }
+    match kernel::KernelBackend::probe() {
+        Ok(()) => true,
+        Err(e) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "{tag}: SKIPPING the kernel side: io_uring is unavailable here ({e}); running ringline only"
+            );
+            false
+        }
+    }
+}
+
+/// The comma-separated names in environment variable `var` (none when unset).
+pub fn env_list(var: &str) -> Vec<String> {
+    std::env::var(var)
+        .map(|s| {
+            s.split(',')
+                .filter(|x| !x.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
 }

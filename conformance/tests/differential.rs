@@ -9,38 +9,13 @@
 
 use std::io::Write as _;
 
-use ringline_conformance::kernel::KernelBackend;
 use ringline_conformance::runner::{self, Verdict};
 use ringline_conformance::scenarios;
 
 #[test]
 fn differential_suite() {
-    let only: Vec<String> = std::env::var("RINGLINE_CONFORMANCE_ONLY")
-        .map(|s| {
-            s.split(',')
-                .filter(|x| !x.is_empty())
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default();
-    let kernel = if std::env::var_os("RINGLINE_CONFORMANCE_NO_KERNEL").is_some() {
-        let _ = writeln!(
-            std::io::stderr(),
-            "conformance: SKIPPING the kernel side (RINGLINE_CONFORMANCE_NO_KERNEL)"
-        );
-        false
-    } else {
-        match KernelBackend::probe() {
-            Ok(()) => true,
-            Err(e) => {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "conformance: SKIPPING the kernel side: io_uring is unavailable here ({e}); running ringline only"
-                );
-                false
-            }
-        }
-    };
+    let only = ringline_conformance::env_list("RINGLINE_CONFORMANCE_ONLY");
+    let kernel = ringline_conformance::kernel_side("conformance");
     // One test runs every scenario in turn: the kernel backend closes the fds it
     // created by number, which is only safe with no other test thread opening fds.
     let reports = runner::run_all(&scenarios::all(), &only, kernel);

@@ -493,6 +493,11 @@ pub const IORING_ASYNC_CANCEL_OP: u32 = 1 << 5;
 
 // ---- NOP flags ----
 pub const IORING_NOP_INJECT_RESULT: u32 = 1 << 0;
+pub const IORING_NOP_FILE: u32 = 1 << 1;
+pub const IORING_NOP_FIXED_FILE: u32 = 1 << 2;
+pub const IORING_NOP_FIXED_BUFFER: u32 = 1 << 3;
+pub const IORING_NOP_TW: u32 = 1 << 4;
+pub const IORING_NOP_CQE32: u32 = 1 << 5;
 
 // ---- TIMEOUT flags ----
 pub const IORING_TIMEOUT_ABS: u32 = 1 << 0;

@@ -125,6 +125,10 @@ fn resolve_in(w: Window, addr: u64, len: usize) -> Result<*mut u8, Errno> {
 /// address there is a fault, as `copy_from_user` would find.
 pub const LOWEST_MAPPABLE: u64 = 4096;
 
+/// The end of user space on x86-64 (`TASK_SIZE_MAX`): `access_ok` refuses a
+/// range that ends past it.
+pub const USER_SPACE_END: u64 = (1 << 47) - 4096;
+
 /// `-EFAULT` if `addr..addr+len` is null, lies in the never-mapped first
 /// page, or wraps the address space.
 /// (Attached application: or falls outside its buffer region.)

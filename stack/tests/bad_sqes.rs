@@ -95,7 +95,7 @@ fn table_of_bad_sqes() {
     let mut personality = opcode::Nop::new().build().into_sqe();
     personality.personality = 3;
     let mut nop_flags = opcode::Nop::new().build().into_sqe();
-    nop_flags.op_flags = 1 << 4;
+    nop_flags.op_flags = 1 << 6; // bits 1..=4 are NOP_FILE, _FIXED_FILE, _FIXED_BUFFER, _TW
     let mut poll_level = opcode::PollAdd::new(listener, libc::POLLIN as u32)
         .build()
         .into_sqe();
@@ -238,7 +238,8 @@ fn table_of_bad_sqes() {
         (
             "provide 0 buffers",
             opcode::ProvideBuffers::new(buf.as_mut_ptr(), 16, 0, 1, 0).build(),
-            -libc::EINVAL,
+            // io_provide_buffers_prep: a count of 0 is -E2BIG, as one too large.
+            -libc::E2BIG,
         ),
         (
             "remove from unknown group",

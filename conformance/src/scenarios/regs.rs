@@ -294,6 +294,44 @@ pub fn files_fixed_ops(c: &mut Ctx) -> R {
         "nop(FIXED_FILE, slot 99)",
         fixed(abi::IORING_OP_NOP, 99, 6),
     )?;
+    // NOP with IORING_NOP_FILE | IORING_NOP_FIXED_FILE looks up slot `fd`;
+    // ASYNC_CANCEL refuses FD with ANY and looks a slot up with FD_FIXED.
+    for (name, slot, ud) in [
+        ("nop(NOP_FIXED_FILE, slot 2)", 2, 20),
+        ("nop(NOP_FIXED_FILE, slot 0, empty)", 0, 21),
+        ("nop(NOP_FIXED_FILE, slot 99)", 99, 22),
+    ] {
+        let mut s = raw(abi::IORING_OP_NOP, slot, ud);
+        s.op_flags = abi::IORING_NOP_FILE | abi::IORING_NOP_FIXED_FILE;
+        run(c, name, s)?;
+    }
+    for (name, slot, ud, any) in [
+        (
+            "cancel(FD_FIXED | ANY, slot 2)",
+            2,
+            23,
+            abi::IORING_ASYNC_CANCEL_ANY,
+        ),
+        (
+            "cancel(FD_FIXED | ALL, slot 0, empty)",
+            0,
+            24,
+            abi::IORING_ASYNC_CANCEL_ALL,
+        ),
+        (
+            "cancel(FD_FIXED | ALL, slot 2)",
+            2,
+            25,
+            abi::IORING_ASYNC_CANCEL_ALL,
+        ),
+    ] {
+        let mut s = raw(abi::IORING_OP_ASYNC_CANCEL, slot, ud);
+        s.op_flags = abi::IORING_ASYNC_CANCEL_FD | abi::IORING_ASYNC_CANCEL_FD_FIXED | any;
+        run(c, name, s)?;
+    }
+    let mut s = raw(abi::IORING_OP_ASYNC_CANCEL, -1, 26);
+    s.op_flags = abi::IORING_ASYNC_CANCEL_OP | abi::IORING_ASYNC_CANCEL_ANY;
+    run(c, "cancel(OP | ANY)", s)?;
     run(c, "close(fd)", raw(abi::IORING_OP_CLOSE, fd, 7))?;
     let s = fixed(abi::IORING_OP_WRITE, 2, 8);
     let out = pattern(10, 63);
@@ -524,6 +562,16 @@ pub fn bufs_registered(c: &mut Ctx) -> R {
         good,
         3,
     );
+    // NOP with IORING_NOP_FIXED_BUFFER looks up buffer `buf_index`.
+    for (name, idx, ud) in [
+        ("nop(FIXED_BUFFER, buf 0)", 0, 20),
+        ("nop(FIXED_BUFFER, buf 1, empty)", 1, 21),
+        ("nop(FIXED_BUFFER, buf 3, none)", 3, 22),
+    ] {
+        let mut s = raw(abi::IORING_OP_NOP, -1, ud);
+        (s.op_flags, s.buf_index) = (abi::IORING_NOP_FIXED_BUFFER, idx);
+        run(c, name, s)?;
+    }
     let data = pattern(16, 66);
     c.peer_send(p, &data)?;
     c.quiet();
@@ -626,6 +674,9 @@ pub fn bufs_registered(c: &mut Ctx) -> R {
         0,
     );
     run(c, "write_fixed(unregistered)", rwf(write, 15, 2, b, 16))?;
+    let mut s = raw(abi::IORING_OP_NOP, -1, 23);
+    s.op_flags = abi::IORING_NOP_FIXED_BUFFER;
+    run(c, "nop(FIXED_BUFFER, unregistered)", s)?;
     Ok(())
 }
 

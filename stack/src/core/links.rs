@@ -89,6 +89,9 @@ pub(crate) struct Links {
     issuing: Option<ChainId>,
     /// SQEs held back by `IOSQE_IO_DRAIN`, in submission order.
     drain_q: VecDeque<Sqe>,
+    /// The last request started was a DRAIN one: as in Linux, no new SQE
+    /// starts before it completes (before nothing is in flight).
+    drain_next: bool,
 }
 
 impl Links {
@@ -96,7 +99,9 @@ impl Links {
     pub(crate) fn route(&self, sqe: &Sqe, in_flight: usize) -> Route {
         if self.building.is_some() {
             Route::Append
-        } else if !self.drain_q.is_empty() || (sqe.flags & IOSQE_IO_DRAIN != 0 && in_flight > 0) {
+        } else if !self.drain_q.is_empty()
+            || ((sqe.flags & IOSQE_IO_DRAIN != 0 || self.drain_next) && in_flight > 0)
+        {
             Route::Hold
         } else {
             Route::Start
@@ -111,6 +116,8 @@ impl Links {
     /// A new request is issued: if it links to the next SQE, a chain opens
     /// and the request runs in it (returned).
     pub(crate) fn start(&mut self, sqe: &Sqe) -> Option<ChainId> {
+        // A DRAIN request holds the SQEs after it until it completes.
+        self.drain_next = sqe.flags & IOSQE_IO_DRAIN != 0;
         if sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK) == 0 {
             return None;
         }
@@ -252,7 +259,8 @@ impl Links {
     /// outstanding (a DRAIN SQE waits until there are none).
     pub(crate) fn release_drained(&mut self, in_flight: usize) -> Option<Sqe> {
         let front = self.drain_q.front()?;
-        if self.building.is_none() && front.flags & IOSQE_IO_DRAIN != 0 && in_flight > 0 {
+        let drain = front.flags & IOSQE_IO_DRAIN != 0 || self.drain_next;
+        if self.building.is_none() && drain && in_flight > 0 {
             return None;
         }
         self.drain_q.pop_front()
@@ -402,5 +410,20 @@ mod tests {
         assert_eq!(l.release_drained(0).map(|s| s.user_data), Some(1));
         assert_eq!(l.release_drained(5).map(|s| s.user_data), Some(2));
         assert_eq!(l.release_drained(0), None);
+    }
+
+    #[test]
+    fn nothing_starts_before_a_started_drain_completes() {
+        let mut l = Links::default();
+        let d = sqe(IORING_OP_NOP, IOSQE_IO_DRAIN, 1);
+        assert_eq!(l.route(&d, 0), Route::Start);
+        let _ = l.start(&d);
+        let after = sqe(IORING_OP_NOP, 0, 2);
+        assert_eq!(l.route(&after, 1), Route::Hold, "the drain runs");
+        l.hold(after);
+        assert_eq!(l.release_drained(1), None);
+        assert_eq!(l.release_drained(0).map(|s| s.user_data), Some(2));
+        let _ = l.start(&after);
+        assert_eq!(l.route(&sqe(IORING_OP_NOP, 0, 3), 1), Route::Start);
     }
 }

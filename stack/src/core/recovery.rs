@@ -1124,7 +1124,7 @@ mod tests {
         assert_eq!(r.on_heard(&ack(2000, &[(1500, 1600)]), 5_000), None);
         assert!(r.reo_seen);
         let wnd = r.reo_wnd();
-        assert!(wnd >= 1_000 && wnd <= 4_000, "{wnd}");
+        assert!((1_000..=4_000).contains(&wnd), "{wnd}");
         // 2000..2100 late; five segments SACKed above it at once: not lost
         // yet (DupThresh alone would say lost).
         assert_eq!(r.on_heard(&ack(2000, &[(2100, 2600)]), 6_000), None);

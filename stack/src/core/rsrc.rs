@@ -128,6 +128,15 @@ pub(crate) struct RegBufs {
 }
 
 impl RegBufs {
+    /// Whether registered buffer `index` exists (`io_find_buf_node`: in the
+    /// table and not an empty entry).
+    #[inline]
+    pub(crate) fn exists(&self, index: u16) -> bool {
+        self.bufs
+            .get(index as usize)
+            .is_some_and(|&(base, _)| base != 0)
+    }
+
     /// `-EFAULT` unless `addr..addr + len` lies in registered buffer `index`
     /// (`io_import_reg_buf`: a missing buffer, an overflow or a range outside
     /// it).
@@ -480,5 +489,7 @@ mod tests {
         assert_eq!(b.check(1, 0x10000, 1), Err(errno::EFAULT), "empty entry");
         assert_eq!(b.check(2, 0x10000, 1), Err(errno::EFAULT), "no such buffer");
         assert_eq!(b.check(0, u64::MAX, 1), Err(errno::EFAULT));
+        let exists: Vec<bool> = (0..3).map(|i| b.exists(i)).collect();
+        assert_eq!(exists, [true, false, false], "NOP_FIXED_BUFFER's lookup");
     }
 }

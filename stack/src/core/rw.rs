@@ -46,6 +46,11 @@ impl Core {
                 // the socket's state is looked at).
                 return Ok(Some((0, 0)));
             }
+        } else if let Some(e) = r.issue_err {
+            // RECV, RECVMSG: msg_flags TCP answers at once (MSG_OOB,
+            // MSG_ERRQUEUE), once the socket is found.
+            self.fds.get(sub.fd).ok_or(errno::EBADF)?;
+            return Err(e);
         }
         let cid = self.conn_of(sub.fd)?;
         // RECVMSG: the msghdr is read once, at submission (FEAT_SUBMIT_STABLE).
@@ -312,26 +317,31 @@ impl Core {
         }
         match self.send(sub, r) {
             Err(e) => {
-                // A zero-copy send that failed once issued still posts its
-                // notification, as in Linux: -errno with F_MORE, then it.
-                let kind = OpKind::Send {
-                    addr: 0,
-                    len: 0,
-                    iovlen: 0,
-                    done: 0,
-                    waitall: false,
-                    zc: if r.report_usage {
-                        ZeroCopy::ReportUsage
-                    } else {
-                        ZeroCopy::Notify
-                    },
-                };
-                let id = self.park(sub, kind, Owner::None);
-                self.cq.fail(id, e);
+                self.fail_zero_copy(sub, r.report_usage, e);
                 Ok(None)
             }
             ok => ok,
         }
+    }
+
+    /// A zero-copy send that failed once issued still posts its
+    /// notification, as in Linux (io_send_zc_prep allocated it): -errno with
+    /// F_MORE, then it.
+    pub(crate) fn fail_zero_copy(&mut self, sub: &Submission, report_usage: bool, e: errno::Errno) {
+        let kind = OpKind::Send {
+            addr: 0,
+            len: 0,
+            iovlen: 0,
+            done: 0,
+            waitall: false,
+            zc: if report_usage {
+                ZeroCopy::ReportUsage
+            } else {
+                ZeroCopy::Notify
+            },
+        };
+        let id = self.park(sub, kind, Owner::None);
+        self.cq.fail(id, e);
     }
 
     fn send(&mut self, sub: &Submission, r: Send) -> OpResult {
@@ -497,7 +507,9 @@ impl Core {
             // A ring-mapped group is not a legacy list.
             return Err(errno::EINVAL);
         }
-        usermem::check(addr, len as usize * count as usize)?;
+        // Nothing is read now (decode checked the range is user space, as
+        // `access_ok`); a buffer that is not mapped fails the receive that
+        // selects it (`usermem::slice_mut`, -EFAULT).
         self.bufs
             .provide(group, addr, len, count, first_bid as u32)?;
         Ok(Some((0, 0)))

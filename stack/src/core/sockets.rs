@@ -478,6 +478,13 @@ impl Core {
     }
 
     pub(crate) fn op_shutdown(&mut self, sub: &Submission, how: ShutdownHow) -> OpResult {
+        // inet_shutdown on a listener: SHUT_WR changes nothing (0); SHUT_RD and
+        // SHUT_RDWR disconnect it in Linux, which ringline does not do (-ENOTCONN,
+        // a documented difference).
+        if let (Some(super::fds::Fd::Listener(_)), ShutdownHow::Write) = (self.fds.get(sub.fd), how)
+        {
+            return Ok(Some((0, 0)));
+        }
         let cid = self.conn_of(sub.fd)?;
         let c = self.conns.get_mut(cid);
         if !c.established || c.reset != Reset::No {

@@ -122,7 +122,7 @@ impl Core {
     /// Decodes `sqe`, runs its executor, and completes it now unless it
     /// parked.
     fn issue(&mut self, sqe: &Sqe) {
-        let sub = match Submission::decode(sqe).and_then(|s| self.resolve_file(s)) {
+        let mut sub = match Submission::decode(sqe) {
             Ok(sub) => sub,
             Err(e) => {
                 let chain = self.links.issuing();
@@ -131,6 +131,16 @@ impl Core {
                 return;
             }
         };
+        if let Err(e) = self.resolve_file(&mut sub) {
+            match sub.req {
+                // A zero-copy send posts it as every zero-copy failure.
+                Request::Send(s) if s.kind.zero_copy() => {
+                    self.fail_zero_copy(&sub, s.report_usage, e);
+                }
+                _ => self.complete(&sub, e.as_res(), 0),
+            }
+            return;
+        }
         if self.fds.has_hook() && names_socket(&sub.req) && self.fds.get(sub.fd).is_none() {
             if let Err(e) = self.adopt_fd(sub.fd) {
                 self.complete(&sub, e.as_res(), 0);
@@ -138,7 +148,12 @@ impl Core {
             }
         }
         let r = match sub.req {
-            Request::Nop { inject } => Ok(Some((inject.unwrap_or(0), 0))),
+            Request::Nop {
+                inject,
+                file,
+                fixed_file,
+                buf,
+            } => self.op_nop(sub.fd, inject, file, fixed_file, buf),
             Request::Socket { direct, .. } => self.op_socket(direct),
             Request::Bind { addr, addrlen } => self.op_bind(&sub, addr, addrlen),
             Request::Listen { backlog } => self.op_listen(&sub, backlog),
@@ -148,9 +163,14 @@ impl Core {
             Request::Send(mut s) => {
                 if s.fixed_buf {
                     // io_send_zc_import: a fault there is posted as every
-                    // zero-copy failure, once the socket is found.
+                    // zero-copy failure, once the socket is found. It runs
+                    // after the prep checks and before the send, where
+                    // MSG_FASTOPEN's -EISCONN comes from.
                     if let Err(e) = self.regbufs.check(sqe.buf_index, s.addr, s.len) {
-                        s.issue_err = s.issue_err.or(Some(e));
+                        s.issue_err = match s.issue_err {
+                            Some(p) if p != errno::EISCONN => Some(p),
+                            _ => Some(e),
+                        };
                     }
                 }
                 self.op_send(&sub, s)
@@ -181,8 +201,12 @@ impl Core {
             Request::TimeoutRemove { target, update } => {
                 self.op_timeout_remove(&sub, target, update)
             }
-            // A LINK_TIMEOUT must follow a linked request in the same submission.
-            Request::LinkTimeout(_) => Err(errno::EINVAL),
+            // A LINK_TIMEOUT must follow a linked request in the same
+            // submission; as in Linux's prep, its timespec is read first
+            // (-EFAULT).
+            Request::LinkTimeout(spec) => {
+                crate::usermem::check(spec.ts_addr, 16).and(Err(errno::EINVAL))
+            }
         };
         match r {
             Ok(Some((res, flags))) => self.complete(&sub, res, flags),
@@ -195,16 +219,16 @@ impl Core {
     /// `IOSQE_FIXED_FILE` the socket in that file-table slot (none:
     /// `-EBADF`); without, a socket only slots name is no fd's.
     #[inline]
-    fn resolve_file(&self, mut sub: Submission) -> Result<Submission, errno::Errno> {
+    fn resolve_file(&self, sub: &mut Submission) -> Result<(), errno::Errno> {
         if !needs_file(sub.opcode) {
-            return Ok(sub);
+            return Ok(());
         }
         if sub.flags & IOSQE_FIXED_FILE != 0 {
             sub.fd = self.files.get(sub.fd as u32).ok_or(errno::EBADF)?;
         } else if self.fds.hidden(sub.fd) {
             sub.fd = -1;
         }
-        Ok(sub)
+        Ok(())
     }
 
     /// `IORING_ASYNC_CANCEL_FD`'s file, as `io_async_cancel` looks it up at
@@ -223,6 +247,34 @@ impl Core {
             m.fd = Some(sock.ok_or(errno::EBADF)?);
         }
         Ok(m)
+    }
+
+    /// NOP (`io_nop`): with `file` the fd must name a socket (with
+    /// `fixed_file`, file-table slot `fd` must hold one), else `-EBADF`;
+    /// then with `buf` registered buffer `buf` must exist, else `-EFAULT`;
+    /// then the result, `inject` or 0.
+    fn op_nop(
+        &self,
+        fd: i32,
+        inject: Option<i32>,
+        file: bool,
+        fixed_file: bool,
+        buf: Option<u16>,
+    ) -> super::OpResult {
+        if file {
+            let found = if fixed_file {
+                self.files.get(fd as u32).is_some()
+            } else {
+                self.fds.visible(fd)
+            };
+            if !found {
+                return Err(errno::EBADF);
+            }
+        }
+        if buf.is_some_and(|b| !self.regbufs.exists(b)) {
+            return Err(errno::EFAULT);
+        }
+        Ok(Some((inject.unwrap_or(0), 0)))
     }
 
     /// READ_FIXED / WRITE_FIXED: the socket, then the registered buffer

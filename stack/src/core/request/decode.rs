@@ -4,7 +4,7 @@ use ringline_ring::abi::*;
 
 use super::*;
 
-use crate::errno::{EFAULT, ESPIPE};
+use crate::errno::{EAGAIN, EFAULT, EISCONN, ESOCKTNOSUPPORT, ESPIPE};
 use crate::legacy::MAX_BIDS_PER_BGID;
 use crate::usermem::UIO_MAXIOV;
 
@@ -19,6 +19,10 @@ const RWF_DONTCACHE: u32 = 0x0000_0080;
 /// Every `RWF_*` flag Linux 6.18 defines (`RWF_SUPPORTED`: HIPRI, DSYNC,
 /// SYNC, NOWAIT, APPEND, NOAPPEND, ATOMIC, DONTCACHE, NOSIGNAL).
 const RWF_SUPPORTED: u32 = 0x0000_01ff;
+/// `EPOLLONESHOT`.
+const EPOLLONESHOT: u32 = 1 << 30;
+/// `MSG_FASTOPEN`.
+const MSG_FASTOPEN: u32 = 0x2000_0000;
 
 impl Request {
     /// Checks `sqe` as the kernel's submission path and prep functions do and
@@ -33,7 +37,7 @@ impl Request {
             IORING_OP_NOP => decode_nop(sqe),
             IORING_OP_SOCKET => decode_socket(sqe),
             IORING_OP_BIND => decode_bind(sqe),
-            IORING_OP_LISTEN => Ok(Request::Listen { backlog: sqe.len }),
+            IORING_OP_LISTEN => decode_listen(sqe),
             IORING_OP_ACCEPT => decode_accept(sqe),
             IORING_OP_CONNECT => decode_connect(sqe),
             IORING_OP_RECV
@@ -71,6 +75,11 @@ fn check_common(sqe: &Sqe) -> Result<(), Errno> {
     if sqe.opcode >= IORING_OP_LAST {
         return Err(EINVAL);
     }
+    // io_init_req: a 128-byte SQE op on a ring without IORING_SETUP_SQE_MIXED
+    // (ringline's SQEs are always 64 bytes).
+    if matches!(sqe.opcode, IORING_OP_NOP128 | IORING_OP_URING_CMD128) {
+        return Err(EINVAL);
+    }
     // io_init_req: an SQE flag Linux does not define is -EINVAL.
     if sqe.flags & !IOSQE_ALL != 0 {
         return Err(EINVAL);
@@ -82,26 +91,85 @@ fn check_common(sqe: &Sqe) -> Result<(), Errno> {
         return Err(EINVAL);
     }
     // io_init_req: BUFFER_SELECT on an opcode without buffer selection is
-    // -EOPNOTSUPP (ringline selects buffers for the receives only).
+    // -EOPNOTSUPP (ringline selects buffers for the receives only; a
+    // URING_CMD's prep checks it against its MULTISHOT flag).
     if sqe.flags & IOSQE_BUFFER_SELECT != 0
         && !matches!(
             sqe.opcode,
-            IORING_OP_RECV | IORING_OP_READ | IORING_OP_RECVMSG | IORING_OP_READ_MULTISHOT
+            IORING_OP_RECV
+                | IORING_OP_READ
+                | IORING_OP_RECVMSG
+                | IORING_OP_READ_MULTISHOT
+                | IORING_OP_URING_CMD
         )
     {
         return Err(EOPNOTSUPP);
+    }
+    // io_init_req: `ioprio` on an op that has none (`io_issue_def::ioprio`).
+    if sqe.ioprio != 0 && !uses_ioprio(sqe.opcode) {
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
+/// The ops whose `io_issue_def` has `ioprio` (Linux 6.18): an I/O priority
+/// for the file ops, flag bits for the socket ops. Any other op with a
+/// non-zero `ioprio` is `-EINVAL` before its prep runs.
+#[inline(always)]
+fn uses_ioprio(op: u8) -> bool {
+    matches!(
+        op,
+        IORING_OP_READV
+            | IORING_OP_WRITEV
+            | IORING_OP_READ_FIXED
+            | IORING_OP_WRITE_FIXED
+            | IORING_OP_SENDMSG
+            | IORING_OP_RECVMSG
+            | IORING_OP_ACCEPT
+            | IORING_OP_READ
+            | IORING_OP_WRITE
+            | IORING_OP_SEND
+            | IORING_OP_RECV
+            | IORING_OP_SEND_ZC
+            | IORING_OP_SENDMSG_ZC
+            | IORING_OP_READV_FIXED
+            | IORING_OP_WRITEV_FIXED
+    )
+}
+
+/// `splice_fd_in` / `file_index` set where an op's prep wants it 0.
+#[inline(always)]
+fn reserved(fields: &[u64]) -> Result<(), Errno> {
+    if fields.iter().any(|&f| f != 0) {
+        return Err(EINVAL);
     }
     Ok(())
 }
 
 #[inline(always)]
 fn decode_nop(sqe: &Sqe) -> Result<Request, Errno> {
-    // io_nop_prep: unknown nop_flags.
-    if sqe.op_flags & !IORING_NOP_INJECT_RESULT != 0 {
+    const KNOWN: u32 = IORING_NOP_INJECT_RESULT
+        | IORING_NOP_FILE
+        | IORING_NOP_FIXED_FILE
+        | IORING_NOP_FIXED_BUFFER
+        | IORING_NOP_TW;
+    // io_nop_prep: unknown nop_flags; IORING_NOP_CQE32 needs a ring with
+    // 32-byte CQEs, which ringline's never are.
+    if sqe.op_flags & !KNOWN != 0 {
         return Err(EINVAL);
     }
-    let inject = (sqe.op_flags & IORING_NOP_INJECT_RESULT != 0).then_some(sqe.len as i32);
-    Ok(Request::Nop { inject })
+    let f = sqe.op_flags;
+    // io_nop_prep, io_nop: IORING_NOP_FILE looks the fd up at issue (with
+    // IORING_NOP_FIXED_FILE a file-table slot; without NOP_FILE that flag
+    // means nothing); IORING_NOP_FIXED_BUFFER looks up registered buffer
+    // `buf_index`. IORING_NOP_TW only changes how Linux posts the CQE.
+    let file = f & IORING_NOP_FILE != 0;
+    Ok(Request::Nop {
+        inject: (f & IORING_NOP_INJECT_RESULT != 0).then_some(sqe.len as i32),
+        file,
+        fixed_file: file && f & IORING_NOP_FIXED_FILE != 0,
+        buf: (f & IORING_NOP_FIXED_BUFFER != 0).then_some(sqe.buf_index),
+    })
 }
 
 /// The direct descriptor `file_index` asks for (0: none).
@@ -123,24 +191,36 @@ fn decode_socket(sqe: &Sqe) -> Result<Request, Errno> {
     if sqe.file_index != 0 && sqe.off & u64::from(SOCK_CLOEXEC) != 0 {
         return Err(EINVAL);
     }
-    // What socket(2) answers for the domain, type and protocol ringline lacks.
+    // What socket(2) answers for the domain, type and protocol ringline lacks
+    // (io_socket_prep keeps `off` and `len` as ints).
     if sqe.fd != libc::AF_INET {
         return Err(EAFNOSUPPORT);
     }
-    let ty = sqe.off;
-    let type_flags = u64::from(SOCK_NONBLOCK | SOCK_CLOEXEC);
+    let ty = sqe.off as u32;
+    let type_flags = SOCK_NONBLOCK | SOCK_CLOEXEC;
     if ty & !(0xf | type_flags) != 0 {
         return Err(EINVAL);
     }
-    if ty & 0xf != libc::SOCK_STREAM as u64 {
+    // __sock_create: a type past SOCK_MAX (11) or a negative protocol, or one
+    // past IPPROTO_MAX (263), is -EINVAL; inet_create: a type AF_INET lacks
+    // (0, RDM, SEQPACKET, DCCP, PACKET) -ESOCKTNOSUPPORT.
+    let (kind, proto) = (ty & 0xf, sqe.len as i32);
+    if kind >= 11 || !(0..263).contains(&proto) {
+        return Err(EINVAL);
+    }
+    if !matches!(kind, 1..=3) {
+        return Err(ESOCKTNOSUPPORT);
+    }
+    // UDP and raw sockets: ringline has TCP only.
+    if kind != libc::SOCK_STREAM as u32 {
         return Err(EPROTONOSUPPORT);
     }
-    if sqe.len != 0 && sqe.len != libc::IPPROTO_TCP as u32 {
+    if proto != 0 && proto != libc::IPPROTO_TCP {
         return Err(EPROTONOSUPPORT);
     }
     Ok(Request::Socket {
-        nonblock: ty & u64::from(SOCK_NONBLOCK) != 0,
-        cloexec: ty & u64::from(SOCK_CLOEXEC) != 0,
+        nonblock: ty & SOCK_NONBLOCK != 0,
+        cloexec: ty & SOCK_CLOEXEC != 0,
         direct: direct(sqe.file_index),
     })
 }
@@ -150,13 +230,41 @@ fn decode_socket(sqe: &Sqe) -> Result<Request, Errno> {
 /// `sockaddr_in` is `-EINVAL`.
 #[inline]
 fn check_addrlen(addrlen: u64) -> Result<(), Errno> {
-    if addrlen < SOCKADDR_IN_LEN {
+    // The prep keeps it as an int; move_addr_to_kernel: negative or longer
+    // than a sockaddr_storage is -EINVAL.
+    let len = addrlen as u32 as i32;
+    if len < SOCKADDR_IN_LEN as i32 || len > SOCKADDR_STORAGE_LEN as i32 {
         return Err(EINVAL);
     }
     Ok(())
 }
 
+/// io_bind_prep, io_connect_prep: `len`, `buf_index`, `rw_flags`,
+/// `splice_fd_in` must be 0.
+#[inline]
+fn check_bind_connect(sqe: &Sqe) -> Result<(), Errno> {
+    reserved(&[
+        sqe.len.into(),
+        sqe.buf_index.into(),
+        sqe.op_flags.into(),
+        sqe.file_index.into(),
+    ])
+}
+
+fn decode_listen(sqe: &Sqe) -> Result<Request, Errno> {
+    // io_listen_prep: addr, buf_index, rw_flags, splice_fd_in, addr2 must be 0.
+    reserved(&[
+        sqe.addr,
+        sqe.buf_index.into(),
+        sqe.op_flags.into(),
+        sqe.file_index.into(),
+        sqe.off,
+    ])?;
+    Ok(Request::Listen { backlog: sqe.len })
+}
+
 fn decode_bind(sqe: &Sqe) -> Result<Request, Errno> {
+    check_bind_connect(sqe)?;
     // Order: before the request layer, the socket check (-EBADF, -EINVAL for a non-fresh or
     // bound one) before this addrlen check.
     check_addrlen(sqe.off)?;
@@ -167,6 +275,7 @@ fn decode_bind(sqe: &Sqe) -> Result<Request, Errno> {
 }
 
 fn decode_connect(sqe: &Sqe) -> Result<Request, Errno> {
+    check_bind_connect(sqe)?;
     // Order: before the request layer, the socket check (-EBADF, -EALREADY, -EISCONN)
     // before this addrlen check.
     check_addrlen(sqe.off)?;
@@ -227,20 +336,35 @@ fn decode_recv(sqe: &Sqe) -> Result<Request, Errno> {
         _ => RecvKind::Recv,
     };
     let read = kind.is_rw();
+    let mut attr_err = None;
     if read {
         // io_prep_rw: ioprio is an I/O priority, not flags.
         check_ioprio(sqe.ioprio)?;
+        attr_err = rw_attr(sqe)?;
         // io_prep_rwv's iovec import: more than UIO_MAXIOV iovecs.
         if kind == RecvKind::Readv && sqe.len > UIO_MAXIOV {
             return Err(EINVAL);
         }
-    } else if sqe.ioprio
-        & !(IORING_RECVSEND_POLL_FIRST | IORING_RECV_MULTISHOT | IORING_RECVSEND_BUNDLE)
-        != 0
-        || (kind == RecvKind::RecvMsg && sqe.ioprio & IORING_RECVSEND_BUNDLE != 0)
-    {
-        // io_recvmsg_prep: unknown ioprio flags; RECVMSG takes no bundle.
-        return Err(EINVAL);
+    } else {
+        // io_recvmsg_prep: addr2 must be 0; unknown ioprio flags; RECVMSG
+        // takes no bundle.
+        let known = IORING_RECVSEND_POLL_FIRST | IORING_RECV_MULTISHOT | IORING_RECVSEND_BUNDLE;
+        if sqe.off != 0
+            || sqe.ioprio & !known != 0
+            || (kind == RecvKind::RecvMsg && sqe.ioprio & IORING_RECVSEND_BUNDLE != 0)
+        {
+            return Err(EINVAL);
+        }
+        // A length past INT_MAX.
+        if sqe.len > i32::MAX as u32 {
+            return Err(EINVAL);
+        }
+        // io_recvmsg_prep: `optlen` is the multishot RECV's total cap, and
+        // must be 0 everywhere else.
+        let mshot_recv = kind == RecvKind::Recv && sqe.ioprio & IORING_RECV_MULTISHOT != 0;
+        if sqe.file_index != 0 && !mshot_recv {
+            return Err(EINVAL);
+        }
     }
     let select = sqe.flags & IOSQE_BUFFER_SELECT != 0;
     let read_multishot = sqe.opcode == IORING_OP_READ_MULTISHOT;
@@ -262,7 +386,8 @@ fn decode_recv(sqe: &Sqe) -> Result<Request, Errno> {
     if multishot && (!select || msg_flags & MSG_WAITALL != 0) {
         return Err(EINVAL);
     }
-    // The multishot total cap (optlen, Linux 6.17) is not supported yet.
+    // The multishot RECV's total cap (optlen, Linux 6.17) is not implemented
+    // (a documented difference in docs/sweep.md).
     if multishot && !read && sqe.optlen() != 0 {
         return Err(EINVAL);
     }
@@ -276,11 +401,44 @@ fn decode_recv(sqe: &Sqe) -> Result<Request, Errno> {
         bundle: !read && sqe.ioprio & IORING_RECVSEND_BUNDLE != 0,
         poll_first: !read && sqe.ioprio & IORING_RECVSEND_POLL_FIRST != 0,
         issue_err: if read {
-            rw_issue_error(sqe.op_flags, sqe.off)
+            attr_err.or_else(|| rw_issue_error(sqe.op_flags, sqe.off))
         } else {
-            None
+            recv_issue_error(sqe.op_flags, multishot)
         },
     }))
+}
+
+/// What TCP's recvmsg answers at once for these `msg_flags`, whatever the
+/// socket holds: `MSG_ERRQUEUE` reads the (always empty) error queue,
+/// `-EAGAIN`; `MSG_OOB` wants urgent data, which ringline never has,
+/// `-EINVAL` (`tcp_recv_urg`).
+#[inline]
+fn recv_issue_error(flags: u32, multishot: bool) -> Option<Errno> {
+    if flags & libc::MSG_ERRQUEUE as u32 != 0 && !multishot {
+        return Some(EAGAIN);
+    }
+    if flags & libc::MSG_OOB as u32 != 0 {
+        return Some(EINVAL);
+    }
+    None
+}
+
+/// io_prep_rw's attributes: `attr_type_mask` (the SQE's last 8 bytes) names
+/// the attributes at `attr_ptr` (`addr3`). Only `IORING_RW_ATTR_FLAG_PI`
+/// exists (other bits `-EINVAL`); its 32-byte descriptor is copied in at
+/// prep (unreadable: `-EFAULT`), and protection information needs an
+/// `O_DIRECT` block file: a socket answers `-EOPNOTSUPP` at issue (returned).
+#[inline]
+fn rw_attr(sqe: &Sqe) -> Result<Option<Errno>, Errno> {
+    const IORING_RW_ATTR_FLAG_PI: u64 = 1;
+    match sqe.pad2 {
+        0 => Ok(None),
+        IORING_RW_ATTR_FLAG_PI => {
+            crate::usermem::check(sqe.addr3, 32)?;
+            Ok(Some(EOPNOTSUPP))
+        }
+        _ => Err(EINVAL),
+    }
 }
 
 /// `ioprio_check_cap`, as io_prep_rw runs it on a non-zero `ioprio`: class
@@ -321,10 +479,14 @@ fn rw_issue_error(flags: u32, off: u64) -> Option<Errno> {
 }
 
 /// URING_CMD (io_uring_cmd_prep): `__pad1` (the high half of `off`) must be
-/// 0 and `uring_cmd_flags` known; `cmd_op` is the command, checked at issue.
+/// 0 and `uring_cmd_flags` known, `IORING_URING_CMD_MULTISHOT` exactly when
+/// `IOSQE_BUFFER_SELECT`; `cmd_op` is the command, checked at issue (a
+/// socket command takes neither: they change nothing).
 fn decode_uring_cmd(sqe: &Sqe) -> Result<Request, Errno> {
+    let mshot = sqe.op_flags & IORING_URING_CMD_MULTISHOT != 0;
     if sqe.off >> 32 != 0
         || sqe.op_flags & !(IORING_URING_CMD_FIXED | IORING_URING_CMD_MULTISHOT) != 0
+        || mshot != (sqe.flags & IOSQE_BUFFER_SELECT != 0)
     {
         return Err(EINVAL);
     }
@@ -337,17 +499,19 @@ fn decode_uring_cmd(sqe: &Sqe) -> Result<Request, Errno> {
     }))
 }
 
-/// READ_FIXED, WRITE_FIXED: READ's and WRITE's checks (io_prep_rw); the
-/// registered buffer is looked up at issue (io_import_reg_buf).
+/// READ_FIXED, WRITE_FIXED: READ's and WRITE's checks (io_prep_rw, its
+/// attributes too); the registered buffer is looked up at issue
+/// (io_import_reg_buf).
 fn decode_rw_fixed(sqe: &Sqe) -> Result<Request, Errno> {
     check_ioprio(sqe.ioprio)?;
+    let attr_err = rw_attr(sqe)?;
     Ok(Request::RwFixed(RwFixed {
         write: sqe.opcode == IORING_OP_WRITE_FIXED,
         buf: sqe.buf_index,
         addr: sqe.addr,
         len: sqe.len,
         msg_flags: nowait(sqe.op_flags),
-        issue_err: rw_issue_error(sqe.op_flags, sqe.off),
+        issue_err: attr_err.or_else(|| rw_issue_error(sqe.op_flags, sqe.off)),
     }))
 }
 
@@ -367,26 +531,33 @@ fn decode_send(sqe: &Sqe) -> Result<Request, Errno> {
     // notification. The only zero-copy check before the notification exists:
     // every later failure is posted with F_MORE, then the notification
     // (`issue_err`).
-    if zc && sqe.flags & IOSQE_CQE_SKIP_SUCCESS != 0 {
+    // io_send_zc_prep: addr3 and the pad must be 0, also before it.
+    if zc && (sqe.flags & IOSQE_CQE_SKIP_SUCCESS != 0 || sqe.addr3 != 0 || sqe.pad2 != 0) {
         return Err(EINVAL);
     }
     let mut issue_err = None;
     if write {
         // io_prep_rw: ioprio is an I/O priority, not flags.
         check_ioprio(sqe.ioprio)?;
+        issue_err = rw_attr(sqe)?;
         // io_prep_rwv's iovec import: more than UIO_MAXIOV iovecs.
         if kind == SendKind::Writev && sqe.len > UIO_MAXIOV {
             return Err(EINVAL);
         }
-        issue_err = rw_issue_error(sqe.op_flags, sqe.off);
+        issue_err = issue_err.or_else(|| rw_issue_error(sqe.op_flags, sqe.off));
     } else {
         let allowed = match kind {
             SendKind::SendZc => {
                 IORING_RECVSEND_POLL_FIRST | IORING_SEND_ZC_REPORT_USAGE | IORING_RECVSEND_FIXED_BUF
             }
             SendKind::SendMsgZc => {
-                IORING_RECVSEND_POLL_FIRST | IORING_SEND_ZC_REPORT_USAGE | IORING_RECVSEND_FIXED_BUF
+                IORING_RECVSEND_POLL_FIRST
+                    | IORING_SEND_ZC_REPORT_USAGE
+                    | IORING_RECVSEND_FIXED_BUF
+                    | IORING_SEND_VECTORIZED
             }
+            // SENDMSG_FLAGS: SEND_VECTORIZED is taken (SENDMSG is vectored).
+            SendKind::SendMsg => IORING_RECVSEND_POLL_FIRST | IORING_SEND_VECTORIZED,
             _ => IORING_RECVSEND_POLL_FIRST,
         };
         // io_sendmsg_prep / io_send_zc_prep: unknown ioprio flags; this
@@ -415,10 +586,31 @@ fn decode_send(sqe: &Sqe) -> Result<Request, Errno> {
                 issue_err = issue_err.or(Some(e));
             }
         }
+        // io_sendmsg_prep, io_send_zc_prep: SENDMSG takes neither `addr2`
+        // nor `file_index`; SEND's `file_index` is `addr_len` and a pad
+        // that must be 0; SENDMSG's length (unused) not past INT_MAX.
+        let bad = if kind.is_msg() {
+            sqe.off != 0 || sqe.file_index != 0 || (!zc && sqe.len > i32::MAX as u32)
+        } else {
+            sqe.file_index >> 16 != 0
+        };
+        if bad {
+            if !zc {
+                return Err(EINVAL);
+            }
+            issue_err = issue_err.or(Some(EINVAL));
+        }
         // SENDMSG_ZC from registered buffers (its iovecs within them):
-        // not supported, refused at issue as an import failure.
+        // not supported, refused at issue as an import failure (before the
+        // send, so before MSG_FASTOPEN's answer below).
         if kind == SendKind::SendMsgZc && sqe.ioprio & IORING_RECVSEND_FIXED_BUF != 0 {
             issue_err = issue_err.or(Some(EFAULT));
+        }
+        // MSG_FASTOPEN: Linux's TCP tries a Fast Open connect, and a socket
+        // that is connected (or connecting) answers -EISCONN; ringline has no
+        // Fast Open.
+        if sqe.op_flags & MSG_FASTOPEN != 0 {
+            issue_err = issue_err.or(Some(EISCONN));
         }
     }
     Ok(Request::Send(Send {
@@ -467,10 +659,14 @@ fn decode_close(sqe: &Sqe) -> Result<Request, Errno> {
 }
 
 fn decode_shutdown(sqe: &Sqe) -> Result<Request, Errno> {
-    // io_shutdown_prep: off, addr, rw_flags, buf_index must be 0.
-    if sqe.off != 0 || sqe.addr != 0 || sqe.op_flags != 0 || sqe.buf_index != 0 {
-        return Err(EINVAL);
-    }
+    // io_shutdown_prep: off, addr, rw_flags, buf_index, splice_fd_in must be 0.
+    reserved(&[
+        sqe.off,
+        sqe.addr,
+        sqe.op_flags.into(),
+        sqe.buf_index.into(),
+        sqe.file_index.into(),
+    ])?;
     // shutdown(2)'s check of `how`.
     let how = match sqe.len as i32 {
         libc::SHUT_RD => ShutdownHow::Read,
@@ -489,7 +685,10 @@ fn decode_poll_add(sqe: &Sqe) -> Result<Request, Errno> {
         return Err(EINVAL);
     }
     let coalesced = flags & RINGLINE_POLL_COALESCED != 0;
-    let multi = flags & IORING_POLL_ADD_MULTI != 0;
+    // io_poll_parse_events: EPOLLONESHOT in the events makes even a MULTI
+    // poll one-shot.
+    let multi = flags & IORING_POLL_ADD_MULTI != 0
+        && (coalesced || sqe.poll32_events() & EPOLLONESHOT == 0);
     // Linux wants addr 0 (io_poll_add_prep); the coalesced mode uses it for
     // the ready word, a 4-byte aligned u32, and is always persistent.
     let mode = if coalesced {
@@ -524,8 +723,16 @@ fn decode_poll_add(sqe: &Sqe) -> Result<Request, Errno> {
 fn decode_poll_remove(sqe: &Sqe) -> Result<Request, Errno> {
     let flags = sqe.len;
     let known = IORING_POLL_ADD_MULTI | IORING_POLL_UPDATE_EVENTS | IORING_POLL_UPDATE_USER_DATA;
-    // io_poll_remove_prep: unknown flags, buf_index must be 0.
-    if flags & !known != 0 || sqe.buf_index != 0 {
+    // io_poll_remove_prep: buf_index and splice_fd_in must be 0; unknown
+    // flags; MULTI alone means nothing; a new user_data (`off`) without
+    // UPDATE_USER_DATA and events without UPDATE_EVENTS are refused.
+    if flags & !known != 0
+        || sqe.buf_index != 0
+        || sqe.file_index != 0
+        || flags == IORING_POLL_ADD_MULTI
+        || (flags & IORING_POLL_UPDATE_USER_DATA == 0 && sqe.off != 0)
+        || (flags & IORING_POLL_UPDATE_EVENTS == 0 && sqe.poll32_events() != 0)
+    {
         return Err(EINVAL);
     }
     let new_events = (flags & IORING_POLL_UPDATE_EVENTS != 0).then_some(PollEvents {
@@ -548,8 +755,9 @@ fn decode_cancel(sqe: &Sqe) -> Result<Request, Errno> {
         | IORING_ASYNC_CANCEL_FD_FIXED
         | IORING_ASYNC_CANCEL_USERDATA
         | IORING_ASYNC_CANCEL_OP;
-    // io_async_cancel_prep: unknown cancel_flags.
-    if flags & !known != 0 {
+    // io_async_cancel_prep: off and splice_fd_in must be 0; unknown
+    // cancel_flags.
+    if sqe.off != 0 || sqe.file_index != 0 || flags & !known != 0 {
         return Err(EINVAL);
     }
     let any = flags & IORING_ASYNC_CANCEL_ANY != 0;
@@ -557,15 +765,17 @@ fn decode_cancel(sqe: &Sqe) -> Result<Request, Errno> {
     let by_op = flags & IORING_ASYNC_CANCEL_OP != 0;
     // user_data is the key unless FD or OP say otherwise (USERDATA adds it back).
     let by_ud = !any && (!(by_fd || by_op) || flags & IORING_ASYNC_CANCEL_USERDATA != 0);
-    // The OP key must be an opcode (ringline's check).
-    if by_op && sqe.len >= u32::from(IORING_OP_LAST) {
+    // io_async_cancel_prep: ANY matches everything, so neither FD nor OP
+    // may join it. The OP key must be an opcode (ringline's check).
+    if any && (by_fd || by_op) || by_op && sqe.len >= u32::from(IORING_OP_LAST) {
         return Err(EINVAL);
     }
+    // io_async_cancel: with FD the fd is looked up at issue, a file-table
+    // slot with FD_FIXED or IOSQE_FIXED_FILE (-EBADF if none).
     Ok(Request::Cancel(CancelMatch {
         user_data: by_ud.then_some(sqe.addr),
-        fd: (by_fd && !any).then_some(sqe.fd),
+        fd: by_fd.then_some(sqe.fd),
         fd_fixed: by_fd
-            && !any
             && (flags & IORING_ASYNC_CANCEL_FD_FIXED != 0 || sqe.flags & IOSQE_FIXED_FILE != 0),
         opcode: by_op.then_some(sqe.len as u8),
         any,
@@ -576,24 +786,30 @@ fn decode_cancel(sqe: &Sqe) -> Result<Request, Errno> {
 fn decode_provide_buffers(sqe: &Sqe) -> Result<Request, Errno> {
     // Order: before the request layer, a group that is a registered buffer
     // ring (-EINVAL, engine state), then makes these checks.
-    let count = sqe.fd;
-    if count <= 0 || sqe.off > u64::from(u16::MAX) {
-        return Err(EINVAL);
-    }
-    let (count, len, first_bid) = (count as u32, sqe.len, sqe.off as u32);
-    // LegacyGroup::provide's checks (io_provide_buffers_prep's), in its
-    // order. Order: before the request layer they came after the check that the
-    // buffers are mapped (usermem::check, -EFAULT).
-    if count > MAX_BIDS_PER_BGID {
+    // io_provide_buffers_prep, in its order: rw_flags and splice_fd_in must
+    // be 0; the count (`fd`, widened with its sign) 1..=65536 (-E2BIG);
+    // a length; no overflow; the range within user space (`access_ok`,
+    // -EFAULT: nothing is read yet, a buffer that is not mapped fails the
+    // receive that uses it); the first id at most 65535 (-E2BIG) and the
+    // last within the group (-EINVAL).
+    reserved(&[sqe.op_flags.into(), sqe.file_index.into()])?;
+    let count = i64::from(sqe.fd) as u64;
+    if count == 0 || count > u64::from(MAX_BIDS_PER_BGID) {
         return Err(E2BIG);
     }
+    let (count, len) = (count as u32, sqe.len);
     if len == 0 {
         return Err(EINVAL);
     }
     let size = u64::from(len) * u64::from(count);
-    if sqe.addr.checked_add(size).is_none() {
-        return Err(EOVERFLOW);
+    let end = sqe.addr.checked_add(size).ok_or(EOVERFLOW)?;
+    if end > crate::usermem::USER_SPACE_END {
+        return Err(EFAULT);
     }
+    if sqe.off > u64::from(u16::MAX) {
+        return Err(E2BIG);
+    }
+    let first_bid = sqe.off as u32;
     if first_bid + count > MAX_BIDS_PER_BGID {
         return Err(EINVAL);
     }
@@ -607,8 +823,17 @@ fn decode_provide_buffers(sqe: &Sqe) -> Result<Request, Errno> {
 }
 
 fn decode_remove_buffers(sqe: &Sqe) -> Result<Request, Errno> {
-    // io_remove_buffers_prep: a positive count; addr, off, len must be 0.
-    if sqe.fd <= 0 || sqe.addr != 0 || sqe.off != 0 || sqe.len != 0 {
+    // io_remove_buffers_prep: rw_flags, addr, off, len, splice_fd_in must be
+    // 0; a count (`fd`, widened with its sign) of 1..=65536.
+    reserved(&[
+        sqe.op_flags.into(),
+        sqe.addr,
+        sqe.off,
+        sqe.len.into(),
+        sqe.file_index.into(),
+    ])?;
+    let count = i64::from(sqe.fd) as u64;
+    if count == 0 || count > u64::from(MAX_BIDS_PER_BGID) {
         return Err(EINVAL);
     }
     Ok(Request::RemoveBuffers {
@@ -624,8 +849,10 @@ fn decode_remove_buffers(sqe: &Sqe) -> Result<Request, Errno> {
 fn decode_timeout(sqe: &Sqe) -> Result<TimeoutSpec, Errno> {
     const CLOCKS: u32 = IORING_TIMEOUT_BOOTTIME | IORING_TIMEOUT_REALTIME;
     let flags = sqe.op_flags;
-    // __io_timeout_prep: len must be 1 (one timespec); buf_index, file_index 0.
-    if sqe.len != 1 || sqe.buf_index != 0 || sqe.file_index != 0 {
+    // __io_timeout_prep: len must be 1 (one timespec); buf_index,
+    // file_index, addr3 and the pad 0.
+    if sqe.len != 1 || sqe.buf_index != 0 || sqe.file_index != 0 || sqe.addr3 != 0 || sqe.pad2 != 0
+    {
         return Err(EINVAL);
     }
     let known =
@@ -668,8 +895,15 @@ fn decode_link_timeout(sqe: &Sqe) -> Result<Request, Errno> {
 
 fn decode_timeout_remove(sqe: &Sqe) -> Result<Request, Errno> {
     const UPDATES: u32 = IORING_TIMEOUT_UPDATE | IORING_LINK_TIMEOUT_UPDATE;
-    // io_timeout_remove_prep: len, buf_index, file_index must be 0.
-    if sqe.len != 0 || sqe.buf_index != 0 || sqe.file_index != 0 {
+    // io_timeout_remove_prep: no IOSQE_FIXED_FILE; len, buf_index,
+    // file_index, addr3 and the pad must be 0.
+    if sqe.flags & IOSQE_FIXED_FILE != 0
+        || sqe.len != 0
+        || sqe.buf_index != 0
+        || sqe.file_index != 0
+        || sqe.addr3 != 0
+        || sqe.pad2 != 0
+    {
         return Err(EINVAL);
     }
     let flags = sqe.op_flags;

@@ -70,7 +70,17 @@ impl Submission {
 pub(crate) enum Request {
     /// `IORING_OP_NOP`: completes with 0, or with `inject`
     /// (`IORING_NOP_INJECT_RESULT`, the result in `len`).
-    Nop { inject: Option<i32> },
+    /// `file`: `IORING_NOP_FILE`, the fd must be a socket, or with
+    /// `fixed_file` (`IORING_NOP_FIXED_FILE`) a file-table slot must hold
+    /// one (else `-EBADF`); `buf`: `IORING_NOP_FIXED_BUFFER`, registered
+    /// buffer `buf_index` must exist (else `-EFAULT`). Both looked up at
+    /// issue.
+    Nop {
+        inject: Option<i32>,
+        file: bool,
+        fixed_file: bool,
+        buf: Option<u16>,
+    },
     /// `IORING_OP_SOCKET`: an `AF_INET`, `SOCK_STREAM`, TCP socket, into a
     /// direct descriptor with `direct` (`file_index`).
     Socket {
@@ -428,10 +438,12 @@ pub(crate) struct CancelMatch {
     /// The user_data key (`addr`): present unless `IORING_ASYNC_CANCEL_ANY`,
     /// or FD or OP without `IORING_ASYNC_CANCEL_USERDATA`.
     pub user_data: Option<u64>,
-    /// `IORING_ASYNC_CANCEL_FD` (not with ANY): the submission's `fd`.
+    /// `IORING_ASYNC_CANCEL_FD` (not with ANY: `-EINVAL`): the submission's
+    /// `fd`, which must name a socket at issue (`-EBADF`).
     pub fd: Option<i32>,
-    /// `fd` is a file-table slot (`IORING_ASYNC_CANCEL_FD_FIXED`, or
-    /// `IOSQE_FIXED_FILE` on the SQE), resolved at issue.
+    /// The submission's `fd` is a file-table slot
+    /// (`IORING_ASYNC_CANCEL_FD_FIXED`, or `IOSQE_FIXED_FILE` on the SQE),
+    /// resolved at issue.
     pub fd_fixed: bool,
     /// `IORING_ASYNC_CANCEL_OP`: the opcode in `len` (< `IORING_OP_LAST`).
     pub opcode: Option<u8>,

@@ -25,11 +25,13 @@ fn ok(s: Sqe) -> Request {
 #[test]
 fn probe_matches_decode() {
     // What the probe reports supported is what decodes: an SQE of every
-    // other opcode is -EOPNOTSUPP (or -EINVAL past the table).
+    // other opcode is -EOPNOTSUPP (or -EINVAL past the table, or for a
+    // 128-byte op on ringline's 64-byte SQEs).
     for op in 0..=u8::MAX {
+        let sqe128 = matches!(op, IORING_OP_NOP128 | IORING_OP_URING_CMD128);
         let unsupported = matches!(
             Request::decode(&sqe(op)),
-            Err(e) if e == crate::errno::EOPNOTSUPP || op >= IORING_OP_LAST
+            Err(e) if e == crate::errno::EOPNOTSUPP || op >= IORING_OP_LAST || sqe128
         );
         assert_eq!(supported(op), !unsupported, "opcode {op}");
     }
@@ -37,7 +39,15 @@ fn probe_matches_decode() {
 
 #[test]
 fn each_opcode_decodes() {
-    assert_eq!(ok(sqe(IORING_OP_NOP)), Request::Nop { inject: None });
+    assert_eq!(
+        ok(sqe(IORING_OP_NOP)),
+        Request::Nop {
+            inject: None,
+            file: false,
+            fixed_file: false,
+            buf: None,
+        }
+    );
     let s = Sqe {
         fd: libc::AF_INET,
         off: libc::SOCK_STREAM as u64,
@@ -184,7 +194,7 @@ fn common_checks_in_order() {
         flags: IOSQE_FIXED_FILE,
         ..sqe(IORING_OP_NOP)
     };
-    assert_eq!(ok(s), Request::Nop { inject: None });
+    assert!(matches!(ok(s), Request::Nop { file: false, .. }));
     // Personality before BUFFER_SELECT's -EOPNOTSUPP.
     let s = Sqe {
         flags: IOSQE_BUFFER_SELECT,
@@ -199,9 +209,29 @@ fn common_checks_in_order() {
     };
     assert_eq!(res(s), -libc::EOPNOTSUPP);
     // Known but unsupported opcodes.
-    for op in [IORING_OP_SPLICE, IORING_OP_FSYNC, IORING_OP_OPENAT, 64] {
+    for op in [
+        IORING_OP_SPLICE,
+        IORING_OP_FSYNC,
+        IORING_OP_OPENAT,
+        IORING_OP_PIPE,
+    ] {
         assert_eq!(res(sqe(op)), -libc::EOPNOTSUPP, "opcode {op}");
     }
+    // 128-byte SQE ops on a ring of 64-byte SQEs.
+    for op in [IORING_OP_NOP128, IORING_OP_URING_CMD128] {
+        assert_eq!(res(sqe(op)), -libc::EINVAL, "opcode {op}");
+    }
+    // ioprio on an op without one (and not on one with).
+    let s = Sqe {
+        ioprio: 1,
+        ..sqe(IORING_OP_NOP)
+    };
+    assert_eq!(res(s), -libc::EINVAL);
+    let s = Sqe {
+        ioprio: IORING_RECVSEND_POLL_FIRST,
+        ..sqe(IORING_OP_RECV)
+    };
+    assert!(matches!(ok(s), Request::Recv(_)));
     // Common checks come before the opcode's: a bad NOP flag loses to
     // personality.
     let s = Sqe {
@@ -220,11 +250,40 @@ fn common_checks_in_order() {
 
 #[test]
 fn nop_and_socket() {
-    let s = Sqe {
-        op_flags: 2,
-        ..sqe(IORING_OP_NOP)
+    // IORING_NOP_CQE32 (no 32-byte CQEs) and unknown bits.
+    for f in [IORING_NOP_CQE32, 1 << 6] {
+        let s = Sqe {
+            op_flags: f,
+            ..sqe(IORING_OP_NOP)
+        };
+        assert_eq!(res(s), -libc::EINVAL);
+    }
+    // NOP_FILE looks the fd up at issue (a slot with NOP_FIXED_FILE, which
+    // means nothing alone); NOP_FIXED_BUFFER looks up buffer `buf_index`.
+    let nop = |f| {
+        let Request::Nop {
+            file,
+            fixed_file,
+            buf,
+            ..
+        } = ok(Sqe {
+            op_flags: f,
+            buf_index: 7,
+            ..sqe(IORING_OP_NOP)
+        })
+        else {
+            panic!()
+        };
+        (file, fixed_file, buf)
     };
-    assert_eq!(res(s), -libc::EINVAL);
+    assert_eq!(nop(IORING_NOP_FILE), (true, false, None));
+    let fixed = IORING_NOP_FILE | IORING_NOP_FIXED_FILE;
+    assert_eq!(nop(fixed), (true, true, None));
+    assert_eq!(nop(IORING_NOP_FIXED_BUFFER), (false, false, Some(7)));
+    assert_eq!(
+        nop(IORING_NOP_FIXED_FILE | IORING_NOP_TW),
+        (false, false, None)
+    );
     let good = Sqe {
         fd: libc::AF_INET,
         off: libc::SOCK_STREAM as u64,
@@ -558,12 +617,35 @@ fn send_rejections() {
             ..
         })
     ));
-    // SENDMSG ignores off.
+    // SENDMSG takes neither addr2 nor file_index; SEND's pad must be 0.
+    for s in [
+        Sqe {
+            off: 0x1000,
+            ..sqe(IORING_OP_SENDMSG)
+        },
+        Sqe {
+            file_index: 1,
+            ..sqe(IORING_OP_SENDMSG)
+        },
+        Sqe {
+            file_index: 1 << 16,
+            ..sqe(IORING_OP_SEND)
+        },
+        Sqe {
+            len: 1 << 31,
+            ..sqe(IORING_OP_SENDMSG)
+        },
+    ] {
+        assert_eq!(res(s), -libc::EINVAL, "{s:?}");
+    }
+    // MSG_FASTOPEN on a TCP socket: -EISCONN once the socket is found.
     let s = Sqe {
-        off: 0x1000,
-        ..sqe(IORING_OP_SENDMSG)
+        op_flags: 0x2000_0000,
+        ..sqe(IORING_OP_SEND)
     };
-    assert!(matches!(ok(s), Request::Send(_)));
+    assert!(
+        matches!(ok(s), Request::Send(Send { issue_err: Some(e), .. }) if e == crate::errno::EISCONN)
+    );
 }
 
 #[test]
@@ -595,6 +677,10 @@ fn close_shutdown_rejections() {
         Sqe { addr: 1, ..sh },
         Sqe { op_flags: 1, ..sh },
         Sqe { buf_index: 1, ..sh },
+        Sqe {
+            file_index: 1,
+            ..sh
+        },
         Sqe { len: 3, ..sh },
         Sqe {
             len: u32::MAX,
@@ -643,13 +729,38 @@ fn poll_rejections() {
         ..p
     };
     assert!(matches!(ok(s), Request::PollAdd { .. }));
-    let r = sqe(IORING_OP_POLL_REMOVE);
-    for s in [Sqe { len: 1 << 3, ..r }, Sqe { buf_index: 1, ..r }] {
-        assert_eq!(res(s), -libc::EINVAL, "{s:?}");
-    }
-    // MULTI without an events update is a plain remove.
+    // EPOLLONESHOT in the events makes a MULTI poll one-shot.
     let s = Sqe {
         len: IORING_POLL_ADD_MULTI,
+        op_flags: 1 << 30,
+        ..p
+    };
+    assert!(matches!(
+        ok(s),
+        Request::PollAdd {
+            mode: PollMode::OneShot,
+            ..
+        }
+    ));
+    let r = sqe(IORING_OP_POLL_REMOVE);
+    // Unknown flags, buf_index, file_index; MULTI without an events update;
+    // a new user_data or events without their update flag.
+    for s in [
+        Sqe { len: 1 << 3, ..r },
+        Sqe { buf_index: 1, ..r },
+        Sqe { file_index: 1, ..r },
+        Sqe {
+            len: IORING_POLL_ADD_MULTI,
+            ..r
+        },
+        Sqe { off: 1, ..r },
+        Sqe { op_flags: 1, ..r },
+    ] {
+        assert_eq!(res(s), -libc::EINVAL, "{s:?}");
+    }
+    let s = Sqe {
+        len: IORING_POLL_UPDATE_USER_DATA,
+        off: 7,
         addr: 5,
         ..r
     };
@@ -658,7 +769,7 @@ fn poll_rejections() {
         Request::PollRemove {
             target: 5,
             new_events: None,
-            new_user_data: None
+            new_user_data: Some(7)
         }
     );
 }
@@ -666,7 +777,8 @@ fn poll_rejections() {
 #[test]
 fn cancel_rejections_and_keys() {
     let c = sqe(IORING_OP_ASYNC_CANCEL);
-    // FD_FIXED: the fd is a slot, looked up at issue.
+    // FD_FIXED: the fd is a slot, looked up at issue; FD_FIXED alone is no
+    // key.
     let s = Sqe {
         op_flags: IORING_ASYNC_CANCEL_FD_FIXED | IORING_ASYNC_CANCEL_FD,
         fd: 3,
@@ -685,6 +797,23 @@ fn cancel_rejections_and_keys() {
         ..c
     };
     assert_eq!(res(s), -libc::EINVAL);
+    // Neither FD nor OP with ANY (io_async_cancel_prep).
+    for f in [IORING_ASYNC_CANCEL_FD, IORING_ASYNC_CANCEL_OP] {
+        let s = Sqe {
+            op_flags: f | IORING_ASYNC_CANCEL_ANY,
+            ..c
+        };
+        assert_eq!(res(s), -libc::EINVAL);
+    }
+    let s = Sqe {
+        op_flags: IORING_ASYNC_CANCEL_FD_FIXED,
+        ..c
+    };
+    let Request::Cancel(m) = ok(s) else { panic!() };
+    assert_eq!((m.fd_fixed, m.fd), (false, None));
+    for s in [Sqe { off: 1, ..c }, Sqe { file_index: 1, ..c }] {
+        assert_eq!(res(s), -libc::EINVAL, "{s:?}");
+    }
     let s = Sqe {
         op_flags: IORING_ASYNC_CANCEL_OP,
         len: u32::from(IORING_OP_LAST),
@@ -715,16 +844,16 @@ fn cancel_rejections_and_keys() {
     assert!(!m.matches(8, 3, IORING_OP_RECV));
     assert!(!m.matches(9, 4, IORING_OP_RECV));
     assert!(!m.matches(9, 3, IORING_OP_SEND));
-    // ANY drops the fd and user_data keys (and implies ALL); OP stays.
+    // ANY drops the user_data key (and implies ALL): everything matches.
     let s = Sqe {
-        op_flags: IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_OP,
+        op_flags: IORING_ASYNC_CANCEL_ANY,
         fd: 9,
-        len: u32::from(IORING_OP_RECV),
+        addr: 3,
         ..c
     };
     let Request::Cancel(m) = ok(s) else { panic!() };
     assert!(m.any && m.all);
-    assert!(m.matches(1, 2, IORING_OP_RECV) && !m.matches(9, 0, IORING_OP_SEND));
+    assert!(m.matches(1, 2, IORING_OP_RECV) && m.matches(9, 0, IORING_OP_SEND));
 }
 
 #[test]
@@ -735,20 +864,30 @@ fn buffer_rejections() {
         addr: 0x1000,
         ..sqe(IORING_OP_PROVIDE_BUFFERS)
     };
-    assert_eq!(res(Sqe { fd: 0, ..p }), -libc::EINVAL);
-    assert_eq!(res(Sqe { fd: -1, ..p }), -libc::EINVAL);
-    assert_eq!(res(Sqe { off: 65536, ..p }), -libc::EINVAL);
-    // The engine's checks before LegacyGroup::provide's: count 0 is
-    // -EINVAL, not provide's -E2BIG.
+    // io_provide_buffers_prep's order: the count (fd widened with its sign)
+    // first, -E2BIG; the first id past 65535 -E2BIG too.
+    assert_eq!(res(Sqe { fd: 0, ..p }), -libc::E2BIG);
+    assert_eq!(res(Sqe { fd: -1, ..p }), -libc::E2BIG);
+    assert_eq!(res(Sqe { off: 65536, ..p }), -libc::E2BIG);
     assert_eq!(
         res(Sqe {
             fd: 1 << 17,
-            off: 65536,
+            len: 0,
             ..p
         }),
-        -libc::EINVAL
+        -libc::E2BIG
     );
     assert_eq!(res(Sqe { fd: 1 << 17, ..p }), -libc::E2BIG);
+    // rw_flags, splice_fd_in; a range past user space (access_ok); an
+    // address in the first page is taken (nothing is read yet).
+    for s in [Sqe { op_flags: 1, ..p }, Sqe { file_index: 1, ..p }] {
+        assert_eq!(res(s), -libc::EINVAL, "{s:?}");
+    }
+    assert_eq!(res(Sqe { addr: 1 << 47, ..p }), -libc::EFAULT);
+    assert!(matches!(
+        ok(Sqe { addr: 0, ..p }),
+        Request::ProvideBuffers { .. }
+    ));
     assert_eq!(res(Sqe { len: 0, ..p }), -libc::EINVAL);
     assert_eq!(
         res(Sqe {
@@ -771,9 +910,13 @@ fn buffer_rejections() {
     };
     for s in [
         Sqe { fd: 0, ..r },
+        Sqe { fd: -1, ..r },
+        Sqe { fd: 65537, ..r },
         Sqe { addr: 1, ..r },
         Sqe { off: 1, ..r },
         Sqe { len: 1, ..r },
+        Sqe { op_flags: 1, ..r },
+        Sqe { file_index: 1, ..r },
     ] {
         assert_eq!(res(s), -libc::EINVAL, "{s:?}");
     }
@@ -873,4 +1016,57 @@ fn timeout_clocks() {
         poll_interest(0xdead_0001),
         1 | (libc::POLLERR | libc::POLLHUP | libc::POLLRDHUP) as u32
     );
+}
+
+#[test]
+fn merged_registered_resource_checks() {
+    // URING_CMD: MULTISHOT exactly with BUFFER_SELECT (io_uring_cmd_prep).
+    let c = sqe(IORING_OP_URING_CMD);
+    assert!(matches!(ok(c), Request::SockCmd(_)));
+    let s = Sqe {
+        op_flags: IORING_URING_CMD_MULTISHOT,
+        ..c
+    };
+    assert_eq!(res(s), -libc::EINVAL);
+    let s = Sqe {
+        flags: IOSQE_BUFFER_SELECT,
+        ..c
+    };
+    assert_eq!(res(s), -libc::EINVAL);
+    let s = Sqe {
+        flags: IOSQE_BUFFER_SELECT,
+        op_flags: IORING_URING_CMD_MULTISHOT,
+        ..c
+    };
+    assert!(matches!(ok(s), Request::SockCmd(_)));
+    // TIMEOUT_REMOVE refuses IOSQE_FIXED_FILE (io_timeout_remove_prep).
+    let s = Sqe {
+        flags: IOSQE_FIXED_FILE,
+        ..sqe(IORING_OP_TIMEOUT_REMOVE)
+    };
+    assert_eq!(res(s), -libc::EINVAL);
+    // READ_FIXED: io_prep_rw's attributes, as READ's.
+    let s = Sqe {
+        pad2: 2,
+        ..sqe(IORING_OP_READ_FIXED)
+    };
+    assert_eq!(res(s), -libc::EINVAL);
+    // BUNDLE: RECV only; a multishot RECV's optlen (its cap) is refused.
+    let r = Sqe {
+        ioprio: IORING_RECVSEND_BUNDLE,
+        ..sqe(IORING_OP_RECV)
+    };
+    assert!(matches!(ok(r), Request::Recv(Recv { bundle: true, .. })));
+    let s = Sqe {
+        opcode: IORING_OP_RECVMSG,
+        ..r
+    };
+    assert_eq!(res(s), -libc::EINVAL);
+    let s = Sqe {
+        flags: IOSQE_BUFFER_SELECT,
+        ioprio: IORING_RECV_MULTISHOT,
+        file_index: 1,
+        ..sqe(IORING_OP_RECV)
+    };
+    assert_eq!(res(s), -libc::EINVAL);
 }
