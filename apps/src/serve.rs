@@ -805,6 +805,27 @@ pub fn serve_fault(a: &ServeFaultArgs) -> Result<(), String> {
             sqe.off = 16; // addrlen
         }
         let r = one(&mut cli, sqe)?;
+        if sqe.opcode == abi::IORING_OP_PROVIDE_BUFFERS {
+            // Linux checks only that provided buffers lie in user space
+            // (`access_ok`); it is the receive that uses one outside the
+            // region that fails, before a byte is taken from the socket.
+            if r != 0 {
+                rep.wrong.push(format!("{what}: {r} (Linux takes it: 0)"));
+            }
+            let recv = opcode::Recv::new(cfd, std::ptr::null_mut(), 64)
+                .buf_group(3)
+                .user_data(24)
+                .build()
+                .into_sqe();
+            let r = one(&mut cli, recv)?;
+            if r == -libc::EFAULT {
+                rep.efault += 1;
+            } else {
+                rep.wrong
+                    .push(format!("RECV into a provided buffer on the heap: {r}"));
+            }
+            continue;
+        }
         if r == -libc::EFAULT {
             rep.efault += 1;
         } else {
