@@ -355,10 +355,9 @@ fn run_case(c: &mut Ctx, s: &Spec, p: Perturb, n: u16) -> Result<Outcome, String
     let ud = CASE_UD + u64::from(n);
     sqe.user_data = ud;
     let from = c.log().len();
-    // SAFETY: the baseline names only context memory (`Ctx::mem`, `bytes`,
-    // `keep`, `sockaddr`, a buffer group's), which lives until the context drops;
-    // perturbed pointers are values no backend dereferences (below 4096 or
-    // above isize::MAX), and perturbed lengths stay within the buffers.
+    // SAFETY: the baseline names only context memory (`Ctx::mem`, `bytes`, `keep`,
+    // `sockaddr`, a group's buffers), live until the context drops; perturbed pointers are
+    // never dereferenced (below 4096 or past isize::MAX), perturbed lengths stay in bounds.
     unsafe { c.push(s.name, sqe) }?;
     c.submit();
     let done = wait(c, ud, from, 1);
