@@ -35,9 +35,10 @@ use ringline_ring::ring::RingConfig;
 use ringline_ring::{Cqe, IoUringBufReg, Sqe};
 use stack::{SocketNumbersHook, SqpollConfig};
 
+use abi::{Probe, ProbeOp, IO_URING_OP_SUPPORTED};
 use backend::Backend;
 use sockets::{Hook, Mailbox};
-use uring::{IoUring, Probe, ProbeOp, IO_URING_OP_SUPPORTED, MAGIC};
+use uring::{IoUring, MAGIC};
 
 /// `struct __kernel_timespec`.
 #[repr(C)]
@@ -718,38 +719,8 @@ pub unsafe extern "C" fn io_uring_unregister_buf_ring(ring: *mut IoUring, bgid: 
     }
 }
 
-/// The opcodes ringline's engine executes (its decoder's list).
-const SUPPORTED_OPS: &[u8] = &[
-    abi::IORING_OP_NOP,
-    abi::IORING_OP_READV,
-    abi::IORING_OP_WRITEV,
-    abi::IORING_OP_POLL_ADD,
-    abi::IORING_OP_POLL_REMOVE,
-    abi::IORING_OP_SENDMSG,
-    abi::IORING_OP_RECVMSG,
-    abi::IORING_OP_TIMEOUT,
-    abi::IORING_OP_TIMEOUT_REMOVE,
-    abi::IORING_OP_ACCEPT,
-    abi::IORING_OP_ASYNC_CANCEL,
-    abi::IORING_OP_LINK_TIMEOUT,
-    abi::IORING_OP_CONNECT,
-    abi::IORING_OP_CLOSE,
-    abi::IORING_OP_READ,
-    abi::IORING_OP_WRITE,
-    abi::IORING_OP_SEND,
-    abi::IORING_OP_RECV,
-    abi::IORING_OP_PROVIDE_BUFFERS,
-    abi::IORING_OP_REMOVE_BUFFERS,
-    abi::IORING_OP_SHUTDOWN,
-    abi::IORING_OP_SOCKET,
-    abi::IORING_OP_SEND_ZC,
-    abi::IORING_OP_SENDMSG_ZC,
-    abi::IORING_OP_READ_MULTISHOT,
-    abi::IORING_OP_BIND,
-    abi::IORING_OP_LISTEN,
-];
-
-/// `io_uring_get_probe_ring`: which opcodes ringline supports. Free with
+/// `io_uring_get_probe_ring`: which opcodes ringline supports (the engine's
+/// decoder's answer, as `IORING_REGISTER_PROBE` gives it). Free with
 /// [`io_uring_free_probe`]. Null if out of memory.
 ///
 /// # Safety
@@ -775,7 +746,7 @@ pub extern "C" fn io_uring_get_probe() -> *mut Probe {
     for op in 0..abi::IORING_OP_LAST {
         probe.ops[op as usize] = ProbeOp {
             op,
-            flags: if SUPPORTED_OPS.contains(&op) {
+            flags: if stack::opcode_supported(op) {
                 IO_URING_OP_SUPPORTED
             } else {
                 0

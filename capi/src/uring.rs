@@ -63,28 +63,7 @@ pub struct IoUring {
 /// Marks a `struct io_uring` filled by ringline (`cq.pad[0]`).
 pub const MAGIC: u32 = 0x7269_6e67; // "ring"
 
-/// `struct io_uring_probe_op`.
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-pub struct ProbeOp {
-    pub op: u8,
-    pub resv: u8,
-    pub flags: u16,
-    pub resv2: u32,
-}
-
-/// `struct io_uring_probe` with its 256 ops (as liburing allocates it).
-#[repr(C)]
-pub struct Probe {
-    pub last_op: u8,
-    pub ops_len: u8,
-    pub resv: u16,
-    pub resv2: [u32; 3],
-    pub ops: [ProbeOp; 256],
-}
-
-/// `IO_URING_OP_SUPPORTED`.
-pub const IO_URING_OP_SUPPORTED: u16 = 1;
+// `struct io_uring_probe` and its ops: `ringline_ring::abi::{Probe, ProbeOp}`.
 
 // x86-64 / arm64 (LP64) layout, as printed by tests/c/layout.c from the header.
 const _: () = {
@@ -108,6 +87,4 @@ const _: () = {
     assert!(offset_of!(IoUring, enter_ring_fd) == 204);
     assert!(offset_of!(IoUring, int_flags) == 208);
     assert!(offset_of!(IoUring, pad2) == 212);
-    assert!(size_of::<ProbeOp>() == 8);
-    assert!(size_of::<Probe>() == 16 + 256 * 8);
 };

@@ -197,6 +197,7 @@ fn struct_io_uring_layout_matches_the_header() {
         return;
     }
     use core::mem::{offset_of, size_of};
+    use ringline_ring::abi::{Probe, ProbeOp};
     use uring::*;
     // layout.c needs no library: link it to nothing but libc.
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("layout");
