@@ -437,6 +437,28 @@ fn overflow_ends_multishot_recv_with_bytes_in_final_cqe() {
     assert_eq!(rx.enobufs, 0);
 }
 
+/// Opens one connection on `p` and sends `len` bytes of the pattern from the
+/// client to the server's multishot receive; asserts every byte arrived, in order.
+/// The receive's buffer ring is freed on return: the caller reads counters only
+/// and steps the pair no more.
+fn transfer_intact(p: &mut Pair, len: usize) {
+    let (sfd, cfd) = one_conn(p);
+    // SAFETY: the Receiver lives to the end of this function, after its last engine step.
+    let mut rx = unsafe { Receiver::new(p, 6, 64, 2048) };
+    rx.arm(p, sfd, 6, 1400);
+    let data = pattern(len);
+    // SAFETY: `data` lives to the end of this function, after its last engine step.
+    unsafe { send_all(p, cfd, &data, 1401) };
+    let ok = p.run_until(5_000_000, |p| {
+        if rx.drain(p, 1400, false) && rx.got.len() < data.len() {
+            rx.arm(p, sfd, 6, 1400);
+        }
+        rx.got.len() == data.len()
+    });
+    assert!(ok, "got {} of {}", rx.got.len(), data.len());
+    assert!(rx.got == data, "bytes differ");
+}
+
 #[test]
 fn lossy_reordering_wire_delivers_1mib_intact() {
     let o = PairOpts {
@@ -450,21 +472,7 @@ fn lossy_reordering_wire_delivers_1mib_intact() {
         ..PairOpts::default()
     };
     let mut p = Pair::with(o);
-    let (sfd, cfd) = one_conn(&mut p);
-    // SAFETY: the Receiver lives to the end of the test, after the last engine step.
-    let mut rx = unsafe { Receiver::new(&mut p, 6, 64, 2048) };
-    rx.arm(&mut p, sfd, 6, 1400);
-    let data = pattern(1 << 20);
-    // SAFETY: `data` lives to the end of the test, after the last engine step.
-    unsafe { send_all(&mut p, cfd, &data, 1401) };
-    let ok = p.run_until(5_000_000, |p| {
-        if rx.drain(p, 1400, false) && rx.got.len() < data.len() {
-            rx.arm(p, sfd, 6, 1400);
-        }
-        rx.got.len() == data.len()
-    });
-    assert!(ok, "got {} of {}", rx.got.len(), data.len());
-    assert!(rx.got == data, "bytes differ");
+    transfer_intact(&mut p, 1 << 20);
     let fs = p.s.driver().nic().stats();
     assert!(
         fs.dropped > 0 && fs.delayed > 0,
@@ -488,25 +496,12 @@ fn a_reordering_wire_without_loss_costs_few_resends() {
         ..PairOpts::default()
     };
     let mut p = Pair::with(o);
-    let (sfd, cfd) = one_conn(&mut p);
-    // SAFETY: the Receiver lives to the end of the test, after the last engine step.
-    let mut rx = unsafe { Receiver::new(&mut p, 6, 64, 2048) };
-    rx.arm(&mut p, sfd, 6, 1400);
-    let data = pattern(4 << 20);
-    // SAFETY: `data` lives to the end of the test, after the last engine step.
-    unsafe { send_all(&mut p, cfd, &data, 1401) };
-    let ok = p.run_until(5_000_000, |p| {
-        if rx.drain(p, 1400, false) && rx.got.len() < data.len() {
-            rx.arm(p, sfd, 6, 1400);
-        }
-        rx.got.len() == data.len()
-    });
-    assert!(ok, "got {} of {}", rx.got.len(), data.len());
-    assert!(rx.got == data, "bytes differ");
+    let len = 4 << 20;
+    transfer_intact(&mut p, len);
     let st = p.c.driver().stats();
     let fs = p.s.driver().nic().stats();
     assert!(fs.delayed > 500, "reordering was injected: {fs:?}");
-    let segs = data.len() as u64 / 1460;
+    let segs = len as u64 / 1460;
     eprintln!("retransmits {} of {segs} segments; {st:?}", st.retransmits);
     assert!(
         st.retransmits * 20 < segs,
