@@ -102,6 +102,35 @@ pub struct Send {
     sqe_flags: u8,
 }
 
+/// The setters a buffer request shares: the part of its buffer it names, its
+/// `msg_flags` and its `IOSQE_*` flags (fields `buf`, `start`, `end`,
+/// `flags`, `sqe_flags`).
+macro_rules! range_and_flags {
+    ($t:ident, #[doc = $range1:literal] #[doc = $range2:literal] #[doc = $flags:literal]) => {
+        impl $t {
+            #[doc = $range1]
+            #[doc = $range2]
+            pub fn range(mut self, range: core::ops::Range<usize>) -> Self {
+                self.end = range.end.min(self.buf.len());
+                self.start = range.start.min(self.end);
+                self
+            }
+
+            #[doc = $flags]
+            pub fn flags(mut self, msg_flags: i32) -> Self {
+                self.flags = msg_flags;
+                self
+            }
+
+            /// `IOSQE_*` flags (`IOSQE_IO_LINK` before a [`LinkTimeout`], ...).
+            pub fn sqe_flags(mut self, flags: u8) -> Self {
+                self.sqe_flags |= flags;
+                self
+            }
+        }
+    };
+}
+
 impl Send {
     /// `send(fd, &buf[..], 0)`.
     pub fn new(fd: i32, buf: impl Into<Buf>) -> Self {
@@ -116,26 +145,13 @@ impl Send {
             sqe_flags: 0,
         }
     }
+}
 
+range_and_flags! {
+    Send,
     /// Send only `buf[start..end]` (clamped to the buffer), e.g. the rest after a
     /// short send.
-    pub fn range(mut self, range: core::ops::Range<usize>) -> Self {
-        self.end = range.end.min(self.buf.len());
-        self.start = range.start.min(self.end);
-        self
-    }
-
     /// send flags (`MSG_WAITALL`, `MSG_MORE`, ...).
-    pub fn flags(mut self, msg_flags: i32) -> Self {
-        self.flags = msg_flags;
-        self
-    }
-
-    /// `IOSQE_*` flags (`IOSQE_IO_LINK`, ...).
-    pub fn sqe_flags(mut self, flags: u8) -> Self {
-        self.sqe_flags |= flags;
-        self
-    }
 }
 
 impl sealed::Sealed for Send {
@@ -178,26 +194,13 @@ impl Recv {
             sqe_flags: 0,
         }
     }
+}
 
+range_and_flags! {
+    Recv,
     /// Receive into `buf[start..end]` only (clamped to the buffer), e.g. after the
     /// bytes already there.
-    pub fn range(mut self, range: core::ops::Range<usize>) -> Self {
-        self.end = range.end.min(self.buf.len());
-        self.start = range.start.min(self.end);
-        self
-    }
-
     /// recv flags (`MSG_WAITALL`, `MSG_DONTWAIT`, ...).
-    pub fn flags(mut self, msg_flags: i32) -> Self {
-        self.flags = msg_flags;
-        self
-    }
-
-    /// `IOSQE_*` flags (`IOSQE_IO_LINK` before a [`LinkTimeout`], ...).
-    pub fn sqe_flags(mut self, flags: u8) -> Self {
-        self.sqe_flags |= flags;
-        self
-    }
 }
 
 impl sealed::Sealed for Recv {
