@@ -120,6 +120,16 @@ const SUMMARY: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "memory",
+        &[
+            "engine.buffer_queued",
+            "engine.buffer_queued_peak",
+            "engine.send_budget_waits",
+            "engine.rx_budget_drops",
+            "engine.buffer_trims",
+        ],
+    ),
+    (
         "cpu",
         &["engine.steps", "thread.cpu_us", "engine.idle_sleep_us"],
     ),

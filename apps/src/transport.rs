@@ -237,6 +237,9 @@ pub struct EngineSection {
     pub rx_buffer: Option<usize>,
     /// Transmit buffer per connection, bytes.
     pub tx_buffer: Option<usize>,
+    /// Most bytes queued in all socket buffers together (0: no limit;
+    /// default an eighth of physical memory).
+    pub buffer_budget: Option<usize>,
     /// Cap on a listener's backlog.
     pub somaxconn: Option<u32>,
     /// µs an idle engine polls before it blocks.
@@ -600,6 +603,7 @@ pub fn resolve(args: &NicArgs, cmd: &'static str) -> Result<Settings, TransportE
         prealloc_connections: e.prealloc_connections.unwrap_or(256),
         rx_buffer: e.rx_buffer.unwrap_or(base.rx_buffer),
         tx_buffer: e.tx_buffer.unwrap_or(base.tx_buffer),
+        buffer_budget: e.buffer_budget.unwrap_or(base.buffer_budget),
         somaxconn: e.somaxconn.unwrap_or(base.somaxconn),
         busy_poll_us: args
             .busy_poll_us

@@ -130,6 +130,59 @@ impl BufArena {
     }
 }
 
+impl BufArena {
+    /// Where `p` lies in `slot`'s receive buffer (an offset), if it does.
+    pub(crate) fn rx_offset(&self, slot: usize, p: *const u8) -> Option<usize> {
+        let start = self.base.as_ptr() as usize + self.offset(slot);
+        let at = (p as usize).checked_sub(start)?;
+        (at <= self.rx).then_some(at)
+    }
+
+    /// Gives back the pages of one of `slot`'s buffers (`rx`: the receive
+    /// one, else the transmit one) outside the [`KEEP`] bytes from offset
+    /// `keep_from` on (wrapping around its end, as the ring does). Returns
+    /// whether any page was given back. The caller knows no byte of the
+    /// buffer outside that span is still needed (they read as zeros after).
+    pub(crate) fn trim_ring(&self, slot: usize, rx: bool, keep_from: usize) -> bool {
+        let (start, cap) = if rx {
+            (self.offset(slot), self.rx)
+        } else {
+            (self.offset(slot) + self.rx, self.tx)
+        };
+        if cap <= KEEP {
+            return false;
+        }
+        let page = 4096;
+        // Kept: [a, a + KEEP), page-widened, wrapping at `cap`.
+        let a = (keep_from % cap) / page * page;
+        let b = a + KEEP + page;
+        let mut gave = false;
+        let mut drop_range = |lo: usize, hi: usize| {
+            let (lo, hi) = (lo.next_multiple_of(page), hi / page * page);
+            if hi > lo {
+                // SAFETY: lo..hi lies inside this slot's buffer (both are
+                // clamped to 0..cap), inside the mapping; MADV_DONTNEED keeps
+                // the mapping valid and the caller needs none of the bytes.
+                unsafe {
+                    libc::madvise(
+                        self.base.as_ptr().add(start + lo).cast(),
+                        hi - lo,
+                        libc::MADV_DONTNEED,
+                    );
+                }
+                gave = true;
+            }
+        };
+        if b <= cap {
+            drop_range(0, a);
+            drop_range(b, cap);
+        } else {
+            drop_range(b - cap, a);
+        }
+        gave
+    }
+}
+
 impl Drop for BufArena {
     fn drop(&mut self) {
         // SAFETY: base/len are the mapping made in `new`; by the type's
@@ -180,5 +233,40 @@ mod tests {
         };
         assert_eq!(kept, 1, "the first KEEP bytes stay");
         assert_eq!(dropped, 0, "the rest was given back");
+    }
+
+    #[test]
+    fn trim_ring_keeps_the_span_from_the_read_position_wrapping() {
+        let a = BufArena::new(2, 1 << 20, 1 << 20).unwrap();
+        // SAFETY: slot 0 once; the slices die before `a`.
+        let (r, t) = unsafe { a.take(0, 1 << 20, 1 << 20) };
+        let rp = r.as_ptr();
+        r.fill(1);
+        t.fill(2);
+        let res = |p: *const u8, len| resident_pages(p, len);
+        assert_eq!(res(rp, 1 << 20), 256);
+        // Kept from 100 KiB on: the pages of [100 KiB, 164 KiB) and one more.
+        assert_eq!(a.rx_offset(0, rp.wrapping_add(100 << 10)), Some(100 << 10));
+        assert!(a.trim_ring(0, true, 100 << 10));
+        assert_eq!(res(rp, 1 << 20), KEEP / 4096 + 1);
+        // SAFETY: inside r.
+        assert_eq!(unsafe { std::ptr::read_volatile(rp.add(100 << 10)) }, 1);
+        // Wrapping: kept from 1 MiB - 8 KiB: two pages at the end, the rest at the start.
+        r.fill(1);
+        assert!(a.trim_ring(0, true, (1 << 20) - 8192));
+        assert_eq!(res(rp, 1 << 20), KEEP / 4096 + 1);
+        // SAFETY: inside r.
+        let (end, start, gone) = unsafe {
+            (
+                std::ptr::read_volatile(rp.add((1 << 20) - 1)),
+                std::ptr::read_volatile(rp.add(KEEP - 8192 - 1)),
+                std::ptr::read_volatile(rp.add(KEEP + 4096)),
+            )
+        };
+        assert_eq!((end, start, gone), (1, 1, 0));
+        // The transmit buffer: kept from 0; slot 1 untouched.
+        assert!(a.trim_ring(0, false, 0));
+        assert_eq!(res(t.as_ptr(), 1 << 20), KEEP / 4096 + 1);
+        assert_eq!(a.rx_offset(1, rp), None);
     }
 }

@@ -26,6 +26,16 @@ pub struct EngineConfig {
     pub rx_buffer: usize,
     /// Transmit buffer per connection, bytes.
     pub tx_buffer: usize,
+    /// Most bytes queued in all connections' socket buffers together
+    /// (received and not yet read, sent and not yet acknowledged), as
+    /// Linux's `tcp_mem`: past it a send copies only up to 64 KiB queued on
+    /// its connection and waits for the rest, and data arriving for a
+    /// connection already holding 64 KiB unread is dropped (its ACK kept) for
+    /// the peer to send again. Each connection keeps 64 KiB each way whatever
+    /// the budget, so every one makes progress. 0: no limit. Default: an
+    /// eighth of physical memory, at least 64 MiB (see `docs/design.md`,
+    /// "Socket buffers").
+    pub buffer_budget: usize,
     /// Connections allocated up front (their buffers too), so the first
     /// handshakes do not allocate.
     pub prealloc_connections: usize,
@@ -123,6 +133,7 @@ impl Default for EngineConfig {
             static_neighbors: Vec::new(),
             rx_buffer: 1 << 20,
             tx_buffer: 1 << 20,
+            buffer_budget: default_buffer_budget(),
             prealloc_connections: 0,
             max_connections: 1 << 20,
             somaxconn: 65535,
@@ -143,4 +154,24 @@ impl Default for EngineConfig {
             stat_connections: 256,
         }
     }
+}
+
+/// An eighth of the machine's physical memory, at least 64 MiB.
+#[allow(unsafe_code)] // sysconf: no memory is involved.
+fn default_buffer_budget() -> usize {
+    // SAFETY: sysconf reads a system constant; no memory is involved.
+    let (pages, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let phys = if pages > 0 && page > 0 {
+        (pages as u64).saturating_mul(page as u64)
+    } else {
+        0
+    };
+    usize::try_from(phys / 8)
+        .unwrap_or(usize::MAX)
+        .max(64 << 20)
 }

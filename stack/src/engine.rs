@@ -314,6 +314,9 @@ impl<N: Nic> Engine<N> {
             }
         }
         core.conns.expire_timers(core.now_us);
+        if core.now_us >= core.reclaim_due_us {
+            core.reclaim_buffers();
+        }
         core.expire_timeouts();
         core.finish_closes();
         let egressed = pump.run_egress(core);

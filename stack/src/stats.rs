@@ -89,6 +89,21 @@ pub struct EngineStats {
     pub idle_wakeups: u64,
     /// Total time spent blocked, µs.
     pub idle_sleep_us: u64,
+    /// Bytes queued in all socket buffers now (filled in by `stats()`;
+    /// bounded by `EngineConfig::buffer_budget`).
+    pub buffer_queued: u64,
+    /// The most bytes ever queued in all socket buffers together (filled
+    /// in by `stats()`).
+    pub buffer_queued_peak: u64,
+    /// Sends that copied less than they could because the buffer budget was
+    /// used up (they wait for their connection's ACKs).
+    pub send_budget_waits: u64,
+    /// Data segments dropped (their ACK kept) because the buffer budget was
+    /// used up and their connection already held 64 KiB unread.
+    pub rx_budget_drops: u64,
+    /// Socket buffers whose unused pages the reclaimer gave back (an idle
+    /// connection's, after it moved more than 64 KiB).
+    pub buffer_trims: u64,
 }
 
 impl EngineStats {
@@ -109,7 +124,12 @@ impl EngineStats {
 
     /// The counters that are levels, not running totals (a rate of them
     /// means nothing): Prometheus gauges.
-    pub const GAUGES: &'static [&'static str] = &["conns_live", "ops_in_flight"];
+    pub const GAUGES: &'static [&'static str] = &[
+        "conns_live",
+        "ops_in_flight",
+        "buffer_queued",
+        "buffer_queued_peak",
+    ];
 
     /// Calls `f` with every counter's name and value, in declaration order,
     /// without allocating ([`EngineStats::fields`] collects them; the
@@ -159,6 +179,11 @@ impl EngineStats {
             idle_sleeps,
             idle_wakeups,
             idle_sleep_us,
+            buffer_queued,
+            buffer_queued_peak,
+            send_budget_waits,
+            rx_budget_drops,
+            buffer_trims,
         )
     }
 }

@@ -445,18 +445,37 @@ fn transfer_intact(p: &mut Pair, len: usize) {
     let (sfd, cfd) = one_conn(p);
     // SAFETY: the Receiver lives to the end of this function, after its last engine step.
     let mut rx = unsafe { Receiver::new(p, 6, 64, 2048) };
+    pass_through(p, &mut rx, (sfd, cfd), &pattern(len));
+}
+
+/// Sends `data` from the client end of `fds` (server fd, client fd) to
+/// `rx`'s multishot receive (group 6) on the server end; asserts every byte
+/// arrived, in order, and the send completed in full.
+fn pass_through(p: &mut Pair, rx: &mut Receiver, (sfd, cfd): (i32, i32), data: &[u8]) {
+    rx.got.clear();
     rx.arm(p, sfd, 6, 1400);
-    let data = pattern(len);
-    // SAFETY: `data` lives to the end of this function, after its last engine step.
-    unsafe { send_all(p, cfd, &data, 1401) };
+    // SAFETY: `data` outlives this function's last engine step, and the send
+    // completes (asserted) before it returns.
+    unsafe { send_all(p, cfd, data, 1401) };
+    let mut sent = None;
     let ok = p.run_until(5_000_000, |p| {
         if rx.drain(p, 1400, false) && rx.got.len() < data.len() {
             rx.arm(p, sfd, 6, 1400);
         }
-        rx.got.len() == data.len()
+        sent = sent.or_else(|| take(&mut p.c_cqes, 1401).map(|c| c.res));
+        rx.got.len() == data.len() && sent.is_some()
     });
-    assert!(ok, "got {} of {}", rx.got.len(), data.len());
+    assert!(ok, "got {} of {}, send {sent:?}", rx.got.len(), data.len());
+    assert_eq!(sent, Some(data.len() as i32), "the send");
     assert!(rx.got == data, "bytes differ");
+    // The multishot receive stays armed: cancel it for the next pass.
+    push_safe(
+        &mut p.s,
+        opcode::AsyncCancel::new(1400).user_data(1402).build(),
+    );
+    assert!(p.run_until(10_000, |p| take(&mut p.s_cqes, 1402).is_some()));
+    let end = take(&mut p.s_cqes, 1400).expect("the receive's last CQE");
+    assert_eq!(end.res, -libc::ECANCELED);
 }
 
 #[test]
@@ -1028,4 +1047,135 @@ fn a_peer_silent_for_three_seconds_three_times_is_not_given_up_on() {
     assert!(rx.got == data, "bytes differ");
     assert!(p.c_cqes.iter().all(|c| c.res >= 0), "{:?}", p.c_cqes);
     assert!(p.c.driver().stats().rto_fired > 0);
+}
+
+/// `n` connections, one at a time: (server fd, client fd) each.
+fn conns(p: &mut Pair, n: usize) -> Vec<(i32, i32)> {
+    let l = listen(p, PORT, 128);
+    (0..n as u64)
+        .map(|i| {
+            push_safe(
+                &mut p.s,
+                opcode::AcceptNoAddr::new(l).user_data(3000 + i).build(),
+            );
+            let c = connect_n(p, PORT, 1, 3100 + 10 * i)[0];
+            assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 3000 + i)));
+            let a = take(&mut p.s_cqes, 3000 + i).unwrap();
+            assert!(a.res >= 0, "accept: {}", a.res);
+            (a.res, c)
+        })
+        .collect()
+}
+
+/// Eight connections each send 2 MiB to a server that reads nothing at
+/// first, on engines whose buffer budget is 256 KiB (their buffers are
+/// 1 MiB each way): what is queued stays within the budget plus each
+/// connection's 64 KiB floor, the senders wait and the receiver drops data
+/// past the budget (its ACKs still heard), and once the server reads, every
+/// byte arrives in order.
+#[test]
+fn a_buffer_budget_bounds_what_is_queued_and_loses_nothing() {
+    const N: usize = 8;
+    const LEN: usize = 2 << 20;
+    const BUDGET: u64 = 256 << 10;
+    const KEEP: u64 = 64 << 10;
+    let mut o = PairOpts::default();
+    o.server.buffer_budget = BUDGET as usize;
+    o.client.buffer_budget = BUDGET as usize;
+    let mut p = Pair::with(o);
+    let pairs = conns(&mut p, N);
+    let data: Vec<Vec<u8>> = (0..N)
+        .map(|i| (0..LEN).map(|k| ((k * 7 + i * 13) % 251) as u8).collect())
+        .collect();
+    for (i, &(_, cfd)) in pairs.iter().enumerate() {
+        // SAFETY: `data` lives to the end of the test, after the last engine step.
+        unsafe { send_all(&mut p, cfd, &data[i], 4000 + i as u64) };
+    }
+    // The server reads nothing yet: its buffers fill up to the budget.
+    p.run(20_000);
+    let s = p.s.driver().stats();
+    let c = p.c.driver().stats();
+    eprintln!(
+        "server queued {} peak {} drops {}; client queued {} peak {} waits {}",
+        s.buffer_queued,
+        s.buffer_queued_peak,
+        s.rx_budget_drops,
+        c.buffer_queued,
+        c.buffer_queued_peak,
+        c.send_budget_waits
+    );
+    // Without the budget the server would hold 8 MiB here (8 x 1 MiB).
+    assert!(s.buffer_queued >= BUDGET, "the server filled its budget");
+    assert!(
+        s.buffer_queued_peak <= BUDGET + N as u64 * 2 * KEEP,
+        "server queued past the budget and the floors: {}",
+        s.buffer_queued_peak
+    );
+    assert!(s.rx_budget_drops > 0, "data past the budget was dropped");
+    assert!(
+        c.buffer_queued_peak <= BUDGET + N as u64 * KEEP,
+        "client queued past the budget and the floors: {}",
+        c.buffer_queued_peak
+    );
+    assert!(c.send_budget_waits > 0, "sends waited for the budget");
+    // Now the server reads: everything arrives, in order, and the sends end.
+    let mut rx: Vec<Receiver> = (0..N)
+        // SAFETY: the Receivers live to the end of the test, after the last engine step.
+        .map(|i| unsafe { Receiver::new(&mut p, 20 + i as u16, 64, 2048) })
+        .collect();
+    for (i, r) in rx.iter_mut().enumerate() {
+        r.arm(&mut p, pairs[i].0, 20 + i as u16, 4100 + i as u64);
+    }
+    let mut sent = 0;
+    let ok = p.run_until(20_000_000, |p| {
+        for (i, r) in rx.iter_mut().enumerate() {
+            let ud = 4100 + i as u64;
+            if r.drain(p, ud, false) && r.got.len() < LEN {
+                r.arm(p, pairs[i].0, 20 + i as u16, ud);
+            }
+        }
+        while let Some(i) =
+            (0..N).find(|&i| p.c_cqes.iter().any(|c| c.user_data == 4000 + i as u64))
+        {
+            let c = take(&mut p.c_cqes, 4000 + i as u64).unwrap();
+            assert_eq!(c.res, LEN as i32, "send {i}");
+            sent += 1;
+        }
+        sent == N && rx.iter().all(|r| r.got.len() == LEN)
+    });
+    for (i, r) in rx.iter().enumerate() {
+        assert!(
+            ok,
+            "conn {i}: got {} of {LEN}, {sent} sends done",
+            r.got.len()
+        );
+        assert!(r.got == data[i], "conn {i}: bytes differ");
+    }
+    let s = p.s.driver().stats();
+    assert!(s.buffer_queued_peak <= BUDGET + N as u64 * 2 * KEEP);
+}
+
+/// A connection that moved 2 MiB each way and then went idle gives back its
+/// buffers' pages (smoltcp's receive ring goes round the whole buffer, so
+/// without this every connection that ever moved 1 MiB keeps 1 MiB), and
+/// the next transfer on it, through the pages given back, is intact.
+#[test]
+fn an_idle_connection_gives_back_its_buffer_pages_and_keeps_every_byte() {
+    let mut p = Pair::new();
+    let fds = one_conn(&mut p);
+    // SAFETY: the Receiver lives to the end of the test, after the last engine step.
+    let mut rx = unsafe { Receiver::new(&mut p, 6, 64, 2048) };
+    let first = pattern(2 << 20);
+    pass_through(&mut p, &mut rx, fds, &first);
+    assert_eq!(p.s.driver().stats().buffer_trims, 0, "not while busy");
+    // Idle for about 3 s of engine time (idle rounds move the clock 2 ms).
+    p.run(1500);
+    let (s, c) = (p.s.driver().stats(), p.c.driver().stats());
+    assert!(s.buffer_trims >= 1, "the server's receive buffer: {s:?}");
+    assert!(c.buffer_trims >= 1, "the client's send buffer: {c:?}");
+    // Once given back, an idle connection is not trimmed again.
+    p.run(1500);
+    assert_eq!(p.s.driver().stats().buffer_trims, s.buffer_trims);
+    let second: Vec<u8> = (0..3 << 20).map(|i| (i * 11 % 253) as u8).collect();
+    pass_through(&mut p, &mut rx, fds, &second);
 }

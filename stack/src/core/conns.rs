@@ -130,6 +130,12 @@ pub(crate) struct Conn {
     /// application takes them): more queued than this is an arrival, which
     /// wakes POLLIN polls (Linux's `sk_data_ready`); an ACK is not.
     pub(crate) rx_seen: usize,
+    /// Bytes of its socket buffers counted in [`Conns::queued`] (received
+    /// and not read, plus sent and not acknowledged, when last looked).
+    charged: u32,
+    /// Where the connection was each way (received end, sent end) when the
+    /// reclaimer last looked at its buffers; `None` before it did.
+    trim_marks: Option<(u32, u32)>,
     /// Loss recovery's view of the send side, and the socket's clock offset.
     pub(crate) rec: Recovery,
     /// Our sequence numbers on the wire are the socket's minus this (a SYN
@@ -153,8 +159,8 @@ pub(crate) struct Conn {
 // (docs/performance.md): a connection is this struct in the slab, plus its
 // smoltcp socket (about 960 bytes, in the `SocketSet`), plus the pages its
 // buffers touched. Growth here is a decision, not an accident.
-const _: () = assert!(core::mem::size_of::<Conn>() <= 456);
-const _: () = assert!(core::mem::size_of::<crate::core::recovery::Recovery>() <= 320);
+const _: () = assert!(core::mem::size_of::<Conn>() <= 480);
+const _: () = assert!(core::mem::size_of::<crate::core::recovery::Recovery>() <= 328);
 
 impl Conn {
     // The one unsafe call outside the audited modules: taking the slot's
@@ -187,6 +193,8 @@ impl Conn {
             nospace: false,
             state_woke: false,
             rx_seen: 0,
+            charged: 0,
+            trim_marks: None,
             arp_since: None,
             rec: Recovery::default(),
             reset_err: errno::ECONNRESET,
@@ -301,6 +309,10 @@ pub(crate) struct Alive {
     pub(crate) timeout: Option<SmolDuration>,
 }
 
+/// How long (µs) a connection hears nothing before the buffer reclaimer
+/// gives back its buffers' unused pages ([`Conns::reclaim_some`]).
+pub(crate) const RECLAIM_IDLE_US: u64 = 1_000_000;
+
 /// See the module docs.
 pub(crate) struct Conns {
     slab: Slab<Conn>,
@@ -318,6 +330,15 @@ pub(crate) struct Conns {
     congestion: crate::config::Congestion,
     rx_buffer: usize,
     tx_buffer: usize,
+    /// `EngineConfig::buffer_budget` (0: none).
+    budget: usize,
+    /// Bytes queued in every connection's socket buffers together, as last
+    /// looked (the sum of the connections' `charged`).
+    pub(crate) queued: usize,
+    /// The most `queued` has been.
+    pub(crate) queued_peak: usize,
+    /// The next slot the buffer reclaimer looks at.
+    reclaim_at: usize,
     /// Connections created (slots taken) and freed.
     pub(crate) created: u64,
     pub(crate) freed: u64,
@@ -362,6 +383,10 @@ impl Conns {
             },
             rx_buffer: cfg.rx_buffer,
             tx_buffer: cfg.tx_buffer,
+            budget: cfg.buffer_budget,
+            queued: 0,
+            queued_peak: 0,
+            reclaim_at: 0,
             created: 0,
             freed: 0,
             arena,
@@ -488,6 +513,7 @@ impl Conns {
         c.nospace = false;
         c.state_woke = false;
         c.rx_seen = 0;
+        c.trim_marks = None;
         c.arp_since = None;
         c.rec.reset(cc);
         c.reset_err = errno::ECONNRESET;
@@ -533,11 +559,13 @@ impl Conns {
             return;
         }
         self.unbind_tuple(cid);
-        let c = self.get_mut(cid);
+        let c = self.slab.at_mut(cid.index());
         if c.sock_ref().state() != tcp::State::Closed {
             c.sock().abort();
         }
         c.phase = Phase::Free;
+        self.queued -= c.charged as usize;
+        c.charged = 0;
         if c.rec.moved(KEEP as u32) {
             // Its buffers may have touched pages past the part every
             // connection uses: give those back.
@@ -546,6 +574,98 @@ impl Conns {
         self.timers.cancel(cid);
         self.slab.release(cid.index());
         self.freed += 1;
+    }
+
+    /// Takes `cid`'s socket buffers' occupancy into [`Conns::queued`]: called
+    /// where it changes (after input, a send's copy, a receive, egress).
+    /// O(1): two loads and a subtraction.
+    #[inline]
+    pub(crate) fn recharge(&mut self, cid: ConnId) {
+        let c = self.slab.at_mut(cid.index());
+        let s = c.sock_ref();
+        let now = (s.recv_queue() + s.send_queue()) as u32;
+        self.queued = self.queued - c.charged as usize + now as usize;
+        c.charged = now;
+        self.queued_peak = self.queued_peak.max(self.queued);
+    }
+
+    /// How many more bytes a send may copy into `cid`'s send buffer under
+    /// the memory budget: what is left of the budget, but never less than
+    /// what brings its send queue to [`KEEP`] (so every connection can make
+    /// progress however full the budget is, as Linux's `tcp_wmem[0]`).
+    #[inline]
+    pub(crate) fn send_allowance(&self, cid: ConnId) -> usize {
+        if self.budget == 0 {
+            return usize::MAX;
+        }
+        let queued = self.get(cid).sock_ref().send_queue();
+        self.budget
+            .saturating_sub(self.queued)
+            .max(KEEP.saturating_sub(queued))
+    }
+
+    /// Whether data arriving for `cid` is over the memory budget: the
+    /// budget is used up and the connection already holds at least [`KEEP`]
+    /// unread bytes (below that it always takes data, as Linux's
+    /// `tcp_rmem[0]`). Such data is dropped, its ACK kept (Linux's
+    /// `TCPRcvQDrop`); the peer sends it again.
+    #[inline]
+    pub(crate) fn rx_over_budget(&self, cid: ConnId) -> bool {
+        self.budget != 0
+            && self.queued >= self.budget
+            && self.get(cid).sock_ref().recv_queue() >= KEEP
+    }
+
+    /// The buffer reclaimer: looks at the next `n` connection slots (a
+    /// cursor going round the table, so every slot is visited once per
+    /// `slots / n` calls; the engine calls it once a millisecond) and gives
+    /// back the pages of the buffers of a connection idle for [`RECLAIM_IDLE_US`]
+    /// that moved more than [`KEEP`] bytes since it was last looked at:
+    /// smoltcp's receive ring never restarts at offset 0 (only a send into
+    /// an empty transmit ring does), so every connection's receive buffer
+    /// touches all its pages as bytes pass through it, however little it
+    /// holds at a time. A receive buffer is trimmed only when it is empty and
+    /// everything the peer sent is acknowledged (no out-of-order data can lie
+    /// in its free part), keeping [`KEEP`] bytes from its read position; a
+    /// transmit buffer only when empty, keeping its first [`KEEP`] bytes.
+    /// Returns the buffers trimmed.
+    pub(crate) fn reclaim_some(&mut self, now_us: u64, n: usize) -> u64 {
+        let slots = self.slab.slots();
+        let mut trimmed = 0;
+        for _ in 0..n.min(slots) {
+            let i = self.reclaim_at % slots;
+            self.reclaim_at = i + 1;
+            let c = self.slab.at_mut(i);
+            if c.phase == Phase::Free || c.rec.silent_for(now_us) < RECLAIM_IDLE_US {
+                continue;
+            }
+            let (rx_end, tx_end) = c.rec.marks();
+            let far = |now: u32, then: u32| now.wrapping_sub(then) > KEEP as u32;
+            let (rx_far, tx_far) = match c.trim_marks {
+                None => (c.rec.moved(KEEP as u32), c.rec.moved(KEEP as u32)),
+                Some((rx0, tx0)) => (far(rx_end, rx0), far(tx_end, tx0)),
+            };
+            if !rx_far && !tx_far {
+                continue;
+            }
+            let (mut rx_done, mut tx_done) = (!rx_far, !tx_far);
+            if rx_far && c.rec.rx_settled() && c.sock_ref().recv_queue() == 0 {
+                // The read position: where a peek of nothing points.
+                let at = c.sock().peek(0).ok().map(|b| b.as_ptr());
+                if let Some(off) = at.and_then(|p| self.arena.rx_offset(i, p)) {
+                    trimmed += u64::from(self.arena.trim_ring(i, true, off));
+                    rx_done = true;
+                }
+            }
+            if tx_far && c.sock_ref().send_queue() == 0 {
+                trimmed += u64::from(self.arena.trim_ring(i, false, 0));
+                tx_done = true;
+            }
+            if rx_done && tx_done {
+                c.trim_marks = Some((rx_end, tx_end));
+            }
+        }
+        trimmed
     }
 
     /// Queues `cid` for egress (once).

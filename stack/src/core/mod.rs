@@ -128,6 +128,8 @@ pub(crate) struct Core {
     pub(crate) cfg: EngineConfig,
     /// Engine time of the current step, µs.
     pub(crate) now_us: u64,
+    /// When the buffer reclaimer next runs ([`Core::reclaim_buffers`]).
+    pub(crate) reclaim_due_us: u64,
     /// Where absolute TIMEOUT times are read (the driver's clock).
     pub(crate) clock: Clock,
     /// smoltcp's interface: IP configuration and the TCP context.
@@ -181,6 +183,7 @@ impl Core {
         let n = cfg.prealloc_connections.min(cfg.max_connections);
         Core {
             now_us,
+            reclaim_due_us: now_us,
             clock,
             iface,
             host: Host::new(cfg.ip, cfg.prefix_len, mac, cfg.gateway),
@@ -217,6 +220,15 @@ impl Core {
     }
 
     /// All counters.
+    /// The buffer reclaimer's turn (once a millisecond; see
+    /// `Conns::reclaim_some`): 16 connection slots looked at.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn reclaim_buffers(&mut self) {
+        self.reclaim_due_us = self.now_us + 1000;
+        self.stats.buffer_trims += self.conns.reclaim_some(self.now_us, 16);
+    }
+
     pub(crate) fn stats(&self) -> EngineStats {
         let mut s = self.stats;
         s.cqes = self.cq.cqes;
@@ -226,6 +238,8 @@ impl Core {
         s.conns_live = self.conns.live() as u64;
         s.ops_in_flight = self.cq.ops.live() as u64;
         s.arp_shared = self.neigh.shared_in;
+        s.buffer_queued = self.conns.queued as u64;
+        s.buffer_queued_peak = self.conns.queued_peak as u64;
         s
     }
 

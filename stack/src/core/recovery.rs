@@ -102,6 +102,9 @@ pub(crate) struct Sent {
     pub(crate) syn: Option<u32>,
     /// During recovery: which of the socket's resends go on the wire.
     pub(crate) filter: Option<Filter>,
+    /// The acknowledgment number of the last segment with ACK that went
+    /// out (the peer's sequence space).
+    pub(crate) ack: Option<u32>,
 }
 
 /// Which resent segments go out during recovery (see the module docs): a
@@ -333,6 +336,8 @@ pub(crate) struct Recovery {
     /// The first sequence numbers seen each way, for [`Recovery::moved`].
     tx_base: u32,
     rx_base: Option<u32>,
+    /// The acknowledgment number we last sent (see [`Recovery::rx_settled`]).
+    ack_out: Option<u32>,
     /// Data segments this connection sent again (its share of
     /// `EngineStats::retransmits`).
     resent: u32,
@@ -499,8 +504,35 @@ impl Recovery {
         }
     }
 
+    /// Takes in the acknowledgment number of what went out (any segment:
+    /// an egress call's, or a reply to input).
+    #[inline]
+    pub(crate) fn note_ack(&mut self, s: &Sent) {
+        if s.ack.is_some() {
+            self.ack_out = s.ack;
+        }
+    }
+
+    /// Whether everything the peer sent that the engine saw has been
+    /// acknowledged: then the socket holds no out-of-order data past its
+    /// receive queue (the free part of its receive buffer is unused).
+    pub(crate) fn rx_settled(&self) -> bool {
+        match (self.rx_base, self.ack_out) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(_), Some(a)) => !after(self.peer_end, a),
+        }
+    }
+
+    /// Sequence positions each way (received end, sent end): how far the
+    /// connection has moved, for the buffer reclaimer's marks.
+    pub(crate) fn marks(&self) -> (u32, u32) {
+        (self.peer_end, self.nxt)
+    }
+
     /// Takes in an egress call's data segments, sent at `now_us`.
     pub(crate) fn on_sent(&mut self, s: &Sent, now_us: u64, stats: &mut EngineStats) {
+        self.note_ack(s);
         if let Some(f) = &s.filter {
             self.rxt_high = f.rxt_high;
             self.ptr = f.ptr;

@@ -433,6 +433,7 @@ impl Core {
         else {
             return Progress::Wait;
         };
+        let allow = self.conns.send_allowance(cid);
         let c = self.conns.get_mut(cid);
         if c.is_reset() {
             // The reset is reported once; after that the socket is just closed.
@@ -461,13 +462,17 @@ impl Core {
             self.cq.fail(id, errno::ENOTCONN);
             return Progress::Done;
         }
-        let s = c.sock();
+        // What the memory budget lets this send queue (usize::MAX: no budget).
+        let mut left = allow;
+        let s = self.conns.get_mut(cid).sock();
         let sent = if iovlen > 0 {
             usermem::for_each_iov(addr, iovlen, done as u64, |seg| {
-                s.send_slice(seg).unwrap_or(0)
+                let n = s.send_slice(&seg[..seg.len().min(left)]).unwrap_or(0);
+                left -= n;
+                n
             })
         } else {
-            usermem::slice(addr + done as u64, (len - done) as usize)
+            usermem::slice(addr + done as u64, ((len - done) as usize).min(allow))
                 .map(|src| s.send_slice(src).unwrap_or(0))
         };
         let n = match sent {
@@ -479,8 +484,14 @@ impl Core {
         };
         if n > 0 {
             self.conns.mark_dirty(cid);
+            self.conns.recharge(cid);
         }
         let total = done + n;
+        if n as usize == allow && total < len {
+            // Held back by the budget, not by the buffer: its ACKs bring the
+            // next try (it has at least 64 KiB queued; see `send_allowance`).
+            self.stats.send_budget_waits += 1;
+        }
         if total < len {
             // The send buffer is full: its draining is a write-space wake-up.
             self.conns.get_mut(cid).nospace = true;

@@ -87,6 +87,30 @@ fn refill_tcp_checksum(ip: &mut [u8], ihl: usize, total: usize) {
     TcpPacket::new_unchecked(&mut ip[ihl..total]).fill_checksum(&src, &dst);
 }
 
+/// Cuts the payload (and a FIN, which comes after it) off received TCP
+/// segment `ip`, keeping its headers, ACK and options: the segment's data is
+/// dropped and its acknowledgment still heard. Returns the packet's new
+/// length, or `None` if it carries no payload. Checksums are refilled where
+/// the socket checks them (`ip_csum`, `tcp_csum`).
+pub(crate) fn strip_payload(ip: &mut [u8], ip_csum: bool, tcp_csum: bool) -> Option<usize> {
+    let (ihl, total) = tcp_range(ip)?;
+    let t = &mut ip[ihl..total];
+    let doff = usize::from(t[12] >> 4) * 4;
+    if doff < 20 || t.len() <= doff {
+        return None;
+    }
+    t[13] &= !(0x01 | 0x08); // FIN, PSH
+    let end = ihl + doff;
+    ip[2..4].copy_from_slice(&(end as u16).to_be_bytes());
+    if ip_csum {
+        smoltcp::wire::Ipv4Packet::new_unchecked(&mut ip[..end]).fill_checksum();
+    }
+    if tcp_csum {
+        refill_tcp_checksum(ip, ihl, end);
+    }
+    Some(end)
+}
+
 /// Our sequence number in segment `ip` minus `off` (socket to wire, for a
 /// SYN cookie connection), the checksum refilled when `csum`.
 pub(crate) fn shift_seq(ip: &mut [u8], off: u32, csum: bool) {
@@ -141,6 +165,9 @@ fn note_sent(ip: &[u8], sent: &mut Sent) -> bool {
     }
     let doff = usize::from(t[12] >> 4) * 4;
     let flags = t[13];
+    if flags & 0x10 != 0 {
+        sent.ack = Some(u32::from_be_bytes([t[8], t[9], t[10], t[11]]));
+    }
     let payload = t.len().saturating_sub(doff) as u32;
     // FIN counts one in sequence space; SYNs are only noted.
     let len = payload + u32::from(flags & 0x01);

@@ -189,15 +189,23 @@ impl<N: Nic> Pump<N> {
                         if core.conns.get_mut(cid).rec.take_refit() {
                             core.conns.refit_timeout(cid);
                         }
+                        let over_budget = core.conns.rx_over_budget(cid);
                         let c = core.conns.get_mut(cid);
                         let now = Instant::from_micros(c.rec.socket_time(core.now_us) as i64);
                         let off = c.seq_off;
                         let csum = caps.checksum.tcp.rx();
-                        let ip: &mut [u8] = if off != 0 {
+                        let mut ip: &mut [u8] = if off != 0 {
                             to_socket_space(fix, &frame.as_ref()[at..at + len], off, csum)
                         } else {
                             &mut frame.as_mut()[at..at + len]
                         };
+                        if over_budget {
+                            let ip_csum = caps.checksum.ipv4.rx();
+                            if let Some(end) = device::strip_payload(ip, ip_csum, csum) {
+                                ip = &mut ip[..end];
+                                core.stats.rx_budget_drops += 1;
+                            }
+                        }
                         // The window the socket hears is the engine's
                         // congestion window (see core::recovery).
                         fit_window(ip, &mut c.rec);
@@ -218,6 +226,7 @@ impl<N: Nic> Pump<N> {
                         if let Some(pkt) = &dups {
                             feed_dup_acks(&mut core.iface, &mut port, &mut c.set, now, pkt);
                         }
+                        c.rec.note_ack(&sent);
                         core.conns.mark_ready(cid);
                         core.conns.mark_dirty(cid);
                     }
@@ -300,6 +309,7 @@ impl<N: Nic> Pump<N> {
     }
 
     fn egress(&mut self, core: &mut Core, cid: ConnId) {
+        core.conns.recharge(cid);
         let hop = core.host.next_hop(core.conns.get(cid).remote_ip);
         let Some(dst_mac) = core.neigh.lookup(hop) else {
             let since = *core.conns.get_mut(cid).arp_since.get_or_insert(core.now_us);
