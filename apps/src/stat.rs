@@ -86,6 +86,7 @@ const SUMMARY: &[(&str, &[&str])] = &[
             "engine.fast_retransmits",
             "engine.tlp_probes",
             "engine.rto_fired",
+            "engine.recovery_undos",
         ],
     ),
     (

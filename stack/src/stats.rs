@@ -73,6 +73,9 @@ pub struct EngineStats {
     pub fast_retransmits: u64,
     /// Tail-loss probes (a timeout of about two round trips without progress).
     pub tlp_probes: u64,
+    /// Congestion-window reductions undone: every retransmission of the
+    /// episode was reported needless by a D-SACK (the path reordered).
+    pub recovery_undos: u64,
     /// Retransmission timeouts the engine fired (its 200 ms floor, not smoltcp's 1 s).
     pub rto_fired: u64,
     /// Segments of a repair the socket rebuilt and the engine did not send:
@@ -173,6 +176,7 @@ impl EngineStats {
             retransmits,
             fast_retransmits,
             tlp_probes,
+            recovery_undos,
             rto_fired,
             resends_skipped,
             arp_shared,

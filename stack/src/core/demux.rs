@@ -229,10 +229,12 @@ impl Core {
                     // 32-byte header, the size timestamps alone make too).
                     read_sack(tcp.options(), &mut h);
                 }
+                let undos = c.rec.undos;
                 let r = c.rec.on_heard(&h, self.now_us);
                 if r.is_some() {
                     self.stats.fast_retransmits += 1;
                 }
+                self.stats.recovery_undos += u64::from(c.rec.undos.wrapping_sub(undos));
                 r
             } else {
                 None

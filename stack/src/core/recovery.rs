@@ -65,6 +65,9 @@ const SB_BLOCKS: usize = 6;
 /// Segment size assumed until the peer's SYN or our first segment says.
 const MSS_DEFAULT: u32 = 1460;
 
+/// How long a smallest-RTT sample stands (µs): BBR's `min_rtt` window.
+const MIN_RTT_WINDOW_US: u64 = 10_000_000;
+
 /// `a` is after `b` in sequence space.
 #[inline]
 fn after(a: u32, b: u32) -> bool {
@@ -306,6 +309,22 @@ pub(crate) struct Recovery {
     /// without a retransmission): loss is then judged by time, RACK's
     /// reordering window, instead of by three segments SACKed above.
     reo_seen: bool,
+    /// Undoing a spurious reduction (Linux's `undo_marker`/`undo_retrans`,
+    /// RFC 2883 section 4.3): the window and threshold before the episode's
+    /// reduction (`undo_cwnd` 0: nothing to undo), and how many of the
+    /// episode's retransmissions no D-SACK has yet shown needless. When
+    /// every one has, the reduction was for reordering, not loss, and is
+    /// undone.
+    undo_cwnd: u32,
+    undo_ssthresh: u32,
+    undo_retrans: u32,
+    /// Reductions undone so far (the caller adds them up in
+    /// `EngineStats::recovery_undos`).
+    pub(crate) undos: u16,
+    /// When (engine µs, wrapping) `min_rtt_us` was taken: a minimum older
+    /// than [`MIN_RTT_WINDOW_US`] gives way to the next sample (BBR's
+    /// 10 s window), so a path whose delay grew is not judged by its past.
+    min_rtt_at: u32,
     /// The reordering window in quarters of the smallest RTT (RFC 8985's
     /// `reo_wnd_mult`), raised once per round trip by D-SACKs.
     reo_mult: u8,
@@ -556,6 +575,9 @@ impl Recovery {
             // spanning it would be ambiguous).
             stats.retransmits += u64::from(s.resent);
             self.resent = self.resent.wrapping_add(s.resent);
+            if self.undo_cwnd > 0 {
+                self.undo_retrans = self.undo_retrans.saturating_add(s.resent);
+            }
             self.timed = None;
         }
         if after(s.hi, self.nxt) {
@@ -614,7 +636,7 @@ impl Recovery {
             self.backoff = 0;
             if let Some((e, sent)) = self.timed {
                 if !after(e, ack) {
-                    self.sample(now_us.saturating_sub(sent));
+                    self.sample(now_us.saturating_sub(sent), now_us);
                     self.timed = None;
                 }
             }
@@ -654,6 +676,7 @@ impl Recovery {
             // Loss: one reduction for the episode (β = 0.7, as CUBIC).
             let flight = self.nxt.wrapping_sub(self.una);
             self.enter_recovery(now_us);
+            self.mark_undo();
             // One reduction for the episode, to the controller's threshold.
             self.ssthresh = self.loss_threshold(flight);
             self.cwnd = self.cwnd().min(self.ssthresh);
@@ -770,6 +793,14 @@ impl Recovery {
             Congestion::Rate => cut.max(2 * self.bw().saturating_mul(self.min_rtt_us) / 1_000_000),
         };
         (t.min(u64::from(CWND_MAX)) as u32).max(2 * self.smss())
+    }
+
+    /// Remembers the window and threshold before an episode's reduction,
+    /// for [`Recovery::on_dsack`] to restore if it proves spurious.
+    fn mark_undo(&mut self) {
+        self.undo_cwnd = self.cwnd();
+        self.undo_ssthresh = self.ssthresh;
+        self.undo_retrans = 0;
     }
 
     /// Opens a recovery episode over the current flight.
@@ -905,6 +936,17 @@ impl Recovery {
     /// once per round trip (RFC 8985, 6.2).
     fn on_dsack(&mut self, now_us: u64) {
         self.reo_seen = true;
+        if self.undo_cwnd > 0 && self.undo_retrans > 0 {
+            self.undo_retrans -= 1;
+            if self.undo_retrans == 0 {
+                // Every retransmission of the episode arrived twice: the
+                // reduction was for reordering. Back to where it was.
+                self.cwnd = self.cwnd().max(self.undo_cwnd);
+                self.ssthresh = self.ssthresh.max(self.undo_ssthresh);
+                self.undo_cwnd = 0;
+                self.undos = self.undos.wrapping_add(1);
+            }
+        }
         if self.reo_mult == 0 {
             self.reo_mult = 1;
         }
@@ -962,10 +1004,12 @@ impl Recovery {
         self.una
     }
 
-    fn sample(&mut self, rtt: u64) {
+    fn sample(&mut self, rtt: u64, now_us: u64) {
         let rtt = rtt.max(1);
-        if self.min_rtt_us == 0 || rtt < self.min_rtt_us {
+        let age = (now_us as u32).wrapping_sub(self.min_rtt_at);
+        if self.min_rtt_us == 0 || rtt <= self.min_rtt_us || u64::from(age) > MIN_RTT_WINDOW_US {
             self.min_rtt_us = rtt;
+            self.min_rtt_at = now_us as u32;
         }
         if self.srtt_us == 0 {
             self.srtt_us = rtt;
@@ -1048,6 +1092,7 @@ impl Recovery {
         // segment (RFC 5681), once per episode for the threshold.
         let flight = self.nxt.wrapping_sub(self.una);
         if !self.in_recovery {
+            self.mark_undo();
             self.ssthresh = self.loss_threshold(flight);
         }
         self.enter_recovery(now_us);
@@ -1171,6 +1216,76 @@ mod tests {
         assert_eq!(rep, Some(Repair::Walk));
         assert!(r.in_recovery());
         assert_eq!(walk(&mut r, 2600, 4, 100), vec![2600]);
+    }
+
+    #[test]
+    fn a_reduction_whose_every_resend_is_dsacked_is_undone() {
+        let mut r = Recovery::default();
+        r.reset(Congestion::Westwood);
+        let mut st = EngineStats::default();
+        r.on_sent(&sent(1000, 10, 100), 0, &mut st);
+        assert_eq!(r.on_heard(&ack(1100, &[]), 10), None);
+        let before = r.cwnd();
+        // 1100..1200 late (not lost): three segments SACKed above it.
+        assert_eq!(
+            r.on_heard(&ack(1100, &[(1200, 1500)]), 13),
+            Some(Repair::Walk)
+        );
+        assert!(r.cwnd() < before);
+        assert_eq!(r.take_walk(), Some(Repair::Walk));
+        assert_eq!(walk(&mut r, 1100, 9, 100), vec![1100]);
+        // The original arrives, then the resend: a D-SACK for 1100..1200.
+        assert_eq!(r.on_heard(&ack(1500, &[]), 14), None);
+        assert_eq!(r.on_heard(&ack(1500, &[(1100, 1200)]), 15), None);
+        assert!(r.cwnd() >= before, "undone: {} < {before}", r.cwnd());
+        assert_eq!(r.undos, 1);
+        // A second D-SACK undoes nothing more.
+        assert_eq!(r.on_heard(&ack(1500, &[(1100, 1200)]), 16), None);
+        assert_eq!(r.undos, 1);
+    }
+
+    #[test]
+    fn a_reduction_with_a_resend_not_dsacked_stays() {
+        let mut r = Recovery::default();
+        r.reset(Congestion::Westwood);
+        let mut st = EngineStats::default();
+        r.on_sent(&sent(1000, 10, 100), 0, &mut st);
+        assert_eq!(r.on_heard(&ack(1100, &[]), 10), None);
+        assert_eq!(
+            r.on_heard(&ack(1100, &[(1200, 1500)]), 13),
+            Some(Repair::Walk)
+        );
+        let cut = r.cwnd();
+        assert_eq!(r.take_walk(), Some(Repair::Walk));
+        assert_eq!(walk(&mut r, 1100, 9, 100), vec![1100]);
+        // A second hole walked to in the same episode: two resends.
+        assert_eq!(
+            r.on_heard(&ack(1100, &[(1600, 1900), (1200, 1500)]), 14),
+            Some(Repair::Walk)
+        );
+        assert_eq!(walk(&mut r, 1100, 9, 100), vec![1500]);
+        // Only the first was needless: the reduction stands.
+        assert_eq!(r.on_heard(&ack(1900, &[(1100, 1200)]), 15), None);
+        assert!(r.cwnd() <= cut + 100, "{} > {cut}", r.cwnd());
+        assert_eq!(r.undos, 0);
+    }
+
+    #[test]
+    fn the_smallest_rtt_gives_way_after_ten_seconds() {
+        let mut r = Recovery::default();
+        r.sample(10_000, 0);
+        r.sample(30_000, 5_000_000);
+        assert_eq!(
+            r.min_rtt_us, 10_000,
+            "within the window: the minimum stands"
+        );
+        r.sample(30_000, 10_500_000);
+        assert_eq!(
+            r.min_rtt_us, 30_000,
+            "the path's delay grew: the old minimum expired"
+        );
+        r.sample(25_000, 11_000_000);
+        assert_eq!(r.min_rtt_us, 25_000);
     }
 
     #[test]
