@@ -576,9 +576,20 @@ impl Conns {
         self.freed += 1;
     }
 
-    /// Takes `cid`'s socket buffers' occupancy into [`Conns::queued`]: called
-    /// where it changes (after input, a send's copy, a receive, egress).
-    /// O(1): two loads and a subtraction.
+    /// Counts `n` bytes a send just copied into `cid`'s send buffer (so the
+    /// next send in the same step sees them; egress recharges exactly).
+    #[inline]
+    pub(crate) fn charge(&mut self, cid: ConnId, n: u32) {
+        let c = self.slab.at_mut(cid.index());
+        c.charged += n;
+        self.queued += n as usize;
+        self.queued_peak = self.queued_peak.max(self.queued);
+    }
+
+    /// Takes `cid`'s socket buffers' occupancy into [`Conns::queued`]. Called
+    /// at egress: every change of a connection's queues (input, a send's
+    /// copy, a receive) marks it for egress, so each is counted within the
+    /// step. O(1): two loads and a subtraction.
     #[inline]
     pub(crate) fn recharge(&mut self, cid: ConnId) {
         let c = self.slab.at_mut(cid.index());
@@ -593,11 +604,13 @@ impl Conns {
     /// the memory budget: what is left of the budget, but never less than
     /// what brings its send queue to [`KEEP`] (so every connection can make
     /// progress however full the budget is, as Linux's `tcp_wmem[0]`).
+    /// Recharges `cid` first (its ACKs may have freed space since egress).
     #[inline]
-    pub(crate) fn send_allowance(&self, cid: ConnId) -> usize {
+    pub(crate) fn send_allowance(&mut self, cid: ConnId) -> usize {
         if self.budget == 0 {
             return usize::MAX;
         }
+        self.recharge(cid);
         let queued = self.get(cid).sock_ref().send_queue();
         self.budget
             .saturating_sub(self.queued)

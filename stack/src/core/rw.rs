@@ -484,7 +484,7 @@ impl Core {
         };
         if n > 0 {
             self.conns.mark_dirty(cid);
-            self.conns.recharge(cid);
+            self.conns.charge(cid, n);
         }
         let total = done + n;
         if n as usize == allow && total < len {

@@ -31,7 +31,6 @@ impl Core {
 
     /// Reacts to whatever happened to `cid`: state changes, data, space, EOF.
     fn service(&mut self, cid: ConnId) {
-        self.conns.recharge(cid);
         let alive = self.conns.alive;
         let c = self.conns.get_mut(cid);
         let (state, _) = c.observe(alive, self.now_us);
