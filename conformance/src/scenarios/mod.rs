@@ -16,6 +16,7 @@ mod accept;
 mod bufs;
 mod cancel;
 mod conn;
+mod feat;
 mod flags;
 mod invalid;
 mod overflow;
@@ -288,6 +289,8 @@ pub fn all() -> Vec<Scenario> {
         sc("sockcmd_queues", "uring_cmd", "URING_CMD SOCKET_URING_OP_SIOCINQ / SIOCOUTQ as the peer sends, on a fresh socket and a listener; fd not open, unknown command, __pad1, unknown uring_cmd_flags", d, m, regs::sockcmd_queues),
         sc("sockcmd_sockopt", "uring_cmd", "URING_CMD GETSOCKOPT / SETSOCKOPT: SOL_SOCKET options set and read back (doubled buffer sizes), read-only options, optlen rules; TCP_NODELAY, TCP_KEEPIDLE/INTVL/CNT and their ranges; unknown level/option, short optlen, null optval, GETSOCKOPT off SOL_SOCKET; a listener's options inherited by the accepted socket", d, m, regs::sockcmd_sockopt),
         sc("overflow_multishot_ends", "overflow", "a multishot ACCEPT firing while the CQ is full and backlogged ends with its socket in the final CQE, behind the backlog", SMALL, m, overflow::multishot_ends),
+        // features (feat.rs)
+        sc("recv_multishot_total_cap", "recv", "multishot RECV with a total byte cap (optlen): the CQE that uses it up ends the multishot, not cut to it; a bundle is cut; a re-arm gets the rest; cap 1 on an empty socket", d, m, feat::recv_total_cap),
     ];
     v.sort_by_key(|s| area_rank(s.area));
     v

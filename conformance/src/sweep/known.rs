@@ -40,12 +40,6 @@ pub fn known(spec: &str, p: Perturb) -> Option<&'static str> {
              implemented, so ringline refuses the flag (-EINVAL, as on RECVMSG); Linux takes it \
              even without buffer selection and posts the send with F_MORE, then a 0"
         }
-        ("RECV multishot", Perturb::FileIndex(_)) => {
-            "the multishot RECV's total byte cap (`optlen`, Linux 6.17) is not implemented: \
-             -EINVAL at prep, where Linux stops the multishot once the cap is used up (the first \
-             CQE's bytes are not cut to it); RECV and RECVMSG refuse a non-zero `optlen` \
-             elsewhere, as Linux"
-        }
         _ => return None,
     })
 }

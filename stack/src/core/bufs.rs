@@ -50,6 +50,11 @@ impl BufGroups {
         self.rings.contains_key(&bgid)
     }
 
+    /// Whether group `bgid` is an incremental ring (`IOU_PBUF_RING_INC`).
+    pub(crate) fn is_incremental(&self, bgid: u16) -> bool {
+        self.rings.get(&bgid).is_some_and(|r| r.incremental())
+    }
+
     /// The next buffer of `group`, not yet consumed.
     #[inline]
     pub(crate) fn select(&self, group: u16) -> Option<Selected> {

@@ -57,6 +57,8 @@ pub(crate) enum OpKind {
         group: Option<u16>,
         /// `IORING_RECV_MULTISHOT`.
         multishot: bool,
+        /// Multishot RECV: bytes left of the total cap (`optlen`); 0: none.
+        total: u32,
         /// `IORING_RECVSEND_BUNDLE`: a CQE may fill several ring buffers.
         bundle: bool,
         /// `msg_flags` (`MSG_WAITALL`, `MSG_PEEK`, `MSG_DONTWAIT`).

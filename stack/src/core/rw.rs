@@ -82,6 +82,7 @@ impl Core {
             len,
             group,
             multishot,
+            total: r.total,
             bundle: r.bundle && group.is_some_and(|g| self.bufs.is_ring(g)),
             msg_flags,
             done: 0,
@@ -118,6 +119,7 @@ impl Core {
             len,
             group,
             multishot,
+            mut total,
             bundle,
             msg_flags,
             done,
@@ -261,6 +263,11 @@ impl Core {
             if len > 0 && reserve == 0 {
                 n = n.min(len as usize);
             }
+            // A bundle stays within what is left of the total cap (Linux
+            // caps its buffer peek); a single buffer is not cut to it.
+            if bundle && total > 0 {
+                n = n.min(total as usize);
+            }
             let dst = match usermem::slice_mut(b.addr + reserve as u64, n) {
                 Ok(d) => d,
                 Err(e) => {
@@ -283,7 +290,11 @@ impl Core {
                 // A bundle goes on into the next buffers while data is
                 // there and the cap (`len`) allows (io_buffers_peek: every
                 // buffer the data fills, consumed whole).
-                (got, rest, more) = match self.recv_bundle_rest(cid, group, got, len) {
+                let cap = match (len, total) {
+                    (0, t) | (t, 0) => t,
+                    (l, t) => l.min(t),
+                };
+                (got, rest, more) = match self.recv_bundle_rest(cid, group, got, cap) {
                     Ok(r) => r,
                     Err(e) => {
                         self.cq.fail(id, e);
@@ -296,7 +307,18 @@ impl Core {
             if rest > 0 {
                 flags |= IORING_CQE_F_SOCK_NONEMPTY;
             }
-            if !multishot {
+            // The total cap: once used up, this CQE is the multishot's last
+            // (io_recv_finish's IORING_RECV_MSHOT_LIM).
+            let capped_out = total > 0 && {
+                // Linux 6.18 takes the smaller as ints (`min_t(int, ..)`): a
+                // cap past INT_MAX is negative there, so used up at once.
+                total -= (total as i32).min(got as i32) as u32;
+                if let OpKind::Recv { total: t, .. } = &mut self.cq.ops.get_mut(id).kind {
+                    *t = total;
+                }
+                total == 0
+            };
+            if !multishot || capped_out {
                 self.cq.finish(id, got as i32, flags);
                 return Progress::Done;
             }
@@ -568,6 +590,11 @@ impl Core {
             let Some(b) = self.bufs.select(group) else {
                 return Ok((got, rest, more));
             };
+            // io_ring_buffers_peek: a buffer the cap would cut ends the
+            // bundle (an incremental ring's is used in part).
+            if b.len as usize > cap - got && !self.bufs.is_incremental(group) {
+                return Ok((got, rest, more));
+            }
             let n = (b.len as usize).min(rest).min(cap - got);
             let dst = usermem::slice_mut(b.addr, n)?;
             let s = self.conns.get_mut(cid).sock();

@@ -306,6 +306,7 @@ impl Core {
                     msg_flags: f.msg_flags,
                     group: None,
                     multishot: false,
+                    total: 0,
                     bundle: false,
                     poll_first: false,
                     issue_err: f.issue_err,

@@ -386,11 +386,6 @@ fn decode_recv(sqe: &Sqe) -> Result<Request, Errno> {
     if multishot && (!select || msg_flags & MSG_WAITALL != 0) {
         return Err(EINVAL);
     }
-    // The multishot RECV's total cap (optlen, Linux 6.17) is not implemented
-    // (a documented difference in docs/sweep.md).
-    if multishot && !read && sqe.optlen() != 0 {
-        return Err(EINVAL);
-    }
     Ok(Request::Recv(Recv {
         kind,
         addr: sqe.addr,
@@ -398,6 +393,9 @@ fn decode_recv(sqe: &Sqe) -> Result<Request, Errno> {
         msg_flags,
         group: select.then_some(sqe.buf_group()),
         multishot,
+        // io_recvmsg_prep: a multishot RECV's `optlen` (checked 0 above
+        // elsewhere) is its total byte cap.
+        total: if multishot && !read { sqe.optlen() } else { 0 },
         bundle: !read && sqe.ioprio & IORING_RECVSEND_BUNDLE != 0,
         poll_first: !read && sqe.ioprio & IORING_RECVSEND_POLL_FIRST != 0,
         issue_err: if read {

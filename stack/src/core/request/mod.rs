@@ -292,6 +292,10 @@ pub(crate) struct Recv {
     pub group: Option<u16>,
     /// `IORING_RECV_MULTISHOT` (implies a group and no `MSG_WAITALL`).
     pub multishot: bool,
+    /// Multishot RECV: the total byte cap (`optlen`, Linux 6.17; 0: none).
+    /// Once its CQEs carried that many bytes the multishot ends; a CQE is
+    /// not cut to it (a bundle is).
+    pub total: u32,
     /// `IORING_RECVSEND_BUNDLE` (RECV only): one CQE may fill several
     /// buffers of a ring group, consecutive ids, the first in the CQE.
     pub bundle: bool,

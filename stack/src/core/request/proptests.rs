@@ -323,7 +323,7 @@ proptest! {
         let b = opcode::Recv::new(fd, mut_ptr(a), len).flags(mf).user_data(ud).sqe_flags(f);
         let want = Recv {
             kind: RecvKind::Recv, addr: a, len, msg_flags: mf as u32, group,
-            multishot: false, bundle: false, poll_first: false, issue_err: None,
+            multishot: false, total: 0, bundle: false, poll_first: false, issue_err: None,
         };
         match group {
             Some(g) => {
@@ -341,7 +341,7 @@ proptest! {
         let b = opcode::RecvMulti::new(fd, g).flags(mf).user_data(ud).sqe_flags(f);
         let want = Recv {
             kind: RecvKind::Recv, addr: 0, len: 0, msg_flags: mf as u32, group: Some(g),
-            multishot: true, bundle: false, poll_first: false, issue_err: None,
+            multishot: true, total: 0, bundle: false, poll_first: false, issue_err: None,
         };
         check(b.build(), ud, fd, f | IOSQE_BUFFER_SELECT, Request::Recv(want))?;
 
