@@ -1058,7 +1058,7 @@ fn merged_registered_resource_checks() {
         ..sqe(IORING_OP_READ_FIXED)
     };
     assert_eq!(res(s), -libc::EINVAL);
-    // BUNDLE: RECV only; a multishot RECV's optlen (its cap) is refused.
+    // BUNDLE: RECV only; optlen is a multishot RECV's cap.
     let r = Sqe {
         ioprio: IORING_RECVSEND_BUNDLE,
         ..sqe(IORING_OP_RECV)
@@ -1074,6 +1074,12 @@ fn merged_registered_resource_checks() {
         ioprio: IORING_RECV_MULTISHOT,
         file_index: 1,
         ..sqe(IORING_OP_RECV)
+    };
+    assert!(matches!(ok(s), Request::Recv(Recv { total: 1, .. })));
+    // Elsewhere optlen is refused.
+    let s = Sqe {
+        ioprio: 0,
+        ..s
     };
     assert_eq!(res(s), -libc::EINVAL);
 }
