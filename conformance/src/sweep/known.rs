@@ -30,16 +30,6 @@ pub fn known(spec: &str, p: Perturb) -> Option<&'static str> {
              behind it); ringline sends, posts both CQEs and goes on: it does not reproduce a \
              request that never completes"
         }
-        ("SEND", Perturb::Flag(5)) => {
-            "SEND with IOSQE_BUFFER_SELECT (Linux: the data taken from a provided buffer, the \
-             ground of send bundles) is not implemented: -EOPNOTSUPP, as for the other ops \
-             without buffer selection (Linux here: -ENOENT, no such group)"
-        }
-        ("SEND", Perturb::Ioprio(4)) => {
-            "IORING_RECVSEND_BUNDLE on SEND: send bundles (provided buffers as the data) are not \
-             implemented, so ringline refuses the flag (-EINVAL, as on RECVMSG); Linux takes it \
-             even without buffer selection and posts the send with F_MORE, then a 0"
-        }
         _ => return None,
     })
 }

@@ -8,7 +8,7 @@ use ringline_ring::abi::*;
 use super::bufs::Selected;
 use super::conns::{Phase, Reset, WriteSide};
 use super::ops::{OpKind, Owner, ZeroCopy};
-use super::request::{Recv, RecvKind, Send, SendKind, Submission};
+use super::request::{Recv, RecvKind, Send, SendData, SendKind, Submission};
 use super::{Core, OpResult, Progress};
 use crate::errno::{self, Errno};
 use crate::ids::{ConnId, OpId};
@@ -361,6 +361,7 @@ impl Core {
             } else {
                 ZeroCopy::Notify
             },
+            bundle: false,
         };
         let id = self.park(sub, kind, Owner::None);
         self.cq.fail(id, e);
@@ -390,6 +391,9 @@ impl Core {
             self.fds.get(sub.fd).ok_or(errno::EBADF)?;
             return Err(e);
         }
+        if let SendData::Group(g) = r.data {
+            return self.send_select(sub, r, g, msg_flags);
+        }
         // Linux: send on a never-connected or listening TCP socket is -EPIPE.
         let cid = self.conn_of(sub.fd).map_err(|e| {
             if e == errno::ENOTCONN {
@@ -414,47 +418,97 @@ impl Core {
             len,
             iovlen,
             done: 0,
-            waitall: msg_flags & MSG_WAITALL != 0,
+            waitall: msg_flags & MSG_WAITALL != 0 || r.bundle,
             zc: match (r.kind.zero_copy(), r.report_usage) {
                 (false, _) => ZeroCopy::No,
                 (true, false) => ZeroCopy::Notify,
                 (true, true) => ZeroCopy::ReportUsage,
             },
+            bundle: r.bundle,
         };
-        let first = self.cq.ops.conn(cid).send.is_empty();
-        let id = self.park(sub, kind, Owner::Send(cid));
-        if first {
-            if let Progress::Wait = self.try_send(cid, id) {
-                if msg_flags & MSG_DONTWAIT != 0 {
-                    let done = match self.cq.ops.get(id).kind {
-                        OpKind::Send { done, .. } => done,
-                        _ => 0,
-                    };
-                    let res = if done > 0 {
-                        done as i32
-                    } else {
-                        errno::EAGAIN.as_res()
-                    };
-                    self.cq.finish(id, res, 0);
-                }
-            }
-        }
+        self.park_send(sub, cid, kind, msg_flags);
         Ok(None)
     }
 
-    /// Advances send `id` on `cid`: queues what fits in the socket buffer.
-    pub(crate) fn try_send(&mut self, cid: ConnId, id: OpId) -> Progress {
-        let OpKind::Send {
-            addr,
-            len,
-            done,
-            waitall,
-            iovlen,
-            ..
-        } = self.cq.ops.get(id).kind
-        else {
-            return Progress::Wait;
+    /// SEND with `IOSQE_BUFFER_SELECT` (Linux's io_send_select_buffer): the
+    /// socket, then the group (none: `-ENOENT`; empty: `-ENOBUFS`), then the
+    /// connection: a send that fails once a buffer was selected consumes it
+    /// and says which (`F_BUFFER`), as in Linux.
+    fn send_select(&mut self, sub: &Submission, r: Send, group: u16, msg_flags: u32) -> OpResult {
+        self.fds.get(sub.fd).ok_or(errno::EBADF)?;
+        if !self.bufs.exists(group) {
+            return Err(errno::ENOENT);
+        }
+        let Some(b) = self.bufs.select(group) else {
+            self.stats.bufring_empty += 1;
+            return Err(errno::ENOBUFS);
         };
+        let Ok(cid) = self.conn_of(sub.fd) else {
+            let more = self.bufs.commit(group, 0);
+            return Ok(Some((errno::EPIPE.as_res(), buf_flags(b.bid) | more)));
+        };
+        let kind = OpKind::SendBuf {
+            group,
+            bundle: r.bundle,
+            waitall: r.bundle || msg_flags & MSG_WAITALL != 0,
+            cap: match r.len {
+                0 => i32::MAX as u32,
+                l => l.min(i32::MAX as u32),
+            },
+            nbufs: 0,
+            sent: 0,
+            off: 0,
+            cflags: 0,
+        };
+        self.park_send(sub, cid, kind, msg_flags);
+        Ok(None)
+    }
+
+    /// Parks send `kind` on `cid`'s send list and, first there, tries it
+    /// now; with `MSG_DONTWAIT` what cannot go now ends it (`-EAGAIN` if
+    /// nothing went).
+    fn park_send(&mut self, sub: &Submission, cid: ConnId, kind: OpKind, msg_flags: u32) {
+        let first = self.cq.ops.conn(cid).send.is_empty();
+        let id = self.park(sub, kind, Owner::Send(cid));
+        if !first || msg_flags & MSG_DONTWAIT == 0 {
+            if first {
+                self.try_send(cid, id);
+            }
+            return;
+        }
+        if let Progress::Wait = self.try_send(cid, id) {
+            let (done, flags) = match self.cq.ops.get(id).kind {
+                OpKind::Send { done, .. } => (done, 0),
+                OpKind::SendBuf {
+                    group,
+                    sent,
+                    off,
+                    cflags,
+                    ..
+                } => {
+                    let more = if off > 0 {
+                        self.bufs.commit(group, off)
+                    } else {
+                        0
+                    };
+                    (sent + off, if sent + off > 0 { cflags | more } else { 0 })
+                }
+                _ => (0, 0),
+            };
+            let res = if done > 0 {
+                done as i32
+            } else {
+                errno::EAGAIN.as_res()
+            };
+            self.cq.finish(id, res, flags);
+        }
+    }
+
+    /// Whether send `id`'s connection can take data: `Go`, `Wait` (still
+    /// connecting), or `End` with the result (`done` bytes went already;
+    /// else the reset, once, `-EPIPE` after a shutdown or close,
+    /// `-ENOTCONN`).
+    fn send_gate(&mut self, cid: ConnId, done: u32) -> Gate {
         let c = self.conns.get_mut(cid);
         if c.is_reset() {
             // The reset is reported once; after that the socket is just closed.
@@ -464,26 +518,48 @@ impl Core {
                 (0, _) => errno::EPIPE.as_res(),
             };
             c.reset = Reset::Reported;
-            self.cq.finish(id, res, 0);
-            return Progress::Done;
+            return Gate::End(res);
         }
         if c.write == WriteSide::Shut || (c.established && !c.sock_ref().may_send()) {
-            let res = if done > 0 {
+            return Gate::End(if done > 0 {
                 done as i32
             } else {
                 errno::EPIPE.as_res()
-            };
-            self.cq.finish(id, res, 0);
-            return Progress::Done;
+            });
         }
         if !c.established {
             if c.phase == Phase::Connecting {
-                return Progress::Wait;
+                return Gate::Wait;
             }
-            self.cq.fail(id, errno::ENOTCONN);
-            return Progress::Done;
+            return Gate::End(errno::ENOTCONN.as_res());
         }
-        let s = c.sock();
+        Gate::Go
+    }
+
+    /// Advances send `id` on `cid`: queues what fits in the socket buffer.
+    pub(crate) fn try_send(&mut self, cid: ConnId, id: OpId) -> Progress {
+        let (addr, len, done, waitall, iovlen, bundle) = match self.cq.ops.get(id).kind {
+            OpKind::Send {
+                addr,
+                len,
+                done,
+                waitall,
+                iovlen,
+                bundle,
+                ..
+            } => (addr, len, done, waitall, iovlen, bundle),
+            OpKind::SendBuf { .. } => return self.try_send_buf(cid, id),
+            _ => return Progress::Wait,
+        };
+        match self.send_gate(cid, done) {
+            Gate::Go => {}
+            Gate::Wait => return Progress::Wait,
+            Gate::End(res) => {
+                self.cq.finish(id, res, 0);
+                return Progress::Done;
+            }
+        }
+        let s = self.conns.get_mut(cid).sock();
         let sent = if iovlen > 0 {
             usermem::for_each_iov(addr, iovlen, done as u64, |seg| {
                 s.send_slice(seg).unwrap_or(0)
@@ -508,13 +584,142 @@ impl Core {
             self.conns.get_mut(cid).nospace = true;
         }
         if total == len || (!waitall && total > 0) || len == 0 {
-            self.cq.finish(id, total as i32, 0);
+            // A bundle without buffer select: Linux posts the result with
+            // F_MORE and retries with nothing left, a final 0.
+            if !bundle || total == 0 || self.cq.post_more(id, total as i32, 0) {
+                let res = if bundle { 0 } else { total as i32 };
+                self.cq.finish(id, res, 0);
+            }
             return Progress::Done;
         }
         if let OpKind::Send { done, .. } = &mut self.cq.ops.get_mut(id).kind {
             *done = total;
         }
         Progress::Wait
+    }
+
+    /// Advances a send from provided buffers ([`OpKind::SendBuf`]).
+    fn try_send_buf(&mut self, cid: ConnId, id: OpId) -> Progress {
+        loop {
+            let OpKind::SendBuf {
+                group,
+                bundle,
+                waitall,
+                cap,
+                mut nbufs,
+                mut sent,
+                mut off,
+                mut cflags,
+            } = self.cq.ops.get(id).kind
+            else {
+                return Progress::Wait;
+            };
+            match self.send_gate(cid, sent + off) {
+                Gate::Go => {}
+                Gate::Wait => return Progress::Wait,
+                Gate::End(res) => {
+                    // The buffer being sent, or with nothing sent the one
+                    // Linux's retry selects, is consumed by the failure.
+                    let mut flags = cflags;
+                    if off > 0 || sent == 0 {
+                        if let Some(b) = self.bufs.select(group) {
+                            flags = buf_flags(b.bid) | self.bufs.commit(group, off);
+                        }
+                    }
+                    self.cq.finish(id, res, flags);
+                    return Progress::Done;
+                }
+            }
+            if nbufs == 0 {
+                nbufs = if bundle {
+                    self.bufs.available(group)
+                } else {
+                    1
+                };
+            }
+            let Some(b) = self.bufs.select(group).filter(|_| nbufs > 0) else {
+                // Emptied under it (a legacy group's REMOVE_BUFFERS).
+                let res = if sent > 0 {
+                    sent as i32
+                } else {
+                    errno::ENOBUFS.as_res()
+                };
+                self.cq.finish(id, res, cflags);
+                return Progress::Done;
+            };
+            if sent == 0 && off == 0 {
+                cflags = buf_flags(b.bid);
+            }
+            let room = cap - sent;
+            let mut more = 0;
+            // A buffer the cap would cut ends the round, unless it is the
+            // first (cut) or the ring is incremental (io_ring_buffers_peek).
+            let round_end = if b.len > room && sent > 0 && !self.bufs.is_incremental(group) {
+                true
+            } else {
+                let blen = b.len.min(room);
+                let s = self.conns.get_mut(cid).sock();
+                let n = match usermem::slice(b.addr + u64::from(off), (blen - off) as usize) {
+                    Ok(src) => s.send_slice(src).unwrap_or(0) as u32,
+                    Err(e) => {
+                        self.cq.finish(id, e.as_res(), cflags);
+                        return Progress::Done;
+                    }
+                };
+                if n > 0 {
+                    self.conns.mark_dirty(cid);
+                }
+                off += n;
+                if off == blen {
+                    more = self.bufs.commit(group, blen);
+                    (sent, off, nbufs) = (sent + blen, 0, nbufs - 1);
+                    nbufs == 0 || sent >= cap || more != 0
+                } else {
+                    // The send buffer is full: its draining is a write-space
+                    // wake-up.
+                    self.conns.get_mut(cid).nospace = true;
+                    if waitall || sent + off == 0 {
+                        self.cq.ops.get_mut(id).kind = OpKind::SendBuf {
+                            group,
+                            bundle,
+                            waitall,
+                            cap,
+                            nbufs,
+                            sent,
+                            off,
+                            cflags,
+                        };
+                        return Progress::Wait;
+                    }
+                    more = self.bufs.commit(group, off);
+                    (sent, off) = (sent + off, 0);
+                    true
+                }
+            };
+            let mut cap = cap;
+            if round_end {
+                let flags = cflags | more;
+                if !bundle || self.bufs.select(group).is_none() {
+                    self.cq.finish(id, sent as i32, flags);
+                    return Progress::Done;
+                }
+                if !self.cq.post_more(id, sent as i32, flags) {
+                    return Progress::Done;
+                }
+                // The next round: what the group holds now, no cap.
+                (nbufs, sent, cflags, cap) = (0, 0, 0, i32::MAX as u32);
+            }
+            self.cq.ops.get_mut(id).kind = OpKind::SendBuf {
+                group,
+                bundle,
+                waitall,
+                cap,
+                nbufs,
+                sent,
+                off,
+                cflags,
+            };
+        }
     }
 
     pub(crate) fn op_provide_buffers(
@@ -545,6 +750,13 @@ impl Core {
         let n = self.bufs.remove(group, count)?;
         Ok(Some((n as i32, 0)))
     }
+}
+
+/// Whether a send's connection can take data (see [`Core::send_gate`]).
+enum Gate {
+    Go,
+    Wait,
+    End(i32),
 }
 
 /// Drops the next `n` received bytes of `s` (at most what is queued).

@@ -6,7 +6,9 @@
 use ringline_ring::abi::*;
 
 use super::links::{Appended, Next, Route};
-use super::request::{needs_file, Recv, RecvKind, Request, RwFixed, Send, SendKind, Submission};
+use super::request::{
+    needs_file, Recv, RecvKind, Request, RwFixed, Send, SendData, SendKind, Submission,
+};
 use super::Core;
 use crate::errno;
 
@@ -161,7 +163,7 @@ impl Core {
             Request::Connect { addr, addrlen } => self.op_connect(&sub, addr, addrlen),
             Request::Recv(r) => self.op_recv(&sub, r),
             Request::Send(mut s) => {
-                if s.fixed_buf {
+                if s.data == SendData::Fixed {
                     // io_send_zc_import: a fault there is posted as every
                     // zero-copy failure, once the socket is found. It runs
                     // after the prep checks and before the send, where
@@ -292,7 +294,8 @@ impl Core {
                     msg_flags: f.msg_flags,
                     poll_first: false,
                     report_usage: false,
-                    fixed_buf: false,
+                    data: SendData::User,
+                    bundle: false,
                     issue_err: f.issue_err,
                 },
             )

@@ -91,15 +91,17 @@ fn check_common(sqe: &Sqe) -> Result<(), Errno> {
         return Err(EINVAL);
     }
     // io_init_req: BUFFER_SELECT on an opcode without buffer selection is
-    // -EOPNOTSUPP (ringline selects buffers for the receives only; a
-    // URING_CMD's prep checks it against its MULTISHOT flag).
+    // -EOPNOTSUPP (`io_issue_def::buffer_select`: the receives, READV and
+    // SEND; a URING_CMD's prep checks it against its MULTISHOT flag).
     if sqe.flags & IOSQE_BUFFER_SELECT != 0
         && !matches!(
             sqe.opcode,
             IORING_OP_RECV
                 | IORING_OP_READ
+                | IORING_OP_READV
                 | IORING_OP_RECVMSG
                 | IORING_OP_READ_MULTISHOT
+                | IORING_OP_SEND
                 | IORING_OP_URING_CMD
         )
     {
@@ -556,6 +558,9 @@ fn decode_send(sqe: &Sqe) -> Result<Request, Errno> {
             }
             // SENDMSG_FLAGS: SEND_VECTORIZED is taken (SENDMSG is vectored).
             SendKind::SendMsg => IORING_RECVSEND_POLL_FIRST | IORING_SEND_VECTORIZED,
+            // io_sendmsg_prep: a bundle (with buffer select: the group's
+            // buffers as the data; without, the buffer, then a 0).
+            SendKind::Send => IORING_RECVSEND_POLL_FIRST | IORING_RECVSEND_BUNDLE,
             _ => IORING_RECVSEND_POLL_FIRST,
         };
         // io_sendmsg_prep / io_send_zc_prep: unknown ioprio flags; this
@@ -624,8 +629,16 @@ fn decode_send(sqe: &Sqe) -> Result<Request, Errno> {
         },
         poll_first: !write && sqe.ioprio & IORING_RECVSEND_POLL_FIRST != 0,
         report_usage: zc && sqe.ioprio & IORING_SEND_ZC_REPORT_USAGE != 0,
-        // SEND_ZC: the buffer is looked up at issue (io_send_zc_import).
-        fixed_buf: kind == SendKind::SendZc && sqe.ioprio & IORING_RECVSEND_FIXED_BUF != 0,
+        data: if kind == SendKind::SendZc && sqe.ioprio & IORING_RECVSEND_FIXED_BUF != 0 {
+            // SEND_ZC: the buffer is looked up at issue (io_send_zc_import).
+            SendData::Fixed
+        } else if sqe.flags & IOSQE_BUFFER_SELECT != 0 {
+            // SEND (check_common allows buffer select on no other send).
+            SendData::Group(sqe.buf_group())
+        } else {
+            SendData::User
+        },
+        bundle: kind == SendKind::Send && sqe.ioprio & IORING_RECVSEND_BUNDLE != 0,
         issue_err,
     }))
 }

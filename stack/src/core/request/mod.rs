@@ -367,15 +367,31 @@ pub(crate) struct Send {
     pub poll_first: bool,
     /// `IORING_SEND_ZC_REPORT_USAGE` (zero-copy kinds only).
     pub report_usage: bool,
-    /// SEND_ZC with `IORING_RECVSEND_FIXED_BUF`: the buffer must lie in
-    /// registered buffer `buf_index`, checked at issue.
-    pub fixed_buf: bool,
+    /// Where the data is.
+    pub data: SendData,
+    /// SEND with `IORING_RECVSEND_BUNDLE` (`MSG_WAITALL` implied): with a
+    /// group, each CQE sends the buffers there (`F_MORE` until the group is
+    /// empty); without, the buffer, then a final 0.
+    pub bundle: bool,
     /// WRITE, WRITEV: as [`Recv::issue_err`]. SEND_ZC, SENDMSG_ZC: a check
     /// that failed after Linux allocated the notification (unknown ioprio
     /// bits, a sendto address; SENDMSG_ZC with `IORING_RECVSEND_FIXED_BUF`),
     /// reported once the socket is found, with
     /// `F_MORE` and then the notification as every zero-copy failure.
     pub issue_err: Option<Errno>,
+}
+
+/// Where a send's data is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SendData {
+    /// The application's memory at `addr` (or the msghdr's iovecs).
+    User,
+    /// SEND_ZC with `IORING_RECVSEND_FIXED_BUF`: the buffer must lie in
+    /// registered buffer `buf_index`, checked at issue.
+    Fixed,
+    /// SEND with `IOSQE_BUFFER_SELECT`: provided buffers of this group
+    /// (`addr` ignored, `len` a cap, 0: none).
+    Group(u16),
 }
 
 /// `shutdown(2)`'s `how`.

@@ -348,7 +348,7 @@ proptest! {
         let b = opcode::Send::new(fd, ptr(a), len).flags(mf).user_data(ud).sqe_flags(f);
         let want = Send {
             kind: SendKind::Send, addr: a, len, msg_flags: mf as u32,
-            poll_first: false, report_usage: false, fixed_buf: false, issue_err: None,
+            poll_first: false, report_usage: false, data: SendData::User, bundle: false, issue_err: None,
         };
         check(b.build(), ud, fd, f, Request::Send(want))?;
     }

@@ -199,15 +199,29 @@ fn common_checks_in_order() {
     let s = Sqe {
         flags: IOSQE_BUFFER_SELECT,
         personality: 1,
-        ..sqe(IORING_OP_SEND)
+        ..sqe(IORING_OP_SENDMSG)
     };
     assert_eq!(res(s), -libc::EINVAL);
-    // BUFFER_SELECT on a send, and on an unsupported opcode.
+    // BUFFER_SELECT on SENDMSG (SEND takes it), and on an unsupported opcode.
     let s = Sqe {
         flags: IOSQE_BUFFER_SELECT,
-        ..sqe(IORING_OP_SEND)
+        ..sqe(IORING_OP_SENDMSG)
     };
     assert_eq!(res(s), -libc::EOPNOTSUPP);
+    let s = Sqe {
+        flags: IOSQE_BUFFER_SELECT,
+        ioprio: IORING_RECVSEND_BUNDLE,
+        buf_index: 7,
+        ..sqe(IORING_OP_SEND)
+    };
+    assert!(matches!(
+        ok(s),
+        Request::Send(Send {
+            data: SendData::Group(7),
+            bundle: true,
+            ..
+        })
+    ));
     // Known but unsupported opcodes.
     for op in [
         IORING_OP_SPLICE,
@@ -547,7 +561,7 @@ fn send_rejections() {
         ok(s),
         Request::Send(Send {
             issue_err: None,
-            fixed_buf: true,
+            data: SendData::Fixed,
             ..
         })
     ));
@@ -1077,9 +1091,6 @@ fn merged_registered_resource_checks() {
     };
     assert!(matches!(ok(s), Request::Recv(Recv { total: 1, .. })));
     // Elsewhere optlen is refused.
-    let s = Sqe {
-        ioprio: 0,
-        ..s
-    };
+    let s = Sqe { ioprio: 0, ..s };
     assert_eq!(res(s), -libc::EINVAL);
 }
