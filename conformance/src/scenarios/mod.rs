@@ -292,6 +292,7 @@ pub fn all() -> Vec<Scenario> {
         // features (feat.rs)
         sc("recv_multishot_total_cap", "recv", "multishot RECV with a total byte cap (optlen): the CQE that uses it up ends the multishot, not cut to it; a bundle is cut; a re-arm gets the rest; cap 1 on an empty socket", d, m, feat::recv_total_cap),
         sc("send_provided_buffers", "send", "SEND with IOSQE_BUFFER_SELECT (no group, empty ring, a buffer, a len cut) and send bundles (ring: one CQE per round, a len cap; legacy group; empty; without buffer select); the peer gets every byte in order; on an unconnected socket", d, m, feat::send_buffers),
+        sc("readv_provided_buffers", "read/write", "READV with IOSQE_BUFFER_SELECT: one iovec whose length caps the read (0: the buffer's), the bytes in the group's buffers in order; 2 iovecs, a null iovec, no group; RWF_NOWAIT on the emptied socket", d, m, feat::readv_buffers),
     ];
     v.sort_by_key(|s| area_rank(s.area));
     v

@@ -6,11 +6,6 @@ use super::Perturb;
 /// The reason ringline differs on `spec` with `p`, if it does on purpose.
 pub fn known(spec: &str, p: Perturb) -> Option<&'static str> {
     Some(match (spec, p) {
-        ("READV", Perturb::Flag(5)) => {
-            "READV with IOSQE_BUFFER_SELECT (Linux: one iovec whose length caps the read, the \
-             buffer taken from the group) is not implemented: -EOPNOTSUPP, as for the other ops \
-             without buffer selection; use READ or RECV with a group"
-        }
         ("SOCKET", Perturb::Off(2)) => {
             "SOCK_DGRAM: ringline has TCP only; a UDP socket is -EPROTONOSUPPORT (Linux creates one)"
         }

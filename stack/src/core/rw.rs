@@ -32,9 +32,15 @@ impl Core {
         let (mut addr, mut len, mut iovlen, mut reserve) = (r.addr, r.len, 0, 0);
         if r.kind.is_rw() {
             // READ, READV: the socket, then (READV) the iovecs, then the
-            // rw_flags and offset, then the connection's state.
+            // rw_flags and offset, then the connection's state. READV with
+            // buffer select reads its one iovec at prep: its length caps
+            // the read, as READ's `len`.
+            if r.kind == RecvKind::Readv && select {
+                let v = usermem::read::<libc::iovec>(r.addr)?;
+                len = v.iov_len as u32;
+            }
             self.fds.get(sub.fd).ok_or(errno::EBADF)?;
-            if r.kind == RecvKind::Readv {
+            if r.kind == RecvKind::Readv && !select {
                 let total = usermem::iov_total(r.addr, r.len)?;
                 (len, iovlen) = (total.min(i32::MAX as u64) as u32, r.len);
             }

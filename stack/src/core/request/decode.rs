@@ -343,8 +343,12 @@ fn decode_recv(sqe: &Sqe) -> Result<Request, Errno> {
         // io_prep_rw: ioprio is an I/O priority, not flags.
         check_ioprio(sqe.ioprio)?;
         attr_err = rw_attr(sqe)?;
-        // io_prep_rwv's iovec import: more than UIO_MAXIOV iovecs.
-        if kind == RecvKind::Readv && sqe.len > UIO_MAXIOV {
+        // io_prep_rwv's iovec import: more than UIO_MAXIOV iovecs; with
+        // buffer select (io_iov_buffer_select_prep) exactly one iovec, whose
+        // length caps the read (read by the executor).
+        if kind == RecvKind::Readv
+            && (sqe.len > UIO_MAXIOV || (sqe.flags & IOSQE_BUFFER_SELECT != 0 && sqe.len != 1))
+        {
             return Err(EINVAL);
         }
     } else {
