@@ -356,3 +356,117 @@ pub fn readv_buffers(c: &mut Ctx) -> R {
     run(c, "readv(select, RWF_NOWAIT) on the emptied socket", s)?;
     Ok(())
 }
+
+/// A multishot RECV from `bgid` with `msg_flags`.
+fn mshot_flags(fd: i32, ud: u64, bgid: u16, msg_flags: u32) -> Sqe {
+    let mut s = mshot_recv(fd, ud, bgid, 0, false);
+    s.op_flags = msg_flags;
+    s
+}
+
+/// Multishot RECV with MSG_PEEK: each CQE peeks what is queued into the
+/// next buffer, the same bytes again, until the group is empty
+/// (`-ENOBUFS`); then a plain RECV takes the bytes. One-shot RECV with
+/// MSG_PEEK and buffer select leaves them queued too.
+pub fn recv_multishot_peek(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    let mem = recv_ring(c, 70, 4, 64)?;
+    let data = pattern(40, 60);
+    // One-shot with a buffer: peeked, left queued.
+    c.peer_send(p, &data)?;
+    c.quiet();
+    let mut s = raw(abi::IORING_OP_RECV, fd, 1);
+    s.flags = abi::IOSQE_BUFFER_SELECT;
+    s.buf_index = 70;
+    s.op_flags = libc::MSG_PEEK as u32;
+    run(c, "recv(select, MSG_PEEK)", s)?;
+    // Multishot: the same 40 B into buffers 1, 2, 3, then -ENOBUFS.
+    run(
+        c,
+        "recv(multishot, MSG_PEEK)",
+        mshot_flags(fd, 2, 70, libc::MSG_PEEK as u32),
+    )?;
+    let same = c.cqes(2).iter().all(|q| match abi::buffer_id(q.flags) {
+        Some(bid) => c.read_mem(mem.wrapping_add(usize::from(bid) * 64), 40) == data,
+        None => q.res < 0,
+    });
+    c.line(format!("every peeked buffer holds the same 40 B: {same}"));
+    // The bytes are still there for a plain RECV.
+    let buf = c.mem(64);
+    let r = ringline_ring::opcode::Recv::new(fd, buf, 64)
+        .user_data(3)
+        .build();
+    // SAFETY: `buf` is context memory, alive until the context drops.
+    unsafe { super::call(c, "recv", r) }?;
+    c.record(3);
+    let n = c.first(3).map_or(0, |q| q.res);
+    super::record_mem(c, "recv's bytes", buf, &data, n);
+    // Armed on an empty socket with a fresh group of 2: data comes, 2 peeks
+    // and -ENOBUFS.
+    recv_ring(c, 71, 2, 64)?;
+    submit(
+        c,
+        "recv(multishot, MSG_PEEK) on an empty socket",
+        mshot_flags(fd, 4, 71, libc::MSG_PEEK as u32),
+    )?;
+    c.quiet();
+    c.record(4);
+    c.peer_send(p, &data[..10])?;
+    c.wait_final(4);
+    c.record(4);
+    Ok(())
+}
+
+/// Multishot RECV with MSG_ERRQUEUE: TCP's error queue is always empty, so
+/// it waits, data or not, until cancelled; the data stays for a RECV.
+pub fn recv_multishot_errqueue(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    recv_ring(c, 72, 4, 64)?;
+    let q = libc::MSG_ERRQUEUE as u32;
+    submit(
+        c,
+        "recv(multishot, MSG_ERRQUEUE)",
+        mshot_flags(fd, 1, 72, q),
+    )?;
+    c.quiet();
+    c.record(1);
+    c.peer_send(p, &pattern(30, 61))?;
+    c.quiet();
+    c.record(1);
+    // A plain multishot RECV beside it gets the data.
+    submit(c, "recv(multishot)", mshot_recv(fd, 2, 72, 0, false))?;
+    c.wait_n(2, 1);
+    c.quiet();
+    c.record(2);
+    c.record(1);
+    c.submit_one_safe(
+        "cancel errqueue",
+        ringline_ring::opcode::AsyncCancel::new(1)
+            .user_data(3)
+            .build(),
+    )?;
+    c.wait_final(1);
+    c.record_all(&[1, 3]);
+    // Armed again, then the peer's FIN.
+    submit(
+        c,
+        "recv(multishot, MSG_ERRQUEUE) again",
+        mshot_flags(fd, 4, 72, q),
+    )?;
+    c.backend().peer_shutdown_write(p);
+    c.wait_final(2);
+    c.quiet();
+    c.record_all(&[2, 4]);
+    c.backend().peer_close(p);
+    c.quiet();
+    c.record(4);
+    c.submit_one_safe(
+        "cancel errqueue again",
+        ringline_ring::opcode::AsyncCancel::new(4)
+            .user_data(5)
+            .build(),
+    )?;
+    c.wait_final(4);
+    c.record_all(&[4, 5]);
+    Ok(())
+}

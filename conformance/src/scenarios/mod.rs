@@ -293,6 +293,8 @@ pub fn all() -> Vec<Scenario> {
         sc("recv_multishot_total_cap", "recv", "multishot RECV with a total byte cap (optlen): the CQE that uses it up ends the multishot, not cut to it; a bundle is cut; a re-arm gets the rest; cap 1 on an empty socket", d, m, feat::recv_total_cap),
         sc("send_provided_buffers", "send", "SEND with IOSQE_BUFFER_SELECT (no group, empty ring, a buffer, a len cut) and send bundles (ring: one CQE per round, a len cap; legacy group; empty; without buffer select); the peer gets every byte in order; on an unconnected socket", d, m, feat::send_buffers),
         sc("readv_provided_buffers", "read/write", "READV with IOSQE_BUFFER_SELECT: one iovec whose length caps the read (0: the buffer's), the bytes in the group's buffers in order; 2 iovecs, a null iovec, no group; RWF_NOWAIT on the emptied socket", d, m, feat::readv_buffers),
+        sc("recv_multishot_peek", "recv", "multishot RECV with MSG_PEEK: the same bytes peeked into every buffer until -ENOBUFS, then a RECV gets them; one-shot RECV with buffer select and MSG_PEEK; armed on an empty socket", d, m, feat::recv_multishot_peek),
+        sc("recv_multishot_errqueue", "recv", "multishot RECV with MSG_ERRQUEUE: waits (TCP's error queue is empty) through data, which a plain multishot RECV beside it gets, until cancelled; again through the peer's FIN and close", d, m, feat::recv_multishot_errqueue),
     ];
     v.sort_by_key(|s| area_rank(s.area));
     v

@@ -9,16 +9,6 @@ pub fn known(spec: &str, p: Perturb) -> Option<&'static str> {
         ("SOCKET", Perturb::Off(2)) => {
             "SOCK_DGRAM: ringline has TCP only; a UDP socket is -EPROTONOSUPPORT (Linux creates one)"
         }
-        ("RECV multishot", Perturb::OpFlag(1)) => {
-            "multishot RECV with MSG_PEEK: Linux peeks the same bytes again into every buffer of \
-             the group until it is empty (-ENOBUFS); ringline posts one CQE per arrival of data \
-             (a multishot peek that re-reads the same bytes has no use)"
-        }
-        ("RECV multishot", Perturb::OpFlag(13)) => {
-            "multishot RECV with MSG_ERRQUEUE: Linux waits on the (always empty for TCP) error \
-             queue until cancelled; ringline ignores the flag on a multishot receive and \
-             delivers the data (a one-shot one answers -EAGAIN, as Linux)"
-        }
         ("SEND_ZC" | "SENDMSG_ZC", Perturb::Flag(1)) => {
             "IO_DRAIN on a zero-copy send: Linux 6.18 does not complete it (measured: alone on \
              a fresh ring, no CQE within 300 ms, and every later SQE, a cancel included, waits \

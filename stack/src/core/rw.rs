@@ -96,6 +96,18 @@ impl Core {
             msg: if is_msg && !select { r.addr } else { 0 },
             reserve,
         };
+        // A multishot RECV of MSG_ERRQUEUE waits for TCP's error queue,
+        // which is always empty: it is on no list data wakes, and ends only
+        // when cancelled, as in Linux (its buffer group is checked first).
+        let errqueue = multishot && msg_flags & libc::MSG_ERRQUEUE as u32 != 0;
+        if errqueue {
+            let id = self.park(sub, kind, Owner::None);
+            if group.is_some_and(|g| self.bufs.select(g).is_none()) {
+                self.stats.bufring_empty += 1;
+                self.cq.fail(id, errno::ENOBUFS);
+            }
+            return Ok(None);
+        }
         let first = self.cq.ops.conn(cid).recv.is_empty();
         let id = self.park(sub, kind, Owner::Recv(cid));
         if !first {
@@ -282,7 +294,14 @@ impl Core {
                 }
             };
             let s = self.conns.get_mut(cid).sock();
-            let mut got = s.recv_slice(dst).unwrap_or(0);
+            // MSG_PEEK: the bytes stay queued; a multishot peeks them again
+            // into every next buffer until the group is empty, as Linux.
+            let peek = msg_flags & MSG_PEEK != 0;
+            let mut got = if peek {
+                s.peek_slice(dst).unwrap_or(0)
+            } else {
+                s.recv_slice(dst).unwrap_or(0)
+            };
             let mut rest = s.recv_queue();
             if reserve > 0 {
                 if let Err(e) = write_recvmsg_out(b, reserve, got as u32) {
@@ -292,7 +311,7 @@ impl Core {
                 got += reserve as usize;
             }
             let mut more = self.bufs.commit(group, got as u32);
-            if bundle && more == 0 {
+            if bundle && more == 0 && !peek {
                 // A bundle goes on into the next buffers while data is
                 // there and the cap (`len`) allows (io_buffers_peek: every
                 // buffer the data fills, consumed whole).
