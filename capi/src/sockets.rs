@@ -90,13 +90,12 @@ pub(crate) fn free_number(fd: i32) {
     unsafe { libc::syscall(libc::SYS_close, fd) };
 }
 
-/// A ring fd: reserved and marked so `close()` leaves it to `io_uring_queue_exit`.
-pub(crate) fn reserve_ring_fd(ring: u64, mailbox: Arc<Mailbox>) -> Option<i32> {
-    let fd = reserve_number()?;
+/// Marks reserved number `fd` as ring `ring`'s fd, so `close()` leaves it to
+/// `io_uring_queue_exit`.
+pub(crate) fn adopt_ring_fd(fd: i32, ring: u64, mailbox: Arc<Mailbox>) {
     let mut t = table();
     t.entries.insert(fd, Entry::RingFd);
     t.rings.insert(ring, mailbox);
-    Some(fd)
 }
 
 /// Forgets ring `ring` and its fd; the numbers of its sockets come back

@@ -295,6 +295,7 @@ pub fn all() -> Vec<Scenario> {
         sc("readv_provided_buffers", "read/write", "READV with IOSQE_BUFFER_SELECT: one iovec whose length caps the read (0: the buffer's), the bytes in the group's buffers in order; 2 iovecs, a null iovec, no group; RWF_NOWAIT on the emptied socket", d, m, feat::readv_buffers),
         sc("recv_multishot_peek", "recv", "multishot RECV with MSG_PEEK: the same bytes peeked into every buffer until -ENOBUFS, then a RECV gets them; one-shot RECV with buffer select and MSG_PEEK; armed on an empty socket", d, m, feat::recv_multishot_peek),
         sc("recv_multishot_errqueue", "recv", "multishot RECV with MSG_ERRQUEUE: waits (TCP's error queue is empty) through data, which a plain multishot RECV beside it gets, until cancelled; again through the peer's FIN and close", d, m, feat::recv_multishot_errqueue),
+        sc("msg_ring", "msg_ring", "IORING_OP_MSG_RING between two rings of the process: data messages both ways (user_data, res, FLAGS_PASS flags), to the ring itself (order); CQE_SKIP, file_index, addr3, unknown flag, buf_index, unknown command, a socket, an fd not open; SEND_FD's len, to itself, no file table; a fixed slot", d, m, feat::msg_ring_rings),
     ];
     v.sort_by_key(|s| area_rank(s.area));
     v
@@ -315,6 +316,7 @@ fn area_rank(a: &str) -> usize {
         "sqe flags",
         "registered",
         "uring_cmd",
+        "msg_ring",
         "timeout",
         "nop",
         "invalid",

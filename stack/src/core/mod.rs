@@ -30,6 +30,7 @@ mod demux;
 pub(crate) mod fds;
 pub(crate) mod links;
 pub(crate) mod listen;
+mod msg;
 pub(crate) mod ops;
 mod poll;
 pub(crate) mod recovery;
@@ -166,6 +167,10 @@ pub(crate) struct Core {
     /// (as Linux keeps a file open while io_uring requests hold it).
     closing: Vec<ConnId>,
     closing_listeners: Vec<crate::ids::ListenerId>,
+    /// This ring among the process's rings (`IORING_OP_MSG_RING`).
+    pub(crate) rings: crate::msgring::Rings,
+    /// Scratch list for the messages other rings sent.
+    msgs: Vec<crate::msgring::Msg>,
 }
 
 impl Core {
@@ -177,6 +182,7 @@ impl Core {
         clock: Clock,
         now_us: u64,
         arena: crate::bufmem::BufArena,
+        rings: crate::msgring::Rings,
     ) -> Self {
         let n = cfg.prealloc_connections.min(cfg.max_connections);
         Core {
@@ -206,6 +212,8 @@ impl Core {
             found_gen: Vec::new(),
             closing: Vec::new(),
             closing_listeners: Vec::new(),
+            rings,
+            msgs: Vec::new(),
             cfg,
         }
     }
@@ -239,6 +247,17 @@ impl Core {
             }
             self.neigh.done_waking(wake);
         }
+    }
+
+    /// Posts what other rings sent with MSG_RING (one atomic load when
+    /// nothing came). Returns how many.
+    #[inline]
+    pub(crate) fn take_messages(&mut self) -> usize {
+        self.rings.take(&mut self.msgs);
+        for m in &self.msgs {
+            self.cq.post(m.user_data, m.res, m.flags);
+        }
+        self.msgs.len()
     }
 
     /// Whether the CQ overflow backlog reached `max_cq_backlog`.

@@ -209,6 +209,7 @@ impl Core {
             Request::LinkTimeout(spec) => {
                 crate::usermem::check(spec.ts_addr, 16).and(Err(errno::EINVAL))
             }
+            Request::MsgRing(m) => self.op_msg_ring(&sub, m),
         };
         match r {
             Ok(Some((res, flags))) => self.complete(&sub, res, flags),

@@ -59,6 +59,7 @@ impl Request {
             IORING_OP_TIMEOUT => decode_timeout(sqe).map(Request::Timeout),
             IORING_OP_TIMEOUT_REMOVE => decode_timeout_remove(sqe),
             IORING_OP_LINK_TIMEOUT => decode_link_timeout(sqe),
+            IORING_OP_MSG_RING => decode_msg_ring(sqe),
             // Unreachable after check_common; kept so the match stands alone.
             op if op >= IORING_OP_LAST => Err(EINVAL),
             _ => Err(EOPNOTSUPP),
@@ -906,6 +907,24 @@ fn decode_link_timeout(sqe: &Sqe) -> Result<Request, Errno> {
         return Err(EINVAL);
     }
     Ok(Request::LinkTimeout(spec))
+}
+
+fn decode_msg_ring(sqe: &Sqe) -> Result<Request, Errno> {
+    // __io_msg_ring_prep: buf_index must be 0 (personality: check_common),
+    // msg_ring_flags known.
+    if sqe.buf_index != 0
+        || sqe.op_flags & !(IORING_MSG_RING_CQE_SKIP | IORING_MSG_RING_FLAGS_PASS) != 0
+    {
+        return Err(EINVAL);
+    }
+    Ok(Request::MsgRing(MsgRing {
+        cmd: sqe.addr,
+        user_data: sqe.off,
+        len: sqe.len,
+        src_fd: sqe.addr3 as u32,
+        dst_fd: sqe.file_index,
+        flags: sqe.op_flags,
+    }))
 }
 
 fn decode_timeout_remove(sqe: &Sqe) -> Result<Request, Errno> {

@@ -144,6 +144,8 @@ pub(crate) enum Request {
         target: u64,
         update: Option<TimeoutUpdate>,
     },
+    /// `IORING_OP_MSG_RING`: to the ring the fd names.
+    MsgRing(MsgRing),
     /// `IORING_OP_LINK_TIMEOUT`, decoded in full (`multishot` is always
     /// false: it is rejected). Whether it may run is the engine's call: one
     /// that does not follow a linked request in the same submission completes
@@ -240,6 +242,7 @@ pub(crate) fn needs_file(opcode: u8) -> bool {
             | IORING_OP_SHUTDOWN
             | IORING_OP_POLL_ADD
             | IORING_OP_URING_CMD
+            | IORING_OP_MSG_RING
     )
 }
 
@@ -260,6 +263,7 @@ pub(crate) fn supported(opcode: u8) -> bool {
                 | IORING_OP_TIMEOUT
                 | IORING_OP_TIMEOUT_REMOVE
                 | IORING_OP_LINK_TIMEOUT
+                | IORING_OP_MSG_RING
         )
 }
 
@@ -379,6 +383,26 @@ pub(crate) struct Send {
     /// reported once the socket is found, with
     /// `F_MORE` and then the notification as every zero-copy failure.
     pub issue_err: Option<Errno>,
+}
+
+/// A MSG_RING's fields (io_msg_ring_prep); the command is checked at issue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct MsgRing {
+    /// `addr`: `IORING_MSG_DATA`, `IORING_MSG_SEND_FD`, or another value
+    /// (`-EINVAL` at issue).
+    pub cmd: u64,
+    /// `off`: the target CQE's user_data.
+    pub user_data: u64,
+    /// `len`: DATA's target CQE res; SEND_FD wants 0.
+    pub len: u32,
+    /// `addr3` as Linux keeps it (a u32): SEND_FD's source file-table slot;
+    /// DATA wants 0.
+    pub src_fd: u32,
+    /// `file_index`: SEND_FD's target slot; DATA with `FLAGS_PASS`: the
+    /// target CQE's flags (else it must be 0).
+    pub dst_fd: u32,
+    /// `msg_ring_flags`: `IORING_MSG_RING_CQE_SKIP`, `_FLAGS_PASS`.
+    pub flags: u32,
 }
 
 /// Where a send's data is.
