@@ -493,9 +493,9 @@ pub const IORING_ASYNC_CANCEL_OP: u32 = 1 << 5;
 
 // ---- MSG_RING (`addr`: the command; `msg_ring_flags` in `op_flags`) ----
 /// `IORING_MSG_DATA`: post a CQE (user_data `off`, res `len`) to the target ring.
-pub const IORING_MSG_DATA: u64 = 0;
+pub const IORING_MSG_DATA: u32 = 0;
 /// `IORING_MSG_SEND_FD`: install fixed file `addr3` in the target's table at `file_index`.
-pub const IORING_MSG_SEND_FD: u64 = 1;
+pub const IORING_MSG_SEND_FD: u32 = 1;
 /// `IORING_MSG_RING_CQE_SKIP`: SEND_FD posts no CQE to the target.
 pub const IORING_MSG_RING_CQE_SKIP: u32 = 1 << 0;
 /// `IORING_MSG_RING_FLAGS_PASS`: the target CQE's flags are `file_index`.

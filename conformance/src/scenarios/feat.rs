@@ -473,9 +473,9 @@ pub fn recv_multishot_errqueue(c: &mut Ctx) -> R {
 
 /// A MSG_RING SQE to ring `fd`: command `cmd`, target user_data `off`,
 /// `len`, `msg_ring_flags`, `file_index`.
-fn msg_ring(fd: i32, ud: u64, cmd: u64, off: u64, len: u32, flags: u32, file_index: u32) -> Sqe {
+fn msg_ring(fd: i32, ud: u64, cmd: u32, off: u64, len: u32, flags: u32, file_index: u32) -> Sqe {
     let mut s = raw(abi::IORING_OP_MSG_RING, fd, ud);
-    s.addr = cmd;
+    s.addr = u64::from(cmd);
     s.off = off;
     s.len = len;
     s.op_flags = flags;
@@ -538,6 +538,26 @@ pub fn msg_ring_rings(c: &mut Ctx) -> R {
     )?;
     c.wait_final(3);
     c.record_order(&[3, 0x78]);
+    // The same with IO_DRAIN.
+    let mut s = msg_ring(me, 4, data, 0x79, 9, 0, 0);
+    s.flags = abi::IOSQE_IO_DRAIN;
+    submit(c, "msg(data, IO_DRAIN) to itself", s)?;
+    c.wait_final(4);
+    c.quiet();
+    c.record_order(&[4, 0x79]);
+    // Linked behind a NOP, and behind a RECV that waits for data.
+    let mut nop = raw(abi::IORING_OP_NOP, -1, 5);
+    nop.flags = abi::IOSQE_IO_LINK;
+    // SAFETY: a NOP names no memory.
+    unsafe { c.push(&format!("nop(link)"), nop) }?;
+    submit(
+        c,
+        "msg(data) linked after a NOP",
+        msg_ring(me, 6, data, 0x7a, 9, 0, 0),
+    )?;
+    c.wait_final(6);
+    c.quiet();
+    c.record_order(&[5, 6, 0x7a]);
     // Field and target checks; the second ring gets nothing from them.
     let conn = c.backend().app_conn()?.0;
     let cases: [(&str, Sqe); 10] = [

@@ -171,6 +171,10 @@ pub(crate) struct Core {
     pub(crate) rings: crate::msgring::Rings,
     /// Scratch list for the messages other rings sent.
     msgs: Vec<crate::msgring::Msg>,
+    /// Whether the request being issued was released by its chain or a
+    /// drain barrier rather than taken from the SQ (Linux issues those
+    /// from task work; MSG_RING to itself orders its CQEs by it).
+    pub(crate) released: bool,
 }
 
 impl Core {
@@ -214,6 +218,7 @@ impl Core {
             closing_listeners: Vec::new(),
             rings,
             msgs: Vec::new(),
+            released: false,
             cfg,
         }
     }

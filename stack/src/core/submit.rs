@@ -53,7 +53,13 @@ impl Core {
         match self.links.append(sqe) {
             Appended::Cancel => self.cq.post_error(sqe.user_data, errno::ECANCELED),
             Appended::Expired => self.cq.post(sqe.user_data, errno::ECANCELED.as_res(), 0),
-            Appended::Issue(ch) => self.issue_in(sqe, Some(ch)),
+            Appended::Issue(ch) => {
+                // A link after one that completed: Linux issues it from
+                // task work too.
+                let was = std::mem::replace(&mut self.released, true);
+                self.issue_in(sqe, Some(ch));
+                self.released = was;
+            }
             Appended::ArmTimeout(head) => self.link_timeout(sqe, head),
             Appended::Queued => {}
         }
@@ -84,7 +90,9 @@ impl Core {
                     });
                 }
                 Next::Issue(sqe, ch) => {
+                    self.released = true;
                     self.issue_in(&sqe, Some(ch));
+                    self.released = false;
                     if let Some((lt, target)) = self.links.take_link_timeout(ch) {
                         self.link_timeout(&lt, target);
                     }
@@ -104,11 +112,13 @@ impl Core {
 
     fn drain_held(&mut self) {
         while let Some(sqe) = self.links.release_drained(self.cq.ops.live()) {
+            self.released = true;
             if self.links.building() {
                 self.append(&sqe);
             } else {
                 self.start(&sqe);
             }
+            self.released = false;
             self.pump_chains();
         }
         self.links.end_building();

@@ -918,7 +918,8 @@ fn decode_msg_ring(sqe: &Sqe) -> Result<Request, Errno> {
         return Err(EINVAL);
     }
     Ok(Request::MsgRing(MsgRing {
-        cmd: sqe.addr,
+        // io_msg: the command is a u32.
+        cmd: sqe.addr as u32,
         user_data: sqe.off,
         len: sqe.len,
         src_fd: sqe.addr3 as u32,

@@ -388,9 +388,9 @@ pub(crate) struct Send {
 /// A MSG_RING's fields (io_msg_ring_prep); the command is checked at issue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct MsgRing {
-    /// `addr`: `IORING_MSG_DATA`, `IORING_MSG_SEND_FD`, or another value
-    /// (`-EINVAL` at issue).
-    pub cmd: u64,
+    /// `addr` as Linux keeps it (a u32): `IORING_MSG_DATA`,
+    /// `IORING_MSG_SEND_FD`, or another value (`-EINVAL` at issue).
+    pub cmd: u32,
     /// `off`: the target CQE's user_data.
     pub user_data: u64,
     /// `len`: DATA's target CQE res; SEND_FD wants 0.

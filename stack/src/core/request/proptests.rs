@@ -209,6 +209,7 @@ fn memory_named(req: &Request) -> Vec<u64> {
         | Request::Shutdown { .. }
         | Request::PollRemove { .. }
         | Request::Cancel(_)
+        | Request::MsgRing(_)
         | Request::RemoveBuffers { .. } => vec![],
         Request::Bind { addr, .. } | Request::Connect { addr, .. } => vec![*addr],
         Request::Accept(a) => vec![a.addr, a.addrlen],
