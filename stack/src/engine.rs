@@ -119,13 +119,12 @@ impl<N: Nic> Engine<N> {
         } else {
             None
         };
-        let rings = crate::msgring::Rings::register(cfg.ring_fd)
-            .map_err(|_| EngineError::Config("ring_fd names a live ring of this process"))?;
         let now_us = clock.now_us();
         let (pump, iface) = Pump::new(nic, &cfg, now_us);
         let ops = Ops::with_capacity(ring.sq_entries() as usize * 4);
         let cq = Completer::new(ring, ops);
-        let core = Core::new(cfg, cq, iface, pump.mac(), clock, now_us, arena, rings);
+        let core = Core::new(cfg, cq, iface, pump.mac(), clock, now_us, arena)
+            .map_err(|_| EngineError::Config("ring_fd names a live ring of this process"))?;
         Ok(Engine { core, pump, stat })
     }
 

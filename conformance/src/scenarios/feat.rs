@@ -549,7 +549,7 @@ pub fn msg_ring_rings(c: &mut Ctx) -> R {
     let mut nop = raw(abi::IORING_OP_NOP, -1, 5);
     nop.flags = abi::IOSQE_IO_LINK;
     // SAFETY: a NOP names no memory.
-    unsafe { c.push(&format!("nop(link)"), nop) }?;
+    unsafe { c.push("nop(link)", nop) }?;
     submit(
         c,
         "msg(data) linked after a NOP",

@@ -186,10 +186,11 @@ impl Core {
         clock: Clock,
         now_us: u64,
         arena: crate::bufmem::BufArena,
-        rings: crate::msgring::Rings,
-    ) -> Self {
+    ) -> Result<Self, Errno> {
+        // This ring among the process's (EEXIST: `ring_fd` names a live one).
+        let rings = crate::msgring::Rings::register(cfg.ring_fd)?;
         let n = cfg.prealloc_connections.min(cfg.max_connections);
-        Core {
+        Ok(Core {
             now_us,
             clock,
             iface,
@@ -220,7 +221,7 @@ impl Core {
             msgs: Vec::new(),
             released: false,
             cfg,
-        }
+        })
     }
 
     /// smoltcp's time for this step.
