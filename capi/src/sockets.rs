@@ -129,6 +129,12 @@ impl SocketNumbers for Hook {
         }
     }
 
+    fn is_open(&self, fd: i32) -> bool {
+        // The raw system call, not `fcntl()`, which this library interposes.
+        // SAFETY: F_GETFD reads a descriptor's flags; no memory is passed.
+        fd >= 0 && unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_GETFD) } >= 0
+    }
+
     fn adopt(&self, fd: i32) -> Option<Adopted> {
         let mut t = table();
         let e = t.entries.get_mut(&fd)?;

@@ -21,11 +21,13 @@ impl Core {
     pub(crate) fn op_msg_ring(&mut self, sub: &Submission, m: MsgRing) -> OpResult {
         let fd = sub.fd;
         if !self.rings.is_ring(fd) {
-            return Err(if self.fds.get(fd).is_some() {
-                errno::EBADFD
-            } else {
-                errno::EBADF
-            });
+            let open = self.fds.get(fd).is_some()
+                || self
+                    .cfg
+                    .socket_numbers
+                    .as_ref()
+                    .is_some_and(|h| h.0.is_open(fd));
+            return Err(if open { errno::EBADFD } else { errno::EBADF });
         }
         match m.cmd {
             IORING_MSG_DATA => {
@@ -48,8 +50,9 @@ impl Core {
                     self.rings.send(fd, msg)?;
                     return Ok(Some((0, 0)));
                 }
-                // To itself, as Linux 6.18 orders them (measured): taken
-                // from the SQ, the request's CQE, then the message's; issued
+                // To itself, as Linux 6.18 orders them on a DEFER_TASKRUN
+                // ring (measured): taken from the SQ, the request's CQE, then
+                // the message's; issued
                 // later (released by its chain or a drain), the message's
                 // first.
                 if self.released || sub.flags & IOSQE_IO_DRAIN != 0 {
