@@ -676,7 +676,7 @@ impl Core {
                 cflags = buf_flags(b.bid);
             }
             let room = cap - sent;
-            let mut more = 0;
+            let (mut more, mut wait) = (0, false);
             // A buffer the cap would cut ends the round, unless it is the
             // first (cut) or the ring is incremental (io_ring_buffers_peek).
             let round_end = if b.len > room && sent > 0 && !self.bufs.is_incremental(group) {
@@ -703,22 +703,13 @@ impl Core {
                     // The send buffer is full: its draining is a write-space
                     // wake-up.
                     self.conns.get_mut(cid).nospace = true;
-                    if waitall || sent + off == 0 {
-                        self.cq.ops.get_mut(id).kind = OpKind::SendBuf {
-                            group,
-                            bundle,
-                            waitall,
-                            cap,
-                            nbufs,
-                            sent,
-                            off,
-                            cflags,
-                        };
-                        return Progress::Wait;
+                    wait = waitall || sent + off == 0;
+                    if !wait {
+                        // Without MSG_WAITALL what went is the result.
+                        more = self.bufs.commit(group, off);
+                        (sent, off) = (sent + off, 0);
                     }
-                    more = self.bufs.commit(group, off);
-                    (sent, off) = (sent + off, 0);
-                    true
+                    !wait
                 }
             };
             let mut cap = cap;
@@ -744,6 +735,9 @@ impl Core {
                 off,
                 cflags,
             };
+            if wait {
+                return Progress::Wait;
+            }
         }
     }
 
