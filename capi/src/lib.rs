@@ -299,6 +299,12 @@ pub unsafe extern "C" fn io_uring_queue_init_params(
     };
     let id = NEXT_RING.fetch_add(1, Ordering::Relaxed);
     ecfg.socket_numbers = Some(SocketNumbersHook(Arc::new(Hook { ring: id })));
+    // The ring fd is reserved first: the engine is known by it to other
+    // rings' IORING_OP_MSG_RING.
+    let Some(ring_fd) = sockets::reserve_number() else {
+        return -libc::EMFILE;
+    };
+    ecfg.ring_fd = Some(ring_fd);
     let backend = if params.flags & abi::IORING_SETUP_SQPOLL != 0 {
         let sq = SqpollConfig {
             cpu: (params.flags & abi::IORING_SETUP_SQ_AFF != 0)
@@ -314,6 +320,7 @@ pub unsafe extern "C" fn io_uring_queue_init_params(
             #[cfg(feature = "dpdk")]
             nic::Port::Dpdk(_) => {
                 eprintln!("libringline: IORING_SETUP_SQPOLL is not supported on a DPDK port");
+                sockets::free_number(ring_fd);
                 return -libc::EINVAL;
             }
         }
@@ -327,6 +334,7 @@ pub unsafe extern "C" fn io_uring_queue_init_params(
     let backend = match backend {
         Ok(b) => b,
         Err(e) => {
+            sockets::free_number(ring_fd);
             eprintln!("libringline: {e}");
             return match e {
                 stack::OpenError::Ring(s) => s.errno(),
@@ -343,9 +351,7 @@ pub unsafe extern "C" fn io_uring_queue_init_params(
         closer: backend.closer(),
         ..Mailbox::default()
     });
-    let Some(ring_fd) = sockets::reserve_ring_fd(id, mailbox.clone()) else {
-        return -libc::EMFILE;
-    };
+    sockets::adopt_ring_fd(ring_fd, id, mailbox.clone());
     let st = Box::into_raw(Box::new(CRing {
         id,
         ring_fd,

@@ -90,13 +90,12 @@ pub(crate) fn free_number(fd: i32) {
     unsafe { libc::syscall(libc::SYS_close, fd) };
 }
 
-/// A ring fd: reserved and marked so `close()` leaves it to `io_uring_queue_exit`.
-pub(crate) fn reserve_ring_fd(ring: u64, mailbox: Arc<Mailbox>) -> Option<i32> {
-    let fd = reserve_number()?;
+/// Marks reserved number `fd` as ring `ring`'s fd, so `close()` leaves it to
+/// `io_uring_queue_exit`.
+pub(crate) fn adopt_ring_fd(fd: i32, ring: u64, mailbox: Arc<Mailbox>) {
     let mut t = table();
     t.entries.insert(fd, Entry::RingFd);
     t.rings.insert(ring, mailbox);
-    Some(fd)
 }
 
 /// Forgets ring `ring` and its fd; the numbers of its sockets come back
@@ -128,6 +127,12 @@ impl SocketNumbers for Hook {
             drop(t);
             free_number(fd);
         }
+    }
+
+    fn is_open(&self, fd: i32) -> bool {
+        // The raw system call, not `fcntl()`, which this library interposes.
+        // SAFETY: F_GETFD reads a descriptor's flags; no memory is passed.
+        fd >= 0 && unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_GETFD) } >= 0
     }
 
     fn adopt(&self, fd: i32) -> Option<Adopted> {

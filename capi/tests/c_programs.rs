@@ -271,6 +271,23 @@ fn nop_batches_timeouts_probe_and_fds() {
     assert!(out.ends_with("exit ok\n"), "{out}");
 }
 
+/// IORING_OP_MSG_RING between two rings of one process (each an engine on
+/// ringline): data messages both ways, to itself, the target checks; the
+/// same output on the kernel.
+#[test]
+fn msg_ring_between_two_rings() {
+    if !have_toolchain() {
+        return;
+    }
+    let out = same_on_both(
+        "msg_ring.c",
+        &[],
+        &[],
+        "a->b: 0\nb got ud=0x1234 res=77 flags=0\n",
+    );
+    assert!(out.ends_with("exit ok\n"), "{out}");
+}
+
 #[test]
 fn echo_is_byte_identical_on_ringline_and_on_the_kernel() {
     if !have_toolchain() {

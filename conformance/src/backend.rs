@@ -183,6 +183,23 @@ pub trait Backend {
 
     /// Cancels whatever is in flight and drops sockets; called once at the end.
     fn teardown(&mut self);
+
+    /// The app ring's fd: what another ring's `IORING_OP_MSG_RING` names it by.
+    fn ring_fd(&mut self) -> i32;
+
+    /// A second ring beside the app ring (made on the first call), for
+    /// MSG_RING: its fd.
+    fn second_ring(&mut self) -> Result<i32, String>;
+
+    /// Submits `sqe` on the second ring (which [`Backend::tick`] then runs).
+    ///
+    /// # Safety
+    ///
+    /// As [`Backend::push`].
+    unsafe fn second_submit(&mut self, sqe: &Sqe) -> Result<(), String>;
+
+    /// The second ring's CQEs now, consumed.
+    fn second_reap(&mut self) -> Vec<Cqe>;
 }
 
 /// How long a harness wait may take.

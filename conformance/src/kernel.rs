@@ -64,6 +64,8 @@ pub struct KernelBackend {
     bufrings: Vec<BufRingConsumer>,
     start: Instant,
     torn_down: bool,
+    /// The second ring (MSG_RING scenarios): a plain ring.
+    second: Option<IoUring>,
 }
 
 impl KernelBackend {
@@ -92,6 +94,7 @@ impl KernelBackend {
             bufrings: Vec::new(),
             start: Instant::now(),
             torn_down: false,
+            second: None,
         })
     }
 
@@ -416,6 +419,39 @@ impl Backend for KernelBackend {
             .map(|a| a.port())
             .unwrap_or(9);
         sockaddr_of(port)
+    }
+
+    fn ring_fd(&mut self) -> i32 {
+        self.ring.as_raw_fd()
+    }
+
+    fn second_ring(&mut self) -> Result<i32, String> {
+        if self.second.is_none() {
+            self.second = Some(IoUring::new(16).map_err(|e| format!("second ring: {e}"))?);
+        }
+        Ok(self.second.as_ref().map_or(-1, |r| r.as_raw_fd()))
+    }
+
+    unsafe fn second_submit(&mut self, sqe: &Sqe) -> Result<(), String> {
+        let r = self.second.as_mut().ok_or("no second ring")?;
+        let e = to_kernel_entry(sqe);
+        // SAFETY: the caller keeps what the SQE names valid (the trait's contract).
+        unsafe { r.submission().push(&e) }.map_err(|_| "SQ full".to_string())?;
+        r.submit().map_err(|e| format!("second ring submit: {e}"))?;
+        Ok(())
+    }
+
+    fn second_reap(&mut self) -> Vec<Cqe> {
+        let Some(r) = self.second.as_mut() else {
+            return Vec::new();
+        };
+        r.completion()
+            .map(|c| Cqe {
+                user_data: c.user_data(),
+                res: c.result(),
+                flags: c.flags(),
+            })
+            .collect()
     }
 
     fn teardown(&mut self) {

@@ -40,6 +40,7 @@ pub fn errno_name(errno: i32) -> String {
             libc::E2BIG => "E2BIG".into(),
             libc::ESPIPE => "ESPIPE".into(),
             libc::EPERM => "EPERM".into(),
+            libc::EBADFD => "EBADFD".into(),
             // Kernel-internal (include/linux/errno.h), not meant to reach userspace.
             512 => "ERESTARTSYS".into(),
             _ => format!("errno{errno}"),

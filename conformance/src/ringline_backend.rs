@@ -9,6 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::Ipv4Addr;
 
+use ringline::Runtime;
 use ringline_dataplane::{LoopbackPort, WireConfig};
 use ringline_ring::abi::{self, Cqe, Sqe};
 use ringline_ring::bufring::BufRing;
@@ -77,6 +78,9 @@ pub struct RinglineBackend {
     /// Sockaddrs named by in-flight SQEs; boxed so they stay put as the Vec grows.
     #[allow(clippy::vec_box)]
     addrs: Vec<Box<libc::sockaddr_in>>,
+    /// The second ring (MSG_RING scenarios): a third engine, alone on a wire
+    /// of its own (the other end kept idle), stepped every round.
+    second: Option<(Runtime<LoopbackPort>, LoopbackPort)>,
 }
 
 impl RinglineBackend {
@@ -117,6 +121,7 @@ impl RinglineBackend {
             peers: Vec::new(),
             listeners: Vec::new(),
             addrs: Vec::new(),
+            second: None,
         })
     }
 
@@ -137,6 +142,9 @@ impl RinglineBackend {
             self.on_peer_cqe(c);
         }
         self.service_peers();
+        if let Some((rt, _)) = self.second.as_mut() {
+            let _ = rt.submit();
+        }
     }
 
     /// Pushes a peer SQE; `op` says what its CQE means.
@@ -344,6 +352,32 @@ fn check(c: Cqe, what: &str) -> Result<i32, String> {
 impl Backend for RinglineBackend {
     fn kind(&self) -> Kind {
         Kind::Ringline
+    }
+
+    fn ring_fd(&mut self) -> i32 {
+        self.pair.s.driver().ring_fd()
+    }
+
+    fn second_ring(&mut self) -> Result<i32, String> {
+        let (rt, _) = self
+            .second
+            .get_or_insert_with(|| ringline_testkit::pair::lone_runtime(&WireConfig::default()));
+        Ok(rt.driver().ring_fd())
+    }
+
+    unsafe fn second_submit(&mut self, sqe: &Sqe) -> Result<(), String> {
+        let (rt, _) = self.second.as_mut().ok_or("no second ring")?;
+        // SAFETY: the caller upholds the push contract (the trait method's).
+        unsafe { rt.push(sqe) }.map_err(|_| "SQ full".to_string())?;
+        let _ = rt.submit();
+        Ok(())
+    }
+
+    fn second_reap(&mut self) -> Vec<Cqe> {
+        match self.second.as_mut() {
+            Some((rt, _)) => rt.completions().collect(),
+            None => Vec::new(),
+        }
     }
 
     unsafe fn push(&mut self, sqe: &Sqe) -> Result<(), String> {

@@ -491,6 +491,16 @@ pub const IORING_ASYNC_CANCEL_FD_FIXED: u32 = 1 << 3;
 pub const IORING_ASYNC_CANCEL_USERDATA: u32 = 1 << 4;
 pub const IORING_ASYNC_CANCEL_OP: u32 = 1 << 5;
 
+// ---- MSG_RING (`addr`: the command; `msg_ring_flags` in `op_flags`) ----
+/// `IORING_MSG_DATA`: post a CQE (user_data `off`, res `len`) to the target ring.
+pub const IORING_MSG_DATA: u32 = 0;
+/// `IORING_MSG_SEND_FD`: install fixed file `addr3` in the target's table at `file_index`.
+pub const IORING_MSG_SEND_FD: u32 = 1;
+/// `IORING_MSG_RING_CQE_SKIP`: SEND_FD posts no CQE to the target.
+pub const IORING_MSG_RING_CQE_SKIP: u32 = 1 << 0;
+/// `IORING_MSG_RING_FLAGS_PASS`: the target CQE's flags are `file_index`.
+pub const IORING_MSG_RING_FLAGS_PASS: u32 = 1 << 1;
+
 // ---- NOP flags ----
 pub const IORING_NOP_INJECT_RESULT: u32 = 1 << 0;
 pub const IORING_NOP_FILE: u32 = 1 << 1;

@@ -90,6 +90,11 @@ pub struct EngineConfig {
     /// integers). `libringline` sets it so that socket numbers are reserved
     /// file descriptors of the process (see [`crate::SocketNumbers`]).
     pub socket_numbers: Option<crate::SocketNumbersHook>,
+    /// The number this engine's ring is known by to `IORING_OP_MSG_RING`
+    /// (the SQE's `fd`) in the process: `libringline` sets its ring fd;
+    /// `None`: one the engine picks (`Inline::ring_fd`). Two live engines
+    /// cannot share one.
+    pub ring_fd: Option<i32>,
     /// Publish the engine's counters in a shared-memory page,
     /// `/dev/shm/ringline.<pid>.<engine>`, that `ringline stat` (or any
     /// [`crate::statpage::StatReader`]) reads while the engine runs; the
@@ -149,6 +154,7 @@ impl Default for EngineConfig {
             congestion: Congestion::default(),
             busy_poll_us: DEFAULT_BUSY_POLL_US,
             socket_numbers: None,
+            ring_fd: None,
             stat: false,
             stat_interval: Duration::from_millis(100),
             stat_connections: 256,

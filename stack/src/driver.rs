@@ -63,6 +63,12 @@ impl<N: Nic> Inline<N> {
         self.engine.step_wait(now, want)
     }
 
+    /// The number this ring is known by to `IORING_OP_MSG_RING` (the fd
+    /// another ring's MSG_RING names it by; `EngineConfig::ring_fd`).
+    pub fn ring_fd(&self) -> i32 {
+        self.engine.ring_fd()
+    }
+
     /// Closes socket number `fd` as IORING_OP_CLOSE would, without a
     /// request: `close()` of a socket in `libringline`. `EBADF` if `fd` is
     /// not a socket of this engine.

@@ -123,7 +123,8 @@ impl<N: Nic> Engine<N> {
         let (pump, iface) = Pump::new(nic, &cfg, now_us);
         let ops = Ops::with_capacity(ring.sq_entries() as usize * 4);
         let cq = Completer::new(ring, ops);
-        let core = Core::new(cfg, cq, iface, pump.mac(), clock, now_us, arena);
+        let core = Core::new(cfg, cq, iface, pump.mac(), clock, now_us, arena)
+            .map_err(|_| EngineError::Config("ring_fd names a live ring of this process"))?;
         Ok(Engine { core, pump, stat })
     }
 
@@ -298,7 +299,8 @@ impl<N: Nic> Engine<N> {
         if core.neigh.shared_pending() {
             core.take_shared_neighbors();
         }
-        let sqes = core.process_sqes();
+        let msgs = core.take_messages();
+        let sqes = core.process_sqes() + msgs;
         core.run_drain();
         let frames = pump.poll_rx(core);
         core.run_ready();
@@ -330,6 +332,22 @@ impl<N: Nic> Engine<N> {
         let sent = pump.nic.tx_flush();
         core.cq.ring.flush_overflow();
         sqes + frames + egressed + sent > 0 || core.has_pending_work()
+    }
+
+    /// The number this engine's ring is known by to MSG_RING.
+    pub(crate) fn ring_fd(&self) -> i32 {
+        self.core.rings.number()
+    }
+
+    /// Before a sleep: MSG_RING senders will wake `w`. Returns whether a
+    /// message is already waiting (then do not sleep).
+    pub(crate) fn arm_messages(&self, w: &std::task::Waker) -> bool {
+        self.core.rings.arm(w)
+    }
+
+    /// After a sleep.
+    pub(crate) fn disarm_messages(&self) {
+        self.core.rings.disarm();
     }
 
     /// Whether the engine has immediate work queued (ready or dirty connections).

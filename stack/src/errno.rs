@@ -21,6 +21,7 @@ errnos!(
     EAGAIN,
     EALREADY,
     EBADF,
+    EBADFD,
     EBUSY,
     ECANCELED,
     ECONNREFUSED,

@@ -116,9 +116,17 @@ impl Idle {
             return;
         }
         let waker = self.waker();
+        if engine.arm_messages(&waker) {
+            // A MSG_RING came meanwhile.
+            engine.disarm_messages();
+            return;
+        }
         let armed = engine.nic_mut().rx_arm(&waker);
         let capped = match armed {
-            RxArm::Pending => return,
+            RxArm::Pending => {
+                engine.disarm_messages();
+                return;
+            }
             RxArm::Armed => !others_wake,
             RxArm::Unsupported => true,
         };
@@ -127,6 +135,7 @@ impl Idle {
             self.backoff_us = (self.backoff_us * 2).min(BACKOFF_MAX_US);
         }
         std::thread::park_timeout(Duration::from_micros(until - now));
+        engine.disarm_messages();
         if armed == RxArm::Armed {
             engine.nic_mut().rx_disarm();
         }

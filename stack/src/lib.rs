@@ -170,6 +170,7 @@ mod ids;
 mod ipc;
 mod l2;
 mod legacy;
+mod msgring;
 mod net;
 mod numbers;
 pub mod serve;

@@ -39,6 +39,12 @@ pub trait SocketNumbers: Send + Sync {
     /// A request named `fd`, which this engine does not know: if it is a socket made
     /// outside the engine (and not yet adopted by another engine), hand it over.
     fn adopt(&self, fd: i32) -> Option<Adopted>;
+    /// Whether `fd` is an open descriptor of the process, whatever it is
+    /// (a MSG_RING naming one that is not a ring is `-EBADFD`, one that is
+    /// not open `-EBADF`). The default knows none.
+    fn is_open(&self, _fd: i32) -> bool {
+        false
+    }
 }
 
 /// A shared [`SocketNumbers`] for [`EngineConfig::socket_numbers`](crate::EngineConfig).

@@ -181,6 +181,8 @@ where
     last_progress: Instant,
     /// The engine's stat page, if it publishes one.
     stat_path: Option<std::path::PathBuf>,
+    /// The number the ring is known by to MSG_RING.
+    ring_fd: i32,
 }
 
 impl<N: Nic + Send + 'static> std::fmt::Debug for Sqpoll<N>
@@ -217,10 +219,12 @@ where
     let busy_poll_us = cfg.busy_poll_us;
     let engine = Engine::new(nic, eng, cfg, clock.clone())?;
     let stat_path = engine.stat_path().map(std::path::Path::to_owned);
+    let ring_fd = engine.ring_fd();
     let inline = Inline::new(engine, clock, busy_poll_us);
     let view = app.view();
     let mut driver = Sqpoll::start(inline, sq, view)?;
     driver.stat_path = stat_path;
+    driver.ring_fd = ring_fd;
     Ok(Ring::new(app, driver))
 }
 
@@ -269,6 +273,7 @@ where
             app_id: None,
             last_progress: Instant::now(),
             stat_path: None,
+            ring_fd: -1,
         };
         match started_rx.recv_timeout(Duration::from_secs(10)) {
             Ok(Ok(())) => Ok(driver),
@@ -320,6 +325,11 @@ where
             cmds: self.cmds.clone(),
             engine_thread: self.engine_thread.clone(),
         }
+    }
+
+    /// The number the ring is known by to `IORING_OP_MSG_RING`.
+    pub fn ring_fd(&self) -> i32 {
+        self.ring_fd
     }
 
     /// The engine's shared-memory counters page

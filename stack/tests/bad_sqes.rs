@@ -159,7 +159,11 @@ fn table_of_bad_sqes() {
             opcode::Send::new(fresh, buf.as_ptr(), 4).build(),
             -libc::EPIPE,
         ),
-        ("buffer select on send", select_on_send, -libc::EOPNOTSUPP),
+        (
+            "buffer select on send, no such group",
+            select_on_send,
+            -libc::ENOENT,
+        ),
         (
             "accept with unknown ioprio bits",
             accept_bad_ioprio,

@@ -16,6 +16,7 @@ mod accept;
 mod bufs;
 mod cancel;
 mod conn;
+mod feat;
 mod flags;
 mod invalid;
 mod overflow;
@@ -288,6 +289,13 @@ pub fn all() -> Vec<Scenario> {
         sc("sockcmd_queues", "uring_cmd", "URING_CMD SOCKET_URING_OP_SIOCINQ / SIOCOUTQ as the peer sends, on a fresh socket and a listener; fd not open, unknown command, __pad1, unknown uring_cmd_flags", d, m, regs::sockcmd_queues),
         sc("sockcmd_sockopt", "uring_cmd", "URING_CMD GETSOCKOPT / SETSOCKOPT: SOL_SOCKET options set and read back (doubled buffer sizes), read-only options, optlen rules; TCP_NODELAY, TCP_KEEPIDLE/INTVL/CNT and their ranges; unknown level/option, short optlen, null optval, GETSOCKOPT off SOL_SOCKET; a listener's options inherited by the accepted socket", d, m, regs::sockcmd_sockopt),
         sc("overflow_multishot_ends", "overflow", "a multishot ACCEPT firing while the CQ is full and backlogged ends with its socket in the final CQE, behind the backlog", SMALL, m, overflow::multishot_ends),
+        // features (feat.rs)
+        sc("recv_multishot_total_cap", "recv", "multishot RECV with a total byte cap (optlen): the CQE that uses it up ends the multishot, not cut to it; a bundle is cut; a re-arm gets the rest; cap 1 on an empty socket", d, m, feat::recv_total_cap),
+        sc("send_provided_buffers", "send", "SEND with IOSQE_BUFFER_SELECT (no group, empty ring, a buffer, a len cut) and send bundles (ring: one CQE per round, a len cap; legacy group; empty; without buffer select); the peer gets every byte in order; on an unconnected socket", d, m, feat::send_buffers),
+        sc("readv_provided_buffers", "read/write", "READV with IOSQE_BUFFER_SELECT: one iovec whose length caps the read (0: the buffer's), the bytes in the group's buffers in order; 2 iovecs, a null iovec, no group; RWF_NOWAIT on the emptied socket", d, m, feat::readv_buffers),
+        sc("recv_multishot_peek", "recv", "multishot RECV with MSG_PEEK: the same bytes peeked into every buffer until -ENOBUFS, then a RECV gets them; one-shot RECV with buffer select and MSG_PEEK; armed on an empty socket", d, m, feat::recv_multishot_peek),
+        sc("recv_multishot_errqueue", "recv", "multishot RECV with MSG_ERRQUEUE: waits (TCP's error queue is empty) through data, which a plain multishot RECV beside it gets, until cancelled; again through the peer's FIN and close", d, m, feat::recv_multishot_errqueue),
+        sc("msg_ring", "msg_ring", "IORING_OP_MSG_RING between two rings of the process: data messages both ways (user_data, res, FLAGS_PASS flags), to the ring itself (order); CQE_SKIP, file_index, addr3, unknown flag, buf_index, unknown command, a socket, an fd not open; SEND_FD's len, to itself, no file table; a fixed slot", d, m, feat::msg_ring_rings),
     ];
     v.sort_by_key(|s| area_rank(s.area));
     v
@@ -308,6 +316,7 @@ fn area_rank(a: &str) -> usize {
         "sqe flags",
         "registered",
         "uring_cmd",
+        "msg_ring",
         "timeout",
         "nop",
         "invalid",

@@ -6,45 +6,14 @@ use super::Perturb;
 /// The reason ringline differs on `spec` with `p`, if it does on purpose.
 pub fn known(spec: &str, p: Perturb) -> Option<&'static str> {
     Some(match (spec, p) {
-        ("READV", Perturb::Flag(5)) => {
-            "READV with IOSQE_BUFFER_SELECT (Linux: one iovec whose length caps the read, the \
-             buffer taken from the group) is not implemented: -EOPNOTSUPP, as for the other ops \
-             without buffer selection; use READ or RECV with a group"
-        }
         ("SOCKET", Perturb::Off(2)) => {
             "SOCK_DGRAM: ringline has TCP only; a UDP socket is -EPROTONOSUPPORT (Linux creates one)"
-        }
-        ("RECV multishot", Perturb::OpFlag(1)) => {
-            "multishot RECV with MSG_PEEK: Linux peeks the same bytes again into every buffer of \
-             the group until it is empty (-ENOBUFS); ringline posts one CQE per arrival of data \
-             (a multishot peek that re-reads the same bytes has no use)"
-        }
-        ("RECV multishot", Perturb::OpFlag(13)) => {
-            "multishot RECV with MSG_ERRQUEUE: Linux waits on the (always empty for TCP) error \
-             queue until cancelled; ringline ignores the flag on a multishot receive and \
-             delivers the data (a one-shot one answers -EAGAIN, as Linux)"
         }
         ("SEND_ZC" | "SENDMSG_ZC", Perturb::Flag(1)) => {
             "IO_DRAIN on a zero-copy send: Linux 6.18 does not complete it (measured: alone on \
              a fresh ring, no CQE within 300 ms, and every later SQE, a cancel included, waits \
              behind it); ringline sends, posts both CQEs and goes on: it does not reproduce a \
              request that never completes"
-        }
-        ("SEND", Perturb::Flag(5)) => {
-            "SEND with IOSQE_BUFFER_SELECT (Linux: the data taken from a provided buffer, the \
-             ground of send bundles) is not implemented: -EOPNOTSUPP, as for the other ops \
-             without buffer selection (Linux here: -ENOENT, no such group)"
-        }
-        ("SEND", Perturb::Ioprio(4)) => {
-            "IORING_RECVSEND_BUNDLE on SEND: send bundles (provided buffers as the data) are not \
-             implemented, so ringline refuses the flag (-EINVAL, as on RECVMSG); Linux takes it \
-             even without buffer selection and posts the send with F_MORE, then a 0"
-        }
-        ("RECV multishot", Perturb::FileIndex(_)) => {
-            "the multishot RECV's total byte cap (`optlen`, Linux 6.17) is not implemented: \
-             -EINVAL at prep, where Linux stops the multishot once the cap is used up (the first \
-             CQE's bytes are not cut to it); RECV and RECVMSG refuse a non-zero `optlen` \
-             elsewhere, as Linux"
         }
         _ => return None,
     })

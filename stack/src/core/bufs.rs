@@ -50,6 +50,20 @@ impl BufGroups {
         self.rings.contains_key(&bgid)
     }
 
+    /// Whether group `bgid` is an incremental ring (`IOU_PBUF_RING_INC`).
+    pub(crate) fn is_incremental(&self, bgid: u16) -> bool {
+        self.rings.get(&bgid).is_some_and(|r| r.incremental())
+    }
+
+    /// How many buffers `group` holds now (a legacy group: 1 if any, as a
+    /// send takes one of them at a time).
+    pub(crate) fn available(&self, group: u16) -> u16 {
+        match self.rings.get(&group) {
+            Some(r) => r.available(),
+            None => u16::from(self.select(group).is_some()),
+        }
+    }
+
     /// The next buffer of `group`, not yet consumed.
     #[inline]
     pub(crate) fn select(&self, group: u16) -> Option<Selected> {

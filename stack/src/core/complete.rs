@@ -151,7 +151,10 @@ fn short_transfer(kind: &OpKind, res: i32) -> bool {
             ..
         } => msg_flags & MSG_WAITALL != 0 && (res as u32) < len,
         OpKind::Send {
-            len, waitall: true, ..
+            len,
+            waitall: true,
+            bundle: false,
+            ..
         } => (res as u32) < len,
         _ => false,
     }

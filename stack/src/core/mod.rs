@@ -30,6 +30,7 @@ mod demux;
 pub(crate) mod fds;
 pub(crate) mod links;
 pub(crate) mod listen;
+mod msg;
 pub(crate) mod ops;
 mod poll;
 pub(crate) mod recovery;
@@ -168,6 +169,14 @@ pub(crate) struct Core {
     /// (as Linux keeps a file open while io_uring requests hold it).
     closing: Vec<ConnId>,
     closing_listeners: Vec<crate::ids::ListenerId>,
+    /// This ring among the process's rings (`IORING_OP_MSG_RING`).
+    pub(crate) rings: crate::msgring::Rings,
+    /// Scratch list for the messages other rings sent.
+    msgs: Vec<crate::msgring::Msg>,
+    /// Whether the request being issued was released by its chain or a
+    /// drain barrier rather than taken from the SQ (Linux issues those
+    /// from task work; MSG_RING to itself orders its CQEs by it).
+    pub(crate) released: bool,
 }
 
 impl Core {
@@ -179,9 +188,11 @@ impl Core {
         clock: Clock,
         now_us: u64,
         arena: crate::bufmem::BufArena,
-    ) -> Self {
+    ) -> Result<Self, Errno> {
+        // This ring among the process's (EEXIST: `ring_fd` names a live one).
+        let rings = crate::msgring::Rings::register(cfg.ring_fd)?;
         let n = cfg.prealloc_connections.min(cfg.max_connections);
-        Core {
+        Ok(Core {
             now_us,
             reclaim_due_us: now_us,
             clock,
@@ -209,8 +220,11 @@ impl Core {
             found_gen: Vec::new(),
             closing: Vec::new(),
             closing_listeners: Vec::new(),
+            rings,
+            msgs: Vec::new(),
+            released: false,
             cfg,
-        }
+        })
     }
 
     /// smoltcp's time for this step.
@@ -253,6 +267,17 @@ impl Core {
             }
             self.neigh.done_waking(wake);
         }
+    }
+
+    /// Posts what other rings sent with MSG_RING (one atomic load when
+    /// nothing came). Returns how many.
+    #[inline]
+    pub(crate) fn take_messages(&mut self) -> usize {
+        self.rings.take(&mut self.msgs);
+        for m in &self.msgs {
+            self.cq.post(m.user_data, m.res, m.flags);
+        }
+        self.msgs.len()
     }
 
     /// Whether the CQ overflow backlog reached `max_cq_backlog`.

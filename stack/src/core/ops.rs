@@ -57,6 +57,8 @@ pub(crate) enum OpKind {
         group: Option<u16>,
         /// `IORING_RECV_MULTISHOT`.
         multishot: bool,
+        /// Multishot RECV: bytes left of the total cap (`optlen`); 0: none.
+        total: u32,
         /// `IORING_RECVSEND_BUNDLE`: a CQE may fill several ring buffers.
         bundle: bool,
         /// `msg_flags` (`MSG_WAITALL`, `MSG_PEEK`, `MSG_DONTWAIT`).
@@ -85,6 +87,32 @@ pub(crate) enum OpKind {
         zc: ZeroCopy,
         /// SENDMSG: number of iovecs at `addr` (0 = `addr` is a flat buffer).
         iovlen: u32,
+        /// SEND with `IORING_RECVSEND_BUNDLE` and no buffer select: a
+        /// result with data is posted with `F_MORE`, then a final 0 (Linux
+        /// retries the bundle with nothing left to send).
+        bundle: bool,
+    },
+    /// SEND with `IOSQE_BUFFER_SELECT`: the data is in provided buffers of
+    /// `group`, sent in rounds; a round is one buffer, or with `bundle` the
+    /// buffers the group held when it began (within `cap`), and ends with
+    /// a CQE (`F_MORE` while a bundle's group still has buffers).
+    SendBuf {
+        group: u16,
+        /// `IORING_RECVSEND_BUNDLE`.
+        bundle: bool,
+        /// `MSG_WAITALL` (implied by `bundle`): a round ends only when its
+        /// buffers are all queued.
+        waitall: bool,
+        /// The round's byte cap (`len`, then none for a bundle's next rounds).
+        cap: u32,
+        /// Buffers left in this round (0: a round begins).
+        nbufs: u16,
+        /// Bytes of this round's whole buffers queued.
+        sent: u32,
+        /// Bytes of the current buffer queued.
+        off: u32,
+        /// The round's CQE flags: `F_BUFFER` and its first buffer's id.
+        cflags: u32,
     },
     /// CONNECT in progress.
     Connect,

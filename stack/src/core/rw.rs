@@ -8,7 +8,7 @@ use ringline_ring::abi::*;
 use super::bufs::Selected;
 use super::conns::{Phase, Reset, WriteSide};
 use super::ops::{OpKind, Owner, ZeroCopy};
-use super::request::{Recv, RecvKind, Send, SendKind, Submission};
+use super::request::{Recv, RecvKind, Send, SendData, SendKind, Submission};
 use super::{Core, OpResult, Progress};
 use crate::errno::{self, Errno};
 use crate::ids::{ConnId, OpId};
@@ -32,9 +32,15 @@ impl Core {
         let (mut addr, mut len, mut iovlen, mut reserve) = (r.addr, r.len, 0, 0);
         if r.kind.is_rw() {
             // READ, READV: the socket, then (READV) the iovecs, then the
-            // rw_flags and offset, then the connection's state.
+            // rw_flags and offset, then the connection's state. READV with
+            // buffer select reads its one iovec at prep: its length caps
+            // the read, as READ's `len`.
+            if r.kind == RecvKind::Readv && select {
+                let v = usermem::read::<libc::iovec>(r.addr)?;
+                len = v.iov_len as u32;
+            }
             self.fds.get(sub.fd).ok_or(errno::EBADF)?;
-            if r.kind == RecvKind::Readv {
+            if r.kind == RecvKind::Readv && !select {
                 let total = usermem::iov_total(r.addr, r.len)?;
                 (len, iovlen) = (total.min(i32::MAX as u64) as u32, r.len);
             }
@@ -82,6 +88,7 @@ impl Core {
             len,
             group,
             multishot,
+            total: r.total,
             bundle: r.bundle && group.is_some_and(|g| self.bufs.is_ring(g)),
             msg_flags,
             done: 0,
@@ -89,6 +96,18 @@ impl Core {
             msg: if is_msg && !select { r.addr } else { 0 },
             reserve,
         };
+        // A multishot RECV of MSG_ERRQUEUE waits for TCP's error queue,
+        // which is always empty: it is on no list data wakes, and ends only
+        // when cancelled, as in Linux (its buffer group is checked first).
+        let errqueue = multishot && msg_flags & libc::MSG_ERRQUEUE as u32 != 0;
+        if errqueue {
+            let id = self.park(sub, kind, Owner::None);
+            if group.is_some_and(|g| self.bufs.select(g).is_none()) {
+                self.stats.bufring_empty += 1;
+                self.cq.fail(id, errno::ENOBUFS);
+            }
+            return Ok(None);
+        }
         let first = self.cq.ops.conn(cid).recv.is_empty();
         let id = self.park(sub, kind, Owner::Recv(cid));
         if !first {
@@ -118,6 +137,7 @@ impl Core {
             len,
             group,
             multishot,
+            mut total,
             bundle,
             msg_flags,
             done,
@@ -261,6 +281,11 @@ impl Core {
             if len > 0 && reserve == 0 {
                 n = n.min(len as usize);
             }
+            // A bundle stays within what is left of the total cap (Linux
+            // caps its buffer peek); a single buffer is not cut to it.
+            if bundle && total > 0 {
+                n = n.min(total as usize);
+            }
             let dst = match usermem::slice_mut(b.addr + reserve as u64, n) {
                 Ok(d) => d,
                 Err(e) => {
@@ -269,7 +294,14 @@ impl Core {
                 }
             };
             let s = self.conns.get_mut(cid).sock();
-            let mut got = s.recv_slice(dst).unwrap_or(0);
+            // MSG_PEEK: the bytes stay queued; a multishot peeks them again
+            // into every next buffer until the group is empty, as Linux.
+            let peek = msg_flags & MSG_PEEK != 0;
+            let mut got = if peek {
+                s.peek_slice(dst).unwrap_or(0)
+            } else {
+                s.recv_slice(dst).unwrap_or(0)
+            };
             let mut rest = s.recv_queue();
             if reserve > 0 {
                 if let Err(e) = write_recvmsg_out(b, reserve, got as u32) {
@@ -279,11 +311,15 @@ impl Core {
                 got += reserve as usize;
             }
             let mut more = self.bufs.commit(group, got as u32);
-            if bundle && more == 0 {
+            if bundle && more == 0 && !peek {
                 // A bundle goes on into the next buffers while data is
                 // there and the cap (`len`) allows (io_buffers_peek: every
                 // buffer the data fills, consumed whole).
-                (got, rest, more) = match self.recv_bundle_rest(cid, group, got, len) {
+                let cap = match (len, total) {
+                    (0, t) | (t, 0) => t,
+                    (l, t) => l.min(t),
+                };
+                (got, rest, more) = match self.recv_bundle_rest(cid, group, got, cap) {
                     Ok(r) => r,
                     Err(e) => {
                         self.cq.fail(id, e);
@@ -296,7 +332,18 @@ impl Core {
             if rest > 0 {
                 flags |= IORING_CQE_F_SOCK_NONEMPTY;
             }
-            if !multishot {
+            // The total cap: once used up, this CQE is the multishot's last
+            // (io_recv_finish's IORING_RECV_MSHOT_LIM).
+            let capped_out = total > 0 && {
+                // Linux 6.18 takes the smaller as ints (`min_t(int, ..)`): a
+                // cap past INT_MAX is negative there, so used up at once.
+                total -= (total as i32).min(got as i32) as u32;
+                if let OpKind::Recv { total: t, .. } = &mut self.cq.ops.get_mut(id).kind {
+                    *t = total;
+                }
+                total == 0
+            };
+            if !multishot || capped_out {
                 self.cq.finish(id, got as i32, flags);
                 return Progress::Done;
             }
@@ -339,6 +386,7 @@ impl Core {
             } else {
                 ZeroCopy::Notify
             },
+            bundle: false,
         };
         let id = self.park(sub, kind, Owner::None);
         self.cq.fail(id, e);
@@ -368,6 +416,9 @@ impl Core {
             self.fds.get(sub.fd).ok_or(errno::EBADF)?;
             return Err(e);
         }
+        if let SendData::Group(g) = r.data {
+            return self.send_select(sub, r, g, msg_flags);
+        }
         // Linux: send on a never-connected or listening TCP socket is -EPIPE.
         let cid = self.conn_of(sub.fd).map_err(|e| {
             if e == errno::ENOTCONN {
@@ -392,48 +443,97 @@ impl Core {
             len,
             iovlen,
             done: 0,
-            waitall: msg_flags & MSG_WAITALL != 0,
+            waitall: msg_flags & MSG_WAITALL != 0 || r.bundle,
             zc: match (r.kind.zero_copy(), r.report_usage) {
                 (false, _) => ZeroCopy::No,
                 (true, false) => ZeroCopy::Notify,
                 (true, true) => ZeroCopy::ReportUsage,
             },
+            bundle: r.bundle,
         };
-        let first = self.cq.ops.conn(cid).send.is_empty();
-        let id = self.park(sub, kind, Owner::Send(cid));
-        if first {
-            if let Progress::Wait = self.try_send(cid, id) {
-                if msg_flags & MSG_DONTWAIT != 0 {
-                    let done = match self.cq.ops.get(id).kind {
-                        OpKind::Send { done, .. } => done,
-                        _ => 0,
-                    };
-                    let res = if done > 0 {
-                        done as i32
-                    } else {
-                        errno::EAGAIN.as_res()
-                    };
-                    self.cq.finish(id, res, 0);
-                }
-            }
-        }
+        self.park_send(sub, cid, kind, msg_flags);
         Ok(None)
     }
 
-    /// Advances send `id` on `cid`: queues what fits in the socket buffer.
-    pub(crate) fn try_send(&mut self, cid: ConnId, id: OpId) -> Progress {
-        let OpKind::Send {
-            addr,
-            len,
-            done,
-            waitall,
-            iovlen,
-            ..
-        } = self.cq.ops.get(id).kind
-        else {
-            return Progress::Wait;
+    /// SEND with `IOSQE_BUFFER_SELECT` (Linux's io_send_select_buffer): the
+    /// socket, then the group (none: `-ENOENT`; empty: `-ENOBUFS`), then the
+    /// connection: a send that fails once a buffer was selected consumes it
+    /// and says which (`F_BUFFER`), as in Linux.
+    fn send_select(&mut self, sub: &Submission, r: Send, group: u16, msg_flags: u32) -> OpResult {
+        self.fds.get(sub.fd).ok_or(errno::EBADF)?;
+        if !self.bufs.exists(group) {
+            return Err(errno::ENOENT);
+        }
+        let Some(b) = self.bufs.select(group) else {
+            self.stats.bufring_empty += 1;
+            return Err(errno::ENOBUFS);
         };
-        let allow = self.conns.send_allowance(cid);
+        let Ok(cid) = self.conn_of(sub.fd) else {
+            let more = self.bufs.commit(group, 0);
+            return Ok(Some((errno::EPIPE.as_res(), buf_flags(b.bid) | more)));
+        };
+        let kind = OpKind::SendBuf {
+            group,
+            bundle: r.bundle,
+            waitall: r.bundle || msg_flags & MSG_WAITALL != 0,
+            cap: match r.len {
+                0 => i32::MAX as u32,
+                l => l.min(i32::MAX as u32),
+            },
+            nbufs: 0,
+            sent: 0,
+            off: 0,
+            cflags: 0,
+        };
+        self.park_send(sub, cid, kind, msg_flags);
+        Ok(None)
+    }
+
+    /// Parks send `kind` on `cid`'s send list and, first there, tries it
+    /// now; with `MSG_DONTWAIT` what cannot go now ends it (`-EAGAIN` if
+    /// nothing went).
+    fn park_send(&mut self, sub: &Submission, cid: ConnId, kind: OpKind, msg_flags: u32) {
+        let first = self.cq.ops.conn(cid).send.is_empty();
+        let id = self.park(sub, kind, Owner::Send(cid));
+        if !first || msg_flags & MSG_DONTWAIT == 0 {
+            if first {
+                self.try_send(cid, id);
+            }
+            return;
+        }
+        if let Progress::Wait = self.try_send(cid, id) {
+            let (done, flags) = match self.cq.ops.get(id).kind {
+                OpKind::Send { done, .. } => (done, 0),
+                OpKind::SendBuf {
+                    group,
+                    sent,
+                    off,
+                    cflags,
+                    ..
+                } => {
+                    let more = if off > 0 {
+                        self.bufs.commit(group, off)
+                    } else {
+                        0
+                    };
+                    (sent + off, if sent + off > 0 { cflags | more } else { 0 })
+                }
+                _ => (0, 0),
+            };
+            let res = if done > 0 {
+                done as i32
+            } else {
+                errno::EAGAIN.as_res()
+            };
+            self.cq.finish(id, res, flags);
+        }
+    }
+
+    /// Whether send `id`'s connection can take data: `Go`, `Wait` (still
+    /// connecting), or `End` with the result (`done` bytes went already;
+    /// else the reset, once, `-EPIPE` after a shutdown or close,
+    /// `-ENOTCONN`).
+    fn send_gate(&mut self, cid: ConnId, done: u32) -> Gate {
         let c = self.conns.get_mut(cid);
         if c.is_reset() {
             // The reset is reported once; after that the socket is just closed.
@@ -443,26 +543,49 @@ impl Core {
                 (0, _) => errno::EPIPE.as_res(),
             };
             c.reset = Reset::Reported;
-            self.cq.finish(id, res, 0);
-            return Progress::Done;
+            return Gate::End(res);
         }
         if c.write == WriteSide::Shut || (c.established && !c.sock_ref().may_send()) {
-            let res = if done > 0 {
+            return Gate::End(if done > 0 {
                 done as i32
             } else {
                 errno::EPIPE.as_res()
-            };
-            self.cq.finish(id, res, 0);
-            return Progress::Done;
+            });
         }
         if !c.established {
             if c.phase == Phase::Connecting {
-                return Progress::Wait;
+                return Gate::Wait;
             }
-            self.cq.fail(id, errno::ENOTCONN);
-            return Progress::Done;
+            return Gate::End(errno::ENOTCONN.as_res());
+        }
+        Gate::Go
+    }
+
+    /// Advances send `id` on `cid`: queues what fits in the socket buffer.
+    pub(crate) fn try_send(&mut self, cid: ConnId, id: OpId) -> Progress {
+        let (addr, len, done, waitall, iovlen, bundle) = match self.cq.ops.get(id).kind {
+            OpKind::Send {
+                addr,
+                len,
+                done,
+                waitall,
+                iovlen,
+                bundle,
+                ..
+            } => (addr, len, done, waitall, iovlen, bundle),
+            OpKind::SendBuf { .. } => return self.try_send_buf(cid, id),
+            _ => return Progress::Wait,
+        };
+        match self.send_gate(cid, done) {
+            Gate::Go => {}
+            Gate::Wait => return Progress::Wait,
+            Gate::End(res) => {
+                self.cq.finish(id, res, 0);
+                return Progress::Done;
+            }
         }
         // What the memory budget lets this send queue (usize::MAX: no budget).
+        let allow = self.conns.send_allowance(cid);
         let mut left = allow;
         let s = self.conns.get_mut(cid).sock();
         let sent = if iovlen > 0 {
@@ -497,13 +620,140 @@ impl Core {
             self.conns.get_mut(cid).nospace = true;
         }
         if total == len || (!waitall && total > 0) || len == 0 {
-            self.cq.finish(id, total as i32, 0);
+            // A bundle without buffer select: Linux posts the result with
+            // F_MORE and retries with nothing left, a final 0.
+            if !bundle || total == 0 || self.cq.post_more(id, total as i32, 0) {
+                let res = if bundle { 0 } else { total as i32 };
+                self.cq.finish(id, res, 0);
+            }
             return Progress::Done;
         }
         if let OpKind::Send { done, .. } = &mut self.cq.ops.get_mut(id).kind {
             *done = total;
         }
         Progress::Wait
+    }
+
+    /// Advances a send from provided buffers ([`OpKind::SendBuf`]).
+    fn try_send_buf(&mut self, cid: ConnId, id: OpId) -> Progress {
+        loop {
+            let OpKind::SendBuf {
+                group,
+                bundle,
+                waitall,
+                cap,
+                mut nbufs,
+                mut sent,
+                mut off,
+                mut cflags,
+            } = self.cq.ops.get(id).kind
+            else {
+                return Progress::Wait;
+            };
+            match self.send_gate(cid, sent + off) {
+                Gate::Go => {}
+                Gate::Wait => return Progress::Wait,
+                Gate::End(res) => {
+                    // The buffer being sent, or with nothing sent the one
+                    // Linux's retry selects, is consumed by the failure.
+                    let mut flags = cflags;
+                    if off > 0 || sent == 0 {
+                        if let Some(b) = self.bufs.select(group) {
+                            flags = buf_flags(b.bid) | self.bufs.commit(group, off);
+                        }
+                    }
+                    self.cq.finish(id, res, flags);
+                    return Progress::Done;
+                }
+            }
+            if nbufs == 0 {
+                nbufs = if bundle {
+                    self.bufs.available(group)
+                } else {
+                    1
+                };
+            }
+            let Some(b) = self.bufs.select(group).filter(|_| nbufs > 0) else {
+                // Emptied under it (a legacy group's REMOVE_BUFFERS).
+                let res = if sent > 0 {
+                    sent as i32
+                } else {
+                    errno::ENOBUFS.as_res()
+                };
+                self.cq.finish(id, res, cflags);
+                return Progress::Done;
+            };
+            if sent == 0 && off == 0 {
+                cflags = buf_flags(b.bid);
+            }
+            let room = cap - sent;
+            let (mut more, mut wait) = (0, false);
+            // A buffer the cap would cut ends the round, unless it is the
+            // first (cut) or the ring is incremental (io_ring_buffers_peek).
+            let round_end = if b.len > room && sent > 0 && !self.bufs.is_incremental(group) {
+                true
+            } else {
+                let blen = b.len.min(room);
+                // The memory budget, as for a plain send (see `try_send`).
+                let allow = self.conns.send_allowance(cid);
+                let s = self.conns.get_mut(cid).sock();
+                let want = ((blen - off) as usize).min(allow);
+                let n = match usermem::slice(b.addr + u64::from(off), want) {
+                    Ok(src) => s.send_slice(src).unwrap_or(0) as u32,
+                    Err(e) => {
+                        self.cq.finish(id, e.as_res(), cflags);
+                        return Progress::Done;
+                    }
+                };
+                if n > 0 {
+                    self.conns.mark_dirty(cid);
+                    self.conns.charge(cid, n);
+                }
+                off += n;
+                if off == blen {
+                    more = self.bufs.commit(group, blen);
+                    (sent, off, nbufs) = (sent + blen, 0, nbufs - 1);
+                    nbufs == 0 || sent >= cap || more != 0
+                } else {
+                    // The send buffer is full: its draining is a write-space
+                    // wake-up.
+                    self.conns.get_mut(cid).nospace = true;
+                    wait = waitall || sent + off == 0;
+                    if !wait {
+                        // Without MSG_WAITALL what went is the result.
+                        more = self.bufs.commit(group, off);
+                        (sent, off) = (sent + off, 0);
+                    }
+                    !wait
+                }
+            };
+            let mut cap = cap;
+            if round_end {
+                let flags = cflags | more;
+                if !bundle || self.bufs.select(group).is_none() {
+                    self.cq.finish(id, sent as i32, flags);
+                    return Progress::Done;
+                }
+                if !self.cq.post_more(id, sent as i32, flags) {
+                    return Progress::Done;
+                }
+                // The next round: what the group holds now, no cap.
+                (nbufs, sent, cflags, cap) = (0, 0, 0, i32::MAX as u32);
+            }
+            self.cq.ops.get_mut(id).kind = OpKind::SendBuf {
+                group,
+                bundle,
+                waitall,
+                cap,
+                nbufs,
+                sent,
+                off,
+                cflags,
+            };
+            if wait {
+                return Progress::Wait;
+            }
+        }
     }
 
     pub(crate) fn op_provide_buffers(
@@ -534,6 +784,13 @@ impl Core {
         let n = self.bufs.remove(group, count)?;
         Ok(Some((n as i32, 0)))
     }
+}
+
+/// Whether a send's connection can take data (see [`Core::send_gate`]).
+enum Gate {
+    Go,
+    Wait,
+    End(i32),
 }
 
 /// Drops the next `n` received bytes of `s` (at most what is queued).
@@ -579,6 +836,11 @@ impl Core {
             let Some(b) = self.bufs.select(group) else {
                 return Ok((got, rest, more));
             };
+            // io_ring_buffers_peek: a buffer the cap would cut ends the
+            // bundle (an incremental ring's is used in part).
+            if b.len as usize > cap - got && !self.bufs.is_incremental(group) {
+                return Ok((got, rest, more));
+            }
             let n = (b.len as usize).min(rest).min(cap - got);
             let dst = usermem::slice_mut(b.addr, n)?;
             let s = self.conns.get_mut(cid).sock();

@@ -6,7 +6,9 @@
 use ringline_ring::abi::*;
 
 use super::links::{Appended, Next, Route};
-use super::request::{needs_file, Recv, RecvKind, Request, RwFixed, Send, SendKind, Submission};
+use super::request::{
+    needs_file, Recv, RecvKind, Request, RwFixed, Send, SendData, SendKind, Submission,
+};
 use super::Core;
 use crate::errno;
 
@@ -51,7 +53,13 @@ impl Core {
         match self.links.append(sqe) {
             Appended::Cancel => self.cq.post_error(sqe.user_data, errno::ECANCELED),
             Appended::Expired => self.cq.post(sqe.user_data, errno::ECANCELED.as_res(), 0),
-            Appended::Issue(ch) => self.issue_in(sqe, Some(ch)),
+            Appended::Issue(ch) => {
+                // A link after one that completed: Linux issues it from
+                // task work too.
+                let was = std::mem::replace(&mut self.released, true);
+                self.issue_in(sqe, Some(ch));
+                self.released = was;
+            }
             Appended::ArmTimeout(head) => self.link_timeout(sqe, head),
             Appended::Queued => {}
         }
@@ -82,7 +90,9 @@ impl Core {
                     });
                 }
                 Next::Issue(sqe, ch) => {
+                    self.released = true;
                     self.issue_in(&sqe, Some(ch));
+                    self.released = false;
                     if let Some((lt, target)) = self.links.take_link_timeout(ch) {
                         self.link_timeout(&lt, target);
                     }
@@ -102,11 +112,13 @@ impl Core {
 
     fn drain_held(&mut self) {
         while let Some(sqe) = self.links.release_drained(self.cq.ops.live()) {
+            self.released = true;
             if self.links.building() {
                 self.append(&sqe);
             } else {
                 self.start(&sqe);
             }
+            self.released = false;
             self.pump_chains();
         }
         self.links.end_building();
@@ -161,7 +173,7 @@ impl Core {
             Request::Connect { addr, addrlen } => self.op_connect(&sub, addr, addrlen),
             Request::Recv(r) => self.op_recv(&sub, r),
             Request::Send(mut s) => {
-                if s.fixed_buf {
+                if s.data == SendData::Fixed {
                     // io_send_zc_import: a fault there is posted as every
                     // zero-copy failure, once the socket is found. It runs
                     // after the prep checks and before the send, where
@@ -207,6 +219,7 @@ impl Core {
             Request::LinkTimeout(spec) => {
                 crate::usermem::check(spec.ts_addr, 16).and(Err(errno::EINVAL))
             }
+            Request::MsgRing(m) => self.op_msg_ring(&sub, m),
         };
         match r {
             Ok(Some((res, flags))) => self.complete(&sub, res, flags),
@@ -292,7 +305,8 @@ impl Core {
                     msg_flags: f.msg_flags,
                     poll_first: false,
                     report_usage: false,
-                    fixed_buf: false,
+                    data: SendData::User,
+                    bundle: false,
                     issue_err: f.issue_err,
                 },
             )
@@ -306,6 +320,7 @@ impl Core {
                     msg_flags: f.msg_flags,
                     group: None,
                     multishot: false,
+                    total: 0,
                     bundle: false,
                     poll_first: false,
                     issue_err: f.issue_err,

@@ -59,6 +59,7 @@ impl Request {
             IORING_OP_TIMEOUT => decode_timeout(sqe).map(Request::Timeout),
             IORING_OP_TIMEOUT_REMOVE => decode_timeout_remove(sqe),
             IORING_OP_LINK_TIMEOUT => decode_link_timeout(sqe),
+            IORING_OP_MSG_RING => decode_msg_ring(sqe),
             // Unreachable after check_common; kept so the match stands alone.
             op if op >= IORING_OP_LAST => Err(EINVAL),
             _ => Err(EOPNOTSUPP),
@@ -91,15 +92,17 @@ fn check_common(sqe: &Sqe) -> Result<(), Errno> {
         return Err(EINVAL);
     }
     // io_init_req: BUFFER_SELECT on an opcode without buffer selection is
-    // -EOPNOTSUPP (ringline selects buffers for the receives only; a
-    // URING_CMD's prep checks it against its MULTISHOT flag).
+    // -EOPNOTSUPP (`io_issue_def::buffer_select`: the receives, READV and
+    // SEND; a URING_CMD's prep checks it against its MULTISHOT flag).
     if sqe.flags & IOSQE_BUFFER_SELECT != 0
         && !matches!(
             sqe.opcode,
             IORING_OP_RECV
                 | IORING_OP_READ
+                | IORING_OP_READV
                 | IORING_OP_RECVMSG
                 | IORING_OP_READ_MULTISHOT
+                | IORING_OP_SEND
                 | IORING_OP_URING_CMD
         )
     {
@@ -341,8 +344,12 @@ fn decode_recv(sqe: &Sqe) -> Result<Request, Errno> {
         // io_prep_rw: ioprio is an I/O priority, not flags.
         check_ioprio(sqe.ioprio)?;
         attr_err = rw_attr(sqe)?;
-        // io_prep_rwv's iovec import: more than UIO_MAXIOV iovecs.
-        if kind == RecvKind::Readv && sqe.len > UIO_MAXIOV {
+        // io_prep_rwv's iovec import: more than UIO_MAXIOV iovecs; with
+        // buffer select (io_iov_buffer_select_prep) exactly one iovec, whose
+        // length caps the read (read by the executor).
+        if kind == RecvKind::Readv
+            && (sqe.len > UIO_MAXIOV || (sqe.flags & IOSQE_BUFFER_SELECT != 0 && sqe.len != 1))
+        {
             return Err(EINVAL);
         }
     } else {
@@ -386,11 +393,6 @@ fn decode_recv(sqe: &Sqe) -> Result<Request, Errno> {
     if multishot && (!select || msg_flags & MSG_WAITALL != 0) {
         return Err(EINVAL);
     }
-    // The multishot RECV's total cap (optlen, Linux 6.17) is not implemented
-    // (a documented difference in docs/sweep.md).
-    if multishot && !read && sqe.optlen() != 0 {
-        return Err(EINVAL);
-    }
     Ok(Request::Recv(Recv {
         kind,
         addr: sqe.addr,
@@ -398,6 +400,9 @@ fn decode_recv(sqe: &Sqe) -> Result<Request, Errno> {
         msg_flags,
         group: select.then_some(sqe.buf_group()),
         multishot,
+        // io_recvmsg_prep: a multishot RECV's `optlen` (checked 0 above
+        // elsewhere) is its total byte cap.
+        total: if multishot && !read { sqe.optlen() } else { 0 },
         bundle: !read && sqe.ioprio & IORING_RECVSEND_BUNDLE != 0,
         poll_first: !read && sqe.ioprio & IORING_RECVSEND_POLL_FIRST != 0,
         issue_err: if read {
@@ -558,6 +563,9 @@ fn decode_send(sqe: &Sqe) -> Result<Request, Errno> {
             }
             // SENDMSG_FLAGS: SEND_VECTORIZED is taken (SENDMSG is vectored).
             SendKind::SendMsg => IORING_RECVSEND_POLL_FIRST | IORING_SEND_VECTORIZED,
+            // io_sendmsg_prep: a bundle (with buffer select: the group's
+            // buffers as the data; without, the buffer, then a 0).
+            SendKind::Send => IORING_RECVSEND_POLL_FIRST | IORING_RECVSEND_BUNDLE,
             _ => IORING_RECVSEND_POLL_FIRST,
         };
         // io_sendmsg_prep / io_send_zc_prep: unknown ioprio flags; this
@@ -626,8 +634,16 @@ fn decode_send(sqe: &Sqe) -> Result<Request, Errno> {
         },
         poll_first: !write && sqe.ioprio & IORING_RECVSEND_POLL_FIRST != 0,
         report_usage: zc && sqe.ioprio & IORING_SEND_ZC_REPORT_USAGE != 0,
-        // SEND_ZC: the buffer is looked up at issue (io_send_zc_import).
-        fixed_buf: kind == SendKind::SendZc && sqe.ioprio & IORING_RECVSEND_FIXED_BUF != 0,
+        data: if kind == SendKind::SendZc && sqe.ioprio & IORING_RECVSEND_FIXED_BUF != 0 {
+            // SEND_ZC: the buffer is looked up at issue (io_send_zc_import).
+            SendData::Fixed
+        } else if sqe.flags & IOSQE_BUFFER_SELECT != 0 {
+            // SEND (check_common allows buffer select on no other send).
+            SendData::Group(sqe.buf_group())
+        } else {
+            SendData::User
+        },
+        bundle: kind == SendKind::Send && sqe.ioprio & IORING_RECVSEND_BUNDLE != 0,
         issue_err,
     }))
 }
@@ -891,6 +907,25 @@ fn decode_link_timeout(sqe: &Sqe) -> Result<Request, Errno> {
         return Err(EINVAL);
     }
     Ok(Request::LinkTimeout(spec))
+}
+
+fn decode_msg_ring(sqe: &Sqe) -> Result<Request, Errno> {
+    // __io_msg_ring_prep: buf_index must be 0 (personality: check_common),
+    // msg_ring_flags known.
+    if sqe.buf_index != 0
+        || sqe.op_flags & !(IORING_MSG_RING_CQE_SKIP | IORING_MSG_RING_FLAGS_PASS) != 0
+    {
+        return Err(EINVAL);
+    }
+    Ok(Request::MsgRing(MsgRing {
+        // io_msg: the command is a u32.
+        cmd: sqe.addr as u32,
+        user_data: sqe.off,
+        len: sqe.len,
+        src_fd: sqe.addr3 as u32,
+        dst_fd: sqe.file_index,
+        flags: sqe.op_flags,
+    }))
 }
 
 fn decode_timeout_remove(sqe: &Sqe) -> Result<Request, Errno> {

@@ -144,6 +144,8 @@ pub(crate) enum Request {
         target: u64,
         update: Option<TimeoutUpdate>,
     },
+    /// `IORING_OP_MSG_RING`: to the ring the fd names.
+    MsgRing(MsgRing),
     /// `IORING_OP_LINK_TIMEOUT`, decoded in full (`multishot` is always
     /// false: it is rejected). Whether it may run is the engine's call: one
     /// that does not follow a linked request in the same submission completes
@@ -240,6 +242,7 @@ pub(crate) fn needs_file(opcode: u8) -> bool {
             | IORING_OP_SHUTDOWN
             | IORING_OP_POLL_ADD
             | IORING_OP_URING_CMD
+            | IORING_OP_MSG_RING
     )
 }
 
@@ -260,6 +263,7 @@ pub(crate) fn supported(opcode: u8) -> bool {
                 | IORING_OP_TIMEOUT
                 | IORING_OP_TIMEOUT_REMOVE
                 | IORING_OP_LINK_TIMEOUT
+                | IORING_OP_MSG_RING
         )
 }
 
@@ -292,6 +296,10 @@ pub(crate) struct Recv {
     pub group: Option<u16>,
     /// `IORING_RECV_MULTISHOT` (implies a group and no `MSG_WAITALL`).
     pub multishot: bool,
+    /// Multishot RECV: the total byte cap (`optlen`, Linux 6.17; 0: none).
+    /// Once its CQEs carried that many bytes the multishot ends; a CQE is
+    /// not cut to it (a bundle is).
+    pub total: u32,
     /// `IORING_RECVSEND_BUNDLE` (RECV only): one CQE may fill several
     /// buffers of a ring group, consecutive ids, the first in the CQE.
     pub bundle: bool,
@@ -363,15 +371,51 @@ pub(crate) struct Send {
     pub poll_first: bool,
     /// `IORING_SEND_ZC_REPORT_USAGE` (zero-copy kinds only).
     pub report_usage: bool,
-    /// SEND_ZC with `IORING_RECVSEND_FIXED_BUF`: the buffer must lie in
-    /// registered buffer `buf_index`, checked at issue.
-    pub fixed_buf: bool,
+    /// Where the data is.
+    pub data: SendData,
+    /// SEND with `IORING_RECVSEND_BUNDLE` (`MSG_WAITALL` implied): with a
+    /// group, each CQE sends the buffers there (`F_MORE` until the group is
+    /// empty); without, the buffer, then a final 0.
+    pub bundle: bool,
     /// WRITE, WRITEV: as [`Recv::issue_err`]. SEND_ZC, SENDMSG_ZC: a check
     /// that failed after Linux allocated the notification (unknown ioprio
     /// bits, a sendto address; SENDMSG_ZC with `IORING_RECVSEND_FIXED_BUF`),
     /// reported once the socket is found, with
     /// `F_MORE` and then the notification as every zero-copy failure.
     pub issue_err: Option<Errno>,
+}
+
+/// A MSG_RING's fields (io_msg_ring_prep); the command is checked at issue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct MsgRing {
+    /// `addr` as Linux keeps it (a u32): `IORING_MSG_DATA`,
+    /// `IORING_MSG_SEND_FD`, or another value (`-EINVAL` at issue).
+    pub cmd: u32,
+    /// `off`: the target CQE's user_data.
+    pub user_data: u64,
+    /// `len`: DATA's target CQE res; SEND_FD wants 0.
+    pub len: u32,
+    /// `addr3` as Linux keeps it (a u32): SEND_FD's source file-table slot;
+    /// DATA wants 0.
+    pub src_fd: u32,
+    /// `file_index`: SEND_FD's target slot; DATA with `FLAGS_PASS`: the
+    /// target CQE's flags (else it must be 0).
+    pub dst_fd: u32,
+    /// `msg_ring_flags`: `IORING_MSG_RING_CQE_SKIP`, `_FLAGS_PASS`.
+    pub flags: u32,
+}
+
+/// Where a send's data is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SendData {
+    /// The application's memory at `addr` (or the msghdr's iovecs).
+    User,
+    /// SEND_ZC with `IORING_RECVSEND_FIXED_BUF`: the buffer must lie in
+    /// registered buffer `buf_index`, checked at issue.
+    Fixed,
+    /// SEND with `IOSQE_BUFFER_SELECT`: provided buffers of this group
+    /// (`addr` ignored, `len` a cap, 0: none).
+    Group(u16),
 }
 
 /// `shutdown(2)`'s `how`.

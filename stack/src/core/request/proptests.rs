@@ -209,6 +209,7 @@ fn memory_named(req: &Request) -> Vec<u64> {
         | Request::Shutdown { .. }
         | Request::PollRemove { .. }
         | Request::Cancel(_)
+        | Request::MsgRing(_)
         | Request::RemoveBuffers { .. } => vec![],
         Request::Bind { addr, .. } | Request::Connect { addr, .. } => vec![*addr],
         Request::Accept(a) => vec![a.addr, a.addrlen],
@@ -323,7 +324,7 @@ proptest! {
         let b = opcode::Recv::new(fd, mut_ptr(a), len).flags(mf).user_data(ud).sqe_flags(f);
         let want = Recv {
             kind: RecvKind::Recv, addr: a, len, msg_flags: mf as u32, group,
-            multishot: false, bundle: false, poll_first: false, issue_err: None,
+            multishot: false, total: 0, bundle: false, poll_first: false, issue_err: None,
         };
         match group {
             Some(g) => {
@@ -341,14 +342,14 @@ proptest! {
         let b = opcode::RecvMulti::new(fd, g).flags(mf).user_data(ud).sqe_flags(f);
         let want = Recv {
             kind: RecvKind::Recv, addr: 0, len: 0, msg_flags: mf as u32, group: Some(g),
-            multishot: true, bundle: false, poll_first: false, issue_err: None,
+            multishot: true, total: 0, bundle: false, poll_first: false, issue_err: None,
         };
         check(b.build(), ud, fd, f | IOSQE_BUFFER_SELECT, Request::Recv(want))?;
 
         let b = opcode::Send::new(fd, ptr(a), len).flags(mf).user_data(ud).sqe_flags(f);
         let want = Send {
             kind: SendKind::Send, addr: a, len, msg_flags: mf as u32,
-            poll_first: false, report_usage: false, fixed_buf: false, issue_err: None,
+            poll_first: false, report_usage: false, data: SendData::User, bundle: false, issue_err: None,
         };
         check(b.build(), ud, fd, f, Request::Send(want))?;
     }

@@ -199,15 +199,29 @@ fn common_checks_in_order() {
     let s = Sqe {
         flags: IOSQE_BUFFER_SELECT,
         personality: 1,
-        ..sqe(IORING_OP_SEND)
+        ..sqe(IORING_OP_SENDMSG)
     };
     assert_eq!(res(s), -libc::EINVAL);
-    // BUFFER_SELECT on a send, and on an unsupported opcode.
+    // BUFFER_SELECT on SENDMSG (SEND takes it), and on an unsupported opcode.
     let s = Sqe {
         flags: IOSQE_BUFFER_SELECT,
-        ..sqe(IORING_OP_SEND)
+        ..sqe(IORING_OP_SENDMSG)
     };
     assert_eq!(res(s), -libc::EOPNOTSUPP);
+    let s = Sqe {
+        flags: IOSQE_BUFFER_SELECT,
+        ioprio: IORING_RECVSEND_BUNDLE,
+        buf_index: 7,
+        ..sqe(IORING_OP_SEND)
+    };
+    assert!(matches!(
+        ok(s),
+        Request::Send(Send {
+            data: SendData::Group(7),
+            bundle: true,
+            ..
+        })
+    ));
     // Known but unsupported opcodes.
     for op in [
         IORING_OP_SPLICE,
@@ -431,7 +445,14 @@ fn recv_rejections() {
         file_index: 64,
         ..m
     };
-    assert_eq!(res(s), -libc::EINVAL);
+    assert!(matches!(
+        ok(s),
+        Request::Recv(Recv {
+            total: 64,
+            multishot: true,
+            ..
+        })
+    ));
     // READ's rw_flags are not msg_flags: no WAITALL check, no flags kept.
     let s = Sqe {
         op_flags: MSG_WAITALL,
@@ -540,7 +561,7 @@ fn send_rejections() {
         ok(s),
         Request::Send(Send {
             issue_err: None,
-            fixed_buf: true,
+            data: SendData::Fixed,
             ..
         })
     ));
@@ -1051,7 +1072,7 @@ fn merged_registered_resource_checks() {
         ..sqe(IORING_OP_READ_FIXED)
     };
     assert_eq!(res(s), -libc::EINVAL);
-    // BUNDLE: RECV only; a multishot RECV's optlen (its cap) is refused.
+    // BUNDLE: RECV only; optlen is a multishot RECV's cap.
     let r = Sqe {
         ioprio: IORING_RECVSEND_BUNDLE,
         ..sqe(IORING_OP_RECV)
@@ -1068,5 +1089,60 @@ fn merged_registered_resource_checks() {
         file_index: 1,
         ..sqe(IORING_OP_RECV)
     };
+    assert!(matches!(ok(s), Request::Recv(Recv { total: 1, .. })));
+    // Elsewhere optlen is refused.
+    let s = Sqe { ioprio: 0, ..s };
     assert_eq!(res(s), -libc::EINVAL);
+}
+
+#[test]
+fn readv_select_and_msg_ring_fields() {
+    // READV with buffer select: exactly one iovec.
+    let r = Sqe {
+        flags: IOSQE_BUFFER_SELECT,
+        len: 1,
+        buf_index: 5,
+        ..sqe(IORING_OP_READV)
+    };
+    assert!(matches!(
+        ok(r),
+        Request::Recv(Recv {
+            kind: RecvKind::Readv,
+            group: Some(5),
+            ..
+        })
+    ));
+    assert_eq!(res(Sqe { len: 2, ..r }), -libc::EINVAL);
+    assert_eq!(res(Sqe { len: 0, ..r }), -libc::EINVAL);
+    // MSG_RING: the command is a u32, addr3 too; buf_index and unknown
+    // flags are refused at prep, the rest at issue.
+    let m = Sqe {
+        addr: 1 << 63,
+        off: 0x77,
+        len: 9,
+        addr3: (1 << 32) | 3,
+        file_index: 4,
+        op_flags: IORING_MSG_RING_FLAGS_PASS,
+        ..sqe(IORING_OP_MSG_RING)
+    };
+    assert_eq!(
+        ok(m),
+        Request::MsgRing(MsgRing {
+            cmd: 0,
+            user_data: 0x77,
+            len: 9,
+            src_fd: 3,
+            dst_fd: 4,
+            flags: IORING_MSG_RING_FLAGS_PASS,
+        })
+    );
+    assert_eq!(res(Sqe { buf_index: 1, ..m }), -libc::EINVAL);
+    assert_eq!(
+        res(Sqe {
+            op_flags: 1 << 2,
+            ..m
+        }),
+        -libc::EINVAL
+    );
+    assert_eq!(res(Sqe { ioprio: 1, ..m }), -libc::EINVAL);
 }
