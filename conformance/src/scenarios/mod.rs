@@ -22,6 +22,8 @@ mod overflow;
 mod poll;
 mod recv;
 mod regs;
+mod ring2;
+mod ring3;
 mod rw;
 mod send;
 mod sqpoll;
@@ -288,6 +290,53 @@ pub fn all() -> Vec<Scenario> {
         sc("sockcmd_queues", "uring_cmd", "URING_CMD SOCKET_URING_OP_SIOCINQ / SIOCOUTQ as the peer sends, on a fresh socket and a listener; fd not open, unknown command, __pad1, unknown uring_cmd_flags", d, m, regs::sockcmd_queues),
         sc("sockcmd_sockopt", "uring_cmd", "URING_CMD GETSOCKOPT / SETSOCKOPT: SOL_SOCKET options set and read back (doubled buffer sizes), read-only options, optlen rules; TCP_NODELAY, TCP_KEEPIDLE/INTVL/CNT and their ranges; unknown level/option, short optlen, null optval, GETSOCKOPT off SOL_SOCKET; a listener's options inherited by the accepted socket", d, m, regs::sockcmd_sockopt),
         sc("overflow_multishot_ends", "overflow", "a multishot ACCEPT firing while the CQ is full and backlogged ends with its socket in the final CQE, behind the backlog", SMALL, m, overflow::multishot_ends),
+        // ring mechanics (scenB): links, drain, NOP, timeouts
+        sc("link_mid_fail", "sqe flags", "a 5-NOP IO_LINK chain whose third fails: the rest -ECANCELED, the next request unaffected", d, m, ring2::link_mid_fail),
+        sc("link_long", "sqe flags", "a chain of 20 linked NOPs injecting 1..20: CQEs in chain order", d, m, ring2::link_long),
+        sc("hardlink_chain", "sqe flags", "IO_HARDLINK chain of 4 with two failures: every member runs", d, m, ring2::hardlink_chain),
+        sc("hardlink_then_link", "sqe flags", "a failed HARDLINK member, then a failed plain LINK member: the rest -ECANCELED", d, m, ring2::hardlink_then_link),
+        sc("link_broken_end", "sqe flags", "a chain whose last SQE has IO_LINK at the end of the submission; the next submission is separate", d, m, ring2::link_broken_end),
+        sc("link_prep_fail", "sqe flags", "a link member with an unknown opcode, a chain head TIMEOUT with a bad flag: what the chain gets", d, m, ring2::link_prep_fail),
+        sc("link_multishot", "sqe flags", "IO_LINK on a multishot POLL_ADD and a multishot ACCEPT", d, m, ring2::link_multishot),
+        sc("link_timeout_after_nop", "timeout", "NOP -> LINK_TIMEOUT: the NOP beats the timer; a failing NOP likewise", d, m, ring2::link_timeout_after_nop),
+        sc("link_timeout_chain_continues", "timeout", "RECV -> LINK_TIMEOUT(LINK) -> NOP: the timer fires; then data there first: the NOP runs", d, m, ring2::link_timeout_chain_continues),
+        sc("link_timeout_misplaced", "timeout", "LINK_TIMEOUT alone, after an unlinked NOP, and two in a row after a RECV", d, m, ring2::link_timeout_misplaced),
+        sc("cqe_skip_chain", "sqe flags", "IOSQE_CQE_SKIP_SUCCESS in chains: skipped successes; a failure posts and the rest post -ECANCELED", d, m, ring2::cqe_skip_chain),
+        sc("cqe_skip_link_timeout", "sqe flags", "a RECV with CQE_SKIP_SUCCESS guarded by a LINK_TIMEOUT, with data in time and without", d, m, ring2::cqe_skip_link_timeout),
+        sc("drain_timeout", "sqe flags", "IO_DRAIN behind a pending 20 ms TIMEOUT: the drained NOP and the one after wait", d, m, ring2::drain_timeout),
+        sc("drain_idle_and_chain", "sqe flags", "IO_DRAIN with nothing in flight, twice; on a chain's head behind a TIMEOUT", d, m, ring2::drain_idle_and_chain),
+        sc("async_socket_ops", "sqe flags", "IOSQE_ASYNC on SEND, POLL_ADD, ACCEPT, a linked RECV and SHUTDOWN", d, m, ring2::async_socket_ops),
+        sc("nop_variants", "nop", "NOP with IORING_NOP_FILE (open, not open, -1), NOP_CQE32 without CQE32, NOP_TW, FIXED_FILE without FILE", d, m, ring2::nop_variants),
+        sc("opcodes_past_last", "invalid", "opcodes IORING_OP_LAST + 1, 128 and 255, each followed by a NOP in the same submission", d, m, ring2::opcodes_past_last),
+        sc("timeout_count_3", "timeout", "TIMEOUT with count 3 and a 10 s deadline; three NOPs one submission each", d, m, ring2::timeout_count_3),
+        sc("timeout_counts_batch", "timeout", "TIMEOUTs with counts 1 and 3, then 4 NOPs in one submission", d, m, ring2::timeout_counts_batch),
+        sc("timeout_count_expires", "timeout", "TIMEOUT of 20 ms with count 5 and one NOP: the deadline comes first", d, m, ring2::timeout_count_expires),
+        sc("timeout_abs_clocks", "timeout", "absolute TIMEOUTs on MONOTONIC, BOOTTIME, REALTIME long past (-ETIME at once) and far ahead (removed)", d, m, ring2::timeout_abs_clocks),
+        sc("timeout_rel_clocks", "timeout", "relative TIMEOUTs of 10 ms on BOOTTIME and REALTIME, and of 0", d, m, ring2::timeout_rel_clocks),
+        sc("timeout_bad_timespec", "timeout", "TIMEOUT with a negative second, a negative or 1e9 nanosecond; the valid one removed", d, m, ring2::timeout_bad_timespec),
+        sc("timeout_etime_success_count", "timeout", "ETIME_SUCCESS on a linked count TIMEOUT completed by count; a plain linked TIMEOUT that fires cancels its NOP", d, m, ring2::timeout_etime_success_count),
+        sc("timeout_remove_fired", "timeout", "TIMEOUT_REMOVE and TIMEOUT_UPDATE of a fired TIMEOUT and of one completed by count", d, m, ring2::timeout_remove_fired),
+        sc("timeout_multishot_remove", "timeout", "multishot TIMEOUT with count 0 removed after 3 firings; TIMEOUT_REMOVE of an ended multishot", d, m, ring2::timeout_multishot_remove),
+        sc("timeout_multishot_cancel", "timeout", "ASYNC_CANCEL of a multishot TIMEOUT after its first firing", d, m, ring2::timeout_multishot_cancel),
+        // ring mechanics (scenB): cancel, overflow, provided buffers, registered files
+        sc("cancel_fd_all_count", "cancel", "ASYNC_CANCEL FD|ALL over 4 requests on a socket (another socket's RECV left alone, it gets its data); again with none left", d, m, ring3::cancel_fd_all_count),
+        sc("cancel_op_counts", "cancel", "ASYNC_CANCEL OP|ALL of POLL_ADD across sockets; OP|FD|ALL; ANY of the rest: the counts", d, m, ring3::cancel_op_counts),
+        sc("cancel_userdata_keys", "cancel", "ASYNC_CANCEL with FD|USERDATA|ALL and OP|USERDATA: every key must match", d, m, ring3::cancel_userdata_keys),
+        sc("cancel_linked", "cancel", "ASYNC_CANCEL of a chain member still waiting, of the running head; of a LINK_TIMEOUT by user_data and by TIMEOUT_REMOVE", d, m, ring3::cancel_linked),
+        sc("cancel_timeouts", "cancel", "ASYNC_CANCEL of TIMEOUTs: by fd (none), by user_data, by opcode with ALL, ANY with a count TIMEOUT and a POLL", d, m, ring3::cancel_timeouts),
+        sc("cancel_rearm_multishot", "cancel", "cancel then re-arm a multishot POLL_ADD, ACCEPT (a connection queued meanwhile) and RECV (data came meanwhile)", d, m, ring3::cancel_rearm_multishot),
+        sc("overflow_link_chains", "overflow", "three chains of 4 linked NOPs into a CQ of 8 without reaping: all 12 in chain order", SMALL, m, ring3::overflow_link_chains),
+        sc("overflow_timeouts", "overflow", "a TIMEOUT firing into a full CQ joins the backlog in order; a count TIMEOUT met by backlogged CQEs", SMALL, m, ring3::overflow_timeouts),
+        sc("overflow_multishot_poll", "overflow", "a multishot POLL_ADD firing while the CQ is full ends behind the backlog; re-armed", SMALL, m, ring3::overflow_multishot_poll),
+        sc("overflow_multishot_timeout", "overflow", "a multishot TIMEOUT firing into a full CQ is ended by it", SMALL, m, ring3::overflow_multishot_timeout),
+        sc("overflow_failed_chain", "overflow", "a chain failing mid-way while the CQ holds a backlog: order kept", SMALL, m, ring3::overflow_failed_chain),
+        sc("provide_limits", "buffers", "PROVIDE_BUFFERS at id 65535, across 65535, 65536 and 65537 buffers, len 0; REMOVE_BUFFERS counts each group", d, m, ring3::provide_limits),
+        sc("remove_then_recv", "buffers", "REMOVE_BUFFERS of 2 of 4, then RECVs take the ids left until -ENOBUFS", d, m, ring3::remove_then_recv),
+        sc("bufring_register_errors", "buffers", "buffer ring registration: 3, 0 and 65536 entries, an unknown flag, a group in use by a ring, by a legacy group with and without buffers", d, m, ring3::bufring_register_errors),
+        sc("mixed_groups", "buffers", "a legacy group and a ring group side by side, one multishot RECV on each", d, m, ring3::mixed_groups),
+        sc("files_change_inflight", "registered", "a RECV through a slot while FILES_UPDATE empties it, and while CLOSE of the slot runs: the data arrives; then -EBADF", d, m, ring3::files_change_inflight),
+        sc("files_unregister_inflight", "registered", "UNREGISTER_FILES with a RECV in flight through a slot: it completes with the data", d, m, ring3::files_unregister_inflight),
+        sc("files_fixed_vectored", "registered", "IOSQE_FIXED_FILE on SENDMSG, WRITEV, SEND_ZC, a linked RECVMSG and READV", d, m, ring3::files_fixed_vectored),
     ];
     v.sort_by_key(|s| area_rank(s.area));
     v

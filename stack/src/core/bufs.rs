@@ -26,11 +26,15 @@ pub(crate) struct BufGroups {
 }
 
 impl BufGroups {
-    /// Registers a buffer ring for group `bgid`; `EEXIST` if the group exists.
+    /// Registers a buffer ring for group `bgid`; `EEXIST` if the group is a
+    /// ring or a legacy group holding buffers. As in Linux
+    /// (`io_register_pbuf_ring`), an emptied legacy group gives way.
     pub(crate) fn register(&mut self, bgid: u16, ring: BufRingConsumer) -> Result<(), Errno> {
-        if self.exists(bgid) {
+        if self.rings.contains_key(&bgid) || self.legacy.get(&bgid).is_some_and(|g| !g.is_empty())
+        {
             return Err(errno::EEXIST);
         }
+        self.legacy.remove(&bgid);
         self.rings.insert(bgid, ring);
         Ok(())
     }

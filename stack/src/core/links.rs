@@ -5,16 +5,22 @@
 //! back each chain head's completion ([`crate::core::complete::ChainEvent`]).
 //!
 //! A chain is built from consecutive linked SQEs of one submission; it ends
-//! at the first SQE without a link flag or at the submission boundary. Its
-//! head is issued at once; each later SQE waits in `pending` until the one
-//! before completes: on success (or a hard link) the next is issued, on
-//! failure the rest complete with `-ECANCELED`. A LINK_TIMEOUT right behind
-//! a running request is armed on it instead of waiting.
+//! at the first SQE without a link flag or at the submission boundary. As in
+//! Linux (`io_submit_sqe`), the whole chain is assembled before its head is
+//! issued ([`Links::flush`]): a member that fails its prep checks fails the
+//! chain before anything in it runs (the head `-ECANCELED`, each failed
+//! member its own error, the rest `-ECANCELED`). Each later SQE waits in
+//! `pending` until the one before completes: on success (or a hard link)
+//! the next is issued, on failure the rest complete with `-ECANCELED`
+//! (their CQEs skipped when the failed request had `IOSQE_CQE_SKIP_SUCCESS`,
+//! posted otherwise, as Linux's `REQ_F_SKIP_LINK_CQES`). A LINK_TIMEOUT
+//! right behind a running request is armed on it instead of waiting.
 
 use std::collections::VecDeque;
 
 use ringline_ring::abi::*;
 
+use crate::errno::{self, Errno};
 use crate::ids::{ChainId, OpId};
 use crate::slab::Slab;
 
@@ -33,8 +39,12 @@ enum ChainState {
 #[derive(Debug)]
 struct Chain {
     pending: VecDeque<Sqe>,
+    /// The prep error of each SQE in `pending` (while building).
+    prep: VecDeque<Option<Errno>>,
+    /// A member failed its prep checks: the chain fails when flushed.
+    prep_failed: bool,
     state: ChainState,
-    /// Still receiving SQEs from the current submission.
+    /// Still receiving SQEs from the current submission (nothing issued).
     building: bool,
     /// The parked op of the running head (`None` if it completed at once).
     head_op: Option<OpId>,
@@ -51,23 +61,7 @@ pub(crate) enum Route {
     Start,
 }
 
-/// What to do with an SQE appended to a chain.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Appended {
-    /// The chain failed: complete it with `-ECANCELED` (an error).
-    Cancel,
-    /// A LINK_TIMEOUT whose request already finished: it never fires
-    /// (`-ECANCELED`, not counted as an error).
-    Expired,
-    /// Issue it now, in the chain.
-    Issue(ChainId),
-    /// Arm this LINK_TIMEOUT on the running request.
-    ArmTimeout(OpId),
-    /// It waits for the request before it.
-    Queued,
-}
-
-/// What a chain does after its head completed.
+/// What a chain does next (after it was flushed or its head completed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Next {
     /// Nothing waits: the chain is done (or failed and emptied).
@@ -92,6 +86,9 @@ pub(crate) struct Links {
     /// The last request started was a DRAIN one: as in Linux, no new SQE
     /// starts before it completes (before nothing is in flight).
     drain_next: bool,
+    /// SQEs waiting in chains (submitted, not yet issued nor completed:
+    /// a drain barrier waits for them too).
+    queued: usize,
 }
 
 impl Links {
@@ -108,14 +105,21 @@ impl Links {
         }
     }
 
+    /// SQEs waiting in chains.
+    #[inline]
+    pub(crate) fn queued(&self) -> usize {
+        self.queued
+    }
+
     /// Holds `sqe` behind the drain barrier.
     pub(crate) fn hold(&mut self, sqe: Sqe) {
         self.drain_q.push_back(sqe);
     }
 
-    /// A new request is issued: if it links to the next SQE, a chain opens
-    /// and the request runs in it (returned).
-    pub(crate) fn start(&mut self, sqe: &Sqe) -> Option<ChainId> {
+    /// A new request (`prep`: its prep error, if any): if it links to the
+    /// next SQE, a chain opens with it as its head, held until the chain is
+    /// complete (returned); otherwise `None`: issue it now.
+    pub(crate) fn start(&mut self, sqe: &Sqe, prep: Option<Errno>) -> Option<ChainId> {
         // A DRAIN request holds the SQEs after it until it completes.
         self.drain_next = sqe.flags & IOSQE_IO_DRAIN != 0;
         if sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK) == 0 {
@@ -123,17 +127,31 @@ impl Links {
         }
         let i = self.chains.recycle_or(|_| Chain {
             pending: VecDeque::new(),
-            state: ChainState::Running,
+            prep: VecDeque::new(),
+            prep_failed: false,
+            state: ChainState::Ok,
             building: false,
             head_op: None,
         });
         let ch = ChainId::from_index(i);
         let c = self.chains.at_mut(i);
         c.pending.clear();
+        c.prep.clear();
+        c.pending.push_back(*sqe);
+        c.prep.push_back(prep);
+        c.prep_failed = prep.is_some();
+        c.state = ChainState::Ok;
+        c.head_op = None;
         c.building = true;
+        self.queued += 1;
         self.building = Some(ch);
-        self.run(ch);
         Some(ch)
+    }
+
+    /// The opcode of the last SQE of the chain being built.
+    pub(crate) fn last_opcode(&self) -> Option<u8> {
+        let ch = self.building?;
+        self.chains.at(ch.index()).pending.back().map(|s| s.opcode)
     }
 
     /// The chain's next request is about to be issued.
@@ -160,36 +178,55 @@ impl Links {
         }
     }
 
-    /// Appends `sqe` to the chain being built.
-    pub(crate) fn append(&mut self, sqe: &Sqe) -> Appended {
+    /// Appends `sqe` (`prep`: its prep error) to the chain being built.
+    /// Returns the chain if `sqe` ends it: flush it ([`Links::flush`]).
+    pub(crate) fn append(&mut self, sqe: &Sqe, prep: Option<Errno>) -> Option<ChainId> {
         let ch = self.building.expect("append only while building");
-        let last = sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK) == 0;
-        if last {
-            self.building = None;
-            self.chains.at_mut(ch.index()).building = false;
-        }
         let c = self.chains.at_mut(ch.index());
-        let r = match c.state {
-            ChainState::Failed => Appended::Cancel,
-            ChainState::Ok if sqe.opcode == IORING_OP_LINK_TIMEOUT => Appended::Expired,
-            ChainState::Ok => {
-                self.run(ch);
-                Appended::Issue(ch)
-            }
-            ChainState::Running => match c.head_op {
-                Some(head) if sqe.opcode == IORING_OP_LINK_TIMEOUT && c.pending.is_empty() => {
-                    Appended::ArmTimeout(head)
-                }
-                _ => {
-                    c.pending.push_back(*sqe);
-                    Appended::Queued
-                }
-            },
-        };
-        if last {
-            self.maybe_free(ch);
+        c.pending.push_back(*sqe);
+        c.prep.push_back(prep);
+        c.prep_failed |= prep.is_some();
+        self.queued += 1;
+        if sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK) == 0 {
+            self.building = None;
+            return Some(ch);
         }
-        r
+        None
+    }
+
+    /// Chains end at the submission boundary: the chain being built, if
+    /// any, to flush.
+    pub(crate) fn end_building(&mut self) -> Option<ChainId> {
+        self.building.take()
+    }
+
+    /// Chain `ch` is complete. If a member failed its prep checks, every
+    /// SQE goes to `fail` with its result (the head's and the other good
+    /// members' `-ECANCELED`, a failed member's own error) and whether its
+    /// CQE is posted (only the head's when the head has
+    /// `IOSQE_CQE_SKIP_SUCCESS`, as Linux skips the link CQEs of a failed
+    /// request that had it); otherwise its head is issued.
+    pub(crate) fn flush(&mut self, ch: ChainId, mut fail: impl FnMut(&Sqe, i32, bool)) -> Next {
+        let c = self.chains.at_mut(ch.index());
+        c.building = false;
+        if !c.prep_failed {
+            c.prep.clear();
+            return self.advance(ch, true, false, |_, _| {});
+        }
+        let skip = c
+            .pending
+            .front()
+            .is_some_and(|h| h.flags & IOSQE_CQE_SKIP_SUCCESS != 0);
+        let mut first = true;
+        while let (Some(s), Some(p)) = (c.pending.pop_front(), c.prep.pop_front()) {
+            self.queued -= 1;
+            let res = p.unwrap_or(errno::ECANCELED).as_res();
+            fail(&s, res, first || !skip);
+            first = false;
+        }
+        c.state = ChainState::Failed;
+        self.maybe_free(ch);
+        Next::Idle
     }
 
     fn maybe_free(&mut self, ch: ChainId) {
@@ -202,35 +239,41 @@ impl Links {
     /// After chain `ch`'s next request was issued from `pending`: if it
     /// parked and a LINK_TIMEOUT waits right behind it, that timeout guards
     /// it now (take it and arm it on the op returned). A request that
-    /// completed at once leaves the timeout to [`Next::Expired`].
-    pub(crate) fn take_link_timeout(&mut self, ch: ChainId) -> Option<(Sqe, OpId)> {
+    /// completed at once (even after parking: `live` says whether an op
+    /// is still in flight) leaves the timeout to [`Next::Expired`].
+    pub(crate) fn take_link_timeout(
+        &mut self,
+        ch: ChainId,
+        live: impl FnOnce(OpId) -> bool,
+    ) -> Option<(Sqe, OpId)> {
         let c = self.chains.at_mut(ch.index());
-        let head = c.head_op?;
+        let head = c.head_op.filter(|&h| live(h))?;
         if c.state != ChainState::Running || c.pending.front()?.opcode != IORING_OP_LINK_TIMEOUT {
             return None;
         }
         let sqe = c.pending.pop_front()?;
+        self.queued -= 1;
         Some((sqe, head))
-    }
-
-    /// Chains end at the submission boundary.
-    pub(crate) fn end_building(&mut self) {
-        if let Some(ch) = self.building.take() {
-            self.chains.at_mut(ch.index()).building = false;
-            self.maybe_free(ch);
-        }
     }
 
     /// Chain `ch`'s head completed (`ok`: the chain goes on). On failure
     /// every waiting SQE is handed to `cancel` (complete it with
-    /// `-ECANCELED`).
-    pub(crate) fn advance(&mut self, ch: ChainId, ok: bool, mut cancel: impl FnMut(&Sqe)) -> Next {
+    /// `-ECANCELED`), with whether its CQE is posted (not when the failed
+    /// request had `IOSQE_CQE_SKIP_SUCCESS`: `skip_links`).
+    pub(crate) fn advance(
+        &mut self,
+        ch: ChainId,
+        ok: bool,
+        skip_links: bool,
+        mut cancel: impl FnMut(&Sqe, bool),
+    ) -> Next {
         let c = self.chains.at_mut(ch.index());
         c.head_op = None;
         if !ok {
             c.state = ChainState::Failed;
             while let Some(s) = c.pending.pop_front() {
-                cancel(&s);
+                self.queued -= 1;
+                cancel(&s, !skip_links);
             }
             self.maybe_free(ch);
             return Next::Idle;
@@ -241,10 +284,14 @@ impl Links {
                 self.maybe_free(ch);
                 Next::Idle
             }
-            Some(next) if next.opcode == IORING_OP_LINK_TIMEOUT => Next::Expired(next),
             Some(next) => {
-                self.run(ch);
-                Next::Issue(next, ch)
+                self.queued -= 1;
+                if next.opcode == IORING_OP_LINK_TIMEOUT {
+                    Next::Expired(next)
+                } else {
+                    self.run(ch);
+                    Next::Issue(next, ch)
+                }
             }
         }
     }

@@ -1,0 +1,697 @@
+//! Ring mechanics, part 2: ASYNC_CANCEL by fd / opcode / ALL with counts, of
+//! linked requests and timeouts, cancel-then-re-arm of multishot requests;
+//! CQ overflow with chains, timeouts and multishot producers; provided
+//! buffer limits and buffer-ring registration errors; registered files
+//! changing under requests in flight.
+
+use ringline_ring::abi::{self, Sqe, IOSQE_IO_LINK};
+use ringline_ring::opcode;
+
+use super::regs::{close_slot, fixed, sparse, update};
+use super::ring2::{batch, nop, push, recv, timeout};
+use super::{call, pattern, raw, record_mem, R};
+use crate::backend::PeerId;
+use crate::Ctx;
+
+const POLLIN: u32 = libc::POLLIN as u32;
+
+/// A POLL_ADD(POLLIN) of `fd` (multishot with `multi`).
+fn poll(fd: i32, multi: bool, ud: u64) -> Sqe {
+    let b = opcode::PollAdd::new(fd, POLLIN);
+    let b = if multi { b.multi() } else { b };
+    b.user_data(ud).build().into_sqe()
+}
+
+/// An ASYNC_CANCEL with `op_flags` `flags`, key `addr` (user_data), `fd`,
+/// and opcode `op` (in `len`).
+fn cancel(flags: u32, key: u64, fd: i32, op: u8, ud: u64) -> Sqe {
+    let mut s = raw(abi::IORING_OP_ASYNC_CANCEL, fd, ud);
+    s.op_flags = flags;
+    s.addr = key;
+    s.len = u32::from(op);
+    s
+}
+
+/// Submits one cancel and records it once it completed, with the targets.
+fn cancel_and_record(c: &mut Ctx, name: &str, s: Sqe, targets: &[u64]) -> R {
+    let ud = s.user_data;
+    push(c, name, s)?;
+    c.submit();
+    c.wait_final(ud);
+    c.quiet();
+    c.record(ud);
+    c.record_all(targets);
+    Ok(())
+}
+
+// ----------------------------------------------------------------------
+// ASYNC_CANCEL
+// ----------------------------------------------------------------------
+
+/// CANCEL_FD|ALL over four requests on one socket, a RECV on another left
+/// alone (it still gets its data); then CANCEL_FD on a socket with none.
+pub fn cancel_fd_all_count(c: &mut Ctx) -> R {
+    let (a, _pa) = c.backend().app_conn()?;
+    let (b, pb) = c.backend().app_conn()?;
+    for ud in 1..=3 {
+        let r = recv(c, a, 0, ud);
+        push(c, &format!("recv {ud} on A"), r)?;
+    }
+    push(c, "poll on A", poll(a, false, 4))?;
+    let rb = recv(c, b, 0, 5);
+    push(c, "recv on B", rb)?;
+    c.submit();
+    c.quiet();
+    let all = abi::IORING_ASYNC_CANCEL_FD | abi::IORING_ASYNC_CANCEL_ALL;
+    cancel_and_record(c, "cancel(fd A, ALL)", cancel(all, 0, a, 0, 10), &[1, 2, 3, 4])?;
+    c.peer_send(pb, &pattern(7, 6))?;
+    c.wait_final(5);
+    c.record(5);
+    cancel_and_record(
+        c,
+        "cancel(fd A, ALL) again",
+        cancel(all, 0, a, 0, 11),
+        &[],
+    )?;
+    cancel_and_record(
+        c,
+        "cancel(fd A) again",
+        cancel(abi::IORING_ASYNC_CANCEL_FD, 0, a, 0, 12),
+        &[],
+    )
+}
+
+/// CANCEL_OP|ALL of POLL_ADD across two sockets (a RECV left), then
+/// CANCEL_OP|FD|ALL: only requests of that opcode on that socket.
+pub fn cancel_op_counts(c: &mut Ctx) -> R {
+    let (a, _pa) = c.backend().app_conn()?;
+    let (b, _pb) = c.backend().app_conn()?;
+    push(c, "poll A1", poll(a, false, 1))?;
+    push(c, "poll A2 (multi)", poll(a, true, 2))?;
+    push(c, "poll B", poll(b, false, 3))?;
+    let r = recv(c, a, 0, 4);
+    push(c, "recv A", r)?;
+    c.submit();
+    c.quiet();
+    let op_all = abi::IORING_ASYNC_CANCEL_OP | abi::IORING_ASYNC_CANCEL_ALL;
+    cancel_and_record(
+        c,
+        "cancel(op POLL_ADD, ALL)",
+        cancel(op_all, 0, -1, abi::IORING_OP_POLL_ADD, 10),
+        &[1, 2, 3, 4],
+    )?;
+    push(c, "poll A3", poll(a, false, 5))?;
+    push(c, "poll B2", poll(b, false, 6))?;
+    let r = recv(c, b, 0, 7);
+    push(c, "recv B", r)?;
+    c.submit();
+    c.quiet();
+    let f = op_all | abi::IORING_ASYNC_CANCEL_FD;
+    cancel_and_record(
+        c,
+        "cancel(op RECV, fd B, ALL)",
+        cancel(f, 0, b, abi::IORING_OP_RECV, 11),
+        &[4, 5, 6, 7],
+    )?;
+    cancel_and_record(
+        c,
+        "cancel(ANY) of the rest",
+        cancel(abi::IORING_ASYNC_CANCEL_ANY, 0, -1, 0, 12),
+        &[4, 5, 6],
+    )
+}
+
+/// CANCEL_FD|USERDATA|ALL: both keys must match; CANCEL_OP|USERDATA.
+pub fn cancel_userdata_keys(c: &mut Ctx) -> R {
+    let (a, _pa) = c.backend().app_conn()?;
+    let (b, _pb) = c.backend().app_conn()?;
+    push(c, "poll A (ud 7)", poll(a, false, 7))?;
+    push(c, "poll B (ud 7)", poll(b, false, 7))?;
+    push(c, "poll A (ud 8)", poll(a, false, 8))?;
+    c.submit();
+    c.quiet();
+    let f = abi::IORING_ASYNC_CANCEL_FD
+        | abi::IORING_ASYNC_CANCEL_USERDATA
+        | abi::IORING_ASYNC_CANCEL_ALL;
+    cancel_and_record(c, "cancel(fd A, ud 7, ALL)", cancel(f, 7, a, 0, 10), &[])?;
+    let f = abi::IORING_ASYNC_CANCEL_OP | abi::IORING_ASYNC_CANCEL_USERDATA;
+    cancel_and_record(
+        c,
+        "cancel(op RECV, ud 8)",
+        cancel(f, 8, -1, abi::IORING_OP_RECV, 11),
+        &[],
+    )?;
+    cancel_and_record(
+        c,
+        "cancel(op POLL_ADD, ud 8)",
+        cancel(f, 8, -1, abi::IORING_OP_POLL_ADD, 12),
+        &[],
+    )?;
+    cancel_and_record(
+        c,
+        "cancel(ANY)",
+        cancel(abi::IORING_ASYNC_CANCEL_ANY, 0, -1, 0, 13),
+        &[7, 8],
+    )
+}
+
+/// ASYNC_CANCEL of a chain's running head (the rest -ECANCELED), of a
+/// member still waiting in the chain, and of a LINK_TIMEOUT by its user_data.
+pub fn cancel_linked(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    let r = recv(c, fd, IOSQE_IO_LINK, 1);
+    push(c, "recv (LINK)", r)?;
+    push(c, "nop 2 (LINK)", nop(2, IOSQE_IO_LINK, None))?;
+    push(c, "nop 3", nop(3, 0, None))?;
+    c.submit();
+    c.quiet();
+    cancel_and_record(c, "cancel(nop 2, waiting in the chain)", cancel(0, 2, -1, 0, 10), &[])?;
+    cancel_and_record(c, "cancel(recv, the head)", cancel(0, 1, -1, 0, 11), &[])?;
+    c.record_order(&[1, 2, 3]);
+    let r = recv(c, fd, IOSQE_IO_LINK, 4);
+    push(c, "recv 2 (LINK)", r)?;
+    let t = c.timespec_ms(10_000);
+    let lt = opcode::LinkTimeout::new(t).user_data(5).build();
+    push(c, "link_timeout(10 s)", lt)?;
+    c.submit();
+    c.quiet();
+    cancel_and_record(c, "cancel(link_timeout)", cancel(0, 5, -1, 0, 12), &[])?;
+    let rm = opcode::TimeoutRemove::new(5).user_data(13).build().into_sqe();
+    cancel_and_record(c, "timeout_remove(link_timeout)", rm, &[])?;
+    c.peer_send(p, &pattern(5, 7))?;
+    c.wait_finals(&[4, 5]);
+    c.record_order(&[4, 5]);
+    Ok(())
+}
+
+/// TIMEOUTs and ASYNC_CANCEL: by user_data, by opcode (TIMEOUT, ALL), by fd
+/// (a TIMEOUT has none), and ANY counting them with a POLL.
+pub fn cancel_timeouts(c: &mut Ctx) -> R {
+    let (fd, _p) = c.backend().app_conn()?;
+    let t = c.timespec_ms(10_000);
+    for ud in 1..=3 {
+        push(c, &format!("timeout {ud} (10 s)"), timeout(t, 0, 0, ud))?;
+    }
+    c.submit();
+    c.quiet();
+    cancel_and_record(
+        c,
+        "cancel(fd, ALL)",
+        cancel(abi::IORING_ASYNC_CANCEL_FD | abi::IORING_ASYNC_CANCEL_ALL, 0, fd, 0, 10),
+        &[],
+    )?;
+    cancel_and_record(c, "cancel(timeout 1)", cancel(0, 1, -1, 0, 11), &[1])?;
+    let op_all = abi::IORING_ASYNC_CANCEL_OP | abi::IORING_ASYNC_CANCEL_ALL;
+    cancel_and_record(
+        c,
+        "cancel(op TIMEOUT, ALL)",
+        cancel(op_all, 0, -1, abi::IORING_OP_TIMEOUT, 12),
+        &[2, 3],
+    )?;
+    push(c, "timeout 4 (10 s)", timeout(t, 0, 0, 4))?;
+    push(c, "timeout 5 (10 s, count 9)", timeout(t, 9, 0, 5))?;
+    push(c, "poll", poll(fd, false, 6))?;
+    c.submit();
+    c.quiet();
+    cancel_and_record(
+        c,
+        "cancel(ANY)",
+        cancel(abi::IORING_ASYNC_CANCEL_ANY, 0, -1, 0, 13),
+        &[4, 5, 6],
+    )
+}
+
+/// Cancel then re-arm: a multishot POLL_ADD, a multishot ACCEPT (a
+/// connection queued while none was armed), a multishot RECV (data that
+/// came while none was armed).
+pub fn cancel_rearm_multishot(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    push(c, "poll(multi)", poll(fd, true, 1))?;
+    c.submit();
+    c.quiet();
+    cancel_and_record(c, "cancel(poll)", cancel(0, 1, -1, 0, 2), &[1])?;
+    push(c, "poll(multi) again", poll(fd, true, 3))?;
+    c.submit();
+    c.quiet();
+    c.peer_send(p, &pattern(4, 8))?;
+    c.wait_n(3, 1);
+    c.record(3);
+    let l = c.backend().app_listener(8)?;
+    let acc = opcode::AcceptMulti::new(l).user_data(4).build().into_sqe();
+    push(c, "accept(multi)", acc)?;
+    c.submit();
+    c.quiet();
+    cancel_and_record(c, "cancel(accept)", cancel(0, 4, -1, 0, 5), &[4])?;
+    c.backend().peer_connect(l)?;
+    c.quiet();
+    let acc = opcode::AcceptMulti::new(l).user_data(6).build().into_sqe();
+    push(c, "accept(multi) again", acc)?;
+    c.submit();
+    c.wait_n(6, 1);
+    c.record(6);
+    c.buf_ring(3, 8, 256, 8)
+        .map_err(|e| format!("buf ring {e}"))?;
+    let (fd2, p2) = c.backend().app_conn()?;
+    let r = opcode::RecvMulti::new(fd2, 3).user_data(7).build().into_sqe();
+    push(c, "recv(multi)", r)?;
+    c.submit();
+    c.quiet();
+    cancel_and_record(c, "cancel(recv)", cancel(0, 7, -1, 0, 8), &[7])?;
+    let data = pattern(300, 9);
+    c.peer_send(p2, &data)?;
+    c.quiet();
+    let r = opcode::RecvMulti::new(fd2, 3).user_data(9).build().into_sqe();
+    push(c, "recv(multi) again", r)?;
+    c.submit();
+    c.stream(9, 3, true);
+    c.wait_stream(9, data.len());
+    c.record_stream(9, &data, false);
+    Ok(())
+}
+
+// ----------------------------------------------------------------------
+// CQ overflow (ring SQ 4, CQ 8)
+// ----------------------------------------------------------------------
+
+/// Three chains of 4 linked NOPs (injecting 0..11), one submission each,
+/// into a CQ of 8 without reaping: the backlog keeps every CQE, each chain
+/// in its order. (How the chains interleave is not compared: Linux with
+/// `DEFER_TASKRUN` runs the chains' later requests round-robin at the next
+/// wait, without it at each submission's return.)
+pub fn overflow_link_chains(c: &mut Ctx) -> R {
+    for k in 0..3u64 {
+        for j in 0..4 {
+            let i = (k * 4 + j) as i32;
+            let f = if j < 3 { IOSQE_IO_LINK } else { 0 };
+            push(c, &format!("chain {k}"), nop(200 + k, f, Some(i)))?;
+        }
+        c.submit();
+    }
+    c.pump();
+    c.record_flags("12 linked NOPs, not reaped", true);
+    c.settle(|l| l.iter().filter(|x| x.user_data >= 200).count() >= 12);
+    for k in 0..3u64 {
+        let v: Vec<String> = c.cqes(200 + k).iter().map(|x| x.res.to_string()).collect();
+        c.line(format!("chain {k} results in order: {}", v.join(" ")));
+    }
+    c.record_flags("after reaping", false);
+    Ok(())
+}
+
+/// A TIMEOUT that fires while the CQ is full: its CQE joins the backlog in
+/// order, the flag clears once all are reaped; a count TIMEOUT met by the
+/// backlogged CQEs.
+pub fn overflow_timeouts(c: &mut Ctx) -> R {
+    let t = c.timespec_ms(20);
+    push(c, "timeout(20 ms)", timeout(t, 0, 0, 1))?;
+    let far = c.timespec_ms(10_000);
+    push(c, "timeout(10 s, count 10)", timeout(far, 10, 0, 2))?;
+    c.submit();
+    for i in 0..8 {
+        push(c, "nop", nop(200, 0, Some(i)))?;
+        if i % 4 == 3 {
+            c.submit();
+        }
+    }
+    c.pump();
+    c.record_flags("8 NOPs, not reaped", true);
+    c.pump_until(|b| b.sq_flags() & abi::IORING_SQ_CQ_OVERFLOW != 0);
+    c.pump();
+    c.record_flags("after the timeout fired", true);
+    for i in 8..10 {
+        push(c, "nop", nop(200, 0, Some(i)))?;
+    }
+    c.submit();
+    c.settle(|l| l.iter().filter(|x| x.user_data == 200).count() >= 10);
+    c.wait_finals(&[1, 2]);
+    c.record_order(&[1, 2]);
+    let v: Vec<String> = c.cqes(200).iter().map(|x| x.res.to_string()).collect();
+    c.line(format!("nop results in order: {}", v.join(" ")));
+    c.record_flags("after reaping", false);
+    Ok(())
+}
+
+/// A multishot POLL_ADD firing while the CQ is full and backlogged: it ends
+/// (final CQE, no F_MORE) behind the backlog; re-armed after reaping.
+pub fn overflow_multishot_poll(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    push(c, "poll(multi)", poll(fd, true, 1))?;
+    c.submit();
+    c.quiet();
+    for i in 0..10 {
+        push(c, "nop", nop(200, 0, Some(i)))?;
+        if i % 4 == 3 || i == 9 {
+            c.submit();
+        }
+    }
+    c.pump();
+    c.record_flags("10 NOPs, not reaped", true);
+    c.backend().peer_send(p, &pattern(10, 10));
+    c.pump_until(|b| b.peer_sent_all(p));
+    c.pump();
+    c.settle(|l| {
+        l.iter().filter(|x| x.user_data == 200).count() >= 10
+            && l.iter().any(|x| x.user_data == 1)
+    });
+    c.record_order(&[200, 1]);
+    c.record_flags("after reaping", false);
+    push(c, "poll(multi) again", poll(fd, true, 2))?;
+    c.submit();
+    c.wait_n(2, 1);
+    c.record(2);
+    Ok(())
+}
+
+/// A multishot TIMEOUT firing into a full CQ: ended by the full CQ
+/// (a final CQE without F_MORE, behind the backlog).
+pub fn overflow_multishot_timeout(c: &mut Ctx) -> R {
+    for i in 0..8 {
+        push(c, "nop", nop(200, 0, Some(i)))?;
+        if i % 4 == 3 {
+            c.submit();
+        }
+    }
+    c.pump();
+    let t = c.timespec_ms(10);
+    push(
+        c,
+        "timeout(10 ms, multishot, 5)",
+        timeout(t, 5, abi::IORING_TIMEOUT_MULTISHOT, 1),
+    )?;
+    c.submit();
+    c.pump_until(|b| b.sq_flags() & abi::IORING_SQ_CQ_OVERFLOW != 0);
+    c.pump();
+    c.record_flags("8 NOPs and the timeout, not reaped", false);
+    c.settle(|l| l.iter().any(|x| x.user_data == 1 && !abi::more(x.flags)));
+    c.record_order(&[200, 1]);
+    c.record_flags("after reaping", false);
+    Ok(())
+}
+
+// ----------------------------------------------------------------------
+// Provided buffers
+// ----------------------------------------------------------------------
+
+/// PROVIDE_BUFFERS limits: ids up to 65535, past it, 65536 buffers, 65537,
+/// len 0; each then counted by REMOVE_BUFFERS.
+pub fn provide_limits(c: &mut Ctx) -> R {
+    let mem = c.mem(65_537);
+    let cases: [(&str, u32, u32, u16, u16); 6] = [
+        ("provide(bid 65535, 1)", 1, 1, 20, 65535),
+        ("provide(bid 65534, 4)", 1, 4, 21, 65534),
+        ("provide(bid 65532, 4)", 1, 4, 22, 65532),
+        ("provide(65536 buffers)", 1, 65536, 23, 0),
+        ("provide(65537 buffers)", 1, 65537, 24, 0),
+        ("provide(len 0)", 0, 4, 25, 0),
+    ];
+    let mut uds = Vec::new();
+    for (i, (name, len, n, g, bid)) in cases.into_iter().enumerate() {
+        let ud = 1 + i as u64;
+        let s = opcode::ProvideBuffers::new(mem, len, n, g, bid)
+            .user_data(ud)
+            .build();
+        // SAFETY: `mem` is context memory, alive until the context drops.
+        unsafe { call(c, name, s) }?;
+        uds.push(ud);
+    }
+    c.record_all(&uds);
+    for (i, g) in (20..=25).enumerate() {
+        let ud = 10 + i as u64;
+        let s = opcode::RemoveBuffers::new(65536, g).user_data(ud).build();
+        push(c, &format!("remove(65536) from group {g}"), s.into_sqe())?;
+        c.submit();
+        c.wait_final(ud);
+        c.record(ud);
+    }
+    Ok(())
+}
+
+/// REMOVE_BUFFERS of 2 of 4, then a RECV takes the ones left (which ones
+/// went?); a PROVIDE re-adds the same ids.
+pub fn remove_then_recv(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    let mem = c.legacy_mem(12, 4, 32, 0);
+    let s = opcode::ProvideBuffers::new(mem, 32, 4, 12, 0)
+        .user_data(1)
+        .build();
+    // SAFETY: `mem` is context memory, alive until the context drops.
+    unsafe { call(c, "provide 4 (ids 0..3)", s) }?;
+    let s = opcode::RemoveBuffers::new(2, 12).user_data(2).build();
+    push(c, "remove 2", s.into_sqe())?;
+    c.submit();
+    c.wait_final(2);
+    c.record_all(&[1, 2]);
+    for ud in 3..6 {
+        let s = opcode::Recv::new(fd, std::ptr::null_mut(), 32)
+            .buf_group(12)
+            .user_data(ud)
+            .build()
+            .into_sqe();
+        push(c, &format!("recv {ud}"), s)?;
+        c.submit();
+        c.peer_send(p, &pattern(20, ud as u8))?;
+        c.wait_final(ud);
+        c.record(ud);
+    }
+    Ok(())
+}
+
+/// Buffer-ring registration errors: entries not a power of two, 0, above
+/// 32768; a group id in use by a ring, by a legacy group with buffers, by
+/// an emptied legacy group; an unknown flag.
+pub fn bufring_register_errors(c: &mut Ctx) -> R {
+    for (name, entries, bgid, flags) in [
+        ("ring(3 entries)", 3u32, 30u16, 0u16),
+        ("ring(0 entries)", 0, 31, 0),
+        ("ring(65536 entries)", 65536, 32, 0),
+        ("ring(8, unknown flag)", 8, 33, 0x80),
+        ("ring(8) group 34", 8, 34, 0),
+        ("ring(8) group 34 again", 8, 34, 0),
+    ] {
+        let r = c.backend().register_buf_ring_flags(entries, bgid, flags);
+        let tok = match r {
+            Ok(_) => "0".to_string(),
+            Err(e) => format!("-{}", crate::errno_name(-e)),
+        };
+        c.line(format!("{name}: {tok}"));
+    }
+    let mem = c.legacy_mem(35, 2, 32, 0);
+    let s = opcode::ProvideBuffers::new(mem, 32, 2, 35, 0)
+        .user_data(1)
+        .build();
+    // SAFETY: `mem` is context memory, alive until the context drops.
+    unsafe { call(c, "provide 2 into group 35", s) }?;
+    c.record(1);
+    let r = c.backend().register_buf_ring_flags(8, 35, 0).err();
+    c.line(format!("ring over legacy group 35 with buffers: {r:?}"));
+    let s = opcode::RemoveBuffers::new(2, 35).user_data(2).build();
+    push(c, "remove 2 from group 35", s.into_sqe())?;
+    c.submit();
+    c.wait_final(2);
+    c.record(2);
+    let r = c.backend().register_buf_ring_flags(8, 35, 0).err();
+    c.line(format!("ring over emptied legacy group 35: {r:?}"));
+    Ok(())
+}
+
+/// A legacy group and a ring group side by side: a RECV from each, on two
+/// connections, buffer ids from each group's own order.
+pub fn mixed_groups(c: &mut Ctx) -> R {
+    let (a, pa) = c.backend().app_conn()?;
+    let (b, pb) = c.backend().app_conn()?;
+    let mem = c.legacy_mem(40, 2, 64, 7);
+    let s = opcode::ProvideBuffers::new(mem, 64, 2, 40, 7)
+        .user_data(1)
+        .build();
+    // SAFETY: `mem` is context memory, alive until the context drops.
+    unsafe { call(c, "provide 2 (ids 7, 8) into group 40", s) }?;
+    c.provided(40, 7..9);
+    c.buf_ring(41, 4, 64, 4)
+        .map_err(|e| format!("buf ring {e}"))?;
+    let ra = opcode::RecvMulti::new(a, 40).user_data(2).build().into_sqe();
+    push(c, "recv(multi) on A, legacy group", ra)?;
+    let rb = opcode::RecvMulti::new(b, 41).user_data(3).build().into_sqe();
+    push(c, "recv(multi) on B, ring group", rb)?;
+    c.submit();
+    c.stream(2, 40, false);
+    c.stream(3, 41, true);
+    let (da, db) = (pattern(50, 11), pattern(60, 12));
+    c.peer_send(pa, &da)?;
+    c.wait_stream(2, da.len());
+    c.peer_send(pb, &db)?;
+    c.wait_stream(3, db.len());
+    c.record_stream(2, &da, false);
+    c.record_stream(3, &db, false);
+    c.record_all(&[1]);
+    Ok(())
+}
+
+// ----------------------------------------------------------------------
+// Registered files under requests in flight
+// ----------------------------------------------------------------------
+
+/// A RECV through slot 1 in flight while FILES_UPDATE empties the slot, and
+/// while CLOSE of the slot runs: each still gets its data; then the slot is
+/// empty (-EBADF).
+pub fn files_change_inflight(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    sparse(c, 4);
+    update(c, "files_update(slot 1 = fd)", 1, &[fd]);
+    let buf = c.mem(64);
+    let mut s = fixed(abi::IORING_OP_RECV, 1, 1);
+    (s.addr, s.len) = (buf as u64, 64);
+    push(c, "recv(slot 1)", s)?;
+    c.submit();
+    c.quiet();
+    update(c, "files_update(slot 1 = -1) with the recv in flight", 1, &[-1]);
+    let data = pattern(10, 13);
+    c.peer_send(p, &data)?;
+    c.wait_final(1);
+    c.record(1);
+    record_mem(c, "recv content", buf, &data, 10);
+    let mut s = fixed(abi::IORING_OP_RECV, 1, 2);
+    (s.addr, s.len) = (buf as u64, 64);
+    push(c, "recv(slot 1, emptied)", s)?;
+    c.submit();
+    c.wait_final(2);
+    c.record(2);
+    update(c, "files_update(slot 2 = fd)", 2, &[fd]);
+    let buf2 = c.mem(64);
+    let mut s = fixed(abi::IORING_OP_RECV, 2, 3);
+    (s.addr, s.len) = (buf2 as u64, 64);
+    push(c, "recv(slot 2)", s)?;
+    c.submit();
+    c.quiet();
+    push(c, "close(slot 2)", close_slot(2, 4))?;
+    c.submit();
+    c.wait_final(4);
+    let data2 = pattern(12, 14);
+    c.peer_send(p, &data2)?;
+    c.wait_final(3);
+    c.record_all(&[4, 3]);
+    record_mem(c, "recv 2 content", buf2, &data2, 12);
+    Ok(())
+}
+
+/// UNREGISTER_FILES with a RECV in flight through a slot: the RECV still
+/// completes with the data; the fd itself still works.
+pub fn files_unregister_inflight(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    sparse(c, 2);
+    update(c, "files_update(slot 0 = fd)", 0, &[fd]);
+    let buf = c.mem(64);
+    let mut s = fixed(abi::IORING_OP_RECV, 0, 1);
+    (s.addr, s.len) = (buf as u64, 64);
+    push(c, "recv(slot 0)", s)?;
+    c.submit();
+    c.quiet();
+    // SAFETY: UNREGISTER_FILES takes no argument.
+    unsafe { c.register_line("unregister_files", abi::IORING_UNREGISTER_FILES, 0, 0) };
+    let data = pattern(8, 15);
+    c.peer_send(p, &data)?;
+    c.wait_final(1);
+    c.record(1);
+    record_mem(c, "recv content", buf, &data, 8);
+    let s = recv(c, fd, 0, 2);
+    push(c, "recv(fd)", s)?;
+    c.submit();
+    c.peer_send(p, &data)?;
+    c.wait_final(2);
+    c.record(2);
+    Ok(())
+}
+
+/// IOSQE_FIXED_FILE on SENDMSG, RECVMSG, WRITEV, READV, SEND_ZC and a
+/// linked pair through one slot.
+pub fn files_fixed_vectored(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    c.backend().peer_start_reading(p);
+    sparse(c, 2);
+    update(c, "files_update(slot 1 = fd)", 1, &[fd]);
+    let out = pattern(30, 16);
+    let o = c.bytes(&out);
+    let iov = c.keep(libc::iovec {
+        iov_base: o as *mut libc::c_void,
+        iov_len: 30,
+    });
+    // SAFETY: an all-zero msghdr is valid (null pointers, zero lengths).
+    let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
+    mh.msg_iov = iov;
+    mh.msg_iovlen = 1;
+    let mhp = c.keep(mh);
+    let mut s = fixed(abi::IORING_OP_SENDMSG, 1, 1);
+    s.addr = mhp as u64;
+    s.len = 1;
+    push(c, "sendmsg(slot 1)", s)?;
+    let mut s = fixed(abi::IORING_OP_WRITEV, 1, 2);
+    (s.addr, s.len) = (iov as u64, 1);
+    push(c, "writev(slot 1)", s)?;
+    let mut s = fixed(abi::IORING_OP_SEND_ZC, 1, 3);
+    (s.addr, s.len) = (o as u64, 30);
+    push(c, "send_zc(slot 1)", s)?;
+    c.submit();
+    c.wait_finals(&[1, 2, 3]);
+    let got = c.peer_wait(p, 90);
+    c.line(format!(
+        "peer got 3 x 30 B: {}",
+        got.data.len() == 90 && got.data.chunks(30).all(|ch| ch == &out[..])
+    ));
+    let inb = c.mem(64);
+    let iin = c.keep(libc::iovec {
+        iov_base: inb.cast(),
+        iov_len: 64,
+    });
+    // SAFETY: an all-zero msghdr is valid (null pointers, zero lengths).
+    let mut mh2: libc::msghdr = unsafe { std::mem::zeroed() };
+    mh2.msg_iov = iin;
+    mh2.msg_iovlen = 1;
+    let mhp2 = c.keep(mh2);
+    let mut s = fixed(abi::IORING_OP_RECVMSG, 1, 4);
+    s.addr = mhp2 as u64;
+    s.len = 1;
+    s.flags |= IOSQE_IO_LINK;
+    push(c, "recvmsg(slot 1, LINK)", s)?;
+    let mut s = fixed(abi::IORING_OP_READV, 1, 5);
+    (s.addr, s.len) = (iin as u64, 1);
+    push(c, "readv(slot 1)", s)?;
+    c.submit();
+    c.quiet();
+    let data = pattern(16, 17);
+    send_peer(c, p, &data)?;
+    c.wait_final(4);
+    send_peer(c, p, &data)?;
+    c.wait_finals(&[4, 5]);
+    c.record_all(&[1, 2, 3, 4, 5]);
+    Ok(())
+}
+
+fn send_peer(c: &mut Ctx, p: PeerId, data: &[u8]) -> R {
+    c.peer_send(p, data)?;
+    c.quiet();
+    Ok(())
+}
+
+/// NOP chains that the scenario driver counts as ring-mechanics coverage
+/// for overflow ordering with links failing mid-way into a full CQ.
+pub fn overflow_failed_chain(c: &mut Ctx) -> R {
+    for i in 0..6 {
+        push(c, "nop", nop(200, 0, Some(i)))?;
+        if i % 4 == 3 {
+            c.submit();
+        }
+    }
+    c.submit();
+    let l = IOSQE_IO_LINK;
+    batch(
+        c,
+        &[
+            ("nop 1 (LINK)", nop(1, l, None)),
+            ("nop(-EIO) 2 (LINK)", nop(2, l, Some(-libc::EIO))),
+            ("nop 3 (LINK)", nop(3, l, None)),
+            ("nop 4", nop(4, 0, None)),
+        ],
+        &[200, 1, 2, 3, 4],
+    )?;
+    c.record_flags("after reaping", false);
+    Ok(())
+}
