@@ -148,8 +148,12 @@ mod tests {
         // Limits themselves are fine.
         assert_eq!(g.provide(0x1000, 1, 1, 65535), Ok(()));
         assert_eq!(g.peek().unwrap().bid, 65535);
+        // A group holds at most 65535 buffers: the rest of a PROVIDE is not
+        // added, a success while any was, then -EOVERFLOW.
         assert_eq!(g.provide(0x1000, 1, 65536, 0), Ok(()));
-        assert_eq!(g.bufs.len(), 65537);
+        assert_eq!(g.bufs.len(), MAX_BUFS_PER_GROUP);
+        assert_eq!(g.provide(0, u32::MAX, 1, 0), Err(errno::EOVERFLOW));
+        g.remove(1);
         assert_eq!(g.provide(0, u32::MAX, 1, 0), Ok(()));
     }
 

@@ -334,81 +334,124 @@ mod tests {
 
     const LINK: u8 = IOSQE_IO_LINK;
 
+    /// Flushes chain `ch` expecting its head to be issued; returns it.
+    fn flush_issue(l: &mut Links, ch: ChainId) -> u64 {
+        match l.flush(ch, |_, _, _| panic!("nothing fails")) {
+            Next::Issue(s, c) => {
+                assert_eq!(c, ch);
+                s.user_data
+            }
+            n => panic!("{n:?}"),
+        }
+    }
+
     #[test]
-    fn a_chain_issues_in_order_on_success() {
+    fn a_chain_is_held_until_complete_then_issues_in_order() {
         let mut l = Links::default();
         let head = sqe(IORING_OP_NOP, LINK, 1);
-        let ch = l.start(&head).expect("linked head opens a chain");
-        l.set_issuing(Some(ch));
-        l.parked(OpId::from_index(0));
-        l.set_issuing(None);
-        assert_eq!(l.route(&sqe(IORING_OP_NOP, 0, 2), 1), Route::Append);
-        assert_eq!(l.append(&sqe(IORING_OP_NOP, LINK, 2)), Appended::Queued);
-        assert_eq!(l.append(&sqe(IORING_OP_NOP, 0, 3)), Appended::Queued);
+        let ch = l.start(&head, None).expect("linked head opens a chain");
+        assert_eq!(l.route(&sqe(IORING_OP_NOP, 0, 2), 0), Route::Append);
+        assert_eq!(l.append(&sqe(IORING_OP_NOP, LINK, 2), None), None);
+        assert_eq!(l.append(&sqe(IORING_OP_NOP, 0, 3), None), Some(ch));
         assert!(!l.building());
-        match l.advance(ch, true, |_| panic!("nothing cancelled")) {
+        assert_eq!(l.queued(), 3);
+        assert_eq!(flush_issue(&mut l, ch), 1);
+        match l.advance(ch, true, false, |_, _| panic!("nothing cancelled")) {
             Next::Issue(s, c) => assert_eq!((s.user_data, c), (2, ch)),
             n => panic!("{n:?}"),
         }
-        match l.advance(ch, true, |_| panic!()) {
+        match l.advance(ch, true, false, |_, _| panic!()) {
             Next::Issue(s, _) => assert_eq!(s.user_data, 3),
             n => panic!("{n:?}"),
         }
-        assert_eq!(l.advance(ch, true, |_| panic!()), Next::Idle);
+        assert_eq!(l.advance(ch, true, false, |_, _| panic!()), Next::Idle);
+        assert_eq!(l.queued(), 0);
     }
 
     #[test]
     fn a_failure_cancels_the_rest() {
         let mut l = Links::default();
-        let ch = l.start(&sqe(IORING_OP_NOP, LINK, 1)).unwrap();
-        l.append(&sqe(IORING_OP_NOP, LINK, 2));
-        l.append(&sqe(IORING_OP_NOP, 0, 3));
+        let ch = l.start(&sqe(IORING_OP_NOP, LINK, 1), None).unwrap();
+        l.append(&sqe(IORING_OP_NOP, LINK, 2), None);
+        l.append(&sqe(IORING_OP_NOP, 0, 3), None);
+        flush_issue(&mut l, ch);
         let mut cancelled = Vec::new();
         assert_eq!(
-            l.advance(ch, false, |s| cancelled.push(s.user_data)),
+            l.advance(ch, false, false, |s, post| cancelled.push((s.user_data, post))),
             Next::Idle
         );
-        assert_eq!(cancelled, vec![2, 3]);
+        assert_eq!(cancelled, vec![(2, true), (3, true)]);
+        assert_eq!(l.queued(), 0);
     }
 
     #[test]
-    fn sqes_after_a_failed_chain_head_are_cancelled_as_they_arrive() {
+    fn a_failure_with_cqe_skip_cancels_the_rest_silently() {
         let mut l = Links::default();
-        let ch = l.start(&sqe(IORING_OP_NOP, LINK, 1)).unwrap();
-        // The head failed at once, before the next SQE arrived.
-        assert_eq!(l.advance(ch, false, |_| {}), Next::Idle);
-        assert_eq!(l.append(&sqe(IORING_OP_NOP, 0, 2)), Appended::Cancel);
+        let ch = l.start(&sqe(IORING_OP_NOP, LINK, 1), None).unwrap();
+        l.append(&sqe(IORING_OP_NOP, 0, 2), None);
+        flush_issue(&mut l, ch);
+        let mut posted = Vec::new();
+        l.advance(ch, false, true, |s, post| posted.push((s.user_data, post)));
+        assert_eq!(posted, vec![(2, false)]);
     }
 
     #[test]
-    fn link_timeout_behind_a_parked_request_is_armed_on_it() {
+    fn a_prep_failure_fails_the_whole_chain() {
         let mut l = Links::default();
-        let ch = l.start(&sqe(IORING_OP_RECV, LINK, 1)).unwrap();
+        let ch = l.start(&sqe(IORING_OP_NOP, LINK, 1), None).unwrap();
+        l.append(&sqe(IORING_OP_LAST, LINK, 2), Some(errno::EINVAL));
+        assert_eq!(l.append(&sqe(IORING_OP_NOP, 0, 3), None), Some(ch));
+        let mut got = Vec::new();
+        let n = l.flush(ch, |s, res, post| got.push((s.user_data, res, post)));
+        assert_eq!(n, Next::Idle);
+        let (c, i) = (errno::ECANCELED.as_res(), errno::EINVAL.as_res());
+        assert_eq!(got, vec![(1, c, true), (2, i, true), (3, c, true)]);
+        assert_eq!(l.queued(), 0);
+    }
+
+    #[test]
+    fn link_timeout_behind_a_parked_head_is_armed_on_it() {
+        let mut l = Links::default();
+        let ch = l.start(&sqe(IORING_OP_RECV, LINK, 1), None).unwrap();
+        l.append(&sqe(IORING_OP_LINK_TIMEOUT, 0, 2), None);
+        assert_eq!(flush_issue(&mut l, ch), 1);
         let op = OpId::from_index(7);
         l.set_issuing(Some(ch));
         l.parked(op);
         l.set_issuing(None);
-        assert_eq!(
-            l.append(&sqe(IORING_OP_LINK_TIMEOUT, 0, 2)),
-            Appended::ArmTimeout(op)
-        );
+        let (t, target) = l.take_link_timeout(ch, |_| true).expect("armed");
+        assert_eq!((t.user_data, target), (2, op));
+    }
+
+    #[test]
+    fn link_timeout_behind_a_head_that_completed_at_once_expires() {
+        let mut l = Links::default();
+        let ch = l.start(&sqe(IORING_OP_RECV, LINK, 1), None).unwrap();
+        l.append(&sqe(IORING_OP_LINK_TIMEOUT, 0, 2), None);
+        flush_issue(&mut l, ch);
+        l.set_issuing(Some(ch));
+        l.parked(OpId::from_index(3));
+        l.set_issuing(None);
+        // The op parked and completed within its issue.
+        assert_eq!(l.take_link_timeout(ch, |_| false), None);
+        match l.advance(ch, true, false, |_, _| panic!()) {
+            Next::Expired(s) => assert_eq!(s.user_data, 2),
+            n => panic!("{n:?}"),
+        }
     }
 
     #[test]
     fn link_timeout_behind_a_later_request_is_armed_when_it_runs() {
         let mut l = Links::default();
-        let ch = l.start(&sqe(IORING_OP_RECV, LINK, 1)).unwrap();
+        let ch = l.start(&sqe(IORING_OP_RECV, LINK, 1), None).unwrap();
+        l.append(&sqe(IORING_OP_RECV, LINK, 2), None);
+        l.append(&sqe(IORING_OP_LINK_TIMEOUT, 0, 3), None);
+        flush_issue(&mut l, ch);
         l.set_issuing(Some(ch));
         l.parked(OpId::from_index(0));
         l.set_issuing(None);
-        assert_eq!(l.append(&sqe(IORING_OP_RECV, LINK, 2)), Appended::Queued);
-        assert_eq!(
-            l.append(&sqe(IORING_OP_LINK_TIMEOUT, 0, 3)),
-            Appended::Queued,
-            "behind the second request, not the running one"
-        );
-        assert_eq!(l.take_link_timeout(ch), None, "the first has no timeout");
-        let Next::Issue(s, _) = l.advance(ch, true, |_| panic!()) else {
+        assert_eq!(l.take_link_timeout(ch, |_| true), None, "the first has none");
+        let Next::Issue(s, _) = l.advance(ch, true, false, |_, _| panic!()) else {
             panic!("the second request runs");
         };
         assert_eq!(s.user_data, 2);
@@ -416,30 +459,19 @@ mod tests {
         l.set_issuing(Some(ch));
         l.parked(op);
         l.set_issuing(None);
-        let (t, target) = l.take_link_timeout(ch).expect("armed on it");
+        let (t, target) = l.take_link_timeout(ch, |_| true).expect("armed on it");
         assert_eq!((t.user_data, target), (3, op));
-        assert_eq!(l.advance(ch, true, |_| panic!()), Next::Idle);
-    }
-
-    #[test]
-    fn link_timeout_behind_a_finished_request_never_fires() {
-        let mut l = Links::default();
-        let ch = l.start(&sqe(IORING_OP_NOP, LINK, 1)).unwrap();
-        // The NOP completed at once: the chain is Ok when the timeout comes.
-        assert_eq!(l.advance(ch, true, |_| {}), Next::Idle);
-        assert_eq!(
-            l.append(&sqe(IORING_OP_LINK_TIMEOUT, 0, 2)),
-            Appended::Expired
-        );
+        assert_eq!(l.advance(ch, true, false, |_, _| panic!()), Next::Idle);
     }
 
     #[test]
     fn a_chain_ends_at_the_submission_boundary() {
         let mut l = Links::default();
-        l.start(&sqe(IORING_OP_NOP, LINK, 1)).unwrap();
+        let ch = l.start(&sqe(IORING_OP_NOP, LINK, 1), None).unwrap();
         assert!(l.building());
-        l.end_building();
+        assert_eq!(l.end_building(), Some(ch));
         assert!(!l.building());
+        assert_eq!(flush_issue(&mut l, ch), 1);
         assert_eq!(l.route(&sqe(IORING_OP_NOP, 0, 2), 1), Route::Start);
     }
 
@@ -464,13 +496,13 @@ mod tests {
         let mut l = Links::default();
         let d = sqe(IORING_OP_NOP, IOSQE_IO_DRAIN, 1);
         assert_eq!(l.route(&d, 0), Route::Start);
-        let _ = l.start(&d);
+        let _ = l.start(&d, None);
         let after = sqe(IORING_OP_NOP, 0, 2);
         assert_eq!(l.route(&after, 1), Route::Hold, "the drain runs");
         l.hold(after);
         assert_eq!(l.release_drained(1), None);
         assert_eq!(l.release_drained(0).map(|s| s.user_data), Some(2));
-        let _ = l.start(&after);
+        let _ = l.start(&after, None);
         assert_eq!(l.route(&sqe(IORING_OP_NOP, 0, 3), 1), Route::Start);
     }
 }
