@@ -337,6 +337,17 @@ pub fn all() -> Vec<Scenario> {
         sc("files_change_inflight", "registered", "a RECV through a slot while FILES_UPDATE empties it, and while CLOSE of the slot runs: the data arrives; then -EBADF", d, m, ring3::files_change_inflight),
         sc("files_unregister_inflight", "registered", "UNREGISTER_FILES with a RECV in flight through a slot: it completes with the data", d, m, ring3::files_unregister_inflight),
         sc("files_fixed_vectored", "registered", "IOSQE_FIXED_FILE on SENDMSG, WRITEV, SEND_ZC, a linked RECVMSG and READV", d, m, ring3::files_fixed_vectored),
+        sc("drain_after_chain", "sqe flags", "a chain of 3 NOPs then a DRAIN NOP in one submission; a DRAIN NOP behind a chain whose RECV head waits", d, m, ring3::drain_after_chain),
+        sc("drain_on_member", "sqe flags", "IO_DRAIN on a chain member (not its head) behind a pending TIMEOUT", d, m, ring3::drain_on_member),
+        sc("link_recv_send_chains", "sqe flags", "three linked MSG_WAITALL RECVs take consecutive pieces; three linked SENDs arrive in order", d, m, ring3::link_recv_send_chains),
+        sc("hardlink_link_timeout", "timeout", "RECV (HARDLINK) -> LINK_TIMEOUT(20 ms, LINK) -> NOP: the timer fires; does the NOP run", d, m, ring3::hardlink_link_timeout),
+        sc("timeout_update_variants", "timeout", "TIMEOUT_UPDATE of a count TIMEOUT (the count is gone), then to an absolute time long past", d, m, ring3::timeout_update_variants),
+        sc("timeout_count_chain", "timeout", "a count TIMEOUT counts a failed chain's CQEs; one with CQE_SKIP_SUCCESS NOPs (skipped CQEs do not count)", d, m, ring3::timeout_count_chain),
+        sc("cancel_any_chains", "cancel", "ASYNC_CANCEL ANY over two chains with waiting RECV heads; the program re-arms a RECV and gets its data", d, m, ring3::cancel_any_chains),
+        sc("cancel_after_poll_update", "cancel", "POLL_REMOVE moves a multishot poll to user_data 9; ASYNC_CANCEL by the old and the new user_data", d, m, ring3::cancel_after_poll_update),
+        sc("overflow_cancel_all", "overflow", "8 polls sharing a user_data cancelled with ALL while the CQ holds a backlog: the count first, every -ECANCELED after", SMALL, m, ring3::overflow_cancel_all),
+        sc("legacy_refill_rearm", "buffers", "a multishot RECV runs a legacy group dry (-ENOBUFS); provide more, re-arm: the stream goes on", d, m, ring3::legacy_refill_rearm),
+        sc("files_sparse_slots", "registered", "a sparse table filled by FILES_UPDATE with SKIP; updates past the end; SENDs through each slot; CLOSE of slots (one empty); the fd still works", d, m, ring3::files_sparse_slots),
     ];
     v.sort_by_key(|s| area_rank(s.area));
     v

@@ -695,3 +695,338 @@ pub fn overflow_failed_chain(c: &mut Ctx) -> R {
     c.record_flags("after reaping", false);
     Ok(())
 }
+
+// ----------------------------------------------------------------------
+// More chains, drains and timeouts as programs use them
+// ----------------------------------------------------------------------
+
+/// A chain of 3 NOPs then a DRAIN NOP and a NOP, in one submission: the
+/// drained NOP waits for the whole chain; then a DRAIN NOP behind a chain
+/// whose head (a RECV) waits for data.
+pub fn drain_after_chain(c: &mut Ctx) -> R {
+    let l = IOSQE_IO_LINK;
+    batch(
+        c,
+        &[
+            ("nop 1 (LINK)", nop(1, l, None)),
+            ("nop 2 (LINK)", nop(2, l, None)),
+            ("nop 3", nop(3, 0, None)),
+            ("nop 4 (DRAIN)", nop(4, abi::IOSQE_IO_DRAIN, None)),
+            ("nop 5", nop(5, 0, None)),
+        ],
+        &[1, 2, 3, 4, 5],
+    )?;
+    let (fd, p) = c.backend().app_conn()?;
+    let r = recv(c, fd, l, 11);
+    push(c, "recv (LINK)", r)?;
+    push(c, "nop 12", nop(12, 0, None))?;
+    push(c, "nop 13 (DRAIN)", nop(13, abi::IOSQE_IO_DRAIN, None))?;
+    c.submit();
+    c.quiet();
+    c.record_order(&[11, 12, 13]);
+    c.peer_send(p, &pattern(3, 20))?;
+    c.wait_finals(&[11, 12, 13]);
+    c.record_order(&[11, 12, 13]);
+    Ok(())
+}
+
+/// IO_DRAIN on a chain member (not its head) behind a pending TIMEOUT.
+pub fn drain_on_member(c: &mut Ctx) -> R {
+    let t = c.timespec_ms(20);
+    batch(
+        c,
+        &[
+            ("timeout(20 ms)", timeout(t, 0, 0, 1)),
+            ("nop 2 (LINK)", nop(2, IOSQE_IO_LINK, None)),
+            ("nop 3 (DRAIN)", nop(3, abi::IOSQE_IO_DRAIN, None)),
+            ("nop 4", nop(4, 0, None)),
+        ],
+        &[1, 2, 3, 4],
+    )
+}
+
+/// RECV -> RECV -> RECV linked: each takes the next piece as the peer sends
+/// (a program reading a header, then a body); SEND -> SEND -> SEND linked:
+/// the peer gets them in order.
+pub fn link_recv_send_chains(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    c.backend().peer_start_reading(p);
+    let bufs: Vec<*mut u8> = (0..3).map(|_| c.mem(8)).collect();
+    for (i, b) in bufs.iter().enumerate() {
+        let f = if i < 2 { IOSQE_IO_LINK } else { 0 };
+        let s = opcode::Recv::new(fd, *b, 8)
+            .flags(libc::MSG_WAITALL)
+            .sqe_flags(f)
+            .user_data(1 + i as u64)
+            .build();
+        push(c, &format!("recv {} (8, WAITALL)", i + 1), s)?;
+    }
+    c.submit();
+    c.quiet();
+    let data = pattern(24, 21);
+    for k in 0..3 {
+        c.peer_send(p, &data[k * 8..k * 8 + 8])?;
+        c.quiet();
+    }
+    c.wait_finals(&[1, 2, 3]);
+    c.record_order(&[1, 2, 3]);
+    for (i, b) in bufs.iter().enumerate() {
+        record_mem(c, &format!("recv {}", i + 1), *b, &data[i * 8..i * 8 + 8], 8);
+    }
+    let out = pattern(30, 22);
+    for i in 0..3 {
+        let d = c.bytes(&out[i * 10..i * 10 + 10]);
+        let f = if i < 2 { IOSQE_IO_LINK } else { 0 };
+        let s = opcode::Send::new(fd, d, 10)
+            .sqe_flags(f)
+            .user_data(11 + i as u64)
+            .build();
+        push(c, &format!("send {}", i + 1), s)?;
+    }
+    c.submit();
+    c.wait_finals(&[11, 12, 13]);
+    c.record_order(&[11, 12, 13]);
+    let got = c.peer_wait(p, 30);
+    c.line(format!("peer got the 30 B in order: {}", got.data == out));
+    Ok(())
+}
+
+/// RECV (HARDLINK) guarded by a LINK_TIMEOUT (LINK) -> NOP: the timer fires,
+/// the RECV is cancelled, and the NOP still runs (or not).
+pub fn hardlink_link_timeout(c: &mut Ctx) -> R {
+    let (fd, _p) = c.backend().app_conn()?;
+    let r = recv(c, fd, abi::IOSQE_IO_HARDLINK, 1);
+    let t = c.timespec_ms(20);
+    let mut lt = opcode::LinkTimeout::new(t).user_data(2).build();
+    lt.flags = IOSQE_IO_LINK;
+    batch(
+        c,
+        &[
+            ("recv (HARDLINK)", r),
+            ("link_timeout(20 ms, LINK)", lt),
+            ("nop 3", nop(3, 0, None)),
+        ],
+        &[1, 2, 3],
+    )
+}
+
+/// TIMEOUT_UPDATE: a count TIMEOUT updated loses its count; an update to an
+/// absolute time long past fires it at once.
+pub fn timeout_update_variants(c: &mut Ctx) -> R {
+    let far = c.timespec_ms(10_000);
+    push(c, "timeout(10 s, count 2)", timeout(far, 2, 0, 1))?;
+    c.submit();
+    c.quiet();
+    let up = opcode::TimeoutUpdate::new(1, far).user_data(2).build();
+    push(c, "timeout_update(10 s)", up)?;
+    c.submit();
+    c.wait_final(2);
+    batch(
+        c,
+        &[("nop 3", nop(3, 0, None)), ("nop 4", nop(4, 0, None))],
+        &[3, 4],
+    )?;
+    c.quiet();
+    c.record_all(&[1, 2]);
+    let past = c.keep(ringline_ring::app::Timespec {
+        tv_sec: 1,
+        tv_nsec: 0,
+    });
+    let up = opcode::TimeoutUpdate::new(1, past).abs().user_data(5).build();
+    push(c, "timeout_update(abs, 1 s after epoch)", up)?;
+    c.submit();
+    c.wait_finals(&[1, 5]);
+    c.record_order(&[1, 5]);
+    Ok(())
+}
+
+/// A count TIMEOUT counts the CQEs of a chain, and of a chain's cancelled
+/// members; one counting CQE_SKIP_SUCCESS NOPs (skipped CQEs do not count).
+pub fn timeout_count_chain(c: &mut Ctx) -> R {
+    let far = c.timespec_ms(10_000);
+    push(c, "timeout(10 s, count 3)", timeout(far, 3, 0, 1))?;
+    c.submit();
+    c.quiet();
+    let l = IOSQE_IO_LINK;
+    batch(
+        c,
+        &[
+            ("nop(-EIO) 2 (LINK)", nop(2, l, Some(-libc::EIO))),
+            ("nop 3 (LINK)", nop(3, l, None)),
+            ("nop 4", nop(4, 0, None)),
+        ],
+        &[1, 2, 3, 4],
+    )?;
+    push(c, "timeout(10 s, count 1)", timeout(far, 1, 0, 5))?;
+    c.submit();
+    c.quiet();
+    batch(
+        c,
+        &[
+            ("nop 6 (SKIP)", nop(6, abi::IOSQE_CQE_SKIP_SUCCESS, None)),
+            ("nop 7 (SKIP)", nop(7, abi::IOSQE_CQE_SKIP_SUCCESS, None)),
+        ],
+        &[],
+    )?;
+    c.quiet();
+    c.record(5);
+    push(c, "nop 8", nop(8, 0, None))?;
+    c.submit();
+    c.wait_finals(&[5, 8]);
+    c.record_order(&[5, 6, 7, 8]);
+    Ok(())
+}
+
+/// ASYNC_CANCEL ANY over two chains (a RECV head each, NOPs behind), then
+/// the program re-arms a RECV and gets its data.
+pub fn cancel_any_chains(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    for k in 0..2u64 {
+        let r = recv(c, fd, IOSQE_IO_LINK, 1 + 10 * k);
+        push(c, "recv (LINK)", r)?;
+        push(c, "nop (LINK)", nop(2 + 10 * k, IOSQE_IO_LINK, None))?;
+        push(c, "nop", nop(3 + 10 * k, 0, None))?;
+    }
+    c.submit();
+    c.quiet();
+    cancel_and_record(
+        c,
+        "cancel(ANY)",
+        cancel(abi::IORING_ASYNC_CANCEL_ANY, 0, -1, 0, 30),
+        &[],
+    )?;
+    c.record_order(&[1, 2, 3, 11, 12, 13]);
+    let r = recv(c, fd, 0, 31);
+    push(c, "recv again", r)?;
+    c.submit();
+    c.peer_send(p, &pattern(6, 23))?;
+    c.wait_final(31);
+    c.record(31);
+    Ok(())
+}
+
+/// POLL_REMOVE updating a poll's user_data, then ASYNC_CANCEL by the old
+/// user_data (-ENOENT) and by the new one.
+pub fn cancel_after_poll_update(c: &mut Ctx) -> R {
+    let (fd, _p) = c.backend().app_conn()?;
+    push(c, "poll(multi)", poll(fd, true, 1))?;
+    c.submit();
+    c.quiet();
+    let up = opcode::PollRemove::new(1)
+        .update_user_data(9)
+        .user_data(2)
+        .build()
+        .into_sqe();
+    push(c, "poll_update(ud 1 -> 9)", up)?;
+    c.alias(9, "poll(multi) as ud 9", abi::IORING_OP_POLL_ADD);
+    c.submit();
+    c.wait_final(2);
+    c.record(2);
+    cancel_and_record(c, "cancel(ud 1)", cancel(0, 1, -1, 0, 3), &[])?;
+    cancel_and_record(c, "cancel(ud 9)", cancel(0, 9, -1, 0, 4), &[1, 9])
+}
+
+/// Ten polls sharing a user_data, cancelled with ALL while the CQ (8)
+/// holds a backlog: the count first, every -ECANCELED after it, none lost.
+pub fn overflow_cancel_all(c: &mut Ctx) -> R {
+    let (fd, _p) = c.backend().app_conn()?;
+    for i in 0..8 {
+        push(c, "poll", poll(fd, false, 5))?;
+        if i % 4 == 3 {
+            c.submit();
+        }
+    }
+    c.quiet();
+    for i in 0..6 {
+        push(c, "nop", nop(200, 0, Some(i)))?;
+        if i % 4 == 3 || i == 5 {
+            c.submit();
+        }
+    }
+    c.pump();
+    push(c, "cancel(ud 5, ALL)", cancel(abi::IORING_ASYNC_CANCEL_ALL, 5, -1, 0, 6))?;
+    c.submit();
+    c.pump();
+    c.record_flags("6 NOPs and the cancel, not reaped", true);
+    c.settle(|l| l.iter().filter(|x| x.user_data == 5).count() >= 8);
+    c.record_order(&[200, 5, 6]);
+    c.record_flags("after reaping", false);
+    Ok(())
+}
+
+/// A legacy group runs out under a multishot RECV (-ENOBUFS ends it); the
+/// program provides more and re-arms: the stream continues, nothing lost.
+pub fn legacy_refill_rearm(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    let mem = c.legacy_mem(50, 4, 32, 0);
+    let s = opcode::ProvideBuffers::new(mem, 32, 2, 50, 0)
+        .user_data(1)
+        .build();
+    // SAFETY: `mem` is context memory, alive until the context drops.
+    unsafe { call(c, "provide 2 (ids 0, 1)", s) }?;
+    c.provided(50, 0..2);
+    let r = opcode::RecvMulti::new(fd, 50).user_data(2).build().into_sqe();
+    push(c, "recv(multi)", r)?;
+    c.submit();
+    c.stream(2, 50, false);
+    let data = pattern(100, 24);
+    c.peer_send(p, &data)?;
+    c.wait_final(2);
+    c.record_stream(2, &data[..64], false);
+    // SAFETY: `mem` + 64 is the group's memory for ids 2 and 3.
+    let more = unsafe { mem.add(64) };
+    let s = opcode::ProvideBuffers::new(more, 32, 2, 50, 2)
+        .user_data(3)
+        .build();
+    // SAFETY: `more` is context memory, alive until the context drops.
+    unsafe { call(c, "provide 2 more (ids 2, 3)", s) }?;
+    c.provided(50, 2..4);
+    let r = opcode::RecvMulti::new(fd, 50).user_data(4).build().into_sqe();
+    push(c, "recv(multi) again", r)?;
+    c.submit();
+    c.stream(4, 50, false);
+    c.wait_stream(4, 36);
+    c.record_stream(4, &data[64..], false);
+    c.record_all(&[1, 3]);
+    Ok(())
+}
+
+/// A sparse table filled by FILES_UPDATE with SKIP between, SENDs through
+/// each slot; an update past the end; then the slots are emptied one by one
+/// with CLOSE and the sockets keep working by fd.
+pub fn files_sparse_slots(c: &mut Ctx) -> R {
+    let (a, pa) = c.backend().app_conn()?;
+    let (b, pb) = c.backend().app_conn()?;
+    c.backend().peer_start_reading(pa);
+    c.backend().peer_start_reading(pb);
+    sparse(c, 8);
+    update(c, "files_update(5..8 = a, SKIP, b)", 5, &[a, abi::IORING_REGISTER_FILES_SKIP, b]);
+    update(c, "files_update(7..9) past the end", 7, &[a, b]);
+    update(c, "files_update(8) at the end", 8, &[a]);
+    let d = pattern(12, 25);
+    let dp = c.bytes(&d);
+    let mut uds = Vec::new();
+    for (i, slot) in [5, 6, 7].into_iter().enumerate() {
+        let mut s = fixed(abi::IORING_OP_SEND, slot, 1 + i as u64);
+        (s.addr, s.len) = (dp as u64, 12);
+        push(c, &format!("send(slot {slot})"), s)?;
+        uds.push(1 + i as u64);
+    }
+    c.submit();
+    c.wait_finals(&uds);
+    c.record_all(&uds);
+    let ga = c.peer_wait(pa, 12);
+    let gb = c.peer_wait(pb, 12);
+    c.line(format!("peers got 12 B each: {} {}", ga.data == d, gb.data == d));
+    push(c, "close(slot 5)", close_slot(5, 10))?;
+    push(c, "close(slot 7)", close_slot(7, 11))?;
+    push(c, "close(slot 6, empty)", close_slot(6, 12))?;
+    c.submit();
+    c.wait_finals(&[10, 11, 12]);
+    c.record_all(&[10, 11, 12]);
+    let s = opcode::Send::new(a, dp, 12).user_data(13).build();
+    // SAFETY: `dp` is context memory, alive until the context drops.
+    unsafe { call(c, "send(fd a)", s) }?;
+    c.record(13);
+    Ok(())
+}

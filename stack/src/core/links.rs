@@ -183,6 +183,12 @@ impl Links {
     pub(crate) fn append(&mut self, sqe: &Sqe, prep: Option<Errno>) -> Option<ChainId> {
         let ch = self.building.expect("append only while building");
         let c = self.chains.at_mut(ch.index());
+        if sqe.flags & IOSQE_IO_DRAIN != 0 {
+            // Linux's io_init_drain: a DRAIN member drains its whole chain.
+            if let Some(head) = c.pending.front_mut() {
+                head.flags |= IOSQE_IO_DRAIN;
+            }
+        }
         c.pending.push_back(*sqe);
         c.prep.push_back(prep);
         c.prep_failed |= prep.is_some();
@@ -211,6 +217,14 @@ impl Links {
         c.building = false;
         if !c.prep_failed {
             c.prep.clear();
+            if c
+                .pending
+                .front()
+                .is_some_and(|h| h.flags & IOSQE_IO_DRAIN != 0)
+            {
+                // Nothing after a draining chain starts before it completed.
+                self.drain_next = true;
+            }
             return self.advance(ch, true, false, |_, _| {});
         }
         let skip = c
@@ -227,6 +241,30 @@ impl Links {
         c.state = ChainState::Failed;
         self.maybe_free(ch);
         Next::Idle
+    }
+
+    /// Whether chain `ch` (complete, not yet flushed) must wait behind the
+    /// requests before it: a member had `IOSQE_IO_DRAIN` (Linux drains the
+    /// whole chain) and, of the `in_flight` requests, some are not its own.
+    pub(crate) fn must_wait(&self, ch: ChainId, in_flight: usize) -> bool {
+        let c = self.chains.at(ch.index());
+        c.pending
+            .front()
+            .is_some_and(|h| h.flags & IOSQE_IO_DRAIN != 0)
+            && in_flight > c.pending.len()
+    }
+
+    /// Puts complete chain `ch` back behind the drain barrier, at its front
+    /// (its head carrying `IOSQE_IO_DRAIN`): it is rebuilt when released.
+    pub(crate) fn requeue(&mut self, ch: ChainId) {
+        let c = self.chains.at_mut(ch.index());
+        c.building = false;
+        c.prep.clear();
+        while let Some(s) = c.pending.pop_back() {
+            self.queued -= 1;
+            self.drain_q.push_front(s);
+        }
+        self.maybe_free(ch);
     }
 
     fn maybe_free(&mut self, ch: ChainId) {

@@ -77,6 +77,10 @@ impl Core {
 
     /// A chain is complete: issue its head, or fail it whole.
     fn flush_chain(&mut self, ch: crate::ids::ChainId) {
+        if self.links.must_wait(ch, self.in_flight()) {
+            self.links.requeue(ch);
+            return;
+        }
         let cq = &mut self.cq;
         let next = self.links.flush(ch, |s, res, post| {
             cq.op_errors += 1;
@@ -377,7 +381,13 @@ impl Core {
 /// and for a LINK_TIMEOUT its timespec (`-EFAULT`, negative `-EINVAL`),
 /// then not following a request, or following another LINK_TIMEOUT
 /// (`-EINVAL`).
+///
+/// An opcode Linux has and ringline does not support fails when issued
+/// (`-EOPNOTSUPP`), as a request that ran and failed, not at prep.
 fn link_prep(sqe: &Sqe, prev: Option<u8>) -> Option<errno::Errno> {
+    if sqe.opcode < IORING_OP_LAST && !super::request::supported(sqe.opcode) {
+        return None;
+    }
     match Request::decode(sqe) {
         Err(e) => Some(e),
         Ok(Request::LinkTimeout(spec)) => match super::timeouts::read_timespec_us(spec.ts_addr) {
