@@ -1030,3 +1030,56 @@ pub fn files_sparse_slots(c: &mut Ctx) -> R {
     c.record(13);
     Ok(())
 }
+
+/// `IORING_REGISTER_PBUF_STATUS` (`io_uring_buf_status`: group, head out,
+/// 8 reserved words) on a buffer ring as receives consume it.
+fn pbuf_status(c: &mut Ctx, label: &str, group: u32, resv: u32, nr: u32) {
+    let mut st = [0u32; 10];
+    st[0] = group;
+    st[2] = resv;
+    let p = c.keep(st);
+    // SAFETY: `p` is context memory (40 bytes), alive until the context drops.
+    let r = unsafe { c.register(abi::IORING_REGISTER_PBUF_STATUS, p as u64, nr) };
+    let tok = if r < 0 {
+        format!("-{}", crate::errno_name(-r))
+    } else {
+        // SAFETY: `p` is context memory the register call may have written.
+        format!("{r}, head {}", unsafe { (*p)[1] })
+    };
+    c.line(format!("{label}: {tok}"));
+}
+
+/// PBUF_STATUS of a fresh ring (head 0), after a multishot RECV used 3 of
+/// its buffers (head 3); of a legacy group, an unknown group, a group id
+/// above 65535; with a reserved word set, nr_args 2, a null argument.
+pub fn pbuf_status_head(c: &mut Ctx) -> R {
+    c.buf_ring(60, 8, 32, 8)
+        .map_err(|e| format!("buf ring {e}"))?;
+    pbuf_status(c, "status(ring 60, fresh)", 60, 0, 1);
+    let (fd, p) = c.backend().app_conn()?;
+    let r = opcode::RecvMulti::new(fd, 60).user_data(1).build().into_sqe();
+    push(c, "recv(multi)", r)?;
+    c.submit();
+    c.stream(1, 60, false);
+    let data = pattern(96, 26);
+    c.peer_send(p, &data)?;
+    c.wait_stream(1, 96);
+    c.record_stream(1, &data, false);
+    pbuf_status(c, "status(ring 60, 96 B in 32 B buffers)", 60, 0, 1);
+    let mem = c.legacy_mem(61, 1, 32, 0);
+    let s = opcode::ProvideBuffers::new(mem, 32, 1, 61, 0)
+        .user_data(2)
+        .build();
+    // SAFETY: `mem` is context memory, alive until the context drops.
+    unsafe { call(c, "provide 1 into group 61", s) }?;
+    c.record(2);
+    pbuf_status(c, "status(legacy group 61)", 61, 0, 1);
+    pbuf_status(c, "status(unknown group 62)", 62, 0, 1);
+    pbuf_status(c, "status(group 65596)", 65536 + 60, 0, 1);
+    pbuf_status(c, "status(ring 60, resv set)", 60, 1, 1);
+    pbuf_status(c, "status(ring 60, nr_args 2)", 60, 0, 2);
+    // SAFETY: a null argument names no memory.
+    let r = unsafe { c.register(abi::IORING_REGISTER_PBUF_STATUS, 0, 1) };
+    c.line(format!("status(null): -{}", crate::errno_name(-r)));
+    Ok(())
+}

@@ -49,6 +49,15 @@ impl BufGroups {
         self.rings.contains_key(&bgid) || self.legacy.contains_key(&bgid)
     }
 
+    /// `IORING_REGISTER_PBUF_STATUS` of group `bgid`: `None` if there is no
+    /// such group, `EINVAL` if it is a legacy one, else its ring's head.
+    pub(crate) fn ring_status(&self, bgid: u16) -> Option<Result<u16, Errno>> {
+        match self.rings.get(&bgid) {
+            Some(r) => Some(Ok(r.head())),
+            None => self.legacy.contains_key(&bgid).then_some(Err(errno::EINVAL)),
+        }
+    }
+
     /// Whether group `bgid` is ring-mapped.
     pub(crate) fn is_ring(&self, bgid: u16) -> bool {
         self.rings.contains_key(&bgid)

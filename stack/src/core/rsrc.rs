@@ -238,6 +238,24 @@ impl Core {
                 self.regbufs = RegBufs::default();
                 Ok(0)
             }
+            IORING_REGISTER_PBUF_STATUS => {
+                // io_register_pbuf_status: `io_uring_buf_status` (group,
+                // head out, 8 reserved words that must be 0); the group must
+                // be a buffer ring; its head (buffers consumed) is written.
+                if arg == 0 || nr != 1 {
+                    return Err(errno::EINVAL);
+                }
+                let st: [u32; 10] = usermem::read(arg)?;
+                if st[2..].iter().any(|&w| w != 0) {
+                    return Err(errno::EINVAL);
+                }
+                let head = u16::try_from(st[0])
+                    .ok()
+                    .and_then(|g| self.bufs.ring_status(g))
+                    .ok_or(errno::ENOENT)??;
+                usermem::write(arg + 4, u32::from(head))?;
+                Ok(0)
+            }
             IORING_REGISTER_PROBE => {
                 if arg == 0 || nr > 256 {
                     return Err(errno::EINVAL);
