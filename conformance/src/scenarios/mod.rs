@@ -349,6 +349,7 @@ pub fn all() -> Vec<Scenario> {
         sc("legacy_refill_rearm", "buffers", "a multishot RECV runs a legacy group dry (-ENOBUFS); provide more, re-arm: the stream goes on", d, m, ring3::legacy_refill_rearm),
         sc("files_sparse_slots", "registered", "a sparse table filled by FILES_UPDATE with SKIP; updates past the end; SENDs through each slot; CLOSE of slots (one empty); the fd still works", d, m, ring3::files_sparse_slots),
         sc("pbuf_status_head", "buffers", "IORING_REGISTER_PBUF_STATUS: a fresh ring's head, after a multishot RECV used 3 buffers; a legacy group, unknown groups, a reserved word, nr_args 2, null", d, m, ring3::pbuf_status_head),
+        sc("sync_cancel_register", "cancel", "IORING_REGISTER_SYNC_CANCEL by user_data, FD|ALL, ANY (counts), unknown keys, bad flags, pads, nr_args, an fd not open; then a re-armed RECV", d, m, ring3::sync_cancel_register),
     ];
     v.sort_by_key(|s| area_rank(s.area));
     v

@@ -1083,3 +1083,62 @@ pub fn pbuf_status_head(c: &mut Ctx) -> R {
     c.line(format!("status(null): -{}", crate::errno_name(-r)));
     Ok(())
 }
+
+/// `IORING_REGISTER_SYNC_CANCEL` with an `io_uring_sync_cancel_reg` (64 B:
+/// addr, fd, flags, a timeout, opcode, pads), recorded, then reaped.
+fn sync_cancel(c: &mut Ctx, label: &str, addr: u64, fd: i32, flags: u32, pad: u64, nr: u32) {
+    let mut w = [0u64; 8];
+    w[0] = addr;
+    w[1] = u64::from(fd as u32) | u64::from(flags) << 32;
+    w[4] = pad << 8;
+    let p = c.keep(w);
+    // SAFETY: `p` is context memory (64 bytes), alive until the context drops.
+    let r = unsafe { c.register(abi::IORING_REGISTER_SYNC_CANCEL, p as u64, nr) };
+    let tok = if r < 0 {
+        format!("-{}", crate::errno_name(-r))
+    } else {
+        r.to_string()
+    };
+    // Linux (DEFER_TASKRUN) posts the cancelled requests' CQEs from task
+    // work at the next wait, and until then a later cancel finds and counts
+    // them again; a program reaps before it cancels more, so does this.
+    c.quiet();
+    c.line(format!("{label}: {tok}"));
+}
+
+/// IORING_REGISTER_SYNC_CANCEL: by user_data (the target's CQE is there when
+/// the call returns), an unknown one, FD|ALL, ANY with a count and with
+/// nothing left; an unknown flag, a pad byte, nr_args 2, an fd not open;
+/// then the program re-arms a RECV and gets its data.
+pub fn sync_cancel_register(c: &mut Ctx) -> R {
+    let (a, pa) = c.backend().app_conn()?;
+    let (b, _pb) = c.backend().app_conn()?;
+    let r1 = recv(c, a, 0, 1);
+    push(c, "recv 1 on A", r1)?;
+    let r2 = recv(c, a, 0, 2);
+    push(c, "recv 2 on A", r2)?;
+    push(c, "poll on B", poll(b, false, 3))?;
+    c.submit();
+    c.quiet();
+    sync_cancel(c, "sync_cancel(ud 1)", 1, -1, 0, 0, 1);
+    c.record_all(&[1]);
+    sync_cancel(c, "sync_cancel(ud 77)", 77, -1, 0, 0, 1);
+    let fd_all = abi::IORING_ASYNC_CANCEL_FD | abi::IORING_ASYNC_CANCEL_ALL;
+    sync_cancel(c, "sync_cancel(fd 9999, FD)", 0, 9999, abi::IORING_ASYNC_CANCEL_FD, 0, 1);
+    sync_cancel(c, "sync_cancel(unknown flag)", 1, -1, 1 << 10, 0, 1);
+    sync_cancel(c, "sync_cancel(pad set)", 2, -1, 0, 1, 1);
+    sync_cancel(c, "sync_cancel(nr_args 2)", 2, -1, 0, 0, 2);
+    c.record_all(&[2, 3]);
+    sync_cancel(c, "sync_cancel(fd A, FD|ALL)", 0, a, fd_all, 0, 1);
+    c.record_all(&[2]);
+    sync_cancel(c, "sync_cancel(ANY)", 0, -1, abi::IORING_ASYNC_CANCEL_ANY, 0, 1);
+    c.record_all(&[3]);
+    sync_cancel(c, "sync_cancel(ANY) with nothing left", 0, -1, abi::IORING_ASYNC_CANCEL_ANY, 0, 1);
+    let r = recv(c, a, 0, 4);
+    push(c, "recv again on A", r)?;
+    c.submit();
+    c.peer_send(pa, &pattern(9, 27))?;
+    c.wait_final(4);
+    c.record(4);
+    Ok(())
+}

@@ -285,7 +285,7 @@ impl Core {
     /// `IORING_ASYNC_CANCEL_FD`'s file, as `io_async_cancel` looks it up at
     /// issue: a slot with `FD_FIXED` (or `IOSQE_FIXED_FILE`), else an fd;
     /// none `-EBADF`. Requests match on the socket, however they named it.
-    fn cancel_file(
+    pub(crate) fn cancel_file(
         &self,
         mut m: super::request::CancelMatch,
     ) -> Result<super::request::CancelMatch, errno::Errno> {
