@@ -128,8 +128,14 @@ pub fn hardlink_then_link(c: &mut Ctx) -> R {
     batch(
         c,
         &[
-            ("nop(-EIO, HARDLINK)", nop(1, IOSQE_IO_HARDLINK, Some(-libc::EIO))),
-            ("nop(-EPERM, LINK)", nop(2, IOSQE_IO_LINK, Some(-libc::EPERM))),
+            (
+                "nop(-EIO, HARDLINK)",
+                nop(1, IOSQE_IO_HARDLINK, Some(-libc::EIO)),
+            ),
+            (
+                "nop(-EPERM, LINK)",
+                nop(2, IOSQE_IO_LINK, Some(-libc::EPERM)),
+            ),
             ("nop 3 (LINK)", nop(3, IOSQE_IO_LINK, None)),
             ("nop 4", nop(4, 0, None)),
         ],
@@ -141,7 +147,11 @@ pub fn hardlink_then_link(c: &mut Ctx) -> R {
 /// (a broken link): the chain runs as it is; the next submission is separate.
 pub fn link_broken_end(c: &mut Ctx) -> R {
     push(c, "nop 1 (LINK)", nop(1, IOSQE_IO_LINK, None))?;
-    push(c, "nop(-EIO) 2 (LINK, last)", nop(2, IOSQE_IO_LINK, Some(-libc::EIO)))?;
+    push(
+        c,
+        "nop(-EIO) 2 (LINK, last)",
+        nop(2, IOSQE_IO_LINK, Some(-libc::EIO)),
+    )?;
     c.submit();
     c.wait_finals(&[1, 2]);
     push(c, "nop 3 (next submit)", nop(3, 0, None))?;
@@ -214,7 +224,10 @@ pub fn link_timeout_after_nop(c: &mut Ctx) -> R {
     let lt = link_timeout(c, 10_000, 0, 2);
     batch(
         c,
-        &[("nop (LINK)", nop(1, IOSQE_IO_LINK, None)), ("link_timeout(10 s)", lt)],
+        &[
+            ("nop (LINK)", nop(1, IOSQE_IO_LINK, None)),
+            ("link_timeout(10 s)", lt),
+        ],
         &[1, 2],
     )?;
     let lt = link_timeout(c, 10_000, 0, 4);
@@ -266,7 +279,10 @@ pub fn link_timeout_misplaced(c: &mut Ctx) -> R {
     let lt = link_timeout(c, 10, 0, 3);
     batch(
         c,
-        &[("nop (no LINK)", nop(2, 0, None)), ("link_timeout after it", lt)],
+        &[
+            ("nop (no LINK)", nop(2, 0, None)),
+            ("link_timeout after it", lt),
+        ],
         &[2, 3],
     )?;
     let (fd, _p) = c.backend().app_conn()?;
@@ -319,14 +335,20 @@ pub fn cqe_skip_link_timeout(c: &mut Ctx) -> R {
     let lt = link_timeout(c, 10_000, 0, 2);
     batch(
         c,
-        &[("recv (LINK|SKIP), data there", r), ("link_timeout(10 s)", lt)],
+        &[
+            ("recv (LINK|SKIP), data there", r),
+            ("link_timeout(10 s)", lt),
+        ],
         &[2],
     )?;
     let r = recv(c, fd, IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS, 3);
     let lt = link_timeout(c, 20, 0, 4);
     batch(
         c,
-        &[("recv (LINK|SKIP), no data", r), ("link_timeout(20 ms)", lt)],
+        &[
+            ("recv (LINK|SKIP), no data", r),
+            ("link_timeout(20 ms)", lt),
+        ],
         &[3, 4],
     )?;
     c.quiet();
@@ -370,7 +392,10 @@ pub fn drain_idle_and_chain(c: &mut Ctx) -> R {
         c,
         &[
             ("timeout(20 ms)", timeout(t, 0, 0, 10)),
-            ("nop 11 (DRAIN|LINK)", nop(11, IOSQE_IO_DRAIN | IOSQE_IO_LINK, None)),
+            (
+                "nop 11 (DRAIN|LINK)",
+                nop(11, IOSQE_IO_DRAIN | IOSQE_IO_LINK, None),
+            ),
             ("nop 12 (LINK)", nop(12, IOSQE_IO_LINK, None)),
             ("nop 13", nop(13, 0, None)),
             ("nop 14", nop(14, 0, None)),
@@ -445,8 +470,16 @@ pub fn nop_variants(c: &mut Ctx) -> R {
         ("nop(FILE, fd -1)", abi::IORING_NOP_FILE, -1),
         ("nop(CQE32)", abi::IORING_NOP_CQE32, -1),
         ("nop(TW)", abi::IORING_NOP_TW, -1),
-        ("nop(TW|INJECT 5)", abi::IORING_NOP_TW | abi::IORING_NOP_INJECT_RESULT, -1),
-        ("nop(FIXED_FILE without FILE)", abi::IORING_NOP_FIXED_FILE, 3),
+        (
+            "nop(TW|INJECT 5)",
+            abi::IORING_NOP_TW | abi::IORING_NOP_INJECT_RESULT,
+            -1,
+        ),
+        (
+            "nop(FIXED_FILE without FILE)",
+            abi::IORING_NOP_FIXED_FILE,
+            3,
+        ),
     ]
     .into_iter()
     .enumerate()
@@ -585,8 +618,14 @@ pub fn timeout_rel_clocks(c: &mut Ctx) -> R {
     // Two 10 ms timers on different clocks: which fires first is the
     // kernel's hrtimer bases' business, so each is recorded on its own.
     for (name, s) in [
-        ("timeout(10 ms, boottime)", timeout(t, 0, abi::IORING_TIMEOUT_BOOTTIME, 1)),
-        ("timeout(10 ms, realtime)", timeout(t, 0, abi::IORING_TIMEOUT_REALTIME, 2)),
+        (
+            "timeout(10 ms, boottime)",
+            timeout(t, 0, abi::IORING_TIMEOUT_BOOTTIME, 1),
+        ),
+        (
+            "timeout(10 ms, realtime)",
+            timeout(t, 0, abi::IORING_TIMEOUT_REALTIME, 2),
+        ),
         ("timeout(0)", timeout(z, 0, 0, 3)),
     ] {
         push(c, name, s)?;
@@ -611,7 +650,10 @@ pub fn timeout_bad_timespec(c: &mut Ctx) -> R {
     c.quiet();
     c.record_all(&uds);
     // The one that was valid (1.999999999 s) is still pending: remove it.
-    let s = opcode::TimeoutRemove::new(4).user_data(9).build().into_sqe();
+    let s = opcode::TimeoutRemove::new(4)
+        .user_data(9)
+        .build()
+        .into_sqe();
     push(c, "timeout_remove 4", s)?;
     c.submit();
     c.wait_finals(&[4, 9]);
@@ -639,7 +681,10 @@ pub fn timeout_etime_success_count(c: &mut Ctx) -> R {
     t2.flags = IOSQE_IO_LINK;
     batch(
         c,
-        &[("timeout(10 ms, LINK)", t2), ("nop 12 (linked)", nop(12, 0, None))],
+        &[
+            ("timeout(10 ms, LINK)", t2),
+            ("nop 12 (linked)", nop(12, 0, None)),
+        ],
         &[11, 12],
     )
 }
@@ -659,7 +704,9 @@ pub fn timeout_remove_fired(c: &mut Ctx) -> R {
     c.submit();
     c.wait_finals(&[2, 3]);
     for (i, target) in [1u64, 2].into_iter().enumerate() {
-        let rm = opcode::TimeoutRemove::new(target).user_data(10 + i as u64).build();
+        let rm = opcode::TimeoutRemove::new(target)
+            .user_data(10 + i as u64)
+            .build();
         push(c, &format!("timeout_remove {target}"), rm.into_sqe())?;
         let up = opcode::TimeoutUpdate::new(target, far)
             .user_data(20 + i as u64)
@@ -719,7 +766,11 @@ pub fn timeout_multishot_cancel(c: &mut Ctx) -> R {
     )?;
     c.submit();
     c.wait_n(1, 1);
-    push(c, "cancel", opcode::AsyncCancel::new(1).user_data(2).build().into_sqe())?;
+    push(
+        c,
+        "cancel",
+        opcode::AsyncCancel::new(1).user_data(2).build().into_sqe(),
+    )?;
     c.submit();
     c.wait_finals(&[1, 2]);
     c.quiet();
@@ -728,7 +779,9 @@ pub fn timeout_multishot_cancel(c: &mut Ctx) -> R {
     c.line(format!(
         "timeout: first {}, last {last}, all but the last have F_MORE: {}",
         toks.first().cloned().unwrap_or_default(),
-        toks[..toks.len().saturating_sub(1)].iter().all(|t| t.ends_with("+M"))
+        toks[..toks.len().saturating_sub(1)]
+            .iter()
+            .all(|t| t.ends_with("+M"))
     ));
     c.record(2);
     Ok(())

@@ -63,16 +63,16 @@ pub fn cancel_fd_all_count(c: &mut Ctx) -> R {
     c.submit();
     c.quiet();
     let all = abi::IORING_ASYNC_CANCEL_FD | abi::IORING_ASYNC_CANCEL_ALL;
-    cancel_and_record(c, "cancel(fd A, ALL)", cancel(all, 0, a, 0, 10), &[1, 2, 3, 4])?;
+    cancel_and_record(
+        c,
+        "cancel(fd A, ALL)",
+        cancel(all, 0, a, 0, 10),
+        &[1, 2, 3, 4],
+    )?;
     c.peer_send(pb, &pattern(7, 6))?;
     c.wait_final(5);
     c.record(5);
-    cancel_and_record(
-        c,
-        "cancel(fd A, ALL) again",
-        cancel(all, 0, a, 0, 11),
-        &[],
-    )?;
+    cancel_and_record(c, "cancel(fd A, ALL) again", cancel(all, 0, a, 0, 11), &[])?;
     cancel_and_record(
         c,
         "cancel(fd A) again",
@@ -165,7 +165,12 @@ pub fn cancel_linked(c: &mut Ctx) -> R {
     push(c, "nop 3", nop(3, 0, None))?;
     c.submit();
     c.quiet();
-    cancel_and_record(c, "cancel(nop 2, waiting in the chain)", cancel(0, 2, -1, 0, 10), &[])?;
+    cancel_and_record(
+        c,
+        "cancel(nop 2, waiting in the chain)",
+        cancel(0, 2, -1, 0, 10),
+        &[],
+    )?;
     cancel_and_record(c, "cancel(recv, the head)", cancel(0, 1, -1, 0, 11), &[])?;
     c.record_order(&[1, 2, 3]);
     let r = recv(c, fd, IOSQE_IO_LINK, 4);
@@ -176,7 +181,10 @@ pub fn cancel_linked(c: &mut Ctx) -> R {
     c.submit();
     c.quiet();
     cancel_and_record(c, "cancel(link_timeout)", cancel(0, 5, -1, 0, 12), &[])?;
-    let rm = opcode::TimeoutRemove::new(5).user_data(13).build().into_sqe();
+    let rm = opcode::TimeoutRemove::new(5)
+        .user_data(13)
+        .build()
+        .into_sqe();
     cancel_and_record(c, "timeout_remove(link_timeout)", rm, &[])?;
     c.peer_send(p, &pattern(5, 7))?;
     c.wait_finals(&[4, 5]);
@@ -197,7 +205,13 @@ pub fn cancel_timeouts(c: &mut Ctx) -> R {
     cancel_and_record(
         c,
         "cancel(fd, ALL)",
-        cancel(abi::IORING_ASYNC_CANCEL_FD | abi::IORING_ASYNC_CANCEL_ALL, 0, fd, 0, 10),
+        cancel(
+            abi::IORING_ASYNC_CANCEL_FD | abi::IORING_ASYNC_CANCEL_ALL,
+            0,
+            fd,
+            0,
+            10,
+        ),
         &[],
     )?;
     cancel_and_record(c, "cancel(timeout 1)", cancel(0, 1, -1, 0, 11), &[1])?;
@@ -252,7 +266,10 @@ pub fn cancel_rearm_multishot(c: &mut Ctx) -> R {
     c.buf_ring(3, 8, 256, 8)
         .map_err(|e| format!("buf ring {e}"))?;
     let (fd2, p2) = c.backend().app_conn()?;
-    let r = opcode::RecvMulti::new(fd2, 3).user_data(7).build().into_sqe();
+    let r = opcode::RecvMulti::new(fd2, 3)
+        .user_data(7)
+        .build()
+        .into_sqe();
     push(c, "recv(multi)", r)?;
     c.submit();
     c.quiet();
@@ -260,7 +277,10 @@ pub fn cancel_rearm_multishot(c: &mut Ctx) -> R {
     let data = pattern(300, 9);
     c.peer_send(p2, &data)?;
     c.quiet();
-    let r = opcode::RecvMulti::new(fd2, 3).user_data(9).build().into_sqe();
+    let r = opcode::RecvMulti::new(fd2, 3)
+        .user_data(9)
+        .build()
+        .into_sqe();
     push(c, "recv(multi) again", r)?;
     c.submit();
     c.stream(9, 3, true);
@@ -350,8 +370,7 @@ pub fn overflow_multishot_poll(c: &mut Ctx) -> R {
     c.pump_until(|b| b.peer_sent_all(p));
     c.pump();
     c.settle(|l| {
-        l.iter().filter(|x| x.user_data == 200).count() >= 10
-            && l.iter().any(|x| x.user_data == 1)
+        l.iter().filter(|x| x.user_data == 200).count() >= 10 && l.iter().any(|x| x.user_data == 1)
     });
     c.record_order(&[200, 1]);
     c.record_flags("after reaping", false);
@@ -508,9 +527,15 @@ pub fn mixed_groups(c: &mut Ctx) -> R {
     c.provided(40, 7..9);
     c.buf_ring(41, 4, 64, 4)
         .map_err(|e| format!("buf ring {e}"))?;
-    let ra = opcode::RecvMulti::new(a, 40).user_data(2).build().into_sqe();
+    let ra = opcode::RecvMulti::new(a, 40)
+        .user_data(2)
+        .build()
+        .into_sqe();
     push(c, "recv(multi) on A, legacy group", ra)?;
-    let rb = opcode::RecvMulti::new(b, 41).user_data(3).build().into_sqe();
+    let rb = opcode::RecvMulti::new(b, 41)
+        .user_data(3)
+        .build()
+        .into_sqe();
     push(c, "recv(multi) on B, ring group", rb)?;
     c.submit();
     c.stream(2, 40, false);
@@ -543,7 +568,12 @@ pub fn files_change_inflight(c: &mut Ctx) -> R {
     push(c, "recv(slot 1)", s)?;
     c.submit();
     c.quiet();
-    update(c, "files_update(slot 1 = -1) with the recv in flight", 1, &[-1]);
+    update(
+        c,
+        "files_update(slot 1 = -1) with the recv in flight",
+        1,
+        &[-1],
+    );
     let data = pattern(10, 13);
     c.peer_send(p, &data)?;
     c.wait_final(1);
@@ -771,7 +801,13 @@ pub fn link_recv_send_chains(c: &mut Ctx) -> R {
     c.wait_finals(&[1, 2, 3]);
     c.record_order(&[1, 2, 3]);
     for (i, b) in bufs.iter().enumerate() {
-        record_mem(c, &format!("recv {}", i + 1), *b, &data[i * 8..i * 8 + 8], 8);
+        record_mem(
+            c,
+            &format!("recv {}", i + 1),
+            *b,
+            &data[i * 8..i * 8 + 8],
+            8,
+        );
     }
     let out = pattern(30, 22);
     for i in 0..3 {
@@ -832,7 +868,10 @@ pub fn timeout_update_variants(c: &mut Ctx) -> R {
         tv_sec: 1,
         tv_nsec: 0,
     });
-    let up = opcode::TimeoutUpdate::new(1, past).abs().user_data(5).build();
+    let up = opcode::TimeoutUpdate::new(1, past)
+        .abs()
+        .user_data(5)
+        .build();
     push(c, "timeout_update(abs, 1 s after epoch)", up)?;
     c.submit();
     c.wait_finals(&[1, 5]);
@@ -944,7 +983,11 @@ pub fn overflow_cancel_all(c: &mut Ctx) -> R {
         }
     }
     c.pump();
-    push(c, "cancel(ud 5, ALL)", cancel(abi::IORING_ASYNC_CANCEL_ALL, 5, -1, 0, 6))?;
+    push(
+        c,
+        "cancel(ud 5, ALL)",
+        cancel(abi::IORING_ASYNC_CANCEL_ALL, 5, -1, 0, 6),
+    )?;
     c.submit();
     c.pump();
     c.record_flags("6 NOPs and the cancel, not reaped", true);
@@ -965,7 +1008,10 @@ pub fn legacy_refill_rearm(c: &mut Ctx) -> R {
     // SAFETY: `mem` is context memory, alive until the context drops.
     unsafe { call(c, "provide 2 (ids 0, 1)", s) }?;
     c.provided(50, 0..2);
-    let r = opcode::RecvMulti::new(fd, 50).user_data(2).build().into_sqe();
+    let r = opcode::RecvMulti::new(fd, 50)
+        .user_data(2)
+        .build()
+        .into_sqe();
     push(c, "recv(multi)", r)?;
     c.submit();
     c.stream(2, 50, false);
@@ -981,7 +1027,10 @@ pub fn legacy_refill_rearm(c: &mut Ctx) -> R {
     // SAFETY: `more` is context memory, alive until the context drops.
     unsafe { call(c, "provide 2 more (ids 2, 3)", s) }?;
     c.provided(50, 2..4);
-    let r = opcode::RecvMulti::new(fd, 50).user_data(4).build().into_sqe();
+    let r = opcode::RecvMulti::new(fd, 50)
+        .user_data(4)
+        .build()
+        .into_sqe();
     push(c, "recv(multi) again", r)?;
     c.submit();
     c.stream(4, 50, false);
@@ -1000,7 +1049,12 @@ pub fn files_sparse_slots(c: &mut Ctx) -> R {
     c.backend().peer_start_reading(pa);
     c.backend().peer_start_reading(pb);
     sparse(c, 8);
-    update(c, "files_update(5..8 = a, SKIP, b)", 5, &[a, abi::IORING_REGISTER_FILES_SKIP, b]);
+    update(
+        c,
+        "files_update(5..8 = a, SKIP, b)",
+        5,
+        &[a, abi::IORING_REGISTER_FILES_SKIP, b],
+    );
     update(c, "files_update(7..9) past the end", 7, &[a, b]);
     update(c, "files_update(8) at the end", 8, &[a]);
     let d = pattern(12, 25);
@@ -1017,7 +1071,11 @@ pub fn files_sparse_slots(c: &mut Ctx) -> R {
     c.record_all(&uds);
     let ga = c.peer_wait(pa, 12);
     let gb = c.peer_wait(pb, 12);
-    c.line(format!("peers got 12 B each: {} {}", ga.data == d, gb.data == d));
+    c.line(format!(
+        "peers got 12 B each: {} {}",
+        ga.data == d,
+        gb.data == d
+    ));
     push(c, "close(slot 5)", close_slot(5, 10))?;
     push(c, "close(slot 7)", close_slot(7, 11))?;
     push(c, "close(slot 6, empty)", close_slot(6, 12))?;
@@ -1057,7 +1115,10 @@ pub fn pbuf_status_head(c: &mut Ctx) -> R {
         .map_err(|e| format!("buf ring {e}"))?;
     pbuf_status(c, "status(ring 60, fresh)", 60, 0, 1);
     let (fd, p) = c.backend().app_conn()?;
-    let r = opcode::RecvMulti::new(fd, 60).user_data(1).build().into_sqe();
+    let r = opcode::RecvMulti::new(fd, 60)
+        .user_data(1)
+        .build()
+        .into_sqe();
     push(c, "recv(multi)", r)?;
     c.submit();
     c.stream(1, 60, false);
@@ -1124,16 +1185,40 @@ pub fn sync_cancel_register(c: &mut Ctx) -> R {
     c.record_all(&[1]);
     sync_cancel(c, "sync_cancel(ud 77)", 77, -1, 0, 0, 1);
     let fd_all = abi::IORING_ASYNC_CANCEL_FD | abi::IORING_ASYNC_CANCEL_ALL;
-    sync_cancel(c, "sync_cancel(fd 9999, FD)", 0, 9999, abi::IORING_ASYNC_CANCEL_FD, 0, 1);
+    sync_cancel(
+        c,
+        "sync_cancel(fd 9999, FD)",
+        0,
+        9999,
+        abi::IORING_ASYNC_CANCEL_FD,
+        0,
+        1,
+    );
     sync_cancel(c, "sync_cancel(unknown flag)", 1, -1, 1 << 10, 0, 1);
     sync_cancel(c, "sync_cancel(pad set)", 2, -1, 0, 1, 1);
     sync_cancel(c, "sync_cancel(nr_args 2)", 2, -1, 0, 0, 2);
     c.record_all(&[2, 3]);
     sync_cancel(c, "sync_cancel(fd A, FD|ALL)", 0, a, fd_all, 0, 1);
     c.record_all(&[2]);
-    sync_cancel(c, "sync_cancel(ANY)", 0, -1, abi::IORING_ASYNC_CANCEL_ANY, 0, 1);
+    sync_cancel(
+        c,
+        "sync_cancel(ANY)",
+        0,
+        -1,
+        abi::IORING_ASYNC_CANCEL_ANY,
+        0,
+        1,
+    );
     c.record_all(&[3]);
-    sync_cancel(c, "sync_cancel(ANY) with nothing left", 0, -1, abi::IORING_ASYNC_CANCEL_ANY, 0, 1);
+    sync_cancel(
+        c,
+        "sync_cancel(ANY) with nothing left",
+        0,
+        -1,
+        abi::IORING_ASYNC_CANCEL_ANY,
+        0,
+        1,
+    );
     let r = recv(c, a, 0, 4);
     push(c, "recv again on A", r)?;
     c.submit();

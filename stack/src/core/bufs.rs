@@ -30,8 +30,7 @@ impl BufGroups {
     /// ring or a legacy group holding buffers. As in Linux
     /// (`io_register_pbuf_ring`), an emptied legacy group gives way.
     pub(crate) fn register(&mut self, bgid: u16, ring: BufRingConsumer) -> Result<(), Errno> {
-        if self.rings.contains_key(&bgid) || self.legacy.get(&bgid).is_some_and(|g| !g.is_empty())
-        {
+        if self.rings.contains_key(&bgid) || self.legacy.get(&bgid).is_some_and(|g| !g.is_empty()) {
             return Err(errno::EEXIST);
         }
         self.legacy.remove(&bgid);
@@ -54,7 +53,10 @@ impl BufGroups {
     pub(crate) fn ring_status(&self, bgid: u16) -> Option<Result<u16, Errno>> {
         match self.rings.get(&bgid) {
             Some(r) => Some(Ok(r.head())),
-            None => self.legacy.contains_key(&bgid).then_some(Err(errno::EINVAL)),
+            None => self
+                .legacy
+                .contains_key(&bgid)
+                .then_some(Err(errno::EINVAL)),
         }
     }
 

@@ -142,7 +142,8 @@ impl Completer {
             }
         }
         if let Some(chain) = op.chain {
-            let failed = (res < 0 || short_transfer(&op.kind, res)) && !etime_success(&op.kind, res);
+            let failed =
+                (res < 0 || short_transfer(&op.kind, res)) && !etime_success(&op.kind, res);
             let ok = !failed || op.sqe_flags & IOSQE_IO_HARDLINK != 0;
             self.events.push_back(ChainEvent {
                 chain,

@@ -217,8 +217,7 @@ impl Links {
         c.building = false;
         if !c.prep_failed {
             c.prep.clear();
-            if c
-                .pending
+            if c.pending
                 .front()
                 .is_some_and(|h| h.flags & IOSQE_IO_DRAIN != 0)
             {
@@ -415,7 +414,8 @@ mod tests {
         flush_issue(&mut l, ch);
         let mut cancelled = Vec::new();
         assert_eq!(
-            l.advance(ch, false, false, |s, post| cancelled.push((s.user_data, post))),
+            l.advance(ch, false, false, |s, post| cancelled
+                .push((s.user_data, post))),
             Next::Idle
         );
         assert_eq!(cancelled, vec![(2, true), (3, true)]);
@@ -488,7 +488,11 @@ mod tests {
         l.set_issuing(Some(ch));
         l.parked(OpId::from_index(0));
         l.set_issuing(None);
-        assert_eq!(l.take_link_timeout(ch, |_| true), None, "the first has none");
+        assert_eq!(
+            l.take_link_timeout(ch, |_| true),
+            None,
+            "the first has none"
+        );
         let Next::Issue(s, _) = l.advance(ch, true, false, |_, _| panic!()) else {
             panic!("the second request runs");
         };

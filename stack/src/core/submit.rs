@@ -103,12 +103,14 @@ impl Core {
     fn advance_chains(&mut self) {
         while let Some(ev) = self.cq.events.pop_front() {
             let cq = &mut self.cq;
-            let next = self.links.advance(ev.chain, ev.ok, ev.skip_links, |s, post| {
-                cq.op_errors += 1;
-                if post {
-                    cq.post(s.user_data, errno::ECANCELED.as_res(), 0);
-                }
-            });
+            let next = self
+                .links
+                .advance(ev.chain, ev.ok, ev.skip_links, |s, post| {
+                    cq.op_errors += 1;
+                    if post {
+                        cq.post(s.user_data, errno::ECANCELED.as_res(), 0);
+                    }
+                });
             self.carry_out(next, ev.chain);
         }
     }

@@ -749,11 +749,11 @@ fn decode_poll_remove(sqe: &Sqe) -> Result<Request, Errno> {
 
 /// Every cancel flag Linux knows (`CANCEL_FLAGS`).
 pub(crate) const CANCEL_FLAGS: u32 = IORING_ASYNC_CANCEL_ALL
-        | IORING_ASYNC_CANCEL_FD
-        | IORING_ASYNC_CANCEL_ANY
-        | IORING_ASYNC_CANCEL_FD_FIXED
-        | IORING_ASYNC_CANCEL_USERDATA
-        | IORING_ASYNC_CANCEL_OP;
+    | IORING_ASYNC_CANCEL_FD
+    | IORING_ASYNC_CANCEL_ANY
+    | IORING_ASYNC_CANCEL_FD_FIXED
+    | IORING_ASYNC_CANCEL_USERDATA
+    | IORING_ASYNC_CANCEL_OP;
 
 fn decode_cancel(sqe: &Sqe) -> Result<Request, Errno> {
     let flags = sqe.op_flags;
