@@ -316,7 +316,7 @@ pub fn all() -> Vec<Scenario> {
         sc("timeout_bad_timespec", "timeout", "TIMEOUT with a negative second, a negative or 1e9 nanosecond; the valid one removed", d, m, ring2::timeout_bad_timespec),
         sc("timeout_etime_success_count", "timeout", "ETIME_SUCCESS on a linked count TIMEOUT completed by count; a plain linked TIMEOUT that fires cancels its NOP", d, m, ring2::timeout_etime_success_count),
         sc("timeout_remove_fired", "timeout", "TIMEOUT_REMOVE and TIMEOUT_UPDATE of a fired TIMEOUT and of one completed by count", d, m, ring2::timeout_remove_fired),
-        sc("timeout_multishot_remove", "timeout", "multishot TIMEOUT with count 0 removed after 3 firings; TIMEOUT_REMOVE of an ended multishot", d, m, ring2::timeout_multishot_remove),
+        sc("timeout_multishot_remove", "timeout", "multishot TIMEOUT with count 0 removed after a firing; TIMEOUT_REMOVE of an ended multishot", d, m, ring2::timeout_multishot_remove),
         sc("timeout_multishot_cancel", "timeout", "ASYNC_CANCEL of a multishot TIMEOUT after its first firing", d, m, ring2::timeout_multishot_cancel),
         // ring mechanics (scenB): cancel, overflow, provided buffers, registered files
         sc("cancel_fd_all_count", "cancel", "ASYNC_CANCEL FD|ALL over 4 requests on a socket (another socket's RECV left alone, it gets its data); again with none left", d, m, ring3::cancel_fd_all_count),

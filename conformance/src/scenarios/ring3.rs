@@ -563,9 +563,7 @@ pub fn files_change_inflight(c: &mut Ctx) -> R {
     sparse(c, 4);
     update(c, "files_update(slot 1 = fd)", 1, &[fd]);
     let buf = c.mem(64);
-    let mut s = fixed(abi::IORING_OP_RECV, 1, 1);
-    (s.addr, s.len) = (buf as u64, 64);
-    push(c, "recv(slot 1)", s)?;
+    push(c, "recv(slot 1)", fixed_recv(1, buf, 1))?;
     c.submit();
     c.quiet();
     update(
@@ -579,17 +577,13 @@ pub fn files_change_inflight(c: &mut Ctx) -> R {
     c.wait_final(1);
     c.record(1);
     record_mem(c, "recv content", buf, &data, 10);
-    let mut s = fixed(abi::IORING_OP_RECV, 1, 2);
-    (s.addr, s.len) = (buf as u64, 64);
-    push(c, "recv(slot 1, emptied)", s)?;
+    push(c, "recv(slot 1, emptied)", fixed_recv(1, buf, 2))?;
     c.submit();
     c.wait_final(2);
     c.record(2);
     update(c, "files_update(slot 2 = fd)", 2, &[fd]);
     let buf2 = c.mem(64);
-    let mut s = fixed(abi::IORING_OP_RECV, 2, 3);
-    (s.addr, s.len) = (buf2 as u64, 64);
-    push(c, "recv(slot 2)", s)?;
+    push(c, "recv(slot 2)", fixed_recv(2, buf2, 3))?;
     c.submit();
     c.quiet();
     push(c, "close(slot 2)", close_slot(2, 4))?;
@@ -610,9 +604,7 @@ pub fn files_unregister_inflight(c: &mut Ctx) -> R {
     sparse(c, 2);
     update(c, "files_update(slot 0 = fd)", 0, &[fd]);
     let buf = c.mem(64);
-    let mut s = fixed(abi::IORING_OP_RECV, 0, 1);
-    (s.addr, s.len) = (buf as u64, 64);
-    push(c, "recv(slot 0)", s)?;
+    push(c, "recv(slot 0)", fixed_recv(0, buf, 1))?;
     c.submit();
     c.quiet();
     // SAFETY: UNREGISTER_FILES takes no argument.
@@ -640,15 +632,7 @@ pub fn files_fixed_vectored(c: &mut Ctx) -> R {
     update(c, "files_update(slot 1 = fd)", 1, &[fd]);
     let out = pattern(30, 16);
     let o = c.bytes(&out);
-    let iov = c.keep(libc::iovec {
-        iov_base: o as *mut libc::c_void,
-        iov_len: 30,
-    });
-    // SAFETY: an all-zero msghdr is valid (null pointers, zero lengths).
-    let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
-    mh.msg_iov = iov;
-    mh.msg_iovlen = 1;
-    let mhp = c.keep(mh);
+    let (iov, mhp) = one_iov_msghdr(c, o.cast_mut(), 30);
     let mut s = fixed(abi::IORING_OP_SENDMSG, 1, 1);
     s.addr = mhp as u64;
     s.len = 1;
@@ -667,15 +651,7 @@ pub fn files_fixed_vectored(c: &mut Ctx) -> R {
         got.data.len() == 90 && got.data.chunks(30).all(|ch| ch == &out[..])
     ));
     let inb = c.mem(64);
-    let iin = c.keep(libc::iovec {
-        iov_base: inb.cast(),
-        iov_len: 64,
-    });
-    // SAFETY: an all-zero msghdr is valid (null pointers, zero lengths).
-    let mut mh2: libc::msghdr = unsafe { std::mem::zeroed() };
-    mh2.msg_iov = iin;
-    mh2.msg_iovlen = 1;
-    let mhp2 = c.keep(mh2);
+    let (iin, mhp2) = one_iov_msghdr(c, inb, 64);
     let mut s = fixed(abi::IORING_OP_RECVMSG, 1, 4);
     s.addr = mhp2 as u64;
     s.len = 1;
@@ -693,6 +669,26 @@ pub fn files_fixed_vectored(c: &mut Ctx) -> R {
     c.wait_finals(&[4, 5]);
     c.record_all(&[1, 2, 3, 4, 5]);
     Ok(())
+}
+
+/// A RECV of 64 B into `buf` through file-table slot `slot`.
+fn fixed_recv(slot: i32, buf: *mut u8, ud: u64) -> Sqe {
+    let mut s = fixed(abi::IORING_OP_RECV, slot, ud);
+    (s.addr, s.len) = (buf as u64, 64);
+    s
+}
+
+/// An iovec of `len` B at `base` and a msghdr naming it, in context memory.
+fn one_iov_msghdr(c: &mut Ctx, base: *mut u8, len: usize) -> (*mut libc::iovec, *mut libc::msghdr) {
+    let iov = c.keep(libc::iovec {
+        iov_base: base.cast(),
+        iov_len: len,
+    });
+    // SAFETY: an all-zero msghdr is valid (null pointers, zero lengths).
+    let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
+    mh.msg_iov = iov;
+    mh.msg_iovlen = 1;
+    (iov, c.keep(mh))
 }
 
 fn send_peer(c: &mut Ctx, p: PeerId, data: &[u8]) -> R {
