@@ -350,6 +350,9 @@ pub fn all() -> Vec<Scenario> {
         sc("files_sparse_slots", "registered", "a sparse table filled by FILES_UPDATE with SKIP; updates past the end; SENDs through each slot; CLOSE of slots (one empty); the fd still works", d, m, ring3::files_sparse_slots),
         sc("pbuf_status_head", "buffers", "IORING_REGISTER_PBUF_STATUS: a fresh ring's head, after a multishot RECV used 3 buffers; a legacy group, unknown groups, a reserved word, nr_args 2, null", d, m, ring3::pbuf_status_head),
         sc("sync_cancel_register", "cancel", "IORING_REGISTER_SYNC_CANCEL by user_data, FD|ALL, ANY (counts), unknown keys, bad flags, pads, nr_args, an fd not open; then a re-armed RECV", d, m, ring3::sync_cancel_register),
+        sc("timeout_in_chain", "timeout", "a TIMEOUT inside a chain: firing (-ETIME) breaks it; completed by its count (0) it goes on", d, m, ring3::timeout_in_chain),
+        sc("poll_headed_chain", "sqe flags", "POLL_ADD(POLLIN) -> RECV -> SEND: read when readable, then answer", d, m, ring3::poll_headed_chain),
+        sc("provide_while_waiting", "buffers", "a buffer-select RECV armed on an empty legacy group and an empty socket (-ENOBUFS at once); the program provides and re-arms: the buffer is taken", d, m, ring3::provide_while_waiting),
     ];
     v.sort_by_key(|s| area_rank(s.area));
     v

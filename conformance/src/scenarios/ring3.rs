@@ -1223,3 +1223,93 @@ pub fn sync_cancel_register(c: &mut Ctx) -> R {
     c.record(4);
     Ok(())
 }
+
+/// A TIMEOUT as a chain member: NOP -> TIMEOUT(10 ms) -> NOP (it fires,
+/// -ETIME breaks the chain); the same with a count TIMEOUT completed by
+/// count (res 0: the chain goes on).
+pub fn timeout_in_chain(c: &mut Ctx) -> R {
+    let l = IOSQE_IO_LINK;
+    let t = c.timespec_ms(10);
+    let mut t1 = timeout(t, 0, 0, 2);
+    t1.flags = l;
+    batch(
+        c,
+        &[
+            ("nop 1 (LINK)", nop(1, l, None)),
+            ("timeout(10 ms, LINK)", t1),
+            ("nop 3", nop(3, 0, None)),
+        ],
+        &[1, 2, 3],
+    )?;
+    let far = c.timespec_ms(10_000);
+    let mut t2 = timeout(far, 1, 0, 11);
+    t2.flags = l;
+    push(c, "timeout(10 s, count 1, LINK)", t2)?;
+    push(c, "nop 12", nop(12, 0, None))?;
+    c.submit();
+    c.quiet();
+    c.record_order(&[11, 12]);
+    batch(c, &[("nop 13", nop(13, 0, None))], &[11, 12, 13])
+}
+
+/// A one-shot POLL_ADD(POLLIN) heading a chain: RECV then SEND behind it
+/// (read when readable, then answer); the peer sends, gets its answer.
+pub fn poll_headed_chain(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    c.backend().peer_start_reading(p);
+    let mut pl = poll(fd, false, 1);
+    pl.flags = IOSQE_IO_LINK;
+    push(c, "poll(POLLIN, LINK)", pl)?;
+    let buf = c.mem(16);
+    let r = opcode::Recv::new(fd, buf, 16)
+        .sqe_flags(IOSQE_IO_LINK)
+        .user_data(2)
+        .build();
+    push(c, "recv(16, LINK)", r)?;
+    let reply = pattern(5, 28);
+    let d = c.bytes(&reply);
+    let s = opcode::Send::new(fd, d, 5).user_data(3).build();
+    push(c, "send(5)", s)?;
+    c.submit();
+    c.quiet();
+    c.record_order(&[1, 2, 3]);
+    c.peer_send(p, &pattern(16, 29))?;
+    c.wait_finals(&[1, 2, 3]);
+    c.record_order(&[1, 2, 3]);
+    let got = c.peer_wait(p, 5);
+    c.line(format!("peer got the answer: {}", got.data == reply));
+    Ok(())
+}
+
+/// A RECV with buffer select armed on an empty legacy group and an empty
+/// socket (-ENOBUFS at once, data or not); the peer sends, the program
+/// provides a buffer and re-arms: the RECV takes it.
+pub fn provide_while_waiting(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    let mem = c.legacy_mem(70, 2, 64, 4);
+    let sel = |ud| {
+        opcode::Recv::new(fd, std::ptr::null_mut(), 64)
+            .buf_group(70)
+            .user_data(ud)
+            .build()
+            .into_sqe()
+    };
+    push(c, "recv(group 70, empty)", sel(1))?;
+    c.submit();
+    c.quiet();
+    let s = opcode::ProvideBuffers::new(mem, 64, 1, 70, 4)
+        .user_data(2)
+        .build();
+    // SAFETY: `mem` is context memory, alive until the context drops.
+    unsafe { call(c, "provide 1 (id 4)", s) }?;
+    c.peer_send(p, &pattern(20, 30))?;
+    c.wait_final(1);
+    c.record_all(&[1, 2]);
+    push(c, "recv(group 70) after the provide", sel(3))?;
+    c.submit();
+    c.quiet();
+    c.peer_send(p, &pattern(20, 31))?;
+    c.wait_final(3);
+    c.record(3);
+    Ok(())
+}
