@@ -259,10 +259,7 @@ fn bad_timeout_flags_get_einval() {
     }
     // Negative times (a nanosecond count of a second or more is no error:
     // Linux's prep checks only the signs, conformance `timeout_bad_timespec`).
-    for (i, t) in [(-1i64, 0i64), (0, -1)]
-        .iter()
-        .enumerate()
-    {
+    for (i, t) in [(-1i64, 0i64), (0, -1)].iter().enumerate() {
         let bad_ts = Box::new(Timespec {
             tv_sec: t.0,
             tv_nsec: t.1,
