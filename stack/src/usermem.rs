@@ -193,6 +193,9 @@ unsafe impl Plain for ringline_ring::abi::RsrcUpdate2 {}
 unsafe impl Plain for ringline_ring::abi::FileIndexRange {}
 // SAFETY: a pair of integers (`__kernel_timespec`) accepts every bit pattern.
 unsafe impl Plain for [i64; 2] {}
+// SAFETY: an array of integers (`io_uring_buf_reg`: an address, counts,
+// flags and reserved words) accepts every bit pattern.
+unsafe impl Plain for [u64; 5] {}
 // SAFETY: an array of integers (`io_uring_sync_cancel_reg`, 64 bytes of
 // integers and a timespec) accepts every bit pattern.
 unsafe impl Plain for [u64; 8] {}

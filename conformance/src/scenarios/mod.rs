@@ -353,6 +353,7 @@ pub fn all() -> Vec<Scenario> {
         sc("timeout_in_chain", "timeout", "a TIMEOUT inside a chain: firing (-ETIME) breaks it; completed by its count (0) it goes on", d, m, ring3::timeout_in_chain),
         sc("poll_headed_chain", "sqe flags", "POLL_ADD(POLLIN) -> RECV -> SEND: read when readable, then answer", d, m, ring3::poll_headed_chain),
         sc("provide_while_waiting", "buffers", "a buffer-select RECV armed on an empty legacy group and an empty socket (-ENOBUFS at once); the program provides and re-arms: the buffer is taken", d, m, ring3::provide_while_waiting),
+        sc("bufring_unregister_in_use", "buffers", "IORING_UNREGISTER_PBUF_RING while a multishot RECV uses the ring (-ENOBUFS at the next data), its argument checks, a legacy group; registered again, re-armed: nothing lost", d, m, ring3::bufring_unregister_in_use),
     ];
     v.sort_by_key(|s| area_rank(s.area));
     v

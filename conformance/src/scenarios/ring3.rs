@@ -1313,3 +1313,71 @@ pub fn provide_while_waiting(c: &mut Ctx) -> R {
     c.record(3);
     Ok(())
 }
+
+/// `IORING_UNREGISTER_PBUF_RING` through `io_uring_register` with an
+/// `io_uring_buf_reg` naming `bgid` (flags and a reserved word as given).
+fn unregister_ring(c: &mut Ctx, label: &str, bgid: u16, flags: u16, resv: u64, nr: u32) {
+    let reg = [
+        0,
+        u64::from(bgid) << 32 | u64::from(flags) << 48,
+        resv,
+        0,
+        0u64,
+    ];
+    let p = c.keep(reg);
+    // SAFETY: `p` is context memory (40 bytes), alive until the context drops.
+    let r = unsafe { c.register(abi::IORING_UNREGISTER_PBUF_RING, p as u64, nr) };
+    let tok = if r < 0 {
+        format!("-{}", crate::errno_name(-r))
+    } else {
+        r.to_string()
+    };
+    c.line(format!("{label}: {tok}"));
+}
+
+/// A buffer ring unregistered while a multishot RECV uses it: the RECV ends
+/// with -ENOBUFS at the next data; the argument checks; a legacy group; then
+/// the program registers the group again and re-arms: nothing lost.
+pub fn bufring_unregister_in_use(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    c.buf_ring(80, 8, 64, 8)
+        .map_err(|e| format!("buf ring {e}"))?;
+    let r = opcode::RecvMulti::new(fd, 80)
+        .user_data(1)
+        .build()
+        .into_sqe();
+    push(c, "recv(multi)", r)?;
+    c.submit();
+    c.stream(1, 80, true);
+    let data = pattern(150, 32);
+    c.peer_send(p, &data[..50])?;
+    c.wait_stream(1, 50);
+    unregister_ring(c, "unregister(80, flags 1)", 80, 1, 0, 1);
+    unregister_ring(c, "unregister(80, nr_args 2)", 80, 0, 0, 2);
+    unregister_ring(c, "unregister(80, a reserved word set)", 80, 0, 1, 1);
+    unregister_ring(c, "unregister(80) again", 80, 0, 0, 1);
+    c.peer_send(p, &data[50..100])?;
+    c.wait_final(1);
+    c.record_stream(1, &data, false);
+    let mem = c.legacy_mem(81, 1, 32, 0);
+    let s = opcode::ProvideBuffers::new(mem, 32, 1, 81, 0)
+        .user_data(2)
+        .build();
+    // SAFETY: `mem` is context memory, alive until the context drops.
+    unsafe { call(c, "provide 1 into group 81", s) }?;
+    c.record(2);
+    unregister_ring(c, "unregister(legacy group 81)", 81, 0, 0, 1);
+    let again = c.buf_ring(80, 8, 64, 8).err();
+    c.line(format!("register ring 80 again: {again:?}"));
+    c.peer_send(p, &data[100..])?;
+    let r = opcode::RecvMulti::new(fd, 80)
+        .user_data(3)
+        .build()
+        .into_sqe();
+    push(c, "recv(multi) again", r)?;
+    c.submit();
+    c.stream(3, 80, true);
+    c.wait_stream(3, 100);
+    c.record_stream(3, &data[50..], false);
+    Ok(())
+}

@@ -38,9 +38,15 @@ impl BufGroups {
         Ok(())
     }
 
-    /// Unregisters group `bgid`'s ring; `EINVAL` if there is none.
+    /// Unregisters group `bgid`'s ring (`io_unregister_pbuf_ring`): no such
+    /// group `ENOENT`, a legacy one `EINVAL`. A receive waiting on the group
+    /// then finds no buffer (`-ENOBUFS`), as in Linux.
     pub(crate) fn unregister(&mut self, bgid: u16) -> Result<(), Errno> {
-        self.rings.remove(&bgid).map(|_| ()).ok_or(errno::EINVAL)
+        match self.rings.remove(&bgid) {
+            Some(_) => Ok(()),
+            None if self.legacy.contains_key(&bgid) => Err(errno::EINVAL),
+            None => Err(errno::ENOENT),
+        }
     }
 
     /// Whether group `bgid` exists (either kind).

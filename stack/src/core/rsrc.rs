@@ -238,6 +238,21 @@ impl Core {
                 self.regbufs = RegBufs::default();
                 Ok(0)
             }
+            IORING_UNREGISTER_PBUF_RING => {
+                // io_unregister_pbuf_ring: an `io_uring_buf_reg` (ring_addr,
+                // ring_entries, bgid, flags, 3 reserved words); flags must be
+                // 0 (Linux 6.18 does not look at the reserved words:
+                // `bufring_unregister_in_use`); only the group id counts.
+                if arg == 0 || nr != 1 {
+                    return Err(errno::EINVAL);
+                }
+                let reg: [u64; 5] = usermem::read(arg)?;
+                let (bgid, flags) = ((reg[1] >> 32) as u16, (reg[1] >> 48) as u16);
+                if flags != 0 {
+                    return Err(errno::EINVAL);
+                }
+                self.bufs.unregister(bgid).map(|()| 0)
+            }
             IORING_REGISTER_SYNC_CANCEL => {
                 if arg == 0 || nr != 1 {
                     return Err(errno::EINVAL);
