@@ -34,11 +34,17 @@ pub(super) fn push(c: &mut Ctx, name: &str, s: Sqe) -> R {
 /// Queues the SQEs, submits them in one enter, waits for the finals of
 /// `uds` and records their CQE order.
 pub(super) fn batch(c: &mut Ctx, sqes: &[(&str, Sqe)], uds: &[u64]) -> R {
+    batch_wait(c, sqes, uds, uds)
+}
+
+/// [`batch`] waiting for the finals of `wait` only (the requests that post
+/// a CQE), recording the order of `uds`.
+fn batch_wait(c: &mut Ctx, sqes: &[(&str, Sqe)], wait: &[u64], uds: &[u64]) -> R {
     for (n, s) in sqes {
         push(c, n, *s)?;
     }
     c.submit();
-    c.wait_finals(uds);
+    c.wait_finals(wait);
     c.record_order(uds);
     Ok(())
 }
@@ -304,24 +310,42 @@ pub fn link_timeout_misplaced(c: &mut Ctx) -> R {
 /// posts and cancels the rest (whose -ECANCELED CQEs are not skipped).
 pub fn cqe_skip_chain(c: &mut Ctx) -> R {
     let ls = IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
-    batch(
+    batch_wait(
         c,
         &[
             ("nop 1 (LINK|SKIP)", nop(1, ls, None)),
             ("nop 2 (LINK|SKIP)", nop(2, ls, None)),
             ("nop 3", nop(3, 0, None)),
         ],
+        &[3],
         &[1, 2, 3],
     )?;
-    batch(
+    // A failure with SKIP: its CQE, none for the members it cancels.
+    batch_wait(
         c,
         &[
             ("nop 11 (LINK|SKIP)", nop(11, ls, None)),
             ("nop(-EIO) 12 (LINK|SKIP)", nop(12, ls, Some(-libc::EIO))),
             ("nop 13 (LINK|SKIP)", nop(13, ls, None)),
             ("nop 14 (SKIP)", nop(14, IOSQE_CQE_SKIP_SUCCESS, None)),
+            ("nop 15 (after the chain)", nop(15, 0, None)),
         ],
-        &[11, 12, 13, 14],
+        &[12, 15],
+        &[11, 12, 13, 14, 15],
+    )?;
+    // A failure without SKIP: the cancelled members post, SKIP or not.
+    batch(
+        c,
+        &[
+            ("nop 21 (LINK|SKIP)", nop(21, ls, None)),
+            (
+                "nop(-EIO) 22 (LINK)",
+                nop(22, IOSQE_IO_LINK, Some(-libc::EIO)),
+            ),
+            ("nop 23 (LINK|SKIP)", nop(23, ls, None)),
+            ("nop 24 (SKIP)", nop(24, IOSQE_CQE_SKIP_SUCCESS, None)),
+        ],
+        &[22, 23, 24],
     )
 }
 
