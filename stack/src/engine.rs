@@ -241,7 +241,8 @@ impl<N: Nic> Engine<N> {
         self.core.register(opcode, arg, nr_args)
     }
 
-    /// Unregisters group `bgid`'s buffer ring. `EINVAL` if there is none.
+    /// Unregisters group `bgid`'s buffer ring: `ENOENT` if there is no such
+    /// group, `EINVAL` if it is a legacy one (Linux's errnos).
     pub(crate) fn unregister_buf_ring(&mut self, bgid: u16) -> Result<(), Errno> {
         self.core.bufs.unregister(bgid)
     }

@@ -16,6 +16,10 @@ use ringline_ring::abi::IoUringBuf;
 /// Buffer ids are 16 bits wide in the CQE flags (`MAX_BIDS_PER_BGID`).
 pub const MAX_BIDS_PER_BGID: u32 = 1 << 16;
 
+/// A group holds at most `USHRT_MAX` buffers (Linux's `io_add_buffers`: the
+/// rest of a PROVIDE_BUFFERS past that is not added).
+pub const MAX_BUFS_PER_GROUP: usize = u16::MAX as usize;
+
 /// The kernel caps each buffer's length at `MAX_RW_COUNT` (`INT_MAX & PAGE_MASK`).
 pub const MAX_RW_COUNT: u32 = 0x7fff_f000;
 
@@ -33,6 +37,9 @@ impl LegacyGroup {
     /// `count` 0 or above 65536 → `-E2BIG`; `len` 0 → `-EINVAL`; `len * count` or
     /// `base + len * count` overflowing → `-EOVERFLOW`; `first_bid` above 65535 →
     /// `-E2BIG`; `first_bid + count` above 65536 → `-EINVAL`. On error nothing is added.
+    /// A group holds at most 65535 buffers ([`MAX_BUFS_PER_GROUP`]): as in
+    /// `io_add_buffers`, the buffers past that are not added, and the request
+    /// is still a success if any was (`-EOVERFLOW` if none was).
     pub fn provide(
         &mut self,
         base: u64,
@@ -57,6 +64,11 @@ impl LegacyGroup {
             return Err(errno::EINVAL);
         }
         let buf_len = len.min(MAX_RW_COUNT);
+        let room = MAX_BUFS_PER_GROUP - self.bufs.len();
+        if room == 0 {
+            return Err(errno::EOVERFLOW);
+        }
+        let count = count.min(room as u32);
         self.bufs.reserve(count as usize);
         for i in 0..count {
             self.bufs.push_back(IoUringBuf {
@@ -75,6 +87,12 @@ impl LegacyGroup {
         let n = (count as usize).min(self.bufs.len());
         self.bufs.drain(..n);
         n as u32
+    }
+
+    /// Whether the group holds no buffer.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.bufs.is_empty()
     }
 
     /// The buffer a transfer would use next.
@@ -130,8 +148,12 @@ mod tests {
         // Limits themselves are fine.
         assert_eq!(g.provide(0x1000, 1, 1, 65535), Ok(()));
         assert_eq!(g.peek().unwrap().bid, 65535);
+        // A group holds at most 65535 buffers: the rest of a PROVIDE is not
+        // added, a success while any was, then -EOVERFLOW.
         assert_eq!(g.provide(0x1000, 1, 65536, 0), Ok(()));
-        assert_eq!(g.bufs.len(), 65537);
+        assert_eq!(g.bufs.len(), MAX_BUFS_PER_GROUP);
+        assert_eq!(g.provide(0, u32::MAX, 1, 0), Err(errno::EOVERFLOW));
+        g.remove(1);
         assert_eq!(g.provide(0, u32::MAX, 1, 0), Ok(()));
     }
 

@@ -193,6 +193,15 @@ unsafe impl Plain for ringline_ring::abi::RsrcUpdate2 {}
 unsafe impl Plain for ringline_ring::abi::FileIndexRange {}
 // SAFETY: a pair of integers (`__kernel_timespec`) accepts every bit pattern.
 unsafe impl Plain for [i64; 2] {}
+// SAFETY: an array of integers (`io_uring_buf_reg`: an address, counts,
+// flags and reserved words) accepts every bit pattern.
+unsafe impl Plain for [u64; 5] {}
+// SAFETY: an array of integers (`io_uring_sync_cancel_reg`, 64 bytes of
+// integers and a timespec) accepts every bit pattern.
+unsafe impl Plain for [u64; 8] {}
+// SAFETY: an array of integers (`io_uring_buf_status`: group, head, 8
+// reserved words) accepts every bit pattern.
+unsafe impl Plain for [u32; 10] {}
 // SAFETY: `sockaddr_in` is integers only (family, port, address, zero padding bytes).
 unsafe impl Plain for libc::sockaddr_in {}
 // SAFETY: `iovec` is a raw pointer and a length; the pointer is only used

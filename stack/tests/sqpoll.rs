@@ -303,7 +303,7 @@ fn sqpoll_sq_wait_and_buffer_rings() {
     );
     s.unregister_buf_ring(3).expect("unregister");
     drop(br);
-    assert_eq!(s.unregister_buf_ring(3).map_err(|e| e.0), Err(libc::EINVAL));
+    assert_eq!(s.unregister_buf_ring(3).map_err(|e| e.0), Err(libc::ENOENT));
     // A CPU that does not exist is refused at open with a clear error.
     let (scfg, _, a, _b) = engines(100);
     let bad = SqpollConfig {

@@ -257,11 +257,9 @@ fn bad_timeout_flags_get_einval() {
         unsafe { push(&mut p.s, sqe) };
         assert_eq!(wait_for(&mut p, ud).0.res, -libc::EINVAL, "flags {f:#x}");
     }
-    // Negative or unnormalised times.
-    for (i, t) in [(-1i64, 0i64), (0, 1_000_000_000), (0, -1)]
-        .iter()
-        .enumerate()
-    {
+    // Negative times (a nanosecond count of a second or more is no error:
+    // Linux's prep checks only the signs, conformance `timeout_bad_timespec`).
+    for (i, t) in [(-1i64, 0i64), (0, -1)].iter().enumerate() {
         let bad_ts = Box::new(Timespec {
             tv_sec: t.0,
             tv_nsec: t.1,

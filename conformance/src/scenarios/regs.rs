@@ -22,7 +22,7 @@ fn arg<T: 'static>(c: &mut Ctx, v: T) -> u64 {
 }
 
 /// Registers a sparse table of `n` slots (`IORING_REGISTER_FILES2`), recorded.
-fn sparse(c: &mut Ctx, n: u32) -> i32 {
+pub(super) fn sparse(c: &mut Ctx, n: u32) -> i32 {
     let rr = abi::RsrcRegister {
         nr: n,
         flags: abi::IORING_RSRC_REGISTER_SPARSE,
@@ -41,7 +41,7 @@ fn sparse(c: &mut Ctx, n: u32) -> i32 {
 }
 
 /// `IORING_REGISTER_FILES_UPDATE` of `fds` from slot `off`, recorded.
-fn update(c: &mut Ctx, label: &str, off: u32, fds: &[i32]) -> i32 {
+pub(super) fn update(c: &mut Ctx, label: &str, off: u32, fds: &[i32]) -> i32 {
     let bytes: Vec<u8> = fds.iter().flat_map(|f| f.to_ne_bytes()).collect();
     let data = c.bytes(&bytes) as u64;
     let up = arg(
@@ -64,14 +64,14 @@ fn update(c: &mut Ctx, label: &str, off: u32, fds: &[i32]) -> i32 {
 }
 
 /// An SQE of `op` on slot `slot` (`IOSQE_FIXED_FILE`).
-fn fixed(op: u8, slot: i32, ud: u64) -> Sqe {
+pub(super) fn fixed(op: u8, slot: i32, ud: u64) -> Sqe {
     let mut s = raw(op, slot, ud);
     s.flags = abi::IOSQE_FIXED_FILE;
     s
 }
 
 /// CLOSE of slot `slot` (0-based).
-fn close_slot(slot: u32, ud: u64) -> Sqe {
+pub(super) fn close_slot(slot: u32, ud: u64) -> Sqe {
     let mut s = raw(abi::IORING_OP_CLOSE, 0, ud);
     s.file_index = slot + 1;
     s

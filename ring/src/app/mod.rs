@@ -69,7 +69,9 @@ pub trait Driver {
     /// memory: the registered files (`IORING_REGISTER_FILES`, `FILES2`,
     /// `FILES_UPDATE`, `FILES_UPDATE2`, `UNREGISTER_FILES`,
     /// `FILE_ALLOC_RANGE`), registered buffers (`IORING_REGISTER_BUFFERS`,
-    /// `UNREGISTER_BUFFERS`) and `IORING_REGISTER_PROBE`, with the kernel's
+    /// `UNREGISTER_BUFFERS`), `IORING_REGISTER_PROBE`,
+    /// `IORING_REGISTER_PBUF_STATUS`, `IORING_UNREGISTER_PBUF_RING` and
+    /// `IORING_REGISTER_SYNC_CANCEL`, with the kernel's
     /// argument layout and errnos. Returns the call's non-negative result.
     /// A driver without them answers `EINVAL`, as the kernel does for an
     /// opcode it does not know.

@@ -26,23 +26,44 @@ pub(crate) struct BufGroups {
 }
 
 impl BufGroups {
-    /// Registers a buffer ring for group `bgid`; `EEXIST` if the group exists.
+    /// Registers a buffer ring for group `bgid`; `EEXIST` if the group is a
+    /// ring or a legacy group holding buffers. As in Linux
+    /// (`io_register_pbuf_ring`), an emptied legacy group gives way.
     pub(crate) fn register(&mut self, bgid: u16, ring: BufRingConsumer) -> Result<(), Errno> {
-        if self.exists(bgid) {
+        if self.rings.contains_key(&bgid) || self.legacy.get(&bgid).is_some_and(|g| !g.is_empty()) {
             return Err(errno::EEXIST);
         }
+        self.legacy.remove(&bgid);
         self.rings.insert(bgid, ring);
         Ok(())
     }
 
-    /// Unregisters group `bgid`'s ring; `EINVAL` if there is none.
+    /// Unregisters group `bgid`'s ring (`io_unregister_pbuf_ring`): no such
+    /// group `ENOENT`, a legacy one `EINVAL`. A receive waiting on the group
+    /// then finds no buffer (`-ENOBUFS`), as in Linux.
     pub(crate) fn unregister(&mut self, bgid: u16) -> Result<(), Errno> {
-        self.rings.remove(&bgid).map(|_| ()).ok_or(errno::EINVAL)
+        match self.rings.remove(&bgid) {
+            Some(_) => Ok(()),
+            None if self.legacy.contains_key(&bgid) => Err(errno::EINVAL),
+            None => Err(errno::ENOENT),
+        }
     }
 
     /// Whether group `bgid` exists (either kind).
     pub(crate) fn exists(&self, bgid: u16) -> bool {
         self.rings.contains_key(&bgid) || self.legacy.contains_key(&bgid)
+    }
+
+    /// `IORING_REGISTER_PBUF_STATUS` of group `bgid`: `None` if there is no
+    /// such group, `EINVAL` if it is a legacy one, else its ring's head.
+    pub(crate) fn ring_status(&self, bgid: u16) -> Option<Result<u16, Errno>> {
+        match self.rings.get(&bgid) {
+            Some(r) => Some(Ok(r.head())),
+            None => self
+                .legacy
+                .contains_key(&bgid)
+                .then_some(Err(errno::EINVAL)),
+        }
     }
 
     /// Whether group `bgid` is ring-mapped.

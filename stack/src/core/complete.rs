@@ -3,6 +3,8 @@
 //! cancel its LINK_TIMEOUT, report to its chain) needs nothing else. Chain
 //! reports queue here for the submission side to act on ([`ChainEvent`]).
 
+use std::collections::VecDeque;
+
 use ringline_ring::abi::*;
 use ringline_ring::ring::EngineRing;
 
@@ -20,14 +22,18 @@ const IORING_NOTIF_USAGE_ZC_COPIED: u32 = 1 << 31;
 pub(crate) struct ChainEvent {
     pub(crate) chain: ChainId,
     pub(crate) ok: bool,
+    /// It failed with `IOSQE_CQE_SKIP_SUCCESS`: the rest of the chain is
+    /// cancelled without CQEs (Linux's `REQ_F_SKIP_LINK_CQES`).
+    pub(crate) skip_links: bool,
 }
 
 /// See the module docs.
 pub(crate) struct Completer {
     pub(crate) ring: EngineRing,
     pub(crate) ops: Ops,
-    /// Chain heads that completed, for the submission side.
-    pub(crate) events: Vec<ChainEvent>,
+    /// Chain heads that completed, for the submission side, oldest first
+    /// (Linux queues each chain's next request as task work, run in order).
+    pub(crate) events: VecDeque<ChainEvent>,
     /// CQEs posted (a TIMEOUT's completion count compares against it).
     pub(crate) cqes: u64,
     /// Requests that completed with an error.
@@ -39,7 +45,7 @@ impl Completer {
         Completer {
             ring,
             ops,
-            events: Vec::with_capacity(64),
+            events: VecDeque::with_capacity(64),
             cqes: 0,
             op_errors: 0,
         }
@@ -92,7 +98,11 @@ impl Completer {
         }
         if let Some(chain) = chain {
             let ok = res >= 0 || sqe_flags & IOSQE_IO_HARDLINK != 0;
-            self.events.push(ChainEvent { chain, ok });
+            self.events.push_back(ChainEvent {
+                chain,
+                ok,
+                skip_links: res < 0 && sqe_flags & IOSQE_CQE_SKIP_SUCCESS != 0,
+            });
         }
     }
 
@@ -111,7 +121,11 @@ impl Completer {
                 };
                 self.post(op.user_data, usage as i32, IORING_CQE_F_NOTIF);
             }
-            _ if res >= 0 && op.sqe_flags & IOSQE_CQE_SKIP_SUCCESS != 0 => {}
+            // A MSG_WAITALL transfer that ended short failed (Linux's
+            // req_set_fail): its CQE is posted even with CQE_SKIP_SUCCESS.
+            _ if res >= 0
+                && op.sqe_flags & IOSQE_CQE_SKIP_SUCCESS != 0
+                && !short_transfer(&op.kind, res) => {}
             _ => self.post(op.user_data, res, flags),
         }
         if res < 0 {
@@ -128,10 +142,14 @@ impl Completer {
             }
         }
         if let Some(chain) = op.chain {
-            let ok = (res >= 0 && !short_transfer(&op.kind, res))
-                || etime_success(&op.kind, res)
-                || op.sqe_flags & IOSQE_IO_HARDLINK != 0;
-            self.events.push(ChainEvent { chain, ok });
+            let failed =
+                (res < 0 || short_transfer(&op.kind, res)) && !etime_success(&op.kind, res);
+            let ok = !failed || op.sqe_flags & IOSQE_IO_HARDLINK != 0;
+            self.events.push_back(ChainEvent {
+                chain,
+                ok,
+                skip_links: failed && op.sqe_flags & IOSQE_CQE_SKIP_SUCCESS != 0,
+            });
         }
     }
 

@@ -5,16 +5,22 @@
 //! back each chain head's completion ([`crate::core::complete::ChainEvent`]).
 //!
 //! A chain is built from consecutive linked SQEs of one submission; it ends
-//! at the first SQE without a link flag or at the submission boundary. Its
-//! head is issued at once; each later SQE waits in `pending` until the one
-//! before completes: on success (or a hard link) the next is issued, on
-//! failure the rest complete with `-ECANCELED`. A LINK_TIMEOUT right behind
-//! a running request is armed on it instead of waiting.
+//! at the first SQE without a link flag or at the submission boundary. As in
+//! Linux (`io_submit_sqe`), the whole chain is assembled before its head is
+//! issued ([`Links::flush`]): a member that fails its prep checks fails the
+//! chain before anything in it runs (the head `-ECANCELED`, each failed
+//! member its own error, the rest `-ECANCELED`). Each later SQE waits in
+//! `pending` until the one before completes: on success (or a hard link)
+//! the next is issued, on failure the rest complete with `-ECANCELED`
+//! (their CQEs skipped when the failed request had `IOSQE_CQE_SKIP_SUCCESS`,
+//! posted otherwise, as Linux's `REQ_F_SKIP_LINK_CQES`). A LINK_TIMEOUT
+//! right behind a running request is armed on it instead of waiting.
 
 use std::collections::VecDeque;
 
 use ringline_ring::abi::*;
 
+use crate::errno::{self, Errno};
 use crate::ids::{ChainId, OpId};
 use crate::slab::Slab;
 
@@ -33,8 +39,12 @@ enum ChainState {
 #[derive(Debug)]
 struct Chain {
     pending: VecDeque<Sqe>,
+    /// The prep error of each SQE in `pending` (while building).
+    prep: VecDeque<Option<Errno>>,
+    /// A member failed its prep checks: the chain fails when flushed.
+    prep_failed: bool,
     state: ChainState,
-    /// Still receiving SQEs from the current submission.
+    /// Still receiving SQEs from the current submission (nothing issued).
     building: bool,
     /// The parked op of the running head (`None` if it completed at once).
     head_op: Option<OpId>,
@@ -51,23 +61,7 @@ pub(crate) enum Route {
     Start,
 }
 
-/// What to do with an SQE appended to a chain.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Appended {
-    /// The chain failed: complete it with `-ECANCELED` (an error).
-    Cancel,
-    /// A LINK_TIMEOUT whose request already finished: it never fires
-    /// (`-ECANCELED`, not counted as an error).
-    Expired,
-    /// Issue it now, in the chain.
-    Issue(ChainId),
-    /// Arm this LINK_TIMEOUT on the running request.
-    ArmTimeout(OpId),
-    /// It waits for the request before it.
-    Queued,
-}
-
-/// What a chain does after its head completed.
+/// What a chain does next (after it was flushed or its head completed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Next {
     /// Nothing waits: the chain is done (or failed and emptied).
@@ -92,6 +86,9 @@ pub(crate) struct Links {
     /// The last request started was a DRAIN one: as in Linux, no new SQE
     /// starts before it completes (before nothing is in flight).
     drain_next: bool,
+    /// SQEs waiting in chains (submitted, not yet issued nor completed:
+    /// a drain barrier waits for them too).
+    queued: usize,
 }
 
 impl Links {
@@ -108,14 +105,21 @@ impl Links {
         }
     }
 
+    /// SQEs waiting in chains.
+    #[inline]
+    pub(crate) fn queued(&self) -> usize {
+        self.queued
+    }
+
     /// Holds `sqe` behind the drain barrier.
     pub(crate) fn hold(&mut self, sqe: Sqe) {
         self.drain_q.push_back(sqe);
     }
 
-    /// A new request is issued: if it links to the next SQE, a chain opens
-    /// and the request runs in it (returned).
-    pub(crate) fn start(&mut self, sqe: &Sqe) -> Option<ChainId> {
+    /// A new request (`prep`: its prep error, if any): if it links to the
+    /// next SQE, a chain opens with it as its head, held until the chain is
+    /// complete (returned); otherwise `None`: issue it now.
+    pub(crate) fn start(&mut self, sqe: &Sqe, prep: Option<Errno>) -> Option<ChainId> {
         // A DRAIN request holds the SQEs after it until it completes.
         self.drain_next = sqe.flags & IOSQE_IO_DRAIN != 0;
         if sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK) == 0 {
@@ -123,17 +127,31 @@ impl Links {
         }
         let i = self.chains.recycle_or(|_| Chain {
             pending: VecDeque::new(),
-            state: ChainState::Running,
+            prep: VecDeque::new(),
+            prep_failed: false,
+            state: ChainState::Ok,
             building: false,
             head_op: None,
         });
         let ch = ChainId::from_index(i);
         let c = self.chains.at_mut(i);
         c.pending.clear();
+        c.prep.clear();
+        c.pending.push_back(*sqe);
+        c.prep.push_back(prep);
+        c.prep_failed = prep.is_some();
+        c.state = ChainState::Ok;
+        c.head_op = None;
         c.building = true;
+        self.queued += 1;
         self.building = Some(ch);
-        self.run(ch);
         Some(ch)
+    }
+
+    /// The opcode of the last SQE of the chain being built.
+    pub(crate) fn last_opcode(&self) -> Option<u8> {
+        let ch = self.building?;
+        self.chains.at(ch.index()).pending.back().map(|s| s.opcode)
     }
 
     /// The chain's next request is about to be issued.
@@ -160,36 +178,92 @@ impl Links {
         }
     }
 
-    /// Appends `sqe` to the chain being built.
-    pub(crate) fn append(&mut self, sqe: &Sqe) -> Appended {
+    /// Appends `sqe` (`prep`: its prep error) to the chain being built.
+    /// Returns the chain if `sqe` ends it: flush it ([`Links::flush`]).
+    pub(crate) fn append(&mut self, sqe: &Sqe, prep: Option<Errno>) -> Option<ChainId> {
         let ch = self.building.expect("append only while building");
-        let last = sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK) == 0;
-        if last {
-            self.building = None;
-            self.chains.at_mut(ch.index()).building = false;
-        }
         let c = self.chains.at_mut(ch.index());
-        let r = match c.state {
-            ChainState::Failed => Appended::Cancel,
-            ChainState::Ok if sqe.opcode == IORING_OP_LINK_TIMEOUT => Appended::Expired,
-            ChainState::Ok => {
-                self.run(ch);
-                Appended::Issue(ch)
+        if sqe.flags & IOSQE_IO_DRAIN != 0 {
+            // Linux's io_init_drain: a DRAIN member drains its whole chain.
+            if let Some(head) = c.pending.front_mut() {
+                head.flags |= IOSQE_IO_DRAIN;
             }
-            ChainState::Running => match c.head_op {
-                Some(head) if sqe.opcode == IORING_OP_LINK_TIMEOUT && c.pending.is_empty() => {
-                    Appended::ArmTimeout(head)
-                }
-                _ => {
-                    c.pending.push_back(*sqe);
-                    Appended::Queued
-                }
-            },
-        };
-        if last {
-            self.maybe_free(ch);
         }
-        r
+        c.pending.push_back(*sqe);
+        c.prep.push_back(prep);
+        c.prep_failed |= prep.is_some();
+        self.queued += 1;
+        if sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK) == 0 {
+            self.building = None;
+            return Some(ch);
+        }
+        None
+    }
+
+    /// Chains end at the submission boundary: the chain being built, if
+    /// any, to flush.
+    pub(crate) fn end_building(&mut self) -> Option<ChainId> {
+        self.building.take()
+    }
+
+    /// Chain `ch` is complete. If a member failed its prep checks, every
+    /// SQE goes to `fail` with its result (the head's and the other good
+    /// members' `-ECANCELED`, a failed member's own error) and whether its
+    /// CQE is posted (only the head's when the head has
+    /// `IOSQE_CQE_SKIP_SUCCESS`, as Linux skips the link CQEs of a failed
+    /// request that had it); otherwise its head is issued.
+    pub(crate) fn flush(&mut self, ch: ChainId, mut fail: impl FnMut(&Sqe, i32, bool)) -> Next {
+        let c = self.chains.at_mut(ch.index());
+        c.building = false;
+        if !c.prep_failed {
+            c.prep.clear();
+            if c.pending
+                .front()
+                .is_some_and(|h| h.flags & IOSQE_IO_DRAIN != 0)
+            {
+                // Nothing after a draining chain starts before it completed.
+                self.drain_next = true;
+            }
+            return self.advance(ch, true, false, |_, _| {});
+        }
+        let skip = c
+            .pending
+            .front()
+            .is_some_and(|h| h.flags & IOSQE_CQE_SKIP_SUCCESS != 0);
+        let mut first = true;
+        while let (Some(s), Some(p)) = (c.pending.pop_front(), c.prep.pop_front()) {
+            self.queued -= 1;
+            let res = p.unwrap_or(errno::ECANCELED).as_res();
+            fail(&s, res, first || !skip);
+            first = false;
+        }
+        c.state = ChainState::Failed;
+        self.maybe_free(ch);
+        Next::Idle
+    }
+
+    /// Whether chain `ch` (complete, not yet flushed) must wait behind the
+    /// requests before it: a member had `IOSQE_IO_DRAIN` (Linux drains the
+    /// whole chain) and, of the `in_flight` requests, some are not its own.
+    pub(crate) fn must_wait(&self, ch: ChainId, in_flight: usize) -> bool {
+        let c = self.chains.at(ch.index());
+        c.pending
+            .front()
+            .is_some_and(|h| h.flags & IOSQE_IO_DRAIN != 0)
+            && in_flight > c.pending.len()
+    }
+
+    /// Puts complete chain `ch` back behind the drain barrier, at its front
+    /// (its head carrying `IOSQE_IO_DRAIN`): it is rebuilt when released.
+    pub(crate) fn requeue(&mut self, ch: ChainId) {
+        let c = self.chains.at_mut(ch.index());
+        c.building = false;
+        c.prep.clear();
+        while let Some(s) = c.pending.pop_back() {
+            self.queued -= 1;
+            self.drain_q.push_front(s);
+        }
+        self.maybe_free(ch);
     }
 
     fn maybe_free(&mut self, ch: ChainId) {
@@ -202,35 +276,41 @@ impl Links {
     /// After chain `ch`'s next request was issued from `pending`: if it
     /// parked and a LINK_TIMEOUT waits right behind it, that timeout guards
     /// it now (take it and arm it on the op returned). A request that
-    /// completed at once leaves the timeout to [`Next::Expired`].
-    pub(crate) fn take_link_timeout(&mut self, ch: ChainId) -> Option<(Sqe, OpId)> {
+    /// completed at once (even after parking: `live` says whether an op
+    /// is still in flight) leaves the timeout to [`Next::Expired`].
+    pub(crate) fn take_link_timeout(
+        &mut self,
+        ch: ChainId,
+        live: impl FnOnce(OpId) -> bool,
+    ) -> Option<(Sqe, OpId)> {
         let c = self.chains.at_mut(ch.index());
-        let head = c.head_op?;
+        let head = c.head_op.filter(|&h| live(h))?;
         if c.state != ChainState::Running || c.pending.front()?.opcode != IORING_OP_LINK_TIMEOUT {
             return None;
         }
         let sqe = c.pending.pop_front()?;
+        self.queued -= 1;
         Some((sqe, head))
-    }
-
-    /// Chains end at the submission boundary.
-    pub(crate) fn end_building(&mut self) {
-        if let Some(ch) = self.building.take() {
-            self.chains.at_mut(ch.index()).building = false;
-            self.maybe_free(ch);
-        }
     }
 
     /// Chain `ch`'s head completed (`ok`: the chain goes on). On failure
     /// every waiting SQE is handed to `cancel` (complete it with
-    /// `-ECANCELED`).
-    pub(crate) fn advance(&mut self, ch: ChainId, ok: bool, mut cancel: impl FnMut(&Sqe)) -> Next {
+    /// `-ECANCELED`), with whether its CQE is posted (not when the failed
+    /// request had `IOSQE_CQE_SKIP_SUCCESS`: `skip_links`).
+    pub(crate) fn advance(
+        &mut self,
+        ch: ChainId,
+        ok: bool,
+        skip_links: bool,
+        mut cancel: impl FnMut(&Sqe, bool),
+    ) -> Next {
         let c = self.chains.at_mut(ch.index());
         c.head_op = None;
         if !ok {
             c.state = ChainState::Failed;
             while let Some(s) = c.pending.pop_front() {
-                cancel(&s);
+                self.queued -= 1;
+                cancel(&s, !skip_links);
             }
             self.maybe_free(ch);
             return Next::Idle;
@@ -241,10 +321,14 @@ impl Links {
                 self.maybe_free(ch);
                 Next::Idle
             }
-            Some(next) if next.opcode == IORING_OP_LINK_TIMEOUT => Next::Expired(next),
             Some(next) => {
-                self.run(ch);
-                Next::Issue(next, ch)
+                self.queued -= 1;
+                if next.opcode == IORING_OP_LINK_TIMEOUT {
+                    Next::Expired(next)
+                } else {
+                    self.run(ch);
+                    Next::Issue(next, ch)
+                }
             }
         }
     }
@@ -287,81 +371,129 @@ mod tests {
 
     const LINK: u8 = IOSQE_IO_LINK;
 
+    /// Flushes chain `ch` expecting its head to be issued; returns it.
+    fn flush_issue(l: &mut Links, ch: ChainId) -> u64 {
+        match l.flush(ch, |_, _, _| panic!("nothing fails")) {
+            Next::Issue(s, c) => {
+                assert_eq!(c, ch);
+                s.user_data
+            }
+            n => panic!("{n:?}"),
+        }
+    }
+
     #[test]
-    fn a_chain_issues_in_order_on_success() {
+    fn a_chain_is_held_until_complete_then_issues_in_order() {
         let mut l = Links::default();
         let head = sqe(IORING_OP_NOP, LINK, 1);
-        let ch = l.start(&head).expect("linked head opens a chain");
-        l.set_issuing(Some(ch));
-        l.parked(OpId::from_index(0));
-        l.set_issuing(None);
-        assert_eq!(l.route(&sqe(IORING_OP_NOP, 0, 2), 1), Route::Append);
-        assert_eq!(l.append(&sqe(IORING_OP_NOP, LINK, 2)), Appended::Queued);
-        assert_eq!(l.append(&sqe(IORING_OP_NOP, 0, 3)), Appended::Queued);
+        let ch = l.start(&head, None).expect("linked head opens a chain");
+        assert_eq!(l.route(&sqe(IORING_OP_NOP, 0, 2), 0), Route::Append);
+        assert_eq!(l.append(&sqe(IORING_OP_NOP, LINK, 2), None), None);
+        assert_eq!(l.append(&sqe(IORING_OP_NOP, 0, 3), None), Some(ch));
         assert!(!l.building());
-        match l.advance(ch, true, |_| panic!("nothing cancelled")) {
+        assert_eq!(l.queued(), 3);
+        assert_eq!(flush_issue(&mut l, ch), 1);
+        match l.advance(ch, true, false, |_, _| panic!("nothing cancelled")) {
             Next::Issue(s, c) => assert_eq!((s.user_data, c), (2, ch)),
             n => panic!("{n:?}"),
         }
-        match l.advance(ch, true, |_| panic!()) {
+        match l.advance(ch, true, false, |_, _| panic!()) {
             Next::Issue(s, _) => assert_eq!(s.user_data, 3),
             n => panic!("{n:?}"),
         }
-        assert_eq!(l.advance(ch, true, |_| panic!()), Next::Idle);
+        assert_eq!(l.advance(ch, true, false, |_, _| panic!()), Next::Idle);
+        assert_eq!(l.queued(), 0);
     }
 
     #[test]
     fn a_failure_cancels_the_rest() {
         let mut l = Links::default();
-        let ch = l.start(&sqe(IORING_OP_NOP, LINK, 1)).unwrap();
-        l.append(&sqe(IORING_OP_NOP, LINK, 2));
-        l.append(&sqe(IORING_OP_NOP, 0, 3));
+        let ch = l.start(&sqe(IORING_OP_NOP, LINK, 1), None).unwrap();
+        l.append(&sqe(IORING_OP_NOP, LINK, 2), None);
+        l.append(&sqe(IORING_OP_NOP, 0, 3), None);
+        flush_issue(&mut l, ch);
         let mut cancelled = Vec::new();
         assert_eq!(
-            l.advance(ch, false, |s| cancelled.push(s.user_data)),
+            l.advance(ch, false, false, |s, post| cancelled
+                .push((s.user_data, post))),
             Next::Idle
         );
-        assert_eq!(cancelled, vec![2, 3]);
+        assert_eq!(cancelled, vec![(2, true), (3, true)]);
+        assert_eq!(l.queued(), 0);
     }
 
     #[test]
-    fn sqes_after_a_failed_chain_head_are_cancelled_as_they_arrive() {
+    fn a_failure_with_cqe_skip_cancels_the_rest_silently() {
         let mut l = Links::default();
-        let ch = l.start(&sqe(IORING_OP_NOP, LINK, 1)).unwrap();
-        // The head failed at once, before the next SQE arrived.
-        assert_eq!(l.advance(ch, false, |_| {}), Next::Idle);
-        assert_eq!(l.append(&sqe(IORING_OP_NOP, 0, 2)), Appended::Cancel);
+        let ch = l.start(&sqe(IORING_OP_NOP, LINK, 1), None).unwrap();
+        l.append(&sqe(IORING_OP_NOP, 0, 2), None);
+        flush_issue(&mut l, ch);
+        let mut posted = Vec::new();
+        l.advance(ch, false, true, |s, post| posted.push((s.user_data, post)));
+        assert_eq!(posted, vec![(2, false)]);
     }
 
     #[test]
-    fn link_timeout_behind_a_parked_request_is_armed_on_it() {
+    fn a_prep_failure_fails_the_whole_chain() {
         let mut l = Links::default();
-        let ch = l.start(&sqe(IORING_OP_RECV, LINK, 1)).unwrap();
+        let ch = l.start(&sqe(IORING_OP_NOP, LINK, 1), None).unwrap();
+        l.append(&sqe(IORING_OP_LAST, LINK, 2), Some(errno::EINVAL));
+        assert_eq!(l.append(&sqe(IORING_OP_NOP, 0, 3), None), Some(ch));
+        let mut got = Vec::new();
+        let n = l.flush(ch, |s, res, post| got.push((s.user_data, res, post)));
+        assert_eq!(n, Next::Idle);
+        let (c, i) = (errno::ECANCELED.as_res(), errno::EINVAL.as_res());
+        assert_eq!(got, vec![(1, c, true), (2, i, true), (3, c, true)]);
+        assert_eq!(l.queued(), 0);
+    }
+
+    #[test]
+    fn link_timeout_behind_a_parked_head_is_armed_on_it() {
+        let mut l = Links::default();
+        let ch = l.start(&sqe(IORING_OP_RECV, LINK, 1), None).unwrap();
+        l.append(&sqe(IORING_OP_LINK_TIMEOUT, 0, 2), None);
+        assert_eq!(flush_issue(&mut l, ch), 1);
         let op = OpId::from_index(7);
         l.set_issuing(Some(ch));
         l.parked(op);
         l.set_issuing(None);
-        assert_eq!(
-            l.append(&sqe(IORING_OP_LINK_TIMEOUT, 0, 2)),
-            Appended::ArmTimeout(op)
-        );
+        let (t, target) = l.take_link_timeout(ch, |_| true).expect("armed");
+        assert_eq!((t.user_data, target), (2, op));
+    }
+
+    #[test]
+    fn link_timeout_behind_a_head_that_completed_at_once_expires() {
+        let mut l = Links::default();
+        let ch = l.start(&sqe(IORING_OP_RECV, LINK, 1), None).unwrap();
+        l.append(&sqe(IORING_OP_LINK_TIMEOUT, 0, 2), None);
+        flush_issue(&mut l, ch);
+        l.set_issuing(Some(ch));
+        l.parked(OpId::from_index(3));
+        l.set_issuing(None);
+        // The op parked and completed within its issue.
+        assert_eq!(l.take_link_timeout(ch, |_| false), None);
+        match l.advance(ch, true, false, |_, _| panic!()) {
+            Next::Expired(s) => assert_eq!(s.user_data, 2),
+            n => panic!("{n:?}"),
+        }
     }
 
     #[test]
     fn link_timeout_behind_a_later_request_is_armed_when_it_runs() {
         let mut l = Links::default();
-        let ch = l.start(&sqe(IORING_OP_RECV, LINK, 1)).unwrap();
+        let ch = l.start(&sqe(IORING_OP_RECV, LINK, 1), None).unwrap();
+        l.append(&sqe(IORING_OP_RECV, LINK, 2), None);
+        l.append(&sqe(IORING_OP_LINK_TIMEOUT, 0, 3), None);
+        flush_issue(&mut l, ch);
         l.set_issuing(Some(ch));
         l.parked(OpId::from_index(0));
         l.set_issuing(None);
-        assert_eq!(l.append(&sqe(IORING_OP_RECV, LINK, 2)), Appended::Queued);
         assert_eq!(
-            l.append(&sqe(IORING_OP_LINK_TIMEOUT, 0, 3)),
-            Appended::Queued,
-            "behind the second request, not the running one"
+            l.take_link_timeout(ch, |_| true),
+            None,
+            "the first has none"
         );
-        assert_eq!(l.take_link_timeout(ch), None, "the first has no timeout");
-        let Next::Issue(s, _) = l.advance(ch, true, |_| panic!()) else {
+        let Next::Issue(s, _) = l.advance(ch, true, false, |_, _| panic!()) else {
             panic!("the second request runs");
         };
         assert_eq!(s.user_data, 2);
@@ -369,30 +501,19 @@ mod tests {
         l.set_issuing(Some(ch));
         l.parked(op);
         l.set_issuing(None);
-        let (t, target) = l.take_link_timeout(ch).expect("armed on it");
+        let (t, target) = l.take_link_timeout(ch, |_| true).expect("armed on it");
         assert_eq!((t.user_data, target), (3, op));
-        assert_eq!(l.advance(ch, true, |_| panic!()), Next::Idle);
-    }
-
-    #[test]
-    fn link_timeout_behind_a_finished_request_never_fires() {
-        let mut l = Links::default();
-        let ch = l.start(&sqe(IORING_OP_NOP, LINK, 1)).unwrap();
-        // The NOP completed at once: the chain is Ok when the timeout comes.
-        assert_eq!(l.advance(ch, true, |_| {}), Next::Idle);
-        assert_eq!(
-            l.append(&sqe(IORING_OP_LINK_TIMEOUT, 0, 2)),
-            Appended::Expired
-        );
+        assert_eq!(l.advance(ch, true, false, |_, _| panic!()), Next::Idle);
     }
 
     #[test]
     fn a_chain_ends_at_the_submission_boundary() {
         let mut l = Links::default();
-        l.start(&sqe(IORING_OP_NOP, LINK, 1)).unwrap();
+        let ch = l.start(&sqe(IORING_OP_NOP, LINK, 1), None).unwrap();
         assert!(l.building());
-        l.end_building();
+        assert_eq!(l.end_building(), Some(ch));
         assert!(!l.building());
+        assert_eq!(flush_issue(&mut l, ch), 1);
         assert_eq!(l.route(&sqe(IORING_OP_NOP, 0, 2), 1), Route::Start);
     }
 
@@ -417,13 +538,13 @@ mod tests {
         let mut l = Links::default();
         let d = sqe(IORING_OP_NOP, IOSQE_IO_DRAIN, 1);
         assert_eq!(l.route(&d, 0), Route::Start);
-        let _ = l.start(&d);
+        let _ = l.start(&d, None);
         let after = sqe(IORING_OP_NOP, 0, 2);
         assert_eq!(l.route(&after, 1), Route::Hold, "the drain runs");
         l.hold(after);
         assert_eq!(l.release_drained(1), None);
         assert_eq!(l.release_drained(0).map(|s| s.user_data), Some(2));
-        let _ = l.start(&after);
+        let _ = l.start(&after, None);
         assert_eq!(l.route(&sqe(IORING_OP_NOP, 0, 3), 1), Route::Start);
     }
 }

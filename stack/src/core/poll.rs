@@ -246,6 +246,23 @@ impl Core {
     }
 
     pub(crate) fn op_cancel(&mut self, sub: &Submission, m: CancelMatch) -> OpResult {
+        // As the kernel: the canceller's CQE first, then each target's -ECANCELED.
+        self.cancel_where(m, |core, n| match (n, m.all) {
+            (0, false) => core.complete(sub, errno::ENOENT.as_res(), 0),
+            (_, true) => core.complete(sub, n as i32, 0),
+            (_, false) => core.complete(sub, 0, 0),
+        });
+        Ok(None)
+    }
+
+    /// Cancels the requests `m` matches (the first, or with `all` every
+    /// one), each completing `-ECANCELED`, after calling `first` with how
+    /// many that is. Returns it.
+    pub(crate) fn cancel_where(
+        &mut self,
+        m: CancelMatch,
+        first: impl FnOnce(&mut Self, usize),
+    ) -> usize {
         // As the kernel: a LINK_TIMEOUT is not a target (it ends with the
         // request it guards; IORING_LINK_TIMEOUT_UPDATE is how to reach it).
         self.find_op(|op| {
@@ -258,12 +275,7 @@ impl Core {
         } else {
             found.len().min(1)
         };
-        // As the kernel: the canceller's CQE first, then each target's -ECANCELED.
-        match (n, m.all) {
-            (0, false) => self.complete(sub, errno::ENOENT.as_res(), 0),
-            (_, true) => self.complete(sub, n as i32, 0),
-            (_, false) => self.complete(sub, 0, 0),
-        }
+        first(self, n);
         let mut gens = std::mem::take(&mut self.found_gen);
         gens.clear();
         gens.extend(found[..n].iter().map(|&id| self.cq.ops.gen(id)));
@@ -277,6 +289,6 @@ impl Core {
         found.clear();
         self.found = found;
         self.found_gen = gens;
-        Ok(None)
+        n
     }
 }

@@ -238,6 +238,45 @@ impl Core {
                 self.regbufs = RegBufs::default();
                 Ok(0)
             }
+            IORING_UNREGISTER_PBUF_RING => {
+                // io_unregister_pbuf_ring: an `io_uring_buf_reg` (ring_addr,
+                // ring_entries, bgid, flags, 3 reserved words); flags must be
+                // 0 (Linux 6.18 does not look at the reserved words:
+                // `bufring_unregister_in_use`); only the group id counts.
+                if arg == 0 || nr != 1 {
+                    return Err(errno::EINVAL);
+                }
+                let reg: [u64; 5] = usermem::read(arg)?;
+                let (bgid, flags) = ((reg[1] >> 32) as u16, (reg[1] >> 48) as u16);
+                if flags != 0 {
+                    return Err(errno::EINVAL);
+                }
+                self.bufs.unregister(bgid).map(|()| 0)
+            }
+            IORING_REGISTER_SYNC_CANCEL => {
+                if arg == 0 || nr != 1 {
+                    return Err(errno::EINVAL);
+                }
+                self.sync_cancel(arg)
+            }
+            IORING_REGISTER_PBUF_STATUS => {
+                // io_register_pbuf_status: `io_uring_buf_status` (group,
+                // head out, 8 reserved words that must be 0); the group must
+                // be a buffer ring; its head (buffers consumed) is written.
+                if arg == 0 || nr != 1 {
+                    return Err(errno::EINVAL);
+                }
+                let st: [u32; 10] = usermem::read(arg)?;
+                if st[2..].iter().any(|&w| w != 0) {
+                    return Err(errno::EINVAL);
+                }
+                let head = u16::try_from(st[0])
+                    .ok()
+                    .and_then(|g| self.bufs.ring_status(g))
+                    .ok_or(errno::ENOENT)??;
+                usermem::write(arg + 4, u32::from(head))?;
+                Ok(0)
+            }
             IORING_REGISTER_PROBE => {
                 if arg == 0 || nr > 256 {
                     return Err(errno::EINVAL);
@@ -245,6 +284,37 @@ impl Core {
                 probe(arg, nr)
             }
             _ => Err(errno::EINVAL),
+        }
+    }
+
+    /// `IORING_REGISTER_SYNC_CANCEL` (`io_sync_cancel`) of the
+    /// `io_uring_sync_cancel_reg` at `arg` (64 B: `addr`, `fd`, `flags`,
+    /// a timeout, `opcode`, 7 + 24 pad bytes that must be 0): unknown flags
+    /// `-EINVAL`; with FD a socket that is not open `-EBADF` (a slot with
+    /// FD_FIXED: empty `-EBADF`); then the requests are cancelled as by an
+    /// ASYNC_CANCEL with those keys, their `-ECANCELED` CQEs posted before
+    /// the call returns: 0, `-ENOENT` when nothing matched, with ALL or ANY
+    /// the count. Nothing in ringline runs where a cancel cannot reach it,
+    /// so the timeout (how long Linux waits for `-EALREADY` requests) is
+    /// never needed.
+    fn sync_cancel(&mut self, arg: u64) -> Result<u32, Errno> {
+        let w: [u64; 8] = usermem::read(arg)?;
+        let (fd, flags) = (w[1] as u32 as i32, (w[1] >> 32) as u32);
+        let opcode = w[4] as u8;
+        if flags & !super::request::CANCEL_FLAGS != 0 || w[4] >> 8 != 0 || w[5..] != [0; 3] {
+            return Err(errno::EINVAL);
+        }
+        let m = super::request::cancel_keys(flags, w[0], fd, opcode, false);
+        let mut m = self.cancel_file(m)?;
+        if m.any {
+            // ANY matches every request, whatever the fd named.
+            m.fd = None;
+        }
+        let n = self.cancel_where(m, |_, _| {});
+        match (n, m.all) {
+            (_, true) => Ok(n as u32),
+            (0, false) => Err(errno::ENOENT),
+            _ => Ok(0),
         }
     }
 

@@ -5,7 +5,7 @@
 
 use ringline_ring::abi::*;
 
-use super::links::{Appended, Next, Route};
+use super::links::{Next, Route};
 use super::request::{
     needs_file, Recv, RecvKind, Request, RwFixed, Send, SendData, SendKind, Submission,
 };
@@ -14,6 +14,11 @@ use crate::errno;
 
 impl Core {
     /// Takes every SQE the application published. Returns how many.
+    ///
+    /// As in Linux, every SQE of the submission is taken (and every chain
+    /// head issued) before any chain moves on to its next request: Linux
+    /// queues a chain's next request as task work, which runs after
+    /// `io_submit_sqes`.
     pub(crate) fn process_sqes(&mut self) -> usize {
         if self.backlog_full() {
             // No new work until the application reaps (see `max_cq_backlog`).
@@ -28,41 +33,64 @@ impl Core {
             self.cq.ring.sq_commit();
             self.stats.sqes += n as u64;
         }
-        self.links.end_building();
+        if let Some(ch) = self.links.end_building() {
+            self.flush_chain(ch);
+        }
+        self.pump_chains();
         n
+    }
+
+    /// Requests submitted and not yet completed: ops in flight and SQEs
+    /// waiting in chains (what a drain barrier waits for).
+    #[inline]
+    fn in_flight(&self) -> usize {
+        self.cq.ops.live() + self.links.queued()
     }
 
     /// Takes one SQE from the submission.
     fn accept_sqe(&mut self, sqe: Sqe) {
-        match self.links.route(&sqe, self.cq.ops.live()) {
+        match self.links.route(&sqe, self.in_flight()) {
             Route::Append => self.append(&sqe),
             Route::Hold => self.links.hold(sqe),
             Route::Start => self.start(&sqe),
         }
-        self.pump_chains();
     }
 
-    /// Issues a new request, in a new chain if it links to the next SQE.
+    /// Issues a new request, or opens a chain with it if it links to the
+    /// next SQE (issued when the chain is complete).
     fn start(&mut self, sqe: &Sqe) {
-        let chain = self.links.start(sqe);
-        self.issue_in(sqe, chain);
+        let prep = if sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK) != 0 {
+            link_prep(sqe, None)
+        } else {
+            None
+        };
+        if self.links.start(sqe, prep).is_none() {
+            self.issue_in(sqe, None);
+        }
     }
 
-    /// Appends an SQE to the chain being built.
+    /// Appends an SQE to the chain being built; flushes the chain if it ends.
     fn append(&mut self, sqe: &Sqe) {
-        match self.links.append(sqe) {
-            Appended::Cancel => self.cq.post_error(sqe.user_data, errno::ECANCELED),
-            Appended::Expired => self.cq.post(sqe.user_data, errno::ECANCELED.as_res(), 0),
-            Appended::Issue(ch) => {
-                // A link after one that completed: Linux issues it from
-                // task work too.
-                let was = std::mem::replace(&mut self.released, true);
-                self.issue_in(sqe, Some(ch));
-                self.released = was;
-            }
-            Appended::ArmTimeout(head) => self.link_timeout(sqe, head),
-            Appended::Queued => {}
+        let prep = link_prep(sqe, self.links.last_opcode());
+        if let Some(ch) = self.links.append(sqe, prep) {
+            self.flush_chain(ch);
         }
+    }
+
+    /// A chain is complete: issue its head, or fail it whole.
+    fn flush_chain(&mut self, ch: crate::ids::ChainId) {
+        if self.links.must_wait(ch, self.in_flight()) {
+            self.links.requeue(ch);
+            return;
+        }
+        let cq = &mut self.cq;
+        let next = self.links.flush(ch, |s, res, post| {
+            cq.op_errors += 1;
+            if post {
+                cq.post(s.user_data, res, 0);
+            }
+        });
+        self.carry_out(next, ch, false);
     }
 
     /// Advances chains whose head completed (iteratively: long chains of
@@ -75,27 +103,42 @@ impl Core {
     }
 
     fn advance_chains(&mut self) {
-        while let Some(ev) = self.cq.events.pop() {
+        while let Some(ev) = self.cq.events.pop_front() {
             let cq = &mut self.cq;
-            let next = self.links.advance(ev.chain, ev.ok, |s| {
-                cq.post_error(s.user_data, errno::ECANCELED)
-            });
-            match next {
-                Next::Idle => {}
-                Next::Expired(sqe) => {
-                    self.cq.post(sqe.user_data, errno::ECANCELED.as_res(), 0);
-                    self.cq.events.push(super::complete::ChainEvent {
-                        chain: ev.chain,
-                        ok: true,
-                    });
-                }
-                Next::Issue(sqe, ch) => {
-                    self.released = true;
-                    self.issue_in(&sqe, Some(ch));
-                    self.released = false;
-                    if let Some((lt, target)) = self.links.take_link_timeout(ch) {
-                        self.link_timeout(&lt, target);
+            let next = self
+                .links
+                .advance(ev.chain, ev.ok, ev.skip_links, |s, post| {
+                    cq.op_errors += 1;
+                    if post {
+                        cq.post(s.user_data, errno::ECANCELED.as_res(), 0);
                     }
+                });
+            self.carry_out(next, ev.chain, true);
+        }
+    }
+
+    /// Carries out what chain `chain` does next.
+    fn carry_out(&mut self, next: Next, chain: crate::ids::ChainId, released: bool) {
+        match next {
+            Next::Idle => {}
+            Next::Expired(sqe) => {
+                self.cq.post(sqe.user_data, errno::ECANCELED.as_res(), 0);
+                self.cq.events.push_back(super::complete::ChainEvent {
+                    chain,
+                    ok: true,
+                    skip_links: false,
+                });
+            }
+            Next::Issue(sqe, ch) => {
+                // A member after its head (or a drained chain's head) is
+                // released, not taken from the SQ (see `Core::released`).
+                let now = released || self.released;
+                let was = std::mem::replace(&mut self.released, now);
+                self.issue_in(&sqe, Some(ch));
+                self.released = was;
+                let ops = &self.cq.ops;
+                if let Some((lt, target)) = self.links.take_link_timeout(ch, |op| ops.is_live(op)) {
+                    self.link_timeout(&lt, target);
                 }
             }
         }
@@ -111,17 +154,26 @@ impl Core {
     }
 
     fn drain_held(&mut self) {
-        while let Some(sqe) = self.links.release_drained(self.cq.ops.live()) {
+        loop {
+            // What a drain releases is issued as Linux issues it, from task
+            // work (see `Core::released`).
             self.released = true;
-            if self.links.building() {
-                self.append(&sqe);
-            } else {
-                self.start(&sqe);
+            while let Some(sqe) = self.links.release_drained(self.in_flight()) {
+                if self.links.building() {
+                    self.append(&sqe);
+                } else {
+                    self.start(&sqe);
+                }
+            }
+            if let Some(ch) = self.links.end_building() {
+                self.flush_chain(ch);
             }
             self.released = false;
+            if self.cq.events.is_empty() {
+                break;
+            }
             self.pump_chains();
         }
-        self.links.end_building();
     }
 
     /// Issues `sqe` as a request of `chain` (if any).
@@ -247,7 +299,7 @@ impl Core {
     /// `IORING_ASYNC_CANCEL_FD`'s file, as `io_async_cancel` looks it up at
     /// issue: a slot with `FD_FIXED` (or `IOSQE_FIXED_FILE`), else an fd;
     /// none `-EBADF`. Requests match on the socket, however they named it.
-    fn cancel_file(
+    pub(crate) fn cancel_file(
         &self,
         mut m: super::request::CancelMatch,
     ) -> Result<super::request::CancelMatch, errno::Errno> {
@@ -336,6 +388,30 @@ impl Core {
             Ok(_) => unreachable!("a LINK_TIMEOUT SQE decodes to one"),
             Err(e) => self.cq.post_error(sqe.user_data, e),
         }
+    }
+}
+
+/// The error Linux's prep (`io_init_req`) gives `sqe` as a chain member
+/// after an SQE of opcode `prev` (`None`: it is the chain's head), which
+/// fails the whole chain before anything in it runs: the decoder's checks,
+/// and for a LINK_TIMEOUT its timespec (`-EFAULT`, negative `-EINVAL`),
+/// then not following a request, or following another LINK_TIMEOUT
+/// (`-EINVAL`).
+///
+/// An opcode Linux has and ringline does not support fails when issued
+/// (`-EOPNOTSUPP`), as a request that ran and failed, not at prep.
+fn link_prep(sqe: &Sqe, prev: Option<u8>) -> Option<errno::Errno> {
+    if sqe.opcode < IORING_OP_LAST && !super::request::supported(sqe.opcode) {
+        return None;
+    }
+    match Request::decode(sqe) {
+        Err(e) => Some(e),
+        Ok(Request::LinkTimeout(spec)) => match super::timeouts::read_timespec_us(spec.ts_addr) {
+            Err(e) => Some(e),
+            Ok(_) if prev.is_none_or(|p| p == IORING_OP_LINK_TIMEOUT) => Some(errno::EINVAL),
+            Ok(_) => None,
+        },
+        Ok(_) => None,
     }
 }
 

@@ -75,10 +75,12 @@ impl Timeouts {
 }
 
 /// Reads the application's `__kernel_timespec` at `addr` as µs: `EFAULT`
-/// for a bad address, `EINVAL` for a negative or unnormalised time.
-fn read_timespec_us(addr: u64) -> Result<u64, Errno> {
+/// for a bad address, `EINVAL` for a negative second or nanosecond. As in
+/// Linux (`io_timeout_prep` checks only the signs), a nanosecond count of a
+/// second or more is not an error: it adds up (`{0, 1_000_000_000}` is 1 s).
+pub(crate) fn read_timespec_us(addr: u64) -> Result<u64, Errno> {
     let ts: [i64; 2] = usermem::read(addr)?;
-    if ts[0] < 0 || !(0..1_000_000_000).contains(&ts[1]) {
+    if ts[0] < 0 || ts[1] < 0 {
         return Err(errno::EINVAL);
     }
     Ok((ts[0] as u64)
@@ -334,11 +336,13 @@ mod tests {
             read_timespec_us(&neg as *const _ as u64),
             Err(errno::EINVAL)
         );
-        let unnorm: [i64; 2] = [0, 1_000_000_000];
+        let neg_ns: [i64; 2] = [0, -1];
         assert_eq!(
-            read_timespec_us(&unnorm as *const _ as u64),
+            read_timespec_us(&neg_ns as *const _ as u64),
             Err(errno::EINVAL)
         );
+        let unnorm: [i64; 2] = [0, 1_000_000_000];
+        assert_eq!(read_timespec_us(&unnorm as *const _ as u64), Ok(1_000_000));
         assert_eq!(read_timespec_us(0), Err(errno::EFAULT));
     }
 }

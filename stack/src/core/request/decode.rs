@@ -763,14 +763,17 @@ fn decode_poll_remove(sqe: &Sqe) -> Result<Request, Errno> {
     })
 }
 
+/// Every cancel flag Linux knows (`CANCEL_FLAGS`).
+pub(crate) const CANCEL_FLAGS: u32 = IORING_ASYNC_CANCEL_ALL
+    | IORING_ASYNC_CANCEL_FD
+    | IORING_ASYNC_CANCEL_ANY
+    | IORING_ASYNC_CANCEL_FD_FIXED
+    | IORING_ASYNC_CANCEL_USERDATA
+    | IORING_ASYNC_CANCEL_OP;
+
 fn decode_cancel(sqe: &Sqe) -> Result<Request, Errno> {
     let flags = sqe.op_flags;
-    let known = IORING_ASYNC_CANCEL_ALL
-        | IORING_ASYNC_CANCEL_FD
-        | IORING_ASYNC_CANCEL_ANY
-        | IORING_ASYNC_CANCEL_FD_FIXED
-        | IORING_ASYNC_CANCEL_USERDATA
-        | IORING_ASYNC_CANCEL_OP;
+    let known = CANCEL_FLAGS;
     // io_async_cancel_prep: off and splice_fd_in must be 0; unknown
     // cancel_flags.
     if sqe.off != 0 || sqe.file_index != 0 || flags & !known != 0 {
@@ -779,8 +782,6 @@ fn decode_cancel(sqe: &Sqe) -> Result<Request, Errno> {
     let any = flags & IORING_ASYNC_CANCEL_ANY != 0;
     let by_fd = flags & IORING_ASYNC_CANCEL_FD != 0;
     let by_op = flags & IORING_ASYNC_CANCEL_OP != 0;
-    // user_data is the key unless FD or OP say otherwise (USERDATA adds it back).
-    let by_ud = !any && (!(by_fd || by_op) || flags & IORING_ASYNC_CANCEL_USERDATA != 0);
     // io_async_cancel_prep: ANY matches everything, so neither FD nor OP
     // may join it. The OP key must be an opcode (ringline's check).
     if any && (by_fd || by_op) || by_op && sqe.len >= u32::from(IORING_OP_LAST) {
@@ -788,15 +789,35 @@ fn decode_cancel(sqe: &Sqe) -> Result<Request, Errno> {
     }
     // io_async_cancel: with FD the fd is looked up at issue, a file-table
     // slot with FD_FIXED or IOSQE_FIXED_FILE (-EBADF if none).
-    Ok(Request::Cancel(CancelMatch {
-        user_data: by_ud.then_some(sqe.addr),
-        fd: by_fd.then_some(sqe.fd),
-        fd_fixed: by_fd
-            && (flags & IORING_ASYNC_CANCEL_FD_FIXED != 0 || sqe.flags & IOSQE_FIXED_FILE != 0),
-        opcode: by_op.then_some(sqe.len as u8),
+    let fixed = sqe.flags & IOSQE_FIXED_FILE != 0;
+    Ok(Request::Cancel(cancel_keys(
+        flags,
+        sqe.addr,
+        sqe.fd,
+        sqe.len as u8,
+        fixed,
+    )))
+}
+
+/// The keys of an ASYNC_CANCEL or an `IORING_REGISTER_SYNC_CANCEL` with
+/// cancel flags `flags` (checked by the caller), user_data `addr`, `fd` and
+/// opcode `op`; `fixed_file`: the fd is a slot even without FD_FIXED. With
+/// ANY every request matches (Linux's `io_cancel_req_match` looks at no
+/// other key then; ASYNC_CANCEL refuses ANY with FD or OP at prep).
+pub(crate) fn cancel_keys(flags: u32, addr: u64, fd: i32, op: u8, fixed_file: bool) -> CancelMatch {
+    let any = flags & IORING_ASYNC_CANCEL_ANY != 0;
+    let by_fd = flags & IORING_ASYNC_CANCEL_FD != 0;
+    let by_op = flags & IORING_ASYNC_CANCEL_OP != 0;
+    // user_data is the key unless FD or OP say otherwise (USERDATA adds it back).
+    let by_ud = !any && (!(by_fd || by_op) || flags & IORING_ASYNC_CANCEL_USERDATA != 0);
+    CancelMatch {
+        user_data: by_ud.then_some(addr),
+        fd: by_fd.then_some(fd),
+        fd_fixed: by_fd && (flags & IORING_ASYNC_CANCEL_FD_FIXED != 0 || fixed_file),
+        opcode: (by_op && !any).then_some(op),
         any,
         all: any || flags & IORING_ASYNC_CANCEL_ALL != 0,
-    }))
+    }
 }
 
 fn decode_provide_buffers(sqe: &Sqe) -> Result<Request, Errno> {

@@ -571,6 +571,7 @@ pub(crate) struct TimeoutUpdate {
 }
 
 mod decode;
+pub(crate) use decode::{cancel_keys, CANCEL_FLAGS};
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
