@@ -18,6 +18,8 @@ mod cancel;
 mod conn;
 mod flags;
 mod invalid;
+mod net2;
+mod net3;
 mod overflow;
 mod poll;
 mod recv;
@@ -288,6 +290,40 @@ pub fn all() -> Vec<Scenario> {
         sc("sockcmd_queues", "uring_cmd", "URING_CMD SOCKET_URING_OP_SIOCINQ / SIOCOUTQ as the peer sends, on a fresh socket and a listener; fd not open, unknown command, __pad1, unknown uring_cmd_flags", d, m, regs::sockcmd_queues),
         sc("sockcmd_sockopt", "uring_cmd", "URING_CMD GETSOCKOPT / SETSOCKOPT: SOL_SOCKET options set and read back (doubled buffer sizes), read-only options, optlen rules; TCP_NODELAY, TCP_KEEPIDLE/INTVL/CNT and their ranges; unknown level/option, short optlen, null optval, GETSOCKOPT off SOL_SOCKET; a listener's options inherited by the accepted socket", d, m, regs::sockcmd_sockopt),
         sc("overflow_multishot_ends", "overflow", "a multishot ACCEPT firing while the CQ is full and backlogged ends with its socket in the final CQE, behind the backlog", SMALL, m, overflow::multishot_ends),
+        // socket data path, wide (net2, net3)
+        sc("connect_link_send", "connect", "CONNECT linked to a SEND in one submission: the SEND runs once connected", d, m, net2::connect_link_send),
+        sc("connect_refused_retry", "connect", "CONNECT refused, then a retry on the same socket to a listening peer, then data", d, m, net2::connect_refused_retry),
+        sc("connect_refused_then_ops", "connect", "after a refused CONNECT: SEND, RECV, SHUTDOWN, POLL(IN|OUT)", d, m, net2::connect_refused_then_ops),
+        sc("connect_bad_args", "connect", "CONNECT with addrlen 8, 0, an AF_UNIX family, a null address; then a good one", d, m, net2::connect_bad_args),
+        sc("connect_unspec_fresh", "connect", "CONNECT with AF_UNSPEC on a fresh socket", d, m, net2::connect_unspec_fresh),
+        sc("connect_nonblock_socket", "connect", "SOCKET with SOCK_NONBLOCK: CONNECT completes once connected, RECV waits for data", d, m, net2::connect_nonblock_socket),
+        sc("connect_isconn", "connect", "CONNECT on a socket connected through CONNECT and on an accepted one: -EISCONN, the connection still works", d, m, net2::connect_isconn),
+        sc("shutdown_rdwr", "shutdown", "SHUT_RDWR: the peer sees EOF, RECV returns 0, SEND fails", d, m, net2::shutdown_rdwr),
+        sc("shutdown_bad_how", "shutdown", "SHUTDOWN with how 3, -1, 100; the connection unaffected; then SHUT_WR", d, m, net2::shutdown_bad_how),
+        sc("shutdown_twice", "shutdown", "SHUT_WR twice, SHUT_RD twice, then SHUT_RDWR", d, m, net2::shutdown_twice),
+        sc("shutdown_listener", "shutdown", "SHUTDOWN on a listener: SHUT_WR keeps it listening; SHUT_RD ends a pending ACCEPT and refuses new ones", d, m, net2::shutdown_listener),
+        sc("shutdown_half_close_echo", "shutdown", "half-close echo: the peer sends and shuts down, the app reads to EOF, echoes, shuts down", d, m, net2::shutdown_half_close_echo),
+        sc("shutdown_rd_then_data", "shutdown", "SHUT_RD, then the peer sends 10 B: two RECVs", d, m, net2::shutdown_rd_then_data),
+        sc("shutdown_wr_then_sends", "shutdown", "after SHUT_WR: SEND, SENDMSG, WRITE, WRITEV, SEND_ZC", d, m, net2::shutdown_wr_then_sends),
+        sc("reset_then_sends", "send", "after the peer's RST: WRITEV, SENDMSG, SEND, WRITE, SEND_ZC, then RECV", d, m, net2::reset_then_sends),
+        sc("fin_then_recv_repeated", "recv", "after the peer's FIN: RECV x3, RECV(WAITALL), RECVMSG, READ all 0; SEND still reaches the peer", d, m, net2::fin_then_recv_repeated),
+        sc("close_unread_rst", "close", "CLOSE with the peer's bytes unread: the peer sees a reset", d, m, net2::close_unread_rst),
+        sc("close_clean_fin", "close", "SEND 5000 B then CLOSE: the peer reads them then EOF", d, m, net2::close_clean_fin),
+        sc("close_then_ops", "close", "after CLOSE: RECV, SEND, POLL_ADD, SHUTDOWN, CONNECT, CLOSE on the number", d, m, net2::close_then_ops),
+        sc("close_listener_queued", "close", "CLOSE of a listener with two connections queued: both peers see a reset", d, m, net2::close_listener_queued),
+        sc("close_send_then_peer_reset", "close", "CLOSE while a 16 MiB WAITALL SEND waits, then the peer closes unread (RST): the SEND's count", d, m, net2::close_send_then_peer_reset),
+        sc("close_listener_oneshot_accept", "close", "CLOSE with a one-shot ACCEPT pending: it takes the next connection; ACCEPT on the closed number", d, m, net2::close_listener_oneshot_accept),
+        sc("send_flag_variants", "send", "SEND with MSG_WAITALL, MSG_MORE then none, NOSIGNAL|DONTWAIT, MSG_CONFIRM", d, m, net2::send_flag_variants),
+        sc("sendmsg_flag_variants", "send", "SENDMSG with WAITALL, MORE, NOSIGNAL over 1, 3 and 7 iovecs (some empty)", d, m, net2::sendmsg_flag_variants),
+        sc("sendmsg_iov_counts", "send", "SENDMSG with 0, 1024 and 1025 iovecs and a null array", d, m, net2::sendmsg_iov_counts),
+        sc("send_zero_len", "send", "zero-length SEND (buffer, null), SENDMSG of one empty iovec, WRITE of 0 B; then 5 B", d, m, net2::send_zero_len),
+        sc("sendmsg_waitall_large", "send", "SENDMSG of 4 MiB in 16 iovecs with MSG_WAITALL to a reading peer", d, m, net2::sendmsg_waitall_large),
+        sc("send_large_reading_peer", "send", "SEND of 4 MiB without WAITALL to a reading peer: the count moved, exactly those bytes", d, m, net2::send_large_reading_peer),
+        sc("sendmsg_name_tcp", "send", "SENDMSG with msg_name on connected TCP: 16 B, namelen 0, AF_UNIX family, namelen 200", d, m, net2::sendmsg_name_tcp),
+        sc("sendmsg_control", "send", "SENDMSG with msg_control: an IPPROTO_IP cmsg, controllen 8, SCM_RIGHTS, cmsg_len past the buffer", d, m, net2::sendmsg_control),
+        sc("send_dontwait_full", "send", "MSG_DONTWAIT SENDs to a peer that does not read until -EAGAIN; after the peer reads, one goes", d, m, net2::send_dontwait_full),
+        sc("send_waitall_peer_reset", "send", "a 16 MiB WAITALL SEND waiting, the peer closes unread (RST): the count moved; a SEND after", d, m, net2::send_waitall_peer_reset),
+        sc("send_after_peer_fin", "send", "the peer half-closes; SEND and SENDMSG still reach it; CLOSE: EOF", d, m, net2::send_after_peer_fin),
     ];
     v.sort_by_key(|s| area_rank(s.area));
     v
