@@ -30,25 +30,51 @@ unsafe fn go(c: &mut Ctx, name: &str, sqe: Sqe, wait: bool) -> R {
 }
 
 /// A RECV of up to `len` bytes with `flags` into fresh context memory.
-pub(super) fn recv(c: &mut Ctx, name: &str, fd: i32, ud: u64, len: u32, flags: i32, wait: bool) -> Result<*mut u8, String> {
+pub(super) fn recv(
+    c: &mut Ctx,
+    name: &str,
+    fd: i32,
+    ud: u64,
+    len: u32,
+    flags: i32,
+    wait: bool,
+) -> Result<*mut u8, String> {
     let buf = c.mem(len as usize);
-    let s = opcode::Recv::new(fd, buf, len).flags(flags).user_data(ud).build();
+    let s = opcode::Recv::new(fd, buf, len)
+        .flags(flags)
+        .user_data(ud)
+        .build();
     // SAFETY: `buf` is context memory, alive until the context drops, after the backend.
     unsafe { go(c, name, s, wait) }?;
     Ok(buf)
 }
 
 /// A SEND of a context copy of `data` with `flags`.
-pub(super) fn send(c: &mut Ctx, name: &str, fd: i32, ud: u64, data: &[u8], flags: i32, wait: bool) -> R {
+pub(super) fn send(
+    c: &mut Ctx,
+    name: &str,
+    fd: i32,
+    ud: u64,
+    data: &[u8],
+    flags: i32,
+    wait: bool,
+) -> R {
     let d = c.bytes(data);
-    let s = opcode::Send::new(fd, d, data.len() as u32).flags(flags).user_data(ud).build();
+    let s = opcode::Send::new(fd, d, data.len() as u32)
+        .flags(flags)
+        .user_data(ud)
+        .build();
     // SAFETY: `d` is context memory, alive until the context drops, after the backend.
     unsafe { go(c, name, s, wait) }
 }
 
 /// A msghdr over iovecs of context memory of `lens` bytes (`fill` copied in
 /// order across them when given); returns it and the iovec bases.
-pub(super) fn msghdr(c: &mut Ctx, lens: &[usize], fill: Option<&[u8]>) -> (*mut libc::msghdr, Vec<*mut u8>) {
+pub(super) fn msghdr(
+    c: &mut Ctx,
+    lens: &[usize],
+    fill: Option<&[u8]>,
+) -> (*mut libc::msghdr, Vec<*mut u8>) {
     let mut bases = Vec::new();
     let mut iovs = Vec::new();
     let mut at = 0;
@@ -69,13 +95,26 @@ pub(super) fn msghdr(c: &mut Ctx, lens: &[usize], fill: Option<&[u8]>) -> (*mut 
     let iov_ptr = unsafe { (*iov).as_mut_ptr() };
     // SAFETY: an all-zero msghdr is valid (null pointers, zero lengths).
     let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
-    mh.msg_iov = if lens.is_empty() { std::ptr::null_mut() } else { iov_ptr };
+    mh.msg_iov = if lens.is_empty() {
+        std::ptr::null_mut()
+    } else {
+        iov_ptr
+    };
     mh.msg_iovlen = lens.len();
     (c.keep(mh), bases)
 }
 
 /// A SENDMSG or RECVMSG (`op`) of the msghdr `mh` (context memory) with `flags`.
-pub(super) fn msg_op(c: &mut Ctx, name: &str, op: u8, fd: i32, ud: u64, mh: *mut libc::msghdr, flags: u32, wait: bool) -> R {
+pub(super) fn msg_op(
+    c: &mut Ctx,
+    name: &str,
+    op: u8,
+    fd: i32,
+    ud: u64,
+    mh: *mut libc::msghdr,
+    flags: u32,
+    wait: bool,
+) -> R {
     let mut s = raw(op, fd, ud);
     s.addr = mh as u64;
     s.len = 1;
@@ -86,16 +125,46 @@ pub(super) fn msg_op(c: &mut Ctx, name: &str, op: u8, fd: i32, ud: u64, mh: *mut
 }
 
 /// A SENDMSG of `data` split into iovecs of `lens`.
-pub(super) fn sendmsg(c: &mut Ctx, name: &str, fd: i32, ud: u64, data: &[u8], lens: &[usize], flags: i32) -> R {
+pub(super) fn sendmsg(
+    c: &mut Ctx,
+    name: &str,
+    fd: i32,
+    ud: u64,
+    data: &[u8],
+    lens: &[usize],
+    flags: i32,
+) -> R {
     let (mh, _) = msghdr(c, lens, Some(data));
-    msg_op(c, name, abi::IORING_OP_SENDMSG, fd, ud, mh, flags as u32, true)
+    msg_op(
+        c,
+        name,
+        abi::IORING_OP_SENDMSG,
+        fd,
+        ud,
+        mh,
+        flags as u32,
+        true,
+    )
 }
 
 /// A CONNECT of `fd` to `sa` with `addrlen`, waited for.
-pub(super) fn connect(c: &mut Ctx, name: &str, fd: i32, ud: u64, sa: libc::sockaddr_in, addrlen: u32) -> Result<Cqe, String> {
+pub(super) fn connect(
+    c: &mut Ctx,
+    name: &str,
+    fd: i32,
+    ud: u64,
+    sa: libc::sockaddr_in,
+    addrlen: u32,
+) -> Result<Cqe, String> {
     let sa = c.sockaddr(sa);
     // SAFETY: `sa` is context memory, alive until the context drops, after the backend.
-    unsafe { call(c, name, opcode::Connect::new(fd, sa, addrlen).user_data(ud).build()) }
+    unsafe {
+        call(
+            c,
+            name,
+            opcode::Connect::new(fd, sa, addrlen).user_data(ud).build(),
+        )
+    }
 }
 
 /// An SQE of `op` on `fd` naming no memory, waited for.
@@ -105,7 +174,11 @@ pub(super) fn plain(c: &mut Ctx, name: &str, op: u8, fd: i32, ud: u64) -> R {
 }
 
 pub(super) fn shutdown(c: &mut Ctx, name: &str, fd: i32, ud: u64, how: i32) -> R {
-    call_safe(c, name, opcode::Shutdown::new(fd, how).user_data(ud).build())?;
+    call_safe(
+        c,
+        name,
+        opcode::Shutdown::new(fd, how).user_data(ud).build(),
+    )?;
     Ok(())
 }
 
@@ -116,7 +189,12 @@ pub(super) fn close(c: &mut Ctx, name: &str, fd: i32, ud: u64) -> R {
 
 /// One-shot POLL_ADD of `events`, submitted (not waited for).
 pub(super) fn poll(c: &mut Ctx, name: &str, fd: i32, ud: u64, events: i16) -> R {
-    c.submit_one_safe(name, opcode::PollAdd::new(fd, events as u16 as u32).user_data(ud).build())
+    c.submit_one_safe(
+        name,
+        opcode::PollAdd::new(fd, events as u16 as u32)
+            .user_data(ud)
+            .build(),
+    )
 }
 
 /// How a reading peer's stream ended.
@@ -131,7 +209,11 @@ pub(super) fn end_word(rx: &crate::backend::PeerRx) -> String {
 /// Waits for the reading peer's end and records `label: N B then END`.
 pub(super) fn peer_end(c: &mut Ctx, label: &str, p: PeerId) {
     let rx = c.peer_wait_end(p);
-    c.line(format!("{label}: {} B then {}", rx.data.len(), end_word(&rx)));
+    c.line(format!(
+        "{label}: {} B then {}",
+        rx.data.len(),
+        end_word(&rx)
+    ));
 }
 
 /// The peer resets the connection: the app sends bytes the peer never reads,
@@ -175,7 +257,10 @@ pub fn connect_link_send(c: &mut Ctx) -> R {
     let sa = c.sockaddr(sa);
     let data = pattern(100, 60);
     let d = c.bytes(&data);
-    let conn = opcode::Connect::new(fd, sa, 16).user_data(2).sqe_flags(abi::IOSQE_IO_LINK).build();
+    let conn = opcode::Connect::new(fd, sa, 16)
+        .user_data(2)
+        .sqe_flags(abi::IOSQE_IO_LINK)
+        .build();
     // SAFETY: `sa` and `d` are context memory, alive until the context drops, after the backend.
     unsafe {
         c.push("connect(LINK)", conn)?;
@@ -236,7 +321,15 @@ pub fn connect_bad_args(c: &mut Ctx) -> R {
     unix.sin_family = libc::AF_UNIX as libc::sa_family_t;
     connect(c, "connect(AF_UNIX family)", fd, 4, unix, 16)?;
     // SAFETY: a null address is never dereferenced by either backend (a fault to report).
-    unsafe { call(c, "connect(null)", opcode::Connect::new(fd, std::ptr::null(), 16).user_data(5).build()) }?;
+    unsafe {
+        call(
+            c,
+            "connect(null)",
+            opcode::Connect::new(fd, std::ptr::null(), 16)
+                .user_data(5)
+                .build(),
+        )
+    }?;
     c.record_all(&[2, 3, 4, 5]);
     connect(c, "connect", fd, 6, sa, 16)?;
     c.record(6);
@@ -356,12 +449,19 @@ pub fn shutdown_listener(c: &mut Ctx) -> R {
     c.backend().peer_connect(l)?;
     c.wait_final(1);
     c.record(1);
-    c.submit_one_safe("accept 2", opcode::AcceptNoAddr::new(l).user_data(3).build())?;
+    c.submit_one_safe(
+        "accept 2",
+        opcode::AcceptNoAddr::new(l).user_data(3).build(),
+    )?;
     c.quiet();
     shutdown(c, "shutdown(listener, RD)", l, 4, libc::SHUT_RD)?;
     c.wait_final(3);
     c.record_all(&[3, 4]);
-    call_safe(c, "accept 3", opcode::AcceptNoAddr::new(l).user_data(5).build())?;
+    call_safe(
+        c,
+        "accept 3",
+        opcode::AcceptNoAddr::new(l).user_data(5).build(),
+    )?;
     c.record(5);
     Ok(())
 }
@@ -525,7 +625,13 @@ pub fn close_then_ops(c: &mut Ctx) -> R {
     close(c, "close", fd, 2)?;
     recv(c, "recv", fd, 3, 16, 0, true)?;
     send(c, "send", fd, 4, b"x", 0, true)?;
-    call_safe(c, "poll(IN)", opcode::PollAdd::new(fd, libc::POLLIN as u32).user_data(5).build())?;
+    call_safe(
+        c,
+        "poll(IN)",
+        opcode::PollAdd::new(fd, libc::POLLIN as u32)
+            .user_data(5)
+            .build(),
+    )?;
     shutdown(c, "shutdown", fd, 6, libc::SHUT_RDWR)?;
     let sa = c.backend().refused_addr();
     connect(c, "connect", fd, 7, sa, 16)?;
@@ -556,7 +662,15 @@ pub fn close_send_then_peer_reset(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
     let len = 16usize << 20;
     let data = pattern(len, 68);
-    send(c, "send(16 MiB, WAITALL)", fd, 1, &data, libc::MSG_WAITALL, false)?;
+    send(
+        c,
+        "send(16 MiB, WAITALL)",
+        fd,
+        1,
+        &data,
+        libc::MSG_WAITALL,
+        false,
+    )?;
     c.quiet();
     close(c, "close", fd, 2)?;
     c.record(2);
@@ -583,10 +697,17 @@ pub fn close_listener_oneshot_accept(c: &mut Ctx) -> R {
     close(c, "close(listener)", l, 2)?;
     c.record_order(&[1, 2]);
     let r = c.backend().peer_connect(l);
-    c.line(format!("peer connect: {}", if r.is_ok() { "connected" } else { "failed" }));
+    c.line(format!(
+        "peer connect: {}",
+        if r.is_ok() { "connected" } else { "failed" }
+    ));
     c.wait_final(1);
     c.record(1);
-    call_safe(c, "accept(closed number)", opcode::AcceptNoAddr::new(l).user_data(3).build())?;
+    call_safe(
+        c,
+        "accept(closed number)",
+        opcode::AcceptNoAddr::new(l).user_data(3).build(),
+    )?;
     c.record(3);
     Ok(())
 }
@@ -605,7 +726,10 @@ pub fn send_flag_variants(c: &mut Ctx) -> R {
         ("send(WAITALL)", libc::MSG_WAITALL),
         ("send(MORE)", libc::MSG_MORE),
         ("send(after MORE)", 0),
-        ("send(NOSIGNAL|DONTWAIT)", libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT),
+        (
+            "send(NOSIGNAL|DONTWAIT)",
+            libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+        ),
         ("send(MSG_CONFIRM)", libc::MSG_CONFIRM),
     ];
     for (i, (name, f)) in cases.into_iter().enumerate() {
@@ -624,9 +748,33 @@ pub fn sendmsg_flag_variants(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
     c.backend().peer_start_reading(p);
     let data = pattern(300, 70);
-    sendmsg(c, "sendmsg(WAITALL, 1 iov)", fd, 1, &data[..100], &[100], libc::MSG_WAITALL)?;
-    sendmsg(c, "sendmsg(MORE, 3 iovs)", fd, 2, &data[100..200], &[10, 40, 50], libc::MSG_MORE)?;
-    sendmsg(c, "sendmsg(NOSIGNAL, 7 iovs with empties)", fd, 3, &data[200..], &[0, 30, 0, 0, 50, 20, 0], libc::MSG_NOSIGNAL)?;
+    sendmsg(
+        c,
+        "sendmsg(WAITALL, 1 iov)",
+        fd,
+        1,
+        &data[..100],
+        &[100],
+        libc::MSG_WAITALL,
+    )?;
+    sendmsg(
+        c,
+        "sendmsg(MORE, 3 iovs)",
+        fd,
+        2,
+        &data[100..200],
+        &[10, 40, 50],
+        libc::MSG_MORE,
+    )?;
+    sendmsg(
+        c,
+        "sendmsg(NOSIGNAL, 7 iovs with empties)",
+        fd,
+        3,
+        &data[200..],
+        &[0, 30, 0, 0, 50, 20, 0],
+        libc::MSG_NOSIGNAL,
+    )?;
     c.record_all(&[1, 2, 3]);
     let got = c.peer_wait(p, 300);
     record_peer(c, "peer received", &got, &data, true);
@@ -639,20 +787,52 @@ pub fn sendmsg_iov_counts(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
     c.backend().peer_start_reading(p);
     let (mh, _) = msghdr(c, &[], None);
-    msg_op(c, "sendmsg(0 iovecs)", abi::IORING_OP_SENDMSG, fd, 1, mh, 0, true)?;
+    msg_op(
+        c,
+        "sendmsg(0 iovecs)",
+        abi::IORING_OP_SENDMSG,
+        fd,
+        1,
+        mh,
+        0,
+        true,
+    )?;
     let data = pattern(1025, 71);
-    sendmsg(c, "sendmsg(1024 iovecs)", fd, 2, &data[..1024], &[1; 1024], 0)?;
+    sendmsg(
+        c,
+        "sendmsg(1024 iovecs)",
+        fd,
+        2,
+        &data[..1024],
+        &[1; 1024],
+        0,
+    )?;
     sendmsg(c, "sendmsg(1025 iovecs)", fd, 3, &data, &[1; 1025], 0)?;
     let (mh, _) = msghdr(c, &[], None);
     // SAFETY: `mh` is context memory from `msghdr`; a null array is only faulted on.
     unsafe { (*mh).msg_iovlen = 2 };
-    msg_op(c, "sendmsg(null iovecs, 2)", abi::IORING_OP_SENDMSG, fd, 4, mh, 0, true)?;
+    msg_op(
+        c,
+        "sendmsg(null iovecs, 2)",
+        abi::IORING_OP_SENDMSG,
+        fd,
+        4,
+        mh,
+        0,
+        true,
+    )?;
     c.record_all(&[1, 2, 3, 4]);
     let got = c.peer_wait(p, 1024);
     c.quiet();
     let got = {
         let mut g = got;
-        g.data.extend(c.backend().peer_rx(p).data.get(g.data.len()..).unwrap_or(&[]));
+        g.data.extend(
+            c.backend()
+                .peer_rx(p)
+                .data
+                .get(g.data.len()..)
+                .unwrap_or(&[]),
+        );
         g
     };
     record_peer(c, "peer received", &got, &data[..1024], true);
@@ -665,7 +845,9 @@ pub fn send_zero_len(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
     c.backend().peer_start_reading(p);
     send(c, "send(0 B)", fd, 1, b"", 0, true)?;
-    let s = opcode::Send::new(fd, std::ptr::null(), 0).user_data(2).build();
+    let s = opcode::Send::new(fd, std::ptr::null(), 0)
+        .user_data(2)
+        .build();
     // SAFETY: a null buffer of 0 bytes is never dereferenced.
     unsafe { go(c, "send(null, 0 B)", s, true) }?;
     sendmsg(c, "sendmsg(one empty iovec)", fd, 3, b"", &[0], 0)?;
@@ -688,7 +870,16 @@ pub fn sendmsg_waitall_large(c: &mut Ctx) -> R {
     let len = 4usize << 20;
     let data = pattern(len, 72);
     let (mh, _) = msghdr(c, &[len / 16; 16], Some(&data));
-    msg_op(c, "sendmsg(4 MiB, 16 iovecs, WAITALL)", abi::IORING_OP_SENDMSG, fd, 1, mh, libc::MSG_WAITALL as u32, false)?;
+    msg_op(
+        c,
+        "sendmsg(4 MiB, 16 iovecs, WAITALL)",
+        abi::IORING_OP_SENDMSG,
+        fd,
+        1,
+        mh,
+        libc::MSG_WAITALL as u32,
+        false,
+    )?;
     let got = c.peer_wait(p, len);
     c.wait_final(1);
     c.record(1);
@@ -705,10 +896,23 @@ pub fn send_large_reading_peer(c: &mut Ctx) -> R {
     let data = pattern(len, 73);
     send(c, "send(4 MiB)", fd, 1, &data, 0, true)?;
     let n = c.cqes(1).last().map_or(-1, |x| x.res);
-    c.line(format!("send(4 MiB): {}", if n > 0 && (n as usize) <= len { "positive, at most len" } else { "other" }));
+    c.line(format!(
+        "send(4 MiB): {}",
+        if n > 0 && (n as usize) <= len {
+            "positive, at most len"
+        } else {
+            "other"
+        }
+    ));
     if n > 0 {
         let got = c.peer_wait(p, n as usize);
-        record_peer(c, "peer received (res bytes)", &got, &data[..n as usize], false);
+        record_peer(
+            c,
+            "peer received (res bytes)",
+            &got,
+            &data[..n as usize],
+            false,
+        );
     }
     Ok(())
 }
@@ -762,10 +966,34 @@ pub fn sendmsg_control(c: &mut Ctx) -> R {
     let hdr = std::mem::size_of::<libc::cmsghdr>();
     // (name, level, type, cmsg_len, controllen)
     let cases: [(&str, i32, i32, usize, usize); 4] = [
-        ("sendmsg(IPPROTO_IP cmsg)", libc::IPPROTO_IP, libc::IP_TOS, hdr + 4, hdr + 8),
-        ("sendmsg(controllen 8)", libc::SOL_SOCKET, libc::SCM_RIGHTS, hdr + 4, 8),
-        ("sendmsg(SCM_RIGHTS)", libc::SOL_SOCKET, libc::SCM_RIGHTS, hdr + 4, hdr + 8),
-        ("sendmsg(cmsg_len past controllen)", libc::IPPROTO_IP, libc::IP_TOS, hdr + 64, hdr + 8),
+        (
+            "sendmsg(IPPROTO_IP cmsg)",
+            libc::IPPROTO_IP,
+            libc::IP_TOS,
+            hdr + 4,
+            hdr + 8,
+        ),
+        (
+            "sendmsg(controllen 8)",
+            libc::SOL_SOCKET,
+            libc::SCM_RIGHTS,
+            hdr + 4,
+            8,
+        ),
+        (
+            "sendmsg(SCM_RIGHTS)",
+            libc::SOL_SOCKET,
+            libc::SCM_RIGHTS,
+            hdr + 4,
+            hdr + 8,
+        ),
+        (
+            "sendmsg(cmsg_len past controllen)",
+            libc::IPPROTO_IP,
+            libc::IP_TOS,
+            hdr + 64,
+            hdr + 8,
+        ),
     ];
     for (i, (name, level, ty, clen, controllen)) in cases.into_iter().enumerate() {
         let ud = i as u64 + 1;
@@ -792,39 +1020,63 @@ pub fn sendmsg_control(c: &mut Ctx) -> R {
     }
     c.quiet();
     let all = c.backend().peer_rx(p);
-    record_peer(c, "peer received (the first three)", &all, &data[..30], true);
+    record_peer(
+        c,
+        "peer received (the first three)",
+        &all,
+        &data[..30],
+        true,
+    );
     Ok(())
 }
 
-/// A peer that does not read: SENDs fill the buffers; MSG_DONTWAIT SENDs
-/// then fail with -EAGAIN; once the peer reads, a MSG_DONTWAIT SEND goes.
-pub fn send_dontwait_full(c: &mut Ctx) -> R {
-    let (fd, p) = c.backend().app_conn()?;
+/// MSG_DONTWAIT SENDs of 64 MiB (user_data 100..) to a peer that does not
+/// read, until one fails (at most 40): the bytes sent and the failure.
+pub(super) fn fill_until_fail(c: &mut Ctx, fd: i32) -> Result<(usize, Option<i32>), String> {
     let len = 64usize << 20;
-    let data = pattern(len, 76);
-    let d = c.bytes(&data);
+    let d = c.bytes(&pattern(len, 76));
     let mut total = 0usize;
-    let mut eagain = None;
     for k in 0..40u64 {
         let ud = 100 + k;
-        let s = opcode::Send::new(fd, d, len as u32).flags(libc::MSG_DONTWAIT).user_data(ud).build();
+        let s = opcode::Send::new(fd, d, len as u32)
+            .flags(libc::MSG_DONTWAIT)
+            .user_data(ud)
+            .build();
         // SAFETY: `d` is context memory, alive until the context drops, after the backend.
         unsafe { go(c, "send(DONTWAIT)", s, true) }?;
         let r = c.cqes(ud).last().map_or(i32::MIN, |x| x.res);
         if r < 0 {
-            eagain = Some(r);
-            break;
+            return Ok((total, Some(r)));
         }
         total += r as usize;
         c.quiet();
     }
+    Ok((total, None))
+}
+
+/// A peer that does not read: MSG_DONTWAIT SENDs fill the buffers until
+/// -EAGAIN; once the peer reads, a MSG_DONTWAIT SEND goes.
+pub fn send_dontwait_full(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    let (total, fail) = fill_until_fail(c, fd)?;
     c.line(format!(
         "DONTWAIT sends until full end with: {}",
-        eagain.map_or("never".to_string(), |r| format!("-{}", crate::errno_name(-r)))
+        fail.map_or("never".to_string(), |r| format!(
+            "-{}",
+            crate::errno_name(-r)
+        ))
     ));
     c.backend().peer_start_reading(p);
     let _ = c.peer_wait(p, total);
-    send(c, "send(DONTWAIT) after the peer read", fd, 1, b"more", libc::MSG_DONTWAIT, true)?;
+    send(
+        c,
+        "send(DONTWAIT) after the peer read",
+        fd,
+        1,
+        b"more",
+        libc::MSG_DONTWAIT,
+        true,
+    )?;
     c.record(1);
     Ok(())
 }
@@ -835,7 +1087,15 @@ pub fn send_waitall_peer_reset(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
     let len = 16usize << 20;
     let data = pattern(len, 77);
-    send(c, "send(16 MiB, WAITALL)", fd, 1, &data, libc::MSG_WAITALL, false)?;
+    send(
+        c,
+        "send(16 MiB, WAITALL)",
+        fd,
+        1,
+        &data,
+        libc::MSG_WAITALL,
+        false,
+    )?;
     c.quiet();
     c.record(1);
     c.backend().peer_close(p);
@@ -843,7 +1103,13 @@ pub fn send_waitall_peer_reset(c: &mut Ctx) -> R {
     let r = c.cqes(1).last().map_or(i32::MIN, |x| x.res);
     c.line(format!(
         "send(16 MiB, WAITALL) ends: {}",
-        if r < 0 { format!("-{}", crate::errno_name(-r)) } else if (r as usize) < len { "some (0 < res < len)".into() } else { "all".into() }
+        if r < 0 {
+            format!("-{}", crate::errno_name(-r))
+        } else if (r as usize) < len {
+            "some (0 < res < len)".into()
+        } else {
+            "all".into()
+        }
     ));
     send(c, "send after", fd, 2, b"x", 0, true)?;
     c.record(2);

@@ -216,6 +216,7 @@ impl Conn {
     }
 
     /// Whether the application shut the read side.
+    #[cfg(test)]
     pub(crate) fn rd_shut(&self) -> bool {
         matches!(self.read, ReadSide::Shut | ReadSide::ShutPeerFin)
     }
