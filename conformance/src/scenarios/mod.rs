@@ -354,6 +354,11 @@ pub fn all() -> Vec<Scenario> {
         sc("poll_update_multishot", "poll", "multishot POLLIN updated to POLLOUT, then to POLLIN under a new user_data; removed", d, m, net3::poll_update_multishot),
         sc("poll_update_both", "poll", "POLL_REMOVE update of a completed poll; one-shot updated in events and user_data at once", d, m, net3::poll_update_both),
         sc("poll_pending_shutdowns", "poll", "POLLIN pending at the app's SHUT_RD; POLLIN|RDHUP and POLLOUT pending at the peer's close", d, m, net3::poll_pending_shutdowns),
+        sc("bind_listen_sqe", "connect", "SOCKET, BIND, LISTEN through SQEs, a peer connects, ACCEPT; BIND twice, a second socket on the port, LISTEN twice, on the accepted connection, on an unbound socket", d, m, net2::bind_listen_sqe),
+        sc("listen_after_unlisten", "shutdown", "a listener un-listened by SHUT_RD listens again and accepts", d, m, net2::listen_after_unlisten),
+        sc("connect_unspec_connected", "connect", "CONNECT with AF_UNSPEC on a connected socket: the peer sees a reset; RECV, SEND, CONNECT again", d, m, net2::connect_unspec_connected),
+        sc("shutdown_wr_send_pending", "shutdown", "SHUT_WR while a 16 MiB WAITALL SEND waits: the SEND's count, the peer reads exactly that then EOF", d, m, net2::shutdown_wr_send_pending),
+        sc("recv_multishot_shut_rd", "recv", "a multishot RECV armed when the app does SHUT_RD; later data still readable", d, m, net3::recv_multishot_shut_rd),
     ];
     v.sort_by_key(|s| area_rank(s.area));
     v

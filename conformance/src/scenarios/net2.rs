@@ -1134,3 +1134,165 @@ pub fn send_after_peer_fin(c: &mut Ctx) -> R {
     c.line(format!("peer then: {}", end_word(&rx)));
     Ok(())
 }
+
+// ----------------------------------------------------------------------
+// BIND / LISTEN through SQEs, disconnects
+// ----------------------------------------------------------------------
+
+/// A BIND of `fd` to `sa`, waited for.
+fn bind(c: &mut Ctx, name: &str, fd: i32, ud: u64, sa: libc::sockaddr_in) -> R {
+    let sa = c.sockaddr(sa);
+    // SAFETY: `sa` is context memory, alive until the context drops, after the backend.
+    unsafe { call(c, name, opcode::Bind::new(fd, sa, 16).user_data(ud).build()) }?;
+    Ok(())
+}
+
+fn listen(c: &mut Ctx, name: &str, fd: i32, ud: u64, backlog: i32) -> R {
+    call_safe(
+        c,
+        name,
+        opcode::Listen::new(fd, backlog).user_data(ud).build(),
+    )?;
+    Ok(())
+}
+
+/// SOCKET, BIND and LISTEN through SQEs, then a peer connects and ACCEPT
+/// takes it; BIND twice, a second socket on the port, LISTEN twice, BIND and
+/// LISTEN on the accepted connection, LISTEN on an unbound socket.
+pub fn bind_listen_sqe(c: &mut Ctx) -> R {
+    let sa = c.backend().app_bind_addr();
+    let fd = socket(c, "socket", 1)?;
+    bind(c, "bind", fd, 2, sa)?;
+    bind(c, "bind again", fd, 3, sa)?;
+    let fd2 = socket(c, "socket 2", 4)?;
+    bind(c, "bind(socket 2, same port)", fd2, 5, sa)?;
+    listen(c, "listen(4)", fd, 6, 4)?;
+    listen(c, "listen(8) again", fd, 7, 8)?;
+    c.record_all(&[2, 3, 5, 6, 7]);
+    c.backend().adopt_listener(fd, &sa);
+    let p = c.backend().peer_connect(fd)?;
+    let a = call_safe(
+        c,
+        "accept",
+        opcode::AcceptNoAddr::new(fd).user_data(8).build(),
+    )?;
+    c.record(8);
+    let data = pattern(10, 92);
+    c.peer_send(p, &data)?;
+    let buf = recv(c, "recv", a.res, 9, 64, 0, true)?;
+    c.record(9);
+    super::record_mem(c, "recv content", buf, &data, c.cqes(9)[0].res);
+    listen(c, "listen(accepted connection)", a.res, 10, 4)?;
+    bind(c, "bind(accepted connection)", a.res, 11, sa)?;
+    listen(c, "listen(unbound socket 2)", fd2, 12, 4)?;
+    c.record_all(&[10, 11, 12]);
+    Ok(())
+}
+
+/// A listener un-listened by SHUT_RD (its queued connection reset, ACCEPT
+/// -EINVAL) keeps its port (bound explicitly), listens again on it and
+/// accepts a new connection.
+pub fn listen_after_unlisten(c: &mut Ctx) -> R {
+    let sa = c.backend().app_bind_addr();
+    let l = socket(c, "socket", 10)?;
+    bind(c, "bind", l, 11, sa)?;
+    listen(c, "listen", l, 12, 8)?;
+    c.backend().adopt_listener(l, &sa);
+    let p1 = c.backend().peer_connect(l)?;
+    c.backend().peer_start_reading(p1);
+    c.quiet();
+    shutdown(c, "shutdown(listener, RD)", l, 1, libc::SHUT_RD)?;
+    c.record(1);
+    peer_end(c, "queued peer", p1);
+    call_safe(
+        c,
+        "accept",
+        opcode::AcceptNoAddr::new(l).user_data(2).build(),
+    )?;
+    listen(c, "listen again", l, 3, 8)?;
+    c.record_all(&[2, 3]);
+    let p2 = c.backend().peer_connect(l)?;
+    call_safe(
+        c,
+        "accept",
+        opcode::AcceptNoAddr::new(l).user_data(4).build(),
+    )?;
+    c.record(4);
+    let fd = c.cqes(4)[0].res;
+    c.peer_send(p2, b"again")?;
+    recv(c, "recv", fd, 5, 64, 0, true)?;
+    c.record(5);
+    Ok(())
+}
+
+/// CONNECT with AF_UNSPEC on a connected socket (a disconnect): the peer
+/// sees a reset; then RECV, SEND, and a new CONNECT on the socket.
+pub fn connect_unspec_connected(c: &mut Ctx) -> R {
+    let (fd, p) = connected(c, 1)?;
+    c.backend().peer_start_reading(p);
+    let mut sa = c.backend().refused_addr();
+    sa.sin_family = libc::AF_UNSPEC as libc::sa_family_t;
+    connect(c, "connect(AF_UNSPEC)", fd, 3, sa, 16)?;
+    c.record(3);
+    peer_end(c, "peer", p);
+    recv(c, "recv", fd, 4, 64, 0, true)?;
+    send(c, "send", fd, 5, b"x", 0, true)?;
+    c.record_all(&[4, 5]);
+    let (l, sa2) = c.backend().peer_listen()?;
+    connect(c, "connect again", fd, 6, sa2, 16)?;
+    c.record(6);
+    if c.cqes(6)[0].res == 0 {
+        let p2 = accept_peer(c, l)?;
+        c.backend().peer_start_reading(p2);
+        send(c, "send", fd, 7, b"hello", 0, true)?;
+        c.record(7);
+        let got = c.peer_wait(p2, 5);
+        record_peer(c, "new peer received", &got, b"hello", true);
+    }
+    Ok(())
+}
+
+/// SHUT_WR while a 16 MiB MSG_WAITALL SEND waits for a peer that does not
+/// read: the SEND ends with what it queued; the peer then reads exactly
+/// that, then EOF.
+pub fn shutdown_wr_send_pending(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    let len = 16usize << 20;
+    let data = pattern(len, 93);
+    send(
+        c,
+        "send(16 MiB, WAITALL)",
+        fd,
+        1,
+        &data,
+        libc::MSG_WAITALL,
+        false,
+    )?;
+    c.quiet();
+    shutdown(c, "shutdown(WR)", fd, 2, libc::SHUT_WR)?;
+    c.wait_final(1);
+    c.record(2);
+    let r = c.cqes(1).last().map_or(i32::MIN, |x| x.res);
+    c.line(format!(
+        "send ends: {}",
+        if r < 0 {
+            format!("-{}", crate::errno_name(-r))
+        } else if (r as usize) < len {
+            "some (0 < res < len)".into()
+        } else {
+            "all".into()
+        }
+    ));
+    c.backend().peer_start_reading(p);
+    let rx = c.peer_wait_end(p);
+    let n = r.max(0) as usize;
+    record_peer(
+        c,
+        "peer received (the SEND's count)",
+        &rx,
+        &data[..n],
+        false,
+    );
+    c.line(format!("peer then: {}", end_word(&rx)));
+    Ok(())
+}

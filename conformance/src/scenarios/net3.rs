@@ -875,3 +875,24 @@ pub fn poll_pending_shutdowns(c: &mut Ctx) -> R {
     let _ = p;
     Ok(())
 }
+
+/// A multishot RECV armed on an empty socket when the app does SHUT_RD:
+/// how it ends; then the peer's data is still readable by a RECV.
+pub fn recv_multishot_shut_rd(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    c.buf_ring(7, 8, 512, 8)
+        .map_err(|e| format!("buf ring {e}"))?;
+    c.submit_one_safe(
+        "recv(multishot)",
+        opcode::RecvMulti::new(fd, 7).user_data(1).build(),
+    )?;
+    c.quiet();
+    shutdown(c, "shutdown(RD)", fd, 2, libc::SHUT_RD)?;
+    c.wait_final(1);
+    c.record_order(&[1, 2]);
+    c.peer_send(p, b"late")?;
+    c.quiet();
+    recv(c, "recv", fd, 3, 64, 0, true)?;
+    c.record(3);
+    Ok(())
+}

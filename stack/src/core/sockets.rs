@@ -224,7 +224,15 @@ impl Core {
                 if c.phase == Phase::Connecting {
                     return Err(errno::EALREADY);
                 }
-                if c.established || !c.is_reset() || self.cq.ops.conn(cid).any().is_some() {
+                if sockaddr_family(addr, addrlen)? == libc::AF_UNSPEC as u16 {
+                    self.disconnect(cid);
+                    return Ok(Some((0, 0)));
+                }
+                let c = self.conns.get(cid);
+                if (c.established && !c.disconnected)
+                    || !c.is_reset()
+                    || self.cq.ops.conn(cid).any().is_some()
+                {
                     return Err(errno::EISCONN);
                 }
                 failed = Some(cid);
@@ -491,6 +499,26 @@ impl Core {
             self.conns.mark_dirty(cid);
         }
         self.listeners.release(lid, q);
+    }
+
+    /// CONNECT with AF_UNSPEC on a connection (Linux's `tcp_disconnect`): an
+    /// open one is reset (RST to the peer; the next request reports
+    /// `-ECONNRESET`, as `sk_err`), and the socket may then connect again.
+    fn disconnect(&mut self, cid: ConnId) {
+        let c = self.conns.get_mut(cid);
+        c.disconnected = true;
+        if c.is_reset() {
+            return;
+        }
+        c.aborted = true;
+        c.sock().abort();
+        c.reset = Reset::Pending;
+        c.reset_err = errno::ECONNRESET;
+        c.last_state = tcp::State::Closed;
+        c.state_woke = true;
+        self.conns.timers.cancel(cid);
+        self.conns.mark_dirty(cid);
+        self.service_open(cid);
     }
 
     /// Linux's `tcp_disconnect` of a listener (SHUTDOWN with SHUT_RD): it
