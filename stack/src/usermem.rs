@@ -453,6 +453,44 @@ mod tests {
         p.cast::<u8>().expose_provenance() as u64
     }
 
+    /// A control buffer of `msgs` (len, level, type), each header at the
+    /// aligned end of the previous message.
+    fn cmsgs(msgs: &[(u64, i32, i32)]) -> Vec<u64> {
+        let mut v = vec![0u64; 32];
+        let mut at = 0;
+        for &(len, level, ty) in msgs {
+            v[at] = len;
+            v[at + 1] = u64::from(level as u32) | (u64::from(ty as u32) << 32);
+            at += (len.max(16) as usize).div_ceil(8);
+        }
+        v
+    }
+
+    #[test]
+    fn control_messages_are_checked_as_sock_cmsg_send() {
+        let ok = |msgs: &[(u64, i32, i32)], controllen: u32| {
+            let v = cmsgs(msgs);
+            check_cmsgs(addr_of(v.as_ptr()), controllen)
+        };
+        let ip = (libc::IPPROTO_IP, libc::IP_TOS);
+        let sol = libc::SOL_SOCKET;
+        // Another level is ignored; a buffer shorter than a header has none.
+        assert_eq!(ok(&[(20, ip.0, ip.1)], 24), Ok(()));
+        assert_eq!(ok(&[(20, sol, 99)], 8), Ok(()));
+        // CMSG_OK: cmsg_len below a header or past the buffer.
+        assert_eq!(ok(&[(80, ip.0, ip.1)], 24), Err(errno::EINVAL));
+        assert_eq!(ok(&[(8, ip.0, ip.1)], 24), Err(errno::EINVAL));
+        // The second message is checked too.
+        assert_eq!(
+            ok(&[(20, ip.0, ip.1), (64, ip.0, ip.1)], 48),
+            Err(errno::EINVAL)
+        );
+        assert_eq!(ok(&[(20, ip.0, ip.1), (20, ip.0, ip.1)], 48), Ok(()));
+        // SOL_SOCKET: Unix-socket messages ignored on TCP, options refused.
+        assert_eq!(ok(&[(20, sol, libc::SCM_RIGHTS)], 24), Ok(()));
+        assert_eq!(ok(&[(20, sol, libc::SO_MARK)], 24), Err(errno::EINVAL));
+    }
+
     #[test]
     fn round_trips_through_raw_addresses() {
         let mut buf = [0u8; 16];

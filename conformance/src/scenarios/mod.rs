@@ -359,6 +359,10 @@ pub fn all() -> Vec<Scenario> {
         sc("connect_unspec_connected", "connect", "CONNECT with AF_UNSPEC on a connected socket: the peer sees a reset; RECV, SEND, CONNECT again", d, m, net2::connect_unspec_connected),
         sc("shutdown_wr_send_pending", "shutdown", "SHUT_WR while a 16 MiB WAITALL SEND waits: the SEND's count, the peer reads exactly that then EOF", d, m, net2::shutdown_wr_send_pending),
         sc("recv_multishot_shut_rd", "recv", "a multishot RECV armed when the app does SHUT_RD; later data still readable", d, m, net3::recv_multishot_shut_rd),
+        sc("recv_flags_after_fin", "recv", "after the peer's FIN: RECV with DONTWAIT, PEEK, TRUNC, PEEK|DONTWAIT", d, m, net3::recv_flags_after_fin),
+        sc("poll_pollout_full_then_shut_wr", "poll", "a one-shot POLLOUT waiting on a full send buffer fires at the app's SHUT_WR", d, m, net3::poll_pollout_full_then_shut_wr),
+        sc("close_with_pollout_pending", "close", "CLOSE with a POLLOUT waiting on a full send buffer: it fires once the peer drains", d, m, net3::close_with_pollout_pending),
+        sc("accept_after_peer_close", "accept", "the peer connects, sends 20 B and closes before ACCEPT: ACCEPT, RECV of the bytes, then 0", d, m, net3::accept_after_peer_close),
     ];
     v.sort_by_key(|s| area_rank(s.area));
     v

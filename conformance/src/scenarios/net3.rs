@@ -896,3 +896,83 @@ pub fn recv_multishot_shut_rd(c: &mut Ctx) -> R {
     c.record(3);
     Ok(())
 }
+
+/// After the peer's FIN: RECV with MSG_DONTWAIT, MSG_PEEK, MSG_TRUNC,
+/// MSG_PEEK|MSG_DONTWAIT: 0 each.
+pub fn recv_flags_after_fin(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    c.backend().peer_shutdown_write(p);
+    c.quiet();
+    let cases = [
+        ("recv(DONTWAIT)", libc::MSG_DONTWAIT),
+        ("recv(PEEK)", libc::MSG_PEEK),
+        ("recv(TRUNC)", libc::MSG_TRUNC),
+        ("recv(PEEK|DONTWAIT)", libc::MSG_PEEK | libc::MSG_DONTWAIT),
+    ];
+    for (i, (name, f)) in cases.into_iter().enumerate() {
+        recv(c, name, fd, i as u64 + 1, 64, f, true)?;
+    }
+    c.record_all(&[1, 2, 3, 4]);
+    Ok(())
+}
+
+/// A one-shot POLLOUT waiting on a full send buffer when the app does
+/// SHUT_WR: a shut write side reads as writable, so it fires.
+pub fn poll_pollout_full_then_shut_wr(c: &mut Ctx) -> R {
+    let (fd, _p) = c.backend().app_conn()?;
+    let (_, fail) = super::net2::fill_until_fail(c, fd)?;
+    c.line(format!(
+        "sends end with -EAGAIN: {}",
+        fail == Some(-libc::EAGAIN)
+    ));
+    poll(c, "poll(OUT)", fd, 1, libc::POLLOUT)?;
+    c.quiet();
+    c.record(1);
+    shutdown(c, "shutdown(WR)", fd, 2, libc::SHUT_WR)?;
+    c.wait_final(1);
+    c.record_order(&[1, 2]);
+    Ok(())
+}
+
+/// CLOSE with a one-shot POLLOUT waiting on a full send buffer: the poll
+/// keeps the socket open and fires once the peer drains it.
+pub fn close_with_pollout_pending(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    let (_, fail) = super::net2::fill_until_fail(c, fd)?;
+    c.line(format!(
+        "sends end with -EAGAIN: {}",
+        fail == Some(-libc::EAGAIN)
+    ));
+    poll(c, "poll(OUT)", fd, 1, libc::POLLOUT)?;
+    c.quiet();
+    super::net2::close(c, "close", fd, 2)?;
+    c.quiet();
+    c.record_order(&[1, 2]);
+    c.backend().peer_start_reading(p);
+    c.wait_final(1);
+    c.record(1);
+    Ok(())
+}
+
+/// The peer connects, sends 20 B and closes before the app accepts: ACCEPT
+/// still returns the connection, RECV gets the bytes, then 0.
+pub fn accept_after_peer_close(c: &mut Ctx) -> R {
+    let l = c.backend().app_listener(8)?;
+    let p = c.backend().peer_connect(l)?;
+    let data = pattern(20, 94);
+    c.peer_send(p, &data)?;
+    c.backend().peer_close(p);
+    c.quiet();
+    let a = call_safe(
+        c,
+        "accept",
+        opcode::AcceptNoAddr::new(l).user_data(1).build(),
+    )?;
+    c.record(1);
+    let buf = recv(c, "recv", a.res, 2, 64, libc::MSG_WAITALL, true)?;
+    c.record(2);
+    record_mem(c, "recv content", buf, &data, c.cqes(2)[0].res);
+    recv(c, "recv", a.res, 3, 64, 0, true)?;
+    c.record(3);
+    Ok(())
+}
