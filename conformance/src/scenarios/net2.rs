@@ -104,13 +104,11 @@ pub(super) fn msghdr(
     (c.keep(mh), bases)
 }
 
-/// A SENDMSG or RECVMSG (`op`) of the msghdr `mh` (context memory) with `flags`.
+/// A SENDMSG or RECVMSG (`op` on `fd`, user_data `ud`) of the msghdr `mh` (context memory) with `flags`.
 pub(super) fn msg_op(
     c: &mut Ctx,
     name: &str,
-    op: u8,
-    fd: i32,
-    ud: u64,
+    (op, fd, ud): (u8, i32, u64),
     mh: *mut libc::msghdr,
     flags: u32,
     wait: bool,
@@ -138,9 +136,7 @@ pub(super) fn sendmsg(
     msg_op(
         c,
         name,
-        abi::IORING_OP_SENDMSG,
-        fd,
-        ud,
+        (abi::IORING_OP_SENDMSG, fd, ud),
         mh,
         flags as u32,
         true,
@@ -573,7 +569,7 @@ pub fn fin_then_recv_repeated(c: &mut Ctx) -> R {
     recv(c, "recv", fd, 3, 64, 0, true)?;
     recv(c, "recv(WAITALL)", fd, 4, 64, libc::MSG_WAITALL, true)?;
     let (mh, _) = msghdr(c, &[64], None);
-    msg_op(c, "recvmsg", abi::IORING_OP_RECVMSG, fd, 5, mh, 0, true)?;
+    msg_op(c, "recvmsg", (abi::IORING_OP_RECVMSG, fd, 5), mh, 0, true)?;
     let buf = c.mem(64);
     let mut s = raw(abi::IORING_OP_READ, fd, 6);
     s.addr = buf as u64;
@@ -656,12 +652,10 @@ pub fn close_listener_queued(c: &mut Ctx) -> R {
     Ok(())
 }
 
-/// CLOSE while a 16 MiB MSG_WAITALL SEND waits; the peer then closes without
-/// reading (RST): the SEND ends with the count it moved (some, not all).
-pub fn close_send_then_peer_reset(c: &mut Ctx) -> R {
-    let (fd, p) = c.backend().app_conn()?;
-    let len = 16usize << 20;
-    let data = pattern(len, 68);
+/// A 16 MiB MSG_WAITALL SEND (user_data 1) of `pattern(_, seed)` to a
+/// peer that does not read, left waiting; returns the bytes.
+fn waitall_send(c: &mut Ctx, fd: i32, seed: u8) -> Result<Vec<u8>, String> {
+    let data = pattern(16 << 20, seed);
     send(
         c,
         "send(16 MiB, WAITALL)",
@@ -672,19 +666,34 @@ pub fn close_send_then_peer_reset(c: &mut Ctx) -> R {
         false,
     )?;
     c.quiet();
-    close(c, "close", fd, 2)?;
-    c.record(2);
-    c.backend().peer_close(p);
+    Ok(data)
+}
+
+/// Waits for the [`waitall_send`]'s end and records `label: CLASS` (an
+/// errno, some, or all); returns the bytes it counted.
+fn waitall_send_end(c: &mut Ctx, label: &str) -> usize {
     c.wait_final(1);
     let r = c.cqes(1).last().map_or(i32::MIN, |x| x.res);
     let class = if r < 0 {
         format!("-{}", crate::errno_name(-r))
-    } else if (r as usize) < len {
+    } else if r < 16 << 20 {
         "some (0 < res < len)".into()
     } else {
         "all".into()
     };
-    c.line(format!("send(16 MiB, WAITALL): {class}"));
+    c.line(format!("{label}: {class}"));
+    r.max(0) as usize
+}
+
+/// CLOSE while a 16 MiB MSG_WAITALL SEND waits; the peer then closes without
+/// reading (RST): the SEND ends with the count it moved (some, not all).
+pub fn close_send_then_peer_reset(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    waitall_send(c, fd, 68)?;
+    close(c, "close", fd, 2)?;
+    c.record(2);
+    c.backend().peer_close(p);
+    waitall_send_end(c, "send(16 MiB, WAITALL)");
     Ok(())
 }
 
@@ -790,9 +799,7 @@ pub fn sendmsg_iov_counts(c: &mut Ctx) -> R {
     msg_op(
         c,
         "sendmsg(0 iovecs)",
-        abi::IORING_OP_SENDMSG,
-        fd,
-        1,
+        (abi::IORING_OP_SENDMSG, fd, 1),
         mh,
         0,
         true,
@@ -814,9 +821,7 @@ pub fn sendmsg_iov_counts(c: &mut Ctx) -> R {
     msg_op(
         c,
         "sendmsg(null iovecs, 2)",
-        abi::IORING_OP_SENDMSG,
-        fd,
-        4,
+        (abi::IORING_OP_SENDMSG, fd, 4),
         mh,
         0,
         true,
@@ -873,9 +878,7 @@ pub fn sendmsg_waitall_large(c: &mut Ctx) -> R {
     msg_op(
         c,
         "sendmsg(4 MiB, 16 iovecs, WAITALL)",
-        abi::IORING_OP_SENDMSG,
-        fd,
-        1,
+        (abi::IORING_OP_SENDMSG, fd, 1),
         mh,
         libc::MSG_WAITALL as u32,
         false,
@@ -944,7 +947,7 @@ pub fn sendmsg_name_tcp(c: &mut Ctx) -> R {
             (*mh).msg_name = a.cast();
             (*mh).msg_namelen = nl;
         }
-        msg_op(c, name, abi::IORING_OP_SENDMSG, fd, ud, mh, 0, true)?;
+        msg_op(c, name, (abi::IORING_OP_SENDMSG, fd, ud), mh, 0, true)?;
         c.record(ud);
     }
     let got = c.peer_wait(p, 30);
@@ -1015,7 +1018,7 @@ pub fn sendmsg_control(c: &mut Ctx) -> R {
             (*mh).msg_control = ctl.cast();
             (*mh).msg_controllen = controllen;
         }
-        msg_op(c, name, abi::IORING_OP_SENDMSG, fd, ud, mh, 0, true)?;
+        msg_op(c, name, (abi::IORING_OP_SENDMSG, fd, ud), mh, 0, true)?;
         c.record(ud);
     }
     c.quiet();
@@ -1085,32 +1088,10 @@ pub fn send_dontwait_full(c: &mut Ctx) -> R {
 /// closes (RST): the SEND ends with the count it moved.
 pub fn send_waitall_peer_reset(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
-    let len = 16usize << 20;
-    let data = pattern(len, 77);
-    send(
-        c,
-        "send(16 MiB, WAITALL)",
-        fd,
-        1,
-        &data,
-        libc::MSG_WAITALL,
-        false,
-    )?;
-    c.quiet();
+    waitall_send(c, fd, 77)?;
     c.record(1);
     c.backend().peer_close(p);
-    c.wait_final(1);
-    let r = c.cqes(1).last().map_or(i32::MIN, |x| x.res);
-    c.line(format!(
-        "send(16 MiB, WAITALL) ends: {}",
-        if r < 0 {
-            format!("-{}", crate::errno_name(-r))
-        } else if (r as usize) < len {
-            "some (0 < res < len)".into()
-        } else {
-            "all".into()
-        }
-    ));
+    waitall_send_end(c, "send(16 MiB, WAITALL) ends");
     send(c, "send after", fd, 2, b"x", 0, true)?;
     c.record(2);
     Ok(())
@@ -1257,35 +1238,12 @@ pub fn connect_unspec_connected(c: &mut Ctx) -> R {
 /// that, then EOF.
 pub fn shutdown_wr_send_pending(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
-    let len = 16usize << 20;
-    let data = pattern(len, 93);
-    send(
-        c,
-        "send(16 MiB, WAITALL)",
-        fd,
-        1,
-        &data,
-        libc::MSG_WAITALL,
-        false,
-    )?;
-    c.quiet();
+    let data = waitall_send(c, fd, 93)?;
     shutdown(c, "shutdown(WR)", fd, 2, libc::SHUT_WR)?;
-    c.wait_final(1);
     c.record(2);
-    let r = c.cqes(1).last().map_or(i32::MIN, |x| x.res);
-    c.line(format!(
-        "send ends: {}",
-        if r < 0 {
-            format!("-{}", crate::errno_name(-r))
-        } else if (r as usize) < len {
-            "some (0 < res < len)".into()
-        } else {
-            "all".into()
-        }
-    ));
+    let n = waitall_send_end(c, "send ends");
     c.backend().peer_start_reading(p);
     let rx = c.peer_wait_end(p);
-    let n = r.max(0) as usize;
     record_peer(
         c,
         "peer received (the SEND's count)",

@@ -86,9 +86,7 @@ pub fn recvmsg_iov_shapes(c: &mut Ctx) -> R {
     msg_op(
         c,
         "recvmsg(0,10,0,20)",
-        abi::IORING_OP_RECVMSG,
-        fd,
-        1,
+        (abi::IORING_OP_RECVMSG, fd, 1),
         mh,
         0,
         true,
@@ -102,16 +100,14 @@ pub fn recvmsg_iov_shapes(c: &mut Ctx) -> R {
     msg_op(
         c,
         "recvmsg(0 iovecs)",
-        abi::IORING_OP_RECVMSG,
-        fd,
-        2,
+        (abi::IORING_OP_RECVMSG, fd, 2),
         mh,
         0,
         true,
     )?;
     c.record(2);
     let (mh, bases) = msghdr(c, &[64], None);
-    msg_op(c, "recvmsg", abi::IORING_OP_RECVMSG, fd, 3, mh, 0, true)?;
+    msg_op(c, "recvmsg", (abi::IORING_OP_RECVMSG, fd, 3), mh, 0, true)?;
     c.record(3);
     record_mem(c, "rest", bases[0], &data[25..], c.cqes(3)[0].res);
     Ok(())
@@ -138,7 +134,7 @@ pub fn recvmsg_out_fields(c: &mut Ctx) -> R {
             (*mh).msg_controllen = 64;
             (*mh).msg_flags = 0x40_0000;
         }
-        msg_op(c, name, abi::IORING_OP_RECVMSG, fd, ud, mh, flags, true)?;
+        msg_op(c, name, (abi::IORING_OP_RECVMSG, fd, ud), mh, flags, true)?;
         c.record(ud);
         // SAFETY: `mh` is context memory; its request has completed.
         let (nl, cl, fl) = unsafe { ((*mh).msg_namelen, (*mh).msg_controllen, (*mh).msg_flags) };
@@ -340,9 +336,7 @@ pub fn recvmsg_waitall_iovs(c: &mut Ctx) -> R {
     msg_op(
         c,
         "recvmsg(WAITALL, 5+10+15)",
-        abi::IORING_OP_RECVMSG,
-        fd,
-        1,
+        (abi::IORING_OP_RECVMSG, fd, 1),
         mh,
         libc::MSG_WAITALL as u32,
         false,
@@ -377,7 +371,7 @@ pub fn recv_after_reset(c: &mut Ctx) -> R {
     recv(c, "recv", fd, 1, 64, 0, true)?;
     recv(c, "recv", fd, 2, 64, 0, true)?;
     let (mh, _) = msghdr(c, &[64], None);
-    msg_op(c, "recvmsg", abi::IORING_OP_RECVMSG, fd, 3, mh, 0, true)?;
+    msg_op(c, "recvmsg", (abi::IORING_OP_RECVMSG, fd, 3), mh, 0, true)?;
     c.record_all(&[1, 2, 3]);
     Ok(())
 }
@@ -688,72 +682,79 @@ pub fn poll_rdnorm_wrnorm(c: &mut Ctx) -> R {
     Ok(())
 }
 
-/// One-shot POLLOUT armed once MSG_DONTWAIT SENDs met -EAGAIN (what an
-/// event loop does): pending; fires once the peer drains.
-pub fn poll_oneshot_pollout_fill(c: &mut Ctx) -> R {
-    let (fd, p) = c.backend().app_conn()?;
+/// Fills `fd`'s buffers with MSG_DONTWAIT SENDs until -EAGAIN (as an event
+/// loop does), then arms a one-shot POLLOUT (`ud`) and records it.
+fn full_then_pollout(c: &mut Ctx, fd: i32, ud: u64) -> R {
     let (_, fail) = super::net2::fill_until_fail(c, fd)?;
     c.line(format!(
         "sends end with -EAGAIN: {}",
         fail == Some(-libc::EAGAIN)
     ));
-    poll(c, "poll(OUT)", fd, 2, libc::POLLOUT)?;
+    poll(c, "poll(OUT)", fd, ud, libc::POLLOUT)?;
     c.quiet();
-    c.record(2);
+    c.record(ud);
+    Ok(())
+}
+
+/// One-shot POLLOUT armed once MSG_DONTWAIT SENDs met -EAGAIN (what an
+/// event loop does): pending; fires once the peer drains.
+pub fn poll_oneshot_pollout_fill(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    full_then_pollout(c, fd, 2)?;
     c.backend().peer_start_reading(p);
     c.wait_final(2);
     c.record(2);
     Ok(())
 }
 
+/// A multishot POLL_ADD of `events`, submitted.
+fn multi_poll(c: &mut Ctx, name: &str, fd: i32, ud: u64, events: i16) -> R {
+    let s = opcode::PollAdd::new(fd, events as u16 as u32)
+        .multi()
+        .user_data(ud)
+        .build();
+    c.submit_one_safe(name, s)
+}
+
+/// Records the multishot poll 1's CQEs, removes it (user_data 3) and
+/// records the order of the last CQEs.
+fn remove_multi_poll(c: &mut Ctx) -> R {
+    c.record(1);
+    let s = opcode::PollRemove::new(1).user_data(3).build();
+    c.submit_one_safe("poll_remove", s)?;
+    c.wait_finals(&[1, 3]);
+    c.record_order(&[1, 3]);
+    Ok(())
+}
+
 /// Multishot POLLIN across the peer's RST: the CQEs, then POLL_REMOVE.
 pub fn poll_multishot_reset(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
-    c.submit_one_safe(
-        "poll(IN, multi)",
-        opcode::PollAdd::new(fd, libc::POLLIN as u32)
-            .multi()
-            .user_data(1)
-            .build(),
-    )?;
+    multi_poll(c, "poll(IN, multi)", fd, 1, libc::POLLIN)?;
     c.quiet();
     send(c, "send(unread)", fd, 2, b"unread!!", 0, true)?;
     c.quiet();
     c.backend().peer_close(p);
     c.wait_n(1, 1);
-    c.record(1);
-    c.submit_one_safe(
-        "poll_remove",
-        opcode::PollRemove::new(1).user_data(3).build(),
-    )?;
-    c.wait_finals(&[1, 3]);
-    c.record_order(&[1, 3]);
-    Ok(())
+    remove_multi_poll(c)
 }
 
 /// Multishot POLLIN|POLLRDHUP: data (unread), then the peer's FIN, then
 /// POLL_REMOVE.
 pub fn poll_multishot_fin(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
-    c.submit_one_safe(
+    multi_poll(
+        c,
         "poll(IN|RDHUP, multi)",
-        opcode::PollAdd::new(fd, (libc::POLLIN | libc::POLLRDHUP) as u16 as u32)
-            .multi()
-            .user_data(1)
-            .build(),
+        fd,
+        1,
+        libc::POLLIN | libc::POLLRDHUP,
     )?;
     c.peer_send(p, b"data")?;
     c.wait_n(1, 1);
     c.backend().peer_shutdown_write(p);
     c.wait_n(1, 2);
-    c.record(1);
-    c.submit_one_safe(
-        "poll_remove",
-        opcode::PollRemove::new(1).user_data(3).build(),
-    )?;
-    c.wait_finals(&[1, 3]);
-    c.record_order(&[1, 3]);
-    Ok(())
+    remove_multi_poll(c)
 }
 
 /// A multishot POLLIN updated (IORING_POLL_UPDATE_EVENTS) to POLLOUT, then
@@ -761,13 +762,7 @@ pub fn poll_multishot_fin(c: &mut Ctx) -> R {
 /// multishot; then removed under the new user_data.
 pub fn poll_update_multishot(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
-    c.submit_one_safe(
-        "poll(IN, multi)",
-        opcode::PollAdd::new(fd, libc::POLLIN as u32)
-            .multi()
-            .user_data(1)
-            .build(),
-    )?;
+    multi_poll(c, "poll(IN, multi)", fd, 1, libc::POLLIN)?;
     c.quiet();
     call_safe(
         c,
@@ -920,14 +915,7 @@ pub fn recv_flags_after_fin(c: &mut Ctx) -> R {
 /// SHUT_WR: a shut write side reads as writable, so it fires.
 pub fn poll_pollout_full_then_shut_wr(c: &mut Ctx) -> R {
     let (fd, _p) = c.backend().app_conn()?;
-    let (_, fail) = super::net2::fill_until_fail(c, fd)?;
-    c.line(format!(
-        "sends end with -EAGAIN: {}",
-        fail == Some(-libc::EAGAIN)
-    ));
-    poll(c, "poll(OUT)", fd, 1, libc::POLLOUT)?;
-    c.quiet();
-    c.record(1);
+    full_then_pollout(c, fd, 1)?;
     shutdown(c, "shutdown(WR)", fd, 2, libc::SHUT_WR)?;
     c.wait_final(1);
     c.record_order(&[1, 2]);
@@ -938,13 +926,7 @@ pub fn poll_pollout_full_then_shut_wr(c: &mut Ctx) -> R {
 /// keeps the socket open and fires once the peer drains it.
 pub fn close_with_pollout_pending(c: &mut Ctx) -> R {
     let (fd, p) = c.backend().app_conn()?;
-    let (_, fail) = super::net2::fill_until_fail(c, fd)?;
-    c.line(format!(
-        "sends end with -EAGAIN: {}",
-        fail == Some(-libc::EAGAIN)
-    ));
-    poll(c, "poll(OUT)", fd, 1, libc::POLLOUT)?;
-    c.quiet();
+    full_then_pollout(c, fd, 1)?;
     super::net2::close(c, "close", fd, 2)?;
     c.quiet();
     c.record_order(&[1, 2]);
