@@ -181,6 +181,15 @@ pub trait Backend {
     /// A peer address where nothing listens (a connect gets RST).
     fn refused_addr(&mut self) -> libc::sockaddr_in;
 
+    /// An app address with a port nothing uses, for a scenario that BINDs
+    /// and LISTENs through SQEs; [`Backend::adopt_listener`] then lets the
+    /// peer connect to it.
+    fn app_bind_addr(&mut self) -> libc::sockaddr_in;
+
+    /// App socket `fd` listens on `sa` (from [`Backend::app_bind_addr`]):
+    /// [`Backend::peer_connect`] may name it from now on.
+    fn adopt_listener(&mut self, fd: i32, sa: &libc::sockaddr_in);
+
     /// Cancels whatever is in flight and drops sockets; called once at the end.
     fn teardown(&mut self);
 

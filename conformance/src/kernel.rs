@@ -454,6 +454,15 @@ impl Backend for KernelBackend {
             .collect()
     }
 
+    fn app_bind_addr(&mut self) -> libc::sockaddr_in {
+        // As refused_addr: a port that was just free.
+        self.refused_addr()
+    }
+
+    fn adopt_listener(&mut self, fd: i32, sa: &libc::sockaddr_in) {
+        self.ports.insert(fd, u16::from_be(sa.sin_port));
+    }
+
     fn teardown(&mut self) {
         if self.torn_down {
             return;

@@ -604,6 +604,16 @@ impl Backend for RinglineBackend {
         ringline_ring::app::sockaddr_in(PEER_IP.octets(), 9)
     }
 
+    fn app_bind_addr(&mut self) -> libc::sockaddr_in {
+        let port = self.next_app_port;
+        self.next_app_port += 1;
+        ringline_ring::app::sockaddr_in(APP_IP.octets(), port)
+    }
+
+    fn adopt_listener(&mut self, fd: i32, sa: &libc::sockaddr_in) {
+        self.ports.insert(fd, u16::from_be(sa.sin_port));
+    }
+
     fn teardown(&mut self) {
         // Nothing to do: dropping the engines drops every request with them.
     }

@@ -281,6 +281,8 @@ pub struct MsgHdr {
     pub namelen: u32,
     /// `msg_controllen`.
     pub controllen: u32,
+    /// `msg_control`.
+    pub control: u64,
 }
 
 /// The application's `struct msghdr` at `addr`. `EMSGSIZE` for more than
@@ -296,8 +298,48 @@ pub fn read_msghdr(addr: u64) -> Result<MsgHdr, Errno> {
         iovlen: m.msg_iovlen as u32,
         namelen: m.msg_namelen,
         controllen,
+        control: m.msg_control as u64,
     })
 }
+
+/// Size of a `struct cmsghdr` (what `CMSG_FIRSTHDR` / `CMSG_NXTHDR` need
+/// left in the control buffer to find another header).
+const CMSGHDR_LEN: u64 = core::mem::size_of::<libc::cmsghdr>() as u64;
+
+/// Checks a SENDMSG's control messages as Linux's `sock_cmsg_send` does on
+/// TCP: every header must fit (`CMSG_OK`: `cmsg_len` at least a header and
+/// within what is left), else `EINVAL`. `SOL_SOCKET` messages of Unix
+/// sockets (`SCM_RIGHTS`, `SCM_CREDENTIALS`, `SCM_PIDFD`) are ignored, as
+/// Linux ignores them on TCP; the other `SOL_SOCKET` ones set per-message
+/// socket options ringline does not have: `EINVAL`. Other levels are not
+/// TCP's business and are ignored.
+pub fn check_cmsgs(control: u64, controllen: u32) -> Result<(), Errno> {
+    let size = u64::from(controllen);
+    let mut off = 0u64;
+    while size - off >= CMSGHDR_LEN {
+        let b = slice(control + off, CMSGHDR_LEN as usize)?;
+        let len = u64::from_ne_bytes(b[0..8].try_into().expect("8 bytes"));
+        let level = i32::from_ne_bytes(b[8..12].try_into().expect("4 bytes"));
+        let ty = i32::from_ne_bytes(b[12..16].try_into().expect("4 bytes"));
+        if len < CMSGHDR_LEN || len > size - off {
+            return Err(errno::EINVAL);
+        }
+        if level == libc::SOL_SOCKET
+            && !matches!(ty, libc::SCM_RIGHTS | libc::SCM_CREDENTIALS | SCM_PIDFD)
+        {
+            return Err(errno::EINVAL);
+        }
+        // CMSG_NXTHDR: the next header starts at the aligned end.
+        off = match off.checked_add((len + 7) & !7) {
+            Some(o) if o <= size => o,
+            _ => break,
+        };
+    }
+    Ok(())
+}
+
+/// `SCM_PIDFD` (Linux 6.5), not in every libc.
+const SCM_PIDFD: i32 = 0x04;
 
 /// Total length of `n` iovecs at `iov`.
 pub fn iov_total(iov: u64, n: u32) -> Result<u64, Errno> {
@@ -418,6 +460,44 @@ mod tests {
 
     fn addr_of<T: ?Sized>(p: *const T) -> u64 {
         p.cast::<u8>().expose_provenance() as u64
+    }
+
+    /// A control buffer of `msgs` (len, level, type), each header at the
+    /// aligned end of the previous message.
+    fn cmsgs(msgs: &[(u64, i32, i32)]) -> Vec<u64> {
+        let mut v = vec![0u64; 32];
+        let mut at = 0;
+        for &(len, level, ty) in msgs {
+            v[at] = len;
+            v[at + 1] = u64::from(level as u32) | (u64::from(ty as u32) << 32);
+            at += (len.max(16) as usize).div_ceil(8);
+        }
+        v
+    }
+
+    #[test]
+    fn control_messages_are_checked_as_sock_cmsg_send() {
+        let ok = |msgs: &[(u64, i32, i32)], controllen: u32| {
+            let v = cmsgs(msgs);
+            check_cmsgs(addr_of(v.as_ptr()), controllen)
+        };
+        let ip = (libc::IPPROTO_IP, libc::IP_TOS);
+        let sol = libc::SOL_SOCKET;
+        // Another level is ignored; a buffer shorter than a header has none.
+        assert_eq!(ok(&[(20, ip.0, ip.1)], 24), Ok(()));
+        assert_eq!(ok(&[(20, sol, 99)], 8), Ok(()));
+        // CMSG_OK: cmsg_len below a header or past the buffer.
+        assert_eq!(ok(&[(80, ip.0, ip.1)], 24), Err(errno::EINVAL));
+        assert_eq!(ok(&[(8, ip.0, ip.1)], 24), Err(errno::EINVAL));
+        // The second message is checked too.
+        assert_eq!(
+            ok(&[(20, ip.0, ip.1), (64, ip.0, ip.1)], 48),
+            Err(errno::EINVAL)
+        );
+        assert_eq!(ok(&[(20, ip.0, ip.1), (20, ip.0, ip.1)], 48), Ok(()));
+        // SOL_SOCKET: Unix-socket messages ignored on TCP, options refused.
+        assert_eq!(ok(&[(20, sol, libc::SCM_RIGHTS)], 24), Ok(()));
+        assert_eq!(ok(&[(20, sol, libc::SO_MARK)], 24), Err(errno::EINVAL));
     }
 
     #[test]

@@ -19,6 +19,8 @@ mod conn;
 mod feat;
 mod flags;
 mod invalid;
+mod net2;
+mod net3;
 mod overflow;
 mod poll;
 mod recv;
@@ -33,11 +35,16 @@ mod timeout;
 /// A scenario's result.
 pub type R = Result<(), String>;
 
-/// A deterministic byte pattern (distinct per `seed`).
+/// A deterministic byte pattern (distinct per `seed`): byte i is
+/// `(i * 7 + seed * 31) % 251`, built from its 251-byte period (memcpy, so a
+/// 64 MiB pattern is cheap in a debug build too).
 pub fn pattern(n: usize, seed: u8) -> Vec<u8> {
-    (0..n)
+    let period: Vec<u8> = (0..251usize)
         .map(|i| ((i * 7 + seed as usize * 31) % 251) as u8)
-        .collect()
+        .collect();
+    let mut v = period.repeat(n / 251 + 1);
+    v.truncate(n);
+    v
 }
 
 /// Pushes, submits and waits for the final CQE of a one-shot request.
@@ -362,6 +369,79 @@ pub fn all() -> Vec<Scenario> {
         sc("poll_headed_chain", "sqe flags", "POLL_ADD(POLLIN) -> RECV -> SEND: read when readable, then answer", d, m, ring3::poll_headed_chain),
         sc("provide_while_waiting", "buffers", "a buffer-select RECV armed on an empty legacy group and an empty socket (-ENOBUFS at once); the program provides and re-arms: the buffer is taken", d, m, ring3::provide_while_waiting),
         sc("bufring_unregister_in_use", "buffers", "IORING_UNREGISTER_PBUF_RING while a multishot RECV uses the ring (-ENOBUFS at the next data), its argument checks, a legacy group; registered again, re-armed: nothing lost", d, m, ring3::bufring_unregister_in_use),
+        // socket data path, wide (net2, net3)
+        sc("connect_link_send", "connect", "CONNECT linked to a SEND in one submission: the SEND runs once connected", d, m, net2::connect_link_send),
+        sc("connect_refused_retry", "connect", "CONNECT refused, then a retry on the same socket to a listening peer, then data", d, m, net2::connect_refused_retry),
+        sc("connect_refused_then_ops", "connect", "after a refused CONNECT: SEND, RECV, SHUTDOWN, POLL(IN|OUT)", d, m, net2::connect_refused_then_ops),
+        sc("connect_bad_args", "connect", "CONNECT with addrlen 8, 0, an AF_UNIX family, a null address; then a good one", d, m, net2::connect_bad_args),
+        sc("connect_unspec_fresh", "connect", "CONNECT with AF_UNSPEC on a fresh socket", d, m, net2::connect_unspec_fresh),
+        sc("connect_nonblock_socket", "connect", "SOCKET with SOCK_NONBLOCK: CONNECT completes once connected, RECV waits for data", d, m, net2::connect_nonblock_socket),
+        sc("connect_isconn", "connect", "CONNECT on a socket connected through CONNECT and on an accepted one: -EISCONN, the connection still works", d, m, net2::connect_isconn),
+        sc("shutdown_rdwr", "shutdown", "SHUT_RDWR: the peer sees EOF, RECV returns 0, SEND fails", d, m, net2::shutdown_rdwr),
+        sc("shutdown_bad_how", "shutdown", "SHUTDOWN with how 3, -1, 100; the connection unaffected; then SHUT_WR", d, m, net2::shutdown_bad_how),
+        sc("shutdown_twice", "shutdown", "SHUT_WR twice, SHUT_RD twice, then SHUT_RDWR", d, m, net2::shutdown_twice),
+        sc("shutdown_listener", "shutdown", "SHUTDOWN on a listener: SHUT_WR keeps it listening; SHUT_RD ends a pending ACCEPT and refuses new ones", d, m, net2::shutdown_listener),
+        sc("shutdown_half_close_echo", "shutdown", "half-close echo: the peer sends and shuts down, the app reads to EOF, echoes, shuts down", d, m, net2::shutdown_half_close_echo),
+        sc("shutdown_rd_then_data", "shutdown", "SHUT_RD, then the peer sends 10 B: two RECVs", d, m, net2::shutdown_rd_then_data),
+        sc("shutdown_wr_then_sends", "shutdown", "after SHUT_WR: SEND, SENDMSG, WRITE, WRITEV, SEND_ZC", d, m, net2::shutdown_wr_then_sends),
+        sc("reset_then_sends", "send", "after the peer's RST: WRITEV, SENDMSG, SEND, WRITE, SEND_ZC, then RECV", d, m, net2::reset_then_sends),
+        sc("fin_then_recv_repeated", "recv", "after the peer's FIN: RECV x3, RECV(WAITALL), RECVMSG, READ all 0; SEND still reaches the peer", d, m, net2::fin_then_recv_repeated),
+        sc("close_unread_rst", "close", "CLOSE with the peer's bytes unread: the peer sees a reset", d, m, net2::close_unread_rst),
+        sc("close_clean_fin", "close", "SEND 5000 B then CLOSE: the peer reads them then EOF", d, m, net2::close_clean_fin),
+        sc("close_then_ops", "close", "after CLOSE: RECV, SEND, POLL_ADD, SHUTDOWN, CONNECT, CLOSE on the number", d, m, net2::close_then_ops),
+        sc("close_listener_queued", "close", "CLOSE of a listener with two connections queued: both peers see a reset", d, m, net2::close_listener_queued),
+        sc("close_send_then_peer_reset", "close", "CLOSE while a 16 MiB WAITALL SEND waits, then the peer closes unread (RST): the SEND's count", d, m, net2::close_send_then_peer_reset),
+        sc("close_listener_oneshot_accept", "close", "CLOSE with a one-shot ACCEPT pending: it takes the next connection; ACCEPT on the closed number", d, m, net2::close_listener_oneshot_accept),
+        sc("send_flag_variants", "send", "SEND with MSG_WAITALL, MSG_MORE then none, NOSIGNAL|DONTWAIT, MSG_CONFIRM", d, m, net2::send_flag_variants),
+        sc("sendmsg_flag_variants", "send", "SENDMSG with WAITALL, MORE, NOSIGNAL over 1, 3 and 7 iovecs (some empty)", d, m, net2::sendmsg_flag_variants),
+        sc("sendmsg_iov_counts", "send", "SENDMSG with 0, 1024 and 1025 iovecs and a null array", d, m, net2::sendmsg_iov_counts),
+        sc("send_zero_len", "send", "zero-length SEND (buffer, null), SENDMSG of one empty iovec, WRITE of 0 B; then 5 B", d, m, net2::send_zero_len),
+        sc("sendmsg_waitall_large", "send", "SENDMSG of 4 MiB in 16 iovecs with MSG_WAITALL to a reading peer", d, m, net2::sendmsg_waitall_large),
+        sc("send_large_reading_peer", "send", "SEND of 4 MiB without WAITALL to a reading peer: the count moved, exactly those bytes", d, m, net2::send_large_reading_peer),
+        sc("sendmsg_name_tcp", "send", "SENDMSG with msg_name on connected TCP: 16 B, namelen 0, AF_UNIX family, namelen 200", d, m, net2::sendmsg_name_tcp),
+        sc("sendmsg_control", "send", "SENDMSG with msg_control: an IPPROTO_IP cmsg, controllen 8, SCM_RIGHTS, cmsg_len past the buffer", d, m, net2::sendmsg_control),
+        sc("send_dontwait_full", "send", "MSG_DONTWAIT SENDs to a peer that does not read until -EAGAIN; after the peer reads, one goes", d, m, net2::send_dontwait_full),
+        sc("send_waitall_peer_reset", "send", "a 16 MiB WAITALL SEND waiting, the peer closes unread (RST): the count moved; a SEND after", d, m, net2::send_waitall_peer_reset),
+        sc("send_after_peer_fin", "send", "the peer half-closes; SEND and SENDMSG still reach it; CLOSE: EOF", d, m, net2::send_after_peer_fin),
+        sc("recv_zero_len", "recv", "RECV of 0 B with data there, on an empty socket (waits), then the data", d, m, net3::recv_zero_len),
+        sc("recv_peek_waitall", "recv", "RECV with MSG_PEEK|MSG_WAITALL of 100 B with 40 there (the retry re-peeks: 100 at once); then a WAITALL RECV gets the 100 B", d, m, net3::recv_peek_waitall),
+        sc("recvmsg_iov_shapes", "recv", "RECVMSG over iovecs of 0, 10, 0, 20 B; with 0 iovecs; then the rest", d, m, net3::recvmsg_iov_shapes),
+        sc("recvmsg_out_fields", "recv", "RECVMSG writes back msg_namelen, msg_controllen, msg_flags (plain and MSG_TRUNC)", d, m, net3::recvmsg_out_fields),
+        sc("recv_select_after_eof", "recv", "buffer-select RECV after the peer's FIN: 0, no buffer taken; another connection gets buffer 0", d, m, net3::recv_select_after_eof),
+        sc("recvmsg_multishot_header", "recv", "multishot RECVMSG over a buffer ring: the io_uring_recvmsg_out header and payload, two arrivals, then FIN", d, m, net3::recvmsg_multishot_header),
+        sc("recvmsg_multishot_small_buffers", "recv", "multishot RECVMSG with buffers too small for header and name; then namelen 0", d, m, net3::recvmsg_multishot_small_buffers),
+        sc("recv_waitall_short_eof", "recv", "RECV MSG_WAITALL of 100 B, the peer sends 40 then FIN: 40, then 0", d, m, net3::recv_waitall_short_eof),
+        sc("recv_waitall_then_reset", "recv", "RECV MSG_WAITALL of 100 B, the peer sends 40 then RST: 40, -ECONNRESET, 0", d, m, net3::recv_waitall_then_reset),
+        sc("recvmsg_waitall_iovs", "recv", "RECVMSG MSG_WAITALL over 5+10+15 B iovecs, data in two parts", d, m, net3::recvmsg_waitall_iovs),
+        sc("recv_oob", "recv", "RECV with MSG_OOB without urgent data; then a plain RECV", d, m, net3::recv_oob),
+        sc("recv_after_reset", "recv", "after the peer's RST: RECV, RECV, RECVMSG", d, m, net3::recv_after_reset),
+        sc("recv_multishot_data_then_reset", "recv", "multishot RECV gets 500 B, then the peer's RST; a re-arm", d, m, net3::recv_multishot_data_then_reset),
+        sc("recv_pending_then_shut_rd", "recv", "a pending RECV when the app does SHUT_RD", d, m, net3::recv_pending_then_shut_rd),
+        sc("recv_pending_then_shut_wr", "recv", "a pending RECV when the app does SHUT_WR: still pending, then data", d, m, net3::recv_pending_then_shut_wr),
+        sc("poll_fresh_socket", "poll", "POLL_ADD masks on a never-connected socket: IN, OUT, all, 0", d, m, net3::poll_fresh_socket),
+        sc("poll_after_refused", "poll", "POLL_ADD masks after a refused CONNECT", d, m, net3::poll_after_refused),
+        sc("poll_masks_connected", "poll", "POLL_ADD masks on an idle then readable connection; POLLPRI", d, m, net3::poll_masks_connected),
+        sc("poll_masks_own_shutdown", "poll", "POLL_ADD masks after the app's SHUT_WR, SHUT_RD, SHUT_RDWR", d, m, net3::poll_masks_own_shutdown),
+        sc("poll_masks_both_shut", "poll", "POLL_ADD masks after the peer's FIN and the app's SHUT_WR", d, m, net3::poll_masks_both_shut),
+        sc("poll_masks_reset", "poll", "POLL_ADD masks after the peer's RST, then after a RECV took the error", d, m, net3::poll_masks_reset),
+        sc("poll_zero_events_reset", "poll", "POLL_ADD with no events: quiet on data, fires on the peer's RST", d, m, net3::poll_zero_events_reset),
+        sc("poll_listener_masks", "poll", "POLL_ADD on a listener: POLLOUT never, all events with a connection queued", d, m, net3::poll_listener_masks),
+        sc("poll_rdnorm_wrnorm", "poll", "POLLRDNORM / POLLWRNORM / POLLRDBAND asked alone: idle, readable, after FIN", d, m, net3::poll_rdnorm_wrnorm),
+        sc("poll_oneshot_pollout_fill", "poll", "one-shot POLLOUT armed after DONTWAIT SENDs met -EAGAIN: fires when the peer drains", d, m, net3::poll_oneshot_pollout_fill),
+        sc("poll_multishot_reset", "poll", "multishot POLLIN across the peer's RST, then POLL_REMOVE", d, m, net3::poll_multishot_reset),
+        sc("poll_multishot_fin", "poll", "multishot POLLIN|POLLRDHUP: data, the peer's FIN, POLL_REMOVE", d, m, net3::poll_multishot_fin),
+        sc("poll_update_multishot", "poll", "multishot POLLIN updated to POLLOUT, then to POLLIN under a new user_data; removed", d, m, net3::poll_update_multishot),
+        sc("poll_update_both", "poll", "POLL_REMOVE update of a completed poll; one-shot updated in events and user_data at once", d, m, net3::poll_update_both),
+        sc("poll_pending_shutdowns", "poll", "POLLIN pending at the app's SHUT_RD; POLLIN|RDHUP and POLLOUT pending at the peer's close", d, m, net3::poll_pending_shutdowns),
+        sc("bind_listen_sqe", "connect", "SOCKET, BIND, LISTEN through SQEs, a peer connects, ACCEPT; BIND twice, a second socket on the port, LISTEN twice, on the accepted connection, on an unbound socket", d, m, net2::bind_listen_sqe),
+        sc("listen_after_unlisten", "shutdown", "a listener un-listened by SHUT_RD listens again and accepts", d, m, net2::listen_after_unlisten),
+        sc("connect_unspec_connected", "connect", "CONNECT with AF_UNSPEC on a connected socket: the peer sees a reset; RECV, SEND, CONNECT again", d, m, net2::connect_unspec_connected),
+        sc("shutdown_wr_send_pending", "shutdown", "SHUT_WR while a 16 MiB WAITALL SEND waits: the SEND's count, the peer reads exactly that then EOF", d, m, net2::shutdown_wr_send_pending),
+        sc("recv_multishot_shut_rd", "recv", "a multishot RECV armed when the app does SHUT_RD; later data still readable", d, m, net3::recv_multishot_shut_rd),
+        sc("recv_flags_after_fin", "recv", "after the peer's FIN: RECV with DONTWAIT, PEEK, TRUNC, PEEK|DONTWAIT", d, m, net3::recv_flags_after_fin),
+        sc("poll_pollout_full_then_shut_wr", "poll", "a one-shot POLLOUT waiting on a full send buffer fires at the app's SHUT_WR", d, m, net3::poll_pollout_full_then_shut_wr),
+        sc("close_with_pollout_pending", "close", "CLOSE with a POLLOUT waiting on a full send buffer: it fires once the peer drains", d, m, net3::close_with_pollout_pending),
+        sc("accept_after_peer_close", "accept", "the peer connects, sends 20 B and closes before ACCEPT: ACCEPT, RECV of the bytes, then 0", d, m, net3::accept_after_peer_close),
     ];
     v.sort_by_key(|s| area_rank(s.area));
     v

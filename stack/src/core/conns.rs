@@ -112,6 +112,10 @@ pub(crate) struct Conn {
     /// We aborted it (close with unread data, listener closed): the RST
     /// that follows is ours, not the peer's.
     pub(crate) aborted: bool,
+    /// The application disconnected it (CONNECT with AF_UNSPEC, Linux's
+    /// `tcp_disconnect`): as after a failed CONNECT, the socket may connect
+    /// again.
+    pub(crate) disconnected: bool,
     /// Since when (engine µs) egress has found no MAC for the next hop.
     pub(crate) arp_since: Option<u64>,
     /// The application closed its socket number while requests were still
@@ -189,6 +193,7 @@ impl Conn {
             write: WriteSide::Open,
             reset: Reset::No,
             aborted: false,
+            disconnected: false,
             close_pending: false,
             nospace: false,
             state_woke: false,
@@ -224,6 +229,7 @@ impl Conn {
     }
 
     /// Whether the application shut the read side.
+    #[cfg(test)]
     pub(crate) fn rd_shut(&self) -> bool {
         matches!(self.read, ReadSide::Shut | ReadSide::ShutPeerFin)
     }
@@ -509,6 +515,7 @@ impl Conns {
         c.write = WriteSide::Open;
         c.reset = Reset::No;
         c.aborted = false;
+        c.disconnected = false;
         c.close_pending = false;
         c.nospace = false;
         c.state_woke = false;

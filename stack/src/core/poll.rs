@@ -14,6 +14,8 @@ use crate::usermem;
 
 pub(crate) const POLLIN: u32 = libc::POLLIN as u32;
 pub(crate) const POLLOUT: u32 = libc::POLLOUT as u32;
+pub(crate) const POLLPRI: u32 = libc::POLLPRI as u32;
+pub(crate) const POLLRDBAND: u32 = libc::POLLRDBAND as u32;
 pub(crate) const POLLERR: u32 = libc::POLLERR as u32;
 pub(crate) const POLLHUP: u32 = libc::POLLHUP as u32;
 pub(crate) const POLLRDNORM: u32 = libc::POLLRDNORM as u32;
@@ -21,36 +23,54 @@ pub(crate) const POLLWRNORM: u32 = libc::POLLWRNORM as u32;
 pub(crate) const POLLWRBAND: u32 = libc::POLLWRBAND as u32;
 /// What a write-space wake-up carries (Linux's `sk_stream_write_space`).
 const WRITE_SPACE: u32 = POLLOUT | POLLWRNORM | POLLWRBAND;
+/// What a data wake-up carries (Linux's `sock_def_readable`): on a
+/// connection, data arrived; on a listener, a connection was queued.
+const DATA_READY: u32 = POLLIN | POLLPRI | POLLRDNORM | POLLRDBAND;
+/// A wake-up without a key (`sk_state_change`): a poll that wakes reports
+/// the socket's whole mask.
+const NO_KEY: u32 = u32::MAX;
 pub(crate) const POLLRDHUP: u32 = libc::POLLRDHUP as u32;
 
 impl Core {
-    /// What `poll(2)` would report for connection `cid` now.
+    /// What `poll(2)` would report for connection `cid` now: Linux's
+    /// `tcp_poll`. A shut direction (the peer's FIN or SHUT_RD for reading,
+    /// SHUT_WR for writing; a reset shuts both, as `tcp_done`) reads as
+    /// ready, so POLLOUT stays on after SHUT_WR or a reset; POLLHUP when
+    /// both are shut; POLLERR only while the error is unreported (`sk_err`:
+    /// the first request that reports it, a refused CONNECT included, clears it).
     pub(crate) fn conn_mask(&self, cid: ConnId) -> u32 {
         let c = self.conns.get(cid);
         let s = c.sock_ref();
-        let mut m = 0;
-        if c.is_reset() {
-            return POLLERR | POLLHUP | POLLIN | POLLRDNORM | POLLRDHUP;
-        }
-        if !c.established {
+        let reset = c.is_reset();
+        if !c.established && !reset {
+            // SYN_SENT: nothing yet.
             return 0;
         }
-        if s.can_recv() || c.read_closed() {
+        let rcv_shut = reset || c.read_closed();
+        let snd_shut = reset || c.write == super::conns::WriteSide::Shut;
+        let mut m = 0;
+        if (rcv_shut && snd_shut) || s.state() == smoltcp::socket::tcp::State::Closed {
+            m |= POLLHUP;
+        }
+        if rcv_shut {
+            m |= POLLIN | POLLRDNORM | POLLRDHUP;
+        }
+        if s.can_recv() {
             m |= POLLIN | POLLRDNORM;
         }
-        if c.fin() {
-            m |= POLLRDHUP;
-        }
-        let wr_shut = c.write == super::conns::WriteSide::Shut;
-        // Linux's __sk_stream_is_writeable: free space at least half of
-        // what is queued (a third of the buffer once it is full).
-        let queued = s.send_queue();
-        let free = s.send_capacity().saturating_sub(queued);
-        if s.can_send() && !wr_shut && free >= queued / 2 {
+        if snd_shut {
             m |= POLLOUT | POLLWRNORM;
+        } else {
+            // Linux's __sk_stream_is_writeable: free space at least half of
+            // what is queued (a third of the buffer once it is full).
+            let queued = s.send_queue();
+            let free = s.send_capacity().saturating_sub(queued);
+            if s.can_send() && free >= queued / 2 {
+                m |= POLLOUT | POLLWRNORM;
+            }
         }
-        if (c.fin() && wr_shut) || s.state() == smoltcp::socket::tcp::State::Closed {
-            m |= POLLHUP;
+        if c.reset == super::conns::Reset::Pending {
+            m |= POLLERR;
         }
         m
     }
@@ -79,13 +99,9 @@ impl Core {
         let queued = c.sock_ref().recv_queue();
         let arrived = queued > c.rx_seen;
         c.rx_seen = queued;
-        let mut key = if arrived {
-            mask & (POLLIN | POLLRDNORM)
-        } else {
-            0
-        };
+        let mut key = if arrived { DATA_READY } else { 0 };
         if std::mem::take(&mut c.state_woke) {
-            key = u32::MAX;
+            key = NO_KEY;
         }
         if mask & POLLOUT != 0 {
             if std::mem::take(&mut c.nospace) {
@@ -106,20 +122,27 @@ impl Core {
     pub(crate) fn wake_listener_polls(&mut self, slot: u32) {
         if let Some(first) = self.cq.ops.listener(slot).poll.front() {
             let mask = self.listener_mask(slot);
-            self.fire_polls(first, mask, mask);
+            if mask != 0 {
+                // A queued connection: the listener's sk_data_ready.
+                self.fire_polls(first, mask, DATA_READY);
+            }
         }
     }
 
-    /// Delivers `mask` to the polls on a list whose events meet the
-    /// wake-up `key`, from `first` on (each may finish and leave the list:
-    /// the next is read before).
+    /// Wakes the polls on a list whose events meet the wake-up `key`, from
+    /// `first` on (each may finish and leave the list: the next is read
+    /// before). As io_uring's `io_poll_wake`, a keyed wake-up reports the
+    /// key (its events' part), not the socket's mask: data arriving
+    /// reports POLLIN|POLLPRI to a poll for both; a wake-up without a key
+    /// ([`NO_KEY`]) reports `mask`.
     fn fire_polls(&mut self, first: OpId, mask: u32, key: u32) {
+        let report = if key == NO_KEY { mask } else { key };
         let mut cur = Some(first);
         while let Some(id) = cur {
             cur = self.cq.ops.next_of(id);
             if let OpKind::Poll { events, .. } = self.cq.ops.get(id).kind {
                 if events & key != 0 {
-                    self.fire_poll(id, mask);
+                    self.fire_poll(id, report);
                 }
             }
         }
@@ -226,9 +249,11 @@ impl Core {
             return Ok(None);
         }
         let op = self.cq.ops.get_mut(id);
-        if let (OpKind::Poll { events, multi, .. }, Some(new)) = (&mut op.kind, new_events) {
+        if let (OpKind::Poll { events, .. }, Some(new)) = (&mut op.kind, new_events) {
+            // As the kernel, only the event bits change: a multishot poll
+            // stays multishot and a one-shot stays one-shot, whatever the
+            // update's IORING_POLL_ADD_MULTI says.
             *events = poll_interest(new.events);
-            *multi = new.multi;
         }
         if let Some(ud) = new_user_data {
             op.user_data = ud;

@@ -140,7 +140,7 @@ impl Core {
             mut total,
             bundle,
             msg_flags,
-            done,
+            mut done,
             iovlen,
             msg,
             reserve,
@@ -152,13 +152,18 @@ impl Core {
         loop {
             let c = self.conns.get_mut(cid);
             let avail = c.sock_ref().recv_queue();
-            if avail == 0 || c.rd_shut() {
+            // After SHUT_RD, what is (and keeps) arriving is still read, as
+            // in Linux; only an empty queue reads as EOF.
+            if avail == 0 {
                 if c.reset == Reset::Pending {
-                    // Linux reports a reset once (sk_err), then EOF.
+                    // Linux reports a reset once (sk_err), then EOF. A
+                    // MSG_WAITALL receive that already has bytes takes the
+                    // error too (io_uring's retry reads -ECONNRESET and
+                    // completes with the bytes done): the next one sees EOF.
+                    c.reset = Reset::Reported;
                     let res = if done > 0 {
                         done as i32
                     } else {
-                        c.reset = Reset::Reported;
                         c.reset_err.as_res()
                     };
                     self.cq.finish(id, res, 0);
@@ -255,6 +260,10 @@ impl Core {
                     if let OpKind::Recv { done, .. } = &mut self.cq.ops.get_mut(id).kind {
                         *done = total;
                     }
+                    // The next round continues after these bytes (with
+                    // MSG_PEEK it peeks the same queue again, as io_uring's
+                    // retry does, until `len` is reached).
+                    done = total;
                     continue;
                 }
                 let flags = if rest > 0 {
@@ -433,6 +442,10 @@ impl Core {
         } else if is_msg {
             let m = usermem::read_msghdr(r.addr)?;
             let total = usermem::iov_total(m.iov, m.iovlen)?;
+            // tcp_sendmsg checks the control messages once connected.
+            if m.controllen > 0 {
+                usermem::check_cmsgs(m.control, m.controllen)?;
+            }
             (m.iov, total.min(i32::MAX as u64) as u32, m.iovlen)
         } else {
             usermem::check(r.addr, r.len as usize)?;

@@ -74,6 +74,9 @@ impl Core {
                     self.conns.timers.cancel(cid);
                     if let Some(op) = self.cq.ops.conn(cid).connect {
                         self.cq.fail(op, err);
+                        // The CONNECT reported the error (Linux's sock_error
+                        // clears sk_err): later requests see a closed socket.
+                        self.conns.get_mut(cid).reset = Reset::Reported;
                     }
                     self.service_open(cid);
                 }
@@ -119,6 +122,7 @@ impl Core {
                 self.conns.timers.cancel(cid);
                 if let Some(op) = self.cq.ops.conn(cid).connect {
                     self.cq.fail(op, errno::EHOSTUNREACH);
+                    self.conns.get_mut(cid).reset = Reset::Reported;
                 }
                 self.service_open(cid);
             }

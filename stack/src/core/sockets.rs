@@ -213,18 +213,38 @@ impl Core {
     }
 
     pub(crate) fn op_connect(&mut self, sub: &Submission, addr: u64, addrlen: u64) -> OpResult {
+        // A socket whose CONNECT failed (refused, timed out, unreachable) is
+        // back in TCP_CLOSE: Linux lets it connect again.
+        let mut failed = None;
         let port = match self.fds.get(sub.fd) {
             None | Some(Fd::Free) => return Err(errno::EBADF),
             Some(Fd::Fresh { port }) => port,
             Some(Fd::Conn(cid)) => {
-                return Err(if self.conns.get(cid).phase == Phase::Connecting {
-                    errno::EALREADY
-                } else {
-                    errno::EISCONN
-                });
+                let c = self.conns.get(cid);
+                if c.phase == Phase::Connecting {
+                    return Err(errno::EALREADY);
+                }
+                if sockaddr_family(addr, addrlen)? == libc::AF_UNSPEC as u16 {
+                    self.disconnect(cid);
+                    return Ok(Some((0, 0)));
+                }
+                let c = self.conns.get(cid);
+                if (c.established && !c.disconnected)
+                    || !c.is_reset()
+                    || self.cq.ops.conn(cid).any().is_some()
+                {
+                    return Err(errno::EISCONN);
+                }
+                failed = Some(cid);
+                0
             }
             Some(Fd::Listener(_)) => return Err(errno::EISCONN),
         };
+        if failed.is_none() && sockaddr_family(addr, addrlen)? == libc::AF_UNSPEC as u16 {
+            // AF_UNSPEC disconnects (inet_stream_connect): on a socket that
+            // is not connected there is nothing to undo.
+            return Ok(Some((0, 0)));
+        }
         let (rip, rport) = read_sockaddr(addr, addrlen)?;
         if rip.is_unspecified() || rip == self.host.ip || rip.is_broadcast() || rip.is_multicast() {
             return Err(errno::ENETUNREACH);
@@ -258,6 +278,10 @@ impl Core {
                 })
                 .ok_or(errno::EADDRNOTAVAIL)?
         };
+        if let Some(old) = failed {
+            self.release_conn(old);
+            self.fds.set(sub.fd, Fd::Fresh { port: 0 });
+        }
         let cid = self.conns.alloc(self.now_us).ok_or(errno::ENOBUFS)?;
         let c = self.conns.get_mut(cid);
         c.phase = Phase::Connecting;
@@ -477,12 +501,61 @@ impl Core {
         self.listeners.release(lid, q);
     }
 
+    /// CONNECT with AF_UNSPEC on a connection (Linux's `tcp_disconnect`): an
+    /// open one is reset (RST to the peer; the next request reports
+    /// `-ECONNRESET`, as `sk_err`), and the socket may then connect again.
+    fn disconnect(&mut self, cid: ConnId) {
+        let c = self.conns.get_mut(cid);
+        c.disconnected = true;
+        if c.is_reset() {
+            return;
+        }
+        c.aborted = true;
+        c.sock().abort();
+        c.reset = Reset::Pending;
+        c.reset_err = errno::ECONNRESET;
+        c.last_state = tcp::State::Closed;
+        c.state_woke = true;
+        self.conns.timers.cancel(cid);
+        self.conns.mark_dirty(cid);
+        self.service_open(cid);
+    }
+
+    /// Linux's `tcp_disconnect` of a listener (SHUTDOWN with SHUT_RD): it
+    /// stops listening and its queued connections are reset; pending
+    /// ACCEPTs end with `-EINVAL` (`inet_csk_accept` on a socket that no
+    /// longer listens), polls see an unconnected socket (OUT|HUP); the
+    /// number stays, bound to its port, and may listen again.
+    fn disconnect_listener(&mut self, fd: i32, lid: ListenerId) {
+        let port = self.listeners.slot(lid.slot).port;
+        loop {
+            let l = self.cq.ops.listener(lid.slot);
+            if let Some(id) = l.accept.front() {
+                self.cq.fail(id, errno::EINVAL);
+            } else if let Some(id) = l.poll.front() {
+                let events = match self.cq.ops.get(id).kind {
+                    OpKind::Poll { events, .. } => events,
+                    _ => 0,
+                };
+                let mask = (super::poll::POLLOUT | super::poll::POLLWRNORM | super::poll::POLLHUP)
+                    & events;
+                self.cq.finish(id, mask as i32, 0);
+            } else {
+                break;
+            }
+        }
+        self.close_listener(lid);
+        self.fds.bind(port, fd);
+        self.fds.set(fd, Fd::Fresh { port });
+    }
+
     pub(crate) fn op_shutdown(&mut self, sub: &Submission, how: ShutdownHow) -> OpResult {
         // inet_shutdown on a listener: SHUT_WR changes nothing (0); SHUT_RD and
-        // SHUT_RDWR disconnect it in Linux, which ringline does not do (-ENOTCONN,
-        // a documented difference).
-        if let (Some(super::fds::Fd::Listener(_)), ShutdownHow::Write) = (self.fds.get(sub.fd), how)
-        {
+        // SHUT_RDWR disconnect it (tcp_disconnect).
+        if let Some(Fd::Listener(lid)) = self.fds.get(sub.fd) {
+            if how.read() {
+                self.disconnect_listener(sub.fd, lid);
+            }
             return Ok(Some((0, 0)));
         }
         let cid = self.conn_of(sub.fd)?;
@@ -497,6 +570,8 @@ impl Core {
             c.write = WriteSide::Shut;
             c.sock().close();
         }
+        // inet_shutdown ends with sk_state_change: every poll looks again.
+        c.state_woke = true;
         self.conns.mark_dirty(cid);
         self.service_open(cid);
         Ok(Some((0, 0)))
@@ -507,6 +582,15 @@ impl Core {
 #[inline]
 fn claimed(claim: &Option<super::claims::Claim>, port: u16) -> bool {
     claim.as_ref().is_some_and(|c| c.taken_by_other(port))
+}
+
+/// The family of the address named by `addr`/`addrlen` (decode checked
+/// `addrlen` holds a `sockaddr_in`).
+fn sockaddr_family(addr: u64, addrlen: u64) -> Result<u16, Errno> {
+    if addrlen < 2 {
+        return Err(errno::EINVAL);
+    }
+    usermem::slice(addr, 2).map(|b| u16::from_ne_bytes([b[0], b[1]]))
 }
 
 /// Reads a `sockaddr_in` named by `addr`/`addrlen` (value).
