@@ -62,6 +62,11 @@ pub struct ServeArgs {
     /// Stop after this many seconds [default: until SIGINT/SIGTERM].
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
+    /// Answer Prometheus scrapes (`GET /metrics`: the engines' counters and
+    /// the applications, as `ringline stat PID --prometheus` prints them) on
+    /// this address, e.g. 127.0.0.1:9469 [default: serve.prometheus, or none].
+    #[arg(long, value_name = "ADDR")]
+    pub prometheus: Option<String>,
 }
 
 /// Options of the attached applications.
@@ -76,6 +81,10 @@ pub struct AttachArgs {
     /// Buffer region to ask for, MiB.
     #[arg(long, default_value_t = 64)]
     pub buffer_mb: usize,
+    /// The name `ringline stat` shows for this application [default: the
+    /// process's name].
+    #[arg(long, value_name = "NAME", default_value = "")]
+    pub app_name: String,
 }
 
 /// Options of `ringline serve-echo`.
@@ -128,6 +137,7 @@ fn serve_config(a: &ServeArgs, file: &transport::ServeSection) -> ServeConfig {
             .map_or(base.max_buffer_bytes, |m| m << 20),
         max_sq_entries: file.max_sq_entries.unwrap_or(base.max_sq_entries),
         drain: file.drain_ms.map_or(base.drain, Duration::from_millis),
+        stat: true,
         ..base
     }
 }
@@ -136,7 +146,8 @@ fn serve_config(a: &ServeArgs, file: &transport::ServeSection) -> ServeConfig {
 pub fn serve(a: &ServeArgs) -> Result<(), String> {
     let stop = crate::netcmd::stop_flag(a.duration)?;
     if a.nic.dpdk.is_none() && a.nic.config.is_none() {
-        let cfg = serve_config(a, &transport::ServeSection::default());
+        let file = transport::ServeSection::default();
+        let cfg = serve_config(a, &file);
         let wire = WireConfig {
             frames_per_direction: 8192,
             ..WireConfig::default()
@@ -159,18 +170,52 @@ pub fn serve(a: &ServeArgs) -> Result<(), String> {
             (pb, side(SIDE_B, SIDE_A, wire.mac_a)),
         ];
         let mut d = Daemon::new(ports, cfg, Clock::monotonic()).map_err(|e| e.to_string())?;
+        let metrics = metrics_thread(
+            a.prometheus.as_deref().or(file.prometheus.as_deref()),
+            &stop,
+        )?;
         println!(
             "ringline serve: {} on the loopback wire (port 0 = {SIDE_A}, port 1 = {SIDE_B})",
             d.socket().display()
         );
         d.run(&stop, &mut |l| eprintln!("ringline serve: {l}"));
-        return Ok(());
+        return join_metrics(metrics);
     }
     serve_dpdk(a, &stop)
 }
 
+/// `--prometheus ADDR`: a thread answering scrapes with this process's
+/// stat pages (engines and applications), read as `ringline stat` reads
+/// them; the daemon's thread is not involved. Stops with `stop`.
+fn metrics_thread(
+    addr: Option<&str>,
+    stop: &Arc<AtomicBool>,
+) -> Result<Option<std::thread::JoinHandle<Result<(), String>>>, String> {
+    let Some(addr) = addr else { return Ok(None) };
+    let l = std::net::TcpListener::bind(addr)
+        .map_err(|e| format!("cannot listen on {addr} for Prometheus: {e}"))?;
+    let local = l.local_addr().map_err(|e| e.to_string())?;
+    println!("ringline serve: Prometheus metrics on http://{local}/metrics");
+    let stop = stop.clone();
+    let pid = std::process::id();
+    let h = std::thread::Builder::new()
+        .name("rl-metrics".into())
+        .spawn(move || {
+            crate::stat::serve_metrics(&l, &stop, None, &|| crate::stat::prometheus_of(pid))
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(Some(h))
+}
+
+fn join_metrics(h: Option<std::thread::JoinHandle<Result<(), String>>>) -> Result<(), String> {
+    match h {
+        None => Ok(()),
+        Some(h) => h.join().map_err(|_| "the metrics thread panicked")?,
+    }
+}
+
 #[cfg(feature = "dpdk")]
-fn serve_dpdk(a: &ServeArgs, stop: &AtomicBool) -> Result<(), String> {
+fn serve_dpdk(a: &ServeArgs, stop: &Arc<AtomicBool>) -> Result<(), String> {
     let s = transport::resolve(&a.nic, "serve").map_err(|e| e.to_string())?;
     let file = match &a.nic.config {
         Some(p) => transport::load_config(p).map_err(|e| e.to_string())?.serve,
@@ -185,13 +230,14 @@ fn serve_dpdk(a: &ServeArgs, stop: &AtomicBool) -> Result<(), String> {
     let ip = ecfg.ip;
     let mut d =
         Daemon::new(vec![(dev, ecfg)], cfg, Clock::monotonic()).map_err(|e| e.to_string())?;
+    let metrics = metrics_thread(a.prometheus.as_deref().or(file.prometheus.as_deref()), stop)?;
     println!("ringline serve: {} on {info}, {ip}", d.socket().display());
     d.run(stop, &mut |l| eprintln!("ringline serve: {l}"));
-    Ok(())
+    join_metrics(metrics)
 }
 
 #[cfg(not(feature = "dpdk"))]
-fn serve_dpdk(_a: &ServeArgs, _stop: &AtomicBool) -> Result<(), String> {
+fn serve_dpdk(_a: &ServeArgs, _stop: &Arc<AtomicBool>) -> Result<(), String> {
     Err(transport::TransportError::NoDpdkSupport.to_string())
 }
 
@@ -200,6 +246,7 @@ fn attach_to(a: &AttachArgs, sq_entries: u32) -> Result<AttachedUring, String> {
         port: a.nic_port,
         sq_entries,
         buffer_bytes: a.buffer_mb << 20,
+        name: a.app_name.clone(),
         ..AttachConfig::default()
     };
     let (ring, region) = attach(&a.name, &cfg).map_err(|e| format!("attach {}: {e}", a.name))?;
@@ -500,9 +547,14 @@ pub fn bench_row(
                 name: name.to_string(),
                 nic_port: 0,
                 buffer_mb: 64,
+                app_name: "bench-echo".into(),
             };
             let srv = attach_to(&a, 1024)?;
-            let b = AttachArgs { nic_port: 1, ..a };
+            let b = AttachArgs {
+                nic_port: 1,
+                app_name: "bench-load".into(),
+                ..a
+            };
             let mut cli = attach_to(&b, 4096)?;
             out.push((
                 "attached".to_string(),
@@ -623,6 +675,7 @@ pub fn serve_fault(a: &ServeFaultArgs) -> Result<(), String> {
         name: a.name.clone(),
         nic_port,
         buffer_mb: 1,
+        app_name: "serve-fault".into(),
     };
     let mut srv = attach_to(&mk(0), 64)?;
     let mut cli = attach_to(&mk(1), 64)?;

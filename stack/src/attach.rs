@@ -42,6 +42,9 @@ pub struct AttachConfig {
     pub buffer_bytes: usize,
     /// How long a wait polls before it blocks on the futex.
     pub busy_poll_us: u64,
+    /// Its name for operators (`ringline stat`), at most 32 bytes; empty:
+    /// the process's name.
+    pub name: String,
 }
 
 impl Default for AttachConfig {
@@ -51,6 +54,7 @@ impl Default for AttachConfig {
             sq_entries: 256,
             buffer_bytes: 16 << 20,
             busy_poll_us: crate::config::DEFAULT_BUSY_POLL_US,
+            name: String::new(),
         }
     }
 }
@@ -144,7 +148,12 @@ pub fn attach(name: &str, cfg: &AttachConfig) -> Result<(AttachedRing, AppRegion
         port: cfg.port,
         sq_entries: cfg.sq_entries,
         buffer_bytes: cfg.buffer_bytes as u64,
+        name: [0; crate::statpage::apps::APP_NAME_LEN],
     };
+    let mut req = req;
+    for (d, b) in req.name.iter_mut().zip(cfg.name.bytes()) {
+        *d = b;
+    }
     (&sock).write_all(ipc::as_bytes(&req))?;
     let mut b = [0u8; size_of::<AttachReply>()];
     let (n, fds) = ipc::recv_fds(&sock, &mut b)?;

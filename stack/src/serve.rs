@@ -64,6 +64,7 @@ use crate::config::EngineConfig;
 use crate::engine::Engine;
 use crate::group::{engine_group, GroupMember};
 use crate::ipc;
+use crate::statpage::apps::{AppStat, AppsPublisher, APP_NAME_LEN};
 use crate::usermem::Window;
 
 /// Bytes at the start of an application's buffer file that hold [`Control`];
@@ -73,7 +74,7 @@ pub const CONTROL_LEN: usize = 4096;
 /// `"RLSV"`: the first word of every attach message.
 pub const MAGIC: u32 = 0x524c_5356;
 /// Version of the attach messages.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// The words the daemon and an application share besides the ring, at the
 /// start of the application's buffer file.
@@ -116,6 +117,9 @@ pub(crate) struct AttachRequest {
     pub(crate) sq_entries: u32,
     /// Buffer region bytes (without the control page).
     pub(crate) buffer_bytes: u64,
+    /// The application's name for operators (`ringline stat`), NUL-padded
+    /// (version 2).
+    pub(crate) name: [u8; APP_NAME_LEN],
 }
 
 /// Daemon → application, with the ring and buffer files attached.
@@ -142,12 +146,12 @@ pub(crate) struct Mapped {
 }
 
 const _: () = {
-    assert!(size_of::<AttachRequest>() == 24);
+    assert!(size_of::<AttachRequest>() == 24 + APP_NAME_LEN);
     assert!(size_of::<AttachReply>() == 16 + 120);
     assert!(size_of::<Mapped>() == 16);
 };
 
-// SAFETY: repr(C), integer fields only, no padding (sizes asserted above: 4+4+4+4+8,
+// SAFETY: repr(C), integer fields only, no padding (sizes asserted above: 4+4+4+4+8+32,
 // 4*4+120 with Params 8-aligned at 16, 4+4+8); every bit pattern is valid.
 unsafe impl ipc::Wire for AttachRequest {}
 // SAFETY: as above.
@@ -197,6 +201,12 @@ pub struct ServeConfig {
     pub busy_poll_us: u64,
     /// Huge pages for rings and buffer regions.
     pub huge: HugePolicy,
+    /// Publish the applications for `ringline stat` in
+    /// `/dev/shm/ringline.<pid>.apps` ([`crate::statpage::apps`]), every
+    /// `stat_interval`.
+    pub stat: bool,
+    /// How often the applications page is rewritten.
+    pub stat_interval: Duration,
 }
 
 impl Default for ServeConfig {
@@ -210,6 +220,8 @@ impl Default for ServeConfig {
             drain: Duration::from_secs(2),
             busy_poll_us: crate::config::DEFAULT_BUSY_POLL_US,
             huge: HugePolicy::Auto,
+            stat: false,
+            stat_interval: Duration::from_millis(100),
         }
     }
 }
@@ -349,6 +361,8 @@ pub struct AppInfo {
     pub sq_entries: u32,
     /// SQEs its engine took.
     pub sqes: u64,
+    /// The name it attached with.
+    pub name: String,
 }
 
 struct App<N: Nic> {
@@ -363,6 +377,8 @@ struct App<N: Nic> {
     /// Engine time when draining must end.
     drain_until_us: u64,
     sq_entries: u32,
+    /// Its name (NUL-padded), from the attach request or its process name.
+    name: [u8; APP_NAME_LEN],
 }
 
 impl<N: Nic> App<N> {
@@ -370,6 +386,50 @@ impl<N: Nic> App<N> {
         // SAFETY: buf is a live mapping of CONTROL_LEN+ bytes, page aligned, held by
         // self; the control words are only accessed atomically.
         unsafe { ipc::control(self.buf.as_ptr()) }
+    }
+
+    /// Its name up to the first NUL.
+    fn name(&self) -> &[u8] {
+        let end = self
+            .name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(APP_NAME_LEN);
+        &self.name[..end]
+    }
+
+    /// Its row in the applications page.
+    fn stat(&self, port: usize, slot: usize) -> AppStat {
+        let v = self.engine.app_view();
+        let engine = self
+            .engine
+            .stat_path()
+            .and_then(|p| p.extension())
+            .and_then(|e| e.to_str())
+            .and_then(|e| e.parse().ok())
+            .unwrap_or(u64::MAX);
+        AppStat {
+            name: String::new(),
+            port: port as u64,
+            slot: slot as u64,
+            pid: self.pid.max(0) as u64,
+            state: u64::from(self.state == AppState::Draining),
+            sockets: self.engine.live_conns() as u64,
+            sockets_limit: v.max_sockets as u64,
+            listeners: v.listeners as u64,
+            region_bytes: (self.buf.len() - CONTROL_LEN) as u64,
+            ring_bytes: v.ring.ring_bytes as u64,
+            sq_entries: u64::from(self.sq_entries),
+            sq_head: u64::from(v.ring.sq_head),
+            sq_tail: u64::from(v.ring.sq_tail),
+            cq_head: u64::from(v.ring.cq_head),
+            cq_tail: u64::from(v.ring.cq_tail),
+            cq_overflowed: v.cq_overflowed,
+            cqes: self.engine.stats_cqes(),
+            sqes: self.engine.sqes(),
+            in_flight: v.in_flight as u64,
+            engine,
+        }
     }
 
     /// One engine step under the application's window; tells the
@@ -414,6 +474,9 @@ pub struct Daemon<N: Nic> {
     clock: Clock,
     /// Applications refused (limits, no free slot, bad handshake).
     pub refused: u64,
+    /// The applications page (`cfg.stat`) and when it is next due.
+    apps_page: Option<AppsPublisher>,
+    apps_due_us: u64,
 }
 
 impl<N: Nic> Daemon<N> {
@@ -441,7 +504,7 @@ impl<N: Nic> Daemon<N> {
         let _ = std::fs::remove_file(&cfg.socket);
         let listener = UnixListener::bind(&cfg.socket)?;
         listener.set_nonblocking(true)?;
-        let ports = ports
+        let ports: Vec<Port<N>> = ports
             .into_iter()
             .map(|(nic, ecfg)| {
                 let claims = PortClaims::new();
@@ -464,12 +527,20 @@ impl<N: Nic> Daemon<N> {
                 }
             })
             .collect();
+        let apps_page = if cfg.stat {
+            let rows = usize::from(n) * ports.len();
+            Some(AppsPublisher::create(rows)?)
+        } else {
+            None
+        };
         Ok(Daemon {
             ports,
             listener,
             cfg,
             clock,
             refused: 0,
+            apps_page,
+            apps_due_us: 0,
         })
     }
 
@@ -493,11 +564,39 @@ impl<N: Nic> Daemon<N> {
                         buffer_bytes: a.buf.len() - CONTROL_LEN,
                         sq_entries: a.sq_entries,
                         sqes: a.engine.sqes(),
+                        name: String::from_utf8_lossy(a.name()).into_owned(),
                     });
                 }
             }
         }
         out
+    }
+
+    /// The applications page's path, if the daemon publishes one.
+    pub fn apps_page(&self) -> Option<&Path> {
+        self.apps_page.as_ref().map(AppsPublisher::path)
+    }
+
+    /// Rewrites the applications page when due (from `admin`; no
+    /// allocation).
+    fn publish_apps(&mut self, now_us: u64) {
+        let Some(page) = self.apps_page.as_mut() else {
+            return;
+        };
+        if now_us < self.apps_due_us {
+            return;
+        }
+        self.apps_due_us = now_us + self.cfg.stat_interval.as_micros().max(1) as u64;
+        let ports = &self.ports;
+        page.publish(|row| {
+            for (p, port) in ports.iter().enumerate() {
+                for (s, a) in port.apps.iter().enumerate() {
+                    if let Some(a) = a {
+                        row(&a.stat(p, s), a.name());
+                    }
+                }
+            }
+        });
     }
 
     /// Frames the dispatch dropped per port (no live engine for them, or
@@ -579,6 +678,7 @@ impl<N: Nic> Daemon<N> {
                 Err(_) => break,
             }
         }
+        self.publish_apps(now_us);
         let drain_us = self.cfg.drain.as_micros() as u64;
         for port in &mut self.ports {
             for s in 0..port.apps.len() {
@@ -614,6 +714,7 @@ impl<N: Nic> Daemon<N> {
                     }
                     drop(d);
                     drop(app);
+                    self.apps_due_us = 0;
                 }
             }
         }
@@ -717,6 +818,14 @@ impl<N: Nic> Daemon<N> {
         };
         sock.set_nonblocking(true)?;
         let pid = peer_pid(&sock);
+        let mut name = req.name;
+        if name[0] == 0 {
+            // No name given: the process's.
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            for (d, b) in name.iter_mut().zip(comm.trim_end().bytes()) {
+                *d = b;
+            }
+        }
         port.demux.borrow_mut().live[slot] = true;
         port.apps[slot] = Some(App {
             engine,
@@ -727,7 +836,10 @@ impl<N: Nic> Daemon<N> {
             state: AppState::Live,
             drain_until_us: now_us,
             sq_entries: params.sq_entries,
+            name,
         });
+        // The page shows it at the next admin.
+        self.apps_due_us = 0;
         Ok((req.port as usize, slot))
     }
 }

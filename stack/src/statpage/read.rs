@@ -15,7 +15,7 @@ use super::{
 
 /// Copies tried before a snapshot gives up (the engine rewrote the page
 /// during every one: it would have to publish continuously).
-const SEQ_TRIES: usize = 10_000;
+pub(crate) const SEQ_TRIES: usize = 10_000;
 
 /// Errors reading a page.
 #[derive(Debug, thiserror::Error)]
