@@ -643,6 +643,12 @@ pub struct FaultReport {
     pub outside_written: usize,
     /// Whether the connection still echoed correctly afterwards.
     pub connection_ok: bool,
+    /// Buffer-ring cases that completed -EFAULT (a ring outside the
+    /// region at registration; a RECV into an entry naming the heap).
+    pub bufring_efault: u32,
+    /// Bytes a multishot RECV received into a buffer ring in the region,
+    /// each checked.
+    pub multishot_bytes: usize,
 }
 
 /// Submits one SQE and waits (5 s at most) for its CQE's result.
@@ -907,6 +913,7 @@ pub fn serve_fault(a: &ServeFaultArgs) -> Result<(), String> {
         n += r as usize;
     }
     rep.connection_ok = n == 4096 && got.iter().all(|&b| b == 0xAB);
+    bufring_cases(&mut srv, sfd, &mut cli, cfd, &mut rep)?;
     drop((ts_heap, heap_sa));
     println!(
         "{}",
@@ -917,6 +924,121 @@ pub fn serve_fault(a: &ServeFaultArgs) -> Result<(), String> {
     } else {
         Err("isolation failed".into())
     }
+}
+
+/// Buffer rings from an attached application (`serve-fault`'s last part):
+/// a ring whose memory lies outside the region is refused at registration
+/// (-EFAULT); a ring in the region serves a multishot RECV (every byte
+/// checked); an entry naming the heap makes the RECV that would use it
+/// -EFAULT and leaves the heap as it was.
+fn bufring_cases(
+    srv: &mut AttachedUring,
+    sfd: i32,
+    cli: &mut AttachedUring,
+    cfd: i32,
+    rep: &mut FaultReport,
+) -> Result<(), String> {
+    use ringline_ring::abi::{buffer_id, more};
+    use ringline_ring::app::Driver;
+    use ringline_ring::bufring::BufRing;
+    let mut cqes = Vec::new();
+    // 1. The ring itself outside the region.
+    let (_outside, consumer) =
+        BufRing::new(8, ringline_ring::mem::HugePolicy::Never).map_err(|e| e.to_string())?;
+    match cli.ring.driver_mut().register_buf_ring(40, consumer) {
+        Err(e) if e.0 == libc::EFAULT => rep.bufring_efault += 1,
+        r => rep
+            .wrong
+            .push(format!("a buffer ring outside the region: {r:?}")),
+    }
+    // 2. Multishot RECV into a ring in the region.
+    const N: usize = 8;
+    const SZ: usize = 1024;
+    let mut ring = cli
+        .register_buf_ring(N as u32, 41)
+        .map_err(|e| format!("register a ring in the region: {e}"))?;
+    let bufs = cli.mem(N * SZ);
+    for i in 0..N {
+        // SAFETY: buffer i is SZ bytes of the region, the engine's until a CQE hands
+        // it back; read below only after its CQE; the region outlives the ring.
+        unsafe {
+            ring.add_and_advance(bufs.as_ptr() as u64 + (i * SZ) as u64, SZ as u32, i as u16)
+        };
+    }
+    push_safe(cli, opcode::RecvMulti::new(cfd, 41).user_data(50).build());
+    let _ = cli.submit();
+    let mut data = srv.mem(3000);
+    data.fill(0xCD);
+    let r = one(
+        srv,
+        opcode::Send::new(sfd, data.as_ptr(), 3000)
+            .user_data(51)
+            .build(),
+    )?;
+    if r != 3000 {
+        return Err(format!("send: {r}"));
+    }
+    let t0 = Instant::now();
+    while rep.multishot_bytes < 3000 && t0.elapsed() < Duration::from_secs(5) {
+        let _ = cli.submit_and_wait_timeout(1, Duration::from_millis(50));
+        cqes.clear();
+        cli.reap(&mut cqes);
+        for c in cqes.iter().filter(|c| c.user_data == 50) {
+            let Some(bid) = buffer_id(c.flags).filter(|_| c.res > 0) else {
+                rep.wrong.push(format!(
+                    "multishot RECV: res {} flags {:#x}",
+                    c.res, c.flags
+                ));
+                continue;
+            };
+            let got = &bufs[usize::from(bid) * SZ..][..c.res as usize];
+            if !more(c.flags) || got.iter().any(|&b| b != 0xCD) {
+                rep.wrong
+                    .push(format!("multishot RECV: buffer {bid} wrong"));
+            }
+            rep.multishot_bytes += c.res as usize;
+        }
+    }
+    push_safe(cli, opcode::AsyncCancel::new(50).user_data(52).build());
+    let _ = cli.submit();
+    for _ in 0..20 {
+        let _ = cli.submit_and_wait_timeout(1, Duration::from_millis(20));
+        cqes.clear();
+        cli.reap(&mut cqes);
+    }
+    // 3. A hostile entry: the heap.
+    let heap = vec![0x5Au8; 256];
+    let mut evil = cli
+        .register_buf_ring(2, 42)
+        .map_err(|e| format!("register a second ring: {e}"))?;
+    // SAFETY: the entry names the heap, which the engine refuses (EFAULT); `heap`
+    // outlives every request here either way.
+    unsafe { evil.add_and_advance(heap.as_ptr() as u64, 256, 0) };
+    let r = one(
+        srv,
+        opcode::Send::new(sfd, data.as_ptr(), 64)
+            .user_data(53)
+            .build(),
+    )?;
+    if r != 64 {
+        return Err(format!("send: {r}"));
+    }
+    let recv = opcode::RecvSelect::new(cfd, 42, 0).user_data(54).build();
+    let r = one(cli, recv.into_sqe())?;
+    if r == -libc::EFAULT {
+        rep.bufring_efault += 1;
+    } else {
+        rep.wrong
+            .push(format!("RECV into a ring entry naming the heap: {r}"));
+    }
+    rep.outside_written += heap.iter().filter(|&&b| b != 0x5A).count();
+    for g in [41, 42] {
+        if let Err(e) = cli.unregister_buf_ring(g) {
+            rep.wrong.push(format!("unregister {g}: {e}"));
+        }
+    }
+    drop((ring, evil, bufs));
+    Ok(())
 }
 
 /// Opens a listening socket on `ip:port` synchronously (SOCKET, BIND, LISTEN,

@@ -106,6 +106,11 @@ fn two_apps_serve_their_ports_and_a_killed_one_leaves_the_other_unharmed() {
     f.assert_ok("serve-fault");
     let j = f.json();
     assert_eq!(j["efault"], 14, "{j}");
+    // Buffer rings: one outside the region refused, an entry naming the heap
+    // -EFAULT (nothing written), a multishot RECV into one in the region.
+    assert_eq!(j["bufring_efault"], 2, "{j}");
+    assert_eq!(j["multishot_bytes"], 3000, "{j}");
+    assert_eq!(j["outside_written"], 0, "{j}");
 
     // Kill B mid-stream: its clients see the connections end; A's see nothing.
     let la = load(&dir, 7, 8, "4");

@@ -12,23 +12,23 @@
 // One `unsafe` use, audited where it stands: the view of the control words.
 #![allow(unsafe_code)]
 
-use std::cell::Cell;
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{fence, Ordering};
+use std::sync::atomic::{fence, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ringline_ring::abi::{IORING_ENTER_GETEVENTS, IORING_ENTER_SQ_WAIT, IORING_SQ_CQ_OVERFLOW};
 use ringline_ring::app::{Driver, Errno, Ring};
-use ringline_ring::bufring::BufRingConsumer;
+use ringline_ring::bufring::{BufRing, BufRingConsumer};
 use ringline_ring::mem::Region;
 use ringline_ring::ring::{AppRing, RingView};
 
 use crate::ipc;
 use crate::serve::{
-    socket_path, AttachReply, AttachRequest, Control, Mapped, CONTROL_LEN, MAGIC, VERSION,
+    socket_path, AttachReply, AttachRequest, BufRingMsg, BufRingReply, Control, Mapped,
+    BUF_RING_REGISTER, BUF_RING_UNREGISTER, CONTROL_LEN, MAGIC, VERSION,
 };
 
 /// What an application asks of the daemon.
@@ -85,19 +85,33 @@ pub type AttachedRing = Ring<Attached>;
 #[derive(Debug)]
 pub struct AppRegion {
     buf: Arc<Region>,
-    next: Cell<usize>,
+    /// The bump, shared with the driver (its buffer rings come from the
+    /// region too).
+    next: Arc<AtomicUsize>,
+}
+
+/// Takes `len` bytes aligned to `align` (a power of two) from the bump
+/// `next` of a region of `cap` bytes; their offset, or `None` when full.
+fn bump(next: &AtomicUsize, cap: usize, len: usize, align: usize) -> Option<usize> {
+    if !align.is_power_of_two() {
+        return None;
+    }
+    let mut start = 0;
+    // Only the application's threads move the bump; relaxed: it orders no
+    // other memory (the bytes it hands out are zero from the start).
+    next.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+        start = n.checked_add(align - 1)? & !(align - 1);
+        start.checked_add(len).filter(|&end| end <= cap)
+    })
+    .ok()?;
+    Some(start)
 }
 
 impl AppRegion {
     /// `len` bytes aligned to `align` (a power of two), or `None` when the
     /// region is full. The memory is zeroed and lives as long as the region.
     pub fn alloc(&self, len: usize, align: usize) -> Option<*mut u8> {
-        let start = self.next.get().checked_add(align - 1)? & !(align - 1);
-        let end = start.checked_add(len)?;
-        if end > self.buf.len() || !align.is_power_of_two() {
-            return None;
-        }
-        self.next.set(end);
+        let start = bump(&self.next, self.buf.len(), len, align)?;
         Some(self.buf.as_ptr().wrapping_add(start))
     }
 
@@ -127,6 +141,8 @@ pub struct Attached {
     busy_poll_us: u64,
     last_progress: Instant,
     slot: u32,
+    /// The region's bump ([`AppRegion`]'s).
+    next: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for Attached {
@@ -184,9 +200,10 @@ pub fn attach(name: &str, cfg: &AttachConfig) -> Result<(AttachedRing, AppRegion
     (&sock).write_all(ipc::as_bytes(&mapped))?;
     sock.set_read_timeout(None)?;
     let view = app.view();
+    let next = Arc::new(AtomicUsize::new(CONTROL_LEN));
     let region = AppRegion {
         buf: buf.clone(),
-        next: Cell::new(CONTROL_LEN),
+        next: next.clone(),
     };
     let driver = Attached {
         sock,
@@ -195,6 +212,7 @@ pub fn attach(name: &str, cfg: &AttachConfig) -> Result<(AttachedRing, AppRegion
         busy_poll_us: cfg.busy_poll_us,
         last_progress: Instant::now(),
         slot: reply.slot,
+        next,
     };
     Ok((Ring::new(app, driver), region))
 }
@@ -209,6 +227,56 @@ impl Attached {
     /// The slot the daemon gave this application on its port.
     pub fn slot(&self) -> u32 {
         self.slot
+    }
+
+    /// One buffer-ring request to the daemon and its answer (5 s at most:
+    /// the daemon reads requests every millisecond or so).
+    fn buf_ring_call(
+        &mut self,
+        op: u32,
+        bgid: u16,
+        flags: u16,
+        entries: u32,
+        addr: u64,
+    ) -> Result<(), Errno> {
+        let gone = Errno(libc::EOWNERDEAD);
+        if self.daemon_gone() {
+            return Err(gone);
+        }
+        let msg = BufRingMsg {
+            magic: MAGIC,
+            op,
+            bgid,
+            flags,
+            entries,
+            addr,
+        };
+        self.sock
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .map_err(|_| gone)?;
+        (&self.sock)
+            .write_all(ipc::as_bytes(&msg))
+            .map_err(|_| gone)?;
+        let mut b = [0u8; size_of::<BufRingReply>()];
+        let read = (&self.sock).read_exact(&mut b);
+        let _ = self.sock.set_read_timeout(None);
+        read.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::WouldBlock
+                || e.kind() == std::io::ErrorKind::TimedOut
+            {
+                Errno(libc::ETIMEDOUT)
+            } else {
+                gone
+            }
+        })?;
+        let reply: BufRingReply = ipc::from_bytes(&b).ok_or(gone)?;
+        if reply.magic != MAGIC {
+            return Err(Errno(libc::EPROTO));
+        }
+        match reply.error {
+            0 => Ok(()),
+            e => Err(Errno(e as i32)),
+        }
     }
 
     /// Whether the daemon is gone: it said so, or its end of the socket closed.
@@ -287,13 +355,54 @@ impl Driver for Attached {
         Ok(to_submit)
     }
 
-    fn register_buf_ring(&mut self, _bgid: u16, _ring: BufRingConsumer) -> Result<(), Errno> {
-        // Not yet across processes: the ring's memory would have to come from the
-        // region and its registration travel over the socket.
-        Err(Errno(libc::EOPNOTSUPP))
+    /// From the region: the daemon reaches only that.
+    fn new_buf_ring(&mut self, entries: u32) -> Result<(BufRing, BufRingConsumer), Errno> {
+        let bytes = (entries as usize).saturating_mul(16);
+        let off = bump(&self.next, self.buf.len(), bytes, 64).ok_or(Errno(libc::ENOMEM))?;
+        Ok(BufRing::in_region(self.buf.clone(), off, entries)?)
     }
 
-    fn unregister_buf_ring(&mut self, _bgid: u16) -> Result<(), Errno> {
-        Err(Errno(libc::EOPNOTSUPP))
+    /// Sends the ring's address to the daemon, which registers it if it lies
+    /// in the region (`EFAULT` if not). The consumer here is dropped: the
+    /// daemon's engine consumes through its own mapping.
+    fn register_buf_ring(&mut self, bgid: u16, ring: BufRingConsumer) -> Result<(), Errno> {
+        let flags = if ring.incremental() {
+            ringline_ring::abi::IOU_PBUF_RING_INC
+        } else {
+            0
+        };
+        self.buf_ring_call(BUF_RING_REGISTER, bgid, flags, ring.entries(), ring.addr())
+    }
+
+    fn unregister_buf_ring(&mut self, bgid: u16) -> Result<(), Errno> {
+        self.buf_ring_call(BUF_RING_UNREGISTER, bgid, 0, 0, 0)
+    }
+
+    /// `IORING_REGISTER_PBUF_RING` / `IORING_UNREGISTER_PBUF_RING` with a
+    /// `struct io_uring_buf_reg` (as liburing programs call it): the ring at
+    /// `ring_addr` must lie in the region. Other opcodes: `EINVAL`.
+    unsafe fn register(&mut self, opcode: u32, arg: u64, _nr_args: u32) -> Result<u32, Errno> {
+        use ringline_ring::abi::{
+            IoUringBufReg, IORING_REGISTER_PBUF_RING, IORING_UNREGISTER_PBUF_RING,
+        };
+        if opcode != IORING_REGISTER_PBUF_RING && opcode != IORING_UNREGISTER_PBUF_RING {
+            return Err(Errno::EINVAL);
+        }
+        if arg == 0 {
+            return Err(Errno(libc::EFAULT));
+        }
+        // SAFETY: the caller's contract (Driver::register): `arg` is a readable
+        // io_uring_buf_reg of this process for the call; read unaligned, a plain copy.
+        let reg = unsafe { (arg as *const IoUringBufReg).read_unaligned() };
+        if reg.resv != [0; 5] || reg.flags & !ringline_ring::abi::IOU_PBUF_RING_INC != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let op = if opcode == IORING_REGISTER_PBUF_RING {
+            BUF_RING_REGISTER
+        } else {
+            BUF_RING_UNREGISTER
+        };
+        self.buf_ring_call(op, reg.bgid, reg.flags, reg.ring_entries, reg.ring_addr)
+            .map(|()| 0)
     }
 }

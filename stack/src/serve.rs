@@ -145,7 +145,42 @@ pub(crate) struct Mapped {
     pub(crate) buffer_addr: u64,
 }
 
+/// [`BufRingMsg::op`]: register the ring at `addr` as group `bgid`.
+pub(crate) const BUF_RING_REGISTER: u32 = 1;
+/// [`BufRingMsg::op`]: unregister group `bgid`.
+pub(crate) const BUF_RING_UNREGISTER: u32 = 2;
+
+/// Application → daemon while attached: a buffer ring to register
+/// (`IORING_REGISTER_PBUF_RING`) or unregister. The daemon answers each
+/// with a [`BufRingReply`], in order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct BufRingMsg {
+    pub(crate) magic: u32,
+    /// [`BUF_RING_REGISTER`] or [`BUF_RING_UNREGISTER`].
+    pub(crate) op: u32,
+    pub(crate) bgid: u16,
+    /// `IOU_PBUF_RING_INC` or 0.
+    pub(crate) flags: u16,
+    /// Entries (a power of two up to 32768).
+    pub(crate) entries: u32,
+    /// The application's address of the ring: inside its region, or `EFAULT`.
+    pub(crate) addr: u64,
+}
+
+/// Daemon → application: how a [`BufRingMsg`] went.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct BufRingReply {
+    pub(crate) magic: u32,
+    /// 0, or a positive errno (`EFAULT`, `EINVAL`, `EEXIST`, `ENOENT`...).
+    pub(crate) error: u32,
+}
+
 const _: () = {
+    assert!(size_of::<BufRingMsg>() == 24);
+    assert!(core::mem::offset_of!(BufRingMsg, addr) == 16);
+    assert!(size_of::<BufRingReply>() == 8);
     assert!(size_of::<AttachRequest>() == 24 + APP_NAME_LEN);
     assert!(size_of::<AttachReply>() == 16 + 120);
     assert!(size_of::<Mapped>() == 16);
@@ -158,6 +193,10 @@ unsafe impl ipc::Wire for AttachRequest {}
 unsafe impl ipc::Wire for AttachReply {}
 // SAFETY: as above.
 unsafe impl ipc::Wire for Mapped {}
+// SAFETY: as above (4+4+2+2+4+8, 4+4: no padding).
+unsafe impl ipc::Wire for BufRingMsg {}
+// SAFETY: as above.
+unsafe impl ipc::Wire for BufRingReply {}
 
 /// Where the unix socket of instance `name` lives: `name` itself if it has a
 /// `/`; else `<dir>/<name>.sock` with `<dir>` `$RINGLINE_RUN_DIR`, or
@@ -365,6 +404,8 @@ pub struct AppInfo {
     pub name: String,
 }
 
+/// Field order matters: `engine` (whose buffer rings point into `buf`) is
+/// dropped before `buf` is unmapped.
 struct App<N: Nic> {
     engine: Engine<SlotPort<N>>,
     sock: UnixStream,
@@ -379,6 +420,9 @@ struct App<N: Nic> {
     sq_entries: u32,
     /// Its name (NUL-padded), from the attach request or its process name.
     name: [u8; APP_NAME_LEN],
+    /// A [`BufRingMsg`] being read from the socket, and how much of it came.
+    inbox: [u8; size_of::<BufRingMsg>()],
+    inbox_len: usize,
 }
 
 impl<N: Nic> App<N> {
@@ -386,6 +430,90 @@ impl<N: Nic> App<N> {
         // SAFETY: buf is a live mapping of CONTROL_LEN+ bytes, page aligned, held by
         // self; the control words are only accessed atomically.
         unsafe { ipc::control(self.buf.as_ptr()) }
+    }
+
+    /// Reads the requests the application sent on its socket (buffer rings)
+    /// and answers each; `false` at EOF or on a broken request (the
+    /// application is then treated as gone). Non-blocking; at most a few
+    /// requests per call.
+    fn serve_requests(&mut self) -> bool {
+        for _ in 0..16 {
+            match (&self.sock).read(&mut self.inbox[self.inbox_len..]) {
+                Ok(0) => return false,
+                Ok(n) => self.inbox_len += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return false,
+            }
+            if self.inbox_len < self.inbox.len() {
+                continue;
+            }
+            self.inbox_len = 0;
+            let Some(msg) = ipc::from_bytes::<BufRingMsg>(&self.inbox) else {
+                return false;
+            };
+            if msg.magic != MAGIC {
+                return false;
+            }
+            let error = match self.buf_ring(&msg) {
+                Ok(()) => 0,
+                Err(e) => e.0 as u32,
+            };
+            let reply = BufRingReply {
+                magic: MAGIC,
+                error,
+            };
+            // The socket is non-blocking and the reply 8 bytes: it fits unless
+            // the application stopped reading its socket, and then it is its loss.
+            if (&self.sock).write_all(ipc::as_bytes(&reply)).is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Registers or unregisters a buffer ring. The ring must lie inside the
+    /// application's region (checked once, here: the daemon's mapping of it
+    /// is fixed for the engine's life); the buffers its entries name are
+    /// checked on every use, as every address an SQE names, when the engine
+    /// reaches them through the window (`usermem`): the application may
+    /// rewrite an entry at any time.
+    fn buf_ring(&mut self, m: &BufRingMsg) -> Result<(), ringline_ring::app::Errno> {
+        use ringline_ring::app::Errno;
+        match m.op {
+            BUF_RING_UNREGISTER => return self.engine.unregister_buf_ring(m.bgid),
+            BUF_RING_REGISTER => {}
+            _ => return Err(Errno(libc::EINVAL)),
+        }
+        if m.flags & !ringline_ring::abi::IOU_PBUF_RING_INC != 0 {
+            return Err(Errno(libc::EINVAL));
+        }
+        let entries = m.entries;
+        if entries == 0
+            || !entries.is_power_of_two()
+            || entries > ringline_ring::bufring::MAX_BUF_RING_ENTRIES
+        {
+            return Err(Errno(libc::EINVAL));
+        }
+        let bytes = u64::from(entries) * 16;
+        let w = self.window;
+        let inside = m.addr >= w.lo && m.addr.checked_add(bytes).is_some_and(|end| end <= w.hi);
+        if !inside {
+            return Err(Errno(libc::EFAULT));
+        }
+        // The application may write the ring's bytes at any time; the consumer reads
+        // and writes them only with atomics: wrong entries, never a data race.
+        // SAFETY: addr..addr+bytes lies in the window (checked above): inside `self.buf`,
+        // which outlives the engine holding the consumer (App drops `engine` first).
+        let consumer = unsafe {
+            let at = w.base.add((m.addr - w.lo) as usize);
+            ringline_ring::bufring::BufRingConsumer::from_raw(at, entries)
+        };
+        let mut consumer = consumer.map_err(|_| Errno(libc::EINVAL))?;
+        if m.flags & ringline_ring::abi::IOU_PBUF_RING_INC != 0 {
+            consumer.set_incremental();
+        }
+        self.engine.register_buf_ring(m.bgid, consumer)
     }
 
     /// Its name up to the first NUL.
@@ -685,7 +813,7 @@ impl<N: Nic> Daemon<N> {
                 let Some(app) = port.apps[s].as_mut() else {
                     continue;
                 };
-                if app.state == AppState::Live && ipc::peer_gone(&app.sock) {
+                if app.state == AppState::Live && !app.serve_requests() {
                     log(format!(
                         "gone: pid {} (slot {s}): closing its {} connections",
                         app.pid,
@@ -837,6 +965,8 @@ impl<N: Nic> Daemon<N> {
             drain_until_us: now_us,
             sq_entries: params.sq_entries,
             name,
+            inbox: [0; size_of::<BufRingMsg>()],
+            inbox_len: 0,
         });
         // The page shows it at the next admin.
         self.apps_due_us = 0;

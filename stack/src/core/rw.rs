@@ -261,7 +261,10 @@ impl Core {
             if len > 0 && reserve == 0 {
                 n = n.min(len as usize);
             }
-            let dst = match usermem::slice_mut(b.addr + reserve as u64, n) {
+            // An entry's address is the application's to write (a hostile one
+            // may sit at the top of the address space): no overflow, -EFAULT.
+            let at = b.addr.checked_add(u64::from(reserve)).unwrap_or(0);
+            let dst = match usermem::slice_mut(at, n) {
                 Ok(d) => d,
                 Err(e) => {
                     self.cq.fail(id, e);
