@@ -67,6 +67,11 @@ pub struct ServeArgs {
     /// this address, e.g. 127.0.0.1:9469 [default: serve.prometheus, or none].
     #[arg(long, value_name = "ADDR")]
     pub prometheus: Option<String>,
+    /// Do not let applications wake a napping daemon (it then sees an SQE
+    /// up to 1 ms late after an idle spell): for comparison [default:
+    /// serve.wakeup or true].
+    #[arg(long)]
+    pub no_wakeup: bool,
 }
 
 /// Options of the attached applications.
@@ -138,6 +143,7 @@ fn serve_config(a: &ServeArgs, file: &transport::ServeSection) -> ServeConfig {
         max_sq_entries: file.max_sq_entries.unwrap_or(base.max_sq_entries),
         drain: file.drain_ms.map_or(base.drain, Duration::from_millis),
         stat: true,
+        wakeup: !a.no_wakeup && file.wakeup.unwrap_or(true),
         ..base
     }
 }
@@ -179,6 +185,10 @@ pub fn serve(a: &ServeArgs) -> Result<(), String> {
             d.socket().display()
         );
         d.run(&stop, &mut |l| eprintln!("ringline serve: {l}"));
+        eprintln!(
+            "ringline serve: stopped: {} naps, {} cut short by an application's wakeup",
+            d.naps, d.woken
+        );
         return join_metrics(metrics);
     }
     serve_dpdk(a, &stop)
@@ -233,6 +243,10 @@ fn serve_dpdk(a: &ServeArgs, stop: &Arc<AtomicBool>) -> Result<(), String> {
     let metrics = metrics_thread(a.prometheus.as_deref().or(file.prometheus.as_deref()), stop)?;
     println!("ringline serve: {} on {info}, {ip}", d.socket().display());
     d.run(stop, &mut |l| eprintln!("ringline serve: {l}"));
+    eprintln!(
+        "ringline serve: stopped: {} naps, {} cut short by an application's wakeup",
+        d.naps, d.woken
+    );
     join_metrics(metrics)
 }
 
@@ -603,10 +617,35 @@ pub struct ServeBenchArgs {
     /// Seconds per row.
     #[arg(long, default_value_t = 3.0)]
     pub duration: f64,
+    /// Idle-gap mode (needs --name): N single round trips of 64 bytes on one
+    /// connection, each after --gap-ms of silence (the daemon goes idle and
+    /// naps), instead of the load rows; prints their latency.
+    #[arg(long, value_name = "N")]
+    pub gaps: Option<usize>,
+    /// Silence before each round trip of --gaps, ms.
+    #[arg(long, default_value_t = 20)]
+    pub gap_ms: u64,
 }
 
 /// `ringline serve-bench`
 pub fn serve_bench(a: &ServeBenchArgs) -> Result<(), String> {
+    if let Some(n) = a.gaps {
+        let name = a.name.as_deref().ok_or("--gaps needs --name")?;
+        let mut rtt = idle_round_trips(name, n, Duration::from_millis(a.gap_ms))?;
+        rtt.sort_by(f64::total_cmp);
+        let q = |p: f64| rtt[((rtt.len() - 1) as f64 * p).round() as usize];
+        println!(
+            "{}",
+            serde_json::json!({
+                "round_trips": rtt.len(),
+                "gap_ms": a.gap_ms,
+                "p50_us": q(0.5),
+                "p90_us": q(0.9),
+                "max_us": q(1.0),
+            })
+        );
+        return Ok(());
+    }
     let rows = bench_row(a.name.as_deref(), &a.connections, a.duration)?;
     println!(
         "{:<11} {:>6} {:>12} {:>9} {:>9} {:>7}",
@@ -619,6 +658,91 @@ pub fn serve_bench(a: &ServeBenchArgs) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// The echo attached on port 0 (port 7), a client attached on port 1: `n`
+/// round trips of 64 bytes on one connection, each after `gap` of silence;
+/// their latencies, µs.
+fn idle_round_trips(name: &str, n: usize, gap: Duration) -> Result<Vec<f64>, String> {
+    let a = AttachArgs {
+        name: name.to_string(),
+        nic_port: 0,
+        buffer_mb: 4,
+        app_name: "gap-echo".into(),
+    };
+    let mut srv = attach_to(&a, 256)?;
+    let mut cli = attach_to(
+        &AttachArgs {
+            nic_port: 1,
+            app_name: "gap-client".into(),
+            ..a
+        },
+        256,
+    )?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let ready = Arc::new(AtomicBool::new(false));
+    let (st, rd) = (stop.clone(), ready.clone());
+    let h = std::thread::spawn(move || {
+        serve_echo(&mut srv, Ipv4Addr::UNSPECIFIED, 7, 4, &rd, &st).map(|_| ())
+    });
+    let t0 = Instant::now();
+    while !ready.load(Ordering::Acquire) && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut run = || -> Result<Vec<f64>, String> {
+        let fd = one(
+            &mut cli,
+            opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
+                .user_data(1)
+                .build()
+                .into_sqe(),
+        )?;
+        let mut sa = cli.mem(16);
+        sa.sockaddrs()[0] = ringline_ring::app::sockaddr_in(SIDE_A.octets(), 7);
+        let r = one(
+            &mut cli,
+            opcode::Connect::new(fd, sa.as_ptr().cast(), 16)
+                .user_data(2)
+                .build(),
+        )?;
+        if r != 0 {
+            return Err(format!("connect: {r}"));
+        }
+        let mut out = cli.mem(64);
+        out.fill(0x42);
+        let mut back = cli.mem(64);
+        let mut rtt = Vec::with_capacity(n);
+        for _ in 0..n {
+            std::thread::sleep(gap);
+            let t = Instant::now();
+            let r = one(
+                &mut cli,
+                opcode::Send::new(fd, out.as_ptr(), 64).user_data(3).build(),
+            )?;
+            if r != 64 {
+                return Err(format!("send: {r}"));
+            }
+            let mut got = 0;
+            while got < 64 {
+                let r = one(
+                    &mut cli,
+                    opcode::Recv::new(fd, back[got..].as_mut_ptr(), (64 - got) as u32)
+                        .user_data(4)
+                        .build(),
+                )?;
+                if r <= 0 {
+                    return Err(format!("recv: {r}"));
+                }
+                got += r as usize;
+            }
+            rtt.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        Ok(rtt)
+    };
+    let res = run();
+    stop.store(true, Ordering::Relaxed);
+    h.join().map_err(|_| "the echo panicked")??;
+    res
 }
 
 /// Options of `ringline serve-fault`.

@@ -154,6 +154,8 @@ pub struct ServeSection {
     /// Answer Prometheus scrapes (`GET /metrics`) on this address, e.g.
     /// `127.0.0.1:9469`.
     pub prometheus: Option<String>,
+    /// Let applications wake a napping daemon (default true).
+    pub wakeup: Option<bool>,
 }
 
 /// EAL arguments as a list or as one line split at whitespace.

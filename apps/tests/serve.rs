@@ -387,3 +387,54 @@ fn stat_shows_each_application_and_serve_answers_prometheus() {
     d.term();
     d.wait(Duration::from_secs(30)).assert_ok("serve");
 }
+
+/// After an idle spell the daemon naps; an application's submit wakes it
+/// (`IORING_SQ_NEED_WAKEUP` and the doorbell) instead of waiting out the
+/// nap. `serve-bench --gaps` does round trips after silences: every one
+/// completes, and the daemon counts naps the doorbell cut short; with
+/// `--no-wakeup` none are. (Latency is measured by the bench, not here.)
+#[test]
+fn an_application_wakes_a_napping_daemon() {
+    let _g = serial();
+    for (flag, woken) in [(None, true), (Some("--no-wakeup"), false)] {
+        let dir = run_dir("wake");
+        let mut args = vec!["serve", "--name", "t", "--duration", "60"];
+        args.extend(flag);
+        let mut d = Proc::spawn("serve", with_dir(cmd(&args), &dir));
+        d.wait_line("on the loopback wire", Duration::from_secs(30));
+        let b = run(
+            "serve-bench --gaps",
+            with_dir(
+                cmd(&[
+                    "serve-bench",
+                    "--name",
+                    "t",
+                    "--gaps",
+                    "8",
+                    "--gap-ms",
+                    "10",
+                ]),
+                &dir,
+            ),
+            Duration::from_secs(60),
+        );
+        b.assert_ok("serve-bench --gaps");
+        assert_eq!(b.json()["round_trips"], 8, "{}", b.stdout);
+        d.term();
+        let f = d.wait(Duration::from_secs(30));
+        f.assert_ok("serve");
+        let line = f
+            .stderr
+            .lines()
+            .find(|l| l.contains("cut short"))
+            .unwrap_or_else(|| panic!("no nap count:\n{}", f.stderr))
+            .to_owned();
+        let n: u64 = line
+            .split(", ")
+            .nth(1)
+            .and_then(|w| w.split(' ').next())
+            .and_then(|w| w.parse().ok())
+            .unwrap_or_else(|| panic!("{line}"));
+        assert_eq!(n > 0, woken, "{flag:?}: {line}");
+    }
+}

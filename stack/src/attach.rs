@@ -19,7 +19,9 @@ use std::sync::atomic::{fence, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ringline_ring::abi::{IORING_ENTER_GETEVENTS, IORING_ENTER_SQ_WAIT, IORING_SQ_CQ_OVERFLOW};
+use ringline_ring::abi::{
+    IORING_ENTER_GETEVENTS, IORING_ENTER_SQ_WAIT, IORING_ENTER_SQ_WAKEUP, IORING_SQ_CQ_OVERFLOW,
+};
 use ringline_ring::app::{Driver, Errno, Ring};
 use ringline_ring::bufring::{BufRing, BufRingConsumer};
 use ringline_ring::mem::Region;
@@ -143,6 +145,8 @@ pub struct Attached {
     slot: u32,
     /// The region's bump ([`AppRegion`]'s).
     next: Arc<AtomicUsize>,
+    /// The daemon's eventfd: rung when a submit finds `IORING_SQ_NEED_WAKEUP`.
+    doorbell: std::os::fd::OwnedFd,
 }
 
 impl std::fmt::Debug for Attached {
@@ -188,7 +192,7 @@ pub fn attach(name: &str, cfg: &AttachConfig) -> Result<(AttachedRing, AppRegion
     if reply.error != 0 {
         return Err(AttachError::Refused(Errno(reply.error as i32)));
     }
-    let [ring_fd, buf_fd] = <[_; 2]>::try_from(fds).map_err(|_| short())?;
+    let [ring_fd, buf_fd, doorbell] = <[_; 3]>::try_from(fds).map_err(|_| short())?;
     let ring_region = Region::map_fd(ring_fd.as_fd())?;
     let buf = Arc::new(Region::map_fd(buf_fd.as_fd())?);
     let app = AppRing::attach(ring_region, &reply.params)?;
@@ -213,6 +217,7 @@ pub fn attach(name: &str, cfg: &AttachConfig) -> Result<(AttachedRing, AppRegion
         last_progress: Instant::now(),
         slot: reply.slot,
         next,
+        doorbell,
     };
     Ok((Ring::new(app, driver), region))
 }
@@ -341,6 +346,12 @@ impl Driver for Attached {
         }
         if to_submit > 0 {
             self.last_progress = Instant::now();
+        }
+        if flags & IORING_ENTER_SQ_WAKEUP != 0 {
+            // The ring saw IORING_SQ_NEED_WAKEUP after publishing the SQ tail and a
+            // full fence (Ring::wakeup_flags): the daemon naps or is about to; the
+            // eventfd stays rung until it reads it (see crate::serve).
+            ipc::eventfd_ring(&self.doorbell);
         }
         let deadline = timeout.map(|t| Instant::now() + t);
         if flags & IORING_ENTER_SQ_WAIT != 0 {

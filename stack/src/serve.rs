@@ -25,6 +25,27 @@
 //! address an SQE names is resolved inside that region
 //! (`usermem::with_window`); anything else completes with `-EFAULT`.
 //!
+//! # Waking an idle daemon
+//!
+//! The daemon polls while it has work and for `busy_poll_us` after, then
+//! naps (50 µs doubling to 1 ms) as an SQPOLL thread sleeps. Before each
+//! nap it does what Linux's SQPOLL thread does: for every attached ring it
+//! sets `IORING_SQ_NEED_WAKEUP` in `sq_flags` (a SeqCst `fetch_or`; the
+//! engine is that word's only writer), fences (SeqCst) and re-checks the
+//! SQ tail (acquire, pairing with the application's release store of it);
+//! SQEs there: it clears the flags and does not nap. An application's
+//! `submit` stores its SQ tail (release), fences (SeqCst) and loads
+//! `sq_flags` (`AppRing::needs_wakeup`); seeing the flag it enters with
+//! `IORING_ENTER_SQ_WAKEUP`, and the attached driver rings the daemon's
+//! eventfd (the doorbell, sent at attach), on which the nap waits (`ppoll`).
+//! Dekker: either the daemon's re-check sees the new tail, or the
+//! application sees the flag and rings; an eventfd stays readable until
+//! read, so a ring between the re-check and the `ppoll` is not lost. On
+//! waking the daemon reads the eventfd (resetting it) and clears the flags.
+//! The nap stays bounded (1 ms: frames on a DPDK port, timers) whether or
+//! not anyone rings. `wakeup: false` keeps the flags clear (naps only: up
+//! to 1 ms before an idle daemon sees an SQE).
+//!
 //! # Lifecycle
 //!
 //! The unix socket stays open for as long as the application is attached;
@@ -246,6 +267,9 @@ pub struct ServeConfig {
     pub stat: bool,
     /// How often the applications page is rewritten.
     pub stat_interval: Duration,
+    /// Let applications wake a napping daemon (`IORING_SQ_NEED_WAKEUP` and
+    /// the doorbell; see the module docs). Off: it naps only.
+    pub wakeup: bool,
 }
 
 impl Default for ServeConfig {
@@ -261,6 +285,7 @@ impl Default for ServeConfig {
             huge: HugePolicy::Auto,
             stat: false,
             stat_interval: Duration::from_millis(100),
+            wakeup: true,
         }
     }
 }
@@ -605,6 +630,13 @@ pub struct Daemon<N: Nic> {
     /// The applications page (`cfg.stat`) and when it is next due.
     apps_page: Option<AppsPublisher>,
     apps_due_us: u64,
+    /// The eventfd applications ring to wake a napping daemon (a copy is
+    /// sent to each at attach).
+    doorbell: std::os::fd::OwnedFd,
+    /// Naps and the naps cut short by the doorbell.
+    pub naps: u64,
+    /// Naps the doorbell ended early.
+    pub woken: u64,
 }
 
 impl<N: Nic> Daemon<N> {
@@ -669,6 +701,9 @@ impl<N: Nic> Daemon<N> {
             refused: 0,
             apps_page,
             apps_due_us: 0,
+            doorbell: ipc::eventfd()?,
+            naps: 0,
+            woken: 0,
         })
     }
 
@@ -761,11 +796,43 @@ impl<N: Nic> Daemon<N> {
                 self.admin(now, log);
             }
             if !work && now.saturating_sub(last_work) >= self.cfg.busy_poll_us {
-                std::thread::sleep(Duration::from_micros(nap_us));
+                self.nap(nap_us);
                 nap_us = (nap_us * 2).min(1000);
             }
         }
         self.shutdown();
+    }
+
+    /// Sleeps up to `us` µs, or until an application rings the doorbell
+    /// (see the module docs for the handshake).
+    fn nap(&mut self, us: u64) {
+        self.naps += 1;
+        if !self.cfg.wakeup {
+            std::thread::sleep(Duration::from_micros(us));
+            return;
+        }
+        let mut idle = true;
+        for app in self.live_apps() {
+            // Sets NEED_WAKEUP (SeqCst), fences, re-checks the SQ tail (acquire);
+            // false: SQEs came meanwhile (the flag is withdrawn).
+            if !app.engine.prepare_sleep() {
+                idle = false;
+                break;
+            }
+        }
+        if idle && ipc::eventfd_wait(&self.doorbell, us) {
+            self.woken += 1;
+        }
+        for app in self.live_apps() {
+            app.engine.clear_need_wakeup();
+        }
+    }
+
+    fn live_apps(&self) -> impl Iterator<Item = &App<N>> {
+        self.ports
+            .iter()
+            .flat_map(|p| p.apps.iter().flatten())
+            .filter(|a| a.state == AppState::Live)
     }
 
     /// Tells every attached application the daemon stops.
@@ -918,7 +985,11 @@ impl<N: Nic> Daemon<N> {
             port: req.port,
             params,
         };
-        let sent = ipc::send_fds(&sock, ipc::as_bytes(&reply), &[&ring_fd, &buf_fd]);
+        let sent = ipc::send_fds(
+            &sock,
+            ipc::as_bytes(&reply),
+            &[&ring_fd, &buf_fd, &self.doorbell],
+        );
         let mut m = [0u8; size_of::<Mapped>()];
         let mapped = sent
             .and_then(|()| (&sock).read_exact(&mut m))
