@@ -631,17 +631,20 @@ pub struct ServeBenchArgs {
 pub fn serve_bench(a: &ServeBenchArgs) -> Result<(), String> {
     if let Some(n) = a.gaps {
         let name = a.name.as_deref().ok_or("--gaps needs --name")?;
-        let mut rtt = idle_round_trips(name, n, Duration::from_millis(a.gap_ms))?;
+        let (mut send, mut rtt) = idle_round_trips(name, n, Duration::from_millis(a.gap_ms))?;
         rtt.sort_by(f64::total_cmp);
-        let q = |p: f64| rtt[((rtt.len() - 1) as f64 * p).round() as usize];
+        send.sort_by(f64::total_cmp);
+        let q = |v: &[f64], p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
         println!(
             "{}",
             serde_json::json!({
                 "round_trips": rtt.len(),
                 "gap_ms": a.gap_ms,
-                "p50_us": q(0.5),
-                "p90_us": q(0.9),
-                "max_us": q(1.0),
+                "send_p50_us": q(&send, 0.5),
+                "send_p90_us": q(&send, 0.9),
+                "p50_us": q(&rtt, 0.5),
+                "p90_us": q(&rtt, 0.9),
+                "max_us": q(&rtt, 1.0),
             })
         );
         return Ok(());
@@ -660,10 +663,14 @@ pub fn serve_bench(a: &ServeBenchArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// SEND completion and round-trip times, µs.
+type Latencies = (Vec<f64>, Vec<f64>);
+
 /// The echo attached on port 0 (port 7), a client attached on port 1: `n`
-/// round trips of 64 bytes on one connection, each after `gap` of silence;
-/// their latencies, µs.
-fn idle_round_trips(name: &str, n: usize, gap: Duration) -> Result<Vec<f64>, String> {
+/// round trips of 64 bytes on one connection, each after `gap` of silence:
+/// how long each SEND took to complete (the first SQE after the silence:
+/// the daemon's wake-up) and each round trip, µs.
+fn idle_round_trips(name: &str, n: usize, gap: Duration) -> Result<Latencies, String> {
     let a = AttachArgs {
         name: name.to_string(),
         nic_port: 0,
@@ -689,7 +696,7 @@ fn idle_round_trips(name: &str, n: usize, gap: Duration) -> Result<Vec<f64>, Str
     while !ready.load(Ordering::Acquire) && t0.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(1));
     }
-    let mut run = || -> Result<Vec<f64>, String> {
+    let mut run = || -> Result<Latencies, String> {
         let fd = one(
             &mut cli,
             opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
@@ -712,6 +719,7 @@ fn idle_round_trips(name: &str, n: usize, gap: Duration) -> Result<Vec<f64>, Str
         out.fill(0x42);
         let mut back = cli.mem(64);
         let mut rtt = Vec::with_capacity(n);
+        let mut sent = Vec::with_capacity(n);
         for _ in 0..n {
             std::thread::sleep(gap);
             let t = Instant::now();
@@ -722,6 +730,7 @@ fn idle_round_trips(name: &str, n: usize, gap: Duration) -> Result<Vec<f64>, Str
             if r != 64 {
                 return Err(format!("send: {r}"));
             }
+            sent.push(t.elapsed().as_secs_f64() * 1e6);
             let mut got = 0;
             while got < 64 {
                 let r = one(
@@ -737,7 +746,7 @@ fn idle_round_trips(name: &str, n: usize, gap: Duration) -> Result<Vec<f64>, Str
             }
             rtt.push(t.elapsed().as_secs_f64() * 1e6);
         }
-        Ok(rtt)
+        Ok((sent, rtt))
     };
     let res = run();
     stop.store(true, Ordering::Relaxed);
