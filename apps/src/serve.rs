@@ -582,26 +582,36 @@ pub fn bench_row(
 /// [`serve_echo`] on `srv` (on a thread of its own) on port 7 of 10.0.0.1,
 /// [`load`] on `cli` against it with `n` connections for `secs`.
 fn echo_and_load<S: Uring + Send + 'static, C: Uring>(
-    mut srv: S,
+    srv: S,
     cli: &mut C,
     n: usize,
     secs: f64,
 ) -> Result<LoadLine, String> {
+    with_echo(srv, 2048, || {
+        load(cli, std::net::SocketAddrV4::new(SIDE_A, 7), n, secs, 64)
+    })
+}
+
+/// Runs [`serve_echo`] on `srv` (a thread of its own, port 7, `max_conns`)
+/// and, once it listens, `f`; then stops the echo.
+fn with_echo<S: Uring + Send + 'static, T>(
+    mut srv: S,
+    max_conns: usize,
+    f: impl FnOnce() -> T,
+) -> Result<T, String> {
     let stop = Arc::new(AtomicBool::new(false));
     let ready = Arc::new(AtomicBool::new(false));
     let (st, rd) = (stop.clone(), ready.clone());
     let h = std::thread::spawn(move || {
-        serve_echo(&mut srv, Ipv4Addr::UNSPECIFIED, 7, 2048, &rd, &st).map(|_| ())
+        serve_echo(&mut srv, Ipv4Addr::UNSPECIFIED, 7, max_conns, &rd, &st).map(|_| ())
     });
     while !ready.load(Ordering::Acquire) && !h.is_finished() {
         std::thread::sleep(Duration::from_millis(1));
     }
-    let line = ready
-        .load(Ordering::Acquire)
-        .then(|| load(cli, std::net::SocketAddrV4::new(SIDE_A, 7), n, secs, 64));
+    let out = ready.load(Ordering::Acquire).then(f);
     stop.store(true, Ordering::Relaxed);
     h.join().map_err(|_| "echo panicked")??;
-    line.ok_or_else(|| "the echo did not start".into())
+    out.ok_or_else(|| "the echo did not start".into())
 }
 
 /// Options of `ringline serve-bench`.
@@ -677,7 +687,7 @@ fn idle_round_trips(name: &str, n: usize, gap: Duration) -> Result<Latencies, St
         buffer_mb: 4,
         app_name: "gap-echo".into(),
     };
-    let mut srv = attach_to(&a, 256)?;
+    let srv = attach_to(&a, 256)?;
     let mut cli = attach_to(
         &AttachArgs {
             nic_port: 1,
@@ -686,24 +696,8 @@ fn idle_round_trips(name: &str, n: usize, gap: Duration) -> Result<Latencies, St
         },
         256,
     )?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let ready = Arc::new(AtomicBool::new(false));
-    let (st, rd) = (stop.clone(), ready.clone());
-    let h = std::thread::spawn(move || {
-        serve_echo(&mut srv, Ipv4Addr::UNSPECIFIED, 7, 4, &rd, &st).map(|_| ())
-    });
-    let t0 = Instant::now();
-    while !ready.load(Ordering::Acquire) && t0.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let mut run = || -> Result<Latencies, String> {
-        let fd = one(
-            &mut cli,
-            opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
-                .user_data(1)
-                .build()
-                .into_sqe(),
-        )?;
+    let run = || -> Result<Latencies, String> {
+        let fd = tcp_socket(&mut cli, 1)?;
         let mut sa = cli.mem(16);
         sa.sockaddrs()[0] = ringline_ring::app::sockaddr_in(SIDE_A.octets(), 7);
         let r = one(
@@ -731,27 +725,15 @@ fn idle_round_trips(name: &str, n: usize, gap: Duration) -> Result<Latencies, St
                 return Err(format!("send: {r}"));
             }
             sent.push(t.elapsed().as_secs_f64() * 1e6);
-            let mut got = 0;
-            while got < 64 {
-                let r = one(
-                    &mut cli,
-                    opcode::Recv::new(fd, back[got..].as_mut_ptr(), (64 - got) as u32)
-                        .user_data(4)
-                        .build(),
-                )?;
-                if r <= 0 {
-                    return Err(format!("recv: {r}"));
-                }
-                got += r as usize;
+            let got = recv_exact(&mut cli, fd, &mut back, 4)?;
+            if got < 64 {
+                return Err(format!("recv: EOF after {got} bytes"));
             }
             rtt.push(t.elapsed().as_secs_f64() * 1e6);
         }
         Ok((sent, rtt))
     };
-    let res = run();
-    stop.store(true, Ordering::Relaxed);
-    h.join().map_err(|_| "the echo panicked")??;
-    res
+    with_echo(srv, 4, run)?
 }
 
 /// Options of `ringline serve-fault`.
@@ -782,6 +764,32 @@ pub struct FaultReport {
     /// Bytes a multishot RECV received into a buffer ring in the region,
     /// each checked.
     pub multishot_bytes: usize,
+}
+
+/// RECVs on `fd` until `buf` is full or the connection ends (EOF or an
+/// error); the bytes received. `buf` must be the ring's memory.
+fn recv_exact(rt: &mut AttachedUring, fd: i32, buf: &mut [u8], ud: u64) -> Result<usize, String> {
+    let mut n = 0;
+    while n < buf.len() {
+        let rest = &mut buf[n..];
+        let r = one(
+            rt,
+            opcode::Recv::new(fd, rest.as_mut_ptr(), rest.len() as u32)
+                .user_data(ud)
+                .build(),
+        )?;
+        if r <= 0 {
+            break;
+        }
+        n += r as usize;
+    }
+    Ok(n)
+}
+
+/// A TCP socket (SOCKET, waited for).
+fn tcp_socket(rt: &mut AttachedUring, ud: u64) -> Result<i32, String> {
+    let sqe = opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0).user_data(ud);
+    one(rt, sqe.build().into_sqe())
 }
 
 /// Submits one SQE and waits (5 s at most) for its CQE's result.
@@ -820,13 +828,7 @@ pub fn serve_fault(a: &ServeFaultArgs) -> Result<(), String> {
     let mut cli = attach_to(&mk(1), 64)?;
     let mut cqes = Vec::new();
     let lfd = listen_on(&mut srv, &mut cqes, Ipv4Addr::UNSPECIFIED, a.port, 16, 1)?;
-    let cfd = one(
-        &mut cli,
-        opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
-            .user_data(2)
-            .build()
-            .into_sqe(),
-    )?;
+    let cfd = tcp_socket(&mut cli, 2)?;
     let mut sa = cli.mem(16);
     sa.sockaddrs()[0] = ringline_ring::app::sockaddr_in(SIDE_A.octets(), a.port);
     push_safe(
@@ -909,13 +911,7 @@ pub fn serve_fault(a: &ServeFaultArgs) -> Result<(), String> {
         ..Sqe::default()
     };
     // CONNECT reads its address only on a socket not yet connected.
-    let fresh = one(
-        &mut cli,
-        opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
-            .user_data(6)
-            .build()
-            .into_sqe(),
-    )?;
+    let fresh = tcp_socket(&mut cli, 6)?;
     let stack_a = stack.as_mut_ptr() as u64;
     let heap_a = heap.as_mut_ptr() as u64;
     let cases: Vec<(&str, Sqe)> = vec![
@@ -1032,19 +1028,7 @@ pub fn serve_fault(a: &ServeFaultArgs) -> Result<(), String> {
         .count();
     // The connection is intact: the 4096 bytes are all there, in the region.
     let mut got = cli.mem(4096);
-    let mut n = 0;
-    while n < 4096 {
-        let r = one(
-            &mut cli,
-            opcode::Recv::new(cfd, got[n..].as_mut_ptr(), (4096 - n) as u32)
-                .user_data(30)
-                .build(),
-        )?;
-        if r <= 0 {
-            break;
-        }
-        n += r as usize;
-    }
+    let n = recv_exact(&mut cli, cfd, &mut got, 30).unwrap_or(0);
     rep.connection_ok = n == 4096 && got.iter().all(|&b| b == 0xAB);
     bufring_cases(&mut srv, sfd, &mut cli, cfd, &mut rep)?;
     drop((ts_heap, heap_sa));

@@ -23,12 +23,16 @@ fn with_dir(mut c: std::process::Command, dir: &str) -> std::process::Command {
 }
 
 fn daemon(dir: &str, secs: &str) -> Proc {
-    let mut d = Proc::spawn(
-        "serve",
-        with_dir(cmd(&["serve", "--name", "t", "--duration", secs]), dir),
-    );
+    let mut d = spawn_daemon(dir, secs, &[]);
     d.wait_line("ringline serve:", Duration::from_secs(30));
     d
+}
+
+/// `ringline serve --name t --duration SECS EXTRA...`, not waited for.
+fn spawn_daemon(dir: &str, secs: &str, extra: &[&str]) -> Proc {
+    let mut args = vec!["serve", "--name", "t", "--duration", secs];
+    args.extend_from_slice(extra);
+    Proc::spawn("serve", with_dir(cmd(&args), dir))
 }
 
 fn echo(dir: &str, port: u16, secs: &str) -> Proc {
@@ -184,23 +188,7 @@ fn attach_without_a_daemon_is_a_clear_error() {
 fn limits_refuse_applications_clearly() {
     let _g = serial();
     let dir = run_dir("limits");
-    let mut d = Proc::spawn(
-        "serve",
-        with_dir(
-            cmd(&[
-                "serve",
-                "--name",
-                "t",
-                "--duration",
-                "30",
-                "--max-apps",
-                "1",
-                "--max-buffer-mb",
-                "8",
-            ]),
-            &dir,
-        ),
-    );
+    let mut d = spawn_daemon(&dir, "30", &["--max-apps", "1", "--max-buffer-mb", "8"]);
     d.wait_line("ringline serve:", Duration::from_secs(30));
     // More memory than the limit: ENOMEM.
     let f = run(
@@ -267,21 +255,7 @@ fn app<'a>(apps: &'a [serde_json::Value], name: &str) -> Option<&'a serde_json::
 fn stat_shows_each_application_and_serve_answers_prometheus() {
     let _g = serial();
     let dir = run_dir("stat");
-    let mut d = Proc::spawn(
-        "serve",
-        with_dir(
-            cmd(&[
-                "serve",
-                "--name",
-                "t",
-                "--duration",
-                "90",
-                "--prometheus",
-                "127.0.0.1:0",
-            ]),
-            &dir,
-        ),
-    );
+    let mut d = spawn_daemon(&dir, "90", &["--prometheus", "127.0.0.1:0"]);
     let metrics = d.wait_line("Prometheus metrics on", Duration::from_secs(30));
     d.wait_line("on the loopback wire", Duration::from_secs(30));
     let dpid = d.pid().to_string();
@@ -398,9 +372,8 @@ fn an_application_wakes_a_napping_daemon() {
     let _g = serial();
     for (flag, woken) in [(None, true), (Some("--no-wakeup"), false)] {
         let dir = run_dir("wake");
-        let mut args = vec!["serve", "--name", "t", "--duration", "60"];
-        args.extend(flag);
-        let mut d = Proc::spawn("serve", with_dir(cmd(&args), &dir));
+        let extra: Vec<&str> = flag.into_iter().collect();
+        let mut d = spawn_daemon(&dir, "60", &extra);
         d.wait_line("on the loopback wire", Duration::from_secs(30));
         let b = run(
             "serve-bench --gaps",

@@ -377,14 +377,9 @@ impl AppsReader {
         let rows = self.map.rows(self.capacity);
         let mut words = vec![[0u64; APP_WORDS]; rows.len()];
         let mut names = vec![[0u8; APP_NAME_LEN]; rows.len()];
-        for _ in 0..super::read::SEQ_TRIES {
-            // Pairs with the daemon's release store that made it even.
-            let s1 = h.seq.load(Ordering::Acquire);
-            if s1 & 1 == 1 {
-                std::thread::yield_now();
-                continue;
-            }
-            let n = (h.rows.load(Ordering::Relaxed) as usize).min(rows.len());
+        let (mut n, mut publishes, mut wall_us) = (0, 0, 0);
+        let consistent = super::read::seq_read(&h.seq, || {
+            n = (h.rows.load(Ordering::Relaxed) as usize).min(rows.len());
             for i in 0..n {
                 for (o, a) in words[i].iter_mut().zip(&rows[i].words) {
                     *o = a.load(Ordering::Relaxed);
@@ -394,14 +389,10 @@ impl AppsReader {
                     names[i][j * 8..j * 8 + 8].copy_from_slice(&b);
                 }
             }
-            let publishes = h.publishes.load(Ordering::Relaxed);
-            let wall_us = h.wall_us.load(Ordering::Relaxed);
-            // Keeps the copies above before the second load; pairs with the
-            // daemon's release fence after its odd store.
-            fence(Ordering::Acquire);
-            if h.seq.load(Ordering::Relaxed) != s1 {
-                continue;
-            }
+            publishes = h.publishes.load(Ordering::Relaxed);
+            wall_us = h.wall_us.load(Ordering::Relaxed);
+        });
+        if consistent {
             let id = self.map.ident();
             let apps = (0..n)
                 .map(|i| {

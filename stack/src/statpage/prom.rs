@@ -31,15 +31,7 @@ pub fn render(snaps: &[EngineSnapshot]) -> String {
         }
     }
     for (name, kind, source) in &families {
-        let ty = match kind {
-            Kind::Counter => "counter",
-            Kind::Gauge => "gauge",
-        };
-        let _ = writeln!(
-            out,
-            "# HELP {name} ringline {source} (see `ringline stat`)."
-        );
-        let _ = writeln!(out, "# TYPE {name} {ty}");
+        family_head(&mut out, name, &format!("ringline {source}"), *kind);
         for s in snaps {
             for c in &s.counters {
                 if metric_name(c.group.name(), &c.name, c.kind) == *name {
@@ -86,12 +78,9 @@ pub fn render_apps(daemons: &[AppsSnapshot]) -> String {
         } else {
             format!("ringline_app_{field}")
         };
-        let ty = if counter { "counter" } else { "gauge" };
-        let _ = writeln!(
-            out,
-            "# HELP {name} ringline serve: {field} of an attached application (see `ringline stat`)."
-        );
-        let _ = writeln!(out, "# TYPE {name} {ty}");
+        let kind = if counter { Kind::Counter } else { Kind::Gauge };
+        let help = format!("ringline serve: {field} of an attached application");
+        family_head(&mut out, &name, &help, kind);
         for d in daemons {
             for a in &d.apps {
                 let _ = writeln!(
@@ -109,6 +98,16 @@ pub fn render_apps(daemons: &[AppsSnapshot]) -> String {
         }
     }
     out
+}
+
+/// A family's `# HELP` and `# TYPE` lines.
+fn family_head(out: &mut String, name: &str, help: &str, kind: Kind) {
+    let ty = match kind {
+        Kind::Counter => "counter",
+        Kind::Gauge => "gauge",
+    };
+    let _ = writeln!(out, "# HELP {name} {help} (see `ringline stat`).");
+    let _ = writeln!(out, "# TYPE {name} {ty}");
 }
 
 /// An engine's labels, `{pid="..",process="..",engine="..",queue=".."}`.
