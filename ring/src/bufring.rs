@@ -431,6 +431,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_ring_in_a_region_stays_inside_it() {
+        let region = Arc::new(Region::new(4096, HugePolicy::Never).unwrap());
+        // Past the end, straddling it, misaligned, a bad size: refused.
+        for (off, n) in [(4096, 1), (4096 - 16, 2), (8, 4), (0, 3)] {
+            assert!(
+                BufRing::in_region(region.clone(), off, n).is_err(),
+                "{off} {n}"
+            );
+        }
+        let (mut ring, cons) = BufRing::in_region(region.clone(), 4096 - 64, 4).unwrap();
+        assert_eq!(cons.addr(), region.as_ptr() as u64 + 4096 - 64);
+        assert_eq!(cons.available(), 0);
+        // SAFETY: the entry is only read back, never used as a buffer.
+        unsafe { ring.add_and_advance(0x1000, 64, 3) };
+        assert_eq!(
+            cons.peek().map(|b| (b.addr, b.len, b.bid)),
+            Some((0x1000, 64, 3))
+        );
+        // The halves keep the region mapped after its last other owner goes.
+        drop(region);
+        assert_eq!(cons.available(), 1);
+    }
+
+    #[test]
     fn sizes_are_validated() {
         for bad in [0, 3, 6, 65536, 65535, 1 << 20] {
             assert!(
