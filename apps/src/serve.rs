@@ -759,7 +759,8 @@ pub struct FaultReport {
     /// Whether the connection still echoed correctly afterwards.
     pub connection_ok: bool,
     /// Buffer-ring cases that completed -EFAULT (a ring outside the
-    /// region at registration; a RECV into an entry naming the heap).
+    /// region at registration, through the ring's API and through
+    /// `io_uring_register`; a RECV into an entry naming the heap).
     pub bufring_efault: u32,
     /// Bytes a multishot RECV received into a buffer ring in the region,
     /// each checked.
@@ -1068,6 +1069,31 @@ fn bufring_cases(
             .wrong
             .push(format!("a buffer ring outside the region: {r:?}")),
     }
+    // The same through io_uring_register(IORING_REGISTER_PBUF_RING), as a
+    // liburing program registers a ring it mapped itself: here on the heap.
+    let heap_ring = vec![0u64; 16];
+    let reg = ringline_ring::abi::IoUringBufReg {
+        ring_addr: heap_ring.as_ptr() as u64,
+        ring_entries: 8,
+        bgid: 43,
+        ..Default::default()
+    };
+    // SAFETY: `reg` is a live io_uring_buf_reg read during the call; the ring it names
+    // (`heap_ring`, 128 bytes) outlives the call, and the daemon refuses it anyway.
+    let r = unsafe {
+        cli.ring.driver_mut().register(
+            ringline_ring::abi::IORING_REGISTER_PBUF_RING,
+            &reg as *const _ as u64,
+            1,
+        )
+    };
+    match r {
+        Err(e) if e.0 == libc::EFAULT => rep.bufring_efault += 1,
+        r => rep
+            .wrong
+            .push(format!("IORING_REGISTER_PBUF_RING of a heap ring: {r:?}")),
+    }
+    drop(heap_ring);
     // 2. Multishot RECV into a ring in the region.
     const N: usize = 8;
     const SZ: usize = 1024;
