@@ -147,6 +147,8 @@ pub struct Attached {
     next: Arc<AtomicUsize>,
     /// The daemon's eventfd: rung when a submit finds `IORING_SQ_NEED_WAKEUP`.
     doorbell: std::os::fd::OwnedFd,
+    /// The number of the last buffer-ring request.
+    seq: u32,
 }
 
 impl std::fmt::Debug for Attached {
@@ -218,6 +220,7 @@ pub fn attach(name: &str, cfg: &AttachConfig) -> Result<(AttachedRing, AppRegion
         slot: reply.slot,
         next,
         doorbell,
+        seq: 0,
     };
     Ok((Ring::new(app, driver), region))
 }
@@ -248,6 +251,7 @@ impl Attached {
         if self.daemon_gone() {
             return Err(gone);
         }
+        self.seq = self.seq.wrapping_add(1);
         let msg = BufRingMsg {
             magic: MAGIC,
             op,
@@ -255,6 +259,8 @@ impl Attached {
             flags,
             entries,
             addr,
+            seq: self.seq,
+            _pad: 0,
         };
         self.sock
             .set_read_timeout(Some(Duration::from_secs(5)))
@@ -262,22 +268,30 @@ impl Attached {
         (&self.sock)
             .write_all(ipc::as_bytes(&msg))
             .map_err(|_| gone)?;
-        let mut b = [0u8; size_of::<BufRingReply>()];
-        let read = (&self.sock).read_exact(&mut b);
-        let _ = self.sock.set_read_timeout(None);
-        read.map_err(|e| {
-            if e.kind() == std::io::ErrorKind::WouldBlock
-                || e.kind() == std::io::ErrorKind::TimedOut
-            {
-                Errno(libc::ETIMEDOUT)
-            } else {
-                gone
+        // Replies come in order; one to an earlier request this side gave up
+        // on is skipped (at most a few: each wait is bounded).
+        let reply = loop {
+            let mut b = [0u8; size_of::<BufRingReply>()];
+            if let Err(e) = (&self.sock).read_exact(&mut b) {
+                let _ = self.sock.set_read_timeout(None);
+                let timed_out = e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut;
+                return Err(if timed_out {
+                    Errno(libc::ETIMEDOUT)
+                } else {
+                    gone
+                });
             }
-        })?;
-        let reply: BufRingReply = ipc::from_bytes(&b).ok_or(gone)?;
-        if reply.magic != MAGIC {
-            return Err(Errno(libc::EPROTO));
-        }
+            let reply: BufRingReply = ipc::from_bytes(&b).ok_or(gone)?;
+            if reply.magic != MAGIC {
+                let _ = self.sock.set_read_timeout(None);
+                return Err(Errno(libc::EPROTO));
+            }
+            if reply.seq == self.seq {
+                break reply;
+            }
+        };
+        let _ = self.sock.set_read_timeout(None);
         match reply.error {
             0 => Ok(()),
             e => Err(Errno(e as i32)),

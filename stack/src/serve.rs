@@ -187,6 +187,10 @@ pub(crate) struct BufRingMsg {
     pub(crate) entries: u32,
     /// The application's address of the ring: inside its region, or `EFAULT`.
     pub(crate) addr: u64,
+    /// The request's number, echoed in its reply (a reply the application
+    /// gave up waiting for is not taken for the next one's).
+    pub(crate) seq: u32,
+    pub(crate) _pad: u32,
 }
 
 /// Daemon → application: how a [`BufRingMsg`] went.
@@ -196,12 +200,16 @@ pub(crate) struct BufRingReply {
     pub(crate) magic: u32,
     /// 0, or a positive errno (`EFAULT`, `EINVAL`, `EEXIST`, `ENOENT`...).
     pub(crate) error: u32,
+    /// The request's `seq`.
+    pub(crate) seq: u32,
+    pub(crate) _pad: u32,
 }
 
 const _: () = {
-    assert!(size_of::<BufRingMsg>() == 24);
+    assert!(size_of::<BufRingMsg>() == 32);
     assert!(core::mem::offset_of!(BufRingMsg, addr) == 16);
-    assert!(size_of::<BufRingReply>() == 8);
+    assert!(core::mem::offset_of!(BufRingMsg, seq) == 24);
+    assert!(size_of::<BufRingReply>() == 16);
     assert!(size_of::<AttachRequest>() == 24 + APP_NAME_LEN);
     assert!(size_of::<AttachReply>() == 16 + 120);
     assert!(size_of::<Mapped>() == 16);
@@ -214,7 +222,7 @@ unsafe impl ipc::Wire for AttachRequest {}
 unsafe impl ipc::Wire for AttachReply {}
 // SAFETY: as above.
 unsafe impl ipc::Wire for Mapped {}
-// SAFETY: as above (4+4+2+2+4+8, 4+4: no padding).
+// SAFETY: as above (4+4+2+2+4+8+4+4, 4*4: no padding).
 unsafe impl ipc::Wire for BufRingMsg {}
 // SAFETY: as above.
 unsafe impl ipc::Wire for BufRingReply {}
@@ -487,8 +495,10 @@ impl<N: Nic> App<N> {
             let reply = BufRingReply {
                 magic: MAGIC,
                 error,
+                seq: msg.seq,
+                _pad: 0,
             };
-            // The socket is non-blocking and the reply 8 bytes: it fits unless
+            // The socket is non-blocking and the reply 16 bytes: it fits unless
             // the application stopped reading its socket, and then it is its loss.
             if (&self.sock).write_all(ipc::as_bytes(&reply)).is_err() {
                 return false;
