@@ -62,6 +62,16 @@ pub struct ServeArgs {
     /// Stop after this many seconds [default: until SIGINT/SIGTERM].
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
+    /// Answer Prometheus scrapes (`GET /metrics`: the engines' counters and
+    /// the applications, as `ringline stat PID --prometheus` prints them) on
+    /// this address, e.g. 127.0.0.1:9469 [default: serve.prometheus, or none].
+    #[arg(long, value_name = "ADDR")]
+    pub prometheus: Option<String>,
+    /// Do not let applications wake a napping daemon (it then sees an SQE
+    /// up to 1 ms late after an idle spell): for comparison [default:
+    /// serve.wakeup or true].
+    #[arg(long)]
+    pub no_wakeup: bool,
 }
 
 /// Options of the attached applications.
@@ -76,6 +86,10 @@ pub struct AttachArgs {
     /// Buffer region to ask for, MiB.
     #[arg(long, default_value_t = 64)]
     pub buffer_mb: usize,
+    /// The name `ringline stat` shows for this application [default: the
+    /// process's name].
+    #[arg(long, value_name = "NAME", default_value = "")]
+    pub app_name: String,
 }
 
 /// Options of `ringline serve-echo`.
@@ -128,6 +142,8 @@ fn serve_config(a: &ServeArgs, file: &transport::ServeSection) -> ServeConfig {
             .map_or(base.max_buffer_bytes, |m| m << 20),
         max_sq_entries: file.max_sq_entries.unwrap_or(base.max_sq_entries),
         drain: file.drain_ms.map_or(base.drain, Duration::from_millis),
+        stat: true,
+        wakeup: !a.no_wakeup && file.wakeup.unwrap_or(true),
         ..base
     }
 }
@@ -136,7 +152,8 @@ fn serve_config(a: &ServeArgs, file: &transport::ServeSection) -> ServeConfig {
 pub fn serve(a: &ServeArgs) -> Result<(), String> {
     let stop = crate::netcmd::stop_flag(a.duration)?;
     if a.nic.dpdk.is_none() && a.nic.config.is_none() {
-        let cfg = serve_config(a, &transport::ServeSection::default());
+        let file = transport::ServeSection::default();
+        let cfg = serve_config(a, &file);
         let wire = WireConfig {
             frames_per_direction: 8192,
             ..WireConfig::default()
@@ -159,18 +176,56 @@ pub fn serve(a: &ServeArgs) -> Result<(), String> {
             (pb, side(SIDE_B, SIDE_A, wire.mac_a)),
         ];
         let mut d = Daemon::new(ports, cfg, Clock::monotonic()).map_err(|e| e.to_string())?;
+        let metrics = metrics_thread(
+            a.prometheus.as_deref().or(file.prometheus.as_deref()),
+            &stop,
+        )?;
         println!(
             "ringline serve: {} on the loopback wire (port 0 = {SIDE_A}, port 1 = {SIDE_B})",
             d.socket().display()
         );
         d.run(&stop, &mut |l| eprintln!("ringline serve: {l}"));
-        return Ok(());
+        eprintln!(
+            "ringline serve: stopped: {} naps, {} cut short by an application's wakeup",
+            d.naps, d.woken
+        );
+        return join_metrics(metrics);
     }
     serve_dpdk(a, &stop)
 }
 
+/// `--prometheus ADDR`: a thread answering scrapes with this process's
+/// stat pages (engines and applications), read as `ringline stat` reads
+/// them; the daemon's thread is not involved. Stops with `stop`.
+fn metrics_thread(
+    addr: Option<&str>,
+    stop: &Arc<AtomicBool>,
+) -> Result<Option<std::thread::JoinHandle<Result<(), String>>>, String> {
+    let Some(addr) = addr else { return Ok(None) };
+    let l = std::net::TcpListener::bind(addr)
+        .map_err(|e| format!("cannot listen on {addr} for Prometheus: {e}"))?;
+    let local = l.local_addr().map_err(|e| e.to_string())?;
+    println!("ringline serve: Prometheus metrics on http://{local}/metrics");
+    let stop = stop.clone();
+    let pid = std::process::id();
+    let h = std::thread::Builder::new()
+        .name("rl-metrics".into())
+        .spawn(move || {
+            crate::stat::serve_metrics(&l, &stop, None, &|| crate::stat::prometheus_of(pid))
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(Some(h))
+}
+
+fn join_metrics(h: Option<std::thread::JoinHandle<Result<(), String>>>) -> Result<(), String> {
+    match h {
+        None => Ok(()),
+        Some(h) => h.join().map_err(|_| "the metrics thread panicked")?,
+    }
+}
+
 #[cfg(feature = "dpdk")]
-fn serve_dpdk(a: &ServeArgs, stop: &AtomicBool) -> Result<(), String> {
+fn serve_dpdk(a: &ServeArgs, stop: &Arc<AtomicBool>) -> Result<(), String> {
     let s = transport::resolve(&a.nic, "serve").map_err(|e| e.to_string())?;
     let file = match &a.nic.config {
         Some(p) => transport::load_config(p).map_err(|e| e.to_string())?.serve,
@@ -185,13 +240,18 @@ fn serve_dpdk(a: &ServeArgs, stop: &AtomicBool) -> Result<(), String> {
     let ip = ecfg.ip;
     let mut d =
         Daemon::new(vec![(dev, ecfg)], cfg, Clock::monotonic()).map_err(|e| e.to_string())?;
+    let metrics = metrics_thread(a.prometheus.as_deref().or(file.prometheus.as_deref()), stop)?;
     println!("ringline serve: {} on {info}, {ip}", d.socket().display());
     d.run(stop, &mut |l| eprintln!("ringline serve: {l}"));
-    Ok(())
+    eprintln!(
+        "ringline serve: stopped: {} naps, {} cut short by an application's wakeup",
+        d.naps, d.woken
+    );
+    join_metrics(metrics)
 }
 
 #[cfg(not(feature = "dpdk"))]
-fn serve_dpdk(_a: &ServeArgs, _stop: &AtomicBool) -> Result<(), String> {
+fn serve_dpdk(_a: &ServeArgs, _stop: &Arc<AtomicBool>) -> Result<(), String> {
     Err(transport::TransportError::NoDpdkSupport.to_string())
 }
 
@@ -200,6 +260,7 @@ fn attach_to(a: &AttachArgs, sq_entries: u32) -> Result<AttachedUring, String> {
         port: a.nic_port,
         sq_entries,
         buffer_bytes: a.buffer_mb << 20,
+        name: a.app_name.clone(),
         ..AttachConfig::default()
     };
     let (ring, region) = attach(&a.name, &cfg).map_err(|e| format!("attach {}: {e}", a.name))?;
@@ -500,9 +561,14 @@ pub fn bench_row(
                 name: name.to_string(),
                 nic_port: 0,
                 buffer_mb: 64,
+                app_name: "bench-echo".into(),
             };
             let srv = attach_to(&a, 1024)?;
-            let b = AttachArgs { nic_port: 1, ..a };
+            let b = AttachArgs {
+                nic_port: 1,
+                app_name: "bench-load".into(),
+                ..a
+            };
             let mut cli = attach_to(&b, 4096)?;
             out.push((
                 "attached".to_string(),
@@ -516,26 +582,36 @@ pub fn bench_row(
 /// [`serve_echo`] on `srv` (on a thread of its own) on port 7 of 10.0.0.1,
 /// [`load`] on `cli` against it with `n` connections for `secs`.
 fn echo_and_load<S: Uring + Send + 'static, C: Uring>(
-    mut srv: S,
+    srv: S,
     cli: &mut C,
     n: usize,
     secs: f64,
 ) -> Result<LoadLine, String> {
+    with_echo(srv, 2048, || {
+        load(cli, std::net::SocketAddrV4::new(SIDE_A, 7), n, secs, 64)
+    })
+}
+
+/// Runs [`serve_echo`] on `srv` (a thread of its own, port 7, `max_conns`)
+/// and, once it listens, `f`; then stops the echo.
+fn with_echo<S: Uring + Send + 'static, T>(
+    mut srv: S,
+    max_conns: usize,
+    f: impl FnOnce() -> T,
+) -> Result<T, String> {
     let stop = Arc::new(AtomicBool::new(false));
     let ready = Arc::new(AtomicBool::new(false));
     let (st, rd) = (stop.clone(), ready.clone());
     let h = std::thread::spawn(move || {
-        serve_echo(&mut srv, Ipv4Addr::UNSPECIFIED, 7, 2048, &rd, &st).map(|_| ())
+        serve_echo(&mut srv, Ipv4Addr::UNSPECIFIED, 7, max_conns, &rd, &st).map(|_| ())
     });
     while !ready.load(Ordering::Acquire) && !h.is_finished() {
         std::thread::sleep(Duration::from_millis(1));
     }
-    let line = ready
-        .load(Ordering::Acquire)
-        .then(|| load(cli, std::net::SocketAddrV4::new(SIDE_A, 7), n, secs, 64));
+    let out = ready.load(Ordering::Acquire).then(f);
     stop.store(true, Ordering::Relaxed);
     h.join().map_err(|_| "echo panicked")??;
-    line.ok_or_else(|| "the echo did not start".into())
+    out.ok_or_else(|| "the echo did not start".into())
 }
 
 /// Options of `ringline serve-bench`.
@@ -551,10 +627,38 @@ pub struct ServeBenchArgs {
     /// Seconds per row.
     #[arg(long, default_value_t = 3.0)]
     pub duration: f64,
+    /// Idle-gap mode (needs --name): N single round trips of 64 bytes on one
+    /// connection, each after --gap-ms of silence (the daemon goes idle and
+    /// naps), instead of the load rows; prints their latency.
+    #[arg(long, value_name = "N")]
+    pub gaps: Option<usize>,
+    /// Silence before each round trip of --gaps, ms.
+    #[arg(long, default_value_t = 20)]
+    pub gap_ms: u64,
 }
 
 /// `ringline serve-bench`
 pub fn serve_bench(a: &ServeBenchArgs) -> Result<(), String> {
+    if let Some(n) = a.gaps {
+        let name = a.name.as_deref().ok_or("--gaps needs --name")?;
+        let (mut send, mut rtt) = idle_round_trips(name, n, Duration::from_millis(a.gap_ms))?;
+        rtt.sort_by(f64::total_cmp);
+        send.sort_by(f64::total_cmp);
+        let q = |v: &[f64], p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+        println!(
+            "{}",
+            serde_json::json!({
+                "round_trips": rtt.len(),
+                "gap_ms": a.gap_ms,
+                "send_p50_us": q(&send, 0.5),
+                "send_p90_us": q(&send, 0.9),
+                "p50_us": q(&rtt, 0.5),
+                "p90_us": q(&rtt, 0.9),
+                "max_us": q(&rtt, 1.0),
+            })
+        );
+        return Ok(());
+    }
     let rows = bench_row(a.name.as_deref(), &a.connections, a.duration)?;
     println!(
         "{:<11} {:>6} {:>12} {:>9} {:>9} {:>7}",
@@ -567,6 +671,69 @@ pub fn serve_bench(a: &ServeBenchArgs) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// SEND completion and round-trip times, µs.
+type Latencies = (Vec<f64>, Vec<f64>);
+
+/// The echo attached on port 0 (port 7), a client attached on port 1: `n`
+/// round trips of 64 bytes on one connection, each after `gap` of silence:
+/// how long each SEND took to complete (the first SQE after the silence:
+/// the daemon's wake-up) and each round trip, µs.
+fn idle_round_trips(name: &str, n: usize, gap: Duration) -> Result<Latencies, String> {
+    let a = AttachArgs {
+        name: name.to_string(),
+        nic_port: 0,
+        buffer_mb: 4,
+        app_name: "gap-echo".into(),
+    };
+    let srv = attach_to(&a, 256)?;
+    let mut cli = attach_to(
+        &AttachArgs {
+            nic_port: 1,
+            app_name: "gap-client".into(),
+            ..a
+        },
+        256,
+    )?;
+    let run = || -> Result<Latencies, String> {
+        let fd = tcp_socket(&mut cli, 1)?;
+        let mut sa = cli.mem(16);
+        sa.sockaddrs()[0] = ringline_ring::app::sockaddr_in(SIDE_A.octets(), 7);
+        let r = one(
+            &mut cli,
+            opcode::Connect::new(fd, sa.as_ptr().cast(), 16)
+                .user_data(2)
+                .build(),
+        )?;
+        if r != 0 {
+            return Err(format!("connect: {r}"));
+        }
+        let mut out = cli.mem(64);
+        out.fill(0x42);
+        let mut back = cli.mem(64);
+        let mut rtt = Vec::with_capacity(n);
+        let mut sent = Vec::with_capacity(n);
+        for _ in 0..n {
+            std::thread::sleep(gap);
+            let t = Instant::now();
+            let r = one(
+                &mut cli,
+                opcode::Send::new(fd, out.as_ptr(), 64).user_data(3).build(),
+            )?;
+            if r != 64 {
+                return Err(format!("send: {r}"));
+            }
+            sent.push(t.elapsed().as_secs_f64() * 1e6);
+            let got = recv_exact(&mut cli, fd, &mut back, 4)?;
+            if got < 64 {
+                return Err(format!("recv: EOF after {got} bytes"));
+            }
+            rtt.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        Ok((sent, rtt))
+    };
+    with_echo(srv, 4, run)?
 }
 
 /// Options of `ringline serve-fault`.
@@ -591,6 +758,39 @@ pub struct FaultReport {
     pub outside_written: usize,
     /// Whether the connection still echoed correctly afterwards.
     pub connection_ok: bool,
+    /// Buffer-ring cases that completed -EFAULT (a ring outside the
+    /// region at registration, through the ring's API and through
+    /// `io_uring_register`; a RECV into an entry naming the heap).
+    pub bufring_efault: u32,
+    /// Bytes a multishot RECV received into a buffer ring in the region,
+    /// each checked.
+    pub multishot_bytes: usize,
+}
+
+/// RECVs on `fd` until `buf` is full or the connection ends (EOF or an
+/// error); the bytes received. `buf` must be the ring's memory.
+fn recv_exact(rt: &mut AttachedUring, fd: i32, buf: &mut [u8], ud: u64) -> Result<usize, String> {
+    let mut n = 0;
+    while n < buf.len() {
+        let rest = &mut buf[n..];
+        let r = one(
+            rt,
+            opcode::Recv::new(fd, rest.as_mut_ptr(), rest.len() as u32)
+                .user_data(ud)
+                .build(),
+        )?;
+        if r <= 0 {
+            break;
+        }
+        n += r as usize;
+    }
+    Ok(n)
+}
+
+/// A TCP socket (SOCKET, waited for).
+fn tcp_socket(rt: &mut AttachedUring, ud: u64) -> Result<i32, String> {
+    let sqe = opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0).user_data(ud);
+    one(rt, sqe.build().into_sqe())
 }
 
 /// Submits one SQE and waits (5 s at most) for its CQE's result.
@@ -623,18 +823,13 @@ pub fn serve_fault(a: &ServeFaultArgs) -> Result<(), String> {
         name: a.name.clone(),
         nic_port,
         buffer_mb: 1,
+        app_name: "serve-fault".into(),
     };
     let mut srv = attach_to(&mk(0), 64)?;
     let mut cli = attach_to(&mk(1), 64)?;
     let mut cqes = Vec::new();
     let lfd = listen_on(&mut srv, &mut cqes, Ipv4Addr::UNSPECIFIED, a.port, 16, 1)?;
-    let cfd = one(
-        &mut cli,
-        opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
-            .user_data(2)
-            .build()
-            .into_sqe(),
-    )?;
+    let cfd = tcp_socket(&mut cli, 2)?;
     let mut sa = cli.mem(16);
     sa.sockaddrs()[0] = ringline_ring::app::sockaddr_in(SIDE_A.octets(), a.port);
     push_safe(
@@ -717,13 +912,7 @@ pub fn serve_fault(a: &ServeFaultArgs) -> Result<(), String> {
         ..Sqe::default()
     };
     // CONNECT reads its address only on a socket not yet connected.
-    let fresh = one(
-        &mut cli,
-        opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
-            .user_data(6)
-            .build()
-            .into_sqe(),
-    )?;
+    let fresh = tcp_socket(&mut cli, 6)?;
     let stack_a = stack.as_mut_ptr() as u64;
     let heap_a = heap.as_mut_ptr() as u64;
     let cases: Vec<(&str, Sqe)> = vec![
@@ -840,20 +1029,9 @@ pub fn serve_fault(a: &ServeFaultArgs) -> Result<(), String> {
         .count();
     // The connection is intact: the 4096 bytes are all there, in the region.
     let mut got = cli.mem(4096);
-    let mut n = 0;
-    while n < 4096 {
-        let r = one(
-            &mut cli,
-            opcode::Recv::new(cfd, got[n..].as_mut_ptr(), (4096 - n) as u32)
-                .user_data(30)
-                .build(),
-        )?;
-        if r <= 0 {
-            break;
-        }
-        n += r as usize;
-    }
+    let n = recv_exact(&mut cli, cfd, &mut got, 30).unwrap_or(0);
     rep.connection_ok = n == 4096 && got.iter().all(|&b| b == 0xAB);
+    bufring_cases(&mut srv, sfd, &mut cli, cfd, &mut rep)?;
     drop((ts_heap, heap_sa));
     println!(
         "{}",
@@ -864,6 +1042,146 @@ pub fn serve_fault(a: &ServeFaultArgs) -> Result<(), String> {
     } else {
         Err("isolation failed".into())
     }
+}
+
+/// Buffer rings from an attached application (`serve-fault`'s last part):
+/// a ring whose memory lies outside the region is refused at registration
+/// (-EFAULT); a ring in the region serves a multishot RECV (every byte
+/// checked); an entry naming the heap makes the RECV that would use it
+/// -EFAULT and leaves the heap as it was.
+fn bufring_cases(
+    srv: &mut AttachedUring,
+    sfd: i32,
+    cli: &mut AttachedUring,
+    cfd: i32,
+    rep: &mut FaultReport,
+) -> Result<(), String> {
+    use ringline_ring::abi::{buffer_id, more};
+    use ringline_ring::app::Driver;
+    use ringline_ring::bufring::BufRing;
+    let mut cqes = Vec::new();
+    // 1. The ring itself outside the region.
+    let (_outside, consumer) =
+        BufRing::new(8, ringline_ring::mem::HugePolicy::Never).map_err(|e| e.to_string())?;
+    match cli.ring.driver_mut().register_buf_ring(40, consumer) {
+        Err(e) if e.0 == libc::EFAULT => rep.bufring_efault += 1,
+        r => rep
+            .wrong
+            .push(format!("a buffer ring outside the region: {r:?}")),
+    }
+    // The same through io_uring_register(IORING_REGISTER_PBUF_RING), as a
+    // liburing program registers a ring it mapped itself: here on the heap.
+    let heap_ring = vec![0u64; 16];
+    let reg = ringline_ring::abi::IoUringBufReg {
+        ring_addr: heap_ring.as_ptr() as u64,
+        ring_entries: 8,
+        bgid: 43,
+        ..Default::default()
+    };
+    // SAFETY: `reg` is a live io_uring_buf_reg read during the call; the ring it names
+    // (`heap_ring`, 128 bytes) outlives the call, and the daemon refuses it anyway.
+    let r = unsafe {
+        cli.ring.driver_mut().register(
+            ringline_ring::abi::IORING_REGISTER_PBUF_RING,
+            &reg as *const _ as u64,
+            1,
+        )
+    };
+    match r {
+        Err(e) if e.0 == libc::EFAULT => rep.bufring_efault += 1,
+        r => rep
+            .wrong
+            .push(format!("IORING_REGISTER_PBUF_RING of a heap ring: {r:?}")),
+    }
+    drop(heap_ring);
+    // 2. Multishot RECV into a ring in the region.
+    const N: usize = 8;
+    const SZ: usize = 1024;
+    let mut ring = cli
+        .register_buf_ring(N as u32, 41)
+        .map_err(|e| format!("register a ring in the region: {e}"))?;
+    let bufs = cli.mem(N * SZ);
+    for i in 0..N {
+        // SAFETY: buffer i is SZ bytes of the region, the engine's until a CQE hands
+        // it back; read below only after its CQE; the region outlives the ring.
+        unsafe {
+            ring.add_and_advance(bufs.as_ptr() as u64 + (i * SZ) as u64, SZ as u32, i as u16)
+        };
+    }
+    push_safe(cli, opcode::RecvMulti::new(cfd, 41).user_data(50).build());
+    let _ = cli.submit();
+    let mut data = srv.mem(3000);
+    data.fill(0xCD);
+    let r = one(
+        srv,
+        opcode::Send::new(sfd, data.as_ptr(), 3000)
+            .user_data(51)
+            .build(),
+    )?;
+    if r != 3000 {
+        return Err(format!("send: {r}"));
+    }
+    let t0 = Instant::now();
+    while rep.multishot_bytes < 3000 && t0.elapsed() < Duration::from_secs(5) {
+        let _ = cli.submit_and_wait_timeout(1, Duration::from_millis(50));
+        cqes.clear();
+        cli.reap(&mut cqes);
+        for c in cqes.iter().filter(|c| c.user_data == 50) {
+            let Some(bid) = buffer_id(c.flags).filter(|_| c.res > 0) else {
+                rep.wrong.push(format!(
+                    "multishot RECV: res {} flags {:#x}",
+                    c.res, c.flags
+                ));
+                continue;
+            };
+            let got = &bufs[usize::from(bid) * SZ..][..c.res as usize];
+            if !more(c.flags) || got.iter().any(|&b| b != 0xCD) {
+                rep.wrong
+                    .push(format!("multishot RECV: buffer {bid} wrong"));
+            }
+            rep.multishot_bytes += c.res as usize;
+        }
+    }
+    push_safe(cli, opcode::AsyncCancel::new(50).user_data(52).build());
+    let _ = cli.submit();
+    for _ in 0..20 {
+        let _ = cli.submit_and_wait_timeout(1, Duration::from_millis(20));
+        cqes.clear();
+        cli.reap(&mut cqes);
+    }
+    // 3. A hostile entry: the heap.
+    let heap = vec![0x5Au8; 256];
+    let mut evil = cli
+        .register_buf_ring(2, 42)
+        .map_err(|e| format!("register a second ring: {e}"))?;
+    // SAFETY: the entry names the heap, which the engine refuses (EFAULT); `heap`
+    // outlives every request here either way.
+    unsafe { evil.add_and_advance(heap.as_ptr() as u64, 256, 0) };
+    let r = one(
+        srv,
+        opcode::Send::new(sfd, data.as_ptr(), 64)
+            .user_data(53)
+            .build(),
+    )?;
+    if r != 64 {
+        return Err(format!("send: {r}"));
+    }
+    let recv = opcode::RecvSelect::new(cfd, 42, 0).user_data(54).build();
+    let r = one(cli, recv.into_sqe())?;
+    if r == -libc::EFAULT {
+        rep.bufring_efault += 1;
+    } else {
+        rep.wrong
+            .push(format!("RECV into a ring entry naming the heap: {r}"));
+    }
+    rep.outside_written += heap.iter().filter(|&&b| b != 0x5A).count();
+    for g in [41, 42] {
+        if let Err(e) = cli.unregister_buf_ring(g) {
+            rep.wrong.push(format!("unregister {g}: {e}"));
+        }
+    }
+    drop((ring, evil, bufs));
+    Ok(())
 }
 
 /// Opens a listening socket on `ip:port` synchronously (SOCKET, BIND, LISTEN,

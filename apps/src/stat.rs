@@ -12,7 +12,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use ringline::statpage::{self, prom, ConnTable, EngineSnapshot, Group, Instance, StatReader};
+use ringline::statpage::{
+    self, prom, AppsReader, AppsSnapshot, ConnTable, EngineSnapshot, Group, Instance, StatReader,
+};
 use serde_json::{json, Map, Value};
 
 /// Options of `ringline stat`.
@@ -142,6 +144,21 @@ struct EngineRead {
     conns: Option<Result<ConnTable, String>>,
 }
 
+/// Everything read this refresh: the engines, and the applications of any
+/// `ringline serve` daemon among the targets.
+struct Reads {
+    engines: Vec<EngineRead>,
+    daemons: Vec<AppsSnapshot>,
+}
+
+impl Reads {
+    /// The Prometheus text of all of it.
+    fn prometheus(&self) -> String {
+        let snaps: Vec<EngineSnapshot> = self.engines.iter().map(|r| r.snap.clone()).collect();
+        prom::render(&snaps) + &prom::render_apps(&self.daemons)
+    }
+}
+
 pub fn run(a: &StatArgs) -> Result<(), String> {
     let output = a.conns || a.json || a.prometheus || a.watch.is_some() || a.all;
     if a.target.is_none() && !output && a.listen.is_none() {
@@ -157,20 +174,23 @@ pub fn run(a: &StatArgs) -> Result<(), String> {
         None => None,
     };
     let mut prev: HashMap<(u32, u32), EngineSnapshot> = HashMap::new();
+    let mut prev_apps: Vec<AppsSnapshot> = Vec::new();
     let mut n = 0u64;
     loop {
         let reads = read_all(a)?;
         n += 1;
         if a.prometheus {
-            let snaps: Vec<EngineSnapshot> = reads.iter().map(|r| r.snap.clone()).collect();
-            print!("{}", prom::render(&snaps));
+            print!("{}", reads.prometheus());
         } else if a.json {
-            println!("{}", to_json(&reads, &prev));
+            println!("{}", to_json(&reads, &prev, &prev_apps));
         } else {
-            print_human(a, &reads, &prev);
+            print_human(a, &reads.engines, &prev);
+            print_apps(&reads.daemons, &prev_apps);
         }
         let _ = std::io::stdout().flush();
+        prev_apps = reads.daemons;
         prev = reads
+            .engines
             .into_iter()
             .map(|r| ((r.snap.pid, r.snap.engine), r.snap))
             .collect();
@@ -188,7 +208,7 @@ pub fn run(a: &StatArgs) -> Result<(), String> {
     }
 }
 
-/// The instances `target` names (all without one).
+/// The instances `target` names (all without one); may be empty.
 fn select(target: Option<&str>) -> Result<Vec<(Instance, StatReader)>, String> {
     let all =
         statpage::instances().map_err(|e| format!("cannot list {}: {e}", statpage::STAT_DIR))?;
@@ -210,16 +230,40 @@ fn select(target: Option<&str>) -> Result<Vec<(Instance, StatReader)>, String> {
             out.push((i, r));
         }
     }
-    if out.is_empty() {
-        return Err(match target {
-            Some(t) => format!(
-                "no running ringline engine of process {t} (looked in {}; is `stat` on in its engine config?)",
-                statpage::STAT_DIR
-            ),
-            None => format!("no running ringline engine (looked in {})", statpage::STAT_DIR),
-        });
-    }
     Ok(out)
+}
+
+/// The applications pages of the `ringline serve` daemons `target` names
+/// (all without one).
+fn select_daemons(target: Option<&str>) -> Vec<AppsReader> {
+    let Ok(pages) = statpage::apps_pages() else {
+        return Vec::new();
+    };
+    pages
+        .into_iter()
+        .filter_map(|(pid, path)| {
+            let r = AppsReader::open(&path).ok()?;
+            let keep = match target {
+                None => true,
+                Some(t) => match t.parse::<u32>() {
+                    Ok(want) => pid == want,
+                    Err(_) => r.snapshot().is_ok_and(|s| name_matches(&s.process, t)),
+                },
+            };
+            keep.then_some(r)
+        })
+        .collect()
+}
+
+/// The error for a target with neither engines nor applications.
+fn none_running(target: Option<&str>) -> String {
+    match target {
+        Some(t) => format!(
+            "no running ringline engine of process {t} (looked in {}; is `stat` on in its engine config?)",
+            statpage::STAT_DIR
+        ),
+        None => format!("no running ringline engine (looked in {})", statpage::STAT_DIR),
+    }
 }
 
 /// `comm` is the kernel's process name, cut at 15 bytes.
@@ -227,23 +271,34 @@ fn name_matches(comm: &str, want: &str) -> bool {
     comm == want || (comm.len() == 15 && want.starts_with(comm))
 }
 
-fn read_all(a: &StatArgs) -> Result<Vec<EngineRead>, String> {
-    let timeout = Duration::from_secs_f64(a.timeout.clamp(0.01, 600.0));
-    let mut out = Vec::new();
-    for (_, r) in select(a.target.as_deref())? {
+fn read_all(a: &StatArgs) -> Result<Reads, String> {
+    read_target(a.target.as_deref(), a.conns, a.timeout)
+}
+
+/// The engines and daemons `target` names (all without one), with each
+/// engine's connections if `conns` (waiting `timeout_s` at most).
+fn read_target(target: Option<&str>, conns: bool, timeout_s: f64) -> Result<Reads, String> {
+    let timeout = Duration::from_secs_f64(timeout_s.clamp(0.01, 600.0));
+    let mut engines = Vec::new();
+    for (_, r) in select(target)? {
         let snap = r.snapshot().map_err(|e| e.to_string())?;
-        let conns = a
-            .conns
-            .then(|| r.connections(timeout).map_err(|e| e.to_string()));
-        out.push(EngineRead { snap, conns });
+        let conns = conns.then(|| r.connections(timeout).map_err(|e| e.to_string()));
+        engines.push(EngineRead { snap, conns });
     }
-    Ok(out)
+    let mut daemons = Vec::new();
+    for r in select_daemons(target) {
+        daemons.push(r.snapshot().map_err(|e| e.to_string())?);
+    }
+    if engines.is_empty() && daemons.is_empty() {
+        return Err(none_running(target));
+    }
+    Ok(Reads { engines, daemons })
 }
 
 fn list() -> Result<(), String> {
     let all =
         statpage::instances().map_err(|e| format!("cannot list {}: {e}", statpage::STAT_DIR))?;
-    if all.is_empty() {
+    if all.is_empty() && select_daemons(None).is_empty() {
         println!(
             "no running ringline engine (looked in {})",
             statpage::STAT_DIR
@@ -267,6 +322,20 @@ fn list() -> Result<(), String> {
                 i.path.display()
             ),
             Err(e) => println!("{:>8} {:>6}  unreadable: {e}", i.pid, i.engine),
+        }
+    }
+    for d in select_daemons(None) {
+        if let Ok(s) = d.snapshot() {
+            println!(
+                "{:>8} {:>6} {:>6} {:<16} {:>10} {:>10}  serve: {} applications",
+                s.pid,
+                "-",
+                "-",
+                s.process,
+                s.publishes,
+                "",
+                s.apps.len()
+            );
         }
     }
     Ok(())
@@ -437,8 +506,13 @@ fn print_conns(t: &ConnTable) {
     }
 }
 
-fn to_json(reads: &[EngineRead], prev: &HashMap<(u32, u32), EngineSnapshot>) -> Value {
+fn to_json(
+    reads: &Reads,
+    prev: &HashMap<(u32, u32), EngineSnapshot>,
+    prev_apps: &[AppsSnapshot],
+) -> Value {
     let engines: Vec<Value> = reads
+        .engines
         .iter()
         .map(|r| {
             let s = &r.snap;
@@ -511,21 +585,132 @@ fn to_json(reads: &[EngineRead], prev: &HashMap<(u32, u32), EngineSnapshot>) -> 
             e
         })
         .collect();
-    json!({ "time_us": now_us(), "engines": engines })
+    let daemons: Vec<Value> = reads
+        .daemons
+        .iter()
+        .map(|d| {
+            let apps: Vec<Value> = d
+                .apps
+                .iter()
+                .map(|app| {
+                    let mut o = json!({
+                        "name": app.name,
+                        "pid": app.pid,
+                        "port": app.port,
+                        "slot": app.slot,
+                        "state": app.state_name(),
+                    });
+                    if app.engine != u64::MAX {
+                        o["engine"] = json!(app.engine);
+                    }
+                    for (field, _, v) in app.fields() {
+                        if field != "state" {
+                            o[field] = json!(v);
+                        }
+                    }
+                    if let Some(r) = app_rate(d, app, prev_apps) {
+                        o["sqes_per_s"] = json!(r);
+                    }
+                    o
+                })
+                .collect();
+            json!({
+                "pid": d.pid,
+                "process": d.process,
+                "publishes": d.publishes,
+                "age_us": now_us().saturating_sub(d.wall_us),
+                "apps": apps,
+            })
+        })
+        .collect();
+    json!({ "time_us": now_us(), "engines": engines, "serve": daemons })
 }
 
-/// `--listen`: a small HTTP/1.0 server answering every request with the
-/// Prometheus text of the selected instances, one connection at a time
-/// (each read and write bounded by a 2 s timeout, a request head by 8 KiB),
-/// until SIGINT/SIGTERM or `--count` requests.
+/// SQEs per second of `app` since the previous refresh (the same daemon,
+/// port and slot, and pid: not a successor in the slot).
+fn app_rate(d: &AppsSnapshot, app: &statpage::AppStat, prev: &[AppsSnapshot]) -> Option<f64> {
+    let p = prev.iter().find(|p| p.pid == d.pid)?;
+    let then = p
+        .apps
+        .iter()
+        .find(|o| o.port == app.port && o.slot == app.slot && o.pid == app.pid)?;
+    let dt = d.wall_us.checked_sub(p.wall_us).filter(|&t| t > 0)?;
+    Some(app.sqes.wrapping_sub(then.sqes) as f64 * 1e6 / dt as f64)
+}
+
+/// The applications of each `ringline serve` daemon, a line each.
+fn print_apps(daemons: &[AppsSnapshot], prev: &[AppsSnapshot]) {
+    for d in daemons {
+        println!(
+            "serve pid {} ({}): {} applications",
+            d.pid,
+            d.process,
+            d.apps.len()
+        );
+        if d.apps.is_empty() {
+            println!();
+            continue;
+        }
+        println!(
+            "  {:<16} {:>8} {:>5} {:<8} {:>11} {:>6} {:>9} {:>8} {:>21} {:>21} {:>6} {:>10} {:>10} {:>7} {:>9}",
+            "name", "pid", "slot", "state", "sockets", "listen", "region", "ring",
+            "sq head/tail", "cq head/tail", "ovfl", "cqes", "sqes", "flight", "sqes/s"
+        );
+        for a in &d.apps {
+            let rate = app_rate(d, a, prev).map_or_else(|| "-".into(), |r| format!("{r:.0}"));
+            println!(
+                "  {:<16} {:>8} {:>5} {:<8} {:>11} {:>6} {:>9} {:>8} {:>21} {:>21} {:>6} {:>10} {:>10} {:>7} {:>9}",
+                a.name,
+                a.pid,
+                format!("{}/{}", a.port, a.slot),
+                a.state_name(),
+                format!("{}/{}", a.sockets, a.sockets_limit),
+                a.listeners,
+                format!("{}K", a.region_bytes >> 10),
+                format!("{}K", a.ring_bytes >> 10),
+                format!("{}/{}", a.sq_head, a.sq_tail),
+                format!("{}/{}", a.cq_head, a.cq_tail),
+                a.cq_overflowed,
+                a.cqes,
+                a.sqes,
+                a.in_flight,
+                rate
+            );
+        }
+        println!();
+    }
+}
+
+/// `--listen`: [`serve_metrics`] with the selected instances' text until
+/// SIGINT/SIGTERM or `--count` requests.
 fn listen(a: &StatArgs, addr: &str) -> Result<(), String> {
     let stop = crate::netcmd::stop_flag(None)?;
     let l = TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    l.set_nonblocking(true).map_err(|e| e.to_string())?;
     let local = l.local_addr().map_err(|e| e.to_string())?;
     eprintln!("ringline stat: serving Prometheus metrics on http://{local}/metrics");
+    serve_metrics(&l, &stop, a.count, &|| read_all(a).map(|r| r.prometheus()))
+}
+
+/// The Prometheus text of process `pid`'s engines and applications (what
+/// `ringline serve --prometheus` answers with: its own pages, read as
+/// `ringline stat PID --prometheus` reads them).
+pub fn prometheus_of(pid: u32) -> Result<String, String> {
+    read_target(Some(&pid.to_string()), false, 1.0).map(|r| r.prometheus())
+}
+
+/// A small HTTP/1.0 server on `l` answering `GET /metrics` (or `/`) with
+/// `render`'s text, one connection at a time (each read and write bounded
+/// by a 2 s timeout, a request head by 8 KiB), until `stop` or `count`
+/// requests.
+pub fn serve_metrics(
+    l: &TcpListener,
+    stop: &std::sync::atomic::AtomicBool,
+    count: Option<u64>,
+    render: &dyn Fn() -> Result<String, String>,
+) -> Result<(), String> {
+    l.set_nonblocking(true).map_err(|e| e.to_string())?;
     let mut served = 0u64;
-    while !stop.load(Ordering::Relaxed) && a.count.is_none_or(|c| served < c) {
+    while !stop.load(Ordering::Relaxed) && count.is_none_or(|c| served < c) {
         let (mut conn, _) = match l.accept() {
             Ok(c) => c,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -550,11 +735,8 @@ fn listen(a: &StatArgs, addr: &str) -> Result<(), String> {
         let (status, body) = if !path_ok {
             ("404 Not Found", "not found: GET /metrics\n".to_owned())
         } else {
-            match read_all(a) {
-                Ok(reads) => {
-                    let snaps: Vec<EngineSnapshot> = reads.into_iter().map(|r| r.snap).collect();
-                    ("200 OK", prom::render(&snaps))
-                }
+            match render() {
+                Ok(text) => ("200 OK", text),
                 Err(e) => ("503 Service Unavailable", format!("{e}\n")),
             }
         };

@@ -151,6 +151,11 @@ pub struct ServeSection {
     pub max_sq_entries: Option<u32>,
     /// How long a departed application's connections may take to close, ms.
     pub drain_ms: Option<u64>,
+    /// Answer Prometheus scrapes (`GET /metrics`) on this address, e.g.
+    /// `127.0.0.1:9469`.
+    pub prometheus: Option<String>,
+    /// Let applications wake a napping daemon (default true).
+    pub wakeup: Option<bool>,
 }
 
 /// EAL arguments as a list or as one line split at whitespace.

@@ -363,59 +363,15 @@ fn stat_reads_a_running_demo_while_it_serves() {
         p.stdout
     );
     // promtool's own check (lint included) where Prometheus is installed.
-    match std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-    {
-        Ok(mut child) => {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(p.stdout.as_bytes())
-                .expect("feed promtool");
-            let out = child.wait_with_output().expect("promtool");
-            assert!(
-                out.status.success(),
-                "promtool check metrics: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Err(_) => skip(
-            "promtool check",
-            "promtool not installed (apt-get install prometheus)",
-        ),
-    }
+    promtool_check(&p.stdout);
     // The same text over HTTP for a scraper (one request, then it exits).
     let mut server = Proc::spawn(
         "stat --listen",
         cmd(&["stat", &pid, "--listen", "127.0.0.1:0", "--count", "1"]),
     );
     let line = server.wait_line("serving Prometheus metrics on", Duration::from_secs(30));
-    let addr = line
-        .rsplit("http://")
-        .next()
-        .and_then(|a| a.strip_suffix("/metrics"))
-        .expect("the address")
-        .to_owned();
-    let mut conn = std::net::TcpStream::connect(&addr).expect("connect to stat --listen");
-    conn.set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    {
-        use std::io::{Read, Write};
-        conn.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
-        let mut resp = String::new();
-        conn.read_to_string(&mut resp).expect("response");
-        let (head, body) = resp.split_once("\r\n\r\n").expect("a head");
-        assert!(head.starts_with("HTTP/1.0 200"), "{head}");
-        assert!(head.contains("version=0.0.4"), "{head}");
-        ringline::statpage::prom::check_exposition(body).unwrap_or_else(|e| panic!("{e}"));
-    }
+    let body = scrape(&line);
+    ringline::statpage::prom::check_exposition(&body).unwrap_or_else(|e| panic!("{e}"));
     server
         .wait(Duration::from_secs(30))
         .assert_ok("stat --listen --count 1");

@@ -23,12 +23,16 @@ fn with_dir(mut c: std::process::Command, dir: &str) -> std::process::Command {
 }
 
 fn daemon(dir: &str, secs: &str) -> Proc {
-    let mut d = Proc::spawn(
-        "serve",
-        with_dir(cmd(&["serve", "--name", "t", "--duration", secs]), dir),
-    );
+    let mut d = spawn_daemon(dir, secs, &[]);
     d.wait_line("ringline serve:", Duration::from_secs(30));
     d
+}
+
+/// `ringline serve --name t --duration SECS EXTRA...`, not waited for.
+fn spawn_daemon(dir: &str, secs: &str, extra: &[&str]) -> Proc {
+    let mut args = vec!["serve", "--name", "t", "--duration", secs];
+    args.extend_from_slice(extra);
+    Proc::spawn("serve", with_dir(cmd(&args), dir))
 }
 
 fn echo(dir: &str, port: u16, secs: &str) -> Proc {
@@ -106,6 +110,12 @@ fn two_apps_serve_their_ports_and_a_killed_one_leaves_the_other_unharmed() {
     f.assert_ok("serve-fault");
     let j = f.json();
     assert_eq!(j["efault"], 14, "{j}");
+    // Buffer rings: one outside the region refused (twice: the ring API and
+    // io_uring_register with an io_uring_buf_reg), an entry naming the heap
+    // -EFAULT (nothing written), a multishot RECV into one in the region.
+    assert_eq!(j["bufring_efault"], 3, "{j}");
+    assert_eq!(j["multishot_bytes"], 3000, "{j}");
+    assert_eq!(j["outside_written"], 0, "{j}");
 
     // Kill B mid-stream: its clients see the connections end; A's see nothing.
     let la = load(&dir, 7, 8, "4");
@@ -179,23 +189,7 @@ fn attach_without_a_daemon_is_a_clear_error() {
 fn limits_refuse_applications_clearly() {
     let _g = serial();
     let dir = run_dir("limits");
-    let mut d = Proc::spawn(
-        "serve",
-        with_dir(
-            cmd(&[
-                "serve",
-                "--name",
-                "t",
-                "--duration",
-                "30",
-                "--max-apps",
-                "1",
-                "--max-buffer-mb",
-                "8",
-            ]),
-            &dir,
-        ),
-    );
+    let mut d = spawn_daemon(&dir, "30", &["--max-apps", "1", "--max-buffer-mb", "8"]);
     d.wait_line("ringline serve:", Duration::from_secs(30));
     // More memory than the limit: ENOMEM.
     let f = run(
@@ -233,4 +227,188 @@ fn limits_refuse_applications_clearly() {
     a.wait(Duration::from_secs(30)).assert_ok("serve-echo");
     d.term();
     d.wait(Duration::from_secs(30)).assert_ok("serve");
+}
+
+/// `ringline stat --json` of the daemon: its `serve` entry's applications.
+fn apps_of(dir: &str, daemon: &str) -> Vec<serde_json::Value> {
+    let f = run(
+        "stat --json",
+        with_dir(cmd(&["stat", daemon, "--json"]), dir),
+        Duration::from_secs(30),
+    );
+    f.assert_ok("stat --json");
+    let j = f.json();
+    j["serve"][0]["apps"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn app<'a>(apps: &'a [serde_json::Value], name: &str) -> Option<&'a serde_json::Value> {
+    apps.iter().find(|a| a["name"] == name)
+}
+
+/// `ringline stat` shows each attached application (name, pid, sockets,
+/// listeners, memory, ring, requests) with counts that move under load; one
+/// that detaches disappears; `serve --prometheus` answers a scraper with
+/// the same text, `app`-labelled, in the exposition format.
+#[test]
+fn stat_shows_each_application_and_serve_answers_prometheus() {
+    let _g = serial();
+    let dir = run_dir("stat");
+    let mut d = spawn_daemon(&dir, "90", &["--prometheus", "127.0.0.1:0"]);
+    let metrics = d.wait_line("Prometheus metrics on", Duration::from_secs(30));
+    d.wait_line("on the loopback wire", Duration::from_secs(30));
+    let dpid = d.pid().to_string();
+    let start = |port: &str, name: &str| {
+        let mut e = Proc::spawn(
+            name,
+            echo_cmd(
+                &dir,
+                &["--listen", port, "--app-name", name, "--duration", "60"],
+            ),
+        );
+        e.wait_line("listening on port", Duration::from_secs(30));
+        e
+    };
+    let mut a = start("7", "echo-a");
+    let mut b = start("8", "echo-b");
+    let mut la = load(&dir, 7, 4, "5");
+    let mut lb = load(&dir, 8, 4, "5");
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let first = apps_of(&dir, &dpid);
+    std::thread::sleep(Duration::from_millis(700));
+    let second = apps_of(&dir, &dpid);
+    for (name, p) in [("echo-a", &a), ("echo-b", &b)] {
+        let x = app(&first, name).unwrap_or_else(|| panic!("{name} missing: {first:?}"));
+        let y = app(&second, name).unwrap_or_else(|| panic!("{name} missing: {second:?}"));
+        assert_eq!(y["pid"], p.pid(), "{y}");
+        assert_eq!(y["state"], "attached", "{y}");
+        assert_eq!(y["listeners"], 1, "{y}");
+        assert!(y["sockets"].as_u64().unwrap() >= 4, "{y}");
+        assert_eq!(y["sockets_limit"], 4096, "{y}");
+        // Asked for 64 MiB; the mapping is rounded up to its page size.
+        assert!(y["region_bytes"].as_u64().unwrap() >= 64 << 20, "{y}");
+        assert!(y["ring_bytes"].as_u64().unwrap() > 0, "{y}");
+        assert_eq!(y["sq_entries"], 1024, "{y}");
+        assert!(y["in_flight"].as_u64().unwrap() >= 1, "{y}");
+        for c in ["sqes", "cqes", "sq_head", "cq_tail"] {
+            assert!(
+                y[c].as_u64().unwrap() > x[c].as_u64().unwrap(),
+                "{name} {c} did not move: {x} -> {y}"
+            );
+        }
+        assert!(y["sqes_per_s"].as_f64().is_none_or(|r| r > 0.0), "{y}");
+    }
+    // The load generators are applications too (named after their process).
+    assert!(second.len() >= 4, "{second:?}");
+
+    // The text and Prometheus views, and the daemon's own scrape endpoint.
+    let w = run(
+        "stat --watch",
+        with_dir(cmd(&["stat", &dpid, "--watch=0.3", "--count", "2"]), &dir),
+        Duration::from_secs(30),
+    );
+    w.assert_ok("stat --watch");
+    for want in ["echo-a", "echo-b", "sqes/s", "applications"] {
+        assert!(w.stdout.contains(want), "{want}:\n{}", w.stdout);
+    }
+    let p = run(
+        "stat --prometheus",
+        with_dir(cmd(&["stat", &dpid, "--prometheus"]), &dir),
+        Duration::from_secs(30),
+    );
+    p.assert_ok("stat --prometheus");
+    ringline::statpage::prom::check_exposition(&p.stdout)
+        .unwrap_or_else(|e| panic!("{e}\n{}", p.stdout));
+    assert!(p.stdout.contains("app=\"echo-a\""), "{}", p.stdout);
+    promtool_check(&p.stdout);
+    let body = scrape(&metrics);
+    let n =
+        ringline::statpage::prom::check_exposition(&body).unwrap_or_else(|e| panic!("{e}\n{body}"));
+    assert!(n > 100, "{n} samples:\n{body}");
+    for want in [
+        "ringline_app_sqes_total{",
+        "app=\"echo-b\"",
+        "ringline_engine_rx_frames_total{",
+    ] {
+        assert!(body.contains(want), "{want}:\n{body}");
+    }
+    promtool_check(&body);
+
+    for (what, l) in [("load on 7", &mut la), ("load on 8", &mut lb)] {
+        let f = l.wait(Duration::from_secs(60));
+        f.assert_ok(what);
+    }
+    // B detaches: it disappears once its connections are closed.
+    b.term();
+    b.wait(Duration::from_secs(30)).assert_ok("echo-b");
+    let t0 = std::time::Instant::now();
+    loop {
+        let now = apps_of(&dir, &dpid);
+        if app(&now, "echo-b").is_none() {
+            assert!(app(&now, "echo-a").is_some(), "{now:?}");
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "echo-b still listed: {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    a.term();
+    a.wait(Duration::from_secs(30)).assert_ok("echo-a");
+    d.term();
+    d.wait(Duration::from_secs(30)).assert_ok("serve");
+}
+
+/// After an idle spell the daemon naps; an application's submit wakes it
+/// (`IORING_SQ_NEED_WAKEUP` and the doorbell) instead of waiting out the
+/// nap. `serve-bench --gaps` does round trips after silences: every one
+/// completes, and the daemon counts naps the doorbell cut short; with
+/// `--no-wakeup` none are. (Latency is measured by the bench, not here.)
+#[test]
+fn an_application_wakes_a_napping_daemon() {
+    let _g = serial();
+    for (flag, woken) in [(None, true), (Some("--no-wakeup"), false)] {
+        let dir = run_dir("wake");
+        let extra: Vec<&str> = flag.into_iter().collect();
+        let mut d = spawn_daemon(&dir, "60", &extra);
+        d.wait_line("on the loopback wire", Duration::from_secs(30));
+        let b = run(
+            "serve-bench --gaps",
+            with_dir(
+                cmd(&[
+                    "serve-bench",
+                    "--name",
+                    "t",
+                    "--gaps",
+                    "8",
+                    "--gap-ms",
+                    "10",
+                ]),
+                &dir,
+            ),
+            Duration::from_secs(60),
+        );
+        b.assert_ok("serve-bench --gaps");
+        assert_eq!(b.json()["round_trips"], 8, "{}", b.stdout);
+        d.term();
+        let f = d.wait(Duration::from_secs(30));
+        f.assert_ok("serve");
+        let line = f
+            .stderr
+            .lines()
+            .find(|l| l.contains("cut short"))
+            .unwrap_or_else(|| panic!("no nap count:\n{}", f.stderr))
+            .to_owned();
+        let n: u64 = line
+            .split(", ")
+            .nth(1)
+            .and_then(|w| w.split(' ').next())
+            .and_then(|w| w.parse().ok())
+            .unwrap_or_else(|| panic!("{line}"));
+        assert_eq!(n > 0, woken, "{flag:?}: {line}");
+    }
 }

@@ -47,11 +47,21 @@ impl BufRingError {
     }
 }
 
+/// What keeps a ring's memory mapped.
+#[derive(Debug)]
+enum Keep {
+    /// The ring's own mapping ([`BufRing::new`]).
+    Owned(#[allow(dead_code)] Region),
+    /// A part of a mapping shared with others ([`BufRing::in_region`]).
+    Part(#[allow(dead_code)] Arc<Region>),
+    /// Application memory the caller vouched for ([`BufRingConsumer::from_raw`]).
+    Raw,
+}
+
 #[derive(Debug)]
 struct Shared {
-    /// The mapping, when the ring owns its memory ([`BufRing::new`]); `None` for a
-    /// ring in application memory ([`BufRingConsumer::from_raw`]).
-    _region: Option<Region>,
+    /// Keeps the memory at `base` mapped for as long as either half lives.
+    _keep: Keep,
     /// Start of the entries: the region's start, or the application's pointer.
     base: core::ptr::NonNull<u8>,
     entries: u32,
@@ -165,21 +175,59 @@ impl BufRing {
         let region = Region::new(entries as usize * size_of::<IoUringBuf>(), huge)?;
         let base = core::ptr::NonNull::new(region.as_ptr()).expect("mmap never returns null");
         let shared = Arc::new(Shared {
-            _region: Some(region),
+            _keep: Keep::Owned(region),
             base,
             entries,
         });
-        Ok((
+        Ok(Self::halves(shared))
+    }
+
+    /// A ring of `entries` in `region` at byte `offset` (16-aligned, the
+    /// ring inside the region), tail 0, and both halves: for a ring whose
+    /// memory must lie in a region another process maps too (an application
+    /// attached to `ringline serve`). The halves keep the region mapped.
+    /// Every access to the ring's bytes is atomic, so another mapping's
+    /// writer (even a hostile one) makes the entries wrong, never a data
+    /// race; `offset` should come from an allocator that gives each ring its
+    /// own bytes.
+    pub fn in_region(
+        region: Arc<Region>,
+        offset: usize,
+        entries: u32,
+    ) -> Result<(BufRing, BufRingConsumer), BufRingError> {
+        if entries == 0 || !entries.is_power_of_two() || entries > MAX_BUF_RING_ENTRIES {
+            return Err(BufRingError::InvalidEntries);
+        }
+        let bytes = entries as usize * size_of::<IoUringBuf>();
+        if !offset.is_multiple_of(16) || offset.checked_add(bytes).is_none_or(|e| e > region.len())
+        {
+            return Err(BufRingError::InvalidEntries);
+        }
+        let base = core::ptr::NonNull::new(region.as_ptr().wrapping_add(offset))
+            .expect("a mapping never starts at null");
+        let shared = Arc::new(Shared {
+            _keep: Keep::Part(region),
+            base,
+            entries,
+        });
+        // Start empty whatever the bytes held: the tail is the only word the
+        // consumer reads before the producer publishes entries.
+        shared.tail().store(0, Ordering::Release);
+        Ok(Self::halves(shared))
+    }
+
+    fn halves(shared: Arc<Shared>) -> (BufRing, BufRingConsumer) {
+        (
             BufRing {
                 shared: shared.clone(),
-                prod: BufProducer::new(entries),
+                prod: BufProducer::new(shared.entries),
             },
             BufRingConsumer {
+                cons: BufConsumer::new(shared.entries),
                 shared,
-                cons: BufConsumer::new(entries),
                 inc: false,
             },
-        ))
+        )
     }
 
     /// Number of entries.
@@ -282,7 +330,7 @@ impl BufRingConsumer {
         };
         Ok(BufRingConsumer {
             shared: Arc::new(Shared {
-                _region: None,
+                _keep: Keep::Raw,
                 base,
                 entries,
             }),
@@ -294,6 +342,13 @@ impl BufRingConsumer {
     /// Number of entries.
     pub fn entries(&self) -> u32 {
         self.shared.entries
+    }
+
+    /// The address of the ring's first entry (`ring_addr` of `struct
+    /// io_uring_buf_reg`): what a driver that registers the ring elsewhere
+    /// (`ringline serve`) sends.
+    pub fn addr(&self) -> u64 {
+        self.shared.base.as_ptr() as u64
     }
 
     /// Buffers published and not consumed: `acquire(tail) - head`, at most `entries`.
@@ -374,6 +429,30 @@ impl BufRingConsumer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ring_in_a_region_stays_inside_it() {
+        let region = Arc::new(Region::new(4096, HugePolicy::Never).unwrap());
+        // Past the end, straddling it, misaligned, a bad size: refused.
+        for (off, n) in [(4096, 1), (4096 - 16, 2), (8, 4), (0, 3)] {
+            assert!(
+                BufRing::in_region(region.clone(), off, n).is_err(),
+                "{off} {n}"
+            );
+        }
+        let (mut ring, cons) = BufRing::in_region(region.clone(), 4096 - 64, 4).unwrap();
+        assert_eq!(cons.addr(), region.as_ptr() as u64 + 4096 - 64);
+        assert_eq!(cons.available(), 0);
+        // SAFETY: the entry is only read back, never used as a buffer.
+        unsafe { ring.add_and_advance(0x1000, 64, 3) };
+        assert_eq!(
+            cons.peek().map(|b| (b.addr, b.len, b.bid)),
+            Some((0x1000, 64, 3))
+        );
+        // The halves keep the region mapped after its last other owner goes.
+        drop(region);
+        assert_eq!(cons.available(), 1);
+    }
 
     #[test]
     fn sizes_are_validated() {

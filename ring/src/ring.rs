@@ -1094,6 +1094,37 @@ impl EngineRing {
     pub fn stats(&self) -> RingStats {
         self.shared.stats()
     }
+
+    /// Where the four indices stand, for an operator's view (`ringline
+    /// stat`): the engine's SQ head and CQ tail (its own), the application's
+    /// SQ tail and CQ head (loaded relaxed: a report, not a handshake), and
+    /// the ring memory's size.
+    pub fn positions(&self) -> RingPositions {
+        RingPositions {
+            sq_head: self.sq.head(),
+            // App-written; relaxed: a snapshot for reports, nothing is read through it.
+            sq_tail: self.shared.sq_tail().load(Ordering::Relaxed),
+            // App-written; as above.
+            cq_head: self.shared.cq_head().load(Ordering::Relaxed),
+            cq_tail: self.cq.tail(),
+            ring_bytes: self.shared.region.len(),
+        }
+    }
+}
+
+/// The ring's indices at one moment ([`EngineRing::positions`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RingPositions {
+    /// SQEs the engine has taken (free-running).
+    pub sq_head: u32,
+    /// SQEs the application has published.
+    pub sq_tail: u32,
+    /// CQEs the application has consumed.
+    pub cq_head: u32,
+    /// CQEs the engine has posted.
+    pub cq_tail: u32,
+    /// Bytes of ring memory (header, SQ array, SQEs, CQEs).
+    pub ring_bytes: usize,
 }
 
 #[cfg(test)]

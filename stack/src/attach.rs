@@ -12,23 +12,25 @@
 // One `unsafe` use, audited where it stands: the view of the control words.
 #![allow(unsafe_code)]
 
-use std::cell::Cell;
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{fence, Ordering};
+use std::sync::atomic::{fence, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ringline_ring::abi::{IORING_ENTER_GETEVENTS, IORING_ENTER_SQ_WAIT, IORING_SQ_CQ_OVERFLOW};
+use ringline_ring::abi::{
+    IORING_ENTER_GETEVENTS, IORING_ENTER_SQ_WAIT, IORING_ENTER_SQ_WAKEUP, IORING_SQ_CQ_OVERFLOW,
+};
 use ringline_ring::app::{Driver, Errno, Ring};
-use ringline_ring::bufring::BufRingConsumer;
+use ringline_ring::bufring::{BufRing, BufRingConsumer};
 use ringline_ring::mem::Region;
 use ringline_ring::ring::{AppRing, RingView};
 
 use crate::ipc;
 use crate::serve::{
-    socket_path, AttachReply, AttachRequest, Control, Mapped, CONTROL_LEN, MAGIC, VERSION,
+    socket_path, AttachReply, AttachRequest, BufRingMsg, BufRingReply, Control, Mapped,
+    BUF_RING_REGISTER, BUF_RING_UNREGISTER, CONTROL_LEN, MAGIC, VERSION,
 };
 
 /// What an application asks of the daemon.
@@ -42,6 +44,9 @@ pub struct AttachConfig {
     pub buffer_bytes: usize,
     /// How long a wait polls before it blocks on the futex.
     pub busy_poll_us: u64,
+    /// Its name for operators (`ringline stat`), at most 32 bytes; empty:
+    /// the process's name.
+    pub name: String,
 }
 
 impl Default for AttachConfig {
@@ -51,6 +56,7 @@ impl Default for AttachConfig {
             sq_entries: 256,
             buffer_bytes: 16 << 20,
             busy_poll_us: crate::config::DEFAULT_BUSY_POLL_US,
+            name: String::new(),
         }
     }
 }
@@ -81,19 +87,33 @@ pub type AttachedRing = Ring<Attached>;
 #[derive(Debug)]
 pub struct AppRegion {
     buf: Arc<Region>,
-    next: Cell<usize>,
+    /// The bump, shared with the driver (its buffer rings come from the
+    /// region too).
+    next: Arc<AtomicUsize>,
+}
+
+/// Takes `len` bytes aligned to `align` (a power of two) from the bump
+/// `next` of a region of `cap` bytes; their offset, or `None` when full.
+fn bump(next: &AtomicUsize, cap: usize, len: usize, align: usize) -> Option<usize> {
+    if !align.is_power_of_two() {
+        return None;
+    }
+    let mut start = 0;
+    // Only the application's threads move the bump; relaxed: it orders no
+    // other memory (the bytes it hands out are zero from the start).
+    next.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+        start = n.checked_add(align - 1)? & !(align - 1);
+        start.checked_add(len).filter(|&end| end <= cap)
+    })
+    .ok()?;
+    Some(start)
 }
 
 impl AppRegion {
     /// `len` bytes aligned to `align` (a power of two), or `None` when the
     /// region is full. The memory is zeroed and lives as long as the region.
     pub fn alloc(&self, len: usize, align: usize) -> Option<*mut u8> {
-        let start = self.next.get().checked_add(align - 1)? & !(align - 1);
-        let end = start.checked_add(len)?;
-        if end > self.buf.len() || !align.is_power_of_two() {
-            return None;
-        }
-        self.next.set(end);
+        let start = bump(&self.next, self.buf.len(), len, align)?;
         Some(self.buf.as_ptr().wrapping_add(start))
     }
 
@@ -123,6 +143,12 @@ pub struct Attached {
     busy_poll_us: u64,
     last_progress: Instant,
     slot: u32,
+    /// The region's bump ([`AppRegion`]'s).
+    next: Arc<AtomicUsize>,
+    /// The daemon's eventfd: rung when a submit finds `IORING_SQ_NEED_WAKEUP`.
+    doorbell: std::os::fd::OwnedFd,
+    /// The number of the last buffer-ring request.
+    seq: u32,
 }
 
 impl std::fmt::Debug for Attached {
@@ -144,7 +170,12 @@ pub fn attach(name: &str, cfg: &AttachConfig) -> Result<(AttachedRing, AppRegion
         port: cfg.port,
         sq_entries: cfg.sq_entries,
         buffer_bytes: cfg.buffer_bytes as u64,
+        name: [0; crate::statpage::apps::APP_NAME_LEN],
     };
+    let mut req = req;
+    for (d, b) in req.name.iter_mut().zip(cfg.name.bytes()) {
+        *d = b;
+    }
     (&sock).write_all(ipc::as_bytes(&req))?;
     let mut b = [0u8; size_of::<AttachReply>()];
     let (n, fds) = ipc::recv_fds(&sock, &mut b)?;
@@ -163,7 +194,7 @@ pub fn attach(name: &str, cfg: &AttachConfig) -> Result<(AttachedRing, AppRegion
     if reply.error != 0 {
         return Err(AttachError::Refused(Errno(reply.error as i32)));
     }
-    let [ring_fd, buf_fd] = <[_; 2]>::try_from(fds).map_err(|_| short())?;
+    let [ring_fd, buf_fd, doorbell] = <[_; 3]>::try_from(fds).map_err(|_| short())?;
     let ring_region = Region::map_fd(ring_fd.as_fd())?;
     let buf = Arc::new(Region::map_fd(buf_fd.as_fd())?);
     let app = AppRing::attach(ring_region, &reply.params)?;
@@ -175,9 +206,10 @@ pub fn attach(name: &str, cfg: &AttachConfig) -> Result<(AttachedRing, AppRegion
     (&sock).write_all(ipc::as_bytes(&mapped))?;
     sock.set_read_timeout(None)?;
     let view = app.view();
+    let next = Arc::new(AtomicUsize::new(CONTROL_LEN));
     let region = AppRegion {
         buf: buf.clone(),
-        next: Cell::new(CONTROL_LEN),
+        next: next.clone(),
     };
     let driver = Attached {
         sock,
@@ -186,6 +218,9 @@ pub fn attach(name: &str, cfg: &AttachConfig) -> Result<(AttachedRing, AppRegion
         busy_poll_us: cfg.busy_poll_us,
         last_progress: Instant::now(),
         slot: reply.slot,
+        next,
+        doorbell,
+        seq: 0,
     };
     Ok((Ring::new(app, driver), region))
 }
@@ -200,6 +235,67 @@ impl Attached {
     /// The slot the daemon gave this application on its port.
     pub fn slot(&self) -> u32 {
         self.slot
+    }
+
+    /// One buffer-ring request to the daemon and its answer (5 s at most:
+    /// the daemon reads requests every millisecond or so).
+    fn buf_ring_call(
+        &mut self,
+        op: u32,
+        bgid: u16,
+        flags: u16,
+        entries: u32,
+        addr: u64,
+    ) -> Result<(), Errno> {
+        let gone = Errno(libc::EOWNERDEAD);
+        if self.daemon_gone() {
+            return Err(gone);
+        }
+        self.seq = self.seq.wrapping_add(1);
+        let msg = BufRingMsg {
+            magic: MAGIC,
+            op,
+            bgid,
+            flags,
+            entries,
+            addr,
+            seq: self.seq,
+            _pad: 0,
+        };
+        self.sock
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .map_err(|_| gone)?;
+        (&self.sock)
+            .write_all(ipc::as_bytes(&msg))
+            .map_err(|_| gone)?;
+        // Replies come in order; one to an earlier request this side gave up
+        // on is skipped (at most a few: each wait is bounded).
+        let reply = loop {
+            let mut b = [0u8; size_of::<BufRingReply>()];
+            if let Err(e) = (&self.sock).read_exact(&mut b) {
+                let _ = self.sock.set_read_timeout(None);
+                let timed_out = e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut;
+                return Err(if timed_out {
+                    Errno(libc::ETIMEDOUT)
+                } else {
+                    gone
+                });
+            }
+            let reply: BufRingReply = ipc::from_bytes(&b).ok_or(gone)?;
+            if reply.magic != MAGIC {
+                let _ = self.sock.set_read_timeout(None);
+                return Err(Errno(libc::EPROTO));
+            }
+            if reply.seq == self.seq {
+                break reply;
+            }
+        };
+        let _ = self.sock.set_read_timeout(None);
+        match reply.error {
+            0 => Ok(()),
+            e => Err(Errno(e as i32)),
+        }
     }
 
     /// Whether the daemon is gone: it said so, or its end of the socket closed.
@@ -265,6 +361,12 @@ impl Driver for Attached {
         if to_submit > 0 {
             self.last_progress = Instant::now();
         }
+        if flags & IORING_ENTER_SQ_WAKEUP != 0 {
+            // The ring saw IORING_SQ_NEED_WAKEUP after publishing the SQ tail and a
+            // full fence (Ring::wakeup_flags): the daemon naps or is about to; the
+            // eventfd stays rung until it reads it (see crate::serve).
+            ipc::eventfd_ring(&self.doorbell);
+        }
         let deadline = timeout.map(|t| Instant::now() + t);
         if flags & IORING_ENTER_SQ_WAIT != 0 {
             self.wait(
@@ -278,13 +380,54 @@ impl Driver for Attached {
         Ok(to_submit)
     }
 
-    fn register_buf_ring(&mut self, _bgid: u16, _ring: BufRingConsumer) -> Result<(), Errno> {
-        // Not yet across processes: the ring's memory would have to come from the
-        // region and its registration travel over the socket.
-        Err(Errno(libc::EOPNOTSUPP))
+    /// From the region: the daemon reaches only that.
+    fn new_buf_ring(&mut self, entries: u32) -> Result<(BufRing, BufRingConsumer), Errno> {
+        let bytes = (entries as usize).saturating_mul(16);
+        let off = bump(&self.next, self.buf.len(), bytes, 64).ok_or(Errno(libc::ENOMEM))?;
+        Ok(BufRing::in_region(self.buf.clone(), off, entries)?)
     }
 
-    fn unregister_buf_ring(&mut self, _bgid: u16) -> Result<(), Errno> {
-        Err(Errno(libc::EOPNOTSUPP))
+    /// Sends the ring's address to the daemon, which registers it if it lies
+    /// in the region (`EFAULT` if not). The consumer here is dropped: the
+    /// daemon's engine consumes through its own mapping.
+    fn register_buf_ring(&mut self, bgid: u16, ring: BufRingConsumer) -> Result<(), Errno> {
+        let flags = if ring.incremental() {
+            ringline_ring::abi::IOU_PBUF_RING_INC
+        } else {
+            0
+        };
+        self.buf_ring_call(BUF_RING_REGISTER, bgid, flags, ring.entries(), ring.addr())
+    }
+
+    fn unregister_buf_ring(&mut self, bgid: u16) -> Result<(), Errno> {
+        self.buf_ring_call(BUF_RING_UNREGISTER, bgid, 0, 0, 0)
+    }
+
+    /// `IORING_REGISTER_PBUF_RING` / `IORING_UNREGISTER_PBUF_RING` with a
+    /// `struct io_uring_buf_reg` (as liburing programs call it): the ring at
+    /// `ring_addr` must lie in the region. Other opcodes: `EINVAL`.
+    unsafe fn register(&mut self, opcode: u32, arg: u64, _nr_args: u32) -> Result<u32, Errno> {
+        use ringline_ring::abi::{
+            IoUringBufReg, IORING_REGISTER_PBUF_RING, IORING_UNREGISTER_PBUF_RING,
+        };
+        if opcode != IORING_REGISTER_PBUF_RING && opcode != IORING_UNREGISTER_PBUF_RING {
+            return Err(Errno::EINVAL);
+        }
+        if arg == 0 {
+            return Err(Errno(libc::EFAULT));
+        }
+        // SAFETY: the caller's contract (Driver::register): `arg` is a readable
+        // io_uring_buf_reg of this process for the call; read unaligned, a plain copy.
+        let reg = unsafe { (arg as *const IoUringBufReg).read_unaligned() };
+        if reg.resv != [0; 5] || reg.flags & !ringline_ring::abi::IOU_PBUF_RING_INC != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let op = if opcode == IORING_REGISTER_PBUF_RING {
+            BUF_RING_REGISTER
+        } else {
+            BUF_RING_UNREGISTER
+        };
+        self.buf_ring_call(op, reg.bgid, reg.flags, reg.ring_entries, reg.ring_addr)
+            .map(|()| 0)
     }
 }

@@ -207,9 +207,27 @@ impl<N: Nic> Engine<N> {
         self.core.stats.sqes
     }
 
+    /// CQEs posted so far (64-bit).
+    pub(crate) fn stats_cqes(&self) -> u64 {
+        self.core.cq.cqes
+    }
+
     /// Ring statistics (memory backing, overflow backlog).
     pub(crate) fn ring_stats(&self) -> RingStats {
         self.core.cq.ring.stats()
+    }
+
+    /// What an operator sees of the engine's application (`ringline serve`'s
+    /// per-application view): listeners, requests in flight, ring indices.
+    /// A few loads; no scan.
+    pub(crate) fn app_view(&self) -> AppView {
+        AppView {
+            listeners: self.core.listeners.len(),
+            in_flight: self.core.cq.ops.live(),
+            ring: self.core.cq.ring.positions(),
+            cq_overflowed: self.core.cq.ring.stats().overflowed_total,
+            max_sockets: self.core.cfg.max_connections,
+        }
     }
 
     /// CQEs posted and not yet consumed by the application.
@@ -429,6 +447,16 @@ impl<N: Nic> Engine<N> {
             (a, b) => a.or(b),
         }
     }
+}
+
+/// [`Engine::app_view`].
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct AppView {
+    pub(crate) listeners: usize,
+    pub(crate) in_flight: usize,
+    pub(crate) ring: ringline_ring::ring::RingPositions,
+    pub(crate) cq_overflowed: u64,
+    pub(crate) max_sockets: usize,
 }
 
 /// The engine's counters from its core and its pump.

@@ -213,3 +213,46 @@ pub(crate) fn uid() -> u32 {
     // SAFETY: getuid cannot fail and has no preconditions.
     unsafe { libc::getuid() }
 }
+
+/// A non-blocking eventfd (the daemon's doorbell: an application that
+/// finds `IORING_SQ_NEED_WAKEUP` set after submitting rings it).
+pub(crate) fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: eventfd takes no pointers; a non-negative result is a new descriptor
+    // this process owns.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Rings the eventfd `fd` (adds 1; never blocks: a counter at its maximum
+/// is already rung).
+pub(crate) fn eventfd_ring(fd: &OwnedFd) {
+    let one: u64 = 1;
+    // SAFETY: writes the 8 bytes of a live u64 to a descriptor we hold.
+    unsafe {
+        libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8);
+    }
+}
+
+/// Waits until the eventfd `fd` is rung or `timeout_us` passes, then resets
+/// it; whether it was rung.
+pub(crate) fn eventfd_wait(fd: &OwnedFd, timeout_us: u64) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ts = libc::timespec {
+        tv_sec: (timeout_us / 1_000_000) as libc::time_t,
+        tv_nsec: ((timeout_us % 1_000_000) * 1000) as libc::c_long,
+    };
+    // SAFETY: one live pollfd, a live relative timeout, no signal mask.
+    let n = unsafe { libc::ppoll(&mut pfd, 1, &ts, core::ptr::null()) };
+    let mut v: u64 = 0;
+    // SAFETY: reads at most 8 bytes into a live u64 (non-blocking: EAGAIN if not rung).
+    let got = unsafe { libc::read(fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
+    n > 0 || got == 8
+}

@@ -25,6 +25,27 @@
 //! address an SQE names is resolved inside that region
 //! (`usermem::with_window`); anything else completes with `-EFAULT`.
 //!
+//! # Waking an idle daemon
+//!
+//! The daemon polls while it has work and for `busy_poll_us` after, then
+//! naps (50 µs doubling to 1 ms) as an SQPOLL thread sleeps. Before each
+//! nap it does what Linux's SQPOLL thread does: for every attached ring it
+//! sets `IORING_SQ_NEED_WAKEUP` in `sq_flags` (a SeqCst `fetch_or`; the
+//! engine is that word's only writer), fences (SeqCst) and re-checks the
+//! SQ tail (acquire, pairing with the application's release store of it);
+//! SQEs there: it clears the flags and does not nap. An application's
+//! `submit` stores its SQ tail (release), fences (SeqCst) and loads
+//! `sq_flags` (`AppRing::needs_wakeup`); seeing the flag it enters with
+//! `IORING_ENTER_SQ_WAKEUP`, and the attached driver rings the daemon's
+//! eventfd (the doorbell, sent at attach), on which the nap waits (`ppoll`).
+//! Dekker: either the daemon's re-check sees the new tail, or the
+//! application sees the flag and rings; an eventfd stays readable until
+//! read, so a ring between the re-check and the `ppoll` is not lost. On
+//! waking the daemon reads the eventfd (resetting it) and clears the flags.
+//! The nap stays bounded (1 ms: frames on a DPDK port, timers) whether or
+//! not anyone rings. `wakeup: false` keeps the flags clear (naps only: up
+//! to 1 ms before an idle daemon sees an SQE).
+//!
 //! # Lifecycle
 //!
 //! The unix socket stays open for as long as the application is attached;
@@ -64,6 +85,7 @@ use crate::config::EngineConfig;
 use crate::engine::Engine;
 use crate::group::{engine_group, GroupMember};
 use crate::ipc;
+use crate::statpage::apps::{AppStat, AppsPublisher, APP_NAME_LEN};
 use crate::usermem::Window;
 
 /// Bytes at the start of an application's buffer file that hold [`Control`];
@@ -73,7 +95,7 @@ pub const CONTROL_LEN: usize = 4096;
 /// `"RLSV"`: the first word of every attach message.
 pub const MAGIC: u32 = 0x524c_5356;
 /// Version of the attach messages.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// The words the daemon and an application share besides the ring, at the
 /// start of the application's buffer file.
@@ -116,6 +138,9 @@ pub(crate) struct AttachRequest {
     pub(crate) sq_entries: u32,
     /// Buffer region bytes (without the control page).
     pub(crate) buffer_bytes: u64,
+    /// The application's name for operators (`ringline stat`), NUL-padded
+    /// (version 2).
+    pub(crate) name: [u8; APP_NAME_LEN],
 }
 
 /// Daemon → application, with the ring and buffer files attached.
@@ -141,19 +166,66 @@ pub(crate) struct Mapped {
     pub(crate) buffer_addr: u64,
 }
 
+/// [`BufRingMsg::op`]: register the ring at `addr` as group `bgid`.
+pub(crate) const BUF_RING_REGISTER: u32 = 1;
+/// [`BufRingMsg::op`]: unregister group `bgid`.
+pub(crate) const BUF_RING_UNREGISTER: u32 = 2;
+
+/// Application → daemon while attached: a buffer ring to register
+/// (`IORING_REGISTER_PBUF_RING`) or unregister. The daemon answers each
+/// with a [`BufRingReply`], in order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct BufRingMsg {
+    pub(crate) magic: u32,
+    /// [`BUF_RING_REGISTER`] or [`BUF_RING_UNREGISTER`].
+    pub(crate) op: u32,
+    pub(crate) bgid: u16,
+    /// `IOU_PBUF_RING_INC` or 0.
+    pub(crate) flags: u16,
+    /// Entries (a power of two up to 32768).
+    pub(crate) entries: u32,
+    /// The application's address of the ring: inside its region, or `EFAULT`.
+    pub(crate) addr: u64,
+    /// The request's number, echoed in its reply (a reply the application
+    /// gave up waiting for is not taken for the next one's).
+    pub(crate) seq: u32,
+    pub(crate) _pad: u32,
+}
+
+/// Daemon → application: how a [`BufRingMsg`] went.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct BufRingReply {
+    pub(crate) magic: u32,
+    /// 0, or a positive errno (`EFAULT`, `EINVAL`, `EEXIST`, `ENOENT`...).
+    pub(crate) error: u32,
+    /// The request's `seq`.
+    pub(crate) seq: u32,
+    pub(crate) _pad: u32,
+}
+
 const _: () = {
-    assert!(size_of::<AttachRequest>() == 24);
+    assert!(size_of::<BufRingMsg>() == 32);
+    assert!(core::mem::offset_of!(BufRingMsg, addr) == 16);
+    assert!(core::mem::offset_of!(BufRingMsg, seq) == 24);
+    assert!(size_of::<BufRingReply>() == 16);
+    assert!(size_of::<AttachRequest>() == 24 + APP_NAME_LEN);
     assert!(size_of::<AttachReply>() == 16 + 120);
     assert!(size_of::<Mapped>() == 16);
 };
 
-// SAFETY: repr(C), integer fields only, no padding (sizes asserted above: 4+4+4+4+8,
+// SAFETY: repr(C), integer fields only, no padding (sizes asserted above: 4+4+4+4+8+32,
 // 4*4+120 with Params 8-aligned at 16, 4+4+8); every bit pattern is valid.
 unsafe impl ipc::Wire for AttachRequest {}
 // SAFETY: as above.
 unsafe impl ipc::Wire for AttachReply {}
 // SAFETY: as above.
 unsafe impl ipc::Wire for Mapped {}
+// SAFETY: as above (4+4+2+2+4+8+4+4, 4*4: no padding).
+unsafe impl ipc::Wire for BufRingMsg {}
+// SAFETY: as above.
+unsafe impl ipc::Wire for BufRingReply {}
 
 /// Where the unix socket of instance `name` lives: `name` itself if it has a
 /// `/`; else `<dir>/<name>.sock` with `<dir>` `$RINGLINE_RUN_DIR`, or
@@ -197,6 +269,15 @@ pub struct ServeConfig {
     pub busy_poll_us: u64,
     /// Huge pages for rings and buffer regions.
     pub huge: HugePolicy,
+    /// Publish the applications for `ringline stat` in
+    /// `/dev/shm/ringline.<pid>.apps` ([`crate::statpage::apps`]), every
+    /// `stat_interval`.
+    pub stat: bool,
+    /// How often the applications page is rewritten.
+    pub stat_interval: Duration,
+    /// Let applications wake a napping daemon (`IORING_SQ_NEED_WAKEUP` and
+    /// the doorbell; see the module docs). Off: it naps only.
+    pub wakeup: bool,
 }
 
 impl Default for ServeConfig {
@@ -210,6 +291,9 @@ impl Default for ServeConfig {
             drain: Duration::from_secs(2),
             busy_poll_us: crate::config::DEFAULT_BUSY_POLL_US,
             huge: HugePolicy::Auto,
+            stat: false,
+            stat_interval: Duration::from_millis(100),
+            wakeup: true,
         }
     }
 }
@@ -349,8 +433,12 @@ pub struct AppInfo {
     pub sq_entries: u32,
     /// SQEs its engine took.
     pub sqes: u64,
+    /// The name it attached with.
+    pub name: String,
 }
 
+/// Field order matters: `engine` (whose buffer rings point into `buf`) is
+/// dropped before `buf` is unmapped.
 struct App<N: Nic> {
     engine: Engine<SlotPort<N>>,
     sock: UnixStream,
@@ -363,6 +451,11 @@ struct App<N: Nic> {
     /// Engine time when draining must end.
     drain_until_us: u64,
     sq_entries: u32,
+    /// Its name (NUL-padded), from the attach request or its process name.
+    name: [u8; APP_NAME_LEN],
+    /// A [`BufRingMsg`] being read from the socket, and how much of it came.
+    inbox: [u8; size_of::<BufRingMsg>()],
+    inbox_len: usize,
 }
 
 impl<N: Nic> App<N> {
@@ -370,6 +463,136 @@ impl<N: Nic> App<N> {
         // SAFETY: buf is a live mapping of CONTROL_LEN+ bytes, page aligned, held by
         // self; the control words are only accessed atomically.
         unsafe { ipc::control(self.buf.as_ptr()) }
+    }
+
+    /// Reads the requests the application sent on its socket (buffer rings)
+    /// and answers each; `false` at EOF or on a broken request (the
+    /// application is then treated as gone). Non-blocking; at most a few
+    /// requests per call.
+    fn serve_requests(&mut self) -> bool {
+        for _ in 0..16 {
+            match (&self.sock).read(&mut self.inbox[self.inbox_len..]) {
+                Ok(0) => return false,
+                Ok(n) => self.inbox_len += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return false,
+            }
+            if self.inbox_len < self.inbox.len() {
+                continue;
+            }
+            self.inbox_len = 0;
+            let Some(msg) = ipc::from_bytes::<BufRingMsg>(&self.inbox) else {
+                return false;
+            };
+            if msg.magic != MAGIC {
+                return false;
+            }
+            let error = match self.buf_ring(&msg) {
+                Ok(()) => 0,
+                Err(e) => e.0 as u32,
+            };
+            let reply = BufRingReply {
+                magic: MAGIC,
+                error,
+                seq: msg.seq,
+                _pad: 0,
+            };
+            // The socket is non-blocking and the reply 16 bytes: it fits unless
+            // the application stopped reading its socket, and then it is its loss.
+            if (&self.sock).write_all(ipc::as_bytes(&reply)).is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Registers or unregisters a buffer ring. The ring must lie inside the
+    /// application's region (checked once, here: the daemon's mapping of it
+    /// is fixed for the engine's life); the buffers its entries name are
+    /// checked on every use, as every address an SQE names, when the engine
+    /// reaches them through the window (`usermem`): the application may
+    /// rewrite an entry at any time.
+    fn buf_ring(&mut self, m: &BufRingMsg) -> Result<(), ringline_ring::app::Errno> {
+        use ringline_ring::app::Errno;
+        match m.op {
+            BUF_RING_UNREGISTER => return self.engine.unregister_buf_ring(m.bgid),
+            BUF_RING_REGISTER => {}
+            _ => return Err(Errno(libc::EINVAL)),
+        }
+        if m.flags & !ringline_ring::abi::IOU_PBUF_RING_INC != 0 {
+            return Err(Errno(libc::EINVAL));
+        }
+        let entries = m.entries;
+        if entries == 0
+            || !entries.is_power_of_two()
+            || entries > ringline_ring::bufring::MAX_BUF_RING_ENTRIES
+        {
+            return Err(Errno(libc::EINVAL));
+        }
+        let bytes = u64::from(entries) * 16;
+        let w = self.window;
+        let inside = m.addr >= w.lo && m.addr.checked_add(bytes).is_some_and(|end| end <= w.hi);
+        if !inside {
+            return Err(Errno(libc::EFAULT));
+        }
+        // The application may write the ring's bytes at any time; the consumer reads
+        // and writes them only with atomics: wrong entries, never a data race.
+        // SAFETY: addr..addr+bytes lies in the window (checked above): inside `self.buf`,
+        // which outlives the engine holding the consumer (App drops `engine` first).
+        let consumer = unsafe {
+            let at = w.base.add((m.addr - w.lo) as usize);
+            ringline_ring::bufring::BufRingConsumer::from_raw(at, entries)
+        };
+        let mut consumer = consumer.map_err(|_| Errno(libc::EINVAL))?;
+        if m.flags & ringline_ring::abi::IOU_PBUF_RING_INC != 0 {
+            consumer.set_incremental();
+        }
+        self.engine.register_buf_ring(m.bgid, consumer)
+    }
+
+    /// Its name up to the first NUL.
+    fn name(&self) -> &[u8] {
+        let end = self
+            .name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(APP_NAME_LEN);
+        &self.name[..end]
+    }
+
+    /// Its row in the applications page.
+    fn stat(&self, port: usize, slot: usize) -> AppStat {
+        let v = self.engine.app_view();
+        let engine = self
+            .engine
+            .stat_path()
+            .and_then(|p| p.extension())
+            .and_then(|e| e.to_str())
+            .and_then(|e| e.parse().ok())
+            .unwrap_or(u64::MAX);
+        AppStat {
+            name: String::new(),
+            port: port as u64,
+            slot: slot as u64,
+            pid: self.pid.max(0) as u64,
+            state: u64::from(self.state == AppState::Draining),
+            sockets: self.engine.live_conns() as u64,
+            sockets_limit: v.max_sockets as u64,
+            listeners: v.listeners as u64,
+            region_bytes: (self.buf.len() - CONTROL_LEN) as u64,
+            ring_bytes: v.ring.ring_bytes as u64,
+            sq_entries: u64::from(self.sq_entries),
+            sq_head: u64::from(v.ring.sq_head),
+            sq_tail: u64::from(v.ring.sq_tail),
+            cq_head: u64::from(v.ring.cq_head),
+            cq_tail: u64::from(v.ring.cq_tail),
+            cq_overflowed: v.cq_overflowed,
+            cqes: self.engine.stats_cqes(),
+            sqes: self.engine.sqes(),
+            in_flight: v.in_flight as u64,
+            engine,
+        }
     }
 
     /// One engine step under the application's window; tells the
@@ -414,6 +637,16 @@ pub struct Daemon<N: Nic> {
     clock: Clock,
     /// Applications refused (limits, no free slot, bad handshake).
     pub refused: u64,
+    /// The applications page (`cfg.stat`) and when it is next due.
+    apps_page: Option<AppsPublisher>,
+    apps_due_us: u64,
+    /// The eventfd applications ring to wake a napping daemon (a copy is
+    /// sent to each at attach).
+    doorbell: std::os::fd::OwnedFd,
+    /// Naps and the naps cut short by the doorbell.
+    pub naps: u64,
+    /// Naps the doorbell ended early.
+    pub woken: u64,
 }
 
 impl<N: Nic> Daemon<N> {
@@ -441,7 +674,7 @@ impl<N: Nic> Daemon<N> {
         let _ = std::fs::remove_file(&cfg.socket);
         let listener = UnixListener::bind(&cfg.socket)?;
         listener.set_nonblocking(true)?;
-        let ports = ports
+        let ports: Vec<Port<N>> = ports
             .into_iter()
             .map(|(nic, ecfg)| {
                 let claims = PortClaims::new();
@@ -464,12 +697,23 @@ impl<N: Nic> Daemon<N> {
                 }
             })
             .collect();
+        let apps_page = if cfg.stat {
+            let rows = usize::from(n) * ports.len();
+            Some(AppsPublisher::create(rows)?)
+        } else {
+            None
+        };
         Ok(Daemon {
             ports,
             listener,
             cfg,
             clock,
             refused: 0,
+            apps_page,
+            apps_due_us: 0,
+            doorbell: ipc::eventfd()?,
+            naps: 0,
+            woken: 0,
         })
     }
 
@@ -493,11 +737,39 @@ impl<N: Nic> Daemon<N> {
                         buffer_bytes: a.buf.len() - CONTROL_LEN,
                         sq_entries: a.sq_entries,
                         sqes: a.engine.sqes(),
+                        name: String::from_utf8_lossy(a.name()).into_owned(),
                     });
                 }
             }
         }
         out
+    }
+
+    /// The applications page's path, if the daemon publishes one.
+    pub fn apps_page(&self) -> Option<&Path> {
+        self.apps_page.as_ref().map(AppsPublisher::path)
+    }
+
+    /// Rewrites the applications page when due (from `admin`; no
+    /// allocation).
+    fn publish_apps(&mut self, now_us: u64) {
+        let Some(page) = self.apps_page.as_mut() else {
+            return;
+        };
+        if now_us < self.apps_due_us {
+            return;
+        }
+        self.apps_due_us = now_us + self.cfg.stat_interval.as_micros().max(1) as u64;
+        let ports = &self.ports;
+        page.publish(|row| {
+            for (p, port) in ports.iter().enumerate() {
+                for (s, a) in port.apps.iter().enumerate() {
+                    if let Some(a) = a {
+                        row(&a.stat(p, s), a.name());
+                    }
+                }
+            }
+        });
     }
 
     /// Frames the dispatch dropped per port (no live engine for them, or
@@ -534,11 +806,43 @@ impl<N: Nic> Daemon<N> {
                 self.admin(now, log);
             }
             if !work && now.saturating_sub(last_work) >= self.cfg.busy_poll_us {
-                std::thread::sleep(Duration::from_micros(nap_us));
+                self.nap(nap_us);
                 nap_us = (nap_us * 2).min(1000);
             }
         }
         self.shutdown();
+    }
+
+    /// Sleeps up to `us` µs, or until an application rings the doorbell
+    /// (see the module docs for the handshake).
+    fn nap(&mut self, us: u64) {
+        self.naps += 1;
+        if !self.cfg.wakeup {
+            std::thread::sleep(Duration::from_micros(us));
+            return;
+        }
+        let mut idle = true;
+        for app in self.live_apps() {
+            // Sets NEED_WAKEUP (SeqCst), fences, re-checks the SQ tail (acquire);
+            // false: SQEs came meanwhile (the flag is withdrawn).
+            if !app.engine.prepare_sleep() {
+                idle = false;
+                break;
+            }
+        }
+        if idle && ipc::eventfd_wait(&self.doorbell, us) {
+            self.woken += 1;
+        }
+        for app in self.live_apps() {
+            app.engine.clear_need_wakeup();
+        }
+    }
+
+    fn live_apps(&self) -> impl Iterator<Item = &App<N>> {
+        self.ports
+            .iter()
+            .flat_map(|p| p.apps.iter().flatten())
+            .filter(|a| a.state == AppState::Live)
     }
 
     /// Tells every attached application the daemon stops.
@@ -579,13 +883,14 @@ impl<N: Nic> Daemon<N> {
                 Err(_) => break,
             }
         }
+        self.publish_apps(now_us);
         let drain_us = self.cfg.drain.as_micros() as u64;
         for port in &mut self.ports {
             for s in 0..port.apps.len() {
                 let Some(app) = port.apps[s].as_mut() else {
                     continue;
                 };
-                if app.state == AppState::Live && ipc::peer_gone(&app.sock) {
+                if app.state == AppState::Live && !app.serve_requests() {
                     log(format!(
                         "gone: pid {} (slot {s}): closing its {} connections",
                         app.pid,
@@ -614,6 +919,7 @@ impl<N: Nic> Daemon<N> {
                     }
                     drop(d);
                     drop(app);
+                    self.apps_due_us = 0;
                 }
             }
         }
@@ -689,7 +995,11 @@ impl<N: Nic> Daemon<N> {
             port: req.port,
             params,
         };
-        let sent = ipc::send_fds(&sock, ipc::as_bytes(&reply), &[&ring_fd, &buf_fd]);
+        let sent = ipc::send_fds(
+            &sock,
+            ipc::as_bytes(&reply),
+            &[&ring_fd, &buf_fd, &self.doorbell],
+        );
         let mut m = [0u8; size_of::<Mapped>()];
         let mapped = sent
             .and_then(|()| (&sock).read_exact(&mut m))
@@ -717,6 +1027,14 @@ impl<N: Nic> Daemon<N> {
         };
         sock.set_nonblocking(true)?;
         let pid = peer_pid(&sock);
+        let mut name = req.name;
+        if name[0] == 0 {
+            // No name given: the process's.
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            for (d, b) in name.iter_mut().zip(comm.trim_end().bytes()) {
+                *d = b;
+            }
+        }
         port.demux.borrow_mut().live[slot] = true;
         port.apps[slot] = Some(App {
             engine,
@@ -727,7 +1045,12 @@ impl<N: Nic> Daemon<N> {
             state: AppState::Live,
             drain_until_us: now_us,
             sq_entries: params.sq_entries,
+            name,
+            inbox: [0; size_of::<BufRingMsg>()],
+            inbox_len: 0,
         });
+        // The page shows it at the next admin.
+        self.apps_due_us = 0;
         Ok((req.port as usize, slot))
     }
 }

@@ -258,6 +258,62 @@ pub fn cmd(args: &[&str]) -> Command {
     c
 }
 
+/// Runs `promtool check metrics` on `text` where Prometheus is installed
+/// (asserting it passes), else says it skipped.
+pub fn promtool_check(text: &str) {
+    match Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(mut child) => {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(text.as_bytes())
+                .expect("feed promtool");
+            let out = child.wait_with_output().expect("promtool");
+            assert!(
+                out.status.success(),
+                "promtool check metrics: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Err(_) => skip(
+            "promtool check",
+            "promtool not installed (apt-get install prometheus)",
+        ),
+    }
+}
+
+/// `GET /metrics` from the server a line `... http://ADDR/metrics`
+/// announced; asserts a 200 in the Prometheus text format's content type
+/// and returns the body.
+pub fn scrape(announce: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = announce
+        .rsplit("http://")
+        .next()
+        .and_then(|a| a.strip_suffix("/metrics"))
+        .expect("the address")
+        .to_owned();
+    let mut conn = std::net::TcpStream::connect(&addr).expect("connect to the metrics server");
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    conn.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    conn.read_to_string(&mut resp).expect("response");
+    let (head, body) = resp.split_once("\r\n\r\n").expect("a head");
+    assert!(head.starts_with("HTTP/1.0 200"), "{head}\n{body}");
+    assert!(head.contains("version=0.0.4"), "{head}");
+    body.to_owned()
+}
+
 /// A `/proc/meminfo` value.
 pub fn meminfo(key: &str) -> u64 {
     std::fs::read_to_string("/proc/meminfo")

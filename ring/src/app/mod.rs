@@ -65,6 +65,15 @@ pub trait Driver {
     /// `IORING_UNREGISTER_PBUF_RING`.
     fn unregister_buf_ring(&mut self, bgid: u16) -> Result<(), Errno>;
 
+    /// Memory for a buffer ring of `entries` ([`Ring::register_buf_ring`]):
+    /// by default a mapping of its own. A driver whose engine may reach only
+    /// some of the application's memory (`ringline serve`) takes it from
+    /// there.
+    fn new_buf_ring(&mut self, entries: u32) -> Result<(BufRing, BufRingConsumer), Errno> {
+        // The ring is small (16 B per entry), so it uses normal pages.
+        Ok(BufRing::new(entries, HugePolicy::Never)?)
+    }
+
     /// `io_uring_register(2)` for the opcodes whose argument is application
     /// memory: the registered files (`IORING_REGISTER_FILES`, `FILES2`,
     /// `FILES_UPDATE`, `FILES_UPDATE2`, `UNREGISTER_FILES`,
@@ -525,10 +534,9 @@ impl<D: Driver> Ring<D> {
     }
 
     /// Allocates a provided-buffer ring of `entries` and registers it as group `bgid`
-    /// (`io_uring_setup_buf_ring`). The ring is small (16 B per entry), so it uses normal
-    /// pages.
+    /// (`io_uring_setup_buf_ring`), in memory the driver picks ([`Driver::new_buf_ring`]).
     pub fn register_buf_ring(&mut self, entries: u32, bgid: u16) -> Result<BufRing, Errno> {
-        let (ring, consumer) = BufRing::new(entries, HugePolicy::Never)?;
+        let (ring, consumer) = self.driver.new_buf_ring(entries)?;
         self.driver.register_buf_ring(bgid, consumer)?;
         Ok(ring)
     }
@@ -548,7 +556,7 @@ impl<D: Driver> Ring<D> {
         if flags & !abi::IOU_PBUF_RING_INC != 0 {
             return Err(Errno::EINVAL);
         }
-        let (ring, mut consumer) = BufRing::new(entries, HugePolicy::Never)?;
+        let (ring, mut consumer) = self.driver.new_buf_ring(entries)?;
         if flags & abi::IOU_PBUF_RING_INC != 0 {
             consumer.set_incremental();
         }

@@ -67,6 +67,11 @@ impl Listeners {
         id
     }
 
+    /// Listening ports open.
+    pub(crate) fn len(&self) -> usize {
+        self.by_port.len()
+    }
+
     /// The live listener `id` names (`None` if closed or the slot reused).
     pub(crate) fn get(&self, id: ListenerId) -> Option<&Listener> {
         self.slab

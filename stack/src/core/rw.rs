@@ -295,7 +295,10 @@ impl Core {
             if bundle && total > 0 {
                 n = n.min(total as usize);
             }
-            let dst = match usermem::slice_mut(b.addr + reserve as u64, n) {
+            // An entry's address is the application's to write (a hostile one
+            // may sit at the top of the address space): no overflow, -EFAULT.
+            let at = b.addr.checked_add(u64::from(reserve)).unwrap_or(0);
+            let dst = match usermem::slice_mut(at, n) {
                 Ok(d) => d,
                 Err(e) => {
                     self.cq.fail(id, e);
@@ -711,7 +714,9 @@ impl Core {
                 let allow = self.conns.send_allowance(cid);
                 let s = self.conns.get_mut(cid).sock();
                 let want = ((blen - off) as usize).min(allow);
-                let n = match usermem::slice(b.addr + u64::from(off), want) {
+                // A hostile entry may sit at the top of the address space.
+                let at = b.addr.checked_add(u64::from(off)).unwrap_or(0);
+                let n = match usermem::slice(at, want) {
                     Ok(src) => s.send_slice(src).unwrap_or(0) as u32,
                     Err(e) => {
                         self.cq.finish(id, e.as_res(), cflags);

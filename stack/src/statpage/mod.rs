@@ -38,6 +38,7 @@
 //! number. The reader retries a bounded number of times.
 #![allow(unsafe_code)]
 
+pub mod apps;
 pub mod prom;
 pub(crate) mod publish;
 pub mod read;
@@ -48,6 +49,7 @@ use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use apps::{apps_pages, AppStat, AppsReader, AppsSnapshot};
 pub use read::{instances, ConnTable, EngineSnapshot, Instance, StatError, StatReader};
 
 /// `"RLSTAT01"`: the page is complete (stored last at creation).
@@ -372,23 +374,26 @@ pub(crate) fn linux_state(s: smoltcp::socket::tcp::State) -> u64 {
     }
 }
 
-/// A page mapped shared, read-write. Unmapped on drop.
-pub(crate) struct Mapping {
-    ptr: NonNull<u8>,
-    len: usize,
+/// A file mapped shared, read-write, at least as long as its user asked
+/// (`min`). Unmapped on drop. The pages ([`Mapping`], the applications
+/// page) view its bytes as atomics only.
+pub(crate) struct Shm {
+    pub(crate) ptr: NonNull<u8>,
+    pub(crate) len: usize,
 }
 
 // SAFETY: the mapping is owned like a Box<[u8]>; every access to its bytes
-// goes through atomics (`&Header`, `&[CounterSlot]`, `&[ConnRow]`), which are
-// Sync, and munmap may run on any thread.
-unsafe impl Send for Mapping {}
+// goes through atomics (the pages' views), which are Sync, and munmap may run
+// on any thread.
+unsafe impl Send for Shm {}
 // SAFETY: as above: shared references only hand out atomics.
-unsafe impl Sync for Mapping {}
+unsafe impl Sync for Shm {}
 
-impl Mapping {
-    /// Maps `len` bytes of `file` (which must be at least that long).
-    fn map(file: &File, len: usize) -> io::Result<Mapping> {
-        if len < page_len(0) {
+impl Shm {
+    /// Maps `len` bytes of `file` (which must be at least that long);
+    /// refuses fewer than `min`.
+    fn map(file: &File, len: usize, min: usize) -> io::Result<Shm> {
+        if len < min {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "too short for a ringline stat page",
@@ -410,12 +415,12 @@ impl Mapping {
             return Err(io::Error::last_os_error());
         }
         let ptr = NonNull::new(p.cast::<u8>()).ok_or_else(io::Error::last_os_error)?;
-        Ok(Mapping { ptr, len })
+        Ok(Shm { ptr, len })
     }
 
-    /// Creates the page file at `path` (it must not exist), `len` bytes of
+    /// Creates the file at `path` (it must not exist), `len` bytes of
     /// zeros, and maps it.
-    pub(crate) fn create(path: &std::path::Path, len: usize) -> io::Result<Mapping> {
+    pub(crate) fn create(path: &std::path::Path, len: usize, min: usize) -> io::Result<Shm> {
         use std::os::unix::fs::OpenOptionsExt;
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -424,26 +429,58 @@ impl Mapping {
             .mode(0o600)
             .open(path)?;
         file.set_len(len as u64)?;
-        Mapping::map(&file, len)
+        Shm::map(&file, len, min)
     }
 
-    /// Maps an existing page file, as long as the file is.
-    pub(crate) fn open(path: &std::path::Path) -> io::Result<Mapping> {
+    /// Maps an existing file, as long as it is.
+    pub(crate) fn open(path: &std::path::Path, min: usize) -> io::Result<Shm> {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .open(path)?;
         let len = usize::try_from(file.metadata()?.len())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "page too large"))?;
-        Mapping::map(&file, len)
+        Shm::map(&file, len, min)
+    }
+}
+
+impl Drop for Shm {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping, unmapped once; no reference into it
+        // outlives `self` (they all borrow it).
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
+
+/// An engine's page mapped: at least `page_len(0)` bytes.
+pub(crate) struct Mapping {
+    shm: Shm,
+}
+
+impl Mapping {
+    /// Creates the page file at `path` (it must not exist), `len` bytes of
+    /// zeros, and maps it.
+    pub(crate) fn create(path: &std::path::Path, len: usize) -> io::Result<Mapping> {
+        Ok(Mapping {
+            shm: Shm::create(path, len, page_len(0))?,
+        })
+    }
+
+    /// Maps an existing page file, as long as the file is.
+    pub(crate) fn open(path: &std::path::Path) -> io::Result<Mapping> {
+        Ok(Mapping {
+            shm: Shm::open(path, page_len(0))?,
+        })
     }
 
     /// The fixed part.
     pub(crate) fn header(&self) -> &Header {
-        // SAFETY: the mapping is >= `page_len(0)` bytes (checked in `map`), page-aligned,
+        // SAFETY: the mapping is >= `page_len(0)` bytes (checked by Shm::map), page-aligned,
         // lives as long as `self`; `Header` is atomics only: any bit pattern is valid and
         // another process's concurrent writes are atomic ones.
-        unsafe { &*self.ptr.as_ptr().cast::<Header>() }
+        unsafe { &*self.shm.ptr.as_ptr().cast::<Header>() }
     }
 
     /// The counter slots.
@@ -452,7 +489,7 @@ impl Mapping {
         // offset is a multiple of 64, and the slots are atomics only.
         unsafe {
             std::slice::from_raw_parts(
-                self.ptr.as_ptr().add(SLOTS_AT).cast::<CounterSlot>(),
+                self.shm.ptr.as_ptr().add(SLOTS_AT).cast::<CounterSlot>(),
                 COUNTER_SLOTS,
             )
         }
@@ -460,19 +497,11 @@ impl Mapping {
 
     /// The connection rows the mapping holds (as many as fit in it).
     pub(crate) fn rows(&self) -> &[ConnRow] {
-        let n = (self.len - ROWS_AT) / std::mem::size_of::<ConnRow>();
+        let n = (self.shm.len - ROWS_AT) / std::mem::size_of::<ConnRow>();
         // SAFETY: `n` rows fit in the mapping past ROWS_AT (a multiple of
         // 64); rows are atomics only.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(ROWS_AT).cast::<ConnRow>(), n) }
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: our own mapping, unmapped once; no reference into it
-        // outlives `self` (they all borrow it).
         unsafe {
-            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+            std::slice::from_raw_parts(self.shm.ptr.as_ptr().add(ROWS_AT).cast::<ConnRow>(), n)
         }
     }
 }

@@ -9,6 +9,7 @@
 
 use std::fmt::Write;
 
+use super::apps::AppsSnapshot;
 use super::read::EngineSnapshot;
 use super::Kind;
 
@@ -30,15 +31,7 @@ pub fn render(snaps: &[EngineSnapshot]) -> String {
         }
     }
     for (name, kind, source) in &families {
-        let ty = match kind {
-            Kind::Counter => "counter",
-            Kind::Gauge => "gauge",
-        };
-        let _ = writeln!(
-            out,
-            "# HELP {name} ringline {source} (see `ringline stat`)."
-        );
-        let _ = writeln!(out, "# TYPE {name} {ty}");
+        family_head(&mut out, name, &format!("ringline {source}"), *kind);
         for s in snaps {
             for c in &s.counters {
                 if metric_name(c.group.name(), &c.name, c.kind) == *name {
@@ -65,6 +58,56 @@ pub fn render(snaps: &[EngineSnapshot]) -> String {
         let _ = writeln!(out, "ringline_stat_age_seconds{} {age:.3}", labels(s));
     }
     out
+}
+
+/// The exposition of `ringline serve` daemons' applications: one family
+/// per field of [`super::AppStat`], `ringline_app_<field>` (`_total` for
+/// the running totals), one sample per application, labelled with the
+/// daemon's `pid` and `process` and the application's `app` (its name),
+/// `app_pid`, `port` and `slot` (the last two tell apart two applications
+/// of one name and pid). Appended to [`render`]'s text it keeps the format
+/// (the families' names differ).
+pub fn render_apps(daemons: &[AppsSnapshot]) -> String {
+    let mut out = String::new();
+    let Some(first) = daemons.iter().flat_map(|d| d.apps.first()).next() else {
+        return out;
+    };
+    for (i, (field, counter, _)) in first.fields().into_iter().enumerate() {
+        let name = if counter {
+            format!("ringline_app_{field}_total")
+        } else {
+            format!("ringline_app_{field}")
+        };
+        let kind = if counter { Kind::Counter } else { Kind::Gauge };
+        let help = format!("ringline serve: {field} of an attached application");
+        family_head(&mut out, &name, &help, kind);
+        for d in daemons {
+            for a in &d.apps {
+                let _ = writeln!(
+                    out,
+                    "{name}{{pid=\"{}\",process=\"{}\",app=\"{}\",app_pid=\"{}\",port=\"{}\",slot=\"{}\"}} {}",
+                    d.pid,
+                    escape(&d.process),
+                    escape(&a.name),
+                    a.pid,
+                    a.port,
+                    a.slot,
+                    a.fields()[i].2
+                );
+            }
+        }
+    }
+    out
+}
+
+/// A family's `# HELP` and `# TYPE` lines.
+fn family_head(out: &mut String, name: &str, help: &str, kind: Kind) {
+    let ty = match kind {
+        Kind::Counter => "counter",
+        Kind::Gauge => "gauge",
+    };
+    let _ = writeln!(out, "# HELP {name} {help} (see `ringline stat`).");
+    let _ = writeln!(out, "# TYPE {name} {ty}");
 }
 
 /// An engine's labels, `{pid="..",process="..",engine="..",queue=".."}`.
@@ -337,6 +380,35 @@ mod tests {
             "ringline_engine_rx_frames_total{pid=\"7\",process=\"echo\",engine=\"0\",queue=\"0\"} 10"
         ));
         assert!(text.contains("process=\"we\\\"ird\\\\na\\nme\""), "{text}");
+    }
+
+    #[test]
+    fn applications_render_with_an_app_label_and_pass_the_check() {
+        use super::super::AppStat;
+        let app = |name: &str, slot, sqes| AppStat {
+            name: name.into(),
+            slot,
+            pid: 99,
+            sqes,
+            sockets: 2,
+            ..AppStat::default()
+        };
+        let d = AppsSnapshot {
+            pid: 7,
+            process: "ringline".into(),
+            publishes: 1,
+            wall_us: 1,
+            apps: vec![app("echo-a", 0, 5), app("e\"b", 1, 6)],
+        };
+        let text = render(&[snap(7, 0, "ringline")]) + &render_apps(&[d]);
+        let fields = AppStat::default().fields().len();
+        assert_eq!(check_exposition(&text), Ok(5 + 2 * fields), "{text}");
+        assert!(text.contains(
+            "ringline_app_sqes_total{pid=\"7\",process=\"ringline\",app=\"echo-a\",app_pid=\"99\",port=\"0\",slot=\"0\"} 5\n"
+        ), "{text}");
+        assert!(text.contains("# TYPE ringline_app_sockets gauge"));
+        assert!(text.contains("app=\"e\\\"b\""), "{text}");
+        assert_eq!(render_apps(&[]), "");
     }
 
     #[test]

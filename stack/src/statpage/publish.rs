@@ -338,7 +338,7 @@ fn ring_with_overflows(overflowed_total: u64) -> RingStats {
 
 /// Wall-clock µs since the Unix epoch (read at most every `stat_interval`:
 /// a vDSO call).
-fn wall_us() -> u64 {
+pub(crate) fn wall_us() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)

@@ -17,6 +17,30 @@ use super::{
 /// during every one: it would have to publish continuously).
 const SEQ_TRIES: usize = 10_000;
 
+/// Runs `copy` (relaxed loads of what the writer stores under `seq`)
+/// between two loads of `seq` until both see the same even value, at most
+/// [`SEQ_TRIES`] times; whether the last copy is consistent. The seqlock of
+/// the module docs: the writer makes `seq` odd, stores, and makes it even
+/// with a release store.
+pub(crate) fn seq_read(seq: &std::sync::atomic::AtomicU64, mut copy: impl FnMut()) -> bool {
+    for _ in 0..SEQ_TRIES {
+        // Pairs with the writer's release store that made it even.
+        let s1 = seq.load(Ordering::Acquire);
+        if s1 & 1 == 1 {
+            std::hint::spin_loop();
+            continue;
+        }
+        copy();
+        // Keeps the copy's loads before the second load; pairs with the
+        // writer's release fence after its odd store.
+        fence(Ordering::Acquire);
+        if seq.load(Ordering::Relaxed) == s1 {
+            return true;
+        }
+    }
+    false
+}
+
 /// Errors reading a page.
 #[derive(Debug, thiserror::Error)]
 pub enum StatError {
@@ -238,25 +262,16 @@ impl StatReader {
             })
             .collect();
         let c = &h.counters;
-        for _ in 0..SEQ_TRIES {
-            // Pairs with the engine's release store that made it even.
-            let s1 = c.seq.load(Ordering::Acquire);
-            if s1 & 1 == 1 {
-                std::hint::spin_loop();
-                continue;
-            }
+        let (mut publishes, mut engine_us, mut wall_us) = (0, 0, 0);
+        let consistent = seq_read(&c.seq, || {
             for (out, slot) in counters.iter_mut().zip(slots) {
                 out.value = slot.value.load(Ordering::Relaxed);
             }
-            let publishes = c.publishes.load(Ordering::Relaxed);
-            let engine_us = c.engine_us.load(Ordering::Relaxed);
-            let wall_us = c.wall_us.load(Ordering::Relaxed);
-            // Keeps the copies above before the second load; pairs with
-            // the engine's release fence after its odd store.
-            fence(Ordering::Acquire);
-            if c.seq.load(Ordering::Relaxed) != s1 {
-                continue;
-            }
+            publishes = c.publishes.load(Ordering::Relaxed);
+            engine_us = c.engine_us.load(Ordering::Relaxed);
+            wall_us = c.wall_us.load(Ordering::Relaxed);
+        });
+        if consistent {
             return Ok(EngineSnapshot {
                 pid: id.pid.load(Ordering::Relaxed) as u32,
                 process: unpack(&id.comm),
