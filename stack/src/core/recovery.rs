@@ -1218,23 +1218,29 @@ mod tests {
         assert_eq!(walk(&mut r, 2600, 4, 100), vec![2600]);
     }
 
-    #[test]
-    fn a_reduction_whose_every_resend_is_dsacked_is_undone() {
+    /// A flight of ten 100-byte segments from 1000 whose second (1100)
+    /// has three segments SACKed above it: one reduction, and the walk
+    /// resends 1100. Returns the recovery and its window before the cut.
+    fn one_hole_resent() -> (Recovery, u32) {
         let mut r = Recovery::default();
         r.reset(Congestion::Westwood);
         let mut st = EngineStats::default();
         r.on_sent(&sent(1000, 10, 100), 0, &mut st);
         assert_eq!(r.on_heard(&ack(1100, &[]), 10), None);
         let before = r.cwnd();
-        // 1100..1200 late (not lost): three segments SACKed above it.
-        assert_eq!(
-            r.on_heard(&ack(1100, &[(1200, 1500)]), 13),
-            Some(Repair::Walk)
-        );
-        assert!(r.cwnd() < before);
+        let rep = r.on_heard(&ack(1100, &[(1200, 1500)]), 13);
+        assert_eq!(rep, Some(Repair::Walk));
+        assert!(r.cwnd() < before, "one reduction");
         assert_eq!(r.take_walk(), Some(Repair::Walk));
         assert_eq!(walk(&mut r, 1100, 9, 100), vec![1100]);
-        // The original arrives, then the resend: a D-SACK for 1100..1200.
+        (r, before)
+    }
+
+    #[test]
+    fn a_reduction_whose_every_resend_is_dsacked_is_undone() {
+        let (mut r, before) = one_hole_resent();
+        // 1100..1200 was late, not lost: the original arrives, then the
+        // resend, reported by a D-SACK.
         assert_eq!(r.on_heard(&ack(1500, &[]), 14), None);
         assert_eq!(r.on_heard(&ack(1500, &[(1100, 1200)]), 15), None);
         assert!(r.cwnd() >= before, "undone: {} < {before}", r.cwnd());
@@ -1246,23 +1252,11 @@ mod tests {
 
     #[test]
     fn a_reduction_with_a_resend_not_dsacked_stays() {
-        let mut r = Recovery::default();
-        r.reset(Congestion::Westwood);
-        let mut st = EngineStats::default();
-        r.on_sent(&sent(1000, 10, 100), 0, &mut st);
-        assert_eq!(r.on_heard(&ack(1100, &[]), 10), None);
-        assert_eq!(
-            r.on_heard(&ack(1100, &[(1200, 1500)]), 13),
-            Some(Repair::Walk)
-        );
+        let (mut r, _) = one_hole_resent();
         let cut = r.cwnd();
-        assert_eq!(r.take_walk(), Some(Repair::Walk));
-        assert_eq!(walk(&mut r, 1100, 9, 100), vec![1100]);
         // A second hole walked to in the same episode: two resends.
-        assert_eq!(
-            r.on_heard(&ack(1100, &[(1600, 1900), (1200, 1500)]), 14),
-            Some(Repair::Walk)
-        );
+        let rep = r.on_heard(&ack(1100, &[(1600, 1900), (1200, 1500)]), 14);
+        assert_eq!(rep, Some(Repair::Walk));
         assert_eq!(walk(&mut r, 1100, 9, 100), vec![1500]);
         // Only the first was needless: the reduction stands.
         assert_eq!(r.on_heard(&ack(1900, &[(1100, 1200)]), 15), None);
