@@ -611,10 +611,13 @@ impl Conns {
     /// the memory budget: what is left of the budget, but never less than
     /// what brings its send queue to [`KEEP`] (so every connection can make
     /// progress however full the budget is, as Linux's `tcp_wmem[0]`).
-    /// Recharges `cid` first (its ACKs may have freed space since egress).
+    /// While even a full send buffer more would stay within the budget (the
+    /// common case), that is all: two loads and a comparison. Nearer the
+    /// budget it recharges `cid` first (its ACKs may have freed space since
+    /// egress).
     #[inline]
     pub(crate) fn send_allowance(&mut self, cid: ConnId) -> usize {
-        if self.budget == 0 {
+        if self.budget == 0 || self.queued + self.tx_buffer <= self.budget {
             return usize::MAX;
         }
         self.recharge(cid);
