@@ -663,30 +663,34 @@ impl Conns {
                 continue;
             }
             let (rx_end, tx_end) = c.rec.marks();
+            let (rx0, tx0) = c.trim_marks.unwrap_or_else(|| c.rec.bases());
             let far = |now: u32, then: u32| now.wrapping_sub(then) > KEEP as u32;
-            let (rx_far, tx_far) = match c.trim_marks {
-                None => (c.rec.moved(KEEP as u32), c.rec.moved(KEEP as u32)),
-                Some((rx0, tx0)) => (far(rx_end, rx0), far(tx_end, tx0)),
-            };
+            let (rx_far, tx_far) = (far(rx_end, rx0), far(tx_end, tx0));
             if !rx_far && !tx_far {
                 continue;
             }
-            let (mut rx_done, mut tx_done) = (!rx_far, !tx_far);
+            let (mut rx_mark, mut tx_mark) = (rx0, tx0);
             if rx_far && c.rec.rx_settled() && c.sock_ref().recv_queue() == 0 {
-                // The read position: where a peek of nothing points.
-                let at = c.sock().peek(0).ok().map(|b| b.as_ptr());
-                if let Some(off) = at.and_then(|p| self.arena.rx_offset(i, p)) {
+                // Keep the span from the read position: where a peek of
+                // nothing points. A socket that can receive no more (the
+                // peer's FIN came) refuses the peek; nothing will be written
+                // to its buffer again, so none of it is kept.
+                let keep_from = match c.sock().peek(0) {
+                    Ok(b) => self.arena.rx_offset(i, b.as_ptr()),
+                    Err(_) => Some(0),
+                };
+                if let Some(off) = keep_from {
                     trimmed += u64::from(self.arena.trim_ring(i, true, off));
-                    rx_done = true;
+                    rx_mark = rx_end;
                 }
             }
             if tx_far && c.sock_ref().send_queue() == 0 {
                 trimmed += u64::from(self.arena.trim_ring(i, false, 0));
-                tx_done = true;
+                tx_mark = tx_end;
             }
-            if rx_done && tx_done {
-                c.trim_marks = Some((rx_end, tx_end));
-            }
+            // Each direction is looked at again only once it has moved
+            // another KEEP bytes (or, not trimmed yet, on the next visit).
+            c.trim_marks = Some((rx_mark, tx_mark));
         }
         trimmed
     }

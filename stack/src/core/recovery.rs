@@ -549,6 +549,12 @@ impl Recovery {
         (self.peer_end, self.nxt)
     }
 
+    /// The first sequence positions each way (received, sent): the
+    /// [`Recovery::marks`] of a connection that has moved nothing.
+    pub(crate) fn bases(&self) -> (u32, u32) {
+        (self.rx_base.unwrap_or(self.peer_end), self.tx_base)
+    }
+
     /// Takes in an egress call's data segments, sent at `now_us`.
     pub(crate) fn on_sent(&mut self, s: &Sent, now_us: u64, stats: &mut EngineStats) {
         self.note_ack(s);
