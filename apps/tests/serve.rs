@@ -10,11 +10,27 @@ use std::time::Duration;
 
 use common::*;
 
-/// A private run directory (the daemon's socket lives there) for one test.
-fn run_dir(tag: &str) -> String {
+/// A private run directory (the daemon's socket lives there) for one
+/// test, removed when the test ends (passed or not).
+struct RunDir(String);
+
+impl std::ops::Deref for RunDir {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn run_dir(tag: &str) -> RunDir {
     let d = std::env::temp_dir().join(format!("ringline-serve-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
-    d.to_string_lossy().into_owned()
+    RunDir(d.to_string_lossy().into_owned())
 }
 
 fn with_dir(mut c: std::process::Command, dir: &str) -> std::process::Command {
