@@ -32,7 +32,10 @@ pub struct EngineConfig {
     /// its connection and waits for the rest, and data arriving for a
     /// connection already holding 64 KiB unread is dropped (its ACK kept) for
     /// the peer to send again. Each connection keeps 64 KiB each way whatever
-    /// the budget, so every one makes progress. 0: no limit. Default: an
+    /// the budget, so every one makes progress. The same figure bounds the
+    /// buffer pages busy connections keep committed: past it, the buffer
+    /// reclaimer trims busy connections' empty buffers too, not only idle
+    /// ones'. 0: no limit. Default: an
     /// eighth of physical memory, at least 64 MiB (see `docs/design.md`,
     /// "Socket buffers").
     pub buffer_budget: usize,

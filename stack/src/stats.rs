@@ -105,8 +105,17 @@ pub struct EngineStats {
     /// used up and their connection already held 64 KiB unread.
     pub rx_budget_drops: u64,
     /// Socket buffers whose unused pages the reclaimer gave back (an idle
-    /// connection's, after it moved more than 64 KiB).
+    /// connection's, after it moved more than 64 KiB; a busy one's too
+    /// under pressure).
     pub buffer_trims: u64,
+    /// Of those, busy connections' buffers trimmed because
+    /// `buffer_committed` had passed the buffer budget.
+    pub buffer_pressure_trims: u64,
+    /// Socket buffer pages the connections may have committed (bytes): an
+    /// upper estimate the reclaimer refreshes as it goes round the table
+    /// (filled in by `stats()`). Past the buffer budget, busy connections'
+    /// buffers are trimmed too.
+    pub buffer_committed: u64,
 }
 
 impl EngineStats {
@@ -132,6 +141,7 @@ impl EngineStats {
         "ops_in_flight",
         "buffer_queued",
         "buffer_queued_peak",
+        "buffer_committed",
     ];
 
     /// Calls `f` with every counter's name and value, in declaration order,
@@ -188,6 +198,8 @@ impl EngineStats {
             send_budget_waits,
             rx_budget_drops,
             buffer_trims,
+            buffer_pressure_trims,
+            buffer_committed,
         )
     }
 }

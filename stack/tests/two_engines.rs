@@ -1179,3 +1179,70 @@ fn an_idle_connection_gives_back_its_buffer_pages_and_keeps_every_byte() {
     let second: Vec<u8> = (0..3 << 20).map(|i| (i * 11 % 253) as u8).collect();
     pass_through(&mut p, &mut rx, fds, &second);
 }
+
+/// Connections that stay busy (never idle the reclaimer's 1 s) and each
+/// move more than their 1 MiB buffers: their rings go round and commit every
+/// page. Without a budget they keep them all (the control: the server's 8 x
+/// 1 MiB receive rings, nothing trimmed); past the budget the reclaimer trims busy
+/// connections whose buffers are empty too, so what they may hold
+/// committed comes back under the budget, and every byte still arrives.
+#[test]
+fn busy_connections_past_the_budget_give_back_their_buffer_pages() {
+    const N: usize = 8;
+    const PASS: usize = 256 << 10;
+    const ROUNDS: usize = 5;
+    const BUDGET: u64 = 3 << 19; // 1.5 MiB
+    let run = |budget: u64| {
+        let mut o = PairOpts::default();
+        o.server.buffer_budget = budget as usize;
+        o.client.buffer_budget = budget as usize;
+        let mut p = Pair::with(o);
+        let pairs = conns(&mut p, N);
+        // SAFETY: the Receiver lives to the end of this closure, after the last engine step.
+        let mut rx = unsafe { Receiver::new(&mut p, 6, 64, 2048) };
+        for round in 0..ROUNDS {
+            for (i, &fds) in pairs.iter().enumerate() {
+                let data: Vec<u8> = (0..PASS)
+                    .map(|k| ((k * 5 + i * 3 + round) % 249) as u8)
+                    .collect();
+                pass_through(&mut p, &mut rx, fds, &data);
+            }
+        }
+        // A little over 100 ms (idle rounds move the clock 2 ms): none of
+        // them is idle for the reclaimer's 1 s.
+        p.run(60);
+        (p.s.driver().stats(), p.c.driver().stats())
+    };
+    let (s0, c0) = run(0);
+    assert_eq!(
+        s0.buffer_trims + c0.buffer_trims,
+        0,
+        "busy, no pressure: nothing trimmed"
+    );
+    assert!(
+        s0.buffer_committed >= N as u64 * (1 << 20),
+        "without a budget the server's receive rings stay committed: {}",
+        s0.buffer_committed
+    );
+    let (s, c) = run(BUDGET);
+    eprintln!(
+        "server committed {} (pressure trims {}), client {} ({}); without a budget {} / {}",
+        s.buffer_committed,
+        s.buffer_pressure_trims,
+        c.buffer_committed,
+        c.buffer_pressure_trims,
+        s0.buffer_committed,
+        c0.buffer_committed
+    );
+    for (who, st) in [("server", &s), ("client", &c)] {
+        assert!(
+            st.buffer_pressure_trims > 0,
+            "{who}: busy buffers trimmed under pressure"
+        );
+        assert!(
+            st.buffer_committed <= BUDGET,
+            "{who}: committed {} past the budget",
+            st.buffer_committed
+        );
+    }
+}

@@ -137,6 +137,9 @@ pub(crate) struct Conn {
     /// Bytes of its socket buffers counted in [`Conns::queued`] (received
     /// and not read, plus sent and not acknowledged, when last looked).
     charged: u32,
+    /// Its share of [`Conns::committed`]: the buffer pages it may have
+    /// committed, as of the reclaimer's last look (bytes).
+    committed: u32,
     /// Where the connection was each way (received end, sent end) when the
     /// reclaimer last looked at its buffers; `None` before it did.
     trim_marks: Option<(u32, u32)>,
@@ -199,6 +202,7 @@ impl Conn {
             state_woke: false,
             rx_seen: 0,
             charged: 0,
+            committed: 0,
             trim_marks: None,
             arp_since: None,
             rec: Recovery::default(),
@@ -343,6 +347,10 @@ pub(crate) struct Conns {
     pub(crate) queued: usize,
     /// The most `queued` has been.
     pub(crate) queued_peak: usize,
+    /// The buffer pages the connections may have committed (bytes), an
+    /// upper estimate the reclaimer keeps: the sum of the connections'
+    /// `committed`, each refreshed when the reclaimer looks at it.
+    pub(crate) committed: usize,
     /// The next slot the buffer reclaimer looks at.
     reclaim_at: usize,
     /// Connections created (slots taken) and freed.
@@ -392,6 +400,7 @@ impl Conns {
             budget: cfg.buffer_budget,
             queued: 0,
             queued_peak: 0,
+            committed: 0,
             reclaim_at: 0,
             created: 0,
             freed: 0,
@@ -573,6 +582,8 @@ impl Conns {
         c.phase = Phase::Free;
         self.queued -= c.charged as usize;
         c.charged = 0;
+        self.committed -= c.committed as usize;
+        c.committed = 0;
         if c.rec.moved(KEEP as u32) {
             // Its buffers may have touched pages past the part every
             // connection uses: give those back.
@@ -642,57 +653,82 @@ impl Conns {
     /// The buffer reclaimer: looks at the next `n` connection slots (a
     /// cursor going round the table, so every slot is visited once per
     /// `slots / n` calls; the engine calls it once a millisecond) and gives
-    /// back the pages of the buffers of a connection idle for [`RECLAIM_IDLE_US`]
-    /// that moved more than [`KEEP`] bytes since it was last looked at:
-    /// smoltcp's receive ring never restarts at offset 0 (only a send into
-    /// an empty transmit ring does), so every connection's receive buffer
-    /// touches all its pages as bytes pass through it, however little it
-    /// holds at a time. A receive buffer is trimmed only when it is empty and
-    /// everything the peer sent is acknowledged (no out-of-order data can lie
-    /// in its free part), keeping [`KEEP`] bytes from its read position; a
-    /// transmit buffer only when empty, keeping its first [`KEEP`] bytes.
-    /// Returns the buffers trimmed.
-    pub(crate) fn reclaim_some(&mut self, now_us: u64, n: usize) -> u64 {
+    /// back the pages of a connection's buffers that moved more than
+    /// [`KEEP`] bytes since it was last looked at: smoltcp's receive ring
+    /// never restarts at offset 0 (only a send into an empty transmit ring
+    /// does), so every connection's receive buffer touches all its pages as
+    /// bytes pass through it, however little it holds at a time. A receive
+    /// buffer is trimmed only when it is empty and everything the peer sent
+    /// is acknowledged (no out-of-order data can lie in its free part),
+    /// keeping [`KEEP`] bytes from its read position; a transmit buffer only
+    /// when empty, keeping its first [`KEEP`] bytes.
+    ///
+    /// Normally only connections idle for [`RECLAIM_IDLE_US`] are trimmed
+    /// (a busy one would fault its pages back in at once). Under pressure,
+    /// when the pages the connections may have committed
+    /// ([`Conns::committed`]) pass the memory budget, busy ones are trimmed
+    /// too whenever they are in that state, and 16 times as many slots are
+    /// looked at per call. Returns (buffers trimmed, of them under pressure).
+    pub(crate) fn reclaim_some(&mut self, now_us: u64, n: usize) -> (u64, u64) {
         let slots = self.slab.slots();
-        let mut trimmed = 0;
+        let pressed = self.budget != 0 && self.committed > self.budget;
+        let n = if pressed { n * 16 } else { n };
+        let (rx_cap, tx_cap) = (self.rx_buffer as u32, self.tx_buffer as u32);
+        let (mut trimmed, mut forced) = (0, 0);
         for _ in 0..n.min(slots) {
             let i = self.reclaim_at % slots;
             self.reclaim_at = i + 1;
             let c = self.slab.at_mut(i);
-            if c.phase == Phase::Free || c.rec.silent_for(now_us) < RECLAIM_IDLE_US {
+            if c.phase == Phase::Free {
                 continue;
             }
             let (rx_end, tx_end) = c.rec.marks();
             let (rx0, tx0) = c.trim_marks.unwrap_or_else(|| c.rec.bases());
+            let (mut rx_mark, mut tx_mark) = (rx0, tx0);
             let far = |now: u32, then: u32| now.wrapping_sub(then) > KEEP as u32;
             let (rx_far, tx_far) = (far(rx_end, rx0), far(tx_end, tx0));
-            if !rx_far && !tx_far {
-                continue;
-            }
-            let (mut rx_mark, mut tx_mark) = (rx0, tx0);
-            if rx_far && c.rec.rx_settled() && c.sock_ref().recv_queue() == 0 {
-                // Keep the span from the read position: where a peek of
-                // nothing points. A socket that can receive no more (the
-                // peer's FIN came) refuses the peek; nothing will be written
-                // to its buffer again, so none of it is kept.
-                let keep_from = match c.sock().peek(0) {
-                    Ok(b) => self.arena.rx_offset(i, b.as_ptr()),
-                    Err(_) => Some(0),
-                };
-                if let Some(off) = keep_from {
-                    trimmed += u64::from(self.arena.trim_ring(i, true, off));
-                    rx_mark = rx_end;
+            let idle = c.rec.silent_for(now_us) >= RECLAIM_IDLE_US;
+            if (rx_far || tx_far) && (idle || pressed) {
+                let before = trimmed;
+                if rx_far && c.rec.rx_settled() && c.sock_ref().recv_queue() == 0 {
+                    // Keep the span from the read position: where a peek of
+                    // nothing points. A socket that can receive no more (the
+                    // peer's FIN came) refuses the peek; nothing will be
+                    // written to its buffer again, so none of it is kept.
+                    let keep_from = match c.sock().peek(0) {
+                        Ok(b) => self.arena.rx_offset(i, b.as_ptr()),
+                        Err(_) => Some(0),
+                    };
+                    if let Some(off) = keep_from {
+                        trimmed += u64::from(self.arena.trim_ring(i, true, off));
+                        rx_mark = rx_end;
+                    }
                 }
+                if tx_far && c.sock_ref().send_queue() == 0 {
+                    trimmed += u64::from(self.arena.trim_ring(i, false, 0));
+                    tx_mark = tx_end;
+                }
+                if !idle {
+                    forced += trimmed - before;
+                }
+                // Each direction is looked at again only once it has moved
+                // another KEEP bytes (or, not trimmed yet, on the next visit).
+                c.trim_marks = Some((rx_mark, tx_mark));
             }
-            if tx_far && c.sock_ref().send_queue() == 0 {
-                trimmed += u64::from(self.arena.trim_ring(i, false, 0));
-                tx_mark = tx_end;
-            }
-            // Each direction is looked at again only once it has moved
-            // another KEEP bytes (or, not trimmed yet, on the next visit).
-            c.trim_marks = Some((rx_mark, tx_mark));
+            // What its buffers may hold committed now: the KEEP bytes kept
+            // (or first written, page-widened) plus every byte moved since,
+            // at most the buffer (an upper estimate: pages are committed as
+            // bytes pass).
+            let span = |now: u32, mark: u32, cap: u32| {
+                now.wrapping_sub(mark)
+                    .saturating_add(KEEP as u32 + 4096)
+                    .min(cap)
+            };
+            let est = span(rx_end, rx_mark, rx_cap) + span(tx_end, tx_mark, tx_cap);
+            self.committed = self.committed - c.committed as usize + est as usize;
+            c.committed = est;
         }
-        trimmed
+        (trimmed, forced)
     }
 
     /// Queues `cid` for egress (once).

@@ -240,7 +240,9 @@ impl Core {
     #[inline(never)]
     pub(crate) fn reclaim_buffers(&mut self) {
         self.reclaim_due_us = self.now_us + 1000;
-        self.stats.buffer_trims += self.conns.reclaim_some(self.now_us, 16);
+        let (trimmed, forced) = self.conns.reclaim_some(self.now_us, 16);
+        self.stats.buffer_trims += trimmed;
+        self.stats.buffer_pressure_trims += forced;
     }
 
     pub(crate) fn stats(&self) -> EngineStats {
@@ -254,6 +256,7 @@ impl Core {
         s.arp_shared = self.neigh.shared_in;
         s.buffer_queued = self.conns.queued as u64;
         s.buffer_queued_peak = self.conns.queued_peak as u64;
+        s.buffer_committed = self.conns.committed as u64;
         s
     }
 
