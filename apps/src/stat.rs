@@ -88,6 +88,7 @@ const SUMMARY: &[(&str, &[&str])] = &[
             "engine.fast_retransmits",
             "engine.tlp_probes",
             "engine.rto_fired",
+            "engine.rack_timeouts",
             "engine.recovery_undos",
         ],
     ),

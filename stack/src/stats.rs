@@ -78,6 +78,10 @@ pub struct EngineStats {
     pub recovery_undos: u64,
     /// Retransmission timeouts the engine fired (its 200 ms floor, not smoltcp's 1 s).
     pub rto_fired: u64,
+    /// RACK reordering timers that fired (a hole's reordering window
+    /// passed with no ACK since; RFC 8985, 6.3): the scoreboard was judged
+    /// again without waiting for the probe timeout.
+    pub rack_timeouts: u64,
     /// Segments of a repair the socket rebuilt and the engine did not send:
     /// the peer had them (SACKed) or they were still in flight.
     pub resends_skipped: u64,
@@ -188,6 +192,7 @@ impl EngineStats {
             tlp_probes,
             recovery_undos,
             rto_fired,
+            rack_timeouts,
             resends_skipped,
             arp_shared,
             idle_sleeps,

@@ -26,7 +26,9 @@
 //!   has (SACKed) or that are still in flight (not deemed lost), so only
 //!   the holes go on the wire: several holes repaired in one round trip.
 //!   Used when SACK marks data lost (RFC 6675's DupThresh: three segments'
-//!   worth SACKed above it, or everything above it in a small flight), when
+//!   worth SACKed above it, or everything above it in a small flight; on a
+//!   path seen to reorder, RACK's reordering window, checked on each ACK and
+//!   by its own timer when none comes), when
 //!   a retransmission itself is lost (still missing 5/4 SRTT after it was
 //!   resent), and for the retransmission timeout (RFC 6298 with Linux's
 //!   200 ms floor, not smoltcp's 1 s), after which every unSACKed segment
@@ -596,7 +598,7 @@ impl Recovery {
             }
             self.nxt = s.hi;
         }
-        self.rearm();
+        self.rearm(now_us);
     }
 
     /// Takes in a segment from the peer (before the socket processes it)
@@ -619,7 +621,8 @@ impl Recovery {
             return None;
         }
         let ack = h.ack;
-        if after(ack, self.una) && !after(ack, self.nxt) {
+        let advanced = after(ack, self.una) && !after(ack, self.nxt);
+        if advanced {
             // Growth continues in recovery for what is delivered in order
             // (congestion avoidance, as after the reduction; slow start
             // again after a timeout).
@@ -657,7 +660,6 @@ impl Recovery {
             if may_grow {
                 self.grow(acked, flight);
             }
-            self.rearm();
         }
         let sacks = &h.sack[..h.nsack as usize];
         if let Some(&(l, r)) = sacks.first() {
@@ -674,6 +676,18 @@ impl Recovery {
             self.add_sack(l, r, now_us);
         }
         self.measure_delivery(now_us);
+        let repair = self.detect(now_us);
+        if advanced || !sacks.is_empty() {
+            // The timeouts count from the progress; RACK's timer depends on
+            // the blocks not yet judged lost.
+            self.rearm(now_us);
+        }
+        repair
+    }
+
+    /// Judges what is lost from the scoreboard now (entering recovery with
+    /// one reduction on the first loss) and says whether a walk follows.
+    fn detect(&mut self, now_us: u64) -> Option<Repair> {
         if !self.outstanding() {
             return None;
         }
@@ -1034,11 +1048,34 @@ impl Recovery {
         self.due_us
     }
 
-    fn rearm(&mut self) {
-        self.due_us = self.compute_deadline();
+    fn rearm(&mut self, now_us: u64) {
+        self.due_us = match (self.timer_deadline(), self.rack_deadline(now_us)) {
+            (Some(t), Some(r)) => Some(t.min(r)),
+            (t, r) => t.or(r),
+        };
     }
 
-    fn compute_deadline(&self) -> Option<u64> {
+    /// RACK's reordering timer (RFC 8985, 6.3): on a path that reorders, a
+    /// hole below a SACKed block is lost once the block is older than the
+    /// reordering window. Without a later ACK nothing would look again
+    /// until the probe timeout (2·SRTT); this is the earliest time a block
+    /// not yet old enough becomes so after `now_us`.
+    fn rack_deadline(&self, now_us: u64) -> Option<u64> {
+        if !self.reo_seen || self.nsb == 0 || self.rto_lost || !self.outstanding() {
+            return None;
+        }
+        let wnd = self.reo_wnd().min(u64::from(u32::MAX >> 1)) as u32;
+        let now = now_us as u32;
+        self.sb_t[..self.nsb as usize]
+            .iter()
+            .map(|&t| now.wrapping_sub(t))
+            .filter(|&age| age < wnd)
+            .map(|age| now_us + u64::from(wnd - age))
+            .min()
+    }
+
+    /// The probe or retransmission timeout, from the last progress.
+    fn timer_deadline(&self) -> Option<u64> {
         if !self.outstanding() || self.backoff >= MAX_BACKOFF {
             return None;
         }
@@ -1071,6 +1108,14 @@ impl Recovery {
 
     #[cold]
     fn timeout(&mut self, now_us: u64, stats: &mut EngineStats) -> Option<Repair> {
+        if self.timer_deadline().is_none_or(|d| now_us < d) {
+            // RACK's reordering timer, not the probe or RTO: judge the
+            // scoreboard again (a walk if a hole is now lost).
+            stats.rack_timeouts += 1;
+            self.detect(now_us);
+            self.rearm(now_us);
+            return self.take_walk();
+        }
         let probe = self.backoff == 0 && self.srtt_us > 0 && self.repaired != Some(self.una);
         self.backoff += 1;
         self.since_us = now_us;
@@ -1078,7 +1123,7 @@ impl Recovery {
         if probe {
             stats.tlp_probes += 1;
             self.repaired = Some(self.una);
-            self.rearm();
+            self.rearm(now_us);
             if self.in_recovery {
                 // In recovery the socket's send pointer is the engine's to
                 // steer: a new round, starting with the segment at `una`.
@@ -1106,7 +1151,7 @@ impl Recovery {
         self.cwnd = self.smss();
         self.ca_acc = 0;
         self.repaired = None;
-        self.rearm();
+        self.rearm(now_us);
         Some(Repair::Rto)
     }
 
@@ -1222,6 +1267,36 @@ mod tests {
         assert_eq!(rep, Some(Repair::Walk));
         assert!(r.in_recovery());
         assert_eq!(walk(&mut r, 2600, 4, 100), vec![2600]);
+    }
+
+    /// RFC 8985, 6.3: on a path that reorders, a hole with a block SACKed
+    /// above it and no ACK after is judged lost when the block's reordering
+    /// window passes (RACK's timer), not at the probe timeout 2·SRTT later.
+    #[test]
+    fn a_hole_with_no_later_ack_is_lost_when_its_reordering_window_passes() {
+        let mut r = Recovery::default();
+        r.reset(Congestion::Rate);
+        let mut st = EngineStats::default();
+        // RTT 4 ms; a D-SACK marks the path as reordering.
+        r.on_sent(&sent(1000, 10, 100), 0, &mut st);
+        assert_eq!(r.on_heard(&ack(2000, &[]), 4_000), None);
+        r.on_sent(&sent(2000, 10, 100), 4_000, &mut st);
+        assert_eq!(r.on_heard(&ack(2000, &[(1500, 1600)]), 5_000), None);
+        let wnd = r.reo_wnd();
+        // 2000..2100 missing, the rest of the flight SACKed at 6 ms; then
+        // nothing more comes.
+        assert_eq!(r.on_heard(&ack(2000, &[(2100, 3000)]), 6_000), None);
+        assert!(!r.in_recovery());
+        let due = r.deadline().expect("armed");
+        assert_eq!(due, 6_000 + wnd, "RACK's timer, before the probe's");
+        assert!(due < 5_000 + 2 * r.srtt_us);
+        assert_eq!(r.on_timeout(due - 1, &mut st), None);
+        assert_eq!(r.on_timeout(due, &mut st), Some(Repair::Walk));
+        assert!(r.in_recovery());
+        assert_eq!((st.rack_timeouts, st.tlp_probes, st.rto_fired), (1, 0, 0));
+        assert_eq!(walk(&mut r, 2000, 10, 100), vec![2000]);
+        // From there the probe and RTO timers run as before.
+        assert!(r.deadline().is_some_and(|d| d > due));
     }
 
     /// A flight of ten 100-byte segments from 1000 whose second (1100)
@@ -1345,7 +1420,8 @@ mod tests {
         let mut r2 = r;
         r2.backoff = 1;
         r2.repaired = Some(r2.una);
-        assert_eq!(r2.timeout(t, &mut st), Some(Repair::Rto));
+        let rto_at = r2.timer_deadline().expect("data outstanding");
+        assert_eq!(r2.timeout(rto_at, &mut st), Some(Repair::Rto));
         assert_eq!(r2.cwnd(), 1000);
     }
 
