@@ -1238,12 +1238,13 @@ mod tests {
         assert!(r.cwnd() >= cut, "no second reduction");
     }
 
-    #[test]
-    fn after_a_dsack_a_hole_is_lost_only_once_the_reordering_window_passed() {
+    /// A path with an RTT of 4 ms (µs clock) that a D-SACK at 5 ms showed
+    /// to reorder; 2000..3000 sent at 4 ms, nothing of it acknowledged.
+    fn reordering_path() -> (Recovery, EngineStats) {
         let mut r = Recovery::default();
         r.reset(Congestion::Rate);
         let mut st = EngineStats::default();
-        // RTT 4 ms (µs clock): first flight, acknowledged whole.
+        // First flight, acknowledged whole.
         r.on_sent(&sent(1000, 10, 100), 0, &mut st);
         assert_eq!(r.on_heard(&ack(2000, &[]), 4_000), None);
         assert!(!r.reo_seen);
@@ -1251,6 +1252,12 @@ mod tests {
         r.on_sent(&sent(2000, 10, 100), 4_000, &mut st);
         assert_eq!(r.on_heard(&ack(2000, &[(1500, 1600)]), 5_000), None);
         assert!(r.reo_seen);
+        (r, st)
+    }
+
+    #[test]
+    fn after_a_dsack_a_hole_is_lost_only_once_the_reordering_window_passed() {
+        let (mut r, _) = reordering_path();
         let wnd = r.reo_wnd();
         assert!((1_000..=4_000).contains(&wnd), "{wnd}");
         // 2000..2100 late; five segments SACKed above it at once: not lost
@@ -1274,14 +1281,7 @@ mod tests {
     /// window passes (RACK's timer), not at the probe timeout 2·SRTT later.
     #[test]
     fn a_hole_with_no_later_ack_is_lost_when_its_reordering_window_passes() {
-        let mut r = Recovery::default();
-        r.reset(Congestion::Rate);
-        let mut st = EngineStats::default();
-        // RTT 4 ms; a D-SACK marks the path as reordering.
-        r.on_sent(&sent(1000, 10, 100), 0, &mut st);
-        assert_eq!(r.on_heard(&ack(2000, &[]), 4_000), None);
-        r.on_sent(&sent(2000, 10, 100), 4_000, &mut st);
-        assert_eq!(r.on_heard(&ack(2000, &[(1500, 1600)]), 5_000), None);
+        let (mut r, mut st) = reordering_path();
         let wnd = r.reo_wnd();
         // 2000..2100 missing, the rest of the flight SACKed at 6 ms; then
         // nothing more comes.
