@@ -4,15 +4,26 @@
 # during and after the flood; established connections keep at least 80% of
 # their rate). Needs root, /dev/net/tun, iproute2, libdpdk-dev (the binary is
 # built with --features dpdk unless RINGLINE names one) and hping3
-# (`apt-get install hping3`).
+# (`apt-get install hping3`); PORT=af_packet also ethtool.
 #
 # Topology (scripts/impaired-topology.sh, three namespaces deleted on exit),
 # with Linux bridges in the mid namespace instead of the relay (no impairment;
 # the relay's per-frame system calls would cap the flood):
 #
 #   client ns                 mid ns                        server ns
-#   c1 10.88.1.1 ==veth== m1 -br0- rl0 (net_tap)  ringline echo 10.88.1.2:7
+#   c1 10.88.1.1 ==veth== m1 -br0- PORT    ringline echo 10.88.1.2:7
 #   c2 10.88.2.1 ==veth== m2 -br1- m3 ==veth==  s3 10.88.2.2 kernel-echo :7
+#
+# PORT (ringline's DPDK port, both in the mid namespace):
+#   tap        (default) net_tap on TAP rl0, which is in br0: one read() or
+#              write() system call per frame, on the engine's core.
+#   af_packet  net_af_packet on rl0, one end of a veth pair whose other end
+#              (af0) is in br0; rl0 has no address. The PMD's PACKET_MMAP
+#              rings (AFP_FRAMES frames each way, default 4096;
+#              qdisc_bypass=1) cost no system call per received frame and one
+#              sendto() per transmit burst. c1's transmit checksum offload is
+#              turned off (ethtool), as a packet socket would hand ringline
+#              partial checksums.
 #
 # Per run and stack: (1) `ringline bulk` of BYTES alone (the baseline rate);
 # (2) the same transfer again, and once it is connected, `hping3 -S
@@ -22,9 +33,12 @@
 # every second; (3) one more after the flood. Random sources are off-subnet,
 # so each server answers through its gateway (the client namespace, which
 # drops the SYN-ACKs: nobody completes a flooded handshake). SYNs sent: as
-# hping3 counts them.
+# hping3 counts them. Per ringline run also its counters at exit and the
+# kernel's count of frames offered to the port (the detail lines), and the
+# highest 1-min load average seen during the flood.
 #
 #   sudo bash scripts/synflood.sh
+#   sudo RUNS=2 BYTES=128M PORT=af_packet bash scripts/synflood.sh
 #   sudo RUNS=1 BYTES=64M STACKS=ringline bash scripts/synflood.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,11 +51,18 @@ STACKS=${STACKS:-"ringline linux"}
 LCORE=${LCORE:-0}
 LOGDIR=${LOGDIR:-}
 RINGLINE=${RINGLINE:-}
+PORT=${PORT:-tap}
+AFP_FRAMES=${AFP_FRAMES:-4096}
 
 SCRIPT=synflood.sh
 # Checks, the binary, cleanup on exit, helpers and topology_up.
 source scripts/impaired-topology.sh
 command -v hping3 >/dev/null || die "needs hping3 (apt-get install hping3)"
+case $PORT in
+tap) ;;
+af_packet) command -v ethtool >/dev/null || die "PORT=af_packet needs ethtool (apt-get install ethtool)" ;;
+*) die "PORT must be tap or af_packet, not $PORT" ;;
+esac
 
 topology_up
 ip -n "$NS_M" link add br0 type bridge
@@ -51,6 +72,14 @@ ip -n "$NS_M" link set m2 master br1
 ip -n "$NS_M" link set m3 master br1
 ip -n "$NS_M" link set br0 up
 ip -n "$NS_M" link set br1 up
+if [ "$PORT" = af_packet ]; then
+    # A packet socket gets a frame as the kernel holds it: one from the
+    # client's TCP stack carries only the pseudo-header sum (its checksum is
+    # left to the "hardware", which a veth never computes), and ringline
+    # would drop it as corrupt. The TAP computes it on the way out; here the
+    # client's stack must.
+    ip netns exec "$NS_C" ethtool -K c1 tx off >/dev/null
+fi
 # Answers to random sources go back to the client namespace, which drops them.
 ip -n "$NS_S" route add default via 10.88.2.1
 SYNCOOKIES=$(ip netns exec "$NS_S" sysctl -n net.ipv4.tcp_syncookies)
@@ -82,22 +111,59 @@ probe() {
     fi
 }
 
-# One run: stack $1, run $2. Sets RESULT to
-# "base verdict|base MB/s|flood verdict|flood MB/s|ratio|probes ok/n during|after|SYNs sent|detail".
-run_one() {
-    local stack=$1 run=$2 log="$LOGDIR/$1-$2" srv_pid="" server dev
-    if [ "$stack" = ringline ]; then
-        ip netns exec "$NS_M" "$RINGLINE" echo \
-            --dpdk "-l $LCORE --no-huge -m 256 --no-pci --no-telemetry --file-prefix=$EAL_PREFIX --vdev=net_tap0,iface=rl0" \
-            --ip 10.88.1.2/24 --mac 02:00:00:88:01:02 --gateway 10.88.1.1 --listen 7 >"$log.echo" 2>&1 &
-        srv_pid=$!
-        PIDS+=("$srv_pid")
-        wait_for "$log.echo" "listening on" 60
+# The kernel's count of frames on the port's interface (rl0, mid namespace):
+# statistic $1 (rx_packets, tx_dropped, ...), "-" if it is gone.
+port_stat() { ip netns exec "$NS_M" cat "/sys/class/net/rl0/statistics/$1" 2>/dev/null || echo -; }
+
+# Starts `ringline echo` on port $PORT, attached to br0 in the mid namespace,
+# logging to $1; sets SRV_PID.
+start_ringline() {
+    local vdev
+    case $PORT in
+    tap) vdev="net_tap0,iface=rl0" ;;
+    af_packet)
+        # A veth pair in the mid namespace: af0 in br0, rl0 the port's (the
+        # PMD's packet socket; no address, so the kernel's own stack ignores
+        # what arrives; its MAC becomes the port's through --mac).
+        ip -n "$NS_M" link add rl0 type veth peer name af0
+        ip -n "$NS_M" link set af0 master br0
+        ip -n "$NS_M" link set af0 up
+        ip -n "$NS_M" link set rl0 up
+        vdev="net_af_packet0,iface=rl0,framecnt=$AFP_FRAMES,qdisc_bypass=1"
+        ;;
+    esac
+    ip netns exec "$NS_M" "$RINGLINE" echo \
+        --dpdk "-l $LCORE --no-huge -m 256 --no-pci --no-telemetry --file-prefix=$EAL_PREFIX --vdev=$vdev" \
+        --ip 10.88.1.2/24 --mac 02:00:00:88:01:02 --gateway 10.88.1.1 --listen 7 >"$1" 2>&1 &
+    SRV_PID=$!
+    PIDS+=("$SRV_PID")
+    wait_for "$1" "listening on" 60
+    if [ "$PORT" = tap ]; then
         # The kernel side of the TAP starts with the port's MAC; a bridge
         # would take frames to that MAC for itself and never pass them on.
         ip -n "$NS_M" link set rl0 address 02:00:00:88:01:fe
         ip -n "$NS_M" link set rl0 master br0
         ip -n "$NS_M" link set rl0 up
+    fi
+}
+
+# The kernel's view of the port's interface before the echo stops: frames
+# handed toward the port and (TAP) dropped in its queue.
+port_offered() {
+    if [ "$PORT" = tap ]; then
+        echo "kernel sent $(port_stat tx_packets) frames into the TAP, dropped $(port_stat tx_dropped)"
+    else
+        echo "$(port_stat rx_packets) frames arrived at rl0 for the packet socket"
+    fi
+}
+
+# One run: stack $1, run $2. Sets RESULT to
+# "base verdict|base MB/s|flood verdict|flood MB/s|ratio|probes ok/n during|after|SYNs sent|detail".
+run_one() {
+    local stack=$1 run=$2 log="$LOGDIR/$1-$2" srv_pid="" server dev
+    if [ "$stack" = ringline ]; then
+        start_ringline "$log.echo"
+        srv_pid=$SRV_PID
         server=10.88.1.2:7 dev=c1
     else
         server=10.88.2.2:7 dev=c2
@@ -119,10 +185,11 @@ run_one() {
         >"$log.hping" 2>&1 &
     local flood_pid=$!
     PIDS+=("$flood_pid")
-    local ok=0 n=0 p fails=""
+    local ok=0 n=0 p fails="" load=0
     while kill -0 "$bulk_pid" 2>/dev/null && kill -0 "$flood_pid" 2>/dev/null; do
         sleep 1
         kill -0 "$flood_pid" 2>/dev/null || break
+        load=$(awk -v m="$load" '{print ($1 > m ? $1 : m)}' /proc/loadavg)
         p=$(probe "$server")
         n=$((n + 1))
         if [ "$p" = ok ]; then ok=$((ok + 1)); else fails="$fails; probe $n $p"; fi
@@ -140,20 +207,22 @@ run_one() {
     sleep 1
     local after
     after=$(probe "$server")
-    local detail="flood ran ${flood_s} s${fails}"
+    local detail="flood ran ${flood_s} s, load average up to ${load}${fails}"
     if [ -n "$srv_pid" ]; then
+        local offered c
+        offered=$(port_offered)
         stop "$srv_pid" 30
-        local c
-        c=$(awk '$1 ~ /^(syn_dropped|syn_cookies_sent|syn_cookies_ok|nic\.rx_dropped|nic\.rx_packets)$/ {printf "%s%s %s", sep, $1, $2; sep = ", "}' "$log.echo")
-        detail="$detail; server: $(sed -n 's/^ringline echo: stopped; //p' "$log.echo" | tail -1); $c"
+        [ "$PORT" = tap ] || ip -n "$NS_M" link del rl0 2>/dev/null || true
+        c=$(awk '$1 ~ /^(rx_frames|syn_dropped|syn_cookies_sent|syn_cookies_ok|no_socket|bad_checksum|retransmits|rto_fired|nic\.(rx|tx)_(frames|dropped))$/ {printf "%s%s %s", sep, $1, $2; sep = ", "}' "$log.echo")
+        detail="$detail; server: $(sed -n 's/^ringline echo: stopped; //p' "$log.echo" | tail -1); $c; $offered"
     fi
     local ratio
     ratio=$(awk -v a="${base#*|}" -v b="${flood#*|}" 'BEGIN { if (a + 0 > 0 && b != "-") printf "%.2f", b / a; else print "-" }')
     RESULT="$base|$flood|$ratio|$ok/$n|$after|$sent|$detail"
 }
 
-printf '== %s, %s per transfer, flood up to %s s, logs in %s\n' \
-    "$(git rev-parse --short HEAD 2>/dev/null || echo '?')" "$BYTES" "$FLOOD_SECS" "$LOGDIR"
+printf '== %s, ringline on %s, %s per transfer, flood up to %s s, logs in %s, load average %s\n' \
+    "$(git rev-parse --short HEAD 2>/dev/null || echo '?')" "$PORT" "$BYTES" "$FLOOD_SECS" "$LOGDIR" "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf '== Linux: net.ipv4.tcp_syncookies=%s, kernel-echo listen backlog 128 (std::net)\n' "$SYNCOOKIES"
 ROWS=()
 for ((run = 1; run <= RUNS; run++)); do
