@@ -33,7 +33,9 @@
 # every second; (3) one more after the flood. Random sources are off-subnet,
 # so each server answers through its gateway (the client namespace, which
 # drops the SYN-ACKs: nobody completes a flooded handshake). SYNs sent: as
-# hping3 counts them. Per ringline run also its counters at exit and the
+# hping3 counts them. hping3 is pinned to FLOOD_CPUS (default: every CPU but
+# LCORE, the engine's); FLOOD_RATE=N paces it at N SYNs/s (hping3 -i u),
+# as fast as it can otherwise. Per ringline run also its counters at exit and the
 # kernel's count of frames offered to the port (the detail lines), and the
 # highest 1-min load average seen during the flood.
 #
@@ -52,7 +54,12 @@ LCORE=${LCORE:-0}
 LOGDIR=${LOGDIR:-}
 RINGLINE=${RINGLINE:-}
 PORT=${PORT:-tap}
+# hping3 runs on every CPU but the engine's (a busy engine core that the
+# scheduler also gives the flooder measures the two fighting for it).
+FLOOD_CPUS=${FLOOD_CPUS:-$(seq 0 $(($(nproc) - 1)) | grep -vx "$LCORE" | paste -sd, -)}
 AFP_FRAMES=${AFP_FRAMES:-4096}
+# SYNs per second (hping3 -i u<1e6/rate); empty: as fast as hping3 can.
+FLOOD_RATE=${FLOOD_RATE:-}
 
 SCRIPT=synflood.sh
 # Checks, the binary, cleanup on exit, helpers and topology_up.
@@ -71,6 +78,11 @@ ip -n "$NS_M" link set m1 master br0
 ip -n "$NS_M" link set m2 master br1
 ip -n "$NS_M" link set m3 master br1
 ip -n "$NS_M" link set br0 up
+# No iptables on bridged frames (br_netfilter, where loaded, would run the
+# mid namespace's empty rule set for each of them): wire cost, not a stack's.
+for t in iptables ip6tables arptables; do
+    ip netns exec "$NS_M" sysctl -qw "net.bridge.bridge-nf-call-$t=0" 2>/dev/null || true
+done
 ip -n "$NS_M" link set br1 up
 if [ "$PORT" = af_packet ]; then
     # A packet socket gets a frame as the kernel holds it: one from the
@@ -157,8 +169,11 @@ port_offered() {
     fi
 }
 
+# hping3's pace: --flood, or one SYN every 1e6/FLOOD_RATE µs.
+flood_pace() { if [ -n "$FLOOD_RATE" ]; then echo "-i u$((1000000 / FLOOD_RATE))"; else echo --flood; fi; }
+
 # One run: stack $1, run $2. Sets RESULT to
-# "base verdict|base MB/s|flood verdict|flood MB/s|ratio|probes ok/n during|after|SYNs sent|detail".
+# "base verdict|base MB/s|flood verdict|flood MB/s|ratio|probes ok/n during|after|SYNs sent|k SYNs/s|detail".
 run_one() {
     local stack=$1 run=$2 log="$LOGDIR/$1-$2" srv_pid="" server dev
     if [ "$stack" = ringline ]; then
@@ -181,7 +196,7 @@ run_one() {
     sleep 0.5
     local tx0 t0=$SECONDS
     tx0=$(tx_packets "$dev")
-    timeout "$FLOOD_SECS" ip netns exec "$NS_C" hping3 -q -S -p 7 --rand-source --flood "${server%:*}" \
+    timeout "$FLOOD_SECS" ip netns exec "$NS_C" ${FLOOD_CPUS:+taskset -c "$FLOOD_CPUS"} hping3 -q -S -p 7 --rand-source $(flood_pace) "${server%:*}" \
         >"$log.hping" 2>&1 &
     local flood_pid=$!
     PIDS+=("$flood_pid")
@@ -195,8 +210,9 @@ run_one() {
         if [ "$p" = ok ]; then ok=$((ok + 1)); else fails="$fails; probe $n $p"; fi
     done
     wait "$bulk_pid" 2>/dev/null || true
-    local flood_s=$((SECONDS - t0))
+    local flood_s=$((SECONDS - t0)) flood_n
     kill -0 "$flood_pid" 2>/dev/null || flood_s="$FLOOD_SECS (ended before the transfer)"
+    flood_n=${flood_s%% *}
     stop "$flood_pid" 5
     # hping3's own count (it prints it when stopped); the interface's
     # (which includes the transfer's frames) if it printed none.
@@ -218,11 +234,14 @@ run_one() {
     fi
     local ratio
     ratio=$(awk -v a="${base#*|}" -v b="${flood#*|}" 'BEGIN { if (a + 0 > 0 && b != "-") printf "%.2f", b / a; else print "-" }')
-    RESULT="$base|$flood|$ratio|$ok/$n|$after|$sent|$detail"
+    local rate
+    rate=$(awk -v n="${sent%% *}" -v t="$flood_n" 'BEGIN { if (t > 0) printf "%.0f", n / t / 1000; else print "-" }')
+    RESULT="$base|$flood|$ratio|$ok/$n|$after|$sent|$rate|$detail"
 }
 
 printf '== %s, ringline on %s, %s per transfer, flood up to %s s, logs in %s, load average %s\n' \
     "$(git rev-parse --short HEAD 2>/dev/null || echo '?')" "$PORT" "$BYTES" "$FLOOD_SECS" "$LOGDIR" "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf '== hping3 %s on CPUs %s, ringline'"'"'s engine on %s\n' "$(flood_pace)" "${FLOOD_CPUS:-any}" "$LCORE"
 printf '== Linux: net.ipv4.tcp_syncookies=%s, kernel-echo listen backlog 128 (std::net)\n' "$SYNCOOKIES"
 ROWS=()
 for ((run = 1; run <= RUNS; run++)); do
@@ -233,15 +252,15 @@ for ((run = 1; run <= RUNS; run++)); do
     done
 done
 echo
-echo "== side by side (MB/s echoed back, 10^6; ratio = flooded / alone; probes = fresh connections that echoed 1 KiB)"
-printf '%-4s %-9s %-12s %7s %-12s %7s %6s %-14s %-8s %10s\n' run stack alone MB/s flooded MB/s ratio "probes during" after "SYNs sent"
+echo "== side by side (MB/s echoed back, 10^6; ratio = flooded / alone; probes = fresh connections that echoed 1 KiB; k SYN/s = SYNs sent / flood seconds)"
+printf '%-4s %-9s %-12s %7s %-12s %7s %6s %-14s %-8s %10s %8s\n' run stack alone MB/s flooded MB/s ratio "probes during" after "SYNs sent" "k SYN/s"
 for row in "${ROWS[@]}"; do
     IFS='|' read -r -a f <<<"$row"
-    printf '%-4s %-9s %-12s %7s %-12s %7s %6s %-14s %-8s %10s\n' "${f[@]:0:10}"
+    printf '%-4s %-9s %-12s %7s %-12s %7s %6s %-14s %-8s %10s %8s\n' "${f[@]:0:11}"
 done
 echo
 echo "== details"
 for row in "${ROWS[@]}"; do
     IFS='|' read -r -a f <<<"$row"
-    printf 'run %s %-8s %s\n' "${f[0]}" "${f[1]}" "${f[10]}"
+    printf 'run %s %-8s %s\n' "${f[0]}" "${f[1]}" "${f[11]}"
 done
