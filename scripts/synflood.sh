@@ -24,6 +24,11 @@
 #              sendto() per transmit burst. c1's transmit checksum offload is
 #              turned off (ethtool), as a packet socket would hand ringline
 #              partial checksums.
+#   memif      net_memif (shared memory, no system call at all on the
+#              engine's core) to dpdk-testpmd (`apt-get install dpdk-dev`),
+#              which forwards (io mode) between it and net_af_packet on rl0
+#              as above, on the first of FLOOD_CPUS: the wire's kernel work
+#              moves to the flooder's core. memif's MAC is a vdev argument.
 #
 # Per run and stack: (1) `ringline bulk` of BYTES alone (the baseline rate);
 # (2) the same transfer again, and once it is connected, `hping3 -S
@@ -68,7 +73,12 @@ command -v hping3 >/dev/null || die "needs hping3 (apt-get install hping3)"
 case $PORT in
 tap) ;;
 af_packet) command -v ethtool >/dev/null || die "PORT=af_packet needs ethtool (apt-get install ethtool)" ;;
-*) die "PORT must be tap or af_packet, not $PORT" ;;
+memif)
+    command -v ethtool >/dev/null || die "PORT=memif needs ethtool (apt-get install ethtool)"
+    command -v dpdk-testpmd >/dev/null || die "PORT=memif needs dpdk-testpmd (apt-get install dpdk-dev)"
+    [ -n "$FLOOD_CPUS" ] || die "PORT=memif needs a CPU besides LCORE for testpmd"
+    ;;
+*) die "PORT must be tap, af_packet or memif, not $PORT" ;;
 esac
 
 topology_up
@@ -84,7 +94,8 @@ for t in iptables ip6tables arptables; do
     ip netns exec "$NS_M" sysctl -qw "net.bridge.bridge-nf-call-$t=0" 2>/dev/null || true
 done
 ip -n "$NS_M" link set br1 up
-if [ "$PORT" = af_packet ]; then
+FWD_PID=""
+if [ "$PORT" != tap ]; then
     # A packet socket gets a frame as the kernel holds it: one from the
     # client's TCP stack carries only the pseudo-header sum (its checksum is
     # left to the "hardware", which a veth never computes), and ringline
@@ -130,23 +141,38 @@ port_stat() { ip netns exec "$NS_M" cat "/sys/class/net/rl0/statistics/$1" 2>/de
 # Starts `ringline echo` on port $PORT, attached to br0 in the mid namespace,
 # logging to $1; sets SRV_PID.
 start_ringline() {
-    local vdev
-    case $PORT in
-    tap) vdev="net_tap0,iface=rl0" ;;
-    af_packet)
-        # A veth pair in the mid namespace: af0 in br0, rl0 the port's (the
-        # PMD's packet socket; no address, so the kernel's own stack ignores
-        # what arrives; its MAC becomes the port's through --mac).
+    local vdev mac=(--mac 02:00:00:88:01:02) afp="net_af_packet0,iface=rl0,framecnt=$AFP_FRAMES,qdisc_bypass=1"
+    if [ "$PORT" != tap ]; then
+        # A veth pair in the mid namespace: af0 in br0, rl0 the packet
+        # socket's (no address, so the kernel's own stack ignores what
+        # arrives).
         ip -n "$NS_M" link add rl0 type veth peer name af0
         ip -n "$NS_M" link set af0 master br0
         ip -n "$NS_M" link set af0 up
         ip -n "$NS_M" link set rl0 up
-        vdev="net_af_packet0,iface=rl0,framecnt=$AFP_FRAMES,qdisc_bypass=1"
+    fi
+    case $PORT in
+    tap) vdev="net_tap0,iface=rl0" ;;
+    # rl0's MAC becomes the port's through --mac.
+    af_packet) vdev=$afp ;;
+    memif)
+        # testpmd forwards between rl0 and a memif on the flood's CPUs; the
+        # engine sees only shared memory. memif takes its MAC as an argument.
+        local sock="/run/ringline-$EAL_PREFIX.sock"
+        ip netns exec "$NS_M" dpdk-testpmd --lcores "0@${FLOOD_CPUS%%,*},1@${FLOOD_CPUS%%,*}" --no-huge -m 256 \
+            --no-pci --no-telemetry --file-prefix="${EAL_PREFIX}f" \
+            --vdev="net_memif0,role=server,socket=$sock" --vdev="$afp" \
+            -- --forward-mode=io --auto-start --stats-period=5 --nb-cores=1 --total-num-mbufs=16384 >"$1.testpmd" 2>&1 &
+        FWD_PID=$!
+        PIDS+=("$FWD_PID")
+        wait_for "$1.testpmd" "start packet forwarding" 60
+        vdev="net_memif0,role=client,socket=$sock,mac=02:00:00:88:01:02"
+        mac=()
         ;;
     esac
     ip netns exec "$NS_M" "$RINGLINE" echo \
         --dpdk "-l $LCORE --no-huge -m 256 --no-pci --no-telemetry --file-prefix=$EAL_PREFIX --vdev=$vdev" \
-        --ip 10.88.1.2/24 --mac 02:00:00:88:01:02 --gateway 10.88.1.1 --listen 7 >"$1" 2>&1 &
+        --ip 10.88.1.2/24 "${mac[@]}" --gateway 10.88.1.1 --listen 7 >"$1" 2>&1 &
     SRV_PID=$!
     PIDS+=("$SRV_PID")
     wait_for "$1" "listening on" 60
@@ -228,6 +254,8 @@ run_one() {
         local offered c
         offered=$(port_offered)
         stop "$srv_pid" 30
+        [ -z "$FWD_PID" ] || stop "$FWD_PID" 10
+        FWD_PID=""
         [ "$PORT" = tap ] || ip -n "$NS_M" link del rl0 2>/dev/null || true
         c=$(awk '$1 ~ /^(rx_frames|syn_dropped|syn_cookies_sent|syn_cookies_ok|no_socket|bad_checksum|retransmits|rto_fired|nic\.(rx|tx)_(frames|dropped))$/ {printf "%s%s %s", sep, $1, $2; sep = ", "}' "$log.echo")
         detail="$detail; server: $(sed -n 's/^ringline echo: stopped; //p' "$log.echo" | tail -1); $c; $offered"
