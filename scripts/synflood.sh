@@ -254,8 +254,11 @@ run_one() {
         local offered c
         offered=$(port_offered)
         stop "$srv_pid" 30
-        [ -z "$FWD_PID" ] || stop "$FWD_PID" 10
-        FWD_PID=""
+        if [ -n "$FWD_PID" ]; then
+            stop "$FWD_PID" 10
+            rm -rf "/var/run/dpdk/${EAL_PREFIX}f"
+            FWD_PID=""
+        fi
         [ "$PORT" = tap ] || ip -n "$NS_M" link del rl0 2>/dev/null || true
         c=$(awk '$1 ~ /^(rx_frames|syn_dropped|syn_cookies_sent|syn_cookies_ok|no_socket|bad_checksum|retransmits|rto_fired|nic\.(rx|tx)_(frames|dropped))$/ {printf "%s%s %s", sep, $1, $2; sep = ", "}' "$log.echo")
         detail="$detail; server: $(sed -n 's/^ringline echo: stopped; //p' "$log.echo" | tail -1); $c; $offered"
