@@ -4,7 +4,7 @@
 # during and after the flood; established connections keep at least 80% of
 # their rate). Needs root, /dev/net/tun, iproute2, libdpdk-dev (the binary is
 # built with --features dpdk unless RINGLINE names one) and hping3
-# (`apt-get install hping3`); PORT=af_packet also ethtool.
+# (`apt-get install hping3`); PORT=af_packet and PORT=memif also ethtool.
 #
 # Topology (scripts/impaired-topology.sh, three namespaces deleted on exit),
 # with Linux bridges in the mid namespace instead of the relay (no impairment;
