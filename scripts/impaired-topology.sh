@@ -34,6 +34,10 @@ mkdir -p "$LOGDIR"
 PIDS=()
 
 cleanup() {
+    # Only the script itself cleans up: a background job signalled between
+    # its fork and its exec runs this trap too, and must not tear down the
+    # namespaces under the run.
+    [ "$BASHPID" = "$$" ] || return 0
     set +e
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
     sleep 0.5
