@@ -89,6 +89,7 @@ const SUMMARY: &[(&str, &[&str])] = &[
             "engine.tlp_probes",
             "engine.rto_fired",
             "engine.rack_timeouts",
+            "engine.dsacks_sent",
             "engine.recovery_undos",
         ],
     ),

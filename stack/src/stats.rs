@@ -82,6 +82,10 @@ pub struct EngineStats {
     /// passed with no ACK since; RFC 8985, 6.3): the scoreboard was judged
     /// again without waiting for the probe timeout.
     pub rack_timeouts: u64,
+    /// Duplicate data segments (all below the acknowledgment we last sent)
+    /// whose ACK carried a D-SACK block (RFC 2883), so the peer can tell a
+    /// needless resend from a loss.
+    pub dsacks_sent: u64,
     /// Segments of a repair the socket rebuilt and the engine did not send:
     /// the peer had them (SACKed) or they were still in flight.
     pub resends_skipped: u64,
@@ -193,6 +197,7 @@ impl EngineStats {
             recovery_undos,
             rto_fired,
             rack_timeouts,
+            dsacks_sent,
             resends_skipped,
             arp_shared,
             idle_sleeps,

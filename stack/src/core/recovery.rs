@@ -534,6 +534,12 @@ impl Recovery {
         }
     }
 
+    /// The acknowledgment number we last sent, if any.
+    #[inline]
+    pub(crate) fn ack_out(&self) -> Option<u32> {
+        self.ack_out
+    }
+
     /// Whether everything the peer sent that the engine saw has been
     /// acknowledged: then the socket holds no out-of-order data past its
     /// receive queue (the free part of its receive buffer is unused).

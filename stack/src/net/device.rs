@@ -26,6 +26,8 @@ pub(crate) struct TxCounters {
     /// Resends of a recovery walk not put on the wire: the peer has them
     /// (SACKed) or they are still in flight.
     pub(crate) skipped: u64,
+    /// ACKs that reported a duplicate segment in a D-SACK block.
+    pub(crate) dsacks: u64,
 }
 
 /// The device smoltcp sees, borrowing the pump's parts for one call.
@@ -45,6 +47,10 @@ pub(crate) struct Port<'a, N: Nic> {
     /// Build segments but send none (recording them in `sent`): a cookie
     /// connection's socket answering the SYN it is built from.
     pub(crate) discard: bool,
+    /// The segment being fed is a duplicate of data already acknowledged
+    /// (these are its edges): the socket's reply, a pure ACK, reports it in
+    /// a D-SACK block (RFC 2883), which smoltcp does not send.
+    pub(crate) dsack: Option<(u32, u32)>,
 }
 
 pub(crate) struct RxTok<'a>(&'a [u8]);
@@ -66,6 +72,10 @@ pub(crate) struct TxTok<'b, N: Nic> {
     discard: bool,
     /// Fill TCP checksums (not offloaded).
     csum: bool,
+    /// Fill IPv4 header checksums (not offloaded).
+    ip_csum: bool,
+    /// See [`Port::dsack`].
+    dsack: Option<(u32, u32)>,
 }
 
 /// IPv4 packet `ip`'s header length and its TCP segment's range, if it
@@ -109,6 +119,61 @@ pub(crate) fn strip_payload(ip: &mut [u8], ip_csum: bool, tcp_csum: bool) -> Opt
         refill_tcp_checksum(ip, ihl, end);
     }
     Some(end)
+}
+
+/// The edges of the data in received segment `ip` if all of it lies below
+/// `ack_out`, the acknowledgment number we last sent: a duplicate (the peer
+/// resent it needlessly, or the network duplicated it).
+pub(crate) fn duplicate_of(ip: &[u8], ack_out: Option<u32>) -> Option<(u32, u32)> {
+    let ack = ack_out?;
+    let (ihl, total) = tcp_range(ip)?;
+    let t = &ip[ihl..total];
+    let doff = usize::from(t[12] >> 4) * 4;
+    let len = t.len().checked_sub(doff).filter(|&l| l > 0)? as u32;
+    if t[13] & 0x07 != 0 {
+        return None; // FIN, SYN, RST
+    }
+    let seq = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
+    let end = seq.wrapping_add(len);
+    (ack.wrapping_sub(end) as i32 >= 0).then_some((seq, end))
+}
+
+/// Puts D-SACK block `dsack` first in pure ACK `ip` (its `len` bytes at the
+/// start of a buffer with room for 40 more): the options are rebuilt and the
+/// header grows. Returns the packet's new length (`len` if it is not a pure
+/// ACK or the options leave no room). Checksums are refilled where not
+/// offloaded (an offloading port computes them from the final frame).
+pub(crate) fn add_dsack(
+    ip: &mut [u8],
+    len: usize,
+    dsack: (u32, u32),
+    ip_csum: bool,
+    tcp_csum: bool,
+) -> usize {
+    let Some((ihl, total)) = tcp_range(&ip[..len]) else {
+        return len;
+    };
+    let t = &ip[ihl..total];
+    let doff = usize::from(t[12] >> 4) * 4;
+    // A pure ACK: the ACK flag alone (PSH aside), no payload.
+    if doff < 20 || t.len() != doff || t[13] & !0x08 != 0x10 {
+        return len;
+    }
+    let mut opts = [0u8; tcpopt::MAX_LEN];
+    let Some(n) = tcpopt::with_dsack(&t[20..doff], dsack, &mut opts) else {
+        return len;
+    };
+    let end = ihl + 20 + n;
+    ip[ihl + 20..end].copy_from_slice(&opts[..n]);
+    ip[ihl + 12] = (((20 + n) / 4) << 4) as u8;
+    ip[2..4].copy_from_slice(&(end as u16).to_be_bytes());
+    if ip_csum {
+        smoltcp::wire::Ipv4Packet::new_unchecked(&mut ip[..end]).fill_checksum();
+    }
+    if tcp_csum {
+        refill_tcp_checksum(ip, ihl, end);
+    }
+    end
 }
 
 /// Our sequence number in segment `ip` minus `off` (socket to wire, for a
@@ -211,6 +276,25 @@ pub(crate) fn send_ip<N: Nic>(
 impl<N: Nic> TxToken for TxTok<'_, N> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let (sent, off, csum) = (self.sent, self.seq_off, self.csum);
+        if let (Some(d), false) = (self.dsack, self.discard) {
+            // The reply to a duplicate: built aside, a D-SACK added.
+            let v = f(&mut self.scratch[..len]);
+            let grown = add_dsack(self.scratch, len, d, self.ip_csum, csum);
+            self.tx.dsacks += u64::from(grown != len);
+            let len = grown;
+            if off != 0 {
+                shift_seq(&mut self.scratch[..len], off, csum);
+            }
+            note_sent(&self.scratch[..len], sent);
+            send_ip(
+                self.nic,
+                self.src_mac,
+                self.dst_mac,
+                &self.scratch[..len],
+                self.tx,
+            );
+            return v;
+        }
         if self.discard {
             let v = f(&mut self.scratch[..len]);
             note_sent(&self.scratch[..len], sent);
@@ -294,6 +378,8 @@ impl<N: Nic> Device for Port<'_, N> {
                 seq_off: self.seq_off,
                 discard: self.discard,
                 csum: self.caps.checksum.tcp.tx(),
+                ip_csum: self.caps.checksum.ipv4.tx(),
+                dsack: self.dsack.take(),
             },
         ))
     }
@@ -315,6 +401,8 @@ impl<N: Nic> Device for Port<'_, N> {
             seq_off: self.seq_off,
             discard: self.discard,
             csum: self.caps.checksum.tcp.tx(),
+            ip_csum: self.caps.checksum.ipv4.tx(),
+            dsack: None,
         })
     }
 

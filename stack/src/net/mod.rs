@@ -68,6 +68,7 @@ macro_rules! port {
             sent: $sent,
             seq_off: $off,
             discard: false,
+            dsack: None,
         }
     };
 }
@@ -211,6 +212,7 @@ impl<N: Nic> Pump<N> {
                         fit_window(ip, &mut c.rec);
                         let ip: &[u8] = ip;
                         let dups = repair.and_then(|r| dup_acks_for(core.host.ip, c, r));
+                        let dsack = device::duplicate_of(ip, c.rec.ack_out());
                         let mut port = port!(
                             nic,
                             caps,
@@ -222,6 +224,7 @@ impl<N: Nic> Pump<N> {
                             &mut sent,
                             off
                         );
+                        port.dsack = dsack;
                         core.iface.poll_ingress_single(now, &mut port, &mut c.set);
                         if let Some(pkt) = &dups {
                             feed_dup_acks(&mut core.iface, &mut port, &mut c.set, now, pkt);
