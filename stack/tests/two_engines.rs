@@ -1282,3 +1282,31 @@ fn a_duplicate_segment_is_answered_with_a_dsack() {
     transfer_intact(&mut p, 1 << 20);
     assert_eq!(p.s.driver().stats().dsacks_sent, 0);
 }
+
+/// Through a wire that loses 2% of frames each way, the sender resends
+/// about what was lost, not whole windows: the loss is judged by the
+/// engine's scoreboard, and the peer's own duplicate ACKs never start
+/// smoltcp's go-back-N retransmission (which resends everything from
+/// `snd.una`, unfiltered).
+#[test]
+fn a_lossy_wire_costs_resends_near_its_losses() {
+    let o = PairOpts {
+        faults: FaultConfig {
+            seed: 11,
+            loss: 0.02,
+            ..FaultConfig::default()
+        },
+        ..PairOpts::default()
+    };
+    let mut p = Pair::with(o);
+    transfer_intact(&mut p, 4 << 20);
+    // The client's data lost on the way to the server.
+    let lost = p.s.driver().nic().stats().dropped;
+    let resent = p.c.driver().stats().retransmits;
+    eprintln!("{resent} resends for {lost} frames lost towards the receiver");
+    assert!(lost > 0);
+    assert!(
+        resent <= 3 * lost + 16,
+        "{resent} resends for {lost} losses"
+    );
+}
