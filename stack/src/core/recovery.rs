@@ -1212,10 +1212,7 @@ mod tests {
 
     #[test]
     fn three_segments_sacked_above_a_hole_start_one_reduction_and_a_walk_to_it() {
-        let mut r = Recovery::default();
-        r.reset(Congestion::Westwood);
-        let mut st = EngineStats::default();
-        r.on_sent(&sent(1000, 10, 100), 0, &mut st);
+        let (mut r, mut st) = first_flight(Congestion::Westwood);
         assert_eq!(r.on_heard(&ack(1100, &[]), 10), None);
         let before = r.cwnd();
         // 1100..1200 lost; 1200.. arrive.
@@ -1244,14 +1241,21 @@ mod tests {
         assert!(r.cwnd() >= cut, "no second reduction");
     }
 
+    /// A fresh connection with `cc` that sent ten 100-byte segments from
+    /// 1000 at time 0.
+    fn first_flight(cc: Congestion) -> (Recovery, EngineStats) {
+        let mut r = Recovery::default();
+        r.reset(cc);
+        let mut st = EngineStats::default();
+        r.on_sent(&sent(1000, 10, 100), 0, &mut st);
+        (r, st)
+    }
+
     /// A path with an RTT of 4 ms (µs clock) that a D-SACK at 5 ms showed
     /// to reorder; 2000..3000 sent at 4 ms, nothing of it acknowledged.
     fn reordering_path() -> (Recovery, EngineStats) {
-        let mut r = Recovery::default();
-        r.reset(Congestion::Rate);
-        let mut st = EngineStats::default();
-        // First flight, acknowledged whole.
-        r.on_sent(&sent(1000, 10, 100), 0, &mut st);
+        let (mut r, mut st) = first_flight(Congestion::Rate);
+        // Acknowledged whole.
         assert_eq!(r.on_heard(&ack(2000, &[]), 4_000), None);
         assert!(!r.reo_seen);
         // A D-SACK (a block below the cumulative ACK): the path reorders.
@@ -1309,10 +1313,7 @@ mod tests {
     /// has three segments SACKed above it: one reduction, and the walk
     /// resends 1100. Returns the recovery and its window before the cut.
     fn one_hole_resent() -> (Recovery, u32) {
-        let mut r = Recovery::default();
-        r.reset(Congestion::Westwood);
-        let mut st = EngineStats::default();
-        r.on_sent(&sent(1000, 10, 100), 0, &mut st);
+        let (mut r, _) = first_flight(Congestion::Westwood);
         assert_eq!(r.on_heard(&ack(1100, &[]), 10), None);
         let before = r.cwnd();
         let rep = r.on_heard(&ack(1100, &[(1200, 1500)]), 13);
@@ -1371,10 +1372,7 @@ mod tests {
 
     #[test]
     fn a_hole_that_fills_by_itself_marks_the_path_as_reordering() {
-        let mut r = Recovery::default();
-        r.reset(Congestion::Rate);
-        let mut st = EngineStats::default();
-        r.on_sent(&sent(1000, 10, 100), 0, &mut st);
+        let (mut r, mut st) = first_flight(Congestion::Rate);
         assert_eq!(r.on_heard(&ack(1000, &[(1100, 1200)]), 1_000), None);
         assert_eq!(r.on_heard(&ack(1300, &[]), 1_100), None);
         assert!(r.reo_seen);
