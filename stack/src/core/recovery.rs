@@ -1212,7 +1212,7 @@ mod tests {
 
     #[test]
     fn three_segments_sacked_above_a_hole_start_one_reduction_and_a_walk_to_it() {
-        let (mut r, mut st) = first_flight(Congestion::Westwood);
+        let (mut r, _) = first_flight(Congestion::Westwood);
         assert_eq!(r.on_heard(&ack(1100, &[]), 10), None);
         let before = r.cwnd();
         // 1100..1200 lost; 1200.. arrive.
