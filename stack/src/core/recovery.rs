@@ -1372,7 +1372,7 @@ mod tests {
 
     #[test]
     fn a_hole_that_fills_by_itself_marks_the_path_as_reordering() {
-        let (mut r, mut st) = first_flight(Congestion::Rate);
+        let (mut r, _) = first_flight(Congestion::Rate);
         assert_eq!(r.on_heard(&ack(1000, &[(1100, 1200)]), 1_000), None);
         assert_eq!(r.on_heard(&ack(1300, &[]), 1_100), None);
         assert!(r.reo_seen);
