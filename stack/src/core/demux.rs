@@ -27,6 +27,9 @@ pub(crate) enum Ingress<'a> {
         ip: &'a [u8],
         src_mac: MacAddr,
         repair: Option<Repair>,
+        /// The segment's data is all below the acknowledgment we last
+        /// sent (its edges): a duplicate, for the reply's D-SACK.
+        dsack: Option<(u32, u32)>,
     },
     /// A segment for no socket: let smoltcp answer it (RST) with no socket.
     NoSocket { ip: &'a [u8], src_mac: MacAddr },
@@ -215,7 +218,7 @@ impl Core {
                 // The peer's window scale and MSS (a SYN-ACK, or a SYN again).
                 c.rec.on_syn(tcp.options());
             }
-            let repair = if c.established {
+            let (repair, dsack) = if c.established {
                 let mut h = Heard {
                     seq: tcp.seq_number().0 as u32,
                     len: (tcp.payload().len() + usize::from(tcp.fin())) as u32,
@@ -235,15 +238,22 @@ impl Core {
                     self.stats.fast_retransmits += 1;
                 }
                 self.stats.recovery_undos += u64::from(c.rec.undos.wrapping_sub(undos));
-                r
+                let data = tcp.payload().len() as u32;
+                let dsack = if h.control || tcp.fin() || data == 0 {
+                    None
+                } else {
+                    c.rec.duplicate(h.seq, data)
+                };
+                (r, dsack)
             } else {
-                None
+                (None, None)
             };
             return Ingress::Conn {
                 cid,
                 ip,
                 src_mac,
                 repair,
+                dsack,
             };
         }
         if syn && !ack && !rst {
@@ -269,6 +279,7 @@ impl Core {
                         ip,
                         src_mac,
                         repair: None,
+                        dsack: None,
                     };
                 }
                 // The SYN queue (or the connection table) is full.

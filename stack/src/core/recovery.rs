@@ -534,10 +534,15 @@ impl Recovery {
         }
     }
 
-    /// The acknowledgment number we last sent, if any.
+    /// The edges of received data `[seq, seq + len)` if all of it lies
+    /// below the acknowledgment number we last sent: a duplicate (the peer
+    /// resent it needlessly, or the network duplicated it).
     #[inline]
-    pub(crate) fn ack_out(&self) -> Option<u32> {
+    pub(crate) fn duplicate(&self, seq: u32, len: u32) -> Option<(u32, u32)> {
+        let end = seq.wrapping_add(len);
         self.ack_out
+            .filter(|&ack| !after(end, ack))
+            .map(|_| (seq, end))
     }
 
     /// Whether everything the peer sent that the engine saw has been

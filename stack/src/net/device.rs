@@ -121,23 +121,6 @@ pub(crate) fn strip_payload(ip: &mut [u8], ip_csum: bool, tcp_csum: bool) -> Opt
     Some(end)
 }
 
-/// The edges of the data in received segment `ip` if all of it lies below
-/// `ack_out`, the acknowledgment number we last sent: a duplicate (the peer
-/// resent it needlessly, or the network duplicated it).
-pub(crate) fn duplicate_of(ip: &[u8], ack_out: Option<u32>) -> Option<(u32, u32)> {
-    let ack = ack_out?;
-    let (ihl, total) = tcp_range(ip)?;
-    let t = &ip[ihl..total];
-    let doff = usize::from(t[12] >> 4) * 4;
-    let len = t.len().checked_sub(doff).filter(|&l| l > 0)? as u32;
-    if t[13] & 0x07 != 0 {
-        return None; // FIN, SYN, RST
-    }
-    let seq = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
-    let end = seq.wrapping_add(len);
-    (ack.wrapping_sub(end) as i32 >= 0).then_some((seq, end))
-}
-
 /// Puts D-SACK block `dsack` first in pure ACK `ip` (its `len` bytes at the
 /// start of a buffer with room for 40 more): the options are rebuilt and the
 /// header grows. Returns the packet's new length (`len` if it is not a pure
@@ -276,34 +259,22 @@ pub(crate) fn send_ip<N: Nic>(
 impl<N: Nic> TxToken for TxTok<'_, N> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let (sent, off, csum) = (self.sent, self.seq_off, self.csum);
-        if let (Some(d), false) = (self.dsack, self.discard) {
-            // The reply to a duplicate: built aside, a D-SACK added.
-            let v = f(&mut self.scratch[..len]);
-            let grown = add_dsack(self.scratch, len, d, self.ip_csum, csum);
-            self.tx.dsacks += u64::from(grown != len);
-            let len = grown;
-            if off != 0 {
-                shift_seq(&mut self.scratch[..len], off, csum);
-            }
-            note_sent(&self.scratch[..len], sent);
-            send_ip(
-                self.nic,
-                self.src_mac,
-                self.dst_mac,
-                &self.scratch[..len],
-                self.tx,
-            );
-            return v;
-        }
         if self.discard {
             let v = f(&mut self.scratch[..len]);
             note_sent(&self.scratch[..len], sent);
             return v;
         }
-        if sent.filter.is_some() {
-            // Recovery: the segment is built aside and goes out only if the
-            // filter keeps it (a copy, only while repairing).
+        if sent.filter.is_some() || self.dsack.is_some() {
+            // Built aside (a copy, only while repairing or answering a
+            // duplicate): during recovery it goes out only if the filter
+            // keeps it; the reply to a duplicate gets its D-SACK.
             let v = f(&mut self.scratch[..len]);
+            let mut len = len;
+            if let Some(d) = self.dsack {
+                let grown = add_dsack(self.scratch, len, d, self.ip_csum, csum);
+                self.tx.dsacks += u64::from(grown != len);
+                len = grown;
+            }
             if off != 0 {
                 shift_seq(&mut self.scratch[..len], off, csum);
             }

@@ -184,6 +184,7 @@ impl<N: Nic> Pump<N> {
                         ip,
                         src_mac,
                         repair,
+                        dsack,
                     } => {
                         let at = ip.as_ptr() as usize - frame.as_ref().as_ptr() as usize;
                         let len = ip.len();
@@ -212,7 +213,6 @@ impl<N: Nic> Pump<N> {
                         fit_window(ip, &mut c.rec);
                         let ip: &[u8] = ip;
                         let dups = repair.and_then(|r| dup_acks_for(core.host.ip, c, r));
-                        let dsack = device::duplicate_of(ip, c.rec.ack_out());
                         let mut port = port!(
                             nic,
                             caps,
