@@ -47,6 +47,13 @@ LOGDIR=${LOGDIR:-}
 # net.ipv4.tcp_allowed_congestion_control.
 SERVER_CC=${SERVER_CC:-}
 RINGLINE=${RINGLINE:-}
+# More relay arguments, e.g. RELAY_EXTRA="--impair-ba loss=0" to impair only
+# the server's direction (the scenario's spec stays the base of both).
+RELAY_EXTRA=${RELAY_EXTRA:-}
+# CAPTURE=1: tcpdump (headers only) on both relay interfaces, into
+# <log>.a.pcap (the server's side) and <log>.b.pcap (the client's), for
+# scripts/resends.py.
+CAPTURE=${CAPTURE:-}
 
 SCRIPT=impaired.sh
 # Checks, the binary, cleanup on exit, helpers and topology_up.
@@ -106,8 +113,22 @@ run_one() {
     else
         a=m3 b=m2 server=10.88.2.2:7
     fi
+    local caps=()
+    if [ -n "$CAPTURE" ]; then
+        local side
+        for side in a b; do
+            local ifc=$a
+            [ $side = b ] && ifc=$b
+            ip netns exec "$NS_M" tcpdump -q -n -s 96 -B 16384 -i "$ifc" -w "$log.$side.pcap" tcp \
+                >"$log.$side.tcpdump" 2>&1 &
+            caps+=($!)
+            PIDS+=($!)
+        done
+        sleep 1
+    fi
+    # shellcheck disable=SC2086 # RELAY_EXTRA is a list of arguments
     ip netns exec "$NS_M" "$RINGLINE" relay --a "$a" --b "$b" --impair "$spec" --seed "$SEED" \
-        --duration $((RUN_TIMEOUT + 30)) --json >"$log.relay" 2>&1 &
+        --duration $((RUN_TIMEOUT + 30)) --json $RELAY_EXTRA >"$log.relay" 2>&1 &
     relay_pid=$!
     PIDS+=("$relay_pid")
     wait_for "$log.relay" "relay: ready" 10
@@ -117,6 +138,8 @@ run_one() {
         >"$log.bulk" 2>&1 || true
     local took=$((SECONDS - t0))
     stop "$relay_pid" 10
+    local cap
+    for cap in "${caps[@]}"; do stop "$cap" 10; done
     local detail=""
     if [ -n "$echo_pid" ]; then
         stop "$echo_pid" 30

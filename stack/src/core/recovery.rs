@@ -25,6 +25,11 @@
 //!   out, the egress [`Filter`] drops the segments of that walk the peer
 //!   has (SACKed) or that are still in flight (not deemed lost), so only
 //!   the holes go on the wire: several holes repaired in one round trip.
+//!   The filter stays on while the socket's send pointer is behind
+//!   `snd.nxt` (a walk the window cut short goes on after its episode) and
+//!   whenever the scoreboard holds blocks (the socket's own go-back-N on
+//!   the peer's duplicate ACKs), so no resend the peer SACKed, or that is
+//!   still in flight and not judged lost, goes out outside an episode either.
 //!   Used when SACK marks data lost (RFC 6675's DupThresh: three segments'
 //!   worth SACKed above it, or everything above it in a small flight; on a
 //!   path seen to reorder, RACK's reordering window, checked on each ACK and
@@ -500,7 +505,11 @@ impl Recovery {
     /// filter when an episode is open.
     #[inline]
     pub(crate) fn begin(&mut self, now_us: u64) -> Sent {
-        let filter = self.in_recovery.then(|| Filter {
+        // Also while the socket's send pointer is behind `snd.nxt` after an
+        // episode ended: the rest of its walk back would otherwise go out
+        // whole (segments the peer SACKed, or that are still in flight).
+        let walking = self.active && after(self.nxt, self.ptr);
+        let filter = (self.in_recovery || walking || self.nsb > 0).then(|| Filter {
             una: self.una,
             nxt: self.nxt,
             lost_below: self.lost_below(now_us),
@@ -584,6 +593,7 @@ impl Recovery {
             self.nxt = s.lo;
             self.tx_base = s.lo;
             self.ptr = s.lo;
+            self.rxt_high = s.lo;
         }
         self.mss = self.mss.max(s.max_len);
         if s.filter.is_none() && after(s.hi, self.ptr) {
@@ -640,9 +650,14 @@ impl Recovery {
             let may_grow = true;
             let acked = ack.wrapping_sub(self.una);
             let flight = self.nxt.wrapping_sub(self.una);
-            if !self.in_recovery && self.nsb > 0 && self.repaired != Some(self.una) {
+            if !self.in_recovery
+                && self.nsb > 0
+                && self.repaired != Some(self.una)
+                && !after(self.rxt_high, self.una)
+            {
                 // The hole at `una` filled with SACKed data above it, and
-                // nothing was resent: it was late, not lost.
+                // nothing was resent (no probe, no resend of the last
+                // round at `una`): it was late, not lost.
                 self.reo_seen = true;
             }
             self.una = ack;
@@ -843,8 +858,12 @@ impl Recovery {
         }
         self.in_recovery = true;
         self.recover = self.nxt;
-        self.rxt_high = self.una;
-        self.round_us = now_us;
+        if !after(self.rxt_high, self.una) {
+            // A new round; one still running (resends made since the last
+            // episode ended, while the socket finished its walk) goes on.
+            self.rxt_high = self.una;
+            self.round_us = now_us;
+        }
     }
 
     /// Grows the congestion window for `acked` new bytes acknowledged out
@@ -1158,6 +1177,9 @@ impl Recovery {
             self.ssthresh = self.loss_threshold(flight);
         }
         self.enter_recovery(now_us);
+        // Everything from `una` again, whatever round was running.
+        self.rxt_high = self.una;
+        self.round_us = now_us;
         self.rto_lost = true;
         self.cwnd = self.smss();
         self.ca_acc = 0;
@@ -1432,6 +1454,42 @@ mod tests {
         let rto_at = r2.timer_deadline().expect("data outstanding");
         assert_eq!(r2.timeout(rto_at, &mut st), Some(Repair::Rto));
         assert_eq!(r2.cwnd(), 1000);
+    }
+
+    /// A walk the window cut short goes on after the episode ends (the
+    /// socket's send pointer is still behind `snd.nxt`); the rest of it is
+    /// filtered like the start: nothing the peer SACKed or that is still in
+    /// flight goes out again. Without it, the whole tail was resent.
+    #[test]
+    fn the_rest_of_a_walk_after_its_episode_ends_resends_nothing_in_flight() {
+        let mut r = Recovery::default();
+        let mut st = EngineStats::default();
+        r.on_sent(&sent(1000, 20, 100), 0, &mut st);
+        assert_eq!(
+            r.on_heard(&ack(1000, &[(1100, 1500)]), 10_000),
+            Some(Repair::Walk)
+        );
+        // The window lets two segments of the walk out: the hole, and one
+        // SACKed segment the filter drops.
+        assert_eq!(walk(&mut r, 1000, 2, 100), vec![1000]);
+        // New data, then an ACK past the episode's end with one block.
+        let new = {
+            let mut s = r.begin(11_000);
+            for i in 0..10 {
+                assert!(s.record(3000 + i * 100, 100, 100));
+            }
+            s
+        };
+        r.on_sent(&new, 11_000, &mut st);
+        assert_eq!(r.on_heard(&ack(3000, &[(3100, 3200)]), 20_000), None);
+        assert!(!r.in_recovery());
+        // The socket's walk goes on from 3000 (it thinks 3000..4000 unsent).
+        let mut s = r.begin(20_000);
+        for i in 0..10 {
+            assert!(!s.record(3000 + i * 100, 100, 100), "{}", 3000 + i * 100);
+        }
+        r.on_sent(&s, 20_000, &mut st);
+        assert_eq!(st.retransmits, 0);
     }
 
     #[test]
