@@ -680,6 +680,7 @@ impl Conns {
             self.reclaim_at = i + 1;
             let c = self.slab.at_mut(i);
             if c.phase == Phase::Free {
+                c.rec.shed_board(true);
                 continue;
             }
             let (rx_end, tx_end) = c.rec.marks();
@@ -688,6 +689,9 @@ impl Conns {
             let far = |now: u32, then: u32| now.wrapping_sub(then) > KEEP as u32;
             let (rx_far, tx_far) = (far(rx_end, rx0), far(tx_end, tx0));
             let idle = c.rec.silent_for(now_us) >= RECLAIM_IDLE_US;
+            if idle {
+                c.rec.shed_board(false);
+            }
             if (rx_far || tx_far) && (idle || pressed) {
                 let before = trimmed;
                 if rx_far && c.rec.rx_settled() && c.sock_ref().recv_queue() == 0 {

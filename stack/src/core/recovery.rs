@@ -66,9 +66,17 @@ const MAX_BACKOFF: u8 = 6;
 const IW_SEGS: u32 = 10;
 /// Congestion window cap (bytes): the socket's own buffers bound it anyway.
 const CWND_MAX: u32 = 1 << 30;
-/// SACK blocks the scoreboard keeps (the peer sends at most four per ACK;
-/// past this the highest are forgotten, which only delays marking).
-const SB_BLOCKS: usize = 6;
+/// SACK blocks the scoreboard keeps in the connection itself.
+const SB_BLOCKS: usize = 5;
+/// SACK blocks it keeps once a flight has more holes than that (in a board
+/// of its own, taken when the first one overflows; past this the highest
+/// are forgotten). A receiver repeats only its latest three or four blocks,
+/// so a block the sender forgets is never heard of again: its data looks
+/// unSACKed and is resent once a later block marks it lost.
+const SB_EXT: usize = 64;
+/// SACK blocks one egress call's filter carries (the walk's lost range is
+/// cut before the first block past these; the next walk goes on from there).
+const FILTER_BLOCKS: usize = 8;
 /// Segment size assumed until the peer's SYN or our first segment says.
 const MSS_DEFAULT: u32 = 1460;
 
@@ -133,7 +141,7 @@ pub(crate) struct Filter {
     ptr: u32,
     /// The segment at `una` goes out even if not deemed lost (a probe).
     force_una: bool,
-    sb: [(u32, u32); SB_BLOCKS],
+    sb: [(u32, u32); FILTER_BLOCKS],
     nsb: u8,
 }
 
@@ -248,7 +256,7 @@ pub(crate) enum Repair {
 }
 
 /// A connection's send-side view. See the module docs.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Recovery {
     /// Offset (µs) added to the engine's time for this connection's
     /// socket. Only grows.
@@ -306,12 +314,18 @@ pub(crate) struct Recovery {
     rto_lost: bool,
     /// The `una` a probe was last made for (once per `una`).
     repaired: Option<u32>,
-    /// The SACK scoreboard: blocks above `una`, sorted, disjoint.
+    /// The SACK scoreboard: blocks above `una`, sorted, disjoint, here
+    /// while they fit, in `ext` (all of them) while `on_ext`.
     sb: [(u32, u32); SB_BLOCKS],
     /// When each block was first SACKed (engine µs, low 32 bits; a merged
     /// block keeps the earliest): the hole below it has been a hole since.
     sb_t: [u32; SB_BLOCKS],
     nsb: u8,
+    on_ext: bool,
+    /// The larger board, taken the first time this slot's blocks overflow
+    /// and kept for the slot (one allocation per slot, not per episode;
+    /// [`Recovery::shed_board`] gives it back when the connection is idle).
+    ext: Option<Box<ExtBoard>>,
     /// Reordering seen on this path (a D-SACK, or a hole that filled
     /// without a retransmission): loss is then judged by time, RACK's
     /// reordering window, instead of by three segments SACKed above.
@@ -369,6 +383,13 @@ pub(crate) struct Recovery {
     resent: u32,
 }
 
+/// The scoreboard of a flight with many holes (see [`SB_EXT`]).
+#[derive(Clone, Debug)]
+struct ExtBoard {
+    sb: [(u32, u32); SB_EXT],
+    sb_t: [u32; SB_EXT],
+}
+
 /// A connection's send-side numbers for an operator (`ringline stat
 /// --conns`, like `ss -ti`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -391,10 +412,65 @@ impl Recovery {
     /// Forgets everything (a new connection in the slot). The clock offset
     /// goes back to zero too: the new socket has no timers yet.
     pub(crate) fn reset(&mut self, cc: Congestion) {
+        let ext = self.ext.take();
         *self = Recovery {
             cc,
+            ext,
             ..Recovery::default()
         };
+    }
+
+    /// Gives back the larger scoreboard if it holds nothing, or whatever it
+    /// holds if `free` (the slot's connection is gone). The buffer
+    /// reclaimer asks, for idle connections and free slots.
+    pub(crate) fn shed_board(&mut self, free: bool) {
+        if self.ext.is_some() && (free || self.nsb == 0) {
+            if self.on_ext {
+                self.nsb = 0;
+                self.sacked = 0;
+            }
+            self.on_ext = false;
+            self.ext = None;
+        }
+    }
+
+    /// The scoreboard's blocks and their times.
+    #[inline]
+    fn board(&self) -> (&[(u32, u32)], &[u32]) {
+        let n = self.nsb as usize;
+        match &self.ext {
+            Some(e) if self.on_ext => (&e.sb[..n], &e.sb_t[..n]),
+            _ => (&self.sb[..n], &self.sb_t[..n]),
+        }
+    }
+
+    /// The scoreboard's whole arrays (not only the blocks in use), writable.
+    #[inline]
+    fn board_mut(&mut self) -> (&mut [(u32, u32)], &mut [u32]) {
+        match &mut self.ext {
+            Some(e) if self.on_ext => (&mut e.sb[..], &mut e.sb_t[..]),
+            _ => (&mut self.sb[..], &mut self.sb_t[..]),
+        }
+    }
+
+    /// Moves the blocks to the larger board (taking it if the slot has
+    /// none yet). False if they are there already.
+    #[cold]
+    fn grow_board(&mut self) -> bool {
+        if self.on_ext {
+            return false;
+        }
+        let e = self.ext.get_or_insert_with(|| {
+            Box::new(ExtBoard {
+                sb: [(0, 0); SB_EXT],
+                sb_t: [0; SB_EXT],
+            })
+        });
+        let n = self.nsb as usize;
+        e.sb[..n].copy_from_slice(&self.sb[..n]);
+        e.sb_t[..n].copy_from_slice(&self.sb_t[..n]);
+        self.on_ext = true;
+        true
     }
 
     /// The socket's time for engine time `now_us`.
@@ -509,20 +585,47 @@ impl Recovery {
         // episode ended: the rest of its walk back would otherwise go out
         // whole (segments the peer SACKed, or that are still in flight).
         let walking = self.active && after(self.nxt, self.ptr);
-        let filter = (self.in_recovery || walking || self.nsb > 0).then(|| Filter {
-            una: self.una,
-            nxt: self.nxt,
-            lost_below: self.lost_below(now_us),
-            rxt_high: seq_max(self.rxt_high, self.una),
-            ptr: self.ptr,
-            force_una: std::mem::take(&mut self.force_una),
-            sb: self.sb,
-            nsb: self.nsb,
-        });
+        let filter = (self.in_recovery || walking || self.nsb > 0).then(|| self.filter(now_us));
         Sent {
             base: self.active.then_some(self.nxt),
             filter,
             ..Sent::default()
+        }
+    }
+
+    /// The egress filter: the blocks that can matter to a resend this call
+    /// (those reaching above the round's resends and starting below what is
+    /// lost), at most [`FILTER_BLOCKS`]; the lost range ends before the
+    /// first block past those.
+    #[cold]
+    fn filter(&mut self, now_us: u64) -> Filter {
+        let rxt_high = seq_max(self.rxt_high, self.una);
+        let mut lost_below = self.lost_below(now_us);
+        let mut sb = [(0u32, 0u32); FILTER_BLOCKS];
+        let mut n = 0;
+        for &(l, r) in self.board().0 {
+            if !after(r, rxt_high) {
+                continue;
+            }
+            if !after(lost_below, l) {
+                break;
+            }
+            if n == FILTER_BLOCKS {
+                lost_below = l;
+                break;
+            }
+            sb[n] = (l, r);
+            n += 1;
+        }
+        Filter {
+            una: self.una,
+            nxt: self.nxt,
+            lost_below,
+            rxt_high,
+            ptr: self.ptr,
+            force_una: std::mem::take(&mut self.force_una),
+            sb,
+            nsb: n as u8,
         }
     }
 
@@ -897,26 +1000,35 @@ impl Recovery {
 
     /// Drops scoreboard blocks (and parts) at or below `una`.
     fn trim_scoreboard(&mut self) {
+        if self.nsb == 0 {
+            return;
+        }
         let una = self.una;
+        let count = self.nsb as usize;
+        let (sb, sb_t) = self.board_mut();
         let mut n = 0;
         let mut sacked = 0u32;
-        for i in 0..self.nsb as usize {
-            let (l, r) = self.sb[i];
+        for i in 0..count {
+            let (l, r) = sb[i];
             if !after(r, una) {
                 continue;
             }
             let l = seq_max(l, una);
-            self.sb[n] = (l, r);
-            self.sb_t[n] = self.sb_t[i];
-            sacked += r.wrapping_sub(l);
+            sb[n] = (l, r);
+            sb_t[n] = sb_t[i];
+            sacked = sacked.wrapping_add(r.wrapping_sub(l));
             n += 1;
         }
         self.nsb = n as u8;
         self.sacked = sacked;
+        if n == 0 {
+            // Back to the inline board (the larger one stays for the slot).
+            self.on_ext = false;
+        }
     }
 
     /// Merges SACK block `[l, r)` into the scoreboard (parts outside
-    /// `(una, nxt]` ignored: D-SACKs and nonsense).
+    /// `(una, nxt]` ignored: D-SACKs and nonsense), in place.
     fn add_sack(&mut self, l: u32, r: u32, now_us: u64) {
         if !after(r, l) || !after(r, self.una) || after(r, self.nxt) {
             return;
@@ -925,55 +1037,58 @@ impl Recovery {
         let mut l = seq_max(l, self.una);
         let mut r = r;
         let mut t = now;
-        // Absorb every block touching [l, r), keep the rest in order.
-        let mut out = [(0u32, 0u32); SB_BLOCKS + 1];
-        let mut out_t = [0u32; SB_BLOCKS + 1];
-        let mut n = 0;
-        let mut placed = false;
-        for (&(bl, br), &bt) in self.sb[..self.nsb as usize].iter().zip(&self.sb_t) {
-            if after(bl, r) {
-                if !placed {
-                    (out[n], out_t[n]) = ((l, r), t);
-                    n += 1;
-                    placed = true;
-                }
-                (out[n], out_t[n]) = ((bl, br), bt);
-                n += 1;
-            } else if after(l, br) {
-                (out[n], out_t[n]) = ((bl, br), bt);
-                n += 1;
-            } else {
-                if after(l, bl) {
-                    l = bl;
-                }
-                if after(br, r) {
-                    r = br;
-                }
-                // The merged block is as old as its oldest part.
-                if now.wrapping_sub(bt) > now.wrapping_sub(t) {
-                    t = bt;
-                }
+        let mut n = self.nsb as usize;
+        // Blocks i..j touch [l, r) and merge with it; the rest stay.
+        let (i, j) = {
+            let sb = self.board().0;
+            let i = sb.iter().position(|&(_, br)| !after(l, br)).unwrap_or(n);
+            let j = i + sb[i..]
+                .iter()
+                .position(|&(bl, _)| after(bl, r))
+                .unwrap_or(n - i);
+            (i, j)
+        };
+        if i == j && n == self.board_mut().0.len() && !self.grow_board() {
+            // Full: the highest block is forgotten.
+            if i == n {
+                return;
+            }
+            n -= 1;
+        }
+        let (sb, sb_t) = self.board_mut();
+        for k in i..j {
+            let (bl, br) = sb[k];
+            if after(l, bl) {
+                l = bl;
+            }
+            if after(br, r) {
+                r = br;
+            }
+            // The merged block is as old as its oldest part.
+            if now.wrapping_sub(sb_t[k]) > now.wrapping_sub(t) {
+                t = sb_t[k];
             }
         }
-        if !placed {
-            (out[n], out_t[n]) = ((l, r), t);
-            n += 1;
+        if j != i + 1 {
+            // Shift the blocks above into place (one slot up or down).
+            sb.copy_within(j..n, i + 1);
+            sb_t.copy_within(j..n, i + 1);
         }
-        // Full: the highest block is forgotten (it only delays marking).
-        let n = n.min(SB_BLOCKS);
-        self.sb[..n].copy_from_slice(&out[..n]);
-        self.sb_t[..n].copy_from_slice(&out_t[..n]);
-        self.nsb = n as u8;
-        self.sacked = self.sb[..n]
+        sb[i] = (l, r);
+        sb_t[i] = t;
+        let n = n + 1 + i - j;
+        let sacked = sb[..n]
             .iter()
             .fold(0u32, |a, &(l, r)| a.wrapping_add(r.wrapping_sub(l)));
+        self.nsb = n as u8;
+        self.sacked = sacked;
     }
 
     /// The first sequence number at or after `from` the scoreboard does not
     /// cover.
     fn first_unsacked(&self, from: u32) -> u32 {
         let mut x = from;
-        for &(l, r) in &self.sb[..self.nsb as usize] {
+        for &(l, r) in self.board().0 {
             if !after(l, x) && after(r, x) {
                 x = r;
             }
@@ -1032,9 +1147,10 @@ impl Recovery {
         if self.reo_seen {
             let now = now_us as u32;
             let wnd = self.reo_wnd().min(u64::from(u32::MAX >> 1)) as u32;
-            return self.sb[..self.nsb as usize]
+            let (sb, sb_t) = self.board();
+            return sb
                 .iter()
-                .zip(&self.sb_t)
+                .zip(sb_t)
                 .rev()
                 .find(|&(_, &t)| now.wrapping_sub(t) >= wnd)
                 .map_or(self.una, |(&(l, _), _)| l);
@@ -1043,7 +1159,7 @@ impl Recovery {
         let flight = self.nxt.wrapping_sub(self.una);
         let thresh = (3 * mss).min(flight.saturating_sub(mss)).max(1);
         let mut above = 0u32;
-        for &(l, r) in self.sb[..self.nsb as usize].iter().rev() {
+        for &(l, r) in self.board().0.iter().rev() {
             let len = r.wrapping_sub(l);
             if above + len >= thresh {
                 // Data below the point in this block where `thresh` is met.
@@ -1096,7 +1212,8 @@ impl Recovery {
         }
         let wnd = self.reo_wnd().min(u64::from(u32::MAX >> 1)) as u32;
         let now = now_us as u32;
-        self.sb_t[..self.nsb as usize]
+        self.board()
+            .1
             .iter()
             .map(|&t| now.wrapping_sub(t))
             .filter(|&age| age < wnd)
@@ -1490,6 +1607,87 @@ mod tests {
         }
         r.on_sent(&s, 20_000, &mut st);
         assert_eq!(st.retransmits, 0);
+    }
+
+    /// A flight with more holes than the connection's own board holds
+    /// keeps every block (the larger board): a walk resends only the holes,
+    /// none of the SACKed data between them.
+    #[test]
+    fn a_flight_with_many_holes_keeps_every_block_and_resends_only_holes() {
+        let mut r = Recovery::default();
+        let mut st = EngineStats::default();
+        r.on_sent(&sent(0, 200, 100), 0, &mut st);
+        // Every tenth segment lost: 20 holes, 19 blocks between them and one
+        // above, reported a few at a time as a receiver does (the newest
+        // first, then the ones before it).
+        let blocks: Vec<(u32, u32)> = (0..20).map(|k| (k * 1000 + 100, k * 1000 + 1000)).collect();
+        for (i, _) in blocks.iter().enumerate() {
+            let lo = i.saturating_sub(2);
+            let recent: Vec<_> = blocks[lo..=i].iter().rev().copied().collect();
+            r.on_heard(&ack(0, &recent), 1_000 + i as u64);
+        }
+        assert_eq!(r.board().0, &blocks[..]);
+        assert_eq!(r.sacked, 20 * 900);
+        let mut resent = vec![];
+        for _ in 0..4 {
+            let out = walk(&mut r, 0, 200, 100);
+            resent.extend(out);
+        }
+        let holes: Vec<u32> = (0..20)
+            .map(|k| k * 1000)
+            .filter(|&h| h < 19_000 + 100)
+            .collect();
+        // Everything below the last point three segments' worth is SACKed
+        // above is lost: every hole but none of the blocks.
+        assert!(resent.iter().all(|s| s % 1000 == 0), "{resent:?}");
+        assert_eq!(resent, holes[..resent.len()]);
+        assert!(resent.len() >= 19, "{resent:?}");
+        // Everything acknowledged: back to the connection's own board, and
+        // the larger one is given back when idle.
+        r.on_heard(&ack(20_000, &[]), 50_000);
+        assert_eq!(r.board().0.len(), 0);
+        assert!(r.ext.is_some());
+        r.shed_board(false);
+        assert!(r.ext.is_none());
+    }
+
+    proptest::proptest! {
+        /// The scoreboard is the union of the blocks heard, within
+        /// `(una, nxt]`, sorted and disjoint, whichever board holds it.
+        #[test]
+        fn the_scoreboard_is_the_union_of_the_blocks_heard(
+            blocks in proptest::collection::vec((0u32..300, 1u32..20), 1..60),
+        ) {
+            let mut r = Recovery::default();
+            let mut st = EngineStats::default();
+            r.on_sent(&sent(1000, 300, 10), 0, &mut st);
+            let mut have = vec![false; 3000];
+            for (i, &(at, len)) in blocks.iter().enumerate() {
+                let (l, e) = (1000 + at * 10, (1000 + (at + len) * 10).min(4000));
+                r.on_heard(&ack(1000, &[(l, e)]), i as u64);
+                for b in (l - 1000)..(e - 1000) {
+                    have[b as usize] = true;
+                }
+            }
+            let mut want = vec![];
+            let mut b = 0;
+            while b < 3000 {
+                if have[b] {
+                    let s = b;
+                    while b < 3000 && have[b] {
+                        b += 1;
+                    }
+                    want.push((1000 + s as u32, 1000 + b as u32));
+                } else {
+                    b += 1;
+                }
+            }
+            if want.len() <= SB_EXT {
+                proptest::prop_assert_eq!(r.board().0, &want[..]);
+                let total: u32 = want.iter().map(|&(l, r)| r - l).sum();
+                proptest::prop_assert_eq!(r.sacked, total);
+            }
+        }
     }
 
     #[test]
