@@ -114,6 +114,8 @@ pub(crate) struct Sent {
     pub(crate) resent: u32,
     /// Segments the socket built below `base`, sent or not: it went back.
     pub(crate) rewound: u32,
+    /// The highest end among the resent segments.
+    resent_hi: u32,
     /// `snd.nxt` before the call, when tracking had started.
     base: Option<u32>,
     /// The sequence number of a SYN sent, if one was.
@@ -207,6 +209,9 @@ impl Sent {
         self.segs += 1;
         self.max_len = self.max_len.max(payload);
         if old {
+            if self.resent == 0 || after(end, self.resent_hi) {
+                self.resent_hi = end;
+            }
             self.resent += 1;
         }
         true
@@ -302,6 +307,10 @@ pub(crate) struct Recovery {
     rttvar_us: u64,
     /// The segment end being timed and when it was sent.
     timed: Option<(u32, u64)>,
+    /// Something below the timed segment was resent since it was sent: a
+    /// cumulative ACK of it may have waited for that resend (Karn), so only
+    /// a SACK of it times it.
+    timed_behind: bool,
     /// When `una` last advanced, or data went out into an empty pipe, or a
     /// repair was made: timeouts count from here.
     since_us: u64,
@@ -584,8 +593,9 @@ impl Recovery {
         // Also while the socket's send pointer is behind `snd.nxt` after an
         // episode ended: the rest of its walk back would otherwise go out
         // whole (segments the peer SACKed, or that are still in flight).
-        let walking = self.active && after(self.nxt, self.ptr);
-        let filter = (self.in_recovery || walking || self.nsb > 0).then(|| self.filter(now_us));
+        let filter =
+            (self.in_recovery || self.nsb > 0 || (self.active && after(self.nxt, self.ptr)))
+                .then(|| self.filter(now_us));
         Sent {
             base: self.active.then_some(self.nxt),
             filter,
@@ -710,7 +720,14 @@ impl Recovery {
             if self.undo_cwnd > 0 {
                 self.undo_retrans = self.undo_retrans.saturating_add(s.resent);
             }
-            self.timed = None;
+            if let Some((e, _)) = self.timed {
+                if after(e, s.resent_hi) {
+                    // Resent below it: a SACK of it still times it.
+                    self.timed_behind = true;
+                } else {
+                    self.timed = None;
+                }
+            }
         }
         if after(s.hi, self.nxt) {
             if self.una == self.nxt {
@@ -719,6 +736,7 @@ impl Recovery {
             }
             if self.timed.is_none() {
                 self.timed = Some((s.hi, now_us));
+                self.timed_behind = false;
             }
             self.nxt = s.hi;
         }
@@ -774,7 +792,9 @@ impl Recovery {
             self.backoff = 0;
             if let Some((e, sent)) = self.timed {
                 if !after(e, ack) {
-                    self.sample(now_us.saturating_sub(sent), now_us);
+                    if !self.timed_behind {
+                        self.sample(now_us.saturating_sub(sent), now_us);
+                    }
                     self.timed = None;
                 }
             }
@@ -803,6 +823,22 @@ impl Recovery {
         }
         for &(l, r) in sacks {
             self.add_sack(l, r, now_us);
+        }
+        if let (Some((e, sent)), false) = (self.timed, sacks.is_empty()) {
+            // RACK's RTT from a SACK (RFC 8985): the timed segment arrived,
+            // though a hole below it keeps the cumulative ACK back. This is
+            // what keeps SRTT current through recovery, where the queue the
+            // flight builds is what the next round must wait out.
+            let last = e.wrapping_sub(1);
+            if self
+                .board()
+                .0
+                .iter()
+                .any(|&(l, r)| !after(l, last) && after(r, last))
+            {
+                self.sample(now_us.saturating_sub(sent), now_us);
+                self.timed = None;
+            }
         }
         self.measure_delivery(now_us);
         let repair = self.detect(now_us);
@@ -1194,10 +1230,17 @@ impl Recovery {
         self.due_us
     }
 
+    #[inline]
     fn rearm(&mut self, now_us: u64) {
-        self.due_us = match (self.timer_deadline(), self.rack_deadline(now_us)) {
-            (Some(t), Some(r)) => Some(t.min(r)),
-            (t, r) => t.or(r),
+        let t = self.timer_deadline();
+        // RACK's timer only with blocks on a reordering path (rare).
+        self.due_us = if self.reo_seen && self.nsb > 0 {
+            match (t, self.rack_deadline(now_us)) {
+                (Some(t), Some(r)) => Some(t.min(r)),
+                (t, r) => t.or(r),
+            }
+        } else {
+            t
         };
     }
 
@@ -1206,6 +1249,7 @@ impl Recovery {
     /// reordering window. Without a later ACK nothing would look again
     /// until the probe timeout (2·SRTT); this is the earliest time a block
     /// not yet old enough becomes so after `now_us`.
+    #[cold]
     fn rack_deadline(&self, now_us: u64) -> Option<u64> {
         if !self.reo_seen || self.nsb == 0 || self.rto_lost || !self.outstanding() {
             return None;
@@ -1222,6 +1266,7 @@ impl Recovery {
     }
 
     /// The probe or retransmission timeout, from the last progress.
+    #[inline]
     fn timer_deadline(&self) -> Option<u64> {
         if !self.outstanding() || self.backoff >= MAX_BACKOFF {
             return None;
@@ -1436,11 +1481,11 @@ mod tests {
     #[test]
     fn a_hole_with_no_later_ack_is_lost_when_its_reordering_window_passes() {
         let (mut r, mut st) = reordering_path();
-        let wnd = r.reo_wnd();
-        // 2000..2100 missing, the rest of the flight SACKed at 6 ms; then
-        // nothing more comes.
+        // 2000..2100 missing, the rest of the flight SACKed at 6 ms (which
+        // times the flight's last segment); then nothing more comes.
         assert_eq!(r.on_heard(&ack(2000, &[(2100, 3000)]), 6_000), None);
         assert!(!r.in_recovery());
+        let wnd = r.reo_wnd();
         let due = r.deadline().expect("armed");
         assert_eq!(due, 6_000 + wnd, "RACK's timer, before the probe's");
         assert!(due < 5_000 + 2 * r.srtt_us);
@@ -1607,6 +1652,31 @@ mod tests {
         }
         r.on_sent(&s, 20_000, &mut st);
         assert_eq!(st.retransmits, 0);
+    }
+
+    /// In recovery the RTT is still measured: a SACK of the timed segment
+    /// times it even though a hole below it was resent (only its cumulative
+    /// ACK, which waited for the resend, would be ambiguous), so SRTT
+    /// follows the queue a flight builds while the next round must wait.
+    #[test]
+    fn a_sack_times_the_flight_through_recovery() {
+        let mut r = Recovery::default();
+        let mut st = EngineStats::default();
+        r.on_sent(&sent(0, 10, 100), 0, &mut st);
+        r.on_heard(&ack(1000, &[]), 10_000);
+        assert_eq!(r.srtt_us, 10_000);
+        r.on_sent(&sent(1000, 10, 100), 20_000, &mut st);
+        assert_eq!(
+            r.on_heard(&ack(1000, &[(1100, 1500)]), 25_000),
+            Some(Repair::Walk)
+        );
+        assert_eq!(walk(&mut r, 1000, 1, 100), vec![1000]);
+        // The flight's last segment arrives 30 ms after it went out.
+        r.on_heard(&ack(1000, &[(1100, 2000)]), 50_000);
+        assert_eq!(r.srtt_us, (7 * 10_000 + 30_000) / 8);
+        // The cumulative ACK that the resend let through times nothing.
+        r.on_heard(&ack(2000, &[]), 60_000);
+        assert_eq!(r.srtt_us, (7 * 10_000 + 30_000) / 8);
     }
 
     /// A flight with more holes than the connection's own board holds
