@@ -50,6 +50,8 @@ RINGLINE=${RINGLINE:-}
 # More relay arguments, e.g. RELAY_EXTRA="--impair-ba loss=0" to impair only
 # the server's direction (the scenario's spec stays the base of both).
 RELAY_EXTRA=${RELAY_EXTRA:-}
+# More arguments for `ringline echo`, e.g. ECHO_EXTRA="--config big.toml".
+ECHO_EXTRA=${ECHO_EXTRA:-}
 # CAPTURE=1: tcpdump (headers only) on both relay interfaces, into
 # <log>.a.pcap (the server's side) and <log>.b.pcap (the client's), for
 # scripts/resends.py.
@@ -102,9 +104,10 @@ run_one() {
     local log="$LOGDIR/$tag"
     local echo_pid="" relay_pid a b server
     if [ "$stack" = ringline ]; then
+        # shellcheck disable=SC2086 # ECHO_EXTRA is a list of arguments
         ip netns exec "$NS_M" "$RINGLINE" echo \
             --dpdk "-l $LCORE --no-huge -m 256 --no-pci --no-telemetry --file-prefix=$EAL_PREFIX --vdev=net_tap0,iface=rl0" \
-            --ip 10.88.1.2/24 --mac 02:00:00:88:01:02 --listen 7 >"$log.echo" 2>&1 &
+            --ip 10.88.1.2/24 --mac 02:00:00:88:01:02 --listen 7 $ECHO_EXTRA >"$log.echo" 2>&1 &
         echo_pid=$!
         PIDS+=("$echo_pid")
         wait_for "$log.echo" "listening on" 60
