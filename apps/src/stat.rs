@@ -91,6 +91,7 @@ const SUMMARY: &[(&str, &[&str])] = &[
             "engine.rack_timeouts",
             "engine.dsacks_sent",
             "engine.recovery_undos",
+            "engine.resends_trimmed",
         ],
     ),
     (

@@ -89,6 +89,9 @@ pub struct EngineStats {
     /// Segments of a repair the socket rebuilt and the engine did not send:
     /// the peer had them (SACKed) or they were still in flight.
     pub resends_skipped: u64,
+    /// Resends cut to the part the peer had not SACKed (a walk's segments
+    /// start at `snd.una`, not at the hole's edges).
+    pub resends_trimmed: u64,
     /// Neighbours taken from sibling engines of a group (learned by
     /// another queue's engine; filled in by `stats()`).
     pub arp_shared: u64,
@@ -199,6 +202,7 @@ impl EngineStats {
             rack_timeouts,
             dsacks_sent,
             resends_skipped,
+            resends_trimmed,
             arp_shared,
             idle_sleeps,
             idle_wakeups,

@@ -148,6 +148,25 @@ pub(crate) struct Filter {
 }
 
 impl Filter {
+    /// The part of resend `[seq, end)` the peer has not SACKed at either
+    /// edge: a walk cuts segments from `snd.una`, not at the hole's edges,
+    /// so one hole is often resent in two segments, each partly SACKed.
+    fn unsacked(&self, seq: u32, end: u32) -> (u32, u32) {
+        let (mut s, mut e) = (seq_max(seq, self.una), end);
+        let sb = &self.sb[..self.nsb as usize];
+        for &(l, r) in sb {
+            if !after(l, s) && after(r, s) {
+                s = r;
+            }
+        }
+        for &(l, r) in sb.iter().rev() {
+            if after(e, l) && !after(e, r) {
+                e = l;
+            }
+        }
+        (s, e)
+    }
+
     /// Whether `[seq, end)` is SACKed whole.
     fn sacked(&self, seq: u32, end: u32) -> bool {
         self.sb[..self.nsb as usize]
@@ -215,6 +234,21 @@ impl Sent {
             self.resent += 1;
         }
         true
+    }
+}
+
+impl Sent {
+    /// For a resend `[seq, end)` (payload only, no FIN) the filter kept:
+    /// the smaller part of it to send instead, when its head or tail is
+    /// SACKed.
+    #[inline]
+    pub(crate) fn trim(&self, seq: u32, end: u32) -> Option<(u32, u32)> {
+        let f = self.filter.as_ref()?;
+        if !after(f.nxt, seq) || after(end, f.nxt) {
+            return None;
+        }
+        let (s, e) = f.unsacked(seq, end);
+        ((s, e) != (seq, end) && after(e, s)).then_some((s, e))
     }
 }
 

@@ -28,6 +28,8 @@ pub(crate) struct TxCounters {
     pub(crate) skipped: u64,
     /// ACKs that reported a duplicate segment in a D-SACK block.
     pub(crate) dsacks: u64,
+    /// Resends cut to the part the peer has not SACKed.
+    pub(crate) trimmed: u64,
 }
 
 /// The device smoltcp sees, borrowing the pump's parts for one call.
@@ -149,6 +151,46 @@ pub(crate) fn add_dsack(
     let end = ihl + 20 + n;
     ip[ihl + 20..end].copy_from_slice(&opts[..n]);
     ip[ihl + 12] = (((20 + n) / 4) << 4) as u8;
+    ip[2..4].copy_from_slice(&(end as u16).to_be_bytes());
+    if ip_csum {
+        smoltcp::wire::Ipv4Packet::new_unchecked(&mut ip[..end]).fill_checksum();
+    }
+    if tcp_csum {
+        refill_tcp_checksum(ip, ihl, end);
+    }
+    end
+}
+
+/// Cuts resend `ip` (its `len` bytes) to the part `sent`'s filter says the
+/// peer lacks (its SACKed head and tail off): the payload moves up behind
+/// the headers, the sequence number and lengths follow, and the checksums
+/// are refilled unless offloaded. Returns the packet's new length (`len`
+/// when nothing is cut, or for a FIN, SYN or RST).
+pub(crate) fn trim_resend(
+    ip: &mut [u8],
+    len: usize,
+    sent: &Sent,
+    ip_csum: bool,
+    tcp_csum: bool,
+) -> usize {
+    let Some((ihl, total)) = tcp_range(&ip[..len]) else {
+        return len;
+    };
+    let t = &ip[ihl..total];
+    let doff = usize::from(t[12] >> 4) * 4;
+    if doff < 20 || t.len() <= doff || t[13] & 0x07 != 0 {
+        return len;
+    }
+    let seq = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
+    let plen = (t.len() - doff) as u32;
+    let Some((s, e)) = sent.trim(seq, seq.wrapping_add(plen)) else {
+        return len;
+    };
+    let (head, keep) = (s.wrapping_sub(seq) as usize, e.wrapping_sub(s) as usize);
+    let data = ihl + doff;
+    ip.copy_within(data + head..data + head + keep, data);
+    ip[ihl + 4..ihl + 8].copy_from_slice(&s.to_be_bytes());
+    let end = data + keep;
     ip[2..4].copy_from_slice(&(end as u16).to_be_bytes());
     if ip_csum {
         smoltcp::wire::Ipv4Packet::new_unchecked(&mut ip[..end]).fill_checksum();
@@ -282,6 +324,11 @@ impl<N: Nic> TxToken for TxTok<'_, N> {
                 self.tx.skipped += 1;
                 return v;
             }
+            if sent.filter.is_some() {
+                let cut = trim_resend(self.scratch, len, sent, self.ip_csum, csum);
+                self.tx.trimmed += u64::from(cut != len);
+                len = cut;
+            }
             let ip = &self.scratch[..len];
             send_ip(self.nic, self.src_mac, self.dst_mac, ip, self.tx);
             return v;
@@ -379,5 +426,97 @@ impl<N: Nic> Device for Port<'_, N> {
 
     fn capabilities(&self) -> DeviceCapabilities {
         self.caps.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Congestion;
+    use crate::core::recovery::{Heard, Recovery};
+    use crate::stats::EngineStats;
+    use smoltcp::wire::Ipv4Packet;
+
+    /// A data segment `[seq, seq + payload.len())` as IPv4 + TCP, checksummed.
+    fn segment(seq: u32, payload: &[u8]) -> Vec<u8> {
+        let total = 40 + payload.len();
+        let mut ip = vec![0u8; total + 64];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+        ip[8] = 64;
+        ip[9] = 6;
+        ip[12..16].copy_from_slice(&[10, 0, 0, 1]);
+        ip[16..20].copy_from_slice(&[10, 0, 0, 2]);
+        let t = &mut ip[20..];
+        t[0..2].copy_from_slice(&7u16.to_be_bytes());
+        t[2..4].copy_from_slice(&4000u16.to_be_bytes());
+        t[4..8].copy_from_slice(&seq.to_be_bytes());
+        t[8..12].copy_from_slice(&99u32.to_be_bytes());
+        t[12] = 5 << 4;
+        t[13] = 0x18; // ACK, PSH
+        t[14..16].copy_from_slice(&1000u16.to_be_bytes());
+        t[20..20 + payload.len()].copy_from_slice(payload);
+        Ipv4Packet::new_unchecked(&mut ip[..total]).fill_checksum();
+        refill_tcp_checksum(&mut ip, 20, total);
+        ip
+    }
+
+    /// A resend whose head and tail the peer SACKed goes out as the hole
+    /// only: sequence number, length and both checksums follow.
+    #[test]
+    fn a_resend_is_cut_to_the_part_the_peer_lacks() {
+        let mut r = Recovery::default();
+        r.reset(Congestion::default());
+        let mut st = EngineStats::default();
+        let mut s = r.begin(0);
+        for i in 0..10u32 {
+            s.record(1000 + i * 100, 100, 100);
+        }
+        r.on_sent(&s, 0, &mut st);
+        // [1100, 1150) and [1250, 2000) SACKed: the holes are [1000, 1100)
+        // and [1150, 1250).
+        let mut h = Heard {
+            seq: 7,
+            ack: 1000,
+            win: 1000,
+            ..Heard::default()
+        };
+        h.sack[0] = (1250, 2000);
+        h.sack[1] = (1100, 1150);
+        h.nsack = 2;
+        r.on_heard(&h, 10_000);
+        let sent = r.begin(12_000);
+        // A walk's segments from `snd.una`, 200 bytes each: [1000, 1200)
+        // holds SACKed data only in its middle and goes whole; [1200, 1400)
+        // goes as [1200, 1250).
+        let payload: Vec<u8> = (0..200u32).map(|i| i as u8).collect();
+        let mut first = segment(1000, &payload);
+        assert_eq!(trim_resend(&mut first, 240, &sent, true, true), 240);
+        let mut ip = segment(1200, &payload);
+        let n = trim_resend(&mut ip, 240, &sent, true, true);
+        assert_eq!(n, 40 + 50);
+        let pkt = Ipv4Packet::new_checked(&ip[..n]).expect("a valid IPv4 packet");
+        assert!(pkt.verify_checksum());
+        assert_eq!(usize::from(pkt.total_len()), n);
+        let tcp = TcpPacket::new_checked(pkt.payload()).expect("a valid TCP segment");
+        let (src, dst) = (
+            IpAddress::Ipv4(Ipv4Addr::new(10, 0, 0, 1)),
+            IpAddress::Ipv4(Ipv4Addr::new(10, 0, 0, 2)),
+        );
+        assert!(tcp.verify_checksum(&src, &dst));
+        assert_eq!(tcp.seq_number().0 as u32, 1200);
+        assert_eq!(tcp.payload(), &payload[..50]);
+        // A head SACKed: [1100, 1300) goes as [1150, 1250).
+        let mut mid = segment(1100, &payload);
+        let n = trim_resend(&mut mid, 240, &sent, true, true);
+        assert_eq!(n, 40 + 100);
+        let tcp = TcpPacket::new_checked(&mid[20..n]).expect("a valid TCP segment");
+        assert_eq!(tcp.seq_number().0 as u32, 1150);
+        assert_eq!(tcp.payload(), &payload[50..150]);
+        // New data, and a segment wholly in the hole, go as they are.
+        let mut whole = segment(1150, &payload[..100]);
+        assert_eq!(trim_resend(&mut whole, 140, &sent, true, true), 140);
+        let mut new = segment(2000, &payload[..100]);
+        assert_eq!(trim_resend(&mut new, 140, &sent, true, true), 140);
     }
 }
