@@ -1756,6 +1756,44 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// A resend cut by the filter keeps every byte of it the peer lacks
+        /// and drops only SACKed bytes at its edges.
+        #[test]
+        fn a_cut_resend_keeps_every_unsacked_byte(
+            blocks in proptest::collection::vec((1u32..200, 1u32..10), 1..8),
+            at in 0u32..200,
+            len in 1u32..30,
+        ) {
+            let mut r = Recovery::default();
+            let mut st = EngineStats::default();
+            r.on_sent(&sent(1000, 200, 10), 0, &mut st);
+            let mut have = vec![false; 2000];
+            for (i, &(b, n)) in blocks.iter().enumerate() {
+                let (l, e) = (1000 + b * 10, (1000 + (b + n) * 10).min(3000));
+                r.on_heard(&ack(1000, &[(l, e)]), i as u64);
+                for x in (l - 1000)..(e - 1000) {
+                    have[x as usize] = true;
+                }
+            }
+            let mut s = r.begin(1_000_000);
+            let (seq, end) = (1000 + at * 10, (1000 + (at + len) * 10).min(3000));
+            // Only a resend the filter keeps is cut (the rest never goes out).
+            if s.record(seq, end - seq, end - seq) {
+                if let Some((a, b)) = s.trim(seq, end) {
+                    proptest::prop_assert!(!after(seq, a) && !after(b, end) && after(b, a));
+                    for x in seq..end {
+                        let inside = !after(a, x) && after(b, x);
+                        if !have[(x - 1000) as usize] {
+                            proptest::prop_assert!(inside, "byte {} lost by the cut {:?}", x, (a, b));
+                        }
+                    }
+                    // It starts and ends with bytes the peer lacks.
+                    proptest::prop_assert!(!have[(a - 1000) as usize]);
+                    proptest::prop_assert!(!have[(b - 1001) as usize]);
+                }
+            }
+        }
+
         /// The scoreboard is the union of the blocks heard, within
         /// `(una, nxt]`, sorted and disjoint, whichever board holds it.
         #[test]
