@@ -1755,6 +1755,25 @@ mod tests {
         assert!(r.ext.is_none());
     }
 
+    /// A flight of `segs` 10-byte segments from 1000, and the peer's SACKs of
+    /// `blocks` (first segment, segments), one per ACK: the recovery state and
+    /// which bytes (from 1000) the peer has.
+    fn sacked_flight(segs: u32, blocks: &[(u32, u32)]) -> (Recovery, Vec<bool>) {
+        let mut r = Recovery::default();
+        let mut st = EngineStats::default();
+        r.on_sent(&sent(1000, segs, 10), 0, &mut st);
+        let end = 1000 + segs * 10;
+        let mut have = vec![false; (segs * 10) as usize];
+        for (i, &(at, n)) in blocks.iter().enumerate() {
+            let (l, e) = (1000 + at * 10, (1000 + (at + n) * 10).min(end));
+            r.on_heard(&ack(1000, &[(l, e)]), i as u64);
+            for x in (l - 1000)..(e - 1000) {
+                have[x as usize] = true;
+            }
+        }
+        (r, have)
+    }
+
     proptest::proptest! {
         /// A resend cut by the filter keeps every byte of it the peer lacks
         /// and drops only SACKed bytes at its edges.
@@ -1764,17 +1783,7 @@ mod tests {
             at in 0u32..200,
             len in 1u32..30,
         ) {
-            let mut r = Recovery::default();
-            let mut st = EngineStats::default();
-            r.on_sent(&sent(1000, 200, 10), 0, &mut st);
-            let mut have = vec![false; 2000];
-            for (i, &(b, n)) in blocks.iter().enumerate() {
-                let (l, e) = (1000 + b * 10, (1000 + (b + n) * 10).min(3000));
-                r.on_heard(&ack(1000, &[(l, e)]), i as u64);
-                for x in (l - 1000)..(e - 1000) {
-                    have[x as usize] = true;
-                }
-            }
+            let (mut r, have) = sacked_flight(200, &blocks);
             let mut s = r.begin(1_000_000);
             let (seq, end) = (1000 + at * 10, (1000 + (at + len) * 10).min(3000));
             // Only a resend the filter keeps is cut (the rest never goes out).
@@ -1800,17 +1809,7 @@ mod tests {
         fn the_scoreboard_is_the_union_of_the_blocks_heard(
             blocks in proptest::collection::vec((0u32..300, 1u32..20), 1..60),
         ) {
-            let mut r = Recovery::default();
-            let mut st = EngineStats::default();
-            r.on_sent(&sent(1000, 300, 10), 0, &mut st);
-            let mut have = vec![false; 3000];
-            for (i, &(at, len)) in blocks.iter().enumerate() {
-                let (l, e) = (1000 + at * 10, (1000 + (at + len) * 10).min(4000));
-                r.on_heard(&ack(1000, &[(l, e)]), i as u64);
-                for b in (l - 1000)..(e - 1000) {
-                    have[b as usize] = true;
-                }
-            }
+            let (r, have) = sacked_flight(300, &blocks);
             let mut want = vec![];
             let mut b = 0;
             while b < 3000 {

@@ -99,6 +99,20 @@ fn refill_tcp_checksum(ip: &mut [u8], ihl: usize, total: usize) {
     TcpPacket::new_unchecked(&mut ip[ihl..total]).fill_checksum(&src, &dst);
 }
 
+/// Sets IPv4 packet `ip`'s total length to `end` after its TCP segment
+/// (at `ihl`) was rewritten, refilling the checksums asked for (the others
+/// are offloaded, or not checked). Returns `end`.
+fn resized(ip: &mut [u8], ihl: usize, end: usize, ip_csum: bool, tcp_csum: bool) -> usize {
+    ip[2..4].copy_from_slice(&(end as u16).to_be_bytes());
+    if ip_csum {
+        smoltcp::wire::Ipv4Packet::new_unchecked(&mut ip[..end]).fill_checksum();
+    }
+    if tcp_csum {
+        refill_tcp_checksum(ip, ihl, end);
+    }
+    end
+}
+
 /// Cuts the payload (and a FIN, which comes after it) off received TCP
 /// segment `ip`, keeping its headers, ACK and options: the segment's data is
 /// dropped and its acknowledgment still heard. Returns the packet's new
@@ -113,14 +127,7 @@ pub(crate) fn strip_payload(ip: &mut [u8], ip_csum: bool, tcp_csum: bool) -> Opt
     }
     t[13] &= !(0x01 | 0x08); // FIN, PSH
     let end = ihl + doff;
-    ip[2..4].copy_from_slice(&(end as u16).to_be_bytes());
-    if ip_csum {
-        smoltcp::wire::Ipv4Packet::new_unchecked(&mut ip[..end]).fill_checksum();
-    }
-    if tcp_csum {
-        refill_tcp_checksum(ip, ihl, end);
-    }
-    Some(end)
+    Some(resized(ip, ihl, end, ip_csum, tcp_csum))
 }
 
 /// Puts D-SACK block `dsack` first in pure ACK `ip` (its `len` bytes at the
@@ -151,14 +158,7 @@ pub(crate) fn add_dsack(
     let end = ihl + 20 + n;
     ip[ihl + 20..end].copy_from_slice(&opts[..n]);
     ip[ihl + 12] = (((20 + n) / 4) << 4) as u8;
-    ip[2..4].copy_from_slice(&(end as u16).to_be_bytes());
-    if ip_csum {
-        smoltcp::wire::Ipv4Packet::new_unchecked(&mut ip[..end]).fill_checksum();
-    }
-    if tcp_csum {
-        refill_tcp_checksum(ip, ihl, end);
-    }
-    end
+    resized(ip, ihl, end, ip_csum, tcp_csum)
 }
 
 /// Cuts resend `ip` (its `len` bytes) to the part `sent`'s filter says the
@@ -191,14 +191,7 @@ pub(crate) fn trim_resend(
     ip.copy_within(data + head..data + head + keep, data);
     ip[ihl + 4..ihl + 8].copy_from_slice(&s.to_be_bytes());
     let end = data + keep;
-    ip[2..4].copy_from_slice(&(end as u16).to_be_bytes());
-    if ip_csum {
-        smoltcp::wire::Ipv4Packet::new_unchecked(&mut ip[..end]).fill_checksum();
-    }
-    if tcp_csum {
-        refill_tcp_checksum(ip, ihl, end);
-    }
-    end
+    resized(ip, ihl, end, ip_csum, tcp_csum)
 }
 
 /// Our sequence number in segment `ip` minus `off` (socket to wire, for a
