@@ -627,9 +627,11 @@ impl Recovery {
         // Also while the socket's send pointer is behind `snd.nxt` after an
         // episode ended: the rest of its walk back would otherwise go out
         // whole (segments the peer SACKed, or that are still in flight).
+        // A probe's `force_una` is for this call only.
+        let force_una = std::mem::take(&mut self.force_una);
         let filter =
             (self.in_recovery || self.nsb > 0 || (self.active && after(self.nxt, self.ptr)))
-                .then(|| self.filter(now_us));
+                .then(|| self.filter(now_us, force_una));
         Sent {
             base: self.active.then_some(self.nxt),
             filter,
@@ -642,7 +644,7 @@ impl Recovery {
     /// lost), at most [`FILTER_BLOCKS`]; the lost range ends before the
     /// first block past those.
     #[cold]
-    fn filter(&mut self, now_us: u64) -> Filter {
+    fn filter(&self, now_us: u64, force_una: bool) -> Filter {
         let rxt_high = seq_max(self.rxt_high, self.una);
         let mut lost_below = self.lost_below(now_us);
         let mut sb = [(0u32, 0u32); FILTER_BLOCKS];
@@ -667,7 +669,7 @@ impl Recovery {
             lost_below,
             rxt_high,
             ptr: self.ptr,
-            force_una: std::mem::take(&mut self.force_una),
+            force_una,
             sb,
             nsb: n as u8,
         }
@@ -1358,6 +1360,10 @@ impl Recovery {
                 self.force_una = true;
                 return Some(Repair::Walk);
             }
+            // The socket's resend of `una` passes the filter (which is on
+            // while the scoreboard holds blocks) even though the hole is not
+            // judged lost.
+            self.force_una = true;
             return Some(Repair::DupAcks {
                 seq: self.peer_end,
                 ack: self.una,
@@ -1711,6 +1717,31 @@ mod tests {
         // The cumulative ACK that the resend let through times nothing.
         r.on_heard(&ack(2000, &[]), 60_000);
         assert_eq!(r.srtt_us, (7 * 10_000 + 30_000) / 8);
+    }
+
+    /// The tail-loss probe outside recovery still gets its segment out
+    /// while the scoreboard holds a block too small to judge the hole lost
+    /// (the filter is on whenever there are blocks).
+    #[test]
+    fn a_probe_with_a_block_below_dupthresh_still_resends_una() {
+        let mut r = Recovery::default();
+        let mut st = EngineStats::default();
+        r.on_sent(&sent(0, 10, 100), 0, &mut st);
+        r.on_heard(&ack(100, &[]), 10_000);
+        r.on_heard(&ack(100, &[(900, 1000)]), 11_000);
+        assert!(!r.in_recovery());
+        let due = r.deadline().expect("armed");
+        assert!(matches!(
+            r.on_timeout(due, &mut st),
+            Some(Repair::DupAcks { ack: 100, .. })
+        ));
+        let mut s = r.begin(due);
+        assert!(s.filter.is_some());
+        assert!(s.record(100, 100, 100), "the probe's segment");
+        assert!(!s.record(200, 100, 100), "in flight");
+        // The next call is filtered as before.
+        let mut s = r.begin(due + 1);
+        assert!(!s.record(100, 100, 100));
     }
 
     /// A flight with more holes than the connection's own board holds
