@@ -184,13 +184,18 @@ impl Filter {
             // New data (or partly): always.
             return true;
         }
-        if self.force_una && seq == self.una {
+        if self.force_una && !after(seq, self.una) && after(end, self.una) {
             self.force_una = false;
             self.rxt_high = seq_max(self.rxt_high, end);
             return true;
         }
+        // A segment reaching past the round's resends goes, even if it
+        // starts below them: the socket's segments need not start where the
+        // engine's last one ended (a walk cut from an older `snd.una`), and
+        // dropping one that straddles the mark would skip its bytes above it
+        // (a hole of a few bytes that no round would resend).
         let keep =
-            !self.sacked(seq, end) && after(self.lost_below, seq) && !after(self.rxt_high, seq);
+            !self.sacked(seq, end) && after(self.lost_below, seq) && after(end, self.rxt_high);
         if keep {
             self.rxt_high = seq_max(self.rxt_high, end);
         }
@@ -1717,6 +1722,27 @@ mod tests {
         // The cumulative ACK that the resend let through times nothing.
         r.on_heard(&ack(2000, &[]), 60_000);
         assert_eq!(r.srtt_us, (7 * 10_000 + 30_000) / 8);
+    }
+
+    /// A segment of the socket's that starts below the round's resends but
+    /// reaches past them goes out (trimmed to what the peer lacks): dropping
+    /// it left the bytes above the mark unsent in any round (seen through
+    /// the relay: a 20-byte hole, and the connection stalled).
+    #[test]
+    fn a_resend_straddling_the_rounds_mark_still_goes() {
+        let mut r = Recovery::default();
+        let mut st = EngineStats::default();
+        r.on_sent(&sent(0, 20, 100), 0, &mut st);
+        assert_eq!(
+            r.on_heard(&ack(900, &[(1020, 2000)]), 10_000),
+            Some(Repair::Walk)
+        );
+        // The window lets one segment of the walk out: the round reaches 1000.
+        assert_eq!(walk(&mut r, 900, 1, 100), vec![900]);
+        // The socket's next segment is cut from elsewhere: [950, 1050).
+        let mut s = r.begin(11_000);
+        assert!(s.record(950, 100, 100), "[1000, 1020) is in it");
+        assert_eq!(s.trim(950, 1050), Some((950, 1020)));
     }
 
     /// The tail-loss probe outside recovery still gets its segment out
