@@ -91,6 +91,15 @@ pub(crate) fn tcp_range(ip: &[u8]) -> Option<(usize, usize)> {
     (total >= ihl + 20).then_some((ihl, total))
 }
 
+/// The TCP segment in IPv4 packet `ip`: `(ihl, total, doff)`, the header
+/// at `ihl..ihl + doff` and the payload up to `total`, if the data offset
+/// is sane (at least 20 and within the segment).
+fn tcp_parts(ip: &[u8]) -> Option<(usize, usize, usize)> {
+    let (ihl, total) = tcp_range(ip)?;
+    let doff = usize::from(ip[ihl + 12] >> 4) * 4;
+    (doff >= 20 && ihl + doff <= total).then_some((ihl, total, doff))
+}
+
 /// Refills the TCP checksum of IPv4 packet `ip` (whose TCP header is at
 /// `ihl..total`).
 fn refill_tcp_checksum(ip: &mut [u8], ihl: usize, total: usize) {
@@ -119,13 +128,11 @@ fn resized(ip: &mut [u8], ihl: usize, end: usize, ip_csum: bool, tcp_csum: bool)
 /// length, or `None` if it carries no payload. Checksums are refilled where
 /// the socket checks them (`ip_csum`, `tcp_csum`).
 pub(crate) fn strip_payload(ip: &mut [u8], ip_csum: bool, tcp_csum: bool) -> Option<usize> {
-    let (ihl, total) = tcp_range(ip)?;
-    let t = &mut ip[ihl..total];
-    let doff = usize::from(t[12] >> 4) * 4;
-    if doff < 20 || t.len() <= doff {
+    let (ihl, total, doff) = tcp_parts(ip)?;
+    if total == ihl + doff {
         return None;
     }
-    t[13] &= !(0x01 | 0x08); // FIN, PSH
+    ip[ihl + 13] &= !(0x01 | 0x08); // FIN, PSH
     let end = ihl + doff;
     Some(resized(ip, ihl, end, ip_csum, tcp_csum))
 }
@@ -142,13 +149,12 @@ pub(crate) fn add_dsack(
     ip_csum: bool,
     tcp_csum: bool,
 ) -> usize {
-    let Some((ihl, total)) = tcp_range(&ip[..len]) else {
+    let Some((ihl, total, doff)) = tcp_parts(&ip[..len]) else {
         return len;
     };
     let t = &ip[ihl..total];
-    let doff = usize::from(t[12] >> 4) * 4;
     // A pure ACK: the ACK flag alone (PSH aside), no payload.
-    if doff < 20 || t.len() != doff || t[13] & !0x08 != 0x10 {
+    if t.len() != doff || t[13] & !0x08 != 0x10 {
         return len;
     }
     let mut opts = [0u8; tcpopt::MAX_LEN];
@@ -173,12 +179,11 @@ pub(crate) fn trim_resend(
     ip_csum: bool,
     tcp_csum: bool,
 ) -> usize {
-    let Some((ihl, total)) = tcp_range(&ip[..len]) else {
+    let Some((ihl, total, doff)) = tcp_parts(&ip[..len]) else {
         return len;
     };
     let t = &ip[ihl..total];
-    let doff = usize::from(t[12] >> 4) * 4;
-    if doff < 20 || t.len() <= doff || t[13] & 0x07 != 0 {
+    if t.len() == doff || t[13] & 0x07 != 0 {
         return len;
     }
     let seq = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
