@@ -305,9 +305,11 @@ impl<N: Nic> TxToken for TxTok<'_, N> {
             return v;
         }
         if sent.filter.is_some() || self.dsack.is_some() {
-            // Built aside (a copy, only while repairing or answering a
-            // duplicate): during recovery it goes out only if the filter
-            // keeps it; the reply to a duplicate gets its D-SACK.
+            // Built aside (a copy, only while the filter is on: an episode,
+            // an unfinished walk, or SACK blocks held; or when answering a
+            // duplicate): a resend goes out only if the filter keeps it,
+            // cut to what the peer lacks; the reply to a duplicate gets its
+            // D-SACK.
             let v = f(&mut self.scratch[..len]);
             let mut len = len;
             if let Some(d) = self.dsack {
