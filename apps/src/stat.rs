@@ -132,6 +132,7 @@ const SUMMARY: &[(&str, &[&str])] = &[
             "engine.buffer_queued_peak",
             "engine.send_budget_waits",
             "engine.rx_budget_drops",
+            "engine.closed_window_acks",
             "engine.buffer_committed",
             "engine.buffer_trims",
             "engine.buffer_pressure_trims",

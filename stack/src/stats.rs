@@ -115,6 +115,10 @@ pub struct EngineStats {
     /// Data segments dropped (their ACK kept) because the buffer budget was
     /// used up and their connection already held 64 KiB unread.
     pub rx_budget_drops: u64,
+    /// Segments whose ACK was fed to their socket alone, at `rcv.nxt`,
+    /// because its receive window was closed (smoltcp would drop the ACK
+    /// with the segment; RFC 9293 3.10.7.4).
+    pub closed_window_acks: u64,
     /// Socket buffers whose unused pages the reclaimer gave back (an idle
     /// connection's, after it moved more than 64 KiB; a busy one's too
     /// under pressure).
@@ -211,6 +215,7 @@ impl EngineStats {
             buffer_queued_peak,
             send_budget_waits,
             rx_budget_drops,
+            closed_window_acks,
             buffer_trims,
             buffer_pressure_trims,
             buffer_committed,

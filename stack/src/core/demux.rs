@@ -111,13 +111,16 @@ pub(crate) fn peek_tuple(f: &[u8]) -> Option<u64> {
 impl Core {
     /// Classifies one received frame. `hint` is the connection the burst's
     /// prefetch pass found for it (checked before it is trusted: an earlier
-    /// frame of the burst may have closed that connection); `verify_ipv4`
-    /// says whether the IPv4 checksum is ours to check (not offloaded).
+    /// frame of the burst may have closed that connection); `verify` says
+    /// whether the IPv4 and TCP checksums are ours to check (not offloaded).
+    /// They are checked here, before anything reads the segment (recovery
+    /// takes its ACK and SACK blocks first; a segment may be rewritten
+    /// before the socket sees it), so the socket does not check them again.
     pub(crate) fn ingress<'a>(
         &mut self,
         frame: &'a [u8],
         hint: Option<ConnId>,
-        verify_ipv4: bool,
+        verify: bool,
     ) -> Ingress<'a> {
         let Some(eth) = l2::parse_eth(frame) else {
             self.stats.malformed += 1;
@@ -129,7 +132,7 @@ impl Core {
         }
         match eth.ethertype {
             l2::ETHERTYPE_ARP => self.on_arp(&frame[ETH_HDR..]),
-            l2::ETHERTYPE_IPV4 => self.on_ipv4(&frame[ETH_HDR..], eth.src, hint, verify_ipv4),
+            l2::ETHERTYPE_IPV4 => self.on_ipv4(&frame[ETH_HDR..], eth.src, hint, verify),
             _ => {
                 self.stats.unsupported += 1;
                 Ingress::Done
@@ -188,6 +191,11 @@ impl Core {
             self.stats.malformed += 1;
             return Ingress::Done;
         };
+        if verify && !tcp.verify_checksum(&src.into(), &pkt.dst_addr().into()) {
+            self.stats.malformed += 1;
+            self.stats.bad_checksum += 1;
+            return Ingress::Done;
+        }
         let (sport, dport, syn, ack, rst) = (
             tcp.src_port(),
             tcp.dst_port(),

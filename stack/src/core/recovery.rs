@@ -123,8 +123,16 @@ pub(crate) struct Sent {
     /// During recovery: which of the socket's resends go on the wire.
     pub(crate) filter: Option<Filter>,
     /// The acknowledgment number of the last segment with ACK that went
-    /// out (the peer's sequence space).
+    /// out (the peer's sequence space), and its window field as the socket
+    /// built it (before [`Sent::shift`] took a unit off).
     pub(crate) ack: Option<u32>,
+    pub(crate) win: Option<u16>,
+    /// The window scale option of a SYN (or SYN-ACK) the socket sent.
+    pub(crate) ws: Option<u8>,
+    /// Our window scale on this connection (0: none): a window field going
+    /// out is advertised one unit smaller, so no right edge the peer hears
+    /// passes one the socket holds later (see [`Recovery::wire_shift`]).
+    pub(crate) shift: u8,
 }
 
 /// Which resent segments go out during recovery (see the module docs): a
@@ -424,8 +432,15 @@ pub(crate) struct Recovery {
     /// The first sequence numbers seen each way, for [`Recovery::moved`].
     tx_base: u32,
     rx_base: Option<u32>,
-    /// The acknowledgment number we last sent (see [`Recovery::rx_settled`]).
+    /// The acknowledgment number we last sent (see [`Recovery::rx_settled`]),
+    /// and the window field the socket put beside it.
     ack_out: Option<u32>,
+    win_out: Option<u16>,
+    /// Our window scale (from the SYN the socket sent) and whether the peer
+    /// offered scaling too (its SYN had the option): see
+    /// [`Recovery::wire_shift`].
+    our_ws: u8,
+    peer_ws: bool,
     /// Data segments this connection sent again (its share of
     /// `EngineStats::retransmits`).
     resent: u32,
@@ -569,6 +584,7 @@ impl Recovery {
     /// scale and MSS.
     pub(crate) fn on_syn(&mut self, opts: &[u8]) {
         if let Some(r) = tcpopt::find(opts, tcpopt::WSCALE) {
+            self.peer_ws = true;
             if let Some(&s) = opts[r].first() {
                 // RFC 7323: larger shifts are taken as 14.
                 self.wscale = s.min(14);
@@ -640,7 +656,49 @@ impl Recovery {
         Sent {
             base: self.active.then_some(self.nxt),
             filter,
+            shift: self.wire_shift(),
             ..Sent::default()
+        }
+    }
+
+    /// The window scale our window fields are in on the wire (0: none, or
+    /// not known yet).
+    ///
+    /// smoltcp advertises its free receive space rounded down to a unit of
+    /// `1 << shift`, so its right edge (`ack + window`) can move back by up
+    /// to a unit when data arrives: a peer that filled the earlier edge
+    /// then has data outside the window. With the window closed that way,
+    /// smoltcp drops such segments whole, their ACKs too, and both ends
+    /// can wait on each other for good. Advertising one unit less than
+    /// smoltcp's window keeps every edge the peer hears at or below every
+    /// edge smoltcp holds later (its free space only grows by reads, and a
+    /// rounded edge is never a unit below it): the peer may see its edge
+    /// move back by less than a unit, as RFC 7323 (section 2.4) allows for
+    /// rounding, but what it was allowed to send is always taken. Linux's
+    /// `tcp_select_window` keeps its edges from moving back by rounding up
+    /// into slack its buffer has; smoltcp's buffer has none to give.
+    #[inline]
+    pub(crate) fn wire_shift(&self) -> u8 {
+        if self.peer_ws {
+            self.our_ws
+        } else {
+            0
+        }
+    }
+
+    /// `rcv.nxt` while the socket's receive window is closed (the last
+    /// window it sent was zero), when it takes only a pure ACK at exactly
+    /// `rcv.nxt`: any other segment is dropped whole, its acknowledgment
+    /// with it. RFC 9293 (3.10.7.4) asks that ACKs be taken even then, and
+    /// Linux does (`tcp_sequence` accepts a segment that starts at the
+    /// window's right edge); the caller feeds the socket such a segment's
+    /// ACK alone first (see `net::device::ack_at`).
+    #[inline]
+    pub(crate) fn closed_at(&self) -> Option<u32> {
+        if self.win_out == Some(0) {
+            self.ack_out
+        } else {
+            None
         }
     }
 
@@ -694,6 +752,10 @@ impl Recovery {
     pub(crate) fn note_ack(&mut self, s: &Sent) {
         if s.ack.is_some() {
             self.ack_out = s.ack;
+            self.win_out = s.win;
+        }
+        if let Some(ws) = s.ws {
+            self.our_ws = ws.min(14);
         }
     }
 

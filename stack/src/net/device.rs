@@ -237,15 +237,17 @@ pub(crate) fn shift_acks(ip: &mut [u8], off: u32, csum: bool) {
 
 /// Records the data segment (if it is one) in IP packet `ip` into `sent`;
 /// says whether the packet goes on the wire (during recovery, a resend the
-/// peer has or that is still in flight does not).
+/// peer has or that is still in flight does not). A window field goes out
+/// one unit smaller when `sent.shift` says so (see
+/// `Recovery::wire_shift`), its TCP checksum updated when `csum`.
 #[inline]
-fn note_sent(ip: &[u8], sent: &mut Sent) -> bool {
+fn note_sent(ip: &mut [u8], sent: &mut Sent, csum: bool) -> bool {
     if ip.len() < 40 {
         return true;
     }
     let ihl = usize::from(ip[0] & 0x0f) * 4;
     let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-    let Some(t) = ip.get(ihl..total) else {
+    let Some(t) = ip.get_mut(ihl..total) else {
         return true;
     };
     if t.len() < 20 {
@@ -253,21 +255,83 @@ fn note_sent(ip: &[u8], sent: &mut Sent) -> bool {
     }
     let doff = usize::from(t[12] >> 4) * 4;
     let flags = t[13];
+    let seq = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
     if flags & 0x10 != 0 {
         sent.ack = Some(u32::from_be_bytes([t[8], t[9], t[10], t[11]]));
+        let win = u16::from_be_bytes([t[14], t[15]]);
+        sent.win = Some(win);
+        // Not a SYN's (unscaled) nor an RST's.
+        if sent.shift > 0 && win > 0 && flags & 0x06 == 0 {
+            t[14..16].copy_from_slice(&(win - 1).to_be_bytes());
+            if csum {
+                let c = u16::from_be_bytes([t[16], t[17]]);
+                t[16..18].copy_from_slice(&csum_replace16(c, win, win - 1).to_be_bytes());
+            }
+        }
+    }
+    if flags & 0x02 != 0 {
+        // SYNs are only noted.
+        if let Some(o) = t.get(20..doff) {
+            if let Some(r) = tcpopt::find(o, tcpopt::WSCALE) {
+                sent.ws = o[r].first().copied();
+            }
+        }
+        sent.syn = Some(seq);
+        return true;
     }
     let payload = t.len().saturating_sub(doff) as u32;
-    // FIN counts one in sequence space; SYNs are only noted.
+    // FIN counts one in sequence space.
     let len = payload + u32::from(flags & 0x01);
-    let seq = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
-    if flags & 0x02 != 0 {
-        sent.syn = Some(seq);
-        true
-    } else if len > 0 {
+    if len > 0 {
         sent.record(seq, len, payload)
     } else {
         true
     }
+}
+
+/// Checksum `c` with one 16-bit word changed from `old` to `new` (RFC 1624,
+/// eqn. 3: `HC' = ~(~HC + ~m + m')`).
+pub(crate) fn csum_replace16(c: u16, old: u16, new: u16) -> u16 {
+    let mut sum = u32::from(!c) + u32::from(!old) + u32::from(new);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    !(sum as u16)
+}
+
+/// The largest header a TCP/IPv4 packet can have (IPv4 and TCP options
+/// included): the size of the buffer [`ack_at`] writes into.
+pub(crate) const MAX_HEADERS: usize = 120;
+
+/// The acknowledgment of received segment `ip` alone, at sequence number
+/// `at` (the socket's `rcv.nxt` while its window is closed: see
+/// `Recovery::closed_at`), written into `out`: the headers and options
+/// copied, the payload and any FIN and PSH left off, the checksums refilled
+/// where the socket checks them. Returns its length, or `None` when the
+/// socket takes `ip` as it is (a pure ACK at `at`) or it is not an ACK
+/// (SYN, RST, or no ACK flag).
+pub(crate) fn ack_at(
+    ip: &[u8],
+    at: u32,
+    out: &mut [u8; MAX_HEADERS],
+    ip_csum: bool,
+    tcp_csum: bool,
+) -> Option<usize> {
+    let (ihl, total, doff) = tcp_parts(ip)?;
+    let t = &ip[ihl..total];
+    let flags = t[13];
+    if flags & 0x10 == 0 || flags & 0x06 != 0 {
+        return None;
+    }
+    let seq = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
+    if seq == at && t.len() == doff && flags & 0x01 == 0 {
+        return None;
+    }
+    let end = ihl + doff;
+    let o = out.get_mut(..end)?;
+    o.copy_from_slice(&ip[..end]);
+    o[ihl + 4..ihl + 8].copy_from_slice(&at.to_be_bytes());
+    o[ihl + 13] &= !(0x01 | 0x08); // FIN, PSH
+    Some(resized(o, ihl, end, ip_csum, tcp_csum))
 }
 
 /// Sends IP packet `ip` from `src` to `dst` (a packet built aside: a
@@ -301,7 +365,7 @@ impl<N: Nic> TxToken for TxTok<'_, N> {
         let (sent, off, csum) = (self.sent, self.seq_off, self.csum);
         if self.discard {
             let v = f(&mut self.scratch[..len]);
-            note_sent(&self.scratch[..len], sent);
+            note_sent(&mut self.scratch[..len], sent, csum);
             return v;
         }
         if sent.filter.is_some() || self.dsack.is_some() {
@@ -320,7 +384,7 @@ impl<N: Nic> TxToken for TxTok<'_, N> {
             if off != 0 {
                 shift_seq(&mut self.scratch[..len], off, csum);
             }
-            if !note_sent(&self.scratch[..len], sent) {
+            if !note_sent(&mut self.scratch[..len], sent, csum) {
                 self.tx.skipped += 1;
                 return v;
             }
@@ -343,7 +407,7 @@ impl<N: Nic> TxToken for TxTok<'_, N> {
                 if off != 0 {
                     shift_seq(&mut buf[ETH_HDR..], off, csum);
                 }
-                note_sent(&buf[ETH_HDR..], sent);
+                note_sent(&mut buf[ETH_HDR..], sent, csum);
             }
         };
         let mut r = self.nic.tx_frame(ETH_HDR + len, &mut build);
@@ -365,7 +429,7 @@ impl<N: Nic> TxToken for TxTok<'_, N> {
                 if off != 0 {
                     shift_seq(&mut self.scratch[..len], off, csum);
                 }
-                note_sent(&self.scratch[..len], sent);
+                note_sent(&mut self.scratch[..len], sent, csum);
                 v
             }
         }
@@ -518,5 +582,101 @@ mod tests {
         assert_eq!(trim_resend(&mut whole, 140, &sent, true, true), 140);
         let mut new = segment(2000, &payload[..100]);
         assert_eq!(trim_resend(&mut new, 140, &sent, true, true), 140);
+    }
+
+    /// The checksums of IPv4 packet `ip` (10.0.0.1 to 10.0.0.2) are good.
+    fn checksums_good(ip: &[u8]) -> bool {
+        let pkt = Ipv4Packet::new_checked(ip).expect("a valid IPv4 packet");
+        let tcp = TcpPacket::new_checked(pkt.payload()).expect("a valid TCP segment");
+        let (src, dst) = (
+            IpAddress::Ipv4(Ipv4Addr::new(10, 0, 0, 1)),
+            IpAddress::Ipv4(Ipv4Addr::new(10, 0, 0, 2)),
+        );
+        pkt.verify_checksum() && tcp.verify_checksum(&src, &dst)
+    }
+
+    /// smoltcp's window field is its free receive space rounded down to a
+    /// unit, so its right edge moves back (by less than a unit) when data
+    /// arrives, and a peer that filled the earlier edge has data outside
+    /// smoltcp's window. The field on the wire is a unit less, so no edge
+    /// the peer hears passes an edge smoltcp holds later.
+    #[test]
+    fn no_window_edge_on_the_wire_passes_a_later_edge_of_the_socket() {
+        const SHIFT: u8 = 7;
+        let cap: u32 = 4 << 20;
+        let (mut rcv_nxt, mut queued) = (1u32, 0u32);
+        let mut x = 0x9e37_79b9u32;
+        let mut smol_edges = Vec::new();
+        let mut wire_edges = Vec::new();
+        for i in 0..5000 {
+            // Arrivals of odd sizes, and reads now and then.
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let n = (x % 1449).min(cap - queued);
+            rcv_nxt = rcv_nxt.wrapping_add(n);
+            queued += n;
+            if i % 7 == 0 {
+                queued -= queued.min(x % 40_000);
+            }
+            let free = cap - queued;
+            let field = (free >> SHIFT) as u16;
+            smol_edges.push(rcv_nxt + (u32::from(field) << SHIFT));
+            // The socket's pure ACK, through the egress hook.
+            let mut ip = segment(7, &[]);
+            ip[28..32].copy_from_slice(&rcv_nxt.to_be_bytes());
+            ip[34..36].copy_from_slice(&field.to_be_bytes());
+            refill_tcp_checksum(&mut ip, 20, 40);
+            let mut sent = Sent::default();
+            sent.shift = SHIFT;
+            assert!(note_sent(&mut ip, &mut sent, true));
+            assert_eq!(sent.win, Some(field), "the socket's own field is noted");
+            assert!(checksums_good(&ip[..40]));
+            let wire = u16::from_be_bytes([ip[34], ip[35]]);
+            assert_eq!(wire, field.saturating_sub(1));
+            wire_edges.push(rcv_nxt + (u32::from(wire) << SHIFT));
+        }
+        // Every edge the peer heard is at or below every edge smoltcp held
+        // from then on; smoltcp's own edges are not.
+        let (mut later_min, mut raw_past) = (u32::MAX, 0);
+        for (i, (w, e)) in wire_edges.iter().zip(&smol_edges).enumerate().rev() {
+            later_min = later_min.min(*e);
+            assert!(*w <= later_min, "edge {w} heard at {i} passes {later_min}");
+            raw_past += usize::from(*e > later_min);
+        }
+        assert!(raw_past > 100, "smoltcp's edges move back: {raw_past}");
+        // A SYN's window is not scaled: left alone; its scale is noted.
+        let mut syn = segment(7, &[]);
+        syn[33] = 0x12; // SYN, ACK
+        let mut sent = Sent::default();
+        sent.shift = SHIFT;
+        note_sent(&mut syn, &mut sent, false);
+        assert_eq!(u16::from_be_bytes([syn[34], syn[35]]), 1000);
+    }
+
+    /// While the socket's window is closed, a segment's ACK is fed alone at
+    /// `rcv.nxt`: payload, FIN and PSH off, checksums good.
+    #[test]
+    fn a_segment_met_by_a_closed_window_gives_its_ack_alone() {
+        let payload = [5u8; 100];
+        let mut ip = segment(5016, &payload);
+        ip[33] |= 0x01; // FIN
+        refill_tcp_checksum(&mut ip, 20, 140);
+        let mut out = [0u8; MAX_HEADERS];
+        let n = ack_at(&ip, 5000, &mut out, true, true).expect("an ACK");
+        assert_eq!(n, 40);
+        assert!(checksums_good(&out[..n]));
+        let tcp = TcpPacket::new_checked(&out[20..n]).expect("a valid TCP segment");
+        assert_eq!(tcp.seq_number().0 as u32, 5000);
+        assert!(tcp.ack() && !tcp.fin() && !tcp.psh() && tcp.payload().is_empty());
+        assert_eq!(tcp.window_len(), 1000);
+        // A pure ACK at rcv.nxt is taken as it is; an RST or SYN is not an ACK
+        // to feed.
+        let pure = segment(5000, &[]);
+        assert_eq!(ack_at(&pure, 5000, &mut out, true, true), None);
+        let mut probe = segment(4999, &[]);
+        assert!(ack_at(&probe, 5000, &mut out, true, true).is_some());
+        probe[33] = 0x14; // RST, ACK
+        assert_eq!(ack_at(&probe, 5000, &mut out, true, true), None);
     }
 }

@@ -27,7 +27,7 @@ use crate::hint::prefetch;
 use crate::ids::ConnId;
 use crate::l2::{self, Arp, ETH_HDR};
 pub(crate) use device::TxCounters;
-use device::{send_ip, shift_acks, Port};
+use device::{csum_replace16, send_ip, shift_acks, Port};
 
 /// The device smoltcp sees over a pump, borrowing only the fields it needs
 /// (so the caller can still borrow the pump's empty socket set, and the
@@ -109,6 +109,12 @@ impl<N: Nic> Pump<N> {
         if nic_caps.rx_checksum_offload && nic_caps.tx_checksum_offload {
             caps.checksum.ipv4 = Checksum::None;
             caps.checksum.tcp = Checksum::None;
+        } else {
+            // Received checksums are checked once, in the core's ingress
+            // (before recovery reads a segment or the pump rewrites one);
+            // smoltcp fills them on the way out.
+            caps.checksum.ipv4 = Checksum::Tx;
+            caps.checksum.tcp = Checksum::Tx;
         }
         let mut pump = Pump {
             nic,
@@ -146,7 +152,7 @@ impl<N: Nic> Pump<N> {
     pub(crate) fn poll_rx(&mut self, core: &mut Core) -> usize {
         let mut total = 0;
         let budget = core.cfg.rx_budget;
-        let verify_ipv4 = !matches!(self.caps.checksum.ipv4, Checksum::None);
+        let verify = !matches!(self.caps.checksum.ipv4, Checksum::None);
         // Borrow the fields apart: the burst is drained while the device
         // (NIC, scratch, counters) feeds each frame.
         let Pump {
@@ -178,7 +184,7 @@ impl<N: Nic> Pump<N> {
             for (i, mut frame) in rx_batch.drain(..).enumerate() {
                 // Replies to input carry no data: nothing for recovery.
                 let mut sent = Sent::default();
-                match core.ingress(frame.as_ref(), hints[i], verify_ipv4) {
+                match core.ingress(frame.as_ref(), hints[i], verify) {
                     Ingress::Conn {
                         cid,
                         ip,
@@ -212,18 +218,25 @@ impl<N: Nic> Pump<N> {
                         // congestion window (see core::recovery).
                         fit_window(ip, &mut c.rec);
                         let ip: &[u8] = ip;
+                        // With its window closed the socket would drop
+                        // this segment's ACK with its data: it hears the
+                        // ACK alone first, then the segment (answered with
+                        // an ACK, as Linux does).
+                        let mut ack_buf = [0u8; device::MAX_HEADERS];
+                        let ack_only = c.rec.closed_at().and_then(|at| {
+                            let ip_csum = caps.checksum.ipv4.rx();
+                            device::ack_at(ip, at, &mut ack_buf, ip_csum, csum)
+                        });
                         let dups = repair.and_then(|r| dup_acks_for(core.host.ip, c, r));
-                        let mut port = port!(
-                            nic,
-                            caps,
-                            *mac,
-                            scratch,
-                            tx,
-                            Some(ip),
-                            src_mac,
-                            &mut sent,
-                            off
-                        );
+                        sent.shift = c.rec.wire_shift();
+                        let mut port =
+                            port!(nic, caps, *mac, scratch, tx, None, src_mac, &mut sent, off);
+                        if let Some(n) = ack_only {
+                            core.stats.closed_window_acks += 1;
+                            port.rx = Some(&ack_buf[..n]);
+                            core.iface.poll_ingress_single(now, &mut port, &mut c.set);
+                        }
+                        port.rx = Some(ip);
                         port.dsack = dsack;
                         core.iface.poll_ingress_single(now, &mut port, &mut c.set);
                         if let Some(pkt) = &dups {
@@ -421,15 +434,6 @@ fn fit_window(ip: &mut [u8], rec: &mut crate::core::recovery::Recovery) {
         let c = u16::from_be_bytes([t[16], t[17]]);
         t[16..18].copy_from_slice(&csum_replace16(c, field, w).to_be_bytes());
     }
-}
-
-/// Checksum `c` with one 16-bit word changed from `old` to `new` (RFC 1624,
-/// eqn. 3: `HC' = ~(~HC + ~m + m')`).
-fn csum_replace16(c: u16, old: u16, new: u16) -> u16 {
-    let mut sum = u32::from(!c) + u32::from(!old) + u32::from(new);
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    !(sum as u16)
 }
 
 /// The duplicate ACK to feed `c`'s socket for `repair`, if it is one (in
