@@ -454,6 +454,11 @@ impl Core {
             usermem::check(r.addr, r.len as usize)?;
             (r.addr, r.len, 0)
         };
+        if !r.bundle && !r.kind.zero_copy() {
+            if let Some(res) = self.send_whole(cid, addr, len, iovlen) {
+                return res;
+            }
+        }
         let kind = OpKind::Send {
             addr,
             len,
@@ -469,6 +474,44 @@ impl Core {
         };
         self.park_send(sub, cid, kind, msg_flags);
         Ok(None)
+    }
+
+    /// The common send, done without an op: nothing is queued ahead of it
+    /// on `cid` and all `len` bytes fit in the socket's send buffer (and
+    /// the memory budget) now, or the connection ends it at once (a reset,
+    /// a shutdown). `None`: it must wait, or could go in part only; the
+    /// caller parks it (see [`Core::park_send`]), which does the same
+    /// checks again.
+    fn send_whole(&mut self, cid: ConnId, addr: u64, len: u32, iovlen: u32) -> Option<OpResult> {
+        if !self.cq.ops.conn(cid).send.is_empty() {
+            return None;
+        }
+        match self.send_gate(cid, 0) {
+            Gate::Go => {}
+            Gate::Wait => return None,
+            Gate::End(res) => return Some(Ok(Some((res, 0)))),
+        }
+        let allow = self.conns.send_allowance(cid);
+        let s = self.conns.get_mut(cid).sock();
+        let free = s.send_capacity() - s.send_queue();
+        if (len as usize) > free.min(allow) {
+            return None;
+        }
+        let sent = if iovlen > 0 {
+            usermem::for_each_iov(addr, iovlen, 0, |seg| s.send_slice(seg).unwrap_or(0))
+        } else {
+            usermem::slice(addr, len as usize).map(|src| s.send_slice(src).unwrap_or(0))
+        };
+        let n = match sent {
+            Ok(n) => n as u32,
+            Err(e) => return Some(Err(e)),
+        };
+        debug_assert_eq!(n, len, "the whole send fit");
+        if n > 0 {
+            self.conns.mark_dirty(cid);
+            self.conns.charge(cid, n);
+        }
+        Some(Ok(Some((n as i32, 0))))
     }
 
     /// SEND with `IOSQE_BUFFER_SELECT` (Linux's io_send_select_buffer): the
