@@ -3,8 +3,8 @@
 //!
 //! A connection's buffers decide its window (smoltcp advertises the receive
 //! buffer's free space and negotiates window scaling from its capacity), so
-//! a path with a large bandwidth-delay product needs large buffers: 1 MiB
-//! fills about 8 Gbit/s over a 1 ms round trip. Giving 100k connections
+//! a path with a large bandwidth-delay product needs large buffers: the
+//! default 4 MiB fills about 33 Gbit/s over a 1 ms round trip. Giving 100k connections
 //! that much committed memory would not fit, so the buffers are reserved,
 //! not committed: one anonymous `MAP_NORESERVE` mapping for all slots,
 //! whose pages the kernel backs only when first written. smoltcp's ring

@@ -78,7 +78,13 @@ fn run_reading(
 
 #[test]
 fn bundles_and_buffers_under_back_pressure() {
-    let mut p = Pair::new();
+    // 1 MiB socket buffers each way on both ends (the default is larger).
+    let mut o = PairOpts::default();
+    for e in [&mut o.server, &mut o.client] {
+        e.rx_buffer = 1 << 20;
+        e.tx_buffer = 1 << 20;
+    }
+    let mut p = Pair::with(o);
     let (sfd, cfd) = connected(&mut p);
     let data: Vec<u8> = (0..BUFS * SIZE).map(|i| (i * 7 % 251) as u8).collect();
     let base = data.as_ptr() as u64;

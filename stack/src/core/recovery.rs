@@ -99,6 +99,16 @@ fn seq_max(a: u32, b: u32) -> u32 {
     }
 }
 
+/// The earlier of two sequence numbers.
+#[inline]
+fn seq_min(a: u32, b: u32) -> u32 {
+    if after(a, b) {
+        b
+    } else {
+        a
+    }
+}
+
 /// What one egress call sent, read from the segments as they were built.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Sent {
@@ -703,24 +713,23 @@ impl Recovery {
     }
 
     /// The egress filter: the blocks that can matter to a resend this call
-    /// (those reaching above the round's resends and starting below what is
-    /// lost), at most [`FILTER_BLOCKS`]; the lost range ends before the
-    /// first block past those.
+    /// (those reaching above the round's resends), at most
+    /// [`FILTER_BLOCKS`]; the lost range ends before the first block past
+    /// those.
     #[cold]
     fn filter(&self, now_us: u64, force_una: bool) -> Filter {
         let rxt_high = seq_max(self.rxt_high, self.una);
         let mut lost_below = self.lost_below(now_us);
         let mut sb = [(0u32, 0u32); FILTER_BLOCKS];
         let mut n = 0;
+        // Blocks past what is lost count too: a resend that starts in the
+        // lost range may end inside one (it is cut there).
         for &(l, r) in self.board().0 {
             if !after(r, rxt_high) {
                 continue;
             }
-            if !after(lost_below, l) {
-                break;
-            }
             if n == FILTER_BLOCKS {
-                lost_below = l;
+                lost_below = seq_min(lost_below, l);
                 break;
             }
             sb[n] = (l, r);
