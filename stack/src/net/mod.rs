@@ -91,6 +91,9 @@ pub(crate) struct Pump<N: Nic> {
     rx_batch: Vec<N::Frame>,
     /// A received packet of a SYN cookie connection, translated.
     fix: Vec<u8>,
+    /// A received segment's ACK alone, for a socket whose window is closed
+    /// (see `device::ack_at`).
+    ack_only: [u8; device::MAX_HEADERS],
     /// The socket set of "no socket": smoltcp answers such segments with RST.
     empty_set: SocketSet<'static>,
     pub(crate) tx: TxCounters,
@@ -123,6 +126,7 @@ impl<N: Nic> Pump<N> {
             scratch: vec![0u8; 65536 + ETH_HDR],
             rx_batch: Vec::with_capacity(RX_BURST),
             fix: vec![0u8; 65536],
+            ack_only: [0u8; device::MAX_HEADERS],
             empty_set: SocketSet::new(Vec::new()),
             tx: TxCounters::default(),
             rx_frames: 0,
@@ -162,6 +166,7 @@ impl<N: Nic> Pump<N> {
             scratch,
             rx_batch,
             fix,
+            ack_only,
             empty_set,
             tx,
             arp_tx,
@@ -222,18 +227,17 @@ impl<N: Nic> Pump<N> {
                         // this segment's ACK with its data: it hears the
                         // ACK alone first, then the segment (answered with
                         // an ACK, as Linux does).
-                        let mut ack_buf = [0u8; device::MAX_HEADERS];
-                        let ack_only = c.rec.closed_at().and_then(|at| {
+                        let ack_len = c.rec.closed_at().and_then(|at| {
                             let ip_csum = caps.checksum.ipv4.rx();
-                            device::ack_at(ip, at, &mut ack_buf, ip_csum, csum)
+                            device::ack_at(ip, at, ack_only, ip_csum, csum)
                         });
                         let dups = repair.and_then(|r| dup_acks_for(core.host.ip, c, r));
                         sent.shift = c.rec.wire_shift();
                         let mut port =
                             port!(nic, caps, *mac, scratch, tx, None, src_mac, &mut sent, off);
-                        if let Some(n) = ack_only {
+                        if let Some(n) = ack_len {
                             core.stats.closed_window_acks += 1;
-                            port.rx = Some(&ack_buf[..n]);
+                            port.rx = Some(&ack_only[..n]);
                             core.iface.poll_ingress_single(now, &mut port, &mut c.set);
                         }
                         port.rx = Some(ip);
