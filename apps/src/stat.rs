@@ -92,6 +92,7 @@ const SUMMARY: &[(&str, &[&str])] = &[
             "engine.dsacks_sent",
             "engine.recovery_undos",
             "engine.resends_trimmed",
+            "engine.sack_blocks_added",
         ],
     ),
     (

@@ -468,6 +468,7 @@ fn stats_of<N: Nic>(core: &Core, pump: &Pump<N>) -> EngineStats {
     s.tx_full = pump.tx.full;
     s.resends_skipped = pump.tx.skipped;
     s.resends_trimmed = pump.tx.trimmed;
+    s.sack_blocks_added = pump.tx.sack_blocks_added;
     s.dsacks_sent = pump.tx.dsacks;
     s.arp_tx = pump.arp_tx;
     s

@@ -92,6 +92,9 @@ pub struct EngineStats {
     /// Resends cut to the part the peer had not SACKed (a walk's segments
     /// start at `snd.una`, not at the hole's edges).
     pub resends_trimmed: u64,
+    /// ACKs sent with more SACK blocks than smoltcp's one (the receive
+    /// side held data out of order in several blocks; RFC 2018).
+    pub sack_blocks_added: u64,
     /// Neighbours taken from sibling engines of a group (learned by
     /// another queue's engine; filled in by `stats()`).
     pub arp_shared: u64,
@@ -207,6 +210,7 @@ impl EngineStats {
             dsacks_sent,
             resends_skipped,
             resends_trimmed,
+            sack_blocks_added,
             arp_shared,
             idle_sleeps,
             idle_wakeups,

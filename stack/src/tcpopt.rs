@@ -39,18 +39,34 @@ pub(crate) fn find(opts: &[u8], kind: u8) -> Option<Range<usize>> {
 /// Room for options in a TCP header.
 pub(crate) const MAX_LEN: usize = 40;
 
-/// Options `opts` with a D-SACK block (RFC 2883: the duplicate segment
-/// `dsack` reported first) put before the SACK blocks `opts` carried, into
-/// `out`; returns the new options' length (a multiple of 4). The other
-/// options are kept, NOPs rebuilt; blocks that do not fit are left out (the
-/// D-SACK always fits beside what smoltcp sends on an ACK: timestamps and
-/// one block). Reading stops at a malformed option, as in [`options`].
-/// `None` if the other options leave no room for a block.
-pub(crate) fn with_dsack(opts: &[u8], dsack: (u32, u32), out: &mut [u8; MAX_LEN]) -> Option<usize> {
+/// `a` is after `b` in sequence space.
+fn after(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
+}
+
+/// Options `opts` rebuilt into `out` with SACK blocks in this order: the
+/// D-SACK `dsack` if any (RFC 2883: the duplicate segment reported first),
+/// the blocks `opts` carried, then those of `extra` that overlap none of
+/// them (more blocks of data held out of order, RFC 2018: a receiver
+/// includes as many as fit, the most recent first), as many as fit in all.
+/// Returns the new options' length (a multiple of 4). The other options are
+/// kept, NOPs rebuilt; blocks that do not fit are left out (a D-SACK always
+/// fits beside what smoltcp sends on an ACK: timestamps and one block).
+/// Reading stops at a malformed option, as in [`options`]. `None` if the
+/// other options leave no room for a block.
+pub(crate) fn with_blocks(
+    opts: &[u8],
+    dsack: Option<(u32, u32)>,
+    extra: &[(u32, u32)],
+    out: &mut [u8; MAX_LEN],
+) -> Option<usize> {
     let mut n = 0;
     let mut blocks = [(0u32, 0u32); 4];
-    blocks[0] = dsack;
-    let mut nb = 1;
+    let mut nb = 0;
+    if let Some(d) = dsack {
+        blocks[0] = d;
+        nb = 1;
+    }
     for (kind, r) in options(opts) {
         if kind == SACK {
             for e in opts[r].chunks_exact(8) {
@@ -58,7 +74,7 @@ pub(crate) fn with_dsack(opts: &[u8], dsack: (u32, u32), out: &mut [u8; MAX_LEN]
                     u32::from_be_bytes([e[0], e[1], e[2], e[3]]),
                     u32::from_be_bytes([e[4], e[5], e[6], e[7]]),
                 );
-                if b != dsack && nb < blocks.len() {
+                if Some(b) != dsack && nb < blocks.len() {
                     blocks[nb] = b;
                     nb += 1;
                 }
@@ -67,6 +83,19 @@ pub(crate) fn with_dsack(opts: &[u8], dsack: (u32, u32), out: &mut [u8; MAX_LEN]
             let o = opts.get(r.start - 2..r.end)?;
             out.get_mut(n..n + o.len())?.copy_from_slice(o);
             n += o.len();
+        }
+    }
+    let first = usize::from(dsack.is_some());
+    for &(l, r) in extra {
+        if nb == blocks.len() {
+            break;
+        }
+        let known = blocks[first..nb]
+            .iter()
+            .any(|&(bl, br)| after(r, bl) && after(br, l));
+        if !known {
+            blocks[nb] = (l, r);
+            nb += 1;
         }
     }
     while n % 4 != 0 {
@@ -98,7 +127,7 @@ mod tests {
         o.extend_from_slice(&300u32.to_be_bytes());
         o.extend_from_slice(&400u32.to_be_bytes());
         let mut out = [0u8; MAX_LEN];
-        let n = with_dsack(&o, (100, 200), &mut out).unwrap();
+        let n = with_blocks(&o, Some((100, 200)), &[], &mut out).unwrap();
         assert_eq!(n % 4, 0);
         let got: Vec<_> = options(&out[..n]).collect();
         assert_eq!(got[0], (8, 2..10), "timestamps kept");
@@ -113,12 +142,12 @@ mod tests {
             "D-SACK first, then the socket's block"
         );
         // No options at all: just the D-SACK.
-        let n = with_dsack(&[], (5, 9), &mut out).unwrap();
+        let n = with_blocks(&[], Some((5, 9)), &[], &mut out).unwrap();
         assert_eq!(&out[..n], &[1, 1, 5, 10, 0, 0, 0, 5, 0, 0, 0, 9]);
         // Options that leave no room for a block: nothing built.
         let mut big = vec![30u8, 36];
         big.resize(36, 0);
-        assert_eq!(with_dsack(&big, (5, 9), &mut out), None);
+        assert_eq!(with_blocks(&big, Some((5, 9)), &[], &mut out), None);
     }
 
     #[test]
@@ -134,5 +163,35 @@ mod tests {
         assert_eq!(find(&[5, 40, 0, 0], SACK), None, "length past the end");
         assert_eq!(find(&[5, 1, 0, 0], SACK), None, "length below 2");
         assert_eq!(find(&[1, 1], MSS), None);
+    }
+
+    #[test]
+    fn more_blocks_follow_the_sockets_one_without_repeating_it() {
+        // SACK(1 block: 300..400), as smoltcp sends on an ACK.
+        let mut o = vec![1, 1, 5, 10];
+        o.extend_from_slice(&300u32.to_be_bytes());
+        o.extend_from_slice(&400u32.to_be_bytes());
+        let mut out = [0u8; MAX_LEN];
+        // 350..400 overlaps the socket's block: left out; the rest follow,
+        // as many as fit (four blocks in all without timestamps).
+        let extra = [
+            (350, 400),
+            (500, 600),
+            (700, 800),
+            (900, 1000),
+            (1100, 1200),
+        ];
+        let n = with_blocks(&o, None, &extra, &mut out).unwrap();
+        let sack = find(&out[..n], SACK).unwrap();
+        let edges: Vec<u32> = out[sack]
+            .chunks_exact(4)
+            .map(|e| u32::from_be_bytes([e[0], e[1], e[2], e[3]]))
+            .collect();
+        assert_eq!(edges, vec![300, 400, 500, 600, 700, 800, 900, 1000]);
+        // A D-SACK first, then the socket's block, then what fits.
+        let n = with_blocks(&o, Some((10, 20)), &extra, &mut out).unwrap();
+        let sack = find(&out[..n], SACK).unwrap();
+        assert_eq!(sack.len(), 32);
+        assert_eq!(&out[sack.start..sack.start + 4], &10u32.to_be_bytes());
     }
 }

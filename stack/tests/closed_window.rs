@@ -13,145 +13,14 @@
 //! The client here is a raw peer written in the test (the client engine is
 //! never stepped; its port is ours), so the segments are exactly these.
 
-use std::sync::atomic::Ordering;
+mod common;
 
-use ringline_dataplane::Nic;
+use common::*;
 use ringline_ring::opcode;
 use ringline_testkit::pair::*;
-use smoltcp::phy::ChecksumCapabilities;
-use smoltcp::wire::{
-    IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
-};
 
-const PORT: u16 = 7300;
-const SPORT: u16 = 40_000;
 /// The server's receive buffer: 256 KiB, so its window scale is 3.
 const RX_BUF: usize = 256 << 10;
-const ISN: u32 = 1_000_000;
-
-/// A segment the server heard of, as the raw client saw it.
-#[derive(Clone, Debug)]
-struct Seg {
-    seq: u32,
-    ack: u32,
-    win: u16,
-    syn: bool,
-    rst: bool,
-    len: usize,
-    ws: Option<u8>,
-}
-
-/// The raw client: sends from the client's port, reads what reaches it.
-struct Raw {
-    /// Our next sequence number, and the server's (what we acknowledge).
-    nxt: u32,
-    srv_nxt: u32,
-    /// Bytes of server data seen (each segment's highest end).
-    srv_hi: u32,
-    /// Everything the server sent us, in order.
-    heard: Vec<Seg>,
-}
-
-fn emit(p: &mut Pair, tcp: &TcpRepr, bad_checksum: bool) {
-    let src = CLIENT_IP;
-    let ip = Ipv4Repr {
-        src_addr: src,
-        dst_addr: SERVER_IP,
-        next_header: IpProtocol::Tcp,
-        payload_len: tcp.buffer_len(),
-        hop_limit: 64,
-    };
-    let wire = PairOpts::default().wire;
-    let len = 14 + 20 + tcp.buffer_len();
-    let mut build = |f: &mut [u8]| {
-        f[0..6].copy_from_slice(&wire.mac_a);
-        f[6..12].copy_from_slice(&wire.mac_b);
-        f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-        let caps = ChecksumCapabilities::default();
-        let (ip_part, tcp_part) = f[14..].split_at_mut(20);
-        ip.emit(&mut Ipv4Packet::new_unchecked(ip_part), &caps);
-        tcp.emit(
-            &mut TcpPacket::new_unchecked(&mut tcp_part[..tcp.buffer_len()]),
-            &IpAddress::Ipv4(src),
-            &IpAddress::Ipv4(SERVER_IP),
-            &caps,
-        );
-        if bad_checksum {
-            tcp_part[16] ^= 0x5a;
-        }
-    };
-    let nic = p.c.driver_mut().nic_mut().inner_mut();
-    nic.tx_frame(len, &mut build).expect("wire full");
-    nic.tx_flush();
-}
-
-fn seg<'a>(seq: u32, ack: u32, win: u16, payload: &'a [u8]) -> TcpRepr<'a> {
-    TcpRepr {
-        src_port: SPORT,
-        dst_port: PORT,
-        control: TcpControl::None,
-        seq_number: TcpSeqNumber(seq as i32),
-        ack_number: Some(TcpSeqNumber(ack as i32)),
-        window_len: win,
-        window_scale: None,
-        max_seg_size: None,
-        sack_permitted: false,
-        sack_ranges: [None; 3],
-        timestamp: None,
-        payload,
-    }
-}
-
-impl Raw {
-    /// Runs the server alone for `rounds` rounds of `dt_us`, reading what
-    /// reaches the raw client.
-    fn run(&mut self, p: &mut Pair, rounds: usize, dt_us: u64) {
-        for _ in 0..rounds {
-            p.clock.fetch_add(dt_us, Ordering::Relaxed);
-            p.s.submit().expect("server submit");
-            reap(&mut p.s, &mut p.s_cqes);
-            self.read(p);
-        }
-    }
-
-    fn read(&mut self, p: &mut Pair) {
-        let nic = p.c.driver_mut().nic_mut().inner_mut();
-        let mut frames = Vec::new();
-        while nic.rx_burst(&mut frames, 32) > 0 {
-            for f in frames.drain(..) {
-                let f_ = f.as_ref();
-                if f_.len() > 14 && f_[12..14] == [0x08, 0x00] {
-                    let ip = Ipv4Packet::new_checked(&f_[14..]).expect("ipv4");
-                    let t = TcpPacket::new_checked(ip.payload()).expect("tcp");
-                    let (src, dst) = (IpAddress::Ipv4(SERVER_IP), IpAddress::Ipv4(CLIENT_IP));
-                    assert!(t.verify_checksum(&src, &dst), "the server's checksums");
-                    let r = TcpRepr::parse(&t, &src, &dst, &ChecksumCapabilities::default())
-                        .expect("a TCP segment");
-                    let s = Seg {
-                        seq: r.seq_number.0 as u32,
-                        ack: r.ack_number.map_or(0, |a| a.0 as u32),
-                        win: r.window_len,
-                        syn: r.control == TcpControl::Syn,
-                        rst: r.control == TcpControl::Rst,
-                        len: r.payload.len(),
-                        ws: r.window_scale,
-                    };
-                    let end = s.seq.wrapping_add(s.len as u32 + u32::from(s.syn));
-                    if end.wrapping_sub(self.srv_hi) as i32 > 0 {
-                        self.srv_hi = end;
-                    }
-                    self.heard.push(s);
-                }
-                nic.rx_release(f);
-            }
-        }
-    }
-
-    /// The last segment the server sent.
-    fn last(&self) -> &Seg {
-        self.heard.last().expect("the server sent something")
-    }
-}
 
 /// The server accepts the raw client's connection; sends `out` (never
 /// acknowledged by the client until the window is closed) and does not
@@ -165,35 +34,9 @@ fn closed_window_case(beyond: u32) {
     o.server.rx_buffer = RX_BUF;
     o.wire.checksum_offload = false;
     let mut p = Pair::with(o);
-    let l = listen(&mut p, PORT, 16);
-    push_safe(
-        &mut p.s,
-        opcode::AcceptNoAddr::new(l).user_data(500).build(),
-    );
-    let mut raw = Raw {
-        nxt: ISN,
-        srv_nxt: 0,
-        srv_hi: 0,
-        heard: Vec::new(),
-    };
-    // Handshake, window scale 7 offered.
-    let mut syn = seg(ISN, 0, 65_535, &[]);
-    syn.control = TcpControl::Syn;
-    syn.ack_number = None;
-    syn.window_scale = Some(7);
-    syn.max_seg_size = Some(1460);
-    emit(&mut p, &syn, false);
-    raw.run(&mut p, 20, 20);
-    let sa = raw.heard.iter().find(|s| s.syn).expect("a SYN-ACK").clone();
-    let ws = sa.ws.expect("the server scales its window");
-    assert_eq!(ws, 3, "256 KiB of buffer: scale 3");
-    raw.nxt = ISN + 1;
-    raw.srv_nxt = sa.seq.wrapping_add(1);
-    emit(&mut p, &seg(raw.nxt, raw.srv_nxt, 8192, &[]), false);
-    raw.run(&mut p, 20, 20);
-    let a = take(&mut p.s_cqes, 500).expect("accepted");
-    assert!(a.res >= 0, "accept: {}", a.res);
-    let fd = a.res;
+    let (mut raw, fd) = connect_raw(&mut p);
+    let sa = raw.heard.iter().find(|s| s.syn).expect("a SYN-ACK");
+    assert_eq!(sa.ws, Some(3), "256 KiB of buffer: scale 3");
 
     // The server sends 10,000 bytes; the client does not acknowledge them.
     let out: Vec<u8> = (0..10_000u32).map(|i| (i % 253) as u8).collect();

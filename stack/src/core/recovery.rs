@@ -99,6 +99,11 @@ fn seq_max(a: u32, b: u32) -> u32 {
     }
 }
 
+/// Out-of-order blocks of received data remembered for the SACK option (RFC
+/// 2018: as many as fit, the most recent first; four fit without
+/// timestamps).
+pub(crate) const RSB: usize = 4;
+
 /// The earlier of two sequence numbers.
 #[inline]
 fn seq_min(a: u32, b: u32) -> u32 {
@@ -143,6 +148,11 @@ pub(crate) struct Sent {
     /// out is advertised one unit smaller, so no right edge the peer hears
     /// passes one the socket holds later (see [`Recovery::wire_shift`]).
     pub(crate) shift: u8,
+    /// Blocks of the peer's data held out of order (most recent first),
+    /// while there are two or more: an ACK carrying the socket's one SACK
+    /// block gets the others too (see [`Recovery::note_rx`]).
+    pub(crate) rsb: [(u32, u32); RSB],
+    pub(crate) nrsb: u8,
 }
 
 /// Which resent segments go out during recovery (see the module docs): a
@@ -451,6 +461,10 @@ pub(crate) struct Recovery {
     /// [`Recovery::wire_shift`].
     our_ws: u8,
     peer_ws: bool,
+    /// The receive side's out-of-order blocks, most recent first (see
+    /// [`Recovery::note_rx`]).
+    rsb: [(u32, u32); RSB],
+    nrsb: u8,
     /// Data segments this connection sent again (its share of
     /// `EngineStats::retransmits`).
     resent: u32,
@@ -663,12 +677,73 @@ impl Recovery {
         let filter =
             (self.in_recovery || self.nsb > 0 || (self.active && after(self.nxt, self.ptr)))
                 .then(|| self.filter(now_us, force_una));
-        Sent {
-            base: self.active.then_some(self.nxt),
-            filter,
+        let mut s = self.reply_sent();
+        s.base = self.active.then_some(self.nxt);
+        s.filter = filter;
+        s
+    }
+
+    /// A record for segments the socket sends in reply to input (no data
+    /// of ours to track): the window scale and the receive side's SACK
+    /// blocks its ACKs need.
+    #[inline]
+    pub(crate) fn reply_sent(&self) -> Sent {
+        let mut s = Sent {
             shift: self.wire_shift(),
             ..Sent::default()
+        };
+        if self.nrsb > 1 {
+            s.rsb = self.rsb;
+            s.nrsb = self.nrsb;
         }
+        s
+    }
+
+    /// Takes in received data `[seq, seq + len)`: a segment above the
+    /// acknowledgment we last sent is held out of order, and its block goes
+    /// first in the receive side's list (merged with the blocks it touches;
+    /// the oldest falls off). smoltcp's ACKs carry one SACK block, the one
+    /// holding the segment that triggered them; the others are added on the
+    /// way out (`device::add_blocks`), so a sender that lost an ACK still
+    /// hears of every block in the next ones, as from Linux.
+    #[inline]
+    pub(crate) fn note_rx(&mut self, seq: u32, len: u32) {
+        let Some(ack) = self.ack_out else {
+            return;
+        };
+        if !after(seq, ack) || len == 0 {
+            return;
+        }
+        let (mut l, mut r) = (seq, seq.wrapping_add(len));
+        let mut keep = [(0u32, 0u32); RSB];
+        let mut n = 0;
+        for &(bl, br) in &self.rsb[..usize::from(self.nrsb)] {
+            if !after(bl, r) && !after(l, br) {
+                l = seq_min(l, bl);
+                r = seq_max(r, br);
+            } else if n < RSB - 1 {
+                keep[n] = (bl, br);
+                n += 1;
+            }
+        }
+        self.rsb[0] = (l, r);
+        self.rsb[1..=n].copy_from_slice(&keep[..n]);
+        self.nrsb = (n + 1) as u8;
+    }
+
+    /// Forgets the receive side's blocks at or below `ack` (data the peer
+    /// has now been told arrived in order).
+    #[inline]
+    fn prune_rx(&mut self, ack: u32) {
+        let mut n = 0;
+        for i in 0..usize::from(self.nrsb) {
+            let b = self.rsb[i];
+            if after(b.0, ack) {
+                self.rsb[n] = b;
+                n += 1;
+            }
+        }
+        self.nrsb = n as u8;
     }
 
     /// The window scale our window fields are in on the wire (0: none, or
@@ -759,9 +834,12 @@ impl Recovery {
     /// an egress call's, or a reply to input).
     #[inline]
     pub(crate) fn note_ack(&mut self, s: &Sent) {
-        if s.ack.is_some() {
+        if let Some(a) = s.ack {
             self.ack_out = s.ack;
             self.win_out = s.win;
+            if self.nrsb > 0 {
+                self.prune_rx(a);
+            }
         }
         if let Some(ws) = s.ws {
             self.our_ws = ws.min(14);

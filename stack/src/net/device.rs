@@ -30,6 +30,8 @@ pub(crate) struct TxCounters {
     pub(crate) dsacks: u64,
     /// Resends cut to the part the peer has not SACKed.
     pub(crate) trimmed: u64,
+    /// ACKs that got more SACK blocks than the socket's one.
+    pub(crate) sack_blocks_added: u64,
 }
 
 /// The device smoltcp sees, borrowing the pump's parts for one call.
@@ -138,14 +140,19 @@ pub(crate) fn strip_payload(ip: &mut [u8], ip_csum: bool, tcp_csum: bool) -> Opt
 }
 
 /// Puts D-SACK block `dsack` first in pure ACK `ip` (its `len` bytes at the
-/// start of a buffer with room for 40 more): the options are rebuilt and the
-/// header grows. Returns the packet's new length (`len` if it is not a pure
-/// ACK or the options leave no room). Checksums are refilled where not
-/// offloaded (an offloading port computes them from the final frame).
-pub(crate) fn add_dsack(
+/// start of a buffer with room for 40 more), and after the socket's own
+/// block the blocks of `extra` (data held out of order, most recent first)
+/// that lie above the ACK and fit: the options are rebuilt and the header
+/// grows. Without a D-SACK, blocks are added only to an ACK that carries a
+/// SACK option already (the peer agreed to SACK). Returns the packet's new
+/// length (`len` if it is not a pure ACK or nothing was added). Checksums
+/// are refilled where not offloaded (an offloading port computes them from
+/// the final frame).
+pub(crate) fn add_blocks(
     ip: &mut [u8],
     len: usize,
-    dsack: (u32, u32),
+    dsack: Option<(u32, u32)>,
+    extra: &[(u32, u32)],
     ip_csum: bool,
     tcp_csum: bool,
 ) -> usize {
@@ -157,12 +164,28 @@ pub(crate) fn add_dsack(
     if t.len() != doff || t[13] & !0x08 != 0x10 {
         return len;
     }
-    let mut opts = [0u8; tcpopt::MAX_LEN];
-    let Some(n) = tcpopt::with_dsack(&t[20..doff], dsack, &mut opts) else {
+    let opts = &t[20..doff];
+    if dsack.is_none() && tcpopt::find(opts, tcpopt::SACK).is_none() {
+        return len;
+    }
+    let ack = u32::from_be_bytes([t[8], t[9], t[10], t[11]]);
+    let mut above = [(0u32, 0u32); 4];
+    let mut na = 0;
+    for &(l, r) in extra {
+        if (l.wrapping_sub(ack) as i32) > 0 && na < above.len() {
+            above[na] = (l, r);
+            na += 1;
+        }
+    }
+    if dsack.is_none() && na == 0 {
+        return len;
+    }
+    let mut out = [0u8; tcpopt::MAX_LEN];
+    let Some(n) = tcpopt::with_blocks(opts, dsack, &above[..na], &mut out) else {
         return len;
     };
     let end = ihl + 20 + n;
-    ip[ihl + 20..end].copy_from_slice(&opts[..n]);
+    ip[ihl + 20..end].copy_from_slice(&out[..n]);
     ip[ihl + 12] = (((20 + n) / 4) << 4) as u8;
     resized(ip, ihl, end, ip_csum, tcp_csum)
 }
@@ -368,7 +391,7 @@ impl<N: Nic> TxToken for TxTok<'_, N> {
             note_sent(&mut self.scratch[..len], sent, csum);
             return v;
         }
-        if sent.filter.is_some() || self.dsack.is_some() {
+        if sent.filter.is_some() || self.dsack.is_some() || sent.nrsb > 0 {
             // Built aside (a copy, only while the filter is on: an episode,
             // an unfinished walk, or SACK blocks held; or when answering a
             // duplicate): a resend goes out only if the filter keeps it,
@@ -376,9 +399,13 @@ impl<N: Nic> TxToken for TxTok<'_, N> {
             // D-SACK.
             let v = f(&mut self.scratch[..len]);
             let mut len = len;
-            if let Some(d) = self.dsack {
-                let grown = add_dsack(self.scratch, len, d, self.ip_csum, csum);
-                self.tx.dsacks += u64::from(grown != len);
+            if self.dsack.is_some() || sent.nrsb > 0 {
+                let extra = &sent.rsb[..usize::from(sent.nrsb)];
+                let grown = add_blocks(self.scratch, len, self.dsack, extra, self.ip_csum, csum);
+                if grown != len {
+                    self.tx.dsacks += u64::from(self.dsack.is_some());
+                    self.tx.sack_blocks_added += u64::from(sent.nrsb > 0);
+                }
                 len = grown;
             }
             if off != 0 {

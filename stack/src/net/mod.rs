@@ -232,7 +232,7 @@ impl<N: Nic> Pump<N> {
                             device::ack_at(ip, at, ack_only, ip_csum, csum)
                         });
                         let dups = repair.and_then(|r| dup_acks_for(core.host.ip, c, r));
-                        sent.shift = c.rec.wire_shift();
+                        sent = c.rec.reply_sent();
                         let mut port =
                             port!(nic, caps, *mac, scratch, tx, None, src_mac, &mut sent, off);
                         if let Some(n) = ack_len {
