@@ -5,6 +5,10 @@
 //! up to four, three beside timestamps). The engine adds the other blocks it
 //! saw arrive out of order on the way out.
 //!
+//! The blocks are read from the socket's own ACKs (smoltcp's one block),
+//! never from the segments received: data the socket dropped (past the
+//! window, or past its assembler's holes) is never reported.
+//!
 //! The client is the raw peer of `common` (the client engine never runs).
 
 mod common;
@@ -40,6 +44,9 @@ fn acks_carry_every_out_of_order_block_most_recent_first() {
         vec![b(8000, 9000), b(6000, 7000), b(4000, 5000), b(2000, 3000)],
         "the triggering block first, then the others, most recent first"
     );
+    // A segment past the receive window (4 MiB): the socket drops it, so no
+    // ACK may report it.
+    send(&mut p, &mut raw, 8 << 20);
     // A segment that joins two blocks: the merged block goes first, the
     // others keep their order.
     send(&mut p, &mut raw, 5000);

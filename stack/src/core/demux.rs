@@ -252,9 +252,6 @@ impl Core {
                 } else {
                     c.rec.duplicate(h.seq, data)
                 };
-                if !h.control && data > 0 && dsack.is_none() {
-                    c.rec.note_rx(h.seq, data);
-                }
                 (r, dsack)
             } else {
                 (None, None)

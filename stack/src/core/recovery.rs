@@ -153,6 +153,9 @@ pub(crate) struct Sent {
     /// block gets the others too (see [`Recovery::note_rx`]).
     pub(crate) rsb: [(u32, u32); RSB],
     pub(crate) nrsb: u8,
+    /// The SACK block the socket put in the last pure ACK that had one:
+    /// data it holds out of order (see [`Recovery::note_rx`]).
+    pub(crate) sacked: Option<(u32, u32)>,
 }
 
 /// Which resent segments go out during recovery (see the module docs): a
@@ -699,13 +702,15 @@ impl Recovery {
         s
     }
 
-    /// Takes in received data `[seq, seq + len)`: a segment above the
-    /// acknowledgment we last sent is held out of order, and its block goes
-    /// first in the receive side's list (merged with the blocks it touches;
-    /// the oldest falls off). smoltcp's ACKs carry one SACK block, the one
-    /// holding the segment that triggered them; the others are added on the
-    /// way out (`device::add_blocks`), so a sender that lost an ACK still
-    /// hears of every block in the next ones, as from Linux.
+    /// Takes in a block `[seq, seq + len)` the socket reported in an ACK's
+    /// SACK option: data it holds out of order (read from its own ACKs, not
+    /// from the segments received, so a segment the socket dropped is never
+    /// reported). The block goes first in the receive side's list (merged
+    /// with the blocks it touches; the oldest falls off). smoltcp's ACKs
+    /// carry one SACK block, the one holding the segment that triggered
+    /// them; the others are added on the way out (`device::add_blocks`), so
+    /// a sender that lost an ACK still hears of every block in the next
+    /// ones, as from Linux.
     #[inline]
     pub(crate) fn note_rx(&mut self, seq: u32, len: u32) {
         let Some(ack) = self.ack_out else {
@@ -840,6 +845,9 @@ impl Recovery {
             if self.nrsb > 0 {
                 self.prune_rx(a);
             }
+        }
+        if let Some((l, r)) = s.sacked {
+            self.note_rx(l, r.wrapping_sub(l));
         }
         if let Some(ws) = s.ws {
             self.our_ws = ws.min(14);

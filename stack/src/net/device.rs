@@ -280,7 +280,13 @@ fn note_sent(ip: &mut [u8], sent: &mut Sent, csum: bool) -> bool {
     let flags = t[13];
     let seq = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
     if flags & 0x10 != 0 {
-        sent.ack = Some(u32::from_be_bytes([t[8], t[9], t[10], t[11]]));
+        let ack = u32::from_be_bytes([t[8], t[9], t[10], t[11]]);
+        sent.ack = Some(ack);
+        if doff > 20 && t.len() == doff && flags & 0x07 == 0 {
+            // A pure ACK with options: the socket's SACK block, if any (the
+            // first above the ACK: a D-SACK the pump put first lies below).
+            sent.sacked = first_sack_above(t.get(20..doff).unwrap_or(&[]), ack);
+        }
         let win = u16::from_be_bytes([t[14], t[15]]);
         sent.win = Some(win);
         // Not a SYN's (unscaled) nor an RST's.
@@ -310,6 +316,20 @@ fn note_sent(ip: &mut [u8], sent: &mut Sent, csum: bool) -> bool {
     } else {
         true
     }
+}
+
+/// The first block of SACK option in `opts` that lies above `ack`.
+fn first_sack_above(opts: &[u8], ack: u32) -> Option<(u32, u32)> {
+    let r = tcpopt::find(opts, tcpopt::SACK)?;
+    opts[r]
+        .chunks_exact(8)
+        .map(|e| {
+            (
+                u32::from_be_bytes([e[0], e[1], e[2], e[3]]),
+                u32::from_be_bytes([e[4], e[5], e[6], e[7]]),
+            )
+        })
+        .find(|&(l, r)| (l.wrapping_sub(ack) as i32) > 0 && (r.wrapping_sub(l) as i32) > 0)
 }
 
 /// Checksum `c` with one 16-bit word changed from `old` to `new` (RFC 1624,
