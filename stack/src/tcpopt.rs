@@ -36,6 +36,21 @@ pub(crate) fn find(opts: &[u8], kind: u8) -> Option<Range<usize>> {
     options(opts).find(|(k, _)| *k == kind).map(|(_, r)| r)
 }
 
+/// A SACK block's edges from its 8 bytes.
+fn block(e: &[u8]) -> (u32, u32) {
+    (
+        u32::from_be_bytes([e[0], e[1], e[2], e[3]]),
+        u32::from_be_bytes([e[4], e[5], e[6], e[7]]),
+    )
+}
+
+/// The blocks of the SACK option in `opts`, if any, in order.
+pub(crate) fn sack_blocks(opts: &[u8]) -> impl Iterator<Item = (u32, u32)> + '_ {
+    find(opts, SACK)
+        .into_iter()
+        .flat_map(move |r| opts[r].chunks_exact(8).map(block))
+}
+
 /// Room for options in a TCP header.
 pub(crate) const MAX_LEN: usize = 40;
 
@@ -69,11 +84,7 @@ pub(crate) fn with_blocks(
     }
     for (kind, r) in options(opts) {
         if kind == SACK {
-            for e in opts[r].chunks_exact(8) {
-                let b = (
-                    u32::from_be_bytes([e[0], e[1], e[2], e[3]]),
-                    u32::from_be_bytes([e[4], e[5], e[6], e[7]]),
-                );
+            for b in opts[r].chunks_exact(8).map(block) {
                 if Some(b) != dsack && nb < blocks.len() {
                     blocks[nb] = b;
                     nb += 1;

@@ -2,14 +2,12 @@
 //! listener's SYN queue; a valid client still connects (through a SYN
 //! cookie) and its connection carries data both ways, byte for byte.
 
-use ringline_dataplane::Nic;
+mod common;
+
+use common::emit_from;
 use ringline_ring::opcode;
 use ringline_testkit::pair::*;
-use smoltcp::phy::ChecksumCapabilities;
-use smoltcp::wire::{
-    IpAddress, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr,
-    TcpSeqNumber,
-};
+use smoltcp::wire::{Ipv4Address, TcpControl, TcpRepr, TcpSeqNumber};
 
 const PORT: u16 = 7100;
 
@@ -30,32 +28,7 @@ fn forged_syn(p: &mut Pair, src: Ipv4Address, sport: u16, isn: u32) {
         timestamp: None,
         payload: &[],
     };
-    let ip = Ipv4Repr {
-        src_addr: src,
-        dst_addr: SERVER_IP,
-        next_header: IpProtocol::Tcp,
-        payload_len: tcp.buffer_len(),
-        hop_limit: 64,
-    };
-    let wire = PairOpts::default().wire;
-    let len = 14 + 20 + tcp.buffer_len();
-    let mut build = |f: &mut [u8]| {
-        f[0..6].copy_from_slice(&wire.mac_a);
-        f[6..12].copy_from_slice(&wire.mac_b);
-        f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-        let caps = ChecksumCapabilities::default();
-        let (ip_part, tcp_part) = f[14..].split_at_mut(20);
-        ip.emit(&mut Ipv4Packet::new_unchecked(ip_part), &caps);
-        tcp.emit(
-            &mut TcpPacket::new_unchecked(tcp_part),
-            &IpAddress::Ipv4(src),
-            &IpAddress::Ipv4(SERVER_IP),
-            &caps,
-        );
-    };
-    let nic = p.c.driver_mut().nic_mut().inner_mut();
-    nic.tx_frame(len, &mut build).expect("wire full");
-    nic.tx_flush();
+    emit_from(p, src, &tcp, false);
 }
 
 /// `bursts` bursts of `per_burst` SYNs from random on-link sources (every

@@ -306,13 +306,8 @@ pub(crate) struct Heard {
 
 /// Reads a TCP header's SACK blocks into `h` (up to four).
 pub(crate) fn read_sack(opts: &[u8], h: &mut Heard) {
-    let Some(r) = tcpopt::find(opts, tcpopt::SACK) else {
-        return;
-    };
-    for b in opts[r].chunks_exact(8).take(h.sack.len()) {
-        let l = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
-        let r = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
-        h.sack[h.nsack as usize] = (l, r);
+    for b in tcpopt::sack_blocks(opts).take(h.sack.len()) {
+        h.sack[h.nsack as usize] = b;
         h.nsack += 1;
     }
 }

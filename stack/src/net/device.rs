@@ -320,15 +320,7 @@ fn note_sent(ip: &mut [u8], sent: &mut Sent, csum: bool) -> bool {
 
 /// The first block of SACK option in `opts` that lies above `ack`.
 fn first_sack_above(opts: &[u8], ack: u32) -> Option<(u32, u32)> {
-    let r = tcpopt::find(opts, tcpopt::SACK)?;
-    opts[r]
-        .chunks_exact(8)
-        .map(|e| {
-            (
-                u32::from_be_bytes([e[0], e[1], e[2], e[3]]),
-                u32::from_be_bytes([e[4], e[5], e[6], e[7]]),
-            )
-        })
+    tcpopt::sack_blocks(opts)
         .find(|&(l, r)| (l.wrapping_sub(ack) as i32) > 0 && (r.wrapping_sub(l) as i32) > 0)
 }
 

@@ -11,7 +11,8 @@ use ringline_ring::opcode;
 use ringline_testkit::pair::*;
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
-    IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
+    IpAddress, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr,
+    TcpSeqNumber,
 };
 
 /// The server's port the raw client connects to, and its own port.
@@ -45,8 +46,15 @@ pub struct Raw {
     pub heard: Vec<Seg>,
 }
 
+/// Puts `tcp` on the wire from the client's port, from [`CLIENT_IP`] to
+/// the server (its TCP checksum spoiled if `bad_checksum`).
 pub fn emit(p: &mut Pair, tcp: &TcpRepr, bad_checksum: bool) {
-    let src = CLIENT_IP;
+    emit_from(p, CLIENT_IP, tcp, bad_checksum);
+}
+
+/// Puts `tcp` on the wire from the client's port, from address `src` (any:
+/// a forged source) to the server.
+pub fn emit_from(p: &mut Pair, src: Ipv4Address, tcp: &TcpRepr, bad_checksum: bool) {
     let ip = Ipv4Repr {
         src_addr: src,
         dst_addr: SERVER_IP,
