@@ -33,10 +33,15 @@ fn acks_carry_every_out_of_order_block_most_recent_first() {
         raw.run(p, 3, 20);
     };
     send(&mut p, &mut raw, 0);
-    for off in [2000, 4000, 6000, 8000] {
+    let b = |l: u32, r: u32| (base.wrapping_add(l), base.wrapping_add(r));
+    send(&mut p, &mut raw, 2000);
+    assert_eq!(raw.last().sack, vec![b(2000, 3000)]);
+    // The second block's ACK already names the first.
+    send(&mut p, &mut raw, 4000);
+    assert_eq!(raw.last().sack, vec![b(4000, 5000), b(2000, 3000)]);
+    for off in [6000, 8000] {
         send(&mut p, &mut raw, off);
     }
-    let b = |l: u32, r: u32| (base.wrapping_add(l), base.wrapping_add(r));
     let last = raw.last().clone();
     assert_eq!(last.ack, base.wrapping_add(1000), "{last:?}");
     assert_eq!(

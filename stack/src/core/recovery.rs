@@ -149,8 +149,8 @@ pub(crate) struct Sent {
     /// passes one the socket holds later (see [`Recovery::wire_shift`]).
     pub(crate) shift: u8,
     /// Blocks of the peer's data held out of order (most recent first),
-    /// while there are two or more: an ACK carrying the socket's one SACK
-    /// block gets the others too (see [`Recovery::note_rx`]).
+    /// while there are any: an ACK carrying the socket's one SACK block gets
+    /// the others too (see [`Recovery::note_rx`]).
     pub(crate) rsb: [(u32, u32); RSB],
     pub(crate) nrsb: u8,
     /// The SACK block the socket put in the last pure ACK that had one:
@@ -690,7 +690,7 @@ impl Recovery {
             shift: self.wire_shift(),
             ..Sent::default()
         };
-        if self.nrsb > 1 {
+        if self.nrsb > 0 {
             s.rsb = self.rsb;
             s.nrsb = self.nrsb;
         }
