@@ -492,26 +492,50 @@ impl Core {
             Gate::End(res) => return Some(Ok(Some((res, 0)))),
         }
         let allow = self.conns.send_allowance(cid);
-        let s = self.conns.get_mut(cid).sock();
+        let s = self.conns.get(cid).sock_ref();
         let free = s.send_capacity() - s.send_queue();
         if (len as usize) > free.min(allow) {
             return None;
         }
-        let sent = if iovlen > 0 {
-            usermem::for_each_iov(addr, iovlen, 0, |seg| s.send_slice(seg).unwrap_or(0))
+        Some(match self.copy_in(cid, addr, len, iovlen, 0, allow) {
+            Ok(n) => {
+                debug_assert_eq!(n, len, "the whole send fit");
+                Ok(Some((n as i32, 0)))
+            }
+            Err(e) => Err(e),
+        })
+    }
+
+    /// Copies what fits (at most `allow` bytes, the memory budget's) of the
+    /// send's data past its first `done` bytes into `cid`'s send buffer:
+    /// `len` bytes at `addr`, or `iovlen` iovecs there. Returns how many
+    /// went, the connection marked for egress and charged for them.
+    fn copy_in(
+        &mut self,
+        cid: ConnId,
+        addr: u64,
+        len: u32,
+        iovlen: u32,
+        done: u32,
+        allow: usize,
+    ) -> Result<u32, errno::Errno> {
+        let mut left = allow;
+        let s = self.conns.get_mut(cid).sock();
+        let n = if iovlen > 0 {
+            usermem::for_each_iov(addr, iovlen, done as u64, |seg| {
+                let n = s.send_slice(&seg[..seg.len().min(left)]).unwrap_or(0);
+                left -= n;
+                n
+            })
         } else {
-            usermem::slice(addr, len as usize).map(|src| s.send_slice(src).unwrap_or(0))
-        };
-        let n = match sent {
-            Ok(n) => n as u32,
-            Err(e) => return Some(Err(e)),
-        };
-        debug_assert_eq!(n, len, "the whole send fit");
+            usermem::slice(addr + done as u64, ((len - done) as usize).min(allow))
+                .map(|src| s.send_slice(src).unwrap_or(0))
+        }? as u32;
         if n > 0 {
             self.conns.mark_dirty(cid);
             self.conns.charge(cid, n);
         }
-        Some(Ok(Some((n as i32, 0))))
+        Ok(n)
     }
 
     /// SEND with `IOSQE_BUFFER_SELECT` (Linux's io_send_select_buffer): the
@@ -645,29 +669,13 @@ impl Core {
         }
         // What the memory budget lets this send queue (usize::MAX: no budget).
         let allow = self.conns.send_allowance(cid);
-        let mut left = allow;
-        let s = self.conns.get_mut(cid).sock();
-        let sent = if iovlen > 0 {
-            usermem::for_each_iov(addr, iovlen, done as u64, |seg| {
-                let n = s.send_slice(&seg[..seg.len().min(left)]).unwrap_or(0);
-                left -= n;
-                n
-            })
-        } else {
-            usermem::slice(addr + done as u64, ((len - done) as usize).min(allow))
-                .map(|src| s.send_slice(src).unwrap_or(0))
-        };
-        let n = match sent {
-            Ok(n) => n as u32,
+        let n = match self.copy_in(cid, addr, len, iovlen, done, allow) {
+            Ok(n) => n,
             Err(e) => {
                 self.cq.fail(id, e);
                 return Progress::Done;
             }
         };
-        if n > 0 {
-            self.conns.mark_dirty(cid);
-            self.conns.charge(cid, n);
-        }
         let total = done + n;
         if n as usize == allow && total < len {
             // Held back by the budget, not by the buffer: its ACKs bring the
