@@ -510,6 +510,9 @@ impl Core {
     /// send's data past its first `done` bytes into `cid`'s send buffer:
     /// `len` bytes at `addr`, or `iovlen` iovecs there. Returns how many
     /// went, the connection marked for egress and charged for them.
+    // Inlined into both callers: out of line it cost the echo round trip
+    // about 65 instructions (callgrind), more than the copy it replaced.
+    #[inline(always)]
     fn copy_in(
         &mut self,
         cid: ConnId,

@@ -265,18 +265,10 @@ pub(crate) fn shift_acks(ip: &mut [u8], off: u32, csum: bool) {
 /// `Recovery::wire_shift`), its TCP checksum updated when `csum`.
 #[inline]
 fn note_sent(ip: &mut [u8], sent: &mut Sent, csum: bool) -> bool {
-    if ip.len() < 40 {
-        return true;
-    }
-    let ihl = usize::from(ip[0] & 0x0f) * 4;
-    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-    let Some(t) = ip.get_mut(ihl..total) else {
+    let Some((ihl, total, doff)) = tcp_parts(ip) else {
         return true;
     };
-    if t.len() < 20 {
-        return true;
-    }
-    let doff = usize::from(t[12] >> 4) * 4;
+    let t = &mut ip[ihl..total];
     let flags = t[13];
     let seq = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
     if flags & 0x10 != 0 {
@@ -285,7 +277,7 @@ fn note_sent(ip: &mut [u8], sent: &mut Sent, csum: bool) -> bool {
         if doff > 20 && t.len() == doff && flags & 0x07 == 0 {
             // A pure ACK with options: the socket's SACK block, if any (the
             // first above the ACK: a D-SACK the pump put first lies below).
-            sent.sacked = first_sack_above(t.get(20..doff).unwrap_or(&[]), ack);
+            sent.sacked = first_sack_above(&t[20..doff], ack);
         }
         let win = u16::from_be_bytes([t[14], t[15]]);
         sent.win = Some(win);
@@ -300,10 +292,9 @@ fn note_sent(ip: &mut [u8], sent: &mut Sent, csum: bool) -> bool {
     }
     if flags & 0x02 != 0 {
         // SYNs are only noted.
-        if let Some(o) = t.get(20..doff) {
-            if let Some(r) = tcpopt::find(o, tcpopt::WSCALE) {
-                sent.ws = o[r].first().copied();
-            }
+        let o = &t[20..doff];
+        if let Some(r) = tcpopt::find(o, tcpopt::WSCALE) {
+            sent.ws = o[r].first().copied();
         }
         sent.syn = Some(seq);
         return true;
