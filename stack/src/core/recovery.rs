@@ -697,7 +697,7 @@ impl Recovery {
         s
     }
 
-    /// Takes in a block `[seq, seq + len)` the socket reported in an ACK's
+    /// Takes in a block `[l, r)` the socket reported in an ACK's
     /// SACK option: data it holds out of order (read from its own ACKs, not
     /// from the segments received, so a segment the socket dropped is never
     /// reported). The block goes first in the receive side's list (merged
@@ -707,14 +707,13 @@ impl Recovery {
     /// a sender that lost an ACK still hears of every block in the next
     /// ones, as from Linux.
     #[inline]
-    pub(crate) fn note_rx(&mut self, seq: u32, len: u32) {
+    pub(crate) fn note_rx(&mut self, (mut l, mut r): (u32, u32)) {
         let Some(ack) = self.ack_out else {
             return;
         };
-        if !after(seq, ack) || len == 0 {
+        if !after(l, ack) || !after(r, l) {
             return;
         }
-        let (mut l, mut r) = (seq, seq.wrapping_add(len));
         let mut keep = [(0u32, 0u32); RSB];
         let mut n = 0;
         for &(bl, br) in &self.rsb[..usize::from(self.nrsb)] {
@@ -841,8 +840,8 @@ impl Recovery {
                 self.prune_rx(a);
             }
         }
-        if let Some((l, r)) = s.sacked {
-            self.note_rx(l, r.wrapping_sub(l));
+        if let Some(b) = s.sacked {
+            self.note_rx(b);
         }
         if let Some(ws) = s.ws {
             self.our_ws = ws.min(14);
