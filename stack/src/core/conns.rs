@@ -818,7 +818,8 @@ impl Conns {
     }
 
     /// After egress for `cid`: smoltcp wants to be polled again at `at_us`
-    /// (`None`: nothing pending). A deadline already due means the egress
+    /// (`None`: nothing pending; the wheel fires no later than `at_us`, maybe
+    /// earlier, see below). A deadline already due means the egress
     /// budget ran out: the connection stays dirty for the next step instead
     /// of waiting for the wheel. A state change (a FIN or RST went out)
     /// readies it for service.
@@ -829,8 +830,14 @@ impl Conns {
                 self.timers.cancel(slot);
                 self.mark_dirty(cid);
             }
-            Some(t) => self.timers.arm(slot, t),
-            None => self.timers.cancel(slot),
+            // A timer armed earlier than `t` (or armed when nothing is due
+            // now) stays: when it fires, egress finds nothing due and arms
+            // the real deadline. A connection's deadline moves on every
+            // segment it sends or hears (the probe timeout counts from the
+            // last progress), and moving it in the wheel each time cost
+            // more than one early wake-up per tick.
+            Some(t) => self.timers.arm_by(slot, t),
+            None => {}
         }
         let c = self.get(cid);
         if c.sock_ref().state() != c.last_state {

@@ -672,12 +672,11 @@ impl Recovery {
         // whole (segments the peer SACKed, or that are still in flight).
         // A probe's `force_una` is for this call only.
         let force_una = std::mem::take(&mut self.force_una);
-        let filter =
-            (self.in_recovery || self.nsb > 0 || (self.active && after(self.nxt, self.ptr)))
-                .then(|| self.filter(now_us, force_una));
         let mut s = self.reply_sent();
         s.base = self.active.then_some(self.nxt);
-        s.filter = filter;
+        if self.in_recovery || self.nsb > 0 || (self.active && after(self.nxt, self.ptr)) {
+            s.filter = Some(self.filter(now_us, force_una));
+        }
         s
     }
 
@@ -1045,7 +1044,9 @@ impl Recovery {
     /// Judges what is lost from the scoreboard now (entering recovery with
     /// one reduction on the first loss) and says whether a walk follows.
     fn detect(&mut self, now_us: u64) -> Option<Repair> {
-        if !self.outstanding() {
+        // No blocks and no episode open: nothing is judged lost (a flight
+        // without SACKs is repaired by the timeouts alone).
+        if !self.outstanding() || (self.nsb == 0 && !self.in_recovery && !self.rto_lost) {
             return None;
         }
         let lost = self.lost_below(now_us);
@@ -1106,6 +1107,7 @@ impl Recovery {
     /// Counts what the peer has newly received (cumulatively acknowledged
     /// or SACKed) and, once per round trip, folds the delivery rate of the
     /// round into the bandwidth estimate (Westwood+'s filter).
+    #[inline]
     fn measure_delivery(&mut self, now_us: u64) {
         let mark = self.una.wrapping_add(self.sacked);
         let d = mark.wrapping_sub(self.dlv_mark) as i32;
@@ -1124,6 +1126,13 @@ impl Recovery {
         if self.srtt_us == 0 || span < self.srtt_us.max(1_000) {
             return;
         }
+        self.fold_rate(span, now_us);
+    }
+
+    /// The end of a round in [`Recovery::measure_delivery`]: its delivery
+    /// rate into the estimate.
+    #[inline(never)]
+    fn fold_rate(&mut self, span: u64, now_us: u64) {
         let rate = u64::from(self.dlv_acc) * 1_000_000 / span;
         self.dlv_acc = 0;
         self.dlv_start_us = now_us;
