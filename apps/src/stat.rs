@@ -111,6 +111,8 @@ const SUMMARY: &[(&str, &[&str])] = &[
             "engine.bufring_empty",
             "ring.sq_dropped",
             "engine.op_errors",
+            "engine.op_cancelled",
+            "engine.op_timeouts",
         ],
     ),
     (

@@ -32,7 +32,7 @@ struct ringline_stats {
 	uint64_t steps;          /* engine loop iterations */
 	uint64_t sqes;           /* SQEs consumed */
 	uint64_t cqes;           /* CQEs posted */
-	uint64_t op_errors;      /* requests failed at submission */
+	uint64_t op_errors;      /* requests failed (not -ECANCELED, -ETIME) */
 	uint64_t rx_frames;      /* frames received from the NIC */
 	uint64_t tx_segments;    /* TCP segments sent */
 	uint64_t tx_dropped;     /* frames the NIC could not take */

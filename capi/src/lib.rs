@@ -1040,7 +1040,7 @@ pub struct RinglineStats {
     pub sqes: u64,
     /// CQEs posted.
     pub cqes: u64,
-    /// Requests failed at submission.
+    /// Requests completed with an error other than `-ECANCELED` or `-ETIME`.
     pub op_errors: u64,
     /// Frames received.
     pub rx_frames: u64,

@@ -11,7 +11,9 @@ pub struct EngineStats {
     pub sqes: u64,
     /// CQEs posted (including multishot aux CQEs).
     pub cqes: u64,
-    /// Requests completed with a negative errno at submission.
+    /// Requests completed with a negative errno, other than `-ECANCELED`
+    /// and `-ETIME` (counted apart below). Includes `-ENOBUFS` from an
+    /// empty buffer ring (`bufring_empty` says how many).
     pub op_errors: u64,
     /// Frames received from the NIC.
     pub rx_frames: u64,
@@ -134,6 +136,13 @@ pub struct EngineStats {
     /// (filled in by `stats()`). Past the buffer budget, busy connections'
     /// buffers are trimmed too.
     pub buffer_committed: u64,
+    /// Requests completed with `-ECANCELED`: cancelled by the application
+    /// (ASYNC_CANCEL, a close), by a failed link, or when the engine shut
+    /// down.
+    pub op_cancelled: u64,
+    /// Requests completed with `-ETIME`: timeouts that expired (how a
+    /// TIMEOUT or LINK_TIMEOUT completes when its time comes).
+    pub op_timeouts: u64,
 }
 
 impl EngineStats {
@@ -223,6 +232,8 @@ impl EngineStats {
             buffer_trims,
             buffer_pressure_trims,
             buffer_committed,
+            op_cancelled,
+            op_timeouts,
         )
     }
 }

@@ -117,6 +117,16 @@ fn unlimited_multishot_timeout_runs_until_cancelled() {
     assert_eq!(c.res, 0);
     let (c, _) = wait_for(&mut p, 1);
     assert_eq!((c.res, c.flags & IORING_CQE_F_MORE), (-libc::ECANCELED, 0));
+    // Expiries and the cancel are counted apart from failures.
+    let st = p.s.driver().stats();
+    assert_eq!((st.op_timeouts, st.op_cancelled, st.op_errors), (10, 1, 0));
+    push_safe(&mut p.s, opcode::AsyncCancel::new(1).user_data(3).build());
+    assert_eq!(wait_for(&mut p, 3).0.res, -libc::ENOENT);
+    assert_eq!(
+        p.s.driver().stats().op_errors,
+        1,
+        "a cancel that found nothing failed"
+    );
 }
 
 #[test]

@@ -36,8 +36,11 @@ pub(crate) struct Completer {
     pub(crate) events: VecDeque<ChainEvent>,
     /// CQEs posted (a TIMEOUT's completion count compares against it).
     pub(crate) cqes: u64,
-    /// Requests that completed with an error.
+    /// Requests that completed with an error (see [`Completer::count`]).
     pub(crate) op_errors: u64,
+    /// Requests that completed with `-ECANCELED`, and with `-ETIME`.
+    pub(crate) op_cancelled: u64,
+    pub(crate) op_timeouts: u64,
 }
 
 impl Completer {
@@ -48,6 +51,25 @@ impl Completer {
             events: VecDeque::with_capacity(64),
             cqes: 0,
             op_errors: 0,
+            op_cancelled: 0,
+            op_timeouts: 0,
+        }
+    }
+
+    /// Counts a request's result: `-ECANCELED` (cancelled by the
+    /// application, by a failed link, or at shutdown) and `-ETIME` (a
+    /// timeout that expired, which is how a TIMEOUT completes) apart from
+    /// the other errors, so `op_errors` counts only requests that failed.
+    #[inline]
+    pub(crate) fn count(&mut self, res: i32) {
+        if res < 0 {
+            if res == errno::ECANCELED.as_res() {
+                self.op_cancelled += 1;
+            } else if res == errno::ETIME.as_res() {
+                self.op_timeouts += 1;
+            } else {
+                self.op_errors += 1;
+            }
         }
     }
 
@@ -60,7 +82,7 @@ impl Completer {
 
     /// Posts an error CQE for a request that never became an op.
     pub(crate) fn post_error(&mut self, user_data: u64, e: Errno) {
-        self.op_errors += 1;
+        self.count(e.as_res());
         self.post(user_data, e.as_res(), 0);
     }
 
@@ -73,6 +95,7 @@ impl Completer {
         let ud = self.ops.get(id).user_data;
         if self.ring.post_aux_cqe(ud, res, flags | IORING_CQE_F_MORE) {
             self.cqes += 1;
+            self.count(res);
             true
         } else {
             self.finish(id, res, flags);
@@ -90,9 +113,7 @@ impl Completer {
         res: i32,
         flags: u32,
     ) {
-        if res < 0 {
-            self.op_errors += 1;
-        }
+        self.count(res);
         if !(res >= 0 && sqe_flags & IOSQE_CQE_SKIP_SUCCESS != 0) {
             self.post(user_data, res, flags);
         }
@@ -128,9 +149,7 @@ impl Completer {
                 && !short_transfer(&op.kind, res) => {}
             _ => self.post(op.user_data, res, flags),
         }
-        if res < 0 {
-            self.op_errors += 1;
-        }
+        self.count(res);
         if let Some(lt) = op.link_timeout {
             if self.ops.is_live(lt) {
                 if let OpKind::LinkTimeout { target, .. } = self.ops.get(lt).kind {

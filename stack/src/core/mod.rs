@@ -249,6 +249,8 @@ impl Core {
         let mut s = self.stats;
         s.cqes = self.cq.cqes;
         s.op_errors = self.cq.op_errors;
+        s.op_cancelled = self.cq.op_cancelled;
+        s.op_timeouts = self.cq.op_timeouts;
         s.conns_created = self.conns.created;
         s.conns_freed = self.conns.freed;
         s.conns_live = self.conns.live() as u64;

@@ -85,7 +85,7 @@ impl Core {
         }
         let cq = &mut self.cq;
         let next = self.links.flush(ch, |s, res, post| {
-            cq.op_errors += 1;
+            cq.count(res);
             if post {
                 cq.post(s.user_data, res, 0);
             }
@@ -108,7 +108,7 @@ impl Core {
             let next = self
                 .links
                 .advance(ev.chain, ev.ok, ev.skip_links, |s, post| {
-                    cq.op_errors += 1;
+                    cq.count(errno::ECANCELED.as_res());
                     if post {
                         cq.post(s.user_data, errno::ECANCELED.as_res(), 0);
                     }
