@@ -138,26 +138,37 @@ impl BufArena {
         (at <= self.rx).then_some(at)
     }
 
+    /// Where `p` lies in `slot`'s transmit buffer (an offset), if it does.
+    pub(crate) fn tx_offset(&self, slot: usize, p: *const u8) -> Option<usize> {
+        let start = self.base.as_ptr() as usize + self.offset(slot) + self.rx;
+        let at = (p as usize).checked_sub(start)?;
+        (at <= self.tx).then_some(at)
+    }
+
     /// Gives back the pages of one of `slot`'s buffers (`rx`: the receive
-    /// one, else the transmit one) outside the [`KEEP`] bytes from offset
-    /// `keep_from` on (wrapping around its end, as the ring does). Returns
-    /// whether any page was given back. The caller knows no byte of the
-    /// buffer outside that span is still needed (they read as zeros after).
-    pub(crate) fn trim_ring(&self, slot: usize, rx: bool, keep_from: usize) -> bool {
-        let (start, cap) = if rx {
+    /// one, else the transmit one), a ring of `cap` bytes from its start
+    /// (the socket's capacity, at most the slot's), outside the span that
+    /// starts at offset `keep_from` and holds `held` bytes of live data and
+    /// [`KEEP`] more (where the next bytes go), wrapping around at `cap` as
+    /// the ring does. Returns whether any page was given back. The caller
+    /// knows no byte of the ring outside that span is still needed (they
+    /// read as zeros after).
+    pub(crate) fn trim_ring(
+        &self,
+        slot: usize,
+        rx: bool,
+        cap: usize,
+        keep_from: usize,
+        held: usize,
+    ) -> bool {
+        let (start, whole) = if rx {
             (self.offset(slot), self.rx)
         } else {
             (self.offset(slot) + self.rx, self.tx)
         };
-        if cap <= KEEP {
-            return false;
-        }
+        let cap = cap.min(whole);
         let page = 4096;
-        // Kept: [a, a + KEEP), page-widened, wrapping at `cap`.
-        let a = (keep_from % cap) / page * page;
-        let b = a + KEEP + page;
-        let mut gave = false;
-        let mut drop_range = |lo: usize, hi: usize| {
+        let drop_range = |lo: usize, hi: usize| {
             let (lo, hi) = (lo.next_multiple_of(page), hi / page * page);
             if hi > lo {
                 // SAFETY: lo..hi lies inside this slot's buffer (both are
@@ -170,16 +181,26 @@ impl BufArena {
                         libc::MADV_DONTNEED,
                     );
                 }
-                gave = true;
             }
+            hi > lo
         };
-        if b <= cap {
-            drop_range(0, a);
-            drop_range(b, cap);
-        } else {
-            drop_range(b - cap, a);
+        // Past the socket's ring (a slot whose last connection had a larger
+        // buffer): nothing of this one (not counted as a trim: it is most
+        // often not committed).
+        drop_range(cap, whole);
+        // Kept: [a, b), page-widened, wrapping at `cap`.
+        let from = keep_from % cap.max(1);
+        let a = from / page * page;
+        let b = (from + held + KEEP).next_multiple_of(page);
+        if b - a >= cap {
+            return false;
         }
-        gave
+        if b <= cap {
+            drop_range(0, a) | drop_range(b, cap)
+        } else {
+            // The kept span wraps: [a, cap) and [0, b - cap) stay.
+            drop_range(b - cap, a)
+        }
     }
 }
 
@@ -247,14 +268,14 @@ mod tests {
         assert_eq!(res(rp, 1 << 20), 256);
         // Kept from 100 KiB on: the pages of [100 KiB, 164 KiB) and one more.
         assert_eq!(a.rx_offset(0, rp.wrapping_add(100 << 10)), Some(100 << 10));
-        assert!(a.trim_ring(0, true, 100 << 10));
-        assert_eq!(res(rp, 1 << 20), KEEP / 4096 + 1);
+        assert!(a.trim_ring(0, true, 1 << 20, 100 << 10, 0));
+        assert_eq!(res(rp, 1 << 20), KEEP / 4096);
         // SAFETY: inside r.
         assert_eq!(unsafe { std::ptr::read_volatile(rp.add(100 << 10)) }, 1);
         // Wrapping: kept from 1 MiB - 8 KiB: two pages at the end, the rest at the start.
         r.fill(1);
-        assert!(a.trim_ring(0, true, (1 << 20) - 8192));
-        assert_eq!(res(rp, 1 << 20), KEEP / 4096 + 1);
+        assert!(a.trim_ring(0, true, 1 << 20, (1 << 20) - 8192, 0));
+        assert_eq!(res(rp, 1 << 20), KEEP / 4096);
         // SAFETY: inside r.
         let (end, start, gone) = unsafe {
             (
@@ -265,8 +286,52 @@ mod tests {
         };
         assert_eq!((end, start, gone), (1, 1, 0));
         // The transmit buffer: kept from 0; slot 1 untouched.
-        assert!(a.trim_ring(0, false, 0));
-        assert_eq!(res(t.as_ptr(), 1 << 20), KEEP / 4096 + 1);
+        assert!(a.trim_ring(0, false, 1 << 20, 0, 0));
+        assert_eq!(res(t.as_ptr(), 1 << 20), KEEP / 4096);
         assert_eq!(a.rx_offset(1, rp), None);
+        assert_eq!(a.tx_offset(0, t.as_ptr().wrapping_add(5)), Some(5));
+        assert_eq!(a.tx_offset(0, rp), None);
+    }
+
+    /// A ring holding data keeps it whole, from an unaligned read position,
+    /// wrapping at the socket's capacity (smaller than the slot's), plus
+    /// KEEP bytes after it; a span as large as the ring keeps everything.
+    #[test]
+    fn trim_ring_keeps_held_data_wrapping_at_the_socket_capacity() {
+        let a = BufArena::new(1, 1 << 20, 1 << 20).unwrap();
+        // SAFETY: slot 0 once; the slices die before `a`.
+        let (r, _t) = unsafe { a.take(0, 1 << 20, 1 << 20) };
+        let rp = r.as_ptr();
+        let cap = 512 << 10;
+        let read = |i: usize| {
+            // SAFETY: i is inside r.
+            unsafe { std::ptr::read_volatile(rp.add(i)) }
+        };
+        r.fill(7);
+        // 100,000 bytes held from 500,000: [500,000, 524,288) and [0, 75,712),
+        // then KEEP more, to 141,248.
+        assert!(a.trim_ring(0, true, cap, 500_000, 100_000));
+        let held_end = 500_000 + 100_000 - cap;
+        for i in [
+            499_712,
+            500_000,
+            cap - 1,
+            0,
+            held_end - 1,
+            held_end + KEEP - 1,
+        ] {
+            assert_eq!(read(i), 7, "byte {i} kept");
+        }
+        for i in [(held_end + KEEP).next_multiple_of(4096), 300_000, 499_711] {
+            assert_eq!(read(i), 0, "byte {i} given back");
+        }
+        // Past the socket's capacity: not its ring, given back too.
+        assert_eq!(read(cap), 0);
+        r.fill(7);
+        assert!(
+            !a.trim_ring(0, true, cap, 4096, cap - KEEP),
+            "nothing of the ring"
+        );
+        assert_eq!((read(0), read(cap - 1), read(cap)), (7, 7, 0), "all held");
     }
 }

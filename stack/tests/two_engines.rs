@@ -1247,6 +1247,138 @@ fn busy_connections_past_the_budget_give_back_their_buffer_pages() {
     }
 }
 
+/// Engines with 1 MiB buffers each way, the server with the given buffer
+/// budget (the client with none).
+fn mib_buffers(budget: usize) -> Pair {
+    let mut o = PairOpts::default();
+    for e in [&mut o.server, &mut o.client] {
+        e.rx_buffer = 1 << 20;
+        e.tx_buffer = 1 << 20;
+    }
+    o.server.buffer_budget = budget;
+    Pair::with(o)
+}
+
+/// A connection whose application stopped reading while data waits in its
+/// receive ring, every page of the ring committed: once idle, the ring
+/// keeps the data it holds (from the read position, not at a page
+/// boundary, wrapping around the ring's end) and KEEP bytes after it, and
+/// gives back the rest; when the application reads again every held byte
+/// is there.
+#[test]
+fn an_idle_receive_ring_holding_data_gives_back_the_rest_and_keeps_it() {
+    const HOLD: usize = 128 << 10;
+    let mut p = mib_buffers(0);
+    let fds = one_conn(&mut p);
+    // SAFETY: the Receiver lives to the end of the test, after the last engine step.
+    let mut rx = unsafe { Receiver::new(&mut p, 6, 64, 2048) };
+    // The ring goes round to 50,001 bytes short of its end: the held data
+    // wraps around it.
+    pass_through(&mut p, &mut rx, fds, &pattern((1 << 20) - 50_001));
+    // Held: sent in full, nothing reads it.
+    let held: Vec<u8> = (0..HOLD).map(|i| (i * 13 % 241) as u8).collect();
+    // SAFETY: `held` outlives the pair's steps; the send completes below.
+    unsafe { send_all(&mut p, fds.1, &held, 1500) };
+    assert!(p.run_until(100_000, |p| take(&mut p.c_cqes, 1500).is_some()));
+    let before = p.s.driver().stats();
+    // Idle for about 3 s of engine time (idle rounds move the clock 2 ms).
+    p.run(1500);
+    let s = p.s.driver().stats();
+    assert!(
+        s.buffer_trims > before.buffer_trims,
+        "the receive ring holding data was trimmed: {s:?}"
+    );
+    assert!(
+        s.buffer_committed <= (HOLD + 4 * (64 << 10)) as u64,
+        "committed {} with {HOLD} held (was {})",
+        s.buffer_committed,
+        before.buffer_committed
+    );
+    // The application reads again: every held byte, in order.
+    rx.got.clear();
+    rx.arm(&mut p, fds.0, 6, 1400);
+    assert!(p.run_until(100_000, |p| {
+        rx.drain(p, 1400, false);
+        rx.got.len() >= HOLD
+    }));
+    assert!(rx.got == held, "held bytes differ after the trim");
+    // And the ring still works for the next transfer.
+    push_safe(
+        &mut p.s,
+        opcode::AsyncCancel::new(1400).user_data(1402).build(),
+    );
+    assert!(p.run_until(10_000, |p| take(&mut p.s_cqes, 1402).is_some()));
+    let _ = take(&mut p.s_cqes, 1400);
+    pass_through(&mut p, &mut rx, fds, &pattern(700_001));
+}
+
+/// A server sending 1.5 MiB on each of four connections whose clients
+/// read nothing (their 1 MiB receive windows fill), with a 256 KiB buffer
+/// budget: its transmit rings went round with data in them all the time,
+/// so only trimming a ring that holds data brings what they may hold
+/// committed back near what they hold. Every byte arrives once the clients
+/// read.
+#[test]
+fn transmit_rings_holding_data_past_the_budget_give_back_the_rest() {
+    const N: usize = 4;
+    const OUT: usize = 1536 << 10;
+    const BUDGET: usize = 256 << 10;
+    let mut p = mib_buffers(BUDGET);
+    let pairs = conns(&mut p, N);
+    let data: Vec<Vec<u8>> = (0..N)
+        .map(|i| (0..OUT).map(|k| ((k * 3 + i * 17) % 239) as u8).collect())
+        .collect();
+    for (i, &(sfd, _)) in pairs.iter().enumerate() {
+        let send = opcode::Send::new(sfd, data[i].as_ptr(), OUT as u32)
+            .flags(libc::MSG_WAITALL)
+            .user_data(4000 + i as u64);
+        // SAFETY: `data` outlives the pair's last step; the SEND completes below.
+        unsafe { push(&mut p.s, send.build()) };
+    }
+    // The clients' windows fill and stay full; about 400 ms.
+    p.run(200);
+    let s = p.s.driver().stats();
+    assert!(s.buffer_pressure_trims > 0, "trimmed under pressure: {s:?}");
+    assert!(
+        s.buffer_committed <= (N * 2 * (68 << 10) + BUDGET + N * (64 << 10)) as u64,
+        "server committed {} (each ring went round: 1 MiB each if not trimmed)",
+        s.buffer_committed
+    );
+    // The clients read: everything, in order.
+    let mut got: Vec<Vec<u8>> = vec![vec![0u8; OUT]; N];
+    for (i, &(_, cfd)) in pairs.iter().enumerate() {
+        let recv = opcode::Recv::new(cfd, got[i].as_mut_ptr(), OUT as u32)
+            .flags(libc::MSG_WAITALL)
+            .user_data(4100 + i as u64);
+        // SAFETY: `got` outlives the pair's last step and is read only
+        // after the RECV's CQE.
+        unsafe { push(&mut p.c, recv.build()) };
+    }
+    let mut done = 0;
+    assert!(p.run_until(1_000_000, |p| {
+        for i in 0..N as u64 {
+            if let Some(c) = take(&mut p.c_cqes, 4100 + i) {
+                assert_eq!(c.res, OUT as i32, "recv {i}");
+                done += 1;
+            }
+        }
+        done == N
+    }));
+    for i in 0..N {
+        assert!(got[i] == data[i], "conn {i}: bytes differ");
+    }
+    let mut sent = 0;
+    assert!(p.run_until(100_000, |p| {
+        for i in 0..N as u64 {
+            if let Some(c) = take(&mut p.s_cqes, 4000 + i) {
+                assert_eq!(c.res, OUT as i32, "send {i}");
+                sent += 1;
+            }
+        }
+        sent == N
+    }));
+}
+
 /// A data segment that arrives again (here the wire duplicates 5% of
 /// frames and holds copies back) is answered with a D-SACK (RFC 2883) in the reply smoltcp makes,
 /// which smoltcp alone does not send; the reply is a well-formed segment

@@ -656,20 +656,23 @@ impl Conns {
     /// cursor going round the table, so every slot is visited once per
     /// `slots / n` calls; the engine calls it once a millisecond) and gives
     /// back the pages of a connection's buffers that moved more than
-    /// [`KEEP`] bytes since it was last looked at: smoltcp's receive ring
-    /// never restarts at offset 0 (only a send into an empty transmit ring
-    /// does), so every connection's receive buffer touches all its pages as
-    /// bytes pass through it, however little it holds at a time. A receive
-    /// buffer is trimmed only when it is empty and everything the peer sent
-    /// is acknowledged (no out-of-order data can lie in its free part),
-    /// keeping [`KEEP`] bytes from its read position; a transmit buffer only
-    /// when empty, keeping its first [`KEEP`] bytes.
+    /// [`KEEP`] bytes, beyond what they hold, since it was last looked at:
+    /// smoltcp's receive ring never restarts at offset 0 (only a send into
+    /// an empty transmit ring does), so every connection's receive buffer
+    /// touches all its pages as bytes pass through it, however little it
+    /// holds at a time. A buffer keeps the data it holds and [`KEEP`] bytes
+    /// after it (where the next bytes go); the rest of its ring is given
+    /// back. A receive buffer is trimmed only when everything the peer sent
+    /// is acknowledged (no out-of-order data can lie past what it holds);
+    /// its data starts at its read position. A transmit buffer's data ends
+    /// where the next byte would be written (an empty one keeps its first
+    /// [`KEEP`] bytes: a send into it starts there).
     ///
     /// Normally only connections idle for [`RECLAIM_IDLE_US`] are trimmed
     /// (a busy one would fault its pages back in at once). Under pressure,
     /// when the pages the connections may have committed
     /// ([`Conns::committed`]) pass the memory budget, busy ones are trimmed
-    /// too whenever they are in that state, and 16 times as many slots are
+    /// too, and 16 times as many slots are
     /// looked at per call. Returns (buffers trimmed, of them under pressure).
     pub(crate) fn reclaim_some(&mut self, now_us: u64, n: usize) -> (u64, u64) {
         let slots = self.slab.slots();
@@ -688,31 +691,63 @@ impl Conns {
             let (rx_end, tx_end) = c.rec.marks();
             let (rx0, tx0) = c.trim_marks.unwrap_or_else(|| c.rec.bases());
             let (mut rx_mark, mut tx_mark) = (rx0, tx0);
-            let far = |now: u32, then: u32| now.wrapping_sub(then) > KEEP as u32;
-            let (rx_far, tx_far) = (far(rx_end, rx0), far(tx_end, tx0));
+            // Data each buffer holds now (received and not read; not yet
+            // sent or acknowledged).
+            let (rx_held, tx_held) = (c.sock_ref().recv_queue(), c.sock_ref().send_queue());
+            // Far: more of the ring may be committed (bytes that went through
+            // it since the mark) than a trim keeps (what it holds, and KEEP).
+            let far = |now: u32, then: u32, held: usize| {
+                now.wrapping_sub(then) > (KEEP + held).min(u32::MAX as usize) as u32
+            };
+            let (rx_far, tx_far) = (far(rx_end, rx0, rx_held), far(tx_end, tx0, tx_held));
             let idle = c.rec.silent_for(now_us) >= RECLAIM_IDLE_US;
             if idle {
                 c.rec.shed_board(false);
             }
             if (rx_far || tx_far) && (idle || pressed) {
                 let before = trimmed;
-                if rx_far && c.rec.rx_settled() && c.sock_ref().recv_queue() == 0 {
-                    // Keep the span from the read position: where a peek of
-                    // nothing points. A socket that can receive no more (the
-                    // peer's FIN came) refuses the peek; nothing will be
-                    // written to its buffer again, so none of it is kept.
+                // A buffer holding data keeps it (and KEEP bytes after it,
+                // where the next bytes go); the rest of its ring, bytes
+                // already read or acknowledged, is given back too.
+                if rx_far && c.rec.rx_settled() {
+                    // Received data starts at the read position: where a peek
+                    // of nothing points. (With no data out of order held past
+                    // it, the queue is all the ring holds.) A socket that can
+                    // receive no more and holds nothing (the peer's FIN came,
+                    // all read) refuses the peek; nothing will be written to
+                    // its buffer again, so none of it is kept.
+                    let held = rx_held;
+                    let cap = c.sock_ref().recv_capacity();
                     let keep_from = match c.sock().peek(0) {
                         Ok(b) => self.arena.rx_offset(i, b.as_ptr()),
-                        Err(_) => Some(0),
+                        Err(_) if held == 0 => Some(0),
+                        Err(_) => None,
                     };
                     if let Some(off) = keep_from {
-                        trimmed += u64::from(self.arena.trim_ring(i, true, off));
-                        rx_mark = rx_end;
+                        trimmed += u64::from(self.arena.trim_ring(i, true, cap, off, held));
+                        rx_mark = rx_end.wrapping_sub(held as u32);
                     }
                 }
-                if tx_far && c.sock_ref().send_queue() == 0 {
-                    trimmed += u64::from(self.arena.trim_ring(i, false, 0));
-                    tx_mark = tx_end;
+                if tx_far {
+                    // Data to send or to be acknowledged ends where the next
+                    // byte would be written: a send of nothing says where
+                    // (it changes nothing). A socket that can send no more
+                    // (closed, FIN queued) still holding data is left alone.
+                    let held = tx_held;
+                    let cap = c.sock_ref().send_capacity();
+                    let keep_from = if held == 0 {
+                        Some(0)
+                    } else {
+                        c.sock()
+                            .send(|b| (0, b.as_ptr()))
+                            .ok()
+                            .and_then(|p| self.arena.tx_offset(i, p))
+                            .map(|end| (end + cap - held) % cap.max(1))
+                    };
+                    if let Some(off) = keep_from {
+                        trimmed += u64::from(self.arena.trim_ring(i, false, cap, off, held));
+                        tx_mark = tx_end.wrapping_sub(held as u32);
+                    }
                 }
                 if !idle {
                     forced += trimmed - before;
