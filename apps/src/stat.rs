@@ -75,6 +75,7 @@ const SUMMARY: &[(&str, &[&str])] = &[
             "engine.not_for_us",
             "engine.unsupported",
             "engine.no_socket",
+            "engine.out_of_window",
             "engine.tx_dropped",
             "nic.rx_dropped",
             "nic.tx_dropped",
@@ -93,6 +94,7 @@ const SUMMARY: &[(&str, &[&str])] = &[
             "engine.recovery_undos",
             "engine.resends_trimmed",
             "engine.sack_blocks_added",
+            "engine.sack_reneging",
         ],
     ),
     (

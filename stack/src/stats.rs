@@ -143,6 +143,15 @@ pub struct EngineStats {
     /// Requests completed with `-ETIME`: timeouts that expired (how a
     /// TIMEOUT or LINK_TIMEOUT completes when its time comes).
     pub op_timeouts: u64,
+    /// Segments of a connection outside its receive window (old copies far
+    /// below it, data past its right edge, or forged): the socket drops
+    /// them, answering with an ACK; loss recovery ignores their ACK and
+    /// SACK blocks.
+    pub out_of_window: u64,
+    /// Retransmission timeouts that found the peer's cumulative ACK at the
+    /// start of a block it had SACKed (it dropped data it reported, or the
+    /// block was not its own): the SACK scoreboard was forgotten.
+    pub sack_reneging: u64,
 }
 
 impl EngineStats {
@@ -234,6 +243,8 @@ impl EngineStats {
             buffer_committed,
             op_cancelled,
             op_timeouts,
+            out_of_window,
+            sack_reneging,
         )
     }
 }

@@ -25,7 +25,8 @@ const RX_BUF: usize = 256 << 10;
 /// The server accepts the raw client's connection; sends `out` (never
 /// acknowledged by the client until the window is closed) and does not
 /// read. The client fills the server's receive buffer to the byte; then a
-/// segment of 16 bytes meets the closed window carrying the ACK of
+/// segment of 16 bytes meets the closed window (at its edge or `beyond` it)
+/// carrying the ACK of
 /// everything the server sent. The server hears that ACK (it does not
 /// resend its data), answers the segment with an ACK, and once its
 /// application reads, every byte the client sent arrives.
@@ -126,9 +127,11 @@ fn a_segment_at_the_edge_of_a_closed_window_has_its_ack_heard() {
     closed_window_case(0);
 }
 
-/// A segment past the closed window's edge (sent into an edge that moved
-/// back): its ACK is heard too, as RFC 9293 asks.
+/// A segment past the closed window's edge by one unit of the window
+/// scale (sent into an edge that moved back by smoltcp's rounding): its
+/// ACK is heard too, as RFC 9293 asks. (Past that it is outside the window
+/// and nothing of it is read: `forged.rs`.)
 #[test]
 fn a_segment_past_a_closed_window_has_its_ack_heard() {
-    closed_window_case(16);
+    closed_window_case(8);
 }

@@ -30,6 +30,9 @@ pub(crate) enum Ingress<'a> {
         /// The segment's data is all below the acknowledgment we last
         /// sent (its edges): a duplicate, for the reply's D-SACK.
         dsack: Option<(u32, u32)>,
+        /// Inside the receive window (`Recovery::acceptable`): recovery
+        /// read it.
+        in_window: bool,
     },
     /// A segment for no socket: let smoltcp answer it (RST) with no socket.
     NoSocket { ip: &'a [u8], src_mac: MacAddr },
@@ -226,7 +229,7 @@ impl Core {
                 // The peer's window scale and MSS (a SYN-ACK, or a SYN again).
                 c.rec.on_syn(tcp.options());
             }
-            let (repair, dsack) = if c.established {
+            let (repair, dsack, in_window) = if c.established {
                 let mut h = Heard {
                     seq: tcp.seq_number().0 as u32,
                     len: (tcp.payload().len() + usize::from(tcp.fin())) as u32,
@@ -235,6 +238,21 @@ impl Core {
                     control: syn || rst || !ack,
                     ..Heard::default()
                 };
+                if !h.control && !c.rec.acceptable(h.seq, h.len) {
+                    // Outside the receive window: the socket drops it
+                    // without reading its ACK (as Linux does), and so does
+                    // recovery. Its ACK and SACK blocks may be forged by
+                    // anyone who knows the four numbers of the connection.
+                    self.stats.out_of_window += 1;
+                    return Ingress::Conn {
+                        cid,
+                        ip: &ip[..total],
+                        src_mac,
+                        repair: None,
+                        dsack: None,
+                        in_window: false,
+                    };
+                }
                 if tcp.header_len() > 20 {
                     // Options: maybe SACK blocks (one block alone makes a
                     // 32-byte header, the size timestamps alone make too).
@@ -252,9 +270,9 @@ impl Core {
                 } else {
                     c.rec.duplicate(h.seq, data)
                 };
-                (r, dsack)
+                (r, dsack, true)
             } else {
-                (None, None)
+                (None, None, true)
             };
             return Ingress::Conn {
                 cid,
@@ -262,6 +280,7 @@ impl Core {
                 src_mac,
                 repair,
                 dsack,
+                in_window,
             };
         }
         if syn && !ack && !rst {
@@ -288,6 +307,7 @@ impl Core {
                         src_mac,
                         repair: None,
                         dsack: None,
+                        in_window: true,
                     };
                 }
                 // The SYN queue (or the connection table) is full.

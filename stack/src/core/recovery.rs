@@ -769,6 +769,30 @@ impl Recovery {
         }
     }
 
+    /// Whether a segment `[seq, seq + len)` from the peer lies where the
+    /// peer may send (RFC 9293 3.10.7.4's acceptability test, with room for
+    /// old copies): not past the right edge the socket last advertised
+    /// (plus one unit of the window scale: the peer may have heard an edge
+    /// rounded up), and not wholly below `rcv.nxt` by more than the largest
+    /// window the scale can say (a resend of data already had, a keep-alive
+    /// or a zero-window probe just below `rcv.nxt`). smoltcp and Linux drop
+    /// a segment outside without reading its ACK; recovery must not read it
+    /// either, or anyone who knows the connection's addresses and ports
+    /// could move its `snd.una` or mark data SACKed with one forged segment.
+    /// Before the socket has sent an ACK every segment is.
+    #[inline]
+    pub(crate) fn acceptable(&self, seq: u32, len: u32) -> bool {
+        let (Some(rcv), Some(win)) = (self.ack_out, self.win_out) else {
+            return true;
+        };
+        let shift = self.wire_shift();
+        let edge = rcv
+            .wrapping_add(u32::from(win) << shift)
+            .wrapping_add(1 << shift);
+        let floor = rcv.wrapping_sub(0xffff << shift);
+        !after(seq, edge) && !after(floor, seq.wrapping_add(len))
+    }
+
     /// `rcv.nxt` while the socket's receive window is closed (the last
     /// window it sent was zero), when it takes only a pure ACK at exactly
     /// `rcv.nxt`: any other segment is dropped whole, its acknowledgment
@@ -1030,6 +1054,11 @@ impl Recovery {
                 self.sample(now_us.saturating_sub(sent), now_us);
                 self.timed = None;
             }
+        }
+        if advanced && self.reneged() {
+            // As Linux's `tcp_check_sack_reneging`: the next timeout is a
+            // retransmission timeout (no probe), which forgets the blocks.
+            self.repaired = Some(self.una);
         }
         self.measure_delivery(now_us);
         let repair = self.detect(now_us);
@@ -1536,6 +1565,14 @@ impl Recovery {
             });
         }
         stats.rto_fired += 1;
+        if self.reneged() {
+            // Forget every block (RFC 2018, section 8): everything from
+            // `una` is resent.
+            stats.sack_reneging += 1;
+            self.nsb = 0;
+            self.sacked = 0;
+            self.on_ext = false;
+        }
         // Everything unSACKed is lost; the window starts over from one
         // segment (RFC 5681), once per episode for the threshold.
         let flight = self.nxt.wrapping_sub(self.una);
@@ -1553,6 +1590,17 @@ impl Recovery {
         self.repaired = None;
         self.rearm(now_us);
         Some(Repair::Rto)
+    }
+
+    /// The peer's cumulative ACK stopped where a block it SACKed starts:
+    /// it no longer holds what it reported (reneging: RFC 2018 allows a
+    /// receiver to drop such data), or the block was never its own. A
+    /// receiver that holds the data acknowledges past it.
+    fn reneged(&self) -> bool {
+        self.board()
+            .0
+            .first()
+            .is_some_and(|&(l, _)| !after(l, self.una))
     }
 
     /// Whether a recovery episode is open (until `una` passes `recover`).

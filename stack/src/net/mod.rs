@@ -196,6 +196,7 @@ impl<N: Nic> Pump<N> {
                         src_mac,
                         repair,
                         dsack,
+                        in_window,
                     } => {
                         let at = ip.as_ptr() as usize - frame.as_ref().as_ptr() as usize;
                         let len = ip.len();
@@ -227,7 +228,7 @@ impl<N: Nic> Pump<N> {
                         // this segment's ACK with its data: it hears the
                         // ACK alone first, then the segment (answered with
                         // an ACK, as Linux does).
-                        let ack_len = c.rec.closed_at().and_then(|at| {
+                        let ack_len = c.rec.closed_at().filter(|_| in_window).and_then(|at| {
                             let ip_csum = caps.checksum.ipv4.rx();
                             device::ack_at(ip, at, ack_only, ip_csum, csum)
                         });

@@ -59,7 +59,7 @@ pub const VERSION: u64 = 1;
 /// Where the pages live.
 pub const STAT_DIR: &str = "/dev/shm";
 /// Counter slots in a page (the engine, NIC, ring and thread counters take
-/// about 60 today).
+/// about 65 today).
 pub const COUNTER_SLOTS: usize = 128;
 /// Longest counter name, bytes.
 pub const NAME_LEN: usize = 48;
