@@ -86,6 +86,22 @@ pub fn emit_from(p: &mut Pair, src: Ipv4Address, tcp: &TcpRepr, bad_checksum: bo
     nic.tx_flush();
 }
 
+/// Puts IP packet bytes `ip` (anything: a test's own, malformed or not)
+/// on the wire from the client's port to the server, behind an Ethernet
+/// header for IPv4.
+pub fn emit_ip(p: &mut Pair, ip: &[u8]) {
+    let wire = PairOpts::default().wire;
+    let mut build = |f: &mut [u8]| {
+        f[0..6].copy_from_slice(&wire.mac_a);
+        f[6..12].copy_from_slice(&wire.mac_b);
+        f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+        f[14..14 + ip.len()].copy_from_slice(ip);
+    };
+    let nic = p.c.driver_mut().nic_mut().inner_mut();
+    nic.tx_frame(14 + ip.len(), &mut build).expect("wire full");
+    nic.tx_flush();
+}
+
 pub fn seg<'a>(seq: u32, ack: u32, win: u16, payload: &'a [u8]) -> TcpRepr<'a> {
     TcpRepr {
         src_port: SPORT,
@@ -124,10 +140,27 @@ impl Raw {
                 if f_.len() > 14 && f_[12..14] == [0x08, 0x00] {
                     let ip = Ipv4Packet::new_checked(&f_[14..]).expect("ipv4");
                     let t = TcpPacket::new_checked(ip.payload()).expect("tcp");
-                    let (src, dst) = (IpAddress::Ipv4(SERVER_IP), IpAddress::Ipv4(CLIENT_IP));
-                    assert!(t.verify_checksum(&src, &dst), "the server's checksums");
+                    let src = IpAddress::Ipv4(SERVER_IP);
+                    // Answers to other (forged) sources are checked too,
+                    // then left out.
+                    let dst = IpAddress::Ipv4(ip.dst_addr());
+                    assert!(
+                        t.verify_checksum(&src, &dst),
+                        "the server's checksums: flags {:#04x}, header {} bytes, payload {}, \
+                         seq {}, ack {}, options {:02x?}",
+                        t.as_ref()[13],
+                        t.header_len(),
+                        t.payload().len(),
+                        t.seq_number().0 as u32,
+                        t.ack_number().0 as u32,
+                        t.options()
+                    );
                     let r = TcpRepr::parse(&t, &src, &dst, &ChecksumCapabilities::default())
                         .expect("a TCP segment");
+                    if ip.dst_addr() != CLIENT_IP || t.dst_port() != SPORT {
+                        nic.rx_release(f);
+                        continue;
+                    }
                     let s = Seg {
                         seq: r.seq_number.0 as u32,
                         ack: r.ack_number.map_or(0, |a| a.0 as u32),
@@ -191,6 +224,35 @@ fn sack_blocks(t: &TcpPacket<&[u8]>) -> Vec<(u32, u32)> {
 /// returns the raw client and the accepted socket.
 pub fn connect_raw(p: &mut Pair) -> (Raw, i32) {
     let l = listen(p, PORT, 16);
+    handshake(p, l)
+}
+
+/// As [`connect_raw`], but through a SYN cookie: the listener's SYN queue
+/// (backlog 4) is full of SYNs from on-link addresses that never answer,
+/// so the server's SYN-ACK carries a cookie, and the connection's
+/// sequence numbers are translated on every segment (`core::cookies`).
+pub fn connect_raw_cookie(p: &mut Pair) -> (Raw, i32) {
+    let l = listen(p, PORT, 4);
+    for i in 0..8u8 {
+        let mut syn = seg(7 * u32::from(i), 0, 64_240, &[]);
+        syn.src_port = 2000 + u16::from(i);
+        syn.control = TcpControl::Syn;
+        syn.ack_number = None;
+        emit_from(p, Ipv4Address::new(10, 0, 0, 100 + i), &syn, false);
+    }
+    p.run(20);
+    let before = p.s.driver().stats().syn_cookies_ok;
+    let r = handshake(p, l);
+    assert_eq!(
+        p.s.driver().stats().syn_cookies_ok,
+        before + 1,
+        "a cookie connection"
+    );
+    r
+}
+
+/// The raw client's handshake with listener `l` (see [`connect_raw`]).
+fn handshake(p: &mut Pair, l: i32) -> (Raw, i32) {
     push_safe(
         &mut p.s,
         opcode::AcceptNoAddr::new(l).user_data(500).build(),
