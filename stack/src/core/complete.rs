@@ -60,16 +60,22 @@ impl Completer {
     /// application, by a failed link, or at shutdown) and `-ETIME` (a
     /// timeout that expired, which is how a TIMEOUT completes) apart from
     /// the other errors, so `op_errors` counts only requests that failed.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn count(&mut self, res: i32) {
         if res < 0 {
-            if res == errno::ECANCELED.as_res() {
-                self.op_cancelled += 1;
-            } else if res == errno::ETIME.as_res() {
-                self.op_timeouts += 1;
-            } else {
-                self.op_errors += 1;
-            }
+            self.count_error(res);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn count_error(&mut self, res: i32) {
+        if res == errno::ECANCELED.as_res() {
+            self.op_cancelled += 1;
+        } else if res == errno::ETIME.as_res() {
+            self.op_timeouts += 1;
+        } else {
+            self.op_errors += 1;
         }
     }
 

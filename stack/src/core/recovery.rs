@@ -780,7 +780,7 @@ impl Recovery {
     /// either, or anyone who knows the connection's addresses and ports
     /// could move its `snd.una` or mark data SACKed with one forged segment.
     /// Before the socket has sent an ACK every segment is.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn acceptable(&self, seq: u32, len: u32) -> bool {
         let (Some(rcv), Some(win)) = (self.ack_out, self.win_out) else {
             return true;
@@ -1596,11 +1596,14 @@ impl Recovery {
     /// it no longer holds what it reported (reneging: RFC 2018 allows a
     /// receiver to drop such data), or the block was never its own. A
     /// receiver that holds the data acknowledges past it.
+    #[inline]
     fn reneged(&self) -> bool {
-        self.board()
-            .0
-            .first()
-            .is_some_and(|&(l, _)| !after(l, self.una))
+        self.nsb != 0
+            && self
+                .board()
+                .0
+                .first()
+                .is_some_and(|&(l, _)| !after(l, self.una))
     }
 
     /// Whether a recovery episode is open (until `una` passes `recover`).
