@@ -75,9 +75,11 @@ impl TimerWheel {
     /// [`arm`]: TimerWheel::arm
     #[inline]
     pub fn arm_by(&mut self, id: ConnId, at_us: u64) {
-        let at = at_us.div_ceil(TICK_US).max(self.cur);
+        // Armed at tick `a` no later than `at_us`'s tick (its rounding up),
+        // without a division: `a <= ceil(at_us / TICK)`.
         match self.nodes.get(id.index()) {
-            Some(Node { at: Some(a), .. }) if *a <= at => {}
+            Some(Node { at: Some(a), .. })
+                if a.saturating_mul(TICK_US) <= at_us.saturating_add(TICK_US - 1) => {}
             _ => self.arm(id, at_us),
         }
     }

@@ -1072,12 +1072,19 @@ impl Recovery {
 
     /// Judges what is lost from the scoreboard now (entering recovery with
     /// one reduction on the first loss) and says whether a walk follows.
+    #[inline(always)]
     fn detect(&mut self, now_us: u64) -> Option<Repair> {
         // No blocks and no episode open: nothing is judged lost (a flight
         // without SACKs is repaired by the timeouts alone).
         if !self.outstanding() || (self.nsb == 0 && !self.in_recovery && !self.rto_lost) {
             return None;
         }
+        self.detect_loss(now_us)
+    }
+
+    /// [`Recovery::detect`] with blocks or an episode.
+    #[inline(never)]
+    fn detect_loss(&mut self, now_us: u64) -> Option<Repair> {
         let lost = self.lost_below(now_us);
         if !self.in_recovery && after(lost, self.una) {
             // Loss: one reduction for the episode (β = 0.7, as CUBIC).
