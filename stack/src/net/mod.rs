@@ -187,8 +187,6 @@ impl<N: Nic> Pump<N> {
                 [None; RX_BURST]
             };
             for (i, mut frame) in rx_batch.drain(..).enumerate() {
-                // Replies to input carry no data: nothing for recovery.
-                let mut sent = Sent::default();
                 match core.ingress(frame.as_ref(), hints[i], verify) {
                     Ingress::Conn {
                         cid,
@@ -233,7 +231,9 @@ impl<N: Nic> Pump<N> {
                             device::ack_at(ip, at, ack_only, ip_csum, csum)
                         });
                         let dups = repair.and_then(|r| dup_acks_for(core.host.ip, c, r));
-                        sent = c.rec.reply_sent();
+                        // Replies to input carry no data: nothing for
+                        // recovery but their ACK, window and SACK blocks.
+                        let mut sent = c.rec.reply_sent();
                         let mut port =
                             port!(nic, caps, *mac, scratch, tx, None, src_mac, &mut sent, off);
                         if let Some(n) = ack_len {
@@ -263,6 +263,7 @@ impl<N: Nic> Pump<N> {
                         // SYN-ACK, which only tells its ISN; then the ACK.
                         let pkt = cookie_syn(core.host.ip, c, &syn);
                         let rx = Some(&pkt[..]);
+                        let mut sent = Sent::default();
                         let mut port =
                             port!(nic, caps, *mac, scratch, tx, rx, src_mac, &mut sent, 0);
                         port.discard = true;
@@ -288,6 +289,7 @@ impl<N: Nic> Pump<N> {
                     }
                     Ingress::NoSocket { ip, src_mac } => {
                         let now = core.instant();
+                        let mut sent = Sent::default();
                         let mut port = port!(
                             nic,
                             caps,
