@@ -14,6 +14,27 @@ use common::*;
 use ringline_ring::opcode;
 use ringline_testkit::pair::*;
 
+/// A server (checksums filled and checked) whose accepted socket has sent
+/// 10,000 bytes to the raw client, which acknowledges none of them: the
+/// pair, the client, the bytes (kept alive for the SEND, user data 501),
+/// and where they start and end.
+fn ten_kb_unacknowledged() -> (Pair, Raw, Vec<u8>, u32, u32) {
+    let mut o = PairOpts::default();
+    o.wire.checksum_offload = false;
+    let mut p = Pair::with(o);
+    let (mut raw, fd) = connect_raw(&mut p);
+    let out: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+    let send = opcode::Send::new(fd, out.as_ptr(), out.len() as u32).user_data(501);
+    // SAFETY: `out` is moved to the caller, which keeps it to the end of
+    // its test, after the server's last step (a Vec's heap buffer does not
+    // move with it).
+    unsafe { push(&mut p.s, send.build()) };
+    raw.run(&mut p, 20, 20);
+    let (base, end) = (raw.srv_nxt, raw.srv_nxt.wrapping_add(out.len() as u32));
+    assert_eq!(raw.srv_hi, end, "the server sent its data");
+    (p, raw, out, base, end)
+}
+
 /// The server sends 10,000 bytes, all lost on the way (the client
 /// acknowledges none). A segment far outside the server's receive window,
 /// with a good checksum, claims that the client holds all but the first
@@ -22,17 +43,7 @@ use ringline_testkit::pair::*;
 /// segment; then the client acknowledges it all and the send completes.
 #[test]
 fn a_forged_sack_outside_the_window_does_not_stop_resends() {
-    let mut o = PairOpts::default();
-    o.wire.checksum_offload = false;
-    let mut p = Pair::with(o);
-    let (mut raw, fd) = connect_raw(&mut p);
-    let out: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
-    let send = opcode::Send::new(fd, out.as_ptr(), out.len() as u32).user_data(501);
-    // SAFETY: `out` lives to the end of the test, after the server's last step.
-    unsafe { push(&mut p.s, send.build()) };
-    raw.run(&mut p, 20, 20);
-    let (base, end) = (raw.srv_nxt, raw.srv_nxt.wrapping_add(out.len() as u32));
-    assert_eq!(raw.srv_hi, end, "the server sent its data (lost)");
+    let (mut p, mut raw, out, base, end) = ten_kb_unacknowledged();
     let sent_first = raw.heard.len();
 
     let before = p.s.driver().stats();
@@ -71,16 +82,7 @@ fn a_forged_sack_outside_the_window_does_not_stop_resends() {
 /// not after a timeout).
 #[test]
 fn the_same_sack_in_the_window_is_read() {
-    let mut o = PairOpts::default();
-    o.wire.checksum_offload = false;
-    let mut p = Pair::with(o);
-    let (mut raw, fd) = connect_raw(&mut p);
-    let out: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
-    let send = opcode::Send::new(fd, out.as_ptr(), out.len() as u32).user_data(501);
-    // SAFETY: `out` lives to the end of the test, after the server's last step.
-    unsafe { push(&mut p.s, send.build()) };
-    raw.run(&mut p, 20, 20);
-    let (base, end) = (raw.srv_nxt, raw.srv_nxt.wrapping_add(out.len() as u32));
+    let (mut p, mut raw, _out, base, end) = ten_kb_unacknowledged();
     let sent_first = raw.heard.len();
     let before = p.s.driver().stats();
     let mut ack = seg(raw.nxt, base, 8192, &[]);
@@ -105,16 +107,7 @@ fn the_same_sack_in_the_window_is_read() {
 /// probe per segment).
 #[test]
 fn a_peer_that_drops_data_it_sacked_gets_it_again() {
-    let mut o = PairOpts::default();
-    o.wire.checksum_offload = false;
-    let mut p = Pair::with(o);
-    let (mut raw, fd) = connect_raw(&mut p);
-    let out: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
-    let send = opcode::Send::new(fd, out.as_ptr(), out.len() as u32).user_data(501);
-    // SAFETY: `out` lives to the end of the test, after the server's last step.
-    unsafe { push(&mut p.s, send.build()) };
-    raw.run(&mut p, 20, 20);
-    let (base, end) = (raw.srv_nxt, raw.srv_nxt.wrapping_add(out.len() as u32));
+    let (mut p, mut raw, out, base, end) = ten_kb_unacknowledged();
     // Everything but the first 1,000 bytes reported held.
     let mut ack = seg(raw.nxt, base, 8192, &[]);
     ack.sack_ranges[0] = Some((base.wrapping_add(1000), end));

@@ -1354,28 +1354,26 @@ fn transmit_rings_holding_data_past_the_budget_give_back_the_rest() {
         // after the RECV's CQE.
         unsafe { push(&mut p.c, recv.build()) };
     }
-    let mut done = 0;
-    assert!(p.run_until(1_000_000, |p| {
-        for i in 0..N as u64 {
-            if let Some(c) = take(&mut p.c_cqes, 4100 + i) {
-                assert_eq!(c.res, OUT as i32, "recv {i}");
-                done += 1;
-            }
-        }
-        done == N
-    }));
+    each_completes(&mut p, false, 4100, N, OUT as i32);
     for i in 0..N {
         assert!(got[i] == data[i], "conn {i}: bytes differ");
     }
-    let mut sent = 0;
-    assert!(p.run_until(100_000, |p| {
-        for i in 0..N as u64 {
-            if let Some(c) = take(&mut p.s_cqes, 4000 + i) {
-                assert_eq!(c.res, OUT as i32, "send {i}");
-                sent += 1;
+    each_completes(&mut p, true, 4000, N, OUT as i32);
+}
+
+/// Steps until the requests `ud .. ud + n` of the server (`server`) or the
+/// client have each completed with `res`.
+fn each_completes(p: &mut Pair, server: bool, ud: u64, n: usize, res: i32) {
+    let mut done = 0;
+    assert!(p.run_until(1_000_000, |p| {
+        let cqes = if server { &mut p.s_cqes } else { &mut p.c_cqes };
+        for i in 0..n as u64 {
+            if let Some(c) = take(cqes, ud + i) {
+                assert_eq!(c.res, res, "request {}", ud + i);
+                done += 1;
             }
         }
-        sent == N
+        done == n
     }));
 }
 
