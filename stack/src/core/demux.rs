@@ -246,7 +246,7 @@ impl Core {
                     self.stats.out_of_window += 1;
                     return Ingress::Conn {
                         cid,
-                        ip: &ip[..total],
+                        ip,
                         src_mac,
                         repair: None,
                         dsack: None,
