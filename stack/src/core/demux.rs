@@ -244,6 +244,8 @@ impl Core {
                     // recovery. Its ACK and SACK blocks may be forged by
                     // anyone who knows the four numbers of the connection.
                     self.stats.out_of_window += 1;
+                    let cap = c.sock_ref().recv_capacity() as u32;
+                    c.rec.note_outside(h.seq, h.len, cap);
                     return Ingress::Conn {
                         cid,
                         ip,

@@ -793,6 +793,25 @@ impl Recovery {
         !after(seq, edge) && !after(floor, seq.wrapping_add(len))
     }
 
+    /// A segment [`Recovery::acceptable`] refused that the socket may still
+    /// store: it takes data up to its free space, which grows past the
+    /// edge it last advertised as the application reads, and a peer that
+    /// does not keep to the edge may send there. Only its end is noted
+    /// (so [`Recovery::rx_settled`] knows the socket may hold data out of
+    /// order, and the buffer reclaimer keeps that part of the ring); its
+    /// ACK and SACK blocks are not read. A segment past `rcv.nxt` plus the
+    /// whole buffer (`cap`) is one the socket cannot store: ignored.
+    #[cold]
+    pub(crate) fn note_outside(&mut self, seq: u32, len: u32, cap: u32) {
+        let Some(rcv) = self.ack_out else {
+            return;
+        };
+        let end = seq.wrapping_add(len);
+        if after(end, rcv) && !after(end, rcv.wrapping_add(cap)) && after(end, self.peer_end) {
+            self.peer_end = end;
+        }
+    }
+
     /// `rcv.nxt` while the socket's receive window is closed (the last
     /// window it sent was zero), when it takes only a pure ACK at exactly
     /// `rcv.nxt`: any other segment is dropped whole, its acknowledgment
@@ -2246,6 +2265,37 @@ mod tests {
         assert_eq!(r.deadline(), Some(2_000 + 1_500 + DELACK_MAX_US));
         r.on_sent(&sent(200, 1, 100), 2_100, &mut st);
         assert_eq!(r.deadline(), Some(2_000 + PTO_MIN_US), "two in flight");
+    }
+
+    /// A segment outside the advertised window that the socket could still
+    /// store (within its buffer past `rcv.nxt`) keeps the receive side
+    /// unsettled; one past the buffer, or wholly below `rcv.nxt`, does not.
+    #[test]
+    fn a_segment_the_socket_may_store_outside_the_window_unsettles_the_receive_side() {
+        let mut r = Recovery::default();
+        r.on_heard(&ack(0, &[]), 0);
+        let s = Sent {
+            ack: Some(5_000),
+            win: Some(100),
+            ..Sent::default()
+        };
+        r.note_ack(&s);
+        r.on_heard(
+            &Heard {
+                seq: 4_000,
+                len: 1_000,
+                ..Heard::default()
+            },
+            0,
+        );
+        assert!(r.rx_settled());
+        assert!(!r.acceptable(5_200, 100), "past the advertised edge");
+        r.note_outside(1 << 30, 100, 1 << 20);
+        assert!(r.rx_settled(), "past the whole buffer: never stored");
+        r.note_outside(1_000, 100, 1 << 20);
+        assert!(r.rx_settled(), "below rcv.nxt");
+        r.note_outside(5_200, 100, 1 << 20);
+        assert!(!r.rx_settled(), "the socket may hold it out of order");
     }
 
     #[test]
