@@ -99,7 +99,12 @@ pub(crate) unsafe fn with_window<R>(w: Window, f: impl FnOnce() -> R) -> R {
 /// the window (or null, first page, wrapping).
 #[inline]
 fn resolve(addr: u64, len: usize) -> Result<*mut u8, Errno> {
-    if addr < LOWEST_MAPPABLE || addr.checked_add(len as u64).is_none() || addr > isize::MAX as u64
+    // Null, the never-mapped first page, a wrap, or past the end of user
+    // space (the kernel's `access_ok`): -EFAULT, never a read.
+    if addr < LOWEST_MAPPABLE
+        || addr
+            .checked_add(len as u64)
+            .is_none_or(|end| end > USER_SPACE_END)
     {
         return Err(errno::EFAULT);
     }
@@ -130,7 +135,7 @@ pub const LOWEST_MAPPABLE: u64 = 4096;
 pub const USER_SPACE_END: u64 = (1 << 47) - 4096;
 
 /// `-EFAULT` if `addr..addr+len` is null, lies in the never-mapped first
-/// page, or wraps the address space.
+/// page, wraps the address space, or ends past user space.
 /// (Attached application: or falls outside its buffer region.)
 pub fn check(addr: u64, len: usize) -> Result<(), Errno> {
     if len == 0 {
@@ -534,6 +539,9 @@ mod tests {
         );
         assert_eq!(check(LOWEST_MAPPABLE - 1, 1), Err(errno::EFAULT));
         assert_eq!(check(u64::MAX, 2), Err(errno::EFAULT));
+        // Past the end of user space (kernel addresses, or none at all).
+        assert_eq!(check(USER_SPACE_END - 8, 16), Err(errno::EFAULT));
+        assert_eq!(check(199_890_044_499_091_452, 16), Err(errno::EFAULT));
         assert_eq!(check(0, 0), Ok(()));
         assert_eq!(read::<u32>(0), Err(errno::EFAULT));
         write::<u32>(a, 7).unwrap();

@@ -55,7 +55,9 @@ fn pick<T: Arbitrary + Copy + core::fmt::Debug + 'static>(
 /// SQEs built from interesting field values. No request here makes the
 /// engine touch memory: the engine has no sockets (so socket ops stop at
 /// the fd lookup), and the only pointers it would read at once -- a
-/// TIMEOUT's `addr`, a TIMEOUT_REMOVE update's `off` -- are null.
+/// TIMEOUT's `addr`, a TIMEOUT_REMOVE update's `off`, the one iovec of a
+/// READV with buffer select (read at prep, before the fd, as the kernel's
+/// `io_iov_buffer_select_prep` does) -- are null.
 fn arb_sqe() -> impl Strategy<Value = Sqe> {
     let header = (
         proptest::sample::select(OPCODES),
@@ -96,6 +98,7 @@ fn arb_sqe() -> impl Strategy<Value = Sqe> {
         match opcode {
             IORING_OP_TIMEOUT => s.addr = 0,
             IORING_OP_TIMEOUT_REMOVE => s.off = 0,
+            IORING_OP_READV if flags & IOSQE_BUFFER_SELECT != 0 => s.addr = 0,
             _ => {}
         }
         s
