@@ -246,33 +246,27 @@ impl Core {
                     self.stats.out_of_window += 1;
                     let cap = c.sock_ref().recv_capacity() as u32;
                     c.rec.note_outside(h.seq, h.len, cap);
-                    return Ingress::Conn {
-                        cid,
-                        ip,
-                        src_mac,
-                        repair: None,
-                        dsack: None,
-                        in_window: false,
-                    };
-                }
-                if tcp.header_len() > 20 {
-                    // Options: maybe SACK blocks (one block alone makes a
-                    // 32-byte header, the size timestamps alone make too).
-                    read_sack(tcp.options(), &mut h);
-                }
-                let undos = c.rec.undos;
-                let r = c.rec.on_heard(&h, self.now_us);
-                if r.is_some() {
-                    self.stats.fast_retransmits += 1;
-                }
-                self.stats.recovery_undos += u64::from(c.rec.undos.wrapping_sub(undos));
-                let data = tcp.payload().len() as u32;
-                let dsack = if h.control || tcp.fin() || data == 0 {
-                    None
+                    (None, None, false)
                 } else {
-                    c.rec.duplicate(h.seq, data)
-                };
-                (r, dsack, true)
+                    if tcp.header_len() > 20 {
+                        // Options: maybe SACK blocks (one block alone makes a
+                        // 32-byte header, the size timestamps alone make too).
+                        read_sack(tcp.options(), &mut h);
+                    }
+                    let undos = c.rec.undos;
+                    let r = c.rec.on_heard(&h, self.now_us);
+                    if r.is_some() {
+                        self.stats.fast_retransmits += 1;
+                    }
+                    self.stats.recovery_undos += u64::from(c.rec.undos.wrapping_sub(undos));
+                    let data = tcp.payload().len() as u32;
+                    let dsack = if h.control || tcp.fin() || data == 0 {
+                        None
+                    } else {
+                        c.rec.duplicate(h.seq, data)
+                    };
+                    (r, dsack, true)
+                }
             } else {
                 (None, None, true)
             };
