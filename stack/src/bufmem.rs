@@ -131,18 +131,13 @@ impl BufArena {
 }
 
 impl BufArena {
-    /// Where `p` lies in `slot`'s receive buffer (an offset), if it does.
-    pub(crate) fn rx_offset(&self, slot: usize, p: *const u8) -> Option<usize> {
-        let start = self.base.as_ptr() as usize + self.offset(slot);
+    /// Where `p` lies in one of `slot`'s buffers (`rx`: the receive one,
+    /// else the transmit one), as an offset, if it does.
+    pub(crate) fn offset_in(&self, slot: usize, rx: bool, p: *const u8) -> Option<usize> {
+        let (skip, len) = if rx { (0, self.rx) } else { (self.rx, self.tx) };
+        let start = self.base.as_ptr() as usize + self.offset(slot) + skip;
         let at = (p as usize).checked_sub(start)?;
-        (at <= self.rx).then_some(at)
-    }
-
-    /// Where `p` lies in `slot`'s transmit buffer (an offset), if it does.
-    pub(crate) fn tx_offset(&self, slot: usize, p: *const u8) -> Option<usize> {
-        let start = self.base.as_ptr() as usize + self.offset(slot) + self.rx;
-        let at = (p as usize).checked_sub(start)?;
-        (at <= self.tx).then_some(at)
+        (at <= len).then_some(at)
     }
 
     /// Gives back the pages of one of `slot`'s buffers (`rx`: the receive
@@ -267,7 +262,10 @@ mod tests {
         let res = |p: *const u8, len| resident_pages(p, len);
         assert_eq!(res(rp, 1 << 20), 256);
         // Kept from 100 KiB on: the pages of [100 KiB, 164 KiB) and one more.
-        assert_eq!(a.rx_offset(0, rp.wrapping_add(100 << 10)), Some(100 << 10));
+        assert_eq!(
+            a.offset_in(0, true, rp.wrapping_add(100 << 10)),
+            Some(100 << 10)
+        );
         assert!(a.trim_ring(0, true, 1 << 20, 100 << 10, 0));
         assert_eq!(res(rp, 1 << 20), KEEP / 4096);
         // SAFETY: inside r.
@@ -288,9 +286,9 @@ mod tests {
         // The transmit buffer: kept from 0; slot 1 untouched.
         assert!(a.trim_ring(0, false, 1 << 20, 0, 0));
         assert_eq!(res(t.as_ptr(), 1 << 20), KEEP / 4096);
-        assert_eq!(a.rx_offset(1, rp), None);
-        assert_eq!(a.tx_offset(0, t.as_ptr().wrapping_add(5)), Some(5));
-        assert_eq!(a.tx_offset(0, rp), None);
+        assert_eq!(a.offset_in(1, true, rp), None);
+        assert_eq!(a.offset_in(0, false, t.as_ptr().wrapping_add(5)), Some(5));
+        assert_eq!(a.offset_in(0, false, rp), None);
     }
 
     /// A ring holding data keeps it whole, from an unaligned read position,

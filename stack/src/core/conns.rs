@@ -719,7 +719,7 @@ impl Conns {
                     let held = rx_held;
                     let cap = c.sock_ref().recv_capacity();
                     let keep_from = match c.sock().peek(0) {
-                        Ok(b) => self.arena.rx_offset(i, b.as_ptr()),
+                        Ok(b) => self.arena.offset_in(i, true, b.as_ptr()),
                         Err(_) if held == 0 => Some(0),
                         Err(_) => None,
                     };
@@ -741,7 +741,7 @@ impl Conns {
                         c.sock()
                             .send(|b| (0, b.as_ptr()))
                             .ok()
-                            .and_then(|p| self.arena.tx_offset(i, p))
+                            .and_then(|p| self.arena.offset_in(i, false, p))
                             .map(|end| (end + cap - held) % cap.max(1))
                     };
                     if let Some(off) = keep_from {
