@@ -21,6 +21,9 @@ pub(crate) trait Backend {
     fn closer(&self) -> Option<SocketCloser> {
         None
     }
+    /// `IORING_SETUP_DEFER_TASKRUN` (an inline engine; see
+    /// `stack::Inline::set_defer_taskrun`).
+    fn set_defer_taskrun(&mut self, _on: bool) {}
 }
 
 impl<N: Nic> Backend for stack::Runtime<N> {
@@ -35,6 +38,9 @@ impl<N: Nic> Backend for stack::Runtime<N> {
     }
     fn stats(&mut self) -> EngineStats {
         self.driver.stats()
+    }
+    fn set_defer_taskrun(&mut self, on: bool) {
+        self.driver.set_defer_taskrun(on);
     }
 }
 

@@ -19,6 +19,7 @@
 //! addresses in [`nic`]. `docs/capi.md` describes the whole library.
 
 mod backend;
+pub mod newer;
 pub mod nic;
 pub mod sockets;
 pub mod uring;
@@ -55,6 +56,8 @@ struct CRing {
     ring_fd: i32,
     backend: Box<dyn Backend>,
     mailbox: Arc<Mailbox>,
+    /// What `io_uring_register_napi` last set (liburing 2.6; see [`newer`]).
+    napi: newer::Napi,
 }
 
 impl CRing {
@@ -187,7 +190,8 @@ fn duration(ts: *const KernelTimespec) -> Option<Duration> {
 }
 
 /// liburing's `_io_uring_get_cqe`: submit `submit`, then wait until `wait_nr`
-/// CQEs are ready (at most `timeout`) and point `*cqe_ptr` at the first.
+/// CQEs are ready (at most `timeout`: then any one will do) and point
+/// `*cqe_ptr` at the first.
 ///
 /// # Safety
 ///
@@ -227,23 +231,39 @@ unsafe fn get_cqe(
         let left = match timeout {
             Some(t) => match t.checked_sub(start.elapsed()) {
                 Some(l) => Some(l),
-                None => return -libc::ETIME,
+                // SAFETY: the caller's contract.
+                None => return unsafe { timed_out(ring, cqe_ptr) },
             },
             None => None,
         };
         let r = st.enter(submit, wait_nr, abi::IORING_ENTER_GETEVENTS, left);
-        if r < 0 {
+        if r == -libc::ETIME {
             // SAFETY: the caller's contract.
-            let (cqe, avail) = unsafe { peek(ring) };
-            if r == -libc::ETIME && !cqe.is_null() && avail >= wait_nr.max(1) {
-                // SAFETY: as above.
-                unsafe { *cqe_ptr = cqe };
-                return 0;
-            }
+            return unsafe { timed_out(ring, cqe_ptr) };
+        }
+        if r < 0 {
             return r;
         }
         submit = 0;
     }
+}
+
+/// The end of a timed wait that saw fewer than `wait_nr` CQEs: the kernel's
+/// wait returns 0 when any CQE is ready (`io_cqring_wait`), and liburing then
+/// hands that CQE out; `-ETIME` only when there is none.
+///
+/// # Safety
+///
+/// As [`get_cqe`].
+unsafe fn timed_out(ring: *mut IoUring, cqe_ptr: *mut *mut Cqe) -> i32 {
+    // SAFETY: the caller's contract.
+    let (cqe, _) = unsafe { peek(ring) };
+    if cqe.is_null() {
+        return -libc::ETIME;
+    }
+    // SAFETY: the caller's contract: cqe_ptr is writable.
+    unsafe { *cqe_ptr = cqe };
+    0
 }
 
 static NEXT_RING: AtomicU64 = AtomicU64::new(1);
@@ -282,6 +302,15 @@ pub unsafe extern "C" fn io_uring_queue_init_params(
             "libringline: unsupported io_uring setup flags {:#x}",
             params.flags & !accepted
         );
+        return -libc::EINVAL;
+    }
+    // The kernel's io_uring_setup: DEFER_TASKRUN needs SINGLE_ISSUER (one
+    // task submits and reaps) and cannot go with SQPOLL (another task submits).
+    let defer = params.flags & abi::IORING_SETUP_DEFER_TASKRUN != 0;
+    if defer
+        && (params.flags & abi::IORING_SETUP_SINGLE_ISSUER == 0
+            || params.flags & abi::IORING_SETUP_SQPOLL != 0)
+    {
         return -libc::EINVAL;
     }
     let cfg = RingConfig {
@@ -331,7 +360,7 @@ pub unsafe extern "C" fn io_uring_queue_init_params(
             nic::Port::Dpdk(p) => backend::inline(*p, &cfg, ecfg),
         }
     };
-    let backend = match backend {
+    let mut backend = match backend {
         Ok(b) => b,
         Err(e) => {
             sockets::free_number(ring_fd);
@@ -342,6 +371,7 @@ pub unsafe extern "C" fn io_uring_queue_init_params(
             };
         }
     };
+    backend.set_defer_taskrun(defer);
     let app = backend.app();
     let out = app.params();
     let base = app.region_ptr();
@@ -357,10 +387,13 @@ pub unsafe extern "C" fn io_uring_queue_init_params(
         ring_fd,
         backend,
         mailbox,
+        napi: newer::Napi::default(),
     }));
     let flags_in = params.flags;
     *params = Params {
         flags: out.flags | (flags_in & !abi::IORING_SETUP_CQSIZE),
+        // This library's waits take liburing 2.8's minimum timeout.
+        features: out.features | abi::IORING_FEAT_MIN_TIMEOUT,
         ..out
     };
     let at = |off: u32| -> *mut u32 {
@@ -407,7 +440,7 @@ pub unsafe extern "C" fn io_uring_queue_init_params(
             },
             flags: params.flags,
             ring_fd,
-            features: out.features,
+            features: params.features,
             enter_ring_fd: ring_fd,
             int_flags: 0,
             pad: [0; 3],
@@ -672,7 +705,12 @@ pub unsafe extern "C" fn __io_uring_sqring_wait(ring: *mut IoUring) -> i32 {
 }
 
 /// `io_uring_register_buf_ring`: registers the provided-buffer ring the
-/// application mapped at `reg->ring_addr` as group `reg->bgid`.
+/// application mapped at `reg->ring_addr` as group `reg->bgid`. `flags` is
+/// OR-ed into `reg->flags`, as liburing 2.5 on does (2.3 ignored it):
+/// (truncated to the field's 16 bits, as liburing does):
+/// `IOU_PBUF_RING_INC` makes the ring incremental; `IOU_PBUF_RING_MMAP` (a
+/// ring the kernel allocates, mapped through the ring fd) and unknown bits
+/// are `-EINVAL`, as a kernel without them.
 ///
 /// # Safety
 ///
@@ -682,23 +720,39 @@ pub unsafe extern "C" fn __io_uring_sqring_wait(ring: *mut IoUring) -> i32 {
 pub unsafe extern "C" fn io_uring_register_buf_ring(
     ring: *mut IoUring,
     reg: *const IoUringBufReg,
-    _flags: u32,
+    flags: u32,
 ) -> i32 {
     // SAFETY: the caller's contract.
     let (Some(st), Some(reg)) = (unsafe { state(ring) }, unsafe { reg.as_ref() }) else {
         return -libc::EFAULT;
     };
-    if reg.flags != 0 || reg.ring_addr % 4096 != 0 {
-        return -libc::EINVAL;
-    }
     // SAFETY: the caller's contract: ring_addr is ring_entries * 16 mapped bytes used
     // as a buffer ring for as long as the group is registered.
-    let c = match unsafe {
+    unsafe { register_buf_ring(st, reg, reg.flags | flags as u16) }
+}
+
+/// Registers the buffer ring `reg` names with `IOU_PBUF_RING_*` `flags`.
+///
+/// # Safety
+///
+/// As [`io_uring_register_buf_ring`].
+unsafe fn register_buf_ring(st: &mut CRing, reg: &IoUringBufReg, flags: u16) -> i32 {
+    if flags & !abi::IOU_PBUF_RING_INC != 0
+        || !reg.ring_addr.is_multiple_of(4096)
+        || reg.resv.iter().any(|&w| w != 0)
+    {
+        return -libc::EINVAL;
+    }
+    // SAFETY: the caller's contract.
+    let mut c = match unsafe {
         BufRingConsumer::from_raw(reg.ring_addr as usize as *mut u8, reg.ring_entries)
     } {
         Ok(c) => c,
         Err(e) => return e.errno(),
     };
+    if flags & abi::IOU_PBUF_RING_INC != 0 {
+        c.set_incremental();
+    }
     match st.driver().register_buf_ring(reg.bgid, c) {
         Ok(()) => 0,
         Err(e) => -e.0,
@@ -974,10 +1028,13 @@ unsupported! {
     fn io_uring_register_personality(r: *mut IoUring) -> libc::EOPNOTSUPP;
     /// `io_uring_unregister_personality`.
     fn io_uring_unregister_personality(r: *mut IoUring, id: i32) -> libc::EINVAL;
-    /// `io_uring_register_restrictions`.
-    fn io_uring_register_restrictions(r: *mut IoUring, p: *mut libc::c_void, n: u32) -> libc::EOPNOTSUPP;
-    /// `io_uring_enable_rings`: rings are never disabled (`R_DISABLED` is refused).
-    fn io_uring_enable_rings(r: *mut IoUring) -> libc::EINVAL;
+    /// `io_uring_register_restrictions`: only a ring set up with
+    /// `IORING_SETUP_R_DISABLED` takes restrictions, and ringline refuses that
+    /// flag, so `-EBADFD` as the kernel answers for an enabled ring.
+    fn io_uring_register_restrictions(r: *mut IoUring, p: *mut libc::c_void, n: u32) -> libc::EBADFD;
+    /// `io_uring_enable_rings`: rings are never disabled (`R_DISABLED` is
+    /// refused): `-EBADFD`, as the kernel for a ring that is enabled.
+    fn io_uring_enable_rings(r: *mut IoUring) -> libc::EBADFD;
     /// `io_uring_register_iowq_aff`: no io-wq.
     fn io_uring_register_iowq_aff(r: *mut IoUring, n: usize, m: *const libc::cpu_set_t) -> libc::EOPNOTSUPP;
     /// `io_uring_unregister_iowq_aff`.
@@ -989,8 +1046,6 @@ unsupported! {
     fn io_uring_register_ring_fd(r: *mut IoUring) -> libc::EINVAL;
     /// `io_uring_unregister_ring_fd`.
     fn io_uring_unregister_ring_fd(r: *mut IoUring) -> libc::EINVAL;
-    /// `io_uring_register_sync_cancel`.
-    fn io_uring_register_sync_cancel(r: *mut IoUring, c: *mut libc::c_void) -> libc::EOPNOTSUPP;
     /// `io_uring_queue_mmap`: ringline rings are not made from a kernel fd.
     fn io_uring_queue_mmap(fd: i32, p: *mut Params, r: *mut IoUring) -> libc::EOPNOTSUPP;
     /// `io_uring_setup`: the raw system call (`-ENOSYS`): use `io_uring_queue_init`.

@@ -479,3 +479,26 @@ fn proxy_relays_byte_identical_inline_and_sqpoll() {
         same_on_both("proxy.c", &args, &kargs, "proxy ok conns=4 msgs=40 ");
     }
 }
+
+#[test]
+fn liburing_2_4_to_2_9_functions_and_defer_taskrun() {
+    if !have_toolchain() {
+        return;
+    }
+    let port = (40000 + (std::process::id() + 7) % 20000).to_string();
+    let (ok, out, err) = run(&build("newer_api.c", Link::Ringline), &["10.0.0.1", &port]);
+    assert!(ok, "ringline: {out}{err}");
+    assert!(out.ends_with("newer api ok\n"), "{out}");
+    assert!(
+        err.contains("api: library"),
+        "libringline's own functions ran: {err}"
+    );
+    if kernel_io_uring() {
+        let (kok, kout, kerr) = run(&build("newer_api.c", Link::Kernel), &["127.0.0.1", &port]);
+        assert!(kok, "kernel: {kout}{kerr}");
+        assert_eq!(
+            out, kout,
+            "the same program prints the same on ringline and on the kernel"
+        );
+    }
+}

@@ -122,11 +122,18 @@ const _: () = {
 const CACHE_LINE: usize = 64;
 
 /// Features ringline's rings offer, as reported in [`Params::features`].
+/// `FAST_POLL`: a request on a socket that is not ready waits on the socket's
+/// readiness inside the engine and is retried there (ringline has no worker
+/// threads to punt to); programs written for io_uring check it before relying
+/// on that (the classic echo servers quit without it). `RECVSEND_BUNDLE`:
+/// `IORING_RECVSEND_BUNDLE` on RECV and SEND.
 pub const FEATURES: u32 = abi::IORING_FEAT_NODROP
     | abi::IORING_FEAT_SUBMIT_STABLE
     | abi::IORING_FEAT_SINGLE_MMAP
+    | abi::IORING_FEAT_FAST_POLL
     | abi::IORING_FEAT_CQE_SKIP
-    | abi::IORING_FEAT_EXT_ARG;
+    | abi::IORING_FEAT_EXT_ARG
+    | abi::IORING_FEAT_RECVSEND_BUNDLE;
 
 /// How to size and back a ring (the inputs of `io_uring_setup`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -36,6 +36,10 @@ pub struct Inline<N: Nic> {
     /// engine block after `busy_poll_us`, instead of spinning at the start
     /// of every slice.
     last_work_us: u64,
+    /// The ring was set up with `IORING_SETUP_DEFER_TASKRUN`: an enter
+    /// without `IORING_ENTER_GETEVENTS` takes no frames
+    /// ([`Engine::step_submit`]).
+    defer_taskrun: bool,
 }
 
 impl<N: Nic> Inline<N> {
@@ -46,7 +50,17 @@ impl<N: Nic> Inline<N> {
             clock,
             idle: Idle::new(busy_poll_us),
             last_work_us,
+            defer_taskrun: false,
         }
+    }
+
+    /// Whether the ring behaves as one set up with
+    /// `IORING_SETUP_DEFER_TASKRUN`: what arriving frames complete is
+    /// posted only inside an `enter` that asks for events (a wait, a peek),
+    /// never inside a plain submit. Off by default: a plain submit also
+    /// takes frames, as the kernel's task work runs at any system call.
+    pub fn set_defer_taskrun(&mut self, on: bool) {
+        self.defer_taskrun = on;
     }
 
     /// Runs one engine step now; returns whether anything happened.
@@ -125,7 +139,12 @@ impl<N: Nic> Driver for Inline<N> {
     ) -> Result<u32, Errno> {
         let before = self.engine.sqes();
         let now = self.clock.now_us();
-        if self.engine.step(now) || to_submit > 0 {
+        let worked = if flags & IORING_ENTER_GETEVENTS == 0 && self.defer_taskrun {
+            self.engine.step_submit(now)
+        } else {
+            self.engine.step(now)
+        };
+        if worked || to_submit > 0 {
             self.last_work_us = now;
         }
         if self.engine.submit_refused() {

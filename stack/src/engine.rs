@@ -269,7 +269,20 @@ impl<N: Nic> Engine<N> {
     /// whether anything happened (SQEs taken, frames received or sent,
     /// connections sent for) or work is still queued.
     pub(crate) fn step(&mut self, now_us: u64) -> bool {
-        self.run_step(now_us, None)
+        self.run_step(now_us, None, true)
+    }
+
+    /// A step for an `io_uring_enter` without `IORING_ENTER_GETEVENTS` on a
+    /// ring set up with `IORING_SETUP_DEFER_TASKRUN`: the SQEs are issued
+    /// (those that can complete at once do, as the kernel's inline issue),
+    /// timers and egress run, but no frame is taken from the NIC. In the
+    /// kernel, what arriving data completes (a multishot receive taking a
+    /// provided buffer, a poll firing) is task work that such a ring runs only
+    /// when the application asks for events; a program that submits while it
+    /// walks its CQEs relies on that (a new receive cannot take a buffer that
+    /// the CQEs it has not yet handled will give back).
+    pub(crate) fn step_submit(&mut self, now_us: u64) -> bool {
+        self.run_step(now_us, None, false)
     }
 
     /// One step for a caller waiting for `want` CQEs (the inline driver's
@@ -284,7 +297,7 @@ impl<N: Nic> Engine<N> {
     /// egress for the delayed ACK merges with the egress of the reply the
     /// application is about to send: one pass over the connection, not two.
     pub(crate) fn step_wait(&mut self, now_us: u64, want: u32) -> bool {
-        self.run_step(now_us, Some(want))
+        self.run_step(now_us, Some(want), true)
     }
 
     /// One step, every stage in order:
@@ -292,7 +305,8 @@ impl<N: Nic> Engine<N> {
     /// 1. flush the CQ overflow backlog; take the SQEs and issue them
     ///    (`Core::process_sqes`), then what a drain barrier releases;
     /// 2. take up to `rx_budget` frames from the NIC and feed each to its
-    ///    connection's socket (`Pump::poll_rx`);
+    ///    connection's socket (`Pump::poll_rx`; not with `rx` false, see
+    ///    [`Engine::step_submit`]);
     /// 3. service the connections the frames touched (`Core::run_ready`:
     ///    accepts, receives, sends, polls, connects);
     /// 4. (waiting for `want` CQEs: advance chains and drain, and if the CQ
@@ -304,7 +318,7 @@ impl<N: Nic> Engine<N> {
     ///    what egress changed;
     /// 7. advance link chains and drain, counted TIMEOUTs;
     /// 8. one TX burst; flush the overflow backlog again.
-    fn run_step(&mut self, now_us: u64, want: Option<u32>) -> bool {
+    fn run_step(&mut self, now_us: u64, want: Option<u32>, rx: bool) -> bool {
         let Engine { core, pump, stat } = self;
         core.now_us = now_us.max(core.now_us);
         core.stats.steps += 1;
@@ -321,7 +335,7 @@ impl<N: Nic> Engine<N> {
         let msgs = core.take_messages();
         let sqes = core.process_sqes() + msgs;
         core.run_drain();
-        let frames = pump.poll_rx(core);
+        let frames = if rx { pump.poll_rx(core) } else { 0 };
         core.run_ready();
         if let Some(want) = want {
             // Requests completed by this input may release linked or drained
