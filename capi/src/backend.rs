@@ -14,6 +14,17 @@ pub(crate) trait Backend {
     fn app(&self) -> &AppRing;
     /// Closes socket number `fd` (libringline's `close()`).
     fn close_socket(&mut self, fd: i32) -> Result<(), Errno>;
+    /// Sets an option of socket `fd` (libringline's `setsockopt()`; an
+    /// SQPOLL engine's go through [`Backend::closer`]).
+    fn set_socket_option(
+        &mut self,
+        _fd: i32,
+        _level: i32,
+        _name: i32,
+        _val: i32,
+    ) -> Result<(), Errno> {
+        Ok(())
+    }
     /// The engine's counters.
     fn stats(&mut self) -> EngineStats;
     /// For an engine on its own thread: a handle that closes its sockets
@@ -41,6 +52,9 @@ impl<N: Nic> Backend for stack::Runtime<N> {
     }
     fn set_defer_taskrun(&mut self, on: bool) {
         self.driver.set_defer_taskrun(on);
+    }
+    fn set_socket_option(&mut self, fd: i32, level: i32, name: i32, val: i32) -> Result<(), Errno> {
+        self.driver.set_socket_option(fd, level, name, val)
     }
 }
 

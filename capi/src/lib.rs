@@ -65,8 +65,9 @@ impl CRing {
         self.backend.driver()
     }
 
-    /// Closes the sockets `close()` handed to this ring (an SQPOLL engine
-    /// through its thread's command queue).
+    /// Sets the options `setsockopt()` and closes the sockets `close()`
+    /// handed to this ring (an SQPOLL engine's go through its thread's
+    /// command queue at once).
     fn run_mailbox(&mut self) {
         // A plain load first: every submit and wait passes here, and a close() is rare.
         // Relaxed suffices for the check; the acquire swap below pairs with close()'s
@@ -75,6 +76,18 @@ impl CRing {
             || !self.mailbox.pending.swap(false, Ordering::Acquire)
         {
             return;
+        }
+        // Options first: a socket set up and then closed gets both, in order.
+        let options = std::mem::take(
+            &mut *self
+                .mailbox
+                .options
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for (fd, level, name, val) in options {
+            // Checked by setsockopt(); EBADF: the engine closed it meanwhile.
+            let _ = self.backend.set_socket_option(fd, level, name, val);
         }
         let fds = std::mem::take(
             &mut *self

@@ -1,6 +1,7 @@
 //! Socket numbers and the socket calls: which AF_INET stream sockets are
 //! ringline's, the numbers they get, and `socket()`/`bind()`/`listen()`/
-//! `setsockopt()`/`getsockopt()`/`getsockname()`/`close()` for them.
+//! `setsockopt()`/`getsockopt()`/`getsockname()`/`getpeername()`/`close()`
+//! for them.
 //!
 //! Every ringline socket number is a real file descriptor of the process: a
 //! `F_DUPFD_CLOEXEC` copy of one `/dev/null` descriptor, held until the engine
@@ -17,10 +18,12 @@
 //! inside its ring's calls) at the ring's next submit or wait.
 
 use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use stack::{Adopted, SocketNumbers};
+use ringline_ring::app::Errno;
+use stack::{Adopted, EngineConfig, SocketNumbers, SocketOptions};
 
 /// First port `bind(…, port 0)` / `listen()` without `bind()` picks
 /// (Linux's `ip_local_port_range`).
@@ -30,23 +33,40 @@ const EPHEMERAL_HI: u16 = 60999;
 /// What a reserved number stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Entry {
-    /// Made by `socket()`, not yet seen by a ring.
-    Pending { port: u16, listen: Option<u32> },
-    /// A socket of the engine of ring `ring`.
-    Owned { ring: u64 },
+    /// Made by `socket()`, not yet seen by a ring; `opts` what
+    /// `setsockopt()` set on top of the engine's defaults.
+    Pending {
+        port: u16,
+        listen: Option<u32>,
+        opts: SocketOptions,
+    },
+    /// A socket of the engine of ring `ring`, with the addresses and options
+    /// the engine last reported ([`Hook::named`], [`Hook::options`]).
+    Owned {
+        ring: u64,
+        local: Option<SocketAddrV4>,
+        peer: Option<SocketAddrV4>,
+        opts: SocketOptions,
+        listening: bool,
+    },
     /// The `ring_fd` of a ring.
     RingFd,
 }
 
-/// Work for a ring from other calls: sockets `close()`d that its engine owns.
+/// Work for a ring from other calls: sockets `close()`d that its engine
+/// owns, and options `setsockopt()` set on them.
 #[derive(Default)]
 pub(crate) struct Mailbox {
-    /// An SQPOLL engine's: `close()` goes straight to its thread.
+    /// An SQPOLL engine's: `close()` and `setsockopt()` go straight to its
+    /// thread.
     pub(crate) closer: Option<stack::SocketCloser>,
-    /// Set (release) by `close()` after pushing to `closes`; the ring's next
-    /// submit or wait swaps it to false (acquire) before draining.
+    /// Set (release) by `close()` and `setsockopt()` after pushing to
+    /// `closes` / `options`; the ring's next submit or wait swaps it to false
+    /// (acquire) before draining.
     pub(crate) pending: AtomicBool,
     pub(crate) closes: Mutex<Vec<i32>>,
+    /// (fd, level, name, value), in the order they were set.
+    pub(crate) options: Mutex<Vec<(i32, i32, i32, i32)>>,
 }
 
 #[derive(Default)]
@@ -116,13 +136,22 @@ pub(crate) struct Hook {
 impl SocketNumbers for Hook {
     fn reserve(&self) -> Option<i32> {
         let fd = reserve_number()?;
-        table().entries.insert(fd, Entry::Owned { ring: self.ring });
+        table().entries.insert(
+            fd,
+            Entry::Owned {
+                ring: self.ring,
+                local: None,
+                peer: None,
+                opts: default_options(),
+                listening: false,
+            },
+        );
         Some(fd)
     }
 
     fn release(&self, fd: i32) {
         let mut t = table();
-        if t.entries.get(&fd) == Some(&Entry::Owned { ring: self.ring }) {
+        if matches!(t.entries.get(&fd), Some(&Entry::Owned { ring, .. }) if ring == self.ring) {
             t.entries.remove(&fd);
             drop(t);
             free_number(fd);
@@ -135,16 +164,54 @@ impl SocketNumbers for Hook {
         fd >= 0 && unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_GETFD) } >= 0
     }
 
+    fn named(&self, fd: i32, l: SocketAddrV4, p: Option<SocketAddrV4>) {
+        if let Some(Entry::Owned {
+            ring, local, peer, ..
+        }) = table().entries.get_mut(&fd)
+        {
+            if *ring == self.ring {
+                *local = Some(l);
+                *peer = p;
+            }
+        }
+    }
+
+    fn options(&self, fd: i32, o: SocketOptions, l: bool) {
+        if let Some(Entry::Owned {
+            ring,
+            opts,
+            listening,
+            ..
+        }) = table().entries.get_mut(&fd)
+        {
+            if *ring == self.ring {
+                *opts = o;
+                *listening = l;
+            }
+        }
+    }
+
     fn adopt(&self, fd: i32) -> Option<Adopted> {
         let mut t = table();
         let e = t.entries.get_mut(&fd)?;
-        let Entry::Pending { port, listen } = *e else {
+        let Entry::Pending { port, listen, opts } = *e else {
             return None;
         };
-        *e = Entry::Owned { ring: self.ring };
+        *e = Entry::Owned {
+            ring: self.ring,
+            local: (port != 0).then(|| SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)),
+            peer: None,
+            opts,
+            listening: listen.is_some(),
+        };
+        let opts = Some(opts);
         Some(match listen {
-            Some(backlog) => Adopted::Listener { port, backlog },
-            None => Adopted::Socket { port },
+            Some(backlog) => Adopted::Listener {
+                port,
+                backlog,
+                opts,
+            },
+            None => Adopted::Socket { port, opts },
         })
     }
 }
@@ -225,6 +292,7 @@ pub unsafe extern "C" fn socket(domain: i32, ty: i32, protocol: i32) -> i32 {
             Entry::Pending {
                 port: 0,
                 listen: None,
+                opts: default_options(),
             },
         );
         return fd;
@@ -243,7 +311,11 @@ pub unsafe extern "C" fn socket(domain: i32, ty: i32, protocol: i32) -> i32 {
 pub unsafe extern "C" fn bind(fd: i32, addr: *const libc::sockaddr, len: libc::socklen_t) -> i32 {
     let mut t = table();
     match t.entries.get(&fd).copied() {
-        Some(Entry::Pending { port: 0, listen }) => {
+        Some(Entry::Pending {
+            port: 0,
+            listen,
+            opts,
+        }) => {
             if addr.is_null() || (len as usize) < core::mem::size_of::<libc::sockaddr_in>() {
                 drop(t);
                 set_errno(libc::EINVAL);
@@ -269,7 +341,7 @@ pub unsafe extern "C" fn bind(fd: i32, addr: *const libc::sockaddr, len: libc::s
             if port == 0 {
                 port = pick_port(&mut t);
             }
-            t.entries.insert(fd, Entry::Pending { port, listen });
+            t.entries.insert(fd, Entry::Pending { port, listen, opts });
             0
         }
         Some(Entry::Pending { .. }) | Some(Entry::Owned { .. }) => {
@@ -304,7 +376,7 @@ pub unsafe extern "C" fn bind(fd: i32, addr: *const libc::sockaddr, len: libc::s
 pub unsafe extern "C" fn listen(fd: i32, backlog: i32) -> i32 {
     let mut t = table();
     match t.entries.get(&fd).copied() {
-        Some(Entry::Pending { port, .. }) => {
+        Some(Entry::Pending { port, opts, .. }) => {
             let port = if port == 0 { pick_port(&mut t) } else { port };
             let backlog = backlog.max(1) as u32;
             t.entries.insert(
@@ -312,6 +384,7 @@ pub unsafe extern "C" fn listen(fd: i32, backlog: i32) -> i32 {
                 Entry::Pending {
                     port,
                     listen: Some(backlog),
+                    opts,
                 },
             );
             0
@@ -330,10 +403,22 @@ pub unsafe extern "C" fn listen(fd: i32, backlog: i32) -> i32 {
     }
 }
 
-/// `setsockopt(2)`: on a ringline socket the options servers set
-/// (`SO_REUSEADDR`, `SO_REUSEPORT`, `SO_KEEPALIVE`, `TCP_NODELAY`, buffer
-/// sizes) are accepted and have the engine's behaviour (see docs/capi.md);
-/// others fail with `ENOPROTOOPT`.
+/// A socket's options before its engine reports them: libringline's engines
+/// run with the default configuration's.
+fn default_options() -> SocketOptions {
+    static D: OnceLock<SocketOptions> = OnceLock::new();
+    *D.get_or_init(|| SocketOptions::from_config(&EngineConfig::default()))
+}
+
+/// `setsockopt(2)` on a ringline socket: the engine's options and checks
+/// (`stack::SocketOptions::set`, the same as `IORING_OP_URING_CMD`'s
+/// SETSOCKOPT): `SO_REUSEADDR`, `SO_REUSEPORT`, `SO_KEEPALIVE`, `SO_RCVBUF`,
+/// `SO_SNDBUF`, `TCP_NODELAY`, `TCP_KEEPIDLE`, `TCP_KEEPINTVL`,
+/// `TCP_KEEPCNT`; others `ENOPROTOOPT`, values out of range `EINVAL`. A
+/// pending socket keeps them until its engine adopts it; an engine's socket
+/// gets them at the ring's next submit or wait, before its SQEs (an SQPOLL
+/// engine's thread before this returns), and `getsockopt()` reports them
+/// from now on. Other fds go to libc.
 ///
 /// # Safety
 ///
@@ -346,32 +431,179 @@ pub unsafe extern "C" fn setsockopt(
     val: *const libc::c_void,
     len: libc::socklen_t,
 ) -> i32 {
-    if entry(fd).is_some() {
-        let ok = matches!(
-            (level, name),
-            (libc::SOL_SOCKET, libc::SO_REUSEADDR)
-                | (libc::SOL_SOCKET, libc::SO_REUSEPORT)
-                | (libc::SOL_SOCKET, libc::SO_KEEPALIVE)
-                | (libc::SOL_SOCKET, libc::SO_RCVBUF)
-                | (libc::SOL_SOCKET, libc::SO_SNDBUF)
-                | (libc::IPPROTO_TCP, libc::TCP_NODELAY)
+    let mut t = table();
+    let Some(e) = t.entries.get(&fd).copied() else {
+        drop(t);
+        let f = next_fn!(
+            "setsockopt",
+            unsafe extern "C" fn(i32, i32, i32, *const libc::c_void, libc::socklen_t) -> i32
         );
-        if ok {
-            return 0;
+        // SAFETY: the caller's setsockopt(2) contract, passed on.
+        return unsafe { f(fd, level, name, val, len) };
+    };
+    let mut opts = match e {
+        Entry::Pending { opts, .. } | Entry::Owned { opts, .. } => opts,
+        Entry::RingFd => {
+            drop(t);
+            set_errno(libc::ENOTSOCK);
+            return -1;
         }
-        set_errno(libc::ENOPROTOOPT);
-        return -1;
+    };
+    // The engine's order of checks (SETSOCKOPT): level, length, then the option.
+    let checked = if level != libc::SOL_SOCKET && level != libc::IPPROTO_TCP {
+        Err(libc::ENOPROTOOPT)
+    } else if (len as usize) < core::mem::size_of::<i32>() {
+        Err(libc::EINVAL)
+    } else if val.is_null() {
+        Err(libc::EFAULT)
+    } else {
+        // SAFETY: the caller's contract: val points to len >= 4 readable bytes.
+        let v = unsafe { val.cast::<i32>().read_unaligned() };
+        opts.set(level, name, v).map(|()| v).map_err(|e| e.0)
+    };
+    let v = match checked {
+        Ok(v) => v,
+        Err(e) => {
+            drop(t);
+            set_errno(e);
+            return -1;
+        }
+    };
+    match t.entries.get_mut(&fd) {
+        Some(Entry::Pending { opts: o, .. } | Entry::Owned { opts: o, .. }) => *o = opts,
+        _ => unreachable!("the entry was read under the same lock"),
     }
-    let f = next_fn!(
-        "setsockopt",
-        unsafe extern "C" fn(i32, i32, i32, *const libc::c_void, libc::socklen_t) -> i32
-    );
-    // SAFETY: the caller's setsockopt(2) contract, passed on.
-    unsafe { f(fd, level, name, val, len) }
+    let Entry::Owned { ring, .. } = e else {
+        return 0;
+    };
+    let Some(m) = t.rings.get(&ring).cloned() else {
+        return 0;
+    };
+    drop(t);
+    if let Some(c) = &m.closer {
+        // EBADF: the engine closed the socket meanwhile (nothing to set).
+        return match c.set_option(fd, level, name, v) {
+            Ok(()) | Err(Errno(libc::EBADF)) => 0,
+            Err(e) => {
+                set_errno(e.0);
+                -1
+            }
+        };
+    }
+    m.options
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((fd, level, name, v));
+    // Release: pairs with the ring's acquire swap before it drains `options`.
+    m.pending.store(true, Ordering::Release);
+    0
 }
 
-/// `getsockname(2)`: a pending ringline socket reports `0.0.0.0:port`; an
-/// adopted one reports what it reported before it was adopted (its port).
+/// `getsockopt(2)` on a ringline socket: SOL_SOCKET's and IPPROTO_TCP's
+/// options the engine keeps (`setsockopt()` above, or SETSOCKOPT through the
+/// ring, which the engine reports), and `SO_TYPE`, `SO_PROTOCOL`,
+/// `SO_DOMAIN`, `SO_ERROR` (0: a connection's error is reported by the
+/// request it fails) and `SO_ACCEPTCONN`; others `ENOPROTOOPT`. An int's
+/// bytes, cut to `*len`, as Linux. Other fds go to libc.
+///
+/// # Safety
+///
+/// `val` and `len` as getsockopt(2) requires.
+#[no_mangle]
+pub unsafe extern "C" fn getsockopt(
+    fd: i32,
+    level: i32,
+    name: i32,
+    val: *mut libc::c_void,
+    len: *mut libc::socklen_t,
+) -> i32 {
+    let (opts, listening) = match entry(fd) {
+        Some(Entry::Pending { opts, listen, .. }) => (opts, listen.is_some()),
+        Some(Entry::Owned {
+            opts, listening, ..
+        }) => (opts, listening),
+        Some(Entry::RingFd) => {
+            set_errno(libc::ENOTSOCK);
+            return -1;
+        }
+        None => {
+            let f = next_fn!(
+                "getsockopt",
+                unsafe extern "C" fn(i32, i32, i32, *mut libc::c_void, *mut libc::socklen_t) -> i32
+            );
+            // SAFETY: the caller's getsockopt(2) contract, passed on.
+            return unsafe { f(fd, level, name, val, len) };
+        }
+    };
+    let v = opts.get(level, name).or_else(|| {
+        (level == libc::SOL_SOCKET)
+            .then(|| stack::socket_constant(name, listening))
+            .flatten()
+    });
+    let Some(v) = v else {
+        set_errno(libc::ENOPROTOOPT);
+        return -1;
+    };
+    if len.is_null() {
+        set_errno(libc::EFAULT);
+        return -1;
+    }
+    // SAFETY: the caller's contract: len is readable and writable.
+    let have = unsafe { len.read() } as i32;
+    if have < 0 {
+        set_errno(libc::EINVAL);
+        return -1;
+    }
+    let n = (have as usize).min(core::mem::size_of::<i32>());
+    if n > 0 && val.is_null() {
+        set_errno(libc::EFAULT);
+        return -1;
+    }
+    // SAFETY: the caller's contract: val has room for *len >= n bytes, len is writable.
+    unsafe {
+        core::ptr::copy_nonoverlapping(v.to_ne_bytes().as_ptr(), val.cast::<u8>(), n);
+        len.write(n as libc::socklen_t);
+    }
+    0
+}
+
+/// Writes `a` to the caller's `addr`/`len` as getsockname(2) and
+/// getpeername(2) do (truncated to `*len`, `*len` set to the full size).
+///
+/// # Safety
+///
+/// `addr` and `len` as getsockname(2) requires (null: `EFAULT`).
+unsafe fn write_name(a: SocketAddrV4, addr: *mut libc::sockaddr, len: *mut libc::socklen_t) -> i32 {
+    if addr.is_null() || len.is_null() {
+        set_errno(libc::EFAULT);
+        return -1;
+    }
+    let sin = libc::sockaddr_in {
+        sin_family: libc::AF_INET as u16,
+        sin_port: a.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*a.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: len points to the caller's buffer size; addr to that many bytes.
+    unsafe {
+        let n = (*len as usize).min(core::mem::size_of::<libc::sockaddr_in>());
+        core::ptr::copy_nonoverlapping(
+            (&sin as *const libc::sockaddr_in).cast::<u8>(),
+            addr.cast::<u8>(),
+            n,
+        );
+        *len = core::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    }
+    0
+}
+
+/// `getsockname(2)`: a pending ringline socket reports `0.0.0.0:port` (its
+/// `bind()`, 0 if none); one of an engine the address the engine gave it
+/// (an accepted or connecting socket: the engine's address and its port; a
+/// listener: what it was bound to), `0.0.0.0:0` before it has one. A ring's
+/// fd is not a socket (`ENOTSOCK`). Other fds go to libc.
 ///
 /// # Safety
 ///
@@ -382,33 +614,13 @@ pub unsafe extern "C" fn getsockname(
     addr: *mut libc::sockaddr,
     len: *mut libc::socklen_t,
 ) -> i32 {
-    match entry(fd) {
-        Some(Entry::Pending { port, .. }) => {
-            if addr.is_null() || len.is_null() {
-                set_errno(libc::EFAULT);
-                return -1;
-            }
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as u16,
-                sin_port: port.to_be(),
-                sin_addr: libc::in_addr { s_addr: 0 },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: len points to the caller's buffer size; addr to that many bytes.
-            unsafe {
-                let n = (*len as usize).min(core::mem::size_of::<libc::sockaddr_in>());
-                core::ptr::copy_nonoverlapping(
-                    (&sin as *const libc::sockaddr_in).cast::<u8>(),
-                    addr.cast::<u8>(),
-                    n,
-                );
-                *len = core::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-            }
-            0
-        }
-        Some(_) => {
-            set_errno(libc::EOPNOTSUPP);
-            -1
+    let unbound = |port: u16| SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port);
+    let name = match entry(fd) {
+        Some(Entry::Pending { port, .. }) => unbound(port),
+        Some(Entry::Owned { local, .. }) => local.unwrap_or(unbound(0)),
+        Some(Entry::RingFd) => {
+            set_errno(libc::ENOTSOCK);
+            return -1;
         }
         None => {
             let f = next_fn!(
@@ -416,6 +628,47 @@ pub unsafe extern "C" fn getsockname(
                 unsafe extern "C" fn(i32, *mut libc::sockaddr, *mut libc::socklen_t) -> i32
             );
             // SAFETY: the caller's getsockname(2) contract, passed on.
+            return unsafe { f(fd, addr, len) };
+        }
+    };
+    // SAFETY: the caller's contract.
+    unsafe { write_name(name, addr, len) }
+}
+
+/// `getpeername(2)`: a connected ringline socket (accepted, or connecting
+/// through the ring) reports its peer; any other ringline socket `ENOTCONN`,
+/// as Linux; a ring's fd `ENOTSOCK`. Other fds go to libc.
+///
+/// # Safety
+///
+/// `addr` and `len` as getpeername(2) requires.
+#[no_mangle]
+pub unsafe extern "C" fn getpeername(
+    fd: i32,
+    addr: *mut libc::sockaddr,
+    len: *mut libc::socklen_t,
+) -> i32 {
+    match entry(fd) {
+        Some(Entry::Owned {
+            peer: Some(peer), ..
+        }) => {
+            // SAFETY: the caller's contract.
+            unsafe { write_name(peer, addr, len) }
+        }
+        Some(Entry::Pending { .. } | Entry::Owned { .. }) => {
+            set_errno(libc::ENOTCONN);
+            -1
+        }
+        Some(Entry::RingFd) => {
+            set_errno(libc::ENOTSOCK);
+            -1
+        }
+        None => {
+            let f = next_fn!(
+                "getpeername",
+                unsafe extern "C" fn(i32, *mut libc::sockaddr, *mut libc::socklen_t) -> i32
+            );
+            // SAFETY: the caller's getpeername(2) contract, passed on.
             unsafe { f(fd, addr, len) }
         }
     }
@@ -439,7 +692,7 @@ pub unsafe extern "C" fn close(fd: i32) -> i32 {
             free_number(fd);
             0
         }
-        Some(Entry::Owned { ring }) => {
+        Some(Entry::Owned { ring, .. }) => {
             if let Some(m) = t.rings.get(&ring).cloned() {
                 drop(t);
                 if let Some(c) = &m.closer {

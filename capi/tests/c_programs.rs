@@ -502,3 +502,19 @@ fn liburing_2_4_to_2_9_functions_and_defer_taskrun() {
         );
     }
 }
+
+#[test]
+fn socket_options_and_names_around_the_ring() {
+    if !have_toolchain() {
+        return;
+    }
+    for (i, mode) in ["inline", "sqpoll"].into_iter().enumerate() {
+        let port = (40000 + (std::process::id() + 13 + i as u32) % 20000).to_string();
+        same_on_both(
+            "sockopts.c",
+            &["10.0.0.1", &port, mode],
+            &["127.0.0.1", &port, mode],
+            "set SO_REUSEADDR = 1 (len 4): 0\n",
+        );
+    }
+}

@@ -90,6 +90,19 @@ impl<N: Nic> Inline<N> {
         self.engine.close_socket(fd)
     }
 
+    /// Sets option `level`/`name` of socket `fd` to `val`, as SETSOCKOPT
+    /// would after its argument checks: `setsockopt()` in `libringline`,
+    /// which checks the arguments with [`crate::SocketOptions::set`] first.
+    pub fn set_socket_option(
+        &mut self,
+        fd: i32,
+        level: i32,
+        name: i32,
+        val: i32,
+    ) -> Result<(), Errno> {
+        self.engine.set_socket_option(fd, level, name, val)
+    }
+
     /// The engine's counters.
     pub fn stats(&self) -> EngineStats {
         self.engine.stats()

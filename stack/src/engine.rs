@@ -252,6 +252,20 @@ impl<N: Nic> Engine<N> {
         self.core.close_fd(fd).map(|_| ())
     }
 
+    /// Sets option `level`/`name` of socket `fd` to `val`, as SETSOCKOPT
+    /// would after its argument checks (`setsockopt()` in `libringline`).
+    /// `EBADF` if `fd` is not a socket of this engine.
+    pub(crate) fn set_socket_option(
+        &mut self,
+        fd: i32,
+        level: i32,
+        name: i32,
+        val: i32,
+    ) -> Result<(), Errno> {
+        let what = self.core.fds.get(fd).ok_or(Errno(libc::EBADF))?;
+        self.core.set_option(fd, what, level, name, val)
+    }
+
     /// `io_uring_register(2)` for registered files and buffers and the
     /// probe (see `Driver::register`; `arg` is application memory, read
     /// through `usermem`).

@@ -8,7 +8,10 @@
 //! socket numbers are the engine's own small integers, as before.
 
 use std::fmt;
+use std::net::SocketAddrV4;
 use std::sync::Arc;
+
+use crate::SocketOptions;
 
 /// What a socket made outside the engine was when a request first named it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,6 +20,8 @@ pub enum Adopted {
     Socket {
         /// Bound port, 0 if none.
         port: u16,
+        /// The options `setsockopt()` set (`None`: the engine's defaults).
+        opts: Option<SocketOptions>,
     },
     /// Listening on `port` with `backlog`.
     Listener {
@@ -24,6 +29,8 @@ pub enum Adopted {
         port: u16,
         /// `listen()`'s backlog.
         backlog: u32,
+        /// The options `setsockopt()` set (`None`: the engine's defaults).
+        opts: Option<SocketOptions>,
     },
 }
 
@@ -45,6 +52,16 @@ pub trait SocketNumbers: Send + Sync {
     fn is_open(&self, _fd: i32) -> bool {
         false
     }
+    /// The socket behind `fd` now has these addresses: bound by BIND (no
+    /// peer), or connected (an accepted connection, a CONNECT under way).
+    /// For `getsockname()` / `getpeername()` outside the engine; called once
+    /// per such event, never per packet. The default keeps nothing.
+    fn named(&self, _fd: i32, _local: SocketAddrV4, _peer: Option<SocketAddrV4>) {}
+    /// The options of the socket behind `fd` as the engine now has them, and
+    /// whether it listens: when it gets its number, is adopted, listens, or
+    /// has an option set (never per packet). For `getsockopt()` outside the
+    /// engine. The default keeps nothing.
+    fn options(&self, _fd: i32, _opts: SocketOptions, _listening: bool) {}
 }
 
 /// A shared [`SocketNumbers`] for [`EngineConfig::socket_numbers`](crate::EngineConfig).

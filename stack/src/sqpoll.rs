@@ -98,6 +98,8 @@ enum Cmd {
     Snapshot(Sender<Snapshot>),
     /// Close a socket; answer on the sender if there is one.
     Close(i32, Option<Sender<Result<(), Errno>>>),
+    /// Set a socket option (fd, level, name, value); answered once set.
+    SetOption(i32, i32, i32, i32, Sender<Result<(), Errno>>),
 }
 
 /// What the application's driver and the engine thread share.
@@ -622,7 +624,27 @@ impl SocketCloser {
     /// Asks the engine thread to close socket number `fd`; `false` if the
     /// thread is gone.
     pub fn close(&self, fd: i32) -> bool {
-        if self.cmds.send(Cmd::Close(fd, None)).is_err() {
+        self.send(Cmd::Close(fd, None))
+    }
+
+    /// Has the engine thread set option `level`/`name` of socket `fd` to
+    /// `val` (checked by the caller with [`crate::SocketOptions::set`]) and
+    /// waits until it has, as setsockopt(2) returns once the option is set:
+    /// SQEs the caller publishes afterwards see it. `EOWNERDEAD` if the
+    /// thread is gone or does not answer within 30 s.
+    pub fn set_option(&self, fd: i32, level: i32, name: i32, val: i32) -> Result<(), Errno> {
+        let (tx, rx) = mpsc::channel();
+        if !self.send(Cmd::SetOption(fd, level, name, val, tx)) {
+            return Err(Errno(libc::EOWNERDEAD));
+        }
+        // The engine thread looks at commands every iteration and blocks at
+        // most 10 ms at a time: this wait ends unless the thread is stuck.
+        rx.recv_timeout(Duration::from_secs(30))
+            .map_err(|_| Errno(libc::EOWNERDEAD))?
+    }
+
+    fn send(&self, cmd: Cmd) -> bool {
+        if self.cmds.send(cmd).is_err() {
             return false;
         }
         // The engine thread swaps it (acquire) before draining the queue.
@@ -646,6 +668,9 @@ fn run_command<N: Nic>(engine: &mut Engine<N>, cmd: Cmd) {
             if let Some(reply) = reply {
                 let _ = reply.send(r);
             }
+        }
+        Cmd::SetOption(fd, level, name, val, reply) => {
+            let _ = reply.send(engine.set_socket_option(fd, level, name, val));
         }
         Cmd::RegisterRaw(opcode, arg, nr_args, reply) => {
             let _ = reply.send(engine.register(opcode, arg, nr_args));

@@ -45,6 +45,7 @@ impl SocketNumbers for Numbers {
         Some(Adopted::Listener {
             port: PORT,
             backlog: 16,
+            opts: None,
         })
     }
 }

@@ -96,8 +96,30 @@ impl Fds {
             Some(h) => {
                 let fd = h.reserve()?;
                 self.install(fd, f);
+                self.options_changed(fd, self.default_opts);
                 Some(fd)
             }
+        }
+    }
+
+    /// Tells the hook (if any) the options `fd` now has, and whether it
+    /// listens ([`crate::SocketNumbers::options`]).
+    pub(crate) fn options_changed(&self, fd: i32, opts: SockOpts) {
+        if let Some(h) = &self.numbers {
+            h.options(fd, opts, matches!(self.get(fd), Some(Fd::Listener(_))));
+        }
+    }
+
+    /// Tells the hook (if any) the addresses `fd` now has
+    /// ([`crate::SocketNumbers::named`]).
+    pub(crate) fn named(
+        &self,
+        fd: i32,
+        local: std::net::SocketAddrV4,
+        peer: Option<std::net::SocketAddrV4>,
+    ) {
+        if let Some(h) = &self.numbers {
+            h.named(fd, local, peer);
         }
     }
 

@@ -1,7 +1,7 @@
 //! Socket executors: SOCKET, BIND, LISTEN, ACCEPT, CONNECT, CLOSE, SHUTDOWN,
 //! with the accept queue's completion.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use ringline_ring::abi::*;
 use smoltcp::socket::tcp;
@@ -65,6 +65,7 @@ impl Core {
         };
         self.fds.bind(port, sub.fd);
         self.fds.set(sub.fd, Fd::Fresh { port });
+        self.fds.named(sub.fd, SocketAddrV4::new(ip, port), None);
         Ok(Some((0, 0)))
     }
 
@@ -92,6 +93,7 @@ impl Core {
                 }
                 let lid = self.listeners.open(port, backlog, self.fds.opts(sub.fd));
                 self.fds.set(sub.fd, Fd::Listener(lid));
+                self.fds.options_changed(sub.fd, self.fds.opts(sub.fd));
                 Ok(Some((0, 0)))
             }
         }
@@ -161,6 +163,7 @@ impl Core {
             // The accepted socket inherits the listener's options.
             let opts = l_opts;
             *self.fds.opts_mut(fd) = opts;
+            self.fds.options_changed(fd, opts);
             opts.apply(self.conns.get_mut(cid).sock());
             // The CQE's result: the fd, or the direct descriptor's.
             let mut res = fd;
@@ -187,6 +190,9 @@ impl Core {
             c.state_woke = false;
             c.rx_seen = c.sock_ref().recv_queue();
             let (rip, rport) = (c.remote_ip, c.remote_port);
+            let local = SocketAddrV4::new(self.host.ip, c.local_port);
+            self.fds
+                .named(fd, local, Some(SocketAddrV4::new(rip, rport)));
             self.stats.accepted += 1;
             if addr != 0 {
                 if let Err(e) = write_sockaddr(addr, addrlen, rip, rport) {
@@ -299,6 +305,9 @@ impl Core {
         }
         c.last_state = tcp::State::SynSent;
         self.conns.bind_tuple(cid, tuple_key(rip, rport, lport));
+        let local = SocketAddrV4::new(self.host.ip, lport);
+        self.fds
+            .named(sub.fd, local, Some(SocketAddrV4::new(rip, rport)));
         if port != 0 {
             self.fds.unbind(port);
         }
@@ -324,10 +333,17 @@ impl Core {
         let Some(a) = self.fds.adopt(fd) else {
             return Ok(());
         };
-        let (port, backlog) = match a {
-            crate::Adopted::Socket { port } => (port, None),
-            crate::Adopted::Listener { port, backlog } => (port, Some(backlog)),
+        let (port, backlog, opts) = match a {
+            crate::Adopted::Socket { port, opts } => (port, None, opts),
+            crate::Adopted::Listener {
+                port,
+                backlog,
+                opts,
+            } => (port, Some(backlog), opts),
         };
+        if let Some(o) = opts {
+            *self.fds.opts_mut(fd) = o;
+        }
         if port != 0 {
             if self.fds.is_bound(port) || self.listeners.is_listening(port) {
                 self.fds.free(fd);
@@ -341,6 +357,7 @@ impl Core {
             let lid = self.listeners.open(port, backlog, self.fds.opts(fd));
             self.fds.set(fd, Fd::Listener(lid));
         }
+        self.fds.options_changed(fd, self.fds.opts(fd));
         Ok(())
     }
 

@@ -34,27 +34,40 @@ const MAX_KEEPIDLE: i32 = 32767;
 const MAX_KEEPINTVL: i32 = 32767;
 const MAX_KEEPCNT: i32 = 127;
 
-/// One socket's options.
+/// The engine's name for [`SocketOptions`].
+pub(crate) type SockOpts = SocketOptions;
+
+/// One socket's options, as the engine keeps them: what `setsockopt(2)` set
+/// (through `IORING_OP_URING_CMD`, or `setsockopt()` in `libringline`) and
+/// `getsockopt(2)` reports. [`SocketOptions::set`] and
+/// [`SocketOptions::get`] are Linux's rules, shared by the engine and
+/// `libringline`, so both answer alike.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct SockOpts {
+pub struct SocketOptions {
     /// `TCP_NODELAY` (Nagle off).
     pub nodelay: bool,
     /// `SO_KEEPALIVE`.
     pub keepalive: bool,
-    /// `TCP_KEEPIDLE`, `TCP_KEEPINTVL` (s), `TCP_KEEPCNT`.
+    /// `TCP_KEEPIDLE` (s).
     pub keepidle: u32,
+    /// `TCP_KEEPINTVL` (s).
     pub keepintvl: u32,
+    /// `TCP_KEEPCNT`.
     pub keepcnt: u32,
-    /// `SO_RCVBUF`, `SO_SNDBUF` as reported (bytes, Linux's doubled value).
+    /// `SO_RCVBUF` as reported (bytes, Linux's doubled value).
     pub rcvbuf: u32,
+    /// `SO_SNDBUF` as reported (bytes, Linux's doubled value).
     pub sndbuf: u32,
     /// `SO_REUSEADDR`.
     pub reuse: bool,
+    /// `SO_REUSEPORT` (kept and reported; one engine has one listener per
+    /// port either way).
+    pub reuseport: bool,
 }
 
-impl SockOpts {
+impl SocketOptions {
     /// A new socket's options: the engine's configuration.
-    pub(crate) fn from_config(cfg: &crate::config::EngineConfig) -> Self {
+    pub fn from_config(cfg: &crate::config::EngineConfig) -> Self {
         SockOpts {
             nodelay: !cfg.nagle,
             keepalive: cfg.keepalive.is_some(),
@@ -68,7 +81,52 @@ impl SockOpts {
             rcvbuf: cfg.rx_buffer.min(u32::MAX as usize) as u32,
             sndbuf: cfg.tx_buffer.min(u32::MAX as usize) as u32,
             reuse: false,
+            reuseport: false,
         }
+    }
+
+    /// `setsockopt(level, name, &val, 4)` for the options ringline has
+    /// (`do_sock_setsockopt`: SOL_SOCKET's `sk_setsockopt`, IPPROTO_TCP's
+    /// `do_tcp_setsockopt`): `ENOPROTOOPT` for any other, `EINVAL` for a
+    /// value out of range. The caller checks `optlen` (at least an int).
+    pub fn set(&mut self, level: i32, name: i32, val: i32) -> Result<(), Errno> {
+        match (level, name) {
+            (libc::SOL_SOCKET, libc::SO_REUSEADDR) => self.reuse = val != 0,
+            (libc::SOL_SOCKET, libc::SO_REUSEPORT) => self.reuseport = val != 0,
+            (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => self.keepalive = val != 0,
+            (libc::SOL_SOCKET, libc::SO_RCVBUF) => {
+                self.rcvbuf = (val as u32).min(BUF_MAX).saturating_mul(2).max(MIN_RCVBUF);
+            }
+            (libc::SOL_SOCKET, libc::SO_SNDBUF) => {
+                self.sndbuf = (val as u32).min(BUF_MAX).saturating_mul(2).max(MIN_SNDBUF);
+            }
+            (libc::IPPROTO_TCP, libc::TCP_NODELAY) => self.nodelay = val != 0,
+            (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE) => self.keepidle = in_range(val, MAX_KEEPIDLE)?,
+            (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL) => {
+                self.keepintvl = in_range(val, MAX_KEEPINTVL)?;
+            }
+            (libc::IPPROTO_TCP, libc::TCP_KEEPCNT) => self.keepcnt = in_range(val, MAX_KEEPCNT)?,
+            _ => return Err(errno::ENOPROTOOPT),
+        }
+        Ok(())
+    }
+
+    /// What `getsockopt(level, name)` reports of the options kept here
+    /// (`None`: not one of them; the socket's type, protocol, domain, error
+    /// and listening state are the caller's to answer).
+    pub fn get(&self, level: i32, name: i32) -> Option<i32> {
+        Some(match (level, name) {
+            (libc::SOL_SOCKET, libc::SO_RCVBUF) => self.rcvbuf as i32,
+            (libc::SOL_SOCKET, libc::SO_SNDBUF) => self.sndbuf as i32,
+            (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => i32::from(self.keepalive),
+            (libc::SOL_SOCKET, libc::SO_REUSEADDR) => i32::from(self.reuse),
+            (libc::SOL_SOCKET, libc::SO_REUSEPORT) => i32::from(self.reuseport),
+            (libc::IPPROTO_TCP, libc::TCP_NODELAY) => i32::from(self.nodelay),
+            (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE) => self.keepidle as i32,
+            (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL) => self.keepintvl as i32,
+            (libc::IPPROTO_TCP, libc::TCP_KEEPCNT) => self.keepcnt as i32,
+            _ => return None,
+        })
     }
 
     /// Applies what the engine supports per connection to its socket.
@@ -123,21 +181,12 @@ impl Core {
         if len < 0 {
             return Err(errno::EINVAL);
         }
-        let o = self.fds.opts(fd);
-        let v: i32 = match c.optname as i32 {
-            libc::SO_RCVBUF => o.rcvbuf as i32,
-            libc::SO_SNDBUF => o.sndbuf as i32,
-            libc::SO_KEEPALIVE => i32::from(o.keepalive),
-            libc::SO_REUSEADDR => i32::from(o.reuse),
-            // No error is left pending on a socket an fd names: a
-            // connection's error is reported by the request it fails.
-            libc::SO_ERROR => 0,
-            libc::SO_TYPE => libc::SOCK_STREAM,
-            libc::SO_PROTOCOL => libc::IPPROTO_TCP,
-            libc::SO_DOMAIN => libc::AF_INET,
-            libc::SO_ACCEPTCONN => i32::from(matches!(what, Fd::Listener(_))),
-            _ => return Err(errno::ENOPROTOOPT),
-        };
+        let v = self
+            .fds
+            .opts(fd)
+            .get(libc::SOL_SOCKET, c.optname as i32)
+            .or_else(|| socket_constant(c.optname as i32, matches!(what, Fd::Listener(_))))
+            .ok_or(errno::ENOPROTOOPT)?;
         let n = len.min(4) as usize;
         let dst = usermem::slice_mut(c.optval, n)?;
         dst.copy_from_slice(&v.to_ne_bytes()[..n]);
@@ -159,25 +208,24 @@ impl Core {
             return Err(errno::EINVAL);
         }
         let val: i32 = usermem::read(c.optval)?;
+        self.set_option(fd, what, level, c.optname as i32, val)
+    }
+
+    /// Sets one option of socket `fd` (`what`) and applies it: the part of
+    /// SETSOCKOPT after its argument checks, also `setsockopt()` in
+    /// `libringline` ([`crate::Inline::set_socket_option`]).
+    pub(crate) fn set_option(
+        &mut self,
+        fd: i32,
+        what: Fd,
+        level: i32,
+        name: i32,
+        val: i32,
+    ) -> Result<(), Errno> {
         let mut o = self.fds.opts(fd);
-        match (level, c.optname as i32) {
-            (libc::SOL_SOCKET, libc::SO_REUSEADDR) => o.reuse = val != 0,
-            (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => o.keepalive = val != 0,
-            (libc::SOL_SOCKET, libc::SO_RCVBUF) => {
-                o.rcvbuf = (val as u32).min(BUF_MAX).saturating_mul(2).max(MIN_RCVBUF);
-            }
-            (libc::SOL_SOCKET, libc::SO_SNDBUF) => {
-                o.sndbuf = (val as u32).min(BUF_MAX).saturating_mul(2).max(MIN_SNDBUF);
-            }
-            (libc::IPPROTO_TCP, libc::TCP_NODELAY) => o.nodelay = val != 0,
-            (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE) => o.keepidle = in_range(val, MAX_KEEPIDLE)?,
-            (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL) => {
-                o.keepintvl = in_range(val, MAX_KEEPINTVL)?;
-            }
-            (libc::IPPROTO_TCP, libc::TCP_KEEPCNT) => o.keepcnt = in_range(val, MAX_KEEPCNT)?,
-            _ => return Err(errno::ENOPROTOOPT),
-        }
+        o.set(level, name, val)?;
         *self.fds.opts_mut(fd) = o;
+        self.fds.options_changed(fd, o);
         match what {
             Fd::Conn(cid) => o.apply(self.conns.get_mut(cid).sock()),
             Fd::Listener(lid) => {
@@ -189,6 +237,21 @@ impl Core {
         }
         Ok(())
     }
+}
+
+/// `getsockopt(SOL_SOCKET, name)` for what a socket is rather than what was
+/// set: its type, protocol, domain, error and whether it listens.
+pub fn socket_constant(name: i32, listening: bool) -> Option<i32> {
+    Some(match name {
+        // No error is left pending on a socket an fd names: a
+        // connection's error is reported by the request it fails.
+        libc::SO_ERROR => 0,
+        libc::SO_TYPE => libc::SOCK_STREAM,
+        libc::SO_PROTOCOL => libc::IPPROTO_TCP,
+        libc::SO_DOMAIN => libc::AF_INET,
+        libc::SO_ACCEPTCONN => i32::from(listening),
+        _ => return None,
+    })
 }
 
 /// `1..=max`, else `-EINVAL`.

@@ -1,0 +1,207 @@
+/* The socket calls a program makes around its ring: setsockopt() and
+ * getsockopt() before and after the ring has the socket, getsockname() and
+ * getpeername() on listeners, accepted and connected sockets, and what the
+ * ring's own GETSOCKOPT (IORING_OP_URING_CMD) sees of an option setsockopt()
+ * set. Only values both stacks agree on are printed (ringline's defaults for
+ * keep-alive and buffer sizes are its configuration's, not Linux's sysctls).
+ *
+ *   sockopts ADDR PORT [sqpoll]   (127.0.0.1 on the kernel, 10.0.0.1 on ringline;
+ *                                   sqpoll: both rings with IORING_SETUP_SQPOLL)
+ */
+#include <liburing.h>
+#include "common.h"
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+
+static struct io_uring srv, cli;
+static int results[16], have[16];
+
+static void reap(struct io_uring *ring)
+{
+	struct io_uring_cqe *cqe;
+	struct __kernel_timespec ts = { .tv_nsec = 1000 * 1000 };
+	int ret = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
+	CHECK(ret >= 0 || ret == -ETIME, "wait: %d", ret);
+	unsigned head, n = 0;
+	io_uring_for_each_cqe(ring, head, cqe) {
+		n++;
+		CHECK(cqe->user_data < 16, "user_data");
+		results[cqe->user_data] = cqe->res;
+		have[cqe->user_data] = 1;
+	}
+	io_uring_cq_advance(ring, n);
+}
+
+static int wait_for(int ud)
+{
+	for (int i = 0; !have[ud]; i++) {
+		CHECK(i < 2500, "no CQE %d in 5 s", ud);
+		reap(&srv);
+		reap(&cli);
+	}
+	have[ud] = 0;
+	return results[ud];
+}
+
+static void set(const char *what, int fd, int level, int name, int val, socklen_t len)
+{
+	int r = setsockopt(fd, level, name, &val, len);
+	printf("set %s = %d (len %u): %d%s%s\n", what, val, len, r, r ? " " : "", r ? strerror(errno) : "");
+}
+
+static void get(const char *what, int fd, int level, int name, socklen_t len)
+{
+	unsigned char b[8] = { 0 };
+	int r = getsockopt(fd, level, name, b, &len);
+	int v;
+	memcpy(&v, b, sizeof(v));
+	if (r)
+		printf("get %s: %s\n", what, strerror(errno));
+	else
+		printf("get %s: %d (len %u)\n", what, len == 4 ? v : b[0], len);
+}
+
+/* The ring's GETSOCKOPT of SOL_SOCKET `name` (what the engine applied). */
+static int ring_get(struct io_uring *ring, int fd, int name, int ud)
+{
+	static int val;
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+	memset(sqe, 0, sizeof(*sqe));
+	sqe->opcode = IORING_OP_URING_CMD;
+	sqe->fd = fd;
+	sqe->off = 2; /* cmd_op (the low word): SOCKET_URING_OP_GETSOCKOPT */
+	sqe->addr = (unsigned long long)SOL_SOCKET | (unsigned long long)name << 32;
+	sqe->splice_fd_in = sizeof(val); /* optlen */
+	sqe->addr3 = (unsigned long)&val; /* optval */
+	sqe->user_data = ud;
+	int r = wait_for(ud);
+	return r < 0 ? r : val;
+}
+
+static void names(const char *what, int fd, struct sockaddr_in *self, struct sockaddr_in *peer)
+{
+	socklen_t l = sizeof(*self);
+	memset(self, 0, sizeof(*self));
+	int r = getsockname(fd, (struct sockaddr *)self, &l);
+	printf("%s getsockname: %s", what, r ? strerror(errno) : "ok");
+	if (peer) {
+		l = sizeof(*peer);
+		memset(peer, 0, sizeof(*peer));
+		r = getpeername(fd, (struct sockaddr *)peer, &l);
+		printf(", getpeername: %s", r ? strerror(errno) : "ok");
+	}
+	printf("\n");
+}
+
+int main(int argc, char **argv)
+{
+	CHECK(argc == 3 || argc == 4, "usage: sockopts ADDR PORT [sqpoll]");
+	unsigned flags = argc == 4 && !strcmp(argv[3], "sqpoll") ? IORING_SETUP_SQPOLL : 0;
+	CHECK(io_uring_queue_init(32, &srv, flags) == 0, "init");
+	CHECK(io_uring_queue_init(32, &cli, flags) == 0, "init");
+	int port = atoi(argv[2]);
+
+	/* Options of a socket no ring has seen yet. */
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(lfd >= 0, "socket");
+	set("SO_REUSEADDR", lfd, SOL_SOCKET, SO_REUSEADDR, 1, 4);
+	set("SO_REUSEPORT", lfd, SOL_SOCKET, SO_REUSEPORT, 1, 4);
+	set("SO_RCVBUF", lfd, SOL_SOCKET, SO_RCVBUF, 40000, 4);
+	set("SO_SNDBUF", lfd, SOL_SOCKET, SO_SNDBUF, 1, 4);
+	set("SO_KEEPALIVE", lfd, SOL_SOCKET, SO_KEEPALIVE, 1, 4);
+	set("TCP_NODELAY", lfd, IPPROTO_TCP, TCP_NODELAY, 1, 4);
+	set("TCP_KEEPIDLE", lfd, IPPROTO_TCP, TCP_KEEPIDLE, 30, 4);
+	set("TCP_KEEPIDLE", lfd, IPPROTO_TCP, TCP_KEEPIDLE, 0, 4);
+	set("TCP_KEEPINTVL", lfd, IPPROTO_TCP, TCP_KEEPINTVL, 5, 4);
+	set("TCP_KEEPCNT", lfd, IPPROTO_TCP, TCP_KEEPCNT, 200, 4);
+	set("TCP_NODELAY", lfd, IPPROTO_TCP, TCP_NODELAY, 1, 2);
+	set("level 999", lfd, 999, 1, 1, 4);
+	get("SO_REUSEADDR", lfd, SOL_SOCKET, SO_REUSEADDR, 4);
+	get("SO_REUSEPORT", lfd, SOL_SOCKET, SO_REUSEPORT, 4);
+	get("SO_RCVBUF", lfd, SOL_SOCKET, SO_RCVBUF, 4);
+	get("SO_SNDBUF", lfd, SOL_SOCKET, SO_SNDBUF, 4);
+	get("SO_KEEPALIVE", lfd, SOL_SOCKET, SO_KEEPALIVE, 4);
+	get("SO_TYPE", lfd, SOL_SOCKET, SO_TYPE, 4);
+	get("SO_PROTOCOL", lfd, SOL_SOCKET, SO_PROTOCOL, 4);
+	get("SO_DOMAIN", lfd, SOL_SOCKET, SO_DOMAIN, 4);
+	get("SO_ERROR", lfd, SOL_SOCKET, SO_ERROR, 4);
+	get("SO_ACCEPTCONN", lfd, SOL_SOCKET, SO_ACCEPTCONN, 4);
+	get("TCP_NODELAY", lfd, IPPROTO_TCP, TCP_NODELAY, 4);
+	get("TCP_KEEPIDLE", lfd, IPPROTO_TCP, TCP_KEEPIDLE, 4);
+	get("TCP_KEEPINTVL", lfd, IPPROTO_TCP, TCP_KEEPINTVL, 4);
+	get("SO_RCVBUF, len 2", lfd, SOL_SOCKET, SO_RCVBUF, 2);
+	get("SO_RCVBUF, len 8", lfd, SOL_SOCKET, SO_RCVBUF, 8);
+	get("SO_RCVBUF, len 0", lfd, SOL_SOCKET, SO_RCVBUF, 0);
+	get("SO_RCVBUF, len -1", lfd, SOL_SOCKET, SO_RCVBUF, (socklen_t)-1);
+	struct sockaddr_in any = { .sin_family = AF_INET, .sin_port = htons(port) };
+	CHECK(bind(lfd, (struct sockaddr *)&any, sizeof(any)) == 0, "bind");
+	struct sockaddr_in me, peer;
+	names("bound", lfd, &me, &peer);
+	printf("bound: port %d, address any %d\n", ntohs(me.sin_port) == port, me.sin_addr.s_addr == 0);
+	CHECK(listen(lfd, 8) == 0, "listen");
+	get("listening SO_ACCEPTCONN", lfd, SOL_SOCKET, SO_ACCEPTCONN, 4);
+
+	/* A connection: the listener's options go to the accepted socket. */
+	struct sockaddr_in dst = any;
+	CHECK(inet_pton(AF_INET, argv[1], &dst.sin_addr) == 1, "addr");
+	int cfd = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(cfd >= 0, "socket");
+	names("unconnected", cfd, &me, &peer);
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&srv);
+	io_uring_prep_accept(sqe, lfd, NULL, NULL, 0);
+	sqe->user_data = 1;
+	sqe = io_uring_get_sqe(&cli);
+	io_uring_prep_connect(sqe, cfd, (struct sockaddr *)&dst, sizeof(dst));
+	sqe->user_data = 2;
+	CHECK(wait_for(2) == 0, "connect");
+	int afd = wait_for(1);
+	CHECK(afd >= 0, "accept: %d", afd);
+	get("listener after accept SO_ACCEPTCONN", lfd, SOL_SOCKET, SO_ACCEPTCONN, 4);
+	get("accepted SO_ACCEPTCONN", afd, SOL_SOCKET, SO_ACCEPTCONN, 4);
+	get("accepted SO_KEEPALIVE", afd, SOL_SOCKET, SO_KEEPALIVE, 4);
+	get("accepted SO_RCVBUF", afd, SOL_SOCKET, SO_RCVBUF, 4);
+	get("accepted TCP_NODELAY", afd, IPPROTO_TCP, TCP_NODELAY, 4);
+	get("accepted TCP_KEEPIDLE", afd, IPPROTO_TCP, TCP_KEEPIDLE, 4);
+
+	struct sockaddr_in a_me, a_peer, c_me, c_peer;
+	names("accepted", afd, &a_me, &a_peer);
+	names("connected", cfd, &c_me, &c_peer);
+	printf("accepted's name is the listener's port: %d\n", a_me.sin_port == htons(port));
+	printf("accepted's name is the address connected to: %d\n", a_me.sin_addr.s_addr == dst.sin_addr.s_addr);
+	printf("connected's peer is the address connected to: %d\n",
+	       c_peer.sin_addr.s_addr == dst.sin_addr.s_addr && c_peer.sin_port == dst.sin_port);
+	printf("accepted's peer is the connected socket's name: %d\n",
+	       a_peer.sin_addr.s_addr == c_me.sin_addr.s_addr && a_peer.sin_port == c_me.sin_port && c_me.sin_port != 0);
+
+	/* setsockopt() on a socket the ring has: getsockopt() and the ring's
+	 * own GETSOCKOPT see it. */
+	set("accepted SO_RCVBUF", afd, SOL_SOCKET, SO_RCVBUF, 10000, 4);
+	set("accepted TCP_NODELAY", afd, IPPROTO_TCP, TCP_NODELAY, 0, 4);
+	get("accepted SO_RCVBUF", afd, SOL_SOCKET, SO_RCVBUF, 4);
+	get("accepted TCP_NODELAY", afd, IPPROTO_TCP, TCP_NODELAY, 4);
+	printf("ring GETSOCKOPT SO_RCVBUF: %d\n", ring_get(&srv, afd, SO_RCVBUF, 3));
+	set("connected SO_KEEPALIVE", cfd, SOL_SOCKET, SO_KEEPALIVE, 1, 4);
+	printf("ring GETSOCKOPT SO_KEEPALIVE: %d\n", ring_get(&cli, cfd, SO_KEEPALIVE, 4));
+
+	/* The connection still works. */
+	char msg[] = "options set", buf[sizeof(msg)] = { 0 };
+	sqe = io_uring_get_sqe(&cli);
+	io_uring_prep_send(sqe, cfd, msg, sizeof(msg), 0);
+	sqe->user_data = 5;
+	sqe = io_uring_get_sqe(&srv);
+	io_uring_prep_recv(sqe, afd, buf, sizeof(buf), MSG_WAITALL);
+	sqe->user_data = 6;
+	CHECK(wait_for(5) == (int)sizeof(msg) && wait_for(6) == (int)sizeof(msg), "send recv");
+	CHECK(memcmp(msg, buf, sizeof(msg)) == 0, "bytes");
+	close(cfd);
+	close(afd);
+	close(lfd);
+	io_uring_queue_exit(&cli);
+	io_uring_queue_exit(&srv);
+	printf("sockopts ok\n");
+	return 0;
+}
