@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 use ringline_ring::abi;
 use ringline_ring::{Cqe, IoUringBufReg};
 
-use super::{duration, flush_sq, get_cqe, register_buf_ring, state, KernelTimespec, Params};
+use super::{
+    duration, flush_sq, get_cqe, register_buf_ring, register_raw, state, KernelTimespec, Params,
+};
 use crate::uring::IoUring;
 
 /// The liburing version whose exported functions this library has (every one
@@ -161,29 +163,26 @@ pub unsafe extern "C" fn io_uring_buf_ring_head(
     buf_group: i32,
     head: *mut u16,
 ) -> i32 {
-    // SAFETY: the caller's contract.
-    let Some(st) = (unsafe { state(ring) }) else {
-        return -libc::EBADF;
-    };
     let mut s = BufStatus {
         buf_group: buf_group as u32,
         ..BufStatus::default()
     };
-    // SAFETY: s is a local of the opcode's layout, read and written during the call.
-    match unsafe {
-        st.driver().register(
+    // SAFETY: the caller's contract (ring); s is a local of the opcode's layout,
+    // read and written during the call.
+    let r = unsafe {
+        register_raw(
+            ring,
             abi::IORING_REGISTER_PBUF_STATUS,
             &mut s as *mut BufStatus as u64,
             1,
         )
-    } {
-        Ok(_) => {
-            // SAFETY: the caller's contract: head is writable.
-            unsafe { *head = s.head as u16 };
-            0
-        }
-        Err(e) => -e.0,
+    };
+    if r < 0 {
+        return r;
     }
+    // SAFETY: the caller's contract: head is writable.
+    unsafe { *head = s.head as u16 };
+    0
 }
 
 /// `io_uring_register_sync_cancel`: `IORING_REGISTER_SYNC_CANCEL` (the
@@ -199,18 +198,15 @@ pub unsafe extern "C" fn io_uring_register_sync_cancel(
     ring: *mut IoUring,
     reg: *mut libc::c_void,
 ) -> i32 {
-    // SAFETY: the caller's contract.
-    let Some(st) = (unsafe { state(ring) }) else {
-        return -libc::EBADF;
-    };
     // SAFETY: the caller's contract: reg is the opcode's struct (the engine answers
     // -EFAULT for null), read during the call.
-    match unsafe {
-        st.driver()
-            .register(abi::IORING_REGISTER_SYNC_CANCEL, reg as usize as u64, 1)
-    } {
-        Ok(n) => n as i32,
-        Err(e) => -e.0,
+    unsafe {
+        register_raw(
+            ring,
+            abi::IORING_REGISTER_SYNC_CANCEL,
+            reg as usize as u64,
+            1,
+        )
     }
 }
 
@@ -240,6 +236,18 @@ pub(crate) struct Napi {
     busy_poll_to: u32,
     prefer_busy_poll: bool,
     track: u32,
+}
+
+impl Napi {
+    /// The settings as the kernel writes them back, with `op_param`.
+    fn arg(self, op_param: u32) -> NapiArg {
+        NapiArg {
+            busy_poll_to: self.busy_poll_to,
+            prefer_busy_poll: u8::from(self.prefer_busy_poll),
+            op_param,
+            ..NapiArg::default()
+        }
+    }
 }
 
 impl Default for Napi {
@@ -282,14 +290,7 @@ pub unsafe extern "C" fn io_uring_register_napi(
     }
     let cur = st.napi;
     // SAFETY: the caller's contract: napi is writable.
-    unsafe {
-        napi.write(NapiArg {
-            busy_poll_to: cur.busy_poll_to,
-            prefer_busy_poll: u8::from(cur.prefer_busy_poll),
-            op_param: cur.track,
-            ..NapiArg::default()
-        })
-    };
+    unsafe { napi.write(cur.arg(cur.track)) };
     match arg.opcode {
         // IO_URING_NAPI_REGISTER_OP, tracking DYNAMIC (0) or STATIC (1).
         0 if arg.op_param <= 1 => {
@@ -324,14 +325,9 @@ pub unsafe extern "C" fn io_uring_unregister_napi(
     let cur = std::mem::take(&mut st.napi);
     let napi = napi.cast::<NapiArg>();
     if !napi.is_null() {
-        // SAFETY: the caller's contract: napi is writable.
-        unsafe {
-            napi.write(NapiArg {
-                busy_poll_to: cur.busy_poll_to,
-                prefer_busy_poll: u8::from(cur.prefer_busy_poll),
-                ..NapiArg::default()
-            })
-        };
+        // SAFETY: the caller's contract: napi is writable. The kernel's
+        // unregister reports no tracking mode.
+        unsafe { napi.write(cur.arg(0)) };
     }
     0
 }

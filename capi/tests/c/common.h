@@ -5,6 +5,7 @@
 #define RINGLINE_TEST_COMMON_H
 
 #include <liburing.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,5 +49,63 @@ static inline unsigned long long hash(const unsigned char *b, int len)
 		h = h * 31 + b[i];
 	return h;
 }
+
+/* Two rings driven in turn by one thread (a server ring and a client ring):
+ * the programs that include this define `srv` and `cli` before it.
+ * Results by user_data (below MAX_UD), from either ring; `on_cqe`, if set,
+ * sees every CQE first (for a multishot's stream). */
+#ifdef TWO_RINGS
+#define MAX_UD 32
+static int results[MAX_UD], have[MAX_UD];
+static void (*on_cqe)(struct io_uring_cqe *);
+
+/* Submits what `ring` has queued and takes its CQEs, waiting up to 1 ms. */
+static inline void reap(struct io_uring *ring)
+{
+	struct io_uring_cqe *cqe;
+	struct __kernel_timespec ts = { .tv_nsec = 1000 * 1000 };
+	int ret = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
+	CHECK(ret >= 0 || ret == -ETIME, "wait: %d", ret);
+	unsigned head, n = 0;
+	io_uring_for_each_cqe(ring, head, cqe) {
+		n++;
+		CHECK(cqe->user_data < MAX_UD, "user_data %llu", (unsigned long long)cqe->user_data);
+		if (on_cqe)
+			on_cqe(cqe);
+		results[cqe->user_data] = cqe->res;
+		have[cqe->user_data] = 1;
+	}
+	io_uring_cq_advance(ring, n);
+}
+
+/* Submits what both rings have queued and returns the result of the next
+ * CQE tagged `ud`, within 5 s. */
+static inline int wait_for(int ud)
+{
+	for (int i = 0; !have[ud]; i++) {
+		CHECK(i < 2500, "no CQE %d in 5 s", ud);
+		reap(&srv);
+		reap(&cli);
+	}
+	have[ud] = 0;
+	return results[ud];
+}
+
+/* Connects `cfd` on the client ring to `dst`, accepted from `lfd` on the
+ * server ring (user_data 2 and 1); returns the accepted socket. */
+static inline int connect_pair(int lfd, int cfd, const struct sockaddr_in *dst)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&srv);
+	io_uring_prep_accept(sqe, lfd, NULL, NULL, 0);
+	sqe->user_data = 1;
+	sqe = io_uring_get_sqe(&cli);
+	io_uring_prep_connect(sqe, cfd, (const struct sockaddr *)dst, sizeof(*dst));
+	sqe->user_data = 2;
+	CHECK(wait_for(2) == 0, "connect");
+	int afd = wait_for(1);
+	CHECK(afd >= 0, "accept: %d", afd);
+	return afd;
+}
+#endif
 
 #endif

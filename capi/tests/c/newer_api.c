@@ -16,6 +16,9 @@
  * which ran ("api: library" or "api: fallback").
  */
 #include <liburing.h>
+#include <errno.h>
+static struct io_uring srv, cli;
+#define TWO_RINGS
 #include "common.h"
 #include <arpa/inet.h>
 #include <errno.h>
@@ -164,33 +167,17 @@ static int fb_wait_cqes_min_timeout(struct io_uring *ring, struct io_uring_cqe *
 	return fb_wait_min(ring, cqe, 0, wait_nr, ts, min_us);
 }
 
-static struct io_uring srv, cli;
-static int results[32], have[32];
-static unsigned rflags[32];
 /* The multishot receive's CQEs (user_data 3), in order. */
 static int recv_res[16], nrecv, recv_seen;
 static unsigned recv_flags[16];
 
-static void reap(struct io_uring *ring)
+static void keep_recv(struct io_uring_cqe *cqe)
 {
-	struct io_uring_cqe *cqe;
-	struct __kernel_timespec ts = { .tv_nsec = 1000 * 1000 };
-	int ret = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
-	CHECK(ret >= 0 || ret == -ETIME, "wait: %d", ret);
-	unsigned head, n = 0;
-	io_uring_for_each_cqe(ring, head, cqe) {
-		n++;
-		CHECK(cqe->user_data < 32, "user_data %llu", (unsigned long long)cqe->user_data);
-		if (cqe->user_data == 3) {
-			CHECK(nrecv < 16, "too many receive CQEs");
-			recv_res[nrecv] = cqe->res;
-			recv_flags[nrecv++] = cqe->flags;
-		}
-		results[cqe->user_data] = cqe->res;
-		rflags[cqe->user_data] = cqe->flags;
-		have[cqe->user_data] = 1;
-	}
-	io_uring_cq_advance(ring, n);
+	if (cqe->user_data != 3)
+		return;
+	CHECK(nrecv < 16, "too many receive CQEs");
+	recv_res[nrecv] = cqe->res;
+	recv_flags[nrecv++] = cqe->flags;
 }
 
 /* The next CQE of the multishot receive, within 5 s; its flags in *flags. */
@@ -202,18 +189,6 @@ static int next_recv(unsigned *flags)
 	}
 	*flags = recv_flags[recv_seen];
 	return recv_res[recv_seen++];
-}
-
-/* The result of the CQE tagged `ud` (from either ring), within 5 s. */
-static int wait_for(int ud)
-{
-	for (int i = 0; !have[ud]; i++) {
-		CHECK(i < 2500, "no CQE %d in 5 s", ud);
-		reap(&srv);
-		reap(&cli);
-	}
-	have[ud] = 0;
-	return results[ud];
 }
 
 static double now_s(void)
@@ -232,6 +207,7 @@ static void print_napi(const char *what, int ret, struct napi_arg *n)
 int main(int argc, char **argv)
 {
 	CHECK(argc == 3, "usage: newer_api ADDR PORT");
+	on_cqe = keep_recv;
 	fprintf(stderr, "api: %s\n", io_uring_setup_buf_ring ? "library" : "fallback");
 	if (io_uring_major_version) {
 		CHECK(io_uring_major_version() == 2 && io_uring_minor_version() >= 9, "version %d.%d",
@@ -287,15 +263,8 @@ int main(int argc, char **argv)
 	CHECK(listen(lfd, 8) == 0, "listen");
 	int cfd = socket(AF_INET, SOCK_STREAM, 0);
 	CHECK(cfd >= 0, "socket");
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&srv);
-	io_uring_prep_accept(sqe, lfd, NULL, NULL, 0);
-	sqe->user_data = 1;
-	sqe = io_uring_get_sqe(&cli);
-	io_uring_prep_connect(sqe, cfd, (struct sockaddr *)&dst, sizeof(dst));
-	sqe->user_data = 2;
-	CHECK(wait_for(2) == 0, "connect");
-	int afd = wait_for(1);
-	CHECK(afd >= 0, "accept: %d", afd);
+	int afd = connect_pair(lfd, cfd, &dst);
+	struct io_uring_sqe *sqe;
 
 	/* A multishot receive over the ring, armed before the data comes. */
 	sqe = io_uring_get_sqe(&srv);

@@ -8,6 +8,9 @@
  *   socket_ops ADDR PORT     (127.0.0.1 on the kernel, 10.0.0.1 on ringline)
  */
 #include <liburing.h>
+#include <errno.h>
+static struct io_uring srv, cli;
+#define TWO_RINGS
 #include "common.h"
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,40 +23,6 @@
 #define OP_BIND 56
 #define OP_LISTEN 57
 
-
-static struct io_uring srv, cli;
-
-/* Results by user_data, from either ring. */
-static int results[16];
-static int have[16];
-
-static void reap(struct io_uring *ring)
-{
-	struct io_uring_cqe *cqe;
-	struct __kernel_timespec ts = { .tv_nsec = 1000 * 1000 };
-	int ret = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
-	CHECK(ret >= 0 || ret == -ETIME, "wait: %d", ret);
-	unsigned head, n = 0;
-	io_uring_for_each_cqe(ring, head, cqe) {
-		n++;
-		CHECK(cqe->user_data < 16, "user_data");
-		results[cqe->user_data] = cqe->res;
-		have[cqe->user_data] = 1;
-	}
-	io_uring_cq_advance(ring, n);
-}
-
-/* Submits what both rings have queued and returns the result of the CQE
- * tagged `ud`, within 5 s. */
-static int wait_for(int ud)
-{
-	for (int i = 0; !have[ud]; i++) {
-		CHECK(i < 2500, "no CQE %d in 5 s", ud);
-		reap(&srv);
-		reap(&cli);
-	}
-	return results[ud];
-}
 
 int main(int argc, char **argv)
 {

@@ -9,6 +9,9 @@
  *                                   sqpoll: both rings with IORING_SETUP_SQPOLL)
  */
 #include <liburing.h>
+#include <errno.h>
+static struct io_uring srv, cli;
+#define TWO_RINGS
 #include "common.h"
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,36 +19,6 @@
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
-
-static struct io_uring srv, cli;
-static int results[16], have[16];
-
-static void reap(struct io_uring *ring)
-{
-	struct io_uring_cqe *cqe;
-	struct __kernel_timespec ts = { .tv_nsec = 1000 * 1000 };
-	int ret = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
-	CHECK(ret >= 0 || ret == -ETIME, "wait: %d", ret);
-	unsigned head, n = 0;
-	io_uring_for_each_cqe(ring, head, cqe) {
-		n++;
-		CHECK(cqe->user_data < 16, "user_data");
-		results[cqe->user_data] = cqe->res;
-		have[cqe->user_data] = 1;
-	}
-	io_uring_cq_advance(ring, n);
-}
-
-static int wait_for(int ud)
-{
-	for (int i = 0; !have[ud]; i++) {
-		CHECK(i < 2500, "no CQE %d in 5 s", ud);
-		reap(&srv);
-		reap(&cli);
-	}
-	have[ud] = 0;
-	return results[ud];
-}
 
 static void set(const char *what, int fd, int level, int name, int val, socklen_t len)
 {
@@ -151,15 +124,8 @@ int main(int argc, char **argv)
 	int cfd = socket(AF_INET, SOCK_STREAM, 0);
 	CHECK(cfd >= 0, "socket");
 	names("unconnected", cfd, &me, &peer);
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&srv);
-	io_uring_prep_accept(sqe, lfd, NULL, NULL, 0);
-	sqe->user_data = 1;
-	sqe = io_uring_get_sqe(&cli);
-	io_uring_prep_connect(sqe, cfd, (struct sockaddr *)&dst, sizeof(dst));
-	sqe->user_data = 2;
-	CHECK(wait_for(2) == 0, "connect");
-	int afd = wait_for(1);
-	CHECK(afd >= 0, "accept: %d", afd);
+	int afd = connect_pair(lfd, cfd, &dst);
+	struct io_uring_sqe *sqe;
 	get("listener after accept SO_ACCEPTCONN", lfd, SOL_SOCKET, SO_ACCEPTCONN, 4);
 	get("accepted SO_ACCEPTCONN", afd, SOL_SOCKET, SO_ACCEPTCONN, 4);
 	get("accepted SO_KEEPALIVE", afd, SOL_SOCKET, SO_KEEPALIVE, 4);
