@@ -16,15 +16,10 @@ pub(crate) trait Backend {
     fn close_socket(&mut self, fd: i32) -> Result<(), Errno>;
     /// Sets an option of socket `fd` (libringline's `setsockopt()`; an
     /// SQPOLL engine's go through [`Backend::closer`]).
-    fn set_socket_option(
-        &mut self,
-        _fd: i32,
-        _level: i32,
-        _name: i32,
-        _val: i32,
-    ) -> Result<(), Errno> {
-        Ok(())
-    }
+    fn set_socket_option(&mut self, fd: i32, level: i32, name: i32, val: i32) -> Result<(), Errno>;
+    /// Shuts socket `fd` down (libringline's `shutdown()`; an SQPOLL
+    /// engine's go through [`Backend::closer`]).
+    fn shutdown_socket(&mut self, fd: i32, how: i32) -> Result<(), Errno>;
     /// The engine's counters.
     fn stats(&mut self) -> EngineStats;
     /// For an engine on its own thread: a handle that closes its sockets
@@ -56,6 +51,9 @@ impl<N: Nic> Backend for stack::Runtime<N> {
     fn set_socket_option(&mut self, fd: i32, level: i32, name: i32, val: i32) -> Result<(), Errno> {
         self.driver.set_socket_option(fd, level, name, val)
     }
+    fn shutdown_socket(&mut self, fd: i32, how: i32) -> Result<(), Errno> {
+        self.driver.shutdown_socket(fd, how)
+    }
 }
 
 impl<N: Nic + Send + 'static> Backend for stack::SqpollRuntime<N>
@@ -73,6 +71,12 @@ where
     }
     fn close_socket(&mut self, fd: i32) -> Result<(), Errno> {
         self.driver.close_socket(fd)
+    }
+    fn set_socket_option(&mut self, fd: i32, level: i32, name: i32, val: i32) -> Result<(), Errno> {
+        self.driver.closer().set_option(fd, level, name, val)
+    }
+    fn shutdown_socket(&mut self, fd: i32, how: i32) -> Result<(), Errno> {
+        self.driver.closer().shutdown(fd, how)
     }
     fn stats(&mut self) -> EngineStats {
         self.driver.stats()

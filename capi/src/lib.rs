@@ -38,7 +38,7 @@ use stack::{SocketNumbersHook, SqpollConfig};
 
 use abi::{Probe, ProbeOp, IO_URING_OP_SUPPORTED};
 use backend::Backend;
-use sockets::{Hook, Mailbox};
+use sockets::{Hook, Mailbox, Work};
 use uring::{IoUring, MAGIC};
 
 /// `struct __kernel_timespec`.
@@ -65,9 +65,9 @@ impl CRing {
         self.backend.driver()
     }
 
-    /// Sets the options `setsockopt()` and closes the sockets `close()`
-    /// handed to this ring (an SQPOLL engine's go through its thread's
-    /// command queue at once).
+    /// Does what `setsockopt()`, `shutdown()` and `close()` handed to this
+    /// ring, in order (an SQPOLL engine's go through its thread's command
+    /// queue at once).
     fn run_mailbox(&mut self) {
         // A plain load first: every submit and wait passes here, and a close() is rare.
         // Relaxed suffices for the check; the acquire swap below pairs with close()'s
@@ -77,28 +77,18 @@ impl CRing {
         {
             return;
         }
-        // Options first: a socket set up and then closed gets both, in order.
-        let options = std::mem::take(
-            &mut *self
-                .mailbox
-                .options
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        );
-        for (fd, level, name, val) in options {
-            // Checked by setsockopt(); EBADF: the engine closed it meanwhile.
-            let _ = self.backend.set_socket_option(fd, level, name, val);
-        }
-        let fds = std::mem::take(
-            &mut *self
-                .mailbox
-                .closes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        );
-        for fd in fds {
-            // EBADF: the engine already closed it (an IORING_OP_CLOSE first).
-            let _ = self.backend.close_socket(fd);
+        let work =
+            std::mem::take(&mut *self.mailbox.work.lock().unwrap_or_else(|e| e.into_inner()));
+        // In the order the calls were made. EBADF: the engine closed the socket
+        // meanwhile (an IORING_OP_CLOSE first); the calls already returned.
+        for w in work {
+            let _ = match w {
+                Work::SetOption(fd, level, name, val) => {
+                    self.backend.set_socket_option(fd, level, name, val)
+                }
+                Work::Shutdown(fd, how) => self.backend.shutdown_socket(fd, how),
+                Work::Close(fd) => self.backend.close_socket(fd),
+            };
         }
     }
 

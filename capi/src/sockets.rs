@@ -53,20 +53,36 @@ enum Entry {
     RingFd,
 }
 
-/// Work for a ring from other calls: sockets `close()`d that its engine
-/// owns, and options `setsockopt()` set on them.
+/// What a socket call on another path asks of a ring's engine, in the order
+/// it was asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Work {
+    /// `setsockopt()`: (fd, level, name, value), already checked.
+    SetOption(i32, i32, i32, i32),
+    /// `shutdown()`: (fd, how).
+    Shutdown(i32, i32),
+    /// `close()`.
+    Close(i32),
+}
+
+/// Work for a ring from the socket calls on sockets its engine owns.
 #[derive(Default)]
 pub(crate) struct Mailbox {
-    /// An SQPOLL engine's: `close()` and `setsockopt()` go straight to its
-    /// thread.
+    /// An SQPOLL engine's: the calls go straight to its thread.
     pub(crate) closer: Option<stack::SocketCloser>,
-    /// Set (release) by `close()` and `setsockopt()` after pushing to
-    /// `closes` / `options`; the ring's next submit or wait swaps it to false
-    /// (acquire) before draining.
+    /// Set (release) by a call after pushing to `work`; the ring's next
+    /// submit or wait swaps it to false (acquire) before draining.
     pub(crate) pending: AtomicBool,
-    pub(crate) closes: Mutex<Vec<i32>>,
-    /// (fd, level, name, value), in the order they were set.
-    pub(crate) options: Mutex<Vec<(i32, i32, i32, i32)>>,
+    pub(crate) work: Mutex<Vec<Work>>,
+}
+
+impl Mailbox {
+    /// Queues `w` for an inline engine's next submit or wait.
+    fn post(&self, w: Work) {
+        self.work.lock().unwrap_or_else(|e| e.into_inner()).push(w);
+        // Release: pairs with the ring's acquire swap before it drains `work`.
+        self.pending.store(true, Ordering::Release);
+    }
 }
 
 #[derive(Default)]
@@ -490,12 +506,7 @@ pub unsafe extern "C" fn setsockopt(
             }
         };
     }
-    m.options
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push((fd, level, name, v));
-    // Release: pairs with the ring's acquire swap before it drains `options`.
-    m.pending.store(true, Ordering::Release);
+    m.post(Work::SetOption(fd, level, name, v));
     0
 }
 
@@ -674,6 +685,63 @@ pub unsafe extern "C" fn getpeername(
     }
 }
 
+/// `shutdown(2)` on a ringline socket, as SHUTDOWN through the ring: an
+/// unknown `how` is `EINVAL`; a pending socket that does not listen
+/// `ENOTCONN`, one that listens stops listening for `SHUT_RD`/`SHUT_RDWR`
+/// (Linux's `tcp_disconnect`); an engine's socket is shut down by its engine
+/// at the ring's next submit or wait, before its SQEs (`ENOTCONN` at once if
+/// it is neither connected nor listening), an SQPOLL engine's before this
+/// returns, with its answer. Other fds go to libc.
+///
+/// # Safety
+///
+/// None beyond shutdown(2)'s.
+#[no_mangle]
+pub unsafe extern "C" fn shutdown(fd: i32, how: i32) -> i32 {
+    let mut t = table();
+    let Some(e) = t.entries.get_mut(&fd) else {
+        drop(t);
+        let f = next_fn!("shutdown", unsafe extern "C" fn(i32, i32) -> i32);
+        // SAFETY: shutdown(2) takes no pointers.
+        return unsafe { f(fd, how) };
+    };
+    let fail = |e: i32| {
+        set_errno(e);
+        -1
+    };
+    if !matches!(how, libc::SHUT_RD | libc::SHUT_WR | libc::SHUT_RDWR) {
+        return fail(libc::EINVAL);
+    }
+    let ring = match e {
+        Entry::RingFd => return fail(libc::ENOTSOCK),
+        Entry::Pending { listen: None, .. } => return fail(libc::ENOTCONN),
+        Entry::Pending { listen, .. } => {
+            if how != libc::SHUT_WR {
+                *listen = None;
+            }
+            return 0;
+        }
+        Entry::Owned {
+            peer: None,
+            listening: false,
+            ..
+        } => return fail(libc::ENOTCONN),
+        Entry::Owned { ring, .. } => *ring,
+    };
+    let Some(m) = t.rings.get(&ring).cloned() else {
+        return 0;
+    };
+    drop(t);
+    if let Some(c) = &m.closer {
+        return match c.shutdown(fd, how) {
+            Ok(()) => 0,
+            Err(e) => fail(e.0),
+        };
+    }
+    m.post(Work::Shutdown(fd, how));
+    0
+}
+
 /// `close(2)`: a pending ringline socket is forgotten and its number freed; an
 /// adopted one is closed by its engine at the ring's next submit or wait (the
 /// number stays reserved until then); a ring fd is left to
@@ -699,9 +767,7 @@ pub unsafe extern "C" fn close(fd: i32) -> i32 {
                     c.close(fd);
                     return 0;
                 }
-                m.closes.lock().unwrap_or_else(|e| e.into_inner()).push(fd);
-                // Release: pairs with the ring's acquire swap before it drains `closes`.
-                m.pending.store(true, Ordering::Release);
+                m.post(Work::Close(fd));
             }
             0
         }

@@ -90,6 +90,12 @@ impl<N: Nic> Inline<N> {
         self.engine.close_socket(fd)
     }
 
+    /// Shuts socket `fd` down as SHUTDOWN would (`shutdown()` in
+    /// `libringline`).
+    pub fn shutdown_socket(&mut self, fd: i32, how: i32) -> Result<(), Errno> {
+        self.engine.shutdown_socket(fd, how)
+    }
+
     /// Sets option `level`/`name` of socket `fd` to `val`, as SETSOCKOPT
     /// would after its argument checks: `setsockopt()` in `libringline`,
     /// which checks the arguments with [`crate::SocketOptions::set`] first.

@@ -252,6 +252,14 @@ impl<N: Nic> Engine<N> {
         self.core.close_fd(fd).map(|_| ())
     }
 
+    /// Shuts socket `fd` down as SHUTDOWN would (`shutdown()` in
+    /// `libringline`): `EINVAL` for an unknown `how`, `ENOTCONN` for a socket
+    /// that is not connected, `EBADF` if `fd` is not a socket of this engine.
+    pub(crate) fn shutdown_socket(&mut self, fd: i32, how: i32) -> Result<(), Errno> {
+        let how = crate::core::request::ShutdownHow::from_raw(how).ok_or(Errno(libc::EINVAL))?;
+        self.core.shutdown_fd(fd, how).map(|_| ())
+    }
+
     /// Sets option `level`/`name` of socket `fd` to `val`, as SETSOCKOPT
     /// would after its argument checks (`setsockopt()` in `libringline`).
     /// `EBADF` if `fd` is not a socket of this engine.

@@ -100,6 +100,8 @@ enum Cmd {
     Close(i32, Option<Sender<Result<(), Errno>>>),
     /// Set a socket option (fd, level, name, value); answered once set.
     SetOption(i32, i32, i32, i32, Sender<Result<(), Errno>>),
+    /// Shut a socket down (fd, how); answered once done.
+    Shutdown(i32, i32, Sender<Result<(), Errno>>),
 }
 
 /// What the application's driver and the engine thread share.
@@ -633,8 +635,21 @@ impl SocketCloser {
     /// SQEs the caller publishes afterwards see it. `EOWNERDEAD` if the
     /// thread is gone or does not answer within 30 s.
     pub fn set_option(&self, fd: i32, level: i32, name: i32, val: i32) -> Result<(), Errno> {
+        self.call(|tx| Cmd::SetOption(fd, level, name, val, tx))
+    }
+
+    /// Has the engine thread shut socket `fd` down as SHUTDOWN would
+    /// (`shutdown()` in `libringline`) and waits for its answer, as
+    /// shutdown(2) returns it.
+    pub fn shutdown(&self, fd: i32, how: i32) -> Result<(), Errno> {
+        self.call(|tx| Cmd::Shutdown(fd, how, tx))
+    }
+
+    /// Sends the command `make` builds and waits for its answer.
+    /// `EOWNERDEAD` if the thread is gone or does not answer within 30 s.
+    fn call(&self, make: impl FnOnce(Sender<Result<(), Errno>>) -> Cmd) -> Result<(), Errno> {
         let (tx, rx) = mpsc::channel();
-        if !self.send(Cmd::SetOption(fd, level, name, val, tx)) {
+        if !self.send(make(tx)) {
             return Err(Errno(libc::EOWNERDEAD));
         }
         // The engine thread looks at commands every iteration and blocks at
@@ -671,6 +686,9 @@ fn run_command<N: Nic>(engine: &mut Engine<N>, cmd: Cmd) {
         }
         Cmd::SetOption(fd, level, name, val, reply) => {
             let _ = reply.send(engine.set_socket_option(fd, level, name, val));
+        }
+        Cmd::Shutdown(fd, how, reply) => {
+            let _ = reply.send(engine.shutdown_socket(fd, how));
         }
         Cmd::RegisterRaw(opcode, arg, nr_args, reply) => {
             let _ = reply.send(engine.register(opcode, arg, nr_args));

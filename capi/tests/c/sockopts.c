@@ -163,6 +163,30 @@ int main(int argc, char **argv)
 	sqe->user_data = 6;
 	CHECK(wait_for(5) == (int)sizeof(msg) && wait_for(6) == (int)sizeof(msg), "send recv");
 	CHECK(memcmp(msg, buf, sizeof(msg)) == 0, "bytes");
+
+	/* shutdown(): half-close from the client, the server reads EOF and
+	 * still answers. */
+	int r = shutdown(afd, 7);
+	printf("shutdown(how 7): %d %s\n", r, r ? strerror(errno) : "");
+	int ufd = socket(AF_INET, SOCK_STREAM, 0);
+	r = shutdown(ufd, SHUT_WR);
+	printf("shutdown(unconnected): %d %s\n", r, r ? strerror(errno) : "");
+	close(ufd);
+	r = shutdown(lfd, SHUT_WR);
+	printf("shutdown(listener, SHUT_WR): %d\n", r);
+	printf("shutdown(connected, SHUT_WR): %d\n", shutdown(cfd, SHUT_WR));
+	sqe = io_uring_get_sqe(&srv);
+	io_uring_prep_recv(sqe, afd, buf, sizeof(buf), 0);
+	sqe->user_data = 7;
+	printf("server reads after the client's SHUT_WR: %d\n", wait_for(7));
+	sqe = io_uring_get_sqe(&srv);
+	io_uring_prep_send(sqe, afd, msg, sizeof(msg), 0);
+	sqe->user_data = 8;
+	sqe = io_uring_get_sqe(&cli);
+	io_uring_prep_recv(sqe, cfd, buf, sizeof(buf), MSG_WAITALL);
+	sqe->user_data = 9;
+	CHECK(wait_for(8) == (int)sizeof(msg), "send after half-close");
+	printf("client reads the answer after its SHUT_WR: %d\n", wait_for(9));
 	close(cfd);
 	close(afd);
 	close(lfd);

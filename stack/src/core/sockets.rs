@@ -567,15 +567,21 @@ impl Core {
     }
 
     pub(crate) fn op_shutdown(&mut self, sub: &Submission, how: ShutdownHow) -> OpResult {
+        self.shutdown_fd(sub.fd, how)
+    }
+
+    /// `inet_shutdown` of socket `fd`: SHUTDOWN, and `shutdown()` in
+    /// `libringline` ([`crate::Inline::shutdown_socket`]).
+    pub(crate) fn shutdown_fd(&mut self, fd: i32, how: ShutdownHow) -> OpResult {
         // inet_shutdown on a listener: SHUT_WR changes nothing (0); SHUT_RD and
         // SHUT_RDWR disconnect it (tcp_disconnect).
-        if let Some(Fd::Listener(lid)) = self.fds.get(sub.fd) {
+        if let Some(Fd::Listener(lid)) = self.fds.get(fd) {
             if how.read() {
-                self.disconnect_listener(sub.fd, lid);
+                self.disconnect_listener(fd, lid);
             }
             return Ok(Some((0, 0)));
         }
-        let cid = self.conn_of(sub.fd)?;
+        let cid = self.conn_of(fd)?;
         let c = self.conns.get_mut(cid);
         if !c.established || c.reset != Reset::No {
             return Err(errno::ENOTCONN);

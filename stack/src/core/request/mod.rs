@@ -430,6 +430,16 @@ pub(crate) enum ShutdownHow {
 }
 
 impl ShutdownHow {
+    /// `how` as shutdown(2) takes it; `None` for anything else (`EINVAL`).
+    pub(crate) fn from_raw(how: i32) -> Option<Self> {
+        match how {
+            libc::SHUT_RD => Some(ShutdownHow::Read),
+            libc::SHUT_WR => Some(ShutdownHow::Write),
+            libc::SHUT_RDWR => Some(ShutdownHow::Both),
+            _ => None,
+        }
+    }
+
     /// Whether receiving is shut.
     #[inline]
     pub(crate) fn read(self) -> bool {
