@@ -57,6 +57,7 @@ static inline unsigned long long hash(const unsigned char *b, int len)
 #ifdef TWO_RINGS
 #define MAX_UD 32
 static int results[MAX_UD], have[MAX_UD];
+static unsigned cqe_flags[MAX_UD];
 static void (*on_cqe)(struct io_uring_cqe *);
 
 /* Submits what `ring` has queued and takes its CQEs, waiting up to 1 ms. */
@@ -73,6 +74,7 @@ static inline void reap(struct io_uring *ring)
 		if (on_cqe)
 			on_cqe(cqe);
 		results[cqe->user_data] = cqe->res;
+		cqe_flags[cqe->user_data] = cqe->flags;
 		have[cqe->user_data] = 1;
 	}
 	io_uring_cq_advance(ring, n);

@@ -19,6 +19,7 @@ static struct io_uring srv, cli;
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 static void set(const char *what, int fd, int level, int name, int val, socklen_t len)
 {
@@ -174,11 +175,27 @@ int main(int argc, char **argv)
 	close(ufd);
 	r = shutdown(lfd, SHUT_WR);
 	printf("shutdown(listener, SHUT_WR): %d\n", r);
+	sqe = io_uring_get_sqe(&cli);
+	io_uring_prep_send(sqe, cfd, "tail", 4, 0);
+	sqe->user_data = 10;
+	CHECK(wait_for(10) == 4, "send tail");
 	printf("shutdown(connected, SHUT_WR): %d\n", shutdown(cfd, SHUT_WR));
+	/* The client's engine sends its FIN; then the server reads. */
+	reap(&cli);
+	usleep(20 * 1000);
 	sqe = io_uring_get_sqe(&srv);
 	io_uring_prep_recv(sqe, afd, buf, sizeof(buf), 0);
 	sqe->user_data = 7;
-	printf("server reads after the client's SHUT_WR: %d\n", wait_for(7));
+	r = wait_for(7);
+	/* Linux's tcp_inq_hint: after a FIN, "continue reading". */
+	printf("server reads the tail before the FIN: %d, SOCK_NONEMPTY %d\n", r,
+	       !!(cqe_flags[7] & IORING_CQE_F_SOCK_NONEMPTY));
+	sqe = io_uring_get_sqe(&srv);
+	io_uring_prep_recv(sqe, afd, buf, sizeof(buf), 0);
+	sqe->user_data = 7;
+	r = wait_for(7);
+	printf("server reads after the client's SHUT_WR: %d, SOCK_NONEMPTY %d\n", r,
+	       !!(cqe_flags[7] & IORING_CQE_F_SOCK_NONEMPTY));
 	sqe = io_uring_get_sqe(&srv);
 	io_uring_prep_send(sqe, afd, msg, sizeof(msg), 0);
 	sqe->user_data = 8;

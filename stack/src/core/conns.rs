@@ -245,6 +245,19 @@ impl Conn {
         self.read != ReadSide::Open
     }
 
+    /// `IORING_CQE_F_SOCK_NONEMPTY` for a receive's CQE that leaves `rest`
+    /// bytes queued: set while bytes remain, and once the peer's FIN has
+    /// come, as Linux's `tcp_inq_hint` reports at least 1 after a FIN "to
+    /// tell user space to continue reading" (so the EOF CQE carries it too).
+    #[inline]
+    pub(crate) fn nonempty_flag(&self, rest: usize) -> u32 {
+        if rest > 0 || matches!(self.read, ReadSide::PeerFin | ReadSide::ShutPeerFin) {
+            ringline_ring::abi::IORING_CQE_F_SOCK_NONEMPTY
+        } else {
+            0
+        }
+    }
+
     /// Whether the connection was reset.
     pub(crate) fn is_reset(&self) -> bool {
         self.reset != Reset::No

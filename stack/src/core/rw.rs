@@ -174,6 +174,8 @@ impl Core {
                     self.cq.finish(id, done as i32, 0);
                     return Progress::Done;
                 }
+                // At EOF the peer's FIN has come (or SHUT_RD): Linux's hint.
+                let eof_flags = c.nonempty_flag(0);
                 if c.read_closed() && reserve > 0 {
                     // Multishot RECVMSG reports EOF in a buffer: a header with
                     // payloadlen 0 (io_uring_recvmsg_out), res = header size.
@@ -186,7 +188,7 @@ impl Core {
                     let (res, flags) = match write_recvmsg_out(b, reserve, 0) {
                         Ok(()) => {
                             let more = self.bufs.commit(g, reserve);
-                            (reserve as i32, buf_flags(b.bid) | more)
+                            (reserve as i32, buf_flags(b.bid) | more | eof_flags)
                         }
                         Err(e) => (e.as_res(), 0),
                     };
@@ -195,7 +197,7 @@ impl Core {
                 }
                 if c.read_closed() {
                     finish_msghdr(msg);
-                    self.cq.finish(id, done as i32, 0);
+                    self.cq.finish(id, done as i32, eof_flags);
                     return Progress::Done;
                 }
                 if !c.established && c.phase != Phase::Connecting {
@@ -266,11 +268,7 @@ impl Core {
                     done = total;
                     continue;
                 }
-                let flags = if rest > 0 {
-                    IORING_CQE_F_SOCK_NONEMPTY
-                } else {
-                    0
-                };
+                let flags = self.conns.get(cid).nonempty_flag(rest);
                 finish_msghdr(msg);
                 self.cq.finish(id, total as i32, flags);
                 return Progress::Done;
@@ -340,10 +338,7 @@ impl Core {
                 };
             }
             self.conns.mark_dirty(cid);
-            let mut flags = buf_flags(b.bid) | more;
-            if rest > 0 {
-                flags |= IORING_CQE_F_SOCK_NONEMPTY;
-            }
+            let flags = buf_flags(b.bid) | more | self.conns.get(cid).nonempty_flag(rest);
             // The total cap: once used up, this CQE is the multishot's last
             // (io_recv_finish's IORING_RECV_MSHOT_LIM).
             let capped_out = total > 0 && {
