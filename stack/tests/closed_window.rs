@@ -135,3 +135,97 @@ fn a_segment_at_the_edge_of_a_closed_window_has_its_ack_heard() {
 fn a_segment_past_a_closed_window_has_its_ack_heard() {
     closed_window_case(8);
 }
+
+/// Sends `data` from the raw client at its next sequence number, in
+/// segments of 1,400 bytes, and moves that number past it.
+fn send_in_order(p: &mut Pair, raw: &mut Raw, data: &[u8]) {
+    for chunk in data.chunks(1400) {
+        emit(p, &seg(raw.nxt, raw.srv_nxt, 8192, chunk), false);
+        raw.nxt = raw.nxt.wrapping_add(chunk.len() as u32);
+        raw.run(p, 1, 20);
+    }
+}
+
+/// A RECV of exactly `buf.len()` bytes (MSG_WAITALL) on `fd`, run to its
+/// completion.
+fn recv_all(p: &mut Pair, raw: &mut Raw, fd: i32, buf: &mut [u8], ud: u64) {
+    let recv = opcode::Recv::new(fd, buf.as_mut_ptr(), buf.len() as u32)
+        .flags(libc::MSG_WAITALL)
+        .user_data(ud);
+    // SAFETY: `buf` outlives the RECV, which completes (waited for below)
+    // before this returns.
+    unsafe { push(&mut p.s, recv.build()) };
+    for _ in 0..1000 {
+        if let Some(c) = take(&mut p.s_cqes, ud) {
+            assert_eq!(c.res, buf.len() as i32, "the RECV took it all");
+            return;
+        }
+        raw.run(p, 1, 100);
+    }
+    panic!("the RECV did not complete");
+}
+
+/// An idle connection whose receive buffer holds data out of order (a
+/// segment lost, 100,000 bytes after it kept by smoltcp's assembler):
+/// the reclaimer gives back the rest of the ring and keeps the queue and
+/// what lies past it, up to the peer's highest byte. Once the hole is
+/// filled, every byte reads back in order. (Before, a ring holding data
+/// out of order was never trimmed.)
+#[test]
+fn an_idle_receive_ring_holding_data_out_of_order_keeps_it_and_gives_back_the_rest() {
+    let mut o = PairOpts::default();
+    o.server.rx_buffer = 1 << 20;
+    o.wire.checksum_offload = false;
+    let mut p = Pair::with(o);
+    let (mut raw, fd) = connect_raw(&mut p);
+
+    // 400,000 bytes in order, read: the ring moves well past what a trim keeps.
+    let first: Vec<u8> = (0..400_000u32).map(|i| (i % 239) as u8).collect();
+    send_in_order(&mut p, &mut raw, &first);
+    let mut got = vec![0u8; first.len()];
+    recv_all(&mut p, &mut raw, fd, &mut got, 700);
+    assert!(got == first);
+
+    // 1,400 bytes lost, then 100,000 after them.
+    let second: Vec<u8> = (0..101_400u32).map(|i| (i % 233) as u8).collect();
+    let hole = raw.nxt;
+    raw.nxt = hole.wrapping_add(1400);
+    send_in_order(&mut p, &mut raw, &second[1400..]);
+    raw.run(&mut p, 5, 20);
+    let l = raw.last().clone();
+    assert_eq!(l.ack, hole, "the server still waits for the lost segment");
+    assert_eq!(l.sack.first().map(|b| b.1), Some(raw.nxt), "{l:?}");
+
+    // Three seconds with nothing from the client: the connection is idle.
+    let before = p.s.driver().stats();
+    raw.run(&mut p, 300, 10_000);
+    let s = p.s.driver().stats();
+    assert!(
+        s.buffer_trims > before.buffer_trims,
+        "the receive ring holding data out of order was trimmed: {s:?}"
+    );
+    // The receive ring keeps 100,000 bytes out of order and 64 KiB after
+    // them; the transmit ring, unused, 64 KiB. Untrimmed, the receive ring
+    // could hold the 501,400 bytes that went through it.
+    assert!(
+        s.buffer_committed < 300_000,
+        "committed {} (was {})",
+        s.buffer_committed,
+        before.buffer_committed
+    );
+
+    // The lost segment comes: every byte, in order.
+    emit(
+        &mut p,
+        &seg(hole, raw.srv_nxt, 8192, &second[..1400]),
+        false,
+    );
+    raw.run(&mut p, 5, 20);
+    assert_eq!(raw.last().ack, raw.nxt, "the hole is filled");
+    let mut got = vec![0u8; second.len()];
+    recv_all(&mut p, &mut raw, fd, &mut got, 701);
+    assert!(
+        got == second,
+        "the bytes held out of order survived the trim"
+    );
+}

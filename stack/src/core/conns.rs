@@ -706,7 +706,12 @@ impl Conns {
             let (mut rx_mark, mut tx_mark) = (rx0, tx0);
             // Data each buffer holds now (received and not read; not yet
             // sent or acknowledged).
-            let (rx_held, tx_held) = (c.sock_ref().recv_queue(), c.sock_ref().send_queue());
+            let (rx_queued, tx_held) = (c.sock_ref().recv_queue(), c.sock_ref().send_queue());
+            // A receive ring also holds what came out of order past its queue,
+            // up to the peer's highest byte (unknown before the first ACK: then
+            // it is not trimmed).
+            let rx_beyond = c.rec.rx_beyond();
+            let rx_held = rx_queued + rx_beyond.unwrap_or(0) as usize;
             // Far: more of the ring may be committed (bytes that went through
             // it since the mark) than a trim keeps (what it holds, and KEEP).
             let far = |now: u32, then: u32, held: usize| {
@@ -722,10 +727,12 @@ impl Conns {
                 // A buffer holding data keeps it (and KEEP bytes after it,
                 // where the next bytes go); the rest of its ring, bytes
                 // already read or acknowledged, is given back too.
-                if rx_far && c.rec.rx_settled() {
+                if rx_far && rx_beyond.is_some() {
                     // Received data starts at the read position: where a peek
-                    // of nothing points. (With no data out of order held past
-                    // it, the queue is all the ring holds.) A socket that can
+                    // of nothing points. The queue follows it, then whatever
+                    // came out of order, which smoltcp's assembler writes at
+                    // its offset past the queue's end: keeping `held` bytes
+                    // from the read position keeps both. A socket that can
                     // receive no more and holds nothing (the peer's FIN came,
                     // all read) refuses the peek; nothing will be written to
                     // its buffer again, so none of it is kept.

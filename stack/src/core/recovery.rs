@@ -450,7 +450,7 @@ pub(crate) struct Recovery {
     /// The first sequence numbers seen each way, for [`Recovery::moved`].
     tx_base: u32,
     rx_base: Option<u32>,
-    /// The acknowledgment number we last sent (see [`Recovery::rx_settled`]),
+    /// The acknowledgment number we last sent (see [`Recovery::rx_beyond`]),
     /// and the window field the socket put beside it.
     ack_out: Option<u32>,
     win_out: Option<u16>,
@@ -797,7 +797,7 @@ impl Recovery {
     /// store: it takes data up to its free space, which grows past the
     /// edge it last advertised as the application reads, and a peer that
     /// does not keep to the edge may send there. Only its end is noted
-    /// (so [`Recovery::rx_settled`] knows the socket may hold data out of
+    /// (so [`Recovery::rx_beyond`] knows the socket may hold data out of
     /// order, and the buffer reclaimer keeps that part of the ring); its
     /// ACK and SACK blocks are not read. A segment past `rcv.nxt` plus the
     /// whole buffer (`cap`) is one the socket cannot store: ignored.
@@ -901,14 +901,20 @@ impl Recovery {
             .map(|_| (seq, end))
     }
 
-    /// Whether everything the peer sent that the engine saw has been
-    /// acknowledged: then the socket holds no out-of-order data past its
-    /// receive queue (the free part of its receive buffer is unused).
-    pub(crate) fn rx_settled(&self) -> bool {
+    /// How far past the acknowledgment number last sent the peer's data
+    /// reaches: what the socket may hold out of order past its receive
+    /// queue (it holds nothing past that, so the rest of its receive buffer
+    /// is unused). 0 when everything the engine saw is acknowledged; `None`
+    /// before anything was acknowledged (unknown).
+    pub(crate) fn rx_beyond(&self) -> Option<u32> {
         match (self.rx_base, self.ack_out) {
-            (None, _) => true,
-            (Some(_), None) => false,
-            (Some(_), Some(a)) => !after(self.peer_end, a),
+            (None, _) => Some(0),
+            (Some(_), None) => None,
+            (Some(_), Some(a)) => Some(if after(self.peer_end, a) {
+                self.peer_end.wrapping_sub(a)
+            } else {
+                0
+            }),
         }
     }
 
@@ -2288,14 +2294,22 @@ mod tests {
             },
             0,
         );
-        assert!(r.rx_settled());
+        assert_eq!(r.rx_beyond(), Some(0));
         assert!(!r.acceptable(5_200, 100), "past the advertised edge");
         r.note_outside(1 << 30, 100, 1 << 20);
-        assert!(r.rx_settled(), "past the whole buffer: never stored");
+        assert_eq!(
+            r.rx_beyond(),
+            Some(0),
+            "past the whole buffer: never stored"
+        );
         r.note_outside(1_000, 100, 1 << 20);
-        assert!(r.rx_settled(), "below rcv.nxt");
+        assert_eq!(r.rx_beyond(), Some(0), "below rcv.nxt");
         r.note_outside(5_200, 100, 1 << 20);
-        assert!(!r.rx_settled(), "the socket may hold it out of order");
+        assert_eq!(
+            r.rx_beyond(),
+            Some(300),
+            "the socket may hold it out of order, up to 5,300"
+        );
     }
 
     #[test]
