@@ -229,3 +229,75 @@ fn an_idle_receive_ring_holding_data_out_of_order_keeps_it_and_gives_back_the_re
         "the bytes held out of order survived the trim"
     );
 }
+
+/// Data out of order counts against the memory budget, and under it data
+/// past a hole is refused first: with a 128 KiB budget, a peer that sends
+/// 300,000 bytes past a lost segment has the part past the budget dropped
+/// (counted in `rx_budget_drops`, its ACK kept), while the segment that
+/// fills the hole is always taken. Before, data out of order was not
+/// counted: a peer could fill every connection's receive buffer past a
+/// hole whatever the budget. Every byte arrives once the peer resends
+/// from the server's ACK.
+#[test]
+fn data_out_of_order_counts_against_the_buffer_budget() {
+    const BUDGET: usize = 128 << 10;
+    let mut o = PairOpts::default();
+    o.server.rx_buffer = 1 << 20;
+    o.server.buffer_budget = BUDGET;
+    o.wire.checksum_offload = false;
+    let mut p = Pair::with(o);
+    let (mut raw, fd) = connect_raw(&mut p);
+
+    let data: Vec<u8> = (0..301_400u32).map(|i| (i % 229) as u8).collect();
+    let base = raw.nxt;
+    raw.nxt = base.wrapping_add(1400);
+    let before = p.s.driver().stats();
+    send_in_order(&mut p, &mut raw, &data[1400..]);
+    raw.run(&mut p, 5, 20);
+    let s = p.s.driver().stats();
+    assert!(
+        s.rx_budget_drops > before.rx_budget_drops,
+        "data past the hole was refused once the budget was used: {s:?}"
+    );
+    assert!(
+        s.buffer_queued_peak <= (BUDGET + (64 << 10)) as u64,
+        "peak {} with a budget of {BUDGET}: {s:?} sack {:?}",
+        s.buffer_queued_peak,
+        raw.last().sack
+    );
+    // SACKed up to where the server stopped taking data.
+    let held_to = raw.last().sack.first().map(|b| b.1).expect("a SACK block");
+    assert!(
+        held_to.wrapping_sub(base) < 300_000,
+        "not all of it was held"
+    );
+
+    // The lost segment is taken whatever the budget; then the client goes
+    // on from the server's ACK, as a sender would, while the application
+    // reads.
+    emit(&mut p, &seg(base, raw.srv_nxt, 8192, &data[..1400]), false);
+    raw.run(&mut p, 5, 20);
+    let acked = raw.last().ack;
+    assert_eq!(acked, held_to, "the hole filled, what was held is in order");
+    let mut got = vec![0u8; data.len()];
+    let recv = opcode::Recv::new(fd, got.as_mut_ptr(), got.len() as u32)
+        .flags(libc::MSG_WAITALL)
+        .user_data(702);
+    // SAFETY: `got` outlives the RECV, which completes (waited for below).
+    unsafe { push(&mut p.s, recv.build()) };
+    for _ in 0..200 {
+        let from = raw.last().ack;
+        let off = from.wrapping_sub(base) as usize;
+        if off >= data.len() {
+            break;
+        }
+        raw.nxt = from;
+        let end = (off + 64_000).min(data.len());
+        send_in_order(&mut p, &mut raw, &data[off..end]);
+        raw.run(&mut p, 5, 100);
+    }
+    raw.run(&mut p, 10, 100);
+    let c = take(&mut p.s_cqes, 702).expect("the RECV completed");
+    assert_eq!(c.res, data.len() as i32);
+    assert!(got == data, "every byte, in order");
+}

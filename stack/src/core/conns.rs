@@ -627,7 +627,10 @@ impl Conns {
     pub(crate) fn recharge(&mut self, cid: ConnId) {
         let c = self.slab.at_mut(cid.index());
         let s = c.sock_ref();
-        let now = (s.recv_queue() + s.send_queue()) as u32;
+        // What came out of order is held too (an upper bound: see
+        // `Recovery::rx_beyond`).
+        let beyond = c.rec.rx_beyond().unwrap_or(0);
+        let now = (s.recv_queue() + s.send_queue()) as u32 + beyond;
         self.queued = self.queued - c.charged as usize + now as usize;
         c.charged = now;
         self.queued_peak = self.queued_peak.max(self.queued);
@@ -655,14 +658,24 @@ impl Conns {
 
     /// Whether data arriving for `cid` is over the memory budget: the
     /// budget is used up and the connection already holds at least [`KEEP`]
-    /// unread bytes (below that it always takes data, as Linux's
-    /// `tcp_rmem[0]`). Such data is dropped, its ACK kept (Linux's
-    /// `TCPRcvQDrop`); the peer sends it again.
+    /// bytes (below that it always takes data, as Linux's `tcp_rmem[0]`).
+    /// Data in order counts what is unread; data starting at `seq` past the
+    /// ACK last sent (out of order) also what is already held out of order, so a hole can always
+    /// be filled while data past it is refused first (Linux's
+    /// `tcp_data_queue_ofo` drops such data under memory pressure). Such
+    /// data is dropped, its ACK kept (Linux's `TCPRcvQDrop`); the peer sends
+    /// it again.
     #[inline]
-    pub(crate) fn rx_over_budget(&self, cid: ConnId) -> bool {
-        self.budget != 0
-            && self.queued >= self.budget
-            && self.get(cid).sock_ref().recv_queue() >= KEEP
+    pub(crate) fn rx_over_budget(&self, cid: ConnId, seq: u32) -> bool {
+        if self.budget == 0 || self.queued < self.budget {
+            return false;
+        }
+        let c = self.get(cid);
+        let mut held = c.sock_ref().recv_queue();
+        if c.rec.ahead_of_ack(seq) {
+            held += c.rec.rx_beyond().unwrap_or(0) as usize;
+        }
+        held >= KEEP
     }
 
     /// The buffer reclaimer: looks at the next `n` connection slots (a

@@ -33,6 +33,10 @@ pub(crate) enum Ingress<'a> {
         /// Inside the receive window (`Recovery::acceptable`): recovery
         /// read it.
         in_window: bool,
+        /// Its data is over the memory budget (`Conns::rx_over_budget`): the
+        /// segment goes to the socket as a pure ACK, and recovery heard no
+        /// data in it.
+        strip: bool,
     },
     /// A segment for no socket: let smoltcp answer it (RST) with no socket.
     NoSocket { ip: &'a [u8], src_mac: MacAddr },
@@ -224,6 +228,9 @@ impl Core {
             _ => self.conns.lookup(key),
         };
         if let Some(cid) = known {
+            let seq = tcp.seq_number().0 as u32;
+            let carries = !tcp.payload().is_empty() || tcp.fin();
+            let strip = carries && self.conns.rx_over_budget(cid, seq);
             let c = self.conns.get_mut(cid);
             if syn && tcp.header_len() > 20 {
                 // The peer's window scale and MSS (a SYN-ACK, or a SYN again).
@@ -231,8 +238,14 @@ impl Core {
             }
             let (repair, dsack, in_window) = if c.established {
                 let mut h = Heard {
-                    seq: tcp.seq_number().0 as u32,
-                    len: (tcp.payload().len() + usize::from(tcp.fin())) as u32,
+                    seq,
+                    // A segment stripped for the budget reaches the socket
+                    // with no data: recovery hears none either.
+                    len: if strip {
+                        0
+                    } else {
+                        (tcp.payload().len() + usize::from(tcp.fin())) as u32
+                    },
                     ack: tcp.ack_number().0 as u32,
                     win: tcp.window_len(),
                     control: syn || rst || !ack,
@@ -259,7 +272,7 @@ impl Core {
                         self.stats.fast_retransmits += 1;
                     }
                     self.stats.recovery_undos += u64::from(c.rec.undos.wrapping_sub(undos));
-                    let data = tcp.payload().len() as u32;
+                    let data = if strip { 0 } else { tcp.payload().len() as u32 };
                     let dsack = if h.control || tcp.fin() || data == 0 {
                         None
                     } else {
@@ -277,6 +290,7 @@ impl Core {
                 repair,
                 dsack,
                 in_window,
+                strip,
             };
         }
         if syn && !ack && !rst {
@@ -304,6 +318,7 @@ impl Core {
                         repair: None,
                         dsack: None,
                         in_window: true,
+                        strip: false,
                     };
                 }
                 // The SYN queue (or the connection table) is full.

@@ -901,6 +901,13 @@ impl Recovery {
             .map(|_| (seq, end))
     }
 
+    /// Whether data starting at `seq` lies past the acknowledgment number
+    /// last sent (out of order, or in order ahead of a delayed ACK).
+    #[inline]
+    pub(crate) fn ahead_of_ack(&self, seq: u32) -> bool {
+        self.ack_out.is_some_and(|a| after(seq, a))
+    }
+
     /// How far past the acknowledgment number last sent the peer's data
     /// reaches: what the socket may hold out of order past its receive
     /// queue (it holds nothing past that, so the rest of its receive buffer
@@ -995,7 +1002,9 @@ impl Recovery {
         if first {
             self.rx_base = Some(h.seq);
         }
-        if first || after(end, self.peer_end) {
+        // Only data moves the peer's end: a pure ACK (or a segment whose data
+        // the memory budget stripped) brings nothing the socket may hold.
+        if first || (h.len > 0 && after(end, self.peer_end)) {
             self.peer_end = end;
         }
         self.win = h.win;

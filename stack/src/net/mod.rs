@@ -195,13 +195,13 @@ impl<N: Nic> Pump<N> {
                         repair,
                         dsack,
                         in_window,
+                        strip,
                     } => {
                         let at = ip.as_ptr() as usize - frame.as_ref().as_ptr() as usize;
                         let len = ip.len();
                         if core.conns.get_mut(cid).rec.take_refit() {
                             core.conns.refit_timeout(cid);
                         }
-                        let over_budget = core.conns.rx_over_budget(cid);
                         let c = core.conns.get_mut(cid);
                         let now = Instant::from_micros(c.rec.socket_time(core.now_us) as i64);
                         let off = c.seq_off;
@@ -211,7 +211,7 @@ impl<N: Nic> Pump<N> {
                         } else {
                             &mut frame.as_mut()[at..at + len]
                         };
-                        if over_budget {
+                        if strip {
                             let ip_csum = caps.checksum.ipv4.rx();
                             if let Some(end) = device::strip_payload(ip, ip_csum, csum) {
                                 ip = &mut ip[..end];
