@@ -640,6 +640,7 @@ impl Nic for LoopbackPort {
 
     /// Returns the frame's buffer to the free list of the port that sent
     /// it. Give each port only frames it received itself.
+    #[inline]
     fn rx_release(&mut self, frame: LoopbackFrame) {
         debug_assert_eq!(frame.buf.len(), self.rx.buf_len, "frame from another wire");
         // Only fails if the frame came from another port's direction and this

@@ -38,7 +38,7 @@ pub struct Inline<N: Nic> {
     last_work_us: u64,
     /// The ring was set up with `IORING_SETUP_DEFER_TASKRUN`: an enter
     /// without `IORING_ENTER_GETEVENTS` takes no frames
-    /// ([`Engine::step_submit`]).
+    /// ([`Engine::step_with`]).
     defer_taskrun: bool,
 }
 
@@ -158,11 +158,10 @@ impl<N: Nic> Driver for Inline<N> {
     ) -> Result<u32, Errno> {
         let before = self.engine.sqes();
         let now = self.clock.now_us();
-        let worked = if flags & IORING_ENTER_GETEVENTS == 0 && self.defer_taskrun {
-            self.engine.step_submit(now)
-        } else {
-            self.engine.step(now)
-        };
+        // Frames are taken unless a DEFER_TASKRUN ring only submits
+        // (Engine::step_with).
+        let rx = flags & IORING_ENTER_GETEVENTS != 0 || !self.defer_taskrun;
+        let worked = self.engine.step_with(now, rx);
         if worked || to_submit > 0 {
             self.last_work_us = now;
         }

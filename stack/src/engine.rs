@@ -294,17 +294,19 @@ impl<N: Nic> Engine<N> {
         self.run_step(now_us, None, true)
     }
 
-    /// A step for an `io_uring_enter` without `IORING_ENTER_GETEVENTS` on a
-    /// ring set up with `IORING_SETUP_DEFER_TASKRUN`: the SQEs are issued
-    /// (those that can complete at once do, as the kernel's inline issue),
-    /// timers and egress run, but no frame is taken from the NIC. In the
-    /// kernel, what arriving data completes (a multishot receive taking a
-    /// provided buffer, a poll firing) is task work that such a ring runs only
-    /// when the application asks for events; a program that submits while it
-    /// walks its CQEs relies on that (a new receive cannot take a buffer that
-    /// the CQEs it has not yet handled will give back).
-    pub(crate) fn step_submit(&mut self, now_us: u64) -> bool {
-        self.run_step(now_us, None, false)
+    /// [`Engine::step`] with `rx`. Without it, the step for an
+    /// `io_uring_enter` without `IORING_ENTER_GETEVENTS` on a ring set up
+    /// with `IORING_SETUP_DEFER_TASKRUN`: the SQEs are issued (those that
+    /// can complete at once do, as the kernel's inline issue), timers and
+    /// egress run, but no frame is taken from the NIC. In the kernel, what
+    /// arriving data completes (a multishot receive taking a provided
+    /// buffer, a poll firing) is task work that such a ring runs only when
+    /// the application asks for events; a program that submits while it
+    /// walks its CQEs relies on that (a new receive cannot take a buffer
+    /// that the CQEs it has not yet handled will give back).
+    #[inline]
+    pub(crate) fn step_with(&mut self, now_us: u64, rx: bool) -> bool {
+        self.run_step(now_us, None, rx)
     }
 
     /// One step for a caller waiting for `want` CQEs (the inline driver's
@@ -327,8 +329,8 @@ impl<N: Nic> Engine<N> {
     /// 1. flush the CQ overflow backlog; take the SQEs and issue them
     ///    (`Core::process_sqes`), then what a drain barrier releases;
     /// 2. take up to `rx_budget` frames from the NIC and feed each to its
-    ///    connection's socket (`Pump::poll_rx`; not with `rx` false, see
-    ///    [`Engine::step_submit`]);
+    ///    connection's socket (`Pump::poll_rx`; not without `rx`, see
+    ///    [`Engine::step_with`]);
     /// 3. service the connections the frames touched (`Core::run_ready`:
     ///    accepts, receives, sends, polls, connects);
     /// 4. (waiting for `want` CQEs: advance chains and drain, and if the CQ

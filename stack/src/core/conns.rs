@@ -656,6 +656,13 @@ impl Conns {
             .max(KEEP.saturating_sub(queued))
     }
 
+    /// Whether the memory budget is used up (the first test of
+    /// [`Conns::rx_over_budget`], inlined on the per-segment path).
+    #[inline(always)]
+    pub(crate) fn budget_used(&self) -> bool {
+        self.budget != 0 && self.queued >= self.budget
+    }
+
     /// Whether data arriving for `cid` is over the memory budget: the
     /// budget is used up and the connection already holds at least [`KEEP`]
     /// bytes (below that it always takes data, as Linux's `tcp_rmem[0]`).
@@ -665,9 +672,9 @@ impl Conns {
     /// `tcp_data_queue_ofo` drops such data under memory pressure). Such
     /// data is dropped, its ACK kept (Linux's `TCPRcvQDrop`); the peer sends
     /// it again.
-    #[inline]
+    #[cold]
     pub(crate) fn rx_over_budget(&self, cid: ConnId, seq: u32) -> bool {
-        if self.budget == 0 || self.queued < self.budget {
+        if !self.budget_used() {
             return false;
         }
         let c = self.get(cid);

@@ -228,9 +228,11 @@ impl Core {
             _ => self.conns.lookup(key),
         };
         if let Some(cid) = known {
-            let seq = tcp.seq_number().0 as u32;
-            let carries = !tcp.payload().is_empty() || tcp.fin();
-            let strip = carries && self.conns.rx_over_budget(cid, seq);
+            // Over the memory budget, data is cut before the socket sees it
+            // (`Conns::rx_over_budget`); recovery then hears none either.
+            let strip = self.conns.budget_used()
+                && (!tcp.payload().is_empty() || tcp.fin())
+                && self.conns.rx_over_budget(cid, tcp.seq_number().0 as u32);
             let c = self.conns.get_mut(cid);
             if syn && tcp.header_len() > 20 {
                 // The peer's window scale and MSS (a SYN-ACK, or a SYN again).
@@ -238,19 +240,16 @@ impl Core {
             }
             let (repair, dsack, in_window) = if c.established {
                 let mut h = Heard {
-                    seq,
-                    // A segment stripped for the budget reaches the socket
-                    // with no data: recovery hears none either.
-                    len: if strip {
-                        0
-                    } else {
-                        (tcp.payload().len() + usize::from(tcp.fin())) as u32
-                    },
+                    seq: tcp.seq_number().0 as u32,
+                    len: (tcp.payload().len() + usize::from(tcp.fin())) as u32,
                     ack: tcp.ack_number().0 as u32,
                     win: tcp.window_len(),
                     control: syn || rst || !ack,
                     ..Heard::default()
                 };
+                if strip {
+                    h.len = 0;
+                }
                 if !h.control && !c.rec.acceptable(h.seq, h.len) {
                     // Outside the receive window: the socket drops it
                     // without reading its ACK (as Linux does), and so does
@@ -272,8 +271,8 @@ impl Core {
                         self.stats.fast_retransmits += 1;
                     }
                     self.stats.recovery_undos += u64::from(c.rec.undos.wrapping_sub(undos));
-                    let data = if strip { 0 } else { tcp.payload().len() as u32 };
-                    let dsack = if h.control || tcp.fin() || data == 0 {
+                    let data = tcp.payload().len() as u32;
+                    let dsack = if h.control || tcp.fin() || data == 0 || strip {
                         None
                     } else {
                         c.rec.duplicate(h.seq, data)

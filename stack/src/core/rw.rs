@@ -152,6 +152,8 @@ impl Core {
         loop {
             let c = self.conns.get_mut(cid);
             let avail = c.sock_ref().recv_queue();
+            // The peer's FIN came (Linux's tcp_inq_hint: SOCK_NONEMPTY).
+            let fin = c.nonempty_flag(0);
             // After SHUT_RD, what is (and keeps) arriving is still read, as
             // in Linux; only an empty queue reads as EOF.
             if avail == 0 {
@@ -174,8 +176,6 @@ impl Core {
                     self.cq.finish(id, done as i32, 0);
                     return Progress::Done;
                 }
-                // At EOF the peer's FIN has come (or SHUT_RD): Linux's hint.
-                let eof_flags = c.nonempty_flag(0);
                 if c.read_closed() && reserve > 0 {
                     // Multishot RECVMSG reports EOF in a buffer: a header with
                     // payloadlen 0 (io_uring_recvmsg_out), res = header size.
@@ -188,7 +188,7 @@ impl Core {
                     let (res, flags) = match write_recvmsg_out(b, reserve, 0) {
                         Ok(()) => {
                             let more = self.bufs.commit(g, reserve);
-                            (reserve as i32, buf_flags(b.bid) | more | eof_flags)
+                            (reserve as i32, buf_flags(b.bid) | more | fin)
                         }
                         Err(e) => (e.as_res(), 0),
                     };
@@ -197,7 +197,7 @@ impl Core {
                 }
                 if c.read_closed() {
                     finish_msghdr(msg);
-                    self.cq.finish(id, done as i32, eof_flags);
+                    self.cq.finish(id, done as i32, fin);
                     return Progress::Done;
                 }
                 if !c.established && c.phase != Phase::Connecting {
@@ -254,6 +254,11 @@ impl Core {
                     }
                 };
                 let rest = self.conns.get(cid).sock_ref().recv_queue();
+                let flags = if rest > 0 {
+                    IORING_CQE_F_SOCK_NONEMPTY
+                } else {
+                    fin
+                };
                 let total = done + got as u32;
                 if got > 0 {
                     self.conns.mark_dirty(cid);
@@ -268,7 +273,6 @@ impl Core {
                     done = total;
                     continue;
                 }
-                let flags = self.conns.get(cid).nonempty_flag(rest);
                 finish_msghdr(msg);
                 self.cq.finish(id, total as i32, flags);
                 return Progress::Done;
@@ -338,7 +342,12 @@ impl Core {
                 };
             }
             self.conns.mark_dirty(cid);
-            let flags = buf_flags(b.bid) | more | self.conns.get(cid).nonempty_flag(rest);
+            let nonempty = if rest > 0 {
+                IORING_CQE_F_SOCK_NONEMPTY
+            } else {
+                fin
+            };
+            let flags = buf_flags(b.bid) | more | nonempty;
             // The total cap: once used up, this CQE is the multishot's last
             // (io_recv_finish's IORING_RECV_MSHOT_LIM).
             let capped_out = total > 0 && {
