@@ -667,11 +667,11 @@ impl Conns {
     /// budget is used up and the connection already holds at least [`KEEP`]
     /// bytes (below that it always takes data, as Linux's `tcp_rmem[0]`).
     /// Data in order counts what is unread; data starting at `seq` past the
-    /// ACK last sent (out of order) also what is already held out of order, so a hole can always
-    /// be filled while data past it is refused first (Linux's
-    /// `tcp_data_queue_ofo` drops such data under memory pressure). Such
-    /// data is dropped, its ACK kept (Linux's `TCPRcvQDrop`); the peer sends
-    /// it again.
+    /// ACK last sent (out of order) also what is already held out of order,
+    /// so a hole can always be filled while data past it is refused first
+    /// (Linux's `tcp_data_queue_ofo` drops such data under memory pressure).
+    /// Such data is dropped, its ACK kept (Linux's `TCPRcvQDrop`); the peer
+    /// sends it again.
     #[cold]
     pub(crate) fn rx_over_budget(&self, cid: ConnId, seq: u32) -> bool {
         if !self.budget_used() {

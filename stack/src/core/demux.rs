@@ -230,8 +230,9 @@ impl Core {
         if let Some(cid) = known {
             // Over the memory budget, data is cut before the socket sees it
             // (`Conns::rx_over_budget`); recovery then hears none either.
+            // (A FIN alone is never cut: only payload is.)
             let strip = self.conns.budget_used()
-                && (!tcp.payload().is_empty() || tcp.fin())
+                && !tcp.payload().is_empty()
                 && self.conns.rx_over_budget(cid, tcp.seq_number().0 as u32);
             let c = self.conns.get_mut(cid);
             if syn && tcp.header_len() > 20 {
