@@ -18,6 +18,21 @@
 //! The socket calls for ringline's sockets are in [`sockets`]; the NIC and
 //! addresses in [`nic`]. `docs/capi.md` describes the whole library.
 
+/// Declares exported functions for features ringline does not have: each
+/// returns `-err` and reads none of its arguments (liburing's functions for
+/// kernel features the engine lacks, answered as a kernel without them).
+macro_rules! unsupported {
+    ($($(#[$m:meta])* fn $name:ident($($ty:ty),*) -> $ret:ty = $err:expr;)*) => {$(
+        $(#[$m])*
+        ///
+        /// # Safety
+        ///
+        /// None: the arguments are not read.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($(_: $ty),*) -> $ret { -($err as $ret) }
+    )*};
+}
+
 mod backend;
 pub mod newer;
 pub mod nic;
@@ -996,69 +1011,56 @@ pub unsafe extern "C" fn io_uring_register_probe(ring: *mut IoUring, p: *mut Pro
     unsafe { register_raw(ring, abi::IORING_REGISTER_PROBE, p as u64, n) }
 }
 
-/// Resource tags, eventfds, personalities, restrictions, the io-wq knobs and
-/// the raw system calls: ringline's engine has none, so these
-/// fail with the errno a kernel without the feature gives (listed in
-/// docs/capi.md).
-macro_rules! unsupported {
-    ($($(#[$m:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $err:expr;)*) => {$(
-        $(#[$m])*
-        ///
-        /// # Safety
-        ///
-        /// None: the arguments are not read.
-        #[no_mangle]
-        pub unsafe extern "C" fn $name($(_: $ty),*) -> i32 { -$err }
-    )*};
-}
-
+// Resource tags, eventfds, personalities, the io-wq knobs and the raw system
+// calls: ringline's engine has none, so these fail with the errno a kernel
+// without the feature gives (listed in docs/capi.md).
 unsupported! {
     /// `io_uring_register_buffers_tags`.
-    fn io_uring_register_buffers_tags(r: *mut IoUring, v: *const libc::iovec, t: *const u64, n: u32) -> libc::EOPNOTSUPP;
+    fn io_uring_register_buffers_tags(*mut IoUring, *const libc::iovec, *const u64, u32) -> i32 = libc::EOPNOTSUPP;
     /// `io_uring_register_buffers_update_tag`.
-    fn io_uring_register_buffers_update_tag(r: *mut IoUring, o: u32, v: *const libc::iovec, t: *const u64, n: u32) -> libc::EOPNOTSUPP;
+    fn io_uring_register_buffers_update_tag(*mut IoUring, u32, *const libc::iovec, *const u64, u32) -> i32 = libc::EOPNOTSUPP;
     /// `io_uring_register_files_tags`.
-    fn io_uring_register_files_tags(r: *mut IoUring, f: *const i32, t: *const u64, n: u32) -> libc::EOPNOTSUPP;
+    fn io_uring_register_files_tags(*mut IoUring, *const i32, *const u64, u32) -> i32 = libc::EOPNOTSUPP;
     /// `io_uring_register_files_update_tag`.
-    fn io_uring_register_files_update_tag(r: *mut IoUring, o: u32, f: *const i32, t: *const u64, n: u32) -> libc::EOPNOTSUPP;
+    fn io_uring_register_files_update_tag(*mut IoUring, u32, *const i32, *const u64, u32) -> i32 = libc::EOPNOTSUPP;
     /// `io_uring_register_eventfd`.
-    fn io_uring_register_eventfd(r: *mut IoUring, fd: i32) -> libc::EOPNOTSUPP;
+    fn io_uring_register_eventfd(*mut IoUring, i32) -> i32 = libc::EOPNOTSUPP;
     /// `io_uring_register_eventfd_async`.
-    fn io_uring_register_eventfd_async(r: *mut IoUring, fd: i32) -> libc::EOPNOTSUPP;
+    fn io_uring_register_eventfd_async(*mut IoUring, i32) -> i32 = libc::EOPNOTSUPP;
     /// `io_uring_unregister_eventfd`.
-    fn io_uring_unregister_eventfd(r: *mut IoUring) -> libc::ENXIO;
+    fn io_uring_unregister_eventfd(*mut IoUring) -> i32 = libc::ENXIO;
     /// `io_uring_register_personality`.
-    fn io_uring_register_personality(r: *mut IoUring) -> libc::EOPNOTSUPP;
+    fn io_uring_register_personality(*mut IoUring) -> i32 = libc::EOPNOTSUPP;
     /// `io_uring_unregister_personality`.
-    fn io_uring_unregister_personality(r: *mut IoUring, id: i32) -> libc::EINVAL;
+    fn io_uring_unregister_personality(*mut IoUring, i32) -> i32 = libc::EINVAL;
     /// `io_uring_register_restrictions`: only a ring set up with
     /// `IORING_SETUP_R_DISABLED` takes restrictions, and ringline refuses that
     /// flag, so `-EBADFD` as the kernel answers for an enabled ring.
-    fn io_uring_register_restrictions(r: *mut IoUring, p: *mut libc::c_void, n: u32) -> libc::EBADFD;
+    fn io_uring_register_restrictions(*mut IoUring, *mut libc::c_void, u32) -> i32 = libc::EBADFD;
     /// `io_uring_enable_rings`: rings are never disabled (`R_DISABLED` is
     /// refused): `-EBADFD`, as the kernel for a ring that is enabled.
-    fn io_uring_enable_rings(r: *mut IoUring) -> libc::EBADFD;
+    fn io_uring_enable_rings(*mut IoUring) -> i32 = libc::EBADFD;
     /// `io_uring_register_iowq_aff`: no io-wq.
-    fn io_uring_register_iowq_aff(r: *mut IoUring, n: usize, m: *const libc::cpu_set_t) -> libc::EOPNOTSUPP;
+    fn io_uring_register_iowq_aff(*mut IoUring, usize, *const libc::cpu_set_t) -> i32 = libc::EOPNOTSUPP;
     /// `io_uring_unregister_iowq_aff`.
-    fn io_uring_unregister_iowq_aff(r: *mut IoUring) -> libc::EOPNOTSUPP;
+    fn io_uring_unregister_iowq_aff(*mut IoUring) -> i32 = libc::EOPNOTSUPP;
     /// `io_uring_register_iowq_max_workers`.
-    fn io_uring_register_iowq_max_workers(r: *mut IoUring, v: *mut u32) -> libc::EOPNOTSUPP;
+    fn io_uring_register_iowq_max_workers(*mut IoUring, *mut u32) -> i32 = libc::EOPNOTSUPP;
     /// `io_uring_register_ring_fd`: the ring fd is not a kernel ring (`-EINVAL`,
     /// as a kernel before 5.18; liburing programs fall back to the plain fd).
-    fn io_uring_register_ring_fd(r: *mut IoUring) -> libc::EINVAL;
+    fn io_uring_register_ring_fd(*mut IoUring) -> i32 = libc::EINVAL;
     /// `io_uring_unregister_ring_fd`.
-    fn io_uring_unregister_ring_fd(r: *mut IoUring) -> libc::EINVAL;
+    fn io_uring_unregister_ring_fd(*mut IoUring) -> i32 = libc::EINVAL;
     /// `io_uring_queue_mmap`: ringline rings are not made from a kernel fd.
-    fn io_uring_queue_mmap(fd: i32, p: *mut Params, r: *mut IoUring) -> libc::EOPNOTSUPP;
+    fn io_uring_queue_mmap(i32, *mut Params, *mut IoUring) -> i32 = libc::EOPNOTSUPP;
     /// `io_uring_setup`: the raw system call (`-ENOSYS`): use `io_uring_queue_init`.
-    fn io_uring_setup(e: u32, p: *mut Params) -> libc::ENOSYS;
+    fn io_uring_setup(u32, *mut Params) -> i32 = libc::ENOSYS;
     /// `io_uring_enter`: the raw system call (`-ENOSYS`).
-    fn io_uring_enter(fd: u32, s: u32, m: u32, f: u32, sig: *mut libc::sigset_t) -> libc::ENOSYS;
+    fn io_uring_enter(u32, u32, u32, u32, *mut libc::sigset_t) -> i32 = libc::ENOSYS;
     /// `io_uring_enter2`: the raw system call (`-ENOSYS`).
-    fn io_uring_enter2(fd: u32, s: u32, m: u32, f: u32, sig: *mut libc::sigset_t, sz: usize) -> libc::ENOSYS;
+    fn io_uring_enter2(u32, u32, u32, u32, *mut libc::sigset_t, usize) -> i32 = libc::ENOSYS;
     /// `io_uring_register`: the raw system call (`-ENOSYS`).
-    fn io_uring_register(fd: u32, op: u32, a: *const libc::c_void, n: u32) -> libc::ENOSYS;
+    fn io_uring_register(u32, u32, *const libc::c_void, u32) -> i32 = libc::ENOSYS;
 }
 
 /// `io_uring_ring_dontfork`: ringline's ring memory is ordinary process memory;

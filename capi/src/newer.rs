@@ -443,21 +443,10 @@ pub unsafe extern "C" fn io_uring_submit_and_wait_min_timeout(
     }
 }
 
-/// Functions of liburing 2.4-2.15 for kernel features ringline does not have.
-/// Each answers as liburing does on a kernel without the feature.
-macro_rules! absent {
-    ($($(#[$m:meta])* fn $name:ident($($ty:ty),*) -> $ret:ty = $err:expr;)*) => {$(
-        $(#[$m])*
-        ///
-        /// # Safety
-        ///
-        /// None: the arguments are not read.
-        #[no_mangle]
-        pub unsafe extern "C" fn $name($(_: $ty),*) -> $ret { -($err as $ret) }
-    )*};
-}
-
-absent! {
+// Functions of liburing 2.4-2.15 for kernel features ringline does not have
+// (`unsupported!`, in lib.rs): each answers as liburing does on a kernel
+// without the feature.
+unsupported! {
     /// `io_uring_close_ring_fd`: liburing answers `-EOPNOTSUPP` when the ring
     /// lacks `IORING_FEAT_REG_REG_RING`, which ringline's rings do.
     fn io_uring_close_ring_fd(*mut IoUring) -> i32 = libc::EOPNOTSUPP;
