@@ -724,11 +724,11 @@ pub unsafe extern "C" fn __io_uring_sqring_wait(ring: *mut IoUring) -> i32 {
 
 /// `io_uring_register_buf_ring`: registers the provided-buffer ring the
 /// application mapped at `reg->ring_addr` as group `reg->bgid`. `flags` is
-/// OR-ed into `reg->flags`, as liburing 2.5 on does (2.3 ignored it):
-/// (truncated to the field's 16 bits, as liburing does):
-/// `IOU_PBUF_RING_INC` makes the ring incremental; `IOU_PBUF_RING_MMAP` (a
-/// ring the kernel allocates, mapped through the ring fd) and unknown bits
-/// are `-EINVAL`, as a kernel without them.
+/// OR-ed into `reg->flags` (truncated to the field's 16 bits), as liburing
+/// 2.5 on does; 2.3 ignored it. `IOU_PBUF_RING_INC` makes the ring
+/// incremental; `IOU_PBUF_RING_MMAP` (a ring the kernel allocates, mapped
+/// through the ring fd) and unknown bits are `-EINVAL`, as a kernel without
+/// them (`ringline_ring::bufring::incremental_flag`).
 ///
 /// # Safety
 ///
@@ -755,10 +755,10 @@ pub unsafe extern "C" fn io_uring_register_buf_ring(
 ///
 /// As [`io_uring_register_buf_ring`].
 unsafe fn register_buf_ring(st: &mut CRing, reg: &IoUringBufReg, flags: u16) -> i32 {
-    if flags & !abi::IOU_PBUF_RING_INC != 0
-        || !reg.ring_addr.is_multiple_of(4096)
-        || reg.resv.iter().any(|&w| w != 0)
-    {
+    let Some(inc) = ringline_ring::bufring::incremental_flag(flags) else {
+        return -libc::EINVAL;
+    };
+    if !reg.ring_addr.is_multiple_of(4096) || reg.resv.iter().any(|&w| w != 0) {
         return -libc::EINVAL;
     }
     // SAFETY: the caller's contract.
@@ -768,7 +768,7 @@ unsafe fn register_buf_ring(st: &mut CRing, reg: &IoUringBufReg, flags: u16) -> 
         Ok(c) => c,
         Err(e) => return e.errno(),
     };
-    if flags & abi::IOU_PBUF_RING_INC != 0 {
+    if inc {
         c.set_incremental();
     }
     match st.driver().register_buf_ring(reg.bgid, c) {

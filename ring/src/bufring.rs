@@ -26,6 +26,16 @@ const _: () = assert!(offset_of!(IoUringBuf, resv) == BUF_RING_TAIL_OFFSET);
 /// Largest number of entries of a buffer ring (a power of two below 65536).
 pub const MAX_BUF_RING_ENTRIES: u32 = 32768;
 
+/// What a provided-buffer ring's registration flags (`IOU_PBUF_RING_*`)
+/// ask of ringline: whether the ring is incremental (`IOU_PBUF_RING_INC`).
+/// `None` for any other bit, which is `-EINVAL` (`IOU_PBUF_RING_MMAP`, a
+/// ring the kernel allocates: ringline's rings are always the
+/// application's memory).
+pub fn incremental_flag(flags: u16) -> Option<bool> {
+    (flags & !crate::abi::IOU_PBUF_RING_INC == 0)
+        .then_some(flags & crate::abi::IOU_PBUF_RING_INC != 0)
+}
+
 /// Errors of [`BufRing::new`].
 #[derive(Debug, thiserror::Error)]
 pub enum BufRingError {
@@ -377,8 +387,8 @@ impl BufRingConsumer {
         self.cons.head()
     }
 
-    /// Makes the ring incremental (`IOU_PBUF_RING_INC`): see
-    /// [`BufRingConsumer::consume_bytes`].
+    /// Makes the ring incremental (`IOU_PBUF_RING_INC`, see
+    /// [`incremental_flag`]): see [`BufRingConsumer::consume_bytes`].
     pub fn set_incremental(&mut self) {
         self.inc = true;
     }

@@ -520,9 +520,7 @@ impl<N: Nic> App<N> {
             BUF_RING_REGISTER => {}
             _ => return Err(Errno(libc::EINVAL)),
         }
-        if m.flags & !ringline_ring::abi::IOU_PBUF_RING_INC != 0 {
-            return Err(Errno(libc::EINVAL));
-        }
+        let inc = ringline_ring::bufring::incremental_flag(m.flags).ok_or(Errno(libc::EINVAL))?;
         let entries = m.entries;
         if entries == 0
             || !entries.is_power_of_two()
@@ -545,7 +543,7 @@ impl<N: Nic> App<N> {
             ringline_ring::bufring::BufRingConsumer::from_raw(at, entries)
         };
         let mut consumer = consumer.map_err(|_| Errno(libc::EINVAL))?;
-        if m.flags & ringline_ring::abi::IOU_PBUF_RING_INC != 0 {
+        if inc {
             consumer.set_incremental();
         }
         self.engine.register_buf_ring(m.bgid, consumer)

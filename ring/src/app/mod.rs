@@ -553,11 +553,9 @@ impl<D: Driver> Ring<D> {
         bgid: u16,
         flags: u16,
     ) -> Result<BufRing, Errno> {
-        if flags & !abi::IOU_PBUF_RING_INC != 0 {
-            return Err(Errno::EINVAL);
-        }
+        let inc = crate::bufring::incremental_flag(flags).ok_or(Errno::EINVAL)?;
         let (ring, mut consumer) = self.driver.new_buf_ring(entries)?;
-        if flags & abi::IOU_PBUF_RING_INC != 0 {
+        if inc {
             consumer.set_incremental();
         }
         self.driver.register_buf_ring(bgid, consumer)?;
