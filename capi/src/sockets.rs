@@ -465,18 +465,17 @@ pub unsafe extern "C" fn setsockopt(
             return -1;
         }
     };
-    // The engine's order of checks (SETSOCKOPT): level, length, then the option.
-    let checked = if level != libc::SOL_SOCKET && level != libc::IPPROTO_TCP {
-        Err(libc::ENOPROTOOPT)
-    } else if (len as usize) < core::mem::size_of::<i32>() {
-        Err(libc::EINVAL)
-    } else if val.is_null() {
-        Err(libc::EFAULT)
-    } else {
-        // SAFETY: the caller's contract: val points to len >= 4 readable bytes.
-        let v = unsafe { val.cast::<i32>().read_unaligned() };
-        opts.set(level, name, v).map(|()| v).map_err(|e| e.0)
-    };
+    // The engine's checks (SETSOCKOPT's), then the value.
+    let checked = stack::setsockopt_checks(level, len as i32)
+        .and_then(|()| {
+            if val.is_null() {
+                return Err(Errno(libc::EFAULT));
+            }
+            // SAFETY: the caller's contract: val points to len >= 4 readable bytes.
+            let v = unsafe { val.cast::<i32>().read_unaligned() };
+            opts.set(level, name, v).map(|()| v)
+        })
+        .map_err(|e| e.0);
     let v = match checked {
         Ok(v) => v,
         Err(e) => {

@@ -198,15 +198,7 @@ impl Core {
     /// level is `-ENOPROTOOPT`, as IP's answers for a level it does not know.
     fn setsockopt(&mut self, fd: i32, what: Fd, c: SockCmd) -> Result<(), Errno> {
         let level = c.level as i32;
-        if (c.optlen as i32) < 0 {
-            return Err(errno::EINVAL);
-        }
-        if level != libc::SOL_SOCKET && level != libc::IPPROTO_TCP {
-            return Err(errno::ENOPROTOOPT);
-        }
-        if c.optlen < 4 {
-            return Err(errno::EINVAL);
-        }
+        setsockopt_checks(level, c.optlen as i32)?;
         let val: i32 = usermem::read(c.optval)?;
         self.set_option(fd, what, level, c.optname as i32, val)
     }
@@ -237,6 +229,24 @@ impl Core {
         }
         Ok(())
     }
+}
+
+/// setsockopt(2)'s checks before the value is read, in Linux's order: a
+/// negative `optlen` is `EINVAL`, a level other than `SOL_SOCKET` and
+/// `IPPROTO_TCP` `ENOPROTOOPT` (IP's answer for a level it does not know),
+/// an `optlen` under an int `EINVAL`. Shared by SETSOCKOPT and
+/// `setsockopt()` in `libringline`.
+pub fn setsockopt_checks(level: i32, optlen: i32) -> Result<(), Errno> {
+    if optlen < 0 {
+        return Err(errno::EINVAL);
+    }
+    if level != libc::SOL_SOCKET && level != libc::IPPROTO_TCP {
+        return Err(errno::ENOPROTOOPT);
+    }
+    if optlen < 4 {
+        return Err(errno::EINVAL);
+    }
+    Ok(())
 }
 
 /// `getsockopt(SOL_SOCKET, name)` for what a socket is rather than what was
