@@ -245,13 +245,13 @@ impl Conn {
         self.read != ReadSide::Open
     }
 
-    /// `IORING_CQE_F_SOCK_NONEMPTY` for a receive's CQE that leaves `rest`
-    /// bytes queued: set while bytes remain, and once the peer's FIN has
-    /// come, as Linux's `tcp_inq_hint` reports at least 1 after a FIN "to
-    /// tell user space to continue reading" (so the EOF CQE carries it too).
+    /// `IORING_CQE_F_SOCK_NONEMPTY` once the peer's FIN has come, for every
+    /// receive CQE (the EOF CQE too), whatever is left queued: Linux's
+    /// `tcp_inq_hint` reports at least 1 after a FIN "to tell user space to
+    /// continue reading". (While bytes remain, the flag is set anyway.)
     #[inline]
-    pub(crate) fn nonempty_flag(&self, rest: usize) -> u32 {
-        if rest > 0 || matches!(self.read, ReadSide::PeerFin | ReadSide::ShutPeerFin) {
+    pub(crate) fn fin_nonempty(&self) -> u32 {
+        if matches!(self.read, ReadSide::PeerFin | ReadSide::ShutPeerFin) {
             ringline_ring::abi::IORING_CQE_F_SOCK_NONEMPTY
         } else {
             0

@@ -153,7 +153,7 @@ impl Core {
             let c = self.conns.get_mut(cid);
             let avail = c.sock_ref().recv_queue();
             // The peer's FIN came (Linux's tcp_inq_hint: SOCK_NONEMPTY).
-            let fin = c.nonempty_flag(0);
+            let fin = c.fin_nonempty();
             // After SHUT_RD, what is (and keeps) arriving is still read, as
             // in Linux; only an empty queue reads as EOF.
             if avail == 0 {
