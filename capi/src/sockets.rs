@@ -725,7 +725,17 @@ pub unsafe extern "C" fn shutdown(fd: i32, how: i32) -> i32 {
             listening: false,
             ..
         } => return fail(libc::ENOTCONN),
-        Entry::Owned { ring, .. } => *ring,
+        Entry::Owned {
+            ring, listening, ..
+        } => {
+            // A listener shut for reading stops listening (Linux's
+            // tcp_disconnect): so it reads at once, though an inline engine
+            // does it at the ring's next call.
+            if how != libc::SHUT_WR {
+                *listening = false;
+            }
+            *ring
+        }
     };
     let Some(m) = t.rings.get(&ring).cloned() else {
         return 0;

@@ -175,6 +175,9 @@ int main(int argc, char **argv)
 	close(ufd);
 	r = shutdown(lfd, SHUT_WR);
 	printf("shutdown(listener, SHUT_WR): %d\n", r);
+	get("listener after SHUT_WR SO_ACCEPTCONN", lfd, SOL_SOCKET, SO_ACCEPTCONN, 4);
+	printf("shutdown(listener, SHUT_RD): %d\n", shutdown(lfd, SHUT_RD));
+	get("listener after SHUT_RD SO_ACCEPTCONN", lfd, SOL_SOCKET, SO_ACCEPTCONN, 4);
 	sqe = io_uring_get_sqe(&cli);
 	io_uring_prep_send(sqe, cfd, "tail", 4, 0);
 	sqe->user_data = 10;

@@ -564,6 +564,8 @@ impl Core {
         self.close_listener(lid);
         self.fds.bind(port, fd);
         self.fds.set(fd, Fd::Fresh { port });
+        // No longer listening (SO_ACCEPTCONN outside the engine).
+        self.fds.options_changed(fd, self.fds.opts(fd));
     }
 
     pub(crate) fn op_shutdown(&mut self, sub: &Submission, how: ShutdownHow) -> OpResult {
