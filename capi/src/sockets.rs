@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use ringline_ring::app::Errno;
@@ -90,6 +90,28 @@ struct Table {
     entries: HashMap<i32, Entry>,
     rings: HashMap<u64, Arc<Mailbox>>,
     next_port: u16,
+    /// Pending sockets that listen, by port (`bind()` gives pending sockets
+    /// distinct ports), for [`Hook::pending_listener`].
+    listeners: HashMap<u16, i32>,
+}
+
+/// How many entries `Table::listeners` has. Written (release) under the
+/// table's lock whenever it changes; read (acquire) by
+/// [`Hook::pending_listener`] before it takes the lock, so that SYNs to closed
+/// ports do not take it while no pending socket listens.
+static PENDING_LISTENERS: AtomicUsize = AtomicUsize::new(0);
+
+impl Table {
+    /// Pending socket `fd` listens on `port` (`on`), or no longer does.
+    fn pending_listens(&mut self, port: u16, fd: i32, on: bool) {
+        if on {
+            self.listeners.insert(port, fd);
+        } else if self.listeners.get(&port) == Some(&fd) {
+            self.listeners.remove(&port);
+        }
+        // Release: pairs with the acquire load in `Hook::pending_listener`.
+        PENDING_LISTENERS.store(self.listeners.len(), Ordering::Release);
+    }
 }
 
 fn table() -> MutexGuard<'static, Table> {
@@ -213,6 +235,10 @@ impl SocketNumbers for Hook {
         let Entry::Pending { port, listen, opts } = *e else {
             return None;
         };
+        if listen.is_some() {
+            t.pending_listens(port, fd, false);
+        }
+        let e = t.entries.get_mut(&fd)?;
         *e = Entry::Owned {
             ring: self.ring,
             local: (port != 0).then(|| SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)),
@@ -229,6 +255,14 @@ impl SocketNumbers for Hook {
             },
             None => Adopted::Socket { port, opts },
         })
+    }
+
+    fn pending_listener(&self, port: u16) -> Option<i32> {
+        // Acquire: pairs with the release store in `Table::pending_listens`.
+        if PENDING_LISTENERS.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        table().listeners.get(&port).copied()
     }
 }
 
@@ -403,6 +437,7 @@ pub unsafe extern "C" fn listen(fd: i32, backlog: i32) -> i32 {
                     opts,
                 },
             );
+            t.pending_listens(port, fd, true);
             0
         }
         Some(_) => {
@@ -714,9 +749,11 @@ pub unsafe extern "C" fn shutdown(fd: i32, how: i32) -> i32 {
     let ring = match e {
         Entry::RingFd => return fail(libc::ENOTSOCK),
         Entry::Pending { listen: None, .. } => return fail(libc::ENOTCONN),
-        Entry::Pending { listen, .. } => {
+        Entry::Pending { listen, port, .. } => {
             if how != libc::SHUT_WR {
                 *listen = None;
+                let port = *port;
+                t.pending_listens(port, fd, false);
             }
             return 0;
         }
@@ -763,8 +800,11 @@ pub unsafe extern "C" fn shutdown(fd: i32, how: i32) -> i32 {
 pub unsafe extern "C" fn close(fd: i32) -> i32 {
     let mut t = table();
     match t.entries.get(&fd).copied() {
-        Some(Entry::Pending { .. }) => {
+        Some(Entry::Pending { port, listen, .. }) => {
             t.entries.remove(&fd);
+            if listen.is_some() {
+                t.pending_listens(port, fd, false);
+            }
             drop(t);
             free_number(fd);
             0

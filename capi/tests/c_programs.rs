@@ -509,7 +509,8 @@ fn socket_options_and_names_around_the_ring() {
         return;
     }
     for (i, mode) in ["inline", "sqpoll"].into_iter().enumerate() {
-        let port = (40000 + (std::process::id() + 13 + i as u32) % 20000).to_string();
+        // Each run listens on `port` and `port + 1`.
+        let port = (40000 + (std::process::id() + 13 + 2 * i as u32) % 20000).to_string();
         same_on_both(
             "sockopts.c",
             &["10.0.0.1", &port, mode],

@@ -62,6 +62,16 @@ pub trait SocketNumbers: Send + Sync {
     /// has an option set (never per packet). For `getsockopt()` outside the
     /// engine. The default keeps nothing.
     fn options(&self, _fd: i32, _opts: SocketOptions, _listening: bool) {}
+    /// A SYN came for `port`, on which this engine has no listener: the
+    /// number of a socket made outside the engine that listens on `port` and
+    /// that no engine has adopted yet, if there is one. The engine adopts it
+    /// at once and the SYN finds it, as Linux's `listen()` takes connections
+    /// before any request names the socket. Called only for SYNs to ports
+    /// nothing here listens on, never for a connection's packets. The
+    /// default knows none.
+    fn pending_listener(&self, _port: u16) -> Option<i32> {
+        None
+    }
 }
 
 /// A shared [`SocketNumbers`] for [`EngineConfig::socket_numbers`](crate::EngineConfig).

@@ -103,7 +103,8 @@ static inline int connect_pair(int lfd, int cfd, const struct sockaddr_in *dst)
 	sqe = io_uring_get_sqe(&cli);
 	io_uring_prep_connect(sqe, cfd, (const struct sockaddr *)dst, sizeof(*dst));
 	sqe->user_data = 2;
-	CHECK(wait_for(2) == 0, "connect");
+	int r = wait_for(2);
+	CHECK(r == 0, "connect: %d", r);
 	int afd = wait_for(1);
 	CHECK(afd >= 0, "accept: %d", afd);
 	return afd;

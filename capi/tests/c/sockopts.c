@@ -207,6 +207,30 @@ int main(int argc, char **argv)
 	sqe->user_data = 9;
 	CHECK(wait_for(8) == (int)sizeof(msg), "send after half-close");
 	printf("client reads the answer after its SHUT_WR: %d\n", wait_for(9));
+
+	/* Connections are taken once listen() returns, before any accept: the
+	 * client connects first (nothing on the server ring names the new
+	 * listener yet), then an accept gets the connection. */
+	int l2 = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in any2 = any;
+	any2.sin_port = htons(port + 1);
+	CHECK(bind(l2, (struct sockaddr *)&any2, sizeof(any2)) == 0, "bind 2");
+	CHECK(listen(l2, 8) == 0, "listen 2");
+	struct sockaddr_in dst2 = dst;
+	dst2.sin_port = any2.sin_port;
+	int c2 = socket(AF_INET, SOCK_STREAM, 0);
+	sqe = io_uring_get_sqe(&cli);
+	io_uring_prep_connect(sqe, c2, (const struct sockaddr *)&dst2, sizeof(dst2));
+	sqe->user_data = 11;
+	printf("connect before any accept: %d\n", wait_for(11));
+	sqe = io_uring_get_sqe(&srv);
+	io_uring_prep_accept(sqe, l2, NULL, NULL, 0);
+	sqe->user_data = 12;
+	int a2 = wait_for(12);
+	printf("accept after the connect: %d\n", a2 >= 0);
+	close(a2);
+	close(c2);
+	close(l2);
 	close(cfd);
 	close(afd);
 	close(lfd);

@@ -294,7 +294,11 @@ impl Core {
             };
         }
         if syn && !ack && !rst {
-            if let Some(lid) = self.listeners.on_port(dport) {
+            let lid = match self.listeners.on_port(dport) {
+                Some(lid) => Some(lid),
+                None => self.claim_pending_listener(dport),
+            };
+            if let Some(lid) = lid {
                 if self.listeners.accept_full(lid) {
                     // Linux drops SYNs while the accept queue is full.
                     self.stats.syn_dropped += 1;
@@ -374,6 +378,16 @@ impl Core {
         }
         // No socket: an empty set makes smoltcp answer with the right RST.
         Ingress::NoSocket { ip, src_mac }
+    }
+
+    /// A SYN for `port`, where nothing here listens: a socket that listens
+    /// on `port` outside the engine (`listen()` in `libringline`) and that
+    /// no request has named yet is adopted now, so the SYN is not refused.
+    #[cold]
+    fn claim_pending_listener(&mut self, port: u16) -> Option<ListenerId> {
+        let fd = self.fds.pending_listener(port)?;
+        self.adopt_fd(fd).ok()?;
+        self.listeners.on_port(port)
     }
 
     /// A connection for listener `lid`, listening, bound to `key`, counted

@@ -199,6 +199,13 @@ impl Fds {
         Some(a)
     }
 
+    /// The number of a socket made outside the engine that listens on
+    /// `port` and no engine has adopted ([`SocketNumbers::pending_listener`]).
+    #[cold]
+    pub(crate) fn pending_listener(&self, port: u16) -> Option<i32> {
+        self.numbers.as_ref()?.pending_listener(port)
+    }
+
     /// The slab index of number `fd`.
     #[inline]
     fn slot(&self, fd: i32) -> Option<usize> {
