@@ -37,6 +37,7 @@ mod backend;
 pub mod newer;
 pub mod nic;
 pub mod sockets;
+pub mod stream;
 pub mod uring;
 
 use core::ptr;

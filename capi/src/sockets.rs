@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use ringline_ring::app::Errno;
@@ -130,6 +130,46 @@ fn devnull() -> i32 {
     })
 }
 
+/// Numbers below this are marked in [`MARKS`]; above, [`is_ringline_number`]
+/// asks the table.
+const MARKED: usize = 1 << 20;
+
+/// Bit `fd` set: number `fd` is reserved by this library (a socket or a
+/// ring), so the data calls (`crate::stream`) refuse it without taking the
+/// table's lock. Set (release) by [`reserve_number`] after the number exists,
+/// cleared (release) by [`free_number`] before it goes back to the kernel;
+/// read (acquire) by [`is_ringline_number`] on every `read()`/`write()`/...
+/// of the process.
+static MARKS: [AtomicU64; MARKED / 64] = [const { AtomicU64::new(0) }; MARKED / 64];
+
+fn mark(fd: i32, on: bool) {
+    let n = fd as usize;
+    if n < MARKED {
+        let bit = 1u64 << (n % 64);
+        // Release: pairs with the acquire load in `is_ringline_number`.
+        if on {
+            MARKS[n / 64].fetch_or(bit, Ordering::Release);
+        } else {
+            MARKS[n / 64].fetch_and(!bit, Ordering::Release);
+        }
+    }
+}
+
+/// Whether `fd` is a number this library reserved (a ringline socket or a
+/// ring's fd): one bit test for the numbers below 2^20.
+#[inline]
+pub(crate) fn is_ringline_number(fd: i32) -> bool {
+    if fd < 0 {
+        return false;
+    }
+    let n = fd as usize;
+    if n < MARKED {
+        // Acquire: pairs with the release in `mark`.
+        return MARKS[n / 64].load(Ordering::Acquire) & (1u64 << (n % 64)) != 0;
+    }
+    table().entries.contains_key(&fd)
+}
+
 /// A new reserved number (a real fd), or `None` if the process has none left.
 pub(crate) fn reserve_number() -> Option<i32> {
     let base = devnull();
@@ -138,12 +178,18 @@ pub(crate) fn reserve_number() -> Option<i32> {
     }
     // SAFETY: fcntl(F_DUPFD_CLOEXEC) on an fd we own; no memory is passed.
     let fd = unsafe { libc::fcntl(base, libc::F_DUPFD_CLOEXEC, 0) };
-    (fd >= 0).then_some(fd)
+    if fd < 0 {
+        return None;
+    }
+    mark(fd, true);
+    Some(fd)
 }
 
 /// Gives number `fd` back to the kernel. The raw system call, not `close()`,
-/// which this library interposes.
+/// which this library interposes. Unmarked first: once closed, the number
+/// may come back as a kernel fd.
 pub(crate) fn free_number(fd: i32) {
+    mark(fd, false);
     // SAFETY: closing an fd this library reserved and no longer uses.
     unsafe { libc::syscall(libc::SYS_close, fd) };
 }
@@ -280,7 +326,7 @@ fn set_errno(e: i32) {
 
 /// libc's own `name`, looked up past this library.
 macro_rules! next_fn {
-    ($name:literal, $ty:ty) => {{
+    ($name:expr, $ty:ty) => {{
         static F: OnceLock<usize> = OnceLock::new();
         let p = *F.get_or_init(|| {
             // SAFETY: dlsym with a NUL-terminated name; RTLD_NEXT finds the next
@@ -292,6 +338,7 @@ macro_rules! next_fn {
         unsafe { core::mem::transmute::<usize, $ty>(p) }
     }};
 }
+pub(crate) use next_fn;
 
 fn entry(fd: i32) -> Option<Entry> {
     table().entries.get(&fd).copied()

@@ -88,19 +88,24 @@ fn build(file: &str, link: Link) -> PathBuf {
     if let Some(p) = built.get(&key) {
         return p.clone();
     }
-    let p = compile(file, link);
+    let p = compile(file, link, &[]);
     built.insert(key, p.clone());
     p
 }
 
-fn compile(file: &str, link: Link) -> PathBuf {
+/// Compiles `file` linked to `link` with `-O1` and then the `extra` flags
+/// (which name the output too).
+fn compile(file: &str, link: Link, extra: &[&str]) -> PathBuf {
     let tag = match link {
         Link::Ringline => "rl",
         Link::Kernel => "k",
     };
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{file}.{tag}"));
+    let out =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{file}{}.{tag}", extra.concat()));
     let mut cmd = Command::new("gcc");
-    cmd.args(["-Wall", "-Werror", "-O1", "-pthread", "-o"])
+    cmd.args(["-Wall", "-Werror", "-O1", "-pthread"])
+        .args(extra)
+        .arg("-o")
         .arg(&out)
         .arg(src(file));
     match link {
@@ -517,5 +522,70 @@ fn socket_options_and_names_around_the_ring() {
             &["127.0.0.1", &port, mode],
             "set SO_REUSEADDR = 1 (len 4): 0\n",
         );
+    }
+}
+
+/// libc's read(), write(), send(), recv(), connect(), accept() and the rest on
+/// a ringline socket fail with EOPNOTSUPP and a message, rather than reaching
+/// the kernel's /dev/null behind the number (read() used to return 0, an end
+/// of file the peer never sent); the connection is untouched and other
+/// descriptors still work. Also built with `_FORTIFY_SOURCE`, whose read()
+/// is `__read_chk()`.
+#[test]
+fn stream_calls_on_a_ringline_socket_are_refused_clearly() {
+    if !have_toolchain() {
+        return;
+    }
+    let refused = [
+        "connect",
+        "read",
+        "read again",
+        "readv",
+        "recv",
+        "recvfrom",
+        "recvmsg",
+        "write",
+        "writev",
+        "send",
+        "sendto",
+        "sendmsg",
+        "accept",
+        "accept4",
+        "connect again",
+    ];
+    let mut expect: String = refused
+        .iter()
+        .map(|c| format!("{c}: -1 Operation not supported\n"))
+        .collect();
+    expect += "ring recv: 5 hello\npipe write: 3 \npipe read: 3 \nstream calls ok\n";
+    for (i, extra) in [&[][..], &["-O2", "-D_FORTIFY_SOURCE=2"][..]]
+        .into_iter()
+        .enumerate()
+    {
+        let exe = compile("stream_calls.c", Link::Ringline, extra);
+        let port = (40000 + (std::process::id() + 17 + i as u32) % 20000).to_string();
+        let (ok, out, err) = run(&exe, &["10.0.0.1", &port]);
+        assert!(ok, "{extra:?}: {out}{err}");
+        assert_eq!(out, expect, "{extra:?}");
+        // One message per function, naming the ring's operation.
+        assert_eq!(
+            err.matches("libringline: read() on socket").count(),
+            1,
+            "{err}"
+        );
+        assert!(
+            err.contains("a ringline socket: not supported, use the ring (IORING_OP_CONNECT)"),
+            "{err}"
+        );
+        if extra.is_empty() {
+            continue;
+        }
+        let nm = Command::new("nm").arg("-D").arg(&exe).output();
+        if let Ok(nm) = nm {
+            assert!(
+                String::from_utf8_lossy(&nm.stdout).contains("__read_chk"),
+                "the fortified build calls __read_chk"
+            );
+        }
     }
 }
