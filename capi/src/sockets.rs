@@ -553,8 +553,12 @@ pub unsafe extern "C" fn setsockopt(
             if val.is_null() {
                 return Err(Errno(libc::EFAULT));
             }
-            // SAFETY: the caller's contract: val points to len >= 4 readable bytes.
-            let v = unsafe { val.cast::<i32>().read_unaligned() };
+            // An int, or SO_LINGER's struct linger (checked against `len`).
+            let n = stack::option_len(level, name).min(len as usize);
+            // SAFETY: the caller's contract: val points to len >= 4 readable
+            // bytes, and n <= len.
+            let bytes = unsafe { core::slice::from_raw_parts(val.cast::<u8>(), n) };
+            let v = stack::option_value(level, name, bytes)?;
             opts.set(level, name, v).map(|()| v)
         })
         .map_err(|e| e.0);
@@ -646,14 +650,16 @@ pub unsafe extern "C" fn getsockopt(
         set_errno(libc::EINVAL);
         return -1;
     }
-    let n = (have as usize).min(core::mem::size_of::<i32>());
+    // An int, or SO_LINGER's struct linger, cut to *len.
+    let (bytes, full) = stack::option_bytes(level, name, v);
+    let n = (have as usize).min(full);
     if n > 0 && val.is_null() {
         set_errno(libc::EFAULT);
         return -1;
     }
     // SAFETY: the caller's contract: val has room for *len >= n bytes, len is writable.
     unsafe {
-        core::ptr::copy_nonoverlapping(v.to_ne_bytes().as_ptr(), val.cast::<u8>(), n);
+        core::ptr::copy_nonoverlapping(bytes.as_ptr(), val.cast::<u8>(), n);
         len.write(n as libc::socklen_t);
     }
     0

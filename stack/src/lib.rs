@@ -185,7 +185,9 @@ mod usermem;
 pub use attach::{attach, AppRegion, AttachConfig, AttachError, Attached, AttachedRing};
 pub use clock::{Clock, Monotonic};
 pub use config::{Congestion, EngineConfig, DEFAULT_BUSY_POLL_US};
-pub use core::sockopt::{setsockopt_checks, socket_constant, SocketOptions};
+pub use core::sockopt::{
+    option_bytes, option_len, option_value, setsockopt_checks, socket_constant, SocketOptions,
+};
 pub use driver::Inline;
 pub use engine::EngineError;
 pub use group::{engine_group, GroupMember};

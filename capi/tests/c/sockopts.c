@@ -39,6 +39,25 @@ static void get(const char *what, int fd, int level, int name, socklen_t len)
 		printf("get %s: %d (len %u)\n", what, len == 4 ? v : b[0], len);
 }
 
+/* SO_LINGER, a struct linger rather than an int. */
+static void linger_set(const char *what, int fd, int on, int secs, socklen_t len)
+{
+	struct linger l = { .l_onoff = on, .l_linger = secs };
+	int r = setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, len);
+	printf("set %s SO_LINGER {%d, %d} (len %u): %d%s%s\n", what, on, secs, len, r, r ? " " : "",
+	       r ? strerror(errno) : "");
+}
+
+static void linger_get(const char *what, int fd, socklen_t len)
+{
+	struct linger l = { -1, -1 };
+	int r = getsockopt(fd, SOL_SOCKET, SO_LINGER, &l, &len);
+	if (r)
+		printf("get %s SO_LINGER: %s\n", what, strerror(errno));
+	else
+		printf("get %s SO_LINGER: {%d, %d} (len %u)\n", what, l.l_onoff, l.l_linger, len);
+}
+
 /* The ring's GETSOCKOPT of SOL_SOCKET `name` (what the engine applied). */
 static int ring_get(struct io_uring *ring, int fd, int name, int ud)
 {
@@ -111,6 +130,13 @@ int main(int argc, char **argv)
 	get("SO_RCVBUF, len 8", lfd, SOL_SOCKET, SO_RCVBUF, 8);
 	get("SO_RCVBUF, len 0", lfd, SOL_SOCKET, SO_RCVBUF, 0);
 	get("SO_RCVBUF, len -1", lfd, SOL_SOCKET, SO_RCVBUF, (socklen_t)-1);
+	linger_get("fresh", lfd, sizeof(struct linger));
+	linger_set("short", lfd, 1, 5, 4);
+	linger_set("on", lfd, 1, 5, sizeof(struct linger));
+	linger_get("on", lfd, sizeof(struct linger));
+	linger_get("on, len 4", lfd, 4);
+	linger_set("off", lfd, 0, 7, sizeof(struct linger));
+	linger_get("off (the time stays)", lfd, sizeof(struct linger));
 	struct sockaddr_in any = { .sin_family = AF_INET, .sin_port = htons(port) };
 	CHECK(bind(lfd, (struct sockaddr *)&any, sizeof(any)) == 0, "bind");
 	struct sockaddr_in me, peer;
@@ -133,6 +159,7 @@ int main(int argc, char **argv)
 	get("accepted SO_RCVBUF", afd, SOL_SOCKET, SO_RCVBUF, 4);
 	get("accepted TCP_NODELAY", afd, IPPROTO_TCP, TCP_NODELAY, 4);
 	get("accepted TCP_KEEPIDLE", afd, IPPROTO_TCP, TCP_KEEPIDLE, 4);
+	linger_get("accepted (the listener's)", afd, sizeof(struct linger));
 
 	struct sockaddr_in a_me, a_peer, c_me, c_peer;
 	names("accepted", afd, &a_me, &a_peer);
@@ -228,7 +255,19 @@ int main(int argc, char **argv)
 	sqe->user_data = 12;
 	int a2 = wait_for(12);
 	printf("accept after the connect: %d\n", a2 >= 0);
+
+	/* SO_LINGER on with a zero time: close() resets the connection, and the
+	 * peer's pending receive fails with ECONNRESET. */
+	linger_set("accepted", a2, 1, 0, sizeof(struct linger));
+	linger_get("accepted", a2, sizeof(struct linger));
+	printf("ring GETSOCKOPT SO_LINGER (4 bytes: l_onoff): %d\n", ring_get(&srv, a2, SO_LINGER, 14));
+	sqe = io_uring_get_sqe(&cli);
+	io_uring_prep_recv(sqe, c2, buf, sizeof(buf), 0);
+	sqe->user_data = 13;
+	reap(&cli);
 	close(a2);
+	r = wait_for(13);
+	printf("peer's receive after an abortive close: %d %s\n", r, r < 0 ? strerror(-r) : "");
 	close(c2);
 	close(l2);
 	close(cfd);

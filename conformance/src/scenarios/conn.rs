@@ -184,6 +184,79 @@ pub fn close_with_send(c: &mut Ctx) -> R {
     Ok(())
 }
 
+/// `SO_LINGER` on with a zero time (set with SETSOCKOPT), a large SEND that
+/// leaves data queued, then CLOSE: the connection is reset, what was not
+/// sent is discarded, and the peer reads a prefix of the data, fewer bytes
+/// than the SEND counted, then `ECONNRESET` (Linux's `tcp_close` with
+/// `SOCK_LINGER` and no linger time: `tcp_disconnect`).
+pub fn close_linger_zero(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `linger` is a plain C struct of two ints.
+    let raw = unsafe {
+        core::slice::from_raw_parts(
+            (&linger as *const libc::linger).cast::<u8>(),
+            core::mem::size_of::<libc::linger>(),
+        )
+    };
+    let optval = c.bytes(raw) as u64;
+    let set = super::regs::sock_cmd(
+        fd,
+        1,
+        ringline_ring::abi::SOCKET_URING_OP_SETSOCKOPT,
+        libc::SOL_SOCKET,
+        libc::SO_LINGER,
+        optval,
+        raw.len() as u32,
+    );
+    // SAFETY: `optval` is context memory, alive until the context drops.
+    unsafe { call(c, "setsockopt(SO_LINGER {1, 0})", set) }?;
+    c.record(1);
+    // More than both sides' buffers hold while the peer does not read.
+    let len = 64usize << 20;
+    let data = pattern(len, 31);
+    let d = c.bytes(&data);
+    // SAFETY: `d` is context memory, alive until the context drops, after the backend.
+    let sent = unsafe {
+        call(
+            c,
+            "send(64 MiB)",
+            opcode::Send::new(fd, d, len as u32).user_data(2).build(),
+        )
+    }?
+    .res;
+    c.line(format!(
+        "send: {}",
+        if sent > 0 && (sent as usize) < len {
+            "some (0 < res < len)"
+        } else {
+            "NOT a part"
+        }
+    ));
+    let close = call_safe(c, "close", opcode::Close::new(fd).user_data(3).build())?;
+    c.line(format!("close: {}", close.res));
+    c.backend().peer_start_reading(p);
+    let rx = c.peer_wait_end(p);
+    let prefix = rx.data.len() < sent.max(0) as usize && data.starts_with(&rx.data);
+    c.line(format!(
+        "peer received: {}, then {}",
+        if prefix {
+            "a prefix of the data, fewer bytes than the SEND counted"
+        } else {
+            "NOT a shorter prefix"
+        },
+        match (rx.eof, rx.error) {
+            (true, _) => "EOF".to_string(),
+            (_, Some(e)) => format!("error {e}"),
+            _ => "nothing".to_string(),
+        }
+    ));
+    Ok(())
+}
+
 /// CLOSE with a POLL_ADD(POLLIN) pending: the poll stays armed and fires
 /// when the peer sends.
 pub fn close_with_poll(c: &mut Ctx) -> R {

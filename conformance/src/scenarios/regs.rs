@@ -726,7 +726,7 @@ pub fn probe(c: &mut Ctx) -> R {
 }
 
 /// A URING_CMD socket command SQE.
-fn sock_cmd(
+pub(super) fn sock_cmd(
     fd: i32,
     ud: u64,
     cmd_op: u32,
@@ -928,6 +928,10 @@ pub fn sockcmd_sockopt(c: &mut Ctx) -> R {
         libc::SO_RCVBUF,
         u32::MAX,
     )?;
+    // SO_LINGER: a struct linger of 8 bytes, cut to optlen when read.
+    set(c, "set SO_LINGER, optlen 4", fd, sol, libc::SO_LINGER, 1, 4)?;
+    get(c, "get SO_LINGER", fd, sol, libc::SO_LINGER, 8)?;
+    get(c, "get SO_LINGER, optlen 4", fd, sol, libc::SO_LINGER, 4)?;
     get(c, "get SOL_SOCKET 9999", fd, sol, 9999, 4)?;
     get(c, "get TCP_NODELAY", fd, tcp, libc::TCP_NODELAY, 4)?;
     get(c, "get fd not open", NOT_OPEN, sol, libc::SO_TYPE, 4)?;

@@ -119,8 +119,8 @@ pub(crate) struct Conn {
     /// Since when (engine µs) egress has found no MAC for the next hop.
     pub(crate) arp_since: Option<u64>,
     /// The application closed its socket number while requests were still
-    /// in flight on it: it closes when the last one completes.
-    pub(crate) close_pending: bool,
+    /// in flight on it: it closes, as this says, when the last one completes.
+    pub(crate) close_pending: Option<CloseHow>,
     /// Linux's `SOCK_NOSPACE`: a send found the send buffer full, or a poll
     /// found the socket not writable. Its next becoming writable is a
     /// write-space wake-up (POLLOUT), and clears it; no other change in
@@ -199,7 +199,7 @@ impl Conn {
             reset: Reset::No,
             aborted: false,
             disconnected: false,
-            close_pending: false,
+            close_pending: None,
             nospace: false,
             state_woke: false,
             rx_seen: 0,
@@ -324,6 +324,17 @@ impl Conn {
         self.sock().abort();
         self.phase = Phase::Orphan;
     }
+}
+
+/// How closing its number ends a connection that TCP has not finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CloseHow {
+    /// A FIN after what is queued (a reset if unread data is left, as
+    /// Linux's `tcp_close`).
+    Fin,
+    /// A reset, what was not sent discarded: `SO_LINGER` on with a zero
+    /// time.
+    Abort,
 }
 
 /// What an established connection's socket gets: keep-alive interval and
@@ -540,7 +551,7 @@ impl Conns {
         c.reset = Reset::No;
         c.aborted = false;
         c.disconnected = false;
-        c.close_pending = false;
+        c.close_pending = None;
         c.nospace = false;
         c.state_woke = false;
         c.rx_seen = 0;

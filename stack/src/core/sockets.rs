@@ -7,7 +7,7 @@ use ringline_ring::abi::*;
 use smoltcp::socket::tcp;
 use smoltcp::wire::IpAddress;
 
-use super::conns::{tuple_key, Phase, Reset, WriteSide};
+use super::conns::{tuple_key, CloseHow, Phase, Reset, WriteSide};
 use super::fds::Fd;
 use super::ops::{OpKind, Owner};
 use super::request::{Accept, Direct, ShutdownHow, Submission};
@@ -156,7 +156,7 @@ impl Core {
                 // connection is closed and the request fails.
                 self.stats.accepted += 1;
                 self.conns.get_mut(cid).phase = Phase::Open;
-                self.close_conn(cid);
+                self.close_conn(cid, CloseHow::Fin);
                 self.cq.fail(op, errno::EMFILE);
                 continue;
             };
@@ -176,7 +176,7 @@ impl Core {
                         self.fds.free(fd);
                         self.stats.accepted += 1;
                         self.conns.get_mut(cid).phase = Phase::Open;
-                        self.close_conn(cid);
+                        self.close_conn(cid, CloseHow::Fin);
                         self.cq.fail(op, e);
                         continue;
                     }
@@ -403,13 +403,18 @@ impl Core {
                 Ok(Some((0, 0)))
             }
             Some(Fd::Conn(cid)) => {
+                let how = if self.fds.opts(fd).abortive_close() {
+                    CloseHow::Abort
+                } else {
+                    CloseHow::Fin
+                };
                 self.fds.free(fd);
                 let c = self.conns.get_mut(cid);
                 c.fd = -1;
                 if self.cq.ops.conn(cid).any().is_none() {
-                    self.close_conn(cid);
+                    self.close_conn(cid, how);
                 } else {
-                    c.close_pending = true;
+                    c.close_pending = Some(how);
                     self.cq.ops.forget_fd_of_conn(cid);
                     self.closing.push(cid);
                 }
@@ -420,15 +425,16 @@ impl Core {
 
     /// The application let go of connection `cid` (its ops are gone): free
     /// it if TCP is done, else orphan it to finish (FIN, or RST when unread
-    /// data is left, as Linux does).
-    fn close_conn(&mut self, cid: ConnId) {
+    /// data is left or `SO_LINGER` has a zero time, as Linux's `tcp_close`
+    /// does; then what was not sent is discarded).
+    fn close_conn(&mut self, cid: ConnId, how: CloseHow) {
         let c = self.conns.get_mut(cid);
         c.fd = -1;
         if c.sock_ref().state() == tcp::State::Closed || c.key.is_none() {
             self.release_conn(cid);
             return;
         }
-        if c.sock_ref().recv_queue() > 0 {
+        if c.sock_ref().recv_queue() > 0 || how == CloseHow::Abort {
             c.abort_orphan();
         } else {
             c.sock().close();
@@ -451,12 +457,14 @@ impl Core {
         while i < self.closing.len() {
             let cid = self.closing[i];
             let c = self.conns.get(cid);
-            if !c.close_pending || !self.conns.is_live(cid) {
+            let Some(how) = c.close_pending.filter(|_| self.conns.is_live(cid)) else {
                 self.closing.swap_remove(i);
-            } else if self.cq.ops.conn(cid).any().is_none() {
+                continue;
+            };
+            if self.cq.ops.conn(cid).any().is_none() {
                 self.closing.swap_remove(i);
-                self.conns.get_mut(cid).close_pending = false;
-                self.close_conn(cid);
+                self.conns.get_mut(cid).close_pending = None;
+                self.close_conn(cid, how);
             } else {
                 i += 1;
             }

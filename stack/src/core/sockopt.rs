@@ -63,6 +63,16 @@ pub struct SocketOptions {
     /// `SO_REUSEPORT` (kept and reported; one engine has one listener per
     /// port either way).
     pub reuseport: bool,
+    /// `SO_LINGER`'s `l_onoff` (Linux's `SOCK_LINGER`; off by default).
+    /// On with a zero [`SocketOptions::linger_secs`], closing the socket
+    /// aborts the connection (RST, unsent data discarded), as Linux's
+    /// `tcp_close`; with any other time it closes gracefully (the CLOSE
+    /// completes at once; Linux's waits for the data to be acknowledged, up
+    /// to that time).
+    pub linger: bool,
+    /// `SO_LINGER`'s `l_linger` (s), kept when `l_onoff` is 0, as Linux
+    /// keeps `sk_lingertime`.
+    pub linger_secs: u32,
 }
 
 impl SocketOptions {
@@ -82,7 +92,15 @@ impl SocketOptions {
             sndbuf: cfg.tx_buffer.min(u32::MAX as usize) as u32,
             reuse: false,
             reuseport: false,
+            linger: false,
+            linger_secs: 0,
         }
+    }
+
+    /// Whether closing the socket aborts its connection (`SO_LINGER` on with
+    /// a zero time).
+    pub(crate) fn abortive_close(&self) -> bool {
+        self.linger && self.linger_secs == 0
     }
 
     /// `setsockopt(level, name, &val, 4)` for the options ringline has
@@ -93,6 +111,14 @@ impl SocketOptions {
         match (level, name) {
             (libc::SOL_SOCKET, libc::SO_REUSEADDR) => self.reuse = val != 0,
             (libc::SOL_SOCKET, libc::SO_REUSEPORT) => self.reuseport = val != 0,
+            // The value as `option_value` reads a `struct linger`: off
+            // (negative) leaves the time as it was.
+            (libc::SOL_SOCKET, libc::SO_LINGER) => {
+                self.linger = val >= 0;
+                if val >= 0 {
+                    self.linger_secs = val as u32;
+                }
+            }
             (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => self.keepalive = val != 0,
             (libc::SOL_SOCKET, libc::SO_RCVBUF) => {
                 self.rcvbuf = (val as u32).min(BUF_MAX).saturating_mul(2).max(MIN_RCVBUF);
@@ -121,6 +147,15 @@ impl SocketOptions {
             (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => i32::from(self.keepalive),
             (libc::SOL_SOCKET, libc::SO_REUSEADDR) => i32::from(self.reuse),
             (libc::SOL_SOCKET, libc::SO_REUSEPORT) => i32::from(self.reuseport),
+            // As `option_bytes` writes it: the time, or `!time` when off.
+            (libc::SOL_SOCKET, libc::SO_LINGER) => {
+                let t = self.linger_secs.min(i32::MAX as u32) as i32;
+                if self.linger {
+                    t
+                } else {
+                    !t
+                }
+            }
             (libc::IPPROTO_TCP, libc::TCP_NODELAY) => i32::from(self.nodelay),
             (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE) => self.keepidle as i32,
             (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL) => self.keepintvl as i32,
@@ -187,9 +222,10 @@ impl Core {
             .get(libc::SOL_SOCKET, c.optname as i32)
             .or_else(|| socket_constant(c.optname as i32, matches!(what, Fd::Listener(_))))
             .ok_or(errno::ENOPROTOOPT)?;
-        let n = len.min(4) as usize;
+        let (bytes, full) = option_bytes(libc::SOL_SOCKET, c.optname as i32, v);
+        let n = (len as usize).min(full);
         let dst = usermem::slice_mut(c.optval, n)?;
-        dst.copy_from_slice(&v.to_ne_bytes()[..n]);
+        dst.copy_from_slice(&bytes[..n]);
         Ok(n as i32)
     }
 
@@ -199,8 +235,10 @@ impl Core {
     fn setsockopt(&mut self, fd: i32, what: Fd, c: SockCmd) -> Result<(), Errno> {
         let level = c.level as i32;
         setsockopt_checks(level, c.optlen as i32)?;
-        let val: i32 = usermem::read(c.optval)?;
-        self.set_option(fd, what, level, c.optname as i32, val)
+        let name = c.optname as i32;
+        let n = option_len(level, name).min(c.optlen as usize);
+        let val = option_value(level, name, usermem::slice(c.optval, n)?)?;
+        self.set_option(fd, what, level, name, val)
     }
 
     /// Sets one option of socket `fd` (`what`) and applies it: the part of
@@ -247,6 +285,59 @@ pub fn setsockopt_checks(level: i32, optlen: i32) -> Result<(), Errno> {
         return Err(errno::EINVAL);
     }
     Ok(())
+}
+
+/// `sizeof(struct linger)`.
+const LINGER_LEN: usize = 8;
+
+/// The value `setsockopt(level, name, optval, optval.len())` sets, as the
+/// `i32` [`SocketOptions::set`] takes, after [`setsockopt_checks`]: an int,
+/// or for `SO_LINGER` a `struct linger` (`EINVAL` if `optval` is shorter;
+/// `l_onoff` 0 is -1, "off"; a negative `l_linger`, which Linux takes as
+/// the longest time, is `i32::MAX`).
+pub fn option_value(level: i32, name: i32, optval: &[u8]) -> Result<i32, Errno> {
+    let int = |b: &[u8]| {
+        b.get(..4)
+            .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    if (level, name) == (libc::SOL_SOCKET, libc::SO_LINGER) {
+        if optval.len() < LINGER_LEN {
+            return Err(errno::EINVAL);
+        }
+        let (onoff, secs) = (int(optval).unwrap_or(0), int(&optval[4..]).unwrap_or(0));
+        return Ok(match (onoff, secs) {
+            (0, _) => -1,
+            (_, s) if s < 0 => i32::MAX,
+            (_, s) => s,
+        });
+    }
+    int(optval).ok_or(errno::EINVAL)
+}
+
+/// How many bytes `optval` needs for `option_value` to read `level`/`name`
+/// (at most [`LINGER_LEN`]).
+pub fn option_len(level: i32, name: i32) -> usize {
+    if (level, name) == (libc::SOL_SOCKET, libc::SO_LINGER) {
+        LINGER_LEN
+    } else {
+        4
+    }
+}
+
+/// What `getsockopt(level, name)` writes for value `v` (from
+/// [`SocketOptions::get`] or [`socket_constant`]) and its full length,
+/// before it is cut to `optlen`: an int, or for `SO_LINGER` a
+/// `struct linger` (`v` the time when on, `!time` when off).
+pub fn option_bytes(level: i32, name: i32, v: i32) -> ([u8; LINGER_LEN], usize) {
+    let mut b = [0u8; LINGER_LEN];
+    if (level, name) == (libc::SOL_SOCKET, libc::SO_LINGER) {
+        let (onoff, secs) = if v < 0 { (0i32, !v) } else { (1, v) };
+        b[..4].copy_from_slice(&onoff.to_ne_bytes());
+        b[4..].copy_from_slice(&secs.to_ne_bytes());
+        return (b, LINGER_LEN);
+    }
+    b[..4].copy_from_slice(&v.to_ne_bytes());
+    (b, 4)
 }
 
 /// `getsockopt(SOL_SOCKET, name)` for what a socket is rather than what was
