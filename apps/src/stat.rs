@@ -95,6 +95,7 @@ const SUMMARY: &[(&str, &[&str])] = &[
             "engine.resends_trimmed",
             "engine.sack_blocks_added",
             "engine.sack_reneging",
+            "engine.user_timeouts",
         ],
     ),
     (

@@ -152,6 +152,9 @@ pub struct EngineStats {
     /// start of a block it had SACKed (it dropped data it reported, or the
     /// block was not its own): the SACK scoreboard was forgotten.
     pub sack_reneging: u64,
+    /// Connections given up because data stayed unacknowledged longer than
+    /// their `TCP_USER_TIMEOUT` (their requests fail with `-ETIMEDOUT`).
+    pub user_timeouts: u64,
 }
 
 impl EngineStats {
@@ -245,6 +248,7 @@ impl EngineStats {
             op_timeouts,
             out_of_window,
             sack_reneging,
+            user_timeouts,
         )
     }
 }

@@ -1,7 +1,8 @@
 //! Per-socket options through URING_CMD SETSOCKOPT take effect on the
 //! connection: TCP_NODELAY off turns Nagle on for that socket alone (a second
 //! small send waits for the first one's ACK), on a connected socket and, by
-//! inheritance, on one a listener accepts.
+//! inheritance, on one a listener accepts; TCP_USER_TIMEOUT gives up on a
+//! peer that vanished with data outstanding.
 
 use ringline_ring::abi::*;
 use ringline_ring::opcode;
@@ -9,12 +10,17 @@ use ringline_testkit::pair::*;
 
 /// SETSOCKOPT IPPROTO_TCP TCP_NODELAY `on` on `fd` of runtime `server` or the client.
 fn set_nodelay(p: &mut Pair, server: bool, fd: i32, on: bool, ud: u64) {
-    let val = Box::new(i32::from(on));
+    set_tcp_option(p, server, fd, libc::TCP_NODELAY, i32::from(on), ud);
+}
+
+/// SETSOCKOPT IPPROTO_TCP `name` = `v` on `fd` of runtime `server` or the client.
+fn set_tcp_option(p: &mut Pair, server: bool, fd: i32, name: i32, v: i32, ud: u64) {
+    let val = Box::new(v);
     let s = Sqe {
         opcode: IORING_OP_URING_CMD,
         fd,
         off: u64::from(SOCKET_URING_OP_SETSOCKOPT),
-        addr: libc::IPPROTO_TCP as u64 | ((libc::TCP_NODELAY as u64) << 32),
+        addr: libc::IPPROTO_TCP as u64 | ((name as u64) << 32),
         file_index: 4,
         addr3: &*val as *const i32 as u64,
         user_data: ud,
@@ -102,4 +108,69 @@ fn an_accepted_socket_inherits_the_listeners_options() {
         0,
         "Nagle, from the listener"
     );
+}
+
+/// How long (µs) after its SEND a RECV on a server connection whose client
+/// vanished (its engine stops) with data outstanding toward it fails, and
+/// with what; `None` if it has not within `limit_us`. The server's
+/// `TCP_USER_TIMEOUT` is `user_ms` (0: not set).
+fn vanished_peer(port: u16, user_ms: i32, limit_us: u64) -> Option<(i32, u64)> {
+    use std::sync::atomic::Ordering;
+    let (mut p, l) = pair_conn(port);
+    push_safe(&mut p.s, opcode::AcceptNoAddr::new(l).user_data(1).build());
+    connect_n(&mut p, port, 1, 100);
+    assert!(p.run_until(10_000, |p| p.s_cqes.iter().any(|c| c.user_data == 1)));
+    let s = take(&mut p.s_cqes, 1).unwrap().res;
+    if user_ms > 0 {
+        set_tcp_option(&mut p, true, s, libc::TCP_USER_TIMEOUT, user_ms, 2);
+    }
+    p.run(50);
+    let mut buf = vec![0u8; 64];
+    let data = vec![5u8; 10_000];
+    // SAFETY: `buf` and `data` live until after their CQEs (dropped at the end).
+    unsafe {
+        push(
+            &mut p.s,
+            opcode::Recv::new(s, buf.as_mut_ptr(), 64)
+                .user_data(3)
+                .build(),
+        );
+        push(
+            &mut p.s,
+            opcode::Send::new(s, data.as_ptr(), data.len() as u32)
+                .user_data(4)
+                .build(),
+        );
+    }
+    // From now on only the server runs: nothing it sends is acknowledged.
+    let start = p.now_us();
+    let mut out = None;
+    while p.now_us() - start < limit_us {
+        p.clock.fetch_add(5_000, Ordering::Relaxed);
+        p.s.submit().unwrap();
+        reap(&mut p.s, &mut p.s_cqes);
+        if let Some(c) = take(&mut p.s_cqes, 3) {
+            out = Some((c.res, p.now_us() - start));
+            break;
+        }
+    }
+    if out.is_some() {
+        assert_eq!(p.s.driver().stats().user_timeouts, 1);
+    }
+    drop((buf, data));
+    out
+}
+
+#[test]
+fn tcp_user_timeout_gives_up_on_a_peer_that_vanished_with_data_outstanding() {
+    let (res, after) = vanished_peer(7502, 2_000, 10_000_000).expect("given up within 10 s");
+    assert_eq!(res, -libc::ETIMEDOUT);
+    // Counted from the data going out (the SEND, at the start).
+    assert!(
+        (1_990_000..=2_200_000).contains(&after),
+        "given up after {after} µs (user timeout 2 s)"
+    );
+    // Without it, the engine keeps backing off (the idle timeout, 180 s by
+    // default, is what ends such a connection).
+    assert_eq!(vanished_peer(7503, 0, 10_000_000), None);
 }

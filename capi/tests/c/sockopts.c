@@ -111,6 +111,8 @@ int main(int argc, char **argv)
 	set("TCP_KEEPIDLE", lfd, IPPROTO_TCP, TCP_KEEPIDLE, 0, 4);
 	set("TCP_KEEPINTVL", lfd, IPPROTO_TCP, TCP_KEEPINTVL, 5, 4);
 	set("TCP_KEEPCNT", lfd, IPPROTO_TCP, TCP_KEEPCNT, 200, 4);
+	set("TCP_USER_TIMEOUT", lfd, IPPROTO_TCP, TCP_USER_TIMEOUT, 5000, 4);
+	set("TCP_USER_TIMEOUT", lfd, IPPROTO_TCP, TCP_USER_TIMEOUT, -1, 4);
 	set("TCP_NODELAY", lfd, IPPROTO_TCP, TCP_NODELAY, 1, 2);
 	set("level 999", lfd, 999, 1, 1, 4);
 	get("SO_REUSEADDR", lfd, SOL_SOCKET, SO_REUSEADDR, 4);
@@ -126,6 +128,7 @@ int main(int argc, char **argv)
 	get("TCP_NODELAY", lfd, IPPROTO_TCP, TCP_NODELAY, 4);
 	get("TCP_KEEPIDLE", lfd, IPPROTO_TCP, TCP_KEEPIDLE, 4);
 	get("TCP_KEEPINTVL", lfd, IPPROTO_TCP, TCP_KEEPINTVL, 4);
+	get("TCP_USER_TIMEOUT", lfd, IPPROTO_TCP, TCP_USER_TIMEOUT, 4);
 	get("SO_RCVBUF, len 2", lfd, SOL_SOCKET, SO_RCVBUF, 2);
 	get("SO_RCVBUF, len 8", lfd, SOL_SOCKET, SO_RCVBUF, 8);
 	get("SO_RCVBUF, len 0", lfd, SOL_SOCKET, SO_RCVBUF, 0);
@@ -160,6 +163,7 @@ int main(int argc, char **argv)
 	get("accepted TCP_NODELAY", afd, IPPROTO_TCP, TCP_NODELAY, 4);
 	get("accepted TCP_KEEPIDLE", afd, IPPROTO_TCP, TCP_KEEPIDLE, 4);
 	linger_get("accepted (the listener's)", afd, sizeof(struct linger));
+	get("accepted TCP_USER_TIMEOUT", afd, IPPROTO_TCP, TCP_USER_TIMEOUT, 4);
 
 	struct sockaddr_in a_me, a_peer, c_me, c_peer;
 	names("accepted", afd, &a_me, &a_peer);

@@ -323,6 +323,10 @@ pub(crate) enum Repair {
     Walk,
     /// The same after a retransmission timeout (everything unSACKed lost).
     Rto,
+    /// `TCP_USER_TIMEOUT` ran out: data stayed outstanding that long with
+    /// nothing of it acknowledged. The connection is given up; its requests
+    /// fail with `-ETIMEDOUT` (Linux's `tcp_write_err`).
+    GiveUp,
 }
 
 /// A connection's send-side view. See the module docs.
@@ -466,6 +470,20 @@ pub(crate) struct Recovery {
     /// Data segments this connection sent again (its share of
     /// `EngineStats::retransmits`).
     resent: u32,
+    /// `TCP_USER_TIMEOUT` (ms; 0 off): how long data may stay outstanding
+    /// without the peer acknowledging any of it before the connection is
+    /// given up ([`Repair::GiveUp`]).
+    user_timeout_ms: u32,
+    /// When (engine ms, wrapping) the peer last acknowledged new data, or
+    /// data became outstanding with none before: where the user timeout
+    /// counts from.
+    progress_ms: u32,
+}
+
+/// Engine µs as wrapping ms (for `Recovery::progress_ms`).
+#[inline]
+fn ms(us: u64) -> u32 {
+    (us / 1000) as u32
 }
 
 /// The scoreboard of a flight with many holes (see [`SB_EXT`]).
@@ -979,6 +997,7 @@ impl Recovery {
         if after(s.hi, self.nxt) {
             if self.una == self.nxt {
                 self.since_us = now_us;
+                self.progress_ms = ms(now_us);
                 self.backoff = 0;
             }
             if self.timed.is_none() {
@@ -1038,6 +1057,7 @@ impl Recovery {
                 self.refit = true;
             }
             self.since_us = now_us;
+            self.progress_ms = ms(now_us);
             self.backoff = 0;
             if let Some((e, sent)) = self.timed {
                 if !after(e, ack) {
@@ -1505,7 +1525,7 @@ impl Recovery {
     fn rearm(&mut self, now_us: u64) {
         let t = self.timer_deadline();
         // RACK's timer only with blocks on a reordering path (rare).
-        self.due_us = if self.reo_seen && self.nsb > 0 {
+        let due = if self.reo_seen && self.nsb > 0 {
             match (t, self.rack_deadline(now_us)) {
                 (Some(t), Some(r)) => Some(t.min(r)),
                 (t, r) => t.or(r),
@@ -1513,6 +1533,38 @@ impl Recovery {
         } else {
             t
         };
+        self.due_us = if self.user_timeout_ms != 0 {
+            self.with_user_deadline(due, now_us)
+        } else {
+            due
+        };
+    }
+
+    /// Sets `TCP_USER_TIMEOUT` (ms; 0 off). It counts from the last
+    /// acknowledgment of new data (or from when data became outstanding),
+    /// whenever it was set.
+    pub(crate) fn set_user_timeout(&mut self, ms: u32, now_us: u64) {
+        if self.user_timeout_ms != ms {
+            self.user_timeout_ms = ms;
+            self.rearm(now_us);
+        }
+    }
+
+    /// `due` or, if earlier, when the user timeout runs out (data
+    /// outstanding only).
+    #[cold]
+    fn with_user_deadline(&self, due: Option<u64>, now_us: u64) -> Option<u64> {
+        if !self.outstanding() {
+            return due;
+        }
+        let u = now_us + u64::from(self.user_left_ms(now_us)) * 1000;
+        Some(due.map_or(u, |d| d.min(u)))
+    }
+
+    /// What is left of the user timeout at `now_us` (ms; 0: it ran out).
+    fn user_left_ms(&self, now_us: u64) -> u32 {
+        let elapsed = ms(now_us).wrapping_sub(self.progress_ms);
+        self.user_timeout_ms.saturating_sub(elapsed)
     }
 
     /// RACK's reordering timer (RFC 8985, 6.3): on a path that reorders, a
@@ -1571,6 +1623,11 @@ impl Recovery {
 
     #[cold]
     fn timeout(&mut self, now_us: u64, stats: &mut EngineStats) -> Option<Repair> {
+        if self.user_timeout_ms != 0 && self.outstanding() && self.user_left_ms(now_us) == 0 {
+            stats.user_timeouts += 1;
+            self.due_us = None;
+            return Some(Repair::GiveUp);
+        }
         if self.timer_deadline().is_none_or(|d| now_us < d) {
             // RACK's reordering timer, not the probe or RTO: judge the
             // scoreboard again (a walk if a hole is now lost).
@@ -2252,6 +2309,69 @@ mod tests {
         r.on_heard(&ack(800, &[]), 700_000);
         assert_eq!(r.srtt_us, 20_000, "no sample across a retransmission");
         assert_eq!(r.deadline(), None, "nothing outstanding");
+    }
+
+    #[test]
+    fn the_user_timeout_gives_up_on_data_unacknowledged_that_long() {
+        let mut r = Recovery::default();
+        let mut st = EngineStats::default();
+        r.set_user_timeout(500, 0);
+        assert_eq!(r.deadline(), None, "nothing outstanding: nothing armed");
+        r.on_sent(&sent(0, 1, 100), 10_000, &mut st);
+        r.on_heard(&ack(100, &[]), 30_000);
+        r.on_sent(&sent(100, 3, 100), 30_000, &mut st);
+        // Outstanding from 30 ms (an RTT sample of 20 ms): the user timeout
+        // runs out at 530 ms, after the probe (70 ms) and the first RTO
+        // (270 ms), before the second (670 ms).
+        let mut seen = vec![];
+        loop {
+            let due = r.deadline().expect("armed while data is outstanding");
+            let rep = r.on_timeout(due, &mut st);
+            seen.push((due, rep));
+            if rep == Some(Repair::GiveUp) {
+                break;
+            }
+            assert!(seen.len() < 10, "{seen:?}");
+        }
+        let (due, _) = *seen.last().unwrap();
+        assert_eq!(due, 530_000, "{seen:?}");
+        assert_eq!(st.user_timeouts, 1);
+        assert!(
+            st.tlp_probes + st.rto_fired >= 2,
+            "probe and RTO first: {seen:?}"
+        );
+        assert_eq!(r.deadline(), None, "given up: nothing more armed");
+
+        // An acknowledgment of new data starts it again; so does the first
+        // data outstanding after none.
+        let mut r = Recovery::default();
+        r.set_user_timeout(500, 0);
+        r.on_sent(&sent(0, 4, 100), 0, &mut st);
+        r.on_heard(&ack(100, &[]), 400_000);
+        assert_eq!(
+            r.deadline(),
+            Some(900_000),
+            "500 ms after the ACK at 400 ms"
+        );
+        assert_ne!(r.on_timeout(899_000, &mut st), Some(Repair::GiveUp));
+        r.on_heard(&ack(400, &[]), 450_000);
+        assert_eq!(r.deadline(), None);
+        r.on_sent(&sent(400, 1, 100), 2_000_000, &mut st);
+        let until_give_up = |r: &mut Recovery, st: &mut EngineStats| loop {
+            let due = r.deadline().unwrap();
+            if r.on_timeout(due, st) == Some(Repair::GiveUp) {
+                break due;
+            }
+        };
+        assert_eq!(until_give_up(&mut r, &mut st), 2_500_000);
+
+        // Off (0): the engine backs off as before and never gives up.
+        let mut r = Recovery::default();
+        r.on_sent(&sent(0, 4, 100), 0, &mut st);
+        for _ in 0..20 {
+            let Some(due) = r.deadline() else { break };
+            assert_ne!(r.on_timeout(due, &mut st), Some(Repair::GiveUp));
+        }
     }
 
     #[test]

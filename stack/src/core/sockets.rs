@@ -164,7 +164,7 @@ impl Core {
             let opts = l_opts;
             *self.fds.opts_mut(fd) = opts;
             self.fds.options_changed(fd, opts);
-            opts.apply(self.conns.get_mut(cid).sock());
+            opts.apply(self.conns.get_mut(cid), self.now_us);
             // The CQE's result: the fd, or the direct descriptor's.
             let mut res = fd;
             if let Some(d) = direct {
@@ -288,14 +288,15 @@ impl Core {
             self.release_conn(old);
             self.fds.set(sub.fd, Fd::Fresh { port: 0 });
         }
-        let cid = self.conns.alloc(self.now_us).ok_or(errno::ENOBUFS)?;
+        let now_us = self.now_us;
+        let cid = self.conns.alloc(now_us).ok_or(errno::ENOBUFS)?;
         let c = self.conns.get_mut(cid);
         c.phase = Phase::Connecting;
         c.remote_ip = rip;
         c.remote_port = rport;
         c.local_port = lport;
         c.fd = sub.fd;
-        self.fds.opts(sub.fd).apply(c.sock());
+        self.fds.opts(sub.fd).apply(c, now_us);
         if c.sock()
             .connect(self.iface.context(), (IpAddress::Ipv4(rip), rport), lport)
             .is_err()

@@ -12,11 +12,11 @@
 //! `rmem_max` / `wmem_max`); the buffers themselves stay the engine's
 //! (`EngineConfig::rx_buffer` / `tx_buffer`), carved from one arena.
 
-use smoltcp::socket::tcp;
 use smoltcp::time::Duration as SmolDuration;
 
 use ringline_ring::abi::*;
 
+use super::conns::Conn;
 use super::fds::Fd;
 use super::request::{SockCmd, Submission};
 use super::{Core, OpResult};
@@ -73,6 +73,10 @@ pub struct SocketOptions {
     /// `SO_LINGER`'s `l_linger` (s), kept when `l_onoff` is 0, as Linux
     /// keeps `sk_lingertime`.
     pub linger_secs: u32,
+    /// `TCP_USER_TIMEOUT` (ms; 0, the default, off): a connection whose
+    /// data stays outstanding this long with none of it acknowledged is
+    /// given up, and its requests fail with `-ETIMEDOUT`.
+    pub user_timeout_ms: u32,
 }
 
 impl SocketOptions {
@@ -94,6 +98,7 @@ impl SocketOptions {
             reuseport: false,
             linger: false,
             linger_secs: 0,
+            user_timeout_ms: 0,
         }
     }
 
@@ -132,6 +137,9 @@ impl SocketOptions {
                 self.keepintvl = in_range(val, MAX_KEEPINTVL)?;
             }
             (libc::IPPROTO_TCP, libc::TCP_KEEPCNT) => self.keepcnt = in_range(val, MAX_KEEPCNT)?,
+            (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) => {
+                self.user_timeout_ms = u32::try_from(val).map_err(|_| errno::EINVAL)?;
+            }
             _ => return Err(errno::ENOPROTOOPT),
         }
         Ok(())
@@ -160,12 +168,16 @@ impl SocketOptions {
             (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE) => self.keepidle as i32,
             (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL) => self.keepintvl as i32,
             (libc::IPPROTO_TCP, libc::TCP_KEEPCNT) => self.keepcnt as i32,
+            (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) => self.user_timeout_ms as i32,
             _ => return None,
         })
     }
 
-    /// Applies what the engine supports per connection to its socket.
-    pub(crate) fn apply(&self, s: &mut tcp::Socket<'static>) {
+    /// Applies what the engine supports per connection to it (its socket,
+    /// and the user timeout to its recovery), at engine time `now_us`.
+    pub(crate) fn apply(&self, c: &mut Conn, now_us: u64) {
+        c.rec.set_user_timeout(self.user_timeout_ms, now_us);
+        let s = c.sock();
         s.set_nagle_enabled(!self.nodelay);
         let alive = self
             .keepalive
@@ -257,7 +269,11 @@ impl Core {
         *self.fds.opts_mut(fd) = o;
         self.fds.options_changed(fd, o);
         match what {
-            Fd::Conn(cid) => o.apply(self.conns.get_mut(cid).sock()),
+            Fd::Conn(cid) => {
+                o.apply(self.conns.get_mut(cid), self.now_us);
+                // Egress re-arms its timer (the user timeout may be sooner).
+                self.conns.mark_dirty(cid);
+            }
             Fd::Listener(lid) => {
                 if let Some(l) = self.listeners.get_mut(lid) {
                     l.opts = o;

@@ -368,10 +368,18 @@ impl<N: Nic> Pump<N> {
         if c.arp_since.is_some() {
             c.arp_since = None;
         }
-        let repair = c
+        let mut repair = c
             .rec
             .on_timeout(now_us, &mut core.stats)
             .or_else(|| c.rec.take_walk());
+        if repair == Some(Repair::GiveUp) {
+            // TCP_USER_TIMEOUT: the socket is aborted (its RST goes out
+            // below); the state change wakes the connection's requests,
+            // which fail with ETIMEDOUT.
+            c.reset_err = crate::errno::ETIMEDOUT;
+            c.sock().abort();
+            repair = None;
+        }
         let mut now = Instant::from_micros(c.rec.socket_time(now_us) as i64);
         let mut sent = c.rec.begin(now_us);
         let off = c.seq_off;
@@ -450,7 +458,7 @@ fn dup_acks_for(us: Ipv4Addr, c: &Conn, repair: Repair) -> Option<[u8; 40]> {
         Repair::DupAcks { seq, ack, win } => {
             Some(dup_ack(us, c, seq, ack.wrapping_add(c.seq_off), win))
         }
-        Repair::Walk | Repair::Rto => None,
+        Repair::Walk | Repair::Rto | Repair::GiveUp => None,
     }
 }
 
