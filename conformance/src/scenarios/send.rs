@@ -239,9 +239,23 @@ pub fn zc_errors(c: &mut Ctx) -> R {
     let mut s = zc(fd, 5);
     s.ioprio = 1 << 6;
     cases.push(("send_zc(unknown ioprio bit)", s));
+    // A real msghdr (one iovec over the data): `addr` names a msghdr here,
+    // and the 5-byte data buffer read as one let the kernel see whatever
+    // the heap held past it (-EFAULT or -EMSGSIZE from run to run).
+    let iov = c.keep([libc::iovec {
+        iov_base: d as *mut libc::c_void,
+        iov_len: 5,
+    }]);
+    // SAFETY: an all-zero msghdr is valid (null pointers, zero lengths).
+    let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
+    mh.msg_iov = iov.cast();
+    mh.msg_iovlen = 1;
+    let mh = c.keep(mh);
     let mut s = zc(fd, 7);
     s.opcode = abi::IORING_OP_SENDMSG_ZC;
     s.ioprio = abi::IORING_RECVSEND_FIXED_BUF;
+    s.addr = mh as u64;
+    s.len = 1;
     cases.push(("sendmsg_zc(FIXED_BUF)", s));
     let mut s = zc(fd, 8);
     s.flags = abi::IOSQE_CQE_SKIP_SUCCESS;
