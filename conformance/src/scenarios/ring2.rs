@@ -380,6 +380,46 @@ pub fn cqe_skip_link_timeout(c: &mut Ctx) -> R {
     Ok(())
 }
 
+/// A LINK_TIMEOUT with `IOSQE_CQE_SKIP_SUCCESS`: cancelled because its
+/// request finished first (at once, a NOP; later, a RECV that gets data),
+/// Linux completes it without failing it, so no CQE; a NOP after it in the
+/// chain runs. Then one whose timer fires: its `-ETIME` and the RECV's
+/// `-ECANCELED`. (liburing's `test/skip-cqe.c`, `test_ltimeout_cancel`.)
+pub fn link_timeout_skip_success(c: &mut Ctx) -> R {
+    let (fd, p) = c.backend().app_conn()?;
+    let skip = IOSQE_CQE_SKIP_SUCCESS;
+    let lt = link_timeout(c, 10_000, skip | IOSQE_IO_LINK, 2);
+    batch_wait(
+        c,
+        &[
+            ("nop (LINK)", nop(1, IOSQE_IO_LINK, None)),
+            ("link_timeout(10 s, SKIP, LINK)", lt),
+            ("nop 3", nop(3, 0, None)),
+        ],
+        &[1, 3],
+        &[1, 2, 3],
+    )?;
+    let r = recv(c, fd, IOSQE_IO_LINK, 4);
+    let lt = link_timeout(c, 10_000, skip, 5);
+    push(c, "recv (LINK)", r)?;
+    push(c, "link_timeout(10 s, SKIP) 2", lt)?;
+    c.submit();
+    c.quiet();
+    c.peer_send(p, &pattern(5, 8))?;
+    c.wait_final(4);
+    c.quiet();
+    c.record_order(&[4, 5]);
+    let r = recv(c, fd, IOSQE_IO_LINK, 6);
+    let lt = link_timeout(c, 20, skip, 7);
+    push(c, "recv (LINK) 2", r)?;
+    push(c, "link_timeout(20 ms, SKIP)", lt)?;
+    c.submit();
+    c.wait_final(6);
+    c.quiet();
+    c.record_order(&[6, 7]);
+    Ok(())
+}
+
 // ----------------------------------------------------------------------
 // Drain and ASYNC
 // ----------------------------------------------------------------------
@@ -574,6 +614,45 @@ pub fn timeout_counts_batch(c: &mut Ctx) -> R {
         ],
         &[1, 2, 3, 4, 5, 6],
     )
+}
+
+/// A TIMEOUT's completion count leaves out the CQEs of TIMEOUTs, whether
+/// they fired or completed by their own count (Linux's `cq_timeouts`): two
+/// count-1 TIMEOUTs of 40 and 20 ms both fire; a count-1 TIMEOUT is not
+/// completed by a plain 20 ms TIMEOUT firing, but by the NOP after it; a
+/// count-2 TIMEOUT needs two NOPs though a count-1 one completed by the
+/// first. (liburing's `test/timeout.c`, `test_multi_timeout`, checks the
+/// first.)
+pub fn timeout_counts_skip_timeouts(c: &mut Ctx) -> R {
+    let (t40, t20, t10s) = (c.timespec_ms(40), c.timespec_ms(20), c.timespec_ms(10_000));
+    push(c, "timeout(40 ms, count 1)", timeout(t40, 1, 0, 1))?;
+    push(c, "timeout(20 ms, count 1)", timeout(t20, 1, 0, 2))?;
+    c.submit();
+    c.wait_finals(&[1, 2]);
+    c.record_order(&[1, 2]);
+    push(c, "timeout(10 s, count 1)", timeout(t10s, 1, 0, 3))?;
+    push(c, "timeout(20 ms)", timeout(t20, 0, 0, 4))?;
+    c.submit();
+    c.wait_final(4);
+    c.quiet();
+    push(c, "nop 5", nop(5, 0, None))?;
+    c.submit();
+    c.wait_finals(&[3, 5]);
+    c.record_order(&[3, 4, 5]);
+    push(c, "timeout(10 s, count 1)", timeout(t10s, 1, 0, 6))?;
+    push(c, "timeout(10 s, count 2)", timeout(t10s, 2, 0, 7))?;
+    c.submit();
+    c.quiet();
+    push(c, "nop 8", nop(8, 0, None))?;
+    c.submit();
+    c.wait_final(6);
+    c.quiet();
+    c.record_order(&[6, 7, 8]);
+    push(c, "nop 9", nop(9, 0, None))?;
+    c.submit();
+    c.wait_finals(&[7, 9]);
+    c.record_order(&[6, 7, 8, 9]);
+    Ok(())
 }
 
 /// A count-based TIMEOUT whose deadline comes first: -ETIME; the NOPs after.

@@ -136,6 +136,18 @@ impl Completer {
     /// Final CQE of a parked op: unlink, free, post (unless skipped on
     /// success), then cancel its LINK_TIMEOUT and report to its chain.
     pub(crate) fn finish(&mut self, id: OpId, res: i32, flags: u32) {
+        self.finish_as(id, res, flags, false);
+    }
+
+    /// [`Completer::finish`] of a LINK_TIMEOUT that fired (`-ETIME`) or was
+    /// cancelled because its request finished first (`-ECANCELED`): Linux
+    /// completes it without failing it (`io_link_timeout_fn`,
+    /// `io_disarm_next`), so `IOSQE_CQE_SKIP_SUCCESS` still skips its CQE.
+    pub(crate) fn finish_unfailed(&mut self, id: OpId, res: i32) {
+        self.finish_as(id, res, 0, true);
+    }
+
+    fn finish_as(&mut self, id: OpId, res: i32, flags: u32, unfailed: bool) {
         let op = self.ops.take(id);
         match op.kind {
             OpKind::Send { zc, .. } if zc != ZeroCopy::No => {
@@ -153,6 +165,7 @@ impl Completer {
             _ if res >= 0
                 && op.sqe_flags & IOSQE_CQE_SKIP_SUCCESS != 0
                 && !short_transfer(&op.kind, res) => {}
+            _ if unfailed && op.sqe_flags & IOSQE_CQE_SKIP_SUCCESS != 0 => {}
             _ => self.post(op.user_data, res, flags),
         }
         self.count(res);
@@ -161,7 +174,7 @@ impl Completer {
                 if let OpKind::LinkTimeout { target, .. } = self.ops.get(lt).kind {
                     if target == id {
                         // The request finished first: its timeout is cancelled.
-                        self.finish(lt, errno::ECANCELED.as_res(), 0);
+                        self.finish_unfailed(lt, errno::ECANCELED.as_res());
                     }
                 }
             }

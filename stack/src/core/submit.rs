@@ -122,7 +122,12 @@ impl Core {
         match next {
             Next::Idle => {}
             Next::Expired(sqe) => {
-                self.cq.post(sqe.user_data, errno::ECANCELED.as_res(), 0);
+                // Its request completed before it was armed: cancelled
+                // without failing (Linux's `io_disarm_next`), so
+                // CQE_SKIP_SUCCESS skips the CQE.
+                if sqe.flags & IOSQE_CQE_SKIP_SUCCESS == 0 {
+                    self.cq.post(sqe.user_data, errno::ECANCELED.as_res(), 0);
+                }
                 self.cq.events.push_back(super::complete::ChainEvent {
                     chain,
                     ok: true,
@@ -384,7 +389,9 @@ impl Core {
     /// Arms LINK_TIMEOUT `sqe` on the running request `target`, or fails it.
     fn link_timeout(&mut self, sqe: &Sqe, target: crate::ids::OpId) {
         match Request::decode(sqe) {
-            Ok(Request::LinkTimeout(spec)) => self.arm_link_timeout(sqe.user_data, spec, target),
+            Ok(Request::LinkTimeout(spec)) => {
+                self.arm_link_timeout(sqe.user_data, sqe.flags, spec, target);
+            }
             Ok(_) => unreachable!("a LINK_TIMEOUT SQE decodes to one"),
             Err(e) => self.cq.post_error(sqe.user_data, e),
         }

@@ -18,7 +18,8 @@ use crate::errno::{self, Errno};
 use crate::ids::OpId;
 use crate::usermem;
 
-/// A TIMEOUT that completes once the CQE count reaches `target`.
+/// A TIMEOUT that completes once the count of CQEs that are not TIMEOUTs'
+/// ([`Core::counted_cqes`]) reaches `target`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Counted {
     target: u64,
@@ -42,6 +43,10 @@ pub(crate) struct Deadline {
 pub(crate) struct Timeouts {
     heap: BinaryHeap<Reverse<Deadline>>,
     counted: Vec<Counted>,
+    /// TIMEOUT completions (a timer firing, each of a multishot's, or a
+    /// count reached): their CQEs do not count toward a TIMEOUT's count
+    /// (Linux's `cq_timeouts`).
+    completed: u64,
 }
 
 impl Timeouts {
@@ -109,8 +114,15 @@ impl Core {
             .engine_time_of(clock.clock_id(), ts_us, self.now_us)
     }
 
-    /// Arms a LINK_TIMEOUT (user_data `ud`) on the running request `target`.
-    pub(crate) fn arm_link_timeout(&mut self, ud: u64, spec: TimeoutSpec, target: OpId) {
+    /// Arms a LINK_TIMEOUT (user_data `ud`, SQE flags `sqe_flags`) on the
+    /// running request `target`.
+    pub(crate) fn arm_link_timeout(
+        &mut self,
+        ud: u64,
+        sqe_flags: u8,
+        spec: TimeoutSpec,
+        target: OpId,
+    ) {
         let at = match self.timeout_deadline(&spec) {
             Ok((at, _)) => at,
             Err(e) => {
@@ -120,6 +132,9 @@ impl Core {
         };
         let ops = &mut self.cq.ops;
         let id = ops.insert(ud, -1, OpKind::LinkTimeout { at_us: at, target });
+        // Its CQE_SKIP_SUCCESS holds whether it fires or is cancelled by
+        // its request finishing ([`super::complete::Completer::finish_unfailed`]).
+        ops.get_mut(id).sqe_flags = sqe_flags;
         ops.push(id, Owner::Timeout);
         ops.get_mut(target).link_timeout = Some(id);
         self.timeouts.arm(at, id);
@@ -141,9 +156,10 @@ impl Core {
         let id = self.park(sub, kind, Owner::Timeout);
         self.timeouts.arm(at, id);
         if spec.count != 0 && !multishot {
-            // Completes with 0 once `off` more CQEs have been posted.
+            // Completes with 0 once `off` more CQEs, not TIMEOUTs', have
+            // been posted.
             self.timeouts.counted.push(Counted {
-                target: self.cq.cqes.saturating_add(spec.count),
+                target: self.counted_cqes().saturating_add(spec.count),
                 op: id,
                 gen: self.cq.ops.gen(id),
                 at_us: at,
@@ -231,7 +247,8 @@ impl Core {
                         // Detach first so the target's completion does not cancel us.
                         ops.get_mut(target).link_timeout = None;
                     }
-                    self.cq.fail(id, errno::ETIME);
+                    // Linux's io_link_timeout_fn does not fail it either.
+                    self.cq.finish_unfailed(id, errno::ETIME.as_res());
                     if guarded {
                         self.cq.fail(target, errno::ECANCELED);
                     }
@@ -246,6 +263,7 @@ impl Core {
     /// later, until its last firing (`repeats` left, 0 = unlimited) or a CQ
     /// with no room for the CQE (then, as in Linux, it completes).
     fn fire_timeout(&mut self, id: OpId, interval_us: u64, repeats: u32) {
+        self.timeouts.completed += 1;
         if interval_us == 0 || repeats == 1 {
             self.cq.fail(id, errno::ETIME);
             return;
@@ -262,6 +280,12 @@ impl Core {
             *r = repeats.saturating_sub(1);
         }
         self.timeouts.arm(at, id);
+    }
+
+    /// CQEs posted so far, less those of TIMEOUTs (what a TIMEOUT's
+    /// completion count counts: Linux's `cached_cq_tail - cq_timeouts`).
+    fn counted_cqes(&self) -> u64 {
+        self.cq.cqes.saturating_sub(self.timeouts.completed)
     }
 
     /// Completes TIMEOUTs whose completion count was reached (checked once
@@ -282,8 +306,9 @@ impl Core {
                 && ops.get(op).owner == Owner::Timeout;
             if !live {
                 self.timeouts.counted.swap_remove(i);
-            } else if self.cq.cqes >= target {
+            } else if self.counted_cqes() >= target {
                 self.timeouts.counted.swap_remove(i);
+                self.timeouts.completed += 1;
                 self.cq.finish(op, 0, 0);
             } else {
                 i += 1;
