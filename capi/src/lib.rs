@@ -290,8 +290,9 @@ static NEXT_RING: AtomicU64 = AtomicU64::new(1);
 /// `io_uring_queue_init_params`: sets up a ring of `entries` SQEs on ringline and
 /// fills `*ring`; `p` in/out as io_uring_setup(2)'s params (`IORING_SETUP_CQSIZE`,
 /// `CLAMP`, `SQPOLL` with `sq_thread_cpu`/`sq_thread_idle` are honoured;
-/// `SINGLE_ISSUER`, `COOP_TASKRUN`, `TASKRUN_FLAG`, `DEFER_TASKRUN`, `SUBMIT_ALL`
-/// are accepted: ringline behaves so already). Returns 0 or `-errno`.
+/// `SUBMIT_ALL` (without it a submission stops after an SQE that fails its
+/// checks); `SINGLE_ISSUER`, `COOP_TASKRUN`, `TASKRUN_FLAG`, `DEFER_TASKRUN`
+/// are accepted). Returns 0 or `-errno`.
 ///
 /// # Safety
 ///
@@ -353,6 +354,9 @@ pub unsafe extern "C" fn io_uring_queue_init_params(
         return -libc::EMFILE;
     };
     ecfg.ring_fd = Some(ring_fd);
+    // Without IORING_SETUP_SUBMIT_ALL a submission stops after an SQE that
+    // fails its checks, as the kernel's.
+    ecfg.submit_all = params.flags & abi::IORING_SETUP_SUBMIT_ALL != 0;
     let backend = if params.flags & abi::IORING_SETUP_SQPOLL != 0 {
         let sq = SqpollConfig {
             cpu: (params.flags & abi::IORING_SETUP_SQ_AFF != 0)

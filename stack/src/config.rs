@@ -78,6 +78,12 @@ pub struct EngineConfig {
     /// `EBUSY` until the application reaps (requests already in flight
     /// still complete into the backlog: nothing is dropped).
     pub max_cq_backlog: usize,
+    /// `IORING_SETUP_SUBMIT_ALL`: a submission takes every SQE even when one
+    /// fails its checks (the default). Off, as a Linux ring set up without
+    /// the flag, the engine stops taking SQEs after one that fails its prep
+    /// checks and links to no next SQE (a chain member that links on does
+    /// not stop it): those after it stay in the SQ for the next submission.
+    pub submit_all: bool,
     /// How long (µs) a driver keeps polling an idle engine before it blocks:
     /// the inline driver inside a wait for completions, the SQPOLL thread
     /// between steps. While blocked, a frame (on a NIC that can notify, such
@@ -154,6 +160,7 @@ impl Default for EngineConfig {
             rx_budget: 256,
             seed: 0x5eed_0f01,
             max_cq_backlog: 1 << 20,
+            submit_all: true,
             congestion: Congestion::default(),
             busy_poll_us: DEFAULT_BUSY_POLL_US,
             socket_numbers: None,

@@ -123,6 +123,52 @@ int main(void)
 	printf("fds ok\n");
 
 	io_uring_queue_exit(&ring);
+
+	/* A submission stops after an SQE that fails its checks unless the ring
+	 * was set up with IORING_SETUP_SUBMIT_ALL (liburing's
+	 * test/sq-space_left.c): then the rest stay in the SQ. In a chain only
+	 * its last SQE failing stops it; a member that links on does not. */
+	for (int all = 0; all < 2; all++) {
+		struct io_uring r;
+		CHECK(io_uring_queue_init(32, &r, all ? IORING_SETUP_SUBMIT_ALL : 0) == 0, "init");
+		for (int i = 0; i < 7; i++) {
+			struct io_uring_sqe *q = io_uring_get_sqe(&r);
+			io_uring_prep_nop(q);
+			q->user_data = i;
+			if (i == 3)
+				q->opcode = 0xfe;
+		}
+		int a = io_uring_submit(&r);
+		int left = io_uring_sq_ready(&r);
+		int b = io_uring_submit(&r);
+		printf("submit_all=%d: bad opcode 4th of 7: submitted %d, left %d, then %d\n", all, a, left, b);
+		/* A chain of 3 (then 2 NOPs) whose head, middle or last member fails. */
+		for (int badi = 0; badi < 3; badi++) {
+			for (int i = 0; i < 5; i++) {
+				struct io_uring_sqe *q = io_uring_get_sqe(&r);
+				io_uring_prep_nop(q);
+				q->user_data = 10 + i;
+				if (i < 2)
+					q->flags |= IOSQE_IO_LINK;
+				if (i == badi)
+					q->ioprio = 1; /* a NOP takes no ioprio: -EINVAL at prep */
+			}
+			a = io_uring_submit(&r);
+			left = io_uring_sq_ready(&r);
+			b = io_uring_submit(&r);
+			printf("submit_all=%d: chain of 3, member %d bad, 2 more: submitted %d, left %d, then %d\n", all,
+			       badi, a, left, b);
+		}
+		int got = 0, bad = 0;
+		struct io_uring_cqe *c;
+		while (io_uring_peek_cqe(&r, &c) == 0) {
+			got++;
+			bad += c->res < 0;
+			io_uring_cqe_seen(&r, c);
+		}
+		printf("submit_all=%d: %d CQEs, %d failed\n", all, got, bad);
+		io_uring_queue_exit(&r);
+	}
 	printf("exit ok\n");
 	return 0;
 }

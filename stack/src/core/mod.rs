@@ -177,6 +177,10 @@ pub(crate) struct Core {
     /// drain barrier rather than taken from the SQ (Linux issues those
     /// from task work; MSG_RING to itself orders its CQEs by it).
     pub(crate) released: bool,
+    /// An SQE of this submission that links to no next one failed its prep
+    /// checks (a lone SQE, or a chain's last): without
+    /// `EngineConfig::submit_all` the submission stops after it.
+    pub(crate) prep_failed: bool,
 }
 
 impl Core {
@@ -223,6 +227,7 @@ impl Core {
             rings,
             msgs: Vec::new(),
             released: false,
+            prep_failed: false,
             cfg,
         })
     }

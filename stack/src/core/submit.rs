@@ -25,9 +25,15 @@ impl Core {
             return 0;
         }
         let mut n = 0;
+        self.prep_failed = false;
         while let Some(sqe) = self.cq.ring.next_sqe() {
             n += 1;
             self.accept_sqe(sqe);
+            if self.prep_failed && !self.cfg.submit_all {
+                // Linux's io_submit_sqes without IORING_SETUP_SUBMIT_ALL: the
+                // rest stay in the SQ.
+                break;
+            }
         }
         if n > 0 {
             self.cq.ring.sq_commit();
@@ -72,6 +78,12 @@ impl Core {
     /// Appends an SQE to the chain being built; flushes the chain if it ends.
     fn append(&mut self, sqe: &Sqe) {
         let prep = link_prep(sqe, self.links.last_opcode());
+        if prep.is_some() && sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK) == 0 {
+            // The chain's last SQE failed its checks: as a lone SQE that
+            // does, it ends the submission (a member that links on does
+            // not, in Linux's io_submit_fail_init).
+            self.prep_failed = true;
+        }
         if let Some(ch) = self.links.append(sqe, prep) {
             self.flush_chain(ch);
         }
@@ -195,6 +207,10 @@ impl Core {
             Ok(sub) => sub,
             Err(e) => {
                 let chain = self.links.issuing();
+                // A prep failure, as in `link_prep`.
+                if chain.is_none() && !unimplemented(sqe.opcode) {
+                    self.prep_failed = true;
+                }
                 self.cq
                     .complete_now(sqe.user_data, sqe.flags, chain, e.as_res(), 0);
                 return;
@@ -398,6 +414,12 @@ impl Core {
     }
 }
 
+/// An opcode Linux has and ringline does not support: it fails when issued
+/// (`-EOPNOTSUPP`), as a request that ran and failed, not at prep.
+fn unimplemented(opcode: u8) -> bool {
+    opcode < IORING_OP_LAST && !super::request::supported(opcode)
+}
+
 /// The error Linux's prep (`io_init_req`) gives `sqe` as a chain member
 /// after an SQE of opcode `prev` (`None`: it is the chain's head), which
 /// fails the whole chain before anything in it runs: the decoder's checks,
@@ -408,7 +430,7 @@ impl Core {
 /// An opcode Linux has and ringline does not support fails when issued
 /// (`-EOPNOTSUPP`), as a request that ran and failed, not at prep.
 fn link_prep(sqe: &Sqe, prev: Option<u8>) -> Option<errno::Errno> {
-    if sqe.opcode < IORING_OP_LAST && !super::request::supported(sqe.opcode) {
+    if unimplemented(sqe.opcode) {
         return None;
     }
     match Request::decode(sqe) {
