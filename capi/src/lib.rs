@@ -287,6 +287,59 @@ unsafe fn timed_out(ring: *mut IoUring, cqe_ptr: *mut *mut Cqe) -> i32 {
 
 static NEXT_RING: AtomicU64 = AtomicU64::new(1);
 
+/// `RLIMIT_NOFILE`'s soft limit: the most fds, so ringline sockets, the
+/// process may have open now.
+fn nofile_limit() -> usize {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } != 0 {
+        return usize::MAX;
+    }
+    usize::try_from(r.rlim_cur).unwrap_or(usize::MAX)
+}
+
+/// Fewest connections a ring is given room for before it fails with
+/// `-ENOMEM`.
+const MIN_CONNECTIONS: usize = 1024;
+
+/// The most connections, at most `want` (halving down to
+/// [`MIN_CONNECTIONS`]), whose socket buffers of `per` bytes the process's
+/// address space can still reserve: probed with a mapping of no access
+/// that is unmapped at once.
+fn fit_connections(want: usize, per: usize) -> usize {
+    let page = 4096;
+    let per = per.next_multiple_of(page).max(page);
+    let mut n = want.max(1);
+    while n > MIN_CONNECTIONS {
+        let Some(len) = n.checked_mul(per) else {
+            n /= 2;
+            continue;
+        };
+        // SAFETY: an anonymous mapping with no access at an address of the
+        // kernel's choosing, reserving nothing; unmapped below.
+        let p = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                len,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p != libc::MAP_FAILED {
+            // SAFETY: the mapping made just above, used by nothing.
+            unsafe { libc::munmap(p, len) };
+            return n;
+        }
+        n /= 2;
+    }
+    n
+}
+
 /// `io_uring_queue_init_params`: sets up a ring of `entries` SQEs on ringline and
 /// fills `*ring`; `p` in/out as io_uring_setup(2)'s params (`IORING_SETUP_CQSIZE`,
 /// `CLAMP`, `SQPOLL` with `sq_thread_cpu`/`sq_thread_idle` are honoured;
@@ -357,6 +410,20 @@ pub unsafe extern "C" fn io_uring_queue_init_params(
     // Without IORING_SETUP_SUBMIT_ALL a submission stops after an SQE that
     // fails its checks, as the kernel's.
     ecfg.submit_all = params.flags & abi::IORING_SETUP_SUBMIT_ALL != 0;
+    // Each ring reserves address space for its connections' buffers (8 MiB a
+    // connection with the defaults). A process has no more sockets than its
+    // fd limit (each ringline socket holds a number), so a ring is sized by
+    // it; past what the address space still holds, by what fits.
+    let want = ecfg
+        .max_connections
+        .min(nofile_limit().max(MIN_CONNECTIONS));
+    ecfg.max_connections = fit_connections(want, ecfg.rx_buffer + ecfg.tx_buffer);
+    if ecfg.max_connections < want {
+        eprintln!(
+            "libringline: address space for {} connections on this ring (of {want})",
+            ecfg.max_connections
+        );
+    }
     let backend = if params.flags & abi::IORING_SETUP_SQPOLL != 0 {
         let sq = SqpollConfig {
             cpu: (params.flags & abi::IORING_SETUP_SQ_AFF != 0)
@@ -390,6 +457,7 @@ pub unsafe extern "C" fn io_uring_queue_init_params(
             eprintln!("libringline: {e}");
             return match e {
                 stack::OpenError::Ring(s) => s.errno(),
+                stack::OpenError::Engine(stack::EngineError::Buffers { .. }) => -libc::ENOMEM,
                 _ => -libc::EINVAL,
             };
         }
