@@ -122,6 +122,11 @@ int main(void)
 	CHECK(close(pfd[0]) == 0 && close(pfd[1]) == 0, "close pipe");
 	printf("fds ok\n");
 
+	/* A buffer ring in memory that is not mapped: -EFAULT at registration
+	 * (the kernel pins the pages then), not a fault later. */
+	struct io_uring_buf_reg breg = { .ring_addr = 4096, .ring_entries = 32, .bgid = 1 };
+	printf("buf ring at an unmapped page: %d\n", io_uring_register_buf_ring(&ring, &breg, 0));
+
 	io_uring_queue_exit(&ring);
 
 	/* A submission stops after an SQE that fails its checks unless the ring
