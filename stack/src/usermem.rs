@@ -144,6 +144,28 @@ pub fn check(addr: u64, len: usize) -> Result<(), Errno> {
     resolve(addr, len).map(|_| ())
 }
 
+/// [`check`], then, as the kernel's pinning of registered memory finds, every
+/// page of `addr..addr+len` mapped in this process (`mincore`), else
+/// `-EFAULT`. For registration calls (cold). An attached application's
+/// window is mapped whole: [`check`] suffices there.
+pub fn check_mapped(addr: u64, len: usize) -> Result<(), Errno> {
+    check(addr, len)?;
+    if len == 0 || WINDOW.with(Cell::get).is_some() {
+        return Ok(());
+    }
+    let first = addr & !4095;
+    let span = (addr + len as u64 - first).next_multiple_of(4096);
+    let mut vec = vec![0u8; (span / 4096) as usize];
+    // SAFETY: mincore reads only the process's page tables for the range
+    // (page-aligned start) and writes one byte per page into `vec`.
+    let r = unsafe { libc::mincore(ptr_from(first).cast(), span as usize, vec.as_mut_ptr()) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(errno::EFAULT)
+    }
+}
+
 /// The application buffer `addr..addr+len`, writable.
 pub fn slice_mut<'a>(addr: u64, len: usize) -> Result<&'a mut [u8], Errno> {
     if len == 0 {

@@ -49,6 +49,9 @@ int main(void)
 	 * is not connected. */
 	static char buf[64] = "registered";
 	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+	/* Memory that is not mapped: -EFAULT, as the kernel's pinning finds. */
+	struct iovec bad = { .iov_base = (void *)(uintptr_t)4096, .iov_len = 4096 };
+	printf("register unmapped buffers: %d\n", io_uring_register_buffers(&ring, &bad, 1));
 	printf("register buffers: %d\n", io_uring_register_buffers(&ring, &iov, 1));
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
 	io_uring_prep_write_fixed(sqe, 1, buf, 10, 0, 0);

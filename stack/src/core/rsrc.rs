@@ -434,7 +434,7 @@ impl Core {
                 if base.checked_add(pages).is_none() {
                     return Err(errno::EOVERFLOW);
                 }
-                usermem::check(base, len as usize)?;
+                usermem::check_mapped(base, len as usize)?;
             }
             bufs.push((base, len));
         }
