@@ -480,6 +480,7 @@ pub unsafe extern "C" fn io_uring_queue_init_params(
         mailbox,
         napi: newer::Napi::default(),
     }));
+    ring_fds().insert(ring_fd, st as usize);
     let flags_in = params.flags;
     *params = Params {
         flags: out.flags | (flags_in & !abi::IORING_SETUP_CQSIZE),
@@ -574,6 +575,7 @@ pub unsafe extern "C" fn io_uring_queue_exit(ring: *mut IoUring) {
     // so it has not been freed.
     let st = unsafe { Box::from_raw(st as *mut CRing) };
     let (id, fd) = (st.id, st.ring_fd);
+    ring_fds().remove(&fd);
     drop(st);
     sockets::forget_ring(id, fd);
 }
@@ -1157,12 +1159,152 @@ unsupported! {
     fn io_uring_queue_mmap(i32, *mut Params, *mut IoUring) -> i32 = libc::EOPNOTSUPP;
     /// `io_uring_setup`: the raw system call (`-ENOSYS`): use `io_uring_queue_init`.
     fn io_uring_setup(u32, *mut Params) -> i32 = libc::ENOSYS;
-    /// `io_uring_enter`: the raw system call (`-ENOSYS`).
-    fn io_uring_enter(u32, u32, u32, u32, *mut libc::sigset_t) -> i32 = libc::ENOSYS;
-    /// `io_uring_enter2`: the raw system call (`-ENOSYS`).
-    fn io_uring_enter2(u32, u32, u32, u32, *mut libc::sigset_t, usize) -> i32 = libc::ENOSYS;
     /// `io_uring_register`: the raw system call (`-ENOSYS`).
     fn io_uring_register(u32, u32, *const libc::c_void, u32) -> i32 = libc::ENOSYS;
+}
+
+/// Each ringline ring's fd and its state (a `Box<CRing>` from
+/// `io_uring_queue_init_params`, removed by `io_uring_queue_exit` before it is
+/// freed), for the raw `io_uring_enter`, which names a ring by its fd.
+fn ring_fds() -> std::sync::MutexGuard<'static, std::collections::HashMap<i32, usize>> {
+    static M: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<i32, usize>>> =
+        std::sync::OnceLock::new();
+    M.get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// `struct io_uring_getevents_arg` (`IORING_ENTER_EXT_ARG`).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct GeteventsArg {
+    sigmask: u64,
+    sigmask_sz: u32,
+    min_wait_usec: u32,
+    ts: u64,
+}
+const _: () = assert!(core::mem::size_of::<GeteventsArg>() == 24);
+
+/// `IORING_ENTER_ABS_TIMER`: the timeout is an absolute time (on the ring's
+/// clock, CLOCK_MONOTONIC: `io_uring_register_clock` is recorded only).
+const ENTER_ABS_TIMER: u32 = 1 << 5;
+/// `IORING_ENTER_EXT_ARG_REG`: the argument names a registered wait region.
+const ENTER_EXT_ARG_REG: u32 = 1 << 6;
+/// `IORING_ENTER_NO_IOWAIT`.
+const ENTER_NO_IOWAIT: u32 = 1 << 7;
+
+/// `io_uring_enter(2)` on a ringline ring, named by its fd: submits up to
+/// `to_submit` SQEs the application published, and with `GETEVENTS` waits
+/// for `min_complete` CQEs. Any other fd goes to the kernel's system call.
+///
+/// # Safety
+///
+/// `sig` is null or a readable `sigset_t` (ringline changes no signal mask:
+/// it is not read); the ring is not used by another thread meanwhile
+/// (liburing's rule).
+#[no_mangle]
+pub unsafe extern "C" fn io_uring_enter(
+    fd: u32,
+    to_submit: u32,
+    min_complete: u32,
+    flags: u32,
+    sig: *mut libc::sigset_t,
+) -> i32 {
+    if flags & abi::IORING_ENTER_EXT_ARG != 0 {
+        return -libc::EINVAL;
+    }
+    // SAFETY: the caller's contract; without EXT_ARG the argument is a sigset.
+    unsafe { io_uring_enter2(fd, to_submit, min_complete, flags, sig, 8) }
+}
+
+/// `io_uring_enter2`: [`io_uring_enter`] with `IORING_ENTER_EXT_ARG`'s
+/// `struct io_uring_getevents_arg` (a timeout, relative or with
+/// `IORING_ENTER_ABS_TIMER` absolute; `min_wait_usec` is not honoured, the
+/// wait is the plain one), or a sigset.
+///
+/// # Safety
+///
+/// `arg` is null or, with `EXT_ARG`, a readable `io_uring_getevents_arg` of
+/// `sz` bytes whose `ts` is null or a readable timespec; else as
+/// [`io_uring_enter`].
+#[no_mangle]
+pub unsafe extern "C" fn io_uring_enter2(
+    fd: u32,
+    to_submit: u32,
+    min_complete: u32,
+    flags: u32,
+    arg: *mut libc::sigset_t,
+    sz: usize,
+) -> i32 {
+    let ptr = ring_fds().get(&(fd as i32)).copied();
+    let Some(ptr) = ptr else {
+        // Not a ringline ring: the kernel's (a ring the program set up with
+        // the raw system call, or an fd that is none: -EOPNOTSUPP there).
+        // SAFETY: the caller's arguments, passed on unchanged.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_io_uring_enter,
+                fd,
+                to_submit,
+                min_complete,
+                flags,
+                arg,
+                sz,
+            )
+        };
+        return if r < 0 {
+            // SAFETY: errno of this thread.
+            -unsafe { *libc::__errno_location() }
+        } else {
+            r as i32
+        };
+    };
+    let known = abi::IORING_ENTER_GETEVENTS
+        | abi::IORING_ENTER_SQ_WAKEUP
+        | abi::IORING_ENTER_SQ_WAIT
+        | abi::IORING_ENTER_EXT_ARG
+        | ENTER_ABS_TIMER
+        | ENTER_NO_IOWAIT;
+    if flags & !known != 0 || flags & ENTER_EXT_ARG_REG != 0 {
+        return -libc::EINVAL;
+    }
+    let mut timeout = None;
+    if flags & abi::IORING_ENTER_EXT_ARG != 0 {
+        if sz != core::mem::size_of::<GeteventsArg>() {
+            return -libc::EINVAL;
+        }
+        // SAFETY: the caller's contract: arg is a readable getevents_arg.
+        let Some(a) = (unsafe { arg.cast::<GeteventsArg>().as_ref() }).copied() else {
+            return -libc::EFAULT;
+        };
+        if let Some(t) = duration(a.ts as usize as *const KernelTimespec) {
+            timeout = Some(if flags & ENTER_ABS_TIMER != 0 {
+                t.saturating_sub(monotonic_now())
+            } else {
+                t
+            });
+        }
+    } else if flags & ENTER_ABS_TIMER != 0 {
+        return -libc::EINVAL;
+    }
+    // SAFETY: `ptr` is a live CRing: queue_exit takes it out of the map
+    // before freeing it, and the caller does not use the ring from another
+    // thread meanwhile.
+    let st = unsafe { &mut *(ptr as *mut CRing) };
+    let pass =
+        abi::IORING_ENTER_GETEVENTS | abi::IORING_ENTER_SQ_WAKEUP | abi::IORING_ENTER_SQ_WAIT;
+    st.enter(to_submit, min_complete, flags & pass, timeout)
+}
+
+/// CLOCK_MONOTONIC now.
+fn monotonic_now() -> Duration {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
 /// `io_uring_ring_dontfork`: ringline's ring memory is ordinary process memory;

@@ -122,6 +122,44 @@ int main(void)
 	CHECK(close(pfd[0]) == 0 && close(pfd[1]) == 0, "close pipe");
 	printf("fds ok\n");
 
+	/* The raw io_uring_enter on the ring's fd: publish a NOP's SQE by hand
+	 * (liburing's __io_uring_flush_sq), submit and wait for it; a timed wait
+	 * through io_uring_enter2's getevents_arg, relative and absolute; an
+	 * unknown flag; an fd that is no ring. */
+	{
+		struct io_uring_sqe *q = io_uring_get_sqe(&ring);
+		io_uring_prep_nop(q);
+		q->user_data = 77;
+		io_uring_smp_store_release(ring.sq.ktail, ring.sq.sqe_tail);
+		ring.sq.sqe_head = ring.sq.sqe_tail;
+		int r = io_uring_enter(ring.ring_fd, 1, 1, IORING_ENTER_GETEVENTS, NULL);
+		struct io_uring_cqe *c = NULL;
+		int pr = io_uring_peek_cqe(&ring, &c);
+		printf("raw enter: %d, cqe %d ud %llu res %d\n", r, pr, pr ? 0ULL : (unsigned long long)c->user_data,
+		       pr ? 0 : c->res);
+		if (!pr)
+			io_uring_cqe_seen(&ring, c);
+		struct __kernel_timespec ts = { .tv_nsec = 20 * 1000 * 1000 };
+		struct io_uring_getevents_arg ga = { .ts = (unsigned long)&ts };
+		double t0 = now_s();
+		r = io_uring_enter2(ring.ring_fd, 0, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, (void *)&ga,
+				    sizeof(ga));
+		double el = now_s() - t0;
+		printf("raw timed wait: %d, waited about 20 ms: %d\n", r, el > 0.015 && el < 0.5);
+		struct timespec mono;
+		clock_gettime(CLOCK_MONOTONIC, &mono);
+		struct __kernel_timespec past = { .tv_sec = mono.tv_sec - 1, .tv_nsec = 0 };
+		ga.ts = (unsigned long)&past;
+		t0 = now_s();
+		r = io_uring_enter2(ring.ring_fd, 0, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG | (1U << 5),
+				    (void *)&ga, sizeof(ga));
+		printf("raw absolute wait, a time past: %d, at once: %d\n", r, now_s() - t0 < 0.015);
+		printf("raw enter, bad getevents_arg size: %d\n",
+		       io_uring_enter2(ring.ring_fd, 0, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, (void *)&ga, 8));
+		printf("raw enter, unknown flag: %d\n", io_uring_enter(ring.ring_fd, 0, 0, 1U << 20, NULL));
+		printf("raw enter, fd 0 (no ring): %d\n", io_uring_enter(0, 0, 0, 0, NULL));
+	}
+
 	/* A buffer ring in memory that is not mapped: -EFAULT at registration
 	 * (the kernel pins the pages then), not a fault later. */
 	struct io_uring_buf_reg breg = { .ring_addr = 4096, .ring_entries = 32, .bgid = 1 };
