@@ -1159,8 +1159,6 @@ unsupported! {
     fn io_uring_queue_mmap(i32, *mut Params, *mut IoUring) -> i32 = libc::EOPNOTSUPP;
     /// `io_uring_setup`: the raw system call (`-ENOSYS`): use `io_uring_queue_init`.
     fn io_uring_setup(u32, *mut Params) -> i32 = libc::ENOSYS;
-    /// `io_uring_register`: the raw system call (`-ENOSYS`).
-    fn io_uring_register(u32, u32, *const libc::c_void, u32) -> i32 = libc::ENOSYS;
 }
 
 /// Each ringline ring's fd and its state (a `Box<CRing>` from
@@ -1294,6 +1292,59 @@ pub unsafe extern "C" fn io_uring_enter2(
     let pass =
         abi::IORING_ENTER_GETEVENTS | abi::IORING_ENTER_SQ_WAKEUP | abi::IORING_ENTER_SQ_WAIT;
     st.enter(to_submit, min_complete, flags & pass, timeout)
+}
+
+/// `io_uring_register(2)` on a ringline ring, named by its fd: the register
+/// calls libringline serves (files, buffers, the probe, buffer rings, ...)
+/// with the kernel's layouts and errnos. Any other fd goes to the kernel's
+/// system call.
+///
+/// # Safety
+///
+/// `arg` is what `opcode` expects, readable (and writable where the call
+/// writes back) for the call's duration; a buffer ring's memory stays mapped
+/// while it is registered; the ring is not used by another thread meanwhile.
+#[no_mangle]
+pub unsafe extern "C" fn io_uring_register(
+    fd: u32,
+    opcode: u32,
+    arg: *const libc::c_void,
+    nr_args: u32,
+) -> i32 {
+    let ptr = ring_fds().get(&(fd as i32)).copied();
+    let Some(ptr) = ptr else {
+        // SAFETY: the caller's arguments, passed on unchanged.
+        let r = unsafe { libc::syscall(libc::SYS_io_uring_register, fd, opcode, arg, nr_args) };
+        return if r < 0 {
+            // SAFETY: errno of this thread.
+            -unsafe { *libc::__errno_location() }
+        } else {
+            r as i32
+        };
+    };
+    // SAFETY: as in `io_uring_enter2`: a live CRing, used by this thread only.
+    let st = unsafe { &mut *(ptr as *mut CRing) };
+    match opcode {
+        // A buffer ring in the application's memory: as
+        // io_uring_register_buf_ring (the engine answers the rest, its
+        // unregistering included).
+        abi::IORING_REGISTER_PBUF_RING => {
+            if nr_args != 1 {
+                return -libc::EINVAL;
+            }
+            // SAFETY: the caller's contract: arg is a readable io_uring_buf_reg.
+            let Some(reg) = (unsafe { arg.cast::<IoUringBufReg>().as_ref() }) else {
+                return -libc::EFAULT;
+            };
+            // SAFETY: the caller's contract.
+            unsafe { register_buf_ring(st, reg, reg.flags) }
+        }
+        // SAFETY: the caller's contract: `arg` is valid for `opcode`.
+        _ => match unsafe { st.driver().register(opcode, arg as u64, nr_args) } {
+            Ok(n) => n as i32,
+            Err(e) => -e.0,
+        },
+    }
 }
 
 /// CLOCK_MONOTONIC now.

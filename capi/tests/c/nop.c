@@ -158,6 +158,17 @@ int main(void)
 		       io_uring_enter2(ring.ring_fd, 0, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, (void *)&ga, 8));
 		printf("raw enter, unknown flag: %d\n", io_uring_enter(ring.ring_fd, 0, 0, 1U << 20, NULL));
 		printf("raw enter, fd 0 (no ring): %d\n", io_uring_enter(0, 0, 0, 0, NULL));
+		/* The raw io_uring_register on the ring's fd: a probe, and a buffer
+		 * ring in memory that is not mapped. */
+		struct io_uring_probe *pr2 = calloc(1, sizeof(*pr2) + 256 * sizeof(struct io_uring_probe_op));
+		r = io_uring_register(ring.ring_fd, IORING_REGISTER_PROBE, pr2, 256);
+		printf("raw register probe: %d, NOP supported %d\n", r,
+		       !!(pr2->ops[IORING_OP_NOP].flags & IO_URING_OP_SUPPORTED));
+		free(pr2);
+		struct io_uring_buf_reg rb = { .ring_addr = 4096, .ring_entries = 8, .bgid = 3 };
+		printf("raw register buf ring unmapped: %d\n",
+		       io_uring_register(ring.ring_fd, IORING_REGISTER_PBUF_RING, &rb, 1));
+		printf("raw register, fd 0 (no ring): %d\n", io_uring_register(0, IORING_REGISTER_PROBE, NULL, 0));
 	}
 
 	/* A buffer ring in memory that is not mapped: -EFAULT at registration
