@@ -1121,6 +1121,9 @@ pub unsafe extern "C" fn io_uring_register_probe(ring: *mut IoUring, p: *mut Pro
 unsupported! {
     /// `io_uring_register_buffers_tags`.
     fn io_uring_register_buffers_tags(*mut IoUring, *const libc::iovec, *const u64, u32) -> i32 = libc::EOPNOTSUPP;
+    /// `io_uring_register_buffers_sparse` (liburing 2.2): a table of empty
+    /// buffer slots is only filled by updates, which ringline does not do.
+    fn io_uring_register_buffers_sparse(*mut IoUring, u32) -> i32 = libc::EOPNOTSUPP;
     /// `io_uring_register_buffers_update_tag`.
     fn io_uring_register_buffers_update_tag(*mut IoUring, u32, *const libc::iovec, *const u64, u32) -> i32 = libc::EOPNOTSUPP;
     /// `io_uring_register_files_tags`.

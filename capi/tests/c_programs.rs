@@ -606,3 +606,56 @@ fn many_rings_in_one_process() {
         "rings with a 4096-fd limit: 100\nNOPs through them: 100\nmany rings ok\n"
     );
 }
+
+/// The dynamic symbols of a library (`nm -D --defined-only`), without
+/// version suffixes; `None` without `nm`.
+fn defined_symbols(lib: &Path) -> Option<std::collections::BTreeSet<String>> {
+    let o = Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(lib)
+        .output()
+        .ok()?;
+    o.status.success().then(|| {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(2))
+            .map(|s| s.split('@').next().unwrap_or(s).to_string())
+            .collect()
+    })
+}
+
+/// Every function the installed liburing exports, libringline exports too,
+/// so a program linked to liburing.so.2 runs on libringline through the
+/// loader without an undefined symbol (liburing's own test suite found
+/// `io_uring_register_buffers_sparse` missing).
+#[test]
+fn every_function_the_installed_liburing_exports_is_exported() {
+    if !have_toolchain() {
+        return;
+    }
+    let o = Command::new("gcc")
+        .arg("-print-file-name=liburing.so")
+        .output()
+        .unwrap();
+    let sys = PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
+    let (Some(theirs), Some(ours)) = (
+        defined_symbols(&sys),
+        defined_symbols(&lib_dir().join("libringline.so")),
+    ) else {
+        eprintln!("SKIP: nm or {} unavailable", sys.display());
+        return;
+    };
+    let missing: Vec<&String> = theirs
+        .iter()
+        .filter(|s| s.contains("io_uring") && !ours.contains(*s))
+        .collect();
+    assert!(
+        theirs.iter().any(|s| s.starts_with("io_uring_")),
+        "{} lists no io_uring functions",
+        sys.display()
+    );
+    assert!(
+        missing.is_empty(),
+        "not exported by libringline: {missing:?}"
+    );
+}
