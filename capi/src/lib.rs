@@ -1175,6 +1175,30 @@ fn ring_fds() -> std::sync::MutexGuard<'static, std::collections::HashMap<i32, u
         .unwrap_or_else(|e| e.into_inner())
 }
 
+/// The state of the ringline ring whose fd is `fd`, if it is one.
+///
+/// # Safety
+///
+/// The ring is not used by another thread meanwhile (liburing's rule); the
+/// pointer is live: `io_uring_queue_exit` takes it out of the map before
+/// freeing it.
+unsafe fn ring_of_fd<'a>(fd: u32) -> Option<&'a mut CRing> {
+    let ptr = ring_fds().get(&(fd as i32)).copied()?;
+    // SAFETY: the caller's contract, above.
+    Some(unsafe { &mut *(ptr as *mut CRing) })
+}
+
+/// A raw system call's result as liburing's wrappers give it: the value, or
+/// `-errno`.
+fn kernel_result(r: libc::c_long) -> i32 {
+    if r < 0 {
+        // SAFETY: errno of this thread.
+        -unsafe { *libc::__errno_location() }
+    } else {
+        r as i32
+    }
+}
+
 /// `struct io_uring_getevents_arg` (`IORING_ENTER_EXT_ARG`).
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
@@ -1237,12 +1261,12 @@ pub unsafe extern "C" fn io_uring_enter2(
     arg: *mut libc::sigset_t,
     sz: usize,
 ) -> i32 {
-    let ptr = ring_fds().get(&(fd as i32)).copied();
-    let Some(ptr) = ptr else {
+    // SAFETY: the caller's contract.
+    let Some(st) = (unsafe { ring_of_fd(fd) }) else {
         // Not a ringline ring: the kernel's (a ring the program set up with
         // the raw system call, or an fd that is none: -EOPNOTSUPP there).
         // SAFETY: the caller's arguments, passed on unchanged.
-        let r = unsafe {
+        return kernel_result(unsafe {
             libc::syscall(
                 libc::SYS_io_uring_enter,
                 fd,
@@ -1252,13 +1276,7 @@ pub unsafe extern "C" fn io_uring_enter2(
                 arg,
                 sz,
             )
-        };
-        return if r < 0 {
-            // SAFETY: errno of this thread.
-            -unsafe { *libc::__errno_location() }
-        } else {
-            r as i32
-        };
+        });
     };
     let known = abi::IORING_ENTER_GETEVENTS
         | abi::IORING_ENTER_SQ_WAKEUP
@@ -1288,10 +1306,6 @@ pub unsafe extern "C" fn io_uring_enter2(
     } else if flags & ENTER_ABS_TIMER != 0 {
         return -libc::EINVAL;
     }
-    // SAFETY: `ptr` is a live CRing: queue_exit takes it out of the map
-    // before freeing it, and the caller does not use the ring from another
-    // thread meanwhile.
-    let st = unsafe { &mut *(ptr as *mut CRing) };
     let pass =
         abi::IORING_ENTER_GETEVENTS | abi::IORING_ENTER_SQ_WAKEUP | abi::IORING_ENTER_SQ_WAIT;
     st.enter(to_submit, min_complete, flags & pass, timeout)
@@ -1314,19 +1328,13 @@ pub unsafe extern "C" fn io_uring_register(
     arg: *const libc::c_void,
     nr_args: u32,
 ) -> i32 {
-    let ptr = ring_fds().get(&(fd as i32)).copied();
-    let Some(ptr) = ptr else {
+    // SAFETY: the caller's contract.
+    let Some(st) = (unsafe { ring_of_fd(fd) }) else {
         // SAFETY: the caller's arguments, passed on unchanged.
-        let r = unsafe { libc::syscall(libc::SYS_io_uring_register, fd, opcode, arg, nr_args) };
-        return if r < 0 {
-            // SAFETY: errno of this thread.
-            -unsafe { *libc::__errno_location() }
-        } else {
-            r as i32
-        };
+        return kernel_result(unsafe {
+            libc::syscall(libc::SYS_io_uring_register, fd, opcode, arg, nr_args)
+        });
     };
-    // SAFETY: as in `io_uring_enter2`: a live CRing, used by this thread only.
-    let st = unsafe { &mut *(ptr as *mut CRing) };
     match opcode {
         // A buffer ring in the application's memory: as
         // io_uring_register_buf_ring (the engine answers the rest, its
