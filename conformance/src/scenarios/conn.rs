@@ -175,13 +175,18 @@ pub fn close_with_send(c: &mut Ctx) -> R {
         } else {
             "NOT what was sent"
         },
-        match (rx.eof, rx.error) {
-            (true, _) => "EOF".to_string(),
-            (_, Some(e)) => format!("error {e}"),
-            _ => "nothing".to_string(),
-        }
+        how_it_ended(&rx)
     ));
     Ok(())
+}
+
+/// How the peer's reading ended: "EOF", "error N" or "nothing".
+fn how_it_ended(rx: &crate::backend::PeerRx) -> String {
+    match (rx.eof, rx.error) {
+        (true, _) => "EOF".to_string(),
+        (_, Some(e)) => format!("error {e}"),
+        _ => "nothing".to_string(),
+    }
 }
 
 /// `SO_LINGER` on with a zero time (set with SETSOCKOPT), a large SEND that
@@ -248,11 +253,7 @@ pub fn close_linger_zero(c: &mut Ctx) -> R {
         } else {
             "NOT a shorter prefix"
         },
-        match (rx.eof, rx.error) {
-            (true, _) => "EOF".to_string(),
-            (_, Some(e)) => format!("error {e}"),
-            _ => "nothing".to_string(),
-        }
+        how_it_ended(&rx)
     ));
     Ok(())
 }

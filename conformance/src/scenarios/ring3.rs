@@ -679,7 +679,11 @@ fn fixed_recv(slot: i32, buf: *mut u8, ud: u64) -> Sqe {
 }
 
 /// An iovec of `len` B at `base` and a msghdr naming it, in context memory.
-fn one_iov_msghdr(c: &mut Ctx, base: *mut u8, len: usize) -> (*mut libc::iovec, *mut libc::msghdr) {
+pub(super) fn one_iov_msghdr(
+    c: &mut Ctx,
+    base: *mut u8,
+    len: usize,
+) -> (*mut libc::iovec, *mut libc::msghdr) {
     let iov = c.keep(libc::iovec {
         iov_base: base.cast(),
         iov_len: len,

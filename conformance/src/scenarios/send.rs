@@ -242,15 +242,7 @@ pub fn zc_errors(c: &mut Ctx) -> R {
     // A real msghdr (one iovec over the data): `addr` names a msghdr here,
     // and the 5-byte data buffer read as one let the kernel see whatever
     // the heap held past it (-EFAULT or -EMSGSIZE from run to run).
-    let iov = c.keep([libc::iovec {
-        iov_base: d as *mut libc::c_void,
-        iov_len: 5,
-    }]);
-    // SAFETY: an all-zero msghdr is valid (null pointers, zero lengths).
-    let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
-    mh.msg_iov = iov.cast();
-    mh.msg_iovlen = 1;
-    let mh = c.keep(mh);
+    let (_, mh) = super::ring3::one_iov_msghdr(c, d.cast_mut(), 5);
     let mut s = zc(fd, 7);
     s.opcode = abi::IORING_OP_SENDMSG_ZC;
     s.ioprio = abi::IORING_RECVSEND_FIXED_BUF;
