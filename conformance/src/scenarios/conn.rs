@@ -175,18 +175,9 @@ pub fn close_with_send(c: &mut Ctx) -> R {
         } else {
             "NOT what was sent"
         },
-        how_it_ended(&rx)
+        super::net2::end_word(&rx)
     ));
     Ok(())
-}
-
-/// How the peer's reading ended: "EOF", "error N" or "nothing".
-fn how_it_ended(rx: &crate::backend::PeerRx) -> String {
-    match (rx.eof, rx.error) {
-        (true, _) => "EOF".to_string(),
-        (_, Some(e)) => format!("error {e}"),
-        _ => "nothing".to_string(),
-    }
 }
 
 /// `SO_LINGER` on with a zero time (set with SETSOCKOPT), a large SEND that
@@ -253,7 +244,7 @@ pub fn close_linger_zero(c: &mut Ctx) -> R {
         } else {
             "NOT a shorter prefix"
         },
-        how_it_ended(&rx)
+        super::net2::end_word(&rx)
     ));
     Ok(())
 }
