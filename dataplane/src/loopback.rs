@@ -3,8 +3,10 @@
 //!
 //! # How a frame travels
 //!
-//! Each direction (A→B and B→A) owns every buffer it will ever use, allocated
-//! once by [`LoopbackWire::pair`]. The sender keeps the empty ones on a
+//! Each direction (A→B and B→A) owns every buffer it will ever use: at most
+//! `frames_per_direction`, each allocated once, the first time the sender
+//! needs one more than it has (so a port that never has many frames in
+//! flight never allocates the rest). The sender keeps the empty ones on a
 //! private stack; two lock-free bounded single-producer, single-consumer
 //! rings join the ports:
 //!
@@ -23,7 +25,7 @@
 //! as are in flight. (A first-in, first-out free list would cycle through
 //! all of them and miss the cache on every frame.)
 //!
-//! Nothing is allocated per frame: buffers only move between the spare
+//! Nothing is allocated per frame once a buffer exists: buffers only move between the spare
 //! stack, the sender's batch, the wire queue, the receiver's hands and the
 //! return queue. The rings are [`rtrb`]'s: exactly one port writes each and
 //! one reads it, so a whole TX batch is published with one index store and a
@@ -289,10 +291,36 @@ struct TxSide {
     /// the top one. Capacity: every buffer of the port, so reclaiming
     /// never allocates.
     spare: Vec<Box<[u8]>>,
+    /// Buffers of the port not made yet: [`TxSide::make`] allocates one when
+    /// the spare stack and the return queues are empty.
+    unmade: usize,
     /// Length of every buffer: MTU plus the Ethernet header.
     buf_len: usize,
     /// Each receiving port's doorbell (indexed as `wires`).
     bells: Vec<Arc<Bell>>,
+}
+
+/// Buffers [`TxSide::make`] makes at a time: enough to leave some on the
+/// spare stack, so that building a frame does not find it empty and reclaim
+/// on every frame of a ping-pong (the flush reclaims).
+const MAKE_BATCH: usize = 16;
+
+impl TxSide {
+    /// One more buffer, if the port has not made all of its own yet, and up
+    /// to [`MAKE_BATCH`] - 1 more onto the spare stack (once per buffer,
+    /// never per frame).
+    #[cold]
+    fn make(&mut self) -> Option<Box<[u8]>> {
+        let n = self.unmade.min(MAKE_BATCH);
+        if n == 0 {
+            return None;
+        }
+        self.unmade -= n;
+        for _ in 1..n {
+            self.spare.push(vec![0u8; self.buf_len].into_boxed_slice());
+        }
+        Some(vec![0u8; self.buf_len].into_boxed_slice())
+    }
 }
 
 /// The receiving port's half of a direction.
@@ -335,17 +363,16 @@ fn direction(
         .collect();
     let tx = (0..senders)
         .map(|_| {
-            // `vec![0; n]` asks the allocator for zeroed memory, which the OS
-            // maps lazily, so a large pool costs address space until used;
-            // with the LIFO spare stack, buffers deep in the stack are
-            // touched only when that many frames are in flight at once.
-            let spare = (0..frames)
-                .map(|_| vec![0u8; buf_len].into_boxed_slice())
-                .collect();
+            // Buffers are made on first need (`TxSide::make`): with the LIFO
+            // spare stack a port makes only as many as it has frames in
+            // flight at once. (Made up front, 8,192 small allocations each
+            // touched a page through their allocator headers: 12.7 MB per
+            // ring in libringline.)
             let mut side = TxSide {
                 wires: Vec::with_capacity(usize::from(receivers)),
                 returned: Vec::with_capacity(usize::from(receivers)),
-                spare,
+                spare: Vec::with_capacity(frames),
+                unmade: frames,
                 buf_len,
                 bells: Vec::with_capacity(usize::from(receivers)),
             };
@@ -671,7 +698,7 @@ impl Nic for LoopbackPort {
         if self.tx.spare.is_empty() {
             self.reclaim();
         }
-        let Some(mut buf) = self.tx.spare.pop() else {
+        let Some(mut buf) = self.tx.spare.pop().or_else(|| self.tx.make()) else {
             self.counters.tx_dropped += 1;
             return Err(TxError::Full);
         };
@@ -691,7 +718,8 @@ impl Nic for LoopbackPort {
         if self.tx_batch.len() == TX_BATCH {
             self.push_batch();
         }
-        self.tx_batch.len() < TX_BATCH && (!self.tx.spare.is_empty() || self.reclaim())
+        self.tx_batch.len() < TX_BATCH
+            && (!self.tx.spare.is_empty() || self.reclaim() || self.tx.unmade > 0)
     }
 
     /// Pushes the batch to the wire, then reclaims released buffers so the
