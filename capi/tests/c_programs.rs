@@ -128,6 +128,14 @@ fn compile(file: &str, link: Link, extra: &[&str]) -> PathBuf {
     out
 }
 
+/// A port for a test's listener (`offset` apart for each use), from the
+/// process id: in 10000-29999, below Linux's ephemeral range (32768-60999),
+/// so no client socket of a test running beside it on the kernel holds it.
+/// (In 40000-59999 a kernel run once failed to bind: CI.)
+fn test_port(offset: u32) -> u32 {
+    10000 + (std::process::id() + offset) % 20000
+}
+
 /// Runs `exe args`, killed after [`LIMIT`]; returns (success, stdout, stderr).
 fn run(exe: &Path, args: &[&str]) -> (bool, String, String) {
     let mut child = Command::new(exe)
@@ -456,7 +464,7 @@ fn sockets_made_through_the_ring() {
     if !have_toolchain() {
         return;
     }
-    let port = (40000 + std::process::id() % 20000).to_string();
+    let port = test_port(0).to_string();
     let (ok, out, err) = run(&build("socket_ops.c", Link::Ringline), &["10.0.0.1", &port]);
     assert!(ok, "ringline: {out}{err}");
     assert!(out.ends_with("close ok\n"), "{out}");
@@ -490,7 +498,7 @@ fn liburing_2_4_to_2_9_functions_and_defer_taskrun() {
     if !have_toolchain() {
         return;
     }
-    let port = (40000 + (std::process::id() + 7) % 20000).to_string();
+    let port = test_port(7).to_string();
     let (ok, out, err) = run(&build("newer_api.c", Link::Ringline), &["10.0.0.1", &port]);
     assert!(ok, "ringline: {out}{err}");
     assert!(out.ends_with("newer api ok\n"), "{out}");
@@ -515,7 +523,7 @@ fn socket_options_and_names_around_the_ring() {
     }
     for (i, mode) in ["inline", "sqpoll"].into_iter().enumerate() {
         // Each run listens on `port` and `port + 1`.
-        let port = (40000 + (std::process::id() + 13 + 2 * i as u32) % 20000).to_string();
+        let port = test_port(13 + 2 * i as u32).to_string();
         same_on_both(
             "sockopts.c",
             &["10.0.0.1", &port, mode],
@@ -563,7 +571,7 @@ fn stream_calls_on_a_ringline_socket_are_refused_clearly() {
         .enumerate()
     {
         let exe = compile("stream_calls.c", Link::Ringline, extra);
-        let port = (40000 + (std::process::id() + 17 + i as u32) % 20000).to_string();
+        let port = test_port(17 + i as u32).to_string();
         let (ok, out, err) = run(&exe, &["10.0.0.1", &port]);
         assert!(ok, "{extra:?}: {out}{err}");
         assert_eq!(out, expect, "{extra:?}");
