@@ -824,26 +824,6 @@ pub unsafe extern "C" fn io_uring_register_buf_ring(
     unsafe { register_buf_ring(st, reg, reg.flags | flags as u16) }
 }
 
-/// Whether every page of `[addr, addr + len)` (`addr` page-aligned) is
-/// mapped in this process (`mincore` fails with `ENOMEM` otherwise).
-fn mapped(addr: u64, len: u64) -> bool {
-    let pages = (len / 4096) as usize;
-    if addr == 0 || addr.checked_add(len).is_none() {
-        return false;
-    }
-    // One byte per page, for mincore to fill; a ring is a few pages.
-    let mut vec = vec![0u8; pages];
-    // SAFETY: mincore only reads the process's page tables for the range and
-    // writes `pages` bytes into `vec`.
-    unsafe {
-        libc::mincore(
-            addr as usize as *mut libc::c_void,
-            len as usize,
-            vec.as_mut_ptr(),
-        ) == 0
-    }
-}
-
 /// Registers the buffer ring `reg` names with `IOU_PBUF_RING_*` `flags`.
 ///
 /// # Safety
@@ -859,11 +839,9 @@ unsafe fn register_buf_ring(st: &mut CRing, reg: &IoUringBufReg, flags: u16) -> 
     // The kernel pins the ring's pages at registration: memory that is not
     // mapped is -EFAULT then (liburing's test/buf-ring.c, test_bad_reg),
     // not a fault when the engine first reads it.
-    let len = (u64::from(reg.ring_entries) * 16)
-        .next_multiple_of(4096)
-        .max(4096);
-    if !mapped(reg.ring_addr, len) {
-        return -libc::EFAULT;
+    // (The same check as IORING_REGISTER_BUFFERS's in the engine.)
+    if let Err(e) = stack::check_mapped(reg.ring_addr, (reg.ring_entries as usize * 16).max(1)) {
+        return -e.0;
     }
     // SAFETY: the caller's contract.
     let mut c = match unsafe {

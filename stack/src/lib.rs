@@ -181,6 +181,7 @@ mod stats;
 mod tcpopt;
 mod timer;
 mod usermem;
+pub use usermem::check_mapped;
 
 pub use attach::{attach, AppRegion, AttachConfig, AttachError, Attached, AttachedRing};
 pub use clock::{Clock, Monotonic};
