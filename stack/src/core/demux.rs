@@ -385,6 +385,11 @@ impl Core {
     /// no request has named yet is adopted now, so the SYN is not refused.
     #[cold]
     fn claim_pending_listener(&mut self, port: u16) -> Option<ListenerId> {
+        if self.fds.is_bound(port) {
+            // Its adoption would fail (EADDRINUSE): leave it to the request
+            // that names it, which reports that.
+            return None;
+        }
         let fd = self.fds.pending_listener(port)?;
         self.adopt_fd(fd).ok()?;
         self.listeners.on_port(port)
